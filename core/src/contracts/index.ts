@@ -1,0 +1,13 @@
+export type { Check } from './check.js'
+export { silentLogger, type Logger, type LogFn } from './logger.js'
+export {
+  InterfaceBase,
+  type Interface,
+  type InterfaceCapabilities,
+  type InterfaceInfo,
+  type InterfaceOpenOptions,
+  type AddressChange,
+} from './interface.js'
+export type { Allocator, AllocatorOpenOptions, Allocation, AllocationEntry } from './allocator.js'
+export type { NameResolver, NameRecord } from './name-resolver.js'
+export type { Forwarder, ForwardTarget, ListenOptions, ListenerStatus, EndpointProto } from './forwarder.js'

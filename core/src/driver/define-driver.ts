@@ -1,0 +1,80 @@
+import type { Check } from '../contracts/check.js'
+import type { Interface } from '../contracts/interface.js'
+import type { NameResolver } from '../contracts/name-resolver.js'
+import type { Forwarder } from '../contracts/forwarder.js'
+import type { Logger } from '../contracts/logger.js'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+
+const DRIVER_BRAND = Symbol.for('ngrokd.driver')
+const ID_PATTERN = /^[a-z][a-z0-9-]*$/
+
+export type DriverKind = 'interface' | 'name-resolver' | 'forwarder'
+
+/** Something the driver needs from the machine, listed by `ngrokd doctor`. */
+export interface DriverRequirement {
+  kind: 'capability' | 'kernel-module' | 'library' | 'privilege'
+  name: string
+  optional?: boolean
+}
+
+/** What a driver gets from the daemon: no container, no config object, just what it may use. */
+export interface DriverContext {
+  logger: Logger
+  /** `state_dir`: where a driver may keep files of its own. */
+  stateDir: string
+  platform: NodeJS.Platform
+}
+
+export interface DriverInstances {
+  interface?: Interface
+  nameResolver?: NameResolver
+  forwarder?: Forwarder
+}
+
+export interface DriverDefinition<Options = Record<string, unknown>> {
+  /** kebab-case id, the same as the one users write in config. */
+  name: string
+  provides: readonly DriverKind[]
+  /** `process.platform` values the driver runs on. */
+  platforms: readonly NodeJS.Platform[]
+  /** semver range of @ngrokd/core this driver works with, e.g. `^1.0.0`. */
+  ngrokd: string
+  requirements?: readonly DriverRequirement[]
+  create(ctx: DriverContext, options: Options): Promise<DriverInstances>
+  /** Checks for `ngrokd doctor`; must not change the system. */
+  diagnose?(ctx: DriverContext): Promise<Check[]>
+}
+
+export type DriverModule<Options = Record<string, unknown>> = Readonly<DriverDefinition<Options>> & {
+  readonly [DRIVER_BRAND]: 1
+}
+
+/**
+ * Declares a driver. Validates the metadata, brands the object so the core recognises it across
+ * duplicate copies of core, and freezes it.
+ *
+ * ```ts
+ * export default defineDriver({
+ *   name: 'my-driver', provides: ['interface'], platforms: ['linux'], ngrokd: '^1.0.0',
+ *   async create(ctx, options) { return { interface: new MyInterface(ctx.logger, options) } },
+ * })
+ * ```
+ */
+export function defineDriver<Options = Record<string, unknown>>(definition: DriverDefinition<Options>): DriverModule<Options> {
+  const problems: string[] = []
+  if (typeof definition.name !== 'string' || !ID_PATTERN.test(definition.name)) {
+    problems.push(`name ${JSON.stringify(definition.name)} must match ${ID_PATTERN}`)
+  }
+  if (!Array.isArray(definition.provides) || definition.provides.length === 0) problems.push('provides must list at least one of interface, name-resolver, forwarder')
+  if (!Array.isArray(definition.platforms) || definition.platforms.length === 0) problems.push('platforms must list at least one process.platform value')
+  if (typeof definition.ngrokd !== 'string' || definition.ngrokd.length === 0) problems.push('ngrokd must be a semver range of @ngrokd/core, e.g. "^1.0.0"')
+  if (typeof definition.create !== 'function') problems.push('create must be a function')
+  if (problems.length > 0) {
+    throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `defineDriver(${String(definition.name)}): ${problems.join('; ')}`)
+  }
+  return Object.freeze({ ...definition, [DRIVER_BRAND]: 1 as const })
+}
+
+export function isDriverModule(value: unknown): value is DriverModule {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DRIVER_BRAND] === 1
+}

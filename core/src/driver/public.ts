@@ -1,0 +1,14 @@
+// Everything a driver author needs, and nothing of the daemon.
+export * from '../contracts/index.js'
+export * from '../errors/index.js'
+export {
+  defineDriver,
+  isDriverModule,
+  type DriverDefinition,
+  type DriverModule,
+  type DriverContext,
+  type DriverInstances,
+  type DriverKind,
+  type DriverRequirement,
+} from './define-driver.js'
+export { parseSubnet, subnetContains, subnetsOverlap, ipv4ToInt, intToIpv4, isIpv4, type Ipv4Subnet } from '../util/ipv4.js'

@@ -1,0 +1,2 @@
+export * from './driver/public.js'
+export * from './protocol/binding-frames.js'
