@@ -1,2 +1,5 @@
 export * from './driver/public.js'
 export * from './protocol/binding-frames.js'
+export { DaemonProcess, NGROKD_BIN, type DaemonProcessOptions } from './daemon/daemon-process.js'
+export { controlRequest } from './control/control-client.js'
+export { CORE_VERSION } from './version.js'

@@ -26,6 +26,11 @@ export interface InterfaceInfo {
   adopted: boolean
   /** Notes for `ngrokd status` (fallbacks taken, and why). */
   notes: string[]
+  /**
+   * Set when the driver can only use addresses from another range than `net.subnet` (a
+   * `loopbackOnly` driver given a non-loopback subnet): the allocator then uses this subnet.
+   */
+  subnet?: string
 }
 
 export interface AddressChange {

@@ -29,6 +29,8 @@ export const errorCodes = {
   NGROKD_ERR_PLUGIN_DEPENDENCY: 'a plugin needs another plugin that is not registered',
   NGROKD_ERR_NAMESPACE: 'a private network namespace could not be created',
   NGROKD_ERR_ABORTED: 'the operation was aborted',
+  NGROKD_ERR_INGRESS_UNREACHABLE: 'the binding ingress could not be reached (DNS or TCP connect failed)',
+  NGROKD_ERR_DRIVER_MISUSE: 'a driver was called before open() or with an argument it cannot use (a bug in the caller)',
 } as const
 
 export type NgrokdErrorCode = keyof typeof errorCodes

@@ -1,0 +1,54 @@
+import { isIP } from 'node:net'
+import { NgrokdError } from '../errors/index.js'
+
+/** Where the binding ingress is when the API names none (PROTOCOL.md §4). */
+export const DEFAULT_INGRESS_ENDPOINT = 'kubernetes-binding-ingress.ngrok.io:443'
+const DEFAULT_INGRESS_PORT = 443
+
+function invalid(value: string): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_API', `ngrok api: binding.ingress_endpoint ${JSON.stringify(value)} is not host:port`)
+}
+
+/**
+ * `binding.ingress_endpoint` as `host:port` (IPv6 as `[addr]:port`): appends `:443` when the API
+ * gives no port, and the default ingress when it gives nothing.
+ */
+export function normalizeIngressEndpoint(value: string | null | undefined): string {
+  const { host, port } = splitIngressEndpoint(value)
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/** `host` (brackets removed, for SNI and `tls.connect`) and `port` of an ingress endpoint. */
+export function splitIngressEndpoint(value: string | null | undefined): { host: string; port: number } {
+  let v = (value ?? '').trim()
+  if (v === '') v = DEFAULT_INGRESS_ENDPOINT
+  if (v.includes('://')) {
+    let url: URL
+    try {
+      url = new URL(v)
+    } catch {
+      throw invalid(v)
+    }
+    v = url.port ? `${url.hostname}:${url.port}` : url.hostname
+  }
+  let host: string
+  let portText: string | undefined
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(v)
+  if (bracketed) {
+    host = bracketed[1]!
+    portText = bracketed[2]
+  } else if (isIP(v) === 6) {
+    host = v // a bare IPv6 address: no port can be told apart
+  } else {
+    const m = /^([^:]+)(?::(\d+))?$/.exec(v)
+    if (!m) throw invalid(v)
+    host = m[1]!
+    portText = m[2]
+  }
+  if (isIP(host) === 0 && !/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host)) {
+    throw invalid(v)
+  }
+  const port = portText === undefined ? DEFAULT_INGRESS_PORT : Number(portText)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(v)
+  return { host, port }
+}

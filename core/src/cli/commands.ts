@@ -1,0 +1,216 @@
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
+import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.js'
+import { controlRequest } from '../control/control-client.js'
+import { createLogger } from '../log/create-logger.js'
+import { Daemon } from '../daemon/daemon.js'
+import type { ServiceState } from '../daemon/reconciler.js'
+import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
+import { writeFileAtomic } from '../util/atomic-file.js'
+import { CORE_VERSION } from '../version.js'
+import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
+import { renderTable } from './table.js'
+
+export interface Command extends CommandSpec {
+  run(argv: string[]): Promise<number>
+}
+
+/** Declares a command; keeps the option types flowing into run(). */
+function defineCommand<O extends CommandSpec['options']>(c: CommandSpec<O> & { run(this: CommandSpec<O>, argv: string[]): Promise<number> }): Command {
+  return c as unknown as Command
+}
+
+async function configFor(values: { config?: string }): Promise<LoadedConfig> {
+  return loadConfig({ configPath: values.config })
+}
+
+const runCommand = defineCommand({
+  name: 'run',
+  summary: 'Run the daemon in the foreground: register, discover endpoints, serve them by hostname until SIGTERM/SIGINT.',
+  usage: 'ngrokd run [--config FILE]',
+  options: {} as const,
+  async run(argv) {
+    const { values } = parseCommandArgs(this, argv)
+    if (values.help) return printHelp(this)
+    const { config, source, notices } = await configFor(values)
+    const logger = createLogger({ level: config.log.level })
+    logger.info({ config: describeConfig(config), source: source ?? 'defaults' }, `configuration from ${source ?? 'defaults and environment'}`)
+    for (const notice of notices) logger.warn(notice)
+    const daemon = new Daemon({ config, logger })
+    let stopping = false
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn(`${signal} again: exiting without cleanup`)
+        process.exit(130)
+      }
+      stopping = true
+      logger.info(`${signal}: draining and cleaning up`)
+      daemon.stop().then(
+        () => process.exit(0),
+        (e) => {
+          logger.error({ err: e }, `cleanup failed: ${formatError(e)}`)
+          process.exit(1)
+        },
+      )
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+    try {
+      await daemon.start()
+    } catch (e) {
+      logger.fatal({ err: e }, formatError(e))
+      return 1
+    }
+    await new Promise(() => {}) // until a signal
+    return 0
+  },
+})
+
+const statusCommand = defineCommand({
+  name: 'status',
+  summary: 'Show what the running daemon is doing: registration, interface, last poll, services.',
+  usage: 'ngrokd status [--json] [--config FILE]',
+  options: { json: { type: 'boolean' } } as const,
+  async run(argv) {
+    const { values } = parseCommandArgs(this, argv)
+    if (values.help) return printHelp(this)
+    const { config } = await configFor(values)
+    const status = await controlRequest<Record<string, any>>(config.control.socket, 'GET', '/v1/status')
+    if (values.json) {
+      console.log(JSON.stringify(status, null, 2))
+      return 0
+    }
+    const iface = status.interface as { name?: string; kind?: string; notes?: string[] } | undefined
+    const poll = status.lastPoll as { at?: string; ok?: boolean; endpoints?: number; error?: { message: string } } | undefined
+    const lines = [
+      `ngrokd ${status.version} (pid ${status.pid}, up ${status.uptimeSeconds}s): ${status.phase}`,
+      `operator:   ${status.operatorId ?? '(not registered yet)'}`,
+      `ingress:    ${status.ingressEndpoint ?? '-'} (${status.ingressVerification})`,
+      `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
+      ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
+      `last poll:  ${poll ? `${poll.at} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
+      `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
+    ]
+    if (status.phase === 'waiting-for-api-key') lines.push('', 'waiting for an API key: run `ngrokd set-api-key`')
+    console.log(lines.join('\n'))
+    return 0
+  },
+})
+
+type ServiceRow = ServiceState & { openConnections: number }
+
+const listCommand = defineCommand({
+  name: 'list',
+  summary: 'List the endpoints being served: hostname, IP, ports, proto, state, open connections.',
+  usage: 'ngrokd list [--json] [--config FILE]',
+  options: { json: { type: 'boolean' } } as const,
+  async run(argv) {
+    const { values } = parseCommandArgs(this, argv)
+    if (values.help) return printHelp(this)
+    const { config } = await configFor(values)
+    const { services } = await controlRequest<{ services: ServiceRow[] }>(config.control.socket, 'GET', '/v1/endpoints')
+    if (values.json) {
+      console.log(JSON.stringify(services, null, 2))
+      return 0
+    }
+    if (services.length === 0) {
+      console.log('no endpoints (ngrokd status tells whether the daemon has polled the API yet)')
+      return 0
+    }
+    // one row per hostname and proto: several ports of one host share its IP
+    const rows = new Map<string, { hostname: string; address: string; ports: number[]; proto: string; states: Set<string>; conns: number; errors: string[] }>()
+    for (const s of [...services].sort((a, b) => a.hostname.localeCompare(b.hostname) || a.port - b.port)) {
+      const key = `${s.hostname} ${s.proto}`
+      const row = rows.get(key) ?? { hostname: s.hostname, address: s.address ?? '-', ports: [], proto: s.proto, states: new Set(), conns: 0, errors: [] }
+      row.ports.push(s.port)
+      row.states.add(s.state)
+      row.conns += s.openConnections
+      if (s.error) row.errors.push(`${s.port}: ${s.error.message}`)
+      rows.set(key, row)
+    }
+    console.log(
+      renderTable(
+        ['HOSTNAME', 'IP', 'PORTS', 'PROTO', 'STATE', 'CONNS'],
+        [...rows.values()].map((r) => [r.hostname, r.address, r.ports.join(','), r.proto, [...r.states].join('/'), String(r.conns)]),
+      ),
+    )
+    for (const r of rows.values()) for (const e of r.errors) console.log(`${r.hostname}:${e}`)
+    return 0
+  },
+})
+
+const setApiKeyCommand = defineCommand({
+  name: 'set-api-key',
+  summary: 'Give ngrokd your ngrok API key. Reads it from stdin (or prompts without echo); saved 0600 in state_dir.',
+  usage: 'echo "$KEY" | sudo ngrokd set-api-key   |   sudo ngrokd set-api-key   (prompts)',
+  options: {} as const,
+  allowPositionals: true,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(this, argv)
+    if (values.help) return printHelp(this)
+    const { config } = await configFor(values)
+    let key = positionals[0]
+    if (key) console.error('warning: a key given as an argument is visible to other users in the process list; prefer stdin')
+    key ??= process.stdin.isTTY ? await promptHidden('ngrok API key: ') : await readStdin()
+    key = key.trim()
+    if (!key) throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'no API key given', { hint: 'pipe it in: echo "$NGROK_API_KEY" | ngrokd set-api-key' })
+    try {
+      const res = await controlRequest<{ saved: string }>(config.control.socket, 'POST', '/v1/api-key', { key })
+      console.log(`API key handed to the running daemon and saved to ${res.saved}`)
+    } catch (e) {
+      if (!(e instanceof Error && /not running/.test(e.message))) throw e
+      const path = join(config.stateDir, 'api-key')
+      await writeFileAtomic(path, `${key}\n`, { mode: 0o600 })
+      console.log(`ngrokd is not running; API key saved to ${path} for its next start`)
+    }
+    return 0
+  },
+})
+
+const versionCommand = defineCommand({
+  name: 'version',
+  summary: 'Print the versions of ngrokd, Node.js and the built-in drivers.',
+  usage: 'ngrokd version',
+  options: {} as const,
+  async run(argv) {
+    const { values } = parseCommandArgs(this, argv)
+    if (values.help) return printHelp(this)
+    console.log(`ngrokd ${CORE_VERSION}\nnode ${process.version} (${process.platform}-${process.arch})`)
+    return 0
+  },
+})
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+async function promptHidden(question: string): Promise<string> {
+  let muted = false
+  const output = new Writable({
+    write(chunk, _enc, cb) {
+      if (!muted) process.stderr.write(chunk)
+      cb()
+    },
+  })
+  const rl = createInterface({ input: process.stdin, output, terminal: true })
+  try {
+    return await new Promise<string>((resolve) => {
+      rl.question(question, (answer) => resolve(answer))
+      muted = true
+    })
+  } finally {
+    rl.close()
+    process.stderr.write('\n')
+  }
+}
+
+function printHelp(spec: CommandSpec): number {
+  console.log(helpText(spec) + '\nOptions:\n  -c, --config FILE   configuration file (default: searched, then /etc/ngrokd/config.yml)\n  -h, --help          this help')
+  return 0
+}
+
+export const commands: Command[] = [runCommand, statusCommand, listCommand, setApiKeyCommand, versionCommand]
+export { printHelp }

@@ -1,0 +1,41 @@
+import { formatError } from '../errors/ngrokd-error.js'
+import { CORE_VERSION } from '../version.js'
+import { commands, type Command } from './commands.js'
+import { demoCommand } from './demo.js'
+
+const all: Command[] = [...commands, demoCommand]
+
+function usage(): string {
+  const width = Math.max(...all.map((c) => c.name.length))
+  return [
+    `ngrokd ${CORE_VERSION} — reach ngrok's kubernetes-bound endpoints by hostname from this machine`,
+    '',
+    'Usage: ngrokd <command> [options]',
+    '',
+    'Commands:',
+    ...all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `ngrokd <command> --help` for a command\'s options.',
+  ].join('\n')
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage())
+    return name ? 0 : 2
+  }
+  if (name === '--version' || name === '-v') return (await import('./commands.js')).commands.find((c) => c.name === 'version')!.run([])
+  const command = all.find((c) => c.name === name)
+  if (!command) {
+    console.error(`ngrokd: unknown command "${name}"\n\n${usage()}`)
+    return 2
+  }
+  try {
+    return await command.run(rest)
+  } catch (e) {
+    console.error(`ngrokd ${name}: ${formatError(e)}`)
+    return 1
+  }
+}

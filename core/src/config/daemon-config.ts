@@ -1,0 +1,61 @@
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
+
+/**
+ * The daemon's configuration after loading: camelCase, every default filled in, durations in
+ * milliseconds, paths absolute. Built from config.schema.json, where each key, its default and its
+ * documentation live: a key added there appears here at run time under its camelCase name (durations
+ * with `Ms`); add it to this type too so it is typed (the defaults test fails until you do).
+ */
+export interface DaemonConfig {
+  api: {
+    url: string
+    /** Unset when neither the file nor NGROK_API_KEY/NGROKD_API_KEY gives one. */
+    key?: string
+    timeoutMs: number
+  }
+  ingress: {
+    /** `host[:port]`; overrides the endpoint the API returns. */
+    endpoint?: string
+    /** Absolute path of a PEM file or a directory of PEM files. */
+    caFile?: string
+    insecureSkipVerify: boolean
+  }
+  boundEndpoints: {
+    pollIntervalMs: number
+    selectors: string[]
+  }
+  net: {
+    /** `auto`, a built-in driver id, an npm package name or a path (resolve paths from {@link DaemonConfig.configDir}). */
+    driver: string
+    interfaceName: string
+    /** Canonical CIDR, host bits zero: `10.107.0.0/16`. */
+    subnet: string
+    driverOptions: Record<string, unknown>
+    force: boolean
+  }
+  names: {
+    resolver: string
+    hostsFile: string
+  }
+  stateDir: string
+  control: {
+    socket: string
+    group?: string
+  }
+  log: {
+    level: LogLevel
+  }
+  cleanup: {
+    removeInterfaceOnStop: boolean
+  }
+  /** Directory of the file the configuration came from, or the working directory when none. */
+  configDir: string
+}
+
+export interface LoadedConfig {
+  config: DaemonConfig
+  /** Absolute path of the file read, if any. */
+  source?: string
+  /** Deprecation notices and the like, for the log at start-up. */
+  notices: string[]
+}

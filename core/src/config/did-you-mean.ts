@@ -1,0 +1,33 @@
+/** Levenshtein distance, case-insensitive. */
+function distance(a: string, b: string): number {
+  a = a.toLowerCase()
+  b = b.toLowerCase()
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
+}
+
+/**
+ * The candidate closest to `word`, if it is close enough to be a likely typo: at most a third of the
+ * word's length apart (and at least 1 edit allowed), or equal when `-`/`_` and case are ignored.
+ */
+export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
+  const plain = (s: string) => s.toLowerCase().replace(/[-_]/g, '')
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const candidate of candidates) {
+    if (plain(candidate) === plain(word)) return candidate
+    const d = distance(word, candidate)
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined
+}

@@ -1,0 +1,92 @@
+import type { ConfigIssue } from './config-invalid-error.js'
+import { getConfigModel, type ConfigKey } from './config-schema.js'
+import { didYouMean } from './did-you-mean.js'
+import { expectedFor, renderValue } from './value-kinds.js'
+import { isPlainObject } from './validate-layer.js'
+
+/** The ngrok CLI's variable for the API key; `NGROKD_API_KEY` wins when both are set. */
+export const NGROK_API_KEY_ENV = 'NGROK_API_KEY'
+
+export interface EnvOverrides {
+  /** The overrides as a nested snake_case object, like a file's content. */
+  raw: Record<string, unknown>
+  /** The variable each key came from. */
+  sources: Map<string, string>
+  issues: ConfigIssue[]
+  notices: string[]
+}
+
+const TRUE = new Set(['true', '1', 'yes', 'on'])
+const FALSE = new Set(['false', '0', 'no', 'off'])
+
+/** Turns the variable's text into the schema's type; strings stay strings (durations parse later). */
+function typed(key: ConfigKey, text: string): { value: unknown } | { problem: string } {
+  const type = Array.isArray(key.schema.type) ? undefined : key.schema.type
+  switch (type) {
+    case 'boolean': {
+      const lower = text.trim().toLowerCase()
+      if (TRUE.has(lower)) return { value: true }
+      if (FALSE.has(lower)) return { value: false }
+      return { problem: 'is not a boolean' }
+    }
+    case 'number':
+    case 'integer':
+      return text.trim() !== '' && Number.isFinite(Number(text)) ? { value: Number(text) } : { problem: 'is not a number' }
+    case 'array': {
+      // Comma-separated, or a JSON array when an item itself needs a comma.
+      if (text.trim().startsWith('[')) {
+        try {
+          const value: unknown = JSON.parse(text)
+          if (Array.isArray(value)) return { value }
+        } catch {}
+        return { problem: 'is not a JSON array' }
+      }
+      return { value: text.split(',').map((s) => s.trim()).filter((s) => s !== '') }
+    }
+    case 'object':
+      try {
+        const value: unknown = JSON.parse(text)
+        if (isPlainObject(value)) return { value }
+      } catch {}
+      return { problem: 'is not a JSON object' }
+  }
+  return { value: text }
+}
+
+/**
+ * Reads `NGROKD_<PATH>` for every key of the schema (and `NGROK_API_KEY`), typed by the schema.
+ * Empty variables count as unset. Unknown `NGROKD_*` names close to a real one give a notice.
+ */
+export function readEnvOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
+  const model = getConfigModel()
+  const raw: Record<string, unknown> = {}
+  const sources = new Map<string, string>()
+  const issues: ConfigIssue[] = []
+  const set = (key: ConfigKey, name: string, text: string) => {
+    const result = typed(key, text)
+    if ('problem' in result) {
+      issues.push({ key: key.path, env: name, message: `${renderValue(text, key.schema)} ${result.problem}; expected ${expectedFor(key.schema)}` })
+      return
+    }
+    let node = raw
+    for (const s of key.segments.slice(0, -1)) node = (node[s] ??= {}) as Record<string, unknown>
+    node[key.segments.at(-1)!] = result.value
+    sources.set(key.path, name)
+  }
+
+  const apiKey = model.byPath.get('api.key')
+  if (apiKey && env[NGROK_API_KEY_ENV] && !env[apiKey.env]) set(apiKey, NGROK_API_KEY_ENV, env[NGROK_API_KEY_ENV])
+  for (const key of model.keys) {
+    const text = env[key.env]
+    if (text !== undefined && text !== '') set(key, key.env, text)
+  }
+
+  const notices: string[] = []
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('NGROKD_') || model.byEnv.has(name)) continue
+    // Compare without the shared prefix, which would make every name look close.
+    const close = didYouMean(name.slice('NGROKD_'.length), [...model.byEnv.keys()].map((e) => e.slice('NGROKD_'.length)))
+    if (close) notices.push(`environment variable ${name} is not a configuration key and is ignored (did you mean NGROKD_${close}?)`)
+  }
+  return { raw, sources, issues, notices }
+}

@@ -1,0 +1,41 @@
+import { request } from 'node:http'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+
+/** Calls the daemon's control API over its Unix socket. */
+export async function controlRequest<T = unknown>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 10_000): Promise<T> {
+  const payload = body === undefined ? undefined : JSON.stringify(body)
+  return new Promise<T>((resolve, reject) => {
+    const req = request(
+      { socketPath, method, path, timeout: timeoutMs, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          let parsed: unknown
+          try {
+            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+          } catch {
+            return reject(new NgrokdError('NGROKD_ERR_CONTROL', `control socket ${socketPath} answered something that is not JSON`))
+          }
+          if ((res.statusCode ?? 500) >= 400) {
+            const err = (parsed as { error?: { code?: string; message?: string; hint?: string } }).error ?? {}
+            return reject(new NgrokdError('NGROKD_ERR_CONTROL', err.message ?? `control request failed (${res.statusCode})`, { hint: err.hint }))
+          }
+          resolve(parsed as T)
+        })
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      const notRunning = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+      reject(
+        new NgrokdError('NGROKD_ERR_CONTROL', notRunning ? `ngrokd is not running (no daemon on ${socketPath})` : `control socket ${socketPath}: ${e.message}`, {
+          cause: e,
+          hint: notRunning ? 'start it with `sudo ngrokd run` (or check control.socket / --config)' : e.code === 'EACCES' ? 'the control socket is for root (and control.group): use sudo' : undefined,
+        }),
+      )
+    })
+    if (payload) req.write(payload)
+    req.end()
+  })
+}

@@ -1,0 +1,138 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { connect } from 'node:net'
+import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { dirname } from 'node:path'
+import type { Logger } from '../contracts/logger.js'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+
+export type ControlHandler = (body: unknown) => Promise<unknown> | unknown
+
+export interface ControlRoutes {
+  [route: `${'GET' | 'POST'} /${string}`]: ControlHandler
+}
+
+export interface ControlServerOptions {
+  socketPath: string
+  /** Group allowed to use the socket besides root (mode 0660 then; 0600 otherwise). */
+  group?: string
+  logger: Logger
+  routes: ControlRoutes
+}
+
+const MAX_BODY = 64 * 1024
+
+/**
+ * The control API: HTTP/1.1 over a Unix socket, JSON in and out. The socket is created with mode
+ * 0600 — the umask is narrowed around listen() so there is no moment when it is wider — and then
+ * opened to `group` (0660) if one is configured.
+ */
+export class ControlServer {
+  private server?: Server
+
+  constructor(private readonly options: ControlServerOptions) {}
+
+  async start(): Promise<void> {
+    const { socketPath, logger } = this.options
+    await mkdir(dirname(socketPath), { recursive: true })
+    await removeStaleSocket(socketPath)
+    const server = createServer((req, res) => void this.handle(req, res))
+    const previousUmask = process.umask(0o177)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(socketPath, () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+    } catch (e) {
+      throw new NgrokdError('NGROKD_ERR_CONTROL', `cannot listen on control socket ${socketPath}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'set control.socket to a path in a directory you can write, or run as root',
+      })
+    } finally {
+      process.umask(previousUmask)
+    }
+    await chmod(socketPath, 0o600)
+    if (this.options.group) {
+      const gid = groupId(this.options.group)
+      await chown(socketPath, process.getuid?.() ?? 0, gid)
+      await chmod(socketPath, 0o660)
+    }
+    this.server = server
+    logger.debug({ socket: socketPath }, 'control socket listening')
+  }
+
+  async close(): Promise<void> {
+    const server = this.server
+    if (!server) return
+    this.server = undefined
+    server.closeAllConnections?.()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    await unlink(this.options.socketPath).catch(() => {})
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const route = `${req.method} ${(req.url ?? '/').split('?')[0]}` as keyof ControlRoutes
+    const handler = this.options.routes[route]
+    const reply = (status: number, body: unknown): void => {
+      const text = JSON.stringify(body)
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+      res.end(text)
+    }
+    if (!handler) return reply(404, { error: { code: 'NGROKD_ERR_CONTROL', message: `no route ${route}` } })
+    try {
+      let body: unknown
+      if (req.method === 'POST') {
+        const chunks: Buffer[] = []
+        let size = 0
+        for await (const chunk of req) {
+          size += (chunk as Buffer).length
+          if (size > MAX_BODY) return reply(413, { error: { code: 'NGROKD_ERR_CONTROL', message: 'request body too large' } })
+          chunks.push(chunk as Buffer)
+        }
+        const text = Buffer.concat(chunks).toString('utf8')
+        body = text ? JSON.parse(text) : undefined
+      }
+      reply(200, await handler(body))
+    } catch (e) {
+      const err = e as Error & { code?: string; hint?: string }
+      reply(400, { error: { code: err.code ?? 'NGROKD_ERR_CONTROL', message: err.message, hint: err.hint } })
+    }
+  }
+}
+
+/**
+ * A socket file left by a crashed daemon is removed; one that still answers means another ngrokd
+ * is running, which is an error. Anything that is not a socket is never deleted.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined)
+  if (!st) return
+  if (!st.isSocket()) {
+    throw new NgrokdError('NGROKD_ERR_CONTROL', `${path} exists and is not a socket`, { hint: 'remove it or set control.socket to another path' })
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = connect(path)
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+  if (alive) {
+    throw new NgrokdError('NGROKD_ERR_CONTROL', `another ngrokd is already running on ${path}`, { hint: 'stop it first (ngrokd status shows it), or set control.socket to another path' })
+  }
+  await unlink(path)
+}
+
+function groupId(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group)
+  try {
+    const line = execFileSync('getent', ['group', group], { encoding: 'utf8' }).trim()
+    return Number(line.split(':')[2])
+  } catch {
+    throw new NgrokdError('NGROKD_ERR_CONTROL', `control.group "${group}" does not exist`, { hint: 'create the group (groupadd) or fix control.group' })
+  }
+}

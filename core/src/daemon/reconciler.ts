@@ -1,0 +1,201 @@
+import { inject, injectable } from 'tsyringe'
+import type { Interface } from '../contracts/interface.js'
+import type { Allocator } from '../contracts/allocator.js'
+import type { NameResolver, NameRecord } from '../contracts/name-resolver.js'
+import type { Forwarder, ForwardTarget } from '../contracts/forwarder.js'
+import type { Logger } from '../contracts/logger.js'
+import type { DesiredService } from '../protocol/endpoints.js'
+import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from '../di/tokens.js'
+import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
+
+export type ServiceStateName = 'serving' | 'error'
+
+export interface ServiceState {
+  /** Normalised URL, e.g. `tcp://db.prod:5432`. */
+  key: string
+  url: string
+  hostname: string
+  port: number
+  proto: ForwardTarget['proto']
+  endpointIds: string[]
+  address?: string
+  state: ServiceStateName
+  error?: { code?: string; message: string }
+}
+
+export interface ReconcileReport {
+  services: number
+  addressesAdded: number
+  addressesRemoved: number
+  listenersAdded: number
+  listenersRemoved: number
+  namesChanged: boolean
+  errors: number
+  durationMs: number
+}
+
+/** How many listen()/unlisten() calls run at once: enough for 10,000 endpoints, not a storm of fds. */
+const LISTEN_CONCURRENCY = 64
+
+const listenerKey = (address: string, port: number): string => `${address}:${port}`
+
+/**
+ * Brings what is really there (kernel addresses, published names, listeners) to the desired set.
+ * Adds run allocate → address → name → listen; removals run in reverse (stop listening, unpublish,
+ * remove the address, release the IP). Every step diffs against what the drivers report, not against
+ * memory, so a reconcile is idempotent and safe after a crash. One service's failure never blocks another.
+ */
+@injectable()
+export class Reconciler {
+  private states = new Map<string, ServiceState>()
+  /** Serialises reconciles: a poll and a teardown never interleave. */
+  private running: Promise<unknown> = Promise.resolve()
+
+  constructor(
+    @inject(INTERFACE) private readonly iface: Interface,
+    @inject(ALLOCATOR) private readonly allocator: Allocator,
+    @inject(NAME_RESOLVER) private readonly names: NameResolver,
+    @inject(FORWARDER) private readonly forwarder: Forwarder,
+    @inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  reconcile(desired: readonly DesiredService[], options: { drainMs?: number } = {}): Promise<ReconcileReport> {
+    const run = this.running.then(() => this.reconcileNow(desired, options.drainMs ?? 0))
+    this.running = run.catch(() => {})
+    return run
+  }
+
+  /** Removes everything ngrokd put on the machine, in reverse order. Mappings are kept for stability. */
+  teardown(options: { drainMs?: number } = {}): Promise<ReconcileReport> {
+    return this.reconcile([], options)
+  }
+
+  /** The desired services and their state, with live connection counts. */
+  services(): Array<ServiceState & { openConnections: number; totalConnections: number; bytesIn: number; bytesOut: number }> {
+    const byListener = new Map(this.forwarder.listeners().map((l) => [listenerKey(l.address, l.port), l]))
+    return [...this.states.values()].map((s) => {
+      const l = s.address ? byListener.get(listenerKey(s.address, s.port)) : undefined
+      return {
+        ...s,
+        openConnections: l?.openConnections ?? 0,
+        totalConnections: l?.totalConnections ?? 0,
+        bytesIn: l?.bytesIn ?? 0,
+        bytesOut: l?.bytesOut ?? 0,
+      }
+    })
+  }
+
+  private async reconcileNow(desired: readonly DesiredService[], drainMs: number): Promise<ReconcileReport> {
+    const started = performance.now()
+    const report: ReconcileReport = {
+      services: desired.length, addressesAdded: 0, addressesRemoved: 0, listenersAdded: 0, listenersRemoved: 0, namesChanged: false, errors: 0, durationMs: 0,
+    }
+    const states = new Map<string, ServiceState>()
+    for (const s of desired) {
+      states.set(s.key, { key: s.key, url: s.url, hostname: s.hostname, port: s.port, proto: s.proto, endpointIds: [...s.endpointIds], state: 'serving' })
+    }
+    const fail = (state: ServiceState, e: unknown): void => {
+      if (state.state === 'error') return
+      state.state = 'error'
+      state.error = { code: isNgrokdError(e) ? e.code : undefined, message: e instanceof Error ? e.message : String(e) }
+      report.errors++
+      this.logger.error({ url: state.url, err: e }, `cannot serve ${state.url}: ${formatError(e)}`)
+    }
+
+    // 1. allocate: one address per hostname (a hostname with several ports shares it)
+    const hostnames = [...new Set(desired.map((s) => s.hostname))]
+    const addressOf = new Map<string, string>()
+    for (const a of await this.allocator.allocate({ hostnames })) {
+      if ('address' in a) addressOf.set(a.hostname, a.address)
+      else for (const st of states.values()) if (st.hostname === a.hostname) fail(st, a.error)
+    }
+    for (const st of states.values()) st.address = addressOf.get(st.hostname)
+
+    // 2. stop listening where nothing is desired any more (first step of removal)
+    const wanted = new Map<string, ServiceState>()
+    for (const st of states.values()) if (st.address && st.state !== 'error') wanted.set(listenerKey(st.address, st.port), st)
+    const stale = this.forwarder.listeners().filter((l) => !wanted.has(listenerKey(l.address, l.port)))
+    await eachLimited(stale, LISTEN_CONCURRENCY, async (l) => {
+      await this.forwarder.unlisten({ address: l.address, port: l.port, drainMs })
+      report.listenersRemoved++
+    })
+
+    // 3. add missing addresses
+    const present = new Set(await this.iface.listAddresses())
+    const wantedAddresses = new Set<string>()
+    for (const st of wanted.values()) wantedAddresses.add(st.address!)
+    const toAdd = [...wantedAddresses].filter((a) => !present.has(a))
+    const failedAddresses = await this.applyAddresses(toAdd, 'add')
+    report.addressesAdded = toAdd.length - failedAddresses.size
+    for (const st of wanted.values()) {
+      const e = failedAddresses.get(st.address!)
+      if (e) fail(st, e)
+    }
+
+    // 4. publish names of everything that has its address (removes the names of what went away)
+    const records = new Map<string, NameRecord>()
+    for (const st of states.values()) {
+      if (st.state !== 'error' && st.address) records.set(st.hostname, { hostname: st.hostname, address: st.address })
+    }
+    try {
+      report.namesChanged = (await this.names.publish({ records: [...records.values()] })).changed
+    } catch (e) {
+      for (const st of states.values()) if (records.has(st.hostname)) fail(st, e)
+    }
+
+    // 5. remove addresses nobody wants
+    const toRemove = [...present].filter((a) => !wantedAddresses.has(a))
+    const failedRemovals = await this.applyAddresses(toRemove, 'remove')
+    report.addressesRemoved = toRemove.length - failedRemovals.size
+
+    // 6. listen where desired and not yet listening (listen() is idempotent and updates a changed target)
+    const listening = new Set(this.forwarder.listeners().map((l) => listenerKey(l.address, l.port)))
+    const toListen = [...wanted.entries()].filter(([, st]) => st.state !== 'error')
+    await eachLimited(toListen, LISTEN_CONCURRENCY, async ([key, st]) => {
+      try {
+        await this.forwarder.listen({ address: st.address!, port: st.port, target: { hostname: st.hostname, port: st.port, proto: st.proto } })
+        if (!listening.has(key)) report.listenersAdded++
+      } catch (e) {
+        fail(st, e)
+      }
+    })
+
+    // 7. release hostnames no longer desired (their mapping is kept for when they come back)
+    const gone = this.allocator.list().filter((e) => e.active && !addressOf.has(e.hostname)).map((e) => e.hostname)
+    if (gone.length > 0) await this.allocator.release({ hostnames: gone })
+
+    this.states = states
+    report.durationMs = performance.now() - started
+    return report
+  }
+
+  /** Applies a batch; on failure retries one by one to find out which addresses failed. */
+  private async applyAddresses(addresses: string[], op: 'add' | 'remove'): Promise<Map<string, unknown>> {
+    const failed = new Map<string, unknown>()
+    if (addresses.length === 0) return failed
+    try {
+      await this.iface.applyAddresses(op === 'add' ? { add: addresses, remove: [] } : { add: [], remove: addresses })
+      return failed
+    } catch (batchError) {
+      this.logger.warn({ err: batchError }, `batch ${op} of ${addresses.length} addresses failed; retrying one by one`)
+    }
+    for (const address of addresses) {
+      try {
+        if (op === 'add') await this.iface.addAddress({ address })
+        else await this.iface.removeAddress({ address })
+      } catch (e) {
+        failed.set(address, e)
+        this.logger.error({ err: e, address }, `${op} address ${address} failed: ${formatError(e)}`)
+      }
+    }
+    return failed
+  }
+}
+
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!)
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+}

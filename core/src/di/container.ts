@@ -1,0 +1,114 @@
+import { container, type DependencyContainer } from 'tsyringe'
+import { join } from 'node:path'
+import type { DaemonConfig } from '../config/index.js'
+import type { Interface, InterfaceInfo } from '../contracts/interface.js'
+import type { Allocator } from '../contracts/allocator.js'
+import type { NameResolver } from '../contracts/name-resolver.js'
+import type { Forwarder } from '../contracts/forwarder.js'
+import type { Logger } from '../contracts/logger.js'
+import type { DriverContext } from '../driver/define-driver.js'
+import { resolveDriver } from '../driver/resolve-driver.js'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+import { PersistentAllocator } from '../alloc/index.js'
+import { HostsFileNameResolver } from '../names/index.js'
+import { parseSubnet, intToIpv4 } from '../util/ipv4.js'
+import { hasNetAdmin } from '../util/privilege.js'
+import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from './tokens.js'
+
+export interface DaemonScope {
+  scope: DependencyContainer
+  interfaceInfo: InterfaceInfo
+  /** The driver `net.driver` resolved to, e.g. `linux-netlink` for `auto`. */
+  driverName: string
+  /** The subnet addresses come from (the driver's when it overrides `net.subnet`). */
+  subnet: string
+  /** Closes what the scope owns, in reverse order of creation. */
+  close(options?: { removeInterface?: boolean }): Promise<void>
+}
+
+export interface CreateDaemonScopeOptions {
+  config: DaemonConfig
+  logger: Logger
+  forwarder: Forwarder
+  /** Replacements for tests (startTestDaemon): registered after the defaults. */
+  overrides?: Partial<{ interface: Interface; allocator: Allocator; nameResolver: NameResolver }>
+}
+
+/**
+ * Builds the per-daemon DI scope: drivers are created (async) first and registered as values; the
+ * built-in allocator and name resolver are the defaults. `container.dispose()` does not dispose
+ * `useValue` registrations, so the scope closes what it owns itself.
+ */
+export async function createDaemonScope({ config, logger, forwarder, overrides = {} }: CreateDaemonScopeOptions): Promise<DaemonScope> {
+  const scope = container.createChildContainer()
+  const owned: Array<(opts?: { removeInterface?: boolean }) => Promise<void>> = []
+  const close = async (opts?: { removeInterface?: boolean }): Promise<void> => {
+    for (const fn of owned.reverse()) await fn(opts).catch((e) => logger.warn({ err: e }, 'error while closing'))
+    owned.length = 0
+  }
+  try {
+    const ctx: DriverContext = { logger, stateDir: config.stateDir, platform: process.platform }
+    let iface = overrides.interface
+    let driverName = iface?.driver ?? config.net.driver
+    if (!iface) {
+      const resolved = await resolveDriver(config.net.driver, { configDir: config.configDir, kind: 'interface', privileged: hasNetAdmin() })
+      if (resolved.reason) logger.info(`net.driver auto: ${resolved.reason}`)
+      driverName = resolved.name
+      const made = await resolved.driver.create(ctx, {
+        name: config.net.interfaceName,
+        subnet: config.net.subnet,
+        force: config.net.force,
+        removeOnClose: config.cleanup.removeInterfaceOnStop,
+        stateDir: config.stateDir,
+        ...config.net.driverOptions,
+      })
+      if (!made.interface) throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${resolved.name}" created no interface`)
+      iface = made.interface
+    }
+    const theInterface = iface
+    const interfaceInfo = await theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet })
+    owned.push((opts) => theInterface.close({ removeInterface: opts?.removeInterface ?? config.cleanup.removeInterfaceOnStop }))
+    for (const note of interfaceInfo.notes) logger.warn(`${driverName}: ${note}`)
+
+    const subnet = interfaceInfo.subnet ?? config.net.subnet
+    if (subnet !== config.net.subnet) logger.info(`${driverName} serves addresses from ${subnet} (net.subnet ${config.net.subnet} is not usable with it)`)
+    const allocator = overrides.allocator ?? new PersistentAllocator({ stateFile: join(config.stateDir, 'allocations.json'), logger })
+    // the subnet's first host is the interface's own address: never handed to an endpoint
+    await allocator.open({ subnet, reserved: [intToIpv4(parseSubnet(subnet).network + 1)] })
+    owned.push(() => allocator.close())
+
+    const names = overrides.nameResolver ?? (await createNameResolver(config, logger))
+    await names.open()
+    owned.push(() => names.close())
+    owned.push(() => forwarder.close())
+
+    scope.register(LOGGER, { useValue: logger })
+    scope.register(INTERFACE, { useValue: theInterface })
+    scope.register(ALLOCATOR, { useValue: allocator })
+    scope.register(NAME_RESOLVER, { useValue: names })
+    scope.register(FORWARDER, { useValue: forwarder })
+    return {
+      scope,
+      interfaceInfo,
+      driverName,
+      subnet,
+      async close(opts) {
+        await close(opts)
+        await scope.dispose()
+      },
+    }
+  } catch (e) {
+    await close({ removeInterface: false })
+    throw e
+  }
+}
+
+async function createNameResolver(config: DaemonConfig, logger: Logger): Promise<NameResolver> {
+  if (config.names.resolver === 'hosts-file') {
+    return new HostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger })
+  }
+  const resolved = await resolveDriver(config.names.resolver, { configDir: config.configDir, kind: 'name-resolver' })
+  const made = await resolved.driver.create({ logger, stateDir: config.stateDir, platform: process.platform }, {})
+  if (!made.nameResolver) throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${resolved.name}" created no name resolver`)
+  return made.nameResolver
+}

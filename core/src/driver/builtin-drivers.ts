@@ -1,0 +1,16 @@
+/** Short names users may write in `net.driver`, and the packages behind them. */
+export const builtinDrivers = {
+  'linux-netlink': '@ngrokd/driver-linux-netlink',
+  'darwin-utun': '@ngrokd/driver-darwin-utun',
+  'windows-wintun': '@ngrokd/driver-windows-wintun',
+  'loopback-alias': '@ngrokd/driver-loopback-alias',
+} as const satisfies Record<string, string>
+
+export type BuiltinDriverName = keyof typeof builtinDrivers
+
+/** What `net.driver: auto` means on each OS (Linux without privilege falls back: see resolveAutoDriver). */
+export const platformDefaults: Partial<Record<NodeJS.Platform, BuiltinDriverName>> = {
+  linux: 'linux-netlink',
+  darwin: 'darwin-utun',
+  win32: 'windows-wintun',
+}

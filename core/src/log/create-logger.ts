@@ -1,0 +1,40 @@
+import { pino, type DestinationStream, type Level } from 'pino'
+import pinoPretty from 'pino-pretty'
+import type { Logger } from '../contracts/logger.js'
+
+export interface CreateLoggerOptions {
+  level?: Level
+  /** Readable output; defaults to whether stderr is a TTY. */
+  pretty?: boolean
+  /** Where lines go; defaults to stderr. */
+  destination?: DestinationStream
+}
+
+/**
+ * Every key that may hold a secret, wherever it appears: the value is replaced before a line is
+ * written. Secrets must never reach a log line (tested in create-logger.test.ts).
+ */
+export const REDACTED_PATHS = [
+  'apiKey', '*.apiKey', 'api_key', '*.api_key', 'key', '*.key', 'api.key',
+  'keyPem', '*.keyPem', 'privateKey', '*.privateKey', 'authorization', '*.authorization',
+  'headers.authorization', 'req.headers.authorization', 'credentials', '*.credentials',
+]
+
+/** The daemon's logger: JSON lines when stderr is not a TTY, readable lines when it is. */
+export function createLogger({ level = 'info', pretty, destination }: CreateLoggerOptions = {}): Logger {
+  const usePretty = pretty ?? (destination === undefined && process.stderr.isTTY === true)
+  const stream: DestinationStream =
+    destination ??
+    (usePretty
+      ? pinoPretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+      : pino.destination({ dest: 2, sync: true }))
+  return pino(
+    {
+      level,
+      base: { pid: process.pid },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      serializers: { err: pino.stdSerializers.err },
+    },
+    stream,
+  ) as unknown as Logger
+}

@@ -1,0 +1,228 @@
+/**
+ * The ngrokd block of a hosts file, parsed and rendered as pure text. The block is:
+ *
+ *   # BEGIN ngrokd managed block (do not edit)
+ *   10.107.0.2<TAB>api.prod
+ *   10.107.0.3<TAB>db.prod
+ *   # END ngrokd managed block
+ *
+ * Rules:
+ * - Every byte outside the block is kept as it is. The block uses the file's line ending (that
+ *   of its first line; LF for a file without one).
+ * - A marker line is recognised by its prefix after trimming (`# BEGIN ngrokd managed block`,
+ *   `# END ngrokd managed block`), so a hand-retyped suffix still matches.
+ * - A BEGIN pairs with the first END after it with no BEGIN in between. Unpaired markers are
+ *   "stray": left in place as the user's lines (nothing is ever deleted on a guess) and reported
+ *   by `parseHostsBlock` for `doctor`. When there are several complete blocks, the first is
+ *   rewritten and the others removed.
+ * - With no block, one is appended. A file without a final newline gets one before the block, and
+ *   the block then ends without one: that missing newline records that ngrokd added the one before,
+ *   so removing the block restores the file byte for byte.
+ */
+import type { NameRecord } from '../contracts/name-resolver.js'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+import { validateHostname } from '../protocol/endpoints.js'
+import { isIpv4 } from '../util/ipv4.js'
+
+export const HOSTS_BLOCK_BEGIN = '# BEGIN ngrokd managed block (do not edit)'
+export const HOSTS_BLOCK_END = '# END ngrokd managed block'
+const BEGIN_PREFIX = '# BEGIN ngrokd managed block'
+const END_PREFIX = '# END ngrokd managed block'
+
+export interface HostsUpdate {
+  text: string
+  changed: boolean
+  /** Our hostnames that the user's own lines (outside the block) also name, sorted. */
+  userConflicts: string[]
+}
+
+export interface HostsBlockInfo {
+  /** Records of the complete block(s), in file order. */
+  records: NameRecord[]
+  /** Complete BEGIN…END pairs; 0 or 1 in a well-formed file. */
+  blocks: number
+  /** 1-based line numbers of unpaired markers. */
+  strayMarkers: number[]
+  /** 1-based line numbers of lines inside a block that are not `<ipv4> <hostname>`. */
+  invalidLines: number[]
+  /** Hostnames (lower-case) named by lines outside the block(s). */
+  userHostnames: Set<string>
+}
+
+interface Line {
+  text: string
+  eol: '' | '\n' | '\r\n'
+}
+
+interface Parsed {
+  lines: Line[]
+  blocks: Array<{ begin: number; end: number }>
+  strays: number[]
+  eol: '\n' | '\r\n'
+}
+
+function splitLines(text: string): Line[] {
+  const lines: Line[] = []
+  let start = 0
+  while (start < text.length) {
+    const nl = text.indexOf('\n', start)
+    if (nl === -1) {
+      lines.push({ text: text.slice(start), eol: '' })
+      break
+    }
+    const crlf = nl > start && text[nl - 1] === '\r'
+    lines.push({ text: text.slice(start, crlf ? nl - 1 : nl), eol: crlf ? '\r\n' : '\n' })
+    start = nl + 1
+  }
+  return lines
+}
+
+function markerOf(line: string): 'begin' | 'end' | undefined {
+  const t = line.replace(/^\uFEFF/, '').trim()
+  if (t.startsWith(BEGIN_PREFIX)) return 'begin'
+  if (t.startsWith(END_PREFIX)) return 'end'
+  return undefined
+}
+
+function parse(text: string): Parsed {
+  const lines = splitLines(text)
+  const blocks: Parsed['blocks'] = []
+  const strays: number[] = []
+  let pending = -1
+  lines.forEach((line, i) => {
+    const m = markerOf(line.text)
+    if (m === 'begin') {
+      if (pending !== -1) strays.push(pending)
+      pending = i
+    } else if (m === 'end') {
+      if (pending === -1) strays.push(i)
+      else blocks.push({ begin: pending, end: i })
+      pending = -1
+    }
+  })
+  if (pending !== -1) strays.push(pending)
+  const eol = lines.find((l) => l.eol !== '')?.eol || '\n'
+  return { lines, blocks, strays: strays.sort((a, b) => a - b), eol }
+}
+
+/** `<address> <name> <name>…` of one hosts line, comments stripped; undefined for blank/comment lines. */
+function fieldsOf(line: string): string[] | undefined {
+  const hash = line.indexOf('#')
+  const fields = (hash === -1 ? line : line.slice(0, hash)).trim().split(/\s+/)
+  return fields.length >= 2 ? fields : undefined
+}
+
+function insideBlock(blocks: Parsed['blocks']): (i: number) => boolean {
+  return (i) => blocks.some((b) => i >= b.begin && i <= b.end)
+}
+
+/** Reads the block(s) of a hosts file and what `doctor` needs to judge them. */
+export function parseHostsBlock(text: string): HostsBlockInfo {
+  const { lines, blocks, strays } = parse(text)
+  const records: NameRecord[] = []
+  const invalidLines: number[] = []
+  const userHostnames = new Set<string>()
+  for (const b of blocks) {
+    for (let i = b.begin + 1; i < b.end; i++) {
+      const f = fieldsOf(lines[i]!.text)
+      if (!f) {
+        if (lines[i]!.text.trim() !== '') invalidLines.push(i + 1)
+        continue
+      }
+      const [address, ...names] = f
+      if (!isIpv4(address!) || names.some((n) => validateHostname(n) !== undefined)) {
+        invalidLines.push(i + 1)
+        continue
+      }
+      for (const hostname of names) records.push({ hostname, address: address! })
+    }
+  }
+  const inBlock = insideBlock(blocks)
+  lines.forEach((line, i) => {
+    if (inBlock(i)) return
+    for (const n of fieldsOf(line.text)?.slice(1) ?? []) userHostnames.add(n.toLowerCase())
+  })
+  return { records, blocks: blocks.length, strayMarkers: strays.map((i) => i + 1), invalidLines, userHostnames }
+}
+
+/** Validated, de-duplicated and sorted by hostname; throws on anything unsafe to write. */
+function checkRecords(records: readonly NameRecord[]): NameRecord[] {
+  const byName = new Map<string, string>()
+  for (const r of records) {
+    const reason = validateHostname(r?.hostname)
+    if (reason !== undefined) {
+      throw new NgrokdError('NGROKD_ERR_HOSTNAME_INVALID', `hosts file: refusing hostname ${JSON.stringify(r?.hostname)}: ${reason}`, {
+        hint: 'rename the endpoint in ngrok to name.namespace form, e.g. http://api.prod',
+      })
+    }
+    if (typeof r.address !== 'string' || !isIpv4(r.address)) {
+      throw new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts file: refusing address ${JSON.stringify(r.address)} for ${r.hostname}: not ipv4`)
+    }
+    const seen = byName.get(r.hostname)
+    if (seen !== undefined && seen !== r.address) {
+      throw new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts file: ${r.hostname} given two addresses (${seen} and ${r.address})`)
+    }
+    byName.set(r.hostname, r.address)
+  }
+  return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([hostname, address]) => ({ hostname, address }))
+}
+
+/**
+ * Returns `original` with the ngrokd block holding exactly `records` (or without a block when
+ * `records` is empty). Pure: the caller reads and writes the file.
+ *
+ * ```ts
+ * const { text, changed, userConflicts } = updateHostsText(await readFile('/etc/hosts', 'utf8'), [
+ *   { hostname: 'api.prod', address: '10.107.0.2' },
+ * ])
+ * ```
+ */
+export function updateHostsText(original: string, records: readonly NameRecord[]): HostsUpdate {
+  const sorted = checkRecords(records)
+  const { lines, blocks, eol } = parse(original)
+
+  const inBlock = insideBlock(blocks)
+  const ours = new Set(sorted.map((r) => r.hostname))
+  const conflicts = new Set<string>()
+  lines.forEach((line, i) => {
+    if (inBlock(i)) return
+    for (const n of fieldsOf(line.text)?.slice(1) ?? []) if (ours.has(n.toLowerCase())) conflicts.add(n.toLowerCase())
+  })
+
+  const blockLines = (lastEol: Line['eol']): Line[] => [
+    { text: HOSTS_BLOCK_BEGIN, eol },
+    ...sorted.map((r): Line => ({ text: `${r.address}\t${r.hostname}`, eol })),
+    { text: HOSTS_BLOCK_END, eol: lastEol },
+  ]
+
+  const out: Line[] = []
+  if (blocks.length === 0) {
+    out.push(...lines)
+    if (sorted.length > 0) {
+      const last = out[out.length - 1]
+      if (last && last.eol === '') {
+        out[out.length - 1] = { ...last, eol }
+        out.push(...blockLines(''))
+      } else {
+        out.push(...blockLines(eol))
+      }
+    }
+  } else {
+    let i = 0
+    blocks.forEach((b, n) => {
+      out.push(...lines.slice(i, b.begin))
+      const endEol = lines[b.end]!.eol
+      if (n === 0 && sorted.length > 0) {
+        out.push(...blockLines(endEol))
+      } else if (endEol === '' && out.length > 0) {
+        // This block ended the file without a newline: the newline before it was ours.
+        out[out.length - 1] = { ...out[out.length - 1]!, eol: '' }
+      }
+      i = b.end + 1
+    })
+    out.push(...lines.slice(i))
+  }
+
+  const text = out.map((l) => l.text + l.eol).join('')
+  return { text, changed: text !== original, userConflicts: [...conflicts].sort() }
+}

@@ -1,0 +1,331 @@
+import assert from 'node:assert/strict'
+import type { Interface, InterfaceInfo } from '../../contracts/interface.js'
+import { silentLogger, type Logger } from '../../contracts/logger.js'
+import { isDriverModule, type DriverContext, type DriverModule } from '../../driver/define-driver.js'
+import { intToIpv4, isIpv4, parseSubnet, subnetContains } from '../../util/ipv4.js'
+import { assertRejectsCoded, assertSameSet } from '../assertions.js'
+import { TestFramework } from '../test-framework.js'
+import { checkDiagnose } from './check-diagnose.js'
+import { check, SuiteTempDir, withCleanup } from './suite-support.js'
+
+/** What each test gives a driver: a fresh state folder, a logger and the platform. */
+export interface InterfaceSuiteEnv {
+  stateDir: string
+  logger: Logger
+  platform: NodeJS.Platform
+}
+
+export type InterfaceFactory = (env: InterfaceSuiteEnv) => Interface | Promise<Interface>
+
+/** Checks a driver may opt out of (unstorage's `noKeysSupport` idea). Say why in the test file. */
+export interface InterfaceSuiteSkips {
+  /** A second instance adopting what the first made (`open()` reuse). */
+  reopen?: boolean
+  /** `close({ removeInterface: true })` deleting what `open()` made. */
+  removeInterface?: boolean
+  /** Many `addAddress()`/`removeAddress()` calls at once. */
+  concurrency?: boolean
+  /** Already-aborted `AbortSignal`s rejecting. */
+  abort?: boolean
+  /** A malformed address rejecting with a coded error. */
+  invalidAddress?: boolean
+  /** An IPv6 address rejecting when the driver lacks the `ipv6` capability. */
+  ipv6?: boolean
+  diagnose?: boolean
+}
+
+export interface InterfaceSuiteOptions<O extends object = Record<string, unknown>> {
+  /** `describe()` title; default `<driver>: interface driver conformance`. */
+  title?: string
+  /** A driver module (its `create()` is called with the options) or a factory of instances. */
+  driver: DriverModule<O> | InterfaceFactory
+  /** Passed to `driver.create()` and, as `{ name, subnet }`, to `open()`. */
+  options: O & { name: string; subnet: string }
+  /** Overrides for the `DriverContext` (`stateDir` is always a fresh temporary folder). */
+  context?: Partial<Omit<DriverContext, 'stateDir'>>
+  /** Addresses the tests add; default: 16 hosts from the (effective) subnet, skipping the first host. */
+  addresses?: readonly string[]
+  skip?: InterfaceSuiteSkips
+  /** Register more `it()`s inside the suite's `describe()`. */
+  additionalTests?(ctx: InterfaceSuiteContext): void
+}
+
+/** One opened instance in a fresh state folder; everything made is closed afterwards. */
+export interface InterfaceSession {
+  env: InterfaceSuiteEnv
+  iface: Interface
+  info: InterfaceInfo
+  /** The subnet addresses come from: `info.subnet` when the driver set it, else `options.subnet`. */
+  subnet: string
+  /** Addresses to use in this session (inside `subnet`). */
+  addresses: string[]
+  /** Another instance over the same state folder, not yet opened (closed with the session). */
+  create(): Promise<Interface>
+  /** Opens an instance with the suite's name and subnet. */
+  open(iface: Interface, signal?: AbortSignal): Promise<InterfaceInfo>
+}
+
+export interface InterfaceSuiteContext {
+  options: { name: string; subnet: string }
+  withInterface<T>(fn: (session: InterfaceSession) => Promise<T>): Promise<T>
+}
+
+/**
+ * Registers the interface-driver conformance suite: every rule in the `Interface` contract's JSDoc.
+ *
+ * ```ts
+ * import { describe, it, before, after } from 'node:test'
+ * import { TestFramework, testInterfaceDriver, requires } from '@ngrokd/core/testing'
+ * import driver from '../src/index.js'
+ * TestFramework.use({ describe, it, beforeAll: before, afterAll: after })
+ * describe('my-driver', { skip: requires.root() }, () => {
+ *   testInterfaceDriver({ driver, options: { name: 'ngrkt0', subnet: '10.250.0.0/24' } })
+ * })
+ * ```
+ */
+export function testInterfaceDriver<O extends object = Record<string, unknown>>(suite: InterfaceSuiteOptions<O>): void {
+  const { driver, options, skip = {} } = suite
+  const name = isDriverModule(driver) ? driver.name : 'interface driver'
+  const temp = new SuiteTempDir('ngrokd-interface-suite')
+  const openOptions = { name: options.name, subnet: options.subnet }
+
+  async function createIn(env: InterfaceSuiteEnv): Promise<Interface> {
+    if (typeof driver === 'function') return driver(env)
+    const ctx: DriverContext = { logger: env.logger, stateDir: env.stateDir, platform: env.platform }
+    const instances = await driver.create(ctx, options)
+    assert.ok(instances.interface, `driver ${driver.name}: create() returned no interface`)
+    return instances.interface
+  }
+
+  async function withInterface<T>(fn: (session: InterfaceSession) => Promise<T>): Promise<T> {
+    return withCleanup(async (defer) => {
+      const env: InterfaceSuiteEnv = {
+        stateDir: await temp.fresh(),
+        logger: suite.context?.logger ?? silentLogger,
+        platform: suite.context?.platform ?? process.platform,
+      }
+      const create = async (): Promise<Interface> => {
+        const iface = await createIn(env)
+        defer(() => iface.close({ removeInterface: true }))
+        return iface
+      }
+      const open = (iface: Interface, signal?: AbortSignal) => iface.open({ ...openOptions, signal })
+      const iface = await create()
+      const info = await open(iface)
+      const subnet = info.subnet ?? options.subnet
+      const addresses = suite.addresses ? [...suite.addresses] : hostsOf(subnet, 16)
+      return fn({ env, iface, info, subnet, addresses, create, open })
+    })
+  }
+
+  TestFramework.describe(suite.title ?? `${name}: interface driver conformance`, () => {
+    temp.registerHooks()
+
+    check('declares a kebab-case driver id and every capability', false, async () => {
+      await withInterface(async ({ iface }) => {
+        assert.match(iface.driver, /^[a-z][a-z0-9-]*$/, 'driver id must be kebab-case')
+        const c = iface.capabilities
+        assert.equal(typeof c.loopbackOnly, 'boolean', 'capabilities.loopbackOnly')
+        assert.equal(typeof c.ipv6, 'boolean', 'capabilities.ipv6')
+        assert.equal(typeof c.batching, 'boolean', 'capabilities.batching')
+        assert.ok(['root', 'cap_net_admin', 'administrator', 'none'].includes(c.requiresPrivileges), `capabilities.requiresPrivileges is ${String(c.requiresPrivileges)}`)
+      })
+    })
+
+    check('open() describes a fresh interface with no endpoint addresses', false, async () => {
+      await withInterface(async ({ iface, info, subnet }) => {
+        assert.equal(typeof info.name, 'string')
+        assert.ok(info.name.length > 0, 'info.name is empty')
+        assert.equal(typeof info.kind, 'string')
+        assert.ok(info.kind.length > 0, 'info.kind is empty')
+        assert.equal(info.adopted, false, 'a fresh interface must not be reported as adopted')
+        assert.ok(Array.isArray(info.notes) && info.notes.every((n) => typeof n === 'string'), 'info.notes must be an array of strings')
+        assert.doesNotThrow(() => parseSubnet(subnet), `effective subnet ${subnet} is not a CIDR`)
+        assertSameSet(await iface.listAddresses(), [], 'listAddresses() after a fresh open()')
+      })
+    })
+
+    check('a loopbackOnly driver uses a subnet inside 127.0.0.0/8', false, async () => {
+      await withInterface(async ({ iface, info, subnet, addresses }) => {
+        const loopback = parseSubnet('127.0.0.0/8')
+        const effective = parseSubnet(subnet)
+        if (!iface.capabilities.loopbackOnly) {
+          assert.equal(info.subnet, undefined, 'only a loopbackOnly driver may replace net.subnet (info.subnet)')
+          return
+        }
+        assert.ok(subnetContains(loopback, effective.network) && subnetContains(loopback, effective.broadcast), `effective subnet ${subnet} is not inside 127.0.0.0/8`)
+        if (!subnetContains(loopback, parseSubnet(options.subnet).network)) {
+          assert.ok(info.subnet, `net.subnet ${options.subnet} is not loopback: open() must return info.subnet`)
+        }
+        await iface.addAddress({ address: addresses[0]! })
+        for (const a of await iface.listAddresses()) assert.ok(subnetContains(loopback, a), `${a} is not a loopback address`)
+      })
+    })
+
+    check('methods called before open() reject with a coded error', false, async () => {
+      await withInterface(async ({ create, addresses }) => {
+        const fresh = await create()
+        const address = addresses[0]!
+        await assertRejectsCoded(() => fresh.addAddress({ address }), 'addAddress() before open()')
+        await assertRejectsCoded(() => fresh.removeAddress({ address }), 'removeAddress() before open()')
+        await assertRejectsCoded(() => fresh.listAddresses(), 'listAddresses() before open()')
+        await assertRejectsCoded(() => fresh.applyAddresses({ add: [address], remove: [] }), 'applyAddresses() before open()')
+      })
+    })
+
+    check('listAddresses() equals what was added, after adds and after removes', false, async () => {
+      await withInterface(async ({ iface, addresses }) => {
+        const some = addresses.slice(0, 5)
+        for (const address of some) await iface.addAddress({ address })
+        const listed = await iface.listAddresses()
+        for (const a of listed) assert.ok(isIpv4(a), `listAddresses() returned ${JSON.stringify(a)}, not a dotted quad`)
+        assertSameSet(listed, some, 'listAddresses() after 5 adds')
+        await iface.removeAddress({ address: some[1]! })
+        await iface.removeAddress({ address: some[3]! })
+        assertSameSet(await iface.listAddresses(), [some[0]!, some[2]!, some[4]!], 'listAddresses() after 2 removes')
+      })
+    })
+
+    check('addAddress() of an address already present resolves (idempotent)', false, async () => {
+      await withInterface(async ({ iface, addresses }) => {
+        const [a, b] = addresses as [string, string]
+        await iface.addAddress({ address: a })
+        await iface.addAddress({ address: a })
+        await iface.addAddress({ address: b })
+        await iface.addAddress({ address: a })
+        assertSameSet(await iface.listAddresses(), [a, b], 'listAddresses() after adding a twice')
+      })
+    })
+
+    check('removeAddress() of an absent address resolves (idempotent)', false, async () => {
+      await withInterface(async ({ iface, addresses }) => {
+        const [a, b] = addresses as [string, string]
+        await iface.removeAddress({ address: a })
+        await iface.addAddress({ address: a })
+        await iface.addAddress({ address: b })
+        await iface.removeAddress({ address: a })
+        await iface.removeAddress({ address: a })
+        assertSameSet(await iface.listAddresses(), [b], 'listAddresses() after removing a twice')
+      })
+    })
+
+    check('applyAddresses() adds and removes in one change', false, async () => {
+      await withInterface(async ({ iface, addresses }) => {
+        const [a, b, c, d, e] = addresses as [string, string, string, string, string]
+        await iface.applyAddresses({ add: [a, b, c], remove: [] })
+        assertSameSet(await iface.listAddresses(), [a, b, c], 'after applyAddresses({ add: [a, b, c] })')
+        await iface.applyAddresses({ add: [d, e, a], remove: [b, c] })
+        assertSameSet(await iface.listAddresses(), [a, d, e], 'after applyAddresses({ add: [d, e, a], remove: [b, c] })')
+        await iface.applyAddresses({ add: [], remove: [a, b] })
+        assertSameSet(await iface.listAddresses(), [d, e], 'after applyAddresses({ remove: [a, b] })')
+      })
+    })
+
+    check('concurrent addAddress() and removeAddress() calls all take effect', skip.concurrency, async () => {
+      await withInterface(async ({ iface, addresses }) => {
+        const half = Math.floor(addresses.length / 2)
+        const first = addresses.slice(0, half)
+        const second = addresses.slice(half)
+        await Promise.all(first.map((address) => iface.addAddress({ address })))
+        assertSameSet(await iface.listAddresses(), first, `listAddresses() after ${first.length} concurrent adds`)
+        const removed = first.filter((_, i) => i % 2 === 0)
+        await Promise.all([...removed.map((address) => iface.removeAddress({ address })), ...second.map((address) => iface.addAddress({ address }))])
+        const expected = [...first.filter((_, i) => i % 2 === 1), ...second]
+        assertSameSet(await iface.listAddresses(), expected, `listAddresses() after ${removed.length} removes and ${second.length} adds at once`)
+      })
+    })
+
+    check('open() of an existing interface adopts it with its addresses', skip.reopen, async () => {
+      await withInterface(async ({ iface, info, addresses, create, open }) => {
+        const kept = addresses.slice(0, 3)
+        for (const address of kept) await iface.addAddress({ address })
+        // The first instance is left open, as after a crash: the second must adopt what is there.
+        const second = await create()
+        const adoptedInfo = await open(second)
+        assert.equal(adoptedInfo.adopted, true, 'open() of an existing interface must report adopted: true')
+        assert.equal(adoptedInfo.name, info.name, 'the adopted interface has another name')
+        assertSameSet(await second.listAddresses(), kept, 'listAddresses() of the adopting instance')
+        await second.addAddress({ address: addresses[3]! })
+        assertSameSet(await second.listAddresses(), addresses.slice(0, 4), 'listAddresses() after adding through the adopting instance')
+      })
+    })
+
+    check('close() may be called more than once', false, async () => {
+      await withInterface(async ({ iface, create, open, addresses }) => {
+        await iface.addAddress({ address: addresses[0]! })
+        await iface.close()
+        await iface.close()
+        const opened = await create()
+        await open(opened)
+        await opened.close({ removeInterface: true })
+        await opened.close({ removeInterface: true })
+        await opened.close()
+      })
+    })
+
+    check('close({ removeInterface: true }) deletes what open() made', skip.removeInterface, async () => {
+      await withInterface(async ({ iface, create, open, addresses }) => {
+        for (const address of addresses.slice(0, 3)) await iface.addAddress({ address })
+        await iface.close({ removeInterface: true })
+        const next = await create()
+        const info = await open(next)
+        assert.equal(info.adopted, false, 'after close({ removeInterface: true }) a new open() must not adopt anything')
+        assertSameSet(await next.listAddresses(), [], 'listAddresses() after the interface was removed and made again')
+      })
+    })
+
+    check('an already-aborted AbortSignal rejects and changes nothing', skip.abort, async () => {
+      await withInterface(async ({ iface, create, open, addresses }) => {
+        const [a, b] = addresses as [string, string]
+        const aborted = AbortSignal.abort()
+        await iface.addAddress({ address: a })
+        await assertRejectsCoded(() => iface.addAddress({ address: b, signal: aborted }), 'addAddress() with an aborted signal', { abort: true })
+        await assertRejectsCoded(() => iface.removeAddress({ address: a, signal: aborted }), 'removeAddress() with an aborted signal', { abort: true })
+        await assertRejectsCoded(() => iface.applyAddresses({ add: [b], remove: [a], signal: aborted }), 'applyAddresses() with an aborted signal', { abort: true })
+        await assertRejectsCoded(() => iface.listAddresses({ signal: aborted }), 'listAddresses() with an aborted signal', { abort: true })
+        assertSameSet(await iface.listAddresses(), [a], 'listAddresses() after aborted calls')
+        await iface.close({ removeInterface: true })
+        const next = await create()
+        await assertRejectsCoded(() => open(next, aborted), 'open() with an aborted signal', { abort: true })
+        await assertRejectsCoded(() => next.listAddresses(), 'listAddresses() after an aborted open()')
+        const third = await create()
+        assert.equal((await open(third)).adopted, false, 'an aborted open() must not make the interface')
+      })
+    })
+
+    check('a malformed address rejects with a coded error', skip.invalidAddress, async () => {
+      await withInterface(async ({ iface }) => {
+        for (const address of ['not-an-address', '300.1.2.3', '']) {
+          await assertRejectsCoded(() => iface.addAddress({ address }), `addAddress(${JSON.stringify(address)})`)
+        }
+        assertSameSet(await iface.listAddresses(), [], 'listAddresses() after refused adds')
+      })
+    })
+
+    check('an IPv6 address rejects with a coded error unless the ipv6 capability is set', skip.ipv6, async () => {
+      await withInterface(async ({ iface }) => {
+        if (iface.capabilities.ipv6) return
+        await assertRejectsCoded(() => iface.addAddress({ address: 'fd00::2' }), 'addAddress(fd00::2) without the ipv6 capability')
+      })
+    })
+
+    check('diagnose() returns well-formed checks and changes nothing', skip.diagnose, async () => {
+      await withInterface(async ({ iface, addresses }) => {
+        await iface.addAddress({ address: addresses[0]! })
+        await checkDiagnose(() => iface.diagnose(), `${name} diagnose()`)
+        assertSameSet(await iface.listAddresses(), [addresses[0]!], 'listAddresses() after diagnose()')
+      })
+    })
+
+    suite.additionalTests?.({ options: openOptions, withInterface })
+  })
+}
+
+/** `count` host addresses of `cidr`, skipping the network address and the first host. */
+function hostsOf(cidr: string, count: number): string[] {
+  const s = parseSubnet(cidr)
+  const out: string[] = []
+  for (let a = s.network + 2; a < s.broadcast && out.length < count; a++) out.push(intToIpv4(a))
+  if (out.length < 6) throw new Error(`subnet ${cidr} is too small for the interface suite: use a /28 or larger, or pass addresses`)
+  return out
+}
