@@ -14,11 +14,11 @@ export interface CreateLoggerOptions {
  * Every key that may hold a secret, wherever it appears: the value is replaced before a line is
  * written. Secrets must never reach a log line (tested in create-logger.test.ts).
  */
-export const REDACTED_PATHS = [
-  'apiKey', '*.apiKey', 'api_key', '*.api_key', 'key', '*.key', 'api.key',
-  'keyPem', '*.keyPem', 'privateKey', '*.privateKey', 'authorization', '*.authorization',
-  'headers.authorization', 'req.headers.authorization', 'credentials', '*.credentials',
-]
+export const REDACTED_PATHS = ['apiKey', 'api_key', 'key', 'keyPem', 'privateKey', 'authorization', 'credentials'].flatMap((k) => [
+  k,
+  `*.${k}`,
+  `*.*.${k}`, // e.g. config.api.key
+])
 
 /** The daemon's logger: JSON lines when stderr is not a TTY, readable lines when it is. */
 export function createLogger({ level = 'info', pretty, destination }: CreateLoggerOptions = {}): Logger {

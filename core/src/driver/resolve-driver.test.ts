@@ -1,0 +1,81 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { assertCompatible, resolveAutoDriver, resolveDriver } from './resolve-driver.js'
+import { defineDriver } from './define-driver.js'
+
+const definePath = new URL('./define-driver.js', import.meta.url).href
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'ngrokd-resolve-'))
+  try {
+    await fn(dir)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+function driverSource({ name = 'file-driver', platforms = ['linux', 'darwin', 'win32'], ngrokd = '^1.0.0' } = {}): string {
+  return `import { defineDriver } from ${JSON.stringify(definePath)}
+export default defineDriver({ name: ${JSON.stringify(name)}, provides: ['interface'], platforms: ${JSON.stringify(platforms)}, ngrokd: ${JSON.stringify(ngrokd)},
+  async create() { return {} } })\n`
+}
+
+test('auto picks linux-netlink with privilege and loopback-alias without, and says why', () => {
+  assert.equal(resolveAutoDriver('linux', true).name, 'linux-netlink')
+  const fallback = resolveAutoDriver('linux', false)
+  assert.equal(fallback.name, 'loopback-alias')
+  assert.match(fallback.reason, /CAP_NET_ADMIN/)
+  assert.equal(resolveAutoDriver('darwin', true).name, 'darwin-utun')
+  assert.equal(resolveAutoDriver('win32', true).name, 'windows-wintun')
+})
+
+test('a driver given by path resolves relative to the config directory', () =>
+  withDir(async (dir) => {
+    await writeFile(join(dir, 'mine.mjs'), driverSource())
+    const { driver, name } = await resolveDriver('./mine.mjs', { configDir: dir, kind: 'interface' })
+    assert.equal(driver.name, 'file-driver')
+    assert.equal(name, './mine.mjs')
+  }))
+
+test('a package name resolves from node_modules next to the config file', () =>
+  withDir(async (dir) => {
+    const pkg = join(dir, 'node_modules', 'ngrokd-driver-sample')
+    await mkdir(pkg, { recursive: true })
+    await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: 'ngrokd-driver-sample', type: 'module', exports: { '.': { default: './index.js' } } }))
+    await writeFile(join(pkg, 'index.js'), driverSource({ name: 'sample' }))
+    const { driver } = await resolveDriver('ngrokd-driver-sample', { configDir: dir, kind: 'interface' })
+    assert.equal(driver.name, 'sample')
+  }))
+
+test('errors are coded and say how to fix them', () =>
+  withDir(async (dir) => {
+    await assert.rejects(resolveDriver('ngrokd-driver-missing', { configDir: dir, kind: 'interface' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND'))
+      assert.match(e.hint ?? '', /npm install ngrokd-driver-missing/)
+      return true
+    })
+    await writeFile(join(dir, 'not-a-driver.mjs'), 'export default { name: "x" }\n')
+    await assert.rejects(resolveDriver('./not-a-driver.mjs', { configDir: dir, kind: 'interface' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID') && /defineDriver/.test((e as Error).message))
+    await writeFile(join(dir, 'mac-only.mjs'), driverSource({ platforms: ['darwin'] }))
+    await assert.rejects(
+      resolveDriver('./mac-only.mjs', { configDir: dir, kind: 'interface', platform: 'linux' }),
+      (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_UNSUPPORTED_PLATFORM') && /runs on darwin, not linux/.test((e as Error).message),
+    )
+    await writeFile(join(dir, 'future.mjs'), driverSource({ ngrokd: '^2.0.0' }))
+    await assert.rejects(resolveDriver('./future.mjs', { configDir: dir, kind: 'interface' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INCOMPATIBLE'))
+    await assert.rejects(resolveDriver('./mine.mjs', { configDir: dir, kind: 'interface' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND') && /relative to the config/.test((e as { hint?: string }).hint ?? ''))
+    await writeFile(join(dir, 'resolver.mjs'), driverSource())
+    await assert.rejects(resolveDriver('./resolver.mjs', { configDir: dir, kind: 'name-resolver' }), /provides interface, not name-resolver/)
+  }))
+
+test('defineDriver validates metadata and the version check follows semver', () => {
+  assert.throws(() => defineDriver({ name: 'Bad Name', provides: ['interface'], platforms: ['linux'], ngrokd: '^1.0.0', create: async () => ({}) }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID'))
+  assert.doesNotThrow(() => assertCompatible({ name: 'x', ngrokd: '^1.0.0' }, '1.4.2'))
+  assert.doesNotThrow(() => assertCompatible({ name: 'x', ngrokd: '^1.0.0' }, '1.5.0-rc.1'))
+  assert.throws(() => assertCompatible({ name: 'x', ngrokd: '^2.0.0' }, '1.4.2'), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INCOMPATIBLE'))
+  assert.throws(() => assertCompatible({ name: 'x', ngrokd: 'not a range!' }, '1.0.0'), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID'))
+})

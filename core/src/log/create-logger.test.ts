@@ -1,0 +1,43 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
+import type { DestinationStream } from 'pino'
+import { createLogger } from './create-logger.js'
+
+function capture() {
+  const lines: string[] = []
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(chunk.toString())
+      cb()
+    },
+  })
+  return { lines, destination: destination as unknown as DestinationStream }
+}
+
+test('logs are JSON lines and never carry an API key or a private key', () => {
+  const { lines, destination } = capture()
+  const logger = createLogger({ level: 'trace', destination })
+  const apiKey = '2abcSECRETapikey0123456789'
+  const keyPem = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n'
+  logger.info({ config: { api: { url: 'https://api.ngrok.com', key: apiKey } } }, 'configuration')
+  logger.info({ apiKey }, 'client')
+  logger.debug({ credentials: { certPem: 'x', keyPem } }, 'credentials')
+  logger.child({ keyPem }).warn({ headers: { authorization: `Bearer ${apiKey}` } }, 'request')
+  const out = lines.join('')
+  assert.equal(lines.length, 4)
+  for (const line of lines) assert.doesNotThrow(() => JSON.parse(line))
+  assert.ok(!out.includes(apiKey), 'the API key leaked into the log')
+  assert.ok(!out.includes('PRIVATE KEY'), 'a private key leaked into the log')
+  assert.match(out, /\[redacted\]/)
+  assert.equal(JSON.parse(lines[0]!).config.api.url, 'https://api.ngrok.com')
+})
+
+test('the level filters', () => {
+  const { lines, destination } = capture()
+  const logger = createLogger({ level: 'warn', destination })
+  logger.info('hidden')
+  logger.warn('shown')
+  assert.equal(lines.length, 1)
+  assert.equal(JSON.parse(lines[0]!).msg, 'shown')
+})
