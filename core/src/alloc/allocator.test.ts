@@ -1,4 +1,4 @@
-import { describe, it, beforeEach, afterEach } from 'node:test'
+import { describe, it, before, after, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, rm, readFile, writeFile, readdir, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -8,6 +8,16 @@ import type { Logger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { MemoryAllocator } from './memory-allocator.js'
 import { PersistentAllocator } from './persistent-allocator.js'
+import { TestFramework } from '../testing/test-framework.js'
+import { testAllocator } from '../testing/suites/allocator-suite.js'
+
+TestFramework.use({ describe, it, beforeAll: before, afterAll: after })
+// MemoryAllocator runs the same suite in the kit's own self-test.
+testAllocator({
+  title: 'PersistentAllocator: allocator conformance',
+  create: ({ stateDir }) => new PersistentAllocator({ stateDir }),
+  persistent: true,
+})
 
 type Line = { level: string; msg: string }
 function recordingLogger(): Logger & { lines: Line[] } {
@@ -103,14 +113,14 @@ describe('MemoryAllocator', () => {
 
   it('rejects use before open() and a bad subnet with coded errors', async () => {
     const alloc = new MemoryAllocator()
-    await assert.rejects(alloc.allocate({ hostnames: ['a.x'] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_STATE'))
+    await assert.rejects(alloc.allocate({ hostnames: ['a.x'] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_MISUSE'))
     await assert.rejects(alloc.open({ subnet: '10.9.0.1/24' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
     await assert.rejects(alloc.open({ subnet: 'nope' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
     await assert.rejects(alloc.open({ subnet: '10.9.0.0/24', reserved: ['x'] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
     await alloc.open({ subnet: '10.9.0.0/24' })
     await alloc.close()
     await alloc.close()
-    await assert.rejects(alloc.release({ hostnames: ['a.x'] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_STATE'))
+    await assert.rejects(alloc.release({ hostnames: ['a.x'] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_MISUSE'))
   })
 
   it('keeps mappings across a re-open with the same subnet and drops them on a new one', async () => {

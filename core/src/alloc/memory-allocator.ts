@@ -179,7 +179,7 @@ export class MemoryAllocator implements Allocator {
   /** The state to persist. */
   protected snapshot(): AllocatorState {
     const subnet = this.subnet
-    if (!subnet) throw new NgrokdError('NGROKD_ERR_STATE', `${this.allocator} allocator: never opened`)
+    if (!subnet) throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', `${this.allocator} allocator: never opened`)
     return {
       version: 1,
       subnet: subnet.cidr,
@@ -256,7 +256,7 @@ export class MemoryAllocator implements Allocator {
 
   private assertOpen(): Ipv4Subnet {
     if (!this.opened || !this.subnet) {
-      throw new NgrokdError('NGROKD_ERR_STATE', `${this.allocator} allocator: not open`, { hint: 'call open() before allocate() or release()' })
+      throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', `${this.allocator} allocator: called before open() or after close()`, { hint: 'await open() first' })
     }
     return this.subnet
   }

@@ -1,5 +1,5 @@
 import { readFile, rename, access, stat, constants } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
@@ -7,11 +7,21 @@ import { writeFileAtomic } from '../util/atomic-file.js'
 import { isIpv4 } from '../util/ipv4.js'
 import { MemoryAllocator, type AllocatorState } from './memory-allocator.js'
 
-export interface PersistentAllocatorOptions {
-  /** JSON state file, e.g. `/var/lib/ngrokd/allocations.json`. Its directory is created if missing. */
-  stateFile: string
-  logger?: Logger
-}
+export type PersistentAllocatorOptions = (
+  | {
+      /** JSON state file, e.g. `/var/lib/ngrokd/allocations.json`. Its directory is created if missing. */
+      stateFile: string
+      stateDir?: undefined
+    }
+  | {
+      /** The state directory; the file is `<stateDir>/allocations.json`. */
+      stateDir: string
+      stateFile?: undefined
+    }
+) & { logger?: Logger }
+
+/** File name used when only a state directory is given. */
+export const ALLOCATIONS_FILE = 'allocations.json'
 
 /**
  * {@link MemoryAllocator} whose state survives restarts: the same hostname gets the same address
@@ -35,7 +45,7 @@ export class PersistentAllocator extends MemoryAllocator {
 
   constructor(options: PersistentAllocatorOptions) {
     super({ logger: options.logger })
-    this.stateFile = options.stateFile
+    this.stateFile = options.stateFile ?? join(options.stateDir, ALLOCATIONS_FILE)
   }
 
   override async close(): Promise<void> {

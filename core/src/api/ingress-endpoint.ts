@@ -37,6 +37,7 @@ export function splitIngressEndpoint(value: string | null | undefined): { host: 
   if (bracketed) {
     host = bracketed[1]!
     portText = bracketed[2]
+    if (isIP(host) !== 6) throw invalid(v)
   } else if (isIP(v) === 6) {
     host = v // a bare IPv6 address: no port can be told apart
   } else {

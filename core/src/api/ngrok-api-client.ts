@@ -253,8 +253,11 @@ export class NgrokApiClient {
 
     for (let attempt = 0; ; attempt++) {
       if (signal?.aborted) throw abortedError(signal, `${method} ${shown}`)
-      const timeout = AbortSignal.timeout(this.timeoutMs)
-      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout
+      // like AbortSignal.timeout(), but a referenced timer that is cleared: a hung request keeps
+      // the process alive until it times out, and no timer outlives its attempt
+      const timeout = new AbortController()
+      const timer = setTimeout(() => timeout.abort(new DOMException(`timed out after ${this.timeoutMs} ms`, 'TimeoutError')), this.timeoutMs)
+      const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal
       let response: Response
       let text: string
       let sent = false
@@ -265,7 +268,7 @@ export class NgrokApiClient {
         text = await response.text()
       } catch (cause) {
         if (signal?.aborted) throw abortedError(signal, `${method} ${shown}`)
-        const timedOut = timeout.aborted
+        const timedOut = timeout.signal.aborted
         const codes = errorCodes(cause)
         const notSent = !sent && !timedOut && codes.length > 0 && codes.every((c) => NOT_SENT_CODES.has(c))
         const reason = timedOut ? `timed out after ${this.timeoutMs} ms` : codes[0] ?? (cause instanceof Error ? cause.message : String(cause))
@@ -281,6 +284,8 @@ export class NgrokApiClient {
           cause,
           hint: `check that ${this.baseUrl.origin} is reachable from this machine (DNS, proxy, firewall)`,
         })
+      } finally {
+        clearTimeout(timer)
       }
       const ms = Math.round(performance.now() - started)
       this.logger.debug({ method, path: shown, status: response.status, attempt: attempt + 1, ms }, 'ngrok api')

@@ -73,6 +73,6 @@ export function isNgrokApiError(e: unknown, status?: number): e is NgrokApiError
     e instanceof Error &&
     (e as { code?: unknown }).code === 'NGROKD_ERR_API' &&
     typeof (e as { status?: unknown }).status === 'number' &&
-    (status === undefined || (e as { status: number }).status === status)
+    (status === undefined || (e as unknown as { status: number }).status === status)
   )
 }

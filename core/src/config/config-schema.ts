@@ -63,7 +63,8 @@ export const CONFIG_SCHEMA_URL = new URL('../../config.schema.json', import.meta
 
 const camel = (s: string) => s.replace(/[_-]+([a-z0-9])/g, (_, c: string) => c.toUpperCase())
 
-function buildModel(schema: SchemaNode): ConfigModel {
+/** Builds the key list, sections and validator of a schema. @internal */
+export function buildConfigModel(schema: SchemaNode): ConfigModel {
   const keys: ConfigKey[] = []
   const sections = new Map<string, ConfigSection>()
   const walk = (node: SchemaNode, segments: string[], outputSegments: string[]) => {
@@ -112,7 +113,7 @@ let model: ConfigModel | undefined
 
 /** The parsed schema, its keys and a compiled validator; built once. @internal */
 export function getConfigModel(): ConfigModel {
-  model ??= buildModel(JSON.parse(readFileSync(CONFIG_SCHEMA_URL, 'utf8')) as SchemaNode)
+  model ??= buildConfigModel(JSON.parse(readFileSync(CONFIG_SCHEMA_URL, 'utf8')) as SchemaNode)
   return model
 }
 

@@ -97,7 +97,10 @@ export function validateLayer(raw: unknown, options: LayerOptions): LayerResult 
       } else if (error.keyword === 'enum') {
         add(path, `${renderValue(value, key.schema)} is not one of ${key.schema.enum!.join(', ')}`)
       } else {
-        add(path, `${renderValue(value, key.schema)} is not valid; expected ${expectedFor(key.schema)}`)
+        // The kind's own check usually says more precisely what is wrong ("is shorter than 1s").
+        const checked = key.schema['x-ngrokd']?.kind ? normalizeValue(key.schema, value, options.baseDir) : undefined
+        const problem = checked && 'problem' in checked ? checked.problem : 'is not valid'
+        add(path, `${renderValue(value, key.schema)} ${problem}; expected ${expectedFor(key.schema)}`)
       }
     }
   }

@@ -45,7 +45,7 @@ export function expectedFor(schema: SchemaNode): string {
 
 /** A value for an error message: JSON, shortened; secrets redacted. @internal */
 export function renderValue(value: unknown, schema?: SchemaNode): string {
-  if (schema?.['x-ngrokd']?.kind === 'secret' && typeof value === 'string') return JSON.stringify(redactSecret(value))
+  if (schema?.['x-ngrokd']?.kind === 'secret') return JSON.stringify(redactSecret(String(value)))
   const text = JSON.stringify(value) ?? String(value)
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }

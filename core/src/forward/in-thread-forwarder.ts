@@ -354,11 +354,12 @@ export class InThreadForwarder implements Forwarder {
   }
 }
 
+/** Cuts every open connection: reset, since whatever was in flight is lost. */
 function destroyAll(entry: Entry): void {
   for (const c of entry.conns) {
     c.abort.abort()
     c.up?.destroy()
-    c.client.destroy()
+    reset(c.client)
   }
 }
 

@@ -4,6 +4,7 @@ import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { FrameReader, decodeConnResponseBody, encodeConnRequest, type ConnResponse } from '../protocol/binding-frames.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
+import { pemCertificates } from './load-trust-roots.js'
 
 /** The client certificate and key that the ngrok API issued to this operator (PROTOCOL.md §3). */
 export interface IngressCredentials {
@@ -91,8 +92,11 @@ export class IngressDialer implements Dialer {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000
     this.responseTimeoutMs = options.responseTimeoutMs ?? 10_000
     if (options.ca !== undefined) {
+      // createSecureContext() silently skips text that is not PEM: check every entry holds certificates
       try {
-        tls.createSecureContext({ ca: options.ca })
+        for (const entry of Array.isArray(options.ca) ? options.ca : [options.ca]) {
+          if (pemCertificates(entry.toString()).length === 0) throw new Error('no PEM certificate in an entry')
+        }
       } catch (cause) {
         throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ingress trust roots are not valid PEM certificates: ${(cause as Error).message}`, {
           cause,
@@ -215,7 +219,11 @@ export class IngressDialer implements Dialer {
           fail(new NgrokdError('NGROKD_ERR_INGRESS_UNREACHABLE', `${where}: connection closed before it was established`))
         } else {
           const when = phase === 'handshake' ? 'during the TLS handshake' : 'before answering the ConnRequest'
-          fail(new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where} closed the connection ${when} for ${hostname}:${port}`, { hint: CERT_NOT_ACCEPTED_HINT }))
+          fail(
+            new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where} closed the connection ${when} for ${hostname}:${port}: our client certificate is likely not accepted`, {
+              hint: CERT_NOT_ACCEPTED_HINT,
+            }),
+          )
         }
       }
       const onData = (chunk: Buffer): void => {
@@ -327,7 +335,7 @@ function classifyError(err: Error, phase: Phase, authorizationError: Error | str
   }
   if (code === 'ECONNRESET' || code === 'EPIPE') {
     const when = phase === 'handshake' ? 'during the TLS handshake' : 'before answering the ConnRequest'
-    return new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where} reset the connection ${when}`, { cause: err, hint: CERT_NOT_ACCEPTED_HINT })
+    return new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where} reset the connection ${when}: our client certificate is likely not accepted`, { cause: err, hint: CERT_NOT_ACCEPTED_HINT })
   }
   if (phase === 'handshake' || code.startsWith('ERR_SSL_') || code.startsWith('ERR_OSSL_')) {
     return new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where}: TLS failed (${detail})`, { cause: err, hint: 'check ingress.endpoint and ingress.ca_file' })

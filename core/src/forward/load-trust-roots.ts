@@ -4,6 +4,16 @@ import { join } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
+
+/** The PEM certificate blocks in `text`, each checked to parse; throws the X509Certificate error otherwise. */
+export function pemCertificates(text: string): string[] {
+  const out: string[] = []
+  for (const pem of text.match(PEM_CERT) ?? []) {
+    new X509Certificate(pem)
+    out.push(`${pem}\n`)
+  }
+  return out
+}
 const HINT = 'ingress.ca_file must name a PEM file with one or more CA certificates, or a directory of *.pem / *.crt files'
 
 /**
@@ -42,16 +52,13 @@ export async function loadTrustRoots(caFileOrDir: string): Promise<string[]> {
         hint: HINT,
       })
     }
-    for (const pem of text.match(PEM_CERT) ?? []) {
-      try {
-        new X509Certificate(pem)
-      } catch (cause) {
-        throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ingress CA ${file} holds a certificate that does not parse: ${(cause as Error).message}`, {
-          cause,
-          hint: HINT,
-        })
-      }
-      roots.push(`${pem}\n`)
+    try {
+      roots.push(...pemCertificates(text))
+    } catch (cause) {
+      throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ingress CA ${file} holds a certificate that does not parse: ${(cause as Error).message}`, {
+        cause,
+        hint: HINT,
+      })
     }
   }
   if (roots.length === 0) {

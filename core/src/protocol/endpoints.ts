@@ -77,7 +77,6 @@ export function validateHostname(h: string): string | undefined {
   if (typeof h !== 'string') return 'not a string'
   if (h.length === 0) return 'empty'
   if (h.length > MAX_HOSTNAME) return `longer than ${MAX_HOSTNAME} characters`
-  // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f\u007f\u0085\u2028\u2029]/u.test(h)) return 'contains whitespace or a control character'
   for (const [ch, what] of [['#', 'a "#"'], [':', 'a ":" (a port belongs in the url, not the hostname)'], ['/', 'a "/"'], ['*', 'a wildcard']] as const) {
     if (h.includes(ch)) return `contains ${what}`
@@ -139,7 +138,6 @@ export function parseEndpointUrl(url: string): ParsedEndpointUrl {
 function tryParseEndpointUrl(url: string): ParseResult {
   const invalid = (reason: string): ParseResult => ({ code: 'NGROKD_ERR_ENDPOINT_INVALID', reason })
   if (typeof url !== 'string' || url.length === 0) return invalid('empty')
-  // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f\u007f\u0085\u2028\u2029]/u.test(url)) return invalid('contains whitespace or a control character')
   const m = RAW_URL.exec(url)
   if (!m) return invalid('not of the form scheme://host[:port]')

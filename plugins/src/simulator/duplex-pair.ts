@@ -7,7 +7,8 @@ import { Duplex } from 'node:stream'
  *   most one chunk per direction is in flight (no unbounded buffering).
  * - Half-close: `end()` on one side ends the other side's readable; the other side stays
  *   writable (`allowHalfOpen`).
- * - `destroy()` on one side destroys the other.
+ * - `destroy()` on one side destroys the other, unless that side had ended cleanly: then the other
+ *   side still reads everything and its own writes fail from then on (like a socket after close).
  */
 class PairSide extends Duplex {
   peer: PairSide | null = null
@@ -53,11 +54,13 @@ class PairSide extends Duplex {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     const other = this.peer
     this.peer = null
+    // A writer on the other side waiting for us to read must not hang.
     const pending = this.peerWriteCallback
     this.peerWriteCallback = null
-    // A writer on the other side waiting for us to read must not hang.
-    if (pending) pending()
-    if (other && !other.destroyed) other.destroy()
+    pending?.()
+    // After a clean end the other side still reads what we wrote, then 'end' (a socket's close
+    // after shutdown). Otherwise it is an abort, and the other side goes too (a reset).
+    if (other && !other.destroyed && (error || !this.writableFinished)) other.destroy()
     callback(error)
   }
 

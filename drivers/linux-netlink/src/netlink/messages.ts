@@ -338,7 +338,7 @@ export function decodeError(msg: NetlinkMessage): NetlinkErrorReply {
   const error = p.readInt32LE(0)
   const requestLength = p.readUInt32LE(4)
   const reply: NetlinkErrorReply = {
-    errno: -error,
+    errno: error === 0 ? 0 : -error,
     request: { type: p.readUInt16LE(8), flags: p.readUInt16LE(10), seq: p.readUInt32LE(12) },
   }
   if (msg.flags & NLM_F_ACK_TLVS) {
@@ -355,7 +355,7 @@ export function decodeError(msg: NetlinkMessage): NetlinkErrorReply {
 
 /** NLMSG_DONE carries an i32 (a negated errno when a dump failed); absent means 0. */
 export function decodeDone(msg: NetlinkMessage): number {
-  return msg.payload.length >= 4 ? -msg.payload.readInt32LE(0) : 0
+  return msg.payload.length >= 4 ? Math.abs(msg.payload.readInt32LE(0)) : 0
 }
 
 export interface LinkMessage {

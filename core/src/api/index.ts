@@ -1,0 +1,23 @@
+export {
+  NgrokApiClient,
+  DEFAULT_API_BASE_URL,
+  parseRetryAfter,
+  type NgrokApiClientOptions,
+  type RequestOptions,
+  type ListOptions,
+} from './ngrok-api-client.js'
+export { NgrokApiError, isNgrokApiError, ngrokDocsUrl, type NgrokApiErrorInit } from './ngrok-api-error.js'
+export { normalizeIngressEndpoint, splitIngressEndpoint, DEFAULT_INGRESS_ENDPOINT } from './ingress-endpoint.js'
+export { FakeNgrokApi, type FakeNgrokApiOptions, type FakeRequest, type RecordedReply } from './fake-ngrok-api.js'
+export type {
+  ApiEndpoint,
+  ListPage,
+  NgrokErrorBody,
+  Operator,
+  OperatorBinding,
+  OperatorCert,
+  OperatorCreate,
+  OperatorDeployment,
+  OperatorUpdate,
+  Ref,
+} from './types.js'

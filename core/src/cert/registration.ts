@@ -1,0 +1,510 @@
+import { randomUUID } from 'node:crypto'
+import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises'
+import { hostname as osHostname } from 'node:os'
+import { join } from 'node:path'
+import { NgrokdError, isNgrokdError } from '../errors/index.js'
+import { silentLogger, type Logger } from '../contracts/logger.js'
+import { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js'
+import type { NgrokApiClient } from '../api/ngrok-api-client.js'
+import { isNgrokApiError } from '../api/ngrok-api-error.js'
+import { normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
+import type { Operator } from '../api/types.js'
+import { generateKeyAndCsr } from './csr.js'
+import { parseCertificate, type CertificateInfo } from './parse-certificate.js'
+
+const DAY_MS = 86_400_000
+/** ngrok's operator re-keys when less than 30 days remain (PROTOCOL.md §3). */
+export const DEFAULT_RENEW_BEFORE_MS = 30 * DAY_MS
+/** `description` is at most 255 bytes (ngrok API, KubernetesOperatorCreate). */
+const MAX_DESCRIPTION_BYTES = 255
+/** The key under which the machine id is kept in the operator's `metadata` JSON. */
+export const MACHINE_ID_METADATA_KEY = 'ngrokd_machine_id'
+
+/** Files ngrokd keeps in its state directory for the registration. */
+export const REGISTRATION_FILES = {
+  operator: 'operator.json',
+  key: 'client.key',
+  cert: 'client.crt',
+  machineId: 'machine-id',
+} as const
+
+/** What `Registration` needs of the API client (an `NgrokApiClient`, or a fake in tests). */
+export type OperatorApi = Pick<NgrokApiClient, 'createOperator' | 'getOperator' | 'updateOperator' | 'deleteOperator' | 'listOperators'>
+
+export interface RegistrationOptions {
+  api: OperatorApi
+  /** Holds operator.json, client.key (0600), client.crt and machine-id. Created 0700 when missing. */
+  stateDir: string
+  logger?: Logger
+  /** Default `ngrokd on <hostname>`. */
+  description?: string
+  /** CEL endpoint selectors. Default `['true']` (every kubernetes-bound endpoint of the account). */
+  selectors?: string[]
+  /** Overrides the `machine-id` file (which is otherwise made once with a random UUID). */
+  machineId?: string
+  /** Renew when less than this is left. Default 30 days. */
+  renewBeforeMs?: number
+  /** Clock, ms since the epoch. Default Date.now. */
+  now?: () => number
+  /** Default os.hostname(). Stored in the operator's metadata for people reading the dashboard. */
+  hostname?: string
+  /** Writes one state file. Default writeFileAtomic; tests inject a failing one. */
+  writeFile?: (path: string, data: string, options: AtomicWriteOptions) => Promise<void>
+}
+
+export interface RegistrationInfo {
+  operatorId: string
+  /** `host:port` of the binding ingress (`:443` appended when the API gave no port). */
+  ingressEndpoint: string
+  certPem: string
+  /** Secret: never log it. */
+  keyPem: string
+  notAfter: Date
+}
+
+export interface ClientCredentials {
+  certPem: string
+  keyPem: string
+}
+
+/** Contents of operator.json. The key and certificate live in their own files. */
+interface StoredOperator {
+  version: 1
+  operatorId: string
+  machineId: string
+  ingressEndpoint: string
+  notBefore: string
+  notAfter: string
+  fingerprint256: string
+  savedAt: string
+}
+
+interface Loaded {
+  stored?: StoredOperator
+  keyPem?: string
+  certPem?: string
+}
+
+interface Current {
+  operatorId: string
+  machineId: string
+  ingressEndpoint: string
+  certPem: string
+  keyPem: string
+  cert: CertificateInfo
+}
+
+function stateError(what: string, path: string, cause: unknown): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_STATE', `registration: cannot ${what} ${path}`, {
+    cause,
+    hint: `check that the state directory is a writable directory owned by the user running ngrokd`,
+  })
+}
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  const buf = Buffer.from(text, 'utf8')
+  if (buf.length <= maxBytes) return text
+  return buf.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD+$/, '')
+}
+
+/** The machine id in an operator's metadata, if it is ngrokd's JSON. */
+export function machineIdOf(op: Pick<Operator, 'metadata'>): string | undefined {
+  if (!op.metadata) return undefined
+  try {
+    const m = JSON.parse(op.metadata) as unknown
+    const id = typeof m === 'object' && m !== null ? (m as Record<string, unknown>)[MACHINE_ID_METADATA_KEY] : undefined
+    return typeof id === 'string' ? id : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  return !!a && a.length === b.length && a.every((x, i) => x === b[i])
+}
+
+/**
+ * ngrokd's registration as a ngrok Kubernetes operator and its client certificate (PROTOCOL.md §2–3).
+ *
+ * - `ensure()` reuses the registration in `stateDir` while the API still has it, else finds an
+ *   earlier one of this machine (machine id in `metadata`) and re-keys it, else creates one.
+ *   A create whose result cannot be saved is deleted again: no orphans.
+ * - `renewIfNeeded()` re-keys and PATCHes a new CSR when less than `renewBeforeMs` remain; the old
+ *   pair stays in use until the new one is saved.
+ * - `credentials()` is the current pair: read it for every new connection, so rotation needs no restart.
+ * - Key material is never logged; the key file is written 0600 from its first byte.
+ *
+ * ```ts
+ * const registration = new Registration({ api, stateDir: '/var/lib/ngrokd', logger })
+ * const { operatorId, ingressEndpoint } = await registration.ensure()
+ * setInterval(() => registration.renewIfNeeded().catch(log), 3_600_000)
+ * tls.connect({ ...registration.credentials(), … })
+ * ```
+ */
+export class Registration {
+  private readonly api: OperatorApi
+  private readonly stateDir: string
+  private readonly logger: Logger
+  private readonly selectors: string[]
+  private readonly renewBeforeMs: number
+  private readonly now: () => number
+  private readonly hostname: string
+  private readonly description: string
+  private readonly machineIdOption?: string
+  private readonly writeFile: (path: string, data: string, options: AtomicWriteOptions) => Promise<void>
+  private current?: Current
+  private queue: Promise<unknown> = Promise.resolve()
+
+  constructor(options: RegistrationOptions) {
+    this.api = options.api
+    this.stateDir = options.stateDir
+    this.logger = (options.logger ?? silentLogger).child({ component: 'registration' })
+    this.selectors = options.selectors && options.selectors.length > 0 ? [...options.selectors] : ['true']
+    this.renewBeforeMs = options.renewBeforeMs ?? DEFAULT_RENEW_BEFORE_MS
+    this.now = options.now ?? Date.now
+    this.hostname = options.hostname ?? osHostname()
+    this.description = truncateUtf8(options.description ?? `ngrokd on ${this.hostname}`, MAX_DESCRIPTION_BYTES)
+    if (options.machineId !== undefined) this.machineIdOption = options.machineId
+    this.writeFile = options.writeFile ?? writeFileAtomic
+  }
+
+  /** The loaded registration, or undefined before `ensure()`. */
+  get info(): RegistrationInfo | undefined {
+    return this.current && this.toInfo(this.current)
+  }
+
+  /** Registers (or reuses the registration) and loads a valid client certificate. Safe to call again. */
+  ensure(): Promise<RegistrationInfo> {
+    return this.exclusive(async () => {
+      this.current = await this.load()
+      try {
+        await this.renewLocked(false)
+      } catch (e) {
+        // a certificate that is still valid keeps working; renewIfNeeded() tries again later
+        if (this.current.cert.remainingMs(this.now()) <= 0) throw e
+        this.logger.warn({ operatorId: this.current.operatorId, err: e }, 'renewing the client certificate failed; using the current one')
+      }
+      return this.toInfo(this.current)
+    })
+  }
+
+  /**
+   * Re-keys when less than `renewBeforeMs` remain (or less than a third of the lifetime, for
+   * certificates shorter than 90 days, so a short-lived certificate is not renewed on every call).
+   * Resolves true when it renewed.
+   */
+  renewIfNeeded(): Promise<boolean> {
+    return this.exclusive(() => this.renewLocked(false))
+  }
+
+  /** Re-keys now, whatever the remaining validity (e.g. after the ingress rejected the certificate). */
+  renewNow(): Promise<void> {
+    return this.exclusive(async () => {
+      await this.renewLocked(true)
+    })
+  }
+
+  /** The current certificate and key. Throws before `ensure()` resolved. */
+  credentials(): ClientCredentials {
+    if (!this.current) {
+      throw new NgrokdError('NGROKD_ERR_CERT', 'registration: no client certificate loaded', { hint: 'call ensure() before connecting' })
+    }
+    return { certPem: this.current.certPem, keyPem: this.current.keyPem }
+  }
+
+  /**
+   * Deletes the registration at ngrok and removes the state files (for `uninstall`). Without local
+   * state, deletes every registration carrying this machine's id. Resolves the ids it deleted.
+   */
+  deregister(): Promise<string[]> {
+    return this.exclusive(async () => {
+      const ids = new Set<string>()
+      const loaded = this.current ? undefined : await this.readState()
+      const operatorId = this.current?.operatorId ?? loaded?.stored?.operatorId
+      if (operatorId) {
+        ids.add(operatorId)
+      } else {
+        const machineId = this.machineIdOption ?? (await this.readMachineIdFile())
+        if (machineId) for (const op of await this.api.listOperators()) if (machineIdOf(op) === machineId) ids.add(op.id)
+      }
+      const deleted: string[] = []
+      for (const id of ids) {
+        if (await this.api.deleteOperator(id)) deleted.push(id)
+        this.logger.info({ operatorId: id }, 'deregistered from ngrok')
+      }
+      for (const file of Object.values(REGISTRATION_FILES)) {
+        const path = join(this.stateDir, file)
+        await rm(path, { force: true }).catch((e: unknown) => {
+          throw stateError('remove', path, e)
+        })
+      }
+      this.current = undefined
+      return deleted
+    })
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn)
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+
+  private toInfo(c: Current): RegistrationInfo {
+    return { operatorId: c.operatorId, ingressEndpoint: c.ingressEndpoint, certPem: c.certPem, keyPem: c.keyPem, notAfter: c.cert.notAfter }
+  }
+
+  private path(file: keyof typeof REGISTRATION_FILES): string {
+    return join(this.stateDir, REGISTRATION_FILES[file])
+  }
+
+  private async load(): Promise<Current> {
+    try {
+      await mkdir(this.stateDir, { recursive: true, mode: 0o700 })
+    } catch (e) {
+      throw stateError('create', this.stateDir, e)
+    }
+    const machineId = await this.machineId()
+    const loaded = await this.readState()
+    if (loaded.stored) {
+      const { operatorId } = loaded.stored
+      let op: Operator | undefined
+      try {
+        op = await this.api.getOperator(operatorId)
+      } catch (e) {
+        if (!isNgrokApiError(e, 404)) throw e
+        this.logger.warn({ operatorId }, 'saved registration no longer exists at ngrok; registering anew')
+      }
+      if (op) return this.adopt(op, loaded, machineId)
+    }
+    return this.registerFresh(machineId)
+  }
+
+  /** The API still has our registration: keep the local pair when it is usable, else re-key. */
+  private async adopt(op: Operator, loaded: Loaded, machineId: string): Promise<Current> {
+    const ingressEndpoint = normalizeIngressEndpoint(op.binding?.ingress_endpoint)
+    const cert = this.usableLocalCert(loaded)
+    if (!cert || !op.binding || !op.enabled_features?.includes('bindings')) {
+      this.logger.warn({ operatorId: op.id }, 'local client certificate missing or unusable; requesting a new one')
+      return this.rekey(op, machineId, { renewalOnly: false })
+    }
+    if (!sameList(op.binding.endpoint_selectors, this.selectors)) {
+      await this.api.updateOperator(op.id, { binding: { endpoint_selectors: this.selectors } })
+      this.logger.info({ operatorId: op.id, selectors: this.selectors }, 'endpoint selectors updated')
+    }
+    const current: Current = { operatorId: op.id, machineId, ingressEndpoint, certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
+    if (loaded.stored?.ingressEndpoint !== ingressEndpoint || loaded.stored.machineId !== machineId) {
+      await this.writeState('operator', JSON.stringify(this.storedOf(current), null, 2) + '\n', 0o644)
+    }
+    this.logger.info({ operatorId: op.id, ingressEndpoint, notAfter: cert.notAfter.toISOString() }, 'reusing ngrok registration')
+    return current
+  }
+
+  private usableLocalCert(loaded: Loaded): CertificateInfo | undefined {
+    if (!loaded.keyPem || !loaded.certPem) return undefined
+    try {
+      const cert = parseCertificate(loaded.certPem)
+      if (!cert.matchesKey(loaded.keyPem)) return undefined
+      if (cert.remainingMs(this.now()) <= 0) return undefined
+      return cert
+    } catch {
+      return undefined
+    }
+  }
+
+  /** No usable saved registration: adopt an earlier one of this machine, or create one. */
+  private async registerFresh(machineId: string): Promise<Current> {
+    const mine = (await this.api.listOperators())
+      .filter((op) => machineIdOf(op) === machineId)
+      .sort((a, b) => (b.created_at ?? '').localeCompare(a.created_at ?? ''))
+    if (mine.length > 0) {
+      const [newest, ...others] = mine
+      if (others.length > 0) {
+        this.logger.warn({ operatorId: newest!.id, others: others.map((o) => o.id) }, 'several registrations carry this machine id; reusing the newest')
+      }
+      this.logger.info({ operatorId: newest!.id }, 'found an earlier registration of this machine; re-keying it')
+      return this.rekey(newest!, machineId, { renewalOnly: false })
+    }
+
+    const { keyPem, csrPem } = generateKeyAndCsr()
+    const op = await this.api.createOperator({
+      description: this.description,
+      metadata: this.metadata(machineId),
+      enabled_features: ['bindings'],
+      region: 'global',
+      binding: { endpoint_selectors: this.selectors, csr: csrPem },
+    })
+    this.logger.info({ operatorId: op.id }, 'registered with ngrok')
+    try {
+      return await this.persist(op, machineId, keyPem)
+    } catch (e) {
+      // a registration we cannot use must not stay behind: delete it, then report the first failure
+      try {
+        await this.api.deleteOperator(op.id)
+        this.logger.warn({ operatorId: op.id }, 'saving the new registration failed; deleted it at ngrok')
+      } catch (deleteError) {
+        this.logger.error({ operatorId: op.id, err: deleteError }, 'saving the new registration failed and deleting it failed too; delete it in the ngrok dashboard')
+      }
+      throw e
+    }
+  }
+
+  /** New key + CSR PATCHed onto `op` (plus selectors and metadata when adopting), then saved. */
+  private async rekey(op: Operator, machineId: string, { renewalOnly }: { renewalOnly: boolean }): Promise<Current> {
+    const { keyPem, csrPem } = generateKeyAndCsr()
+    const updated = await this.api.updateOperator(
+      op.id,
+      renewalOnly
+        ? { binding: { csr: csrPem } }
+        : {
+            metadata: this.metadata(machineId),
+            ...(op.enabled_features?.includes('bindings') ? {} : { enabled_features: [...(op.enabled_features ?? []), 'bindings'] }),
+            binding: { endpoint_selectors: this.selectors, csr: csrPem },
+          },
+    )
+    return this.persist(updated, machineId, keyPem)
+  }
+
+  private async renewLocked(force: boolean): Promise<boolean> {
+    const current = this.current
+    if (!current) {
+      throw new NgrokdError('NGROKD_ERR_CERT', 'registration: nothing to renew', { hint: 'call ensure() first' })
+    }
+    if (!force && !this.needsRenewal(current.cert)) return false
+    const remainingDays = Math.floor(current.cert.remainingMs(this.now()) / DAY_MS)
+    this.logger.info({ operatorId: current.operatorId, remainingDays }, 'renewing the client certificate')
+    let next: Current
+    try {
+      next = await this.rekey({ id: current.operatorId }, current.machineId, { renewalOnly: true })
+    } catch (e) {
+      if (!isNgrokApiError(e, 404)) throw e
+      this.logger.warn({ operatorId: current.operatorId }, 'registration vanished at ngrok during renewal; registering anew')
+      next = await this.registerFresh(current.machineId)
+    }
+    this.current = next // swap only after the new pair is saved
+    this.logger.info(
+      { operatorId: next.operatorId, fingerprint256: next.cert.fingerprint256, notAfter: next.cert.notAfter.toISOString() },
+      'client certificate renewed',
+    )
+    return true
+  }
+
+  private needsRenewal(cert: CertificateInfo): boolean {
+    const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime()
+    const threshold = lifetime < 3 * this.renewBeforeMs ? Math.min(this.renewBeforeMs, lifetime / 3) : this.renewBeforeMs
+    return cert.remainingMs(this.now()) < threshold
+  }
+
+  /** Checks the API's reply against our key, then writes key (0600), certificate, operator.json. */
+  private async persist(op: Operator, machineId: string, keyPem: string): Promise<Current> {
+    const certPem = op.binding?.cert?.cert
+    if (!certPem) {
+      throw new NgrokdError('NGROKD_ERR_API', `ngrok api: operator ${op.id} came back without binding.cert`, {
+        hint: 'the account may not be enabled for kubernetes bindings',
+      })
+    }
+    const cert = parseCertificate(certPem)
+    if (!cert.matchesKey(keyPem)) {
+      throw new NgrokdError('NGROKD_ERR_CERT', `registration: the certificate ngrok returned for ${op.id} is not for our key`)
+    }
+    const current: Current = {
+      operatorId: op.id,
+      machineId,
+      ingressEndpoint: normalizeIngressEndpoint(op.binding?.ingress_endpoint),
+      certPem,
+      keyPem,
+      cert,
+    }
+    // order matters: operator.json last, so a crash in between leaves a key/cert pair that load() checks
+    await this.writeState('key', keyPem, 0o600)
+    await this.writeState('cert', certPem, 0o644)
+    await this.writeState('operator', JSON.stringify(this.storedOf(current), null, 2) + '\n', 0o644)
+    this.logger.debug({ operatorId: op.id, fingerprint256: cert.fingerprint256 }, 'registration saved')
+    return current
+  }
+
+  private storedOf(c: Current): StoredOperator {
+    return {
+      version: 1,
+      operatorId: c.operatorId,
+      machineId: c.machineId,
+      ingressEndpoint: c.ingressEndpoint,
+      notBefore: c.cert.notBefore.toISOString(),
+      notAfter: c.cert.notAfter.toISOString(),
+      fingerprint256: c.cert.fingerprint256,
+      savedAt: new Date(this.now()).toISOString(),
+    }
+  }
+
+  private metadata(machineId: string): string {
+    return JSON.stringify({ [MACHINE_ID_METADATA_KEY]: machineId, hostname: this.hostname })
+  }
+
+  private async writeState(file: keyof typeof REGISTRATION_FILES, data: string, mode: number): Promise<void> {
+    const path = this.path(file)
+    try {
+      await this.writeFile(path, data, { mode })
+    } catch (e) {
+      throw isNgrokdError(e) ? e : stateError('write', path, e)
+    }
+  }
+
+  private async readOptional(file: keyof typeof REGISTRATION_FILES): Promise<string | undefined> {
+    const path = this.path(file)
+    try {
+      return await readFile(path, 'utf8')
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw stateError('read', path, e)
+    }
+  }
+
+  private async readState(): Promise<Loaded> {
+    const loaded: Loaded = {}
+    const text = await this.readOptional('operator')
+    if (text !== undefined) {
+      try {
+        const s = JSON.parse(text) as Partial<StoredOperator>
+        if (typeof s.operatorId !== 'string' || !s.operatorId) throw new Error('no operatorId')
+        loaded.stored = s as StoredOperator
+      } catch {
+        this.logger.warn({ path: this.path('operator') }, 'operator.json is unreadable; looking for the registration by machine id')
+      }
+    }
+    loaded.keyPem = await this.readOptional('key')
+    loaded.certPem = await this.readOptional('cert')
+    if (loaded.keyPem !== undefined) await this.tightenKeyMode()
+    return loaded
+  }
+
+  /** A key file readable by others is narrowed to 0600 (and said so). */
+  private async tightenKeyMode(): Promise<void> {
+    const path = this.path('key')
+    try {
+      const { mode } = await stat(path)
+      if ((mode & 0o077) !== 0) {
+        this.logger.warn({ path, mode: (mode & 0o777).toString(8) }, 'client key was readable by others; setting mode 0600')
+        await chmod(path, 0o600)
+      }
+    } catch (e) {
+      throw stateError('secure', path, e)
+    }
+  }
+
+  private async readMachineIdFile(): Promise<string | undefined> {
+    const text = (await this.readOptional('machineId'))?.trim()
+    return text && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(text) ? text : undefined
+  }
+
+  /** The stable machine id: the option, else the `machine-id` file, made once with a random UUID. */
+  private async machineId(): Promise<string> {
+    if (this.machineIdOption) return this.machineIdOption
+    const existing = await this.readMachineIdFile()
+    if (existing) return existing
+    const id = randomUUID()
+    await this.writeState('machineId', id + '\n', 0o644)
+    this.logger.info({ machineId: id }, 'created machine id')
+    return id
+  }
+}

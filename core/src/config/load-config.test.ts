@@ -1,0 +1,227 @@
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { loadConfig } from './load-config.js'
+
+let root: string
+/** A fresh project directory: its package.json stops cosmiconfig's upward search at it. */
+let n = 0
+async function project(files: Record<string, string> = {}): Promise<string> {
+  const dir = join(root, `p${n++}`)
+  await mkdir(dir, { recursive: true })
+  await writeFile(join(dir, 'package.json'), '{"name":"some-app","private":true}')
+  for (const [name, text] of Object.entries(files)) {
+    await mkdir(join(dir, name, '..'), { recursive: true })
+    await writeFile(join(dir, name), text)
+  }
+  return dir
+}
+/** Options that keep the machine's /etc/ngrokd/config.yml and environment out of the test. */
+const isolated = (cwd: string) => ({ cwd, env: {}, defaultPath: join(cwd, 'no-such-default.yml') })
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ngrokd-config-'))
+})
+after(async () => {
+  await rm(root, { recursive: true, force: true })
+})
+
+const YAML = `# a current file
+api:
+  key: ak_test_1234567890
+  timeout: 30s
+bound_endpoints:
+  poll_interval: 1m
+  selectors: ["true"]
+net:
+  subnet: 10.42.0.0/16
+  interface_name: ngrk1
+log:
+  level: debug
+`
+
+describe('loadConfig', () => {
+  it('uses only defaults when no file exists', async () => {
+    const dir = await project()
+    const loaded = await loadConfig(isolated(dir))
+    assert.equal(loaded.source, undefined)
+    assert.deepEqual(loaded.notices, [])
+    assert.equal(loaded.config.configDir, dir)
+    assert.equal(loaded.config.net.subnet, '10.107.0.0/16')
+    assert.equal(loaded.config.boundEndpoints.pollIntervalMs, 10_000)
+  })
+
+  it('reads YAML named with --config, relative to cwd', async () => {
+    const dir = await project({ 'conf/daemon.yml': YAML })
+    const { config, source } = await loadConfig({ ...isolated(dir), configPath: 'conf/daemon.yml' })
+    assert.equal(source, join(dir, 'conf/daemon.yml'))
+    assert.equal(config.configDir, join(dir, 'conf'))
+    assert.equal(config.api.key, 'ak_test_1234567890')
+    assert.equal(config.api.timeoutMs, 30_000)
+    assert.equal(config.boundEndpoints.pollIntervalMs, 60_000)
+    assert.equal(config.net.subnet, '10.42.0.0/16')
+    assert.equal(config.net.interfaceName, 'ngrk1')
+    assert.equal(config.log.level, 'debug')
+  })
+
+  it('reads JSON named with --config', async () => {
+    const json = JSON.stringify({ net: { subnet: '10.43.0.0/24', force: true }, bound_endpoints: { poll_interval: 15 } })
+    const dir = await project({ 'ngrokd-prod.json': json })
+    const { config } = await loadConfig({ ...isolated(dir), configPath: join(dir, 'ngrokd-prod.json') })
+    assert.equal(config.net.subnet, '10.43.0.0/24')
+    assert.equal(config.net.force, true)
+    assert.equal(config.boundEndpoints.pollIntervalMs, 15_000)
+  })
+
+  it('reads a file with any other extension as YAML', async () => {
+    const dir = await project({ 'ngrokd.conf': 'log:\n  level: warn\n' })
+    assert.equal((await loadConfig({ ...isolated(dir), configPath: 'ngrokd.conf' })).config.log.level, 'warn')
+  })
+
+  it('fails with NGROKD_ERR_CONFIG_NOT_FOUND naming a missing --config file', async () => {
+    const dir = await project({ 'ngrokd.yml': YAML })
+    const missing = join(dir, 'nope.yml')
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'nope.yml' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_NOT_FOUND'), String(e))
+      assert.ok(e.message.includes(missing), e.message)
+      assert.ok(e.hint)
+      return true
+    })
+  })
+
+  it('finds ngrokd.yaml by searching up from cwd to the project root', async () => {
+    const dir = await project({ 'ngrokd.yaml': 'net:\n  subnet: 10.50.0.0/16\n' })
+    const deep = join(dir, 'a', 'b')
+    await mkdir(deep, { recursive: true })
+    const { config, source } = await loadConfig(isolated(deep))
+    assert.equal(source, join(dir, 'ngrokd.yaml'))
+    assert.equal(config.net.subnet, '10.50.0.0/16')
+    assert.equal(config.configDir, dir)
+  })
+
+  it('finds .ngrokdrc.json and .config/ngrokdrc', async () => {
+    const a = await project({ '.ngrokdrc.json': '{"log":{"level":"error"}}' })
+    assert.equal((await loadConfig(isolated(a))).config.log.level, 'error')
+    const b = await project({ '.config/ngrokdrc': 'log:\n  level: trace\n' })
+    const loaded = await loadConfig(isolated(b))
+    assert.equal(loaded.config.log.level, 'trace')
+    assert.equal(loaded.source, join(b, '.config/ngrokdrc'))
+  })
+
+  it('finds the ngrokd key of package.json', async () => {
+    const dir = await project()
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'app', ngrokd: { net: { interface_name: 'pkg0' } } }))
+    const { config, source } = await loadConfig(isolated(dir))
+    assert.equal(config.net.interfaceName, 'pkg0')
+    assert.equal(source, join(dir, 'package.json'))
+  })
+
+  it('does not run a JavaScript config file', async () => {
+    const dir = await project({ 'evil.config.js': 'globalThis.ran = true; export default {}' })
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'evil.config.js' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+      assert.match(e.message, /is a program; ngrokd reads YAML or JSON only/)
+      return true
+    })
+    assert.equal((globalThis as { ran?: boolean }).ran, undefined)
+  })
+
+  it('falls back to the default path only when the search finds nothing', async () => {
+    const dir = await project()
+    const fallback = join(root, 'etc-config.yml')
+    await writeFile(fallback, 'log:\n  level: fatal\n')
+    const viaDefault = await loadConfig({ cwd: dir, env: {}, defaultPath: fallback })
+    assert.equal(viaDefault.source, fallback)
+    assert.equal(viaDefault.config.log.level, 'fatal')
+    assert.equal(viaDefault.config.configDir, root)
+
+    const withLocal = await project({ 'ngrokd.yml': 'log:\n  level: warn\n' })
+    const local = await loadConfig({ cwd: withLocal, env: {}, defaultPath: fallback })
+    assert.equal(local.source, join(withLocal, 'ngrokd.yml'))
+    assert.equal(local.config.log.level, 'warn')
+  })
+
+  it('resolves relative paths against the file, not cwd', async () => {
+    const yaml = 'ingress:\n  ca_file: ca.pem\nnames:\n  hosts_file: ./hosts\nstate_dir: state\ncontrol:\n  socket: run/ngrokd.sock\n'
+    const dir = await project({ 'etc/ngrokd.yml': yaml })
+    const elsewhere = await project()
+    const { config } = await loadConfig({ ...isolated(elsewhere), configPath: join(dir, 'etc/ngrokd.yml') })
+    assert.equal(config.ingress.caFile, join(dir, 'etc/ca.pem'))
+    assert.equal(config.names.hostsFile, join(dir, 'etc/hosts'))
+    assert.equal(config.stateDir, join(dir, 'etc/state'))
+    assert.equal(config.control.socket, join(dir, 'etc/run/ngrokd.sock'))
+  })
+
+  it('applies the environment over the file', async () => {
+    const dir = await project({ 'ngrokd.yml': YAML })
+    const { config } = await loadConfig({ ...isolated(dir), env: { NGROKD_NET_SUBNET: '10.60.0.0/16', NGROK_API_KEY: 'from-env-key' } })
+    assert.equal(config.net.subnet, '10.60.0.0/16')
+    assert.equal(config.api.key, 'from-env-key')
+    assert.equal(config.log.level, 'debug')
+  })
+
+  it('names the file when validation fails', async () => {
+    const dir = await project({ 'ngrokd.yml': 'net:\n  subnet: 10.107.0.1/16\n' })
+    await assert.rejects(loadConfig(isolated(dir)), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+      assert.ok(e.message.startsWith(`invalid configuration in ${join(dir, 'ngrokd.yml')}:`), e.message)
+      assert.match(e.message, /net\.subnet: "10\.107\.0\.1\/16" has host bits set/)
+      return true
+    })
+  })
+
+  it('reports a YAML syntax error with the file', async () => {
+    const dir = await project({ 'bad.yml': 'net:\n  subnet: [unclosed\n' })
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'bad.yml' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+      assert.match(e.message, new RegExp(`^cannot parse config file ${join(dir, 'bad.yml')}: \\S`))
+      return true
+    })
+  })
+
+  it('treats an empty file as defaults', async () => {
+    const dir = await project({ 'empty.yml': '' })
+    const loaded = await loadConfig({ ...isolated(dir), configPath: 'empty.yml' })
+    assert.equal(loaded.source, join(dir, 'empty.yml'))
+    assert.equal(loaded.config.log.level, 'info')
+  })
+
+  it('loads the seed daemon file with notices', async () => {
+    const seed = [
+      'api:',
+      '  url: https://api.ngrok.com',
+      '  key: ""',
+      'ingressEndpoint: "kubernetes-binding-ingress.ngrok.io:443"',
+      'server:',
+      '  log_level: info',
+      '  socket_path: /var/run/ngrokd.sock',
+      '  client_cert: /etc/ngrokd/tls.crt',
+      'bound_endpoints:',
+      '  poll_interval: 30',
+      '  selectors: ["true"]',
+      'net:',
+      '  interface_name: ngrokd0',
+      '  subnet: 10.107.0.0/16',
+      '',
+    ].join('\n')
+    const dir = await project({ 'config.yml': seed })
+    const { config, notices } = await loadConfig({ ...isolated(dir), configPath: 'config.yml' })
+    assert.equal(config.control.socket, '/var/run/ngrokd.sock')
+    assert.equal(config.ingress.endpoint, 'kubernetes-binding-ingress.ngrok.io:443')
+    assert.equal(config.boundEndpoints.pollIntervalMs, 30_000)
+    assert.equal(notices.length, 4)
+    assert.ok(notices.every((n) => n.startsWith(`${join(dir, 'config.yml')}: `)))
+  })
+
+  it('says so when --config names a directory', async () => {
+    const dir = await project()
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: '.' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+      assert.equal(e.message, `config file ${dir} is a directory`)
+      return true
+    })
+  })
+})

@@ -1,0 +1,134 @@
+import { stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig'
+import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
+import type { LoadedConfig } from './daemon-config.js'
+import { resolveConfig } from './resolve-config.js'
+
+export const DEFAULT_CONFIG_PATH = '/etc/ngrokd/config.yml'
+
+/**
+ * Where cosmiconfig looks, in order, in the working directory and its parents up to the nearest
+ * package.json. Data formats only: a JavaScript config found in whatever directory a root daemon was
+ * started from would run as root.
+ */
+export const CONFIG_SEARCH_PLACES = [
+  'ngrokd.yaml',
+  'ngrokd.yml',
+  'ngrokd.json',
+  '.ngrokdrc',
+  '.ngrokdrc.yaml',
+  '.ngrokdrc.yml',
+  '.ngrokdrc.json',
+  '.config/ngrokdrc',
+  '.config/ngrokdrc.yaml',
+  '.config/ngrokdrc.yml',
+  '.config/ngrokdrc.json',
+  'package.json',
+]
+
+export interface LoadConfigOptions {
+  /** `--config FILE`: read exactly this file (relative to `cwd`); a missing file is an error. */
+  configPath?: string
+  /** Where the search starts, and the base of relative paths from the environment. Default `process.cwd()`. */
+  cwd?: string
+  /** Default `process.env`. */
+  env?: NodeJS.ProcessEnv
+  /** Read when the search finds nothing, if it exists. Default {@link DEFAULT_CONFIG_PATH}. */
+  defaultPath?: string
+}
+
+const rejectCode: Loader = (filepath) => {
+  throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${filepath} is a program; ngrokd reads YAML or JSON only`, {
+    hint: 'write the configuration as YAML or JSON (see config.schema.json of @ngrokd/core)',
+  })
+}
+
+const LOADERS = {
+  '.js': rejectCode,
+  '.mjs': rejectCode,
+  '.cjs': rejectCode,
+  '.ts': rejectCode,
+  '.mts': rejectCode,
+  '.cts': rejectCode,
+  // Any other extension (config.conf, config.yml.bak) is YAML, which also reads JSON.
+  default: defaultLoaders['.yaml'],
+}
+
+function readError(error: unknown, fallbackPath: string | undefined): Error {
+  if (isNgrokdError(error)) return error
+  const e = error as NodeJS.ErrnoException & { filepath?: string }
+  const file = e?.filepath ?? e?.path ?? fallbackPath ?? 'the configuration file'
+  switch (e?.code) {
+    case 'ENOENT':
+      return new NgrokdError('NGROKD_ERR_CONFIG_NOT_FOUND', `config file ${file} does not exist`, {
+        hint: 'check the path given with --config, or leave it out to use the default locations',
+        cause: error,
+      })
+    case 'EACCES':
+    case 'EPERM':
+      return new PermissionError(`cannot read config file ${file}: ${e.code}`, { cause: error })
+    case 'EISDIR':
+      return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${file} is a directory`, { hint: 'name a YAML or JSON file', cause: error })
+  }
+  // cosmiconfig's loaders prefix "YAML Error in FILE:\n" / "JSON Error in FILE:\n"; keep the reason line.
+  const lines = String(e?.message ?? error).split('\n').filter((l) => l.trim() !== '' && !/^(YAML|JSON) Error in /.test(l))
+  return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `cannot parse config file ${file}: ${lines[0]?.trim() ?? 'unknown error'}`, {
+    hint: 'fix the YAML or JSON syntax at the position shown',
+    cause: error,
+  })
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw readError(error, path)
+  }
+}
+
+/**
+ * Finds, reads and validates the daemon's configuration:
+ * 1. `configPath` (`--config FILE`) if given;
+ * 2. else a cosmiconfig search for `ngrokd` from `cwd` ({@link CONFIG_SEARCH_PLACES}, `ngrokd` in package.json);
+ * 3. else `defaultPath` (/etc/ngrokd/config.yml) if it exists;
+ * 4. else defaults only.
+ * Then `NGROKD_*` variables and `NGROK_API_KEY` override the file (see {@link resolveConfig}).
+ *
+ * ```ts
+ * const { config, source, notices } = await loadConfig({ configPath: args.config })
+ * for (const n of notices) logger.warn(n)
+ * ```
+ * @throws NgrokdError `NGROKD_ERR_CONFIG_NOT_FOUND` (missing `configPath`), `NGROKD_ERR_CONFIG_INVALID`
+ *   (unparsable file, or a {@link ConfigInvalidError} listing every bad key), `NGROKD_ERR_PERMISSION`.
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  const cwd = resolve(options.cwd ?? process.cwd())
+  let found: { filepath: string; config?: unknown } | null = null
+  let path: string | undefined
+  try {
+    const explorer = cosmiconfig('ngrokd', {
+      searchPlaces: CONFIG_SEARCH_PLACES,
+      searchStrategy: 'project',
+      cache: false,
+      loaders: LOADERS,
+    })
+    if (options.configPath !== undefined) {
+      path = resolve(cwd, options.configPath)
+      found = await explorer.load(path)
+    } else {
+      found = await explorer.search(cwd)
+      path = resolve(cwd, options.defaultPath ?? DEFAULT_CONFIG_PATH)
+      if (!found && (await isFile(path))) found = await explorer.load(path)
+    }
+  } catch (error) {
+    throw readError(error, path)
+  }
+  return resolveConfig(found?.config, {
+    ...(found ? { source: found.filepath } : {}),
+    cwd,
+    ...(options.env ? { env: options.env } : {}),
+  })
+}

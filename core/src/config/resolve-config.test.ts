@@ -1,0 +1,282 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { ConfigInvalidError, type ConfigIssue } from './config-invalid-error.js'
+import type { DaemonConfig } from './daemon-config.js'
+import { defaultConfig, resolveConfig } from './resolve-config.js'
+
+const FILE = '/srv/ngrokd/config.yml'
+
+/** The issues resolveConfig throws for `content` (and `env`); fails the test if it does not throw. */
+function issuesOf(content: unknown, env: NodeJS.ProcessEnv = {}): { error: ConfigInvalidError; issues: readonly ConfigIssue[] } {
+  try {
+    resolveConfig(content, { source: FILE, env, cwd: '/work' })
+  } catch (e) {
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'), String(e))
+    assert.ok(e instanceof ConfigInvalidError)
+    return { error: e, issues: e.issues }
+  }
+  assert.fail('expected NGROKD_ERR_CONFIG_INVALID')
+}
+
+describe('resolveConfig: defaults', () => {
+  it('fills every default', () => {
+    const expected: DaemonConfig = {
+      api: { url: 'https://api.ngrok.com', timeoutMs: 10_000 },
+      ingress: { insecureSkipVerify: false },
+      boundEndpoints: { pollIntervalMs: 10_000, selectors: ['true'] },
+      net: { driver: 'auto', interfaceName: 'ngrokd0', subnet: '10.107.0.0/16', driverOptions: {}, force: false },
+      names: { resolver: 'hosts-file', hostsFile: '/etc/hosts' },
+      stateDir: '/var/lib/ngrokd',
+      control: { socket: '/run/ngrokd.sock' },
+      log: { level: 'info' },
+      cleanup: { removeInterfaceOnStop: true },
+      configDir: '/work',
+    }
+    const loaded = resolveConfig(undefined, { cwd: '/work', env: {} })
+    assert.deepEqual(loaded, { config: expected, notices: [] })
+    assert.deepEqual(defaultConfig('/work'), expected)
+  })
+
+  it('gives each result its own arrays and objects', () => {
+    const a = defaultConfig('/x')
+    a.boundEndpoints.selectors.push('changed')
+    a.net.driverOptions.changed = true
+    const b = defaultConfig('/x')
+    assert.deepEqual(b.boundEndpoints.selectors, ['true'])
+    assert.deepEqual(b.net.driverOptions, {})
+  })
+
+  it('converts file values: durations to ms, canonical subnet, URL without trailing slash, empty key unset', () => {
+    const { config } = resolveConfig(
+      {
+        $schema: './node_modules/@ngrokd/core/config.schema.json',
+        api: { url: 'https://api.example.test/', key: '', timeout: 2.5 },
+        bound_endpoints: { poll_interval: '1m30s', selectors: ['metadata.team == "a"'] },
+        net: { subnet: ' 10.99.0.0/24 ', driver_options: { bridge: true } },
+        ingress: { endpoint: '[::1]:8443' },
+      },
+      { source: FILE, env: {} },
+    )
+    assert.equal(config.api.url, 'https://api.example.test')
+    assert.ok(!('key' in config.api))
+    assert.equal(config.api.timeoutMs, 2500)
+    assert.equal(config.boundEndpoints.pollIntervalMs, 90_000)
+    assert.deepEqual(config.boundEndpoints.selectors, ['metadata.team == "a"'])
+    assert.equal(config.net.subnet, '10.99.0.0/24')
+    assert.deepEqual(config.net.driverOptions, { bridge: true })
+    assert.equal(config.ingress.endpoint, '[::1]:8443')
+    assert.equal(config.configDir, '/srv/ngrokd')
+  })
+
+  it('resolves relative paths against the file directory', () => {
+    const { config } = resolveConfig(
+      { ingress: { ca_file: 'certs/ca.pem' }, names: { hosts_file: '../hosts' }, state_dir: 'state', control: { socket: './ngrokd.sock' } },
+      { source: FILE, cwd: '/elsewhere', env: {} },
+    )
+    assert.equal(config.ingress.caFile, '/srv/ngrokd/certs/ca.pem')
+    assert.equal(config.names.hostsFile, '/srv/hosts')
+    assert.equal(config.stateDir, '/srv/ngrokd/state')
+    assert.equal(config.control.socket, '/srv/ngrokd/ngrokd.sock')
+  })
+})
+
+describe('resolveConfig: invalid values', () => {
+  it('names the unknown key, lists the valid ones and suggests the closest', () => {
+    const { error, issues } = issuesOf({ net: { subnt: '10.1.0.0/16' } })
+    assert.equal(issues.length, 1)
+    assert.deepEqual(issues[0]!.key, 'net.subnt')
+    assert.equal(issues[0]!.file, FILE)
+    assert.match(error.message, new RegExp(`^invalid configuration in ${FILE}:`))
+    assert.match(error.message, /net\.subnt: unknown key; valid keys in net: driver, interface_name, subnet, driver_options, force \(did you mean net\.subnet\?\)/)
+  })
+
+  it('suggests keys at the top level and keys that live in another section', () => {
+    const { issues } = issuesOf({ bound_endpoint: {}, net: { poll_interval: 5 }, loglevel: 'x' })
+    const byKey = new Map(issues.map((i) => [i.key, i.message]))
+    assert.match(byKey.get('bound_endpoint')!, /valid top-level keys: api, ingress, bound_endpoints, .*\(did you mean bound_endpoints\?\)/)
+    assert.match(byKey.get('net.poll_interval')!, /did you mean bound_endpoints\.poll_interval\?/)
+    assert.ok(byKey.has('loglevel'))
+    assert.ok(!byKey.get('loglevel')!.includes('did you mean'))
+  })
+
+  it('explains that dotted keys are not expanded', () => {
+    const { issues } = issuesOf({ 'net.subnet': '10.1.0.0/16' })
+    assert.match(issues[0]!.message, /dotted keys are not expanded: nest net → subnet/)
+  })
+
+  const cases: Array<[string, unknown, string, RegExp]> = [
+    ['host bits set', { net: { subnet: '10.107.0.1/16' } }, 'net.subnet', /"10\.107\.0\.1\/16" has host bits set \(its network is 10\.107\.0\.0\/16\); expected an IPv4 subnet in CIDR form/],
+    ['prefix too long', { net: { subnet: '10.107.0.0/31' } }, 'net.subnet', /"10\.107\.0\.0\/31" has a prefix longer than \/30.*; expected an IPv4 subnet/],
+    ['not a subnet', { net: { subnet: 'ten/8' } }, 'net.subnet', /"ten\/8" is not an IPv4 subnet; expected/],
+    ['bad duration', { api: { timeout: '10 seconds' } }, 'api.timeout', /"10 seconds" is not a duration; expected a duration such as 10s, 500ms/],
+    ['duration too short', { bound_endpoints: { poll_interval: '500ms' } }, 'bound_endpoints.poll_interval', /"500ms" is shorter than 1s; expected .* at least 1s/],
+    ['bad level', { log: { level: 'verbose' } }, 'log.level', /"verbose" is not one of trace, debug, info, warn, error, fatal/],
+    ['bad bool', { ingress: { insecure_skip_verify: 'yes' } }, 'ingress.insecure_skip_verify', /"yes" is not valid; expected true or false/],
+    ['bad ifname', { net: { interface_name: 'eth0:1' } }, 'net.interface_name', /"eth0:1" is not valid; expected a Linux interface name/],
+    ['ifname too long', { net: { interface_name: 'ngrokd-interface0' } }, 'net.interface_name', /"ngrokd-interface0" is longer than 15 bytes/],
+    ['ifname in bytes', { net: { interface_name: 'ééééééééé' } }, 'net.interface_name', /is longer than 15 bytes/],
+    ['bad url', { api: { url: 'ftp://api.ngrok.com' } }, 'api.url', /"ftp:\/\/api\.ngrok\.com" uses ftp, not http or https/],
+    ['bad endpoint port', { ingress: { endpoint: 'ingress.test:70000' } }, 'ingress.endpoint', /has a port outside 1-65535/],
+    ['bad selectors', { bound_endpoints: { selectors: [] } }, 'bound_endpoints.selectors', /\[\] is not valid; expected a list of non-empty strings \(at least 1\)/],
+    ['section not a mapping', { net: 'ngrokd0' }, 'net', /"ngrokd0" is not valid; expected a mapping with the keys driver, interface_name/],
+  ]
+  for (const [name, content, key, message] of cases) {
+    it(`${name}: names the key, the value and what is expected`, () => {
+      const { error, issues } = issuesOf(content)
+      assert.equal(issues.length, 1, JSON.stringify(issues))
+      assert.equal(issues[0]!.key, key)
+      assert.match(issues[0]!.message, message)
+      assert.ok(error.message.includes(`${key}: ${issues[0]!.message}`))
+      assert.ok(error.message.includes(FILE))
+      assert.ok(error.hint)
+    })
+  }
+
+  it('lists every problem at once', () => {
+    const { error, issues } = issuesOf({ net: { subnet: '1.2.3.4/8', interface_name: '' }, log: { level: 'loud' }, api: { timeout: 'x' }, extra: 1 })
+    assert.deepEqual(issues.map((i) => i.key).sort(), ['api.timeout', 'extra', 'log.level', 'net.interface_name', 'net.subnet'])
+    assert.equal(error.message.split('\n').length, 6)
+  })
+
+  it('never prints the API key', () => {
+    const { error } = issuesOf({ api: { key: 12345678901234 } })
+    assert.ok(!error.message.includes('12345678901234'), error.message)
+    assert.match(error.message, /api\.key: "…234" is not valid; expected a string/)
+  })
+
+  it('rejects content that is not a mapping', () => {
+    const { issues } = issuesOf(['api', 'net'])
+    assert.equal(issues[0]!.key, '(top level)')
+    assert.match(issues[0]!.message, /expected a mapping of the sections api, ingress/)
+  })
+})
+
+describe('resolveConfig: environment overrides', () => {
+  const resolveEnv = (env: NodeJS.ProcessEnv, content?: unknown) => resolveConfig(content, { source: FILE, cwd: '/work', env })
+
+  it('reads NGROK_API_KEY, and NGROKD_API_KEY wins over it', () => {
+    assert.equal(resolveEnv({ NGROK_API_KEY: 'key-from-ngrok-env' }).config.api.key, 'key-from-ngrok-env')
+    assert.equal(resolveEnv({ NGROK_API_KEY: 'a', NGROKD_API_KEY: 'b' }).config.api.key, 'b')
+  })
+
+  it('overrides the file, which overrides the defaults', () => {
+    const content = { log: { level: 'debug' }, net: { subnet: '10.1.0.0/16', interface_name: 'fromfile0' }, api: { key: 'file-key' } }
+    const { config } = resolveEnv({ NGROKD_NET_SUBNET: '10.2.0.0/16', NGROKD_LOG_LEVEL: 'warn', NGROK_API_KEY: 'env-key' }, content)
+    assert.equal(config.net.subnet, '10.2.0.0/16')
+    assert.equal(config.log.level, 'warn')
+    assert.equal(config.api.key, 'env-key')
+    assert.equal(config.net.interfaceName, 'fromfile0')
+    assert.equal(config.net.driver, 'auto')
+  })
+
+  it('finds keys whose names contain underscores and types values by the schema', () => {
+    const { config } = resolveEnv({
+      NGROKD_BOUND_ENDPOINTS_POLL_INTERVAL: '1m30s',
+      NGROKD_INGRESS_INSECURE_SKIP_VERIFY: 'true',
+      NGROKD_CLEANUP_REMOVE_INTERFACE_ON_STOP: '0',
+      NGROKD_NET_DRIVER_OPTIONS: '{"bridge":true}',
+      NGROKD_STATE_DIR: 'state',
+      NGROKD_API_TIMEOUT: '30',
+      NGROKD_CONTROL_GROUP: 'ngrokd',
+      NGROKD_LOG_LEVEL: '',
+    })
+    assert.equal(config.boundEndpoints.pollIntervalMs, 90_000)
+    assert.equal(config.ingress.insecureSkipVerify, true)
+    assert.equal(config.cleanup.removeInterfaceOnStop, false)
+    assert.deepEqual(config.net.driverOptions, { bridge: true })
+    // Relative paths from the environment resolve against the working directory.
+    assert.equal(config.stateDir, '/work/state')
+    assert.equal(config.api.timeoutMs, 30_000)
+    assert.equal(config.control.group, 'ngrokd')
+    assert.equal(config.log.level, 'info', 'an empty variable counts as unset')
+  })
+
+  it('splits arrays on commas, or reads a JSON array', () => {
+    assert.deepEqual(resolveEnv({ NGROKD_BOUND_ENDPOINTS_SELECTORS: 'a, b,,c' }).config.boundEndpoints.selectors, ['a', 'b', 'c'])
+    assert.deepEqual(resolveEnv({ NGROKD_BOUND_ENDPOINTS_SELECTORS: '["x in [1, 2]"]' }).config.boundEndpoints.selectors, ['x in [1, 2]'])
+  })
+
+  it('names the variable when its value is bad', () => {
+    const { error, issues } = issuesOf({}, { NGROKD_INGRESS_INSECURE_SKIP_VERIFY: 'maybe', NGROKD_NET_SUBNET: '10.0.0.1/8', NGROKD_NET_DRIVER_OPTIONS: '[1]' })
+    const byEnv = new Map(issues.map((i) => [i.env, i]))
+    assert.match(byEnv.get('NGROKD_INGRESS_INSECURE_SKIP_VERIFY')!.message, /"maybe" is not a boolean; expected true or false/)
+    assert.equal(byEnv.get('NGROKD_NET_SUBNET')!.key, 'net.subnet')
+    assert.match(byEnv.get('NGROKD_NET_SUBNET')!.message, /has host bits set/)
+    assert.match(byEnv.get('NGROKD_NET_DRIVER_OPTIONS')!.message, /is not a JSON object/)
+    assert.match(error.message, /^invalid configuration in the environment:/)
+    assert.match(error.message, /environment variable NGROKD_NET_SUBNET \(net\.subnet\): "10\.0\.0\.1\/8" has host bits set/)
+  })
+
+  it('reports file and environment problems together', () => {
+    const { error } = issuesOf({ log: { level: 'nope' } }, { NGROKD_NET_FORCE: 'perhaps' })
+    assert.match(error.message, new RegExp(`^invalid configuration in ${FILE} and the environment:`))
+    assert.match(error.message, /log\.level: "nope"/)
+    assert.match(error.message, /environment variable NGROKD_NET_FORCE/)
+  })
+
+  it('notices a misspelled NGROKD_ variable and ignores unrelated ones', () => {
+    const { notices, config } = resolveEnv({ NGROKD_LOG_LEVLE: 'debug', NGROKD_SOMETHING_ELSE: '1', HOME: '/root' })
+    assert.deepEqual(notices, ['environment variable NGROKD_LOG_LEVLE is not a configuration key and is ignored (did you mean NGROKD_LOG_LEVEL?)'])
+    assert.equal(config.log.level, 'info')
+  })
+})
+
+describe('resolveConfig: the seed daemon file', () => {
+  // The layout of the seed daemon's /etc/ngrokd/config.yml, every key set.
+  const seed = {
+    api: { url: 'https://api.ngrok.com', key: '' },
+    ingressEndpoint: 'kubernetes-binding-ingress.ngrok.io:443',
+    server: { log_level: 'debug', socket_path: '/var/run/ngrokd.sock', client_cert: '/etc/ngrokd/tls.crt', client_key: '/etc/ngrokd/tls.key' },
+    bound_endpoints: { poll_interval: 30, selectors: ['true'] },
+    net: { interface_name: 'ngrokd0', subnet: '10.107.0.0/16', listen_interface: 'virtual', start_port: 9080 },
+  }
+
+  it('maps renamed keys and keeps the unchanged ones', () => {
+    const { config } = resolveConfig(seed, { source: FILE, env: {} })
+    assert.equal(config.ingress.endpoint, 'kubernetes-binding-ingress.ngrok.io:443')
+    assert.equal(config.control.socket, '/var/run/ngrokd.sock')
+    assert.equal(config.log.level, 'debug')
+    assert.equal(config.boundEndpoints.pollIntervalMs, 30_000)
+    assert.deepEqual(config.boundEndpoints.selectors, ['true'])
+    assert.equal(config.net.interfaceName, 'ngrokd0')
+    assert.equal(config.api.url, 'https://api.ngrok.com')
+    assert.ok(!('key' in config.api))
+  })
+
+  it('gives exactly one notice per old key', () => {
+    const { notices } = resolveConfig(seed, { source: FILE, env: {} })
+    assert.deepEqual(notices, [
+      `${FILE}: deprecated key ingressEndpoint → ingress.endpoint; rename it`,
+      `${FILE}: deprecated key server.socket_path → control.socket; rename it`,
+      `${FILE}: deprecated key server.log_level → log.level; rename it`,
+      `${FILE}: server.client_cert is ignored: ngrokd makes its own key and certificate in state_dir and has the ngrok API sign them; remove it`,
+      `${FILE}: server.client_key is ignored: ngrokd makes its own key and certificate in state_dir and has the ngrok API sign them; remove it`,
+      `${FILE}: net.listen_interface is ignored: ngrokd always listens on the addresses it gives each endpoint on net.interface_name; remove it`,
+      `${FILE}: net.start_port is ignored: ngrokd listens on each endpoint's own port; remove it`,
+    ])
+  })
+
+  it('gives no notice for a current file', () => {
+    assert.deepEqual(resolveConfig({ log: { level: 'debug' }, control: { socket: '/run/x.sock' } }, { env: {} }).notices, [])
+  })
+
+  it('names the old key when its value is bad, and the relative socket path resolves like a new one', () => {
+    const { issues } = issuesOf({ server: { log_level: 'warning' } })
+    assert.equal(issues[0]!.key, 'server.log_level')
+    assert.match(issues[0]!.message, /"warning" is not one of trace, debug/)
+    assert.equal(resolveConfig({ server: { socket_path: 'run/ngrokd.sock' } }, { source: FILE, env: {} }).config.control.socket, '/srv/ngrokd/run/ngrokd.sock')
+  })
+
+  it('refuses an old key set together with its new name, and unknown server keys', () => {
+    const { issues } = issuesOf({ server: { log_level: 'debug', pid_file: '/run/x.pid' }, log: { level: 'info' } })
+    const byKey = new Map(issues.map((i) => [i.key, i.message]))
+    assert.match(byKey.get('server.log_level')!, /is set together with its new name log\.level; remove server\.log_level/)
+    assert.match(byKey.get('server.pid_file')!, /unknown key; server is the seed daemon's section, its keys were socket_path, log_level, client_cert, client_key/)
+  })
+
+  it('lets the environment override a legacy key', () => {
+    const { config } = resolveConfig(seed, { source: FILE, env: { NGROKD_LOG_LEVEL: 'error' } })
+    assert.equal(config.log.level, 'error')
+  })
+})

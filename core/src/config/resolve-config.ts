@@ -1,0 +1,91 @@
+import { dirname, resolve } from 'node:path'
+import { ConfigInvalidError, type ConfigIssue } from './config-invalid-error.js'
+import { getConfigModel } from './config-schema.js'
+import type { DaemonConfig, LoadedConfig } from './daemon-config.js'
+import { readEnvOverrides } from './env-overrides.js'
+import { migrateLegacyConfig } from './legacy-config.js'
+import { isPlainObject, validateLayer } from './validate-layer.js'
+
+export interface ResolveConfigOptions {
+  /** The file `content` was read from. Its directory is `configDir`; relative paths in it resolve there. */
+  source?: string
+  /** Base of relative paths from the environment, and `configDir` without a file. Default `process.cwd()`. */
+  cwd?: string
+  /** Default `process.env`. Pass `{}` to ignore the environment. */
+  env?: NodeJS.ProcessEnv
+}
+
+function defaultsContent(): Record<string, unknown> {
+  const content: Record<string, unknown> = {}
+  for (const key of getConfigModel().keys) {
+    if (key.schema.default === undefined) continue
+    let node = content
+    for (const s of key.segments.slice(0, -1)) node = (node[s] ??= {}) as Record<string, unknown>
+    node[key.segments.at(-1)!] = structuredClone(key.schema.default)
+  }
+  return content
+}
+
+function buildConfig(values: Map<string, unknown>, configDir: string): DaemonConfig {
+  const out: Record<string, unknown> = {}
+  for (const key of getConfigModel().keys) {
+    let node = out
+    for (const s of key.outputSegments.slice(0, -1)) node = (node[s] ??= {}) as Record<string, unknown>
+    if (values.has(key.path)) node[key.outputSegments.at(-1)!] = structuredClone(values.get(key.path))
+  }
+  out.configDir = configDir
+  return out as unknown as DaemonConfig
+}
+
+/**
+ * Turns a configuration file's parsed content (or `undefined` for none) into a {@link DaemonConfig}:
+ * legacy keys are renamed with a notice, the content and the environment are validated against
+ * config.schema.json, and defaults < file < environment are merged. No file is read here.
+ *
+ * ```ts
+ * const { config } = resolveConfig({ net: { subnet: '10.99.0.0/24' } }, { env: {} })
+ * config.net.subnet // '10.99.0.0/24'
+ * ```
+ * @throws ConfigInvalidError (`NGROKD_ERR_CONFIG_INVALID`) listing every bad key of the file and the environment.
+ */
+export function resolveConfig(content: unknown, options: ResolveConfigOptions = {}): LoadedConfig {
+  const cwd = resolve(options.cwd ?? process.cwd())
+  const source = options.source === undefined ? undefined : resolve(cwd, options.source)
+  const configDir = source ? dirname(source) : cwd
+  const notices: string[] = []
+  const issues: ConfigIssue[] = []
+
+  const defaults = validateLayer(defaultsContent(), { baseDir: configDir })
+  // A default that fails its own schema is a bug in config.schema.json, not the user's fault.
+  if (defaults.issues.length) throw new Error(`config.schema.json has bad defaults: ${defaults.issues.map((i) => `${i.key}: ${i.message}`).join('; ')}`)
+
+  let fileValues = new Map<string, unknown>()
+  if (content !== undefined && content !== null) {
+    const file = source ? { file: source } : {}
+    if (!isPlainObject(content)) {
+      issues.push(...validateLayer(content, { baseDir: configDir, ...file }).issues)
+    } else {
+      const legacy = migrateLegacyConfig(content, source)
+      notices.push(...legacy.notices)
+      issues.push(...legacy.issues)
+      const layer = validateLayer(legacy.raw, { baseDir: configDir, ...file, labelFor: (path) => legacy.renamed.get(path) })
+      issues.push(...layer.issues)
+      fileValues = layer.values
+    }
+  }
+
+  const env = readEnvOverrides(options.env ?? process.env)
+  notices.push(...env.notices)
+  issues.push(...env.issues)
+  const envLayer = validateLayer(env.raw, { baseDir: cwd, envFor: (path) => env.sources.get(path) })
+  issues.push(...envLayer.issues)
+
+  if (issues.length) throw new ConfigInvalidError(issues)
+  const values = new Map([...defaults.values, ...fileValues, ...envLayer.values])
+  return { config: buildConfig(values, configDir), ...(source ? { source } : {}), notices }
+}
+
+/** Every default, nothing read from a file or the environment. For tests and the test kit. */
+export function defaultConfig(configDir: string = process.cwd()): DaemonConfig {
+  return resolveConfig(undefined, { cwd: configDir, env: {} }).config
+}

@@ -1,0 +1,273 @@
+// Proves the suites can fail: each is run, through a recording TestFramework, against fakes with
+// one rule broken, and exactly the checks for that rule must fail.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, type Server } from 'node:net'
+import { TestFramework, type TestBody } from './test-framework.js'
+import { testInterfaceDriver } from './suites/interface-suite.js'
+import { testAllocator } from './suites/allocator-suite.js'
+import { testNameResolver } from './suites/name-resolver-suite.js'
+import { testForwarder } from './suites/forwarder-suite.js'
+import { FakeInterface } from './fakes/fake-interface.js'
+import { RecordingNameResolver } from './fakes/recording-name-resolver.js'
+import { LoopbackForwarder } from './fakes/loopback-forwarder.js'
+import { MemoryAllocator } from '../alloc/memory-allocator.js'
+import { NgrokdError, SyscallError } from '../errors/ngrokd-error.js'
+import type { Allocation } from '../contracts/allocator.js'
+import type { InterfaceInfo, InterfaceOpenOptions } from '../contracts/interface.js'
+import type { NameRecord } from '../contracts/name-resolver.js'
+import type { ListenOptions } from '../contracts/forwarder.js'
+
+const nodeTest = { describe, it, beforeAll: before, afterAll: after }
+TestFramework.use(nodeTest)
+
+interface Recorded {
+  tests: Array<{ name: string; body: TestBody }>
+  skipped: string[]
+  beforeAll: TestBody[]
+  afterAll: TestBody[]
+}
+
+/** Registers a suite with a recording framework and runs it; returns the names of failed checks. */
+async function failuresOf(register: () => void): Promise<string[]> {
+  const r: Recorded = { tests: [], skipped: [], beforeAll: [], afterAll: [] }
+  const recordIt = Object.assign((name: string, body: TestBody) => void r.tests.push({ name, body }), {
+    skip: (name: string) => void r.skipped.push(name),
+  })
+  TestFramework.use({ describe: (_name, fn) => fn(), it: recordIt, beforeAll: (fn) => r.beforeAll.push(fn), afterAll: (fn) => r.afterAll.push(fn) })
+  try {
+    register()
+  } finally {
+    TestFramework.use(nodeTest)
+  }
+  assert.ok(r.tests.length > 5, 'the suite registered its checks')
+  const failed: string[] = []
+  for (const hook of r.beforeAll) await hook()
+  try {
+    for (const t of r.tests) await t.body().catch(() => failed.push(t.name))
+  } finally {
+    for (const hook of r.afterAll) await hook()
+  }
+  return failed
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+describe('the interface suite catches broken drivers', () => {
+  it('a correct fake passes every check', async () => {
+    const system = FakeInterface.createSystem()
+    assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: () => new FakeInterface({ system }), options: { name: 'ok0', subnet: '10.250.0.0/24' } })), [])
+  })
+
+  it('addAddress() failing with EEXIST', async () => {
+    class Broken extends FakeInterface {
+      override async addAddress(o: { address: string; signal?: AbortSignal }) {
+        if (this.addresses.has(o.address)) throw new SyscallError('add', 17, 'EEXIST')
+        return super.addAddress(o)
+      }
+    }
+    const system = FakeInterface.createSystem()
+    assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b0', subnet: '10.250.0.0/24' } })), [
+      'addAddress() of an address already present resolves (idempotent)',
+      'applyAddresses() adds and removes in one change',
+    ])
+  })
+
+  it('removeAddress() failing for an absent address', async () => {
+    class Broken extends FakeInterface {
+      override async removeAddress(o: { address: string; signal?: AbortSignal }) {
+        if (!this.addresses.has(o.address)) throw new SyscallError('remove', 99, 'EADDRNOTAVAIL')
+        return super.removeAddress(o)
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b1', subnet: '10.250.0.0/24' } }))
+    assert.deepEqual(failed, ['removeAddress() of an absent address resolves (idempotent)', 'applyAddresses() adds and removes in one change'])
+  })
+
+  it('open() not adopting a leftover interface', async () => {
+    class Broken extends FakeInterface {
+      override async open(o: InterfaceOpenOptions): Promise<InterfaceInfo> {
+        this.system.interfaces.delete(o.name)
+        return super.open(o)
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b2', subnet: '10.250.0.0/24' } }))
+    assert.deepEqual(failed, ['open() of an existing interface adopts it with its addresses'])
+  })
+
+  it('uncoded errors before open()', async () => {
+    class Broken extends FakeInterface {
+      #opened = false
+      override async open(o: InterfaceOpenOptions) {
+        this.#opened = true
+        return super.open(o)
+      }
+      override async listAddresses(o?: { signal?: AbortSignal }) {
+        if (!this.#opened) throw new Error('not open')
+        return super.listAddresses(o)
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b3', subnet: '10.250.0.0/24' } }))
+    assert.deepEqual(failed, ['methods called before open() reject with a coded error'])
+  })
+
+  it('lost updates under concurrent adds (read-modify-write of a stale snapshot)', async () => {
+    class Broken extends FakeInterface {
+      override async addAddress(o: { address: string; signal?: AbortSignal }) {
+        const snapshot = new Set(this.addresses)
+        await tick()
+        for (const a of [...this.addresses]) if (!snapshot.has(a)) await super.removeAddress({ address: a })
+        return super.addAddress(o)
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b4', subnet: '10.250.0.0/24' } }))
+    assert.deepEqual(failed, ['concurrent addAddress() and removeAddress() calls all take effect'])
+  })
+
+  it('ignoring an aborted signal', async () => {
+    class Broken extends FakeInterface {
+      override async addAddress(o: { address: string; signal?: AbortSignal }) {
+        return super.addAddress({ address: o.address })
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b5', subnet: '10.250.0.0/24' } }))
+    assert.deepEqual(failed, ['an already-aborted AbortSignal rejects and changes nothing'])
+  })
+
+  it('close() failing the second time, and removeInterface keeping the interface', async () => {
+    class Broken extends FakeInterface {
+      #closed = 0
+      override async close() {
+        if (++this.#closed > 1) throw new Error('already closed')
+        return super.close({}) // never removes the interface
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b6', subnet: '10.250.0.0/24' } }))
+    assert.ok(failed.includes('close() may be called more than once'), failed.join('; '))
+    assert.ok(failed.includes('close({ removeInterface: true }) deletes what open() made'), failed.join('; '))
+  })
+
+  it('listAddresses() showing the interface’s own address', async () => {
+    class Broken extends FakeInterface {
+      override async listAddresses(o?: { signal?: AbortSignal }) {
+        return [...(await super.listAddresses(o)), '10.250.0.1']
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b7', subnet: '10.250.0.0/24' } }))
+    assert.ok(failed.includes('open() describes a fresh interface with no endpoint addresses'), failed.join('; '))
+    assert.ok(failed.includes('listAddresses() equals what was added, after adds and after removes'), failed.join('; '))
+  })
+})
+
+describe('the allocator suite catches broken allocators', () => {
+  it('MemoryAllocator passes every check', async () => {
+    assert.deepEqual(await failuresOf(() => testAllocator({ create: () => new MemoryAllocator() })), [])
+  })
+
+  it('handing out the broadcast address', async () => {
+    class Broken extends MemoryAllocator {
+      override async allocate(o: { hostnames: readonly string[] }): Promise<Allocation[]> {
+        const results = await super.allocate(o)
+        return results.map((r) => ('address' in r && r.address.endsWith('.6') ? { ...r, address: r.address.replace(/\.6$/, '.7') } : r))
+      }
+    }
+    const failed = await failuresOf(() => testAllocator({ create: () => new Broken() }))
+    assert.ok(failed.includes('never gives the network, broadcast or a reserved address; exhaustion fails only the hostnames not served'), failed.join('; '))
+  })
+
+  it('exhaustion reported without a code', async () => {
+    class Broken extends MemoryAllocator {
+      override async allocate(o: { hostnames: readonly string[] }): Promise<Allocation[]> {
+        return (await super.allocate(o)).map((r) => ('error' in r ? { hostname: r.hostname, error: new Error('full') } : r))
+      }
+    }
+    const failed = await failuresOf(() => testAllocator({ create: () => new Broken() }))
+    assert.deepEqual(failed, ['never gives the network, broadcast or a reserved address; exhaustion fails only the hostnames not served'])
+  })
+
+  it('forgetting a released mapping', async () => {
+    class Broken extends MemoryAllocator {
+      readonly #gone = new Set<string>()
+      override async release(o: { hostnames: readonly string[] }) {
+        o.hostnames.forEach((h) => this.#gone.add(h))
+        return super.release(o)
+      }
+      override lookup(hostname: string) {
+        return this.#gone.has(hostname) ? undefined : super.lookup(hostname)
+      }
+    }
+    const failed = await failuresOf(() => testAllocator({ create: () => new Broken() }))
+    assert.ok(failed.includes('a released address is not given to another hostname while never-used ones remain'), failed.join('; '))
+  })
+})
+
+describe('the name resolver suite catches broken resolvers', () => {
+  it('publish() adding to the set instead of replacing it', async () => {
+    class Broken extends RecordingNameResolver {
+      override async publish(o: { records: readonly NameRecord[]; signal?: AbortSignal }) {
+        return super.publish({ ...o, records: [...this.published.records, ...o.records] })
+      }
+    }
+    const failed = await failuresOf(() => testNameResolver({ create: () => new Broken(), skip: { restart: true } }))
+    assert.ok(failed.includes('publish() replaces the whole published set'), failed.join('; '))
+    assert.ok(failed.includes('publish({ records: [] }) removes everything published'), failed.join('; '))
+  })
+
+  it('publish() always reporting changed: true', async () => {
+    class Broken extends RecordingNameResolver {
+      override async publish(o: { records: readonly NameRecord[]; signal?: AbortSignal }) {
+        await super.publish(o)
+        return { changed: true }
+      }
+    }
+    const failed = await failuresOf(() => testNameResolver({ create: () => new Broken(), skip: { restart: true } }))
+    assert.ok(failed.includes('publishing the same set again reports changed: false'), failed.join('; '))
+    assert.ok(failed.includes('the order of records does not matter'), failed.join('; '))
+  })
+})
+
+describe('the forwarder suite catches broken forwarders', () => {
+  let upstream: Server
+  before(async () => {
+    upstream = createServer((s) => s.pipe(s))
+    await new Promise<void>((resolve) => upstream.listen({ host: '127.0.0.1', port: 0 }, resolve))
+  })
+  after(() => new Promise((resolve) => upstream.close(resolve)))
+  const to = () => ({ host: '127.0.0.1', port: (upstream.address() as { port: number }).port })
+
+  it('listen() twice failing', async () => {
+    class Broken extends LoopbackForwarder {
+      override async listen(o: ListenOptions) {
+        if (this.listeners().some((l) => l.address === o.address && l.port === o.port)) throw new NgrokdError('NGROKD_ERR_LISTEN', 'already listening')
+        return super.listen(o)
+      }
+    }
+    const failed = await failuresOf(() => testForwarder({ create: () => new Broken({ upstream: to }) }))
+    assert.ok(failed.includes('listen() twice with the same target is idempotent'), failed.join('; '))
+    assert.ok(failed.includes('listen() with another target keeps one listener and takes the new target'), failed.join('; '))
+  })
+
+  it('unlisten() forgetting a listener it leaves open', async () => {
+    class Broken extends LoopbackForwarder {
+      #hidden = new Set<string>()
+      override async unlisten(o: { address: string; port: number }) {
+        this.#hidden.add(`${o.address}:${o.port}`)
+      }
+      override listeners() {
+        return super.listeners().filter((l) => !this.#hidden.has(`${l.address}:${l.port}`))
+      }
+      override async close() {
+        for (const l of super.listeners()) await super.unlisten(l)
+      }
+    }
+    const failed = await failuresOf(() => testForwarder({ create: () => new Broken({ upstream: to }) }))
+    assert.ok(failed.includes('unlisten() stops accepting at once'), failed.join('; '))
+  })
+})

@@ -1,0 +1,207 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Logger } from '@ngrokd/core'
+import { handleAdmin, type SimulatorAdmin } from './admin-api.js'
+import { BodyError, readJsonBody, sendJson, sleep } from './http-util.js'
+import { NgrokApiError } from './ngrok-errors.js'
+import type { SimulatorState } from './simulator-state.js'
+
+const PAGE_LIMIT_MAX = 100 // PROTOCOL.md §2: `limit` default and max 100
+
+export interface ApiServerOptions {
+  state: SimulatorState
+  apiKey: string
+  host: string
+  port: number
+  logger: Logger
+}
+
+type Handler = (ctx: { req: IncomingMessage; params: string[]; query: URLSearchParams; path: string }) => Promise<RouteResult>
+interface RouteResult {
+  status: number
+  body?: unknown
+}
+
+/**
+ * The ngrok REST API of PROTOCOL.md §2 over plain HTTP, plus `/_admin/…` for tests (loopback only,
+ * no auth). Every error is ngrok's error body.
+ */
+export class ApiServer {
+  private readonly sockets = new Set<Socket>()
+  private readonly routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = []
+  /** Serves `/_admin/…` once set. */
+  admin: SimulatorAdmin | undefined
+
+  private constructor(
+    private readonly server: Server,
+    private readonly options: ApiServerOptions,
+    /** `http://host:port`, no trailing slash. */
+    readonly url: string,
+  ) {
+    const s = options.state
+    const op = '/kubernetes_operators'
+    const id = '([A-Za-z0-9_]+)'
+    this.route('POST', `^${op}$`, async ({ req }) => ({ status: 201, body: s.operatorObject(s.createOperator(await this.body(req))) }))
+    this.route('GET', `^${op}$`, async ({ query, path }) => {
+      const { limit, beforeId } = pageParams(query)
+      const page = s.page([...s.operators.values()], limit, beforeId)
+      return { status: 200, body: this.listBody('operators', page.items.map((o) => s.operatorObject(o)), path, limit, page.nextBeforeId) }
+    })
+    this.route('GET', `^${op}/${id}$`, async ({ params }) => ({ status: 200, body: s.operatorObject(s.getOperator(params[0]!)) }))
+    this.route('PATCH', `^${op}/${id}$`, async ({ req, params }) => ({
+      status: 200,
+      body: s.operatorObject(s.updateOperator(params[0]!, await this.body(req))),
+    }))
+    this.route('DELETE', `^${op}/${id}$`, async ({ params }) => {
+      s.deleteOperator(params[0]!)
+      return { status: 204 }
+    })
+    this.route('GET', `^${op}/${id}/bound_endpoints$`, async ({ params, query, path }) => {
+      const { limit, beforeId } = pageParams(query)
+      const page = s.page(s.boundEndpoints(s.getOperator(params[0]!)), limit, beforeId)
+      return { status: 200, body: this.listBody('endpoints', page.items.map((e) => s.endpointObject(e)), path, limit, page.nextBeforeId) }
+    })
+    this.route('GET', `^/endpoints/${id}$`, async ({ params }) => {
+      const ep = s.endpoints.get(params[0]!)
+      if (!ep) throw new NgrokApiError('notFound', `Endpoint '${params[0]}' not found.`)
+      return { status: 200, body: s.endpointObject(ep) }
+    })
+  }
+
+  static async start(options: ApiServerOptions): Promise<ApiServer> {
+    const server = createServer()
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ host: options.host, port: options.port }, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const addr = server.address()
+    if (addr === null || typeof addr === 'string') throw new Error('api server has no TCP address')
+    const host = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address
+    const api = new ApiServer(server, options, `http://${host}:${addr.port}`)
+    server.on('connection', (sock) => {
+      api.sockets.add(sock)
+      sock.on('close', () => api.sockets.delete(sock))
+    })
+    server.on('request', (req, res) => void api.handle(req, res))
+    return api
+  }
+
+  get port(): number {
+    return Number(new URL(this.url).port)
+  }
+
+  /** Closes the listener and destroys every open connection. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    for (const s of this.sockets) s.destroy()
+    this.sockets.clear()
+    await closed
+  }
+
+  private route(method: string, pattern: string, handler: Handler): void {
+    this.routes.push({ method, pattern: new RegExp(pattern), handler })
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://simulator.invalid')
+    const path = url.pathname
+    if (path === '/_admin' || path.startsWith('/_admin/')) {
+      if (this.admin) await handleAdmin(req, res, url, this.admin)
+      else sendJson(res, 503, { error: 'the simulator is still starting' })
+      return
+    }
+    const { state, logger } = this.options
+    res.on('finish', () => {
+      state.recordRequest({ method: req.method ?? '', path, query: url.search, status: res.statusCode, headers: { ...req.headers } })
+    })
+    try {
+      const { latencyMs, failure } = state.faults.takeApi(path)
+      if (latencyMs > 0) await sleep(latencyMs)
+      if (failure?.kind === 'rate-limit') {
+        const retry = String(failure.retryAfterSeconds ?? 1)
+        throw new NgrokApiError('rateLimited', 'You have exceeded your rate limit for API requests. Retry later.', { 'Retry-After': retry })
+      }
+      if (failure?.kind === 'server-error') {
+        throw new NgrokApiError({ code: 500, status: failure.status ?? 500 }, 'An internal server error occurred.')
+      }
+      this.authenticate(req)
+      const candidates = this.routes.map((r) => ({ r, m: r.pattern.exec(path) })).filter((x) => x.m)
+      if (candidates.length === 0) throw new NgrokApiError('notFound', `The path '${path}' was not found.`)
+      const hit = candidates.find((x) => x.r.method === req.method)
+      if (!hit) {
+        throw new NgrokApiError('methodNotAllowed', `The method ${req.method} is not allowed on '${path}'.`, {
+          Allow: candidates.map((x) => x.r.method).join(', '),
+        })
+      }
+      const result = await hit.r.handler({ req, params: hit.m!.slice(1), query: url.searchParams, path })
+      if (result.status === 204) {
+        res.writeHead(204)
+        res.end()
+      } else {
+        sendJson(res, result.status, result.body)
+      }
+    } catch (e) {
+      const err =
+        e instanceof NgrokApiError
+          ? e
+          : e instanceof BodyError
+            ? new NgrokApiError('badRequest', `${e.message}.`)
+            : new NgrokApiError('internal', 'An internal server error occurred.')
+      if (!(e instanceof NgrokApiError) && !(e instanceof BodyError)) logger.error({ err: e, path }, 'simulator: api handler failed')
+      if (!res.headersSent) sendJson(res, err.status, err.body(), err.headers)
+      else res.destroy()
+      // Unread request bodies would otherwise stall a keep-alive connection.
+      req.resume()
+    }
+  }
+
+  private authenticate(req: IncomingMessage): void {
+    const auth = req.headers.authorization
+    if (auth === undefined || auth === '') {
+      throw new NgrokApiError('authMissing', 'The ngrok API requires that you set the Authorization header for authentication.')
+    }
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth)
+    if (!m) {
+      throw new NgrokApiError('authMalformed', 'The ngrok API requires Bearer authentication via the Authorization header. It could not parse the header in this request.')
+    }
+    if (m[1] !== this.options.apiKey) {
+      throw new NgrokApiError('authInvalid', 'The API authentication you specified is properly formed, but it is invalid.')
+    }
+    const version = req.headers['ngrok-version']
+    if (version === undefined || version === '') {
+      throw new NgrokApiError('versionMissing', 'Your request has not specified an API version. Include the version you wish to use in the Ngrok-Version header. Supported versions: 2.')
+    }
+    if (version !== '2') {
+      throw new NgrokApiError('versionInvalid', `The provided API version '${String(version)}' is invalid or unsupported. Supported versions: 2.`)
+    }
+  }
+
+  private async body(req: IncomingMessage): Promise<unknown> {
+    const type = req.headers['content-type'] ?? ''
+    if (!/^application\/json\b/i.test(type)) {
+      req.resume()
+      throw new NgrokApiError('badRequest', `The Content-Type header must be application/json, got '${type}'.`)
+    }
+    return readJsonBody(req)
+  }
+
+  private listBody(key: string, items: unknown[], path: string, limit: number, nextBeforeId: string | null): Record<string, unknown> {
+    const next = nextBeforeId === null ? null : `${this.url}${path}?${new URLSearchParams({ before_id: nextBeforeId, limit: String(limit) })}`
+    return { [key]: items, uri: `${this.url}${path}`, next_page_uri: next }
+  }
+}
+
+function pageParams(query: URLSearchParams): { limit: number; beforeId: string | undefined } {
+  const raw = query.get('limit')
+  let limit = PAGE_LIMIT_MAX
+  if (raw !== null) {
+    if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new NgrokApiError('badRequest', `The 'limit' parameter must be a positive integer, got '${raw}'.`)
+    limit = Number(raw)
+    if (limit > PAGE_LIMIT_MAX) throw new NgrokApiError('badRequest', `The 'limit' parameter must be at most ${PAGE_LIMIT_MAX}, got ${limit}.`)
+  }
+  const before = query.get('before_id')
+  return { limit, beforeId: before === null || before === '' ? undefined : before }
+}

@@ -1,0 +1,216 @@
+import { randomBytes } from 'node:crypto'
+import { isIP } from 'node:net'
+import { NgrokdError, silentLogger, type Logger } from '@ngrokd/core'
+import type { SimulatorAdmin } from './admin-api.js'
+import { ApiServer } from './api-server.js'
+import { Backends } from './backends.js'
+import { SimulatorCa, type IssuedKeyPair } from './ca.js'
+import { IngressServer } from './ingress-server.js'
+import { SimulatorState } from './simulator-state.js'
+import type {
+  AddEndpointInput,
+  ApiFault,
+  ApiRequestRecord,
+  EndpointObject,
+  IngressFault,
+  OperatorObject,
+  SimulatorStats,
+} from './types.js'
+
+const YEAR_MS = 365 * 24 * 3600_000
+
+export interface CloudSimulatorOptions {
+  /**
+   * Address for the API and the ingress. Default: API on 127.0.0.1, ingress on 127.0.0.1 and ::1
+   * (same port, as `localhost` may resolve to either).
+   */
+  host?: string
+  /** 0 or absent = a free port. */
+  apiPort?: number
+  /** 0 or absent = a free port. */
+  ingressPort?: number
+  /** The key clients must send as `Authorization: Bearer <key>`. Default: random. */
+  apiKey?: string
+  /** Validity of client certificates issued from CSRs. Default 1 year. */
+  certValidityMs?: number
+  /**
+   * What `binding.ingress_endpoint` reports. Default `localhost:<ingressPort>` (or `<host>:<port>`).
+   * Give a value without a port (e.g. `localhost`) to test a client's `:443` default.
+   */
+  advertisedIngressEndpoint?: string
+  logger?: Logger
+}
+
+/**
+ * The ngrok cloud as PROTOCOL.md describes it, on loopback: the REST API (operators, bound
+ * endpoints), a CA that signs operators' CSRs, the mTLS binding ingress, and echo/bulk backends
+ * behind every endpoint. Drive it from tests through the methods below or, from another process,
+ * through `adminUrl` (see admin-api.ts).
+ *
+ * ```ts
+ * const sim = await CloudSimulator.start()
+ * sim.addEndpoint({ url: 'http://api.prod' })
+ * // point the daemon at sim.apiUrl with sim.apiKey, trusting sim.caCertPem for the ingress
+ * await sim.stop()
+ * ```
+ */
+export class CloudSimulator implements SimulatorAdmin {
+  private stopped = false
+
+  private constructor(
+    private readonly state: SimulatorState,
+    private readonly api: ApiServer,
+    private readonly ingress: IngressServer,
+    private readonly backends: Backends,
+    readonly apiKey: string,
+  ) {}
+
+  static async start(options: CloudSimulatorOptions = {}): Promise<CloudSimulator> {
+    const logger = (options.logger ?? silentLogger).child({ component: 'cloud-simulator' })
+    const certValidityMs = options.certValidityMs ?? YEAR_MS
+    if (!(certValidityMs > 0)) throw badOption('certValidityMs must be positive')
+    const apiKey = options.apiKey ?? `sim_${randomBytes(18).toString('base64url')}`
+    if (!/^\S+$/.test(apiKey)) throw badOption('apiKey must not be empty or contain spaces')
+
+    const ca = SimulatorCa.create()
+    const state = new SimulatorState(ca, '', '', certValidityMs)
+    const backends = new Backends(ca, logger)
+    const host = options.host
+    const ingressHosts = host === undefined ? ['127.0.0.1', '::1'] : [host]
+    const certNames = ['localhost', '127.0.0.1', '::1']
+    if (host !== undefined && !certNames.includes(host)) certNames.push(host)
+    const ingress = await IngressServer.start({
+      state,
+      backends,
+      ca,
+      hosts: ingressHosts,
+      optionalHosts: host === undefined ? ['::1'] : [],
+      port: options.ingressPort ?? 0,
+      certNames,
+      logger,
+    })
+    let api: ApiServer
+    try {
+      api = await ApiServer.start({ state, apiKey, host: host ?? '127.0.0.1', port: options.apiPort ?? 0, logger })
+    } catch (e) {
+      await ingress.close()
+      throw e
+    }
+    state.apiUrl = api.url
+    state.ingressEndpoint =
+      options.advertisedIngressEndpoint ??
+      (host === undefined ? `localhost:${ingress.port}` : `${isIP(host) === 6 ? `[${host}]` : host}:${ingress.port}`)
+    const sim = new CloudSimulator(state, api, ingress, backends, apiKey)
+    api.admin = sim
+    logger.info({ apiUrl: api.url, ingressEndpoint: state.ingressEndpoint }, 'simulator: started')
+    return sim
+  }
+
+  /** `http://127.0.0.1:<port>`, no trailing slash: the base for API paths. */
+  get apiUrl(): string {
+    return this.api.url
+  }
+  /** `${apiUrl}/_admin`: the admin interface over HTTP. */
+  get adminUrl(): string {
+    return `${this.api.url}/_admin`
+  }
+  /** What operators are told in `binding.ingress_endpoint`. */
+  get ingressEndpoint(): string {
+    return this.state.ingressEndpoint
+  }
+  get ingressPort(): number {
+    return this.ingress.port
+  }
+  /** The addresses the ingress listens on (127.0.0.1 and, when the machine has it, ::1). */
+  get ingressAddresses(): string[] {
+    return [...this.ingress.addresses]
+  }
+  /** PEM of the root that signed the ingress's certificate, every client certificate and the https backends' certificates. */
+  get caCertPem(): string {
+    return this.state.ca.certPem
+  }
+
+  // ---- admin -----------------------------------------------------------------------------
+
+  addEndpoint(input: AddEndpointInput): EndpointObject {
+    return this.state.endpointObject(this.state.addEndpoint(input))
+  }
+
+  /** Removes an endpoint and cuts its open connections. False when there is no such id. */
+  removeEndpoint(id: string): boolean {
+    this.backends.forget(id)
+    return this.state.removeEndpoint(id)
+  }
+
+  listEndpoints(): EndpointObject[] {
+    return [...this.state.endpoints.values()].map((e) => this.state.endpointObject(e))
+  }
+
+  listOperators(): OperatorObject[] {
+    return [...this.state.operators.values()].map((o) => this.state.operatorObject(o))
+  }
+
+  /** Deletes an operator as someone in the dashboard would; its certificates stop working. */
+  removeOperator(id: string): boolean {
+    return this.state.operators.delete(id)
+  }
+
+  injectApiFault(fault: ApiFault): void {
+    this.state.faults.addApi(fault)
+  }
+
+  injectIngressFault(fault: IngressFault): void {
+    this.state.faults.addIngress(fault)
+  }
+
+  resetFaults(): void {
+    this.state.faults.reset()
+  }
+
+  /** A snapshot of the counters. */
+  stats(): SimulatorStats {
+    return structuredClone(this.state.stats)
+  }
+
+  resetStats(): void {
+    this.state.resetStats()
+  }
+
+  /** The last (at most 1000) API requests, oldest first. */
+  apiRequests(): ApiRequestRecord[] {
+    return structuredClone(this.state.requestLog)
+  }
+
+  /** Validity of certificates issued from now on. */
+  setCertValidity(ms: number): void {
+    if (!(ms > 0)) throw badOption('cert validity must be a positive number of milliseconds')
+    this.state.certValidityMs = ms
+  }
+
+  /** When false, registering with `enabled_features: ["bindings"]` fails with ERR_NGROK_19002. */
+  setBindingsEnabled(enabled: boolean): void {
+    this.state.bindingsEnabled = enabled
+  }
+
+  /** A server certificate from the simulator CA, for tests that run their own TLS services. */
+  issueServerCert(names: string[]): IssuedKeyPair {
+    return this.state.ca.issueServerCert(names)
+  }
+
+  /** A client certificate from the simulator CA that is bound to no operator (the ingress refuses it with ERR_NGROK_15010). */
+  issueClientCert(options: { commonName?: string; validityMs?: number } = {}): IssuedKeyPair {
+    return this.state.ca.issueClientCert(options)
+  }
+
+  /** Closes every server and destroys every socket. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await Promise.all([this.ingress.close(), this.api.close()])
+    this.backends.close()
+  }
+}
+
+function badOption(why: string): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `simulator: ${why}`, { hint: 'fix the CloudSimulator.start() options' })
+}

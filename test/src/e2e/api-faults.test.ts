@@ -1,0 +1,132 @@
+// Scenario 6: ngrok API 429s (with Retry-After) and 500s back off and tear nothing down: the
+// services keep answering through the outage and the daemon recovers after it.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { CloudSimulator, type ApiRequestRecord, type EchoReply } from '@ngrokd/plugins/simulator'
+import { netnsSkip } from '../helpers/netns.js'
+import { netDriverCases } from '../helpers/net-drivers.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { managedRecords, readHosts } from '../helpers/hosts-file.js'
+import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+import { httpRequest, tcpExchange } from '../helpers/clients.js'
+import { waitUntil } from '../helpers/wait-until.js'
+
+const net = netDriverCases('api')[0]!
+const STAMP_SLACK_MS = 300 // loopback-alias: the API path does not depend on the driver
+
+/**
+ * Notes when each API request reached the simulator (it records requests without times), by looking
+ * every 5 ms from this process. A stamp is at most one look late, never early.
+ */
+function watchRequests(sim: CloudSimulator): { stamps: Array<{ rec: ApiRequestRecord; at: number }>; stop(): void } {
+  const stamps: Array<{ rec: ApiRequestRecord; at: number }> = []
+  let seen = sim.apiRequests().length
+  const timer = setInterval(() => {
+    const all = sim.apiRequests()
+    for (; seen < all.length; seen++) stamps.push({ rec: all[seen]!, at: Date.now() })
+  }, 5)
+  return { stamps, stop: () => clearInterval(timer) }
+}
+
+describe('API faults: back off, keep serving, recover', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+  const hosts = snapshotHostsFile()
+  let boundPath = ''
+  let records = new Map<string, string>()
+  let webId = ''
+
+  /** The services answer as before: by name, from the right endpoint, with unchanged names. */
+  async function assertServing(): Promise<void> {
+    const res = await httpRequest('http://web.e2e/')
+    assert.equal(res.json<EchoReply>().endpoint_id, webId)
+    assert.equal((await tcpExchange('db.e2e', 5432, Buffer.from('x'))).received.toString(), 'x')
+    assert.deepEqual(managedRecords(readHosts()), records)
+  }
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    webId = sim.addEndpoint({ url: 'http://web.e2e' }).id
+    sim.addEndpoint({ url: 'tcp://db.e2e:5432' })
+    daemon = E2eDaemon.start({ name: 'api-faults', sim, net })
+    const status = await daemon.waitReady((s) => s.services?.serving === 2)
+    boundPath = `/kubernetes_operators/${status.operatorId}/bound_endpoints`
+    records = managedRecords(readHosts())
+    assert.equal(records.size, 2)
+  })
+
+  after(async () => {
+    sim?.resetFaults()
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('429 with Retry-After: the next request waits at least that long; services keep answering', async () => {
+    const RETRY_AFTER_S = 2
+    const watch = watchRequests(sim)
+    try {
+      sim.injectApiFault({ kind: 'rate-limit', count: 2, retryAfterSeconds: RETRY_AFTER_S, pathPrefix: boundPath })
+      let servedDuring = 0
+      // wait for the two 429s and then a 200 on the same path, serving requests all the while
+      await waitUntil(
+        async () => {
+          await assertServing()
+          servedDuring++
+          const bound = watch.stamps.filter((s) => s.rec.path === boundPath)
+          const first429 = bound.findIndex((s) => s.rec.status === 429)
+          return first429 >= 0 && bound.slice(first429).some((s, i) => i >= 2 && s.rec.status === 200)
+        },
+        { what: 'two 429s then a successful bound_endpoints request', timeoutMs: 60_000, intervalMs: 100 },
+      )
+      const bound = watch.stamps.filter((s) => s.rec.path === boundPath)
+      const first429 = bound.findIndex((s) => s.rec.status === 429)
+      const [a, b, c] = bound.slice(first429, first429 + 3)
+      assert.deepEqual([a!.rec.status, b!.rec.status, c!.rec.status], [429, 429, 200])
+      // A lower bound only, never an upper one. Stamps can be late by the watcher's period plus event-loop
+      // lag; STAMP_SLACK_MS covers that and stays far below Retry-After, so a client that ignored the header
+      // (first backoff steps of 0.5-1 s) still fails.
+      assert.ok(b!.at - a!.at >= RETRY_AFTER_S * 1000 - STAMP_SLACK_MS, `second request ${b!.at - a!.at} ms after the first 429 (Retry-After ${RETRY_AFTER_S} s)`)
+      assert.ok(c!.at - b!.at >= RETRY_AFTER_S * 1000 - STAMP_SLACK_MS, `third request ${c!.at - b!.at} ms after the second 429`)
+      assert.ok(servedDuring > 1, 'requests were served while the API answered 429')
+    } finally {
+      watch.stop()
+    }
+    await assertServing()
+  })
+
+  test('500s until the API recovers: polls fail, nothing is torn down, the next poll after recovery succeeds', async () => {
+    sim.injectApiFault({ kind: 'server-error', status: 500, pathPrefix: boundPath })
+    const failed = await waitUntil(
+      async () => {
+        const s = await daemon.status()
+        return s.lastPoll?.ok === false ? s.lastPoll : undefined
+      },
+      { what: 'a failed poll during the 500 outage', timeoutMs: 90_000, intervalMs: 100 },
+    )
+    assert.ok(failed.error?.message, 'the failed poll says why')
+    const failures = sim.stats().api.byStatus['500'] ?? 0
+    assert.ok(failures >= 2, 'the client retried the 500 before giving the poll up')
+    // one failed poll's retries (plus perhaps the first of the next poll): bounded, not a hammering loop
+    assert.ok(failures <= 12, `${failures} requests answered 500 by the time the first poll gave up`)
+    assert.match(daemon.log(), /poll failed, keeping what is serving|poll failed/i)
+
+    // the outage tears nothing down
+    await assertServing()
+    const during = await daemon.services()
+    assert.equal(during.length, 2)
+    assert.ok(during.every((s) => s.state === 'serving'))
+
+    sim.resetFaults()
+    const recovered = Date.now()
+    await waitUntil(
+      async () => {
+        const s = await daemon.status()
+        return s.lastPoll?.ok === true && Date.parse(s.lastPoll.at) >= recovered
+      },
+      { what: 'a successful poll after the outage', timeoutMs: 60_000 },
+    )
+    await assertServing()
+  })
+})

@@ -1,0 +1,109 @@
+// Scenarios 8 and 9: an ingress refusal closes the client's connection and the daemon logs the
+// ngrok code; an ingress CA that did not sign the ingress's certificate fails loudly.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { CloudSimulator, type EchoReply } from '@ngrokd/plugins/simulator'
+import { netnsSkip } from '../helpers/netns.js'
+import { netDriverCases } from '../helpers/net-drivers.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+import { connectAndSend, httpRequest } from '../helpers/clients.js'
+import { waitUntil } from '../helpers/wait-until.js'
+
+const net = netDriverCases('ing')[0]!
+const GET = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'
+
+describe('ingress refusal', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+  const hosts = snapshotHostsFile()
+  let okId = ''
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    okId = sim.addEndpoint({ url: 'http://open.e2e' }).id
+    sim.addEndpoint({ url: 'http://refused.e2e' })
+    sim.addEndpoint({ url: 'tcp://refused.e2e:6000' })
+    daemon = E2eDaemon.start({ name: 'ing-refuse', sim, net })
+    await daemon.waitReady((s) => s.services?.serving === 3)
+  })
+
+  after(async () => {
+    sim?.resetFaults()
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('a refused connection is closed without an answer and the log has the ngrok code', async () => {
+    sim.injectIngressFault({ kind: 'refuse', host: 'refused.e2e', errorCode: 'ERR_NGROK_3200', errorMessage: 'endpoint is offline' })
+    const r = await connectAndSend('refused.e2e', 80, GET)
+    assert.equal(r.connectError, undefined, 'the daemon accepted the local connection')
+    assert.equal(r.received.length, 0, 'nothing came back')
+    assert.notEqual(r.error?.code, 'ETIMEDOUT', 'the connection was closed, not left hanging')
+    await assert.rejects(httpRequest('http://refused.e2e/'), /socket hang up|ECONNRESET|EPIPE/)
+    const tcp = await connectAndSend('refused.e2e', 6000, 'hello')
+    assert.equal(tcp.received.length, 0)
+    assert.notEqual(tcp.error?.code, 'ETIMEDOUT')
+
+    assert.ok((sim.stats().ingress.refusedByCode['ERR_NGROK_3200'] ?? 0) >= 3, 'the simulator refused all three')
+    const line = await waitUntil(() => daemon.logRecords().find((l) => JSON.stringify(l).includes('ERR_NGROK_3200')), {
+      what: 'a log line with ERR_NGROK_3200',
+      timeoutMs: 5_000,
+    })
+    assert.ok(line.level >= 40, 'logged at warn or above')
+    assert.match(JSON.stringify(line), /refused\.e2e/, 'the log line names the hostname')
+    assert.match(JSON.stringify(line), /endpoint is offline/, "the log line has ngrok's message")
+  })
+
+  test('other hostnames are unaffected by a refusal of one', async () => {
+    const res = await httpRequest('http://open.e2e/')
+    assert.equal(res.json<EchoReply>().endpoint_id, okId)
+  })
+
+  test('the refusal is per connection: once the ingress accepts again, the same hostname serves', async () => {
+    sim.resetFaults()
+    const res = await httpRequest('http://refused.e2e/')
+    assert.equal(res.status, 200)
+  })
+})
+
+describe('wrong ingress CA', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let other: CloudSimulator
+  let daemon: E2eDaemon
+  const hosts = snapshotHostsFile()
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    other = await CloudSimulator.start() // only for its CA, which did not sign sim's ingress certificate
+    sim.addEndpoint({ url: 'http://pinned.e2e' })
+    daemon = E2eDaemon.start({ name: 'ing-ca', sim, net, ingressCaPem: other.caCertPem })
+    await daemon.waitReady((s) => s.services?.serving === 1)
+  })
+
+  after(async () => {
+    await daemon?.dispose()
+    await other?.stop()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('connections close and the log says the server certificate could not be verified', async () => {
+    const r = await connectAndSend('pinned.e2e', 80, GET)
+    assert.equal(r.connectError, undefined)
+    assert.equal(r.received.length, 0, 'nothing came back')
+    assert.notEqual(r.error?.code, 'ETIMEDOUT', 'the connection was closed, not left hanging')
+    assert.equal(sim.stats().ingress.accepted, 0, 'no connection got through the ingress')
+    const line = await waitUntil(() => daemon.logRecords().find((l) => l.level >= 40 && /server certificate/i.test(JSON.stringify(l))), {
+      what: 'a log line about the server certificate',
+      timeoutMs: 5_000,
+    })
+    const text = JSON.stringify(line)
+    assert.match(text, /unknown CA|verif/i, 'says why the certificate was not accepted')
+    assert.match(text, /NGROKD_ERR_INGRESS_TLS/, 'carries the error code')
+    assert.match(text, /ingress\.ca_file/, 'names the setting that fixes it')
+  })
+})
