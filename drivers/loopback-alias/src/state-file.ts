@@ -1,7 +1,6 @@
-import { open, readdir, readFile, rename, unlink, mkdir } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import { NgrokdError, PermissionError } from '@ngrokd/core/driver'
+import { readdir, readFile, unlink } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { NgrokdError, PermissionError, writeFileAtomic } from '@ngrokd/core/driver'
 
 /** What the driver keeps in `<stateDir>/loopback-alias-<name>.json`. */
 export interface LoopbackAliasState {
@@ -85,31 +84,4 @@ export class StateFile {
     if (code === 'EACCES' || code === 'EPERM') return new PermissionError(message, { cause, hint: `make ${this.stateDir} writable by the user running ngrokd (state_dir)` })
     return new NgrokdError('NGROKD_ERR_STATE', message, { cause, hint: `check state_dir (${this.stateDir})` })
   }
-}
-
-// TODO: use core's writeFileAtomic (core/src/util/atomic-file.ts) once `@ngrokd/core/driver`
-// exports it; until then this is the same temp + fsync + rename + directory fsync sequence.
-async function writeFileAtomic(path: string, data: string): Promise<void> {
-  const dir = dirname(path)
-  await mkdir(dir, { recursive: true })
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
-  const handle = await open(temp, 'wx', 0o644)
-  try {
-    await handle.writeFile(data)
-    await handle.sync()
-  } catch (e) {
-    await handle.close().catch(() => {})
-    await unlink(temp).catch(() => {})
-    throw e
-  }
-  await handle.close()
-  try {
-    await rename(temp, path)
-  } catch (e) {
-    await unlink(temp).catch(() => {})
-    throw e
-  }
-  const d = await open(dir, 'r')
-  await d.sync().catch(() => {}) // some file systems refuse fsync on directories
-  await d.close()
 }
