@@ -70,6 +70,21 @@ afterEach(async () => {
 })
 
 describe('Registration.ensure', () => {
+  it('keeps a saved, valid registration working while the API is down, and fails without one', async () => {
+    const first = await registration().ensure()
+    const outage = { status: 503, headers: { 'content-type': 'application/json' }, body: { error_code: 'ERR_NGROK_9999', status_code: 503, msg: 'down', details: { operation_id: 'op_x' } } }
+    fake.inject({ method: 'GET' }, ...Array.from({ length: 20 }, () => outage))
+    const again = registration()
+    const info = await again.ensure()
+    assert.equal(info.operatorId, first.operatorId)
+    assert.equal(info.ingressEndpoint, first.ingressEndpoint)
+    assert.equal(again.credentials().certPem, first.certPem)
+    assert.equal(posts().length, 1, 'no second registration during the outage')
+
+    await rm(join(dir, 'client.crt'), { force: true })
+    await assert.rejects(registration().ensure(), (e: unknown) => isNgrokdError(e))
+  })
+
   it('registers on first start with the body PROTOCOL.md gives, and saves the state', async () => {
     const info = await registration().ensure()
     assert.equal(posts().length, 1)

@@ -273,7 +273,13 @@ export class Registration {
       try {
         op = await this.api.getOperator(operatorId)
       } catch (e) {
-        if (!isNgrokApiError(e, 404)) throw e
+        if (!isNgrokApiError(e, 404)) {
+          // the API is down or failing: a saved, still valid registration keeps the data path working
+          const cert = this.usableLocalCert(loaded)
+          if (!cert || !loaded.stored.ingressEndpoint) throw e
+          this.logger.warn({ operatorId, err: e }, 'ngrok API unavailable; using the saved registration until it answers again')
+          return { operatorId, machineId, ingressEndpoint: loaded.stored.ingressEndpoint, certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
+        }
         this.logger.warn({ operatorId }, 'saved registration no longer exists at ngrok; registering anew')
       }
       if (op) return this.adopt(op, loaded, machineId)

@@ -32,7 +32,7 @@ export function resolveAutoDriver(platform: NodeJS.Platform, privileged: boolean
   if (platform === 'linux' && !privileged) {
     return { name: 'loopback-alias', reason: 'not root and no CAP_NET_ADMIN: using loopback-alias (127.0.0.0/8 needs no privilege); run as root for linux-netlink' }
   }
-  if (!preferred) return { name: 'loopback-alias', reason: `no native driver for ${platform}: using loopback-alias` }
+  if (!preferred) return { name: 'loopback-alias', reason: `no built-in driver for ${platform} yet: trying loopback-alias` }
   return { name: preferred, reason: `${platform}${privileged ? ' with privilege' : ''}: using ${preferred}` }
 }
 
