@@ -1,0 +1,128 @@
+// `ngrokd run` with no API key waits for one and says so; `ngrokd set-api-key` reads it from stdin,
+// hands it to the running daemon (which saves it 0600 and registers), or saves it for the next start.
+// Also: every command answers --help.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DaemonProcess, NGROKD_BIN } from '@ngrokd/core'
+import { CloudSimulator } from '@ngrokd/plugins/simulator'
+import { netnsSkip } from '../helpers/netns.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { httpRequest } from '../helpers/clients.js'
+import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+
+/** Runs the built CLI with `stdin` piped in; resolves its exit code and output. */
+function ngrokd(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [NGROKD_BIN, ...args], { env: E2eDaemon.childEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('exit', (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(stdin)
+  })
+}
+
+describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let dir: string
+  let configFile: string
+  let socketPath: string
+  let logFile: string
+  let daemon: DaemonProcess
+  const hosts = snapshotHostsFile()
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://keyed.e2e' })
+    dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-apikey-'))
+    configFile = join(dir, 'ngrokd.json')
+    socketPath = join(dir, 'ctl.sock')
+    logFile = join(dir, 'daemon.log')
+    writeFileSync(join(dir, 'ca.pem'), sim.caCertPem)
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        api: { url: sim.apiUrl }, // no key
+        ingress: { ca_file: join(dir, 'ca.pem') },
+        bound_endpoints: { poll_interval: '1s' },
+        net: { driver: 'loopback-alias', subnet: '127.107.0.0/16' },
+        state_dir: join(dir, 'state'),
+        control: { socket: socketPath },
+      }),
+    )
+  })
+
+  after(async () => {
+    await daemon?.stop()
+    await sim?.stop()
+    rmSync(dir, { recursive: true, force: true })
+    hosts.assertRestored()
+  })
+
+  test('waits for a key, says how to give one, and serves once set-api-key pipes it in', async () => {
+    daemon = new DaemonProcess({ configFile, socketPath, logFile, env: E2eDaemon.childEnv() })
+    const waiting = await daemon.waitFor((s) => s.phase === 'waiting-for-api-key', { what: 'the waiting phase' })
+    assert.equal(waiting.operatorId, undefined)
+    assert.match(readFileSync(logFile, 'utf8'), /ngrokd set-api-key/)
+    const status = await ngrokd(['status', '--config', configFile])
+    assert.equal(status.code, 0)
+    assert.match(status.stdout, /waiting for an API key: run `ngrokd set-api-key`/)
+
+    const bad = await ngrokd(['set-api-key', '--config', configFile], 'not a key!\n')
+    assert.notEqual(bad.code, 0)
+    assert.match(bad.stderr, /does not look like an ngrok API key/)
+
+    const set = await ngrokd(['set-api-key', '--config', configFile], `${sim.apiKey}\n`)
+    assert.equal(set.code, 0, set.stderr)
+    assert.match(set.stdout, /handed to the running daemon/)
+    const keyFile = join(dir, 'state', 'api-key')
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600)
+    assert.equal(readFileSync(keyFile, 'utf8').trim(), sim.apiKey)
+    assert.ok(!readFileSync(logFile, 'utf8').includes(sim.apiKey), 'the key never reaches the log')
+
+    await daemon.waitFor((s) => s.phase === 'running' && s.services?.serving === 1, { what: 'registration and serving' })
+    const res = await httpRequest('http://keyed.e2e/hello')
+    assert.equal(res.status, 200)
+
+    // the saved key is used on the next start, without asking again
+    await daemon.stop()
+    daemon = new DaemonProcess({ configFile, socketPath, logFile, env: E2eDaemon.childEnv() })
+    await daemon.waitFor((s) => s.phase === 'running' && s.services?.serving === 1, { what: 'a restart with the saved key' })
+  })
+
+  test('with no daemon running, set-api-key saves the key 0600 for the next start', async () => {
+    await daemon.stop()
+    const other = join(dir, 'other.json')
+    writeFileSync(other, JSON.stringify({ state_dir: join(dir, 'other-state'), control: { socket: join(dir, 'none.sock') } }))
+    const set = await ngrokd(['set-api-key', '--config', other], 'abcdEFGH1234_key\n')
+    assert.equal(set.code, 0, set.stderr)
+    assert.match(set.stdout, /not running; API key saved/)
+    assert.equal(statSync(join(dir, 'other-state', 'api-key')).mode & 0o777, 0o600)
+  })
+})
+
+describe('every command answers --help', () => {
+  for (const command of ['run', 'status', 'list', 'set-api-key', 'demo', 'version']) {
+    test(`ngrokd ${command} --help`, async () => {
+      const r = await ngrokd([command, '--help'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout, /Usage: /)
+      assert.match(r.stdout, /--config/)
+    })
+  }
+  test('ngrokd with no command prints the command list; an unknown one fails', async () => {
+    const none = await ngrokd([])
+    assert.match(none.stdout, /Commands:/)
+    assert.notEqual(none.code, 0)
+    const unknown = await ngrokd(['frobnicate'])
+    assert.equal(unknown.code, 2)
+    assert.match(unknown.stderr, /unknown command "frobnicate"/)
+  })
+})
