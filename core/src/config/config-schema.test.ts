@@ -23,7 +23,7 @@ describe('config.schema.json', () => {
 
   it('gives a default to every key except the ones that are optional by nature', () => {
     const withoutDefault = listConfigKeys().filter((k) => !('default' in k)).map((k) => k.path)
-    assert.deepEqual(withoutDefault.sort(), ['api.key', 'control.group', 'ingress.ca_file', 'ingress.endpoint'])
+    assert.deepEqual(withoutDefault.sort(), ['api.key', 'control.group', 'ingress.ca_file', 'ingress.endpoint', 'metrics.prometheus_listen', 'net.network.listen'])
   })
 
   it('names an environment variable for every key', () => {

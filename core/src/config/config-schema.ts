@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Ajv, type ValidateFunction } from 'ajv'
 
 /** How a value is checked and converted beyond JSON Schema (the schema's `x-ngrokd.kind`). */
-export type ValueKind = 'duration' | 'url' | 'secret' | 'host-port' | 'path' | 'ifname' | 'ipv4-subnet'
+export type ValueKind = 'duration' | 'url' | 'secret' | 'host-port' | 'path' | 'ifname' | 'ipv4-subnet' | 'ipv4'
 
 /** The part of JSON Schema draft-07 that config.schema.json uses. */
 export interface SchemaNode {

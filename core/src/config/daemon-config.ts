@@ -19,6 +19,10 @@ export interface DaemonConfig {
     /** Absolute path of a PEM file or a directory of PEM files. */
     caFile?: string
     insecureSkipVerify: boolean
+    /** Resume TLS sessions with the ingress instead of a full handshake per connection. */
+    sessionResumption: boolean
+    /** TLS connections kept dialled ahead of demand; 0 = off. */
+    predial: number
   }
   boundEndpoints: {
     pollIntervalMs: number
@@ -32,6 +36,11 @@ export interface DaemonConfig {
     subnet: string
     driverOptions: Record<string, unknown>
     force: boolean
+    /** Network mode: endpoints also exposed on `listen`, each on a stable port from `startPort`. */
+    network: {
+      listen?: string
+      startPort: number
+    }
   }
   names: {
     resolver: string
@@ -47,6 +56,20 @@ export interface DaemonConfig {
   }
   cleanup: {
     removeInterfaceOnStop: boolean
+  }
+  forwarder: {
+    /** Worker threads carrying bytes; 0 = the main thread; `auto` = the measured default. */
+    workers: number | 'auto'
+    maxConnections: number
+    maxConnectionsPerEndpoint: number
+    idleTimeoutMs: number
+    handshakeTimeoutMs: number
+    connRequestTimeoutMs: number
+    drainTimeoutMs: number
+  }
+  metrics: {
+    /** `host:port` of the Prometheus text endpoint; unset = off. */
+    prometheusListen?: string
   }
   /** Directory of the file the configuration came from, or the working directory when none. */
   configDir: string

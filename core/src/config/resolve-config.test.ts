@@ -23,14 +23,24 @@ describe('resolveConfig: defaults', () => {
   it('fills every default', () => {
     const expected: DaemonConfig = {
       api: { url: 'https://api.ngrok.com', timeoutMs: 10_000 },
-      ingress: { insecureSkipVerify: false },
+      ingress: { insecureSkipVerify: false, sessionResumption: true, predial: 0 },
       boundEndpoints: { pollIntervalMs: 10_000, selectors: ['true'] },
-      net: { driver: 'auto', interfaceName: 'ngrokd0', subnet: '10.107.0.0/16', driverOptions: {}, force: false },
+      net: { driver: 'auto', interfaceName: 'ngrokd0', subnet: '10.107.0.0/16', driverOptions: {}, force: false, network: { startPort: 20_000 } },
       names: { resolver: 'hosts-file', hostsFile: '/etc/hosts' },
       stateDir: '/var/lib/ngrokd',
       control: { socket: '/run/ngrokd.sock' },
       log: { level: 'info' },
       cleanup: { removeInterfaceOnStop: true },
+      forwarder: {
+        workers: 'auto',
+        maxConnections: 10_000,
+        maxConnectionsPerEndpoint: 1_000,
+        idleTimeoutMs: 3_600_000,
+        handshakeTimeoutMs: 10_000,
+        connRequestTimeoutMs: 10_000,
+        drainTimeoutMs: 5_000,
+      },
+      metrics: {},
       configDir: '/work',
     }
     const loaded = resolveConfig(undefined, { cwd: '/work', env: {} })
@@ -88,7 +98,7 @@ describe('resolveConfig: invalid values', () => {
     assert.deepEqual(issues[0]!.key, 'net.subnt')
     assert.equal(issues[0]!.file, FILE)
     assert.match(error.message, new RegExp(`^invalid configuration in ${FILE}:`))
-    assert.match(error.message, /net\.subnt: unknown key; valid keys in net: driver, interface_name, subnet, driver_options, force \(did you mean net\.subnet\?\)/)
+    assert.match(error.message, /net\.subnt: unknown key; valid keys in net: driver, interface_name, subnet, driver_options, force, network \(did you mean net\.subnet\?\)/)
   })
 
   it('suggests keys at the top level and keys that live in another section', () => {

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { parseSubnet } from '../util/ipv4.js'
+import { isIpv4, parseSubnet } from '../util/ipv4.js'
 import type { SchemaNode } from './config-schema.js'
 import { checkDuration, DURATION_EXPECTED } from './parse-duration.js'
 import { redactSecret } from './redact-secret.js'
@@ -19,6 +19,8 @@ export function expectedFor(schema: SchemaNode): string {
       return 'an http or https URL such as https://api.ngrok.com'
     case 'host-port':
       return 'host or host:port, such as kubernetes-binding-ingress.ngrok.io:443'
+    case 'ipv4':
+      return 'an IPv4 address such as 192.168.1.10 or 0.0.0.0'
     case 'path':
       return 'a file path'
     case 'secret':
@@ -105,6 +107,8 @@ export function normalizeValue(schema: SchemaNode, value: unknown, baseDir: stri
       if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535)) return { problem: 'has a port outside 1-65535' }
       return { value: text }
     }
+    case 'ipv4':
+      return isIpv4(String(value).trim()) ? { value: String(value).trim() } : { problem: 'is not an IPv4 address' }
     case 'path': {
       const text = String(value)
       if (text.includes('\0')) return { problem: 'contains a NUL byte' }

@@ -12,6 +12,9 @@ export const bulkByteAt = (i: number): number => i % 251
 const BULK_CHUNK = Buffer.from(Array.from({ length: 251 * 256 }, (_, i) => bulkByteAt(i))) // 64256 bytes, a whole number of periods
 const BULK_LINE_MAX = 64
 
+/** What a backend needs to know about its endpoint. */
+export type BackendTarget = Pick<SimEndpoint, 'id' | 'backend' | 'host'>
+
 /** What the http-echo and https-echo backends answer to every request, as JSON. */
 export interface EchoReply {
   backend: 'http-echo' | 'https-echo'
@@ -49,7 +52,8 @@ export class Backends {
     private readonly logger: Logger,
   ) {}
 
-  serve(endpoint: SimEndpoint, socket: Duplex): void {
+  /** Hands one connection to the endpoint's backend. `socket` may be any duplex (a pair end, a TCP socket). */
+  serve(endpoint: BackendTarget, socket: Duplex): void {
     socket.on('error', (err) => this.logger.debug({ err, endpoint: endpoint.id }, 'simulator: backend socket error'))
     let set = this.live.get(endpoint.id)
     if (!set) this.live.set(endpoint.id, (set = new Set()))
@@ -91,7 +95,7 @@ export class Backends {
     this.servers.clear()
   }
 
-  private serverFor(endpoint: SimEndpoint): HttpServer | HttpsServer {
+  private serverFor(endpoint: BackendTarget): HttpServer | HttpsServer {
     const key = `${endpoint.id}:${endpoint.backend}`
     let server = this.servers.get(key)
     if (!server) {

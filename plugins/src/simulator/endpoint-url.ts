@@ -27,7 +27,9 @@ function invalid(url: string, why: string): NgrokdError {
 }
 
 /**
- * Parses an endpoint URL the way ngrok validates it when the endpoint is created.
+ * Parses an endpoint URL the way ngrok validates it when the endpoint is created. Deliberately not
+ * core's `parseEndpointUrl`: that one is the client's rule (what ngrokd will publish), this one is
+ * the cloud's (what can exist); tests need the two to be independent.
  * With `strict: false` nothing is validated beyond `scheme://host[:port]`, so tests can serve the
  * malformed endpoints a client must reject (a hostname with a newline, three labels, …).
  */

@@ -33,6 +33,7 @@ export class FaultBook {
   private ingress: Array<Armed<IngressFault>> = []
 
   addApi(fault: ApiFault): void {
+    if (typeof fault !== 'object' || fault === null) throw badFault('a fault is an object with a kind')
     if (fault.kind === 'latency' && !(fault.ms >= 0)) throw badFault('latency needs ms >= 0')
     if (fault.kind === 'server-error' && fault.status !== undefined && !(fault.status >= 500 && fault.status <= 599)) {
       throw badFault('server-error status must be 5xx')
@@ -42,6 +43,7 @@ export class FaultBook {
   }
 
   addIngress(fault: IngressFault): void {
+    if (typeof fault !== 'object' || fault === null) throw badFault('a fault is an object with a kind')
     if (fault.kind === 'refuse' && !fault.host) throw badFault('refuse needs a host')
     if (fault.kind === 'handshake-delay' && !(fault.ms >= 0)) throw badFault('handshake-delay needs ms >= 0')
     if (fault.kind === 'cut' && !(fault.afterBytes >= 0)) throw badFault('cut needs afterBytes >= 0')

@@ -1,7 +1,7 @@
+import { randomBytes } from 'node:crypto'
 import { createServer, type Server, type Socket } from 'node:net'
 import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls'
 import {
-  FrameDecodeError,
   FrameReader,
   decodeConnRequestBody,
   encodeConnResponse,
@@ -18,7 +18,7 @@ import { NGROK_ERRORS } from './ngrok-errors.js'
 import { relay } from './relay.js'
 import type { SimulatorState } from './simulator-state.js'
 
-/** Time a client has from TCP accept to a complete ConnRequest. */
+/** Time a client has from TCP accept (after any injected delay) to a complete ConnRequest. */
 const REQUEST_TIMEOUT_MS = 10_000
 
 const code = (k: keyof typeof NGROK_ERRORS): string => `ERR_NGROK_${NGROK_ERRORS[k].code}`
@@ -61,7 +61,16 @@ export class IngressServer {
     certPem: string,
     keyPem: string,
   ) {
-    this.secureContext = createSecureContext({ cert: certPem, key: keyPem, ca: options.ca.certPem, minVersion: 'TLSv1.2' })
+    this.secureContext = createSecureContext({
+      cert: certPem,
+      key: keyPem,
+      ca: options.ca.certPem,
+      minVersion: 'TLSv1.2',
+      // Session resumption with client certificates needs a session id context (OpenSSL refuses a
+      // resumed handshake without one) and ticket keys; tls.Server sets both itself.
+      sessionIdContext: 'ngrokd-simulator-ingress',
+      ticketKeys: randomBytes(48),
+    })
   }
 
   static async start(options: IngressServerOptions): Promise<IngressServer> {
@@ -90,14 +99,13 @@ export class IngressServer {
     this.sockets.add(raw)
     raw.on('close', () => this.sockets.delete(raw))
     raw.on('error', (err) => logger.debug({ err }, 'simulator: ingress socket error'))
-    const timer = setTimeout(() => raw.destroy(), REQUEST_TIMEOUT_MS)
-    raw.on('close', () => clearTimeout(timer))
-
     const delay = state.faults.takeHandshakeDelay()
     if (delay > 0) {
       await sleep(delay)
       if (raw.destroyed) return
     }
+    const timer = setTimeout(() => raw.destroy(), REQUEST_TIMEOUT_MS)
+    raw.on('close', () => clearTimeout(timer))
 
     const tls = new TLSSocket(raw, {
       isServer: true,
@@ -123,7 +131,10 @@ export class IngressServer {
       if (now < Date.parse(peer.validFrom) || now > Date.parse(peer.validTo)) return refuseTls('client certificate expired')
       tls.removeAllListeners('error')
       tls.on('error', (err) => logger.debug({ err }, 'simulator: ingress tls error'))
-      void this.readRequest(tls, raw, peer.serialNumber, timer)
+      this.readRequest(tls, raw, peer.serialNumber, timer).catch((err: unknown) => {
+        logger.error({ err }, 'simulator: ingress connection failed')
+        tls.destroy()
+      })
     })
   }
 
@@ -136,11 +147,18 @@ export class IngressServer {
         if (!f) return
         tls.pause()
         tls.off('data', onData)
+        tls.off('end', onEnd)
         tls.off('close', onClose)
         resolve(f)
       }
+      // The client gave up before sending a whole ConnRequest.
+      const onEnd = () => {
+        tls.destroy()
+        resolve(undefined)
+      }
       const onClose = () => resolve(undefined)
       tls.on('data', onData)
+      tls.once('end', onEnd)
       tls.once('close', onClose)
     })
     if (!frame) return
@@ -148,8 +166,7 @@ export class IngressServer {
     let req: ConnRequest
     try {
       req = decodeConnRequestBody(frame.body)
-    } catch (e) {
-      if (!(e instanceof FrameDecodeError)) throw e
+    } catch {
       state.recordRefusal('protocol')
       tls.destroy()
       return
@@ -168,7 +185,7 @@ export class IngressServer {
     if (fault) {
       return this.refuse(tls, fault.errorCode ?? code('endpointOffline'), fault.errorMessage ?? 'endpoint is offline')
     }
-    const ep = state.routeEndpoint(req.host, req.port, state.boundEndpoints(op))
+    const ep = state.routeEndpoint(op, req.host, req.port)
     if (!ep) {
       return this.refuse(tls, code('endpointOffline'), `no kubernetes-bound endpoint for ${req.host}:${req.port}`)
     }

@@ -63,6 +63,9 @@ export class SimulatorState {
   readonly faults = new FaultBook()
   readonly operators = new Map<string, SimOperator>()
   readonly endpoints = new Map<string, SimEndpoint>()
+  /** Endpoints by canonical url and by `host:port` (lower-case), so adding and routing stay O(1) with 10k endpoints. */
+  private readonly byUrl = new Map<string, SimEndpoint[]>()
+  private readonly byHostPort = new Map<string, SimEndpoint[]>()
   /** Certificate serial → operator id, for every certificate ever issued (renewal keeps old ones valid until expiry). */
   private readonly serials = new Map<string, string>()
   private readonly roundRobin = new Map<string, number>()
@@ -92,7 +95,7 @@ export class SimulatorState {
     const backend = input.backend ?? (addr.proto === 'http' ? 'http-echo' : addr.proto === 'https' ? 'https-echo' : 'tcp-echo')
     if (!BACKEND_KINDS.includes(backend)) throw badEndpoint(`unknown backend ${JSON.stringify(backend)}`)
     const pooling = input.poolingEnabled ?? false
-    const sameUrl = [...this.endpoints.values()].filter((e) => e.url === addr.url)
+    const sameUrl = this.byUrl.get(addr.url) ?? []
     if (sameUrl.length > 0 && (!pooling || sameUrl.some((e) => !e.poolingEnabled))) {
       throw badEndpoint(`${addr.url} is already online; endpoints share a url only with poolingEnabled on all of them`)
     }
@@ -112,11 +115,18 @@ export class SimulatorState {
       notices: input.notices ?? [],
     }
     this.endpoints.set(ep.id, ep)
+    push(this.byUrl, ep.url, ep)
+    push(this.byHostPort, hostPortKey(ep.host, ep.port), ep)
     return ep
   }
 
   removeEndpoint(id: string): boolean {
-    return this.endpoints.delete(id)
+    const ep = this.endpoints.get(id)
+    if (!ep) return false
+    this.endpoints.delete(id)
+    pull(this.byUrl, ep.url, ep)
+    pull(this.byHostPort, hostPortKey(ep.host, ep.port), ep)
+    return true
   }
 
   endpointObject(ep: SimEndpoint): EndpointObject {
@@ -139,12 +149,11 @@ export class SimulatorState {
     }
   }
 
-  /** The endpoint among `candidates` serving host:port; pooled endpoints take turns. */
-  routeEndpoint(host: string, port: number, candidates: Iterable<SimEndpoint> = this.endpoints.values()): SimEndpoint | undefined {
-    const h = host.toLowerCase()
-    const matches = [...candidates].filter((e) => e.host.toLowerCase() === h && e.port === port)
+  /** The endpoint an operator reaches for host:port (bound by its selectors); pooled endpoints take turns. */
+  routeEndpoint(op: SimOperator, host: string, port: number): SimEndpoint | undefined {
+    const key = hostPortKey(host, port)
+    const matches = (this.byHostPort.get(key) ?? []).filter((e) => this.binds(op, e))
     if (matches.length <= 1) return matches[0]
-    const key = `${h}:${port}`
     const n = this.roundRobin.get(key) ?? 0
     this.roundRobin.set(key, n + 1)
     return matches[n % matches.length]
@@ -222,20 +231,22 @@ export class SimulatorState {
   }
 
   boundEndpoints(op: SimOperator): SimEndpoint[] {
-    if (!op.enabledFeatures.includes('bindings')) return []
-    return [...this.endpoints.values()].filter((e) =>
-      op.selector({
-        id: e.id,
-        url: e.url,
-        host: e.host,
-        port: e.port,
-        proto: e.proto,
-        hostport: e.hostport,
-        type: e.type,
-        metadata: e.metadata,
-        description: e.description,
-      }),
-    )
+    return [...this.endpoints.values()].filter((e) => this.binds(op, e))
+  }
+
+  private binds(op: SimOperator, e: SimEndpoint): boolean {
+    if (!op.enabledFeatures.includes('bindings')) return false
+    return op.selector({
+      id: e.id,
+      url: e.url,
+      host: e.host,
+      port: e.port,
+      proto: e.proto,
+      hostport: e.hostport,
+      type: e.type,
+      metadata: e.metadata,
+      description: e.description,
+    })
   }
 
   operatorObject(op: SimOperator): OperatorObject {
@@ -324,6 +335,20 @@ export class SimulatorState {
     this.stats.ingress.active = active
     this.requestLog = []
   }
+}
+
+const hostPortKey = (host: string, port: number): string => `${host.toLowerCase()}:${port}`
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key)
+  if (list) list.push(value)
+  else map.set(key, [value])
+}
+
+function pull<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = (map.get(key) ?? []).filter((v) => v !== value)
+  if (list.length > 0) map.set(key, list)
+  else map.delete(key)
 }
 
 function emptyStats(): SimulatorStats {

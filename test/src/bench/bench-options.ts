@@ -1,0 +1,89 @@
+import { parseArgs } from 'node:util'
+
+export const FIGURES = ['addresses', 'endpoints', 'forwarding'] as const
+export type FigureName = (typeof FIGURES)[number]
+
+export interface BenchOptions {
+  /** Runs per figure; each figure is the median of these. */
+  runs: number
+  /** Seconds-long smoke: small sizes, one run, no wrk install, BENCHMARKS.md untouched. */
+  quick: boolean
+  /** JSON results file. */
+  out: string | undefined
+  /** Rewrite the results block of BENCHMARKS.md. */
+  markdown: boolean
+  /** apt-get install wrk when it is missing (root only). */
+  installWrk: boolean
+  only: FigureName[]
+  /** Sizes of each figure. */
+  scale: BenchScale
+}
+
+export interface BenchScale {
+  /** Figure 1: addresses added then removed in one batch. */
+  addresses: number
+  /** Figure 2: bound endpoints (100 per API page). */
+  endpoints: number
+  /** Figure 2: hostnames checked with a real request each. */
+  sample: number
+  /** Figure 3: bytes of each download. */
+  downloadBytes: number
+  /** Figure 3: fresh connections per path per run for the latency percentiles. */
+  latencyRequests: number
+  /** Figure 3: seconds of each wrk run. */
+  wrkSeconds: number
+}
+
+const MiB = 1024 * 1024
+
+export const FULL_SCALE: BenchScale = { addresses: 10_000, endpoints: 10_000, sample: 20, downloadBytes: 256 * MiB, latencyRequests: 200, wrkSeconds: 5 }
+export const QUICK_SCALE: BenchScale = { addresses: 500, endpoints: 300, sample: 5, downloadBytes: 8 * MiB, latencyRequests: 20, wrkSeconds: 1 }
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --runs N        runs per figure, each figure is the median (default 5; 1 with --quick)
+  --quick         seconds-long smoke with small sizes; does not install wrk or touch BENCHMARKS.md
+  --only LIST     comma-separated figures: ${FIGURES.join(', ')} (default: all)
+  --out FILE      JSON results (default bench-results/latest.json; bench-results/quick.json with --quick)
+  --no-markdown   do not rewrite the results block of BENCHMARKS.md
+  --no-install    do not apt-get install wrk when it is missing
+  --help          this text
+`
+
+export class UsageError extends Error {}
+
+export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
+  let values
+  try {
+    ;({ values } = parseArgs({
+      args: argv,
+      options: {
+        runs: { type: 'string' },
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        out: { type: 'string' },
+        'no-markdown': { type: 'boolean', default: false },
+        'no-install': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }))
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+  if (values.help) return 'help'
+  const quick = values.quick === true
+  const runs = values.runs === undefined ? (quick ? 1 : 5) : Number(values.runs)
+  if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new UsageError(`--runs must be an integer 1..100, not ${values.runs}`)
+  const only = values.only === undefined ? [...FIGURES] : values.only.split(',').map((s) => s.trim())
+  for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) throw new UsageError(`--only: unknown figure ${JSON.stringify(f)} (${FIGURES.join(', ')})`)
+  return {
+    runs,
+    quick,
+    out: values.out,
+    markdown: !quick && values['no-markdown'] !== true,
+    installWrk: !quick && values['no-install'] !== true,
+    only: only as FigureName[],
+    scale: quick ? QUICK_SCALE : FULL_SCALE,
+  }
+}
