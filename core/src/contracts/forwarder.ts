@@ -13,6 +13,11 @@ export interface ListenOptions {
   address: string
   port: number
   target: ForwardTarget
+  /**
+   * Network mode, `http` endpoints only: rewrite the Host header of every request on the
+   * connection to this value (bodies untouched). Unset: bytes pass through unchanged.
+   */
+  rewriteHost?: string
   signal?: AbortSignal
 }
 
@@ -24,7 +29,12 @@ export interface ListenerStatus {
   totalConnections: number
   bytesIn: number
   bytesOut: number
+  /** Failed connections by ngrok error code (`ERR_NGROK_3200`) or NgrokdError code. */
   errors: Record<string, number>
+  /** Connections refused because a connection limit was reached. */
+  refused?: number
+  /** Time from accept to the ConnResponse, over the connections so far (ms). */
+  handshake?: { count: number; totalMs: number; maxMs: number }
 }
 
 /**

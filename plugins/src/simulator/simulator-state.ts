@@ -101,6 +101,10 @@ export class SimulatorState {
     }
     if (input.metadata !== undefined && typeof input.metadata !== 'string') throw badEndpoint('metadata must be a string')
     if (input.description !== undefined && typeof input.description !== 'string') throw badEndpoint('description must be a string')
+    if (input.type !== undefined && typeof input.type !== 'string') throw badEndpoint('type must be a string')
+    if (input.notices !== undefined && (!Array.isArray(input.notices) || input.notices.some((n) => typeof n !== 'string'))) {
+      throw badEndpoint('notices must be an array of strings')
+    }
     const now = new Date()
     const ep: SimEndpoint = {
       ...addr,
