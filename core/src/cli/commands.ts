@@ -91,6 +91,8 @@ const statusCommand = defineCommand({
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
       `last poll:  ${poll ? `${poll.at} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
+      ...trafficLines(status.traffic),
+      ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
     ]
     if (status.phase === 'waiting-for-api-key') lines.push('', 'waiting for an API key: run `ngrokd set-api-key`')
     console.log(lines.join('\n'))
@@ -99,6 +101,26 @@ const statusCommand = defineCommand({
 })
 
 type ServiceRow = ServiceState & { openConnections: number }
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024
+    i++
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
+}
+
+function trafficLines(t: { connections: number; refused: number; bytesIn: number; bytesOut: number; errors: Record<string, number>; meanHandshakeMs?: number } | undefined): string[] {
+  if (!t) return []
+  const errors = Object.entries(t.errors).map(([code, n]) => `${code} ×${n}`)
+  return [
+    `traffic:    ${t.connections} connections (${t.refused} refused at a limit), ${formatBytes(t.bytesIn)} in, ${formatBytes(t.bytesOut)} out` +
+      (t.meanHandshakeMs !== undefined ? `, mean ingress handshake ${t.meanHandshakeMs.toFixed(1)} ms` : ''),
+    ...(errors.length ? [`errors:     ${errors.join(', ')}`] : []),
+  ]
+}
 
 const listCommand = defineCommand({
   name: 'list',

@@ -9,10 +9,12 @@ import { IngressDialer, InThreadForwarder, loadTrustRoots } from '../forward/ind
 import { groupEndpoints, type DesiredService } from '../protocol/endpoints.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer } from '../control/control-server.js'
+import { PrometheusServer, type MetricsSnapshot } from '../metrics/prometheus.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { CORE_VERSION, USER_AGENT } from '../version.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
+import { FORWARDER } from '../di/tokens.js'
 
 export type DaemonPhase = 'starting' | 'waiting-for-api-key' | 'registering' | 'running' | 'stopping' | 'stopped'
 
@@ -60,6 +62,8 @@ export class Daemon {
   private readonly stopped = new AbortController()
   private apiKeyWaiter?: (key: string) => void
   private readonly rejectedSeen = new Set<string>()
+  private readonly polls = { ok: 0, failed: 0, lastSuccessUnixSeconds: undefined as number | undefined }
+  private metricsServer?: PrometheusServer
 
   constructor(private readonly options: DaemonOptions) {}
 
@@ -76,6 +80,10 @@ export class Daemon {
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
     this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: this.routes() })
     await this.control.start()
+    if (config.metrics.prometheusListen) {
+      this.metricsServer = new PrometheusServer(config.metrics.prometheusListen, () => this.metricsSnapshot(), logger)
+      await this.metricsServer.start()
+    }
 
     try {
       const ca = config.ingress.caFile ? await loadTrustRoots(config.ingress.caFile) : undefined
@@ -184,10 +192,13 @@ export class Daemon {
       const changed = report.addressesAdded + report.addressesRemoved + report.listenersAdded + report.listenersRemoved > 0 || report.namesChanged
       this.logger[changed ? 'info' : 'debug']({ report }, `reconciled ${services.length} services from ${endpoints.length} endpoints`)
       this.lastPoll = { at, ok: true, endpoints: endpoints.length, services: services.length, rejected, report }
+      this.polls.ok++
+      this.polls.lastSuccessUnixSeconds = Math.floor(Date.now() / 1000)
     } catch (e) {
       // an API outage leaves everything serving
       this.logger.warn({ err: e }, `poll failed, keeping what is serving: ${formatError(e)}`)
       this.lastPoll = { at, ok: false, error: { code: isNgrokdError(e) ? e.code : undefined, message: (e as Error).message } }
+      this.polls.failed++
     }
     return this.lastPoll
   }
@@ -207,6 +218,7 @@ export class Daemon {
       }
     }
     await this.scope?.close()
+    await this.metricsServer?.close()
     await this.control?.close()
     this.phase = 'stopped'
     this.logger.info('ngrokd stopped; listeners, names and addresses removed')
@@ -289,6 +301,39 @@ export class Daemon {
         error: services.filter((s) => s.state === 'error').length,
       },
       openConnections: services.reduce((n, s) => n + s.openConnections, 0),
+      traffic: this.trafficTotals(),
+      metrics: this.config.metrics.prometheusListen ? `http://${this.config.metrics.prometheusListen}/metrics` : undefined,
+    }
+  }
+
+  /** Totals over every listener: bytes each way, connections, errors by code, handshake time. */
+  private trafficTotals() {
+    const listeners = this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).listeners() : []
+    const errors: Record<string, number> = {}
+    let handshakes = 0
+    let handshakeMs = 0
+    for (const l of listeners) {
+      for (const [code, n] of Object.entries(l.errors)) errors[code] = (errors[code] ?? 0) + n
+      handshakes += l.handshake?.count ?? 0
+      handshakeMs += l.handshake?.totalMs ?? 0
+    }
+    return {
+      connections: listeners.reduce((n, l) => n + l.totalConnections, 0),
+      refused: listeners.reduce((n, l) => n + (l.refused ?? 0), 0),
+      bytesIn: listeners.reduce((n, l) => n + l.bytesIn, 0),
+      bytesOut: listeners.reduce((n, l) => n + l.bytesOut, 0),
+      errors,
+      meanHandshakeMs: handshakes ? handshakeMs / handshakes : undefined,
+    }
+  }
+
+  private metricsSnapshot(): MetricsSnapshot {
+    const services = this.reconciler?.services() ?? []
+    return {
+      version: CORE_VERSION,
+      listeners: this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).listeners() : [],
+      services: { serving: services.filter((s) => s.state === 'serving').length, error: services.filter((s) => s.state === 'error').length },
+      polls: { ...this.polls },
     }
   }
 
@@ -296,6 +341,7 @@ export class Daemon {
     return {
       'GET /v1/status': () => this.status(),
       'GET /v1/endpoints': () => ({ services: this.reconciler?.services() ?? [] }),
+      'GET /v1/metrics': () => this.metricsSnapshot(),
       'POST /v1/api-key': (body: unknown) => this.setApiKey((body as { key?: unknown } | undefined)?.key),
       'POST /v1/poll': async () => ({ poll: await this.pollOnce() }),
     } as const
