@@ -17,6 +17,8 @@ export interface E2eDaemonOptions {
   ingressCaPem?: string
   /** `log.level`. Default `info`. */
   logLevel?: string
+  /** More config, merged over the defaults above section by section (e.g. `{ metrics: { prometheus_listen } }`). */
+  extraConfig?: Record<string, Record<string, unknown>>
 }
 
 /** Safety net for a stop; a clean drain of idle listeners takes far less. */
@@ -67,6 +69,9 @@ export class E2eDaemon {
       state_dir: this.stateDir,
       control: { socket: this.socketPath },
       log: { level: options.logLevel ?? 'info' },
+    }
+    for (const [section, values] of Object.entries(options.extraConfig ?? {})) {
+      this.config[section] = { ...(this.config[section] ?? {}), ...values }
     }
     writeFileSync(this.configFile, `${JSON.stringify(this.config, null, 2)}\n`)
   }
