@@ -2,8 +2,9 @@ import { formatError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { commands, type Command } from './commands.js'
 import { demoCommand } from './demo.js'
+import { doctorCommand } from './doctor.js'
 
-const all: Command[] = [...commands, demoCommand]
+const all: Command[] = [...commands, doctorCommand, demoCommand]
 
 function usage(): string {
   const width = Math.max(...all.map((c) => c.name.length))

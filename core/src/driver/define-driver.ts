@@ -41,8 +41,11 @@ export interface DriverDefinition<Options = Record<string, unknown>> {
   ngrokd: string
   requirements?: readonly DriverRequirement[]
   create(ctx: DriverContext, options: Options): Promise<DriverInstances>
-  /** Checks for `ngrokd doctor`; must not change the system. */
-  diagnose?(ctx: DriverContext): Promise<Check[]>
+  /**
+   * Checks for `ngrokd doctor`; must not change the system. Gets the same options `create()` would
+   * (partial: doctor may run with a config that does not validate).
+   */
+  diagnose?(ctx: DriverContext, options: Partial<Options>): Promise<Check[]>
 }
 
 export type DriverModule<Options = Record<string, unknown>> = Readonly<DriverDefinition<Options>> & {

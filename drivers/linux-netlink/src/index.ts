@@ -27,8 +27,8 @@ export default defineDriver<LinuxNetlinkOptions>({
     const { LinuxNetlinkInterface } = await import('./linux-netlink-interface.js')
     return { interface: new LinuxNetlinkInterface({ ...options, logger: ctx.logger }) }
   },
-  async diagnose() {
+  async diagnose(_ctx, options) {
     const { diagnoseLinuxNetlink } = await import('./diagnose.js')
-    return diagnoseLinuxNetlink()
+    return diagnoseLinuxNetlink({ name: options.name, subnet: options.subnet })
   },
 })

@@ -320,10 +320,11 @@ function childTests(): void {
   })
 
   test('diagnose: socket and privilege ok, link kind checked in a nested throwaway namespace', async () => {
-    const checks: Check[] = await driver.diagnose!({ logger: silentLogger, stateDir: '/nonexistent', platform: 'linux' })
+    const checks: Check[] = await driver.diagnose!({ logger: silentLogger, stateDir: '/nonexistent', platform: 'linux' }, { subnet: '10.250.0.0/24' })
     const byId = new Map(checks.map((c) => [c.id, c]))
     assert.equal(byId.get('linux-netlink.socket')?.status, 'ok')
     assert.equal(byId.get('linux-netlink.privilege')?.status, 'ok')
+    assert.equal(byId.get('linux-netlink.subnet')?.status, 'ok', byId.get('linux-netlink.subnet')?.summary)
     const kind = byId.get('linux-netlink.link-kind')!
     const probe = spawnSync('ip', ['link', 'add', 'ngrtprobe', 'type', 'dummy'])
     if (probe.status === 0) {

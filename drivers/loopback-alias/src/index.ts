@@ -23,11 +23,11 @@ export default defineDriver<LoopbackAliasOptions>({
       interface: new LoopbackAliasInterface({ logger: ctx.logger, platform: ctx.platform, ...options, stateDir: options.stateDir ?? ctx.stateDir }),
     }
   },
-  async diagnose(ctx) {
+  async diagnose(ctx, options) {
     return diagnoseLoopbackAlias({
       platform: ctx.platform,
-      stateDir: ctx.stateDir,
-      subnet: DEFAULT_LOOPBACK_SUBNET,
+      stateDir: options.stateDir ?? ctx.stateDir,
+      subnet: options.loopbackSubnet ?? DEFAULT_LOOPBACK_SUBNET,
       syscalls: async () => (await import('./darwin/libsystem.js')).loadLibSystem(),
     })
   },

@@ -1,0 +1,32 @@
+import { runDoctor } from '../doctor/run-doctor.js'
+import { parseCommandArgs } from './args.js'
+import { printHelp, type Command } from './commands.js'
+
+const MARK = { ok: '✔', warn: '⚠', fail: '✘', skip: '–' } as const
+
+const spec = {
+  name: 'doctor',
+  summary: 'Check the configuration, driver, privileges, hosts file, state, API key and daemon; say what to fix.',
+  usage: 'ngrokd doctor [--json] [--offline] [--config FILE]\n\n  --offline  do not call the ngrok API\n  --json     machine-readable report\n\nExit code 1 when a check failed.',
+  options: { json: { type: 'boolean' }, offline: { type: 'boolean' } },
+} as const
+
+export const doctorCommand: Command = {
+  ...spec,
+  async run(argv) {
+    const { values } = parseCommandArgs(spec, argv)
+    if (values.help) return printHelp(spec)
+    const report = await runDoctor({ configPath: values.config, offline: values.offline ?? false })
+    if (values.json) {
+      console.log(JSON.stringify(report, null, 2))
+    } else {
+      for (const c of report.checks) {
+        console.log(`${MARK[c.status]} ${c.id.padEnd(24)} ${c.summary}${c.code && c.status !== 'ok' ? ` (${c.code})` : ''}`)
+        if (c.hint && c.status !== 'ok') console.log(`  ${' '.repeat(24)}→ ${c.hint}`)
+      }
+      const count = (s: string) => report.checks.filter((c) => c.status === s).length
+      console.log(`\n${count('ok')} ok, ${count('warn')} warnings, ${count('fail')} failures${count('fail') ? ' — see docs/errors.md for each code' : ''}`)
+    }
+    return report.ok ? 0 : 1
+  },
+}

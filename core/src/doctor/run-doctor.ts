@@ -1,0 +1,158 @@
+import { access, constants, readFile, stat } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import type { Check } from '../contracts/check.js'
+import { silentLogger } from '../contracts/logger.js'
+import { defaultConfig, loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
+import { controlRequest } from '../control/control-client.js'
+import { resolveDriver } from '../driver/resolve-driver.js'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { loadTrustRoots } from '../forward/load-trust-roots.js'
+import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
+import { NgrokApiClient } from '../api/ngrok-api-client.js'
+import { hasNetAdmin } from '../util/privilege.js'
+import { USER_AGENT } from '../version.js'
+
+export interface DoctorOptions {
+  configPath?: string
+  /** Skip the check that calls the ngrok API. */
+  offline?: boolean
+}
+
+export interface DoctorReport {
+  checks: Check[]
+  /** False when any check failed. */
+  ok: boolean
+}
+
+function failed(id: string, e: unknown, summary?: string): Check {
+  return {
+    id,
+    status: 'fail',
+    summary: summary ?? (e instanceof Error ? e.message : String(e)).split('\n')[0]!,
+    ...(isNgrokdError(e) ? { code: e.code, ...(e.hint ? { hint: e.hint } : {}) } : {}),
+  }
+}
+
+/**
+ * `ngrokd doctor`: every check reads, none changes the machine. Core checks (config, driver,
+ * privilege, state, API key and reachability, trust roots, the daemon) plus each component's
+ * `diagnose()`.
+ */
+export async function runDoctor({ configPath, offline = false }: DoctorOptions = {}): Promise<DoctorReport> {
+  const checks: Check[] = []
+  let config: DaemonConfig
+  try {
+    const loaded = await loadConfig({ configPath })
+    config = loaded.config
+    checks.push({ id: 'config.load', status: 'ok', summary: `configuration from ${loaded.source ?? 'defaults and environment'}` })
+    for (const notice of loaded.notices) checks.push({ id: 'config.deprecated', status: 'warn', summary: notice })
+  } catch (e) {
+    checks.push(failed('config.load', e))
+    config = defaultConfig(process.cwd())
+    checks.push({ id: 'config.fallback', status: 'skip', summary: 'the checks below use the defaults' })
+  }
+
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number]
+  const nodeOk = (major === 20 && minor >= 11) || (major === 22 && minor >= 12) || major >= 23
+  checks.push({ id: 'node.version', status: nodeOk ? 'ok' : 'fail', summary: `Node.js ${process.version}`, ...(nodeOk ? {} : { hint: 'use Node 20.11+ or 22.12+ (24 recommended)' }) })
+
+  const privileged = hasNetAdmin()
+  try {
+    const resolved = await resolveDriver(config.net.driver, { configDir: config.configDir, kind: 'interface', privileged })
+    checks.push({
+      id: 'driver.resolve',
+      status: 'ok',
+      summary: `net.driver ${config.net.driver}${config.net.driver === resolved.name ? '' : ` → ${resolved.name}`} (${resolved.specifier}, for ${resolved.driver.platforms.join('/')}, core ${resolved.driver.ngrokd})`,
+    })
+    if (resolved.reason && config.net.driver === 'auto') checks.push({ id: 'driver.auto', status: privileged ? 'ok' : 'warn', summary: resolved.reason })
+    const driverChecks = await resolved.driver.diagnose?.({ logger: silentLogger, stateDir: config.stateDir, platform: process.platform }, {
+      name: config.net.interfaceName,
+      subnet: config.net.subnet,
+      stateDir: config.stateDir,
+      ...config.net.driverOptions,
+    })
+    checks.push(...(driverChecks ?? []))
+  } catch (e) {
+    checks.push(failed('driver.resolve', e))
+  }
+
+  if (config.names.resolver === 'hosts-file') {
+    checks.push(...(await new HostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger: silentLogger }).diagnose()))
+  }
+
+  checks.push(await checkStateDir(config.stateDir))
+  checks.push(...(await checkSecretModes(config.stateDir)))
+
+  const fileKey = await readFile(join(config.stateDir, 'api-key'), 'utf8').then((k) => k.trim(), () => '')
+  const apiKey = config.api.key ?? (fileKey || undefined)
+  checks.push(
+    apiKey
+      ? { id: 'api.key', status: 'ok', summary: `API key ${redactSecret(apiKey)} (${config.api.key ? 'config or environment' : `${config.stateDir}/api-key`})` }
+      : { id: 'api.key', status: 'warn', summary: 'no ngrok API key: ngrokd run will wait for one', hint: 'echo "$KEY" | sudo ngrokd set-api-key', code: 'NGROKD_ERR_API_KEY_MISSING' },
+  )
+  if (apiKey && !offline) {
+    try {
+      const api = new NgrokApiClient({ baseUrl: config.api.url, apiKey, logger: silentLogger, userAgent: USER_AGENT, timeoutMs: Math.min(config.api.timeoutMs, 10_000), maxRetries: 0 })
+      const operators = await api.listOperators()
+      checks.push({ id: 'api.reach', status: 'ok', summary: `${config.api.url} answers; the key sees ${operators.length} operator registration(s)` })
+    } catch (e) {
+      checks.push(failed('api.reach', e))
+    }
+  } else if (offline) {
+    checks.push({ id: 'api.reach', status: 'skip', summary: '--offline: the ngrok API was not called' })
+  }
+
+  if (config.ingress.caFile) {
+    try {
+      const roots = await loadTrustRoots(config.ingress.caFile)
+      checks.push({ id: 'ingress.trust', status: 'ok', summary: `${roots.length} trust root(s) from ${config.ingress.caFile}` })
+    } catch (e) {
+      checks.push(failed('ingress.trust', e))
+    }
+  }
+  if (config.ingress.insecureSkipVerify) {
+    checks.push({ id: 'ingress.verify', status: 'warn', summary: 'ingress.insecure_skip_verify is on: the ingress certificate is NOT verified', hint: 'set ingress.ca_file to the CA that signs the ingress certificate and turn this off' })
+  }
+
+  try {
+    const status = await controlRequest<Record<string, any>>(config.control.socket, 'GET', '/v1/status', undefined, 3_000)
+    checks.push({
+      id: 'daemon.running',
+      status: status.phase === 'running' ? 'ok' : 'warn',
+      summary: `ngrokd ${status.version} is ${status.phase} (pid ${status.pid}): ${status.services?.serving ?? 0} serving, ${status.services?.error ?? 0} in error`,
+      ...(status.phase === 'waiting-for-api-key' ? { hint: 'ngrokd set-api-key' } : {}),
+    })
+    if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}` })
+  } catch (e) {
+    checks.push({ id: 'daemon.running', status: 'warn', summary: (e as Error).message, hint: (isNgrokdError(e) && e.hint) || undefined })
+  }
+
+  return { checks, ok: !checks.some((c) => c.status === 'fail') }
+}
+
+async function checkStateDir(dir: string): Promise<Check> {
+  const st = await stat(dir).catch(() => undefined)
+  const target = st ? dir : dirname(dir)
+  try {
+    await access(target, constants.W_OK)
+    return { id: 'state.dir', status: 'ok', summary: st ? `${dir} is writable` : `${dir} will be created` }
+  } catch {
+    return { id: 'state.dir', status: 'fail', summary: `${target} is not writable`, hint: 'run as root, or set state_dir to a directory you own', code: 'NGROKD_ERR_STATE' }
+  }
+}
+
+/** The client key and the API key file must be readable by their owner only. */
+async function checkSecretModes(dir: string): Promise<Check[]> {
+  const checks: Check[] = []
+  for (const name of ['client.key', 'api-key']) {
+    const st = await stat(join(dir, name)).catch(() => undefined)
+    if (!st) continue
+    const mode = st.mode & 0o777
+    checks.push(
+      mode & 0o077
+        ? { id: 'state.secret-mode', status: 'fail', summary: `${join(dir, name)} is mode ${mode.toString(8)}: others can read it`, hint: `chmod 600 ${join(dir, name)}` }
+        : { id: 'state.secret-mode', status: 'ok', summary: `${join(dir, name)} is mode 600` },
+    )
+  }
+  return checks
+}

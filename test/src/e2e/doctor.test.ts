@@ -1,0 +1,104 @@
+// `ngrokd doctor` against a healthy running daemon (every check ok or an explained warning) and
+// against broken configurations (a failure with its code and the fix, exit code 1).
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile, spawnSync } from 'node:child_process'
+import { promisify } from 'node:util'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { NGROKD_BIN } from '@ngrokd/core'
+import { CloudSimulator } from '@ngrokd/plugins/simulator'
+import { netnsSkip } from '../helpers/netns.js'
+import { netDriverCases } from '../helpers/net-drivers.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+
+interface Report {
+  ok: boolean
+  checks: Array<{ id: string; status: string; summary: string; hint?: string; code?: string }>
+}
+
+const run = promisify(execFile)
+
+async function doctor(configFile: string, ...flags: string[]): Promise<{ code: number; report: Report; text: string }> {
+  // async: the simulator answering doctor's API call lives in this process
+  const exec = (args: string[]) =>
+    run(process.execPath, [NGROKD_BIN, 'doctor', '--config', configFile, ...flags, ...args], { env: E2eDaemon.childEnv() }).then(
+      (r) => ({ code: 0, stdout: r.stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+    )
+  const [json, text] = await Promise.all([exec(['--json']), exec([])])
+  return { code: json.code, report: JSON.parse(json.stdout) as Report, text: text.stdout }
+}
+
+describe('ngrokd doctor', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+  let dir: string
+  const hosts = snapshotHostsFile()
+
+  before(async () => {
+    hosts.take()
+    dir = mkdtempSync(join(tmpdir(), 'ngrokd-doctor-'))
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://doc.e2e' })
+    daemon = E2eDaemon.start({ name: 'doctor', sim, net: netDriverCases('doctor')[1]! })
+    await daemon.waitReady((s) => s.services?.serving === 1)
+  })
+
+  after(async () => {
+    await daemon?.dispose()
+    await sim?.stop()
+    rmSync(dir, { recursive: true, force: true })
+    hosts.assertRestored()
+  })
+
+  test('a healthy setup: no failure, the API answers, the daemon is running, secrets are 0600', async () => {
+    const { code, report, text } = await doctor(daemon.configFile)
+    const byId = new Map(report.checks.map((c) => [c.id, c]))
+    assert.equal(code, 0, text)
+    assert.equal(report.ok, true)
+    assert.equal(byId.get('driver.resolve')?.status, 'ok')
+    assert.equal(byId.get('linux-netlink.socket')?.status, 'ok')
+    assert.equal(byId.get('api.reach')?.status, 'ok', byId.get('api.reach')?.summary)
+    assert.equal(byId.get('daemon.running')?.status, 'ok')
+    assert.match(byId.get('daemon.running')!.summary, /1 serving/)
+    assert.equal(byId.get('ingress.trust')?.status, 'ok')
+    assert.ok(report.checks.filter((c) => c.id === 'state.secret-mode').every((c) => c.status === 'ok'))
+    assert.match(text, /✔ daemon\.running/)
+    assert.match(text, /\d+ ok, \d+ warnings, 0 failures/)
+  })
+
+  test('broken setups fail with the code and the fix', async () => {
+    const missing = join(dir, 'missing-driver.json')
+    writeFileSync(missing, JSON.stringify({ net: { driver: 'ngrokd-driver-nope' }, state_dir: join(dir, 'state'), control: { socket: join(dir, 'x.sock') } }))
+    const a = await doctor(missing, '--offline')
+    assert.equal(a.code, 1)
+    const resolve = a.report.checks.find((c) => c.id === 'driver.resolve')!
+    assert.equal(resolve.status, 'fail')
+    assert.equal(resolve.code, 'NGROKD_ERR_DRIVER_NOT_FOUND')
+    assert.match(resolve.hint ?? '', /npm install ngrokd-driver-nope/)
+    assert.match(a.text, /✘ driver\.resolve/)
+
+    const invalid = join(dir, 'invalid.json')
+    writeFileSync(invalid, JSON.stringify({ net: { subnet: '10.107.0.1/16' } }))
+    const b = await doctor(invalid, '--offline')
+    assert.equal(b.code, 1)
+    const load = b.report.checks.find((c) => c.id === 'config.load')!
+    assert.equal(load.code, 'NGROKD_ERR_CONFIG_INVALID')
+    assert.match(load.summary, /invalid configuration/)
+
+    const state = join(dir, 'leaky')
+    writeFileSync(join(dir, 'leaky.json'), JSON.stringify({ state_dir: state, net: { driver: 'loopback-alias' }, control: { socket: join(dir, 'y.sock') } }))
+    rmSync(state, { recursive: true, force: true })
+    spawnSync('mkdir', ['-p', state])
+    writeFileSync(join(state, 'api-key'), 'abcdEFGH12345678\n')
+    chmodSync(join(state, 'api-key'), 0o644)
+    const c = await doctor(join(dir, 'leaky.json'), '--offline')
+    const mode = c.report.checks.find((x) => x.id === 'state.secret-mode')!
+    assert.equal(mode.status, 'fail')
+    assert.match(mode.hint ?? '', /chmod 600/)
+    assert.equal(c.code, 1)
+  })
+})
