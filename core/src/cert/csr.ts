@@ -1,23 +1,7 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import { NgrokdError } from '../errors/index.js'
-import {
-  OID_ECDSA_WITH_SHA256,
-  OID_ECDSA_WITH_SHA384,
-  bitString,
-  children,
-  derToPem,
-  fromDer,
-  integer,
-  name,
-  oid,
-  pemToDer,
-  raw,
-  readElement,
-  seq,
-  tagged,
-  toDer,
-} from './der.js'
-import forge from 'node-forge'
+import { bitString, derToPem, integer, name, oid, raw, seq, tagged, toDer, type CertificateSubject } from './der.js'
+import { ecdsaSignatureFor } from './oids.js'
 
 export interface KeyAndCsr {
   /** PKCS#8 PEM (`BEGIN PRIVATE KEY`) of an ECDSA P-256 key. Secret: file mode 0600, never logged. */
@@ -27,9 +11,8 @@ export interface KeyAndCsr {
 }
 
 /**
- * A fresh ECDSA P-256 key and a PKCS#10 CSR with an empty subject, as ngrok's own operator makes
- * them (PROTOCOL.md §3). node-forge builds the ASN.1; node:crypto signs the
- * CertificationRequestInfo DER (forge cannot sign with ECDSA).
+ * A fresh ECDSA P-256 key and a PKCS#10 CSR with an empty subject, as ngrok's own Kubernetes
+ * operator makes them.
  *
  * ```ts
  * const { keyPem, csrPem } = generateKeyAndCsr()
@@ -37,80 +20,35 @@ export interface KeyAndCsr {
  * ```
  */
 export function generateKeyAndCsr(): KeyAndCsr {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-  const spki = publicKey.export({ type: 'spki', format: 'der' })
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+  return { keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), csrPem: makeCsr(privateKey) }
+}
+
+/**
+ * A PKCS#10 CSR (RFC 2986) for an EC private key (PEM or KeyObject), with `subject` (default empty)
+ * and no attributes; signed ecdsa-with-SHA256, or SHA-384 for a P-384 key as ngrok's operator does.
+ * node-forge builds the ASN.1; node:crypto signs (forge cannot sign with ECDSA). Any EC curve is
+ * encoded, so tests can make requests a CA must refuse; `parseCsr` decides what is acceptable.
+ *
+ * ```ts
+ * const key = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey
+ * const csrPem = makeCsr(key, { organization: 'acme' })
+ * ```
+ */
+export function makeCsr(privateKey: KeyObject | string, subject: CertificateSubject = {}): string {
+  const key = typeof privateKey === 'string' ? createPrivateKey(privateKey) : privateKey
+  const curve = ecCurveOf(key)
+  if (key.type !== 'private' || curve === undefined) {
+    throw new NgrokdError('NGROKD_ERR_CERT', 'csr: the key must be an EC private key', { hint: 'make one with the prime256v1 curve' })
+  }
+  const signature = ecdsaSignatureFor(curve)
+  const spki = createPublicKey(key).export({ type: 'spki', format: 'der' })
   // CertificationRequestInfo ::= SEQUENCE { version INTEGER (0), subject Name, subjectPKInfo,
   //   attributes [0] IMPLICIT SET OF Attribute }  — RFC 2986 §4.1; no attributes: `A0 00`.
-  const infoDer = toDer(seq(integer(0), name(), raw(spki), tagged(0, [])))
+  const infoDer = toDer(seq(integer(0), name(subject), raw(spki), tagged(0, [])))
   // crypto.sign on an EC key gives the DER `ECDSA-Sig-Value` that X.509 and PKCS#10 carry.
-  const signature = sign('sha256', infoDer, privateKey)
-  const csrDer = toDer(seq(raw(infoDer), seq(oid(OID_ECDSA_WITH_SHA256)), bitString(signature)))
-  return {
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    csrPem: derToPem(csrDer, 'CERTIFICATE REQUEST'),
-  }
-}
-
-export interface ParsedCsr {
-  /** The exact CertificationRequestInfo bytes the signature covers. */
-  infoDer: Buffer
-  /** The subject Name's DER; `30 00` when empty. */
-  subjectDer: Buffer
-  subjectIsEmpty: boolean
-  /** The subject's attributes as `[oid, value]` pairs (for `O=…` on a P-384 CSR). */
-  subjectAttributes: Array<[string, string]>
-  publicKey: KeyObject
-  /** `1.2.840.10045.4.3.2` (ecdsa-with-SHA256) or `…4.3.3` (SHA-384). */
-  signatureAlgorithm: string
-  signature: Buffer
-  /** Checks the signature over `infoDer` with the CSR's own public key (proof of possession). */
-  verify(): boolean
-}
-
-function csrError(detail: string, cause?: unknown): NgrokdError {
-  return new NgrokdError('NGROKD_ERR_CERT', `certificate request: ${detail}`, cause === undefined ? {} : { cause })
-}
-
-/** Parses a PKCS#10 PEM: enough to check and sign it (the test CA and the cloud simulator use this). */
-export function parseCsr(csrPem: string): ParsedCsr {
-  const der = pemToDer(csrPem, 'CERTIFICATE REQUEST') ?? pemToDer(csrPem, 'NEW CERTIFICATE REQUEST')
-  if (!der) throw csrError('no PEM block "CERTIFICATE REQUEST"')
-  try {
-    const [info, algorithm, sig] = children(readElement(der))
-    if (!info || !algorithm || !sig) throw new RangeError('CertificationRequest needs three parts')
-    const [, subject, spki] = children(info)
-    if (!subject || !spki) throw new RangeError('CertificationRequestInfo is incomplete')
-    const [algOid] = children(algorithm)
-    if (!algOid || sig.content.length < 2 || sig.content[0] !== 0) throw new RangeError('bad signature fields')
-    const signatureAlgorithm = forge.asn1.derToOid(algOid.content.toString('binary'))
-    const publicKey = createPublicKey({ key: spki.bytes, format: 'der', type: 'spki' })
-    const signature = Buffer.from(sig.content.subarray(1))
-    const subjectAttributes: Array<[string, string]> = []
-    const subjectNode = fromDer(subject.bytes)
-    for (const rdn of subjectNode.value as forge.asn1.Asn1[]) {
-      for (const atv of rdn.value as forge.asn1.Asn1[]) {
-        const [type, value] = atv.value as forge.asn1.Asn1[]
-        if (type && value) subjectAttributes.push([forge.asn1.derToOid(type.value as string), forge.util.decodeUtf8(value.value as string)])
-      }
-    }
-    const infoDer = Buffer.from(info.bytes)
-    return {
-      infoDer,
-      subjectDer: Buffer.from(subject.bytes),
-      subjectIsEmpty: subject.content.length === 0,
-      subjectAttributes,
-      publicKey,
-      signatureAlgorithm,
-      signature,
-      verify() {
-        const hash = signatureAlgorithm === OID_ECDSA_WITH_SHA256 ? 'sha256' : signatureAlgorithm === OID_ECDSA_WITH_SHA384 ? 'sha384' : undefined
-        return hash !== undefined && verify(hash, infoDer, publicKey, signature)
-      },
-    }
-  } catch (e) {
-    if (e instanceof NgrokdError) throw e
-    throw csrError('not a valid PKCS#10 request', e)
-  }
+  const signed = sign(signature.hash, infoDer, key)
+  return derToPem(toDer(seq(raw(infoDer), seq(oid(signature.oid)), bitString(signed))), 'CERTIFICATE REQUEST')
 }
 
 /** The named curve of an EC key (`prime256v1` for P-256), or undefined for other key types. */

@@ -3,16 +3,18 @@
  * but cannot sign with ECDSA: signing is node:crypto's job). Buffers in, buffers out.
  */
 import forge from 'node-forge'
+import { OID } from './oids.js'
 
 const { asn1 } = forge
 type Asn1 = forge.asn1.Asn1
 
 export type { Asn1 }
 
-/** ecdsa-with-SHA256 — RFC 5758 §3.2 (parameters absent). */
-export const OID_ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2'
-/** ecdsa-with-SHA384 — RFC 5758 §3.2. */
-export const OID_ECDSA_WITH_SHA384 = '1.2.840.10045.4.3.3'
+/** The Name attributes ngrokd writes: `O` then `CN`. Empty: the empty Name. */
+export interface CertificateSubject {
+  commonName?: string
+  organization?: string
+}
 
 export function toDer(node: Asn1): Buffer {
   return Buffer.from(asn1.toDer(node).getBytes(), 'binary')
@@ -56,6 +58,18 @@ export function bitString(bytes: Uint8Array, unusedBits = 0): Asn1 {
   return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, String.fromCharCode(unusedBits) + Buffer.from(bytes).toString('binary'))
 }
 
+/**
+ * A named-bit-list BIT STRING (e.g. KeyUsage) with bits numbered from 0 = most significant bit of
+ * the first byte. DER drops trailing zero bits — X.690 §11.2.2.
+ */
+export function namedBits(bits: number[]): Asn1 {
+  if (bits.length === 0) return bitString(Buffer.alloc(0))
+  const highest = Math.max(...bits)
+  const bytes = Buffer.alloc((highest >> 3) + 1)
+  for (const bit of bits) bytes[bit >> 3]! |= 0x80 >> (bit & 7)
+  return bitString(bytes, 7 - (highest & 7))
+}
+
 export function octetString(bytes: Uint8Array): Asn1 {
   return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, Buffer.from(bytes).toString('binary'))
 }
@@ -78,11 +92,11 @@ export function tagged(n: number, content: Asn1[] | Uint8Array): Asn1 {
     : asn1.create(asn1.Class.CONTEXT_SPECIFIC, n, false, Buffer.from(content).toString('binary'))
 }
 
-/** A Name (RDNSequence) of `CN`/`O` attributes; `{}` gives the empty Name. */
-export function name(attrs: { commonName?: string; organization?: string } = {}): Asn1 {
+/** A Name (RDNSequence) of `O`/`CN` attributes; `{}` gives the empty Name. */
+export function name(attrs: CertificateSubject = {}): Asn1 {
   const rdns: Asn1[] = []
-  if (attrs.organization) rdns.push(set(seq(oid('2.5.4.10'), utf8String(attrs.organization))))
-  if (attrs.commonName) rdns.push(set(seq(oid('2.5.4.3'), utf8String(attrs.commonName))))
+  if (attrs.organization) rdns.push(set(seq(oid(OID.organization), utf8String(attrs.organization))))
+  if (attrs.commonName) rdns.push(set(seq(oid(OID.commonName), utf8String(attrs.commonName))))
   return seq(...rdns)
 }
 
@@ -126,6 +140,12 @@ export function children(element: DerElement): DerElement[] {
     offset += child.bytes.length
   }
   return out
+}
+
+/** The dotted form of an OBJECT IDENTIFIER element. */
+export function readOid(element: DerElement): string {
+  if (element.tag !== 0x06) throw new RangeError('der: not an OBJECT IDENTIFIER')
+  return asn1.derToOid(element.content.toString('binary'))
 }
 
 /** The base64 body of the first PEM block with `label`, decoded. */

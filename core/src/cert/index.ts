@@ -1,6 +1,8 @@
-export { generateKeyAndCsr, parseCsr, ecCurveOf, type KeyAndCsr, type ParsedCsr } from './csr.js'
+export { generateKeyAndCsr, makeCsr, ecCurveOf, type KeyAndCsr } from './csr.js'
+export { parseCsr, CsrError, type ParsedCsr, type CsrCurve } from './parse-csr.js'
 export { parseCertificate, certificateMatchesKey, type CertificateInfo } from './parse-certificate.js'
-export { TestCa, type IssueOptions, type CertificateSubject } from './test-ca.js'
+export { TestCa, type IssueOptions, type TestCaOptions } from './test-ca.js'
+export type { CertificateSubject } from './der.js'
 export {
   Registration,
   DEFAULT_RENEW_BEFORE_MS,

@@ -7,7 +7,7 @@ import { connect, createServer, type TLSSocket } from 'node:tls'
 import type { AddressInfo } from 'node:net'
 import { Registration, machineIdOf, type RegistrationOptions } from './registration.js'
 import { parseCertificate } from './parse-certificate.js'
-import { parseCsr } from './csr.js'
+import { parseCsr } from './parse-csr.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { FakeNgrokApi } from '../api/fake-ngrok-api.js'
 import type { OperatorCreate, OperatorUpdate } from '../api/types.js'
@@ -95,7 +95,7 @@ describe('Registration.ensure', () => {
     assert.equal(body.region, 'global')
     assert.deepEqual(Object.keys(body.binding).sort(), ['csr', 'endpoint_selectors'])
     assert.deepEqual(body.binding.endpoint_selectors, ['true'])
-    assert.equal(parseCsr(body.binding.csr!).verify(), true)
+    assert.equal(parseCsr(body.binding.csr!).curve, 'P-256') // parseCsr throws unless the signature verifies
 
     const machineId = (await readFile(join(dir, 'machine-id'), 'utf8')).trim()
     assert.match(machineId, /^[0-9a-f-]{36}$/)
@@ -158,7 +158,7 @@ describe('Registration.ensure', () => {
     const patch = patches()[0]!
     assert.equal(patch.path, `/kubernetes_operators/${first.operatorId}`)
     const body = patch.body as OperatorUpdate
-    assert.equal(parseCsr(body.binding!.csr!).verify(), true)
+    assert.equal(parseCsr(body.binding!.csr!).curve, 'P-256') // parseCsr throws unless the signature verifies
     assert.notEqual(second.keyPem, first.keyPem)
     assert.ok(parseCertificate(second.certPem).matchesKey(second.keyPem))
     assert.equal(fake.operators.size, 2)

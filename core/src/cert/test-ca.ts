@@ -1,37 +1,20 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
-import { isIP } from 'node:net'
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { NgrokdError } from '../errors/index.js'
-import { parseCsr } from './csr.js'
-import {
-  OID_ECDSA_WITH_SHA256,
-  bitString,
-  boolean,
-  derToPem,
-  integer,
-  name,
-  octetString,
-  oid,
-  raw,
-  seq,
-  tagged,
-  time,
-  toDer,
-  type Asn1,
-} from './der.js'
+import type { CertificateSubject } from './der.js'
+import { issueCertificate, subjectNameDer } from './issue-certificate.js'
+import { OID } from './oids.js'
+import { parseCsr } from './parse-csr.js'
 
 const DAY_MS = 86_400_000
-
-export interface CertificateSubject {
-  commonName?: string
-  organization?: string
-}
+/** notBefore is backdated by this much, so that a peer whose clock is a little behind accepts a fresh certificate. */
+const CLOCK_SKEW_MS = 60_000
 
 export interface IssueOptions {
   /** Default: one minute ago (clock skew). */
   notBefore?: Date
   /** Default: `notBefore` + 365 days. */
   notAfter?: Date
-  /** Default: the CSR's subject when signing a CSR, else empty. */
+  /** Default: the CSR's `CN`/`O` when signing a CSR, else empty. */
   subject?: CertificateSubject
   dnsNames?: string[]
   ipAddresses?: string[]
@@ -39,144 +22,118 @@ export interface IssueOptions {
   usage?: 'client' | 'server' | 'both'
 }
 
-const OID_BASIC_CONSTRAINTS = '2.5.29.19'
-const OID_KEY_USAGE = '2.5.29.15'
-const OID_EXT_KEY_USAGE = '2.5.29.37'
-const OID_SUBJECT_ALT_NAME = '2.5.29.17'
-const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1'
-const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2'
-
-function extension(id: string, critical: boolean, value: Asn1): Asn1 {
-  return critical ? seq(oid(id), boolean(true), octetString(toDer(value))) : seq(oid(id), octetString(toDer(value)))
-}
-
-function ipBytes(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number))
-  if (isIP(ip) === 6 && !ip.includes('.')) {
-    const [head = '', tail = ''] = ip.split('::')
-    const parts = (s: string) => (s ? s.split(':') : [])
-    const h = parts(head)
-    const t = parts(tail)
-    const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h
-    return Buffer.from(groups.flatMap((g) => [(parseInt(g, 16) >> 8) & 0xff, parseInt(g, 16) & 0xff]))
-  }
-  throw new NgrokdError('NGROKD_ERR_CERT', `test ca: ${ip} is not an IP address`)
+export interface TestCaOptions {
+  /** Default `ngrokd test CA`. */
+  commonName?: string
+  /** Default `ngrokd`. */
+  organization?: string
+  /** Default: ten years from now. */
+  notAfter?: Date
 }
 
 /**
- * A throwaway ECDSA P-256 certificate authority: signs CSRs (as ngrok signs ours) and issues
- * server certificates, for tests and for the cloud simulator. Never for production trust.
+ * A throwaway ECDSA P-256 certificate authority: checks and signs CSRs (as ngrok signs ours) and
+ * issues server and client certificates, for tests and for the cloud simulator. Never for
+ * production trust. Times in certificates have one-second resolution (milliseconds are dropped).
  *
  * ```ts
  * const ca = TestCa.create()
- * const certPem = ca.signCsr(csrPem, { subject: { commonName: 'k8sop_123' } })
+ * const certPem = ca.signCsr(csrPem, { subject: { commonName: 'k8sop_123' } }) // throws CsrError on a bad CSR
+ * const server = ca.issueKeyPair({ usage: 'server', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] })
  * ```
  */
 export class TestCa {
   readonly certPem: string
   readonly keyPem: string
+  readonly certificate: X509Certificate
   private readonly key: KeyObject
-  private readonly subject: CertificateSubject
+  /** This CA's subject Name DER: the issuer of everything it signs, byte for byte. */
+  private readonly nameDer: Buffer
 
-  private constructor(key: KeyObject, certPem: string, subject: CertificateSubject) {
+  private constructor(key: KeyObject, certPem: string) {
     this.key = key
     this.certPem = certPem
     this.keyPem = key.export({ type: 'pkcs8', format: 'pem' }).toString()
-    this.subject = subject
+    this.certificate = new X509Certificate(certPem)
+    this.nameDer = subjectNameDer(certPem)
   }
 
-  /** A new self-signed CA, valid from a minute ago for ten years unless `notAfter` says otherwise. */
-  static create(options: { commonName?: string; notAfter?: Date } = {}): TestCa {
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-    const subject = { organization: 'ngrokd', commonName: options.commonName ?? 'ngrokd test CA' }
-    const notBefore = new Date(Date.now() - 60_000)
-    const notAfter = options.notAfter ?? new Date(notBefore.getTime() + 3650 * DAY_MS)
-    const extensions = [
-      extension(OID_BASIC_CONSTRAINTS, true, seq(boolean(true))),
-      // keyCertSign (bit 5) | cRLSign (bit 6): one byte 0b0000_0110, 1 unused bit — RFC 5280 §4.2.1.3
-      extension(OID_KEY_USAGE, true, bitString(Buffer.from([0x06]), 1)),
-    ]
-    const certPem = buildCertificate({ issuer: subject, subject, publicKey, notBefore, notAfter, extensions, signer: privateKey })
-    return new TestCa(privateKey, certPem, subject)
+  /** A new self-signed CA with a new P-256 key, valid from a minute ago. */
+  static create(options: TestCaOptions = {}): TestCa {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+    const subject = { organization: options.organization ?? 'ngrokd', commonName: options.commonName ?? 'ngrokd test CA' }
+    const notBefore = new Date(Date.now() - CLOCK_SKEW_MS)
+    const certPem = issueCertificate({
+      publicKey: privateKey,
+      subject,
+      issuer: subject,
+      signingKey: privateKey,
+      notBefore,
+      notAfter: options.notAfter ?? new Date(notBefore.getTime() + 3650 * DAY_MS),
+      ca: true,
+      keyUsage: ['keyCertSign', 'cRLSign'],
+    })
+    return new TestCa(privateKey, certPem)
   }
 
-  /** Restores a CA saved as `certPem` + `keyPem` (its subject is taken as given). */
-  static from(certPem: string, keyPem: string, subject: CertificateSubject = { organization: 'ngrokd', commonName: 'ngrokd test CA' }): TestCa {
-    return new TestCa(createPrivateKey(keyPem), certPem, subject)
-  }
-
-  /** Checks the CSR's signature (proof of possession), then issues a certificate for its key. */
-  signCsr(csrPem: string, options: IssueOptions = {}): string {
-    const csr = parseCsr(csrPem)
-    if (!csr.verify()) throw new NgrokdError('NGROKD_ERR_CERT', 'test ca: the certificate request signature does not verify')
-    const fromCsr: CertificateSubject = {}
-    for (const [type, value] of csr.subjectAttributes) {
-      if (type === '2.5.4.3') fromCsr.commonName = value
-      if (type === '2.5.4.10') fromCsr.organization = value
+  /** Restores a CA saved as `certPem` + `keyPem`. Throws `NGROKD_ERR_CERT` when the key is not the certificate's. */
+  static from(certPem: string, keyPem: string): TestCa {
+    const key = createPrivateKey(keyPem)
+    let matches = false
+    try {
+      matches = new X509Certificate(certPem).checkPrivateKey(key)
+    } catch (cause) {
+      throw new NgrokdError('NGROKD_ERR_CERT', 'test ca: certPem is not a PEM X.509 certificate', { cause })
     }
-    return this.issue(csr.publicKey, { subject: fromCsr, ...options })
+    if (!matches) throw new NgrokdError('NGROKD_ERR_CERT', 'test ca: keyPem is not the key of certPem', { hint: 'pass the pair saved together' })
+    return new TestCa(key, certPem)
   }
 
-  /** Issues a certificate for `publicKey` (PEM or KeyObject). */
+  /**
+   * Checks the CSR (PEM or DER) with `parseCsr` — structure, ECDSA P-256/P-384, proof of
+   * possession — then issues a certificate for its key. Throws `CsrError` on a bad request.
+   */
+  signCsr(csr: string | Uint8Array, options: IssueOptions = {}): string {
+    const parsed = parseCsr(csr)
+    const fromCsr: CertificateSubject = {}
+    for (const [type, value] of parsed.subjectAttributes) {
+      if (type === OID.commonName) fromCsr.commonName = value
+      if (type === OID.organization) fromCsr.organization = value
+    }
+    return this.issue(parsed.publicKey, { subject: fromCsr, ...options })
+  }
+
+  /** Issues a certificate for `publicKey` (PEM or KeyObject): digitalSignature, EKU per `usage`. */
   issue(publicKey: string | KeyObject, options: IssueOptions = {}): string {
-    const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey
-    const notBefore = options.notBefore ?? new Date(Date.now() - 60_000)
-    const notAfter = options.notAfter ?? new Date(notBefore.getTime() + 365 * DAY_MS)
+    const notBefore = options.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS)
     const usage = options.usage ?? 'client'
-    const eku = [
-      ...(usage === 'server' || usage === 'both' ? [oid(OID_SERVER_AUTH)] : []),
-      ...(usage === 'client' || usage === 'both' ? [oid(OID_CLIENT_AUTH)] : []),
-    ]
-    const extensions = [
-      extension(OID_BASIC_CONSTRAINTS, true, seq()),
-      // digitalSignature (bit 0): one byte 0b1000_0000, 7 unused bits — RFC 5280 §4.2.1.3
-      extension(OID_KEY_USAGE, true, bitString(Buffer.from([0x80]), 7)),
-      extension(OID_EXT_KEY_USAGE, false, seq(...eku)),
-    ]
-    const sans = [
-      ...(options.dnsNames ?? []).map((d) => tagged(2, Buffer.from(d, 'ascii'))), // dNSName [2] IA5String
-      ...(options.ipAddresses ?? []).map((ip) => tagged(7, ipBytes(ip))), // iPAddress [7] OCTET STRING
-    ]
-    const subject = options.subject ?? {}
-    const subjectEmpty = !subject.commonName && !subject.organization
-    // an empty subject requires a critical subjectAltName — RFC 5280 §4.2.1.6
-    if (sans.length > 0) extensions.push(extension(OID_SUBJECT_ALT_NAME, subjectEmpty, seq(...sans)))
-    return buildCertificate({ issuer: this.subject, subject, publicKey: key, notBefore, notAfter, extensions, signer: this.key })
+    return issueCertificate({
+      publicKey: typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey,
+      subject: options.subject ?? {},
+      issuer: this.nameDer,
+      signingKey: this.key,
+      notBefore,
+      notAfter: options.notAfter ?? new Date(notBefore.getTime() + 365 * DAY_MS),
+      keyUsage: ['digitalSignature'],
+      extendedKeyUsage: usage === 'both' ? ['serverAuth', 'clientAuth'] : usage === 'server' ? ['serverAuth'] : ['clientAuth'],
+      ...(options.dnsNames ? { dnsNames: options.dnsNames } : {}),
+      ...(options.ipAddresses ? { ipAddresses: options.ipAddresses } : {}),
+    })
   }
 
-  /** A new P-256 key and a certificate for it (a TLS server for tests). */
+  /** A new P-256 key and a certificate for it (e.g. a TLS server for tests). */
   issueKeyPair(options: IssueOptions = {}): { certPem: string; keyPem: string } {
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-    return { certPem: this.issue(publicKey, options), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+    return { certPem: this.issue(privateKey, options), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }
   }
-}
 
-function buildCertificate(p: {
-  issuer: CertificateSubject
-  subject: CertificateSubject
-  publicKey: KeyObject
-  notBefore: Date
-  notAfter: Date
-  extensions: Asn1[]
-  signer: KeyObject
-}): string {
-  const serial = randomBytes(16)
-  serial[0] = (serial[0]! & 0x7f) | 0x01 // positive and non-zero — RFC 5280 §4.1.2.2
-  const algorithm = seq(oid(OID_ECDSA_WITH_SHA256))
-  // TBSCertificate — RFC 5280 §4.1: version [0] EXPLICIT v3 (2), serial, signature, issuer,
-  // validity, subject, subjectPublicKeyInfo, extensions [3] EXPLICIT
-  const tbs = toDer(
-    seq(
-      tagged(0, [integer(2)]),
-      integer(serial),
-      algorithm,
-      name(p.issuer),
-      seq(time(p.notBefore), time(p.notAfter)),
-      name(p.subject),
-      raw(p.publicKey.export({ type: 'spki', format: 'der' })),
-      tagged(3, [seq(...p.extensions)]),
-    ),
-  )
-  const signature = sign('sha256', tbs, p.signer)
-  return derToPem(toDer(seq(raw(tbs), seq(oid(OID_ECDSA_WITH_SHA256)), bitString(signature))), 'CERTIFICATE')
+  /** True when this CA signed `cert` (names match and the signature verifies). */
+  issued(cert: X509Certificate | string): boolean {
+    try {
+      const x509 = typeof cert === 'string' ? new X509Certificate(cert) : cert
+      return x509.checkIssued(this.certificate) && x509.verify(this.certificate.publicKey)
+    } catch {
+      return false
+    }
+  }
 }

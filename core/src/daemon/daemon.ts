@@ -176,9 +176,7 @@ export class Daemon {
     if (!this.api || !this.operatorId || !this.reconciler || this.stopped.signal.aborted) return undefined
     const at = new Date().toISOString()
     try {
-      if (this.registration && (await this.registration.renewIfNeeded())) {
-        this.logger.info('client certificate renewed; new connections use it')
-      }
+      await this.renewCertificate()
       const endpoints = await this.api.listBoundEndpoints(this.operatorId)
       const { services, rejected } = groupEndpoints(endpoints)
       for (const r of rejected) {
@@ -201,6 +199,17 @@ export class Daemon {
       this.polls.failed++
     }
     return this.lastPoll
+  }
+
+  /** Renews the client certificate when it nears expiry; a failure is logged, the old one stays in use. */
+  private async renewCertificate(): Promise<void> {
+    try {
+      if (this.registration && (await this.registration.renewIfNeeded())) {
+        this.logger.info({ notAfter: this.registration.info?.notAfter }, 'client certificate renewed; new connections use it')
+      }
+    } catch (e) {
+      this.logger.warn({ err: e }, `certificate renewal failed, will retry at the next poll: ${formatError(e)}`)
+    }
   }
 
   /** Drains and removes listeners, names and addresses, then closes everything. Safe to call twice. */

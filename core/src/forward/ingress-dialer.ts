@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import type { Logger } from '../contracts/logger.js'
@@ -5,6 +6,8 @@ import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { FrameReader, decodeConnResponseBody, encodeConnRequest, type ConnResponse } from '../protocol/binding-frames.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
 import { pemCertificates } from './load-trust-roots.js'
+import { PredialPool, type IngressConnection, type PredialPoolStats } from './predial-pool.js'
+import { TlsSessionCache } from './tls-session-cache.js'
 
 /** The client certificate and key that the ngrok API issued to this operator (PROTOCOL.md §3). */
 export interface IngressCredentials {
@@ -28,6 +31,20 @@ export interface IngressDialerOptions {
   responseTimeoutMs?: number
   /** Host name resolution for the TCP connect (`dns.lookup` by default); tests map a name to loopback with it. */
   lookup?: net.LookupFunction
+  /**
+   * Resume TLS sessions (tickets) instead of a full handshake per connection. The last session is kept
+   * per ingress `host:port` and client certificate; a rotation or endpoint change drops it. Default true
+   * (config `ingress.session_resumption`).
+   */
+  sessionResumption?: boolean
+  /**
+   * TLS connections kept connected and handshaken ahead of demand, each used for one ConnRequest:
+   * 0–64, default 0 = off (config `ingress.predial`). Filled after a successful dial, never while the
+   * ingress is failing.
+   */
+  predial?: number
+  /** A connection dialled ahead that is not used within this is closed. Default {@link DEFAULT_PREDIAL_MAX_AGE_MS}. */
+  predialMaxAgeMs?: number
 }
 
 export interface DialOptions {
@@ -46,12 +63,30 @@ export interface DialResult {
   socket: tls.TLSSocket
   response: ConnResponse
   early: Buffer
+  /** The TLS connection was dialled ahead of this request (`predial`). Whether its session was resumed: `socket.isSessionReused()`. */
+  predialled?: boolean
 }
 
 /** What a forwarder needs from a dialer: {@link IngressDialer}, or a wrapper around it. */
 export interface Dialer {
   dial(options: DialOptions): Promise<DialResult>
 }
+
+export interface IngressDialerStats {
+  /** Connections dialled ahead: ready, in progress, failures in a row. All 0 when `predial` is 0. */
+  predial: PredialPoolStats
+  /** A TLS session is held for the current ingress and credentials. */
+  sessionHeld: boolean
+}
+
+/**
+ * Default {@link IngressDialerOptions.predialMaxAgeMs}. ngrok does not document how long its ingress
+ * waits for the ConnRequest; the simulator's ingress closes a connection 10 s after accepting it
+ * without one. Under that, with room for a slow handshake and timer delays.
+ */
+export const DEFAULT_PREDIAL_MAX_AGE_MS = 8_000
+/** Upper bound of `predial`; the same as `ingress.predial`'s maximum in config.schema.json. */
+export const MAX_PREDIAL = 64
 
 const CERT_NOT_ACCEPTED_HINT =
   'the ingress usually closes like this when it does not accept our client certificate: issued for another ' +
@@ -70,22 +105,45 @@ const CLOCK_CODES = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'])
 
 type Phase = 'connect' | 'handshake' | 'response'
 
+/** Where one dial goes, with what: the ingress, the TLS context of the current credentials, and their key. */
+interface Target {
+  ingress: { host: string; port: number; text: string }
+  context: tls.SecureContext
+  /** Ingress `host:port` + client-credential fingerprint: what a TLS session or a dialled-ahead connection is valid for. */
+  key: string
+}
+
+/** Failures of a request on a connection that the server closed before answering anything: safe to retry once. */
+const closedUnanswered = new WeakSet<Error>()
+
 /**
- * Opens one mTLS connection to ngrok's binding ingress per call and performs the ConnRequest /
- * ConnResponse exchange (PROTOCOL.md §4). Each TLS connection carries exactly one ConnRequest.
+ * Opens mTLS connections to ngrok's binding ingress and performs the ConnRequest / ConnResponse
+ * exchange (PROTOCOL.md §4). Each TLS connection carries exactly one ConnRequest.
+ *
+ * - With `sessionResumption` (default) the handshake resumes the last TLS session of the same
+ *   ingress and client certificate; a session the server refuses, or that a failed connection
+ *   offered, is dropped.
+ * - With `predial` > 0 a {@link PredialPool} keeps that many handshaken connections ready; a dial
+ *   takes one (each once) or falls back to a fresh connection. A ready connection that turns out to
+ *   be closed by the server before it answered is replaced by a fresh dial, once.
+ * - `close()` closes every connection not yet handed out; dials after it fail with NGROKD_ERR_ABORTED.
  *
  * ```ts
- * const dialer = new IngressDialer({ logger, credentials: () => cert, endpoint: () => 'kubernetes-binding-ingress.ngrok.io:443' })
+ * const dialer = new IngressDialer({ logger, credentials: () => cert, endpoint: () => 'kubernetes-binding-ingress.ngrok.io:443', predial: 4 })
  * const { socket, early } = await dialer.dial({ hostname: 'api.prod', port: 80 })
  * local.write(early); local.pipe(socket).pipe(local)
+ * await dialer.close()
  * ```
  */
 export class IngressDialer implements Dialer {
   private readonly logger: Logger
   private readonly handshakeTimeoutMs: number
   private readonly responseTimeoutMs: number
+  private readonly sessions?: TlsSessionCache
+  private readonly pool?: PredialPool
+  private closed = false
   /** Secure contexts are reused while credentials() returns the same PEMs (parsing a CA bundle per connection is costly). */
-  private cached?: { certPem: string; keyPem: string; context: tls.SecureContext }
+  private cached?: { certPem: string; keyPem: string; context: tls.SecureContext; fingerprint: string }
 
   constructor(private readonly options: IngressDialerOptions) {
     this.logger = options.logger
@@ -104,6 +162,18 @@ export class IngressDialer implements Dialer {
         })
       }
     }
+    const predial = options.predial ?? 0
+    if (!Number.isInteger(predial) || predial < 0 || predial > MAX_PREDIAL) {
+      throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ingress predial ${predial} is not an integer in 0-${MAX_PREDIAL}`, {
+        hint: `set ingress.predial to a number of connections from 0 (off) to ${MAX_PREDIAL}`,
+      })
+    }
+    const maxAgeMs = options.predialMaxAgeMs ?? DEFAULT_PREDIAL_MAX_AGE_MS
+    if (!(maxAgeMs > 0 && Number.isFinite(maxAgeMs))) {
+      throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ingress predialMaxAgeMs ${maxAgeMs} is not a positive number of milliseconds`)
+    }
+    if (options.sessionResumption ?? true) this.sessions = new TlsSessionCache()
+    if (predial > 0) this.pool = new PredialPool({ size: predial, maxAgeMs, logger: this.logger })
     if (options.insecureSkipVerify) {
       this.logger.warn(
         { insecureSkipVerify: true },
@@ -123,17 +193,67 @@ export class IngressDialer implements Dialer {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new NgrokdError('NGROKD_ERR_ENDPOINT_INVALID', `binding ingress: port ${port} of ${hostname} is not in 1-65535`)
     }
+    this.throwIfClosed(hostname, port)
     throwIfAborted(signal, hostname, port)
     const ingress = parseIngressEndpoint(this.options.endpoint())
     const credentials = await this.options.credentials()
     throwIfAborted(signal, hostname, port)
-    const context = this.secureContext(credentials)
-    return this.exchange(ingress, context, hostname, port, signal)
+    this.throwIfClosed(hostname, port)
+    const { context, fingerprint } = this.secureContext(credentials)
+    const target: Target = { ingress, context, key: `${ingress.text} ${fingerprint}` }
+    let result: DialResult
+    try {
+      result = await this.connectAndRequest(target, hostname, port, signal)
+    } catch (e) {
+      if (e instanceof IngressRefusedError) this.refill(target) // the ingress works; it refused this one target
+      throw e
+    }
+    this.refill(target)
+    return result
   }
 
-  private secureContext({ certPem, keyPem }: IngressCredentials): tls.SecureContext {
+  /** Closes every connection dialled ahead and forgets the TLS session; later dials fail. Connections handed out stay open. */
+  async close(): Promise<void> {
+    this.closed = true
+    this.sessions?.clear()
+    await this.pool?.close()
+  }
+
+  stats(): IngressDialerStats {
+    return { predial: this.pool?.stats() ?? { idle: 0, pending: 0, failures: 0 }, sessionHeld: this.sessions?.held ?? false }
+  }
+
+  private async connectAndRequest(target: Target, hostname: string, port: number, signal: AbortSignal | undefined): Promise<DialResult> {
+    const pooled = this.pool?.take(target.key)
+    if (pooled) {
+      try {
+        return { ...(await this.request(pooled, target, hostname, port, signal)), predialled: true }
+      } catch (e) {
+        if (!closedUnanswered.has(e as Error)) throw e
+        this.logger.debug({ hostname, port, err: (e as Error).message }, 'binding ingress: a connection dialled ahead was closed unanswered; dialling anew')
+      }
+    }
+    const conn = await this.handshake(target, `${hostname}:${port}`, signal)
+    return { ...(await this.request(conn, target, hostname, port, signal)), predialled: false }
+  }
+
+  /** Tops the pool of connections dialled ahead up, in the background (a no-op without `predial`, or while backing off). */
+  private refill(target: Target): void {
+    if (this.closed) return
+    this.pool?.fill(target.key, (signal, track) => this.handshake(target, 'a connection dialled ahead', signal, track))
+  }
+
+  private throwIfClosed(hostname: string, port: number): void {
+    if (this.closed) {
+      throw new NgrokdError('NGROKD_ERR_ABORTED', `binding ingress: dial for ${hostname}:${port} after the dialer was closed`, {
+        hint: 'the daemon is stopping; new connections are refused',
+      })
+    }
+  }
+
+  private secureContext({ certPem, keyPem }: IngressCredentials): { context: tls.SecureContext; fingerprint: string } {
     const c = this.cached
-    if (c && c.certPem === certPem && c.keyPem === keyPem) return c.context
+    if (c && c.certPem === certPem && c.keyPem === keyPem) return c
     let context: tls.SecureContext
     try {
       context = tls.createSecureContext({
@@ -149,35 +269,39 @@ export class IngressDialer implements Dialer {
         hint: 'the certificate and key in the state directory are damaged or do not match; re-register (ngrokd doctor)',
       })
     }
-    this.cached = { certPem, keyPem, context }
-    return context
+    const fingerprint = createHash('sha256').update(certPem).update('\0').update(keyPem).digest('base64url')
+    this.cached = { certPem, keyPem, context, fingerprint }
+    return this.cached
   }
 
-  private exchange(
-    ingress: { host: string; port: number; text: string },
-    secureContext: tls.SecureContext,
-    hostname: string,
-    port: number,
-    signal: AbortSignal | undefined,
-  ): Promise<DialResult> {
+  /**
+   * TCP connect and TLS handshake, offering the cached session. Resolves the connection with no
+   * listeners of its own but error guards; `label` names what it is for in error messages.
+   */
+  private handshake(target: Target, label: string, signal: AbortSignal | undefined, track?: (raw: net.Socket) => void): Promise<IngressConnection> {
+    const { ingress, context, key } = target
     const insecure = this.options.insecureSkipVerify === true
-    return new Promise<DialResult>((resolve, reject) => {
+    const sessions = this.sessions
+    const session = sessions?.get(key)
+    return new Promise<IngressConnection>((resolve, reject) => {
       let phase: Phase = 'connect'
       let settled = false
-      let received = 0
-      const reader = new FrameReader()
       // The raw TCP socket is kept so that everything is destroyed on error, whatever state TLS is in.
       const raw = net.connect({ host: ingress.host, port: ingress.port, allowHalfOpen: true, noDelay: true, lookup: this.options.lookup })
+      track?.(raw)
       raw.setKeepAlive(true, 30_000)
       const socket = tls.connect({
         socket: raw,
         host: ingress.host, // the name checkServerIdentity verifies
         servername: net.isIP(ingress.host) ? undefined : ingress.host, // SNI is never an IP literal (RFC 6066 §3)
-        secureContext,
+        secureContext: context,
         rejectUnauthorized: !insecure,
         checkServerIdentity: insecure ? () => undefined : tls.checkServerIdentity,
+        session,
       })
-      let timer = setTimeout(() => onTimeout(), this.handshakeTimeoutMs)
+      // TLS 1.3 tickets arrive after the handshake (TLS 1.2 ones during it): keep the newest for the next connection
+      if (sessions) socket.on('session', (s: Buffer) => sessions.set(key, s))
+      const timer = setTimeout(() => onTimeout(), this.handshakeTimeoutMs)
 
       const where = `binding ingress ${ingress.text}`
       const fail = (error: NgrokdError): void => {
@@ -186,43 +310,115 @@ export class IngressDialer implements Dialer {
         detach()
         socket.destroy()
         raw.destroy()
+        if (session) sessions?.drop(key, session)
         reject(error)
       }
       const onTimeout = (): void => {
-        const ms = phase === 'response' ? this.responseTimeoutMs : this.handshakeTimeoutMs
-        const what = phase === 'connect' ? 'TCP connect' : phase === 'handshake' ? 'TLS handshake' : 'ConnResponse'
+        const what = phase === 'connect' ? 'TCP connect' : 'TLS handshake'
         fail(
-          new NgrokdError('NGROKD_ERR_INGRESS_TIMEOUT', `${where}: ${what} for ${hostname}:${port} took longer than ${ms} ms`, {
-            hint: phase === 'response' ? CERT_NOT_ACCEPTED_HINT : 'check the network path to the ingress (firewall, proxy) and ingress.endpoint',
+          new NgrokdError('NGROKD_ERR_INGRESS_TIMEOUT', `${where}: ${what} for ${label} took longer than ${this.handshakeTimeoutMs} ms`, {
+            hint: 'check the network path to the ingress (firewall, proxy) and ingress.endpoint',
+          }),
+        )
+      }
+      const onAbort = (): void => {
+        fail(new NgrokdError('NGROKD_ERR_ABORTED', `${where}: dial for ${label} aborted`, { cause: signal?.reason }))
+      }
+      const onConnect = (): void => {
+        if (phase === 'connect') phase = 'handshake'
+      }
+      const onSecure = (): void => {
+        if (settled) return
+        settled = true
+        detach()
+        // the server refused the session we offered (new ticket keys, expired): forget it
+        if (session && !socket.isSessionReused()) sessions?.drop(key, session)
+        resolve({ socket, raw, session })
+      }
+      const onError = (err: Error): void => {
+        fail(classifyError(err, phase, socket.authorizationError, where, ingress.host))
+      }
+      const onEndOrClose = (): void => {
+        if (phase === 'connect') {
+          fail(new NgrokdError('NGROKD_ERR_INGRESS_UNREACHABLE', `${where}: connection closed before it was established`))
+        } else {
+          fail(
+            new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where} closed the connection during the TLS handshake for ${label}: our client certificate is likely not accepted`, {
+              hint: CERT_NOT_ACCEPTED_HINT,
+            }),
+          )
+        }
+      }
+      function detach(): void {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        raw.off('connect', onConnect).off('error', onError)
+        socket.off('secureConnect', onSecure).off('error', onError).off('end', onEndOrClose).off('close', onEndOrClose)
+      }
+
+      raw.once('connect', onConnect).on('error', onError)
+      socket.once('secureConnect', onSecure).on('error', onError).once('end', onEndOrClose).once('close', onEndOrClose)
+      if (signal) signal.addEventListener('abort', onAbort, { once: true })
+      if (!settled && signal?.aborted) onAbort()
+      // Stays for the socket's life: whoever holds the connection next (the request, the pool, the
+      // caller) attaches its own listeners; this only keeps an error from going unhandled (and
+      // crashing the process) in between.
+      const guard = (err: Error): void => {
+        if (socket.listenerCount('error') === 1) this.logger.debug({ ingress: ingress.text, err: err.message }, 'ingress connection error')
+      }
+      socket.on('error', guard)
+      raw.on('error', guard)
+      socket.once('close', () => raw.destroy())
+    })
+  }
+
+  /**
+   * Writes the ConnRequest on a handshaken connection and reads the ConnResponse. On failure the
+   * connection is destroyed; a failure because the server closed it unanswered is in {@link closedUnanswered}.
+   */
+  private request(conn: IngressConnection, target: Target, hostname: string, port: number, signal: AbortSignal | undefined): Promise<DialResult> {
+    const { socket, raw, session } = conn
+    const { ingress, key } = target
+    return new Promise<DialResult>((resolve, reject) => {
+      let settled = false
+      let received = 0
+      const reader = new FrameReader()
+      const timer = setTimeout(() => onTimeout(), this.responseTimeoutMs)
+      const where = `binding ingress ${ingress.text}`
+      const fail = (error: NgrokdError, unanswered = false): void => {
+        if (settled) return
+        settled = true
+        detach()
+        socket.destroy()
+        raw.destroy()
+        // a resumed connection the ingress would not serve: the next one does a full handshake
+        if (session && socket.isSessionReused() && !(error instanceof IngressRefusedError)) this.sessions?.drop(key, session)
+        if (unanswered && received === 0) closedUnanswered.add(error)
+        reject(error)
+      }
+      const onTimeout = (): void => {
+        fail(
+          new NgrokdError('NGROKD_ERR_INGRESS_TIMEOUT', `${where}: ConnResponse for ${hostname}:${port} took longer than ${this.responseTimeoutMs} ms`, {
+            hint: CERT_NOT_ACCEPTED_HINT,
           }),
         )
       }
       const onAbort = (): void => {
         fail(new NgrokdError('NGROKD_ERR_ABORTED', `${where}: dial for ${hostname}:${port} aborted`, { cause: signal?.reason }))
       }
-      const onConnect = (): void => {
-        if (phase === 'connect') phase = 'handshake'
-      }
-      const onSecure = (): void => {
-        phase = 'response'
-        clearTimeout(timer)
-        timer = setTimeout(() => onTimeout(), this.responseTimeoutMs)
-        socket.write(encodeConnRequest({ host: hostname, port }))
-      }
       const onError = (err: Error): void => {
-        fail(classifyError(err, phase, socket.authorizationError, where, ingress.host))
+        const code = (err as NodeJS.ErrnoException).code
+        fail(classifyError(err, 'response', socket.authorizationError, where, ingress.host), code === 'ECONNRESET' || code === 'EPIPE')
       }
       const onEndOrClose = (): void => {
-        if (phase === 'response' && received > 0) {
+        if (received > 0) {
           fail(new NgrokdError('NGROKD_ERR_INGRESS_PROTOCOL', `${where}: connection closed in the middle of the ConnResponse for ${hostname}:${port}`))
-        } else if (phase === 'connect') {
-          fail(new NgrokdError('NGROKD_ERR_INGRESS_UNREACHABLE', `${where}: connection closed before it was established`))
         } else {
-          const when = phase === 'handshake' ? 'during the TLS handshake' : 'before answering the ConnRequest'
           fail(
-            new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where} closed the connection ${when} for ${hostname}:${port}: our client certificate is likely not accepted`, {
+            new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where} closed the connection before answering the ConnRequest for ${hostname}:${port}: our client certificate is likely not accepted`, {
               hint: CERT_NOT_ACCEPTED_HINT,
             }),
+            true,
           )
         }
       }
@@ -250,22 +446,21 @@ export class IngressDialer implements Dialer {
       function detach(): void {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
-        raw.off('connect', onConnect).off('error', onError)
-        socket.off('secureConnect', onSecure).off('error', onError).off('data', onData).off('end', onEndOrClose).off('close', onEndOrClose)
+        raw.off('error', onError)
+        socket.off('data', onData).off('error', onError).off('end', onEndOrClose).off('close', onEndOrClose)
       }
 
-      raw.once('connect', onConnect).on('error', onError)
-      socket.once('secureConnect', onSecure).on('error', onError).on('data', onData).once('end', onEndOrClose).once('close', onEndOrClose)
+      raw.on('error', onError)
+      socket.on('data', onData).on('error', onError).once('end', onEndOrClose).once('close', onEndOrClose)
       if (signal) signal.addEventListener('abort', onAbort, { once: true })
-      if (!settled && signal?.aborted) onAbort()
-      // Stays for the socket's life: after the hand-over, errors belong to the caller's listeners; this
-      // only keeps one from going unhandled (and crashing the process) before the caller attaches them.
-      const guard = (err: Error): void => {
-        if (settled && socket.listenerCount('error') === 1) this.logger.debug({ hostname, port, err: err.message }, 'ingress connection error')
+      if (signal?.aborted) onAbort()
+      if (settled) return
+      if (socket.destroyed || !socket.writable) {
+        onEndOrClose() // closed while it waited in the pool, not yet noticed
+        return
       }
-      socket.on('error', guard)
-      raw.on('error', guard)
-      socket.once('close', () => raw.destroy())
+      socket.write(encodeConnRequest({ host: hostname, port }))
+      socket.resume()
     })
   }
 }

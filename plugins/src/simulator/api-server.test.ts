@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { X509Certificate, generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { makeCsr } from '@ngrokd/core'
 import { CloudSimulator } from './cloud-simulator.js'
-import { makeCsr } from './make-csr.js'
 import type { NgrokErrorBody } from './ngrok-errors.js'
 import type { EndpointObject, OperatorObject } from './types.js'
 

@@ -1,29 +1,27 @@
 import assert from 'node:assert/strict'
-import { X509Certificate, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { describe, it } from 'node:test'
+import { isNgrokdError } from '@ngrokd/core'
 import { SimulatorCa } from './ca.js'
-import { CsrError, parseCsr } from './csr.js'
-import { makeCsr } from './make-csr.js'
-import forge from 'node-forge'
-import { OID, derOf, encodeName, fromPem, spkiOf, toBinary, toPem } from './x509.js'
+// through the package's public entry: the CSR helpers are core's, re-exported
+import { CsrError, makeCsr, parseCsr } from './index.js'
 
 const p256 = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey
 const p384 = () => generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey
 
-/** Flips one bit at a byte offset counted from the end of the DER. */
-function tamper(pem: string, fromEnd: number): string {
-  const der = Buffer.from(fromPem('CERTIFICATE REQUEST', pem)!)
-  der[der.length - fromEnd]! ^= 0x01
-  return toPem('CERTIFICATE REQUEST', der)
-}
+const csrDer = (pem: string) => Buffer.from(pem.replace(/-----[A-Z ]+-----|\s+/g, ''), 'base64')
+const spkiOf = (key: KeyObject) => createPublicKey(key).export({ type: 'spki', format: 'der' })
+const isCsrError = (message: RegExp) => (e: unknown) => e instanceof CsrError && isNgrokdError(e, 'NGROKD_ERR_CERT') && message.test(e.message)
 
 describe('SimulatorCa', () => {
   const ca = SimulatorCa.create()
 
-  it('is a self-signed CA certificate', () => {
+  it('is a self-signed CA certificate with the simulator names', () => {
     assert.equal(ca.certificate.ca, true)
     assert.ok(ca.certificate.checkIssued(ca.certificate))
     assert.ok(ca.certificate.verify(ca.certificate.publicKey))
+    assert.equal(ca.certificate.subject, 'O=ngrokd cloud simulator\nCN=ngrokd simulator root CA')
+    assert.equal(ca.certPem, ca.certificate.toString())
   })
 
   it('signs a valid P-256 CSR with an empty subject: same key, clientAuth, requested validity', () => {
@@ -41,14 +39,15 @@ describe('SimulatorCa', () => {
     assert.equal(Date.parse(cert.validFrom), issued.notBefore.getTime())
     const lifetime = issued.notAfter.getTime() - Date.now()
     assert.ok(lifetime > 3_590_000 && lifetime <= 3_600_000, `lifetime ${lifetime}`)
+    assert.ok(Date.now() - issued.notBefore.getTime() >= 59_000, 'backdated for clock skew')
   })
 
-  it('signs a P-384 CSR with subject O=…', () => {
+  it('signs a P-384 CSR with subject O=… (PEM or DER)', () => {
     const key = p384()
     const csr = makeCsr(key, { organization: 'acme' })
-    assert.deepEqual(parseCsr(csr).subject, { '2.5.4.10': 'acme' })
+    assert.deepEqual(parseCsr(csr).subjectAttributes, [['2.5.4.10', 'acme']])
     assert.equal(parseCsr(csr).curve, 'P-384')
-    const cert = new X509Certificate(ca.signCsr(csr).certPem)
+    const cert = new X509Certificate(ca.signCsr(csrDer(csr)).certPem)
     assert.ok(cert.checkPrivateKey(key))
     // default validity: one year
     assert.ok(Date.parse(cert.validTo) - Date.now() > 364 * 24 * 3600_000)
@@ -60,75 +59,58 @@ describe('SimulatorCa', () => {
   })
 
   it('refuses a CSR whose signature does not verify', () => {
-    const csr = makeCsr(p256())
-    // the last bytes are the signature; a flipped bit there must be caught
-    assert.throws(() => ca.signCsr(tamper(csr, 3)), (e: unknown) => e instanceof CsrError && /does not verify/.test(e.message))
+    const der = csrDer(makeCsr(p256()))
+    der[der.length - 3]! ^= 0x01 // the last bytes are the signature
+    assert.throws(() => ca.signCsr(der), isCsrError(/does not verify/))
   })
 
   it('refuses a CSR whose signed content was changed', () => {
-    const key = p256()
-    const a = fromPem('CERTIFICATE REQUEST', makeCsr(key, { organization: 'aaaa' }))!
+    const a = csrDer(makeCsr(p256(), { organization: 'aaaa' }))
     const b = Buffer.from(a)
-    const at = b.indexOf(Buffer.from('aaaa'))
-    b.write('bbbb', at, 'latin1')
-    assert.throws(() => parseCsr(b), /does not verify/)
-    assert.doesNotThrow(() => parseCsr(a))
+    b.write('bbbb', b.indexOf(Buffer.from('aaaa')), 'latin1')
+    assert.throws(() => ca.signCsr(b), isCsrError(/does not verify/))
+    assert.doesNotThrow(() => ca.signCsr(a))
   })
 
-  it('refuses a CSR signed by a key other than the one it certifies', () => {
-    assert.throws(() => parseCsr(buildCsr(p256(), p256(), OID.ecdsaWithSha256, 'sha256')), /does not verify/)
-    // the same construction with matching keys is accepted, so the refusal is about the key
-    const key = p256()
-    assert.doesNotThrow(() => parseCsr(buildCsr(key, key, OID.ecdsaWithSha256, 'sha256')))
+  it('refuses a CSR that carries a key other than the one that signed it', () => {
+    const signer = p256()
+    const der = csrDer(makeCsr(signer))
+    const other = spkiOf(p256())
+    other.copy(der, der.indexOf(spkiOf(signer))) // same length: the structure stays valid
+    assert.throws(() => ca.signCsr(der), isCsrError(/does not verify/))
   })
 
-  it('refuses garbage, non-ECDSA signatures and other curves', () => {
-    assert.throws(() => parseCsr('hello'), /not a PEM/)
-    assert.throws(() => parseCsr(toPem('CERTIFICATE REQUEST', Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]))), CsrError)
-    const ed = generateKeyPairSync('ed25519').privateKey
-    assert.throws(() => parseCsr(buildCsr(ed, ed, '1.3.101.112', null)), /not supported/)
+  it('refuses garbage and keys on other curves', () => {
+    assert.throws(() => ca.signCsr('hello'), isCsrError(/not a PEM/))
+    assert.throws(() => ca.signCsr(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00])), isCsrError(/./))
     const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey
-    assert.throws(() => parseCsr(buildCsr(k1, k1, OID.ecdsaWithSha256, 'sha256')), /P-256 or P-384/)
+    assert.throws(() => ca.signCsr(makeCsr(k1)), isCsrError(/P-256 or P-384/))
   })
 
   it('issues server certificates with the requested names', () => {
-    const s = ca.issueServerCert(['localhost', '127.0.0.1', '::1'])
+    const s = ca.issueServerCert(['localhost', '127.0.0.1', '::1'], { validityMs: 7_200_000 })
     const cert = new X509Certificate(s.certPem)
     assert.ok(ca.issued(cert))
+    assert.ok(cert.checkPrivateKey(createPrivateKey(s.keyPem)))
+    assert.equal(cert.subject, 'CN=localhost')
     assert.equal(cert.checkHost('localhost'), 'localhost')
     assert.equal(cert.checkIP('127.0.0.1'), '127.0.0.1')
     assert.equal(cert.checkIP('::1'), '::1')
     assert.equal(cert.checkHost('example.com'), undefined)
     assert.deepEqual(cert.keyUsage, ['1.3.6.1.5.5.7.3.1'])
+    const lifetime = s.notAfter.getTime() - Date.now()
+    assert.ok(lifetime > 7_190_000 && lifetime <= 7_200_000, `lifetime ${lifetime}`)
   })
 
-  it('does not vouch for certificates of another CA', () => {
-    const other = SimulatorCa.create()
-    const cert = new X509Certificate(other.issueClientCert().certPem)
+  it('issues client certificates without a CSR, and does not vouch for those of another CA', () => {
+    const other = SimulatorCa.create({ commonName: 'other root' })
+    const issued = other.issueClientCert({ commonName: 'k8sop_y' })
+    const cert = new X509Certificate(issued.certPem)
+    assert.deepEqual(cert.keyUsage, ['1.3.6.1.5.5.7.3.2'])
+    assert.equal(cert.subject, 'CN=k8sop_y')
+    assert.ok(cert.checkPrivateKey(createPrivateKey(issued.keyPem)))
     assert.equal(ca.issued(cert), false)
     assert.equal(other.issued(cert), true)
   })
 })
 
-/** A CSR whose info names `subjectKey` but is signed by `signingKey` with the given algorithm. */
-function buildCsr(subjectKey: KeyObject, signingKey: KeyObject, algOid: string, hash: string | null): Buffer {
-  const { asn1 } = forge
-  const U = asn1.Class.UNIVERSAL
-  const T = asn1.Type
-  const info = derOf(
-    asn1.create(U, T.SEQUENCE, true, [
-      asn1.create(U, T.INTEGER, false, '\x00'),
-      encodeName({}),
-      asn1.fromDer(toBinary(spkiOf(subjectKey))),
-      asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, []),
-    ]),
-  )
-  const sig = sign(hash, info, signingKey)
-  return derOf(
-    asn1.create(U, T.SEQUENCE, true, [
-      asn1.fromDer(toBinary(info)),
-      asn1.create(U, T.SEQUENCE, true, [asn1.create(U, T.OID, false, asn1.oidToDer(algOid).getBytes())]),
-      asn1.create(U, T.BITSTRING, false, '\x00' + toBinary(sig)),
-    ]),
-  )
-}

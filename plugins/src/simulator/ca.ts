@@ -1,15 +1,14 @@
-import { X509Certificate, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { parseCsr } from './csr.js'
-import { KEY_USAGE, OID, issueCertificate, spkiOf, type DistinguishedName } from './x509.js'
+import type { X509Certificate } from 'node:crypto'
+import { isIP } from 'node:net'
+import { TestCa, parseCertificate, type CertificateSubject } from '@ngrokd/core'
 
-/** Backdating of notBefore, so that a peer whose clock is a little behind accepts a fresh certificate. */
-const CLOCK_SKEW_MS = 60_000
 const YEAR_MS = 365 * 24 * 3600_000
 
 export interface IssuedCertificateInfo {
   certPem: string
   /** Upper-case hex serial, as `X509Certificate.serialNumber` prints it. */
   serial: string
+  /** As written in the certificate (whole seconds). */
   notBefore: Date
   notAfter: Date
 }
@@ -24,12 +23,11 @@ export interface SimulatorCaOptions {
   validityMs?: number
 }
 
-/** X.509 times have one-second resolution; keep the Dates we report equal to what the certificate says. */
-const floorToSecond = (ms: number): Date => new Date(Math.floor(ms / 1000) * 1000)
-
 /**
- * A self-signed ECDSA P-256 root made at start. It signs the ingress's server certificate, client
- * certificates from operators' CSRs, and server certificates for https backends.
+ * The simulated cloud's root: core's {@link TestCa} (a self-signed ECDSA P-256 CA made at start)
+ * with the simulator's names and defaults. It signs the ingress's server certificate, client
+ * certificates from operators' CSRs, and server certificates for https backends. CSR checks are
+ * core's `parseCsr`: a bad request throws `CsrError`.
  *
  * ```ts
  * const ca = SimulatorCa.create()
@@ -39,103 +37,55 @@ const floorToSecond = (ms: number): Date => new Date(Math.floor(ms / 1000) * 100
 export class SimulatorCa {
   readonly certPem: string
   readonly certificate: X509Certificate
-  private readonly subject: DistinguishedName
-  private readonly spkiDer: Buffer
 
-  private constructor(
-    private readonly key: KeyObject,
-    options: SimulatorCaOptions,
-  ) {
-    this.subject = { organization: 'ngrokd cloud simulator', commonName: options.commonName ?? 'ngrokd simulator root CA' }
-    this.spkiDer = spkiOf(key)
-    const now = Date.now()
-    const cert = issueCertificate(
-      {
-        subject: this.subject,
-        issuer: this.subject,
-        spkiDer: this.spkiDer,
-        issuerSpkiDer: this.spkiDer,
-        notBefore: floorToSecond(now - CLOCK_SKEW_MS),
-        notAfter: floorToSecond(now + (options.validityMs ?? 10 * YEAR_MS)),
-        ca: true,
-        keyUsage: [KEY_USAGE.digitalSignature, KEY_USAGE.keyCertSign, KEY_USAGE.cRLSign],
-      },
-      key,
-    )
-    this.certPem = cert.pem
-    this.certificate = new X509Certificate(cert.der)
+  private constructor(private readonly ca: TestCa) {
+    this.certPem = ca.certPem
+    this.certificate = ca.certificate
   }
 
   static create(options: SimulatorCaOptions = {}): SimulatorCa {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-    return new SimulatorCa(privateKey, options)
+    const notAfter = new Date(Date.now() + (options.validityMs ?? 10 * YEAR_MS))
+    const commonName = options.commonName ?? 'ngrokd simulator root CA'
+    return new SimulatorCa(TestCa.create({ organization: 'ngrokd cloud simulator', commonName, notAfter }))
   }
 
   /**
-   * Verifies a PKCS#10 CSR (throws `CsrError` on a bad one) and issues a clientAuth certificate
-   * for its public key. Default validity 1 year.
+   * Verifies a PKCS#10 CSR, PEM or DER (throws `CsrError` on a bad one), and issues a clientAuth
+   * certificate for its public key, subject `CN=<commonName>` (or empty). Default validity 1 year.
    */
-  signCsr(csr: string | Buffer, options: { commonName?: string; validityMs?: number } = {}): IssuedCertificateInfo {
-    const parsed = parseCsr(csr)
-    return this.issue(parsed.spkiDer, {
-      subject: options.commonName === undefined ? {} : { commonName: options.commonName },
-      validityMs: options.validityMs ?? YEAR_MS,
-      extKeyUsage: [OID.clientAuth],
-      keyUsage: [KEY_USAGE.digitalSignature],
-    })
+  signCsr(csr: string | Uint8Array, options: { commonName?: string; validityMs?: number } = {}): IssuedCertificateInfo {
+    return describe(this.ca.signCsr(csr, { subject: cn(options.commonName), notAfter: expiry(options.validityMs), usage: 'client' }))
   }
 
-  /** A fresh P-256 key and a serverAuth certificate for the given DNS names and IP addresses. */
+  /** A fresh P-256 key and a serverAuth certificate for the given DNS names and IP addresses (`CN` = the first). */
   issueServerCert(names: string[], options: { validityMs?: number } = {}): IssuedKeyPair {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-    const info = this.issue(spkiOf(privateKey), {
+    const { certPem, keyPem } = this.ca.issueKeyPair({
       subject: { commonName: names[0] ?? 'localhost' },
-      validityMs: options.validityMs ?? YEAR_MS,
-      extKeyUsage: [OID.serverAuth],
-      keyUsage: [KEY_USAGE.digitalSignature],
-      altNames: names,
+      dnsNames: names.filter((n) => isIP(n) === 0),
+      ipAddresses: names.filter((n) => isIP(n) !== 0),
+      notAfter: expiry(options.validityMs),
+      usage: 'server',
     })
-    return { ...info, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }
+    return { ...describe(certPem), keyPem }
   }
 
   /** A fresh P-256 key and a clientAuth certificate (for tests that need a client without a CSR round trip). */
   issueClientCert(options: { commonName?: string; validityMs?: number } = {}): IssuedKeyPair {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-    const info = this.issue(spkiOf(privateKey), {
-      subject: options.commonName === undefined ? {} : { commonName: options.commonName },
-      validityMs: options.validityMs ?? YEAR_MS,
-      extKeyUsage: [OID.clientAuth],
-      keyUsage: [KEY_USAGE.digitalSignature],
-    })
-    return { ...info, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }
+    const { certPem, keyPem } = this.ca.issueKeyPair({ subject: cn(options.commonName), notAfter: expiry(options.validityMs), usage: 'client' })
+    return { ...describe(certPem), keyPem }
   }
 
   /** True when this CA signed the certificate. */
   issued(cert: X509Certificate): boolean {
-    return cert.checkIssued(this.certificate) && cert.verify(this.certificate.publicKey)
+    return this.ca.issued(cert)
   }
+}
 
-  private issue(
-    spkiDer: Buffer,
-    o: { subject: DistinguishedName; validityMs: number; extKeyUsage: string[]; keyUsage: number[]; altNames?: string[] },
-  ): IssuedCertificateInfo {
-    const now = Date.now()
-    const notBefore = floorToSecond(now - CLOCK_SKEW_MS)
-    const notAfter = floorToSecond(now + o.validityMs)
-    const cert = issueCertificate(
-      {
-        subject: o.subject,
-        issuer: this.subject,
-        spkiDer,
-        issuerSpkiDer: this.spkiDer,
-        notBefore,
-        notAfter,
-        keyUsage: o.keyUsage,
-        extKeyUsage: o.extKeyUsage,
-        ...(o.altNames ? { altNames: o.altNames } : {}),
-      },
-      this.key,
-    )
-    return { certPem: cert.pem, serial: cert.serialHex, notBefore, notAfter }
-  }
+const cn = (commonName: string | undefined): CertificateSubject => (commonName === undefined ? {} : { commonName })
+const expiry = (validityMs = YEAR_MS): Date => new Date(Date.now() + validityMs)
+
+/** Serial and validity read back from the certificate, so they are exactly what a client sees. */
+function describe(certPem: string): IssuedCertificateInfo {
+  const cert = parseCertificate(certPem)
+  return { certPem, serial: cert.serialNumber, notBefore: cert.notBefore, notAfter: cert.notAfter }
 }

@@ -1,7 +1,7 @@
 export { CloudSimulator, type CloudSimulatorOptions } from './cloud-simulator.js'
 export { SimulatorCa, type IssuedCertificateInfo, type IssuedKeyPair } from './ca.js'
-export { CsrError, parseCsr, type ParsedCsr } from './csr.js'
-export { makeCsr } from './make-csr.js'
+// CSR building blocks live in @ngrokd/core; re-exported here for the simulator's users.
+export { CsrError, parseCsr, makeCsr, type ParsedCsr } from '@ngrokd/core'
 export { dialIngress, type DialIngressOptions, type IngressConnection } from './ingress-client.js'
 export { Backends, bulkByteAt, type BackendTarget, type EchoReply } from './backends.js'
 export { NGROK_ERRORS, NgrokApiError, type NgrokErrorBody } from './ngrok-errors.js'

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict'
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls'
-import { FrameReader, decodeConnResponseBody, encodeConnRequest } from '@ngrokd/core'
+import { FrameReader, decodeConnResponseBody, encodeConnRequest, makeCsr } from '@ngrokd/core'
 import { bulkByteAt, type EchoReply } from './backends.js'
 import { SimulatorCa } from './ca.js'
 import { CloudSimulator } from './cloud-simulator.js'
 import { dialIngress, type IngressConnection } from './ingress-client.js'
-import { makeCsr } from './make-csr.js'
 import type { OperatorObject } from './types.js'
 
 interface Creds {

@@ -1,6 +1,5 @@
-import { NgrokdError } from '@ngrokd/core'
+import { CsrError, NgrokdError } from '@ngrokd/core'
 import type { SimulatorCa } from './ca.js'
-import { CsrError } from './csr.js'
 import { parseEndpointUrl, type EndpointAddress } from './endpoint-url.js'
 import { FaultBook } from './fault-book.js'
 import { IdGenerator } from './ids.js'

@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { readlinkSync } from 'node:fs'
+import { constants } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { siblingScript } from './sibling-script.js'
@@ -50,7 +51,7 @@ export function rerunInNamespace(argv: string[]): Promise<number> {
     child.once('exit', (code, signal) => {
       process.off('SIGINT', forward)
       process.off('SIGTERM', forward)
-      resolve(code ?? (signal ? 128 + 1 : 1))
+      resolve(code ?? 128 + (signal ? constants.signals[signal] : 0))
     })
   })
 }

@@ -8,8 +8,8 @@
  * Started by {@link SimHost}: argv[2] is a JSON {@link SimHostSpec}; one JSON {@link SimHostInfo}
  * line on stdout when ready; SIGTERM stops it.
  */
-import { createServer, type Server } from 'node:net'
-import { createRequire } from 'node:module'
+import net, { createServer, type Server } from 'node:net'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Duplex } from 'node:stream'
@@ -64,8 +64,26 @@ function listenLoopback(server: Server): Promise<number> {
   })
 }
 
+/**
+ * TCP_NODELAY on every socket the simulator accepts, as Go's net package (ngrok's ingress) sets by
+ * default. The simulator's ingress listener leaves Nagle on, and then every keep-alive HTTP answer
+ * that leaves it as two TLS records waits for the client's delayed ACK (~40 ms on Linux): the
+ * figure would measure that, not the tunnel. Harmless once the simulator sets it itself.
+ */
+function acceptWithNoDelay(): void {
+  const original = net.createServer
+  const patched = ((...args: Parameters<typeof net.createServer>) => {
+    const server = original(...args)
+    server.on('connection', (socket: net.Socket) => socket.setNoDelay(true))
+    return server
+  }) as typeof net.createServer
+  net.createServer = patched
+  syncBuiltinESMExports() // the simulator's `import { createServer } from 'node:net'` sees it too
+}
+
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '{}') as SimHostSpec
+  acceptWithNoDelay()
   const sim = await CloudSimulator.start()
   const servers: Server[] = []
   let backends: BackendsLike | undefined
