@@ -51,6 +51,18 @@ test('a package name resolves from node_modules next to the config file', () =>
     assert.equal(driver.name, 'sample')
   }))
 
+test('a package that exports only an import condition is found too', () =>
+  withDir(async (dir) => {
+    const pkg = join(dir, 'node_modules', '@acme', 'ngrokd-driver-esm')
+    await mkdir(pkg, { recursive: true })
+    await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: '@acme/ngrokd-driver-esm', type: 'module', exports: { '.': { import: './main.js' } } }))
+    await writeFile(join(pkg, 'main.js'), driverSource({ name: 'esm-only' }))
+    const nested = join(dir, 'etc', 'ngrokd')
+    await mkdir(nested, { recursive: true })
+    const { driver } = await resolveDriver('@acme/ngrokd-driver-esm', { configDir: nested, kind: 'interface' })
+    assert.equal(driver.name, 'esm-only')
+  }))
+
 test('errors are coded and say how to fix them', () =>
   withDir(async (dir) => {
     await assert.rejects(resolveDriver('ngrokd-driver-missing', { configDir: dir, kind: 'interface' }), (e: unknown) => {

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
-import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import semver from 'semver'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
@@ -111,9 +112,34 @@ export function assertCompatible(driver: Pick<DriverModule, 'name' | 'ngrokd'>, 
 
 function resolveSpecifier(specifier: string, configDir: string): string {
   if (isPathSpec(specifier)) return createRequire(join(configDir, 'noop.js')).resolve(specifier)
-  try {
-    return createRequire(join(configDir, 'noop.js')).resolve(specifier)
-  } catch {
-    return createRequire(import.meta.url).resolve(specifier) // built-ins and drivers installed beside ngrokd
+  for (const from of [join(configDir, 'noop.js'), fileURLToPath(import.meta.url)]) {
+    try {
+      return createRequire(from).resolve(specifier) // next to the config, then beside ngrokd (built-ins)
+    } catch (e) {
+      const importOnly = importOnlyEntry(specifier, dirname(from))
+      if (importOnly) return importOnly
+      if (from !== join(configDir, 'noop.js')) throw e
+    }
+  }
+  throw new Error(`cannot resolve ${specifier}`)
+}
+
+/**
+ * require.resolve() only sees a package's `require`/`default` export conditions. A driver that
+ * publishes only `import` is still found: walk up node_modules and read its `exports` ourselves.
+ */
+function importOnlyEntry(name: string, fromDir: string): string | undefined {
+  for (let dir = fromDir; ; dir = dirname(dir)) {
+    const pkgDir = join(dir, 'node_modules', name)
+    try {
+      const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { exports?: unknown; main?: string }
+      const root = typeof pkg.exports === 'object' && pkg.exports !== null && '.' in pkg.exports ? (pkg.exports as Record<string, unknown>)['.'] : pkg.exports
+      const entry = typeof root === 'string' ? root : typeof root === 'object' && root !== null ? ((root as Record<string, unknown>).import ?? (root as Record<string, unknown>).node) : undefined
+      if (typeof entry === 'string') return join(pkgDir, entry)
+      return undefined
+    } catch {
+      // not here: go up
+    }
+    if (dirname(dir) === dir) return undefined
   }
 }
