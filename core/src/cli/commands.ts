@@ -100,7 +100,7 @@ const statusCommand = defineCommand({
   },
 })
 
-type ServiceRow = ServiceState & { openConnections: number }
+type ServiceRow = ServiceState & { openConnections: number; network?: { address: string; port: number } }
 
 function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
@@ -141,20 +141,22 @@ const listCommand = defineCommand({
       return 0
     }
     // one row per hostname and proto: several ports of one host share its IP
-    const rows = new Map<string, { hostname: string; address: string; ports: number[]; proto: string; states: Set<string>; conns: number; errors: string[] }>()
+    const rows = new Map<string, { hostname: string; address: string; ports: number[]; proto: string; states: Set<string>; conns: number; errors: string[]; network: string[] }>()
     for (const s of [...services].sort((a, b) => a.hostname.localeCompare(b.hostname) || a.port - b.port)) {
       const key = `${s.hostname} ${s.proto}`
-      const row = rows.get(key) ?? { hostname: s.hostname, address: s.address ?? '-', ports: [], proto: s.proto, states: new Set(), conns: 0, errors: [] }
+      const row = rows.get(key) ?? { hostname: s.hostname, address: s.address ?? '-', ports: [], proto: s.proto, states: new Set(), conns: 0, errors: [], network: [] }
       row.ports.push(s.port)
+      if (s.network) row.network.push(`${s.network.address}:${s.network.port}`)
       row.states.add(s.state)
       row.conns += s.openConnections
       if (s.error) row.errors.push(`${s.port}: ${s.error.message}`)
       rows.set(key, row)
     }
+    const networkMode = [...rows.values()].some((r) => r.network.length > 0)
     console.log(
       renderTable(
-        ['HOSTNAME', 'IP', 'PORTS', 'PROTO', 'STATE', 'CONNS'],
-        [...rows.values()].map((r) => [r.hostname, r.address, r.ports.join(','), r.proto, [...r.states].join('/'), String(r.conns)]),
+        ['HOSTNAME', 'IP', 'PORTS', 'PROTO', 'STATE', 'CONNS', ...(networkMode ? ['NETWORK'] : [])],
+        [...rows.values()].map((r) => [r.hostname, r.address, r.ports.join(','), r.proto, [...r.states].join('/'), String(r.conns), ...(networkMode ? [r.network.join(',') || '-'] : [])]),
       ),
     )
     for (const r of rows.values()) for (const e of r.errors) console.log(`${r.hostname}:${e}`)

@@ -260,10 +260,10 @@ describe('resolveConfig: the seed daemon file', () => {
       `${FILE}: deprecated key ingressEndpoint → ingress.endpoint; rename it`,
       `${FILE}: deprecated key server.socket_path → control.socket; rename it`,
       `${FILE}: deprecated key server.log_level → log.level; rename it`,
+      `${FILE}: deprecated key net.start_port → net.network.start_port; rename it`,
+      `${FILE}: net.listen_interface "virtual" is the default (network mode off); remove it`,
       `${FILE}: server.client_cert is ignored: ngrokd makes its own key and certificate in state_dir and has the ngrok API sign them; remove it`,
       `${FILE}: server.client_key is ignored: ngrokd makes its own key and certificate in state_dir and has the ngrok API sign them; remove it`,
-      `${FILE}: net.listen_interface is ignored: ngrokd always listens on the addresses it gives each endpoint on net.interface_name; remove it`,
-      `${FILE}: net.start_port is ignored: ngrokd listens on each endpoint's own port; remove it`,
     ])
   })
 

@@ -14,6 +14,7 @@ import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { CORE_VERSION, USER_AGENT } from '../version.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
+import { NetworkPorts } from '../network/network-ports.js'
 import { FORWARDER } from '../di/tokens.js'
 
 export type DaemonPhase = 'starting' | 'waiting-for-api-key' | 'registering' | 'running' | 'stopping' | 'stopped'
@@ -51,6 +52,8 @@ export class Daemon {
   private readonly startedAt = Date.now()
   private scope?: DaemonScope
   private reconciler?: Reconciler
+  /** Network mode (net.network.listen): the stable ports, open while the daemon runs. */
+  private networkPorts?: NetworkPorts
   private control?: ControlServer
   private registration?: Registration
   private api?: NgrokApiClient
@@ -104,6 +107,16 @@ export class Daemon {
         { driver: this.scope.driverName, interface: this.scope.interfaceInfo.name, kind: this.scope.interfaceInfo.kind, adopted: this.scope.interfaceInfo.adopted, subnet: this.scope.subnet },
         `interface ${this.scope.interfaceInfo.name} ready (${this.scope.interfaceInfo.kind}${this.scope.interfaceInfo.adopted ? ', adopted from an earlier run' : ''})`,
       )
+      // --- network mode: every service also on net.network.listen, stable ports from start_port ---
+      const { listen, startPort } = config.net.network
+      if (listen) {
+        const ports = new NetworkPorts({ stateDir: config.stateDir, logger })
+        await ports.open({ startPort })
+        this.networkPorts = ports
+        this.reconciler.setNetworkMode({ listen, ports })
+        logger.info({ listen, startPort }, `network mode: endpoints are also served on ${listen}, ports from ${startPort}`)
+      }
+      // --- end network mode ---
 
       // serve what was there before a restart or crash right away, API or not
       const cached = await this.readEndpointCache()
@@ -227,6 +240,7 @@ export class Daemon {
       }
     }
     await this.scope?.close()
+    await this.networkPorts?.close() // network mode
     await this.metricsServer?.close()
     await this.control?.close()
     this.phase = 'stopped'

@@ -8,7 +8,12 @@ import { MemoryAllocator } from '../alloc/memory-allocator.js'
 import { silentLogger } from '../contracts/logger.js'
 import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from '../di/tokens.js'
 import type { DesiredService } from '../protocol/endpoints.js'
+import type { ListenOptions } from '../contracts/forwarder.js'
+import { NetworkPorts } from '../network/network-ports.js'
 import { Reconciler } from './reconciler.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const SUBNET = '127.107.0.0/24'
 
@@ -200,6 +205,135 @@ test('an address the interface refuses fails that service only; the batch is ret
     assert.equal(states.get('ok.prod')?.state, 'serving')
     assert.deepEqual((await t.names.list()).map((r) => r.hostname), ['fine.prod', 'ok.prod'])
     assert.ok(!t.forwarder.listeners().some((l) => l.address === nextFree), 'nothing listens on an address that is not there')
+  } finally {
+    await t.close()
+  }
+})
+
+// --- network mode -------------------------------------------------------------------------------
+
+/** Stands for a LAN address of this machine: every 127/8 address is bindable on Linux. */
+const LAN = '127.109.0.1'
+
+async function withNetwork(startPort: number, fn: (t: Awaited<ReturnType<typeof setup>> & { ports: NetworkPorts; stateDir: string; listens: ListenOptions[]; events: string[] }) => Promise<void>): Promise<void> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'ngrokd-rec-net-'))
+  const t = await setup()
+  const ports = new NetworkPorts({ stateDir })
+  await ports.open({ startPort })
+  t.reconciler.setNetworkMode({ listen: LAN, ports })
+  const listens: ListenOptions[] = []
+  const events: string[] = []
+  const listen = t.forwarder.listen.bind(t.forwarder)
+  t.forwarder.listen = async (o) => {
+    listens.push(o)
+    events.push(`listen ${o.address === LAN ? 'network' : 'local'}`)
+    return listen(o)
+  }
+  const unlisten = t.forwarder.unlisten.bind(t.forwarder)
+  t.forwarder.unlisten = async (o) => {
+    events.push(`unlisten ${o.address === LAN ? 'network' : 'local'}`)
+    return unlisten(o)
+  }
+  const publish = t.names.publish.bind(t.names)
+  t.names.publish = async (o) => {
+    events.push('name')
+    return publish(o)
+  }
+  try {
+    await fn({ ...t, ports, stateDir, listens, events })
+  } finally {
+    await t.close()
+    await ports.close()
+    await rm(stateDir, { recursive: true, force: true })
+  }
+}
+
+test('network mode: each service also listens on listen:<stable port>, after the name step, Host rewritten for http only', async () => {
+  await withNetwork(21000, async (t) => {
+    const desired = [service('http://api.prod'), service('tcp://api.prod:5432'), service('http://web.prod:8080')]
+    const report = await t.reconciler.reconcile(desired)
+    assert.equal(report.errors, 0)
+    assert.equal(report.listenersAdded, 6)
+    assert.deepEqual(t.events, ['name', 'listen local', 'listen local', 'listen local', 'listen network', 'listen network', 'listen network'])
+    const net = new Map(t.listens.filter((l) => l.address === LAN).map((l) => [`${l.target.hostname}:${l.target.port}`, l]))
+    assert.equal(net.get('api.prod:80')?.port, 21000)
+    assert.equal(net.get('api.prod:5432')?.port, 21001)
+    assert.equal(net.get('web.prod:8080')?.port, 21002)
+    assert.equal(net.get('api.prod:80')?.rewriteHost, 'api.prod')
+    assert.equal(net.get('web.prod:8080')?.rewriteHost, 'web.prod:8080', 'a non-default port is part of the Host value')
+    assert.equal(net.get('api.prod:5432')?.rewriteHost, undefined, 'tcp bytes are never touched')
+    assert.ok(t.listens.filter((l) => l.address !== LAN).every((l) => l.rewriteHost === undefined), 'local listeners never rewrite')
+
+    // services() (ngrokd list --json) shows where the LAN reaches each service
+    const byUrl = new Map(t.reconciler.services().map((s) => [s.url, s]))
+    assert.deepEqual(byUrl.get('http://api.prod')?.network, { address: LAN, port: 21000, rewriteHost: 'api.prod', openConnections: 0, totalConnections: 0 })
+    assert.equal(byUrl.get('tcp://api.prod:5432')?.network?.port, 21001)
+    assert.equal(await roundTrip(LAN, 21001), 'ping')
+    assert.equal(t.reconciler.services().find((s) => s.url === 'tcp://api.prod:5432')?.network?.totalConnections, 1)
+
+    t.events.length = 0
+    const again = await t.reconciler.reconcile(desired)
+    assert.equal(again.listenersAdded + again.listenersRemoved + again.errors, 0, 'idempotent')
+  })
+})
+
+test('network mode: removal unlistens the network listener first; the port is kept for the service and survives a restart', async () => {
+  await withNetwork(21100, async (t) => {
+    await t.reconciler.reconcile([service('http://api.prod'), service('http://web.prod')])
+    const webPort = t.ports.lookup('web.prod:80')
+    assert.equal(webPort, 21101)
+    t.events.length = 0
+    const report = await t.reconciler.reconcile([service('http://api.prod')])
+    assert.deepEqual(t.events.filter((e) => e !== 'listen local' && e !== 'listen network'), ['unlisten network', 'unlisten local', 'name'])
+    assert.equal(report.listenersRemoved, 2)
+    assert.ok(!t.forwarder.listeners().some((l) => l.address === LAN && l.port === webPort))
+    assert.deepEqual(t.ports.list().find((e) => e.key === 'web.prod:80'), { key: 'web.prod:80', port: webPort, active: false })
+
+    await t.reconciler.reconcile([service('http://api.prod'), service('http://db.prod'), service('http://web.prod')])
+    assert.equal(t.ports.lookup('web.prod:80'), webPort, 'a returning service gets its port back')
+    assert.equal(t.ports.lookup('db.prod:80'), 21102, 'a new one does not take a released port')
+
+    // a restart: a new allocator state, the same state file
+    const restarted = new NetworkPorts({ stateDir: t.stateDir })
+    await restarted.open({ startPort: 21100 })
+    assert.deepEqual(restarted.list(), t.ports.list())
+    await restarted.close()
+
+    t.events.length = 0
+    const down = await t.reconciler.teardown()
+    assert.equal(down.listenersRemoved, 6)
+    assert.deepEqual(t.events.slice(0, 3), ['unlisten network', 'unlisten network', 'unlisten network'])
+    assert.deepEqual(t.forwarder.listeners(), [])
+    assert.ok(t.ports.list().every((e) => !e.active))
+  })
+})
+
+test('network mode: a port another program holds fails only the network side, and heals on the next reconcile', async () => {
+  await withNetwork(21200, async (t) => {
+    const squatter = createServer()
+    await new Promise<void>((r) => squatter.listen(21200, LAN, r))
+    const report = await t.reconciler.reconcile([service('http://api.prod'), service('tcp://db.prod:21201')])
+    assert.equal(report.errors, 1)
+    const api = t.reconciler.services().find((s) => s.hostname === 'api.prod')!
+    assert.equal(api.state, 'serving', 'the service still serves locally')
+    assert.equal(api.network?.error?.code, 'NGROKD_ERR_LISTEN')
+    assert.ok(t.forwarder.listeners().some((l) => l.address === api.address && l.port === 80))
+    assert.equal(t.ports.lookup('db.prod:21201'), 21202, "an endpoint's own port is skipped")
+
+    await new Promise<void>((r) => squatter.close(() => r()))
+    const healed = await t.reconciler.reconcile([service('http://api.prod'), service('tcp://db.prod:21201')])
+    assert.equal(healed.errors, 0)
+    assert.equal(healed.listenersAdded, 1)
+    assert.equal(t.reconciler.services().find((s) => s.hostname === 'api.prod')!.network?.error, undefined)
+  })
+})
+
+test('network mode off: services() has no network field and no port state is touched', async () => {
+  const t = await setup()
+  try {
+    await t.reconciler.reconcile([service('http://api.prod')])
+    assert.equal(t.reconciler.services()[0]!.network, undefined)
+    assert.ok(t.forwarder.listeners().every((l) => l.address.startsWith('127.107.')))
   } finally {
     await t.close()
   }

@@ -7,6 +7,7 @@ import type { Logger } from '../contracts/logger.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from '../di/tokens.js'
 import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
+import { networkPortKey, type NetworkPorts } from '../network/network-ports.js'
 
 export type ServiceStateName = 'serving' | 'error'
 
@@ -21,6 +22,35 @@ export interface ServiceState {
   address?: string
   state: ServiceStateName
   error?: { code?: string; message: string }
+  /** Network mode: where other machines reach this service (`net.network.listen`:port). */
+  network?: NetworkExposure
+}
+
+export interface NetworkExposure {
+  address: string
+  /** The service's stable network port (persisted in state_dir). */
+  port: number
+  /** The Host value every request is rewritten to (`http` services only). */
+  rewriteHost?: string
+  /** Set when the port could not be assigned or listened on; the service still serves locally. */
+  error?: { code?: string; message: string }
+}
+
+/** Network mode for {@link Reconciler.setNetworkMode}: the address and the stable ports. */
+export interface NetworkModeOptions {
+  /** `net.network.listen`, e.g. `0.0.0.0` or a LAN address of this machine. */
+  listen: string
+  /** Opened by the caller, who also closes it. */
+  ports: NetworkPorts
+}
+
+/** A service as `services()` shows it (`ngrokd list --json`): with its listeners' live figures. */
+export type ServiceView = Omit<ServiceState, 'network'> & {
+  openConnections: number
+  totalConnections: number
+  bytesIn: number
+  bytesOut: number
+  network?: NetworkExposure & { openConnections: number; totalConnections: number }
 }
 
 export interface ReconcileReport {
@@ -39,17 +69,27 @@ const LISTEN_CONCURRENCY = 64
 
 const listenerKey = (address: string, port: number): string => `${address}:${port}`
 
+/** The Host header value for a service: its hostname, with `:port` unless the port is http's default. */
+export function hostHeaderFor(hostname: string, port: number): string {
+  return port === 80 ? hostname : `${hostname}:${port}`
+}
+
 /**
  * Brings what is really there (kernel addresses, published names, listeners) to the desired set.
  * Adds run allocate → address → name → listen; removals run in reverse (stop listening, unpublish,
  * remove the address, release the IP). Every step diffs against what the drivers report, not against
  * memory, so a reconcile is idempotent and safe after a crash. One service's failure never blocks another.
+ *
+ * Network mode ({@link setNetworkMode}): each service also gets a listener on `listen:<stable port>`
+ * (Host rewritten for `http`), added after its local listener and removed before any local one. A
+ * network-side failure is recorded in the service's `network.error` and leaves local serving alone.
  */
 @injectable()
 export class Reconciler {
   private states = new Map<string, ServiceState>()
   /** Serialises reconciles: a poll and a teardown never interleave. */
   private running: Promise<unknown> = Promise.resolve()
+  private network?: NetworkModeOptions
 
   constructor(
     @inject(INTERFACE) private readonly iface: Interface,
@@ -65,23 +105,37 @@ export class Reconciler {
     return run
   }
 
+  /**
+   * Turns network mode on (or off with `undefined`) from the next reconcile on. Call it before the
+   * first reconcile; turning it off later leaves earlier network listeners to be removed as stale.
+   */
+  setNetworkMode(mode: NetworkModeOptions | undefined): void {
+    this.network = mode
+  }
+
   /** Removes everything ngrokd put on the machine, in reverse order. Mappings are kept for stability. */
   teardown(options: { drainMs?: number } = {}): Promise<ReconcileReport> {
     return this.reconcile([], options)
   }
 
   /** The desired services and their state, with live connection counts. */
-  services(): Array<ServiceState & { openConnections: number; totalConnections: number; bytesIn: number; bytesOut: number }> {
+  services(): ServiceView[] {
     const byListener = new Map(this.forwarder.listeners().map((l) => [listenerKey(l.address, l.port), l]))
     return [...this.states.values()].map((s) => {
       const l = s.address ? byListener.get(listenerKey(s.address, s.port)) : undefined
-      return {
-        ...s,
+      const { network, ...local } = s
+      const view: ServiceView = {
+        ...local,
         openConnections: l?.openConnections ?? 0,
         totalConnections: l?.totalConnections ?? 0,
         bytesIn: l?.bytesIn ?? 0,
         bytesOut: l?.bytesOut ?? 0,
       }
+      if (network) {
+        const n = byListener.get(listenerKey(network.address, network.port))
+        view.network = { ...network, openConnections: n?.openConnections ?? 0, totalConnections: n?.totalConnections ?? 0 }
+      }
+      return view
     })
   }
 
@@ -111,14 +165,57 @@ export class Reconciler {
     }
     for (const st of states.values()) st.address = addressOf.get(st.hostname)
 
-    // 2. stop listening where nothing is desired any more (first step of removal)
+    // 1b. network mode: a stable port per hostname:port (never one of the endpoints' own ports)
+    const network = this.network
+    const failNetwork = (st: ServiceState, e: unknown): void => {
+      const n = st.network!
+      n.error = { code: isNgrokdError(e) ? e.code : undefined, message: e instanceof Error ? e.message : String(e) }
+      report.errors++
+      // logged at error once; while the same error repeats on every poll, at debug
+      const before = this.states.get(st.key)?.network?.error
+      this.logger[before?.message === n.error.message ? 'debug' : 'error']({ url: st.url, err: e }, `cannot expose ${st.url} on ${listenerKey(n.address, n.port)}: ${formatError(e)}`)
+    }
+    if (network) {
+      const keys = [...states.values()].map((st) => networkPortKey(st.hostname, st.port))
+      try {
+        const assigned = await network.ports.assign({ keys, avoid: new Set(desired.map((s) => s.port)) })
+        const byKey = new Map(assigned.map((a) => [a.key, a]))
+        for (const st of states.values()) {
+          const a = byKey.get(networkPortKey(st.hostname, st.port))!
+          st.network = { address: network.listen, port: 'port' in a ? a.port : 0, ...(st.proto === 'http' ? { rewriteHost: hostHeaderFor(st.hostname, st.port) } : {}) }
+          if ('error' in a) failNetwork(st, a.error)
+        }
+      } catch (e) {
+        // the state file could not be written: the ports hold in memory, so use them and say so
+        this.logger.error({ err: e }, `network ports: ${formatError(e)}`)
+        for (const st of states.values()) {
+          const port = network.ports.lookup(networkPortKey(st.hostname, st.port))
+          st.network = { address: network.listen, port: port ?? 0, ...(st.proto === 'http' ? { rewriteHost: hostHeaderFor(st.hostname, st.port) } : {}) }
+          if (port === undefined) failNetwork(st, e)
+        }
+      }
+    }
+
+    // 2. stop listening where nothing is desired any more (first step of removal): network listeners first
     const wanted = new Map<string, ServiceState>()
     for (const st of states.values()) if (st.address && st.state !== 'error') wanted.set(listenerKey(st.address, st.port), st)
-    const stale = this.forwarder.listeners().filter((l) => !wanted.has(listenerKey(l.address, l.port)))
-    await eachLimited(stale, LISTEN_CONCURRENCY, async (l) => {
-      await this.forwarder.unlisten({ address: l.address, port: l.port, drainMs })
-      report.listenersRemoved++
-    })
+    const wantedNetwork = new Map<string, ServiceState>()
+    for (const st of states.values()) {
+      if (st.state === 'error' || !st.network || st.network.error) continue
+      const key = listenerKey(st.network.address, st.network.port)
+      if (wanted.has(key)) failNetwork(st, new Error(`${key} is also the local listener of ${wanted.get(key)!.url}`))
+      else wantedNetwork.set(key, st)
+    }
+    const stale = this.forwarder.listeners().filter((l) => !wanted.has(listenerKey(l.address, l.port)) && !wantedNetwork.has(listenerKey(l.address, l.port)))
+    // a listener on an address the allocator never gave out is a network one (also after network mode was turned off)
+    const allocated = new Set(this.allocator.list().map((e) => e.address))
+    const isNetwork = (l: { address: string }): boolean => !allocated.has(l.address)
+    for (const batch of [stale.filter(isNetwork), stale.filter((l) => !isNetwork(l))]) {
+      await eachLimited(batch, LISTEN_CONCURRENCY, async (l) => {
+        await this.forwarder.unlisten({ address: l.address, port: l.port, drainMs })
+        report.listenersRemoved++
+      })
+    }
 
     // 3. add missing addresses
     const present = new Set(await this.iface.listAddresses())
@@ -160,9 +257,33 @@ export class Reconciler {
       }
     })
 
+    // 6b. network listeners, after the local ones, for the services that serve
+    const toExpose = [...wantedNetwork.entries()].filter(([, st]) => st.state !== 'error')
+    await eachLimited(toExpose, LISTEN_CONCURRENCY, async ([key, st]) => {
+      const n = st.network!
+      try {
+        await this.forwarder.listen({
+          address: n.address,
+          port: n.port,
+          target: { hostname: st.hostname, port: st.port, proto: st.proto },
+          ...(n.rewriteHost ? { rewriteHost: n.rewriteHost } : {}),
+        })
+        if (!listening.has(key)) report.listenersAdded++
+      } catch (e) {
+        failNetwork(st, e)
+      }
+    })
+
     // 7. release hostnames no longer desired (their mapping is kept for when they come back)
     const gone = this.allocator.list().filter((e) => e.active && !addressOf.has(e.hostname)).map((e) => e.hostname)
     if (gone.length > 0) await this.allocator.release({ hostnames: gone })
+    if (network) {
+      const keep = new Set([...states.values()].map((st) => networkPortKey(st.hostname, st.port)))
+      const goneKeys = network.ports.list().filter((e) => e.active && !keep.has(e.key)).map((e) => e.key)
+      if (goneKeys.length > 0) {
+        await network.ports.release({ keys: goneKeys }).catch((e: unknown) => this.logger.error({ err: e }, `network ports: ${formatError(e)}`))
+      }
+    }
 
     this.states = states
     report.durationMs = performance.now() - started
