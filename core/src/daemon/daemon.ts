@@ -2,10 +2,10 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../config/index.js'
 import type { Logger } from '../contracts/logger.js'
-import type { Forwarder } from '../contracts/forwarder.js'
+import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
 import { NgrokApiClient } from '../api/index.js'
 import { Registration } from '../cert/index.js'
-import { IngressDialer, InThreadForwarder, loadTrustRoots } from '../forward/index.js'
+import { createForwarder, loadTrustRoots, type CreateForwarderOptions } from '../forward/index.js'
 import { groupEndpoints, type DesiredService } from '../protocol/endpoints.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer } from '../control/control-server.js'
@@ -34,7 +34,7 @@ export interface DaemonOptions {
   logger: Logger
   /** Used instead of the in-thread forwarder (the worker pool, tests). */
   forwarder?: Forwarder
-  /** How long removed endpoints' open connections may finish. */
+  /** How long removed endpoints' open connections may finish. Default: `forwarder.drain_timeout`. */
   drainMs?: number
 }
 
@@ -90,8 +90,7 @@ export class Daemon {
 
     try {
       const ca = config.ingress.caFile ? await loadTrustRoots(config.ingress.caFile) : undefined
-      const dialer = new IngressDialer({
-        logger,
+      const ingress: CreateForwarderOptions['ingress'] = {
         credentials: () => {
           if (!this.registration) throw new NgrokdError('NGROKD_ERR_CERT', 'not registered with the ngrok API yet')
           return this.registration.credentials()
@@ -99,8 +98,9 @@ export class Daemon {
         endpoint: () => this.ingressEndpoint(),
         ca,
         insecureSkipVerify: config.ingress.insecureSkipVerify,
-      })
-      const forwarder = this.options.forwarder ?? new InThreadForwarder({ dialer, logger })
+      }
+      // forwarder.workers 0 (or no fd hand-off on this OS): in-thread; else the worker pool
+      const forwarder = this.options.forwarder ?? (await createForwarder({ logger, settings: config.forwarder, ingress }))
       this.scope = await createDaemonScope({ config, logger, forwarder })
       this.reconciler = this.scope.scope.resolve(Reconciler)
       logger.info(
@@ -198,7 +198,7 @@ export class Daemon {
         this.logger.warn({ endpoint: r.id, url: r.url }, `skipping endpoint ${r.id} (${JSON.stringify(r.url)}): ${r.reason}`)
       }
       if (this.stopped.signal.aborted) return undefined
-      const report = await this.reconciler.reconcile(services, { drainMs: this.options.drainMs })
+      const report = await this.reconciler.reconcile(services, { drainMs: this.options.drainMs ?? this.config.forwarder.drainTimeoutMs })
       await this.writeEndpointCache(services)
       const changed = report.addressesAdded + report.addressesRemoved + report.listenersAdded + report.listenersRemoved > 0 || report.namesChanged
       this.logger[changed ? 'info' : 'debug']({ report }, `reconciled ${services.length} services from ${endpoints.length} endpoints`)
@@ -234,7 +234,7 @@ export class Daemon {
     await this.polling?.catch(() => {})
     if (this.reconciler) {
       try {
-        await this.reconciler.teardown({ drainMs: this.options.drainMs })
+        await this.reconciler.teardown({ drainMs: this.options.drainMs ?? this.config.forwarder.drainTimeoutMs })
       } catch (e) {
         this.logger.error({ err: e }, `cleanup failed: ${formatError(e)}`)
       }
@@ -304,7 +304,7 @@ export class Daemon {
   // --- control API ---------------------------------------------------------------------------
 
   status(): Record<string, unknown> {
-    const services = this.reconciler?.services() ?? []
+    const counts = this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 }
     return {
       version: CORE_VERSION,
       pid: process.pid,
@@ -318,20 +318,22 @@ export class Daemon {
       subnet: this.scope?.subnet,
       pollIntervalMs: this.config.boundEndpoints.pollIntervalMs,
       lastPoll: this.lastPoll,
-      services: {
-        total: services.length,
-        serving: services.filter((s) => s.state === 'serving').length,
-        error: services.filter((s) => s.state === 'error').length,
-      },
-      openConnections: services.reduce((n, s) => n + s.openConnections, 0),
-      traffic: this.trafficTotals(),
+      services: counts,
+      ...this.trafficTotals(),
       metrics: this.config.metrics.prometheusListen ? `http://${this.config.metrics.prometheusListen}/metrics` : undefined,
     }
   }
 
   /** Totals over every listener: bytes each way, connections, errors by code, handshake time. */
   private trafficTotals() {
-    const listeners = this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).listeners() : []
+    const listeners = this.listeners()
+    return {
+      openConnections: listeners.reduce((n, l) => n + l.openConnections, 0),
+      traffic: this.trafficFrom(listeners),
+    }
+  }
+
+  private trafficFrom(listeners: ListenerStatus[]) {
     const errors: Record<string, number> = {}
     let handshakes = 0
     let handshakeMs = 0
@@ -350,12 +352,15 @@ export class Daemon {
     }
   }
 
+  private listeners(): ListenerStatus[] {
+    return this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).listeners() : []
+  }
+
   private metricsSnapshot(): MetricsSnapshot {
-    const services = this.reconciler?.services() ?? []
     return {
       version: CORE_VERSION,
-      listeners: this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).listeners() : [],
-      services: { serving: services.filter((s) => s.state === 'serving').length, error: services.filter((s) => s.state === 'error').length },
+      listeners: this.listeners(),
+      services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },
       polls: { ...this.polls },
     }
   }

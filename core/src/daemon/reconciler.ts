@@ -119,6 +119,13 @@ export class Reconciler {
   }
 
   /** The desired services and their state, with live connection counts. */
+  /** How many services are serving and in error: cheap enough to call on every status request. */
+  counts(): { total: number; serving: number; error: number } {
+    let serving = 0
+    for (const s of this.states.values()) if (s.state === 'serving') serving++
+    return { total: this.states.size, serving, error: this.states.size - serving }
+  }
+
   services(): ServiceView[] {
     const byListener = new Map(this.forwarder.listeners().map((l) => [listenerKey(l.address, l.port), l]))
     return [...this.states.values()].map((s) => {

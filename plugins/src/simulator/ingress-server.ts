@@ -77,7 +77,7 @@ export class IngressServer {
     const { certPem, keyPem } = options.ca.issueServerCert(options.certNames)
     let ingress: IngressServer | undefined
     const make = () => {
-      const server = createServer({ allowHalfOpen: true }, (raw) => void ingress?.accept(raw))
+      const server = createServer({ allowHalfOpen: true, noDelay: true }, (raw) => void ingress?.accept(raw))
       server.on('error', (err) => options.logger.error({ err }, 'simulator: ingress listener error'))
       return server
     }

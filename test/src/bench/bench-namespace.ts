@@ -42,7 +42,7 @@ export function rerunInNamespace(argv: string[]): Promise<number> {
   const script = join(dirname(fileURLToPath(import.meta.url)), '../../scripts/in-netns.sh')
   const { args } = siblingScript(import.meta.url, 'run-bench')
   const env: NodeJS.ProcessEnv = { ...process.env, [HOST_NETNS_ENV]: readlinkSync('/proc/self/ns/net') }
-  delete env.NGROKD_TEST_NETNS // in-netns.sh makes a new namespace only when this is unset
+  delete env.NGROKD_TEST_NETNS // in-netns.sh sets it again inside the fresh namespace it makes
   const child = spawn('sh', [script, process.execPath, ...args, ...argv], { stdio: 'inherit', env })
   const forward = (signal: NodeJS.Signals) => child.kill(signal)
   process.on('SIGINT', forward)

@@ -1,31 +1,41 @@
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { lookup } from 'node:dns/promises'
 import type { EchoReply } from '@ngrokd/plugins/simulator'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'
-import { managedRecords, readHosts } from '../helpers/hosts-file.js'
+import { HOSTS_FILE, managedRecords, readHosts } from '../helpers/hosts-file.js'
 import { httpRequest } from '../helpers/clients.js'
 import type { NetDriverCase } from '../helpers/net-drivers.js'
+import { LogTail } from './log-tail.js'
 import { SimHost } from './sim-host-client.js'
 import { median } from './stats.js'
 
-/** One start of the daemon, timed from spawn. */
+/**
+ * One start of the daemon, timed from spawn. The events come from the daemon's own log (pino `time`,
+ * the same clock as the bench's `Date.now()`), so timing does not load the daemon: at 10,000 services a
+ * control-API status call costs it tens of milliseconds of its main thread.
+ */
 export interface StartSample {
-  /** Spawn → the control API reports the first successful poll. */
+  /** Spawn → the first successful poll finished (every page fetched and reconciled, endpoint cache written). */
   firstPollMs: number
-  /** Spawn → the control API reports every service serving and /etc/hosts names every hostname. */
+  /** Spawn → the end of the reconcile that put every address, name and listener in place (the first poll's, or on restart the restore from the endpoint cache). */
   allServingMs: number
-  /** The daemon's own duration of the reconcile that brought them up (a poll's, or the restore from its endpoint cache on restart). */
-  reconcileMs: number | null
-  /** The daemon's resident set at that point, and its peak so far (/proc/<pid>/status VmRSS, VmHWM). */
+  /** Spawn → /etc/hosts names every hostname, as the bench sees the file (read every 20 ms). */
+  namesMs: number
+  /** The daemon's own duration of the reconcile that brought them up. */
+  reconcileMs: number
+  /** The daemon's own duration of the first poll's reconcile (on restart: a diff that finds nothing to change). */
+  pollReconcileMs: number
+  /** The daemon's resident set once all were up, and its peak so far (/proc/<pid>/status VmRSS, VmHWM). */
   rssMiB: number
   peakRssMiB: number
   /** Pages of bound endpoints the daemon fetched during this start (simulator counters). */
   pageRequests: number
-  /** Addresses on the link (`ip -j addr`), hostnames in the managed block. */
+  /** Afterwards: services the control API reports serving, addresses on the link (`ip addr`), hostnames in the managed block. */
+  serving: number
   kernelAddresses: number
   hostsNames: number
-  /** Real requests by hostname (dns.lookup through /etc/hosts, HTTP through the tunnel) that came back from the right endpoint. */
+  /** Real requests by hostname (dns.lookup through /etc/hosts, HTTP through the tunnel) answered by the right backend. */
   sampleOk: number
   sampleTotal: number
 }
@@ -49,7 +59,7 @@ export interface EndpointsFigure {
 const NET: NetDriverCase = { driver: 'linux-netlink', subnet: '10.107.0.0/16', interfaceName: 'ngkbench0', kernelLink: true }
 const PREFIX = 'svc-'
 const DOMAIN = 'bench'
-/** Control API polling period while timing: the resolution of the start figures. */
+/** How often the bench reads the daemon's log and /etc/hosts while a start runs. */
 const TICK_MS = 20
 /** Safety net for one start; not a performance bound. */
 const START_SAFETY_MS = 600_000
@@ -72,39 +82,81 @@ async function pageRequests(sim: SimHost): Promise<number> {
   return Object.entries(stats.api.byPath).reduce((n, [path, count]) => (path.endsWith('/bound_endpoints') ? n + count : n), 0)
 }
 
-async function measureStart(daemon: E2eDaemon, t0: number, count: number, sampleSize: number, sim: SimHost, pagesBefore: number): Promise<StartSample> {
-  let firstPollMs: number | undefined
-  let allServingMs: number | undefined
-  let status: Record<string, any> | undefined
-  const deadline = Date.now() + START_SAFETY_MS
-  while (firstPollMs === undefined || allServingMs === undefined) {
-    if (Date.now() > deadline) throw new Error(`daemon did not serve ${count} endpoints within ${START_SAFETY_MS} ms; last status ${JSON.stringify(status)}\n${daemon.logTail(20)}`)
-    if (!daemon.running) throw new Error(`daemon exited during start\n${daemon.logTail(30)}`)
-    try {
-      status = await daemon.status()
-    } catch {
-      status = undefined // control socket not up yet
+const RESTORED = /^restored \d+ services/
+const RECONCILED = /^reconciled \d+ services/
+
+/** Hostnames in the managed block, re-read only when the file changed size. */
+function hostsWatcher(): () => number {
+  let size = -1
+  let names = 0
+  return () => {
+    const now = statSync(HOSTS_FILE).size
+    if (now !== size) {
+      size = now
+      names = managedRecords(readHosts()).size
     }
-    const now = performance.now() - t0
-    if (status?.lastPoll?.ok === true && firstPollMs === undefined) firstPollMs = now
-    if (status?.lastPoll && status.lastPoll.ok === false) throw new Error(`poll failed: ${JSON.stringify(status.lastPoll.error)}`)
-    if (allServingMs === undefined && status?.services?.serving === count && managedRecords(readHosts()).size === count) allServingMs = now
-    if (firstPollMs === undefined || allServingMs === undefined) await new Promise((r) => setTimeout(r, TICK_MS))
+    return names
   }
+}
+
+interface StartContext {
+  daemon: E2eDaemon
+  /** `Date.now()` just before the spawn. */
+  spawnedAt: number
+  /** Size of the log file before the spawn: this start's records follow it. */
+  logOffset: number
+  count: number
+  sampleSize: number
+  sim: SimHost
+  pagesBefore: number
+}
+
+async function measureStart({ daemon, spawnedAt, logOffset, count, sampleSize, sim, pagesBefore }: StartContext): Promise<StartSample> {
   const pid = daemon.process.pid
+  const tail = new LogTail(daemon.logFile, logOffset)
+  const namesNow = hostsWatcher()
+  let firstPollAt: number | undefined
+  let servingAt: number | undefined
+  let namesAt: number | undefined
+  let reconcileMs: number | undefined
+  let pollReconcileMs: number | undefined
+  const deadline = Date.now() + START_SAFETY_MS
+  try {
+    while (firstPollAt === undefined || servingAt === undefined || namesAt === undefined) {
+      if (Date.now() > deadline) throw new Error(`daemon did not serve ${count} endpoints within ${START_SAFETY_MS} ms\n${daemon.logTail(20)}`)
+      if (!daemon.running) throw new Error(`daemon exited during start\n${daemon.logTail(30)}`)
+      for (const r of tail.read()) {
+        if (r.pid !== pid || typeof r.msg !== 'string') continue
+        if (/^poll failed/.test(r.msg)) throw new Error(`daemon: ${r.msg}`)
+        if (RESTORED.test(r.msg) && servingAt === undefined) {
+          servingAt = r.time as number
+          reconcileMs = r.report?.durationMs as number
+        }
+        if (RECONCILED.test(r.msg) && firstPollAt === undefined) {
+          firstPollAt = r.time as number
+          pollReconcileMs = r.report?.durationMs as number
+          if (servingAt === undefined) {
+            servingAt = firstPollAt
+            reconcileMs = pollReconcileMs
+          }
+        }
+      }
+      if (namesAt === undefined && namesNow() === count) namesAt = Date.now()
+      if (firstPollAt === undefined || servingAt === undefined || namesAt === undefined) await new Promise((r) => setTimeout(r, TICK_MS))
+    }
+  } finally {
+    tail.close()
+  }
   const rssMiB = procStatusMiB(pid, 'VmRSS')
   const peakRssMiB = procStatusMiB(pid, 'VmHWM')
-  if (status?.services?.error) throw new Error(`${status.services.error} services in error`)
 
-  // the daemon's own reconcile time: the restore from its endpoint cache when it had one, else the first poll's
-  const restored = daemon
-    .logRecords()
-    .filter((r) => r.pid === pid && typeof r.msg === 'string' && /^restored \d+ services/.test(r.msg))
-    .pop()
-  const reconcileMs = (restored?.report?.durationMs ?? status?.lastPoll?.report?.durationMs ?? null) as number | null
-
+  // now check from outside what the log claims: control API, kernel, hosts file, real requests
+  const status = await daemon.status()
+  if (status.lastPoll?.ok !== true) throw new Error(`control API: last poll ${JSON.stringify(status.lastPoll)}`)
+  if (status.services?.serving !== count) throw new Error(`control API: ${status.services?.serving} of ${count} services serving (${status.services?.error} in error)`)
   const records = managedRecords(readHosts())
   const onLink = countLinkAddresses(NET.interfaceName!)
+  if (onLink !== count) throw new Error(`${NET.interfaceName} holds ${onLink} addresses, expected ${count}`)
   let sampleOk = 0
   const failures: string[] = []
   const step = Math.max(1, Math.floor(count / sampleSize))
@@ -123,14 +175,16 @@ async function measureStart(daemon: E2eDaemon, t0: number, count: number, sample
   }
   const sampleTotal = sampleOk + failures.length
   if (failures.length > 0) throw new Error(`${failures.length}/${sampleTotal} sampled hostnames failed: ${failures.slice(0, 3).join('; ')}`)
-  if (onLink !== count) throw new Error(`${NET.interfaceName} holds ${onLink} addresses, expected ${count}`)
   return {
-    firstPollMs,
-    allServingMs,
-    reconcileMs,
+    firstPollMs: firstPollAt - spawnedAt,
+    allServingMs: servingAt - spawnedAt,
+    namesMs: namesAt - spawnedAt,
+    reconcileMs: reconcileMs!,
+    pollReconcileMs: pollReconcileMs!,
     rssMiB,
     peakRssMiB,
     pageRequests: (await pageRequests(sim)) - pagesBefore,
+    serving: status.services.serving as number,
     kernelAddresses: onLink,
     hostsNames: records.size,
     sampleOk,
@@ -139,14 +193,17 @@ async function measureStart(daemon: E2eDaemon, t0: number, count: number, sample
 }
 
 function medianSample(samples: StartSample[]): StartSample {
-  const m = (pick: (s: StartSample) => number | null): number => median(samples.map(pick).filter((v): v is number => v !== null))
+  const m = (pick: (s: StartSample) => number): number => median(samples.map(pick))
   return {
     firstPollMs: m((s) => s.firstPollMs),
     allServingMs: m((s) => s.allServingMs),
-    reconcileMs: samples.some((s) => s.reconcileMs !== null) ? m((s) => s.reconcileMs) : null,
+    namesMs: m((s) => s.namesMs),
+    reconcileMs: m((s) => s.reconcileMs),
+    pollReconcileMs: m((s) => s.pollReconcileMs),
     rssMiB: m((s) => s.rssMiB),
     peakRssMiB: m((s) => s.peakRssMiB),
     pageRequests: m((s) => s.pageRequests),
+    serving: m((s) => s.serving),
     kernelAddresses: m((s) => s.kernelAddresses),
     hostsNames: m((s) => s.hostsNames),
     sampleOk: Math.min(...samples.map((s) => s.sampleOk)),
@@ -163,18 +220,19 @@ export async function runEndpointsFigure({ count, sample, runs, log }: { count: 
       let daemon: E2eDaemon | undefined
       try {
         // a fresh state dir each run: the first start registers and has no endpoint cache
-        let pages = await pageRequests(sim)
-        let t0 = performance.now()
-        daemon = E2eDaemon.start({ name: 'bench-endpoints', sim: sim.info, net: NET, pollInterval: '1h', logLevel: 'info' })
-        const first = await measureStart(daemon, t0, count, sample, sim, pages)
+        const pages = await pageRequests(sim)
+        const spawnedAt = Date.now()
+        // debug: the log then also records the polls that change nothing (restart); ~1 line per listener
+        daemon = E2eDaemon.start({ name: 'bench-endpoints', sim: sim.info, net: NET, pollInterval: '1h', logLevel: 'debug' })
+        const first = await measureStart({ daemon, spawnedAt, logOffset: 0, count, sampleSize: sample, sim, pagesBefore: pages })
         const s0 = performance.now()
         const exit = await daemon.stop('SIGTERM')
         const stopMs = performance.now() - s0
         if (exit.code !== 0) throw new Error(`daemon exited with ${exit.code ?? exit.signal} on SIGTERM\n${daemon.logTail(20)}`)
-        pages = await pageRequests(sim)
-        t0 = performance.now()
+        const restartContext = { daemon, logOffset: LogTail.sizeOf(daemon.logFile), count, sampleSize: sample, sim, pagesBefore: await pageRequests(sim) }
+        const restartedAt = Date.now()
         daemon.restart()
-        const restart = await measureStart(daemon, t0, count, sample, sim, pages)
+        const restart = await measureStart({ ...restartContext, spawnedAt: restartedAt })
         fig.samples.first.push(first)
         fig.samples.restart.push(restart)
         fig.samples.stopMs.push(stopMs)

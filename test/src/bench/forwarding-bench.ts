@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns/promises'
+import { writeFileSync } from 'node:fs'
 import { generateKeyAndCsr, IngressDialer, NgrokApiClient, silentLogger } from '@ngrokd/core'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import type { NetDriverCase } from '../helpers/net-drivers.js'
@@ -75,6 +76,24 @@ async function mtlsOpener(sim: SimHost): Promise<OpenStream> {
   }
 }
 
+/** How long the daemon may take to close the connections the clients already closed (wrk's last ones). A safety net. */
+const SETTLE_SAFETY_MS = 10_000
+
+/**
+ * Waits until the daemon counts no open connection before stopping it: every client has closed by
+ * now, and the figures are not about a stop racing connections that are still closing.
+ */
+async function settleConnections(daemon: E2eDaemon, log: (line: string) => void): Promise<void> {
+  const deadline = Date.now() + SETTLE_SAFETY_MS
+  let open: number | undefined
+  while (Date.now() < deadline) {
+    open = await daemon.status().then((st) => st.openConnections as number, () => undefined)
+    if (open === 0 || open === undefined) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  log(`  ngrokd still counts ${open} open connection(s) ${SETTLE_SAFETY_MS} ms after the last client closed`)
+}
+
 async function measurePath(open: OpenStream, downloadBytes: number, latencyRequests: number): Promise<PathFigures> {
   const { totalMs } = await bulkExchange(open, downloadBytes)
   const ttfb: number[] = []
@@ -123,6 +142,12 @@ export async function runForwardingFigure(o: ForwardingRunOptions): Promise<Forw
     if (!o.daemonSkip) {
       daemon = E2eDaemon.start({ name: 'bench-forwarding', sim: sim.info, net: NET, pollInterval: '1h', logLevel: 'warn' })
       await daemon.waitReady((s) => s.services?.serving === 2)
+      // The baseline is the in-thread forwarder: forwarder.workers 0 (the default, auto, may pick the
+      // worker pool). E2eDaemon writes a fixed config, so add the key and start again with it.
+      await daemon.stop('SIGTERM')
+      writeFileSync(daemon.configFile, `${JSON.stringify({ ...daemon.config, forwarder: { workers: 0 } }, null, 2)}\n`)
+      daemon.restart()
+      await daemon.waitReady((s) => s.services?.serving === 2)
       // by hostname through /etc/hosts once; the timed connections then use the address (as the direct paths do)
       const { address } = await lookup(BULK.hostname, { family: 4 })
       paths.daemon = tcpOpener(address, BULK.port)
@@ -145,12 +170,20 @@ export async function runForwardingFigure(o: ForwardingRunOptions): Promise<Forw
         fig.samples[name]!.push(r)
         line.push(`${name} ${r.downloadMBps.toFixed(0)} MB/s, ttfb p50 ${r.ttfbP50Ms.toFixed(2)} ms`)
       }
-      if (fig.wrk.status === 'ok' && 'path' in wrk && daemonWeb) {
-        const d = runWrk(wrk.path, `http://127.0.0.1:${direct.http}/`, o.wrkSeconds)
-        const t = runWrk(wrk.path, daemonWeb, o.wrkSeconds)
-        if (d.errors + t.errors > 0) throw new Error(`wrk reported errors: direct ${d.errors}, through ngrokd ${t.errors}`)
-        fig.wrk.samples.push({ direct: d.requestsPerSec, daemon: t.requestsPerSec })
-        line.push(`wrk direct ${d.requestsPerSec.toFixed(0)} req/s, through ngrokd ${t.requestsPerSec.toFixed(0)} req/s`)
+      if (fig.wrk.status === 'ok' && 'path' in wrk && daemon && daemonWeb) {
+        try {
+          const d = runWrk(wrk.path, `http://127.0.0.1:${direct.http}/`, o.wrkSeconds)
+          const t = runWrk(wrk.path, daemonWeb, o.wrkSeconds)
+          if (d.errors + t.errors > 0) throw new Error(`wrk counted errors: direct ${d.errors}, through ngrokd ${t.errors}`)
+          fig.wrk.samples.push({ direct: d.requestsPerSec, daemon: t.requestsPerSec })
+          line.push(`wrk direct ${d.requestsPerSec.toFixed(0)} req/s, through ngrokd ${t.requestsPerSec.toFixed(0)} req/s`)
+        } catch (e) {
+          // the other figures stand; this row says what went wrong
+          fig.wrk.status = 'error'
+          fig.wrk.reason = (e as Error).message
+          line.push(`wrk: ${fig.wrk.reason}`)
+        }
+        await settleConnections(daemon, o.log) // wrk's 16 connections are closing: not into the next run's figures
       }
       o.log(`  run ${run}/${o.runs}: ${line.join('; ')}`)
     }
@@ -167,8 +200,12 @@ export async function runForwardingFigure(o: ForwardingRunOptions): Promise<Forw
       fig.wrk.ratio = ratio(fig.wrk.daemonRps, fig.wrk.directRps)
     }
   } finally {
-    await daemon?.dispose()
-    await sim.stop()
+    try {
+      if (daemon?.running) await settleConnections(daemon, o.log)
+      await daemon?.dispose()
+    } finally {
+      await sim.stop()
+    }
   }
   return fig
 }

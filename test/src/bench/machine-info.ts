@@ -1,4 +1,4 @@
-import { cpus, release, totalmem } from 'node:os'
+import { cpus, loadavg, release, totalmem } from 'node:os'
 
 export interface MachineInfo {
   cpu: string
@@ -7,6 +7,8 @@ export interface MachineInfo {
   node: string
   kernel: string
   platform: string
+  /** 1-minute load average when the run started: other work on the machine shows here. */
+  loadAverage: number
 }
 
 /** What the figures were measured on: they only compare with figures from the same kind of machine. */
@@ -19,5 +21,6 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     kernel: release(),
     platform: `${process.platform}-${process.arch}`,
+    loadAverage: Math.round(loadavg()[0]! * 100) / 100,
   }
 }

@@ -25,7 +25,7 @@ export class SimHost {
 
   static async start(spec: SimHostSpec): Promise<SimHost> {
     const { args } = siblingScript(import.meta.url, 'sim-host')
-    const child = spawn(process.execPath, [...args, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...args, JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'] } /* stdin: closes with us, see sim-host.ts */)
     let stderr = ''
     child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).slice(-4000)))
     const lines = createInterface({ input: child.stdout! })

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process'
 export function kernelAddresses(ifname: string): string[] | null {
   let out: string
   try {
-    out = execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', ifname], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    out = execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', ifname], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 })
   } catch {
     return null // "Device does not exist"
   }

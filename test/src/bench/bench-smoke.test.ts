@@ -1,0 +1,97 @@
+// Keeps `npm run bench` from rotting: the harness runs with --quick in a child process and must print
+// every table and write valid JSON in which every figure is present. No time value is checked.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { benchPlace } from './bench-namespace.js'
+import type { BenchResults } from './bench-report.js'
+import { QUICK_SCALE } from './bench-options.js'
+import { siblingScript } from './sibling-script.js'
+
+/** Safety net for a hung harness; the quick run takes seconds. Not a performance bound. */
+const SAFETY_MS = 180_000
+const BENCHMARKS_MD = resolve(dirname(fileURLToPath(import.meta.url)), '../../../BENCHMARKS.md')
+
+function runQuick(out: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { args } = siblingScript(import.meta.url, 'run-bench')
+  // the harness makes a namespace of its own (nested inside the test one, if any)
+  const child = spawn(process.execPath, [...args, '--quick', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), SAFETY_MS)
+    child.once('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+const isNumber = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v)
+
+test('npm run bench -- --quick prints every table and writes JSON with every figure', { timeout: SAFETY_MS + 10_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-bench-smoke-'))
+  const mdBefore = statSync(BENCHMARKS_MD).mtimeMs
+  try {
+    const out = join(dir, 'quick.json')
+    const r = await runQuick(out)
+    assert.equal(r.code, 0, `the harness exits 0\n--- stderr ---\n${r.stderr}`)
+    assert.equal(statSync(BENCHMARKS_MD).mtimeMs, mdBefore, '--quick leaves BENCHMARKS.md alone')
+
+    // the table: a heading and a header row per figure
+    assert.match(r.stdout, /^### 1\. 500 address additions and removals in one reconcile/m)
+    assert.match(r.stdout, /^### 2\. From an API page of 300 endpoints \(3 pages\)/m)
+    assert.match(r.stdout, /^### 3\. Forwarding baseline on loopback/m)
+    assert.match(r.stdout, /^\| path +\| download MB\/s +\| vs direct +\| TTFB p50 +\| TTFB p99 +\| p50 vs direct +\|$/m)
+
+    const results = JSON.parse(readFileSync(out, 'utf8')) as BenchResults
+    assert.equal(results.schema, 'ngrokd-bench/1')
+    assert.equal(results.mode, 'quick')
+    assert.equal(results.runs, 1)
+    for (const key of ['cpu', 'cores', 'node', 'kernel'] as const) assert.ok(results.machine[key], `machine.${key} is recorded`)
+    const { addresses, endpoints, forwarding } = results.figures
+
+    // the daemon-free forwarding paths need no privilege: always measured
+    assert.equal(forwarding.status, 'ok', forwarding.reason)
+    assert.equal(forwarding.downloadBytes, QUICK_SCALE.downloadBytes)
+    for (const path of [forwarding.paths!.direct, forwarding.paths!.mtls]) {
+      assert.ok(isNumber(path.downloadMBps) && isNumber(path.ttfbP50Ms) && isNumber(path.ttfbP99Ms))
+    }
+    assert.ok(forwarding.wrk.status === 'ok' || (forwarding.wrk.status === 'skipped' && forwarding.wrk.reason), `wrk ran or says why not: ${forwarding.wrk.reason}`)
+    if (forwarding.wrk.status === 'ok') assert.ok(isNumber(forwarding.wrk.directRps) && isNumber(forwarding.wrk.daemonRps))
+
+    if (benchPlace().kind === 'unprivileged') {
+      for (const f of [addresses, endpoints]) assert.ok(f.status === 'skipped' && f.reason, 'a privileged figure is skipped with a reason')
+      assert.equal(forwarding.paths!.daemon, null)
+      assert.ok(forwarding.daemonSkipped)
+      return
+    }
+    assert.equal(addresses.status, 'ok', addresses.reason)
+    assert.equal(addresses.count, QUICK_SCALE.addresses)
+    for (const v of [addresses.ngrokd?.addMs, addresses.ngrokd?.removeMs, addresses.ip?.addMs, addresses.ip?.removeMs, addresses.ratio?.add, addresses.ratio?.remove]) {
+      assert.ok(isNumber(v), 'figure 1 has ngrokd, ip -batch and ratio figures')
+    }
+    assert.ok(addresses.ngrokd!.sends >= 1)
+
+    assert.equal(endpoints.status, 'ok', endpoints.reason)
+    assert.equal(endpoints.endpoints, QUICK_SCALE.endpoints)
+    for (const phase of [endpoints.first!, endpoints.restart!]) {
+      for (const v of [phase.firstPollMs, phase.allServingMs, phase.namesMs, phase.reconcileMs, phase.pollReconcileMs, phase.rssMiB]) assert.ok(isNumber(v))
+      assert.equal(phase.serving, QUICK_SCALE.endpoints)
+      assert.equal(phase.pageRequests, 3, 'each start fetched 3 pages of 100')
+      assert.equal(phase.kernelAddresses, QUICK_SCALE.endpoints)
+      assert.equal(phase.hostsNames, QUICK_SCALE.endpoints)
+      assert.equal(phase.sampleOk, phase.sampleTotal)
+    }
+    assert.ok(forwarding.paths!.daemon, 'the path through ngrokd was measured')
+    assert.ok(isNumber(forwarding.paths!.daemon.downloadMBps))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
