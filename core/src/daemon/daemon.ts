@@ -98,6 +98,8 @@ export class Daemon {
         endpoint: () => this.ingressEndpoint(),
         ca,
         insecureSkipVerify: config.ingress.insecureSkipVerify,
+        sessionResumption: config.ingress.sessionResumption,
+        predial: config.ingress.predial,
       }
       // forwarder.workers 0 (or no fd hand-off on this OS): in-thread; else the worker pool
       const forwarder = this.options.forwarder ?? (await createForwarder({ logger, settings: config.forwarder, ingress }))

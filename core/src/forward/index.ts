@@ -1,4 +1,18 @@
-export { IngressDialer, parseIngressEndpoint, type IngressDialerOptions, type IngressCredentials, type Dialer, type DialOptions, type DialResult } from './ingress-dialer.js'
+export {
+  IngressDialer,
+  parseIngressEndpoint,
+  DEFAULT_PREDIAL_MAX_AGE_MS,
+  type IngressDialerOptions,
+  type IngressDialerStats,
+  type IngressCredentials,
+  type Dialer,
+  type DialOptions,
+  type DialResult,
+} from './ingress-dialer.js'
+export { benchDial, type BenchDialOptions, type BenchDialResult, type BenchDialTarget } from './bench-dial.js'
 export { IngressRefusedError } from './ingress-refused-error.js'
 export { InThreadForwarder, type InThreadForwarderOptions } from './in-thread-forwarder.js'
 export { loadTrustRoots } from './load-trust-roots.js'
+export { createForwarder, resolveWorkerCount, FORWARDER_DEFAULTS, AUTO_MAX_WORKERS, type CreateForwarderOptions, type CreatedForwarder, type ForwarderSettings } from './create-forwarder.js'
+export { WorkerPoolForwarder, type WorkerPoolForwarderOptions } from './pool/worker-pool-forwarder.js'
+export { ConnectionLimits, refuseConnection, type ConnectionLimitOptions, type LimitHit } from './connection-limits.js'

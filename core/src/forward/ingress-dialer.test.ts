@@ -1,16 +1,32 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
-import { after, before, describe, it } from 'node:test'
+import { dirname, join } from 'node:path'
+import { after, afterEach, before, describe, it } from 'node:test'
+import tls from 'node:tls'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { encodeConnResponse, frame } from '../protocol/binding-frames.js'
-import { IngressDialer, parseIngressEndpoint, type IngressDialerOptions } from './ingress-dialer.js'
+import { FrameReader, decodeConnRequestBody, encodeConnResponse, frame } from '../protocol/binding-frames.js'
+import { IngressDialer, parseIngressEndpoint, type DialResult, type IngressDialerOptions } from './ingress-dialer.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
 import { echo, freePort, startFakeIngress, type FakeIngress } from './test-ingress.js'
 import { recordingLogger } from './test-logger.js'
 import { createTestPki, hasOpenssl, type TestPki } from './test-pki.js'
 
 const skip = (await hasOpenssl()) ? false : 'openssl is not installed (needed to make the test certificates)'
+
+/** One PKI for the whole file (openssl takes a while). */
+let pkiPromise: Promise<TestPki> | undefined
+const testPki = (): Promise<TestPki> => (pkiPromise ??= createTestPki())
+
+/** Every existing behaviour must hold with each optimisation on and off. */
+const MODES = [
+  { name: 'full handshakes', sessionResumption: false, predial: 0 },
+  { name: 'session resumption', sessionResumption: true, predial: 0 },
+  { name: 'dialled ahead', sessionResumption: false, predial: 2 },
+  { name: 'session resumption + dialled ahead', sessionResumption: true, predial: 2 },
+] as const
 
 /** Resolves every name to 127.0.0.1, so that SNI and name checks can be tested on loopback. */
 const loopbackLookup: net.LookupFunction = (_host, options, cb) => {
@@ -32,25 +48,160 @@ async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; 
   assert.fail('expected a rejection')
 }
 
-describe('IngressDialer', { skip }, () => {
+/** Waits until `cond` holds (the test's own timeout bounds it). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 2))
+}
+
+/**
+ * An ingress that counts what the dialer does to it: TLS connections, ConnRequests, connections still
+ * waiting for their ConnRequest, and anything sent after the first ConnRequest (a violation of "one
+ * ConnRequest per connection": the tests never write payload).
+ */
+interface CountingIngress {
+  port: number
+  endpoint: string
+  /** Completed TLS handshakes. */
+  accepted: number
+  requests: number
+  violations: number
+  /** Per ConnRequest: server-side `isSessionReused()` and the client certificate serial. */
+  resumed: boolean[]
+  serials: string[]
+  /** Open TLS connections, and those of them still without a ConnRequest, with their client serial. */
+  open: Set<tls.TLSSocket>
+  waiting: Map<tls.TLSSocket, string>
+  /** Closes (or resets) every connection still without a ConnRequest. */
+  closeWaiting(how: 'destroy' | 'reset'): void
+  close(): Promise<void>
+}
+
+/** The counting ingress refuses this host (ERR_NGROK_3200) and accepts every other. */
+const REFUSED_HOST = 'gone.prod'
+
+async function startCountingIngress(pki: TestPki, maxVersion?: tls.SecureVersion): Promise<CountingIngress> {
+  const server = tls.createServer({ cert: pki.ingress.certPem, key: pki.ingress.keyPem, ca: pki.clientCaPem, requestCert: true, rejectUnauthorized: true, maxVersion })
+  const raws = new Map<number, net.Socket>()
+  server.on('connection', (raw: net.Socket) => {
+    raws.set(raw.remotePort!, raw)
+    raw.once('close', () => raws.delete(raw.remotePort!))
+  })
+  server.on('tlsClientError', () => {})
+  const c: CountingIngress = {
+    port: 0,
+    endpoint: '',
+    accepted: 0,
+    requests: 0,
+    violations: 0,
+    resumed: [],
+    serials: [],
+    open: new Set(),
+    waiting: new Map(),
+    closeWaiting(how) {
+      for (const s of c.waiting.keys()) {
+        if (how === 'reset') raws.get(s.remotePort!)?.resetAndDestroy()
+        s.destroy()
+      }
+    },
+    async close() {
+      for (const s of c.open) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+  server.on('secureConnection', (s: tls.TLSSocket) => {
+    c.accepted++
+    c.open.add(s)
+    c.waiting.set(s, s.getPeerCertificate().serialNumber)
+    s.on('error', () => {})
+    s.once('close', () => {
+      c.open.delete(s)
+      c.waiting.delete(s)
+    })
+    const reader = new FrameReader()
+    let answered = false
+    s.on('data', (chunk: Buffer) => {
+      if (answered) return void c.violations++
+      const f = reader.push(chunk)
+      if (!f) return
+      answered = true
+      if (f.rest.length > 0) c.violations++
+      c.waiting.delete(s)
+      c.requests++
+      c.resumed.push(s.isSessionReused())
+      c.serials.push(s.getPeerCertificate().serialNumber)
+      const { host } = decodeConnRequestBody(f.body)
+      if (host === REFUSED_HOST) s.write(encodeConnResponse({ errorCode: 'ERR_NGROK_3200', errorMessage: 'endpoint is offline' }))
+      else s.write(encodeConnResponse({ endpointId: 'ep_count', proto: 'tcp' }))
+    })
+    s.on('end', () => s.end())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  c.port = (server.address() as net.AddressInfo).port
+  c.endpoint = `127.0.0.1:${c.port}`
+  return c
+}
+
+/** A TCP relay on 127.0.0.1 whose target is chosen per connection: another ingress, or 'drop' (close at once). */
+async function startSwitchProxy(): Promise<{ endpoint: string; target: number | 'drop'; accepted: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    proxy.accepted++
+    sockets.add(client)
+    client.once('close', () => sockets.delete(client))
+    client.on('error', () => {})
+    if (proxy.target === 'drop') return void client.destroy()
+    const upstream = net.connect(proxy.target, '127.0.0.1')
+    sockets.add(upstream)
+    upstream.once('close', () => sockets.delete(upstream))
+    upstream.on('error', () => {})
+    client.pipe(upstream).pipe(client)
+    client.once('close', () => upstream.destroy())
+    upstream.once('close', () => client.destroy())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const proxy = {
+    endpoint: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    target: 'drop' as number | 'drop',
+    accepted: 0,
+    async close() {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+  return proxy
+}
+
+const tcpHandles = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length
+
+for (const mode of MODES) {
+describe(`IngressDialer (${mode.name})`, { skip }, () => {
   let pki: TestPki
   const ingresses: FakeIngress[] = []
+  const dialers: IngressDialer[] = []
   const start = async (opts: Partial<Parameters<typeof startFakeIngress>[0]> = {}): Promise<FakeIngress> => {
     const i = await startFakeIngress({ pki, ...opts })
     ingresses.push(i)
     return i
   }
-  const dialer = (ingress: FakeIngress | string, opts: Partial<IngressDialerOptions> = {}): IngressDialer =>
-    new IngressDialer({
+  const dialer = (ingress: FakeIngress | string, opts: Partial<IngressDialerOptions> = {}): IngressDialer => {
+    const d = new IngressDialer({
       logger: recordingLogger(),
       credentials: () => pki.clientA,
       endpoint: () => (typeof ingress === 'string' ? ingress : ingress.endpoint),
       ca: pki.ingressCaPem,
+      sessionResumption: mode.sessionResumption,
+      predial: mode.predial,
       ...opts,
     })
+    dialers.push(d)
+    return d
+  }
 
   before(async () => {
-    pki = await createTestPki()
+    pki = await testPki()
+  })
+  afterEach(async () => {
+    await Promise.all(dialers.splice(0).map((d) => d.close()))
   })
   after(async () => {
     await Promise.all(ingresses.map((i) => i.close()))
@@ -233,9 +384,339 @@ describe('IngressDialer', { skip }, () => {
     const e3 = await rejection(dialer('no port:here').dial({ hostname: 'api.prod', port: 80 }))
     assert.ok(isNgrokdError(e3, 'NGROKD_ERR_CONFIG_INVALID'))
     const e4 = await rejection(
-      new IngressDialer({ logger: recordingLogger(), credentials: () => Promise.reject(new Error('no cert yet')), endpoint: () => ingress.endpoint }).dial({ hostname: 'a.b', port: 1 }),
+      dialer(ingress, { credentials: () => Promise.reject(new Error('no cert yet')), ca: undefined }).dial({ hostname: 'a.b', port: 1 }),
     )
     assert.equal(e4.message, 'no cert yet')
+  })
+})
+}
+
+const T = { hostname: 'api.prod', port: 80 } as const
+/** A max age no test reaches, where expiry must not hide what is tested. */
+const NEVER = 3_600_000
+
+describe('IngressDialer: TLS session resumption', { skip, timeout: 30_000 }, () => {
+  let pki: TestPki
+  const cleanup: Array<() => Promise<void>> = []
+  before(async () => {
+    pki = await testPki()
+  })
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c()
+  })
+  const make = (endpoint: () => string, opts: Partial<IngressDialerOptions> = {}): IngressDialer => {
+    const d = new IngressDialer({ logger: recordingLogger(), credentials: () => pki.clientA, endpoint, ca: pki.ingressCaPem, ...opts })
+    cleanup.push(() => d.close())
+    return d
+  }
+  const counting = async (maxVersion?: tls.SecureVersion): Promise<CountingIngress> => {
+    const i = await startCountingIngress(pki, maxVersion)
+    cleanup.push(() => i.close())
+    return i
+  }
+  /** Dials, notes whether the session was resumed, closes. */
+  const reusedOnce = async (d: IngressDialer): Promise<boolean> => {
+    const { socket } = await d.dial(T)
+    assert.equal(socket.authorized, true, 'every connection, resumed or not, is verified')
+    const reused = socket.isSessionReused() // null once destroyed
+    socket.destroy()
+    return reused
+  }
+
+  for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+    it(`resumes the session on the next connection (${maxVersion})`, async () => {
+      const ingress = await counting(maxVersion)
+      const d = make(() => ingress.endpoint)
+      const reused = [await reusedOnce(d), await reusedOnce(d), await reusedOnce(d)]
+      assert.deepEqual(reused, [false, true, true])
+      assert.deepEqual(ingress.resumed, [false, true, true])
+      assert.equal(new Set(ingress.serials).size, 1, 'the ingress still sees our client certificate on a resumed session')
+      assert.equal(d.stats().sessionHeld, true)
+    })
+  }
+
+  it('offers no session across a credential rotation, then resumes with the new certificate', async () => {
+    const ingress = await counting()
+    let credentials = pki.clientA
+    const d = make(() => ingress.endpoint, { credentials: () => credentials })
+    const reused = [await reusedOnce(d), await reusedOnce(d)]
+    credentials = pki.clientB
+    reused.push(await reusedOnce(d), await reusedOnce(d))
+    assert.deepEqual(reused, [false, true, false, true])
+    assert.deepEqual(ingress.resumed, reused)
+    const [a1, a2, b1, b2] = ingress.serials
+    assert.equal(a1, a2)
+    assert.equal(b1, b2)
+    assert.notEqual(a1, b1, 'a session made with the old certificate would have shown the old serial')
+  })
+
+  it('never offers a session to another ingress endpoint', async () => {
+    const one = await counting()
+    const two = await counting()
+    let endpoint = one.endpoint
+    const d = make(() => endpoint)
+    const reused = [await reusedOnce(d), await reusedOnce(d)]
+    endpoint = two.endpoint
+    reused.push(await reusedOnce(d), await reusedOnce(d))
+    endpoint = one.endpoint
+    reused.push(await reusedOnce(d))
+    assert.deepEqual(reused, [false, true, false, true, false])
+    assert.deepEqual(one.resumed, [false, true, false])
+    assert.deepEqual(two.resumed, [false, true])
+  })
+
+  it('drops a session the server refuses, and one that a failed connection offered', async () => {
+    const one = await counting()
+    const two = await counting() // its own ticket keys: it cannot resume one's sessions
+    const untrusted = await startFakeIngress({ pki, cert: pki.otherIngress })
+    cleanup.push(() => untrusted.close())
+    const proxy = await startSwitchProxy()
+    cleanup.push(() => proxy.close())
+    const d = make(() => proxy.endpoint)
+    proxy.target = one.port
+    const reused = [await reusedOnce(d), await reusedOnce(d)]
+    proxy.target = two.port
+    reused.push(await reusedOnce(d), await reusedOnce(d))
+    assert.deepEqual(reused, [false, true, false, true])
+    assert.deepEqual(two.resumed, [false, true])
+
+    // a server that cannot resume must show its certificate, and this one is not trusted: resumption skips no check
+    proxy.target = untrusted.port
+    const err = await rejection(d.dial(T))
+    assert.ok(isNgrokdError(err, 'NGROKD_ERR_INGRESS_TLS'), String(err))
+    assert.match(err.message, /server certificate/)
+    assert.equal(d.stats().sessionHeld, false, 'the session the failed connection offered is gone')
+    proxy.target = two.port
+    assert.equal(await reusedOnce(d), false)
+  })
+
+  it('offers no session with sessionResumption: false', async () => {
+    const ingress = await counting()
+    const d = make(() => ingress.endpoint, { sessionResumption: false })
+    assert.deepEqual([await reusedOnce(d), await reusedOnce(d)], [false, false])
+    assert.deepEqual(ingress.resumed, [false, false])
+    assert.equal(d.stats().sessionHeld, false)
+  })
+})
+
+describe('IngressDialer: connections dialled ahead', { skip, timeout: 30_000 }, () => {
+  let pki: TestPki
+  const cleanup: Array<() => Promise<void>> = []
+  before(async () => {
+    pki = await testPki()
+  })
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c()
+  })
+  const make = (endpoint: () => string, opts: Partial<IngressDialerOptions> = {}): IngressDialer => {
+    const d = new IngressDialer({ logger: recordingLogger(), credentials: () => pki.clientA, endpoint, ca: pki.ingressCaPem, ...opts })
+    cleanup.push(() => d.close())
+    return d
+  }
+  const counting = async (): Promise<CountingIngress> => {
+    const i = await startCountingIngress(pki)
+    cleanup.push(() => i.close())
+    return i
+  }
+  const dialAndClose = async (d: IngressDialer): Promise<DialResult> => {
+    const r = await d.dial(T)
+    r.socket.destroy()
+    return r
+  }
+
+  it('hands out each connection once, refills after use, and wastes none', async () => {
+    const ingress = await counting()
+    const d = make(() => ingress.endpoint, { predial: 2, predialMaxAgeMs: NEVER })
+    const results: DialResult[] = [await d.dial(T)]
+    assert.equal(results[0]!.predialled, false, 'the pool fills after the first successful dial')
+    for (let i = 0; i < 4; i++) {
+      await until(() => d.stats().predial.idle === 2)
+      const r = await d.dial(T)
+      assert.equal(r.predialled, true)
+      results.push(r)
+    }
+    await until(() => d.stats().predial.idle === 2)
+    const burst = await Promise.all(Array.from({ length: 6 }, () => d.dial(T)))
+    assert.equal(burst.filter((r) => r.predialled).length, 2, 'two from the pool, four fresh')
+    results.push(...burst)
+    // the client can finish a TLS 1.3 handshake before the server has: wait for both sides
+    await until(() => d.stats().predial.idle === 2 && d.stats().predial.pending === 0 && ingress.waiting.size === 2)
+
+    assert.equal(new Set(results.map((r) => r.socket)).size, results.length)
+    assert.equal(ingress.requests, results.length)
+    assert.equal(ingress.violations, 0, 'no connection carried a second ConnRequest')
+    assert.equal(ingress.accepted, ingress.requests + 2, 'every connection dialled ahead was used, but the two ready now')
+    assert.deepEqual(ingress.resumed, [false, ...results.slice(1).map(() => true)], 'dials ahead resume the session too')
+    for (const r of results) r.socket.destroy()
+  })
+
+  it('fills the pool after a refusal too (the ingress works; one endpoint is offline)', async () => {
+    const ingress = await counting()
+    const d = make(() => ingress.endpoint, { predial: 2, predialMaxAgeMs: NEVER })
+    const err = await rejection(d.dial({ hostname: REFUSED_HOST, port: 80 }))
+    assert.ok(err instanceof IngressRefusedError, String(err))
+    await until(() => d.stats().predial.idle === 2)
+    assert.equal((await dialAndClose(d)).predialled, true)
+  })
+
+  it('keeps at most `predial` connections ready or in progress', async () => {
+    const ingress = await counting()
+    const d = make(() => ingress.endpoint, { predial: 3, predialMaxAgeMs: NEVER })
+    let most = 0
+    const sample = (): void => {
+      const { idle, pending } = d.stats().predial
+      most = Math.max(most, idle + pending)
+    }
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const r = await d.dial(T)
+          sample()
+          r.socket.destroy()
+        }),
+      )
+      sample()
+    }
+    await until(() => {
+      sample()
+      return d.stats().predial.idle === 3 && d.stats().predial.pending === 0 && ingress.waiting.size === 3
+    })
+    assert.equal(most, 3)
+    assert.equal(ingress.requests, 40)
+    assert.equal(ingress.accepted, 43)
+  })
+
+  it('drops a ready connection that the server closes or resets, without an unhandled error', { timeout: 10_000 }, async () => {
+    const ingress = await counting()
+    const d = make(() => ingress.endpoint, { predial: 2, predialMaxAgeMs: NEVER }) // only the close may drop them
+    await dialAndClose(d)
+    for (const how of ['destroy', 'reset'] as const) {
+      await until(() => d.stats().predial.idle === 2 && ingress.waiting.size === 2)
+      ingress.closeWaiting(how)
+      await until(() => d.stats().predial.idle === 0)
+      const r = await dialAndClose(d)
+      assert.equal(r.predialled, false, how)
+    }
+    assert.equal(ingress.violations, 0)
+  })
+
+  it('replaces a ready connection closed just before use by one fresh dial', async () => {
+    const ingress = await counting()
+    const logger = recordingLogger()
+    const d = make(() => ingress.endpoint, { predial: 1, logger, predialMaxAgeMs: NEVER })
+    await dialAndClose(d)
+    await until(() => d.stats().predial.idle === 1 && ingress.waiting.size === 1)
+    ingress.closeWaiting('destroy')
+    // taken in this same tick, before the client can have read the close
+    const r = await dialAndClose(d)
+    assert.equal(r.predialled, false)
+    assert.ok(logger.at('debug').some((x) => /dialled ahead was closed unanswered; dialling anew/.test(x.msg)))
+    assert.equal(ingress.requests, 2)
+  })
+
+  it('closes ready connections after predialMaxAgeMs and refills only on demand', async () => {
+    const ingress = await counting()
+    const d = make(() => ingress.endpoint, { predial: 2, predialMaxAgeMs: 50 })
+    await dialAndClose(d)
+    await until(() => ingress.accepted === 3)
+    await until(() => ingress.waiting.size === 0 && d.stats().predial.idle === 0)
+    assert.equal(d.stats().predial.pending, 0, 'an expired connection is not replaced without a dial')
+    assert.equal(ingress.accepted, 3)
+    const r = await dialAndClose(d)
+    assert.equal(r.predialled, false)
+    await until(() => ingress.accepted === 6)
+    assert.equal(ingress.requests, 2)
+  })
+
+  it('closes the ready connections on a credential rotation and on an endpoint change', async () => {
+    const one = await counting()
+    const two = await counting()
+    let credentials = pki.clientA
+    let endpoint = one.endpoint
+    const d = make(() => endpoint, { predial: 2, credentials: () => credentials, predialMaxAgeMs: NEVER })
+    await dialAndClose(d)
+    await until(() => d.stats().predial.idle === 2)
+    credentials = pki.clientB
+    assert.equal((await dialAndClose(d)).predialled, false, 'ready connections with the old certificate are not used')
+    const [serialA, serialB] = one.serials
+    assert.notEqual(serialA, serialB)
+    await until(() => one.waiting.size === 2 && [...one.waiting.values()].every((s) => s === serialB))
+    assert.equal((await dialAndClose(d)).predialled, true)
+    assert.deepEqual(one.serials, [serialA, serialB, serialB])
+
+    endpoint = two.endpoint
+    assert.equal((await dialAndClose(d)).predialled, false)
+    await until(() => one.waiting.size === 0 && two.waiting.size === 2)
+  })
+
+  it('dials nothing ahead while the ingress fails, and backs off after a failed dial ahead', async () => {
+    const port = await freePort()
+    const down = make(() => `127.0.0.1:${port}`, { predial: 2 })
+    const err = await rejection(down.dial(T))
+    assert.ok(isNgrokdError(err, 'NGROKD_ERR_INGRESS_UNREACHABLE'), String(err))
+    assert.deepEqual(down.stats().predial, { idle: 0, pending: 0, failures: 0 })
+
+    const ingress = await counting()
+    const proxy = await startSwitchProxy()
+    cleanup.push(() => proxy.close())
+    proxy.target = ingress.port
+    const logger = recordingLogger()
+    const d = make(() => proxy.endpoint, { predial: 2, logger })
+    await dialAndClose(d)
+    proxy.target = 'drop' // read when the proxy accepts, which is after this line
+    await until(() => d.stats().predial.failures === 2 && d.stats().predial.pending === 0)
+    assert.equal(proxy.accepted, 3)
+    assert.equal(logger.at('warn').filter((x) => /dialling ahead failed/.test(x.msg)).length, 1, 'one warning per outage')
+  })
+
+  it('ready connections do not keep the process alive', { timeout: 20_000 }, async () => {
+    const ingress = await counting()
+    // a child process that dials once, waits for the pool to fill, and then has nothing left to do but
+    // the ready connections: it must exit on its own (with them still ready), not after their max age
+    const self = fileURLToPath(import.meta.url)
+    const fromSource = self.endsWith('.ts')
+    const dialerUrl = pathToFileURL(join(dirname(self), `ingress-dialer.${fromSource ? 'ts' : 'js'}`)).href
+    const script = `
+      const { IngressDialer } = await import(${JSON.stringify(dialerUrl)})
+      const [endpoint, ca, credentials] = JSON.parse(process.argv[1])
+      const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {}, child: () => logger }
+      const d = new IngressDialer({ logger, credentials: () => credentials, endpoint: () => endpoint, ca, predial: 2, predialMaxAgeMs: ${NEVER} })
+      ;(await d.dial({ hostname: 'api.prod', port: 80 })).socket.destroy()
+      const wait = () => (d.stats().predial.idle === 2 ? undefined : setTimeout(wait, 2))
+      wait()
+      process.on('exit', () => process.stdout.write(JSON.stringify(d.stats().predial)))
+    `
+    const args = [...(fromSource ? ['--import', 'tsx'] : []), '--input-type=module', '-e', script, JSON.stringify([ingress.endpoint, pki.ingressCaPem, pki.clientA])]
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    const [code] = (await once(child, 'exit')) as [number | null]
+    assert.equal(code, 0)
+    assert.deepEqual(JSON.parse(out), { idle: 2, pending: 0, failures: 0 })
+    await until(() => ingress.accepted === 3 && ingress.open.size === 0) // and they closed with the process
+  })
+
+  it('close() closes every connection not handed out and leaves no socket behind', { timeout: 10_000 }, async () => {
+    const ingress = await counting()
+    const baseline = tcpHandles()
+    const d = new IngressDialer({ logger: recordingLogger(), credentials: () => pki.clientA, endpoint: () => ingress.endpoint, ca: pki.ingressCaPem, predial: 3 })
+    const r1 = await d.dial(T)
+    await until(() => d.stats().predial.idle === 3)
+    const r2 = await d.dial(T)
+    assert.equal(r2.predialled, true)
+    await new Promise((r) => setImmediate(r)) // the refill starts in the check phase, before this
+    assert.equal(d.stats().predial.pending, 1, 'a refill is in progress')
+    await d.close()
+    assert.deepEqual(d.stats(), { predial: { idle: 0, pending: 0, failures: 0 }, sessionHeld: false })
+    assert.ok(!r1.socket.destroyed && !r2.socket.destroyed, 'connections handed out stay open')
+    r1.socket.destroy()
+    r2.socket.destroy()
+    await Promise.all([closed(r1.socket), closed(r2.socket)])
+    await until(() => ingress.open.size === 0) // the server saw every connection close
+    assert.ok(tcpHandles() <= baseline, `TCP handles: ${tcpHandles()} after, ${baseline} before`)
+    const after = await rejection(d.dial(T))
+    assert.ok(isNgrokdError(after, 'NGROKD_ERR_ABORTED'), String(after))
+    await d.close()
   })
 })
 

@@ -237,10 +237,17 @@ export class IngressDialer implements Dialer {
     return { ...(await this.request(conn, target, hostname, port, signal)), predialled: false }
   }
 
-  /** Tops the pool of connections dialled ahead up, in the background (a no-op without `predial`, or while backing off). */
+  /**
+   * Tops the pool of connections dialled ahead up, in the background (a no-op without `predial`, or
+   * while backing off). Deferred so that the caller has its connection first: `tls.connect` with a
+   * session parses it (server certificate chain included) synchronously, ~0.3 ms per dial ahead.
+   */
   private refill(target: Target): void {
-    if (this.closed) return
-    this.pool?.fill(target.key, (signal, track) => this.handshake(target, 'a connection dialled ahead', signal, track))
+    const pool = this.pool
+    if (!pool || this.closed) return
+    setImmediate(() => {
+      if (!this.closed) pool.fill(target.key, (signal, track) => this.handshake(target, 'a connection dialled ahead', signal, track))
+    })
   }
 
   private throwIfClosed(hostname: string, port: number): void {
@@ -287,6 +294,8 @@ export class IngressDialer implements Dialer {
       let phase: Phase = 'connect'
       let settled = false
       // The raw TCP socket is kept so that everything is destroyed on error, whatever state TLS is in.
+      // noDelay: after a resumed TLS 1.3 handshake the server sends nothing more, so with Nagle the
+      // ConnRequest would wait for the delayed ACK of our Finished (~40 ms on Linux; measured)
       const raw = net.connect({ host: ingress.host, port: ingress.port, allowHalfOpen: true, noDelay: true, lookup: this.options.lookup })
       track?.(raw)
       raw.setKeepAlive(true, 30_000)

@@ -26,8 +26,14 @@ export interface BenchScale {
   endpoints: number
   /** Figure 2: hostnames checked with a real request each. */
   sample: number
-  /** Figure 3: bytes of each download. */
+  /** Figure 3: bytes of the one-connection download. */
   downloadBytes: number
+  /** Figure 3: bytes of the one-connection upload. */
+  uploadBytes: number
+  /** Figure 3: bytes of each parallel-download run, split over its 8 or 64 connections. */
+  parallelBytes: number
+  /** Figure 3: idle open connections for the RSS figure. */
+  idleConnections: number
   /** Figure 3: fresh connections per path per run for the latency percentiles. */
   latencyRequests: number
   /** Figure 3: seconds of each wrk run. */
@@ -36,13 +42,39 @@ export interface BenchScale {
 
 const MiB = 1024 * 1024
 
-export const FULL_SCALE: BenchScale = { addresses: 10_000, endpoints: 10_000, sample: 20, downloadBytes: 256 * MiB, latencyRequests: 200, wrkSeconds: 5 }
-export const QUICK_SCALE: BenchScale = { addresses: 500, endpoints: 300, sample: 5, downloadBytes: 8 * MiB, latencyRequests: 20, wrkSeconds: 1 }
+const GiB = 1024 * MiB
+
+/** The issue's sizes: a 1 GiB download, a 256 MiB upload, 1,000 idle connections. */
+export const FULL_SCALE: BenchScale = {
+  addresses: 10_000,
+  endpoints: 10_000,
+  sample: 20,
+  downloadBytes: GiB,
+  uploadBytes: 256 * MiB,
+  parallelBytes: 256 * MiB,
+  idleConnections: 1000,
+  latencyRequests: 200,
+  wrkSeconds: 5,
+}
+/** `--reduced`: the full run with a quarter of the bytes and shorter wrk runs, for a slow or busy machine. */
+export const REDUCED_SCALE: BenchScale = { ...FULL_SCALE, downloadBytes: 256 * MiB, uploadBytes: 64 * MiB, parallelBytes: 64 * MiB, wrkSeconds: 3 }
+export const QUICK_SCALE: BenchScale = {
+  addresses: 500,
+  endpoints: 300,
+  sample: 5,
+  downloadBytes: 8 * MiB,
+  uploadBytes: 4 * MiB,
+  parallelBytes: 8 * MiB,
+  idleConnections: 50,
+  latencyRequests: 20,
+  wrkSeconds: 1,
+}
 
 export const USAGE = `usage: npm run bench -- [options]
 
-  --runs N        runs per figure, each figure is the median (default 5; 1 with --quick)
+  --runs N        runs per figure, each figure is the median (default 3; 1 with --quick)
   --quick         seconds-long smoke with small sizes; does not install wrk or touch BENCHMARKS.md
+  --reduced       a quarter of the bytes (256 MiB download, 64 MiB upload) and 3 s wrk runs
   --only LIST     comma-separated figures: ${FIGURES.join(', ')} (default: all)
   --out FILE      JSON results (default bench-results/latest.json; bench-results/quick.json with --quick)
   --no-markdown   do not rewrite the results block of BENCHMARKS.md
@@ -60,6 +92,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       options: {
         runs: { type: 'string' },
         quick: { type: 'boolean', default: false },
+        reduced: { type: 'boolean', default: false },
         only: { type: 'string' },
         out: { type: 'string' },
         'no-markdown': { type: 'boolean', default: false },
@@ -73,7 +106,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   }
   if (values.help) return 'help'
   const quick = values.quick === true
-  const runs = values.runs === undefined ? (quick ? 1 : 5) : Number(values.runs)
+  const runs = values.runs === undefined ? (quick ? 1 : 3) : Number(values.runs)
   if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new UsageError(`--runs must be an integer 1..100, not ${values.runs}`)
   const only = values.only === undefined ? [...FIGURES] : values.only.split(',').map((s) => s.trim())
   for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) throw new UsageError(`--only: unknown figure ${JSON.stringify(f)} (${FIGURES.join(', ')})`)
@@ -84,6 +117,6 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     markdown: !quick && values['no-markdown'] !== true,
     installWrk: !quick && values['no-install'] !== true,
     only: only as FigureName[],
-    scale: quick ? QUICK_SCALE : FULL_SCALE,
+    scale: quick ? QUICK_SCALE : values.reduced === true ? REDUCED_SCALE : FULL_SCALE,
   }
 }

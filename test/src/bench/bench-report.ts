@@ -1,7 +1,8 @@
 import type { AddressesFigure } from './address-bench.js'
 import type { EndpointsFigure, StartSample } from './endpoints-bench.js'
-import { PATH_LABELS, type ForwardingFigure, type PathName } from './forwarding-bench.js'
+import { DAEMON_ROWS, ROW_LABELS, ROWS, type ForwardingFigure, type RowFigures, type RowName } from './forwarding-bench.js'
 import type { MachineInfo } from './machine-info.js'
+import { ratio } from './stats.js'
 
 /** What one `npm run bench` produced: bench-results/latest.json. */
 export interface BenchResults {
@@ -18,7 +19,6 @@ export interface BenchResults {
 const int = (n: number): string => Math.round(n).toLocaleString('en-US')
 const ms = (n: number | null | undefined): string => (n == null ? '—' : n >= 100 ? `${int(n)} ms` : `${n.toFixed(n >= 10 ? 1 : 2)} ms`)
 const times = (r: number | null | undefined): string => (r == null ? '—' : `${r.toFixed(2)}×`)
-const plusMs = (n: number): string => `${n >= 0 ? '+' : '−'}${ms(Math.abs(n))}`
 const mib = (n: number): string => `${n.toFixed(0)} MiB`
 
 function table(header: string[], rows: string[][], align: Array<'l' | 'r'>): string {
@@ -86,43 +86,94 @@ function endpointsSection(f: EndpointsFigure): string {
   ].join('\n')
 }
 
+/** A figure of the forwarding table: how to read it from a row, how to print it, the Go daemon's bar. */
+interface Metric {
+  label: string
+  pick: (r: RowFigures) => number | null | undefined
+  fmt: (n: number) => string
+  go?: string
+}
+
+const fixed = (digits: number) => (n: number) => n.toFixed(digits)
+const msCell = (n: number) => ms(n)
+
+function forwardingMetrics(f: ForwardingFigure): Metric[] {
+  const MiB = 1024 * 1024
+  const size = (b: number) => (b >= 1024 * MiB ? `${int(b / (1024 * MiB))} GiB` : `${int(b / MiB)} MiB`)
+  return [
+    { label: `download ${size(f.downloadBytes)}, one connection (MB/s)`, pick: (r) => r.downloadMBps, fmt: int, go: '~790' },
+    { label: `upload ${size(f.uploadBytes)}, one connection (MB/s)`, pick: (r) => r.uploadMBps, fmt: int },
+    { label: `8 parallel downloads, ${size(f.parallelBytes)} in all (MB/s)`, pick: (r) => r.parallel8MBps, fmt: int },
+    { label: `64 parallel downloads, ${size(f.parallelBytes)} in all (MB/s)`, pick: (r) => r.parallel64MBps, fmt: int },
+    { label: 'keep-alive HTTP (req/s)', pick: (r) => r.keepAlive?.rps, fmt: int, go: '~19,800' },
+    { label: 'keep-alive HTTP p50', pick: (r) => r.keepAlive?.p50Ms, fmt: msCell },
+    { label: 'keep-alive HTTP p99', pick: (r) => r.keepAlive?.p99Ms, fmt: msCell },
+    { label: 'new connection per request (req/s)', pick: (r) => r.newConnection?.rps, fmt: int },
+    { label: 'new connection per request p50', pick: (r) => r.newConnection?.p50Ms, fmt: msCell },
+    { label: 'new connection per request p99', pick: (r) => r.newConnection?.p99Ms, fmt: msCell },
+    { label: 'fresh-connection TTFB p50', pick: (r) => r.ttfbP50Ms, fmt: msCell, go: '2.7 ms (direct 0.18 ms)' },
+    { label: 'fresh-connection TTFB p99', pick: (r) => r.ttfbP99Ms, fmt: msCell },
+    { label: 'daemon CPU-s per GiB down', pick: (r) => r.cpuSecPerGiBDown, fmt: fixed(2), go: '0.82' },
+    { label: 'daemon CPU-s per GiB up', pick: (r) => r.cpuSecPerGiBUp, fmt: fixed(2), go: '1.44' },
+    { label: 'daemon CPU-µs per keep-alive request', pick: (r) => r.keepAlive?.cpuUsPerRequest, fmt: int, go: '29' },
+    { label: 'daemon CPU-µs per new-connection request', pick: (r) => r.newConnection?.cpuUsPerRequest, fmt: int, go: '~950' },
+    { label: 'daemon peak RSS (VmHWM, MiB)', pick: (r) => r.peakRssMiB, fmt: int, go: '~23 MB' },
+    { label: `daemon RSS with ${int(f.idleConnections)} idle connections (MiB)`, pick: (r) => r.idleRssMiB, fmt: int },
+  ]
+}
+
+const SHORT: Record<RowName, string> = { direct: 'direct', mtls: 'mTLS client', workers0: 'workers 0', workers1: 'workers 1', workers2: 'workers 2', workersAuto: 'workers auto' }
+
 function forwardingSection(f: ForwardingFigure): string {
   const MiB = 1024 * 1024
-  const title = `### 3. Forwarding baseline on loopback (${int(f.downloadBytes / MiB)} MiB download; ${int(f.latencyRequests)} fresh connections for latency)`
+  const title = `### 3. Forwarding on loopback: direct, the mTLS limit and ngrokd by \`forwarder.workers\` (${int(f.downloadBytes / MiB)} MiB download, ${int(f.uploadBytes / MiB)} MiB upload)`
   const skipped = notRun(f)
-  if (skipped || !f.paths) return `${title}\n\n${skipped ?? '**error**: no result'}`
-  const rows: string[][] = []
-  for (const name of ['direct', 'mtls', 'daemon'] as PathName[]) {
-    const p = f.paths[name]
-    if (!p) {
-      rows.push([PATH_LABELS[name], 'skipped', '', '', '', ''])
-      continue
-    }
-    const vs = name === 'direct' ? undefined : f.versusDirect?.[name]
-    rows.push([PATH_LABELS[name], int(p.downloadMBps), vs ? times(vs.download) : '1.00×', ms(p.ttfbP50Ms), ms(p.ttfbP99Ms), vs ? plusMs(vs.ttfbP50ExtraMs) : '—'])
+  if (skipped || !f.rows) return `${title}\n\n${skipped ?? '**error**: no result'}`
+  const rows = f.rows
+  const metrics = forwardingMetrics(f)
+  const value = (row: RowName, m: Metric): number | null => {
+    const r = rows[row]
+    const v = r ? m.pick(r) : null
+    return v == null ? null : v
   }
+  const cell = (row: RowName, m: Metric): string => {
+    if (!rows[row]) return f.rowProblems[row]?.startsWith('error') ? 'error' : 'skipped'
+    const v = value(row, m)
+    return v === null ? '—' : m.fmt(v)
+  }
+  const main = table(
+    ['figure', ...ROWS.map((r) => SHORT[r]), 'Go daemon (another machine)'],
+    metrics.map((m) => [m.label, ...ROWS.map((r) => cell(r, m)), m.go ?? '']),
+    ['l', ...ROWS.map(() => 'r' as const), 'r'],
+  )
+  const ratioCell = (row: RowName, ref: RowName, m: Metric): string => times(ratio(value(row, m), value(ref, m)))
+  const vsMtls: RowName[] = [...DAEMON_ROWS]
+  const vsInThread: RowName[] = DAEMON_ROWS.filter((r) => r !== 'workers0')
+  const ratios = table(
+    ['figure', ...vsMtls.map((r) => `${SHORT[r]} / mTLS`), ...vsInThread.map((r) => `${SHORT[r]} / workers 0`)],
+    metrics.map((m) => [m.label, ...vsMtls.map((r) => ratioCell(r, 'mtls', m)), ...vsInThread.map((r) => ratioCell(r, 'workers0', m))]),
+    ['l', ...vsMtls.map(() => 'r' as const), ...vsInThread.map(() => 'r' as const)],
+  )
+  const problems = ROWS.filter((r) => f.rowProblems[r]).map((r) => `- ${ROW_LABELS[r]}: ${f.rowProblems[r]!.split('\n')[0]}`)
   const w = f.wrk
-  const wrkPart =
-    w.status === 'ok' && w.directRps !== undefined && w.daemonRps !== undefined
-      ? table(
-          [`keep-alive HTTP, wrk -t${w.threads} -c${w.connections} -d${w.seconds}s`, 'req/s', 'vs direct'],
-          [
-            ['direct to the http-echo backend', int(w.directRps), '1.00×'],
-            ['through ngrokd (by hostname)', int(w.daemonRps), times(w.ratio)],
-          ],
-          ['l', 'r', 'r'],
-        )
-      : `Keep-alive HTTP (wrk): **${w.status}**: ${w.reason ?? ''}`
   return [
     title,
     '',
-    table(['path', 'download MB/s', 'vs direct', 'TTFB p50', 'TTFB p99', 'p50 vs direct'], rows, ['l', 'r', 'r', 'r', 'r', 'r']),
+    main,
     '',
-    wrkPart,
+    'Ratios (a row over its reference; above 1 is more throughput, or more time, CPU or memory):',
     '',
-    `MB/s = 10⁶ bytes/s, one connection, counted from before connect to the last byte. TTFB: a new connection per request (\`GET 1\` to the bulk backend), connect → first byte. ` +
-      `The simulator runs in its own process, the client in the bench process. Median of ${f.runs} run(s).` +
-      (f.daemonSkipped ? ` Through ngrokd: skipped (${f.daemonSkipped}).` : ''),
+    ratios,
+    ...(problems.length > 0 ? ['', ...problems] : []),
+    '',
+    `Rows: ${ROWS.map((r) => `**${SHORT[r]}** = ${ROW_LABELS[r]}`).join('; ')}; the daemon rows differ only in \`forwarder.workers\` (the \`ingress.*\` keys at their defaults), a fresh daemon process per row and run. ` +
+      'MB/s = 10⁶ bytes/s, counted from before connect to the last byte (upload: to the backend\'s count and hash). ' +
+      `HTTP: wrk -t${w.threads} -c${w.connections} -d${w.seconds}s --latency to the \`http-echo\` backend (by hostname through ngrokd), keep-alive and with \`Connection: close\` (a new connection per request); wrk cannot speak ConnRequest, so the mTLS row has none` +
+      (w.status === 'ok' ? '. ' : ` (**${w.status}**: ${w.reason ?? ''}). `) +
+      `TTFB: \`GET 1\` to the bulk backend on a new connection, connect → first byte, p50/p99 of ${int(f.latencyRequests)}. ` +
+      'CPU: the daemon process\'s utime+stime (/proc/<pid>/stat, all threads) across that figure; RSS from /proc/<pid>/status after the row\'s run, and VmRSS while the idle connections are open end to end (one echoed byte each, to a `tcp-echo` endpoint). ' +
+      `The simulator runs in its own process (TCP_NODELAY on the sockets it accepts, as ngrok's Go ingress has); the clients in the bench process. Median of ${f.runs} run(s), every row in each run. ` +
+      'The Go daemon column holds the figures quoted in the hot-path issue, measured on another machine: for orientation only, not comparable in absolute terms.',
   ].join('\n')
 }
 

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { benchPlace } from './bench-namespace.js'
 import type { BenchResults } from './bench-report.js'
 import { QUICK_SCALE } from './bench-options.js'
+import { DAEMON_ROWS } from './forwarding-bench.js'
 import { siblingScript } from './sibling-script.js'
 
 /** Safety net for a hung harness; the quick run takes seconds. Not a performance bound. */
@@ -47,8 +48,9 @@ test('npm run bench -- --quick prints every table and writes JSON with every fig
     // the table: a heading and a header row per figure
     assert.match(r.stdout, /^### 1\. 500 address additions and removals in one reconcile/m)
     assert.match(r.stdout, /^### 2\. From an API page of 300 endpoints \(3 pages\)/m)
-    assert.match(r.stdout, /^### 3\. Forwarding baseline on loopback/m)
-    assert.match(r.stdout, /^\| path +\| download MB\/s +\| vs direct +\| TTFB p50 +\| TTFB p99 +\| p50 vs direct +\|$/m)
+    assert.match(r.stdout, /^### 3\. Forwarding on loopback: direct, the mTLS limit and ngrokd by `forwarder\.workers`/m)
+    assert.match(r.stdout, /^\| figure +\| +direct \| +mTLS client \| +workers 0 \| +workers 1 \| +workers 2 \| +workers auto \| +Go daemon \(another machine\) \|$/m)
+    assert.match(r.stdout, /^\| figure +\| +workers 0 \/ mTLS \|.*\| +workers auto \/ workers 0 \|$/m, 'the ratio table')
 
     const results = JSON.parse(readFileSync(out, 'utf8')) as BenchResults
     assert.equal(results.schema, 'ngrokd-bench/1')
@@ -57,19 +59,24 @@ test('npm run bench -- --quick prints every table and writes JSON with every fig
     for (const key of ['cpu', 'cores', 'node', 'kernel'] as const) assert.ok(results.machine[key], `machine.${key} is recorded`)
     const { addresses, endpoints, forwarding } = results.figures
 
-    // the daemon-free forwarding paths need no privilege: always measured
+    // the daemon-free forwarding rows need no privilege: always measured
     assert.equal(forwarding.status, 'ok', forwarding.reason)
     assert.equal(forwarding.downloadBytes, QUICK_SCALE.downloadBytes)
-    for (const path of [forwarding.paths!.direct, forwarding.paths!.mtls]) {
-      assert.ok(isNumber(path.downloadMBps) && isNumber(path.ttfbP50Ms) && isNumber(path.ttfbP99Ms))
+    assert.equal(forwarding.uploadBytes, QUICK_SCALE.uploadBytes)
+    const rows = forwarding.rows!
+    for (const name of ['direct', 'mtls'] as const) {
+      const row = rows[name]
+      assert.ok(row, `the ${name} row was measured: ${forwarding.rowProblems[name]}`)
+      for (const v of [row.downloadMBps, row.uploadMBps, row.parallel8MBps, row.parallel64MBps, row.ttfbP50Ms, row.ttfbP99Ms]) assert.ok(isNumber(v) && v > 0)
+      assert.equal(row.cpuSecPerGiBDown, null, 'no daemon, no daemon CPU')
     }
-    assert.ok(forwarding.wrk.status === 'ok' || (forwarding.wrk.status === 'skipped' && forwarding.wrk.reason), `wrk ran or says why not: ${forwarding.wrk.reason}`)
-    if (forwarding.wrk.status === 'ok') assert.ok(isNumber(forwarding.wrk.directRps) && isNumber(forwarding.wrk.daemonRps))
+    assert.equal(rows.mtls!.keepAlive, null, 'wrk cannot reach the ingress: no HTTP figures on the mTLS row')
+    assert.ok(forwarding.wrk.status === 'ok' || forwarding.wrk.reason, `wrk ran or says why not: ${forwarding.wrk.reason}`)
+    if (forwarding.wrk.status === 'ok') for (const v of [rows.direct!.keepAlive?.rps, rows.direct!.newConnection?.rps]) assert.ok(isNumber(v) && v! > 0)
 
     if (benchPlace().kind === 'unprivileged') {
       for (const f of [addresses, endpoints]) assert.ok(f.status === 'skipped' && f.reason, 'a privileged figure is skipped with a reason')
-      assert.equal(forwarding.paths!.daemon, null)
-      assert.ok(forwarding.daemonSkipped)
+      for (const name of DAEMON_ROWS) assert.ok(rows[name] === null && forwarding.rowProblems[name]?.startsWith('skipped'), `${name} is skipped with a reason`)
       return
     }
     assert.equal(addresses.status, 'ok', addresses.reason)
@@ -89,8 +96,15 @@ test('npm run bench -- --quick prints every table and writes JSON with every fig
       assert.equal(phase.hostsNames, QUICK_SCALE.endpoints)
       assert.equal(phase.sampleOk, phase.sampleTotal)
     }
-    assert.ok(forwarding.paths!.daemon, 'the path through ngrokd was measured')
-    assert.ok(isNumber(forwarding.paths!.daemon.downloadMBps))
+    for (const name of DAEMON_ROWS) {
+      const row = rows[name]
+      assert.ok(row, `the ${name} row was measured: ${forwarding.rowProblems[name]}`)
+      for (const v of [row.downloadMBps, row.uploadMBps, row.parallel8MBps, row.parallel64MBps, row.ttfbP50Ms, row.cpuSecPerGiBDown, row.cpuSecPerGiBUp, row.peakRssMiB, row.idleRssMiB]) {
+        assert.ok(isNumber(v), `${name}: every daemon figure is a number`)
+      }
+      assert.ok(row.idleRssMiB! > 0 && row.peakRssMiB! >= row.idleRssMiB!, `${name}: the peak RSS is at least the RSS with idle connections`)
+      if (forwarding.wrk.status === 'ok') assert.ok(isNumber(row.keepAlive?.cpuUsPerRequest) && isNumber(row.newConnection?.rps), `${name}: HTTP figures`)
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

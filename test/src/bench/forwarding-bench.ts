@@ -1,60 +1,83 @@
 import { lookup } from 'node:dns/promises'
-import { writeFileSync } from 'node:fs'
 import { generateKeyAndCsr, IngressDialer, NgrokApiClient, silentLogger } from '@ngrokd/core'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import type { NetDriverCase } from '../helpers/net-drivers.js'
+import { processCpuSeconds, processMemoryMiB } from './proc-stats.js'
 import { SimHost } from './sim-host-client.js'
-import { bulkExchange, tcpOpener, type OpenStream } from './stream-probes.js'
-import { median, percentile, ratio } from './stats.js'
+import { bulkExchange, bulkUpload, openIdle, parallelDownload, tcpOpener, type OpenStream } from './stream-probes.js'
+import { median, percentile } from './stats.js'
 import { findWrk, runWrk, WRK_CONNECTIONS, WRK_THREADS } from './wrk.js'
 
-export type PathName = 'direct' | 'mtls' | 'daemon'
+/** The table's rows: two daemon-free references, then the daemon by `forwarder.workers`. */
+export const ROWS = ['direct', 'mtls', 'workers0', 'workers1', 'workers2', 'workersAuto'] as const
+export type RowName = (typeof ROWS)[number]
+export type DaemonRow = Exclude<RowName, 'direct' | 'mtls'>
+export const DAEMON_ROWS: readonly DaemonRow[] = ['workers0', 'workers1', 'workers2', 'workersAuto']
 
-export const PATH_LABELS: Record<PathName, string> = {
-  direct: 'direct TCP to the bulk backend (no tunnel)',
-  mtls: 'direct mTLS client to the ingress (ConnRequest, then bulk)',
-  daemon: 'through ngrokd (in-thread forwarder)',
+/** `forwarder.workers` of each daemon row. */
+export const ROW_WORKERS: Record<DaemonRow, number | 'auto'> = { workers0: 0, workers1: 1, workers2: 2, workersAuto: 'auto' }
+
+export const ROW_LABELS: Record<RowName, string> = {
+  direct: 'direct TCP to the backend (no tunnel)',
+  mtls: 'direct mTLS client to the ingress (the limit)',
+  workers0: 'ngrokd, workers: 0 (in-thread)',
+  workers1: 'ngrokd, workers: 1',
+  workers2: 'ngrokd, workers: 2',
+  workersAuto: 'ngrokd, workers: auto (default)',
 }
 
-export interface PathFigures {
-  /** Download of `downloadBytes` on a fresh connection, 10⁶ bytes per second. */
+/** An HTTP load figure: requests/s and latency percentiles from wrk. */
+export interface HttpFigure {
+  rps: number
+  p50Ms: number
+  p99Ms: number
+  /** Daemon CPU-µs per request (daemon rows only). */
+  cpuUsPerRequest: number | null
+}
+
+/** One row's figures of one run (or their medians). null = not measured on this row (see the report's notes). */
+export interface RowFigures {
+  /** One connection, `downloadBytes`, 10⁶ bytes/s from before connect to the last byte. */
   downloadMBps: number
-  /** Fresh connection → first payload byte of `GET 1`, percentiles over `latencyRequests` sequential requests. */
+  uploadMBps: number
+  /** Aggregate of 8 and 64 downloads at once, `parallelBytes` split over them. */
+  parallel8MBps: number
+  parallel64MBps: number
+  /** Fresh connection → first byte of `GET 1`. */
   ttfbP50Ms: number
   ttfbP99Ms: number
+  keepAlive: HttpFigure | null
+  newConnection: HttpFigure | null
+  /** Daemon process CPU-seconds (utime+stime, all threads) per GiB moved. */
+  cpuSecPerGiBDown: number | null
+  cpuSecPerGiBUp: number | null
+  /** Daemon VmHWM after the row's run, and VmRSS with `idleConnections` idle open connections. */
+  peakRssMiB: number | null
+  idleRssMiB: number | null
 }
 
-/** Figure 3: forwarding on loopback, direct vs a direct mTLS client vs through the daemon. */
+/** Figure 3: the forwarding table of the hot-path issue, on loopback against the simulator. */
 export interface ForwardingFigure {
   status: 'ok' | 'skipped' | 'error'
   reason?: string
   runs: number
   downloadBytes: number
+  uploadBytes: number
+  parallelBytes: number
+  idleConnections: number
   latencyRequests: number
-  /** Medians over the runs; `daemon` is null when the daemon part was skipped. */
-  paths?: { direct: PathFigures; mtls: PathFigures; daemon: PathFigures | null }
-  daemonSkipped?: string
-  /** Each path over the direct one (throughput: path/direct; latency: path − direct). */
-  versusDirect?: Partial<Record<PathName, { download: number | null; ttfbP50ExtraMs: number; ttfbP99ExtraMs: number }>>
-  wrk: {
-    status: 'ok' | 'skipped' | 'error'
-    reason?: string
-    seconds: number
-    threads: number
-    connections: number
-    /** Median keep-alive HTTP requests/s against the http-echo backend directly and through ngrokd. */
-    directRps?: number
-    daemonRps?: number
-    /** daemon / direct. */
-    ratio?: number | null
-    samples: Array<{ direct: number; daemon: number }>
-  }
-  samples: Partial<Record<PathName, PathFigures[]>>
+  /** Medians over the runs; a row is null when it was skipped or failed (`rowProblems` says why). */
+  rows?: Record<RowName, RowFigures | null>
+  rowProblems: Partial<Record<RowName, string>>
+  wrk: { status: 'ok' | 'skipped'; reason?: string; seconds: number; threads: number; connections: number }
+  samples: Partial<Record<RowName, RowFigures[]>>
 }
 
 const NET: NetDriverCase = { driver: 'linux-netlink', subnet: '10.107.0.0/16', interfaceName: 'ngkbench0', kernelLink: true }
 const BULK = { hostname: 'bulk.bench', port: 9000 }
+const IDLE = { hostname: 'idle.bench', port: 9001 }
 const WEB = { hostname: 'web.bench', port: 80 }
+const GiB = 1024 ** 3
 
 /** A client of the binding ingress as the daemon is one: registered through the API, dialling with core's IngressDialer. */
 async function mtlsOpener(sim: SimHost): Promise<OpenStream> {
@@ -76,13 +99,10 @@ async function mtlsOpener(sim: SimHost): Promise<OpenStream> {
   }
 }
 
-/** How long the daemon may take to close the connections the clients already closed (wrk's last ones). A safety net. */
+/** How long the daemon may take to close the connections the clients already closed. A safety net. */
 const SETTLE_SAFETY_MS = 10_000
 
-/**
- * Waits until the daemon counts no open connection before stopping it: every client has closed by
- * now, and the figures are not about a stop racing connections that are still closing.
- */
+/** Waits until the daemon counts no open connection: the next figure does not pay for the last one's closing. */
 async function settleConnections(daemon: E2eDaemon, log: (line: string) => void): Promise<void> {
   const deadline = Date.now() + SETTLE_SAFETY_MS
   let open: number | undefined
@@ -94,22 +114,12 @@ async function settleConnections(daemon: E2eDaemon, log: (line: string) => void)
   log(`  ngrokd still counts ${open} open connection(s) ${SETTLE_SAFETY_MS} ms after the last client closed`)
 }
 
-async function measurePath(open: OpenStream, downloadBytes: number, latencyRequests: number): Promise<PathFigures> {
-  const { totalMs } = await bulkExchange(open, downloadBytes)
-  const ttfb: number[] = []
-  for (let i = 0; i < latencyRequests; i++) ttfb.push((await bulkExchange(open, 1)).firstByteMs)
-  return { downloadMBps: downloadBytes / 1e6 / (totalMs / 1000), ttfbP50Ms: percentile(ttfb, 50), ttfbP99Ms: percentile(ttfb, 99) }
-}
-
-const medianPath = (xs: PathFigures[]): PathFigures => ({
-  downloadMBps: median(xs.map((x) => x.downloadMBps)),
-  ttfbP50Ms: median(xs.map((x) => x.ttfbP50Ms)),
-  ttfbP99Ms: median(xs.map((x) => x.ttfbP99Ms)),
-})
-
 export interface ForwardingRunOptions {
   runs: number
   downloadBytes: number
+  uploadBytes: number
+  parallelBytes: number
+  idleConnections: number
   latencyRequests: number
   wrkSeconds: number
   /** Why the daemon cannot run here (not root / no namespace); undefined = run it. */
@@ -117,95 +127,189 @@ export interface ForwardingRunOptions {
   log: (line: string) => void
 }
 
+/** How one row is reached: openers for the bulk and idle endpoints, the HTTP URL for wrk, the daemon's pid. */
+interface Target {
+  bulk: OpenStream
+  idle: OpenStream | null
+  httpUrl: string | null
+  pid: number | null
+  daemon: E2eDaemon | null
+}
+
+/** CPU-seconds the daemon used while `work` ran; null without a daemon. */
+async function cpuDuring<T>(pid: number | null, work: () => Promise<T> | T): Promise<{ value: T; cpuSec: number | null }> {
+  const before = pid === null ? 0 : processCpuSeconds(pid)
+  const value = await work()
+  return { value, cpuSec: pid === null ? null : processCpuSeconds(pid) - before }
+}
+
+async function measureRow(t: Target, o: ForwardingRunOptions, wrkPath: string | null): Promise<RowFigures> {
+  const settle = async () => {
+    if (t.daemon) await settleConnections(t.daemon, o.log)
+  }
+  const down = await cpuDuring(t.pid, () => bulkExchange(t.bulk, o.downloadBytes))
+  await settle()
+  const up = await cpuDuring(t.pid, () => bulkUpload(t.bulk, o.uploadBytes))
+  await settle()
+  const p8 = await parallelDownload(t.bulk, o.parallelBytes, 8)
+  await settle()
+  const p64 = await parallelDownload(t.bulk, o.parallelBytes, 64)
+  await settle()
+  const ttfb: number[] = []
+  for (let i = 0; i < o.latencyRequests; i++) ttfb.push((await bulkExchange(t.bulk, 1)).firstByteMs)
+  await settle()
+  const http = async (newConnections: boolean): Promise<HttpFigure | null> => {
+    if (!wrkPath || !t.httpUrl) return null
+    const { value: w, cpuSec } = await cpuDuring(t.pid, () => runWrk(wrkPath, t.httpUrl!, o.wrkSeconds, newConnections))
+    if (w.errors > 0) throw new Error(`wrk ${newConnections ? 'Connection: close' : 'keep-alive'} ${t.httpUrl}: ${w.errors} errors`)
+    await settle()
+    return { rps: w.requestsPerSec, p50Ms: w.p50Ms, p99Ms: w.p99Ms, cpuUsPerRequest: cpuSec === null ? null : (cpuSec * 1e6) / w.requests }
+  }
+  const keepAlive = await http(false)
+  const newConnection = await http(true)
+  let idleRssMiB: number | null = null
+  if (t.idle && t.pid !== null) {
+    const idle = await openIdle(t.idle, o.idleConnections)
+    idleRssMiB = processMemoryMiB(t.pid).rssMiB
+    idle.close()
+    await settle()
+  }
+  const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000)
+  return {
+    downloadMBps: mbps(o.downloadBytes, down.value.totalMs),
+    uploadMBps: mbps(o.uploadBytes, up.value.totalMs),
+    parallel8MBps: mbps(p8.bytes, p8.totalMs),
+    parallel64MBps: mbps(p64.bytes, p64.totalMs),
+    ttfbP50Ms: percentile(ttfb, 50),
+    ttfbP99Ms: percentile(ttfb, 99),
+    keepAlive,
+    newConnection,
+    cpuSecPerGiBDown: down.cpuSec === null ? null : down.cpuSec / (o.downloadBytes / GiB),
+    cpuSecPerGiBUp: up.cpuSec === null ? null : up.cpuSec / (o.uploadBytes / GiB),
+    peakRssMiB: t.pid === null ? null : processMemoryMiB(t.pid).peakRssMiB,
+    idleRssMiB,
+  }
+}
+
+/** Median of each figure over the runs; a figure missing in any run is missing in the median. */
+function medianRow(xs: RowFigures[]): RowFigures {
+  const m = (pick: (x: RowFigures) => number | null | undefined): number | null => {
+    const v = xs.map(pick)
+    return v.some((x) => x == null) ? null : median(v as number[])
+  }
+  const httpMedian = (pick: (x: RowFigures) => HttpFigure | null): HttpFigure | null =>
+    xs.some((x) => pick(x) === null)
+      ? null
+      : { rps: m((x) => pick(x)!.rps)!, p50Ms: m((x) => pick(x)!.p50Ms)!, p99Ms: m((x) => pick(x)!.p99Ms)!, cpuUsPerRequest: m((x) => pick(x)!.cpuUsPerRequest) }
+  return {
+    downloadMBps: m((x) => x.downloadMBps)!,
+    uploadMBps: m((x) => x.uploadMBps)!,
+    parallel8MBps: m((x) => x.parallel8MBps)!,
+    parallel64MBps: m((x) => x.parallel64MBps)!,
+    ttfbP50Ms: m((x) => x.ttfbP50Ms)!,
+    ttfbP99Ms: m((x) => x.ttfbP99Ms)!,
+    keepAlive: httpMedian((x) => x.keepAlive),
+    newConnection: httpMedian((x) => x.newConnection),
+    cpuSecPerGiBDown: m((x) => x.cpuSecPerGiBDown),
+    cpuSecPerGiBUp: m((x) => x.cpuSecPerGiBUp),
+    peakRssMiB: m((x) => x.peakRssMiB),
+    idleRssMiB: m((x) => x.idleRssMiB),
+  }
+}
+
+/** Starts a daemon row's daemon (a fresh process per run, so its peak RSS is this run's) and finds its listeners. */
+async function startDaemonRow(row: DaemonRow, daemon: E2eDaemon | undefined, sim: SimHost): Promise<{ daemon: E2eDaemon; target: Target }> {
+  let d = daemon
+  if (d) d.restart()
+  else
+    d = E2eDaemon.start({
+      name: `bench-${row}`,
+      sim: sim.info,
+      net: NET,
+      pollInterval: '1h',
+      logLevel: 'warn',
+      extraConfig: { forwarder: { workers: ROW_WORKERS[row] } },
+    })
+  await d.waitReady((s) => s.services?.serving === 3)
+  // by hostname through /etc/hosts once; the timed connections then use the address (as the direct paths do)
+  const bulk = await lookup(BULK.hostname, { family: 4 })
+  const idle = await lookup(IDLE.hostname, { family: 4 })
+  const pid = d.process.child.pid
+  if (pid === undefined) throw new Error(`${row}: the daemon has no pid`)
+  return { daemon: d, target: { bulk: tcpOpener(bulk.address, BULK.port), idle: tcpOpener(idle.address, IDLE.port), httpUrl: `http://${WEB.hostname}/`, pid, daemon: d } }
+}
+
 export async function runForwardingFigure(o: ForwardingRunOptions): Promise<ForwardingFigure> {
   const fig: ForwardingFigure = {
     status: 'ok',
     runs: o.runs,
     downloadBytes: o.downloadBytes,
+    uploadBytes: o.uploadBytes,
+    parallelBytes: o.parallelBytes,
+    idleConnections: o.idleConnections,
     latencyRequests: o.latencyRequests,
-    wrk: { status: 'ok', seconds: o.wrkSeconds, threads: WRK_THREADS, connections: WRK_CONNECTIONS, samples: [] },
-    samples: { direct: [], mtls: [], daemon: [] },
+    rowProblems: {},
+    wrk: { status: 'ok', seconds: o.wrkSeconds, threads: WRK_THREADS, connections: WRK_CONNECTIONS },
+    samples: Object.fromEntries(ROWS.map((r) => [r, []])),
   }
-  if (o.daemonSkip) fig.daemonSkipped = o.daemonSkip
+  const wrk = findWrk()
+  if ('reason' in wrk) {
+    fig.wrk.status = 'skipped'
+    fig.wrk.reason = wrk.reason
+  }
+  const wrkPath = 'path' in wrk ? wrk.path : null
+  if (o.daemonSkip) for (const row of DAEMON_ROWS) fig.rowProblems[row] = `skipped: ${o.daemonSkip}`
   const sim = await SimHost.start({
     endpoints: [
       { url: `tcp://${BULK.hostname}:${BULK.port}`, backend: 'bulk' },
+      { url: `tcp://${IDLE.hostname}:${IDLE.port}`, backend: 'tcp-echo' },
       { url: `http://${WEB.hostname}`, backend: 'http-echo' },
     ],
     direct: true,
   })
-  let daemon: E2eDaemon | undefined
+  const daemons: Partial<Record<DaemonRow, E2eDaemon>> = {}
   try {
     const direct = sim.info.direct!
-    const paths: Partial<Record<PathName, OpenStream>> = { direct: tcpOpener('127.0.0.1', direct.bulk), mtls: await mtlsOpener(sim) }
-    let daemonWeb: string | undefined
-    if (!o.daemonSkip) {
-      daemon = E2eDaemon.start({ name: 'bench-forwarding', sim: sim.info, net: NET, pollInterval: '1h', logLevel: 'warn' })
-      await daemon.waitReady((s) => s.services?.serving === 2)
-      // The baseline is the in-thread forwarder: forwarder.workers 0 (the default, auto, may pick the
-      // worker pool). E2eDaemon writes a fixed config, so add the key and start again with it.
-      await daemon.stop('SIGTERM')
-      writeFileSync(daemon.configFile, `${JSON.stringify({ ...daemon.config, forwarder: { workers: 0 } }, null, 2)}\n`)
-      daemon.restart()
-      await daemon.waitReady((s) => s.services?.serving === 2)
-      // by hostname through /etc/hosts once; the timed connections then use the address (as the direct paths do)
-      const { address } = await lookup(BULK.hostname, { family: 4 })
-      paths.daemon = tcpOpener(address, BULK.port)
-      daemonWeb = `http://${WEB.hostname}/`
-    }
-    const wrk = findWrk()
-    if ('reason' in wrk) {
-      fig.wrk.status = 'skipped'
-      fig.wrk.reason = wrk.reason
-    } else if (!daemonWeb) {
-      fig.wrk.status = 'skipped'
-      fig.wrk.reason = `through ngrokd: ${o.daemonSkip}`
+    const fixed: Partial<Record<RowName, Target>> = {
+      direct: { bulk: tcpOpener('127.0.0.1', direct.bulk), idle: null, httpUrl: `http://127.0.0.1:${direct.http}/`, pid: null, daemon: null },
+      // wrk speaks no ConnRequest: the mTLS row has no HTTP figures
+      mtls: { bulk: await mtlsOpener(sim), idle: null, httpUrl: null, pid: null, daemon: null },
     }
     for (let run = 1; run <= o.runs; run++) {
       const line: string[] = []
-      for (const name of ['direct', 'mtls', 'daemon'] as const) {
-        const open = paths[name]
-        if (!open) continue
-        const r = await measurePath(open, o.downloadBytes, o.latencyRequests)
-        fig.samples[name]!.push(r)
-        line.push(`${name} ${r.downloadMBps.toFixed(0)} MB/s, ttfb p50 ${r.ttfbP50Ms.toFixed(2)} ms`)
-      }
-      if (fig.wrk.status === 'ok' && 'path' in wrk && daemon && daemonWeb) {
+      for (const row of ROWS) {
+        if (fig.rowProblems[row]) continue
+        let target = fixed[row]
+        let daemon: E2eDaemon | undefined
         try {
-          const d = runWrk(wrk.path, `http://127.0.0.1:${direct.http}/`, o.wrkSeconds)
-          const t = runWrk(wrk.path, daemonWeb, o.wrkSeconds)
-          if (d.errors + t.errors > 0) throw new Error(`wrk counted errors: direct ${d.errors}, through ngrokd ${t.errors}`)
-          fig.wrk.samples.push({ direct: d.requestsPerSec, daemon: t.requestsPerSec })
-          line.push(`wrk direct ${d.requestsPerSec.toFixed(0)} req/s, through ngrokd ${t.requestsPerSec.toFixed(0)} req/s`)
+          if (!target) {
+            const started = await startDaemonRow(row as DaemonRow, daemons[row as DaemonRow], sim)
+            daemon = daemons[row as DaemonRow] = started.daemon
+            target = started.target
+          }
+          const r = await measureRow(target, o, wrkPath)
+          fig.samples[row]!.push(r)
+          line.push(`${row} ${r.downloadMBps.toFixed(0)} MB/s down${r.keepAlive ? `, ${r.keepAlive.rps.toFixed(0)} req/s` : ''}`)
         } catch (e) {
-          // the other figures stand; this row says what went wrong
-          fig.wrk.status = 'error'
-          fig.wrk.reason = (e as Error).message
-          line.push(`wrk: ${fig.wrk.reason}`)
+          // the other rows stand; this one says what went wrong
+          fig.rowProblems[row] = `error: ${(e as Error).message}${daemon ? `\n${daemon.logTail(10)}` : ''}`
+          line.push(`${row}: ${(e as Error).message}`)
+        } finally {
+          if (daemon?.running) await daemon.stop('SIGTERM')
         }
-        await settleConnections(daemon, o.log) // wrk's 16 connections are closing: not into the next run's figures
       }
       o.log(`  run ${run}/${o.runs}: ${line.join('; ')}`)
     }
-    const s = fig.samples
-    const d = medianPath(s.direct!)
-    const m = medianPath(s.mtls!)
-    const t = s.daemon!.length > 0 ? medianPath(s.daemon!) : null
-    fig.paths = { direct: d, mtls: m, daemon: t }
-    const vs = (p: PathFigures) => ({ download: ratio(p.downloadMBps, d.downloadMBps), ttfbP50ExtraMs: p.ttfbP50Ms - d.ttfbP50Ms, ttfbP99ExtraMs: p.ttfbP99Ms - d.ttfbP99Ms })
-    fig.versusDirect = { mtls: vs(m), ...(t ? { daemon: vs(t) } : {}) }
-    if (fig.wrk.samples.length > 0) {
-      fig.wrk.directRps = median(fig.wrk.samples.map((x) => x.direct))
-      fig.wrk.daemonRps = median(fig.wrk.samples.map((x) => x.daemon))
-      fig.wrk.ratio = ratio(fig.wrk.daemonRps, fig.wrk.directRps)
-    }
+    fig.rows = Object.fromEntries(ROWS.map((row) => [row, fig.rowProblems[row] || fig.samples[row]!.length === 0 ? null : medianRow(fig.samples[row]!)])) as Record<RowName, RowFigures | null>
   } finally {
     try {
-      if (daemon?.running) await settleConnections(daemon, o.log)
-      await daemon?.dispose()
+      for (const d of Object.values(daemons)) await d.dispose()
     } finally {
       await sim.stop()
     }
   }
   return fig
 }
+
+/** A row that failed (not one skipped for want of privilege). */
+export const rowFailed = (f: ForwardingFigure, row: RowName): boolean => f.rowProblems[row]?.startsWith('error:') === true

@@ -16,7 +16,7 @@ import { benchPlace, rerunInNamespace } from './bench-namespace.js'
 import { parseBenchArgs, UsageError, USAGE, type BenchOptions, type FigureName } from './bench-options.js'
 import { renderResults, replaceResultsBlock, type BenchResults } from './bench-report.js'
 import { runEndpointsFigure, type EndpointsFigure } from './endpoints-bench.js'
-import { runForwardingFigure, type ForwardingFigure } from './forwarding-bench.js'
+import { ROWS, rowFailed, runForwardingFigure, type ForwardingFigure } from './forwarding-bench.js'
 import { machineInfo } from './machine-info.js'
 import { ensureWrk, WRK_CONNECTIONS, WRK_THREADS } from './wrk.js'
 
@@ -93,11 +93,26 @@ async function main(argv: string[]): Promise<number> {
       status: 'ok',
       runs,
       downloadBytes: scale.downloadBytes,
+      uploadBytes: scale.uploadBytes,
+      parallelBytes: scale.parallelBytes,
+      idleConnections: scale.idleConnections,
       latencyRequests: scale.latencyRequests,
-      wrk: { status: 'skipped', seconds: scale.wrkSeconds, threads: WRK_THREADS, connections: WRK_CONNECTIONS, samples: [] },
+      rowProblems: {},
+      wrk: { status: 'skipped', seconds: scale.wrkSeconds, threads: WRK_THREADS, connections: WRK_CONNECTIONS },
       samples: {},
     }),
-    () => runForwardingFigure({ runs, downloadBytes: scale.downloadBytes, latencyRequests: scale.latencyRequests, wrkSeconds: scale.wrkSeconds, daemonSkip: privileged, log }),
+    () =>
+      runForwardingFigure({
+        runs,
+        downloadBytes: scale.downloadBytes,
+        uploadBytes: scale.uploadBytes,
+        parallelBytes: scale.parallelBytes,
+        idleConnections: scale.idleConnections,
+        latencyRequests: scale.latencyRequests,
+        wrkSeconds: scale.wrkSeconds,
+        daemonSkip: privileged,
+        log,
+      }),
   )
 
   const results: BenchResults = {
@@ -117,7 +132,8 @@ async function main(argv: string[]): Promise<number> {
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`)
   log(`\nbench: wrote ${out}`)
 
-  const complete = Object.values(results.figures).every((f) => f.status === 'ok') && forwarding.wrk.status !== 'error'
+  const failedRows = ROWS.filter((row) => rowFailed(forwarding, row))
+  const complete = Object.values(results.figures).every((f) => f.status === 'ok') && failedRows.length === 0
   if (options.markdown) {
     const file = join(ROOT, 'BENCHMARKS.md')
     if (complete) {
@@ -125,11 +141,11 @@ async function main(argv: string[]): Promise<number> {
       log(`bench: updated the results block of ${file}`)
     } else {
       const problems = Object.entries(results.figures).filter(([, f]) => f.status !== 'ok').map(([n, f]) => `${n} ${f.status}`)
-      if (forwarding.wrk.status === 'error') problems.push('wrk error')
+      for (const row of failedRows) problems.push(`forwarding row ${row} error`)
       log(`bench: BENCHMARKS.md left as it was: not every figure ran (${problems.join(', ')})`)
     }
   }
-  const failed = Object.values(results.figures).some((f) => f.status === 'error') || forwarding.wrk.status === 'error'
+  const failed = Object.values(results.figures).some((f) => f.status === 'error') || failedRows.length > 0
   return failed ? 1 : 0
 }
 

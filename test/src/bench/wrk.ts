@@ -42,17 +42,32 @@ export interface WrkResult {
   requests: number
   /** Socket errors (connect/read/write/timeout) and non-2xx/3xx answers wrk reported. */
   errors: number
+  /** Latency percentiles from `--latency` (wrk's HdrHistogram), milliseconds. */
+  p50Ms: number
+  p99Ms: number
 }
 
-/** `wrk -t1 -c16 -d<seconds>s <url>`; throws when wrk fails or prints no Requests/sec. */
-export function runWrk(path: string, url: string, seconds: number): WrkResult {
-  const r = spawnSync(path, [`-t${WRK_THREADS}`, `-c${WRK_CONNECTIONS}`, `-d${seconds}s`, url], { encoding: 'utf8', timeout: (seconds + 30) * 1000 })
+/** `12.5us`, `1.20ms`, `2.00s` → milliseconds. */
+function wrkMs(value: string, unit: string): number {
+  const n = Number(value)
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n
+}
+
+/**
+ * `wrk -t1 -c16 -d<seconds>s --latency <url>`; `newConnections` adds `Connection: close`, so wrk opens
+ * a new connection for every request. Throws when wrk fails or prints no Requests/sec.
+ */
+export function runWrk(path: string, url: string, seconds: number, newConnections = false): WrkResult {
+  const args = [`-t${WRK_THREADS}`, `-c${WRK_CONNECTIONS}`, `-d${seconds}s`, '--latency', ...(newConnections ? ['-H', 'Connection: close'] : []), url]
+  const r = spawnSync(path, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 })
   if (r.status !== 0) throw new Error(`wrk ${url}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`)
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout)
   const total = /(\d+) requests in/.exec(r.stdout)
-  if (!rps || !total) throw new Error(`wrk ${url}: no Requests/sec in its output:\n${r.stdout}`)
+  const p50 = /^\s+50%\s+([\d.]+)(us|ms|s|m)\s*$/m.exec(r.stdout)
+  const p99 = /^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$/m.exec(r.stdout)
+  if (!rps || !total || !p50 || !p99) throw new Error(`wrk ${url}: no Requests/sec or latency distribution in its output:\n${r.stdout}`)
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.stdout)
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)
   const errors = (socket ? socket.slice(1).reduce((n, v) => n + Number(v), 0) : 0) + (non2xx ? Number(non2xx[1]) : 0)
-  return { requestsPerSec: Number(rps[1]), requests: Number(total[1]), errors }
+  return { requestsPerSec: Number(rps[1]), requests: Number(total[1]), errors, p50Ms: wrkMs(p50[1]!, p50[2]!), p99Ms: wrkMs(p99[1]!, p99[2]!) }
 }

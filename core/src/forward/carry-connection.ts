@@ -1,0 +1,202 @@
+import type net from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { Logger } from '../contracts/logger.js'
+import { performance } from 'node:perf_hooks'
+import { resetSocket } from './connection-limits.js'
+import { createHostRewriter } from './http-host-rewriter.js'
+import type { DialResult, Dialer } from './ingress-dialer.js'
+
+export interface CarryOptions {
+  /** The accepted local connection, paused (`pauseOnConnect`), `allowHalfOpen: true`. */
+  client: net.Socket
+  dialer: Dialer
+  /** The endpoint: bare hostname and port for the ConnRequest. */
+  hostname: string
+  port: number
+  /** Close the connection after this many ms without a byte either way. 0 = never. */
+  idleTimeoutMs: number
+  /** Network mode, `http` endpoints: the Host header of every request is rewritten to this ({@link createHostRewriter}). */
+  rewriteHost?: string
+  /** For the host rewriter's notes (debug, and its head-size cap at warn). */
+  logger?: Logger
+  /** When the connection was accepted, `performance.now()` time base of this thread; default now. */
+  acceptedAt?: number
+  /** Called once the ConnResponse accepted the connection, with the ms since `acceptedAt`. */
+  onHandshake?: (ms: number) => void
+}
+
+/** Which side an error came from: the dial (refused, TLS, timeout...), the local client, or the ingress mid-stream. */
+export type CarryErrorSide = 'dial' | 'client' | 'ingress'
+
+export interface CarryOutcome {
+  /** Bytes read from / written to the local client. */
+  bytesIn: number
+  bytesOut: number
+  /** Accept → ConnResponse, when the dial succeeded. */
+  handshakeMs?: number
+  /** The first error, unless the connection was cut on purpose (`cut()`, idle timeout). */
+  error?: unknown
+  side?: CarryErrorSide
+}
+
+/**
+ * Carries one local connection to the binding ingress and back: the one copy of the hot path, used by the
+ * in-thread forwarder on the main thread and by the worker pool inside its workers.
+ *
+ * Rules:
+ * - The client stays paused while the ingress is dialled; the bytes that came with the ConnResponse are
+ *   written first, then both directions are piped with backpressure (a slow reader throttles the other
+ *   side through TCP flow control) and half-close (one side's end ends the other side's write half; the
+ *   other direction keeps flowing until it ends too).
+ * - A failed dial and an ingress that breaks off mid-stream **reset** the client (RST, not FIN): it sees
+ *   "connection reset" instead of an empty answer it could take for a complete one.
+ * - `done` resolves exactly once, after both sockets have closed; it never rejects.
+ *
+ * ```ts
+ * const carried = new CarriedConnection({ client, dialer, hostname: 'api.prod', port: 80, idleTimeoutMs: 0 })
+ * const { bytesIn, bytesOut, error } = await carried.done
+ * ```
+ */
+export class CarriedConnection {
+  readonly done: Promise<CarryOutcome>
+  private readonly client: net.Socket
+  private readonly abort = new AbortController()
+  private up?: net.Socket
+  private dialing = true
+  private clientClosed = false
+  private upClosed = false
+  private settled = false
+  private error?: unknown
+  private side?: CarryErrorSide
+  private handshakeMs?: number
+  /** The Host rewriter between client and ingress, client → ingress direction. */
+  private readonly transform?: Duplex
+  private resolve!: (outcome: CarryOutcome) => void
+
+  constructor(private readonly options: CarryOptions) {
+    this.client = options.client
+    this.done = new Promise((resolve) => (this.resolve = resolve))
+    const acceptedAt = options.acceptedAt ?? performance.now()
+    const { client } = this
+    client.on('error', (err: Error) => this.fail(err, 'client'))
+    client.once('close', () => {
+      this.clientClosed = true
+      if (this.dialing) this.abort.abort()
+      else if (this.up && !cleanlyDone(client)) this.up.destroy()
+      this.maybeFinish()
+    })
+    const { hostname, port } = options
+    if (options.rewriteHost !== undefined) {
+      try {
+        this.transform = createHostRewriter(options.rewriteHost, { logger: options.logger })
+      } catch (err) {
+        this.dialing = false
+        this.error = err
+        this.side = 'dial'
+        resetSocket(client)
+        return
+      }
+      this.transform.on('error', (err: Error) => this.fail(err, 'client'))
+    }
+    options.dialer.dial({ hostname, port, signal: this.abort.signal }).then(
+      (result) => {
+        this.dialing = false
+        if (client.destroyed) {
+          result.socket.destroy()
+          this.maybeFinish()
+          return
+        }
+        this.handshakeMs = performance.now() - acceptedAt
+        options.onHandshake?.(this.handshakeMs)
+        this.wire(result)
+      },
+      (err: unknown) => {
+        this.dialing = false
+        if (!this.abort.signal.aborted && this.error === undefined) {
+          this.error = err
+          this.side = 'dial'
+        }
+        resetSocket(client)
+        this.maybeFinish()
+      },
+    )
+  }
+
+  /** The ingress socket, once the dial succeeded. */
+  get upstream(): net.Socket | undefined {
+    return this.up
+  }
+
+  /** Bytes held in user space by this connection (socket read and write buffers, both sides). */
+  bufferedBytes(): number {
+    let n = this.client.writableLength + this.client.readableLength
+    if (this.up) n += this.up.writableLength + this.up.readableLength
+    const t = this.transform
+    if (t) n += t.writableLength + t.readableLength
+    return n
+  }
+
+  /** Cuts the connection now (RST to the client); `done` still resolves once both sockets closed. */
+  cut(): void {
+    this.abort.abort()
+    this.up?.destroy()
+    resetSocket(this.client)
+  }
+
+  private wire({ socket: up, early }: DialResult): void {
+    const { client } = this
+    this.up = up
+    up.on('error', (err: Error) => this.fail(err, 'ingress'))
+    up.once('close', () => {
+      this.upClosed = true
+      if (!cleanlyDone(up)) resetSocket(client)
+      this.maybeFinish()
+    })
+    if (early.length > 0) client.write(early)
+    // pipe() pauses the source while the destination's buffer is over its high-water mark (backpressure)
+    // and ends the destination's write half when the source ends (half-close; allowHalfOpen on both).
+    const t = this.transform
+    if (t) client.pipe(t).pipe(up)
+    else client.pipe(up)
+    up.pipe(client)
+    const idle = this.options.idleTimeoutMs
+    if (idle > 0) {
+      // the timer restarts on every read and write of the client socket, so it measures both directions
+      client.setTimeout(idle, () => {
+        up.destroy()
+        client.destroy()
+      })
+    }
+  }
+
+  private fail(err: Error, side: 'client' | 'ingress'): void {
+    if (this.error === undefined) {
+      this.error = err
+      this.side = side
+    }
+    this.abort.abort()
+    this.up?.destroy()
+    this.transform?.destroy()
+    if (side === 'ingress') resetSocket(this.client)
+    else this.client.destroy()
+  }
+
+  private maybeFinish(): void {
+    if (this.settled || this.dialing || !this.clientClosed) return
+    if (this.up && !this.upClosed) return
+    this.settled = true
+    this.transform?.destroy()
+    this.resolve({
+      bytesIn: this.client.bytesRead,
+      bytesOut: this.client.bytesWritten,
+      handshakeMs: this.handshakeMs,
+      error: this.error,
+      side: this.side,
+    })
+  }
+}
+
+/** Both halves shut down in order: nothing was cut off. */
+function cleanlyDone(s: net.Socket): boolean {
+  return s.readableEnded && s.writableFinished
+}

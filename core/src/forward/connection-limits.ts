@@ -1,0 +1,91 @@
+import type net from 'node:net'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+
+export interface ConnectionLimitOptions {
+  /** Open forwarded connections across every listener of one forwarder (`forwarder.max_connections`). Default: no limit. */
+  maxConnections?: number
+  /** Open forwarded connections per listener (`forwarder.max_connections_per_endpoint`). Default: no limit. */
+  maxConnectionsPerEndpoint?: number
+}
+
+/** Which limit refused a connection, or `undefined` when it was admitted. */
+export type LimitHit = 'max_connections' | 'max_connections_per_endpoint'
+
+/**
+ * The global and per-listener connection limits that every forwarder enforces the same way.
+ *
+ * Rules:
+ * - `admit(listenerOpen)` takes a slot when both limits allow one more connection and returns
+ *   `undefined`; otherwise it takes nothing and names the limit that was hit.
+ * - Every admitted connection gives its slot back with exactly one `release()`, whenever it ends.
+ * - A refused connection is closed at once with {@link refuseConnection} (RST) and counted by the caller.
+ *
+ * ```ts
+ * const limits = new ConnectionLimits({ maxConnections: 10_000, maxConnectionsPerEndpoint: 1_000 })
+ * const hit = limits.admit(entry.conns.size)
+ * if (hit) refuseConnection(socket)
+ * else socket.once('close', () => limits.release())
+ * ```
+ */
+export class ConnectionLimits {
+  readonly maxConnections: number
+  readonly maxConnectionsPerEndpoint: number
+  private openCount = 0
+
+  constructor(options: ConnectionLimitOptions = {}) {
+    this.maxConnections = positiveOrInfinity(options.maxConnections, 'maxConnections')
+    this.maxConnectionsPerEndpoint = positiveOrInfinity(options.maxConnectionsPerEndpoint, 'maxConnectionsPerEndpoint')
+  }
+
+  /** Open connections across all listeners (admitted and not yet released). */
+  get open(): number {
+    return this.openCount
+  }
+
+  /** `listenerOpen`: the listener's open connections before this one. */
+  admit(listenerOpen: number): LimitHit | undefined {
+    if (this.openCount >= this.maxConnections) return 'max_connections'
+    if (listenerOpen >= this.maxConnectionsPerEndpoint) return 'max_connections_per_endpoint'
+    this.openCount++
+    return undefined
+  }
+
+  release(): void {
+    if (this.openCount > 0) this.openCount--
+  }
+
+  /** The limit's value, for log messages. */
+  limitOf(hit: LimitHit): number {
+    return hit === 'max_connections' ? this.maxConnections : this.maxConnectionsPerEndpoint
+  }
+}
+
+/**
+ * Closes an over-limit connection at once with RST (SO_LINGER 0) before a byte is read: the client sees
+ * "connection reset" right away instead of an empty answer it could take for a complete one, and the
+ * kernel frees the socket without TIME_WAIT. Nothing is dialled for it.
+ */
+export function refuseConnection(socket: net.Socket): void {
+  resetSocket(socket)
+}
+
+/** Closes with RST (SO_LINGER 0) so the peer sees a failure, not a clean end. */
+export function resetSocket(s: net.Socket): void {
+  if (s.destroyed) return
+  try {
+    s.resetAndDestroy()
+  } catch {
+    s.destroy()
+  }
+  if (!s.destroyed) s.destroy()
+}
+
+function positiveOrInfinity(n: number | undefined, name: string): number {
+  if (n === undefined) return Infinity
+  if (!(Number.isInteger(n) && n >= 1) && n !== Infinity) {
+    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `connection limits: ${name} must be a positive integer, not ${n}`, {
+      hint: 'forwarder.max_connections and forwarder.max_connections_per_endpoint take whole numbers of at least 1',
+    })
+  }
+  return n
+}

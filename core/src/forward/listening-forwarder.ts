@@ -1,0 +1,346 @@
+import net from 'node:net'
+import type { Check } from '../contracts/check.js'
+import type { Forwarder, ForwardTarget, ListenOptions, ListenerStatus } from '../contracts/forwarder.js'
+import type { Logger } from '../contracts/logger.js'
+import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
+import { ConnectionLimits, refuseConnection, type ConnectionLimitOptions } from './connection-limits.js'
+
+/** One forwarded connection as the listener bookkeeping sees it. */
+export interface TrackedConnection {
+  readonly target: ForwardTarget
+  /** Bytes read from the local client so far. */
+  bytesIn(): number
+  /** Bytes written to the local client so far. */
+  bytesOut(): number
+  /** Cuts the connection now (RST); it still ends through `untrack()`. */
+  cut(): void
+}
+
+export interface ListenerEntry<C extends TrackedConnection> {
+  readonly key: string
+  readonly address: string
+  readonly port: number
+  readonly server: net.Server
+  target: ForwardTarget
+  rewriteHost?: string
+  readonly conns: Set<C>
+  total: number
+  refused: number
+  closedBytesIn: number
+  closedBytesOut: number
+  readonly handshake: { count: number; totalMs: number; maxMs: number }
+  readonly errors: Record<string, number>
+  /** The latest failed connection, for `diagnose()`. */
+  lastError?: NgrokdError
+  /** When each log key was last logged at warn: repeats within {@link WARN_EVERY_MS} go to debug. */
+  readonly warnedAt: Map<string, number>
+  onEmpty?: () => void
+}
+
+export interface ListeningForwarderOptions {
+  logger: Logger
+  limits?: ConnectionLimitOptions
+}
+
+const WARN_EVERY_MS = 10_000
+
+/**
+ * What every forwarder that listens with `node:net` shares: listen/unlisten bookkeeping (serialized per
+ * address:port, idempotent, re-targeting), connection limits, drain, counters, `listeners()` and
+ * `diagnose()`. A subclass carries the bytes of each admitted connection in {@link accept}.
+ *
+ * Rules for subclasses:
+ * - `accept()` calls `track()` synchronously and `untrack()` exactly once when the connection has ended
+ *   on both sides (that releases its limit slot and folds its byte counts into the listener's).
+ * - A connection over a limit never reaches `accept()`: it is reset at once and counted in `refused`.
+ */
+export abstract class ListeningForwarder<C extends TrackedConnection> implements Forwarder {
+  abstract readonly forwarder: string
+  protected readonly logger: Logger
+  protected readonly limits: ConnectionLimits
+  protected readonly entries = new Map<string, ListenerEntry<C>>()
+  /** Listens that failed, by key, until a later listen or unlisten of the same address:port. */
+  private readonly failed = new Map<string, NgrokdError>()
+  private readonly queues = new Map<string, Promise<unknown>>()
+  protected closed = false
+
+  constructor(options: ListeningForwarderOptions) {
+    this.logger = options.logger
+    this.limits = new ConnectionLimits(options.limits)
+  }
+
+  /** Carries one admitted, paused local connection. See the class rules. */
+  protected abstract accept(entry: ListenerEntry<C>, client: net.Socket): void
+
+  listen({ address, port, target, rewriteHost, signal }: ListenOptions): Promise<void> {
+    const where = hostPort(address, port)
+    if (net.isIP(address) === 0) {
+      return Promise.reject(new NgrokdError('NGROKD_ERR_LISTEN', `${this.forwarder} forwarder: cannot listen on ${JSON.stringify(address)}: not an IP address`))
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      return Promise.reject(new NgrokdError('NGROKD_ERR_LISTEN', `${this.forwarder} forwarder: cannot listen on ${where}: port not in 1-65535`))
+    }
+    const key = where
+    return this.serialize(key, async () => {
+      if (this.closed) throw new NgrokdError('NGROKD_ERR_LISTEN', `${this.forwarder} forwarder: cannot listen on ${where}: the forwarder is closed`)
+      if (signal?.aborted) throw new NgrokdError('NGROKD_ERR_ABORTED', `${this.forwarder} forwarder: listen on ${where} aborted`, { cause: signal.reason })
+      const existing = this.entries.get(key)
+      if (existing) {
+        if (!sameTarget(existing.target, target) || existing.rewriteHost !== rewriteHost) {
+          this.logger.info({ listener: where, from: existing.target, to: target }, `${where}: new connections now go to ${target.hostname}:${target.port}`)
+          existing.target = { ...target }
+          existing.rewriteHost = rewriteHost
+        }
+        return
+      }
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true })
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject)
+          // exactly the address given: never a wildcard that was not asked for
+          server.listen({ host: address, port, exclusive: true }, () => {
+            server.off('error', reject)
+            resolve()
+          })
+        })
+      } catch (cause) {
+        server.close()
+        const error = listenError(this.forwarder, where, address, port, cause as NodeJS.ErrnoException)
+        this.failed.set(key, error)
+        throw error
+      }
+      if (signal?.aborted) {
+        server.close()
+        throw new NgrokdError('NGROKD_ERR_ABORTED', `${this.forwarder} forwarder: listen on ${where} aborted`, { cause: signal.reason })
+      }
+      const entry: ListenerEntry<C> = {
+        key,
+        address,
+        port,
+        server,
+        target: { ...target },
+        rewriteHost,
+        conns: new Set(),
+        total: 0,
+        refused: 0,
+        closedBytesIn: 0,
+        closedBytesOut: 0,
+        handshake: { count: 0, totalMs: 0, maxMs: 0 },
+        errors: {},
+        warnedAt: new Map(),
+      }
+      server.on('connection', (socket: net.Socket) => this.admit(entry, socket))
+      // after listen, 'error' means a failed accept (EMFILE, ENFILE): the server keeps listening
+      server.on('error', (err: NodeJS.ErrnoException) => {
+        count(entry, err.code ?? 'accept')
+        this.warn(entry, err.code ?? 'accept', { listener: where, err: err.message }, `${where}: accept failed: ${err.message}`)
+      })
+      this.entries.set(key, entry)
+      this.failed.delete(key)
+      this.logger.debug({ listener: where, target }, `listening on ${where} for ${target.hostname}:${target.port}`)
+    })
+  }
+
+  unlisten({ address, port, drainMs = 0 }: { address: string; port: number; drainMs?: number }): Promise<void> {
+    const key = hostPort(address, port)
+    return this.serialize(key, async () => {
+      this.failed.delete(key)
+      const entry = this.entries.get(key)
+      if (!entry) return
+      this.entries.delete(key)
+      entry.server.close() // stops accepting at once; open connections are ours to drain
+      if (entry.conns.size > 0) {
+        let timer: NodeJS.Timeout | undefined
+        await new Promise<void>((resolve) => {
+          entry.onEmpty = resolve
+          if (drainMs > 0) timer = setTimeout(() => cutAll(entry), drainMs)
+          else cutAll(entry)
+        })
+        clearTimeout(timer)
+      }
+      this.logger.debug({ listener: key, total: entry.total }, `stopped listening on ${key}`)
+    })
+  }
+
+  listeners(): ListenerStatus[] {
+    const out: ListenerStatus[] = []
+    for (const e of this.entries.values()) {
+      if (!e.server.listening) continue
+      let bytesIn = e.closedBytesIn
+      let bytesOut = e.closedBytesOut
+      for (const c of e.conns) {
+        bytesIn += c.bytesIn()
+        bytesOut += c.bytesOut()
+      }
+      out.push({
+        address: e.address,
+        port: e.port,
+        target: { ...e.target },
+        openConnections: e.conns.size,
+        totalConnections: e.total,
+        bytesIn,
+        bytesOut,
+        errors: { ...e.errors },
+        refused: e.refused,
+        handshake: { ...e.handshake },
+      })
+    }
+    return out
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    await Promise.all([...this.entries.values()].map((e) => this.unlisten({ address: e.address, port: e.port, drainMs: 0 })))
+    this.failed.clear()
+  }
+
+  async diagnose(): Promise<Check[]> {
+    const checks: Check[] = []
+    for (const error of this.failed.values()) {
+      checks.push({ id: 'forwarder.listen', status: 'fail', summary: error.message, hint: error.hint, code: error.code })
+    }
+    const ls = this.listeners()
+    const open = ls.reduce((n, l) => n + l.openConnections, 0)
+    const total = ls.reduce((n, l) => n + l.totalConnections, 0)
+    const failed = ls.reduce((n, l) => n + Object.values(l.errors).reduce((a, b) => a + b, 0), 0)
+    const refused = ls.reduce((n, l) => n + (l.refused ?? 0), 0)
+    const last = [...this.entries.values()].map((e) => e.lastError).filter((e) => e !== undefined).at(-1)
+    const summary = `${this.forwarder} forwarder: ${ls.length} listeners, ${open} open connections, ${total} since start, ${failed} failed, ${refused} refused over a limit`
+    checks.push(
+      last
+        ? { id: 'forwarder.connections', status: 'warn', summary: `${summary}; latest: ${last.message}`, hint: last.hint, code: last.code }
+        : refused > 0
+          ? { id: 'forwarder.connections', status: 'warn', summary, hint: 'raise forwarder.max_connections or forwarder.max_connections_per_endpoint if these clients are legitimate' }
+          : { id: 'forwarder.connections', status: 'ok', summary },
+    )
+    return checks
+  }
+
+  protected track(entry: ListenerEntry<C>, conn: C): void {
+    entry.conns.add(conn)
+  }
+
+  /** The connection has ended on both sides: frees its limit slot; its final byte counts join the listener's. */
+  protected untrack(entry: ListenerEntry<C>, conn: C, bytesIn: number, bytesOut: number): void {
+    if (!entry.conns.delete(conn)) return
+    this.limits.release()
+    entry.closedBytesIn += bytesIn
+    entry.closedBytesOut += bytesOut
+    if (entry.conns.size === 0) entry.onEmpty?.()
+  }
+
+  /** Time from accept to the ConnResponse of one connection. */
+  protected recordHandshake(entry: ListenerEntry<C>, ms: number): void {
+    const h = entry.handshake
+    h.count++
+    h.totalMs += ms
+    if (ms > h.maxMs) h.maxMs = ms
+  }
+
+  /** Counts a failed connection under its code and logs it (warn, rate-limited per code). */
+  protected recordFailure(entry: ListenerEntry<C>, err: unknown, target: ForwardTarget): void {
+    const key = errorKey(err)
+    count(entry, key)
+    if (isNgrokdError(err)) entry.lastError = err
+    const ngrokCode = (err as { ngrokCode?: string }).ngrokCode
+    const { hostname, port } = target
+    this.warn(
+      entry,
+      key,
+      { listener: entry.key, hostname, port, code: isNgrokdError(err) ? err.code : undefined, ngrokCode, hint: (err as NgrokdError).hint },
+      `${hostname}:${port}: ${(err as Error).message}`,
+    )
+  }
+
+  /** Counts an error without logging it above debug (local resets, ingress resets mid-stream). */
+  protected countError(entry: ListenerEntry<C>, key: string): void {
+    count(entry, key)
+  }
+
+  protected warn(entry: ListenerEntry<C>, key: string, obj: object, msg: string): void {
+    const now = Date.now()
+    const last = entry.warnedAt.get(key)
+    if (last !== undefined && now - last < WARN_EVERY_MS) {
+      this.logger.debug(obj, msg)
+      return
+    }
+    entry.warnedAt.set(key, now)
+    this.logger.warn(obj, msg)
+  }
+
+  private admit(entry: ListenerEntry<C>, socket: net.Socket): void {
+    const hit = this.closed || this.entries.get(entry.key) !== entry ? 'closed' : this.limits.admit(entry.conns.size)
+    if (hit === 'closed') {
+      refuseConnection(socket)
+      return
+    }
+    if (hit) {
+      refuseConnection(socket)
+      entry.refused++
+      const limit = this.limits.limitOf(hit)
+      const scope = hit === 'max_connections' ? 'across all endpoints' : `to ${entry.target.hostname}:${entry.target.port}`
+      this.warn(
+        entry,
+        `limit:${hit}`,
+        { listener: entry.key, hostname: entry.target.hostname, limit: hit, max: limit, refused: entry.refused },
+        `${entry.key}: refused a connection: ${limit} connections already open ${scope} (forwarder.${hit}); ${entry.refused} refused so far`,
+      )
+      return
+    }
+    entry.total++
+    this.accept(entry, socket)
+  }
+
+  /** Runs listen/unlisten of one address:port one after another, in call order. */
+  private serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(key) ?? Promise.resolve()
+    const next = prev.then(fn)
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.queues.set(key, tail)
+    void tail.then(() => {
+      if (this.queues.get(key) === tail) this.queues.delete(key)
+    })
+    return next
+  }
+}
+
+/** Cuts every open connection: reset, since whatever was in flight is lost. */
+function cutAll<C extends TrackedConnection>(entry: ListenerEntry<C>): void {
+  for (const c of entry.conns) c.cut()
+}
+
+function count(entry: { errors: Record<string, number> }, key: string): void {
+  entry.errors[key] = (entry.errors[key] ?? 0) + 1
+}
+
+/** ngrok's code for a refusal, else the NgrokdError code, else the errno code. */
+export function errorKey(err: unknown): string {
+  const e = err as { ngrokCode?: string; code?: unknown }
+  if (typeof e?.ngrokCode === 'string' && e.ngrokCode) return e.ngrokCode
+  if (typeof e?.code === 'string' && e.code) return e.code
+  return 'UNKNOWN'
+}
+
+function sameTarget(a: ForwardTarget, b: ForwardTarget): boolean {
+  return a.hostname === b.hostname && a.port === b.port && a.proto === b.proto
+}
+
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
+}
+
+function listenError(id: string, where: string, address: string, port: number, err: NodeJS.ErrnoException): NgrokdError {
+  const code = err.code ?? 'UNKNOWN'
+  const hint =
+    code === 'EADDRINUSE'
+      ? `another program already listens on ${where}; find it with \`ss -ltnp 'sport = :${port}'\` and stop it`
+      : code === 'EACCES'
+        ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service+ep $(readlink -f $(which node)))'
+        : code === 'EADDRNOTAVAIL'
+          ? `${address} is not an address of this machine: the interface driver has to add it first (ngrokd doctor)`
+          : undefined
+  return new NgrokdError('NGROKD_ERR_LISTEN', `${id} forwarder: cannot listen on ${where}: ${code}`, { cause: err, hint })
+}

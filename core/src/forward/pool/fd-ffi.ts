@@ -1,0 +1,54 @@
+/**
+ * The only file of the worker pool that touches koffi: duplicating an accepted socket's fd for the
+ * hand-off to a worker, and closing an fd that was never handed off with RST. Imported lazily (dynamic
+ * import) by the pool, so that koffi is loaded only when the pool is used. Linux only.
+ */
+import koffi from 'koffi'
+import { NgrokdError } from '../../errors/ngrokd-error.js'
+
+const F_DUPFD_CLOEXEC = 1030 // <linux/fcntl.h>: F_LINUX_SPECIFIC_BASE (1024) + 6
+const SOL_SOCKET = 1 // <asm-generic/socket.h>
+const SO_LINGER = 13 // <asm-generic/socket.h>
+const SIZEOF_LINGER = 8 // struct linger { int l_onoff; int l_linger; } — <linux/socket.h>
+
+function loadLibc(): ReturnType<typeof koffi.load> {
+  try {
+    return koffi.load('libc.so.6') // glibc
+  } catch {
+    return koffi.load(null) // musl and others: the symbols node itself links against
+  }
+}
+
+const libc = loadLibc()
+// fcntl is variadic: the third argument is passed with its type at each call
+const fcntl = libc.func('int fcntl(int fd, int cmd, ...)') as (fd: number, cmd: number, ...args: unknown[]) => number
+const setsockopt = libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)') as (
+  fd: number,
+  level: number,
+  name: number,
+  value: Buffer,
+  len: number,
+) => number
+const close = libc.func('int close(int fd)') as (fd: number) => number
+
+/**
+ * A second descriptor for the socket behind `fd`, close-on-exec (so a child process never inherits a
+ * forwarded connection). The socket lives on until every descriptor of it is closed.
+ */
+export function dupSocketFd(fd: number): number {
+  const copy = fcntl(fd, F_DUPFD_CLOEXEC, 'int', 0)
+  if (copy < 0) {
+    const errno = koffi.errno()
+    throw new NgrokdError('NGROKD_ERR_SYSCALL', `worker pool: fcntl(F_DUPFD_CLOEXEC) on an accepted socket failed: errno ${errno}`, {
+      hint: errno === 24 ? 'too many open files: raise the limit (ulimit -n, LimitNOFILE=) or lower forwarder.max_connections' : undefined,
+    })
+  }
+  return copy
+}
+
+/** Closes `fd` with RST (SO_LINGER 0): the peer sees a reset, not a clean end. Errors are ignored. */
+export function resetAndCloseFd(fd: number): void {
+  const linger = Buffer.from(new Int32Array([1, 0]).buffer) // l_onoff = 1, l_linger = 0, in host byte order
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, linger, SIZEOF_LINGER)
+  close(fd)
+}
