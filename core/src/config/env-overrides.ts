@@ -21,7 +21,12 @@ const FALSE = new Set(['false', '0', 'no', 'off'])
 
 /** Turns the variable's text into the schema's type; strings stay strings (durations parse later). */
 function typed(key: ConfigKey, text: string): { value: unknown } | { problem: string } {
-  const type = Array.isArray(key.schema.type) ? undefined : key.schema.type
+  if (Array.isArray(key.schema.type)) {
+    // an integer or "auto" (forwarder.workers): numeric text is the number; durations parse later
+    const numeric = /^\s*\d+\s*$/.test(text) && key.schema['x-ngrokd']?.kind !== 'duration'
+    return { value: numeric ? Number(text) : text.trim() }
+  }
+  const type = key.schema.type
   switch (type) {
     case 'boolean': {
       const lower = text.trim().toLowerCase()

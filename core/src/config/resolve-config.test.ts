@@ -202,6 +202,13 @@ describe('resolveConfig: environment overrides', () => {
     assert.equal(config.log.level, 'info', 'an empty variable counts as unset')
   })
 
+  it('reads a key that takes a number or a word (forwarder.workers) as either', () => {
+    assert.equal(resolveEnv({ NGROKD_FORWARDER_WORKERS: '2' }).config.forwarder.workers, 2)
+    assert.equal(resolveEnv({ NGROKD_FORWARDER_WORKERS: 'auto' }).config.forwarder.workers, 'auto')
+    assert.equal(resolveEnv({ NGROKD_FORWARDER_IDLE_TIMEOUT: '90' }).config.forwarder.idleTimeoutMs, 90_000)
+    assert.match(issuesOf({}, { NGROKD_FORWARDER_WORKERS: 'many' }).issues[0]!.message, /many/)
+  })
+
   it('splits arrays on commas, or reads a JSON array', () => {
     assert.deepEqual(resolveEnv({ NGROKD_BOUND_ENDPOINTS_SELECTORS: 'a, b,,c' }).config.boundEndpoints.selectors, ['a', 'b', 'c'])
     assert.deepEqual(resolveEnv({ NGROKD_BOUND_ENDPOINTS_SELECTORS: '["x in [1, 2]"]' }).config.boundEndpoints.selectors, ['x in [1, 2]'])

@@ -12,14 +12,15 @@ describe('createForwarder', () => {
     assert.deepEqual({ ...FORWARDER_DEFAULTS }, defaultConfig('/').forwarder)
   })
 
-  it('resolveWorkerCount: a number as given; auto = cores - 1, at least 1, at most AUTO_MAX_WORKERS', () => {
+  it('resolveWorkerCount: a number as given; auto = in-thread up to 2 cores, else cores - 1, at most AUTO_MAX_WORKERS', () => {
     assert.equal(resolveWorkerCount(0, 8), 0)
     assert.equal(resolveWorkerCount(3, 1), 3)
-    assert.equal(resolveWorkerCount('auto', 1), 1)
-    assert.equal(resolveWorkerCount('auto', 2), 1)
+    assert.equal(resolveWorkerCount('auto', 1), 0)
+    assert.equal(resolveWorkerCount('auto', 2), 0)
     assert.equal(resolveWorkerCount('auto', 3), 2)
+    assert.equal(resolveWorkerCount('auto', 4), 3)
     assert.equal(resolveWorkerCount('auto', 64), AUTO_MAX_WORKERS)
-    assert.ok(resolveWorkerCount('auto') >= 1)
+    assert.ok(resolveWorkerCount('auto') >= 0)
   })
 
   it('workers 0 → the in-thread forwarder', async () => {

@@ -19,24 +19,31 @@ export const FORWARDER_DEFAULTS: Readonly<ForwarderSettings> = Object.freeze({
   drainTimeoutMs: 5_000,
 })
 
-/**
- * Most worker threads `auto` picks. Measured here (2 cores, Node 20 and 24, `measure-pool`): see
- * {@link resolveWorkerCount}.
- */
+/** Most worker threads `auto` picks (not measured above 2 cores: a conservative cap). */
 export const AUTO_MAX_WORKERS = 4
+/** Up to this many cores, `auto` forwards on the main thread (measured: the pool gains nothing there). */
+export const AUTO_IN_THREAD_MAX_CORES = 2
 
 /**
- * The number of worker threads for `forwarder.workers`: a number is taken as it is; `auto` is one
- * worker per core but one (the main thread keeps accepting, the API, reconcile and the control socket),
- * at least 1 and at most {@link AUTO_MAX_WORKERS}.
+ * The number of worker threads for `forwarder.workers`: a number is taken as it is. `auto` is 0 (the
+ * in-thread forwarder) on machines of up to {@link AUTO_IN_THREAD_MAX_CORES} cores, else one worker per
+ * core but one (the main thread keeps accepting and runs the control plane), at most
+ * {@link AUTO_MAX_WORKERS}.
  *
- * Why (2-core machine, fake ingress and load in a separate process, `measure-pool`): see the figures in
- * the report this default came from, repeated in BENCHMARKS numbers below —
- * PLACEHOLDER_FIGURES
+ * Measured on 2 cores (Node 20.20 and 24.21; `node core/dist/forward/pool/measure-pool.js`: fake ingress
+ * and load in another process, 256 MiB down one connection, 5,000 short connections 64 at a time, three
+ * runs each on a machine shared with other work, so ranges): one download ran at 357-677 MiB/s in-thread,
+ * 268-550 with 1 worker, 297-558 with 2; 1.3-1.8 CPU s/GiB for all three; connections/s 645-1,420
+ * in-thread, 666-1,611 with 1 worker, 569-1,412 with 2; CPU per connection 680-850 µs in-thread, 660-910
+ * with 1 worker, 800-1,230 with 2 (the fd hand-off and a second TLS stack per worker). The main thread's
+ * event-loop delay (p99) during the download was 8-14 ms in every variant. No gain within the noise on 2
+ * cores, a CPU cost per connection with 2 workers: so in-thread there. Above 2 cores the pool spreads TLS
+ * work over cores the main thread cannot use; that was not measured here.
  */
 export function resolveWorkerCount(workers: number | 'auto', cores: number = availableCores()): number {
   if (workers !== 'auto') return workers
-  return Math.max(1, Math.min(AUTO_MAX_WORKERS, cores - 1))
+  if (cores <= AUTO_IN_THREAD_MAX_CORES) return 0
+  return Math.min(AUTO_MAX_WORKERS, cores - 1)
 }
 
 export interface CreateForwarderOptions {

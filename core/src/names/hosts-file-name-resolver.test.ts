@@ -154,9 +154,17 @@ describe('HostsFileNameResolver', () => {
     await names.open()
     await assert.rejects(names.publish({ records: [API] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_HOSTS_FILE') && /EIO/.test(e.message))
     assert.equal(await readFile(hosts, 'utf8'), ORIGINAL)
-    const denied = new HostsFileNameResolver({ path: hosts, stateDir, replaceFile: async () => Promise.reject(renameError('EACCES')) })
-    await denied.open()
-    await assert.rejects(denied.publish({ records: [API] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PERMISSION'))
+  })
+
+  it('rewrites in place when the directory refuses the temp file (EACCES) but the file itself is writable', async () => {
+    // e.g. an unprivileged user namespace with a file of its own bind-mounted over /etc/hosts
+    const inode = (await stat(hosts)).ino
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, replaceFile: async () => Promise.reject(renameError('EACCES')) })
+    await names.open()
+    assert.deepEqual(await names.publish({ records: [API, DB] }), { changed: true })
+    assert.equal(await readFile(hosts, 'utf8'), `${ORIGINAL}\n${BLOCK}`)
+    assert.equal((await stat(hosts)).ino, inode)
+    assert.equal(await readFile(join(stateDir, HOSTS_BACKUP_FILE), 'utf8'), ORIGINAL)
   })
 
   it('open() restores the file from the backup after an in-place write was cut off', async () => {

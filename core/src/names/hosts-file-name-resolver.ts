@@ -204,7 +204,10 @@ export class HostsFileNameResolver implements NameResolver {
         return
       } catch (e) {
         const code = errno(e)
-        if (code !== 'EBUSY' && code !== 'EXDEV') throw fileError(e, 'write', target)
+        // EBUSY/EXDEV: the file is a bind mount (Docker). EACCES/EPERM/EROFS on the temp file: the
+        // directory is not ours to write but the file may be (a file bind-mounted for us).
+        const fileItselfWritable = ['EACCES', 'EPERM', 'EROFS'].includes(code ?? '') && (await isWritable(target))
+        if (code !== 'EBUSY' && code !== 'EXDEV' && !fileItselfWritable) throw fileError(e, 'write', target)
         this.inPlace = true
         this.logger.info(
           { path: target, code },
@@ -353,4 +356,13 @@ function fileError(e: unknown, verb: string, path: string): NgrokdError {
     cause: e,
     hint: code === 'EROFS' ? `${path} is on a read-only file system; choose another name resolver` : `check ${path} and the disk it is on`,
   })
+}
+
+async function isWritable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.W_OK)
+    return true
+  } catch {
+    return false
+  }
 }

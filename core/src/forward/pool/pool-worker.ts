@@ -64,8 +64,17 @@ const workerLogger: Logger = {
 } as Logger
 
 function relay(level: 'info' | 'warn' | 'error' | 'fatal', a: object | string, b?: string): void {
-  if (typeof a === 'string') post({ t: 'log', level, obj: {}, msg: a })
-  else post({ t: 'log', level, obj: JSON.parse(JSON.stringify(a)) as object, msg: b ?? '' })
+  if (typeof a === 'string') {
+    post({ t: 'log', level, obj: {}, msg: a })
+    return
+  }
+  let obj: object
+  try {
+    obj = JSON.parse(JSON.stringify(a)) as object // only what survives JSON crosses (no functions, sockets)
+  } catch {
+    obj = {}
+  }
+  post({ t: 'log', level, obj, msg: b ?? '' })
 }
 
 function setUp(): void {
