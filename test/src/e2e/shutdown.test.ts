@@ -1,0 +1,61 @@
+// SIGTERM with connections still open: the daemon drains for forwarder.drain_timeout, closes what is
+// left, removes its names and exits 0 — it never hangs on a connection that will not finish.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { connect, type Socket } from 'node:net'
+import { CloudSimulator } from '@ngrokd/plugins/simulator'
+import { netnsSkip } from '../helpers/netns.js'
+import { netDriverCases } from '../helpers/net-drivers.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { managedRecords, readHosts } from '../helpers/hosts-file.js'
+import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+
+function openConnection(host: string, port: number, first: string): Promise<{ socket: Socket; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port })
+    const closed = new Promise<void>((r) => socket.once('close', () => r()))
+    socket.once('error', () => {})
+    socket.once('connect', () => {
+      socket.write(first)
+      socket.once('data', () => resolve({ socket, closed }))
+    })
+    socket.once('close', () => reject(new Error(`${host}:${port} closed before answering`)))
+  })
+}
+
+describe('shutdown with open connections', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+  const hosts = snapshotHostsFile()
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://busy.e2e' })
+    sim.addEndpoint({ url: 'tcp://stream.e2e:7000' })
+    daemon = E2eDaemon.start({ name: 'shutdown', sim, net: netDriverCases('shut')[1]!, extraConfig: { forwarder: { drain_timeout: '1s' } } })
+    await daemon.waitReady((s) => s.services?.serving === 2)
+  })
+
+  after(async () => {
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('SIGTERM drains, closes the rest, cleans up and exits 0', async () => {
+    const open = await Promise.all([
+      ...Array.from({ length: 20 }, () => openConnection('busy.e2e', 80, 'GET / HTTP/1.1\r\nHost: busy.e2e\r\n\r\n')),
+      openConnection('stream.e2e', 7000, 'still talking'),
+    ])
+    const status = await daemon.status()
+    assert.equal(status.openConnections, 21)
+    assert.equal(managedRecords(readHosts()).size, 2)
+
+    const exit = await daemon.stop('SIGTERM')
+    assert.deepEqual(exit, { code: 0, signal: null })
+    await Promise.all(open.map((c) => c.closed)) // every client connection was closed by the drain
+    assert.equal(managedRecords(readHosts()).size, 0)
+    assert.match(daemon.log(), /stopped; listeners, names and addresses removed/)
+  })
+})
