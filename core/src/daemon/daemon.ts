@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import type { DaemonConfig } from '../config/index.js'
 import type { Logger } from '../contracts/logger.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
-import { NgrokApiClient } from '../api/index.js'
+import { setTimeout as delay } from 'node:timers/promises'
+import { NgrokApiClient, normalizeIngressEndpoint } from '../api/index.js'
 import { Registration } from '../cert/index.js'
 import { createForwarder, loadTrustRoots, type CreateForwarderOptions } from '../forward/index.js'
 import { groupEndpoints, type DesiredService } from '../protocol/endpoints.js'
@@ -159,7 +160,7 @@ export class Daemon {
           await this.waitForApiKey()
           continue
         }
-        await sleep(backoff, signal)
+        await delay(backoff, undefined, { signal }).catch(() => {}) // aborted: the loop ends
         backoff = Math.min(backoff * 2, this.config.boundEndpoints.pollIntervalMs)
       }
     }
@@ -252,7 +253,7 @@ export class Daemon {
   private ingressEndpoint(): string {
     const endpoint = this.config.ingress.endpoint ?? this.ingressFromApi
     if (!endpoint) throw new NgrokdError('NGROKD_ERR_CERT', 'no binding ingress endpoint known yet')
-    return /:\d+$/.test(endpoint) ? endpoint : `${endpoint}:443`
+    return normalizeIngressEndpoint(endpoint)
   }
 
   // --- API key -----------------------------------------------------------------------------
@@ -376,14 +377,4 @@ export class Daemon {
       'POST /v1/poll': async () => ({ poll: await this.pollOnce() }),
     } as const
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => {
-      clearTimeout(t)
-      resolve()
-    }, { once: true })
-  })
 }

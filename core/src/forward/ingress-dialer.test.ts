@@ -727,9 +727,10 @@ describe('parseIngressEndpoint', () => {
     assert.deepEqual(parseIngressEndpoint('[::1]:8443'), { host: '::1', port: 8443, text: '[::1]:8443' })
     assert.deepEqual(parseIngressEndpoint('::1'), { host: '::1', port: 443, text: '[::1]:443' })
     assert.deepEqual(parseIngressEndpoint('127.0.0.1:9'), { host: '127.0.0.1', port: 9, text: '127.0.0.1:9' })
+    assert.deepEqual(parseIngressEndpoint('https://ingress.example:8443'), { host: 'ingress.example', port: 8443, text: 'ingress.example:8443' })
   })
   it('rejects anything else with NGROKD_ERR_CONFIG_INVALID', () => {
-    for (const bad of ['', 'host:0', 'host:65536', 'host:x', 'https://host:443', 'a b:1']) {
+    for (const bad of ['', 'host:0', 'host:65536', 'host:x', 'a b:1']) {
       assert.throws(() => parseIngressEndpoint(bad), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'), bad)
     }
   })

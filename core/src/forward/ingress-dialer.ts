@@ -1,3 +1,4 @@
+import { normalizeIngressEndpoint, splitIngressEndpoint } from '../api/ingress-endpoint.js'
 import { createHash } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
@@ -478,32 +479,21 @@ function throwIfAborted(signal: AbortSignal | undefined, hostname: string, port:
   if (signal?.aborted) throw new NgrokdError('NGROKD_ERR_ABORTED', `binding ingress: dial for ${hostname}:${port} aborted`, { cause: signal.reason })
 }
 
-/** Parses `host:port`, `[v6]:port`, or a bare host (port 443, PROTOCOL.md §2). */
+/**
+ * The ingress endpoint as the dialer needs it. Parsing lives in `api/ingress-endpoint.ts` (one home
+ * for `host[:port]`, port 443 by default); here a bad value is a configuration error.
+ */
 export function parseIngressEndpoint(text: string): { host: string; port: number; text: string } {
-  const t = text.trim()
-  let host: string
-  let portText: string | undefined
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(t)
-  if (v6) {
-    host = v6[1]!
-    portText = v6[2]
-  } else if (net.isIPv6(t)) {
-    host = t
-  } else {
-    const m = /^([^:\s/]+)(?::(\d+))?$/.exec(t)
-    if (!m) host = ''
-    else {
-      host = m[1]!
-      portText = m[2]
-    }
-  }
-  const port = portText === undefined ? 443 : Number(portText)
-  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
+  try {
+    if (text.trim() === '') throw new Error('empty')
+    const { host, port } = splitIngressEndpoint(text)
+    return { host, port, text: normalizeIngressEndpoint(text) }
+  } catch (cause) {
     throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `binding ingress endpoint ${JSON.stringify(text)} is not host:port`, {
+      cause,
       hint: 'ingress.endpoint (or the registration) must look like kubernetes-binding-ingress.ngrok.io:443',
     })
   }
-  return { host, port, text: net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}` }
 }
 
 function classifyError(err: Error, phase: Phase, authorizationError: Error | string | null | undefined, where: string, ingressHost: string): NgrokdError {
