@@ -172,7 +172,7 @@ function forwardingSection(f: ForwardingFigure): string {
       (w.status === 'ok' ? '. ' : ` (**${w.status}**: ${w.reason ?? ''}). `) +
       `TTFB: \`GET 1\` to the bulk backend on a new connection, connect → first byte, p50/p99 of ${int(f.latencyRequests)}. ` +
       'CPU: the daemon process\'s utime+stime (/proc/<pid>/stat, all threads) across that figure; RSS from /proc/<pid>/status after the row\'s run, and VmRSS while the idle connections are open end to end (one echoed byte each, to a `tcp-echo` endpoint). ' +
-      `The simulator runs in its own process (TCP_NODELAY on the sockets it accepts, as ngrok's Go ingress has); the clients in the bench process. Median of ${f.runs} run(s), every row in each run. ` +
+      `The simulator runs in its own process (its ingress sets TCP_NODELAY, as ngrok's Go ingress does); the clients in the bench process. Median of ${f.runs} run(s), every row in each run. ` +
       'The Go daemon column holds the figures quoted in the hot-path issue, measured on another machine: for orientation only, not comparable in absolute terms.',
   ].join('\n')
 }
