@@ -10,7 +10,7 @@ const FILE = '/srv/ngrokd/config.yml'
 /** The issues resolveConfig throws for `content` (and `env`); fails the test if it does not throw. */
 function issuesOf(content: unknown, env: NodeJS.ProcessEnv = {}): { error: ConfigInvalidError; issues: readonly ConfigIssue[] } {
   try {
-    resolveConfig(content, { source: FILE, env, cwd: '/work' })
+    resolveConfig(content, { source: FILE, env, cwd: '/home/ops' })
   } catch (e) {
     assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'), String(e))
     assert.ok(e instanceof ConfigInvalidError)
@@ -41,11 +41,11 @@ describe('resolveConfig: defaults', () => {
         drainTimeoutMs: 5_000,
       },
       metrics: {},
-      configDir: '/work',
+      configDir: '/home/ops',
     }
-    const loaded = resolveConfig(undefined, { cwd: '/work', env: {} })
+    const loaded = resolveConfig(undefined, { cwd: '/home/ops', env: {} })
     assert.deepEqual(loaded, { config: expected, notices: [] })
-    assert.deepEqual(defaultConfig('/work'), expected)
+    assert.deepEqual(defaultConfig('/home/ops'), expected)
   })
 
   it('gives each result its own arrays and objects', () => {
@@ -163,7 +163,7 @@ describe('resolveConfig: invalid values', () => {
 })
 
 describe('resolveConfig: environment overrides', () => {
-  const resolveEnv = (env: NodeJS.ProcessEnv, content?: unknown) => resolveConfig(content, { source: FILE, cwd: '/work', env })
+  const resolveEnv = (env: NodeJS.ProcessEnv, content?: unknown) => resolveConfig(content, { source: FILE, cwd: '/home/ops', env })
 
   it('reads NGROK_API_KEY, and NGROKD_API_KEY wins over it', () => {
     assert.equal(resolveEnv({ NGROK_API_KEY: 'key-from-ngrok-env' }).config.api.key, 'key-from-ngrok-env')
@@ -196,7 +196,7 @@ describe('resolveConfig: environment overrides', () => {
     assert.equal(config.cleanup.removeInterfaceOnStop, false)
     assert.deepEqual(config.net.driverOptions, { bridge: true })
     // Relative paths from the environment resolve against the working directory.
-    assert.equal(config.stateDir, '/work/state')
+    assert.equal(config.stateDir, '/home/ops/state')
     assert.equal(config.api.timeoutMs, 30_000)
     assert.equal(config.control.group, 'ngrokd')
     assert.equal(config.log.level, 'info', 'an empty variable counts as unset')
