@@ -224,7 +224,7 @@ function startDaemon(project: SampleProject, sim: CloudSimulator, tag: string, n
       }
     },
     async cli(...args) {
-      const bin = join(project.dir, 'node_modules/.bin/ngrokd')
+      const bin = join(project.dir, 'node_modules/@ngrokd/core/dist/bin/ngrokd.js') // the CLI of the packed core (the ngrokd package wraps it)
       const { stdout } = await run(process.execPath, [bin, ...args, '--config', configFile], { cwd: project.dir, env: outsiderEnv(), timeout: CHILD_TIMEOUT_MS })
       return stdout
     },
