@@ -1,4 +1,6 @@
 import { join } from 'node:path'
+import { createRequire } from 'node:module'
+import { builtinDrivers } from '../driver/builtin-drivers.js'
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.js'
@@ -201,6 +203,16 @@ const versionCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     console.log(`ngrokd ${CORE_VERSION}\nnode ${process.version} (${process.platform}-${process.arch})`)
+    const require = createRequire(import.meta.url)
+    for (const [name, pkg] of Object.entries(builtinDrivers)) {
+      let version = 'not installed'
+      try {
+        version = (require(`${pkg}/package.json`) as { version: string }).version
+      } catch {
+        // reported as not installed
+      }
+      console.log(`driver ${name} ${version}`)
+    }
     return 0
   },
 })

@@ -117,6 +117,13 @@ describe('every command answers --help', () => {
       assert.match(r.stdout, /--config/)
     })
   }
+  test('ngrokd version names ngrokd, Node.js and every built-in driver', async () => {
+    const r = await ngrokd(['version'])
+    assert.equal(r.code, 0)
+    assert.match(r.stdout, /^ngrokd \d+\.\d+\.\d+\nnode v\d+/)
+    for (const d of ['linux-netlink', 'loopback-alias', 'darwin-utun', 'windows-wintun']) assert.match(r.stdout, new RegExp(`^driver ${d} \\d+\\.\\d+\\.\\d+$`, 'm'))
+  })
+
   test('ngrokd with no command prints the command list; an unknown one fails', async () => {
     const none = await ngrokd([])
     assert.match(none.stdout, /Commands:/)
