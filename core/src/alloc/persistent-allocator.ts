@@ -1,24 +1,14 @@
-import { readFile, rename, access, stat, constants } from 'node:fs/promises'
+import { readFile, rename, access, constants } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
-import { writeFileAtomic } from '../util/atomic-file.js'
+import { pathExists, writeFileAtomic, type StateFileLocation } from '../util/atomic-file.js'
 import { isIpv4 } from '../util/ipv4.js'
 import { MemoryAllocator, type AllocatorState } from './memory-allocator.js'
 
-export type PersistentAllocatorOptions = (
-  | {
-      /** JSON state file, e.g. `/var/lib/ngrokd/allocations.json`. Its directory is created if missing. */
-      stateFile: string
-      stateDir?: undefined
-    }
-  | {
-      /** The state directory; the file is `<stateDir>/allocations.json`. */
-      stateDir: string
-      stateFile?: undefined
-    }
-) & { logger?: Logger }
+/** `stateDir` puts the file at `<stateDir>/allocations.json`. */
+export type PersistentAllocatorOptions = StateFileLocation & { logger?: Logger }
 
 /** File name used when only a state directory is given. */
 export const ALLOCATIONS_FILE = 'allocations.json'
@@ -57,7 +47,7 @@ export class PersistentAllocator extends MemoryAllocator {
     const checks = await super.diagnose()
     // The directory is created on the first write: check the nearest one that exists.
     let dir = dirname(this.stateFile)
-    while (dirname(dir) !== dir && !(await exists(dir))) dir = dirname(dir)
+    while (dirname(dir) !== dir && !(await pathExists(dir))) dir = dirname(dir)
     try {
       await access(dir, constants.W_OK)
       checks.push({ id: 'allocator.state-file', status: 'ok', summary: `allocations are kept in ${this.stateFile}` })
@@ -129,14 +119,6 @@ export class PersistentAllocator extends MemoryAllocator {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** Why `v` is not an {@link AllocatorState}, or undefined. */
 function checkState(v: unknown): string | undefined {

@@ -5,7 +5,7 @@ import type { Check } from '../contracts/check.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { NameRecord, NameResolver } from '../contracts/name-resolver.js'
 import { NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
-import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js'
+import { fsyncDir, pathExists, writeFileAtomic } from '../util/atomic-file.js'
 import { parseHostsBlock, updateHostsText } from './hosts-block.js'
 
 export interface HostsFileNameResolverOptions {
@@ -166,7 +166,7 @@ export class HostsFileNameResolver implements NameResolver {
         })
       }
     }
-    if (await exists(this.inflightPath)) {
+    if (await pathExists(this.inflightPath)) {
       checks.push({
         id: 'hosts-file.interrupted-write',
         status: 'warn',
@@ -336,14 +336,6 @@ async function overwrite(path: string, text: string): Promise<void> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch {
-    return false
-  }
-}
 
 function checkAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new NgrokdError('NGROKD_ERR_ABORTED', `hosts-file: ${what} aborted`, { cause: signal.reason })

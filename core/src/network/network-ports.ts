@@ -2,7 +2,7 @@ import { readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
-import { writeFileAtomic } from '../util/atomic-file.js'
+import { pathExists, writeFileAtomic, type StateFileLocation } from '../util/atomic-file.js'
 
 /** File name used when only a state directory is given. */
 export const NETWORK_PORTS_FILE = 'network-ports.json'
@@ -32,18 +32,8 @@ export interface NetworkPortEntry {
   active: boolean
 }
 
-export type NetworkPortsOptions = (
-  | {
-      /** JSON state file, e.g. `/var/lib/ngrokd/network-ports.json`. Its directory is created if missing. */
-      stateFile: string
-      stateDir?: undefined
-    }
-  | {
-      /** The state directory; the file is `<stateDir>/network-ports.json`. */
-      stateDir: string
-      stateFile?: undefined
-    }
-) & { logger?: Logger }
+/** `stateDir` puts the file at `<stateDir>/network-ports.json`. */
+export type NetworkPortsOptions = StateFileLocation & { logger?: Logger }
 
 interface Mapping {
   port: number

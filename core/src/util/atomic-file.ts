@@ -1,4 +1,4 @@
-import { open, rename, unlink, mkdir } from 'node:fs/promises'
+import { open, rename, stat, unlink, mkdir } from 'node:fs/promises'
 import { dirname, basename, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 
@@ -47,3 +47,21 @@ export async function fsyncDir(dir: string): Promise<void> {
     await handle.close()
   }
 }
+
+/** True when something exists at `path` (any type). */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Where a component keeps its state: a file, or a state directory (then `<stateDir>/<default name>`).
+ * Shared by the components that persist a stable mapping (allocations, network ports).
+ */
+export type StateFileLocation =
+  | { /** JSON state file; its directory is created if missing. */ stateFile: string; stateDir?: undefined }
+  | { /** The state directory; the file gets the component's default name. */ stateDir: string; stateFile?: undefined }

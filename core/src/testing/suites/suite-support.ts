@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TestFramework, type TestBody } from '../test-framework.js'
 
-/** Registers one check, or shows it as skipped (`it.skip`) when the runner has that. */
+/**
+ * Registers one check, or shows it as skipped (`it.skip`) when the runner has that. Only checks a
+ * driver author opted out of (a capability the driver does not claim, e.g. `skip: { ipv6: true }`)
+ * are skipped, and they are reported as skipped rather than silently left out.
+ */
 export function check(name: string, skipped: boolean | undefined, body: TestBody): void {
   const it = TestFramework.it
   if (!skipped) it(name, body)
