@@ -4,6 +4,7 @@ import type { Logger } from '../contracts/logger.js'
 import { performance } from 'node:perf_hooks'
 import { resetSocket } from './connection-limits.js'
 import { createHostRewriter } from './http-host-rewriter.js'
+import { pump } from './pump.js'
 import type { DialResult, Dialer } from './ingress-dialer.js'
 
 export interface CarryOptions {
@@ -45,7 +46,7 @@ export interface CarryOutcome {
  *
  * Rules:
  * - The client stays paused while the ingress is dialled; the bytes that came with the ConnResponse are
- *   written first, then both directions are piped with backpressure (a slow reader throttles the other
+ *   written first, then both directions are pumped ({@link pump}) with backpressure (a slow reader throttles the other
  *   side through TCP flow control) and half-close (one side's end ends the other side's write half; the
  *   other direction keeps flowing until it ends too).
  * - A failed dial and an ingress that breaks off mid-stream **reset** the client (RST, not FIN): it sees
@@ -153,12 +154,14 @@ export class CarriedConnection {
       this.maybeFinish()
     })
     if (early.length > 0) client.write(early)
-    // pipe() pauses the source while the destination's buffer is over its high-water mark (backpressure)
-    // and ends the destination's write half when the source ends (half-close; allowHalfOpen on both).
+    // pump() pauses the source while the destination holds too much (backpressure) and ends the
+    // destination's write half when the source ends (half-close; allowHalfOpen on both).
     const t = this.transform
-    if (t) client.pipe(t).pipe(up)
-    else client.pipe(up)
-    up.pipe(client)
+    if (t) {
+      pump(client, t)
+      pump(t, up)
+    } else pump(client, up)
+    pump(up, client)
     const idle = this.options.idleTimeoutMs
     if (idle > 0) {
       // the timer restarts on every read and write of the client socket, so it measures both directions
@@ -200,3 +203,4 @@ export class CarriedConnection {
 function cleanlyDone(s: net.Socket): boolean {
   return s.readableEnded && s.writableFinished
 }
+

@@ -2,6 +2,7 @@ export {
   IngressDialer,
   parseIngressEndpoint,
   DEFAULT_PREDIAL_MAX_AGE_MS,
+  INGRESS_CIPHERS,
   type IngressDialerOptions,
   type IngressDialerStats,
   type IngressCredentials,

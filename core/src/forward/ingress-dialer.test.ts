@@ -217,6 +217,13 @@ describe(`IngressDialer (${mode.name})`, { skip }, () => {
     assert.equal(response.proto, 'tcp')
   })
 
+  it('offers TLS_AES_128_GCM_SHA256 first (Go order), so a server that follows the client picks it', async () => {
+    const ingress = await start({ followClientCipherOrder: true })
+    const { socket } = await dialer(ingress).dial({ hostname: 'api.prod', port: 443 })
+    assert.equal(socket.getCipher().standardName, 'TLS_AES_128_GCM_SHA256')
+    socket.destroy()
+  })
+
   it('sends SNI and verifies the certificate against the ingress host name; no SNI for an IP literal', async () => {
     const ingress = await start()
     const byName = await dialer(`ingress.test:${ingress.port}`, { lookup: loopbackLookup }).dial({ hostname: 'api.prod', port: 443 })

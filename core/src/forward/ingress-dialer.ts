@@ -89,6 +89,19 @@ export const DEFAULT_PREDIAL_MAX_AGE_MS = 8_000
 /** Upper bound of `predial`; the same as `ingress.predial`'s maximum in config.schema.json. */
 export const MAX_PREDIAL = 64
 
+/**
+ * The cipher list offered to the ingress: Node's defaults with TLS_AES_128_GCM_SHA256 moved to the
+ * front of the TLS 1.3 suites. That is Go's crypto/tls order on AES hardware (Go ≥ 1.17, so ngrok's
+ * ingress picks it whatever we offer); OpenSSL's default puts AES-256-GCM first, which costs ~40% more
+ * cipher work per byte (14 AES rounds instead of 10) for no margin that matters here. TLS 1.2 keeps
+ * Node's list, whose first suites are already AES-128-GCM.
+ */
+export const INGRESS_CIPHERS = preferFirst(tls.DEFAULT_CIPHERS, 'TLS_AES_128_GCM_SHA256')
+
+function preferFirst(list: string, first: string): string {
+  return [first, ...list.split(':').filter((c) => c !== first)].join(':')
+}
+
 const CERT_NOT_ACCEPTED_HINT =
   'the ingress usually closes like this when it does not accept our client certificate: issued for another ' +
   'ingress, revoked or expired; renew the registration (restart ngrokd, or check `ngrokd doctor`)'
@@ -270,6 +283,7 @@ export class IngressDialer implements Dialer {
         ca: this.options.ca,
         minVersion: 'TLSv1.2', // PROTOCOL.md §4.1: TLS 1.2 or 1.3
         maxVersion: 'TLSv1.3',
+        ciphers: INGRESS_CIPHERS,
       })
     } catch (cause) {
       throw new NgrokdError('NGROKD_ERR_CERT', `client certificate or key is unusable: ${(cause as Error).message}`, {

@@ -22,6 +22,8 @@ export interface FakeIngressOptions {
   /** Server certificate; default `pki.ingress`. */
   cert?: TestKeyPair
   maxVersion?: tls.SecureVersion
+  /** Pick the cipher suite by the client's order (tls.createServer's default is its own order). */
+  followClientCipherOrder?: boolean
   /**
    * Runs once the ConnRequest is read. The socket is paused; bytes that followed the request have been
    * unshifted back into it. Default: accept and echo (half-close aware).
@@ -47,7 +49,7 @@ export function echo(conn: FakeIngressConn): void {
  * A minimal binding ingress on 127.0.0.1 (PROTOCOL.md §4): mTLS with the test client CA, one framed
  * ConnRequest per connection, then whatever `onRequest` does.
  */
-export async function startFakeIngress({ pki, cert = pki.ingress, maxVersion, onRequest = echo }: FakeIngressOptions): Promise<FakeIngress> {
+export async function startFakeIngress({ pki, cert = pki.ingress, maxVersion, followClientCipherOrder = false, onRequest = echo }: FakeIngressOptions): Promise<FakeIngress> {
   const sockets = new Set<net.Socket>()
   const connections: FakeIngressConn[] = []
   const server = tls.createServer({
@@ -58,6 +60,7 @@ export async function startFakeIngress({ pki, cert = pki.ingress, maxVersion, on
     rejectUnauthorized: true,
     allowHalfOpen: true,
     maxVersion,
+    honorCipherOrder: !followClientCipherOrder,
   })
   server.on('connection', (s: net.Socket) => {
     sockets.add(s)

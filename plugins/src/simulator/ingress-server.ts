@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls'
 import {
   FrameReader,
+  INGRESS_CIPHERS,
   decodeConnRequestBody,
   encodeConnResponse,
   type ConnRequest,
@@ -66,6 +67,10 @@ export class IngressServer {
       key: keyPem,
       ca: options.ca.certPem,
       minVersion: 'TLSv1.2',
+      // ngrok's ingress is Go: on AES hardware its crypto/tls picks TLS_AES_128_GCM_SHA256 first,
+      // whatever the client prefers. Modelled with the same order and the server's preference.
+      ciphers: INGRESS_CIPHERS,
+      honorCipherOrder: true,
       // Session resumption with client certificates needs a session id context (OpenSSL refuses a
       // resumed handshake without one) and ticket keys; tls.Server sets both itself.
       sessionIdContext: 'ngrokd-simulator-ingress',
