@@ -203,4 +203,3 @@ export class CarriedConnection {
 function cleanlyDone(s: net.Socket): boolean {
   return s.readableEnded && s.writableFinished
 }
-
