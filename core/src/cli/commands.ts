@@ -22,6 +22,7 @@ export interface Command extends CommandSpec {
 function defineCommand<O extends CommandSpec['options']>(c: CommandSpec<O> & { run(this: CommandSpec<O>, argv: string[]): Promise<number> }): Command {
   return c as unknown as Command
 }
+import { capYoungGeneration } from '../util/young-generation-cap.js'
 
 async function configFor(values: { config?: string }): Promise<LoadedConfig> {
   return loadConfig({ configPath: values.config })
@@ -39,6 +40,8 @@ const runCommand = defineCommand({
     const logger = createLogger({ level: config.log.level })
     logger.info({ config: describeConfig(config), source: source ?? 'defaults' }, `configuration from ${source ?? 'defaults and environment'}`)
     for (const notice of notices) logger.warn(notice)
+    // the process is ours here (not in a library embedding Daemon): hold V8's young generation
+    if (config.forwarder.maxYoungGenerationMib > 0) capYoungGeneration(config.forwarder.maxYoungGenerationMib)
     const daemon = new Daemon({ config, logger })
     let stopping = false
     const onSignal = (signal: NodeJS.Signals) => {

@@ -66,6 +66,8 @@ export interface DaemonConfig {
     handshakeTimeoutMs: number
     connRequestTimeoutMs: number
     drainTimeoutMs: number
+    /** Young-generation cap of the main thread and each worker, MiB; 0 = V8's default (see `capYoungGeneration`). */
+    maxYoungGenerationMib: number
   }
   metrics: {
     /** `host:port` of the Prometheus text endpoint; unset = off. */

@@ -39,6 +39,7 @@ describe('resolveConfig: defaults', () => {
         handshakeTimeoutMs: 10_000,
         connRequestTimeoutMs: 10_000,
         drainTimeoutMs: 5_000,
+        maxYoungGenerationMib: 16,
       },
       metrics: {},
       configDir: '/home/ops',

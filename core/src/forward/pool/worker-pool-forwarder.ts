@@ -45,6 +45,8 @@ export interface WorkerPoolForwarderOptions {
   /** Close a forwarded connection after this many ms without a byte either way. 0 (default) = never. */
   idleTimeoutMs?: number
   limits?: ConnectionLimitOptions
+  /** Each worker's young generation, MiB (`resourceLimits.maxYoungGenerationSizeMb`); 0 or unset = V8's default. */
+  maxYoungGenerationMib?: number
 }
 
 class PoolConn implements TrackedConnection {
@@ -169,6 +171,7 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
       idleTimeout: Infinity,
       workerData,
       execArgv: ext === '.ts' ? tsxExecArgv() : undefined,
+      ...(options.maxYoungGenerationMib ? { resourceLimits: { maxYoungGenerationSizeMb: options.maxYoungGenerationMib } } : {}),
     })
     // a worker that fails while it has no task (at start-up, say): its tasks' failures are handled per task
     this.pool.on('error', (err: Error) => {
