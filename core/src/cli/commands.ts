@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../util/atomic-file.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
 import { renderTable } from './table.js'
+import { capYoungGeneration } from '../util/young-generation-cap.js'
 
 export interface Command extends CommandSpec {
   run(argv: string[]): Promise<number>
@@ -22,7 +23,6 @@ export interface Command extends CommandSpec {
 function defineCommand<O extends CommandSpec['options']>(c: CommandSpec<O> & { run(this: CommandSpec<O>, argv: string[]): Promise<number> }): Command {
   return c as unknown as Command
 }
-import { capYoungGeneration } from '../util/young-generation-cap.js'
 
 async function configFor(values: { config?: string }): Promise<LoadedConfig> {
   return loadConfig({ configPath: values.config })
