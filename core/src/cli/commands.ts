@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../util/atomic-file.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
 import { renderTable } from './table.js'
-import { capYoungGeneration } from '../util/young-generation-cap.js'
+import { capYoungGeneration, collectYoungGarbageEvery } from '../util/young-generation.js'
 
 export interface Command extends CommandSpec {
   run(argv: string[]): Promise<number>
@@ -40,8 +40,9 @@ const runCommand = defineCommand({
     const logger = createLogger({ level: config.log.level })
     logger.info({ config: describeConfig(config), source: source ?? 'defaults' }, `configuration from ${source ?? 'defaults and environment'}`)
     for (const notice of notices) logger.warn(notice)
-    // the process is ours here (not in a library embedding Daemon): hold V8's young generation
+    // the process is ours here (not a library embedding Daemon): tune V8's young generation for the hot path
     if (config.forwarder.maxYoungGenerationMib > 0) capYoungGeneration(config.forwarder.maxYoungGenerationMib)
+    collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
     const daemon = new Daemon({ config, logger })
     let stopping = false
     const onSignal = (signal: NodeJS.Signals) => {

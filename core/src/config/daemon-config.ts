@@ -68,6 +68,8 @@ export interface DaemonConfig {
     drainTimeoutMs: number
     /** Young-generation cap of the main thread and each worker, MiB; 0 = V8's default (see `capYoungGeneration`). */
     maxYoungGenerationMib: number
+    /** A young-generation collection per this many MiB carried, per forwarding thread; 0 = V8 decides (see `collectYoungGarbageEvery`). */
+    youngGcEveryMib: number
   }
   metrics: {
     /** `host:port` of the Prometheus text endpoint; unset = off. */

@@ -40,6 +40,7 @@ describe('resolveConfig: defaults', () => {
         connRequestTimeoutMs: 10_000,
         drainTimeoutMs: 5_000,
         maxYoungGenerationMib: 16,
+        youngGcEveryMib: 8,
       },
       metrics: {},
       configDir: '/home/ops',

@@ -18,6 +18,7 @@ export const FORWARDER_DEFAULTS: Readonly<ForwarderSettings> = Object.freeze({
   connRequestTimeoutMs: 10_000,
   drainTimeoutMs: 5_000,
   maxYoungGenerationMib: 16,
+  youngGcEveryMib: 8,
 })
 
 /** Most worker threads `auto` picks (not measured above 2 cores: a conservative cap). */
@@ -86,7 +87,7 @@ export async function createForwarder({ logger, settings = {}, ingress }: Create
       logger.info({ workers }, 'forwarding on the main thread: a custom host lookup cannot run in worker threads')
     } else {
       try {
-        const pool = await WorkerPoolForwarder.create({ logger, workers, dialer, idleTimeoutMs: s.idleTimeoutMs, limits, maxYoungGenerationMib: s.maxYoungGenerationMib })
+        const pool = await WorkerPoolForwarder.create({ logger, workers, dialer, idleTimeoutMs: s.idleTimeoutMs, limits, maxYoungGenerationMib: s.maxYoungGenerationMib, youngGcEveryMib: s.youngGcEveryMib })
         logger.debug({ workers }, `forwarding in ${workers} worker threads`)
         return pool
       } catch (e) {

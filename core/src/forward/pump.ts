@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream'
 import { setImmediate } from 'node:timers'
+import { noteBytesCarried } from '../util/young-generation.js'
 
 /** The largest plaintext of one TLS record (RFC 8446 §5.1, 2^14): a chunk this big means more is probably queued. */
 export const FULL_CHUNK_BYTES = 16 * 1024
@@ -23,6 +24,9 @@ export const PUMP_MAX_QUEUED_BYTES = 128 * 1024
  * - Backpressure: `src` is paused while more than {@link PUMP_MAX_QUEUED_BYTES} wait in `dst`, and resumed on
  *   `drain`.
  *
+ * - Every chunk is counted for {@link noteBytesCarried}, which frees dead Buffers every few MiB when the
+ *   process owner asked for it.
+ *
  * Errors and `close` are the caller's: it destroys both streams on either side's error.
  */
 export function pump(src: Readable, dst: Writable): void {
@@ -39,6 +43,7 @@ export function pump(src: Readable, dst: Writable): void {
       setImmediate(uncork)
     }
     dst.write(chunk)
+    noteBytesCarried(chunk.length)
     if (dst.writableLength > PUMP_MAX_QUEUED_BYTES) src.pause()
   })
   dst.on('drain', () => {

@@ -37,6 +37,8 @@ export interface PoolWorkerData {
   channel: string
   dialer: PoolDialerSettings
   idleTimeoutMs: number
+  /** See `collectYoungGarbageEvery`; 0 = V8 decides. */
+  youngGcEveryMib: number
 }
 
 /** One forwarded connection. */

@@ -11,6 +11,7 @@ import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { BroadcastChannel, isMainThread, workerData as rawWorkerData } from 'node:worker_threads'
 import type { Logger } from '../../contracts/logger.js'
+import { collectYoungGarbageEvery } from '../../util/young-generation.js'
 import { CarriedConnection, type CarryOutcome } from '../carry-connection.js'
 import { resetSocket } from '../connection-limits.js'
 import { IngressDialer, type IngressCredentials } from '../ingress-dialer.js'
@@ -79,6 +80,7 @@ function relay(level: 'info' | 'warn' | 'error' | 'fatal', a: object | string, b
 
 function setUp(): void {
   if (channel || !data) return
+  collectYoungGarbageEvery(data.youngGcEveryMib)
   channel = new BroadcastChannel(data.channel)
   channel.unref()
   channel.onmessage = (event) => {

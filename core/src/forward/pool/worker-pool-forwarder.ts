@@ -47,6 +47,8 @@ export interface WorkerPoolForwarderOptions {
   limits?: ConnectionLimitOptions
   /** Each worker's young generation, MiB (`resourceLimits.maxYoungGenerationSizeMb`); 0 or unset = V8's default. */
   maxYoungGenerationMib?: number
+  /** Each worker collects its young generation after this many MiB carried (`collectYoungGarbageEvery`); 0 or unset = V8 decides. */
+  youngGcEveryMib?: number
 }
 
 class PoolConn implements TrackedConnection {
@@ -154,7 +156,12 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
     // connections dialled ahead are per dialer, and each worker has its own: share the number out
     const predial = rest.predial ? Math.ceil(rest.predial / options.workers) : rest.predial
     const dialer: PoolDialerSettings = { ...rest, ca: caText(rest.ca), predial }
-    const workerData: PoolWorkerData = { channel: `ngrokd-pool-${randomUUID()}`, dialer, idleTimeoutMs: options.idleTimeoutMs ?? 0 }
+    const workerData: PoolWorkerData = {
+      channel: `ngrokd-pool-${randomUUID()}`,
+      dialer,
+      idleTimeoutMs: options.idleTimeoutMs ?? 0,
+      youngGcEveryMib: options.youngGcEveryMib ?? 0,
+    }
     this.channel = new BroadcastChannel(workerData.channel)
     this.channel.unref()
     this.channel.onmessage = (event) => this.onWorkerMessage((event as { data: ToMain }).data)

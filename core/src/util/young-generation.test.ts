@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import v8 from 'node:v8'
-import { capYoungGeneration } from './young-generation-cap.js'
+import { PerformanceObserver, constants } from 'node:perf_hooks'
+import { capYoungGeneration, collectYoungGarbageEvery, noteBytesCarried } from './young-generation.js'
 
 // V8 flags are per process: node --test runs this file in a process of its own.
 
@@ -36,5 +37,32 @@ describe('capYoungGeneration', () => {
     const free = await churn(1_500)
     // the same load without the cap: V8 grows it past the cap, so the cap above was what held it
     assert.ok(free > capped, `new space ${free / MiB} MiB after stop(), ${capped / MiB} MiB while capped`)
+  })
+})
+
+/** Minor collections while `work` runs, seen by a gc PerformanceObserver. */
+async function minorGcsDuring(work: () => void): Promise<number> {
+  let minor = 0
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  work()
+  await sleep(50) // entries are delivered asynchronously
+  observer.disconnect()
+  return minor
+}
+
+describe('collectYoungGarbageEvery', () => {
+  it('runs a minor collection per threshold of carried bytes, and none of its own when off', async () => {
+    const carry = (): void => {
+      for (let i = 0; i < 64; i++) noteBytesCarried(1024 * 1024) // 64 MiB in 1 MiB chunks, nothing allocated
+    }
+    collectYoungGarbageEvery(4)
+    const on = await minorGcsDuring(carry)
+    collectYoungGarbageEvery(0)
+    const off = await minorGcsDuring(carry)
+    assert.ok(on >= 16, `${on} minor collections for 64 MiB at one per 4 MiB`)
+    assert.equal(off, 0, 'off: noteBytesCarried collects nothing')
   })
 })
