@@ -166,7 +166,7 @@ function forwardingSection(f: ForwardingFigure): string {
     ratios,
     ...(problems.length > 0 ? ['', ...problems] : []),
     '',
-    `Rows: ${ROWS.map((r) => `**${SHORT[r]}** = ${ROW_LABELS[r]}`).join('; ')}; the daemon rows differ only in \`forwarder.workers\` (the \`ingress.*\` keys at their defaults), a fresh daemon process per row and run. ` +
+    `Rows: ${ROWS.map((r) => `**${SHORT[r]}** = ${ROW_LABELS[r]}`).join('; ')}; the daemon rows differ only in \`forwarder.workers\` (every other key at its default, \`ingress.*\` and the other \`forwarder.*\` keys included), a fresh daemon process per row and run. ` +
       'MB/s = 10⁶ bytes/s, counted from before connect to the last byte (upload: to the backend\'s count and hash). ' +
       `HTTP: wrk -t${w.threads} -c${w.connections} -d${w.seconds}s --latency to the \`http-echo\` backend (by hostname through ngrokd), keep-alive and with \`Connection: close\` (a new connection per request); wrk cannot speak ConnRequest, so the mTLS row has none` +
       (w.status === 'ok' ? '. ' : ` (**${w.status}**: ${w.reason ?? ''}). `) +
