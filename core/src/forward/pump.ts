@@ -22,7 +22,6 @@ export const PUMP_MAX_QUEUED_BYTES = 128 * 1024
  *   leaves in ~200 KiB writes). No chunk waits past the turn in which it arrived.
  * - Backpressure: `src` is paused while more than {@link PUMP_MAX_QUEUED_BYTES} wait in `dst`, and resumed on
  *   `drain`.
- *
  * - Every chunk is counted for {@link noteBytesCarried}, which frees dead Buffers every few MiB when the
  *   process owner asked for it.
  *
