@@ -17,9 +17,9 @@ export const PUMP_MAX_QUEUED_BYTES = 128 * 1024
  *   each in a callback of its own. The first chunk of a turn of the event loop corks `dst` until the end of
  *   that turn (`setImmediate`, after the poll phase), so everything read in it leaves in one `writev`
  *   instead of one `write` per record: fewer syscalls, fewer and larger TCP segments, less work for the
- *   reader too. An HTTP answer sent as head and body in two records goes out in one write (measured with
- *   wrk: 10-15% more keep-alive requests/s, 30 instead of 34-36 CPU-µs each, lower p50; a bulk download
- *   leaves in ~200 KiB writes). No chunk waits past the turn in which it arrived.
+ *   reader too. An HTTP answer sent as head and body in two records goes out in one write (wrk against a
+ *   fresh daemon, three runs each: 22-26k instead of 19-21k keep-alive requests/s, 30 instead of 34-36
+ *   CPU-µs each; a bulk download leaves in ~200 KiB writes). No chunk waits past the turn it arrived in.
  * - Backpressure: `src` is paused while more than {@link PUMP_MAX_QUEUED_BYTES} wait in `dst`, and resumed on
  *   `drain`.
  * - Every chunk is counted for {@link noteBytesCarried}, which frees dead Buffers every few MiB when the
