@@ -16,8 +16,8 @@ const V8_GROWTH_FACTOR = 2
  *
  * Why: the hot path allocates a Buffer per TLS record, and V8 grows the new space with the allocation
  * rate up to a limit it derives from the machine's memory: 32 MiB on Node 20 and 128 MiB on Node 24 on a
- * 24 GiB machine, where it stays, resident, for the life of the daemon (measured: `npm run bench`, peak
- * RSS). `--max-semi-space-size` would cap it, but only on the command line, which `npm install -g` does
+ * 24 GiB machine, where it stays, resident, for the life of the daemon (measured: peak RSS under the
+ * bench's load, 17 MiB lower on Node 20 and 75 MiB on Node 24 with a cap of 16). `--max-semi-space-size` would cap it, but only on the command line, which `npm install -g` does
  * not give us on every OS. V8 reads `--semi-space-growth-factor` at each growth decision, so the new space
  * is let grow (factor 2) while it is under `maxMiB` and held (factor 1) once it is there; V8 may still
  * shrink it when idle, after which it may grow again. A growth between two checks can overshoot the cap
@@ -61,8 +61,8 @@ let minorGc: GcFunction | undefined
  * Why: the Buffers of carried bytes live outside the V8 heap and cost V8 almost nothing on it, so its
  * own collections come late: up to tens of MiB of dead Buffers pile up (measured after a 1 GiB download:
  * 35 MiB on Node 20, 85 MiB on Node 24) and stay resident in the allocator. Collecting every few MiB
- * frees them while the memory is still in cache, so the next Buffers reuse it. Measured (`npm run bench`):
- * RSS after the download 120 → 102 MiB (Node 20), 194 → 123 MiB and 1.26 → 0.90 CPU-s/GiB (Node 24).
+ * frees them while the memory is still in cache, so the next Buffers reuse it. Measured through a fresh
+ * daemon, RSS after the download 120 → 102 MiB (Node 20), 194 → 123 MiB and 1.26 → 0.90 CPU-s/GiB (Node 24).
  *
  * The collection is V8's own `gc()`, exposed at run time (`--expose-gc`, then taken from a fresh
  * context). Where that is not possible the setting does nothing.
