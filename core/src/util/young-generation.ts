@@ -1,12 +1,10 @@
+import { PerformanceObserver } from 'node:perf_hooks'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 
 // Tuning of V8's young generation for the hot path, which makes a Buffer per TLS record (and per socket
 // read) that dies at once. Both knobs are per thread and are set by the process owner (`ngrokd run`, the
 // worker pool), never by a library that embeds the daemon.
-
-/** How often the size of V8's young generation is checked. A `getHeapSpaceStatistics()` call costs microseconds. */
-const CHECK_INTERVAL_MS = 10
 
 /** V8's default factor by which the young generation grows (`--semi-space-growth-factor`). */
 const V8_GROWTH_FACTOR = 2
@@ -19,9 +17,10 @@ const V8_GROWTH_FACTOR = 2
  * 24 GiB machine, where it stays, resident, for the life of the daemon (measured: peak RSS under the
  * bench's load, 17 MiB lower on Node 20 and 75 MiB on Node 24 with a cap of 16). `--max-semi-space-size` would cap it, but only on the command line, which `npm install -g` does
  * not give us on every OS. V8 reads `--semi-space-growth-factor` at each growth decision, so the new space
- * is let grow (factor 2) while it is under `maxMiB` and held (factor 1) once it is there; V8 may still
- * shrink it when idle, after which it may grow again. A growth between two checks can overshoot the cap
- * by one step. Node 24's V8 does not hold it below about 16 MiB, and reports the pages in use, which run
+ * is let grow (factor 2) while it is under `maxMiB` and held (factor 1) once it is there, checked after
+ * every collection (a `gc` performance observer: nothing runs while the daemon is idle); V8 may still
+ * shrink it when idle, after which it may grow again. A growth in the collections before the observer's
+ * callback runs can overshoot the cap by a step. Node 24's V8 does not hold it below about 16 MiB, and reports the pages in use, which run
  * a few MiB over the held size within a cycle (measured; see the test).
  *
  * Returns a function that stops the checks and gives V8 back its default factor.
@@ -39,10 +38,10 @@ export function capYoungGeneration(maxMiB: number): () => void {
     }
   }
   check()
-  const timer = setInterval(check, CHECK_INTERVAL_MS)
-  timer.unref()
+  const observer = new PerformanceObserver(check)
+  observer.observe({ entryTypes: ['gc'] })
   return () => {
-    clearInterval(timer)
+    observer.disconnect()
     if (held) setFactor(V8_GROWTH_FACTOR)
   }
 }
