@@ -20,7 +20,7 @@ function shape(value: unknown, prefix = ''): string[] {
 const KEY = 'k'
 const headers = { authorization: `Bearer ${KEY}`, 'ngrok-version': '2' }
 
-describe('FakeNgrokApi answers in the recorded shapes', () => {
+describe('FakeNgrokApi answers in the shapes of the sample replies', () => {
   const fake = new FakeNgrokApi({ apiKey: KEY })
   const base = new URL('https://api.ngrok.com/')
   const { csrPem, keyPem } = generateKeyAndCsr()
@@ -33,14 +33,14 @@ describe('FakeNgrokApi answers in the recorded shapes', () => {
   }))
   const op = created.body as Operator
 
-  it('create: 201 with the fields of a recorded create, and a certificate for our key', () => {
+  it('create: 201 with the fields of the sample create, and a certificate for our key', () => {
     const recorded = fixture('operator-create')
     assert.equal(created.status, recorded.status)
     assert.deepEqual(shape(op).sort(), shape(recorded.body).sort())
     assert.ok(parseCertificate(op.binding!.cert!.cert!).matchesKey(keyPem))
   })
 
-  it('list: the recorded page shape with next_page_uri', () => {
+  it('list: the sample page shape with next_page_uri', () => {
     fake.endpoints = (fixture('bound-endpoints-page-1').body as { endpoints: [] }).endpoints
     const reply = fake.handle('GET', new URL(`/kubernetes_operators/${op.id}/bound_endpoints?limit=2`, base), headers, '')
     const body = reply.body as { endpoints: unknown[]; next_page_uri: string }
@@ -49,7 +49,7 @@ describe('FakeNgrokApi answers in the recorded shapes', () => {
     assert.match(body.next_page_uri, /^https:\/\/api\.ngrok\.com\/kubernetes_operators\/k8sop_\w+\/bound_endpoints\?before_id=ep_\w+&limit=2$/)
   })
 
-  it('errors: the recorded 404 and 403 shapes', () => {
+  it('errors: the sample 404 and 403 shapes', () => {
     const missing = fake.handle('GET', new URL('/kubernetes_operators/k8sop_nope', base), headers, '')
     assert.equal(missing.status, 404)
     assert.deepEqual(shape(missing.body).sort(), shape(fixture('error-not-found').body).sort())

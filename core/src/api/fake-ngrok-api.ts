@@ -271,6 +271,7 @@ export class FakeNgrokApi {
     if (body.metadata !== undefined) next.metadata = body.metadata
     if (body.enabled_features !== undefined) next.enabled_features = body.enabled_features
     if (body.region !== undefined) next.region = body.region
+    if (body.deployment !== undefined) next.deployment = { ...next.deployment, ...body.deployment }
     if (body.binding) {
       if (!next.enabled_features?.includes('bindings')) {
         return error(400, 'Kubernetes operator validation failed: the bindings feature is not enabled.', 'ERR_NGROK_19002')
@@ -284,6 +285,7 @@ export class FakeNgrokApi {
           return error(400, 'Kubernetes operator validation failed: the binding csr is invalid.', 'ERR_NGROK_19002')
         }
       }
+      binding.ingress_endpoint = this.ingressEndpoint // the reply names the ingress to use from now on
       next.binding = binding
     }
     next.updated_at = new Date(this.now()).toISOString().replace(/\.\d{3}Z$/, 'Z')

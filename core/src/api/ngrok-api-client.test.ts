@@ -136,7 +136,7 @@ describe('NgrokApiClient: requests', () => {
 })
 
 describe('NgrokApiClient: pagination', () => {
-  it('follows next_page_uri over three recorded pages', async () => {
+  it('follows next_page_uri over three sample pages', async () => {
     const pages = [fixture('bound-endpoints-page-1'), fixture('bound-endpoints-page-2'), fixture('bound-endpoints-page-3')]
     const { api, calls } = client(pages)
     const seen: number[] = []

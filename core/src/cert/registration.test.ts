@@ -13,6 +13,7 @@ import { FakeNgrokApi } from '../api/fake-ngrok-api.js'
 import type { OperatorCreate, OperatorUpdate } from '../api/types.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { isNgrokdError } from '../errors/index.js'
+import { CORE_VERSION } from '../version.js'
 import type { Logger } from '../contracts/logger.js'
 
 const DAY = 86_400_000
@@ -89,8 +90,9 @@ describe('Registration.ensure', () => {
     const info = await registration().ensure()
     assert.equal(posts().length, 1)
     const body = posts()[0]!.body as Required<OperatorCreate>
-    assert.deepEqual(Object.keys(body).sort(), ['binding', 'description', 'enabled_features', 'metadata', 'region'])
+    assert.deepEqual(Object.keys(body).sort(), ['binding', 'deployment', 'description', 'enabled_features', 'metadata', 'region'])
     assert.equal(body.description, 'ngrokd on build-07')
+    assert.deepEqual(body.deployment, { name: 'ngrokd', version: CORE_VERSION })
     assert.deepEqual(body.enabled_features, ['bindings'])
     assert.equal(body.region, 'global')
     assert.deepEqual(Object.keys(body.binding).sort(), ['csr', 'endpoint_selectors'])
@@ -137,6 +139,22 @@ describe('Registration.ensure', () => {
     assert.equal(second.operatorId, first.operatorId)
     assert.equal(second.certPem, first.certPem)
     assert.equal(second.keyPem, first.keyPem)
+  })
+
+  it('sends the configured region, deployment name and description', async () => {
+    await registration({ region: 'eu', deploymentName: 'laptop', description: 'dev box' }).ensure()
+    const body = posts()[0]!.body as Required<OperatorCreate>
+    assert.equal(body.region, 'eu')
+    assert.deepEqual(body.deployment, { name: 'laptop', version: CORE_VERSION })
+    assert.equal(body.description, 'dev box')
+  })
+
+  it('has no ingress endpoint when the API names none (the caller decides, loudly), and keeps that across a restart', async () => {
+    fake.ingressEndpoint = ''
+    const info = await registration().ensure()
+    assert.equal(info.ingressEndpoint, undefined)
+    assert.equal(JSON.parse(await readFile(join(dir, 'operator.json'), 'utf8')).ingressEndpoint, '')
+    assert.equal((await registration().ensure()).ingressEndpoint, undefined)
   })
 
   it('appends :443 to an ingress endpoint without a port', async () => {
@@ -197,11 +215,21 @@ describe('Registration.ensure', () => {
     assert.equal(patches().filter((p) => p.path.endsWith(first.operatorId)).length, 1)
   })
 
-  it('PATCHes the endpoint selectors when the configuration changed', async () => {
+  it('PATCHes the whole state, with a CSR for the current key, when the configuration changed', async () => {
     const first = await registration().ensure()
-    await registration({ selectors: ["endpoint.host.endsWith('.prod')"] }).ensure()
-    assert.deepEqual(patches().map((p) => p.body), [{ binding: { endpoint_selectors: ["endpoint.host.endsWith('.prod')"] } }])
+    const second = await registration({ selectors: ["endpoint.host.endsWith('.prod')"] }).ensure()
+    assert.equal(patches().length, 1)
+    const body = patches()[0]!.body as Required<OperatorUpdate>
+    assert.deepEqual(Object.keys(body).sort(), ['binding', 'deployment', 'description', 'enabled_features', 'metadata', 'region'])
+    assert.deepEqual(body.binding, { endpoint_selectors: ["endpoint.host.endsWith('.prod')"], csr: body.binding.csr })
+    assert.equal(parseCsr(body.binding.csr!).publicKey.export({ format: 'pem', type: 'spki' }), parseCertificate(first.certPem).publicKey.export({ format: 'pem', type: 'spki' }))
+    assert.equal(second.keyPem, first.keyPem, 'the key stays; the certificate ngrok re-issued for it is saved')
+    assert.ok(parseCertificate(second.certPem).matchesKey(second.keyPem))
+    assert.equal(await readFile(join(dir, 'client.crt'), 'utf8'), second.certPem)
     assert.deepEqual(fake.operators.get(first.operatorId)!.binding!.endpoint_selectors, ["endpoint.host.endsWith('.prod')"])
+    // and nothing is sent again once the registration matches
+    await registration({ selectors: ["endpoint.host.endsWith('.prod')"] }).ensure()
+    assert.equal(patches().length, 1)
   })
 
   it('narrows a key file that others can read to 0600', async () => {
@@ -251,8 +279,9 @@ describe('Registration renewal', () => {
     assert.equal(await reg.renewIfNeeded(), true)
     assert.equal(patches().length, 1)
     const body = patches()[0]!.body as OperatorUpdate
-    assert.deepEqual(Object.keys(body), ['binding'])
-    assert.deepEqual(Object.keys(body.binding!), ['csr'])
+    // the whole desired state, as ngrok's operator sends it: never half a binding
+    assert.deepEqual(Object.keys(body).sort(), ['binding', 'deployment', 'description', 'enabled_features', 'metadata', 'region'])
+    assert.deepEqual(Object.keys(body.binding!).sort(), ['csr', 'endpoint_selectors'])
     const renewed = reg.credentials()
     assert.notEqual(renewed.keyPem, first.keyPem)
     assert.notEqual(renewed.certPem, first.certPem)
@@ -263,6 +292,18 @@ describe('Registration renewal', () => {
     assert.equal(reg.info!.operatorId, first.operatorId)
     assert.equal(await reg.renewIfNeeded(), false, 'the new certificate has a year left')
     assert.equal(patches().length, 1)
+  })
+
+  it('takes the ingress endpoint from the renewal reply: a certificate works only at the ingress that issued it', async () => {
+    let now = Date.now()
+    fake.now = () => now
+    const reg = registration({ now: () => now })
+    assert.equal((await reg.ensure()).ingressEndpoint, 'kubernetes-binding-ingress.ngrok.io:443')
+    fake.ingressEndpoint = 'binding-ingress-2.example.test:8443'
+    now += 340 * DAY
+    assert.equal(await reg.renewIfNeeded(), true)
+    assert.equal(reg.info!.ingressEndpoint, 'binding-ingress-2.example.test:8443')
+    assert.equal(JSON.parse(await readFile(join(dir, 'operator.json'), 'utf8')).ingressEndpoint, 'binding-ingress-2.example.test:8443')
   })
 
   it('keeps the old pair in use when the new one cannot be saved', async () => {

@@ -8,8 +8,9 @@ import { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js
 import type { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { isNgrokApiError } from '../api/ngrok-api-error.js'
 import { normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
-import type { Operator } from '../api/types.js'
-import { generateKeyAndCsr } from './csr.js'
+import type { Operator, OperatorCreate } from '../api/types.js'
+import { CORE_VERSION } from '../version.js'
+import { generateKeyAndCsr, makeCsr } from './csr.js'
 import { parseCertificate, type CertificateInfo } from './parse-certificate.js'
 
 const DAY_MS = 86_400_000
@@ -40,6 +41,10 @@ export interface RegistrationOptions {
   description?: string
   /** CEL endpoint selectors. Default `['true']` (every kubernetes-bound endpoint of the account). */
   selectors?: string[]
+  /** The ngrok region (`registration.region`). Default `global`. */
+  region?: string
+  /** `deployment.name` (`registration.deployment_name`). Default `ngrokd`; `deployment.version` is always {@link CORE_VERSION}. */
+  deploymentName?: string
   /** Overrides the `machine-id` file (which is otherwise made once with a random UUID). */
   machineId?: string
   /** Renew when less than this is left. Default 30 days. */
@@ -54,8 +59,11 @@ export interface RegistrationOptions {
 
 export interface RegistrationInfo {
   operatorId: string
-  /** `host:port` of the binding ingress (`:443` appended when the API gave no port). */
-  ingressEndpoint: string
+  /**
+   * `host:port` of the binding ingress from the latest registration reply (`:443` appended when the
+   * API gave no port); undefined when the API named none — the caller decides what to dial then.
+   */
+  ingressEndpoint?: string
   certPem: string
   /** Secret: never log it. */
   keyPem: string
@@ -72,6 +80,7 @@ interface StoredOperator {
   version: 1
   operatorId: string
   machineId: string
+  /** '' when the API named none. */
   ingressEndpoint: string
   notBefore: string
   notAfter: string
@@ -88,7 +97,7 @@ interface Loaded {
 interface Current {
   operatorId: string
   machineId: string
-  ingressEndpoint: string
+  ingressEndpoint?: string
   certPem: string
   keyPem: string
   cert: CertificateInfo
@@ -123,6 +132,17 @@ function sameList(a: readonly string[] | undefined, b: readonly string[]): boole
   return !!a && a.length === b.length && a.every((x, i) => x === b[i])
 }
 
+/** `binding.ingress_endpoint` of a reply as `host:port`, or undefined when the API named none. */
+function ingressEndpointOf(op: Operator): string | undefined {
+  const value = op.binding?.ingress_endpoint?.trim()
+  return value ? normalizeIngressEndpoint(value) : undefined
+}
+
+/** The desired registration: every field ngrok's operator sends, on create and on every PATCH. */
+type DesiredState = Required<Pick<OperatorCreate, 'description' | 'metadata' | 'enabled_features' | 'region' | 'deployment'>> & {
+  binding: { endpoint_selectors: string[]; csr: string }
+}
+
 /**
  * ngrokd's registration as a ngrok Kubernetes operator and its client certificate (PROTOCOL.md §2–3).
  *
@@ -146,6 +166,8 @@ export class Registration {
   private readonly stateDir: string
   private readonly logger: Logger
   private readonly selectors: string[]
+  private readonly region: string
+  private readonly deploymentName: string
   private readonly renewBeforeMs: number
   private readonly now: () => number
   private readonly hostname: string
@@ -160,6 +182,8 @@ export class Registration {
     this.stateDir = options.stateDir
     this.logger = (options.logger ?? silentLogger).child({ component: 'registration' })
     this.selectors = options.selectors && options.selectors.length > 0 ? [...options.selectors] : ['true']
+    this.region = options.region ?? 'global'
+    this.deploymentName = options.deploymentName ?? 'ngrokd'
     this.renewBeforeMs = options.renewBeforeMs ?? DEFAULT_RENEW_BEFORE_MS
     this.now = options.now ?? Date.now
     this.hostname = options.hostname ?? osHostname()
@@ -252,7 +276,7 @@ export class Registration {
   }
 
   private toInfo(c: Current): RegistrationInfo {
-    return { operatorId: c.operatorId, ingressEndpoint: c.ingressEndpoint, certPem: c.certPem, keyPem: c.keyPem, notAfter: c.cert.notAfter }
+    return { operatorId: c.operatorId, ...(c.ingressEndpoint ? { ingressEndpoint: c.ingressEndpoint } : {}), certPem: c.certPem, keyPem: c.keyPem, notAfter: c.cert.notAfter }
   }
 
   private path(file: keyof typeof REGISTRATION_FILES): string {
@@ -276,9 +300,10 @@ export class Registration {
         if (!isNgrokApiError(e, 404)) {
           // the API is down or failing: a saved, still valid registration keeps the data path working
           const cert = this.usableLocalCert(loaded)
-          if (!cert || !loaded.stored.ingressEndpoint) throw e
+          if (!cert) throw e
           this.logger.warn({ operatorId, err: e }, 'ngrok API unavailable; using the saved registration until it answers again')
-          return { operatorId, machineId, ingressEndpoint: loaded.stored.ingressEndpoint, certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
+          const ingressEndpoint = loaded.stored.ingressEndpoint || undefined
+          return { operatorId, machineId, ...(ingressEndpoint ? { ingressEndpoint } : {}), certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
         }
         this.logger.warn({ operatorId }, 'saved registration no longer exists at ngrok; registering anew')
       }
@@ -287,20 +312,26 @@ export class Registration {
     return this.registerFresh(machineId)
   }
 
-  /** The API still has our registration: keep the local pair when it is usable, else re-key. */
+  /**
+   * The API still has our registration: keep the local pair when it is usable, else re-key. When the
+   * registration differs from the desired state (selectors, description, region, deployment), the
+   * whole state is PATCHed with a CSR for the current key, as ngrok's operator does on every update.
+   */
   private async adopt(op: Operator, loaded: Loaded, machineId: string): Promise<Current> {
-    const ingressEndpoint = normalizeIngressEndpoint(op.binding?.ingress_endpoint)
     const cert = this.usableLocalCert(loaded)
     if (!cert || !op.binding || !op.enabled_features?.includes('bindings')) {
       this.logger.warn({ operatorId: op.id }, 'local client certificate missing or unusable; requesting a new one')
-      return this.rekey(op, machineId, { renewalOnly: false })
+      return this.rekey(op, machineId)
     }
-    if (!sameList(op.binding.endpoint_selectors, this.selectors)) {
-      await this.api.updateOperator(op.id, { binding: { endpoint_selectors: this.selectors } })
-      this.logger.info({ operatorId: op.id, selectors: this.selectors }, 'endpoint selectors updated')
+    const drift = this.driftFrom(op, machineId)
+    if (drift.length > 0) {
+      const updated = await this.api.updateOperator(op.id, this.desiredState(machineId, makeCsr(loaded.keyPem!)))
+      this.logger.info({ operatorId: op.id, changed: drift }, `registration updated at ngrok (${drift.join(', ')})`)
+      return this.persist(updated, machineId, loaded.keyPem!)
     }
-    const current: Current = { operatorId: op.id, machineId, ingressEndpoint, certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
-    if (loaded.stored?.ingressEndpoint !== ingressEndpoint || loaded.stored.machineId !== machineId) {
+    const ingressEndpoint = ingressEndpointOf(op)
+    const current: Current = { operatorId: op.id, machineId, ...(ingressEndpoint ? { ingressEndpoint } : {}), certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
+    if ((loaded.stored?.ingressEndpoint || undefined) !== ingressEndpoint || loaded.stored?.machineId !== machineId) {
       await this.writeState('operator', JSON.stringify(this.storedOf(current), null, 2) + '\n', 0o644)
     }
     this.logger.info({ operatorId: op.id, ingressEndpoint, notAfter: cert.notAfter.toISOString() }, 'reusing ngrok registration')
@@ -330,17 +361,11 @@ export class Registration {
         this.logger.warn({ operatorId: newest!.id, others: others.map((o) => o.id) }, 'several registrations carry this machine id; reusing the newest')
       }
       this.logger.info({ operatorId: newest!.id }, 'found an earlier registration of this machine; re-keying it')
-      return this.rekey(newest!, machineId, { renewalOnly: false })
+      return this.rekey(newest!, machineId)
     }
 
     const { keyPem, csrPem } = generateKeyAndCsr()
-    const op = await this.api.createOperator({
-      description: this.description,
-      metadata: this.metadata(machineId),
-      enabled_features: ['bindings'],
-      region: 'global',
-      binding: { endpoint_selectors: this.selectors, csr: csrPem },
-    })
+    const op = await this.api.createOperator(this.desiredState(machineId, csrPem))
     this.logger.info({ operatorId: op.id }, 'registered with ngrok')
     try {
       return await this.persist(op, machineId, keyPem)
@@ -356,20 +381,39 @@ export class Registration {
     }
   }
 
-  /** New key + CSR PATCHed onto `op` (plus selectors and metadata when adopting), then saved. */
-  private async rekey(op: Operator, machineId: string, { renewalOnly }: { renewalOnly: boolean }): Promise<Current> {
+  /** New key + CSR PATCHed onto `op` with the whole desired state, then saved. */
+  private async rekey(op: Pick<Operator, 'id'>, machineId: string): Promise<Current> {
     const { keyPem, csrPem } = generateKeyAndCsr()
-    const updated = await this.api.updateOperator(
-      op.id,
-      renewalOnly
-        ? { binding: { csr: csrPem } }
-        : {
-            metadata: this.metadata(machineId),
-            ...(op.enabled_features?.includes('bindings') ? {} : { enabled_features: [...(op.enabled_features ?? []), 'bindings'] }),
-            binding: { endpoint_selectors: this.selectors, csr: csrPem },
-          },
-    )
+    const updated = await this.api.updateOperator(op.id, this.desiredState(machineId, csrPem))
     return this.persist(updated, machineId, keyPem)
+  }
+
+  /**
+   * The whole desired state, as ngrok's operator sends it on create and on every PATCH: description,
+   * metadata, enabled_features, region, deployment, and both binding fields together (PROTOCOL.md §2).
+   * How the API merges half a `binding` is undocumented, so it is never sent.
+   */
+  private desiredState(machineId: string, csrPem: string): DesiredState {
+    return {
+      description: this.description,
+      metadata: this.metadata(machineId),
+      enabled_features: ['bindings'],
+      region: this.region,
+      deployment: { name: this.deploymentName, version: CORE_VERSION },
+      binding: { endpoint_selectors: this.selectors, csr: csrPem },
+    }
+  }
+
+  /** The fields of `op` that differ from the desired state (the CSR aside). */
+  private driftFrom(op: Operator, machineId: string): string[] {
+    const drift: string[] = []
+    if (!sameList(op.binding?.endpoint_selectors, this.selectors)) drift.push('endpoint selectors')
+    if (op.description !== this.description) drift.push('description')
+    if (machineIdOf(op) !== machineId || op.metadata !== this.metadata(machineId)) drift.push('metadata')
+    if (!sameList(op.enabled_features, ['bindings'])) drift.push('enabled features')
+    if (op.region !== undefined && op.region !== this.region) drift.push('region')
+    if (op.deployment?.name !== this.deploymentName || op.deployment?.version !== CORE_VERSION) drift.push('deployment')
+    return drift
   }
 
   private async renewLocked(force: boolean): Promise<boolean> {
@@ -382,7 +426,7 @@ export class Registration {
     this.logger.info({ operatorId: current.operatorId, remainingDays }, 'renewing the client certificate')
     let next: Current
     try {
-      next = await this.rekey({ id: current.operatorId }, current.machineId, { renewalOnly: true })
+      next = await this.rekey({ id: current.operatorId }, current.machineId)
     } catch (e) {
       if (!isNgrokApiError(e, 404)) throw e
       this.logger.warn({ operatorId: current.operatorId }, 'registration vanished at ngrok during renewal; registering anew')
@@ -414,10 +458,11 @@ export class Registration {
     if (!cert.matchesKey(keyPem)) {
       throw new NgrokdError('NGROKD_ERR_CERT', `registration: the certificate ngrok returned for ${op.id} is not for our key`)
     }
+    const ingressEndpoint = ingressEndpointOf(op)
     const current: Current = {
       operatorId: op.id,
       machineId,
-      ingressEndpoint: normalizeIngressEndpoint(op.binding?.ingress_endpoint),
+      ...(ingressEndpoint ? { ingressEndpoint } : {}),
       certPem,
       keyPem,
       cert,
@@ -435,7 +480,7 @@ export class Registration {
       version: 1,
       operatorId: c.operatorId,
       machineId: c.machineId,
-      ingressEndpoint: c.ingressEndpoint,
+      ingressEndpoint: c.ingressEndpoint ?? '',
       notBefore: c.cert.notBefore.toISOString(),
       notAfter: c.cert.notAfter.toISOString(),
       fingerprint256: c.cert.fingerprint256,

@@ -116,4 +116,38 @@ describe('TestCa', () => {
       tls.close()
     }
   })
+
+  it('makes an intermediate whose server certificates verify against the intermediate alone only with partial chains allowed', async () => {
+    const root = TestCa.create({ commonName: 'test root' })
+    const intermediate = root.intermediate({ commonName: 'test intermediate' })
+    assert.equal(intermediate.certificate.ca, true)
+    assert.ok(root.issued(intermediate.certificate))
+    assert.equal(intermediate.chainPem, intermediate.certPem)
+    assert.equal(root.chainPem, '')
+    const leaf = intermediate.issueKeyPair({ usage: 'server', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] })
+    const server = createServer({ cert: leaf.certPem + intermediate.chainPem, key: leaf.keyPem }, (s) => s.end())
+    server.on('tlsClientError', () => {})
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    const verify = async (options: { ca: string; allowPartialTrustChain?: boolean }): Promise<string> => {
+      const socket = connect({ host: '127.0.0.1', port, ...options })
+      try {
+        await once(socket, 'secureConnect')
+        return 'verified'
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code ?? String(e)
+      } finally {
+        socket.destroy()
+      }
+    }
+    try {
+      assert.equal(await verify({ ca: root.certPem }), 'verified')
+      assert.equal(await verify({ ca: intermediate.certPem, allowPartialTrustChain: true }), 'verified')
+      assert.equal(await verify({ ca: intermediate.certPem }), 'UNABLE_TO_GET_ISSUER_CERT')
+    } finally {
+      server.close()
+    }
+  })
 })
+

@@ -46,13 +46,19 @@ export class TestCa {
   readonly certPem: string
   readonly keyPem: string
   readonly certificate: X509Certificate
+  /**
+   * The CA certificates a server sends after its leaf: this CA and those above it, root excluded
+   * (empty for a self-signed root). PEM, concatenated.
+   */
+  readonly chainPem: string
   private readonly key: KeyObject
   /** This CA's subject Name DER: the issuer of everything it signs, byte for byte. */
   private readonly nameDer: Buffer
 
-  private constructor(key: KeyObject, certPem: string) {
+  private constructor(key: KeyObject, certPem: string, chainPem = '') {
     this.key = key
     this.certPem = certPem
+    this.chainPem = chainPem
     this.keyPem = key.export({ type: 'pkcs8', format: 'pem' }).toString()
     this.certificate = new X509Certificate(certPem)
     this.nameDer = subjectNameDer(certPem)
@@ -74,6 +80,27 @@ export class TestCa {
       keyUsage: ['keyCertSign', 'cRLSign'],
     })
     return new TestCa(privateKey, certPem)
+  }
+
+  /**
+   * A new CA (new P-256 key) signed by this one: an intermediate, as ngrok's binding ingress is
+   * signed by ngrok's "Intermediate CA" under a root it does not publish. Its `chainPem` is itself
+   * plus this CA's chain.
+   */
+  intermediate(options: TestCaOptions = {}): TestCa {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+    const notBefore = new Date(Date.now() - CLOCK_SKEW_MS)
+    const certPem = issueCertificate({
+      publicKey: privateKey,
+      subject: { organization: options.organization ?? 'ngrokd', commonName: options.commonName ?? 'ngrokd test intermediate CA' },
+      issuer: this.nameDer,
+      signingKey: this.key,
+      notBefore,
+      notAfter: options.notAfter ?? new Date(this.certificate.validTo), // not beyond its issuer
+      ca: true,
+      keyUsage: ['keyCertSign', 'cRLSign'],
+    })
+    return new TestCa(privateKey, certPem, certPem + this.chainPem)
   }
 
   /** Restores a CA saved as `certPem` + `keyPem`. Throws `NGROKD_ERR_CERT` when the key is not the certificate's. */

@@ -177,7 +177,7 @@ async function probe(url: string, ca: string): Promise<string> {
     return `echoed ${echoed.length} bytes back (tcp)`
   }
   const body = await new Promise<string>((resolve, reject) => {
-    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'GET', timeout: 10_000, ca: u.protocol === 'https:' ? ca : undefined }, (res) => {
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'GET', timeout: 10_000, ...(u.protocol === 'https:' ? { ca, allowPartialTrustChain: true } : {}) }, (res) => {
       let text = ''
       res.on('data', (d) => (text += d))
       res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`))))

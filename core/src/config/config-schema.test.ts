@@ -23,7 +23,11 @@ describe('config.schema.json', () => {
 
   it('gives a default to every key except the ones that are optional by nature', () => {
     const withoutDefault = listConfigKeys().filter((k) => !('default' in k)).map((k) => k.path)
-    assert.deepEqual(withoutDefault.sort(), ['api.key', 'control.group', 'ingress.ca_file', 'ingress.endpoint', 'metrics.prometheus_listen', 'net.network.listen'])
+    assert.deepEqual(withoutDefault.sort(), [
+      'api.key', 'control.group', 'ingress.ca_file', 'ingress.endpoint',
+      'ingress.pod_identity.name', 'ingress.pod_identity.namespace', 'ingress.pod_identity.uid', // sent only when set
+      'metrics.prometheus_listen', 'net.network.listen', 'registration.description', // default: ngrokd on <hostname>
+    ])
   })
 
   it('names an environment variable for every key', () => {

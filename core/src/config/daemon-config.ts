@@ -18,11 +18,26 @@ export interface DaemonConfig {
     endpoint?: string
     /** Absolute path of a PEM file or a directory of PEM files. */
     caFile?: string
+    /** `add`: caFile beside Node's roots and ngrok's intermediate; `replace`: caFile alone. */
+    caMode: 'add' | 'replace'
     insecureSkipVerify: boolean
+    /** ConnRequest field 3 on every request; empty unless configured. */
+    podIdentity: {
+      uid?: string
+      name?: string
+      namespace?: string
+      annotations: Record<string, string>
+    }
     /** Resume TLS sessions with the ingress instead of a full handshake per connection. */
     sessionResumption: boolean
     /** TLS connections kept dialled ahead of demand; 0 = off. */
     predial: number
+  }
+  registration: {
+    /** Default (unset): `ngrokd on <hostname>`. */
+    description?: string
+    region: string
+    deploymentName: string
   }
   boundEndpoints: {
     pollIntervalMs: number

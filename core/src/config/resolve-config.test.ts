@@ -23,7 +23,8 @@ describe('resolveConfig: defaults', () => {
   it('fills every default', () => {
     const expected: DaemonConfig = {
       api: { url: 'https://api.ngrok.com', timeoutMs: 10_000 },
-      ingress: { insecureSkipVerify: false, sessionResumption: true, predial: 0 },
+      ingress: { caMode: 'add', insecureSkipVerify: false, podIdentity: { annotations: {} }, sessionResumption: true, predial: 0 },
+      registration: { region: 'global', deploymentName: 'ngrokd' },
       boundEndpoints: { pollIntervalMs: 10_000, selectors: ['true'] },
       net: { driver: 'auto', interfaceName: 'ngrokd0', subnet: '10.107.0.0/16', driverOptions: {}, force: false, network: { startPort: 20_000 } },
       names: { resolver: 'hosts-file', hostsFile: '/etc/hosts' },

@@ -4,9 +4,9 @@ import type { DaemonConfig } from '../config/index.js'
 import type { Logger } from '../contracts/logger.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
 import { setTimeout as delay } from 'node:timers/promises'
-import { NgrokApiClient, normalizeIngressEndpoint } from '../api/index.js'
+import { DEFAULT_INGRESS_ENDPOINT, NgrokApiClient, normalizeIngressEndpoint } from '../api/index.js'
 import { Registration } from '../cert/index.js'
-import { createForwarder, loadTrustRoots, type CreateForwarderOptions } from '../forward/index.js'
+import { createForwarder, loadIngressTrust, type CreateForwarderOptions } from '../forward/index.js'
 import { groupEndpoints, type DesiredService } from '../protocol/endpoints.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer } from '../control/control-server.js'
@@ -59,7 +59,10 @@ export class Daemon {
   private registration?: Registration
   private api?: NgrokApiClient
   private operatorId?: string
-  private ingressFromApi?: string
+  /** Trust anchors of the ingress, for status. */
+  private ingressTrustSummary?: string
+  /** The API named no ingress and the default was announced (once). */
+  private warnedDefaultIngress = false
   private lastPoll?: PollStatus
   private timer?: NodeJS.Timeout
   private polling?: Promise<unknown>
@@ -90,15 +93,17 @@ export class Daemon {
     }
 
     try {
-      const ca = config.ingress.caFile ? await loadTrustRoots(config.ingress.caFile) : undefined
+      const trust = await loadIngressTrust({ caFile: config.ingress.caFile, caMode: config.ingress.caMode })
+      this.ingressTrustSummary = trust.summary
       const ingress: CreateForwarderOptions['ingress'] = {
         credentials: () => {
           if (!this.registration) throw new NgrokdError('NGROKD_ERR_CERT', 'not registered with the ngrok API yet')
           return this.registration.credentials()
         },
         endpoint: () => this.ingressEndpoint(),
-        ca,
+        ca: trust.ca,
         insecureSkipVerify: config.ingress.insecureSkipVerify,
+        podIdentity: config.ingress.podIdentity,
         sessionResumption: config.ingress.sessionResumption,
         predial: config.ingress.predial,
       }
@@ -143,12 +148,19 @@ export class Daemon {
       if (signal.aborted) return
       this.phase = 'registering'
       this.api = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: key, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs })
-      const registration = new Registration({ api: this.api, stateDir: this.config.stateDir, logger: this.logger, selectors: this.config.boundEndpoints.selectors })
+      const registration = new Registration({
+        api: this.api,
+        stateDir: this.config.stateDir,
+        logger: this.logger,
+        selectors: this.config.boundEndpoints.selectors,
+        region: this.config.registration.region,
+        deploymentName: this.config.registration.deploymentName,
+        ...(this.config.registration.description ? { description: this.config.registration.description } : {}),
+      })
       try {
         const info = await registration.ensure()
         this.registration = registration
         this.operatorId = info.operatorId
-        this.ingressFromApi = info.ingressEndpoint
         this.logger.info({ operatorId: info.operatorId, ingress: this.ingressEndpoint(), certNotAfter: info.notAfter }, `registered as operator ${info.operatorId}`)
       } catch (e) {
         const badKey = isNgrokdError(e, 'NGROKD_ERR_API') && [401, 403].includes((e as { status?: number }).status ?? 0)
@@ -250,10 +262,28 @@ export class Daemon {
     this.logger.info('ngrokd stopped; listeners, names and addresses removed')
   }
 
+  /**
+   * Where connections go: `ingress.endpoint`, else the ingress of the latest registration reply (a
+   * renewal may move us: a certificate works only at the ingress that issued it), else — the API
+   * named none — the documented default, announced loudly once.
+   */
   private ingressEndpoint(): string {
-    const endpoint = this.config.ingress.endpoint ?? this.ingressFromApi
-    if (!endpoint) throw new NgrokdError('NGROKD_ERR_CERT', 'no binding ingress endpoint known yet')
-    return normalizeIngressEndpoint(endpoint)
+    const { endpoint, source } = this.ingressTarget()
+    if (source === 'default' && !this.warnedDefaultIngress) {
+      this.warnedDefaultIngress = true
+      this.logger.warn(
+        { operatorId: this.operatorId, ingress: endpoint },
+        `the ngrok API named no binding ingress for operator ${this.operatorId}: dialling the documented default ${endpoint}; set ingress.endpoint if connections fail`,
+      )
+    }
+    return endpoint
+  }
+
+  private ingressTarget(): { endpoint: string; source: 'config' | 'api' | 'default' } {
+    if (this.config.ingress.endpoint) return { endpoint: normalizeIngressEndpoint(this.config.ingress.endpoint), source: 'config' }
+    if (!this.registration) throw new NgrokdError('NGROKD_ERR_CERT', 'no binding ingress endpoint known yet')
+    const fromApi = this.registration.info?.ingressEndpoint
+    return fromApi ? { endpoint: fromApi, source: 'api' } : { endpoint: DEFAULT_INGRESS_ENDPOINT, source: 'default' }
   }
 
   // --- API key -----------------------------------------------------------------------------
@@ -314,8 +344,9 @@ export class Daemon {
       phase: this.phase,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       operatorId: this.operatorId,
-      ingressEndpoint: this.config.ingress.endpoint ?? this.ingressFromApi,
+      ...(this.registration || this.config.ingress.endpoint ? { ingressEndpoint: this.ingressTarget().endpoint, ingressEndpointSource: this.ingressTarget().source } : {}),
       ingressVerification: this.config.ingress.insecureSkipVerify ? 'DISABLED (ingress.insecure_skip_verify)' : 'verified',
+      ingressTrust: this.ingressTrustSummary,
       driver: this.scope?.driverName,
       interface: this.scope?.interfaceInfo,
       subnet: this.scope?.subnet,

@@ -6,7 +6,7 @@ import { defaultConfig, loadConfig, redactSecret, type DaemonConfig } from '../c
 import { controlRequest } from '../control/control-client.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { loadTrustRoots } from '../forward/load-trust-roots.js'
+import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
@@ -22,15 +22,6 @@ export interface DoctorReport {
   checks: Check[]
   /** False when any check failed. */
   ok: boolean
-}
-
-function failed(id: string, e: unknown, summary?: string): Check {
-  return {
-    id,
-    status: 'fail',
-    summary: summary ?? (e instanceof Error ? e.message : String(e)).split('\n')[0]!,
-    ...(isNgrokdError(e) ? { code: e.code, ...(e.hint ? { hint: e.hint } : {}) } : {}),
-  }
 }
 
 /**
@@ -53,8 +44,9 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
   }
 
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number]
-  const nodeOk = (major === 20 && minor >= 11) || (major === 22 && minor >= 12) || major >= 23
-  checks.push({ id: 'node.version', status: nodeOk ? 'ok' : 'fail', summary: `Node.js ${process.version}`, ...(nodeOk ? {} : { hint: 'use Node 20.11+ or 22.12+ (24 recommended)' }) })
+  // 20.18 / 22.9: tls allowPartialTrustChain, which trusting ngrok's intermediate CA needs
+  const nodeOk = (major === 20 && minor >= 18) || (major === 22 && minor >= 12) || major >= 23
+  checks.push({ id: 'node.version', status: nodeOk ? 'ok' : 'fail', summary: `Node.js ${process.version}`, ...(nodeOk ? {} : { hint: 'use Node 20.18+ or 22.12+ (24 recommended)' }) })
 
   const privileged = hasNetAdmin()
   try {
@@ -102,17 +94,7 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
     checks.push({ id: 'api.reach', status: 'skip', summary: '--offline: the ngrok API was not called' })
   }
 
-  if (config.ingress.caFile) {
-    try {
-      const roots = await loadTrustRoots(config.ingress.caFile)
-      checks.push({ id: 'ingress.trust', status: 'ok', summary: `${roots.length} trust root(s) from ${config.ingress.caFile}` })
-    } catch (e) {
-      checks.push(failed('ingress.trust', e))
-    }
-  }
-  if (config.ingress.insecureSkipVerify) {
-    checks.push({ id: 'ingress.verify', status: 'warn', summary: 'ingress.insecure_skip_verify is on: the ingress certificate is NOT verified', hint: 'set ingress.ca_file to the CA that signs the ingress certificate and turn this off' })
-  }
+  checks.push(...(await ingressChecks(config, { offline })))
 
   try {
     const status = await controlRequest<Record<string, any>>(config.control.socket, 'GET', '/v1/status', undefined, 3_000)

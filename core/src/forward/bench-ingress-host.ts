@@ -13,7 +13,7 @@ const server = ca.issueKeyPair({ usage: 'server', ipAddresses: ['127.0.0.1'] })
 const client = ca.issueKeyPair({ usage: 'client' })
 // one CA for every role the fake ingress knows of; only the server certificate and the client CA are used
 const ingress = await startFakeIngress({
-  pki: { ingressCaPem: ca.certPem, ingress: server, clientCaPem: ca.certPem, clientA: client, clientB: client, otherCaPem: ca.certPem, otherClient: client, otherIngress: server },
+  pki: { ingressCaPem: ca.certPem, ingress: server, clientCaPem: ca.certPem, clientA: client, clientB: client, otherCaPem: ca.certPem, otherClient: client, otherIngress: server, chainRootPem: ca.certPem, chainIntermediatePem: ca.certPem, chainedIngress: server },
   onRequest: (conn) => {
     conn.accept()
     conn.socket.on('end', () => conn.socket.end()).resume()

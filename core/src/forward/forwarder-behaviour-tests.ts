@@ -164,7 +164,7 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       c.end('hello through ngrok')
       assert.equal((await reply).toString(), 'hello through ngrok')
       await closed(c)
-      assert.deepEqual(ingress.connections[0]!.request, { host: 'api.prod', port: 80 })
+      assert.deepEqual(ingress.connections[0]!.request, { host: 'api.prod', port: 80, podIdentity: {} })
       await until(() => forwarder.listeners()[0]!.openConnections === 0)
       const [status] = forwarder.listeners()
       assert.equal(status!.totalConnections, 1)
@@ -362,7 +362,7 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       const reply = readAll(c)
       c.end('x')
       await reply
-      assert.deepEqual(ingress.connections.at(-1)!.request, { host: 'api.staging', port: 8080 })
+      assert.deepEqual(ingress.connections.at(-1)!.request, { host: 'api.staging', port: 8080, podIdentity: {} })
       await forwarder.unlisten({ address: '127.0.0.1', port })
       assert.deepEqual(forwarder.listeners(), [])
       await assert.rejects(connect(port), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED')

@@ -207,14 +207,34 @@ describe(`IngressDialer (${mode.name})`, { skip }, () => {
     await Promise.all(ingresses.map((i) => i.close()))
   })
 
-  it('sends exactly the PROTOCOL.md ConnRequest bytes for {host:"api.default", port:80}', async () => {
+  it('sends exactly the PROTOCOL.md ConnRequest bytes for {host:"api.default", port:80}, with the empty pod_identity', async () => {
     const ingress = await start()
     const { socket, response } = await dialer(ingress).dial({ hostname: 'api.default', port: 80 })
     socket.destroy()
-    assert.equal(ingress.connections[0]!.requestBytes.toString('hex'), '0f000a0b6170692e64656661756c741050')
-    assert.deepEqual(ingress.connections[0]!.request, { host: 'api.default', port: 80 })
+    // length 17 LE | field 1 (0x0a) len 11 "api.default" | field 2 varint (0x10) 80 | field 3 (0x1a) len 0
+    assert.equal(ingress.connections[0]!.requestBytes.toString('hex'), '11000a0b6170692e64656661756c7410501a00')
+    assert.deepEqual(ingress.connections[0]!.request, { host: 'api.default', port: 80, podIdentity: {} })
     assert.equal(response.endpointId, 'ep_test')
     assert.equal(response.proto, 'tcp')
+  })
+
+  it('sends configured pod_identity fields with the operator proto field numbers (uid 1, name 2, namespace 3, annotations 4)', async () => {
+    const ingress = await start()
+    const podIdentity = { uid: 'u1', name: 'n', namespace: 'ns', annotations: { 'k8s.ngrok.com/b': '', 'k8s.ngrok.com/a': 'x' } }
+    const { socket } = await dialer(ingress, { podIdentity }).dial({ hostname: 'db.prod', port: 5432 })
+    socket.destroy()
+    const entry = (k: string, v: string) => Buffer.concat([Buffer.from([0x0a, k.length]), Buffer.from(k), Buffer.from([0x12, v.length]), Buffer.from(v)])
+    const entries = [entry('k8s.ngrok.com/a', 'x'), entry('k8s.ngrok.com/b', '')] // key order; an empty value is still written
+    const pod = Buffer.concat([
+      Buffer.from([0x0a, 2]), Buffer.from('u1'),
+      Buffer.from([0x12, 1]), Buffer.from('n'),
+      Buffer.from([0x1a, 2]), Buffer.from('ns'),
+      ...entries.flatMap((e) => [Buffer.from([0x22, e.length]), e]),
+    ])
+    const body = Buffer.concat([Buffer.from([0x0a, 7]), Buffer.from('db.prod'), Buffer.from([0x10, 0xb8, 0x2a]) /* 5432 as a varint */, Buffer.from([0x1a, pod.length]), pod])
+    const framed = Buffer.concat([Buffer.from([body.length & 0xff, body.length >> 8]), body])
+    assert.equal(ingress.connections[0]!.requestBytes.toString('hex'), framed.toString('hex'))
+    assert.deepEqual(ingress.connections[0]!.request, { host: 'db.prod', port: 5432, podIdentity })
   })
 
   it('offers TLS_AES_128_GCM_SHA256 first (Go order), so a server that follows the client picks it', async () => {
@@ -256,12 +276,12 @@ describe(`IngressDialer (${mode.name})`, { skip }, () => {
     socket.destroy()
   })
 
-  it('logs ConnResponse notices as warnings', async () => {
+  it('logs ConnResponse notices at debug, as ngrok\'s operator does', async () => {
     const ingress = await start({ onRequest: (c) => c.accept(undefined, { notices: ['endpoint is deprecated'] }) })
     const logger = recordingLogger()
     const { socket } = await dialer(ingress, { logger }).dial({ hostname: 'api.prod', port: 80 })
     socket.destroy()
-    assert.ok(logger.at('warn').some((r) => r.obj.notice === 'endpoint is deprecated' && r.obj.hostname === 'api.prod'))
+    assert.ok(logger.at('debug').some((r) => r.obj.notice === 'endpoint is deprecated' && r.obj.hostname === 'api.prod'))
   })
 
   it('rejects a refusal with NGROKD_ERR_INGRESS_REFUSED carrying the ngrok code and message', async () => {
@@ -288,6 +308,30 @@ describe(`IngressDialer (${mode.name})`, { skip }, () => {
     assert.match(err.message, /server certificate is signed by an unknown CA/)
     assert.match(err.hint!, /ingress\.ca_file/)
     assert.equal(ingress.connections.length, 0)
+  })
+
+  it('verifies a certificate from an intermediate CA when only that intermediate is trusted (ngrok\'s shape)', async () => {
+    const ingress = await start({ cert: pki.chainedIngress })
+    const { socket } = await dialer(ingress, { ca: pki.chainIntermediatePem }).dial({ hostname: 'api.prod', port: 80 })
+    assert.equal(socket.authorized, true)
+    socket.destroy()
+    // and beside Node's roots, as the default trust has it
+    const withRoots = await dialer(ingress, { ca: [...tls.rootCertificates, pki.chainIntermediatePem] }).dial({ hostname: 'api.prod', port: 80 })
+    withRoots.socket.destroy()
+    const err = await rejection(dialer(ingress, { ca: pki.otherCaPem }).dial({ hostname: 'api.prod', port: 80 }))
+    assert.ok(isNgrokdError(err, 'NGROKD_ERR_INGRESS_TLS'), String(err))
+    assert.match(err.hint!, /ingress\.ca_file/)
+  })
+
+  it('probe() does one handshake, returns the chain the ingress sent, and sends no ConnRequest', async () => {
+    const ingress = await start({ cert: pki.chainedIngress })
+    const probe = await dialer(ingress, { ca: pki.chainIntermediatePem }).probe()
+    assert.equal(probe.authorized, true)
+    assert.equal(probe.ingress, ingress.endpoint)
+    assert.deepEqual(probe.chain.slice(0, 2).map((c) => c.subject.split('\n').at(-1)), ['CN=chained-ingress', 'CN=chain-intermediate'])
+    assert.equal(ingress.connections.length, 0)
+    const err = await rejection(dialer(ingress, { ca: pki.otherCaPem }).probe())
+    assert.ok(isNgrokdError(err, 'NGROKD_ERR_INGRESS_TLS'), String(err))
   })
 
   it('insecureSkipVerify accepts an untrusted server certificate and warns once, at construction', async () => {

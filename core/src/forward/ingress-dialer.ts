@@ -1,12 +1,12 @@
 import { normalizeIngressEndpoint, splitIngressEndpoint } from '../api/ingress-endpoint.js'
-import { createHash } from 'node:crypto'
+import { createHash, type X509Certificate } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
-import { FrameReader, decodeConnResponseBody, encodeConnRequest, type ConnResponse } from '../protocol/binding-frames.js'
+import { FrameReader, decodeConnResponseBody, encodeConnRequest, type ConnResponse, type PodIdentity } from '../protocol/binding-frames.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
-import { pemCertificates } from './load-trust-roots.js'
+import { peerChain, pemCertificates } from './ingress-trust.js'
 import { PredialPool, type IngressConnection, type PredialPoolStats } from './predial-pool.js'
 import { TlsSessionCache } from './tls-session-cache.js'
 
@@ -22,10 +22,19 @@ export interface IngressDialerOptions {
   credentials: () => IngressCredentials | Promise<IngressCredentials>
   /** `host:port` of the binding ingress, read for every new connection; without a port, 443. */
   endpoint: () => string
-  /** Trust roots for the ingress's server certificate; they replace Node's bundled roots. Default: Node's roots. */
+  /**
+   * Trust anchors for the ingress's server certificate (see `loadIngressTrust`); they replace Node's
+   * default roots. Partial chains are allowed: an intermediate CA given here is an anchor, as ngrok's
+   * intermediate must be (PROTOCOL.md §4.1). Default: Node's roots.
+   */
   ca?: string | Buffer | Array<string | Buffer>
   /** Accept any server certificate. Logged as a warning once, at construction. Never a fallback. */
   insecureSkipVerify?: boolean
+  /**
+   * ConnRequest field 3, sent on every request as ngrok's operator does: an empty message by default
+   * (the operator's identity when no pod matches), configured fields when given (`ingress.pod_identity`).
+   */
+  podIdentity?: PodIdentity
   /** DNS + TCP connect + TLS handshake must finish within this. Default 10 000. */
   handshakeTimeoutMs?: number
   /** The ConnResponse must arrive within this after the handshake. Default 10 000. */
@@ -53,6 +62,18 @@ export interface DialOptions {
   hostname: string
   port: number
   signal?: AbortSignal
+}
+
+/** What {@link IngressDialer.probe} learnt from one TLS handshake with the ingress. */
+export interface IngressProbe {
+  /** `host:port` dialled. */
+  ingress: string
+  /** The certificates the ingress presented, leaf first (as far as Node can tell the chain). */
+  chain: X509Certificate[]
+  protocol: string | null
+  cipher: string
+  /** The chain verified against the trust anchors (false only with insecureSkipVerify). */
+  authorized: boolean
 }
 
 /**
@@ -156,6 +177,8 @@ export class IngressDialer implements Dialer {
   private readonly sessions?: TlsSessionCache
   private readonly pool?: PredialPool
   private closed = false
+  /** ConnRequest fields besides host and port. */
+  private readonly connRequestFields: { podIdentity: PodIdentity }
   /** Secure contexts are reused while credentials() returns the same PEMs (parsing a CA bundle per connection is costly). */
   private cached?: { certPem: string; keyPem: string; context: tls.SecureContext; fingerprint: string }
 
@@ -186,6 +209,7 @@ export class IngressDialer implements Dialer {
     if (!(maxAgeMs > 0 && Number.isFinite(maxAgeMs))) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ingress predialMaxAgeMs ${maxAgeMs} is not a positive number of milliseconds`)
     }
+    this.connRequestFields = { podIdentity: options.podIdentity ?? {} }
     if (options.sessionResumption ?? true) this.sessions = new TlsSessionCache()
     if (predial > 0) this.pool = new PredialPool({ size: predial, maxAgeMs, logger: this.logger })
     if (options.insecureSkipVerify) {
@@ -224,6 +248,24 @@ export class IngressDialer implements Dialer {
     }
     this.refill(target)
     return result
+  }
+
+  /**
+   * One full TLS handshake with the ingress (no ConnRequest, no session offered or kept), then closes:
+   * what `ngrokd doctor` uses to say whether and by what the ingress certificate is verified. Throws
+   * the same coded errors as {@link dial} (e.g. NGROKD_ERR_INGRESS_TLS for an unknown CA).
+   */
+  async probe(signal?: AbortSignal): Promise<IngressProbe> {
+    this.throwIfClosed('probe', 0)
+    const ingress = parseIngressEndpoint(this.options.endpoint())
+    const { context, fingerprint } = this.secureContext(await this.options.credentials())
+    const { socket, raw } = await this.handshake({ ingress, context, key: `probe ${ingress.text} ${fingerprint}` }, 'a probe', signal, undefined, false)
+    try {
+      return { ingress: ingress.text, chain: peerChain(socket), protocol: socket.getProtocol(), cipher: socket.getCipher().name, authorized: socket.authorized }
+    } finally {
+      socket.destroy()
+      raw.destroy()
+    }
   }
 
   /** Closes every connection dialled ahead and forgets the TLS session; later dials fail. Connections handed out stay open. */
@@ -278,9 +320,11 @@ export class IngressDialer implements Dialer {
     let context: tls.SecureContext
     try {
       context = tls.createSecureContext({
-        cert: certPem,
-        key: keyPem,
+        // no pair yet (doctor before the first registration): a handshake still shows the server's chain
+        ...(certPem ? { cert: certPem, key: keyPem } : {}),
         ca: this.options.ca,
+        // ngrok's intermediate CA is an anchor (Node ≥ 20.18 / 22.9; `engines` requires them)
+        allowPartialTrustChain: this.options.ca !== undefined,
         minVersion: 'TLSv1.2', // PROTOCOL.md §4.1: TLS 1.2 or 1.3
         maxVersion: 'TLSv1.3',
         ciphers: INGRESS_CIPHERS,
@@ -300,10 +344,10 @@ export class IngressDialer implements Dialer {
    * TCP connect and TLS handshake, offering the cached session. Resolves the connection with no
    * listeners of its own but error guards; `label` names what it is for in error messages.
    */
-  private handshake(target: Target, label: string, signal: AbortSignal | undefined, track?: (raw: net.Socket) => void): Promise<IngressConnection> {
+  private handshake(target: Target, label: string, signal: AbortSignal | undefined, track?: (raw: net.Socket) => void, resume = true): Promise<IngressConnection> {
     const { ingress, context, key } = target
     const insecure = this.options.insecureSkipVerify === true
-    const sessions = this.sessions
+    const sessions = resume ? this.sessions : undefined
     const session = sessions?.get(key)
     return new Promise<IngressConnection>((resolve, reject) => {
       let phase: Phase = 'connect'
@@ -464,7 +508,8 @@ export class IngressDialer implements Dialer {
         settled = true
         socket.pause() // before the data listener goes, so nothing after the ConnResponse is lost
         detach()
-        for (const notice of response.notices) this.logger.warn({ hostname, port, notice }, `binding ingress notice for ${hostname}:${port}: ${notice}`)
+        // ngrok's operator logs notices at its debug verbosity (V(1)); one per connection would flood a warn log
+        for (const notice of response.notices) this.logger.debug({ hostname, port, notice }, `binding ingress notice for ${hostname}:${port}: ${notice}`)
         resolve({ socket, response, early: Buffer.from(frame.rest) })
       }
       function detach(): void {
@@ -483,7 +528,7 @@ export class IngressDialer implements Dialer {
         onEndOrClose() // closed while it waited in the pool, not yet noticed
         return
       }
-      socket.write(encodeConnRequest({ host: hostname, port }))
+      socket.write(encodeConnRequest({ host: hostname, port, ...this.connRequestFields }))
       socket.resume()
     })
   }

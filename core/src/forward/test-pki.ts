@@ -23,6 +23,13 @@ export interface TestPki {
   /** Two client certificates from `clientCaPem` (serials differ): rotation tests switch between them. */
   clientA: TestKeyPair
   clientB: TestKeyPair
+  /**
+   * ngrok's shape: a root that clients never get, an intermediate CA it signed, and an ingress
+   * certificate from the intermediate (`certPem` holds leaf + intermediate, as the server sends them).
+   */
+  chainRootPem: string
+  chainIntermediatePem: string
+  chainedIngress: TestKeyPair
   /** A CA nobody trusts, and a client certificate and server certificate signed by it. */
   otherCaPem: string
   otherClient: TestKeyPair
@@ -69,13 +76,25 @@ export async function createTestPki(): Promise<TestPki> {
     )
     return { certPem: await read(`${name}.crt`), keyPem: await read(`${name}.key`) }
   }
+  async function intermediate(rootName: string, name: string): Promise<string> {
+    await writeFile(join(dir, `${name}.ext`), 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n')
+    await openssl('req', '-new', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/O=test/OU=prod/CN=${name}`)
+    await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${rootName}.crt`, '-CAkey', `${rootName}.key`, '-set_serial', '0x1a', '-days', '1', '-extfile', `${name}.ext`, '-out', `${name}.crt`)
+    return read(`${name}.crt`)
+  }
   const serverExt = 'subjectAltName=DNS:ingress.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'
   const clientExt = 'extendedKeyUsage=clientAuth\n'
   try {
     const ingressCaPem = await ca('ingress-ca')
     const clientCaPem = await ca('client-ca')
     const otherCaPem = await ca('other-ca')
+    const chainRootPem = await ca('chain-root')
+    const chainIntermediatePem = await intermediate('chain-root', 'chain-intermediate')
+    const chainedLeaf = await leaf('chain-intermediate', 'chained-ingress', serverExt)
     return {
+      chainRootPem,
+      chainIntermediatePem,
+      chainedIngress: { certPem: chainedLeaf.certPem + chainIntermediatePem, keyPem: chainedLeaf.keyPem },
       ingressCaPem,
       ingress: await leaf('ingress-ca', 'ingress', serverExt),
       clientCaPem,

@@ -63,6 +63,11 @@ class Writer {
     if (value) this.bytes(field, Buffer.from(value, 'utf8'))
     return this
   }
+  /** A map entry's key and value are written even when empty (protobuf-go's map encoding). */
+  mapEntry(field: number, key: string, value: string): this {
+    const entry = new Writer().bytes(1, Buffer.from(key, 'utf8')).bytes(2, Buffer.from(value, 'utf8')).finish()
+    return this.bytes(field, entry)
+  }
   int64(field: number, value: number | undefined): this {
     if (value) this.tag(field, WIRE_VARINT).varint(value)
     return this
@@ -128,14 +133,16 @@ function expectWire(actual: number, expected: number, field: string): void {
   if (actual !== expected) throw new FrameDecodeError(`field ${field} has wire type ${actual}, expected ${expected}`)
 }
 
+/**
+ * ConnRequest body. `podIdentity`, when given, is written even when empty (`1a 00`), as ngrok's
+ * operator does: a non-nil message is always on the wire. Annotations in key order.
+ */
 export function encodeConnRequestBody(req: ConnRequest): Buffer {
   const w = new Writer().string(1, req.host).int64(2, req.port)
   if (req.podIdentity) {
     const p = req.podIdentity
     const pw = new Writer().string(1, p.uid).string(2, p.name).string(3, p.namespace)
-    for (const [k, v] of Object.entries(p.annotations ?? {})) {
-      pw.bytes(4, new Writer().string(1, k).string(2, v).finish())
-    }
+    for (const k of Object.keys(p.annotations ?? {}).sort()) pw.mapEntry(4, k, p.annotations![k]!)
     w.bytes(3, pw.finish())
   }
   return w.finish()

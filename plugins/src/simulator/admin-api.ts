@@ -5,6 +5,7 @@ import type {
   AddEndpointInput,
   ApiFault,
   ApiRequestRecord,
+  ConnRequestRecord,
   EndpointObject,
   IngressFault,
   OperatorObject,
@@ -29,6 +30,7 @@ export interface SimulatorAdmin {
   stats(): SimulatorStats
   resetStats(): void
   apiRequests(): ApiRequestRecord[]
+  connRequests(): ConnRequestRecord[]
   setCertValidity(ms: number): void
   setBindingsEnabled(enabled: boolean): void
 }
@@ -45,6 +47,7 @@ export interface SimulatorAdmin {
  * | `POST /_admin/faults/api` (ApiFault), `POST /_admin/faults/ingress` (IngressFault) → 204, `DELETE /_admin/faults` → 204 | faults |
  * | `GET /_admin/stats`, `DELETE /_admin/stats` → 204 | counters |
  * | `GET /_admin/requests` | the last API requests (method, path, query, status, headers) |
+ * | `GET /_admin/conn-requests` | the last ConnRequests the ingress decoded (host, port, podIdentity, body hex) |
  * | `PATCH /_admin/settings` (`{certValidityMs?, bindingsEnabled?}`) → 204 | account settings |
  *
  * Errors are `{ "error": message, "code": NGROKD_ERR_… }` with status 400, 403 or 404.
@@ -105,6 +108,7 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url
       return done(204)
     }
     if (path === '/_admin/requests' && method === 'GET') return done(200, { requests: admin.apiRequests() })
+    if (path === '/_admin/conn-requests' && method === 'GET') return done(200, { connRequests: admin.connRequests() })
     if (path === '/_admin/settings' && method === 'PATCH') {
       const body = (await readJsonBody(req)) as { certValidityMs?: unknown; bindingsEnabled?: unknown }
       if (body.certValidityMs !== undefined) admin.setCertValidity(Number(body.certValidityMs))

@@ -102,7 +102,7 @@ describe('simulator REST API', () => {
       assert.match(op.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)
       const cert = new X509Certificate(op.binding.cert.cert)
       assert.ok(cert.checkPrivateKey(key))
-      assert.ok(cert.verify(new X509Certificate(sim.caCertPem).publicKey))
+      assert.ok(cert.verify(new X509Certificate(sim.caRootCertPem).publicKey)) // client certificates come from the root
       assert.equal(Date.parse(op.binding.cert.not_after), Date.parse(cert.validTo))
       assert.equal(Date.parse(op.binding.cert.not_before), Date.parse(cert.validFrom))
 

@@ -101,6 +101,9 @@ export class ApiServer {
     await closed
   }
 
+  /** JSON bodies read, for the request log. */
+  private readonly bodies = new WeakMap<IncomingMessage, unknown>()
+
   private route(method: string, pattern: string, handler: Handler): void {
     this.routes.push({ method, pattern: new RegExp(pattern), handler })
   }
@@ -115,7 +118,8 @@ export class ApiServer {
     }
     const { state, logger } = this.options
     res.on('finish', () => {
-      state.recordRequest({ method: req.method ?? '', path, query: url.search, status: res.statusCode, headers: { ...req.headers } })
+      const body = this.bodies.get(req)
+      state.recordRequest({ method: req.method ?? '', path, query: url.search, status: res.statusCode, headers: { ...req.headers }, ...(body === undefined ? {} : { body }) })
     })
     try {
       const { latencyMs, failure } = state.faults.takeApi(path)
@@ -185,7 +189,9 @@ export class ApiServer {
       req.resume()
       throw new NgrokApiError('badRequest', `The Content-Type header must be application/json, got '${type}'.`)
     }
-    return readJsonBody(req)
+    const body = await readJsonBody(req)
+    this.bodies.set(req, body)
+    return body
   }
 
   private listBody(key: string, items: unknown[], path: string, limit: number, nextBeforeId: string | null): Record<string, unknown> {

@@ -16,11 +16,15 @@ const isCsrError = (message: RegExp) => (e: unknown) => e instanceof CsrError &&
 describe('SimulatorCa', () => {
   const ca = SimulatorCa.create()
 
-  it('is a self-signed CA certificate with the simulator names', () => {
+  it('is ngrok\'s shape: a root clients never get, and the intermediate it signed as the anchor clients get', () => {
+    const root = new X509Certificate(ca.rootCertPem)
+    assert.equal(root.ca, true)
+    assert.ok(root.checkIssued(root) && root.verify(root.publicKey), 'the root is self-signed')
+    assert.equal(root.subject, 'O=ngrokd cloud simulator\nCN=ngrokd simulator Root CA')
     assert.equal(ca.certificate.ca, true)
-    assert.ok(ca.certificate.checkIssued(ca.certificate))
-    assert.ok(ca.certificate.verify(ca.certificate.publicKey))
-    assert.equal(ca.certificate.subject, 'O=ngrokd cloud simulator\nCN=ngrokd simulator root CA')
+    assert.equal(ca.certificate.subject, 'O=ngrokd cloud simulator\nCN=ngrokd simulator Intermediate CA')
+    assert.ok(ca.certificate.checkIssued(root) && ca.certificate.verify(root.publicKey), 'the root signed the intermediate')
+    assert.equal(ca.certificate.checkIssued(ca.certificate), false, 'the intermediate is not self-signed')
     assert.equal(ca.certPem, ca.certificate.toString())
   })
 
@@ -90,7 +94,9 @@ describe('SimulatorCa', () => {
   it('issues server certificates with the requested names', () => {
     const s = ca.issueServerCert(['localhost', '127.0.0.1', '::1'], { validityMs: 7_200_000 })
     const cert = new X509Certificate(s.certPem)
-    assert.ok(ca.issued(cert))
+    assert.ok(cert.checkIssued(ca.certificate) && cert.verify(ca.certificate.publicKey), 'the intermediate signed it')
+    assert.equal(ca.issued(cert), false, 'not a client certificate of the root')
+    assert.ok(s.certPem.endsWith(ca.certPem), 'sent with the intermediate as its chain')
     assert.ok(cert.checkPrivateKey(createPrivateKey(s.keyPem)))
     assert.equal(cert.subject, 'CN=localhost')
     assert.equal(cert.checkHost('localhost'), 'localhost')
@@ -103,7 +109,7 @@ describe('SimulatorCa', () => {
   })
 
   it('issues client certificates without a CSR, and does not vouch for those of another CA', () => {
-    const other = SimulatorCa.create({ commonName: 'other root' })
+    const other = SimulatorCa.create({ commonName: 'other' })
     const issued = other.issueClientCert({ commonName: 'k8sop_y' })
     const cert = new X509Certificate(issued.certPem)
     assert.deepEqual(cert.keyUsage, ['1.3.6.1.5.5.7.3.2'])

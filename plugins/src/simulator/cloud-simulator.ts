@@ -11,6 +11,7 @@ import type {
   AddEndpointInput,
   ApiFault,
   ApiRequestRecord,
+  ConnRequestRecord,
   EndpointObject,
   IngressFault,
   OperatorObject,
@@ -125,9 +126,17 @@ export class CloudSimulator implements SimulatorAdmin {
   get ingressAddresses(): string[] {
     return [...this.ingress.addresses]
   }
-  /** PEM of the root that signed the ingress's certificate, every client certificate and the https backends' certificates. */
+  /**
+   * PEM of the intermediate CA that signed the ingress's and the https backends' certificates: the one
+   * anchor a client is given, as ngrok's clients get ngrok's intermediate (trust it with partial chains
+   * allowed). The root above it, which also signs client certificates, is never handed out.
+   */
   get caCertPem(): string {
     return this.state.ca.certPem
+  }
+  /** PEM of the root CA: signs the intermediate and client certificates. For tests that check it is not needed. */
+  get caRootCertPem(): string {
+    return this.state.ca.rootCertPem
   }
 
   // ---- admin -----------------------------------------------------------------------------
@@ -179,6 +188,11 @@ export class CloudSimulator implements SimulatorAdmin {
   /** The last (at most 1000) API requests, oldest first. */
   apiRequests(): ApiRequestRecord[] {
     return structuredClone(this.state.requestLog)
+  }
+
+  /** The last (at most 1000) ConnRequests the ingress decoded, oldest first. */
+  connRequests(): ConnRequestRecord[] {
+    return structuredClone(this.state.connRequestLog)
   }
 
   /** Validity of certificates issued from now on. */

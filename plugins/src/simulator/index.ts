@@ -10,6 +10,7 @@ export type {
   AddEndpointInput,
   ApiFault,
   ApiRequestRecord,
+  ConnRequestRecord,
   BackendKind,
   EndpointObject,
   IngressFault,

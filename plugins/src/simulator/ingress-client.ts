@@ -4,7 +4,7 @@ import { FrameReader, decodeConnResponseBody, encodeConnRequest, type ConnReques
 export interface DialIngressOptions {
   host: string
   port: number
-  /** PEM roots to verify the ingress with (the simulator's `caCertPem`). */
+  /** PEM anchors to verify the ingress with (the simulator's `caCertPem`, its intermediate: partial chains are allowed). */
   ca: string
   cert: string
   key: string
@@ -32,6 +32,7 @@ export function dialIngress(o: DialIngressOptions): Promise<IngressConnection> {
       host: o.host,
       port: o.port,
       ca: o.ca,
+      allowPartialTrustChain: true,
       cert: o.cert,
       key: o.key,
       servername: o.servername ?? 'localhost',

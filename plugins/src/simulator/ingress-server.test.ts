@@ -113,6 +113,7 @@ describe('binding ingress', () => {
           host: '127.0.0.1',
           port: sim.ingressPort,
           ca: sim.caCertPem,
+          allowPartialTrustChain: true,
           cert: creds.cert,
           key: creds.key,
           servername: 'localhost',
@@ -144,6 +145,7 @@ describe('binding ingress', () => {
       host: '127.0.0.1',
       port: sim.ingressPort,
       ca: sim.caCertPem,
+      allowPartialTrustChain: true,
       cert: creds.cert,
       key: creds.key,
       servername: 'localhost',
@@ -186,7 +188,7 @@ describe('binding ingress', () => {
     const conn = await dial(sim, creds, 'secure.example.com', 443)
     assert.equal(conn.response.proto, 'https')
     assert.equal(conn.rest.length, 0)
-    const inner = tlsConnect({ socket: conn.socket, servername: 'secure.example.com', ca: sim.caCertPem })
+    const inner = tlsConnect({ socket: conn.socket, servername: 'secure.example.com', ca: sim.caCertPem, allowPartialTrustChain: true })
     conn.socket.resume()
     await new Promise<void>((resolve, reject) => {
       inner.once('secureConnect', resolve)
@@ -252,7 +254,7 @@ describe('binding ingress', () => {
 
   it('closes a connection whose ConnRequest does not decode', async () => {
     const before = sim.stats().ingress.refusedByCode.protocol ?? 0
-    const socket = tlsConnect({ host: '127.0.0.1', port: sim.ingressPort, ca: sim.caCertPem, cert: creds.cert, key: creds.key, servername: 'localhost' })
+    const socket = tlsConnect({ host: '127.0.0.1', port: sim.ingressPort, ca: sim.caCertPem, allowPartialTrustChain: true, cert: creds.cert, key: creds.key, servername: 'localhost' })
     socket.once('secureConnect', () => socket.write(Buffer.from([0x02, 0x00, 0x0a, 0xff]))) // field 1 claims 255 bytes
     let received = 0
     socket.on('data', (c: Buffer) => (received += c.length))

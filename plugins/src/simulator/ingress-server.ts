@@ -65,7 +65,7 @@ export class IngressServer {
     this.secureContext = createSecureContext({
       cert: certPem,
       key: keyPem,
-      ca: options.ca.certPem,
+      ca: options.ca.rootCertPem, // client certificates come from the root
       minVersion: 'TLSv1.2',
       // ngrok's ingress is Go: on AES hardware its crypto/tls picks TLS_AES_128_GCM_SHA256 first,
       // whatever the client prefers. Modelled with the same order and the server's preference.
@@ -177,6 +177,7 @@ export class IngressServer {
       return
     }
     clearTimeout(timer)
+    state.recordConnRequest({ host: req.host, port: req.port, ...(req.podIdentity ? { podIdentity: req.podIdentity } : {}), bodyHex: frame.body.toString('hex') })
 
     const op = state.operatorForSerial(serial)
     if (!op) {

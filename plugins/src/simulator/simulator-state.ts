@@ -9,6 +9,7 @@ import {
   BACKEND_KINDS,
   type AddEndpointInput,
   type ApiRequestRecord,
+  type ConnRequestRecord,
   type BackendKind,
   type EndpointObject,
   type OperatorObject,
@@ -73,6 +74,7 @@ export class SimulatorState {
   bindingsEnabled = true
   stats: SimulatorStats = emptyStats()
   requestLog: ApiRequestRecord[] = []
+  connRequestLog: ConnRequestRecord[] = []
 
   constructor(
     readonly ca: SimulatorCa,
@@ -326,6 +328,11 @@ export class SimulatorState {
     if (this.requestLog.length > REQUEST_LOG_MAX) this.requestLog.splice(0, this.requestLog.length - REQUEST_LOG_MAX)
   }
 
+  recordConnRequest(rec: ConnRequestRecord): void {
+    this.connRequestLog.push(rec)
+    if (this.connRequestLog.length > REQUEST_LOG_MAX) this.connRequestLog.splice(0, this.connRequestLog.length - REQUEST_LOG_MAX)
+  }
+
   recordRefusal(code: string): void {
     const s = this.stats.ingress
     s.refused++
@@ -337,6 +344,7 @@ export class SimulatorState {
     this.stats = emptyStats()
     this.stats.ingress.active = active
     this.requestLog = []
+    this.connRequestLog = []
   }
 }
 

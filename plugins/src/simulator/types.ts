@@ -101,6 +101,16 @@ export interface SimulatorStats {
   }
 }
 
+/** One decoded ConnRequest as the ingress received it, for tests that check what a client sends. */
+export interface ConnRequestRecord {
+  host: string
+  port: number
+  /** Field 3, when it was on the wire (`{}` for the empty message ngrok's operator sends without a pod). */
+  podIdentity?: { uid?: string; name?: string; namespace?: string; annotations?: Record<string, string> }
+  /** The message body (without its 2-byte length), hex. */
+  bodyHex: string
+}
+
 /** One API request, for tests that check headers a client sent. */
 export interface ApiRequestRecord {
   method: string
@@ -108,4 +118,6 @@ export interface ApiRequestRecord {
   query: string
   status: number
   headers: Record<string, string | string[] | undefined>
+  /** The JSON body of a POST or PATCH, as parsed. */
+  body?: unknown
 }

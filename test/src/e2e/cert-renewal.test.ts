@@ -53,5 +53,17 @@ describe('certificate renewal without a restart', { skip: netnsSkip }, () => {
     assert.equal((await httpRequest('http://renew.e2e/after')).status, 200)
     assert.equal(daemon.process.pid, pid, 'no restart')
     assert.equal(sim.apiRequests().filter((r) => r.method === 'POST').length, 1, 'still one registration')
+    // ngrok's operator PATCHes its whole desired state, never half a binding
+    for (const patch of patches()) {
+      const body = patch.body as Record<string, any>
+      assert.deepEqual(Object.keys(body).sort(), ['binding', 'deployment', 'description', 'enabled_features', 'metadata', 'region'])
+      assert.deepEqual(Object.keys(body.binding).sort(), ['csr', 'endpoint_selectors'])
+      assert.match(body.binding.csr, /BEGIN CERTIFICATE REQUEST/)
+      assert.deepEqual(body.binding.endpoint_selectors, ['true'])
+      assert.deepEqual(body.enabled_features, ['bindings'])
+      assert.equal(body.region, 'global')
+      assert.equal(body.deployment.name, 'ngrokd')
+      assert.match(body.deployment.version, /^\d+\.\d+\.\d+/)
+    }
   })
 })

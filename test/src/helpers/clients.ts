@@ -37,7 +37,7 @@ export function httpRequest(url: string, options: HttpRequestOptions = {}): Prom
         headers: options.headers,
         agent: false,
         timeout: SAFETY_TIMEOUT_MS,
-        ...(u.protocol === 'https:' ? { ca: options.ca, servername: u.hostname, rejectUnauthorized: true } : {}),
+        ...(u.protocol === 'https:' ? { ca: options.ca, allowPartialTrustChain: true, servername: u.hostname, rejectUnauthorized: true } : {}),
       },
       (res) => {
         const chunks: Buffer[] = []

@@ -13,8 +13,8 @@ export interface E2eDaemonOptions {
   net: NetDriverCase
   /** `bound_endpoints.poll_interval`. Default `1s`. */
   pollInterval?: string
-  /** PEM written to `ingress.ca_file`. Default: the simulator's CA. */
-  ingressCaPem?: string
+  /** PEM written to `ingress.ca_file`. Default: the simulator's CA (its intermediate). `null`: no ca_file (the default trust). */
+  ingressCaPem?: string | null
   /** `log.level`. Default `info`. */
   logLevel?: string
   /** More config, merged over the defaults above section by section (e.g. `{ metrics: { prometheus_listen } }`). */
@@ -55,10 +55,10 @@ export class E2eDaemon {
     this.configFile = join(this.dir, 'ngrokd.json')
     this.logFile = join(this.dir, 'daemon.log')
     const caFile = join(this.dir, 'ingress-ca.pem')
-    writeFileSync(caFile, options.ingressCaPem ?? options.sim.caCertPem)
+    if (options.ingressCaPem !== null) writeFileSync(caFile, options.ingressCaPem ?? options.sim.caCertPem)
     this.config = {
       api: { url: options.sim.apiUrl, key: options.sim.apiKey },
-      ingress: { ca_file: caFile },
+      ingress: options.ingressCaPem === null ? {} : { ca_file: caFile },
       bound_endpoints: { poll_interval: options.pollInterval ?? '1s' },
       net: {
         driver: options.net.driver,
