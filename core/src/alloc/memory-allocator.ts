@@ -3,6 +3,8 @@ import type { Check } from '../contracts/check.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { intToIpv4, ipv4ToInt, isIpv4, parseSubnet, subnetContains, type Ipv4Subnet } from '../util/ipv4.js'
+import { Lifecycle } from '../util/lifecycle.js'
+import { StableAssignments } from '../util/stable-assignments.js'
 
 /** What an allocator remembers; the persistent allocator stores exactly this as JSON. */
 export interface AllocatorState {
@@ -17,19 +19,11 @@ export interface MemoryAllocatorOptions {
   logger?: Logger
 }
 
-interface Mapping {
-  address: number
-  active: boolean
-}
-
 /**
  * The allocator rules (see the `Allocator` contract) without a disk: state lives as long as the
  * object, so a second `open()` behaves like a restart. `PersistentAllocator` extends it and only
- * adds loading and saving.
- *
- * Cost: allocation is O(1) amortised per hostname. A cursor walks the subnet once, skipping used
- * and reserved addresses; addresses behind it are never free again until the next `open()`
- * (mappings are only dropped there, or recycled, which hands the address straight on).
+ * adds loading and saving. The stable mapping itself is {@link StableAssignments} (slots = the
+ * subnet's host addresses), shared with network mode's ports.
  *
  * ```ts
  * const alloc = new MemoryAllocator()
@@ -42,13 +36,8 @@ export class MemoryAllocator implements Allocator {
   protected readonly logger: Logger
   private subnet: Ipv4Subnet | undefined
   private reserved = new Set<number>()
-  private readonly byHost = new Map<string, Mapping>()
-  private readonly byAddr = new Map<number, string>()
-  /** Inactive hostnames in release order (Map keeps insertion order): the first is the oldest. */
-  private readonly released = new Map<string, number>()
-  private releaseSeq = 0
-  private cursor = 0
-  private opened = false
+  private slots = new StableAssignments(1, 0)
+  private readonly lifecycle = new Lifecycle(() => `${this.allocator} allocator`)
   private everOpened = false
 
   constructor(options: MemoryAllocatorOptions = {}) {
@@ -79,55 +68,40 @@ export class MemoryAllocator implements Allocator {
 
     this.subnet = subnet
     this.reserved = reserved
-    this.byHost.clear()
-    this.byAddr.clear()
-    this.released.clear()
-    this.releaseSeq = 0
-    this.cursor = subnet.network + 1
+    this.slots = new StableAssignments(subnet.network + 1, subnet.broadcast - 1)
     const dirty = state ? this.restore(state, subnet) : false
-    this.opened = true
+    this.lifecycle.open()
     this.everOpened = true
     if (dirty) await this.persist()
   }
 
   async allocate(options: { hostnames: readonly string[] }): Promise<Allocation[]> {
-    const subnet = this.assertOpen()
+    this.lifecycle.assertOpen('allocate()')
+    const subnet = this.subnet!
     const results: Allocation[] = []
-    let changed = false
-    let recycled = 0
+    const valid: string[] = []
     for (const hostname of options.hostnames) {
       if (typeof hostname !== 'string' || hostname === '') {
         results.push({ hostname: String(hostname), error: new NgrokdError('NGROKD_ERR_HOSTNAME_INVALID', 'allocator: empty hostname') })
-        continue
-      }
-      const known = this.byHost.get(hostname)
-      if (known) {
-        if (!known.active) {
-          known.active = true
-          this.released.delete(hostname)
-          changed = true
-        }
-        results.push({ hostname, address: intToIpv4(known.address) })
-        continue
-      }
-      let address = this.takeNeverUsed(subnet)
-      if (address === undefined) {
-        address = this.takeOldestReleased()
-        if (address !== undefined) recycled++
-      }
-      if (address === undefined) {
+      } else valid.push(hostname)
+    }
+    const { results: assigned, changed } = this.slots.assign(valid, this.reserved)
+    let recycled = 0
+    for (const a of assigned) {
+      if ('exhausted' in a) {
         results.push({
-          hostname,
-          error: new NgrokdError('NGROKD_ERR_ADDRESS_EXHAUSTED', `allocator: no free address in ${subnet.cidr} for ${hostname}`, {
+          hostname: a.key,
+          error: new NgrokdError('NGROKD_ERR_ADDRESS_EXHAUSTED', `allocator: no free address in ${subnet.cidr} for ${a.key}`, {
             hint: 'set a larger net.subnet (e.g. a /16) or remove endpoints you do not need',
           }),
         })
         continue
       }
-      this.byHost.set(hostname, { address, active: true })
-      this.byAddr.set(address, hostname)
-      changed = true
-      results.push({ hostname, address: intToIpv4(address) })
+      if (a.recycledFrom !== undefined) {
+        recycled++
+        this.logger.debug({ hostname: a.recycledFrom, address: intToIpv4(a.slot) }, 'allocator: recycling the address of a released hostname')
+      }
+      results.push({ hostname: a.key, address: intToIpv4(a.slot) })
     }
     if (recycled > 0) this.logger.info({ recycled, subnet: subnet.cidr }, 'allocator: subnet full, gave released addresses to new hostnames')
     if (changed || this.hasUnsavedChanges()) await this.persist()
@@ -135,40 +109,30 @@ export class MemoryAllocator implements Allocator {
   }
 
   async release(options: { hostnames: readonly string[] }): Promise<void> {
-    this.assertOpen()
-    let changed = false
-    for (const hostname of options.hostnames) {
-      const known = this.byHost.get(hostname)
-      if (!known || !known.active) continue
-      known.active = false
-      this.released.set(hostname, ++this.releaseSeq)
-      changed = true
-    }
-    if (changed || this.hasUnsavedChanges()) await this.persist()
+    this.lifecycle.assertOpen('release()')
+    if (this.slots.release(options.hostnames) || this.hasUnsavedChanges()) await this.persist()
   }
 
   lookup(hostname: string): string | undefined {
-    const m = this.byHost.get(hostname)
-    return m ? intToIpv4(m.address) : undefined
+    const slot = this.slots.lookup(hostname)
+    return slot === undefined ? undefined : intToIpv4(slot)
   }
 
   list(): AllocationEntry[] {
-    return [...this.byHost.entries()]
-      .sort((a, b) => a[1].address - b[1].address)
-      .map(([hostname, m]) => ({ hostname, address: intToIpv4(m.address), active: m.active }))
+    return this.slots.entries().map((e) => ({ hostname: e.key, address: intToIpv4(e.slot), active: e.active }))
   }
 
   async close(): Promise<void> {
-    this.opened = false
+    this.lifecycle.close()
   }
 
   async diagnose(): Promise<Check[]> {
     const subnet = this.subnet
-    if (!this.opened || !subnet) return [{ id: 'allocator.subnet', status: 'skip', summary: 'allocator is not open' }]
+    if (!this.lifecycle.isOpen || !subnet) return [{ id: 'allocator.subnet', status: 'skip', summary: 'allocator is not open' }]
     let usable = subnet.size > 2 ? subnet.size - 2 : 0
     for (const r of this.reserved) if (r > subnet.network && r < subnet.broadcast) usable--
-    const active = this.byHost.size - this.released.size
-    const summary = `${active} of ${usable} addresses in ${subnet.cidr} in use, ${this.released.size} kept for released hostnames`
+    const active = this.slots.size - this.slots.releasedCount
+    const summary = `${active} of ${usable} addresses in ${subnet.cidr} in use, ${this.slots.releasedCount} kept for released hostnames`
     const hint = 'set a larger net.subnet (e.g. a /16)'
     if (usable === 0) return [{ id: 'allocator.subnet', status: 'fail', summary: `${subnet.cidr} has no usable address`, hint, code: 'NGROKD_ERR_ADDRESS_EXHAUSTED' }]
     if (active >= usable) return [{ id: 'allocator.subnet', status: 'fail', summary, hint, code: 'NGROKD_ERR_ADDRESS_EXHAUSTED' }]
@@ -183,12 +147,7 @@ export class MemoryAllocator implements Allocator {
     return {
       version: 1,
       subnet: subnet.cidr,
-      entries: [...this.byHost.entries()]
-        .sort((a, b) => a[1].address - b[1].address)
-        .map(([hostname, m]) => {
-          const seq = this.released.get(hostname)
-          return seq === undefined ? { hostname, address: intToIpv4(m.address), active: m.active } : { hostname, address: intToIpv4(m.address), active: false, released: seq }
-        }),
+      entries: this.slots.entries().map(({ key, slot, ...rest }) => ({ hostname: key, address: intToIpv4(slot), ...rest })),
     }
   }
 
@@ -214,50 +173,14 @@ export class MemoryAllocator implements Allocator {
       )
       return state.entries.length > 0
     }
-    const dropped: string[] = []
-    const inactive: Array<{ hostname: string; seq: number }> = []
-    for (const e of state.entries) {
-      const address = ipv4ToInt(e.address)
-      if (!subnetContains(subnet, address) || address === subnet.network || address === subnet.broadcast || this.reserved.has(address) || this.byAddr.has(address) || this.byHost.has(e.hostname)) {
-        dropped.push(e.hostname)
-        continue
-      }
-      this.byHost.set(e.hostname, { address, active: e.active })
-      this.byAddr.set(address, e.hostname)
-      if (!e.active) inactive.push({ hostname: e.hostname, seq: e.released ?? 0 })
-    }
-    inactive.sort((a, b) => a.seq - b.seq)
-    for (const { hostname } of inactive) this.released.set(hostname, ++this.releaseSeq)
+    const dropped = this.slots.restore(
+      state.entries.map(({ hostname, address, ...rest }) => ({ key: hostname, slot: isIpv4(address) ? ipv4ToInt(address) : -1, ...rest })),
+      (slot) => subnetContains(subnet, slot) && !this.reserved.has(slot),
+    )
     if (dropped.length > 0) {
       this.logger.warn({ dropped }, `allocator: dropped ${dropped.length} mappings whose address is now reserved or outside ${subnet.cidr}`)
     }
     return dropped.length > 0
   }
 
-  private takeNeverUsed(subnet: Ipv4Subnet): number | undefined {
-    while (this.cursor < subnet.broadcast) {
-      const a = this.cursor++
-      if (!this.byAddr.has(a) && !this.reserved.has(a)) return a
-    }
-    return undefined
-  }
-
-  private takeOldestReleased(): number | undefined {
-    const oldest = this.released.keys().next()
-    if (oldest.done) return undefined
-    const hostname = oldest.value
-    const m = this.byHost.get(hostname)!
-    this.released.delete(hostname)
-    this.byHost.delete(hostname)
-    this.byAddr.delete(m.address)
-    this.logger.debug({ hostname, address: intToIpv4(m.address) }, 'allocator: recycling the address of a released hostname')
-    return m.address
-  }
-
-  private assertOpen(): Ipv4Subnet {
-    if (!this.opened || !this.subnet) {
-      throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', `${this.allocator} allocator: called before open() or after close()`, { hint: 'await open() first' })
-    }
-    return this.subnet
-  }
 }

@@ -1,9 +1,9 @@
-import { readFile, rename, access, constants } from 'node:fs/promises'
+import { access, constants } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import type { Logger } from '../contracts/logger.js'
-import { NgrokdError } from '../errors/ngrokd-error.js'
-import { pathExists, writeFileAtomic, type StateFileLocation } from '../util/atomic-file.js'
+import { pathExists, type StateFileLocation } from '../util/atomic-file.js'
+import { JsonStateFile, renderEntries } from '../util/json-state-file.js'
 import { isIpv4 } from '../util/ipv4.js'
 import { MemoryAllocator, type AllocatorState } from './memory-allocator.js'
 
@@ -28,18 +28,16 @@ export const ALLOCATIONS_FILE = 'allocations.json'
 export class PersistentAllocator extends MemoryAllocator {
   override readonly allocator: string = 'persistent'
   readonly stateFile: string
-  /** Serialises writes; each write takes the state as it is when its turn comes. */
-  private writing: Promise<void> = Promise.resolve()
-  /** A write failed: the next batch writes even if it changes nothing. */
-  private unsaved = false
+  private readonly file: JsonStateFile<AllocatorState>
 
   constructor(options: PersistentAllocatorOptions) {
     super({ logger: options.logger })
     this.stateFile = options.stateFile ?? join(options.stateDir, ALLOCATIONS_FILE)
+    this.file = new JsonStateFile({ path: this.stateFile, what: 'allocator', check: checkState, consequence: 'hostnames will get new addresses', logger: this.logger })
   }
 
   override async close(): Promise<void> {
-    await this.writing.catch(() => {})
+    await this.file.settled()
     await super.close()
   }
 
@@ -63,62 +61,21 @@ export class PersistentAllocator extends MemoryAllocator {
     return checks
   }
 
-  protected override async persist(): Promise<void> {
-    const turn = this.writing.catch(() => {}).then(async () => {
-      try {
-        await writeFileAtomic(this.stateFile, renderState(this.snapshot()), { mode: 0o600 })
-        this.unsaved = false
-      } catch (cause) {
-        this.unsaved = true
-        throw new NgrokdError('NGROKD_ERR_STATE', `allocator: cannot write ${this.stateFile}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
-          cause,
-          hint: 'check that the state directory exists, is writable by ngrokd and its disk is not full',
-        })
-      }
+  protected override persist(): Promise<void> {
+    return this.file.write(() => {
+      const { version, subnet, entries } = this.snapshot()
+      return renderEntries({ version, subnet }, entries)
     })
-    this.writing = turn
-    await turn
   }
 
   protected override hasUnsavedChanges(): boolean {
-    return this.unsaved
+    return this.file.unsaved
   }
 
-  protected override async loadState(): Promise<AllocatorState | undefined> {
-    let text: string
-    try {
-      text = await readFile(this.stateFile, 'utf8')
-    } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw new NgrokdError('NGROKD_ERR_STATE', `allocator: cannot read ${this.stateFile}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
-        cause,
-        hint: 'check the permissions of the state directory',
-      })
-    }
-    let reason: string | undefined
-    let state: AllocatorState | undefined
-    try {
-      const parsed: unknown = JSON.parse(text)
-      reason = checkState(parsed)
-      if (reason === undefined) state = parsed as AllocatorState
-    } catch (e) {
-      reason = `not json (${(e as Error).message})`
-    }
-    if (state) return state
-    const aside = `${this.stateFile}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
-    try {
-      await rename(this.stateFile, aside)
-    } catch (cause) {
-      throw new NgrokdError('NGROKD_ERR_STATE', `allocator: ${this.stateFile} is corrupt (${reason}) and cannot be moved aside`, {
-        cause,
-        hint: `delete ${this.stateFile}; hostnames will get new addresses`,
-      })
-    }
-    this.logger.warn({ stateFile: this.stateFile, movedTo: aside, reason }, `allocator: ${this.stateFile} is corrupt (${reason}); moved it to ${aside} and starting afresh`)
-    return undefined
+  protected override loadState(): Promise<AllocatorState | undefined> {
+    return this.file.read()
   }
 }
-
 
 /** Why `v` is not an {@link AllocatorState}, or undefined. */
 function checkState(v: unknown): string | undefined {
@@ -142,10 +99,4 @@ function checkState(v: unknown): string | undefined {
     addrs.add(address)
   }
   return undefined
-}
-
-/** One entry per line, so the file diffs and greps well. */
-function renderState(state: AllocatorState): string {
-  const entries = state.entries.map((e) => `    ${JSON.stringify(e)}`).join(',\n')
-  return `{\n  "version": ${state.version},\n  "subnet": ${JSON.stringify(state.subnet)},\n  "entries": [${entries ? `\n${entries}\n  ` : ''}]\n}\n`
 }

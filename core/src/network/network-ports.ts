@@ -1,8 +1,10 @@
-import { readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
-import { pathExists, writeFileAtomic, type StateFileLocation } from '../util/atomic-file.js'
+import type { StateFileLocation } from '../util/atomic-file.js'
+import { JsonStateFile, renderEntries } from '../util/json-state-file.js'
+import { Lifecycle } from '../util/lifecycle.js'
+import { StableAssignments } from '../util/stable-assignments.js'
 
 /** File name used when only a state directory is given. */
 export const NETWORK_PORTS_FILE = 'network-ports.json'
@@ -35,14 +37,10 @@ export interface NetworkPortEntry {
 /** `stateDir` puts the file at `<stateDir>/network-ports.json`. */
 export type NetworkPortsOptions = StateFileLocation & { logger?: Logger }
 
-interface Mapping {
-  port: number
-  active: boolean
-}
-
 /**
  * Network mode's stable ports: each service (hostname + endpoint port) gets one port counted from
- * `net.network.start_port`, and keeps it across restarts. The rules are the allocator's, for ports:
+ * `net.network.start_port`, and keeps it across restarts. The rules are the allocator's, for ports
+ * (one home: {@link StableAssignments}):
  *
  * - The same key gets the same port back as long as the port is still ≥ `startPort` (state file in
  *   `state_dir`, replaced atomically, written once per changing batch).
@@ -62,20 +60,15 @@ interface Mapping {
 export class NetworkPorts {
   readonly stateFile: string
   private readonly logger: Logger
+  private readonly file: JsonStateFile<NetworkPortsState>
   private startPort = 0
-  private readonly byKey = new Map<string, Mapping>()
-  private readonly byPort = new Map<number, string>()
-  /** Inactive keys in release order (Map keeps insertion order): the first is the oldest. */
-  private readonly released = new Map<string, number>()
-  private releaseSeq = 0
-  private cursor = 0
-  private opened = false
-  private writing: Promise<void> = Promise.resolve()
-  private unsaved = false
+  private slots = new StableAssignments(1, 0)
+  private readonly lifecycle = new Lifecycle('network ports')
 
   constructor(options: NetworkPortsOptions) {
     this.stateFile = options.stateFile ?? join(options.stateDir, NETWORK_PORTS_FILE)
     this.logger = options.logger ?? silentLogger
+    this.file = new JsonStateFile({ path: this.stateFile, what: 'network ports', check: checkState, consequence: 'services will get new network ports', logger: this.logger })
   }
 
   /** Loads the state file (missing = empty). A second `open()` reloads it, as a restart would. */
@@ -83,27 +76,11 @@ export class NetworkPorts {
     if (!Number.isInteger(startPort) || startPort < 1 || startPort > MAX_PORT) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `network ports: net.network.start_port ${startPort} is not a port`, { hint: 'set net.network.start_port to 1–65535, e.g. 20000' })
     }
-    const state = await this.load()
+    const state = await this.file.read()
     this.startPort = startPort
-    this.byKey.clear()
-    this.byPort.clear()
-    this.released.clear()
-    this.releaseSeq = 0
-    this.cursor = startPort
-    const dropped: string[] = []
-    const inactive: Array<{ key: string; seq: number }> = []
-    for (const e of state?.entries ?? []) {
-      if (e.port < startPort || this.byKey.has(e.key) || this.byPort.has(e.port)) {
-        dropped.push(e.key)
-        continue
-      }
-      this.byKey.set(e.key, { port: e.port, active: e.active })
-      this.byPort.set(e.port, e.key)
-      if (!e.active) inactive.push({ key: e.key, seq: e.released ?? 0 })
-    }
-    inactive.sort((a, b) => a.seq - b.seq)
-    for (const { key } of inactive) this.released.set(key, ++this.releaseSeq)
-    this.opened = true
+    this.slots = new StableAssignments(startPort, MAX_PORT)
+    const dropped = this.slots.restore((state?.entries ?? []).map(({ port, ...rest }) => ({ slot: port, ...rest })))
+    this.lifecycle.open()
     if (dropped.length > 0) {
       this.logger.warn({ dropped, startPort }, `network ports: dropped ${dropped.length} earlier ports (below net.network.start_port ${startPort}, or duplicated); those services get new ports`)
       await this.persist()
@@ -112,151 +89,46 @@ export class NetworkPorts {
 
   /** One port per key, one state write per batch that changed something. */
   async assign({ keys, avoid = [] }: { keys: readonly string[]; avoid?: Iterable<number> }): Promise<PortAssignment[]> {
-    this.assertOpen()
-    const skip = new Set(avoid)
-    const results: PortAssignment[] = []
-    let changed = false
-    for (const key of keys) {
-      const known = this.byKey.get(key)
-      if (known) {
-        if (!known.active) {
-          known.active = true
-          this.released.delete(key)
-          changed = true
-        }
-        results.push({ key, port: known.port })
-        continue
-      }
-      const port = this.takeNeverUsed(skip) ?? this.takeOldestReleased(skip)
-      if (port === undefined) {
-        results.push({
-          key,
-          error: new NgrokdError('NGROKD_ERR_ADDRESS_EXHAUSTED', `network ports: no free port from ${this.startPort} to ${MAX_PORT} for ${key}`, {
+    this.lifecycle.assertOpen('assign()')
+    const { results, changed } = this.slots.assign(keys, new Set(avoid))
+    const out = results.map((r): PortAssignment => {
+      if ('exhausted' in r) {
+        return {
+          key: r.key,
+          error: new NgrokdError('NGROKD_ERR_ADDRESS_EXHAUSTED', `network ports: no free port from ${this.startPort} to ${MAX_PORT} for ${r.key}`, {
             hint: 'lower net.network.start_port or remove endpoints you do not need',
           }),
-        })
-        continue
+        }
       }
-      this.byKey.set(key, { port, active: true })
-      this.byPort.set(port, key)
-      changed = true
-      results.push({ key, port })
-    }
-    if (changed || this.unsaved) await this.persist()
-    return results
+      if (r.recycledFrom !== undefined) this.logger.info({ key: r.recycledFrom, port: r.slot }, `network ports: range full, recycling port ${r.slot} of released ${r.recycledFrom}`)
+      return { key: r.key, port: r.slot }
+    })
+    if (changed || this.file.unsaved) await this.persist()
+    return out
   }
 
   /** Marks keys unused; their ports stay theirs until the range is exhausted. */
   async release({ keys }: { keys: readonly string[] }): Promise<void> {
-    this.assertOpen()
-    let changed = false
-    for (const key of keys) {
-      const known = this.byKey.get(key)
-      if (!known || !known.active) continue
-      known.active = false
-      this.released.set(key, ++this.releaseSeq)
-      changed = true
-    }
-    if (changed || this.unsaved) await this.persist()
+    this.lifecycle.assertOpen('release()')
+    if (this.slots.release(keys) || this.file.unsaved) await this.persist()
   }
 
   /** The port of a key, active or not. */
   lookup(key: string): number | undefined {
-    return this.byKey.get(key)?.port
+    return this.slots.lookup(key)
   }
 
   list(): NetworkPortEntry[] {
-    return [...this.byKey.entries()].sort((a, b) => a[1].port - b[1].port).map(([key, m]) => ({ key, port: m.port, active: m.active }))
+    return this.slots.entries().map(({ key, slot, active }) => ({ key, port: slot, active }))
   }
 
   async close(): Promise<void> {
-    await this.writing.catch(() => {})
-    this.opened = false
+    await this.file.settled()
+    this.lifecycle.close()
   }
 
-  private takeNeverUsed(skip: Set<number>): number | undefined {
-    while (this.cursor <= MAX_PORT) {
-      const p = this.cursor++
-      if (!this.byPort.has(p) && !skip.has(p)) return p
-    }
-    return undefined
-  }
-
-  private takeOldestReleased(skip: Set<number>): number | undefined {
-    for (const key of this.released.keys()) {
-      const m = this.byKey.get(key)!
-      if (skip.has(m.port)) continue
-      this.released.delete(key)
-      this.byKey.delete(key)
-      this.byPort.delete(m.port)
-      this.logger.info({ key, port: m.port }, `network ports: range full, recycling port ${m.port} of released ${key}`)
-      return m.port
-    }
-    return undefined
-  }
-
-  private snapshot(): NetworkPortsState {
-    return {
-      version: 1,
-      startPort: this.startPort,
-      entries: this.list().map((e) => {
-        const seq = this.released.get(e.key)
-        return seq === undefined ? e : { ...e, released: seq }
-      }),
-    }
-  }
-
-  private async persist(): Promise<void> {
-    const turn = this.writing.catch(() => {}).then(async () => {
-      try {
-        await writeFileAtomic(this.stateFile, render(this.snapshot()), { mode: 0o600 })
-        this.unsaved = false
-      } catch (cause) {
-        this.unsaved = true
-        throw new NgrokdError('NGROKD_ERR_STATE', `network ports: cannot write ${this.stateFile}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
-          cause,
-          hint: 'check that the state directory exists, is writable by ngrokd and its disk is not full',
-        })
-      }
-    })
-    this.writing = turn
-    await turn
-  }
-
-  private async load(): Promise<NetworkPortsState | undefined> {
-    let text: string
-    try {
-      text = await readFile(this.stateFile, 'utf8')
-    } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw new NgrokdError('NGROKD_ERR_STATE', `network ports: cannot read ${this.stateFile}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
-        cause,
-        hint: 'check the permissions of the state directory',
-      })
-    }
-    let reason: string | undefined
-    try {
-      const parsed: unknown = JSON.parse(text)
-      reason = checkState(parsed)
-      if (reason === undefined) return parsed as NetworkPortsState
-    } catch (e) {
-      reason = `not json (${(e as Error).message})`
-    }
-    const aside = `${this.stateFile}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
-    try {
-      await rename(this.stateFile, aside)
-    } catch (cause) {
-      throw new NgrokdError('NGROKD_ERR_STATE', `network ports: ${this.stateFile} is corrupt (${reason}) and cannot be moved aside`, {
-        cause,
-        hint: `delete ${this.stateFile}; services will get new network ports`,
-      })
-    }
-    this.logger.warn({ stateFile: this.stateFile, movedTo: aside, reason }, `network ports: ${this.stateFile} is corrupt (${reason}); moved it to ${aside} and starting afresh`)
-    return undefined
-  }
-
-  private assertOpen(): void {
-    if (!this.opened) throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', 'network ports: called before open() or after close()', { hint: 'await open() first' })
+  private persist(): Promise<void> {
+    return this.file.write(() => renderEntries({ version: 1, startPort: this.startPort }, this.slots.entries().map(({ key, slot, ...rest }) => ({ key, port: slot, ...rest }))))
   }
 }
 
@@ -275,10 +147,4 @@ function checkState(v: unknown): string | undefined {
     if (released !== undefined && (typeof released !== 'number' || !Number.isFinite(released))) return `entry ${i} has a bad released order`
   }
   return undefined
-}
-
-/** One entry per line, so the file diffs and greps well. */
-function render(state: NetworkPortsState): string {
-  const entries = state.entries.map((e) => `    ${JSON.stringify(e)}`).join(',\n')
-  return `{\n  "version": ${state.version},\n  "startPort": ${state.startPort},\n  "entries": [${entries ? `\n${entries}\n  ` : ''}]\n}\n`
 }

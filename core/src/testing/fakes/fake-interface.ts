@@ -1,6 +1,7 @@
 import { InterfaceBase, type AddressChange, type InterfaceCapabilities, type InterfaceInfo, type InterfaceOpenOptions } from '../../contracts/interface.js'
 import { NgrokdError, SyscallError } from '../../errors/ngrokd-error.js'
 import { isIpv4, parseSubnet, subnetContains, type Ipv4Subnet } from '../../util/ipv4.js'
+import { Lifecycle } from '../../util/lifecycle.js'
 
 /** The simulated operating system: interface name → its addresses. Share it to simulate a restart. */
 export interface FakeSystem {
@@ -61,7 +62,7 @@ export class FakeInterface extends InterfaceBase {
   #failures: Failure[] = []
   #name: string | undefined
   #subnet: Ipv4Subnet | undefined
-  #open = false
+  readonly #lifecycle = new Lifecycle('fake-interface')
 
   constructor(options: FakeInterfaceOptions = {}) {
     super()
@@ -114,7 +115,7 @@ export class FakeInterface extends InterfaceBase {
     if (!info.adopted) this.system.interfaces.set(options.name, new Set())
     this.#name = options.name
     this.#subnet = subnet
-    this.#open = true
+    this.#lifecycle.open()
     return info
   }
 
@@ -146,7 +147,7 @@ export class FakeInterface extends InterfaceBase {
     this.#record('close', { ...options })
     this.#maybeFail('close')
     if (options.removeInterface && this.#name !== undefined) this.system.interfaces.delete(this.#name)
-    this.#open = false
+    this.#lifecycle.close()
   }
 
   #record(method: FakeInterfaceMethod, args: unknown): void {
@@ -154,9 +155,7 @@ export class FakeInterface extends InterfaceBase {
   }
 
   #ready(signal: AbortSignal | undefined): Set<string> {
-    if (!this.#open) {
-      throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', 'fake-interface: called before open() or after close()', { hint: 'await open() first' })
-    }
+    this.#lifecycle.assertOpen()
     throwIfAborted(signal)
     const set = this.system.interfaces.get(this.#name!)
     // removed behind this instance's back (another instance closed it with removeInterface)

@@ -1,6 +1,7 @@
 import type { Check } from '../../contracts/check.js'
 import type { NameRecord, NameResolver } from '../../contracts/name-resolver.js'
 import { NgrokdError } from '../../errors/ngrokd-error.js'
+import { Lifecycle } from '../../util/lifecycle.js'
 
 /** Where a RecordingNameResolver keeps what is "published"; share it to simulate a restart. */
 export interface PublishedNames {
@@ -28,7 +29,7 @@ export class RecordingNameResolver implements NameResolver {
   /** Every successful publish, in order, with what it reported. */
   readonly publishes: RecordedPublish[] = []
   readonly published: PublishedNames
-  #open = false
+  readonly #lifecycle = new Lifecycle('recording name resolver')
 
   constructor(options: { published?: PublishedNames } = {}) {
     this.published = options.published ?? { records: [] }
@@ -36,7 +37,7 @@ export class RecordingNameResolver implements NameResolver {
 
   async open(options: { signal?: AbortSignal } = {}): Promise<void> {
     throwIfAborted(options.signal)
-    this.#open = true
+    this.#lifecycle.open()
   }
 
   async publish({ records, signal }: { records: readonly NameRecord[]; signal?: AbortSignal }): Promise<{ changed: boolean }> {
@@ -55,7 +56,7 @@ export class RecordingNameResolver implements NameResolver {
   }
 
   async close(): Promise<void> {
-    this.#open = false
+    this.#lifecycle.close()
   }
 
   async diagnose(): Promise<Check[]> {
@@ -63,7 +64,7 @@ export class RecordingNameResolver implements NameResolver {
   }
 
   #ready(): void {
-    if (!this.#open) throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', 'recording name resolver: called before open() or after close()', { hint: 'await open() first' })
+    this.#lifecycle.assertOpen()
   }
 }
 

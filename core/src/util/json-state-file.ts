@@ -1,0 +1,100 @@
+import { readFile, rename } from 'node:fs/promises'
+import type { Logger } from '../contracts/logger.js'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+import { writeFileAtomic } from './atomic-file.js'
+
+export interface JsonStateFileOptions {
+  path: string
+  /** Names the owner in messages: `allocator`, `network ports`. */
+  what: string
+  /** Why a parsed value is not a valid state, or undefined when it is. */
+  check: (value: unknown) => string | undefined
+  /** What is lost when a corrupt file is dropped: `hostnames will get new addresses`. */
+  consequence: string
+  logger: Logger
+}
+
+/**
+ * A JSON state file in `state_dir` (allocations, network ports): read once at open, replaced
+ * atomically (0600, fsync'd) once per changing batch. Writes are serialised; a failed write is
+ * remembered (`unsaved`) so the next batch writes even if it changes nothing. A file that cannot be
+ * parsed is moved aside to `<path>.corrupt-<time>` with a warning, and the owner starts afresh.
+ */
+export class JsonStateFile<T> {
+  private writing: Promise<void> = Promise.resolve()
+  /** A write failed: the next batch must write. */
+  unsaved = false
+
+  constructor(private readonly options: JsonStateFileOptions) {}
+
+  get path(): string {
+    return this.options.path
+  }
+
+  /** The saved state; undefined when there is none or it was corrupt (then moved aside). */
+  async read(): Promise<T | undefined> {
+    const { path, what, check, consequence, logger } = this.options
+    let text: string
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw new NgrokdError('NGROKD_ERR_STATE', `${what}: cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
+        cause,
+        hint: 'check the permissions of the state directory',
+      })
+    }
+    let reason: string | undefined
+    try {
+      const parsed: unknown = JSON.parse(text)
+      reason = check(parsed)
+      if (reason === undefined) return parsed as T
+    } catch (e) {
+      reason = `not json (${(e as Error).message})`
+    }
+    const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
+    try {
+      await rename(path, aside)
+    } catch (cause) {
+      throw new NgrokdError('NGROKD_ERR_STATE', `${what}: ${path} is corrupt (${reason}) and cannot be moved aside`, {
+        cause,
+        hint: `delete ${path}; ${consequence}`,
+      })
+    }
+    logger.warn({ stateFile: path, movedTo: aside, reason }, `${what}: ${path} is corrupt (${reason}); moved it to ${aside} and starting afresh`)
+    return undefined
+  }
+
+  /** Replaces the file with `render()`'s text, taken when this write's turn comes. */
+  async write(render: () => string): Promise<void> {
+    const { path, what } = this.options
+    const turn = this.writing
+      .catch(() => {})
+      .then(async () => {
+        try {
+          await writeFileAtomic(path, render(), { mode: 0o600 })
+          this.unsaved = false
+        } catch (cause) {
+          this.unsaved = true
+          throw new NgrokdError('NGROKD_ERR_STATE', `${what}: cannot write ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
+            cause,
+            hint: 'check that the state directory exists, is writable by ngrokd and its disk is not full',
+          })
+        }
+      })
+    this.writing = turn
+    await turn
+  }
+
+  /** Resolves when no write is in flight. */
+  async settled(): Promise<void> {
+    await this.writing.catch(() => {})
+  }
+}
+
+/** One entry per line, so a state file diffs and greps well: `{ header…, "entries": [ one per line ] }`. */
+export function renderEntries(header: Record<string, unknown>, entries: readonly unknown[]): string {
+  const head = Object.entries(header).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},\n`).join('')
+  const lines = entries.map((e) => `    ${JSON.stringify(e)}`).join(',\n')
+  return `{\n${head}  "entries": [${lines ? `\n${lines}\n  ` : ''}]\n}\n`
+}
