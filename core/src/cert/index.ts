@@ -3,14 +3,3 @@ export { parseCsr, CsrError, type ParsedCsr, type CsrCurve } from './parse-csr.j
 export { parseCertificate, certificateMatchesKey, type CertificateInfo } from './parse-certificate.js'
 export { TestCa, type IssueOptions, type TestCaOptions } from './test-ca.js'
 export type { CertificateSubject } from './der.js'
-export {
-  Registration,
-  DEFAULT_RENEW_BEFORE_MS,
-  MACHINE_ID_METADATA_KEY,
-  REGISTRATION_FILES,
-  machineIdOf,
-  type RegistrationOptions,
-  type RegistrationInfo,
-  type ClientCredentials,
-  type OperatorApi,
-} from './registration.js'

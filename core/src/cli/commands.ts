@@ -4,10 +4,9 @@ import { builtinDrivers } from '../driver/builtin-drivers.js'
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.js'
-import { controlRequest } from '../control/control-client.js'
+import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
 import { createLogger } from '../log/create-logger.js'
 import { Daemon } from '../daemon/daemon.js'
-import type { ServiceState } from '../daemon/reconciler.js'
 import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { CORE_VERSION } from '../version.js'
@@ -82,13 +81,13 @@ const statusCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const { config } = await configFor(values)
-    const status = await controlRequest<Record<string, any>>(config.control.socket, 'GET', '/v1/status')
+    const status = await callDaemon(config.control.socket, 'GET /v1/status')
     if (values.json) {
       console.log(JSON.stringify(status, null, 2))
       return 0
     }
-    const iface = status.interface as { name?: string; kind?: string; notes?: string[] } | undefined
-    const poll = status.lastPoll as { at?: string; ok?: boolean; endpoints?: number; error?: { message: string } } | undefined
+    const iface = status.interface
+    const poll = status.lastPoll
     const lines = [
       `ngrokd ${status.version} (pid ${status.pid}, up ${status.uptimeSeconds}s): ${status.phase}`,
       `operator:   ${status.operatorId ?? '(not registered yet)'}`,
@@ -106,8 +105,6 @@ const statusCommand = defineCommand({
   },
 })
 
-type ServiceRow = ServiceState & { openConnections: number; network?: { address: string; port: number } }
-
 function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
   let i = 0
@@ -118,7 +115,7 @@ function formatBytes(n: number): string {
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
 }
 
-function trafficLines(t: { connections: number; refused: number; bytesIn: number; bytesOut: number; errors: Record<string, number>; meanHandshakeMs?: number } | undefined): string[] {
+function trafficLines(t: TrafficTotals | undefined): string[] {
   if (!t) return []
   const errors = Object.entries(t.errors).map(([code, n]) => `${code} ×${n}`)
   return [
@@ -137,7 +134,7 @@ const listCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const { config } = await configFor(values)
-    const { services } = await controlRequest<{ services: ServiceRow[] }>(config.control.socket, 'GET', '/v1/endpoints')
+    const { services } = await callDaemon(config.control.socket, 'GET /v1/endpoints')
     if (values.json) {
       console.log(JSON.stringify(services, null, 2))
       return 0
@@ -186,7 +183,7 @@ const setApiKeyCommand = defineCommand({
     key = key.trim()
     if (!key) throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'no API key given', { hint: 'pipe it in: echo "$NGROK_API_KEY" | ngrokd set-api-key' })
     try {
-      const res = await controlRequest<{ saved: string }>(config.control.socket, 'POST', '/v1/api-key', { key })
+      const res = await callDaemon(config.control.socket, 'POST /v1/api-key', { key })
       console.log(`API key handed to the running daemon and saved to ${res.saved}`)
     } catch (e) {
       if (!(e instanceof Error && /not running/.test(e.message))) throw e

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { openSync, closeSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { controlRequest } from '../control/control-client.js'
+import { callDaemon, type DaemonStatus, type PollStatus } from './control-api.js'
+import type { ServiceView } from './reconciler.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 
 /** The built CLI entry point of this package. */
@@ -42,28 +43,28 @@ export class DaemonProcess {
     return this.exited
   }
 
-  status<T = Record<string, any>>(): Promise<T> {
-    return controlRequest<T>(this.options.socketPath, 'GET', '/v1/status')
+  status(): Promise<DaemonStatus> {
+    return callDaemon(this.options.socketPath, 'GET /v1/status')
   }
 
-  services<T = Array<Record<string, any>>>(): Promise<T> {
-    return controlRequest<{ services: T }>(this.options.socketPath, 'GET', '/v1/endpoints').then((r) => r.services)
+  services(): Promise<ServiceView[]> {
+    return callDaemon(this.options.socketPath, 'GET /v1/endpoints').then((r) => r.services)
   }
 
   /** Asks for an immediate poll and waits for it. */
-  poll(): Promise<unknown> {
-    return controlRequest(this.options.socketPath, 'POST', '/v1/poll', {}, 120_000)
+  poll(): Promise<{ poll?: PollStatus }> {
+    return callDaemon(this.options.socketPath, 'POST /v1/poll', {}, 120_000)
   }
 
   /**
    * Polls the control socket until `predicate(status)` holds. Rejects if the process exits first
    * or `timeoutMs` passes (a safety net, not a performance assertion).
    */
-  async waitFor(predicate: (status: Record<string, any>) => boolean, { timeoutMs = 60_000, what = 'the daemon' } = {}): Promise<Record<string, any>> {
+  async waitFor(predicate: (status: DaemonStatus) => boolean, { timeoutMs = 60_000, what = 'the daemon' } = {}): Promise<DaemonStatus> {
     const deadline = Date.now() + timeoutMs
     let exited = false
     void this.exited.then(() => (exited = true))
-    let last: Record<string, any> | undefined
+    let last: DaemonStatus | undefined
     while (Date.now() < deadline) {
       if (exited) throw new NgrokdError('NGROKD_ERR_CONTROL', `ngrokd exited while waiting for ${what}`)
       try {

@@ -11,6 +11,7 @@ import type { DesiredService } from '../protocol/endpoints.js'
 import type { ListenOptions } from '../contracts/forwarder.js'
 import { NetworkPorts } from '../network/network-ports.js'
 import { Reconciler } from './reconciler.js'
+import { NgrokdError } from '../errors/ngrokd-error.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -67,7 +68,7 @@ async function roundTrip(address: string, port: number): Promise<string> {
   })
 }
 
-test('adds in order allocate → address → name → listen, shares one IP per hostname, and is idempotent', async () => {
+test('adds in order allocate → address → listen → name (a name only once its listeners are ours), shares one IP per hostname, and is idempotent', async () => {
   const t = await setup()
   try {
     const events: string[] = []
@@ -89,7 +90,7 @@ test('adds in order allocate → address → name → listen, shares one IP per 
     }
     const desired = [service('http://api.prod'), service('tcp://api.prod:5432'), service('http://web.prod:8080')]
     const report = await t.reconciler.reconcile(desired)
-    assert.deepEqual(events, ['address', 'name', 'listen', 'listen', 'listen'])
+    assert.deepEqual(events, ['address', 'listen', 'listen', 'listen', 'name'])
     assert.equal(report.addressesAdded, 2)
     assert.equal(report.listenersAdded, 3)
     assert.equal(report.errors, 0)
@@ -115,7 +116,7 @@ test('adds in order allocate → address → name → listen, shares one IP per 
   }
 })
 
-test('removes in reverse (unlisten → name → address), keeps the mapping, and gives the same IP back', async () => {
+test('removes in reverse (name → unlisten → address: the name goes first), keeps the mapping, and gives the same IP back', async () => {
   const t = await setup()
   try {
     await t.reconciler.reconcile([service('http://api.prod'), service('http://web.prod')])
@@ -137,7 +138,7 @@ test('removes in reverse (unlisten → name → address), keeps the mapping, and
       return apply(c)
     }
     const report = await t.reconciler.reconcile([service('http://api.prod')])
-    assert.deepEqual(events, ['unlisten', 'name', 'remove-address'])
+    assert.deepEqual(events, ['name', 'unlisten', 'name', 'remove-address'], 'unpublished before the listener goes; the final publish changes nothing')
     assert.equal(report.listenersRemoved, 1)
     assert.equal(report.addressesRemoved, 1)
     assert.ok(!(await t.iface.listAddresses()).includes(web))
@@ -152,6 +153,34 @@ test('removes in reverse (unlisten → name → address), keeps the mapping, and
     assert.deepEqual(await t.iface.listAddresses(), [])
     assert.deepEqual(await t.names.list(), [])
     assert.deepEqual(t.forwarder.listeners(), [])
+  } finally {
+    await t.close()
+  }
+})
+
+test('a hostname with a port another program holds is not published, and every service of it says why', async () => {
+  const t = await setup()
+  try {
+    const listen = t.forwarder.listen.bind(t.forwarder)
+    t.forwarder.listen = async (o) => {
+      if (o.port === 5432) throw new NgrokdError('NGROKD_ERR_LISTEN', `cannot listen on ${o.address}:5432: EADDRINUSE: held by postgres (pid 812) on 0.0.0.0:5432`)
+      return listen(o)
+    }
+    const report = await t.reconciler.reconcile([service('http://db.prod'), service('tcp://db.prod:5432'), service('http://web.prod')])
+    assert.deepEqual((await t.names.list()).map((r) => r.hostname), ['web.prod'], 'db.prod must not point at an address where another program holds a port')
+    const byUrl = new Map(t.reconciler.services().map((s) => [s.url, s]))
+    assert.equal(byUrl.get('tcp://db.prod:5432')?.error?.code, 'NGROKD_ERR_LISTEN')
+    assert.match(byUrl.get('tcp://db.prod:5432')!.error!.message, /postgres \(pid 812\)/)
+    assert.equal(byUrl.get('http://db.prod')?.state, 'error')
+    assert.equal(byUrl.get('http://db.prod')?.error?.code, 'NGROKD_ERR_NAME_WITHHELD')
+    assert.match(byUrl.get('http://db.prod')!.error!.message, /db\.prod is not published: tcp:\/\/db\.prod:5432 cannot be served \(.*postgres/)
+    assert.equal(byUrl.get('http://web.prod')?.state, 'serving')
+    assert.equal(report.errors, 2)
+
+    // once the port is free again, the next reconcile publishes the name
+    t.forwarder.listen = listen
+    await t.reconciler.reconcile([service('http://db.prod'), service('tcp://db.prod:5432'), service('http://web.prod')])
+    assert.deepEqual((await t.names.list()).map((r) => r.hostname).sort(), ['db.prod', 'web.prod'])
   } finally {
     await t.close()
   }
@@ -248,13 +277,13 @@ async function withNetwork(startPort: number, fn: (t: Awaited<ReturnType<typeof 
   }
 }
 
-test('network mode: each service also listens on listen:<stable port>, after the name step, Host rewritten for http only', async () => {
+test('network mode: each service also listens on listen:<stable port>, after the local listeners, Host rewritten for http only', async () => {
   await withNetwork(21000, async (t) => {
     const desired = [service('http://api.prod'), service('tcp://api.prod:5432'), service('http://web.prod:8080')]
     const report = await t.reconciler.reconcile(desired)
     assert.equal(report.errors, 0)
     assert.equal(report.listenersAdded, 6)
-    assert.deepEqual(t.events, ['name', 'listen local', 'listen local', 'listen local', 'listen network', 'listen network', 'listen network'])
+    assert.deepEqual(t.events, ['listen local', 'listen local', 'listen local', 'name', 'listen network', 'listen network', 'listen network'])
     const net = new Map(t.listens.filter((l) => l.address === LAN).map((l) => [`${l.target.hostname}:${l.target.port}`, l]))
     assert.equal(net.get('api.prod:80')?.port, 21000)
     assert.equal(net.get('api.prod:5432')?.port, 21001)
@@ -284,7 +313,7 @@ test('network mode: removal unlistens the network listener first; the port is ke
     assert.equal(webPort, 21101)
     t.events.length = 0
     const report = await t.reconciler.reconcile([service('http://api.prod')])
-    assert.deepEqual(t.events.filter((e) => e !== 'listen local' && e !== 'listen network'), ['unlisten network', 'unlisten local', 'name'])
+    assert.deepEqual(t.events.filter((e) => e !== 'listen local' && e !== 'listen network'), ['name', 'unlisten network', 'unlisten local', 'name'])
     assert.equal(report.listenersRemoved, 2)
     assert.ok(!t.forwarder.listeners().some((l) => l.address === LAN && l.port === webPort))
     assert.deepEqual(t.ports.list().find((e) => e.key === 'web.prod:80'), { key: 'web.prod:80', port: webPort, active: false })
@@ -302,7 +331,7 @@ test('network mode: removal unlistens the network listener first; the port is ke
     t.events.length = 0
     const down = await t.reconciler.teardown()
     assert.equal(down.listenersRemoved, 6)
-    assert.deepEqual(t.events.slice(0, 3), ['unlisten network', 'unlisten network', 'unlisten network'])
+    assert.deepEqual(t.events.slice(0, 4), ['name', 'unlisten network', 'unlisten network', 'unlisten network'], 'names go first, then network listeners before local ones')
     assert.deepEqual(t.forwarder.listeners(), [])
     assert.ok(t.ports.list().every((e) => !e.active))
   })

@@ -6,7 +6,7 @@ import type { Forwarder, ForwardTarget } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from '../di/tokens.js'
-import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
+import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { networkPortKey, type NetworkPorts } from '../network/network-ports.js'
 
 export type ServiceStateName = 'serving' | 'error'
@@ -69,20 +69,49 @@ const LISTEN_CONCURRENCY = 64
 
 const listenerKey = (address: string, port: number): string => `${address}:${port}`
 
+const errorOf = (e: unknown): { code?: string; message: string } => ({ code: isNgrokdError(e) ? e.code : undefined, message: e instanceof Error ? e.message : String(e) })
+
 /** The Host header value for a service: its hostname, with `:port` unless the port is http's default. */
 export function hostHeaderFor(hostname: string, port: number): string {
   return port === 80 ? hostname : `${hostname}:${port}`
 }
 
+/** One reconcile's working set: the services as they will be, and the report being built. */
+interface Pass {
+  desired: readonly DesiredService[]
+  states: Map<string, ServiceState>
+  report: ReconcileReport
+  drainMs: number
+  /** hostname → allocated address. */
+  addressOf: Map<string, string>
+  /** Local listeners wanted (`address:port` → service), network ones, and the addresses they need. */
+  wanted: Map<string, ServiceState>
+  wantedNetwork: Map<string, ServiceState>
+  wantedAddresses: Set<string>
+  /** Addresses on the interface before this pass. */
+  present: Set<string>
+  fail(state: ServiceState, e: unknown): void
+  failNetwork(state: ServiceState, e: unknown): void
+}
+
 /**
  * Brings what is really there (kernel addresses, published names, listeners) to the desired set.
- * Adds run allocate → address → name → listen; removals run in reverse (stop listening, unpublish,
- * remove the address, release the IP). Every step diffs against what the drivers report, not against
- * memory, so a reconcile is idempotent and safe after a crash. One service's failure never blocks another.
+ * Every step diffs against what the drivers report, not against memory, so a reconcile is
+ * idempotent and safe after a crash. One service's failure never blocks another.
+ *
+ * The steps, in order ({@link reconcileNow}):
+ * 1. {@link plan}: an address per hostname (the allocator), a network port per service (network mode);
+ * 2. {@link withdrawNames}: names that go away are unpublished first, before their listener or address;
+ * 3. {@link stopStaleListeners}: network listeners first, then local ones, of what is no longer wanted;
+ * 4. {@link addAddresses}; 5. {@link listenLocal};
+ * 6. {@link publishNames}: a hostname is published only when every one of its listeners is ngrokd's
+ *    (a port held by another program withholds the name: clients must never reach that program by it);
+ * 7. {@link removeAddresses} nobody wants; 8. {@link exposeNetwork}: network listeners, after the local ones;
+ * 9. {@link releaseGone}: hostnames and network ports no longer desired keep their mapping, inactive.
  *
  * Network mode ({@link setNetworkMode}): each service also gets a listener on `listen:<stable port>`
- * (Host rewritten for `http`), added after its local listener and removed before any local one. A
- * network-side failure is recorded in the service's `network.error` and leaves local serving alone.
+ * (Host rewritten for `http`). A network-side failure is recorded in the service's `network.error`
+ * and leaves local serving alone.
  */
 @injectable()
 export class Reconciler {
@@ -118,7 +147,6 @@ export class Reconciler {
     return this.reconcile([], options)
   }
 
-  /** The desired services and their state, with live connection counts. */
   /** How many services are serving and in error: cheap enough to call on every status request. */
   counts(): { total: number; serving: number; error: number } {
     let serving = 0
@@ -126,6 +154,7 @@ export class Reconciler {
     return { total: this.states.size, serving, error: this.states.size - serving }
   }
 
+  /** The desired services and their state, with live connection counts. */
   services(): ServiceView[] {
     const byListener = new Map(this.forwarder.listeners().map((l) => [listenerKey(l.address, l.port), l]))
     return [...this.states.values()].map((s) => {
@@ -148,6 +177,22 @@ export class Reconciler {
 
   private async reconcileNow(desired: readonly DesiredService[], drainMs: number): Promise<ReconcileReport> {
     const started = performance.now()
+    const pass = this.newPass(desired, drainMs)
+    await this.plan(pass)
+    await this.withdrawNames(pass)
+    await this.stopStaleListeners(pass)
+    await this.addAddresses(pass)
+    await this.listenLocal(pass)
+    await this.publishNames(pass)
+    await this.removeAddresses(pass)
+    await this.exposeNetwork(pass)
+    await this.releaseGone(pass)
+    this.states = pass.states
+    pass.report.durationMs = performance.now() - started
+    return pass.report
+  }
+
+  private newPass(desired: readonly DesiredService[], drainMs: number): Pass {
     const report: ReconcileReport = {
       services: desired.length, addressesAdded: 0, addressesRemoved: 0, listenersAdded: 0, listenersRemoved: 0, namesChanged: false, errors: 0, durationMs: 0,
     }
@@ -155,117 +200,181 @@ export class Reconciler {
     for (const s of desired) {
       states.set(s.key, { key: s.key, url: s.url, hostname: s.hostname, port: s.port, proto: s.proto, endpointIds: [...s.endpointIds], state: 'serving' })
     }
-    const fail = (state: ServiceState, e: unknown): void => {
-      if (state.state === 'error') return
-      state.state = 'error'
-      state.error = { code: isNgrokdError(e) ? e.code : undefined, message: e instanceof Error ? e.message : String(e) }
-      report.errors++
-      this.logger.error({ url: state.url, err: e }, `cannot serve ${state.url}: ${formatError(e)}`)
+    const previous = this.states
+    const logger = this.logger
+    return {
+      desired, states, report, drainMs,
+      addressOf: new Map(), wanted: new Map(), wantedNetwork: new Map(), wantedAddresses: new Set(), present: new Set(),
+      fail(state, e) {
+        if (state.state === 'error') return
+        state.state = 'error'
+        state.error = errorOf(e)
+        report.errors++
+        // logged at error once; while the same error repeats on every poll, at debug
+        const before = previous.get(state.key)?.error
+        logger[before?.message === state.error.message ? 'debug' : 'error']({ url: state.url, hostname: state.hostname, err: e }, `cannot serve ${state.url}: ${formatError(e)}`)
+      },
+      failNetwork(state, e) {
+        const n = state.network!
+        n.error = errorOf(e)
+        report.errors++
+        const before = previous.get(state.key)?.network?.error
+        logger[before?.message === n.error.message ? 'debug' : 'error']({ url: state.url, err: e }, `cannot expose ${state.url} on ${listenerKey(n.address, n.port)}: ${formatError(e)}`)
+      },
     }
+  }
 
-    // 1. allocate: one address per hostname (a hostname with several ports shares it)
-    const hostnames = [...new Set(desired.map((s) => s.hostname))]
-    const addressOf = new Map<string, string>()
+  /** 1. One address per hostname (a hostname with several ports shares it), a stable network port per service. */
+  private async plan(pass: Pass): Promise<void> {
+    const { states, addressOf } = pass
+    const hostnames = [...new Set(pass.desired.map((s) => s.hostname))]
     for (const a of await this.allocator.allocate({ hostnames })) {
       if ('address' in a) addressOf.set(a.hostname, a.address)
-      else for (const st of states.values()) if (st.hostname === a.hostname) fail(st, a.error)
+      else for (const st of states.values()) if (st.hostname === a.hostname) pass.fail(st, a.error)
     }
     for (const st of states.values()) st.address = addressOf.get(st.hostname)
-
-    // 1b. network mode: a stable port per hostname:port (never one of the endpoints' own ports)
-    const network = this.network
-    const failNetwork = (st: ServiceState, e: unknown): void => {
-      const n = st.network!
-      n.error = { code: isNgrokdError(e) ? e.code : undefined, message: e instanceof Error ? e.message : String(e) }
-      report.errors++
-      // logged at error once; while the same error repeats on every poll, at debug
-      const before = this.states.get(st.key)?.network?.error
-      this.logger[before?.message === n.error.message ? 'debug' : 'error']({ url: st.url, err: e }, `cannot expose ${st.url} on ${listenerKey(n.address, n.port)}: ${formatError(e)}`)
-    }
-    if (network) {
-      const keys = [...states.values()].map((st) => networkPortKey(st.hostname, st.port))
-      try {
-        const assigned = await network.ports.assign({ keys, avoid: new Set(desired.map((s) => s.port)) })
-        const byKey = new Map(assigned.map((a) => [a.key, a]))
-        for (const st of states.values()) {
-          const a = byKey.get(networkPortKey(st.hostname, st.port))!
-          st.network = { address: network.listen, port: 'port' in a ? a.port : 0, ...(st.proto === 'http' ? { rewriteHost: hostHeaderFor(st.hostname, st.port) } : {}) }
-          if ('error' in a) failNetwork(st, a.error)
-        }
-      } catch (e) {
-        // the state file could not be written: the ports hold in memory, so use them and say so
-        this.logger.error({ err: e }, `network ports: ${formatError(e)}`)
-        for (const st of states.values()) {
-          const port = network.ports.lookup(networkPortKey(st.hostname, st.port))
-          st.network = { address: network.listen, port: port ?? 0, ...(st.proto === 'http' ? { rewriteHost: hostHeaderFor(st.hostname, st.port) } : {}) }
-          if (port === undefined) failNetwork(st, e)
-        }
-      }
-    }
-
-    // 2. stop listening where nothing is desired any more (first step of removal): network listeners first
-    const wanted = new Map<string, ServiceState>()
-    for (const st of states.values()) if (st.address && st.state !== 'error') wanted.set(listenerKey(st.address, st.port), st)
-    const wantedNetwork = new Map<string, ServiceState>()
+    await this.planNetwork(pass)
+    for (const st of states.values()) if (st.address && st.state !== 'error') pass.wanted.set(listenerKey(st.address, st.port), st)
     for (const st of states.values()) {
       if (st.state === 'error' || !st.network || st.network.error) continue
       const key = listenerKey(st.network.address, st.network.port)
-      if (wanted.has(key)) failNetwork(st, new Error(`${key} is also the local listener of ${wanted.get(key)!.url}`))
-      else wantedNetwork.set(key, st)
+      if (pass.wanted.has(key)) pass.failNetwork(st, new Error(`${key} is also the local listener of ${pass.wanted.get(key)!.url}`))
+      else pass.wantedNetwork.set(key, st)
     }
-    const stale = this.forwarder.listeners().filter((l) => !wanted.has(listenerKey(l.address, l.port)) && !wantedNetwork.has(listenerKey(l.address, l.port)))
+    for (const st of pass.wanted.values()) pass.wantedAddresses.add(st.address!)
+  }
+
+  /** Network mode: a stable port per hostname:port (never one of the endpoints' own ports). */
+  private async planNetwork(pass: Pass): Promise<void> {
+    const network = this.network
+    if (!network) return
+    const { states } = pass
+    const exposure = (st: ServiceState, port: number): NetworkExposure => ({
+      address: network.listen,
+      port,
+      ...(st.proto === 'http' ? { rewriteHost: hostHeaderFor(st.hostname, st.port) } : {}),
+    })
+    const keys = [...states.values()].map((st) => networkPortKey(st.hostname, st.port))
+    try {
+      const assigned = await network.ports.assign({ keys, avoid: new Set(pass.desired.map((s) => s.port)) })
+      const byKey = new Map(assigned.map((a) => [a.key, a]))
+      for (const st of states.values()) {
+        const a = byKey.get(networkPortKey(st.hostname, st.port))!
+        st.network = exposure(st, 'port' in a ? a.port : 0)
+        if ('error' in a) pass.failNetwork(st, a.error)
+      }
+    } catch (e) {
+      // the state file could not be written: the ports hold in memory, so use them and say so
+      this.logger.error({ err: e }, `network ports: ${formatError(e)}`)
+      for (const st of states.values()) {
+        const port = network.ports.lookup(networkPortKey(st.hostname, st.port))
+        st.network = exposure(st, port ?? 0)
+        if (port === undefined) pass.failNetwork(st, e)
+      }
+    }
+  }
+
+  /** 2. Names that go away (or move to another address) are unpublished before anything else of theirs. */
+  private async withdrawNames(pass: Pass): Promise<void> {
+    let published: NameRecord[]
+    try {
+      published = await this.names.list()
+    } catch (e) {
+      this.logger.warn({ err: e }, `cannot read the published names: ${formatError(e)}`)
+      return
+    }
+    const keep = published.filter((r) => pass.addressOf.get(r.hostname) === r.address)
+    if (keep.length === published.length) return
+    try {
+      if ((await this.names.publish({ records: keep })).changed) pass.report.namesChanged = true
+    } catch (e) {
+      this.logger.error({ err: e }, `cannot unpublish the names of removed endpoints: ${formatError(e)}`)
+    }
+  }
+
+  /** 3. Stops listening where nothing is desired any more: network listeners first. */
+  private async stopStaleListeners(pass: Pass): Promise<void> {
+    const wanted = (l: { address: string; port: number }): boolean => pass.wanted.has(listenerKey(l.address, l.port)) || pass.wantedNetwork.has(listenerKey(l.address, l.port))
+    const stale = this.forwarder.listeners().filter((l) => !wanted(l))
     // a listener on an address the allocator never gave out is a network one (also after network mode was turned off)
     const allocated = new Set(this.allocator.list().map((e) => e.address))
     const isNetwork = (l: { address: string }): boolean => !allocated.has(l.address)
     for (const batch of [stale.filter(isNetwork), stale.filter((l) => !isNetwork(l))]) {
       await eachLimited(batch, LISTEN_CONCURRENCY, async (l) => {
-        await this.forwarder.unlisten({ address: l.address, port: l.port, drainMs })
-        report.listenersRemoved++
+        await this.forwarder.unlisten({ address: l.address, port: l.port, drainMs: pass.drainMs })
+        pass.report.listenersRemoved++
       })
     }
+  }
 
-    // 3. add missing addresses
-    const present = new Set(await this.iface.listAddresses())
-    const wantedAddresses = new Set<string>()
-    for (const st of wanted.values()) wantedAddresses.add(st.address!)
-    const toAdd = [...wantedAddresses].filter((a) => !present.has(a))
-    const failedAddresses = await this.applyAddresses(toAdd, 'add')
-    report.addressesAdded = toAdd.length - failedAddresses.size
-    for (const st of wanted.values()) {
-      const e = failedAddresses.get(st.address!)
-      if (e) fail(st, e)
+  /** 4. Adds the addresses wanted and missing. */
+  private async addAddresses(pass: Pass): Promise<void> {
+    pass.present = new Set(await this.iface.listAddresses())
+    const toAdd = [...pass.wantedAddresses].filter((a) => !pass.present.has(a))
+    const failed = await this.applyAddresses(toAdd, 'add')
+    pass.report.addressesAdded = toAdd.length - failed.size
+    for (const st of pass.wanted.values()) {
+      const e = failed.get(st.address!)
+      if (e) pass.fail(st, e)
     }
+  }
 
-    // 4. publish names of everything that has its address (removes the names of what went away)
-    const records = new Map<string, NameRecord>()
-    for (const st of states.values()) {
-      if (st.state !== 'error' && st.address) records.set(st.hostname, { hostname: st.hostname, address: st.address })
-    }
-    try {
-      report.namesChanged = (await this.names.publish({ records: [...records.values()] })).changed
-    } catch (e) {
-      for (const st of states.values()) if (records.has(st.hostname)) fail(st, e)
-    }
-
-    // 5. remove addresses nobody wants
-    const toRemove = [...present].filter((a) => !wantedAddresses.has(a))
-    const failedRemovals = await this.applyAddresses(toRemove, 'remove')
-    report.addressesRemoved = toRemove.length - failedRemovals.size
-
-    // 6. listen where desired and not yet listening (listen() is idempotent and updates a changed target)
+  /** 5. Listens where desired (listen() is idempotent and updates a changed target). */
+  private async listenLocal(pass: Pass): Promise<void> {
     const listening = new Set(this.forwarder.listeners().map((l) => listenerKey(l.address, l.port)))
-    const toListen = [...wanted.entries()].filter(([, st]) => st.state !== 'error')
+    const toListen = [...pass.wanted.entries()].filter(([, st]) => st.state !== 'error')
     await eachLimited(toListen, LISTEN_CONCURRENCY, async ([key, st]) => {
       try {
         await this.forwarder.listen({ address: st.address!, port: st.port, target: { hostname: st.hostname, port: st.port, proto: st.proto } })
-        if (!listening.has(key)) report.listenersAdded++
+        if (!listening.has(key)) pass.report.listenersAdded++
       } catch (e) {
-        fail(st, e)
+        pass.fail(st, e)
       }
     })
+  }
 
-    // 6b. network listeners, after the local ones, for the services that serve
-    const toExpose = [...wantedNetwork.entries()].filter(([, st]) => st.state !== 'error')
+  /**
+   * 6. Publishes the names of the hostnames whose every service listens (removing the names of what
+   * went away). A hostname with a port another program holds is withheld, its services in error.
+   */
+  private async publishNames(pass: Pass): Promise<void> {
+    const byHost = new Map<string, ServiceState[]>()
+    for (const st of pass.states.values()) {
+      if (!st.address) continue
+      const list = byHost.get(st.hostname) ?? []
+      list.push(st)
+      byHost.set(st.hostname, list)
+    }
+    const records: NameRecord[] = []
+    for (const [hostname, services] of byHost) {
+      const failed = services.find((s) => s.state === 'error')
+      if (!failed) {
+        records.push({ hostname, address: services[0]!.address! })
+        continue
+      }
+      const why = `${hostname} is not published: ${failed.url} cannot be served (${failed.error?.message ?? 'failed'})`
+      for (const s of services) {
+        if (s.state !== 'error') pass.fail(s, new NgrokdError('NGROKD_ERR_NAME_WITHHELD', why, { hint: 'fix the failing port of this hostname (ngrokd list shows it); the next poll publishes the name' }))
+      }
+    }
+    try {
+      if ((await this.names.publish({ records })).changed) pass.report.namesChanged = true
+    } catch (e) {
+      for (const st of pass.states.values()) if (records.some((r) => r.hostname === st.hostname)) pass.fail(st, e)
+    }
+  }
+
+  /** 7. Removes the addresses nobody wants. */
+  private async removeAddresses(pass: Pass): Promise<void> {
+    const toRemove = [...pass.present].filter((a) => !pass.wantedAddresses.has(a))
+    const failed = await this.applyAddresses(toRemove, 'remove')
+    pass.report.addressesRemoved = toRemove.length - failed.size
+  }
+
+  /** 8. Network listeners, after the local ones, for the services that serve. */
+  private async exposeNetwork(pass: Pass): Promise<void> {
+    const listening = new Set(this.forwarder.listeners().map((l) => listenerKey(l.address, l.port)))
+    const toExpose = [...pass.wantedNetwork.entries()].filter(([, st]) => st.state !== 'error')
     await eachLimited(toExpose, LISTEN_CONCURRENCY, async ([key, st]) => {
       const n = st.network!
       try {
@@ -275,26 +384,24 @@ export class Reconciler {
           target: { hostname: st.hostname, port: st.port, proto: st.proto },
           ...(n.rewriteHost ? { rewriteHost: n.rewriteHost } : {}),
         })
-        if (!listening.has(key)) report.listenersAdded++
+        if (!listening.has(key)) pass.report.listenersAdded++
       } catch (e) {
-        failNetwork(st, e)
+        pass.failNetwork(st, e)
       }
     })
+  }
 
-    // 7. release hostnames no longer desired (their mapping is kept for when they come back)
-    const gone = this.allocator.list().filter((e) => e.active && !addressOf.has(e.hostname)).map((e) => e.hostname)
+  /** 9. Releases hostnames and network ports no longer desired (their mapping is kept for when they come back). */
+  private async releaseGone(pass: Pass): Promise<void> {
+    const gone = this.allocator.list().filter((e) => e.active && !pass.addressOf.has(e.hostname)).map((e) => e.hostname)
     if (gone.length > 0) await this.allocator.release({ hostnames: gone })
-    if (network) {
-      const keep = new Set([...states.values()].map((st) => networkPortKey(st.hostname, st.port)))
-      const goneKeys = network.ports.list().filter((e) => e.active && !keep.has(e.key)).map((e) => e.key)
-      if (goneKeys.length > 0) {
-        await network.ports.release({ keys: goneKeys }).catch((e: unknown) => this.logger.error({ err: e }, `network ports: ${formatError(e)}`))
-      }
+    const network = this.network
+    if (!network) return
+    const keep = new Set([...pass.states.values()].map((st) => networkPortKey(st.hostname, st.port)))
+    const goneKeys = network.ports.list().filter((e) => e.active && !keep.has(e.key)).map((e) => e.key)
+    if (goneKeys.length > 0) {
+      await network.ports.release({ keys: goneKeys }).catch((e: unknown) => this.logger.error({ err: e }, `network ports: ${formatError(e)}`))
     }
-
-    this.states = states
-    report.durationMs = performance.now() - started
-    return report
   }
 
   /** Applies a batch; on failure retries one by one to find out which addresses failed. */

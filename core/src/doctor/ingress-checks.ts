@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DEFAULT_INGRESS_ENDPOINT, normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
-import { REGISTRATION_FILES } from '../cert/registration.js'
+import { REGISTRATION_FILES } from '../registration/registration.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
 import { defaultConfig, loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
-import { controlRequest } from '../control/control-client.js'
+import { callDaemon } from '../daemon/control-api.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
@@ -97,7 +97,7 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
   checks.push(...(await ingressChecks(config, { offline })))
 
   try {
-    const status = await controlRequest<Record<string, any>>(config.control.socket, 'GET', '/v1/status', undefined, 3_000)
+    const status = await callDaemon(config.control.socket, 'GET /v1/status', undefined, 3_000)
     checks.push({
       id: 'daemon.running',
       status: status.phase === 'running' ? 'ok' : 'warn',

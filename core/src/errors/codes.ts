@@ -25,6 +25,7 @@ export const errorCodes = {
   NGROKD_ERR_HOSTNAME_INVALID: 'a hostname from the API is not safe to publish',
   NGROKD_ERR_ENDPOINT_INVALID: 'an endpoint from the API is malformed',
   NGROKD_ERR_LISTEN: 'a listener could not be opened',
+  NGROKD_ERR_NAME_WITHHELD: 'a hostname is not published because one of its listeners is not ngrokd\'s',
   NGROKD_ERR_CONTROL: 'the control socket could not be opened or answered with an error',
   NGROKD_ERR_PLUGIN_DEPENDENCY: 'a plugin needs another plugin that is not registered',
   NGROKD_ERR_NAMESPACE: 'a private network namespace could not be created',

@@ -4,6 +4,7 @@ import type { Forwarder, ForwardTarget, ListenOptions, ListenerStatus } from '..
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { ConnectionLimits, refuseConnection, type ConnectionLimitOptions } from './connection-limits.js'
+import { describePortHolder, findPortHolder, type PortHolder } from '../util/port-holder.js'
 
 /** One forwarded connection as the listener bookkeeping sees it. */
 export interface TrackedConnection {
@@ -105,7 +106,9 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
         })
       } catch (cause) {
         server.close()
-        const error = listenError(this.forwarder, where, address, port, cause as NodeJS.ErrnoException)
+        const err = cause as NodeJS.ErrnoException
+        const holder = err.code === 'EADDRINUSE' ? await findPortHolder(address, port).catch(() => undefined) : undefined
+        const error = listenError(this.forwarder, where, address, port, err, holder)
         this.failed.set(key, error)
         throw error
       }
@@ -332,12 +335,19 @@ export function hostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
 }
 
-function listenError(id: string, where: string, address: string, port: number, err: NodeJS.ErrnoException): NgrokdError {
+/** Why a listen failed; for EADDRINUSE it names who holds the port (`holder`, from /proc) and how to free it. */
+function listenError(id: string, where: string, address: string, port: number, err: NodeJS.ErrnoException, holder?: PortHolder): NgrokdError {
   const code = err.code ?? 'UNKNOWN'
+  if (code === 'EADDRINUSE') {
+    const wildcard = holder !== undefined && !holder.listen.startsWith(`${address}:`)
+    const who = holder ? describePortHolder(holder) : `another program (find it with \`ss -ltnp 'sport = :${port}'\`)`
+    const hint = wildcard
+      ? `${who} already listens on every address, ${address} included: make it listen on 127.0.0.1 (or its own address) only, or stop it`
+      : `${who} already listens on ${where}: stop it, or change its port`
+    return new NgrokdError('NGROKD_ERR_LISTEN', `${id} forwarder: cannot listen on ${where}: EADDRINUSE: held by ${who}`, { cause: err, hint })
+  }
   const hint =
-    code === 'EADDRINUSE'
-      ? `another program already listens on ${where}; find it with \`ss -ltnp 'sport = :${port}'\` and stop it`
-      : code === 'EACCES'
+    code === 'EACCES'
         ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service+ep $(readlink -f $(which node)))'
         : code === 'EADDRNOTAVAIL'
           ? `${address} is not an address of this machine: the interface driver has to add it first (ngrokd doctor)`

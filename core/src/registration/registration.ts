@@ -10,8 +10,8 @@ import { isNgrokApiError } from '../api/ngrok-api-error.js'
 import { normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
 import type { Operator, OperatorCreate } from '../api/types.js'
 import { CORE_VERSION } from '../version.js'
-import { generateKeyAndCsr, makeCsr } from './csr.js'
-import { parseCertificate, type CertificateInfo } from './parse-certificate.js'
+import { generateKeyAndCsr, makeCsr } from '../cert/csr.js'
+import { parseCertificate, type CertificateInfo } from '../cert/parse-certificate.js'
 
 const DAY_MS = 86_400_000
 /** ngrok's operator re-keys when less than 30 days remain (PROTOCOL.md §3). */

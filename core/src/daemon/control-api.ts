@@ -1,0 +1,105 @@
+import type { InterfaceInfo } from '../contracts/interface.js'
+import type { ListenerStatus } from '../contracts/forwarder.js'
+import { controlRequest } from '../control/control-client.js'
+import type { ControlRoutes } from '../control/control-server.js'
+import type { MetricsSnapshot } from '../metrics/prometheus.js'
+import type { RejectedEndpoint } from '../protocol/endpoints.js'
+import type { ReconcileReport, ServiceView } from './reconciler.js'
+
+/**
+ * The daemon's control API: one typed module for the server's handlers and the CLI's calls (HTTP +
+ * JSON over the control socket; the transport is `control/`). A route's key is `METHOD /path`.
+ */
+export interface ControlApi {
+  'GET /v1/status': { body: undefined; reply: DaemonStatus }
+  'GET /v1/endpoints': { body: undefined; reply: { services: ServiceView[] } }
+  'GET /v1/metrics': { body: undefined; reply: MetricsSnapshot }
+  'POST /v1/api-key': { body: { key: string }; reply: { ok: true; saved: string } }
+  'POST /v1/poll': { body: Record<string, never>; reply: { poll?: PollStatus } }
+}
+
+export type ControlRoute = keyof ControlApi
+
+/** The server side: one handler per route, typed by {@link ControlApi}. */
+export type ControlHandlers = { [R in ControlRoute]: (body: ControlApi[R]['body']) => ControlApi[R]['reply'] | Promise<ControlApi[R]['reply']> }
+
+export type DaemonPhase = 'starting' | 'waiting-for-api-key' | 'registering' | 'running' | 'stopping' | 'stopped'
+
+/** One poll of the API and the reconcile that followed it. */
+export interface PollStatus {
+  at: string
+  ok: boolean
+  endpoints?: number
+  services?: number
+  rejected?: RejectedEndpoint[]
+  error?: { code?: string; message: string }
+  report?: ReconcileReport
+}
+
+/** Traffic totals over every listener. */
+export interface TrafficTotals {
+  connections: number
+  refused: number
+  bytesIn: number
+  bytesOut: number
+  errors: Record<string, number>
+  meanHandshakeMs?: number
+}
+
+/** `GET /v1/status`: what `ngrokd status` shows. */
+export interface DaemonStatus {
+  version: string
+  pid: number
+  phase: DaemonPhase
+  uptimeSeconds: number
+  operatorId?: string
+  /** Where connections go, and why there: `ingress.endpoint` (config), the registration (api), or the documented default. */
+  ingressEndpoint?: string
+  ingressEndpointSource?: 'config' | 'api' | 'default'
+  ingressVerification: string
+  /** The ingress's trust anchors, summarised. */
+  ingressTrust?: string
+  driver?: string
+  interface?: InterfaceInfo
+  subnet?: string
+  pollIntervalMs: number
+  lastPoll?: PollStatus
+  services: { total: number; serving: number; error: number }
+  openConnections: number
+  traffic: TrafficTotals
+  metrics?: string
+}
+
+/** The server's route table from typed handlers. */
+export function controlRoutes(handlers: ControlHandlers): ControlRoutes {
+  return handlers as unknown as ControlRoutes
+}
+
+/** Calls a route of the daemon's control API on `socketPath`. */
+export function callDaemon<R extends ControlRoute>(
+  socketPath: string,
+  route: R,
+  ...[body, timeoutMs]: ControlApi[R]['body'] extends undefined ? [body?: undefined, timeoutMs?: number] : [body: ControlApi[R]['body'], timeoutMs?: number]
+): Promise<ControlApi[R]['reply']> {
+  const [method, path] = route.split(' ') as ['GET' | 'POST', string]
+  return controlRequest<ControlApi[R]['reply']>(socketPath, method, path, body, timeoutMs)
+}
+
+/** Totals over `listeners`: bytes each way, connections, errors by code, mean handshake time. */
+export function trafficTotals(listeners: readonly ListenerStatus[]): TrafficTotals {
+  const errors: Record<string, number> = {}
+  let handshakes = 0
+  let handshakeMs = 0
+  const totals: TrafficTotals = { connections: 0, refused: 0, bytesIn: 0, bytesOut: 0, errors }
+  for (const l of listeners) {
+    for (const [code, n] of Object.entries(l.errors)) errors[code] = (errors[code] ?? 0) + n
+    handshakes += l.handshake?.count ?? 0
+    handshakeMs += l.handshake?.totalMs ?? 0
+    totals.connections += l.totalConnections
+    totals.refused += l.refused ?? 0
+    totals.bytesIn += l.bytesIn
+    totals.bytesOut += l.bytesOut
+  }
+  if (handshakes) totals.meanHandshakeMs = handshakeMs / handshakes
+  return totals
+}

@@ -1,0 +1,117 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from '../contracts/logger.js'
+import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
+import { groupEndpoints, type ApiEndpointLike, type DesiredService } from '../protocol/endpoints.js'
+import { writeFileAtomic } from '../util/atomic-file.js'
+import type { PollStatus } from './control-api.js'
+import type { ReconcileReport } from './reconciler.js'
+
+/** The last endpoint list, served at once on the next start (before the API answers). */
+export const ENDPOINT_CACHE_FILE = 'endpoints.json'
+
+export interface EndpointPollerOptions {
+  stateDir: string
+  intervalMs: number
+  logger: Logger
+  /** Every page of the operator's bound endpoints. */
+  list: () => Promise<readonly ApiEndpointLike[]>
+  /** Runs before each poll (certificate renewal); a failure is logged, the poll goes on. */
+  beforePoll?: () => Promise<void>
+  /** Brings the machine to the grouped services. */
+  reconcile: (services: DesiredService[]) => Promise<ReconcileReport>
+  signal: AbortSignal
+}
+
+/**
+ * The endpoint poller: every `intervalMs`, lists the bound endpoints (every page), validates and
+ * groups them (skipping and reporting bad ones, once each), reconciles, and keeps the last good
+ * list in `state_dir` for the next start. An API outage leaves everything serving. One poll at a
+ * time: a poll asked for while one runs joins it.
+ */
+export class EndpointPoller {
+  private lastPoll?: PollStatus
+  private timer?: NodeJS.Timeout
+  private polling?: Promise<PollStatus | undefined>
+  private readonly rejectedSeen = new Set<string>()
+  readonly counts = { ok: 0, failed: 0, lastSuccessUnixSeconds: undefined as number | undefined }
+
+  constructor(private readonly options: EndpointPollerOptions) {}
+
+  get last(): PollStatus | undefined {
+    return this.lastPoll
+  }
+
+  /** Polls now, then every interval until the signal aborts. */
+  async start(): Promise<void> {
+    await this.pollOnce()
+    this.schedule()
+  }
+
+  /** Stops scheduling and waits for a poll in flight. */
+  async stop(): Promise<void> {
+    clearTimeout(this.timer)
+    await this.polling?.catch(() => {})
+  }
+
+  /** One poll; never throws. Joins a poll in flight. */
+  pollOnce(): Promise<PollStatus | undefined> {
+    if (this.polling) return this.polling
+    const run = this.poll().finally(() => {
+      this.polling = undefined
+    })
+    this.polling = run
+    return run
+  }
+
+  /** The endpoint list saved by the last good poll, if any. */
+  async cached(): Promise<DesiredService[] | undefined> {
+    try {
+      const parsed = JSON.parse(await readFile(join(this.options.stateDir, ENDPOINT_CACHE_FILE), 'utf8')) as { services?: unknown }
+      return Array.isArray(parsed.services) ? (parsed.services as DesiredService[]) : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  private schedule(): void {
+    if (this.options.signal.aborted) return
+    this.timer = setTimeout(() => {
+      void this.pollOnce().finally(() => this.schedule())
+    }, this.options.intervalMs)
+    this.timer.unref?.()
+  }
+
+  private async poll(): Promise<PollStatus | undefined> {
+    const { logger, signal } = this.options
+    if (signal.aborted) return undefined
+    const at = new Date().toISOString()
+    try {
+      await this.options.beforePoll?.().catch((e: unknown) => logger.warn({ err: e }, `before the poll: ${formatError(e)}`))
+      const endpoints = await this.options.list()
+      const { services, rejected } = groupEndpoints(endpoints)
+      for (const r of rejected) {
+        if (this.rejectedSeen.has(`${r.id} ${r.url}`)) continue
+        this.rejectedSeen.add(`${r.id} ${r.url}`)
+        logger.warn({ endpoint: r.id, url: r.url }, `skipping endpoint ${r.id} (${JSON.stringify(r.url)}): ${r.reason}`)
+      }
+      if (signal.aborted) return undefined
+      const report = await this.options.reconcile(services)
+      await this.save(services)
+      const changed = report.addressesAdded + report.addressesRemoved + report.listenersAdded + report.listenersRemoved > 0 || report.namesChanged
+      logger[changed ? 'info' : 'debug']({ report }, `reconciled ${services.length} services from ${endpoints.length} endpoints`)
+      this.lastPoll = { at, ok: true, endpoints: endpoints.length, services: services.length, rejected, report }
+      this.counts.ok++
+      this.counts.lastSuccessUnixSeconds = Math.floor(Date.now() / 1000)
+    } catch (e) {
+      logger.warn({ err: e }, `poll failed, keeping what is serving: ${formatError(e)}`)
+      this.lastPoll = { at, ok: false, error: { code: isNgrokdError(e) ? e.code : undefined, message: (e as Error).message } }
+      this.counts.failed++
+    }
+    return this.lastPoll
+  }
+
+  private async save(services: DesiredService[]): Promise<void> {
+    await writeFileAtomic(join(this.options.stateDir, ENDPOINT_CACHE_FILE), JSON.stringify({ savedAt: new Date().toISOString(), services }), { mode: 0o600 })
+  }
+}
