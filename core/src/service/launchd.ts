@@ -128,7 +128,6 @@ export function renderPlist(root: { [key: string]: PlistValue }): string {
 }
 
 function escapeXml(text: string): string {
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(text)) throw new RangeError(`plist: ${JSON.stringify(text)} holds a control character XML cannot carry`)
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 }

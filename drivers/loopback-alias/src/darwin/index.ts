@@ -12,5 +12,5 @@
 export * from './constants.js'
 export * from './structs.js'
 export { DARWIN_ERRNO, errnoName, type DarwinSyscalls, type IfaddrsEntry, type LengthResult, type ReadableWatch } from './darwin-syscalls.js'
-export { changeInterfaceAddresses, setInterfaceMtu, interfaceAddresses, interfaceNamesByIndex, darwinError, HOST_MASK, type Caller, type InterfaceAddressChange } from './interface-addresses.js'
+export { changeInterfaceAddresses, setInterfaceMtu, interfaceAddresses, darwinError, HOST_MASK, type Caller, type InterfaceAddressChange } from './interface-addresses.js'
 export { loadLibSystem } from './load-libsystem.js'

@@ -1,7 +1,7 @@
 import { ipv4ToInt, NgrokdError, PermissionError, SyscallError } from '@ngrokd/core/driver'
 import { AF_INET, SOCK_DGRAM } from './constants.js'
 import { EACCES, EADDRNOTAVAIL, EEXIST, EPERM, errnoName, type DarwinSyscalls } from './darwin-syscalls.js'
-import { decodeSockaddrDl, decodeSockaddrIn, encodeIfaliasreq, encodeIfreqAddr, encodeIfreqMtu, SIOCAIFADDR, SIOCDIFADDR, SIOCSIFMTU } from './structs.js'
+import { decodeSockaddrIn, encodeIfaliasreq, encodeIfreqAddr, encodeIfreqMtu, SIOCAIFADDR, SIOCDIFADDR, SIOCSIFMTU } from './structs.js'
 
 /** Every address ngrokd adds is a /32 host address: the kernel then adds no subnet-wide route. */
 export const HOST_MASK = '255.255.255.255'
@@ -68,16 +68,6 @@ export function interfaceAddresses(sys: DarwinSyscalls, ifname: string): string[
     if (address !== undefined) found.add(address)
   }
   return [...found].sort((a, b) => ipv4ToInt(a) - ipv4ToInt(b))
-}
-
-/** Interface index → name, from the AF_LINK entries of getifaddrs (route messages carry only the index). */
-export function interfaceNamesByIndex(sys: DarwinSyscalls): Map<number, string> {
-  const names = new Map<number, string>()
-  for (const entry of sys.getifaddrs()) {
-    const link = entry.addr ? decodeSockaddrDl(entry.addr) : undefined
-    if (link && link.index > 0) names.set(link.index, entry.name || link.name)
-  }
-  return names
 }
 
 /** A failed macOS call as a coded error: EPERM/EACCES become `PermissionError` with the caller's hint. */

@@ -147,6 +147,7 @@ export function bindLibSystem(path = LIBSYSTEM, { without = [] }: LoadLibSystemO
  * counts as readable, and the read that follows reports it.
  */
 function watchReadable(fd: number, onReadable: () => void): ReadableWatch {
+  if (typeof koffi.node?.poll !== 'function') throw new SyscallError('koffi.node.poll', DARWIN_ERRNO.ENOSYS, 'ENOSYS', { detail: `(koffi ${koffi.version} has none: ngrokd needs koffi 3.3 or later)` })
   const onPoll = (a: unknown, b?: unknown) => {
     const status = typeof a === 'number' ? a : 0
     const events = (typeof a === 'object' ? a : b) as { readable?: boolean; disconnect?: boolean } | undefined
