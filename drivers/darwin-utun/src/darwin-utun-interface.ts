@@ -145,13 +145,12 @@ export class DarwinUtunInterface extends InterfaceBase {
         notes.push(`${name} is taken by another program; macOS gave ngrokd ${control.name}`)
       }
       if (control.name !== name && wished === undefined) notes.push(wishNote(name, control.name))
-      let drain: UtunPacketDrain | undefined
+      let drain: UtunPacketDrain
       try {
         setInterfaceMtu(sys, { ...CALLER, ifname: control.name, mtu })
         drain = this.#startDrain(sys, control)
       } catch (e) {
-        drain?.stop()
-        sys.close(control.fd)
+        sys.close(control.fd) // the utun goes with it
         throw e
       }
       const info: InterfaceInfo = { name: control.name, kind: 'utun', adopted: false, notes }
@@ -161,6 +160,7 @@ export class DarwinUtunInterface extends InterfaceBase {
       return info
     })
   }
+
   override async addAddress({ address, signal }: { address: string; signal?: AbortSignal }): Promise<void> {
     await this.applyAddresses({ add: [address], remove: [], ...(signal ? { signal } : {}) })
   }
