@@ -9,11 +9,10 @@ export const builtinDrivers = {
 export type BuiltinDriverName = keyof typeof builtinDrivers
 
 /**
- * What `net.driver: auto` means on each OS (Linux without privilege falls back: see resolveAutoDriver).
- * macOS uses loopback-alias (lo0 aliases) until darwin-utun is written; Windows has no built-in
- * driver yet (windows-wintun is a skeleton).
+ * What `net.driver: auto` means on each OS (Linux and macOS without privilege fall back: see
+ * resolveAutoDriver). Windows has no built-in driver yet (windows-wintun is a skeleton).
  */
 export const platformDefaults: Partial<Record<NodeJS.Platform, BuiltinDriverName>> = {
   linux: 'linux-netlink',
-  darwin: 'loopback-alias',
+  darwin: 'darwin-utun',
 }

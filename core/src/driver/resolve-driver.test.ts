@@ -24,12 +24,15 @@ export default defineDriver({ name: ${JSON.stringify(name)}, provides: ['interfa
   async create() { return {} } })\n`
 }
 
-test('auto picks linux-netlink with privilege and loopback-alias without, and says why', () => {
+test('auto picks linux-netlink / darwin-utun with privilege and loopback-alias without, and says why', () => {
   assert.equal(resolveAutoDriver('linux', true).name, 'linux-netlink')
   const fallback = resolveAutoDriver('linux', false)
   assert.equal(fallback.name, 'loopback-alias')
   assert.match(fallback.reason, /CAP_NET_ADMIN/)
-  assert.equal(resolveAutoDriver('darwin', true).name, 'loopback-alias')
+  assert.equal(resolveAutoDriver('darwin', true).name, 'darwin-utun')
+  const macFallback = resolveAutoDriver('darwin', false)
+  assert.equal(macFallback.name, 'loopback-alias')
+  assert.match(macFallback.reason, /not root.*sudo for darwin-utun/)
   assert.match(resolveAutoDriver('win32', true).reason, /no built-in driver for win32/)
 })
 

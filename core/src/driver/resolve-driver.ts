@@ -27,11 +27,14 @@ export interface ResolvedDriver {
   reason?: string
 }
 
-/** `auto` → a built-in name for this OS. Linux without privilege → loopback-alias. */
+/** `auto` → a built-in name for this OS. Linux or macOS without privilege → loopback-alias. */
 export function resolveAutoDriver(platform: NodeJS.Platform, privileged: boolean): { name: BuiltinDriverName; reason: string } {
   const preferred = platformDefaults[platform]
   if (platform === 'linux' && !privileged) {
     return { name: 'loopback-alias', reason: 'not root and no CAP_NET_ADMIN: using loopback-alias (127.0.0.0/8 needs no privilege); run as root for linux-netlink' }
+  }
+  if (platform === 'darwin' && !privileged) {
+    return { name: 'loopback-alias', reason: 'not root: using loopback-alias (lo0 aliases, which need root too when they are added); run ngrokd with sudo for darwin-utun' }
   }
   if (!preferred) return { name: 'loopback-alias', reason: `no built-in driver for ${platform} yet: trying loopback-alias` }
   return { name: preferred, reason: `${platform}${privileged ? ' with privilege' : ''}: using ${preferred}` }

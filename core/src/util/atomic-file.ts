@@ -5,6 +5,11 @@ import { randomBytes } from 'node:crypto'
 export interface AtomicWriteOptions {
   /** File mode of the new file, e.g. 0o600 for keys. Applied before any byte is written. */
   mode?: number
+  /**
+   * Where the temp file is made; default beside `path`. Must be on the same file system. For
+   * folders whose every file is read as configuration (macOS's /etc/resolver).
+   */
+  tempDir?: string
 }
 
 /**
@@ -12,10 +17,10 @@ export interface AtomicWriteOptions {
  * never a mix: write a temp file beside it, fsync, rename over, fsync the directory.
  * Throws the rename error untouched (EBUSY on a bind-mounted file is the caller's to handle).
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, { mode = 0o644 }: AtomicWriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, { mode = 0o644, tempDir }: AtomicWriteOptions = {}): Promise<void> {
   const dir = dirname(path)
   await mkdir(dir, { recursive: true })
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  const temp = join(tempDir ?? dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
   const handle = await open(temp, 'wx', mode)
   try {
     await handle.chmod(mode) // the umask may have narrowed or widened nothing, but be explicit

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { isDriverModule, isNgrokdError, silentLogger } from '@ngrokd/core/driver'
 import { requires, TestFramework, testInterfaceDriver } from '@ngrokd/core/testing'
-import driver, { LoopbackAliasInterface } from './index.js'
+import driver, { LinuxLoopbackAliasInterface } from './index.js'
 
 TestFramework.use({ describe, it, beforeAll: before, afterAll: after })
 
@@ -116,7 +116,7 @@ describe('loopback-alias on Linux', { skip: requires.linux() }, () => {
   })
 
   it('refuses a loopbackSubnet outside 127.0.0.0/8', async () => {
-    const iface = new LoopbackAliasInterface({ stateDir: '/nonexistent-ngrokd-state', loopbackSubnet: '10.1.0.0/16' })
+    const iface = new LinuxLoopbackAliasInterface({ stateDir: '/nonexistent-ngrokd-state', loopbackSubnet: '10.1.0.0/16' })
     await assert.rejects(iface.open({ name: 'x', subnet: '10.107.0.0/16' }), (e) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
   })
 })

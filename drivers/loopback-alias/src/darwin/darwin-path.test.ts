@@ -6,15 +6,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '@ngrokd/core/driver'
 import { TestFramework, testInterfaceDriver } from '@ngrokd/core/testing'
-import { LoopbackAliasInterface } from '../loopback-alias-interface.js'
-import { FakeDarwinSyscalls } from './fake-darwin-syscalls.js'
+import { DarwinLoopbackAliasInterface } from '../darwin-loopback-alias-interface.js'
+import { FakeDarwinKernel } from './testing/fake-darwin-kernel.js'
 
 TestFramework.use({ describe, it, beforeAll: before, afterAll: after })
 
 describe('loopback-alias on macOS (fake syscalls)', () => {
-  const kernel = new FakeDarwinSyscalls()
+  const kernel = new FakeDarwinKernel()
   testInterfaceDriver({
-    driver: ({ stateDir }) => new LoopbackAliasInterface({ stateDir, platform: 'darwin', syscalls: kernel }),
+    driver: ({ stateDir }) => new DarwinLoopbackAliasInterface({ stateDir, syscalls: kernel }),
     options: { name: 'ngrokd0', subnet: '10.107.0.0/16' },
     additionalTests({ withInterface }) {
       it('uses 127.107.0.0/16 on lo0 and needs root', async () => {
@@ -30,7 +30,7 @@ describe('loopback-alias on macOS (fake syscalls)', () => {
         assert.deepEqual([...kernel.openFds], [])
         assert.equal(kernel.deletedSystemAddress, false)
         assert.ok(kernel.ioctls.length > 50, 'the suite went through the ioctls')
-        assert.ok(kernel.lo0.has('127.0.0.1'))
+        assert.ok(kernel.addressesOf('lo0').includes('127.0.0.1'))
       })
     },
   })
@@ -44,8 +44,8 @@ describe('loopback-alias macOS ioctls', () => {
   after(() => rm(stateDir, { recursive: true, force: true }))
 
   it('sends SIOCAIFADDR with a /32 ifaliasreq and SIOCDIFADDR with an ifreq, byte for byte', async () => {
-    const kernel = new FakeDarwinSyscalls()
-    const iface = new LoopbackAliasInterface({ stateDir, platform: 'darwin', syscalls: kernel })
+    const kernel = new FakeDarwinKernel()
+    const iface = new DarwinLoopbackAliasInterface({ stateDir, syscalls: kernel })
     await iface.open({ name: 'bytes0', subnet: '127.107.0.0/16' })
     await iface.addAddress({ address: '127.107.0.2' })
     await iface.removeAddress({ address: '127.107.0.2' })
@@ -60,20 +60,20 @@ describe('loopback-alias macOS ioctls', () => {
   })
 
   it('lists only lo0 IPv4 aliases inside the subnet', async () => {
-    const kernel = new FakeDarwinSyscalls()
-    kernel.lo0.add('127.0.0.5') // someone else's alias, outside our subnet
-    kernel.lo0.add('127.107.3.4') // a leftover of ours
-    const iface = new LoopbackAliasInterface({ stateDir, platform: 'darwin', syscalls: kernel })
+    const kernel = new FakeDarwinKernel()
+    kernel.addAddress('lo0', '127.0.0.5') // someone else's alias, outside our subnet
+    kernel.addAddress('lo0', '127.107.3.4') // a leftover of ours
+    const iface = new DarwinLoopbackAliasInterface({ stateDir, syscalls: kernel })
     const info = await iface.open({ name: 'list0', subnet: '10.107.0.0/16' })
     assert.equal(info.adopted, true, 'an alias in the subnet is a leftover to adopt')
     assert.deepEqual(await iface.listAddresses(), ['127.107.3.4'])
     await iface.close({ removeInterface: true })
-    assert.deepEqual([...kernel.lo0].sort(), ['127.0.0.1', '127.0.0.5'], 'removeInterface removes our aliases only')
+    assert.deepEqual(kernel.addressesOf('lo0'), ['127.0.0.1', '127.0.0.5'], 'removeInterface removes our aliases only')
   })
 
   it('turns EPERM into NGROKD_ERR_PERMISSION with a sudo hint', async () => {
-    const kernel = new FakeDarwinSyscalls({ uid: 501 })
-    const iface = new LoopbackAliasInterface({ stateDir, platform: 'darwin', syscalls: kernel })
+    const kernel = new FakeDarwinKernel({ uid: 501 })
+    const iface = new DarwinLoopbackAliasInterface({ stateDir, syscalls: kernel })
     await iface.open({ name: 'perm0', subnet: '127.107.0.0/16' })
     const error = await iface.addAddress({ address: '127.107.0.2' }).catch((e: unknown) => e)
     assert.ok(isNgrokdError(error, 'NGROKD_ERR_PERMISSION'), String(error))
@@ -84,9 +84,9 @@ describe('loopback-alias macOS ioctls', () => {
   })
 
   it('reports other errnos as NGROKD_ERR_SYSCALL naming the address', async () => {
-    const kernel = new FakeDarwinSyscalls()
+    const kernel = new FakeDarwinKernel()
     kernel.ioctl = () => 6 // ENXIO
-    const iface = new LoopbackAliasInterface({ stateDir, platform: 'darwin', syscalls: kernel })
+    const iface = new DarwinLoopbackAliasInterface({ stateDir, syscalls: kernel })
     await iface.open({ name: 'nxio0', subnet: '127.107.0.0/16' })
     const error = await iface.addAddress({ address: '127.107.0.2' }).catch((e: unknown) => e)
     assert.ok(isNgrokdError(error, 'NGROKD_ERR_SYSCALL'), String(error))

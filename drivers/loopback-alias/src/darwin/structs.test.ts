@@ -84,6 +84,7 @@ describe('darwin structs', () => {
       flags: 0x8049,
       addr: 0x303030303030n,
       netmask: 0x404040404040n,
+      dstaddr: 0n,
     })
     assert.throws(() => decodeIfaddrsNode(node.subarray(0, 40)), RangeError)
   })

@@ -1,0 +1,73 @@
+/**
+ * Who is on the other end of a connection to the control socket, on macOS: getsockopt(fd,
+ * SOL_LOCAL, LOCAL_PEERCRED) fills a struct xucred — <sys/un.h>, <sys/ucred.h>. The decoder is pure
+ * Buffer code (testable on any OS); the call goes through peer-cred-darwin-ffi.ts (koffi), loaded
+ * on first use. Sizes and offsets are checked against a compiler's reading of the headers
+ * (peer-cred-darwin.layouts.json, made by drivers/darwin-utun/scripts/probe-layouts.sh).
+ */
+import { NgrokdError } from '../errors/ngrokd-error.js'
+
+export const SOL_LOCAL = 0 // <sys/un.h>: options of the local (AF_UNIX) domain
+export const LOCAL_PEERCRED = 1 // <sys/un.h>: "retrieve peer credentials"
+export const XUCRED_VERSION = 0 // <sys/ucred.h>
+export const NGROUPS = 16 // <sys/param.h>: NGROUPS_MAX of <sys/syslimits.h>
+/** struct xucred — <sys/ucred.h>: u_int cr_version; uid_t cr_uid; short cr_ngroups; gid_t cr_groups[NGROUPS] (2 bytes of padding before it). */
+export const XUCRED = { version: 0, uid: 4, ngroups: 8, groups: 12, size: 76 } as const
+
+export interface PeerCredentials {
+  /** Effective user id of the peer. */
+  uid: number
+  /** Its effective group id: cr_groups[0] (`#define cr_gid cr_groups[0]`). */
+  gid: number
+  /** Every group it is in, the effective one first (at most NGROUPS are reported). */
+  groups: number[]
+}
+
+/** getsockopt(2): 0 or the errno, and the length the kernel wrote into `value`. */
+export type Getsockopt = (fd: number, level: number, name: number, value: Buffer) => { errno: number; length: number }
+
+/** The few errno values getsockopt(LOCAL_PEERCRED) can answer — <sys/errno.h> (macOS). */
+const ERRNO_NAMES: Readonly<Record<number, string>> = { 9: 'EBADF', 14: 'EFAULT', 22: 'EINVAL', 38: 'ENOTSOCK', 42: 'ENOPROTOOPT', 57: 'ENOTCONN' }
+
+/** Decodes the struct xucred a LOCAL_PEERCRED getsockopt wrote (`length` bytes of `b`). */
+export function decodeXucred(b: Buffer, length: number): PeerCredentials {
+  if (length !== XUCRED.size || b.length < XUCRED.size) throw controlError(`the kernel wrote ${length} bytes of struct xucred, not ${XUCRED.size}`)
+  const version = b.readUInt32LE(XUCRED.version) // both macOS architectures are little-endian
+  if (version !== XUCRED_VERSION) throw controlError(`struct xucred version ${version}, not ${XUCRED_VERSION}`)
+  const ngroups = b.readInt16LE(XUCRED.ngroups)
+  if (ngroups < 1 || ngroups > NGROUPS) throw controlError(`struct xucred has ${ngroups} groups (1 to ${NGROUPS} expected)`)
+  const groups: number[] = []
+  for (let i = 0; i < ngroups; i++) groups.push(b.readUInt32LE(XUCRED.groups + 4 * i))
+  return { uid: b.readUInt32LE(XUCRED.uid), gid: groups[0]!, groups }
+}
+
+/**
+ * The credentials of the peer of the connected AF_UNIX socket `fd`.
+ *
+ * ```ts
+ * const getsockopt = await loadDarwinGetsockopt()
+ * const { uid, groups } = readPeerCredDarwin(fd, getsockopt)
+ * ```
+ */
+export function readPeerCredDarwin(fd: number, getsockopt: Getsockopt): PeerCredentials {
+  const b = Buffer.alloc(XUCRED.size)
+  const { errno, length } = getsockopt(fd, SOL_LOCAL, LOCAL_PEERCRED, b)
+  if (errno !== 0) throw controlError(`getsockopt(LOCAL_PEERCRED) failed: ${ERRNO_NAMES[errno] ?? 'errno'} (${errno})`)
+  return decodeXucred(b, length)
+}
+
+/** getsockopt from libSystem through koffi (imported on first use, so this module loads on every OS). */
+export async function loadDarwinGetsockopt(): Promise<Getsockopt> {
+  try {
+    return (await import('./peer-cred-darwin-ffi.js')).bindGetsockopt()
+  } catch (cause) {
+    throw new NgrokdError('NGROKD_ERR_CONTROL', `control socket: cannot load libSystem through koffi: ${(cause as Error).message}`, {
+      cause,
+      hint: 'reinstall ngrokd without --omit=optional (koffi ships its binary as an optional dependency)',
+    })
+  }
+}
+
+function controlError(what: string): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_CONTROL', `control socket: cannot tell who connected: ${what}`, { hint: 'the connection is refused; if this repeats, report it with the macOS version' })
+}
