@@ -18,6 +18,12 @@ export interface ListenOptions {
    * connection to this value (bodies untouched). Unset: bytes pass through unchanged.
    */
   rewriteHost?: string
+  /**
+   * Admit clients from other machines too (network mode's listeners). Default false: only clients
+   * on this machine (loopback, or one of its own addresses) are admitted; others are refused (RST)
+   * and counted under `refused` and `errors.NON_LOCAL_CLIENT`.
+   */
+  remoteClients?: boolean
   signal?: AbortSignal
 }
 

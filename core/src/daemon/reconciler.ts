@@ -383,6 +383,7 @@ export class Reconciler {
           port: n.port,
           target: { hostname: st.hostname, port: st.port, proto: st.proto },
           ...(n.rewriteHost ? { rewriteHost: n.rewriteHost } : {}),
+          remoteClients: true, // network mode: other machines are who it is for
         })
         if (!listening.has(key)) pass.report.listenersAdded++
       } catch (e) {

@@ -5,6 +5,7 @@ import type { ConnectionLimitOptions } from './connection-limits.js'
 import { CarriedConnection } from './carry-connection.js'
 import type { Dialer } from './ingress-dialer.js'
 import { ListeningForwarder, errorKey, type ListenerEntry, type TrackedConnection } from './listening-forwarder.js'
+import type { LocalAddresses } from '../util/local-addresses.js'
 
 export interface InThreadForwarderOptions {
   /** Its handshake and ConnResponse deadlines (`forwarder.handshake_timeout`, `forwarder.conn_request_timeout`) apply. */
@@ -16,6 +17,8 @@ export interface InThreadForwarderOptions {
   limits?: ConnectionLimitOptions
   /** `close()` closes the dialer too (its connections dialled ahead). Default false: the dialer is the caller's. */
   ownsDialer?: boolean
+  /** Which client sources are this machine; see {@link ListeningForwarderOptions}. */
+  localAddresses?: LocalAddresses
 }
 
 class Conn implements TrackedConnection {
@@ -60,7 +63,7 @@ export class InThreadForwarder extends ListeningForwarder<Conn> {
   private readonly ownsDialer: boolean
 
   constructor(options: InThreadForwarderOptions) {
-    super({ logger: options.logger, limits: options.limits })
+    super({ logger: options.logger, limits: options.limits, localAddresses: options.localAddresses })
     this.dialer = options.dialer
     this.idleTimeoutMs = options.idleTimeoutMs ?? 0
     this.ownsDialer = options.ownsDialer ?? false

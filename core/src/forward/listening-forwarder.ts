@@ -4,6 +4,7 @@ import type { Forwarder, ForwardTarget, ListenOptions, ListenerStatus } from '..
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { ConnectionLimits, refuseConnection, type ConnectionLimitOptions } from './connection-limits.js'
+import { LocalAddresses } from '../util/local-addresses.js'
 import { describePortHolder, findPortHolder, type PortHolder } from '../util/port-holder.js'
 
 /** One forwarded connection as the listener bookkeeping sees it. */
@@ -24,6 +25,8 @@ export interface ListenerEntry<C extends TrackedConnection> {
   readonly server: net.Server
   target: ForwardTarget
   rewriteHost?: string
+  /** Clients from other machines are admitted (network mode); else only local ones. */
+  remoteClients: boolean
   readonly conns: Set<C>
   total: number
   refused: number
@@ -41,9 +44,13 @@ export interface ListenerEntry<C extends TrackedConnection> {
 export interface ListeningForwarderOptions {
   logger: Logger
   limits?: ConnectionLimitOptions
+  /** Decides which sources are this machine (tests inject one). Default: loopback and the interfaces' addresses. */
+  localAddresses?: LocalAddresses
 }
 
 const WARN_EVERY_MS = 10_000
+/** The error key a connection from another machine is counted under (no network mode on its listener). */
+export const NON_LOCAL_CLIENT = 'NON_LOCAL_CLIENT'
 
 /**
  * What every forwarder that listens with `node:net` shares: listen/unlisten bookkeeping (serialized per
@@ -64,16 +71,18 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
   private readonly failed = new Map<string, NgrokdError>()
   private readonly queues = new Map<string, Promise<unknown>>()
   protected closed = false
+  private readonly localAddresses: LocalAddresses
 
   constructor(options: ListeningForwarderOptions) {
     this.logger = options.logger
     this.limits = new ConnectionLimits(options.limits)
+    this.localAddresses = options.localAddresses ?? new LocalAddresses()
   }
 
   /** Carries one admitted, paused local connection. See the class rules. */
   protected abstract accept(entry: ListenerEntry<C>, client: net.Socket): void
 
-  listen({ address, port, target, rewriteHost, signal }: ListenOptions): Promise<void> {
+  listen({ address, port, target, rewriteHost, remoteClients = false, signal }: ListenOptions): Promise<void> {
     const where = hostPort(address, port)
     if (net.isIP(address) === 0) {
       return Promise.reject(new NgrokdError('NGROKD_ERR_LISTEN', `${this.forwarder} forwarder: cannot listen on ${JSON.stringify(address)}: not an IP address`))
@@ -92,6 +101,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
           existing.target = { ...target }
           existing.rewriteHost = rewriteHost
         }
+        existing.remoteClients = remoteClients
         return
       }
       const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true })
@@ -123,6 +133,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
         server,
         target: { ...target },
         rewriteHost,
+        remoteClients,
         conns: new Set(),
         total: 0,
         refused: 0,
@@ -272,11 +283,25 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
   }
 
   private admit(entry: ListenerEntry<C>, socket: net.Socket): void {
-    const hit = this.closed || this.entries.get(entry.key) !== entry ? 'closed' : this.limits.admit(entry.conns.size)
-    if (hit === 'closed') {
+    if (this.closed || this.entries.get(entry.key) !== entry) {
       refuseConnection(socket)
       return
     }
+    // only this machine's clients, unless the listener is network mode's (net.network.listen)
+    if (!entry.remoteClients && !this.localAddresses.isLocal(socket.remoteAddress)) {
+      const source = socket.remoteAddress
+      refuseConnection(socket)
+      entry.refused++
+      count(entry, NON_LOCAL_CLIENT)
+      this.warn(
+        entry,
+        NON_LOCAL_CLIENT,
+        { listener: entry.key, hostname: entry.target.hostname, source },
+        `${entry.key}: refused a connection from ${source}, which is not this machine: endpoints are for local clients unless net.network.listen is set`,
+      )
+      return
+    }
+    const hit = this.limits.admit(entry.conns.size)
     if (hit) {
       refuseConnection(socket)
       entry.refused++

@@ -11,6 +11,7 @@ import { NgrokdError } from '../../errors/ngrokd-error.js'
 import { resetSocket, type ConnectionLimitOptions } from '../connection-limits.js'
 import type { IngressCredentials, IngressDialerOptions } from '../ingress-dialer.js'
 import { ListeningForwarder, type ListenerEntry, type TrackedConnection } from '../listening-forwarder.js'
+import type { LocalAddresses } from '../../util/local-addresses.js'
 import {
   BUFFERED,
   BYTES_IN,
@@ -49,6 +50,8 @@ export interface WorkerPoolForwarderOptions {
   maxYoungGenerationMib?: number
   /** Each worker collects its young generation after this many MiB carried (`collectYoungGarbageEvery`); 0 or unset = V8 decides. */
   youngGcEveryMib?: number
+  /** Which client sources are this machine (admission runs on this thread); see {@link ListeningForwarderOptions}. */
+  localAddresses?: LocalAddresses
 }
 
 class PoolConn implements TrackedConnection {
@@ -147,7 +150,7 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
     options: WorkerPoolForwarderOptions,
     private readonly fd: FdOps,
   ) {
-    super({ logger: options.logger, limits: options.limits })
+    super({ logger: options.logger, limits: options.limits, localAddresses: options.localAddresses })
     this.workers = options.workers
     const { credentials, endpoint, ...rest } = options.dialer
     if ((rest as { lookup?: unknown }).lookup !== undefined) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', 'worker pool forwarder: a custom lookup cannot be used in worker threads')

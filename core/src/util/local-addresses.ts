@@ -1,0 +1,43 @@
+import { networkInterfaces } from 'node:os'
+
+/** How often, at most, a miss re-reads the machine's addresses: an unknown source costs one read per this. */
+const REFRESH_EVERY_MS = 1_000
+
+/** `::ffff:10.0.0.1` → `10.0.0.1`; the kernel reports IPv4 peers of a dual-stack socket that way. */
+function unmap(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
+}
+
+/**
+ * Whether a connection's source address is this machine: loopback (127.0.0.0/8, ::1), or an address
+ * on one of its interfaces (a local client connecting to 10.107.0.2 comes from 10.107.0.2 itself, or
+ * from the machine's own address on that route). Linux accepts packets for any local address from
+ * any interface, so without this check a neighbour that routes 10.107.0.0/16 to this host would
+ * reach every endpoint.
+ *
+ * The interface addresses are cached and re-read on a miss (at most once per second), so a new
+ * address is seen at once and a stream of foreign sources costs one `getifaddrs()` a second.
+ */
+export class LocalAddresses {
+  private known = new Set<string>()
+  private readAt = -Infinity
+
+  constructor(private readonly read: () => Iterable<string> = interfaceAddresses) {}
+
+  isLocal(source: string | undefined): boolean {
+    if (!source) return false
+    const address = unmap(source)
+    if (address === '::1' || address.startsWith('127.')) return true
+    if (this.known.has(address)) return true
+    const now = performance.now()
+    if (now - this.readAt < REFRESH_EVERY_MS) return false
+    this.readAt = now
+    this.known = new Set(this.read())
+    return this.known.has(address)
+  }
+}
+
+/** Every address of every interface, as `os.networkInterfaces()` lists them. */
+export function interfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => unmap(i.address)))
+}
