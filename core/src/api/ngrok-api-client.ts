@@ -47,6 +47,11 @@ export interface NgrokApiClientOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
   /** In [0, 1); default Math.random. Drives the backoff jitter. */
   random?: () => number
+  /**
+   * Aborts every request of this client, the one in flight and its retries included (the daemon's
+   * stop): a stop never waits for a hung API. Combined with each request's own `signal`.
+   */
+  signal?: AbortSignal
 }
 
 export interface RequestOptions {
@@ -129,6 +134,7 @@ export class NgrokApiClient {
   private readonly maxDelayMs: number
   private readonly fetchImpl: typeof fetch
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>
+  private readonly signal?: AbortSignal
   private readonly random: () => number
 
   constructor(options: NgrokApiClientOptions) {
@@ -153,6 +159,7 @@ export class NgrokApiClient {
     this.fetchImpl = options.fetchImpl ?? globalThis.fetch
     this.sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, signal ? { signal } : undefined))
     this.random = options.random ?? Math.random
+    this.signal = options.signal
   }
 
   /** `POST /kubernetes_operators` → 201: register. The reply carries the issued certificate. */
@@ -236,7 +243,7 @@ export class NgrokApiClient {
 
   /** One request with timeouts and retries. Resolves with the parsed 2xx body (undefined for an empty one). */
   private async send(method: string, url: URL, options: SendOptions): Promise<Reply> {
-    const { signal } = options
+    const signal = options.signal && this.signal ? AbortSignal.any([options.signal, this.signal]) : (options.signal ?? this.signal)
     const idempotent = method !== 'POST'
     const shown = this.display(url)
     const headers: Record<string, string> = {

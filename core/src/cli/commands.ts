@@ -27,6 +27,9 @@ async function configFor(values: { config?: string }): Promise<LoadedConfig> {
   return loadConfig({ configPath: values.config })
 }
 
+/** How much longer than `forwarder.drain_timeout` a stop may take before the process exits anyway. */
+const STOP_GRACE_MS = 10_000
+
 const runCommand = defineCommand({
   name: 'run',
   summary: 'Run the daemon in the foreground: register, discover endpoints, serve them by hostname until SIGTERM/SIGINT.',
@@ -51,6 +54,13 @@ const runCommand = defineCommand({
       }
       stopping = true
       logger.info(`${signal}: draining and cleaning up`)
+      // every API call takes the stop signal and drains end after drain_timeout: a stop that still
+      // takes longer than that plus a grace is stuck, and must not outlive a service manager's timeout
+      const bound = config.forwarder.drainTimeoutMs + STOP_GRACE_MS
+      setTimeout(() => {
+        logger.error(`stopping took longer than ${bound} ms (forwarder.drain_timeout + ${STOP_GRACE_MS / 1000} s): exiting; \`ngrokd cleanup\` removes what is left`)
+        process.exit(1)
+      }, bound)
       daemon.stop().then(
         () => process.exit(0),
         (e) => {

@@ -160,7 +160,7 @@ export class Daemon {
     while (!signal.aborted && !this.registration) {
       if (!key) return // stopped while waiting
       this.phase = 'registering'
-      this.api = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: key, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs })
+      this.api = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: key, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, signal })
       const registration = this.newRegistration(this.api)
       try {
         const info = await registration.ensure()

@@ -117,6 +117,8 @@ export class ApiServer {
       return
     }
     const { state, logger } = this.options
+    state.stats.api.inFlight++
+    res.on('close', () => state.stats.api.inFlight--)
     res.on('finish', () => {
       const body = this.bodies.get(req)
       state.recordRequest({ method: req.method ?? '', path, query: url.search, status: res.statusCode, headers: { ...req.headers }, ...(body === undefined ? {} : { body }) })

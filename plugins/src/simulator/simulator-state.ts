@@ -341,8 +341,10 @@ export class SimulatorState {
 
   resetStats(): void {
     const active = this.stats.ingress.active
+    const inFlight = this.stats.api.inFlight
     this.stats = emptyStats()
     this.stats.ingress.active = active
+    this.stats.api.inFlight = inFlight
     this.requestLog = []
     this.connRequestLog = []
   }
@@ -364,7 +366,7 @@ function pull<K, V>(map: Map<K, V[]>, key: K, value: V): void {
 
 function emptyStats(): SimulatorStats {
   return {
-    api: { total: 0, byPath: {}, byStatus: {} },
+    api: { total: 0, byPath: {}, byStatus: {}, inFlight: 0 },
     ingress: { accepted: 0, refused: 0, refusedByCode: {}, active: 0 },
   }
 }

@@ -88,6 +88,8 @@ export interface SimulatorStats {
     /** Requests per path (no query string), admin calls excluded. */
     byPath: Record<string, number>
     byStatus: Record<string, number>
+    /** Requests being answered now (admin calls excluded): a hung request shows here. */
+    inFlight: number
   }
   ingress: {
     /** Connections answered with a successful ConnResponse. */
