@@ -78,6 +78,8 @@ export interface DaemonConfig {
     maxConnections: number
     maxConnectionsPerEndpoint: number
     idleTimeoutMs: number
+    /** Close a connection on which no byte has passed either way after this. */
+    firstByteTimeoutMs: number
     handshakeTimeoutMs: number
     connRequestTimeoutMs: number
     drainTimeoutMs: number

@@ -37,6 +37,7 @@ describe('resolveConfig: defaults', () => {
         maxConnections: 10_000,
         maxConnectionsPerEndpoint: 1_000,
         idleTimeoutMs: 3_600_000,
+        firstByteTimeoutMs: 30_000,
         handshakeTimeoutMs: 10_000,
         connRequestTimeoutMs: 10_000,
         drainTimeoutMs: 5_000,

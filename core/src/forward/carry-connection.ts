@@ -16,6 +16,11 @@ export interface CarryOptions {
   port: number
   /** Close the connection after this many ms without a byte either way. 0 = never. */
   idleTimeoutMs: number
+  /**
+   * Until the first byte passes either way (the client's request, or a server-first protocol's
+   * greeting), the connection is closed after this many ms instead. 0 or unset = the idle timeout only.
+   */
+  firstByteTimeoutMs?: number
   /** Network mode, `http` endpoints: the Host header of every request is rewritten to this ({@link createHostRewriter}). */
   rewriteHost?: string
   /** For the host rewriter's notes (debug, and its head-size cap at warn). */
@@ -162,14 +167,23 @@ export class CarriedConnection {
       pump(t, up)
     } else pump(client, up)
     pump(up, client)
+    // the timer restarts on every read and write of the client socket, so it measures both directions
     const idle = this.options.idleTimeoutMs
-    if (idle > 0) {
-      // the timer restarts on every read and write of the client socket, so it measures both directions
-      client.setTimeout(idle, () => {
-        up.destroy()
-        client.destroy()
-      })
+    const firstByte = this.options.firstByteTimeoutMs ?? 0
+    const onTimeout = (): void => {
+      up.destroy()
+      client.destroy()
     }
+    if (firstByte > 0 && early.length === 0) {
+      client.setTimeout(firstByte, onTimeout)
+      const begun = (): void => {
+        client.off('data', begun)
+        up.off('data', begun)
+        client.setTimeout(idle) // 0 turns the timer off
+      }
+      client.once('data', begun)
+      up.once('data', begun)
+    } else if (idle > 0) client.setTimeout(idle, onTimeout)
   }
 
   private fail(err: Error, side: 'client' | 'ingress'): void {

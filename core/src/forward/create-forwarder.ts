@@ -14,6 +14,7 @@ export const FORWARDER_DEFAULTS: Readonly<ForwarderSettings> = Object.freeze({
   maxConnections: 10_000,
   maxConnectionsPerEndpoint: 1_000,
   idleTimeoutMs: 3_600_000,
+  firstByteTimeoutMs: 30_000,
   handshakeTimeoutMs: 10_000,
   connRequestTimeoutMs: 10_000,
   drainTimeoutMs: 5_000,
@@ -87,7 +88,7 @@ export async function createForwarder({ logger, settings = {}, ingress }: Create
       logger.info({ workers }, 'forwarding on the main thread: a custom host lookup cannot run in worker threads')
     } else {
       try {
-        const pool = await WorkerPoolForwarder.create({ logger, workers, dialer, idleTimeoutMs: s.idleTimeoutMs, limits, maxYoungGenerationMib: s.maxYoungGenerationMib, youngGcEveryMib: s.youngGcEveryMib })
+        const pool = await WorkerPoolForwarder.create({ logger, workers, dialer, idleTimeoutMs: s.idleTimeoutMs, firstByteTimeoutMs: s.firstByteTimeoutMs, limits, maxYoungGenerationMib: s.maxYoungGenerationMib, youngGcEveryMib: s.youngGcEveryMib })
         logger.debug({ workers }, `forwarding in ${workers} worker threads`)
         return pool
       } catch (e) {
@@ -95,7 +96,7 @@ export async function createForwarder({ logger, settings = {}, ingress }: Create
       }
     }
   }
-  return new InThreadForwarder({ dialer: new IngressDialer({ logger, ...dialer }), logger, idleTimeoutMs: s.idleTimeoutMs, limits, ownsDialer: true })
+  return new InThreadForwarder({ dialer: new IngressDialer({ logger, ...dialer }), logger, idleTimeoutMs: s.idleTimeoutMs, firstByteTimeoutMs: s.firstByteTimeoutMs, limits, ownsDialer: true })
 }
 
 function availableCores(): number {

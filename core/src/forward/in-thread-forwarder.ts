@@ -13,6 +13,8 @@ export interface InThreadForwarderOptions {
   logger: Logger
   /** Close a forwarded connection after this many ms without a byte either way. 0 (default) = never. */
   idleTimeoutMs?: number
+  /** Close a forwarded connection on which no byte has passed either way after this many ms. 0 (default) = only the idle timeout. */
+  firstByteTimeoutMs?: number
   /** `forwarder.max_connections` and `forwarder.max_connections_per_endpoint`. Default: no limits. */
   limits?: ConnectionLimitOptions
   /** `close()` closes the dialer too (its connections dialled ahead). Default false: the dialer is the caller's. */
@@ -60,12 +62,14 @@ export class InThreadForwarder extends ListeningForwarder<Conn> {
   readonly forwarder = 'in-thread'
   private readonly dialer: Dialer
   private readonly idleTimeoutMs: number
+  private readonly firstByteTimeoutMs: number
   private readonly ownsDialer: boolean
 
   constructor(options: InThreadForwarderOptions) {
     super({ logger: options.logger, limits: options.limits, localAddresses: options.localAddresses })
     this.dialer = options.dialer
     this.idleTimeoutMs = options.idleTimeoutMs ?? 0
+    this.firstByteTimeoutMs = options.firstByteTimeoutMs ?? 0
     this.ownsDialer = options.ownsDialer ?? false
   }
 
@@ -97,6 +101,7 @@ export class InThreadForwarder extends ListeningForwarder<Conn> {
       hostname: target.hostname,
       port: target.port,
       idleTimeoutMs: this.idleTimeoutMs,
+      firstByteTimeoutMs: this.firstByteTimeoutMs,
       rewriteHost: entry.rewriteHost,
       logger: this.logger,
       onHandshake: (ms) => this.recordHandshake(entry, ms),

@@ -37,6 +37,7 @@ export interface PoolWorkerData {
   channel: string
   dialer: PoolDialerSettings
   idleTimeoutMs: number
+  firstByteTimeoutMs: number
   /** See `collectYoungGarbageEvery`; 0 = V8 decides. */
   youngGcEveryMib: number
 }

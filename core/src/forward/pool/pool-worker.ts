@@ -199,6 +199,7 @@ async function carry(task: PoolTask, o: Open): Promise<PoolTaskResult> {
     hostname: task.hostname,
     port: task.port,
     idleTimeoutMs: data!.idleTimeoutMs,
+    firstByteTimeoutMs: data!.firstByteTimeoutMs,
     rewriteHost: task.rewriteHost,
     logger: workerLogger,
     acceptedAt: task.acceptedAt - performance.timeOrigin,

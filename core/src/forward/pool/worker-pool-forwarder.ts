@@ -45,6 +45,8 @@ export interface WorkerPoolForwarderOptions {
   dialer: Omit<IngressDialerOptions, 'logger' | 'lookup'>
   /** Close a forwarded connection after this many ms without a byte either way. 0 (default) = never. */
   idleTimeoutMs?: number
+  /** Close a forwarded connection on which no byte has passed either way after this many ms. 0 (default) = only the idle timeout. */
+  firstByteTimeoutMs?: number
   limits?: ConnectionLimitOptions
   /** Each worker's young generation, MiB (`resourceLimits.maxYoungGenerationSizeMb`); 0 or unset = V8's default. */
   maxYoungGenerationMib?: number
@@ -163,6 +165,7 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
       channel: `ngrokd-pool-${randomUUID()}`,
       dialer,
       idleTimeoutMs: options.idleTimeoutMs ?? 0,
+      firstByteTimeoutMs: options.firstByteTimeoutMs ?? 0,
       youngGcEveryMib: options.youngGcEveryMib ?? 0,
     }
     this.channel = new BroadcastChannel(workerData.channel)
