@@ -1,10 +1,54 @@
-import { open, rename, stat, unlink, mkdir } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
 import { dirname, basename, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 
 export interface AtomicWriteOptions {
   /** File mode of the new file, e.g. 0o600 for keys. Applied before any byte is written. */
   mode?: number
+  /** Owner of the new file, set before it is renamed into place (needs the privilege to chown). */
+  owner?: { uid: number; gid: number }
+}
+
+/** A complete, fsync'd copy of the new content beside the file it is to replace. */
+export interface StagedFile {
+  /** `.<name>.<pid>.<8 hex digits>.tmp` in the directory of the file. */
+  readonly temp: string
+  /** Removes the temp file (when it is not used after all); errors are ignored. */
+  discard(): Promise<void>
+}
+
+/**
+ * `.<name>.<pid>.<random>.tmp`: the temp file of a write to `<name>` by process `pid`. The pid lets
+ * {@link removeStaleTempFiles} tell a file left by a killed writer from one being written now.
+ */
+const TEMP_NAME = /^\.(.+)\.(\d+)\.([0-9a-f]{8})\.tmp$/
+
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+}
+
+/**
+ * Writes `data` to a new temp file beside `path` (mode and owner set first, then the bytes, then
+ * fsync), for the caller to rename over `path` when it is ready. The temp file is removed if writing fails.
+ */
+export async function stageFile(path: string, data: string | Uint8Array, { mode = 0o644, owner }: AtomicWriteOptions = {}): Promise<StagedFile> {
+  const dir = dirname(path)
+  await mkdir(dir, { recursive: true })
+  const temp = tempPathFor(path)
+  const discard = () => unlink(temp).catch(() => {})
+  const handle = await open(temp, 'wx', mode)
+  try {
+    await handle.chmod(mode) // the umask may have narrowed it
+    if (owner) await handle.chown(owner.uid, owner.gid)
+    await handle.writeFile(data)
+    await handle.sync()
+  } catch (e) {
+    await handle.close().catch(() => {})
+    await discard()
+    throw e
+  }
+  await handle.close()
+  return { temp, discard }
 }
 
 /**
@@ -12,28 +56,57 @@ export interface AtomicWriteOptions {
  * never a mix: write a temp file beside it, fsync, rename over, fsync the directory.
  * Throws the rename error untouched (EBUSY on a bind-mounted file is the caller's to handle).
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, { mode = 0o644 }: AtomicWriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
+  const staged = await stageFile(path, data, options)
+  try {
+    await rename(staged.temp, path)
+  } catch (e) {
+    await staged.discard()
+    throw e
+  }
+  await fsyncDir(dirname(path))
+}
+
+/**
+ * Removes the temp files that writes to `path` by {@link stageFile} left behind when their process
+ * was killed: only regular files named `.<name of path>.<pid>.<8 hex digits>.tmp`, and only when no
+ * process `pid` is alive (a live pid, even one reused by another program, keeps its file). Returns
+ * the paths removed.
+ */
+export async function removeStaleTempFiles(path: string): Promise<string[]> {
   const dir = dirname(path)
-  await mkdir(dir, { recursive: true })
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
-  const handle = await open(temp, 'wx', mode)
+  const name = basename(path)
+  let entries: string[]
   try {
-    await handle.chmod(mode) // the umask may have narrowed or widened nothing, but be explicit
-    await handle.writeFile(data)
-    await handle.sync()
-  } catch (e) {
-    await handle.close().catch(() => {})
-    await unlink(temp).catch(() => {})
-    throw e
+    entries = await readdir(dir)
+  } catch {
+    return []
   }
-  await handle.close()
+  const removed: string[] = []
+  for (const entry of entries) {
+    const m = TEMP_NAME.exec(entry)
+    if (!m || m[1] !== name || isProcessAlive(Number(m[2]))) continue
+    const temp = join(dir, entry)
+    try {
+      if (!(await lstat(temp)).isFile()) continue
+      await unlink(temp)
+      removed.push(temp)
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+  return removed
+}
+
+/** True when a process with this pid exists (also one of another user: EPERM). */
+export function isProcessAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false
   try {
-    await rename(temp, path)
+    process.kill(pid, 0)
+    return true
   } catch (e) {
-    await unlink(temp).catch(() => {})
-    throw e
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
-  await fsyncDir(dir)
 }
 
 /** fsyncs a directory so that a rename in it survives a power cut. */
