@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { updateHostsText, parseHostsBlock, HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END } from './hosts-block.js'
+import { updateHostsBytes, updateHostsText, parseHostsBlock, HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END } from './hosts-block.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 
 const B = HOSTS_BLOCK_BEGIN
@@ -150,5 +150,40 @@ describe('parseHostsBlock', () => {
     const info = parseHostsBlock('127.0.0.1 localhost')
     assert.deepEqual(info.records, [])
     assert.equal(info.blocks, 0)
+  })
+})
+
+describe('updateHostsBytes', () => {
+  it('keeps every byte outside the block, UTF-8 or not', () => {
+    const original = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]), // byte order mark
+      Buffer.from('127.0.0.1 localhost\r\n10.0.0.1 caf'),
+      Buffer.from([0xc3, 0xa9]), // é in UTF-8
+      Buffer.from('.example # '),
+      Buffer.from([0xe9, 0xff, 0x80, 0x00]), // latin-1 é, bytes that are never UTF-8, a NUL
+      Buffer.from('\r\n'),
+    ])
+    const added = updateHostsBytes(original, [API])
+    assert.equal(added.changed, true)
+    assert.deepEqual(added.data.subarray(0, original.length), original)
+    assert.equal(added.data.subarray(original.length).toString('latin1'), `${B}\r\n10.107.0.2\tapi.prod\r\n${E}\r\n`)
+    assert.deepEqual(updateHostsBytes(added.data, []).data, original)
+    assert.equal(updateHostsBytes(added.data, [API]).changed, false)
+  })
+
+  it('recognises a marker behind a byte order mark', () => {
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${B}\n10.107.0.2\tapi.prod\n${E}\n127.0.0.1 localhost\n`)])
+    assert.deepEqual(parseHostsBlock(bytes).records, [API])
+    assert.equal(updateHostsBytes(bytes, []).data.toString('latin1'), '127.0.0.1 localhost\n')
+  })
+
+  it('splits fields on ASCII white space only, as the C library does', () => {
+    // U+00E0 (à) is C3 A0 in UTF-8 and U+00C5 (Å) is C3 85: in a latin1 view, A0 and 85 look like white space to JS
+    const line = Buffer.concat([Buffer.from('10.0.0.1 api.prod'), Buffer.from([0xc3, 0xa0]), Buffer.from(' x'), Buffer.from([0xc3, 0x85]), Buffer.from('db.prod\n')])
+    const info = parseHostsBlock(line)
+    assert.equal(info.userHostnames.has('api.prod'), false)
+    assert.equal(info.userHostnames.has('db.prod'), false)
+    assert.deepEqual(updateHostsBytes(line, [API, DB]).userConflicts, [])
+    assert.deepEqual(updateHostsBytes(Buffer.from('10.0.0.1\tapi.prod\vdb.prod\n'), [API, DB]).userConflicts, ['api.prod', 'db.prod'])
   })
 })

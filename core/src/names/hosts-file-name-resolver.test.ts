@@ -2,14 +2,14 @@ import { describe, it, before, after, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, lstat, writeFile, readlink } from 'node:fs/promises'
-import { existsSync, readFileSync, readlinkSync, renameSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync, renameSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { createHash } from 'node:crypto'
-import { HostsFileNameResolver, HOSTS_BACKUP_FILE, HOSTS_FROZEN_FILE, HOSTS_INFLIGHT_FILE, HOSTS_NEXT_FILE } from './hosts-file-name-resolver.js'
+import { HostsFileNameResolver, HOSTS_BACKUP_FILE, HOSTS_FROZEN_FILE, HOSTS_INFLIGHT_FILE, HOSTS_NEXT_FILE, HOSTS_UNMERGED_FILE } from './hosts-file-name-resolver.js'
 import { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, parseHostsBlock, updateHostsText } from './hosts-block.js'
 import { appendedNumbers, appendedText, rewriteWhileAppending } from './test-fixtures/concurrent-append.js'
 import { TestFramework } from '../testing/test-framework.js'
@@ -417,6 +417,38 @@ describe('HostsFileNameResolver keeps what is not its own', () => {
       assert.deepEqual(parseHostsBlock(text).records, last)
     })
   }
+
+  const leasesHere = process.platform === 'linux' ? false : 'needs Linux file leases to know who still writes a replaced copy'
+  it('carries over lines written to the replaced copy by a program that had it open across the rename', { skip: leasesHere }, async () => {
+    await writeFile(hosts, '127.0.0.1 localhost\n')
+    const names = new HostsFileNameResolver({ path: hosts, stateDir })
+    await names.open()
+    const early = openSync(hosts, 'a') // opened before the rename, like `echo … >> /etc/hosts` at that moment
+    await names.publish({ records: [API] })
+    writeSync(early, '10.0.0.1 early.example\n') // lands in the replaced copy
+    assert.doesNotMatch(await readFile(hosts, 'utf8'), /early/)
+    assert.deepEqual(await names.publish({ records: [API] }), { changed: true }, 'the next publish carries it over')
+    assert.equal(await readFile(hosts, 'utf8'), `127.0.0.1 localhost\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n${HOSTS_BLOCK_END}\n10.0.0.1 early.example\n`)
+    writeSync(early, '10.0.0.2 later.example\n') // still open for writing: still watched
+    closeSync(early)
+    await names.close() // close() carries over what came since
+    assert.match(await readFile(hosts, 'utf8'), /10\.0\.0\.1 early\.example\n10\.0\.0\.2 later\.example\n$/)
+  })
+
+  it('saves an edit to a replaced copy that is not an append, and says so', { skip: leasesHere }, async () => {
+    await writeFile(hosts, '127.0.0.1 localhost\n')
+    const logger = recordingLogger()
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
+    await names.open()
+    const early = openSync(hosts, 'r+')
+    await names.publish({ records: [API] })
+    writeSync(early, '127.0.0.2', 0) // an edit in the middle of the replaced copy
+    closeSync(early)
+    assert.deepEqual(await names.publish({ records: [API] }), { changed: false })
+    assert.equal(await readFile(join(stateDir, HOSTS_UNMERGED_FILE), 'utf8'), '127.0.0.2 localhost\n')
+    assert.ok(logger.lines.some((l) => l.level === 'error' && /other than by appending/.test(l.msg)), JSON.stringify(logger.lines))
+    await names.close()
+  })
 
   describe('after an in-place write was interrupted (backup, new content and marker in state_dir)', () => {
     const OLD = Buffer.from(`127.0.0.1 localhost\n# mine\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n${HOSTS_BLOCK_END}\n10.0.0.9 after.example\n`)

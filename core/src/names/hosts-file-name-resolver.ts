@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, fstatSync, renameSync, statSync } from 'node:fs'
+import { appendFileSync, existsSync, fstatSync, mkdirSync, renameSync, statSync } from 'node:fs'
 import { access, constants, mkdir, open, readFile, realpath, stat, unlink, type FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { createHash } from 'node:crypto'
@@ -7,7 +7,7 @@ import type { Check } from '../contracts/check.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/name-resolver.js'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
-import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomic } from '../util/atomic-file.js'
+import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomic, writeFileAtomicSync } from '../util/atomic-file.js'
 import { parseHostsBlock, updateHostsBytes } from './hosts-block.js'
 import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rewrite.js'
 import { judgeInterruptedWrite, type InterruptedWriteState } from './interrupted-write.js'
@@ -294,7 +294,7 @@ export class HostsFileNameResolver implements NameResolver {
       this.warnConflicts(target, update.userConflicts)
       if (update.data.equals(current.data)) {
         await carry.commit(current.data)
-        this.thaw(target)
+        await this.thaw(target)
         return { changed: wrote }
       }
       if (!wrote) checkAborted(signal, 'publish') // last point before the file is touched
@@ -428,17 +428,19 @@ export class HostsFileNameResolver implements NameResolver {
     }
   }
 
-  private async saveBeforeInPlace(target: string, old: Buffer, next: Buffer): Promise<void> {
+  /** Synchronous: it may run while a write lease holds up every open() of the hosts file (see `in-place-rewrite.ts`). */
+  private saveBeforeInPlace(target: string, old: Buffer, next: Buffer): void {
     try {
-      await mkdir(this.stateDir, { recursive: true, mode: 0o700 })
-      await Promise.all([writeFileAtomic(this.backupPath, old, { mode: 0o600 }), writeFileAtomic(this.nextPath, next, { mode: 0o600 })])
+      mkdirSync(this.stateDir, { recursive: true, mode: 0o700 })
+      writeFileAtomicSync(this.backupPath, old, { mode: 0o600 })
+      writeFileAtomicSync(this.nextPath, next, { mode: 0o600 })
       const marker: InflightMarker = {
         path: target,
         startedAt: new Date().toISOString(),
         old: { size: old.length, sha256: sha256(old) },
         new: { size: next.length, sha256: sha256(next) },
       }
-      await writeFileAtomic(this.inflightPath, JSON.stringify(marker) + '\n', { mode: 0o600 })
+      writeFileAtomicSync(this.inflightPath, Buffer.from(JSON.stringify(marker) + '\n'), { mode: 0o600 })
     } catch (e) {
       throw new NgrokdError('NGROKD_ERR_STATE', `hosts-file: cannot save a backup in ${this.stateDir} before rewriting ${target}: ${errno(e) ?? String(e)}`, {
         cause: e,
@@ -494,7 +496,7 @@ export class HostsFileNameResolver implements NameResolver {
     if (state === 'torn') {
       try {
         // only over the torn content judged: a file changed meanwhile is judged again next time
-        const restored = await rewriteInPlace(path, { desired: (now) => (now.equals(file) ? old : now), prepare: async () => {}, leases: this.leases })
+        const restored = await rewriteInPlace(path, { desired: (now) => (now.equals(file) ? old : now), prepare: () => {}, leases: this.leases })
         if (!restored) throw new Error(`${path} changed while it was being restored`)
       } catch (e) {
         throw await this.freeze(path, e, { verb: 'restore', damaged: true })
@@ -544,11 +546,11 @@ export class HostsFileNameResolver implements NameResolver {
     return new NgrokdError('NGROKD_ERR_NAMES_FROZEN', message, { cause: e instanceof InPlaceWriteFailure ? e.cause : e, hint })
   }
 
-  private thaw(target: string): void {
+  private async thaw(target: string): Promise<void> {
     if (!this.frozen) return
     const since = this.frozen.since
     this.frozen = undefined
-    void unlink(this.frozenPath).catch(() => {})
+    await unlink(this.frozenPath).catch(() => {})
     this.logger.info({ path: target }, `hosts-file: names are published again in ${target} (frozen since ${since})`)
   }
 

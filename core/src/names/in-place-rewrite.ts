@@ -1,6 +1,5 @@
-import { closeSync, fstatSync, ftruncateSync, fsync, openSync, readSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { promisify } from 'node:util'
 import { RESERVE_BYTE } from './interrupted-write.js'
 import type { Leases } from './leases.js'
 
@@ -23,8 +22,11 @@ export class InPlaceWriteFailure extends Error {
 export interface InPlaceRewriteOptions {
   /** The content to put over `current`; the same bytes when there is nothing to change. */
   desired(current: Buffer): Buffer
-  /** Awaited before the file is touched, with what will be written over what (the caller saves its backup). */
-  prepare(old: Buffer, next: Buffer): Promise<void>
+  /**
+   * Called before the file is touched, with what will be written over what (the caller saves its
+   * backup there). Synchronous: it may run while the lease is held (see below).
+   */
+  prepare(old: Buffer, next: Buffer): void
   leases?: Leases
   /** How often to ask for the write lease while another program has the file open (2 ms apart). Default 50. */
   leaseAttempts?: number
@@ -49,6 +51,10 @@ export interface InPlaceRewriteOptions {
  *    program appended meanwhile.
  * 5. fsync, then the file is read back: it must start with the new content.
  *
+ * From the lease on, everything is a synchronous system call: while the lease is held, every open()
+ * of the file waits — also this process's own (a name lookup reads the hosts file in libuv's thread
+ * pool), so nothing held may wait on that pool.
+ *
  * A failure in steps 3–5 writes the old content back and cuts the file to its length:
  * {@link InPlaceWriteFailure} says whether that worked. Failing to open the file throws as is (nothing
  * was touched). Returns what was written over what, or `undefined` when nothing was written.
@@ -60,21 +66,22 @@ export async function rewriteInPlace(path: string, { desired, prepare, leases, l
     let old = readAllSync(fd)
     let next = desired(old)
     if (next.equals(old)) return undefined
-    await prepare(old, next) // before the lease: readers are not held up while the caller saves its backup
+    prepare(old, next) // before the lease: readers are not held up while the caller saves its backup
     leased = await takeLease(fd, leases, leaseAttempts)
+    // from here on, no await until the lease is released
     const now = readAllSync(fd)
     if (!now.equals(old)) {
       if (!leased) return undefined
       old = now
       next = desired(old)
       if (next.equals(old)) return undefined
-      await prepare(old, next)
+      prepare(old, next)
     }
     try {
       if (next.length > old.length) writeAllSync(fd, Buffer.alloc(next.length - old.length, RESERVE_BYTE), old.length)
       writeAllSync(fd, next, 0)
       if (next.length < old.length) truncateCarrying(fd, old.length, next)
-      await promisify(fsync)(fd)
+      fsyncSync(fd)
       const back = readAllSync(fd)
       if (!back.subarray(0, next.length).equals(next)) throw new Error('the file read back differs from what was written')
       return { old, next }
@@ -87,6 +94,7 @@ export async function rewriteInPlace(path: string, { desired, prepare, leases, l
   }
 }
 
+/** Resolves holding the lease (true) or without one; the waiting happens before it is held. */
 async function takeLease(fd: number, leases: Leases | undefined, attempts: number): Promise<boolean> {
   if (!leases) return false
   for (let i = 0; i < attempts; i++) {

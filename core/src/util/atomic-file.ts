@@ -1,3 +1,4 @@
+import { closeSync, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
 import { dirname, basename, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -65,6 +66,43 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     throw e
   }
   await fsyncDir(dirname(path))
+}
+
+/**
+ * {@link writeFileAtomic} in synchronous system calls only, for code that must not wait on libuv's
+ * thread pool (e.g. while holding a lease that makes other opens of a file wait).
+ */
+export function writeFileAtomicSync(path: string, data: Uint8Array, { mode = 0o644, owner }: AtomicWriteOptions = {}): void {
+  const dir = dirname(path)
+  mkdirSync(dir, { recursive: true })
+  const temp = tempPathFor(path)
+  const fd = openSync(temp, 'wx', mode)
+  try {
+    try {
+      fchmodSync(fd, mode)
+      if (owner) fchownSync(fd, owner.uid, owner.gid)
+      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(temp, path)
+  } catch (e) {
+    try {
+      unlinkSync(temp)
+    } catch {
+      // never created, or renamed already
+    }
+    throw e
+  }
+  const dirFd = openSync(dir, 'r')
+  try {
+    fsyncSync(dirFd)
+  } catch {
+    // some file systems refuse fsync on directories; the rename itself is still atomic
+  } finally {
+    closeSync(dirFd)
+  }
 }
 
 /**
