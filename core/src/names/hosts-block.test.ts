@@ -100,6 +100,14 @@ describe('updateHostsText', () => {
     assert.equal(updateHostsText(original, []).text, 'a\nb\nc\n')
   })
 
+  it('handles a file of 300,000 lines (ad-blocking hosts lists are that long)', () => {
+    const original = '0.0.0.0 ads.example\n'.repeat(300_000)
+    const r = updateHostsText(original, [API])
+    assert.equal(r.text, `${original}${B}\n10.107.0.2\tapi.prod\n${E}\n`)
+    assert.equal(updateHostsText(r.text, [API, DB]).text.length, r.text.length + '10.107.0.3\tdb.prod\n'.length)
+    assert.equal(updateHostsText(r.text, []).text, original)
+  })
+
   it('recognises markers with a different suffix and surrounding spaces', () => {
     const original = `x\n  # BEGIN ngrokd managed block — do not edit\n10.1.1.1\tx.prod\n# END ngrokd managed block  \n`
     assert.equal(updateHostsText(original, []).text, 'x\n')

@@ -183,6 +183,11 @@ function checkRecords(records: readonly NameRecord[]): NameRecord[] {
   return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([hostname, address]) => ({ hostname, address }))
 }
 
+/** `out.push(...from.slice(start, end))` without spreading: a hosts file may have 100,000s of lines. */
+function pushAll(out: Line[], from: readonly Line[], start = 0, end = from.length): void {
+  for (let i = start; i < end; i++) out.push(from[i]!)
+}
+
 function latin1(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
 }
@@ -224,30 +229,30 @@ export function updateHostsText(original: string, records: readonly NameRecord[]
 
   const out: Line[] = []
   if (blocks.length === 0) {
-    out.push(...lines)
+    pushAll(out, lines)
     if (sorted.length > 0) {
       const last = out[out.length - 1]
       if (last && last.eol === '') {
         out[out.length - 1] = { ...last, eol }
-        out.push(...blockLines(''))
+        pushAll(out, blockLines(''))
       } else {
-        out.push(...blockLines(eol))
+        pushAll(out, blockLines(eol))
       }
     }
   } else {
     let i = 0
     blocks.forEach((b, n) => {
-      out.push(...lines.slice(i, b.begin))
+      pushAll(out, lines, i, b.begin)
       const endEol = lines[b.end]!.eol
       if (n === 0 && sorted.length > 0) {
-        out.push(...blockLines(endEol))
+        pushAll(out, blockLines(endEol))
       } else if (endEol === '' && out.length > 0) {
         // This block ended the file without a newline: the newline before it was ours.
         out[out.length - 1] = { ...out[out.length - 1]!, eol: '' }
       }
       i = b.end + 1
     })
-    out.push(...lines.slice(i))
+    pushAll(out, lines, i)
   }
 
   const text = out.map((l) => l.text + l.eol).join('')

@@ -1,7 +1,7 @@
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, lstat, writeFile, readlink } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, lstat, writeFile, readlink } from 'node:fs/promises'
 import { closeSync, existsSync, openSync, readFileSync, readlinkSync, renameSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -502,6 +502,14 @@ describe('HostsFileNameResolver keeps what is not its own', () => {
       join(dir, `hosts.${dead}.0a1b2c3d.tmp`),
     ]
     for (const f of [...ours, ...kept]) await writeFile(f, 'x')
+    // and one left the real way: a writer killed (SIGKILL) between writing its temp file and the rename
+    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+    const atomic = new URL(`../util/atomic-file${ext}`, import.meta.url).href
+    const killed = spawnSync(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--test')), '--input-type=module', '-e', `const { stageFile } = await import(${JSON.stringify(atomic)}); await stageFile(${JSON.stringify(hosts)}, 'half'); process.kill(process.pid, 'SIGKILL')`])
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr?.toString())
+    const leftByKill = (await readdir(dir)).filter((f) => f.startsWith(`.hosts.${killed.pid}.`))
+    assert.equal(leftByKill.length, 1, 'the killed writer left its temp file')
+    ours.push(join(dir, leftByKill[0]!))
     const keptDir = join(dir, `.hosts.${dead}.00000000.tmp`) // a directory: never ours
     await mkdir(keptDir)
     const keptLink = join(dir, `.hosts.${dead}.11111111.tmp`) // a symlink: never ours
