@@ -106,6 +106,7 @@ const statusCommand = defineCommand({
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
       `last poll:  ${poll ? `${poll.at} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
+      ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${status.names.since}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
       ...trafficLines(status.traffic),
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
     ]
@@ -163,6 +164,7 @@ const listCommand = defineCommand({
       row.states.add(s.state)
       row.conns += s.openConnections
       if (s.error) row.errors.push(`${s.port}: ${s.error.message}`)
+      if (s.nameError) row.errors.push(`${s.port}: name not updated: ${s.nameError.message}`)
       rows.set(key, row)
     }
     const networkMode = [...rows.values()].some((r) => r.network.length > 0)

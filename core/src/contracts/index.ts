@@ -9,5 +9,5 @@ export {
   type AddressChange,
 } from './interface.js'
 export type { Allocator, AllocatorOpenOptions, Allocation, AllocationEntry } from './allocator.js'
-export type { NameResolver, NameRecord } from './name-resolver.js'
+export type { NameResolver, NameRecord, NameResolverHealth } from './name-resolver.js'
 export type { Forwarder, ForwardTarget, ListenOptions, ListenerStatus, EndpointProto } from './forwarder.js'

@@ -1,4 +1,5 @@
 import type { Check } from './check.js'
+import type { NgrokdErrorCode } from '../errors/codes.js'
 
 export interface NameRecord {
   /** Already validated by the core (see `validateHostname`). */
@@ -18,6 +19,9 @@ export interface NameRecord {
  * - `open()` recovers from an interrupted earlier write.
  * - `list()` reads back what is really published.
  * - `close()` may be called more than once and does not unpublish.
+ * - A resolver that can fail to write in a way that needs repair (a full disk) may implement
+ *   `health()`: while it says `frozen`, `publish()` refuses name changes with
+ *   `NGROKD_ERR_NAMES_FROZEN` and tries again on every call; everything already published stays.
  */
 export interface NameResolver {
   readonly resolver: string
@@ -26,4 +30,14 @@ export interface NameResolver {
   list(): Promise<NameRecord[]>
   close(): Promise<void>
   diagnose(): Promise<Check[]>
+  /** Optional. Cheap and synchronous: the daemon calls it on every status request. */
+  health?(): NameResolverHealth
 }
+
+/**
+ * `ok`, or `frozen` after a failed write: name changes wait until a write succeeds (the resolver
+ * tries again on every `publish()`); names published before stay. `error` names what failed and the fix.
+ */
+export type NameResolverHealth =
+  | { state: 'ok' }
+  | { state: 'frozen'; /** ISO time of the first failure. */ since: string; error: { code: NgrokdErrorCode; message: string; hint?: string } }

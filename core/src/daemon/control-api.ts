@@ -1,4 +1,5 @@
 import type { InterfaceInfo } from '../contracts/interface.js'
+import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import type { ListenerStatus } from '../contracts/forwarder.js'
 import { controlRequest } from '../control/control-client.js'
 import type { ControlRoutes } from '../control/control-server.js'
@@ -62,6 +63,8 @@ export interface DaemonStatus {
   driver?: string
   interface?: InterfaceInfo
   subnet?: string
+  /** The name resolver: `frozen` while it refuses changes after a failed write (names published before still resolve). */
+  names: NameResolverHealth
   pollIntervalMs: number
   lastPoll?: PollStatus
   services: { total: number; serving: number; error: number }

@@ -11,7 +11,8 @@ import { ControlServer } from '../control/control-server.js'
 import { PrometheusServer, type MetricsSnapshot } from '../metrics/prometheus.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION, USER_AGENT } from '../version.js'
-import { FORWARDER } from '../di/tokens.js'
+import { FORWARDER, NAME_RESOLVER } from '../di/tokens.js'
+import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import { NetworkPorts } from '../network/network-ports.js'
 import { ApiKeySource } from './api-key-source.js'
 import { controlRoutes, trafficTotals, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
@@ -277,6 +278,7 @@ export class Daemon {
       driver: this.scope?.driverName,
       interface: this.scope?.interfaceInfo,
       subnet: this.scope?.subnet,
+      names: this.nameResolverHealth(),
       pollIntervalMs: this.config.boundEndpoints.pollIntervalMs,
       lastPoll: this.poller?.last,
       services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },
@@ -284,6 +286,10 @@ export class Daemon {
       traffic: trafficTotals(listeners),
       metrics: this.config.metrics.prometheusListen ? `http://${this.config.metrics.prometheusListen}/metrics` : undefined,
     }
+  }
+
+  private nameResolverHealth(): NameResolverHealth {
+    return this.scope?.scope.isRegistered(NAME_RESOLVER) ? (this.scope.scope.resolve(NAME_RESOLVER).health?.() ?? { state: 'ok' }) : { state: 'ok' }
   }
 
   private listeners(): ListenerStatus[] {

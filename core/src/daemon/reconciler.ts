@@ -24,6 +24,11 @@ export interface ServiceState {
   error?: { code?: string; message: string }
   /** Network mode: where other machines reach this service (`net.network.listen`:port). */
   network?: NetworkExposure
+  /**
+   * The name resolver refuses changes until a failed write is repaired (NGROKD_ERR_NAMES_FROZEN): the
+   * service serves, but a name it needs published (or unpublished) waits. Names published before still resolve.
+   */
+  nameError?: { code?: string; message: string }
 }
 
 export interface NetworkExposure {
@@ -360,7 +365,15 @@ export class Reconciler {
     try {
       if ((await this.names.publish({ records })).changed) pass.report.namesChanged = true
     } catch (e) {
-      for (const st of pass.states.values()) if (records.some((r) => r.hostname === st.hostname)) pass.fail(st, e)
+      const published = new Set(records.map((r) => r.hostname))
+      // a frozen resolver (its last write failed and was undone) keeps what it published: serve on, say why
+      const frozen = isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN')
+      for (const st of pass.states.values()) {
+        if (!published.has(st.hostname)) continue
+        if (frozen) st.nameError = errorOf(e)
+        else pass.fail(st, e)
+      }
+      if (frozen) this.logger.debug({ err: e }, `names not updated: ${formatError(e)}`)
     }
   }
 

@@ -14,6 +14,7 @@ export const errorCodes = {
   NGROKD_ERR_ADDRESS_CONFLICT: 'net.subnet overlaps an address or route already on the machine',
   NGROKD_ERR_HOSTS_FILE: 'the hosts file could not be read or written',
   NGROKD_ERR_RESOLVER_FILE: 'a macOS /etc/resolver file could not be read, written or removed',
+  NGROKD_ERR_NAMES_FROZEN: 'name changes are stopped after a failed write of the hosts file, until a write succeeds',
   NGROKD_ERR_STATE: 'the state directory could not be read or written',
   NGROKD_ERR_API: 'the ngrok API answered with an error',
   NGROKD_ERR_API_UNREACHABLE: 'the ngrok API could not be reached',

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { updateHostsText, parseHostsBlock, HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END } from './hosts-block.js'
+import { updateHostsBytes, updateHostsText, parseHostsBlock, HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END } from './hosts-block.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 
 const B = HOSTS_BLOCK_BEGIN
@@ -100,6 +100,14 @@ describe('updateHostsText', () => {
     assert.equal(updateHostsText(original, []).text, 'a\nb\nc\n')
   })
 
+  it('handles a file of 300,000 lines (ad-blocking hosts lists are that long)', () => {
+    const original = '0.0.0.0 ads.example\n'.repeat(300_000)
+    const r = updateHostsText(original, [API])
+    assert.equal(r.text, `${original}${B}\n10.107.0.2\tapi.prod\n${E}\n`)
+    assert.equal(updateHostsText(r.text, [API, DB]).text.length, r.text.length + '10.107.0.3\tdb.prod\n'.length)
+    assert.equal(updateHostsText(r.text, []).text, original)
+  })
+
   it('recognises markers with a different suffix and surrounding spaces', () => {
     const original = `x\n  # BEGIN ngrokd managed block — do not edit\n10.1.1.1\tx.prod\n# END ngrokd managed block  \n`
     assert.equal(updateHostsText(original, []).text, 'x\n')
@@ -150,5 +158,40 @@ describe('parseHostsBlock', () => {
     const info = parseHostsBlock('127.0.0.1 localhost')
     assert.deepEqual(info.records, [])
     assert.equal(info.blocks, 0)
+  })
+})
+
+describe('updateHostsBytes', () => {
+  it('keeps every byte outside the block, UTF-8 or not', () => {
+    const original = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]), // byte order mark
+      Buffer.from('127.0.0.1 localhost\r\n10.0.0.1 caf'),
+      Buffer.from([0xc3, 0xa9]), // é in UTF-8
+      Buffer.from('.example # '),
+      Buffer.from([0xe9, 0xff, 0x80, 0x00]), // latin-1 é, bytes that are never UTF-8, a NUL
+      Buffer.from('\r\n'),
+    ])
+    const added = updateHostsBytes(original, [API])
+    assert.equal(added.changed, true)
+    assert.deepEqual(added.data.subarray(0, original.length), original)
+    assert.equal(added.data.subarray(original.length).toString('latin1'), `${B}\r\n10.107.0.2\tapi.prod\r\n${E}\r\n`)
+    assert.deepEqual(updateHostsBytes(added.data, []).data, original)
+    assert.equal(updateHostsBytes(added.data, [API]).changed, false)
+  })
+
+  it('recognises a marker behind a byte order mark', () => {
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${B}\n10.107.0.2\tapi.prod\n${E}\n127.0.0.1 localhost\n`)])
+    assert.deepEqual(parseHostsBlock(bytes).records, [API])
+    assert.equal(updateHostsBytes(bytes, []).data.toString('latin1'), '127.0.0.1 localhost\n')
+  })
+
+  it('splits fields on ASCII white space only, as the C library does', () => {
+    // U+00E0 (à) is C3 A0 in UTF-8 and U+00C5 (Å) is C3 85: in a latin1 view, A0 and 85 look like white space to JS
+    const line = Buffer.concat([Buffer.from('10.0.0.1 api.prod'), Buffer.from([0xc3, 0xa0]), Buffer.from(' x'), Buffer.from([0xc3, 0x85]), Buffer.from('db.prod\n')])
+    const info = parseHostsBlock(line)
+    assert.equal(info.userHostnames.has('api.prod'), false)
+    assert.equal(info.userHostnames.has('db.prod'), false)
+    assert.deepEqual(updateHostsBytes(line, [API, DB]).userConflicts, [])
+    assert.deepEqual(updateHostsBytes(Buffer.from('10.0.0.1\tapi.prod\vdb.prod\n'), [API, DB]).userConflicts, ['api.prod', 'db.prod'])
   })
 })

@@ -7,8 +7,10 @@
  *   # END ngrokd managed block
  *
  * Rules:
- * - Every byte outside the block is kept as it is. The block uses the file's line ending (that
- *   of its first line; LF for a file without one).
+ * - Every byte outside the block is kept as it is. Files are handled as bytes
+ *   ({@link updateHostsBytes}): each byte is one character of a latin1 view, so text that is not
+ *   UTF-8 survives unchanged. The block is ASCII and uses the file's line ending (that of its first
+ *   line; LF for a file without one), so a CRLF file stays CRLF.
  * - A marker line is recognised by its prefix after trimming (`# BEGIN ngrokd managed block`,
  *   `# END ngrokd managed block`), so a hand-retyped suffix still matches.
  * - A BEGIN pairs with the first END after it with no BEGIN in between. Unpaired markers are
@@ -31,6 +33,13 @@ const END_PREFIX = '# END ngrokd managed block'
 
 export interface HostsUpdate {
   text: string
+  changed: boolean
+  /** Our hostnames that the user's own lines (outside the block) also name, sorted. */
+  userConflicts: string[]
+}
+
+export interface HostsBytesUpdate {
+  data: Buffer
   changed: boolean
   /** Our hostnames that the user's own lines (outside the block) also name, sorted. */
   userConflicts: string[]
@@ -77,8 +86,11 @@ function splitLines(text: string): Line[] {
   return lines
 }
 
+/** A UTF-8 byte order mark, as a decoded string or as the three bytes of a latin1 view. */
+const BOM = /^(?:\uFEFF|\u00EF\u00BB\u00BF)/
+
 function markerOf(line: string): 'begin' | 'end' | undefined {
-  const t = line.replace(/^\uFEFF/, '').trim()
+  const t = line.replace(BOM, '').trim()
   if (t.startsWith(BEGIN_PREFIX)) return 'begin'
   if (t.startsWith(END_PREFIX)) return 'end'
   return undefined
@@ -105,10 +117,14 @@ function parse(text: string): Parsed {
   return { lines, blocks, strays: strays.sort((a, b) => a - b), eol }
 }
 
-/** `<address> <name> <name>…` of one hosts line, comments stripped; undefined for blank/comment lines. */
+/**
+ * `<address> <name> <name>…` of one hosts line, comments stripped; undefined for blank/comment lines.
+ * Fields are split on ASCII white space only, as the C library does: in a latin1 view a byte of a
+ * UTF-8 character (0x85, 0xA0) is not a separator.
+ */
 function fieldsOf(line: string): string[] | undefined {
   const hash = line.indexOf('#')
-  const fields = (hash === -1 ? line : line.slice(0, hash)).trim().split(/\s+/)
+  const fields = (hash === -1 ? line : line.slice(0, hash)).split(/[ \t\v\f\r]+/).filter((f) => f !== '')
   return fields.length >= 2 ? fields : undefined
 }
 
@@ -116,9 +132,9 @@ function insideBlock(blocks: Parsed['blocks']): (i: number) => boolean {
   return (i) => blocks.some((b) => i >= b.begin && i <= b.end)
 }
 
-/** Reads the block(s) of a hosts file and what `doctor` needs to judge them. */
-export function parseHostsBlock(text: string): HostsBlockInfo {
-  const { lines, blocks, strays } = parse(text)
+/** Reads the block(s) of a hosts file (its bytes, or text) and what `doctor` needs to judge them. */
+export function parseHostsBlock(content: string | Uint8Array): HostsBlockInfo {
+  const { lines, blocks, strays } = parse(typeof content === 'string' ? content : latin1(content))
   const records: NameRecord[] = []
   const invalidLines: number[] = []
   const userHostnames = new Set<string>()
@@ -167,15 +183,31 @@ function checkRecords(records: readonly NameRecord[]): NameRecord[] {
   return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([hostname, address]) => ({ hostname, address }))
 }
 
+/** `out.push(...from.slice(start, end))` without spreading: a hosts file may have 100,000s of lines. */
+function pushAll(out: Line[], from: readonly Line[], start = 0, end = from.length): void {
+  for (let i = start; i < end; i++) out.push(from[i]!)
+}
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
+}
+
 /**
- * Returns `original` with the ngrokd block holding exactly `records` (or without a block when
- * `records` is empty). Pure: the caller reads and writes the file.
+ * The bytes of a hosts file with the ngrokd block holding exactly `records` (or without a block when
+ * `records` is empty); every other byte is kept. Pure: the caller reads and writes the file.
  *
  * ```ts
- * const { text, changed, userConflicts } = updateHostsText(await readFile('/etc/hosts', 'utf8'), [
- *   { hostname: 'api.prod', address: '10.107.0.2' },
- * ])
+ * const { data, changed } = updateHostsBytes(await readFile('/etc/hosts'), [{ hostname: 'api.prod', address: '10.107.0.2' }])
  * ```
+ */
+export function updateHostsBytes(original: Uint8Array, records: readonly NameRecord[]): HostsBytesUpdate {
+  const { text, changed, userConflicts } = updateHostsText(latin1(original), records)
+  return { data: Buffer.from(text, 'latin1'), changed, userConflicts }
+}
+
+/**
+ * {@link updateHostsBytes} on text: returns `original` with the ngrokd block holding exactly
+ * `records`. Every character outside the block is kept, so a latin1 view of bytes round-trips.
  */
 export function updateHostsText(original: string, records: readonly NameRecord[]): HostsUpdate {
   const sorted = checkRecords(records)
@@ -197,30 +229,30 @@ export function updateHostsText(original: string, records: readonly NameRecord[]
 
   const out: Line[] = []
   if (blocks.length === 0) {
-    out.push(...lines)
+    pushAll(out, lines)
     if (sorted.length > 0) {
       const last = out[out.length - 1]
       if (last && last.eol === '') {
         out[out.length - 1] = { ...last, eol }
-        out.push(...blockLines(''))
+        pushAll(out, blockLines(''))
       } else {
-        out.push(...blockLines(eol))
+        pushAll(out, blockLines(eol))
       }
     }
   } else {
     let i = 0
     blocks.forEach((b, n) => {
-      out.push(...lines.slice(i, b.begin))
+      pushAll(out, lines, i, b.begin)
       const endEol = lines[b.end]!.eol
       if (n === 0 && sorted.length > 0) {
-        out.push(...blockLines(endEol))
+        pushAll(out, blockLines(endEol))
       } else if (endEol === '' && out.length > 0) {
         // This block ended the file without a newline: the newline before it was ours.
         out[out.length - 1] = { ...out[out.length - 1]!, eol: '' }
       }
       i = b.end + 1
     })
-    out.push(...lines.slice(i))
+    pushAll(out, lines, i)
   }
 
   const text = out.map((l) => l.text + l.eol).join('')

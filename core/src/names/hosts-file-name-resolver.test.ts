@@ -1,15 +1,17 @@
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, lstat, writeFile, readlink } from 'node:fs/promises'
-import { existsSync, readFileSync, readlinkSync } from 'node:fs'
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, lstat, writeFile, readlink } from 'node:fs/promises'
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync, renameSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { HostsFileNameResolver, HOSTS_BACKUP_FILE, HOSTS_INFLIGHT_FILE } from './hosts-file-name-resolver.js'
-import { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, parseHostsBlock } from './hosts-block.js'
+import { createHash } from 'node:crypto'
+import { HostsFileNameResolver, HOSTS_BACKUP_FILE, HOSTS_FROZEN_FILE, HOSTS_INFLIGHT_FILE, HOSTS_NEXT_FILE, HOSTS_UNMERGED_FILE } from './hosts-file-name-resolver.js'
+import { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, parseHostsBlock, updateHostsText } from './hosts-block.js'
+import { appendedNumbers, appendedText, rewriteWhileAppending } from './test-fixtures/concurrent-append.js'
 import { TestFramework } from '../testing/test-framework.js'
 import { testNameResolver } from '../testing/suites/name-resolver-suite.js'
 
@@ -27,7 +29,9 @@ testNameResolver({
     new HostsFileNameResolver({
       path: join(dir, 'hosts'),
       stateDir: join(dir, 'state'),
-      replaceFile: async () => Promise.reject(Object.assign(new Error('EBUSY: resource busy'), { code: 'EBUSY' })),
+      rename: () => {
+        throw renameError('EBUSY')
+      },
     }),
   readBack,
 })
@@ -44,6 +48,21 @@ function recordingLogger(): Logger & { lines: Line[] } {
 
 function renameError(code: string): Error {
   return Object.assign(new Error(`${code}: rename failed`), { code })
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
+
+/**
+ * What ngrokd leaves when an in-place write from `old` to `next` is cut off: the backup, the new
+ * content and the marker in `stateDir` (the format documented on HOSTS_INFLIGHT_FILE), and `file`.
+ */
+async function leaveInterruptedWrite(at: { hosts: string; stateDir: string }, old: Buffer, next: Buffer, file: Buffer): Promise<void> {
+  await mkdir(at.stateDir, { recursive: true })
+  await writeFile(join(at.stateDir, HOSTS_BACKUP_FILE), old)
+  await writeFile(join(at.stateDir, HOSTS_NEXT_FILE), next)
+  const marker = { path: at.hosts, startedAt: new Date().toISOString(), old: { size: old.length, sha256: sha256(old) }, new: { size: next.length, sha256: sha256(next) } }
+  await writeFile(join(at.stateDir, HOSTS_INFLIGHT_FILE), JSON.stringify(marker))
+  await writeFile(at.hosts, file)
 }
 
 const API = { hostname: 'api.prod', address: '10.107.0.2' }
@@ -125,12 +144,12 @@ describe('HostsFileNameResolver', () => {
     it(`rewrites in place with a backup when rename fails with ${code}`, async () => {
       const logger = recordingLogger()
       let attempts = 0
-      const replaceFile = async () => {
+      const rename = () => {
         attempts++
         throw renameError(code)
       }
       const inode = (await stat(hosts)).ino
-      const names = new HostsFileNameResolver({ path: hosts, stateDir, logger, replaceFile })
+      const names = new HostsFileNameResolver({ path: hosts, stateDir, logger, rename })
       await names.open()
       assert.deepEqual(await names.publish({ records: [API, DB] }), { changed: true })
       assert.equal(await readFile(hosts, 'utf8'), `${ORIGINAL}\n${BLOCK}`)
@@ -149,17 +168,48 @@ describe('HostsFileNameResolver', () => {
     })
   }
 
-  it('reports other write failures as NGROKD_ERR_HOSTS_FILE and leaves the file alone', async () => {
-    const names = new HostsFileNameResolver({ path: hosts, stateDir, replaceFile: async () => Promise.reject(renameError('EIO')) })
+  it('freezes name changes on other write failures, leaves the file alone, and thaws when a write succeeds', async () => {
+    let fail = true
+    const logger = recordingLogger()
+    const rename = (from: string, to: string) => {
+      if (fail) throw renameError('EIO')
+      renameSync(from, to)
+    }
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger, rename })
     await names.open()
-    await assert.rejects(names.publish({ records: [API] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_HOSTS_FILE') && /EIO/.test(e.message))
+    assert.deepEqual(names.health(), { state: 'ok' })
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(
+        names.publish({ records: [API] }),
+        (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN') && e.message.includes(hosts) && /EIO/.test(e.message) && /tries again/.test(e.hint ?? ''),
+      )
+    }
     assert.equal(await readFile(hosts, 'utf8'), ORIGINAL)
+    const health = names.health()
+    assert.equal(health.state, 'frozen')
+    assert.match(health.state === 'frozen' ? health.error.message : '', /cannot write .*EIO.*keeps its previous content/)
+    assert.equal(logger.lines.filter((l) => l.level === 'error').length, 1, 'loud once, not on every retry')
+    // a restart keeps the state (doctor reads it too) until a write succeeds
+    const again = new HostsFileNameResolver({ path: hosts, stateDir, logger, rename })
+    await again.open()
+    assert.equal(again.health().state, 'frozen')
+    fail = false
+    assert.deepEqual(await again.publish({ records: [API] }), { changed: true })
+    assert.deepEqual(again.health(), { state: 'ok' })
+    assert.equal((await again.diagnose()).some((c) => c.id === 'hosts-file.frozen'), false)
+    assert.equal(existsSync(join(stateDir, HOSTS_FROZEN_FILE)), false)
   })
 
   it('rewrites in place when the directory refuses the temp file (EACCES) but the file itself is writable', async () => {
     // e.g. an unprivileged user namespace with a file of its own bind-mounted over /etc/hosts
     const inode = (await stat(hosts)).ino
-    const names = new HostsFileNameResolver({ path: hosts, stateDir, replaceFile: async () => Promise.reject(renameError('EACCES')) })
+    const names = new HostsFileNameResolver({
+      path: hosts,
+      stateDir,
+      rename: () => {
+        throw renameError('EACCES')
+      },
+    })
     await names.open()
     assert.deepEqual(await names.publish({ records: [API, DB] }), { changed: true })
     assert.equal(await readFile(hosts, 'utf8'), `${ORIGINAL}\n${BLOCK}`)
@@ -168,11 +218,8 @@ describe('HostsFileNameResolver', () => {
   })
 
   it('open() restores the file from the backup after an in-place write was cut off', async () => {
-    // What a crash halfway through the in-place write leaves behind: backup, marker, a torn file.
-    await mkdir(stateDir, { recursive: true })
-    await writeFile(join(stateDir, HOSTS_BACKUP_FILE), ORIGINAL)
-    await writeFile(join(stateDir, HOSTS_INFLIGHT_FILE), JSON.stringify({ path: hosts, startedAt: new Date().toISOString() }))
-    await writeFile(hosts, `${ORIGINAL}\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tap`)
+    // A crash while room was being reserved for the longer new content: the old content and newlines.
+    await leaveInterruptedWrite({ hosts, stateDir }, Buffer.from(ORIGINAL), Buffer.from(`${ORIGINAL}\n${BLOCK}`), Buffer.from(`${ORIGINAL}\n\n\n`))
     const inode = (await stat(hosts)).ino
     const logger = recordingLogger()
     const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
@@ -180,17 +227,17 @@ describe('HostsFileNameResolver', () => {
     assert.equal(await readFile(hosts, 'utf8'), ORIGINAL)
     assert.equal((await stat(hosts)).ino, inode) // restored in place: works on a bind mount too
     assert.equal(existsSync(join(stateDir, HOSTS_INFLIGHT_FILE)), false)
-    assert.ok(logger.lines.some((l) => l.level === 'warn' && /restored .* after an interrupted write/.test(l.msg)))
+    assert.ok(logger.lines.some((l) => l.level === 'warn' && /restored .* from .*: an in-place write of it was cut off/.test(l.msg)))
   })
 
   it('publish() before open() or after close() rejects; open() recovers before the first write', async () => {
-    await mkdir(stateDir, { recursive: true })
-    await writeFile(join(stateDir, HOSTS_BACKUP_FILE), ORIGINAL)
-    await writeFile(join(stateDir, HOSTS_INFLIGHT_FILE), JSON.stringify({ path: hosts }))
-    await writeFile(hosts, '127.0.0.1 loc') // torn: the user's lines are gone
+    // torn: the new content's start over the old one, whose last line is cut
+    const next = Buffer.from(`127.0.0.1 localhost\n${BLOCK}`)
+    const torn = Buffer.concat([next.subarray(0, 30), Buffer.from(ORIGINAL).subarray(30)])
+    await leaveInterruptedWrite({ hosts, stateDir }, Buffer.from(ORIGINAL), next, torn)
     const names = new HostsFileNameResolver({ path: hosts, stateDir })
     await assert.rejects(names.publish({ records: [API] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_MISUSE'))
-    assert.equal(await readFile(hosts, 'utf8'), '127.0.0.1 loc')
+    assert.deepEqual(await readFile(hosts), torn)
     await names.open()
     await names.publish({ records: [API] })
     assert.equal(await readFile(hosts, 'utf8'), `${ORIGINAL}\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n${HOSTS_BLOCK_END}`)
@@ -206,7 +253,7 @@ describe('HostsFileNameResolver', () => {
     await names.open()
     assert.equal(await readFile(hosts, 'utf8'), ORIGINAL)
     assert.equal(existsSync(join(stateDir, HOSTS_INFLIGHT_FILE)), false)
-    assert.ok(logger.lines.some((l) => l.level === 'error' && /cannot be read/.test(l.msg)))
+    assert.ok(logger.lines.some((l) => l.level === 'error' && /cannot be judged/.test(l.msg)))
   })
 
   it('warns once per hostname about user lines naming our hostnames', async () => {
@@ -305,4 +352,191 @@ describe('HostsFileNameResolver on a bind-mounted /etc/hosts', () => {
       assert.doesNotMatch(readFileSync('/etc/hosts', 'utf8'), /ngrokd-test/)
     },
   )
+})
+
+// --- Nobody gets in, nothing is lost: each test below reproduced a failure of the earlier writer ---
+
+describe('HostsFileNameResolver keeps what is not its own', () => {
+  let dir: string
+  let hosts: string
+  let stateDir: string
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ngrokd-hosts-'))
+    hosts = join(dir, 'hosts')
+    stateDir = join(dir, 'state')
+  })
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const ebusy = () => {
+    throw renameError('EBUSY')
+  }
+
+  for (const mode of ['rename', 'in-place'] as const) {
+    it(`keeps bytes that are not UTF-8 and CRLF line ends byte for byte (${mode})`, async () => {
+      const original = Buffer.concat([
+        Buffer.from([0xef, 0xbb, 0xbf]), // a UTF-8 byte order mark
+        Buffer.from('127.0.0.1 localhost\r\n# caf', 'latin1'),
+        Buffer.from([0xe9]), // latin-1 é: not UTF-8
+        Buffer.from(' \r\n10.0.0.1 bad.example # ', 'latin1'),
+        Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x80]), // invalid UTF-8 sequences
+        Buffer.from('\r\n10.0.0.2 last.example', 'latin1'), // no final line end
+      ])
+      await writeFile(hosts, original)
+      const names = new HostsFileNameResolver({ path: hosts, stateDir, ...(mode === 'in-place' ? { rename: ebusy } : {}) })
+      await names.open()
+      await names.publish({ records: [API, DB] })
+      const published = await readFile(hosts)
+      assert.deepEqual(published.subarray(0, original.length), original, 'the user part, byte for byte')
+      assert.equal(
+        published.subarray(original.length).toString('latin1'),
+        `\r\n${HOSTS_BLOCK_BEGIN}\r\n10.107.0.2\tapi.prod\r\n10.107.0.3\tdb.prod\r\n${HOSTS_BLOCK_END}`,
+        'the block, with the file\'s CRLF line ends',
+      )
+      assert.deepEqual(await names.list(), [API, DB])
+      await names.publish({ records: [API] })
+      await names.publish({ records: [] })
+      assert.deepEqual(await readFile(hosts), original, 'removing the block gives back every byte')
+    })
+  }
+
+  for (const mode of ['rename', 'in-place'] as const) {
+    it(`loses no line that another program appends while it rewrites the file (${mode})`, async () => {
+      const original = '127.0.0.1\tlocalhost\n# user comment\n'
+      await writeFile(hosts, original)
+      const names = new HostsFileNameResolver({ path: hosts, stateDir, ...(mode === 'in-place' ? { rename: ebusy } : {}) })
+      await names.open()
+      const { appended, last } = await rewriteWhileAppending(names, hosts, 60)
+      await names.publish({ records: last }) // the next reconcile
+      await names.close()
+      const text = await readFile(hosts, 'utf8')
+      assert.ok(appended > 0)
+      assert.deepEqual(appendedNumbers(text), [...Array(appended).keys()], `lines lost or reordered (${appended} appended)`)
+      assert.equal(updateHostsText(text, []).text, original + appendedText(appended), 'the file outside the block')
+      assert.deepEqual(parseHostsBlock(text).records, last)
+    })
+  }
+
+  const leasesHere = process.platform === 'linux' ? false : 'needs Linux file leases to know who still writes a replaced copy'
+  it('carries over lines written to the replaced copy by a program that had it open across the rename', { skip: leasesHere }, async () => {
+    await writeFile(hosts, '127.0.0.1 localhost\n')
+    const names = new HostsFileNameResolver({ path: hosts, stateDir })
+    await names.open()
+    const early = openSync(hosts, 'a') // opened before the rename, like `echo … >> /etc/hosts` at that moment
+    await names.publish({ records: [API] })
+    writeSync(early, '10.0.0.1 early.example\n') // lands in the replaced copy
+    assert.doesNotMatch(await readFile(hosts, 'utf8'), /early/)
+    assert.deepEqual(await names.publish({ records: [API] }), { changed: true }, 'the next publish carries it over')
+    assert.equal(await readFile(hosts, 'utf8'), `127.0.0.1 localhost\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n${HOSTS_BLOCK_END}\n10.0.0.1 early.example\n`)
+    writeSync(early, '10.0.0.2 later.example\n') // still open for writing: still watched
+    closeSync(early)
+    await names.close() // close() carries over what came since
+    assert.match(await readFile(hosts, 'utf8'), /10\.0\.0\.1 early\.example\n10\.0\.0\.2 later\.example\n$/)
+  })
+
+  it('saves an edit to a replaced copy that is not an append, and says so', { skip: leasesHere }, async () => {
+    await writeFile(hosts, '127.0.0.1 localhost\n')
+    const logger = recordingLogger()
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
+    await names.open()
+    const early = openSync(hosts, 'r+')
+    await names.publish({ records: [API] })
+    writeSync(early, '127.0.0.2', 0) // an edit in the middle of the replaced copy
+    closeSync(early)
+    assert.deepEqual(await names.publish({ records: [API] }), { changed: false })
+    assert.equal(await readFile(join(stateDir, HOSTS_UNMERGED_FILE), 'utf8'), '127.0.0.2 localhost\n')
+    assert.ok(logger.lines.some((l) => l.level === 'error' && /other than by appending/.test(l.msg)), JSON.stringify(logger.lines))
+    await names.close()
+  })
+
+  describe('after an in-place write was interrupted (backup, new content and marker in state_dir)', () => {
+    const OLD = Buffer.from(`127.0.0.1 localhost\n# mine\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n${HOSTS_BLOCK_END}\n10.0.0.9 after.example\n`)
+    const NEW = Buffer.from(`127.0.0.1 localhost\n# mine\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n10.107.0.3\tdb.prod\n${HOSTS_BLOCK_END}\n10.0.0.9 after.example\n`)
+    const interruptedWrite = (file: Buffer) => leaveInterruptedWrite({ hosts, stateDir }, OLD, NEW, file)
+
+    it('keeps an admin\'s edit made after the write had completed', async () => {
+      const edited = Buffer.concat([NEW, Buffer.from('10.0.0.10 admin.example\n')])
+      await interruptedWrite(edited)
+      const logger = recordingLogger()
+      const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
+      await names.open()
+      assert.deepEqual(await readFile(hosts), edited, 'the admin\'s edit is kept')
+      assert.equal(existsSync(join(stateDir, HOSTS_INFLIGHT_FILE)), false)
+      assert.deepEqual(await readFile(join(stateDir, HOSTS_BACKUP_FILE)), OLD, 'the backup is kept for the admin')
+      assert.ok(logger.lines.some((l) => l.level === 'warn' && /changed since/.test(l.msg)), JSON.stringify(logger.lines))
+    })
+
+    it('keeps a write that completed before the crash', async () => {
+      await interruptedWrite(NEW)
+      const names = new HostsFileNameResolver({ path: hosts, stateDir })
+      await names.open()
+      assert.deepEqual(await readFile(hosts), NEW)
+      assert.equal(existsSync(join(stateDir, HOSTS_INFLIGHT_FILE)), false)
+    })
+
+    it('restores the backup when the file is torn: each byte the old or the new one', async () => {
+      // cut after the new content's first bytes, the rest still the old content's: the block is broken
+      const torn = Buffer.concat([NEW.subarray(0, 100), OLD.subarray(100)])
+      assert.notDeepEqual(torn, OLD)
+      assert.notDeepEqual(torn, NEW)
+      await interruptedWrite(torn)
+      const names = new HostsFileNameResolver({ path: hosts, stateDir })
+      await names.open()
+      assert.deepEqual(await readFile(hosts), OLD)
+      assert.equal(existsSync(join(stateDir, HOSTS_INFLIGHT_FILE)), false)
+    })
+  })
+
+  it('removes its own temp files left by a killed process, and nothing else', async () => {
+    await writeFile(hosts, ORIGINAL)
+    await mkdir(stateDir)
+    const dead = spawnSync(process.execPath, ['-e', '']).pid! // exited: its pid is not alive
+    const alive = process.pid
+    const ours = [join(dir, `.hosts.${dead}.0a1b2c3d.tmp`), join(stateDir, `.${HOSTS_BACKUP_FILE}.${dead}.deadbeef.tmp`)]
+    const kept = [
+      join(dir, `.hosts.${alive}.0a1b2c3d.tmp`), // its writer is alive
+      join(dir, `.hosts.${dead}.0a1b2c3.tmp`), // not our pattern: 7 hex digits
+      join(dir, `.hosts.${dead}.0a1b2c3d.tmp.keep`),
+      join(dir, `.other.${dead}.0a1b2c3d.tmp`), // not the hosts file's temp file
+      join(dir, `hosts.${dead}.0a1b2c3d.tmp`),
+    ]
+    for (const f of [...ours, ...kept]) await writeFile(f, 'x')
+    // and one left the real way: a writer killed (SIGKILL) between writing its temp file and the rename
+    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+    const atomic = new URL(`../util/atomic-file${ext}`, import.meta.url).href
+    const killed = spawnSync(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--test')), '--input-type=module', '-e', `const { stageFile } = await import(${JSON.stringify(atomic)}); await stageFile(${JSON.stringify(hosts)}, 'half'); process.kill(process.pid, 'SIGKILL')`])
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr?.toString())
+    const leftByKill = (await readdir(dir)).filter((f) => f.startsWith(`.hosts.${killed.pid}.`))
+    assert.equal(leftByKill.length, 1, 'the killed writer left its temp file')
+    ours.push(join(dir, leftByKill[0]!))
+    const keptDir = join(dir, `.hosts.${dead}.00000000.tmp`) // a directory: never ours
+    await mkdir(keptDir)
+    const keptLink = join(dir, `.hosts.${dead}.11111111.tmp`) // a symlink: never ours
+    await symlink(hosts, keptLink)
+    const names = new HostsFileNameResolver({ path: hosts, stateDir })
+    await names.open()
+    for (const f of ours) assert.equal(existsSync(f), false, `${f} is removed`)
+    for (const f of [...kept, keptDir]) assert.equal(existsSync(f), true, `${f} is kept`)
+    assert.ok((await lstat(keptLink)).isSymbolicLink())
+    assert.equal(await readFile(hosts, 'utf8'), ORIGINAL)
+  })
+})
+
+// Full disks and concurrent writers on a real bind mount, in private mount namespaces.
+describe('HostsFileNameResolver on a full disk and a bind mount (tmpfs, private mount namespace)', () => {
+  const skip = !privileged ? 'needs root on Linux' : !unshareAvailable ? 'unshare --mount is not available' : false
+  for (const scenario of ['in-place-full-disk', 'rename-full-disk', 'in-place-concurrent-append']) {
+    it(scenario, { skip }, () => {
+      const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+      const child = fileURLToPath(new URL(`./test-fixtures/hosts-scenario-child${ext}`, import.meta.url))
+      const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'))
+      const r = spawnSync('unshare', ['--mount', '--propagation', 'private', process.execPath, ...execArgv, child, scenario], {
+        encoding: 'utf8',
+        env: { ...process.env, NGROKD_TEST_PARENT_MNTNS: readlinkSync('/proc/self/ns/mnt') },
+      })
+      assert.equal(r.status, 0, r.stderr)
+      assert.equal(r.stdout.trim(), `ok ${scenario}`)
+    })
+  }
 })

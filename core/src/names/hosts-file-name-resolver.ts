@@ -1,46 +1,96 @@
-import { access, chown, constants, mkdir, open, readFile, realpath, stat, unlink } from 'node:fs/promises'
+import { appendFileSync, existsSync, fstatSync, mkdirSync, renameSync, statSync } from 'node:fs'
+import { access, constants, mkdir, open, readFile, realpath, stat, unlink, type FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { dirname, isAbsolute, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
-import type { NameRecord, NameResolver } from '../contracts/name-resolver.js'
-import { NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
-import { fsyncDir, pathExists, writeFileAtomic } from '../util/atomic-file.js'
-import { parseHostsBlock, updateHostsText } from './hosts-block.js'
+import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/name-resolver.js'
+import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
+import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomic, writeFileAtomicSync } from '../util/atomic-file.js'
+import { parseHostsBlock, updateHostsBytes } from './hosts-block.js'
+import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rewrite.js'
+import { judgeInterruptedWrite, type InterruptedWriteState } from './interrupted-write.js'
+import { loadLeases, type Leases } from './leases.js'
+import { ReplacedFiles } from './replaced-files.js'
 
 export interface HostsFileNameResolverOptions {
   /** The hosts file. Default `/etc/hosts`. A symlink is followed and its target edited. */
   path?: string
-  /** Where the backup and the write-in-flight marker of in-place rewrites live (created 0700). */
+  /** Where the backup, the write-in-flight marker and the frozen state live (created 0700). */
   stateDir: string
   logger?: Logger
   /**
-   * Replaces a file atomically (temp file, fsync, rename). Default `writeFileAtomic`; tests inject
-   * one that fails like `rename()` onto a bind mount does.
+   * Renames the new file over the hosts file. Default `fs.renameSync`: it runs synchronously right
+   * after the last check that the file is unchanged. Tests inject one that fails with EBUSY, as
+   * `rename()` onto a bind-mounted file does.
    */
-  replaceFile?: (path: string, data: string, options: { mode: number }) => Promise<void>
+  rename?: (from: string, to: string) => void
 }
 
-/** Name of the copy of the hosts file taken before an in-place rewrite, in `stateDir`. */
+/** The hosts file's content before an in-place rewrite, in `stateDir`. Kept after the write. */
 export const HOSTS_BACKUP_FILE = 'hosts.ngrokd-backup'
-/** Present in `stateDir` while an in-place rewrite runs; JSON `{ path, startedAt }`. */
+/** The content an in-place rewrite is writing, in `stateDir`. */
+export const HOSTS_NEXT_FILE = 'hosts.ngrokd-next'
+/**
+ * Present in `stateDir` from before an in-place rewrite touches the file until the file is read back
+ * correct: JSON `{ path, startedAt, old: { size, sha256 }, new: { size, sha256 } }` describing the
+ * backup and the new content.
+ */
 export const HOSTS_INFLIGHT_FILE = 'hosts.ngrokd-inflight'
+/** Present in `stateDir` while name changes are frozen after a failed write: JSON `{ path, since, message, hint }`. */
+export const HOSTS_FROZEN_FILE = 'hosts.ngrokd-frozen'
+/** A change another program made to a replaced copy that could not be merged (not an append), in `stateDir`. */
+export const HOSTS_UNMERGED_FILE = 'hosts.ngrokd-unmerged'
+
+/** Rounds of read → change → write before giving up on a file that keeps changing under us. */
+const MAX_ROUNDS = 20
+
+interface InflightMarker {
+  path: string
+  startedAt: string
+  old: { size: number; sha256: string }
+  new: { size: number; sha256: string }
+}
+
+interface FrozenState {
+  path: string
+  since: string
+  message: string
+  hint: string
+}
+
+interface Current {
+  data: Buffer
+  /** Undefined when the file does not exist. */
+  stats?: Stats
+}
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex')
 
 /**
  * Publishes names in a managed block of the hosts file (see `hosts-block.ts` for the block).
  *
- * Writing never leaves the file empty or half-written:
- * - a plain file is replaced atomically (temp file + fsync + rename + directory fsync), keeping
- *   its mode and owner;
- * - when rename fails with EBUSY or EXDEV (the file is a bind mount, as in Docker), the file is
- *   rewritten in place: first a backup and a write-in-flight marker are written (fsync'd) to
- *   `stateDir`, then the file is written, truncated and fsync'd, then the marker is removed.
- *   `open()` finds a marker left by a cut-off write and restores the backup before anything else.
+ * Nothing outside the block is lost, whatever happens:
+ * - The file is handled as bytes: what is not UTF-8 and CRLF line ends stay byte for byte.
+ * - A plain file is replaced atomically (temp file, fsync, rename, directory fsync), keeping its
+ *   mode and owner. Right before the rename the file must still be what was read (else read again
+ *   and redo); lines another program appends to the replaced copy afterwards are carried over
+ *   (see `replaced-files.ts`).
+ * - When rename fails with EBUSY or EXDEV (a bind mount, as in Docker) the file is rewritten in
+ *   place (see `in-place-rewrite.ts`): the backup, the new content and a marker are saved to
+ *   `stateDir` first; room is reserved before any old byte is overwritten; a failure puts the old
+ *   content back; the marker goes once the file reads back correct.
+ * - After an in-place write was cut off (crash, kill -9), the file is restored from the backup only
+ *   when it is damaged, as defined in `interrupted-write.ts`; a file changed since is kept.
+ * - A write that fails freezes name changes: `publish()` rejects with `NGROKD_ERR_NAMES_FROZEN`
+ *   (naming the file and the fix) and tries again on every call; `health()` and `diagnose()` report
+ *   it (also to `ngrokd doctor` in another process, through `stateDir`) until a write succeeds.
+ * - `open()` removes temp files of ours that a killed process left behind.
  *
- * Nothing is written when the block already holds the records. `publish()` before `open()` (or
- * after `close()`) rejects with `NGROKD_ERR_DRIVER_MISUSE`, so recovery always runs before a write.
+ * `publish()` before `open()` (or after `close()`) rejects with `NGROKD_ERR_DRIVER_MISUSE`, so
+ * recovery always runs before a write.
  *
  * ```ts
  * const names = new HostsFileNameResolver({ stateDir: '/var/lib/ngrokd', logger })
@@ -53,9 +103,11 @@ export class HostsFileNameResolver implements NameResolver {
   readonly path: string
   readonly stateDir: string
   readonly backupPath: string
+  readonly nextPath: string
   readonly inflightPath: string
+  readonly frozenPath: string
   private readonly logger: Logger
-  private readonly replaceFile: NonNullable<HostsFileNameResolverOptions['replaceFile']>
+  private readonly rename: (from: string, to: string) => void
   /** Set after the first EBUSY/EXDEV: later writes go straight to the in-place path. */
   private inPlace = false
   private opened: Promise<void> | undefined
@@ -63,19 +115,25 @@ export class HostsFileNameResolver implements NameResolver {
   /** Hostnames already warned about (user lines naming them); cleared when the conflict goes away. */
   private warned = new Set<string>()
   private queue: Promise<unknown> = Promise.resolve()
+  private frozen: FrozenState | undefined
+  private leases: Leases | undefined
+  private replaced: ReplacedFiles
 
   constructor(options: HostsFileNameResolverOptions) {
     this.path = options.path ?? '/etc/hosts'
     this.stateDir = options.stateDir
     this.backupPath = join(options.stateDir, HOSTS_BACKUP_FILE)
+    this.nextPath = join(options.stateDir, HOSTS_NEXT_FILE)
     this.inflightPath = join(options.stateDir, HOSTS_INFLIGHT_FILE)
+    this.frozenPath = join(options.stateDir, HOSTS_FROZEN_FILE)
     this.logger = options.logger ?? silentLogger
-    this.replaceFile = options.replaceFile ?? ((path, data, { mode }) => writeFileAtomic(path, data, { mode }))
+    this.rename = options.rename ?? renameSync
+    this.replaced = new ReplacedFiles(undefined, this.logger)
   }
 
   async open(options: { signal?: AbortSignal } = {}): Promise<void> {
     checkAborted(options.signal, 'open')
-    this.opened ??= this.serialised(() => this.recover()).then(
+    this.opened ??= this.serialised(() => this.start()).then(
       () => {
         this.ready = true
       },
@@ -92,38 +150,48 @@ export class HostsFileNameResolver implements NameResolver {
     if (!this.ready) {
       throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', 'hosts-file: publish() called before open() or after close()', { hint: 'await open() first' })
     }
-    return this.serialised(async () => {
-      const target = await this.target()
-      const { text: original, stats } = await this.read(target)
-      const update = updateHostsText(original, options.records) // throws on an unsafe record
-      this.warnConflicts(target, update.userConflicts)
-      if (!update.changed) return { changed: false }
-      checkAborted(options.signal, 'publish') // last point before the file is touched
-      await this.write(target, update.text, original, stats)
-      this.logger.debug({ path: target, records: options.records.length }, 'hosts-file: published')
-      return { changed: true }
-    })
+    return this.serialised(() => this.publishNow(options.records, options.signal))
   }
 
   async list(): Promise<NameRecord[]> {
-    const { text } = await this.read(await this.target())
-    return parseHostsBlock(text).records
+    const { data } = await this.read(await this.target())
+    return parseHostsBlock(data).records
   }
 
-  /** Waits for a write in progress. A later `open()` checks for an interrupted write again. */
+  /**
+   * `frozen` after a write of the hosts file failed: name changes are refused (`publish()` rejects
+   * with `NGROKD_ERR_NAMES_FROZEN` and tries again on every call) until a write succeeds.
+   */
+  health(): NameResolverHealth {
+    if (!this.frozen) return { state: 'ok' }
+    return { state: 'frozen', since: this.frozen.since, error: { code: 'NGROKD_ERR_NAMES_FROZEN', message: this.frozen.message, hint: this.frozen.hint } }
+  }
+
+  /**
+   * Waits for a write in progress and carries over what other programs appended to replaced copies
+   * of the file. A later `open()` checks for an interrupted write again.
+   */
   async close(): Promise<void> {
+    const wasReady = this.ready
     this.ready = false
     this.opened = undefined
     await this.queue.catch(() => {})
+    if (wasReady && this.replaced.size > 0) {
+      await this.serialised(async () => {
+        const { data } = await this.read(await this.target())
+        await this.publishNow(parseHostsBlock(data).records)
+      }).catch((e: unknown) => this.logger.warn({ err: e }, `hosts-file: carrying over lines appended to a replaced copy of ${this.path} failed`))
+    }
+    await this.replaced.closeAll()
   }
 
   async diagnose(): Promise<Check[]> {
     const checks: Check[] = []
     const target = await this.target()
-    let text: string | undefined
+    let data: Buffer | undefined
     try {
       await access(target, constants.R_OK | constants.W_OK)
-      text = await readFile(target, 'utf8')
+      data = await readFile(target)
       checks.push({ id: 'hosts-file.access', status: 'ok', summary: `${target} is readable and writable` })
     } catch (e) {
       const code = errno(e)
@@ -139,8 +207,8 @@ export class HostsFileNameResolver implements NameResolver {
         })
       }
     }
-    if (text !== undefined) {
-      const info = parseHostsBlock(text)
+    if (data !== undefined) {
+      const info = parseHostsBlock(data)
       const problems: string[] = []
       if (info.blocks > 1) problems.push(`${info.blocks} ngrokd blocks`)
       if (info.strayMarkers.length > 0) problems.push(`unpaired ngrokd marker on line ${info.strayMarkers.join(', ')}`)
@@ -167,15 +235,90 @@ export class HostsFileNameResolver implements NameResolver {
       }
     }
     if (await pathExists(this.inflightPath)) {
+      const judged = await this.judge().catch(() => undefined)
+      const what: Record<InterruptedWriteState, string> = {
+        old: 'the file still holds its old content',
+        new: 'the file holds the new content',
+        torn: `the file is damaged; ngrokd restores it from ${this.backupPath}`,
+        changed: `the file was changed since and is kept; the content from before is in ${this.backupPath}`,
+      }
       checks.push({
         id: 'hosts-file.interrupted-write',
         status: 'warn',
-        summary: `an in-place write of the hosts file was cut off (${this.inflightPath})`,
-        hint: `ngrokd restores the file from ${this.backupPath} when it next starts`,
+        summary: `an in-place write of the hosts file did not finish (${this.inflightPath}): ${judged ? what[judged.state] : 'the state files cannot be read'}`,
+        hint: 'ngrokd settles it when it next starts or changes a name',
       })
+    }
+    const frozen = this.frozen ?? (await this.readFrozen())
+    if (frozen) {
+      checks.push({ id: 'hosts-file.frozen', status: 'fail', summary: `${frozen.message} (since ${frozen.since})`, hint: frozen.hint, code: 'NGROKD_ERR_NAMES_FROZEN' })
     }
     return checks
   }
+
+  // --- start, publish ------------------------------------------------------------------------
+
+  /** Creates the state directory, removes stale temp files, loads a frozen state, settles an interrupted write. */
+  private async start(): Promise<void> {
+    try {
+      await mkdir(this.stateDir, { recursive: true, mode: 0o700 })
+    } catch (e) {
+      throw new NgrokdError('NGROKD_ERR_STATE', `hosts-file: cannot create ${this.stateDir}: ${errno(e) ?? String(e)}`, { cause: e })
+    }
+    this.leases = await loadLeases()
+    this.replaced = new ReplacedFiles(this.leases, this.logger)
+    const target = await this.target()
+    for (const file of [target, this.backupPath, this.nextPath, this.inflightPath, this.frozenPath, join(this.stateDir, HOSTS_UNMERGED_FILE)]) {
+      for (const removed of await removeStaleTempFiles(file)) this.logger.info({ path: removed }, `hosts-file: removed ${removed}, left by a killed ngrokd`)
+    }
+    this.frozen = await this.readFrozen()
+    try {
+      await this.settleInterruptedWrite()
+    } catch (e) {
+      // the file stays as it is and names stay frozen (already logged); nothing else has to stop
+      if (!isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN')) throw e
+    }
+  }
+
+  private async publishNow(records: readonly NameRecord[], signal?: AbortSignal): Promise<{ changed: boolean }> {
+    await this.settleInterruptedWrite() // throws NGROKD_ERR_NAMES_FROZEN while the file is damaged
+    const target = await this.target()
+    let wrote = false
+    for (let round = 1; round <= MAX_ROUNDS; round++) {
+      const current = await this.read(target)
+      const carry = this.replaced.collect()
+      await this.keepUnmerged(target, carry.unmergeable)
+      /** The file with the block holding `records`, and what was appended to replaced copies carried over. */
+      const desired = (data: Buffer) => updateHostsBytes(carry.apply(data), records) // throws on an unsafe record
+      const update = desired(current.data)
+      this.warnConflicts(target, update.userConflicts)
+      if (update.data.equals(current.data)) {
+        await carry.commit(current.data)
+        await this.thaw(target)
+        return { changed: wrote }
+      }
+      if (!wrote) checkAborted(signal, 'publish') // last point before the file is touched
+      let written: Buffer | undefined
+      try {
+        written = await this.write(target, current, update.data, (data) => desired(data).data)
+      } catch (e) {
+        throw await this.freeze(target, e)
+      }
+      if (written) {
+        wrote = true
+        await carry.commit(written)
+        this.logger.debug({ path: target, records: records.length }, 'hosts-file: published')
+      } else {
+        this.logger.debug({ path: target }, `hosts-file: ${target} changed while it was being rewritten; reading it again`)
+      }
+      // the next round reads the file back: it must hold what was written
+    }
+    throw new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts-file: ${target} kept changing while ngrokd rewrote it (${MAX_ROUNDS} rounds)`, {
+      hint: `another program rewrites ${target} all the time; ngrokd tries again on the next reconcile`,
+    })
+  }
+
+  // --- writing -------------------------------------------------------------------------------
 
   /** The file to edit: the symlink target when `path` is a symlink. */
   private async target(): Promise<string> {
@@ -186,28 +329,31 @@ export class HostsFileNameResolver implements NameResolver {
     }
   }
 
-  private async read(target: string): Promise<{ text: string; stats?: Stats }> {
+  private async read(target: string): Promise<Current> {
     try {
       const stats = await stat(target)
-      return { text: await readFile(target, 'utf8'), stats }
+      return { data: await readFile(target), stats }
     } catch (e) {
-      if (errno(e) === 'ENOENT') return { text: '' }
+      if (errno(e) === 'ENOENT') return { data: Buffer.alloc(0) }
       throw fileError(e, 'read', target)
     }
   }
 
-  private async write(target: string, text: string, original: string, stats: Stats | undefined): Promise<void> {
-    if (!this.inPlace) {
+  /**
+   * Puts `next` (= `desired(current.data)`) in place of the file. Returns what the file now holds
+   * (`desired` of what it held at the moment of writing), or undefined when it changed in a way that
+   * needs a fresh read.
+   */
+  private async write(target: string, current: Current, next: Buffer, desired: (data: Buffer) => Buffer): Promise<Buffer | undefined> {
+    if (!this.inPlace || !current.stats) {
       try {
-        await this.replaceFile(target, text, { mode: stats ? stats.mode & 0o7777 : 0o644 })
-        if (stats) await this.keepOwner(target, stats)
-        return
+        return await this.replaceByRename(target, current, next)
       } catch (e) {
         const code = errno(e)
         // EBUSY/EXDEV: the file is a bind mount (Docker). EACCES/EPERM/EROFS on the temp file: the
         // directory is not ours to write but the file may be (a file bind-mounted for us).
-        const fileItselfWritable = ['EACCES', 'EPERM', 'EROFS'].includes(code ?? '') && (await isWritable(target))
-        if (code !== 'EBUSY' && code !== 'EXDEV' && !fileItselfWritable) throw fileError(e, 'write', target)
+        const fileItselfWritable = current.stats !== undefined && ['EACCES', 'EPERM', 'EROFS'].includes(code ?? '') && (await isWritable(target))
+        if (code !== 'EBUSY' && code !== 'EXDEV' && !fileItselfWritable) throw e
         this.inPlace = true
         this.logger.info(
           { path: target, code },
@@ -215,28 +361,92 @@ export class HostsFileNameResolver implements NameResolver {
         )
       }
     }
-    await this.writeInPlace(target, text, original)
+    if (!current.stats) await createEmpty(target)
+    return this.writeInPlace(target, desired)
   }
 
-  /** Backup + marker first, then the real file; the marker goes only once the file is complete. */
-  private async writeInPlace(target: string, text: string, original: string): Promise<void> {
+  /**
+   * Temp file beside the target, then — synchronously — check the target and rename over it. If
+   * the target only grew since it was read (another program appended whole lines), those lines go
+   * behind the new content in the temp file too. The replaced copy stays open, so that lines
+   * appended to it later are carried over.
+   */
+  private async replaceByRename(target: string, current: Current, next: Buffer): Promise<Buffer | undefined> {
+    const replaced: FileHandle | undefined = current.stats ? await open(target, 'r') : undefined
+    let tracked = false
     try {
-      await mkdir(this.stateDir, { recursive: true, mode: 0o700 })
-      await writeFileAtomic(this.backupPath, original, { mode: 0o600 })
-      await writeFileAtomic(this.inflightPath, JSON.stringify({ path: target, startedAt: new Date().toISOString() }) + '\n', { mode: 0o600 })
+      const owner = current.stats && process.getuid?.() === 0 ? { uid: current.stats.uid, gid: current.stats.gid } : undefined
+      const staged = await stageFile(target, next, { mode: current.stats ? current.stats.mode & 0o7777 : 0o644, owner })
+      let seen = current.data
+      let placed = next
+      try {
+        // critical section: synchronous from the check to the rename
+        if (replaced ? !sameInode(target, replaced.fd) : existsSync(target)) {
+          await staged.discard()
+          return undefined
+        }
+        if (replaced) {
+          const now = readAllSync(replaced.fd)
+          if (!now.equals(seen)) {
+            if (!startsWith(now, seen) || !endsLine(seen) || !endsLine(next)) {
+              await staged.discard()
+              return undefined
+            }
+            const appended = now.subarray(seen.length)
+            appendFileSync(staged.temp, appended)
+            seen = now
+            placed = Buffer.concat([next, appended])
+          }
+        }
+        this.rename(staged.temp, target)
+      } catch (e) {
+        await staged.discard()
+        throw e
+      }
+      await fsyncDir(dirname(target))
+      if (current.stats) this.warnOwner(target, current.stats)
+      if (replaced) {
+        await this.replaced.track(replaced, seen, placed)
+        tracked = true
+      }
+      return placed
+    } finally {
+      if (!tracked) await replaced?.close()
+    }
+  }
+
+  /** Backup, new content and marker first; the marker goes once the file reads back correct (or was put back). */
+  private async writeInPlace(target: string, desired: (data: Buffer) => Buffer): Promise<Buffer | undefined> {
+    try {
+      const written = await rewriteInPlace(target, { desired, prepare: (old, next) => this.saveBeforeInPlace(target, old, next), leases: this.leases })
+      await this.clearInflight()
+      return written?.next
     } catch (e) {
-      throw new NgrokdError('NGROKD_ERR_STATE', `hosts-file: cannot save a backup in ${this.stateDir}: ${errno(e) ?? String(e)}`, {
+      // put back (or never touched): the marker goes; still cut: it stays, and the next call restores the backup
+      if (!(e instanceof InPlaceWriteFailure) || e.intact) await this.clearInflight()
+      throw e
+    }
+  }
+
+  /** Synchronous: it may run while a write lease holds up every open() of the hosts file (see `in-place-rewrite.ts`). */
+  private saveBeforeInPlace(target: string, old: Buffer, next: Buffer): void {
+    try {
+      mkdirSync(this.stateDir, { recursive: true, mode: 0o700 })
+      writeFileAtomicSync(this.backupPath, old, { mode: 0o600 })
+      writeFileAtomicSync(this.nextPath, next, { mode: 0o600 })
+      const marker: InflightMarker = {
+        path: target,
+        startedAt: new Date().toISOString(),
+        old: { size: old.length, sha256: sha256(old) },
+        new: { size: next.length, sha256: sha256(next) },
+      }
+      writeFileAtomicSync(this.inflightPath, Buffer.from(JSON.stringify(marker) + '\n'), { mode: 0o600 })
+    } catch (e) {
+      throw new NgrokdError('NGROKD_ERR_STATE', `hosts-file: cannot save a backup in ${this.stateDir} before rewriting ${target}: ${errno(e) ?? String(e)}`, {
         cause: e,
-        hint: 'the state directory must be writable before the hosts file is rewritten in place',
+        hint: `${this.stateDir} must be writable and have free space before the hosts file is rewritten in place`,
       })
     }
-    try {
-      await overwrite(target, text)
-    } catch (e) {
-      // The marker stays: the next open() restores the backup.
-      throw fileError(e, 'write', target)
-    }
-    await this.clearInflight()
   }
 
   private async clearInflight(): Promise<void> {
@@ -249,55 +459,128 @@ export class HostsFileNameResolver implements NameResolver {
     }
   }
 
-  /** Restores the hosts file after a cut-off in-place write. */
-  private async recover(): Promise<void> {
+  // --- an interrupted in-place write ----------------------------------------------------------
+
+  /** The marker, the file and the two recorded contents; undefined when there is no marker. */
+  private async judge(): Promise<{ state: InterruptedWriteState; path: string; file: Buffer; old: Buffer } | undefined> {
+    let text: string
     try {
-      await mkdir(this.stateDir, { recursive: true, mode: 0o700 })
+      text = await readFile(this.inflightPath, 'utf8')
     } catch (e) {
-      throw new NgrokdError('NGROKD_ERR_STATE', `hosts-file: cannot create ${this.stateDir}: ${errno(e) ?? String(e)}`, { cause: e })
+      if (errno(e) === 'ENOENT') return undefined
+      throw e
     }
-    let marker: string
+    const marker = JSON.parse(text) as Partial<InflightMarker>
+    if (typeof marker.path !== 'string' || !isAbsolute(marker.path) || !marker.old || !marker.new) throw new Error(`${this.inflightPath} is not a marker of this ngrokd version`)
+    const [file, old, next] = await Promise.all([readFile(marker.path).catch(() => Buffer.alloc(0)), readFile(this.backupPath), readFile(this.nextPath)])
+    if (sha256(old) !== marker.old.sha256 || sha256(next) !== marker.new.sha256) throw new Error(`${this.backupPath} or ${this.nextPath} does not match ${this.inflightPath}`)
+    return { state: judgeInterruptedWrite(file, old, next), path: marker.path, file, old }
+  }
+
+  /**
+   * Settles an in-place write that did not finish (see `interrupted-write.ts`): a torn file gets the
+   * backup back; any other file is kept. Throws `NGROKD_ERR_NAMES_FROZEN` while the file stays torn.
+   */
+  private async settleInterruptedWrite(): Promise<void> {
+    let judged: Awaited<ReturnType<HostsFileNameResolver['judge']>>
     try {
-      marker = await readFile(this.inflightPath, 'utf8')
+      judged = await this.judge()
     } catch (e) {
-      if (errno(e) === 'ENOENT') return
-      throw new NgrokdError('NGROKD_ERR_STATE', `hosts-file: cannot read ${this.inflightPath}: ${errno(e) ?? String(e)}`, { cause: e })
-    }
-    let path = await this.target()
-    try {
-      const parsed = JSON.parse(marker) as { path?: unknown }
-      if (typeof parsed.path === 'string' && isAbsolute(parsed.path)) path = parsed.path
-    } catch {
-      // written atomically, so unreadable only if edited by hand: fall back to the configured file
-    }
-    let backup: string
-    try {
-      backup = await readFile(this.backupPath, 'utf8')
-    } catch (e) {
-      this.logger.error(
-        { path, backup: this.backupPath },
-        `hosts-file: a write of ${path} was cut off but ${this.backupPath} cannot be read (${errno(e) ?? String(e)}); check ${path} by hand`,
-      )
+      if (!existsSync(this.inflightPath)) return
+      this.logger.error({ err: e }, `hosts-file: an in-place write did not finish but cannot be judged (${(e as Error).message}); the hosts file is kept as it is, check it by hand`)
       await this.clearInflight()
       return
     }
-    try {
-      await overwrite(path, backup)
-    } catch (e) {
-      throw fileError(e, 'restore', path)
+    if (!judged) return
+    const { state, path, file, old } = judged
+    if (state === 'torn') {
+      try {
+        // only over the torn content judged: a file changed meanwhile is judged again next time
+        const restored = await rewriteInPlace(path, { desired: (now) => (now.equals(file) ? old : now), prepare: () => {}, leases: this.leases })
+        if (!restored) throw new Error(`${path} changed while it was being restored`)
+      } catch (e) {
+        throw await this.freeze(path, e, { verb: 'restore', damaged: true })
+      }
+      this.logger.warn({ path, backup: this.backupPath }, `hosts-file: restored ${path} from ${this.backupPath}: an in-place write of it was cut off`)
+    } else if (state === 'changed') {
+      this.logger.warn({ path, backup: this.backupPath }, `hosts-file: an in-place write of ${path} did not finish, but the file has changed since; it is kept as it is (the content from before that write is in ${this.backupPath})`)
+    } else {
+      this.logger.info({ path }, `hosts-file: an in-place write of ${path} did not finish its bookkeeping; the file holds the ${state} content`)
     }
     await this.clearInflight()
-    this.logger.warn({ path, backup: this.backupPath }, `hosts-file: restored ${path} from ${this.backupPath} after an interrupted write`)
   }
 
-  private async keepOwner(target: string, before: Stats): Promise<void> {
-    const after = await stat(target)
-    if (after.uid === before.uid && after.gid === before.gid) return
+  // --- frozen ----------------------------------------------------------------------------------
+
+  /**
+   * Enters (or stays in) the frozen state for a failed write; returns the error `publish()` rejects
+   * with. A refusal for lack of privilege is not a failed write: it is returned as it is.
+   */
+  private async freeze(target: string, e: unknown, { verb = 'write', damaged = e instanceof InPlaceWriteFailure && !e.intact } = {}): Promise<NgrokdError> {
+    if (isNgrokdError(e) && e.code !== 'NGROKD_ERR_STATE') return e
+    const cause = e instanceof InPlaceWriteFailure ? e.cause : e
+    const code = errno(cause)
+    if (!(e instanceof InPlaceWriteFailure) && (code === 'EACCES' || code === 'EPERM')) return fileError(e, verb, target)
+    const text = cause instanceof Error ? cause.message.replace(/^hosts-file: /, '') : String(cause)
+    const reason = code && !text.startsWith(code) ? `${code} (${text})` : text
+    const message = `hosts-file: name changes are frozen: cannot ${verb} ${target}: ${reason}; ${
+      damaged ? `the file may be cut: ngrokd restores it from ${this.backupPath} as soon as it can` : 'the file keeps its previous content'
+    }`
+    const stateCode = errno((cause as Error | undefined)?.cause)
+    const fix =
+      code === 'ENOSPC' || code === 'EDQUOT'
+        ? `free space on the file system of ${target} (df -h ${dirname(target)})`
+        : code === 'EROFS'
+          ? `${target} is on a read-only file system; make it writable or choose another name resolver`
+          : isNgrokdError(cause, 'NGROKD_ERR_STATE')
+            ? `make ${this.stateDir} writable${stateCode === 'ENOSPC' || stateCode === 'EDQUOT' ? ' and free space on its file system' : ''}`
+            : `check ${target} and the disk it is on`
+    const hint = `${fix}; ngrokd tries again on every reconcile and publishes names once a write succeeds`
+    const again = this.frozen?.message === message
+    this.frozen = { path: target, since: this.frozen?.since ?? new Date().toISOString(), message, hint }
+    await writeFileAtomic(this.frozenPath, JSON.stringify(this.frozen) + '\n', { mode: 0o600 }).catch((err: unknown) => {
+      this.logger.debug({ err }, `hosts-file: cannot save ${this.frozenPath}`)
+    })
+    // loud once; while the same failure repeats on every reconcile, quiet
+    this.logger[again ? 'debug' : 'error']({ path: target, err: e }, `${message}; hint: ${hint}`)
+    return new NgrokdError('NGROKD_ERR_NAMES_FROZEN', message, { cause: e instanceof InPlaceWriteFailure ? e.cause : e, hint })
+  }
+
+  private async thaw(target: string): Promise<void> {
+    if (!this.frozen) return
+    const since = this.frozen.since
+    this.frozen = undefined
+    await unlink(this.frozenPath).catch(() => {})
+    this.logger.info({ path: target }, `hosts-file: names are published again in ${target} (frozen since ${since})`)
+  }
+
+  private async readFrozen(): Promise<FrozenState | undefined> {
     try {
-      await chown(target, before.uid, before.gid)
-    } catch (e) {
-      this.logger.warn({ path: target, uid: before.uid, gid: before.gid }, `hosts-file: cannot give ${target} back to its owner: ${errno(e) ?? String(e)}`)
+      const state = JSON.parse(await readFile(this.frozenPath, 'utf8')) as Partial<FrozenState>
+      if (typeof state.message === 'string' && typeof state.since === 'string') {
+        return { path: state.path ?? this.path, since: state.since, message: state.message, hint: state.hint ?? '' }
+      }
+    } catch {
+      // none, or unreadable: not frozen
     }
+    return undefined
+  }
+
+  // --- other programs --------------------------------------------------------------------------
+
+  /** Saves what another program wrote to a replaced copy that cannot be merged, and says so. */
+  private async keepUnmerged(target: string, copies: Buffer[]): Promise<void> {
+    for (const copy of copies) {
+      const saved = join(this.stateDir, HOSTS_UNMERGED_FILE)
+      await writeFileAtomic(saved, copy, { mode: 0o600 }).catch(() => {})
+      this.logger.error({ path: target, saved }, `hosts-file: another program edited ${target} while ngrokd replaced it, other than by appending lines; that edit is not in ${target}: its copy is ${saved}`)
+    }
+  }
+
+  private warnOwner(target: string, before: Stats): void {
+    const after = statSync(target)
+    if (after.uid === before.uid && after.gid === before.gid) return
+    this.logger.warn({ path: target, uid: before.uid, gid: before.gid }, `hosts-file: ${target} was owned by ${before.uid}:${before.gid}; ngrokd cannot give it back (not root)`)
   }
 
   private warnConflicts(target: string, conflicts: string[]): void {
@@ -315,27 +598,25 @@ export class HostsFileNameResolver implements NameResolver {
   }
 }
 
-/** Writes `text` over the start of `path`, cuts it to length and fsyncs; the inode stays the same. */
-async function overwrite(path: string, text: string): Promise<void> {
-  const data = Buffer.from(text, 'utf8')
-  const handle = await open(path, 'r+').catch(async (e: unknown) => {
-    if (errno(e) !== 'ENOENT') throw e
-    await mkdir(dirname(path), { recursive: true })
-    return open(path, 'w', 0o644)
-  })
-  try {
-    let done = 0
-    while (done < data.length) {
-      const { bytesWritten } = await handle.write(data, done, data.length - done, done)
-      done += bytesWritten
-    }
-    await handle.truncate(data.length)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
+/** Empty, or ends with a line end: what is appended to it starts a line of its own. */
+function endsLine(data: Buffer): boolean {
+  return data.length === 0 || data[data.length - 1] === 0x0a
 }
 
+function startsWith(data: Buffer, prefix: Buffer): boolean {
+  return data.length >= prefix.length && data.subarray(0, prefix.length).equals(prefix)
+}
+
+/** True when `path` still names the inode open as `fd`. */
+function sameInode(path: string, fd: number): boolean {
+  try {
+    const a = statSync(path)
+    const b = fstatSync(fd)
+    return a.ino === b.ino && a.dev === b.dev
+  } catch {
+    return false
+  }
+}
 
 function checkAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new NgrokdError('NGROKD_ERR_ABORTED', `hosts-file: ${what} aborted`, { cause: signal.reason })
@@ -348,6 +629,17 @@ function fileError(e: unknown, verb: string, path: string): NgrokdError {
     cause: e,
     hint: code === 'EROFS' ? `${path} is on a read-only file system; choose another name resolver` : `check ${path} and the disk it is on`,
   })
+}
+
+/** Creates `path` empty (0644) unless something is there already. */
+async function createEmpty(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true })
+  await open(path, 'wx', 0o644).then(
+    (h) => h.close(),
+    (e: unknown) => {
+      if (errno(e) !== 'EEXIST') throw e
+    },
+  )
 }
 
 async function isWritable(path: string): Promise<boolean> {

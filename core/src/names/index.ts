@@ -1,2 +1,11 @@
-export { HostsFileNameResolver, HOSTS_BACKUP_FILE, HOSTS_INFLIGHT_FILE, type HostsFileNameResolverOptions } from './hosts-file-name-resolver.js'
-export { updateHostsText, parseHostsBlock, HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, type HostsUpdate, type HostsBlockInfo } from './hosts-block.js'
+export {
+  HostsFileNameResolver,
+  HOSTS_BACKUP_FILE,
+  HOSTS_NEXT_FILE,
+  HOSTS_INFLIGHT_FILE,
+  HOSTS_FROZEN_FILE,
+  HOSTS_UNMERGED_FILE,
+  type HostsFileNameResolverOptions,
+} from './hosts-file-name-resolver.js'
+export { updateHostsBytes, updateHostsText, parseHostsBlock, HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, type HostsUpdate, type HostsBytesUpdate, type HostsBlockInfo } from './hosts-block.js'
+export { judgeInterruptedWrite, type InterruptedWriteState } from './interrupted-write.js'

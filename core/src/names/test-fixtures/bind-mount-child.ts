@@ -9,30 +9,25 @@
  */
 import { execFileSync } from 'node:child_process'
 import { lookup } from 'node:dns/promises'
-import { mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HostsFileNameResolver } from '../hosts-file-name-resolver.js'
-import type { Logger } from '../../contracts/logger.js'
+import { bindMount, enterPrivateMountNamespace, recordingLogger } from './private-mount.js'
 
 const HOSTS = '/etc/hosts'
 
 async function main(): Promise<void> {
-  const parentNs = process.env.NGROKD_TEST_PARENT_MNTNS
-  const ownNs = readlinkSync('/proc/self/ns/mnt')
-  if (!parentNs || parentNs === ownNs) throw new Error(`not in a private mount namespace (own ${ownNs}, parent ${parentNs ?? 'unset'})`)
-
-  execFileSync('mount', ['--make-rprivate', '/'])
+  enterPrivateMountNamespace()
   const dir = mkdtempSync(join(tmpdir(), 'ngrokd-bind-'))
   const fake = join(dir, 'hosts')
   const original = '127.0.0.1\tlocalhost\n# user comment\n10.0.0.1 user.ngrokd-test' // no final newline
   writeFileSync(fake, original, { mode: 0o644 })
-  execFileSync('mount', ['--bind', fake, HOSTS])
+  bindMount(fake, HOSTS)
   const inode = statSync(HOSTS).ino
 
-  const logs: string[] = []
-  const log = (level: string) => (a: unknown, b?: string) => logs.push(`${level}: ${typeof a === 'string' ? a : (b ?? '')}`)
-  const logger: Logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal'), child: () => logger }
+  const logger = recordingLogger()
+  const logs = logger.lines
 
   const stateDir = join(dir, 'state')
   const resolver = new HostsFileNameResolver({ stateDir, logger })
