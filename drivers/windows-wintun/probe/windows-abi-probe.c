@@ -99,6 +99,7 @@
   X("ERROR_SERVICE_DOES_NOT_EXIST", ERROR_SERVICE_DOES_NOT_EXIST)                                       \
   X("ERROR_SERVICE_MARKED_FOR_DELETE", ERROR_SERVICE_MARKED_FOR_DELETE)                                 \
   X("ERROR_NOT_FOUND", ERROR_NOT_FOUND)                                                                 \
+  X("ERROR_ALREADY_INITIALIZED", ERROR_ALREADY_INITIALIZED)                                             \
   X("ERROR_NONE_MAPPED", ERROR_NONE_MAPPED)                                                             \
   X("ERROR_DUP_NAME", ERROR_DUP_NAME)                                                                   \
   X("ERROR_OBJECT_ALREADY_EXISTS", ERROR_OBJECT_ALREADY_EXISTS)                                         \
@@ -217,13 +218,16 @@ static void print_row(const char *label, const MIB_UNICASTIPADDRESS_ROW *row) {
   printf("\n");
 }
 
-/* What the running system's iphlpapi does: only meaningful under Wine or on Windows. */
-static void runtime_facts(void) {
+/* What the running system's iphlpapi does: only meaningful under Wine or on Windows. One fact per run, because Wine
+ * aborts the whole process when an unimplemented function is called. */
+static void fact_initialize(void) {
   MIB_UNICASTIPADDRESS_ROW row;
   memset(&row, 0xAA, sizeof(row));
   InitializeUnicastIpAddressEntry(&row);
   print_row("runtime:InitializeUnicastIpAddressEntry", &row);
+}
 
+static void fact_table(void) {
   PMIB_UNICASTIPADDRESS_TABLE table = NULL;
   DWORD status = GetUnicastIpAddressTable(AF_INET, &table);
   printf("runtime:GetUnicastIpAddressTable(AF_INET) %lu\n", (unsigned long)status);
@@ -231,26 +235,32 @@ static void runtime_facts(void) {
     for (ULONG i = 0; i < table->NumEntries; i++) {
       const MIB_UNICASTIPADDRESS_ROW *r = &table->Table[i];
       const unsigned char *a = (const unsigned char *)&r->Address.Ipv4.sin_addr;
-      printf("runtime:row %u.%u.%u.%u/%u luid=0x%016llx iftype=%u index=%lu\n", a[0], a[1], a[2], a[3], r->OnLinkPrefixLength,
-             (unsigned long long)r->InterfaceLuid.Value, (unsigned)r->InterfaceLuid.Info.IfType, (unsigned long)r->InterfaceIndex);
+      printf("runtime:row %u.%u.%u.%u/%u luid=0x%016llx iftype=%u index=%lu skip=%u dad=%d\n", a[0], a[1], a[2], a[3], r->OnLinkPrefixLength,
+             (unsigned long long)r->InterfaceLuid.Value, (unsigned)r->InterfaceLuid.Info.IfType, (unsigned long)r->InterfaceIndex,
+             (unsigned)r->SkipAsSource, (int)r->DadState);
     }
     FreeMibTable(table);
   }
+}
 
-  /* CreateUnicastIpAddressEntry as ngrokd calls it, on the loopback interface (LUID IfType 24) */
+/* CreateUnicastIpAddressEntry / DeleteUnicastIpAddressEntry as ngrokd calls them, on the loopback interface */
+static void fact_create_delete(void) {
   MIB_UNICASTIPADDRESS_ROW add;
-  InitializeUnicastIpAddressEntry(&add);
+  memset(&add, 0, sizeof(add));
   add.Address.Ipv4.sin_family = AF_INET;
   add.Address.Ipv4.sin_addr.s_addr = htonl(0x7f6b0002); /* 127.107.0.2 */
   add.InterfaceLuid.Info.IfType = IF_TYPE_SOFTWARE_LOOPBACK;
   add.PrefixOrigin = IpPrefixOriginManual;
   add.SuffixOrigin = IpSuffixOriginManual;
+  add.ValidLifetime = add.PreferredLifetime = 0xffffffff;
   add.OnLinkPrefixLength = 32;
   add.SkipAsSource = TRUE;
   add.DadState = IpDadStatePreferred;
   printf("runtime:CreateUnicastIpAddressEntry %lu\n", (unsigned long)CreateUnicastIpAddressEntry(&add));
   printf("runtime:DeleteUnicastIpAddressEntry %lu\n", (unsigned long)DeleteUnicastIpAddressEntry(&add));
+}
 
+static void fact_dnsapi(void) {
   HMODULE dnsapi = LoadLibraryExW(L"dnsapi.dll", NULL, LOAD_LIBRARY_SEARCH_SYSTEM32);
   printf("runtime:dnsapi!DnsFlushResolverCache %s\n", dnsapi && GetProcAddress(dnsapi, "DnsFlushResolverCache") ? "exported" : "missing");
 }
@@ -259,6 +269,11 @@ int main(int argc, char **argv) {
   VALUES(AS_PRINT)
   printf("NET_LUID.Info.NetLuidIndex=1 %llu\n", (unsigned long long)ngrokd_probe_luids[0].Value);
   printf("NET_LUID.Info.IfType=1 %llu\n", (unsigned long long)ngrokd_probe_luids[1].Value);
-  if (argc > 1 && strcmp(argv[1], "--runtime") == 0) runtime_facts();
+  if (argc > 2 && strcmp(argv[1], "--runtime") == 0) {
+    if (strcmp(argv[2], "initialize") == 0) fact_initialize();
+    if (strcmp(argv[2], "table") == 0) fact_table();
+    if (strcmp(argv[2], "create-delete") == 0) fact_create_delete();
+    if (strcmp(argv[2], "dnsapi") == 0) fact_dnsapi();
+  }
   return 0;
 }

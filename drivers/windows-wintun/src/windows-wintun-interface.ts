@@ -20,6 +20,7 @@ import {
 import {
   AF_INET,
   ERROR_ACCESS_DENIED,
+  ERROR_ALREADY_INITIALIZED,
   ERROR_HANDLE_EOF,
   ERROR_NO_MORE_ITEMS,
   ERROR_NOT_FOUND,
@@ -193,16 +194,23 @@ export class WindowsWintunInterface extends InterfaceBase {
     const opened = this.#opened
     this.#opened = undefined
     if (opened?.session) await this.#endSession(opened.session)
-    if (opened?.adapter && !removeInterface) kept(this.#wintun!).set(opened.name.toLowerCase(), opened.adapter)
+    if (!removeInterface) {
+      if (opened?.adapter) kept(this.#wintun!).set(opened.name.toLowerCase(), opened.adapter) // the adapter lives on with its handle
+      return
+    }
     const made = this.#made
-    if (!removeInterface || !made) return
+    if (!made) return
     this.#made = undefined
+    let hold = opened?.adapter
+    if (!hold && made.adapter) {
+      const key = made.name.toLowerCase()
+      if (kept(this.#wintun!).get(key) !== made.adapter) return // another instance adopted the adapter since: it is theirs
+      kept(this.#wintun!).delete(key)
+      hold = made.adapter
+    }
     await this.#serial(async () => {
       for (const address of this.#addressesOn(made.luid, made.subnet)) this.#deleteAddress(made, address)
-      if (made.adapter) {
-        kept(this.#wintun!).delete(made.name.toLowerCase())
-        this.#wintun!.closeAdapter(made.adapter.handle) // removes the adapter when we created it
-      }
+      if (hold) this.#wintun!.closeAdapter(hold.handle) // removes the adapter when this process created it
     })
   }
 
@@ -267,13 +275,19 @@ export class WindowsWintunInterface extends InterfaceBase {
     }
     kept(wintun).delete(key)
     const luid = wintun.getAdapterLuid(adapter.handle).readBigUInt64LE(0)
+    // The ring is the smallest Wintun allows: nothing is meant to arrive on it.
     const started = wintun.startSession(adapter.handle, WINTUN_MIN_RING_CAPACITY)
-    if (started.handle === 0n) {
+    let session: Session | undefined
+    if (started.handle !== 0n) {
+      session = { handle: started.handle, event: wintun.readWaitEvent(started.handle), stopping: false, drained: Promise.resolve(), dropped: 0 }
+      session.drained = this.#drain(wintun, session, name)
+    } else if (started.error === ERROR_ALREADY_INITIALIZED) {
+      // driver/wintun.c allows one session per adapter: another handle (this process, or another ngrokd) keeps it up
+      notes.push(`another session holds ${name}; not reading its ring`)
+    } else {
       if (!adopted) wintun.closeAdapter(adapter.handle)
       throw wintunError('WintunStartSession', started.error, name)
     }
-    const session: Session = { handle: started.handle, event: wintun.readWaitEvent(started.handle), stopping: false, drained: Promise.resolve(), dropped: 0 }
-    session.drained = this.#drain(wintun, session, name)
     const opened: Opened = { mode: 'wintun', name, subnet, luid, adapter, session }
     this.#opened = this.#made = opened
     adopted ||= this.#addressesOn(luid, subnet).length > 0

@@ -30,6 +30,7 @@ export const ERROR_BAD_EXE_FORMAT = 193 // winerror.h: LoadLibrary: a DLL of ano
 export const ERROR_ALREADY_EXISTS = 183 // winerror.h
 export const ERROR_NO_MORE_ITEMS = 259 // winerror.h: WintunReceivePacket: the ring is empty
 export const ERROR_INVALID_DATA = 13 // winerror.h: WintunReceivePacket: the ring is corrupt
+export const ERROR_ALREADY_INITIALIZED = 1247 // winerror.h: WintunStartSession while another session holds the adapter
 export const ERROR_NOT_FOUND = 1168 // winerror.h: DeleteUnicastIpAddressEntry of an absent address; WintunOpenAdapter of an absent adapter
 export const ERROR_DUP_NAME = 52 // winerror.h
 export const ERROR_OBJECT_ALREADY_EXISTS = 5010 // winerror.h: CreateUnicastIpAddressEntry of a present address
@@ -59,6 +60,7 @@ const NAMES: Readonly<Record<number, string>> = {
   [ERROR_BAD_EXE_FORMAT]: 'ERROR_BAD_EXE_FORMAT',
   [ERROR_NO_MORE_ITEMS]: 'ERROR_NO_MORE_ITEMS',
   [ERROR_NOT_FOUND]: 'ERROR_NOT_FOUND',
+  [ERROR_ALREADY_INITIALIZED]: 'ERROR_ALREADY_INITIALIZED',
   [ERROR_OBJECT_ALREADY_EXISTS]: 'ERROR_OBJECT_ALREADY_EXISTS',
 }
 

@@ -7,6 +7,7 @@
 import {
   AF_INET,
   ERROR_ACCESS_DENIED,
+  ERROR_ALREADY_INITIALIZED,
   ERROR_FILE_NOT_FOUND,
   ERROR_INVALID_HANDLE,
   ERROR_INVALID_PARAMETER,
@@ -61,6 +62,8 @@ interface FakeAdapter {
 
 interface FakeSession {
   adapter: string
+  /** The adapter handle it was started on. */
+  owner: Handle
   event: Handle
   ended: boolean
   packets: number[]
@@ -99,13 +102,14 @@ export class FakeWindows implements WindowsNetApi, WintunApi {
 
   constructor(options: FakeWindowsOptions = {}) {
     this.administrator = options.administrator ?? true
-    this.#addInterface(netLuid(IF_TYPE_SOFTWARE_LOOPBACK, 0), 1, 'Loopback Pseudo-Interface 1', ['127.0.0.1'])
+    // the loopback LUID and index Wine's GetUnicastIpAddressTable reported (probe/windows-abi.json, wine.rows)
+    this.#addInterface(netLuid(IF_TYPE_SOFTWARE_LOOPBACK, 1), 1, 'Loopback Pseudo-Interface 1', ['127.0.0.1'])
     this.#addInterface(netLuid(IF_TYPE_ETHERNET_CSMACD, 1), 4, 'Ethernet', ['192.168.1.10', '10.107.0.99'])
     for (const name of options.leftoverAdapters ?? []) this.#makeAdapter(name, 'leftover')
   }
 
   get loopbackLuid(): NetLuid {
-    return netLuid(IF_TYPE_SOFTWARE_LOOPBACK, 0)
+    return netLuid(IF_TYPE_SOFTWARE_LOOPBACK, 1)
   }
 
   /** The addresses on an interface, by LUID, as strings. */
@@ -199,7 +203,7 @@ export class FakeWindows implements WindowsNetApi, WintunApi {
     const h = this.#live(adapter, 'WintunCloseAdapter')
     if (!h) return
     h.closed = true
-    for (const [sh, s] of this.sessions) if (s.adapter === h.adapter && !s.ended) this.misuses.push(`WintunCloseAdapter with session 0x${sh.toString(16)} still open`)
+    for (const [sh, s] of this.sessions) if (s.owner === adapter && !s.ended) this.misuses.push(`WintunCloseAdapter with its session 0x${sh.toString(16)} still open`)
     if (h.created) {
       const a = this.adapters.get(h.adapter)
       this.adapters.delete(h.adapter)
@@ -238,10 +242,12 @@ export class FakeWindows implements WindowsNetApi, WintunApi {
     if (capacity < WINTUN_MIN_RING_CAPACITY || capacity > WINTUN_MAX_RING_CAPACITY || (capacity & (capacity - 1)) !== 0) {
       return { handle: 0n, error: (this.#lastError = ERROR_INVALID_PARAMETER) }
     }
+    // driver/wintun.c TunRegisterBuffers: one session per adapter; another gets STATUS_ALREADY_INITIALIZED
+    if ([...this.sessions.values()].some((s) => s.adapter === h.adapter && !s.ended)) return { handle: 0n, error: (this.#lastError = ERROR_ALREADY_INITIALIZED) }
     const event = this.#nextHandle++
     this.events.set(event, { signalled: false, closed: false })
     const session = this.#nextHandle++
-    this.sessions.set(session, { adapter: h.adapter, event, ended: false, packets: [] })
+    this.sessions.set(session, { adapter: h.adapter, owner: adapter, event, ended: false, packets: [] })
     return { handle: session, error: 0 }
   }
 
