@@ -10,10 +10,11 @@ export type BuiltinDriverName = keyof typeof builtinDrivers
 
 /**
  * What `net.driver: auto` means on each OS (Linux without privilege falls back: see resolveAutoDriver).
- * macOS uses loopback-alias (lo0 aliases) until darwin-utun is written; Windows has no built-in
- * driver yet (windows-wintun is a skeleton).
+ * macOS uses loopback-alias (lo0 aliases) until darwin-utun is written. Windows uses windows-wintun,
+ * which itself takes a Wintun adapter when wintun.dll loads and the loopback pseudo-interface otherwise.
  */
 export const platformDefaults: Partial<Record<NodeJS.Platform, BuiltinDriverName>> = {
   linux: 'linux-netlink',
   darwin: 'loopback-alias',
+  win32: 'windows-wintun',
 }

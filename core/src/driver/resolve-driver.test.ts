@@ -30,7 +30,10 @@ test('auto picks linux-netlink with privilege and loopback-alias without, and sa
   assert.equal(fallback.name, 'loopback-alias')
   assert.match(fallback.reason, /CAP_NET_ADMIN/)
   assert.equal(resolveAutoDriver('darwin', true).name, 'loopback-alias')
-  assert.match(resolveAutoDriver('win32', true).reason, /no built-in driver for win32/)
+  // windows-wintun chooses between a Wintun adapter and the loopback pseudo-interface itself (wintun.dll or not)
+  assert.equal(resolveAutoDriver('win32', true).name, 'windows-wintun')
+  assert.equal(resolveAutoDriver('win32', false).name, 'windows-wintun')
+  assert.match(resolveAutoDriver('freebsd', true).reason, /no built-in driver for freebsd/)
 })
 
 test('a driver given by path resolves relative to the config directory', () =>

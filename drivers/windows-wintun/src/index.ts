@@ -1,4 +1,4 @@
-import { defineDriver, type DriverContext } from '@ngrokd/core/driver'
+import { defineDriver, NgrokdError, type DriverContext } from '@ngrokd/core/driver'
 import { diagnoseWindowsWintun } from './diagnose.js'
 import type { WindowsNetApi, WintunApi } from './windows-net-api.js'
 import { WindowsWintunInterface, type WindowsWintunOptions } from './windows-wintun-interface.js'
@@ -39,7 +39,16 @@ async function platformCalls(options: Partial<WindowsWintunOptions>): Promise<{ 
   const wintunDllPath = resolveWintunDllPath(options.wintun_dll)
   const root = systemRoot()
   const { loadWindowsNetApi, loadWintun } = await import('./ffi/win32.js')
-  return { net: loadWindowsNetApi(root), loadWintun: () => loadWintun(wintunDllPath, root), wintunDllPath }
+  let net: WindowsNetApi
+  try {
+    net = loadWindowsNetApi(root)
+  } catch (cause) {
+    throw new NgrokdError('NGROKD_ERR_DRIVER_LIBRARY', `windows-wintun: cannot load iphlpapi.dll from ${root}\\System32: ${(cause as Error).message}`, {
+      cause,
+      hint: 'windows-wintun runs on Windows only (check %SystemRoot%); on other systems use net.driver: auto',
+    })
+  }
+  return { net, loadWintun: () => loadWintun(wintunDllPath, root), wintunDllPath }
 }
 
 export { WindowsWintunInterface, TUNNEL_TYPE, type WindowsWintunOptions, type WindowsWintunInterfaceOptions, type WindowsWintunMode } from './windows-wintun-interface.js'

@@ -62,29 +62,29 @@ let declared = false
 export function declareWin32Types(): void {
   if (declared) return
   declared = true
-  koffi.alias('DWORD', 'uint32_t') // minwindef.h: unsigned long (32 bits on Windows)
-  koffi.alias('ULONG', 'uint32_t')
-  koffi.alias('BOOL', 'int32_t') // minwindef.h: int
-  koffi.alias('BYTE', 'uint8_t')
-  koffi.alias('ADDRESS_FAMILY', 'uint16_t') // ws2def.h: USHORT
-  koffi.alias('LPCWSTR', 'str16')
-  koffi.pointer('HANDLE', koffi.opaque('HANDLE_OBJECT'))
-  koffi.pointer('HLOCAL', koffi.opaque('HLOCAL_OBJECT'))
-  koffi.pointer('PSID', koffi.opaque('SID'))
-  koffi.pointer('WINTUN_ADAPTER_HANDLE', koffi.opaque('WINTUN_ADAPTER')) // wintun.h: struct _WINTUN_ADAPTER *
-  koffi.pointer('WINTUN_SESSION_HANDLE', koffi.opaque('TUN_SESSION')) // wintun.h: struct _TUN_SESSION *
-  koffi.struct('GUID', { Data1: 'uint32_t', Data2: 'uint16_t', Data3: 'uint16_t', Data4: koffi.array('uint8_t', 8) }) // guiddef.h
-  koffi.struct('NET_LUID', { Value: 'uint64_t' }) // ifdef.h: union of ULONG64 Value and bitfields Info
-  koffi.struct('SOCKADDR_IN', { sin_family: 'uint16_t', sin_port: 'uint16_t', sin_addr: 'uint32_t', sin_zero: koffi.array('uint8_t', 8) }) // ws2def.h
-  koffi.struct('SOCKADDR_IN6', {
+  once(() => koffi.alias('DWORD', 'uint32_t')) // minwindef.h: unsigned long (32 bits on Windows)
+  once(() => koffi.alias('ULONG', 'uint32_t'))
+  once(() => koffi.alias('BOOL', 'int32_t')) // minwindef.h: int
+  once(() => koffi.alias('BYTE', 'uint8_t'))
+  once(() => koffi.alias('ADDRESS_FAMILY', 'uint16_t')) // ws2def.h: USHORT
+  once(() => koffi.alias('LPCWSTR', 'str16'))
+  once(() => koffi.pointer('HANDLE', koffi.opaque('HANDLE_OBJECT')))
+  once(() => koffi.pointer('HLOCAL', koffi.opaque('HLOCAL_OBJECT')))
+  once(() => koffi.pointer('PSID', koffi.opaque('SID')))
+  once(() => koffi.pointer('WINTUN_ADAPTER_HANDLE', koffi.opaque('WINTUN_ADAPTER'))) // wintun.h: struct _WINTUN_ADAPTER *
+  once(() => koffi.pointer('WINTUN_SESSION_HANDLE', koffi.opaque('TUN_SESSION'))) // wintun.h: struct _TUN_SESSION *
+  once(() => koffi.struct('GUID', { Data1: 'uint32_t', Data2: 'uint16_t', Data3: 'uint16_t', Data4: koffi.array('uint8_t', 8) })) // guiddef.h
+  once(() => koffi.struct('NET_LUID', { Value: 'uint64_t' })) // ifdef.h: union of ULONG64 Value and bitfields Info
+  once(() => koffi.struct('SOCKADDR_IN', { sin_family: 'uint16_t', sin_port: 'uint16_t', sin_addr: 'uint32_t', sin_zero: koffi.array('uint8_t', 8) })) // ws2def.h
+  once(() => koffi.struct('SOCKADDR_IN6', {
     sin6_family: 'uint16_t',
     sin6_port: 'uint16_t',
     sin6_flowinfo: 'uint32_t',
     sin6_addr: koffi.array('uint8_t', 16),
     sin6_scope_id: 'uint32_t',
-  }) // ws2ipdef.h
-  koffi.union('SOCKADDR_INET', { Ipv4: 'SOCKADDR_IN', Ipv6: 'SOCKADDR_IN6', si_family: 'uint16_t' }) // ws2ipdef.h
-  koffi.struct('MIB_UNICASTIPADDRESS_ROW', {
+  })) // ws2ipdef.h
+  once(() => koffi.union('SOCKADDR_INET', { Ipv4: 'SOCKADDR_IN', Ipv6: 'SOCKADDR_IN6', si_family: 'uint16_t' })) // ws2ipdef.h
+  once(() => koffi.struct('MIB_UNICASTIPADDRESS_ROW', {
     Address: 'SOCKADDR_INET',
     InterfaceLuid: 'NET_LUID',
     InterfaceIndex: 'uint32_t',
@@ -97,8 +97,17 @@ export function declareWin32Types(): void {
     DadState: 'int32_t',
     ScopeId: 'uint32_t',
     CreationTimeStamp: 'int64_t', // LARGE_INTEGER
-  }) // netioapi.h
-  koffi.opaque('MIB_UNICASTIPADDRESS_TABLE') // netioapi.h: ULONG NumEntries; MIB_UNICASTIPADDRESS_ROW Table[]
+  })) // netioapi.h
+  once(() => koffi.opaque('MIB_UNICASTIPADDRESS_TABLE')) // netioapi.h: ULONG NumEntries; MIB_UNICASTIPADDRESS_ROW Table[]
+}
+
+/** Declares a type unless it is declared already (ngrokd's core declares the same Windows names, with the same meaning). */
+function once(declare: () => unknown): void {
+  try {
+    declare()
+  } catch (e) {
+    if (!/duplicate|already/i.test((e as Error).message)) throw e
+  }
 }
 
 /** Parses every prototype (koffi.proto): a typo or an unknown type fails here, on any OS. */
