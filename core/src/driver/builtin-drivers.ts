@@ -10,9 +10,11 @@ export type BuiltinDriverName = keyof typeof builtinDrivers
 
 /**
  * What `net.driver: auto` means on each OS (Linux and macOS without privilege fall back: see
- * resolveAutoDriver). Windows has no built-in driver yet (windows-wintun is a skeleton).
+ * resolveAutoDriver). Windows uses windows-wintun, which itself takes a Wintun adapter when
+ * wintun.dll loads and the loopback pseudo-interface otherwise.
  */
 export const platformDefaults: Partial<Record<NodeJS.Platform, BuiltinDriverName>> = {
   linux: 'linux-netlink',
   darwin: 'darwin-utun',
+  win32: 'windows-wintun',
 }

@@ -33,7 +33,10 @@ test('auto picks linux-netlink / darwin-utun with privilege and loopback-alias w
   const macFallback = resolveAutoDriver('darwin', false)
   assert.equal(macFallback.name, 'loopback-alias')
   assert.match(macFallback.reason, /not root.*sudo for darwin-utun/)
-  assert.match(resolveAutoDriver('win32', true).reason, /no built-in driver for win32/)
+  // windows-wintun chooses between a Wintun adapter and the loopback pseudo-interface itself (wintun.dll or not)
+  assert.equal(resolveAutoDriver('win32', true).name, 'windows-wintun')
+  assert.equal(resolveAutoDriver('win32', false).name, 'windows-wintun')
+  assert.match(resolveAutoDriver('freebsd', true).reason, /no built-in driver for freebsd/)
 })
 
 test('a driver given by path resolves relative to the config directory', () =>

@@ -1,0 +1,204 @@
+// Thin koffi file: applies a control pipe's DACL after listen() and resolves control.group to a SID. Windows only.
+import koffi from 'koffi'
+import { NgrokdError, PermissionError, SyscallError } from '../errors/ngrokd-error.js'
+
+export interface Prototype {
+  dll: string
+  header: string
+  prototype: string
+}
+
+export const PIPE_SECURITY_PROTOTYPES: readonly Prototype[] = [
+  {
+    dll: 'kernel32.dll',
+    header: 'fileapi.h',
+    prototype:
+      'HANDLE __stdcall CreateFileW(LPCWSTR lpFileName, DWORD dwDesiredAccess, DWORD dwShareMode, SECURITY_ATTRIBUTES *lpSecurityAttributes, DWORD dwCreationDisposition, DWORD dwFlagsAndAttributes, HANDLE hTemplateFile)',
+  },
+  { dll: 'kernel32.dll', header: 'handleapi.h', prototype: 'BOOL __stdcall CloseHandle(HANDLE hObject)' },
+  { dll: 'kernel32.dll', header: 'errhandlingapi.h', prototype: 'DWORD __stdcall GetLastError()' },
+  { dll: 'kernel32.dll', header: 'winbase.h', prototype: 'HLOCAL __stdcall LocalFree(HLOCAL hMem)' },
+  {
+    dll: 'advapi32.dll',
+    header: 'sddl.h',
+    prototype: 'BOOL __stdcall ConvertStringSecurityDescriptorToSecurityDescriptorW(LPCWSTR StringSecurityDescriptor, DWORD StringSDRevision, _Out_ PSECURITY_DESCRIPTOR *SecurityDescriptor, ULONG *SecurityDescriptorSize)',
+  },
+  {
+    dll: 'advapi32.dll',
+    header: 'securitybaseapi.h',
+    prototype: 'BOOL __stdcall GetSecurityDescriptorDacl(PSECURITY_DESCRIPTOR pSecurityDescriptor, _Out_ BOOL *lpbDaclPresent, _Out_ PACL *pDacl, _Out_ BOOL *lpbDaclDefaulted)',
+  },
+  {
+    dll: 'advapi32.dll',
+    header: 'aclapi.h',
+    prototype: 'DWORD __stdcall SetSecurityInfo(HANDLE handle, SE_OBJECT_TYPE ObjectType, SECURITY_INFORMATION SecurityInfo, PSID psidOwner, PSID psidGroup, PACL pDacl, PACL pSacl)',
+  },
+  {
+    dll: 'advapi32.dll',
+    header: 'aclapi.h',
+    prototype:
+      'DWORD __stdcall GetSecurityInfo(HANDLE handle, SE_OBJECT_TYPE ObjectType, SECURITY_INFORMATION SecurityInfo, _Out_ PSID *ppsidOwner, _Out_ PSID *ppsidGroup, _Out_ PACL *ppDacl, _Out_ PACL *ppSacl, _Out_ PSECURITY_DESCRIPTOR *ppSecurityDescriptor)',
+  },
+  {
+    dll: 'advapi32.dll',
+    header: 'sddl.h',
+    prototype:
+      'BOOL __stdcall ConvertSecurityDescriptorToStringSecurityDescriptorW(PSECURITY_DESCRIPTOR SecurityDescriptor, DWORD RequestedStringSDRevision, SECURITY_INFORMATION SecurityInformation, _Out_ LPWSTR *StringSecurityDescriptor, ULONG *StringSecurityDescriptorLen)',
+  },
+  {
+    dll: 'advapi32.dll',
+    header: 'winbase.h',
+    prototype:
+      'BOOL __stdcall LookupAccountNameW(LPCWSTR lpSystemName, LPCWSTR lpAccountName, PSID Sid, _Inout_ DWORD *cbSid, LPWSTR ReferencedDomainName, _Inout_ DWORD *cchReferencedDomainName, _Out_ SID_NAME_USE *peUse)',
+  },
+  { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertSidToStringSidW(PSID Sid, _Out_ LPWSTR *StringSid)' },
+]
+
+const READ_CONTROL = 0x00020000 // winnt.h
+const WRITE_DAC = 0x00040000 // winnt.h
+const OPEN_EXISTING = 3 // fileapi.h
+const SDDL_REVISION_1 = 1 // sddl.h
+const SE_KERNEL_OBJECT = 6 // accctrl.h SE_OBJECT_TYPE
+const DACL_SECURITY_INFORMATION = 0x00000004 // winnt.h
+const PROTECTED_DACL_SECURITY_INFORMATION = 0x80000000 // winnt.h: do not inherit ACEs
+const ERROR_SUCCESS = 0 // winerror.h
+const ERROR_ACCESS_DENIED = 5 // winerror.h
+const SECURITY_MAX_SID_SIZE = 68 // winnt.h
+const SidTypeGroup = 2 // winnt.h SID_NAME_USE
+const SidTypeAlias = 4 // winnt.h: a local group such as BUILTIN\Users
+const SidTypeWellKnownGroup = 5 // winnt.h
+
+let declared = false
+function declareTypes(): void {
+  if (declared) return
+  declared = true
+  const aliases: Array<[string, string]> = [
+    ['DWORD', 'uint32_t'],
+    ['ULONG', 'uint32_t'],
+    ['BOOL', 'int32_t'],
+    ['SE_OBJECT_TYPE', 'int32_t'],
+    ['SID_NAME_USE', 'int32_t'],
+    ['SECURITY_INFORMATION', 'uint32_t'],
+    ['LPCWSTR', 'str16'],
+    ['LPWSTR', 'char16_t *'],
+  ]
+  for (const [name, type] of aliases) tryDeclare(() => koffi.alias(name, type))
+  for (const [name, opaque] of [['HANDLE', 'HANDLE_OBJECT'], ['HLOCAL', 'HLOCAL_OBJECT'], ['PSID', 'SID'], ['PACL', 'ACL'], ['PSECURITY_DESCRIPTOR', 'SECURITY_DESCRIPTOR']] as const) {
+    tryDeclare(() => koffi.pointer(name, koffi.opaque(opaque)))
+  }
+  tryDeclare(() => koffi.opaque('SECURITY_ATTRIBUTES'))
+}
+
+function tryDeclare(fn: () => unknown): void {
+  try {
+    fn()
+  } catch {
+    // declared by another ngrokd module with the same meaning
+  }
+}
+
+export function parsePipeSecurityPrototypes(): number {
+  declareTypes()
+  for (const p of PIPE_SECURITY_PROTOTYPES) koffi.proto(p.prototype)
+  return PIPE_SECURITY_PROTOTYPES.length
+}
+
+export interface PipeSecurity {
+  /** Replaces the DACL of a pipe this process created (call right after listen()). */
+  applyDacl(pipePath: string, sddl: string): void
+  /** The DACL of a pipe as SDDL (for doctor: check what is really there). */
+  readDacl(pipePath: string): string
+  /** The string SID of a group, e.g. `ngrokd-readers` → `S-1-5-21-…`. */
+  groupSid(name: string): string
+}
+
+export function loadPipeSecurity(systemRoot: string): PipeSecurity {
+  declareTypes()
+  const sys = `${systemRoot}\\System32`
+  const k32 = koffi.load(`${sys}\\kernel32.dll`)
+  const adv = koffi.load(`${sys}\\advapi32.dll`)
+  const fn = Object.fromEntries(PIPE_SECURITY_PROTOTYPES.map((p) => [/(\w+)\(/.exec(p.prototype)![1]!, (p.dll === 'kernel32.dll' ? k32 : adv).func(p.prototype)]))
+  const lastError = () => fn.GetLastError!() as number
+  const fail = (call: string, code: number, detail: string) =>
+    code === ERROR_ACCESS_DENIED
+      ? new PermissionError(`control: ${call} ${detail} refused: ERROR_ACCESS_DENIED (5)`, { hint: 'run ngrokd as Administrator (an elevated prompt, or the ngrokd Windows service)' })
+      : new SyscallError(call, code, `Win32 error ${code}`, { detail })
+
+  const openPipe = (pipePath: string, access: number): unknown => {
+    const h = fn.CreateFileW!(pipePath, access, 0, null, OPEN_EXISTING, 0, null)
+    // INVALID_HANDLE_VALUE is (HANDLE)(LONG_PTR)-1 (handleapi.h): all bits set at the pointer's width
+    const invalid = (1n << BigInt(koffi.sizeof('void *') * 8)) - 1n
+    if (h === null || koffi.address(h) === invalid) throw fail('CreateFileW', lastError(), pipePath)
+    return h
+  }
+
+  return {
+    applyDacl(pipePath, sddl) {
+      const sd: unknown[] = [null]
+      if (!fn.ConvertStringSecurityDescriptorToSecurityDescriptorW!(sddl, SDDL_REVISION_1, sd, null)) {
+        throw new NgrokdError('NGROKD_ERR_CONTROL', `control: bad SDDL ${sddl}: Win32 error ${lastError()}`)
+      }
+      try {
+        const present = [0]
+        const dacl: unknown[] = [null]
+        const defaulted = [0]
+        if (!fn.GetSecurityDescriptorDacl!(sd[0], present, dacl, defaulted)) throw fail('GetSecurityDescriptorDacl', lastError(), sddl)
+        const h = openPipe(pipePath, READ_CONTROL | WRITE_DAC) // one connection of our own; the server sees it close at once
+        try {
+          const status = fn.SetSecurityInfo!(h, SE_KERNEL_OBJECT, (DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION) >>> 0, null, null, dacl[0], null) as number
+          if (status !== ERROR_SUCCESS) throw fail('SetSecurityInfo', status, pipePath)
+        } finally {
+          fn.CloseHandle!(h)
+        }
+      } finally {
+        fn.LocalFree!(sd[0])
+      }
+    },
+    readDacl(pipePath) {
+      const h = openPipe(pipePath, READ_CONTROL)
+      try {
+        const dacl: unknown[] = [null]
+        const sd: unknown[] = [null]
+        const status = fn.GetSecurityInfo!(h, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, null, null, dacl, null, sd) as number
+        if (status !== ERROR_SUCCESS) throw fail('GetSecurityInfo', status, pipePath)
+        try {
+          const text: unknown[] = [null]
+          if (!fn.ConvertSecurityDescriptorToStringSecurityDescriptorW!(sd[0], SDDL_REVISION_1, DACL_SECURITY_INFORMATION, text, null)) {
+            throw fail('ConvertSecurityDescriptorToStringSecurityDescriptorW', lastError(), pipePath)
+          }
+          try {
+            return koffi.decode(text[0], 'char16_t', -1) as string
+          } finally {
+            fn.LocalFree!(text[0])
+          }
+        } finally {
+          fn.LocalFree!(sd[0])
+        }
+      } finally {
+        fn.CloseHandle!(h)
+      }
+    },
+    groupSid(name) {
+      const sid = Buffer.alloc(SECURITY_MAX_SID_SIZE)
+      const sidSize = [sid.length]
+      const domain = Buffer.alloc(512)
+      const domainChars = [256]
+      const use = [0]
+      if (!fn.LookupAccountNameW!(null, name, sid, sidSize, domain, domainChars, use)) {
+        throw new NgrokdError('NGROKD_ERR_CONTROL', `control.group "${name}" does not exist (LookupAccountNameW: Win32 error ${lastError()})`, {
+          hint: 'create the local group (net localgroup <name> /add) or fix control.group',
+        })
+      }
+      if (![SidTypeGroup, SidTypeAlias, SidTypeWellKnownGroup].includes(use[0]!)) {
+        throw new NgrokdError('NGROKD_ERR_CONTROL', `control.group "${name}" is not a group`, { hint: 'name a local or domain group' })
+      }
+      const text: unknown[] = [null]
+      if (!fn.ConvertSidToStringSidW!(sid, text)) throw fail('ConvertSidToStringSidW', lastError(), name)
+      try {
+        return koffi.decode(text[0], 'char16_t', -1) as string
+      } finally {
+        fn.LocalFree!(text[0])
+      }
+    },
+  }
+}

@@ -1,0 +1,59 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import * as P from './windows-pipe-security.js'
+import { parsePipeSecurityPrototypes, PIPE_SECURITY_PROTOTYPES } from './windows-pipe-security-ffi.js'
+
+function fixture(): Record<string, Record<string, number>> {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir)
+  return JSON.parse(readFileSync(join(dir, 'src/control/windows-abi.json'), 'utf8')).targets
+}
+
+describe('control pipe security', () => {
+  it('access masks match mingw-w64 (winnt.h); the reader right is 0x12019b, without FILE_CREATE_PIPE_INSTANCE', () => {
+    for (const v of Object.values(fixture())) {
+      assert.equal(v.FILE_GENERIC_READ, P.FILE_GENERIC_READ)
+      assert.equal(v.FILE_GENERIC_WRITE, P.FILE_GENERIC_WRITE)
+      assert.equal(v.FILE_APPEND_DATA, P.FILE_APPEND_DATA)
+      assert.equal(v.FILE_CREATE_PIPE_INSTANCE, P.FILE_APPEND_DATA, 'the same bit on a pipe')
+      assert.equal(v.SDDL_REVISION_1, 1)
+      assert.equal(v.SE_KERNEL_OBJECT, 6)
+      assert.equal(v.DACL_SECURITY_INFORMATION, 4)
+      assert.equal(v.PROTECTED_DACL_SECURITY_INFORMATION, 0x80000000)
+      assert.equal(v.READ_CONTROL, 0x20000)
+      assert.equal(v.WRITE_DAC, 0x40000)
+      assert.equal(v.OPEN_EXISTING, 3)
+      assert.equal(v.SECURITY_MAX_SID_SIZE, 68)
+      assert.deepEqual([v.SidTypeGroup, v.SidTypeAlias, v.SidTypeWellKnownGroup], [2, 4, 5])
+    }
+    assert.equal(P.PIPE_CLIENT_RIGHTS, 0x12019b)
+    assert.equal(P.PIPE_CLIENT_RIGHTS & P.FILE_APPEND_DATA, 0)
+    assert.equal(P.PIPE_CLIENT_RIGHTS & (P.FILE_READ_DATA | P.FILE_WRITE_DATA), P.FILE_READ_DATA | P.FILE_WRITE_DATA)
+  })
+
+  it('SDDL: SYSTEM and Administrators full control, protected; a reader group may only send requests', () => {
+    assert.equal(P.controlPipeSddl(), 'D:P(A;;GA;;;SY)(A;;GA;;;BA)')
+    assert.equal(P.controlPipeSddl('S-1-5-21-1004336348-1177238915-682003330-1001'), 'D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12019b;;;S-1-5-21-1004336348-1177238915-682003330-1001)')
+    assert.throws(() => P.controlPipeSddl('S-1-5-32-545)(A;;GA;;;WD'), RangeError, 'no SDDL injection through the SID')
+    assert.ok(P.isSidString('S-1-5-32-545'))
+    assert.ok(!P.isSidString('Users'))
+  })
+
+  it('one full pipe, and a GET-only pipe when a reader group is configured', () => {
+    assert.deepEqual(P.controlPipes({}), [{ path: '\\\\.\\pipe\\ngrokd', sddl: 'D:P(A;;GA;;;SY)(A;;GA;;;BA)', routes: 'all' }])
+    const pipes = P.controlPipes({ socket: '\\\\.\\pipe\\ngrokd', readerSid: 'S-1-5-32-545' })
+    assert.deepEqual(pipes.map((p) => [p.path, p.routes]), [['\\\\.\\pipe\\ngrokd', 'all'], ['\\\\.\\pipe\\ngrokd-read', 'read']])
+    assert.deepEqual(P.clientPipeOrder(pipes, 'GET'), ['\\\\.\\pipe\\ngrokd', '\\\\.\\pipe\\ngrokd-read'])
+    assert.deepEqual(P.clientPipeOrder(pipes, 'POST'), ['\\\\.\\pipe\\ngrokd'])
+    const routes = { 'GET /v1/status': 1, 'GET /v1/list': 2, 'POST /v1/api-key': 3 }
+    assert.deepEqual(P.readOnlyRoutes(routes), { 'GET /v1/status': 1, 'GET /v1/list': 2 })
+    assert.throws(() => P.controlPipes({ socket: '/run/ngrokd.sock' }), RangeError)
+  })
+
+  it('the kernel32 and advapi32 declarations parse', () => {
+    assert.equal(parsePipeSecurityPrototypes(), PIPE_SECURITY_PROTOTYPES.length)
+  })
+})

@@ -1,0 +1,136 @@
+// Thin koffi file: the Service Control Manager calls behind ScmApi (windows-service.ts). Loaded with import() on Windows.
+import koffi from 'koffi'
+import {
+  encodeDependencies,
+  scActionType,
+  SERVICE_AUTO_START,
+  SERVICE_CONFIG_DESCRIPTION,
+  SERVICE_CONFIG_FAILURE_ACTIONS,
+  SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+  SERVICE_ERROR_NORMAL,
+  SERVICE_WIN32_OWN_PROCESS,
+  type ScmApi,
+} from './windows-service.js'
+
+export interface Prototype {
+  dll: string
+  header: string
+  prototype: string
+}
+
+export const SCM_PROTOTYPES: readonly Prototype[] = [
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'SC_HANDLE __stdcall OpenSCManagerW(LPCWSTR lpMachineName, LPCWSTR lpDatabaseName, DWORD dwDesiredAccess)' },
+  {
+    dll: 'advapi32.dll',
+    header: 'winsvc.h',
+    prototype:
+      'SC_HANDLE __stdcall CreateServiceW(SC_HANDLE hSCManager, LPCWSTR lpServiceName, LPCWSTR lpDisplayName, DWORD dwDesiredAccess, DWORD dwServiceType, DWORD dwStartType, DWORD dwErrorControl, LPCWSTR lpBinaryPathName, LPCWSTR lpLoadOrderGroup, DWORD *lpdwTagId, const WCHAR *lpDependencies, LPCWSTR lpServiceStartName, LPCWSTR lpPassword)',
+  },
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'SC_HANDLE __stdcall OpenServiceW(SC_HANDLE hSCManager, LPCWSTR lpServiceName, DWORD dwDesiredAccess)' },
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall ChangeServiceConfig2W(SC_HANDLE hService, DWORD dwInfoLevel, void *lpInfo)' },
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall DeleteService(SC_HANDLE hService)' },
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall CloseServiceHandle(SC_HANDLE hSCObject)' },
+  { dll: 'kernel32.dll', header: 'errhandlingapi.h', prototype: 'DWORD __stdcall GetLastError()' },
+]
+
+const SERVICE_ALL_ACCESS = 0xf01ff // winsvc.h
+
+let declared = false
+function declareTypes(): void {
+  if (declared) return
+  declared = true
+  const tryDeclare = (fn: () => unknown) => {
+    try {
+      fn()
+    } catch {
+      // declared by another ngrokd module with the same meaning
+    }
+  }
+  for (const [name, type] of [['DWORD', 'uint32_t'], ['BOOL', 'int32_t'], ['LPCWSTR', 'str16'], ['LPWSTR', 'char16_t *'], ['WCHAR', 'char16_t']] as const) tryDeclare(() => koffi.alias(name, type))
+  tryDeclare(() => koffi.pointer('SC_HANDLE', koffi.opaque('SC_HANDLE__')))
+  tryDeclare(() => koffi.struct('SC_ACTION', { Type: 'int32_t', Delay: 'uint32_t' })) // winsvc.h
+  // winsvc.h: the pointers are LPWSTR and SC_ACTION *; koffi marshals them from JS values
+  tryDeclare(() => koffi.struct('SERVICE_FAILURE_ACTIONSW', { dwResetPeriod: 'uint32_t', lpRebootMsg: 'str16', lpCommand: 'str16', cActions: 'uint32_t', lpsaActions: 'SC_ACTION *' }))
+  tryDeclare(() => koffi.struct('SERVICE_DESCRIPTIONW', { lpDescription: 'str16' }))
+  tryDeclare(() => koffi.struct('SERVICE_FAILURE_ACTIONS_FLAG', { fFailureActionsOnNonCrashFailures: 'int32_t' }))
+}
+
+export function parseScmPrototypes(): number {
+  declareTypes()
+  for (const p of SCM_PROTOTYPES) koffi.proto(p.prototype)
+  return SCM_PROTOTYPES.length
+}
+
+/** The koffi layouts, for the smoke test to compare with the mingw-w64 numbers. */
+export function scmStructLayouts(): Record<string, number> {
+  declareTypes()
+  return {
+    'sizeof SC_ACTION': koffi.sizeof('SC_ACTION'),
+    'SC_ACTION.Delay': koffi.offsetof('SC_ACTION', 'Delay'),
+    'sizeof SERVICE_FAILURE_ACTIONSW': koffi.sizeof('SERVICE_FAILURE_ACTIONSW'),
+    'SERVICE_FAILURE_ACTIONSW.dwResetPeriod': koffi.offsetof('SERVICE_FAILURE_ACTIONSW', 'dwResetPeriod'),
+    'SERVICE_FAILURE_ACTIONSW.lpRebootMsg': koffi.offsetof('SERVICE_FAILURE_ACTIONSW', 'lpRebootMsg'),
+    'SERVICE_FAILURE_ACTIONSW.lpCommand': koffi.offsetof('SERVICE_FAILURE_ACTIONSW', 'lpCommand'),
+    'SERVICE_FAILURE_ACTIONSW.cActions': koffi.offsetof('SERVICE_FAILURE_ACTIONSW', 'cActions'),
+    'SERVICE_FAILURE_ACTIONSW.lpsaActions': koffi.offsetof('SERVICE_FAILURE_ACTIONSW', 'lpsaActions'),
+    'sizeof SERVICE_FAILURE_ACTIONS_FLAG': koffi.sizeof('SERVICE_FAILURE_ACTIONS_FLAG'),
+    'sizeof SERVICE_DESCRIPTIONW': koffi.sizeof('SERVICE_DESCRIPTIONW'),
+  }
+}
+
+export function loadScm(systemRoot: string): ScmApi {
+  declareTypes()
+  const adv = koffi.load(`${systemRoot}\\System32\\advapi32.dll`)
+  const k32 = koffi.load(`${systemRoot}\\System32\\kernel32.dll`)
+  const fn = Object.fromEntries(SCM_PROTOTYPES.map((p) => [/(\w+)\(/.exec(p.prototype)![1]!, (p.dll === 'kernel32.dll' ? k32 : adv).func(p.prototype)]))
+  const lastError = () => fn.GetLastError!() as number
+  const handle = (h: unknown) => (h === null ? 0n : koffi.address(h))
+  const ok = (r: unknown) => ((r as number) !== 0 ? 0 : lastError())
+  return {
+    openManager(access) {
+      const h = handle(fn.OpenSCManagerW!(null, null, access))
+      return { handle: h, error: h === 0n ? lastError() : 0 }
+    },
+    createService(manager, plan) {
+      const h = handle(
+        fn.CreateServiceW!(
+          manager,
+          plan.name,
+          plan.displayName,
+          SERVICE_ALL_ACCESS,
+          SERVICE_WIN32_OWN_PROCESS,
+          SERVICE_AUTO_START,
+          SERVICE_ERROR_NORMAL,
+          plan.binaryPath,
+          null,
+          null,
+          encodeDependencies(plan.dependencies),
+          null, // LocalSystem
+          null,
+        ),
+      )
+      return { handle: h, error: h === 0n ? lastError() : 0 }
+    },
+    openService(manager, name, access) {
+      const h = handle(fn.OpenServiceW!(manager, name, access))
+      return { handle: h, error: h === 0n ? lastError() : 0 }
+    },
+    setDescription: (service, description) => ok(fn.ChangeServiceConfig2W!(service, SERVICE_CONFIG_DESCRIPTION, koffi.as({ lpDescription: description }, 'SERVICE_DESCRIPTIONW *'))),
+    setFailureActions(service, recovery) {
+      const info = {
+        dwResetPeriod: recovery.resetPeriodSeconds,
+        lpRebootMsg: null,
+        lpCommand: recovery.command,
+        cActions: recovery.actions.length,
+        lpsaActions: recovery.actions.map((a) => ({ Type: scActionType(a), Delay: a.delayMs })),
+      }
+      return ok(fn.ChangeServiceConfig2W!(service, SERVICE_CONFIG_FAILURE_ACTIONS, koffi.as(info, 'SERVICE_FAILURE_ACTIONSW *')))
+    },
+    setFailureActionsOnNonCrashFailures: (service, enabled) =>
+      ok(fn.ChangeServiceConfig2W!(service, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, koffi.as({ fFailureActionsOnNonCrashFailures: enabled ? 1 : 0 }, 'SERVICE_FAILURE_ACTIONS_FLAG *'))),
+    deleteService: (service) => ok(fn.DeleteService!(service)),
+    closeServiceHandle(h) {
+      fn.CloseServiceHandle!(h)
+    },
+  }
+}

@@ -1,0 +1,20 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export interface AbiFixture {
+  compiler: string
+  targets: Record<string, Record<string, number>>
+  uncheckedPrototypes: string[]
+  wine: { version: string; runtime: Record<string, string | number>; rows: string[] } | null
+}
+
+/** probe/windows-abi.json, found from the package root (wherever the compiled test runs from). */
+export function readAbiFixture(): AbiFixture {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) {
+    if (dirname(dir) === dir) throw new Error('package.json not found above the test')
+    dir = dirname(dir)
+  }
+  return JSON.parse(readFileSync(join(dir, 'probe', 'windows-abi.json'), 'utf8')) as AbiFixture
+}
