@@ -89,9 +89,11 @@ export interface DaemonConfig {
     youngGcEveryMib: number
   }
   metrics: {
-    /** `host:port` of the Prometheus text endpoint; unset = off. */
+    /** `host:port` of the Prometheus text endpoint; unset = off. Turns on the prometheus plugin. */
     prometheusListen?: string
   }
+  /** The `plugins:` list: names, or names with options. */
+  plugins: Array<string | { name: string; options?: Record<string, unknown> }>
   /** Directory of the file the configuration came from, or the working directory when none. */
   configDir: string
 }

@@ -45,6 +45,7 @@ describe('resolveConfig: defaults', () => {
         youngGcEveryMib: 8,
       },
       metrics: {},
+      plugins: [],
       configDir: '/home/ops',
     }
     const loaded = resolveConfig(undefined, { cwd: '/home/ops', env: {} })

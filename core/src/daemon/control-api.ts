@@ -3,7 +3,9 @@ import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import type { ListenerStatus } from '../contracts/forwarder.js'
 import { controlRequest } from '../control/control-client.js'
 import type { ControlRoutes } from '../control/control-server.js'
-import type { MetricsSnapshot } from '../metrics/prometheus.js'
+import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
+import type { PluginStatus } from '../plugin/plugin-host.js'
+import type { Check } from '../contracts/check.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import type { ReconcileReport, ServiceView } from './reconciler.js'
 
@@ -17,6 +19,8 @@ export interface ControlApi {
   'GET /v1/metrics': { body: undefined; reply: MetricsSnapshot }
   'POST /v1/api-key': { body: { key: string }; reply: { ok: true; saved: string } }
   'POST /v1/poll': { body: Record<string, never>; reply: { poll?: PollStatus } }
+  /** The plugins' doctor checks, run by the daemon that has them loaded. */
+  'GET /v1/plugins/checks': { body: undefined; reply: { checks: Check[] } }
 }
 
 export type ControlRoute = keyof ControlApi
@@ -65,6 +69,8 @@ export interface DaemonStatus {
   subnet?: string
   /** The name resolver: `frozen` while it refuses changes after a failed write (names published before still resolve). */
   names: NameResolverHealth
+  /** Each plugin of `plugins:`: running, failed (register threw) or degraded (a hook threw). */
+  plugins: PluginStatus[]
   pollIntervalMs: number
   lastPoll?: PollStatus
   services: { total: number; serving: number; error: number }

@@ -8,16 +8,23 @@ import { Registration } from '../registration/index.js'
 import { createForwarder, loadIngressTrust, type CreateForwarderOptions } from '../forward/index.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer } from '../control/control-server.js'
-import { PrometheusServer, type MetricsSnapshot } from '../metrics/prometheus.js'
+import { container } from 'tsyringe'
+import { Registry } from 'prom-client'
+import { readFile } from 'node:fs/promises'
+import { registerDaemonMetrics, type MetricsSnapshot } from '../metrics/daemon-metrics.js'
+import { PluginHost, type PluginSpec } from '../plugin/plugin-host.js'
+import type { PluginInterfaceInfo, ServingEntry } from '../plugin/define-plugin.js'
+import { intToIpv4, parseSubnet } from '../util/ipv4.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION, USER_AGENT } from '../version.js'
-import { FORWARDER, NAME_RESOLVER } from '../di/tokens.js'
+import { FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import { NetworkPorts } from '../network/network-ports.js'
 import { ApiKeySource } from './api-key-source.js'
 import { controlRoutes, trafficTotals, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
 import { EndpointPoller } from './endpoint-poller.js'
-import { Reconciler } from './reconciler.js'
+import { Reconciler, type ReconcileReport } from './reconciler.js'
+import type { DesiredService } from '../protocol/endpoints.js'
 
 export type { DaemonPhase, PollStatus } from './control-api.js'
 
@@ -54,7 +61,13 @@ export class Daemon {
   /** Network mode (net.network.listen): the stable ports, open while the daemon runs. */
   private networkPorts?: NetworkPorts
   private control?: ControlServer
-  private metricsServer?: PrometheusServer
+  /** The Prometheus registry: the daemon's metrics and every plugin's; served by the prometheus plugin. */
+  readonly metrics = new Registry()
+  private plugins?: PluginHost
+  /** Resolved once the interface is open: what plugins get from `ctx.interface()`. */
+  private readonly interfaceReady = deferred<PluginInterfaceInfo>()
+  /** The interface's own address once a plugin asked for it (kept on the interface by the reconciler). */
+  private ownAddress?: string
   private readonly apiKeys: ApiKeySource
   private registration?: Registration
   private poller?: EndpointPoller
@@ -82,21 +95,30 @@ export class Daemon {
     const { config, logger } = this
     logger.info({ version: CORE_VERSION, pid: process.pid, stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting`)
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
-    this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: this.routes() })
+    registerDaemonMetrics(this.metrics, () => this.metricsSnapshot())
+    // plugins first: their control routes, name resolvers and hooks are part of what starts
+    const root = container.createChildContainer()
+    this.plugins = await PluginHost.load(this.pluginSpecs(), {
+      configDir: config.configDir,
+      stateDir: config.stateDir,
+      logger,
+      scope: root,
+      metrics: this.metrics,
+      interfaceInfo: () => this.pluginInterface(),
+    })
+    this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: { ...this.routes(), ...this.plugins.routes() } })
     await this.control.start()
-    if (config.metrics.prometheusListen) {
-      this.metricsServer = new PrometheusServer(config.metrics.prometheusListen, () => this.metricsSnapshot(), logger)
-      await this.metricsServer.start()
-    }
     try {
-      this.scope = await createDaemonScope({ config, logger, forwarder: this.options.forwarder ?? (await this.createForwarder()) })
+      this.scope = await createDaemonScope({ config, logger, forwarder: this.options.forwarder ?? (await this.createForwarder()), scope: root, plugins: this.plugins })
       this.reconciler = this.scope.scope.resolve(Reconciler)
       const info = this.scope.interfaceInfo
       logger.info(
         { driver: this.scope.driverName, interface: info.name, kind: info.kind, adopted: info.adopted, subnet: this.scope.subnet },
         `interface ${info.name} ready (${info.kind}${info.adopted ? ', adopted from an earlier run' : ''})`,
       )
+      this.interfaceReady.resolve({ name: info.name, ...(await interfaceIndex(info.name)), address: intToIpv4(parseSubnet(this.scope.subnet).network + 1) })
       await this.startNetworkMode()
+      await this.plugins.start()
       this.poller = new EndpointPoller({
         stateDir: config.stateDir,
         intervalMs: config.boundEndpoints.pollIntervalMs,
@@ -104,12 +126,12 @@ export class Daemon {
         signal: this.stopped.signal,
         list: () => this.api!.listBoundEndpoints(this.registration!.info!.operatorId),
         beforePoll: () => this.renewCertificate(),
-        reconcile: (services) => this.reconciler!.reconcile(services, { drainMs: this.drainMs }),
+        reconcile: (services) => this.reconcile(services),
       })
       // serve what was there before a restart or crash right away, API or not
       const cached = await this.poller.cached()
       if (cached) {
-        const report = await this.reconciler.reconcile(cached)
+        const report = await this.reconcile(cached)
         logger.info({ report }, `restored ${cached.length} services from the last known endpoint list`)
       }
     } catch (e) {
@@ -117,6 +139,46 @@ export class Daemon {
       throw e
     }
     this.running = this.run()
+  }
+
+  /** One reconcile, then the plugins' afterReconcile hooks with what is served. */
+  private async reconcile(services: DesiredService[]): Promise<ReconcileReport> {
+    const report = await this.reconciler!.reconcile(services, { drainMs: this.drainMs })
+    await this.plugins?.afterReconcile(this.serving())
+    return report
+  }
+
+  /** Hostnames served now, with their ports: what plugins see after a reconcile. */
+  private serving(): ServingEntry[] {
+    const byHost = new Map<string, ServingEntry>()
+    for (const s of this.reconciler?.services() ?? []) {
+      if (s.state !== 'serving' || !s.address) continue
+      const entry = byHost.get(s.hostname) ?? { hostname: s.hostname, address: s.address, ports: [] }
+      entry.ports.push({ port: s.port, proto: s.proto })
+      byHost.set(s.hostname, entry)
+    }
+    return [...byHost.values()]
+  }
+
+  /** `plugins:`, plus the prometheus plugin when the older `metrics.prometheus_listen` is set. */
+  private pluginSpecs(): PluginSpec[] {
+    const specs: PluginSpec[] = [...this.config.plugins]
+    const listen = this.config.metrics.prometheusListen
+    const named = (s: PluginSpec) => (typeof s === 'string' ? s : s.name)
+    if (listen && !specs.some((s) => named(s) === 'prometheus')) specs.push({ name: 'prometheus', options: { listen } })
+    return specs
+  }
+
+  /** For `ctx.interface()`: waits for the interface, then keeps its own address on it. */
+  private async pluginInterface(): Promise<PluginInterfaceInfo> {
+    const info = await this.interfaceReady.promise
+    if (this.ownAddress === undefined) {
+      this.ownAddress = info.address
+      this.reconciler!.keepAddresses([info.address])
+      const iface = this.scope!.scope.resolve(INTERFACE)
+      await iface.addAddress({ address: info.address })
+    }
+    return info
   }
 
   /** The forwarder from `forwarder.*`, dialling the ingress with the registration's credentials. */
@@ -227,9 +289,9 @@ export class Daemon {
         this.logger.error({ err: e }, `cleanup failed: ${formatError(e)}`)
       }
     }
+    await this.plugins?.stop()
     await this.scope?.close()
     await this.networkPorts?.close()
-    await this.metricsServer?.close()
     await this.control?.close()
     this.phase = 'stopped'
     this.logger.info('ngrokd stopped; listeners, names and addresses removed')
@@ -279,13 +341,21 @@ export class Daemon {
       interface: this.scope?.interfaceInfo,
       subnet: this.scope?.subnet,
       names: this.nameResolverHealth(),
+      plugins: this.plugins?.status() ?? [],
       pollIntervalMs: this.config.boundEndpoints.pollIntervalMs,
       lastPoll: this.poller?.last,
       services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },
       openConnections: listeners.reduce((n, l) => n + l.openConnections, 0),
       traffic: trafficTotals(listeners),
-      metrics: this.config.metrics.prometheusListen ? `http://${this.config.metrics.prometheusListen}/metrics` : undefined,
+      metrics: this.prometheusUrl(),
     }
+  }
+
+  /** Where the prometheus plugin serves, if it is on. */
+  private prometheusUrl(): string | undefined {
+    const spec = this.pluginSpecs().find((s) => typeof s !== 'string' && s.name === 'prometheus') as { options?: { listen?: unknown } } | undefined
+    const listen = spec?.options?.listen
+    return typeof listen === 'string' ? `http://${listen}/metrics` : undefined
   }
 
   private nameResolverHealth(): NameResolverHealth {
@@ -312,6 +382,23 @@ export class Daemon {
       'GET /v1/metrics': () => this.metricsSnapshot(),
       'POST /v1/api-key': (body) => this.apiKeys.set((body as { key?: unknown } | undefined)?.key),
       'POST /v1/poll': async () => ({ poll: await this.pollOnce() }),
+      'GET /v1/plugins/checks': async () => ({ checks: (await this.plugins?.doctorChecks()) ?? [] }),
     })
   }
+}
+
+/** A promise with its resolve function (Promise.withResolvers, which Node 20 lacks). */
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (e: unknown) => void } {
+  let resolve!: (value: T) => void
+  let reject!: (e: unknown) => void
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)))
+  return { promise, resolve, reject }
+}
+
+/** The interface's index where the OS tells it without privilege (Linux: /sys/class/net/<name>/ifindex). */
+async function interfaceIndex(name: string): Promise<{ index?: number }> {
+  if (process.platform !== 'linux' || !/^[\w.-]{1,15}$/.test(name)) return {}
+  const text = await readFile(`/sys/class/net/${name}/ifindex`, 'utf8').catch(() => '')
+  const index = Number(text.trim())
+  return Number.isInteger(index) && index > 0 ? { index } : {}
 }

@@ -124,6 +124,8 @@ export class Reconciler {
   /** Serialises reconciles: a poll and a teardown never interleave. */
   private running: Promise<unknown> = Promise.resolve()
   private network?: NetworkModeOptions
+  /** Addresses of the interface that are no endpoint's but stay (the interface's own, for a plugin's DNS). */
+  private readonly kept = new Set<string>()
 
   constructor(
     @inject(INTERFACE) private readonly iface: Interface,
@@ -147,8 +149,17 @@ export class Reconciler {
     this.network = mode
   }
 
+  /**
+   * Keeps `addresses` on the interface from the next reconcile on (added if missing, never removed
+   * as unwanted) until teardown.
+   */
+  keepAddresses(addresses: readonly string[]): void {
+    for (const a of addresses) this.kept.add(a)
+  }
+
   /** Removes everything ngrokd put on the machine, in reverse order. Mappings are kept for stability. */
   teardown(options: { drainMs?: number } = {}): Promise<ReconcileReport> {
+    this.kept.clear()
     return this.reconcile([], options)
   }
 
@@ -247,6 +258,7 @@ export class Reconciler {
       else pass.wantedNetwork.set(key, st)
     }
     for (const st of pass.wanted.values()) pass.wantedAddresses.add(st.address!)
+    for (const a of this.kept) pass.wantedAddresses.add(a)
   }
 
   /** Network mode: a stable port per hostname:port (never one of the endpoints' own ports). */

@@ -32,6 +32,17 @@ export interface CreateDaemonScopeOptions {
   forwarder: Forwarder
   /** Replacements for tests (startTestDaemon): registered after the defaults. */
   overrides?: Partial<{ interface: Interface; allocator: Allocator; nameResolver: NameResolver }>
+  /** The daemon's root scope (plugins register in children of it); default a new child of the global container. */
+  scope?: DependencyContainer
+  /** Name resolvers offered by plugins (`names.resolver: <name>`); see PluginHost. */
+  plugins?: PluginNameResolvers
+}
+
+/** What the scope needs of the plugin host. */
+export interface PluginNameResolvers {
+  offersNameResolver(name: string): boolean
+  /** Undefined when the plugin's factory failed (it is reported as degraded). */
+  createNameResolver(name: string): Promise<NameResolver | undefined>
 }
 
 /**
@@ -39,8 +50,7 @@ export interface CreateDaemonScopeOptions {
  * built-in allocator and name resolver are the defaults. `container.dispose()` does not dispose
  * `useValue` registrations, so the scope closes what it owns itself.
  */
-export async function createDaemonScope({ config, logger, forwarder, overrides = {} }: CreateDaemonScopeOptions): Promise<DaemonScope> {
-  const scope = container.createChildContainer()
+export async function createDaemonScope({ config, logger, forwarder, overrides = {}, scope = container.createChildContainer(), plugins }: CreateDaemonScopeOptions): Promise<DaemonScope> {
   const owned: Array<(opts?: { removeInterface?: boolean }) => Promise<void>> = []
   const close = async (opts?: { removeInterface?: boolean }): Promise<void> => {
     for (const fn of owned.reverse()) await fn(opts).catch((e) => logger.warn({ err: e }, 'error while closing'))
@@ -77,7 +87,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
     await allocator.open({ subnet, reserved: [intToIpv4(parseSubnet(subnet).network + 1)] })
     owned.push(() => allocator.close())
 
-    const names = overrides.nameResolver ?? (await createNameResolver(config, logger))
+    const names = overrides.nameResolver ?? (await createNameResolver(config, logger, plugins))
     await names.open()
     owned.push(() => names.close())
     owned.push(() => forwarder.close())
@@ -103,9 +113,20 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
   }
 }
 
-async function createNameResolver(config: DaemonConfig, logger: Logger): Promise<NameResolver> {
-  if (config.names.resolver === 'hosts-file') {
-    return new HostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger })
+/**
+ * `names.resolver`: the hosts file, a resolver a plugin offers (`dns` with `plugins: [dns]`), or a
+ * name-resolver driver. A plugin's resolver that fails to come up falls back to the hosts file: a
+ * plugin never takes the daemon down.
+ */
+async function createNameResolver(config: DaemonConfig, logger: Logger, plugins?: PluginNameResolvers): Promise<NameResolver> {
+  const hostsFile = (): NameResolver => new HostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger })
+  const name = config.names.resolver
+  if (name === 'hosts-file') return hostsFile()
+  if (plugins?.offersNameResolver(name)) {
+    const fromPlugin = await plugins.createNameResolver(name)
+    if (fromPlugin) return fromPlugin
+    logger.error(`names.resolver ${name}: the plugin's resolver failed to start (ngrokd status shows why); publishing names in ${config.names.hostsFile} instead`)
+    return hostsFile()
   }
   const resolved = await resolveDriver(config.names.resolver, { configDir: config.configDir, kind: 'name-resolver' })
   const made = await resolved.driver.create({ logger, stateDir: config.stateDir, platform: process.platform }, {})

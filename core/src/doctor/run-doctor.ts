@@ -7,6 +7,7 @@ import { callDaemon } from '../daemon/control-api.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
+import { pluginChecks } from './plugin-checks.js'
 import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
@@ -95,6 +96,7 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
   }
 
   checks.push(...(await ingressChecks(config, { offline })))
+  checks.push(...(await pluginChecks(config)))
 
   try {
     const status = await callDaemon(config.control.socket, 'GET /v1/status', undefined, 3_000)

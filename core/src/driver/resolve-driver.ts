@@ -40,7 +40,7 @@ export function resolveAutoDriver(platform: NodeJS.Platform, privileged: boolean
   return { name: preferred, reason: `${platform}${privileged ? ' with privilege' : ''}: using ${preferred}` }
 }
 
-function isPathSpec(spec: string): boolean {
+export function isPathSpec(spec: string): boolean {
   return spec.startsWith('.') || spec.startsWith('/') || /^[A-Za-z]:[\\/]/.test(spec)
 }
 
@@ -113,7 +113,8 @@ export function assertCompatible(driver: Pick<DriverModule, 'name' | 'ngrokd'>, 
   }
 }
 
-function resolveSpecifier(specifier: string, configDir: string): string {
+/** The file a driver or plugin specifier names: a path (relative to `configDir`), or a package next to the config, then beside ngrokd. */
+export function resolveSpecifier(specifier: string, configDir: string): string {
   if (isPathSpec(specifier)) return createRequire(join(configDir, 'noop.js')).resolve(specifier)
   for (const from of [join(configDir, 'noop.js'), fileURLToPath(import.meta.url)]) {
     try {

@@ -33,6 +33,8 @@ export {
   type ForwarderSession,
 } from './suites/forwarder-suite.js'
 
+export { testPlugin, type PluginSuiteOptions } from './suites/plugin-suite.js'
+
 export { FakeInterface, type FakeInterfaceOptions, type FakeSystem, type FakeInterfaceMethod, type FakeInterfaceCall, type InjectFailureOptions } from './fakes/fake-interface.js'
 export { RecordingNameResolver, type PublishedNames, type RecordedPublish } from './fakes/recording-name-resolver.js'
 export { LoopbackForwarder, type LoopbackForwarderOptions, type LoopbackUpstream } from './fakes/loopback-forwarder.js'

@@ -8,6 +8,8 @@ import { testInterfaceDriver } from './suites/interface-suite.js'
 import { testAllocator } from './suites/allocator-suite.js'
 import { testNameResolver } from './suites/name-resolver-suite.js'
 import { testForwarder } from './suites/forwarder-suite.js'
+import { testPlugin } from './suites/plugin-suite.js'
+import { definePlugin } from '../plugin/define-plugin.js'
 import { FakeInterface } from './fakes/fake-interface.js'
 import { RecordingNameResolver } from './fakes/recording-name-resolver.js'
 import { LoopbackForwarder } from './fakes/loopback-forwarder.js'
@@ -271,3 +273,34 @@ describe('the forwarder suite catches broken forwarders', () => {
     assert.ok(failed.includes('unlisten() stops accepting at once'), failed.join('; '))
   })
 })
+
+describe('the plugin suite catches broken plugins', () => {
+  const good = definePlugin<{ greeting: string }>({
+    name: 'greeter',
+    version: '1.0.0',
+    ngrokd: '^1.0.0',
+    optionsSchema: { type: 'object', properties: { greeting: { type: 'string', default: 'hello' } } },
+    register(ctx) {
+      let served = 0
+      ctx.hooks.onStart(async () => void (await ctx.interface()))
+      ctx.hooks.afterReconcile((serving) => void (served = serving.length))
+      ctx.addRoute('GET', '/served', () => ({ served, greeting: ctx.options.greeting }))
+      ctx.addDoctorChecks(async () => [{ id: 'greeter.served', status: 'ok', summary: `${served} served` }])
+    },
+  })
+
+  it('a correct plugin passes every check', async () => {
+    assert.deepEqual(await failuresOf(() => testPlugin({ plugin: good })), [])
+  })
+
+  it('a plugin that awaits the interface in register(), throws in a hook, or writes malformed checks fails those checks', async () => {
+    const early = definePlugin({ name: 'early', version: '1.0.0', ngrokd: '^1.0.0', async register(ctx) { await ctx.interface() } })
+    assert.deepEqual(await failuresOf(() => testPlugin({ plugin: early })), ['registers with the given options, and does not ask for the interface before it is open'])
+    const throwing = definePlugin({ name: 'throwing', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.afterReconcile(() => { throw new Error('no') }) } })
+    assert.deepEqual(await failuresOf(() => testPlugin({ plugin: throwing })), ['runs start → afterReconcile (twice, and with nothing served) → stop without a hook throwing'])
+    const sloppy = definePlugin({ name: 'sloppy', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.addDoctorChecks(async () => [{ id: 'NoArea', status: 'fine' as 'ok', summary: '' }]) } })
+    assert.deepEqual(await failuresOf(() => testPlugin({ plugin: sloppy })), ['its doctor checks have the documented shape'])
+    assert.deepEqual(await failuresOf(() => testPlugin({ plugin: { name: 'not-defined' } })).then((f) => f[0]), 'is a definePlugin module with a kebab-case name, a version and a core range this core satisfies')
+  })
+})
+

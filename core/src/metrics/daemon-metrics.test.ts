@@ -1,8 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
-import { silentLogger } from '../contracts/logger.js'
-import { PrometheusServer, renderPrometheus, type MetricsSnapshot } from './prometheus.js'
+import { Registry } from 'prom-client'
+import { registerDaemonMetrics, type MetricsSnapshot } from './daemon-metrics.js'
 
 const snapshot: MetricsSnapshot = {
   version: '1.0.0',
@@ -17,9 +16,11 @@ const snapshot: MetricsSnapshot = {
   ],
 }
 
-test('renders the Prometheus text format with escaped labels', () => {
-  const text = renderPrometheus(snapshot)
-  const lines = text.trimEnd().split('\n')
+test('renders the Prometheus text format with escaped labels', async () => {
+  const registry = new Registry()
+  registerDaemonMetrics(registry, () => snapshot)
+  const text = await registry.metrics()
+  const lines = text.trimEnd().split('\n').filter((line) => line !== '') // families are separated by blank lines
   for (const line of lines) assert.match(line, /^(# (HELP|TYPE) ngrokd_\w+ .+|ngrokd_\w+(\{[^}]*\})? -?[\d.e+]+)$/, line)
   const l = 'hostname="api.prod",port="80",proto="http",listen="10.107.0.2:80"'
   assert.ok(lines.includes(`ngrokd_connections_open{${l}} 3`))
@@ -35,29 +36,12 @@ test('renders the Prometheus text format with escaped labels', () => {
   assert.equal(lines.filter((x) => x === '# TYPE ngrokd_bytes_total counter').length, 1)
 })
 
-test('serves GET /metrics and nothing else', async () => {
-  const server = new PrometheusServer('127.0.0.1:0', () => snapshot, silentLogger)
-  // port 0 is not "host:port" of a real port for users, but it lets the test pick a free one
-  await server.start()
-  const port = ((server as unknown as { server: { address(): { port: number } } }).server.address()).port
-  const get = (path: string) =>
-    new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
-      request({ host: '127.0.0.1', port, path }, (res) => {
-        let body = ''
-        res.on('data', (d) => (body += d))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }))
-      })
-        .on('error', reject)
-        .end()
-    })
-  try {
-    const ok = await get('/metrics')
-    assert.equal(ok.status, 200)
-    assert.match(ok.type, /^text\/plain; version=0\.0\.4/)
-    assert.match(ok.body, /ngrokd_build_info\{version="1\.0\.0"\} 1/)
-    assert.equal((await get('/')).status, 404)
-  } finally {
-    await server.close()
-    await server.close()
-  }
+test('reads the snapshot at every scrape: no state is kept between scrapes', async () => {
+  const registry = new Registry()
+  let opened = 1
+  registerDaemonMetrics(registry, () => ({ ...snapshot, listeners: [{ ...snapshot.listeners[0]!, openConnections: opened }] }))
+  assert.match(await registry.metrics(), /^ngrokd_connections_open\{[^}]+\} 1$/m)
+  opened = 5
+  assert.match(await registry.metrics(), /^ngrokd_connections_open\{[^}]+\} 5$/m)
+  assert.match(await registry.metrics(), /^ngrokd_build_info\{version="1\.0\.0"\} 1$/m)
 })

@@ -1,0 +1,40 @@
+import { Registry } from 'prom-client'
+import { container } from 'tsyringe'
+import type { DaemonConfig } from '../config/daemon-config.js'
+import type { Check } from '../contracts/check.js'
+import { silentLogger } from '../contracts/logger.js'
+import { callDaemon } from '../daemon/control-api.js'
+import { PluginHost } from '../plugin/plugin-host.js'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+import { failedCheck } from './ingress-checks.js'
+
+/**
+ * The plugins' doctor checks: from the running daemon, which has them loaded and started; without
+ * one, each plugin of `plugins:` is resolved and registered here (never started) so that a plugin
+ * that is missing, incompatible or misconfigured shows before `ngrokd run` does.
+ */
+export async function pluginChecks(config: DaemonConfig): Promise<Check[]> {
+  if (config.plugins.length === 0) return []
+  try {
+    return (await callDaemon(config.control.socket, 'GET /v1/plugins/checks', undefined, 10_000)).checks
+  } catch {
+    // no daemon (or an older one): check what can be checked here
+  }
+  try {
+    const host = await PluginHost.load(config.plugins, {
+      configDir: config.configDir,
+      stateDir: config.stateDir,
+      logger: silentLogger,
+      scope: container.createChildContainer(),
+      metrics: new Registry(),
+      interfaceInfo: () => Promise.reject(new NgrokdError('NGROKD_ERR_CONTROL', 'the daemon is not running: no interface to give')),
+    })
+    return host.status().map((p): Check =>
+      p.error
+        ? { id: `plugin.${p.name}`, status: 'fail', summary: `plugin ${p.name} ${p.version}: ${p.error.message}`, code: p.error.code }
+        : { id: `plugin.${p.name}`, status: 'ok', summary: `plugin ${p.name} ${p.version} loads and its options are valid (its own checks run when the daemon runs)` },
+    )
+  } catch (e) {
+    return [failedCheck('plugin.load', e)]
+  }
+}

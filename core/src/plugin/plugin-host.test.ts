@@ -1,0 +1,136 @@
+import 'reflect-metadata'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Registry } from 'prom-client'
+import { container } from 'tsyringe'
+import { silentLogger } from '../contracts/logger.js'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import type { PluginInterfaceInfo, ServingEntry } from './define-plugin.js'
+import { PluginHost, type PluginSpec } from './plugin-host.js'
+
+/** The plugin API as a third-party plugin imports it (`@ngrokd/core/plugin`), by file URL from a temp dir. */
+const api = new URL(import.meta.url.endsWith('.ts') ? './public.ts' : './public.js', import.meta.url).href
+
+let dir: string
+/** A journal the temp plugins write to (global: they are separate modules). */
+const journal = (): string[] => ((globalThis as { __pluginJournal?: string[] }).__pluginJournal ??= [])
+
+async function plugin(file: string, body: string): Promise<string> {
+  await writeFile(join(dir, file), `import { definePlugin } from '${api}'\nconst j = (globalThis.__pluginJournal ??= [])\nexport default definePlugin(${body})\n`)
+  return `./${file}`
+}
+
+const ifaceInfo: PluginInterfaceInfo = { name: 'ngrokd0', address: '10.107.0.1' }
+
+function load(specs: PluginSpec[], metrics = new Registry()) {
+  return PluginHost.load(specs, { configDir: dir, stateDir: dir, logger: silentLogger, scope: container.createChildContainer(), metrics, interfaceInfo: async () => ifaceInfo })
+}
+
+describe('PluginHost', () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ngrokd-plugins-'))
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('validates options against the schema (defaults filled in) and refuses bad ones naming the key', async () => {
+    const path = await plugin(
+      'opts.mjs',
+      `{ name: 'opts', version: '1.2.3', ngrokd: '^1.0.0',
+         optionsSchema: { type: 'object', additionalProperties: false, properties: { port: { type: 'integer', default: 53 }, ttl: { type: 'integer', minimum: 1 } } },
+         register(ctx) { j.push('opts ' + JSON.stringify(ctx.options)) } }`,
+    )
+    journal().length = 0
+    await load([{ name: path, options: { ttl: 5 } }])
+    assert.deepEqual(journal(), ['opts {"ttl":5,"port":53}'])
+    await assert.rejects(load([{ name: path, options: { ttl: 0, colour: 'red' } }]), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
+      assert.match(e.message, /plugin "opts": .*additional properties: colour/)
+      assert.match(e.message, /options\.ttl must be >= 1/)
+      return true
+    })
+  })
+
+  it('refuses with coded errors: not found, not a plugin, incompatible core, wrong platform, missing dependency, listed twice', async () => {
+    const coded = (code: string) => (e: unknown) => isNgrokdError(e, code as never) || assert.fail(`${code}: ${String(e)}`)
+    await assert.rejects(load(['./missing.mjs']), coded('NGROKD_ERR_PLUGIN_NOT_FOUND'))
+    await assert.rejects(load(['ngrokd-plugin-nobody-published-this']), coded('NGROKD_ERR_PLUGIN_NOT_FOUND'))
+    await writeFile(join(dir, 'plain.mjs'), 'export default { name: "plain" }\n')
+    await assert.rejects(load(['./plain.mjs']), coded('NGROKD_ERR_PLUGIN_INVALID'))
+    const future = await plugin('future.mjs', `{ name: 'future', version: '1.0.0', ngrokd: '^99.0.0', register() {} }`)
+    await assert.rejects(load([future]), coded('NGROKD_ERR_PLUGIN_INCOMPATIBLE'))
+    const elsewhere = await plugin('elsewhere.mjs', `{ name: 'elsewhere', version: '1.0.0', ngrokd: '^1.0.0', platforms: ['${process.platform === 'aix' ? 'sunos' : 'aix'}'], register() {} }`)
+    await assert.rejects(load([elsewhere]), coded('NGROKD_ERR_PLUGIN_UNSUPPORTED_PLATFORM'))
+    const base = await plugin('base.mjs', `{ name: 'base', version: '1.0.0', ngrokd: '^1.0.0', register() {} }`)
+    const needy = await plugin('needy.mjs', `{ name: 'needy', version: '1.0.0', ngrokd: '^1.0.0', dependencies: ['base'], register() {} }`)
+    await assert.rejects(load([needy, base]), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_DEPENDENCY'))
+      assert.match(e.hint!, /add base to plugins:, ahead of needy/)
+      return true
+    })
+    assert.deepEqual((await load([base, needy])).status().map((s) => s.name), ['base', 'needy'])
+    await assert.rejects(load([base, base]), coded('NGROKD_ERR_PLUGIN_INVALID'))
+  })
+
+  it('isolates a plugin that throws in register(): reported as failed, nothing it added used, the others run', async () => {
+    const broken = await plugin(
+      'broken.mjs',
+      `{ name: 'broken', version: '0.1.0', ngrokd: '^1.0.0', register(ctx) {
+         ctx.addRoute('GET', '/x', () => 1); ctx.provideNameResolver('broken-dns', () => ({})); ctx.hooks.onStart(() => j.push('broken start'))
+         throw new Error('cannot reach the moon') } }`,
+    )
+    const fine = await plugin('fine.mjs', `{ name: 'fine', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStart(() => j.push('fine start')) } }`)
+    journal().length = 0
+    const host = await load([broken, fine])
+    await host.start()
+    assert.deepEqual(journal(), ['fine start'])
+    const [b, f] = host.status()
+    assert.equal(b!.state, 'failed')
+    assert.equal(b!.error?.code, 'NGROKD_ERR_PLUGIN_FAILED')
+    assert.match(b!.error!.message, /register: cannot reach the moon/)
+    assert.equal(f!.state, 'running')
+    assert.deepEqual(host.routes(), {})
+    assert.equal(host.offersNameResolver('broken-dns'), false)
+    const checks = await host.doctorChecks()
+    assert.deepEqual(checks.map((c) => [c.id, c.status]), [['plugin.broken', 'fail'], ['plugin.fine', 'ok']])
+  })
+
+  it('runs hooks in plugin order (stop in reverse), gives afterReconcile the serving set, and degrades only a plugin whose hook throws', async () => {
+    const a = await plugin('a.mjs', `{ name: 'a', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+      ctx.hooks.onStart(() => j.push('a start')); ctx.hooks.onStop(() => j.push('a stop'))
+      ctx.hooks.afterReconcile((serving) => { j.push('a saw ' + serving.map((s) => s.hostname).join(',')); throw new Error('a hook broke') }) } }`)
+    const b = await plugin('b.mjs', `{ name: 'b', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+      ctx.hooks.onStart(() => j.push('b start')); ctx.hooks.onStop(() => j.push('b stop')); ctx.hooks.afterReconcile((s) => j.push('b saw ' + s.length)) } }`)
+    journal().length = 0
+    const host = await load([a, b])
+    const serving: ServingEntry[] = [{ hostname: 'api.prod', address: '10.107.0.2', ports: [{ port: 80, proto: 'http' }] }]
+    await host.start()
+    await host.afterReconcile(serving)
+    await host.afterReconcile(serving)
+    await host.stop()
+    assert.deepEqual(journal(), ['a start', 'b start', 'a saw api.prod', 'b saw 1', 'a saw api.prod', 'b saw 1', 'b stop', 'a stop'])
+    assert.deepEqual(host.status().map((s) => s.state), ['degraded', 'running'])
+    assert.match(host.status()[0]!.error!.message, /afterReconcile: a hook broke/)
+  })
+
+  it('gives each plugin its own DI scope, namespaced routes, the shared metrics registry and the interface', async () => {
+    const TOKEN = 'Symbol.for("test.own")'
+    const one = await plugin('one.mjs', `{ name: 'one', version: '1.0.0', ngrokd: '^1.0.0', async register(ctx) {
+      ctx.scope.register(${TOKEN}, { useValue: 'one' }); j.push('one sees ' + ctx.scope.resolve(${TOKEN}))
+      ctx.addRoute('GET', '/records', () => ({ from: 'one' }))
+      j.push('iface ' + (await ctx.interface()).address)
+      ctx.metrics.registerMetric({ name: 'one_total', get: async () => ({ name: 'one_total', help: 'x', type: 'counter', values: [{ value: 1, labels: {} }], aggregator: 'sum' }), reset() {}, get name() { return 'one_total' } }) } }`)
+    const two = await plugin('two.mjs', `{ name: 'two', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { j.push('two sees ' + ctx.scope.isRegistered(${TOKEN})) } }`)
+    journal().length = 0
+    const metrics = new Registry()
+    const host = await load([one, two], metrics)
+    assert.deepEqual(journal(), ['one sees one', 'iface 10.107.0.1', 'two sees false'])
+    assert.deepEqual(Object.keys(host.routes()), ['GET /v1/plugins/one/records'])
+    assert.deepEqual(await host.routes()['GET /v1/plugins/one/records']!(undefined), { from: 'one' })
+    assert.ok(metrics.getSingleMetric('one_total'), 'a plugin registers on the daemon\'s registry')
+  })
+})

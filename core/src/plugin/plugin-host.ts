@@ -1,0 +1,237 @@
+import { Ajv, type ErrorObject } from 'ajv'
+import type { Registry } from 'prom-client'
+import type { DependencyContainer } from 'tsyringe'
+import type { Check } from '../contracts/check.js'
+import type { Logger } from '../contracts/logger.js'
+import type { NameResolver } from '../contracts/name-resolver.js'
+import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
+import type { PluginContext, PluginInterfaceInfo, PluginModule, PluginRouteHandler, ServingEntry } from './define-plugin.js'
+import { resolvePlugin } from './resolve-plugin.js'
+
+/** One entry of the `plugins:` config list: a name, or a name with options. */
+export type PluginSpec = string | { name: string; options?: Record<string, unknown> }
+
+/** What `ngrokd status` shows per plugin. */
+export interface PluginStatus {
+  name: string
+  version: string
+  /** `failed`: `register()` threw; nothing it added is used. `degraded`: a hook threw (it keeps running). */
+  state: 'running' | 'failed' | 'degraded'
+  error?: { code: string; message: string; at: string }
+}
+
+type Hook<A extends unknown[]> = (...args: A) => void | Promise<void>
+
+interface Loaded {
+  plugin: PluginModule
+  status: PluginStatus
+  nameResolvers: Map<string, () => NameResolver | Promise<NameResolver>>
+  doctorChecks: Array<() => Promise<Check[]>>
+  routes: Map<string, PluginRouteHandler>
+  onStart: Array<Hook<[]>>
+  afterReconcile: Array<Hook<[readonly ServingEntry[]]>>
+  onStop: Array<Hook<[]>>
+}
+
+export interface PluginHostOptions {
+  configDir: string
+  stateDir: string
+  logger: Logger
+  /** The daemon's DI scope: each plugin registers in a child of it. */
+  scope: DependencyContainer
+  metrics: Registry
+  /** Resolves once the interface is open; the host then keeps its own address on it (see PluginContext.interface). */
+  interfaceInfo: () => Promise<PluginInterfaceInfo>
+  platform?: NodeJS.Platform
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true })
+
+function optionsError(name: string, errors: ErrorObject[]): NgrokdError {
+  const what = errors.map((e) => `${e.instancePath ? `options${e.instancePath.replace(/\//g, '.')}` : 'options'} ${e.message}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as unknown[]).join(', ')})` : ''}${e.params && 'additionalProperty' in e.params ? `: ${String(e.params.additionalProperty)}` : ''}`)
+  return new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${name}": ${what.join('; ')}`, { hint: `fix the plugin's options in plugins: (see the ${name} plugin's documentation)` })
+}
+
+/**
+ * Loads the plugins of the `plugins:` list and runs what they add (Fastify's encapsulation, over
+ * tsyringe child scopes). A plugin that cannot be resolved, is incompatible, has invalid options or
+ * a missing dependency stops the start with a coded error, as a bad driver does; one that throws
+ * in `register()` or a hook is isolated and reported — it never takes the daemon down.
+ *
+ * ```ts
+ * const plugins = await PluginHost.load(config.plugins, { configDir, stateDir, logger, scope, metrics, interfaceInfo })
+ * plugins.nameResolver('dns') // a factory, if a plugin offered one
+ * await plugins.start(); await plugins.afterReconcile(serving); await plugins.stop()
+ * ```
+ */
+export class PluginHost {
+  private constructor(
+    private readonly loaded: Loaded[],
+    private readonly logger: Logger,
+  ) {}
+
+  /** Resolves every plugin of `specs` (see resolvePlugin), then {@link create}. */
+  static async load(specs: readonly PluginSpec[], options: PluginHostOptions): Promise<PluginHost> {
+    const modules: Array<{ plugin: PluginModule; options: Record<string, unknown> }> = []
+    for (const spec of specs) {
+      const { name, options: pluginOptions = {} } = typeof spec === 'string' ? { name: spec } : spec
+      modules.push({ plugin: (await resolvePlugin(name, { configDir: options.configDir, platform: options.platform })).plugin, options: pluginOptions })
+    }
+    return PluginHost.create(modules, options)
+  }
+
+  /** Checks dependencies and options (defaults filled in) and registers each plugin, in order. */
+  static async create(modules: ReadonlyArray<{ plugin: PluginModule; options?: Record<string, unknown> }>, options: PluginHostOptions): Promise<PluginHost> {
+    const loaded: Loaded[] = []
+    const names = new Set<string>()
+    for (const { plugin, options: raw = {} } of modules) {
+      if (names.has(plugin.name)) throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${plugin.name}" is listed twice`, { hint: 'list each plugin once in plugins:' })
+      for (const dep of plugin.dependencies ?? []) {
+        if (!names.has(dep)) {
+          throw new NgrokdError('NGROKD_ERR_PLUGIN_DEPENDENCY', `plugin "${plugin.name}" needs plugin "${dep}" registered before it`, { hint: `add ${dep} to plugins:, ahead of ${plugin.name}` })
+        }
+      }
+      const pluginOptions = structuredClone(raw)
+      if (plugin.optionsSchema) {
+        const validate = ajv.compile(plugin.optionsSchema)
+        if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [])
+      }
+      names.add(plugin.name)
+      loaded.push(await PluginHost.register(plugin, pluginOptions, options))
+    }
+    return new PluginHost(loaded, options.logger)
+  }
+
+  /** Runs `register()` in the plugin's own scope; a throw leaves it `failed`, with nothing it added. */
+  private static async register(plugin: PluginModule, pluginOptions: Record<string, unknown>, options: PluginHostOptions): Promise<Loaded> {
+    const logger = options.logger.child({ plugin: plugin.name })
+    const entry: Loaded = {
+      plugin,
+      status: { name: plugin.name, version: plugin.version, state: 'running' },
+      nameResolvers: new Map(),
+      doctorChecks: [],
+      routes: new Map(),
+      onStart: [],
+      afterReconcile: [],
+      onStop: [],
+    }
+    const scope = options.scope.createChildContainer()
+    const ctx: PluginContext = {
+      name: plugin.name,
+      options: pluginOptions,
+      logger,
+      platform: options.platform ?? process.platform,
+      stateDir: options.stateDir,
+      scope: {
+        register: (token, provider) => void scope.register(token, provider),
+        resolve: (token) => scope.resolve(token),
+        isRegistered: (token) => scope.isRegistered(token, true),
+      },
+      interface: options.interfaceInfo,
+      provideNameResolver: (name, factory) => void entry.nameResolvers.set(name, factory),
+      addDoctorChecks: (checks) => void entry.doctorChecks.push(checks),
+      addRoute: (method, path, handler) => void entry.routes.set(`${method} /v1/plugins/${plugin.name}${path}`, handler),
+      metrics: options.metrics,
+      hooks: {
+        onStart: (fn) => void entry.onStart.push(fn),
+        afterReconcile: (fn) => void entry.afterReconcile.push(fn),
+        onStop: (fn) => void entry.onStop.push(fn),
+      },
+    }
+    try {
+      await plugin.register(ctx)
+      logger.info(`plugin ${plugin.name} ${plugin.version} registered`)
+    } catch (e) {
+      PluginHost.failed(entry, e, 'register', logger)
+      entry.nameResolvers.clear()
+      entry.doctorChecks.length = 0
+      entry.routes.clear()
+      entry.onStart.length = entry.afterReconcile.length = entry.onStop.length = 0
+    }
+    return entry
+  }
+
+  private static failed(entry: Loaded, e: unknown, where: string, logger: Logger): void {
+    entry.status.state = where === 'register' ? 'failed' : 'degraded'
+    entry.status.error = { code: isNgrokdError(e) ? e.code : 'NGROKD_ERR_PLUGIN_FAILED', message: `${where}: ${e instanceof Error ? e.message : String(e)}`, at: new Date().toISOString() }
+    logger.error({ err: e }, `plugin ${entry.plugin.name}: ${where} failed: ${formatError(e)}`)
+  }
+
+  /** True when a running plugin offers a name resolver under `name`. */
+  offersNameResolver(name: string): boolean {
+    return this.loaded.some((p) => p.status.state !== 'failed' && p.nameResolvers.has(name))
+  }
+
+  /**
+   * The name resolver a running plugin offers under `name`; undefined when none does or its factory
+   * threw (the plugin is then reported as degraded, and the caller falls back).
+   */
+  async createNameResolver(name: string): Promise<NameResolver | undefined> {
+    const p = this.loaded.find((x) => x.status.state !== 'failed' && x.nameResolvers.has(name))
+    if (!p) return undefined
+    try {
+      return await p.nameResolvers.get(name)!()
+    } catch (e) {
+      PluginHost.failed(p, e, `name resolver ${name}`, this.logger.child({ plugin: p.plugin.name }))
+      return undefined
+    }
+  }
+
+  /** Control routes the plugins added, keyed `METHOD /v1/plugins/<name>/…`; a handler that throws answers an error. */
+  routes(): Record<string, PluginRouteHandler> {
+    return Object.fromEntries(this.loaded.filter((p) => p.status.state !== 'failed').flatMap((p) => [...p.routes]))
+  }
+
+  status(): PluginStatus[] {
+    return this.loaded.map((p) => ({ ...p.status }))
+  }
+
+  /** Each plugin's doctor checks, plus a failing check for a plugin that failed. */
+  async doctorChecks(): Promise<Check[]> {
+    const checks: Check[] = []
+    for (const p of this.loaded) {
+      const id = `plugin.${p.plugin.name}`
+      const { error } = p.status
+      checks.push(
+        error
+          ? { id, status: p.status.state === 'failed' ? 'fail' : 'warn', summary: `plugin ${p.plugin.name} ${p.plugin.version}: ${error.message}`, code: error.code, hint: 'see the plugin\'s documentation; ngrokd runs on without it' }
+          : { id, status: 'ok', summary: `plugin ${p.plugin.name} ${p.plugin.version} running` },
+      )
+      for (const fn of p.doctorChecks) {
+        try {
+          checks.push(...(await fn()))
+        } catch (e) {
+          checks.push({ id, status: 'fail', summary: `plugin ${p.plugin.name}: its doctor checks failed: ${(e as Error).message}`, code: 'NGROKD_ERR_PLUGIN_FAILED' })
+        }
+      }
+    }
+    return checks
+  }
+
+  start(): Promise<void> {
+    return this.run('onStart', (p) => p.onStart, [], false)
+  }
+
+  afterReconcile(serving: readonly ServingEntry[]): Promise<void> {
+    return this.run('afterReconcile', (p) => p.afterReconcile, [serving], false)
+  }
+
+  stop(): Promise<void> {
+    return this.run('onStop', (p) => p.onStop, [], true)
+  }
+
+  /** Runs one hook of every running plugin, in order (reverse for stop); a throw degrades that plugin only. */
+  private async run<A extends unknown[]>(name: string, hooks: (p: Loaded) => Array<Hook<A>>, args: A, reverse: boolean): Promise<void> {
+    const order = reverse ? [...this.loaded].reverse() : this.loaded
+    for (const p of order) {
+      if (p.status.state === 'failed') continue
+      for (const fn of hooks(p)) {
+        try {
+          await fn(...args)
+        } catch (e) {
+          PluginHost.failed(p, e, name, this.logger.child({ plugin: p.plugin.name }))
+        }
+      }
+    }
+  }
+}

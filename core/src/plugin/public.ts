@@ -1,0 +1,21 @@
+// Everything a plugin author needs, and nothing of the daemon: `@ngrokd/core/plugin`.
+export {
+  definePlugin,
+  isPluginModule,
+  type PluginDefinition,
+  type PluginModule,
+  type PluginContext,
+  type PluginScope,
+  type PluginInterfaceInfo,
+  type PluginOptionsSchema,
+  type PluginRouteHandler,
+  type ServingEntry,
+} from './define-plugin.js'
+export type { Check } from '../contracts/check.js'
+export { silentLogger, type Logger } from '../contracts/logger.js'
+export type { NameResolver, NameRecord, NameResolverHealth } from '../contracts/name-resolver.js'
+export * from '../errors/index.js'
+export { Lifecycle } from '../util/lifecycle.js'
+export { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js'
+// Metric classes for ctx.metrics: the same prom-client copy as the daemon's registry.
+export { Counter, Gauge, Histogram, Summary } from 'prom-client'

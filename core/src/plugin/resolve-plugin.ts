@@ -1,0 +1,66 @@
+import { pathToFileURL } from 'node:url'
+import semver from 'semver'
+import { isPathSpec, resolveSpecifier } from '../driver/resolve-driver.js'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+import { CORE_VERSION } from '../version.js'
+import { isPluginModule, type PluginModule } from './define-plugin.js'
+
+/** The plugins that ship with ngrokd, by the short name config uses. */
+export const builtinPlugins = {
+  prometheus: '@ngrokd/plugin-prometheus',
+  dns: '@ngrokd/plugin-dns',
+} as const satisfies Record<string, string>
+
+export interface ResolvedPlugin {
+  plugin: PluginModule
+  /** What was resolved: the package name or path. */
+  specifier: string
+  /** The file loaded. */
+  file: string
+}
+
+/**
+ * Finds and loads a plugin named in config, like a driver: a built-in short name, an npm package
+ * name (from the config file's directory, then beside ngrokd) or a path (relative to the config
+ * file). Checks the export, the platform and the compatible core range, with coded errors.
+ */
+export async function resolvePlugin(spec: string, { configDir, platform = process.platform }: { configDir: string; platform?: NodeJS.Platform }): Promise<ResolvedPlugin> {
+  const specifier = builtinPlugins[spec as keyof typeof builtinPlugins] ?? spec
+  let file: string
+  try {
+    file = resolveSpecifier(specifier, configDir)
+  } catch (cause) {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_NOT_FOUND', `plugin "${spec}" not found (looked for ${specifier} from ${configDir})`, {
+      cause,
+      hint: isPathSpec(specifier) ? "check the path: it is resolved relative to the config file's directory" : `install it: npm install ${specifier}`,
+    })
+  }
+  let mod: { default?: unknown }
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown }
+  } catch (cause) {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${spec}" (${file}) failed to load: ${(cause as Error).message}`, {
+      cause,
+      hint: 'reinstall the plugin package; if it was built from source, build it (npm run build)',
+    })
+  }
+  const plugin = mod.default
+  if (!isPluginModule(plugin)) {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `"${spec}" (${file}) is not an ngrokd plugin: its default export was not made with definePlugin`, {
+      hint: "export default definePlugin({...}) from '@ngrokd/core/plugin'",
+    })
+  }
+  if (plugin.platforms && !plugin.platforms.includes(platform)) {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_UNSUPPORTED_PLATFORM', `plugin "${plugin.name}" runs on ${plugin.platforms.join(', ')}, not ${platform}`, {
+      hint: `remove it from plugins: on ${platform}`,
+    })
+  }
+  const version = semver.coerce(CORE_VERSION)?.version ?? CORE_VERSION
+  if (!semver.validRange(plugin.ngrokd)) throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${plugin.name}" declares an invalid core range "${plugin.ngrokd}"`)
+  if (!semver.satisfies(version, plugin.ngrokd)) {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INCOMPATIBLE', `plugin "${plugin.name}" needs @ngrokd/core ${plugin.ngrokd}, this is ${CORE_VERSION}`, {
+      hint: `install a version of the plugin made for ngrokd ${semver.major(version)}.x, or upgrade ngrokd`,
+    })
+  }
+  return { plugin, specifier, file }
+}

@@ -1,0 +1,41 @@
+import { definePlugin } from '@ngrokd/core/plugin'
+import { MetricsServer } from './metrics-server.js'
+
+export interface PrometheusOptions {
+  /** `host:port` of `GET /metrics`, e.g. `127.0.0.1:9464`. */
+  listen: string
+}
+
+/**
+ * Serves the daemon's Prometheus registry — its own metrics and every plugin's — at
+ * `http://<listen>/metrics`, from the daemon's start to its stop.
+ *
+ * ```yaml
+ * plugins:
+ *   - name: prometheus
+ *     options: { listen: 127.0.0.1:9464 }
+ * ```
+ */
+export default definePlugin<PrometheusOptions>({
+  name: 'prometheus',
+  version: '1.0.0',
+  ngrokd: '^1.0.0',
+  optionsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['listen'],
+    properties: { listen: { type: 'string', minLength: 3, description: 'host:port of GET /metrics, e.g. 127.0.0.1:9464' } },
+  },
+  register(ctx) {
+    const server = new MetricsServer(ctx.options.listen, ctx.metrics, ctx.logger)
+    ctx.hooks.onStart(() => server.start())
+    ctx.hooks.onStop(() => server.close())
+    ctx.addDoctorChecks(async () => [
+      server.port === undefined
+        ? { id: 'prometheus.listen', status: 'warn', summary: `metrics are not served on ${ctx.options.listen} (the daemon is not running, or the listen failed: see its log)` }
+        : { id: 'prometheus.listen', status: 'ok', summary: `metrics served on http://${ctx.options.listen}/metrics` },
+    ])
+  },
+})
+
+export { MetricsServer, parseListen, type MetricsSource } from './metrics-server.js'

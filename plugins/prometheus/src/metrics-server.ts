@@ -1,0 +1,71 @@
+import { createServer, type Server } from 'node:http'
+import { isIP } from 'node:net'
+import { NgrokdError, type Logger } from '@ngrokd/core/plugin'
+
+/** What the server needs of a prom-client registry. */
+export interface MetricsSource {
+  contentType: string
+  metrics(): Promise<string>
+}
+
+/** `host:port` (IPv6 as `[addr]:port`) → its parts; port 0 picks a free one (tests). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(listen)
+  const host = m?.[1] ?? m?.[2]
+  const port = Number(m?.[3])
+  if (!m || !host || !Number.isInteger(port) || port < 0 || port > 65535 || (m[1] !== undefined && isIP(host) !== 6)) {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `prometheus: listen "${listen}" is not host:port`, { hint: 'e.g. 127.0.0.1:9464 (keep it on loopback unless a scraper elsewhere needs it)' })
+  }
+  return { host, port }
+}
+
+/** Serves `GET /metrics` from `source`; every other request is a 404. */
+export class MetricsServer {
+  private server?: Server
+
+  constructor(
+    private readonly listen: string,
+    private readonly source: MetricsSource,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The port listened on (useful with port 0). */
+  get port(): number | undefined {
+    const a = this.server?.address()
+    return typeof a === 'object' && a ? a.port : undefined
+  }
+
+  async start(): Promise<void> {
+    const { host, port } = parseListen(this.listen)
+    const server = createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n')
+        return
+      }
+      this.source.metrics().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': this.source.contentType, 'content-length': Buffer.byteLength(body) })
+          res.end(body)
+        },
+        (e: unknown) => {
+          this.logger.warn({ err: e }, `prometheus: collecting metrics failed: ${(e as Error).message}`)
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n')
+        },
+      )
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(new NgrokdError('NGROKD_ERR_LISTEN', `prometheus: cannot listen on ${this.listen}: ${(e as Error).message}`, { cause: e, hint: 'choose a free host:port for the prometheus plugin\'s listen option' })))
+      server.listen(port, host, () => resolve())
+    })
+    this.server = server
+    this.logger.info({ listen: this.listen }, `Prometheus metrics on http://${this.listen}/metrics`)
+  }
+
+  async close(): Promise<void> {
+    const server = this.server
+    this.server = undefined
+    if (!server) return
+    server.closeAllConnections?.()
+    await new Promise<void>((r) => server.close(() => r()))
+  }
+}
