@@ -8,6 +8,7 @@ import { silentLogger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { IngressDialer, type IngressCredentials } from '../forward/ingress-dialer.js'
 import { loadIngressTrust, verifyingAnchor, type IngressTrust } from '../forward/ingress-trust.js'
+import { ENDPOINT_CACHE_FILE } from '../daemon/endpoint-poller.js'
 
 /** A doctor check for a failure, with the error's code and hint when it is an NgrokdError. */
 export function failedCheck(id: string, e: unknown, summary?: string): Check {
@@ -85,10 +86,31 @@ export async function ingressChecks(config: DaemonConfig, { offline }: { offline
     const anchor = verifyingAnchor(probe.chain, trust.anchors)
     const how = probe.authorized ? `verified by ${anchor?.label ?? 'a trusted anchor'}` : 'NOT verified (insecure_skip_verify)'
     checks.push({ id: 'ingress.tls', status: probe.authorized ? 'ok' : 'warn', summary: `binding ingress ${probe.ingress} (from ${from}): ${probe.protocol}, certificate ${how}` })
+    checks.push(await connRequestCheck(dialer, credentials, config.stateDir))
   } catch (e) {
     checks.push(failedCheck('ingress.tls', e, `binding ingress ${endpoint} (from ${from}): ${(e as Error).message.split('\n')[0]}`))
   } finally {
     await dialer.close()
   }
   return checks
+}
+
+/**
+ * One ConnRequest with our certificate, for the first endpoint of the last known list: proves the
+ * ingress accepts the certificate and routes to that endpoint (the connection is closed at once).
+ */
+async function connRequestCheck(dialer: IngressDialer, credentials: IngressCredentials, stateDir: string): Promise<Check> {
+  if (!credentials.certPem) return { id: 'ingress.conn-request', status: 'skip', summary: 'not registered yet (no client certificate in the state directory): no ConnRequest sent' }
+  const cached = await readFile(join(stateDir, ENDPOINT_CACHE_FILE), 'utf8').then((t) => (JSON.parse(t) as { services?: Array<{ hostname?: unknown; port?: unknown }> }).services?.[0], () => undefined)
+  if (typeof cached?.hostname !== 'string' || typeof cached.port !== 'number') {
+    return { id: 'ingress.conn-request', status: 'skip', summary: 'no endpoint known yet (the daemon has not polled): no ConnRequest sent' }
+  }
+  const target = `${cached.hostname}:${cached.port}`
+  try {
+    const { socket, response } = await dialer.dial({ hostname: cached.hostname, port: cached.port })
+    socket.destroy()
+    return { id: 'ingress.conn-request', status: 'ok', summary: `ConnRequest for ${target} accepted with our certificate (${response.endpointId}, ${response.proto})` }
+  } catch (e) {
+    return failedCheck('ingress.conn-request', e, `ConnRequest for ${target}: ${(e as Error).message.split('\n')[0]}`)
+  }
 }

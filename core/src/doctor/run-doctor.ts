@@ -2,12 +2,11 @@ import { access, constants, readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
-import { defaultConfig, loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
-import { callDaemon } from '../daemon/control-api.js'
+import { loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
-import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
+import { configProblems, daemonChecks } from './daemon-checks.js'
 import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
@@ -32,6 +31,11 @@ export interface DoctorReport {
  */
 export async function runDoctor({ configPath, offline = false }: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: Check[] = []
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number]
+  // 20.18 / 22.9: tls allowPartialTrustChain, which trusting ngrok's intermediate CA needs
+  const nodeOk = (major === 20 && minor >= 18) || (major === 22 && minor >= 12) || major >= 23
+  const nodeCheck: Check = { id: 'node.version', status: nodeOk ? 'ok' : 'fail', summary: `Node.js ${process.version}`, ...(nodeOk ? {} : { hint: 'use Node 20.18+ or 22.12+ (24 recommended)' }) }
+
   let config: DaemonConfig
   try {
     const loaded = await loadConfig({ configPath })
@@ -39,15 +43,13 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
     checks.push({ id: 'config.load', status: 'ok', summary: `configuration from ${loaded.source ?? 'defaults and environment'}` })
     for (const notice of loaded.notices) checks.push({ id: 'config.deprecated', status: 'warn', summary: notice })
   } catch (e) {
-    checks.push(failed('config.load', e))
-    config = defaultConfig(process.cwd())
-    checks.push({ id: 'config.fallback', status: 'skip', summary: 'the checks below use the defaults' })
+    // every problem, one check each; and nothing below runs against a configuration that did not load
+    // (not the built-in defaults either: that would call the real API with a key meant for another one)
+    checks.push(...configProblems(e), nodeCheck)
+    checks.push({ id: 'config.other-checks', status: 'skip', summary: 'the other checks need a configuration that loads: fix the problems above and run ngrokd doctor again' })
+    return { checks, ok: false }
   }
-
-  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number]
-  // 20.18 / 22.9: tls allowPartialTrustChain, which trusting ngrok's intermediate CA needs
-  const nodeOk = (major === 20 && minor >= 18) || (major === 22 && minor >= 12) || major >= 23
-  checks.push({ id: 'node.version', status: nodeOk ? 'ok' : 'fail', summary: `Node.js ${process.version}`, ...(nodeOk ? {} : { hint: 'use Node 20.18+ or 22.12+ (24 recommended)' }) })
+  checks.push(nodeCheck)
 
   const privileged = hasNetAdmin()
   try {
@@ -98,18 +100,7 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
   checks.push(...(await ingressChecks(config, { offline })))
   checks.push(...(await pluginChecks(config)))
 
-  try {
-    const status = await callDaemon(config.control.socket, 'GET /v1/status', undefined, 3_000)
-    checks.push({
-      id: 'daemon.running',
-      status: status.phase === 'running' ? 'ok' : 'warn',
-      summary: `ngrokd ${status.version} is ${status.phase} (pid ${status.pid}): ${status.services?.serving ?? 0} serving, ${status.services?.error ?? 0} in error`,
-      ...(status.phase === 'waiting-for-api-key' ? { hint: 'ngrokd set-api-key' } : {}),
-    })
-    if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}` })
-  } catch (e) {
-    checks.push({ id: 'daemon.running', status: 'warn', summary: (e as Error).message, hint: (isNgrokdError(e) && e.hint) || undefined })
-  }
+  checks.push(...(await daemonChecks(config)))
 
   return { checks, ok: !checks.some((c) => c.status === 'fail') }
 }

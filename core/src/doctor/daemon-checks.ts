@@ -1,0 +1,54 @@
+import type { DaemonConfig } from '../config/daemon-config.js'
+import { ConfigInvalidError } from '../config/config-invalid-error.js'
+import type { Check } from '../contracts/check.js'
+import { callDaemon } from '../daemon/control-api.js'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { failedCheck } from './ingress-checks.js'
+
+/** How many failing services doctor names one by one before summing up the rest. */
+const SERVICES_NAMED = 10
+
+/** A configuration that did not load: one failing check per problem, each naming the key, the value and the fix. */
+export function configProblems(e: unknown): Check[] {
+  if (!(e instanceof ConfigInvalidError) || e.issues.length === 0) return [failedCheck('config.load', e)]
+  const headline = `${e.message.split('\n')[0]!.replace(/:$/, '')}: ${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}, listed below`
+  return [failedCheck('config.load', e, headline), ...e.issues.map((issue): Check => ({
+    id: 'config.invalid',
+    status: 'fail',
+    summary: `${issue.env ? `${issue.env} (${issue.key})` : issue.key}${issue.file && !issue.env ? ` in ${issue.file}` : ''}: ${issue.message}`,
+    code: e.code,
+    ...(e.hint ? { hint: e.hint } : {}),
+  }))]
+}
+
+/**
+ * The running daemon: its phase, its last poll, and every service in error — a daemon that runs while
+ * endpoints fail is not healthy, so each failing service is a failing check with its error and fix.
+ */
+export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
+  let status
+  try {
+    status = await callDaemon(config.control.socket, 'GET /v1/status', undefined, 3_000)
+  } catch (e) {
+    return [{ id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) }]
+  }
+  const checks: Check[] = [
+    {
+      id: 'daemon.running',
+      status: status.phase === 'running' ? 'ok' : 'warn',
+      summary: `ngrokd ${status.version} is ${status.phase} (pid ${status.pid}): ${status.services.serving} serving, ${status.services.error} in error`,
+      ...(status.phase === 'waiting-for-api-key' ? { hint: 'ngrokd set-api-key' } : {}),
+    },
+  ]
+  if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}`, ...(status.lastPoll.error?.code ? { code: status.lastPoll.error.code } : {}) })
+  if (status.names.state === 'frozen') checks.push({ id: 'daemon.names', status: 'fail', summary: `names frozen since ${status.names.since}: ${status.names.error.message}`, code: status.names.error.code, ...(status.names.error.hint ? { hint: status.names.error.hint } : {}) })
+  if (status.services.error > 0) {
+    const { services } = await callDaemon(config.control.socket, 'GET /v1/endpoints', undefined, 10_000)
+    const failing = services.filter((s) => s.state === 'error')
+    for (const s of failing.slice(0, SERVICES_NAMED)) {
+      checks.push({ id: 'daemon.service', status: 'fail', summary: `${s.url} (${s.address ?? 'no address'}): ${s.error?.message ?? 'in error'}`, ...(s.error?.code ? { code: s.error.code } : {}) })
+    }
+    if (failing.length > SERVICES_NAMED) checks.push({ id: 'daemon.service', status: 'fail', summary: `and ${failing.length - SERVICES_NAMED} more services in error: ngrokd list shows them all` })
+  }
+  return checks
+}
