@@ -89,11 +89,12 @@ describe('macOS /etc/resolver files', () => {
       await assert.rejects(syncResolverFiles({ dir, suffixes: ['prod'], target }), (e) => isNgrokdError(e, 'NGROKD_ERR_PERMISSION') && /sudo/.test(e.hint ?? ''))
       return
     }
-    // root may write anywhere: try it as nobody, in a child process
-    await chmod(root, 0o755)
+    // root may write anywhere: try it from a user namespace with no uid mapped (unshare -U), where uid 0 keeps
+    // owner rights on the repo (so the module still loads wherever the checkout is) but loses CAP_DAC_OVERRIDE
     const fromSource = import.meta.url.endsWith('.ts') // run with tsx rather than from dist
     const script = `import(${JSON.stringify(new URL(`./macos-resolver-files.${fromSource ? 'ts' : 'js'}`, import.meta.url).href)}).then((m) => m.syncResolverFiles({ dir: ${JSON.stringify(dir)}, suffixes: ['prod'], target: { nameserver: '127.0.0.1', port: 5354 } })).then(() => console.log('{}'), (e) => console.log(JSON.stringify({ code: e.code, hint: e.hint })))`
-    const child = spawnSync(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), '--input-type=module', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' })
+    const child = spawnSync('unshare', ['-U', process.execPath, ...(fromSource ? ['--import', 'tsx'] : []), '--input-type=module', '-e', script], { encoding: 'utf8' })
+    assert.equal(child.status, 0, `unshare -U node: ${child.stderr}`)
     const result = JSON.parse(child.stdout) as { code?: string; hint?: string }
     assert.equal(result.code, 'NGROKD_ERR_PERMISSION', child.stderr)
     assert.match(result.hint ?? '', /sudo/)
