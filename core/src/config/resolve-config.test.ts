@@ -167,6 +167,46 @@ describe('resolveConfig: invalid values', () => {
   })
 })
 
+describe('resolveConfig: net.subnet outside special-purpose ranges', () => {
+  const refused: Array<[string, RegExp]> = [
+    ['224.0.0.0/24', /overlaps 224\.0\.0\.0\/4, multicast \(RFC 5771\)/],
+    ['169.254.0.0/16', /overlaps 169\.254\.0\.0\/16, link-local/],
+    ['0.0.0.0/16', /overlaps 0\.0\.0\.0\/8, "this network"/],
+    ['255.255.255.0/24', /overlaps 240\.0\.0\.0\/4, reserved, with the limited broadcast 255\.255\.255\.255/],
+    ['240.0.0.0/8', /overlaps 240\.0\.0\.0\/4, reserved/],
+    ['192.0.2.0/24', /overlaps 192\.0\.2\.0\/24, documentation/],
+    ['192.0.0.0/2', /overlaps 192\.0\.0\.0\/24, IETF protocol assignments .*; 192\.0\.2\.0\/24/],
+  ]
+  for (const [subnet, reason] of refused) {
+    it(`refuses ${subnet}, naming the range`, () => {
+      const { error, issues } = issuesOf({ net: { subnet } })
+      assert.equal(issues.length, 1)
+      assert.equal(issues[0]!.key, 'net.subnet')
+      assert.match(issues[0]!.message, reason)
+      assert.match(issues[0]!.message, /no endpoint address may come from there; expected an IPv4 subnet/)
+      assert.equal(issues[0]!.file, FILE)
+      assert.equal(error.code, 'NGROKD_ERR_CONFIG_INVALID')
+    })
+  }
+
+  it('refuses loopback unless net.driver is loopback-alias, from a file and from the environment', () => {
+    const { issues } = issuesOf({ net: { subnet: '127.107.0.0/16' } })
+    assert.equal(issues.length, 1)
+    assert.equal(issues[0]!.file, FILE)
+    assert.match(issues[0]!.message, /"127\.107\.0\.0\/16" overlaps 127\.0\.0\.0\/8, loopback .* only net\.driver: loopback-alias serves from/)
+    const fromEnv = issuesOf({}, { NGROKD_NET_SUBNET: '127.5.0.0/16', NGROKD_NET_DRIVER: 'linux-netlink' }).issues
+    assert.equal(fromEnv[0]!.env, 'NGROKD_NET_SUBNET')
+    const ok = resolveConfig({ net: { driver: 'loopback-alias', subnet: '127.107.0.0/16' } }, { source: FILE, env: {} })
+    assert.equal(ok.config.net.subnet, '127.107.0.0/16')
+  })
+
+  it('accepts the private ranges and ordinary unicast', () => {
+    for (const subnet of ['10.107.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '8.8.8.0/24']) {
+      assert.equal(resolveConfig({ net: { subnet } }, { source: FILE, env: {} }).config.net.subnet, subnet)
+    }
+  })
+})
+
 describe('resolveConfig: environment overrides', () => {
   const resolveEnv = (env: NodeJS.ProcessEnv, content?: unknown) => resolveConfig(content, { source: FILE, cwd: '/home/ops', env })
 

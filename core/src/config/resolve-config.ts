@@ -5,6 +5,7 @@ import type { DaemonConfig, LoadedConfig } from './daemon-config.js'
 import { readEnvOverrides } from './env-overrides.js'
 import { migrateLegacyConfig } from './legacy-config.js'
 import { isPlainObject, validateLayer } from './validate-layer.js'
+import { LOOPBACK_IPV4, parseSubnet, subnetsOverlap } from '../util/ipv4.js'
 
 export interface ResolveConfigOptions {
   /** The file `content` was read from. Its directory is `configDir`; relative paths in it resolve there. */
@@ -80,9 +81,28 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   const envLayer = validateLayer(env.raw, { baseDir: cwd, envFor: (path) => env.sources.get(path) })
   issues.push(...envLayer.issues)
 
-  if (issues.length) throw new ConfigInvalidError(issues)
   const values = new Map([...defaults.values, ...fileValues, ...envLayer.values])
+  const loopback = loopbackSubnetIssue(values)
+  if (loopback) {
+    const envName = envLayer.values.has('net.subnet') ? env.sources.get('net.subnet') : undefined
+    issues.push({ ...loopback, ...(envName ? { env: envName } : source ? { file: source } : {}) })
+  }
+  if (issues.length) throw new ConfigInvalidError(issues)
   return { config: buildConfig(values, configDir), ...(source ? { source } : {}), notices }
+}
+
+/**
+ * 127.0.0.0/8 is for a loopback-only driver: any other driver would put loopback addresses on a
+ * real interface, where the kernel treats them as martians.
+ */
+function loopbackSubnetIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'file' | 'env'> | undefined {
+  const subnet = parseSubnet(String(values.get('net.subnet')))
+  const driver = String(values.get('net.driver'))
+  if (driver === 'loopback-alias' || !subnetsOverlap(subnet, parseSubnet(LOOPBACK_IPV4))) return undefined
+  return {
+    key: 'net.subnet',
+    message: `${JSON.stringify(subnet.cidr)} overlaps ${LOOPBACK_IPV4}, loopback (RFC 1122 §3.2.1.3), which only net.driver: loopback-alias serves from; expected a private unicast range such as 10.107.0.0/16, or net.driver: loopback-alias`,
+  }
 }
 
 /** Every default, nothing read from a file or the environment. For tests and the test kit. */
