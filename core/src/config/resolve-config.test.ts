@@ -22,7 +22,7 @@ function issuesOf(content: unknown, env: NodeJS.ProcessEnv = {}): { error: Confi
 describe('resolveConfig: defaults', () => {
   it('fills every default', () => {
     const expected: DaemonConfig = {
-      api: { url: 'https://api.ngrok.com', timeoutMs: 10_000 },
+      api: { url: 'https://api.ngrok.com', allowInsecureHttp: false, timeoutMs: 10_000 },
       ingress: { caMode: 'add', insecureSkipVerify: false, podIdentity: { annotations: {} }, sessionResumption: true, predial: 0 },
       registration: { region: 'global', deploymentName: 'ngrokd' },
       boundEndpoints: { pollIntervalMs: 10_000, selectors: ['true'] },
@@ -204,6 +204,34 @@ describe('resolveConfig: net.subnet outside special-purpose ranges', () => {
     for (const subnet of ['10.107.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '8.8.8.0/24']) {
       assert.equal(resolveConfig({ net: { subnet } }, { source: FILE, env: {} }).config.net.subnet, subnet)
     }
+  })
+})
+
+describe('resolveConfig: api.url over plain HTTP', () => {
+  it('refuses http:// to a host that is not loopback, naming the opt-in', () => {
+    for (const url of ['http://api.ngrok.com', 'http://10.0.0.5:8080/', 'http://[2001:db8::1]/']) {
+      const { issues } = issuesOf({ api: { url } })
+      assert.equal(issues.length, 1, url)
+      assert.equal(issues[0]!.key, 'api.url')
+      assert.match(issues[0]!.message, /is plain HTTP to a host that is not loopback: the API key would cross the network in clear text; expected an https URL \(set api\.allow_insecure_http: true/)
+    }
+    assert.equal(issuesOf({}, { NGROKD_API_URL: 'http://api.example.test' }).issues[0]!.env, 'NGROKD_API_URL')
+  })
+
+  it('accepts https, and http to loopback, without a notice', () => {
+    for (const url of ['https://api.ngrok.com', 'http://127.0.0.1:4040', 'http://localhost:8080', 'http://[::1]:9000', 'http://127.9.9.9']) {
+      const { config, notices } = resolveConfig({ api: { url } }, { source: FILE, env: {} })
+      assert.equal(config.api.url, url.replace(/\/+$/, ''))
+      assert.deepEqual(notices, [])
+    }
+  })
+
+  it('accepts http to the network with api.allow_insecure_http, and says INSECURE loudly', () => {
+    const { config, notices } = resolveConfig({ api: { url: 'http://api.lan:8080', allow_insecure_http: true } }, { source: FILE, env: {} })
+    assert.equal(config.api.url, 'http://api.lan:8080')
+    assert.equal(config.api.allowInsecureHttp, true)
+    assert.equal(notices.length, 1)
+    assert.match(notices[0]!, /^INSECURE: api\.allow_insecure_http is set and api\.url http:\/\/api\.lan:8080 is plain HTTP: the ngrok API key .* unencrypted/)
   })
 })
 
