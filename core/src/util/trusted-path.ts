@@ -54,7 +54,8 @@ export async function assertTrustedPath(path: string, options: TrustedPathOption
   for (let p = real, isTarget = true; ; isTarget = false) {
     const st = await stat(p)
     const owned = st.uid === 0 || st.uid === uid
-    const writable = (st.mode & GROUP_OR_OTHER_WRITE) !== 0
+    // a socket's write bits let others connect to it (control.group), not change it
+    const writable = (st.mode & GROUP_OR_OTHER_WRITE) !== 0 && !(isTarget && st.isSocket())
     const stickyRoot = !isTarget && st.isDirectory() && (st.mode & STICKY) !== 0 && st.uid === 0
     if (!owned || (writable && !stickyRoot)) {
       const which = isTarget ? p : `its directory ${p}`
