@@ -19,6 +19,7 @@ export const errorCodes = {
   NGROKD_ERR_API: 'the ngrok API answered with an error',
   NGROKD_ERR_API_UNREACHABLE: 'the ngrok API could not be reached',
   NGROKD_ERR_API_KEY_MISSING: 'no ngrok API key is configured',
+  NGROKD_ERR_API_KEY_MALFORMED: 'a given or saved ngrok API key does not have the shape of one',
   NGROKD_ERR_CERT: 'the client certificate or key is unusable',
   NGROKD_ERR_INGRESS_TLS: 'the TLS handshake with the binding ingress failed',
   NGROKD_ERR_INGRESS_REFUSED: 'the binding ingress refused a connection',
