@@ -196,9 +196,13 @@ export class NgrokApiClient {
     return this.listAll('kubernetes_operators', 'operators', options, asOperator)
   }
 
-  /** `GET /kubernetes_operators/{id}/bound_endpoints`, every page (the Go peer stops after the first 100). */
+  /**
+   * `GET /kubernetes_operators/{id}/bound_endpoints`, every page (the Go peer stops after the first 100).
+   * Items come as the API sent them, unchecked: one malformed endpoint (no `id`, not an object) must
+   * not cost the others, so `groupEndpoints` skips and reports it.
+   */
   async listBoundEndpoints(operatorId: string, options: ListOptions<ApiEndpoint> = {}): Promise<ApiEndpoint[]> {
-    return this.listAll(`kubernetes_operators/${encodeURIComponent(operatorId)}/bound_endpoints`, 'endpoints', options, asEndpoint)
+    return this.listAll(`kubernetes_operators/${encodeURIComponent(operatorId)}/bound_endpoints`, 'endpoints', options, (x) => x as ApiEndpoint)
   }
 
   /**
@@ -386,11 +390,4 @@ function asOperator(x: unknown): Operator {
     throw new NgrokdError('NGROKD_ERR_API', 'ngrok api: malformed reply: an operator has no id')
   }
   return x as Operator
-}
-
-function asEndpoint(x: unknown): ApiEndpoint {
-  if (typeof x !== 'object' || x === null || typeof (x as { id?: unknown }).id !== 'string') {
-    throw new NgrokdError('NGROKD_ERR_API', 'ngrok api: malformed reply: an endpoint has no id')
-  }
-  return x as ApiEndpoint
 }

@@ -1,14 +1,13 @@
-import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import { builtinDrivers } from '../driver/builtin-drivers.js'
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
+import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import { createLogger } from '../log/create-logger.js'
 import { Daemon } from '../daemon/daemon.js'
 import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
-import { writeFileAtomic } from '../util/atomic-file.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
 import { renderTable } from './table.js'
@@ -195,13 +194,13 @@ const setApiKeyCommand = defineCommand({
     key ??= process.stdin.isTTY ? await promptHidden('ngrok API key: ') : await readStdin()
     key = key.trim()
     if (!key) throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'no API key given', { hint: 'pipe it in: echo "$NGROK_API_KEY" | ngrokd set-api-key' })
+    key = checkApiKey(key, 'the key given')
     try {
       const res = await callDaemon(config.control.socket, 'POST /v1/api-key', { key })
       console.log(`API key handed to the running daemon and saved to ${res.saved}`)
     } catch (e) {
       if (!(e instanceof Error && /not running/.test(e.message))) throw e
-      const path = join(config.stateDir, 'api-key')
-      await writeFileAtomic(path, `${key}\n`, { mode: 0o600 })
+      const path = await saveApiKeyFile(config.stateDir, key)
       console.log(`ngrokd is not running; API key saved to ${path} for its next start`)
     }
     return 0

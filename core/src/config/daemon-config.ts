@@ -11,6 +11,8 @@ export interface DaemonConfig {
     url: string
     /** Unset when neither the file nor NGROK_API_KEY/NGROKD_API_KEY gives one. */
     key?: string
+    /** Accept `http://` to a host that is not loopback (the key then travels in clear text). */
+    allowInsecureHttp: boolean
     timeoutMs: number
   }
   ingress: {

@@ -1,10 +1,11 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { loadConfig } from './load-config.js'
+import { localUser, localUserSkip } from '../util/test-local-user.js'
 
 let root: string
 /** A fresh project directory: its package.json stops cosmiconfig's upward search at it. */
@@ -19,8 +20,8 @@ async function project(files: Record<string, string> = {}): Promise<string> {
   }
   return dir
 }
-/** Options that keep the machine's /etc/ngrokd/config.yml and environment out of the test. */
-const isolated = (cwd: string) => ({ cwd, env: {}, defaultPath: join(cwd, 'no-such-default.yml') })
+/** Options that keep the machine's /etc/ngrokd/config.yml and environment out of the test (and search as a user would). */
+const isolated = (cwd: string) => ({ cwd, env: {}, defaultPath: join(cwd, 'no-such-default.yml'), asRoot: false })
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'ngrokd-config-'))
@@ -133,13 +134,13 @@ describe('loadConfig', () => {
     const dir = await project()
     const fallback = join(root, 'etc-config.yml')
     await writeFile(fallback, 'log:\n  level: fatal\n')
-    const viaDefault = await loadConfig({ cwd: dir, env: {}, defaultPath: fallback })
+    const viaDefault = await loadConfig({ cwd: dir, env: {}, defaultPath: fallback, asRoot: false })
     assert.equal(viaDefault.source, fallback)
     assert.equal(viaDefault.config.log.level, 'fatal')
     assert.equal(viaDefault.config.configDir, root)
 
     const withLocal = await project({ 'ngrokd.yml': 'log:\n  level: warn\n' })
-    const local = await loadConfig({ cwd: withLocal, env: {}, defaultPath: fallback })
+    const local = await loadConfig({ cwd: withLocal, env: {}, defaultPath: fallback, asRoot: false })
     assert.equal(local.source, join(withLocal, 'ngrokd.yml'))
     assert.equal(local.config.log.level, 'warn')
   })
@@ -223,5 +224,36 @@ describe('loadConfig', () => {
       assert.equal(e.message, `config file ${dir} is a directory`)
       return true
     })
+  })
+})
+
+describe('loadConfig as root: nothing another user could have written', { skip: localUserSkip() }, () => {
+  it('never searches the current directory: a planted ngrokd.yaml there is not read, /etc/ngrokd/config.yml is', async () => {
+    const eve = localUser()!
+    const dir = await project({ 'ngrokd.yaml': 'net:\n  driver: ./evil.mjs\n' })
+    await chown(join(dir, 'ngrokd.yaml'), eve.uid, eve.gid)
+    const none = await loadConfig({ cwd: dir, env: {}, defaultPath: join(dir, 'no-such-default.yml'), asRoot: true })
+    assert.equal(none.source, undefined)
+    assert.equal(none.config.net.driver, 'auto')
+    const etc = join(root, 'etc-ngrokd.yml')
+    await writeFile(etc, 'log:\n  level: warn\n', { mode: 0o644 })
+    const fromEtc = await loadConfig({ cwd: dir, env: {}, defaultPath: etc, asRoot: true })
+    assert.equal(fromEtc.source, etc)
+  })
+
+  it('refuses --config and the default file when another user owns them or may write them', async () => {
+    const eve = localUser()!
+    const dir = await project({ 'planted.yml': 'net:\n  driver: ./evil.mjs\n', 'shared.yml': 'log:\n  level: warn\n' })
+    await chown(join(dir, 'planted.yml'), eve.uid, eve.gid)
+    const refused = (path: string, pattern: RegExp) => (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+      assert.match(e.message, pattern)
+      return true
+    }
+    await assert.rejects(loadConfig({ cwd: dir, env: {}, configPath: 'planted.yml', asRoot: true }), refused('planted.yml', new RegExp(`refusing config file ${join(dir, 'planted.yml')}: .* is owned by ${eve.name}`)))
+    await chmod(join(dir, 'shared.yml'), 0o666)
+    await assert.rejects(loadConfig({ cwd: dir, env: {}, defaultPath: join(dir, 'shared.yml'), asRoot: true }), refused('shared.yml', /writable by its group and everyone \(owner root \(uid 0\), mode 0666\)/))
+    // the same files are read by their own user, who searches the current directory too
+    assert.equal((await loadConfig({ cwd: dir, env: {}, configPath: 'shared.yml', asRoot: false })).config.log.level, 'warn')
   })
 })

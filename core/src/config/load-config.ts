@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
+import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import type { LoadedConfig } from './daemon-config.js'
 import { resolveConfig } from './resolve-config.js'
 
@@ -36,6 +37,12 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv
   /** Read when the search finds nothing, if it exists. Default {@link DEFAULT_CONFIG_PATH}. */
   defaultPath?: string
+  /**
+   * Running as root (the default when uid is 0): no search of the current directory, which another
+   * user may control — only `configPath` or `defaultPath` — and the file read must pass
+   * {@link assertTrustedPath}.
+   */
+  asRoot?: boolean
 }
 
 const rejectCode: Loader = (filepath) => {
@@ -92,17 +99,19 @@ async function isFile(path: string): Promise<boolean> {
 /**
  * Finds, reads and validates the daemon's configuration:
  * 1. `configPath` (`--config FILE`) if given;
- * 2. else a cosmiconfig search for `ngrokd` from `cwd` ({@link CONFIG_SEARCH_PLACES}, `ngrokd` in package.json);
+ * 2. else, unless running as root, a cosmiconfig search for `ngrokd` from `cwd` ({@link CONFIG_SEARCH_PLACES},
+ *    `ngrokd` in package.json);
  * 3. else `defaultPath` (/etc/ngrokd/config.yml) if it exists;
  * 4. else defaults only.
- * Then `NGROKD_*` variables and `NGROK_API_KEY` override the file (see {@link resolveConfig}).
+ * As root the file read must pass {@link assertTrustedPath}. Then `NGROKD_*` variables and `NGROK_API_KEY` override the file (see {@link resolveConfig}).
  *
  * ```ts
  * const { config, source, notices } = await loadConfig({ configPath: args.config })
  * for (const n of notices) logger.warn(n)
  * ```
  * @throws NgrokdError `NGROKD_ERR_CONFIG_NOT_FOUND` (missing `configPath`), `NGROKD_ERR_CONFIG_INVALID`
- *   (unparsable file, or a {@link ConfigInvalidError} listing every bad key), `NGROKD_ERR_PERMISSION`.
+ *   (unparsable file, or a {@link ConfigInvalidError} listing every bad key), `NGROKD_ERR_PERMISSION`,
+ *   `NGROKD_ERR_PATH_UNTRUSTED` (as root, a file another user could have written).
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<LoadedConfig> {
   const cwd = resolve(options.cwd ?? process.cwd())
@@ -115,13 +124,15 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
       cache: false,
       loaders: LOADERS,
     })
+    const asRoot = options.asRoot ?? runsAsRoot()
+    const load = async (file: string) => explorer.load(asRoot ? await assertTrustedPath(file, { what: 'config file' }) : file)
     if (options.configPath !== undefined) {
       path = resolve(cwd, options.configPath)
-      found = await explorer.load(path)
+      found = await load(path)
     } else {
-      found = await explorer.search(cwd)
+      found = asRoot ? null : await explorer.search(cwd)
       path = resolve(cwd, options.defaultPath ?? DEFAULT_CONFIG_PATH)
-      if (!found && (await isFile(path))) found = await explorer.load(path)
+      if (!found && (await isFile(path))) found = await load(path)
     }
   } catch (error) {
     throw readError(error, path)

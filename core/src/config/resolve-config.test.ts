@@ -22,7 +22,7 @@ function issuesOf(content: unknown, env: NodeJS.ProcessEnv = {}): { error: Confi
 describe('resolveConfig: defaults', () => {
   it('fills every default', () => {
     const expected: DaemonConfig = {
-      api: { url: 'https://api.ngrok.com', timeoutMs: 10_000 },
+      api: { url: 'https://api.ngrok.com', allowInsecureHttp: false, timeoutMs: 10_000 },
       ingress: { caMode: 'add', insecureSkipVerify: false, podIdentity: { annotations: {} }, sessionResumption: true, predial: 0 },
       registration: { region: 'global', deploymentName: 'ngrokd' },
       boundEndpoints: { pollIntervalMs: 10_000, selectors: ['true'] },
@@ -164,6 +164,74 @@ describe('resolveConfig: invalid values', () => {
     const { issues } = issuesOf(['api', 'net'])
     assert.equal(issues[0]!.key, '(top level)')
     assert.match(issues[0]!.message, /expected a mapping of the sections api, ingress/)
+  })
+})
+
+describe('resolveConfig: net.subnet outside special-purpose ranges', () => {
+  const refused: Array<[string, RegExp]> = [
+    ['224.0.0.0/24', /overlaps 224\.0\.0\.0\/4, multicast \(RFC 5771\)/],
+    ['169.254.0.0/16', /overlaps 169\.254\.0\.0\/16, link-local/],
+    ['0.0.0.0/16', /overlaps 0\.0\.0\.0\/8, "this network"/],
+    ['255.255.255.0/24', /overlaps 240\.0\.0\.0\/4, reserved, with the limited broadcast 255\.255\.255\.255/],
+    ['240.0.0.0/8', /overlaps 240\.0\.0\.0\/4, reserved/],
+    ['192.0.2.0/24', /overlaps 192\.0\.2\.0\/24, documentation/],
+    ['192.0.0.0/2', /overlaps 192\.0\.0\.0\/24, IETF protocol assignments .*; 192\.0\.2\.0\/24/],
+  ]
+  for (const [subnet, reason] of refused) {
+    it(`refuses ${subnet}, naming the range`, () => {
+      const { error, issues } = issuesOf({ net: { subnet } })
+      assert.equal(issues.length, 1)
+      assert.equal(issues[0]!.key, 'net.subnet')
+      assert.match(issues[0]!.message, reason)
+      assert.match(issues[0]!.message, /no endpoint address may come from there; expected an IPv4 subnet/)
+      assert.equal(issues[0]!.file, FILE)
+      assert.equal(error.code, 'NGROKD_ERR_CONFIG_INVALID')
+    })
+  }
+
+  it('refuses loopback unless net.driver is loopback-alias, from a file and from the environment', () => {
+    const { issues } = issuesOf({ net: { subnet: '127.107.0.0/16' } })
+    assert.equal(issues.length, 1)
+    assert.equal(issues[0]!.file, FILE)
+    assert.match(issues[0]!.message, /"127\.107\.0\.0\/16" overlaps 127\.0\.0\.0\/8, loopback .* only net\.driver: loopback-alias serves from/)
+    const fromEnv = issuesOf({}, { NGROKD_NET_SUBNET: '127.5.0.0/16', NGROKD_NET_DRIVER: 'linux-netlink' }).issues
+    assert.equal(fromEnv[0]!.env, 'NGROKD_NET_SUBNET')
+    const ok = resolveConfig({ net: { driver: 'loopback-alias', subnet: '127.107.0.0/16' } }, { source: FILE, env: {} })
+    assert.equal(ok.config.net.subnet, '127.107.0.0/16')
+  })
+
+  it('accepts the private ranges and ordinary unicast', () => {
+    for (const subnet of ['10.107.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '8.8.8.0/24']) {
+      assert.equal(resolveConfig({ net: { subnet } }, { source: FILE, env: {} }).config.net.subnet, subnet)
+    }
+  })
+})
+
+describe('resolveConfig: api.url over plain HTTP', () => {
+  it('refuses http:// to a host that is not loopback, naming the opt-in', () => {
+    for (const url of ['http://api.ngrok.com', 'http://10.0.0.5:8080/', 'http://[2001:db8::1]/']) {
+      const { issues } = issuesOf({ api: { url } })
+      assert.equal(issues.length, 1, url)
+      assert.equal(issues[0]!.key, 'api.url')
+      assert.match(issues[0]!.message, /is plain HTTP to a host that is not loopback: the API key would cross the network in clear text; expected an https URL \(set api\.allow_insecure_http: true/)
+    }
+    assert.equal(issuesOf({}, { NGROKD_API_URL: 'http://api.example.test' }).issues[0]!.env, 'NGROKD_API_URL')
+  })
+
+  it('accepts https, and http to loopback, without a notice', () => {
+    for (const url of ['https://api.ngrok.com', 'http://127.0.0.1:4040', 'http://localhost:8080', 'http://[::1]:9000', 'http://127.9.9.9']) {
+      const { config, notices } = resolveConfig({ api: { url } }, { source: FILE, env: {} })
+      assert.equal(config.api.url, url.replace(/\/+$/, ''))
+      assert.deepEqual(notices, [])
+    }
+  })
+
+  it('accepts http to the network with api.allow_insecure_http, and says INSECURE loudly', () => {
+    const { config, notices } = resolveConfig({ api: { url: 'http://api.lan:8080', allow_insecure_http: true } }, { source: FILE, env: {} })
+    assert.equal(config.api.url, 'http://api.lan:8080')
+    assert.equal(config.api.allowInsecureHttp, true)
+    assert.equal(notices.length, 1)
+    assert.match(notices[0]!, /^INSECURE: api\.allow_insecure_http is set and api\.url http:\/\/api\.lan:8080 is plain HTTP: the ngrok API key .* unencrypted/)
   })
 })
 

@@ -5,6 +5,7 @@ import type { DaemonConfig, LoadedConfig } from './daemon-config.js'
 import { readEnvOverrides } from './env-overrides.js'
 import { migrateLegacyConfig } from './legacy-config.js'
 import { isPlainObject, validateLayer } from './validate-layer.js'
+import { isIpv4, LOOPBACK_IPV4, parseSubnet, subnetContains, subnetsOverlap } from '../util/ipv4.js'
 
 export interface ResolveConfigOptions {
   /** The file `content` was read from. Its directory is `configDir`; relative paths in it resolve there. */
@@ -80,9 +81,51 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   const envLayer = validateLayer(env.raw, { baseDir: cwd, envFor: (path) => env.sources.get(path) })
   issues.push(...envLayer.issues)
 
-  if (issues.length) throw new ConfigInvalidError(issues)
   const values = new Map([...defaults.values, ...fileValues, ...envLayer.values])
+  for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values)]) {
+    if (!issue) continue
+    const envName = envLayer.values.has(issue.key) ? env.sources.get(issue.key) : undefined
+    issues.push({ ...issue, ...(envName ? { env: envName } : source ? { file: source } : {}) })
+  }
+  if (values.get('api.allow_insecure_http') === true && isPlainHttpToNetwork(String(values.get('api.url')))) {
+    notices.push(
+      `INSECURE: api.allow_insecure_http is set and api.url ${String(values.get('api.url'))} is plain HTTP: the ngrok API key and the registration cross the network unencrypted; use https`,
+    )
+  }
+  if (issues.length) throw new ConfigInvalidError(issues)
   return { config: buildConfig(values, configDir), ...(source ? { source } : {}), notices }
+}
+
+/**
+ * 127.0.0.0/8 is for a loopback-only driver: any other driver would put loopback addresses on a
+ * real interface, where the kernel treats them as martians.
+ */
+function loopbackSubnetIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'file' | 'env'> | undefined {
+  const subnet = parseSubnet(String(values.get('net.subnet')))
+  const driver = String(values.get('net.driver'))
+  if (driver === 'loopback-alias' || !subnetsOverlap(subnet, parseSubnet(LOOPBACK_IPV4))) return undefined
+  return {
+    key: 'net.subnet',
+    message: `${JSON.stringify(subnet.cidr)} overlaps ${LOOPBACK_IPV4}, loopback (RFC 1122 §3.2.1.3), which only net.driver: loopback-alias serves from; expected a private unicast range such as 10.107.0.0/16, or net.driver: loopback-alias`,
+  }
+}
+
+/** Whether `url` is `http:` to a host other than loopback (localhost, 127.0.0.0/8, [::1]). */
+export function isPlainHttpToNetwork(url: string): boolean {
+  const { protocol, hostname } = new URL(url)
+  if (protocol !== 'http:') return false
+  const host = hostname.toLowerCase()
+  return !(host === 'localhost' || host === '[::1]' || (isIpv4(host) && subnetContains(parseSubnet(LOOPBACK_IPV4), host)))
+}
+
+/** Plain HTTP would carry the API key in clear text: only to loopback, or when explicitly allowed. */
+function plainHttpApiIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'file' | 'env'> | undefined {
+  const url = String(values.get('api.url'))
+  if (values.get('api.allow_insecure_http') === true || !isPlainHttpToNetwork(url)) return undefined
+  return {
+    key: 'api.url',
+    message: `${JSON.stringify(url)} is plain HTTP to a host that is not loopback: the API key would cross the network in clear text; expected an https URL (set api.allow_insecure_http: true only for a trusted test network)`,
+  }
 }
 
 /** Every default, nothing read from a file or the environment. For tests and the test kit. */

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { isIpv4, parseSubnet } from '../util/ipv4.js'
+import { isIpv4, LOOPBACK_IPV4, parseSubnet, specialRangesOverlapping } from '../util/ipv4.js'
 import type { SchemaNode } from './config-schema.js'
 import { checkDuration, DURATION_EXPECTED } from './parse-duration.js'
 import { redactSecret } from './redact-secret.js'
@@ -12,7 +12,7 @@ export function expectedFor(schema: SchemaNode): string {
     case 'duration':
       return `${DURATION_EXPECTED}${x.minimum ? `, at least ${x.minimum}` : ''}`
     case 'ipv4-subnet':
-      return `an IPv4 subnet in CIDR form with the host bits zero and a prefix of /${x.maxPrefix ?? 32} or shorter, such as 10.107.0.0/16`
+      return `an IPv4 subnet in CIDR form with the host bits zero and a prefix of /${x.maxPrefix ?? 32} or shorter, such as 10.107.0.0/16, outside the special-purpose ranges`
     case 'ifname':
       return "a Linux interface name: 1 to 15 bytes without '/', ':' or whitespace, such as ngrokd0"
     case 'url':
@@ -76,6 +76,11 @@ export function normalizeValue(schema: SchemaNode, value: unknown, baseDir: stri
         const subnet = parseSubnet(text)
         if (x.maxPrefix !== undefined && subnet.prefix > x.maxPrefix) {
           return { problem: `has a prefix longer than /${x.maxPrefix}, too small for endpoint addresses` }
+        }
+        // Loopback is judged with net.driver (resolveConfig): loopback-alias serves from it.
+        const special = specialRangesOverlapping(subnet).filter((r) => r.cidr !== LOOPBACK_IPV4)
+        if (special.length) {
+          return { problem: `overlaps ${special.map((r) => `${r.cidr}, ${r.purpose}`).join('; ')}: no endpoint address may come from there` }
         }
         return { value: subnet.cidr }
       } catch {

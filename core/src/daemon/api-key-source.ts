@@ -1,14 +1,6 @@
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
-import { NgrokdError } from '../errors/ngrokd-error.js'
-import { writeFileAtomic } from '../util/atomic-file.js'
-
-/** The file in `state_dir` that `set-api-key` writes (0600). */
-export const API_KEY_FILE = 'api-key'
-
-/** What an ngrok API key looks like (the dashboard's keys, and test keys of the simulator). */
-const API_KEY_SHAPE = /^[A-Za-z0-9_\-]{8,512}$/
+import { formatError } from '../errors/ngrokd-error.js'
+import { checkApiKey, readApiKeyFile, saveApiKeyFile } from './api-key-file.js'
 
 /**
  * Where the daemon's ngrok API key comes from: a key handed over the control socket, else `api.key`
@@ -27,8 +19,16 @@ export class ApiKeySource {
   /** The key to use; waits (logging once) until one is set. Resolves '' when the daemon stops first. */
   async get(onWaiting: () => void): Promise<string> {
     const { configured, stateDir, logger } = this.options
-    const key = this.override ?? configured ?? (await readFile(join(stateDir, API_KEY_FILE), 'utf8').catch(() => ''))
-    if (key.trim()) return key.trim()
+    let key = this.override ?? configured
+    if (key === undefined) {
+      try {
+        const saved = await readApiKeyFile(stateDir)
+        key = saved === undefined ? undefined : checkApiKey(saved, `the key in ${stateDir}`)
+      } catch (e) {
+        logger.error({ err: e }, `the saved API key is not usable: ${formatError(e)}`)
+      }
+    }
+    if (key?.trim()) return key.trim()
     onWaiting()
     logger.warn('no ngrok API key configured: waiting for one. Run `ngrokd set-api-key` (or set NGROK_API_KEY / api.key)')
     return this.wait()
@@ -42,16 +42,13 @@ export class ApiKeySource {
 
   /** Validates, saves (0600) and uses `key`; wakes a waiting registration. */
   async set(key: unknown): Promise<{ ok: true; saved: string }> {
-    if (typeof key !== 'string' || !API_KEY_SHAPE.test(key.trim())) {
-      throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'that does not look like an ngrok API key', { hint: 'copy the key from the ngrok dashboard (API Keys)' })
-    }
-    const path = join(this.options.stateDir, API_KEY_FILE)
-    await writeFileAtomic(path, `${key.trim()}\n`, { mode: 0o600 })
-    this.override = key.trim()
+    const checked = checkApiKey(key)
+    const path = await saveApiKeyFile(this.options.stateDir, checked)
+    this.override = checked
     this.options.logger.info({ file: path }, 'API key saved')
     const waiter = this.waiter
     this.waiter = undefined
-    waiter?.(key.trim())
+    waiter?.(checked)
     return { ok: true, saved: path }
   }
 

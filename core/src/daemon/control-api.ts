@@ -3,6 +3,7 @@ import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import type { ListenerStatus } from '../contracts/forwarder.js'
 import type { ForwarderMode } from '../forward/create-forwarder.js'
 import { controlRequest } from '../control/control-client.js'
+import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import type { ControlRoutes } from '../control/control-server.js'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
@@ -87,14 +88,22 @@ export function controlRoutes(handlers: ControlHandlers): ControlRoutes {
   return handlers as unknown as ControlRoutes
 }
 
-/** Calls a route of the daemon's control API on `socketPath`. */
-export function callDaemon<R extends ControlRoute>(
+/**
+ * Calls a route of the daemon's control API on `socketPath`. As root, a socket another user could
+ * have put there is refused before a byte is sent (set-api-key sends the API key).
+ */
+export async function callDaemon<R extends ControlRoute>(
   socketPath: string,
   route: R,
   ...[body, timeoutMs]: ControlApi[R]['body'] extends undefined ? [body?: undefined, timeoutMs?: number] : [body: ControlApi[R]['body'], timeoutMs?: number]
 ): Promise<ControlApi[R]['reply']> {
   const [method, path] = route.split(' ') as ['GET' | 'POST', string]
-  return controlRequest<ControlApi[R]['reply']>(socketPath, method, path, body, timeoutMs)
+  let target = socketPath
+  if (runsAsRoot()) {
+    // a missing socket is left to the request, which says the daemon is not running
+    target = await assertTrustedPath(socketPath, { what: 'control socket' }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? socketPath : Promise.reject(e)))
+  }
+  return controlRequest<ControlApi[R]['reply']>(target, method, path, body, timeoutMs)
 }
 
 /** Totals over `listeners`: bytes each way, connections, errors by code, mean handshake time. */

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
 import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
-import { groupEndpoints, type ApiEndpointLike, type DesiredService } from '../protocol/endpoints.js'
+import { groupEndpoints, type DesiredService } from '../protocol/endpoints.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import type { PollStatus } from './control-api.js'
 import type { ReconcileReport } from './reconciler.js'
@@ -14,8 +14,8 @@ export interface EndpointPollerOptions {
   stateDir: string
   intervalMs: number
   logger: Logger
-  /** Every page of the operator's bound endpoints. */
-  list: () => Promise<readonly ApiEndpointLike[]>
+  /** Every page of the operator's bound endpoints, as the API sent them (malformed items are skipped here). */
+  list: () => Promise<readonly unknown[]>
   /** Runs before each poll (certificate renewal); a failure is logged, the poll goes on. */
   beforePoll?: () => Promise<void>
   /** Brings the machine to the grouped services. */
@@ -91,9 +91,10 @@ export class EndpointPoller {
       const endpoints = await this.options.list()
       const { services, rejected } = groupEndpoints(endpoints)
       for (const r of rejected) {
-        if (this.rejectedSeen.has(`${r.id} ${r.url}`)) continue
-        this.rejectedSeen.add(`${r.id} ${r.url}`)
-        logger.warn({ endpoint: r.id, url: r.url }, `skipping endpoint ${r.id} (${JSON.stringify(r.url)}): ${r.reason}`)
+        const seen = `${r.id} ${r.url} ${r.reason}`
+        if (this.rejectedSeen.has(seen)) continue
+        this.rejectedSeen.add(seen)
+        logger.warn({ endpoint: r.id, url: r.url }, `skipping endpoint ${r.id || '(no id)'} (${JSON.stringify(r.url)}): ${r.reason}`)
       }
       if (signal.aborted) return undefined
       const report = await this.options.reconcile(services)

@@ -1,4 +1,4 @@
-import { access, constants, readFile, stat } from 'node:fs/promises'
+import { access, constants, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
@@ -10,6 +10,7 @@ import { configProblems, daemonChecks } from './daemon-checks.js'
 import { createHostsFileNameResolver } from '../names/platform-hosts-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
+import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
 
 export interface DoctorOptions {
@@ -78,13 +79,19 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
   checks.push(await checkStateDir(config.stateDir))
   checks.push(...(await checkSecretModes(config.stateDir)))
 
-  const fileKey = await readFile(join(config.stateDir, 'api-key'), 'utf8').then((k) => k.trim(), () => '')
-  const apiKey = config.api.key ?? (fileKey || undefined)
-  checks.push(
-    apiKey
-      ? { id: 'api.key', status: 'ok', summary: `API key ${redactSecret(apiKey)} (${config.api.key ? 'config or environment' : `${config.stateDir}/api-key`})` }
-      : { id: 'api.key', status: 'warn', summary: 'no ngrok API key: ngrokd run will wait for one', hint: 'echo "$KEY" | sudo ngrokd set-api-key', code: 'NGROKD_ERR_API_KEY_MISSING' },
-  )
+  const keyFrom = config.api.key ? 'config or environment' : apiKeyFilePath(config.stateDir)
+  let apiKey: string | undefined
+  try {
+    const given = config.api.key ?? (await readApiKeyFile(config.stateDir))
+    apiKey = given === undefined ? undefined : checkApiKey(given, `the API key from ${keyFrom}`)
+    checks.push(
+      apiKey
+        ? { id: 'api.key', status: 'ok', summary: `API key ${redactSecret(apiKey)} (${keyFrom})` }
+        : { id: 'api.key', status: 'warn', summary: 'no ngrok API key: ngrokd run will wait for one', hint: 'echo "$KEY" | sudo ngrokd set-api-key', code: 'NGROKD_ERR_API_KEY_MISSING' },
+    )
+  } catch (e) {
+    checks.push(failed('api.key', e))
+  }
   if (apiKey && !offline) {
     try {
       const api = new NgrokApiClient({ baseUrl: config.api.url, apiKey, logger: silentLogger, userAgent: USER_AGENT, timeoutMs: Math.min(config.api.timeoutMs, 10_000), maxRetries: 0 })
@@ -119,7 +126,7 @@ async function checkStateDir(dir: string): Promise<Check> {
 /** The client key and the API key file must be readable by their owner only. */
 async function checkSecretModes(dir: string): Promise<Check[]> {
   const checks: Check[] = []
-  for (const name of ['client.key', 'api-key']) {
+  for (const name of ['client.key', API_KEY_FILE]) {
     const st = await stat(join(dir, name)).catch(() => undefined)
     if (!st) continue
     const mode = st.mode & 0o777

@@ -1,9 +1,6 @@
-import { createRequire } from 'node:module'
-import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
 import semver from 'semver'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { loadModule } from '../util/load-module.js'
 import { CORE_VERSION } from '../version.js'
 import { builtinDrivers, platformDefaults, type BuiltinDriverName } from './builtin-drivers.js'
 import { isDriverModule, type DriverKind, type DriverModule } from './define-driver.js'
@@ -40,13 +37,10 @@ export function resolveAutoDriver(platform: NodeJS.Platform, privileged: boolean
   return { name: preferred, reason: `${platform}${privileged ? ' with privilege' : ''}: using ${preferred}` }
 }
 
-export function isPathSpec(spec: string): boolean {
-  return spec.startsWith('.') || spec.startsWith('/') || /^[A-Za-z]:[\\/]/.test(spec)
-}
-
 /**
- * Finds and loads a driver named in config: `auto`, a built-in short name, an npm package name
- * (resolved from the config file's directory, then from core's own), or a path.
+ * Finds and loads a driver named in config: `auto`, a built-in short name (always from ngrokd's own
+ * installation), an npm package name (from the config file's directory, then beside ngrokd), or a
+ * path; as root, a module another user could have written is refused ({@link loadModule}).
  * Checks the export is a driver, its platforms and its compatible core range.
  */
 export async function resolveDriver(spec: string, options: ResolveDriverOptions): Promise<ResolvedDriver> {
@@ -54,32 +48,12 @@ export async function resolveDriver(spec: string, options: ResolveDriverOptions)
   let name = spec
   let reason: string | undefined
   if (spec === 'auto') ({ name, reason } = resolveAutoDriver(platform, options.privileged ?? false))
-  const specifier = builtinDrivers[name as BuiltinDriverName] ?? name
-
-  let resolved: string
-  try {
-    resolved = resolveSpecifier(specifier, options.configDir)
-  } catch (cause) {
-    throw new NgrokdError(
-      'NGROKD_ERR_DRIVER_NOT_FOUND',
-      `${options.kind} driver "${spec}" not found (looked for ${specifier} from ${options.configDir})`,
-      {
-        cause,
-        hint: isPathSpec(specifier)
-          ? `check the path: it is resolved relative to the config file's directory`
-          : `install it: npm install ${specifier}${name in builtinDrivers ? '' : ' (next to your config file, or globally beside ngrokd)'}`,
-      },
-    )
-  }
-  let mod: { default?: unknown }
-  try {
-    mod = (await import(pathToFileURL(resolved).href)) as { default?: unknown }
-  } catch (cause) {
-    throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `${options.kind} driver "${spec}" (${resolved}) failed to load: ${(cause as Error).message}`, {
-      cause,
-      hint: 'reinstall the driver package; if it was built from source, build it (npm run build)',
-    })
-  }
+  const { specifier, file: resolved, exports: mod } = await loadModule(name, {
+    what: `${options.kind} driver`,
+    configDir: options.configDir,
+    builtins: builtinDrivers,
+    codes: { notFound: 'NGROKD_ERR_DRIVER_NOT_FOUND', invalid: 'NGROKD_ERR_DRIVER_INVALID' },
+  })
   const driver = mod.default
   if (!isDriverModule(driver)) {
     throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `"${spec}" (${resolved}) is not an ngrokd driver: its default export was not made with defineDriver`, {
@@ -110,40 +84,5 @@ export function assertCompatible(driver: Pick<DriverModule, 'name' | 'ngrokd'>, 
     throw new NgrokdError('NGROKD_ERR_DRIVER_INCOMPATIBLE', `driver "${driver.name}" needs @ngrokd/core ${driver.ngrokd}, this is ${coreVersion}`, {
       hint: `install a version of the driver made for ngrokd ${semver.major(version)}.x, or upgrade ngrokd`,
     })
-  }
-}
-
-/** The file a driver or plugin specifier names: a path (relative to `configDir`), or a package next to the config, then beside ngrokd. */
-export function resolveSpecifier(specifier: string, configDir: string): string {
-  if (isPathSpec(specifier)) return createRequire(join(configDir, 'noop.js')).resolve(specifier)
-  for (const from of [join(configDir, 'noop.js'), fileURLToPath(import.meta.url)]) {
-    try {
-      return createRequire(from).resolve(specifier) // next to the config, then beside ngrokd (built-ins)
-    } catch (e) {
-      const importOnly = importOnlyEntry(specifier, dirname(from))
-      if (importOnly) return importOnly
-      if (from !== join(configDir, 'noop.js')) throw e
-    }
-  }
-  throw new Error(`cannot resolve ${specifier}`)
-}
-
-/**
- * require.resolve() only sees a package's `require`/`default` export conditions. A driver that
- * publishes only `import` is still found: walk up node_modules and read its `exports` ourselves.
- */
-function importOnlyEntry(name: string, fromDir: string): string | undefined {
-  for (let dir = fromDir; ; dir = dirname(dir)) {
-    const pkgDir = join(dir, 'node_modules', name)
-    try {
-      const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { exports?: unknown; main?: string }
-      const root = typeof pkg.exports === 'object' && pkg.exports !== null && '.' in pkg.exports ? (pkg.exports as Record<string, unknown>)['.'] : pkg.exports
-      const entry = typeof root === 'string' ? root : typeof root === 'object' && root !== null ? ((root as Record<string, unknown>).import ?? (root as Record<string, unknown>).node) : undefined
-      if (typeof entry === 'string') return join(pkgDir, entry)
-      return undefined
-    } catch {
-      // not here: go up
-    }
-    if (dirname(dir) === dir) return undefined
   }
 }

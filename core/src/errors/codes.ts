@@ -19,6 +19,7 @@ export const errorCodes = {
   NGROKD_ERR_API: 'the ngrok API answered with an error',
   NGROKD_ERR_API_UNREACHABLE: 'the ngrok API could not be reached',
   NGROKD_ERR_API_KEY_MISSING: 'no ngrok API key is configured',
+  NGROKD_ERR_API_KEY_MALFORMED: 'a given or saved ngrok API key does not have the shape of one',
   NGROKD_ERR_CERT: 'the client certificate or key is unusable',
   NGROKD_ERR_INGRESS_TLS: 'the TLS handshake with the binding ingress failed',
   NGROKD_ERR_INGRESS_REFUSED: 'the binding ingress refused a connection',
@@ -40,6 +41,7 @@ export const errorCodes = {
   NGROKD_ERR_INGRESS_UNREACHABLE: 'the binding ingress could not be reached (DNS or TCP connect failed)',
   NGROKD_ERR_DRIVER_MISUSE: 'a driver was called before open() or with an argument it cannot use (a bug in the caller)',
   NGROKD_ERR_SERVICE: 'the ngrokd system service could not be installed, changed or removed',
+  NGROKD_ERR_PATH_UNTRUSTED: 'as root, a config file, module or socket another user could have written or replaced is refused',
   NGROKD_ERR_DRIVER_LIBRARY: 'a library the driver loads (such as wintun.dll) is missing or cannot be loaded',
 } as const
 

@@ -1,6 +1,5 @@
-import { pathToFileURL } from 'node:url'
 import semver from 'semver'
-import { isPathSpec, resolveSpecifier } from '../driver/resolve-driver.js'
+import { loadModule } from '../util/load-module.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { isPluginModule, type PluginModule } from './define-plugin.js'
@@ -20,30 +19,17 @@ export interface ResolvedPlugin {
 }
 
 /**
- * Finds and loads a plugin named in config, like a driver: a built-in short name, an npm package
- * name (from the config file's directory, then beside ngrokd) or a path (relative to the config
- * file). Checks the export, the platform and the compatible core range, with coded errors.
+ * Finds and loads a plugin named in config, like a driver ({@link loadModule}): a built-in short
+ * name (from ngrokd's installation), an npm package name (from the config file's directory, then
+ * beside ngrokd) or a path (relative to the config file). Checks the export, the platform and the compatible core range, with coded errors.
  */
 export async function resolvePlugin(spec: string, { configDir, platform = process.platform }: { configDir: string; platform?: NodeJS.Platform }): Promise<ResolvedPlugin> {
-  const specifier = builtinPlugins[spec as keyof typeof builtinPlugins] ?? spec
-  let file: string
-  try {
-    file = resolveSpecifier(specifier, configDir)
-  } catch (cause) {
-    throw new NgrokdError('NGROKD_ERR_PLUGIN_NOT_FOUND', `plugin "${spec}" not found (looked for ${specifier} from ${configDir})`, {
-      cause,
-      hint: isPathSpec(specifier) ? "check the path: it is resolved relative to the config file's directory" : `install it: npm install ${specifier}`,
-    })
-  }
-  let mod: { default?: unknown }
-  try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown }
-  } catch (cause) {
-    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${spec}" (${file}) failed to load: ${(cause as Error).message}`, {
-      cause,
-      hint: 'reinstall the plugin package; if it was built from source, build it (npm run build)',
-    })
-  }
+  const { specifier, file, exports: mod } = await loadModule(spec, {
+    what: 'plugin',
+    configDir,
+    builtins: builtinPlugins,
+    codes: { notFound: 'NGROKD_ERR_PLUGIN_NOT_FOUND', invalid: 'NGROKD_ERR_PLUGIN_INVALID' },
+  })
   const plugin = mod.default
   if (!isPluginModule(plugin)) {
     throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `"${spec}" (${file}) is not an ngrokd plugin: its default export was not made with definePlugin`, {

@@ -191,6 +191,7 @@ function compare(a: string, b: string): number {
 /**
  * Turns the API's bound endpoints into local services.
  *
+ * - An item that is not an object or has no string `id` is malformed: it is rejected, the rest go on.
  * - The URL is `url`, else `public_url`, else `<proto>://<hostport>`.
  * - An endpoint whose `bindings` is present and lacks `kubernetes` is not ours: it is rejected.
  * - Endpoints with the same normalised URL (pooling) become one service listing every id.
@@ -202,13 +203,23 @@ function compare(a: string, b: string): number {
  * const { services, rejected } = groupEndpoints(await api.listBoundEndpoints())
  * ```
  */
-export function groupEndpoints(endpoints: readonly ApiEndpointLike[]): GroupedEndpoints {
+export function groupEndpoints(endpoints: readonly unknown[]): GroupedEndpoints {
   const rejected: RejectedEndpoint[] = []
   const byKey = new Map<string, { parsed: ParsedEndpointUrl; entries: Array<{ id: string; url: string }> }>()
 
-  for (const ep of endpoints) {
-    const id = typeof ep?.id === 'string' ? ep.id : String(ep?.id ?? '')
+  for (const [index, item] of endpoints.entries()) {
+    const where = `item ${index + 1} of ${endpoints.length}`
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      rejected.push({ id: '', url: '', reason: `is malformed: ${where} is ${item === null ? 'null' : Array.isArray(item) ? 'a list' : `a ${typeof item}`}, not an endpoint object` })
+      continue
+    }
+    const ep = item as ApiEndpointLike
     const url = endpointUrlOf(ep)
+    if (typeof ep.id !== 'string' || ep.id === '') {
+      rejected.push({ id: '', url: url ?? '', reason: `is malformed: ${where} has no id` })
+      continue
+    }
+    const id = ep.id
     if (url === undefined) {
       rejected.push({ id, url: '', reason: 'has no url' })
       continue

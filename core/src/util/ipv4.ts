@@ -48,3 +48,35 @@ export function subnetContains(subnet: Ipv4Subnet, address: string | number): bo
 export function subnetsOverlap(a: Ipv4Subnet, b: Ipv4Subnet): boolean {
   return a.network <= b.broadcast && b.network <= a.broadcast
 }
+
+/** An IPv4 range with a special purpose, which endpoint addresses must not come from. */
+export interface SpecialIpv4Range {
+  cidr: string
+  /** What it is, for error messages: `multicast (RFC 5771)`. */
+  purpose: string
+}
+
+/**
+ * Ranges of the IANA IPv4 Special-Purpose Address Registry (RFC 6890) and the multicast and reserved
+ * blocks that an interface address must never take: packets to them are not routed like unicast
+ * (multicast, broadcast), belong to the machine itself (0/8, loopback) or to one link (link-local).
+ */
+export const SPECIAL_IPV4_RANGES: readonly SpecialIpv4Range[] = [
+  { cidr: '0.0.0.0/8', purpose: '"this network" (RFC 1122 §3.2.1.3)' },
+  { cidr: '127.0.0.0/8', purpose: 'loopback (RFC 1122 §3.2.1.3)' },
+  { cidr: '169.254.0.0/16', purpose: 'link-local (RFC 3927)' },
+  { cidr: '192.0.0.0/24', purpose: 'IETF protocol assignments (RFC 6890)' },
+  { cidr: '192.0.2.0/24', purpose: 'documentation, TEST-NET-1 (RFC 5737)' },
+  { cidr: '198.51.100.0/24', purpose: 'documentation, TEST-NET-2 (RFC 5737)' },
+  { cidr: '203.0.113.0/24', purpose: 'documentation, TEST-NET-3 (RFC 5737)' },
+  { cidr: '224.0.0.0/4', purpose: 'multicast (RFC 5771)' },
+  { cidr: '240.0.0.0/4', purpose: 'reserved, with the limited broadcast 255.255.255.255 (RFC 1112 §4, RFC 919)' },
+]
+
+/** The loopback block: only a loopback-only driver may take addresses from it. */
+export const LOOPBACK_IPV4 = '127.0.0.0/8'
+
+/** The special-purpose ranges `subnet` overlaps, in registry order. */
+export function specialRangesOverlapping(subnet: Ipv4Subnet): SpecialIpv4Range[] {
+  return SPECIAL_IPV4_RANGES.filter((r) => subnetsOverlap(subnet, parseSubnet(r.cidr)))
+}

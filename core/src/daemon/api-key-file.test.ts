@@ -1,0 +1,68 @@
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { localUser, localUserSkip } from '../util/test-local-user.js'
+import { checkApiKey, readApiKeyFile, saveApiKeyFile } from './api-key-file.js'
+
+const KEY = '2uJAnotarealkey_3fQk8vRmX0cT7nWbL5yZpA1dE'
+
+describe('the API key file', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ngrokd-apikey-'))
+  })
+  after(() => rm(dir, { recursive: true, force: true }))
+
+  it('creates state_dir 0700 and the key file 0600, whole', async () => {
+    const stateDir = join(dir, 'var', 'lib', 'ngrokd')
+    const path = await saveApiKeyFile(stateDir, `  ${KEY}\n`)
+    assert.equal(path, join(stateDir, 'api-key'))
+    assert.equal((await stat(stateDir)).mode & 0o777, 0o700)
+    assert.equal((await stat(path)).mode & 0o777, 0o600)
+    assert.equal(await readFile(path, 'utf8'), `${KEY}\n`)
+    assert.equal(await readApiKeyFile(stateDir), KEY)
+    assert.equal(await readApiKeyFile(join(dir, 'none')), undefined)
+  })
+
+  it('refuses what is not an API key, saying why without repeating it, and saves nothing', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      ['', /is empty/],
+      ['my key is ak_1234567890', /contains whitespace/],
+      [`${KEY}\n${KEY}x`, /contains whitespace/],
+      ['ab_12', /is 5 characters long, too short/],
+      ['x'.repeat(600), /is 600 characters long, too long/],
+      ['ak_12345678;rm$(id)', /characters other than letters, digits, _ and -/],
+      [42, /is not text/],
+    ]
+    for (const [key, why] of cases) {
+      const stateDir = join(dir, `bad-${cases.findIndex((c) => c[0] === key)}`)
+      await assert.rejects(saveApiKeyFile(stateDir, key), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_API_KEY_MALFORMED'), String(e))
+        assert.match(e.message, why)
+        if (typeof key === 'string' && key.length > 4) assert.ok(!e.message.includes(key), 'the message does not repeat the key')
+        return true
+      })
+      assert.equal(existsSync(stateDir), false, 'nothing was created')
+    }
+    assert.equal(checkApiKey(` ${KEY} `), KEY)
+  })
+
+  it('as root: refuses a key file or state_dir another user could have written', { skip: localUserSkip() }, async () => {
+    const eve = localUser()!
+    const stateDir = join(dir, 'planted-state')
+    await mkdir(stateDir, { mode: 0o700 })
+    await writeFile(join(stateDir, 'api-key'), 'ak_eves_own_key_1234\n', { mode: 0o600 })
+    await chown(join(stateDir, 'api-key'), eve.uid, eve.gid)
+    await assert.rejects(readApiKeyFile(stateDir), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(`is owned by ${eve.name}`))
+    const eveState = join(dir, 'eve-state')
+    await mkdir(eveState, { mode: 0o755 })
+    await chown(eveState, eve.uid, eve.gid)
+    await assert.rejects(saveApiKeyFile(eveState, KEY), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'))
+    assert.equal(existsSync(join(eveState, 'api-key')), false, 'the key was not written where eve can take it')
+    await chmod(eveState, 0o700)
+  })
+})

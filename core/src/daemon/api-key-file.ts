@@ -1,0 +1,65 @@
+import { mkdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+import { writeFileAtomic } from '../util/atomic-file.js'
+import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
+
+/** The file in `state_dir` that `set-api-key` writes (0600). */
+export const API_KEY_FILE = 'api-key'
+
+/** What an ngrok API key looks like: the dashboard's keys (base62 with `_`), and the simulator's test keys. */
+const API_KEY_SHAPE = /^[A-Za-z0-9_-]{8,512}$/
+
+/**
+ * The key, trimmed, when it has the shape of an ngrok API key.
+ * @throws NgrokdError `NGROKD_ERR_API_KEY_MALFORMED` saying what is wrong (never echoing the key).
+ */
+export function checkApiKey(key: unknown, from = 'the API key'): string {
+  const text = typeof key === 'string' ? key.trim() : ''
+  if (API_KEY_SHAPE.test(text)) return text
+  const why =
+    typeof key !== 'string' ? 'is not text'
+    : text === '' ? 'is empty'
+    : /\s/.test(text) ? 'contains whitespace (two keys, or a key with words around it?)'
+    : text.length < 8 ? `is ${text.length} characters long, too short`
+    : text.length > 512 ? `is ${text.length} characters long, too long`
+    : 'contains characters other than letters, digits, _ and -'
+  throw new NgrokdError('NGROKD_ERR_API_KEY_MALFORMED', `${from} ${why}: it does not look like an ngrok API key`, {
+    hint: 'copy an API key (not an agent authtoken) from https://dashboard.ngrok.com/api-keys and run: echo "$KEY" | sudo ngrokd set-api-key',
+  })
+}
+
+/** `state_dir/api-key`. */
+export function apiKeyFilePath(stateDir: string): string {
+  return join(stateDir, API_KEY_FILE)
+}
+
+/**
+ * The key saved in `state_dir`, trimmed, or undefined when there is no file. Not checked for its
+ * shape (callers say what a malformed one means). As root, the file must pass {@link assertTrustedPath}.
+ */
+export async function readApiKeyFile(stateDir: string): Promise<string | undefined> {
+  let path = apiKeyFilePath(stateDir)
+  try {
+    if (runsAsRoot()) path = await assertTrustedPath(path, { what: 'API key file' })
+    const text = (await readFile(path, 'utf8')).trim()
+    return text === '' ? undefined : text
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw e
+  }
+}
+
+/**
+ * Checks the key's shape and saves it to `state_dir/api-key`, 0600, whole or not at all; creates
+ * `state_dir` 0700. As root, `state_dir` must pass {@link assertTrustedPath}. Resolves with the file's path.
+ * @throws NgrokdError `NGROKD_ERR_API_KEY_MALFORMED`, `NGROKD_ERR_PATH_UNTRUSTED`.
+ */
+export async function saveApiKeyFile(stateDir: string, key: unknown): Promise<string> {
+  const checked = checkApiKey(key)
+  await mkdir(stateDir, { recursive: true, mode: 0o700 })
+  const dir = runsAsRoot() ? await assertTrustedPath(stateDir, { what: 'state directory' }) : stateDir
+  const path = apiKeyFilePath(dir)
+  await writeFileAtomic(path, `${checked}\n`, { mode: 0o600 })
+  return path
+}

@@ -1,0 +1,89 @@
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { resolveDriver } from '../driver/resolve-driver.js'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { resolvePlugin } from '../plugin/resolve-plugin.js'
+import { localUser, localUserSkip, type LocalUser } from './test-local-user.js'
+
+const defineDriverUrl = new URL('../driver/define-driver.js', import.meta.url).href
+const definePluginUrl = new URL('../plugin/define-plugin.js', import.meta.url).href
+
+/** What a planted module did when imported: it counts itself in a global. */
+const ran = (): string[] => ((globalThis as { planted?: string[] }).planted ??= [])
+const mark = (tag: string) => `(globalThis.planted ??= []).push(${JSON.stringify(tag)})\n`
+
+const plantedDriver = (tag: string) =>
+  `import { defineDriver } from ${JSON.stringify(defineDriverUrl)}\n${mark(tag)}` +
+  `export default defineDriver({ name: 'planted', provides: ['interface'], platforms: [process.platform], ngrokd: '^1.0.0', async create() { return {} } })\n`
+const plantedPlugin = (tag: string) =>
+  `import { definePlugin } from ${JSON.stringify(definePluginUrl)}\n${mark(tag)}` +
+  `export default definePlugin({ name: 'planted', version: '1.0.0', ngrokd: '^1.0.0', register() {} })\n`
+
+async function plantPackage(dir: string, name: string, source: string): Promise<void> {
+  const pkg = join(dir, 'node_modules', ...name.split('/'))
+  await mkdir(pkg, { recursive: true })
+  await writeFile(join(pkg, 'package.json'), JSON.stringify({ name, type: 'module', exports: { '.': { default: './index.js' } } }))
+  await writeFile(join(pkg, 'index.js'), source)
+}
+
+describe('drivers and plugins: built-ins from the installation, nothing another user planted (as root)', { skip: localUserSkip() }, () => {
+  let dir: string
+  let eve: LocalUser
+  before(async () => {
+    eve = localUser()!
+    dir = await mkdtemp(join(tmpdir(), 'ngrokd-planted-'))
+    await chmod(dir, 0o755)
+  })
+  after(() => rm(dir, { recursive: true, force: true }))
+
+  it('a built-in driver name loads the installed driver, never node_modules/@ngrokd/driver-* of the config or current directory', async () => {
+    const cwd = join(dir, 'cwd-driver')
+    await plantPackage(cwd, '@ngrokd/driver-loopback-alias', plantedDriver('builtin-driver'))
+    for (const spec of ['loopback-alias', '@ngrokd/driver-loopback-alias']) {
+      const { driver } = await resolveDriver(spec, { configDir: cwd, kind: 'interface' })
+      assert.equal(driver.name, 'loopback-alias', `${spec} is the installed driver`)
+    }
+    assert.deepEqual(ran(), [], 'the planted package never ran')
+  })
+
+  it('a built-in plugin name loads the installed plugin, never a planted node_modules/@ngrokd/plugin-*', async () => {
+    const cwd = join(dir, 'cwd-plugin')
+    await plantPackage(cwd, '@ngrokd/plugin-prometheus', plantedPlugin('builtin-plugin'))
+    const { plugin } = await resolvePlugin('prometheus', { configDir: cwd })
+    assert.equal(plugin.name, 'prometheus')
+    assert.deepEqual(ran(), [])
+  })
+
+  it('a driver or plugin file owned by another user is refused before it runs, naming owner and mode', async () => {
+    const evil = join(dir, 'evil-driver.mjs')
+    await writeFile(evil, plantedDriver('path-driver'), { mode: 0o644 })
+    await chown(evil, eve.uid, eve.gid)
+    await assert.rejects(resolveDriver('./evil-driver.mjs', { configDir: dir, kind: 'interface' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+      assert.match(e.message, new RegExp(`refusing interface driver module ${evil}: .* is owned by ${eve.name} \\(uid ${eve.uid}\\).*mode 0644`))
+      return true
+    })
+    const evilPlugin = join(dir, 'evil-plugin.mjs')
+    await writeFile(evilPlugin, plantedPlugin('path-plugin'), { mode: 0o666 })
+    await chmod(evilPlugin, 0o666)
+    await assert.rejects(resolvePlugin('./evil-plugin.mjs', { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && /writable by its group and everyone/.test(e.message))
+    assert.deepEqual(ran(), [])
+  })
+
+  it('a third-party package planted by another user in the config directory is refused', async () => {
+    const project = join(dir, 'project')
+    await plantPackage(project, 'ngrokd-driver-sample', plantedDriver('package-driver'))
+    await chown(join(project, 'node_modules', 'ngrokd-driver-sample'), eve.uid, eve.gid)
+    await assert.rejects(resolveDriver('ngrokd-driver-sample', { configDir: project, kind: 'interface' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(`is owned by ${eve.name}`))
+    assert.deepEqual(ran(), [])
+  })
+
+  it("root's own modules still load (a path and a package, each root-owned and not writable by others)", async () => {
+    await writeFile(join(dir, 'mine.mjs'), plantedDriver('root-driver'), { mode: 0o644 })
+    assert.equal((await resolveDriver('./mine.mjs', { configDir: dir, kind: 'interface' })).driver.name, 'planted')
+    assert.deepEqual(ran(), ['root-driver'])
+  })
+})

@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+import type { NgrokdErrorCode } from '../errors/codes.js'
+import { assertTrustedPath, runsAsRoot } from './trusted-path.js'
+
+export interface LoadModuleOptions {
+  /** What is loaded, for messages: `interface driver`, `plugin`. */
+  what: string
+  /** Directory of the config file: third-party packages and relative paths resolve from here. */
+  configDir: string
+  /** Short names that ship with ngrokd → their packages. */
+  builtins: Readonly<Record<string, string>>
+  codes: { notFound: NgrokdErrorCode; invalid: NgrokdErrorCode }
+  /** Refuse a module another user could have written (see assertTrustedPath). Default: running as root. */
+  trustCheck?: boolean
+}
+
+export interface LoadedModule {
+  /** The package name or path that was resolved. */
+  specifier: string
+  /** The file loaded. */
+  file: string
+  /** One of ngrokd's own modules, loaded from its installation. */
+  builtin: boolean
+  exports: { default?: unknown }
+}
+
+export function isPathSpec(spec: string): boolean {
+  return spec.startsWith('.') || spec.startsWith('/') || /^[A-Za-z]:[\\/]/.test(spec)
+}
+
+/** Where ngrokd itself is installed: its built-in drivers and plugins resolve from here only. */
+const OWN_LOCATION = fileURLToPath(import.meta.url)
+
+/**
+ * The one way drivers and plugins are found and imported. A built-in name (or its package name)
+ * always resolves from ngrokd's own installation, never from the config's or the current directory,
+ * where another user could have planted a `node_modules/@ngrokd/...`. A path resolves relative to
+ * `configDir`; another package name from `configDir`, then beside ngrokd. As root, a module that is
+ * not built in must pass {@link assertTrustedPath}.
+ *
+ * @throws NgrokdError `codes.notFound`, `codes.invalid` (it did not import), `NGROKD_ERR_PATH_UNTRUSTED`.
+ */
+export async function loadModule(spec: string, options: LoadModuleOptions): Promise<LoadedModule> {
+  const specifier = options.builtins[spec] ?? spec
+  const builtin = Object.values(options.builtins).includes(specifier)
+  let file: string
+  try {
+    file = builtin ? resolveFrom(specifier, OWN_LOCATION) : resolveSpecifier(specifier, options.configDir)
+  } catch (cause) {
+    throw new NgrokdError(
+      options.codes.notFound,
+      `${options.what} "${spec}" not found (looked for ${specifier} ${builtin ? "in ngrokd's installation" : `from ${options.configDir}`})`,
+      {
+        cause,
+        hint: isPathSpec(specifier)
+          ? "check the path: it is resolved relative to the config file's directory"
+          : `install it: npm install ${specifier}${builtin ? ' (beside ngrokd)' : ' (next to your config file, or globally beside ngrokd)'}`,
+      },
+    )
+  }
+  if (!builtin && (options.trustCheck ?? runsAsRoot())) file = await assertTrustedPath(file, { what: `${options.what} module` })
+  try {
+    return { specifier, file, builtin, exports: (await import(pathToFileURL(file).href)) as { default?: unknown } }
+  } catch (cause) {
+    throw new NgrokdError(options.codes.invalid, `${options.what} "${spec}" (${file}) failed to load: ${(cause as Error).message}`, {
+      cause,
+      hint: `reinstall the ${options.what} package; if it was built from source, build it (npm run build)`,
+    })
+  }
+}
+
+/** The file a third-party specifier names: a path (relative to `configDir`), or a package next to the config, then beside ngrokd. */
+export function resolveSpecifier(specifier: string, configDir: string): string {
+  const fromConfig = join(configDir, 'noop.js')
+  if (isPathSpec(specifier)) return createRequire(fromConfig).resolve(specifier)
+  try {
+    return resolveFrom(specifier, fromConfig)
+  } catch {
+    return resolveFrom(specifier, OWN_LOCATION)
+  }
+}
+
+/** `require.resolve` from `from`, or a package's import-only entry. */
+function resolveFrom(specifier: string, from: string): string {
+  try {
+    return createRequire(from).resolve(specifier)
+  } catch (e) {
+    const importOnly = importOnlyEntry(specifier, dirname(from))
+    if (importOnly) return importOnly
+    throw e
+  }
+}
+
+/**
+ * require.resolve() only sees a package's `require`/`default` export conditions. A module that
+ * publishes only `import` is still found: walk up node_modules and read its `exports` ourselves.
+ */
+function importOnlyEntry(name: string, fromDir: string): string | undefined {
+  for (let dir = fromDir; ; dir = dirname(dir)) {
+    const pkgDir = join(dir, 'node_modules', name)
+    try {
+      const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { exports?: unknown; main?: string }
+      const root = typeof pkg.exports === 'object' && pkg.exports !== null && '.' in pkg.exports ? (pkg.exports as Record<string, unknown>)['.'] : pkg.exports
+      const entry = typeof root === 'string' ? root : typeof root === 'object' && root !== null ? ((root as Record<string, unknown>).import ?? (root as Record<string, unknown>).node) : undefined
+      if (typeof entry === 'string') return join(pkgDir, entry)
+      return undefined
+    } catch {
+      // not here: go up
+    }
+    if (dirname(dir) === dir) return undefined
+  }
+}

@@ -1,0 +1,91 @@
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { localUser, localUserSkip, type LocalUser } from './test-local-user.js'
+import { assertTrustedPath } from './trusted-path.js'
+
+const skip = localUserSkip()
+
+describe('assertTrustedPath: as root, only what root alone can change', { skip }, () => {
+  let dir: string
+  let eve: LocalUser
+  const untrusted = async (path: string, pattern: RegExp) => {
+    await assert.rejects(assertTrustedPath(path, { what: 'config file' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+      assert.match(e.message, pattern)
+      assert.match(e.message, /as root ngrokd uses only files that root alone can change/)
+      assert.ok(e.hint, 'says how to fix it')
+      return true
+    })
+  }
+
+  before(async () => {
+    eve = localUser()!
+    // /tmp itself is sticky and root's: the accepted shape of a shared parent
+    dir = await mkdtemp(join(tmpdir(), 'ngrokd-trust-'))
+    await chmod(dir, 0o755)
+  })
+  after(() => rm(dir, { recursive: true, force: true }))
+
+  it('accepts a root-owned 0644 file in root-owned directories (and under sticky /tmp)', async () => {
+    const file = join(dir, 'ok.yml')
+    await writeFile(file, 'log: {}\n', { mode: 0o644 })
+    assert.equal(await assertTrustedPath(file, { what: 'config file' }), file)
+  })
+
+  it('refuses a file another user owns, naming the owner, the mode and the fix', async () => {
+    const file = join(dir, 'planted.yml')
+    await writeFile(file, 'net:\n  driver: ./evil.mjs\n', { mode: 0o644 })
+    await chown(file, eve.uid, eve.gid)
+    await untrusted(file, new RegExp(`refusing config file ${file}: ${file} is owned by ${eve.name} \\(uid ${eve.uid}\\) \\(owner ${eve.name} \\(uid ${eve.uid}\\), mode 0644\\)`))
+    await assert.rejects(assertTrustedPath(file, { what: 'config file' }), (e: any) => /chown root/.test(e.hint))
+  })
+
+  it('refuses a root-owned file that group or others may write', async () => {
+    const file = join(dir, 'group.yml')
+    await writeFile(file, '{}')
+    await chmod(file, 0o664)
+    await untrusted(file, /is writable by its group \(owner root \(uid 0\), mode 0664\)/)
+    await chmod(file, 0o646)
+    await untrusted(file, /is writable by everyone/)
+  })
+
+  it("refuses a root-owned file in a directory another user owns (they may replace it)", async () => {
+    const home = join(dir, 'eve-home')
+    await mkdir(home, { mode: 0o755 })
+    await chown(home, eve.uid, eve.gid)
+    const file = join(home, 'ngrokd.yaml')
+    await writeFile(file, '{}', { mode: 0o644 })
+    await untrusted(file, new RegExp(`its directory ${home} is owned by ${eve.name}`))
+  })
+
+  it('refuses a world-writable directory that is not sticky, and accepts a sticky root-owned one', async () => {
+    const shared = join(dir, 'shared')
+    await mkdir(shared)
+    await chmod(shared, 0o777)
+    const file = join(shared, 'c.yml')
+    await writeFile(file, '{}', { mode: 0o600 })
+    await untrusted(file, new RegExp(`its directory ${shared} is writable by its group and everyone \\(owner root \\(uid 0\\), mode 0777\\)`))
+    await chmod(shared, 0o1777)
+    assert.equal(await assertTrustedPath(file, { what: 'config file' }), file)
+  })
+
+  it('follows a symbolic link and judges the file it points to', async () => {
+    const target = join(dir, 'eve-target.yml')
+    await writeFile(target, '{}', { mode: 0o644 })
+    await chown(target, eve.uid, eve.gid)
+    const link = join(dir, 'link.yml')
+    await symlink(target, link)
+    await untrusted(link, new RegExp(`refusing config file ${target} \\(${link}\\): ${target} is owned by ${eve.name}`))
+  })
+
+  it("trusts the given user's own files besides root's", async () => {
+    const file = join(dir, 'eve-own.yml')
+    await writeFile(file, '{}', { mode: 0o644 })
+    await chown(file, eve.uid, eve.gid)
+    assert.equal(await assertTrustedPath(file, { what: 'config file', uid: eve.uid }), file)
+  })
+})

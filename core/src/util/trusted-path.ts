@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs'
+import { realpath, stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+
+/** Group- and other-write bits — <sys/stat.h> S_IWGRP | S_IWOTH. */
+const GROUP_OR_OTHER_WRITE = 0o022
+/** The sticky bit — <sys/stat.h> S_ISVTX: only an entry's owner (or root) may rename or remove it. */
+const STICKY = 0o1000
+
+/** True when ngrokd must refuse what another user could have planted: it runs as root. */
+export function runsAsRoot(): boolean {
+  return process.getuid?.() === 0
+}
+
+/** `uid 1001 (eve)`, with the name from /etc/passwd when it has one. */
+function describeOwner(uid: number): string {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.split(':')[2] === String(uid))
+    const name = line?.split(':')[0]
+    return name ? `${name} (uid ${uid})` : `uid ${uid}`
+  } catch {
+    return `uid ${uid}`
+  }
+}
+
+const octal = (mode: number) => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`
+
+export interface TrustedPathOptions {
+  /** What the file is, for the error: `config file`, `driver module`, `control socket`. */
+  what: string
+  /** The user besides root whose files are trusted. Default: this process's uid. */
+  uid?: number
+}
+
+/**
+ * Refuses a file that someone other than root (or `uid`) could have written or replaced, in the way
+ * sshd's StrictModes and sudo judge their files: the file and every directory above it must be owned
+ * by root or `uid`, and none may be writable by group or others — except a directory that is sticky
+ * and owned by root (such as /tmp), where nobody else may rename or remove what is in it. Symbolic
+ * links are followed first and the real path is judged. Resolves with that real path: read it, not
+ * `path`, so nothing can be swapped in between.
+ *
+ * ```ts
+ * if (runsAsRoot()) file = await assertTrustedPath(file, { what: 'config file' })
+ * ```
+ * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED` naming the file or directory, its owner, its mode and the fix.
+ */
+export async function assertTrustedPath(path: string, options: TrustedPathOptions): Promise<string> {
+  const uid = options.uid ?? process.getuid?.() ?? 0
+  const real = await realpath(path)
+  for (let p = real, isTarget = true; ; isTarget = false) {
+    const st = await stat(p)
+    const owned = st.uid === 0 || st.uid === uid
+    // a socket's write bits let others connect to it (control.group), not change it
+    const writable = (st.mode & GROUP_OR_OTHER_WRITE) !== 0 && !(isTarget && st.isSocket())
+    const stickyRoot = !isTarget && st.isDirectory() && (st.mode & STICKY) !== 0 && st.uid === 0
+    if (!owned || (writable && !stickyRoot)) {
+      const which = isTarget ? p : `its directory ${p}`
+      const writers = [(st.mode & 0o020) !== 0 ? 'its group' : '', (st.mode & 0o002) !== 0 ? 'everyone' : ''].filter(Boolean).join(' and ')
+      const why = !owned ? `is owned by ${describeOwner(st.uid)}` : `is writable by ${writers}`
+      const fix = !owned ? `chown root ${p}` : `chmod go-w ${p}`
+      throw new NgrokdError(
+        'NGROKD_ERR_PATH_UNTRUSTED',
+        `refusing ${options.what} ${real}${real !== path ? ` (${path})` : ''}: ${which} ${why} (owner ${describeOwner(st.uid)}, mode ${octal(st.mode)}); as root ngrokd uses only files that root alone can change`,
+        { hint: `${fix}${isTarget ? '' : ' (and so for every directory above the file)'}, or move the file under a directory only root can write, such as /etc/ngrokd` },
+      )
+    }
+    const parent = dirname(p)
+    if (parent === p) return real
+    p = parent
+  }
+}
