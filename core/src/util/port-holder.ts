@@ -1,11 +1,12 @@
 import { readdir, readFile, readlink } from 'node:fs/promises'
+import { basename } from 'node:path'
 
 /** Who listens on a TCP port that ngrokd wanted. */
 export interface PortHolder {
   /** The socket's local address as the kernel reports it (`0.0.0.0:5432`, `[::]:5432`, `10.107.0.3:5432`). */
   listen: string
   pid?: number
-  /** The process's command name (`/proc/<pid>/comm`). */
+  /** The program's name: its executable's file name, else argv[0]'s, else `/proc/<pid>/comm`. */
   command?: string
 }
 
@@ -68,11 +69,25 @@ async function socketOwner(inode: string): Promise<{ pid: number; command?: stri
     const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])
     for (const fd of fds) {
       if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) !== target) continue
-      const command = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim()
+      const command = await programName(pid)
       return { pid: Number(pid), ...(command ? { command } : {}) }
     }
   }
   return undefined
+}
+
+/**
+ * The program behind `pid`. Not `comm` first: that is the main thread's name, which a program may
+ * change (Node 24 calls it `MainThread`). The executable's link is readable for one's own processes
+ * (root: all); argv[0] for everyone's.
+ */
+async function programName(pid: string): Promise<string | undefined> {
+  const exe = await readlink(`/proc/${pid}/exe`).catch(() => '')
+  if (exe) return basename(exe.replace(/ \(deleted\)$/, ''))
+  const argv0 = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0')[0]!.split(' ')[0]!
+  if (argv0) return basename(argv0)
+  const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim()
+  return comm || undefined
 }
 
 /** `postgres (pid 812) on 0.0.0.0:5432` */

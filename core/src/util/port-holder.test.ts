@@ -1,0 +1,31 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, type AddressInfo } from 'node:net'
+import { basename } from 'node:path'
+import { describePortHolder, findPortHolder } from './port-holder.js'
+
+describe('findPortHolder', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
+  it('names the program by its executable, not by its main thread (Node 24 calls that MainThread)', async () => {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve))
+    try {
+      const { port } = server.address() as AddressInfo
+      const holder = await findPortHolder('127.0.0.1', port)
+      assert.ok(holder, 'the listener is found')
+      assert.equal(holder.listen, `0.0.0.0:${port}`)
+      assert.equal(holder.pid, process.pid)
+      assert.equal(holder.command, basename(process.execPath))
+      assert.equal(describePortHolder(holder), `${basename(process.execPath)} (pid ${process.pid}) on 0.0.0.0:${port}`)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('finds nothing on a port no one listens on', async () => {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    assert.equal(await findPortHolder('127.0.0.1', port), undefined)
+  })
+})
