@@ -11,6 +11,7 @@ export const errorCodes = {
   NGROKD_ERR_PERMISSION: 'the operating system refused for lack of privilege',
   NGROKD_ERR_SYSCALL: 'a system call failed',
   NGROKD_ERR_ADDRESS_EXHAUSTED: 'no free address is left in net.subnet',
+  NGROKD_ERR_INTERFACE_FOREIGN: 'an interface with the configured name exists and is not one ngrokd made',
   NGROKD_ERR_ADDRESS_CONFLICT: 'net.subnet overlaps an address or route already on the machine',
   NGROKD_ERR_HOSTS_FILE: 'the hosts file could not be read or written',
   NGROKD_ERR_RESOLVER_FILE: 'a macOS /etc/resolver file could not be read, written or removed',
