@@ -27,6 +27,7 @@ export const errorCodes = {
   NGROKD_ERR_INGRESS_PROTOCOL: 'the binding ingress sent something that is not a ConnResponse',
   NGROKD_ERR_INGRESS_TIMEOUT: 'the binding ingress did not answer in time',
   NGROKD_ERR_HOSTNAME_INVALID: 'a hostname from the API is not safe to publish',
+  NGROKD_ERR_NAME_UNSAFE: 'a hostname from the API is not published: the machine needs it, or names.allow / names.deny refuse it',
   NGROKD_ERR_ENDPOINT_INVALID: 'an endpoint from the API is malformed',
   NGROKD_ERR_LISTEN: 'a listener could not be opened',
   NGROKD_ERR_NAME_WITHHELD: 'a hostname is not published because one of its listeners is not ngrokd\'s',
