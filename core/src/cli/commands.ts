@@ -104,6 +104,7 @@ const statusCommand = defineCommand({
       `ingress:    ${status.ingressEndpoint ?? '-'} (${status.ingressVerification})`,
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
+      ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
       `last poll:  ${poll ? `${poll.at} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
       ...(poll?.rejected ?? []).map(skippedLine),

@@ -1,6 +1,7 @@
 import type { InterfaceInfo } from '../contracts/interface.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import type { ListenerStatus } from '../contracts/forwarder.js'
+import type { ForwarderMode } from '../forward/create-forwarder.js'
 import { controlRequest } from '../control/control-client.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import type { ControlRoutes } from '../control/control-server.js'
@@ -67,6 +68,8 @@ export interface DaemonStatus {
   /** The ingress's trust anchors, summarised. */
   ingressTrust?: string
   driver?: string
+  /** Where connections are carried (worker threads, or the main thread and why); absent for an injected forwarder. */
+  forwarder?: ForwarderMode
   interface?: InterfaceInfo
   subnet?: string
   /** The name resolver: `frozen` while it refuses changes after a failed write (names published before still resolve). */

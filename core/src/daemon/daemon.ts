@@ -5,7 +5,7 @@ import type { Logger } from '../contracts/logger.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
 import { DEFAULT_INGRESS_ENDPOINT, NgrokApiClient, normalizeIngressEndpoint } from '../api/index.js'
 import { Registration } from '../registration/index.js'
-import { createForwarder, loadIngressTrust, type CreateForwarderOptions } from '../forward/index.js'
+import { createForwarder, loadIngressTrust, type CreateForwarderOptions, type ForwarderMode } from '../forward/index.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer } from '../control/control-server.js'
 import { container } from 'tsyringe'
@@ -74,6 +74,7 @@ export class Daemon {
   private poller?: EndpointPoller
   /** Trust anchors of the ingress, for status. */
   private ingressTrustSummary?: string
+  private forwarderMode?: ForwarderMode
   /** The API named no ingress and the default was announced (once). */
   private warnedDefaultIngress = false
   private running?: Promise<void>
@@ -201,7 +202,9 @@ export class Daemon {
       predial: config.ingress.predial,
     }
     // forwarder.workers 0 (or no fd hand-off on this OS): in-thread; else the worker pool
-    return createForwarder({ logger, settings: config.forwarder, ingress })
+    const forwarder = await createForwarder({ logger, settings: config.forwarder, ingress })
+    this.forwarderMode = forwarder.mode
+    return forwarder
   }
 
   /** Network mode: every service also on net.network.listen, stable ports from start_port. */
@@ -353,6 +356,7 @@ export class Daemon {
       ingressVerification: this.config.ingress.insecureSkipVerify ? 'DISABLED (ingress.insecure_skip_verify)' : 'verified',
       ingressTrust: this.ingressTrustSummary,
       driver: this.scope?.driverName,
+      ...(this.forwarderMode ? { forwarder: this.forwarderMode } : {}),
       interface: this.scope?.interfaceInfo,
       subnet: this.scope?.subnet,
       names: this.nameResolverHealth(),

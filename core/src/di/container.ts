@@ -10,7 +10,7 @@ import type { DriverContext } from '../driver/define-driver.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { PersistentAllocator } from '../alloc/index.js'
-import { HostsFileNameResolver } from '../names/index.js'
+import { createHostsFileNameResolver } from '../names/index.js'
 import { parseSubnet, intToIpv4 } from '../util/ipv4.js'
 import { hasNetAdmin } from '../util/privilege.js'
 import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from './tokens.js'
@@ -119,7 +119,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
  * plugin never takes the daemon down.
  */
 async function createNameResolver(config: DaemonConfig, logger: Logger, plugins?: PluginNameResolvers): Promise<NameResolver> {
-  const hostsFile = (): NameResolver => new HostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger })
+  const hostsFile = (): NameResolver => createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger })
   const name = config.names.resolver
   if (name === 'hosts-file') return hostsFile()
   if (plugins?.offersNameResolver(name)) {

@@ -7,7 +7,7 @@ import { resolveDriver } from '../driver/resolve-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
 import { configProblems, daemonChecks } from './daemon-checks.js'
-import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
+import { createHostsFileNameResolver } from '../names/platform-hosts-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
@@ -73,7 +73,7 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
   }
 
   if (config.names.resolver === 'hosts-file') {
-    checks.push(...(await new HostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger: silentLogger }).diagnose()))
+    checks.push(...((await createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger: silentLogger }).diagnose?.()) ?? []))
   }
 
   checks.push(await checkStateDir(config.stateDir))

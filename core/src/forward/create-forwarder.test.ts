@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { defaultConfig } from '../config/resolve-config.js'
 import { AUTO_MAX_WORKERS, FORWARDER_DEFAULTS, createForwarder, resolveWorkerCount } from './create-forwarder.js'
 import { recordingLogger } from './test-logger.js'
+import { WorkerPoolForwarder } from './pool/worker-pool-forwarder.js'
 
 const ingress = { credentials: () => ({ certPem: '', keyPem: '' }), endpoint: () => '127.0.0.1:1' }
 const poolWorks = process.platform === 'linux'
@@ -26,6 +27,7 @@ describe('createForwarder', () => {
   it('workers 0 → the in-thread forwarder', async () => {
     const f = await createForwarder({ logger: recordingLogger(), settings: { workers: 0 }, ingress })
     assert.equal(f.forwarder, 'in-thread')
+    assert.deepEqual(f.mode, { kind: 'in-thread', reason: 'forwarder.workers is 0' })
     await f.close()
   })
 
@@ -34,16 +36,25 @@ describe('createForwarder', () => {
     const f = await createForwarder({ logger, settings: { workers: 1 }, ingress })
     try {
       assert.equal(f.forwarder, poolWorks ? 'worker-pool' : 'in-thread')
+      assert.deepEqual(f.mode, poolWorks ? { kind: 'worker-pool', workers: 1 } : { kind: 'in-thread', reason: `handing sockets to worker threads is implemented for Linux only, not ${process.platform}` })
       if (!poolWorks) assert.ok(logger.at('info').some((r) => /main thread/.test(r.msg)))
     } finally {
       await f.close()
     }
   })
 
+  it('on Windows and macOS connections are carried on the main thread, and the reason says so', () => {
+    for (const platform of ['win32', 'darwin'] as const) {
+      assert.deepEqual(WorkerPoolForwarder.supported(platform), { ok: false, reason: `handing sockets to worker threads is implemented for Linux only, not ${platform}` })
+    }
+    assert.deepEqual(WorkerPoolForwarder.supported('linux'), { ok: true })
+  })
+
   it('a custom host lookup keeps forwarding on the main thread (it cannot cross to a worker)', async () => {
     const logger = recordingLogger()
     const f = await createForwarder({ logger, settings: { workers: 2 }, ingress: { ...ingress, lookup: () => {} } })
     assert.equal(f.forwarder, 'in-thread')
+    if (poolWorks) assert.deepEqual(f.mode, { kind: 'in-thread', reason: 'a custom host lookup cannot run in worker threads' })
     if (poolWorks) assert.ok(logger.at('info').some((r) => /custom host lookup/.test(r.msg)))
     await f.close()
   })

@@ -60,8 +60,11 @@ export interface CreateForwarderOptions {
   ingress: Omit<IngressDialerOptions, 'logger' | 'handshakeTimeoutMs' | 'responseTimeoutMs'>
 }
 
-/** What {@link createForwarder} returns: either forwarder, with the buffer figure the benchmarks read. */
-export type CreatedForwarder = Forwarder & { bufferedBytes(): number }
+/** Where connections are carried: in worker threads, or on the main thread and why (shown by `ngrokd status`). */
+export type ForwarderMode = { kind: 'worker-pool'; workers: number } | { kind: 'in-thread'; reason: string }
+
+/** What {@link createForwarder} returns: either forwarder, with its mode and the buffer figure the benchmarks read. */
+export type CreatedForwarder = Forwarder & { bufferedBytes(): number; readonly mode: ForwarderMode }
 
 /**
  * The forwarder the daemon runs, from `forwarder.*` settings: the worker pool when `workers` resolves to
@@ -79,24 +82,28 @@ export async function createForwarder({ logger, settings = {}, ingress }: Create
   const limits = { maxConnections: s.maxConnections, maxConnectionsPerEndpoint: s.maxConnectionsPerEndpoint }
   const dialer = { ...ingress, handshakeTimeoutMs: s.handshakeTimeoutMs, responseTimeoutMs: s.connRequestTimeoutMs }
   const workers = resolveWorkerCount(s.workers)
+  let reason = `forwarder.workers is ${String(s.workers)}`
   if (workers > 0) {
     const { WorkerPoolForwarder } = await import('./pool/worker-pool-forwarder.js')
     const supported = WorkerPoolForwarder.supported()
     if (!supported.ok) {
-      logger.info({ workers }, `forwarding on the main thread: ${supported.reason}`)
+      reason = supported.reason
     } else if (dialer.lookup !== undefined) {
-      logger.info({ workers }, 'forwarding on the main thread: a custom host lookup cannot run in worker threads')
+      reason = 'a custom host lookup cannot run in worker threads'
     } else {
       try {
         const pool = await WorkerPoolForwarder.create({ logger, workers, dialer, idleTimeoutMs: s.idleTimeoutMs, firstByteTimeoutMs: s.firstByteTimeoutMs, limits, maxYoungGenerationMib: s.maxYoungGenerationMib, youngGcEveryMib: s.youngGcEveryMib })
         logger.debug({ workers }, `forwarding in ${workers} worker threads`)
-        return pool
+        return Object.assign(pool, { mode: { kind: 'worker-pool', workers } as const })
       } catch (e) {
-        logger.warn({ err: e, workers }, `forwarding on the main thread: the worker pool did not start: ${formatError(e)}`)
+        reason = `the worker pool did not start: ${formatError(e)}`
+        logger.warn({ err: e, workers }, `forwarding on the main thread: ${reason}`)
       }
     }
+    if (!reason.startsWith('the worker pool')) logger.info({ workers }, `forwarding on the main thread: ${reason}`)
   }
-  return new InThreadForwarder({ dialer: new IngressDialer({ logger, ...dialer }), logger, idleTimeoutMs: s.idleTimeoutMs, firstByteTimeoutMs: s.firstByteTimeoutMs, limits, ownsDialer: true })
+  const inThread = new InThreadForwarder({ dialer: new IngressDialer({ logger, ...dialer }), logger, idleTimeoutMs: s.idleTimeoutMs, firstByteTimeoutMs: s.firstByteTimeoutMs, limits, ownsDialer: true })
+  return Object.assign(inThread, { mode: { kind: 'in-thread', reason } as const })
 }
 
 function availableCores(): number {

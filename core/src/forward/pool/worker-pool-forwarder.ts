@@ -122,8 +122,9 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
   private readonly errored = new WeakSet<object>()
 
   /** Whether this platform can hand accepted sockets to worker threads (Linux: verified; elsewhere: no). */
-  static supported(): { ok: true } | { ok: false; reason: string } {
-    if (process.platform !== 'linux') return { ok: false, reason: `handing sockets to worker threads is implemented for Linux only, not ${process.platform}` }
+  static supported(platform: NodeJS.Platform = process.platform): { ok: true } | { ok: false; reason: string } {
+    // Windows and macOS: the in-thread forwarder (no descriptor hand-off to threads there)
+    if (platform !== 'linux') return { ok: false, reason: `handing sockets to worker threads is implemented for Linux only, not ${platform}` }
     return { ok: true }
   }
 

@@ -1,0 +1,29 @@
+import type { Logger } from '../contracts/logger.js'
+import type { NameResolver } from '../contracts/name-resolver.js'
+import { HostsFileNameResolver } from './hosts-file-name-resolver.js'
+import { MacosHostsFileNameResolver } from './macos-hosts.js'
+import { WindowsHostsFileNameResolver, windowsHostsPath } from './windows-hosts.js'
+
+/** The `names.hosts_file` default of the configuration: the POSIX path, replaced on Windows by its own. */
+export const POSIX_HOSTS_FILE = '/etc/hosts'
+
+export interface PlatformHostsFileOptions {
+  /** `names.hosts_file`; the POSIX default means "this OS's hosts file" (on Windows, under %SystemRoot%). */
+  path: string
+  stateDir: string
+  logger: Logger
+  platform?: NodeJS.Platform
+  env?: NodeJS.ProcessEnv
+}
+
+/**
+ * The hosts-file name resolver for this OS, the one home of that choice (daemon and doctor):
+ * Linux and others edit the file; macOS also flushes the resolver cache after each change;
+ * Windows finds the file under %SystemRoot%, keeps CRLF, retries while the file is held and flushes
+ * the DNS client's cache.
+ */
+export function createHostsFileNameResolver({ path, stateDir, logger, platform = process.platform, env = process.env }: PlatformHostsFileOptions): NameResolver {
+  if (platform === 'win32') return new WindowsHostsFileNameResolver({ stateDir, logger, env, path: path === POSIX_HOSTS_FILE ? windowsHostsPath(env) : path })
+  if (platform === 'darwin') return new MacosHostsFileNameResolver({ path, stateDir, logger })
+  return new HostsFileNameResolver({ path, stateDir, logger })
+}
