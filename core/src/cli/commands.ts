@@ -107,7 +107,8 @@ const statusCommand = defineCommand({
       ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
       `last poll:  ${poll ? `${poll.at} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
-      ...(poll?.rejected ?? []).map(skippedLine),
+      ...(poll?.rejected ?? []).slice(0, SKIPPED_SHOWN).map(skippedLine),
+      ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
       ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${status.names.since}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
       ...trafficLines(status.traffic),
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
@@ -117,6 +118,9 @@ const statusCommand = defineCommand({
     return 0
   },
 })
+
+/** How many skipped endpoints `status` names one by one. */
+const SKIPPED_SHOWN = 10
 
 /** One endpoint the daemon does not serve, and why (malformed, or a name skipped as unsafe). */
 function skippedLine(r: RejectedEndpoint): string {
