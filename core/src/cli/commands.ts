@@ -5,6 +5,7 @@ import { Writable } from 'node:stream'
 import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
+import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import { createLogger } from '../log/create-logger.js'
 import { Daemon } from '../daemon/daemon.js'
 import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
@@ -106,6 +107,8 @@ const statusCommand = defineCommand({
       ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
       `last poll:  ${poll ? `${poll.at} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
+      ...(poll?.rejected ?? []).slice(0, SKIPPED_SHOWN).map(skippedLine),
+      ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
       ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${status.names.since}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
       ...trafficLines(status.traffic),
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
@@ -115,6 +118,14 @@ const statusCommand = defineCommand({
     return 0
   },
 })
+
+/** How many skipped endpoints `status` names one by one. */
+const SKIPPED_SHOWN = 10
+
+/** One endpoint the daemon does not serve, and why (malformed, or a name skipped as unsafe). */
+function skippedLine(r: RejectedEndpoint): string {
+  return `skipped:    ${r.url || '(no url)'} (${r.id || 'no id'}): ${r.reason}`
+}
 
 function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
@@ -145,13 +156,14 @@ const listCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const { config } = await configFor(values)
-    const { services } = await callDaemon(config.control.socket, 'GET /v1/endpoints')
+    const { services, skipped = [] } = await callDaemon(config.control.socket, 'GET /v1/endpoints')
     if (values.json) {
       console.log(JSON.stringify(services, null, 2))
       return 0
     }
+    const skippedLines = skipped.map(skippedLine)
     if (services.length === 0) {
-      console.log('no endpoints (ngrokd status tells whether the daemon has polled the API yet)')
+      console.log(['no endpoints (ngrokd status tells whether the daemon has polled the API yet)', ...skippedLines].join('\n'))
       return 0
     }
     // one row per hostname and proto: several ports of one host share its IP
@@ -175,6 +187,7 @@ const listCommand = defineCommand({
       ),
     )
     for (const r of rows.values()) for (const e of r.errors) console.log(`${r.hostname}:${e}`)
+    for (const line of skippedLines) console.log(line)
     return 0
   },
 })

@@ -62,6 +62,10 @@ export interface DaemonConfig {
   names: {
     resolver: string
     hostsFile: string
+    /** Suffix patterns: when not empty, only matching hostnames are published. */
+    allow: string[]
+    /** Suffix patterns: matching hostnames are never published. */
+    deny: string[]
   }
   stateDir: string
   control: {

@@ -256,4 +256,18 @@ describe('loadConfig as root: nothing another user could have written', { skip: 
     // the same files are read by their own user, who searches the current directory too
     assert.equal((await loadConfig({ cwd: dir, env: {}, configPath: 'shared.yml', asRoot: false })).config.log.level, 'warn')
   })
+
+  it("refuses an ingress.ca_file (or a file in a ca directory) another user could have written: it decides who may answer for ngrok", async () => {
+    const eve = localUser()!
+    const dir = await project({ 'ca.pem': 'x', 'cas/a.pem': 'a', 'cas/b.pem': 'b' })
+    await chown(join(dir, 'ca.pem'), eve.uid, eve.gid)
+    await writeFile(join(dir, 'file.yml'), 'ingress:\n  ca_file: ca.pem\n', { mode: 0o644 })
+    await assert.rejects(loadConfig({ cwd: dir, env: {}, configPath: 'file.yml', asRoot: true }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(`refusing ingress.ca_file ${join(dir, 'ca.pem')}`))
+    await writeFile(join(dir, 'dir.yml'), 'ingress:\n  ca_file: cas\n', { mode: 0o644 })
+    assert.equal((await loadConfig({ cwd: dir, env: {}, configPath: 'dir.yml', asRoot: true })).config.ingress.caFile, join(dir, 'cas'))
+    await chmod(join(dir, 'cas', 'b.pem'), 0o666)
+    await assert.rejects(loadConfig({ cwd: dir, env: {}, configPath: 'dir.yml', asRoot: true }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes('b.pem'))
+    // a user's own config and CA file are theirs to use
+    assert.equal((await loadConfig({ cwd: dir, env: {}, configPath: 'file.yml', asRoot: false })).config.ingress.caFile, join(dir, 'ca.pem'))
+  })
 })

@@ -1,5 +1,5 @@
-import { stat } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { readdir, stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
@@ -103,7 +103,7 @@ async function isFile(path: string): Promise<boolean> {
  *    `ngrokd` in package.json);
  * 3. else `defaultPath` (/etc/ngrokd/config.yml) if it exists;
  * 4. else defaults only.
- * As root the file read must pass {@link assertTrustedPath}. Then `NGROKD_*` variables and `NGROK_API_KEY` override the file (see {@link resolveConfig}).
+ * As root the file read, and `ingress.ca_file`, must pass {@link assertTrustedPath}. Then `NGROKD_*` variables and `NGROK_API_KEY` override the file (see {@link resolveConfig}).
  *
  * ```ts
  * const { config, source, notices } = await loadConfig({ configPath: args.config })
@@ -117,6 +117,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const cwd = resolve(options.cwd ?? process.cwd())
   let found: { filepath: string; config?: unknown } | null = null
   let path: string | undefined
+  const asRoot = options.asRoot ?? runsAsRoot()
   try {
     const explorer = cosmiconfig('ngrokd', {
       searchPlaces: CONFIG_SEARCH_PLACES,
@@ -124,7 +125,6 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
       cache: false,
       loaders: LOADERS,
     })
-    const asRoot = options.asRoot ?? runsAsRoot()
     const load = async (file: string) => explorer.load(asRoot ? await assertTrustedPath(file, { what: 'config file' }) : file)
     if (options.configPath !== undefined) {
       path = resolve(cwd, options.configPath)
@@ -137,9 +137,23 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   } catch (error) {
     throw readError(error, path)
   }
-  return resolveConfig(found?.config, {
+  const loaded = resolveConfig(found?.config, {
     ...(found ? { source: found.filepath } : {}),
     cwd,
     ...(options.env ? { env: options.env } : {}),
   })
+  if (asRoot && loaded.config.ingress.caFile) await assertTrustedCaFiles(loaded.config.ingress.caFile)
+  return loaded
+}
+
+/**
+ * The ingress's trust anchors decide who may answer for ngrok: as root, `ingress.ca_file` (a file, or
+ * a directory and each file in it) must be one only root can change. A missing one is left to the
+ * trust loader, which names it.
+ */
+async function assertTrustedCaFiles(caFile: string): Promise<void> {
+  const what = 'ingress.ca_file'
+  const real = await assertTrustedPath(caFile, { what }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+  if (real === undefined || !(await stat(real)).isDirectory()) return
+  for (const entry of await readdir(real)) await assertTrustedPath(join(real, entry), { what })
 }

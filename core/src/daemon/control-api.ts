@@ -17,7 +17,8 @@ import type { ReconcileReport, ServiceView } from './reconciler.js'
  */
 export interface ControlApi {
   'GET /v1/status': { body: undefined; reply: DaemonStatus }
-  'GET /v1/endpoints': { body: undefined; reply: { services: ServiceView[] } }
+  /** `skipped`: the endpoints of the last poll that are not served (malformed, or names skipped as unsafe). */
+  'GET /v1/endpoints': { body: undefined; reply: { services: ServiceView[]; skipped?: RejectedEndpoint[] } }
   'GET /v1/metrics': { body: undefined; reply: MetricsSnapshot }
   'POST /v1/api-key': { body: { key: string }; reply: { ok: true; saved: string } }
   'POST /v1/poll': { body: Record<string, never>; reply: { poll?: PollStatus } }

@@ -23,6 +23,7 @@ import { NetworkPorts } from '../network/network-ports.js'
 import { ApiKeySource } from './api-key-source.js'
 import { controlRoutes, trafficTotals, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
 import { EndpointPoller } from './endpoint-poller.js'
+import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 
@@ -128,6 +129,7 @@ export class Daemon {
         list: () => this.api!.listBoundEndpoints(this.registration!.info!.operatorId),
         beforePoll: () => this.renewCertificate(),
         reconcile: (services) => this.reconcile(services),
+        namePolicy: this.namePolicy(),
       })
       // serve what was there before a restart or crash right away, API or not
       const cached = await this.poller.cached()
@@ -300,6 +302,19 @@ export class Daemon {
     this.logger.info('ngrokd stopped; listeners, names and addresses removed')
   }
 
+  /** names.allow / names.deny, and never a name the machine needs: those of config and the ingress the API named. */
+  private namePolicy(): NamePolicy {
+    const machine = machineProtectedHosts(this.config)
+    return new NamePolicy({
+      allow: this.config.names.allow,
+      deny: this.config.names.deny,
+      protectedHosts: () => {
+        const ingress = hostOf(this.registration?.info?.ingressEndpoint)
+        return ingress ? [...machine, [ingress, 'the binding ingress host (from the ngrok API)'] as const] : machine
+      },
+    })
+  }
+
   // --- the ingress -------------------------------------------------------------------------
 
   /**
@@ -382,7 +397,7 @@ export class Daemon {
   private routes() {
     return controlRoutes({
       'GET /v1/status': () => this.status(),
-      'GET /v1/endpoints': () => ({ services: this.reconciler?.services() ?? [] }),
+      'GET /v1/endpoints': () => ({ services: this.reconciler?.services() ?? [], skipped: this.poller?.last?.rejected ?? [] }),
       'GET /v1/metrics': () => this.metricsSnapshot(),
       'POST /v1/api-key': (body) => this.apiKeys.set((body as { key?: unknown } | undefined)?.key),
       'POST /v1/poll': async () => ({ poll: await this.pollOnce() }),

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { FakeNgrokApi } from '../api/fake-ngrok-api.js'
-import type { Logger } from '../contracts/logger.js'
-import { silentLogger } from '../contracts/logger.js'
+import { recordingLogger } from '../forward/test-logger.js'
+import { NamePolicy } from '../names/name-policy.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 import { EndpointPoller } from './endpoint-poller.js'
 import type { ReconcileReport } from './reconciler.js'
@@ -14,50 +14,46 @@ import type { ReconcileReport } from './reconciler.js'
 const OP = 'k8sop_malformed'
 const report = (services: number): ReconcileReport => ({ services, addressesAdded: 0, addressesRemoved: 0, listenersAdded: 0, listenersRemoved: 0, namesChanged: false, errors: 0, durationMs: 0 })
 
-function warnings(): { logger: Logger; lines: string[] } {
-  const lines: string[] = []
-  const logger: Logger = { ...silentLogger, warn: (a: unknown, b?: unknown) => void lines.push(String(typeof a === 'string' ? a : b)), child: () => logger }
-  return { logger, lines }
+/** A poller over the real API client and a fake API serving `endpoints`; records what it reconciles and logs. */
+function pollerOver(endpoints: unknown[], stateDir: string, namePolicy?: NamePolicy) {
+  const fake = new FakeNgrokApi({ apiKey: 'k' })
+  const api = new NgrokApiClient({ apiKey: 'k', fetchImpl: fake.fetch, maxRetries: 0 })
+  for (let i = 0; i < 2; i++) {
+    fake.inject({ method: 'GET', path: /bound_endpoints/ }, { status: 200, headers: { 'content-type': 'application/json' }, body: { endpoints, uri: 'x', next_page_uri: null } })
+  }
+  const reconciled: DesiredService[][] = []
+  const logger = recordingLogger()
+  const poller = new EndpointPoller({
+    stateDir,
+    intervalMs: 60_000,
+    logger,
+    list: () => api.listBoundEndpoints(OP),
+    reconcile: async (services) => {
+      reconciled.push(services)
+      return report(services.length)
+    },
+    signal: new AbortController().signal,
+    ...(namePolicy ? { namePolicy } : {}),
+  })
+  return { poller, reconciled, logger }
 }
 
-describe('EndpointPoller: a malformed endpoint from the API', () => {
-  it('is skipped and reported; the rest of the list is reconciled (through the real API client)', async () => {
+describe('EndpointPoller: endpoints it does not serve', () => {
+  it('a malformed endpoint is skipped and reported; the rest of the list is reconciled (through the real API client)', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
     try {
-      const fake = new FakeNgrokApi({ apiKey: 'k' })
-      const api = new NgrokApiClient({ apiKey: 'k', fetchImpl: fake.fetch, maxRetries: 0 })
-      fake.inject(
-        { method: 'GET', path: /bound_endpoints/ },
-        {
-          status: 200,
-          headers: { 'content-type': 'application/json' },
-          body: {
-            endpoints: [
-              { id: 'ep_1', url: 'http://api.prod', bindings: ['kubernetes'] },
-              { url: 'http://noid.prod', bindings: ['kubernetes'] }, // no id
-              null,
-              'ep_3',
-              { id: 42, url: 'http://numeric.prod' },
-              { id: 'ep_2', url: 'tcp://db.prod:5432', bindings: ['kubernetes'] },
-            ],
-            uri: 'x',
-            next_page_uri: null,
-          },
-        },
-      )
-      const reconciled: DesiredService[][] = []
-      const { logger, lines } = warnings()
-      const poller = new EndpointPoller({
+      const { poller, reconciled, logger } = pollerOver(
+        [
+          { id: 'ep_1', url: 'http://api.prod', bindings: ['kubernetes'] },
+          { url: 'http://noid.prod', bindings: ['kubernetes'] }, // no id
+          null,
+          'ep_3',
+          { id: 42, url: 'http://numeric.prod' },
+          { id: 'ep_2', url: 'tcp://db.prod:5432', bindings: ['kubernetes'] },
+        ],
         stateDir,
-        intervalMs: 60_000,
-        logger,
-        list: () => api.listBoundEndpoints(OP),
-        reconcile: async (services) => {
-          reconciled.push(services)
-          return report(services.length)
-        },
-        signal: new AbortController().signal,
-      })
+      )
+      const lines = () => logger.at('warn').map((r) => r.msg)
       const poll = await poller.pollOnce()
       assert.equal(poll?.ok, true, `the poll succeeds: ${JSON.stringify(poll?.error)}`)
       assert.deepEqual(reconciled.map((s) => s.map((x) => x.key)), [['http://api.prod', 'tcp://db.prod:5432']])
@@ -70,8 +66,39 @@ describe('EndpointPoller: a malformed endpoint from the API', () => {
         'is malformed: item 5 of 6 has no id',
       ])
       assert.ok(poll.rejected!.find((r) => r.url === 'http://noid.prod'), 'the id-less endpoint is named by its url')
-      assert.equal(lines.filter((l) => /^skipping endpoint \(no id\) .*is malformed/.test(l)).length, 4, lines.join('\n'))
+      assert.equal(lines().filter((l) => /^skipping endpoint \(no id\) .*is malformed/.test(l)).length, 4, lines().join('\n'))
       assert.deepEqual(await poller.cached().then((s) => s?.map((x) => x.key)), ['http://api.prod', 'tcp://db.prod:5432'])
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
+
+  it('names the policy refuses are skipped as unsafe, logged once with their code, and never reconciled — nor restored from the cache', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
+    try {
+      const policy = new NamePolicy({ allow: [], deny: ['github.com'], protectedHosts: () => [['registry.npmjs.org', 'a package registry host']] })
+      const endpoints = [
+        { id: 'ep_gh', url: 'http://github.com' },
+        { id: 'ep_npm', url: 'https://registry.npmjs.org' },
+        { id: 'ep_ok', url: 'http://api.prod' },
+      ]
+      const { poller, reconciled, logger } = pollerOver(endpoints, stateDir, policy)
+      const poll = await poller.pollOnce()
+      assert.equal(poll?.ok, true)
+      assert.deepEqual(reconciled.map((s) => s.map((x) => x.hostname)), [['api.prod']])
+      assert.deepEqual(
+        poll!.rejected!.map((r) => [r.id, r.code, r.reason]),
+        [
+          ['ep_gh', 'NGROKD_ERR_NAME_UNSAFE', 'skipped as unsafe: github.com matches names.deny "github.com"'],
+          ['ep_npm', 'NGROKD_ERR_NAME_UNSAFE', 'skipped as unsafe: registry.npmjs.org is a package registry host, which ngrokd never publishes'],
+        ],
+      )
+      await poller.pollOnce()
+      const warned = logger.at('warn').filter((r) => r.obj.code === 'NGROKD_ERR_NAME_UNSAFE')
+      assert.equal(warned.length, 2, 'each is logged once, not at every poll')
+      // a cache written before names.deny changed is judged again at start
+      const stricter = pollerOver(endpoints, stateDir, new NamePolicy({ allow: [], deny: ['prod'], protectedHosts: () => [] })).poller
+      assert.deepEqual(await stricter.cached(), [])
     } finally {
       rmSync(stateDir, { recursive: true, force: true })
     }

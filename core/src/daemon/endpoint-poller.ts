@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
 import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
-import { groupEndpoints, type DesiredService } from '../protocol/endpoints.js'
+import type { NamePolicy } from '../names/name-policy.js'
+import { groupEndpoints, type DesiredService, type RejectedEndpoint } from '../protocol/endpoints.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import type { PollStatus } from './control-api.js'
 import type { ReconcileReport } from './reconciler.js'
@@ -18,6 +19,8 @@ export interface EndpointPollerOptions {
   list: () => Promise<readonly unknown[]>
   /** Runs before each poll (certificate renewal); a failure is logged, the poll goes on. */
   beforePoll?: () => Promise<void>
+  /** Which hostnames may be published; the others are skipped as unsafe and reported. Default: every name. */
+  namePolicy?: NamePolicy
   /** Brings the machine to the grouped services. */
   reconcile: (services: DesiredService[]) => Promise<ReconcileReport>
   signal: AbortSignal
@@ -68,7 +71,8 @@ export class EndpointPoller {
   async cached(): Promise<DesiredService[] | undefined> {
     try {
       const parsed = JSON.parse(await readFile(join(this.options.stateDir, ENDPOINT_CACHE_FILE), 'utf8')) as { services?: unknown }
-      return Array.isArray(parsed.services) ? (parsed.services as DesiredService[]) : undefined
+      // judged again: names.allow / names.deny may have changed since it was saved
+      return Array.isArray(parsed.services) ? this.judge(parsed.services as DesiredService[], []).services : undefined
     } catch {
       return undefined
     }
@@ -89,13 +93,8 @@ export class EndpointPoller {
     try {
       await this.options.beforePoll?.().catch((e: unknown) => logger.warn({ err: e }, `before the poll: ${formatError(e)}`))
       const endpoints = await this.options.list()
-      const { services, rejected } = groupEndpoints(endpoints)
-      for (const r of rejected) {
-        const seen = `${r.id} ${r.url} ${r.reason}`
-        if (this.rejectedSeen.has(seen)) continue
-        this.rejectedSeen.add(seen)
-        logger.warn({ endpoint: r.id, url: r.url }, `skipping endpoint ${r.id || '(no id)'} (${JSON.stringify(r.url)}): ${r.reason}`)
-      }
+      const grouped = groupEndpoints(endpoints)
+      const { services, rejected } = this.judge(grouped.services, grouped.rejected)
       if (signal.aborted) return undefined
       const report = await this.options.reconcile(services)
       await this.save(services)
@@ -110,6 +109,19 @@ export class EndpointPoller {
       this.counts.failed++
     }
     return this.lastPoll
+  }
+
+  /** Applies the name policy; logs each skipped endpoint once (with its code, if it has one). */
+  private judge(grouped: DesiredService[], malformed: RejectedEndpoint[]): { services: DesiredService[]; rejected: RejectedEndpoint[] } {
+    const judged = this.options.namePolicy?.filter(grouped) ?? { services: grouped, rejected: [] }
+    const rejected = [...malformed, ...judged.rejected]
+    for (const r of rejected) {
+      const seen = `${r.id} ${r.url} ${r.reason}`
+      if (this.rejectedSeen.has(seen)) continue
+      this.rejectedSeen.add(seen)
+      this.options.logger.warn({ endpoint: r.id, url: r.url, ...(r.code ? { code: r.code } : {}) }, `skipping endpoint ${r.id || '(no id)'} (${JSON.stringify(r.url)}): ${r.reason}`)
+    }
+    return { services: judged.services, rejected }
   }
 
   private async save(services: DesiredService[]): Promise<void> {

@@ -4,6 +4,7 @@ import type { Check } from '../contracts/check.js'
 import { callDaemon } from '../daemon/control-api.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
+import { publicDomainOf } from '../names/name-policy.js'
 
 /** How many failing services doctor names one by one before summing up the rest. */
 const SERVICES_NAMED = 10
@@ -42,8 +43,12 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
   ]
   if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}`, ...(status.lastPoll.error?.code ? { code: status.lastPoll.error.code } : {}) })
   if (status.names.state === 'frozen') checks.push({ id: 'daemon.names', status: 'fail', summary: `names frozen since ${status.names.since}: ${status.names.error.message}`, code: status.names.error.code, ...(status.names.error.hint ? { hint: status.names.error.hint } : {}) })
+  const { services, skipped = [] } = await callDaemon(config.control.socket, 'GET /v1/endpoints', undefined, 10_000)
+  checks.push(...publicNameChecks(services.map((s) => s.hostname)))
+  for (const r of skipped.filter((x) => x.code === 'NGROKD_ERR_NAME_UNSAFE')) {
+    checks.push({ id: 'names.unsafe', status: 'warn', summary: `${r.url} (${r.id}) is not served: ${r.reason}`, code: r.code!, hint: 'intended: nothing to do; else change names.allow / names.deny, or the endpoint' })
+  }
   if (status.services.error > 0) {
-    const { services } = await callDaemon(config.control.socket, 'GET /v1/endpoints', undefined, 10_000)
     const failing = services.filter((s) => s.state === 'error')
     for (const s of failing.slice(0, SERVICES_NAMED)) {
       checks.push({ id: 'daemon.service', status: 'fail', summary: `${s.url} (${s.address ?? 'no address'}): ${s.error?.message ?? 'in error'}`, ...(s.error?.code ? { code: s.error.code } : {}) })
@@ -51,4 +56,22 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
     if (failing.length > SERVICES_NAMED) checks.push({ id: 'daemon.service', status: 'fail', summary: `and ${failing.length - SERVICES_NAMED} more services in error: ngrokd list shows them all` })
   }
   return checks
+}
+
+/**
+ * A served hostname that is also a registrable public domain (`github.com`, `api.web.dev`): every
+ * program on this machine reaches ngrok's endpoint instead of the internet under that name. Maybe
+ * intended (a legacy `*.ngrok.app` endpoint), maybe not: a warning per name.
+ */
+export function publicNameChecks(hostnames: readonly string[]): Check[] {
+  return [...new Set(hostnames)].sort().flatMap((hostname): Check[] => {
+    const domain = publicDomainOf(hostname)
+    if (domain === undefined) return []
+    return [{
+      id: 'names.public-domain',
+      status: 'warn',
+      summary: `${hostname} is served, and ${domain === hostname ? 'it is' : `it is under ${domain},`} a public internet domain: this machine reaches the ngrok endpoint instead of the real site under that name`,
+      hint: `if that is not intended, add ${hostname} (or ${domain}) to names.deny, or list only your own suffixes in names.allow`,
+    }]
+  })
 }

@@ -4,6 +4,7 @@
  * would be an injection. Pure code.
  */
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import type { NgrokdErrorCode } from '../errors/codes.js'
 
 export type EndpointScheme = 'http' | 'https' | 'tcp' | 'tls'
 
@@ -43,6 +44,8 @@ export interface RejectedEndpoint {
   id: string
   url: string
   reason: string
+  /** The error code it is logged with, when the reason has one (`NGROKD_ERR_NAME_UNSAFE`). */
+  code?: NgrokdErrorCode
 }
 
 export interface GroupedEndpoints {

@@ -11,7 +11,7 @@ import { createConnection, createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { isNgrokdError, silentLogger, type Check } from '@ngrokd/core/driver'
 import driver from './index.js'
-import { LinuxNetlinkInterface } from './linux-netlink-interface.js'
+import { LINK_TAG, LinuxNetlinkInterface } from './linux-netlink-interface.js'
 import { getAddrDumpRequest } from './netlink/messages.js'
 import { RouteSocket, type NetlinkTransport } from './netlink/route-socket.js'
 
@@ -209,6 +209,30 @@ function childTests(): void {
     await iface.close()
     assert.equal(kernelLink('ngrt1'), undefined)
     await crashed.iface.close({ removeInterface: false }) // release the abandoned socket
+  })
+
+  test("a user's bridge with the configured name (172.17.0.1/16) is refused as foreign and survives; ngrokd's own link carries the tag", async () => {
+    ip('link', 'add', 'ngrt8', 'type', 'bridge')
+    ip('addr', 'add', '172.17.0.1/16', 'dev', 'ngrt8')
+    try {
+      const { iface, info } = open('ngrt8')
+      await assert.rejects(info, (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_INTERFACE_FOREIGN'), String(e))
+        assert.match(e.message, /interface ngrt8 already exists \(a bridge link\) and is not ngrokd's/)
+        assert.match(e.hint ?? '', /net\.interface_name/)
+        return true
+      })
+      await iface.close()
+      assert.equal(kernelLink('ngrt8')?.kind, 'bridge', 'the bridge is still there')
+      assert.deepEqual(kernelAddresses('ngrt8'), ['172.17.0.1/16'])
+    } finally {
+      ip('link', 'del', 'ngrt8')
+    }
+    const ours = open('ngrt8')
+    await ours.info
+    const [link] = JSON.parse(ip('-j', 'link', 'show', 'dev', 'ngrt8')) as Array<{ ifalias?: string }>
+    assert.equal(link!.ifalias, LINK_TAG, 'ip link show prints the tag as its alias')
+    await ours.iface.close()
   })
 
   test('a subnet overlapping a route on another interface is refused, naming both; force overrides', async () => {

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { isNgrokdError, silentLogger } from '@ngrokd/core/driver'
 import driver from './index.js'
-import { AddressBatchError, LinuxNetlinkInterface, type LinuxNetlinkInterfaceOptions } from './linux-netlink-interface.js'
+import { AddressBatchError, LINK_TAG, LinuxNetlinkInterface, type LinuxNetlinkInterfaceOptions } from './linux-netlink-interface.js'
 import { IFF_UP, RTM_NEWADDR } from './netlink/constants.js'
 import { LINUX_ERRNO } from './netlink/errno.js'
 import { FakeNetlinkKernel, sortIpv4 } from './testing/fake-netlink-kernel.js'
@@ -65,9 +65,16 @@ test('without the dummy kind (EOPNOTSUPP) open falls back to a bridge, says why 
   assert.ok(warnings.length <= 1, 'the fallback is logged once per process')
 })
 
-test('open adopts a dummy or port-less bridge left by a crash, and refuses anything else', async () => {
+test('open tags the link it creates with its IFLA_IFALIAS', async () => {
+  const { kernel, iface } = setup()
+  await iface.open({ name: NAME, subnet: SUBNET })
+  assert.equal(kernel.linkByName(NAME)!.alias, LINK_TAG)
+  await iface.close()
+})
+
+test('open adopts a tagged dummy or port-less bridge left by a crash, and refuses anything else', async () => {
   const kernel = new FakeNetlinkKernel()
-  const leftover = kernel.addLink(NAME, 'bridge', { flags: 0 })
+  const leftover = kernel.addLink(NAME, 'bridge', { flags: 0, alias: LINK_TAG })
   leftover.addresses.add('10.107.0.9')
   const { iface } = setup(kernel)
   const info = await iface.open({ name: NAME, subnet: SUBNET })
@@ -77,18 +84,37 @@ test('open adopts a dummy or port-less bridge left by a crash, and refuses anyth
   assert.deepEqual(await iface.listAddresses(), ['10.107.0.9'])
 
   const veth = new FakeNetlinkKernel()
-  veth.addLink(NAME, 'veth')
+  veth.addLink(NAME, 'veth', { alias: LINK_TAG })
   await assert.rejects(setup(veth).iface.open({ name: NAME, subnet: SUBNET }), hasCode('NGROKD_ERR_CONFIG_INVALID', /ngrt0 already exists and is a veth link/))
 
-  const physical = new FakeNetlinkKernel()
-  physical.addLink(NAME)
-  await assert.rejects(setup(physical).iface.open({ name: NAME, subnet: SUBNET }), hasCode('NGROKD_ERR_CONFIG_INVALID', /is a device/))
-
   const realBridge = new FakeNetlinkKernel()
-  const br = realBridge.addLink(NAME, 'bridge')
+  const br = realBridge.addLink(NAME, 'bridge', { alias: LINK_TAG })
   realBridge.addLink('eth1', undefined, { master: br.index })
   await assert.rejects(setup(realBridge).iface.open({ name: NAME, subnet: SUBNET }), hasCode('NGROKD_ERR_CONFIG_INVALID', /bridge with ports \(eth1\)/))
   assert.ok(realBridge.linkByName(NAME), 'a refused link is left alone')
+})
+
+test('a dummy, bridge or device with the name but without the tag is foreign: refused, named, left alone', async () => {
+  for (const [kind, alias, what] of [
+    ['bridge', undefined, /ngrt0 already exists \(a bridge link\) and is not ngrokd's/],
+    ['dummy', undefined, /\(a dummy link\)/],
+    ['bridge', 'docker bridge', /\(a bridge link, alias "docker bridge"\)/],
+    [undefined, undefined, /\(a device\)/],
+  ] as const) {
+    const kernel = new FakeNetlinkKernel()
+    const link = kernel.addLink(NAME, kind, alias ? { alias } : {})
+    link.addresses.add('172.17.0.1')
+    const { iface } = setup(kernel)
+    await assert.rejects(iface.open({ name: NAME, subnet: SUBNET }), (e: unknown) => {
+      assert.ok(hasCode('NGROKD_ERR_INTERFACE_FOREIGN', what)(e), String(e))
+      assert.match((e as { hint: string }).hint, /set net\.interface_name to a name no other interface uses/)
+      return true
+    })
+    await iface.close()
+    assert.equal(kernel.linkByName(NAME), link, 'the foreign link is still there')
+    assert.deepEqual([...link.addresses], ['172.17.0.1'])
+    assert.equal(link.alias, alias, 'and its alias untouched')
+  }
 })
 
 test('open refuses a subnet that overlaps another interface’s route, naming it, unless force', async () => {

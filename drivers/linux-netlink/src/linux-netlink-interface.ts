@@ -21,6 +21,7 @@ import {
   decodeAddr,
   delAddrRequest,
   delLinkRequest,
+  setLinkAliasRequest,
   getAddrDumpRequest,
   newAddrRequest,
   newLinkRequest,
@@ -162,6 +163,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
         const created = await this.#createLink(socket, name)
         link = await getLink(socket, name)
         if (!link) throw netlinkError('RTM_GETLINK', LINUX_ERRNO.ENODEV, { detail: `${name} (gone right after it was created)` })
+        if (!created.raced) await tagLink(socket, link)
         if (created.raced) {
           checkAdoptable(link, await dumpLinks(socket))
           adopted = true
@@ -300,9 +302,32 @@ async function defaultTransport(): Promise<NetlinkTransport> {
   return NetlinkSocket.open()
 }
 
-/** Only a dummy, or a bridge without ports, may be adopted (and later deleted). */
+/**
+ * The IFLA_IFALIAS (<linux/if_link.h>; `ip link show` prints it as `alias …`) ngrokd gives the link
+ * it creates. Only a link carrying it is adopted after a crash, and so deleted at stop: a user's
+ * dummy or bridge that happens to have the configured name is never taken.
+ */
+export const LINK_TAG = 'ngrokd: endpoint addresses (managed by ngrokd, deleted when it stops)'
+
+/** Tags a link just created as ngrokd's (the kernel ignores IFLA_IFALIAS in the create request itself). */
+async function tagLink(socket: RouteSocket, link: LinkMessage): Promise<void> {
+  const { index } = link
+  const r = await socket.request((seq) => setLinkAliasRequest({ seq, index, alias: LINK_TAG }), { what: `RTM_NEWLINK ${link.name} alias` })
+  if (r.errno !== 0) throw netlinkError('RTM_NEWLINK', r.errno, { detail: `${link.name} alias (the ngrokd tag)`, ...kernel(r.kernelMessage) })
+  link.alias = LINK_TAG
+}
+
+/** Only a link ngrokd tagged as its own — a dummy, or a bridge without ports — may be adopted (and later deleted). */
 function checkAdoptable(link: LinkMessage, links: readonly LinkMessage[]): void {
   const name = link.name ?? `ifindex ${link.index}`
+  if (link.alias !== LINK_TAG) {
+    const what = link.kind ? `a ${link.kind} link` : 'a device'
+    throw new NgrokdError(
+      'NGROKD_ERR_INTERFACE_FOREIGN',
+      `linux-netlink: interface ${name} already exists (${what}${link.alias ? `, alias ${JSON.stringify(link.alias)}` : ''}) and is not ngrokd's: it lacks ngrokd's tag (IFLA_IFALIAS), so it is neither used nor deleted`,
+      { hint: `set net.interface_name to a name no other interface uses; if ${name} is a leftover of an older ngrokd, delete it: ip link del ${name}` },
+    )
+  }
   if (!link.kind || !LINK_KINDS_WE_MAKE.has(link.kind)) {
     throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `linux-netlink: interface ${name} already exists and is ${link.kind ? `a ${link.kind} link` : 'a device'}, not a dummy or bridge ngrokd made`, {
       hint: 'set net.interface_name to a name no other interface uses',

@@ -46,6 +46,7 @@ import {
   newLinkRequest,
   parseAttrs,
   parseMessages,
+  setLinkAliasRequest,
   setLinkUpRequest,
 } from './messages.js'
 
@@ -69,6 +70,21 @@ test('RTM_NEWLINK type bridge: IFLA_INFO_KIND is 10 bytes long without a NUL, as
   const m = newLinkRequest({ seq: SEQ, name: 'ngrt0', kind: 'bridge' })
   assert.equal(m.length, 60)
   assert.equal(hex(m.subarray(44)), hex(bytes('10001200 0a000100 62726964 67650000')))
+})
+
+test('RTM_NEWLINK alias equals `ip link set ngrt0 alias "ngrokd: tag"`: IFLA_IFALIAS (20) of 15 bytes, no NUL', () => {
+  assert.equal(
+    hex(setLinkAliasRequest({ seq: SEQ, index: 2, alias: 'ngrokd: tag' })),
+    hex(bytes(`30000000 1000 0500 db9b066b 00000000  00000000 02000000 00000000 00000000
+               0f001400 6e67726f 6b643a20 74616700`)),
+  )
+})
+
+test('decodeLink reads IFLA_IFALIAS, where ngrokd tags its link', () => {
+  const reply = encodeMessage({ type: RTM_NEWLINK, flags: 0, seq: 1 }, Buffer.alloc(16), encodeStringAttr(3, 'ngrt0'), encodeStringAttr(20, 'ngrokd: tag'))
+  reply.writeInt32LE(7, 16 + 4) // ifi_index
+  const link = decodeLink(parseMessages(reply)[0]!)
+  assert.deepEqual({ index: link.index, name: link.name, alias: link.alias }, { index: 7, name: 'ngrt0', alias: 'ngrokd: tag' })
 })
 
 test('RTM_NEWLINK up equals `ip link set ngrt0 up`', () => {

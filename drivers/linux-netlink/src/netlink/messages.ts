@@ -20,6 +20,7 @@ import {
   IFF_UP,
   IFINFOMSG_LEN,
   IFLA_EXT_MASK,
+  IFLA_IFALIAS,
   IFLA_IFNAME,
   IFLA_INFO_KIND,
   IFLA_LINKINFO,
@@ -203,6 +204,11 @@ export function setLinkUpRequest({ seq, index }: { seq: number; index: number })
   return encodeMessage({ type: RTM_NEWLINK, flags: CHANGE, seq }, encodeIfinfomsg({ index, flags: IFF_UP, change: IFF_UP }))
 }
 
+/** `ip link set dev INDEX alias ALIAS`: IFLA_IFALIAS without a NUL, as iproute2 sends it (the kernel ignores it on create). */
+export function setLinkAliasRequest({ seq, index, alias }: { seq: number; index: number; alias: string }): Buffer {
+  return encodeMessage({ type: RTM_NEWLINK, flags: CHANGE, seq }, encodeIfinfomsg({ index }), encodeStringAttr(IFLA_IFALIAS, alias, { nul: false }))
+}
+
 /** `ip link del dev INDEX`. */
 export function delLinkRequest({ seq, index }: { seq: number; index: number }): Buffer {
   return encodeMessage({ type: RTM_DELLINK, flags: CHANGE, seq }, encodeIfinfomsg({ index }))
@@ -369,6 +375,8 @@ export interface LinkMessage {
   kind?: string
   /** IFLA_MASTER: the bridge (or bond) this link is a port of. */
   master?: number
+  /** IFLA_IFALIAS: the free-text alias (`ip link set NAME alias …`), where ngrokd tags its own link. */
+  alias?: string
 }
 
 export function decodeLink(msg: NetlinkMessage): LinkMessage {
@@ -385,6 +393,8 @@ export function decodeLink(msg: NetlinkMessage): LinkMessage {
   }
   const master = attrU32(attrs.get(IFLA_MASTER))
   if (master) link.master = master
+  const alias = attrString(attrs.get(IFLA_IFALIAS))
+  if (alias) link.alias = alias
   return link
 }
 

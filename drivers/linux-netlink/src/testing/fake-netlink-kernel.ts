@@ -9,6 +9,7 @@ import {
   IFA_ADDRESS,
   IFA_LOCAL,
   IFF_UP,
+  IFLA_IFALIAS,
   IFLA_IFNAME,
   IFLA_INFO_KIND,
   IFLA_LINKINFO,
@@ -56,6 +57,8 @@ export interface FakeLink {
   index: number
   name: string
   kind?: string
+  /** IFLA_IFALIAS; an empty one clears it, as in the kernel. */
+  alias?: string
   flags: number
   master?: number
   addresses: Set<string>
@@ -273,6 +276,11 @@ export class FakeNetlinkKernel implements NetlinkTransport {
       const flags = m.payload.readUInt32LE(8)
       const change = m.payload.readUInt32LE(12)
       link.flags = (link.flags & ~change) | (flags & change)
+      const alias = attrString(parseAttrs(m.payload.subarray(16)).get(IFLA_IFALIAS))
+      if (alias !== undefined) {
+        if (alias === '') delete link.alias
+        else link.alias = alias
+      }
       return this.#ack(m, 0)
     }
     const attrs = parseAttrs(m.payload.subarray(16))
@@ -291,6 +299,7 @@ export class FakeNetlinkKernel implements NetlinkTransport {
       encodeStringAttr(IFLA_IFNAME, link.name),
       ...(link.kind ? [encodeNestedAttr(IFLA_LINKINFO, [encodeStringAttr(IFLA_INFO_KIND, link.kind)])] : []),
       ...(link.master ? [encodeU32Attr(IFLA_MASTER, link.master)] : []),
+      ...(link.alias ? [encodeStringAttr(IFLA_IFALIAS, link.alias)] : []),
     )
   }
 

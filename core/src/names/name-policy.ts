@@ -1,0 +1,155 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { homedir, hostname as machineHostname } from 'node:os'
+import { join } from 'node:path'
+import { parse as parseDomain } from 'tldts'
+import type { DesiredService, RejectedEndpoint } from '../protocol/endpoints.js'
+
+/** What ngrok's own clients and the package managers reach: publishing one would redirect the machine's own traffic. */
+const ALWAYS_PROTECTED = [
+  'api.ngrok.com',
+  'kubernetes-binding-ingress.ngrok.io',
+  'registry.npmjs.org',
+  'registry.yarnpkg.com',
+  'pypi.org',
+  'files.pythonhosted.org',
+  'deb.debian.org',
+  'security.debian.org',
+  'archive.ubuntu.com',
+  'security.ubuntu.com',
+]
+
+export interface NamePolicyOptions {
+  /** `names.allow`: when not empty, only names matching one of these are published. */
+  allow: readonly string[]
+  /** `names.deny`: names matching one of these are never published. */
+  deny: readonly string[]
+  /** Hostnames never published whatever allow says, each with why (`the ngrok API host`). */
+  protectedHosts: () => Iterable<readonly [hostname: string, why: string]>
+}
+
+/**
+ * A suffix pattern of `names.allow` / `names.deny`: `prod` matches `prod` and every name under it
+ * (`api.prod`), `*.prod` only names under it, `*` every name.
+ */
+export function matchesNamePattern(hostname: string, pattern: string): boolean {
+  if (pattern === '*') return true
+  if (pattern.startsWith('*.')) return hostname.endsWith(pattern.slice(1))
+  return hostname === pattern || hostname.endsWith(`.${pattern}`)
+}
+
+/**
+ * Which hostnames from the account may be published on this machine. A name the machine itself
+ * needs (the API and ingress hosts, the package registries, this machine's name, `localhost`) is
+ * never published; then `names.deny` refuses and a non-empty `names.allow` admits.
+ *
+ * ```ts
+ * const policy = new NamePolicy({ allow: ['prod'], deny: [], protectedHosts: () => [] })
+ * policy.judge('github.com') // 'matches no names.allow pattern (prod)'
+ * ```
+ */
+export class NamePolicy {
+  constructor(private readonly options: NamePolicyOptions) {}
+
+  /** Why `hostname` must not be published, or undefined when it may be. */
+  judge(hostname: string): string | undefined {
+    const name = hostname.toLowerCase().replace(/\.$/, '')
+    if (name === 'localhost' || name.endsWith('.localhost')) return 'is a loopback name (RFC 6761)'
+    for (const [host, why] of this.options.protectedHosts()) {
+      if (host.toLowerCase() === name) return `is ${why}, which ngrokd never publishes`
+    }
+    const denied = this.options.deny.find((p) => matchesNamePattern(name, p))
+    if (denied !== undefined) return `matches names.deny ${JSON.stringify(denied)}`
+    const { allow } = this.options
+    if (allow.length > 0 && !allow.some((p) => matchesNamePattern(name, p))) return `matches no names.allow pattern (${allow.join(', ')})`
+    return undefined
+  }
+
+  /** Splits `services` into those that may be published and, for each refused one, its endpoints as skipped. */
+  filter(services: readonly DesiredService[]): { services: DesiredService[]; rejected: RejectedEndpoint[] } {
+    const kept: DesiredService[] = []
+    const rejected: RejectedEndpoint[] = []
+    for (const s of services) {
+      const why = this.judge(s.hostname)
+      if (why === undefined) kept.push(s)
+      else for (const id of s.endpointIds) rejected.push({ id, url: s.url, reason: `skipped as unsafe: ${s.hostname} ${why}`, code: 'NGROKD_ERR_NAME_UNSAFE' })
+    }
+    return { services: kept, rejected }
+  }
+}
+
+/** The host of a URL or `host:port`, lower-case, without brackets; undefined when there is none. */
+export function hostOf(text: string | undefined): string | undefined {
+  if (!text) return undefined
+  try {
+    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `tcp://${text}`).hostname.replace(/^\[|\]$/g, '').toLowerCase() || undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Hosts of the URLs `urls(line)` finds on each line of a file (npmrc, pip.conf, apt sources). */
+function hostsInFile(path: string, urls: (line: string) => string | undefined): string[] {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    return []
+  }
+  return text.split('\n').flatMap((l) => (urls(l.trim()) ?? '').split(/\s+/).flatMap((u) => hostOf(u) ?? []))
+}
+
+/** The first capture group of `re` on a line: a line matcher for {@link hostsInFile}. */
+const captured = (re: RegExp) => (line: string) => re.exec(line)?.slice(1).find((g) => g !== undefined)
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir).map((f) => join(dir, f))
+  } catch {
+    return []
+  }
+}
+
+/**
+ * The package registries this machine is configured to use: npm's (`npm_config_registry`, npmrc
+ * files), pip's (`index-url`), apt's sources; each a hostname that must keep resolving to the real one.
+ */
+export function configuredRegistryHosts(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string[] {
+  const npmrc = [env.npm_config_userconfig, join(home, '.npmrc'), env.npm_config_globalconfig, '/etc/npmrc', '/usr/local/etc/npmrc'].filter((p): p is string => !!p)
+  const npm = captured(/^(?:@[^:]+:)?registry\s*=\s*(\S+)/i)
+  const pipFiles = ['/etc/pip.conf', '/etc/xdg/pip/pip.conf', join(home, '.config/pip/pip.conf'), join(home, '.pip/pip.conf')]
+  const pip = captured(/^(?:extra-)?index-url\s*[=:]\s*(.+)$/i)
+  const aptFiles = ['/etc/apt/sources.list', ...listDir('/etc/apt/sources.list.d')]
+  const apt = captured(/^(?:deb(?:-src)?\s+(?:\[[^\]]*\]\s+)?(\S+)|URIs:\s*(.+))$/)
+  return [
+    ...[env.npm_config_registry, env.NPM_CONFIG_REGISTRY].flatMap((u) => hostOf(u) ?? []),
+    ...npmrc.flatMap((f) => hostsInFile(f, npm)),
+    ...pipFiles.flatMap((f) => hostsInFile(f, pip)),
+    ...aptFiles.flatMap((f) => hostsInFile(f, apt)),
+  ]
+}
+
+/**
+ * Every hostname the machine itself needs, each with why: ngrok's API and ingress (configured and
+ * default), well-known and configured package registries, and this machine's own name. The ingress
+ * the API named at run time is added by the daemon.
+ */
+export function machineProtectedHosts(config: { api: { url: string }; ingress: { endpoint?: string } }): Array<[string, string]> {
+  const hosts: Array<[string, string]> = []
+  const api = hostOf(config.api.url)
+  if (api) hosts.push([api, 'the ngrok API host (api.url)'])
+  const ingress = hostOf(config.ingress.endpoint)
+  if (ingress) hosts.push([ingress, 'the binding ingress host (ingress.endpoint)'])
+  for (const h of ALWAYS_PROTECTED) hosts.push([h, h.includes('ngrok') ? "one of ngrok's own hosts" : 'a package registry host'])
+  for (const h of configuredRegistryHosts()) hosts.push([h, 'a package registry this machine is configured to use'])
+  hosts.push([machineHostname().toLowerCase(), "this machine's own hostname"])
+  return hosts
+}
+
+/**
+ * When `hostname` is a registrable domain under a public suffix of the ICANN list (`github.com`,
+ * `web.dev`), the public domain it is; undefined for names under no public suffix (`db.default`).
+ */
+export function publicDomainOf(hostname: string): string | undefined {
+  const parsed = parseDomain(hostname)
+  return parsed.isIcann && parsed.domain ? parsed.domain : undefined
+}
