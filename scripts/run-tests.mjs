@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Runs every compiled *.test.js under the given folders with node:test.
 // Node 20's `--test` takes no globs, so the files are listed here.
-import { readdirSync, statSync } from 'node:fs'
+// Tests compile to dist-test/ (tsconfig.json) apart from the published dist/ (tsconfig.build.json);
+// with no folder given, dist-test/ is used, or dist/ for a package that still compiles tests there.
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 
@@ -15,7 +17,7 @@ function walk(dir) {
     else if (name.endsWith('.test.js')) files.push(p)
   }
 }
-for (const r of roots.length ? roots : ['dist']) walk(r)
+for (const r of roots.length ? roots : [existsSync('dist-test') ? 'dist-test' : 'dist']) walk(r)
 files.sort()
 if (files.length === 0) {
   console.error(`run-tests: no *.test.js under ${roots.join(', ')} — was the package built?`)
