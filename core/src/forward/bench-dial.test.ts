@@ -4,7 +4,7 @@ import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { benchDial } from './bench-dial.js'
 
 // Figures are not asserted (benchmarks are not tests); what each mode did is.
-describe('benchDial', { timeout: 60_000 }, () => {
+describe('benchDial', { timeout: 120_000 }, () => {
   it('measures full handshakes against its own ingress process', async () => {
     const r = await benchDial({ connections: 20, resumption: false, predial: 0, warmup: 2, gapMs: 0 })
     assert.equal(r.connections, 20)

@@ -446,7 +446,7 @@ const T = { hostname: 'api.prod', port: 80 } as const
 /** A max age no test reaches, where expiry must not hide what is tested. */
 const NEVER = 3_600_000
 
-describe('IngressDialer: TLS session resumption', { skip, timeout: 30_000 }, () => {
+describe('IngressDialer: TLS session resumption', { skip, timeout: 120_000 }, () => {
   let pki: TestPki
   const cleanup: Array<() => Promise<void>> = []
   before(async () => {
@@ -550,7 +550,7 @@ describe('IngressDialer: TLS session resumption', { skip, timeout: 30_000 }, () 
   })
 })
 
-describe('IngressDialer: connections dialled ahead', { skip, timeout: 30_000 }, () => {
+describe('IngressDialer: connections dialled ahead', { skip, timeout: 120_000 }, () => {
   let pki: TestPki
   const cleanup: Array<() => Promise<void>> = []
   before(async () => {
@@ -637,7 +637,7 @@ describe('IngressDialer: connections dialled ahead', { skip, timeout: 30_000 }, 
     assert.equal(ingress.accepted, 43)
   })
 
-  it('drops a ready connection that the server closes or resets, without an unhandled error', { timeout: 10_000 }, async () => {
+  it('drops a ready connection that the server closes or resets, without an unhandled error', { timeout: 120_000 }, async () => {
     const ingress = await counting()
     const d = make(() => ingress.endpoint, { predial: 2, predialMaxAgeMs: NEVER }) // only the close may drop them
     await dialAndClose(d)
@@ -720,7 +720,7 @@ describe('IngressDialer: connections dialled ahead', { skip, timeout: 30_000 }, 
     assert.equal(logger.at('warn').filter((x) => /dialling ahead failed/.test(x.msg)).length, 1, 'one warning per outage')
   })
 
-  it('ready connections do not keep the process alive', { timeout: 20_000 }, async () => {
+  it('ready connections do not keep the process alive', { timeout: 120_000 }, async () => {
     const ingress = await counting()
     // a child process that dials once, waits for the pool to fill, and then has nothing left to do but
     // the ready connections: it must exit on its own (with them still ready), not after their max age
@@ -747,7 +747,7 @@ describe('IngressDialer: connections dialled ahead', { skip, timeout: 30_000 }, 
     await until(() => ingress.accepted === 3 && ingress.open.size === 0) // and they closed with the process
   })
 
-  it('close() closes every connection not handed out and leaves no socket behind', { timeout: 10_000 }, async () => {
+  it('close() closes every connection not handed out and leaves no socket behind', { timeout: 120_000 }, async () => {
     const ingress = await counting()
     const baseline = tcpHandles()
     const d = new IngressDialer({ logger: recordingLogger(), credentials: () => pki.clientA, endpoint: () => ingress.endpoint, ca: pki.ingressCaPem, predial: 3 })

@@ -110,7 +110,7 @@ describe('LoopbackForwarder', () => {
   })
 
   // the timeout only turns "waited the whole drainMs" into a failure instead of a slow pass
-  it('unlisten() with drainMs lets an open connection finish, without drainMs closes it', { timeout: 30_000 }, async () => {
+  it('unlisten() with drainMs lets an open connection finish, without drainMs closes it', { timeout: 120_000 }, async () => {
     const fwd = new LoopbackForwarder({ upstream: { host: '127.0.0.1', port: portOf(echo) } })
     const port = await freePort()
     const target = { hostname: 'api.prod', port: 80, proto: 'http' } as const

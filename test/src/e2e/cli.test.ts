@@ -24,7 +24,7 @@ describe('the ngrokd CLI against a running daemon', { skip: netnsSkip }, () => {
   let dbId = ''
 
   const ngrokd = (...args: string[]) =>
-    run(process.execPath, [NGROKD_BIN, ...args, '--config', daemon.configFile], { env: E2eDaemon.childEnv(), timeout: 30_000 })
+    run(process.execPath, [NGROKD_BIN, ...args, '--config', daemon.configFile], { env: E2eDaemon.childEnv(), timeout: 120_000 })
 
   before(async () => {
     hosts.take()
