@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { silentLogger } from '../contracts/logger.js'
 import { testForwarder } from '../testing/suites/forwarder-suite.js'
 import { TestFramework } from '../testing/test-framework.js'
-import { describeForwarderBehaviour } from './forwarder-behaviour-tests.js'
+import { describeForwarderBehaviour } from './forwarder-behaviour.test-helper.js'
 import { IngressDialer } from './ingress-dialer.js'
 import { InThreadForwarder } from './in-thread-forwarder.js'
 

@@ -11,7 +11,7 @@ import { FrameReader, decodeConnRequestBody, encodeConnResponse, frame } from '.
 import { IngressDialer, parseIngressEndpoint, type DialResult, type IngressDialerOptions } from './ingress-dialer.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
 import { echo, freePort, startFakeIngress, type FakeIngress } from './test-ingress.js'
-import { recordingLogger } from './test-logger.js'
+import { recordingLogger } from './test-logger.test-helper.js'
 import { createTestPki, hasOpenssl, type TestPki } from './test-pki.js'
 
 const skip = (await hasOpenssl()) ? false : 'openssl is not installed (needed to make the test certificates)'

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import type { Forwarder } from '../../contracts/forwarder.js'
 import { createForwarder } from '../create-forwarder.js'
 import { freePort, startFakeIngress, type FakeIngress } from '../test-ingress.js'
-import { recordingLogger } from '../test-logger.js'
+import { recordingLogger } from '../test-logger.test-helper.js'
 import { createTestPki, hasOpenssl, type TestPki } from '../test-pki.js'
 
 const TOTAL = 100_000

@@ -9,7 +9,7 @@ import { encodeConnResponse } from '../protocol/binding-frames.js'
 import type { ConnectionLimitOptions } from './connection-limits.js'
 import type { IngressDialerOptions } from './ingress-dialer.js'
 import { freePort, startFakeIngress, type FakeIngress, type FakeIngressOptions } from './test-ingress.js'
-import { recordingLogger } from './test-logger.js'
+import { recordingLogger } from './test-logger.test-helper.js'
 import { createTestPki, hasOpenssl, type TestPki } from './test-pki.js'
 
 /**
