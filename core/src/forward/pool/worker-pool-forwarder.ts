@@ -172,10 +172,8 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
     this.channel = new BroadcastChannel(workerData.channel)
     this.channel.unref()
     this.channel.onmessage = (event) => this.onWorkerMessage((event as { data: ToMain }).data)
-    const here = new URL(import.meta.url)
-    const ext = here.pathname.endsWith('.ts') ? '.ts' : '.js'
     this.pool = new Tinypool({
-      filename: new URL(`./pool-worker${ext}`, here).href,
+      filename: new URL('./pool-worker.js', import.meta.url).href,
       minThreads: options.workers,
       maxThreads: options.workers,
       // tasks are whole connections that wait on I/O: a worker runs as many at once as it is given
@@ -184,7 +182,6 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
       useAtomics: false,
       idleTimeout: Infinity,
       workerData,
-      execArgv: ext === '.ts' ? tsxExecArgv() : undefined,
       ...(options.maxYoungGenerationMib ? { resourceLimits: { maxYoungGenerationSizeMb: options.maxYoungGenerationMib } } : {}),
     })
     // a worker that fails while it has no task (at start-up, say): its tasks' failures are handled per task
@@ -410,16 +407,6 @@ function revive(e: PoolTaskError): Error {
 
 function isCode(code: string | undefined): code is NgrokdErrorCode {
   return code !== undefined && Object.hasOwn(errorCodes, code)
-}
-
-/**
- * Run from TypeScript sources (tests under tsx), a worker needs tsx's loader as well: Node gives worker
- * threads the parent's flags but not module hooks registered at run time, so each worker registers them.
- */
-function tsxExecArgv(): string[] {
-  const api = import.meta.resolve('tsx/esm/api')
-  const register = `import { register } from ${JSON.stringify(api)}; register()`
-  return ['--import', `data:text/javascript,${encodeURIComponent(register)}`]
 }
 
 function caText(ca: IngressDialerOptions['ca']): string | string[] | undefined {
