@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { NGROKD_BIN } from '../daemon/daemon-process.js'
-import { localUser, localUserSkip, type LocalUser } from '../util/test-local-user.js'
+import { localUser, localUserSkip, type LocalUser } from '../util/local-user.test-helper.js'
 
 const run = promisify(execFile)
 

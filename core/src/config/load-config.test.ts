@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { loadConfig } from './load-config.js'
-import { localUser, localUserSkip } from '../util/test-local-user.js'
+import { localUser, localUserSkip } from '../util/local-user.test-helper.js'
 
 let root: string
 /** A fresh project directory: its package.json stops cosmiconfig's upward search at it. */

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { localUser, localUserSkip } from '../util/test-local-user.js'
+import { localUser, localUserSkip } from '../util/local-user.test-helper.js'
 import { checkApiKey, readApiKeyFile, saveApiKeyFile } from './api-key-file.js'
 
 const KEY = '2uJAnotarealkey_3fQk8vRmX0cT7nWbL5yZpA1dE'

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { localUser, localUserSkip, type LocalUser } from '../util/test-local-user.js'
+import { localUser, localUserSkip, type LocalUser } from '../util/local-user.test-helper.js'
 import { callDaemon } from './control-api.js'
 
 /** A stand-in daemon on a Unix socket that records every request body it receives. */

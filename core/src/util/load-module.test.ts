@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { resolvePlugin } from '../plugin/resolve-plugin.js'
-import { localUser, localUserSkip, type LocalUser } from './test-local-user.js'
+import { localUser, localUserSkip, type LocalUser } from './local-user.test-helper.js'
 
 const defineDriverUrl = new URL('../driver/define-driver.js', import.meta.url).href
 const definePluginUrl = new URL('../plugin/define-plugin.js', import.meta.url).href

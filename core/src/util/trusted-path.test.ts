@@ -4,7 +4,7 @@ import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { localUser, localUserSkip, type LocalUser } from './test-local-user.js'
+import { localUser, localUserSkip, type LocalUser } from './local-user.test-helper.js'
 import { assertTrustedPath } from './trusted-path.js'
 
 const skip = localUserSkip()

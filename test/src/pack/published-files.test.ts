@@ -38,8 +38,6 @@ const PENDING: Readonly<Record<string, string>> = {
   'core/dist/api/fixtures/': 'replaced with the fake ngrok API by the cloud simulator (one fake cloud)',
   'core/dist/cert/test-ca.js': 'replaced by the cloud simulator CA (one fake cloud)',
   'core/dist/cert/test-ca.d.ts': 'as test-ca.js',
-  'core/dist/util/test-local-user.js': 'a *.test-helper.ts beside its tests',
-  'core/dist/util/test-local-user.d.ts': 'as test-local-user.js',
   'drivers/linux-netlink/dist/bench-apply.js': 'test/src/bench (exported as @ngrokd/driver-linux-netlink/bench-apply today)',
   'drivers/linux-netlink/dist/bench-apply.d.ts': 'as bench-apply.js',
 }
