@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { silentLogger } from '../contracts/logger.js'
@@ -60,4 +60,54 @@ test('a stale socket left by a crash is replaced; a live one is an error; a regu
     await writeFile(socketPath, 'not a socket')
     await assert.rejects(new ControlServer({ socketPath, logger: silentLogger, routes: {} }).start(), /exists and is not a socket/)
     assert.equal((await stat(socketPath)).isFile(), true)
+  }))
+
+/** Descriptors this process holds (clients and server share it, so both sides count). */
+async function openFds(): Promise<number> {
+  return (await readdir('/proc/self/fd')).length
+}
+
+/** Resolves when `done()` holds, checking every 50 ms; gives up after `capMs` (a bound on a hang only; the caller asserts). */
+async function until(done: () => boolean, capMs: number): Promise<void> {
+  const deadline = Date.now() + capMs
+  while (!done()) {
+    if (Date.now() > deadline) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+test('half-open requests are bounded and timed out: 800 slow clients hold at most maxConnections descriptors, then all are closed', () =>
+  withDir(async (dir) => {
+    const socketPath = join(dir, 'ngrokd.sock')
+    const maxConnections = 16
+    const server = new ControlServer({
+      socketPath,
+      logger: silentLogger,
+      routes: { 'GET /v1/status': () => ({ phase: 'running' }) },
+      limits: { maxConnections, headersTimeoutMs: 1000, requestTimeoutMs: 2000 },
+    })
+    await server.start()
+    const before = await openFds()
+    const clients: Socket[] = []
+    let closed = 0
+    for (let i = 0; i < 800; i++) {
+      const s = connect(socketPath)
+      s.on('connect', () => s.write('GET /v1/status HTTP/1.1\r\nhost: x\r\n')) // never ends the head
+      s.on('data', () => {})
+      s.on('error', () => {})
+      s.on('close', () => closed++)
+      clients.push(s)
+    }
+    try {
+      // the connections past the limit are closed at once; the others wait for the head timeout
+      await until(() => closed >= 800 - maxConnections, 60_000)
+      const held = (await openFds()) - before
+      assert.ok(held <= 2 * maxConnections + 8, `800 slow clients hold ${held} descriptors (client and server side); the limit is ${maxConnections} connections`)
+      await until(() => closed === 800, 60_000)
+      assert.equal(closed, 800, 'slow requests are closed by the request-head timeout')
+      assert.deepEqual(await controlRequest(socketPath, 'GET', '/v1/status'), { phase: 'running' }, 'the socket answers again')
+    } finally {
+      for (const s of clients) s.destroy()
+      await server.close()
+    }
   }))

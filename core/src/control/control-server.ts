@@ -18,6 +18,31 @@ export interface ControlServerOptions {
   group?: string
   logger: Logger
   routes: ControlRoutes
+  /** Bounds on clients; the defaults are CONTROL_LIMITS (tests shorten the timeouts). */
+  limits?: Partial<ControlLimits>
+}
+
+export interface ControlLimits {
+  /** Connections open at once; past it a new connection is closed as soon as it is accepted. */
+  maxConnections: number
+  /** Time for a client to send the whole request head. */
+  headersTimeoutMs: number
+  /** Time for a client to send the whole request, head and body. */
+  requestTimeoutMs: number
+  /** A connection with no traffic either way for this long is closed (also an idle keep-alive one). */
+  idleTimeoutMs: number
+}
+
+/**
+ * Every client of the control API is a local command (`ngrokd status`, `reload`, ...) that sends one
+ * small request at once, so these are far above what a real client needs and keep a slow or stuck one
+ * from holding descriptors: before them 800 half-open requests held 800 descriptors indefinitely.
+ */
+export const CONTROL_LIMITS: ControlLimits = {
+  maxConnections: 64,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
 }
 
 const MAX_BODY = 64 * 1024
@@ -36,7 +61,14 @@ export class ControlServer {
     const { socketPath, logger } = this.options
     await mkdir(dirname(socketPath), { recursive: true })
     await removeStaleSocket(socketPath)
-    const server = createServer((req, res) => void this.handle(req, res))
+    const limits = { ...CONTROL_LIMITS, ...this.options.limits }
+    // connectionsCheckingInterval: how often Node looks for requests past their timeouts (default 30 s)
+    const checkEveryMs = Math.max(10, Math.min(1000, limits.headersTimeoutMs / 2))
+    const server = createServer({ connectionsCheckingInterval: checkEveryMs }, (req, res) => void this.handle(req, res))
+    server.maxConnections = limits.maxConnections
+    server.headersTimeout = limits.headersTimeoutMs
+    server.requestTimeout = limits.requestTimeoutMs
+    server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy())
     const previousUmask = process.umask(0o177)
     try {
       await new Promise<void>((resolve, reject) => {
