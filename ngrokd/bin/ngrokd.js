@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-// `npm install -g ngrokd` installs this package: the CLI of @ngrokd/core plus the built-in drivers
-// and the cloud simulator, so `net.driver: auto` and `ngrokd demo` work without further installs.
-import '@ngrokd/core/cli'
+// `npm install -g ngrokd` installs this package: the CLI of @ngrokd/core with the built-in drivers,
+// plus `ngrokd demo` from the cloud simulator (core itself never imports the simulator).
+import { runCli } from '@ngrokd/core/cli'
+import { demoCommand } from '@ngrokd/plugin-simulator/demo'
+
+runCli([demoCommand])

@@ -1,12 +1,11 @@
 import { formatError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { commands, type Command } from './commands.js'
-import { demoCommand } from './demo.js'
 import { doctorCommand } from './doctor.js'
 
-const all: Command[] = [...commands, doctorCommand, demoCommand]
+const builtIn: Command[] = [...commands, doctorCommand]
 
-function usage(): string {
+function usage(all: readonly Command[]): string {
   const width = Math.max(...all.map((c) => c.name.length))
   return [
     `ngrokd ${CORE_VERSION} — reach ngrok's kubernetes-bound endpoints by hostname from this machine`,
@@ -20,17 +19,19 @@ function usage(): string {
   ].join('\n')
 }
 
-/** Runs the CLI; returns the exit code. */
-export async function main(argv: string[]): Promise<number> {
+/** Runs the CLI with the built-in commands and `extra` ones; returns the exit code. */
+export async function main(argv: string[], extra: readonly Command[] = []): Promise<number> {
+  const all = [...builtIn, ...extra]
   const [name, ...rest] = argv
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    console.log(usage())
+    console.log(usage(all))
     return name ? 0 : 2
   }
   if (name === '--version' || name === '-v') return (await import('./commands.js')).commands.find((c) => c.name === 'version')!.run([])
   const command = all.find((c) => c.name === name)
   if (!command) {
-    console.error(`ngrokd: unknown command "${name}"\n\n${usage()}`)
+    const hint = name === 'demo' ? ' (it comes with the `ngrokd` package: npm install -g ngrokd)' : ''
+    console.error(`ngrokd: unknown command "${name}"${hint}\n\n${usage(all)}`)
     return 2
   }
   try {

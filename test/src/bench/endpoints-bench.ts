@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, statSync } from 'node:fs'
 import { lookup } from 'node:dns/promises'
-import type { EchoReply } from '@ngrokd/plugins/simulator'
+import type { EchoReply } from '@ngrokd/plugin-simulator'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import { HOSTS_FILE, managedRecords, readHosts } from '../helpers/hosts-file.js'
 import { httpRequest } from '../helpers/clients.js'

@@ -10,7 +10,7 @@
  */
 import { createServer, type Server } from 'node:net'
 import { silentLogger } from '@ngrokd/core'
-import { Backends, CloudSimulator, SimulatorCa, type AddEndpointInput } from '@ngrokd/plugins/simulator'
+import { Backends, CloudSimulator, SimulatorCa, type AddEndpointInput } from '@ngrokd/plugin-simulator'
 
 export interface SimHostSpec {
   endpoints?: AddEndpointInput[]

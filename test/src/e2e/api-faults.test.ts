@@ -2,7 +2,7 @@
 // services keep answering through the outage and the daemon recovers after it.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CloudSimulator, type ApiRequestRecord, type EchoReply } from '@ngrokd/plugins/simulator'
+import { CloudSimulator, type ApiRequestRecord, type EchoReply } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'

@@ -7,17 +7,17 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DaemonProcess, NGROKD_BIN } from '@ngrokd/core'
-import { CloudSimulator } from '@ngrokd/plugins/simulator'
+import { DaemonProcess } from '@ngrokd/core'
+import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
-import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
 import { httpRequest } from '../helpers/clients.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
 
-/** Runs the built CLI with `stdin` piped in; resolves its exit code and output. */
+/** Runs the CLI users install (the `ngrokd` package's bin) with `stdin` piped in; resolves its exit code and output. */
 function ngrokd(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [NGROKD_BIN, ...args], { env: E2eDaemon.childEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [NGROKD_PACKAGE_BIN, ...args], { env: E2eDaemon.childEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))

@@ -2,7 +2,7 @@
 // ngrok code; an ingress CA that did not sign the ingress's certificate fails loudly.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CloudSimulator, type EchoReply } from '@ngrokd/plugins/simulator'
+import { CloudSimulator, type EchoReply } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'

@@ -3,7 +3,7 @@
 // still serve, and the daemon logs each one as skipped.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CloudSimulator, type EchoReply, type EndpointObject } from '@ngrokd/plugins/simulator'
+import { CloudSimulator, type EchoReply, type EndpointObject } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'

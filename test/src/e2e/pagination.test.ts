@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { lookup } from 'node:dns/promises'
-import { CloudSimulator, type EchoReply, type EndpointObject } from '@ngrokd/plugins/simulator'
+import { CloudSimulator, type EchoReply, type EndpointObject } from '@ngrokd/plugin-simulator'
 import { parseSubnet, subnetContains } from '@ngrokd/core'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'

@@ -2,7 +2,7 @@
 // leaves leftovers that the next start adopts without duplicates; a clean stop removes everything.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CloudSimulator, type EchoReply, type EndpointObject } from '@ngrokd/plugins/simulator'
+import { CloudSimulator, type EchoReply, type EndpointObject } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'

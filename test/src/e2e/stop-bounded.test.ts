@@ -3,7 +3,7 @@
 // could not be cancelled and a stop took as long as the API hung.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CloudSimulator } from '@ngrokd/plugins/simulator'
+import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'

@@ -1,9 +1,9 @@
 import { connect, type Socket } from 'node:net'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { bulkByteAt } from '@ngrokd/plugins/simulator'
+import { bulkByteAt } from '@ngrokd/plugin-simulator'
 
-// Client side of the simulator's `bulk` backend line protocol (plugins/src/simulator/backends.ts):
+// Client side of the simulator's `bulk` backend line protocol (plugins/simulator/src/backends.ts):
 //   `GET <n>\n`           → n bytes, byte i = bulkByteAt(i), then close
 //   `PUT <n>\n` + n bytes → `<count> <sha256 hex>\n`, then close
 

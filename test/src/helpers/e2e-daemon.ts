@@ -1,9 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { createRequire } from 'node:module'
 import { DaemonProcess } from '@ngrokd/core'
 import type { NetDriverCase } from './net-drivers.js'
 import { deleteLink, linkExists } from './ip-link.js'
+
+/** The CLI users install: the `ngrokd` package's bin (core's commands plus `demo` from the simulator). */
+export const NGROKD_PACKAGE_BIN = join(dirname(createRequire(import.meta.url).resolve('ngrokd/package.json')), 'bin', 'ngrokd.js')
 
 export interface E2eDaemonOptions {
   /** Short label for the temp dir and messages. */

@@ -5,11 +5,9 @@ import { spawn } from 'node:child_process'
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { connect } from 'node:net'
-import { DaemonProcess, NGROKD_BIN } from '../daemon/daemon-process.js'
-import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
-import { rerunInPrivateNamespace, run } from '../util/namespace.js'
-import { parseCommandArgs, type CommandSpec } from './args.js'
-import { printHelp, type Command } from './commands.js'
+import { DaemonProcess, NgrokdError, formatError } from '@ngrokd/core'
+import { parseCommandArgs, printHelp, rerunInPrivateNamespace, run, type Command, type CommandSpec } from '@ngrokd/core/cli'
+import { CloudSimulator } from './cloud-simulator.js'
 
 const INSIDE = 'NGROKD_DEMO_INSIDE'
 
@@ -20,15 +18,6 @@ const DEMO_ENDPOINTS = [
   { url: 'tcp://echo.demo:5432' },
   { url: 'https://status.demo-app.ngrok.app' },
 ]
-
-interface SimulatorLike {
-  apiUrl: string
-  apiKey: string
-  ingressEndpoint: string
-  caCertPem: string
-  addEndpoint(e: { url: string }): Promise<{ id: string }> | { id: string }
-  stop(): Promise<void>
-}
 
 const spec = {
   name: 'demo',
@@ -47,7 +36,8 @@ export const demoCommand: Command = {
         throw new NgrokdError('NGROKD_ERR_NAMESPACE', 'ngrokd demo needs Linux network namespaces', { hint: 'run the demo on Linux (a VM is fine)' })
       }
       console.log('ngrokd demo: entering a private network + mount namespace (your /etc/hosts and interfaces stay untouched)')
-      return rerunInPrivateNamespace([NGROKD_BIN, 'demo', ...argv], { ...process.env, [INSIDE]: '1' })
+      // the script that runs this command (the `ngrokd` package's bin) runs again inside
+      return rerunInPrivateNamespace([process.argv[1]!, 'demo', ...argv], { ...process.env, [INSIDE]: '1' })
     }
     return runInside({ once: values.once ?? false, shell: values.shell ?? false, keepLogs: values['keep-logs'] ?? false })
   },
@@ -71,13 +61,7 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
     run('mount', ['--bind', join(dir, 'hosts'), '/etc/hosts'])
     cleanups.push(() => run('umount', ['/etc/hosts']))
 
-    let simulatorModule: { CloudSimulator: { start(o?: object): Promise<SimulatorLike> } }
-    try {
-      simulatorModule = (await import('@ngrokd/plugins/simulator' as string)) as typeof simulatorModule
-    } catch (cause) {
-      throw new NgrokdError('NGROKD_ERR_DRIVER_NOT_FOUND', 'the cloud simulator (@ngrokd/plugins) is not installed', { cause, hint: 'npm install @ngrokd/plugins' })
-    }
-    const sim = await simulatorModule.CloudSimulator.start()
+    const sim = await CloudSimulator.start()
     cleanups.push(() => sim.stop())
     for (const e of DEMO_ENDPOINTS) await sim.addEndpoint(e)
     step(1, total, `cloud simulator up: API ${sim.apiUrl}, binding ingress ${sim.ingressEndpoint}, ${DEMO_ENDPOINTS.length} endpoints`)

@@ -1,0 +1,23 @@
+import 'reflect-metadata'
+import { main } from './main.js'
+import type { Command } from './commands.js'
+
+/**
+ * Runs the ngrokd CLI on this process's arguments and exits when the command is done. `extra`
+ * commands join the built-in ones: the `ngrokd` package adds `demo` from the cloud simulator this
+ * way, so core never imports the simulator.
+ */
+export function runCli(extra: readonly Command[] = []): void {
+  main(process.argv.slice(2), extra).then(
+    (code) => {
+      process.exitCode = code
+      // A command has finished: a handle left open somewhere (a native poll handle, a socket in a
+      // library) must not keep the CLI alive. Output is flushed by then; the timer itself holds nothing.
+      setTimeout(() => process.exit(), 2_000).unref()
+    },
+    (e) => {
+      console.error(e)
+      process.exitCode = 1
+    },
+  )
+}

@@ -1,0 +1,38 @@
+// `ngrokd demo --once` from the package users install: the cloud simulator, a real daemon and real
+// requests by hostname, in a private namespace the demo makes itself; it exits 0 only when every
+// demo endpoint answered.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { netnsSkip } from '../helpers/netns.js'
+import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
+
+test('ngrokd demo --once serves every demo endpoint by hostname and cleans up', { skip: netnsSkip, timeout: 300_000 }, async () => {
+  const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [NGROKD_PACKAGE_BIN, 'demo', '--once'], { env: E2eDaemon.childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    child.on('error', reject)
+    child.on('exit', (code) => resolve({ code, output }))
+  })
+  assert.equal(code, 0, output)
+  assert.match(output, /cloud simulator up/)
+  for (const url of ['http://api.demo', 'http://web.demo:8080', 'tcp://echo.demo:5432', 'https://status.demo-app.ngrok.app']) {
+    assert.match(output, new RegExp(`✔ ${url.replace(/[.:/]/g, '\\$&')}`), `${url} answered`)
+  }
+  assert.match(output, /demo passed/)
+})
+
+test('core alone has no demo and says where it comes from', async () => {
+  const { NGROKD_BIN } = await import('@ngrokd/core')
+  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [NGROKD_BIN, 'demo'], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('exit', (code) => resolve({ code, stderr }))
+  })
+  assert.equal(code, 2)
+  assert.match(stderr, /unknown command "demo" \(it comes with the `ngrokd` package/)
+})
