@@ -1,13 +1,13 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { FakeNgrokApi, type RecordedReply } from './fake-ngrok-api.js'
+import { FakeNgrokApi, type RecordedReply } from './fake-ngrok-api.test-helper.js'
 import { generateKeyAndCsr } from '../cert/csr.js'
 import { parseCertificate } from '../cert/parse-certificate.js'
 import type { Operator } from './types.js'
 
 function fixture(name: string): RecordedReply {
-  return JSON.parse(readFileSync(new URL(`./fixtures/${name}.json`, import.meta.url), 'utf8')) as RecordedReply
+  return JSON.parse(readFileSync(new URL(`./test-fixtures/${name}.json`, import.meta.url), 'utf8')) as RecordedReply
 }
 
 /** Every key path of a JSON value (`binding.cert.not_after`), arrays looked into at their first item. */

@@ -8,7 +8,6 @@ export {
 } from './ngrok-api-client.js'
 export { NgrokApiError, isNgrokApiError, ngrokDocsUrl, type NgrokApiErrorInit } from './ngrok-api-error.js'
 export { normalizeIngressEndpoint, splitIngressEndpoint, DEFAULT_INGRESS_ENDPOINT } from './ingress-endpoint.js'
-export { FakeNgrokApi, type FakeNgrokApiOptions, type FakeRequest, type RecordedReply } from './fake-ngrok-api.js'
 export type {
   ApiEndpoint,
   ListPage,

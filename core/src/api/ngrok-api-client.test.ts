@@ -5,7 +5,7 @@ import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { NgrokApiClient, parseRetryAfter } from './ngrok-api-client.js'
 import { isNgrokApiError, type NgrokApiError } from './ngrok-api-error.js'
-import { FakeNgrokApi, type RecordedReply } from './fake-ngrok-api.js'
+import { FakeNgrokApi, type RecordedReply } from './fake-ngrok-api.test-helper.js'
 import { isNgrokdError } from '../errors/index.js'
 import type { Logger } from '../contracts/logger.js'
 import type { ApiEndpoint } from './types.js'
@@ -15,7 +15,7 @@ interface Fixture extends RecordedReply {
 }
 
 function fixture(name: string): Fixture {
-  return JSON.parse(readFileSync(new URL(`./fixtures/${name}.json`, import.meta.url), 'utf8')) as Fixture
+  return JSON.parse(readFileSync(new URL(`./test-fixtures/${name}.json`, import.meta.url), 'utf8')) as Fixture
 }
 
 const API_KEY = '2uJAnotarealkey_3fQk8vRmX0cT7nWbL5yZpA1dE' // the credential quoted in error-invalid-key.json

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyAndCsr } from './csr.js'
 import { certificateMatchesKey, parseCertificate } from './parse-certificate.js'
-import { TestCa } from './test-ca.js'
+import { TestCa } from '../testing/test-ca.js'
 import { isNgrokdError } from '../errors/index.js'
 
 describe('parseCertificate', () => {

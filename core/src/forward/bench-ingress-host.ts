@@ -5,7 +5,7 @@
  * default). Prints one JSON {@link BenchDialTarget} line when ready; exits when stdin closes.
  */
 import type { BenchDialTarget } from './bench-dial.js'
-import { TestCa } from '../cert/test-ca.js'
+import { TestCa } from '../testing/test-ca.js'
 import { startFakeIngress } from './test-ingress.js'
 
 const ca = TestCa.create({ commonName: 'ngrokd bench CA' })

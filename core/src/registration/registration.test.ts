@@ -9,7 +9,7 @@ import { Registration, machineIdOf, type RegistrationOptions } from './registrat
 import { parseCertificate } from '../cert/parse-certificate.js'
 import { parseCsr } from '../cert/parse-csr.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
-import { FakeNgrokApi } from '../api/fake-ngrok-api.js'
+import { FakeNgrokApi } from '../api/fake-ngrok-api.test-helper.js'
 import type { OperatorCreate, OperatorUpdate } from '../api/types.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { isNgrokdError } from '../errors/index.js'

@@ -40,3 +40,5 @@ export { RecordingNameResolver, type PublishedNames, type RecordedPublish } from
 export { LoopbackForwarder, type LoopbackForwarderOptions, type LoopbackUpstream } from './fakes/loopback-forwarder.js'
 // The allocator fake is the core's own in-memory allocator.
 export { MemoryAllocator, type MemoryAllocatorOptions } from '../alloc/memory-allocator.js'
+// A throwaway certificate authority: the cloud simulator's CA is built on it.
+export { TestCa, type IssueOptions, type TestCaOptions } from './test-ca.js'

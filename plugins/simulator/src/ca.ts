@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { isIP } from 'node:net'
-import { TestCa, parseCertificate, type CertificateSubject } from '@ngrokd/core'
+import { parseCertificate, type CertificateSubject } from '@ngrokd/core'
+import { TestCa } from '@ngrokd/core/testing'
 
 const YEAR_MS = 365 * 24 * 3600_000
 

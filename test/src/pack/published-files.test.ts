@@ -34,9 +34,6 @@ const PENDING: Readonly<Record<string, string>> = {
   'core/dist/forward/bench-ingress-host.d.ts': 'test/src/bench',
   'core/dist/forward/pool/measure-pool.js': 'test/src/bench',
   'core/dist/forward/pool/measure-pool.d.ts': 'test/src/bench',
-  'core/dist/api/fixtures/': 'replaced with the fake ngrok API by the cloud simulator (one fake cloud)',
-  'core/dist/cert/test-ca.js': 'replaced by the cloud simulator CA (one fake cloud)',
-  'core/dist/cert/test-ca.d.ts': 'as test-ca.js',
   'drivers/linux-netlink/dist/bench-apply.js': 'test/src/bench (exported as @ngrokd/driver-linux-netlink/bench-apply today)',
   'drivers/linux-netlink/dist/bench-apply.d.ts': 'as bench-apply.js',
 }

@@ -1,9 +1,9 @@
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { NgrokdError } from '../errors/index.js'
-import type { CertificateSubject } from './der.js'
-import { issueCertificate, subjectNameDer } from './issue-certificate.js'
-import { OID } from './oids.js'
-import { parseCsr } from './parse-csr.js'
+import type { CertificateSubject } from '../cert/der.js'
+import { issueCertificate, subjectNameDer } from '../cert/issue-certificate.js'
+import { OID } from '../cert/oids.js'
+import { parseCsr } from '../cert/parse-csr.js'
 
 const DAY_MS = 86_400_000
 /** notBefore is backdated by this much, so that a peer whose clock is a little behind accepts a fresh certificate. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { TestCa } from '../cert/test-ca.js'
+import { TestCa } from '../testing/test-ca.js'
 import { parseCertificate } from '../cert/parse-certificate.js'
 import { DEFAULT_INGRESS_ENDPOINT } from './ingress-endpoint.js'
 import type { ApiEndpoint, NgrokErrorBody, Operator, OperatorCert, OperatorCreate, OperatorUpdate } from './types.js'
