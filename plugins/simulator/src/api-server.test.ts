@@ -3,7 +3,7 @@ import { X509Certificate, generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { makeCsr } from '@ngrokd/core'
 import { CloudSimulator } from './cloud-simulator.js'
-import type { NgrokErrorBody } from './ngrok-errors.js'
+import type { ErrorReplyBody } from './ngrok-errors.js'
 import type { EndpointObject, OperatorObject } from './types.js'
 
 interface Reply<T = unknown> {
@@ -31,7 +31,7 @@ async function call<T = unknown>(
 
 function assertNgrokError(r: Reply, status: number, code: number): void {
   assert.equal(r.status, status)
-  const b = r.body as NgrokErrorBody
+  const b = r.body as ErrorReplyBody
   assert.equal(b.error_code, `ERR_NGROK_${code}`)
   assert.equal(b.status_code, status)
   assert.equal(typeof b.msg, 'string')
@@ -157,7 +157,7 @@ describe('simulator REST API', () => {
         body: '{}',
       })
       assert.equal(raw.status, 400)
-      assert.equal(((await raw.json()) as NgrokErrorBody).error_code, 'ERR_NGROK_400')
+      assert.equal(((await raw.json()) as ErrorReplyBody).error_code, 'ERR_NGROK_400')
     })
 
     it('DELETE answers 204, then the id is 404 everywhere', async () => {

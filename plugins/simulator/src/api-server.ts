@@ -3,7 +3,7 @@ import type { Socket } from 'node:net'
 import type { Logger } from '@ngrokd/core'
 import { handleAdmin, type SimulatorAdmin } from './admin-api.js'
 import { BodyError, readJsonBody, sendJson, sleep } from './http-util.js'
-import { NgrokApiError } from './ngrok-errors.js'
+import { ApiErrorReply } from './ngrok-errors.js'
 import type { SimulatorState } from './simulator-state.js'
 
 const PAGE_LIMIT_MAX = 100 // PROTOCOL.md §2: `limit` default and max 100
@@ -63,7 +63,7 @@ export class ApiServer {
     })
     this.route('GET', `^/endpoints/${id}$`, async ({ params }) => {
       const ep = s.endpoints.get(params[0]!)
-      if (!ep) throw new NgrokApiError('notFound', `Endpoint '${params[0]}' not found.`)
+      if (!ep) throw new ApiErrorReply('notFound', `Endpoint '${params[0]}' not found.`)
       return { status: 200, body: s.endpointObject(ep) }
     })
   }
@@ -128,17 +128,17 @@ export class ApiServer {
       if (latencyMs > 0) await sleep(latencyMs)
       if (failure?.kind === 'rate-limit') {
         const retry = String(failure.retryAfterSeconds ?? 1)
-        throw new NgrokApiError('rateLimited', 'You have exceeded your rate limit for API requests. Retry later.', { 'Retry-After': retry })
+        throw new ApiErrorReply('rateLimited', 'You have exceeded your rate limit for API requests. Retry later.', { 'Retry-After': retry })
       }
       if (failure?.kind === 'server-error') {
-        throw new NgrokApiError({ code: 500, status: failure.status ?? 500 }, 'An internal server error occurred.')
+        throw new ApiErrorReply({ code: 500, status: failure.status ?? 500 }, 'An internal server error occurred.')
       }
       this.authenticate(req)
       const candidates = this.routes.map((r) => ({ r, m: r.pattern.exec(path) })).filter((x) => x.m)
-      if (candidates.length === 0) throw new NgrokApiError('notFound', `The path '${path}' was not found.`)
+      if (candidates.length === 0) throw new ApiErrorReply('notFound', `The path '${path}' was not found.`)
       const hit = candidates.find((x) => x.r.method === req.method)
       if (!hit) {
-        throw new NgrokApiError('methodNotAllowed', `The method ${req.method} is not allowed on '${path}'.`, {
+        throw new ApiErrorReply('methodNotAllowed', `The method ${req.method} is not allowed on '${path}'.`, {
           Allow: candidates.map((x) => x.r.method).join(', '),
         })
       }
@@ -151,12 +151,12 @@ export class ApiServer {
       }
     } catch (e) {
       const err =
-        e instanceof NgrokApiError
+        e instanceof ApiErrorReply
           ? e
           : e instanceof BodyError
-            ? new NgrokApiError('badRequest', `${e.message}.`)
-            : new NgrokApiError('internal', 'An internal server error occurred.')
-      if (!(e instanceof NgrokApiError) && !(e instanceof BodyError)) logger.error({ err: e, path }, 'simulator: api handler failed')
+            ? new ApiErrorReply('badRequest', `${e.message}.`)
+            : new ApiErrorReply('internal', 'An internal server error occurred.')
+      if (!(e instanceof ApiErrorReply) && !(e instanceof BodyError)) logger.error({ err: e, path }, 'simulator: api handler failed')
       if (!res.headersSent) sendJson(res, err.status, err.body(), err.headers)
       else res.destroy()
       // Unread request bodies would otherwise stall a keep-alive connection.
@@ -167,21 +167,21 @@ export class ApiServer {
   private authenticate(req: IncomingMessage): void {
     const auth = req.headers.authorization
     if (auth === undefined || auth === '') {
-      throw new NgrokApiError('authMissing', 'The ngrok API requires that you set the Authorization header for authentication.')
+      throw new ApiErrorReply('authMissing', 'The ngrok API requires that you set the Authorization header for authentication.')
     }
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth)
     if (!m) {
-      throw new NgrokApiError('authMalformed', 'The ngrok API requires Bearer authentication via the Authorization header. It could not parse the header in this request.')
+      throw new ApiErrorReply('authMalformed', 'The ngrok API requires Bearer authentication via the Authorization header. It could not parse the header in this request.')
     }
     if (m[1] !== this.options.apiKey) {
-      throw new NgrokApiError('authInvalid', 'The API authentication you specified is properly formed, but it is invalid.')
+      throw new ApiErrorReply('authInvalid', 'The API authentication you specified is properly formed, but it is invalid.')
     }
     const version = req.headers['ngrok-version']
     if (version === undefined || version === '') {
-      throw new NgrokApiError('versionMissing', 'Your request has not specified an API version. Include the version you wish to use in the Ngrok-Version header. Supported versions: 2.')
+      throw new ApiErrorReply('versionMissing', 'Your request has not specified an API version. Include the version you wish to use in the Ngrok-Version header. Supported versions: 2.')
     }
     if (version !== '2') {
-      throw new NgrokApiError('versionInvalid', `The provided API version '${String(version)}' is invalid or unsupported. Supported versions: 2.`)
+      throw new ApiErrorReply('versionInvalid', `The provided API version '${String(version)}' is invalid or unsupported. Supported versions: 2.`)
     }
   }
 
@@ -189,7 +189,7 @@ export class ApiServer {
     const type = req.headers['content-type'] ?? ''
     if (!/^application\/json\b/i.test(type)) {
       req.resume()
-      throw new NgrokApiError('badRequest', `The Content-Type header must be application/json, got '${type}'.`)
+      throw new ApiErrorReply('badRequest', `The Content-Type header must be application/json, got '${type}'.`)
     }
     const body = await readJsonBody(req)
     this.bodies.set(req, body)
@@ -206,9 +206,9 @@ function pageParams(query: URLSearchParams): { limit: number; beforeId: string |
   const raw = query.get('limit')
   let limit = PAGE_LIMIT_MAX
   if (raw !== null) {
-    if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new NgrokApiError('badRequest', `The 'limit' parameter must be a positive integer, got '${raw}'.`)
+    if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new ApiErrorReply('badRequest', `The 'limit' parameter must be a positive integer, got '${raw}'.`)
     limit = Number(raw)
-    if (limit > PAGE_LIMIT_MAX) throw new NgrokApiError('badRequest', `The 'limit' parameter must be at most ${PAGE_LIMIT_MAX}, got ${limit}.`)
+    if (limit > PAGE_LIMIT_MAX) throw new ApiErrorReply('badRequest', `The 'limit' parameter must be at most ${PAGE_LIMIT_MAX}, got ${limit}.`)
   }
   const before = query.get('before_id')
   return { limit, beforeId: before === null || before === '' ? undefined : before }

@@ -1,6 +1,4 @@
-import { NgrokdError } from '@ngrokd/core'
-
-export type EndpointProto = 'http' | 'https' | 'tcp' | 'tls'
+import { NgrokdError, type EndpointProto } from '@ngrokd/core'
 
 export interface EndpointAddress {
   /** Canonical URL: default ports left out, except for tcp which always names its port. */

@@ -13,7 +13,7 @@ export interface DialIngressOptions {
   servername?: string
 }
 
-export interface IngressConnection {
+export interface IngressClientConnection {
   socket: TLSSocket
   response: ConnResponse
   /** Payload bytes that arrived together with the ConnResponse. */
@@ -25,7 +25,7 @@ export interface IngressConnection {
  * ConnRequest, one ConnResponse. On success the socket carries the raw stream (half-open allowed).
  * Rejects when the connection closes before a whole ConnResponse arrived.
  */
-export function dialIngress(o: DialIngressOptions): Promise<IngressConnection> {
+export function dialIngress(o: DialIngressOptions): Promise<IngressClientConnection> {
   return new Promise((resolve, reject) => {
     // tls.connect honours allowHalfOpen (documented) though @types/node omits it.
     const options: ConnectionOptions & { allowHalfOpen: boolean } = {

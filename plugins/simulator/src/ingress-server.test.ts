@@ -6,7 +6,7 @@ import { FrameReader, decodeConnResponseBody, encodeConnRequest, makeCsr } from 
 import { bulkByteAt, type EchoReply } from './backends.js'
 import { SimulatorCa } from './ca.js'
 import { CloudSimulator } from './cloud-simulator.js'
-import { dialIngress, type IngressConnection } from './ingress-client.js'
+import { dialIngress, type IngressClientConnection } from './ingress-client.js'
 import type { OperatorObject } from './types.js'
 
 interface Creds {
@@ -32,7 +32,7 @@ function dial(sim: CloudSimulator, creds: { cert: string; key: string }, host: s
 }
 
 /** Everything the socket delivers until it ends or fails. */
-function readAll(conn: IngressConnection): Promise<{ data: Buffer; error?: Error }> {
+function readAll(conn: IngressClientConnection): Promise<{ data: Buffer; error?: Error }> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [conn.rest]
     let error: Error | undefined

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { IdGenerator } from './ids.js'
 
 /**
  * ngrok error codes the simulator answers with. The ones PROTOCOL.md or ngrok's public error
@@ -38,7 +38,7 @@ export const NGROK_ERRORS = {
 
 export type NgrokErrorKind = keyof typeof NGROK_ERRORS
 
-export interface NgrokErrorBody {
+export interface ErrorReplyBody {
   error_code: string
   status_code: number
   msg: string
@@ -46,8 +46,8 @@ export interface NgrokErrorBody {
 }
 
 /** An API error, rendered as ngrok's error body by the API server. */
-export class NgrokApiError extends Error {
-  override name = 'NgrokApiError'
+export class ApiErrorReply extends Error {
+  override name = 'ApiErrorReply'
   readonly status: number
   readonly errorCode: string
   readonly headers: Record<string, string>
@@ -59,7 +59,7 @@ export class NgrokApiError extends Error {
     this.headers = headers
   }
 
-  body(): NgrokErrorBody {
+  body(): ErrorReplyBody {
     return {
       error_code: this.errorCode,
       status_code: this.status,
@@ -69,10 +69,9 @@ export class NgrokApiError extends Error {
   }
 }
 
+const operationIds = new IdGenerator()
+
 /** `op_` + 27 base62 characters, like ngrok's operation ids. */
 export function operationId(): string {
-  const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
-  let out = 'op_'
-  for (const b of randomBytes(27)) out += alphabet[b % 62]
-  return out
+  return operationIds.next('op')
 }

@@ -3,7 +3,7 @@ import type { SimulatorCa } from './ca.js'
 import { parseEndpointUrl, type EndpointAddress } from './endpoint-url.js'
 import { FaultBook } from './fault-book.js'
 import { IdGenerator } from './ids.js'
-import { NgrokApiError } from './ngrok-errors.js'
+import { ApiErrorReply } from './ngrok-errors.js'
 import { SelectorError, compileSelectors, type Selector } from './selectors.js'
 import {
   BACKEND_KINDS,
@@ -215,7 +215,7 @@ export class SimulatorState {
 
   getOperator(id: string): SimOperator {
     const op = this.operators.get(id)
-    if (!op) throw new NgrokApiError('notFound', `Kubernetes operator '${id}' not found.`)
+    if (!op) throw new ApiErrorReply('notFound', `Kubernetes operator '${id}' not found.`)
     return op
   }
 
@@ -279,7 +279,7 @@ export class SimulatorState {
 
   private checkBindingsAllowed(features: string[]): void {
     if (features.includes('bindings') && !this.bindingsEnabled) {
-      throw new NgrokApiError('operatorInvalid', 'Your account is not enabled for the bindings feature of Kubernetes operators.')
+      throw new ApiErrorReply('operatorInvalid', 'Your account is not enabled for the bindings feature of Kubernetes operators.')
     }
   }
 
@@ -289,7 +289,7 @@ export class SimulatorState {
       try {
         op.selector = compileSelectors(selectors)
       } catch (e) {
-        if (e instanceof SelectorError) throw new NgrokApiError('operatorInvalid', `Invalid endpoint selector: ${e.message}`)
+        if (e instanceof SelectorError) throw new ApiErrorReply('operatorInvalid', `Invalid endpoint selector: ${e.message}`)
         throw e
       }
       op.endpointSelectors = selectors
@@ -299,7 +299,7 @@ export class SimulatorState {
         const cert = this.ca.signCsr(binding.csr, { commonName: op.id, validityMs: this.certValidityMs })
         op.cert = { pem: cert.certPem, notBefore: cert.notBefore, notAfter: cert.notAfter, serial: cert.serial }
       } catch (e) {
-        if (e instanceof CsrError) throw new NgrokApiError('operatorInvalid', `Invalid binding.csr: ${e.message}.`)
+        if (e instanceof CsrError) throw new ApiErrorReply('operatorInvalid', `Invalid binding.csr: ${e.message}.`)
         throw e
       }
       this.serials.set(op.cert.serial, op.id)
@@ -382,11 +382,11 @@ interface BindingInput {
   csr?: string
 }
 
-const invalidField = (field: string, why: string): NgrokApiError => new NgrokApiError('badRequest', `The field '${field}' ${why}.`)
+const invalidField = (field: string, why: string): ApiErrorReply => new ApiErrorReply('badRequest', `The field '${field}' ${why}.`)
 
 function requireObject(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new NgrokApiError('badRequest', 'The request body must be a JSON object.')
+    throw new ApiErrorReply('badRequest', 'The request body must be a JSON object.')
   }
   return body as Record<string, unknown>
 }

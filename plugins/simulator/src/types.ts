@@ -1,4 +1,4 @@
-import type { EndpointProto } from './endpoint-url.js'
+import type { EndpointProto } from '@ngrokd/core'
 
 /** What answers connections to an endpoint (see backends.ts for each protocol). */
 export type BackendKind = 'http-echo' | 'https-echo' | 'tcp-echo' | 'bulk'
