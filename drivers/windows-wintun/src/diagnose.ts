@@ -2,8 +2,10 @@ import { isNgrokdError, type Check } from '@ngrokd/core/driver'
 import { AF_INET, ERROR_FILE_NOT_FOUND, ERROR_SUCCESS, win32ErrorName } from './abi/constants.js'
 import { decodeAddressTable, findLoopbackLuid } from './abi/structs.js'
 import type { WindowsNetApi, WintunApi } from './windows-net-api.js'
-import type { WindowsWintunMode } from './windows-wintun-interface.js'
 import { isAdminOnlyLocation } from './wintun-dll-path.js'
+
+/** Where the addresses go: a Wintun adapter, or the loopback pseudo-interface when wintun.dll is not there. */
+export type WindowsWintunMode = 'auto' | 'wintun' | 'loopback'
 
 export interface DiagnoseInput {
   mode: WindowsWintunMode

@@ -51,6 +51,7 @@ async function platformCalls(options: Partial<WindowsWintunOptions>): Promise<{ 
   return { net, loadWintun: () => loadWintun(wintunDllPath, root), wintunDllPath }
 }
 
-export { WindowsWintunInterface, TUNNEL_TYPE, type WindowsWintunOptions, type WindowsWintunInterfaceOptions, type WindowsWintunMode } from './windows-wintun-interface.js'
+export { WindowsWintunInterface, TUNNEL_TYPE, type WindowsWintunOptions, type WindowsWintunInterfaceOptions } from './windows-wintun-interface.js'
+export type { WindowsWintunMode } from './diagnose.js'
 export type { WindowsNetApi, WintunApi, Handle } from './windows-net-api.js'
 export { resolveWintunDllPath, defaultWintunDllPath } from './wintun-dll-path.js'

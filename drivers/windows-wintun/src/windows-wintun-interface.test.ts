@@ -4,7 +4,8 @@ import { setImmediate as turn } from 'node:timers/promises'
 import { isNgrokdError, NgrokdError } from '@ngrokd/core/driver'
 import { ERROR_ACCESS_DENIED, ERROR_INVALID_PARAMETER, ERROR_NOT_FOUND, ERROR_OBJECT_ALREADY_EXISTS } from './abi/constants.js'
 import { adapterGuid } from './abi/structs.js'
-import { WindowsWintunInterface, type WindowsWintunMode } from './windows-wintun-interface.js'
+import { WindowsWintunInterface } from './windows-wintun-interface.js'
+import type { WindowsWintunMode } from './diagnose.js'
 import { FakeWindows } from './testing/fake-windows.js'
 
 const missing = () => {

@@ -31,11 +31,8 @@ import {
   win32ErrorName,
 } from './abi/constants.js'
 import { adapterGuid, decodeAddressTable, fillAddressRow, findLoopbackLuid, MIB_UNICASTIPADDRESS_ROW_SIZE, type NetLuid } from './abi/structs.js'
-import { diagnoseWindowsWintun } from './diagnose.js'
+import { diagnoseWindowsWintun, type WindowsWintunMode } from './diagnose.js'
 import type { Handle, WindowsNetApi, WintunApi } from './windows-net-api.js'
-
-/** Where the addresses go: a Wintun adapter, or the loopback pseudo-interface when wintun.dll is not there. */
-export type WindowsWintunMode = 'auto' | 'wintun' | 'loopback'
 
 /** Options users may set (`net.driver_options`), as passed to the driver's `create()`. */
 export interface WindowsWintunOptions {
