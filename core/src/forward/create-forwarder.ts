@@ -33,7 +33,7 @@ export const AUTO_IN_THREAD_MAX_CORES = 2
  * core but one (the main thread keeps accepting and runs the control plane), at most
  * {@link AUTO_MAX_WORKERS}.
  *
- * Measured on 2 cores (Node 20.20 and 24.21; `node core/dist/forward/pool/measure-pool.js`: fake ingress
+ * Measured on 2 cores (Node 20.20 and 24.21; `node test/dist-test/bench/measure-pool.js`: fake ingress
  * and load in another process, 256 MiB down one connection, 5,000 short connections 64 at a time, three
  * runs each on a machine shared with other work, so ranges): one download ran at 357-677 MiB/s in-thread,
  * 268-550 with 1 worker, 297-558 with 2; 1.3-1.8 CPU s/GiB for all three; connections/s 645-1,420

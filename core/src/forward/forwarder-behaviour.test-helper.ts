@@ -8,9 +8,10 @@ import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { encodeConnResponse } from '../protocol/binding-frames.js'
 import type { ConnectionLimitOptions } from './connection-limits.js'
 import type { IngressDialerOptions } from './ingress-dialer.js'
-import { freePort, startFakeIngress, type FakeIngress, type FakeIngressOptions } from './test-ingress.js'
+import { startFakeIngress, type FakeIngress, type FakeIngressOptions } from '../testing/fake-ingress.js'
+import { freePort } from '../testing/net-probes.js'
 import { recordingLogger } from './test-logger.test-helper.js'
-import { createTestPki, hasOpenssl, type TestPki } from './test-pki.js'
+import { createTestPki, type TestPki } from '../testing/test-pki.js'
 
 /**
  * The behaviour every ngrokd forwarder shows against a fake binding ingress (bytes, half-close,
@@ -19,7 +20,6 @@ import { createTestPki, hasOpenssl, type TestPki } from './test-pki.js'
  */
 
 const MiB = 1024 * 1024
-const opensslSkip = (await hasOpenssl()) ? false : 'openssl is not installed (needed to make the test certificates)'
 const api: ForwardTarget = { hostname: 'api.prod', port: 80, proto: 'http' }
 
 /** A forwarder with the buffer figure the backpressure test samples. */
@@ -125,7 +125,7 @@ export function hashAll(s: net.Socket, hash: Hash = createHash('sha256')): Promi
 }
 
 export function describeForwarderBehaviour(title: string, create: (options: CreateForwarderUnderTest) => Promise<ForwarderUnderTest>): void {
-  describe(title, { skip: opensslSkip }, () => {
+  describe(title, () => {
     let pki: TestPki
     let cleanups: Array<() => Promise<void> | void> = []
     before(async () => {

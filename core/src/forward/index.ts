@@ -11,7 +11,6 @@ export {
   type DialResult,
   type IngressProbe,
 } from './ingress-dialer.js'
-export { benchDial, type BenchDialOptions, type BenchDialResult, type BenchDialTarget } from './bench-dial.js'
 export { IngressRefusedError } from './ingress-refused-error.js'
 export { InThreadForwarder, type InThreadForwarderOptions } from './in-thread-forwarder.js'
 export { loadTrustRoots, loadIngressTrust, verifyingAnchor, ngrokIntermediateCa, NGROK_INTERMEDIATE_CA_FILE, type IngressTrust, type TrustAnchor, type TrustAnchorSource, type CaMode } from './ingress-trust.js'

@@ -10,15 +10,15 @@ import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { FrameReader, decodeConnRequestBody, encodeConnResponse, frame } from '../protocol/binding-frames.js'
 import { IngressDialer, parseIngressEndpoint, type DialResult, type IngressDialerOptions } from './ingress-dialer.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
-import { echo, freePort, startFakeIngress, type FakeIngress } from './test-ingress.js'
+import { echo, startFakeIngress, type FakeIngress } from '../testing/fake-ingress.js'
+import { freePort } from '../testing/net-probes.js'
 import { recordingLogger } from './test-logger.test-helper.js'
-import { createTestPki, hasOpenssl, type TestPki } from './test-pki.js'
+import { createTestPki, type TestPki } from '../testing/test-pki.js'
 
-const skip = (await hasOpenssl()) ? false : 'openssl is not installed (needed to make the test certificates)'
 
 /** One PKI for the whole file (openssl takes a while). */
-let pkiPromise: Promise<TestPki> | undefined
-const testPki = (): Promise<TestPki> => (pkiPromise ??= createTestPki())
+let sharedPki: TestPki | undefined
+const testPki = async (): Promise<TestPki> => (sharedPki ??= createTestPki())
 
 /** Every existing behaviour must hold with each optimisation on and off. */
 const MODES = [
@@ -174,7 +174,7 @@ async function startSwitchProxy(): Promise<{ endpoint: string; target: number | 
 const tcpHandles = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length
 
 for (const mode of MODES) {
-describe(`IngressDialer (${mode.name})`, { skip }, () => {
+describe(`IngressDialer (${mode.name})`, () => {
   let pki: TestPki
   const ingresses: FakeIngress[] = []
   const dialers: IngressDialer[] = []
@@ -446,7 +446,7 @@ const T = { hostname: 'api.prod', port: 80 } as const
 /** A max age no test reaches, where expiry must not hide what is tested. */
 const NEVER = 3_600_000
 
-describe('IngressDialer: TLS session resumption', { skip, timeout: 120_000 }, () => {
+describe('IngressDialer: TLS session resumption', { timeout: 120_000 }, () => {
   let pki: TestPki
   const cleanup: Array<() => Promise<void>> = []
   before(async () => {
@@ -550,7 +550,7 @@ describe('IngressDialer: TLS session resumption', { skip, timeout: 120_000 }, ()
   })
 })
 
-describe('IngressDialer: connections dialled ahead', { skip, timeout: 120_000 }, () => {
+describe('IngressDialer: connections dialled ahead', { timeout: 120_000 }, () => {
   let pki: TestPki
   const cleanup: Array<() => Promise<void>> = []
   before(async () => {

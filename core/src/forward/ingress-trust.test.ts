@@ -7,11 +7,10 @@ import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { X509Certificate } from 'node:crypto'
 import tls from 'node:tls'
 import { loadIngressTrust, loadTrustRoots, ngrokIntermediateCa, verifyingAnchor } from './ingress-trust.js'
-import { createTestPki, hasOpenssl, type TestPki } from './test-pki.js'
+import { createTestPki, type TestPki } from '../testing/test-pki.js'
 
-const skip = (await hasOpenssl()) ? false : 'openssl is not installed (needed to make the test certificates)'
 
-describe('loadTrustRoots', { skip }, () => {
+describe('loadTrustRoots', () => {
   let pki: TestPki
   let dir: string
   before(async () => {

@@ -42,3 +42,6 @@ export { LoopbackForwarder, type LoopbackForwarderOptions, type LoopbackUpstream
 export { MemoryAllocator, type MemoryAllocatorOptions } from '../alloc/memory-allocator.js'
 // A throwaway certificate authority: the cloud simulator's CA is built on it.
 export { TestCa, type IssueOptions, type TestCaOptions } from './test-ca.js'
+// A bare binding ingress and the PKI around it, for testing a forwarder on its own.
+export { startFakeIngress, echo, type FakeIngress, type FakeIngressConn, type FakeIngressOptions } from './fake-ingress.js'
+export { createTestPki, type TestPki, type TestKeyPair } from './test-pki.js'

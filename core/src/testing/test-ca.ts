@@ -20,6 +20,8 @@ export interface IssueOptions {
   ipAddresses?: string[]
   /** Extended key usage. Default `client`. */
   usage?: 'client' | 'server' | 'both'
+  /** Positive serial, big-endian. Default: 16 random bytes. */
+  serial?: Uint8Array
 }
 
 export interface TestCaOptions {
@@ -145,6 +147,7 @@ export class TestCa {
       extendedKeyUsage: usage === 'both' ? ['serverAuth', 'clientAuth'] : usage === 'server' ? ['serverAuth'] : ['clientAuth'],
       ...(options.dnsNames ? { dnsNames: options.dnsNames } : {}),
       ...(options.ipAddresses ? { ipAddresses: options.ipAddresses } : {}),
+      ...(options.serial ? { serial: options.serial } : {}),
     })
   }
 

@@ -333,19 +333,6 @@ function childTests(): void {
     })
   }
 
-  test('benchApplyAddresses measures add and remove of many addresses and leaves nothing behind', async () => {
-    const { assertPrivateNetns, benchApplyAddresses } = await import('./bench-apply.js')
-    assert.doesNotThrow(() => assertPrivateNetns(), 'a fresh namespace holds only lo')
-    ip('link', 'add', 'stray0', 'type', 'bridge')
-    assert.throws(() => assertPrivateNetns(), /other interfaces \(stray0\)/)
-    ip('link', 'del', 'stray0')
-    const r = await benchApplyAddresses({ count: 3000, name: 'ngrtbench', hostNetns: hostNetns! })
-    assert.equal(r.count, 3000)
-    assert.ok(r.addMs > 0 && r.removeMs > 0)
-    assert.ok(r.sends <= 6, `${r.sends} sends`)
-    assert.equal(kernelLink('ngrtbench'), undefined)
-  })
-
   test('diagnose: socket and privilege ok, link kind checked in a nested throwaway namespace', async () => {
     const checks: Check[] = await driver.diagnose!({ logger: silentLogger, stateDir: '/nonexistent', platform: 'linux' }, { subnet: '10.250.0.0/24' })
     const byId = new Map(checks.map((c) => [c.id, c]))

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { intToIpv4, parseSubnet } from '@ngrokd/core'
-import { benchApplyAddresses, type BenchApplyResult } from '@ngrokd/driver-linux-netlink/bench-apply'
+import { benchApplyAddresses, type BenchApplyResult } from './netlink-apply-bench.js'
 import { median, ratio } from './stats.js'
 
 /** Figure 1: `count` /32 additions, then removals, in one batch each — ngrokd's netlink driver vs `ip -batch`. */

@@ -10,7 +10,7 @@ const HOST_NETNS_ENV = 'NGROKD_BENCH_HOST_NETNS'
 
 /** Where the bench runs: in a fresh private network + mount namespace of its own, or unprivileged outside. */
 export type BenchPlace =
-  | { kind: 'namespace'; /** The namespace it was started from; bench-apply refuses to run there. */ hostNetns: string }
+  | { kind: 'namespace'; /** The namespace it was started from; netlink-apply-bench refuses to run there. */ hostNetns: string }
   | { kind: 'outer' }
   | { kind: 'unprivileged'; reason: string }
 

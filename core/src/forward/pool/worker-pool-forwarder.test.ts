@@ -6,13 +6,14 @@ import { silentLogger } from '../../contracts/logger.js'
 import { testForwarder } from '../../testing/suites/forwarder-suite.js'
 import { TestFramework } from '../../testing/test-framework.js'
 import { closed, connect, describeForwarderBehaviour, readAll, readN, until } from '../forwarder-behaviour.test-helper.js'
-import { freePort, startFakeIngress } from '../test-ingress.js'
+import { startFakeIngress } from '../../testing/fake-ingress.js'
+import { freePort } from '../../testing/net-probes.js'
 import { recordingLogger } from '../test-logger.test-helper.js'
-import { createTestPki, hasOpenssl } from '../test-pki.js'
+import { createTestPki } from '../../testing/test-pki.js'
 import { WorkerPoolForwarder } from './worker-pool-forwarder.js'
 
 const supported = WorkerPoolForwarder.supported()
-const skip = !supported.ok ? supported.reason : (await hasOpenssl()) ? false : 'openssl is not installed (needed to make the test certificates)'
+const skip = !supported.ok ? supported.reason : false
 
 if (!skip) {
   describeForwarderBehaviour('WorkerPoolForwarder (2 workers)', ({ logger, dialer, idleTimeoutMs, limits }) =>

@@ -3,7 +3,7 @@
  * Not a test: it prints figures. The fake ingress and the load run in a child process, so the CPU time
  * taken here (`process.cpuUsage()`, all threads) is the forwarder's alone.
  *
- *   node core/dist/forward/pool/measure-pool.js [--variants 0,1,2] [--download-mib 256] [--streams 1] [--connections 5000] [--concurrency 64]
+ *   node test/dist-test/bench/measure-pool.js [--variants 0,1,2] [--download-mib 256] [--streams 1] [--connections 5000] [--concurrency 64]
  *
  * Per variant: a download of `--download-mib` split over `--streams` connections (MiB/s, CPU seconds per GiB,
  * and the main thread's event-loop delay meanwhile: what the control plane waits while bytes move),
@@ -13,10 +13,8 @@ import { fork } from 'node:child_process'
 import net from 'node:net'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import type { Logger } from '../../contracts/logger.js'
-import { createForwarder } from '../create-forwarder.js'
-import { echo, freePort, startFakeIngress } from '../test-ingress.js'
-import { createTestPki, type TestPki } from '../test-pki.js'
+import { createForwarder, type Logger } from '@ngrokd/core'
+import { createTestPki, echo, freePort, startFakeIngress, type TestPki } from '@ngrokd/core/testing'
 
 type ToPeer =
   | { t: 'start'; pki: TestPki }
@@ -40,7 +38,7 @@ async function main(): Promise<void> {
   const count = Number(arg('connections', '5000'))
   const concurrency = Number(arg('concurrency', '64'))
   const streams = Number(arg('streams', '1'))
-  const pki = await createTestPki()
+  const pki = createTestPki()
   const child = fork(fileURLToPath(import.meta.url), ['peer'], { stdio: 'inherit' })
   const ask = (message: ToPeer): Promise<FromPeer> =>
     new Promise((resolve) => {

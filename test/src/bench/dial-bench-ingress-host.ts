@@ -4,9 +4,8 @@
  * that the measuring process's CPU time is the client's alone. TLS session tickets are on (tls.Server's
  * default). Prints one JSON {@link BenchDialTarget} line when ready; exits when stdin closes.
  */
-import type { BenchDialTarget } from './bench-dial.js'
-import { TestCa } from '../testing/test-ca.js'
-import { startFakeIngress } from './test-ingress.js'
+import { TestCa, startFakeIngress } from '@ngrokd/core/testing'
+import type { BenchDialTarget } from './dial-bench.js'
 
 const ca = TestCa.create({ commonName: 'ngrokd bench CA' })
 const server = ca.issueKeyPair({ usage: 'server', ipAddresses: ['127.0.0.1'] })

@@ -4,14 +4,14 @@
  * (see {@link assertPrivateNetns}).
  *
  * ```ts
- * // unshare -n node drivers/linux-netlink/dist/bench-apply.js 10000
+ * // unshare -n node test/dist-test/bench/netlink-apply-bench.js 10000
  * const { addMs, removeMs } = await benchApplyAddresses({ count: 10_000 })
  * ```
  */
 import { readFileSync, readlinkSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import { intToIpv4, NgrokdError, parseSubnet } from '@ngrokd/core/driver'
-import { LinuxNetlinkInterface } from './linux-netlink-interface.js'
+import { intToIpv4, NgrokdError, parseSubnet, silentLogger } from '@ngrokd/core/driver'
+import linuxNetlink, { type LinuxNetlinkInterface } from '@ngrokd/driver-linux-netlink'
 
 export interface BenchApplyOptions {
   count: number
@@ -42,10 +42,11 @@ export async function benchApplyAddresses({ count, name = 'ngrkbench0', subnet =
   assertPrivateNetns({ ownLink: name, ...(hostNetns === undefined ? {} : { hostNetns }) })
   const net = parseSubnet(subnet)
   if (!Number.isInteger(count) || count < 1 || count > net.size - 2) {
-    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `bench-apply: count must be 1..${net.size - 2} for ${net.cidr}, not ${count}`)
+    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `netlink-apply-bench: count must be 1..${net.size - 2} for ${net.cidr}, not ${count}`)
   }
   const addresses = Array.from({ length: count }, (_, i) => intToIpv4(net.network + 1 + i))
-  const iface = new LinuxNetlinkInterface({ name, subnet: net.cidr })
+  const created = await linuxNetlink.create({ logger: silentLogger, stateDir: '/nonexistent', platform: 'linux' }, { name, subnet: net.cidr })
+  const iface = created.interface as LinuxNetlinkInterface
   const info = await iface.open({ name, subnet: net.cidr })
   try {
     const before = { ...iface.stats! }
@@ -82,12 +83,12 @@ export function assertPrivateNetns({ hostNetns, ownLink }: { hostNetns?: string;
 }
 
 function namespaceError(why: string): NgrokdError {
-  return new NgrokdError('NGROKD_ERR_NAMESPACE', `bench-apply: refusing to run: ${why}`, {
-    hint: 'run it inside a throwaway network namespace: unshare -n node bench-apply.js 10000',
+  return new NgrokdError('NGROKD_ERR_NAMESPACE', `netlink-apply-bench: refusing to run: ${why}`, {
+    hint: 'run it inside a throwaway network namespace: unshare -n node test/dist-test/bench/netlink-apply-bench.js 10000',
   })
 }
 
-// `node bench-apply.js [count]` prints the result as JSON.
+// `node netlink-apply-bench.js [count]` prints the result as JSON.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   benchApplyAddresses({ count: Number(process.argv[2] ?? 10_000) }).then(
     (r) => console.log(JSON.stringify(r)),

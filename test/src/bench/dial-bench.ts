@@ -1,12 +1,9 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
-import { silentLogger } from '../contracts/logger.js'
-import { NgrokdError } from '../errors/ngrokd-error.js'
-import { IngressDialer, type IngressCredentials } from './ingress-dialer.js'
+import { IngressDialer, NgrokdError, silentLogger, type IngressCredentials } from '@ngrokd/core'
+import { siblingScript } from './sibling-script.js'
 
 /** A binding ingress to measure against, and a request it accepts. */
 export interface BenchDialTarget {
@@ -72,7 +69,7 @@ export async function benchDial(options: BenchDialOptions): Promise<BenchDialRes
   const warmup = options.warmup ?? Math.min(50, connections)
   const gapMs = options.gapMs ?? 5
   if (!Number.isInteger(connections) || connections < 1 || !Number.isInteger(warmup) || warmup < 0 || !(gapMs >= 0)) {
-    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `bench-dial: connections ${connections}, warmup ${warmup}, gapMs ${gapMs}: need integers ≥ 1, ≥ 0 and a gap ≥ 0`)
+    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `dial-bench: connections ${connections}, warmup ${warmup}, gapMs ${gapMs}: need integers ≥ 1, ≥ 0 and a gap ≥ 0`)
   }
   const host = options.target ? undefined : await startBenchIngress()
   const target = options.target ?? host!.target
@@ -122,12 +119,9 @@ export async function benchDial(options: BenchDialOptions): Promise<BenchDialRes
   }
 }
 
-/** Starts bench-ingress-host in a child process (the .ts through tsx when this module runs from source). */
+/** Starts dial-bench-ingress-host in a child process. */
 async function startBenchIngress(): Promise<{ target: BenchDialTarget; stop(): Promise<void> }> {
-  const self = fileURLToPath(import.meta.url)
-  const fromSource = self.endsWith('.ts')
-  const script = join(dirname(self), `bench-ingress-host.${fromSource ? 'ts' : 'js'}`)
-  const child = spawn(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), script], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, siblingScript(import.meta.url, 'dial-bench-ingress-host').args, { stdio: ['pipe', 'pipe', 'inherit'] })
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return
     const exited = once(child, 'exit')
@@ -138,7 +132,7 @@ async function startBenchIngress(): Promise<{ target: BenchDialTarget; stop(): P
   try {
     const [line] = (await Promise.race([
       once(lines, 'line'),
-      once(child, 'exit').then(([code]) => Promise.reject(new Error(`bench-dial: ingress host exited (${String(code)}) before it was ready`))),
+      once(child, 'exit').then(([code]) => Promise.reject(new Error(`dial-bench: ingress host exited (${String(code)}) before it was ready`))),
     ])) as [string]
     return { target: JSON.parse(line) as BenchDialTarget, stop }
   } catch (e) {

@@ -46,8 +46,10 @@ export function echo(conn: FakeIngressConn): void {
 }
 
 /**
- * A minimal binding ingress on 127.0.0.1 (PROTOCOL.md §4): mTLS with the test client CA, one framed
- * ConnRequest per connection, then whatever `onRequest` does.
+ * A minimal binding ingress on 127.0.0.1 (PROTOCOL.md §4) for testing a forwarder on its own: mTLS
+ * with the test client CA, one framed ConnRequest per connection, then whatever `onRequest` does —
+ * no API, no registration, no endpoints. For ngrokd end to end, use the cloud simulator
+ * (`@ngrokd/plugin-simulator`), whose ingress checks operators and routes to endpoints.
  */
 export async function startFakeIngress({ pki, cert = pki.ingress, maxVersion, followClientCipherOrder = false, onRequest = echo }: FakeIngressOptions): Promise<FakeIngress> {
   const sockets = new Set<net.Socket>()
@@ -105,13 +107,4 @@ export async function startFakeIngress({ pki, cert = pki.ingress, maxVersion, fo
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
-}
-
-/** A port that was free on `address` a moment ago (loopback only). */
-export async function freePort(address = '127.0.0.1'): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, address, resolve))
-  const { port } = s.address() as net.AddressInfo
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
 }

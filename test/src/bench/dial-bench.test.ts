@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { benchDial } from './bench-dial.js'
+import { isNgrokdError } from '@ngrokd/core'
+import { benchDial } from './dial-bench.js'
 
 // Figures are not asserted (benchmarks are not tests); what each mode did is.
 describe('benchDial', { timeout: 120_000 }, () => {
