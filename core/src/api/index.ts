@@ -7,7 +7,7 @@ export {
   type ListOptions,
 } from './ngrok-api-client.js'
 export { NgrokApiError, isNgrokApiError, ngrokDocsUrl, type NgrokApiErrorInit } from './ngrok-api-error.js'
-export { normalizeIngressEndpoint, splitIngressEndpoint, DEFAULT_INGRESS_ENDPOINT } from './ingress-endpoint.js'
+export { chooseIngressEndpoint, normalizeIngressEndpoint, splitIngressEndpoint, DEFAULT_INGRESS_ENDPOINT, type IngressTarget } from './ingress-endpoint.js'
 export type {
   ApiEndpoint,
   ListPage,

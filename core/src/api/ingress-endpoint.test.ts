@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { normalizeIngressEndpoint, splitIngressEndpoint, DEFAULT_INGRESS_ENDPOINT } from './ingress-endpoint.js'
+import { chooseIngressEndpoint, normalizeIngressEndpoint, splitIngressEndpoint, DEFAULT_INGRESS_ENDPOINT } from './ingress-endpoint.js'
 import { isNgrokdError } from '../errors/index.js'
 
 describe('normalizeIngressEndpoint', () => {
@@ -26,5 +26,19 @@ describe('normalizeIngressEndpoint', () => {
     for (const bad of ['host:0', 'host:70000', 'bad host:443', 'a:b:c', 'host\n:443', '[not-ip]:443']) {
       assert.throws(() => normalizeIngressEndpoint(bad), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_API'), bad)
     }
+  })
+})
+
+describe('chooseIngressEndpoint: config, else the registration, else the default', () => {
+  it('prefers ingress.endpoint, normalised', () => {
+    assert.deepEqual(chooseIngressEndpoint('ingress.example:8443', 'api.example:443'), { endpoint: 'ingress.example:8443', source: 'config' })
+    assert.deepEqual(chooseIngressEndpoint('ingress.example', undefined), { endpoint: 'ingress.example:443', source: 'config' })
+  })
+  it('takes the endpoint the API named at registration, normalised', () => {
+    assert.deepEqual(chooseIngressEndpoint(undefined, 'api.example'), { endpoint: 'api.example:443', source: 'api' })
+  })
+  it('falls back to the documented default', () => {
+    assert.deepEqual(chooseIngressEndpoint(undefined, undefined), { endpoint: DEFAULT_INGRESS_ENDPOINT, source: 'default' })
+    assert.deepEqual(chooseIngressEndpoint('', ''), { endpoint: DEFAULT_INGRESS_ENDPOINT, source: 'default' })
   })
 })

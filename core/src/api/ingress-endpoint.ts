@@ -53,3 +53,19 @@ export function splitIngressEndpoint(value: string | null | undefined): { host: 
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(v)
   return { host, port }
 }
+
+/** Where connections go, and why there: `ingress.endpoint` (config), the registration (api), or the documented default. */
+export interface IngressTarget {
+  endpoint: string
+  source: 'config' | 'api' | 'default'
+}
+
+/**
+ * The one rule for which ingress endpoint applies: `ingress.endpoint` from the config, else the one
+ * the API named at registration, else the documented default. Both are normalised here.
+ */
+export function chooseIngressEndpoint(configured: string | undefined, fromRegistration: string | null | undefined): IngressTarget {
+  if (configured) return { endpoint: normalizeIngressEndpoint(configured), source: 'config' }
+  if (fromRegistration) return { endpoint: normalizeIngressEndpoint(fromRegistration), source: 'api' }
+  return { endpoint: DEFAULT_INGRESS_ENDPOINT, source: 'default' }
+}

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { DaemonConfig } from '../config/index.js'
 import type { Logger } from '../contracts/logger.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
-import { DEFAULT_INGRESS_ENDPOINT, NgrokApiClient, normalizeIngressEndpoint } from '../api/index.js'
+import { NgrokApiClient, chooseIngressEndpoint, type IngressTarget } from '../api/index.js'
 import { Registration } from '../registration/index.js'
 import { createForwarder, loadIngressTrust, type CreateForwarderOptions, type ForwarderMode } from '../forward/index.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
@@ -334,11 +334,9 @@ export class Daemon {
     return endpoint
   }
 
-  private ingressTarget(): { endpoint: string; source: 'config' | 'api' | 'default' } {
-    if (this.config.ingress.endpoint) return { endpoint: normalizeIngressEndpoint(this.config.ingress.endpoint), source: 'config' }
-    if (!this.registration) throw new NgrokdError('NGROKD_ERR_CERT', 'no binding ingress endpoint known yet')
-    const fromApi = this.registration.info?.ingressEndpoint
-    return fromApi ? { endpoint: fromApi, source: 'api' } : { endpoint: DEFAULT_INGRESS_ENDPOINT, source: 'default' }
+  private ingressTarget(): IngressTarget {
+    if (!this.config.ingress.endpoint && !this.registration) throw new NgrokdError('NGROKD_ERR_CERT', 'no binding ingress endpoint known yet')
+    return chooseIngressEndpoint(this.config.ingress.endpoint, this.registration?.info?.ingressEndpoint)
   }
 
   // --- status and the control API ------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DEFAULT_INGRESS_ENDPOINT, normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
+import { chooseIngressEndpoint, type IngressTarget } from '../api/ingress-endpoint.js'
 import { REGISTRATION_FILES } from '../registration/registration.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Check } from '../contracts/check.js'
@@ -20,16 +20,25 @@ export function failedCheck(id: string, e: unknown, summary?: string): Check {
   }
 }
 
-/** Where doctor dials: `ingress.endpoint`, else the saved registration's, else the documented default. */
+const TARGET_FROM: Record<IngressTarget['source'], string> = {
+  config: 'ingress.endpoint',
+  api: 'the saved registration',
+  default: 'the documented default (not registered yet)',
+}
+
+/** Where doctor dials: the daemon's rule ({@link chooseIngressEndpoint}) over the saved registration. */
 async function ingressTarget(config: DaemonConfig): Promise<{ endpoint: string; from: string }> {
-  if (config.ingress.endpoint) return { endpoint: normalizeIngressEndpoint(config.ingress.endpoint), from: 'ingress.endpoint' }
-  try {
-    const saved = JSON.parse(await readFile(join(config.stateDir, REGISTRATION_FILES.operator), 'utf8')) as { ingressEndpoint?: unknown }
-    if (typeof saved.ingressEndpoint === 'string' && saved.ingressEndpoint) return { endpoint: normalizeIngressEndpoint(saved.ingressEndpoint), from: 'the saved registration' }
-  } catch {
-    // not registered yet, or not readable: the default
+  let saved: string | undefined
+  if (!config.ingress.endpoint) {
+    try {
+      const operator = JSON.parse(await readFile(join(config.stateDir, REGISTRATION_FILES.operator), 'utf8')) as { ingressEndpoint?: unknown }
+      if (typeof operator.ingressEndpoint === 'string') saved = operator.ingressEndpoint
+    } catch {
+      // not registered yet, or not readable: the default
+    }
   }
-  return { endpoint: DEFAULT_INGRESS_ENDPOINT, from: 'the documented default (not registered yet)' }
+  const { endpoint, source } = chooseIngressEndpoint(config.ingress.endpoint, saved)
+  return { endpoint, from: TARGET_FROM[source] }
 }
 
 /** The saved client certificate and key, when this user can read them; else none (the handshake still shows the server's chain). */

@@ -13,4 +13,4 @@ export {
 } from './define-driver.js'
 export { parseSubnet, subnetContains, subnetsOverlap, ipv4ToInt, intToIpv4, isIpv4, type Ipv4Subnet } from '../util/ipv4.js'
 export { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js'
-export { Lifecycle } from '../util/lifecycle.js'
+export { Lifecycle, requireOpen } from '../util/lifecycle.js'

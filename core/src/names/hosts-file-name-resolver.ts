@@ -7,6 +7,7 @@ import type { Check } from '../contracts/check.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/name-resolver.js'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
+import { Lifecycle } from '../util/lifecycle.js'
 import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomic, writeFileAtomicSync } from '../util/atomic-file.js'
 import { parseHostsBlock, updateHostsBytes } from './hosts-block.js'
 import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rewrite.js'
@@ -111,7 +112,7 @@ export class HostsFileNameResolver implements NameResolver {
   /** Set after the first EBUSY/EXDEV: later writes go straight to the in-place path. */
   private inPlace = false
   private opened: Promise<void> | undefined
-  private ready = false
+  private readonly lifecycle = new Lifecycle('hosts-file')
   /** Hostnames already warned about (user lines naming them); cleared when the conflict goes away. */
   private warned = new Set<string>()
   private queue: Promise<unknown> = Promise.resolve()
@@ -135,7 +136,7 @@ export class HostsFileNameResolver implements NameResolver {
     checkAborted(options.signal, 'open')
     this.opened ??= this.serialised(() => this.start()).then(
       () => {
-        this.ready = true
+        this.lifecycle.open()
       },
       (e: unknown) => {
         this.opened = undefined
@@ -147,9 +148,7 @@ export class HostsFileNameResolver implements NameResolver {
 
   async publish(options: { records: readonly NameRecord[]; signal?: AbortSignal }): Promise<{ changed: boolean }> {
     checkAborted(options.signal, 'publish')
-    if (!this.ready) {
-      throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', 'hosts-file: publish() called before open() or after close()', { hint: 'await open() first' })
-    }
+    this.lifecycle.assertOpen('publish()')
     return this.serialised(() => this.publishNow(options.records, options.signal))
   }
 
@@ -172,8 +171,8 @@ export class HostsFileNameResolver implements NameResolver {
    * of the file. A later `open()` checks for an interrupted write again.
    */
   async close(): Promise<void> {
-    const wasReady = this.ready
-    this.ready = false
+    const wasReady = this.lifecycle.isOpen
+    this.lifecycle.close()
     this.opened = undefined
     await this.queue.catch(() => {})
     if (wasReady && this.replaced.size > 0) {

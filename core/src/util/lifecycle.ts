@@ -32,8 +32,24 @@ export class Lifecycle {
   /** Throws NGROKD_ERR_DRIVER_MISUSE unless open. */
   assertOpen(method = 'called'): void {
     if (this.#open) return
-    const component = typeof this.component === 'function' ? this.component() : this.component
-    const what = method === 'called' ? 'called' : `${method} called`
-    throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', `${component}: ${what} before open() or after close()`, { hint: 'await open() first' })
+    throw misuse(typeof this.component === 'function' ? this.component() : this.component, method)
   }
+}
+
+/**
+ * The same guard for a component that keeps what `open()` made in one field (undefined while
+ * closed): returns it, or throws NGROKD_ERR_DRIVER_MISUSE naming the component and method.
+ *
+ * ```ts
+ * #requireOpen(method: string): OpenState { return requireOpen(this.#state, 'darwin-utun', method) }
+ * ```
+ */
+export function requireOpen<T>(state: T | undefined, component: string, method = 'called'): T {
+  if (state === undefined) throw misuse(component, method)
+  return state
+}
+
+function misuse(component: string, method: string): NgrokdError {
+  const what = method === 'called' ? 'called' : `${method} called`
+  return new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', `${component}: ${what} before open() or after close()`, { hint: 'await open() first' })
 }

@@ -11,6 +11,7 @@ import {
   type InterfaceInfo,
   type InterfaceOpenOptions,
   type Logger,
+  requireOpen,
 } from '@ngrokd/core/driver'
 import {
   changeInterfaceAddresses,
@@ -227,8 +228,7 @@ export class DarwinUtunInterface extends InterfaceBase {
   }
 
   #requireOpen(what: string): OpenState {
-    if (!this.#state) throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', `darwin-utun: ${what}() called before open() or after close()`, { hint: 'await open() first' })
-    return this.#state
+    return requireOpen(this.#state, 'darwin-utun', `${what}()`)
   }
 
   async #serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -171,8 +171,8 @@ test('address failures name the address and errno; EPERM is a PermissionError; s
 
 test('bad input, calls before open and an aborted signal are coded errors', async () => {
   const { iface } = setup()
-  await assert.rejects(iface.listAddresses(), hasCode('NGROKD_ERR_SYSCALL', /not open/))
-  await assert.rejects(iface.addAddress({ address: '10.107.0.2' }), hasCode('NGROKD_ERR_SYSCALL', /not open/))
+  await assert.rejects(iface.listAddresses(), hasCode('NGROKD_ERR_DRIVER_MISUSE', /before open\(\)/))
+  await assert.rejects(iface.addAddress({ address: '10.107.0.2' }), hasCode('NGROKD_ERR_DRIVER_MISUSE', /before open\(\)/))
   await assert.rejects(setup().iface.open({ name: 'a-name-that-is-too-long', subnet: SUBNET }), hasCode('NGROKD_ERR_CONFIG_INVALID', /interface name/))
   await assert.rejects(setup().iface.open({ name: 'a/b', subnet: SUBNET }), hasCode('NGROKD_ERR_CONFIG_INVALID'))
   await assert.rejects(setup().iface.open({ name: NAME, subnet: '10.107.0.1/16' }), hasCode('NGROKD_ERR_CONFIG_INVALID', /net\.subnet/))

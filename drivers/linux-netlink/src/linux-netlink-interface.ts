@@ -12,6 +12,7 @@ import {
   type InterfaceOpenOptions,
   type Ipv4Subnet,
   type Logger,
+  requireOpen,
 } from '@ngrokd/core/driver'
 import { diagnoseLinuxNetlink } from './diagnose.js'
 import { loadFfi } from './ffi/load-ffi.js'
@@ -292,8 +293,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
   }
 
   #requireOpen(what: string): OpenState {
-    if (!this.#state) throw netlinkError(what, LINUX_ERRNO.EBADF, { detail: '(interface driver not open: call open() first)' })
-    return this.#state
+    return requireOpen(this.#state, 'linux-netlink', `${what}()`)
   }
 }
 

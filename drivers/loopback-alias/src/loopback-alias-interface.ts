@@ -12,6 +12,7 @@ import {
   type InterfaceOpenOptions,
   type Ipv4Subnet,
   type Logger,
+  requireOpen,
 } from '@ngrokd/core/driver'
 import type { DarwinSyscalls } from './darwin/darwin-syscalls.js'
 import { StateFile, type StateRead } from './state-file.js'
@@ -167,8 +168,7 @@ export abstract class LoopbackAliasInterface extends InterfaceBase {
   }
 
   protected ready(): Opened {
-    if (!this.#opened) throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', 'loopback-alias: called before open() or after close()', { hint: 'await open() first' })
-    return this.#opened
+    return requireOpen(this.#opened, 'loopback-alias')
   }
 
   protected async serial<T>(fn: () => Promise<T> | T): Promise<T> {

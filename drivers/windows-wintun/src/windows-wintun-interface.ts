@@ -16,6 +16,7 @@ import {
   type InterfaceOpenOptions,
   type Ipv4Subnet,
   type Logger,
+  requireOpen,
 } from '@ngrokd/core/driver'
 import {
   AF_INET,
@@ -358,8 +359,7 @@ export class WindowsWintunInterface extends InterfaceBase {
   }
 
   #ready(): Opened {
-    if (!this.#opened) throw new NgrokdError('NGROKD_ERR_DRIVER_MISUSE', 'windows-wintun: called before open() or after close()', { hint: 'await open() first' })
-    return this.#opened
+    return requireOpen(this.#opened, 'windows-wintun')
   }
 
   async #serial<T>(fn: () => Promise<T> | T): Promise<T> {

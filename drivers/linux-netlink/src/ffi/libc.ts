@@ -1,6 +1,7 @@
 /**
- * The only file that touches koffi: an AF_NETLINK/NETLINK_ROUTE socket and the few libc calls it
- * needs. Loaded lazily (dynamic import) so the driver package loads on every OS.
+ * koffi's libc calls for an AF_NETLINK/NETLINK_ROUTE socket (with `load-libc.ts`, and the namespace probe's
+ * worker, `netns-probe-worker.ts`, the only files that touch koffi). Loaded lazily (dynamic import) so the
+ * driver package loads on every OS.
  *
  * How replies are awaited without blocking the event loop (measured on Linux 6.18, Node 20.20):
  * - rtnetlink handles requests synchronously inside `send()`: when it returns, every ACK is queued,
@@ -15,38 +16,20 @@
  *   on it (the kernel scans the link's address list per add), which would stall the event loop. With that, 10,000 adds + removes kept the event loop's
  *   worst delay at ~11 ms (35 ms before the receive loop yielded every 128 datagrams).
  */
-import koffi, { type LibraryHandle, type node as koffiNode } from 'koffi'
+import koffi, { type node as koffiNode } from 'koffi'
 import { readlinkSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import type { PermissionError, SyscallError } from '@ngrokd/core/driver'
 import { AF_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_ROUTE, SOL_NETLINK } from '../netlink/constants.js'
 import { errnoName, LINUX_ERRNO } from '../netlink/errno.js'
 import { netlinkError } from '../netlink/netlink-error.js'
 import type { NetlinkTransport } from '../netlink/route-socket.js'
+import { MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE } from './libc-constants.js'
+import { loadLibc } from './load-libc.js'
+import type { NetnsProbeMessage, NetnsProbeWorkerData } from './netns-probe-worker.js'
 
-// <bits/socket_type.h> / <asm-generic/fcntl.h> (x86, arm, riscv, loongarch values)
-const SOCK_RAW = 3
-const SOCK_NONBLOCK = 0o4000 // O_NONBLOCK
-const SOCK_CLOEXEC = 0o2000000 // O_CLOEXEC
-// <asm-generic/socket.h>
-const SOL_SOCKET = 1
-const SO_RCVBUF = 8
-const SO_RCVBUFFORCE = 33 // needs CAP_NET_ADMIN; ignores net.core.rmem_max
-// <linux/socket.h>
-const MSG_PEEK = 0x2
-const MSG_TRUNC = 0x20 // recv returns the datagram's real length even when it did not fit
-const MSG_DONTWAIT = 0x40
 /** Asked-for receive buffer; the kernel doubles it for bookkeeping. Sized for ~4,000 queued ACKs. */
 const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
-
-function loadLibc(): LibraryHandle {
-  try {
-    return koffi.load('libc.so.6') // glibc
-  } catch {
-    return koffi.load(null) // musl and others: the symbols node itself links against
-  }
-}
 
 const libc = loadLibc()
 koffi.struct('sockaddr_nl', { nl_family: 'uint16_t', nl_pad: 'uint16_t', nl_pid: 'uint32_t', nl_groups: 'uint32_t' })
@@ -243,21 +226,17 @@ export type NetnsProbeResult =
  * namespace (with whatever the requests made) disappears when the thread exits. Needs CAP_SYS_ADMIN.
  */
 export function probeInPrivateNetns(requests: Buffer[], { timeoutMs = 5000 }: { timeoutMs?: number } = {}): Promise<NetnsProbeResult> {
-  const koffiPath = createRequire(import.meta.url).resolve('koffi')
-  const mainNetns = readlinkSync('/proc/self/ns/net')
+  const workerData: NetnsProbeWorkerData = { mainNetns: readlinkSync('/proc/self/ns/net'), requests: requests.map((r) => new Uint8Array(r)) }
   return new Promise((resolve) => {
-    const worker = new Worker(PROBE_WORKER_SOURCE, {
-      eval: true,
-      workerData: { koffiPath, mainNetns, requests: requests.map((r) => new Uint8Array(r)) },
-    })
+    const worker = new Worker(new URL('./netns-probe-worker.js', import.meta.url), { workerData })
     const timer = setTimeout(() => {
       void worker.terminate()
       resolve({ ok: false, reason: `no answer within ${timeoutMs} ms` })
     }, timeoutMs)
-    worker.once('message', (m: { replies?: Uint8Array[]; reason?: string; errno?: number }) => {
+    worker.once('message', (m: NetnsProbeMessage) => {
       clearTimeout(timer)
-      if (m.replies) resolve({ ok: true, replies: m.replies.map((r) => Buffer.from(r)) })
-      else resolve({ ok: false, reason: m.reason ?? 'unknown', ...(m.errno ? { errno: m.errno, errnoName: errnoName(m.errno) } : {}) })
+      if ('replies' in m) resolve({ ok: true, replies: m.replies.map((r) => Buffer.from(r)) })
+      else resolve({ ok: false, reason: m.reason, ...(m.errno ? { errno: m.errno, errnoName: errnoName(m.errno) } : {}) })
     })
     worker.once('error', (e) => {
       clearTimeout(timer)
@@ -265,48 +244,3 @@ export function probeInPrivateNetns(requests: Buffer[], { timeoutMs = 5000 }: { 
     })
   })
 }
-
-// CommonJS source of the probe worker. Constants as above; CLONE_NEWNET from <linux/sched.h>;
-// SO_RCVTIMEO (20) from <asm-generic/socket.h> bounds every recv to 2 s (struct timeval, 16 bytes).
-const PROBE_WORKER_SOURCE = `
-const { workerData, parentPort } = require('node:worker_threads')
-const { readlinkSync } = require('node:fs')
-const koffi = require(workerData.koffiPath)
-let libc
-try { libc = koffi.load('libc.so.6') } catch { libc = koffi.load(null) }
-const unshare = libc.func('int unshare(int flags)')
-const socket = libc.func('int socket(int domain, int type, int protocol)')
-const send = libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)')
-const recv = libc.func('intptr_t recv(int fd, void *buf, size_t len, int flags)')
-const setsockopt = libc.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)')
-const close = libc.func('int close(int fd)')
-const before = readlinkSync('/proc/thread-self/ns/net')
-if (unshare(0x40000000) !== 0) {
-  parentPort.postMessage({ reason: 'unshare(CLONE_NEWNET) failed', errno: koffi.errno() })
-} else {
-  const after = readlinkSync('/proc/thread-self/ns/net')
-  if (after === before || after === workerData.mainNetns) {
-    parentPort.postMessage({ reason: 'the thread is still in the host network namespace' })
-  } else {
-    const fd = socket(16, 3 | 0o2000000, 0)
-    if (fd < 0) {
-      parentPort.postMessage({ reason: 'socket(AF_NETLINK) failed', errno: koffi.errno() })
-    } else {
-      const tv = Buffer.alloc(16); tv.writeBigInt64LE(2n, 0)
-      setsockopt(fd, 1, 20, tv, 16)
-      const replies = []
-      let failure
-      for (const request of workerData.requests) {
-        const b = Buffer.from(request.buffer, request.byteOffset, request.byteLength)
-        if (send(fd, b, b.length, 0) !== b.length) { failure = { reason: 'send failed', errno: koffi.errno() }; break }
-        const r = Buffer.alloc(65536)
-        const n = recv(fd, r, r.length, 0)
-        if (n < 0) { failure = { reason: 'recv failed', errno: koffi.errno() }; break }
-        replies.push(new Uint8Array(r.subarray(0, n)))
-      }
-      close(fd)
-      parentPort.postMessage(failure || { replies })
-    }
-  }
-}
-`
