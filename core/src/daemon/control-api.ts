@@ -1,6 +1,5 @@
 import type { InterfaceInfo } from '../contracts/interface.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
-import type { ListenerStatus } from '../contracts/forwarder.js'
 import type { ForwarderMode } from '../forward/create-forwarder.js'
 import { controlRequest } from '../control/control-client.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
@@ -105,23 +104,4 @@ export async function callDaemon<R extends ControlRoute>(
     target = await assertTrustedPath(socketPath, { what: 'control socket' }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? socketPath : Promise.reject(e)))
   }
   return controlRequest<ControlApi[R]['reply']>(target, method, path, body, timeoutMs)
-}
-
-/** Totals over `listeners`: bytes each way, connections, errors by code, mean handshake time. */
-export function trafficTotals(listeners: readonly ListenerStatus[]): TrafficTotals {
-  const errors: Record<string, number> = {}
-  let handshakes = 0
-  let handshakeMs = 0
-  const totals: TrafficTotals = { connections: 0, refused: 0, bytesIn: 0, bytesOut: 0, errors }
-  for (const l of listeners) {
-    for (const [code, n] of Object.entries(l.errors)) errors[code] = (errors[code] ?? 0) + n
-    handshakes += l.handshake?.count ?? 0
-    handshakeMs += l.handshake?.totalMs ?? 0
-    totals.connections += l.totalConnections
-    totals.refused += l.refused ?? 0
-    totals.bytesIn += l.bytesIn
-    totals.bytesOut += l.bytesOut
-  }
-  if (handshakes) totals.meanHandshakeMs = handshakeMs / handshakes
-  return totals
 }

@@ -21,7 +21,8 @@ import { FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import { NetworkPorts } from '../network/network-ports.js'
 import { ApiKeySource } from './api-key-source.js'
-import { controlRoutes, trafficTotals, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
+import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
+import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
 import { EndpointPoller } from './endpoint-poller.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
@@ -49,7 +50,7 @@ const REGISTER_BACKOFF_START_MS = 1_000
  * - registration ({@link Registration}): waits for an API key ({@link ApiKeySource}), registers with
  *   backoff, renews the certificate before each poll;
  * - the endpoint poller ({@link EndpointPoller}): poll → group → reconcile, every interval;
- * - status: {@link status}, from what each stage reports.
+ * - status (`status.ts`): {@link describeStatus} assembles what each stage reports.
  *
  * An API outage never tears anything down; `stop()` removes everything the daemon put on the machine.
  */
@@ -97,7 +98,7 @@ export class Daemon {
     const { config, logger } = this
     logger.info({ version: CORE_VERSION, pid: process.pid, stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting`)
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
-    registerDaemonMetrics(this.metrics, () => this.metricsSnapshot())
+    registerDaemonMetrics(this.metrics, () => this.metricsNow())
     // plugins first: their control routes, name resolvers and hooks are part of what starts
     const root = container.createChildContainer()
     this.plugins = await PluginHost.load(this.pluginSpecs(), {
@@ -342,29 +343,30 @@ export class Daemon {
   // --- status and the control API ------------------------------------------------------------
 
   status(): DaemonStatus {
-    const listeners = this.listeners()
-    const ingress = this.registration || this.config.ingress.endpoint ? this.ingressTarget() : undefined
+    return describeStatus(this.statusSources())
+  }
+
+  /** What each stage reports, for the status stage. */
+  private statusSources(): StatusSources {
     return {
-      version: CORE_VERSION,
-      pid: process.pid,
       phase: this.phase,
-      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      startedAt: this.startedAt,
       operatorId: this.registration?.info?.operatorId,
-      ...(ingress ? { ingressEndpoint: ingress.endpoint, ingressEndpointSource: ingress.source } : {}),
-      ingressVerification: this.config.ingress.insecureSkipVerify ? 'DISABLED (ingress.insecure_skip_verify)' : 'verified',
+      ...(this.registration || this.config.ingress.endpoint ? { ingress: this.ingressTarget() } : {}),
+      insecureSkipVerify: this.config.ingress.insecureSkipVerify,
       ingressTrust: this.ingressTrustSummary,
       driver: this.scope?.driverName,
-      ...(this.forwarderMode ? { forwarder: this.forwarderMode } : {}),
+      forwarder: this.forwarderMode,
       interface: this.scope?.interfaceInfo,
       subnet: this.scope?.subnet,
       names: this.nameResolverHealth(),
       plugins: this.plugins?.status() ?? [],
       pollIntervalMs: this.config.boundEndpoints.pollIntervalMs,
       lastPoll: this.poller?.last,
+      polls: this.poller?.counts ?? { ok: 0, failed: 0 },
       services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },
-      openConnections: listeners.reduce((n, l) => n + l.openConnections, 0),
-      traffic: trafficTotals(listeners),
-      metrics: this.prometheusUrl(),
+      listeners: this.listeners(),
+      metricsUrl: this.prometheusUrl(),
     }
   }
 
@@ -383,20 +385,19 @@ export class Daemon {
     return this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).listeners() : []
   }
 
-  private metricsSnapshot(): MetricsSnapshot {
-    return {
-      version: CORE_VERSION,
+  private metricsNow(): MetricsSnapshot {
+    return metricsSnapshot({
       listeners: this.listeners(),
       services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },
-      polls: { ...(this.poller?.counts ?? { ok: 0, failed: 0 }) },
-    }
+      polls: this.poller?.counts ?? { ok: 0, failed: 0 },
+    })
   }
 
   private routes() {
     return controlRoutes({
       'GET /v1/status': () => this.status(),
       'GET /v1/endpoints': () => ({ services: this.reconciler?.services() ?? [], skipped: this.poller?.last?.rejected ?? [] }),
-      'GET /v1/metrics': () => this.metricsSnapshot(),
+      'GET /v1/metrics': () => this.metricsNow(),
       'POST /v1/api-key': (body) => this.apiKeys.set((body as { key?: unknown } | undefined)?.key),
       'POST /v1/poll': async () => ({ poll: await this.pollOnce() }),
       'GET /v1/plugins/checks': async () => ({ checks: (await this.plugins?.doctorChecks()) ?? [] }),
