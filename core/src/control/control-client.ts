@@ -1,12 +1,12 @@
 import { request } from 'node:http'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 
-/** Calls the daemon's control API over its Unix socket. */
+/** Calls the daemon's control API over its Unix socket, on a connection of its own (no keep-alive: each call is checked as it connects). */
 export async function controlRequest<T = unknown>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 10_000): Promise<T> {
   const payload = body === undefined ? undefined : JSON.stringify(body)
   return new Promise<T>((resolve, reject) => {
     const req = request(
-      { socketPath, method, path, timeout: timeoutMs, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+      { socketPath, method, path, agent: false, timeout: timeoutMs, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))

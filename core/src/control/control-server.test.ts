@@ -111,3 +111,60 @@ test('half-open requests are bounded and timed out: 800 slow clients hold at mos
       await server.close()
     }
   }))
+
+test('the peer check runs on every connection before a byte is read: macOS LOCAL_PEERCRED (a byte-exact fake) lets root and control.group in, refuses the rest', () =>
+  withDir(async (dir) => {
+    const { fstatSync } = await import('node:fs')
+    const { darwinPeerCheck, LOCAL_PEERCRED, SOL_LOCAL } = await import('./peer-cred-darwin.js')
+    /** struct xucred for uid `uid` in groups `groups` (<sys/ucred.h>: version, uid, ngroups, pad, groups[16]). */
+    const xucred = (uid: number, groups: number[]): Buffer => {
+      const b = Buffer.alloc(76)
+      b.writeUInt32LE(uid, 4)
+      b.writeInt16LE(groups.length, 8)
+      groups.forEach((g, i) => b.writeUInt32LE(g, 12 + 4 * i))
+      return b
+    }
+    let peer = xucred(501, [20, 12, 61])
+    const asked: number[] = []
+    const getsockopt = (fd: number, level: number, name: number, value: Buffer) => {
+      assert.equal(fstatSync(fd).isSocket(), true, 'asked about the accepted connection’s own descriptor')
+      assert.deepEqual([level, name, value.length], [SOL_LOCAL, LOCAL_PEERCRED, 76])
+      asked.push(fd)
+      peer.copy(value)
+      return { errno: 0, length: 76 }
+    }
+    const refusals: string[] = []
+    const serve = async (gid: number | undefined) => {
+      const server = new ControlServer({
+        socketPath: join(dir, `ngrokd-${gid}.sock`),
+        logger: silentLogger,
+        routes: { 'GET /v1/status': () => ({ phase: 'running' }) },
+        peerCheck: darwinPeerCheck(getsockopt, gid, (why) => refusals.push(why)),
+      })
+      await server.start()
+      return server
+    }
+    const noGroup = await serve(undefined)
+    try {
+      await assert.rejects(controlRequest(join(dir, 'ngrokd-undefined.sock'), 'GET', '/v1/status'), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONTROL'))
+      assert.match(refusals.at(-1)!, /uid 501 \(groups 20,12,61\) is neither root nor in control\.group \(none configured\)/)
+      peer = xucred(0, [0])
+      assert.deepEqual(await controlRequest(join(dir, 'ngrokd-undefined.sock'), 'GET', '/v1/status'), { phase: 'running' }, 'root is let in')
+    } finally {
+      await noGroup.close()
+    }
+    const staff = await serve(20)
+    try {
+      peer = xucred(501, [20, 12, 61])
+      assert.deepEqual(await controlRequest(join(dir, 'ngrokd-20.sock'), 'GET', '/v1/status'), { phase: 'running' }, 'a member of control.group is let in')
+      peer = xucred(502, [12])
+      await assert.rejects(controlRequest(join(dir, 'ngrokd-20.sock'), 'GET', '/v1/status'))
+      assert.match(refusals.at(-1)!, /uid 502 .* \(gid 20\)/)
+      peer = Buffer.alloc(76) // ngroups 0: not a credential the kernel gives
+      await assert.rejects(controlRequest(join(dir, 'ngrokd-20.sock'), 'GET', '/v1/status'))
+      assert.match(refusals.at(-1)!, /cannot tell who connected/)
+    } finally {
+      await staff.close()
+    }
+    assert.equal(asked.length, 5, 'one question per connection')
+  }))

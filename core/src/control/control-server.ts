@@ -1,10 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'
 import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { darwinPeerCheck, loadDarwinGetsockopt } from './peer-cred-darwin.js'
 
 export type ControlHandler = (body: unknown) => Promise<unknown> | unknown
 
@@ -20,7 +21,15 @@ export interface ControlServerOptions {
   routes: ControlRoutes
   /** Bounds on clients; the defaults are CONTROL_LIMITS (tests shorten the timeouts). */
   limits?: Partial<ControlLimits>
+  /**
+   * Who may talk, asked for each connection before a byte is read; false closes it. Default: on macOS
+   * the peer's credentials (LOCAL_PEERCRED: root or a member of `group`); elsewhere the socket file's
+   * mode alone.
+   */
+  peerCheck?: PeerCheck
 }
+
+export type PeerCheck = (socket: Socket) => boolean
 
 export interface ControlLimits {
   /** Connections open at once; past it a new connection is closed as soon as it is accepted. */
@@ -69,6 +78,12 @@ export class ControlServer {
     server.headersTimeout = limits.headersTimeoutMs
     server.requestTimeout = limits.requestTimeoutMs
     server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy())
+    const peerCheck = this.options.peerCheck ?? (await this.platformPeerCheck())
+    if (peerCheck) {
+      server.on('connection', (socket: Socket) => {
+        if (!peerCheck(socket)) socket.destroy()
+      })
+    }
     const previousUmask = process.umask(0o177)
     try {
       await new Promise<void>((resolve, reject) => {
@@ -94,6 +109,13 @@ export class ControlServer {
     }
     this.server = server
     logger.debug({ socket: socketPath }, 'control socket listening')
+  }
+
+  /** macOS: LOCAL_PEERCRED on each connection (root, or a member of `group`). */
+  private async platformPeerCheck(): Promise<PeerCheck | undefined> {
+    if (process.platform !== 'darwin') return undefined
+    const gid = this.options.group ? groupId(this.options.group) : undefined
+    return darwinPeerCheck(await loadDarwinGetsockopt(), gid, (why) => this.options.logger.warn({ socket: this.options.socketPath }, `control socket: connection refused: ${why}`))
   }
 
   async close(): Promise<void> {
@@ -159,9 +181,17 @@ async function removeStaleSocket(path: string): Promise<void> {
   await unlink(path)
 }
 
+/** A group's id: a number as given; else from getent (Linux) or, on macOS, which has no getent, Directory Services. */
 function groupId(group: string): number {
   if (/^\d+$/.test(group)) return Number(group)
   try {
+    if (process.platform === 'darwin') {
+      // "PrimaryGroupID: 20"
+      const line = execFileSync('dscl', ['.', '-read', `/Groups/${group}`, 'PrimaryGroupID'], { encoding: 'utf8' }).trim()
+      const gid = Number(line.split(/\s+/).pop())
+      if (Number.isInteger(gid)) return gid
+      throw new Error(line)
+    }
     const line = execFileSync('getent', ['group', group], { encoding: 'utf8' }).trim()
     return Number(line.split(':')[2])
   } catch {

@@ -5,7 +5,8 @@
  * on first use. Sizes and offsets are checked against a compiler's reading of the headers
  * (peer-cred-darwin.layouts.json, made by drivers/darwin-utun/scripts/probe-layouts.sh).
  */
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import type { Socket } from 'node:net'
+import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
 
 export const SOL_LOCAL = 0 // <sys/un.h>: options of the local (AF_UNIX) domain
 export const LOCAL_PEERCRED = 1 // <sys/un.h>: "retrieve peer credentials"
@@ -54,6 +55,33 @@ export function readPeerCredDarwin(fd: number, getsockopt: Getsockopt): PeerCred
   const { errno, length } = getsockopt(fd, SOL_LOCAL, LOCAL_PEERCRED, b)
   if (errno !== 0) throw controlError(`getsockopt(LOCAL_PEERCRED) failed: ${ERRNO_NAMES[errno] ?? 'errno'} (${errno})`)
   return decodeXucred(b, length)
+}
+
+/**
+ * The control socket's rule on macOS, checked on every connection before a byte is read: the peer
+ * must be root, or in `allowedGid` (control.group) when one is configured — the same people the
+ * socket file's mode (0600 root, 0660 with the group) lets in. A peer that cannot be identified is
+ * refused. `refused` hears why (for the log).
+ */
+export function darwinPeerCheck(getsockopt: Getsockopt, allowedGid: number | undefined, refused: (why: string) => void): (socket: Socket) => boolean {
+  return (socket) => {
+    // net.Socket keeps its descriptor on the libuv handle (a pipe's fd on Unix)
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd
+    if (fd === undefined || fd < 0) {
+      refused('the connection has no descriptor to ask the kernel about')
+      return false
+    }
+    let peer: PeerCredentials
+    try {
+      peer = readPeerCredDarwin(fd, getsockopt)
+    } catch (e) {
+      refused(formatError(e))
+      return false
+    }
+    if (peer.uid === 0 || (allowedGid !== undefined && peer.groups.includes(allowedGid))) return true
+    refused(`uid ${peer.uid} (groups ${peer.groups.join(',')}) is neither root nor in control.group${allowedGid === undefined ? ' (none configured)' : ` (gid ${allowedGid})`}`)
+    return false
+  }
 }
 
 /** getsockopt from libSystem through koffi (imported on first use, so this module loads on every OS). */
