@@ -126,7 +126,7 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
     if (opts.shell) {
       console.log('\nA shell inside the demo namespace: try  curl http://api.demo/   or   curl http://web.demo:8080/x   ·   exit to stop the demo')
       await new Promise<void>((resolve) => {
-        const sh = spawn(process.env.SHELL || '/bin/sh', [], { stdio: 'inherit', env: { ...process.env, NGROKD_SOCKET: socketPath, PS1: '(ngrokd demo) \\w\\$ ' } })
+        const sh = spawn(process.env.SHELL || '/bin/sh', [], { stdio: 'inherit', env: { ...process.env, NGROKD_CONTROL_SOCKET: socketPath, PS1: '(ngrokd demo) \\w\\$ ' } })
         sh.once('exit', () => resolve())
       })
       return failures === 0 ? 0 : 1
