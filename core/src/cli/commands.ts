@@ -8,7 +8,7 @@ import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import { createLogger } from '../log/create-logger.js'
 import { Daemon } from '../daemon/daemon.js'
-import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
+import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
 import { renderTable } from './table.js'
@@ -58,7 +58,7 @@ const runCommand = defineCommand({
       // takes longer than that plus a grace is stuck, and must not outlive a service manager's timeout
       const bound = config.forwarder.drainTimeoutMs + STOP_GRACE_MS
       setTimeout(() => {
-        logger.error(`stopping took longer than ${bound} ms (forwarder.drain_timeout + ${STOP_GRACE_MS / 1000} s): exiting; \`ngrokd cleanup\` removes what is left`)
+        logger.error(`stopping took longer than ${bound} ms (forwarder.drain_timeout + ${STOP_GRACE_MS / 1000} s): exiting; the next start adopts or removes what is left`)
         process.exit(1)
       }, bound)
       daemon.stop().then(
@@ -75,7 +75,7 @@ const runCommand = defineCommand({
       await daemon.start()
     } catch (e) {
       logger.fatal({ err: e }, formatError(e))
-      return 1
+      return isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') ? 2 : 1
     }
     await new Promise(() => {}) // until a signal
     return 0

@@ -24,6 +24,7 @@ import { ApiKeySource } from './api-key-source.js'
 import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
 import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
 import { EndpointPoller } from './endpoint-poller.js'
+import { InstanceLock, type InstanceLockOptions } from './instance-lock.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
 import type { DesiredService } from '../protocol/endpoints.js'
@@ -37,6 +38,8 @@ export interface DaemonOptions {
   forwarder?: Forwarder
   /** How long removed endpoints' open connections may finish. Default: `forwarder.drain_timeout`. */
   drainMs?: number
+  /** Where the per-interface lock goes (tests); see {@link InstanceLockOptions.runDir}. */
+  lock?: Pick<InstanceLockOptions, 'runDir'>
 }
 
 /** Registration retry backoff: doubles from 1 s up to one poll interval. */
@@ -63,6 +66,7 @@ export class Daemon {
   /** Network mode (net.network.listen): the stable ports, open while the daemon runs. */
   private networkPorts?: NetworkPorts
   private control?: ControlServer
+  private lock?: InstanceLock
   /** The Prometheus registry: the daemon's metrics and every plugin's; served by the prometheus plugin. */
   readonly metrics = new Registry()
   private plugins?: PluginHost
@@ -98,6 +102,8 @@ export class Daemon {
     const { config, logger } = this
     logger.info({ version: CORE_VERSION, pid: process.pid, stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting`)
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
+    // one daemon per state dir and interface: a second one is refused before it touches anything
+    this.lock = await InstanceLock.acquire({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, socketPath: config.control.socket, ...this.options.lock })
     registerDaemonMetrics(this.metrics, () => this.metricsNow())
     // plugins first: their control routes, name resolvers and hooks are part of what starts
     const root = container.createChildContainer()
@@ -299,6 +305,7 @@ export class Daemon {
     await this.scope?.close()
     await this.networkPorts?.close()
     await this.control?.close()
+    await this.lock?.release()
     this.phase = 'stopped'
     this.logger.info('ngrokd stopped; listeners, names and addresses removed')
   }

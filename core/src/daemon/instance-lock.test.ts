@@ -1,0 +1,73 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { InstanceLock, STATE_LOCK_FILE } from './instance-lock.js'
+
+async function withDirs(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'ngrokd-lock-'))
+  try {
+    await fn(dir)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+const refused = (pid: number, what: RegExp) => (e: unknown) =>
+  isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') && new RegExp(`another ngrokd \\(pid ${pid},`).test((e as Error).message) && what.test((e as Error).message)
+
+test('a second daemon on the same state dir is refused, naming the first; a lock whose daemon died is replaced', () =>
+  withDirs(async (dir) => {
+    const stateDir = join(dir, 'state')
+    const runDir = join(dir, 'run')
+    // another process that holds the lock, named like the daemon (the pid check reads its command line)
+    const holderScript = join(dir, 'ngrokd-lock-holder.mjs')
+    await writeFile(
+      holderScript,
+      `import { InstanceLock } from ${JSON.stringify(new URL('./instance-lock.js', import.meta.url).href)}
+       await import('node:fs').then((fs) => fs.mkdirSync(${JSON.stringify(stateDir)}, { recursive: true }))
+       await InstanceLock.acquire({ stateDir: ${JSON.stringify(stateDir)}, interfaceName: 'ngrokd0', socketPath: '/run/first.sock', runDir: ${JSON.stringify(runDir)} })
+       console.log('held')
+       process.stdin.resume()`,
+    )
+    const holder = spawn(process.execPath, [holderScript], { stdio: ['pipe', 'pipe', 'inherit'] })
+    try {
+      const [line] = (await once(holder.stdout, 'data')) as [Buffer]
+      assert.equal(line.toString().trim(), 'held')
+      await assert.rejects(
+        InstanceLock.acquire({ stateDir, interfaceName: 'other0', socketPath: '/run/second.sock', runDir }),
+        refused(holder.pid!, /state dir .*\/state \/ interface ngrokd0; its control socket is \/run\/first\.sock/),
+      )
+      await mkdir(join(dir, 'state2'))
+      await assert.rejects(
+        InstanceLock.acquire({ stateDir: join(dir, 'state2'), interfaceName: 'ngrokd0', socketPath: '/run/second.sock', runDir }),
+        refused(holder.pid!, /interface ngrokd0/),
+        'another state dir on the same interface (same network namespace) is refused too',
+      )
+      assert.deepEqual(await readdir(join(dir, 'state2')), [], 'a refused start leaves no lock or temp file of its own behind')
+    } finally {
+      holder.kill('SIGKILL')
+      await once(holder, 'exit')
+    }
+    // the holder died without releasing (kill -9): its locks are stale
+    const lock = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/second.sock', runDir })
+    await assert.rejects(InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/third.sock', runDir }), refused(process.pid, /second\.sock/), 'a second daemon in this process is refused as well')
+    await lock.release()
+    await lock.release()
+    assert.deepEqual(await readdir(stateDir), [], 'release removes the lock, and temp files never stay')
+    assert.deepEqual(await readdir(runDir), [])
+  }))
+
+test('a lock with this pid from before this process started is a previous run’s (a container’s pid 1) and is replaced', () =>
+  withDirs(async (dir) => {
+    const stateDir = join(dir, 'state')
+    await mkdir(stateDir)
+    const old = { pid: process.pid, socket: '/run/old.sock', interface: 'ngrokd0', stateDir, startedAt: new Date(Date.now() - process.uptime() * 1000 - 3_600_000).toISOString() }
+    await writeFile(join(stateDir, STATE_LOCK_FILE), JSON.stringify(old))
+    const lock = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/new.sock', runDir: null })
+    await lock.release()
+  }))

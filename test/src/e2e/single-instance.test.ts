@@ -1,0 +1,80 @@
+// One daemon per state dir and per interface: a second `ngrokd run` that differs only in its control
+// socket, or that has its own state dir but the same interface, is refused with exit code 2 naming
+// the first one — and the first keeps its interface, names and services.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { NGROKD_BIN } from '@ngrokd/core'
+import { CloudSimulator } from '@ngrokd/plugin-simulator'
+import { netnsSkip } from '../helpers/netns.js'
+import { netDriverCases } from '../helpers/net-drivers.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { linkExists } from '../helpers/ip-link.js'
+import { managedRecords, readHosts } from '../helpers/hosts-file.js'
+import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+
+/** Runs `ngrokd run` on `config` to its exit (a refused start exits at once; the cap only bounds a hang). */
+function runSecond(configFile: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [NGROKD_BIN, 'run', '--config', configFile], { env: E2eDaemon.childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const cap = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      clearTimeout(cap)
+      resolve({ code, output })
+    })
+  })
+}
+
+describe('a second daemon on the same state dir or interface', { skip: netnsSkip }, () => {
+  const net = netDriverCases('once')[1]!
+  const hosts = snapshotHostsFile()
+  let sim: CloudSimulator
+  let first: E2eDaemon
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://only.e2e' })
+    first = E2eDaemon.start({ name: 'once', sim, net })
+    await first.waitReady((s) => s.services?.serving === 1)
+  })
+
+  after(async () => {
+    await first?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  const assertFirstUntouched = async () => {
+    const status = await first.status()
+    assert.equal(status.phase, 'running')
+    assert.equal(status.services.serving, 1)
+    assert.equal(linkExists(net.interfaceName!), true, 'the first daemon keeps its interface')
+    assert.equal(managedRecords(readHosts()).size, 1, 'and its hosts block')
+  }
+
+  test('only control.socket changed: refused, exit 2, naming the first daemon', async () => {
+    const second = join(first.dir, 'second.json')
+    writeFileSync(second, JSON.stringify({ ...first.config, control: { socket: join(first.dir, 'second.sock') } }))
+    const { code, output } = await runSecond(second)
+    assert.equal(code, 2, output)
+    assert.match(output, new RegExp(`another ngrokd \\(pid ${first.process.pid},`))
+    assert.match(output, /NGROKD_ERR_ALREADY_RUNNING/)
+    await assertFirstUntouched()
+  })
+
+  test('its own state dir but the same interface: refused as well', async () => {
+    const second = join(first.dir, 'third.json')
+    writeFileSync(second, JSON.stringify({ ...first.config, state_dir: join(first.dir, 'state-3'), control: { socket: join(first.dir, 'third.sock') } }))
+    const { code, output } = await runSecond(second)
+    assert.equal(code, 2, output)
+    assert.match(output, new RegExp(`another ngrokd \\(pid ${first.process.pid},.*interface ${net.interfaceName}`))
+    await assertFirstUntouched()
+  })
+})
