@@ -32,7 +32,7 @@ const STOP_GRACE_MS = 10_000
 
 const runCommand = defineCommand({
   name: 'run',
-  summary: 'Run the daemon in the foreground: register, discover endpoints, serve them by hostname until SIGTERM/SIGINT.',
+  summary: 'Run the daemon in the foreground: register, discover endpoints, serve them by hostname until SIGTERM/SIGINT; SIGHUP reloads the config.',
   usage: 'ngrokd run [--config FILE]',
   options: {} as const,
   async run(argv) {
@@ -45,7 +45,15 @@ const runCommand = defineCommand({
     // the process is ours here (not a library embedding Daemon): tune V8's young generation for the hot path
     if (config.forwarder.maxYoungGenerationMib > 0) capYoungGeneration(config.forwarder.maxYoungGenerationMib)
     collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
-    const daemon = new Daemon({ config, logger })
+    const reread = async () => (await configFor(values)).config
+    const daemon = new Daemon({ config, logger, loadConfig: reread })
+    // SIGHUP (also what closing the terminal of a foreground run sends) reloads; it never kills without cleanup
+    process.on('SIGHUP', () => {
+      reread().then(
+        (next) => daemon.reload(next),
+        (e: unknown) => logger.error({ err: e }, `SIGHUP: the configuration was not reloaded, the running one stays: ${formatError(e)}`),
+      )
+    })
     let stopping = false
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -220,6 +228,26 @@ const setApiKeyCommand = defineCommand({
   },
 })
 
+const reloadCommand = defineCommand({
+  name: 'reload',
+  summary: 'Make the running daemon read its configuration again (as SIGHUP does); says what applied and what needs a restart.',
+  usage: 'sudo ngrokd reload [--config FILE] [--json]',
+  options: { json: { type: 'boolean' } } as const,
+  async run(argv) {
+    const { values } = parseCommandArgs(this, argv)
+    if (values.help) return printHelp(this)
+    const { config } = await configFor(values)
+    const result = await callDaemon(config.control.socket, 'POST /v1/reload', {})
+    if (values.json) {
+      console.log(JSON.stringify(result, null, 2))
+      return 0
+    }
+    console.log(result.applied.length ? `applied: ${result.applied.join(', ')}` : 'nothing changed that applies while running')
+    if (result.restartNeeded.length) console.log(`needs a restart to take effect: ${result.restartNeeded.join(', ')}`)
+    return 0
+  },
+})
+
 const versionCommand = defineCommand({
   name: 'version',
   summary: 'Print the versions of ngrokd, Node.js and the built-in drivers.',
@@ -274,5 +302,5 @@ function printHelp(spec: CommandSpec): number {
   return 0
 }
 
-export const commands: Command[] = [runCommand, statusCommand, listCommand, setApiKeyCommand, versionCommand]
+export const commands: Command[] = [runCommand, statusCommand, listCommand, setApiKeyCommand, reloadCommand, versionCommand]
 export { printHelp }

@@ -9,6 +9,7 @@ import type { PluginStatus } from '../plugin/plugin-host.js'
 import type { Check } from '../contracts/check.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import type { ReconcileReport, ServiceView } from './reconciler.js'
+import type { ReloadResult } from './config-reload.js'
 
 /**
  * The daemon's control API: one typed module for the server's handlers and the CLI's calls (HTTP +
@@ -21,6 +22,8 @@ export interface ControlApi {
   'GET /v1/metrics': { body: undefined; reply: MetricsSnapshot }
   'POST /v1/api-key': { body: { key: string }; reply: { ok: true; saved: string } }
   'POST /v1/poll': { body: Record<string, never>; reply: { poll?: PollStatus } }
+  /** Reads the configuration again: what applied at once, and what needs a restart (SIGHUP does the same). */
+  'POST /v1/reload': { body: Record<string, never>; reply: ReloadResult }
   /** The plugins' doctor checks, run by the daemon that has them loaded. */
   'GET /v1/plugins/checks': { body: undefined; reply: { checks: Check[] } }
 }

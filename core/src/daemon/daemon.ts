@@ -25,6 +25,7 @@ import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } f
 import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
 import { EndpointPoller } from './endpoint-poller.js'
 import { InstanceLock, type InstanceLockOptions } from './instance-lock.js'
+import { planReload, type ReloadResult } from './config-reload.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
 import type { DesiredService } from '../protocol/endpoints.js'
@@ -40,6 +41,8 @@ export interface DaemonOptions {
   drainMs?: number
   /** Where the per-interface lock goes (tests); see {@link InstanceLockOptions.runDir}. */
   lock?: Pick<InstanceLockOptions, 'runDir'>
+  /** Reads the configuration again, for `ngrokd reload` (`POST /v1/reload`); SIGHUP is handled by the caller. */
+  loadConfig?: () => Promise<DaemonConfig>
 }
 
 /** Registration retry backoff: doubles from 1 s up to one poll interval. */
@@ -84,12 +87,15 @@ export class Daemon {
   private warnedDefaultIngress = false
   private running?: Promise<void>
 
+  private current: DaemonConfig
+
   constructor(private readonly options: DaemonOptions) {
+    this.current = options.config
     this.apiKeys = new ApiKeySource({ configured: options.config.api.key, stateDir: options.config.stateDir, logger: options.logger, signal: this.stopped.signal })
   }
 
   private get config(): DaemonConfig {
-    return this.options.config
+    return this.current
   }
   private get logger(): Logger {
     return this.options.logger
@@ -310,6 +316,21 @@ export class Daemon {
     this.logger.info('ngrokd stopped; listeners, names and addresses removed')
   }
 
+  /**
+   * Takes a new configuration: the keys of {@link LIVE_KEYS} apply at once, every other change is
+   * reported as needing a restart (and the running values stay). Logged either way.
+   */
+  reload(next: DaemonConfig): ReloadResult {
+    const result = planReload(this.current, next)
+    if (result.applied.includes('log.level') && 'level' in this.logger) (this.logger as { level: string }).level = next.log.level
+    if (result.applied.includes('bound_endpoints.poll_interval')) this.poller?.setIntervalMs(next.boundEndpoints.pollIntervalMs)
+    this.current = { ...this.current, log: { ...this.current.log, level: next.log.level }, boundEndpoints: { ...this.current.boundEndpoints, pollIntervalMs: next.boundEndpoints.pollIntervalMs } }
+    const applied = result.applied.length ? `applied ${result.applied.join(', ')}` : 'nothing to apply'
+    const restart = result.restartNeeded.length ? `; needs a restart to take effect: ${result.restartNeeded.join(', ')}` : ''
+    this.logger.info({ reload: result }, `configuration reloaded: ${applied}${restart}`)
+    return result
+  }
+
   /** names.allow / names.deny, and never a name the machine needs: those of config and the ingress the API named. */
   private namePolicy(): NamePolicy {
     const machine = machineProtectedHosts(this.config)
@@ -407,6 +428,10 @@ export class Daemon {
       'GET /v1/metrics': () => this.metricsNow(),
       'POST /v1/api-key': (body) => this.apiKeys.set((body as { key?: unknown } | undefined)?.key),
       'POST /v1/poll': async () => ({ poll: await this.pollOnce() }),
+      'POST /v1/reload': async () => {
+        if (!this.options.loadConfig) throw new NgrokdError('NGROKD_ERR_CONTROL', 'this daemon has no configuration source to reload', { hint: 'restart it instead' })
+        return this.reload(await this.options.loadConfig())
+      },
       'GET /v1/plugins/checks': async () => ({ checks: (await this.plugins?.doctorChecks()) ?? [] }),
     })
   }

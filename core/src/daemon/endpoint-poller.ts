@@ -67,6 +67,11 @@ export class EndpointPoller {
     return run
   }
 
+  /** Polls every `ms` from the next poll on (a reload of `bound_endpoints.poll_interval`). */
+  setIntervalMs(ms: number): void {
+    this.options.intervalMs = ms
+  }
+
   /** The endpoint list saved by the last good poll, if any. */
   async cached(): Promise<DesiredService[] | undefined> {
     try {

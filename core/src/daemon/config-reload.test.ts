@@ -1,0 +1,18 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { resolveConfig } from '../config/resolve-config.js'
+import { changedKeys, planReload } from './config-reload.js'
+
+test('changed keys are named as in the config file; live ones apply, the rest wait for a restart', () => {
+  const before = resolveConfig({ log: { level: 'info' }, bound_endpoints: { poll_interval: '10s' }, api: { key: 'ak_secret_1234567' } }, { source: '/etc/ngrokd/ngrokd.yml' }).config
+  const after = resolveConfig(
+    { log: { level: 'debug' }, bound_endpoints: { poll_interval: '20s' }, net: { subnet: '10.108.0.0/16' }, forwarder: { drain_timeout: '7s' }, api: { key: 'ak_secret_7654321' } },
+    { source: '/etc/other/ngrokd.yml' },
+  ).config
+  assert.deepEqual(changedKeys(before, before), [])
+  assert.deepEqual(changedKeys(before, after), ['api.key', 'bound_endpoints.poll_interval', 'forwarder.drain_timeout', 'log.level', 'net.subnet'])
+  assert.deepEqual(planReload(before, after), {
+    applied: ['bound_endpoints.poll_interval', 'log.level'],
+    restartNeeded: ['api.key', 'forwarder.drain_timeout', 'net.subnet'],
+  })
+})

@@ -1,0 +1,47 @@
+import type { DaemonConfig } from '../config/daemon-config.js'
+
+/** What a reload did: keys applied to the running daemon, and keys that take effect only at the next start. */
+export interface ReloadResult {
+  applied: string[]
+  restartNeeded: string[]
+}
+
+/** Keys a running daemon takes at once (as the config file names them); every other change waits for a restart. */
+export const LIVE_KEYS: readonly string[] = ['log.level', 'bound_endpoints.poll_interval']
+
+/**
+ * The keys whose values differ between two resolved configurations, named as in the config file
+ * (`boundEndpoints.pollIntervalMs` → `bound_endpoints.poll_interval`). Where the config file itself
+ * is (`config_dir`) is not a key.
+ */
+export function changedKeys(before: DaemonConfig, after: DaemonConfig): string[] {
+  const a = flatten(before)
+  const b = flatten(after)
+  const keys = new Set([...a.keys(), ...b.keys()])
+  keys.delete('configDir')
+  return [...keys].filter((k) => a.get(k) !== b.get(k)).map(fileKey).filter((k, i, all) => all.indexOf(k) === i).sort()
+}
+
+/** Splits changed keys into those applied live and those needing a restart. */
+export function planReload(before: DaemonConfig, after: DaemonConfig): ReloadResult {
+  const changed = changedKeys(before, after)
+  return { applied: changed.filter((k) => LIVE_KEYS.includes(k)), restartNeeded: changed.filter((k) => !LIVE_KEYS.includes(k)) }
+}
+
+/** Leaves as `path → JSON of the value`; arrays and plain values are leaves. */
+function flatten(value: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out)
+  } else if (prefix) {
+    out.set(prefix, JSON.stringify(value) ?? 'undefined')
+  }
+  return out
+}
+
+/** `boundEndpoints.pollIntervalMs` → `bound_endpoints.poll_interval` (durations are written without their unit). */
+function fileKey(path: string): string {
+  return path
+    .split('.')
+    .map((part) => part.replace(/Ms$/, '').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`))
+    .join('.')
+}
