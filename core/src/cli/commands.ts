@@ -8,6 +8,7 @@ import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import { createLogger } from '../log/create-logger.js'
 import { Daemon } from '../daemon/daemon.js'
+import { cleanupLeftovers } from '../daemon/cleanup.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
@@ -66,7 +67,7 @@ const runCommand = defineCommand({
       // takes longer than that plus a grace is stuck, and must not outlive a service manager's timeout
       const bound = config.forwarder.drainTimeoutMs + STOP_GRACE_MS
       setTimeout(() => {
-        logger.error(`stopping took longer than ${bound} ms (forwarder.drain_timeout + ${STOP_GRACE_MS / 1000} s): exiting; the next start adopts or removes what is left`)
+        logger.error(`stopping took longer than ${bound} ms (forwarder.drain_timeout + ${STOP_GRACE_MS / 1000} s): exiting; \`ngrokd cleanup\` (or the next start) removes what is left`)
         process.exit(1)
       }, bound)
       daemon.stop().then(
@@ -248,6 +249,28 @@ const reloadCommand = defineCommand({
   },
 })
 
+const cleanupCommand = defineCommand({
+  name: 'cleanup',
+  summary: 'Remove what a daemon that is gone (crash, kill -9) left: addresses, interface, hosts block, control socket, locks.',
+  usage: 'sudo ngrokd cleanup [--config FILE]',
+  options: {} as const,
+  async run(argv) {
+    const { values } = parseCommandArgs(this, argv)
+    if (values.help) return printHelp(this)
+    const { config } = await configFor(values)
+    let removed: string[]
+    try {
+      removed = await cleanupLeftovers(config, createLogger({ level: 'warn' }))
+    } catch (e) {
+      if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
+      console.error(`ngrokd cleanup: ${formatError(e)}\n(a running daemon removes what it made when it stops)`)
+      return 2
+    }
+    console.log(removed.length ? `removed:\n${removed.map((r) => `  ${r}`).join('\n')}` : 'nothing to clean up')
+    return 0
+  },
+})
+
 const versionCommand = defineCommand({
   name: 'version',
   summary: 'Print the versions of ngrokd, Node.js and the built-in drivers.',
@@ -302,5 +325,5 @@ function printHelp(spec: CommandSpec): number {
   return 0
 }
 
-export const commands: Command[] = [runCommand, statusCommand, listCommand, setApiKeyCommand, reloadCommand, versionCommand]
+export const commands: Command[] = [runCommand, statusCommand, listCommand, setApiKeyCommand, reloadCommand, cleanupCommand, versionCommand]
 export { printHelp }

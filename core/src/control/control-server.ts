@@ -158,12 +158,12 @@ export class ControlServer {
 }
 
 /**
- * A socket file left by a crashed daemon is removed; one that still answers means another ngrokd
+ * A socket file left by a crashed daemon is removed (true); one that still answers means another ngrokd
  * is running, which is an error. Anything that is not a socket is never deleted.
  */
-async function removeStaleSocket(path: string): Promise<void> {
+export async function removeStaleSocket(path: string): Promise<boolean> {
   const st = await lstat(path).catch(() => undefined)
-  if (!st) return
+  if (!st) return false
   if (!st.isSocket()) {
     throw new NgrokdError('NGROKD_ERR_CONTROL', `${path} exists and is not a socket`, { hint: 'remove it or set control.socket to another path' })
   }
@@ -179,6 +179,7 @@ async function removeStaleSocket(path: string): Promise<void> {
     throw new NgrokdError('NGROKD_ERR_CONTROL', `another ngrokd is already running on ${path}`, { hint: 'stop it first (ngrokd status shows it), or set control.socket to another path' })
   }
   await unlink(path)
+  return true
 }
 
 /** A group's id: a number as given; else from getent (Linux) or, on macOS, which has no getent, Directory Services. */

@@ -37,7 +37,11 @@ export const STATE_LOCK_FILE = 'ngrokd.lock'
  * crash, `kill -9`) is stale and replaced.
  */
 export class InstanceLock {
-  private constructor(private readonly paths: readonly string[]) {}
+  private constructor(
+    private readonly paths: readonly string[],
+    /** Locks of a daemon that was gone (a crash), replaced by this one. */
+    readonly replacedStale: readonly string[] = [],
+  ) {}
 
   static async acquire(options: InstanceLockOptions): Promise<InstanceLock> {
     const holder: LockHolder = {
@@ -54,16 +58,17 @@ export class InstanceLock {
       paths.push(join(runDir, `interface-${networkNamespaceId()}-${options.interfaceName}.lock`))
     }
     const taken: string[] = []
+    const stale: string[] = []
     try {
       for (const path of paths) {
-        await takeLock(path, holder)
+        if (await takeLock(path, holder)) stale.push(path)
         taken.push(path)
       }
     } catch (e) {
       await new InstanceLock(taken).release()
       throw e
     }
-    return new InstanceLock(paths)
+    return new InstanceLock(paths, stale)
   }
 
   /** Removes the lock files that are still ours. Safe to call twice. */
@@ -75,14 +80,15 @@ export class InstanceLock {
   }
 }
 
-async function takeLock(path: string, holder: LockHolder): Promise<void> {
+/** Takes the lock at `path`; true when it replaced a stale one. */
+async function takeLock(path: string, holder: LockHolder): Promise<boolean> {
   const temp = join(path, '..', `.${basename(path)}.${process.pid}.tmp`)
   await writeFile(temp, `${JSON.stringify(holder)}\n`, { mode: 0o644 })
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         await link(temp, path)
-        return
+        return attempt > 0
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
       }

@@ -1,0 +1,74 @@
+import type { DaemonConfig } from '../config/daemon-config.js'
+import type { Forwarder } from '../contracts/forwarder.js'
+import type { Logger } from '../contracts/logger.js'
+import type { NameResolver } from '../contracts/name-resolver.js'
+import { removeStaleSocket } from '../control/control-server.js'
+import { createDaemonScope } from '../di/container.js'
+import { INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
+import { formatError } from '../errors/ngrokd-error.js'
+import { InstanceLock } from './instance-lock.js'
+
+/** Stands in for the forwarder while cleaning up: nothing listens, so there is nothing to carry. */
+const NO_FORWARDER: Forwarder = {
+  forwarder: 'none (cleanup)',
+  async listen() {},
+  async unlisten() {},
+  listeners: () => [],
+  async close() {},
+  diagnose: async () => [],
+}
+
+/** Stands in for a name resolver that is not the hosts file's: its names are left to it. */
+const LEFT_ALONE: NameResolver = {
+  resolver: 'none (cleanup)',
+  async open() {},
+  async publish() {
+    return { changed: false }
+  },
+  list: async () => [],
+  async close() {},
+  diagnose: async () => [],
+}
+
+/**
+ * `ngrokd cleanup`: removes what a daemon that is gone (a crash, `kill -9`, a stop that timed out)
+ * left on the machine — its addresses and interface, its hosts-file block, its control socket and
+ * its locks — and says what it removed. Refused (NGROKD_ERR_ALREADY_RUNNING) while a daemon runs on
+ * the same state dir or interface: that one cleans up after itself when it stops.
+ */
+export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Promise<string[]> {
+  const removed: string[] = []
+  const lock = await InstanceLock.acquire({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, socketPath: config.control.socket })
+  try {
+    for (const path of lock.replacedStale) removed.push(`stale lock ${path}`)
+    if (await removeStaleSocket(config.control.socket)) removed.push(`control socket ${config.control.socket}`)
+    const hostsFile = config.names.resolver === 'hosts-file'
+    const scope = await createDaemonScope({
+      config,
+      logger,
+      forwarder: NO_FORWARDER,
+      // names published by a plugin's resolver are that plugin's to remove; only the hosts file is opened here
+      ...(hostsFile ? {} : { overrides: { nameResolver: LEFT_ALONE } }),
+    })
+    try {
+      if (hostsFile) {
+        const names = scope.scope.resolve(NAME_RESOLVER)
+        if ((await names.publish({ records: [] })).changed) removed.push(`the ngrokd block of ${config.names.hostsFile}`)
+      } else {
+        logger.warn(`names.resolver ${config.names.resolver}: its names are not the hosts file's; left to it`)
+      }
+      const iface = scope.scope.resolve(INTERFACE)
+      const addresses = await iface.listAddresses()
+      if (addresses.length > 0) {
+        await iface.applyAddresses({ add: [], remove: addresses })
+        removed.push(`${addresses.length} address${addresses.length === 1 ? '' : 'es'} on ${scope.interfaceInfo.name}`)
+      }
+      if (scope.interfaceInfo.adopted) removed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName})`)
+    } finally {
+      await scope.close({ removeInterface: true }).catch((e: unknown) => logger.warn({ err: e }, `closing: ${formatError(e)}`))
+    }
+  } finally {
+    await lock.release()
+  }
+  return removed
+}

@@ -1,0 +1,79 @@
+// `ngrokd cleanup`: after a daemon is killed (kill -9), its interface, addresses, hosts block, control
+// socket and lock stay on the machine; cleanup removes each and says so. While a daemon runs it is
+// refused (exit 2): that daemon removes what it made when it stops.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { NGROKD_BIN } from '@ngrokd/core'
+import { CloudSimulator } from '@ngrokd/plugin-simulator'
+import { netnsSkip } from '../helpers/netns.js'
+import { netDriverCases } from '../helpers/net-drivers.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { kernelAddresses, linkExists } from '../helpers/ip-link.js'
+import { managedRecords, readHosts } from '../helpers/hosts-file.js'
+import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+
+function cleanup(configFile: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [NGROKD_BIN, 'cleanup', '--config', configFile], { env: E2eDaemon.childEnv(), timeout: 120_000 }, (e, stdout, stderr) =>
+      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    )
+  })
+}
+
+describe('ngrokd cleanup', { skip: netnsSkip }, () => {
+  const net = netDriverCases('clean')[1]!
+  const hosts = snapshotHostsFile()
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://left.e2e' })
+    sim.addEndpoint({ url: 'tcp://behind.e2e:6000' })
+    daemon = E2eDaemon.start({ name: 'cleanup', sim, net })
+    await daemon.waitReady((s) => s.services?.serving === 2)
+  })
+
+  after(async () => {
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('refused while the daemon runs, which keeps everything', async () => {
+    const r = await cleanup(daemon.configFile)
+    assert.equal(r.code, 2, r.stdout + r.stderr)
+    assert.match(r.stderr, new RegExp(`another ngrokd \\(pid ${daemon.process.pid},`))
+    assert.equal((await daemon.status()).services.serving, 2)
+  })
+
+  test('after kill -9 it removes the addresses, the interface, the hosts block, the socket and the lock, and says so', async () => {
+    await daemon.stop('SIGKILL')
+    assert.equal(linkExists(net.interfaceName!), true, 'a killed daemon leaves its interface')
+    assert.ok(kernelAddresses(net.interfaceName!)!.length >= 2, 'and the two endpoints’ addresses')
+    assert.equal(managedRecords(readHosts()).size, 2, 'and its hosts lines')
+    assert.equal(existsSync(daemon.socketPath), true)
+    assert.equal(existsSync(join(daemon.stateDir, 'ngrokd.lock')), true)
+
+    const r = await cleanup(daemon.configFile)
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    assert.match(r.stdout, /^removed:/)
+    assert.match(r.stdout, /stale lock .*ngrokd\.lock/)
+    assert.match(r.stdout, new RegExp(`control socket ${daemon.socketPath.replace(/[.]/g, '\\.')}`))
+    assert.match(r.stdout, /the ngrokd block of \/etc\/hosts/)
+    assert.match(r.stdout, new RegExp(`interface ${net.interfaceName} \\(linux-netlink\\)`))
+    assert.equal(linkExists(net.interfaceName!), false)
+    assert.equal(managedRecords(readHosts()).size, 0)
+    assert.equal(existsSync(daemon.socketPath), false)
+    assert.equal(existsSync(join(daemon.stateDir, 'ngrokd.lock')), false)
+
+    const again = await cleanup(daemon.configFile)
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(again.stdout.trim(), 'nothing to clean up')
+    assert.equal(linkExists(net.interfaceName!), false, 'a cleanup with nothing left creates nothing either')
+  })
+})
