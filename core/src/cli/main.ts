@@ -2,8 +2,9 @@ import { formatError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { commands, type Command } from './commands.js'
 import { doctorCommand } from './doctor.js'
+import { serviceCommand } from './service-command.js'
 
-const builtIn: Command[] = [...commands, doctorCommand]
+const builtIn: Command[] = [...commands, doctorCommand, serviceCommand]
 
 function usage(all: readonly Command[]): string {
   const width = Math.max(...all.map((c) => c.name.length))

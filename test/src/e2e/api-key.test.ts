@@ -109,7 +109,7 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
 })
 
 describe('every command answers --help', () => {
-  for (const command of ['run', 'status', 'list', 'set-api-key', 'reload', 'cleanup', 'demo', 'version']) {
+  for (const command of ['run', 'status', 'list', 'set-api-key', 'reload', 'cleanup', 'service', 'demo', 'version']) {
     test(`ngrokd ${command} --help`, async () => {
       const r = await ngrokd([command, '--help'])
       assert.equal(r.code, 0, r.stderr)

@@ -1,0 +1,71 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { NGROKD_BIN } from '../daemon/daemon-process.js'
+import { requires } from '../testing/requires.js'
+import { systemdService } from './systemd.js'
+
+const options = {
+  nodePath: process.execPath,
+  cliPath: NGROKD_BIN,
+  configPath: '/etc/ngrokd/config.yml',
+  writablePaths: ['/var/lib/ngrokd', '/etc/hosts', '/run'],
+  stopTimeoutSeconds: 45,
+}
+
+/** The unit's `Key=value` lines of one section. */
+function section(unit: string, name: string): Map<string, string> {
+  const lines = unit.split('\n')
+  const start = lines.indexOf(`[${name}]`)
+  const out = new Map<string, string>()
+  for (const line of lines.slice(start + 1)) {
+    if (line.startsWith('[')) break
+    const eq = line.indexOf('=')
+    if (eq > 0) out.set(line.slice(0, eq), line.slice(eq + 1))
+  }
+  return out
+}
+
+test('the unit runs ngrokd with absolute paths, reloads on SIGHUP, cleans up after stop, restarts on failure, with least privilege', () => {
+  const s = systemdService(options)
+  assert.equal(s.unitPath, '/etc/systemd/system/ngrokd.service')
+  const svc = section(s.unit, 'Service')
+  assert.equal(svc.get('ExecStart'), `${process.execPath} ${NGROKD_BIN} run --config /etc/ngrokd/config.yml`)
+  assert.equal(svc.get('ExecStopPost'), `${process.execPath} ${NGROKD_BIN} cleanup --config /etc/ngrokd/config.yml`)
+  assert.equal(svc.get('ExecReload'), '/bin/kill -HUP $MAINPID')
+  assert.equal(svc.get('Restart'), 'on-failure')
+  assert.equal(svc.get('TimeoutStopSec'), '45s')
+  assert.equal(svc.get('CapabilityBoundingSet'), 'CAP_NET_ADMIN CAP_NET_BIND_SERVICE')
+  assert.equal(svc.get('AmbientCapabilities'), 'CAP_NET_ADMIN CAP_NET_BIND_SERVICE')
+  assert.equal(svc.get('NoNewPrivileges'), 'yes')
+  assert.equal(svc.get('ProtectSystem'), 'strict')
+  assert.equal(svc.get('ReadWritePaths'), '-/var/lib/ngrokd -/etc/hosts -/run')
+  assert.equal(svc.get('RuntimeDirectory'), 'ngrokd')
+  assert.equal(section(s.unit, 'Install').get('WantedBy'), 'multi-user.target')
+  assert.deepEqual(s.install, [['systemctl', 'daemon-reload'], ['systemctl', 'enable', '--now', 'ngrokd.service']])
+  assert.deepEqual(s.uninstall, [['systemctl', 'disable', '--now', 'ngrokd.service']])
+})
+
+test('paths that are relative or would need quoting in a unit are refused', () => {
+  for (const bad of [{ configPath: 'config.yml' }, { cliPath: '/opt/my apps/ngrokd.js' }, { writablePaths: ['/var/lib/$x'] }]) {
+    assert.throws(() => systemdService({ ...options, ...bad }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+  }
+})
+
+test('systemd-analyze verify accepts the unit', { skip: requires.command('systemd-analyze') }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ngrokd-unit-'))
+  try {
+    const file = join(dir, 'ngrokd.service')
+    await writeFile(file, systemdService(options).unit)
+    const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' })
+    // verify also reports problems of units on this machine that ours pulls in: keep the lines about ours
+    const ours = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('ngrokd.service'))
+    assert.deepEqual(ours, [], `systemd-analyze verify:\n${r.stdout}${r.stderr}`)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})

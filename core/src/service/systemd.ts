@@ -1,0 +1,111 @@
+import { isAbsolute, join } from 'node:path'
+import { NgrokdError } from '../errors/ngrokd-error.js'
+
+/**
+ * The systemd service of ngrokd on Linux: the unit file and the systemctl commands that install,
+ * remove and inspect it, returned as data so that the CLI can run them or print them (`--dry-run`).
+ *
+ * - `Restart=on-failure`: a crash starts it again; a clean stop does not.
+ * - `ExecReload` sends SIGHUP (`systemctl reload ngrokd`), which reloads the config.
+ * - `ExecStopPost=ngrokd cleanup`: after a stop that did not finish (killed at TimeoutStopSec, a
+ *   crash), what the daemon left is removed; after a clean stop it finds nothing.
+ * - Least privilege: root, but only CAP_NET_ADMIN (interface and addresses) and
+ *   CAP_NET_BIND_SERVICE (endpoint ports below 1024) in the bounding set, no new privileges, a
+ *   read-only system except the state dir, the hosts file (rewritten in place when its directory
+ *   is read-only), the control socket's directory and /run/ngrokd.
+ */
+
+export const SYSTEMD_UNIT_DIR = '/etc/systemd/system'
+export const DEFAULT_SYSTEMD_UNIT = 'ngrokd.service'
+const SYSTEMCTL = 'systemctl'
+
+export interface SystemdServiceOptions {
+  /** Absolute path of the node binary. */
+  nodePath: string
+  /** Absolute path of the ngrokd CLI script. */
+  cliPath: string
+  /** Absolute path of the configuration file. */
+  configPath: string
+  /** Written by the daemon: `state_dir`, the hosts file, the control socket's directory (absolute). */
+  writablePaths: string[]
+  /** Seconds systemd waits after SIGTERM: `forwarder.drain_timeout` plus room to clean up. */
+  stopTimeoutSeconds: number
+  /** Default `/etc/systemd/system`. */
+  unitDir?: string
+}
+
+/** A program and its arguments, run without a shell. */
+export type ServiceCommand = readonly string[]
+
+export interface SystemdService {
+  unitPath: string
+  unit: string
+  /** After writing `unitPath` (root, 0644): load it, enable it at boot and start it now. */
+  install: ServiceCommand[]
+  /** Stop and disable it (its ExecStopPost cleans up); then delete `unitPath` and reload systemd. */
+  uninstall: ServiceCommand[]
+  afterUninstall: ServiceCommand[]
+  status: ServiceCommand[]
+}
+
+export function systemdService(options: SystemdServiceOptions): SystemdService {
+  const { nodePath, cliPath, configPath, writablePaths, stopTimeoutSeconds, unitDir = SYSTEMD_UNIT_DIR } = options
+  for (const [key, value] of Object.entries({ nodePath, cliPath, configPath, unitDir, ...Object.fromEntries(writablePaths.map((p, i) => [`writablePaths[${i}]`, p])) })) {
+    if (typeof value !== 'string' || !isAbsolute(value) || /[\s"'\\$%;]/.test(value)) {
+      throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: ${key} ${JSON.stringify(value)} is not an absolute path without spaces or quoting characters`, {
+        hint: 'install ngrokd and its config under plain absolute paths',
+      })
+    }
+  }
+  if (!Number.isInteger(stopTimeoutSeconds) || stopTimeoutSeconds < 1) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: stop timeout ${stopTimeoutSeconds} s`)
+  const run = (...args: string[]) => [nodePath, cliPath, ...args, '--config', configPath].join(' ')
+  const capabilities = 'CAP_NET_ADMIN CAP_NET_BIND_SERVICE'
+  const unit = [
+    '[Unit]',
+    "Description=ngrokd: ngrok's kubernetes-bound endpoints by hostname on this machine",
+    'Wants=network-online.target',
+    'After=network-online.target',
+    '',
+    '[Service]',
+    'Type=simple',
+    `ExecStart=${run('run')}`,
+    'ExecReload=/bin/kill -HUP $MAINPID',
+    `ExecStopPost=${run('cleanup')}`,
+    'Restart=on-failure',
+    'RestartSec=2s',
+    `TimeoutStopSec=${stopTimeoutSeconds}s`,
+    `CapabilityBoundingSet=${capabilities}`,
+    `AmbientCapabilities=${capabilities}`,
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    // '-': a path that does not exist yet is skipped instead of failing the start
+    `ReadWritePaths=${[...new Set(writablePaths)].map((p) => `-${p}`).join(' ')}`,
+    // /run/ngrokd: the per-interface locks, made at each start
+    'RuntimeDirectory=ngrokd',
+    'RuntimeDirectoryMode=0755',
+    'ProtectHome=read-only',
+    'PrivateTmp=yes',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectControlGroups=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n')
+  const name = DEFAULT_SYSTEMD_UNIT
+  return {
+    unitPath: join(unitDir, name),
+    unit,
+    install: [
+      [SYSTEMCTL, 'daemon-reload'],
+      [SYSTEMCTL, 'enable', '--now', name],
+    ],
+    uninstall: [[SYSTEMCTL, 'disable', '--now', name]],
+    afterUninstall: [[SYSTEMCTL, 'daemon-reload']],
+    status: [[SYSTEMCTL, 'status', '--no-pager', name]],
+  }
+}

@@ -1,0 +1,45 @@
+// `ngrokd service install --dry-run` from the package users install: the systemd unit it would write
+// runs this node and this ngrokd with the config given, and systemd-analyze verify accepts it.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile, spawnSync } from 'node:child_process'
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { requires } from '@ngrokd/core/testing'
+import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
+
+function ngrokd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [NGROKD_PACKAGE_BIN, ...args], { env: E2eDaemon.childEnv(), timeout: 120_000 }, (e, stdout, stderr) =>
+      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    )
+  })
+}
+
+test('service install --dry-run prints a unit for this install that systemd-analyze verify accepts, and the commands', { skip: requires.all(requires.linux(), requires.command('systemd-analyze')) }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-'))
+  try {
+    const config = join(dir, 'ngrokd.json')
+    writeFileSync(config, JSON.stringify({ state_dir: join(dir, 'state'), forwarder: { drain_timeout: '20s' } }))
+    const r = await ngrokd(['service', 'install', '--dry-run', '--config', config])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /^# warning: .* is under \/tmp, which the service does not see/m)
+    const unit = r.stdout.slice(r.stdout.indexOf('[Unit]'), r.stdout.indexOf('\n$ '))
+    assert.match(unit, new RegExp(`^ExecStart=${process.execPath} ${realpathSync(NGROKD_PACKAGE_BIN)} run --config ${config}$`, 'm'))
+    assert.match(unit, /^TimeoutStopSec=35s$/m, 'drain_timeout 20 s plus room to clean up')
+    assert.match(unit, new RegExp(`^ReadWritePaths=-${join(dir, 'state')} -/etc/hosts -/run$`, 'm'))
+    assert.match(r.stdout, /^\$ systemctl enable --now ngrokd\.service$/m)
+    const file = join(dir, 'ngrokd.service')
+    writeFileSync(file, unit)
+    const verify = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' })
+    const ours = `${verify.stdout}${verify.stderr}`.split('\n').filter((l) => l.includes('ngrokd.service'))
+    assert.deepEqual(ours, [], `${verify.stdout}${verify.stderr}`)
+
+    const bad = await ngrokd(['service', 'frob', '--config', config])
+    assert.notEqual(bad.code, 0)
+    assert.match(bad.stderr, /^ngrokd service: expected install, uninstall or status, got "frob"/m)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
