@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { DaemonConfig } from '../config/index.js'
 import type { Logger } from '../contracts/logger.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
-import { NgrokApiClient, chooseIngressEndpoint, type IngressTarget } from '../api/index.js'
+import { NgrokApiClient, chooseIngressEndpoint, isNgrokApiError, type ApiEndpoint, type IngressTarget } from '../api/index.js'
 import { Registration } from '../registration/index.js'
 import { createForwarder, loadIngressTrust, type CreateForwarderOptions, type ForwarderMode } from '../forward/index.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
@@ -139,7 +139,7 @@ export class Daemon {
         intervalMs: config.boundEndpoints.pollIntervalMs,
         logger,
         signal: this.stopped.signal,
-        list: () => this.api!.listBoundEndpoints(this.registration!.info!.operatorId),
+        list: () => this.listBoundEndpoints(),
         beforePoll: () => this.renewCertificate(),
         reconcile: (services) => this.reconcile(services),
         namePolicy: this.namePolicy(),
@@ -262,6 +262,25 @@ export class Daemon {
     if (signal.aborted) return
     this.phase = 'running'
     await this.poller!.start()
+  }
+
+  /**
+   * The bound endpoints of our operator. A 404 means the operator was deleted at ngrok (the dashboard,
+   * the API): register anew at once — a new operator and certificate — instead of failing every poll
+   * until a restart.
+   */
+  private async listBoundEndpoints(): Promise<ApiEndpoint[]> {
+    const registration = this.registration!
+    const operatorId = registration.info!.operatorId
+    try {
+      return await this.api!.listBoundEndpoints(operatorId)
+    } catch (e) {
+      if (!isNgrokApiError(e, 404)) throw e
+      this.logger.warn({ operatorId }, `operator ${operatorId} no longer exists at ngrok (deleted?): registering anew`)
+      const info = await registration.ensure()
+      this.logger.info({ operatorId: info.operatorId, was: operatorId }, `registered as operator ${info.operatorId}`)
+      return this.api!.listBoundEndpoints(info.operatorId)
+    }
   }
 
   private newRegistration(api: NgrokApiClient): Registration {
