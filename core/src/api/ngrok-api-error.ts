@@ -30,7 +30,7 @@ function hintFor(init: NgrokApiErrorInit, docsUrl: string | undefined): string |
   if (init.ngrokCode === 'ERR_NGROK_19002') {
     return `the account must be enabled for kubernetes bindings; check the account's plan and the operator registration${docs}`
   }
-  if (init.ngrokCode === 'ERR_NGROK_15010') return `the operator registration is gone; restart ngrokd to register again${docs}`
+  if (init.ngrokCode === 'ERR_NGROK_15010') return `the operator registration is gone; ngrokd registers again at its next poll${docs}`
   return docsUrl ? `see ${docsUrl}` : undefined
 }
 

@@ -219,7 +219,11 @@ const setApiKeyCommand = defineCommand({
     key = checkApiKey(key, 'the key given')
     try {
       const res = await callDaemon(config.control.socket, 'POST /v1/api-key', { key })
-      console.log(`API key handed to the running daemon and saved to ${res.saved}`)
+      console.log(
+        res.unverified
+          ? `API key handed to the running daemon and saved to ${res.saved}, but not verified: the ngrok API could not be asked (${res.unverified})`
+          : `the ngrok API accepted the key; handed to the running daemon and saved to ${res.saved}`,
+      )
     } catch (e) {
       if (!(e instanceof Error && /not running/.test(e.message))) throw e
       const path = await saveApiKeyFile(config.stateDir, key)

@@ -20,7 +20,8 @@ export interface ControlApi {
   /** `skipped`: the endpoints of the last poll that are not served (malformed, or names skipped as unsafe). */
   'GET /v1/endpoints': { body: undefined; reply: { services: ServiceView[]; skipped?: RejectedEndpoint[] } }
   'GET /v1/metrics': { body: undefined; reply: MetricsSnapshot }
-  'POST /v1/api-key': { body: { key: string }; reply: { ok: true; saved: string } }
+  /** `unverified`: the API could not be asked about the key (it was saved all the same). */
+  'POST /v1/api-key': { body: { key: string }; reply: { ok: true; saved: string; unverified?: string } }
   'POST /v1/poll': { body: Record<string, never>; reply: { poll?: PollStatus } }
   /** Reads the configuration again: what applied at once, and what needs a restart (SIGHUP does the same). */
   'POST /v1/reload': { body: Record<string, never>; reply: ReloadResult }

@@ -21,6 +21,7 @@ import { FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import { NetworkPorts } from '../network/network-ports.js'
 import { ApiKeySource } from './api-key-source.js'
+import { checkApiKey } from './api-key-file.js'
 import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
 import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
 import { EndpointPoller } from './endpoint-poller.js'
@@ -265,6 +266,26 @@ export class Daemon {
   }
 
   /**
+   * A key handed over the socket (`ngrokd set-api-key`) is first shown to the API: one it refuses
+   * (401/403) is not saved and the caller hears so, instead of a success while every call fails.
+   * When the API cannot be asked (down, unreachable), the key is saved and the reply says it is unverified.
+   */
+  private async setApiKey(key: unknown): Promise<{ ok: true; saved: string; unverified?: string }> {
+    const checked = checkApiKey(key)
+    const probe = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: checked, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, signal: this.stopped.signal })
+    let unverified: string | undefined
+    try {
+      await probe.listOperators()
+    } catch (e) {
+      if (isNgrokApiError(e, 401) || isNgrokApiError(e, 403)) {
+        throw new NgrokdError('NGROKD_ERR_API', `the ngrok API refused this key (HTTP ${e.status}): it was not saved, and the daemon keeps the one it has`, { cause: e, ...(e.hint ? { hint: e.hint } : {}) })
+      }
+      unverified = formatError(e).split('\n')[0]
+    }
+    return { ...(await this.apiKeys.set(checked)), ...(unverified ? { unverified } : {}) }
+  }
+
+  /**
    * The bound endpoints of our operator. A 404 means the operator was deleted at ngrok (the dashboard,
    * the API): register anew at once — a new operator and certificate — instead of failing every poll
    * until a restart.
@@ -445,7 +466,7 @@ export class Daemon {
       'GET /v1/status': () => this.status(),
       'GET /v1/endpoints': () => ({ services: this.reconciler?.services() ?? [], skipped: this.poller?.last?.rejected ?? [] }),
       'GET /v1/metrics': () => this.metricsNow(),
-      'POST /v1/api-key': (body) => this.apiKeys.set((body as { key?: unknown } | undefined)?.key),
+      'POST /v1/api-key': (body) => this.setApiKey((body as { key?: unknown } | undefined)?.key),
       'POST /v1/poll': async () => ({ poll: await this.pollOnce() }),
       'POST /v1/reload': async () => {
         if (!this.options.loadConfig) throw new NgrokdError('NGROKD_ERR_CONTROL', 'this daemon has no configuration source to reload', { hint: 'restart it instead' })

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DaemonProcess } from '@ngrokd/core'
@@ -79,10 +79,17 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
     assert.notEqual(bad.code, 0)
     assert.match(bad.stderr, /does not look like an ngrok API key/)
 
+    // a key of the right shape that the API refuses: reported, not saved, the daemon keeps waiting
+    const keyFile = join(dir, 'state', 'api-key')
+    const refused = await ngrokd(['set-api-key', '--config', configFile], 'wrongKEY1234567890abc\n')
+    assert.notEqual(refused.code, 0, refused.stdout)
+    assert.match(refused.stderr, /the ngrok API refused this key \(HTTP 401\): it was not saved/)
+    assert.equal(existsSync(keyFile), false)
+    assert.equal((await daemon.status()).phase, 'waiting-for-api-key')
+
     const set = await ngrokd(['set-api-key', '--config', configFile], `${sim.apiKey}\n`)
     assert.equal(set.code, 0, set.stderr)
-    assert.match(set.stdout, /handed to the running daemon/)
-    const keyFile = join(dir, 'state', 'api-key')
+    assert.match(set.stdout, /the ngrok API accepted the key; handed to the running daemon/)
     assert.equal(statSync(keyFile).mode & 0o777, 0o600)
     assert.equal(readFileSync(keyFile, 'utf8').trim(), sim.apiKey)
     assert.ok(!readFileSync(logFile, 'utf8').includes(sim.apiKey), 'the key never reaches the log')
