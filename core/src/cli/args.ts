@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { didYouMean } from '../config/did-you-mean.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
@@ -21,14 +22,24 @@ export type ParsedValues<O> = {
   [K in keyof (typeof commonOptions & O)]?: (typeof commonOptions & O)[K] extends { type: 'boolean' } ? boolean : string
 }
 
-/** Parses argv against the command's options plus the common ones; a bad flag is a coded error. */
+/**
+ * Parses argv against the command's options plus the common ones. A bad flag, or an argument the
+ * command does not take, is a usage error (NGROKD_ERR_USAGE: exit code 2), naming a likely flag.
+ */
 export function parseCommandArgs<O extends Options>(spec: CommandSpec<O>, argv: string[]): { values: ParsedValues<O>; positionals: string[] } {
+  const options = { ...commonOptions, ...spec.options }
+  let parsed: { values: unknown; positionals: string[] }
   try {
-    const parsed = parseArgs({ args: argv, options: { ...commonOptions, ...spec.options }, allowPositionals: true, strict: true })
-    return parsed as unknown as { values: ParsedValues<O>; positionals: string[] }
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true })
   } catch (e) {
-    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ngrokd ${spec.name}: ${(e as Error).message}`, { hint: `see ngrokd ${spec.name} --help` })
+    const unknown = /'(--?[^']+)'/.exec((e as Error).message)?.[1]
+    const close = unknown?.startsWith('--') ? didYouMean(unknown.slice(2), Object.keys(options)) : undefined
+    throw new NgrokdError('NGROKD_ERR_USAGE', (e as Error).message, { hint: close ? `did you mean --${close}? (see ngrokd ${spec.name} --help)` : `see ngrokd ${spec.name} --help` })
   }
+  if (!spec.allowPositionals && parsed.positionals.length > 0) {
+    throw new NgrokdError('NGROKD_ERR_USAGE', `unexpected argument ${JSON.stringify(parsed.positionals[0])}`, { hint: `ngrokd ${spec.name} takes only options; see ngrokd ${spec.name} --help` })
+  }
+  return parsed as unknown as { values: ParsedValues<O>; positionals: string[] }
 }
 
 export function helpText(spec: CommandSpec<Options>): string {

@@ -1,4 +1,5 @@
-import { formatError } from '../errors/ngrokd-error.js'
+import { didYouMean } from '../config/did-you-mean.js'
+import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { commands, type Command } from './commands.js'
 import { doctorCommand } from './doctor.js'
@@ -24,6 +25,9 @@ function usage(all: readonly Command[]): string {
 export async function main(argv: string[], extra: readonly Command[] = []): Promise<number> {
   const all = [...builtIn, ...extra]
   const [name, ...rest] = argv
+  // `ngrokd help run` is `ngrokd run --help`
+  const helpFor = name === 'help' && rest[0] ? all.find((c) => c.name === rest[0]) : undefined
+  if (helpFor) return helpFor.run(['--help'])
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage(all))
     return name ? 0 : 2
@@ -31,7 +35,8 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
   if (name === '--version' || name === '-v') return (await import('./commands.js')).commands.find((c) => c.name === 'version')!.run([])
   const command = all.find((c) => c.name === name)
   if (!command) {
-    const hint = name === 'demo' ? ' (it comes with the `ngrokd` package: npm install -g ngrokd)' : ''
+    const close = didYouMean(name, all.map((c) => c.name))
+    const hint = name === 'demo' ? ' (it comes with the `ngrokd` package: npm install -g ngrokd)' : close ? ` — did you mean "${close}"?` : ''
     console.error(`ngrokd: unknown command "${name}"${hint}\n\n${usage(all)}`)
     return 2
   }
@@ -39,6 +44,6 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
     return await command.run(rest)
   } catch (e) {
     console.error(`ngrokd ${name}: ${formatError(e)}`)
-    return 1
+    return isNgrokdError(e, 'NGROKD_ERR_USAGE') ? 2 : 1
   }
 }

@@ -1,0 +1,45 @@
+import 'reflect-metadata'
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { parseCommandArgs } from './args.js'
+import { main } from './main.js'
+
+/** Runs main() with console.log/console.error captured. */
+async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const saved = { log: console.log, error: console.error }
+  let out = ''
+  let err = ''
+  console.log = (...a: unknown[]) => void (out += `${a.join(' ')}\n`)
+  console.error = (...a: unknown[]) => void (err += `${a.join(' ')}\n`)
+  try {
+    return { code: await main(argv), out, err }
+  } finally {
+    Object.assign(console, saved)
+  }
+}
+
+const spec = { name: 'status', summary: '', usage: '', options: { json: { type: 'boolean' } } } as const
+
+test('a mistyped flag is a usage error (exit 2) that names the likely flag once', async () => {
+  assert.throws(() => parseCommandArgs(spec, ['--jsn']), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_USAGE') && /did you mean --json\?/.test(String((e as { hint?: string }).hint)))
+  const r = await cli(['status', '--confg', 'x'])
+  assert.equal(r.code, 2)
+  assert.equal(r.err.match(/ngrokd status:/g)?.length, 1, `the command is named once:\n${r.err}`)
+  assert.match(r.err, /did you mean --config\?/)
+})
+
+test('an argument a command does not take is refused, not ignored', async () => {
+  assert.throws(() => parseCommandArgs(spec, ['extra']), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_USAGE') && /unexpected argument "extra"/.test((e as Error).message))
+  assert.equal((await cli(['version', 'now'])).code, 2)
+})
+
+test('an unknown command gets a did-you-mean; `help <command>` is that command’s help', async () => {
+  const typo = await cli(['stauts'])
+  assert.equal(typo.code, 2)
+  assert.match(typo.err, /unknown command "stauts" — did you mean "status"\?/)
+  const help = await cli(['help', 'run'])
+  assert.equal(help.code, 0)
+  assert.match(help.out, /^Usage: ngrokd run/m)
+  assert.doesNotMatch(help.out, /^Commands:/m)
+})
