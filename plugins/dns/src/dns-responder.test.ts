@@ -50,12 +50,12 @@ async function tcpExchange(port: number, messages: Buffer[]): Promise<Reply[]> {
 }
 
 describe('DnsResponder', () => {
-  const responder = new DnsResponder({ listen: [{ host: '127.0.0.1', port: 0 }], ttl: 5 })
+  const responder = new DnsResponder({ ttl: 5 })
   let port = 0
   let resolver: Resolver
 
   before(async () => {
-    await responder.start()
+    await responder.start([{ host: '127.0.0.1', port: 0 }])
     port = responder.addresses[0]!.port
     responder.setZone(new Map([['api.prod', '10.107.0.2'], ['db.prod', '10.107.0.3'], ['web.demo', '10.107.0.4']]))
     resolver = new Resolver({ timeout: 2000, tries: 1 })

@@ -1,6 +1,5 @@
 import dgram from 'node:dgram'
 import net from 'node:net'
-import { once } from 'node:events'
 import { NgrokdError, silentLogger, type Logger } from '@ngrokd/core/plugin'
 import { answerQuery, normalizeName, servedSuffixes, type Zone } from './dns-answer.js'
 
@@ -11,7 +10,6 @@ export interface ListenAddress {
 }
 
 export interface DnsResponderOptions {
-  listen: readonly ListenAddress[]
   /** Seconds; short, so a moved name is seen soon. */
   ttl?: number
   /** Suffixes served even with no hostname under them (NXDOMAIN rather than REFUSED). */
@@ -28,11 +26,11 @@ const MAX_TCP_CONNECTIONS = 64
 
 /**
  * An authoritative DNS responder for the endpoint names over UDP and TCP, on exactly the addresses
- * it is given. `setZone()` swaps the whole answer set at once: a query sees the old set or the new.
+ * it is given. Answers may be set before `start()`. `setZone()` swaps the whole answer set at once: a query sees the old set or the new.
  *
  * ```ts
- * const responder = new DnsResponder({ listen: [{ host: '10.107.0.1', port: 53 }] })
- * await responder.start()
+ * const responder = new DnsResponder({ ttl: 5 })
+ * await responder.start([{ host: '10.107.0.1', port: 53 }])
  * responder.setZone(new Map([['api.prod', '10.107.0.2']]))
  * ```
  */
@@ -44,7 +42,7 @@ export class DnsResponder {
   readonly #ttl: number
   readonly #logger: Logger
 
-  constructor(private readonly options: DnsResponderOptions) {
+  constructor(private readonly options: DnsResponderOptions = {}) {
     this.#ttl = options.ttl ?? DEFAULT_TTL
     this.#logger = options.logger ?? silentLogger
     this.setZone(new Map())
@@ -55,34 +53,56 @@ export class DnsResponder {
     return this.#udp.map((s) => ({ host: s.address().address, port: s.address().port }))
   }
 
+  /** The answer set now (hostnames lowercase). */
+  get zone(): Zone {
+    return this.#zone.records
+  }
+
   setZone(records: Zone): void {
     const copy = new Map([...records].map(([name, address]) => [normalizeName(name), address]))
     this.#zone = { records: copy, suffixes: servedSuffixes(copy, this.options.suffixes) }
   }
 
   /** Binds UDP and TCP on every listen address (the same port for both); all or nothing. */
-  async start(): Promise<void> {
+  async start(listen: readonly ListenAddress[]): Promise<void> {
     try {
-      for (const { host, port } of this.options.listen) {
-        const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' })
-        udp.on('message', (msg, peer) => this.#onDatagram(udp, msg, peer))
-        udp.on('error', (e) => this.#logger.warn({ err: e }, `dns: udp ${host}:${port}: ${e.message}`))
-        this.#udp.push(udp)
-        await bindUdp(udp, host, port)
-        const tcp = net.createServer({ pauseOnConnect: false }, (socket) => this.#onTcp(socket))
-        tcp.maxConnections = MAX_TCP_CONNECTIONS
-        tcp.on('error', (e) => this.#logger.warn({ err: e }, `dns: tcp ${host}:${port}: ${e.message}`))
-        this.#tcp.push(tcp)
-        tcp.listen({ host, port: udp.address().port, exclusive: true })
-        await once(tcp, 'listening')
-      }
+      for (const address of listen) await this.#bind(address)
     } catch (e) {
       await this.close()
-      const where = this.options.listen.map((l) => `${l.host}:${l.port}`).join(', ')
+      const where = listen.map((l) => `${l.host}:${l.port}`).join(', ')
       throw new NgrokdError('NGROKD_ERR_LISTEN', `dns: cannot listen on ${where}: ${(e as Error).message}`, {
         cause: e,
         hint: 'port 53 needs root (or CAP_NET_BIND_SERVICE) and a free port on that address; set the dns plugin\'s listen option to another address or port',
       })
+    }
+  }
+
+  /** UDP and TCP on one port; for port 0 the kernel picks UDP's, and another is tried if TCP has it taken. */
+  async #bind({ host, port }: ListenAddress): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' })
+      udp.on('message', (msg, peer) => this.#onDatagram(udp, msg, peer))
+      udp.on('error', (e) => this.#logger.warn({ err: e }, `dns: udp ${host}:${port}: ${e.message}`))
+      await bindUdp(udp, host, port).catch((e: unknown) => {
+        udp.close()
+        throw e
+      })
+      const tcp = net.createServer((socket) => this.#onTcp(socket))
+      tcp.maxConnections = MAX_TCP_CONNECTIONS
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject)
+          tcp.listen({ host, port: udp.address().port, exclusive: true }, () => resolve())
+        })
+      } catch (e) {
+        udp.close()
+        if (port === 0 && (e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 10) continue
+        throw e
+      }
+      tcp.on('error', (e) => this.#logger.warn({ err: e }, `dns: tcp ${host}:${port}: ${e.message}`))
+      this.#udp.push(udp)
+      this.#tcp.push(tcp)
+      return
     }
   }
 
