@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { Resolver } from 'node:dns/promises'
 import { promisify } from 'node:util'
+import { NGROKD_BIN } from '@ngrokd/core'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
@@ -71,5 +72,20 @@ describe('names by DNS (plugins: [dns], names.resolver: dns)', { skip: netnsSkip
     const services = await daemon.services()
     const { stdout } = await run('dig', [`@${INTERFACE_ADDRESS}`, '+short', '+tries=2', '+time=3', 'api.dnse2e', 'A'])
     assert.equal(stdout.trim(), services.find((s) => s.url === 'http://api.dnse2e')?.address)
+  })
+
+  test('ngrokd doctor shows where the responder answers, and that the system resolver does not ask it', async () => {
+    const r = await run(process.execPath, [NGROKD_BIN, 'doctor', '--json', '--config', daemon.configFile], { env: E2eDaemon.childEnv() }).then(
+      (x) => x.stdout,
+      (e: { stdout: string }) => e.stdout,
+    )
+    const checks = (JSON.parse(r) as { checks: Array<{ id: string; status: string; summary: string }> }).checks
+    const responder = checks.find((c) => c.id.endsWith('dns.responder'))
+    assert.equal(responder?.status, 'ok', JSON.stringify(checks))
+    assert.match(responder!.summary, new RegExp(`${INTERFACE_ADDRESS.replace(/\./g, '\\.')}:53`))
+    // nothing in this namespace points the system resolver at the responder (resolved registration is not written)
+    const system = checks.find((c) => c.id.endsWith('dns.system-resolver'))
+    assert.equal(system?.status, 'warn', JSON.stringify(checks))
+    assert.match(system!.summary, /api\.dnse2e/)
   })
 })
