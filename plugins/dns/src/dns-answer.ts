@@ -55,7 +55,8 @@ export function answerQuery(message: Buffer, zone: Zone, suffixes: ReadonlySet<s
   if (questions.length !== 1) return errorReply(id, FORMERR, questions)
   const question = questions[0]!
   const name = normalizeName(question.name)
-  const suffix = [...suffixes].find((s) => name === s || name.endsWith(`.${s}`))
+  let suffix: string | undefined // the longest served suffix the name is under
+  for (const s of suffixes) if ((name === s || name.endsWith(`.${s}`)) && s.length > (suffix?.length ?? -1)) suffix = s
   const rd = (query.flags ?? 0) & RD // copied into the response — RFC 1035 §4.1.1
   if (suffix === undefined || (question.class !== 'IN' && question.class !== 'ANY')) return reply(id, rd | REFUSED, question, [], [])
   const aa = rd | dnsPacket.AUTHORITATIVE_ANSWER

@@ -8,6 +8,7 @@ import { promisify } from 'node:util'
 import { Resolver } from 'node:dns/promises'
 import dnsPacket from 'dns-packet'
 import { DnsResponder, parseListenAddress } from './dns-responder.js'
+import { answerQuery, servedSuffixes } from './dns-answer.js'
 
 const run = promisify(execFile)
 const hasDig = await run('dig', ['-v']).then(() => true, () => false)
@@ -149,6 +150,20 @@ describe('DnsResponder', () => {
       assert.match(full.stdout, /status: NXDOMAIN/, `dig ${transport} nope.prod`)
       assert.match(full.stdout, /flags: qr aa rd/, `dig ${transport}: authoritative`)
     }
+  })
+})
+
+describe('answerQuery', () => {
+  it('answers from the longest served suffix, with that zone\'s SOA', () => {
+    const zone = new Map([['api.prod', '10.107.0.2'], ['x.team.prod', '10.107.0.5']])
+    const suffixes = servedSuffixes(zone)
+    assert.deepEqual([...suffixes].sort(), ['prod', 'team.prod'])
+    const nx = decode(answerQuery(query('nope.team.prod'), zone, suffixes, 5)!)
+    assert.equal(nx.rcode, 'NXDOMAIN')
+    assert.equal(nx.authorities?.[0]?.name, 'team.prod')
+    const apex = decode(answerQuery(query('team.prod', 'SOA'), zone, suffixes, 5)!)
+    assert.equal(apex.rcode, 'NOERROR')
+    assert.equal(apex.answers?.[0]?.type, 'SOA')
   })
 })
 

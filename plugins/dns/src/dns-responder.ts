@@ -114,9 +114,15 @@ export class DnsResponder {
     }
   }
 
+  /** The reply to one message, or undefined to drop it; never throws (a codec bug drops the message and is logged). */
   answer(message: Buffer): Buffer | undefined {
     const zone = this.#zone // one read: the whole query is answered from one set
-    return answerQuery(message, zone.records, zone.suffixes, this.#ttl)
+    try {
+      return answerQuery(message, zone.records, zone.suffixes, this.#ttl)
+    } catch (e) {
+      this.#logger.warn({ err: e }, `dns: dropped a ${message.length}-byte message that could not be answered: ${(e as Error).message}`)
+      return undefined
+    }
   }
 
   #onDatagram(udp: dgram.Socket, message: Buffer, peer: dgram.RemoteInfo): void {
