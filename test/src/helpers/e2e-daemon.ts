@@ -21,8 +21,8 @@ export interface E2eDaemonOptions {
   ingressCaPem?: string | null
   /** `log.level`. Default `info`. */
   logLevel?: string
-  /** More config, merged over the defaults above section by section (e.g. `{ metrics: { prometheus_listen } }`). */
-  extraConfig?: Record<string, Record<string, unknown>>
+  /** More config, merged over the defaults above section by section (e.g. `{ metrics: { prometheus_listen } }`); a list (`plugins`) is set as given. */
+  extraConfig?: Record<string, Record<string, unknown> | unknown[]>
 }
 
 /** Safety net for a stop; a clean drain of idle listeners takes far less. */
@@ -75,7 +75,7 @@ export class E2eDaemon {
       log: { level: options.logLevel ?? 'info' },
     }
     for (const [section, values] of Object.entries(options.extraConfig ?? {})) {
-      this.config[section] = { ...(this.config[section] ?? {}), ...values }
+      this.config[section] = Array.isArray(values) ? values : { ...(this.config[section] ?? {}), ...values }
     }
     writeFileSync(this.configFile, `${JSON.stringify(this.config, null, 2)}\n`)
   }

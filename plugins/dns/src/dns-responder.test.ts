@@ -1,0 +1,179 @@
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import dgram from 'node:dgram'
+import net from 'node:net'
+import { once } from 'node:events'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { Resolver } from 'node:dns/promises'
+import dnsPacket from 'dns-packet'
+import { DnsResponder, parseListenAddress } from './dns-responder.js'
+import { answerQuery, servedSuffixes } from './dns-answer.js'
+
+const run = promisify(execFile)
+const hasDig = await run('dig', ['-v']).then(() => true, () => false)
+
+/** What dns-packet's decode gives, with the header fields its types leave out. */
+type Reply = dnsPacket.DecodedPacket & { rcode?: string; flag_aa?: boolean }
+const decode = (bytes: Buffer): Reply => dnsPacket.decode(bytes) as Reply
+
+function query(name: string, type: 'A' | 'AAAA' | 'SOA' = 'A', id = 4242): Buffer {
+  return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] })
+}
+
+/** Sends raw bytes over UDP; resolves to the decoded reply, or undefined when none came within `waitMs`. */
+async function udpExchange(port: number, message: Buffer, waitMs = 2000): Promise<Reply | undefined> {
+  const socket = dgram.createSocket('udp4')
+  try {
+    socket.send(message, port, '127.0.0.1')
+    const reply = await Promise.race([once(socket, 'message').then(([m]) => m as Buffer), new Promise<undefined>((r) => setTimeout(() => r(undefined), waitMs))])
+    return reply === undefined ? undefined : decode(reply)
+  } finally {
+    socket.close()
+  }
+}
+
+async function tcpExchange(port: number, messages: Buffer[]): Promise<Reply[]> {
+  const socket = net.connect({ host: '127.0.0.1', port })
+  await once(socket, 'connect')
+  for (const m of messages) socket.write(dnsPacket.streamEncode(dnsPacket.decode(m)))
+  socket.end()
+  const chunks: Buffer[] = []
+  for await (const chunk of socket) chunks.push(chunk as Buffer)
+  const all = Buffer.concat(chunks)
+  const replies: Reply[] = []
+  for (let at = 0; at < all.length; ) {
+    const length = all.readUInt16BE(at)
+    replies.push(decode(all.subarray(at + 2, at + 2 + length)))
+    at += 2 + length
+  }
+  return replies
+}
+
+describe('DnsResponder', () => {
+  const responder = new DnsResponder({ ttl: 5 })
+  let port = 0
+  let resolver: Resolver
+
+  before(async () => {
+    await responder.start([{ host: '127.0.0.1', port: 0 }])
+    port = responder.addresses[0]!.port
+    responder.setZone(new Map([['api.prod', '10.107.0.2'], ['db.prod', '10.107.0.3'], ['web.demo', '10.107.0.4']]))
+    resolver = new Resolver({ timeout: 2000, tries: 1 })
+    resolver.setServers([`127.0.0.1:${port}`])
+  })
+  after(() => responder.close())
+
+  it('answers A for each served hostname, with the short TTL, case-insensitively', async () => {
+    assert.deepEqual(await resolver.resolve4('api.prod', { ttl: true }), [{ address: '10.107.0.2', ttl: 5 }])
+    assert.deepEqual(await resolver.resolve4('DB.Prod'), ['10.107.0.3'])
+    assert.deepEqual(await resolver.resolve4('web.demo'), ['10.107.0.4'])
+  })
+
+  it('answers AAAA with NOERROR and no data, unknown names under a served suffix NXDOMAIN, anything else REFUSED', async () => {
+    await assert.rejects(resolver.resolve6('api.prod'), { code: 'ENODATA' })
+    await assert.rejects(resolver.resolve4('nope.prod'), { code: 'ENOTFOUND' })
+    await assert.rejects(resolver.resolve4('example.com'), { code: 'EREFUSED' })
+    const aaaa = await udpExchange(port, query('api.prod', 'AAAA'))
+    assert.equal(aaaa?.rcode, 'NOERROR')
+    assert.equal(aaaa?.answers?.length, 0)
+    assert.equal(aaaa?.flag_aa, true)
+    assert.equal((await udpExchange(port, query('nope.prod')))?.rcode, 'NXDOMAIN')
+    assert.equal((await udpExchange(port, query('example.com')))?.rcode, 'REFUSED')
+  })
+
+  it('replaces the answers whole on setZone()', async () => {
+    responder.setZone(new Map([['api.prod', '10.107.0.9']]))
+    try {
+      assert.deepEqual(await resolver.resolve4('api.prod'), ['10.107.0.9'])
+      await assert.rejects(resolver.resolve4('db.prod'), { code: 'ENOTFOUND' })
+      await assert.rejects(resolver.resolve4('web.demo'), { code: 'EREFUSED' }, 'a suffix with no hostname left is no longer served')
+    } finally {
+      responder.setZone(new Map([['api.prod', '10.107.0.2'], ['db.prod', '10.107.0.3'], ['web.demo', '10.107.0.4']]))
+    }
+  })
+
+  it('answers over TCP, several messages on one connection', async () => {
+    const replies = await tcpExchange(port, [query('api.prod', 'A', 1), query('nope.prod', 'A', 2)])
+    assert.equal(replies.length, 2)
+    assert.equal(replies[0]!.id, 1)
+    assert.deepEqual(replies[0]!.answers?.map((a) => (a as { data: unknown }).data), ['10.107.0.2'])
+    assert.equal(replies[1]!.rcode, 'NXDOMAIN')
+  })
+
+  it('answers hostile packets FORMERR or drops them, and keeps answering', async () => {
+    const good = query('api.prod', 'A', 0x1234)
+    // The question's name becomes a pointer to itself (offset 12): a compression loop.
+    const selfPointer = Buffer.concat([good.subarray(0, 12), Buffer.from([0xc0, 12]), Buffer.from([0, 1, 0, 1])])
+    const forwardPointer = Buffer.concat([good.subarray(0, 12), Buffer.from([0xc0, 40]), Buffer.from([0, 1, 0, 1]), Buffer.alloc(40)])
+    const cases: Array<[string, Buffer, 'FORMERR' | 'drop']> = [
+      ['truncated in the question', good.subarray(0, good.length - 3), 'FORMERR'],
+      ['shorter than a header', good.subarray(0, 5), 'drop'],
+      ['a compression pointer to itself', selfPointer, 'FORMERR'],
+      ['a compression pointer forward', forwardPointer, 'FORMERR'],
+      ['oversized', Buffer.concat([good, Buffer.alloc(9000, 0x41)]), 'drop'],
+      ['garbage with a header', Buffer.concat([good.subarray(0, 4), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Buffer.alloc(64, 0xee)]), 'FORMERR'],
+      ['a response, not a query', Buffer.from(dnsPacket.encode({ type: 'response', id: 7, questions: [{ type: 'A', name: 'api.prod', class: 'IN' }] })), 'drop'],
+    ]
+    for (const [what, bytes, expected] of cases) {
+      const reply = await udpExchange(port, bytes, expected === 'drop' ? 300 : 2000)
+      if (expected === 'drop') assert.equal(reply, undefined, `${what}: dropped`)
+      else assert.equal(reply?.rcode, 'FORMERR', `${what}: FORMERR`)
+      if (reply) assert.equal(reply.id, bytes.readUInt16BE(0), `${what}: the reply carries the query's id`)
+      assert.deepEqual(await resolver.resolve4('api.prod'), ['10.107.0.2'], `still answering after ${what}`)
+    }
+    // Over TCP a garbage frame gets FORMERR too; the server lives on.
+    const socket = net.connect({ host: '127.0.0.1', port })
+    await once(socket, 'connect')
+    socket.end(Buffer.concat([Buffer.from([0, selfPointer.length]), selfPointer]))
+    const chunks: Buffer[] = []
+    for await (const chunk of socket) chunks.push(chunk as Buffer)
+    assert.equal(decode(Buffer.concat(chunks).subarray(2)).rcode, 'FORMERR')
+    assert.deepEqual(await resolver.resolve4('db.prod'), ['10.107.0.3'])
+  })
+
+  it('answers only on its listen address', async () => {
+    const socket = dgram.createSocket('udp4')
+    socket.bind(0, '127.0.0.2')
+    await once(socket, 'listening')
+    socket.send(query('api.prod'), port, '127.0.0.2')
+    const reply = await Promise.race([once(socket, 'message'), new Promise((r) => setTimeout(() => r('none'), 300))])
+    socket.close()
+    assert.equal(reply, 'none', '127.0.0.2 is not a listen address: nothing answers there')
+  })
+
+  it('answers dig over UDP and TCP', { skip: !hasDig && 'dig is not installed (Debian: bind9-dnsutils)' }, async () => {
+    for (const transport of ['+notcp', '+tcp']) {
+      const { stdout } = await run('dig', ['@127.0.0.1', '-p', String(port), transport, '+short', '+tries=1', '+time=2', 'api.prod', 'A'])
+      assert.equal(stdout.trim(), '10.107.0.2', `dig ${transport}`)
+      const full = await run('dig', ['@127.0.0.1', '-p', String(port), transport, '+tries=1', '+time=2', 'nope.prod', 'A'])
+      assert.match(full.stdout, /status: NXDOMAIN/, `dig ${transport} nope.prod`)
+      assert.match(full.stdout, /flags: qr aa rd/, `dig ${transport}: authoritative`)
+    }
+  })
+})
+
+describe('answerQuery', () => {
+  it('answers from the longest served suffix, with that zone\'s SOA', () => {
+    const zone = new Map([['api.prod', '10.107.0.2'], ['x.team.prod', '10.107.0.5']])
+    const suffixes = servedSuffixes(zone)
+    assert.deepEqual([...suffixes].sort(), ['prod', 'team.prod'])
+    const nx = decode(answerQuery(query('nope.team.prod'), zone, suffixes, 5)!)
+    assert.equal(nx.rcode, 'NXDOMAIN')
+    assert.equal(nx.authorities?.[0]?.name, 'team.prod')
+    const apex = decode(answerQuery(query('team.prod', 'SOA'), zone, suffixes, 5)!)
+    assert.equal(apex.rcode, 'NOERROR')
+    assert.equal(apex.answers?.[0]?.type, 'SOA')
+  })
+})
+
+describe('parseListenAddress', () => {
+  it('reads host:port, [v6]:port and a bare address (port 53)', () => {
+    assert.deepEqual(parseListenAddress('10.107.0.1'), { host: '10.107.0.1', port: 53 })
+    assert.deepEqual(parseListenAddress('127.0.0.53:5353'), { host: '127.0.0.53', port: 5353 })
+    assert.deepEqual(parseListenAddress('[::1]:53'), { host: '::1', port: 53 })
+    assert.deepEqual(parseListenAddress('::1'), { host: '::1', port: 53 })
+    assert.throws(() => parseListenAddress('localhost:53'), { code: 'NGROKD_ERR_PLUGIN_INVALID' })
+    assert.throws(() => parseListenAddress('10.0.0.1:99999'), { code: 'NGROKD_ERR_PLUGIN_INVALID' })
+  })
+})

@@ -1,0 +1,187 @@
+import dgram from 'node:dgram'
+import net from 'node:net'
+import { NgrokdError, silentLogger, type Logger } from '@ngrokd/core/plugin'
+import { answerQuery, normalizeName, servedSuffixes, type Zone } from './dns-answer.js'
+
+/** One address the responder answers on. */
+export interface ListenAddress {
+  host: string
+  port: number
+}
+
+export interface DnsResponderOptions {
+  /** Seconds; short, so a moved name is seen soon. */
+  ttl?: number
+  /** Suffixes served even with no hostname under them (NXDOMAIN rather than REFUSED). */
+  suffixes?: readonly string[]
+  logger?: Logger
+}
+
+export const DEFAULT_TTL = 5
+export const DNS_PORT = 53 // RFC 1035 §4.2
+/** A TCP client gets this long between messages before it is closed — RFC 7766 §6.2.3 suggests seconds. */
+const TCP_IDLE_MS = 10_000
+/** Open TCP connections at once; more are closed at accept. */
+const MAX_TCP_CONNECTIONS = 64
+
+/**
+ * An authoritative DNS responder for the endpoint names over UDP and TCP, on exactly the addresses
+ * it is given. Answers may be set before `start()`. `setZone()` swaps the whole answer set at once: a query sees the old set or the new.
+ *
+ * ```ts
+ * const responder = new DnsResponder({ ttl: 5 })
+ * await responder.start([{ host: '10.107.0.1', port: 53 }])
+ * responder.setZone(new Map([['api.prod', '10.107.0.2']]))
+ * ```
+ */
+export class DnsResponder {
+  #zone: { records: Zone; suffixes: ReadonlySet<string> } = { records: new Map(), suffixes: new Set() }
+  readonly #udp: dgram.Socket[] = []
+  readonly #tcp: net.Server[] = []
+  readonly #connections = new Set<net.Socket>()
+  readonly #ttl: number
+  readonly #logger: Logger
+
+  constructor(private readonly options: DnsResponderOptions = {}) {
+    this.#ttl = options.ttl ?? DEFAULT_TTL
+    this.#logger = options.logger ?? silentLogger
+    this.setZone(new Map())
+  }
+
+  /** The addresses really bound (ports filled in when 0 was asked for). */
+  get addresses(): ListenAddress[] {
+    return this.#udp.map((s) => ({ host: s.address().address, port: s.address().port }))
+  }
+
+  /** The answer set now (hostnames lowercase). */
+  get zone(): Zone {
+    return this.#zone.records
+  }
+
+  setZone(records: Zone): void {
+    const copy = new Map([...records].map(([name, address]) => [normalizeName(name), address]))
+    this.#zone = { records: copy, suffixes: servedSuffixes(copy, this.options.suffixes) }
+  }
+
+  /** Binds UDP and TCP on every listen address (the same port for both); all or nothing. */
+  async start(listen: readonly ListenAddress[]): Promise<void> {
+    try {
+      for (const address of listen) await this.#bind(address)
+    } catch (e) {
+      await this.close()
+      const where = listen.map((l) => `${l.host}:${l.port}`).join(', ')
+      throw new NgrokdError('NGROKD_ERR_LISTEN', `dns: cannot listen on ${where}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'port 53 needs root (or CAP_NET_BIND_SERVICE) and a free port on that address; set the dns plugin\'s listen option to another address or port',
+      })
+    }
+  }
+
+  /** UDP and TCP on one port; for port 0 the kernel picks UDP's, and another is tried if TCP has it taken. */
+  async #bind({ host, port }: ListenAddress): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' })
+      udp.on('message', (msg, peer) => this.#onDatagram(udp, msg, peer))
+      udp.on('error', (e) => this.#logger.warn({ err: e }, `dns: udp ${host}:${port}: ${e.message}`))
+      await bindUdp(udp, host, port).catch((e: unknown) => {
+        udp.close()
+        throw e
+      })
+      const tcp = net.createServer((socket) => this.#onTcp(socket))
+      tcp.maxConnections = MAX_TCP_CONNECTIONS
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject)
+          tcp.listen({ host, port: udp.address().port, exclusive: true }, () => resolve())
+        })
+      } catch (e) {
+        udp.close()
+        if (port === 0 && (e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 10) continue
+        throw e
+      }
+      tcp.on('error', (e) => this.#logger.warn({ err: e }, `dns: tcp ${host}:${port}: ${e.message}`))
+      this.#udp.push(udp)
+      this.#tcp.push(tcp)
+      return
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const udp of this.#udp.splice(0)) await new Promise<void>((resolve) => udp.close(() => resolve())).catch(() => undefined)
+    for (const tcp of this.#tcp.splice(0)) {
+      for (const socket of this.#connections) socket.destroy()
+      await new Promise<void>((resolve) => tcp.close(() => resolve()))
+    }
+  }
+
+  /** The reply to one message, or undefined to drop it; never throws (a codec bug drops the message and is logged). */
+  answer(message: Buffer): Buffer | undefined {
+    const zone = this.#zone // one read: the whole query is answered from one set
+    try {
+      return answerQuery(message, zone.records, zone.suffixes, this.#ttl)
+    } catch (e) {
+      this.#logger.warn({ err: e }, `dns: dropped a ${message.length}-byte message that could not be answered: ${(e as Error).message}`)
+      return undefined
+    }
+  }
+
+  #onDatagram(udp: dgram.Socket, message: Buffer, peer: dgram.RemoteInfo): void {
+    const reply = this.answer(message)
+    if (reply) udp.send(reply, peer.port, peer.address, (e) => e && this.#logger.debug(`dns: reply to ${peer.address}:${peer.port}: ${e.message}`))
+  }
+
+  /** DNS over TCP: each message is preceded by its 2-byte length — RFC 1035 §4.2.2. */
+  #onTcp(socket: net.Socket): void {
+    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy())
+    socket.on('error', () => socket.destroy())
+    this.#connections.add(socket)
+    socket.on('close', () => this.#connections.delete(socket))
+    let pending: Buffer = Buffer.alloc(0)
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+      while (pending.length >= 2) {
+        const length = pending.readUInt16BE(0)
+        if (pending.length < 2 + length) break
+        const message = pending.subarray(2, 2 + length)
+        pending = pending.subarray(2 + length)
+        const reply = this.answer(Buffer.from(message))
+        if (reply === undefined) {
+          socket.destroy() // not a query we answer: the stream cannot be trusted further
+          return
+        }
+        const framed = Buffer.alloc(2 + reply.length)
+        framed.writeUInt16BE(reply.length, 0)
+        reply.copy(framed, 2)
+        socket.write(framed)
+      }
+    })
+  }
+}
+
+function bindUdp(udp: dgram.Socket, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    udp.once('error', reject)
+    udp.bind({ address: host, port, exclusive: true }, () => {
+      udp.off('error', reject)
+      resolve()
+    })
+  })
+}
+
+/** `host:port`, `[v6]:port`, or a bare address (port 53). */
+export function parseListenAddress(text: string): ListenAddress {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text)
+  const [host, port] = bracketed ? [bracketed[1]!, bracketed[2]] : net.isIP(text) ? [text, undefined] : splitLast(text)
+  const portNumber = port === undefined ? DNS_PORT : Number(port)
+  if (net.isIP(host) === 0 || !Number.isInteger(portNumber) || portNumber < 0 || portNumber > 65535) {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `dns: listen ${JSON.stringify(text)} is not an IP address with an optional port`, {
+      hint: 'write e.g. 10.107.0.1, 127.0.0.53:5353 or [::1]:53',
+    })
+  }
+  return { host, port: portNumber }
+}
+
+function splitLast(text: string): [string, string | undefined] {
+  const colon = text.lastIndexOf(':')
+  return colon < 0 ? [text, undefined] : [text.slice(0, colon), text.slice(colon + 1)]
+}

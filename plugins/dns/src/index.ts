@@ -1,0 +1,53 @@
+import { definePlugin } from '@ngrokd/core/plugin'
+import { DnsNameResolver } from './dns-name-resolver.js'
+import { DEFAULT_TTL, DNS_PORT, DnsResponder, parseListenAddress } from './dns-responder.js'
+
+export interface DnsOptions {
+  /** Addresses to answer on (`host`, `host:port`, `[v6]:port`); default the interface's own address, port 53. */
+  listen?: string[]
+  /** Seconds the answers may be cached. */
+  ttl: number
+  /** Suffixes served even with no endpoint under them (answered NXDOMAIN rather than REFUSED). */
+  suffixes: string[]
+}
+
+/**
+ * An authoritative DNS responder for the endpoint hostnames, and the name resolver `dns` that
+ * publishes through it instead of editing the hosts file.
+ *
+ * ```yaml
+ * plugins: [dns]
+ * names: { resolver: dns }
+ * ```
+ */
+export default definePlugin<DnsOptions>({
+  name: 'dns',
+  version: '1.0.0',
+  ngrokd: '^1.0.0',
+  optionsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      listen: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'addresses to answer on, e.g. 10.107.0.1 or 127.0.0.1:5353; default the interface address, port 53' },
+      ttl: { type: 'integer', minimum: 0, maximum: 3600, default: DEFAULT_TTL, description: 'seconds the answers may be cached' },
+      suffixes: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'suffixes served even with no endpoint under them' },
+    },
+  },
+  register(ctx) {
+    const configured = ctx.options.listen?.map(parseListenAddress) // a bad address fails at load, not at start
+    const responder = new DnsResponder({ ttl: ctx.options.ttl, suffixes: ctx.options.suffixes, logger: ctx.logger })
+    const resolver = new DnsNameResolver(responder)
+    ctx.provideNameResolver('dns', () => resolver)
+    ctx.hooks.onStart(async () => {
+      const listen = configured ?? [{ host: (await ctx.interface()).address, port: DNS_PORT }]
+      await responder.start(listen)
+      ctx.logger.info(`answering DNS on ${responder.addresses.map((a) => `${a.host}:${a.port}`).join(', ')}`)
+    })
+    ctx.hooks.onStop(() => responder.close())
+    ctx.addDoctorChecks(() => resolver.diagnose())
+  },
+})
+
+export { DnsResponder, parseListenAddress, DEFAULT_TTL, DNS_PORT, type DnsResponderOptions, type ListenAddress } from './dns-responder.js'
+export { DnsNameResolver } from './dns-name-resolver.js'
+export { answerQuery, type Zone } from './dns-answer.js'
