@@ -8,6 +8,12 @@ import type { Command } from './commands.js'
  * way, so core never imports the simulator.
  */
 export function runCli(extra: readonly Command[] = []): void {
+  // a reader that went away (`ngrokd demo --once | head`) is not a crash: the command finishes and cleans up
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e
+    })
+  }
   main(process.argv.slice(2), extra).then(
     (code) => {
       process.exitCode = code

@@ -41,3 +41,10 @@ test('the level filters', () => {
   assert.equal(lines.length, 1)
   assert.equal(JSON.parse(lines[0]!).msg, 'shown')
 })
+
+test('colour follows NO_COLOR (https://no-color.org): any non-empty value turns it off', async () => {
+  const { useColor } = await import('./create-logger.js')
+  assert.equal(useColor({}), true)
+  assert.equal(useColor({ NO_COLOR: '1' }), false)
+  assert.equal(useColor({ NO_COLOR: '' }), true)
+})

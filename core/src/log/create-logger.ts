@@ -26,7 +26,7 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
   const stream: DestinationStream =
     destination ??
     (usePretty
-      ? pinoPretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+      ? pinoPretty({ destination: 2, sync: true, colorize: useColor(), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
       : pino.destination({ dest: 2, sync: true }))
   return pino(
     {
@@ -37,4 +37,9 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
     },
     stream,
   ) as unknown as Logger
+}
+
+/** Colour on a terminal unless NO_COLOR is set to anything but the empty string (https://no-color.org). */
+export function useColor(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env.NO_COLOR
 }

@@ -36,3 +36,16 @@ test('core alone has no demo and says where it comes from', async () => {
   assert.equal(code, 2)
   assert.match(stderr, /unknown command "demo" \(it comes with the `ngrokd` package/)
 })
+
+test('ngrokd demo --once | head: a reader that goes away early is no crash; the demo still finishes and cleans up', { skip: netnsSkip, timeout: 300_000 }, async () => {
+  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [NGROKD_PACKAGE_BIN, 'demo', '--once'], { env: E2eDaemon.childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stdout.once('data', () => child.stdout.destroy()) // like `head -1`
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('exit', (code) => resolve({ code, stderr }))
+  })
+  assert.equal(code, 0, stderr)
+  assert.doesNotMatch(stderr, /EPIPE|at .*\(.*:\d+:\d+\)/, 'no stack trace')
+})
