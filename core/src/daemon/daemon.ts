@@ -111,19 +111,24 @@ export class Daemon {
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
     // one daemon per state dir and interface: a second one is refused before it touches anything
     this.lock = await InstanceLock.acquire({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, socketPath: config.control.socket, ...this.options.lock })
-    registerDaemonMetrics(this.metrics, () => this.metricsNow())
     // plugins first: their control routes, name resolvers and hooks are part of what starts
     const root = container.createChildContainer()
-    this.plugins = await PluginHost.load(this.pluginSpecs(), {
-      configDir: config.configDir,
-      stateDir: config.stateDir,
-      logger,
-      scope: root,
-      metrics: this.metrics,
-      interfaceInfo: () => this.pluginInterface(),
-    })
-    this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: { ...this.routes(), ...this.plugins.routes() } })
-    await this.control.start()
+    try {
+      registerDaemonMetrics(this.metrics, () => this.metricsNow())
+      this.plugins = await PluginHost.load(this.pluginSpecs(), {
+        configDir: config.configDir,
+        stateDir: config.stateDir,
+        logger,
+        scope: root,
+        metrics: this.metrics,
+        interfaceInfo: () => this.pluginInterface(),
+      })
+      this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: { ...this.routes(), ...this.plugins.routes() } })
+      await this.control.start()
+    } catch (e) {
+      await this.lock.release()
+      throw e
+    }
     try {
       this.scope = await createDaemonScope({ config, logger, forwarder: this.options.forwarder ?? (await this.createForwarder()), scope: root, plugins: this.plugins })
       this.reconciler = this.scope.scope.resolve(Reconciler)
@@ -357,7 +362,7 @@ export class Daemon {
   }
 
   /**
-   * Takes a new configuration: the keys of {@link LIVE_KEYS} apply at once, every other change is
+   * Takes a new configuration: the keys config-reload.ts lists as live apply at once, every other change is
    * reported as needing a restart (and the running values stay). Logged either way.
    */
   reload(next: DaemonConfig): ReloadResult {
