@@ -28,6 +28,7 @@ import { EndpointPoller } from './endpoint-poller.js'
 import { InstanceLock, type InstanceLockOptions } from './instance-lock.js'
 import { planReload, type ReloadResult } from './config-reload.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
+import { createHostsFileNameResolver } from '../names/platform-hosts-file.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 
@@ -122,6 +123,7 @@ export class Daemon {
         scope: root,
         metrics: this.metrics,
         interfaceInfo: () => this.pluginInterface(),
+        hostsFileResolver: () => createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger }),
       })
       this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: { ...this.routes(), ...this.plugins.routes() } })
       await this.control.start()

@@ -57,6 +57,11 @@ export interface PluginContext<Options = Record<string, unknown>> {
    * `register()`: the interface opens after every plugin registered.
    */
   interface(): Promise<PluginInterfaceInfo>
+  /**
+   * A new hosts-file name resolver on `names.hosts_file` (the default resolver), for a plugin's own
+   * resolver to fall back to; the caller opens and closes it.
+   */
+  hostsFileResolver(): NameResolver
   /** Offers a name resolver under `name`; the daemon uses it when `names.resolver` is that name. */
   provideNameResolver(name: string, factory: () => NameResolver | Promise<NameResolver>): void
   /** Adds checks to `ngrokd doctor` (they must not change the machine). */

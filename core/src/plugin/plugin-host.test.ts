@@ -10,6 +10,7 @@ import { silentLogger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import type { PluginInterfaceInfo, ServingEntry } from './define-plugin.js'
 import { PluginHost, type PluginSpec } from './plugin-host.js'
+import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
 
 /** The plugin API as a third-party plugin imports it (`@ngrokd/core/plugin`), by file URL from a temp dir. */
 const api = new URL(import.meta.url.endsWith('.ts') ? './public.ts' : './public.js', import.meta.url).href
@@ -26,7 +27,7 @@ async function plugin(file: string, body: string): Promise<string> {
 const ifaceInfo: PluginInterfaceInfo = { name: 'ngrokd0', address: '10.107.0.1' }
 
 function load(specs: PluginSpec[], metrics = new Registry()) {
-  return PluginHost.load(specs, { configDir: dir, stateDir: dir, logger: silentLogger, scope: container.createChildContainer(), metrics, interfaceInfo: async () => ifaceInfo })
+  return PluginHost.load(specs, { configDir: dir, stateDir: dir, logger: silentLogger, scope: container.createChildContainer(), metrics, interfaceInfo: async () => ifaceInfo, hostsFileResolver: () => new HostsFileNameResolver({ path: join(dir, 'hosts'), stateDir: dir, logger: silentLogger }) })
 }
 
 describe('PluginHost', () => {

@@ -42,6 +42,8 @@ export interface PluginHostOptions {
   metrics: Registry
   /** Resolves once the interface is open; the host then keeps its own address on it (see PluginContext.interface). */
   interfaceInfo: () => Promise<PluginInterfaceInfo>
+  /** What `ctx.hostsFileResolver()` gives: the hosts file of `names.hosts_file`. */
+  hostsFileResolver: () => NameResolver
   platform?: NodeJS.Platform
 }
 
@@ -59,7 +61,7 @@ function optionsError(name: string, errors: ErrorObject[]): NgrokdError {
  * in `register()` or a hook is isolated and reported — it never takes the daemon down.
  *
  * ```ts
- * const plugins = await PluginHost.load(config.plugins, { configDir, stateDir, logger, scope, metrics, interfaceInfo })
+ * const plugins = await PluginHost.load(config.plugins, { configDir, stateDir, logger, scope, metrics, interfaceInfo, hostsFileResolver })
  * plugins.nameResolver('dns') // a factory, if a plugin offered one
  * await plugins.start(); await plugins.afterReconcile(serving); await plugins.stop()
  * ```
@@ -128,6 +130,7 @@ export class PluginHost {
         isRegistered: (token) => scope.isRegistered(token, true),
       },
       interface: options.interfaceInfo,
+      hostsFileResolver: options.hostsFileResolver,
       provideNameResolver: (name, factory) => void entry.nameResolvers.set(name, factory),
       addDoctorChecks: (checks) => void entry.doctorChecks.push(checks),
       addRoute: (method, path, handler) => void entry.routes.set(`${method} /v1/plugins/${plugin.name}${path}`, handler),

@@ -1,11 +1,35 @@
 import { lookup } from 'node:dns/promises'
-import { Lifecycle, NgrokdError, type Check, type NameRecord, type NameResolver } from '@ngrokd/core/plugin'
-import type { DnsResponder } from './dns-responder.js'
+import { formatError, Lifecycle, NgrokdError, silentLogger, type Check, type Logger, type NameRecord, type NameResolver, type NameResolverHealth } from '@ngrokd/core/plugin'
+import { DNS_PORT, type DnsResponder } from './dns-responder.js'
+import { ResolvedLink } from './resolved-link.js'
+import { SystemdResolved, systemBusAddress, RESOLVED_BUS_NAME } from './systemd-resolved.js'
+
+export interface AttachOptions {
+  /** The daemon's interface; resolved keys links by `index`. */
+  link: { name: string; index?: number }
+  /** The hosts-file resolver to publish through when systemd-resolved cannot be used. */
+  hostsFile: () => NameResolver
+  platform?: NodeJS.Platform
+  /** The system bus; default `DBUS_SYSTEM_BUS_ADDRESS`, else the standard socket. */
+  busAddress?: string
+}
+
+/** How the names reach the machine's resolver, once {@link DnsNameResolver.attach} decided. */
+type Route =
+  | { kind: 'unattached' }
+  | { kind: 'resolved'; link: ResolvedLink }
+  | { kind: 'hosts-file'; names: NameResolver; reason: string }
 
 /**
  * Publishes the names as the answers of a {@link DnsResponder} (`names.resolver: dns`). The responder's
- * sockets belong to the plugin (they open once the interface has its address); this resolver only
+ * sockets belong to the plugin (they open once the interface has its address); this resolver
  * swaps the answer set, whole, on each `publish()`.
+ *
+ * Once the responder listens, {@link attach} makes the machine ask it: on Linux with
+ * systemd-resolved on the system bus, the responder becomes the interface's per-link DNS server
+ * with a routing domain per served suffix (updated by each `publish()` that changes the suffixes,
+ * reverted by {@link detach}). Without resolved it says so once and publishes through the hosts
+ * file as well, so the names still resolve.
  *
  * What is published lives in memory: after a restart nothing is answered until the daemon
  * publishes again (it does at start, from its last known endpoint list).
@@ -13,8 +37,102 @@ import type { DnsResponder } from './dns-responder.js'
 export class DnsNameResolver implements NameResolver {
   readonly resolver = 'dns'
   readonly #lifecycle = new Lifecycle('dns name resolver')
+  readonly #logger: Logger
+  #route: Route = { kind: 'unattached' }
 
-  constructor(private readonly responder: DnsResponder) {}
+  constructor(
+    private readonly responder: DnsResponder,
+    { logger = silentLogger }: { logger?: Logger } = {},
+  ) {
+    this.#logger = logger
+  }
+
+  /**
+   * Called once the responder listens: registers it with systemd-resolved for `link`, or — no
+   * resolved, not Linux, no interface index, no address on port 53 — logs why once and publishes
+   * through the hosts file from now on.
+   */
+  async attach({ link, hostsFile, platform = process.platform, busAddress = systemBusAddress() }: AttachOptions): Promise<void> {
+    const addresses = this.responder.addresses.filter((a) => a.port === DNS_PORT && !a.host.includes(':')).map((a) => a.host)
+    let reason: string
+    if (platform !== 'linux') reason = `systemd-resolved is Linux's (this is ${platform})`
+    else if (link.index === undefined) reason = `the interface ${link.name} has no interface index`
+    else if (addresses.length === 0) reason = `resolved asks per-link DNS servers on port ${DNS_PORT} over IPv4, and the responder listens on ${this.#where()}`
+    else {
+      const registered = await this.#registerWithResolved({ name: link.name, index: link.index }, addresses, busAddress)
+      if (typeof registered !== 'string') {
+        this.#route = { kind: 'resolved', link: registered }
+        await registered.setSuffixes(this.responder.suffixes)
+        await this.#clearHostsFile(hostsFile)
+        return
+      }
+      reason = registered
+    }
+    const names = hostsFile()
+    await names.open()
+    await names.publish({ records: await this.list() })
+    this.#route = { kind: 'hosts-file', names, reason }
+    this.#logger.warn(`dns: systemd-resolved is not used: ${reason}; the names are published in the hosts file instead (the responder still answers on ${this.#where()})`)
+  }
+
+  /** At stop: resolved forgets the link (`RevertLink`). */
+  async detach(): Promise<void> {
+    if (this.#route.kind === 'resolved') await this.#route.link.revert()
+  }
+
+  /** The registered link, or why there is none; a reason as text (never thrown: the fallback takes over). */
+  async #registerWithResolved(link: { name: string; index: number }, addresses: string[], busAddress: string): Promise<ResolvedLink | string> {
+    let resolved: SystemdResolved
+    try {
+      resolved = await SystemdResolved.connect(busAddress)
+    } catch (e) {
+      return formatError(e)
+    }
+    try {
+      if (!(await resolved.isOnBus())) throw new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${RESOLVED_BUS_NAME} is not on the system bus ${busAddress}`)
+      return await ResolvedLink.register({ resolved, link, addresses, logger: this.#logger })
+    } catch (e) {
+      resolved.close()
+      return formatError(e)
+    }
+  }
+
+  /** Names an earlier run published in the hosts file while it fell back are removed: resolved answers them now. */
+  async #clearHostsFile(hostsFile: () => NameResolver): Promise<void> {
+    const names = hostsFile()
+    try {
+      await names.open()
+      const left = await names.list()
+      if (left.length > 0) {
+        await names.publish({ records: [] })
+        this.#logger.info(`dns: removed ${left.length} names an earlier run published in the hosts file (systemd-resolved answers them now)`)
+      }
+    } catch (e) {
+      this.#logger.warn({ err: e }, `dns: cannot check the hosts file for names an earlier run published: ${formatError(e)}`)
+    } finally {
+      await names.close()
+    }
+  }
+
+  /** Doctor: how the machine's resolver learns the names — resolved's link, or the hosts file and why. */
+  async #routeChecks(): Promise<Check[]> {
+    const route = this.#route
+    if (route.kind === 'resolved') return [await route.link.check()]
+    if (route.kind === 'unattached') return [{ id: 'dns.resolved', status: 'skip', summary: 'not registered with systemd-resolved: the responder has not started' }]
+    return [
+      {
+        id: 'dns.resolved',
+        status: 'warn',
+        summary: `systemd-resolved is not used: ${route.reason}; the names are published in the hosts file instead`,
+        hint: 'on Linux, run systemd-resolved (systemctl enable --now systemd-resolved) and restart ngrokd, or set names.resolver: hosts-file to say the hosts file is meant',
+      },
+      ...(await route.names.diagnose()),
+    ]
+  }
+
+  #where(): string {
+    return this.responder.addresses.map((a) => `${a.host}:${a.port}`).join(', ') || 'no address'
+  }
 
   async open({ signal }: { signal?: AbortSignal } = {}): Promise<void> {
     throwIfAborted(signal, 'open()')
@@ -28,7 +146,14 @@ export class DnsNameResolver implements NameResolver {
     const current = this.responder.zone
     const changed = next.size !== current.size || [...next].some(([name, address]) => current.get(name) !== address)
     if (changed) this.responder.setZone(next)
+    const route = this.#route
+    if (route.kind === 'resolved') await route.link.setSuffixes(this.responder.suffixes)
+    if (route.kind === 'hosts-file') return { changed: (await route.names.publish({ records, signal })).changed || changed }
     return { changed }
+  }
+
+  health(): NameResolverHealth {
+    return this.#route.kind === 'hosts-file' ? (this.#route.names.health?.() ?? { state: 'ok' }) : { state: 'ok' }
   }
 
   async list(): Promise<NameRecord[]> {
@@ -37,6 +162,7 @@ export class DnsNameResolver implements NameResolver {
 
   async close(): Promise<void> {
     this.#lifecycle.close()
+    if (this.#route.kind === 'hosts-file') await this.#route.names.close()
   }
 
   /** Where it answers, and whether the machine's own resolver gives each published name its address. */
@@ -47,6 +173,7 @@ export class DnsNameResolver implements NameResolver {
         ? { id: 'dns.responder', status: 'warn', summary: 'the DNS responder is not answering (the daemon is not running, or its listen failed: see its log)' }
         : { id: 'dns.responder', status: 'ok', summary: `DNS responder answering on ${where.map((a) => `${a.host}:${a.port}`).join(', ')}` },
     ]
+    checks.push(...(await this.#routeChecks()))
     const records = await this.list()
     if (records.length === 0) return checks
     const wrong: string[] = []

@@ -58,6 +58,11 @@ export class DnsResponder {
     return this.#zone.records
   }
 
+  /** The suffixes it is authoritative for now (each hostname's parent, plus the `suffixes` option). */
+  get suffixes(): ReadonlySet<string> {
+    return this.#zone.suffixes
+  }
+
   setZone(records: Zone): void {
     const copy = new Map([...records].map(([name, address]) => [normalizeName(name), address]))
     this.#zone = { records: copy, suffixes: servedSuffixes(copy, this.options.suffixes) }

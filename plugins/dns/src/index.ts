@@ -36,18 +36,25 @@ export default definePlugin<DnsOptions>({
   register(ctx) {
     const configured = ctx.options.listen?.map(parseListenAddress) // a bad address fails at load, not at start
     const responder = new DnsResponder({ ttl: ctx.options.ttl, suffixes: ctx.options.suffixes, logger: ctx.logger })
-    const resolver = new DnsNameResolver(responder)
+    const resolver = new DnsNameResolver(responder, { logger: ctx.logger })
     ctx.provideNameResolver('dns', () => resolver)
     ctx.hooks.onStart(async () => {
-      const listen = configured ?? [{ host: (await ctx.interface()).address, port: DNS_PORT }]
-      await responder.start(listen)
+      const link = await ctx.interface()
+      await responder.start(configured ?? [{ host: link.address, port: DNS_PORT }])
       ctx.logger.info(`answering DNS on ${responder.addresses.map((a) => `${a.host}:${a.port}`).join(', ')}`)
+      // the machine's resolver asks it through systemd-resolved, else the names go to the hosts file
+      await resolver.attach({ link, hostsFile: () => ctx.hostsFileResolver(), platform: ctx.platform })
     })
-    ctx.hooks.onStop(() => responder.close())
+    ctx.hooks.onStop(async () => {
+      await resolver.detach()
+      await responder.close()
+    })
     ctx.addDoctorChecks(() => resolver.diagnose())
   },
 })
 
 export { DnsResponder, parseListenAddress, DEFAULT_TTL, DNS_PORT, type DnsResponderOptions, type ListenAddress } from './dns-responder.js'
-export { DnsNameResolver } from './dns-name-resolver.js'
+export { DnsNameResolver, type AttachOptions } from './dns-name-resolver.js'
+export { ResolvedLink, type ResolvedLinkOptions } from './resolved-link.js'
+export { SystemdResolved, systemBusAddress, linkDnsAddress, routingDomains, type LinkDnsAddress, type LinkDomain, type LinkState } from './systemd-resolved.js'
 export { answerQuery, type Zone } from './dns-answer.js'

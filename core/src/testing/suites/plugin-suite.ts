@@ -1,11 +1,13 @@
 import 'reflect-metadata'
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import semver from 'semver'
 import { Registry } from 'prom-client'
 import { container } from 'tsyringe'
 import { silentLogger } from '../../contracts/logger.js'
 import { isPluginModule, type PluginInterfaceInfo, type PluginModule, type ServingEntry } from '../../plugin/define-plugin.js'
 import { PluginHost } from '../../plugin/plugin-host.js'
+import { HostsFileNameResolver } from '../../names/hosts-file-name-resolver.js'
 import { CORE_VERSION } from '../../version.js'
 import { TestFramework } from '../test-framework.js'
 import { checkDiagnose } from './check-diagnose.js'
@@ -61,6 +63,8 @@ export function testPlugin(suite: PluginSuiteOptions): void {
           if (!open) asked.interfaceBeforeOpen = true
           return interfaceInfo
         },
+        // a hosts file of the test's own, never the machine's
+        hostsFileResolver: () => new HostsFileNameResolver({ path: join(dir, 'hosts'), stateDir: join(dir, 'hosts-state'), logger: silentLogger }),
       })
       open = true
       defer(() => host.stop())

@@ -1,0 +1,117 @@
+import { formatError, silentLogger, type Check, type Logger } from '@ngrokd/core/plugin'
+import { linkDnsAddress, routingDomains, SystemdResolved, type LinkDnsAddress } from './systemd-resolved.js'
+
+export interface ResolvedLinkOptions {
+  resolved: SystemdResolved
+  /** The daemon's interface: its name (for messages) and index (what resolved keys links by). */
+  link: { name: string; index: number }
+  /** The responder's addresses (IPv4, port 53). */
+  addresses: readonly string[]
+  logger?: Logger
+}
+
+/**
+ * The responder registered with systemd-resolved as the per-link DNS server of the daemon's
+ * interface, with a routing-only domain (`~prod`) for each served suffix: resolved then sends
+ * those names, and only those, to the responder — every program resolves them, no file edited.
+ *
+ * The link is not a default route (names outside the suffixes never reach the responder) and does
+ * no DNSSEC validation (the zone is unsigned, and `.prod`-like suffixes may shadow signed public ones).
+ *
+ * ```ts
+ * const link = await ResolvedLink.register({ resolved, link: { name: 'ngrokd0', index: 7 }, addresses: ['10.107.0.1'] })
+ * await link.setSuffixes(new Set(['prod']))  // after a reconcile; a call only when the set changed
+ * await link.revert()                        // at stop: resolved forgets everything set for the link
+ * ```
+ */
+export class ResolvedLink {
+  /** The suffixes resolved has now: a failed update leaves the old ones, and the next update retries. */
+  #sent: ReadonlySet<string> = new Set()
+  /** Calls one after the other: an update never overtakes another, nor the revert. */
+  #queue: Promise<void> = Promise.resolve()
+  readonly #logger: Logger
+
+  private constructor(
+    private readonly resolved: SystemdResolved,
+    readonly link: { name: string; index: number },
+    readonly addresses: readonly string[],
+    logger: Logger,
+  ) {
+    this.#logger = logger
+  }
+
+  /** Sets the link's DNS servers, no default route, no DNSSEC; the domains come with {@link setSuffixes}. */
+  static async register({ resolved, link, addresses, logger = silentLogger }: ResolvedLinkOptions): Promise<ResolvedLink> {
+    const servers = addresses.map(linkDnsAddress).filter((a): a is LinkDnsAddress => a !== undefined)
+    await resolved.setLinkDns(link.index, servers)
+    await resolved.setLinkDefaultRoute(link.index, false)
+    await resolved.setLinkDnssec(link.index, 'no')
+    return new ResolvedLink(resolved, link, addresses, logger)
+  }
+
+  /** The routing domains `~<suffix>`, sent only when the set differs from what resolved has. */
+  setSuffixes(suffixes: ReadonlySet<string>): Promise<void> {
+    const next = new Set(suffixes)
+    return this.#enqueue(async () => {
+      if (sameSet(next, this.#sent)) return
+      try {
+        await this.resolved.setLinkDomains(this.link.index, routingDomains(next))
+        this.#sent = next
+        this.#logger.info(`systemd-resolved sends ${describeSuffixes(next)} to ${this.addresses.join(', ')} on ${this.link.name}`)
+      } catch (e) {
+        this.#logger.warn({ err: e }, `dns: cannot set the routing domains of ${this.link.name} in systemd-resolved (tried again after the next reconcile): ${formatError(e)}`)
+      }
+    })
+  }
+
+  /** `RevertLink`: resolved drops the link's servers and domains; the bus connection is closed. */
+  revert(): Promise<void> {
+    return this.#enqueue(async () => {
+      try {
+        await this.resolved.revertLink(this.link.index)
+        this.#logger.info(`systemd-resolved no longer sends names to ${this.link.name}`)
+      } catch (e) {
+        this.#logger.warn({ err: e }, `dns: cannot revert ${this.link.name} in systemd-resolved: ${formatError(e)}`)
+      } finally {
+        this.resolved.close()
+      }
+    })
+  }
+
+  /** Doctor: whether resolved holds the link's DNS servers and routing domains as registered. */
+  async check(): Promise<Check> {
+    const id = 'dns.resolved'
+    const where = `${this.link.name} (ifindex ${this.link.index})`
+    try {
+      const state = await this.resolved.linkState(this.link.index)
+      const missingServers = this.addresses.filter((a) => !state.dns.includes(a))
+      const routing = new Set(state.domains.filter((d) => d.routingOnly).map((d) => d.domain))
+      const missingDomains = [...this.#sent].filter((s) => !routing.has(s))
+      if (missingServers.length === 0 && missingDomains.length === 0) {
+        return { id, status: 'ok', summary: `systemd-resolved has ${where} registered: ${describeSuffixes(this.#sent)} go to ${this.addresses.join(', ')}` }
+      }
+      const lacks = [missingServers.length > 0 && `DNS server ${missingServers.join(', ')}`, missingDomains.length > 0 && `routing domains ${missingDomains.map((s) => `~${s}`).join(' ')}`].filter(Boolean)
+      return {
+        id,
+        status: 'warn',
+        summary: `systemd-resolved does not have ${where} registered as ngrokd set it: it lacks ${lacks.join(' and ')} (it has DNS ${state.dns.join(', ') || 'none'}, domains ${state.domains.map((d) => (d.routingOnly ? `~${d.domain}` : d.domain)).join(' ') || 'none'})`,
+        hint: `compare with resolvectl status ${this.link.name}; restarting ngrokd registers the link again`,
+      }
+    } catch (e) {
+      return { id, status: 'warn', summary: `cannot read ${where} from systemd-resolved: ${formatError(e)}`, hint: 'check that systemd-resolved runs (systemctl status systemd-resolved)' }
+    }
+  }
+
+  #enqueue(fn: () => Promise<void>): Promise<void> {
+    this.#queue = this.#queue.then(fn)
+    return this.#queue
+  }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x))
+}
+
+function describeSuffixes(suffixes: ReadonlySet<string>): string {
+  return suffixes.size === 0 ? 'no names (no suffix served yet)' : `names under ${[...suffixes].sort().map((s) => `~${s}`).join(' ')}`
+}
