@@ -1,0 +1,243 @@
+// systemd-resolved registration against a stand-in on a bus of the test's own (dbus-daemon):
+// every call and argument checked; the hosts-file fallback when resolved is not on the bus.
+import { after, before, beforeEach, afterEach, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Resolver } from 'node:dns/promises'
+import { HostsFileNameResolver } from '@ngrokd/core'
+import { TestFramework, testPlugin } from '@ngrokd/core/testing'
+import type { Logger } from '@ngrokd/core/plugin'
+import plugin, { DnsNameResolver, DnsResponder, SystemdResolved } from './index.js'
+import { FakeResolved, PrivateBus } from './testing/fake-resolved.js'
+
+TestFramework.describe = describe
+TestFramework.it = it
+TestFramework.beforeAll = before
+TestFramework.afterAll = after
+
+const hasDbusDaemon = (() => {
+  try {
+    execFileSync('dbus-daemon', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+const isRoot = process.getuid?.() === 0
+const skip = !hasDbusDaemon ? 'dbus-daemon is not installed (Debian: dbus-daemon)' : !isRoot ? 'the responder needs port 53 (root) for resolved to use it' : false
+/** A loopback address of its own, port 53: what resolved would be told to ask. */
+const HOST = '127.53.107.1'
+const IFINDEX = 7
+const AF_INET = 2
+
+function capture(): { logger: Logger; warnings: string[]; infos: string[] } {
+  const warnings: string[] = []
+  const infos: string[] = []
+  const text = (a: unknown, b?: unknown) => String(typeof a === 'string' ? a : b)
+  const logger: Logger = {
+    trace: () => undefined,
+    debug: () => undefined,
+    info: (a: unknown, b?: unknown) => void infos.push(text(a, b)),
+    warn: (a: unknown, b?: unknown) => void warnings.push(text(a, b)),
+    error: (a: unknown, b?: unknown) => void warnings.push(text(a, b)),
+    fatal: (a: unknown, b?: unknown) => void warnings.push(text(a, b)),
+    child: () => logger,
+  } as unknown as Logger
+  return { logger, warnings, infos }
+}
+
+describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => {
+  let bus: PrivateBus
+  let fake: FakeResolved | undefined
+  let dir: string
+  let responder: DnsResponder
+  let hostsPath: string
+  const hostsFile = () => new HostsFileNameResolver({ path: hostsPath, stateDir: join(dir, 'state'), logger: capture().logger })
+
+  before(async () => {
+    bus = await PrivateBus.start()
+  })
+  after(async () => {
+    await bus?.stop()
+  })
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ngrokd-resolved-'))
+    hostsPath = join(dir, 'hosts')
+    responder = new DnsResponder()
+    await responder.start([{ host: HOST, port: 53 }])
+  })
+  afterEach(async () => {
+    fake?.stop()
+    fake = undefined
+    await responder.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('registers the responder as the link DNS server with ~suffix routing domains, updates them as suffixes change, and RevertLink at detach', async () => {
+    fake = await FakeResolved.start(bus.address)
+    const { logger, warnings } = capture()
+    const names = new DnsNameResolver(responder, { logger })
+    await names.open()
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: bus.address })
+
+    assert.deepEqual(
+      fake.calls.map((c) => [c.member, c.signature]),
+      [
+        ['SetLinkDNS', 'ia(iay)'],
+        ['SetLinkDefaultRoute', 'ib'],
+        ['SetLinkDNSSEC', 'is'],
+        ['SetLinkDomains', 'ia(sb)'],
+      ],
+    )
+    assert.deepEqual(fake.bodies('SetLinkDNS'), [[IFINDEX, [[AF_INET, Buffer.from([127, 53, 107, 1])]]]])
+    assert.deepEqual(fake.bodies('SetLinkDefaultRoute'), [[IFINDEX, false]])
+    assert.deepEqual(fake.bodies('SetLinkDNSSEC'), [[IFINDEX, 'no']])
+    assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['prod', true]]]])
+    assert.deepEqual(fake.problems, [])
+    assert.deepEqual(warnings, [])
+    await assert.rejects(readFile(hostsPath, 'utf8'), { code: 'ENOENT' }, 'the hosts file is not written while resolved is used')
+
+    // a new suffix: the domains follow; the same suffixes again: no call
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.publish({ records: [{ hostname: 'db.prod', address: '10.107.0.4' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    assert.deepEqual(fake.bodies('SetLinkDomains'), [
+      [IFINDEX, [['prod', true]]],
+      [IFINDEX, [['demo', true], ['prod', true]]],
+    ])
+    await names.publish({ records: [{ hostname: 'web.demo', address: '10.107.0.3' }] })
+    assert.deepEqual(fake.bodies('SetLinkDomains').at(-1), [IFINDEX, [['demo', true]]])
+    assert.deepEqual(fake.links.get(IFINDEX)?.domains, [['demo', true]])
+
+    const checks = await names.diagnose()
+    const registered = checks.find((c) => c.id === 'dns.resolved')
+    assert.equal(registered?.status, 'ok', JSON.stringify(checks))
+    assert.match(registered!.summary, /ngrokd0 \(ifindex 7\).*~demo.*127\.53\.107\.1/)
+
+    // what resolved is told is what the responder answers
+    const r = new Resolver({ timeout: 2000, tries: 1 })
+    r.setServers([HOST])
+    assert.deepEqual(await r.resolve4('web.demo'), ['10.107.0.3'])
+
+    await names.detach()
+    assert.deepEqual(fake.calls.at(-1), { member: 'RevertLink', signature: 'i', body: [IFINDEX] })
+    assert.equal(fake.links.has(IFINDEX), false, 'resolved holds nothing for the link after RevertLink')
+    assert.deepEqual(fake.problems, [])
+    await names.close()
+  })
+
+  it('doctor warns when resolved no longer holds what was registered', async () => {
+    fake = await FakeResolved.start(bus.address)
+    const names = new DnsNameResolver(responder)
+    await names.open()
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: bus.address })
+    fake.links.delete(IFINDEX) // as if someone ran resolvectl revert ngrokd0
+    const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
+    assert.equal(check?.status, 'warn')
+    assert.match(check!.summary, /lacks DNS server 127\.53\.107\.1 and routing domains ~prod/)
+    await names.detach()
+    await names.close()
+  })
+
+  it('without org.freedesktop.resolve1 on the bus it says so once and publishes through the hosts file', async () => {
+    const { logger, warnings } = capture()
+    const names = new DnsNameResolver(responder, { logger })
+    await names.open()
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: bus.address })
+    assert.equal(warnings.length, 1, warnings.join('\n'))
+    assert.match(warnings[0]!, /systemd-resolved is not used: org\.freedesktop\.resolve1 is not on the system bus unix:path=.*; the names are published in the hosts file instead/)
+    assert.match(await readFile(hostsPath, 'utf8'), /^10\.107\.0\.2\s+api\.prod$/m)
+    // later publishes go there too, and nothing more is logged
+    await names.publish({ records: [{ hostname: 'web.demo', address: '10.107.0.3' }] })
+    const hosts = await readFile(hostsPath, 'utf8')
+    assert.match(hosts, /^10\.107\.0\.3\s+web\.demo$/m)
+    assert.doesNotMatch(hosts, /api\.prod/)
+    assert.equal(warnings.length, 1)
+    const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
+    assert.equal(check?.status, 'warn')
+    assert.match(check!.summary, /not on the system bus/)
+    await names.publish({ records: [] })
+    assert.doesNotMatch(await readFile(hostsPath, 'utf8'), /web\.demo/, 'unpublishing goes through the hosts file too')
+    await names.detach()
+    await names.close()
+  })
+
+  it('with no system bus at all it falls back the same way', async () => {
+    const { logger, warnings } = capture()
+    const names = new DnsNameResolver(responder, { logger })
+    await names.open()
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: `unix:path=${join(dir, 'no-bus')}` })
+    assert.equal(warnings.length, 1)
+    assert.match(warnings[0]!, /no system bus at unix:path=.*no-bus/)
+    assert.match(await readFile(hostsPath, 'utf8'), /api\.prod/)
+    await names.close()
+  })
+
+  it('a resolved run removes the names an earlier fallback run left in the hosts file', async () => {
+    const earlier = hostsFile()
+    await earlier.open()
+    await earlier.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+    await earlier.close()
+    fake = await FakeResolved.start(bus.address)
+    const names = new DnsNameResolver(responder)
+    await names.open()
+    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: bus.address })
+    assert.doesNotMatch(await readFile(hostsPath, 'utf8'), /api\.prod/)
+    await names.detach()
+    await names.close()
+  })
+
+  it('the stand-in refuses what resolved refuses: a wrong signature, 16 bytes for AF_INET, a domain written with ~', async () => {
+    fake = await FakeResolved.start(bus.address)
+    const client = await SystemdResolved.connect(bus.address)
+    try {
+      await assert.rejects(client.setLinkDns(IFINDEX, [[AF_INET, Buffer.alloc(16)]]), /InvalidArgs/)
+      await assert.rejects(client.setLinkDomains(IFINDEX, [['~prod', true]]), /InvalidArgs/)
+      await assert.rejects(client.setLinkDns(0, []), /InvalidArgs/)
+      assert.equal(fake.problems.length, 3, fake.problems.join('\n'))
+    } finally {
+      client.close()
+    }
+  })
+})
+
+// Through the plugin host: the kit's interface has an index, the bus comes from DBUS_SYSTEM_BUS_ADDRESS.
+if (!skip) {
+  const bus = await PrivateBus.start()
+  process.env.DBUS_SYSTEM_BUS_ADDRESS = bus.address
+  after(() => bus.stop())
+  testPlugin({
+    title: 'dns plugin conformance, registered with (a stand-in for) systemd-resolved',
+    plugin,
+    options: { listen: [`${HOST}:53`] },
+    interfaceInfo: { name: 'ngrokd0', index: IFINDEX, address: HOST },
+    additionalTests({ withHost }) {
+      it('start registers the link from ctx.interface() with resolved, stop reverts it', async () => {
+        const fake = await FakeResolved.start(bus.address)
+        try {
+          await withHost(async (host) => {
+            const names = (await host.createNameResolver('dns'))!
+            await names.open()
+            await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+            await host.start()
+            assert.deepEqual(fake.bodies('SetLinkDNS'), [[IFINDEX, [[AF_INET, Buffer.from([127, 53, 107, 1])]]]])
+            assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['prod', true]]]])
+            assert.equal((await host.doctorChecks()).find((c) => c.id.endsWith('dns.resolved'))?.status, 'ok')
+            await host.stop()
+            assert.deepEqual(fake.calls.at(-1)?.member, 'RevertLink')
+            assert.deepEqual(fake.problems, [])
+            await names.close()
+          })
+        } finally {
+          fake.stop()
+        }
+      })
+    },
+  })
+}
