@@ -20,6 +20,8 @@ export interface InterfaceOpenOptions {
 export interface InterfaceInfo {
   /** The name the OS knows the interface by (may differ from the requested one, e.g. `utun4`). */
   name: string
+  /** The OS's index of the interface (Linux's ifindex), when the driver knows it. */
+  index?: number
   /** What the driver made, e.g. `dummy`, `bridge (dummy unavailable)`, `lo aliases`. */
   kind: string
   /** True when `open()` found the interface already there (a crash leftover) and adopted it. */

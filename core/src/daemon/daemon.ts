@@ -139,7 +139,9 @@ export class Daemon {
         { driver: this.scope.driverName, interface: info.name, kind: info.kind, adopted: info.adopted, subnet: this.scope.subnet },
         `interface ${info.name} ready (${info.kind}${info.adopted ? ', adopted from an earlier run' : ''})`,
       )
-      this.interfaceReady.resolve({ name: info.name, ...(await interfaceIndex(info.name)), address: intToIpv4(parseSubnet(this.scope.subnet).network + 1) })
+      // the driver's index when it has one: /sys/class/net shows the netns sysfs was mounted in, not ours
+      const index = info.index !== undefined ? { index: info.index } : await interfaceIndex(info.name)
+      this.interfaceReady.resolve({ name: info.name, ...index, address: intToIpv4(parseSubnet(this.scope.subnet).network + 1) })
       await this.startNetworkMode()
       await this.plugins.start()
       this.poller = new EndpointPoller({

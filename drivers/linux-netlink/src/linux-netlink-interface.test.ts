@@ -45,8 +45,8 @@ test('the driver module: metadata, and create() returns a LinuxNetlinkInterface 
 test('open creates a dummy link and brings it up', async () => {
   const { kernel, iface } = setup()
   const info = await iface.open({ name: NAME, subnet: SUBNET })
-  assert.deepEqual(info, { name: NAME, kind: 'dummy', adopted: false, notes: [] })
   const link = kernel.linkByName(NAME)!
+  assert.deepEqual(info, { name: NAME, index: link.index, kind: 'dummy', adopted: false, notes: [] })
   assert.equal(link.kind, 'dummy')
   assert.ok(link.flags & IFF_UP)
   assert.equal(iface.ifindex, link.index)

@@ -182,7 +182,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
         const up = await socket.request((seq) => setLinkUpRequest({ seq, index }), { what: `RTM_NEWLINK ${name} up` })
         if (up.errno !== 0) throw netlinkError('RTM_NEWLINK', up.errno, { detail: `${name} up`, ...kernel(up.kernelMessage) })
       }
-      const info: InterfaceInfo = { name, kind, adopted, notes }
+      const info: InterfaceInfo = { name, index: link.index, kind, adopted, notes }
       this.#state = { socket, name, index: link.index, subnet, info }
       this.#logger.info({ name, index: link.index, kind, adopted }, adopted ? 'linux-netlink: adopted link' : 'linux-netlink: created link')
       return info
