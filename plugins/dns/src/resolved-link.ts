@@ -43,9 +43,15 @@ export class ResolvedLink {
   /** Sets the link's DNS servers, no default route, no DNSSEC; the domains come with {@link setSuffixes}. */
   static async register({ resolved, link, addresses, logger = silentLogger }: ResolvedLinkOptions): Promise<ResolvedLink> {
     const servers = addresses.map(linkDnsAddress).filter((a): a is LinkDnsAddress => a !== undefined)
-    await resolved.setLinkDns(link.index, servers)
-    await resolved.setLinkDefaultRoute(link.index, false)
-    await resolved.setLinkDnssec(link.index, 'no')
+    try {
+      await resolved.setLinkDns(link.index, servers)
+      await resolved.setLinkDefaultRoute(link.index, false)
+      await resolved.setLinkDnssec(link.index, 'no')
+    } catch (e) {
+      // half a registration (an older resolved without one of the calls) is taken back whole
+      await resolved.revertLink(link.index).catch(() => undefined)
+      throw e
+    }
     return new ResolvedLink(resolved, link, addresses, logger)
   }
 

@@ -179,6 +179,21 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await names.close()
   })
 
+  it('a resolved that refuses one of the calls (older, without SetLinkDNSSEC) gets the link reverted, and the hosts file is used', async () => {
+    fake = await FakeResolved.start(bus.address, { without: ['SetLinkDNSSEC'] })
+    const { logger, warnings } = capture()
+    const names = new DnsNameResolver(responder, { logger })
+    await names.open()
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: bus.address })
+    assert.deepEqual(fake.calls.map((c) => c.member), ['SetLinkDNS', 'SetLinkDefaultRoute', 'RevertLink'])
+    assert.equal(fake.links.has(IFINDEX), false)
+    assert.equal(warnings.length, 1)
+    assert.match(warnings[0]!, /SetLinkDNSSEC: org\.freedesktop\.DBus\.Error\.UnknownMethod/)
+    assert.match(await readFile(hostsPath, 'utf8'), /api\.prod/)
+    await names.close()
+  })
+
   it('a resolved run removes the names an earlier fallback run left in the hosts file', async () => {
     const earlier = hostsFile()
     await earlier.open()

@@ -97,10 +97,11 @@ export class FakeResolved {
 
   private constructor(private readonly bus: ReturnType<typeof createBus>) {}
 
-  static async start(address: string): Promise<FakeResolved> {
+  /** `without`: methods it answers UnknownMethod to, as an older resolved would. */
+  static async start(address: string, { without = [] }: { without?: readonly string[] } = {}): Promise<FakeResolved> {
     const bus = createBus(address)
     const fake = new FakeResolved(bus)
-    const methods = Object.fromEntries(Object.keys(METHODS).map((member) => [member, (...args: unknown[]) => fake.#handle(member, args.at(-1) as { signature?: string; body?: unknown[] })]))
+    const methods = Object.fromEntries(Object.keys(METHODS).filter((m) => !without.includes(m)).map((member) => [member, (...args: unknown[]) => fake.#handle(member, args.at(-1) as { signature?: string; body?: unknown[] })]))
     bus.exportInterface(methods, RESOLVED_MANAGER_PATH, { name: RESOLVED_MANAGER, methods: METHODS, signals: {}, properties: {} })
     await new Promise<void>((resolve, reject) =>
       // 4: DBUS_NAME_FLAG_DO_NOT_QUEUE; reply 1: DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER
