@@ -110,4 +110,6 @@ export interface LoadedConfig {
   source?: string
   /** Deprecation notices and the like, for the log at start-up. */
   notices: string[]
+  /** Where `api.key` came from, when set: `environment variable NGROK_API_KEY`, `api.key in FILE`. */
+  apiKeyOrigin?: string
 }

@@ -93,7 +93,8 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
     )
   }
   if (issues.length) throw new ConfigInvalidError(issues)
-  return { config: buildConfig(values, configDir), ...(source ? { source } : {}), notices }
+  const apiKeyOrigin = envLayer.values.has('api.key') ? `environment variable ${env.sources.get('api.key')}` : fileValues.has('api.key') ? `api.key in ${source ?? 'the configuration'}` : undefined
+  return { config: buildConfig(values, configDir), ...(source ? { source } : {}), notices, ...(apiKeyOrigin ? { apiKeyOrigin } : {}) }
 }
 
 /**

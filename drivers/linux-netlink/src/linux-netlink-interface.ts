@@ -77,7 +77,6 @@ interface OpenState {
 }
 
 const LINK_KINDS_WE_MAKE = new Set(['dummy', 'bridge'])
-let dummyFallbackLogged = false
 
 /**
  * The Linux interface driver: one `dummy` link (a port-less `bridge` where the kernel has no
@@ -201,10 +200,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
       throw netlinkError('RTM_NEWLINK', dummy.errno, { detail: `${name} type dummy`, ...kernel(dummy.kernelMessage) })
     }
     const why = `the kernel has no dummy link type (RTM_NEWLINK type dummy: EOPNOTSUPP${dummy.kernelMessage ? `, "${dummy.kernelMessage}"` : ''}); using a port-less bridge, which holds addresses the same way`
-    if (!dummyFallbackLogged) {
-      dummyFallbackLogged = true
-      this.#logger.warn({ name }, `linux-netlink: ${why}`)
-    }
+    // not logged here: it is one of the interface's notes, which the daemon logs once and `status` shows
     const bridge = await socket.request((seq) => newLinkRequest({ seq, name, kind: 'bridge' }), { what: `RTM_NEWLINK ${name} type bridge` })
     if (bridge.errno === 0) return { fallback: why }
     if (bridge.errno === LINUX_ERRNO.EEXIST) return { raced: true }
