@@ -84,7 +84,7 @@ const runCommand = defineCommand({
     try {
       await daemon.start()
     } catch (e) {
-      logger.fatal({ err: e }, formatError(e))
+      logger.fatal({ err: e }, `ngrokd could not start: ${formatError(e)}`)
       return isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') ? 2 : 1
     }
     await new Promise(() => {}) // until a signal

@@ -91,6 +91,8 @@ export class Daemon {
   /** The API named no ingress and the default was announced (once). */
   private warnedDefaultIngress = false
   private running?: Promise<void>
+  /** start() finished: a stop after it is news, one during it is the undoing of a failed start. */
+  private started = false
   /** The API's last refusal or failure (registration or poll), cleared by the next success. */
   private lastApiError?: { at: string; message: string }
 
@@ -174,6 +176,7 @@ export class Daemon {
       await this.stop()
       throw e
     }
+    this.started = true
     this.running = this.run()
   }
 
@@ -364,6 +367,8 @@ export class Daemon {
   /** Drains and removes listeners, names and addresses, then closes everything. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.phase === 'stopped' || this.phase === 'stopping') return
+    // a start that failed is undone quietly: the caller reports why it failed, last
+    const startFailed = !this.started
     this.phase = 'stopping'
     this.stopped.abort()
     await this.poller?.stop()
@@ -381,7 +386,7 @@ export class Daemon {
     await this.control?.close()
     await this.lock?.release()
     this.phase = 'stopped'
-    this.logger.info('ngrokd stopped; listeners, names and addresses removed')
+    this.logger[startFailed ? 'debug' : 'info']('ngrokd stopped; listeners, names and addresses removed')
   }
 
   /**

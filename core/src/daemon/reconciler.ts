@@ -120,6 +120,7 @@ interface Pass {
  * idempotent and safe after a crash. One service's failure never blocks another.
  *
  * The steps, in order ({@link reconcileNow}):
+ * 0. {@link repairInterface}: an interface deleted or brought down under the daemon is put back;
  * 1. {@link plan}: an address per hostname (the allocator), a network port per service (network mode);
  * 2. {@link withdrawNames}: names that go away are unpublished first, before their listener or address;
  * 3. {@link stopStaleListeners}: network listeners first, then local ones, of what is no longer wanted;
@@ -209,6 +210,7 @@ export class Reconciler {
   private async reconcileNow(desired: readonly DesiredService[], drainMs: number, announce: boolean): Promise<ReconcileReport> {
     const started = performance.now()
     const pass = this.newPass(desired, drainMs)
+    await this.repairInterface(desired)
     await this.plan(pass)
     await this.withdrawNames(pass)
     await this.stopStaleListeners(pass)
@@ -273,6 +275,17 @@ export class Reconciler {
         const before = previous.get(state.key)?.network?.error
         logger[before?.message === n.error.message ? 'debug' : 'error']({ url: state.url, err: e }, `cannot expose ${state.url} on ${listenerKey(n.address, n.port)}: ${formatError(e)}`)
       },
+    }
+  }
+
+  /** 0. The interface deleted or brought down under us is put back first (its addresses follow in step 4). */
+  private async repairInterface(desired: readonly DesiredService[]): Promise<void> {
+    if (desired.length === 0 || !this.iface.repair) return // teardown, or nothing to serve: nothing to put back
+    try {
+      const repaired = await this.iface.repair()
+      if (repaired) this.logger.warn(`${this.iface.driver}: ${repaired}`)
+    } catch (e) {
+      this.logger.error({ err: e }, `${this.iface.driver}: the interface is not as it should be and could not be put back: ${formatError(e)}`)
     }
   }
 
