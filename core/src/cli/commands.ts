@@ -24,8 +24,8 @@ function defineCommand<O extends CommandSpec['options']>(c: CommandSpec<O> & { r
   return c as unknown as Command
 }
 
-async function configFor(values: { config?: string }): Promise<LoadedConfig> {
-  return loadConfig({ configPath: values.config })
+async function configFor(values: { config?: string; instance?: string }): Promise<LoadedConfig> {
+  return loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}) })
 }
 
 /** How much longer than `forwarder.drain_timeout` a stop may take before the process exits anyway. */
@@ -356,7 +356,12 @@ async function promptHidden(question: string): Promise<string> {
 }
 
 function printHelp(spec: CommandSpec): number {
-  console.log(helpText(spec) + '\nOptions:\n  -c, --config FILE   configuration file (default: searched, then /etc/ngrokd/config.yml)\n  -h, --help          this help')
+  console.log(
+    helpText(spec) +
+      '\nOptions:\n  -c, --config FILE   configuration file (default: searched, then /etc/ngrokd/config.yml)\n' +
+      '  --instance NAME     a named instance (a second account): /etc/ngrokd/NAME.yml, its own state, socket, interface, subnet and hosts block\n' +
+      '  -h, --help          this help',
+  )
   return 0
 }
 

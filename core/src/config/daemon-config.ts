@@ -67,6 +67,8 @@ export interface DaemonConfig {
     /** Suffix patterns: matching hostnames are never published. */
     deny: string[]
   }
+  /** A named instance (`instance`): its own defaults for state, socket, interface and subnet, its own hosts block. */
+  instance?: string
   stateDir: string
   control: {
     socket: string
