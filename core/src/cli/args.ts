@@ -10,6 +10,10 @@ export interface CommandSpec<O extends Options = Options> {
   usage: string
   options: O
   allowPositionals?: boolean
+  /** For shell completion: the words a command takes (`service`: install, uninstall, status). */
+  positionals?: readonly string[]
+  /** For shell completion: the values an option takes (`--log-format`: json, pretty, auto). */
+  optionValues?: Readonly<Record<string, readonly string[]>>
 }
 
 /** Options every command takes. */

@@ -8,7 +8,7 @@ import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import { createLogger, LOG_FORMATS, type LogFormat } from '../log/create-logger.js'
 import { Daemon } from '../daemon/daemon.js'
-import { cleanupLeftovers } from '../daemon/cleanup.js'
+import { cleanupLeftovers, uninstall } from '../daemon/cleanup.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
@@ -36,6 +36,7 @@ const runCommand = defineCommand({
   summary: 'Run the daemon in the foreground: register, discover endpoints, serve them by hostname until SIGTERM/SIGINT; SIGHUP reloads the config.',
   usage: 'ngrokd run [--config FILE] [--log-format json|pretty|auto]',
   options: { 'log-format': { type: 'string' } } as const,
+  optionValues: { 'log-format': LOG_FORMATS },
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
@@ -306,6 +307,31 @@ const cleanupCommand = defineCommand({
   },
 })
 
+const uninstallCommand = defineCommand({
+  name: 'uninstall',
+  summary: 'Remove everything ngrokd keeps on this machine (what cleanup removes, then its state directory); --deregister also deletes its registration at ngrok.',
+  usage: 'sudo ngrokd uninstall [--deregister] [--config FILE]\n\n  --deregister   first delete the registration at ngrok (needs the API key: api.key, NGROK_API_KEY or the saved one)\n\nStop the daemon first (sudo ngrokd service uninstall, or stop `ngrokd run`); then `npm uninstall -g ngrokd` removes the program.',
+  options: { deregister: { type: 'boolean' } } as const,
+  async run(argv) {
+    const { values } = parseCommandArgs(this, argv)
+    if (values.help) return printHelp(this)
+    const { config } = await configFor(values)
+    let report
+    try {
+      report = await uninstall(config, createLogger({ level: 'warn' }), { deregister: values.deregister ?? false })
+    } catch (e) {
+      if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
+      console.error(`ngrokd uninstall: ${formatError(e)}\n(stop it first: sudo ngrokd service uninstall, or stop \`ngrokd run\`)`)
+      return 2
+    }
+    for (const id of report.deregistered) console.log(`deleted the registration ${id} at ngrok`)
+    console.log(report.removed.length ? `removed:\n${report.removed.map((r) => `  ${r}`).join('\n')}` : 'nothing of ngrokd was left on this machine')
+    if (report.leftAtNgrok) console.log(`the registration ${report.leftAtNgrok} stays at ngrok: delete it in the dashboard, or next time uninstall with --deregister`)
+    console.log('to remove the program too: npm uninstall -g ngrokd')
+    return 0
+  },
+})
+
 const versionCommand = defineCommand({
   name: 'version',
   summary: 'Print the versions of ngrokd, Node.js and the built-in drivers.',
@@ -365,5 +391,5 @@ function printHelp(spec: CommandSpec): number {
   return 0
 }
 
-export const commands: Command[] = [runCommand, statusCommand, listCommand, setApiKeyCommand, reloadCommand, cleanupCommand, versionCommand]
+export const commands: Command[] = [runCommand, statusCommand, listCommand, setApiKeyCommand, reloadCommand, cleanupCommand, uninstallCommand, versionCommand]
 export { printHelp }

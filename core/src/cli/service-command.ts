@@ -71,9 +71,10 @@ const spec = {
   name: 'service',
   summary: 'Install, remove or show ngrokd as a system service (systemd on Linux, launchd on macOS).',
   usage:
-    'sudo ngrokd service install|uninstall|status [--config FILE] [--dry-run]\n\n  --dry-run   print the unit (or plist) and the commands instead of running them\n\nThe service runs `ngrokd run --config FILE` with this node and this ngrokd, restarts it after a failure,\nreloads it with SIGHUP, and runs `ngrokd cleanup` after it stops.',
+    'sudo ngrokd service install|uninstall|status [--config FILE] [--instance NAME] [--dry-run]\n\n  --dry-run   print the unit (or plist) and the commands instead of running them\n\nThe service runs `ngrokd run --config FILE` with this node and this ngrokd, restarts it after a failure,\nreloads it with SIGHUP, and runs `ngrokd cleanup` after it stops.',
   options: { 'dry-run': { type: 'boolean' } },
   allowPositionals: true,
+  positionals: ['install', 'uninstall', 'status'],
 } as const
 
 export const serviceCommand: Command = {
