@@ -13,6 +13,8 @@ export class ApiKeySource {
   private waiter?: (key: string) => void
   /** Where the key last handed out came from, for `status`. */
   source = 'none yet: run `ngrokd set-api-key`'
+  /** The configured key hides a different saved one, and the log said so. */
+  private shadowWarned = false
 
   constructor(
     private readonly options: {
@@ -37,6 +39,14 @@ export class ApiKeySource {
         source = `${stateDir}/api-key (saved by ngrokd set-api-key)`
       } catch (e) {
         logger.error({ err: e }, `the saved API key is not usable: ${formatError(e)}`)
+      }
+    }
+    if (key !== undefined && this.override === undefined && !this.shadowWarned) {
+      // NGROK_API_KEY (or api.key) beats a key saved by set-api-key: say so, not silently
+      const saved = await readApiKeyFile(stateDir).catch(() => undefined)
+      if (saved !== undefined && saved.trim() !== key.trim()) {
+        this.shadowWarned = true
+        logger.warn(`using the API key from ${source}; the one saved by \`ngrokd set-api-key\` in ${stateDir} is not used while that is set`)
       }
     }
     if (key?.trim()) {

@@ -41,6 +41,12 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
       ...(status.phase === 'waiting-for-api-key' ? { hint: 'ngrokd set-api-key' } : {}),
     },
   ]
+  // the daemon's own key, wherever it came from: what this shell's environment says about a key proves nothing about it
+  checks.push(
+    status.apiKey.lastError
+      ? { id: 'daemon.api-key', status: 'fail', summary: `the daemon's API key (from ${status.apiKey.source}): its last API call failed: ${status.apiKey.lastError.message}`, hint: 'a refused key (401/403): ngrokd set-api-key; else see the daemon log' }
+      : { id: 'daemon.api-key', status: 'ok', summary: `the daemon's API key comes from ${status.apiKey.source}` },
+  )
   if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}`, ...(status.lastPoll.error?.code ? { code: status.lastPoll.error.code } : {}) })
   if (status.names.state === 'frozen') checks.push({ id: 'daemon.names', status: 'fail', summary: `names frozen since ${status.names.since}: ${status.names.error.message}`, code: status.names.error.code, ...(status.names.error.hint ? { hint: status.names.error.hint } : {}) })
   const { services, skipped = [] } = await callDaemon(config.control.socket, 'GET /v1/endpoints', undefined, 10_000)
