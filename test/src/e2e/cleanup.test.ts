@@ -50,6 +50,14 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
     assert.equal(managedRecords(readHosts()).size, 2, 'and its hosts lines')
     assert.equal(existsSync(daemon.socketPath), true)
     assert.equal(existsSync(join(daemon.stateDir, 'ngrokd.lock')), true)
+    // doctor does not call the leftovers fine: each is a warning naming the fix
+    const doctor = await ngrokdCli(['doctor', '--json', '--offline', '--config', daemon.configFile])
+    const leftovers = (JSON.parse(doctor.stdout) as { checks: Array<{ id: string; summary: string; hint?: string }> }).checks.filter((c) => c.id === 'daemon.leftovers')
+    assert.deepEqual(
+      leftovers.map((c) => c.summary.replace(/^no daemon runs, but (.*) is still there.*$/, '$1')).sort(),
+      [`2 names in the ngrokd block of /etc/hosts`, `control socket ${daemon.socketPath}`, `interface ${net.interfaceName}`].sort(),
+    )
+    assert.match(leftovers[0]!.hint!, /ngrokd cleanup/)
 
     const r = await ngrokdCli(['cleanup', '--config', daemon.configFile])
     assert.equal(r.code, 0, r.stdout + r.stderr)
