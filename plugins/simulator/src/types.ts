@@ -61,11 +61,21 @@ export interface AddEndpointInput {
   skipValidation?: boolean
 }
 
-/** How many times a fault fires; omitted = until `resetFaults()`. Path faults match `pathPrefix` when given. */
-export type ApiFault =
-  | { kind: 'rate-limit'; count?: number; pathPrefix?: string; /** Default 1. */ retryAfterSeconds?: number }
-  | { kind: 'server-error'; count?: number; pathPrefix?: string; /** 500 (default) … 599. */ status?: number }
-  | { kind: 'latency'; ms: number; count?: number; pathPrefix?: string }
+/** Which API requests a fault applies to (all when both are omitted), and how many times it fires (omitted: until `resetFaults()`). */
+export interface ApiFaultScope {
+  count?: number
+  /** Only requests whose path starts with this. */
+  pathPrefix?: string
+  /** Only requests with this HTTP method (`GET`, `PATCH`, …; any case). */
+  method?: string
+}
+
+export type ApiFault = ApiFaultScope &
+  (
+    | { kind: 'rate-limit'; /** Default 1. */ retryAfterSeconds?: number }
+    | { kind: 'server-error'; /** 500 (default) … 599. */ status?: number }
+    | { kind: 'latency'; ms: number }
+  )
 
 export type IngressFault =
   | {
