@@ -148,6 +148,7 @@ export class SimulatorState {
       url: ep.url,
       public_url: ep.url,
       proto: ep.proto,
+      scheme: ep.proto,
       hostport: ep.hostport,
       host: ep.host,
       port: ep.port,
@@ -158,6 +159,10 @@ export class SimulatorState {
       updated_at: rfc3339(ep.updatedAt),
       metadata: ep.metadata,
       description: ep.description,
+      name: '',
+      region: '',
+      traffic_policy: '',
+      principal: { id: this.principalId, uri: '' },
     }
   }
 

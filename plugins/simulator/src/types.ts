@@ -13,6 +13,8 @@ export interface EndpointObject {
   /** Deprecated twin of `url`, still sent by ngrok. */
   public_url: string
   proto: EndpointProto
+  /** The url's scheme (same as `proto` here). */
+  scheme: string
   hostport: string
   host: string
   port: number
@@ -23,6 +25,12 @@ export interface EndpointObject {
   updated_at: string
   metadata: string
   description: string
+  /** Empty here: the simulator has no regions, endpoint names or traffic policies. */
+  name: string
+  region: string
+  traffic_policy: string
+  /** The account user that owns the endpoint. */
+  principal: { id: string; uri: string }
 }
 
 /** A kubernetes operator as ngrok's API returns it. */
