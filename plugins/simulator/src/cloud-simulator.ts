@@ -223,7 +223,7 @@ export class CloudSimulator implements SimulatorAdmin {
    * ngrok moves an account to another ingress). `''` names none. The ingress keeps listening where it is.
    */
   setIngressEndpoint(endpoint: string): void {
-    if (typeof endpoint !== 'string' || /\s/.test(endpoint)) throw badOption('the ingress endpoint must be a string without spaces (`host:port`, `host`, or empty)')
+    if (typeof endpoint !== 'string' || /\s/.test(endpoint)) throw badOption(`bad ingress endpoint ${JSON.stringify(endpoint)}`, 'give setIngressEndpoint() `host:port`, `host`, or an empty string, without spaces')
     this.state.ingressEndpoint = endpoint
   }
 
@@ -266,6 +266,6 @@ function badOption(why: string, hint = 'fix the CloudSimulator.start() options')
 }
 
 function clockOffset(ms: number): number {
-  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw badOption('the clock offset must be a finite number of milliseconds')
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw badOption(`bad clock offset ${JSON.stringify(ms)}`, 'give clockOffsetMs (start option, setClockOffset(), admin settings) a finite number of milliseconds')
   return ms
 }
