@@ -15,6 +15,7 @@ export interface CommandSpec<O extends Options = Options> {
 /** Options every command takes. */
 export const commonOptions = {
   config: { type: 'string', short: 'c' },
+  instance: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
