@@ -16,7 +16,7 @@ export const doctorCommand: Command = {
   async run(argv) {
     const { values } = parseCommandArgs(spec, argv)
     if (values.help) return printHelp(spec)
-    const report = await runDoctor({ configPath: values.config, offline: values.offline ?? false })
+    const report = await runDoctor({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), offline: values.offline ?? false })
     if (values.json) {
       console.log(JSON.stringify(report, null, 2))
     } else {
