@@ -57,6 +57,16 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
   let hostsPath: string
   const hostsFile = () => new HostsFileNameResolver({ path: hostsPath, stateDir: join(dir, 'state'), logger: capture().logger })
 
+  /** A resolver with api.prod published, attached to ngrokd0 (ifindex 7) on `busAddress`. */
+  async function attached(busAddress = bus.address): Promise<{ names: DnsNameResolver; warnings: string[] }> {
+    const { logger, warnings } = capture()
+    const names = new DnsNameResolver(responder, { logger })
+    await names.open()
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress })
+    return { names, warnings }
+  }
+
   before(async () => {
     bus = await PrivateBus.start()
   })
@@ -78,11 +88,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
 
   it('registers the responder as the link DNS server with ~suffix routing domains, updates them as suffixes change, and RevertLink at detach', async () => {
     fake = await FakeResolved.start(bus.address)
-    const { logger, warnings } = capture()
-    const names = new DnsNameResolver(responder, { logger })
-    await names.open()
-    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
-    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: bus.address })
+    const { names, warnings } = await attached()
 
     assert.deepEqual(
       fake.calls.map((c) => [c.member, c.signature]),
@@ -131,10 +137,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
 
   it('doctor warns when resolved no longer holds what was registered', async () => {
     fake = await FakeResolved.start(bus.address)
-    const names = new DnsNameResolver(responder)
-    await names.open()
-    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
-    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: bus.address })
+    const { names } = await attached()
     fake.links.delete(IFINDEX) // as if someone ran resolvectl revert ngrokd0
     const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
     assert.equal(check?.status, 'warn')
@@ -144,11 +147,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
   })
 
   it('without org.freedesktop.resolve1 on the bus it says so once and publishes through the hosts file', async () => {
-    const { logger, warnings } = capture()
-    const names = new DnsNameResolver(responder, { logger })
-    await names.open()
-    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
-    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: bus.address })
+    const { names, warnings } = await attached()
     assert.equal(warnings.length, 1, warnings.join('\n'))
     assert.match(warnings[0]!, /systemd-resolved is not used: org\.freedesktop\.resolve1 is not on the system bus unix:path=.*; the names are published in the hosts file instead/)
     assert.match(await readFile(hostsPath, 'utf8'), /^10\.107\.0\.2\s+api\.prod$/m)
@@ -168,11 +167,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
   })
 
   it('with no system bus at all it falls back the same way', async () => {
-    const { logger, warnings } = capture()
-    const names = new DnsNameResolver(responder, { logger })
-    await names.open()
-    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
-    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: `unix:path=${join(dir, 'no-bus')}` })
+    const { names, warnings } = await attached(`unix:path=${join(dir, 'no-bus')}`)
     assert.equal(warnings.length, 1)
     assert.match(warnings[0]!, /no system bus at unix:path=.*no-bus/)
     assert.match(await readFile(hostsPath, 'utf8'), /api\.prod/)
@@ -181,11 +176,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
 
   it('a resolved that refuses one of the calls (older, without SetLinkDNSSEC) gets the link reverted, and the hosts file is used', async () => {
     fake = await FakeResolved.start(bus.address, { without: ['SetLinkDNSSEC'] })
-    const { logger, warnings } = capture()
-    const names = new DnsNameResolver(responder, { logger })
-    await names.open()
-    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
-    await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress: bus.address })
+    const { names, warnings } = await attached()
     assert.deepEqual(fake.calls.map((c) => c.member), ['SetLinkDNS', 'SetLinkDefaultRoute', 'RevertLink'])
     assert.equal(fake.links.has(IFINDEX), false)
     assert.equal(warnings.length, 1)

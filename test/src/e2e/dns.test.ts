@@ -32,6 +32,15 @@ function ifindexOf(name: string): number {
   return (JSON.parse(execFileSync('ip', ['-j', 'link', 'show', 'dev', name], { encoding: 'utf8' })) as Array<{ ifindex: number }>)[0]!.ifindex
 }
 
+/** `ngrokd doctor --json` against the daemon's config (exit 1 on a failed check still prints the report). */
+async function doctorChecks(daemon: E2eDaemon): Promise<Array<{ id: string; status: string; summary: string }>> {
+  const out = await run(process.execPath, [NGROKD_BIN, 'doctor', '--json', '--config', daemon.configFile], { env: E2eDaemon.childEnv() }).then(
+    (x) => x.stdout,
+    (e: { stdout: string }) => e.stdout,
+  )
+  return (JSON.parse(out) as { checks: Array<{ id: string; status: string; summary: string }> }).checks
+}
+
 describe('names by DNS (plugins: [dns], names.resolver: dns)', { skip }, () => {
   let sim: CloudSimulator
   let daemon: E2eDaemon
@@ -129,11 +138,7 @@ describe('names by DNS (plugins: [dns], names.resolver: dns)', { skip }, () => {
   })
 
   test('ngrokd doctor shows where the responder answers, that resolved has the link, and that the system resolver here does not ask it', async () => {
-    const r = await run(process.execPath, [NGROKD_BIN, 'doctor', '--json', '--config', daemon.configFile], { env: E2eDaemon.childEnv() }).then(
-      (x) => x.stdout,
-      (e: { stdout: string }) => e.stdout,
-    )
-    const checks = (JSON.parse(r) as { checks: Array<{ id: string; status: string; summary: string }> }).checks
+    const checks = await doctorChecks(daemon)
     const responder = checks.find((c) => c.id.endsWith('dns.responder'))
     assert.equal(responder?.status, 'ok', JSON.stringify(checks))
     assert.match(responder!.summary, new RegExp(`${INTERFACE_ADDRESS.replace(/\./g, '\\.')}:53`))
@@ -186,11 +191,7 @@ describe('names by DNS without systemd-resolved on the system bus: the hosts fil
   })
 
   test('ngrokd doctor says resolved is not used and why, and the names resolve', async () => {
-    const r = await run(process.execPath, [NGROKD_BIN, 'doctor', '--json', '--config', daemon.configFile], { env: E2eDaemon.childEnv() }).then(
-      (x) => x.stdout,
-      (e: { stdout: string }) => e.stdout,
-    )
-    const checks = (JSON.parse(r) as { checks: Array<{ id: string; status: string; summary: string }> }).checks
+    const checks = await doctorChecks(daemon)
     const link = checks.find((c) => c.id.endsWith('dns.resolved'))
     assert.equal(link?.status, 'warn', JSON.stringify(checks))
     assert.match(link!.summary, /not on the system bus.*hosts file/)
