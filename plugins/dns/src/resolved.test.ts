@@ -3,13 +3,14 @@
 import { after, before, beforeEach, afterEach, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import net from 'node:net'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Resolver } from 'node:dns/promises'
 import { HostsFileNameResolver } from '@ngrokd/core'
 import { TestFramework, testPlugin } from '@ngrokd/core/testing'
-import type { Logger } from '@ngrokd/core/plugin'
+import { silentLogger, type Logger } from '@ngrokd/core/plugin'
 import plugin, { DnsNameResolver, DnsResponder, SystemdResolved } from './index.js'
 import { FakeResolved, PrivateBus } from './testing/fake-resolved.js'
 
@@ -33,20 +34,20 @@ const HOST = '127.53.107.1'
 const IFINDEX = 7
 const AF_INET = 2
 
-function capture(): { logger: Logger; warnings: string[]; infos: string[] } {
+/** A logger keeping the warnings and errors (what the plugin says about the fallback). */
+function capture(): { logger: Logger; warnings: string[] } {
   const warnings: string[] = []
-  const infos: string[] = []
   const text = (a: unknown, b?: unknown) => String(typeof a === 'string' ? a : b)
   const logger: Logger = {
     trace: () => undefined,
     debug: () => undefined,
-    info: (a: unknown, b?: unknown) => void infos.push(text(a, b)),
+    info: () => undefined,
     warn: (a: unknown, b?: unknown) => void warnings.push(text(a, b)),
     error: (a: unknown, b?: unknown) => void warnings.push(text(a, b)),
     fatal: (a: unknown, b?: unknown) => void warnings.push(text(a, b)),
     child: () => logger,
   } as unknown as Logger
-  return { logger, warnings, infos }
+  return { logger, warnings }
 }
 
 describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => {
@@ -55,7 +56,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
   let dir: string
   let responder: DnsResponder
   let hostsPath: string
-  const hostsFile = () => new HostsFileNameResolver({ path: hostsPath, stateDir: join(dir, 'state'), logger: capture().logger })
+  const hostsFile = () => new HostsFileNameResolver({ path: hostsPath, stateDir: join(dir, 'state'), logger: silentLogger })
 
   /** A resolver with api.prod published, attached to ngrokd0 (ifindex 7) on `busAddress`. */
   async function attached(busAddress = bus.address): Promise<{ names: DnsNameResolver; warnings: string[] }> {
@@ -183,6 +184,19 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     assert.match(warnings[0]!, /SetLinkDNSSEC: org\.freedesktop\.DBus\.Error\.UnknownMethod/)
     assert.match(await readFile(hostsPath, 'utf8'), /api\.prod/)
     await names.close()
+  })
+
+  it('a socket that accepts but never speaks D-Bus fails the connection instead of holding the start', async () => {
+    const accepted: net.Socket[] = []
+    const silent = net.createServer((socket) => void accepted.push(socket))
+    const path = join(dir, 'silent.sock')
+    await new Promise<void>((resolve) => silent.listen(path, resolve))
+    try {
+      await assert.rejects(SystemdResolved.connect(`unix:path=${path}`, { timeoutMs: 200 }), /no system bus at unix:path=.*silent\.sock: no D-Bus handshake within 200 ms/)
+    } finally {
+      for (const socket of accepted) socket.destroy()
+      silent.close()
+    }
   })
 
   it('a resolved run removes the names an earlier fallback run left in the hosts file', async () => {

@@ -43,7 +43,7 @@ interface Message {
 /** The part of @homebridge/dbus-native's bus this uses (its own typings leave `invoke` untyped). */
 interface Bus {
   invoke(message: Message, callback: (error: { name?: string; message?: unknown } | null | undefined, ...values: unknown[]) => void): void
-  connection: NodeJS.EventEmitter & { end(): void; state?: string }
+  connection: NodeJS.EventEmitter & { end(): void; stream: { destroy(): void } }
 }
 
 /** An IPv4 address as `SetLinkDNS` takes it; undefined for any other (the daemon's addresses are IPv4). */
@@ -78,7 +78,7 @@ export class SystemdResolved {
   }
 
   /** Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS`); fails with the reason when there is none. */
-  static async connect(address = systemBusAddress()): Promise<SystemdResolved> {
+  static async connect(address = systemBusAddress(), { timeoutMs = CALL_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<SystemdResolved> {
     let bus: Bus
     try {
       bus = (dbus as unknown as { createClient(options: { busAddress: string }): Bus }).createClient({ busAddress: address })
@@ -88,11 +88,15 @@ export class SystemdResolved {
     const resolved = new SystemdResolved(bus, address)
     await new Promise<void>((resolve, reject) => {
       const failed = (e: unknown) => {
-        bus.connection.end()
+        clearTimeout(timer)
+        bus.connection.stream.destroy()
         reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `no system bus at ${address}: ${errorText(e)}`, { cause: e }))
       }
+      // a socket that accepts but never finishes the handshake must not hold the daemon's start
+      const timer = setTimeout(() => failed(`no D-Bus handshake within ${timeoutMs} ms`), timeoutMs)
       bus.connection.once('error', failed)
       bus.connection.once('connect', () => {
+        clearTimeout(timer)
         bus.connection.off('error', failed)
         // an error later (the bus going away) fails the calls in flight, never the process
         bus.connection.on('error', () => (resolved.#closed = true))
