@@ -13,6 +13,7 @@ import { Registration, REGISTRATION_FILES } from '../registration/index.js'
 import { USER_AGENT } from '../version.js'
 import { checkApiKey, readApiKeyFile } from './api-key-file.js'
 import { InstanceLock } from './instance-lock.js'
+import { createHostsFileNameResolver } from '../names/platform-hosts-file.js'
 
 /** Stands in for the forwarder while cleaning up: nothing listens, so there is nothing to carry. */
 const NO_FORWARDER: Forwarder = {
@@ -57,12 +58,16 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
       ...(hostsFile ? {} : { overrides: { nameResolver: LEFT_ALONE } }),
     })
     try {
-      if (hostsFile) {
-        const names = scope.scope.resolve(NAME_RESOLVER)
+      // the ngrokd block goes whatever names.resolver is: a plugin's resolver may have fallen back to
+      // the hosts file (dns without systemd-resolved); what it published elsewhere is left to it
+      const names = hostsFile ? scope.scope.resolve(NAME_RESOLVER) : createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger })
+      if (!hostsFile) await names.open()
+      try {
         if ((await names.publish({ records: [] })).changed) removed.push(`the ngrokd block of ${config.names.hostsFile}`)
-      } else {
-        logger.warn(`names.resolver ${config.names.resolver}: its names are not the hosts file's; left to it`)
+      } finally {
+        if (!hostsFile) await names.close()
       }
+      if (!hostsFile) logger.warn(`names.resolver ${config.names.resolver}: names it published outside the hosts file are left to it`)
       const iface = scope.scope.resolve(INTERFACE)
       const addresses = await iface.listAddresses()
       if (addresses.length > 0) {

@@ -73,11 +73,10 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
  */
 async function leftoverChecks(config: DaemonConfig): Promise<Check[]> {
   const left: string[] = []
-  if (config.names.resolver === 'hosts-file') {
-    const text = await readFile(config.names.hostsFile).catch(() => undefined)
-    const records = text ? parseHostsBlock(text, instanceOf(config)).records : []
-    if (records.length > 0) left.push(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd block of ${config.names.hostsFile}`)
-  }
+  // whatever names.resolver is: a plugin's resolver may have fallen back to the hosts file
+  const text = await readFile(config.names.hostsFile).catch(() => undefined)
+  const records = text ? parseHostsBlock(text, instanceOf(config)).records : []
+  if (records.length > 0) left.push(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd block of ${config.names.hostsFile}`)
   // Linux lists this network namespace's links in /proc/net/dev (/sys/class/net is that of whoever mounted /sys); elsewhere the cleanup finds out
   const links = process.platform === 'linux' ? await readFile('/proc/net/dev', 'utf8').catch(() => '') : ''
   if (links.split('\n').some((line) => line.split(':')[0]!.trim() === config.net.interfaceName)) left.push(`interface ${config.net.interfaceName}`)

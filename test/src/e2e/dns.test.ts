@@ -16,6 +16,7 @@ import { netDriverCases } from '../helpers/net-drivers.js'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import { HOSTS_FILE } from '../helpers/hosts-file.js'
 import { httpRequest } from '../helpers/clients.js'
+import { ngrokdCli } from '../helpers/ngrokd-cli.js'
 
 const run = promisify(execFile)
 const hasDig = await run('dig', ['-v']).then(() => true, () => false)
@@ -196,5 +197,16 @@ describe('names by DNS without systemd-resolved on the system bus: the hosts fil
     assert.equal(link?.status, 'warn', JSON.stringify(checks))
     assert.match(link!.summary, /not on the system bus.*hosts file/)
     assert.equal(checks.find((c) => c.id.endsWith('dns.system-resolver'))?.status, 'ok', JSON.stringify(checks))
+  })
+
+  test('after kill -9, doctor names the hosts block it left and ngrokd cleanup removes it', async () => {
+    await daemon.stop('SIGKILL')
+    assert.match(readFileSync(HOSTS_FILE, 'utf8'), /api\.dnsfb/, 'a killed daemon leaves its fallback names')
+    const leftovers = (await doctorChecks(daemon)).filter((c) => c.id === 'daemon.leftovers')
+    assert.ok(leftovers.some((c) => /1 name in the ngrokd block of \/etc\/hosts/.test(c.summary)), JSON.stringify(leftovers))
+    const r = await ngrokdCli(['cleanup', '--config', daemon.configFile])
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    assert.match(r.stdout, /the ngrokd block of \/etc\/hosts/)
+    assert.equal(readFileSync(HOSTS_FILE, 'utf8'), hostsBefore)
   })
 })
