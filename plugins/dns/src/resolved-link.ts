@@ -32,7 +32,7 @@ export class ResolvedLink {
   readonly #logger: Logger
 
   private constructor(
-    private readonly resolved: SystemdResolved,
+    private resolved: SystemdResolved,
     readonly link: { name: string; index: number },
     readonly addresses: readonly string[],
     logger: Logger,
@@ -42,16 +42,7 @@ export class ResolvedLink {
 
   /** Sets the link's DNS servers, no default route, no DNSSEC; the domains come with {@link setSuffixes}. */
   static async register({ resolved, link, addresses, logger = silentLogger }: ResolvedLinkOptions): Promise<ResolvedLink> {
-    const servers = addresses.map(linkDnsAddress).filter((a): a is LinkDnsAddress => a !== undefined)
-    try {
-      await resolved.setLinkDns(link.index, servers)
-      await resolved.setLinkDefaultRoute(link.index, false)
-      await resolved.setLinkDnssec(link.index, 'no')
-    } catch (e) {
-      // half a registration (an older resolved without one of the calls) is taken back whole
-      await resolved.revertLink(link.index).catch(() => undefined)
-      throw e
-    }
+    await setServers(resolved, link.index, addresses)
     return new ResolvedLink(resolved, link, addresses, logger)
   }
 
@@ -59,8 +50,9 @@ export class ResolvedLink {
   setSuffixes(suffixes: ReadonlySet<string>): Promise<void> {
     const next = new Set(suffixes)
     return this.#enqueue(async () => {
-      if (sameSet(next, this.#sent)) return
       try {
+        await this.#reconnectIfClosed()
+        if (sameSet(next, this.#sent)) return
         await this.resolved.setLinkDomains(this.link.index, routingDomains(next))
         this.#sent = next
         this.#logger.info(`systemd-resolved sends ${describeSuffixes(next)} to ${this.addresses.join(', ')} on ${this.link.name}`)
@@ -74,6 +66,7 @@ export class ResolvedLink {
   revert(): Promise<void> {
     return this.#enqueue(async () => {
       try {
+        await this.#reconnectIfClosed()
         await this.resolved.revertLink(this.link.index)
         this.#logger.info(`systemd-resolved no longer sends names to ${this.link.name}`)
       } catch (e) {
@@ -82,6 +75,24 @@ export class ResolvedLink {
         this.resolved.close()
       }
     })
+  }
+
+  /**
+   * The system bus went away (restarted): connect again and register the link anew — resolved
+   * may have restarted with it — so the next domain update is sent whole.
+   */
+  async #reconnectIfClosed(): Promise<void> {
+    if (this.resolved.connected) return
+    const resolved = await SystemdResolved.connect(this.resolved.address)
+    try {
+      await setServers(resolved, this.link.index, this.addresses)
+    } catch (e) {
+      resolved.close()
+      throw e
+    }
+    this.resolved = resolved
+    this.#sent = new Set()
+    this.#logger.info(`dns: connected to the system bus ${resolved.address} again; ${this.link.name} registered with systemd-resolved anew`)
   }
 
   /** Doctor: whether resolved holds the link's DNS servers and routing domains as registered. */
@@ -111,6 +122,19 @@ export class ResolvedLink {
   #enqueue(fn: () => Promise<void>): Promise<void> {
     this.#queue = this.#queue.then(fn)
     return this.#queue
+  }
+}
+
+/** The link's DNS servers, no default route, no DNSSEC; half of it (an older resolved refusing a call) is taken back whole. */
+async function setServers(resolved: SystemdResolved, ifindex: number, addresses: readonly string[]): Promise<void> {
+  const servers = addresses.map(linkDnsAddress).filter((a): a is LinkDnsAddress => a !== undefined)
+  try {
+    await resolved.setLinkDns(ifindex, servers)
+    await resolved.setLinkDefaultRoute(ifindex, false)
+    await resolved.setLinkDnssec(ifindex, 'no')
+  } catch (e) {
+    await resolved.revertLink(ifindex).catch(() => undefined)
+    throw e
   }
 }
 

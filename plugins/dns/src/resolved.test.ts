@@ -136,6 +136,29 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await names.close()
   })
 
+  it('after the system bus restarts, the next update connects again and registers the link anew on the new bus', async () => {
+    fake = await FakeResolved.start(bus.address)
+    const { names, warnings } = await attached()
+    fake.stop()
+    await bus.restart()
+    fake = await FakeResolved.start(bus.address)
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    assert.deepEqual(
+      fake.calls.map((c) => [c.member, c.body]),
+      [
+        ['SetLinkDNS', [IFINDEX, [[AF_INET, Buffer.from([127, 53, 107, 1])]]]],
+        ['SetLinkDefaultRoute', [IFINDEX, false]],
+        ['SetLinkDNSSEC', [IFINDEX, 'no']],
+        ['SetLinkDomains', [IFINDEX, [['demo', true], ['prod', true]]]],
+      ],
+    )
+    await names.detach()
+    assert.equal(fake.calls.at(-1)?.member, 'RevertLink')
+    assert.deepEqual(fake.problems, [])
+    assert.deepEqual(warnings, [])
+    await names.close()
+  })
+
   it('doctor warns when resolved no longer holds what was registered', async () => {
     fake = await FakeResolved.start(bus.address)
     const { names } = await attached()

@@ -8,7 +8,7 @@ import { AF_INET, RESOLVED_BUS_NAME, RESOLVED_LINK, RESOLVED_MANAGER, RESOLVED_M
 /** A bus of its own for a test: `dbus-daemon` on a socket in a temp dir (never the machine's system bus). */
 export class PrivateBus {
   private constructor(
-    private readonly child: ChildProcess,
+    private child: ChildProcess,
     private readonly dir: string,
     /** `unix:path=…`: what `DBUS_SYSTEM_BUS_ADDRESS` is set to. */
     readonly address: string,
@@ -17,29 +17,40 @@ export class PrivateBus {
   /** Starts `dbus-daemon --session` (Debian: dbus-daemon) on a socket in a temp dir: anyone on it may own any name. */
   static async start(): Promise<PrivateBus> {
     const dir = await mkdtemp(join(tmpdir(), 'ngrokd-dbus-'))
-    const child = spawn('dbus-daemon', ['--session', `--address=unix:path=${join(dir, 'bus')}`, '--nofork', '--print-address=1'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    const address = await new Promise<string>((resolve, reject) => {
-      let out = ''
-      let err = ''
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString()
-        if (out.includes('\n')) resolve(out.split('\n')[0]!.trim())
-      })
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-      child.once('error', reject)
-      child.once('exit', (code) => reject(new Error(`dbus-daemon exited (${code}) before it listened: ${err}`)))
-    })
-    return new PrivateBus(child, dir, address)
+    const address = `unix:path=${join(dir, 'bus')}`
+    return new PrivateBus(await spawnBus(address), dir, address)
+  }
+
+  /** Stops the bus and starts a new one on the same address, as a restart of the system bus does: every connection ends. */
+  async restart(): Promise<void> {
+    await this.#kill()
+    this.child = await spawnBus(this.address)
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode === null) {
-      const exited = new Promise((resolve) => this.child.once('exit', resolve))
-      this.child.kill('SIGTERM')
-      await exited
-    }
+    await this.#kill()
     await rm(this.dir, { recursive: true, force: true })
   }
+
+  async #kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    this.child.kill('SIGTERM')
+    await exited
+  }
+}
+
+/** `dbus-daemon` listening on `address`, once it says it does. */
+async function spawnBus(address: string): Promise<ChildProcess> {
+  const child = spawn('dbus-daemon', ['--session', `--address=${address}`, '--nofork', '--print-address=1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  await new Promise<void>((resolve, reject) => {
+    let err = ''
+    child.stdout!.once('data', () => resolve())
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+    child.once('error', reject)
+    child.once('exit', (code) => reject(new Error(`dbus-daemon exited (${code}) before it listened: ${err}`)))
+  })
+  return child
 }
 
 /** One call the fake took, as it arrived. */
