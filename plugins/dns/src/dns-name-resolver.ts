@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns/promises'
+import net from 'node:net'
 import { formatError, Lifecycle, NgrokdError, silentLogger, type Check, type Logger, type NameRecord, type NameResolver, type NameResolverHealth } from '@ngrokd/core/plugin'
 import { DNS_PORT, type DnsResponder } from './dns-responder.js'
 import { ResolvedLink } from './resolved-link.js'
@@ -53,7 +54,7 @@ export class DnsNameResolver implements NameResolver {
    * through the hosts file from now on.
    */
   async attach({ link, hostsFile, platform = process.platform, busAddress = systemBusAddress() }: AttachOptions): Promise<void> {
-    const addresses = this.responder.addresses.filter((a) => a.port === DNS_PORT && !a.host.includes(':')).map((a) => a.host)
+    const addresses = this.responder.addresses.filter((a) => a.port === DNS_PORT && net.isIPv4(a.host)).map((a) => a.host)
     let reason: string
     if (platform !== 'linux') reason = `systemd-resolved is Linux's (this is ${platform})`
     else if (link.index === undefined) reason = `the interface ${link.name} has no interface index`
