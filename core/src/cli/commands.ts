@@ -140,6 +140,7 @@ const statusCommand = defineCommand({
       ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
       ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
       ...trafficLines(status.traffic),
+      ...(status.memory ? [`memory:     ${formatBytes(status.memory.rss)} resident (JS heap ${formatBytes(status.memory.heapUsed)}, buffers ${formatBytes(status.memory.arrayBuffers)})`] : []),
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
     ]
     if (status.phase === 'waiting-for-api-key') lines.push('', 'waiting for an API key: run `ngrokd set-api-key`')
