@@ -6,14 +6,22 @@ import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.j
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
-import { createLogger, LOG_FORMATS, type LogFormat } from '../log/create-logger.js'
-import { Daemon } from '../daemon/daemon.js'
-import { cleanupLeftovers, uninstall } from '../daemon/cleanup.js'
+import { LOG_FORMATS, type LogFormat } from '../log/log-format.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
 import { renderTable } from './table.js'
-import { capYoungGeneration, collectYoungGarbageEvery } from '../util/young-generation.js'
+
+/**
+ * What only some commands need is imported when they run: `status`, `list` and `version` start without
+ * the daemon, the logger or the drivers (a third of the time and memory of loading everything).
+ */
+const load = {
+  daemon: () => import('../daemon/daemon.js'),
+  cleanup: () => import('../daemon/cleanup.js'),
+  logger: () => import('../log/create-logger.js'),
+  youngGeneration: () => import('../util/young-generation.js'),
+}
 
 export interface Command extends CommandSpec {
   run(argv: string[]): Promise<number>
@@ -42,6 +50,7 @@ const runCommand = defineCommand({
     if (values.help) return printHelp(this)
     const format = logFormat(values['log-format'])
     const { config, source, notices, apiKeyOrigin } = await configFor(values)
+    const [{ createLogger }, { Daemon }, { capYoungGeneration, collectYoungGarbageEvery }] = await Promise.all([load.logger(), load.daemon(), load.youngGeneration()])
     const logger = createLogger({ level: config.log.level, ...(format === 'auto' ? {} : { pretty: format === 'pretty' }) })
     logger.debug({ config: describeConfig(config) }, 'effective configuration')
     for (const notice of notices) logger.warn(notice)
@@ -131,6 +140,7 @@ const statusCommand = defineCommand({
       ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
       ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
       ...trafficLines(status.traffic),
+      ...(status.memory ? [`memory:     ${formatBytes(status.memory.rss)} resident (JS heap ${formatBytes(status.memory.heapUsed)}, buffers ${formatBytes(status.memory.arrayBuffers)})`] : []),
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
     ]
     if (status.phase === 'waiting-for-api-key') lines.push('', 'waiting for an API key: run `ngrokd set-api-key`')
@@ -296,6 +306,7 @@ const cleanupCommand = defineCommand({
     const { config } = await configFor(values)
     let removed: string[]
     try {
+      const [{ cleanupLeftovers }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])
       removed = await cleanupLeftovers(config, createLogger({ level: 'warn' }))
     } catch (e) {
       if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
@@ -318,6 +329,7 @@ const uninstallCommand = defineCommand({
     const { config } = await configFor(values)
     let report
     try {
+      const [{ uninstall }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])
       report = await uninstall(config, createLogger({ level: 'warn' }), { deregister: values.deregister ?? false })
     } catch (e) {
       if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e

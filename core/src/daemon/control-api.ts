@@ -86,6 +86,8 @@ export interface DaemonStatus {
   services: { total: number; serving: number; error: number }
   openConnections: number
   traffic: TrafficTotals
+  /** The daemon process's memory (process.memoryUsage), in bytes. */
+  memory: { rss: number; heapUsed: number; external: number; arrayBuffers: number }
   metrics?: string
 }
 

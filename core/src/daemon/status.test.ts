@@ -55,6 +55,7 @@ test('describeStatus reports what each stage gave it, and says loudly when ingre
   assert.equal(status.ingressEndpointSource, 'api')
   assert.equal(status.ingressVerification, 'verified')
   assert.deepEqual(status.apiKey, sources.apiKey, 'where the key came from and the last API error reach the CLI')
+  assert.ok(status.memory.rss > status.memory.heapUsed && status.memory.heapUsed > 0, 'the process memory, as process.memoryUsage() tells it')
   assert.equal(status.openConnections, 3)
   assert.equal(status.traffic.connections, 15)
   assert.equal('forwarder' in status, false, 'no forwarder mode: the key is absent')

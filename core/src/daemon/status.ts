@@ -58,6 +58,7 @@ export function describeStatus(s: StatusSources): DaemonStatus {
     services: s.services,
     openConnections: s.listeners.reduce((n, l) => n + l.openConnections, 0),
     traffic: trafficTotals(s.listeners),
+    memory: (({ rss, heapUsed, external, arrayBuffers }) => ({ rss, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
     metrics: s.metricsUrl,
   }
 }

@@ -11,9 +11,7 @@ export interface CreateLoggerOptions {
   destination?: DestinationStream
 }
 
-/** `--log-format`: `json` lines, `pretty` lines for people, or `auto` (pretty on a terminal). */
-export type LogFormat = 'json' | 'pretty' | 'auto'
-export const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty', 'auto']
+export { LOG_FORMATS, type LogFormat } from './log-format.js'
 
 /**
  * Every key that may hold a secret, wherever it appears: the value is replaced before a line is
