@@ -51,6 +51,10 @@ try {
     if (!existsSync(join(dir, 'package.json'))) continue
     const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
     if (manifest.private) continue
+    if (manifest.files?.includes('dist') && !existsSync(join(dir, 'dist'))) {
+      console.error(`pack: ${manifest.name} is not built (no ${join(dir, 'dist')}): run npm run build first`)
+      process.exit(1)
+    }
     // the files npm would publish from the workspace, copied to a folder of their own
     const stage = join(staging, manifest.name.replace('/', '+'))
     for (const { path } of npmPack(dir, ['--dry-run']).files) {
