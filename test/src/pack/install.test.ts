@@ -54,6 +54,8 @@ describe('npm install -g of the packed tarballs', { skip }, () => {
   let prefix: string
   let ngrokd: string
   let tarballs: Tarball[]
+  /** Where npm installs: the temporary global prefix, an empty cache. */
+  let npmOptions: string[]
   const env = { ...outsiderEnv(), NO_COLOR: '1' }
 
   /** Runs the installed ngrokd; never throws on a non-zero exit. */
@@ -80,7 +82,11 @@ describe('npm install -g of the packed tarballs', { skip }, () => {
     // what npm would install here for `npm install -g ngrokd`: a tarball given by name is installed even
     // against its `os` (npm refuses it), so the platform drivers for other systems are left out
     const here = tarballs.filter((t) => !t.manifest.os || t.manifest.os.includes(process.platform))
-    await runNpm(['install', '-g', '--prefix', prefix, '--cache', join(dir, 'cache'), ...here.map((t) => t.file)], { cwd: dir, timeoutMs: INSTALL_TIMEOUT_MS })
+    // --prefix also moves npm's global config to <prefix>/etc/npmrc: keep this machine's (its CA file,
+    // proxy), which a real global install reads
+    const globalconfig = (await runNpm(['config', 'get', 'globalconfig'], { cwd: dir })).trim()
+    npmOptions = ['-g', '--prefix', prefix, '--cache', join(dir, 'cache'), '--globalconfig', globalconfig]
+    await runNpm(['install', ...npmOptions, ...here.map((t) => t.file)], { cwd: dir, timeoutMs: INSTALL_TIMEOUT_MS })
   }, { timeout: 2 * INSTALL_TIMEOUT_MS })
 
   after(() => {
@@ -169,7 +175,7 @@ describe('npm install -g of the packed tarballs', { skip }, () => {
 
   // last: it takes the platform driver away
   test('without its platform driver (an install that left optional dependencies out), doctor and version say how to get it', async () => {
-    await runNpm(['uninstall', '-g', '--prefix', prefix, '--cache', join(dir, 'cache'), '@ngrokd/driver-linux-netlink'], { cwd: dir, timeoutMs: INSTALL_TIMEOUT_MS })
+    await runNpm(['uninstall', ...npmOptions, '@ngrokd/driver-linux-netlink'], { cwd: dir, timeoutMs: INSTALL_TIMEOUT_MS })
     const version = await run(['version'])
     assert.match(version.stdout, /^driver linux-netlink not installed: reinstall ngrokd with its optional dependencies/m)
     const config = join(dir, 'doctor.json')
