@@ -5,10 +5,16 @@ import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { NgrokApiClient, parseRetryAfter } from './ngrok-api-client.js'
 import { isNgrokApiError, type NgrokApiError } from './ngrok-api-error.js'
-import { FakeNgrokApi, type RecordedReply } from './fake-ngrok-api.test-helper.js'
 import { isNgrokdError } from '../errors/index.js'
 import type { Logger } from '../contracts/logger.js'
 import type { ApiEndpoint } from './types.js'
+
+/** A reply as the sample files hold it: status, headers and a JSON body (or a string sent as is). */
+interface RecordedReply {
+  status: number
+  headers?: Record<string, string>
+  body?: unknown
+}
 
 interface Fixture extends RecordedReply {
   request: { method: string; path: string }
@@ -135,6 +141,7 @@ describe('NgrokApiClient: requests', () => {
   })
 })
 
+// Against the cloud simulator over a real socket: test/src/core-on-simulator/ngrok-api-client.test.ts.
 describe('NgrokApiClient: pagination', () => {
   it('follows next_page_uri over three sample pages', async () => {
     const pages = [fixture('bound-endpoints-page-1'), fixture('bound-endpoints-page-2'), fixture('bound-endpoints-page-3')]
@@ -191,24 +198,6 @@ describe('NgrokApiClient: pagination', () => {
     const e = await rejection(api.listBoundEndpoints(OP_ID))
     assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'))
     assert.ok(calls.every((c) => c.url.origin === 'https://api.ngrok.com'))
-  })
-
-  it('lists 250 endpoints from the fake API over a real loopback socket in three pages', async () => {
-    const fake = new FakeNgrokApi({ apiKey: API_KEY })
-    const server = await fake.listen()
-    try {
-      const api = new NgrokApiClient({ apiKey: API_KEY, baseUrl: server.url })
-      const op = await api.createOperator({ enabled_features: ['bindings'] })
-      fake.endpoints = Array.from({ length: 250 }, (_, i) => ({ id: `ep_${String(i).padStart(4, '0')}`, url: `http://svc${i}.prod` }))
-      const endpoints = await api.listBoundEndpoints(op.id)
-      assert.equal(endpoints.length, 250)
-      assert.equal(new Set(endpoints.map((e) => e.id)).size, 250)
-      assert.equal(fake.requestsTo('GET', `/kubernetes_operators/${op.id}/bound_endpoints`).length, 3)
-      assert.equal(fake.requests[0]!.headers['authorization'], `Bearer ${API_KEY}`)
-      assert.equal(fake.requests[0]!.headers['ngrok-version'], '2')
-    } finally {
-      await server.close()
-    }
   })
 })
 

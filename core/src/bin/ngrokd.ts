@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The CLI of @ngrokd/core alone: every command but `demo`, which the `ngrokd` package adds.
-import { runCli } from '../cli/run-cli.js'
+import { enableCompileCache } from '../util/compile-cache.js'
 
+enableCompileCache() // before the rest is loaded: Node 22.1+ reuses the compiled code of the last start
+const { runCli } = await import('../cli/run-cli.js')
 runCli()

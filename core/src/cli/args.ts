@@ -10,11 +10,16 @@ export interface CommandSpec<O extends Options = Options> {
   usage: string
   options: O
   allowPositionals?: boolean
+  /** For shell completion: the words a command takes (`service`: install, uninstall, status). */
+  positionals?: readonly string[]
+  /** For shell completion: the values an option takes (`--log-format`: json, pretty, auto). */
+  optionValues?: Readonly<Record<string, readonly string[]>>
 }
 
 /** Options every command takes. */
 export const commonOptions = {
   config: { type: 'string', short: 'c' },
+  instance: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 

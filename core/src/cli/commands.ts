@@ -4,15 +4,23 @@ import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.j
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
-import { createLogger } from '../log/create-logger.js'
-import { Daemon } from '../daemon/daemon.js'
-import { cleanupLeftovers } from '../daemon/cleanup.js'
+import { LOG_FORMATS, type LogFormat } from '../log/log-format.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
 import { driverVersionLines } from './driver-versions.js'
 import { renderTable } from './table.js'
-import { capYoungGeneration, collectYoungGarbageEvery } from '../util/young-generation.js'
+
+/**
+ * What only some commands need is imported when they run: `status`, `list` and `version` start without
+ * the daemon, the logger or the drivers (a third of the time and memory of loading everything).
+ */
+const load = {
+  daemon: () => import('../daemon/daemon.js'),
+  cleanup: () => import('../daemon/cleanup.js'),
+  logger: () => import('../log/create-logger.js'),
+  youngGeneration: () => import('../util/young-generation.js'),
+}
 
 export interface Command extends CommandSpec {
   run(argv: string[]): Promise<number>
@@ -23,8 +31,8 @@ function defineCommand<O extends CommandSpec['options']>(c: CommandSpec<O> & { r
   return c as unknown as Command
 }
 
-async function configFor(values: { config?: string }): Promise<LoadedConfig> {
-  return loadConfig({ configPath: values.config })
+async function configFor(values: { config?: string; instance?: string }): Promise<LoadedConfig> {
+  return loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}) })
 }
 
 /** How much longer than `forwarder.drain_timeout` a stop may take before the process exits anyway. */
@@ -33,20 +41,23 @@ const STOP_GRACE_MS = 10_000
 const runCommand = defineCommand({
   name: 'run',
   summary: 'Run the daemon in the foreground: register, discover endpoints, serve them by hostname until SIGTERM/SIGINT; SIGHUP reloads the config.',
-  usage: 'ngrokd run [--config FILE]',
-  options: {} as const,
+  usage: 'ngrokd run [--config FILE] [--log-format json|pretty|auto]',
+  options: { 'log-format': { type: 'string' } } as const,
+  optionValues: { 'log-format': LOG_FORMATS },
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
-    const { config, source, notices } = await configFor(values)
-    const logger = createLogger({ level: config.log.level })
-    logger.info({ config: describeConfig(config), source: source ?? 'defaults' }, `configuration from ${source ?? 'defaults and environment'}`)
+    const format = logFormat(values['log-format'])
+    const { config, source, notices, apiKeyOrigin } = await configFor(values)
+    const [{ createLogger }, { Daemon }, { capYoungGeneration, collectYoungGarbageEvery }] = await Promise.all([load.logger(), load.daemon(), load.youngGeneration()])
+    const logger = createLogger({ level: config.log.level, ...(format === 'auto' ? {} : { pretty: format === 'pretty' }) })
+    logger.debug({ config: describeConfig(config) }, 'effective configuration')
     for (const notice of notices) logger.warn(notice)
     // the process is ours here (not a library embedding Daemon): tune V8's young generation for the hot path
     if (config.forwarder.maxYoungGenerationMib > 0) capYoungGeneration(config.forwarder.maxYoungGenerationMib)
     collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
     const reread = async () => (await configFor(values)).config
-    const daemon = new Daemon({ config, logger, loadConfig: reread })
+    const daemon = new Daemon({ config, logger, loadConfig: reread, ...(source ? { configSource: source } : {}), ...(apiKeyOrigin ? { apiKeyOrigin } : {}) })
     // SIGHUP (also what closing the terminal of a foreground run sends) reloads; it never kills without cleanup
     process.on('SIGHUP', () => {
       reread().then(
@@ -82,13 +93,19 @@ const runCommand = defineCommand({
     try {
       await daemon.start()
     } catch (e) {
-      logger.fatal({ err: e }, formatError(e))
+      logger.fatal({ err: e }, `ngrokd could not start: ${formatError(e)}`)
       return isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') ? 2 : 1
     }
     await new Promise(() => {}) // until a signal
     return 0
   },
 })
+
+function logFormat(value: string | undefined): LogFormat {
+  if (value === undefined) return 'auto'
+  if ((LOG_FORMATS as readonly string[]).includes(value)) return value as LogFormat
+  throw new NgrokdError('NGROKD_ERR_USAGE', `--log-format ${JSON.stringify(value)} is not a log format`, { hint: `use one of ${LOG_FORMATS.join(', ')}` })
+}
 
 const statusCommand = defineCommand({
   name: 'status',
@@ -106,19 +123,23 @@ const statusCommand = defineCommand({
     }
     const iface = status.interface
     const poll = status.lastPoll
+    const now = Date.now()
     const lines = [
-      `ngrokd ${status.version} (pid ${status.pid}, up ${status.uptimeSeconds}s): ${status.phase}`,
+      `ngrokd ${status.version} (pid ${status.pid}, up ${formatDuration(status.uptimeSeconds)}): ${status.phase}`,
       `operator:   ${status.operatorId ?? '(not registered yet)'}`,
-      `ingress:    ${status.ingressEndpoint ?? '-'} (${status.ingressVerification})`,
+      `api key:    from ${status.apiKey.source}`,
+      ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`] : []),
+      `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint} (${status.ingressVerification})` : 'not known yet: the registration names it'}`,
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
       ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
-      `last poll:  ${poll ? `${poll.at} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
+      `last poll:  ${poll ? `${formatWhen(poll.at, now)} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
       ...(poll?.rejected ?? []).slice(0, SKIPPED_SHOWN).map(skippedLine),
       ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
-      ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${status.names.since}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
+      ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
       ...trafficLines(status.traffic),
+      ...(status.memory ? [`memory:     ${formatBytes(status.memory.rss)} resident (JS heap ${formatBytes(status.memory.heapUsed)}, buffers ${formatBytes(status.memory.arrayBuffers)})`] : []),
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
     ]
     if (status.phase === 'waiting-for-api-key') lines.push('', 'waiting for an API key: run `ngrokd set-api-key`')
@@ -133,6 +154,27 @@ const SKIPPED_SHOWN = 10
 /** One endpoint the daemon does not serve, and why (malformed, or a name skipped as unsafe). */
 function skippedLine(r: RejectedEndpoint): string {
   return `skipped:    ${r.url || '(no url)'} (${r.id || 'no id'}): ${r.reason}`
+}
+
+/** A moment for people: local time, and how long ago (`14:02:07 (12s ago)`; the date too when not today). */
+export function formatWhen(iso: string, now: number = Date.now()): string {
+  const at = new Date(iso)
+  if (Number.isNaN(at.getTime())) return iso
+  const pad = (n: number) => String(n).padStart(2, '0')
+  const time = `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`
+  const today = new Date(now).toDateString() === at.toDateString()
+  const day = today ? '' : `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} `
+  const ago = Math.round((now - at.getTime()) / 1000)
+  return `${day}${time} (${ago >= 0 ? `${formatDuration(ago)} ago` : 'in the future: check the clock'})`
+}
+
+/** `59s`, `12m 5s`, `3h 4m`, `2d 1h`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds))
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`
+  return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`
 }
 
 function formatBytes(n: number): string {
@@ -183,8 +225,8 @@ const listCommand = defineCommand({
       if (s.network) row.network.push(`${s.network.address}:${s.network.port}`)
       row.states.add(s.state)
       row.conns += s.openConnections
-      if (s.error) row.errors.push(`${s.port}: ${s.error.message}`)
-      if (s.nameError) row.errors.push(`${s.port}: name not updated: ${s.nameError.message}`)
+      if (s.error) row.errors.push(`${s.port}: ${s.error.message}${s.error.hint ? `\n  fix: ${s.error.hint}` : ''}`)
+      if (s.nameError) row.errors.push(`${s.port}: name not updated: ${s.nameError.message}${s.nameError.hint ? `\n  fix: ${s.nameError.hint}` : ''}`)
       rows.set(key, row)
     }
     const networkMode = [...rows.values()].some((r) => r.network.length > 0)
@@ -263,6 +305,7 @@ const cleanupCommand = defineCommand({
     const { config } = await configFor(values)
     let removed: string[]
     try {
+      const [{ cleanupLeftovers }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])
       removed = await cleanupLeftovers(config, createLogger({ level: 'warn' }))
     } catch (e) {
       if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
@@ -270,6 +313,32 @@ const cleanupCommand = defineCommand({
       return 2
     }
     console.log(removed.length ? `removed:\n${removed.map((r) => `  ${r}`).join('\n')}` : 'nothing to clean up')
+    return 0
+  },
+})
+
+const uninstallCommand = defineCommand({
+  name: 'uninstall',
+  summary: 'Remove everything ngrokd keeps on this machine (what cleanup removes, then its state directory); --deregister also deletes its registration at ngrok.',
+  usage: 'sudo ngrokd uninstall [--deregister] [--config FILE]\n\n  --deregister   first delete the registration at ngrok (needs the API key: api.key, NGROK_API_KEY or the saved one)\n\nStop the daemon first (sudo ngrokd service uninstall, or stop `ngrokd run`); then `npm uninstall -g ngrokd` removes the program.',
+  options: { deregister: { type: 'boolean' } } as const,
+  async run(argv) {
+    const { values } = parseCommandArgs(this, argv)
+    if (values.help) return printHelp(this)
+    const { config } = await configFor(values)
+    let report
+    try {
+      const [{ uninstall }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])
+      report = await uninstall(config, createLogger({ level: 'warn' }), { deregister: values.deregister ?? false })
+    } catch (e) {
+      if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
+      console.error(`ngrokd uninstall: ${formatError(e)}\n(stop it first: sudo ngrokd service uninstall, or stop \`ngrokd run\`)`)
+      return 2
+    }
+    for (const id of report.deregistered) console.log(`deleted the registration ${id} at ngrok`)
+    console.log(report.removed.length ? `removed:\n${report.removed.map((r) => `  ${r}`).join('\n')}` : 'nothing of ngrokd was left on this machine')
+    if (report.leftAtNgrok) console.log(`the registration ${report.leftAtNgrok} stays at ngrok: delete it in the dashboard, or next time uninstall with --deregister`)
+    console.log('to remove the program too: npm uninstall -g ngrokd')
     return 0
   },
 })
@@ -315,9 +384,14 @@ async function promptHidden(question: string): Promise<string> {
 }
 
 function printHelp(spec: CommandSpec): number {
-  console.log(helpText(spec) + '\nOptions:\n  -c, --config FILE   configuration file (default: searched, then /etc/ngrokd/config.yml)\n  -h, --help          this help')
+  console.log(
+    helpText(spec) +
+      '\nOptions:\n  -c, --config FILE   configuration file (default: searched, then /etc/ngrokd/config.yml)\n' +
+      '  --instance NAME     a named instance (a second account): /etc/ngrokd/NAME.yml, its own state, socket, interface, subnet and hosts block\n' +
+      '  -h, --help          this help',
+  )
   return 0
 }
 
-export const commands: Command[] = [runCommand, statusCommand, listCommand, setApiKeyCommand, reloadCommand, cleanupCommand, versionCommand]
+export const commands: Command[] = [runCommand, statusCommand, listCommand, setApiKeyCommand, reloadCommand, cleanupCommand, uninstallCommand, versionCommand]
 export { printHelp }

@@ -1,4 +1,3 @@
-import { runDoctor } from '../doctor/run-doctor.js'
 import { parseCommandArgs } from './args.js'
 import { printHelp, type Command } from './commands.js'
 
@@ -16,7 +15,8 @@ export const doctorCommand: Command = {
   async run(argv) {
     const { values } = parseCommandArgs(spec, argv)
     if (values.help) return printHelp(spec)
-    const report = await runDoctor({ configPath: values.config, offline: values.offline ?? false })
+    const { runDoctor } = await import('../doctor/run-doctor.js') // loaded when doctor runs, not for every command
+    const report = await runDoctor({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), offline: values.offline ?? false })
     if (values.json) {
       console.log(JSON.stringify(report, null, 2))
     } else {

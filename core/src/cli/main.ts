@@ -4,6 +4,7 @@ import { CORE_VERSION } from '../version.js'
 import { commands, type Command } from './commands.js'
 import { doctorCommand } from './doctor.js'
 import { serviceCommand } from './service-command.js'
+import { completionCommand } from './completion.js'
 
 const builtIn: Command[] = [...commands, doctorCommand, serviceCommand]
 
@@ -23,7 +24,8 @@ function usage(all: readonly Command[]): string {
 
 /** Runs the CLI with the built-in commands and `extra` ones; returns the exit code. */
 export async function main(argv: string[], extra: readonly Command[] = []): Promise<number> {
-  const all = [...builtIn, ...extra]
+  const all: Command[] = [...builtIn, ...extra]
+  all.push(completionCommand(() => all))
   const [name, ...rest] = argv
   // `ngrokd help run` is `ngrokd run --help`
   const helpFor = name === 'help' && rest[0] ? all.find((c) => c.name === rest[0]) : undefined

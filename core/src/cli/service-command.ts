@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process'
 import { realpathSync } from 'node:fs'
 import { mkdir, unlink } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { loadConfig } from '../config/index.js'
+import { loadConfig, instanceOf } from '../config/index.js'
+import { instanceConfigPath } from '../config/instance.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { launchdService } from '../service/launchd.js'
@@ -40,6 +41,7 @@ function planFor(config: DaemonConfig, configPath: string): ServicePlan {
       configPath,
       writablePaths: [config.stateDir, config.names.hostsFile, dirname(config.control.socket)],
       stopTimeoutSeconds: Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS,
+      ...instanceOf(config),
     })
     return { file: { path: s.unitPath, text: s.unit }, install: s.install, uninstall: s.uninstall, afterUninstall: s.afterUninstall, status: s.status, makeDirs: [config.stateDir] }
   }
@@ -69,9 +71,10 @@ const spec = {
   name: 'service',
   summary: 'Install, remove or show ngrokd as a system service (systemd on Linux, launchd on macOS).',
   usage:
-    'sudo ngrokd service install|uninstall|status [--config FILE] [--dry-run]\n\n  --dry-run   print the unit (or plist) and the commands instead of running them\n\nThe service runs `ngrokd run --config FILE` with this node and this ngrokd, restarts it after a failure,\nreloads it with SIGHUP, and runs `ngrokd cleanup` after it stops.',
+    'sudo ngrokd service install|uninstall|status [--config FILE] [--instance NAME] [--dry-run]\n\n  --dry-run   print the unit (or plist) and the commands instead of running them\n\nThe service runs `ngrokd run --config FILE` with this node and this ngrokd, restarts it after a failure,\nreloads it with SIGHUP, and runs `ngrokd cleanup` after it stops.',
   options: { 'dry-run': { type: 'boolean' } },
   allowPositionals: true,
+  positionals: ['install', 'uninstall', 'status'],
 } as const
 
 export const serviceCommand: Command = {
@@ -83,8 +86,8 @@ export const serviceCommand: Command = {
     if (!action || !['install', 'uninstall', 'status'].includes(action) || positionals.length > 1) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `expected install, uninstall or status, got ${JSON.stringify(positionals.join(' '))}`, { hint: 'see ngrokd service --help' })
     }
-    const loaded = await loadConfig({ configPath: values.config })
-    const configPath = values.config ? resolve(values.config) : (loaded.source ?? SYSTEM_CONFIG)
+    const loaded = await loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}) })
+    const configPath = values.config ? resolve(values.config) : (loaded.source ?? (loaded.config.instance ? instanceConfigPath(SYSTEM_CONFIG, loaded.config.instance) : SYSTEM_CONFIG))
     const plan = planFor(loaded.config, configPath)
     // systemd gives the service its own /tmp (PrivateTmp): a config there would not be found
     const inTmp = process.platform === 'linux' && /^\/(var\/)?tmp\//.test(configPath)

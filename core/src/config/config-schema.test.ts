@@ -26,6 +26,7 @@ describe('config.schema.json', () => {
     assert.deepEqual(withoutDefault.sort(), [
       'api.key', 'control.group', 'ingress.ca_file', 'ingress.endpoint',
       'ingress.pod_identity.name', 'ingress.pod_identity.namespace', 'ingress.pod_identity.uid', // sent only when set
+      'instance', // unset: the default daemon
       'metrics.prometheus_listen', 'net.network.listen', 'registration.description', // default: ngrokd on <hostname>
     ])
   })

@@ -67,6 +67,8 @@ export interface DaemonConfig {
     /** Suffix patterns: matching hostnames are never published. */
     deny: string[]
   }
+  /** A named instance (`instance`): its own defaults for state, socket, interface and subnet, its own hosts block. */
+  instance?: string
   stateDir: string
   control: {
     socket: string
@@ -110,4 +112,6 @@ export interface LoadedConfig {
   source?: string
   /** Deprecation notices and the like, for the log at start-up. */
   notices: string[]
+  /** Where `api.key` came from, when set: `environment variable NGROK_API_KEY`, `api.key in FILE`. */
+  apiKeyOrigin?: string
 }

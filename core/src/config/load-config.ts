@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
+import { INSTANCE_ENV, instanceConfigPath } from './instance.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import type { LoadedConfig } from './daemon-config.js'
 import { resolveConfig } from './resolve-config.js'
@@ -43,6 +44,12 @@ export interface LoadConfigOptions {
    * {@link assertTrustedPath}.
    */
   asRoot?: boolean
+  /**
+   * `--instance NAME` (or NGROKD_INSTANCE): the named instance's configuration — `defaultPath` becomes
+   * `NAME.yml` beside it, the current directory is not searched (its file is the default daemon's),
+   * and the `instance` key is set (see instance.ts).
+   */
+  instance?: string
 }
 
 const rejectCode: Loader = (filepath) => {
@@ -118,6 +125,10 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   let found: { filepath: string; config?: unknown } | null = null
   let path: string | undefined
   const asRoot = options.asRoot ?? runsAsRoot()
+  const baseEnv = options.env ?? process.env
+  const instance = options.instance ?? (baseEnv[INSTANCE_ENV] || undefined)
+  const env = instance ? { ...baseEnv, [INSTANCE_ENV]: instance } : baseEnv
+  const defaultPath = instance ? instanceConfigPath(options.defaultPath ?? DEFAULT_CONFIG_PATH, instance) : (options.defaultPath ?? DEFAULT_CONFIG_PATH)
   try {
     const explorer = cosmiconfig('ngrokd', {
       searchPlaces: CONFIG_SEARCH_PLACES,
@@ -130,8 +141,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
       path = resolve(cwd, options.configPath)
       found = await load(path)
     } else {
-      found = asRoot ? null : await explorer.search(cwd)
-      path = resolve(cwd, options.defaultPath ?? DEFAULT_CONFIG_PATH)
+      found = asRoot || instance ? null : await explorer.search(cwd)
+      path = resolve(cwd, defaultPath)
       if (!found && (await isFile(path))) found = await load(path)
     }
   } catch (error) {
@@ -140,7 +151,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const loaded = resolveConfig(found?.config, {
     ...(found ? { source: found.filepath } : {}),
     cwd,
-    ...(options.env ? { env: options.env } : {}),
+    env,
   })
   if (asRoot && loaded.config.ingress.caFile) await assertTrustedCaFiles(loaded.config.ingress.caFile)
   return loaded

@@ -4,6 +4,7 @@ import { getConfigModel } from './config-schema.js'
 import type { DaemonConfig, LoadedConfig } from './daemon-config.js'
 import { readEnvOverrides } from './env-overrides.js'
 import { migrateLegacyConfig } from './legacy-config.js'
+import { instanceDefaults } from './instance.js'
 import { isPlainObject, validateLayer } from './validate-layer.js'
 import { isIpv4, LOOPBACK_IPV4, parseSubnet, subnetContains, subnetsOverlap } from '../util/ipv4.js'
 
@@ -82,6 +83,14 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   issues.push(...envLayer.issues)
 
   const values = new Map([...defaults.values, ...fileValues, ...envLayer.values])
+  const instance = values.get('instance')
+  const fileInstance = fileValues.get('instance')
+  if (fileInstance !== undefined && fileInstance !== instance) {
+    issues.push({ key: 'instance', file: source ?? 'the file', message: `the file is instance ${JSON.stringify(fileInstance)}, but ${env.sources.get('instance') ?? 'the environment'} (or --instance) says ${JSON.stringify(instance)}; use the file of that instance` })
+  }
+  if (typeof instance === 'string') {
+    for (const [key, value] of instanceDefaults(instance, defaults.values)) if (!fileValues.has(key) && !envLayer.values.has(key)) values.set(key, value)
+  }
   for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values)]) {
     if (!issue) continue
     const envName = envLayer.values.has(issue.key) ? env.sources.get(issue.key) : undefined
@@ -93,7 +102,8 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
     )
   }
   if (issues.length) throw new ConfigInvalidError(issues)
-  return { config: buildConfig(values, configDir), ...(source ? { source } : {}), notices }
+  const apiKeyOrigin = envLayer.values.has('api.key') ? `environment variable ${env.sources.get('api.key')}` : fileValues.has('api.key') ? `api.key in ${source ?? 'the configuration'}` : undefined
+  return { config: buildConfig(values, configDir), ...(source ? { source } : {}), notices, ...(apiKeyOrigin ? { apiKeyOrigin } : {}) }
 }
 
 /**

@@ -62,6 +62,12 @@ export interface Interface {
   /** Adds and removes many addresses; a driver with `batching` does it in one round trip. */
   applyAddresses(change: AddressChange): Promise<void>
   listAddresses(options?: { signal?: AbortSignal }): Promise<string[]>
+  /**
+   * Puts the interface itself back when it was changed under the driver (deleted, brought down):
+   * called before every reconcile, which then adds the missing addresses. Resolves what it did, in
+   * a sentence for the log, or undefined when nothing was wrong. Optional (InterfaceBase: nothing).
+   */
+  repair?(options?: { signal?: AbortSignal }): Promise<string | undefined>
   close(options?: { removeInterface?: boolean }): Promise<void>
   /** Checks for `ngrokd doctor`; must not change the system. */
   diagnose(): Promise<Check[]>
@@ -80,6 +86,9 @@ export abstract class InterfaceBase implements Interface {
   abstract addAddress(options: { address: string; signal?: AbortSignal }): Promise<void>
   abstract removeAddress(options: { address: string; signal?: AbortSignal }): Promise<void>
   abstract listAddresses(options?: { signal?: AbortSignal }): Promise<string[]>
+  async repair(_options?: { signal?: AbortSignal }): Promise<string | undefined> {
+    return undefined
+  }
   abstract close(options?: { removeInterface?: boolean }): Promise<void>
   async applyAddresses({ add, remove, signal }: AddressChange): Promise<void> {
     for (const address of remove) {

@@ -11,24 +11,48 @@ import { checkApiKey, readApiKeyFile, saveApiKeyFile } from './api-key-file.js'
 export class ApiKeySource {
   private override?: string
   private waiter?: (key: string) => void
+  /** Where the key last handed out came from, for `status`. */
+  source = 'none yet: run `ngrokd set-api-key`'
+  /** The configured key hides a different saved one, and the log said so. */
+  private shadowWarned = false
 
   constructor(
-    private readonly options: { configured?: string; stateDir: string; logger: Logger; signal: AbortSignal },
+    private readonly options: {
+      configured?: string
+      /** Where `configured` came from (`environment variable NGROK_API_KEY`, `api.key in FILE`). */
+      configuredOrigin?: string
+      stateDir: string
+      logger: Logger
+      signal: AbortSignal
+    },
   ) {}
 
   /** The key to use; waits (logging once) until one is set. Resolves '' when the daemon stops first. */
   async get(onWaiting: () => void): Promise<string> {
-    const { configured, stateDir, logger } = this.options
+    const { configured, configuredOrigin, stateDir, logger } = this.options
     let key = this.override ?? configured
+    let source = this.override !== undefined ? 'ngrokd set-api-key' : (configuredOrigin ?? 'api.key')
     if (key === undefined) {
       try {
         const saved = await readApiKeyFile(stateDir)
         key = saved === undefined ? undefined : checkApiKey(saved, `the key in ${stateDir}`)
+        source = `${stateDir}/api-key (saved by ngrokd set-api-key)`
       } catch (e) {
         logger.error({ err: e }, `the saved API key is not usable: ${formatError(e)}`)
       }
     }
-    if (key?.trim()) return key.trim()
+    if (key !== undefined && this.override === undefined && !this.shadowWarned) {
+      // NGROK_API_KEY (or api.key) beats a key saved by set-api-key: say so, not silently
+      const saved = await readApiKeyFile(stateDir).catch(() => undefined)
+      if (saved !== undefined && saved.trim() !== key.trim()) {
+        this.shadowWarned = true
+        logger.warn(`using the API key from ${source}; the one saved by \`ngrokd set-api-key\` in ${stateDir} is not used while that is set`)
+      }
+    }
+    if (key?.trim()) {
+      this.source = source
+      return key.trim()
+    }
     onWaiting()
     logger.warn('no ngrok API key configured: waiting for one. Run `ngrokd set-api-key` (or set NGROK_API_KEY / api.key)')
     return this.wait()
@@ -45,6 +69,7 @@ export class ApiKeySource {
     const checked = checkApiKey(key)
     const path = await saveApiKeyFile(this.options.stateDir, checked)
     this.override = checked
+    this.source = 'ngrokd set-api-key'
     this.options.logger.info({ file: path }, 'API key saved')
     const waiter = this.waiter
     this.waiter = undefined

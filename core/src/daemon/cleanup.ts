@@ -1,3 +1,5 @@
+import { readFile, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Forwarder } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
@@ -5,7 +7,11 @@ import type { NameResolver } from '../contracts/name-resolver.js'
 import { removeStaleSocket } from '../control/control-server.js'
 import { createDaemonScope } from '../di/container.js'
 import { INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
-import { formatError } from '../errors/ngrokd-error.js'
+import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
+import { NgrokApiClient } from '../api/ngrok-api-client.js'
+import { Registration, REGISTRATION_FILES } from '../registration/index.js'
+import { USER_AGENT } from '../version.js'
+import { checkApiKey, readApiKeyFile } from './api-key-file.js'
 import { InstanceLock } from './instance-lock.js'
 
 /** Stands in for the forwarder while cleaning up: nothing listens, so there is nothing to carry. */
@@ -71,4 +77,51 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
     await lock.release()
   }
   return removed
+}
+
+export interface UninstallReport {
+  /** What {@link cleanupLeftovers} removed, then the state directory. */
+  removed: string[]
+  /** Registrations deleted at ngrok (`--deregister`). */
+  deregistered: string[]
+  /** The registration left at ngrok without `--deregister`, to say so. */
+  leftAtNgrok?: string
+}
+
+/**
+ * `ngrokd uninstall [--deregister]`: what `cleanup` removes, then the state directory (client key
+ * and certificate, registration, allocations, saved API key). With `deregister` the registration is
+ * first deleted at ngrok (as `Registration.deregister`: ours, or every one carrying this machine's
+ * id); a failure there stops before anything local is removed, so it can be tried again. Refused
+ * while a daemon runs (NGROKD_ERR_ALREADY_RUNNING, from the cleanup's lock).
+ */
+export async function uninstall(config: DaemonConfig, logger: Logger, options: { deregister: boolean; signal?: AbortSignal }): Promise<UninstallReport> {
+  const registrationFile = join(config.stateDir, REGISTRATION_FILES.operator)
+  const operatorId = await readFile(registrationFile, 'utf8').then(
+    (text) => (JSON.parse(text) as { operatorId?: string }).operatorId,
+    () => undefined,
+  )
+  let deregistered: string[] = []
+  if (options.deregister) {
+    const key = config.api.key ?? (await readApiKeyFile(config.stateDir))
+    if (!key) {
+      throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'uninstall --deregister needs the ngrok API key to delete the registration at ngrok', {
+        hint: 'set NGROK_API_KEY (or api.key) for this command, or delete the operator in the ngrok dashboard and uninstall without --deregister',
+      })
+    }
+    const api = new NgrokApiClient({ baseUrl: config.api.url, apiKey: checkApiKey(key), logger, userAgent: USER_AGENT, timeoutMs: config.api.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) })
+    // before anything local goes: the registration's files are what tells which operator is ours
+    const lock = await InstanceLock.acquire({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, socketPath: config.control.socket })
+    try {
+      deregistered = await new Registration({ api, stateDir: config.stateDir, logger }).deregister()
+    } finally {
+      await lock.release()
+    }
+  }
+  const removed = await cleanupLeftovers(config, logger)
+  if (await stat(config.stateDir).then(() => true, () => false)) {
+    await rm(config.stateDir, { recursive: true, force: true })
+    removed.push(`state directory ${config.stateDir}`)
+  }
+  return { removed, deregistered, ...(!options.deregister && operatorId ? { leftAtNgrok: operatorId } : {}) }
 }

@@ -68,6 +68,8 @@ export interface DaemonStatus {
   ingressEndpoint?: string
   ingressEndpointSource?: 'config' | 'api' | 'default'
   ingressVerification: string
+  /** Where the ngrok API key in use came from, and the API's last refusal or failure (cleared by a success). */
+  apiKey: { source: string; lastError?: { at: string; message: string } }
   /** The ingress's trust anchors, summarised. */
   ingressTrust?: string
   driver?: string
@@ -84,6 +86,8 @@ export interface DaemonStatus {
   services: { total: number; serving: number; error: number }
   openConnections: number
   traffic: TrafficTotals
+  /** The daemon process's memory (process.memoryUsage), in bytes. */
+  memory: { rss: number; heapUsed: number; external: number; arrayBuffers: number }
   metrics?: string
 }
 

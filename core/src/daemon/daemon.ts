@@ -44,6 +44,10 @@ export interface DaemonOptions {
   lock?: Pick<InstanceLockOptions, 'runDir'>
   /** Reads the configuration again, for `ngrokd reload` (`POST /v1/reload`); SIGHUP is handled by the caller. */
   loadConfig?: () => Promise<DaemonConfig>
+  /** The configuration file read (for the start banner). */
+  configSource?: string
+  /** Where `config.api.key` came from (`LoadedConfig.apiKeyOrigin`), for `status`. */
+  apiKeyOrigin?: string
 }
 
 /** Registration retry backoff: doubles from 1 s up to one poll interval. */
@@ -87,12 +91,19 @@ export class Daemon {
   /** The API named no ingress and the default was announced (once). */
   private warnedDefaultIngress = false
   private running?: Promise<void>
+  /** start() finished: a stop after it is news, one during it is the undoing of a failed start. */
+  private started = false
+  /** The API's last refusal or failure (registration or poll), cleared by the next success. */
+  private lastApiError?: { at: string; message: string }
 
   private current: DaemonConfig
 
   constructor(private readonly options: DaemonOptions) {
     this.current = options.config
-    this.apiKeys = new ApiKeySource({ configured: options.config.api.key, stateDir: options.config.stateDir, logger: options.logger, signal: this.stopped.signal })
+    this.apiKeys = new ApiKeySource({
+      configured: options.config.api.key,
+      ...(options.apiKeyOrigin ? { configuredOrigin: options.apiKeyOrigin } : {}),
+      stateDir: options.config.stateDir, logger: options.logger, signal: this.stopped.signal })
   }
 
   private get config(): DaemonConfig {
@@ -107,7 +118,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { config, logger } = this
-    logger.info({ version: CORE_VERSION, pid: process.pid, stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting`)
+    logger.info({ version: CORE_VERSION, config: this.options.configSource ?? 'defaults', stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting (${this.options.configSource ?? 'no config file: defaults and environment'})`)
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
     // one daemon per state dir and interface: a second one is refused before it touches anything
     this.lock = await InstanceLock.acquire({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, socketPath: config.control.socket, ...this.options.lock })
@@ -156,10 +167,16 @@ export class Daemon {
         const report = await this.reconcile(cached)
         logger.info({ report }, `restored ${cached.length} services from the last known endpoint list`)
       }
+      logger.info(
+        { driver: this.scope.driverName, interface: info.name, subnet: this.scope.subnet, services: cached?.length ?? 0 },
+        `ngrokd ${CORE_VERSION} up: driver ${this.scope.driverName}, interface ${info.name}, subnet ${this.scope.subnet}, ` +
+          (cached ? `${cached.length} services from the last known endpoint list` : 'endpoints after the first poll'),
+      )
     } catch (e) {
       await this.stop()
       throw e
     }
+    this.started = true
     this.running = this.run()
   }
 
@@ -252,8 +269,10 @@ export class Daemon {
       try {
         const info = await registration.ensure()
         this.registration = registration
+        this.lastApiError = undefined
         this.logger.info({ operatorId: info.operatorId, ingress: this.ingressEndpoint(), certNotAfter: info.notAfter }, `registered as operator ${info.operatorId}`)
       } catch (e) {
+        this.noteApiError(e)
         this.logger.error({ err: e }, `registration failed: ${formatError(e)}`)
         if (isNgrokdError(e, 'NGROKD_ERR_API') && [401, 403].includes((e as { status?: number }).status ?? 0)) {
           this.logger.error('the API key was refused: set a valid one with `ngrokd set-api-key`')
@@ -299,14 +318,21 @@ export class Daemon {
     const registration = this.registration!
     const operatorId = registration.info!.operatorId
     try {
-      return await this.api!.listBoundEndpoints(operatorId)
+      const endpoints = await this.api!.listBoundEndpoints(operatorId)
+      this.lastApiError = undefined
+      return endpoints
     } catch (e) {
+      this.noteApiError(e)
       if (!isNgrokApiError(e, 404)) throw e
       this.logger.warn({ operatorId }, `operator ${operatorId} no longer exists at ngrok (deleted?): registering anew`)
       const info = await registration.ensure()
       this.logger.info({ operatorId: info.operatorId, was: operatorId }, `registered as operator ${info.operatorId}`)
       return this.api!.listBoundEndpoints(info.operatorId)
     }
+  }
+
+  private noteApiError(e: unknown): void {
+    this.lastApiError = { at: new Date().toISOString(), message: formatError(e).split('\n')[0]! }
   }
 
   private newRegistration(api: NgrokApiClient): Registration {
@@ -341,6 +367,8 @@ export class Daemon {
   /** Drains and removes listeners, names and addresses, then closes everything. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.phase === 'stopped' || this.phase === 'stopping') return
+    // a start that failed is undone quietly: the caller reports why it failed, last
+    const startFailed = !this.started
     this.phase = 'stopping'
     this.stopped.abort()
     await this.poller?.stop()
@@ -358,7 +386,7 @@ export class Daemon {
     await this.control?.close()
     await this.lock?.release()
     this.phase = 'stopped'
-    this.logger.info('ngrokd stopped; listeners, names and addresses removed')
+    this.logger[startFailed ? 'debug' : 'info']('ngrokd stopped; listeners, names and addresses removed')
   }
 
   /**
@@ -427,6 +455,7 @@ export class Daemon {
       operatorId: this.registration?.info?.operatorId,
       ...(this.registration || this.config.ingress.endpoint ? { ingress: this.ingressTarget() } : {}),
       insecureSkipVerify: this.config.ingress.insecureSkipVerify,
+      apiKey: { source: this.apiKeys.source, ...(this.lastApiError ? { lastError: this.lastApiError } : {}) },
       ingressTrust: this.ingressTrustSummary,
       driver: this.scope?.driverName,
       forwarder: this.forwarderMode,

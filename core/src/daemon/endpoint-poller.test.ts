@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
-import { FakeNgrokApi } from '../api/fake-ngrok-api.test-helper.js'
 import { recordingLogger } from '../forward/test-logger.test-helper.js'
 import { NamePolicy } from '../names/name-policy.js'
 import type { DesiredService } from '../protocol/endpoints.js'
@@ -14,13 +13,23 @@ import type { ReconcileReport } from './reconciler.js'
 const OP = 'k8sop_malformed'
 const report = (services: number): ReconcileReport => ({ services, addressesAdded: 0, addressesRemoved: 0, listenersAdded: 0, listenersRemoved: 0, namesChanged: false, errors: 0, durationMs: 0 })
 
-/** A poller over the real API client and a fake API serving `endpoints`; records what it reconciles and logs. */
-function pollerOver(endpoints: unknown[], stateDir: string, namePolicy?: NamePolicy) {
-  const fake = new FakeNgrokApi({ apiKey: 'k' })
-  const api = new NgrokApiClient({ apiKey: 'k', fetchImpl: fake.fetch, maxRetries: 0 })
-  for (let i = 0; i < 2; i++) {
-    fake.inject({ method: 'GET', path: /bound_endpoints/ }, { status: 200, headers: { 'content-type': 'application/json' }, body: { endpoints, uri: 'x', next_page_uri: null } })
+/**
+ * A fetch that answers the operator's bound-endpoints list with one page holding `endpoints` as given —
+ * items a well-behaved API (and so the cloud simulator) never sends — and 404 for anything else.
+ */
+function boundEndpointsFetch(endpoints: unknown[]): typeof fetch {
+  return async (input) => {
+    const json = { 'content-type': 'application/json' }
+    if (new URL(String(input)).pathname !== `/kubernetes_operators/${OP}/bound_endpoints`) {
+      return new Response(JSON.stringify({ status_code: 404, msg: 'Not Found', details: {} }), { status: 404, headers: json })
+    }
+    return new Response(JSON.stringify({ endpoints, uri: 'x', next_page_uri: null }), { status: 200, headers: json })
   }
+}
+
+/** A poller over the real API client and a stubbed fetch serving `endpoints`; records what it reconciles and logs. */
+function pollerOver(endpoints: unknown[], stateDir: string, namePolicy?: NamePolicy) {
+  const api = new NgrokApiClient({ apiKey: 'k', fetchImpl: boundEndpointsFetch(endpoints), maxRetries: 0 })
   const reconciled: DesiredService[][] = []
   const logger = recordingLogger()
   const poller = new EndpointPoller({

@@ -37,6 +37,8 @@ export class EndpointPoller {
   private timer?: NodeJS.Timeout
   private polling?: Promise<PollStatus | undefined>
   private readonly rejectedSeen = new Set<string>()
+  /** Polls failed since the last success: a failure is logged once, not on every poll of an outage. */
+  private failedInARow = 0
   readonly counts = { ok: 0, failed: 0, lastSuccessUnixSeconds: undefined as number | undefined }
 
   constructor(private readonly options: EndpointPollerOptions) {}
@@ -105,12 +107,18 @@ export class EndpointPoller {
       await this.save(services)
       const changed = report.addressesAdded + report.addressesRemoved + report.listenersAdded + report.listenersRemoved > 0 || report.namesChanged
       logger[changed ? 'info' : 'debug']({ report }, `reconciled ${services.length} services from ${endpoints.length} endpoints`)
+      if (this.failedInARow > 0) logger.info(`the ngrok API answers again (after ${this.failedInARow} failed polls)`)
+      this.failedInARow = 0
       this.lastPoll = { at, ok: true, endpoints: endpoints.length, services: services.length, rejected, report }
       this.counts.ok++
       this.counts.lastSuccessUnixSeconds = Math.floor(Date.now() / 1000)
     } catch (e) {
-      logger.warn({ err: e }, `poll failed, keeping what is serving: ${formatError(e)}`)
-      this.lastPoll = { at, ok: false, error: { code: isNgrokdError(e) ? e.code : undefined, message: (e as Error).message } }
+      const error = { code: isNgrokdError(e) ? e.code : undefined, message: (e as Error).message }
+      // said once; while the same failure repeats on every poll, at debug
+      const repeated = this.failedInARow > 0 && this.lastPoll?.error?.message === error.message
+      this.failedInARow++
+      logger[repeated ? 'debug' : 'warn']({ err: e }, `poll failed, keeping what is serving: ${formatError(e)}`)
+      this.lastPoll = { at, ok: false, error }
       this.counts.failed++
     }
     return this.lastPoll

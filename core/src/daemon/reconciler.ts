@@ -11,6 +11,16 @@ import { networkPortKey, type NetworkPorts } from '../network/network-ports.js'
 
 export type ServiceStateName = 'serving' | 'error'
 
+/** Why a service (or its network side, or its name) is not as desired; `hint` says how to fix it. */
+export interface ServiceError {
+  code?: string
+  message: string
+  hint?: string
+}
+
+/** How many endpoint changes one reconcile logs at info, one line each; the rest at debug. */
+const ANNOUNCED_PER_PASS = 20
+
 export interface ServiceState {
   /** Normalised URL, e.g. `tcp://db.prod:5432`. */
   key: string
@@ -21,14 +31,14 @@ export interface ServiceState {
   endpointIds: string[]
   address?: string
   state: ServiceStateName
-  error?: { code?: string; message: string }
+  error?: ServiceError
   /** Network mode: where other machines reach this service (`net.network.listen`:port). */
   network?: NetworkExposure
   /**
    * The name resolver refuses changes until a failed write is repaired (NGROKD_ERR_NAMES_FROZEN): the
    * service serves, but a name it needs published (or unpublished) waits. Names published before still resolve.
    */
-  nameError?: { code?: string; message: string }
+  nameError?: ServiceError
 }
 
 export interface NetworkExposure {
@@ -38,7 +48,7 @@ export interface NetworkExposure {
   /** The Host value every request is rewritten to (`http` services only). */
   rewriteHost?: string
   /** Set when the port could not be assigned or listened on; the service still serves locally. */
-  error?: { code?: string; message: string }
+  error?: ServiceError
 }
 
 /** Network mode for {@link Reconciler.setNetworkMode}: the address and the stable ports. */
@@ -74,7 +84,12 @@ const LISTEN_CONCURRENCY = 64
 
 const listenerKey = (address: string, port: number): string => `${address}:${port}`
 
-const errorOf = (e: unknown): { code?: string; message: string } => ({ code: isNgrokdError(e) ? e.code : undefined, message: e instanceof Error ? e.message : String(e) })
+/** A failure as services carry it: code, message, and the fix when the error names one. */
+const errorOf = (e: unknown): ServiceError => ({
+  code: isNgrokdError(e) ? e.code : undefined,
+  message: e instanceof Error ? e.message : String(e),
+  ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}),
+})
 
 /** The Host header value for a service: its hostname, with `:port` unless the port is http's default. */
 export function hostHeaderFor(hostname: string, port: number): string {
@@ -105,6 +120,7 @@ interface Pass {
  * idempotent and safe after a crash. One service's failure never blocks another.
  *
  * The steps, in order ({@link reconcileNow}):
+ * 0. {@link repairInterface}: an interface deleted or brought down under the daemon is put back;
  * 1. {@link plan}: an address per hostname (the allocator), a network port per service (network mode);
  * 2. {@link withdrawNames}: names that go away are unpublished first, before their listener or address;
  * 3. {@link stopStaleListeners}: network listeners first, then local ones, of what is no longer wanted;
@@ -135,8 +151,8 @@ export class Reconciler {
     @inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  reconcile(desired: readonly DesiredService[], options: { drainMs?: number } = {}): Promise<ReconcileReport> {
-    const run = this.running.then(() => this.reconcileNow(desired, options.drainMs ?? 0))
+  reconcile(desired: readonly DesiredService[], options: { drainMs?: number; announce?: boolean } = {}): Promise<ReconcileReport> {
+    const run = this.running.then(() => this.reconcileNow(desired, options.drainMs ?? 0, options.announce ?? true))
     this.running = run.catch(() => {})
     return run
   }
@@ -160,7 +176,7 @@ export class Reconciler {
   /** Removes everything ngrokd put on the machine, in reverse order. Mappings are kept for stability. */
   teardown(options: { drainMs?: number } = {}): Promise<ReconcileReport> {
     this.kept.clear()
-    return this.reconcile([], options)
+    return this.reconcile([], { ...options, announce: false })
   }
 
   /** How many services are serving and in error: cheap enough to call on every status request. */
@@ -191,9 +207,10 @@ export class Reconciler {
     })
   }
 
-  private async reconcileNow(desired: readonly DesiredService[], drainMs: number): Promise<ReconcileReport> {
+  private async reconcileNow(desired: readonly DesiredService[], drainMs: number, announce: boolean): Promise<ReconcileReport> {
     const started = performance.now()
     const pass = this.newPass(desired, drainMs)
+    await this.repairInterface(desired)
     await this.plan(pass)
     await this.withdrawNames(pass)
     await this.stopStaleListeners(pass)
@@ -203,9 +220,30 @@ export class Reconciler {
     await this.removeAddresses(pass)
     await this.exposeNetwork(pass)
     await this.releaseGone(pass)
+    if (announce) this.announceChanges(this.states, pass.states)
     this.states = pass.states
     pass.report.durationMs = performance.now() - started
     return pass.report
+  }
+
+  /**
+   * One log line per service that started (or resumed) serving, or went away, naming its URL; past
+   * {@link ANNOUNCED_PER_PASS} in one pass the rest go to debug with a count. Failures are logged where
+   * they happen (`fail`). Teardown says it once for all.
+   */
+  private announceChanges(before: ReadonlyMap<string, ServiceState>, after: ReadonlyMap<string, ServiceState>): void {
+    const lines: Array<[Record<string, unknown>, string]> = []
+    for (const st of after.values()) {
+      if (st.state !== 'serving') continue
+      const was = before.get(st.key)
+      if (was?.state === 'serving' && was.address === st.address) continue
+      lines.push([{ url: st.url, hostname: st.hostname, address: st.address }, `${was ? 'serving again' : 'serving'} ${st.url} on ${st.address}:${st.port}`])
+    }
+    for (const st of before.values()) {
+      if (!after.has(st.key)) lines.push([{ url: st.url, hostname: st.hostname }, `stopped serving ${st.url}: no longer bound to this operator`])
+    }
+    for (const [i, [fields, msg]] of lines.entries()) this.logger[i < ANNOUNCED_PER_PASS ? 'info' : 'debug'](fields, msg)
+    if (lines.length > ANNOUNCED_PER_PASS) this.logger.info(`and ${lines.length - ANNOUNCED_PER_PASS} more endpoint changes (log.level debug lists them; ngrokd list shows the state)`)
   }
 
   private newPass(desired: readonly DesiredService[], drainMs: number): Pass {
@@ -237,6 +275,17 @@ export class Reconciler {
         const before = previous.get(state.key)?.network?.error
         logger[before?.message === n.error.message ? 'debug' : 'error']({ url: state.url, err: e }, `cannot expose ${state.url} on ${listenerKey(n.address, n.port)}: ${formatError(e)}`)
       },
+    }
+  }
+
+  /** 0. The interface deleted or brought down under us is put back first (its addresses follow in step 4). */
+  private async repairInterface(desired: readonly DesiredService[]): Promise<void> {
+    if (desired.length === 0 || !this.iface.repair) return // teardown, or nothing to serve: nothing to put back
+    try {
+      const repaired = await this.iface.repair()
+      if (repaired) this.logger.warn(`${this.iface.driver}: ${repaired}`)
+    } catch (e) {
+      this.logger.error({ err: e }, `${this.iface.driver}: the interface is not as it should be and could not be put back: ${formatError(e)}`)
     }
   }
 

@@ -39,6 +39,7 @@ test('describeStatus reports what each stage gave it, and says loudly when ingre
     operatorId: 'k8sop_1',
     ingress: { endpoint: 'ingress.example:443', source: 'api' },
     insecureSkipVerify: false,
+    apiKey: { source: 'environment variable NGROK_API_KEY', lastError: { at: '2026-12-04T05:00:00.000Z', message: 'HTTP 503' } },
     names: { state: 'ok' },
     plugins: [],
     pollIntervalMs: 30_000,
@@ -53,6 +54,8 @@ test('describeStatus reports what each stage gave it, and says loudly when ingre
   assert.equal(status.ingressEndpoint, 'ingress.example:443')
   assert.equal(status.ingressEndpointSource, 'api')
   assert.equal(status.ingressVerification, 'verified')
+  assert.deepEqual(status.apiKey, sources.apiKey, 'where the key came from and the last API error reach the CLI')
+  assert.ok(status.memory.rss > status.memory.heapUsed && status.memory.heapUsed > 0, 'the process memory, as process.memoryUsage() tells it')
   assert.equal(status.openConnections, 3)
   assert.equal(status.traffic.connections, 15)
   assert.equal('forwarder' in status, false, 'no forwarder mode: the key is absent')

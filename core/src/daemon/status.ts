@@ -20,6 +20,7 @@ export interface StatusSources {
   /** Undefined until an endpoint is configured or a registration is known. */
   ingress?: IngressTarget
   insecureSkipVerify: boolean
+  apiKey: DaemonStatus['apiKey']
   ingressTrust?: string
   driver?: string
   forwarder?: ForwarderMode
@@ -44,6 +45,7 @@ export function describeStatus(s: StatusSources): DaemonStatus {
     operatorId: s.operatorId,
     ...(s.ingress ? { ingressEndpoint: s.ingress.endpoint, ingressEndpointSource: s.ingress.source } : {}),
     ingressVerification: s.insecureSkipVerify ? 'DISABLED (ingress.insecure_skip_verify)' : 'verified',
+    apiKey: s.apiKey,
     ingressTrust: s.ingressTrust,
     driver: s.driver,
     ...(s.forwarder ? { forwarder: s.forwarder } : {}),
@@ -56,6 +58,7 @@ export function describeStatus(s: StatusSources): DaemonStatus {
     services: s.services,
     openConnections: s.listeners.reduce((n, l) => n + l.openConnections, 0),
     traffic: trafficTotals(s.listeners),
+    memory: (({ rss, heapUsed, external, arrayBuffers }) => ({ rss, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
     metrics: s.metricsUrl,
   }
 }

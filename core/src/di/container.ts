@@ -1,6 +1,7 @@
 import { container, type DependencyContainer } from 'tsyringe'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../config/index.js'
+import { instanceOf } from '../config/instance.js'
 import type { Interface, InterfaceInfo } from '../contracts/interface.js'
 import type { Allocator } from '../contracts/allocator.js'
 import type { NameResolver } from '../contracts/name-resolver.js'
@@ -119,7 +120,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
  * plugin never takes the daemon down.
  */
 async function createNameResolver(config: DaemonConfig, logger: Logger, plugins?: PluginNameResolvers): Promise<NameResolver> {
-  const hostsFile = (): NameResolver => createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger })
+  const hostsFile = (): NameResolver => createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, ...instanceOf(config), logger })
   const name = config.names.resolver
   if (name === 'hosts-file') return hostsFile()
   if (plugins?.offersNameResolver(name)) {

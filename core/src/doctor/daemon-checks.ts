@@ -5,6 +5,9 @@ import { callDaemon } from '../daemon/control-api.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
 import { publicDomainOf } from '../names/name-policy.js'
+import { parseHostsBlock } from '../names/hosts-block.js'
+import { instanceOf } from '../config/instance.js'
+import { readFile, stat } from 'node:fs/promises'
 
 /** How many failing services doctor names one by one before summing up the rest. */
 const SERVICES_NAMED = 10
@@ -31,7 +34,7 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
   try {
     status = await callDaemon(config.control.socket, 'GET /v1/status', undefined, 3_000)
   } catch (e) {
-    return [{ id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) }]
+    return [{ id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) }, ...(await leftoverChecks(config))]
   }
   const checks: Check[] = [
     {
@@ -41,6 +44,12 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
       ...(status.phase === 'waiting-for-api-key' ? { hint: 'ngrokd set-api-key' } : {}),
     },
   ]
+  // the daemon's own key, wherever it came from: what this shell's environment says about a key proves nothing about it
+  checks.push(
+    status.apiKey.lastError
+      ? { id: 'daemon.api-key', status: 'fail', summary: `the daemon's API key (from ${status.apiKey.source}): its last API call failed: ${status.apiKey.lastError.message}`, hint: 'a refused key (401/403): ngrokd set-api-key; else see the daemon log' }
+      : { id: 'daemon.api-key', status: 'ok', summary: `the daemon's API key comes from ${status.apiKey.source}` },
+  )
   if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}`, ...(status.lastPoll.error?.code ? { code: status.lastPoll.error.code } : {}) })
   if (status.names.state === 'frozen') checks.push({ id: 'daemon.names', status: 'fail', summary: `names frozen since ${status.names.since}: ${status.names.error.message}`, code: status.names.error.code, ...(status.names.error.hint ? { hint: status.names.error.hint } : {}) })
   const { services, skipped = [] } = await callDaemon(config.control.socket, 'GET /v1/endpoints', undefined, 10_000)
@@ -56,6 +65,29 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
     if (failing.length > SERVICES_NAMED) checks.push({ id: 'daemon.service', status: 'fail', summary: `and ${failing.length - SERVICES_NAMED} more services in error: ngrokd list shows them all` })
   }
   return checks
+}
+
+/**
+ * No daemon answers: what a crashed one left (its hosts block, its interface, its control socket)
+ * is not fine — names still point at addresses nothing serves. One warning each, with the fix.
+ */
+async function leftoverChecks(config: DaemonConfig): Promise<Check[]> {
+  const left: string[] = []
+  if (config.names.resolver === 'hosts-file') {
+    const text = await readFile(config.names.hostsFile).catch(() => undefined)
+    const records = text ? parseHostsBlock(text, instanceOf(config)).records : []
+    if (records.length > 0) left.push(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd block of ${config.names.hostsFile}`)
+  }
+  // Linux lists this network namespace's links in /proc/net/dev (/sys/class/net is that of whoever mounted /sys); elsewhere the cleanup finds out
+  const links = process.platform === 'linux' ? await readFile('/proc/net/dev', 'utf8').catch(() => '') : ''
+  if (links.split('\n').some((line) => line.split(':')[0]!.trim() === config.net.interfaceName)) left.push(`interface ${config.net.interfaceName}`)
+  if (await stat(config.control.socket).then((s) => s.isSocket(), () => false)) left.push(`control socket ${config.control.socket}`)
+  return left.map((what) => ({
+    id: 'daemon.leftovers',
+    status: 'warn',
+    summary: `no daemon runs, but ${what} is still there (left by a daemon that did not stop cleanly?)`,
+    hint: 'sudo ngrokd cleanup removes it (or start ngrokd run, which adopts it)',
+  }))
 }
 
 /**

@@ -2,7 +2,7 @@ import { access, constants, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
-import { loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
+import { instanceOf, loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
@@ -15,6 +15,8 @@ import { USER_AGENT } from '../version.js'
 
 export interface DoctorOptions {
   configPath?: string
+  /** `--instance NAME`: that instance's configuration. */
+  instance?: string
   /** Skip the check that calls the ngrok API. */
   offline?: boolean
 }
@@ -30,7 +32,7 @@ export interface DoctorReport {
  * privilege, state, API key and reachability, trust roots, the daemon) plus each component's
  * `diagnose()`.
  */
-export async function runDoctor({ configPath, offline = false }: DoctorOptions = {}): Promise<DoctorReport> {
+export async function runDoctor({ configPath, instance, offline = false }: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: Check[] = []
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number]
   // 20.18 / 22.9: tls allowPartialTrustChain, which trusting ngrok's intermediate CA needs
@@ -39,7 +41,7 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
 
   let config: DaemonConfig
   try {
-    const loaded = await loadConfig({ configPath })
+    const loaded = await loadConfig({ configPath, ...(instance ? { instance } : {}) })
     config = loaded.config
     checks.push({ id: 'config.load', status: 'ok', summary: `configuration from ${loaded.source ?? 'defaults and environment'}` })
     for (const notice of loaded.notices) checks.push({ id: 'config.deprecated', status: 'warn', summary: notice })
@@ -73,7 +75,7 @@ export async function runDoctor({ configPath, offline = false }: DoctorOptions =
   }
 
   if (config.names.resolver === 'hosts-file') {
-    checks.push(...((await createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger: silentLogger }).diagnose?.()) ?? []))
+    checks.push(...((await createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, ...instanceOf(config), logger: silentLogger }).diagnose?.()) ?? []))
   }
 
   checks.push(await checkStateDir(config.stateDir))

@@ -1,6 +1,7 @@
 import { pino, type DestinationStream, type Level } from 'pino'
 import pinoPretty from 'pino-pretty'
 import type { Logger } from '../contracts/logger.js'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
 
 export interface CreateLoggerOptions {
   level?: Level
@@ -9,6 +10,8 @@ export interface CreateLoggerOptions {
   /** Where lines go; defaults to stderr. */
   destination?: DestinationStream
 }
+
+export { LOG_FORMATS, type LogFormat } from './log-format.js'
 
 /**
  * Every key that may hold a secret, wherever it appears: the value is replaced before a line is
@@ -20,7 +23,11 @@ export const REDACTED_PATHS = ['apiKey', 'api_key', 'key', 'keyPem', 'privateKey
   `*.*.${k}`, // e.g. config.api.key
 ])
 
-/** The daemon's logger: JSON lines when stderr is not a TTY, readable lines when it is. */
+/**
+ * The daemon's logger: JSON lines when stderr is not a TTY, readable lines when it is.
+ * An expected failure (a coded NgrokdError: the API is down, a port is taken) is logged with its
+ * code, message and hint but without a stack; stacks are for bugs, and for `log.level: debug`.
+ */
 export function createLogger({ level = 'info', pretty, destination }: CreateLoggerOptions = {}): Logger {
   const usePretty = pretty ?? (destination === undefined && process.stderr.isTTY === true)
   const stream: DestinationStream =
@@ -28,15 +35,22 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
     (usePretty
       ? pinoPretty({ destination: 2, sync: true, colorize: useColor(), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
       : pino.destination({ dest: 2, sync: true }))
-  return pino(
+  const logger = pino(
     {
       level,
       base: { pid: process.pid },
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-      serializers: { err: pino.stdSerializers.err },
+      serializers: {
+        err: (e: unknown) => {
+          const serialized = pino.stdSerializers.err(e as Error)
+          if (isNgrokdError(e) && !logger.isLevelEnabled('debug')) serialized.stack = undefined as unknown as string
+          return serialized
+        },
+      },
     },
     stream,
-  ) as unknown as Logger
+  )
+  return logger as unknown as Logger
 }
 
 /** Colour on a terminal unless NO_COLOR is set to anything but the empty string (https://no-color.org). */

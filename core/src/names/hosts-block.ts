@@ -26,10 +26,34 @@ import { NgrokdError } from '../errors/ngrokd-error.js'
 import { validateHostname } from '../protocol/endpoints.js'
 import { isIpv4 } from '../util/ipv4.js'
 
-export const HOSTS_BLOCK_BEGIN = '# BEGIN ngrokd managed block (do not edit)'
-export const HOSTS_BLOCK_END = '# END ngrokd managed block'
-const BEGIN_PREFIX = '# BEGIN ngrokd managed block'
-const END_PREFIX = '# END ngrokd managed block'
+/** The default daemon's markers. */
+export const HOSTS_BLOCK_BEGIN = markersOf().begin
+export const HOSTS_BLOCK_END = markersOf().end
+
+/** Whose block: the default daemon's, or a named instance's (`instance: work`), each with its own markers. */
+export interface HostsBlockOptions {
+  instance?: string
+}
+
+interface Markers {
+  begin: string
+  end: string
+  /** A line is this block's marker when it starts with one of these (after trimming). */
+  beginPrefix: string
+  endPrefix: string
+}
+
+/**
+ * The default block's markers, or `# BEGIN ngrokd instance work managed block (do not edit)` …
+ * `# END ngrokd instance work managed block` for instance `work`: no instance's prefix is a prefix
+ * of another's, so each daemon sees the others' blocks as lines of the user's, never edits them.
+ */
+function markersOf({ instance }: HostsBlockOptions = {}): Markers {
+  const who = instance ? `ngrokd instance ${instance}` : 'ngrokd'
+  const beginPrefix = `# BEGIN ${who} managed block`
+  const endPrefix = `# END ${who} managed block`
+  return { begin: `${beginPrefix} (do not edit)`, end: endPrefix, beginPrefix, endPrefix }
+}
 
 export interface HostsUpdate {
   text: string
@@ -89,20 +113,21 @@ function splitLines(text: string): Line[] {
 /** A UTF-8 byte order mark, as a decoded string or as the three bytes of a latin1 view. */
 const BOM = /^(?:\uFEFF|\u00EF\u00BB\u00BF)/
 
-function markerOf(line: string): 'begin' | 'end' | undefined {
+function markerOf(line: string, markers: Markers): 'begin' | 'end' | undefined {
   const t = line.replace(BOM, '').trim()
-  if (t.startsWith(BEGIN_PREFIX)) return 'begin'
-  if (t.startsWith(END_PREFIX)) return 'end'
+  // the default prefix is also the start of no instance's: `# BEGIN ngrokd instance` differs at "instance"
+  if (t.startsWith(markers.beginPrefix)) return 'begin'
+  if (t.startsWith(markers.endPrefix)) return 'end'
   return undefined
 }
 
-function parse(text: string): Parsed {
+function parse(text: string, markers: Markers): Parsed {
   const lines = splitLines(text)
   const blocks: Parsed['blocks'] = []
   const strays: number[] = []
   let pending = -1
   lines.forEach((line, i) => {
-    const m = markerOf(line.text)
+    const m = markerOf(line.text, markers)
     if (m === 'begin') {
       if (pending !== -1) strays.push(pending)
       pending = i
@@ -133,8 +158,8 @@ function insideBlock(blocks: Parsed['blocks']): (i: number) => boolean {
 }
 
 /** Reads the block(s) of a hosts file (its bytes, or text) and what `doctor` needs to judge them. */
-export function parseHostsBlock(content: string | Uint8Array): HostsBlockInfo {
-  const { lines, blocks, strays } = parse(typeof content === 'string' ? content : latin1(content))
+export function parseHostsBlock(content: string | Uint8Array, options: HostsBlockOptions = {}): HostsBlockInfo {
+  const { lines, blocks, strays } = parse(typeof content === 'string' ? content : latin1(content), markersOf(options))
   const records: NameRecord[] = []
   const invalidLines: number[] = []
   const userHostnames = new Set<string>()
@@ -200,8 +225,8 @@ function latin1(bytes: Uint8Array): string {
  * const { data, changed } = updateHostsBytes(await readFile('/etc/hosts'), [{ hostname: 'api.prod', address: '10.107.0.2' }])
  * ```
  */
-export function updateHostsBytes(original: Uint8Array, records: readonly NameRecord[]): HostsBytesUpdate {
-  const { text, changed, userConflicts } = updateHostsText(latin1(original), records)
+export function updateHostsBytes(original: Uint8Array, records: readonly NameRecord[], options: HostsBlockOptions = {}): HostsBytesUpdate {
+  const { text, changed, userConflicts } = updateHostsText(latin1(original), records, options)
   return { data: Buffer.from(text, 'latin1'), changed, userConflicts }
 }
 
@@ -209,9 +234,10 @@ export function updateHostsBytes(original: Uint8Array, records: readonly NameRec
  * {@link updateHostsBytes} on text: returns `original` with the ngrokd block holding exactly
  * `records`. Every character outside the block is kept, so a latin1 view of bytes round-trips.
  */
-export function updateHostsText(original: string, records: readonly NameRecord[]): HostsUpdate {
+export function updateHostsText(original: string, records: readonly NameRecord[], options: HostsBlockOptions = {}): HostsUpdate {
   const sorted = checkRecords(records)
-  const { lines, blocks, eol } = parse(original)
+  const markers = markersOf(options)
+  const { lines, blocks, eol } = parse(original, markers)
 
   const inBlock = insideBlock(blocks)
   const ours = new Set(sorted.map((r) => r.hostname))
@@ -222,9 +248,9 @@ export function updateHostsText(original: string, records: readonly NameRecord[]
   })
 
   const blockLines = (lastEol: Line['eol']): Line[] => [
-    { text: HOSTS_BLOCK_BEGIN, eol },
+    { text: markers.begin, eol },
     ...sorted.map((r): Line => ({ text: `${r.address}\t${r.hostname}`, eol })),
-    { text: HOSTS_BLOCK_END, eol: lastEol },
+    { text: markers.end, eol: lastEol },
   ]
 
   const out: Line[] = []

@@ -9,7 +9,7 @@ import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { Lifecycle } from '../util/lifecycle.js'
 import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomic, writeFileAtomicSync } from '../util/atomic-file.js'
-import { parseHostsBlock, updateHostsBytes } from './hosts-block.js'
+import { parseHostsBlock, updateHostsBytes, type HostsBlockOptions } from './hosts-block.js'
 import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rewrite.js'
 import { judgeInterruptedWrite, type InterruptedWriteState } from './interrupted-write.js'
 import { loadLeases, type Leases } from './leases.js'
@@ -20,6 +20,8 @@ export interface HostsFileNameResolverOptions {
   path?: string
   /** Where the backup, the write-in-flight marker and the frozen state live (created 0700). */
   stateDir: string
+  /** A named instance's own block (`instance` of the config); unset: the default daemon's. */
+  instance?: string
   logger?: Logger
   /**
    * Renames the new file over the hosts file. Default `fs.renameSync`: it runs synchronously right
@@ -103,6 +105,8 @@ export class HostsFileNameResolver implements NameResolver {
   readonly resolver = 'hosts-file'
   readonly path: string
   readonly stateDir: string
+  /** Whose block this resolver edits (a named instance has its own). */
+  private readonly block: HostsBlockOptions
   readonly backupPath: string
   readonly nextPath: string
   readonly inflightPath: string
@@ -123,6 +127,7 @@ export class HostsFileNameResolver implements NameResolver {
   constructor(options: HostsFileNameResolverOptions) {
     this.path = options.path ?? '/etc/hosts'
     this.stateDir = options.stateDir
+    this.block = options.instance ? { instance: options.instance } : {}
     this.backupPath = join(options.stateDir, HOSTS_BACKUP_FILE)
     this.nextPath = join(options.stateDir, HOSTS_NEXT_FILE)
     this.inflightPath = join(options.stateDir, HOSTS_INFLIGHT_FILE)
@@ -154,7 +159,7 @@ export class HostsFileNameResolver implements NameResolver {
 
   async list(): Promise<NameRecord[]> {
     const { data } = await this.read(await this.target())
-    return parseHostsBlock(data).records
+    return parseHostsBlock(data, this.block).records
   }
 
   /**
@@ -178,7 +183,7 @@ export class HostsFileNameResolver implements NameResolver {
     if (wasReady && this.replaced.size > 0) {
       await this.serialised(async () => {
         const { data } = await this.read(await this.target())
-        await this.publishNow(parseHostsBlock(data).records)
+        await this.publishNow(parseHostsBlock(data, this.block).records)
       }).catch((e: unknown) => this.logger.warn({ err: e }, `hosts-file: carrying over lines appended to a replaced copy of ${this.path} failed`))
     }
     await this.replaced.closeAll()
@@ -207,7 +212,7 @@ export class HostsFileNameResolver implements NameResolver {
       }
     }
     if (data !== undefined) {
-      const info = parseHostsBlock(data)
+      const info = parseHostsBlock(data, this.block)
       const problems: string[] = []
       if (info.blocks > 1) problems.push(`${info.blocks} ngrokd blocks`)
       if (info.strayMarkers.length > 0) problems.push(`unpaired ngrokd marker on line ${info.strayMarkers.join(', ')}`)
@@ -288,7 +293,7 @@ export class HostsFileNameResolver implements NameResolver {
       const carry = this.replaced.collect()
       await this.keepUnmerged(target, carry.unmergeable)
       /** The file with the block holding `records`, and what was appended to replaced copies carried over. */
-      const desired = (data: Buffer) => updateHostsBytes(carry.apply(data), records) // throws on an unsafe record
+      const desired = (data: Buffer) => updateHostsBytes(carry.apply(data), records, this.block) // throws on an unsafe record
       const update = desired(current.data)
       this.warnConflicts(target, update.userConflicts)
       if (update.data.equals(current.data)) {

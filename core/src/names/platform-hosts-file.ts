@@ -11,6 +11,8 @@ export interface PlatformHostsFileOptions {
   /** `names.hosts_file`; the POSIX default means "this OS's hosts file" (on Windows, under %SystemRoot%). */
   path: string
   stateDir: string
+  /** `instance` of the config: a named instance edits its own block. */
+  instance?: string
   logger: Logger
   platform?: NodeJS.Platform
   env?: NodeJS.ProcessEnv
@@ -22,8 +24,9 @@ export interface PlatformHostsFileOptions {
  * Windows finds the file under %SystemRoot%, keeps CRLF, retries while the file is held and flushes
  * the DNS client's cache.
  */
-export function createHostsFileNameResolver({ path, stateDir, logger, platform = process.platform, env = process.env }: PlatformHostsFileOptions): NameResolver {
-  if (platform === 'win32') return new WindowsHostsFileNameResolver({ stateDir, logger, env, path: path === POSIX_HOSTS_FILE ? windowsHostsPath(env) : path })
-  if (platform === 'darwin') return new MacosHostsFileNameResolver({ path, stateDir, logger })
-  return new HostsFileNameResolver({ path, stateDir, logger })
+export function createHostsFileNameResolver({ path, stateDir, instance, logger, platform = process.platform, env = process.env }: PlatformHostsFileOptions): NameResolver {
+  const block = instance ? { instance } : {}
+  if (platform === 'win32') return new WindowsHostsFileNameResolver({ stateDir, logger, env, ...block, path: path === POSIX_HOSTS_FILE ? windowsHostsPath(env) : path })
+  if (platform === 'darwin') return new MacosHostsFileNameResolver({ path, stateDir, logger, ...block })
+  return new HostsFileNameResolver({ path, stateDir, logger, ...block })
 }

@@ -70,6 +70,8 @@ export async function withSharingRetries<T>(fn: () => Promise<T>, options: Shari
 
 export interface WindowsHostsFileNameResolverOptions {
   stateDir: string
+  /** A named instance edits its own block. */
+  instance?: string
   logger?: Logger
   /** Default windowsHostsPath(env). */
   path?: string
@@ -122,6 +124,7 @@ export class WindowsHostsFileNameResolver implements NameResolver {
       path: this.path,
       stateDir: options.stateDir,
       logger: this.#logger,
+      ...(options.instance ? { instance: options.instance } : {}),
       ...(options.rename ? { rename: options.rename } : {}),
     })
     this.#flushDns = options.flushDns ?? defaultFlushDns(env)

@@ -32,6 +32,8 @@ export interface SystemdServiceOptions {
   stopTimeoutSeconds: number
   /** Default `/etc/systemd/system`. */
   unitDir?: string
+  /** A named instance: unit `ngrokd-NAME.service`, running `ngrokd … --instance NAME`. */
+  instance?: string
 }
 
 /** A program and its arguments, run without a shell. */
@@ -49,7 +51,8 @@ export interface SystemdService {
 }
 
 export function systemdService(options: SystemdServiceOptions): SystemdService {
-  const { nodePath, cliPath, configPath, writablePaths, stopTimeoutSeconds, unitDir = SYSTEMD_UNIT_DIR } = options
+  const { nodePath, cliPath, configPath, writablePaths, stopTimeoutSeconds, unitDir = SYSTEMD_UNIT_DIR, instance } = options
+  if (instance !== undefined && !/^[a-z][a-z0-9]{0,7}$/.test(instance)) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: instance ${JSON.stringify(instance)} is not an instance name`)
   for (const [key, value] of Object.entries({ nodePath, cliPath, configPath, unitDir, ...Object.fromEntries(writablePaths.map((p, i) => [`writablePaths[${i}]`, p])) })) {
     if (typeof value !== 'string' || !isAbsolute(value) || /[\s"'\\$%;]/.test(value)) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: ${key} ${JSON.stringify(value)} is not an absolute path without spaces or quoting characters`, {
@@ -58,11 +61,11 @@ export function systemdService(options: SystemdServiceOptions): SystemdService {
     }
   }
   if (!Number.isInteger(stopTimeoutSeconds) || stopTimeoutSeconds < 1) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: stop timeout ${stopTimeoutSeconds} s`)
-  const run = (...args: string[]) => [nodePath, cliPath, ...args, '--config', configPath].join(' ')
+  const run = (...args: string[]) => [nodePath, cliPath, ...args, '--config', configPath, ...(instance ? ['--instance', instance] : [])].join(' ')
   const capabilities = 'CAP_NET_ADMIN CAP_NET_BIND_SERVICE'
   const unit = [
     '[Unit]',
-    "Description=ngrokd: ngrok's kubernetes-bound endpoints by hostname on this machine",
+    `Description=ngrokd${instance ? ` (instance ${instance})` : ''}: ngrok's kubernetes-bound endpoints by hostname on this machine`,
     'Wants=network-online.target',
     'After=network-online.target',
     '',
@@ -83,6 +86,8 @@ export function systemdService(options: SystemdServiceOptions): SystemdService {
     // /run/ngrokd: the per-interface locks, made at each start
     'RuntimeDirectory=ngrokd',
     'RuntimeDirectoryMode=0755',
+    // shared by every instance's unit: one stopping must not delete the others' locks
+    'RuntimeDirectoryPreserve=yes',
     'ProtectHome=read-only',
     'PrivateTmp=yes',
     'ProtectKernelTunables=yes',
@@ -96,7 +101,7 @@ export function systemdService(options: SystemdServiceOptions): SystemdService {
     'WantedBy=multi-user.target',
     '',
   ].join('\n')
-  const name = DEFAULT_SYSTEMD_UNIT
+  const name = instance ? `ngrokd-${instance}.service` : DEFAULT_SYSTEMD_UNIT
   return {
     unitPath: join(unitDir, name),
     unit,

@@ -77,7 +77,6 @@ interface OpenState {
 }
 
 const LINK_KINDS_WE_MAKE = new Set(['dummy', 'bridge'])
-let dummyFallbackLogged = false
 
 /**
  * The Linux interface driver: one `dummy` link (a port-less `bridge` where the kernel has no
@@ -161,10 +160,8 @@ export class LinuxNetlinkInterface extends InterfaceBase {
         kind = link.kind!
         notes.push(`adopted the existing ${kind} link ${name} (left by an earlier run)`)
       } else {
-        const created = await this.#createLink(socket, name)
-        link = await getLink(socket, name)
-        if (!link) throw netlinkError('RTM_GETLINK', LINUX_ERRNO.ENODEV, { detail: `${name} (gone right after it was created)` })
-        if (!created.raced) await tagLink(socket, link)
+        const created = await this.#makeLink(socket, name)
+        link = created.link
         if (created.raced) {
           checkAdoptable(link, await dumpLinks(socket))
           adopted = true
@@ -177,11 +174,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
           kind = 'dummy'
         }
       }
-      if (!(link.flags & IFF_UP)) {
-        const index = link.index
-        const up = await socket.request((seq) => setLinkUpRequest({ seq, index }), { what: `RTM_NEWLINK ${name} up` })
-        if (up.errno !== 0) throw netlinkError('RTM_NEWLINK', up.errno, { detail: `${name} up`, ...kernel(up.kernelMessage) })
-      }
+      await bringUp(socket, link, name)
       const info: InterfaceInfo = { name, kind, adopted, notes }
       this.#state = { socket, name, index: link.index, subnet, info }
       this.#logger.info({ name, index: link.index, kind, adopted }, adopted ? 'linux-netlink: adopted link' : 'linux-netlink: created link')
@@ -190,6 +183,15 @@ export class LinuxNetlinkInterface extends InterfaceBase {
       await socket.close()
       throw e
     }
+  }
+
+  /** Creates the link (see {@link #createLink}), reads it back and tags it as ours unless someone else made it meanwhile. */
+  async #makeLink(socket: RouteSocket, name: string): Promise<{ link: LinkMessage; raced?: true; fallback?: string }> {
+    const created = await this.#createLink(socket, name)
+    const link = await getLink(socket, name)
+    if (!link) throw netlinkError('RTM_GETLINK', LINUX_ERRNO.ENODEV, { detail: `${name} (gone right after it was created)` })
+    if (!created.raced) await tagLink(socket, link)
+    return { link, ...created }
   }
 
   /** RTM_NEWLINK kind dummy; on EOPNOTSUPP kind bridge. `raced`: EEXIST, someone made it meanwhile. */
@@ -201,10 +203,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
       throw netlinkError('RTM_NEWLINK', dummy.errno, { detail: `${name} type dummy`, ...kernel(dummy.kernelMessage) })
     }
     const why = `the kernel has no dummy link type (RTM_NEWLINK type dummy: EOPNOTSUPP${dummy.kernelMessage ? `, "${dummy.kernelMessage}"` : ''}); using a port-less bridge, which holds addresses the same way`
-    if (!dummyFallbackLogged) {
-      dummyFallbackLogged = true
-      this.#logger.warn({ name }, `linux-netlink: ${why}`)
-    }
+    // not logged here: it is one of the interface's notes, which the daemon logs once and `status` shows
     const bridge = await socket.request((seq) => newLinkRequest({ seq, name, kind: 'bridge' }), { what: `RTM_NEWLINK ${name} type bridge` })
     if (bridge.errno === 0) return { fallback: why }
     if (bridge.errno === LINUX_ERRNO.EEXIST) return { raced: true }
@@ -269,6 +268,29 @@ export class LinuxNetlinkInterface extends InterfaceBase {
     return out
   }
 
+  /**
+   * The link deleted under us (`ip link del`) is made again, one replaced by another program's
+   * link of a kind we make is adopted by its new index, one brought down is set up; the caller
+   * then adds the addresses it wants (a new link has none).
+   */
+  override async repair({ signal }: { signal?: AbortSignal } = {}): Promise<string | undefined> {
+    const state = this.#requireOpen('repair')
+    throwIfAborted(signal, 'repair')
+    const { socket, name } = state
+    let link = await getLink(socket, name)
+    let done: string | undefined
+    if (!link) {
+      link = (await this.#makeLink(socket, name)).link
+      done = `interface ${name} was removed under the daemon: created it again (index ${link.index})`
+    } else if (link.index !== state.index) {
+      checkAdoptable(link, await dumpLinks(socket))
+      done = `interface ${name} was replaced under the daemon (index ${state.index} → ${link.index}): adopted the new one`
+    }
+    if ((await bringUp(socket, link, name)) && !done) done = `interface ${name} was brought down under the daemon: set it up again`
+    state.index = link.index
+    return done
+  }
+
   /** Deletes the link when `removeInterface` (default: `removeOnClose`, true). Safe to call twice. */
   override async close({ removeInterface }: { removeInterface?: boolean } = {}): Promise<void> {
     if (this.#opening) await this.#opening.catch(() => undefined)
@@ -295,6 +317,15 @@ export class LinuxNetlinkInterface extends InterfaceBase {
   #requireOpen(what: string): OpenState {
     return requireOpen(this.#state, 'linux-netlink', `${what}()`)
   }
+}
+
+/** Sets the link up unless it is; true when it had to. */
+async function bringUp(socket: RouteSocket, link: LinkMessage, name: string): Promise<boolean> {
+  if (link.flags & IFF_UP) return false
+  const index = link.index
+  const up = await socket.request((seq) => setLinkUpRequest({ seq, index }), { what: `RTM_NEWLINK ${name} up` })
+  if (up.errno !== 0) throw netlinkError('RTM_NEWLINK', up.errno, { detail: `${name} up`, ...kernel(up.kernelMessage) })
+  return true
 }
 
 async function defaultTransport(): Promise<NetlinkTransport> {

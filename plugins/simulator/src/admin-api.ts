@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { formatError, isNgrokdError } from '@ngrokd/core'
+import { formatError, isNgrokdError, type OperatorCreate } from '@ngrokd/core'
 import { BodyError, isLoopback, readJsonBody, sendJson } from './http-util.js'
 import type {
   AddEndpointInput,
@@ -23,6 +23,7 @@ export interface SimulatorAdmin {
   removeEndpoint(id: string): boolean
   listEndpoints(): EndpointObject[]
   listOperators(): OperatorObject[]
+  addOperator(input: OperatorCreate): OperatorObject
   removeOperator(id: string): boolean
   injectApiFault(fault: ApiFault): void
   injectIngressFault(fault: IngressFault): void
@@ -33,6 +34,8 @@ export interface SimulatorAdmin {
   connRequests(): ConnRequestRecord[]
   setCertValidity(ms: number): void
   setBindingsEnabled(enabled: boolean): void
+  setIngressEndpoint(endpoint: string): void
+  setClockOffset(ms: number): void
 }
 
 /**
@@ -76,6 +79,7 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url
       return admin.removeEndpoint(decodeURIComponent(m[1]!)) ? done(204) : done(404, { error: `no endpoint ${m[1]}` })
     }
     if (path === '/_admin/operators' && method === 'GET') return done(200, { operators: admin.listOperators() })
+    if (path === '/_admin/operators' && method === 'POST') return done(201, admin.addOperator((await readJsonBody(req)) as OperatorCreate))
     if ((m = /^\/_admin\/operators\/([^/]+)$/.exec(path)) && method === 'DELETE') {
       return admin.removeOperator(decodeURIComponent(m[1]!)) ? done(204) : done(404, { error: `no operator ${m[1]}` })
     }
@@ -99,9 +103,11 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url
     if (path === '/_admin/requests' && method === 'GET') return done(200, { requests: admin.apiRequests() })
     if (path === '/_admin/conn-requests' && method === 'GET') return done(200, { connRequests: admin.connRequests() })
     if (path === '/_admin/settings' && method === 'PATCH') {
-      const body = (await readJsonBody(req)) as { certValidityMs?: unknown; bindingsEnabled?: unknown }
+      const body = (await readJsonBody(req)) as { certValidityMs?: unknown; bindingsEnabled?: unknown; ingressEndpoint?: unknown; clockOffsetMs?: unknown }
       if (body.certValidityMs !== undefined) admin.setCertValidity(Number(body.certValidityMs))
       if (body.bindingsEnabled !== undefined) admin.setBindingsEnabled(body.bindingsEnabled === true)
+      if (body.ingressEndpoint !== undefined) admin.setIngressEndpoint(body.ingressEndpoint as string)
+      if (body.clockOffsetMs !== undefined) admin.setClockOffset(body.clockOffsetMs as number)
       return done(204)
     }
     req.resume()

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { X509Certificate, generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { makeCsr } from '@ngrokd/core'
+import { isNgrokdError, makeCsr } from '@ngrokd/core'
 import { CloudSimulator } from './cloud-simulator.js'
 import type { ErrorReplyBody } from './ngrok-errors.js'
 import type { EndpointObject, OperatorObject } from './types.js'
@@ -249,6 +249,9 @@ describe('simulator REST API', () => {
       assert.equal(got.metadata, 'm')
       assert.equal(got.description, 'd')
       assert.equal(got.type, 'agent')
+      assert.equal(got.scheme, 'tcp')
+      assert.equal(got.principal.id, op.principal.id)
+      assert.deepEqual([got.name, got.region, got.traffic_policy], ['', '', ''])
       assert.match(got.updated_at, /Z$/)
       sim.removeEndpoint(ep.id)
     })
@@ -375,6 +378,82 @@ describe('simulator REST API', () => {
         const op = (await call<OperatorObject>(s, 'POST', '/kubernetes_operators', { body: registerBody() })).body
         const life = Date.parse(op.binding.cert.not_after) - Date.now()
         assert.ok(life <= 5000, `validity ${life}`)
+      } finally {
+        await s.stop()
+      }
+    })
+  })
+
+  describe('changes behind a client: other operators, a moved ingress, the clock', () => {
+    it('addOperator registers as another client would, without an API request; a bad body is NGROKD_ERR_CONFIG_INVALID', async () => {
+      const s = await CloudSimulator.start()
+      try {
+        const other = s.addOperator({ metadata: '{"owned-by":"ngrok-operator"}', enabled_features: ['bindings'] })
+        assert.match(other.id, /^k8sop_[0-9A-Za-z]{27}$/)
+        assert.equal(s.apiRequests().length, 0)
+        const list = (await call<{ operators: OperatorObject[] }>(s, 'GET', '/kubernetes_operators')).body
+        assert.deepEqual(list.operators.map((o) => [o.id, o.metadata]), [[other.id, '{"owned-by":"ngrok-operator"}']])
+        assert.throws(() => s.addOperator({ enabled_features: ['nope'] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /enabled_features/.test(e.message))
+
+        const r = await fetch(`${s.adminUrl}/operators`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ description: 'by admin' }) })
+        assert.equal(r.status, 201)
+        assert.equal(((await r.json()) as OperatorObject).description, 'by admin')
+        assert.equal(s.listOperators().length, 2)
+      } finally {
+        await s.stop()
+      }
+    })
+
+    it('setIngressEndpoint changes what every operator reply names; empty names none', async () => {
+      const s = await CloudSimulator.start()
+      try {
+        const op = (await call<OperatorObject>(s, 'POST', '/kubernetes_operators', { body: registerBody() })).body
+        assert.equal(op.binding.ingress_endpoint, s.ingressEndpoint)
+        s.setIngressEndpoint('binding-ingress-2.example.test:8443')
+        assert.equal(s.ingressEndpoint, 'binding-ingress-2.example.test:8443')
+        const renewed = (await call<OperatorObject>(s, 'PATCH', `/kubernetes_operators/${op.id}`, { body: { binding: { csr: makeCsr(newKey()) } } })).body
+        assert.equal(renewed.binding.ingress_endpoint, 'binding-ingress-2.example.test:8443')
+        const settings = await fetch(`${s.adminUrl}/settings`, { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ingressEndpoint: '' }) })
+        assert.equal(settings.status, 204)
+        assert.equal((await call<OperatorObject>(s, 'GET', `/kubernetes_operators/${op.id}`)).body.binding.ingress_endpoint, '')
+        assert.throws(() => s.setIngressEndpoint('a b'), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+      } finally {
+        await s.stop()
+      }
+    })
+
+    it('a clock offset moves issue times and stamps; over admin too', async () => {
+      const DAY = 86_400_000
+      const s = await CloudSimulator.start({ clockOffsetMs: 100 * DAY, certValidityMs: 10 * DAY })
+      try {
+        const before = Date.now()
+        const op = (await call<OperatorObject>(s, 'POST', '/kubernetes_operators', { body: registerBody() })).body
+        const issued = new X509Certificate(op.binding.cert.cert)
+        // whole seconds in the certificate; a minute of clock skew before the issue time
+        const notBefore = Date.parse(issued.validFrom)
+        assert.ok(notBefore >= before + 100 * DAY - 61_000 && notBefore <= Date.now() + 100 * DAY - 59_000, issued.validFrom)
+        assert.equal(Date.parse(issued.validTo) - notBefore, 10 * DAY + 60_000)
+        assert.ok(Date.parse(op.created_at) >= before + 100 * DAY - 1000, op.created_at)
+
+        const settings = await fetch(`${s.adminUrl}/settings`, { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ clockOffsetMs: 0 }) })
+        assert.equal(settings.status, 204)
+        const again = (await call<OperatorObject>(s, 'PATCH', `/kubernetes_operators/${op.id}`, { body: { binding: { csr: makeCsr(newKey()) } } })).body
+        assert.ok(Date.parse(again.binding.cert.not_after) <= Date.now() + 10 * DAY, again.binding.cert.not_after)
+        const bad = await fetch(`${s.adminUrl}/settings`, { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ clockOffsetMs: 'soon' }) })
+        assert.equal(bad.status, 400)
+        assert.equal(((await bad.json()) as { code: string }).code, 'NGROKD_ERR_CONFIG_INVALID')
+      } finally {
+        await s.stop()
+      }
+    })
+
+    it('a fault limited to a method leaves the others alone', async () => {
+      const s = await CloudSimulator.start()
+      try {
+        s.injectApiFault({ kind: 'server-error', status: 503, method: 'GET', count: 1 })
+        assert.equal((await call(s, 'POST', '/kubernetes_operators', { body: registerBody() })).status, 201)
+        assertNgrokError(await call(s, 'GET', '/kubernetes_operators'), 503, 500)
+        assert.equal((await call(s, 'GET', '/kubernetes_operators')).status, 200)
       } finally {
         await s.stop()
       }

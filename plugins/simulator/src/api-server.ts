@@ -124,7 +124,7 @@ export class ApiServer {
       state.recordRequest({ method: req.method ?? '', path, query: url.search, status: res.statusCode, headers: { ...req.headers }, ...(body === undefined ? {} : { body }) })
     })
     try {
-      const { latencyMs, failure } = state.faults.takeApi(path)
+      const { latencyMs, failure } = state.faults.takeApi(req.method ?? 'GET', path)
       if (latencyMs > 0) await sleep(latencyMs)
       if (failure?.kind === 'rate-limit') {
         const retry = String(failure.retryAfterSeconds ?? 1)

@@ -4,6 +4,8 @@ import { parseCertificate, type CertificateSubject } from '@ngrokd/core'
 import { TestCa } from '@ngrokd/core/testing'
 
 const YEAR_MS = 365 * 24 * 3600_000
+/** notBefore of an issued client certificate lies this far before its issue time (clock skew between peers). */
+const CLOCK_SKEW_MS = 60_000
 
 export interface IssuedCertificateInfo {
   /** The leaf, followed by the CA certificates a server sends with it (the intermediate, for server certificates). */
@@ -65,10 +67,19 @@ export class SimulatorCa {
 
   /**
    * Verifies a PKCS#10 CSR, PEM or DER (throws `CsrError` on a bad one), and issues a clientAuth
-   * certificate for its public key from the root, subject `CN=<commonName>` (or empty). Default validity 1 year.
+   * certificate for its public key from the root, subject `CN=<commonName>` (or empty). Default validity 1 year
+   * from `issuedAt` (default now); `notBefore` is a minute before it, so a peer a little behind accepts it.
    */
-  signCsr(csr: string | Uint8Array, options: { commonName?: string; validityMs?: number } = {}): IssuedCertificateInfo {
-    return describe(this.root.signCsr(csr, { subject: cn(options.commonName), notAfter: expiry(options.validityMs), usage: 'client' }))
+  signCsr(csr: string | Uint8Array, options: { commonName?: string; validityMs?: number; issuedAt?: Date } = {}): IssuedCertificateInfo {
+    const issuedAt = options.issuedAt?.getTime() ?? Date.now()
+    return describe(
+      this.root.signCsr(csr, {
+        subject: cn(options.commonName),
+        notBefore: new Date(issuedAt - CLOCK_SKEW_MS),
+        notAfter: new Date(issuedAt + (options.validityMs ?? YEAR_MS)),
+        usage: 'client',
+      }),
+    )
   }
 
   /**

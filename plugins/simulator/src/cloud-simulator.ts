@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
-import { NgrokdError, silentLogger, type Logger } from '@ngrokd/core'
+import { NgrokdError, silentLogger, type Logger, type OperatorCreate } from '@ngrokd/core'
 import type { SimulatorAdmin } from './admin-api.js'
 import { ApiServer } from './api-server.js'
 import { Backends } from './backends.js'
 import { SimulatorCa, type IssuedKeyPair } from './ca.js'
 import { IngressServer } from './ingress-server.js'
+import { ApiErrorReply } from './ngrok-errors.js'
 import { SimulatorState } from './simulator-state.js'
 import type {
   AddEndpointInput,
@@ -39,6 +40,8 @@ export interface CloudSimulatorOptions {
    * Give a value without a port (e.g. `localhost`) to test a client's `:443` default.
    */
   advertisedIngressEndpoint?: string
+  /** Start with the cloud's clock this far ahead of the machine's (see `setClockOffset`). Default 0. */
+  clockOffsetMs?: number
   logger?: Logger
 }
 
@@ -75,6 +78,7 @@ export class CloudSimulator implements SimulatorAdmin {
 
     const ca = SimulatorCa.create()
     const state = new SimulatorState(ca, '', '', certValidityMs)
+    state.clockOffsetMs = clockOffset(options.clockOffsetMs ?? 0)
     const backends = new Backends(ca, logger)
     const host = options.host
     const ingressHosts = host === undefined ? ['127.0.0.1', '::1'] : [host]
@@ -159,6 +163,19 @@ export class CloudSimulator implements SimulatorAdmin {
     return [...this.state.operators.values()].map((o) => this.state.operatorObject(o))
   }
 
+  /**
+   * Registers an operator as another client of the account would (another cluster's ngrok operator):
+   * `input` is the body of `POST /kubernetes_operators`, checked the same way; no API request is logged.
+   */
+  addOperator(input: OperatorCreate): OperatorObject {
+    try {
+      return this.state.operatorObject(this.state.createOperator(input))
+    } catch (e) {
+      if (e instanceof ApiErrorReply) throw badOption(`addOperator: ${e.message} (${e.errorCode})`, 'give addOperator() a valid body of POST /kubernetes_operators')
+      throw e
+    }
+  }
+
   /** Deletes an operator as someone in the dashboard would; its certificates stop working. */
   removeOperator(id: string): boolean {
     return this.state.operators.delete(id)
@@ -201,6 +218,25 @@ export class CloudSimulator implements SimulatorAdmin {
     this.state.certValidityMs = ms
   }
 
+  /**
+   * What `binding.ingress_endpoint` reports from now on, in every operator the API returns (as when
+   * ngrok moves an account to another ingress). `''` names none. The ingress keeps listening where it is.
+   */
+  setIngressEndpoint(endpoint: string): void {
+    if (typeof endpoint !== 'string' || /\s/.test(endpoint)) throw badOption(`bad ingress endpoint ${JSON.stringify(endpoint)}`, 'give setIngressEndpoint() `host:port`, `host`, or an empty string, without spaces')
+    this.state.ingressEndpoint = endpoint
+  }
+
+  /**
+   * Runs the cloud's clock `ms` ahead of the machine's (negative: behind): certificates are issued at that
+   * time (validity runs from it) and objects are stamped with it, for testing renewal without waiting. The
+   * ingress still checks client certificates against the machine's time (TLS does), so one issued far ahead
+   * is not yet valid there.
+   */
+  setClockOffset(ms: number): void {
+    this.state.clockOffsetMs = clockOffset(ms)
+  }
+
   /** When false, registering with `enabled_features: ["bindings"]` fails with ERR_NGROK_19002. */
   setBindingsEnabled(enabled: boolean): void {
     this.state.bindingsEnabled = enabled
@@ -225,6 +261,11 @@ export class CloudSimulator implements SimulatorAdmin {
   }
 }
 
-function badOption(why: string): NgrokdError {
-  return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `simulator: ${why}`, { hint: 'fix the CloudSimulator.start() options' })
+function badOption(why: string, hint = 'fix the CloudSimulator.start() options'): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `simulator: ${why}`, { hint })
+}
+
+function clockOffset(ms: number): number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw badOption(`bad clock offset ${JSON.stringify(ms)}`, 'give clockOffsetMs (start option, setClockOffset(), admin settings) a finite number of milliseconds')
+  return ms
 }

@@ -39,6 +39,7 @@ export class FaultBook {
       throw badFault('server-error status must be 5xx')
     }
     if (!['rate-limit', 'server-error', 'latency'].includes(fault.kind)) throw badFault(`unknown api fault ${String(fault.kind)}`)
+    if (fault.method !== undefined && !/^[A-Za-z]+$/.test(String(fault.method))) throw badFault(`method must be an HTTP method, got ${JSON.stringify(fault.method)}`)
     this.api.push(arm(fault))
   }
 
@@ -57,8 +58,9 @@ export class FaultBook {
   }
 
   /** The latency and the failure (if any) for one API request. */
-  takeApi(path: string): { latencyMs: number; failure?: Extract<ApiFault, { kind: 'rate-limit' | 'server-error' }> } {
-    const applies = (f: ApiFault) => f.pathPrefix === undefined || path.startsWith(f.pathPrefix)
+  takeApi(method: string, path: string): { latencyMs: number; failure?: Extract<ApiFault, { kind: 'rate-limit' | 'server-error' }> } {
+    const applies = (f: ApiFault) =>
+      (f.pathPrefix === undefined || path.startsWith(f.pathPrefix)) && (f.method === undefined || f.method.toUpperCase() === method.toUpperCase())
     const latency = take(this.api, (f) => f.kind === 'latency' && applies(f)) as Extract<ApiFault, { kind: 'latency' }> | undefined
     const failure = take(this.api, (f) => f.kind !== 'latency' && applies(f)) as
       | Extract<ApiFault, { kind: 'rate-limit' | 'server-error' }>

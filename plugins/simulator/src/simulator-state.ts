@@ -71,6 +71,8 @@ export class SimulatorState {
   private readonly roundRobin = new Map<string, number>()
   private readonly principalId: string
   certValidityMs: number
+  /** How far the simulated cloud's clock runs ahead of the machine's (negative: behind). */
+  clockOffsetMs = 0
   bindingsEnabled = true
   stats: SimulatorStats = emptyStats()
   requestLog: ApiRequestRecord[] = []
@@ -86,6 +88,11 @@ export class SimulatorState {
   ) {
     this.certValidityMs = certValidityMs
     this.principalId = this.ids.next('usr')
+  }
+
+  /** The simulated cloud's time: what certificates are issued at and objects are stamped with. */
+  now(): Date {
+    return new Date(Date.now() + this.clockOffsetMs)
   }
 
   // ---- endpoints -------------------------------------------------------------------------
@@ -106,7 +113,7 @@ export class SimulatorState {
     if (input.notices !== undefined && (!Array.isArray(input.notices) || input.notices.some((n) => typeof n !== 'string'))) {
       throw badEndpoint('notices must be an array of strings')
     }
-    const now = new Date()
+    const now = this.now()
     const ep: SimEndpoint = {
       ...addr,
       id: this.ids.next('ep'),
@@ -141,6 +148,7 @@ export class SimulatorState {
       url: ep.url,
       public_url: ep.url,
       proto: ep.proto,
+      scheme: ep.proto,
       hostport: ep.hostport,
       host: ep.host,
       port: ep.port,
@@ -151,6 +159,10 @@ export class SimulatorState {
       updated_at: rfc3339(ep.updatedAt),
       metadata: ep.metadata,
       description: ep.description,
+      name: '',
+      region: '',
+      traffic_policy: '',
+      principal: { id: this.principalId, uri: '' },
     }
   }
 
@@ -170,7 +182,7 @@ export class SimulatorState {
     const b = requireObject(body)
     const features = optionalFeatures(b.enabled_features) ?? []
     const binding = optionalBinding(b.binding)
-    const now = new Date()
+    const now = this.now()
     const op: SimOperator = {
       id: this.ids.next('k8sop'),
       createdAt: now,
@@ -208,7 +220,7 @@ export class SimulatorState {
     if (features) staged.enabledFeatures = features
     if (deployment) staged.deployment = deployment
     this.applyBinding(staged, binding, false)
-    staged.updatedAt = new Date()
+    staged.updatedAt = this.now()
     this.operators.set(id, staged)
     return staged
   }
@@ -296,7 +308,7 @@ export class SimulatorState {
     }
     if (binding?.csr !== undefined) {
       try {
-        const cert = this.ca.signCsr(binding.csr, { commonName: op.id, validityMs: this.certValidityMs })
+        const cert = this.ca.signCsr(binding.csr, { commonName: op.id, validityMs: this.certValidityMs, issuedAt: this.now() })
         op.cert = { pem: cert.certPem, notBefore: cert.notBefore, notAfter: cert.notAfter, serial: cert.serial }
       } catch (e) {
         if (e instanceof CsrError) throw new ApiErrorReply('operatorInvalid', `Invalid binding.csr: ${e.message}.`)

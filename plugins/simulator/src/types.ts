@@ -13,6 +13,8 @@ export interface EndpointObject {
   /** Deprecated twin of `url`, still sent by ngrok. */
   public_url: string
   proto: EndpointProto
+  /** The url's scheme (same as `proto` here). */
+  scheme: string
   hostport: string
   host: string
   port: number
@@ -23,6 +25,12 @@ export interface EndpointObject {
   updated_at: string
   metadata: string
   description: string
+  /** Empty here: the simulator has no regions, endpoint names or traffic policies. */
+  name: string
+  region: string
+  traffic_policy: string
+  /** The account user that owns the endpoint. */
+  principal: { id: string; uri: string }
 }
 
 /** A kubernetes operator as ngrok's API returns it. */
@@ -61,11 +69,21 @@ export interface AddEndpointInput {
   skipValidation?: boolean
 }
 
-/** How many times a fault fires; omitted = until `resetFaults()`. Path faults match `pathPrefix` when given. */
-export type ApiFault =
-  | { kind: 'rate-limit'; count?: number; pathPrefix?: string; /** Default 1. */ retryAfterSeconds?: number }
-  | { kind: 'server-error'; count?: number; pathPrefix?: string; /** 500 (default) … 599. */ status?: number }
-  | { kind: 'latency'; ms: number; count?: number; pathPrefix?: string }
+/** Which API requests a fault applies to (all when both are omitted), and how many times it fires (omitted: until `resetFaults()`). */
+export interface ApiFaultScope {
+  count?: number
+  /** Only requests whose path starts with this. */
+  pathPrefix?: string
+  /** Only requests with this HTTP method (`GET`, `PATCH`, …; any case). */
+  method?: string
+}
+
+export type ApiFault = ApiFaultScope &
+  (
+    | { kind: 'rate-limit'; /** Default 1. */ retryAfterSeconds?: number }
+    | { kind: 'server-error'; /** 500 (default) … 599. */ status?: number }
+    | { kind: 'latency'; ms: number }
+  )
 
 export type IngressFault =
   | {

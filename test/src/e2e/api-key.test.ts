@@ -3,30 +3,17 @@
 // Also: every command answers --help.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DaemonProcess } from '@ngrokd/core'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
-import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import { httpRequest } from '../helpers/clients.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+import { ngrokdCli } from '../helpers/ngrokd-cli.js'
 
-/** Runs the CLI users install (the `ngrokd` package's bin) with `stdin` piped in; resolves its exit code and output. */
-function ngrokd(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [NGROKD_PACKAGE_BIN, ...args], { env: E2eDaemon.childEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('exit', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(stdin)
-  })
-}
 
 describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
   let sim: CloudSimulator
@@ -71,23 +58,23 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
     const waiting = await daemon.waitFor((s) => s.phase === 'waiting-for-api-key', { what: 'the waiting phase' })
     assert.equal(waiting.operatorId, undefined)
     assert.match(readFileSync(logFile, 'utf8'), /ngrokd set-api-key/)
-    const status = await ngrokd(['status', '--config', configFile])
+    const status = await ngrokdCli(['status', '--config', configFile])
     assert.equal(status.code, 0)
     assert.match(status.stdout, /waiting for an API key: run `ngrokd set-api-key`/)
 
-    const bad = await ngrokd(['set-api-key', '--config', configFile], 'not a key!\n')
+    const bad = await ngrokdCli(['set-api-key', '--config', configFile], { stdin: 'not a key!\n' })
     assert.notEqual(bad.code, 0)
     assert.match(bad.stderr, /does not look like an ngrok API key/)
 
     // a key of the right shape that the API refuses: reported, not saved, the daemon keeps waiting
     const keyFile = join(dir, 'state', 'api-key')
-    const refused = await ngrokd(['set-api-key', '--config', configFile], 'wrongKEY1234567890abc\n')
+    const refused = await ngrokdCli(['set-api-key', '--config', configFile], { stdin: 'wrongKEY1234567890abc\n' })
     assert.notEqual(refused.code, 0, refused.stdout)
     assert.match(refused.stderr, /the ngrok API refused this key \(HTTP 401\): it was not saved/)
     assert.equal(existsSync(keyFile), false)
     assert.equal((await daemon.status()).phase, 'waiting-for-api-key')
 
-    const set = await ngrokd(['set-api-key', '--config', configFile], `${sim.apiKey}\n`)
+    const set = await ngrokdCli(['set-api-key', '--config', configFile], { stdin: `${sim.apiKey}\n` })
     assert.equal(set.code, 0, set.stderr)
     assert.match(set.stdout, /the ngrok API accepted the key; handed to the running daemon/)
     assert.equal(statSync(keyFile).mode & 0o777, 0o600)
@@ -108,7 +95,7 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
     await daemon.stop()
     const other = join(dir, 'other.json')
     writeFileSync(other, JSON.stringify({ state_dir: join(dir, 'other-state'), control: { socket: join(dir, 'none.sock') } }))
-    const set = await ngrokd(['set-api-key', '--config', other], 'abcdEFGH1234_key\n')
+    const set = await ngrokdCli(['set-api-key', '--config', other], { stdin: 'abcdEFGH1234_key\n' })
     assert.equal(set.code, 0, set.stderr)
     assert.match(set.stdout, /not running; API key saved/)
     assert.equal(statSync(join(dir, 'other-state', 'api-key')).mode & 0o777, 0o600)
@@ -118,14 +105,14 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
 describe('every command answers --help', () => {
   for (const command of ['run', 'status', 'list', 'set-api-key', 'reload', 'cleanup', 'service', 'demo', 'version']) {
     test(`ngrokd ${command} --help`, async () => {
-      const r = await ngrokd([command, '--help'])
+      const r = await ngrokdCli([command, '--help'])
       assert.equal(r.code, 0, r.stderr)
       assert.match(r.stdout, /Usage: /)
       assert.match(r.stdout, /--config/)
     })
   }
   test('ngrokd version names ngrokd, Node.js and each built-in driver for this system; the others as for other systems', async () => {
-    const r = await ngrokd(['version'])
+    const r = await ngrokdCli(['version'])
     assert.equal(r.code, 0)
     assert.match(r.stdout, /^ngrokd \d+\.\d+\.\d+\nnode v\d+/)
     for (const d of ['linux-netlink', 'loopback-alias']) assert.match(r.stdout, new RegExp(`^driver ${d} \\d+\\.\\d+\\.\\d+$`, 'm'))
@@ -134,10 +121,10 @@ describe('every command answers --help', () => {
   })
 
   test('ngrokd with no command prints the command list; an unknown one fails', async () => {
-    const none = await ngrokd([])
+    const none = await ngrokdCli([])
     assert.match(none.stdout, /Commands:/)
     assert.notEqual(none.code, 0)
-    const unknown = await ngrokd(['frobnicate'])
+    const unknown = await ngrokdCli(['frobnicate'])
     assert.equal(unknown.code, 2)
     assert.match(unknown.stderr, /unknown command "frobnicate"/)
   })

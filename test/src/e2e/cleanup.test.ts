@@ -3,10 +3,8 @@
 // refused (exit 2): that daemon removes what it made when it stops.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { NGROKD_BIN } from '@ngrokd/core'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
@@ -14,14 +12,8 @@ import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import { kernelAddresses, linkExists } from '../helpers/ip-link.js'
 import { managedRecords, readHosts } from '../helpers/hosts-file.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+import { ngrokdCli } from '../helpers/ngrokd-cli.js'
 
-function cleanup(configFile: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [NGROKD_BIN, 'cleanup', '--config', configFile], { env: E2eDaemon.childEnv(), timeout: 120_000 }, (e, stdout, stderr) =>
-      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    )
-  })
-}
 
 describe('ngrokd cleanup', { skip: netnsSkip }, () => {
   const net = netDriverCases('clean')[1]!
@@ -45,7 +37,7 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
   })
 
   test('refused while the daemon runs, which keeps everything', async () => {
-    const r = await cleanup(daemon.configFile)
+    const r = await ngrokdCli(['cleanup', '--config', daemon.configFile])
     assert.equal(r.code, 2, r.stdout + r.stderr)
     assert.match(r.stderr, new RegExp(`another ngrokd \\(pid ${daemon.process.pid},`))
     assert.equal((await daemon.status()).services.serving, 2)
@@ -58,8 +50,16 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
     assert.equal(managedRecords(readHosts()).size, 2, 'and its hosts lines')
     assert.equal(existsSync(daemon.socketPath), true)
     assert.equal(existsSync(join(daemon.stateDir, 'ngrokd.lock')), true)
+    // doctor does not call the leftovers fine: each is a warning naming the fix
+    const doctor = await ngrokdCli(['doctor', '--json', '--offline', '--config', daemon.configFile])
+    const leftovers = (JSON.parse(doctor.stdout) as { checks: Array<{ id: string; summary: string; hint?: string }> }).checks.filter((c) => c.id === 'daemon.leftovers')
+    assert.deepEqual(
+      leftovers.map((c) => c.summary.replace(/^no daemon runs, but (.*) is still there.*$/, '$1')).sort(),
+      [`2 names in the ngrokd block of /etc/hosts`, `control socket ${daemon.socketPath}`, `interface ${net.interfaceName}`].sort(),
+    )
+    assert.match(leftovers[0]!.hint!, /ngrokd cleanup/)
 
-    const r = await cleanup(daemon.configFile)
+    const r = await ngrokdCli(['cleanup', '--config', daemon.configFile])
     assert.equal(r.code, 0, r.stdout + r.stderr)
     assert.match(r.stdout, /^removed:/)
     assert.match(r.stdout, /stale lock .*ngrokd\.lock/)
@@ -71,7 +71,7 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
     assert.equal(existsSync(daemon.socketPath), false)
     assert.equal(existsSync(join(daemon.stateDir, 'ngrokd.lock')), false)
 
-    const again = await cleanup(daemon.configFile)
+    const again = await ngrokdCli(['cleanup', '--config', daemon.configFile])
     assert.equal(again.code, 0, again.stderr)
     assert.equal(again.stdout.trim(), 'nothing to clean up')
     assert.equal(linkExists(net.interfaceName!), false, 'a cleanup with nothing left creates nothing either')

@@ -3,23 +3,15 @@
 // and a broken config file is reported, never applied, never fatal.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import { NGROKD_BIN } from '@ngrokd/core'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import { waitUntil } from '../helpers/wait-until.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+import { ngrokdCli } from '../helpers/ngrokd-cli.js'
 
-function ngrokd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [NGROKD_BIN, ...args], { env: E2eDaemon.childEnv(), timeout: 120_000 }, (e, stdout, stderr) =>
-      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    )
-  })
-}
 
 describe('reload', { skip: netnsSkip }, () => {
   const hosts = snapshotHostsFile()
@@ -55,7 +47,7 @@ describe('reload', { skip: netnsSkip }, () => {
   })
 
   test('ngrokd reload does the same through the socket', async () => {
-    const r = await ngrokd(['reload', '--json', '--config', daemon.configFile])
+    const r = await ngrokdCli(['reload', '--json', '--config', daemon.configFile])
     assert.equal(r.code, 0, r.stderr)
     assert.deepEqual(JSON.parse(r.stdout), { applied: [], restartNeeded: ['net.subnet'] })
   })
@@ -64,7 +56,7 @@ describe('reload', { skip: netnsSkip }, () => {
     writeFileSync(daemon.configFile, '{ "log": ')
     daemon.process.child.kill('SIGHUP')
     await waitUntil(() => /SIGHUP: the configuration was not reloaded, the running one stays/.test(daemon.log()), { what: 'the refused reload in the log' })
-    const viaSocket = await ngrokd(['reload', '--config', daemon.configFile])
+    const viaSocket = await ngrokdCli(['reload', '--config', daemon.configFile])
     assert.notEqual(viaSocket.code, 0)
     assert.equal((await daemon.status()).phase, 'running')
     writeFileSync(daemon.configFile, JSON.stringify(daemon.config))

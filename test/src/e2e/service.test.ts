@@ -2,27 +2,21 @@
 // runs this node and this ngrokd with the config given, and systemd-analyze verify accepts it.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { requires } from '@ngrokd/core/testing'
-import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
+import { NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
+import { ngrokdCli } from '../helpers/ngrokd-cli.js'
 
-function ngrokd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [NGROKD_PACKAGE_BIN, ...args], { env: E2eDaemon.childEnv(), timeout: 120_000 }, (e, stdout, stderr) =>
-      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    )
-  })
-}
 
 test('service install --dry-run prints a unit for this install that systemd-analyze verify accepts, and the commands', { skip: requires.all(requires.linux(), requires.command('systemd-analyze')) }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-'))
   try {
     const config = join(dir, 'ngrokd.json')
     writeFileSync(config, JSON.stringify({ state_dir: join(dir, 'state'), forwarder: { drain_timeout: '20s' } }))
-    const r = await ngrokd(['service', 'install', '--dry-run', '--config', config])
+    const r = await ngrokdCli(['service', 'install', '--dry-run', '--config', config])
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, /^# warning: .* is under \/tmp, which the service does not see/m)
     const unit = r.stdout.slice(r.stdout.indexOf('[Unit]'), r.stdout.indexOf('\n$ '))
@@ -36,7 +30,7 @@ test('service install --dry-run prints a unit for this install that systemd-anal
     const ours = `${verify.stdout}${verify.stderr}`.split('\n').filter((l) => l.includes('ngrokd.service'))
     assert.deepEqual(ours, [], `${verify.stdout}${verify.stderr}`)
 
-    const bad = await ngrokd(['service', 'frob', '--config', config])
+    const bad = await ngrokdCli(['service', 'frob', '--config', config])
     assert.notEqual(bad.code, 0)
     assert.match(bad.stderr, /^ngrokd service: expected install, uninstall or status, got "frob"/m)
   } finally {

@@ -21,8 +21,8 @@ export interface E2eDaemonOptions {
   ingressCaPem?: string | null
   /** `log.level`. Default `info`. */
   logLevel?: string
-  /** More config, merged over the defaults above section by section (e.g. `{ metrics: { prometheus_listen } }`); a list (`plugins`) is set as given. */
-  extraConfig?: Record<string, Record<string, unknown> | unknown[]>
+  /** More config, merged over the defaults above section by section (e.g. `{ metrics: { prometheus_listen } }`); a list (`plugins`) or a scalar (`instance`) is set as given. */
+  extraConfig?: Record<string, Record<string, unknown> | unknown[] | string>
 }
 
 /** Safety net for a stop; a clean drain of idle listeners takes far less. */
@@ -75,7 +75,7 @@ export class E2eDaemon {
       log: { level: options.logLevel ?? 'info' },
     }
     for (const [section, values] of Object.entries(options.extraConfig ?? {})) {
-      this.config[section] = Array.isArray(values) ? values : { ...(this.config[section] ?? {}), ...values }
+      this.config[section] = typeof values !== 'object' || Array.isArray(values) ? values : { ...(this.config[section] ?? {}), ...values }
     }
     writeFileSync(this.configFile, `${JSON.stringify(this.config, null, 2)}\n`)
   }

@@ -1,0 +1,49 @@
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { DestinationStream } from 'pino'
+import { createLogger } from '../log/create-logger.js'
+import { saveApiKeyFile } from './api-key-file.js'
+import { ApiKeySource } from './api-key-source.js'
+
+let dir: string
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ngrokd-keysource-'))
+})
+after(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+function capture() {
+  const messages: string[] = []
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      messages.push(JSON.parse(chunk.toString()).msg)
+      cb()
+    },
+  }) as unknown as DestinationStream
+  return { messages, logger: createLogger({ level: 'info', destination }) }
+}
+
+test('the source of the key is told, and a configured key that hides a different saved one is said once', async () => {
+  const stateDir = join(dir, 'state')
+  await saveApiKeyFile(stateDir, 'savedKEY1234567890abcdef')
+  const { messages, logger } = capture()
+  const signal = new AbortController().signal
+  const fromEnv = new ApiKeySource({ configured: 'envKEY1234567890abcdefgh', configuredOrigin: 'environment variable NGROK_API_KEY', stateDir, logger, signal })
+  assert.equal(await fromEnv.get(() => {}), 'envKEY1234567890abcdefgh')
+  assert.equal(fromEnv.source, 'environment variable NGROK_API_KEY')
+  await fromEnv.get(() => {})
+  const said = messages.filter((m) => m.includes('is not used while that is set'))
+  assert.equal(said.length, 1, messages.join(' | '))
+  assert.match(said[0]!, /using the API key from environment variable NGROK_API_KEY; the one saved by `ngrokd set-api-key`/)
+
+  const fromFile = new ApiKeySource({ stateDir, logger, signal })
+  assert.equal(await fromFile.get(() => {}), 'savedKEY1234567890abcdef')
+  assert.match(fromFile.source, /api-key \(saved by ngrokd set-api-key\)$/)
+  await fromFile.set('handedKEY1234567890abcde')
+  assert.equal(fromFile.source, 'ngrokd set-api-key')
+})

@@ -1,0 +1,167 @@
+import { mkdtemp, writeFile, copyFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { connect } from 'node:net'
+import { DaemonProcess, NgrokdError, formatError } from '@ngrokd/core'
+import { parseCommandArgs, printHelp, rerunInPrivateNamespace, run } from '@ngrokd/core/cli'
+import { demoSpec as spec } from './demo-command.js'
+import { CloudSimulator } from './cloud-simulator.js'
+
+const INSIDE = 'NGROKD_DEMO_INSIDE'
+
+/** The endpoints the demo publishes in its simulated ngrok account. */
+const DEMO_ENDPOINTS = [
+  { url: 'http://api.demo' },
+  { url: 'http://web.demo:8080' },
+  { url: 'tcp://echo.demo:5432' },
+  { url: 'https://status.demo-app.ngrok.app' },
+]
+
+/** `ngrokd demo`, loaded when it runs (demo-command.ts holds its spec): outside the namespace it re-runs itself inside one. */
+export async function runDemo(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs(spec, argv)
+  if (values.help) return printHelp(spec)
+  if (process.env[INSIDE] !== '1') {
+    if (process.platform !== 'linux') {
+      throw new NgrokdError('NGROKD_ERR_NAMESPACE', 'ngrokd demo needs Linux network namespaces', { hint: 'run the demo on Linux (a VM is fine)' })
+    }
+    console.log('ngrokd demo: entering a private network + mount namespace (your /etc/hosts and interfaces stay untouched)')
+    // the script that runs this command (the `ngrokd` package's bin) runs again inside
+    return rerunInPrivateNamespace([process.argv[1]!, 'demo', ...argv], { ...process.env, [INSIDE]: '1' })
+  }
+  return runInside({ once: values.once ?? false, shell: values.shell ?? false, keepLogs: values['keep-logs'] ?? false })
+}
+
+function step(n: number, total: number, text: string): void {
+  console.log(`[${n}/${total}] ${text}`)
+}
+
+async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolean }): Promise<number> {
+  const total = 5
+  const dir = await mkdtemp(join(tmpdir(), 'ngrokd-demo-'))
+  const cleanups: Array<() => Promise<void> | void> = []
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(() => {})
+    if (!opts.keepLogs) await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    run('ip', ['link', 'set', 'lo', 'up'])
+    await copyFile('/etc/hosts', join(dir, 'hosts'))
+    run('mount', ['--bind', join(dir, 'hosts'), '/etc/hosts'])
+    cleanups.push(() => run('umount', ['/etc/hosts']))
+
+    const sim = await CloudSimulator.start()
+    cleanups.push(() => sim.stop())
+    for (const e of DEMO_ENDPOINTS) await sim.addEndpoint(e)
+    step(1, total, `cloud simulator up: API ${sim.apiUrl}, binding ingress ${sim.ingressEndpoint}, ${DEMO_ENDPOINTS.length} endpoints`)
+
+    const caFile = join(dir, 'simulator-ca.pem')
+    await writeFile(caFile, sim.caCertPem)
+    const socketPath = join(dir, 'ngrokd.sock')
+    const configFile = join(dir, 'ngrokd.yml')
+    await writeFile(
+      configFile,
+      [
+        `api:`,
+        `  url: ${sim.apiUrl}`,
+        `  key: ${sim.apiKey}`,
+        `ingress:`,
+        `  ca_file: ${caFile}`,
+        `bound_endpoints:`,
+        `  poll_interval: 2s`,
+        `net:`,
+        `  driver: auto`,
+        `state_dir: ${join(dir, 'state')}`,
+        `control:`,
+        `  socket: ${socketPath}`,
+        `log:`,
+        `  level: info`,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    )
+    const logFile = join(dir, 'ngrokd.log')
+    const daemon = new DaemonProcess({ configFile, socketPath, logFile })
+    cleanups.push(async () => {
+      await daemon.stop('SIGTERM')
+    })
+    step(2, total, `ngrokd run started (pid ${daemon.pid}); its log: ${logFile}`)
+
+    const registered = await daemon.waitFor((s) => s.phase === 'running' && Boolean(s.operatorId), { what: 'registration' })
+    step(3, total, `registered as operator ${registered.operatorId}; interface ${registered.interface?.name} via ${registered.driver} (${registered.interface?.kind})`)
+
+    const serving = await daemon.waitFor((s) => s.services?.serving >= DEMO_ENDPOINTS.length, { what: 'every endpoint to be served' })
+    step(4, total, `${serving.services.serving} endpoints serving:`)
+    const services = await daemon.services()
+    for (const s of services) console.log(`      ${String(s.url).padEnd(40)} → ${s.address}:${s.port}`)
+
+    step(5, total, 'requests by hostname, through /etc/hosts → ngrokd → mTLS → binding ingress → backend:')
+    let failures = 0
+    for (const e of DEMO_ENDPOINTS) {
+      const started = performance.now()
+      try {
+        const answer = await probe(e.url, sim.caCertPem)
+        console.log(`      ✔ ${e.url.padEnd(40)} ${answer} (${Math.round(performance.now() - started)} ms)`)
+      } catch (err) {
+        failures++
+        console.log(`      ✘ ${e.url.padEnd(40)} ${formatError(err)}`)
+      }
+    }
+    if (opts.once) {
+      console.log(failures === 0 ? 'demo passed: every endpoint answered by hostname. Cleaning up.' : `demo FAILED: ${failures} endpoint(s) did not answer. Daemon log: ${logFile}`)
+      if (failures > 0) opts.keepLogs = true
+      return failures === 0 ? 0 : 1
+    }
+    if (opts.shell) {
+      console.log('\nA shell inside the demo namespace: try  curl http://api.demo/   or   curl http://web.demo:8080/x   ·   exit to stop the demo')
+      await new Promise<void>((resolve) => {
+        const sh = spawn(process.env.SHELL || '/bin/sh', [], { stdio: 'inherit', env: { ...process.env, NGROKD_CONTROL_SOCKET: socketPath, PS1: '(ngrokd demo) \\w\\$ ' } })
+        sh.once('exit', () => resolve())
+      })
+      return failures === 0 ? 0 : 1
+    }
+    console.log('\nServing until Ctrl-C (run `ngrokd demo --shell` to get a shell inside the namespace and curl these hostnames yourself).')
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve())
+      process.once('SIGTERM', () => resolve())
+    })
+    console.log('stopping: draining, removing names and addresses…')
+    return failures === 0 ? 0 : 1
+  } finally {
+    await cleanup()
+  }
+}
+
+/** Makes one real request to a demo URL by hostname and describes the answer. */
+async function probe(url: string, ca: string): Promise<string> {
+  const u = new URL(url)
+  if (u.protocol === 'tcp:') {
+    const message = `hello ngrokd ${Date.now()}\n`
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const s = connect({ host: u.hostname, port: Number(u.port) })
+      let got = ''
+      s.setTimeout(10_000, () => s.destroy(new Error('no echo within 10 s')))
+      s.on('connect', () => s.end(message))
+      s.on('data', (d) => (got += d.toString()))
+      s.on('end', () => resolve(got))
+      s.on('error', reject)
+    })
+    if (echoed !== message) throw new Error(`echo mismatch: sent ${JSON.stringify(message)}, got ${JSON.stringify(echoed)}`)
+    return `echoed ${echoed.length} bytes back (tcp)`
+  }
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'GET', timeout: 10_000, ...(u.protocol === 'https:' ? { ca, allowPartialTrustChain: true } : {}) }, (res) => {
+      let text = ''
+      res.on('data', (d) => (text += d))
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`))))
+    })
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')))
+    req.on('error', reject)
+    req.end()
+  })
+  const echo = JSON.parse(body) as { method?: string; host?: string; endpoint_id?: string; path?: string }
+  return `HTTP 200 from ${echo.endpoint_id} (backend saw ${echo.method} ${echo.path}, Host: ${echo.host})${u.protocol === 'https:' ? ', TLS end to end' : ''}`
+}

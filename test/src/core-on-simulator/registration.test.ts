@@ -1,0 +1,409 @@
+// Registration (core/src/registration) against the cloud simulator's API: what it sends, what it saves,
+// how it renews and recovers. The simulator runs in this process on loopback, one per test.
+import { describe, it, beforeEach, afterEach } from 'node:test'
+import assert from 'node:assert/strict'
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connect, createServer, type TLSSocket } from 'node:tls'
+import type { AddressInfo } from 'node:net'
+import {
+  CORE_VERSION,
+  NgrokApiClient,
+  Registration,
+  isNgrokdError,
+  parseCertificate,
+  parseCsr,
+  writeFileAtomic,
+  type Logger,
+  type OperatorCreate,
+  type OperatorUpdate,
+  type RegistrationOptions,
+} from '@ngrokd/core'
+import { CloudSimulator } from '@ngrokd/plugin-simulator'
+
+const DAY = 86_400_000
+const KEY = 'test-api-key'
+
+let dir: string
+let sim: CloudSimulator
+let api: NgrokApiClient
+let logLines: unknown[]
+
+function recordingLogger(): Logger {
+  const log =
+    (level: string) =>
+    (a: unknown, b?: unknown): void => {
+      logLines.push([level, a, b])
+    }
+  const logger: Logger = {
+    trace: log('trace'),
+    debug: log('debug'),
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+    fatal: log('fatal'),
+    child: () => logger,
+  }
+  return logger
+}
+
+function registration(extra: Partial<RegistrationOptions> = {}): Registration {
+  return new Registration({ api, stateDir: dir, logger: recordingLogger(), hostname: 'build-07', ...extra })
+}
+
+const posts = () => sim.apiRequests().filter((r) => r.method === 'POST' && r.path === '/kubernetes_operators')
+const patches = () => sim.apiRequests().filter((r) => r.method === 'PATCH')
+const deletes = () => sim.apiRequests().filter((r) => r.method === 'DELETE')
+const operatorIds = () => sim.listOperators().map((o) => o.id)
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p
+  } catch (e) {
+    return e as Error
+  }
+  assert.fail('expected a rejection')
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ngrokd-reg-'))
+  sim = await CloudSimulator.start({ apiKey: KEY })
+  api = new NgrokApiClient({ apiKey: KEY, baseUrl: sim.apiUrl, sleep: async () => {} })
+  logLines = []
+})
+
+afterEach(async () => {
+  await sim.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('Registration.ensure', () => {
+  it('keeps a saved, valid registration working while the API is down, and fails without one', async () => {
+    const first = await registration().ensure()
+    sim.injectApiFault({ kind: 'server-error', status: 503, method: 'GET', count: 20 })
+    const again = registration()
+    const info = await again.ensure()
+    assert.equal(info.operatorId, first.operatorId)
+    assert.equal(info.ingressEndpoint, first.ingressEndpoint)
+    assert.equal(again.credentials().certPem, first.certPem)
+    assert.equal(posts().length, 1, 'no second registration during the outage')
+
+    await rm(join(dir, 'client.crt'), { force: true })
+    await assert.rejects(registration().ensure(), (e: unknown) => isNgrokdError(e))
+  })
+
+  it('registers on first start with the body PROTOCOL.md gives, and saves the state', async () => {
+    const info = await registration().ensure()
+    assert.equal(posts().length, 1)
+    const body = posts()[0]!.body as Required<OperatorCreate>
+    assert.deepEqual(Object.keys(body).sort(), ['binding', 'deployment', 'description', 'enabled_features', 'metadata', 'region'])
+    assert.equal(body.description, 'ngrokd on build-07')
+    assert.deepEqual(body.deployment, { name: 'ngrokd', version: CORE_VERSION })
+    assert.deepEqual(body.enabled_features, ['bindings'])
+    assert.equal(body.region, 'global')
+    assert.deepEqual(Object.keys(body.binding).sort(), ['csr', 'endpoint_selectors'])
+    assert.deepEqual(body.binding.endpoint_selectors, ['true'])
+    assert.equal(parseCsr(body.binding.csr!).curve, 'P-256') // parseCsr throws unless the signature verifies
+
+    const machineId = (await readFile(join(dir, 'machine-id'), 'utf8')).trim()
+    assert.match(machineId, /^[0-9a-f-]{36}$/)
+    assert.deepEqual(JSON.parse(body.metadata), { ngrokd_machine_id: machineId, hostname: 'build-07' })
+
+    assert.match(info.operatorId, /^k8sop_/)
+    assert.equal(info.ingressEndpoint, sim.ingressEndpoint)
+    assert.ok(parseCertificate(info.certPem).matchesKey(info.keyPem))
+    assert.equal(info.notAfter.getTime(), parseCertificate(info.certPem).notAfter.getTime())
+
+    assert.equal(await readFile(join(dir, 'client.key'), 'utf8'), info.keyPem)
+    assert.equal(await readFile(join(dir, 'client.crt'), 'utf8'), info.certPem)
+    const stored = JSON.parse(await readFile(join(dir, 'operator.json'), 'utf8'))
+    assert.equal(stored.operatorId, info.operatorId)
+    assert.equal(stored.machineId, machineId)
+    assert.equal(stored.ingressEndpoint, info.ingressEndpoint)
+    assert.equal(stored.notAfter, info.notAfter.toISOString())
+  })
+
+  it('writes the key file 0600 even under a permissive umask', async () => {
+    const old = process.umask(0)
+    try {
+      await registration().ensure()
+    } finally {
+      process.umask(old)
+    }
+    assert.equal((await stat(join(dir, 'client.key'))).mode & 0o777, 0o600)
+  })
+
+  it('reuses the saved registration on the next start without POST or PATCH', async () => {
+    const first = await registration().ensure()
+    const before = sim.apiRequests().length
+    const second = await registration().ensure()
+    const after = sim.apiRequests().slice(before)
+    assert.deepEqual(
+      after.map((r) => `${r.method} ${r.path}${r.query}`),
+      [`GET /kubernetes_operators/${first.operatorId}`],
+    )
+    assert.equal(second.operatorId, first.operatorId)
+    assert.equal(second.certPem, first.certPem)
+    assert.equal(second.keyPem, first.keyPem)
+  })
+
+  it('sends the configured region, deployment name and description', async () => {
+    await registration({ region: 'eu', deploymentName: 'laptop', description: 'dev box' }).ensure()
+    const body = posts()[0]!.body as Required<OperatorCreate>
+    assert.equal(body.region, 'eu')
+    assert.deepEqual(body.deployment, { name: 'laptop', version: CORE_VERSION })
+    assert.equal(body.description, 'dev box')
+  })
+
+  it('has no ingress endpoint when the API names none (the caller decides, loudly), and keeps that across a restart', async () => {
+    sim.setIngressEndpoint('')
+    const info = await registration().ensure()
+    assert.equal(info.ingressEndpoint, undefined)
+    assert.equal(JSON.parse(await readFile(join(dir, 'operator.json'), 'utf8')).ingressEndpoint, '')
+    assert.equal((await registration().ensure()).ingressEndpoint, undefined)
+  })
+
+  it('appends :443 to an ingress endpoint without a port', async () => {
+    sim.setIngressEndpoint('binding-ingress.example.test')
+    const info = await registration().ensure()
+    assert.equal(info.ingressEndpoint, 'binding-ingress.example.test:443')
+  })
+
+  it('after losing its state, finds the earlier registration by machine id and PATCHes a fresh CSR', async () => {
+    const first = await registration().ensure()
+    // an operator of somebody else on the same account must be left alone
+    sim.addOperator({ metadata: '{"owned-by":"ngrok-operator"}', enabled_features: ['bindings'] })
+    for (const f of ['operator.json', 'client.key', 'client.crt']) await rm(join(dir, f))
+
+    const second = await registration().ensure()
+    assert.equal(posts().length, 1, 'no second registration')
+    assert.equal(second.operatorId, first.operatorId)
+    assert.equal(patches().length, 1)
+    const patch = patches()[0]!
+    assert.equal(patch.path, `/kubernetes_operators/${first.operatorId}`)
+    const body = patch.body as OperatorUpdate
+    assert.equal(parseCsr(body.binding!.csr!).curve, 'P-256') // parseCsr throws unless the signature verifies
+    assert.notEqual(second.keyPem, first.keyPem)
+    assert.ok(parseCertificate(second.certPem).matchesKey(second.keyPem))
+    assert.equal(sim.listOperators().length, 2)
+    assert.equal(deletes().length, 0)
+  })
+
+  it('registers anew when the saved registration is gone at ngrok (404)', async () => {
+    const first = await registration().ensure()
+    for (const id of operatorIds()) sim.removeOperator(id)
+    const second = await registration().ensure()
+    assert.notEqual(second.operatorId, first.operatorId)
+    assert.equal(posts().length, 2)
+    assert.deepEqual(operatorIds(), [second.operatorId])
+  })
+
+  it('deletes a new registration whose state cannot be saved, then rethrows', async () => {
+    const failing: RegistrationOptions['writeFile'] = async (path, data, options) => {
+      if (path.endsWith('client.crt')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
+      await writeFileAtomic(path, data, options)
+    }
+    const e = await rejection(registration({ writeFile: failing }).ensure())
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'))
+    assert.match(e.message, /client\.crt/)
+    assert.equal(posts().length, 1)
+    assert.equal(deletes().length, 1)
+    assert.equal(sim.listOperators().length, 0, 'no orphan left at ngrok')
+  })
+
+  it('re-keys when the key and certificate on disk do not match (crash between writes)', async () => {
+    const first = await registration().ensure()
+    const other = await registration({ stateDir: join(dir, 'other'), machineId: 'other-machine' }).ensure()
+    await writeFile(join(dir, 'client.key'), other.keyPem, { mode: 0o600 })
+    const again = await registration().ensure()
+    assert.equal(again.operatorId, first.operatorId)
+    assert.ok(parseCertificate(again.certPem).matchesKey(again.keyPem))
+    assert.equal(patches().filter((p) => p.path.endsWith(first.operatorId)).length, 1)
+  })
+
+  it('PATCHes the whole state, with a CSR for the current key, when the configuration changed', async () => {
+    const first = await registration().ensure()
+    const second = await registration({ selectors: ["endpoint.host.endsWith('.prod')"] }).ensure()
+    assert.equal(patches().length, 1)
+    const body = patches()[0]!.body as Required<OperatorUpdate>
+    assert.deepEqual(Object.keys(body).sort(), ['binding', 'deployment', 'description', 'enabled_features', 'metadata', 'region'])
+    assert.deepEqual(body.binding, { endpoint_selectors: ["endpoint.host.endsWith('.prod')"], csr: body.binding.csr })
+    assert.equal(parseCsr(body.binding.csr!).publicKey.export({ format: 'pem', type: 'spki' }), parseCertificate(first.certPem).publicKey.export({ format: 'pem', type: 'spki' }))
+    assert.equal(second.keyPem, first.keyPem, 'the key stays; the certificate ngrok re-issued for it is saved')
+    assert.ok(parseCertificate(second.certPem).matchesKey(second.keyPem))
+    assert.equal(await readFile(join(dir, 'client.crt'), 'utf8'), second.certPem)
+    assert.deepEqual(sim.listOperators().find((o) => o.id === first.operatorId)!.binding.endpoint_selectors, ["endpoint.host.endsWith('.prod')"])
+    // and nothing is sent again once the registration matches
+    await registration({ selectors: ["endpoint.host.endsWith('.prod')"] }).ensure()
+    assert.equal(patches().length, 1)
+  })
+
+  it('narrows a key file that others can read to 0600', async () => {
+    await registration().ensure()
+    await chmod(join(dir, 'client.key'), 0o644)
+    await registration().ensure()
+    assert.equal((await stat(join(dir, 'client.key'))).mode & 0o777, 0o600)
+  })
+
+  it('reports an API failure as it is and leaves no state behind', async () => {
+    sim.setBindingsEnabled(false) // the account lacks the bindings feature: 400 ERR_NGROK_19002
+    const e = await rejection(registration().ensure())
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'))
+    assert.match(e.message, /ERR_NGROK_19002/)
+    await assert.rejects(stat(join(dir, 'operator.json')), { code: 'ENOENT' })
+  })
+
+  it('never logs key material', async () => {
+    const reg = registration({ now: () => Date.now() + 340 * DAY })
+    await reg.ensure()
+    const text = JSON.stringify(logLines)
+    assert.ok(logLines.length > 0)
+    assert.ok(!text.includes('PRIVATE KEY'))
+    assert.ok(!text.includes(reg.credentials().keyPem.split('\n')[1]!))
+  })
+})
+
+describe('Registration renewal', () => {
+  it('does nothing while more than 30 days remain', async () => {
+    const reg = registration({ now: () => Date.now() + 300 * DAY })
+    await reg.ensure()
+    const before = reg.credentials()
+    assert.equal(await reg.renewIfNeeded(), false)
+    assert.equal(patches().length, 0)
+    assert.deepEqual(reg.credentials(), before)
+  })
+
+  it('re-keys and PATCHes a new CSR when under 30 days remain; credentials() switches to the new pair', async () => {
+    let offset = 0
+    const reg = registration({ now: () => Date.now() + offset })
+    const first = await reg.ensure()
+    offset = 340 * DAY // a 365-day certificate now has about 25 days left
+    sim.setClockOffset(offset) // the simulated cloud issues certificates on the same clock
+    assert.equal(await reg.renewIfNeeded(), true)
+    assert.equal(patches().length, 1)
+    const body = patches()[0]!.body as OperatorUpdate
+    // the whole desired state, as ngrok's operator sends it: never half a binding
+    assert.deepEqual(Object.keys(body).sort(), ['binding', 'deployment', 'description', 'enabled_features', 'metadata', 'region'])
+    assert.deepEqual(Object.keys(body.binding!).sort(), ['csr', 'endpoint_selectors'])
+    const renewed = reg.credentials()
+    assert.notEqual(renewed.keyPem, first.keyPem)
+    assert.notEqual(renewed.certPem, first.certPem)
+    assert.ok(parseCertificate(renewed.certPem).matchesKey(renewed.keyPem))
+    assert.equal(parseCsr(body.binding!.csr!).publicKey.export({ format: 'pem', type: 'spki' }), parseCertificate(renewed.certPem).publicKey.export({ format: 'pem', type: 'spki' }))
+    assert.equal(await readFile(join(dir, 'client.key'), 'utf8'), renewed.keyPem)
+    assert.equal(await readFile(join(dir, 'client.crt'), 'utf8'), renewed.certPem)
+    assert.equal(reg.info!.operatorId, first.operatorId)
+    assert.equal(await reg.renewIfNeeded(), false, 'the new certificate has a year left')
+    assert.equal(patches().length, 1)
+  })
+
+  it('takes the ingress endpoint from the renewal reply: a certificate works only at the ingress that issued it', async () => {
+    let offset = 0
+    const reg = registration({ now: () => Date.now() + offset })
+    assert.equal((await reg.ensure()).ingressEndpoint, sim.ingressEndpoint)
+    sim.setIngressEndpoint('binding-ingress-2.example.test:8443')
+    offset = 340 * DAY
+    sim.setClockOffset(offset)
+    assert.equal(await reg.renewIfNeeded(), true)
+    assert.equal(reg.info!.ingressEndpoint, 'binding-ingress-2.example.test:8443')
+    assert.equal(JSON.parse(await readFile(join(dir, 'operator.json'), 'utf8')).ingressEndpoint, 'binding-ingress-2.example.test:8443')
+  })
+
+  it('keeps the old pair in use when the new one cannot be saved', async () => {
+    let now = Date.now()
+    let failWrites = false
+    const reg = registration({
+      now: () => now,
+      writeFile: async (path, data, options) => {
+        if (failWrites && path.endsWith('client.crt')) throw new Error('EIO')
+        await writeFileAtomic(path, data, options)
+      },
+    })
+    await reg.ensure()
+    const before = reg.credentials()
+    now += 340 * DAY
+    failWrites = true
+    const e = await rejection(reg.renewIfNeeded())
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'))
+    assert.deepEqual(reg.credentials(), before)
+    assert.equal(deletes().length, 0, 'a renewal never deletes the registration')
+  })
+
+  it('renews on start when the saved certificate is about to expire', async () => {
+    await registration().ensure()
+    const reg = registration({ now: () => Date.now() + 350 * DAY })
+    const info = await reg.ensure()
+    assert.equal(patches().length, 1)
+    assert.ok(parseCertificate(info.certPem).matchesKey(info.keyPem))
+  })
+
+  it('starts with a still-valid certificate when renewal fails at start', async () => {
+    const first = await registration().ensure()
+    sim.setBindingsEnabled(false) // the renewal's PATCH (bindings enabled) is refused with 400 ERR_NGROK_19002
+    const reg = registration({ now: () => Date.now() + 350 * DAY })
+    const info = await reg.ensure()
+    assert.equal(info.certPem, first.certPem)
+    assert.equal(patches().length, 1)
+    assert.equal(patches()[0]!.status, 400)
+  })
+
+  it('does not renew a short-lived certificate on every call', async () => {
+    sim.setCertValidity(1 * DAY)
+    const reg = registration()
+    await reg.ensure()
+    assert.equal(await reg.renewIfNeeded(), false)
+    assert.equal(patches().length, 0)
+  })
+})
+
+describe('Registration.deregister', () => {
+  it('deletes the registration and removes the state files', async () => {
+    const reg = registration()
+    const { operatorId } = await reg.ensure()
+    assert.deepEqual(await reg.deregister(), [operatorId])
+    assert.equal(sim.listOperators().length, 0)
+    for (const f of ['operator.json', 'client.key', 'client.crt', 'machine-id']) {
+      await assert.rejects(stat(join(dir, f)), { code: 'ENOENT' }, f)
+    }
+  })
+
+  it('without operator.json, deletes the registrations carrying this machine id', async () => {
+    const { operatorId } = await registration().ensure()
+    const other = sim.addOperator({ metadata: '{"owned-by":"ngrok-operator"}' })
+    await rm(join(dir, 'operator.json'))
+    assert.deepEqual(await registration().deregister(), [operatorId])
+    assert.deepEqual(operatorIds(), [other.id])
+  })
+})
+
+describe('Registration credentials in a real mTLS handshake', () => {
+  it('the issued pair authenticates to a TLS server that trusts the CA', async () => {
+    const reg = registration()
+    const { operatorId } = await reg.ensure()
+    const server = sim.issueServerCert(['localhost', '127.0.0.1'])
+    const peers: string[] = []
+    // client certificates come from the simulator's root; the server's chain ends at its intermediate
+    const tlsServer = createServer({ key: server.keyPem, cert: server.certPem, ca: sim.caRootCertPem, requestCert: true, rejectUnauthorized: true }, (socket: TLSSocket) => {
+      peers.push(socket.getPeerCertificate().subject.CN as string)
+      socket.end('ok')
+    })
+    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = tlsServer.address() as AddressInfo
+      const { certPem, keyPem } = reg.credentials()
+      const reply = await new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: sim.caRootCertPem, cert: certPem, key: keyPem }, () => {
+          let data = ''
+          socket.on('data', (c: Buffer) => (data += c.toString()))
+          socket.on('end', () => resolve(data))
+        })
+        socket.on('error', reject)
+      })
+      assert.equal(reply, 'ok')
+      assert.deepEqual(peers, [operatorId])
+    } finally {
+      await new Promise<void>((resolve) => tlsServer.close(() => resolve()))
+    }
+  })
+})

@@ -1,0 +1,69 @@
+// `ngrokd uninstall [--deregister]`: everything ngrokd keeps on the machine goes (what cleanup
+// removes, then the state directory); with --deregister the registration is deleted at ngrok first.
+// Without it, the command says which registration stays at ngrok. Refused while a daemon runs.
+import { after, before, beforeEach, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { CloudSimulator } from '@ngrokd/plugin-simulator'
+import { netnsSkip } from '../helpers/netns.js'
+import { netDriverCases } from '../helpers/net-drivers.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { linkExists } from '../helpers/ip-link.js'
+import { managedRecords, readHosts } from '../helpers/hosts-file.js'
+import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+import { ngrokdCli } from '../helpers/ngrokd-cli.js'
+
+describe('ngrokd uninstall', { skip: netnsSkip }, () => {
+  const net = netDriverCases('unins')[1]!
+  const hosts = snapshotHostsFile()
+  let sim: CloudSimulator
+  let daemon: E2eDaemon | undefined
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://gone.e2e' })
+  })
+  beforeEach(async () => {
+    daemon = E2eDaemon.start({ name: 'uninstall', sim, net })
+    await daemon.waitReady((s) => s.services?.serving === 1)
+  })
+  after(async () => {
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('refused while the daemon runs; after a crash: no --deregister removes what is local and names the registration left at ngrok', async () => {
+    const running = await ngrokdCli(['uninstall', '--config', daemon!.configFile])
+    assert.equal(running.code, 2, running.stdout + running.stderr)
+    assert.match(running.stderr, /stop it first/)
+    const operatorId = (await daemon!.status()).operatorId as string
+    await daemon!.stop('SIGKILL')
+    const r = await ngrokdCli(['uninstall', '--config', daemon!.configFile])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`state directory ${daemon!.stateDir}`))
+    assert.match(r.stdout, /the ngrokd block of \/etc\/hosts/)
+    assert.match(r.stdout, new RegExp(`the registration ${operatorId} stays at ngrok`))
+    assert.equal(existsSync(daemon!.stateDir), false)
+    assert.equal(linkExists(net.interfaceName!), false)
+    assert.equal(managedRecords(readHosts()).size, 0)
+    assert.deepEqual(sim.listOperators().map((o) => o.id), [operatorId], 'the registration is still at ngrok')
+    sim.removeOperator(operatorId)
+    await daemon!.dispose()
+    daemon = undefined
+  })
+
+  test('--deregister deletes the registration at ngrok, then everything local', async () => {
+    const operatorId = (await daemon!.status()).operatorId as string
+    await daemon!.stop('SIGTERM')
+    assert.ok(sim.listOperators().some((o) => o.id === operatorId))
+    const r = await ngrokdCli(['uninstall', '--deregister', '--config', daemon!.configFile])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`deleted the registration ${operatorId} at ngrok`))
+    assert.equal(sim.listOperators().length, 0)
+    assert.equal(existsSync(daemon!.stateDir), false)
+    await daemon!.dispose()
+    daemon = undefined
+  })
+})
