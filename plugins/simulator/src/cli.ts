@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util'
 import { formatError } from '@ngrokd/core'
 import { runSimulator } from './run-simulator.js'
-import { SIMULATOR_OPTIONS, SIMULATOR_OPTIONS_HELP } from './simulator-command.js'
+import { SIMULATOR_OPTIONS, SIMULATOR_OPTIONS_HELP } from './simulator-options.js'
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { ...SIMULATOR_OPTIONS, help: { type: 'boolean', short: 'h' } }, strict: true })

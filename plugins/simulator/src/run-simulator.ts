@@ -8,7 +8,7 @@ import { resolve } from 'node:path'
 import { NgrokdError, silentLogger, type LogFn, type Logger } from '@ngrokd/core'
 import { parseCommandArgs } from '@ngrokd/core/cli'
 import { CloudSimulator } from './cloud-simulator.js'
-import { simulatorSpec, type SimulatorValues } from './simulator-command.js'
+import { simulatorSpec, type SimulatorValues } from './simulator-options.js'
 import { BACKEND_KINDS, type BackendKind } from './types.js'
 
 function usageError(message: string): NgrokdError {
