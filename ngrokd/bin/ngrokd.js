@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 // `npm install -g ngrokd` installs this package: the CLI of @ngrokd/core with the built-in drivers,
-// plus `ngrokd demo` from the cloud simulator (core itself never imports the simulator).
+// plus `ngrokd demo` and `ngrokd simulator` from the cloud simulator (core itself never imports the simulator).
 import { enableCompileCache } from '@ngrokd/core/compile-cache'
 
 enableCompileCache() // before the rest is loaded: Node 22.1+ reuses the compiled code of the last start
-const [{ runCli }, { demoCommand }] = await Promise.all([import('@ngrokd/core/cli'), import('@ngrokd/plugin-simulator/demo')])
-runCli([demoCommand])
+const [{ runCli }, { demoCommand }, { simulatorCommand }] = await Promise.all([
+  import('@ngrokd/core/cli'),
+  import('@ngrokd/plugin-simulator/demo'),
+  import('@ngrokd/plugin-simulator/simulator'),
+])
+runCli([demoCommand, simulatorCommand])

@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module'
-import { builtinDrivers } from '../driver/builtin-drivers.js'
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.js'
@@ -10,6 +8,7 @@ import { LOG_FORMATS, type LogFormat } from '../log/log-format.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
+import { driverVersionLines } from './driver-versions.js'
 import { renderTable } from './table.js'
 
 /**
@@ -346,23 +345,14 @@ const uninstallCommand = defineCommand({
 
 const versionCommand = defineCommand({
   name: 'version',
-  summary: 'Print the versions of ngrokd, Node.js and the built-in drivers.',
+  summary: 'Print the versions of ngrokd, Node.js and the built-in drivers for this system.',
   usage: 'ngrokd version',
   options: {} as const,
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     console.log(`ngrokd ${CORE_VERSION}\nnode ${process.version} (${process.platform}-${process.arch})`)
-    const require = createRequire(import.meta.url)
-    for (const [name, pkg] of Object.entries(builtinDrivers)) {
-      let version = 'not installed'
-      try {
-        version = (require(`${pkg}/package.json`) as { version: string }).version
-      } catch {
-        // reported as not installed
-      }
-      console.log(`driver ${name} ${version}`)
-    }
+    for (const line of driverVersionLines(process.platform)) console.log(line)
     return 0
   },
 })

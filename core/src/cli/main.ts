@@ -38,7 +38,7 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
   const command = all.find((c) => c.name === name)
   if (!command) {
     const close = didYouMean(name, all.map((c) => c.name))
-    const hint = name === 'demo' ? ' (it comes with the `ngrokd` package: npm install -g ngrokd)' : close ? ` — did you mean "${close}"?` : ''
+    const hint = name === 'demo' || name === 'simulator' ? ' (it comes with the `ngrokd` package: npm install -g ngrokd)' : close ? ` — did you mean "${close}"?` : ''
     console.error(`ngrokd: unknown command "${name}"${hint}\n\n${usage(all)}`)
     return 2
   }

@@ -90,6 +90,17 @@ test('errors are coded and say how to fix them', () =>
     await assert.rejects(resolveDriver('./resolver.mjs', { configDir: dir, kind: 'name-resolver' }), /provides interface, not name-resolver/)
   }))
 
+test("a built-in driver for another system is refused before loading: npm does not install its package here", async () => {
+  for (const [name, platform, os] of [['darwin-utun', 'linux', 'darwin'], ['windows-wintun', 'darwin', 'win32'], ['linux-netlink', 'win32', 'linux']] as const) {
+    await assert.rejects(resolveDriver(name, { configDir: tmpdir(), kind: 'interface', platform }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_DRIVER_UNSUPPORTED_PLATFORM'), String(e))
+      assert.match(e.message, new RegExp(`driver "${name}" is for ${os}, not ${platform}: npm installs its package \\(@ngrokd/driver-${name}\\) only there`))
+      assert.match(e.hint ?? '', /net\.driver: auto/)
+      return true
+    })
+  }
+})
+
 test('defineDriver validates metadata and the version check follows semver', () => {
   assert.throws(() => defineDriver({ name: 'Bad Name', provides: ['interface'], platforms: ['linux'], ngrokd: '^1.0.0', create: async () => ({}) }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID'))
   assert.doesNotThrow(() => assertCompatible({ name: 'x', ngrokd: '^1.0.0' }, '1.4.2'))

@@ -1,8 +1,8 @@
 import semver from 'semver'
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import { isNgrokdError, NgrokdError } from '../errors/ngrokd-error.js'
 import { loadModule } from '../util/load-module.js'
 import { CORE_VERSION } from '../version.js'
-import { builtinDrivers, platformDefaults, type BuiltinDriverName } from './builtin-drivers.js'
+import { builtinDriverIsForOtherOs, builtinDriverOs, builtinDrivers, platformDefaults, type BuiltinDriverName } from './builtin-drivers.js'
 import { isDriverModule, type DriverKind, type DriverModule } from './define-driver.js'
 
 export interface ResolveDriverOptions {
@@ -48,11 +48,19 @@ export async function resolveDriver(spec: string, options: ResolveDriverOptions)
   let name = spec
   let reason: string | undefined
   if (spec === 'auto') ({ name, reason } = resolveAutoDriver(platform, options.privileged ?? false))
+  if (builtinDriverIsForOtherOs(name, platform)) {
+    throw new NgrokdError('NGROKD_ERR_DRIVER_UNSUPPORTED_PLATFORM', `driver "${name}" is for ${builtinDriverOs[name]!.join(', ')}, not ${platform}: npm installs its package (${builtinDrivers[name]}) only there`, {
+      hint: `use net.driver: auto, or a driver made for ${platform}`,
+    })
+  }
   const { specifier, file: resolved, exports: mod } = await loadModule(name, {
     what: `${options.kind} driver`,
     configDir: options.configDir,
     builtins: builtinDrivers,
     codes: { notFound: 'NGROKD_ERR_DRIVER_NOT_FOUND', invalid: 'NGROKD_ERR_DRIVER_INVALID' },
+  }).catch((e: unknown) => {
+    if (!isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND') || !(name in builtinDriverOs)) throw e
+    throw notInstalled(name as BuiltinDriverName, platform, e)
   })
   const driver = mod.default
   if (!isDriverModule(driver)) {
@@ -72,6 +80,17 @@ export async function resolveDriver(spec: string, options: ResolveDriverOptions)
   }
   assertCompatible(driver, CORE_VERSION)
   return { driver, name, specifier, reason }
+}
+
+/**
+ * A platform driver for this system that is missing from ngrokd's installation: an optional dependency
+ * of the `ngrokd` package, left out by `--omit=optional` (or `--no-optional`) or by a failed install.
+ */
+function notInstalled(name: BuiltinDriverName, platform: NodeJS.Platform, cause: unknown): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_DRIVER_NOT_FOUND', `built-in driver "${name}" is not installed: ${builtinDrivers[name]}, the ngrokd package's optional dependency for ${platform}, is missing beside ngrokd`, {
+    cause,
+    hint: 'reinstall ngrokd with its optional dependencies: npm install -g ngrokd (without --omit=optional or --no-optional)',
+  })
 }
 
 /** Fastify's rule: a driver's `ngrokd` range must include this core's version (prereleases are compared by their release). */

@@ -39,21 +39,10 @@ export interface SimulatorAdmin {
 }
 
 /**
- * The admin interface over HTTP, for tests in another process (answers loopback clients only):
- *
- * | call | does |
- * |---|---|
- * | `GET /_admin` | `{apiUrl, apiKey, ingressEndpoint, ingressPort}` |
- * | `GET /_admin/ca.pem` | the CA certificate |
- * | `GET /_admin/endpoints`, `POST /_admin/endpoints` (AddEndpointInput) → 201, `DELETE /_admin/endpoints/{id}` → 204 | endpoints |
- * | `GET /_admin/operators`, `POST /_admin/operators` (body of `POST /kubernetes_operators`) → 201, `DELETE /_admin/operators/{id}` → 204 | operators |
- * | `POST /_admin/faults/api` (ApiFault), `POST /_admin/faults/ingress` (IngressFault) → 204, `DELETE /_admin/faults` → 204 | faults |
- * | `GET /_admin/stats`, `DELETE /_admin/stats` → 204 | counters |
- * | `GET /_admin/requests` | the last API requests (method, path, query, status, headers) |
- * | `GET /_admin/conn-requests` | the last ConnRequests the ingress decoded (host, port, podIdentity, body hex) |
- * | `PATCH /_admin/settings` (`{certValidityMs?, bindingsEnabled?, ingressEndpoint?, clockOffsetMs?}`) → 204 | account settings, clock |
- *
- * Errors are `{ "error": message, "code": NGROKD_ERR_… }` with status 400, 403 or 404.
+ * The admin interface over HTTP under `adminUrl`, for tests in another process (answers loopback clients
+ * only). Every route, body and answer is documented in the package README's "Admin API" section, which
+ * ships with the package: keep the two in step. Errors are `{ "error": message, "code"?: NGROKD_ERR_… }`
+ * with status 400, 403, 404 or 500.
  */
 export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL, admin: SimulatorAdmin): Promise<void> {
   if (!isLoopback(req.socket.remoteAddress)) {

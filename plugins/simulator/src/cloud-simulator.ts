@@ -49,7 +49,7 @@ export interface CloudSimulatorOptions {
  * The ngrok cloud as PROTOCOL.md describes it, on loopback: the REST API (operators, bound
  * endpoints), a CA that signs operators' CSRs, the mTLS binding ingress, and echo/bulk backends
  * behind every endpoint. Drive it from tests through the methods below or, from another process,
- * through `adminUrl` (see admin-api.ts).
+ * through `adminUrl` (the README's "Admin API").
  *
  * ```ts
  * const sim = await CloudSimulator.start()

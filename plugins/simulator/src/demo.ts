@@ -7,7 +7,7 @@ import { request as httpsRequest } from 'node:https'
 import { connect } from 'node:net'
 import { DaemonProcess, NgrokdError, formatError } from '@ngrokd/core'
 import { parseCommandArgs, printHelp, rerunInPrivateNamespace, run } from '@ngrokd/core/cli'
-import { demoSpec as spec } from './demo-command.js'
+import { demoSpec as spec } from './demo-spec.js'
 import { CloudSimulator } from './cloud-simulator.js'
 
 const INSIDE = 'NGROKD_DEMO_INSIDE'
@@ -20,7 +20,7 @@ const DEMO_ENDPOINTS = [
   { url: 'https://status.demo-app.ngrok.app' },
 ]
 
-/** `ngrokd demo`, loaded when it runs (demo-command.ts holds its spec): outside the namespace it re-runs itself inside one. */
+/** `ngrokd demo`, loaded when it runs (demo-spec.ts holds its spec): outside the namespace it re-runs itself inside one. */
 export async function runDemo(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(spec, argv)
   if (values.help) return printHelp(spec)

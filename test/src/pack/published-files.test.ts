@@ -1,12 +1,13 @@
 // What each published package ships: `npm pack --dry-run --json` of every public workspace package holds
-// no test, test helper, fixture, bench, `src/` folder or source map whose sources are not in the tarball.
+// no test, test helper, fixture, bench, `src/` folder, build state or source map whose sources are not in
+// the tarball; and it holds a README that links to the main documentation, the repository's LICENSE, and a
+// `repository` naming the repository root's and the package's folder in it.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join, posix } from 'node:path'
 import { describe, it } from 'node:test'
 import { runNpm } from '../third-party/run-npm.js'
 import { REPO_ROOT, workspaces } from '../helpers/workspaces.js'
-
 
 /** Why a file has no place in a published tarball, or undefined when it may ship. */
 const RULES: ReadonlyArray<[RegExp, string]> = [
@@ -16,7 +17,37 @@ const RULES: ReadonlyArray<[RegExp, string]> = [
   [/\.test-helper\.|^(?!(.*\/)?testing\/)(.*\/)?test-[^/]*\.[cm]?[jt]s$|(^|\/)test\//, 'a test helper'],
   [/(^|\/)(test-)?fixtures\//, 'a fixture'],
   [/(^|\/)bench[^/]*$|(^|\/)bench\/|(^|\/)[^/]*-bench\.|(^|\/)measure-[^/]*$/, 'a bench'],
+  [/\.tsbuildinfo$/, 'build state of the compiler'],
 ]
+
+interface Manifest {
+  name: string
+  private?: boolean
+  repository?: { type?: string; url?: string; directory?: string }
+}
+
+const rootManifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as Manifest
+const LICENSE = readFileSync(join(REPO_ROOT, 'LICENSE'), 'utf8')
+
+/** `git+https://github.com/o/r.git` → `https://github.com/o/r`: where the main documentation is read. */
+function webUrl(gitUrl: string): string {
+  return gitUrl.replace(/^git\+/, '').replace(/\.git$/, '')
+}
+
+/** What a published package lacks: README, LICENSE, `repository`. */
+function missing(dir: string, ws: string, manifest: Manifest, files: string[]): string[] {
+  const found: string[] = []
+  const repo = rootManifest.repository?.url
+  if (!repo) return ['the repository root package.json has no repository.url']
+  if (manifest.repository?.url !== repo || manifest.repository.directory !== ws) {
+    found.push(`package.json repository is ${JSON.stringify(manifest.repository)}, not { url: ${repo}, directory: ${ws} }`)
+  }
+  if (!files.includes('README.md')) found.push('no README.md')
+  else if (!readFileSync(join(dir, 'README.md'), 'utf8').includes(webUrl(repo))) found.push(`README.md does not link to the main documentation (${webUrl(repo)})`)
+  if (!files.includes('LICENSE')) found.push('no LICENSE')
+  else if (readFileSync(join(dir, 'LICENSE'), 'utf8') !== LICENSE) found.push("LICENSE is not the repository's LICENSE")
+  return found
+}
 
 type Packed = { name: string; files: { path: string }[] }
 
@@ -40,14 +71,17 @@ function violations(dir: string, files: string[]): string[] {
 
 describe('published tarballs hold only the product', () => {
   for (const ws of workspaces()) {
-    const manifest = JSON.parse(readFileSync(join(REPO_ROOT, ws, 'package.json'), 'utf8')) as { name: string; private?: boolean }
+    const manifest = JSON.parse(readFileSync(join(REPO_ROOT, ws, 'package.json'), 'utf8')) as Manifest
     if (manifest.private) continue
     it(`${manifest.name} (${ws})`, { timeout: 300_000 }, async () => {
       const dir = join(REPO_ROOT, ws)
       const [packed] = JSON.parse(await runNpm(['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: dir })) as Packed[]
       assert.ok(packed && packed.files.length > 0, `npm pack listed no file for ${manifest.name}`)
-      const found = violations(dir, packed.files.map((f) => f.path))
+      const files = packed.files.map((f) => f.path)
+      const found = violations(dir, files)
       assert.deepEqual(found, [], `${manifest.name} ships what it must not:\n${found.join('\n')}`)
+      const lacks = missing(dir, ws, manifest, files)
+      assert.deepEqual(lacks, [], `${manifest.name} lacks what every published package has:\n${lacks.join('\n')}`)
     })
   }
 })

@@ -4,7 +4,7 @@ import { outsiderEnv } from './outsider-env.js'
 
 const exec = promisify(execFile)
 
-/** Safety net for one npm command; offline installs of this size take a few seconds. */
+/** Safety net for one npm command (default); offline installs of this size take a few seconds. */
 const NPM_TIMEOUT_MS = 120_000
 
 /** Quiet, and nothing that would reach for the network on its own (update check, audit, funding). */
@@ -17,9 +17,9 @@ const NPM_SETTINGS = { npm_config_update_notifier: 'false', npm_config_fund: 'fa
  * const registry = (await runNpm(['config', 'get', 'registry'], { cwd })).trim()
  * ```
  */
-export async function runNpm(args: readonly string[], { cwd }: { cwd: string }): Promise<string> {
+export async function runNpm(args: readonly string[], { cwd, timeoutMs = NPM_TIMEOUT_MS }: { cwd: string; timeoutMs?: number }): Promise<string> {
   try {
-    const { stdout } = await exec('npm', [...args], { cwd, env: { ...outsiderEnv(), ...NPM_SETTINGS }, timeout: NPM_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 })
+    const { stdout } = await exec('npm', [...args], { cwd, env: { ...outsiderEnv(), ...NPM_SETTINGS }, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 })
     return stdout
   } catch (e) {
     const { stderr, stdout } = e as { stderr?: string; stdout?: string }

@@ -1,0 +1,108 @@
+/**
+ * The cloud simulator run from a command line: `ngrokd simulator` (simulator-command.ts) and the
+ * `ngrokd-simulator` bin (cli.ts). Starts it, prints one JSON line `{apiUrl, apiKey, ingressEndpoint,
+ * caFile, adminUrl}` once it is ready, and runs until SIGTERM/SIGINT.
+ */
+import { writeFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { NgrokdError, silentLogger, type LogFn, type Logger } from '@ngrokd/core'
+import { parseCommandArgs } from '@ngrokd/core/cli'
+import { CloudSimulator } from './cloud-simulator.js'
+import { simulatorSpec, type SimulatorValues } from './simulator-options.js'
+import { BACKEND_KINDS, type BackendKind } from './types.js'
+
+function usageError(message: string): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_USAGE', message)
+}
+
+function port(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw usageError(`${flag} must be a port number, got ${v}`)
+  return n
+}
+
+function stderrLogger(bindings: Record<string, unknown> = {}): Logger {
+  const log =
+    (level: string): LogFn =>
+    (a: string | object, b?: string) => {
+      const fields = typeof a === 'string' ? { msg: a } : { ...a, msg: b }
+      process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), ...bindings, ...fields }, errReplacer)}\n`)
+    }
+  return {
+    trace: log('trace'),
+    debug: log('debug'),
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+    fatal: log('fatal'),
+    child: (more) => stderrLogger({ ...bindings, ...more }),
+  }
+}
+
+function errReplacer(_key: string, value: unknown): unknown {
+  return value instanceof Error ? { message: value.message, code: (value as NodeJS.ErrnoException).code } : value
+}
+
+/**
+ * Starts the simulator as the options say, prints its addresses as one JSON line and resolves with
+ * exit code 0 once SIGTERM or SIGINT stopped it. A bad option rejects with NGROKD_ERR_USAGE before
+ * anything listens; a failure after the start stops the simulator before it rejects.
+ */
+export async function runSimulator(values: SimulatorValues): Promise<number> {
+  const endpoints = (values.endpoint ?? []).map((spec) => {
+    const eq = spec.lastIndexOf('=')
+    if (eq < 0) return { url: spec }
+    const backend = spec.slice(eq + 1) as BackendKind
+    if (!BACKEND_KINDS.includes(backend)) throw usageError(`--endpoint ${spec}: unknown backend ${backend} (one of ${BACKEND_KINDS.join(', ')})`)
+    return { url: spec.slice(0, eq), backend }
+  })
+  const validity = values['cert-validity-ms'] === undefined ? undefined : Number(values['cert-validity-ms'])
+  if (validity !== undefined && !(Number.isInteger(validity) && validity > 0)) throw usageError(`--cert-validity-ms must be a positive number of milliseconds, got ${values['cert-validity-ms']}`)
+  const apiPort = port(values['api-port'], '--api-port')
+  const ingressPort = port(values['ingress-port'], '--ingress-port')
+
+  const sim = await CloudSimulator.start({
+    ...(values.host === undefined ? {} : { host: values.host }),
+    ...(apiPort === undefined ? {} : { apiPort }),
+    ...(ingressPort === undefined ? {} : { ingressPort }),
+    ...(values['api-key'] === undefined ? {} : { apiKey: values['api-key'] }),
+    ...(validity === undefined ? {} : { certValidityMs: validity }),
+    ...(values['advertise-ingress'] === undefined ? {} : { advertisedIngressEndpoint: values['advertise-ingress'] }),
+    logger: values.verbose ? stderrLogger() : silentLogger,
+  })
+  try {
+    for (const e of endpoints) sim.addEndpoint(e)
+    let caFile: string | null = null
+    if (values['ca-out'] !== undefined) {
+      caFile = resolve(values['ca-out'])
+      writeFileSync(caFile, sim.caCertPem, { mode: 0o644 })
+    }
+    process.stdout.write(
+      `${JSON.stringify({ apiUrl: sim.apiUrl, apiKey: sim.apiKey, ingressEndpoint: sim.ingressEndpoint, caFile, adminUrl: sim.adminUrl })}\n`,
+    )
+  } catch (e) {
+    await sim.stop()
+    throw e
+  }
+  await new Promise<void>((done) => {
+    process.once('SIGTERM', done)
+    process.once('SIGINT', done)
+  })
+  await sim.stop()
+  return 0
+}
+
+/** `ngrokd simulator ARGV`: the exit code. A usage error (NGROKD_ERR_USAGE) names the flag. */
+export async function runSimulatorCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs(simulatorSpec, argv)
+  if (values.help) {
+    // no --config or --instance here, unlike the daemon's commands
+    console.log(`${simulatorSpec.summary}\n\nUsage: ${simulatorSpec.usage}`)
+    return 0
+  }
+  for (const flag of ['config', 'instance'] as const) {
+    if (values[flag] !== undefined) throw new NgrokdError('NGROKD_ERR_USAGE', `ngrokd simulator takes no --${flag}: it reads no configuration`, { hint: 'see ngrokd simulator --help' })
+  }
+  return runSimulator(values as SimulatorValues)
+}
