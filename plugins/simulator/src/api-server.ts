@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Logger } from '@ngrokd/core'
 import { handleAdmin, type SimulatorAdmin } from './admin-api.js'
@@ -13,6 +14,8 @@ export interface ApiServerOptions {
   apiKey: string
   host: string
   port: number
+  /** Serve over HTTPS with this key pair (PEM; the certificate followed by its chain) instead of plain HTTP. */
+  tls?: { certPem: string; keyPem: string }
   logger: Logger
 }
 
@@ -23,7 +26,7 @@ interface RouteResult {
 }
 
 /**
- * The ngrok REST API of PROTOCOL.md §2 over plain HTTP, plus `/_admin/…` for tests (loopback only,
+ * The ngrok REST API of PROTOCOL.md §2 over plain HTTP (or HTTPS, with `tls`), plus `/_admin/…` for tests (loopback only,
  * no auth). Every error is ngrok's error body.
  */
 export class ApiServer {
@@ -35,7 +38,7 @@ export class ApiServer {
   private constructor(
     private readonly server: Server,
     private readonly options: ApiServerOptions,
-    /** `http://host:port`, no trailing slash. */
+    /** `http://host:port` (`https://` with `tls`), no trailing slash. */
     readonly url: string,
   ) {
     const s = options.state
@@ -69,7 +72,7 @@ export class ApiServer {
   }
 
   static async start(options: ApiServerOptions): Promise<ApiServer> {
-    const server = createServer()
+    const server: Server = options.tls ? createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }) : createServer()
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen({ host: options.host, port: options.port }, () => {
@@ -80,7 +83,8 @@ export class ApiServer {
     const addr = server.address()
     if (addr === null || typeof addr === 'string') throw new Error('api server has no TCP address')
     const host = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address
-    const api = new ApiServer(server, options, `http://${host}:${addr.port}`)
+    const api = new ApiServer(server, options, `${options.tls ? 'https' : 'http'}://${host}:${addr.port}`)
+    // a TLS server hands its raw sockets to 'connection' too: the same set closes them
     server.on('connection', (sock) => {
       api.sockets.add(sock)
       sock.on('close', () => api.sockets.delete(sock))

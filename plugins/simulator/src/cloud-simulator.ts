@@ -40,6 +40,12 @@ export interface CloudSimulatorOptions {
    * Give a value without a port (e.g. `localhost`) to test a client's `:443` default.
    */
   advertisedIngressEndpoint?: string
+  /**
+   * Serve the REST API over HTTPS with a certificate from the simulator's CA (its intermediate, `caCertPem`)
+   * for these DNS names and the listen address, e.g. `['api.ngrok.com']` for a client that cannot be given
+   * another API URL. Default: plain HTTP.
+   */
+  apiTlsNames?: string[]
   /** Start with the cloud's clock this far ahead of the machine's (see `setClockOffset`). Default 0. */
   clockOffsetMs?: number
   logger?: Logger
@@ -96,7 +102,9 @@ export class CloudSimulator implements SimulatorAdmin {
     })
     let api: ApiServer
     try {
-      api = await ApiServer.start({ state, apiKey, host: host ?? '127.0.0.1', port: options.apiPort ?? 0, logger })
+      const apiHost = host ?? '127.0.0.1'
+      const tls = options.apiTlsNames === undefined ? undefined : ca.issueServerCert(apiTlsCertNames(options.apiTlsNames, apiHost))
+      api = await ApiServer.start({ state, apiKey, host: apiHost, port: options.apiPort ?? 0, ...(tls ? { tls } : {}), logger })
     } catch (e) {
       await ingress.close()
       throw e
@@ -111,7 +119,7 @@ export class CloudSimulator implements SimulatorAdmin {
     return sim
   }
 
-  /** `http://127.0.0.1:<port>`, no trailing slash: the base for API paths. */
+  /** `http://127.0.0.1:<port>` (`https://` with `apiTlsNames`), no trailing slash: the base for API paths. */
   get apiUrl(): string {
     return this.api.url
   }
@@ -263,6 +271,14 @@ export class CloudSimulator implements SimulatorAdmin {
 
 function badOption(why: string, hint = 'fix the CloudSimulator.start() options'): NgrokdError {
   return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `simulator: ${why}`, { hint })
+}
+
+/** The API certificate's names: the given DNS names, then the listen address. */
+function apiTlsCertNames(names: string[], host: string): string[] {
+  if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string' || !/^[A-Za-z0-9.-]+$/.test(n))) {
+    throw badOption(`bad apiTlsNames ${JSON.stringify(names)}`, 'give apiTlsNames a non-empty list of DNS names, e.g. ["api.ngrok.com"]')
+  }
+  return names.includes(host) ? names : [...names, host]
 }
 
 function clockOffset(ms: number): number {
