@@ -473,14 +473,16 @@ describe('simulator REST API', () => {
     }
   })
 
-  it('serves the API over HTTPS for the names given in apiTlsNames, with a certificate from its CA', async () => {
-    const s = await CloudSimulator.start({ apiTlsNames: ['api.ngrok.com'] })
+  it('serves the API over HTTPS too for the names given in apiTls, with a certificate from its CA', async () => {
+    const s = await CloudSimulator.start({ apiTls: { names: ['api.ngrok.com'] } })
     try {
-      assert.match(s.apiUrl, /^https:\/\/127\.0\.0\.1:\d+$/)
+      assert.match(s.apiUrl, /^http:\/\/127\.0\.0\.1:\d+$/, 'plain HTTP stays where it was')
+      assert.equal((await call(s, 'GET', '/kubernetes_operators')).status, 200)
+      assert.match(s.apiHttpsUrl!, /^https:\/\/127\.0\.0\.1:\d+$/)
       const get = (ca: string[] | undefined, servername: string) =>
         new Promise<{ status: number; peer: X509Certificate }>((resolve, reject) => {
           const req = httpsRequest(
-            `${s.apiUrl}/kubernetes_operators`,
+            `${s.apiHttpsUrl}/kubernetes_operators`,
             { servername, headers: { Authorization: `Bearer ${s.apiKey}`, 'Ngrok-Version': '2' }, ...(ca ? { ca } : {}) },
             (res) => {
               const peer = new X509Certificate((res.socket as TLSSocket).getPeerCertificate().raw)
@@ -501,8 +503,11 @@ describe('simulator REST API', () => {
     }
   })
 
-  it('refuses apiTlsNames that are not DNS names, naming the option', async () => {
-    await assert.rejects(CloudSimulator.start({ apiTlsNames: [] }), (e: unknown) => isNgrokdError(e) && /apiTlsNames/.test(e.message))
-    await assert.rejects(CloudSimulator.start({ apiTlsNames: ['a b'] }), (e: unknown) => isNgrokdError(e) && /apiTlsNames/.test(e.message))
+  it('refuses apiTls names that are not DNS names, naming the option', async () => {
+    await assert.rejects(CloudSimulator.start({ apiTls: { names: [] } }), (e: unknown) => isNgrokdError(e) && /apiTls\.names/.test(e.message))
+    await assert.rejects(CloudSimulator.start({ apiTls: { names: ['a b'] } }), (e: unknown) => isNgrokdError(e) && /apiTls\.names/.test(e.message))
+  })
+  it('has no HTTPS API unless asked', () => {
+    assert.equal(sim.apiHttpsUrl, undefined)
   })
 })

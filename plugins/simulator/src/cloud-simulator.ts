@@ -41,11 +41,12 @@ export interface CloudSimulatorOptions {
    */
   advertisedIngressEndpoint?: string
   /**
-   * Serve the REST API over HTTPS with a certificate from the simulator's CA (its intermediate, `caCertPem`)
-   * for these DNS names and the listen address, e.g. `['api.ngrok.com']` for a client that cannot be given
-   * another API URL. Default: plain HTTP.
+   * Also serve the REST API over HTTPS on `port` (0 or absent = a free port) of the API's address, with a
+   * certificate from the simulator's CA (its intermediate, `caCertPem`) for the DNS `names` and that address:
+   * e.g. `{ names: ['api.ngrok.com'], port: 443 }` for a client that always calls https://api.ngrok.com
+   * (the host name mapped to the address by a hosts file). Default: plain HTTP only.
    */
-  apiTlsNames?: string[]
+  apiTls?: { names: string[]; port?: number }
   /** Start with the cloud's clock this far ahead of the machine's (see `setClockOffset`). Default 0. */
   clockOffsetMs?: number
   logger?: Logger
@@ -103,7 +104,7 @@ export class CloudSimulator implements SimulatorAdmin {
     let api: ApiServer
     try {
       const apiHost = host ?? '127.0.0.1'
-      const tls = options.apiTlsNames === undefined ? undefined : ca.issueServerCert(apiTlsCertNames(options.apiTlsNames, apiHost))
+      const tls = options.apiTls === undefined ? undefined : { ...ca.issueServerCert(apiTlsCertNames(options.apiTls.names, apiHost)), port: options.apiTls.port ?? 0 }
       api = await ApiServer.start({ state, apiKey, host: apiHost, port: options.apiPort ?? 0, ...(tls ? { tls } : {}), logger })
     } catch (e) {
       await ingress.close()
@@ -119,9 +120,13 @@ export class CloudSimulator implements SimulatorAdmin {
     return sim
   }
 
-  /** `http://127.0.0.1:<port>` (`https://` with `apiTlsNames`), no trailing slash: the base for API paths. */
+  /** `http://127.0.0.1:<port>`, no trailing slash: the base for API paths. */
   get apiUrl(): string {
     return this.api.url
+  }
+  /** `https://127.0.0.1:<port>` with the `apiTls` option: the same API over HTTPS. */
+  get apiHttpsUrl(): string | undefined {
+    return this.api.httpsUrl
   }
   /** `${apiUrl}/_admin`: the admin interface over HTTP. */
   get adminUrl(): string {
@@ -273,12 +278,12 @@ function badOption(why: string, hint = 'fix the CloudSimulator.start() options')
   return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `simulator: ${why}`, { hint })
 }
 
-/** The API certificate's names: the given DNS names, then the listen address. */
+/** The HTTPS API certificate's names: the DNS names given, then the listen address. */
 function apiTlsCertNames(names: string[], host: string): string[] {
   if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string' || !/^[A-Za-z0-9.-]+$/.test(n))) {
-    throw badOption(`bad apiTlsNames ${JSON.stringify(names)}`, 'give apiTlsNames a non-empty list of DNS names, e.g. ["api.ngrok.com"]')
+    throw badOption(`bad apiTls.names ${JSON.stringify(names)}`, 'give apiTls.names a non-empty list of DNS names, e.g. ["api.ngrok.com"]')
   }
-  return names.includes(host) ? names : [...names, host]
+  return [...names, host]
 }
 
 function clockOffset(ms: number): number {
