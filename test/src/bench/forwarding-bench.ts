@@ -58,6 +58,8 @@ export interface RowFigures {
   /** Daemon process CPU-seconds (utime+stime, all threads) per GiB moved. */
   cpuSecPerGiBDown: number | null
   cpuSecPerGiBUp: number | null
+  /** Daemon VmRSS once it serves, before the row's first connection. */
+  readyRssMiB: number | null
   /** Daemon VmHWM after the row's run, and VmRSS with `idleConnections` idle open connections. */
   peakRssMiB: number | null
   idleRssMiB: number | null
@@ -181,6 +183,7 @@ async function measureRow(t: Target, o: ForwardingRunOptions, wrkPath: string | 
   const settle = async () => {
     if (t.settle) await t.settle()
   }
+  const readyRssMiB = t.pid === null ? null : processMemoryMiB(t.pid).rssMiB
   const down = await cpuDuring(t.pid, () => bulkExchange(t.bulk, o.downloadBytes))
   await settle()
   const up = await cpuDuring(t.pid, () => bulkUpload(t.bulk, o.uploadBytes))
@@ -220,6 +223,7 @@ async function measureRow(t: Target, o: ForwardingRunOptions, wrkPath: string | 
     newConnection,
     cpuSecPerGiBDown: down.cpuSec === null ? null : down.cpuSec / (o.downloadBytes / GiB),
     cpuSecPerGiBUp: up.cpuSec === null ? null : up.cpuSec / (o.uploadBytes / GiB),
+    readyRssMiB,
     peakRssMiB: t.pid === null ? null : processMemoryMiB(t.pid).peakRssMiB,
     idleRssMiB,
     startFreshMs: null,
@@ -248,6 +252,7 @@ function medianRow(xs: RowFigures[]): RowFigures {
     newConnection: httpMedian((x) => x.newConnection),
     cpuSecPerGiBDown: m((x) => x.cpuSecPerGiBDown),
     cpuSecPerGiBUp: m((x) => x.cpuSecPerGiBUp),
+    readyRssMiB: m((x) => x.readyRssMiB),
     peakRssMiB: m((x) => x.peakRssMiB),
     idleRssMiB: m((x) => x.idleRssMiB),
     startFreshMs: m((x) => x.startFreshMs),
