@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { X509Certificate, generateKeyPairSync } from 'node:crypto'
+import { request as httpsRequest } from 'node:https'
 import { after, before, describe, it } from 'node:test'
+import type { TLSSocket } from 'node:tls'
 import { isNgrokdError, makeCsr } from '@ngrokd/core'
 import { CloudSimulator } from './cloud-simulator.js'
 import type { ErrorReplyBody } from './ngrok-errors.js'
@@ -469,5 +471,43 @@ describe('simulator REST API', () => {
     } finally {
       await s.stop()
     }
+  })
+
+  it('serves the API over HTTPS too for the names given in apiTls, with a certificate from its CA', async () => {
+    const s = await CloudSimulator.start({ apiTls: { names: ['api.ngrok.com'] } })
+    try {
+      assert.match(s.apiUrl, /^http:\/\/127\.0\.0\.1:\d+$/, 'plain HTTP stays where it was')
+      assert.equal((await call(s, 'GET', '/kubernetes_operators')).status, 200)
+      assert.match(s.apiHttpsUrl!, /^https:\/\/127\.0\.0\.1:\d+$/)
+      const get = (ca: string[] | undefined, servername: string) =>
+        new Promise<{ status: number; peer: X509Certificate }>((resolve, reject) => {
+          const req = httpsRequest(
+            `${s.apiHttpsUrl}/kubernetes_operators`,
+            { servername, headers: { Authorization: `Bearer ${s.apiKey}`, 'Ngrok-Version': '2' }, ...(ca ? { ca } : {}) },
+            (res) => {
+              const peer = new X509Certificate((res.socket as TLSSocket).getPeerCertificate().raw)
+              res.resume().on('end', () => resolve({ status: res.statusCode ?? 0, peer }))
+            },
+          )
+          req.on('error', reject).end()
+        })
+      const ok = await get([s.caCertPem, s.caRootCertPem], 'api.ngrok.com')
+      assert.equal(ok.status, 200)
+      assert.equal(ok.peer.checkHost('api.ngrok.com'), 'api.ngrok.com')
+      assert.equal(ok.peer.checkIP('127.0.0.1'), '127.0.0.1', 'the listen address is in the certificate too')
+      assert.ok(ok.peer.checkIssued(new X509Certificate(s.caCertPem)), 'issued by the intermediate clients are given')
+      await assert.rejects(get(undefined, 'api.ngrok.com'), /certificate/, 'not trusted without the simulator CA')
+      await assert.rejects(get([s.caCertPem, s.caRootCertPem], 'other.example'), /altnames|Hostname/, 'only for the names given')
+    } finally {
+      await s.stop()
+    }
+  })
+
+  it('refuses apiTls names that are not DNS names, naming the option', async () => {
+    await assert.rejects(CloudSimulator.start({ apiTls: { names: [] } }), (e: unknown) => isNgrokdError(e) && /apiTls\.names/.test(e.message))
+    await assert.rejects(CloudSimulator.start({ apiTls: { names: ['a b'] } }), (e: unknown) => isNgrokdError(e) && /apiTls\.names/.test(e.message))
+  })
+  it('has no HTTPS API unless asked', () => {
+    assert.equal(sim.apiHttpsUrl, undefined)
   })
 })

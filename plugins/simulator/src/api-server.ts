@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Logger } from '@ngrokd/core'
 import { handleAdmin, type SimulatorAdmin } from './admin-api.js'
@@ -13,6 +14,8 @@ export interface ApiServerOptions {
   apiKey: string
   host: string
   port: number
+  /** Also serve the API over HTTPS on `port` of the same host (0 = a free one), with this key pair (PEM, chain after the leaf). */
+  tls?: { certPem: string; keyPem: string; port: number }
   logger: Logger
 }
 
@@ -23,7 +26,7 @@ interface RouteResult {
 }
 
 /**
- * The ngrok REST API of PROTOCOL.md §2 over plain HTTP, plus `/_admin/…` for tests (loopback only,
+ * The ngrok REST API of PROTOCOL.md §2 over plain HTTP (and, with `tls`, over HTTPS on a second port), plus `/_admin/…` for tests (loopback only,
  * no auth). Every error is ngrok's error body.
  */
 export class ApiServer {
@@ -33,10 +36,12 @@ export class ApiServer {
   admin: SimulatorAdmin | undefined
 
   private constructor(
-    private readonly server: Server,
+    private readonly servers: Server[],
     private readonly options: ApiServerOptions,
     /** `http://host:port`, no trailing slash. */
     readonly url: string,
+    /** `https://host:port` with `tls`, no trailing slash. */
+    readonly httpsUrl: string | undefined,
   ) {
     const s = options.state
     const op = '/kubernetes_operators'
@@ -69,23 +74,25 @@ export class ApiServer {
   }
 
   static async start(options: ApiServerOptions): Promise<ApiServer> {
-    const server = createServer()
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen({ host: options.host, port: options.port }, () => {
-        server.off('error', reject)
-        resolve()
+    const { tls } = options
+    const servers: Server[] = [createServer()]
+    if (tls) servers.push(createHttpsServer({ cert: tls.certPem, key: tls.keyPem }))
+    const urls: string[] = []
+    try {
+      for (const [i, server] of servers.entries()) urls.push(await listenUrl(server, options.host, i === 0 ? options.port : tls!.port, i === 0 ? 'http' : 'https'))
+    } catch (e) {
+      for (const server of servers) server.close()
+      throw e
+    }
+    const api = new ApiServer(servers, options, urls[0]!, urls[1])
+    for (const server of servers) {
+      // a TLS server hands its raw sockets to 'connection' as well: one set closes them all
+      server.on('connection', (sock: Socket) => {
+        api.sockets.add(sock)
+        sock.on('close', () => api.sockets.delete(sock))
       })
-    })
-    const addr = server.address()
-    if (addr === null || typeof addr === 'string') throw new Error('api server has no TCP address')
-    const host = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address
-    const api = new ApiServer(server, options, `http://${host}:${addr.port}`)
-    server.on('connection', (sock) => {
-      api.sockets.add(sock)
-      sock.on('close', () => api.sockets.delete(sock))
-    })
-    server.on('request', (req, res) => void api.handle(req, res))
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => void api.handle(req, res))
+    }
     return api
   }
 
@@ -95,7 +102,7 @@ export class ApiServer {
 
   /** Closes the listener and destroys every open connection. */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    const closed = Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))))
     for (const s of this.sockets) s.destroy()
     this.sockets.clear()
     await closed
@@ -212,4 +219,19 @@ function pageParams(query: URLSearchParams): { limit: number; beforeId: string |
   }
   const before = query.get('before_id')
   return { limit, beforeId: before === null || before === '' ? undefined : before }
+}
+
+/** Listens on host:port and resolves with the server's `scheme://host:port`. */
+async function listenUrl(server: Server, host: string, port: number, scheme: 'http' | 'https'): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ host, port }, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const addr = server.address()
+  if (addr === null || typeof addr === 'string') throw new Error('api server has no TCP address')
+  const shown = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address
+  return `${scheme}://${shown}:${addr.port}`
 }

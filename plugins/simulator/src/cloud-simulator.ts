@@ -40,6 +40,13 @@ export interface CloudSimulatorOptions {
    * Give a value without a port (e.g. `localhost`) to test a client's `:443` default.
    */
   advertisedIngressEndpoint?: string
+  /**
+   * Also serve the REST API over HTTPS on `port` (0 or absent = a free port) of the API's address, with a
+   * certificate from the simulator's CA (its intermediate, `caCertPem`) for the DNS `names` and that address:
+   * e.g. `{ names: ['api.ngrok.com'], port: 443 }` for a client that always calls https://api.ngrok.com
+   * (the host name mapped to the address by a hosts file). Default: plain HTTP only.
+   */
+  apiTls?: { names: string[]; port?: number }
   /** Start with the cloud's clock this far ahead of the machine's (see `setClockOffset`). Default 0. */
   clockOffsetMs?: number
   logger?: Logger
@@ -96,7 +103,9 @@ export class CloudSimulator implements SimulatorAdmin {
     })
     let api: ApiServer
     try {
-      api = await ApiServer.start({ state, apiKey, host: host ?? '127.0.0.1', port: options.apiPort ?? 0, logger })
+      const apiHost = host ?? '127.0.0.1'
+      const tls = options.apiTls === undefined ? undefined : { ...ca.issueServerCert(apiTlsCertNames(options.apiTls.names, apiHost)), port: options.apiTls.port ?? 0 }
+      api = await ApiServer.start({ state, apiKey, host: apiHost, port: options.apiPort ?? 0, ...(tls ? { tls } : {}), logger })
     } catch (e) {
       await ingress.close()
       throw e
@@ -114,6 +123,10 @@ export class CloudSimulator implements SimulatorAdmin {
   /** `http://127.0.0.1:<port>`, no trailing slash: the base for API paths. */
   get apiUrl(): string {
     return this.api.url
+  }
+  /** `https://127.0.0.1:<port>` with the `apiTls` option: the same API over HTTPS. */
+  get apiHttpsUrl(): string | undefined {
+    return this.api.httpsUrl
   }
   /** `${apiUrl}/_admin`: the admin interface over HTTP. */
   get adminUrl(): string {
@@ -263,6 +276,14 @@ export class CloudSimulator implements SimulatorAdmin {
 
 function badOption(why: string, hint = 'fix the CloudSimulator.start() options'): NgrokdError {
   return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `simulator: ${why}`, { hint })
+}
+
+/** The HTTPS API certificate's names: the DNS names given, then the listen address. */
+function apiTlsCertNames(names: string[], host: string): string[] {
+  if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string' || !/^[A-Za-z0-9.-]+$/.test(n))) {
+    throw badOption(`bad apiTls.names ${JSON.stringify(names)}`, 'give apiTls.names a non-empty list of DNS names, e.g. ["api.ngrok.com"]')
+  }
+  return [...names, host]
 }
 
 function clockOffset(ms: number): number {

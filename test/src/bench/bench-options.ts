@@ -1,4 +1,6 @@
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { peerBinaryProblem } from './go-peer.js'
 
 export const FIGURES = ['addresses', 'endpoints', 'forwarding'] as const
 export type FigureName = (typeof FIGURES)[number]
@@ -15,6 +17,8 @@ export interface BenchOptions {
   /** apt-get install wrk when it is missing (root only). */
   installWrk: boolean
   only: FigureName[]
+  /** The built Go daemon for a row beside ngrokd's in the forwarding figure (absolute path), or none. */
+  peer: string | undefined
   /** Sizes of each figure. */
   scale: BenchScale
 }
@@ -79,6 +83,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --out FILE      JSON results (default bench-results/latest.json; bench-results/quick.json with --quick)
   --no-markdown   do not rewrite the results block of BENCHMARKS.md
   --no-install    do not apt-get install wrk when it is missing
+  --peer PATH     also measure the original Go daemon built at PATH (test/scripts/build-go-peer.sh), in
+                  the forwarding figure, beside ngrokd with ratios
   --help          this text
 `
 
@@ -97,6 +103,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
         out: { type: 'string' },
         'no-markdown': { type: 'boolean', default: false },
         'no-install': { type: 'boolean', default: false },
+        peer: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -110,6 +117,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new UsageError(`--runs must be an integer 1..100, not ${values.runs}`)
   const only = values.only === undefined ? [...FIGURES] : values.only.split(',').map((s) => s.trim())
   for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) throw new UsageError(`--only: unknown figure ${JSON.stringify(f)} (${FIGURES.join(', ')})`)
+  const peer = values.peer === undefined ? undefined : resolve(values.peer)
+  const peerProblem = peer === undefined ? undefined : peerBinaryProblem(peer)
+  if (peerProblem) throw new UsageError(`--peer: ${peerProblem}`)
   return {
     runs,
     quick,
@@ -117,6 +127,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     markdown: !quick && values['no-markdown'] !== true,
     installWrk: !quick && values['no-install'] !== true,
     only: only as FigureName[],
+    peer,
     scale: quick ? QUICK_SCALE : values.reduced === true ? REDUCED_SCALE : FULL_SCALE,
   }
 }

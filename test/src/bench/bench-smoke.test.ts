@@ -17,10 +17,10 @@ import { siblingScript } from './sibling-script.js'
 const SAFETY_MS = 180_000
 const BENCHMARKS_MD = resolve(dirname(fileURLToPath(import.meta.url)), '../../../BENCHMARKS.md')
 
-function runQuick(out: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runQuick(out: string, extra: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const { args } = siblingScript(import.meta.url, 'run-bench')
   // the harness makes a namespace of its own (nested inside the test one, if any)
-  const child = spawn(process.execPath, [...args, '--quick', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...args, '--quick', '--out', out, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
@@ -51,6 +51,7 @@ test('npm run bench -- --quick prints every table and writes JSON with every fig
     assert.match(r.stdout, /^### 3\. Forwarding on loopback: direct, the mTLS limit and ngrokd by `forwarder\.workers`/m)
     assert.match(r.stdout, /^\| figure +\| +direct \| +mTLS client \| +workers 0 \| +workers 1 \| +workers 2 \| +workers auto \| +Go daemon \(another machine\) \|$/m)
     assert.match(r.stdout, /^\| figure +\| +workers 0 \/ mTLS \|.*\| +workers auto \/ workers 0 \|$/m, 'the ratio table')
+    assert.doesNotMatch(r.stdout, /ngrokd beside the Go daemon/, 'no Go daemon table without --peer')
 
     const results = JSON.parse(readFileSync(out, 'utf8')) as BenchResults
     assert.equal(results.schema, 'ngrokd-bench/1')
@@ -71,6 +72,8 @@ test('npm run bench -- --quick prints every table and writes JSON with every fig
       assert.equal(row.cpuSecPerGiBDown, null, 'no daemon, no daemon CPU')
     }
     assert.equal(rows.mtls!.keepAlive, null, 'wrk cannot reach the ingress: no HTTP figures on the mTLS row')
+    assert.equal(forwarding.peer, null)
+    assert.equal(rows.goPeer, null, 'no Go daemon row without --peer')
     assert.ok(forwarding.wrk.status === 'ok' || forwarding.wrk.reason, `wrk ran or says why not: ${forwarding.wrk.reason}`)
     if (forwarding.wrk.status === 'ok') for (const v of [rows.direct!.keepAlive?.rps, rows.direct!.newConnection?.rps]) assert.ok(isNumber(v) && v! > 0)
 
@@ -99,13 +102,43 @@ test('npm run bench -- --quick prints every table and writes JSON with every fig
     for (const name of DAEMON_ROWS) {
       const row = rows[name]
       assert.ok(row, `the ${name} row was measured: ${forwarding.rowProblems[name]}`)
-      for (const v of [row.downloadMBps, row.uploadMBps, row.parallel8MBps, row.parallel64MBps, row.ttfbP50Ms, row.cpuSecPerGiBDown, row.cpuSecPerGiBUp, row.peakRssMiB, row.idleRssMiB]) {
+      for (const v of [row.downloadMBps, row.uploadMBps, row.parallel8MBps, row.parallel64MBps, row.ttfbP50Ms, row.cpuSecPerGiBDown, row.cpuSecPerGiBUp, row.readyRssMiB, row.peakRssMiB, row.idleRssMiB]) {
         assert.ok(isNumber(v), `${name}: every daemon figure is a number`)
       }
       assert.ok(row.idleRssMiB! > 0 && row.peakRssMiB! >= row.idleRssMiB!, `${name}: the peak RSS is at least the RSS with idle connections`)
       if (forwarding.wrk.status === 'ok') assert.ok(isNumber(row.keepAlive?.cpuUsPerRequest) && isNumber(row.newConnection?.rps), `${name}: HTTP figures`)
     }
+    assert.ok(isNumber(rows.workersAuto!.startFreshMs) && isNumber(rows.workersAuto!.startSavedMs), 'start to first answer of ngrokd with its defaults')
+    assert.equal(rows.workers0!.startFreshMs, null, 'start figures only for the default row')
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+/** A built Go daemon (test/scripts/build-go-peer.sh) to check the `--peer` row with; the test is skipped without one. */
+const GO_PEER = process.env.NGROKD_BENCH_GO_PEER
+
+test(
+  'npm run bench -- --quick --peer PATH measures the Go daemon beside ngrokd',
+  { timeout: SAFETY_MS + 10_000, skip: !GO_PEER ? 'set NGROKD_BENCH_GO_PEER to a built Go daemon (test/scripts/build-go-peer.sh)' : benchPlace().kind === 'unprivileged' ? 'needs root for the namespaces' : false },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-bench-smoke-peer-'))
+    try {
+      const out = join(dir, 'quick.json')
+      const r = await runQuick(out, ['--only', 'forwarding', '--peer', GO_PEER!])
+      assert.equal(r.code, 0, `the harness exits 0\n--- stderr ---\n${r.stderr}`)
+      assert.match(r.stdout, /^\| figure +\| +direct \|.*\| +workers auto \| +Go daemon \|$/m, 'the Go daemon is a column of the main table')
+      assert.match(r.stdout, /^\| figure +\| +Go daemon \| +ngrokd \(workers auto, defaults\) \| +ngrokd vs Go \|$/m, 'the side-by-side table')
+      const { forwarding } = (JSON.parse(readFileSync(out, 'utf8')) as BenchResults).figures
+      assert.equal(forwarding.peer?.path, GO_PEER)
+      const peer = forwarding.rows!.goPeer
+      assert.ok(peer, `the Go daemon row was measured: ${forwarding.rowProblems.goPeer}`)
+      for (const v of [peer.downloadMBps, peer.uploadMBps, peer.ttfbP50Ms, peer.cpuSecPerGiBDown, peer.readyRssMiB, peer.peakRssMiB, peer.idleRssMiB, peer.startFreshMs, peer.startSavedMs]) {
+        assert.ok(isNumber(v), 'every Go daemon figure is a number')
+      }
+      if (forwarding.wrk.status === 'ok') assert.ok(isNumber(peer.keepAlive?.rps) && isNumber(peer.newConnection?.cpuUsPerRequest), 'HTTP figures through the Go daemon')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  },
+)

@@ -1,18 +1,24 @@
 import { lookup } from 'node:dns/promises'
 import { generateKeyAndCsr, IngressDialer, NgrokApiClient, silentLogger } from '@ngrokd/core'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { HOSTS_FILE, managedRecords, readHosts } from '../helpers/hosts-file.js'
 import type { NetDriverCase } from '../helpers/net-drivers.js'
+import { GO_PEER_API, GoPeer, peerCommit } from './go-peer.js'
 import { processCpuSeconds, processMemoryMiB } from './proc-stats.js'
 import { SimHost } from './sim-host-client.js'
 import { bulkExchange, bulkUpload, openIdle, parallelDownload, tcpOpener, type OpenStream } from './stream-probes.js'
 import { median, percentile } from './stats.js'
 import { findWrk, runWrk, WRK_CONNECTIONS, WRK_THREADS } from './wrk.js'
 
-/** The table's rows: two daemon-free references, then the daemon by `forwarder.workers`. */
-export const ROWS = ['direct', 'mtls', 'workers0', 'workers1', 'workers2', 'workersAuto'] as const
+/** The table's rows: two daemon-free references, then the daemon by `forwarder.workers`, then the Go daemon (`--peer`). */
+export const ROWS = ['direct', 'mtls', 'workers0', 'workers1', 'workers2', 'workersAuto', 'goPeer'] as const
 export type RowName = (typeof ROWS)[number]
-export type DaemonRow = Exclude<RowName, 'direct' | 'mtls'>
+export type DaemonRow = Exclude<RowName, 'direct' | 'mtls' | 'goPeer'>
 export const DAEMON_ROWS: readonly DaemonRow[] = ['workers0', 'workers1', 'workers2', 'workersAuto']
+/** ngrokd's row with the default configuration: the one set beside the Go daemon. */
+export const DEFAULT_ROW: DaemonRow = 'workersAuto'
+/** The rows with start-to-first-answer figures: ngrokd with its defaults, and the Go daemon. */
+const START_ROWS: readonly RowName[] = [DEFAULT_ROW, 'goPeer']
 
 /** `forwarder.workers` of each daemon row. */
 export const ROW_WORKERS: Record<DaemonRow, number | 'auto'> = { workers0: 0, workers1: 1, workers2: 2, workersAuto: 'auto' }
@@ -24,6 +30,7 @@ export const ROW_LABELS: Record<RowName, string> = {
   workers1: 'ngrokd, workers: 1',
   workers2: 'ngrokd, workers: 2',
   workersAuto: 'ngrokd, workers: auto (default)',
+  goPeer: 'the original Go daemon (ishanj12/ngrokd, unmodified)',
 }
 
 /** An HTTP load figure: requests/s and latency percentiles from wrk. */
@@ -51,9 +58,18 @@ export interface RowFigures {
   /** Daemon process CPU-seconds (utime+stime, all threads) per GiB moved. */
   cpuSecPerGiBDown: number | null
   cpuSecPerGiBUp: number | null
+  /** Daemon VmRSS once it serves, before the row's first connection. */
+  readyRssMiB: number | null
   /** Daemon VmHWM after the row's run, and VmRSS with `idleConnections` idle open connections. */
   peakRssMiB: number | null
   idleRssMiB: number | null
+  /**
+   * Spawn → the first `GET 1` answered through the bulk endpoint (its address read from the hosts file the
+   * daemon writes, probed every few ms): with an empty state dir (it registers), then again with the state it
+   * saved. Only for ngrokd with its defaults and the Go daemon; a process of their own, before the row's.
+   */
+  startFreshMs: number | null
+  startSavedMs: number | null
 }
 
 /** Figure 3: the forwarding table of the hot-path issue, on loopback against the simulator. */
@@ -70,10 +86,14 @@ export interface ForwardingFigure {
   rows?: Record<RowName, RowFigures | null>
   rowProblems: Partial<Record<RowName, string>>
   wrk: { status: 'ok' | 'skipped'; reason?: string; seconds: number; threads: number; connections: number }
+  /** The Go daemon measured beside ngrokd (`--peer`): its binary and the commit it was built from; null without. */
+  peer: { path: string; commit: string | null } | null
   samples: Partial<Record<RowName, RowFigures[]>>
 }
 
 const NET: NetDriverCase = { driver: 'linux-netlink', subnet: '10.107.0.0/16', interfaceName: 'ngkbench0', kernelLink: true }
+/** The Go daemon's link and subnet: its own, so no address of one is ever the other's. */
+const PEER_NET = { interfaceName: 'ngkpeer0', subnet: '10.108.0.0/16' }
 const BULK = { hostname: 'bulk.bench', port: 9000 }
 const IDLE = { hostname: 'idle.bench', port: 9001 }
 const WEB = { hostname: 'web.bench', port: 80 }
@@ -102,16 +122,29 @@ async function mtlsOpener(sim: SimHost): Promise<OpenStream> {
 /** How long the daemon may take to close the connections the clients already closed. A safety net. */
 const SETTLE_SAFETY_MS = 10_000
 
-/** Waits until the daemon counts no open connection: the next figure does not pay for the last one's closing. */
-async function settleConnections(daemon: E2eDaemon, log: (line: string) => void): Promise<void> {
+/**
+ * Waits until `open()` (a daemon's open connections) is at most `idle`: the next figure does not pay for the
+ * last one's closing. `open()` undefined = cannot tell, go on.
+ */
+async function settleConnections(what: string, open: () => Promise<number | undefined>, idle: number, log: (line: string) => void): Promise<void> {
   const deadline = Date.now() + SETTLE_SAFETY_MS
-  let open: number | undefined
+  let n: number | undefined
   while (Date.now() < deadline) {
-    open = await daemon.status().then((st) => st.openConnections as number, () => undefined)
-    if (open === 0 || open === undefined) return
+    n = await open()
+    if (n === undefined || n <= idle) return
     await new Promise((r) => setTimeout(r, 50))
   }
-  log(`  ngrokd still counts ${open} open connection(s) ${SETTLE_SAFETY_MS} ms after the last client closed`)
+  log(`  ${what} still holds ${n} open connection(s) (${idle} when idle) ${SETTLE_SAFETY_MS} ms after the last client closed`)
+}
+
+/** ngrokd's own count of open connections (control API). */
+const ngrokdSettle = (daemon: E2eDaemon, log: (line: string) => void) => () =>
+  settleConnections('ngrokd', () => daemon.status().then((st) => st.openConnections as number, () => undefined), 0, log)
+
+/** The Go daemon has no such count: its sockets in /proc, back to what it held when it started serving. */
+const peerSettle = (peer: GoPeer, log: (line: string) => void) => {
+  const idle = peer.openSockets()
+  return () => settleConnections('the Go daemon', async () => (peer.running ? peer.openSockets() : undefined), idle, log)
 }
 
 export interface ForwardingRunOptions {
@@ -124,6 +157,8 @@ export interface ForwardingRunOptions {
   wrkSeconds: number
   /** Why the daemon cannot run here (not root / no namespace); undefined = run it. */
   daemonSkip: string | undefined
+  /** The built Go daemon for its row (`--peer`); undefined = no such row. */
+  peer: string | undefined
   log: (line: string) => void
 }
 
@@ -133,7 +168,8 @@ interface Target {
   idle: OpenStream | null
   httpUrl: string | null
   pid: number | null
-  daemon: E2eDaemon | null
+  /** Waits until the daemon has closed what the last figure opened; null without a daemon. */
+  settle: (() => Promise<void>) | null
 }
 
 /** CPU-seconds the daemon used while `work` ran; null without a daemon. */
@@ -145,8 +181,9 @@ async function cpuDuring<T>(pid: number | null, work: () => Promise<T> | T): Pro
 
 async function measureRow(t: Target, o: ForwardingRunOptions, wrkPath: string | null): Promise<RowFigures> {
   const settle = async () => {
-    if (t.daemon) await settleConnections(t.daemon, o.log)
+    if (t.settle) await t.settle()
   }
+  const readyRssMiB = t.pid === null ? null : processMemoryMiB(t.pid).rssMiB
   const down = await cpuDuring(t.pid, () => bulkExchange(t.bulk, o.downloadBytes))
   await settle()
   const up = await cpuDuring(t.pid, () => bulkUpload(t.bulk, o.uploadBytes))
@@ -186,8 +223,11 @@ async function measureRow(t: Target, o: ForwardingRunOptions, wrkPath: string | 
     newConnection,
     cpuSecPerGiBDown: down.cpuSec === null ? null : down.cpuSec / (o.downloadBytes / GiB),
     cpuSecPerGiBUp: up.cpuSec === null ? null : up.cpuSec / (o.uploadBytes / GiB),
+    readyRssMiB,
     peakRssMiB: t.pid === null ? null : processMemoryMiB(t.pid).peakRssMiB,
     idleRssMiB,
+    startFreshMs: null,
+    startSavedMs: null,
   }
 }
 
@@ -212,13 +252,16 @@ function medianRow(xs: RowFigures[]): RowFigures {
     newConnection: httpMedian((x) => x.newConnection),
     cpuSecPerGiBDown: m((x) => x.cpuSecPerGiBDown),
     cpuSecPerGiBUp: m((x) => x.cpuSecPerGiBUp),
+    readyRssMiB: m((x) => x.readyRssMiB),
     peakRssMiB: m((x) => x.peakRssMiB),
     idleRssMiB: m((x) => x.idleRssMiB),
+    startFreshMs: m((x) => x.startFreshMs),
+    startSavedMs: m((x) => x.startSavedMs),
   }
 }
 
 /** Starts a daemon row's daemon (a fresh process per run, so its peak RSS is this run's) and finds its listeners. */
-async function startDaemonRow(row: DaemonRow, daemon: E2eDaemon | undefined, sim: SimHost): Promise<{ daemon: E2eDaemon; target: Target }> {
+async function startDaemonRow(row: DaemonRow, daemon: E2eDaemon | undefined, sim: SimHost, log: (line: string) => void): Promise<{ daemon: E2eDaemon; target: Target }> {
   let d = daemon
   if (d) d.restart()
   else
@@ -236,7 +279,91 @@ async function startDaemonRow(row: DaemonRow, daemon: E2eDaemon | undefined, sim
   const idle = await lookup(IDLE.hostname, { family: 4 })
   const pid = d.process.child.pid
   if (pid === undefined) throw new Error(`${row}: the daemon has no pid`)
-  return { daemon: d, target: { bulk: tcpOpener(bulk.address, BULK.port), idle: tcpOpener(idle.address, IDLE.port), httpUrl: `http://${WEB.hostname}/`, pid, daemon: d } }
+  return { daemon: d, target: { bulk: tcpOpener(bulk.address, BULK.port), idle: tcpOpener(idle.address, IDLE.port), httpUrl: `http://${WEB.hostname}/`, pid, settle: ngrokdSettle(d, log) } }
+}
+
+/** Starts the Go daemon (a fresh process and state dir) and reads its listeners' addresses from the hosts file it writes. */
+async function startPeerRow(bin: string, sim: SimHost, log: (line: string) => void): Promise<{ peer: GoPeer; target: Target }> {
+  const peer = GoPeer.start({ bin, sim: sim.info, ...PEER_NET })
+  try {
+    const records = await peer.waitServing([BULK.hostname, IDLE.hostname, WEB.hostname])
+    const at = (h: string) => records.get(h)!
+    // wrk by address: the Go daemon's names are in its own hosts file, not the resolver's (it rewrites the Host header anyway)
+    return { peer, target: { bulk: tcpOpener(at(BULK.hostname), BULK.port), idle: tcpOpener(at(IDLE.hostname), IDLE.port), httpUrl: `http://${at(WEB.hostname)}/`, pid: peer.pid, settle: peerSettle(peer, log) } }
+  } catch (e) {
+    await peer.dispose()
+    throw e
+  }
+}
+
+/** Safety net for a start to answer; not a figure. */
+const START_SAFETY_MS = 60_000
+
+/**
+ * Milliseconds from `startedAt` (just before the spawn) to the end of the first `GET 1` answered through the
+ * bulk endpoint at the address `address()` reads from the daemon's hosts file, probing every few ms.
+ */
+async function firstAnswerMs(startedAt: number, address: () => string | undefined, alive: () => boolean, what: string): Promise<number> {
+  const deadline = startedAt + START_SAFETY_MS
+  let last = 'no address in its hosts file yet'
+  while (performance.now() < deadline) {
+    const at = address()
+    if (at) {
+      try {
+        await bulkExchange(tcpOpener(at, BULK.port), 1)
+        return performance.now() - startedAt
+      } catch (e) {
+        last = (e as Error).message // not listening or not forwarding yet
+      }
+    }
+    if (!alive()) throw new Error(`${what} exited before its first answer (${last})`)
+    await new Promise((r) => setTimeout(r, 2))
+  }
+  throw new Error(`${what}: no answer through ${BULK.hostname} within ${START_SAFETY_MS} ms (${last})`)
+}
+
+/** Start to first answer of ngrokd with its defaults: an empty state dir, then a restart on what it saved. */
+async function ngrokdStarts(sim: SimHost): Promise<{ freshMs: number; savedMs: number }> {
+  const address = () => {
+    try {
+      return managedRecords(readHosts(HOSTS_FILE)).get(BULK.hostname)
+    } catch {
+      return undefined // being rewritten
+    }
+  }
+  let t0 = performance.now()
+  const d = E2eDaemon.start({ name: 'bench-start', sim: sim.info, net: NET, pollInterval: '1h', logLevel: 'warn' })
+  try {
+    const freshMs = await firstAnswerMs(t0, address, () => d.running, 'ngrokd')
+    await d.waitReady((s) => s.services?.serving === 3) // everything saved before the restart
+    await d.stop('SIGTERM')
+    t0 = performance.now()
+    d.restart()
+    const savedMs = await firstAnswerMs(t0, address, () => d.running, 'ngrokd (restart)')
+    return { freshMs, savedMs }
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${d.logTail(10)}`)
+  } finally {
+    await d.dispose()
+  }
+}
+
+/** The same for the Go daemon: registers with an empty state dir, then restarts on its saved registration. */
+async function peerStarts(bin: string, sim: SimHost): Promise<{ freshMs: number; savedMs: number }> {
+  const peer = GoPeer.start({ bin, sim: sim.info, ...PEER_NET })
+  const address = () => peer.records().get(BULK.hostname)
+  try {
+    const freshMs = await firstAnswerMs(peer.startedAt, address, () => peer.running, 'the Go daemon')
+    await peer.waitServing([BULK.hostname, IDLE.hostname, WEB.hostname])
+    await peer.stop()
+    peer.restart()
+    const savedMs = await firstAnswerMs(peer.startedAt, address, () => peer.running, 'the Go daemon (restart)')
+    return { freshMs, savedMs }
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${peer.logTail(10)}`)
+  } finally {
+    await peer.dispose()
+  }
 }
 
 export async function runForwardingFigure(o: ForwardingRunOptions): Promise<ForwardingFigure> {
@@ -250,6 +377,7 @@ export async function runForwardingFigure(o: ForwardingRunOptions): Promise<Forw
     latencyRequests: o.latencyRequests,
     rowProblems: {},
     wrk: { status: 'ok', seconds: o.wrkSeconds, threads: WRK_THREADS, connections: WRK_CONNECTIONS },
+    peer: o.peer ? { path: o.peer, commit: peerCommit(o.peer) } : null,
     samples: Object.fromEntries(ROWS.map((r) => [r, []])),
   }
   const wrk = findWrk()
@@ -258,7 +386,8 @@ export async function runForwardingFigure(o: ForwardingRunOptions): Promise<Forw
     fig.wrk.reason = wrk.reason
   }
   const wrkPath = 'path' in wrk ? wrk.path : null
-  if (o.daemonSkip) for (const row of DAEMON_ROWS) fig.rowProblems[row] = `skipped: ${o.daemonSkip}`
+  if (!o.peer) fig.rowProblems.goPeer = 'skipped: not asked for (--peer PATH)'
+  if (o.daemonSkip) for (const row of [...DAEMON_ROWS, 'goPeer'] as const) fig.rowProblems[row] = `skipped: ${o.daemonSkip}`
   const sim = await SimHost.start({
     endpoints: [
       { url: `tcp://${BULK.hostname}:${BULK.port}`, backend: 'bulk' },
@@ -266,14 +395,15 @@ export async function runForwardingFigure(o: ForwardingRunOptions): Promise<Forw
       { url: `http://${WEB.hostname}`, backend: 'http-echo' },
     ],
     direct: true,
+    ...(o.peer && !o.daemonSkip ? { apiTls: GO_PEER_API } : {}),
   })
   const daemons: Partial<Record<DaemonRow, E2eDaemon>> = {}
   try {
     const direct = sim.info.direct!
     const fixed: Partial<Record<RowName, Target>> = {
-      direct: { bulk: tcpOpener('127.0.0.1', direct.bulk), idle: null, httpUrl: `http://127.0.0.1:${direct.http}/`, pid: null, daemon: null },
+      direct: { bulk: tcpOpener('127.0.0.1', direct.bulk), idle: null, httpUrl: `http://127.0.0.1:${direct.http}/`, pid: null, settle: null },
       // wrk speaks no ConnRequest: the mTLS row has no HTTP figures
-      mtls: { bulk: await mtlsOpener(sim), idle: null, httpUrl: null, pid: null, daemon: null },
+      mtls: { bulk: await mtlsOpener(sim), idle: null, httpUrl: null, pid: null, settle: null },
     }
     for (let run = 1; run <= o.runs; run++) {
       const line: string[] = []
@@ -281,21 +411,28 @@ export async function runForwardingFigure(o: ForwardingRunOptions): Promise<Forw
         if (fig.rowProblems[row]) continue
         let target = fixed[row]
         let daemon: E2eDaemon | undefined
+        let peer: GoPeer | undefined
         try {
-          if (!target) {
-            const started = await startDaemonRow(row as DaemonRow, daemons[row as DaemonRow], sim)
+          const starts = !START_ROWS.includes(row) ? undefined : row === 'goPeer' ? await peerStarts(o.peer!, sim) : await ngrokdStarts(sim)
+          if (row === 'goPeer') {
+            const started = await startPeerRow(o.peer!, sim, o.log)
+            peer = started.peer
+            target = started.target
+          } else if (!target) {
+            const started = await startDaemonRow(row as DaemonRow, daemons[row as DaemonRow], sim, o.log)
             daemon = daemons[row as DaemonRow] = started.daemon
             target = started.target
           }
-          const r = await measureRow(target, o, wrkPath)
+          const r = { ...(await measureRow(target!, o, wrkPath)), startFreshMs: starts?.freshMs ?? null, startSavedMs: starts?.savedMs ?? null }
           fig.samples[row]!.push(r)
           line.push(`${row} ${r.downloadMBps.toFixed(0)} MB/s down${r.keepAlive ? `, ${r.keepAlive.rps.toFixed(0)} req/s` : ''}`)
         } catch (e) {
           // the other rows stand; this one says what went wrong
-          fig.rowProblems[row] = `error: ${(e as Error).message}${daemon ? `\n${daemon.logTail(10)}` : ''}`
+          fig.rowProblems[row] = `error: ${(e as Error).message}${daemon ? `\n${daemon.logTail(10)}` : peer ? `\n${peer.logTail(10)}` : ''}`
           line.push(`${row}: ${(e as Error).message}`)
         } finally {
           if (daemon?.running) await daemon.stop('SIGTERM')
+          await peer?.dispose()
         }
       }
       o.log(`  run ${run}/${o.runs}: ${line.join('; ')}`)

@@ -99,6 +99,7 @@ async function main(argv: string[]): Promise<number> {
       latencyRequests: scale.latencyRequests,
       rowProblems: {},
       wrk: { status: 'skipped', seconds: scale.wrkSeconds, threads: WRK_THREADS, connections: WRK_CONNECTIONS },
+      peer: null,
       samples: {},
     }),
     () =>
@@ -111,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
         latencyRequests: scale.latencyRequests,
         wrkSeconds: scale.wrkSeconds,
         daemonSkip: privileged,
+        peer: options.peer,
         log,
       }),
   )

@@ -18,10 +18,14 @@ export interface SimHostSpec {
   generate?: { count: number; prefix: string; domain: string }
   /** Open the direct backend ports. */
   direct?: boolean
+  /** Also serve the API over HTTPS (CloudSimulator's `apiTls`), for the Go peer. */
+  apiTls?: { names: string[]; port: number }
 }
 
 export interface SimHostInfo {
   apiUrl: string
+  /** The same API over HTTPS; null unless `apiTls`. */
+  apiHttpsUrl: string | null
   apiKey: string
   caCertPem: string
   ingressPort: number
@@ -43,7 +47,7 @@ function listenLoopback(server: Server): Promise<number> {
 
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2] ?? '{}') as SimHostSpec
-  const sim = await CloudSimulator.start()
+  const sim = await CloudSimulator.start(spec.apiTls ? { apiTls: spec.apiTls } : {})
   const servers: Server[] = []
   let backends: Backends | undefined
   let stopping = false
@@ -80,7 +84,7 @@ async function main(): Promise<void> {
     direct = { bulk: await serveAs('bulk'), http: await serveAs('http-echo') }
   }
 
-  const info: SimHostInfo = { apiUrl: sim.apiUrl, apiKey: sim.apiKey, caCertPem: sim.caCertPem, ingressPort: sim.ingressPort, direct, setupMs }
+  const info: SimHostInfo = { apiUrl: sim.apiUrl, apiHttpsUrl: sim.apiHttpsUrl ?? null, apiKey: sim.apiKey, caCertPem: sim.caCertPem, ingressPort: sim.ingressPort, direct, setupMs }
   process.stdout.write(`${JSON.stringify(info)}\n`)
 }
 
