@@ -19,3 +19,11 @@ export { Lifecycle } from '../util/lifecycle.js'
 export { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js'
 // Metric classes for ctx.metrics: the same prom-client copy as the daemon's registry.
 export { Counter, Gauge, Histogram, Summary } from 'prom-client'
+// How a name-resolver plugin points the OS resolver at itself on macOS and Windows (core's one home of both).
+export { syncResolverFiles, removeResolverFiles, ngrokdFiles as ngrokdResolverFiles, MACOS_RESOLVER_DIR, type ResolverTarget } from '../names/macos-resolver-files.js'
+export { WindowsNrpt, type NrptRegistry } from '../names/windows-nrpt.js'
+
+/** The registry calls NRPT needs, through koffi (Windows only; loaded when called). */
+export async function loadWindowsNrptRegistry(systemRoot: string = process.env.SystemRoot ?? 'C:\\Windows'): Promise<import('../names/windows-nrpt.js').NrptRegistry> {
+  return (await import('../names/windows-nrpt-ffi.js')).loadNrptRegistry(systemRoot)
+}

@@ -1,9 +1,23 @@
 import { lookup } from 'node:dns/promises'
 import net from 'node:net'
-import { formatError, Lifecycle, NgrokdError, silentLogger, type Check, type Logger, type NameRecord, type NameResolver, type NameResolverHealth } from '@ngrokd/core/plugin'
+import {
+  formatError,
+  Lifecycle,
+  loadWindowsNrptRegistry,
+  NgrokdError,
+  silentLogger,
+  WindowsNrpt,
+  type Check,
+  type Logger,
+  type NameRecord,
+  type NameResolver,
+  type NameResolverHealth,
+  type NrptRegistry,
+} from '@ngrokd/core/plugin'
 import { DNS_PORT, type DnsResponder } from './dns-responder.js'
 import { ResolvedLink } from './resolved-link.js'
 import { SystemdResolved, systemBusAddress, RESOLVED_BUS_NAME } from './systemd-resolved.js'
+import { NrptRoute, ResolverFilesRoute, type SuffixRoute } from './suffix-routes.js'
 
 export interface AttachOptions {
   /** The daemon's interface; resolved keys links by `index`. */
@@ -13,13 +27,20 @@ export interface AttachOptions {
   platform?: NodeJS.Platform
   /** The system bus; default `DBUS_SYSTEM_BUS_ADDRESS`, else the standard socket. */
   busAddress?: string
+  /** macOS: the folder of per-domain resolver files; default /etc/resolver (tests give another). */
+  resolverDir?: string
+  /** Windows: the registry calls of NRPT; default through koffi (tests give a fake). */
+  nrpt?: () => Promise<NrptRegistry>
 }
+
+/** What each OS's resolver is told through, for messages. */
+const ROUTE_NAME: Partial<Record<NodeJS.Platform, string>> = { linux: 'systemd-resolved', darwin: '/etc/resolver', win32: 'NRPT' }
 
 /** How the names reach the machine's resolver, once {@link DnsNameResolver.attach} decided. */
 type Route =
   | { kind: 'unattached' }
-  | { kind: 'resolved'; link: ResolvedLink }
-  | { kind: 'hosts-file'; names: NameResolver; reason: string }
+  | { kind: 'system'; link: SuffixRoute }
+  | { kind: 'hosts-file'; names: NameResolver; reason: string; via: string }
 
 /**
  * Publishes the names as the answers of a {@link DnsResponder} (`names.resolver: dns`). The responder's
@@ -29,8 +50,9 @@ type Route =
  * Once the responder listens, {@link attach} makes the machine ask it: on Linux with
  * systemd-resolved on the system bus, the responder becomes the interface's per-link DNS server
  * with a routing domain per served suffix (updated by each `publish()` that changes the suffixes,
- * reverted by {@link detach}). Without resolved it says so once and publishes through the hosts
- * file as well, so the names still resolve.
+ * reverted by {@link detach}); on macOS one /etc/resolver/<suffix> file per suffix, on Windows one
+ * NRPT rule per suffix (suffix-routes.ts), removed the same way. Where none can be used it says so
+ * once and publishes through the hosts file as well, so the names still resolve.
  *
  * What is published lives in memory: after a restart nothing is answered until the daemon
  * publishes again (it does at start, from its last known endpoint list).
@@ -53,32 +75,61 @@ export class DnsNameResolver implements NameResolver {
    * resolved, not Linux, no interface index, no address on port 53 — logs why once and publishes
    * through the hosts file from now on.
    */
-  async attach({ link, hostsFile, platform = process.platform, busAddress = systemBusAddress() }: AttachOptions): Promise<void> {
-    const addresses = this.responder.addresses.filter((a) => a.port === DNS_PORT && net.isIPv4(a.host)).map((a) => a.host)
-    let reason: string
-    if (platform !== 'linux') reason = `systemd-resolved is Linux's (this is ${platform})`
-    else if (link.index === undefined) reason = `the interface ${link.name} has no interface index`
-    else if (addresses.length === 0) reason = `resolved asks per-link DNS servers on port ${DNS_PORT} over IPv4, and the responder listens on ${this.#where()}`
-    else {
-      const registered = await this.#registerWithResolved({ name: link.name, index: link.index }, addresses, busAddress)
-      if (typeof registered !== 'string') {
-        this.#route = { kind: 'resolved', link: registered }
-        await registered.setSuffixes(this.responder.suffixes)
-        await this.#clearHostsFile(hostsFile)
-        return
-      }
-      reason = registered
+  async attach({ link, hostsFile, platform = process.platform, busAddress = systemBusAddress(), resolverDir, nrpt }: AttachOptions): Promise<void> {
+    const route =
+      platform === 'linux'
+        ? await this.#resolvedRoute(link, busAddress)
+        : platform === 'darwin'
+          ? this.#resolverFilesRoute(resolverDir)
+          : platform === 'win32'
+            ? await this.#nrptRoute(nrpt)
+            : `no way to point the resolver of ${platform} at the responder is known`
+    if (typeof route !== 'string') {
+      this.#route = { kind: 'system', link: route }
+      await route.setSuffixes(this.responder.suffixes)
+      await this.#clearHostsFile(hostsFile)
+      return
     }
     const names = hostsFile()
     await names.open()
     await names.publish({ records: await this.list() })
-    this.#route = { kind: 'hosts-file', names, reason }
-    this.#logger.warn(`dns: systemd-resolved is not used: ${reason}; the names are published in the hosts file instead (the responder still answers on ${this.#where()})`)
+    this.#route = { kind: 'hosts-file', names, reason: route, via: ROUTE_NAME[platform] ?? 'the system resolver' }
+    this.#logger.warn(`dns: ${ROUTE_NAME[platform] ?? 'the system resolver'} is not used: ${route}; the names are published in the hosts file instead (the responder still answers on ${this.#where()})`)
   }
 
-  /** At stop: resolved forgets the link (`RevertLink`). */
+  /** Linux: the responder as the link's DNS server in systemd-resolved, or why not. */
+  async #resolvedRoute(link: AttachOptions['link'], busAddress: string): Promise<SuffixRoute | string> {
+    const addresses = this.#port53Ipv4()
+    if (link.index === undefined) return `the interface ${link.name} has no interface index`
+    if (addresses.length === 0) return `resolved asks per-link DNS servers on port ${DNS_PORT} over IPv4, and the responder listens on ${this.#where()}`
+    return this.#registerWithResolved({ name: link.name, index: link.index }, addresses, busAddress)
+  }
+
+  /** macOS: /etc/resolver files name any address and port, so the responder's first one. */
+  #resolverFilesRoute(dir: string | undefined): SuffixRoute | string {
+    const first = this.responder.addresses[0]
+    if (!first) return 'the responder listens nowhere'
+    return new ResolverFilesRoute({ nameserver: first.host, port: first.port }, this.#logger, dir)
+  }
+
+  /** Windows: NRPT rules carry no port, so the responder's IPv4 addresses on port 53. */
+  async #nrptRoute(load: AttachOptions['nrpt'] = () => loadWindowsNrptRegistry()): Promise<SuffixRoute | string> {
+    const servers = this.#port53Ipv4()
+    if (servers.length === 0) return `NRPT rules name DNS servers on port ${DNS_PORT}, and the responder listens on ${this.#where()}`
+    try {
+      return new NrptRoute(new WindowsNrpt(await load()), servers, this.#logger)
+    } catch (e) {
+      return formatError(e)
+    }
+  }
+
+  #port53Ipv4(): string[] {
+    return this.responder.addresses.filter((a) => a.port === DNS_PORT && net.isIPv4(a.host)).map((a) => a.host)
+  }
+
+  /** At stop: the OS forgets the route (resolved's `RevertLink`, the resolver files, the NRPT rules). */
   async detach(): Promise<void> {
-    if (this.#route.kind === 'resolved') await this.#route.link.revert()
+    if (this.#route.kind === 'system') await this.#route.link.revert()
   }
 
   /** The registered link, or why there is none; a reason as text (never thrown: the fallback takes over). */
@@ -115,17 +166,20 @@ export class DnsNameResolver implements NameResolver {
     }
   }
 
-  /** Doctor: how the machine's resolver learns the names — resolved's link, or the hosts file and why. */
+  /** Doctor: how the machine's resolver learns the names — resolved's link, the resolver files, NRPT, or the hosts file and why. */
   async #routeChecks(): Promise<Check[]> {
     const route = this.#route
-    if (route.kind === 'resolved') return [await route.link.check()]
+    if (route.kind === 'system') return [await route.link.check()]
     if (route.kind === 'unattached') return [{ id: 'dns.resolved', status: 'skip', summary: 'not registered with systemd-resolved: the responder has not started' }]
     return [
       {
         id: 'dns.resolved',
         status: 'warn',
-        summary: `systemd-resolved is not used: ${route.reason}; the names are published in the hosts file instead`,
-        hint: 'on Linux, run systemd-resolved (systemctl enable --now systemd-resolved) and restart ngrokd, or set names.resolver: hosts-file to say the hosts file is meant',
+        summary: `${route.via} is not used: ${route.reason}; the names are published in the hosts file instead`,
+        hint:
+          route.via === 'systemd-resolved'
+            ? 'on Linux, run systemd-resolved (systemctl enable --now systemd-resolved) and restart ngrokd, or set names.resolver: hosts-file to say the hosts file is meant'
+            : 'see the reason; or set names.resolver: hosts-file to say the hosts file is meant',
       },
       ...(await route.names.diagnose()),
     ]
@@ -148,7 +202,7 @@ export class DnsNameResolver implements NameResolver {
     const changed = next.size !== current.size || [...next].some(([name, address]) => current.get(name) !== address)
     if (changed) this.responder.setZone(next)
     const route = this.#route
-    if (route.kind === 'resolved') await route.link.setSuffixes(this.responder.suffixes)
+    if (route.kind === 'system') await route.link.setSuffixes(this.responder.suffixes)
     if (route.kind === 'hosts-file') return { changed: (await route.names.publish({ records, signal })).changed || changed }
     return { changed }
   }

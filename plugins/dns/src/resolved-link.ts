@@ -1,4 +1,5 @@
 import { formatError, silentLogger, type Check, type Logger } from '@ngrokd/core/plugin'
+import type { SuffixRoute } from './suffix-routes.js'
 import { linkDnsAddress, routingDomains, SystemdResolved, type LinkDnsAddress } from './systemd-resolved.js'
 
 export interface ResolvedLinkOptions {
@@ -24,7 +25,7 @@ export interface ResolvedLinkOptions {
  * await link.revert()                        // at stop: resolved forgets everything set for the link
  * ```
  */
-export class ResolvedLink {
+export class ResolvedLink implements SuffixRoute {
   /** The suffixes resolved has now: a failed update leaves the old ones, and the next update retries. */
   #sent: ReadonlySet<string> = new Set()
   /** Calls one after the other: an update never overtakes another, nor the revert. */

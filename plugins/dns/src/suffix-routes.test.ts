@@ -1,0 +1,108 @@
+// The dns plugin on macOS (/etc/resolver files) and Windows (NRPT rules), driven through the
+// DnsNameResolver as the plugin drives it: attach, publish after reconciles, detach at stop. The
+// files go to a temporary folder and the registry calls to a recording fake.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { silentLogger, type NrptRegistry } from '@ngrokd/core/plugin'
+import { RecordingNameResolver } from '@ngrokd/core/testing'
+import { DnsNameResolver } from './dns-name-resolver.js'
+import { DnsResponder, type ListenAddress } from './dns-responder.js'
+
+/** A responder that says it listens on `addresses` (the sockets are not what is tested here). */
+function responderOn(addresses: ListenAddress[]): DnsResponder {
+  const responder = new DnsResponder({ logger: silentLogger })
+  Object.defineProperty(responder, 'addresses', { get: () => addresses })
+  return responder
+}
+
+const records = (...pairs: Array<[string, string]>) => pairs.map(([hostname, address]) => ({ hostname, address }))
+
+let dir: string
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ngrokd-dns-routes-'))
+})
+after(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('macOS: one /etc/resolver file per suffix', () => {
+  test('written at attach and after each reconcile, naming the responder and its port; removed at stop; a file not ours is left alone', async () => {
+    const resolverDir = join(dir, 'resolver')
+    const names = new DnsNameResolver(responderOn([{ host: '10.107.0.1', port: 5353 }]), { logger: silentLogger })
+    await names.open()
+    await names.publish({ records: records(['api.prod', '10.107.0.2'], ['web.demo', '10.107.0.3']) })
+    const hostsFile = new RecordingNameResolver()
+    await names.attach({ link: { name: 'utun4' }, hostsFile: () => hostsFile, platform: 'darwin', resolverDir })
+    assert.deepEqual((await readdir(resolverDir)).sort(), ['demo', 'prod'])
+    assert.equal(await readFile(join(resolverDir, 'prod'), 'utf8'), '# Managed by ngrokd: removed when ngrokd stops. Do not edit.\nnameserver 10.107.0.1\nport 5353\n')
+    assert.equal(hostsFile.publishes.filter((p) => p.records.length > 0).length, 0, 'the hosts file is not used')
+
+    await writeFile(join(resolverDir, 'corp'), 'nameserver 192.168.1.1\n') // the user's own
+    await names.publish({ records: records(['api.prod', '10.107.0.2'], ['db.corp', '10.107.0.4']) })
+    assert.deepEqual((await readdir(resolverDir)).sort(), ['corp', 'prod'], 'demo went with its last endpoint; corp is not ours to write')
+    assert.equal(await readFile(join(resolverDir, 'corp'), 'utf8'), 'nameserver 192.168.1.1\n')
+    assert.deepEqual((await names.diagnose()).find((c) => c.id === 'dns.resolver-files')?.status, 'ok')
+
+    await names.detach()
+    assert.deepEqual(await readdir(resolverDir), ['corp'])
+  })
+})
+
+describe('Windows: one NRPT rule per suffix', () => {
+  /** The registry calls, recorded; keys live in a map. */
+  function fakeRegistry() {
+    const keys = new Map<string, string[]>()
+    const calls: string[] = []
+    const registry: NrptRegistry = {
+      writeKey(keyPath, values) {
+        calls.push(`write ${keyPath}`)
+        keys.set(keyPath, values.map((v) => v.name))
+        return { status: 0, call: 'RegSetValueExW' }
+      },
+      deleteKey(keyPath) {
+        calls.push(`delete ${keyPath}`)
+        return keys.delete(keyPath) ? 0 : 2
+      },
+      openKey: () => 2,
+      flushDns: () => (calls.push('flush'), true),
+    }
+    return { registry, keys, calls }
+  }
+
+  test('rules follow the suffixes and go at stop; the DNS cache is flushed after each change', async () => {
+    const { registry, keys, calls } = fakeRegistry()
+    const names = new DnsNameResolver(responderOn([{ host: '10.107.0.1', port: 53 }]), { logger: silentLogger })
+    await names.open()
+    await names.publish({ records: records(['api.prod', '10.107.0.2']) })
+    await names.attach({ link: { name: 'ngrokd' }, hostsFile: () => new RecordingNameResolver(), platform: 'win32', nrpt: async () => registry })
+    assert.equal(keys.size, 1)
+    const [prodKey] = keys.keys()
+    assert.match(prodKey!, /DnsPolicyConfig\\/)
+    assert.ok(keys.get(prodKey!)!.includes('Name') && keys.get(prodKey!)!.includes('GenericDNSServers'), `rule values: ${keys.get(prodKey!)}`)
+    assert.equal(calls.at(-1), 'flush')
+
+    calls.length = 0
+    await names.publish({ records: records(['api.prod', '10.107.0.2']) })
+    assert.deepEqual(calls, [], 'nothing changed, nothing written')
+    await names.publish({ records: records(['web.demo', '10.107.0.3']) })
+    assert.equal(keys.size, 1)
+    assert.ok(!keys.has(prodKey!), 'the rule of a suffix gone is deleted')
+    assert.equal((await names.diagnose()).find((c) => c.id === 'dns.nrpt')?.status, 'ok')
+    await names.detach()
+    assert.equal(keys.size, 0)
+  })
+
+  test('a responder not on port 53 cannot be named by NRPT: said once, and the hosts file carries the names', async () => {
+    const hostsFile = new RecordingNameResolver()
+    const names = new DnsNameResolver(responderOn([{ host: '127.0.0.1', port: 5353 }]), { logger: silentLogger })
+    await names.open()
+    await names.publish({ records: records(['api.prod', '10.107.0.2']) })
+    await names.attach({ link: { name: 'ngrokd' }, hostsFile: () => hostsFile, platform: 'win32', nrpt: async () => assert.fail('no registry call without a port-53 address') })
+    assert.deepEqual(hostsFile.published.records, records(['api.prod', '10.107.0.2']))
+    const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
+    assert.match(check?.summary ?? '', /^NRPT is not used: NRPT rules name DNS servers on port 53/)
+  })
+})
