@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -167,4 +168,32 @@ test('the peer check runs on every connection before a byte is read: macOS LOCAL
       await staff.close()
     }
     assert.equal(asked.length, 5, 'one question per connection')
+  }))
+
+test('Windows: the control pipes, each DACL set right after its listen; with control.group a read pipe that serves the GET routes only', () =>
+  withDir(async (dir) => {
+    // the pipes are Unix sockets here (the transport is the same HTTP); the DACL calls are recorded
+    const listenPath = (pipe: string) => join(dir, pipe.replace(/^\\\\\.\\pipe\\/, ''))
+    const applied: Array<{ pipe: string; sddl: string; listening: boolean }> = []
+    const security = {
+      applyDacl: (pipe: string, sddl: string) => void applied.push({ pipe, sddl, listening: existsSync(listenPath(pipe)) }),
+      readDacl: () => '',
+      groupSid: (name: string) => (name === 'ngrokd-readers' ? 'S-1-5-21-1-2-3-1001' : assert.fail(`unexpected group ${name}`)),
+    }
+    const routes = { 'GET /v1/status': () => ({ phase: 'running' }), 'POST /v1/reload': () => ({ applied: [] }) }
+    const server = new ControlServer({ socketPath: '/run/ngrokd.sock', group: 'ngrokd-readers', logger: silentLogger, routes, platform: 'win32', pipeSecurity: async () => security, pipeListenPath: listenPath })
+    await server.start()
+    try {
+      assert.deepEqual(applied, [
+        { pipe: '\\\\.\\pipe\\ngrokd', sddl: 'D:P(A;;GA;;;SY)(A;;GA;;;BA)', listening: true },
+        { pipe: '\\\\.\\pipe\\ngrokd-read', sddl: 'D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12019b;;;S-1-5-21-1-2-3-1001)', listening: true },
+      ])
+      const full = listenPath('\\\\.\\pipe\\ngrokd')
+      const read = listenPath('\\\\.\\pipe\\ngrokd-read')
+      assert.deepEqual(await controlRequest(full, 'POST', '/v1/reload', {}), { applied: [] })
+      assert.deepEqual(await controlRequest(read, 'GET', '/v1/status'), { phase: 'running' })
+      await assert.rejects(controlRequest(read, 'POST', '/v1/reload', {}), /no route POST \/v1\/reload/, 'the read pipe changes nothing')
+    } finally {
+      await server.close()
+    }
   }))

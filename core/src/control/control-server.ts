@@ -6,6 +6,8 @@ import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { darwinPeerCheck, loadDarwinGetsockopt } from './peer-cred-darwin.js'
+import { controlPipes, readOnlyRoutes, windowsPipeName } from './windows-pipe-security.js'
+import type { PipeSecurity } from './windows-pipe-security-ffi.js'
 
 export type ControlHandler = (body: unknown) => Promise<unknown> | unknown
 
@@ -27,6 +29,12 @@ export interface ControlServerOptions {
    * mode alone.
    */
   peerCheck?: PeerCheck
+  /** The OS whose transport is used (tests give `win32` on Linux). Default process.platform. */
+  platform?: NodeJS.Platform
+  /** Windows: the DACL calls; default through koffi (tests give a recording fake). */
+  pipeSecurity?: () => Promise<PipeSecurity>
+  /** Windows: where each pipe is listened on; default its `\\.\pipe\` path (tests map them onto Unix sockets). */
+  pipeListenPath?: (pipePath: string) => string
 }
 
 export type PeerCheck = (socket: Socket) => boolean
@@ -62,22 +70,17 @@ const MAX_BODY = 64 * 1024
  * opened to `group` (0660) if one is configured.
  */
 export class ControlServer {
-  private server?: Server
+  private servers: Server[] = []
 
   constructor(private readonly options: ControlServerOptions) {}
 
   async start(): Promise<void> {
+    const platform = this.options.platform ?? process.platform
+    if (platform === 'win32') return this.startPipes()
     const { socketPath, logger } = this.options
     await mkdir(dirname(socketPath), { recursive: true })
     await removeStaleSocket(socketPath)
-    const limits = { ...CONTROL_LIMITS, ...this.options.limits }
-    // connectionsCheckingInterval: how often Node looks for requests past their timeouts (default 30 s)
-    const checkEveryMs = Math.max(10, Math.min(1000, limits.headersTimeoutMs / 2))
-    const server = createServer({ connectionsCheckingInterval: checkEveryMs }, (req, res) => void this.handle(req, res))
-    server.maxConnections = limits.maxConnections
-    server.headersTimeout = limits.headersTimeoutMs
-    server.requestTimeout = limits.requestTimeoutMs
-    server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy())
+    const server = this.newServer(this.options.routes)
     const peerCheck = this.options.peerCheck ?? (await this.platformPeerCheck())
     if (peerCheck) {
       server.on('connection', (socket: Socket) => {
@@ -86,18 +89,7 @@ export class ControlServer {
     }
     const previousUmask = process.umask(0o177)
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(socketPath, () => {
-          server.off('error', reject)
-          resolve()
-        })
-      })
-    } catch (e) {
-      throw new NgrokdError('NGROKD_ERR_CONTROL', `cannot listen on control socket ${socketPath}: ${(e as Error).message}`, {
-        cause: e,
-        hint: 'set control.socket to a path in a directory you can write, or run as root',
-      })
+      await listenOn(server, socketPath)
     } finally {
       process.umask(previousUmask)
     }
@@ -107,8 +99,44 @@ export class ControlServer {
       await chown(socketPath, process.getuid?.() ?? 0, gid)
       await chmod(socketPath, 0o660)
     }
-    this.server = server
+    this.servers = [server]
     logger.debug({ socket: socketPath }, 'control socket listening')
+  }
+
+  /**
+   * Windows: the control API on named pipes (windows-pipe-security.ts): `\\.\pipe\<name>` for every route,
+   * SYSTEM and Administrators only, and with `control.group` a `-read` pipe for the GET routes that the
+   * group may open. Each pipe's DACL is set right after listen(), before the daemon answers anything.
+   */
+  private async startPipes(): Promise<void> {
+    const { logger, group } = this.options
+    const security = await (this.options.pipeSecurity ?? defaultPipeSecurity)()
+    const pipes = controlPipes({ socket: windowsPipeName(this.options.socketPath), ...(group ? { readerSid: security.groupSid(group) } : {}) })
+    const listenPath = this.options.pipeListenPath ?? ((p: string) => p)
+    try {
+      for (const pipe of pipes) {
+        const server = this.newServer(pipe.routes === 'all' ? this.options.routes : (readOnlyRoutes(this.options.routes) as ControlRoutes))
+        this.servers.push(server)
+        await listenOn(server, listenPath(pipe.path))
+        security.applyDacl(pipe.path, pipe.sddl)
+        logger.debug({ pipe: pipe.path, routes: pipe.routes }, 'control pipe listening')
+      }
+    } catch (e) {
+      await this.close()
+      throw e
+    }
+  }
+
+  private newServer(routes: ControlRoutes): Server {
+    const limits = { ...CONTROL_LIMITS, ...this.options.limits }
+    // connectionsCheckingInterval: how often Node looks for requests past their timeouts (default 30 s)
+    const checkEveryMs = Math.max(10, Math.min(1000, limits.headersTimeoutMs / 2))
+    const server = createServer({ connectionsCheckingInterval: checkEveryMs }, (req, res) => void this.handle(routes, req, res))
+    server.maxConnections = limits.maxConnections
+    server.headersTimeout = limits.headersTimeoutMs
+    server.requestTimeout = limits.requestTimeoutMs
+    server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy())
+    return server
   }
 
   /** macOS: LOCAL_PEERCRED on each connection (root, or a member of `group`). */
@@ -119,17 +147,20 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
-    const server = this.server
-    if (!server) return
-    this.server = undefined
-    server.closeAllConnections?.()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
-    await unlink(this.options.socketPath).catch(() => {})
+    const servers = this.servers
+    if (servers.length === 0) return
+    this.servers = []
+    for (const server of servers) {
+      server.closeAllConnections?.()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+    // a pipe goes with its last handle; a Unix socket's file stays unless removed
+    if ((this.options.platform ?? process.platform) !== 'win32') await unlink(this.options.socketPath).catch(() => {})
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(routes: ControlRoutes, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const route = `${req.method} ${(req.url ?? '/').split('?')[0]}` as keyof ControlRoutes
-    const handler = this.options.routes[route]
+    const handler = routes[route]
     const reply = (status: number, body: unknown): void => {
       const text = JSON.stringify(body)
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
@@ -155,6 +186,28 @@ export class ControlServer {
       reply(400, { error: { code: err.code ?? 'NGROKD_ERR_CONTROL', message: err.message, hint: err.hint } })
     }
   }
+}
+
+/** listen() on a socket or pipe path, as a coded error naming it. */
+async function listenOn(server: Server, path: string): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(path, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+  } catch (e) {
+    throw new NgrokdError('NGROKD_ERR_CONTROL', `cannot listen on control socket ${path}: ${(e as Error).message}`, {
+      cause: e,
+      hint: (e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'another ngrokd (or another program) holds it: stop it, or set control.socket to another name' : 'set control.socket to a path in a directory you can write, or run as root',
+    })
+  }
+}
+
+async function defaultPipeSecurity(): Promise<PipeSecurity> {
+  return (await import('./windows-pipe-security-ffi.js')).loadPipeSecurity(process.env.SystemRoot ?? 'C:\\Windows')
 }
 
 /**

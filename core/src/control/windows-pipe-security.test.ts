@@ -46,8 +46,10 @@ describe('control pipe security', () => {
     assert.deepEqual(P.controlPipes({}), [{ path: '\\\\.\\pipe\\ngrokd', sddl: 'D:P(A;;GA;;;SY)(A;;GA;;;BA)', routes: 'all' }])
     const pipes = P.controlPipes({ socket: '\\\\.\\pipe\\ngrokd', readerSid: 'S-1-5-32-545' })
     assert.deepEqual(pipes.map((p) => [p.path, p.routes]), [['\\\\.\\pipe\\ngrokd', 'all'], ['\\\\.\\pipe\\ngrokd-read', 'read']])
-    assert.deepEqual(P.clientPipeOrder(pipes, 'GET'), ['\\\\.\\pipe\\ngrokd', '\\\\.\\pipe\\ngrokd-read'])
-    assert.deepEqual(P.clientPipeOrder(pipes, 'POST'), ['\\\\.\\pipe\\ngrokd'])
+    assert.deepEqual(P.clientPipePaths('/run/ngrokd.sock', 'GET'), ['\\\\.\\pipe\\ngrokd', '\\\\.\\pipe\\ngrokd-read'])
+    assert.deepEqual(P.clientPipePaths('/run/ngrokd-work.sock', 'POST'), ['\\\\.\\pipe\\ngrokd-work'])
+    assert.equal(P.windowsPipeName('C:\\ProgramData\\ngrokd\\ngrokd.sock'), 'ngrokd')
+    assert.equal(P.windowsPipeName('\\\\.\\pipe\\mine'), '\\\\.\\pipe\\mine')
     const routes = { 'GET /v1/status': 1, 'GET /v1/list': 2, 'POST /v1/api-key': 3 }
     assert.deepEqual(P.readOnlyRoutes(routes), { 'GET /v1/status': 1, 'GET /v1/list': 2 })
     assert.throws(() => P.controlPipes({ socket: '/run/ngrokd.sock' }), RangeError)

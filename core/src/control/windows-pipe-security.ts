@@ -35,6 +35,15 @@ export interface ControlPipe {
   routes: 'all' | 'read'
 }
 
+/**
+ * The pipe name of `control.socket` on Windows: a `\\.\pipe\<name>` path or a bare name as given; a POSIX path (the
+ * default `/run/ngrokd.sock`, an instance's `/run/ngrokd-work.sock`) by its file name without `.sock`.
+ */
+export function windowsPipeName(socket: string): string {
+  if (socket.toLowerCase().startsWith(PIPE_PREFIX)) return socket
+  return (socket.split(/[\\/]/).pop() ?? socket).replace(/\.sock$/, '') || 'ngrokd'
+}
+
 /** A string SID, `S-1-5-32-544` style (sddl.h's ConvertSidToStringSidW form). */
 export function isSidString(sid: string): boolean {
   return /^S-1-(\d+|0x[0-9A-Fa-f]{12})(-\d+){1,15}$/.test(sid)
@@ -61,14 +70,16 @@ export function controlPipes({ socket = 'ngrokd', readerSid }: { socket?: string
 }
 
 /** The routes a `read` pipe serves: the GET ones. */
-export function readOnlyRoutes<R extends Record<string, unknown>>(routes: R): Partial<R> {
+export function readOnlyRoutes<R extends object>(routes: R): Partial<R> {
   return Object.fromEntries(Object.entries(routes).filter(([route]) => route.startsWith('GET '))) as Partial<R>
 }
 
 /**
- * What a client tries, in order, for a request: the full pipe; for a GET, then the read pipe (a member of the
- * reader group is refused the first with EPERM/EACCES).
+ * What a client tries, in order, for a request on `control.socket`: the full pipe; for a GET, then the read pipe
+ * (a member of the reader group is refused the first with EPERM/EACCES; without `control.group` there is none,
+ * and the first refusal is what the client reports).
  */
-export function clientPipeOrder(pipes: readonly ControlPipe[], method: 'GET' | 'POST'): string[] {
-  return pipes.filter((p) => p.routes === 'all' || method === 'GET').map((p) => p.path)
+export function clientPipePaths(socket: string, method: 'GET' | 'POST'): string[] {
+  const [full] = controlPipes({ socket: windowsPipeName(socket) })
+  return method === 'GET' ? [full!.path, `${full!.path}-read`] : [full!.path]
 }

@@ -2,6 +2,7 @@ import type { InterfaceInfo } from '../contracts/interface.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import type { ForwarderMode } from '../forward/create-forwarder.js'
 import { controlRequest } from '../control/control-client.js'
+import { clientPipePaths } from '../control/windows-pipe-security.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import type { ControlRoutes } from '../control/control-server.js'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
@@ -96,6 +97,20 @@ export function controlRoutes(handlers: ControlHandlers): ControlRoutes {
   return handlers as unknown as ControlRoutes
 }
 
+/** Windows: the full pipe, then for a GET the read pipe when the full one refuses this user (windows-pipe-security.ts). */
+async function callPipes<T>(socket: string, method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number | undefined): Promise<T> {
+  const pipes = clientPipePaths(socket, method)
+  for (const [i, pipe] of pipes.entries()) {
+    try {
+      return await controlRequest<T>(pipe, method, path, body, timeoutMs)
+    } catch (e) {
+      const code = ((e as { cause?: NodeJS.ErrnoException }).cause ?? {}).code
+      if (i === pipes.length - 1 || (code !== 'EPERM' && code !== 'EACCES')) throw e
+    }
+  }
+  throw new Error('unreachable: no control pipe to try')
+}
+
 /**
  * Calls a route of the daemon's control API on `socketPath`. As root, a socket another user could
  * have put there is refused before a byte is sent (set-api-key sends the API key).
@@ -106,6 +121,7 @@ export async function callDaemon<R extends ControlRoute>(
   ...[body, timeoutMs]: ControlApi[R]['body'] extends undefined ? [body?: undefined, timeoutMs?: number] : [body: ControlApi[R]['body'], timeoutMs?: number]
 ): Promise<ControlApi[R]['reply']> {
   const [method, path] = route.split(' ') as ['GET' | 'POST', string]
+  if (process.platform === 'win32') return callPipes<ControlApi[R]['reply']>(socketPath, method, path, body, timeoutMs)
   let target = socketPath
   if (runsAsRoot()) {
     // a missing socket is left to the request, which says the daemon is not running
