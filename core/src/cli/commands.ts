@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
+import { join } from 'node:path'
 import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
@@ -41,16 +42,24 @@ const STOP_GRACE_MS = 10_000
 const runCommand = defineCommand({
   name: 'run',
   summary: 'Run the daemon in the foreground: register, discover endpoints, serve them by hostname until SIGTERM/SIGINT; SIGHUP reloads the config.',
-  usage: 'ngrokd run [--config FILE] [--log-format json|pretty|auto]',
-  options: { 'log-format': { type: 'string' } } as const,
+  usage: 'ngrokd run [--config FILE] [--log-format json|pretty|auto]\n\n  --service   (Windows) run as the service ngrokd service install registered: the Service Control Manager starts and\n              stops it; the log goes to state_dir\\ngrokd.log',
+  options: { 'log-format': { type: 'string' }, service: { type: 'boolean' } } as const,
   optionValues: { 'log-format': LOG_FORMATS },
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const format = logFormat(values['log-format'])
     const { config, source, notices, apiKeyOrigin } = await configFor(values)
-    const [{ createLogger }, { Daemon }, { capYoungGeneration, collectYoungGarbageEvery }] = await Promise.all([load.logger(), load.daemon(), load.youngGeneration()])
-    const logger = createLogger({ level: config.log.level, ...(format === 'auto' ? {} : { pretty: format === 'pretty' }) })
+    if (values.service && process.platform !== 'win32') {
+      throw new NgrokdError('NGROKD_ERR_USAGE', '--service is for the Windows service', { hint: 'on this system, ngrokd service install sets up the service, which runs ngrokd run' })
+    }
+    const [{ createLogger, logFileDestination }, { Daemon }, { capYoungGeneration, collectYoungGarbageEvery }] = await Promise.all([load.logger(), load.daemon(), load.youngGeneration()])
+    const logger = createLogger({
+      level: config.log.level,
+      ...(format === 'auto' ? {} : { pretty: format === 'pretty' }),
+      // a service has no console: its log is a file in the state dir
+      ...(values.service ? { destination: logFileDestination(join(config.stateDir, 'ngrokd.log')) } : {}),
+    })
     logger.debug({ config: describeConfig(config) }, 'effective configuration')
     for (const notice of notices) logger.warn(notice)
     // the process is ours here (not a library embedding Daemon): tune V8's young generation for the hot path
@@ -58,6 +67,14 @@ const runCommand = defineCommand({
     collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
     const reread = async () => (await configFor(values)).config
     const daemon = new Daemon({ config, logger, loadConfig: reread, ...(source ? { configSource: source } : {}), ...(apiKeyOrigin ? { apiKeyOrigin } : {}) })
+    if (values.service) {
+      const [{ runAsWindowsService }, { loadServiceDispatcher }] = await Promise.all([import('../service/windows-service-control.js'), import('../service/windows-service-ffi.js')])
+      return runAsWindowsService(loadServiceDispatcher(process.env.SystemRoot ?? 'C:\\Windows'), config.instance ? `ngrokd-${config.instance}` : 'ngrokd', {
+        start: () => daemon.start(),
+        stop: () => daemon.stop(),
+        stopWaitHintMs: config.forwarder.drainTimeoutMs + STOP_GRACE_MS,
+      })
+    }
     // SIGHUP (also what closing the terminal of a foreground run sends) reloads; it never kills without cleanup
     process.on('SIGHUP', () => {
       reread().then(

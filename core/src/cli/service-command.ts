@@ -8,6 +8,7 @@ import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { launchdService } from '../service/launchd.js'
 import { systemdService, type ServiceCommand } from '../service/systemd.js'
+import { installWindowsService, planWindowsService, uninstallWindowsService } from '../service/windows-service.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { parseCommandArgs } from './args.js'
 import { printHelp, type Command } from './commands.js'
@@ -49,9 +50,46 @@ function planFor(config: DaemonConfig, configPath: string): ServicePlan {
     const s = launchdService({ nodePath, cliPath, configPath })
     return { file: { path: s.plistPath, text: s.plist }, install: s.install, uninstall: s.uninstall, afterUninstall: [], status: s.status, makeDirs: [config.stateDir] }
   }
-  throw new NgrokdError('NGROKD_ERR_SERVICE', `ngrokd service is not wired on ${process.platform} yet`, {
-    hint: 'run `ngrokd run` under your service manager; on Windows the service module exists but the command does not use it yet',
+  throw new NgrokdError('NGROKD_ERR_SERVICE', `ngrokd service knows no service manager of ${process.platform}`, {
+    hint: 'run `ngrokd run` under your service manager',
   })
+}
+
+/**
+ * Windows: the service is registered with the Service Control Manager through its API (windows-service.ts: the
+ * command line `node.exe <ngrokd> run --service --config FILE`, recovery actions, `ngrokd cleanup` after a third
+ * failure); `sc.exe` starts, stops and shows it. --dry-run prints what would be registered.
+ */
+async function windowsServiceAction(action: Action, config: DaemonConfig, configPath: string, dryRun: boolean): Promise<number> {
+  const name = config.instance ? `ngrokd-${config.instance}` : 'ngrokd'
+  const plan = planWindowsService({ nodePath: process.execPath, cliPath: realpathSync(process.argv[1]!), configPath, name })
+  const sc = (...args: string[]): ServiceCommand => ['sc.exe', ...args]
+  if (dryRun) {
+    if (action === 'install') console.log(`# registered with the Service Control Manager\n${JSON.stringify(plan, null, 2)}\n$ ${sc('start', name).join(' ')}`)
+    else console.log(action === 'uninstall' ? `$ ${sc('stop', name).join(' ')}\n# DeleteService ${name}` : `$ ${sc('query', name).join(' ')}`)
+    return 0
+  }
+  if (action === 'status') {
+    runAll([sc('query', name)])
+    return 0
+  }
+  const { loadScm } = await import('../service/windows-service-ffi.js')
+  const scm = loadScm(process.env.SystemRoot ?? 'C:\\Windows')
+  if (action === 'install') {
+    await mkdir(config.stateDir, { recursive: true })
+    installWindowsService(scm, plan)
+    runAll([sc('start', name)])
+    console.log(`registered the service ${name} and started it; \`ngrokd status\` shows the daemon`)
+  } else {
+    try {
+      runAll([sc('stop', name)]) // its stop removes what it made
+    } catch {
+      // not running: nothing to stop
+    }
+    uninstallWindowsService(scm, name)
+    console.log(`removed the service ${name}`)
+  }
+  return 0
 }
 
 function runAll(commands: readonly ServiceCommand[]): void {
@@ -69,7 +107,7 @@ function runAll(commands: readonly ServiceCommand[]): void {
 
 const spec = {
   name: 'service',
-  summary: 'Install, remove or show ngrokd as a system service (systemd on Linux, launchd on macOS).',
+  summary: 'Install, remove or show ngrokd as a system service (systemd on Linux, launchd on macOS, the Service Control Manager on Windows).',
   usage:
     'sudo ngrokd service install|uninstall|status [--config FILE] [--instance NAME] [--dry-run]\n\n  --dry-run   print the unit (or plist) and the commands instead of running them\n\nThe service runs `ngrokd run --config FILE` with this node and this ngrokd, restarts it after a failure,\nreloads it with SIGHUP, and runs `ngrokd cleanup` after it stops.',
   options: { 'dry-run': { type: 'boolean' } },
@@ -88,6 +126,7 @@ export const serviceCommand: Command = {
     }
     const loaded = await loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}) })
     const configPath = values.config ? resolve(values.config) : (loaded.source ?? (loaded.config.instance ? instanceConfigPath(SYSTEM_CONFIG, loaded.config.instance) : SYSTEM_CONFIG))
+    if (process.platform === 'win32') return windowsServiceAction(action, loaded.config, configPath, values['dry-run'] ?? false)
     const plan = planFor(loaded.config, configPath)
     // systemd gives the service its own /tmp (PrivateTmp): a config there would not be found
     const inTmp = process.platform === 'linux' && /^\/(var\/)?tmp\//.test(configPath)

@@ -53,6 +53,11 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
   return logger as unknown as Logger
 }
 
+/** A log file (appended, its folder made 0700), for a process without a console: the Windows service. */
+export function logFileDestination(path: string): DestinationStream {
+  return pino.destination({ dest: path, mkdir: true, sync: true })
+}
+
 /** Colour on a terminal unless NO_COLOR is set to anything but the empty string (https://no-color.org). */
 export function useColor(env: NodeJS.ProcessEnv = process.env): boolean {
   return !env.NO_COLOR

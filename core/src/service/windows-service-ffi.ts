@@ -11,6 +11,7 @@ import {
   SERVICE_WIN32_OWN_PROCESS,
   type ScmApi,
 } from './windows-service.js'
+import { SERVICE_STATUS_FIELDS, type ServiceDispatcher } from './windows-service-control.js'
 
 export interface Prototype {
   dll: string
@@ -33,6 +34,19 @@ export const SCM_PROTOTYPES: readonly Prototype[] = [
   { dll: 'kernel32.dll', header: 'errhandlingapi.h', prototype: 'DWORD __stdcall GetLastError()' },
 ]
 
+/** What `ngrokd run --service` calls to be the service the SCM started (windows-service-control.ts). */
+export const SERVICE_DISPATCH_PROTOTYPES: readonly Prototype[] = [
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall StartServiceCtrlDispatcherW(const SERVICE_TABLE_ENTRYW *lpServiceStartTable)' },
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'SERVICE_STATUS_HANDLE __stdcall RegisterServiceCtrlHandlerExW(LPCWSTR lpServiceName, LPHANDLER_FUNCTION_EX lpHandlerProc, void *lpContext)' },
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall SetServiceStatus(SERVICE_STATUS_HANDLE hServiceStatus, SERVICE_STATUS *lpServiceStatus)' },
+]
+
+/** The callbacks the SCM calls (winsvc.h LPSERVICE_MAIN_FUNCTIONW, LPHANDLER_FUNCTION_EX); koffi runs them on the main thread. */
+const SERVICE_CALLBACK_TYPES = [
+  'void __stdcall SERVICE_MAIN_FUNCTIONW(DWORD dwNumServicesArgs, LPWSTR *lpServiceArgVectors)',
+  'DWORD __stdcall HANDLER_FUNCTION_EX(DWORD dwControl, DWORD dwEventType, void *lpEventData, void *lpContext)',
+] as const
+
 const SERVICE_ALL_ACCESS = 0xf01ff // winsvc.h
 
 let declared = false
@@ -53,12 +67,19 @@ function declareTypes(): void {
   tryDeclare(() => koffi.struct('SERVICE_FAILURE_ACTIONSW', { dwResetPeriod: 'uint32_t', lpRebootMsg: 'str16', lpCommand: 'str16', cActions: 'uint32_t', lpsaActions: 'SC_ACTION *' }))
   tryDeclare(() => koffi.struct('SERVICE_DESCRIPTIONW', { lpDescription: 'str16' }))
   tryDeclare(() => koffi.struct('SERVICE_FAILURE_ACTIONS_FLAG', { fFailureActionsOnNonCrashFailures: 'int32_t' }))
+  // winsvc.h: SERVICE_STATUS is seven DWORDs; SERVICE_TABLE_ENTRYW a name and ServiceMain, the table ends with two NULLs
+  tryDeclare(() => koffi.struct('SERVICE_STATUS', Object.fromEntries(SERVICE_STATUS_FIELDS.map((f) => [f, 'uint32_t']))))
+  tryDeclare(() => koffi.pointer('SERVICE_STATUS_HANDLE', koffi.opaque('SERVICE_STATUS_HANDLE__')))
+  for (const type of SERVICE_CALLBACK_TYPES) tryDeclare(() => koffi.proto(type))
+  tryDeclare(() => koffi.alias('LPSERVICE_MAIN_FUNCTIONW', koffi.pointer('SERVICE_MAIN_FUNCTIONW')))
+  tryDeclare(() => koffi.alias('LPHANDLER_FUNCTION_EX', koffi.pointer('HANDLER_FUNCTION_EX')))
+  tryDeclare(() => koffi.struct('SERVICE_TABLE_ENTRYW', { lpServiceName: 'str16', lpServiceProc: 'LPSERVICE_MAIN_FUNCTIONW' }))
 }
 
 export function parseScmPrototypes(): number {
   declareTypes()
-  for (const p of SCM_PROTOTYPES) koffi.proto(p.prototype)
-  return SCM_PROTOTYPES.length
+  for (const p of [...SCM_PROTOTYPES, ...SERVICE_DISPATCH_PROTOTYPES]) koffi.proto(p.prototype)
+  return SCM_PROTOTYPES.length + SERVICE_DISPATCH_PROTOTYPES.length
 }
 
 /** The koffi layouts, for the smoke test to compare with the mingw-w64 numbers. */
@@ -75,6 +96,42 @@ export function scmStructLayouts(): Record<string, number> {
     'SERVICE_FAILURE_ACTIONSW.lpsaActions': koffi.offsetof('SERVICE_FAILURE_ACTIONSW', 'lpsaActions'),
     'sizeof SERVICE_FAILURE_ACTIONS_FLAG': koffi.sizeof('SERVICE_FAILURE_ACTIONS_FLAG'),
     'sizeof SERVICE_DESCRIPTIONW': koffi.sizeof('SERVICE_DESCRIPTIONW'),
+    'sizeof SERVICE_STATUS': koffi.sizeof('SERVICE_STATUS'),
+    'sizeof SERVICE_TABLE_ENTRYW': koffi.sizeof('SERVICE_TABLE_ENTRYW'),
+  }
+}
+
+/**
+ * The dispatcher of the SCM (ServiceDispatcher in windows-service-control.ts): StartServiceCtrlDispatcherW runs on
+ * a koffi worker thread (it returns only when the service has stopped), and the SCM's calls of ServiceMain and of
+ * the control handler come back to the main thread, which keeps its event loop running meanwhile.
+ */
+export function loadServiceDispatcher(systemRoot: string): ServiceDispatcher {
+  declareTypes()
+  const adv = koffi.load(`${systemRoot}\\System32\\advapi32.dll`)
+  const k32 = koffi.load(`${systemRoot}\\System32\\kernel32.dll`)
+  const fn = Object.fromEntries(SERVICE_DISPATCH_PROTOTYPES.map((p) => [/(\w+)\(/.exec(p.prototype)![1]!, adv.func(p.prototype)]))
+  const getLastError = k32.func('DWORD __stdcall GetLastError()')
+  return {
+    dispatch(name, { main, control }) {
+      return new Promise<number>((resolve) => {
+        const handler = koffi.register((code: number) => control(code), 'LPHANDLER_FUNCTION_EX')
+        const serviceMain = koffi.register(() => {
+          const handle = fn.RegisterServiceCtrlHandlerExW!(name, handler, null)
+          main((status) => void fn.SetServiceStatus!(handle, status))
+        }, 'LPSERVICE_MAIN_FUNCTIONW')
+        const table = [
+          { lpServiceName: name, lpServiceProc: serviceMain },
+          { lpServiceName: null, lpServiceProc: null },
+        ]
+        fn.StartServiceCtrlDispatcherW!.async(table, (err: unknown, ok: number) => {
+          const error = err ? -1 : ok ? 0 : (getLastError() as number)
+          koffi.unregister(serviceMain)
+          koffi.unregister(handler)
+          resolve(error)
+        })
+      })
+    },
   }
 }
 

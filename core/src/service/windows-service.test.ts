@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import * as S from './windows-service.js'
-import { parseScmPrototypes, scmStructLayouts, SCM_PROTOTYPES } from './windows-service-ffi.js'
+import { parseScmPrototypes, scmStructLayouts, SCM_PROTOTYPES, SERVICE_DISPATCH_PROTOTYPES } from './windows-service-ffi.js'
 
 function fixture(): Record<string, Record<string, number>> {
   let dir = dirname(fileURLToPath(import.meta.url))
@@ -85,7 +85,7 @@ describe('Windows service registration', () => {
       const x64 = targets.x86_64!
       for (const [k, n] of Object.entries(scmStructLayouts())) assert.equal(n, x64[k], `koffi ${k}`)
     }
-    assert.equal(parseScmPrototypes(), SCM_PROTOTYPES.length)
+    assert.equal(parseScmPrototypes(), SCM_PROTOTYPES.length + SERVICE_DISPATCH_PROTOTYPES.length)
   })
 
   it('quotes arguments the way CommandLineToArgvW reads them back', () => {
