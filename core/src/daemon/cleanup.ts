@@ -13,7 +13,7 @@ import { Registration, REGISTRATION_FILES } from '../registration/index.js'
 import { USER_AGENT } from '../version.js'
 import { checkApiKey, readApiKeyFile } from './api-key-file.js'
 import { InstanceLock } from './instance-lock.js'
-import { createHostsFileNameResolver } from '../names/platform-hosts-file.js'
+import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 
 /** Stands in for the forwarder while cleaning up: nothing listens, so there is nothing to carry. */
 const NO_FORWARDER: Forwarder = {
@@ -60,7 +60,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
     try {
       // the ngrokd block goes whatever names.resolver is: a plugin's resolver may have fallen back to
       // the hosts file (dns without systemd-resolved); what it published elsewhere is left to it
-      const names = hostsFile ? scope.scope.resolve(NAME_RESOLVER) : createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger })
+      const names = hostsFile ? scope.scope.resolve(NAME_RESOLVER) : hostsFileResolverFor(config, logger)
       if (!hostsFile) await names.open()
       try {
         if ((await names.publish({ records: [] })).changed) removed.push(`the ngrokd block of ${config.names.hostsFile}`)

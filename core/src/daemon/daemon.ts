@@ -28,7 +28,7 @@ import { EndpointPoller } from './endpoint-poller.js'
 import { InstanceLock, type InstanceLockOptions } from './instance-lock.js'
 import { planReload, type ReloadResult } from './config-reload.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
-import { createHostsFileNameResolver } from '../names/platform-hosts-file.js'
+import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 
@@ -104,7 +104,10 @@ export class Daemon {
     this.apiKeys = new ApiKeySource({
       configured: options.config.api.key,
       ...(options.apiKeyOrigin ? { configuredOrigin: options.apiKeyOrigin } : {}),
-      stateDir: options.config.stateDir, logger: options.logger, signal: this.stopped.signal })
+      stateDir: options.config.stateDir,
+      logger: options.logger,
+      signal: this.stopped.signal,
+    })
   }
 
   private get config(): DaemonConfig {
@@ -134,7 +137,7 @@ export class Daemon {
         scope: root,
         metrics: this.metrics,
         interfaceInfo: () => this.pluginInterface(),
-        hostsFileResolver: () => createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger }),
+        hostsFileResolver: () => hostsFileResolverFor(config, logger),
       })
       this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: { ...this.routes(), ...this.plugins.routes() } })
       await this.control.start()

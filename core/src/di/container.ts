@@ -1,7 +1,6 @@
 import { container, type DependencyContainer } from 'tsyringe'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../config/index.js'
-import { instanceOf } from '../config/instance.js'
 import type { Interface, InterfaceInfo } from '../contracts/interface.js'
 import type { Allocator } from '../contracts/allocator.js'
 import type { NameResolver } from '../contracts/name-resolver.js'
@@ -11,7 +10,7 @@ import type { DriverContext } from '../driver/define-driver.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { PersistentAllocator } from '../alloc/index.js'
-import { createHostsFileNameResolver } from '../names/index.js'
+import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { parseSubnet, intToIpv4 } from '../util/ipv4.js'
 import { hasNetAdmin } from '../util/privilege.js'
 import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from './tokens.js'
@@ -120,7 +119,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
  * plugin never takes the daemon down.
  */
 async function createNameResolver(config: DaemonConfig, logger: Logger, plugins?: PluginNameResolvers): Promise<NameResolver> {
-  const hostsFile = (): NameResolver => createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, ...instanceOf(config), logger })
+  const hostsFile = (): NameResolver => hostsFileResolverFor(config, logger)
   const name = config.names.resolver
   if (name === 'hosts-file') return hostsFile()
   if (plugins?.offersNameResolver(name)) {

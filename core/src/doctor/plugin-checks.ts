@@ -7,7 +7,7 @@ import { callDaemon } from '../daemon/control-api.js'
 import { PluginHost } from '../plugin/plugin-host.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
-import { createHostsFileNameResolver } from '../names/platform-hosts-file.js'
+import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 
 /**
  * The plugins' doctor checks: from the running daemon, which has them loaded and started; without
@@ -29,7 +29,7 @@ export async function pluginChecks(config: DaemonConfig): Promise<Check[]> {
       scope: container.createChildContainer(),
       metrics: new Registry(),
       interfaceInfo: () => Promise.reject(new NgrokdError('NGROKD_ERR_CONTROL', 'the daemon is not running: no interface to give')),
-      hostsFileResolver: () => createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, logger: silentLogger }),
+      hostsFileResolver: () => hostsFileResolverFor(config, silentLogger),
     })
     return host.status().map((p): Check =>
       p.error

@@ -2,12 +2,12 @@ import { access, constants, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
-import { instanceOf, loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
+import { loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
 import { configProblems, daemonChecks } from './daemon-checks.js'
-import { createHostsFileNameResolver } from '../names/platform-hosts-file.js'
+import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
@@ -75,7 +75,7 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
   }
 
   if (config.names.resolver === 'hosts-file') {
-    checks.push(...((await createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, ...instanceOf(config), logger: silentLogger }).diagnose?.()) ?? []))
+    checks.push(...((await hostsFileResolverFor(config, silentLogger).diagnose?.()) ?? []))
   }
 
   checks.push(await checkStateDir(config.stateDir))

@@ -30,3 +30,8 @@ export function createHostsFileNameResolver({ path, stateDir, instance, logger, 
   if (platform === 'darwin') return new MacosHostsFileNameResolver({ path, stateDir, logger, ...block })
   return new HostsFileNameResolver({ path, stateDir, logger, ...block })
 }
+
+/** The daemon's hosts-file resolver for `config`: `names.hosts_file`, `state_dir`, and a named instance's own block. */
+export function hostsFileResolverFor(config: { names: { hostsFile: string }; stateDir: string; instance?: string }, logger: Logger): NameResolver {
+  return createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, ...(config.instance ? { instance: config.instance } : {}), logger })
+}
