@@ -123,6 +123,8 @@ describe('a port another program holds', { skip: netnsSkip }, () => {
     assert.equal(byUrl.get('http://db.e2e')?.error?.code, 'NGROKD_ERR_NAME_WITHHELD')
     const list = await run(process.execPath, [NGROKD_BIN, 'list', '--config', daemon.configFile], { env: E2eDaemon.childEnv() })
     assert.match(list.stdout, /held by node \(pid \d+\) on 0\.0\.0\.0:5432/)
+    // the fix is shown where the user looks, not only in the log: the wildcard holder, and what to change
+    assert.match(list.stdout, /\n {2}fix: node \(pid \d+\) on 0\.0\.0\.0:5432 already listens on every address, 10\.107\.\d+\.\d+ included: make it listen on 127\.0\.0\.1/)
 
     await new Promise<void>((r) => squatter.close(() => r()))
     await daemon.pollAfterNow()
