@@ -68,7 +68,9 @@ describe('loadTrustRoots', () => {
     const file = join(dir, 'extra.pem')
     await writeFile(file, pki.chainIntermediatePem)
     const defaults = await loadIngressTrust({})
-    assert.equal(defaults.anchors.filter((a) => a.source === 'node').length, tls.rootCertificates.length)
+    // Node's default store: its bundled roots, plus NODE_EXTRA_CA_CERTS where Node can list that store (22.15+)
+    const getDefault = (tls as { getCACertificates?: (type: 'default') => string[] }).getCACertificates
+    assert.equal(defaults.anchors.filter((a) => a.source === 'node').length, getDefault ? getDefault('default').length : tls.rootCertificates.length)
     assert.deepEqual(defaults.anchors.filter((a) => a.source === 'ngrok').map((a) => a.label), ['ngrok Intermediate CA (bundled with ngrokd)'])
     assert.equal(defaults.ca.length, defaults.anchors.length)
     const added = await loadIngressTrust({ caFile: file })
