@@ -61,8 +61,8 @@ function planFor(config: DaemonConfig, configPath: string): ServicePlan {
  * failure); `sc.exe` starts, stops and shows it. --dry-run prints what would be registered.
  */
 async function windowsServiceAction(action: Action, config: DaemonConfig, configPath: string, dryRun: boolean): Promise<number> {
-  const name = config.instance ? `ngrokd-${config.instance}` : 'ngrokd'
-  const plan = planWindowsService({ nodePath: process.execPath, cliPath: realpathSync(process.argv[1]!), configPath, name })
+  const plan = planWindowsService({ nodePath: process.execPath, cliPath: realpathSync(process.argv[1]!), configPath, ...instanceOf(config) })
+  const name = plan.name
   const sc = (...args: string[]): ServiceCommand => ['sc.exe', ...args]
   if (dryRun) {
     if (action === 'install') console.log(`# registered with the Service Control Manager\n${JSON.stringify(plan, null, 2)}\n$ ${sc('start', name).join(' ')}`)

@@ -113,6 +113,12 @@ describe('Windows service registration', () => {
     assert.deepEqual(S.encodeDependencies(['Tcpip', 'Dnscache']), Buffer.from('Tcpip\0Dnscache\0\0', 'utf16le'))
     assert.match(plan.cleanupAfterStop, /cleanup --config/)
     assert.throws(() => S.planWindowsService({ nodePath: 'node.exe', cliPath: CLI }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+    // a named instance: its own service, and every command it runs names the instance
+    const work = S.planWindowsService({ nodePath: NODE, cliPath: CLI, configPath: CONFIG, instance: 'work' })
+    assert.equal(work.name, 'ngrokd-work')
+    assert.equal(work.binaryPath, `"${NODE}" "${CLI}" run --service --config ${CONFIG} --instance work`)
+    assert.equal(work.recovery.command, `"${NODE}" "${CLI}" cleanup --config ${CONFIG} --instance work`)
+    assert.throws(() => S.planWindowsService({ nodePath: NODE, cliPath: CLI, instance: 'Work!' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
   })
 
   it('installs: CreateServiceW, description, failure actions and their flag; every handle closed', () => {

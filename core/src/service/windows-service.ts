@@ -81,7 +81,8 @@ export interface WindowsServiceOptions {
   cliPath: string
   /** The config file the service runs with. */
   configPath?: string
-  name?: string
+  /** A named instance (`instance`): the service is `ngrokd-NAME` and runs `ngrokd … --instance NAME`. */
+  instance?: string
 }
 
 /**
@@ -116,16 +117,16 @@ export function windowsCommandLine(args: readonly string[]): string {
  * a known way to run someone else's program as LocalSystem.
  */
 export function planWindowsService(options: WindowsServiceOptions): WindowsServicePlan {
-  const name = options.name ?? 'ngrokd'
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$/.test(name)) {
-    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `service name ${JSON.stringify(name)} is not usable`, { hint: 'letters, digits, _ . - (at most 80)' })
+  if (options.instance !== undefined && !/^[a-z][a-z0-9]{0,7}$/.test(options.instance)) {
+    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `service: instance ${JSON.stringify(options.instance)} is not an instance name`)
   }
+  const name = options.instance ? `ngrokd-${options.instance}` : 'ngrokd'
   for (const [what, path] of [['node', options.nodePath], ['ngrokd', options.cliPath], ['config', options.configPath]] as const) {
     if (path !== undefined && !/^([A-Za-z]:\\|\\\\)/.test(path)) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `service: the ${what} path ${JSON.stringify(path)} is not absolute`, { hint: 'give a full path with a drive, e.g. C:\\...' })
     }
   }
-  const config = options.configPath ? ['--config', options.configPath] : []
+  const config = [...(options.configPath ? ['--config', options.configPath] : []), ...(options.instance ? ['--instance', options.instance] : [])]
   const command = windowsCommandLine([options.nodePath, options.cliPath, 'cleanup', ...config])
   return {
     name,
