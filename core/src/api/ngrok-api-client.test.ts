@@ -6,8 +6,8 @@ import type { AddressInfo } from 'node:net'
 import { NgrokApiClient, parseRetryAfter } from './ngrok-api-client.js'
 import { isNgrokApiError, type NgrokApiError } from './ngrok-api-error.js'
 import { isNgrokdError } from '../errors/index.js'
-import type { Logger } from '../contracts/logger.js'
 import type { ApiEndpoint } from './types.js'
+import { recordingLogger } from '../testing/recording-logger.js'
 
 /** A reply as the sample files hold it: status, headers and a JSON body (or a string sent as is). */
 interface RecordedReply {
@@ -56,29 +56,11 @@ function scriptedFetch(steps: Step[]) {
   return { fetchImpl, calls }
 }
 
-function recordingLogger() {
-  const lines: unknown[] = []
-  const log =
-    (level: string) =>
-    (a: unknown, b?: unknown): void => {
-      lines.push([level, a, b])
-    }
-  const logger: Logger = {
-    trace: log('trace'),
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    fatal: log('fatal'),
-    child: () => logger,
-  }
-  return { logger, lines }
-}
-
 function client(steps: Step[], extra: Partial<ConstructorParameters<typeof NgrokApiClient>[0]> = {}) {
   const { fetchImpl, calls } = scriptedFetch(steps)
   const sleeps: number[] = []
-  const { logger, lines } = recordingLogger()
+  const logger = recordingLogger()
+  const lines = logger.records
   const api = new NgrokApiClient({
     apiKey: API_KEY,
     logger,

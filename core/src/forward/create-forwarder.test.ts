@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { defaultConfig } from '../config/resolve-config.js'
 import { AUTO_MAX_WORKERS, FORWARDER_DEFAULTS, createForwarder, resolveWorkerCount } from './create-forwarder.js'
-import { recordingLogger } from './test-logger.test-helper.js'
+import { recordingLogger } from '../testing/recording-logger.js'
 import { WorkerPoolForwarder } from './pool/worker-pool-forwarder.js'
 
 const ingress = { credentials: () => ({ certPem: '', keyPem: '' }), endpoint: () => '127.0.0.1:1' }

@@ -10,7 +10,7 @@ import type { ConnectionLimitOptions } from './connection-limits.js'
 import type { IngressDialerOptions } from './ingress-dialer.js'
 import { startFakeIngress, type FakeIngress, type FakeIngressOptions } from '../testing/fake-ingress.js'
 import { freePort } from '../testing/net-probes.js'
-import { recordingLogger } from './test-logger.test-helper.js'
+import { recordingLogger } from '../testing/recording-logger.js'
 import { createTestPki, type TestPki } from '../testing/test-pki.js'
 
 /**

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { createHostRewriter, MAX_HEAD_BYTES, type HostRewriter } from './http-host-rewriter.js'
-import { recordingLogger } from './test-logger.test-helper.js'
+import { recordingLogger } from '../testing/recording-logger.js'
 
 const HOST = 'api.prod'
 

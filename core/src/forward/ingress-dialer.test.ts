@@ -12,7 +12,7 @@ import { IngressDialer, parseIngressEndpoint, type DialResult, type IngressDiale
 import { IngressRefusedError } from './ingress-refused-error.js'
 import { echo, startFakeIngress, type FakeIngress } from '../testing/fake-ingress.js'
 import { freePort } from '../testing/net-probes.js'
-import { recordingLogger } from './test-logger.test-helper.js'
+import { recordingLogger } from '../testing/recording-logger.js'
 import { createTestPki, type TestPki } from '../testing/test-pki.js'
 
 

@@ -3,7 +3,7 @@ import net from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import type tls from 'node:tls'
 import { PredialPool, type IngressConnection, type PredialOpen } from './predial-pool.js'
-import { recordingLogger } from './test-logger.test-helper.js'
+import { recordingLogger } from '../testing/recording-logger.js'
 
 /** Lets pending promise callbacks and I/O run. */
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r))

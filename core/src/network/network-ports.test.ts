@@ -4,7 +4,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile, stat } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { recordingLogger } from '../forward/test-logger.test-helper.js'
+import { recordingLogger } from '../testing/recording-logger.js'
 import { NETWORK_PORTS_FILE, NetworkPorts, networkPortKey, type PortAssignment } from './network-ports.js'
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {

@@ -5,6 +5,7 @@ export { requires, type SkipReason } from './requires.js'
 export { enterNetworkNamespace } from './network-namespace.js'
 export { freePort, tryConnect } from './net-probes.js'
 export { assertRejectsCoded, assertSameSet, isAbortError, type CodedRejectionOptions } from './assertions.js'
+export { recordingLogger, type LogRecord } from './recording-logger.js'
 
 export {
   testInterfaceDriver,

@@ -15,11 +15,11 @@ import {
   parseCertificate,
   parseCsr,
   writeFileAtomic,
-  type Logger,
   type OperatorCreate,
   type OperatorUpdate,
   type RegistrationOptions,
 } from '@ngrokd/core'
+import { recordingLogger } from '@ngrokd/core/testing'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 
 const DAY = 86_400_000
@@ -28,28 +28,11 @@ const KEY = 'test-api-key'
 let dir: string
 let sim: CloudSimulator
 let api: NgrokApiClient
-let logLines: unknown[]
+let logger: ReturnType<typeof recordingLogger>
 
-function recordingLogger(): Logger {
-  const log =
-    (level: string) =>
-    (a: unknown, b?: unknown): void => {
-      logLines.push([level, a, b])
-    }
-  const logger: Logger = {
-    trace: log('trace'),
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    fatal: log('fatal'),
-    child: () => logger,
-  }
-  return logger
-}
 
 function registration(extra: Partial<RegistrationOptions> = {}): Registration {
-  return new Registration({ api, stateDir: dir, logger: recordingLogger(), hostname: 'build-07', ...extra })
+  return new Registration({ api, stateDir: dir, logger, hostname: 'build-07', ...extra })
 }
 
 const posts = () => sim.apiRequests().filter((r) => r.method === 'POST' && r.path === '/kubernetes_operators')
@@ -70,7 +53,7 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ngrokd-reg-'))
   sim = await CloudSimulator.start({ apiKey: KEY })
   api = new NgrokApiClient({ apiKey: KEY, baseUrl: sim.apiUrl, sleep: async () => {} })
-  logLines = []
+  logger = recordingLogger()
 })
 
 afterEach(async () => {
@@ -257,8 +240,8 @@ describe('Registration.ensure', () => {
   it('never logs key material', async () => {
     const reg = registration({ now: () => Date.now() + 340 * DAY })
     await reg.ensure()
-    const text = JSON.stringify(logLines)
-    assert.ok(logLines.length > 0)
+    const text = JSON.stringify(logger.records)
+    assert.ok(logger.records.length > 0)
     assert.ok(!text.includes('PRIVATE KEY'))
     assert.ok(!text.includes(reg.credentials().keyPem.split('\n')[1]!))
   })

@@ -8,7 +8,7 @@ import type { Forwarder } from '../../contracts/forwarder.js'
 import { createForwarder } from '../create-forwarder.js'
 import { startFakeIngress, type FakeIngress } from '../../testing/fake-ingress.js'
 import { freePort } from '../../testing/net-probes.js'
-import { recordingLogger } from '../test-logger.test-helper.js'
+import { recordingLogger } from '../../testing/recording-logger.js'
 import { createTestPki, type TestPki } from '../../testing/test-pki.js'
 
 const TOTAL = 100_000

@@ -8,7 +8,7 @@ import { TestFramework } from '../../testing/test-framework.js'
 import { closed, connect, describeForwarderBehaviour, readAll, readN, until } from '../forwarder-behaviour.test-helper.js'
 import { startFakeIngress } from '../../testing/fake-ingress.js'
 import { freePort } from '../../testing/net-probes.js'
-import { recordingLogger } from '../test-logger.test-helper.js'
+import { recordingLogger } from '../../testing/recording-logger.js'
 import { createTestPki } from '../../testing/test-pki.js'
 import { WorkerPoolForwarder } from './worker-pool-forwarder.js'
 
