@@ -1,77 +1,58 @@
 // `ngrokd cleanup`: after a daemon is killed (kill -9), its interface, addresses, hosts block, control
 // socket and lock stay on the machine; cleanup removes each and says so. While a daemon runs it is
 // refused (exit 2): that daemon removes what it made when it stops.
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
-import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { simulatedDaemon } from '../helpers/simulated-daemon.js'
 import { kernelAddresses, linkExists } from '../helpers/ip-link.js'
 import { managedRecords, readHosts } from '../helpers/hosts-file.js'
-import { snapshotHostsFile } from '../helpers/hosts-guard.js'
 import { ngrokdCli } from '../helpers/ngrokd-cli.js'
 
 
 describe('ngrokd cleanup', { skip: netnsSkip }, () => {
   const net = netDriverCases('clean')[1]!
-  const hosts = snapshotHostsFile()
-  let sim: CloudSimulator
-  let daemon: E2eDaemon
-
-  before(async () => {
-    hosts.take()
-    sim = await CloudSimulator.start()
-    sim.addEndpoint({ url: 'http://left.e2e' })
-    sim.addEndpoint({ url: 'tcp://behind.e2e:6000' })
-    daemon = E2eDaemon.start({ name: 'cleanup', sim, net })
-    await daemon.waitReady((s) => s.services?.serving === 2)
-  })
-
-  after(async () => {
-    await daemon?.dispose()
-    await sim?.stop()
-    hosts.assertRestored()
-  })
+  const ctx = simulatedDaemon({ name: 'cleanup', net, endpoints: ['http://left.e2e', 'tcp://behind.e2e:6000'] })
 
   test('refused while the daemon runs, which keeps everything', async () => {
-    const r = await ngrokdCli(['cleanup', '--config', daemon.configFile])
+    const r = await ngrokdCli(['cleanup', '--config', ctx.daemon.configFile])
     assert.equal(r.code, 2, r.stdout + r.stderr)
-    assert.match(r.stderr, new RegExp(`another ngrokd \\(pid ${daemon.process.pid},`))
-    assert.equal((await daemon.status()).services.serving, 2)
+    assert.match(r.stderr, new RegExp(`another ngrokd \\(pid ${ctx.daemon.process.pid},`))
+    assert.equal((await ctx.daemon.status()).services.serving, 2)
   })
 
   test('after kill -9 it removes the addresses, the interface, the hosts block, the socket and the lock, and says so', async () => {
-    await daemon.stop('SIGKILL')
+    await ctx.daemon.stop('SIGKILL')
     assert.equal(linkExists(net.interfaceName!), true, 'a killed daemon leaves its interface')
     assert.ok(kernelAddresses(net.interfaceName!)!.length >= 2, 'and the two endpoints’ addresses')
     assert.equal(managedRecords(readHosts()).size, 2, 'and its hosts lines')
-    assert.equal(existsSync(daemon.socketPath), true)
-    assert.equal(existsSync(join(daemon.stateDir, 'ngrokd.lock')), true)
+    assert.equal(existsSync(ctx.daemon.socketPath), true)
+    assert.equal(existsSync(join(ctx.daemon.stateDir, 'ngrokd.lock')), true)
     // doctor does not call the leftovers fine: each is a warning naming the fix
-    const doctor = await ngrokdCli(['doctor', '--json', '--offline', '--config', daemon.configFile])
+    const doctor = await ngrokdCli(['doctor', '--json', '--offline', '--config', ctx.daemon.configFile])
     const leftovers = (JSON.parse(doctor.stdout) as { checks: Array<{ id: string; summary: string; hint?: string }> }).checks.filter((c) => c.id === 'daemon.leftovers')
     assert.deepEqual(
       leftovers.map((c) => c.summary.replace(/^no daemon runs, but (.*) is still there.*$/, '$1')).sort(),
-      [`2 names in the ngrokd block of /etc/hosts`, `control socket ${daemon.socketPath}`, `interface ${net.interfaceName}`].sort(),
+      [`2 names in the ngrokd block of /etc/hosts`, `control socket ${ctx.daemon.socketPath}`, `interface ${net.interfaceName}`].sort(),
     )
     assert.match(leftovers[0]!.hint!, /ngrokd cleanup/)
 
-    const r = await ngrokdCli(['cleanup', '--config', daemon.configFile])
+    const r = await ngrokdCli(['cleanup', '--config', ctx.daemon.configFile])
     assert.equal(r.code, 0, r.stdout + r.stderr)
     assert.match(r.stdout, /^removed:/)
     assert.match(r.stdout, /stale lock .*ngrokd\.lock/)
-    assert.match(r.stdout, new RegExp(`control socket ${daemon.socketPath.replace(/[.]/g, '\\.')}`))
+    assert.match(r.stdout, new RegExp(`control socket ${ctx.daemon.socketPath.replace(/[.]/g, '\\.')}`))
     assert.match(r.stdout, /the ngrokd block of \/etc\/hosts/)
     assert.match(r.stdout, new RegExp(`interface ${net.interfaceName} \\(linux-netlink\\)`))
     assert.equal(linkExists(net.interfaceName!), false)
     assert.equal(managedRecords(readHosts()).size, 0)
-    assert.equal(existsSync(daemon.socketPath), false)
-    assert.equal(existsSync(join(daemon.stateDir, 'ngrokd.lock')), false)
+    assert.equal(existsSync(ctx.daemon.socketPath), false)
+    assert.equal(existsSync(join(ctx.daemon.stateDir, 'ngrokd.lock')), false)
 
-    const again = await ngrokdCli(['cleanup', '--config', daemon.configFile])
+    const again = await ngrokdCli(['cleanup', '--config', ctx.daemon.configFile])
     assert.equal(again.code, 0, again.stderr)
     assert.equal(again.stdout.trim(), 'nothing to clean up')
     assert.equal(linkExists(net.interfaceName!), false, 'a cleanup with nothing left creates nothing either')

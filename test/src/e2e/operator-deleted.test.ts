@@ -1,47 +1,30 @@
 // The operator is deleted at ngrok (dashboard, API) while the daemon runs: the next poll's 404 makes
 // it register anew — a new operator and client certificate — and serve on, instead of failing every
 // poll until a restart.
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CloudSimulator, type EchoReply } from '@ngrokd/plugin-simulator'
+import type { EchoReply } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
-import { E2eDaemon } from '../helpers/e2e-daemon.js'
-import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+import { simulatedDaemon } from '../helpers/simulated-daemon.js'
 import { httpRequest } from '../helpers/clients.js'
 import { waitUntil } from '../helpers/wait-until.js'
 
 describe('an operator deleted at ngrok', { skip: netnsSkip }, () => {
-  const hosts = snapshotHostsFile()
-  let sim: CloudSimulator
-  let daemon: E2eDaemon
-
-  before(async () => {
-    hosts.take()
-    sim = await CloudSimulator.start()
-    sim.addEndpoint({ url: 'http://kept.e2e' })
-    daemon = E2eDaemon.start({ name: 'op-gone', sim, net: netDriverCases('opgone')[0]! })
-    await daemon.waitReady((s) => s.services?.serving === 1)
-  })
-
-  after(async () => {
-    await daemon?.dispose()
-    await sim?.stop()
-    hosts.assertRestored()
-  })
+  const ctx = simulatedDaemon({ name: 'op-gone', net: netDriverCases('opgone')[0]!, endpoints: ['http://kept.e2e'] })
 
   test('the next poll registers anew and the endpoint answers through the new operator', async () => {
-    const before = (await daemon.status()).operatorId as string
-    assert.equal(sim.removeOperator(before), true)
+    const before = (await ctx.daemon.status()).operatorId as string
+    assert.equal(ctx.sim.removeOperator(before), true)
     const after = await waitUntil(
       async () => {
-        const s = await daemon.status()
+        const s = await ctx.daemon.status()
         return s.operatorId !== before && s.lastPoll?.ok === true && s.services.serving === 1 ? (s.operatorId as string) : undefined
       },
       { what: 'a new operator and a good poll', timeoutMs: 120_000 },
     )
-    assert.deepEqual(sim.listOperators().map((o) => o.id), [after])
-    assert.match(daemon.log(), new RegExp(`operator ${before} no longer exists at ngrok \\(deleted\\?\\): registering anew`))
+    assert.deepEqual(ctx.sim.listOperators().map((o) => o.id), [after])
+    assert.match(ctx.daemon.log(), new RegExp(`operator ${before} no longer exists at ngrok \\(deleted\\?\\): registering anew`))
     const reply = await waitUntil(async () => {
       const r = await httpRequest('http://kept.e2e/')
       return r.status === 200 ? r.json<EchoReply>() : undefined
