@@ -2,6 +2,8 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { buildConfigModel, CONFIG_SCHEMA_URL, getConfigModel, listConfigKeys, type SchemaNode } from './config-schema.js'
+import { validate as precompiledValidate } from './config-validator.js'
+import { compileConfigSchema } from './schema-compiler.js'
 
 const schemaText = readFileSync(CONFIG_SCHEMA_URL, 'utf8')
 
@@ -10,6 +12,27 @@ describe('config.schema.json', () => {
     const schema = JSON.parse(schemaText) as SchemaNode & { $schema: string }
     assert.equal(schema.$schema, 'http://json-schema.org/draft-07/schema#')
     assert.equal(typeof getConfigModel().validate, 'function')
+  })
+
+  it('is validated by the build\'s precompiled validator, which judges as Ajv compiling the schema now does', () => {
+    assert.equal(getConfigModel().validate, precompiledValidate, 'a start does not compile the schema')
+    const now = compileConfigSchema(JSON.parse(schemaText) as object)
+    const documents: unknown[] = [
+      {},
+      { api: { url: 'https://api.ngrok.com', key: 'k', timeout: '10s' }, net: { subnet: '10.107.0.0/16' }, plugins: ['dns', { name: 'prometheus', options: { listen: '127.0.0.1:9100' } }] },
+      { api: { timeout: -1 } },
+      { net: { subnet: 42, driver: '' }, unknown_key: true },
+      { forwarder: { workers: 'many' }, log: { level: 'loud' } },
+      { bound_endpoints: { selectors: [] }, instance: 'x'.repeat(300) },
+      [],
+      'config',
+    ]
+    assert.ok(documents.filter((d) => !precompiledValidate(d)).length >= 5, 'the invalid documents are refused')
+    for (const doc of documents) {
+      const shipped = precompiledValidate(doc)
+      assert.equal(shipped, now(doc), JSON.stringify(doc))
+      assert.deepEqual(precompiledValidate.errors ?? null, now.errors ?? null, JSON.stringify(doc))
+    }
   })
 
   it('documents every section and key with a title and a description', () => {

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs'
-import { Ajv, type ValidateFunction } from 'ajv'
+import type { ValidateFunction } from 'ajv'
+import { validate as precompiledValidate } from './config-validator.js'
+import { compileConfigSchema } from './schema-compiler.js'
 
 /** How a value is checked and converted beyond JSON Schema (the schema's `x-ngrokd.kind`). */
 export type ValueKind = 'duration' | 'url' | 'secret' | 'host-port' | 'path' | 'ifname' | 'ipv4-subnet' | 'ipv4'
@@ -63,8 +65,8 @@ export const CONFIG_SCHEMA_URL = new URL('../../config.schema.json', import.meta
 
 const camel = (s: string) => s.replace(/[_-]+([a-z0-9])/g, (_, c: string) => c.toUpperCase())
 
-/** Builds the key list, sections and validator of a schema. @internal */
-export function buildConfigModel(schema: SchemaNode): ConfigModel {
+/** Builds the key list, sections and validator of a schema (compiled now unless `validate` is given). @internal */
+export function buildConfigModel(schema: SchemaNode, validate?: ValidateFunction): ConfigModel {
   const keys: ConfigKey[] = []
   const sections = new Map<string, ConfigSection>()
   const walk = (node: SchemaNode, segments: string[], outputSegments: string[]) => {
@@ -97,23 +99,21 @@ export function buildConfigModel(schema: SchemaNode): ConfigModel {
     if (other) throw new Error(`config.schema.json: ${other.path} and ${key.path} both map to ${key.env}`)
     byEnv.set(key.env, key)
   }
-  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true })
-  ajv.addKeyword({ keyword: 'x-ngrokd', schemaType: 'object' })
   return {
     schema,
     keys,
     byPath: new Map(keys.map((k) => [k.path, k])),
     byEnv,
     sections,
-    validate: ajv.compile(schema),
+    validate: validate ?? compileConfigSchema(schema),
   }
 }
 
 let model: ConfigModel | undefined
 
-/** The parsed schema, its keys and a compiled validator; built once. @internal */
+/** The parsed schema, its keys and the validator precompiled from it at build time; built once. @internal */
 export function getConfigModel(): ConfigModel {
-  model ??= buildConfigModel(JSON.parse(readFileSync(CONFIG_SCHEMA_URL, 'utf8')) as SchemaNode)
+  model ??= buildConfigModel(JSON.parse(readFileSync(CONFIG_SCHEMA_URL, 'utf8')) as SchemaNode, precompiledValidate)
   return model
 }
 
