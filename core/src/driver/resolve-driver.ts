@@ -1,9 +1,9 @@
-import semver from 'semver'
 import { isNgrokdError, NgrokdError } from '../errors/ngrokd-error.js'
 import { loadModule } from '../util/load-module.js'
 import { CORE_VERSION } from '../version.js'
 import { builtinDriverIsForOtherOs, builtinDriverOs, builtinDrivers, platformDefaults, type BuiltinDriverName } from './builtin-drivers.js'
 import { isDriverModule, type DriverKind, type DriverModule } from './define-driver.js'
+import { checkCoreRange } from '../util/core-range.js'
 
 export interface ResolveDriverOptions {
   /** Directory of the config file: third-party names and relative paths resolve from here. */
@@ -95,13 +95,12 @@ function notInstalled(name: BuiltinDriverName, platform: NodeJS.Platform, cause:
 
 /** Fastify's rule: a driver's `ngrokd` range must include this core's version (prereleases are compared by their release). */
 export function assertCompatible(driver: Pick<DriverModule, 'name' | 'ngrokd'>, coreVersion: string): void {
-  const version = semver.coerce(coreVersion)?.version ?? coreVersion
-  if (!semver.validRange(driver.ngrokd)) {
+  const check = checkCoreRange(driver.ngrokd, coreVersion)
+  if (check.ok) return
+  if (check.reason === 'invalid-range') {
     throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${driver.name}" declares an invalid core range "${driver.ngrokd}"`)
   }
-  if (!semver.satisfies(version, driver.ngrokd)) {
-    throw new NgrokdError('NGROKD_ERR_DRIVER_INCOMPATIBLE', `driver "${driver.name}" needs @ngrokd/core ${driver.ngrokd}, this is ${coreVersion}`, {
-      hint: `install a version of the driver made for ngrokd ${semver.major(version)}.x, or upgrade ngrokd`,
-    })
-  }
+  throw new NgrokdError('NGROKD_ERR_DRIVER_INCOMPATIBLE', `driver "${driver.name}" needs @ngrokd/core ${driver.ngrokd}, this is ${coreVersion}`, {
+    hint: `install a version of the driver made for ngrokd ${check.coreMajor}.x, or upgrade ngrokd`,
+  })
 }

@@ -1,8 +1,8 @@
-import semver from 'semver'
 import { loadModule } from '../util/load-module.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { isPluginModule, type PluginModule } from './define-plugin.js'
+import { checkCoreRange } from '../util/core-range.js'
 
 /** The plugins that ship with ngrokd, by the short name config uses. */
 export const builtinPlugins = {
@@ -41,11 +41,11 @@ export async function resolvePlugin(spec: string, { configDir, platform = proces
       hint: `remove it from plugins: on ${platform}`,
     })
   }
-  const version = semver.coerce(CORE_VERSION)?.version ?? CORE_VERSION
-  if (!semver.validRange(plugin.ngrokd)) throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${plugin.name}" declares an invalid core range "${plugin.ngrokd}"`)
-  if (!semver.satisfies(version, plugin.ngrokd)) {
+  const check = checkCoreRange(plugin.ngrokd, CORE_VERSION)
+  if (!check.ok && check.reason === 'invalid-range') throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${plugin.name}" declares an invalid core range "${plugin.ngrokd}"`)
+  if (!check.ok && check.reason === 'incompatible') {
     throw new NgrokdError('NGROKD_ERR_PLUGIN_INCOMPATIBLE', `plugin "${plugin.name}" needs @ngrokd/core ${plugin.ngrokd}, this is ${CORE_VERSION}`, {
-      hint: `install a version of the plugin made for ngrokd ${semver.major(version)}.x, or upgrade ngrokd`,
+      hint: `install a version of the plugin made for ngrokd ${check.coreMajor}.x, or upgrade ngrokd`,
     })
   }
   return { plugin, specifier, file }

@@ -1,0 +1,19 @@
+// semver by function: `import semver from 'semver'` loads all 48 of its modules on every start
+import coerce from 'semver/functions/coerce.js'
+import major from 'semver/functions/major.js'
+import satisfies from 'semver/functions/satisfies.js'
+import validRange from 'semver/ranges/valid.js'
+
+/** How a driver's or plugin's `ngrokd` range relates to this core's version. */
+export type CoreRangeCheck = { ok: true } | { ok: false; reason: 'invalid-range' } | { ok: false; reason: 'incompatible'; coreMajor: number }
+
+/**
+ * Fastify's rule for drivers and plugins: the module's `ngrokd` range must include this core's version
+ * (a prerelease is compared by its release, so `1.2.0-rc.1` satisfies `^1.1`).
+ */
+export function checkCoreRange(range: string, coreVersion: string): CoreRangeCheck {
+  const version = coerce(coreVersion)?.version ?? coreVersion
+  if (!validRange(range)) return { ok: false, reason: 'invalid-range' }
+  if (!satisfies(version, range)) return { ok: false, reason: 'incompatible', coreMajor: major(version) }
+  return { ok: true }
+}
