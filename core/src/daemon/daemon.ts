@@ -4,14 +4,16 @@ import type { DaemonConfig } from '../config/index.js'
 import type { Logger } from '../contracts/logger.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
 import { NgrokApiClient, chooseIngressEndpoint, isNgrokApiError, type ApiEndpoint, type IngressTarget } from '../api/index.js'
-import { Registration } from '../registration/index.js'
-import { createForwarder, loadIngressTrust, type CreateForwarderOptions, type ForwarderMode } from '../forward/index.js'
+import { Registration, type RegistrationInfo } from '../registration/index.js'
+// by file, not the forward/ barrel: that also loads the worker pool (tinypool) a 2-core machine never starts
+import { createForwarder, type CreateForwarderOptions, type ForwarderMode } from '../forward/create-forwarder.js'
+import { loadIngressTrust } from '../forward/ingress-trust.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer } from '../control/control-server.js'
 import { container } from 'tsyringe'
-import { Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import { readFile } from 'node:fs/promises'
-import { registerDaemonMetrics, type MetricsSnapshot } from '../metrics/daemon-metrics.js'
+import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import { PluginHost, type PluginSpec } from '../plugin/plugin-host.js'
 import type { PluginInterfaceInfo, ServingEntry } from '../plugin/define-plugin.js'
 import { intToIpv4, parseSubnet } from '../util/ipv4.js'
@@ -76,8 +78,8 @@ export class Daemon {
   private networkPorts?: NetworkPorts
   private control?: ControlServer
   private lock?: InstanceLock
-  /** The Prometheus registry: the daemon's metrics and every plugin's; served by the prometheus plugin. */
-  readonly metrics = new Registry()
+  /** The Prometheus registry of the daemon's metrics and every plugin's, made when a plugin is configured. */
+  private metrics?: Registry
   private plugins?: PluginHost
   /** Resolved once the interface is open: what plugins get from `ctx.interface()`. */
   private readonly interfaceReady = deferred<PluginInterfaceInfo>()
@@ -85,6 +87,8 @@ export class Daemon {
   private ownAddress?: string
   private readonly apiKeys: ApiKeySource
   private registration?: Registration
+  /** After a restart, the saved registration, dialled with until `registration` is confirmed by the API. */
+  private savedRegistration?: RegistrationInfo | undefined
   private poller?: EndpointPoller
   /** Trust anchors of the ingress, for status. */
   private ingressTrustSummary?: string
@@ -129,16 +133,19 @@ export class Daemon {
     // plugins first: their control routes, name resolvers and hooks are part of what starts
     const root = container.createChildContainer()
     try {
-      registerDaemonMetrics(this.metrics, () => this.metricsNow())
-      this.plugins = await PluginHost.load(this.pluginSpecs(), {
-        configDir: config.configDir,
-        stateDir: config.stateDir,
-        logger,
-        scope: root,
-        metrics: this.metrics,
-        interfaceInfo: () => this.pluginInterface(),
-        hostsFileResolver: () => hostsFileResolverFor(config, logger),
-      })
+      const specs = this.pluginSpecs()
+      this.plugins =
+        specs.length === 0
+          ? PluginHost.none(logger)
+          : await PluginHost.load(specs, {
+              configDir: config.configDir,
+              stateDir: config.stateDir,
+              logger,
+              scope: root,
+              metrics: await this.metricsRegistry(),
+              interfaceInfo: () => this.pluginInterface(),
+              hostsFileResolver: () => hostsFileResolverFor(config, logger),
+            })
       this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: { ...this.routes(), ...this.plugins.routes() } })
       await this.control.start()
     } catch (e) {
@@ -168,7 +175,9 @@ export class Daemon {
         reconcile: (services) => this.reconcile(services),
         namePolicy: this.namePolicy(),
       })
-      // serve what was there before a restart or crash right away, API or not
+      // serve what was there before a restart or crash right away, API or not, dialling with the saved
+      // registration until the API has confirmed it (an unreadable one waits for registration instead)
+      this.savedRegistration = await Registration.readSaved({ stateDir: config.stateDir, logger }).catch(() => undefined)
       const cached = await this.poller.cached()
       if (cached) {
         const report = await this.reconcile(cached)
@@ -206,6 +215,16 @@ export class Daemon {
     return [...byHost.values()]
   }
 
+  /** The registry plugins read and add to: prom-client (~85 modules, ~50 ms of a start) loads only for it. */
+  private async metricsRegistry(): Promise<Registry> {
+    if (!this.metrics) {
+      const [{ Registry }, { registerDaemonMetrics }] = await Promise.all([import('prom-client'), import('../metrics/daemon-metrics.js')])
+      this.metrics = new Registry()
+      registerDaemonMetrics(this.metrics, () => this.metricsNow())
+    }
+    return this.metrics
+  }
+
   /** `plugins:`, plus the prometheus plugin when the older `metrics.prometheus_listen` is set. */
   private pluginSpecs(): PluginSpec[] {
     const specs: PluginSpec[] = [...this.config.plugins]
@@ -234,8 +253,9 @@ export class Daemon {
     this.ingressTrustSummary = trust.summary
     const ingress: CreateForwarderOptions['ingress'] = {
       credentials: () => {
-        if (!this.registration) throw new NgrokdError('NGROKD_ERR_CERT', 'not registered with the ngrok API yet')
-        return this.registration.credentials()
+        if (this.registration) return this.registration.credentials()
+        if (this.savedRegistration) return this.savedRegistration
+        throw new NgrokdError('NGROKD_ERR_CERT', 'not registered with the ngrok API yet')
       },
       endpoint: () => this.ingressEndpoint(),
       ca: trust.ca,
@@ -276,6 +296,7 @@ export class Daemon {
       try {
         const info = await registration.ensure()
         this.registration = registration
+        this.savedRegistration = undefined
         this.lastApiError = undefined
         this.logger.info({ operatorId: info.operatorId, ingress: this.ingressEndpoint(), certNotAfter: info.notAfter }, `registered as operator ${info.operatorId}`)
       } catch (e) {
@@ -418,7 +439,7 @@ export class Daemon {
       allow: this.config.names.allow,
       deny: this.config.names.deny,
       protectedHosts: () => {
-        const ingress = hostOf(this.registration?.info?.ingressEndpoint)
+        const ingress = hostOf(this.registrationInfo?.ingressEndpoint)
         return ingress ? [...machine, [ingress, 'the binding ingress host (from the ngrok API)'] as const] : machine
       },
     })
@@ -444,8 +465,14 @@ export class Daemon {
   }
 
   private ingressTarget(): IngressTarget {
-    if (!this.config.ingress.endpoint && !this.registration) throw new NgrokdError('NGROKD_ERR_CERT', 'no binding ingress endpoint known yet')
-    return chooseIngressEndpoint(this.config.ingress.endpoint, this.registration?.info?.ingressEndpoint)
+    const info = this.registrationInfo
+    if (!this.config.ingress.endpoint && !info) throw new NgrokdError('NGROKD_ERR_CERT', 'no binding ingress endpoint known yet')
+    return chooseIngressEndpoint(this.config.ingress.endpoint, info?.ingressEndpoint)
+  }
+
+  /** The confirmed registration, else (after a restart, before the API answered) the saved one. */
+  private get registrationInfo(): RegistrationInfo | undefined {
+    return this.registration?.info ?? this.savedRegistration
   }
 
   // --- status and the control API ------------------------------------------------------------
@@ -460,7 +487,7 @@ export class Daemon {
       phase: this.phase,
       startedAt: this.startedAt,
       operatorId: this.registration?.info?.operatorId,
-      ...(this.registration || this.config.ingress.endpoint ? { ingress: this.ingressTarget() } : {}),
+      ...(this.registrationInfo || this.config.ingress.endpoint ? { ingress: this.ingressTarget() } : {}),
       insecureSkipVerify: this.config.ingress.insecureSkipVerify,
       apiKey: { source: this.apiKeys.source, ...(this.lastApiError ? { lastError: this.lastApiError } : {}) },
       ingressTrust: this.ingressTrustSummary,

@@ -6,7 +6,7 @@ import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { FrameReader, decodeConnResponseBody, encodeConnRequest, type ConnResponse, type PodIdentity } from '../protocol/binding-frames.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
-import { peerChain, pemCertificates } from './ingress-trust.js'
+import { peerChain, hasPemCertificate } from './ingress-trust.js'
 import { PredialPool, type IngressConnection, type PredialPoolStats } from './predial-pool.js'
 import { TlsSessionCache } from './tls-session-cache.js'
 
@@ -187,10 +187,11 @@ export class IngressDialer implements Dialer {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000
     this.responseTimeoutMs = options.responseTimeoutMs ?? 10_000
     if (options.ca !== undefined) {
-      // createSecureContext() silently skips text that is not PEM: check every entry holds certificates
+      // createSecureContext() silently skips text that is not PEM: check every entry holds a certificate
+      // block (a damaged block inside one fails createSecureContext; loadIngressTrust parses ca_file's)
       try {
         for (const entry of Array.isArray(options.ca) ? options.ca : [options.ca]) {
-          if (pemCertificates(entry.toString()).length === 0) throw new Error('no PEM certificate in an entry')
+          if (!hasPemCertificate(entry.toString())) throw new Error('no PEM certificate in an entry')
         }
       } catch (cause) {
         throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ingress trust roots are not valid PEM certificates: ${(cause as Error).message}`, {

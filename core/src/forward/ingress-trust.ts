@@ -15,6 +15,11 @@ export const NGROK_INTERMEDIATE_CA_FILE = fileURLToPath(new URL('../../certs/ngr
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 
+/** True when `text` holds at least one PEM certificate block (its contents are not parsed). */
+export function hasPemCertificate(text: string): boolean {
+  return new RegExp(PEM_CERT.source).test(text) // PEM_CERT is global: a fresh one keeps no lastIndex
+}
+
 /** The PEM certificate blocks in `text`, each checked to parse; throws the X509Certificate error otherwise. */
 export function pemCertificates(text: string): string[] {
   const out: string[] = []
@@ -95,7 +100,8 @@ export type CaMode = 'add' | 'replace'
 export interface IngressTrust {
   /** PEM certificates for `tls.createSecureContext({ ca, allowPartialTrustChain: true })`. */
   ca: string[]
-  anchors: TrustAnchor[]
+  /** Each certificate of `ca`, parsed and named (on first read). */
+  readonly anchors: TrustAnchor[]
   /** One line for logs and doctor: `Node's 146 roots + ngrok's intermediate CA + 1 from ingress.ca_file (/etc/x.pem)`. */
   summary: string
 }
@@ -139,26 +145,34 @@ export async function loadIngressTrust({ caFile, caMode = 'add' }: { caFile?: st
       hint: 'set ingress.ca_file to the CA that signs the ingress certificate, or set ingress.ca_mode to add',
     })
   }
-  const anchors: TrustAnchor[] = []
+  const groups: { source: TrustAnchorSource; pems: readonly string[]; label: (cert: X509Certificate) => string }[] = []
   const parts: string[] = []
-  const add = (source: TrustAnchorSource, pems: readonly string[], label: (cert: X509Certificate) => string): void => {
-    for (const pem of pems) {
-      const certificate = new X509Certificate(pem)
-      anchors.push({ source, label: label(certificate), certificate })
-    }
-  }
   if (caMode === 'add') {
     const roots = nodeDefaultRoots()
-    add('node', roots, (c) => `Node's root store: ${nameOf(c)}`)
-    add('ngrok', ngrokIntermediateCa(), () => `ngrok Intermediate CA (bundled with ngrokd)`)
+    groups.push({ source: 'node', pems: roots, label: (c) => `Node's root store: ${nameOf(c)}` })
+    groups.push({ source: 'ngrok', pems: ngrokIntermediateCa(), label: () => `ngrok Intermediate CA (bundled with ngrokd)` })
     parts.push(`Node's ${roots.length} roots`, `ngrok's intermediate CA`)
   }
   if (caFile) {
     const fromFile = await loadTrustRoots(caFile)
-    add('ca_file', fromFile, (c) => `ingress.ca_file ${caFile}: ${nameOf(c)}`)
+    groups.push({ source: 'ca_file', pems: fromFile, label: (c) => `ingress.ca_file ${caFile}: ${nameOf(c)}` })
     parts.push(`${fromFile.length} from ingress.ca_file (${caFile})`)
   }
-  return { ca: anchors.map((a) => a.certificate.toString()), anchors, summary: parts.join(' + ') }
+  // Parsing Node's ~145 roots into X509Certificates took ~20 ms of every start: only doctor reads the anchors.
+  let anchors: TrustAnchor[] | undefined
+  return {
+    ca: groups.flatMap((g) => g.pems),
+    get anchors() {
+      anchors ??= groups.flatMap(({ source, pems, label }) =>
+        pems.map((pem) => {
+          const certificate = new X509Certificate(pem)
+          return { source, label: label(certificate), certificate }
+        }),
+      )
+      return anchors
+    },
+    summary: parts.join(' + '),
+  }
 }
 
 /**

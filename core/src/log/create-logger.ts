@@ -1,5 +1,5 @@
+import { createRequire } from 'node:module'
 import { pino, type DestinationStream, type Level } from 'pino'
-import pinoPretty from 'pino-pretty'
 import type { Logger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 
@@ -33,7 +33,7 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
   const stream: DestinationStream =
     destination ??
     (usePretty
-      ? pinoPretty({ destination: 2, sync: true, colorize: useColor(), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+      ? prettyPrinter()({ destination: 2, sync: true, colorize: useColor(), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
       : pino.destination({ dest: 2, sync: true }))
   const logger = pino(
     {
@@ -51,6 +51,11 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
     stream,
   )
   return logger as unknown as Logger
+}
+
+/** pino-pretty, loaded only when lines are printed for a person (a daemon logging JSON never loads it). */
+function prettyPrinter(): typeof import('pino-pretty') {
+  return createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty')
 }
 
 /** A log file (appended, its folder made 0700), for a process without a console: the Windows service. */

@@ -1,4 +1,4 @@
-import { Ajv, type ErrorObject } from 'ajv'
+import type { Ajv as AjvClass, ErrorObject } from 'ajv'
 import type { Registry } from 'prom-client'
 import type { DependencyContainer } from 'tsyringe'
 import type { Check } from '../contracts/check.js'
@@ -47,7 +47,13 @@ export interface PluginHostOptions {
   platform?: NodeJS.Platform
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true })
+let optionsAjv: AjvClass | undefined
+/** Compiles plugins' option schemas; loaded with the first plugin that has one (a daemon without plugins never loads Ajv). */
+async function pluginOptionsAjv(): Promise<AjvClass> {
+  const { Ajv } = await import('ajv')
+  optionsAjv ??= new Ajv({ allErrors: true, strict: false, useDefaults: true })
+  return optionsAjv
+}
 
 function optionsError(name: string, errors: ErrorObject[]): NgrokdError {
   const what = errors.map((e) => `${e.instancePath ? `options${e.instancePath.replace(/\//g, '.')}` : 'options'} ${e.message}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as unknown[]).join(', ')})` : ''}${e.params && 'additionalProperty' in e.params ? `: ${String(e.params.additionalProperty)}` : ''}`)
@@ -72,6 +78,11 @@ export class PluginHost {
     private readonly logger: Logger,
   ) {}
 
+  /** The host of a daemon without plugins. */
+  static none(logger: Logger): PluginHost {
+    return new PluginHost([], logger)
+  }
+
   /** Resolves every plugin of `specs` (see resolvePlugin), then {@link create}. */
   static async load(specs: readonly PluginSpec[], options: PluginHostOptions): Promise<PluginHost> {
     const modules: Array<{ plugin: PluginModule; options: Record<string, unknown> }> = []
@@ -95,7 +106,7 @@ export class PluginHost {
       }
       const pluginOptions = structuredClone(raw)
       if (plugin.optionsSchema) {
-        const validate = ajv.compile(plugin.optionsSchema)
+        const validate = (await pluginOptionsAjv()).compile(plugin.optionsSchema)
         if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [])
       }
       names.add(plugin.name)

@@ -10,7 +10,6 @@ import { isNgrokApiError } from '../api/ngrok-api-error.js'
 import { normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
 import type { Operator, OperatorCreate } from '../api/types.js'
 import { CORE_VERSION } from '../version.js'
-import { generateKeyAndCsr, makeCsr } from '../cert/csr.js'
 import { parseCertificate, type CertificateInfo } from '../cert/parse-certificate.js'
 
 const DAY_MS = 86_400_000
@@ -103,6 +102,14 @@ interface Current {
   cert: CertificateInfo
 }
 
+/** The API of a Registration that only reads saved state ({@link Registration.readSaved}): calling it is a bug. */
+const OFFLINE_API: OperatorApi = new Proxy({} as OperatorApi, {
+  get: (_, method) => () => Promise.reject(new Error(`registration: ${String(method)} called while reading saved state`)),
+})
+
+/** The CSR code (node-forge's ASN.1) loads when a key is made, not on every start that reuses one. */
+const csrCode = () => import('../cert/csr.js')
+
 function stateError(what: string, path: string, cause: unknown): NgrokdError {
   return new NgrokdError('NGROKD_ERR_STATE', `registration: cannot ${what} ${path}`, {
     cause,
@@ -190,6 +197,20 @@ export class Registration {
     this.description = truncateUtf8(options.description ?? `ngrokd on ${this.hostname}`, MAX_DESCRIPTION_BYTES)
     if (options.machineId !== undefined) this.machineIdOption = options.machineId
     this.writeFile = options.writeFile ?? writeFileAtomic
+  }
+
+  /**
+   * The registration saved in `stateDir` when its certificate is usable (it matches the key and has
+   * not expired), read without asking the API: what a restart dials the ingress with until
+   * `ensure()` has confirmed it. Undefined when there is none.
+   */
+  static async readSaved(options: Pick<RegistrationOptions, 'stateDir' | 'logger' | 'now'>): Promise<RegistrationInfo | undefined> {
+    const reader = new Registration({ ...options, api: OFFLINE_API })
+    const loaded = await reader.readState()
+    const cert = reader.usableLocalCert(loaded)
+    if (!loaded.stored || !cert) return undefined
+    const { operatorId, machineId, ingressEndpoint } = loaded.stored
+    return reader.toInfo({ operatorId, machineId, ...(ingressEndpoint ? { ingressEndpoint } : {}), certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert })
   }
 
   /** The loaded registration, or undefined before `ensure()`. */
@@ -325,7 +346,7 @@ export class Registration {
     }
     const drift = this.driftFrom(op, machineId)
     if (drift.length > 0) {
-      const updated = await this.api.updateOperator(op.id, this.desiredState(machineId, makeCsr(loaded.keyPem!)))
+      const updated = await this.api.updateOperator(op.id, this.desiredState(machineId, (await csrCode()).makeCsr(loaded.keyPem!)))
       this.logger.info({ operatorId: op.id, changed: drift }, `registration updated at ngrok (${drift.join(', ')})`)
       return this.persist(updated, machineId, loaded.keyPem!)
     }
@@ -364,7 +385,7 @@ export class Registration {
       return this.rekey(newest!, machineId)
     }
 
-    const { keyPem, csrPem } = generateKeyAndCsr()
+    const { keyPem, csrPem } = (await csrCode()).generateKeyAndCsr()
     const op = await this.api.createOperator(this.desiredState(machineId, csrPem))
     this.logger.info({ operatorId: op.id }, 'registered with ngrok')
     try {
@@ -383,7 +404,7 @@ export class Registration {
 
   /** New key + CSR PATCHed onto `op` with the whole desired state, then saved. */
   private async rekey(op: Pick<Operator, 'id'>, machineId: string): Promise<Current> {
-    const { keyPem, csrPem } = generateKeyAndCsr()
+    const { keyPem, csrPem } = (await csrCode()).generateKeyAndCsr()
     const updated = await this.api.updateOperator(op.id, this.desiredState(machineId, csrPem))
     return this.persist(updated, machineId, keyPem)
   }

@@ -247,6 +247,26 @@ describe('Registration.ensure', () => {
   })
 })
 
+describe('Registration.readSaved', () => {
+  it('reads a usable saved registration without asking the API, and nothing else', async () => {
+    assert.equal(await Registration.readSaved({ stateDir: dir }), undefined, 'no state yet')
+    const first = await registration().ensure()
+    const before = sim.apiRequests().length
+    const saved = await Registration.readSaved({ stateDir: dir })
+    assert.equal(sim.apiRequests().length, before, 'not one API request')
+    assert.equal(saved?.operatorId, first.operatorId)
+    assert.equal(saved?.ingressEndpoint, first.ingressEndpoint)
+    assert.equal(saved?.certPem, first.certPem)
+    assert.equal(saved?.keyPem, first.keyPem)
+
+    const expired = await Registration.readSaved({ stateDir: dir, now: () => first.notAfter.getTime() + 1 })
+    assert.equal(expired, undefined, 'an expired certificate is not used')
+    const other = await registration({ stateDir: join(dir, 'other'), machineId: 'other-machine' }).ensure()
+    await writeFile(join(dir, 'client.key'), other.keyPem, { mode: 0o600 })
+    assert.equal(await Registration.readSaved({ stateDir: dir }), undefined, 'a key that does not match the certificate is not used')
+  })
+})
+
 describe('Registration renewal', () => {
   it('does nothing while more than 30 days remain', async () => {
     const reg = registration({ now: () => Date.now() + 300 * DAY })

@@ -103,6 +103,20 @@ for (const net of netDriverCases('rs')) {
       await assertAllServe()
     })
 
+    test('a restart serves the last endpoint list with the saved registration before the API has answered', async () => {
+      assert.equal((await daemon.stop('SIGTERM')).code, 0)
+      // the API holds its answer about the saved operator for 8 s (under api.timeout's 10 s): meanwhile
+      // the cached endpoints must answer, dialled with the saved certificate and ingress
+      sim.injectApiFault({ kind: 'latency', ms: 8_000, pathPrefix: '/kubernetes_operators/', method: 'GET', count: 1 })
+      daemon.restart()
+      await daemon.waitFor((s) => s.services?.serving === HTTP_NAMES.length + 1, 'serving the cached endpoint list')
+      await assertAllServe()
+      const status = await daemon.status()
+      assert.equal(status.phase, 'registering', 'the API had not answered yet: the saved registration carried those connections')
+      await daemon.waitReady((s) => s.services?.serving === HTTP_NAMES.length + 1)
+      assert.equal(registrations(), 1, 'still the one registration')
+    })
+
     test('a clean stop removes the hosts block, the addresses, the listeners and the interface', async () => {
       const exit = await daemon.stop('SIGTERM')
       assert.equal(exit.code, 0)

@@ -111,11 +111,13 @@ export class E2eDaemon {
    * on the status if given. The timeout is a safety net, not a performance assertion.
    */
   async waitReady(predicate: (status: Record<string, any>) => boolean = () => true): Promise<Record<string, any>> {
+    return this.waitFor((s) => s.phase === 'running' && s.lastPoll?.ok === true && predicate(s), 'daemon ready')
+  }
+
+  /** Waits until the control API's status satisfies `predicate`; on a timeout, the error shows the log's tail. */
+  async waitFor(predicate: (status: Record<string, any>) => boolean, what: string): Promise<Record<string, any>> {
     try {
-      return await this.process.waitFor((s) => s.phase === 'running' && s.lastPoll?.ok === true && predicate(s), {
-        what: `${this.options.name}: daemon ready`,
-        timeoutMs: 60_000,
-      })
+      return await this.process.waitFor(predicate, { what: `${this.options.name}: ${what}`, timeoutMs: 60_000 })
     } catch (e) {
       throw new Error(`${(e as Error).message}\n--- daemon log (tail) ---\n${this.logTail(40)}`)
     }
