@@ -48,12 +48,14 @@ const runCommand = defineCommand({
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
+    const youngGeneration = await load.youngGeneration()
+    youngGeneration.holdYoungGeneration() // loading and starting the daemon must not grow the new space for good
     const format = logFormat(values['log-format'])
     const { config, source, notices, apiKeyOrigin } = await configFor(values)
     if (values.service && process.platform !== 'win32') {
       throw new NgrokdError('NGROKD_ERR_USAGE', '--service is for the Windows service', { hint: 'on this system, ngrokd service install sets up the service, which runs ngrokd run' })
     }
-    const [{ createLogger, logFileDestination }, { Daemon }, { capYoungGeneration, collectYoungGarbageEvery }] = await Promise.all([load.logger(), load.daemon(), load.youngGeneration()])
+    const [{ createLogger, logFileDestination }, { Daemon }, { releaseFreedMemory }] = await Promise.all([load.logger(), load.daemon(), import('../util/release-memory.js')])
     const logger = createLogger({
       level: config.log.level,
       ...(format === 'auto' ? {} : { pretty: format === 'pretty' }),
@@ -62,15 +64,21 @@ const runCommand = defineCommand({
     })
     logger.debug({ config: describeConfig(config) }, 'effective configuration')
     for (const notice of notices) logger.warn(notice)
-    // the process is ours here (not a library embedding Daemon): tune V8's young generation for the hot path
-    if (config.forwarder.maxYoungGenerationMib > 0) capYoungGeneration(config.forwarder.maxYoungGenerationMib)
-    collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
+    youngGeneration.collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
     const reread = async () => (await configFor(values)).config
     const daemon = new Daemon({ config, logger, loadConfig: reread, ...(source ? { configSource: source } : {}), ...(apiKeyOrigin ? { apiKeyOrigin } : {}) })
+    // the process is ours here (not a library embedding Daemon): once it serves, give back what starting
+    // freed and let V8's young generation grow for the hot path, up to its cap
+    const start = async () => {
+      await daemon.start()
+      await releaseFreedMemory()
+      if (config.forwarder.maxYoungGenerationMib > 0) youngGeneration.capYoungGeneration(config.forwarder.maxYoungGenerationMib)
+      else youngGeneration.releaseYoungGeneration()
+    }
     if (values.service) {
       const [{ runAsWindowsService }, { loadServiceDispatcher }] = await Promise.all([import('../service/windows-service-control.js'), import('../service/windows-service-ffi.js')])
       return runAsWindowsService(loadServiceDispatcher(process.env.SystemRoot ?? 'C:\\Windows'), config.instance ? `ngrokd-${config.instance}` : 'ngrokd', {
-        start: () => daemon.start(),
+        start,
         stop: () => daemon.stop(),
         stopWaitHintMs: config.forwarder.drainTimeoutMs + STOP_GRACE_MS,
       })
@@ -108,7 +116,7 @@ const runCommand = defineCommand({
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
     try {
-      await daemon.start()
+      await start()
     } catch (e) {
       logger.fatal({ err: e }, `ngrokd could not start: ${formatError(e)}`)
       return isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') ? 2 : 1

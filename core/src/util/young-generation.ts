@@ -26,7 +26,7 @@ const V8_GROWTH_FACTOR = 2
  * Returns a function that stops the checks and gives V8 back its default factor.
  */
 export function capYoungGeneration(maxMiB: number): () => void {
-  let held = false
+  let held: boolean | undefined // undefined: set the factor at the first check, ending holdYoungGeneration()
   const setFactor = (factor: number): void => v8.setFlagsFromString(`--semi-space-growth-factor=${factor}`)
   const check = (): void => {
     const bytes = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size
@@ -44,6 +44,21 @@ export function capYoungGeneration(maxMiB: number): () => void {
     observer.disconnect()
     if (held) setFactor(V8_GROWTH_FACTOR)
   }
+}
+
+/**
+ * Holds the young generation at V8's initial size (factor 1) until {@link capYoungGeneration} lets it
+ * grow: `ngrokd run` calls it before it loads the daemon, whose module loading would otherwise grow the
+ * new space to the cap and leave it resident in an idle daemon (measured: idle RSS 6–10 MiB lower, start
+ * CPU unchanged).
+ */
+export function holdYoungGeneration(): void {
+  v8.setFlagsFromString('--semi-space-growth-factor=1')
+}
+
+/** Ends {@link holdYoungGeneration} without a cap: V8's own growth. */
+export function releaseYoungGeneration(): void {
+  v8.setFlagsFromString(`--semi-space-growth-factor=${V8_GROWTH_FACTOR}`)
 }
 
 type GcFunction = (options?: { type?: 'minor' | 'major' }) => void

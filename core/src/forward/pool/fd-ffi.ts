@@ -5,19 +5,12 @@
  */
 import koffi from 'koffi'
 import { NgrokdError } from '../../errors/ngrokd-error.js'
+import { loadLibc } from '../../util/libc.js'
 
 const F_DUPFD_CLOEXEC = 1030 // <linux/fcntl.h>: F_LINUX_SPECIFIC_BASE (1024) + 6
 const SOL_SOCKET = 1 // <asm-generic/socket.h>
 const SO_LINGER = 13 // <asm-generic/socket.h>
 const SIZEOF_LINGER = 8 // struct linger { int l_onoff; int l_linger; } — <linux/socket.h>
-
-function loadLibc(): ReturnType<typeof koffi.load> {
-  try {
-    return koffi.load('libc.so.6') // glibc
-  } catch {
-    return koffi.load(null) // musl and others: the symbols node itself links against
-  }
-}
 
 const libc = loadLibc()
 // fcntl is variadic: the third argument is passed with its type at each call
