@@ -35,5 +35,4 @@ describe('releaseFreedMemory', { skip: process.platform !== 'linux' ? 'malloc_tr
     for (const p of live) free(p)
     assert.ok(released >= 32 * MiB, `${released / MiB} MiB given back of the 64 MiB freed`)
   })
-
 })

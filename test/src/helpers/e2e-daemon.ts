@@ -23,6 +23,8 @@ export interface E2eDaemonOptions {
   logLevel?: string
   /** More config, merged over the defaults above section by section (e.g. `{ metrics: { prometheus_listen } }`); a list (`plugins`) or a scalar (`instance`) is set as given. */
   extraConfig?: Record<string, Record<string, unknown> | unknown[] | string>
+  /** More environment for the child (e.g. NODE_OPTIONS), over {@link E2eDaemon.childEnv}. */
+  env?: Record<string, string>
 }
 
 /** Safety net for a stop; a clean drain of idle listeners takes far less. */
@@ -93,7 +95,7 @@ export class E2eDaemon {
   }
 
   private spawn(): void {
-    this.process = new DaemonProcess({ configFile: this.configFile, socketPath: this.socketPath, logFile: this.logFile, env: E2eDaemon.childEnv() })
+    this.process = new DaemonProcess({ configFile: this.configFile, socketPath: this.socketPath, logFile: this.logFile, env: { ...E2eDaemon.childEnv(), ...this.options.env } })
   }
 
   get running(): boolean {

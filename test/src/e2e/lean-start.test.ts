@@ -1,0 +1,80 @@
+// Issue "lean and fast": `ngrokd run` loads only what the start needs. Each module left out was measured
+// (BENCHMARKS.md): Ajv compiling the config schema (~70 ms), prom-client and its OpenTelemetry API (~85
+// modules, ~50 ms), node-forge's ASN.1 for a CSR, the worker pool on a machine that forwards in-thread,
+// pino-pretty when the log is JSON. This test keeps them out: it logs every module the daemon loads.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CloudSimulator } from '@ngrokd/plugin-simulator'
+import { netnsSkip } from '../helpers/netns.js'
+import { netDriverCases } from '../helpers/net-drivers.js'
+import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+
+const net = netDriverCases('lean')[1]! // linux-netlink, the default driver on Linux
+
+/**
+ * The npm packages among the modules a process loaded (`node_modules/<name>/…` in each line). Ajv's
+ * runtime helpers (`ajv/dist/runtime/`), which the precompiled config validator requires, are not Ajv.
+ */
+function packagesIn(logFile: string): Set<string> {
+  const names = new Set<string>()
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)/.exec(line)
+    if (m && !(m[1] === 'ajv' && /^dist\/runtime\/|^package\.json$/.test(m[2]!))) names.add(m[1]!)
+  }
+  return names
+}
+
+describe('what `ngrokd run` loads', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+  const hosts = snapshotHostsFile()
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-lean-'))
+  const moduleLog = join(dir, 'modules.log')
+  const hook = new URL('../helpers/module-log.js', import.meta.url).href
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://web.lean' })
+    writeFileSync(moduleLog, '')
+    daemon = E2eDaemon.start({
+      name: 'lean',
+      sim,
+      net,
+      extraConfig: { forwarder: { workers: 0 } },
+      env: { NODE_OPTIONS: `--import=${hook}`, MODULE_LOG_FILE: moduleLog },
+    })
+    await daemon.waitReady((s) => s.services?.serving === 1)
+  })
+
+  after(async () => {
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('a first start: no Ajv, prom-client, worker pool or pretty printer; node-forge only to make the key', async () => {
+    assert.equal((await daemon.stop('SIGTERM')).code, 0)
+    const loaded = packagesIn(moduleLog)
+    assert.ok(loaded.has('tsyringe') && loaded.has('pino'), `the log holds the daemon's packages: ${[...loaded].join(' ')}`)
+    assert.ok(loaded.has('node-forge'), 'registering made a key and CSR')
+    for (const name of ['ajv', 'prom-client', '@opentelemetry/api', 'tinypool', 'pino-pretty']) {
+      assert.ok(!loaded.has(name), `${name} was loaded: ${[...loaded].sort().join(' ')}`)
+    }
+  })
+
+  test('a restart on the saved registration does not load node-forge either', async () => {
+    writeFileSync(moduleLog, '')
+    daemon.restart()
+    await daemon.waitReady((s) => s.services?.serving === 1)
+    assert.equal((await daemon.stop('SIGTERM')).code, 0)
+    const loaded = packagesIn(moduleLog)
+    assert.ok(loaded.has('tsyringe'), 'the log holds the restart\'s modules')
+    assert.ok(!loaded.has('node-forge'), 'no CSR code without a key to make')
+  })
+})
