@@ -66,9 +66,16 @@ const runCommand = defineCommand({
     for (const notice of notices) logger.warn(notice)
     youngGeneration.collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
     const reread = async () => (await configFor(values)).config
-    const daemon = new Daemon({ config, logger, loadConfig: reread, ...(source ? { configSource: source } : {}), ...(apiKeyOrigin ? { apiKeyOrigin } : {}) })
+    const daemon = new Daemon({
+      config,
+      logger,
+      loadConfig: reread,
+      ...(source ? { configSource: source } : {}),
+      ...(apiKeyOrigin ? { apiKeyOrigin } : {}),
+      afterReconcile: () => void releaseFreedMemory(), // what a poll and its reconcile freed
+    })
     // the process is ours here (not a library embedding Daemon): once it serves, give back what starting
-    // freed and let V8's young generation grow for the hot path, up to its cap
+    // freed (and after each reconcile, above) and let V8's young generation grow for the hot path, up to its cap
     const start = async () => {
       await daemon.start()
       await releaseFreedMemory()

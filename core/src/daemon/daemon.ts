@@ -51,6 +51,8 @@ export interface DaemonOptions {
   configSource?: string
   /** Where `config.api.key` came from (`LoadedConfig.apiKeyOrigin`), for `status`. */
   apiKeyOrigin?: string
+  /** Called after each reconcile, by the process that owns the daemon (`ngrokd run` gives memory back there). */
+  afterReconcile?: (report: ReconcileReport) => void
 }
 
 /** Registration retry backoff: doubles from 1 s up to one poll interval. */
@@ -200,6 +202,7 @@ export class Daemon {
   private async reconcile(services: DesiredService[]): Promise<ReconcileReport> {
     const report = await this.reconciler!.reconcile(services, { drainMs: this.drainMs })
     await this.plugins?.afterReconcile(this.serving())
+    this.options.afterReconcile?.(report)
     return report
   }
 
