@@ -460,8 +460,8 @@ export class Daemon {
     if (source === 'default' && !this.warnedDefaultIngress) {
       this.warnedDefaultIngress = true
       this.logger.warn(
-        { operatorId: this.registration?.info?.operatorId, ingress: endpoint },
-        `the ngrok API named no binding ingress for operator ${this.registration?.info?.operatorId}: dialling the documented default ${endpoint}; set ingress.endpoint if connections fail`,
+        { operatorId: this.registrationInfo?.operatorId, ingress: endpoint },
+        `the ngrok API named no binding ingress for operator ${this.registrationInfo?.operatorId}: dialling the documented default ${endpoint}; set ingress.endpoint if connections fail`,
       )
     }
     return endpoint
