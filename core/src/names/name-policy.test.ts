@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { DesiredService } from '../protocol/endpoints.js'
-import { configuredRegistryHosts, machineProtectedHosts, matchesNamePattern, NamePolicy, publicDomainOf } from './name-policy.js'
+import { configuredRegistryHosts, machineProtectedHosts, matchesNamePattern, NamePolicy } from './name-policy.js'
 
 const service = (hostname: string, id = `ep_${hostname}`): DesiredService => ({ key: `http://${hostname}`, url: `http://${hostname}`, hostname, port: 80, proto: 'http', endpointIds: [id] })
 const config = { api: { url: 'https://api.ngrok.com' }, ingress: {} }
@@ -65,16 +65,5 @@ describe('NamePolicy', () => {
     } finally {
       rmSync(home, { recursive: true, force: true })
     }
-  })
-})
-
-describe('publicDomainOf (the public suffix list, through tldts)', () => {
-  it('names the registrable public domain of a name under an ICANN suffix, and nothing for private names', () => {
-    assert.equal(publicDomainOf('github.com'), 'github.com')
-    assert.equal(publicDomainOf('api.github.com'), 'github.com')
-    assert.equal(publicDomainOf('x.co.uk'), 'x.co.uk')
-    assert.equal(publicDomainOf('status.demo-app.ngrok.app'), 'ngrok.app')
-    assert.equal(publicDomainOf('db.default'), undefined)
-    assert.equal(publicDomainOf('good-one.e2e'), undefined)
   })
 })

@@ -1,7 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { homedir, hostname as machineHostname } from 'node:os'
 import { join } from 'node:path'
-import { parse as parseDomain } from 'tldts'
 import type { DesiredService, RejectedEndpoint } from '../protocol/endpoints.js'
 
 /** What ngrok's own clients and the package managers reach: publishing one would redirect the machine's own traffic. */
@@ -143,13 +142,4 @@ export function machineProtectedHosts(config: { api: { url: string }; ingress: {
   for (const h of configuredRegistryHosts()) hosts.push([h, 'a package registry this machine is configured to use'])
   hosts.push([machineHostname().toLowerCase(), "this machine's own hostname"])
   return hosts
-}
-
-/**
- * When `hostname` is a registrable domain under a public suffix of the ICANN list (`github.com`,
- * `web.dev`), the public domain it is; undefined for names under no public suffix (`db.default`).
- */
-export function publicDomainOf(hostname: string): string | undefined {
-  const parsed = parseDomain(hostname)
-  return parsed.isIcann && parsed.domain ? parsed.domain : undefined
 }
