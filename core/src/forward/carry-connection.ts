@@ -4,7 +4,7 @@ import type { Logger } from '../contracts/logger.js'
 import { performance } from 'node:perf_hooks'
 import { resetSocket } from './connection-limits.js'
 import { createHostRewriter } from './http-host-rewriter.js'
-import { pump } from './pump.js'
+import { pump, pumpPlaintext } from './pump.js'
 import type { DialResult, Dialer } from './ingress-dialer.js'
 
 export interface CarryOptions {
@@ -149,7 +149,7 @@ export class CarriedConnection {
     resetSocket(this.client)
   }
 
-  private wire({ socket: up, early }: DialResult): void {
+  private wire({ socket: up, early, reads }: DialResult): void {
     const { client } = this
     this.up = up
     up.on('error', (err: Error) => this.fail(err, 'ingress'))
@@ -159,14 +159,6 @@ export class CarriedConnection {
       this.maybeFinish()
     })
     if (early.length > 0) client.write(early)
-    // pump() pauses the source while the destination holds too much (backpressure) and ends the
-    // destination's write half when the source ends (half-close; allowHalfOpen on both).
-    const t = this.transform
-    if (t) {
-      pump(client, t)
-      pump(t, up)
-    } else pump(client, up)
-    pump(up, client)
     // the timer restarts on every read and write of the client socket, so it measures both directions
     const idle = this.options.idleTimeoutMs
     const firstByte = this.options.firstByteTimeoutMs ?? 0
@@ -174,16 +166,28 @@ export class CarriedConnection {
       up.destroy()
       client.destroy()
     }
+    let begun: (() => void) | undefined
     if (firstByte > 0 && early.length === 0) {
       client.setTimeout(firstByte, onTimeout)
-      const begun = (): void => {
-        client.off('data', begun)
-        up.off('data', begun)
+      const onBegun = (): void => {
+        begun = undefined
+        client.off('data', onBegun)
+        if (!reads) up.off('data', onBegun)
         client.setTimeout(idle) // 0 turns the timer off
       }
-      client.once('data', begun)
-      up.once('data', begun)
+      begun = onBegun
+      client.once('data', onBegun)
+      if (!reads) up.once('data', onBegun)
     } else if (idle > 0) client.setTimeout(idle, onTimeout)
+    // pump() pauses the source while the destination holds too much (backpressure) and ends the
+    // destination's write half when the source ends (half-close; allowHalfOpen on both).
+    const t = this.transform
+    if (t) {
+      pump(client, t)
+      pump(t, up)
+    } else pump(client, up)
+    if (reads) pumpPlaintext(reads, up, client, () => begun?.())
+    else pump(up, client)
   }
 
   private fail(err: Error, side: 'client' | 'ingress'): void {

@@ -7,6 +7,7 @@ import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { FrameReader, decodeConnResponseBody, encodeConnRequest, type ConnResponse, type PodIdentity } from '../protocol/binding-frames.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
 import { peerChain, hasPemCertificate } from './ingress-trust.js'
+import { PlaintextReads } from './plaintext-reads.js'
 import { PredialPool, type IngressConnection, type PredialPoolStats } from './predial-pool.js'
 import { TlsSessionCache } from './tls-session-cache.js'
 
@@ -87,6 +88,8 @@ export interface DialResult {
   early: Buffer
   /** The TLS connection was dialled ahead of this request (`predial`). Whether its session was resumed: `socket.isSessionReused()`. */
   predialled?: boolean
+  /** How `socket` reads its plaintext: `consume()` takes the chunks from it without the stream ({@link pumpPlaintext}). */
+  reads?: PlaintextReads
 }
 
 /** What a forwarder needs from a dialer: {@link IngressDialer}, or a wrapper around it. */
@@ -260,12 +263,11 @@ export class IngressDialer implements Dialer {
     this.throwIfClosed('probe', 0)
     const ingress = parseIngressEndpoint(this.options.endpoint())
     const { context, fingerprint } = this.secureContext(await this.options.credentials())
-    const { socket, raw } = await this.handshake({ ingress, context, key: `probe ${ingress.text} ${fingerprint}` }, 'a probe', signal, undefined, false)
+    const { socket } = await this.handshake({ ingress, context, key: `probe ${ingress.text} ${fingerprint}` }, 'a probe', signal, undefined, false)
     try {
       return { ingress: ingress.text, chain: peerChain(socket), protocol: socket.getProtocol(), cipher: socket.getCipher().name, authorized: socket.authorized }
     } finally {
       socket.destroy()
-      raw.destroy()
     }
   }
 
@@ -353,21 +355,29 @@ export class IngressDialer implements Dialer {
     return new Promise<IngressConnection>((resolve, reject) => {
       let phase: Phase = 'connect'
       let settled = false
-      // The raw TCP socket is kept so that everything is destroyed on error, whatever state TLS is in.
-      // noDelay: after a resumed TLS 1.3 handshake the server sends nothing more, so with Nagle the
-      // ConnRequest would wait for the delayed ACK of our Finished (~40 ms on Linux; measured)
-      const raw = net.connect({ host: ingress.host, port: ingress.port, allowHalfOpen: true, noDelay: true, lookup: this.options.lookup })
-      track?.(raw)
-      raw.setKeepAlive(true, 30_000)
-      const socket = tls.connect({
-        socket: raw,
-        host: ingress.host, // the name checkServerIdentity verifies
+      // tls.connect makes the TCP connection itself, so that its plaintext is read without a Buffer per
+      // record (`onread`, see PlaintextReads; Node takes `onread` only without a `socket` of ours).
+      const reads = new PlaintextReads()
+      // allowHalfOpen and onread: tls.connect hands them to its TLSSocket (lib/_tls_wrap.js), though @types/node leaves them out
+      const options: tls.ConnectionOptions & { allowHalfOpen: boolean; onread: net.OnReadOpts } = {
+        host: ingress.host, // the TCP host, and the name checkServerIdentity verifies
+        port: ingress.port,
+        lookup: this.options.lookup,
+        allowHalfOpen: true,
         servername: net.isIP(ingress.host) ? undefined : ingress.host, // SNI is never an IP literal (RFC 6066 §3)
         secureContext: context,
         rejectUnauthorized: !insecure,
         checkServerIdentity: insecure ? () => undefined : tls.checkServerIdentity,
         session,
-      })
+        onread: reads.onread,
+      }
+      const socket = tls.connect(options)
+      reads.attach(socket)
+      track?.(socket)
+      // noDelay: after a resumed TLS 1.3 handshake the server sends nothing more, so with Nagle the
+      // ConnRequest would wait for the delayed ACK of our Finished (~40 ms on Linux; measured)
+      socket.setNoDelay(true)
+      socket.setKeepAlive(true, 30_000)
       // TLS 1.3 tickets arrive after the handshake (TLS 1.2 ones during it): keep the newest for the next connection
       if (sessions) socket.on('session', (s: Buffer) => sessions.set(key, s))
       const timer = setTimeout(() => onTimeout(), this.handshakeTimeoutMs)
@@ -378,7 +388,6 @@ export class IngressDialer implements Dialer {
         settled = true
         detach()
         socket.destroy()
-        raw.destroy()
         if (session) sessions?.drop(key, session)
         reject(error)
       }
@@ -402,7 +411,7 @@ export class IngressDialer implements Dialer {
         detach()
         // the server refused the session we offered (new ticket keys, expired): forget it
         if (session && !socket.isSessionReused()) sessions?.drop(key, session)
-        resolve({ socket, raw, session })
+        resolve({ socket, raw: socket, session, reads })
       }
       const onError = (err: Error): void => {
         fail(classifyError(err, phase, socket.authorizationError, where, ingress.host))
@@ -421,12 +430,10 @@ export class IngressDialer implements Dialer {
       function detach(): void {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
-        raw.off('connect', onConnect).off('error', onError)
-        socket.off('secureConnect', onSecure).off('error', onError).off('end', onEndOrClose).off('close', onEndOrClose)
+        socket.off('connect', onConnect).off('secureConnect', onSecure).off('error', onError).off('end', onEndOrClose).off('close', onEndOrClose)
       }
 
-      raw.once('connect', onConnect).on('error', onError)
-      socket.once('secureConnect', onSecure).on('error', onError).once('end', onEndOrClose).once('close', onEndOrClose)
+      socket.once('connect', onConnect).once('secureConnect', onSecure).on('error', onError).once('end', onEndOrClose).once('close', onEndOrClose)
       if (signal) signal.addEventListener('abort', onAbort, { once: true })
       if (!settled && signal?.aborted) onAbort()
       // Stays for the socket's life: whoever holds the connection next (the request, the pool, the
@@ -436,8 +443,6 @@ export class IngressDialer implements Dialer {
         if (socket.listenerCount('error') === 1) this.logger.debug({ ingress: ingress.text, err: err.message }, 'ingress connection error')
       }
       socket.on('error', guard)
-      raw.on('error', guard)
-      socket.once('close', () => raw.destroy())
     })
   }
 
@@ -446,7 +451,7 @@ export class IngressDialer implements Dialer {
    * connection is destroyed; a failure because the server closed it unanswered is in {@link closedUnanswered}.
    */
   private request(conn: IngressConnection, target: Target, hostname: string, port: number, signal: AbortSignal | undefined): Promise<DialResult> {
-    const { socket, raw, session } = conn
+    const { socket, session, reads } = conn
     const { ingress, key } = target
     return new Promise<DialResult>((resolve, reject) => {
       let settled = false
@@ -459,7 +464,6 @@ export class IngressDialer implements Dialer {
         settled = true
         detach()
         socket.destroy()
-        raw.destroy()
         // a resumed connection the ingress would not serve: the next one does a full handshake
         if (session && socket.isSessionReused() && !(error instanceof IngressRefusedError)) this.sessions?.drop(key, session)
         if (unanswered && received === 0) closedUnanswered.add(error)
@@ -511,16 +515,14 @@ export class IngressDialer implements Dialer {
         detach()
         // ngrok's operator logs notices at its debug verbosity (V(1)); one per connection would flood a warn log
         for (const notice of response.notices) this.logger.debug({ hostname, port, notice }, `binding ingress notice for ${hostname}:${port}: ${notice}`)
-        resolve({ socket, response, early: Buffer.from(frame.rest) })
+        resolve({ socket, response, early: Buffer.from(frame.rest), reads })
       }
       function detach(): void {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
-        raw.off('error', onError)
         socket.off('data', onData).off('error', onError).off('end', onEndOrClose).off('close', onEndOrClose)
       }
 
-      raw.on('error', onError)
       socket.on('data', onData).on('error', onError).once('end', onEndOrClose).once('close', onEndOrClose)
       if (signal) signal.addEventListener('abort', onAbort, { once: true })
       if (signal?.aborted) onAbort()

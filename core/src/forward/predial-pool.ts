@@ -1,12 +1,15 @@
 import type net from 'node:net'
 import type tls from 'node:tls'
 import type { Logger } from '../contracts/logger.js'
+import type { PlaintextReads } from './plaintext-reads.js'
 
 /** A connected and handshaken TLS connection to the binding ingress that has not carried a ConnRequest. */
 export interface IngressConnection {
   socket: tls.TLSSocket
-  /** The TCP socket under `socket`; destroyed with it. */
+  /** The socket that owns the TCP connection, tracked and destroyed by the pool: `socket` itself when the dialer made it. */
   raw: net.Socket
+  /** How `socket` reads its plaintext (see `PlaintextReads`); unset = the stream's own reads. */
+  reads?: PlaintextReads
   /** The TLS session offered in the handshake; it was resumed if `socket.isSessionReused()`. */
   session?: Buffer
 }

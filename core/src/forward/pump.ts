@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream'
 import { setImmediate } from 'node:timers'
 import { noteBytesCarried } from '../util/young-generation.js'
+import type { PlaintextReads } from './plaintext-reads.js'
 
 /**
  * Bytes a pump lets queue in its destination before it pauses its source. Bounds the user-space buffer of
@@ -50,5 +51,62 @@ export function pump(src: Readable, dst: Writable): void {
   src.once('end', () => {
     if (!dst.destroyed) dst.end()
   })
+  src.resume()
+}
+
+/**
+ * {@link pump} for a TLS socket read through {@link PlaintextReads}: the same rules (the writes of one turn
+ * of the event loop leave together at its end, backpressure at {@link PUMP_MAX_QUEUED_BYTES}, `src`'s end
+ * ends `dst`), and chunks that lie next to each other in memory (a burst of records read into an arena)
+ * are written as one: one Buffer and one write per burst instead of one per record.
+ * `onChunk` is called with each chunk's length as it arrives (before it is written).
+ */
+export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writable, onChunk?: (bytes: number) => void): void {
+  let corked = false
+  // the bytes held for the end of the turn: [start, end) of one ArrayBuffer
+  let held: ArrayBufferLike | undefined
+  let start = 0
+  let end = 0
+  const writeHeld = (): void => {
+    if (held === undefined) return
+    const chunk = Buffer.from(held, start, end - start)
+    held = undefined
+    if (!dst.destroyed && !dst.writableEnded) dst.write(chunk)
+  }
+  const endTurn = (): void => {
+    corked = false
+    writeHeld()
+    dst.uncork()
+  }
+  reads.consume((chunk) => {
+    onChunk?.(chunk.length)
+    if (dst.destroyed || dst.writableEnded) return
+    if (chunk.buffer === held && chunk.byteOffset === end) {
+      end += chunk.length
+    } else {
+      writeHeld() // not next to the held bytes: those go first, in this turn's write
+      held = chunk.buffer
+      start = chunk.byteOffset
+      end = start + chunk.length
+    }
+    if (!corked) {
+      corked = true
+      dst.cork()
+      setImmediate(endTurn)
+    }
+    if (dst.writableLength + end - start > PUMP_MAX_QUEUED_BYTES) src.pause()
+  })
+  dst.on('drain', () => {
+    if (!src.destroyed) src.resume()
+  })
+  src.once('end', () => {
+    writeHeld()
+    if (!dst.destroyed) dst.end()
+  })
+  // what the stream took in before (after the ConnResponse, while paused) goes first
+  for (let chunk = src.read() as Buffer | null; chunk !== null; chunk = src.read() as Buffer | null) {
+    onChunk?.(chunk.length)
+    if (!dst.destroyed && !dst.writableEnded) dst.write(chunk)
+  }
   src.resume()
 }
