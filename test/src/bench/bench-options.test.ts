@@ -23,3 +23,15 @@ test('--peer takes an executable file, resolved to an absolute path; without it 
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('--predial sets ingress.predial for ngrokd and leaves the results block, which shows the defaults, alone', () => {
+  const defaults = parseBenchArgs([]) as BenchOptions
+  assert.equal(defaults.predial, 0)
+  assert.equal(defaults.markdown, true)
+  const ahead = parseBenchArgs(['--predial', '4']) as BenchOptions
+  assert.equal(ahead.predial, 4)
+  assert.equal(ahead.markdown, false)
+  for (const bad of ['-1', '65', '2.5', 'many']) {
+    assert.throws(() => parseBenchArgs([`--predial=${bad}`]), (e: unknown) => e instanceof UsageError && /^--predial must be an integer 0\.\.64/.test(e.message), bad)
+  }
+})

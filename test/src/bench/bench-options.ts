@@ -19,6 +19,8 @@ export interface BenchOptions {
   only: FigureName[]
   /** The built Go daemon for a row beside ngrokd's in the forwarding figure (absolute path), or none. */
   peer: string | undefined
+  /** `ingress.predial` for ngrokd's daemons in the forwarding figure; 0 = the default (none). */
+  predial: number
   /** Sizes of each figure. */
   scale: BenchScale
 }
@@ -85,6 +87,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --no-install    do not apt-get install wrk when it is missing
   --peer PATH     also measure the original Go daemon built at PATH (test/scripts/build-go-peer.sh), in
                   the forwarding figure, beside ngrokd with ratios
+  --predial N     ngrokd's daemons in the forwarding figure dial N ingress connections ahead
+                  (ingress.predial; default 0, as ngrokd's own default); not with BENCHMARKS.md's block
   --help          this text
 `
 
@@ -104,6 +108,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
         'no-markdown': { type: 'boolean', default: false },
         'no-install': { type: 'boolean', default: false },
         peer: { type: 'string' },
+        predial: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -117,6 +122,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new UsageError(`--runs must be an integer 1..100, not ${values.runs}`)
   const only = values.only === undefined ? [...FIGURES] : values.only.split(',').map((s) => s.trim())
   for (const f of only) if (!(FIGURES as readonly string[]).includes(f)) throw new UsageError(`--only: unknown figure ${JSON.stringify(f)} (${FIGURES.join(', ')})`)
+  const predial = values.predial === undefined ? 0 : Number(values.predial)
+  if (!Number.isInteger(predial) || predial < 0 || predial > 64) throw new UsageError(`--predial must be an integer 0..64 (ingress.predial), not ${values.predial}`)
   const peer = values.peer === undefined ? undefined : resolve(values.peer)
   const peerProblem = peer === undefined ? undefined : peerBinaryProblem(peer)
   if (peerProblem) throw new UsageError(`--peer: ${peerProblem}`)
@@ -124,10 +131,12 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     runs,
     quick,
     out: values.out,
-    markdown: !quick && values['no-markdown'] !== true,
+    // the results block documents ngrokd's defaults: a run with another ingress.predial does not replace it
+    markdown: !quick && values['no-markdown'] !== true && predial === 0,
     installWrk: !quick && values['no-install'] !== true,
     only: only as FigureName[],
     peer,
+    predial,
     scale: quick ? QUICK_SCALE : values.reduced === true ? REDUCED_SCALE : FULL_SCALE,
   }
 }

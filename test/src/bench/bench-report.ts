@@ -146,7 +146,7 @@ function peerSection(f: ForwardingFigure, metrics: Metric[], value: (row: RowNam
     `ngrokd beside the Go daemon (ishanj12/ngrokd${commit}, unmodified), same run, same simulator, same clients; ratio above 1 = ngrokd better:`,
     '',
     table(
-      ['figure', 'Go daemon', `ngrokd (${SHORT[DEFAULT_ROW]}, defaults)`, 'ngrokd vs Go'],
+      ['figure', 'Go daemon', `ngrokd (${SHORT[DEFAULT_ROW]}, ${f.predial ? `ingress.predial ${f.predial}` : 'defaults'})`, 'ngrokd vs Go'],
       compared.map((m) => [m.label, cell('goPeer', m), cell(DEFAULT_ROW, m), better(m)]),
       ['l', 'r', 'r', 'r'],
     ),
@@ -188,6 +188,7 @@ function forwardingSection(f: ForwardingFigure): string {
   )
   const problems = shown.filter((r) => f.rowProblems[r]).map((r) => `- ${ROW_LABELS[r]}: ${f.rowProblems[r]!.split('\n')[0]}`)
   const w = f.wrk
+  const predialNote = f.predial ? ', but `ingress.predial` ' + String(f.predial) + ' in every ngrokd daemon' : ''
   return [
     title,
     '',
@@ -199,7 +200,7 @@ function forwardingSection(f: ForwardingFigure): string {
     ratios,
     ...(problems.length > 0 ? ['', ...problems] : []),
     '',
-    `Rows: ${shown.map((r) => `**${SHORT[r]}** = ${ROW_LABELS[r]}`).join('; ')}; the daemon rows differ only in \`forwarder.workers\` (every other key at its default, \`ingress.*\` and the other \`forwarder.*\` keys included), a fresh daemon process per row and run. ` +
+    `Rows: ${shown.map((r) => `**${SHORT[r]}** = ${ROW_LABELS[r]}`).join('; ')}; the daemon rows differ only in \`forwarder.workers\` (every other key at its default, \`ingress.*\` and the other \`forwarder.*\` keys included${predialNote}), a fresh daemon process per row and run. ` +
       'MB/s = 10⁶ bytes/s, counted from before connect to the last byte (upload: to the backend\'s count and hash). ' +
       `HTTP: wrk -t${w.threads} -c${w.connections} -d${w.seconds}s --latency to the \`http-echo\` backend (by hostname through ngrokd), keep-alive and with \`Connection: close\` (a new connection per request); wrk cannot speak ConnRequest, so the mTLS row has none` +
       (w.status === 'ok' ? '. ' : ` (**${w.status}**: ${w.reason ?? ''}). `) +

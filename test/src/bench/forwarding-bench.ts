@@ -88,6 +88,8 @@ export interface ForwardingFigure {
   wrk: { status: 'ok' | 'skipped'; reason?: string; seconds: number; threads: number; connections: number }
   /** The Go daemon measured beside ngrokd (`--peer`): its binary and the commit it was built from; null without. */
   peer: { path: string; commit: string | null } | null
+  /** `ingress.predial` of the ngrokd rows (`--predial`; 0, the default, when absent). */
+  predial?: number
   samples: Partial<Record<RowName, RowFigures[]>>
 }
 
@@ -159,6 +161,8 @@ export interface ForwardingRunOptions {
   daemonSkip: string | undefined
   /** The built Go daemon for its row (`--peer`); undefined = no such row. */
   peer: string | undefined
+  /** `ingress.predial` for every ngrokd daemon (`--predial`); 0 = its default. */
+  predial: number
   log: (line: string) => void
 }
 
@@ -261,7 +265,10 @@ function medianRow(xs: RowFigures[]): RowFigures {
 }
 
 /** Starts a daemon row's daemon (a fresh process per run, so its peak RSS is this run's) and finds its listeners. */
-async function startDaemonRow(row: DaemonRow, daemon: E2eDaemon | undefined, sim: SimHost, log: (line: string) => void): Promise<{ daemon: E2eDaemon; target: Target }> {
+/** Config every ngrokd daemon of the figure gets: `ingress.predial` when `--predial` asks for it. */
+const ingressConfig = (predial: number): Record<string, Record<string, unknown>> => (predial > 0 ? { ingress: { predial } } : {})
+
+async function startDaemonRow(row: DaemonRow, daemon: E2eDaemon | undefined, sim: SimHost, predial: number, log: (line: string) => void): Promise<{ daemon: E2eDaemon; target: Target }> {
   let d = daemon
   if (d) d.restart()
   else
@@ -271,7 +278,7 @@ async function startDaemonRow(row: DaemonRow, daemon: E2eDaemon | undefined, sim
       net: NET,
       pollInterval: '1h',
       logLevel: 'warn',
-      extraConfig: { forwarder: { workers: ROW_WORKERS[row] } },
+      extraConfig: { forwarder: { workers: ROW_WORKERS[row] }, ...ingressConfig(predial) },
     })
   await d.waitReady((s) => s.services?.serving === 3)
   // by hostname through /etc/hosts once; the timed connections then use the address (as the direct paths do)
@@ -323,7 +330,7 @@ async function firstAnswerMs(startedAt: number, address: () => string | undefine
 }
 
 /** Start to first answer of ngrokd with its defaults: an empty state dir, then a restart on what it saved. */
-async function ngrokdStarts(sim: SimHost): Promise<{ freshMs: number; savedMs: number }> {
+async function ngrokdStarts(sim: SimHost, predial: number): Promise<{ freshMs: number; savedMs: number }> {
   const address = () => {
     try {
       return managedRecords(readHosts(HOSTS_FILE)).get(BULK.hostname)
@@ -332,7 +339,7 @@ async function ngrokdStarts(sim: SimHost): Promise<{ freshMs: number; savedMs: n
     }
   }
   let t0 = performance.now()
-  const d = E2eDaemon.start({ name: 'bench-start', sim: sim.info, net: NET, pollInterval: '1h', logLevel: 'warn' })
+  const d = E2eDaemon.start({ name: 'bench-start', sim: sim.info, net: NET, pollInterval: '1h', logLevel: 'warn', extraConfig: ingressConfig(predial) })
   try {
     const freshMs = await firstAnswerMs(t0, address, () => d.running, 'ngrokd')
     await d.waitReady((s) => s.services?.serving === 3) // everything saved before the restart
@@ -378,6 +385,7 @@ export async function runForwardingFigure(o: ForwardingRunOptions): Promise<Forw
     rowProblems: {},
     wrk: { status: 'ok', seconds: o.wrkSeconds, threads: WRK_THREADS, connections: WRK_CONNECTIONS },
     peer: o.peer ? { path: o.peer, commit: peerCommit(o.peer) } : null,
+    ...(o.predial > 0 ? { predial: o.predial } : {}),
     samples: Object.fromEntries(ROWS.map((r) => [r, []])),
   }
   const wrk = findWrk()
@@ -413,13 +421,13 @@ export async function runForwardingFigure(o: ForwardingRunOptions): Promise<Forw
         let daemon: E2eDaemon | undefined
         let peer: GoPeer | undefined
         try {
-          const starts = !START_ROWS.includes(row) ? undefined : row === 'goPeer' ? await peerStarts(o.peer!, sim) : await ngrokdStarts(sim)
+          const starts = !START_ROWS.includes(row) ? undefined : row === 'goPeer' ? await peerStarts(o.peer!, sim) : await ngrokdStarts(sim, o.predial)
           if (row === 'goPeer') {
             const started = await startPeerRow(o.peer!, sim, o.log)
             peer = started.peer
             target = started.target
           } else if (!target) {
-            const started = await startDaemonRow(row as DaemonRow, daemons[row as DaemonRow], sim, o.log)
+            const started = await startDaemonRow(row as DaemonRow, daemons[row as DaemonRow], sim, o.predial, o.log)
             daemon = daemons[row as DaemonRow] = started.daemon
             target = started.target
           }

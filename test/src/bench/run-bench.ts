@@ -113,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
         wrkSeconds: scale.wrkSeconds,
         daemonSkip: privileged,
         peer: options.peer,
+        predial: options.predial,
         log,
       }),
   )
