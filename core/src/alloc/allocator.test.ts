@@ -4,11 +4,11 @@ import { mkdtemp, rm, readFile, writeFile, readdir, stat } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Allocation } from '../contracts/allocator.js'
-import type { Logger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { MemoryAllocator } from './memory-allocator.js'
 import { PersistentAllocator } from './persistent-allocator.js'
 import { TestFramework } from '../testing/test-framework.js'
+import { recordingLogger } from '../testing/recording-logger.js'
 import { testAllocator } from '../testing/suites/allocator-suite.js'
 
 TestFramework.use({ describe, it, beforeAll: before, afterAll: after })
@@ -18,25 +18,6 @@ testAllocator({
   create: ({ stateDir }) => new PersistentAllocator({ stateDir }),
   persistent: true,
 })
-
-type Line = { level: string; msg: string }
-function recordingLogger(): Logger & { lines: Line[] } {
-  const lines: Line[] = []
-  const make = (level: string) => (a: unknown, b?: string) => {
-    lines.push({ level, msg: typeof a === 'string' ? a : (b ?? '') })
-  }
-  const logger = {
-    lines,
-    trace: make('trace'),
-    debug: make('debug'),
-    info: make('info'),
-    warn: make('warn'),
-    error: make('error'),
-    fatal: make('fatal'),
-    child: () => logger,
-  }
-  return logger
-}
 
 function addressOf(a: Allocation): string {
   assert.ok('address' in a, `${a.hostname}: ${'error' in a ? a.error.message : ''}`)
@@ -133,7 +114,7 @@ describe('MemoryAllocator', () => {
     assert.equal(alloc.lookup('a.x'), a)
     await alloc.open({ subnet: '10.10.0.0/24' })
     assert.equal(alloc.lookup('a.x'), undefined)
-    assert.equal(logger.lines.filter((l) => l.level === 'warn' && /net\.subnet changed/.test(l.msg)).length, 1)
+    assert.equal(logger.at('warn').filter((l) => /net\.subnet changed/.test(l.msg)).length, 1)
   })
 })
 
@@ -222,13 +203,13 @@ describe('PersistentAllocator', () => {
     assert.deepEqual(second.list(), [])
     assert.equal(addressOf((await second.allocate({ hostnames: ['b.x'] }))[0]!), '10.50.0.1')
     await second.close()
-    const warnings = logger.lines.filter((l) => l.level === 'warn')
+    const warnings = logger.at('warn')
     assert.equal(warnings.length, 1)
     assert.match(warnings[0]!.msg, /10\.9\.0\.0\/24 to 10\.50\.0\.0\/24; dropping 2/)
 
     const third = new PersistentAllocator({ stateFile, logger })
     await third.open({ subnet: '10.50.0.0/24' })
-    assert.equal(logger.lines.filter((l) => l.level === 'warn').length, 1)
+    assert.equal(logger.at('warn').length, 1)
     assert.equal(third.lookup('b.x'), '10.50.0.1')
     assert.equal(third.lookup('a.x'), undefined)
   })
@@ -264,7 +245,7 @@ describe('PersistentAllocator', () => {
       const aside = files.filter((f) => f.startsWith('allocations.json.corrupt-'))
       assert.equal(aside.length, 1)
       assert.equal(await readFile(join(dir, 'state', aside[0]!), 'utf8'), content)
-      assert.ok(logger.lines.some((l) => l.level === 'warn' && /corrupt/.test(l.msg)))
+      assert.ok(logger.at('warn').some((l) => /corrupt/.test(l.msg)))
       assert.equal(addressOf((await alloc.allocate({ hostnames: ['a.x'] }))[0]!), '10.9.0.1')
       assert.match(await readFile(stateFile, 'utf8'), /"a\.x"/)
     })
