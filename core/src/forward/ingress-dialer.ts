@@ -5,6 +5,7 @@ import tls from 'node:tls'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { FrameReader, decodeConnResponseBody, encodeConnRequest, type ConnResponse, type PodIdentity } from '../protocol/binding-frames.js'
+import { IngressLookup } from './ingress-lookup.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
 import { peerChain, hasPemCertificate } from './ingress-trust.js'
 import { PlaintextReads } from './plaintext-reads.js'
@@ -40,7 +41,7 @@ export interface IngressDialerOptions {
   handshakeTimeoutMs?: number
   /** The ConnResponse must arrive within this after the handshake. Default 10 000. */
   responseTimeoutMs?: number
-  /** Host name resolution for the TCP connect (`dns.lookup` by default); tests map a name to loopback with it. */
+  /** Host name resolution for the TCP connect (`dns.lookup` by default, its answer reused: {@link IngressLookup}); tests map a name to loopback with it. */
   lookup?: net.LookupFunction
   /**
    * Resume TLS sessions (tickets) instead of a full handshake per connection. The last session is kept
@@ -179,6 +180,7 @@ export class IngressDialer implements Dialer {
   private readonly responseTimeoutMs: number
   private readonly sessions?: TlsSessionCache
   private readonly pool?: PredialPool
+  private readonly lookups: IngressLookup
   private closed = false
   /** ConnRequest fields besides host and port. */
   private readonly connRequestFields: { podIdentity: PodIdentity }
@@ -214,6 +216,7 @@ export class IngressDialer implements Dialer {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ingress predialMaxAgeMs ${maxAgeMs} is not a positive number of milliseconds`)
     }
     this.connRequestFields = { podIdentity: options.podIdentity ?? {} }
+    this.lookups = new IngressLookup(options.lookup)
     if (options.sessionResumption ?? true) this.sessions = new TlsSessionCache()
     if (predial > 0) this.pool = new PredialPool({ size: predial, maxAgeMs, logger: this.logger })
     if (options.insecureSkipVerify) {
@@ -362,7 +365,7 @@ export class IngressDialer implements Dialer {
       const options: tls.ConnectionOptions & { allowHalfOpen: boolean; onread: net.OnReadOpts } = {
         host: ingress.host, // the TCP host, and the name checkServerIdentity verifies
         port: ingress.port,
-        lookup: this.options.lookup,
+        lookup: this.lookups.lookup,
         allowHalfOpen: true,
         servername: net.isIP(ingress.host) ? undefined : ingress.host, // SNI is never an IP literal (RFC 6066 §3)
         secureContext: context,
@@ -389,6 +392,7 @@ export class IngressDialer implements Dialer {
         detach()
         socket.destroy()
         if (session) sessions?.drop(key, session)
+        if (phase === 'connect') this.lookups.forget(ingress.host) // the address may have moved
         reject(error)
       }
       const onTimeout = (): void => {
