@@ -55,7 +55,7 @@ const runCommand = defineCommand({
     if (values.service && process.platform !== 'win32') {
       throw new NgrokdError('NGROKD_ERR_USAGE', '--service is for the Windows service', { hint: 'on this system, ngrokd service install sets up the service, which runs ngrokd run' })
     }
-    const [{ createLogger, logFileDestination }, { Daemon }, { releaseFreedMemory }] = await Promise.all([load.logger(), load.daemon(), import('../util/release-memory.js')])
+    const [{ createLogger, logFileDestination }, { Daemon }, { releaseFreedMemory, releaseFreedMemoryAfterStart }] = await Promise.all([load.logger(), load.daemon(), import('../util/release-memory.js')])
     const logger = createLogger({
       level: config.log.level,
       ...(format === 'auto' ? {} : { pretty: format === 'pretty' }),
@@ -78,7 +78,7 @@ const runCommand = defineCommand({
     // freed (and after each reconcile, above) and let V8's young generation grow for the hot path, up to its cap
     const start = async () => {
       await daemon.start()
-      await releaseFreedMemory()
+      releaseFreedMemoryAfterStart()
       if (config.forwarder.maxYoungGenerationMib > 0) youngGeneration.capYoungGeneration(config.forwarder.maxYoungGenerationMib)
       else youngGeneration.releaseYoungGeneration()
     }

@@ -1,8 +1,8 @@
-import { describe, it } from 'node:test'
+import { describe, it, mock } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { loadLibc } from './libc.js'
-import { releaseFreedMemory } from './release-memory.js'
+import { RELEASE_AFTER_START_MS, releaseFreedMemory, releaseFreedMemoryAfterStart } from './release-memory.js'
 
 const MiB = 1024 * 1024
 
@@ -34,5 +34,28 @@ describe('releaseFreedMemory', { skip: process.platform !== 'linux' ? 'malloc_tr
     const released = kept - anonymousBytes()
     for (const p of live) free(p)
     assert.ok(released >= 32 * MiB, `${released / MiB} MiB given back of the 64 MiB freed`)
+  })
+})
+
+describe('releaseFreedMemoryAfterStart', () => {
+  it('releases at once and once more when the start has settled; a failure is swallowed', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] })
+    try {
+      let calls = 0
+      releaseFreedMemoryAfterStart(async () => {
+        calls++
+        throw new Error('no trim today') // never an unhandled rejection
+      })
+      assert.equal(calls, 1)
+      mock.timers.tick(RELEASE_AFTER_START_MS - 1)
+      assert.equal(calls, 1)
+      mock.timers.tick(1)
+      assert.equal(calls, 2)
+      mock.timers.tick(10 * RELEASE_AFTER_START_MS)
+      assert.equal(calls, 2)
+    } finally {
+      mock.timers.reset()
+    }
+    await new Promise((resolve) => setImmediate(resolve)) // the rejections above settle here, handled
   })
 })

@@ -24,3 +24,18 @@ export async function releaseFreedMemory(platform: NodeJS.Platform = process.pla
   }
   mallocTrim?.(0)
 }
+
+/** After a start, V8 goes on compiling what ran in background threads for a second or two, and frees its zones then. */
+export const RELEASE_AFTER_START_MS = 2_000
+
+/**
+ * Gives freed C-heap pages back now and once more {@link RELEASE_AFTER_START_MS} later (a timer that
+ * does not keep the process alive); after that, each reconcile's trim (every poll) does. Measured on
+ * an idle daemon: the trim at serving time alone left 70–79 MiB RSS (8 MiB freed afterwards by
+ * background compilation, in about half the starts) until the first poll; with the later one 70–72.
+ */
+export function releaseFreedMemoryAfterStart(release: () => Promise<void> = releaseFreedMemory): void {
+  const run = (): void => void release().catch(() => undefined) // best effort: a failed trim costs memory, never the daemon
+  run()
+  setTimeout(run, RELEASE_AFTER_START_MS).unref()
+}

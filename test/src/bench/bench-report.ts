@@ -122,7 +122,7 @@ function forwardingMetrics(f: ForwardingFigure): Metric[] {
     { label: 'daemon CPU-s per GiB up', pick: (r) => r.cpuSecPerGiBUp, fmt: fixed(2), go: '1.44', better: 'lower' },
     { label: 'daemon CPU-µs per keep-alive request', pick: (r) => r.keepAlive?.cpuUsPerRequest, fmt: int, go: '29', better: 'lower' },
     { label: 'daemon CPU-µs per new-connection request', pick: (r) => r.newConnection?.cpuUsPerRequest, fmt: int, go: '~950', better: 'lower' },
-    { label: 'daemon RSS idle, 1 s after it serves (MiB)', pick: (r) => r.readyRssMiB, fmt: int, better: 'lower' },
+    { label: 'daemon RSS idle, 3 s after it serves (MiB)', pick: (r) => r.readyRssMiB, fmt: int, better: 'lower' },
     { label: 'daemon peak RSS (VmHWM, MiB)', pick: (r) => r.peakRssMiB, fmt: int, go: '~23 MB', better: 'lower' },
     { label: `daemon RSS with ${int(f.idleConnections)} idle connections (MiB)`, pick: (r) => r.idleRssMiB, fmt: int, better: 'lower' },
   ]
@@ -205,7 +205,7 @@ function forwardingSection(f: ForwardingFigure): string {
       `HTTP: wrk -t${w.threads} -c${w.connections} -d${w.seconds}s --latency to the \`http-echo\` backend (by hostname through ngrokd), keep-alive and with \`Connection: close\` (a new connection per request); wrk cannot speak ConnRequest, so the mTLS row has none` +
       (w.status === 'ok' ? '. ' : ` (**${w.status}**: ${w.reason ?? ''}). `) +
       `TTFB: \`GET 1\` to the bulk backend on a new connection, connect → first byte, p50/p99 of ${int(f.latencyRequests)}. ` +
-      'CPU: the daemon process\'s utime+stime (/proc/<pid>/stat, all threads) across that figure; RSS from /proc/<pid>/status 1 s after it serves (idle, before the row\'s first connection) and after the row\'s run (the peak, VmHWM), and VmRSS while the idle connections are open end to end (one echoed byte each, to a `tcp-echo` endpoint). ' +
+      'CPU: the daemon process\'s utime+stime (/proc/<pid>/stat, all threads) across that figure; RSS from /proc/<pid>/status 3 s after it serves (idle, before the row\'s first connection) and after the row\'s run (the peak, VmHWM), and VmRSS while the idle connections are open end to end (one echoed byte each, to a `tcp-echo` endpoint). ' +
       `The simulator runs in its own process (its ingress sets TCP_NODELAY, as ngrok's Go ingress does); the clients in the bench process. Median of ${f.runs} run(s), every row in each run. ` +
       'Start to first answer: spawn → the first `GET 1` answered through the bulk endpoint, at the address read from the hosts file the daemon writes (probed every 2 ms), with an empty state dir (it registers: key, CSR, certificate) and again on the state it saved; ngrokd with its defaults and the Go daemon only, in processes of their own before the row\'s. ' +
       (f.peer

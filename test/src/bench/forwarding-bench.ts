@@ -185,10 +185,11 @@ async function cpuDuring<T>(pid: number | null, work: () => Promise<T> | T): Pro
 
 /**
  * How long a daemon that serves is left alone before its idle RSS is read: ngrokd returns its start's
- * memory (young generation, C heap) just after it reports serving, so a read at once catches it
- * before that about half the time (97 → 78 MiB 100 ms later, measured). The same wait for every row.
+ * memory (young generation, C heap) just after it reports serving and again 2 s later
+ * (RELEASE_AFTER_START_MS), so a read at once caught it before that about half the time (97 → 78 → 71
+ * MiB, measured). The same wait for every row.
  */
-const IDLE_SETTLE_MS = 1_000
+const IDLE_SETTLE_MS = 3_000
 
 async function measureRow(t: Target, o: ForwardingRunOptions, wrkPath: string | null): Promise<RowFigures> {
   const settle = async () => {
