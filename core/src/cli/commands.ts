@@ -55,7 +55,7 @@ const runCommand = defineCommand({
     if (values.service && process.platform !== 'win32') {
       throw new NgrokdError('NGROKD_ERR_USAGE', '--service is for the Windows service', { hint: 'on this system, ngrokd service install sets up the service, which runs ngrokd run' })
     }
-    const [{ createLogger, logFileDestination }, { Daemon }, { releaseFreedMemory, releaseFreedMemoryAfterStart }] = await Promise.all([load.logger(), load.daemon(), import('../util/release-memory.js')])
+    const [{ createLogger, logFileDestination }, { Daemon }, { releaseAfterReconcile, releaseFreedMemoryAfterStart }] = await Promise.all([load.logger(), load.daemon(), import('../util/release-memory.js')])
     const logger = createLogger({
       level: config.log.level,
       ...(format === 'auto' ? {} : { pretty: format === 'pretty' }),
@@ -72,7 +72,7 @@ const runCommand = defineCommand({
       loadConfig: reread,
       ...(source ? { configSource: source } : {}),
       ...(apiKeyOrigin ? { apiKeyOrigin } : {}),
-      afterReconcile: () => void releaseFreedMemory(), // what a poll and its reconcile freed
+      afterReconcile: (report) => releaseAfterReconcile(report), // what a poll and its reconcile freed
     })
     // the process is ours here (not a library embedding Daemon): once it serves, give back what starting
     // freed (and after each reconcile, above) and let V8's young generation grow for the hot path, up to its cap
