@@ -77,9 +77,9 @@ let minorGc: GcFunction | undefined
  * daemon, RSS after the download 120 → 102 MiB (Node 20), 194 → 123 MiB and 1.26 → 0.90 CPU-s/GiB (Node 24).
  *
  * The collection is V8's own `gc()` ({@link exposedGc}). Where that is not possible the setting does
- * nothing. Re-measured on Node 20 (in-process forwarder against a fake ingress, 512 MiB, medians of 5, two pairs): with 8 against 0, 0.97 and 0.96
- * instead of 1.31 and 1.27 CPU-s/GiB down, 1.08 and 1.06 instead of 1.47 and 1.34 up; 4 and 16 about as
- * good as 8, 1, 2 and 32 worse.
+ * nothing. Re-measured on Node 20 (in-process forwarder against a fake ingress, 512 MiB, medians of 5,
+ * two pairs): with 8 against 0, 0.97 and 0.96 instead of 1.31 and 1.27 CPU-s/GiB down, 1.08 and 1.06
+ * instead of 1.47 and 1.34 up; 4 and 16 about as good as 8, 1, 2 and 32 worse.
  *
  * While it is on, the process's scavenges run on the calling thread alone (`--no-parallel-scavenge`,
  * `--no-concurrent-array-buffer-sweeping`): with almost nothing alive in the young generation, waking
