@@ -183,6 +183,31 @@ describe('loadConfig', () => {
     })
   })
 
+  it('reports a JSON syntax error with the file, the line and the column', async () => {
+    const dir = await project({ 'bad.json': '{\n  "log": { "level": "warn", }\n}\n' })
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'bad.json' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+      assert.match(e.message, new RegExp(`^cannot parse config file ${join(dir, 'bad.json')}: [^:]+ at line 2, column 29$`)) // the reason's wording is V8's
+      return true
+    })
+  })
+
+  it('reports where a JSON file that ends too soon ends', async () => {
+    const dir = await project({ 'short.json': '{ "log": {\n' })
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'short.json' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+      assert.match(e.message, /short\.json: [^:]+ at line 2, column 1$/) // the reason's wording is V8's
+      assert.doesNotMatch(e.message, /position/)
+      return true
+    })
+  })
+
+  it('reads a JSON file that starts with a byte-order mark', async () => {
+    const dir = await project({ 'bom.json': '\uFEFF{ "log": { "level": "warn" } }' })
+    const { config } = await loadConfig({ ...isolated(dir), configPath: 'bom.json' })
+    assert.equal(config.log.level, 'warn')
+  })
+
   it('treats an empty file as defaults', async () => {
     const dir = await project({ 'empty.yml': '' })
     const loaded = await loadConfig({ ...isolated(dir), configPath: 'empty.yml' })
