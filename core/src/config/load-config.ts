@@ -59,8 +59,8 @@ const rejectCode: Loader = (filepath) => {
 }
 
 /**
- * JSON by the platform's parser (cosmiconfig's parse-json takes ~13 ms to load, and its message is a code
- * frame); a syntax error names the line and column.
+ * JSON by the platform's parser, and a syntax error that names its line and column (cosmiconfig's loader
+ * loads parse-json and @babel/code-frame for this, and its message's first line is a line of the code frame).
  */
 const loadJson: Loader = (_filepath, content) => {
   const text = content.replace(/^\uFEFF/, '') // a byte-order mark some editors write
