@@ -105,8 +105,8 @@ function readError(error: unknown, fallbackPath: string | undefined): Error {
     case 'EISDIR':
       return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${file} is a directory`, { hint: 'name a YAML or JSON file', cause: error })
   }
-  // cosmiconfig's loaders prefix "YAML Error in FILE:\n" / "JSON Error in FILE:\n"; keep the reason line.
-  const lines = String(e?.message ?? error).split('\n').filter((l) => l.trim() !== '' && !/^(YAML|JSON) Error in /.test(l))
+  // cosmiconfig's YAML loader prefixes "YAML Error in FILE:\n" (loadJson above does not); keep the reason line.
+  const lines = String(e?.message ?? error).split('\n').filter((l) => l.trim() !== '' && !/^YAML Error in /.test(l))
   return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `cannot parse config file ${file}: ${lines[0]?.trim() ?? 'unknown error'}`, {
     hint: 'fix the YAML or JSON syntax at the position shown',
     cause: error,
