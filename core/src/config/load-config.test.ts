@@ -23,6 +23,24 @@ async function project(files: Record<string, string> = {}): Promise<string> {
 /** Options that keep the machine's /etc/ngrokd/config.yml and environment out of the test (and search as a user would). */
 const isolated = (cwd: string) => ({ cwd, env: {}, defaultPath: join(cwd, 'no-such-default.yml'), asRoot: false })
 
+/** A project whose package.json and cosmiconfig meta config (`.config/config.yaml`) do not parse, and a good etc/ngrokd.yml. */
+async function brokenWorkingDirectory(): Promise<string> {
+  const dir = await project({ 'etc/ngrokd.yml': 'log:\n  level: warn\n', '.config/config.yaml': 'cosmiconfig: [unclosed\n' })
+  await writeFile(join(dir, 'package.json'), '{ broken')
+  return dir
+}
+
+/** cosmiconfig reads its meta config from the process's working directory, not from the `cwd` option. */
+async function inWorkingDirectory(dir: string, body: () => Promise<void>): Promise<void> {
+  const before = process.cwd()
+  process.chdir(dir)
+  try {
+    await body()
+  } finally {
+    process.chdir(before)
+  }
+}
+
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'ngrokd-config-'))
 })
@@ -174,11 +192,11 @@ describe('loadConfig', () => {
     })
   })
 
-  it('reports a YAML syntax error with the file', async () => {
+  it('reports a YAML syntax error with the file, the line and the column', async () => {
     const dir = await project({ 'bad.yml': 'net:\n  subnet: [unclosed\n' })
     await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'bad.yml' }), (e: unknown) => {
       assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
-      assert.match(e.message, new RegExp(`^cannot parse config file ${join(dir, 'bad.yml')}: \\S`))
+      assert.match(e.message, new RegExp(`^cannot parse config file ${join(dir, 'bad.yml')}: [^:]+ at line 3, column 1$`)) // the reason's wording is js-yaml's
       return true
     })
   })
@@ -242,6 +260,15 @@ describe('loadConfig', () => {
     assert.ok(notices.every((n) => n.startsWith(`${join(dir, 'config.yml')}: `)))
   })
 
+  it("reads a named file without the working directory's files: a package.json there that does not parse changes nothing", async () => {
+    const dir = await brokenWorkingDirectory()
+    await inWorkingDirectory(dir, async () => {
+      assert.equal((await loadConfig({ ...isolated(dir), configPath: 'etc/ngrokd.yml' })).config.log.level, 'warn')
+      // a search of that directory is what reads its package.json, and the error names it
+      await assert.rejects(loadConfig(isolated(dir)), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && e.message.includes(join(dir, 'package.json')))
+    })
+  })
+
   it('says so when --config names a directory', async () => {
     const dir = await project()
     await assert.rejects(loadConfig({ ...isolated(dir), configPath: '.' }), (e: unknown) => {
@@ -253,6 +280,14 @@ describe('loadConfig', () => {
 })
 
 describe('loadConfig as root: nothing another user could have written', { skip: localUserSkip() }, () => {
+  it("reads neither the working directory's package.json nor cosmiconfig's meta config there (.config/config.yaml)", async () => {
+    const dir = await brokenWorkingDirectory()
+    await inWorkingDirectory(dir, async () => {
+      assert.equal((await loadConfig({ cwd: dir, env: {}, configPath: 'etc/ngrokd.yml', asRoot: true })).config.log.level, 'warn')
+      assert.equal((await loadConfig({ cwd: dir, env: {}, defaultPath: join(dir, 'etc/ngrokd.yml'), asRoot: true })).source, join(dir, 'etc/ngrokd.yml'))
+    })
+  })
+
   it('never searches the current directory: a planted ngrokd.yaml there is not read, /etc/ngrokd/config.yml is', async () => {
     const eve = localUser()!
     const dir = await project({ 'ngrokd.yaml': 'net:\n  driver: ./evil.mjs\n' })

@@ -1,6 +1,6 @@
-import { readdir, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
-import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig'
+import { readdir, readFile, stat } from 'node:fs/promises'
+import { extname, join, resolve } from 'node:path'
+import { load as parseYaml } from 'js-yaml'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { INSTANCE_ENV, instanceConfigPath } from './instance.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
@@ -52,6 +52,9 @@ export interface LoadConfigOptions {
   instance?: string
 }
 
+/** Parses one file's text; `filepath` is for messages. */
+type Loader = (filepath: string, content: string) => unknown
+
 const rejectCode: Loader = (filepath) => {
   throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${filepath} is a program; ngrokd reads YAML or JSON only`, {
     hint: 'write the configuration as YAML or JSON (see config.schema.json of @ngrokd/core)',
@@ -77,16 +80,42 @@ const loadJson: Loader = (_filepath, content) => {
   }
 }
 
-const LOADERS = {
+/** js-yaml 4's `load` (its default schema builds data only, no `!!js/function`); a syntax error names its line and column, as loadJson's does. */
+const loadYaml: Loader = (_filepath, content) => {
+  try {
+    return parseYaml(content)
+  } catch (e) {
+    const { reason, mark } = e as { reason?: string; mark?: { line: number; column: number } } // js-yaml's YAMLException; both 0-based
+    if (reason === undefined || mark === undefined) throw e
+    throw new SyntaxError(`${reason} at line ${mark.line + 1}, column ${mark.column + 1}`)
+  }
+}
+
+/** By extension; any other extension (config.conf, config.yml.bak) and none (.ngrokdrc) is YAML, which also reads JSON. */
+const LOADERS: Record<string, Loader> = {
   '.json': loadJson,
+  '.yaml': loadYaml,
+  '.yml': loadYaml,
   '.js': rejectCode,
   '.mjs': rejectCode,
   '.cjs': rejectCode,
   '.ts': rejectCode,
   '.mts': rejectCode,
   '.cts': rejectCode,
-  // Any other extension (config.conf, config.yml.bak) is YAML, which also reads JSON.
-  default: defaultLoaders['.yaml'],
+  noExt: loadYaml, // cosmiconfig's key for a file without an extension
+  default: loadYaml,
+}
+
+/**
+ * Reads one named file, without cosmiconfig: cosmiconfig reads a "meta config" from the process's working
+ * directory (its package.json, `.config/config.yaml`...) whenever it is set up, and that directory may be
+ * another user's — or hold a package.json that does not parse, which would fail every command there.
+ * An empty file is a file with no settings, as cosmiconfig has it.
+ */
+async function readConfigFile(filepath: string): Promise<{ filepath: string; config?: unknown }> {
+  const content = await readFile(filepath, 'utf8')
+  if (content.trim() === '') return { filepath }
+  return { filepath, config: (LOADERS[extname(filepath)] ?? loadYaml)(filepath, content) }
 }
 
 function readError(error: unknown, fallbackPath: string | undefined): Error {
@@ -105,9 +134,8 @@ function readError(error: unknown, fallbackPath: string | undefined): Error {
     case 'EISDIR':
       return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${file} is a directory`, { hint: 'name a YAML or JSON file', cause: error })
   }
-  // cosmiconfig's YAML loader prefixes "YAML Error in FILE:\n" (loadJson above does not); keep the reason line.
-  const lines = String(e?.message ?? error).split('\n').filter((l) => l.trim() !== '' && !/^YAML Error in /.test(l))
-  return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `cannot parse config file ${file}: ${lines[0]?.trim() ?? 'unknown error'}`, {
+  const firstLine = String(e?.message ?? error).split('\n').find((l) => l.trim() !== '')
+  return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `cannot parse config file ${file}: ${firstLine?.trim() ?? 'unknown error'}`, {
     hint: 'fix the YAML or JSON syntax at the position shown',
     cause: error,
   })
@@ -150,18 +178,12 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const env = instance ? { ...baseEnv, [INSTANCE_ENV]: instance } : baseEnv
   const defaultPath = instance ? instanceConfigPath(options.defaultPath ?? DEFAULT_CONFIG_PATH, instance) : (options.defaultPath ?? DEFAULT_CONFIG_PATH)
   try {
-    const explorer = cosmiconfig('ngrokd', {
-      searchPlaces: CONFIG_SEARCH_PLACES,
-      searchStrategy: 'project',
-      cache: false,
-      loaders: LOADERS,
-    })
-    const load = async (file: string) => explorer.load(asRoot ? await assertTrustedPath(file, { what: 'config file' }) : file)
+    const load = async (file: string) => readConfigFile(asRoot ? await assertTrustedPath(file, { what: 'config file' }) : file)
     if (options.configPath !== undefined) {
       path = resolve(cwd, options.configPath)
       found = await load(path)
     } else {
-      found = asRoot || instance ? null : await explorer.search(cwd)
+      found = asRoot || instance ? null : await searchConfig(cwd)
       path = resolve(cwd, defaultPath)
       if (!found && (await isFile(path))) found = await load(path)
     }
@@ -175,6 +197,12 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   })
   if (asRoot && loaded.config.ingress.caFile) await assertTrustedCaFiles(loaded.config.ingress.caFile)
   return loaded
+}
+
+/** cosmiconfig's search from `cwd` up to the nearest package.json (loaded only for a search: ~20 modules). */
+async function searchConfig(cwd: string): Promise<{ filepath: string; config?: unknown } | null> {
+  const { cosmiconfig } = await import('cosmiconfig')
+  return cosmiconfig('ngrokd', { searchPlaces: CONFIG_SEARCH_PLACES, searchStrategy: 'project', cache: false, loaders: LOADERS }).search(cwd)
 }
 
 /**

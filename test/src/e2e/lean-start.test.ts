@@ -1,8 +1,8 @@
 // Issue "lean and fast": `ngrokd run` loads only what the start needs. Each module left out was measured
 // (BENCHMARKS.md): Ajv compiling the config schema (~70 ms), prom-client and its OpenTelemetry API (~85
 // modules, ~50 ms), node-forge's ASN.1 for a CSR, the worker pool on a machine that forwards in-thread,
-// pino-pretty when the log is JSON, tldts's Public Suffix List (doctor's alone). This test keeps them
-// out: it logs every module the daemon loads.
+// pino-pretty when the log is JSON, tldts's Public Suffix List (doctor's alone), cosmiconfig and its JSON
+// parser when the file is named (--config). This test keeps them out: it logs every module the daemon loads.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -59,12 +59,12 @@ describe('what `ngrokd run` loads', { skip: netnsSkip }, () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  test('a first start: no Ajv, prom-client, worker pool, pretty printer or suffix list; node-forge only to make the key', async () => {
+  test('a first start: no Ajv, prom-client, worker pool, pretty printer, suffix list or config search; node-forge only to make the key', async () => {
     assert.equal((await daemon.stop('SIGTERM')).code, 0)
     const loaded = packagesIn(moduleLog)
     assert.ok(loaded.has('tsyringe') && loaded.has('pino'), `the log holds the daemon's packages: ${[...loaded].join(' ')}`)
     assert.ok(loaded.has('node-forge'), 'registering made a key and CSR')
-    for (const name of ['ajv', 'prom-client', '@opentelemetry/api', 'tinypool', 'pino-pretty', 'tldts']) {
+    for (const name of ['ajv', 'prom-client', '@opentelemetry/api', 'tinypool', 'pino-pretty', 'tldts', 'cosmiconfig', 'parse-json']) {
       assert.ok(!loaded.has(name), `${name} was loaded: ${[...loaded].sort().join(' ')}`)
     }
   })
