@@ -1,4 +1,3 @@
-import 'reflect-metadata'
 import { main } from './main.js'
 import type { Command } from './commands.js'
 

@@ -1,6 +1,6 @@
 // The only file of the macOS control-socket code that touches koffi; imported on first use by
 // peer-cred-darwin.ts.
-import koffi from 'koffi'
+import { koffi } from '../util/koffi.js'
 import type { Getsockopt } from './peer-cred-darwin.js'
 
 export const LIBSYSTEM = '/usr/lib/libSystem.B.dylib'

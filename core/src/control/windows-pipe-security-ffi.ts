@@ -1,5 +1,5 @@
 // Thin koffi file: applies a control pipe's DACL after listen() and resolves control.group to a SID. Windows only.
-import koffi from 'koffi'
+import { koffi } from '../util/koffi.js'
 import { NgrokdError, PermissionError, SyscallError } from '../errors/ngrokd-error.js'
 
 export interface Prototype {

@@ -10,7 +10,7 @@ import { createForwarder, type CreateForwarderOptions, type ForwarderMode } from
 import { loadIngressTrust } from '../forward/ingress-trust.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer } from '../control/control-server.js'
-import { container } from 'tsyringe'
+import { container } from '../di/tsyringe.js'
 import type { Registry } from 'prom-client'
 import { readFile } from 'node:fs/promises'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'

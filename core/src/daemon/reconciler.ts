@@ -1,4 +1,4 @@
-import { inject, injectable } from 'tsyringe'
+import { inject, injectable } from '../di/tsyringe.js'
 import type { Interface } from '../contracts/interface.js'
 import type { Allocator } from '../contracts/allocator.js'
 import type { NameResolver, NameRecord } from '../contracts/name-resolver.js'

@@ -1,4 +1,4 @@
-import { container, type DependencyContainer } from 'tsyringe'
+import { container, type DependencyContainer } from './tsyringe.js'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../config/index.js'
 import type { Interface, InterfaceInfo } from '../contracts/interface.js'

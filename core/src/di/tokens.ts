@@ -1,4 +1,4 @@
-import type { InjectionToken } from 'tsyringe'
+import type { InjectionToken } from './tsyringe.js'
 import type { Interface } from '../contracts/interface.js'
 import type { Allocator } from '../contracts/allocator.js'
 import type { NameResolver } from '../contracts/name-resolver.js'

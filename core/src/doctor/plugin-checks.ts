@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client'
-import { container } from 'tsyringe'
+import { container } from '../di/tsyringe.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'

@@ -1,7 +1,9 @@
-import { createRequire } from 'node:module'
-import { pino, type DestinationStream, type Level } from 'pino'
+import type { DestinationStream, Level } from 'pino'
 import type { Logger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { requireCommonJs } from '../util/commonjs.js'
+
+const { pino } = requireCommonJs('pino') as typeof import('pino')
 
 export interface CreateLoggerOptions {
   level?: Level
@@ -55,7 +57,7 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
 
 /** pino-pretty, loaded only when lines are printed for a person (a daemon logging JSON never loads it). */
 function prettyPrinter(): typeof import('pino-pretty') {
-  return createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty')
+  return requireCommonJs('pino-pretty') as typeof import('pino-pretty')
 }
 
 /** A log file (appended, its folder made 0700), for a process without a console: the Windows service. */

@@ -1,6 +1,6 @@
 // Thin koffi file: DnsFlushResolverCache from dnsapi.dll, so a hosts-file change is seen at once (what
 // `ipconfig /flushdns` calls). Loaded with import() on Windows only.
-import koffi from 'koffi'
+import { koffi } from '../util/koffi.js'
 
 export interface Prototype {
   dll: string

@@ -1,5 +1,5 @@
 // Thin koffi file: the advapi32 registry calls behind NrptRegistry (windows-nrpt.ts). Loaded with import() on Windows.
-import koffi from 'koffi'
+import { koffi } from '../util/koffi.js'
 import type { Prototype } from './windows-dns-flush.js'
 import { DNSAPI_PROTOTYPES } from './windows-dns-flush.js'
 import type { NrptRegistry } from './windows-nrpt.js'

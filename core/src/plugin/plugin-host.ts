@@ -1,6 +1,6 @@
 import type { Ajv as AjvClass, ErrorObject } from 'ajv'
 import type { Registry } from 'prom-client'
-import type { DependencyContainer } from 'tsyringe'
+import type { DependencyContainer } from '../di/tsyringe.js'
 import type { Check } from '../contracts/check.js'
 import type { Logger } from '../contracts/logger.js'
 import type { NameResolver } from '../contracts/name-resolver.js'

@@ -1,5 +1,5 @@
 // Thin koffi file: the Service Control Manager calls behind ScmApi (windows-service.ts). Loaded with import() on Windows.
-import koffi from 'koffi'
+import { koffi } from '../util/koffi.js'
 import {
   encodeDependencies,
   scActionType,

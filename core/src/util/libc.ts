@@ -1,4 +1,4 @@
-import koffi from 'koffi'
+import { koffi } from './koffi.js'
 
 /** The C library for koffi: glibc's libc.so.6, else (musl and others) the symbols node itself links against. */
 export function loadLibc(): ReturnType<typeof koffi.load> {

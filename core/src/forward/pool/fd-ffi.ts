@@ -3,7 +3,7 @@
  * hand-off to a worker, and closing an fd that was never handed off with RST. Imported lazily (dynamic
  * import) by the pool, so that koffi is loaded only when the pool is used. Linux only.
  */
-import koffi from 'koffi'
+import { koffi } from '../../util/koffi.js'
 import { NgrokdError } from '../../errors/ngrokd-error.js'
 import { loadLibc } from '../../util/libc.js'
 

@@ -10,7 +10,7 @@
  *   F_SETSIG to SIGURG, whose default action is to be ignored: the holder needs no handler.
  */
 import { constants } from 'node:os'
-import koffi from 'koffi'
+import { koffi } from '../../util/koffi.js'
 
 const F_SETSIG = 10 // <asm-generic/fcntl.h>
 const F_SETLEASE = 1024 // <linux/fcntl.h>: F_LINUX_SPECIFIC_BASE (1024) + 0

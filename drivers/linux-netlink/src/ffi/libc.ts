@@ -16,7 +16,7 @@
  *   on it (the kernel scans the link's address list per add), which would stall the event loop. With that, 10,000 adds + removes kept the event loop's
  *   worst delay at ~11 ms (35 ms before the receive loop yielded every 128 datagrams).
  */
-import koffi, { type node as koffiNode } from 'koffi'
+import type { node as koffiNode } from 'koffi'
 import { readlinkSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import type { PermissionError, SyscallError } from '@ngrokd/core/driver'
@@ -25,7 +25,7 @@ import { errnoName, LINUX_ERRNO } from '../netlink/errno.js'
 import { netlinkError } from '../netlink/netlink-error.js'
 import type { NetlinkTransport } from '../netlink/route-socket.js'
 import { MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE } from './libc-constants.js'
-import { loadLibc } from './load-libc.js'
+import { koffi, loadLibc } from './load-libc.js'
 import type { NetnsProbeMessage, NetnsProbeWorkerData } from './netns-probe-worker.js'
 
 /** Asked-for receive buffer; the kernel doubles it for bookkeeping. Sized for ~4,000 queued ACKs. */

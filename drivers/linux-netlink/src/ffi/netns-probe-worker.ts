@@ -4,12 +4,11 @@
  * then sends each request on an AF_NETLINK socket there and posts the one reply datagram each got.
  * The namespace, with whatever the requests made, disappears when the thread exits.
  */
-import koffi from 'koffi'
 import { readlinkSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { AF_NETLINK, NETLINK_ROUTE } from '../netlink/constants.js'
 import { CLONE_NEWNET, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET, SO_RCVTIMEO } from './libc-constants.js'
-import { loadLibc } from './load-libc.js'
+import { koffi, loadLibc } from './load-libc.js'
 
 /** What the caller hands the worker. */
 export interface NetnsProbeWorkerData {

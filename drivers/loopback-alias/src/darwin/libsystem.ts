@@ -1,9 +1,13 @@
 // The only file of ngrokd's macOS code that touches koffi (lo0 aliases and darwin-utun both call
 // through it). Loaded with import() on macOS only; see load-libsystem.ts.
-import koffi, { type LibraryHandle, type node as koffiNode } from 'koffi'
+import { createRequire } from 'node:module'
+import type { LibraryHandle, node as koffiNode } from 'koffi'
 import { SyscallError } from '@ngrokd/core/driver'
 import { DARWIN_ERRNO, errnoName, type DarwinSyscalls, type IfaddrsEntry, type ReadableWatch } from './darwin-syscalls.js'
 import { decodeIfaddrsNode, IFADDRS } from './structs.js'
+
+// koffi by its CommonJS entry, as core loads it (core's util/commonjs.ts says why): one copy of its code in the process
+const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi')
 
 export const LIBSYSTEM = '/usr/lib/libSystem.B.dylib'
 

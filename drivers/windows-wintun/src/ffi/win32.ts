@@ -3,11 +3,15 @@
 //
 // Every prototype is written with the Windows type names, so probe/regenerate.mjs can compile the same text
 // against mingw-w64's headers (and wintun.h) and fail on any mismatch. koffi only adds `_Out_`.
-import koffi, { type LibraryHandle } from 'koffi'
+import { createRequire } from 'node:module'
+import type { LibraryHandle } from 'koffi'
 import { NgrokdError } from '@ngrokd/core/driver'
 import type { WindowsNetApi, WintunApi } from '../windows-net-api.js'
 import { MIB_UNICASTIPADDRESS_ROW_SIZE, MIB_UNICASTIPADDRESS_TABLE_ROWS_OFFSET, NET_LUID_SIZE } from '../abi/structs.js'
 import { INFINITE, WAIT_OBJECT_0, ERROR_SUCCESS } from '../abi/constants.js'
+
+// koffi by its CommonJS entry, as core loads it (core's util/commonjs.ts says why): one copy of its code in the process
+const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi')
 
 export interface Prototype {
   dll: string
