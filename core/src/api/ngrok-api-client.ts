@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { NgrokdError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import { NgrokApiError } from './ngrok-api-error.js'
+import { KEEPALIVE_CLOSED, nodeHttpFetch, type ApiFetch, type ApiResponse } from './node-http-fetch.js'
 import type { ApiEndpoint, ListPage, NgrokErrorBody, Operator, OperatorCreate, OperatorUpdate } from './types.js'
 
 export const DEFAULT_API_BASE_URL = 'https://api.ngrok.com'
@@ -25,6 +26,7 @@ const NOT_SENT_CODES = new Set([
   'EHOSTUNREACH',
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
+  KEEPALIVE_CLOSED,
 ])
 
 export interface NgrokApiClientOptions {
@@ -42,7 +44,8 @@ export interface NgrokApiClientOptions {
   baseDelayMs?: number
   /** Default 30 s. */
   maxDelayMs?: number
-  fetchImpl?: typeof fetch
+  /** How one request is made; default {@link nodeHttpFetch}. The global `fetch` fits too. */
+  fetchImpl?: ApiFetch
   /** Waits between attempts; injectable so tests need no real time. Must reject when `signal` aborts. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
   /** In [0, 1); default Math.random. Drives the backoff jitter. */
@@ -132,7 +135,7 @@ export class NgrokApiClient {
   private readonly maxRetries: number
   private readonly baseDelayMs: number
   private readonly maxDelayMs: number
-  private readonly fetchImpl: typeof fetch
+  private readonly fetchImpl: ApiFetch
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>
   private readonly signal?: AbortSignal
   private readonly random: () => number
@@ -156,7 +159,7 @@ export class NgrokApiClient {
     this.maxRetries = options.maxRetries ?? 5
     this.baseDelayMs = options.baseDelayMs ?? 500
     this.maxDelayMs = options.maxDelayMs ?? 30_000
-    this.fetchImpl = options.fetchImpl ?? globalThis.fetch
+    this.fetchImpl = options.fetchImpl ?? nodeHttpFetch
     this.sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, signal ? { signal } : undefined))
     this.random = options.random ?? Math.random
     this.signal = options.signal
@@ -269,7 +272,7 @@ export class NgrokApiClient {
       const timeout = new AbortController()
       const timer = setTimeout(() => timeout.abort(new DOMException(`timed out after ${this.timeoutMs} ms`, 'TimeoutError')), this.timeoutMs)
       const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal
-      let response: Response
+      let response: ApiResponse
       let text: string
       let sent = false
       const started = performance.now()
@@ -340,7 +343,7 @@ export class NgrokApiClient {
     }
   }
 
-  private toApiError(method: string, path: string, response: Response, text: string): NgrokApiError {
+  private toApiError(method: string, path: string, response: ApiResponse, text: string): NgrokApiError {
     let parsed: NgrokErrorBody | undefined
     try {
       const j = JSON.parse(text) as unknown
