@@ -2,7 +2,7 @@ import { describe, it, mock } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { loadLibc } from './libc.js'
-import { COLLECT_AFTER_LISTENER_CHANGES, RELEASE_AFTER_START_MS, releaseAfterReconcile, releaseFreedMemory, releaseFreedMemoryAfterStart } from './release-memory.js'
+import { COLLECT_AFTER_LISTENER_CHANGES, COLLECT_AFTER_SERVICES, RELEASE_AFTER_START_MS, releaseAfterReconcile, releaseFreedMemory, releaseFreedMemoryAfterStart } from './release-memory.js'
 
 const MiB = 1024 * 1024
 
@@ -73,13 +73,15 @@ describe('releaseFreedMemoryAfterStart', () => {
 })
 
 describe('releaseAfterReconcile', () => {
-  it(`collects the whole heap only after ${COLLECT_AFTER_LISTENER_CHANGES} listener changes or more`, async () => {
+  it(`collects the whole heap only after ${COLLECT_AFTER_LISTENER_CHANGES} listener changes or ${COLLECT_AFTER_SERVICES} services or more`, async () => {
     const calls: boolean[] = []
     const release = async ({ collectGarbage = false } = {}): Promise<void> => void calls.push(collectGarbage)
-    releaseAfterReconcile({ listenersAdded: 0, listenersRemoved: 0 }, release)
-    releaseAfterReconcile({ listenersAdded: COLLECT_AFTER_LISTENER_CHANGES - 1, listenersRemoved: 0 }, release)
-    releaseAfterReconcile({ listenersAdded: COLLECT_AFTER_LISTENER_CHANGES / 2, listenersRemoved: COLLECT_AFTER_LISTENER_CHANGES / 2 }, release)
-    releaseAfterReconcile({ listenersAdded: 0, listenersRemoved: 10_000 }, release)
-    assert.deepEqual(calls, [false, false, true, true])
+    const few = COLLECT_AFTER_SERVICES - 1
+    releaseAfterReconcile({ services: few, listenersAdded: 0, listenersRemoved: 0 }, release)
+    releaseAfterReconcile({ services: few, listenersAdded: COLLECT_AFTER_LISTENER_CHANGES - 1, listenersRemoved: 0 }, release)
+    releaseAfterReconcile({ services: few, listenersAdded: COLLECT_AFTER_LISTENER_CHANGES / 2, listenersRemoved: COLLECT_AFTER_LISTENER_CHANGES / 2 }, release)
+    releaseAfterReconcile({ services: 0, listenersAdded: 0, listenersRemoved: 10_000 }, release)
+    releaseAfterReconcile({ services: COLLECT_AFTER_SERVICES, listenersAdded: 0, listenersRemoved: 0 }, release) // a poll of a big account that changed nothing
+    assert.deepEqual(calls, [false, false, true, true, true])
   })
 })

@@ -37,6 +37,13 @@ export async function releaseFreedMemory({ collectGarbage = false, platform = pr
 export const RELEASE_AFTER_START_MS = 2_000
 /** A reconcile that adds and removes at least this many listeners leaves enough garbage to collect the whole heap for. */
 export const COLLECT_AFTER_LISTENER_CHANGES = 1_000
+/**
+ * So does a reconcile of at least this many services, even one that changes nothing: it follows a poll of
+ * at least 10 pages, whose replies are garbage by then. Measured with 10,000 endpoints: a restart's RSS after
+ * its first poll 154 → 131 MiB, for one collection per poll (30–36 ms, beside the ~300 ms such a poll's
+ * reconcile takes).
+ */
+export const COLLECT_AFTER_SERVICES = 1_000
 
 /**
  * Gives freed C-heap pages back now, and {@link RELEASE_AFTER_START_MS} later both those and V8's
@@ -51,7 +58,11 @@ export function releaseFreedMemoryAfterStart(release: typeof releaseFreedMemory 
   setTimeout(run, RELEASE_AFTER_START_MS, true).unref()
 }
 
-/** What a reconcile freed goes back: always the C heap's pages, V8's whole heap too after {@link COLLECT_AFTER_LISTENER_CHANGES} listener changes. */
-export function releaseAfterReconcile(report: { listenersAdded: number; listenersRemoved: number }, release: typeof releaseFreedMemory = releaseFreedMemory): void {
-  void release({ collectGarbage: report.listenersAdded + report.listenersRemoved >= COLLECT_AFTER_LISTENER_CHANGES }).catch(() => undefined)
+/**
+ * What a reconcile freed goes back: always the C heap's pages, V8's whole heap too after
+ * {@link COLLECT_AFTER_LISTENER_CHANGES} listener changes or a reconcile of {@link COLLECT_AFTER_SERVICES} services.
+ */
+export function releaseAfterReconcile(report: { services: number; listenersAdded: number; listenersRemoved: number }, release: typeof releaseFreedMemory = releaseFreedMemory): void {
+  const big = report.listenersAdded + report.listenersRemoved >= COLLECT_AFTER_LISTENER_CHANGES || report.services >= COLLECT_AFTER_SERVICES
+  void release({ collectGarbage: big }).catch(() => undefined)
 }
