@@ -1,4 +1,4 @@
-import { isIP } from 'node:net'
+import { ipFamily } from '../util/ip-family.js'
 import { NgrokdError } from '../errors/index.js'
 
 /** Where the binding ingress is when the API names none (PROTOCOL.md §4). */
@@ -15,7 +15,7 @@ function invalid(value: string): NgrokdError {
  */
 export function normalizeIngressEndpoint(value: string | null | undefined): string {
   const { host, port } = splitIngressEndpoint(value)
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+  return ipFamily(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
 }
 
 /** `host` (brackets removed, for SNI and `tls.connect`) and `port` of an ingress endpoint. */
@@ -37,8 +37,8 @@ export function splitIngressEndpoint(value: string | null | undefined): { host: 
   if (bracketed) {
     host = bracketed[1]!
     portText = bracketed[2]
-    if (isIP(host) !== 6) throw invalid(v)
-  } else if (isIP(v) === 6) {
+    if (ipFamily(host) !== 6) throw invalid(v)
+  } else if (ipFamily(v) === 6) {
     host = v // a bare IPv6 address: no port can be told apart
   } else {
     const m = /^([^:]+)(?::(\d+))?$/.exec(v)
@@ -46,7 +46,7 @@ export function splitIngressEndpoint(value: string | null | undefined): { host: 
     host = m[1]!
     portText = m[2]
   }
-  if (isIP(host) === 0 && !/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host)) {
+  if (ipFamily(host) === 0 && !/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host)) {
     throw invalid(v)
   }
   const port = portText === undefined ? DEFAULT_INGRESS_PORT : Number(portText)

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto'
-import { isIP } from 'node:net'
+import { ipFamily } from '../util/ip-family.js'
 import { NgrokdError } from '../errors/index.js'
 import { ecCurveOf } from './csr.js'
 import {
@@ -156,7 +156,7 @@ function dnsNameBytes(dnsName: string): Buffer {
 }
 
 function ipAddressBytes(ip: string): Buffer {
-  const family = isIP(ip)
+  const family = ipFamily(ip)
   if (family === 4) return Buffer.from(ip.split('.').map(Number))
   if (family === 6 && !ip.includes('%')) {
     // The WHATWG URL parser prints IPv6 as hex groups only (dotted IPv4 tails converted), with at most one `::`.

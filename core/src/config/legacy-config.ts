@@ -1,4 +1,4 @@
-import { isIP } from 'node:net'
+import { ipFamily } from '../util/ip-family.js'
 import { networkInterfaces } from 'node:os'
 import type { ConfigIssue } from './config-invalid-error.js'
 import { isPlainObject } from './validate-layer.js'
@@ -160,7 +160,7 @@ function migrateListenInterface(
   }
   let address = spec
   let how = ''
-  if (isIP(spec) === 0) {
+  if (ipFamily(spec) === 0) {
     const table = ctx.interfaces()
     const found = (table[spec] ?? []).find((a) => (a.family === 'IPv4' || a.family === 4) && (!a.internal || spec === 'lo' || spec === 'lo0'))
     if (!found) {

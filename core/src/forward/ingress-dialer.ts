@@ -9,6 +9,7 @@ import { IngressLookup } from './ingress-lookup.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
 import { peerChain, hasPemCertificate } from './ingress-trust.js'
 import { PlaintextReads } from './plaintext-reads.js'
+import { ipFamily } from '../util/ip-family.js'
 import { PredialPool, type IngressConnection, type PredialPoolStats } from './predial-pool.js'
 import { TlsSessionCache } from './tls-session-cache.js'
 
@@ -367,7 +368,7 @@ export class IngressDialer implements Dialer {
         port: ingress.port,
         lookup: this.lookups.lookup,
         allowHalfOpen: true,
-        servername: net.isIP(ingress.host) ? undefined : ingress.host, // SNI is never an IP literal (RFC 6066 §3)
+        servername: ipFamily(ingress.host) ? undefined : ingress.host, // SNI is never an IP literal (RFC 6066 §3)
         secureContext: context,
         rejectUnauthorized: !insecure,
         checkServerIdentity: insecure ? () => undefined : tls.checkServerIdentity,

@@ -4,6 +4,7 @@ import type { Forwarder, ForwardTarget, ListenOptions, ListenerStatus } from '..
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { ConnectionLimits, refuseConnection, type ConnectionLimitOptions } from './connection-limits.js'
+import { ipFamily } from '../util/ip-family.js'
 import { LocalAddresses } from '../util/local-addresses.js'
 import { describePortHolder, findPortHolder, type PortHolder } from '../util/port-holder.js'
 
@@ -84,7 +85,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
 
   listen({ address, port, target, rewriteHost, remoteClients = false, signal }: ListenOptions): Promise<void> {
     const where = hostPort(address, port)
-    if (net.isIP(address) === 0) {
+    if (ipFamily(address) === 0) {
       return Promise.reject(new NgrokdError('NGROKD_ERR_LISTEN', `${this.forwarder} forwarder: cannot listen on ${JSON.stringify(address)}: not an IP address`))
     }
     if (!Number.isInteger(port) || port < 1 || port > 65535) {

@@ -1,6 +1,6 @@
 import { readdir, readFile, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { isIP } from 'node:net'
+import { ipFamily } from '../util/ip-family.js'
 import { NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { fsyncDir, writeFileAtomic } from '../util/atomic-file.js'
 
@@ -36,7 +36,7 @@ export interface ResolverFilesChange {
  * after the marker comment.
  */
 export function resolverFileText({ nameserver, port }: ResolverTarget): string {
-  if (isIP(nameserver) === 0) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `resolver files: nameserver ${JSON.stringify(nameserver)} is not an IP address`)
+  if (ipFamily(nameserver) === 0) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `resolver files: nameserver ${JSON.stringify(nameserver)} is not an IP address`)
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `resolver files: port ${JSON.stringify(port)} is not between 1 and 65535`)
   return `${RESOLVER_FILE_MARKER}\nnameserver ${nameserver}\nport ${port}\n`
 }

@@ -10,7 +10,7 @@
  * (`HKLM\SOFTWARE\Policies\Microsoft\Windows NT\DNSClient\DnsPolicyConfig`), local rules are ignored.
  */
 import { createHash } from 'node:crypto'
-import { isIP } from 'node:net'
+import { ipFamily } from '../util/ip-family.js'
 import { NgrokdError, PermissionError, SyscallError } from '../errors/ngrokd-error.js'
 
 export const NRPT_LOCAL_ROOT = 'SYSTEM\\CurrentControlSet\\Services\\Dnscache\\Parameters\\DnsPolicyConfig'
@@ -87,7 +87,7 @@ export function nrptRule({ suffix, servers }: { suffix: string; servers: readonl
   const namespace = nrptNamespace(suffix)
   if (servers.length === 0) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', 'nrpt: no DNS server address given', { hint: 'the address ngrokd’s DNS server listens on (port 53)' })
   for (const s of servers) {
-    if (isIP(s) === 0) {
+    if (ipFamily(s) === 0) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `nrpt: DNS server ${JSON.stringify(s)} is not an IP address`, {
         hint: 'a bare IPv4 or IPv6 address: Windows drops a port and the rule then answers nothing',
       })
