@@ -11,6 +11,7 @@ import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
 import { driverVersionLines } from './driver-versions.js'
 import { renderTable } from './table.js'
+import { terminalSafe } from './terminal-text.js'
 
 /**
  * What only some commands need is imported when they run: `status`, `list` and `version` start without
@@ -169,7 +170,7 @@ const statusCommand = defineCommand({
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
       ...(poll?.rejected ?? []).slice(0, SKIPPED_SHOWN).map(skippedLine),
       ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
-      ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
+      ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${terminalSafe(status.names.error.message)}`, `            fix: ${terminalSafe(status.names.error.hint ?? 'see ngrokd doctor')}`] : []),
       ...trafficLines(status.traffic),
       ...(status.memory ? [`memory:     ${formatBytes(status.memory.rss)} resident (JS heap ${formatBytes(status.memory.heapUsed)}, buffers ${formatBytes(status.memory.arrayBuffers)})`] : []),
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
@@ -185,7 +186,7 @@ const SKIPPED_SHOWN = 10
 
 /** One endpoint the daemon does not serve, and why (malformed, or a name skipped as unsafe). */
 function skippedLine(r: RejectedEndpoint): string {
-  return `skipped:    ${r.url || '(no url)'} (${r.id || 'no id'}): ${r.reason}`
+  return terminalSafe(`skipped:    ${r.url || '(no url)'} (${r.id || 'no id'}): ${r.reason}`)
 }
 
 /** A moment for people: local time, and how long ago (`14:02:07 (12s ago)`; the date too when not today). */
@@ -257,18 +258,18 @@ const listCommand = defineCommand({
       if (s.network) row.network.push(`${s.network.address}:${s.network.port}`)
       row.states.add(s.state)
       row.conns += s.openConnections
-      if (s.error) row.errors.push(`${s.port}: ${s.error.message}${s.error.hint ? `\n  fix: ${s.error.hint}` : ''}`)
-      if (s.nameError) row.errors.push(`${s.port}: name not updated: ${s.nameError.message}${s.nameError.hint ? `\n  fix: ${s.nameError.hint}` : ''}`)
+      if (s.error) row.errors.push(`${s.port}: ${terminalSafe(s.error.message)}${s.error.hint ? `\n  fix: ${terminalSafe(s.error.hint)}` : ''}`)
+      if (s.nameError) row.errors.push(`${s.port}: name not updated: ${terminalSafe(s.nameError.message)}${s.nameError.hint ? `\n  fix: ${terminalSafe(s.nameError.hint)}` : ''}`)
       rows.set(key, row)
     }
     const networkMode = [...rows.values()].some((r) => r.network.length > 0)
     console.log(
       renderTable(
         ['HOSTNAME', 'IP', 'PORTS', 'PROTO', 'STATE', 'CONNS', ...(networkMode ? ['NETWORK'] : [])],
-        [...rows.values()].map((r) => [r.hostname, r.address, r.ports.join(','), r.proto, [...r.states].join('/'), String(r.conns), ...(networkMode ? [r.network.join(',') || '-'] : [])]),
+        [...rows.values()].map((r) => [terminalSafe(r.hostname), r.address, r.ports.join(','), r.proto, [...r.states].join('/'), String(r.conns), ...(networkMode ? [r.network.join(',') || '-'] : [])]),
       ),
     )
-    for (const r of rows.values()) for (const e of r.errors) console.log(`${r.hostname}:${e}`)
+    for (const r of rows.values()) for (const e of r.errors) console.log(`${terminalSafe(r.hostname)}:${e}`)
     for (const line of skippedLines) console.log(line)
     return 0
   },

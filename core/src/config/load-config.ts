@@ -130,7 +130,10 @@ function readError(error: unknown, fallbackPath: string | undefined): Error {
       })
     case 'EACCES':
     case 'EPERM':
-      return new PermissionError(`cannot read config file ${file}: ${e.code}`, { cause: error })
+      return new PermissionError(`cannot read config file ${file}: ${e.code}`, {
+        hint: `run the command as a user who may read ${file} (with sudo when it is root's), or name another file with --config`,
+        cause: error,
+      })
     case 'EISDIR':
       return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${file} is a directory`, { hint: 'name a YAML or JSON file', cause: error })
   }

@@ -2,6 +2,7 @@ import { readFileSync, readlinkSync } from 'node:fs'
 import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { runsAsRoot } from '../util/trusted-path.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
 export interface LockHolder {
@@ -18,8 +19,9 @@ export interface InstanceLockOptions {
   socketPath: string
   /**
    * Where the per-interface lock goes (one per network namespace and interface name), so that two
-   * daemons with different state dirs cannot share an interface either. Default: `/run/ngrokd` as root
-   * on Linux; none otherwise (the state-dir lock still holds).
+   * daemons with different state dirs cannot share an interface either. Default: `/run/ngrokd` as the
+   * machine's root on Linux; none otherwise (the state-dir lock still holds), in a user namespace a user
+   * made too, whose uid 0 may not write there.
    */
   runDir?: string | null
 }
@@ -143,12 +145,12 @@ function alreadyRunning(holder: LockHolder, path: string): NgrokdError {
   return new NgrokdError(
     'NGROKD_ERR_ALREADY_RUNNING',
     `another ngrokd (pid ${holder.pid}, started ${holder.startedAt}) already runs on state dir ${holder.stateDir} / interface ${holder.interface}; its control socket is ${holder.socket} (lock ${path})`,
-    { hint: 'stop it first (`ngrokd status --config …` shows it), or give this one its own state_dir, net.interface, net.subnet and control.socket' },
+    { hint: 'stop it first (`ngrokd status --config …` shows it), or run this one as a named instance (`--instance NAME`: its own state dir, interface, subnet, socket and hosts block)' },
   )
 }
 
 function defaultRunDir(): string | null {
-  return process.platform === 'linux' && process.getuid?.() === 0 ? '/run/ngrokd' : null
+  return process.platform === 'linux' && runsAsRoot() ? '/run/ngrokd' : null
 }
 
 /** The network namespace's inode (`net:[4026531840]` → `4026531840`): interface names are per namespace. */

@@ -628,7 +628,12 @@ function checkAborted(signal: AbortSignal | undefined, what: string): void {
 
 function fileError(e: unknown, verb: string, path: string): NgrokdError {
   const code = errno(e)
-  if (code === 'EACCES' || code === 'EPERM') return new PermissionError(`hosts-file: cannot ${verb} ${path}: ${code}`, { cause: e })
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new PermissionError(`hosts-file: cannot ${verb} ${path}: ${code}`, {
+      hint: `run ngrokd as root (sudo), which may write ${path}; or publish names another way (names.resolver: dns, with plugins: [dns])`,
+      cause: e,
+    })
+  }
   return new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts-file: cannot ${verb} ${path}: ${code ?? String(e)}`, {
     cause: e,
     hint: code === 'EROFS' ? `${path} is on a read-only file system; choose another name resolver` : `check ${path} and the disk it is on`,

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { localUser, localUserSkip, type LocalUser } from './local-user.test-helper.js'
-import { assertTrustedPath } from './trusted-path.js'
+import { assertTrustedPath, rootMapsToMachineRoot } from './trusted-path.js'
 
 const skip = localUserSkip()
 
@@ -87,5 +87,22 @@ describe('assertTrustedPath: as root, only what root alone can change', { skip }
     await writeFile(file, '{}', { mode: 0o644 })
     await chown(file, eve.uid, eve.gid)
     assert.equal(await assertTrustedPath(file, { what: 'config file', uid: eve.uid }), file)
+  })
+})
+
+describe('rootMapsToMachineRoot: whose root a user namespace\'s uid 0 is', () => {
+  it('the first namespace, and one root made mapping itself: the machine\'s root', () => {
+    assert.equal(rootMapsToMachineRoot('         0          0 4294967295\n'), true)
+    assert.equal(rootMapsToMachineRoot('0 0 1\n'), true)
+  })
+  it('a namespace a user made (unshare --user --map-root-user): not the machine\'s root', () => {
+    assert.equal(rootMapsToMachineRoot('         0      65534          1\n'), false)
+    assert.equal(rootMapsToMachineRoot('0 1000 1\n1 100000 65536\n'), false)
+    assert.equal(rootMapsToMachineRoot('1 100000 65536\n0 1000 1\n'), false)
+  })
+  it('a map without uid 0, or one that does not parse: root, so the stricter rule holds', () => {
+    assert.equal(rootMapsToMachineRoot(''), true)
+    assert.equal(rootMapsToMachineRoot('1 100000 65536\n'), true)
+    assert.equal(rootMapsToMachineRoot('garbage\n'), true)
   })
 })

@@ -8,9 +8,39 @@ const GROUP_OR_OTHER_WRITE = 0o022
 /** The sticky bit — <sys/stat.h> S_ISVTX: only an entry's owner (or root) may rename or remove it. */
 const STICKY = 0o1000
 
-/** True when ngrokd must refuse what another user could have planted: it runs as root. */
+/**
+ * True when ngrokd must refuse what another user could have planted: it runs as root — the machine's
+ * root, not the uid 0 of a user namespace that a user made (`unshare --user --map-root-user`, the demo
+ * run as a user), which holds only that user's rights over the machine's files and is judged as that
+ * user is. Linux only tells the two apart; the answer is kept (a process's uid map is written once).
+ */
 export function runsAsRoot(): boolean {
-  return process.getuid?.() === 0
+  if (process.getuid?.() !== 0) return false
+  if (asMachineRoot === undefined) {
+    let uidMap: string | undefined
+    try {
+      uidMap = readFileSync('/proc/self/uid_map', 'utf8')
+    } catch {
+      uidMap = undefined // no /proc (or not Linux): root is root
+    }
+    asMachineRoot = uidMap === undefined || rootMapsToMachineRoot(uidMap)
+  }
+  return asMachineRoot
+}
+let asMachineRoot: boolean | undefined
+
+/**
+ * Whether uid 0 of this user namespace is the machine's root, by its `/proc/<pid>/uid_map`
+ * (user_namespaces(7): lines of `inside outside count`; the first namespace maps 0 to 0). A map
+ * without uid 0, or one that does not parse, counts as root: the stricter rule then holds.
+ */
+export function rootMapsToMachineRoot(uidMap: string): boolean {
+  for (const line of uidMap.split('\n')) {
+    const [inside, outside, count] = line.trim().split(/\s+/).map(Number)
+    if (inside === undefined || outside === undefined || count === undefined || [inside, outside, count].some(Number.isNaN)) continue
+    if (inside <= 0 && 0 < inside + count) return outside - inside === 0
+  }
+  return true
 }
 
 /** `uid 1001 (eve)`, with the name from /etc/passwd when it has one. */

@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile, copyFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, writeFile, copyFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
@@ -130,9 +130,36 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
     })
     console.log('stopping: draining, removing names and addresses…')
     return failures === 0 ? 0 : 1
+  } catch (e) {
+    // the log goes with the demo's directory: what the daemon said last is shown before that
+    const said = await lastLogLines(join(dir, 'ngrokd.log'), LOG_LINES_SHOWN)
+    if (said.length > 0) console.error(`ngrokd's last ${said.length} log line(s):\n${said.map((l) => `  ${l}`).join('\n')}`)
+    throw e
   } finally {
     await cleanup()
   }
+}
+
+/** How much of the daemon's log a failed demo shows. */
+const LOG_LINES_SHOWN = 8
+
+/** The last `count` lines of a daemon log, each as its level, message and error (pino's JSON lines), or as written. */
+async function lastLogLines(file: string, count: number): Promise<string[]> {
+  const text = await readFile(file, 'utf8').catch(() => '')
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-count)
+    .map((line) => {
+      try {
+        const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string; code?: string } }
+        const level = entry.level === undefined ? '' : entry.level >= 50 ? 'error: ' : entry.level >= 40 ? 'warning: ' : ''
+        const err = entry.err?.message ? ` (${entry.err.message}${entry.err.code ? `, ${entry.err.code}` : ''})` : ''
+        return `${level}${entry.msg ?? line}${err}`
+      } catch {
+        return line
+      }
+    })
 }
 
 /** Makes one real request to a demo URL by hostname and describes the answer. */
