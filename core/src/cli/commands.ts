@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { join } from 'node:path'
-import { loadConfig, describeConfig, type LoadedConfig } from '../config/index.js'
+import { loadConfig, describeConfig, checkInstanceFlag, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
@@ -34,6 +34,7 @@ function defineCommand<O extends CommandSpec['options']>(c: CommandSpec<O> & { r
 }
 
 async function configFor(values: { config?: string; instance?: string }): Promise<LoadedConfig> {
+  if (values.instance !== undefined) checkInstanceFlag(values.instance)
   return loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}) })
 }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { loadConfig } from './load-config.js'
 import { resolveConfig } from './resolve-config.js'
+import { checkInstanceFlag } from './instance.js'
 import { parseHostsBlock, updateHostsText } from '../names/hosts-block.js'
 import { subnetsOverlap, parseSubnet } from '../util/ipv4.js'
 
@@ -69,5 +70,14 @@ describe('named instances', () => {
     const cleared = updateHostsText(ab, [], { instance: 'work' }).text
     assert.equal(cleared, a, 'removing one block leaves the other byte for byte')
     assert.equal(updateHostsText(cleared, []).text, user)
+  })
+})
+
+describe('checkInstanceFlag', () => {
+  it('takes what the instance key takes, and calls anything else a usage error of the flag', () => {
+    for (const good of ['a', 'acct2', 'abcdefgh']) assert.doesNotThrow(() => checkInstanceFlag(good))
+    for (const bad of ['', 'Bad_Name', '2acct', 'abcdefghi', 'a-b']) {
+      assert.throws(() => checkInstanceFlag(bad), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_USAGE') && e.message.includes(`--instance ${JSON.stringify(bad)}`) && /lower-case letters/.test(e.hint ?? ''), bad)
+    }
   })
 })

@@ -1,3 +1,5 @@
+import { NgrokdError } from '../errors/ngrokd-error.js'
+import { getConfigModel } from './config-schema.js'
 import type { DaemonConfig } from './daemon-config.js'
 
 /**
@@ -43,4 +45,17 @@ function fnv1a(text: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0
   return h
+}
+
+/**
+ * `--instance NAME` checked as the `instance` key is (config.schema.json), before it is handed on as
+ * NGROKD_INSTANCE: a bad name is the flag's usage error (exit 2), not the environment's.
+ * @throws NgrokdError `NGROKD_ERR_USAGE`
+ */
+export function checkInstanceFlag(name: string): void {
+  const schema = getConfigModel().byPath.get('instance')!.schema
+  if (new RegExp(schema.pattern!).test(name)) return
+  throw new NgrokdError('NGROKD_ERR_USAGE', `--instance ${JSON.stringify(name)} is not an instance name`, {
+    hint: `an instance name is ${schema['x-ngrokd']?.expected ?? 'as config.schema.json says'}`,
+  })
 }
