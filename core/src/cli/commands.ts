@@ -285,7 +285,7 @@ const setApiKeyCommand = defineCommand({
   async run(argv) {
     const { values, positionals } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
-    const { config } = await configFor(values)
+    const { config, apiKeyOrigin } = await configFor(values)
     let key = positionals[0]
     if (key) console.error('warning: a key given as an argument is visible to other users in the process list; prefer stdin')
     key ??= process.stdin.isTTY ? await promptHidden('ngrok API key: ') : await readStdin()
@@ -304,6 +304,8 @@ const setApiKeyCommand = defineCommand({
       const path = await saveApiKeyFile(config.stateDir, key)
       console.log(`ngrokd is not running; API key saved to ${path} for its next start`)
     }
+    // the saved key is the last resort at a start: a configured one wins over it
+    if (apiKeyOrigin) console.error(`warning: ${apiKeyOrigin} also names an API key, and it wins at the next start: remove it there so that this key is used`)
     return 0
   },
 })

@@ -57,6 +57,7 @@ describe('ngrokd-simulator CLI', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
     assert.equal(code, 2)
-    assert.match(stderr, /ftp/)
+    assert.match(stderr, /--endpoint ftp:\/\/x\.y: the url has scheme ftp/)
+    assert.match(stderr, /NGROKD_ERR_USAGE/)
   })
 })

@@ -8,6 +8,7 @@ import { resolve } from 'node:path'
 import { NgrokdError, silentLogger, type LogFn, type Logger } from '@ngrokd/core'
 import { parseCommandArgs } from '@ngrokd/core/cli'
 import { CloudSimulator } from './cloud-simulator.js'
+import { parseEndpointUrl } from './endpoint-url.js'
 import { simulatorSpec, type SimulatorValues } from './simulator-options.js'
 import { BACKEND_KINDS, type BackendKind } from './types.js'
 
@@ -52,10 +53,19 @@ function errReplacer(_key: string, value: unknown): unknown {
 export async function runSimulator(values: SimulatorValues): Promise<number> {
   const endpoints = (values.endpoint ?? []).map((spec) => {
     const eq = spec.lastIndexOf('=')
-    if (eq < 0) return { url: spec }
+    const url = eq < 0 ? spec : spec.slice(0, eq)
+    try {
+      parseEndpointUrl(url)
+    } catch (e) {
+      // the cloud's rule, as addEndpoint applies it, but as this flag's usage error
+      throw new NgrokdError('NGROKD_ERR_USAGE', `--endpoint ${spec}: ${(e as Error).message.replace(/^simulator: endpoint url "[^"]*" /, 'the url ')}`, {
+        hint: 'use http://name.namespace[:port] or tcp://name.namespace:port; the admin API\'s POST /endpoints serves a malformed one with skipValidation',
+      })
+    }
+    if (eq < 0) return { url }
     const backend = spec.slice(eq + 1) as BackendKind
     if (!BACKEND_KINDS.includes(backend)) throw usageError(`--endpoint ${spec}: unknown backend ${backend} (one of ${BACKEND_KINDS.join(', ')})`)
-    return { url: spec.slice(0, eq), backend }
+    return { url, backend }
   })
   const validity = values['cert-validity-ms'] === undefined ? undefined : Number(values['cert-validity-ms'])
   if (validity !== undefined && !(Number.isInteger(validity) && validity > 0)) throw usageError(`--cert-validity-ms must be a positive number of milliseconds, got ${values['cert-validity-ms']}`)
