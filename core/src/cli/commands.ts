@@ -163,7 +163,7 @@ const statusCommand = defineCommand({
       `operator:   ${status.operatorId ?? '(not registered yet)'}`,
       `api key:    from ${status.apiKey.source}`,
       ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`] : []),
-      `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint} (${status.ingressVerification})` : 'not known yet: the registration names it'}`,
+      `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint} (${status.ingressVerification}${tlsFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
       ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
@@ -219,6 +219,12 @@ function formatBytes(n: number): string {
     i++
   }
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
+}
+
+/** Beside "verified": that handshakes with the ingress failed, so it does not read as all is well. */
+function tlsFailures(t: TrafficTotals | undefined): string {
+  const failed = t?.errors.NGROKD_ERR_INGRESS_TLS ?? 0
+  return failed > 0 ? `, but ${failed} TLS handshake(s) with it failed: check ingress.ca_file, the log and ngrokd doctor` : ''
 }
 
 function trafficLines(t: TrafficTotals | undefined): string[] {

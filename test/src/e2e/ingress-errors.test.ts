@@ -2,6 +2,9 @@
 // ngrok code; an ingress CA that did not sign the ingress's certificate fails loudly.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { NGROKD_BIN } from '@ngrokd/core'
 import { CloudSimulator, type EchoReply } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
@@ -105,5 +108,9 @@ describe('wrong ingress CA', { skip: netnsSkip }, () => {
     assert.match(text, /unknown CA|verif/i, 'says why the certificate was not accepted')
     assert.match(text, /NGROKD_ERR_INGRESS_TLS/, 'carries the error code')
     assert.match(text, /ingress\.ca_file/, 'names the setting that fixes it')
+    // and status does not read as if all were well with the ingress
+    const { stdout } = await promisify(execFile)(process.execPath, [NGROKD_BIN, 'status', '--config', daemon.configFile], { env: E2eDaemon.childEnv() })
+    const ingressLine = stdout.split('\n').find((l) => l.startsWith('ingress:'))
+    assert.match(ingressLine ?? '', /verified, but [1-9]\d* TLS handshake\(s\) with it failed: check ingress\.ca_file/, stdout)
   })
 })
