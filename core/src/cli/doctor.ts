@@ -1,3 +1,4 @@
+import { checkInstanceFlag } from '../config/instance.js'
 import { parseCommandArgs } from './args.js'
 import { printHelp, type Command } from './commands.js'
 
@@ -16,6 +17,7 @@ export const doctorCommand: Command = {
     const { values } = parseCommandArgs(spec, argv)
     if (values.help) return printHelp(spec)
     const { runDoctor } = await import('../doctor/run-doctor.js') // loaded when doctor runs, not for every command
+    if (values.instance !== undefined) checkInstanceFlag(values.instance)
     const report = await runDoctor({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), offline: values.offline ?? false })
     if (values.json) {
       console.log(JSON.stringify(report, null, 2))

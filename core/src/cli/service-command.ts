@@ -1,3 +1,4 @@
+import { checkInstanceFlag } from '../config/instance.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { parseCommandArgs } from './args.js'
 import { printHelp, type Command } from './commands.js'
@@ -22,6 +23,7 @@ export const serviceCommand: Command = {
     if (!action || !['install', 'uninstall', 'status'].includes(action) || positionals.length > 1) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `expected install, uninstall or status, got ${JSON.stringify(positionals.join(' '))}`, { hint: 'see ngrokd service --help' })
     }
+    if (values.instance !== undefined) checkInstanceFlag(values.instance)
     // the service code (systemd, launchd, the Service Control Manager) loads for this command only
     const { runServiceAction } = await import('./service-action.js')
     return runServiceAction(action, values)
