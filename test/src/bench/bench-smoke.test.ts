@@ -105,7 +105,10 @@ test('npm run bench -- --quick prints every table and writes JSON with every fig
       for (const v of [row.downloadMBps, row.uploadMBps, row.parallel8MBps, row.parallel64MBps, row.ttfbP50Ms, row.cpuSecPerGiBDown, row.cpuSecPerGiBUp, row.readyRssMiB, row.peakRssMiB, row.idleRssMiB]) {
         assert.ok(isNumber(v), `${name}: every daemon figure is a number`)
       }
-      assert.ok(row.idleRssMiB! > 0 && row.peakRssMiB! >= row.idleRssMiB!, `${name}: the peak RSS is at least the RSS with idle connections`)
+      // VmHWM and VmRSS come from the kernel's per-CPU RSS counters, read approximately (mm/percpu_counter):
+      // a peak read after the idle connections closed may trail their VmRSS by a batch of pages per counter
+      const counterDriftMiB = 1
+      assert.ok(row.idleRssMiB! > 0 && row.peakRssMiB! >= row.idleRssMiB! - counterDriftMiB, `${name}: the peak RSS is at least the RSS with idle connections (${row.peakRssMiB} vs ${row.idleRssMiB} MiB)`)
       if (forwarding.wrk.status === 'ok') assert.ok(isNumber(row.keepAlive?.cpuUsPerRequest) && isNumber(row.newConnection?.rps), `${name}: HTTP figures`)
     }
     assert.ok(isNumber(rows.workersAuto!.startFreshMs) && isNumber(rows.workersAuto!.startSavedMs), 'start to first answer of ngrokd with its defaults')
