@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { loadConfig, describeConfig, checkInstanceFlag, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
+import { NON_LOCAL_CLIENT } from '../contracts/forwarder.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import { LOG_FORMATS, type LogFormat } from '../log/log-format.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
@@ -44,7 +45,12 @@ const STOP_GRACE_MS = 10_000
 const runCommand = defineCommand({
   name: 'run',
   summary: 'Run the daemon in the foreground: register, discover endpoints, serve them by hostname until SIGTERM/SIGINT; SIGHUP reloads the config.',
-  usage: 'ngrokd run [--config FILE] [--log-format json|pretty|auto]\n\n  --service   (Windows) run as the service ngrokd service install registered: the Service Control Manager starts and\n              stops it; the log goes to state_dir\\ngrokd.log',
+  usage:
+    'ngrokd run [--config FILE] [--log-format json|pretty|auto]\n\n' +
+    '  --log-format F   json: one JSON object per line (for journald and log shippers); pretty: readable lines;\n' +
+    '                   auto (the default): pretty when stderr is a terminal, json otherwise\n' +
+    '  --service        (Windows) run as the service ngrokd service install registered: the Service Control Manager\n' +
+    '                   starts and stops it; the log goes to state_dir\\ngrokd.log',
   options: { 'log-format': { type: 'string' }, service: { type: 'boolean' } } as const,
   optionValues: { 'log-format': LOG_FORMATS },
   async run(argv) {
@@ -230,8 +236,10 @@ function tlsFailures(t: TrafficTotals | undefined): string {
 function trafficLines(t: TrafficTotals | undefined): string[] {
   if (!t) return []
   const errors = Object.entries(t.errors).map(([code, n]) => `${code} ×${n}`)
+  const nonLocal = t.errors[NON_LOCAL_CLIENT] ?? 0
+  const refused = nonLocal > 0 ? `${t.refused} refused: ${t.refused - nonLocal} at a limit, ${nonLocal} from another machine` : `${t.refused} refused at a limit`
   return [
-    `traffic:    ${t.connections} connections (${t.refused} refused at a limit), ${formatBytes(t.bytesIn)} in, ${formatBytes(t.bytesOut)} out` +
+    `traffic:    ${t.connections} connections (${refused}), ${formatBytes(t.bytesIn)} in, ${formatBytes(t.bytesOut)} out` +
       (t.meanHandshakeMs !== undefined ? `, mean ingress handshake ${t.meanHandshakeMs.toFixed(1)} ms` : ''),
     ...(errors.length ? [`errors:     ${errors.join(', ')}`] : []),
   ]

@@ -27,6 +27,9 @@ export interface ListenOptions {
   signal?: AbortSignal
 }
 
+/** The error key a connection from another machine is counted under (no network mode on its listener). */
+export const NON_LOCAL_CLIENT = 'NON_LOCAL_CLIENT'
+
 export interface ListenerStatus {
   address: string
   port: number
@@ -37,7 +40,7 @@ export interface ListenerStatus {
   bytesOut: number
   /** Failed connections by ngrok error code (`ERR_NGROK_3200`) or NgrokdError code. */
   errors: Record<string, number>
-  /** Connections refused because a connection limit was reached. */
+  /** Connections refused: a connection limit was reached, or (also under `errors.NON_LOCAL_CLIENT`) the client was another machine's. */
   refused?: number
   /** Time from accept to the ConnResponse, over the connections so far (ms). */
   handshake?: { count: number; totalMs: number; maxMs: number }

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream'
 import type { DestinationStream } from 'pino'
 import { createLogger } from '../log/create-logger.js'
 import { saveApiKeyFile } from './api-key-file.js'
-import { ApiKeySource } from './api-key-source.js'
+import { ApiKeySource, refusedKeyHint } from './api-key-source.js'
 
 let dir: string
 before(async () => {
@@ -46,4 +46,15 @@ test('the source of the key is told, and a configured key that hides a different
   assert.match(fromFile.source, /api-key \(saved by ngrokd set-api-key\)$/)
   await fromFile.set('handedKEY1234567890abcde')
   assert.equal(fromFile.source, 'ngrokd set-api-key')
+})
+
+test('a refused key is to be corrected where it is set: a configured one wins at every start', () => {
+  for (const source of ['environment variable NGROK_API_KEY', 'api.key in /etc/ngrokd/config.yaml']) {
+    const hint = refusedKeyHint(source)
+    assert.match(hint, new RegExp(`^correct the key in ${source.replace(/[.]/g, '\\.')} \\(it wins at every start\\) and restart`))
+    assert.match(hint, /or hand the running daemon a valid one with `ngrokd set-api-key` until then$/)
+  }
+  for (const source of ['ngrokd set-api-key', '/var/lib/ngrokd/api-key (saved by ngrokd set-api-key)']) {
+    assert.equal(refusedKeyHint(source), 'hand the running daemon a valid one with `ngrokd set-api-key`')
+  }
 })

@@ -3,6 +3,16 @@ import { formatError } from '../errors/ngrokd-error.js'
 import { checkApiKey, readApiKeyFile, saveApiKeyFile } from './api-key-file.js'
 
 /**
+ * What to do when the API refused the key from `source` (an `ApiKeySource.source`): a configured key
+ * wins at every start, so it must be corrected where it is set; `set-api-key` replaces it until then.
+ */
+export function refusedKeyHint(source: string): string {
+  const handOver = 'hand the running daemon a valid one with `ngrokd set-api-key`'
+  const configured = source.startsWith('environment variable ') || source.startsWith('api.key')
+  return configured ? `correct the key in ${source} (it wins at every start) and restart, or ${handOver} until then` : handOver
+}
+
+/**
  * Where the daemon's ngrok API key comes from: a key handed over the control socket, else `api.key`
  * (config or NGROK_API_KEY), else `state_dir/api-key`. `get()` waits while there is none; `set()`
  * saves a new one (0600) and wakes the waiter; `forget()` drops a key the API refused so the next

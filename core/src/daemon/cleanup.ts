@@ -41,11 +41,11 @@ const LEFT_ALONE: NameResolver = {
  * `ngrokd cleanup`: removes what a daemon that is gone (a crash, `kill -9`, a stop that timed out)
  * left on the machine — its addresses and interface, its hosts-file block, its control socket and
  * its locks — and says what it removed. Refused (NGROKD_ERR_ALREADY_RUNNING) while a daemon runs on
- * the same state dir or interface: that one cleans up after itself when it stops.
+ * the same state dir, interface or hosts block: that one cleans up after itself when it stops.
  */
 export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Promise<string[]> {
   const removed: string[] = []
-  const lock = await InstanceLock.acquire({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, socketPath: config.control.socket })
+  const lock = await InstanceLock.acquireFor(config)
   try {
     for (const path of lock.replacedStale) removed.push(`stale lock ${path}`)
     if (await removeStaleSocket(config.control.socket)) removed.push(`control socket ${config.control.socket}`)
@@ -116,7 +116,7 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
     }
     const api = new NgrokApiClient({ baseUrl: config.api.url, apiKey: checkApiKey(key), logger, userAgent: USER_AGENT, timeoutMs: config.api.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) })
     // before anything local goes: the registration's files are what tells which operator is ours
-    const lock = await InstanceLock.acquire({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, socketPath: config.control.socket })
+    const lock = await InstanceLock.acquireFor(config)
     try {
       deregistered = await new Registration({ api, stateDir: config.stateDir, logger }).deregister()
     } finally {

@@ -22,7 +22,7 @@ import { CORE_VERSION, USER_AGENT } from '../version.js'
 import { FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import { NetworkPorts } from '../network/network-ports.js'
-import { ApiKeySource } from './api-key-source.js'
+import { ApiKeySource, refusedKeyHint } from './api-key-source.js'
 import { checkApiKey } from './api-key-file.js'
 import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
 import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
@@ -130,8 +130,8 @@ export class Daemon {
     const { config, logger } = this
     logger.info({ version: CORE_VERSION, config: this.options.configSource ?? 'defaults', stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting (${this.options.configSource ?? 'no config file: defaults and environment'})`)
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
-    // one daemon per state dir and interface: a second one is refused before it touches anything
-    this.lock = await InstanceLock.acquire({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, socketPath: config.control.socket, ...this.options.lock })
+    // one daemon per state dir, interface and hosts block: a second one is refused before it touches anything
+    this.lock = await InstanceLock.acquireFor(config, this.options.lock)
     // plugins first: their control routes, name resolvers and hooks are part of what starts
     const root = container.createChildContainer()
     try {
@@ -306,7 +306,7 @@ export class Daemon {
         this.noteApiError(e)
         this.logger.error({ err: e }, `registration failed: ${formatError(e)}`)
         if (isNgrokdError(e, 'NGROKD_ERR_API') && [401, 403].includes((e as { status?: number }).status ?? 0)) {
-          this.logger.error('the API key was refused: set a valid one with `ngrokd set-api-key`')
+          this.logger.error(`the API key from ${this.apiKeys.source} was refused: ${refusedKeyHint(this.apiKeys.source)}`)
           this.phase = 'waiting-for-api-key'
           key = await this.apiKeys.forgetAndWait()
           continue

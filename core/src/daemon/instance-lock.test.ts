@@ -71,3 +71,22 @@ test('a lock with this pid from before this process started is a previous run’
     const lock = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/new.sock', runDir: null })
     await lock.release()
   }))
+
+test('two daemons with their own state dirs and interfaces may not write one hosts block; another instance’s block is free', () =>
+  withDirs(async (dir) => {
+    const runDir = join(dir, 'run')
+    const hostsFile = join(dir, 'hosts')
+    const daemon = async (name: string, hostsBlock: { path: string; instance?: string }) => {
+      const stateDir = join(dir, name)
+      await mkdir(stateDir, { recursive: true })
+      return InstanceLock.acquire({ stateDir, interfaceName: `${name}0`, socketPath: `/run/${name}.sock`, runDir, hostsBlock })
+    }
+    const first = await daemon('first', { path: hostsFile })
+    await assert.rejects(daemon('second', { path: join(dir, '.', 'hosts') }), refused(process.pid, new RegExp(`the ngrokd block of ${hostsFile}; its control socket is /run/first\\.sock`)))
+    const named = await daemon('work', { path: hostsFile, instance: 'work' })
+    const elsewhere = await daemon('other', { path: join(dir, 'hosts2') })
+    for (const lock of [first, named, elsewhere]) await lock.release()
+    assert.deepEqual(await readdir(runDir), [], 'release removes every lock')
+    const again = await daemon('second', { path: hostsFile })
+    await again.release()
+  }))

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto'
 import { readFileSync, readlinkSync } from 'node:fs'
 import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { basename, join, resolve } from 'node:path'
+import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { runsAsRoot } from '../util/trusted-path.js'
 
@@ -11,6 +13,8 @@ export interface LockHolder {
   interface: string
   stateDir: string
   startedAt: string
+  /** The hosts file whose block it writes, when it writes one. */
+  hostsFile?: string
 }
 
 export interface InstanceLockOptions {
@@ -24,15 +28,24 @@ export interface InstanceLockOptions {
    * made too, whose uid 0 may not write there.
    */
   runDir?: string | null
+  /**
+   * The hosts-file block this daemon writes: `path` and the named instance whose block it is (none:
+   * the default block). Locked in `runDir` per mount namespace, so that two daemons with different
+   * state dirs and interfaces cannot take turns rewriting one block.
+   */
+  hostsBlock?: { path: string; instance?: string }
 }
+
+/** What of the config names the locked things. */
+type LockedConfig = Pick<DaemonConfig, 'stateDir' | 'instance'> & { net: Pick<DaemonConfig['net'], 'interfaceName'>; control: Pick<DaemonConfig['control'], 'socket'>; names: Pick<DaemonConfig['names'], 'hostsFile'> }
 
 /** The lock file of a state dir. */
 export const STATE_LOCK_FILE = 'ngrokd.lock'
 
 /**
- * One daemon per state dir and per interface, for the daemon's whole life: a second `ngrokd run` on
- * the same state dir or interface is refused (NGROKD_ERR_ALREADY_RUNNING, naming the holder's pid,
- * socket and interface) instead of taking over the first one's interface and hosts block.
+ * One daemon per state dir, per interface and per hosts block, for the daemon's whole life: a second
+ * `ngrokd run` on the same state dir, interface or block is refused (NGROKD_ERR_ALREADY_RUNNING,
+ * naming the holder's pid, socket and interface) instead of taking over the first one's.
  *
  * Each lock is a file made whole in a temp file and then `link()`ed into place, which fails when the
  * name exists: no half-written lock, no two winners. A lock whose pid is no longer an ngrokd (a
@@ -45,6 +58,21 @@ export class InstanceLock {
     readonly replacedStale: readonly string[] = [],
   ) {}
 
+  /**
+   * The locks of the daemon (or `cleanup`) of `config`: its state dir, interface and hosts block (the
+   * block whatever `names.resolver` is: a plugin's resolver may fall back to the hosts file, and
+   * `cleanup` removes the block in any case).
+   */
+  static acquireFor(config: LockedConfig, options: Pick<InstanceLockOptions, 'runDir'> = {}): Promise<InstanceLock> {
+    return InstanceLock.acquire({
+      stateDir: config.stateDir,
+      interfaceName: config.net.interfaceName,
+      socketPath: config.control.socket,
+      hostsBlock: { path: config.names.hostsFile, ...(config.instance ? { instance: config.instance } : {}) },
+      ...options,
+    })
+  }
+
   static async acquire(options: InstanceLockOptions): Promise<InstanceLock> {
     const holder: LockHolder = {
       pid: process.pid,
@@ -52,12 +80,14 @@ export class InstanceLock {
       interface: options.interfaceName,
       stateDir: options.stateDir,
       startedAt: new Date().toISOString(),
+      ...(options.hostsBlock ? { hostsFile: resolve(options.hostsBlock.path) } : {}),
     }
     const paths = [join(options.stateDir, STATE_LOCK_FILE)]
     const runDir = options.runDir === undefined ? defaultRunDir() : options.runDir
     if (runDir) {
       await mkdir(runDir, { recursive: true, mode: 0o755 })
-      paths.push(join(runDir, `interface-${networkNamespaceId()}-${options.interfaceName}.lock`))
+      paths.push(join(runDir, `interface-${namespaceId('net')}-${options.interfaceName}.lock`))
+      if (options.hostsBlock) paths.push(join(runDir, hostsBlockLockName(options.hostsBlock)))
     }
     const taken: string[] = []
     const stale: string[] = []
@@ -141,10 +171,20 @@ function isNgrokd(pid: number): boolean {
   }
 }
 
+/**
+ * The lock of one block of one hosts file, as a mount namespace sees it (a test's private /etc/hosts
+ * is another file): `hosts-<mnt ns>-<sha256 of path and instance, 16 hex>.lock`.
+ */
+function hostsBlockLockName({ path, instance }: { path: string; instance?: string }): string {
+  const id = createHash('sha256').update(`${resolve(path)}\0${instance ?? ''}`).digest('hex').slice(0, 16)
+  return `hosts-${namespaceId('mnt')}-${id}.lock`
+}
+
 function alreadyRunning(holder: LockHolder, path: string): NgrokdError {
+  const where = `state dir ${holder.stateDir} / interface ${holder.interface}${holder.hostsFile ? ` / the ngrokd block of ${holder.hostsFile}` : ''}`
   return new NgrokdError(
     'NGROKD_ERR_ALREADY_RUNNING',
-    `another ngrokd (pid ${holder.pid}, started ${holder.startedAt}) already runs on state dir ${holder.stateDir} / interface ${holder.interface}; its control socket is ${holder.socket} (lock ${path})`,
+    `another ngrokd (pid ${holder.pid}, started ${holder.startedAt}) already runs on ${where}; its control socket is ${holder.socket} (lock ${path})`,
     { hint: 'stop it first (`ngrokd status --config …` shows it), or run this one as a named instance (`--instance NAME`: its own state dir, interface, subnet, socket and hosts block)' },
   )
 }
@@ -153,10 +193,13 @@ function defaultRunDir(): string | null {
   return process.platform === 'linux' && runsAsRoot() ? '/run/ngrokd' : null
 }
 
-/** The network namespace's inode (`net:[4026531840]` → `4026531840`): interface names are per namespace. */
-function networkNamespaceId(): string {
+/**
+ * A namespace's inode (`net:[4026531840]` → `4026531840`): interface names are per network
+ * namespace, what a path names is per mount namespace.
+ */
+function namespaceId(kind: 'net' | 'mnt'): string {
   try {
-    return readlinkSync('/proc/self/ns/net').replace(/\D/g, '')
+    return readlinkSync(`/proc/self/ns/${kind}`).replace(/\D/g, '')
   } catch {
     return 'host'
   }

@@ -1,6 +1,7 @@
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { ConfigInvalidError } from '../config/config-invalid-error.js'
 import type { Check } from '../contracts/check.js'
+import { refusedKeyHint } from '../daemon/api-key-source.js'
 import { callDaemon } from '../daemon/control-api.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
@@ -47,7 +48,7 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
   // the daemon's own key, wherever it came from: what this shell's environment says about a key proves nothing about it
   checks.push(
     status.apiKey.lastError
-      ? { id: 'daemon.api-key', status: 'fail', summary: `the daemon's API key (from ${status.apiKey.source}): its last API call failed: ${status.apiKey.lastError.message}`, hint: 'a refused key (401/403): ngrokd set-api-key; else see the daemon log' }
+      ? { id: 'daemon.api-key', status: 'fail', summary: `the daemon's API key (from ${status.apiKey.source}): its last API call failed: ${status.apiKey.lastError.message}`, hint: `a refused key (401/403): ${refusedKeyHint(status.apiKey.source)}; else see the daemon log` }
       : { id: 'daemon.api-key', status: 'ok', summary: `the daemon's API key comes from ${status.apiKey.source}` },
   )
   if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}`, ...(status.lastPoll.error?.code ? { code: status.lastPoll.error.code } : {}) })

@@ -33,7 +33,7 @@ export const errorCodes = {
   NGROKD_ERR_NAME_WITHHELD: 'a hostname is not published because one of its listeners is not ngrokd\'s',
   NGROKD_ERR_CONTROL: 'the control socket could not be opened or answered with an error',
   NGROKD_ERR_USAGE: 'the command line is not valid: an unknown flag, a missing value or an argument the command does not take',
-  NGROKD_ERR_ALREADY_RUNNING: 'another ngrokd already runs on this state dir or interface',
+  NGROKD_ERR_ALREADY_RUNNING: 'another ngrokd already runs on this state dir, interface or hosts block',
   NGROKD_ERR_PLUGIN_DEPENDENCY: 'a plugin needs another plugin that is not registered',
   NGROKD_ERR_PLUGIN_NOT_FOUND: 'a plugin named in plugins cannot be resolved',
   NGROKD_ERR_PLUGIN_INVALID: 'the module named in plugins is not an ngrokd plugin, or its options are invalid',

@@ -1,6 +1,6 @@
 import net from 'node:net'
 import type { Check } from '../contracts/check.js'
-import type { Forwarder, ForwardTarget, ListenOptions, ListenerStatus } from '../contracts/forwarder.js'
+import { NON_LOCAL_CLIENT, type Forwarder, type ForwardTarget, type ListenOptions, type ListenerStatus } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { ConnectionLimits, refuseConnection, type ConnectionLimitOptions } from './connection-limits.js'
@@ -50,8 +50,6 @@ export interface ListeningForwarderOptions {
 }
 
 const WARN_EVERY_MS = 10_000
-/** The error key a connection from another machine is counted under (no network mode on its listener). */
-export const NON_LOCAL_CLIENT = 'NON_LOCAL_CLIENT'
 
 /**
  * What every forwarder that listens with `node:net` shares: listen/unlisten bookkeeping (serialized per
@@ -217,15 +215,21 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     const ls = this.listeners()
     const open = ls.reduce((n, l) => n + l.openConnections, 0)
     const total = ls.reduce((n, l) => n + l.totalConnections, 0)
-    const failed = ls.reduce((n, l) => n + Object.values(l.errors).reduce((a, b) => a + b, 0), 0)
-    const refused = ls.reduce((n, l) => n + (l.refused ?? 0), 0)
+    // a refusal is counted in `refused`, and one of another machine's clients under its error key too
+    const nonLocal = ls.reduce((n, l) => n + (l.errors[NON_LOCAL_CLIENT] ?? 0), 0)
+    const failed = ls.reduce((n, l) => n + Object.values(l.errors).reduce((a, b) => a + b, 0), 0) - nonLocal
+    const atLimit = ls.reduce((n, l) => n + (l.refused ?? 0), 0) - nonLocal
     const last = [...this.entries.values()].map((e) => e.lastError).filter((e) => e !== undefined).at(-1)
-    const summary = `${this.forwarder} forwarder: ${ls.length} listeners, ${open} open connections, ${total} since start, ${failed} failed, ${refused} refused over a limit`
+    const summary = `${this.forwarder} forwarder: ${ls.length} listeners, ${open} open connections, ${total} since start, ${failed} failed, ${atLimit} refused over a limit, ${nonLocal} refused from another machine`
+    const hints = [
+      ...(atLimit > 0 ? ['raise forwarder.max_connections or forwarder.max_connections_per_endpoint if these clients are legitimate'] : []),
+      ...(nonLocal > 0 ? ['endpoints serve this machine only: set net.network.listen to serve other machines'] : []),
+    ]
     checks.push(
       last
         ? { id: 'forwarder.connections', status: 'warn', summary: `${summary}; latest: ${last.message}`, hint: last.hint, code: last.code }
-        : refused > 0
-          ? { id: 'forwarder.connections', status: 'warn', summary, hint: 'raise forwarder.max_connections or forwarder.max_connections_per_endpoint if these clients are legitimate' }
+        : hints.length > 0
+          ? { id: 'forwarder.connections', status: 'warn', summary, hint: hints.join('; ') }
           : { id: 'forwarder.connections', status: 'ok', summary },
     )
     return checks

@@ -6,7 +6,7 @@ import { NgrokdError } from '../errors/ngrokd-error.js'
 import { LocalAddresses } from '../util/local-addresses.js'
 import type { Dialer, DialOptions } from './ingress-dialer.js'
 import { InThreadForwarder } from './in-thread-forwarder.js'
-import { NON_LOCAL_CLIENT } from './listening-forwarder.js'
+import { NON_LOCAL_CLIENT } from '../contracts/forwarder.js'
 
 /** A dialer that records what it was asked and refuses: enough to see whether a connection got past admission. */
 function recordingDialer(): Dialer & { calls: DialOptions[] } {
@@ -58,6 +58,10 @@ describe('listeners admit only clients on this machine unless they are network m
     assert.equal(l!.refused, 1)
     assert.equal(l!.errors[NON_LOCAL_CLIENT], 1)
     assert.equal(l!.totalConnections, 0)
+    const check = (await forwarder.diagnose()).find((c) => c.id === 'forwarder.connections')!
+    assert.equal(check.status, 'warn')
+    assert.match(check.summary, /, 0 failed, 0 refused over a limit, 1 refused from another machine$/, 'counted once, as what it was')
+    assert.match(check.hint!, /set net\.network\.listen/)
   })
 
   it('admits the same connection on a network-mode listener (remoteClients)', async () => {

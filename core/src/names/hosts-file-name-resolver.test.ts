@@ -264,7 +264,7 @@ describe('HostsFileNameResolver', () => {
     await names.publish({ records: [API, DB] })
     await names.publish({ records: [API, DB] })
     await names.publish({ records: [API] })
-    const warnings = () => logger.lines.filter((l) => l.level === 'warn' && /also names/.test(l.msg)).map((l) => l.msg)
+    const warnings = () => logger.lines.filter((l) => l.level === 'warn' && /also names? /.test(l.msg)).map((l) => l.msg)
     assert.equal(warnings().length, 1)
     assert.match(warnings()[0]!, /api\.prod/)
     // The user's line is kept.
@@ -273,6 +273,18 @@ describe('HostsFileNameResolver', () => {
     await names.publish({ records: [DB] })
     await names.publish({ records: [API] })
     assert.equal(warnings().length, 2)
+  })
+
+  it('says many conflicting hostnames in one line, naming a few and counting the rest', async () => {
+    const records = Array.from({ length: 40 }, (_, i) => ({ hostname: `svc${String(i).padStart(2, '0')}.prod`, address: `10.107.0.${i + 2}` }))
+    await writeFile(hosts, `127.0.0.1 localhost\n# BEGIN ngrokd instance work managed block (do not edit)\n${records.map((r) => `10.108.0.9\t${r.hostname}`).join('\n')}\n# END ngrokd instance work managed block\n`)
+    const logger = recordingLogger()
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
+    await names.open()
+    await names.publish({ records })
+    await names.publish({ records })
+    const warnings = logger.lines.filter((l) => l.level === 'warn' && /also name /.test(l.msg)).map((l) => l.msg)
+    assert.deepEqual(warnings, [`hosts-file: lines outside the ngrokd block of ${hosts} also name svc00.prod, svc01.prod, svc02.prod, svc03.prod, svc04.prod and 35 more; programs may resolve those addresses instead`])
   })
 
   it('refuses unsafe records and an aborted signal without touching the file', async () => {

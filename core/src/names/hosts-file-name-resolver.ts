@@ -587,12 +587,18 @@ export class HostsFileNameResolver implements NameResolver {
     this.logger.warn({ path: target, uid: before.uid, gid: before.gid }, `hosts-file: ${target} was owned by ${before.uid}:${before.gid}; ngrokd cannot give it back (not root)`)
   }
 
+  /** One line per publish that brings new conflicts (another instance's block may name thousands). */
   private warnConflicts(target: string, conflicts: string[]): void {
-    for (const hostname of conflicts) {
-      if (this.warned.has(hostname)) continue
-      this.logger.warn({ path: target, hostname }, `hosts-file: a line outside the ngrokd block of ${target} also names ${hostname}; programs may resolve that address instead`)
-    }
+    const fresh = conflicts.filter((hostname) => !this.warned.has(hostname))
     this.warned = new Set(conflicts)
+    if (fresh.length === 0) return
+    const SHOWN = 5
+    const names = fresh.slice(0, SHOWN).join(', ') + (fresh.length > SHOWN ? ` and ${fresh.length - SHOWN} more` : '')
+    const which = fresh.length === 1 ? 'a line outside the ngrokd block' : 'lines outside the ngrokd block'
+    this.logger.warn(
+      { path: target, hostnames: fresh.slice(0, 100), count: fresh.length },
+      `hosts-file: ${which} of ${target} also name${fresh.length === 1 ? 's' : ''} ${names}; programs may resolve ${fresh.length === 1 ? 'that address' : 'those addresses'} instead`,
+    )
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {

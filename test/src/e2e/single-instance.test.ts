@@ -1,6 +1,7 @@
-// One daemon per state dir and per interface: a second `ngrokd run` that differs only in its control
-// socket, or that has its own state dir but the same interface, is refused with exit code 2 naming
-// the first one — and the first keeps its interface, names and services.
+// One daemon per state dir, per interface and per hosts block: a second `ngrokd run` that differs only
+// in its control socket, that has its own state dir but the same interface, or its own state dir,
+// interface and subnet but the same hosts block, is refused with exit code 2 naming the first one —
+// and the first keeps its interface, names and services.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -31,7 +32,7 @@ function runSecond(configFile: string): Promise<{ code: number | null; output: s
   })
 }
 
-describe('a second daemon on the same state dir or interface', { skip: netnsSkip }, () => {
+describe('a second daemon on the same state dir, interface or hosts block', { skip: netnsSkip }, () => {
   const net = netDriverCases('once')[1]!
   const hosts = snapshotHostsFile()
   let sim: CloudSimulator
@@ -75,6 +76,18 @@ describe('a second daemon on the same state dir or interface', { skip: netnsSkip
     const { code, output } = await runSecond(second)
     assert.equal(code, 2, output)
     assert.match(output, new RegExp(`another ngrokd \\(pid ${first.process.pid},.*interface ${net.interfaceName}`))
+    await assertFirstUntouched()
+  })
+
+  test('its own state dir, interface and subnet but the same hosts block: refused, naming the hosts file and --instance', async () => {
+    const second = join(first.dir, 'fourth.json')
+    const config = { ...first.config, state_dir: join(first.dir, 'state-4'), control: { socket: join(first.dir, 'fourth.sock') } }
+    writeFileSync(second, JSON.stringify({ ...config, net: { ...first.config.net, interface_name: 'ngkonce9', subnet: '10.99.0.0/16' } }))
+    const { code, output } = await runSecond(second)
+    assert.equal(code, 2, output)
+    assert.match(output, new RegExp(`another ngrokd \\(pid ${first.process.pid},.*the ngrokd block of /etc/hosts`))
+    assert.match(output, /--instance NAME/)
+    assert.equal(linkExists('ngkonce9'), false, 'the refused one made no interface')
     await assertFirstUntouched()
   })
 })
