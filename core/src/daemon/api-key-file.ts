@@ -1,8 +1,9 @@
-import { mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
+import { prepareStateDir } from './state-dir.js'
 
 /** The file in `state_dir` that `set-api-key` writes (0600). */
 export const API_KEY_FILE = 'api-key'
@@ -57,9 +58,7 @@ export async function readApiKeyFile(stateDir: string): Promise<string | undefin
  */
 export async function saveApiKeyFile(stateDir: string, key: unknown): Promise<string> {
   const checked = checkApiKey(key)
-  await mkdir(stateDir, { recursive: true, mode: 0o700 })
-  const dir = runsAsRoot() ? await assertTrustedPath(stateDir, { what: 'state directory' }) : stateDir
-  const path = apiKeyFilePath(dir)
+  const path = apiKeyFilePath(await prepareStateDir(stateDir))
   await writeFileAtomic(path, `${checked}\n`, { mode: 0o600 })
   return path
 }

@@ -12,6 +12,7 @@ import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { Registration, REGISTRATION_FILES } from '../registration/index.js'
 import { USER_AGENT } from '../version.js'
 import { checkApiKey, readApiKeyFile } from './api-key-file.js'
+import { prepareStateDir } from './state-dir.js'
 import { InstanceLock } from './instance-lock.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 
@@ -45,6 +46,7 @@ const LEFT_ALONE: NameResolver = {
  */
 export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Promise<string[]> {
   const removed: string[] = []
+  await prepareStateDir(config.stateDir)
   const lock = await InstanceLock.acquireFor(config)
   try {
     for (const path of lock.replacedStale) removed.push(`stale lock ${path}`)
@@ -116,6 +118,7 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
     }
     const api = new NgrokApiClient({ baseUrl: config.api.url, apiKey: checkApiKey(key), logger, userAgent: USER_AGENT, timeoutMs: config.api.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) })
     // before anything local goes: the registration's files are what tells which operator is ours
+    await prepareStateDir(config.stateDir)
     const lock = await InstanceLock.acquireFor(config)
     try {
       deregistered = await new Registration({ api, stateDir: config.stateDir, logger }).deregister()

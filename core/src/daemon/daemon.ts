@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { DaemonConfig } from '../config/index.js'
 import type { Logger } from '../contracts/logger.js'
@@ -27,6 +26,7 @@ import { checkApiKey } from './api-key-file.js'
 import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
 import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
 import { EndpointPoller } from './endpoint-poller.js'
+import { prepareStateDir } from './state-dir.js'
 import { InstanceLock, type InstanceLockOptions } from './instance-lock.js'
 import { planReload, type ReloadResult } from './config-reload.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
@@ -129,7 +129,7 @@ export class Daemon {
   async start(): Promise<void> {
     const { config, logger } = this
     logger.info({ version: CORE_VERSION, config: this.options.configSource ?? 'defaults', stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting (${this.options.configSource ?? 'no config file: defaults and environment'})`)
-    await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
+    await prepareStateDir(config.stateDir)
     // one daemon per state dir, interface and hosts block: a second one is refused before it touches anything
     this.lock = await InstanceLock.acquireFor(config, this.options.lock)
     // plugins first: their control routes, name resolvers and hooks are part of what starts

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, lstat, writeFile, readlink } from 'node:fs/promises'
 import { closeSync, existsSync, openSync, readFileSync, readlinkSync, renameSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
@@ -243,6 +243,20 @@ describe('HostsFileNameResolver', () => {
     assert.equal(await readFile(hosts, 'utf8'), `${ORIGINAL}\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n${HOSTS_BLOCK_END}`)
     await names.close()
     await assert.rejects(names.publish({ records: [] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_MISUSE'))
+  })
+
+  it('puts a backup back only over its own hosts file: a marker naming another file leaves that file alone', async () => {
+    // a torn-looking "write" of another file: put back, the backup would replace that file's content
+    const victim = join(dirname(hosts), 'victim')
+    const content = Buffer.from('root-owned original content, do not change\n')
+    await leaveInterruptedWrite({ hosts: victim, stateDir }, Buffer.from('PLANTED\n'), Buffer.concat([content.subarray(0, -1), Buffer.from('X')]), content)
+    const logger = recordingLogger()
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
+    await names.open()
+    assert.deepEqual(await readFile(victim), content)
+    assert.equal(await readFile(hosts, 'utf8'), ORIGINAL)
+    assert.equal(existsSync(join(stateDir, HOSTS_INFLIGHT_FILE)), false)
+    assert.ok(logger.lines.some((l) => l.level === 'error' && l.msg.includes(`names ${victim}, not the hosts file ${hosts}`)), JSON.stringify(logger.lines))
   })
 
   it('drops a marker without a backup, logs it and leaves the file alone', async () => {

@@ -476,6 +476,8 @@ export class HostsFileNameResolver implements NameResolver {
     }
     const marker = JSON.parse(text) as Partial<InflightMarker>
     if (typeof marker.path !== 'string' || !isAbsolute(marker.path) || !marker.old || !marker.new) throw new Error(`${this.inflightPath} is not a marker of this ngrokd version`)
+    // only ever the hosts file this resolver edits: a marker naming another file is not put back over it
+    if (marker.path !== this.path && marker.path !== (await this.target())) throw new Error(`${this.inflightPath} names ${marker.path}, not the hosts file ${this.path}`)
     const [file, old, next] = await Promise.all([readFile(marker.path).catch(() => Buffer.alloc(0)), readFile(this.backupPath), readFile(this.nextPath)])
     if (sha256(old) !== marker.old.sha256 || sha256(next) !== marker.new.sha256) throw new Error(`${this.backupPath} or ${this.nextPath} does not match ${this.inflightPath}`)
     return { state: judgeInterruptedWrite(file, old, next), path: marker.path, file, old }
