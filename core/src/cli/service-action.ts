@@ -41,6 +41,7 @@ function planFor(config: DaemonConfig, configPath: string): ServicePlan {
       writablePaths: [config.stateDir, config.names.hostsFile, dirname(config.control.socket)],
       stopTimeoutSeconds: Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS,
       ...instanceOf(config),
+      ...(config.control.group ? { controlGroup: true } : {}),
     })
     return { file: { path: s.unitPath, text: s.unit }, install: s.install, uninstall: s.uninstall, afterUninstall: s.afterUninstall, status: s.status, makeDirs: [config.stateDir] }
   }

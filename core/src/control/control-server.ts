@@ -4,7 +4,7 @@ import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'
 import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
 import { darwinPeerCheck, loadDarwinGetsockopt } from './peer-cred-darwin.js'
 import { controlPipes, readOnlyRoutes, windowsPipeName } from './windows-pipe-security.js'
 import type { PipeSecurity } from './windows-pipe-security-ffi.js'
@@ -77,7 +77,9 @@ export class ControlServer {
   async start(): Promise<void> {
     const platform = this.options.platform ?? process.platform
     if (platform === 'win32') return this.startPipes()
-    const { socketPath, logger } = this.options
+    const { socketPath, logger, group } = this.options
+    // a group that does not exist fails before there is a socket to undo
+    const gid = group ? groupId(group) : undefined
     await mkdir(dirname(socketPath), { recursive: true })
     await removeStaleSocket(socketPath)
     const server = this.newServer(this.options.routes)
@@ -93,13 +95,24 @@ export class ControlServer {
     } finally {
       process.umask(previousUmask)
     }
-    await chmod(socketPath, 0o600)
-    if (this.options.group) {
-      const gid = groupId(this.options.group)
-      await chown(socketPath, process.getuid?.() ?? 0, gid)
-      await chmod(socketPath, 0o660)
-    }
     this.servers = [server]
+    try {
+      await chmod(socketPath, 0o600)
+      if (gid !== undefined) {
+        await chown(socketPath, process.getuid?.() ?? 0, gid)
+        await chmod(socketPath, 0o660)
+      }
+    } catch (e) {
+      await this.close() // the server, and the socket file with it
+      const code = (e as NodeJS.ErrnoException).code
+      throw new NgrokdError('NGROKD_ERR_CONTROL', `cannot give the control socket ${socketPath} to control.group "${group}": ${code ?? formatError(e)}`, {
+        cause: e,
+        hint:
+          code === 'EPERM'
+            ? 'giving a file to a group needs CAP_CHOWN: a systemd unit made by `ngrokd service install` before control.group was set lacks it; run `ngrokd service install` again, or unset control.group'
+            : 'check the socket directory, or unset control.group',
+      })
+    }
     logger.debug({ socket: socketPath }, 'control socket listening')
   }
 

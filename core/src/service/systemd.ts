@@ -34,6 +34,8 @@ export interface SystemdServiceOptions {
   unitDir?: string
   /** A named instance: unit `ngrokd-NAME.service`, running `ngrokd … --instance NAME`. */
   instance?: string
+  /** `control.group` is set: the daemon gives its socket to that group, which needs CAP_CHOWN. */
+  controlGroup?: boolean
 }
 
 /** A program and its arguments, run without a shell. */
@@ -62,7 +64,7 @@ export function systemdService(options: SystemdServiceOptions): SystemdService {
   }
   if (!Number.isInteger(stopTimeoutSeconds) || stopTimeoutSeconds < 1) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: stop timeout ${stopTimeoutSeconds} s`)
   const run = (...args: string[]) => [nodePath, cliPath, ...args, '--config', configPath, ...(instance ? ['--instance', instance] : [])].join(' ')
-  const capabilities = 'CAP_NET_ADMIN CAP_NET_BIND_SERVICE'
+  const capabilities = `CAP_NET_ADMIN CAP_NET_BIND_SERVICE${options.controlGroup ? ' CAP_CHOWN' : ''}`
   const unit = [
     '[Unit]',
     `Description=ngrokd${instance ? ` (instance ${instance})` : ''}: ngrok's kubernetes-bound endpoints by hostname on this machine`,
