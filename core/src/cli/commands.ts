@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import { join } from 'node:path'
 import { loadConfig, describeConfig, checkInstanceFlag, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
+import type { PluginStatus } from '../plugin/plugin-host.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import { NON_LOCAL_CLIENT } from '../contracts/forwarder.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
@@ -178,6 +179,7 @@ const statusCommand = defineCommand({
       ...(poll?.rejected ?? []).slice(0, SKIPPED_SHOWN).map(skippedLine),
       ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
       ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${terminalSafe(status.names.error.message)}`, `            fix: ${terminalSafe(status.names.error.hint ?? 'see ngrokd doctor')}`] : []),
+      ...status.plugins.map(pluginLine),
       ...trafficLines(status.traffic),
       ...(status.memory ? [`memory:     ${formatBytes(status.memory.rss)} resident (JS heap ${formatBytes(status.memory.heapUsed)}, buffers ${formatBytes(status.memory.arrayBuffers)})`] : []),
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
@@ -187,6 +189,12 @@ const statusCommand = defineCommand({
     return 0
   },
 })
+
+/** `plugin:     dns 1.0.0 running`, or failed/degraded with its error: what a plugin's author prints is escaped. */
+export function pluginLine(p: PluginStatus): string {
+  const error = p.error ? `: ${p.error.message} (${p.error.code}); ngrokd doctor checks it` : ''
+  return terminalSafe(`plugin:     ${p.name} ${p.version} ${p.state === 'running' ? 'running' : p.state.toUpperCase()}${error}`)
+}
 
 /** How many skipped endpoints `status` names one by one. */
 const SKIPPED_SHOWN = 10

@@ -19,6 +19,7 @@ export interface SchemaNode {
   maxLength?: number
   minItems?: number
   minimum?: number
+  maximum?: number
   exclusiveMinimum?: number
   pattern?: string
   'x-ngrokd'?: {

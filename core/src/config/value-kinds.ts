@@ -39,10 +39,31 @@ export function expectedFor(schema: SchemaNode): string {
       return 'a mapping of names to values'
     case 'number':
     case 'integer':
-      return 'a number'
+      return numberExpected(schema, type)
     default:
       return schema.minLength ? 'a non-empty string' : 'a string'
   }
+}
+
+/**
+ * `a whole number from 0 to 256, or "auto"`: the kind, the range, and the one word a number-or-word
+ * key (`type: [integer, string]` with a `^word$` pattern) also takes.
+ */
+function numberExpected(schema: SchemaNode, type: string): string {
+  const kind = type === 'integer' ? 'a whole number' : 'a number'
+  const { minimum, maximum, exclusiveMinimum } = schema
+  const range =
+    minimum !== undefined && maximum !== undefined
+      ? ` from ${minimum} to ${maximum}`
+      : minimum !== undefined
+        ? ` of ${minimum} or more`
+        : exclusiveMinimum !== undefined
+          ? ` greater than ${exclusiveMinimum}`
+          : maximum !== undefined
+            ? ` of ${maximum} or less`
+            : ''
+  const word = Array.isArray(schema.type) && schema.type.includes('string') ? /^\^(\w+)\$$/.exec(schema.pattern ?? '')?.[1] : undefined
+  return `${kind}${range}${word ? `, or "${word}"` : ''}`
 }
 
 /** A value for an error message: JSON, shortened; secrets redacted. @internal */

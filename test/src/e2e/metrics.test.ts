@@ -74,5 +74,6 @@ describe('metrics', { skip: netnsSkip }, () => {
     assert.match(stdout, /traffic: +4 connections/)
     assert.match(stdout, /errors: +ERR_NGROK_3200 ×1/)
     assert.match(stdout, new RegExp(`metrics: +${metricsUrl.replace(/[.]/g, '\\.')}`))
+    assert.match(stdout, /^plugin: +prometheus \S+ running$/m, 'the plugin that serves them is listed')
   })
 })
