@@ -14,6 +14,13 @@ export interface InterfaceOpenOptions {
   name: string
   /** `net.subnet` in CIDR form, e.g. `10.107.0.0/16`. */
   subnet: string
+  /**
+   * `ngrokd cleanup`: adopt what an earlier run left and make nothing. A driver that honours it
+   * resolves `absent: true` when there is no interface to adopt (and skips checks that only matter
+   * for serving, such as a subnet conflict); one that ignores it makes the interface, and cleanup
+   * deletes it again.
+   */
+  adoptOnly?: boolean
   signal?: AbortSignal
 }
 
@@ -28,6 +35,8 @@ export interface InterfaceInfo {
   adopted: boolean
   /** Notes for `ngrokd status` (fallbacks taken, and why). */
   notes: string[]
+  /** `adoptOnly` found no interface: nothing was made, and only `close()` may be called. */
+  absent?: boolean
   /**
    * Set when the driver can only use addresses from another range than `net.subnet` (a
    * `loopbackOnly` driver given a non-loopback subnet): the allocator then uses this subnet.

@@ -56,6 +56,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
       config,
       logger,
       forwarder: NO_FORWARDER,
+      adoptOnly: true,
       // names published by a plugin's resolver are that plugin's to remove; only the hosts file is opened here
       ...(hostsFile ? {} : { overrides: { nameResolver: LEFT_ALONE } }),
     })
@@ -71,7 +72,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
       }
       if (!hostsFile) logger.warn(`names.resolver ${config.names.resolver}: names it published outside the hosts file are left to it`)
       const iface = scope.scope.resolve(INTERFACE)
-      const addresses = await iface.listAddresses()
+      const addresses = scope.interfaceInfo.absent ? [] : await iface.listAddresses()
       if (addresses.length > 0) {
         await iface.applyAddresses({ add: [], remove: addresses })
         removed.push(`${addresses.length} address${addresses.length === 1 ? '' : 'es'} on ${scope.interfaceInfo.name}`)

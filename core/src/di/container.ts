@@ -36,6 +36,8 @@ export interface CreateDaemonScopeOptions {
   scope?: DependencyContainer
   /** Name resolvers offered by plugins (`names.resolver: <name>`); see PluginHost. */
   plugins?: PluginNameResolvers
+  /** `ngrokd cleanup`: the interface is only adopted, never made (see `InterfaceOpenOptions.adoptOnly`). */
+  adoptOnly?: boolean
 }
 
 /** What the scope needs of the plugin host. */
@@ -50,7 +52,7 @@ export interface PluginNameResolvers {
  * built-in allocator and name resolver are the defaults. `container.dispose()` does not dispose
  * `useValue` registrations, so the scope closes what it owns itself.
  */
-export async function createDaemonScope({ config, logger, forwarder, overrides = {}, scope = container.createChildContainer(), plugins }: CreateDaemonScopeOptions): Promise<DaemonScope> {
+export async function createDaemonScope({ config, logger, forwarder, overrides = {}, scope = container.createChildContainer(), plugins, adoptOnly }: CreateDaemonScopeOptions): Promise<DaemonScope> {
   const owned: Array<(opts?: { removeInterface?: boolean }) => Promise<void>> = []
   const close = async (opts?: { removeInterface?: boolean }): Promise<void> => {
     for (const fn of owned.reverse()) await fn(opts).catch((e) => logger.warn({ err: e }, 'error while closing'))
@@ -76,7 +78,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
       iface = made.interface
     }
     const theInterface = iface
-    const interfaceInfo = await theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet })
+    const interfaceInfo = await theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) })
     owned.push((opts) => theInterface.close({ removeInterface: opts?.removeInterface ?? config.cleanup.removeInterfaceOnStop }))
     for (const note of interfaceInfo.notes) logger.warn(`${driverName}: ${note}`)
 

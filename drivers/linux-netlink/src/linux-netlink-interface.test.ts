@@ -94,6 +94,26 @@ test('open adopts a tagged dummy or port-less bridge left by a crash, and refuse
   assert.ok(realBridge.linkByName(NAME), 'a refused link is left alone')
 })
 
+test('adoptOnly (cleanup) makes nothing: no link is absent; a leftover is adopted even where the subnet conflicts', async () => {
+  const kernel = new FakeNetlinkKernel()
+  const other = kernel.addLink('other', 'bridge', { flags: IFF_UP })
+  kernel.routes.push({ dst: '10.107.0.0', dstLen: 16, oif: other.index })
+  const { iface } = setup(kernel)
+  assert.deepEqual(await iface.open({ name: NAME, subnet: SUBNET, adoptOnly: true }), { name: NAME, kind: 'none', adopted: false, notes: [], absent: true })
+  assert.equal(kernel.linkByName(NAME), undefined, 'no link was made')
+  await assert.rejects(iface.listAddresses(), hasCode('NGROKD_ERR_DRIVER_MISUSE'))
+  await iface.close({ removeInterface: true })
+
+  const leftover = kernel.addLink(NAME, 'dummy', { alias: LINK_TAG })
+  leftover.addresses.add('10.107.0.9')
+  const again = setup(kernel).iface
+  const info = await again.open({ name: NAME, subnet: SUBNET, adoptOnly: true })
+  assert.equal(info.adopted, true)
+  assert.deepEqual(await again.listAddresses(), ['10.107.0.9'])
+  await again.close({ removeInterface: true })
+  assert.equal(kernel.linkByName(NAME), undefined, 'the leftover is gone')
+})
+
 test('a dummy, bridge or device with the name but without the tag is foreign: refused, named, left alone', async () => {
   for (const [kind, alias, what] of [
     ['bridge', undefined, /ngrt0 already exists \(a bridge link\) and is not ngrokd's/],

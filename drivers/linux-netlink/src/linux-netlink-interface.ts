@@ -135,7 +135,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
     return this.#opening
   }
 
-  async #open({ name, subnet: subnetText, signal }: InterfaceOpenOptions): Promise<InterfaceInfo> {
+  async #open({ name, subnet: subnetText, adoptOnly, signal }: InterfaceOpenOptions): Promise<InterfaceInfo> {
     validateName(name)
     const subnet = parseSubnetOption(subnetText)
     throwIfAborted(signal, 'open')
@@ -143,8 +143,13 @@ export class LinuxNetlinkInterface extends InterfaceBase {
     const socket = new RouteSocket(transport, this.#options.timeoutMs === undefined ? {} : { timeoutMs: this.#options.timeoutMs })
     try {
       let link = await getLink(socket, name)
+      if (!link && adoptOnly) {
+        await socket.close()
+        return { name, kind: 'none', adopted: false, notes: [], absent: true }
+      }
       const links = await dumpLinks(socket)
-      const conflicts = await findConflicts(socket, subnet, links, link?.index)
+      // a cleanup only removes: a conflicting route matters to serving, not to that
+      const conflicts = adoptOnly ? [] : await findConflicts(socket, subnet, links, link?.index)
       if (conflicts.length > 0) {
         if (!this.#options.force) throw conflictError(subnet, conflicts)
         this.#logger.warn({ subnet: subnet.cidr, conflicts: conflicts.map((c) => c.description) }, 'linux-netlink: net.subnet overlaps, going on because force is set')
