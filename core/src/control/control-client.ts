@@ -31,7 +31,7 @@ export async function controlRequest<T = unknown>(socketPath: string, method: 'G
       reject(
         new NgrokdError('NGROKD_ERR_CONTROL', notRunning ? `ngrokd is not running (no daemon on ${socketPath})` : `control socket ${socketPath}: ${e.message}`, {
           cause: e,
-          hint: notRunning ? 'start it with `sudo ngrokd run` (or check control.socket / --config)' : e.code === 'EACCES' ? 'the control socket is for root (and control.group): use sudo' : undefined,
+          hint: notRunning ? 'start it with `sudo ngrokd run`, giving it the --config or --instance given here (or check control.socket)' : e.code === 'EACCES' ? 'the control socket is for root (and control.group): use sudo' : undefined,
         }),
       )
     })

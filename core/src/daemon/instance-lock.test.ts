@@ -84,6 +84,10 @@ test('two daemons with their own state dirs and interfaces may not write one hos
     const first = await daemon('first', { path: hostsFile })
     await assert.rejects(daemon('second', { path: join(dir, '.', 'hosts') }), refused(process.pid, new RegExp(`the ngrokd block of ${hostsFile}; its control socket is /run/first\\.sock`)))
     const named = await daemon('work', { path: hostsFile, instance: 'work' })
+    await assert.rejects(daemon('work2', { path: hostsFile, instance: 'work' }), (e: unknown) => {
+      assert.match((e as { hint: string }).hint, /^stop it first \(`ngrokd status --instance work` shows it\)/, 'a named instance is not told to become one')
+      return true
+    })
     const elsewhere = await daemon('other', { path: join(dir, 'hosts2') })
     for (const lock of [first, named, elsewhere]) await lock.release()
     assert.deepEqual(await readdir(runDir), [], 'release removes every lock')

@@ -93,7 +93,7 @@ export class InstanceLock {
     const stale: string[] = []
     try {
       for (const path of paths) {
-        if (await takeLock(path, holder)) stale.push(path)
+        if (await takeLock(path, holder, options.hostsBlock?.instance)) stale.push(path)
         taken.push(path)
       }
     } catch (e) {
@@ -113,7 +113,7 @@ export class InstanceLock {
 }
 
 /** Takes the lock at `path`; true when it replaced a stale one. */
-async function takeLock(path: string, holder: LockHolder): Promise<boolean> {
+async function takeLock(path: string, holder: LockHolder, instance: string | undefined): Promise<boolean> {
   const temp = join(path, '..', `.${basename(path)}.${process.pid}.tmp`)
   await writeFile(temp, `${JSON.stringify(holder)}\n`, { mode: 0o644 })
   try {
@@ -125,7 +125,7 @@ async function takeLock(path: string, holder: LockHolder): Promise<boolean> {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
       }
       const other = await readHolder(path)
-      if (other && holds(other)) throw alreadyRunning(other, path)
+      if (other && holds(other)) throw alreadyRunning(other, path, instance)
       await unlink(path).catch(() => {}) // stale: its daemon is gone
     }
     throw new NgrokdError('NGROKD_ERR_ALREADY_RUNNING', `cannot take the lock ${path}: another ngrokd is starting at the same moment`, {
@@ -180,12 +180,17 @@ function hostsBlockLockName({ path, instance }: { path: string; instance?: strin
   return `hosts-${namespaceId('mnt')}-${id}.lock`
 }
 
-function alreadyRunning(holder: LockHolder, path: string): NgrokdError {
+/** The refusal, naming the holder; `instance`: the refused one's, whose status command it names. */
+function alreadyRunning(holder: LockHolder, path: string, instance: string | undefined): NgrokdError {
   const where = `state dir ${holder.stateDir} / interface ${holder.interface}${holder.hostsFile ? ` / the ngrokd block of ${holder.hostsFile}` : ''}`
   return new NgrokdError(
     'NGROKD_ERR_ALREADY_RUNNING',
     `another ngrokd (pid ${holder.pid}, started ${holder.startedAt}) already runs on ${where}; its control socket is ${holder.socket} (lock ${path})`,
-    { hint: 'stop it first (`ngrokd status --config …` shows it), or run this one as a named instance (`--instance NAME`: its own state dir, interface, subnet, socket and hosts block)' },
+    {
+      hint: instance
+        ? `stop it first (\`ngrokd status --instance ${instance}\` shows it), or give this instance its own state_dir, net.interface_name and control.socket`
+        : 'stop it first (`ngrokd status --config …` shows it), or run this one as a named instance (`--instance NAME`: its own state dir, interface, subnet, socket and hosts block)',
+    },
   )
 }
 
