@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
@@ -88,6 +88,9 @@ test('two daemons with their own state dirs and interfaces may not write one hos
       assert.match((e as { hint: string }).hint, /^stop it first \(`ngrokd status --instance work` shows it\)/, 'a named instance is not told to become one')
       return true
     })
+    await writeFile(hostsFile, '')
+    await symlink(hostsFile, join(dir, 'hosts-link'))
+    await assert.rejects(daemon('linked', { path: join(dir, 'hosts-link') }), refused(process.pid, /the ngrokd block of/), 'a symlink to the same file is the same block')
     const elsewhere = await daemon('other', { path: join(dir, 'hosts2') })
     for (const lock of [first, named, elsewhere]) await lock.release()
     assert.deepEqual(await readdir(runDir), [], 'release removes every lock')

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, readlinkSync } from 'node:fs'
-import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
+import { link, mkdir, readFile, realpath, unlink, writeFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
@@ -87,7 +87,7 @@ export class InstanceLock {
     if (runDir) {
       await mkdir(runDir, { recursive: true, mode: 0o755 })
       paths.push(join(runDir, `interface-${namespaceId('net')}-${options.interfaceName}.lock`))
-      if (options.hostsBlock) paths.push(join(runDir, hostsBlockLockName(options.hostsBlock)))
+      if (options.hostsBlock) paths.push(join(runDir, await hostsBlockLockName(options.hostsBlock)))
     }
     const taken: string[] = []
     const stale: string[] = []
@@ -173,10 +173,12 @@ function isNgrokd(pid: number): boolean {
 
 /**
  * The lock of one block of one hosts file, as a mount namespace sees it (a test's private /etc/hosts
- * is another file): `hosts-<mnt ns>-<sha256 of path and instance, 16 hex>.lock`.
+ * is another file): `hosts-<mnt ns>-<sha256 of its real path and instance, 16 hex>.lock`. The real
+ * path: the resolver edits a symlinked hosts file's target, which two paths may name.
  */
-function hostsBlockLockName({ path, instance }: { path: string; instance?: string }): string {
-  const id = createHash('sha256').update(`${resolve(path)}\0${instance ?? ''}`).digest('hex').slice(0, 16)
+async function hostsBlockLockName({ path, instance }: { path: string; instance?: string }): Promise<string> {
+  const file = await realpath(path).catch(() => resolve(path))
+  const id = createHash('sha256').update(`${file}\0${instance ?? ''}`).digest('hex').slice(0, 16)
   return `hosts-${namespaceId('mnt')}-${id}.lock`
 }
 
