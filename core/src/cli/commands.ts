@@ -444,8 +444,9 @@ async function promptHidden(question: string): Promise<string> {
 function printHelp(spec: CommandSpec): number {
   console.log(
     helpText(spec) +
-      '\nOptions:\n  -c, --config FILE   configuration file (default: searched, then /etc/ngrokd/config.yml)\n' +
+      '\nOptions:\n  -c, --config FILE   configuration file (default: /etc/ngrokd/config.yml; not as root, first an ngrokd.yaml or .ngrokdrc searched for from the current directory)\n' +
       '  --instance NAME     a named instance (a second account): /etc/ngrokd/NAME.yml, its own state, socket, interface, subnet and hosts block\n' +
+      (spec.options && 'json' in spec.options ? '  --json              the same as JSON, for scripts\n' : '') +
       '  -h, --help          this help',
   )
   return 0
