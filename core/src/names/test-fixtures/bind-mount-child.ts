@@ -11,9 +11,9 @@ import { execFileSync } from 'node:child_process'
 import { lookup } from 'node:dns/promises'
 import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { HostsFileNameResolver } from '../hosts-file-name-resolver.js'
-import { bindMount, enterPrivateMountNamespace, recordingLogger } from './private-mount.js'
+import { bindMount, enterPrivateMountNamespace, recordingLogger, removeTempDir } from './private-mount.js'
 
 const HOSTS = '/etc/hosts'
 
@@ -24,6 +24,16 @@ async function main(): Promise<void> {
   const original = '127.0.0.1\tlocalhost\n# user comment\n10.0.0.1 user.ngrokd-test' // no final newline
   writeFileSync(fake, original, { mode: 0o644 })
   bindMount(fake, HOSTS)
+  try {
+    await publishThroughBindMount(fake, original)
+  } finally {
+    removeTempDir(dir, HOSTS)
+  }
+}
+
+/** Publishes through the bind-mounted /etc/hosts (its source `fake`, holding `original`) and prints what was seen, as JSON. */
+async function publishThroughBindMount(fake: string, original: string): Promise<void> {
+  const dir = dirname(fake)
   const inode = statSync(HOSTS).ino
 
   const logger = recordingLogger()

@@ -17,7 +17,7 @@ import { isNgrokdError } from '../../errors/ngrokd-error.js'
 import { HostsFileNameResolver } from '../hosts-file-name-resolver.js'
 import { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, parseHostsBlock, updateHostsText } from '../hosts-block.js'
 import { appendedNumbers, appendedText, rewriteWhileAppending } from './concurrent-append.js'
-import { bindMount, enterPrivateMountNamespace, fillUp, mountTmpfs, recordingLogger } from './private-mount.js'
+import { bindMount, enterPrivateMountNamespace, fillUp, mountTmpfs, recordingLogger, removeTempDir } from './private-mount.js'
 
 const HOSTS = '/etc/hosts'
 /** User lines before and after an ngrokd block, as a file looks after ngrokd has run for a while. */
@@ -81,6 +81,7 @@ async function fullDisk(mode: 'in-place' | 'rename'): Promise<void> {
     await names.close()
   } finally {
     rmSync(stateDir, { recursive: true, force: true })
+    removeTempDir(disk, ...(mode === 'in-place' ? [HOSTS] : []), disk)
   }
 }
 

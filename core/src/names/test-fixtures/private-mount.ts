@@ -3,7 +3,7 @@
  * `unshare --mount --propagation private`: nothing they mount is seen outside their process.
  */
 import { execFileSync } from 'node:child_process'
-import { openSync, closeSync, writeSync, readlinkSync } from 'node:fs'
+import { openSync, closeSync, writeSync, readlinkSync, rmSync } from 'node:fs'
 import type { Logger } from '../../contracts/logger.js'
 
 /**
@@ -15,6 +15,21 @@ export function enterPrivateMountNamespace(): void {
   const ownNs = readlinkSync('/proc/self/ns/mnt')
   if (!parentNs || parentNs === ownNs) throw new Error(`not in a private mount namespace (own ${ownNs}, parent ${parentNs ?? 'unset'})`)
   execFileSync('mount', ['--make-rprivate', '/'])
+}
+
+/**
+ * Unmounts `mounted` (in this order; one not mounted is skipped) and removes `dir`: the mounts go with
+ * the namespace, but a temp dir made under the machine's /tmp would stay behind.
+ */
+export function removeTempDir(dir: string, ...mounted: string[]): void {
+  for (const target of mounted) {
+    try {
+      execFileSync('umount', ['--lazy', target], { stdio: 'ignore' })
+    } catch {
+      // not mounted (the scenario failed before mounting it)
+    }
+  }
+  rmSync(dir, { recursive: true, force: true })
 }
 
 /** A tmpfs of `size` (e.g. `64k`) on `dir`: a small disk that is easy to fill. */
