@@ -176,6 +176,7 @@ const statusCommand = defineCommand({
       ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
       `last poll:  ${poll ? `${formatWhen(poll.at, now)} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
+      ...(status.services.networkError ? [`network:    ${status.services.networkError} service(s) not exposed on the network: ngrokd list shows why`] : []),
       ...(poll?.rejected ?? []).slice(0, SKIPPED_SHOWN).map(skippedLine),
       ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
       ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${terminalSafe(status.names.error.message)}`, `            fix: ${terminalSafe(status.names.error.hint ?? 'see ngrokd doctor')}`] : []),
@@ -282,6 +283,7 @@ const listCommand = defineCommand({
       row.states.add(s.state)
       row.conns += s.openConnections
       if (s.error) row.errors.push(`${s.port}: ${terminalSafe(s.error.message)}${s.error.hint ? `\n  fix: ${terminalSafe(s.error.hint)}` : ''}`)
+      if (s.network?.error) row.errors.push(`${s.port}: not on the network (${s.network.address}:${s.network.port}): ${terminalSafe(s.network.error.message)}${s.network.error.hint ? `\n  fix: ${terminalSafe(s.network.error.hint)}` : ''}`)
       if (s.nameError) row.errors.push(`${s.port}: name not updated: ${terminalSafe(s.nameError.message)}${s.nameError.hint ? `\n  fix: ${terminalSafe(s.nameError.hint)}` : ''}`)
       rows.set(key, row)
     }

@@ -138,9 +138,9 @@ function readError(error: unknown, fallbackPath: string | undefined): Error {
       return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${file} is a directory`, { hint: 'name a YAML or JSON file', cause: error })
   }
   const firstLine = String(e?.message ?? error).split('\n').find((l) => l.trim() !== '')
+  // no `cause`: the parser's whole word is in the message already, and logs and the CLI would say it twice
   return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `cannot parse config file ${file}: ${firstLine?.trim() ?? 'unknown error'}`, {
     hint: 'fix the YAML or JSON syntax at the position shown',
-    cause: error,
   })
 }
 

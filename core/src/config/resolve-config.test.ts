@@ -131,6 +131,7 @@ describe('resolveConfig: invalid values', () => {
     ['workers out of range', { forwarder: { workers: 1000 } }, 'forwarder.workers', /1000 is not valid; expected a whole number from 0 to 256, or "auto"$/],
     ['port out of range', { net: { network: { start_port: 70000 } } }, 'net.network.start_port', /70000 is not valid; expected a whole number from 1 to 65535$/],
     ['limit below 1', { forwarder: { max_connections: 0 } }, 'forwarder.max_connections', /0 is not valid; expected a whole number of 1 or more$/],
+    ['a plugin resolver without its plugin', { names: { resolver: 'dns' } }, 'names.resolver', /"dns" is the dns plugin's resolver, and plugins does not load it; expected plugins: \[dns\] beside it/],
     ['bad ifname', { net: { interface_name: 'eth0:1' } }, 'net.interface_name', /"eth0:1" is not valid; expected a Linux interface name/],
     ['ifname too long', { net: { interface_name: 'ngrokd-interface0' } }, 'net.interface_name', /"ngrokd-interface0" is longer than 15 bytes/],
     ['ifname in bytes', { net: { interface_name: 'ééééééééé' } }, 'net.interface_name', /is longer than 15 bytes/],

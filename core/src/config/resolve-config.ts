@@ -91,7 +91,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   if (typeof instance === 'string') {
     for (const [key, value] of instanceDefaults(instance, defaults.values)) if (!fileValues.has(key) && !envLayer.values.has(key)) values.set(key, value)
   }
-  for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values)]) {
+  for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values), pluginResolverIssue(values)]) {
     if (!issue) continue
     const envName = envLayer.values.has(issue.key) ? env.sources.get(issue.key) : undefined
     issues.push({ ...issue, ...(envName ? { env: envName } : source ? { file: source } : {}) })
@@ -117,6 +117,22 @@ function loopbackSubnetIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'f
   return {
     key: 'net.subnet',
     message: `${JSON.stringify(subnet.cidr)} overlaps ${LOOPBACK_IPV4}, loopback (RFC 1122 §3.2.1.3), which only net.driver: loopback-alias serves from; expected a private unicast range such as 10.107.0.0/16, or net.driver: loopback-alias`,
+  }
+}
+
+/** `names.resolver` values that a built-in plugin offers, by the plugin's name (plugins/dns). */
+const PLUGIN_RESOLVERS: Record<string, string> = { dns: 'dns' }
+
+/** A plugin's resolver needs that plugin in `plugins:`; without it the name would be looked for as a driver package. */
+function pluginResolverIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'file' | 'env'> | undefined {
+  const resolver = String(values.get('names.resolver'))
+  const plugin = PLUGIN_RESOLVERS[resolver]
+  if (!plugin) return undefined
+  const plugins = (values.get('plugins') as unknown[] | undefined) ?? []
+  if (plugins.some((p) => (typeof p === 'string' ? p : (p as { name?: unknown })?.name) === plugin)) return undefined
+  return {
+    key: 'names.resolver',
+    message: `${JSON.stringify(resolver)} is the ${plugin} plugin's resolver, and plugins does not load it; expected plugins: [${plugin}] beside it, or names.resolver: hosts-file`,
   }
 }
 

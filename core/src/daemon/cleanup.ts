@@ -13,6 +13,7 @@ import { Registration, REGISTRATION_FILES } from '../registration/index.js'
 import { USER_AGENT } from '../version.js'
 import { checkApiKey, readApiKeyFile } from './api-key-file.js'
 import { prepareStateDir } from './state-dir.js'
+import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock } from './instance-lock.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 
@@ -50,6 +51,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
   const lock = await InstanceLock.acquireFor(config)
   try {
     for (const path of lock.replacedStale) removed.push(`stale lock ${path}`)
+    for (const temp of await removeStaleTempFilesIn(config.stateDir)) removed.push(`temp file ${temp}`)
     if (await removeStaleSocket(config.control.socket)) removed.push(`control socket ${config.control.socket}`)
     const hostsFile = config.names.resolver === 'hosts-file'
     const scope = await createDaemonScope({

@@ -9,7 +9,7 @@ import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
 import type { Check } from '../contracts/check.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
-import type { ReconcileReport, ServiceView } from './reconciler.js'
+import type { ReconcileReport, ServiceCounts, ServiceView } from './reconciler.js'
 import type { ReloadResult } from './config-reload.js'
 
 /**
@@ -84,7 +84,7 @@ export interface DaemonStatus {
   plugins: PluginStatus[]
   pollIntervalMs: number
   lastPoll?: PollStatus
-  services: { total: number; serving: number; error: number }
+  services: ServiceCounts
   openConnections: number
   traffic: TrafficTotals
   /** The daemon process's memory (process.memoryUsage), in bytes. */

@@ -27,6 +27,7 @@ import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } f
 import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
 import { EndpointPoller } from './endpoint-poller.js'
 import { prepareStateDir } from './state-dir.js'
+import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock, type InstanceLockOptions } from './instance-lock.js'
 import { planReload, type ReloadResult } from './config-reload.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
@@ -132,6 +133,7 @@ export class Daemon {
     await prepareStateDir(config.stateDir)
     // one daemon per state dir, interface and hosts block: a second one is refused before it touches anything
     this.lock = await InstanceLock.acquireFor(config, this.options.lock)
+    for (const temp of await removeStaleTempFilesIn(config.stateDir)) logger.info({ path: temp }, `removed ${temp}, left by a killed ngrokd`)
     // plugins first: their control routes, name resolvers and hooks are part of what starts
     const root = container.createChildContainer()
     try {

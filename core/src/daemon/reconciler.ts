@@ -41,6 +41,14 @@ export interface ServiceState {
   nameError?: ServiceError
 }
 
+/** Services by state; `networkError`: how many serve locally but not on the network (network mode), when any. */
+export interface ServiceCounts {
+  total: number
+  serving: number
+  error: number
+  networkError?: number
+}
+
 export interface NetworkExposure {
   address: string
   /** The service's stable network port (persisted in state_dir). */
@@ -179,11 +187,18 @@ export class Reconciler {
     return this.reconcile([], { ...options, announce: false })
   }
 
-  /** How many services are serving and in error: cheap enough to call on every status request. */
-  counts(): { total: number; serving: number; error: number } {
+  /**
+   * How many services are serving and in error, and (network mode) how many are not exposed on the
+   * network: cheap enough to call on every status request.
+   */
+  counts(): ServiceCounts {
     let serving = 0
-    for (const s of this.states.values()) if (s.state === 'serving') serving++
-    return { total: this.states.size, serving, error: this.states.size - serving }
+    let networkError = 0
+    for (const s of this.states.values()) {
+      if (s.state === 'serving') serving++
+      if (s.network?.error) networkError++
+    }
+    return { total: this.states.size, serving, error: this.states.size - serving, ...(networkError > 0 ? { networkError } : {}) }
   }
 
   /** The desired services and their state, with live connection counts. */

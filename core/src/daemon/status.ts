@@ -7,6 +7,7 @@ import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
 import { CORE_VERSION } from '../version.js'
 import type { DaemonPhase, DaemonStatus, PollStatus, TrafficTotals } from './control-api.js'
+import type { ServiceCounts } from './reconciler.js'
 
 /**
  * The status stage: what `ngrokd status`, `GET /v1/status` and the metrics show, assembled from what
@@ -31,7 +32,7 @@ export interface StatusSources {
   pollIntervalMs: number
   lastPoll?: PollStatus
   polls: { ok: number; failed: number }
-  services: { total: number; serving: number; error: number }
+  services: ServiceCounts
   listeners: ListenerStatus[]
   metricsUrl?: string
 }

@@ -58,6 +58,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
     for (const fn of owned.reverse()) await fn(opts).catch((e) => logger.warn({ err: e }, 'error while closing'))
     owned.length = 0
   }
+  let madeInterface = false
   try {
     const ctx: DriverContext = { logger, stateDir: config.stateDir, platform: process.platform }
     let iface = overrides.interface
@@ -81,6 +82,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
     const interfaceInfo = await theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) })
     owned.push((opts) => theInterface.close({ removeInterface: opts?.removeInterface ?? config.cleanup.removeInterfaceOnStop }))
     for (const note of interfaceInfo.notes) logger.warn(`${driverName}: ${note}`)
+    madeInterface = !interfaceInfo.adopted && !interfaceInfo.absent
 
     const subnet = interfaceInfo.subnet ?? config.net.subnet
     if (subnet !== config.net.subnet) logger.info(`${driverName} serves addresses from ${subnet} (net.subnet ${config.net.subnet} is not usable with it)`)
@@ -110,7 +112,8 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
       },
     }
   } catch (e) {
-    await close({ removeInterface: false })
+    // a start that fails takes back the interface it made; an adopted one stays for the next start
+    await close({ removeInterface: madeInterface })
     throw e
   }
 }

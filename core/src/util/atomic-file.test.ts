@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs'
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { isProcessAlive, removeStaleTempFiles, stageFile, writeFileAtomic, writeFileAtomicSync } from './atomic-file.js'
+import { isProcessAlive, removeStaleTempFiles, removeStaleTempFilesIn, stageFile, writeFileAtomic, writeFileAtomicSync } from './atomic-file.js'
 
 describe('atomic files', () => {
   let dir: string
@@ -64,5 +64,14 @@ describe('atomic files', () => {
     assert.ok((await lstat(join(dir, `.hosts.${dead}.11111111.tmp`))).isSymbolicLink())
     assert.equal(await readFile(file, 'utf8'), 'keep')
     assert.deepEqual(await removeStaleTempFiles(join(dir, 'missing-dir', 'x')), [])
+  })
+
+  it('sweeps a state directory: the dead writers’ temp files of every file, nothing else', async () => {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!
+    const stale = [join(dir, `.allocations.json.${dead}.7bfdbe96.tmp`), join(dir, `.endpoints.json.${dead}.deadbeef.tmp`)]
+    const kept = [join(dir, `.allocations.json.${process.pid}.7bfdbe96.tmp`), join(dir, 'allocations.json'), join(dir, `endpoints.json.${dead}.deadbeef.tmp`)]
+    for (const f of [...stale, ...kept]) await writeFile(f, 'x')
+    assert.deepEqual((await removeStaleTempFilesIn(dir)).sort(), stale.sort())
+    for (const f of kept) assert.equal(existsSync(f), true, f)
   })
 })

@@ -116,9 +116,17 @@ export function writeFileAtomicSync(path: string, data: Uint8Array, { mode = 0o6
  * process `pid` is alive (a live pid, even one reused by another program, keeps its file). Returns
  * the paths removed.
  */
-export async function removeStaleTempFiles(path: string): Promise<string[]> {
-  const dir = dirname(path)
+export function removeStaleTempFiles(path: string): Promise<string[]> {
   const name = basename(path)
+  return removeDeadTemps(dirname(path), (target) => target === name)
+}
+
+/** The same for the temp files of every file in `dir` (a state directory, which is ngrokd's alone). */
+export function removeStaleTempFilesIn(dir: string): Promise<string[]> {
+  return removeDeadTemps(dir, () => true)
+}
+
+async function removeDeadTemps(dir: string, forTarget: (name: string) => boolean): Promise<string[]> {
   let entries: string[]
   try {
     entries = await readdir(dir)
@@ -128,7 +136,7 @@ export async function removeStaleTempFiles(path: string): Promise<string[]> {
   const removed: string[] = []
   for (const entry of entries) {
     const m = TEMP_NAME.exec(entry)
-    if (!m || m[1] !== name || isProcessAlive(Number(m[2]))) continue
+    if (!m || !forTarget(m[1]!) || isProcessAlive(Number(m[2]))) continue
     const temp = join(dir, entry)
     try {
       if (!(await lstat(temp)).isFile()) continue

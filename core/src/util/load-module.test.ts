@@ -87,3 +87,9 @@ describe('drivers and plugins: built-ins from the installation, nothing another 
     assert.deepEqual(ran(), ['root-driver'])
   })
 })
+
+describe('a name that is one of Node’s own modules', () => {
+  it('is not found as a driver (names.resolver: dns without its plugin once met realpath("dns"))', async () => {
+    await assert.rejects(resolveDriver('dns', { configDir: tmpdir(), kind: 'name-resolver' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND') && /"dns" not found/.test((e as Error).message))
+  })
+})

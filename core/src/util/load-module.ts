@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
+import { createRequire, isBuiltin } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { NgrokdError } from '../errors/ngrokd-error.js'
@@ -86,6 +86,8 @@ export function resolveSpecifier(specifier: string, configDir: string): string {
 
 /** `require.resolve` from `from`, or a package's import-only entry. */
 function resolveFrom(specifier: string, from: string): string {
+  // require.resolve('dns') answers Node's own module: never a driver or plugin
+  if (isBuiltin(specifier)) throw Object.assign(new Error(`${specifier} is a module of Node itself`), { code: 'MODULE_NOT_FOUND' })
   try {
     return createRequire(from).resolve(specifier)
   } catch (e) {
