@@ -480,19 +480,22 @@ describe('simulator REST API', () => {
       assert.equal((await call(s, 'GET', '/kubernetes_operators')).status, 200)
       assert.match(s.apiHttpsUrl!, /^https:\/\/127\.0\.0\.1:\d+$/)
       const get = (ca: string[] | undefined, servername: string) =>
-        new Promise<{ status: number; peer: X509Certificate }>((resolve, reject) => {
+        new Promise<{ status: number; peer: X509Certificate; body: { uri?: string } }>((resolve, reject) => {
           const req = httpsRequest(
             `${s.apiHttpsUrl}/kubernetes_operators`,
             { servername, headers: { Authorization: `Bearer ${s.apiKey}`, 'Ngrok-Version': '2' }, ...(ca ? { ca } : {}) },
             (res) => {
               const peer = new X509Certificate((res.socket as TLSSocket).getPeerCertificate().raw)
-              res.resume().on('end', () => resolve({ status: res.statusCode ?? 0, peer }))
+              let text = ''
+              res.setEncoding('utf8').on('data', (d: string) => (text += d))
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, peer, body: JSON.parse(text) as { uri?: string } }))
             },
           )
           req.on('error', reject).end()
         })
       const ok = await get([s.caCertPem, s.caRootCertPem], 'api.ngrok.com')
       assert.equal(ok.status, 200)
+      assert.equal(ok.body.uri, `${s.apiHttpsUrl}/kubernetes_operators`, 'a list names its pages on the origin it was asked on (next_page_uri too)')
       assert.equal(ok.peer.checkHost('api.ngrok.com'), 'api.ngrok.com')
       assert.equal(ok.peer.checkIP('127.0.0.1'), '127.0.0.1', 'the listen address is in the certificate too')
       assert.ok(ok.peer.checkIssued(new X509Certificate(s.caCertPem)), 'issued by the intermediate clients are given')

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
+import { TLSSocket } from 'node:tls'
 import type { Logger } from '@ngrokd/core'
 import { handleAdmin, type SimulatorAdmin } from './admin-api.js'
 import { BodyError, readJsonBody, sendJson, sleep } from './http-util.js'
@@ -47,10 +48,10 @@ export class ApiServer {
     const op = '/kubernetes_operators'
     const id = '([A-Za-z0-9_]+)'
     this.route('POST', `^${op}$`, async ({ req }) => ({ status: 201, body: s.operatorObject(s.createOperator(await this.body(req))) }))
-    this.route('GET', `^${op}$`, async ({ query, path }) => {
+    this.route('GET', `^${op}$`, async ({ req, query, path }) => {
       const { limit, beforeId } = pageParams(query)
       const page = s.page([...s.operators.values()], limit, beforeId)
-      return { status: 200, body: this.listBody('operators', page.items.map((o) => s.operatorObject(o)), path, limit, page.nextBeforeId) }
+      return { status: 200, body: this.listBody('operators', page.items.map((o) => s.operatorObject(o)), this.originOf(req) + path, limit, page.nextBeforeId) }
     })
     this.route('GET', `^${op}/${id}$`, async ({ params }) => ({ status: 200, body: s.operatorObject(s.getOperator(params[0]!)) }))
     this.route('PATCH', `^${op}/${id}$`, async ({ req, params }) => ({
@@ -61,10 +62,10 @@ export class ApiServer {
       s.deleteOperator(params[0]!)
       return { status: 204 }
     })
-    this.route('GET', `^${op}/${id}/bound_endpoints$`, async ({ params, query, path }) => {
+    this.route('GET', `^${op}/${id}/bound_endpoints$`, async ({ req, params, query, path }) => {
       const { limit, beforeId } = pageParams(query)
       const page = s.page(s.boundEndpoints(s.getOperator(params[0]!)), limit, beforeId)
-      return { status: 200, body: this.listBody('endpoints', page.items.map((e) => s.endpointObject(e)), path, limit, page.nextBeforeId) }
+      return { status: 200, body: this.listBody('endpoints', page.items.map((e) => s.endpointObject(e)), this.originOf(req) + path, limit, page.nextBeforeId) }
     })
     this.route('GET', `^/endpoints/${id}$`, async ({ params }) => {
       const ep = s.endpoints.get(params[0]!)
@@ -203,9 +204,15 @@ export class ApiServer {
     return body
   }
 
-  private listBody(key: string, items: unknown[], path: string, limit: number, nextBeforeId: string | null): Record<string, unknown> {
-    const next = nextBeforeId === null ? null : `${this.url}${path}?${new URLSearchParams({ before_id: nextBeforeId, limit: String(limit) })}`
-    return { [key]: items, uri: `${this.url}${path}`, next_page_uri: next }
+  /** A list page at `uri` (absolute): `next_page_uri` on the same origin, which clients follow as it is (PROTOCOL.md §2). */
+  private listBody(key: string, items: unknown[], uri: string, limit: number, nextBeforeId: string | null): Record<string, unknown> {
+    const next = nextBeforeId === null ? null : `${uri}?${new URLSearchParams({ before_id: nextBeforeId, limit: String(limit) })}`
+    return { [key]: items, uri, next_page_uri: next }
+  }
+
+  /** The origin the request came in on: the HTTPS listener's for a TLS connection, else the HTTP one's. */
+  private originOf(req: IncomingMessage): string {
+    return req.socket instanceof TLSSocket && this.httpsUrl ? this.httpsUrl : this.url
   }
 }
 
