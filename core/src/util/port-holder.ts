@@ -92,6 +92,6 @@ async function programName(pid: string): Promise<string | undefined> {
 
 /** `postgres (pid 812) on 0.0.0.0:5432` */
 export function describePortHolder(h: PortHolder): string {
-  const who = h.pid === undefined ? 'another program' : `${h.command ?? 'a process'} (pid ${h.pid})`
+  const who = h.pid === undefined ? 'another program' : h.pid === process.pid ? `this ngrokd itself (pid ${h.pid}: a bug, please report it)` : `${h.command ?? 'a process'} (pid ${h.pid})`
   return `${who} on ${h.listen}`
 }

@@ -62,12 +62,22 @@ export class StableAssignments {
     return dropped
   }
 
-  /** A slot for each key; `changed` is true when anything is to be saved. */
+  /**
+   * A slot for each key; `changed` is true when anything is to be saved. No key gets a slot in `skip`:
+   * one that holds such a slot already (a network port that an endpoint now uses as its own) moves.
+   */
   assign(keys: readonly string[], skip: ReadonlySet<number> = new Set()): { results: SlotResult[]; changed: boolean } {
     const results: SlotResult[] = []
     let changed = false
     for (const key of keys) {
-      const known = this.byKey.get(key)
+      let known = this.byKey.get(key)
+      if (known && skip.has(known.slot)) {
+        this.byKey.delete(key)
+        this.bySlot.delete(known.slot)
+        this.released.delete(key)
+        known = undefined
+        changed = true
+      }
       if (known) {
         if (!known.active) {
           known.active = true
