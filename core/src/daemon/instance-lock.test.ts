@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { InstanceLock, STATE_LOCK_FILE } from './instance-lock.js'
+import { InstanceLock, STATE_LOCK_FILE, stateDirHolder } from './instance-lock.js'
 
 async function withDirs(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'ngrokd-lock-'))
@@ -49,11 +49,13 @@ test('a second daemon on the same state dir is refused, naming the first; a lock
         'another state dir on the same interface (same network namespace) is refused too',
       )
       assert.deepEqual(await readdir(join(dir, 'state2')), [], 'a refused start leaves no lock or temp file of its own behind')
+      assert.equal((await stateDirHolder(stateDir))?.socket, '/run/first.sock', 'doctor finds the daemon of a state dir by its lock')
     } finally {
       holder.kill('SIGKILL')
       await once(holder, 'exit')
     }
     // the holder died without releasing (kill -9): its locks are stale
+    assert.equal(await stateDirHolder(stateDir), undefined)
     const lock = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/second.sock', runDir })
     await assert.rejects(InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/third.sock', runDir }), refused(process.pid, /second\.sock/), 'a second daemon in this process is refused as well')
     await lock.release()

@@ -136,6 +136,12 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
   }
 }
 
+/** The daemon that holds `stateDir`'s lock and still runs, if any (for doctor: a daemon on another socket). */
+export async function stateDirHolder(stateDir: string): Promise<LockHolder | undefined> {
+  const holder = await readHolder(join(stateDir, STATE_LOCK_FILE))
+  return holder && holder.pid !== process.pid && isNgrokd(holder.pid) ? holder : undefined
+}
+
 async function readHolder(path: string): Promise<LockHolder | undefined> {
   try {
     const holder = JSON.parse(await readFile(path, 'utf8')) as LockHolder

@@ -3,6 +3,7 @@ import { ConfigInvalidError } from '../config/config-invalid-error.js'
 import type { Check } from '../contracts/check.js'
 import { refusedKeyHint } from '../daemon/api-key-source.js'
 import { callDaemon } from '../daemon/control-api.js'
+import { stateDirHolder } from '../daemon/instance-lock.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
 import { publicDomainOf } from '../names/public-domain.js'
@@ -35,6 +36,16 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
   try {
     status = await callDaemon(config.control.socket, 'GET /v1/status', undefined, 3_000)
   } catch (e) {
+    // a daemon on this state dir that answers on another socket is running, and what it made is not left over
+    const holder = await stateDirHolder(config.stateDir)
+    if (holder) {
+      return [{
+        id: 'daemon.running',
+        status: 'warn',
+        summary: `an ngrokd (pid ${holder.pid}, started ${holder.startedAt}) runs on state dir ${config.stateDir}, but its control socket is ${holder.socket}, not ${config.control.socket}`,
+        hint: 'run doctor with the config that daemon was started with (--config or --instance), or set control.socket to its socket',
+      }]
+    }
     return [{ id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) }, ...(await leftoverChecks(config))]
   }
   const checks: Check[] = [
