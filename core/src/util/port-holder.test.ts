@@ -15,7 +15,8 @@ describe('findPortHolder', { skip: process.platform !== 'linux' && 'reads /proc'
       assert.equal(holder.listen, `0.0.0.0:${port}`)
       assert.equal(holder.pid, process.pid)
       assert.equal(holder.command, basename(process.execPath))
-      assert.equal(describePortHolder(holder), `${basename(process.execPath)} (pid ${process.pid}) on 0.0.0.0:${port}`)
+      assert.equal(describePortHolder({ ...holder, pid: 1 }), `${basename(process.execPath)} (pid 1) on 0.0.0.0:${port}`)
+      assert.equal(describePortHolder(holder), `this ngrokd itself (pid ${process.pid}: a bug, please report it) on 0.0.0.0:${port}`, 'never blamed on another program')
     } finally {
       server.close()
     }
