@@ -10,5 +10,10 @@ import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
  */
 export async function prepareStateDir(stateDir: string): Promise<string> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 })
-  return runsAsRoot() ? assertTrustedPath(stateDir, { what: 'state directory' }) : stateDir
+  return checkStateDirTrust(stateDir)
+}
+
+/** The rule of {@link prepareStateDir} alone, for a directory that exists (doctor, which creates nothing). */
+export function checkStateDirTrust(stateDir: string): Promise<string> {
+  return runsAsRoot() ? assertTrustedPath(stateDir, { what: 'state directory' }) : Promise.resolve(stateDir)
 }

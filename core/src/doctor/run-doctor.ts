@@ -10,7 +10,7 @@ import { configProblems, daemonChecks } from './daemon-checks.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
-import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
+import { checkStateDirTrust } from '../daemon/state-dir.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
 
@@ -118,9 +118,9 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
 async function checkStateDir(dir: string): Promise<Check> {
   const st = await stat(dir).catch(() => undefined)
   const target = st ? dir : dirname(dir)
-  if (st && runsAsRoot()) {
-    // the daemon refuses a state_dir another user could change (prepareStateDir)
-    const untrusted = await assertTrustedPath(dir, { what: 'state directory' }).then(() => undefined, (e: unknown) => e)
+  if (st) {
+    // the daemon refuses a state_dir another user could change, as root
+    const untrusted = await checkStateDirTrust(dir).then(() => undefined, (e: unknown) => e)
     if (untrusted) return failed('state.dir', untrusted)
   }
   try {
