@@ -248,8 +248,11 @@ export async function removeStaleSocket(path: string): Promise<boolean> {
   return true
 }
 
-/** A group's id: a number as given; else from getent (Linux) or, on macOS, which has no getent, Directory Services. */
-function groupId(group: string): number {
+/**
+ * A group's id: a number as given; else from getent (Linux) or, on macOS, which has no getent, Directory Services.
+ * Throws NGROKD_ERR_CONTROL naming the group when it does not exist (the daemon asks before it creates anything).
+ */
+export function groupId(group: string): number {
   if (/^\d+$/.test(group)) return Number(group)
   try {
     if (process.platform === 'darwin') {

@@ -8,7 +8,7 @@ import { Registration, type RegistrationInfo } from '../registration/index.js'
 import { createForwarder, type CreateForwarderOptions, type ForwarderMode } from '../forward/create-forwarder.js'
 import { loadIngressTrust } from '../forward/ingress-trust.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
-import { ControlServer } from '../control/control-server.js'
+import { ControlServer, groupId } from '../control/control-server.js'
 import { container } from '../di/tsyringe.js'
 import type { Registry } from 'prom-client'
 import { readFile } from 'node:fs/promises'
@@ -130,6 +130,8 @@ export class Daemon {
   async start(): Promise<void> {
     const { config, logger } = this
     logger.info({ version: CORE_VERSION, config: this.options.configSource ?? 'defaults', stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting (${this.options.configSource ?? 'no config file: defaults and environment'})`)
+    // a control.group that does not exist fails before anything is created (Windows resolves it to a SID when the pipe opens)
+    if (config.control.group && process.platform !== 'win32') groupId(config.control.group)
     await prepareStateDir(config.stateDir)
     // one daemon per state dir, interface and hosts block: a second one is refused before it touches anything
     this.lock = await InstanceLock.acquireFor(config, this.options.lock)

@@ -478,9 +478,11 @@ describe('simulator REST API', () => {
     try {
       assert.match(s.apiUrl, /^http:\/\/127\.0\.0\.1:\d+$/, 'plain HTTP stays where it was')
       assert.equal((await call(s, 'GET', '/kubernetes_operators')).status, 200)
+      const created = await call<OperatorObject>(s, 'POST', '/kubernetes_operators', { body: registerBody() })
+      assert.equal(created.body.uri, `${s.apiUrl}/kubernetes_operators/${created.body.id}`, 'asked over HTTP, named on HTTP')
       assert.match(s.apiHttpsUrl!, /^https:\/\/127\.0\.0\.1:\d+$/)
       const get = (ca: string[] | undefined, servername: string) =>
-        new Promise<{ status: number; peer: X509Certificate; body: { uri?: string } }>((resolve, reject) => {
+        new Promise<{ status: number; peer: X509Certificate; body: { uri?: string; operators?: OperatorObject[] } }>((resolve, reject) => {
           const req = httpsRequest(
             `${s.apiHttpsUrl}/kubernetes_operators`,
             { servername, headers: { Authorization: `Bearer ${s.apiKey}`, 'Ngrok-Version': '2' }, ...(ca ? { ca } : {}) },
@@ -488,7 +490,7 @@ describe('simulator REST API', () => {
               const peer = new X509Certificate((res.socket as TLSSocket).getPeerCertificate().raw)
               let text = ''
               res.setEncoding('utf8').on('data', (d: string) => (text += d))
-              res.on('end', () => resolve({ status: res.statusCode ?? 0, peer, body: JSON.parse(text) as { uri?: string } }))
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, peer, body: JSON.parse(text) as { uri?: string; operators?: OperatorObject[] } }))
             },
           )
           req.on('error', reject).end()
@@ -496,6 +498,11 @@ describe('simulator REST API', () => {
       const ok = await get([s.caCertPem, s.caRootCertPem], 'api.ngrok.com')
       assert.equal(ok.status, 200)
       assert.equal(ok.body.uri, `${s.apiHttpsUrl}/kubernetes_operators`, 'a list names its pages on the origin it was asked on (next_page_uri too)')
+      assert.deepEqual(
+        ok.body.operators?.map((o) => o.uri),
+        [`${s.apiHttpsUrl}/kubernetes_operators/${created.body.id}`],
+        'and the objects in it',
+      )
       assert.equal(ok.peer.checkHost('api.ngrok.com'), 'api.ngrok.com')
       assert.equal(ok.peer.checkIP('127.0.0.1'), '127.0.0.1', 'the listen address is in the certificate too')
       assert.ok(ok.peer.checkIssued(new X509Certificate(s.caCertPem)), 'issued by the intermediate clients are given')

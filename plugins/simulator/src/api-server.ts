@@ -47,16 +47,17 @@ export class ApiServer {
     const s = options.state
     const op = '/kubernetes_operators'
     const id = '([A-Za-z0-9_]+)'
-    this.route('POST', `^${op}$`, async ({ req }) => ({ status: 201, body: s.operatorObject(s.createOperator(await this.body(req))) }))
+    this.route('POST', `^${op}$`, async ({ req }) => ({ status: 201, body: s.operatorObject(s.createOperator(await this.body(req)), this.originOf(req)) }))
     this.route('GET', `^${op}$`, async ({ req, query, path }) => {
       const { limit, beforeId } = pageParams(query)
       const page = s.page([...s.operators.values()], limit, beforeId)
-      return { status: 200, body: this.listBody('operators', page.items.map((o) => s.operatorObject(o)), this.originOf(req) + path, limit, page.nextBeforeId) }
+      const origin = this.originOf(req)
+      return { status: 200, body: this.listBody('operators', page.items.map((o) => s.operatorObject(o, origin)), origin + path, limit, page.nextBeforeId) }
     })
-    this.route('GET', `^${op}/${id}$`, async ({ params }) => ({ status: 200, body: s.operatorObject(s.getOperator(params[0]!)) }))
+    this.route('GET', `^${op}/${id}$`, async ({ req, params }) => ({ status: 200, body: s.operatorObject(s.getOperator(params[0]!), this.originOf(req)) }))
     this.route('PATCH', `^${op}/${id}$`, async ({ req, params }) => ({
       status: 200,
-      body: s.operatorObject(s.updateOperator(params[0]!, await this.body(req))),
+      body: s.operatorObject(s.updateOperator(params[0]!, await this.body(req)), this.originOf(req)),
     }))
     this.route('DELETE', `^${op}/${id}$`, async ({ params }) => {
       s.deleteOperator(params[0]!)
@@ -65,12 +66,13 @@ export class ApiServer {
     this.route('GET', `^${op}/${id}/bound_endpoints$`, async ({ req, params, query, path }) => {
       const { limit, beforeId } = pageParams(query)
       const page = s.page(s.boundEndpoints(s.getOperator(params[0]!)), limit, beforeId)
-      return { status: 200, body: this.listBody('endpoints', page.items.map((e) => s.endpointObject(e)), this.originOf(req) + path, limit, page.nextBeforeId) }
+      const origin = this.originOf(req)
+      return { status: 200, body: this.listBody('endpoints', page.items.map((e) => s.endpointObject(e, origin)), origin + path, limit, page.nextBeforeId) }
     })
-    this.route('GET', `^/endpoints/${id}$`, async ({ params }) => {
+    this.route('GET', `^/endpoints/${id}$`, async ({ req, params }) => {
       const ep = s.endpoints.get(params[0]!)
       if (!ep) throw new ApiErrorReply('notFound', `Endpoint '${params[0]}' not found.`)
-      return { status: 200, body: s.endpointObject(ep) }
+      return { status: 200, body: s.endpointObject(ep, this.originOf(req)) }
     })
   }
 

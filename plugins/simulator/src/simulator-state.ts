@@ -141,10 +141,11 @@ export class SimulatorState {
     return true
   }
 
-  endpointObject(ep: SimEndpoint): EndpointObject {
+  /** `origin`: the API origin the request came in on (HTTP or HTTPS), for `uri`. */
+  endpointObject(ep: SimEndpoint, origin = this.apiUrl): EndpointObject {
     return {
       id: ep.id,
-      uri: `${this.apiUrl}/endpoints/${ep.id}`,
+      uri: `${origin}/endpoints/${ep.id}`,
       url: ep.url,
       public_url: ep.url,
       proto: ep.proto,
@@ -266,11 +267,12 @@ export class SimulatorState {
     })
   }
 
-  operatorObject(op: SimOperator): OperatorObject {
+  /** `origin`: the API origin the request came in on (HTTP or HTTPS), for `uri`. */
+  operatorObject(op: SimOperator, origin = this.apiUrl): OperatorObject {
     const bindings = op.enabledFeatures.includes('bindings')
     return {
       id: op.id,
-      uri: `${this.apiUrl}/kubernetes_operators/${op.id}`,
+      uri: `${origin}/kubernetes_operators/${op.id}`,
       created_at: rfc3339(op.createdAt),
       updated_at: rfc3339(op.updatedAt),
       description: op.description,
