@@ -2,7 +2,9 @@ import { describe, it, mock } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { loadLibc } from './libc.js'
-import { COLLECT_AFTER_LISTENER_CHANGES, COLLECT_AFTER_SERVICES, RELEASE_AFTER_START_MS, releaseAfterReconcile, releaseFreedMemory, releaseFreedMemoryAfterStart } from './release-memory.js'
+import v8 from 'node:v8'
+import { collectAllGarbage, exposedGc, type GcFunction } from './exposed-gc.js'
+import { COLLECT_AFTER_LISTENER_CHANGES, COLLECT_AFTER_SERVICES, RELEASE_AFTER_START_MS, SETTLE_AFTER_RECONCILE_MS, type GarbageCollection, releaseAfterReconcile, releaseFreedMemory, releaseFreedMemoryAfterStart } from './release-memory.js'
 
 const MiB = 1024 * 1024
 
@@ -43,28 +45,28 @@ describe('releaseFreedMemory({ collectGarbage })', () => {
     for (let i = 0; i < 300_000; i++) garbage.push({ name: `svc${i}.bench`, tags: [i, i + 1] })
     garbage = undefined
     const before = process.memoryUsage().heapUsed // nothing allocates between here and the collection
-    await releaseFreedMemory({ collectGarbage: true })
+    await releaseFreedMemory({ collectGarbage: 'full' })
     const freed = before - process.memoryUsage().heapUsed
     assert.ok(freed >= 20 * MiB, `${(freed / MiB).toFixed(1)} MiB of the heap collected`)
   })
 })
 
 describe('releaseFreedMemoryAfterStart', () => {
-  it("trims at once, then collects and trims when the start has settled; a failure is swallowed", async () => {
+  it("trims at once, then collects all it can and trims when the start has settled; a failure is swallowed", async () => {
     mock.timers.enable({ apis: ['setTimeout'] })
     try {
-      const calls: boolean[] = []
-      releaseFreedMemoryAfterStart(async ({ collectGarbage = false } = {}) => {
+      const calls: Array<GarbageCollection | undefined> = []
+      releaseFreedMemoryAfterStart(async ({ collectGarbage } = {}) => {
         calls.push(collectGarbage)
         throw new Error('no trim today') // never an unhandled rejection
       })
-      assert.deepEqual(calls, [false])
+      assert.deepEqual(calls, [undefined])
       mock.timers.tick(RELEASE_AFTER_START_MS - 1)
-      assert.deepEqual(calls, [false])
+      assert.deepEqual(calls, [undefined])
       mock.timers.tick(1)
-      assert.deepEqual(calls, [false, true])
+      assert.deepEqual(calls, [undefined, 'all'])
       mock.timers.tick(10 * RELEASE_AFTER_START_MS)
-      assert.deepEqual(calls, [false, true])
+      assert.deepEqual(calls, [undefined, 'all'])
     } finally {
       mock.timers.reset()
     }
@@ -73,15 +75,67 @@ describe('releaseFreedMemoryAfterStart', () => {
 })
 
 describe('releaseAfterReconcile', () => {
-  it(`collects the whole heap only after ${COLLECT_AFTER_LISTENER_CHANGES} listener changes or ${COLLECT_AFTER_SERVICES} services or more`, async () => {
-    const calls: boolean[] = []
-    const release = async ({ collectGarbage = false } = {}): Promise<void> => void calls.push(collectGarbage)
-    const few = COLLECT_AFTER_SERVICES - 1
-    releaseAfterReconcile({ services: few, listenersAdded: 0, listenersRemoved: 0 }, release)
-    releaseAfterReconcile({ services: few, listenersAdded: COLLECT_AFTER_LISTENER_CHANGES - 1, listenersRemoved: 0 }, release)
-    releaseAfterReconcile({ services: few, listenersAdded: COLLECT_AFTER_LISTENER_CHANGES / 2, listenersRemoved: COLLECT_AFTER_LISTENER_CHANGES / 2 }, release)
-    releaseAfterReconcile({ services: 0, listenersAdded: 0, listenersRemoved: 10_000 }, release)
-    releaseAfterReconcile({ services: COLLECT_AFTER_SERVICES, listenersAdded: 0, listenersRemoved: 0 }, release) // a poll of a big account that changed nothing
-    assert.deepEqual(calls, [false, false, true, true, true])
+  it(`trims; after ${COLLECT_AFTER_LISTENER_CHANGES} listener changes or ${COLLECT_AFTER_SERVICES} services or more collects at once, and all it can ${SETTLE_AFTER_RECONCILE_MS} ms after the last of them`, () => {
+    mock.timers.enable({ apis: ['setTimeout'] })
+    try {
+      const calls: Array<GarbageCollection | undefined> = []
+      const release = async ({ collectGarbage }: { collectGarbage?: GarbageCollection } = {}): Promise<void> => void calls.push(collectGarbage)
+      const few = COLLECT_AFTER_SERVICES - 1
+      releaseAfterReconcile({ services: few, listenersAdded: 0, listenersRemoved: 0 }, release)
+      releaseAfterReconcile({ services: few, listenersAdded: COLLECT_AFTER_LISTENER_CHANGES - 1, listenersRemoved: 0 }, release)
+      mock.timers.tick(10 * SETTLE_AFTER_RECONCILE_MS)
+      assert.deepEqual(calls, [undefined, undefined], 'small reconciles only trim')
+      for (const big of [
+        { services: few, listenersAdded: COLLECT_AFTER_LISTENER_CHANGES / 2, listenersRemoved: COLLECT_AFTER_LISTENER_CHANGES / 2 },
+        { services: 0, listenersAdded: 0, listenersRemoved: 10_000 },
+        { services: COLLECT_AFTER_SERVICES, listenersAdded: 0, listenersRemoved: 0 }, // a poll of a big account that changed nothing
+      ]) {
+        calls.length = 0
+        releaseAfterReconcile(big, release)
+        mock.timers.tick(SETTLE_AFTER_RECONCILE_MS - 1)
+        assert.deepEqual(calls, ['full'], JSON.stringify(big))
+        mock.timers.tick(1)
+        assert.deepEqual(calls, ['full', 'all'], JSON.stringify(big))
+      }
+      calls.length = 0
+      const poll = { services: COLLECT_AFTER_SERVICES, listenersAdded: 0, listenersRemoved: 0 }
+      releaseAfterReconcile(poll, release)
+      mock.timers.tick(SETTLE_AFTER_RECONCILE_MS / 2)
+      releaseAfterReconcile(poll, release)
+      mock.timers.tick(SETTLE_AFTER_RECONCILE_MS - 1)
+      assert.deepEqual(calls, ['full', 'full'], 'a big reconcile puts the settled collection off')
+      mock.timers.tick(1)
+      mock.timers.tick(10 * SETTLE_AFTER_RECONCILE_MS)
+      assert.deepEqual(calls, ['full', 'full', 'all'], 'once')
+    } finally {
+      mock.timers.reset()
+    }
+  })
+})
+
+describe('collectAllGarbage', () => {
+  it("asks V8 13 and later for one memory-reducing collection, older V8 for two full ones", () => {
+    const calls: unknown[] = []
+    const gc: GcFunction = (options) => void calls.push(options)
+    collectAllGarbage(gc, 13)
+    assert.deepEqual(calls, [{ type: 'major', execution: 'sync', flavor: 'last-resort' }])
+    calls.length = 0
+    collectAllGarbage(gc, 11)
+    assert.deepEqual(calls, [undefined, undefined])
+    collectAllGarbage(undefined, 13) // no gc() to be had: nothing, no error
+  })
+
+  const v8Major = Number(process.versions.v8.split('.')[0])
+  it('gives back at once the young generation a burst of allocation grew (V8 13 and later)', {
+    skip: !exposedGc() ? 'no gc() here' : v8Major < 13 ? `V8 ${v8Major} shrinks it only after 5 s of little allocation` : false,
+  }, () => {
+    const youngGeneration = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size
+    // objects that survive scavenges grow the young generation, as a big reconcile's do
+    let kept: object[] | undefined = []
+    for (let i = 0; i < 300_000; i++) kept.push({ i, name: `svc${i}` })
+    const grown = youngGeneration()
+    kept = undefined
+    collectAllGarbage()
+    assert.ok(youngGeneration() < grown, `young generation ${grown} → ${youngGeneration()} bytes`)
   })
 })

@@ -1,6 +1,9 @@
-import { exposedGc } from './exposed-gc.js'
+import { collectAllGarbage, exposedGc } from './exposed-gc.js'
 
 type MallocTrim = (pad: number) => number
+
+/** How much of V8's heap {@link releaseFreedMemory} collects first: none (undefined), one full collection, or all it can give back. */
+export type GarbageCollection = 'full' | 'all'
 
 /** glibc's malloc_trim, bound once; null where there is none. */
 let mallocTrim: MallocTrim | null | undefined
@@ -14,13 +17,16 @@ let mallocTrim: MallocTrim | null | undefined
  * Linux with glibc only; elsewhere (macOS, Windows, musl) it does nothing. Loads koffi, which the Linux
  * driver has loaded already.
  *
- * With `collectGarbage`, first a full, compacting collection of V8's heap ({@link exposedGc}), which
- * gives back the heap pages it empties: V8 keeps the heap it grew to for a big reconcile committed long
- * after (measured with 10,000 endpoints: RSS 169 → 135 MiB after a first start, 229 → 154 after a
- * restart, for one collection of 30–36 ms and a trim of 9 ms).
+ * With `collectGarbage`, V8's heap is collected first, which gives back the heap pages it empties: V8 keeps
+ * the heap it grew to for a big reconcile committed long after.
+ * - `'full'`: one full, compacting collection ({@link exposedGc}). Measured with 10,000 endpoints: RSS
+ *   169 → 135 MiB after a first start, 229 → 154 after a restart, for one collection of 30–36 ms and a trim of 9 ms.
+ * - `'all'`: {@link collectAllGarbage}, which on Node 24 also shrinks the young generation and on Node 20 does
+ *   when the last 5 s allocated little: for a daemon that has settled.
  */
-export async function releaseFreedMemory({ collectGarbage = false, platform = process.platform }: { collectGarbage?: boolean; platform?: NodeJS.Platform } = {}): Promise<void> {
-  if (collectGarbage) exposedGc()?.()
+export async function releaseFreedMemory({ collectGarbage, platform = process.platform }: { collectGarbage?: GarbageCollection; platform?: NodeJS.Platform } = {}): Promise<void> {
+  if (collectGarbage === 'full') exposedGc()?.()
+  if (collectGarbage === 'all') collectAllGarbage()
   if (platform !== 'linux') return
   if (mallocTrim === undefined) {
     try {
@@ -46,23 +52,43 @@ export const COLLECT_AFTER_LISTENER_CHANGES = 1_000
 export const COLLECT_AFTER_SERVICES = 1_000
 
 /**
+ * After a big reconcile, a second collection ({@link collectAllGarbage}) waits until no big reconcile has run
+ * for this long: Node 20's V8 gives back the young generation such a reconcile grew only in a collection after
+ * 5 s of little allocation (src/heap/gc-tracer.h, kThroughputTimeFrameMs). Measured with 10,000 endpoints, RSS
+ * 10 s after the start's last reconcile: Node 20 123–125 → 94–98 MiB after a first start, 114–116 → 99 after a
+ * restart; Node 24 ~110 MiB, 159 before (V8's own memory reducer got to ~92 on Node 20 some 12 s later, or not in 20 s).
+ */
+export const SETTLE_AFTER_RECONCILE_MS = 6_000
+
+/**
  * Gives freed C-heap pages back now, and {@link RELEASE_AFTER_START_MS} later both those and V8's
- * (a full collection first) on a timer that does not keep the process alive; after that, each
+ * (all it can give back first) on a timer that does not keep the process alive; after that, each
  * reconcile does ({@link releaseAfterReconcile}). Measured on an idle daemon: the trim at serving time
  * alone left 70–79 MiB RSS (8 MiB freed afterwards by background compilation, in about half the
  * starts) until the first poll; with the later one 70–72.
  */
 export function releaseFreedMemoryAfterStart(release: typeof releaseFreedMemory = releaseFreedMemory): void {
-  const run = (collectGarbage: boolean): void => void release({ collectGarbage }).catch(() => undefined) // best effort: a failed trim costs memory, never the daemon
-  run(false)
-  setTimeout(run, RELEASE_AFTER_START_MS, true).unref()
+  run(release)
+  setTimeout(run, RELEASE_AFTER_START_MS, release, 'all').unref()
 }
 
+let settling: NodeJS.Timeout | undefined
+
 /**
- * What a reconcile freed goes back: always the C heap's pages, V8's whole heap too after
- * {@link COLLECT_AFTER_LISTENER_CHANGES} listener changes or a reconcile of {@link COLLECT_AFTER_SERVICES} services.
+ * What a reconcile freed goes back: the C heap's pages at once; after {@link COLLECT_AFTER_LISTENER_CHANGES}
+ * listener changes or a reconcile of {@link COLLECT_AFTER_SERVICES} services, V8's whole heap first, and
+ * all it can give back {@link SETTLE_AFTER_RECONCILE_MS} after the last such reconcile (on a timer that does
+ * not keep the process alive).
  */
 export function releaseAfterReconcile(report: { services: number; listenersAdded: number; listenersRemoved: number }, release: typeof releaseFreedMemory = releaseFreedMemory): void {
   const big = report.listenersAdded + report.listenersRemoved >= COLLECT_AFTER_LISTENER_CHANGES || report.services >= COLLECT_AFTER_SERVICES
-  void release({ collectGarbage: big }).catch(() => undefined)
+  if (!big) return run(release)
+  run(release, 'full')
+  clearTimeout(settling)
+  settling = setTimeout(run, SETTLE_AFTER_RECONCILE_MS, release, 'all').unref()
+}
+
+/** Best effort: a failed trim costs memory, never the daemon. */
+function run(release: typeof releaseFreedMemory, collectGarbage?: GarbageCollection): void {
+  void release(collectGarbage ? { collectGarbage } : {}).catch(() => undefined)
 }

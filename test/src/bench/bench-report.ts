@@ -76,6 +76,7 @@ function endpointsSection(f: EndpointsFigure): string {
         row('serving (control API) / addresses on the link / names in /etc/hosts', (s) => `${int(s.serving)} / ${int(s.kernelAddresses)} / ${int(s.hostsNames)}`),
         row('sampled hostnames answering (dns.lookup + HTTP)', (s) => `${s.sampleOk}/${s.sampleTotal}`),
         row('daemon RSS at that point (peak)', (s) => `${mib(s.rssMiB)} (${mib(s.peakRssMiB)})`),
+        row('daemon RSS settled, 8 s after the first poll\'s reconcile', (s) => mib(s.settledRssMiB)),
       ],
       ['l', 'r', 'r'],
     ),

@@ -92,7 +92,7 @@ test('npm run bench -- --quick prints every table and writes JSON with every fig
     assert.equal(endpoints.status, 'ok', endpoints.reason)
     assert.equal(endpoints.endpoints, QUICK_SCALE.endpoints)
     for (const phase of [endpoints.first!, endpoints.restart!]) {
-      for (const v of [phase.firstPollMs, phase.allServingMs, phase.namesMs, phase.reconcileMs, phase.pollReconcileMs, phase.rssMiB]) assert.ok(isNumber(v))
+      for (const v of [phase.firstPollMs, phase.allServingMs, phase.namesMs, phase.reconcileMs, phase.pollReconcileMs, phase.rssMiB, phase.settledRssMiB]) assert.ok(isNumber(v))
       assert.equal(phase.serving, QUICK_SCALE.endpoints)
       assert.equal(phase.pageRequests, 3, 'each start fetched 3 pages of 100')
       assert.equal(phase.kernelAddresses, QUICK_SCALE.endpoints)
