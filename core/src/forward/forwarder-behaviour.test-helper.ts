@@ -7,6 +7,7 @@ import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { encodeConnResponse } from '../protocol/binding-frames.js'
 import type { ConnectionLimitOptions } from './connection-limits.js'
+import type { ListenerEntry, TrackedConnection } from './listening-forwarder.js'
 import type { IngressDialerOptions } from './ingress-dialer.js'
 import { startFakeIngress, type FakeIngress, type FakeIngressOptions } from '../testing/fake-ingress.js'
 import { freePort } from '../testing/net-probes.js'
@@ -175,6 +176,30 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       assert.ok(checks.length > 0)
       assert.deepEqual(checks.map((c) => c.status), checks.map(() => 'ok'), JSON.stringify(checks))
       assert.ok(checks.some((c) => c.id === 'forwarder.connections'))
+    })
+
+    it('idle listeners share one set of handlers and hold no connection state until a connection comes', async () => {
+      // 10,000 idle listeners are a normal daemon: per listener only its entry, server and handle
+      const { forwarder, port } = await setup()
+      const other = await freePort()
+      await forwarder.listen({ address: '127.0.0.1', port, target: api })
+      await forwarder.listen({ address: '127.0.0.1', port: other, target: api })
+      const entries = (forwarder as unknown as { entries: Map<string, ListenerEntry<TrackedConnection>> }).entries
+      const [a, b] = [entries.get(`127.0.0.1:${port}`)!, entries.get(`127.0.0.1:${other}`)!]
+      for (const event of ['connection', 'error']) {
+        assert.equal(a.server.listeners(event).length, 1, event)
+        assert.equal(a.server.listeners(event)[0], b.server.listeners(event)[0], `one ${event} handler for all servers`)
+      }
+      assert.equal(a.conns, b.conns, 'both without connections: the one shared empty set')
+      const c = await connect(port)
+      await until(() => a.conns.size === 1)
+      assert.notEqual(a.conns, b.conns)
+      const reply = readAll(c)
+      c.end('x')
+      assert.equal((await reply).toString(), 'x')
+      await closed(c)
+      await until(() => a.conns.size === 0)
+      assert.equal(a.conns, b.conns, 'the set went with the last connection')
     })
 
     it('delivers the bytes that came with the ConnResponse first, in order', async () => {

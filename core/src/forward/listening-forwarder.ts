@@ -19,27 +19,75 @@ export interface TrackedConnection {
   cut(): void
 }
 
-export interface ListenerEntry<C extends TrackedConnection> {
-  readonly key: string
-  readonly address: string
-  readonly port: number
-  readonly server: net.Server
-  target: ForwardTarget
-  rewriteHost?: string
-  /** Clients from other machines are admitted (network mode); else only local ones. */
-  remoteClients: boolean
-  readonly conns: Set<C>
-  total: number
-  refused: number
-  closedBytesIn: number
-  closedBytesOut: number
-  readonly handshake: { count: number; totalMs: number; maxMs: number }
-  readonly errors: Record<string, number>
+const WARN_EVERY_MS = 10_000
+const NO_CONNECTIONS: ReadonlySet<never> = new Set()
+
+/**
+ * One listening address:port and its counters. A daemon may hold 10,000 of these, nearly all idle, so
+ * what a listener only needs once it has connections or failures (the open set, the error counts, the
+ * warn times) is made on first use, and its handlers are the forwarder's, shared by all listeners.
+ */
+export class ListenerEntry<C extends TrackedConnection> {
+  total = 0
+  refused = 0
+  closedBytesIn = 0
+  closedBytesOut = 0
+  handshakeCount = 0
+  handshakeTotalMs = 0
+  handshakeMaxMs = 0
   /** The latest failed connection, for `diagnose()`. */
-  lastError?: NgrokdError
+  lastError?: NgrokdError = undefined
+  onEmpty?: () => void = undefined
+  private open?: Set<C> = undefined
+  private errorCounts?: Record<string, number> = undefined
   /** When each log key was last logged at warn: repeats within {@link WARN_EVERY_MS} go to debug. */
-  readonly warnedAt: Map<string, number>
-  onEmpty?: () => void
+  private warnedAt?: Map<string, number> = undefined
+
+  constructor(
+    readonly key: string,
+    readonly address: string,
+    readonly port: number,
+    readonly server: net.Server,
+    public target: ForwardTarget,
+    public rewriteHost: string | undefined,
+    /** Clients from other machines are admitted (network mode); else only local ones. */
+    public remoteClients: boolean,
+  ) {}
+
+  /** The open connections. */
+  get conns(): ReadonlySet<C> {
+    return this.open ?? NO_CONNECTIONS
+  }
+
+  addConnection(conn: C): void {
+    ;(this.open ??= new Set()).add(conn)
+  }
+
+  /** False when `conn` was not open. The set goes with the last connection. */
+  deleteConnection(conn: C): boolean {
+    if (!this.open?.delete(conn)) return false
+    if (this.open.size === 0) this.open = undefined
+    return true
+  }
+
+  count(key: string): void {
+    const counts = (this.errorCounts ??= {})
+    counts[key] = (counts[key] ?? 0) + 1
+  }
+
+  /** Failures so far by key (a copy). */
+  errors(): Record<string, number> {
+    return { ...this.errorCounts }
+  }
+
+  /** True when `key` was not logged at warn within {@link WARN_EVERY_MS}; then it counts as logged now. */
+  warnNow(key: string): boolean {
+    const now = Date.now()
+    const last = this.warnedAt?.get(key)
+    if (last !== undefined && now - last < WARN_EVERY_MS) return false
+    ;(this.warnedAt ??= new Map()).set(key, now)
+    return true
+  }
 }
 
 export interface ListeningForwarderOptions {
@@ -49,7 +97,6 @@ export interface ListeningForwarderOptions {
   localAddresses?: LocalAddresses
 }
 
-const WARN_EVERY_MS = 10_000
 
 /**
  * What every forwarder that listens with `node:net` shares: listen/unlisten bookkeeping (serialized per
@@ -71,11 +118,28 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
   private readonly queues = new Map<string, Promise<unknown>>()
   protected closed = false
   private readonly localAddresses: LocalAddresses
+  /** Each server's entry, for the handlers all servers share. */
+  private readonly listenerOf = new WeakMap<net.Server, ListenerEntry<C>>()
+  private readonly onConnection: (this: net.Server, socket: net.Socket) => void
+  private readonly onAcceptError: (this: net.Server, err: NodeJS.ErrnoException) => void
 
   constructor(options: ListeningForwarderOptions) {
     this.logger = options.logger
     this.limits = new ConnectionLimits(options.limits)
     this.localAddresses = options.localAddresses ?? new LocalAddresses()
+    const forwarder = this
+    this.onConnection = function (socket) {
+      const entry = forwarder.listenerOf.get(this)
+      if (entry) forwarder.admit(entry, socket)
+      else refuseConnection(socket)
+    }
+    this.onAcceptError = function (err) {
+      const entry = forwarder.listenerOf.get(this)
+      if (!entry) return
+      const code = err.code ?? 'accept'
+      entry.count(code)
+      forwarder.warn(entry, code, { listener: entry.key, err: err.message }, `${entry.key}: accept failed: ${err.message}`)
+    }
   }
 
   /** Carries one admitted, paused local connection. See the class rules. */
@@ -125,29 +189,11 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
         server.close()
         throw new NgrokdError('NGROKD_ERR_ABORTED', `${this.forwarder} forwarder: listen on ${where} aborted`, { cause: signal.reason })
       }
-      const entry: ListenerEntry<C> = {
-        key,
-        address,
-        port,
-        server,
-        target: { ...target },
-        rewriteHost,
-        remoteClients,
-        conns: new Set(),
-        total: 0,
-        refused: 0,
-        closedBytesIn: 0,
-        closedBytesOut: 0,
-        handshake: { count: 0, totalMs: 0, maxMs: 0 },
-        errors: {},
-        warnedAt: new Map(),
-      }
-      server.on('connection', (socket: net.Socket) => this.admit(entry, socket))
+      const entry = new ListenerEntry<C>(key, address, port, server, { ...target }, rewriteHost, remoteClients)
+      this.listenerOf.set(server, entry)
+      server.on('connection', this.onConnection)
       // after listen, 'error' means a failed accept (EMFILE, ENFILE): the server keeps listening
-      server.on('error', (err: NodeJS.ErrnoException) => {
-        count(entry, err.code ?? 'accept')
-        this.warn(entry, err.code ?? 'accept', { listener: where, err: err.message }, `${where}: accept failed: ${err.message}`)
-      })
+      server.on('error', this.onAcceptError)
       this.entries.set(key, entry)
       this.failed.delete(key)
       this.logger.debug({ listener: where, target }, `listening on ${where} for ${target.hostname}:${target.port}`)
@@ -193,9 +239,9 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
         totalConnections: e.total,
         bytesIn,
         bytesOut,
-        errors: { ...e.errors },
+        errors: e.errors(),
         refused: e.refused,
-        handshake: { ...e.handshake },
+        handshake: { count: e.handshakeCount, totalMs: e.handshakeTotalMs, maxMs: e.handshakeMaxMs },
       })
     }
     return out
@@ -236,12 +282,12 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
   }
 
   protected track(entry: ListenerEntry<C>, conn: C): void {
-    entry.conns.add(conn)
+    entry.addConnection(conn)
   }
 
   /** The connection has ended on both sides: frees its limit slot; its final byte counts join the listener's. */
   protected untrack(entry: ListenerEntry<C>, conn: C, bytesIn: number, bytesOut: number): void {
-    if (!entry.conns.delete(conn)) return
+    if (!entry.deleteConnection(conn)) return
     this.limits.release()
     entry.closedBytesIn += bytesIn
     entry.closedBytesOut += bytesOut
@@ -250,16 +296,15 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
 
   /** Time from accept to the ConnResponse of one connection. */
   protected recordHandshake(entry: ListenerEntry<C>, ms: number): void {
-    const h = entry.handshake
-    h.count++
-    h.totalMs += ms
-    if (ms > h.maxMs) h.maxMs = ms
+    entry.handshakeCount++
+    entry.handshakeTotalMs += ms
+    if (ms > entry.handshakeMaxMs) entry.handshakeMaxMs = ms
   }
 
   /** Counts a failed connection under its code and logs it (warn, rate-limited per code). */
   protected recordFailure(entry: ListenerEntry<C>, err: unknown, target: ForwardTarget): void {
     const key = errorKey(err)
-    count(entry, key)
+    entry.count(key)
     if (isNgrokdError(err)) entry.lastError = err
     const ngrokCode = (err as { ngrokCode?: string }).ngrokCode
     const { hostname, port } = target
@@ -273,18 +318,12 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
 
   /** Counts an error without logging it above debug (local resets, ingress resets mid-stream). */
   protected countError(entry: ListenerEntry<C>, key: string): void {
-    count(entry, key)
+    entry.count(key)
   }
 
   protected warn(entry: ListenerEntry<C>, key: string, obj: object, msg: string): void {
-    const now = Date.now()
-    const last = entry.warnedAt.get(key)
-    if (last !== undefined && now - last < WARN_EVERY_MS) {
-      this.logger.debug(obj, msg)
-      return
-    }
-    entry.warnedAt.set(key, now)
-    this.logger.warn(obj, msg)
+    if (entry.warnNow(key)) this.logger.warn(obj, msg)
+    else this.logger.debug(obj, msg)
   }
 
   private admit(entry: ListenerEntry<C>, socket: net.Socket): void {
@@ -297,7 +336,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
       const source = socket.remoteAddress
       refuseConnection(socket)
       entry.refused++
-      count(entry, NON_LOCAL_CLIENT)
+      entry.count(NON_LOCAL_CLIENT)
       this.warn(
         entry,
         NON_LOCAL_CLIENT,
@@ -343,10 +382,6 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
 /** Cuts every open connection: reset, since whatever was in flight is lost. */
 function cutAll<C extends TrackedConnection>(entry: ListenerEntry<C>): void {
   for (const c of entry.conns) c.cut()
-}
-
-function count(entry: { errors: Record<string, number> }, key: string): void {
-  entry.errors[key] = (entry.errors[key] ?? 0) + 1
 }
 
 /** ngrok's code for a refusal, else the NgrokdError code, else the errno code. */
