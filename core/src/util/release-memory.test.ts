@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs'
 import { loadLibc } from './libc.js'
 import v8 from 'node:v8'
 import { collectAllGarbage, exposedGc, type GcFunction } from './exposed-gc.js'
-import { COLLECT_AFTER_LISTENER_CHANGES, COLLECT_AFTER_SERVICES, RELEASE_AFTER_START_MS, SETTLE_AFTER_RECONCILE_MS, type GarbageCollection, releaseAfterReconcile, releaseFreedMemory, releaseFreedMemoryAfterStart } from './release-memory.js'
+import {
+  COLLECT_AFTER_LISTENER_CHANGES, COLLECT_AFTER_SERVICES, RELEASE_AFTER_START_MS, SETTLE_AFTER_RECONCILE_MS, SETTLE_RETRIES, type GarbageCollection,
+  releaseAfterReconcile, releaseFreedMemory, releaseFreedMemoryAfterStart, youngGenerationGrown,
+} from './release-memory.js'
 
 const MiB = 1024 * 1024
 
@@ -75,14 +78,15 @@ describe('releaseFreedMemoryAfterStart', () => {
 })
 
 describe('releaseAfterReconcile', () => {
-  it(`trims; after ${COLLECT_AFTER_LISTENER_CHANGES} listener changes or ${COLLECT_AFTER_SERVICES} services or more collects at once, and all it can ${SETTLE_AFTER_RECONCILE_MS} ms after the last of them`, () => {
+  it(`trims; after ${COLLECT_AFTER_LISTENER_CHANGES} listener changes or ${COLLECT_AFTER_SERVICES} services or more collects at once, and all it can ${SETTLE_AFTER_RECONCILE_MS} ms after the last of them`, async () => {
     mock.timers.enable({ apis: ['setTimeout'] })
     try {
       const calls: Array<GarbageCollection | undefined> = []
       const release = async ({ collectGarbage }: { collectGarbage?: GarbageCollection } = {}): Promise<void> => void calls.push(collectGarbage)
+      const settled = (): boolean => false
       const few = COLLECT_AFTER_SERVICES - 1
-      releaseAfterReconcile({ services: few, listenersAdded: 0, listenersRemoved: 0 }, release)
-      releaseAfterReconcile({ services: few, listenersAdded: COLLECT_AFTER_LISTENER_CHANGES - 1, listenersRemoved: 0 }, release)
+      releaseAfterReconcile({ services: few, listenersAdded: 0, listenersRemoved: 0 }, release, settled)
+      releaseAfterReconcile({ services: few, listenersAdded: COLLECT_AFTER_LISTENER_CHANGES - 1, listenersRemoved: 0 }, release, settled)
       mock.timers.tick(10 * SETTLE_AFTER_RECONCILE_MS)
       assert.deepEqual(calls, [undefined, undefined], 'small reconciles only trim')
       for (const big of [
@@ -91,7 +95,7 @@ describe('releaseAfterReconcile', () => {
         { services: COLLECT_AFTER_SERVICES, listenersAdded: 0, listenersRemoved: 0 }, // a poll of a big account that changed nothing
       ]) {
         calls.length = 0
-        releaseAfterReconcile(big, release)
+        releaseAfterReconcile(big, release, settled)
         mock.timers.tick(SETTLE_AFTER_RECONCILE_MS - 1)
         assert.deepEqual(calls, ['full'], JSON.stringify(big))
         mock.timers.tick(1)
@@ -99,19 +103,62 @@ describe('releaseAfterReconcile', () => {
       }
       calls.length = 0
       const poll = { services: COLLECT_AFTER_SERVICES, listenersAdded: 0, listenersRemoved: 0 }
-      releaseAfterReconcile(poll, release)
+      releaseAfterReconcile(poll, release, settled)
       mock.timers.tick(SETTLE_AFTER_RECONCILE_MS / 2)
-      releaseAfterReconcile(poll, release)
+      releaseAfterReconcile(poll, release, settled)
       mock.timers.tick(SETTLE_AFTER_RECONCILE_MS - 1)
       assert.deepEqual(calls, ['full', 'full'], 'a big reconcile puts the settled collection off')
       mock.timers.tick(1)
+      await settleTurn()
       mock.timers.tick(10 * SETTLE_AFTER_RECONCILE_MS)
       assert.deepEqual(calls, ['full', 'full', 'all'], 'once')
     } finally {
       mock.timers.reset()
     }
   })
+
+  it(`collects all again ${SETTLE_AFTER_RECONCILE_MS} ms later while the young generation stays grown, ${SETTLE_RETRIES} more times at most`, async () => {
+    mock.timers.enable({ apis: ['setTimeout'] })
+    try {
+      const calls: Array<GarbageCollection | undefined> = []
+      const release = async ({ collectGarbage }: { collectGarbage?: GarbageCollection } = {}): Promise<void> => void calls.push(collectGarbage)
+      const poll = { services: COLLECT_AFTER_SERVICES, listenersAdded: 0, listenersRemoved: 0 }
+      let grownFor = 2 // settles
+      releaseAfterReconcile(poll, release, () => grownFor-- > 0)
+      for (let i = 0; i < 10; i++) {
+        mock.timers.tick(SETTLE_AFTER_RECONCILE_MS)
+        await settleTurn()
+      }
+      assert.deepEqual(calls, ['full', 'all', 'all', 'all'], 'until it shrank')
+      calls.length = 0
+      releaseAfterReconcile(poll, release, () => true)
+      for (let i = 0; i < 10; i++) {
+        mock.timers.tick(SETTLE_AFTER_RECONCILE_MS)
+        await settleTurn()
+      }
+      assert.deepEqual(calls, ['full', ...Array<GarbageCollection>(1 + SETTLE_RETRIES).fill('all')], 'bounded')
+    } finally {
+      mock.timers.reset()
+    }
+  })
+
+  it('knows when the young generation has grown beyond its size at the start, and when it is back', () => {
+    const gc = exposedGc()
+    assert.ok(gc, 'gc() can be had')
+    let kept: object[] | undefined = []
+    for (let i = 0; i < 2_000_000; i++) kept.push({ i }) // survives scavenges: V8 grows the young generation
+    assert.equal(youngGenerationGrown(), true)
+    kept = undefined
+    for (let i = 0; i < 3; i++) collectAllGarbage(gc)
+    // Node 24 shrinks it in its memory-reducing collection; Node 20 only after 5 s of little allocation
+    if (Number(process.versions.v8.split('.')[0]) >= 13) assert.equal(youngGenerationGrown(), false)
+  })
 })
+
+/** Lets a settle that the timer started finish its awaited release. */
+function settleTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
 
 describe('collectAllGarbage', () => {
   it("asks V8 13 and later for one memory-reducing collection, older V8 for two full ones", () => {

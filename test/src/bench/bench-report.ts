@@ -1,5 +1,5 @@
 import type { AddressesFigure } from './address-bench.js'
-import type { EndpointsFigure, StartSample } from './endpoints-bench.js'
+import { settledAfterMs, type EndpointsFigure, type StartSample } from './endpoints-bench.js'
 import { DAEMON_ROWS, DEFAULT_ROW, ROW_LABELS, ROWS, type ForwardingFigure, type RowFigures, type RowName } from './forwarding-bench.js'
 import type { MachineInfo } from './machine-info.js'
 import { ratio } from './stats.js'
@@ -76,7 +76,7 @@ function endpointsSection(f: EndpointsFigure): string {
         row('serving (control API) / addresses on the link / names in /etc/hosts', (s) => `${int(s.serving)} / ${int(s.kernelAddresses)} / ${int(s.hostsNames)}`),
         row('sampled hostnames answering (dns.lookup + HTTP)', (s) => `${s.sampleOk}/${s.sampleTotal}`),
         row('daemon RSS at that point (peak)', (s) => `${mib(s.rssMiB)} (${mib(s.peakRssMiB)})`),
-        row('daemon RSS settled, 8 s after the first poll\'s reconcile', (s) => mib(s.settledRssMiB)),
+        row(`daemon RSS settled, ${settledAfterMs(f.endpoints) / 1000} s after the first poll's reconcile`, (s) => mib(s.settledRssMiB)),
       ],
       ['l', 'r', 'r'],
     ),
