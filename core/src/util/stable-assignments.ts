@@ -27,7 +27,8 @@ export type SlotResult = { key: string; slot: number; recycledFrom?: string } | 
 
 export class StableAssignments {
   private readonly bySlot = new Map<number, string>()
-  private readonly byKey = new Map<string, { slot: number; active: boolean }>()
+  /** Each key's slot; a key is active unless it is in {@link released}. */
+  private readonly byKey = new Map<string, number>()
   /** Inactive keys in release order (Map keeps insertion order): the first is the oldest. */
   private readonly released = new Map<string, number>()
   private releaseSeq = 0
@@ -53,7 +54,7 @@ export class StableAssignments {
         dropped.push(e.key)
         continue
       }
-      this.byKey.set(e.key, { slot: e.slot, active: e.active })
+      this.byKey.set(e.key, e.slot)
       this.bySlot.set(e.slot, e.key)
       if (!e.active) inactive.push({ key: e.key, seq: e.released ?? 0 })
     }
@@ -71,20 +72,16 @@ export class StableAssignments {
     let changed = false
     for (const key of keys) {
       let known = this.byKey.get(key)
-      if (known && skip.has(known.slot)) {
+      if (known !== undefined && skip.has(known)) {
         this.byKey.delete(key)
-        this.bySlot.delete(known.slot)
+        this.bySlot.delete(known)
         this.released.delete(key)
         known = undefined
         changed = true
       }
-      if (known) {
-        if (!known.active) {
-          known.active = true
-          this.released.delete(key)
-          changed = true
-        }
-        results.push({ key, slot: known.slot })
+      if (known !== undefined) {
+        if (this.released.delete(key)) changed = true // active again
+        results.push({ key, slot: known })
         continue
       }
       const fresh = this.takeNeverUsed(skip)
@@ -93,7 +90,7 @@ export class StableAssignments {
         results.push({ key, exhausted: true })
         continue
       }
-      this.byKey.set(key, { slot: taken.slot, active: true })
+      this.byKey.set(key, taken.slot)
       this.bySlot.set(taken.slot, key)
       changed = true
       results.push({ key, ...taken })
@@ -105,9 +102,7 @@ export class StableAssignments {
   release(keys: readonly string[]): boolean {
     let changed = false
     for (const key of keys) {
-      const known = this.byKey.get(key)
-      if (!known || !known.active) continue
-      known.active = false
+      if (!this.byKey.has(key) || this.released.has(key)) continue
       this.released.set(key, ++this.releaseSeq)
       changed = true
     }
@@ -116,16 +111,16 @@ export class StableAssignments {
 
   /** The slot of a key, active or not. */
   lookup(key: string): number | undefined {
-    return this.byKey.get(key)?.slot
+    return this.byKey.get(key)
   }
 
   /** Every entry, sorted by slot, with the release order of inactive ones: what is persisted. */
   entries(): StableEntry[] {
     return [...this.byKey.entries()]
-      .sort((a, b) => a[1].slot - b[1].slot)
-      .map(([key, m]) => {
+      .sort((a, b) => a[1] - b[1])
+      .map(([key, slot]) => {
         const seq = this.released.get(key)
-        return seq === undefined ? { key, slot: m.slot, active: m.active } : { key, slot: m.slot, active: false, released: seq }
+        return seq === undefined ? { key, slot, active: true } : { key, slot, active: false, released: seq }
       })
   }
 
@@ -147,12 +142,12 @@ export class StableAssignments {
 
   private takeOldestReleased(skip: ReadonlySet<number>): { slot: number; recycledFrom: string } | undefined {
     for (const key of this.released.keys()) {
-      const m = this.byKey.get(key)!
-      if (skip.has(m.slot)) continue
+      const slot = this.byKey.get(key)!
+      if (skip.has(slot)) continue
       this.released.delete(key)
       this.byKey.delete(key)
-      this.bySlot.delete(m.slot)
-      return { slot: m.slot, recycledFrom: key }
+      this.bySlot.delete(slot)
+      return { slot, recycledFrom: key }
     }
     return undefined
   }
