@@ -36,12 +36,12 @@ export class ListenerEntry<C extends TrackedConnection> {
   handshakeTotalMs = 0
   handshakeMaxMs = 0
   /** The latest failed connection, for `diagnose()`. */
-  lastError?: NgrokdError = undefined
-  onEmpty?: () => void = undefined
-  private open?: Set<C> = undefined
-  private errorCounts?: Record<string, number> = undefined
+  lastError?: NgrokdError
+  onEmpty?: () => void
+  private open?: Set<C>
+  private errorCounts?: Record<string, number>
   /** When each log key was last logged at warn: repeats within {@link WARN_EVERY_MS} go to debug. */
-  private warnedAt?: Map<string, number> = undefined
+  private warnedAt?: Map<string, number>
 
   constructor(
     readonly key: string,
@@ -96,7 +96,6 @@ export interface ListeningForwarderOptions {
   /** Decides which sources are this machine (tests inject one). Default: loopback and the interfaces' addresses. */
   localAddresses?: LocalAddresses
 }
-
 
 /**
  * What every forwarder that listens with `node:net` shares: listen/unlisten bookkeeping (serialized per

@@ -1,5 +1,5 @@
-import v8 from 'node:v8'
 import { collectAllGarbage, exposedGc } from './exposed-gc.js'
+import { youngGenerationBytes } from './young-generation.js'
 
 type MallocTrim = (pad: number) => number
 
@@ -81,15 +81,11 @@ export function releaseFreedMemoryAfterStart(release: typeof releaseFreedMemory 
 export const SETTLE_RETRIES = 3
 
 /** The young generation's size when this module loaded, at the start of the daemon: V8's initial one. */
-const youngGenerationAtStart = youngGenerationBytes()
-
-function youngGenerationBytes(): number {
-  return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
-}
+const youngGenerationAtStart = youngGenerationBytes() ?? 0
 
 /** Whether the young generation is larger than it was at the start. */
 export function youngGenerationGrown(): boolean {
-  return youngGenerationBytes() > youngGenerationAtStart
+  return (youngGenerationBytes() ?? 0) > youngGenerationAtStart
 }
 
 let settling: NodeJS.Timeout | undefined

@@ -9,6 +9,11 @@ import { exposedGc, type GcFunction } from './exposed-gc.js'
 /** V8's default factor by which the young generation grows (`--semi-space-growth-factor`). */
 const V8_GROWTH_FACTOR = 2
 
+/** The young generation's ("new space") size now; undefined where V8 reports none. */
+export function youngGenerationBytes(): number | undefined {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size
+}
+
 /**
  * Keeps V8's young generation ("new space") at about `maxMiB`, without a command-line flag.
  *
@@ -29,7 +34,7 @@ export function capYoungGeneration(maxMiB: number): () => void {
   let held: boolean | undefined // undefined: set the factor at the first check, ending holdYoungGeneration()
   const setFactor = (factor: number): void => v8.setFlagsFromString(`--semi-space-growth-factor=${factor}`)
   const check = (): void => {
-    const bytes = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size
+    const bytes = youngGenerationBytes()
     if (bytes === undefined) return
     const atCap = bytes >= maxMiB * 1024 * 1024
     if (atCap !== held) {
