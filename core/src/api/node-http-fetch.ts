@@ -1,5 +1,7 @@
-import http from 'node:http'
-import https from 'node:https'
+import { requireCommonJs } from '../util/commonjs.js'
+
+const http = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
+const https = requireCommonJs('node:https') as typeof import('node:https')
 
 /** What {@link NgrokApiClient} sends: a subset of fetch's `RequestInit`, so that `fetch` itself fits too. */
 export interface ApiRequestInit {

@@ -1,6 +1,9 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util'
+import type { ParseArgsConfig } from 'node:util'
 import { didYouMean } from '../config/did-you-mean.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { requireCommonJs } from '../util/commonjs.js'
+
+const { parseArgs } = requireCommonJs('node:util') as typeof import('node:util') // see requireCommonJs
 
 type Options = NonNullable<ParseArgsConfig['options']>
 

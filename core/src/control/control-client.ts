@@ -1,5 +1,7 @@
-import { request } from 'node:http'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { requireCommonJs } from '../util/commonjs.js'
+
+const { request } = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
 
 /** Calls the daemon's control API over its Unix socket, on a connection of its own (no keep-alive: each call is checked as it connects). */
 export async function controlRequest<T = unknown>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 10_000): Promise<T> {

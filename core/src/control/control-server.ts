@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'
@@ -8,6 +8,9 @@ import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
 import { darwinPeerCheck, loadDarwinGetsockopt } from './peer-cred-darwin.js'
 import { controlPipes, readOnlyRoutes, windowsPipeName } from './windows-pipe-security.js'
 import type { PipeSecurity } from './windows-pipe-security-ffi.js'
+import { requireCommonJs } from '../util/commonjs.js'
+
+const { createServer } = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
 
 export type ControlHandler = (body: unknown) => Promise<unknown> | unknown
 

@@ -2,7 +2,8 @@
 // (BENCHMARKS.md): Ajv compiling the config schema (~70 ms), prom-client and its OpenTelemetry API (~85
 // modules, ~50 ms), node-forge's ASN.1 for a CSR, the worker pool on a machine that forwards in-thread,
 // pino-pretty when the log is JSON, tldts's Public Suffix List (doctor's alone), cosmiconfig and its JSON
-// parser when the file is named (--config). This test keeps them out: it logs every module the daemon loads.
+// parser when the file is named (--config), and Node's own undici, which an ES import of node:http loads on
+// Node 24 (~30 ms). This test keeps them out: it logs every module the daemon loads.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -77,5 +78,9 @@ describe('what `ngrokd run` loads', { skip: netnsSkip }, () => {
     const loaded = packagesIn(moduleLog)
     assert.ok(loaded.has('tsyringe'), 'the log holds the restart\'s modules')
     assert.ok(!loaded.has('node-forge'), 'no CSR code without a key to make')
+    // an ES import of node:http reads its lazy WebSocket export, which loads undici (Node 22+): 30 ms of a start
+    const builtins = readFileSync(moduleLog, 'utf8').split('\n').filter((l) => l.startsWith('builtin:'))
+    assert.ok(builtins.some((l) => l.includes('NativeModule http')), 'the log holds the internal modules')
+    assert.deepEqual(builtins.filter((l) => l.includes('undici')), [], 'undici, for fetch or WebSocket, was loaded')
   })
 })
