@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const [outArg] = process.argv.slice(2)
@@ -21,12 +21,13 @@ if (!outArg) {
   process.exit(2)
 }
 const out = resolve(outArg)
-const builtinDriversModule = join(root, 'core/dist/driver/builtin-drivers.js')
-if (!existsSync(builtinDriversModule)) {
+// core's dist is bundled: its entry, not a module's own file
+const coreEntry = join(root, 'core/dist/index.js')
+if (!existsSync(coreEntry)) {
   console.error('pack: core is not built: run npm run build first')
   process.exit(1)
 }
-const { builtinDrivers, builtinDriverOs } = await import(builtinDriversModule)
+const { builtinDrivers, builtinDriverOs } = await import(pathToFileURL(coreEntry).href)
 /** package name → the `os` it is published with */
 const osOf = new Map(Object.entries(builtinDriverOs).map(([name, os]) => [builtinDrivers[name], os]))
 

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module'
 import { setTimeout as delay } from 'node:timers/promises'
+import { CORE_VERSION } from '../version.js'
 import { NgrokdError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import { NgrokApiError } from './ngrok-api-error.js'
@@ -75,15 +75,6 @@ interface Reply {
   json: unknown
 }
 
-function readCoreVersion(): string {
-  try {
-    const pkg = createRequire(import.meta.url)('../../package.json') as { version?: string }
-    return pkg.version ?? '0.0.0'
-  } catch {
-    return '0.0.0'
-  }
-}
-
 function abortedError(signal: AbortSignal, what: string): NgrokdError {
   return new NgrokdError('NGROKD_ERR_ABORTED', `ngrok api: ${what} aborted`, { cause: signal.reason })
 }
@@ -154,7 +145,7 @@ export class NgrokApiClient {
     this.baseUrl = base
     this.apiKey = options.apiKey.trim()
     this.logger = (options.logger ?? silentLogger).child({ component: 'ngrok-api' })
-    this.userAgent = options.userAgent ?? `ngrokd/${readCoreVersion()}`
+    this.userAgent = options.userAgent ?? `ngrokd/${CORE_VERSION}`
     this.timeoutMs = options.timeoutMs ?? 10_000
     this.maxRetries = options.maxRetries ?? 5
     this.baseDelayMs = options.baseDelayMs ?? 500

@@ -61,8 +61,8 @@ export interface ConfigModel {
   validate: ValidateFunction
 }
 
-/** core/config.schema.json: two levels up from both src/config/ and dist/config/. */
-export const CONFIG_SCHEMA_URL = new URL('../../config.schema.json', import.meta.url)
+/** core/config.schema.json, by the name the package exports it under. */
+export const CONFIG_SCHEMA_URL = new URL(import.meta.resolve('@ngrokd/core/config-schema.json'))
 
 const camel = (s: string) => s.replace(/[_-]+([a-z0-9])/g, (_, c: string) => c.toUpperCase())
 

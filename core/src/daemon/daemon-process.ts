@@ -5,8 +5,8 @@ import { callDaemon, type DaemonStatus, type PollStatus } from './control-api.js
 import type { ServiceView } from './reconciler.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 
-/** The built CLI entry point of this package. */
-export const NGROKD_BIN = fileURLToPath(new URL('../bin/ngrokd.js', import.meta.url))
+/** The built CLI entry point of this package (package.json "imports"). */
+export const NGROKD_BIN = fileURLToPath(import.meta.resolve('#bin'))
 
 export interface DaemonProcessOptions {
   configFile: string

@@ -8,10 +8,10 @@ import { NgrokdError } from '../errors/ngrokd-error.js'
 
 /**
  * ngrok's binding-ingress intermediate CA (`O=ngrok Inc, OU=prod, CN=Intermediate CA`), shipped with
- * ngrokd: core/certs/, two levels up from both src/forward/ and dist/forward/. ngrok does not
+ * ngrokd: core/certs/ (package.json "imports"). ngrok does not
  * publish the root above it, so it is an anchor with partial chains allowed (PROTOCOL.md §4.1).
  */
-export const NGROK_INTERMEDIATE_CA_FILE = fileURLToPath(new URL('../../certs/ngrok-intermediate-ca.pem', import.meta.url))
+export const NGROK_INTERMEDIATE_CA_FILE = fileURLToPath(import.meta.resolve('#ngrok-intermediate-ca'))
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 

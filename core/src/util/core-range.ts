@@ -1,10 +1,8 @@
-import { requireCommonJs } from './commonjs.js'
-
-// semver by function: all of `semver` is 48 modules on every start
-const coerce = requireCommonJs('semver/functions/coerce.js') as typeof import('semver/functions/coerce.js')
-const major = requireCommonJs('semver/functions/major.js') as typeof import('semver/functions/major.js')
-const satisfies = requireCommonJs('semver/functions/satisfies.js') as typeof import('semver/functions/satisfies.js')
-const validRange = requireCommonJs('semver/ranges/valid.js') as typeof import('semver/ranges/valid.js')
+// semver by function: all of `semver` is 48 modules. Imported: the build bundles it into dist (see requireCommonJs).
+import coerce from 'semver/functions/coerce.js'
+import major from 'semver/functions/major.js'
+import satisfies from 'semver/functions/satisfies.js'
+import validRange from 'semver/ranges/valid.js'
 
 /** How a driver's or plugin's `ngrokd` range relates to this core's version. */
 export type CoreRangeCheck = { ok: true } | { ok: false; reason: 'invalid-range' } | { ok: false; reason: 'incompatible'; coreMajor: number }

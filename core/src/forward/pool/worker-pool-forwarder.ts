@@ -173,7 +173,7 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
     this.channel.unref()
     this.channel.onmessage = (event) => this.onWorkerMessage((event as { data: ToMain }).data)
     this.pool = new Tinypool({
-      filename: new URL('./pool-worker.js', import.meta.url).href,
+      filename: import.meta.resolve('#pool-worker'), // package.json "imports": dist/ is bundled
       minThreads: options.workers,
       maxThreads: options.workers,
       // tasks are whole connections that wait on I/O: a worker runs as many at once as it is given

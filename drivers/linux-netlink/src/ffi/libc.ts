@@ -228,7 +228,7 @@ export type NetnsProbeResult =
 export function probeInPrivateNetns(requests: Buffer[], { timeoutMs = 5000 }: { timeoutMs?: number } = {}): Promise<NetnsProbeResult> {
   const workerData: NetnsProbeWorkerData = { mainNetns: readlinkSync('/proc/self/ns/net'), requests: requests.map((r) => new Uint8Array(r)) }
   return new Promise((resolve) => {
-    const worker = new Worker(new URL('./netns-probe-worker.js', import.meta.url), { workerData })
+    const worker = new Worker(new URL(import.meta.resolve('#netns-probe-worker')), { workerData }) // package.json "imports"
     const timer = setTimeout(() => {
       void worker.terminate()
       resolve({ ok: false, reason: `no answer within ${timeoutMs} ms` })
