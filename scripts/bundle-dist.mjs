@@ -15,7 +15,7 @@
 import { build } from 'esbuild'
 import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
 const DIST = 'dist'
@@ -28,7 +28,7 @@ function distFiles(field) {
 }
 
 function filesUnder(dir) {
-  return readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath ?? e.path, e.name))
+  return readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
 }
 
 const { values: args } = parseArgs({ options: { inline: { type: 'string', default: '' } } })
@@ -85,4 +85,4 @@ if (missing.length > 0) {
   throw new Error(`${pkg.name}: bundled code looks for files that are not there:\n  ${missing.join('\n  ')}\n` +
     'name each such file in package.json "imports" and find it with import.meta.resolve(\'#name\')')
 }
-console.log(`${pkg.name}: ${entryPoints.length} entries bundled into ${filesUnder(DIST).filter((f) => f.endsWith('.js')).length} files (${relative(process.cwd(), DIST)}/)`)
+console.log(`${pkg.name}: ${entryPoints.length} entries bundled into ${filesUnder(DIST).filter((f) => f.endsWith('.js')).length} files (${DIST}/)`)
