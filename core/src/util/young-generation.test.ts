@@ -47,21 +47,25 @@ describe('capYoungGeneration', () => {
   })
 })
 
-/** Minor collections while `work` runs, seen by a gc PerformanceObserver. */
-async function minorGcsDuring(work: () => void): Promise<number> {
+/** Collections while `work` runs, seen by a gc PerformanceObserver: all of them, and the minor ones. */
+async function gcsDuring(work: () => void): Promise<{ all: number; minor: number }> {
+  let all = 0
   let minor = 0
   const observer = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++
+    for (const e of list.getEntries()) {
+      all++
+      if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++
+    }
   })
   observer.observe({ entryTypes: ['gc'] })
   work()
   // entries are delivered asynchronously, later on a busy machine: count until none came for 100 ms
-  for (let seen = -1, polls = 0; minor !== seen && polls < 50; polls++) {
-    seen = minor
+  for (let seen = -1, polls = 0; all !== seen && polls < 50; polls++) {
+    seen = all
     await sleep(100)
   }
   observer.disconnect()
-  return minor
+  return { all, minor }
 }
 
 describe('collectYoungGarbageEvery', () => {
@@ -70,11 +74,13 @@ describe('collectYoungGarbageEvery', () => {
       for (let i = 0; i < 64; i++) noteBytesCarried(1024 * 1024) // 64 MiB in 1 MiB chunks, nothing allocated
     }
     collectYoungGarbageEvery(4)
-    const on = await minorGcsDuring(carry)
+    const on = await gcsDuring(carry)
     collectYoungGarbageEvery(0)
-    const off = await minorGcsDuring(carry)
-    assert.ok(on >= 16, `${on} minor collections for 64 MiB at one per 4 MiB`)
-    assert.equal(off, 0, 'off: noteBytesCarried collects nothing')
+    const off = await gcsDuring(carry)
+    // V8 may turn a requested minor collection into a full one (seen once on Node 24 under load): each counts
+    assert.ok(on.all >= 16, `${on.all} collections (${on.minor} minor) for 64 MiB at one per 4 MiB`)
+    assert.ok(on.minor > 0, 'the collections asked for are minor ones')
+    assert.equal(off.minor, 0, 'off: noteBytesCarried collects nothing')
   })
 })
 
