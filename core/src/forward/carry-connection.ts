@@ -66,7 +66,8 @@ export interface CarryOutcome {
 export class CarriedConnection {
   readonly done: Promise<CarryOutcome>
   private readonly client: net.Socket
-  private readonly abort = new AbortController()
+  /** Aborts the dial; dropped once the dial is over, so that an open connection does not keep it. */
+  private dialAbort?: AbortController = new AbortController()
   private up?: net.Socket
   private dialing = true
   private clientClosed = false
@@ -87,7 +88,7 @@ export class CarriedConnection {
     client.on('error', (err: Error) => this.fail(err, 'client'))
     client.once('close', () => {
       this.clientClosed = true
-      if (this.dialing) this.abort.abort()
+      if (this.dialing) this.dialAbort?.abort()
       else if (this.up && !cleanlyDone(client)) this.up.destroy()
       this.maybeFinish()
     })
@@ -104,9 +105,10 @@ export class CarriedConnection {
       }
       this.transform.on('error', (err: Error) => this.fail(err, 'client'))
     }
-    options.dialer.dial({ hostname, port, signal: this.abort.signal }).then(
+    options.dialer.dial({ hostname, port, signal: this.dialAbort!.signal }).then(
       (result) => {
         this.dialing = false
+        this.dialAbort = undefined
         if (client.destroyed) {
           result.socket.destroy()
           this.maybeFinish()
@@ -118,7 +120,9 @@ export class CarriedConnection {
       },
       (err: unknown) => {
         this.dialing = false
-        if (!this.abort.signal.aborted && this.error === undefined) {
+        const aborted = this.dialAbort?.signal.aborted === true
+        this.dialAbort = undefined
+        if (!aborted && this.error === undefined) {
           this.error = err
           this.side = 'dial'
         }
@@ -144,7 +148,7 @@ export class CarriedConnection {
 
   /** Cuts the connection now (RST to the client); `done` still resolves once both sockets closed. */
   cut(): void {
-    this.abort.abort()
+    this.dialAbort?.abort()
     this.up?.destroy()
     resetSocket(this.client)
   }
@@ -195,7 +199,7 @@ export class CarriedConnection {
       this.error = err
       this.side = side
     }
-    this.abort.abort()
+    this.dialAbort?.abort()
     this.up?.destroy()
     this.transform?.destroy()
     if (side === 'ingress') resetSocket(this.client)

@@ -14,6 +14,7 @@ import { echo, startFakeIngress, type FakeIngress } from '../testing/fake-ingres
 import { freePort } from '../testing/net-probes.js'
 import { recordingLogger } from '../testing/recording-logger.js'
 import { createTestPki, type TestPki } from '../testing/test-pki.js'
+import { exposedGc } from '../util/exposed-gc.js'
 
 
 /** One PKI for the whole file (openssl takes a while). */
@@ -423,6 +424,27 @@ describe(`IngressDialer (${mode.name})`, () => {
     const e2 = await rejection(pending)
     assert.ok(isNgrokdError(e2, 'NGROKD_ERR_ABORTED'))
     await closed(silent.connections[0]!.socket)
+  })
+
+  it('keeps nothing of a dial alive while its connection is open: not the abort signal it was given', async () => {
+    const gc = exposedGc()
+    assert.ok(gc, 'gc() can be had here')
+    const d = dialer(await start({ onRequest: echo }))
+    let signal: WeakRef<AbortSignal> | undefined
+    const dial = (): Promise<DialResult> => {
+      const ac = new AbortController()
+      signal = new WeakRef(ac.signal)
+      return d.dial({ hostname: 'api.prod', port: 80, signal: ac.signal })
+    }
+    const { socket } = await dial()
+    // a WeakRef's target lives to the end of the job that made it: collect in later turns
+    for (let i = 0; i < 5 && signal!.deref() !== undefined; i++) {
+      await new Promise((r) => setImmediate(r))
+      gc()
+    }
+    assert.equal(signal!.deref(), undefined, 'the open connection still holds the dial\'s abort signal (a listener that keeps the handshake\'s scope)')
+    assert.ok(!socket.destroyed)
+    socket.destroy()
   })
 
   it('rejects unusable credentials, trust roots and targets with coded errors', async () => {

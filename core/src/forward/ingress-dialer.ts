@@ -382,8 +382,7 @@ export class IngressDialer implements Dialer {
       // ConnRequest would wait for the delayed ACK of our Finished (~40 ms on Linux; measured)
       socket.setNoDelay(true)
       socket.setKeepAlive(true, 30_000)
-      // TLS 1.3 tickets arrive after the handshake (TLS 1.2 ones during it): keep the newest for the next connection
-      if (sessions) socket.on('session', (s: Buffer) => sessions.set(key, s))
+      if (sessions) keepSessions(socket, sessions, key)
       const timer = setTimeout(() => onTimeout(), this.handshakeTimeoutMs)
 
       const where = `binding ingress ${ingress.text}`
@@ -441,13 +440,7 @@ export class IngressDialer implements Dialer {
       socket.once('connect', onConnect).once('secureConnect', onSecure).on('error', onError).once('end', onEndOrClose).once('close', onEndOrClose)
       if (signal) signal.addEventListener('abort', onAbort, { once: true })
       if (!settled && signal?.aborted) onAbort()
-      // Stays for the socket's life: whoever holds the connection next (the request, the pool, the
-      // caller) attaches its own listeners; this only keeps an error from going unhandled (and
-      // crashing the process) in between.
-      const guard = (err: Error): void => {
-        if (socket.listenerCount('error') === 1) this.logger.debug({ ingress: ingress.text, err: err.message }, 'ingress connection error')
-      }
-      socket.on('error', guard)
+      guardErrors(socket, this.logger, ingress.text)
     })
   }
 
@@ -540,6 +533,25 @@ export class IngressDialer implements Dialer {
       socket.resume()
     })
   }
+}
+
+// The listeners below stay on an ingress socket for its life. Each is made outside the handshake's scope: a
+// closure keeps every variable its scope's closures share alive, and in there that is the handshake's timer,
+// the abort signal and the listeners it removed (~1 KiB per open connection, measured with a heap snapshot).
+
+/** TLS 1.3 tickets arrive after the handshake (TLS 1.2 ones during it): keeps the newest for the next connection. */
+function keepSessions(socket: tls.TLSSocket, sessions: TlsSessionCache, key: string): void {
+  socket.on('session', (session: Buffer) => sessions.set(key, session))
+}
+
+/**
+ * Whoever holds the connection next (the request, the pool, the caller) attaches its own listeners; this
+ * only keeps an error from going unhandled (and crashing the process) in between.
+ */
+function guardErrors(socket: tls.TLSSocket, logger: Logger, ingress: string): void {
+  socket.on('error', (err: Error) => {
+    if (socket.listenerCount('error') === 1) logger.debug({ ingress, err: err.message }, 'ingress connection error')
+  })
 }
 
 function throwIfAborted(signal: AbortSignal | undefined, hostname: string, port: number): void {
