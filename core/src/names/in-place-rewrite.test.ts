@@ -120,6 +120,25 @@ describe('Linux file leases (ffi/lease.ts)', { skip: leases ? false : 'no file l
     closeSync(fd)
   })
 
+  it('holds a rewrite while another ngrokd process rewrites the file, so that neither loses the other\'s lines', async () => {
+    const { openSync, closeSync } = await import('node:fs')
+    const file = join(dir, 'hosts')
+    await writeFile(file, '127.0.0.1 localhost\n')
+    // the other daemon: another open file description, which flock sees as another holder
+    const other = openSync(file, 'r+')
+    assert.equal(l.lockWriters(other), true)
+    let leaseAttempts = 0
+    const counted: Leases = { ...l, takeWriteLease: (fd) => (leaseAttempts++, l.takeWriteLease(fd)) }
+    const rewrite = rewriteInPlace(file, { desired: (b) => Buffer.concat([b, Buffer.from('10.107.0.2 mine.prod\n')]), prepare: () => {}, leases: counted })
+    for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 2))
+    assert.equal(leaseAttempts, 0, 'it waits for the lock before it reads the file, let alone asks for a lease')
+    appendFileSync(file, '10.108.0.2 theirs.prod\n') // the other's write, under its lock
+    l.unlockWriters(other)
+    closeSync(other)
+    assert.ok(await rewrite, 'the rewrite wrote')
+    assert.equal(await readFile(file, 'utf8'), '127.0.0.1 localhost\n10.108.0.2 theirs.prod\n10.107.0.2 mine.prod\n')
+  })
+
   it('uses the numbers of the C headers', { skip: process.platform !== 'linux' ? 'Linux only' : false }, async (t) => {
     const { spawnSync } = await import('node:child_process')
     const cc = ['cc', 'gcc', 'clang'].find((c) => !spawnSync(c, ['--version']).error)
@@ -130,10 +149,11 @@ describe('Linux file leases (ffi/lease.ts)', { skip: leases ? false : 'no file l
       source,
       `#define _GNU_SOURCE
 #include <fcntl.h>
+#include <sys/file.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
-int main(void) { printf("{\\"F_SETSIG\\":%d,\\"F_SETLEASE\\":%d,\\"F_RDLCK\\":%d,\\"F_WRLCK\\":%d,\\"F_UNLCK\\":%d,\\"EAGAIN\\":%d,\\"SIGURG\\":%d}", F_SETSIG, F_SETLEASE, F_RDLCK, F_WRLCK, F_UNLCK, EAGAIN, SIGURG); return 0; }
+int main(void) { printf("{\\"F_SETSIG\\":%d,\\"F_SETLEASE\\":%d,\\"F_RDLCK\\":%d,\\"F_WRLCK\\":%d,\\"F_UNLCK\\":%d,\\"EAGAIN\\":%d,\\"SIGURG\\":%d,\\"LOCK_EX\\":%d,\\"LOCK_NB\\":%d,\\"LOCK_UN\\":%d}", F_SETSIG, F_SETLEASE, F_RDLCK, F_WRLCK, F_UNLCK, EAGAIN, SIGURG, LOCK_EX, LOCK_NB, LOCK_UN); return 0; }
 `,
     )
     const built = spawnSync(cc, ['-o', join(dir, 'probe'), source], { encoding: 'utf8' })

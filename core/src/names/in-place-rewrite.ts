@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RESERVE_BYTE } from './interrupted-write.js'
-import type { Leases } from './leases.js'
+import { waitForWritersLock, type Leases } from './leases.js'
 
 /** What an in-place rewrite wrote over what. */
 export interface InPlaceRewrite {
@@ -36,6 +36,8 @@ export interface InPlaceRewriteOptions {
  * Rewrites `path` in place (the same inode, so a bind-mounted file works), in steps that a failure
  * at any point can undo:
  *
+ * 0. Take the lock every ngrokd process takes before rewriting the file (flock, where there are leases): two
+ *    daemons (named instances, each with its own block) never read and write over each other.
  * 1. Read the file, work out the new content, `prepare()`.
  * 2. Where Linux grants a write lease, other programs' open() of the file now waits until the rewrite
  *    is done: nobody reads a half-written file or appends in between. If the file changed since
@@ -62,7 +64,9 @@ export interface InPlaceRewriteOptions {
 export async function rewriteInPlace(path: string, { desired, prepare, leases, leaseAttempts = 50 }: InPlaceRewriteOptions): Promise<InPlaceRewrite | undefined> {
   const fd = openSync(path, 'r+')
   let leased = false
+  let locked = false
   try {
+    locked = await waitForWritersLock(fd, leases, path)
     let old = readAllSync(fd)
     let next = desired(old)
     if (next.equals(old)) return undefined
@@ -90,6 +94,7 @@ export async function rewriteInPlace(path: string, { desired, prepare, leases, l
     }
   } finally {
     if (leased) leases!.releaseLease(fd)
+    if (locked) leases!.unlockWriters(fd)
     closeSync(fd)
   }
 }
