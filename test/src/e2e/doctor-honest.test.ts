@@ -58,10 +58,12 @@ describe('doctor tells all it found', { skip: netnsSkip }, () => {
     hosts.assertRestored()
   })
 
-  test('a configuration that does not load: every problem listed, and no API called with it', async () => {
+  test('a configuration that does not load: every problem listed, and no API called with it', async (t) => {
+    // a cloud of its own: the running daemon's polls of the other one are not this doctor's calls
+    const quiet = await CloudSimulator.start()
+    t.after(() => quiet.stop())
     const file = join(dir, 'bad.json')
-    writeFileSync(file, JSON.stringify({ api: { url: sim.apiUrl, key: sim.apiKey }, net: { subnet: '10.107.0.1/16', driver: 7 }, bogus_key: true }))
-    const before = sim.stats().api.total
+    writeFileSync(file, JSON.stringify({ api: { url: quiet.apiUrl, key: quiet.apiKey }, net: { subnet: '10.107.0.1/16', driver: 7 }, bogus_key: true }))
     const { code, report } = await doctor(file)
     assert.equal(code, 1)
     const problems = report.checks.filter((c) => c.id === 'config.invalid')
@@ -69,7 +71,7 @@ describe('doctor tells all it found', { skip: netnsSkip }, () => {
     assert.ok(problems.some((p) => /net\.subnet/.test(p.summary)) && problems.some((p) => /net\.driver/.test(p.summary)) && problems.some((p) => /bogus_key/.test(p.summary)))
     assert.match(report.checks.find((c) => c.id === 'config.load')!.summary, /3 problems, listed below/)
     assert.equal(report.checks.some((c) => c.id === 'api.reach' || c.id === 'driver.resolve'), false, 'nothing ran on a configuration that did not load')
-    assert.equal(sim.stats().api.total, before, 'no API call')
+    assert.equal(quiet.stats().api.total, 0, 'no API call')
   })
 
   test('a running daemon with a service in error fails, naming the service; the ingress takes our ConnRequest', async () => {
