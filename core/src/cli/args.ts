@@ -17,9 +17,11 @@ export interface CommandSpec<O extends Options = Options> {
   positionals?: readonly string[]
   /** For shell completion: the values an option takes (`--log-format`: json, pretty, auto). */
   optionValues?: Readonly<Record<string, readonly string[]>>
+  /** The command reads no configuration: `--config` and `--instance` are usage errors, and its help and completion leave them out. */
+  readsNoConfig?: boolean
 }
 
-/** Options every command takes. */
+/** Options every command takes (`--config` and `--instance` refused by one that reads no configuration). */
 export const commonOptions = {
   config: { type: 'string', short: 'c' },
   instance: { type: 'string' },
@@ -43,6 +45,12 @@ export function parseCommandArgs<O extends Options>(spec: CommandSpec<O>, argv: 
     const unknown = /'(--?[^']+)'/.exec((e as Error).message)?.[1]
     const close = unknown?.startsWith('--') ? didYouMean(unknown.slice(2), Object.keys(options)) : undefined
     throw new NgrokdError('NGROKD_ERR_USAGE', (e as Error).message, { hint: close ? `did you mean --${close}? (see ngrokd ${spec.name} --help)` : `see ngrokd ${spec.name} --help` })
+  }
+  const values = parsed.values as Record<string, unknown>
+  for (const flag of ['config', 'instance'] as const) {
+    if (spec.readsNoConfig && values[flag] !== undefined) {
+      throw new NgrokdError('NGROKD_ERR_USAGE', `ngrokd ${spec.name} takes no --${flag}: it reads no configuration`, { hint: `see ngrokd ${spec.name} --help` })
+    }
   }
   if (!spec.allowPositionals && parsed.positionals.length > 0) {
     throw new NgrokdError('NGROKD_ERR_USAGE', `unexpected argument ${JSON.stringify(parsed.positionals[0])}`, { hint: `ngrokd ${spec.name} takes only options; see ngrokd ${spec.name} --help` })

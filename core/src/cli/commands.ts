@@ -408,6 +408,7 @@ const versionCommand = defineCommand({
   summary: 'Print the versions of ngrokd, Node.js and the built-in drivers for this system.',
   usage: 'ngrokd version',
   options: {} as const,
+  readsNoConfig: true,
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
@@ -446,8 +447,11 @@ async function promptHidden(question: string): Promise<string> {
 function printHelp(spec: CommandSpec): number {
   console.log(
     helpText(spec) +
-      '\nOptions:\n  -c, --config FILE   configuration file (default: /etc/ngrokd/config.yml; not as root, first an ngrokd.yaml or .ngrokdrc searched for from the current directory)\n' +
-      '  --instance NAME     a named instance (a second account): /etc/ngrokd/NAME.yml, its own state, socket, interface, subnet and hosts block\n' +
+      '\nOptions:\n' +
+      (spec.readsNoConfig
+        ? ''
+        : '  -c, --config FILE   configuration file (default: /etc/ngrokd/config.yml; not as root, first an ngrokd.yaml or .ngrokdrc searched for from the current directory)\n' +
+          '  --instance NAME     a named instance (a second account): /etc/ngrokd/NAME.yml, its own state, socket, interface, subnet and hosts block\n') +
       (spec.options && 'json' in spec.options ? '  --json              the same as JSON, for scripts\n' : '') +
       '  -h, --help          this help',
   )

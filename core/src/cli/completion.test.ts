@@ -10,7 +10,7 @@ import type { Command } from './commands.js'
 
 /** The script `ngrokd completion <shell>` prints, with an extra command as the ngrokd package adds demo. */
 async function script(shell: string): Promise<string> {
-  const extra: Command = { name: 'demo', summary: "Try it: a simulated cloud (it's safe)", usage: '', options: { once: { type: 'boolean' } }, run: async () => 0 }
+  const extra: Command = { name: 'demo', summary: "Try it: a simulated cloud (it's safe)", usage: '', options: { once: { type: 'boolean' } }, readsNoConfig: true, run: async () => 0 }
   let out = ''
   const write = process.stdout.write
   process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write
@@ -52,6 +52,8 @@ describe('ngrokd completion', () => {
     assert.deepEqual(offer('ngrokd', 'run', '--log-format', ''), ['auto', 'json', 'pretty'])
     assert.deepEqual(offer('ngrokd', 'service', 'in'), ['install'])
     assert.deepEqual(offer('ngrokd', 'status', '--'), ['--config', '--help', '--instance', '--json'])
+    assert.deepEqual(offer('ngrokd', 'version', '--'), ['--help'], 'a command that reads no configuration is offered no --config')
+    assert.deepEqual(offer('ngrokd', 'demo', '--'), ['--help', '--once'])
   })
 
   test('fish: the same, through fish itself', { skip: has('fish') ? false : 'fish is not installed' }, async () => {

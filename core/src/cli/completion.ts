@@ -15,7 +15,8 @@ interface Completable {
 }
 
 function completable(spec: CommandSpec): Completable {
-  const options = { ...commonOptions, ...spec.options } as Record<string, { type: string; short?: string }>
+  const { config, instance, ...always } = commonOptions
+  const options = { ...(spec.readsNoConfig ? always : { config, instance, ...always }), ...spec.options } as Record<string, { type: string; short?: string }>
   return {
     name: spec.name,
     summary: spec.summary,
@@ -121,6 +122,7 @@ export function completionCommand(all: () => readonly Command[]): Command {
     options: {},
     allowPositionals: true,
     positionals: COMPLETION_SHELLS,
+    readsNoConfig: true,
   }
   return {
     ...spec,

@@ -43,3 +43,21 @@ test('an unknown command gets a did-you-mean; `help <command>` is that commandâ€
   assert.match(help.out, /^Usage: ngrokd run/m)
   assert.doesNotMatch(help.out, /^Commands:/m)
 })
+
+test('a command that reads no configuration refuses --config and --instance, and its help does not offer them', async () => {
+  for (const flag of [['--config', '/etc/ngrokd/config.yml'], ['--instance', 'work']]) {
+    const r = await cli(['version', ...flag])
+    assert.equal(r.code, 2, flag[0])
+    assert.match(r.err, new RegExp(`ngrokd version takes no ${flag[0]}: it reads no configuration`))
+  }
+  const help = await cli(['version', '--help'])
+  assert.equal(help.code, 0)
+  assert.doesNotMatch(help.out, /--config|--instance/)
+  assert.match((await cli(['status', '--help'])).out, /--config FILE[\s\S]*--instance NAME/, 'a command that reads one still offers both')
+})
+
+test('a word `ngrokd service` does not take is a usage error (exit 2)', async () => {
+  const r = await cli(['service', 'frob'])
+  assert.equal(r.code, 2)
+  assert.match(r.err, /expected install, uninstall or status, got "frob" \(NGROKD_ERR_USAGE\)/)
+})

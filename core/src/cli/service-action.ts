@@ -46,7 +46,7 @@ function planFor(config: DaemonConfig, configPath: string): ServicePlan {
     return { file: { path: s.unitPath, text: s.unit }, install: s.install, uninstall: s.uninstall, afterUninstall: s.afterUninstall, status: s.status, makeDirs: [config.stateDir] }
   }
   if (process.platform === 'darwin') {
-    const s = launchdService({ nodePath, cliPath, configPath })
+    const s = launchdService({ nodePath, cliPath, configPath, ...instanceOf(config) })
     return { file: { path: s.plistPath, text: s.plist }, install: s.install, uninstall: s.uninstall, afterUninstall: [], status: s.status, makeDirs: [config.stateDir] }
   }
   throw new NgrokdError('NGROKD_ERR_SERVICE', `ngrokd service knows no service manager of ${process.platform}`, {

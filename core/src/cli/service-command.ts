@@ -21,7 +21,7 @@ export const serviceCommand: Command = {
     if (values.help) return printHelp(spec)
     const action = positionals[0] as ServiceAction | undefined
     if (!action || !['install', 'uninstall', 'status'].includes(action) || positionals.length > 1) {
-      throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `expected install, uninstall or status, got ${JSON.stringify(positionals.join(' '))}`, { hint: 'see ngrokd service --help' })
+      throw new NgrokdError('NGROKD_ERR_USAGE', `expected install, uninstall or status, got ${JSON.stringify(positionals.join(' '))}`, { hint: 'see ngrokd service --help' })
     }
     if (values.instance !== undefined) checkInstanceFlag(values.instance)
     // the service code (systemd, launchd, the Service Control Manager) loads for this command only

@@ -1,14 +1,15 @@
 import type { Check } from '../contracts/check.js'
 import type { Interface } from '../contracts/interface.js'
 import type { NameResolver } from '../contracts/name-resolver.js'
-import type { Forwarder } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 
 const DRIVER_BRAND = Symbol.for('ngrokd.driver')
 const ID_PATTERN = /^[a-z][a-z0-9-]*$/
 
-export type DriverKind = 'interface' | 'name-resolver' | 'forwarder'
+/** What a driver may provide. The forwarder is always ngrokd's own (the `forwarder.*` keys). */
+export const DRIVER_KINDS = ['interface', 'name-resolver'] as const
+export type DriverKind = (typeof DRIVER_KINDS)[number]
 
 /** Something the driver needs from the machine, listed by `ngrokd doctor`. */
 export interface DriverRequirement {
@@ -28,7 +29,6 @@ export interface DriverContext {
 export interface DriverInstances {
   interface?: Interface
   nameResolver?: NameResolver
-  forwarder?: Forwarder
 }
 
 export interface DriverDefinition<Options = Record<string, unknown>> {
@@ -68,7 +68,13 @@ export function defineDriver<Options = Record<string, unknown>>(definition: Driv
   if (typeof definition.name !== 'string' || !ID_PATTERN.test(definition.name)) {
     problems.push(`name ${JSON.stringify(definition.name)} must match ${ID_PATTERN}`)
   }
-  if (!Array.isArray(definition.provides) || definition.provides.length === 0) problems.push('provides must list at least one of interface, name-resolver, forwarder')
+  if (!Array.isArray(definition.provides) || definition.provides.length === 0) problems.push(`provides must list at least one of ${DRIVER_KINDS.join(', ')}`)
+  else {
+    for (const kind of definition.provides as readonly string[]) {
+      if ((DRIVER_KINDS as readonly string[]).includes(kind)) continue
+      problems.push(kind === 'forwarder' ? 'provides "forwarder": ngrokd always carries connections with its own forwarder (the forwarder.* keys); a driver provides an interface or a name resolver' : `provides ${JSON.stringify(kind)} is not one of ${DRIVER_KINDS.join(', ')}`)
+    }
+  }
   if (!Array.isArray(definition.platforms) || definition.platforms.length === 0) problems.push('platforms must list at least one process.platform value')
   if (typeof definition.ngrokd !== 'string' || definition.ngrokd.length === 0) problems.push('ngrokd must be a semver range of @ngrokd/core, e.g. "^1.0.0"')
   if (typeof definition.create !== 'function') problems.push('create must be a function')

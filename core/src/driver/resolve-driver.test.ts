@@ -103,6 +103,11 @@ test("a built-in driver for another system is refused before loading: npm does n
 
 test('defineDriver validates metadata and the version check follows semver', () => {
   assert.throws(() => defineDriver({ name: 'Bad Name', provides: ['interface'], platforms: ['linux'], ngrokd: '^1.0.0', create: async () => ({}) }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID'))
+  // a kind ngrokd would not use is refused, not silently ignored
+  const provides = (kinds: unknown) => () => defineDriver({ name: 'x', provides: kinds as ['interface'], platforms: ['linux'], ngrokd: '^1.0.0', create: async () => ({}) })
+  assert.throws(provides(['interface', 'forwarder']), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID') && /its own forwarder/.test((e as Error).message))
+  assert.throws(provides(['allocator']), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID') && /"allocator" is not one of interface, name-resolver/.test((e as Error).message))
+  assert.doesNotThrow(provides(['interface', 'name-resolver']))
   assert.doesNotThrow(() => assertCompatible({ name: 'x', ngrokd: '^1.0.0' }, '1.4.2'))
   assert.doesNotThrow(() => assertCompatible({ name: 'x', ngrokd: '^1.0.0' }, '1.5.0-rc.1'))
   assert.throws(() => assertCompatible({ name: 'x', ngrokd: '^2.0.0' }, '1.4.2'), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INCOMPATIBLE'))

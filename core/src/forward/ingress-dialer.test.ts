@@ -277,12 +277,15 @@ describe(`IngressDialer (${mode.name})`, () => {
     socket.destroy()
   })
 
-  it('logs ConnResponse notices at debug, as ngrok\'s operator does', async () => {
+  it('logs a ConnResponse notice as a warning once for its host:port, its repeats at debug', async () => {
     const ingress = await start({ onRequest: (c) => c.accept(undefined, { notices: ['endpoint is deprecated'] }) })
     const logger = recordingLogger()
-    const { socket } = await dialer(ingress, { logger }).dial({ hostname: 'api.prod', port: 80 })
-    socket.destroy()
-    assert.ok(logger.at('debug').some((r) => r.obj.notice === 'endpoint is deprecated' && r.obj.hostname === 'api.prod'))
+    const d = dialer(ingress, { logger })
+    for (const hostname of ['api.prod', 'api.prod', 'web.prod']) (await d.dial({ hostname, port: 80 })).socket.destroy()
+    const notices = (level: 'warn' | 'debug') => logger.at(level).filter((r) => r.obj.notice === 'endpoint is deprecated').map((r) => r.obj.hostname)
+    assert.deepEqual(notices('warn'), ['api.prod', 'web.prod'])
+    assert.deepEqual(notices('debug'), ['api.prod'])
+    assert.match(logger.at('warn')[0]!.msg, /binding ingress notice for api\.prod:80: endpoint is deprecated/)
   })
 
   it('rejects a refusal with NGROKD_ERR_INGRESS_REFUSED carrying the ngrok code and message', async () => {

@@ -128,6 +128,11 @@ function preferFirst(list: string, first: string): string {
   return [first, ...list.split(':').filter((c) => c !== first)].join(':')
 }
 
+/** One notice for one host:port is logged at warn at most this often (ngrokd's choice; ngrok says nothing of how often it sends one). */
+const NOTICE_WARN_EVERY_MS = 3_600_000
+/** Notices remembered for that; past this many, the longest-unwarned is forgotten (and warned again when it comes). */
+const NOTICES_REMEMBERED = 1_000
+
 const CERT_NOT_ACCEPTED_HINT =
   'the ingress usually closes like this when it does not accept our client certificate: issued for another ' +
   'ingress, revoked or expired; renew the registration (restart ngrokd, or check `ngrokd doctor`)'
@@ -183,6 +188,8 @@ export class IngressDialer implements Dialer {
   private readonly pool?: PredialPool
   private readonly lookups: IngressLookup
   private closed = false
+  /** When each notice (by host:port and text) was last logged at warn. */
+  private readonly noticeWarnedAt = new Map<string, number>()
   /** ConnRequest fields besides host and port. */
   private readonly connRequestFields: { podIdentity: PodIdentity }
   /** Secure contexts are reused while credentials() returns the same PEMs (parsing a CA bundle per connection is costly). */
@@ -227,6 +234,25 @@ export class IngressDialer implements Dialer {
           'network path can impersonate it and read or alter forwarded traffic; set ingress.ca_file to the CA that signs ' +
           'the ingress certificate and remove insecure_skip_verify',
       )
+    }
+  }
+
+  /**
+   * ConnResponse notices are warnings (PROTOCOL.md): each is logged at warn the first time for its host:port and
+   * again at most every {@link NOTICE_WARN_EVERY_MS}; the repeats in between (one per connection) go to debug.
+   */
+  private logNotices(hostname: string, port: number, notices: readonly string[]): void {
+    const now = Date.now()
+    for (const notice of notices) {
+      const key = `${hostname}:${port} ${notice}`
+      const last = this.noticeWarnedAt.get(key)
+      const warn = last === undefined || now - last >= NOTICE_WARN_EVERY_MS
+      if (warn) {
+        this.noticeWarnedAt.delete(key) // re-inserted last: the map forgets the longest-unwarned first
+        this.noticeWarnedAt.set(key, now)
+        if (this.noticeWarnedAt.size > NOTICES_REMEMBERED) this.noticeWarnedAt.delete(this.noticeWarnedAt.keys().next().value!)
+      }
+      this.logger[warn ? 'warn' : 'debug']({ hostname, port, notice }, `binding ingress notice for ${hostname}:${port}: ${notice}`)
     }
   }
 
@@ -511,8 +537,7 @@ export class IngressDialer implements Dialer {
         settled = true
         socket.pause() // before the data listener goes, so nothing after the ConnResponse is lost
         detach()
-        // ngrok's operator logs notices at its debug verbosity (V(1)); one per connection would flood a warn log
-        for (const notice of response.notices) this.logger.debug({ hostname, port, notice }, `binding ingress notice for ${hostname}:${port}: ${notice}`)
+        if (response.notices.length > 0) this.logNotices(hostname, port, response.notices)
         resolve({ socket, response, early: Buffer.from(frame.rest), reads })
       }
       function detach(): void {

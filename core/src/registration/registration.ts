@@ -234,8 +234,9 @@ export class Registration {
   }
 
   /**
-   * Re-keys when less than `renewBeforeMs` remain (or less than a third of the lifetime, for
-   * certificates shorter than 90 days, so a short-lived certificate is not renewed on every call).
+   * Re-keys when less than `renewBeforeMs` (30 days) remain, as ngrok's operator does; a certificate
+   * whose whole lifetime is under 1.5 × that, once a third of its lifetime is used (less than two thirds
+   * remain), so a short-lived certificate is used before it is renewed, not renewed on every call.
    * Resolves true when it renewed.
    */
   renewIfNeeded(): Promise<boolean> {
@@ -463,7 +464,7 @@ export class Registration {
 
   private needsRenewal(cert: CertificateInfo): boolean {
     const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime()
-    const threshold = lifetime < 3 * this.renewBeforeMs ? Math.min(this.renewBeforeMs, lifetime / 3) : this.renewBeforeMs
+    const threshold = Math.min(this.renewBeforeMs, (lifetime * 2) / 3)
     return cert.remainingMs(this.now()) < threshold
   }
 

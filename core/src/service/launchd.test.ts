@@ -45,6 +45,18 @@ describe('launchd job', () => {
     assert.throws(() => renderPlist({ bad: 'bell\u0007' }), RangeError)
   })
 
+  it('a named instance is a job of its own: its label, plist, log and --instance on each command line', () => {
+    const service = launchdService({ ...paths, configPath: '/etc/ngrokd/work.yml', instance: 'work' })
+    assert.equal(service.label, 'com.ngrok.ngrokd.work')
+    assert.equal(service.plistPath, '/Library/LaunchDaemons/com.ngrok.ngrokd.work.plist')
+    const plist = parse(service.plist) as { ProgramArguments: string[]; StandardOutPath: string }
+    assert.deepEqual(plist.ProgramArguments.slice(2), ['run', '--config', '/etc/ngrokd/work.yml', '--instance', 'work'])
+    assert.equal(plist.StandardOutPath, '/var/log/ngrokd-work.log')
+    assert.deepEqual(service.uninstall.at(-1), [paths.nodePath, paths.cliPath, 'cleanup', '--config', '/etc/ngrokd/work.yml', '--instance', 'work'])
+    assert.deepEqual(service.install.at(-1), ['/bin/launchctl', 'bootstrap', 'system', '/Library/LaunchDaemons/com.ngrok.ngrokd.work.plist'])
+    assert.throws(() => launchdService({ ...paths, instance: 'Work/..' }), (e) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /not an instance name/.test(e.message))
+  })
+
   it('refuses relative paths and a label that is not reverse-DNS, with coded errors', () => {
     for (const bad of [{ nodePath: 'node' }, { cliPath: './ngrokd.js' }, { configPath: 'ngrokd.yaml' }, { logPath: 'ngrokd.log' }]) {
       assert.throws(() => launchdService({ ...paths, ...bad }), (e) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /absolute path/.test(e.message), JSON.stringify(bad))

@@ -1,5 +1,6 @@
 import { isAbsolute, join } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { checkServiceInstance } from './instance-name.js'
 
 /**
  * The launchd job of ngrokd on macOS: the property list for /Library/LaunchDaemons and the
@@ -31,9 +32,11 @@ export interface LaunchdServiceOptions {
   cliPath: string
   /** Absolute path of the configuration file `ngrokd run --config` reads. */
   configPath: string
-  /** Default `com.ngrok.ngrokd`. */
+  /** A named instance: the job runs `ngrokd … --instance NAME`, labelled `com.ngrok.ngrokd.NAME`, its log `/var/log/ngrokd-NAME.log`. */
+  instance?: string
+  /** Default `com.ngrok.ngrokd` (an instance's: `com.ngrok.ngrokd.NAME`). */
   label?: string
-  /** Where stdout and stderr go; default `/var/log/ngrokd.log`. */
+  /** Where stdout and stderr go; default `/var/log/ngrokd.log` (an instance's: `/var/log/ngrokd-NAME.log`). */
   logPath?: string
   /** Default `/Library/LaunchDaemons`. */
   launchDaemonsDir?: string
@@ -63,7 +66,11 @@ export interface LaunchdService {
  * ```
  */
 export function launchdService(options: LaunchdServiceOptions): LaunchdService {
-  const { nodePath, cliPath, configPath, label = DEFAULT_LAUNCHD_LABEL, logPath = DEFAULT_LAUNCHD_LOG, launchDaemonsDir = LAUNCH_DAEMONS_DIR } = options
+  const { nodePath, cliPath, configPath, instance, launchDaemonsDir = LAUNCH_DAEMONS_DIR } = options
+  checkServiceInstance('launchd', instance)
+  const label = options.label ?? (instance ? `${DEFAULT_LAUNCHD_LABEL}.${instance}` : DEFAULT_LAUNCHD_LABEL)
+  const logPath = options.logPath ?? (instance ? DEFAULT_LAUNCHD_LOG.replace(/\.log$/, `-${instance}.log`) : DEFAULT_LAUNCHD_LOG)
+  const config = ['--config', configPath, ...(instance ? ['--instance', instance] : [])]
   for (const [key, value] of Object.entries({ nodePath, cliPath, configPath, logPath, launchDaemonsDir })) {
     if (typeof value !== 'string' || !isAbsolute(value)) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `launchd: ${key} ${JSON.stringify(value)} is not an absolute path`, { hint: 'launchd runs the job without a shell or PATH: give absolute paths' })
@@ -75,7 +82,7 @@ export function launchdService(options: LaunchdServiceOptions): LaunchdService {
   const plistPath = join(launchDaemonsDir, `${label}.plist`)
   const plist = renderPlist({
     Label: label,
-    ProgramArguments: [nodePath, cliPath, 'run', '--config', configPath],
+    ProgramArguments: [nodePath, cliPath, 'run', ...config],
     RunAtLoad: true,
     KeepAlive: { SuccessfulExit: false }, // start it again when it exits with an error, not after a clean stop
     ExitTimeOut: EXIT_TIMEOUT,
@@ -92,7 +99,7 @@ export function launchdService(options: LaunchdServiceOptions): LaunchdService {
     ],
     uninstall: [
       [LAUNCHCTL, 'bootout', `system/${label}`],
-      [nodePath, cliPath, 'cleanup', '--config', configPath],
+      [nodePath, cliPath, 'cleanup', ...config],
     ],
     status: [[LAUNCHCTL, 'print', `system/${label}`]],
   }

@@ -1,5 +1,6 @@
 import { isAbsolute, join } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { checkServiceInstance } from './instance-name.js'
 
 /**
  * The systemd service of ngrokd on Linux: the unit file and the systemctl commands that install,
@@ -54,7 +55,7 @@ export interface SystemdService {
 
 export function systemdService(options: SystemdServiceOptions): SystemdService {
   const { nodePath, cliPath, configPath, writablePaths, stopTimeoutSeconds, unitDir = SYSTEMD_UNIT_DIR, instance } = options
-  if (instance !== undefined && !/^[a-z][a-z0-9]{0,7}$/.test(instance)) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: instance ${JSON.stringify(instance)} is not an instance name`)
+  checkServiceInstance('systemd', instance)
   for (const [key, value] of Object.entries({ nodePath, cliPath, configPath, unitDir, ...Object.fromEntries(writablePaths.map((p, i) => [`writablePaths[${i}]`, p])) })) {
     if (typeof value !== 'string' || !isAbsolute(value) || /[\s"'\\$%;]/.test(value)) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: ${key} ${JSON.stringify(value)} is not an absolute path without spaces or quoting characters`, {

@@ -15,6 +15,7 @@
  * stop with a non-zero exit code count as a failure too.
  */
 import { NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
+import { checkServiceInstance } from './instance-name.js'
 
 export const SERVICE_WIN32_OWN_PROCESS = 0x10 // winnt.h
 export const SERVICE_AUTO_START = 0x2 // winnt.h
@@ -117,9 +118,7 @@ export function windowsCommandLine(args: readonly string[]): string {
  * a known way to run someone else's program as LocalSystem.
  */
 export function planWindowsService(options: WindowsServiceOptions): WindowsServicePlan {
-  if (options.instance !== undefined && !/^[a-z][a-z0-9]{0,7}$/.test(options.instance)) {
-    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `service: instance ${JSON.stringify(options.instance)} is not an instance name`)
-  }
+  checkServiceInstance('service', options.instance)
   const name = options.instance ? `ngrokd-${options.instance}` : 'ngrokd'
   for (const [what, path] of [['node', options.nodePath], ['ngrokd', options.cliPath], ['config', options.configPath]] as const) {
     if (path !== undefined && !/^([A-Za-z]:\\|\\\\)/.test(path)) {

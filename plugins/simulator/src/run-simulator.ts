@@ -107,12 +107,8 @@ export async function runSimulator(values: SimulatorValues): Promise<number> {
 export async function runSimulatorCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(simulatorSpec, argv)
   if (values.help) {
-    // no --config or --instance here, unlike the daemon's commands
     console.log(`${simulatorSpec.summary}\n\nUsage: ${simulatorSpec.usage}`)
     return 0
-  }
-  for (const flag of ['config', 'instance'] as const) {
-    if (values[flag] !== undefined) throw new NgrokdError('NGROKD_ERR_USAGE', `ngrokd simulator takes no --${flag}: it reads no configuration`, { hint: 'see ngrokd simulator --help' })
   }
   return runSimulator(values as SimulatorValues)
 }

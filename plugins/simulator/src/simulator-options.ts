@@ -39,4 +39,5 @@ export const simulatorSpec = {
   summary: 'Run the ngrok cloud simulator (API, CA, binding ingress, backends) on this machine until Ctrl-C.',
   usage: `ngrokd simulator [options]\n\n${SIMULATOR_OPTIONS_HELP}`,
   options: SIMULATOR_OPTIONS,
+  readsNoConfig: true,
 } as const satisfies CommandSpec

@@ -358,6 +358,27 @@ describe('Registration renewal', () => {
     assert.equal(await reg.renewIfNeeded(), false)
     assert.equal(patches().length, 0)
   })
+
+  it('renews a 60-day certificate at 30 days left, as ngrok\'s operator does; one of 30 days once a third is used', async () => {
+    let offset = 0
+    sim.setCertValidity(60 * DAY)
+    const reg = registration({ now: () => Date.now() + offset })
+    await reg.ensure()
+    offset = 29 * DAY // 31 days left
+    assert.equal(await reg.renewIfNeeded(), false)
+    offset = 35 * DAY // 25 days left
+    sim.setClockOffset(offset)
+    assert.equal(await reg.renewIfNeeded(), true)
+    assert.equal(patches().length, 1)
+
+    sim.setCertValidity(30 * DAY)
+    await reg.renewNow() // a 30-day certificate from now on
+    offset += 9 * DAY // 21 of 30 days left: more than two thirds
+    assert.equal(await reg.renewIfNeeded(), false)
+    offset += 2 * DAY // 19 days left
+    sim.setClockOffset(offset)
+    assert.equal(await reg.renewIfNeeded(), true)
+  })
 })
 
 describe('Registration.deregister', () => {

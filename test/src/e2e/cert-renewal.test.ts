@@ -14,7 +14,7 @@ import { httpRequest } from '../helpers/clients.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
 import { waitUntil } from '../helpers/wait-until.js'
 
-/** Short enough that renewal (at a third of the lifetime left) and expiry both happen within seconds. */
+/** Short enough that renewal (once a third of the lifetime is used) and expiry both happen within seconds. */
 const VALIDITY_MS = 6_000
 
 describe('certificate renewal without a restart', { skip: netnsSkip }, () => {

@@ -31,8 +31,8 @@ test('service install --dry-run prints a unit for this install that systemd-anal
     assert.deepEqual(ours, [], `${verify.stdout}${verify.stderr}`)
 
     const bad = await ngrokdCli(['service', 'frob', '--config', config])
-    assert.notEqual(bad.code, 0)
-    assert.match(bad.stderr, /^ngrokd service: expected install, uninstall or status, got "frob"/m)
+    assert.equal(bad.code, 2, 'a word the command does not take is a usage error')
+    assert.match(bad.stderr, /^ngrokd service: expected install, uninstall or status, got "frob" \(NGROKD_ERR_USAGE\)/m)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
