@@ -1,4 +1,4 @@
-// The reproduction of "a state_dir another user owns": as root, that user could leave an interrupted
+// The reproduction of "a state_dir another user owns" (and of a hosts_file reached through another user's link): as root, that user could leave an interrupted
 // hosts-file write in it naming any file, and ngrokd would put the user's "backup" back over that file.
 // The real CLI, as root, in a private network and mount namespace: run, cleanup and doctor refuse the
 // directory, and the file named stays as it was.
@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { execFile } from 'node:child_process'
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -17,6 +17,14 @@ import { localUser, localUserSkip, type LocalUser } from '../util/local-user.tes
 const run = promisify(execFile)
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 
+/** The real CLI as root with `configFile`, in a private network and mount namespace. */
+async function ngrokdWith(configFile: string, ...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  const r: { stdout: string; stderr: string; code?: number } = await run('unshare', ['-n', '-m', process.execPath, NGROKD_BIN, ...args, '--config', configFile], { env: { PATH: process.env.PATH } }).catch(
+    (e: { stdout: string; stderr: string; code: number }) => e,
+  )
+  return { ...r, code: r.code ?? 0 }
+}
+
 describe('as root, a state_dir another user owns', { skip: localUserSkip() }, () => {
   let top: string
   let stateDir: string
@@ -24,12 +32,7 @@ describe('as root, a state_dir another user owns', { skip: localUserSkip() }, ()
   let configFile: string
   let eve: LocalUser
   const VICTIM = Buffer.from('root-owned original content, do not change\n')
-  const ngrokd = async (...args: string[]) => {
-    const r: { stdout: string; stderr: string; code?: number } = await run('unshare', ['-n', '-m', process.execPath, NGROKD_BIN, ...args, '--config', configFile], { env: { PATH: process.env.PATH } }).catch(
-      (e: { stdout: string; stderr: string; code: number }) => e,
-    )
-    return { ...r, code: r.code ?? 0 }
-  }
+  const ngrokd = (...args: string[]) => ngrokdWith(configFile, ...args)
 
   before(async () => {
     eve = localUser()!
@@ -73,4 +76,39 @@ describe('as root, a state_dir another user owns', { skip: localUserSkip() }, ()
     assert.equal(check?.code, 'NGROKD_ERR_PATH_UNTRUSTED')
     assert.deepEqual(await readFile(victim), VICTIM)
   })
+})
+
+describe('as root, a hosts_file reached through a link another user may re-point', { skip: localUserSkip() }, () => {
+  let top: string
+  let victim: string
+  let configFile: string
+  let eve: LocalUser
+  const VICTIM = Buffer.from('root-owned original content, do not change\n')
+
+  before(async () => {
+    eve = localUser()!
+    top = await mkdtemp(join(tmpdir(), 'ngrokd-hosts-link-'))
+    await chmod(top, 0o755)
+    // root's file, named through eve's link: after a check of the file alone she could point the link anywhere
+    victim = join(top, 'victim')
+    await writeFile(victim, VICTIM, { mode: 0o644 })
+    const eveDir = join(top, 'eve')
+    await mkdir(eveDir, { mode: 0o755 })
+    await symlink(victim, join(eveDir, 'hosts'))
+    await run('chown', ['-R', '-h', `${eve.uid}:${eve.gid}`, eveDir])
+    configFile = join(top, 'ngrokd.json')
+    const config = { state_dir: join(top, 'state'), names: { hosts_file: join(eveDir, 'hosts') }, net: { driver: 'loopback-alias', subnet: '127.107.0.0/16' }, control: { socket: join(top, 'ctl.sock') } }
+    await writeFile(configFile, JSON.stringify(config), { mode: 0o644 })
+  })
+  after(() => rm(top, { recursive: true, force: true }))
+
+  for (const command of ['run', 'cleanup']) {
+    it(`${command} refuses it, naming the link and its owner, and the file is not touched`, async () => {
+      const r = await ngrokdWith(configFile, command)
+      assert.notEqual(r.code, 0, r.stderr)
+      assert.match(r.stderr, new RegExp(`refusing hosts file \\(names.hosts_file\\) ${victim} .*the link ${join(top, 'eve', 'hosts')} is in ${join(top, 'eve')}, which is owned by ${eve.name}`))
+      assert.match(r.stderr, /NGROKD_ERR_PATH_UNTRUSTED/)
+      assert.deepEqual(await readFile(victim), VICTIM)
+    })
+  }
 })

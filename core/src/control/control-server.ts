@@ -9,6 +9,7 @@ import { darwinPeerCheck, loadDarwinGetsockopt } from './peer-cred-darwin.js'
 import { controlPipes, readOnlyRoutes, windowsPipeName } from './windows-pipe-security.js'
 import type { PipeSecurity } from './windows-pipe-security-ffi.js'
 import { requireCommonJs } from '../util/commonjs.js'
+import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 
 const { createServer } = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
 
@@ -84,6 +85,8 @@ export class ControlServer {
     // a group that does not exist fails before there is a socket to undo
     const gid = group ? groupId(group) : undefined
     await mkdir(dirname(socketPath), { recursive: true })
+    // as root, a directory another user may write would let them swap the socket for a link before its chmod/chown
+    if (runsAsRoot()) await assertTrustedPath(dirname(socketPath), { what: 'control socket directory' })
     await removeStaleSocket(socketPath)
     const server = this.newServer(this.options.routes)
     const peerCheck = this.options.peerCheck ?? (await this.platformPeerCheck())

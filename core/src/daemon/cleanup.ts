@@ -15,7 +15,7 @@ import { checkApiKey, readApiKeyFile } from './api-key-file.js'
 import { prepareStateDir } from './state-dir.js'
 import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock } from './instance-lock.js'
-import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
+import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 
 /** Stands in for the forwarder while cleaning up: nothing listens, so there is nothing to carry. */
 const NO_FORWARDER: Forwarder = {
@@ -48,6 +48,7 @@ const LEFT_ALONE: NameResolver = {
 export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Promise<string[]> {
   const removed: string[] = []
   await prepareStateDir(config.stateDir)
+  await assertTrustedHostsFile(config)
   const lock = await InstanceLock.acquireFor(config)
   try {
     for (const path of lock.replacedStale) removed.push(`stale lock ${path}`)

@@ -3,7 +3,7 @@ import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import type { ForwarderMode } from '../forward/create-forwarder.js'
 import { controlRequest } from '../control/control-client.js'
 import { clientPipePaths } from '../control/windows-pipe-security.js'
-import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
+import { assertTrustedPathOrDir, runsAsRoot } from '../util/trusted-path.js'
 import type { ControlRoutes } from '../control/control-server.js'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
@@ -124,8 +124,8 @@ export async function callDaemon<R extends ControlRoute>(
   if (process.platform === 'win32') return callPipes<ControlApi[R]['reply']>(socketPath, method, path, body, timeoutMs)
   let target = socketPath
   if (runsAsRoot()) {
-    // a missing socket is left to the request, which says the daemon is not running
-    target = await assertTrustedPath(socketPath, { what: 'control socket' }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? socketPath : Promise.reject(e)))
+    // a missing socket is left to the request, which says the daemon is not running; its directory decides who could make one
+    target = await assertTrustedPathOrDir(socketPath, { what: 'control socket' }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? socketPath : Promise.reject(e)))
   }
   return controlRequest<ControlApi[R]['reply']>(target, method, path, body, timeoutMs)
 }

@@ -31,7 +31,7 @@ import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock, type InstanceLockOptions } from './instance-lock.js'
 import { planReload, type ReloadResult } from './config-reload.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
-import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
+import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 
@@ -133,6 +133,7 @@ export class Daemon {
     // a control.group that does not exist fails before anything is created (Windows resolves it to a SID when the pipe opens)
     if (config.control.group && process.platform !== 'win32') groupId(config.control.group)
     await prepareStateDir(config.stateDir)
+    await assertTrustedHostsFile(config)
     // one daemon per state dir, interface and hosts block: a second one is refused before it touches anything
     this.lock = await InstanceLock.acquireFor(config, this.options.lock)
     for (const temp of await removeStaleTempFilesIn(config.stateDir)) logger.info({ path: temp }, `removed ${temp}, left by a killed ngrokd`)

@@ -3,6 +3,7 @@ import type { NameResolver } from '../contracts/name-resolver.js'
 import { HostsFileNameResolver } from './hosts-file-name-resolver.js'
 import { MacosHostsFileNameResolver } from './macos-hosts.js'
 import { WindowsHostsFileNameResolver, windowsHostsPath } from './windows-hosts.js'
+import { assertTrustedPathOrDir, runsAsRoot } from '../util/trusted-path.js'
 
 /** The `names.hosts_file` default of the configuration: the POSIX path, replaced on Windows by its own. */
 export const POSIX_HOSTS_FILE = '/etc/hosts'
@@ -34,4 +35,13 @@ export function createHostsFileNameResolver({ path, stateDir, instance, logger, 
 /** The daemon's hosts-file resolver for `config`: `names.hosts_file`, `state_dir`, and a named instance's own block. */
 export function hostsFileResolverFor(config: { names: { hostsFile: string }; stateDir: string; instance?: string }, logger: Logger): NameResolver {
   return createHostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir, ...(config.instance ? { instance: config.instance } : {}), logger })
+}
+
+/**
+ * As root, refuses a `names.hosts_file` another user could change or swap for a link (root would rewrite
+ * whatever file it named); a missing one is judged by its directory. Run before the daemon or cleanup touch it.
+ * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED`
+ */
+export async function assertTrustedHostsFile(config: { names: { hostsFile: string } }): Promise<void> {
+  if (runsAsRoot()) await assertTrustedPathOrDir(config.names.hostsFile, { what: 'hosts file (names.hosts_file)' })
 }

@@ -16,6 +16,7 @@ export { silentLogger, type Logger } from '../contracts/logger.js'
 export type { NameResolver, NameRecord, NameResolverHealth } from '../contracts/name-resolver.js'
 export * from '../errors/index.js'
 export { Lifecycle } from '../util/lifecycle.js'
+export { LocalAddresses } from '../util/local-addresses.js'
 export { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js'
 // Metric classes for ctx.metrics: the same prom-client copy as the daemon's registry.
 export { Counter, Gauge, Histogram, Summary } from 'prom-client'

@@ -82,6 +82,23 @@ describe('assertTrustedPath: as root, only what root alone can change', { skip }
     await untrusted(link, new RegExp(`refusing config file ${target} \\(${link}\\): ${target} is owned by ${eve.name}`))
   })
 
+  it('refuses a trusted file reached through a link another user may re-point, however deep in the chain', async () => {
+    const trusted = join(dir, 'root-ca.pem')
+    await writeFile(trusted, 'pem', { mode: 0o644 })
+    const home = join(dir, 'eve-links')
+    await mkdir(home, { mode: 0o755 })
+    await chown(home, eve.uid, eve.gid)
+    const eveLink = join(home, 'ca.pem') // eve may point it at her own CA after the check
+    await symlink(trusted, eveLink)
+    await untrusted(eveLink, new RegExp(`refusing config file ${trusted} \\(${eveLink}\\): the link ${eveLink} is in ${home}, which is owned by ${eve.name}`))
+    const rootLink = join(dir, 'via-eve.pem') // root's own link, to eve's link
+    await symlink(eveLink, rootLink)
+    await untrusted(rootLink, new RegExp(`the link ${eveLink} is in ${home}, which is owned by ${eve.name}`))
+    const relative = join(dir, 'relative.pem') // a relative link in a trusted directory: accepted
+    await symlink('root-ca.pem', relative)
+    assert.equal(await assertTrustedPath(relative, { what: 'config file' }), trusted)
+  })
+
   it("trusts the given user's own files besides root's", async () => {
     const file = join(dir, 'eve-own.yml')
     await writeFile(file, '{}', { mode: 0o644 })

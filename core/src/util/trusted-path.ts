@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
-import { realpath, stat } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { lstat, readlink, realpath, stat } from 'node:fs/promises'
+import { dirname, isAbsolute, join, parse, resolve, sep } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 
 /** Group- and other-write bits — <sys/stat.h> S_IWGRP | S_IWOTH. */
@@ -70,8 +70,9 @@ export interface TrustedPathOptions {
  * sshd's StrictModes and sudo judge their files: the file and every directory above it must be owned
  * by root or `uid`, and none may be writable by group or others — except a directory that is sticky
  * and owned by root (such as /tmp), where nobody else may rename or remove what is in it. Symbolic
- * links are followed first and the real path is judged. Resolves with that real path: read it, not
- * `path`, so nothing can be swapped in between.
+ * links are followed and the real path is judged; so is the directory of every link on the way from
+ * `path` to it, as a link another user could re-point would swap the file after the check. Resolves
+ * with the real path.
  *
  * ```ts
  * if (runsAsRoot()) file = await assertTrustedPath(file, { what: 'config file' })
@@ -81,25 +82,74 @@ export interface TrustedPathOptions {
 export async function assertTrustedPath(path: string, options: TrustedPathOptions): Promise<string> {
   const uid = options.uid ?? process.getuid?.() ?? 0
   const real = await realpath(path)
-  for (let p = real, isTarget = true; ; isTarget = false) {
+  const refuse = (at: string, why: string, fix: string, isTarget: boolean): NgrokdError =>
+    new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${options.what} ${real}${real !== path ? ` (${path})` : ''}: ${at} ${why}; as root ngrokd uses only files that root alone can change`, {
+      hint: `${fix}${isTarget ? '' : ' (and so for every directory above the file)'}, or move the file under a directory only root can write, such as /etc/ngrokd`,
+    })
+  await judgeUpward(real, true, uid, (p, why, fix, isTarget) => refuse(isTarget ? p : `its directory ${p}`, why, fix, isTarget))
+  for (const { link, dir } of await linksOnTheWay(path)) {
+    await judgeUpward(dir, false, uid, (p, why, fix) => refuse(`the link ${link} is in ${p}, which`, why, fix, false))
+  }
+  return real
+}
+
+/**
+ * {@link assertTrustedPath} of a file that may not be there yet (a socket, a file ngrokd creates): a missing one
+ * is judged by the directory it would be made in, which then decides who could plant it. Resolves with the
+ * file's real path, or `path` when it is missing.
+ */
+export async function assertTrustedPathOrDir(path: string, options: TrustedPathOptions): Promise<string> {
+  try {
+    return await assertTrustedPath(path, options)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+  }
+  await assertTrustedPath(dirname(path), { ...options, what: `${options.what}'s directory` })
+  return path
+}
+
+/** Judges `start` and every directory above it by the rule of {@link assertTrustedPath}; `refuse` makes the error. */
+async function judgeUpward(start: string, startIsTarget: boolean, uid: number, refuse: (p: string, why: string, fix: string, isTarget: boolean) => NgrokdError): Promise<void> {
+  for (let p = start, isTarget = startIsTarget; ; isTarget = false) {
     const st = await stat(p)
     const owned = st.uid === 0 || st.uid === uid
     // a socket's write bits let others connect to it (control.group), not change it
     const writable = (st.mode & GROUP_OR_OTHER_WRITE) !== 0 && !(isTarget && st.isSocket())
     const stickyRoot = !isTarget && st.isDirectory() && (st.mode & STICKY) !== 0 && st.uid === 0
     if (!owned || (writable && !stickyRoot)) {
-      const which = isTarget ? p : `its directory ${p}`
       const writers = [(st.mode & 0o020) !== 0 ? 'its group' : '', (st.mode & 0o002) !== 0 ? 'everyone' : ''].filter(Boolean).join(' and ')
-      const why = !owned ? `is owned by ${describeOwner(st.uid)}` : `is writable by ${writers}`
-      const fix = !owned ? `chown root ${p}` : `chmod go-w ${p}`
-      throw new NgrokdError(
-        'NGROKD_ERR_PATH_UNTRUSTED',
-        `refusing ${options.what} ${real}${real !== path ? ` (${path})` : ''}: ${which} ${why} (owner ${describeOwner(st.uid)}, mode ${octal(st.mode)}); as root ngrokd uses only files that root alone can change`,
-        { hint: `${fix}${isTarget ? '' : ' (and so for every directory above the file)'}, or move the file under a directory only root can write, such as /etc/ngrokd` },
-      )
+      const why = `${!owned ? `is owned by ${describeOwner(st.uid)}` : `is writable by ${writers}`} (owner ${describeOwner(st.uid)}, mode ${octal(st.mode)})`
+      throw refuse(p, why, !owned ? `chown root ${p}` : `chmod go-w ${p}`, isTarget)
     }
     const parent = dirname(p)
-    if (parent === p) return real
+    if (parent === p) return
     p = parent
   }
+}
+
+/** Most links followed on one path, as the kernel allows (MAXSYMLINKS, <linux/namei.h>). */
+const MAX_LINKS = 40
+
+/**
+ * Every symbolic link met on the way from `path` to the file it names, each with the real directory it is in,
+ * by walking the path a component at a time as the kernel does.
+ */
+async function linksOnTheWay(path: string): Promise<Array<{ link: string; dir: string }>> {
+  const found: Array<{ link: string; dir: string }> = []
+  const components = (p: string) => p.split(sep).filter(Boolean)
+  let pending = components(resolve(path))
+  let at = parse(resolve(path)).root
+  while (pending.length > 0) {
+    const next = join(at, pending.shift()!)
+    if (!(await lstat(next)).isSymbolicLink()) {
+      at = next
+      continue
+    }
+    found.push({ link: next, dir: at })
+    if (found.length > MAX_LINKS) throw Object.assign(new Error(`too many symbolic links on the way from ${path}`), { code: 'ELOOP' })
+    const target = await readlink(next)
+    pending = [...components(target), ...pending]
+    if (isAbsolute(target)) at = parse(target).root
+  }
+  return found
 }

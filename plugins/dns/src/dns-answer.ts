@@ -1,4 +1,6 @@
+import { hostname as machineHostname } from 'node:os'
 import dnsPacket, { type Answer, type Packet, type Question } from 'dns-packet'
+import { parse as parseDomain } from 'tldts'
 
 /** hostname (lowercase, no trailing dot) → IPv4 address; replaced whole, never edited in place. */
 export type Zone = ReadonlyMap<string, string>
@@ -29,6 +31,26 @@ export function servedSuffixes(zone: Zone, extra: readonly string[] = []): Set<s
     if (dot > 0) suffixes.add(hostname.slice(dot + 1))
   }
   return suffixes
+}
+
+/**
+ * The domains the machine's resolver is told to send to the responder (systemd-resolved's routing domains,
+ * /etc/resolver files, NRPT rules): a hostname's parent where sending all of it is safe, else the hostname
+ * alone, plus `extra` (configured, sent as they are). A parent is not sent whole when it is a public suffix of
+ * the ICANN list or under one (`com`, `prod`, `ngrok.app`, `ngrok.com`: every other name under it would stop
+ * resolving on this machine), or when this machine's own name is under it.
+ */
+export function routedDomains(zone: Zone, extra: readonly string[] = [], ownName: string = machineHostname()): Set<string> {
+  const routed = new Set(extra.map(normalizeName))
+  const own = normalizeName(ownName)
+  const safeParent = new Map<string, boolean>()
+  for (const hostname of zone.keys()) {
+    const dot = hostname.indexOf('.')
+    const parent = dot > 0 ? hostname.slice(dot + 1) : undefined
+    if (parent !== undefined && !safeParent.has(parent)) safeParent.set(parent, !parseDomain(parent).isIcann && own !== parent && !own.endsWith(`.${parent}`))
+    routed.add(parent !== undefined && safeParent.get(parent) ? parent : hostname)
+  }
+  return routed
 }
 
 export function normalizeName(name: string): string {

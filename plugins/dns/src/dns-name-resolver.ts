@@ -86,7 +86,7 @@ export class DnsNameResolver implements NameResolver {
             : `no way to point the resolver of ${platform} at the responder is known`
     if (typeof route !== 'string') {
       this.#route = { kind: 'system', link: route }
-      await route.setSuffixes(this.responder.suffixes)
+      await route.setSuffixes(this.responder.routes)
       await this.#clearHostsFile(hostsFile)
       return
     }
@@ -202,7 +202,7 @@ export class DnsNameResolver implements NameResolver {
     const changed = next.size !== current.size || [...next].some(([name, address]) => current.get(name) !== address)
     if (changed) this.responder.setZone(next)
     const route = this.#route
-    if (route.kind === 'system') await route.link.setSuffixes(this.responder.suffixes)
+    if (route.kind === 'system') await route.link.setSuffixes(this.responder.routes)
     if (route.kind === 'hosts-file') return { changed: (await route.names.publish({ records, signal })).changed || changed }
     return { changed }
   }

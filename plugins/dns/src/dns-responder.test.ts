@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import { Resolver } from 'node:dns/promises'
 import dnsPacket from 'dns-packet'
 import { DnsResponder, parseListenAddress } from './dns-responder.js'
-import { answerQuery, servedSuffixes } from './dns-answer.js'
+import { answerQuery, routedDomains, servedSuffixes } from './dns-answer.js'
 
 const run = promisify(execFile)
 const hasDig = await run('dig', ['-v']).then(() => true, () => false)
@@ -132,6 +132,36 @@ describe('DnsResponder', () => {
     assert.deepEqual(await resolver.resolve4('db.prod'), ['10.107.0.3'])
   })
 
+  it('answers only this machine\'s clients, over UDP and TCP', async () => {
+    const seen: Array<string | undefined> = []
+    const judged = new DnsResponder({ localClients: { isLocal: (source) => (seen.push(source), source !== '127.0.0.3') } })
+    judged.setZone(new Map([['api.prod', '10.107.0.2']]))
+    await judged.start([{ host: '127.0.0.1', port: 0 }])
+    const at = judged.addresses[0]!.port
+    try {
+      const stranger = dgram.createSocket('udp4')
+      stranger.bind(0, '127.0.0.3')
+      await once(stranger, 'listening')
+      let strangerReplies = 0
+      stranger.on('message', () => strangerReplies++)
+      stranger.send(query('api.prod'), at, '127.0.0.1')
+      // datagrams to one socket are taken in order: once the local one is answered, the stranger's was judged
+      assert.equal((await udpExchange(at, query('api.prod'), 30_000))?.rcode, 'NOERROR')
+      await new Promise((r) => setImmediate(r))
+      stranger.close()
+      assert.equal(strangerReplies, 0, 'a source that is not this machine gets no answer')
+      assert.ok(seen.includes('127.0.0.3'))
+      const tcp = net.connect({ host: '127.0.0.1', port: at, localAddress: '127.0.0.3' })
+      tcp.on('error', () => {})
+      tcp.write(Buffer.concat([Buffer.from([0, query('api.prod').length]), query('api.prod')]))
+      const got: Buffer[] = []
+      for await (const chunk of tcp) got.push(chunk as Buffer)
+      assert.equal(Buffer.concat(got).length, 0, 'closed without a reply')
+    } finally {
+      await judged.close()
+    }
+  })
+
   it('answers only on its listen address', async () => {
     const socket = dgram.createSocket('udp4')
     socket.bind(0, '127.0.0.2')
@@ -164,6 +194,16 @@ describe('answerQuery', () => {
     const apex = decode(answerQuery(query('team.prod', 'SOA'), zone, suffixes, 5)!)
     assert.equal(apex.rcode, 'NOERROR')
     assert.equal(apex.answers?.[0]?.type, 'SOA')
+  })
+})
+
+describe('routedDomains', () => {
+  it('sends the machine a private parent whole; a public one, or one above its own name, only by the names served', () => {
+    const zone = new Map(['api.demo', 'web.demo', 'api.prod', 'x.ngrok.com', 'foo.com', 'my-api.ngrok.app', 'db.corp'].map((h, i) => [h, `10.107.0.${i + 2}`]))
+    // com, prod (a real top-level domain), ngrok.com and ngrok.app are public: sent whole, every other name under them
+    // would stop resolving here; corp holds this machine's own name
+    assert.deepEqual([...routedDomains(zone, ['extra.zone'], 'build.corp')].sort(), ['api.prod', 'db.corp', 'demo', 'extra.zone', 'foo.com', 'my-api.ngrok.app', 'x.ngrok.com'])
+    assert.deepEqual([...routedDomains(new Map([['db.corp', '10.107.0.2']]), [], 'laptop')], ['corp'])
   })
 })
 

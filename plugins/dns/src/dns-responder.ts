@@ -1,7 +1,7 @@
 import dgram from 'node:dgram'
 import net from 'node:net'
-import { NgrokdError, silentLogger, type Logger } from '@ngrokd/core/plugin'
-import { answerQuery, normalizeName, servedSuffixes, type Zone } from './dns-answer.js'
+import { LocalAddresses, NgrokdError, silentLogger, type Logger } from '@ngrokd/core/plugin'
+import { answerQuery, normalizeName, routedDomains, servedSuffixes, type Zone } from './dns-answer.js'
 
 /** One address the responder answers on. */
 export interface ListenAddress {
@@ -15,6 +15,8 @@ export interface DnsResponderOptions {
   /** Suffixes served even with no hostname under them (NXDOMAIN rather than REFUSED). */
   suffixes?: readonly string[]
   logger?: Logger
+  /** Which sources are this machine (tests inject one). Default: loopback and the interfaces' addresses. */
+  localClients?: Pick<LocalAddresses, 'isLocal'>
 }
 
 export const DEFAULT_TTL = 5
@@ -35,16 +37,18 @@ const MAX_TCP_CONNECTIONS = 64
  * ```
  */
 export class DnsResponder {
-  #zone: { records: Zone; suffixes: ReadonlySet<string> } = { records: new Map(), suffixes: new Set() }
+  #zone: { records: Zone; suffixes: ReadonlySet<string>; routes: ReadonlySet<string> } = { records: new Map(), suffixes: new Set(), routes: new Set() }
   readonly #udp: dgram.Socket[] = []
   readonly #tcp: net.Server[] = []
   readonly #connections = new Set<net.Socket>()
   readonly #ttl: number
   readonly #logger: Logger
+  readonly #localClients: Pick<LocalAddresses, 'isLocal'>
 
   constructor(private readonly options: DnsResponderOptions = {}) {
     this.#ttl = options.ttl ?? DEFAULT_TTL
     this.#logger = options.logger ?? silentLogger
+    this.#localClients = options.localClients ?? new LocalAddresses()
     this.setZone(new Map())
   }
 
@@ -63,9 +67,14 @@ export class DnsResponder {
     return this.#zone.suffixes
   }
 
+  /** The domains the machine's resolver should send here ({@link routedDomains}): within {@link suffixes}, never a public one whole. */
+  get routes(): ReadonlySet<string> {
+    return this.#zone.routes
+  }
+
   setZone(records: Zone): void {
     const copy = new Map([...records].map(([name, address]) => [normalizeName(name), address]))
-    this.#zone = { records: copy, suffixes: servedSuffixes(copy, this.options.suffixes) }
+    this.#zone = { records: copy, suffixes: servedSuffixes(copy, this.options.suffixes), routes: routedDomains(copy, this.options.suffixes) }
   }
 
   /** Binds UDP and TCP on every listen address (the same port for both); all or nothing. */
@@ -130,13 +139,20 @@ export class DnsResponder {
     }
   }
 
+  // Only this machine's clients are answered, as the endpoint listeners admit only them: a neighbour that
+  // routes the subnet here learns nothing of the names.
   #onDatagram(udp: dgram.Socket, message: Buffer, peer: dgram.RemoteInfo): void {
+    if (!this.#localClients.isLocal(peer.address)) return
     const reply = this.answer(message)
     if (reply) udp.send(reply, peer.port, peer.address, (e) => e && this.#logger.debug(`dns: reply to ${peer.address}:${peer.port}: ${e.message}`))
   }
 
   /** DNS over TCP: each message is preceded by its 2-byte length — RFC 1035 §4.2.2. */
   #onTcp(socket: net.Socket): void {
+    if (!this.#localClients.isLocal(socket.remoteAddress)) {
+      socket.destroy()
+      return
+    }
     socket.setTimeout(TCP_IDLE_MS, () => socket.destroy())
     socket.on('error', () => socket.destroy())
     this.#connections.add(socket)
@@ -157,9 +173,11 @@ export class DnsResponder {
         const framed = Buffer.alloc(2 + reply.length)
         framed.writeUInt16BE(reply.length, 0)
         reply.copy(framed, 2)
-        socket.write(framed)
+        // a client that sends and does not read is not read from until it does: its replies are bounded
+        if (!socket.write(framed)) socket.pause()
       }
     })
+    socket.on('drain', () => socket.resume())
   }
 }
 

@@ -103,18 +103,21 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     assert.deepEqual(fake.bodies('SetLinkDNS'), [[IFINDEX, [[AF_INET, Buffer.from([127, 53, 107, 1])]]]])
     assert.deepEqual(fake.bodies('SetLinkDefaultRoute'), [[IFINDEX, false]])
     assert.deepEqual(fake.bodies('SetLinkDNSSEC'), [[IFINDEX, 'no']])
-    assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['prod', true]]]])
+    assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['api.prod', true]]]])
     assert.deepEqual(fake.problems, [])
     assert.deepEqual(warnings, [])
     await assert.rejects(readFile(hostsPath, 'utf8'), { code: 'ENOENT' }, 'the hosts file is not written while resolved is used')
 
-    // a new suffix: the domains follow; the same suffixes again: no call
+    // a new suffix: the domains follow (prod is a public top-level domain: its names go one by one); the same again: no call
     await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
     await names.publish({ records: [{ hostname: 'db.prod', address: '10.107.0.4' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
     assert.deepEqual(fake.bodies('SetLinkDomains'), [
-      [IFINDEX, [['prod', true]]],
-      [IFINDEX, [['demo', true], ['prod', true]]],
+      [IFINDEX, [['api.prod', true]]],
+      [IFINDEX, [['api.prod', true], ['demo', true]]],
+      [IFINDEX, [['db.prod', true], ['demo', true]]],
     ])
+    await names.publish({ records: [{ hostname: 'db.prod', address: '10.107.0.5' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    assert.equal(fake.bodies('SetLinkDomains').length, 3, 'the same domains again (an address moved): no call')
     await names.publish({ records: [{ hostname: 'web.demo', address: '10.107.0.3' }] })
     assert.deepEqual(fake.bodies('SetLinkDomains').at(-1), [IFINDEX, [['demo', true]]])
     assert.deepEqual(fake.links.get(IFINDEX)?.domains, [['demo', true]])
@@ -149,7 +152,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
         ['SetLinkDNS', [IFINDEX, [[AF_INET, Buffer.from([127, 53, 107, 1])]]]],
         ['SetLinkDefaultRoute', [IFINDEX, false]],
         ['SetLinkDNSSEC', [IFINDEX, 'no']],
-        ['SetLinkDomains', [IFINDEX, [['demo', true], ['prod', true]]]],
+        ['SetLinkDomains', [IFINDEX, [['api.prod', true], ['demo', true]]]],
       ],
     )
     await names.detach()
@@ -165,7 +168,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     fake.links.delete(IFINDEX) // as if someone ran resolvectl revert ngrokd0
     const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
     assert.equal(check?.status, 'warn')
-    assert.match(check!.summary, /lacks DNS server 127\.53\.107\.1 and routing domains ~prod/)
+    assert.match(check!.summary, /lacks DNS server 127\.53\.107\.1 and routing domains ~api\.prod/)
     await names.detach()
     await names.close()
   })
@@ -270,7 +273,7 @@ if (!skip) {
             await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
             await host.start()
             assert.deepEqual(fake.bodies('SetLinkDNS'), [[IFINDEX, [[AF_INET, Buffer.from([127, 53, 107, 1])]]]])
-            assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['prod', true]]]])
+            assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['api.prod', true]]]])
             assert.equal((await host.doctorChecks()).find((c) => c.id.endsWith('dns.resolved'))?.status, 'ok')
             await host.stop()
             assert.deepEqual(fake.calls.at(-1)?.member, 'RevertLink')

@@ -36,13 +36,13 @@ describe('macOS: one /etc/resolver file per suffix', () => {
     await names.publish({ records: records(['api.prod', '10.107.0.2'], ['web.demo', '10.107.0.3']) })
     const hostsFile = new RecordingNameResolver()
     await names.attach({ link: { name: 'utun4' }, hostsFile: () => hostsFile, platform: 'darwin', resolverDir })
-    assert.deepEqual((await readdir(resolverDir)).sort(), ['demo', 'prod'])
-    assert.equal(await readFile(join(resolverDir, 'prod'), 'utf8'), '# Managed by ngrokd: removed when ngrokd stops. Do not edit.\nnameserver 10.107.0.1\nport 5353\n')
+    assert.deepEqual((await readdir(resolverDir)).sort(), ['api.prod', 'demo'], 'prod is a public top-level domain: its names go one by one')
+    assert.equal(await readFile(join(resolverDir, 'api.prod'), 'utf8'), '# Managed by ngrokd: removed when ngrokd stops. Do not edit.\nnameserver 10.107.0.1\nport 5353\n')
     assert.equal(hostsFile.publishes.filter((p) => p.records.length > 0).length, 0, 'the hosts file is not used')
 
     await writeFile(join(resolverDir, 'corp'), 'nameserver 192.168.1.1\n') // the user's own
     await names.publish({ records: records(['api.prod', '10.107.0.2'], ['db.corp', '10.107.0.4']) })
-    assert.deepEqual((await readdir(resolverDir)).sort(), ['corp', 'prod'], 'demo went with its last endpoint; corp is not ours to write')
+    assert.deepEqual((await readdir(resolverDir)).sort(), ['api.prod', 'corp'], 'demo went with its last endpoint; corp is not ours to write')
     assert.equal(await readFile(join(resolverDir, 'corp'), 'utf8'), 'nameserver 192.168.1.1\n')
     assert.deepEqual((await names.diagnose()).find((c) => c.id === 'dns.resolver-files')?.status, 'ok')
 
