@@ -192,11 +192,15 @@ describe('NgrokApiClient: retries', () => {
     assert.deepEqual(sleeps, [7000])
   })
 
-  it('caps a huge Retry-After', async () => {
+  it('honours a Retry-After of minutes, and caps a huge one', async () => {
     const limited = fixture('error-rate-limit')
-    const { api, sleeps } = client([{ ...limited, headers: { ...limited.headers, 'retry-after': '86400' } }, fixture('bound-endpoints-page-3')])
+    const { api, sleeps } = client([
+      { ...limited, headers: { ...limited.headers, 'retry-after': '120' } },
+      { ...limited, headers: { ...limited.headers, 'retry-after': '86400' } },
+      fixture('bound-endpoints-page-3'),
+    ])
     await api.listBoundEndpoints(OP_ID)
-    assert.deepEqual(sleeps, [60_000])
+    assert.deepEqual(sleeps, [120_000, 600_000])
   })
 
   it('parses Retry-After as seconds or as an HTTP date', () => {

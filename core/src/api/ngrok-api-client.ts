@@ -12,8 +12,8 @@ export const DEFAULT_API_BASE_URL = 'https://api.ngrok.com'
 const PAGE_LIMIT = 100
 /** Stop following `next_page_uri` after this many pages: 100 000 items is far past any real account. */
 const MAX_PAGES = 1000
-/** Longest wait ngrokd accepts from a `Retry-After` header before trying again. */
-const MAX_RETRY_AFTER_MS = 60_000
+/** Longest wait ngrokd takes from a `Retry-After` header before trying again: ngrok's window is a minute; a far longer one is read as a mistake, not obeyed for hours. */
+const MAX_RETRY_AFTER_MS = 600_000
 /** Characters of a non-JSON error body quoted in the error message. */
 const BODY_EXCERPT = 200
 

@@ -186,7 +186,8 @@ const statusCommand = defineCommand({
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
     ]
     if (status.phase === 'waiting-for-api-key') lines.push('', 'waiting for an API key: run `ngrokd set-api-key`')
-    console.log(lines.join('\n'))
+    // every line may quote the API (its error messages, the operator id, the ingress it names)
+    console.log(lines.map(terminalSafe).join('\n'))
     return 0
   },
 })

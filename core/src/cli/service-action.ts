@@ -10,6 +10,7 @@ import { launchdService } from '../service/launchd.js'
 import { systemdService, type ServiceCommand } from '../service/systemd.js'
 import { installWindowsService, planWindowsService, uninstallWindowsService } from '../service/windows-service.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
+import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 
 /** Where `ngrokd run` reads its config as root when none is named (as the config loader does). */
 const SYSTEM_CONFIG = '/etc/ngrokd/config.yml'
@@ -126,6 +127,11 @@ export async function runServiceAction(action: ServiceAction, values: { config?:
   if (process.getuid?.() !== 0) throw new NgrokdError('NGROKD_ERR_PERMISSION', `ngrokd service ${action} changes the system's services`, { hint: `run it with sudo, or see it first with --dry-run` })
   if (action === 'install') {
     if (inTmp) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `the config ${configPath} is under /tmp, which the service does not see (systemd's PrivateTmp)`, { hint: `move it, e.g. to ${SYSTEM_CONFIG}, and pass that with --config` })
+    // the service runs this node and this ngrokd as root at every start: neither may be another user's to change
+    if (runsAsRoot()) {
+      await assertTrustedPath(process.execPath, { what: 'node binary the service would run' })
+      await assertTrustedPath(process.argv[1]!, { what: 'ngrokd program the service would run' })
+    }
     for (const dir of plan.makeDirs) await mkdir(dir, { recursive: true, mode: 0o700 })
     await writeFileAtomic(plan.file.path, plan.file.text, { mode: 0o644 })
     runAll(plan.install)

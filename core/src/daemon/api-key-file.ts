@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
@@ -38,13 +38,20 @@ export function apiKeyFilePath(stateDir: string): string {
 /**
  * The key saved in `state_dir`, trimmed, or undefined when there is no file. Not checked for its
  * shape (callers say what a malformed one means). As root, the file must pass {@link assertTrustedPath}.
+ * A file others may read (written by hand) is made 0600 as it is read, as the client key is.
  */
 export async function readApiKeyFile(stateDir: string): Promise<string | undefined> {
   let path = apiKeyFilePath(stateDir)
   try {
     if (runsAsRoot()) path = await assertTrustedPath(path, { what: 'API key file' })
-    const text = (await readFile(path, 'utf8')).trim()
-    return text === '' ? undefined : text
+    const file = await open(path, 'r')
+    try {
+      if (((await file.stat()).mode & 0o077) !== 0 && process.platform !== 'win32') await file.chmod(0o600)
+      const text = (await file.readFile('utf8')).trim()
+      return text === '' ? undefined : text
+    } finally {
+      await file.close()
+    }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw e

@@ -56,7 +56,7 @@ export interface DaemonOptions {
   afterReconcile?: (report: ReconcileReport) => void
 }
 
-/** Registration retry backoff: doubles from 1 s up to one poll interval. */
+/** Registration retry backoff: doubles from 1 s up to one poll interval; each wait is drawn from its upper half (jitter, so daemons that failed together do not retry together). */
 const REGISTER_BACKOFF_START_MS = 1_000
 
 /**
@@ -316,7 +316,7 @@ export class Daemon {
           key = await this.apiKeys.forgetAndWait()
           continue
         }
-        await delay(backoff, undefined, { signal }).catch(() => {}) // aborted: the loop ends
+        await delay(backoff / 2 + (Math.random() * backoff) / 2, undefined, { signal }).catch(() => {}) // aborted: the loop ends
         backoff = Math.min(backoff * 2, this.config.boundEndpoints.pollIntervalMs)
       }
     }

@@ -81,6 +81,21 @@ describe('drivers and plugins: built-ins from the installation, nothing another 
     assert.deepEqual(ran(), [])
   })
 
+  it('a root-owned package whose own files another user may change is refused: it would import them', async () => {
+    const project = join(dir, 'project-lib')
+    await plantPackage(project, 'ngrokd-driver-split', `import './lib/impl.js'\n${plantedDriver('split-driver')}`)
+    const lib = join(project, 'node_modules', 'ngrokd-driver-split', 'lib')
+    await mkdir(lib)
+    await writeFile(join(lib, 'impl.js'), mark('split-impl'), { mode: 0o644 })
+    await chown(join(lib, 'impl.js'), eve.uid, eve.gid)
+    await assert.rejects(resolveDriver('ngrokd-driver-split', { configDir: project, kind: 'interface' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+      assert.match(e.message, new RegExp(`refusing interface driver module file ${join(lib, 'impl.js')}: it is owned by ${eve.name}`))
+      return true
+    })
+    assert.deepEqual(ran(), [])
+  })
+
   it("root's own modules still load (a path and a package, each root-owned and not writable by others)", async () => {
     await writeFile(join(dir, 'mine.mjs'), plantedDriver('root-driver'), { mode: 0o644 })
     assert.equal((await resolveDriver('./mine.mjs', { configDir: dir, kind: 'interface' })).driver.name, 'planted')

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
+import { lstat, readdir } from 'node:fs/promises'
 import { createRequire, isBuiltin } from 'node:module'
-import { dirname, join } from 'node:path'
+import { dirname, join, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import type { NgrokdErrorCode } from '../errors/codes.js'
-import { assertTrustedPath, runsAsRoot } from './trusted-path.js'
+import { assertTrustedPath, judgeEntry, runsAsRoot } from './trusted-path.js'
 
 export interface LoadModuleOptions {
   /** What is loaded, for messages: `interface driver`, `plugin`. */
@@ -40,7 +41,10 @@ const OWN_LOCATION = fileURLToPath(import.meta.url)
  * always resolves from ngrokd's own installation, never from the config's or the current directory,
  * where another user could have planted a `node_modules/@ngrokd/...`. A path resolves relative to
  * `configDir`; another package name from `configDir`, then beside ngrokd. As root, a module that is
- * not built in must pass {@link assertTrustedPath}.
+ * not built in must pass {@link assertTrustedPath}, and so must every file and folder of the installed package
+ * it is in (what it imports of its own; a module named by path is judged alone); a built-in one must be root's or owned
+ * by whoever owns ngrokd's own files (so one found outside ngrokd's installation, through NODE_PATH or a
+ * home folder, is refused).
  *
  * @throws NgrokdError `codes.notFound`, `codes.invalid` (it did not import), `NGROKD_ERR_PATH_UNTRUSTED`.
  */
@@ -62,7 +66,15 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
       },
     )
   }
-  if (!builtin && (options.trustCheck ?? runsAsRoot())) file = await assertTrustedPath(file, { what: `${options.what} module` })
+  if (options.trustCheck ?? runsAsRoot()) {
+    const what = `${options.what} module`
+    if (builtin) file = await assertTrustedPath(file, { what, uid: statSync(OWN_LOCATION).uid })
+    else {
+      file = await assertTrustedPath(file, { what })
+      const root = packageRootOf(file)
+      if (root) await assertTrustedTree(root, what)
+    }
+  }
   try {
     return { specifier, file, builtin, exports: (await import(pathToFileURL(file).href)) as { default?: unknown } }
   } catch (cause) {
@@ -70,6 +82,36 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
       cause,
       hint: `reinstall the ${options.what} package; if it was built from source, build it (npm run build)`,
     })
+  }
+}
+
+/** Most files and folders of one module's package that are judged; a bigger tree is refused rather than half-checked. */
+const MAX_TREE_ENTRIES = 20_000
+
+/** The installed package `file` belongs to (`…/node_modules/name` or `…/node_modules/@scope/name`); undefined for a file in none. */
+function packageRootOf(file: string): string | undefined {
+  const marker = `${sep}node_modules${sep}`
+  const at = file.lastIndexOf(marker)
+  if (at < 0) return undefined
+  const [first, second] = file.slice(at + marker.length).split(sep)
+  return first?.startsWith('@') ? join(file.slice(0, at + marker.length), first, second ?? '') : join(file.slice(0, at + marker.length), first ?? '')
+}
+
+/** Every file and folder under `root` passes {@link judgeEntry}: another user could not change what the module imports of its own. */
+async function assertTrustedTree(root: string, what: string): Promise<void> {
+  const pending = [root]
+  for (let seen = 0; pending.length > 0; ) {
+    const dir = pending.pop()!
+    for (const name of await readdir(dir)) {
+      const path = join(dir, name)
+      if (++seen > MAX_TREE_ENTRIES) {
+        throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} in ${root}: more than ${MAX_TREE_ENTRIES} files to check`, { hint: 'give the module a package (or folder) of its own' })
+      }
+      const st = await lstat(path)
+      if (st.isSymbolicLink()) await assertTrustedPath(path, { what: `${what} file` })
+      else judgeEntry(path, st, `${what} file`)
+      if (st.isDirectory()) pending.push(path)
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, type Stats } from 'node:fs'
 import { lstat, readlink, realpath, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, join, parse, resolve, sep } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
@@ -108,19 +108,35 @@ export async function assertTrustedPathOrDir(path: string, options: TrustedPathO
   return path
 }
 
+/** Why another user could change the file or directory `p` of status `st` (the rule of {@link assertTrustedPath}), or undefined. */
+function untrustedBecause(p: string, st: Stats, isTarget: boolean, uid: number): { why: string; fix: string } | undefined {
+  const owned = st.uid === 0 || st.uid === uid
+  // a socket's write bits let others connect to it (control.group), not change it
+  const writable = (st.mode & GROUP_OR_OTHER_WRITE) !== 0 && !(isTarget && st.isSocket())
+  const stickyRoot = !isTarget && st.isDirectory() && (st.mode & STICKY) !== 0 && st.uid === 0
+  if (owned && (!writable || stickyRoot)) return undefined
+  const writers = [(st.mode & 0o020) !== 0 ? 'its group' : '', (st.mode & 0o002) !== 0 ? 'everyone' : ''].filter(Boolean).join(' and ')
+  const why = `${!owned ? `is owned by ${describeOwner(st.uid)}` : `is writable by ${writers}`} (owner ${describeOwner(st.uid)}, mode ${octal(st.mode)})`
+  return { why, fix: !owned ? `chown root ${p}` : `chmod go-w ${p}` }
+}
+
+/**
+ * One file or directory (not a link) inside a tree already judged from above, by the rule of {@link assertTrustedPath}.
+ * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED`
+ */
+export function judgeEntry(path: string, st: Stats, what: string, uid: number = process.getuid?.() ?? 0): void {
+  const problem = untrustedBecause(path, st, true, uid)
+  if (!problem) return
+  throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} ${path}: it ${problem.why}; as root ngrokd uses only files that root alone can change`, {
+    hint: `${problem.fix}, or move the module under a directory only root can write, such as /etc/ngrokd`,
+  })
+}
+
 /** Judges `start` and every directory above it by the rule of {@link assertTrustedPath}; `refuse` makes the error. */
 async function judgeUpward(start: string, startIsTarget: boolean, uid: number, refuse: (p: string, why: string, fix: string, isTarget: boolean) => NgrokdError): Promise<void> {
   for (let p = start, isTarget = startIsTarget; ; isTarget = false) {
-    const st = await stat(p)
-    const owned = st.uid === 0 || st.uid === uid
-    // a socket's write bits let others connect to it (control.group), not change it
-    const writable = (st.mode & GROUP_OR_OTHER_WRITE) !== 0 && !(isTarget && st.isSocket())
-    const stickyRoot = !isTarget && st.isDirectory() && (st.mode & STICKY) !== 0 && st.uid === 0
-    if (!owned || (writable && !stickyRoot)) {
-      const writers = [(st.mode & 0o020) !== 0 ? 'its group' : '', (st.mode & 0o002) !== 0 ? 'everyone' : ''].filter(Boolean).join(' and ')
-      const why = `${!owned ? `is owned by ${describeOwner(st.uid)}` : `is writable by ${writers}`} (owner ${describeOwner(st.uid)}, mode ${octal(st.mode)})`
-      throw refuse(p, why, !owned ? `chown root ${p}` : `chmod go-w ${p}`, isTarget)
-    }
+    const problem = untrustedBecause(p, await stat(p), isTarget, uid)
+    if (problem) throw refuse(p, problem.why, problem.fix, isTarget)
     const parent = dirname(p)
     if (parent === p) return
     p = parent
