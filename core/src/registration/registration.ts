@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { hostname as osHostname } from 'node:os'
 import { join } from 'node:path'
 import { NgrokdError, isNgrokdError } from '../errors/index.js'
@@ -26,6 +26,9 @@ export const REGISTRATION_FILES = {
   key: 'client.key',
   cert: 'client.crt',
   machineId: 'machine-id',
+  /** A new key and certificate on their way in (see `persist`); gone once both are in place. */
+  nextKey: 'client.key.next',
+  nextCert: 'client.crt.next',
 } as const
 
 /** What `Registration` needs of the API client (an `NgrokApiClient`, or a fake in tests). */
@@ -489,9 +492,12 @@ export class Registration {
       keyPem,
       cert,
     }
-    // order matters: operator.json last, so a crash in between leaves a key/cert pair that load() checks
-    await this.writeState('key', keyPem, 0o600)
-    await this.writeState('cert', certPem, 0o644)
+    // The new pair is written whole under its .next names, then each is renamed over the old one: a crash at any
+    // point leaves the old pair, or a new one readState() completes. operator.json last, which load() checks.
+    await this.writeState('nextKey', keyPem, 0o600)
+    await this.writeState('nextCert', certPem, 0o644)
+    await this.renameState('nextKey', 'key')
+    await this.renameState('nextCert', 'cert')
     await this.writeState('operator', JSON.stringify(this.storedOf(current), null, 2) + '\n', 0o644)
     this.logger.debug({ operatorId: op.id, fingerprint256: cert.fingerprint256 }, 'registration saved')
     return current
@@ -523,6 +529,39 @@ export class Registration {
     }
   }
 
+  private async renameState(from: keyof typeof REGISTRATION_FILES, to: keyof typeof REGISTRATION_FILES): Promise<void> {
+    try {
+      await rename(this.path(from), this.path(to))
+    } catch (e) {
+      throw stateError('write', this.path(to), e)
+    }
+  }
+
+  /**
+   * Completes a pair write that a crash cut short ({@link persist}): a new certificate saved whole, with its key
+   * (saved beside it, or already renamed in place), is put in place; what is left of a pair that was not
+   * whole is removed, and the old pair stays.
+   */
+  private async finishPairWrite(): Promise<void> {
+    const nextCert = await this.readOptional('nextCert')
+    const nextKey = await this.readOptional('nextKey')
+    if (nextCert === undefined && nextKey === undefined) return
+    const key = nextKey ?? (await this.readOptional('key'))
+    let whole = false
+    try {
+      whole = nextCert !== undefined && key !== undefined && parseCertificate(nextCert).matchesKey(key)
+    } catch {
+      whole = false // a certificate that does not parse was cut off
+    }
+    if (whole) {
+      if (nextKey !== undefined) await this.renameState('nextKey', 'key')
+      await this.renameState('nextCert', 'cert')
+      this.logger.warn({ stateDir: this.stateDir }, 'finished saving the client key and certificate that a stop cut short')
+      return
+    }
+    for (const file of ['nextKey', 'nextCert'] as const) await rm(this.path(file), { force: true }).catch((e: unknown) => Promise.reject(stateError('remove', this.path(file), e)))
+  }
+
   private async readOptional(file: keyof typeof REGISTRATION_FILES): Promise<string | undefined> {
     const path = this.path(file)
     try {
@@ -545,6 +584,7 @@ export class Registration {
         this.logger.warn({ path: this.path('operator') }, 'operator.json is unreadable; looking for the registration by machine id')
       }
     }
+    await this.finishPairWrite()
     loaded.keyPem = await this.readOptional('key')
     loaded.certPem = await this.readOptional('cert')
     if (loaded.keyPem !== undefined) await this.tightenKeyMode()

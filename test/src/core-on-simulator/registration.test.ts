@@ -184,7 +184,7 @@ describe('Registration.ensure', () => {
 
   it('deletes a new registration whose state cannot be saved, then rethrows', async () => {
     const failing: RegistrationOptions['writeFile'] = async (path, data, options) => {
-      if (path.endsWith('client.crt')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
+      if (path.endsWith('client.crt.next')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
       await writeFileAtomic(path, data, options)
     }
     const e = await rejection(registration({ writeFile: failing }).ensure())
@@ -203,6 +203,24 @@ describe('Registration.ensure', () => {
     assert.equal(again.operatorId, first.operatorId)
     assert.ok(parseCertificate(again.certPem).matchesKey(again.keyPem))
     assert.equal(patches().filter((p) => p.path.endsWith(first.operatorId)).length, 1)
+  })
+
+  it('a new key and certificate whose saving a crash cut short are put in place whole, or dropped whole', async () => {
+    const first = await registration().ensure()
+    const other = await registration({ stateDir: join(dir, 'other'), machineId: 'other-machine' }).ensure()
+    const onDisk = async () => ({ key: await readFile(join(dir, 'client.key'), 'utf8'), cert: await readFile(join(dir, 'client.crt'), 'utf8') })
+    const gone = async (name: string) => assert.equal(await stat(join(dir, name)).catch(() => undefined), undefined, `${name} is gone`)
+    // cut off after the new key was saved, before its certificate: the old pair stays
+    await writeFile(join(dir, 'client.key.next'), other.keyPem, { mode: 0o600 })
+    await Registration.readSaved({ stateDir: dir })
+    assert.deepEqual(await onDisk(), { key: first.keyPem, cert: first.certPem })
+    await gone('client.key.next')
+    // cut off after the key was renamed in place, before the certificate: the new pair is completed
+    await writeFile(join(dir, 'client.key'), other.keyPem, { mode: 0o600 })
+    await writeFile(join(dir, 'client.crt.next'), other.certPem)
+    await Registration.readSaved({ stateDir: dir })
+    assert.deepEqual(await onDisk(), { key: other.keyPem, cert: other.certPem })
+    await gone('client.crt.next')
   })
 
   it('PATCHes the whole state, with a CSR for the current key, when the configuration changed', async () => {
@@ -319,7 +337,7 @@ describe('Registration renewal', () => {
     const reg = registration({
       now: () => now,
       writeFile: async (path, data, options) => {
-        if (failWrites && path.endsWith('client.crt')) throw new Error('EIO')
+        if (failWrites && path.endsWith('client.crt.next')) throw new Error('EIO')
         await writeFileAtomic(path, data, options)
       },
     })
