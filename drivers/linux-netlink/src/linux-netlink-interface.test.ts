@@ -137,6 +137,26 @@ test('a dummy, bridge or device with the name but without the tag is foreign: re
   }
 })
 
+test('a link a start left untagged (stopped between creating and tagging it: down, no address, no alias) is tagged and adopted', async () => {
+  const kernel = new FakeNetlinkKernel()
+  const link = kernel.addLink(NAME, 'bridge')
+  const { iface } = setup(kernel)
+  const info = await iface.open({ name: NAME, subnet: SUBNET })
+  assert.equal(info.adopted, true)
+  assert.match(info.notes.join(' '), /down, without addresses or tag: left by a start stopped before it could tag it/)
+  assert.equal(link.alias, LINK_TAG)
+  await iface.close({ removeInterface: true })
+  assert.equal(kernel.linkByName(NAME), undefined)
+  // the same link up, or holding an address, may be someone's: refused as before
+  for (const shape of [{ flags: IFF_UP }, { addresses: new Set(['172.17.0.1']) }]) {
+    const k = new FakeNetlinkKernel()
+    k.addLink(NAME, 'dummy', shape)
+    const { iface: other } = setup(k)
+    await assert.rejects(other.open({ name: NAME, subnet: SUBNET }), hasCode('NGROKD_ERR_INTERFACE_FOREIGN', /\(a dummy link\)/))
+    await other.close()
+  }
+})
+
 test('open refuses a subnet that overlaps another interface’s route, naming it, unless force', async () => {
   const kernel = new FakeNetlinkKernel()
   const other = kernel.addLink('other', 'bridge', { flags: IFF_UP })

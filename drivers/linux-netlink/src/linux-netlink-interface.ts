@@ -31,7 +31,7 @@ import {
 } from './netlink/messages.js'
 import { netlinkError } from './netlink/netlink-error.js'
 import { RouteSocket, type NetlinkTransport } from './netlink/route-socket.js'
-import { conflictError, dumpLinks, findConflicts, getLink } from './netlink/queries.js'
+import { conflictError, dumpAddresses, dumpLinks, findConflicts, getLink } from './netlink/queries.js'
 
 /** Options of the `linux-netlink` driver (`net.*` from the daemon's config). */
 export interface LinuxNetlinkOptions {
@@ -159,7 +159,13 @@ export class LinuxNetlinkInterface extends InterfaceBase {
       const notes: string[] = []
       let kind: string
       let adopted = false
-      if (link) {
+      if (link && (await leftUntagged(socket, link, links))) {
+        // made by a start that was stopped before it could tag it (the tag is a second request): nothing uses it
+        await tagLink(socket, link)
+        adopted = true
+        kind = link.kind!
+        notes.push(`adopted the ${kind} link ${name}, down, without addresses or tag: left by a start stopped before it could tag it`)
+      } else if (link) {
         checkAdoptable(link, links)
         adopted = true
         kind = link.kind!
@@ -351,6 +357,17 @@ async function tagLink(socket: RouteSocket, link: LinkMessage): Promise<void> {
   const r = await socket.request((seq) => setLinkAliasRequest({ seq, index, alias: LINK_TAG }), { what: `RTM_NEWLINK ${link.name} alias` })
   if (r.errno !== 0) throw netlinkError('RTM_NEWLINK', r.errno, { detail: `${link.name} alias (the ngrokd tag)`, ...kernel(r.kernelMessage) })
   link.alias = LINK_TAG
+}
+
+/**
+ * Whether `link` is what a start stopped between creating the link and tagging it leaves: a dummy or bridge of the
+ * configured name without any alias, down, without ports or addresses. Nothing can be using such a link, so it is
+ * taken as ngrokd's rather than refused at every later start (and `cleanup`).
+ */
+async function leftUntagged(socket: RouteSocket, link: LinkMessage, links: readonly LinkMessage[]): Promise<boolean> {
+  if (link.alias || !link.kind || !LINK_KINDS_WE_MAKE.has(link.kind) || link.flags & IFF_UP) return false
+  if (links.some((l) => l.master === link.index)) return false
+  return (await dumpAddresses(socket)).every((a) => a.index !== link.index)
 }
 
 /** Only a link ngrokd tagged as its own — a dummy, or a bridge without ports — may be adopted (and later deleted). */

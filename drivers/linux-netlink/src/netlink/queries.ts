@@ -9,6 +9,7 @@ import {
   getLinkDumpRequest,
   getLinkRequest,
   getRouteDumpRequest,
+  type AddrMessage,
   type LinkMessage,
 } from './messages.js'
 import { netlinkError } from './netlink-error.js'
@@ -28,9 +29,14 @@ export async function dumpLinks(socket: RouteSocket): Promise<LinkMessage[]> {
   return (await socket.dump((seq) => getLinkDumpRequest({ seq }), { what: 'RTM_GETLINK dump' })).map(decodeLink)
 }
 
+/** Every address of every link (RTM_GETADDR dump). */
+export async function dumpAddresses(socket: RouteSocket): Promise<AddrMessage[]> {
+  return (await socket.dump((seq) => getAddrDumpRequest({ seq }), { what: 'RTM_GETADDR dump' })).map(decodeAddr)
+}
+
 /** Addresses and routes on other interfaces that the subnet overlaps (RTM_GETADDR + RTM_GETROUTE dumps). */
 export async function findConflicts(socket: RouteSocket, subnet: Ipv4Subnet, links: readonly LinkMessage[], ownIndex: number | undefined): Promise<SubnetConflict[]> {
-  const addresses = (await socket.dump((seq) => getAddrDumpRequest({ seq }), { what: 'RTM_GETADDR dump' })).map(decodeAddr)
+  const addresses = await dumpAddresses(socket)
   const routes = (await socket.dump((seq) => getRouteDumpRequest({ seq }), { what: 'RTM_GETROUTE dump' })).map(decodeRoute)
   const names = new Map(links.filter((l) => l.name !== undefined).map((l) => [l.index, l.name!] as const))
   return findSubnetConflicts({ subnet, links: names, addresses, routes, ...(ownIndex === undefined ? {} : { ownIndex }) })
