@@ -28,12 +28,14 @@ describe('the API key file', () => {
     assert.equal(await readApiKeyFile(join(dir, 'none')), undefined)
   })
 
-  it('a key file written by hand that others may read is made 0600 as it is read', async () => {
+  it('a key file written by hand that others may read is made 0600 as the daemon reads it (doctor only reads)', async () => {
     const stateDir = join(dir, 'by-hand')
     await mkdir(stateDir, { mode: 0o700 })
     await writeFile(join(stateDir, 'api-key'), `${KEY}\n`, { mode: 0o644 })
     await chmod(join(stateDir, 'api-key'), 0o644)
     assert.equal(await readApiKeyFile(stateDir), KEY)
+    assert.equal((await stat(join(stateDir, 'api-key'))).mode & 0o777, 0o644)
+    assert.equal(await readApiKeyFile(stateDir, { tighten: true }), KEY)
     assert.equal((await stat(join(stateDir, 'api-key'))).mode & 0o777, 0o600)
   })
 

@@ -38,15 +38,16 @@ export function apiKeyFilePath(stateDir: string): string {
 /**
  * The key saved in `state_dir`, trimmed, or undefined when there is no file. Not checked for its
  * shape (callers say what a malformed one means). As root, the file must pass {@link assertTrustedPath}.
- * A file others may read (written by hand) is made 0600 as it is read, as the client key is.
+ * With `tighten` (the daemon), a file others may read (written by hand) is made 0600 as it is read, as the client
+ * key is; doctor, which changes nothing, reports such a file instead.
  */
-export async function readApiKeyFile(stateDir: string): Promise<string | undefined> {
+export async function readApiKeyFile(stateDir: string, { tighten = false }: { tighten?: boolean } = {}): Promise<string | undefined> {
   let path = apiKeyFilePath(stateDir)
   try {
     if (runsAsRoot()) path = await assertTrustedPath(path, { what: 'API key file' })
     const file = await open(path, 'r')
     try {
-      if (((await file.stat()).mode & 0o077) !== 0 && process.platform !== 'win32') await file.chmod(0o600)
+      if (tighten && ((await file.stat()).mode & 0o077) !== 0 && process.platform !== 'win32') await file.chmod(0o600)
       const text = (await file.readFile('utf8')).trim()
       return text === '' ? undefined : text
     } finally {

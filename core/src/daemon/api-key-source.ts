@@ -44,7 +44,7 @@ export class ApiKeySource {
     let source = this.override !== undefined ? 'ngrokd set-api-key' : (configuredOrigin ?? 'api.key')
     if (key === undefined) {
       try {
-        const saved = await readApiKeyFile(stateDir)
+        const saved = await readApiKeyFile(stateDir, { tighten: true })
         key = saved === undefined ? undefined : checkApiKey(saved, `the key in ${stateDir}`)
         source = `${stateDir}/api-key (saved by ngrokd set-api-key)`
       } catch (e) {
@@ -53,7 +53,7 @@ export class ApiKeySource {
     }
     if (key !== undefined && this.override === undefined && !this.shadowWarned) {
       // NGROK_API_KEY (or api.key) beats a key saved by set-api-key: say so, not silently
-      const saved = await readApiKeyFile(stateDir).catch(() => undefined)
+      const saved = await readApiKeyFile(stateDir, { tighten: true }).catch(() => undefined)
       if (saved !== undefined && saved.trim() !== key.trim()) {
         this.shadowWarned = true
         logger.warn(`using the API key from ${source}; the one saved by \`ngrokd set-api-key\` in ${stateDir} is not used while that is set`)

@@ -278,6 +278,40 @@ describe('simulator REST API', () => {
     })
   })
 
+  describe('rate limit', () => {
+    it('answers 429 ERR_NGROK_226 with a Retry-After once the account made its requests of the rolling minute; 0 is no limit', async () => {
+      const s = await CloudSimulator.start({ rateLimitPerMinute: 3 })
+      try {
+        for (let i = 0; i < 3; i++) assert.equal((await call(s, 'GET', '/kubernetes_operators')).status, 200)
+        const limited = await call(s, 'GET', '/kubernetes_operators')
+        assertNgrokError(limited, 429, 226)
+        const retryAfter = Number(limited.headers.get('retry-after'))
+        assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`)
+        assert.equal((await call(s, 'GET', '/_admin/stats')).status, 200, 'the admin API is not the account\'s')
+      } finally {
+        await s.stop()
+      }
+      const unlimited = await CloudSimulator.start({ rateLimitPerMinute: 0 })
+      try {
+        for (let i = 0; i < 130; i++) assert.equal((await call(unlimited, 'GET', '/kubernetes_operators')).status, 200)
+      } finally {
+        await unlimited.stop()
+      }
+      await assert.rejects(CloudSimulator.start({ rateLimitPerMinute: -1 }), /rateLimitPerMinute/)
+    })
+
+    it('is ngrok\'s 120 a minute by default', async () => {
+      const s = await CloudSimulator.start()
+      try {
+        const statuses: number[] = []
+        for (let i = 0; i < 121; i++) statuses.push((await call(s, 'GET', '/kubernetes_operators')).status)
+        assert.deepEqual([statuses.filter((x) => x === 200).length, statuses.at(-1)], [120, 429])
+      } finally {
+        await s.stop()
+      }
+    })
+  })
+
   describe('fault injection and counters', () => {
     it('answers the next N requests with 429 + Retry-After, then recovers', async () => {
       sim.injectApiFault({ kind: 'rate-limit', count: 2, retryAfterSeconds: 7 })

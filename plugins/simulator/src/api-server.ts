@@ -18,7 +18,12 @@ export interface ApiServerOptions {
   /** Also serve the API over HTTPS on `port` of the same host (0 = a free one), with this key pair (PEM, chain after the leaf). */
   tls?: { certPem: string; keyPem: string; port: number }
   logger: Logger
+  /** Requests the account may make in any rolling minute (ngrok's: 120, PROTOCOL.md §2); 0 = no limit. */
+  rateLimitPerMinute: number
 }
+
+/** ngrok's rate-limit window (PROTOCOL.md §2: "per rolling minute"). */
+const RATE_WINDOW_MS = 60_000
 
 type Handler = (ctx: { req: IncomingMessage; params: string[]; query: URLSearchParams; path: string }) => Promise<RouteResult>
 interface RouteResult {
@@ -35,6 +40,8 @@ export class ApiServer {
   private readonly routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = []
   /** Serves `/_admin/…` once set. */
   admin: SimulatorAdmin | undefined
+  /** When each API request of the last {@link RATE_WINDOW_MS} came, oldest first. */
+  private readonly recent: number[] = []
 
   private constructor(
     private readonly servers: Server[],
@@ -144,6 +151,7 @@ export class ApiServer {
         throw new ApiErrorReply({ code: 500, status: failure.status ?? 500 }, 'An internal server error occurred.')
       }
       this.authenticate(req)
+      this.takeRateSlot()
       const candidates = this.routes.map((r) => ({ r, m: r.pattern.exec(path) })).filter((x) => x.m)
       if (candidates.length === 0) throw new ApiErrorReply('notFound', `The path '${path}' was not found.`)
       const hit = candidates.find((x) => x.r.method === req.method)
@@ -172,6 +180,19 @@ export class ApiServer {
       // Unread request bodies would otherwise stall a keep-alive connection.
       req.resume()
     }
+  }
+
+  /** Counts one request of the account; past the limit, 429 ERR_NGROK_226 with Retry-After until the oldest leaves the window. */
+  private takeRateSlot(): void {
+    const limit = this.options.rateLimitPerMinute
+    if (!(limit > 0)) return
+    const now = Date.now()
+    while (this.recent.length > 0 && this.recent[0]! <= now - RATE_WINDOW_MS) this.recent.shift()
+    if (this.recent.length >= limit) {
+      const retryAfter = Math.max(1, Math.ceil((this.recent[0]! + RATE_WINDOW_MS - now) / 1000))
+      throw new ApiErrorReply('rateLimited', 'You have exceeded your rate limit for API requests. Retry later.', { 'Retry-After': String(retryAfter) })
+    }
+    this.recent.push(now)
   }
 
   private authenticate(req: IncomingMessage): void {

@@ -49,8 +49,17 @@ export interface CloudSimulatorOptions {
   apiTls?: { names: string[]; port?: number }
   /** Start with the cloud's clock this far ahead of the machine's (see `setClockOffset`). Default 0. */
   clockOffsetMs?: number
+  /**
+   * API requests the account may make in any rolling minute, as ngrok allows (PROTOCOL.md §2); past it the API
+   * answers 429 ERR_NGROK_226 with a Retry-After until the oldest request leaves the minute. 0 = no limit.
+   * Default 120, ngrok's.
+   */
+  rateLimitPerMinute?: number
   logger?: Logger
 }
+
+/** ngrok's limit on one account's API requests in any rolling minute (PROTOCOL.md §2). */
+export const NGROK_RATE_LIMIT_PER_MINUTE = 120
 
 /**
  * The ngrok cloud as PROTOCOL.md describes it, on loopback: the REST API (operators, bound
@@ -77,6 +86,7 @@ export class CloudSimulator implements SimulatorAdmin {
   ) {}
 
   static async start(options: CloudSimulatorOptions = {}): Promise<CloudSimulator> {
+    if (options.rateLimitPerMinute !== undefined && !(Number.isInteger(options.rateLimitPerMinute) && options.rateLimitPerMinute >= 0)) throw badOption('rateLimitPerMinute must be a whole number, 0 for no limit')
     const logger = (options.logger ?? silentLogger).child({ component: 'cloud-simulator' })
     const certValidityMs = options.certValidityMs ?? YEAR_MS
     if (!(certValidityMs > 0)) throw badOption('certValidityMs must be positive')
@@ -105,7 +115,7 @@ export class CloudSimulator implements SimulatorAdmin {
     try {
       const apiHost = host ?? '127.0.0.1'
       const tls = options.apiTls === undefined ? undefined : { ...ca.issueServerCert(apiTlsCertNames(options.apiTls.names, apiHost)), port: options.apiTls.port ?? 0 }
-      api = await ApiServer.start({ state, apiKey, host: apiHost, port: options.apiPort ?? 0, ...(tls ? { tls } : {}), logger })
+      api = await ApiServer.start({ state, apiKey, host: apiHost, port: options.apiPort ?? 0, ...(tls ? { tls } : {}), logger, rateLimitPerMinute: options.rateLimitPerMinute ?? NGROK_RATE_LIMIT_PER_MINUTE })
     } catch (e) {
       await ingress.close()
       throw e

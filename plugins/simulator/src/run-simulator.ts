@@ -69,6 +69,8 @@ export async function runSimulator(values: SimulatorValues): Promise<number> {
   })
   const validity = values['cert-validity-ms'] === undefined ? undefined : Number(values['cert-validity-ms'])
   if (validity !== undefined && !(Number.isInteger(validity) && validity > 0)) throw usageError(`--cert-validity-ms must be a positive number of milliseconds, got ${values['cert-validity-ms']}`)
+  const rateLimit = values['rate-limit'] === undefined ? undefined : Number(values['rate-limit'])
+  if (rateLimit !== undefined && !(Number.isInteger(rateLimit) && rateLimit >= 0)) throw usageError(`--rate-limit must be a whole number of requests a minute (0: no limit), got ${values['rate-limit']}`)
   const apiPort = port(values['api-port'], '--api-port')
   const ingressPort = port(values['ingress-port'], '--ingress-port')
 
@@ -78,6 +80,7 @@ export async function runSimulator(values: SimulatorValues): Promise<number> {
     ...(ingressPort === undefined ? {} : { ingressPort }),
     ...(values['api-key'] === undefined ? {} : { apiKey: values['api-key'] }),
     ...(validity === undefined ? {} : { certValidityMs: validity }),
+    ...(rateLimit === undefined ? {} : { rateLimitPerMinute: rateLimit }),
     ...(values['advertise-ingress'] === undefined ? {} : { advertisedIngressEndpoint: values['advertise-ingress'] }),
     logger: values.verbose ? stderrLogger() : silentLogger,
   })

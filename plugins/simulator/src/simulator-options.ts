@@ -10,6 +10,7 @@ export const SIMULATOR_OPTIONS = {
   'ingress-port': { type: 'string' },
   'api-key': { type: 'string' },
   'cert-validity-ms': { type: 'string' },
+  'rate-limit': { type: 'string' },
   'advertise-ingress': { type: 'string' },
   'ca-out': { type: 'string' },
   endpoint: { type: 'string', multiple: true },
@@ -24,6 +25,7 @@ export const SIMULATOR_OPTIONS_HELP = `  --host ADDR              listen address
   --ingress-port N         binding ingress port (default: any free port)
   --api-key KEY            API key clients must send (default: random)
   --cert-validity-ms N     validity of issued client certificates (default: 1 year)
+  --rate-limit N           API requests the account may make in any rolling minute, then 429 (default: 120, ngrok's; 0: no limit)
   --advertise-ingress H[:P] what binding.ingress_endpoint reports (default: localhost:<ingress port>)
   --ca-out FILE            write the CA certificate (PEM) to FILE
   --endpoint URL[=BACKEND] serve an endpoint from the start; repeatable. BACKEND: ${BACKEND_KINDS.join(', ')}

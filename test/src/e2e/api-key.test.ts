@@ -108,7 +108,13 @@ describe('every command answers --help', () => {
       const r = await ngrokdCli([command, '--help'])
       assert.equal(r.code, 0, r.stderr)
       assert.match(r.stdout, /Usage: /)
-      assert.match(r.stdout, /--config/)
+      // a command that reads no configuration neither offers --config nor takes it
+      if (command === 'demo' || command === 'version') {
+        assert.doesNotMatch(r.stdout, /--config/)
+        const refused = await ngrokdCli([command, '--config', '/etc/ngrokd/config.yml'])
+        assert.equal(refused.code, 2, refused.stderr)
+        assert.match(refused.stderr, new RegExp(`ngrokd ${command} takes no --config: it reads no configuration`))
+      } else assert.match(r.stdout, /--config/)
     })
   }
   test('ngrokd version names ngrokd, Node.js and each built-in driver for this system; the others as for other systems', async () => {
