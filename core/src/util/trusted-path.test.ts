@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, chown, lchown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
@@ -94,6 +94,10 @@ describe('assertTrustedPath: as root, only what root alone can change', { skip }
     const rootLink = join(dir, 'via-eve.pem') // root's own link, to eve's link
     await symlink(eveLink, rootLink)
     await untrusted(rootLink, new RegExp(`the link ${eveLink} is in ${home}, which is owned by ${eve.name}`))
+    const evesOwn = join(dir, 'eve-owned-link.pem') // eve's link in root's folder (in a sticky one like /tmp she may replace it)
+    await symlink(trusted, evesOwn)
+    await lchown(evesOwn, eve.uid, eve.gid)
+    await untrusted(evesOwn, new RegExp(`the link ${evesOwn} is owned by ${eve.name}`))
     const relative = join(dir, 'relative.pem') // a relative link in a trusted directory: accepted
     await symlink('root-ca.pem', relative)
     assert.equal(await assertTrustedPath(relative, { what: 'config file' }), trusted)

@@ -87,7 +87,9 @@ export async function assertTrustedPath(path: string, options: TrustedPathOption
       hint: `${fix}${isTarget ? '' : ' (and so for every directory above the file)'}, or move the file under a directory only root can write, such as /etc/ngrokd`,
     })
   await judgeUpward(real, true, uid, (p, why, fix, isTarget) => refuse(isTarget ? p : `its directory ${p}`, why, fix, isTarget))
-  for (const { link, dir } of await linksOnTheWay(path)) {
+  for (const { link, dir, owner } of await linksOnTheWay(path)) {
+    // in a sticky directory (/tmp) the link's owner may replace it
+    if (owner !== 0 && owner !== uid) throw refuse(`the link ${link}`, `is owned by ${describeOwner(owner)}`, `chown -h root ${link}`, false)
     await judgeUpward(dir, false, uid, (p, why, fix) => refuse(`the link ${link} is in ${p}, which`, why, fix, false))
   }
   return real
@@ -147,21 +149,22 @@ async function judgeUpward(start: string, startIsTarget: boolean, uid: number, r
 const MAX_LINKS = 40
 
 /**
- * Every symbolic link met on the way from `path` to the file it names, each with the real directory it is in,
- * by walking the path a component at a time as the kernel does.
+ * Every symbolic link met on the way from `path` to the file it names, each with the real directory it is in and
+ * its owner, by walking the path a component at a time as the kernel does.
  */
-async function linksOnTheWay(path: string): Promise<Array<{ link: string; dir: string }>> {
-  const found: Array<{ link: string; dir: string }> = []
+async function linksOnTheWay(path: string): Promise<Array<{ link: string; dir: string; owner: number }>> {
+  const found: Array<{ link: string; dir: string; owner: number }> = []
   const components = (p: string) => p.split(sep).filter(Boolean)
   let pending = components(resolve(path))
   let at = parse(resolve(path)).root
   while (pending.length > 0) {
     const next = join(at, pending.shift()!)
-    if (!(await lstat(next)).isSymbolicLink()) {
+    const st = await lstat(next)
+    if (!st.isSymbolicLink()) {
       at = next
       continue
     }
-    found.push({ link: next, dir: at })
+    found.push({ link: next, dir: at, owner: st.uid })
     if (found.length > MAX_LINKS) throw Object.assign(new Error(`too many symbolic links on the way from ${path}`), { code: 'ELOOP' })
     const target = await readlink(next)
     pending = [...components(target), ...pending]
