@@ -106,7 +106,7 @@ describe('as root, a hosts_file reached through a link another user may re-point
     it(`${command} refuses it, naming the link and its owner, and the file is not touched`, async () => {
       const r = await ngrokdWith(configFile, command)
       assert.notEqual(r.code, 0, r.stderr)
-      assert.match(r.stderr, new RegExp(`refusing hosts file \\(names.hosts_file\\) ${victim} .*the link ${join(top, 'eve', 'hosts')} is in ${join(top, 'eve')}, which is owned by ${eve.name}`))
+      assert.match(r.stderr, new RegExp(`refusing hosts file \\(names.hosts_file\\) ${victim} .*the link ${join(top, 'eve', 'hosts')} is owned by ${eve.name}`))
       assert.match(r.stderr, /NGROKD_ERR_PATH_UNTRUSTED/)
       assert.deepEqual(await readFile(victim), VICTIM)
     })

@@ -89,7 +89,7 @@ export async function assertTrustedPath(path: string, options: TrustedPathOption
   await judgeUpward(real, true, uid, (p, why, fix, isTarget) => refuse(isTarget ? p : `its directory ${p}`, why, fix, isTarget))
   for (const { link, dir, owner } of await linksOnTheWay(path)) {
     // in a sticky directory (/tmp) the link's owner may replace it
-    if (owner !== 0 && owner !== uid) throw refuse(`the link ${link}`, `is owned by ${describeOwner(owner)}`, `chown -h root ${link}`, false)
+    if (owner !== 0 && owner !== uid) throw refuse(`the link ${link}`, `is owned by ${describeOwner(owner)}`, `chown -h root ${link}`, true)
     await judgeUpward(dir, false, uid, (p, why, fix) => refuse(`the link ${link} is in ${p}, which`, why, fix, false))
   }
   return real
