@@ -17,6 +17,18 @@ import { localUser, localUserSkip, type LocalUser } from '../util/local-user.tes
 const run = promisify(execFile)
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 
+/** What the root-owned file every test here protects holds. */
+const VICTIM = Buffer.from('root-owned original content, do not change\n')
+
+/** A fresh folder (0755, under sticky /tmp) holding the root-owned `victim` file. */
+async function folderWithVictim(prefix: string): Promise<{ top: string; victim: string }> {
+  const top = await mkdtemp(join(tmpdir(), prefix))
+  await chmod(top, 0o755)
+  const victim = join(top, 'victim')
+  await writeFile(victim, VICTIM, { mode: 0o644 })
+  return { top, victim }
+}
+
 /** The real CLI as root with `configFile`, in a private network and mount namespace. */
 async function ngrokdWith(configFile: string, ...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   const r: { stdout: string; stderr: string; code?: number } = await run('unshare', ['-n', '-m', process.execPath, NGROKD_BIN, ...args, '--config', configFile], { env: { PATH: process.env.PATH } }).catch(
@@ -31,15 +43,11 @@ describe('as root, a state_dir another user owns', { skip: localUserSkip() }, ()
   let victim: string
   let configFile: string
   let eve: LocalUser
-  const VICTIM = Buffer.from('root-owned original content, do not change\n')
   const ngrokd = (...args: string[]) => ngrokdWith(configFile, ...args)
 
   before(async () => {
     eve = localUser()!
-    top = await mkdtemp(join(tmpdir(), 'ngrokd-state-owner-'))
-    await chmod(top, 0o755)
-    victim = join(top, 'victim')
-    await writeFile(victim, VICTIM, { mode: 0o644 })
+    ;({ top, victim } = await folderWithVictim('ngrokd-state-owner-'))
     await writeFile(join(top, 'hosts'), '127.0.0.1 localhost\n', { mode: 0o644 })
     // what eve leaves in "her" state dir: a cut-off write of the victim, whose backup is hers
     stateDir = join(top, 'eve-state')
@@ -83,15 +91,11 @@ describe('as root, a hosts_file reached through a link another user may re-point
   let victim: string
   let configFile: string
   let eve: LocalUser
-  const VICTIM = Buffer.from('root-owned original content, do not change\n')
 
   before(async () => {
     eve = localUser()!
-    top = await mkdtemp(join(tmpdir(), 'ngrokd-hosts-link-'))
-    await chmod(top, 0o755)
     // root's file, named through eve's link: after a check of the file alone she could point the link anywhere
-    victim = join(top, 'victim')
-    await writeFile(victim, VICTIM, { mode: 0o644 })
+    ;({ top, victim } = await folderWithVictim('ngrokd-hosts-link-'))
     const eveDir = join(top, 'eve')
     await mkdir(eveDir, { mode: 0o755 })
     await symlink(victim, join(eveDir, 'hosts'))

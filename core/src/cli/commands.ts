@@ -179,7 +179,7 @@ const statusCommand = defineCommand({
       ...(status.services.networkError ? [`network:    ${status.services.networkError} service(s) not exposed on the network: ngrokd list shows why`] : []),
       ...(poll?.rejected ?? []).slice(0, SKIPPED_SHOWN).map(skippedLine),
       ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
-      ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${terminalSafe(status.names.error.message)}`, `            fix: ${terminalSafe(status.names.error.hint ?? 'see ngrokd doctor')}`] : []),
+      ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
       ...status.plugins.map(pluginLine),
       ...trafficLines(status.traffic),
       ...(status.memory ? [`memory:     ${formatBytes(status.memory.rss)} resident (JS heap ${formatBytes(status.memory.heapUsed)}, buffers ${formatBytes(status.memory.arrayBuffers)})`] : []),

@@ -27,10 +27,16 @@ const OPCODE_SHIFT = 3 // OPCODE is bits 11-14 of the flags: bits 3-6 of byte 2 
 export function servedSuffixes(zone: Zone, extra: readonly string[] = []): Set<string> {
   const suffixes = new Set(extra.map(normalizeName))
   for (const hostname of zone.keys()) {
-    const dot = hostname.indexOf('.')
-    if (dot > 0) suffixes.add(hostname.slice(dot + 1))
+    const parent = parentOf(hostname)
+    if (parent !== undefined) suffixes.add(parent)
   }
   return suffixes
+}
+
+/** `api.prod` → `prod`; undefined for a name of one label. */
+function parentOf(hostname: string): string | undefined {
+  const dot = hostname.indexOf('.')
+  return dot > 0 ? hostname.slice(dot + 1) : undefined
 }
 
 /**
@@ -45,8 +51,7 @@ export function routedDomains(zone: Zone, extra: readonly string[] = [], ownName
   const own = normalizeName(ownName)
   const safeParent = new Map<string, boolean>()
   for (const hostname of zone.keys()) {
-    const dot = hostname.indexOf('.')
-    const parent = dot > 0 ? hostname.slice(dot + 1) : undefined
+    const parent = parentOf(hostname)
     if (parent !== undefined && !safeParent.has(parent)) safeParent.set(parent, !parseDomain(parent).isIcann && own !== parent && !own.endsWith(`.${parent}`))
     routed.add(parent !== undefined && safeParent.get(parent) ? parent : hostname)
   }
