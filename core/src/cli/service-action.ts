@@ -108,7 +108,8 @@ function runAll(commands: readonly ServiceCommand[]): void {
 /** `ngrokd service ACTION`, its arguments checked: loaded only when that command runs. */
 export async function runServiceAction(action: ServiceAction, values: { config?: string | undefined; instance?: string | undefined; 'dry-run'?: boolean | undefined }): Promise<number> {
   const loaded = await loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}) })
-  const configPath = values.config ? resolve(values.config) : (loaded.source ?? (loaded.config.instance ? instanceConfigPath(SYSTEM_CONFIG, loaded.config.instance) : SYSTEM_CONFIG))
+  // resolved as the loader resolves it: on Windows the default is /etc/ngrokd/config.yml on the current drive
+  const configPath = resolve(values.config ?? loaded.source ?? (loaded.config.instance ? instanceConfigPath(SYSTEM_CONFIG, loaded.config.instance) : SYSTEM_CONFIG))
   if (process.platform === 'win32') return windowsServiceAction(action, loaded.config, configPath, values['dry-run'] ?? false)
   const plan = planFor(loaded.config, configPath)
   // systemd gives the service its own /tmp (PrivateTmp): a config there would not be found

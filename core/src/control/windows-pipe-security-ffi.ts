@@ -43,7 +43,7 @@ export const PIPE_SECURITY_PROTOTYPES: readonly Prototype[] = [
     dll: 'advapi32.dll',
     header: 'sddl.h',
     prototype:
-      'BOOL __stdcall ConvertSecurityDescriptorToStringSecurityDescriptorW(PSECURITY_DESCRIPTOR SecurityDescriptor, DWORD RequestedStringSDRevision, SECURITY_INFORMATION SecurityInformation, _Out_ LPWSTR *StringSecurityDescriptor, ULONG *StringSecurityDescriptorLen)',
+      'BOOL __stdcall ConvertSecurityDescriptorToStringSecurityDescriptorW(PSECURITY_DESCRIPTOR SecurityDescriptor, DWORD RequestedStringSDRevision, SECURITY_INFORMATION SecurityInformation, _Out_ PWSTR *StringSecurityDescriptor, ULONG *StringSecurityDescriptorLen)',
   },
   {
     dll: 'advapi32.dll',
@@ -51,7 +51,7 @@ export const PIPE_SECURITY_PROTOTYPES: readonly Prototype[] = [
     prototype:
       'BOOL __stdcall LookupAccountNameW(LPCWSTR lpSystemName, LPCWSTR lpAccountName, PSID Sid, _Inout_ DWORD *cbSid, LPWSTR ReferencedDomainName, _Inout_ DWORD *cchReferencedDomainName, _Out_ SID_NAME_USE *peUse)',
   },
-  { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertSidToStringSidW(PSID Sid, _Out_ LPWSTR *StringSid)' },
+  { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertSidToStringSidW(PSID Sid, _Out_ PWSTR *StringSid)' },
 ]
 
 const READ_CONTROL = 0x00020000 // winnt.h
@@ -83,7 +83,9 @@ function declareTypes(): void {
     ['LPWSTR', 'char16_t *'],
   ]
   for (const [name, type] of aliases) tryDeclare(() => koffi.alias(name, type))
-  for (const [name, opaque] of [['HANDLE', 'HANDLE_OBJECT'], ['HLOCAL', 'HLOCAL_OBJECT'], ['PSID', 'SID'], ['PACL', 'ACL'], ['PSECURITY_DESCRIPTOR', 'SECURITY_DESCRIPTOR']] as const) {
+  // PWSTR is LPWSTR in C (winnt.h), but as an out parameter it must stay a pointer: koffi turns a `char16_t *`
+  // written back into a JS string, and the LocalAlloc'd original could then be neither read nor LocalFree'd.
+  for (const [name, opaque] of [['HANDLE', 'HANDLE_OBJECT'], ['HLOCAL', 'HLOCAL_OBJECT'], ['PSID', 'SID'], ['PACL', 'ACL'], ['PSECURITY_DESCRIPTOR', 'SECURITY_DESCRIPTOR'], ['PWSTR', 'LOCAL_WSTR']] as const) {
     tryDeclare(() => koffi.pointer(name, koffi.opaque(opaque)))
   }
   tryDeclare(() => koffi.opaque('SECURITY_ATTRIBUTES'))

@@ -2,7 +2,7 @@
 // Regenerates the Windows ABI fixtures from the real headers. Needs Debian's mingw-w64 (apt-get install mingw-w64)
 // and, for the run-time facts, wine (apt-get install wine64). CI does not run this: the JSON files are committed.
 //
-//   WINTUN_H=/path/to/wintun/api/wintun.h npm run probe      (from drivers/windows-wintun, after npm run build)
+//   WINTUN_H=/path/to/wintun/api/wintun.h npm run probe      (from drivers/windows-wintun, after npx turbo run build:test)
 //
 // 1. Compiles probe/windows-abi-probe.c for every mingw-w64 target found (x86_64 is required) and reads each value
 //    out of the object file's .ngkval/.ngkname/.ngkluid sections: the compiler's numbers, no Windows needed.
@@ -66,15 +66,16 @@ function compileTimeValues(target) {
 /** Every `*_PROTOTYPES` array exported by the built modules that declare Windows functions. */
 async function prototypes() {
   const modules = [
-    join(pkg, 'dist/ffi/win32.js'),
-    join(repo, 'core/dist/names/windows-dns-flush.js'),
-    join(repo, 'core/dist/names/windows-nrpt-ffi.js'),
-    join(repo, 'core/dist/control/windows-pipe-security-ffi.js'),
-    join(repo, 'core/dist/service/windows-service-ffi.js'),
+    // dist-test holds one module per source file; dist is bundled into chunks
+    join(pkg, 'dist-test/ffi/win32.js'),
+    join(repo, 'core/dist-test/names/windows-dns-flush.js'),
+    join(repo, 'core/dist-test/names/windows-nrpt-ffi.js'),
+    join(repo, 'core/dist-test/control/windows-pipe-security-ffi.js'),
+    join(repo, 'core/dist-test/service/windows-service-ffi.js'),
   ]
   const seen = new Map()
   for (const m of modules) {
-    if (!existsSync(m)) fail(`${m} is missing: run npm run build first`)
+    if (!existsSync(m)) fail(`${m} is missing: run npx turbo run build:test first`)
     const mod = await import(pathToFileURL(m).href)
     for (const [key, value] of Object.entries(mod)) {
       if (!key.endsWith('_PROTOTYPES') || !Array.isArray(value)) continue
