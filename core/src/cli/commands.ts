@@ -74,7 +74,8 @@ const runCommand = defineCommand({
     logger.debug({ config: describeConfig(config) }, 'effective configuration')
     for (const notice of notices) logger.warn(notice)
     youngGeneration.collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
-    const reread = async () => (await configFor(values)).config
+    // a reload reads the file this start read: one that went missing is an error, never the built-in defaults
+    const reread = async () => (await configFor(source && values.config === undefined ? { ...values, config: source } : values)).config
     const daemon = new Daemon({
       config,
       logger,
@@ -91,6 +92,11 @@ const runCommand = defineCommand({
       if (config.forwarder.maxYoungGenerationMib > 0) youngGeneration.capYoungGeneration(config.forwarder.maxYoungGenerationMib)
       else youngGeneration.releaseYoungGeneration()
     }
+    // A promise that failed with nobody to handle it (a plugin's or driver's fire-and-forget) is a bug of its
+    // own: said, and the services stay up. Node's default would end the process and leave every address behind.
+    process.on('unhandledRejection', (reason) => {
+      logger.error({ err: reason }, `a promise failed and nothing handled it (a bug, most likely in a plugin or driver); ngrokd runs on: ${formatError(reason)}`)
+    })
     if (values.service) {
       const [{ runAsWindowsService }, { loadServiceDispatcher }] = await Promise.all([import('../service/windows-service-control.js'), import('../service/windows-service-ffi.js')])
       return runAsWindowsService(loadServiceDispatcher(process.env.SystemRoot ?? 'C:\\Windows'), config.instance ? `ngrokd-${config.instance}` : 'ngrokd', {
@@ -107,13 +113,9 @@ const runCommand = defineCommand({
       )
     })
     let stopping = false
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn(`${signal} again: exiting without cleanup`)
-        process.exit(130)
-      }
+    /** Drains, cleans up and exits with `code`: on SIGTERM/SIGINT, and after an uncaught exception (code 1). */
+    const stopAndExit = (code: number) => {
       stopping = true
-      logger.info(`${signal}: draining and cleaning up`)
       // every API call takes the stop signal and drains end after drain_timeout: a stop that still
       // takes longer than that plus a grace is stuck, and must not outlive a service manager's timeout
       const bound = config.forwarder.drainTimeoutMs + STOP_GRACE_MS
@@ -122,15 +124,32 @@ const runCommand = defineCommand({
         process.exit(1)
       }, bound)
       daemon.stop().then(
-        () => process.exit(0),
+        () => process.exit(code),
         (e) => {
           logger.error({ err: e }, `cleanup failed: ${formatError(e)}`)
           process.exit(1)
         },
       )
     }
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn(`${signal} again: exiting without cleanup`)
+        process.exit(130)
+      }
+      logger.info(`${signal}: draining and cleaning up`)
+      stopAndExit(0)
+    }
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
+    // A throw out of a callback leaves the process in a state nobody knows: stop as on SIGTERM, cleaning up.
+    process.on('uncaughtException', (e) => {
+      if (stopping) {
+        logger.error({ err: e }, `uncaught exception while stopping: ${formatError(e)}`)
+        return
+      }
+      logger.fatal({ err: e }, `uncaught exception (a bug, most likely in a plugin or driver): ${formatError(e)}; draining and cleaning up`)
+      stopAndExit(1)
+    })
     try {
       await start()
     } catch (e) {

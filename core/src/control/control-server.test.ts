@@ -9,6 +9,7 @@ import { silentLogger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { ControlServer } from './control-server.js'
 import { controlRequest } from './control-client.js'
+import { requires } from '../testing/requires.js'
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'ngrokd-control-'))
@@ -168,6 +169,86 @@ test('the peer check runs on every connection before a byte is read: macOS LOCAL
       await staff.close()
     }
     assert.equal(asked.length, 5, 'one question per connection')
+  }))
+
+test('Linux: with control.group, a member reads (GET) and is refused every change (POST) by its SO_PEERCRED uid; root changes', { skip: requires.all(requires.linux(), requires.root(), requires.command('getent')) }, () =>
+  withDir(async (dir) => {
+    const { chmod } = await import('node:fs/promises')
+    const { execFile } = await import('node:child_process')
+    const { promisify } = await import('node:util')
+    const [, , gid] = (await promisify(execFile)('getent', ['group', 'nogroup'])).stdout.trim().split(':')
+    await chmod(dir, 0o755) // mkdtemp made it 0700: the other user must reach the socket
+    const socketPath = join(dir, 'ngrokd.sock')
+    let changed = 0
+    const server = new ControlServer({
+      socketPath,
+      group: 'nogroup',
+      logger: silentLogger,
+      routes: { 'GET /v1/status': () => ({ phase: 'running' }), 'POST /v1/reload': () => ({ changed: ++changed }) },
+    })
+    await server.start()
+    try {
+      assert.equal((await stat(socketPath)).mode & 0o777, 0o660)
+      // the CLI's request, made by a process of user nobody in group nogroup
+      const client = new URL('./control-client.js', import.meta.url).href
+      const asMember = async (method: string, path: string) => {
+        const script = `import { controlRequest } from ${JSON.stringify(client)}
+controlRequest(${JSON.stringify(socketPath)}, ${JSON.stringify(method)}, ${JSON.stringify(path)}, ${method === 'POST' ? '{}' : 'undefined'}).then((r) => console.log(JSON.stringify({ ok: r })), (e) => console.log(JSON.stringify({ error: e.message, hint: e.hint })))`
+        const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: Number(gid), cwd: dir })
+        return JSON.parse(stdout) as { ok?: unknown; error?: string; hint?: string }
+      }
+      assert.deepEqual(await asMember('GET', '/v1/status'), { ok: { phase: 'running' } })
+      const refused = await asMember('POST', '/v1/reload')
+      assert.match(refused.error ?? '', /^POST \/v1\/reload changes the daemon: only root may; control\.group may read$/)
+      assert.equal(refused.hint, 'run the command with sudo')
+      assert.equal(changed, 0, 'the handler never ran')
+      assert.deepEqual(await controlRequest(socketPath, 'POST', '/v1/reload', {}), { changed: 1 }, 'root changes')
+    } finally {
+      await server.close()
+    }
+  }))
+
+test('a route whose handler fails by a bug answers 500, a coded refusal 400, a body that is not JSON 400; nothing returned is JSON null', () =>
+  withDir(async (dir) => {
+    const { NgrokdError } = await import('../errors/ngrokd-error.js')
+    const { request } = await import('node:http')
+    const socketPath = join(dir, 'ngrokd.sock')
+    const server = new ControlServer({
+      socketPath,
+      logger: silentLogger,
+      routes: {
+        'GET /v1/bug': () => {
+          throw new TypeError('x is undefined')
+        },
+        'POST /v1/refused': () => {
+          throw new NgrokdError('NGROKD_ERR_API', 'the ngrok API refused this key')
+        },
+        'GET /v1/nothing': () => undefined,
+      },
+    })
+    await server.start()
+    const raw = (method: string, path: string, body?: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ socketPath, method, path }, (res) => {
+          let text = ''
+          res.on('data', (c: Buffer) => (text += c.toString()))
+          res.on('end', () => resolve({ status: res.statusCode!, body: text }))
+        })
+        req.on('error', reject)
+        req.end(body)
+      })
+    try {
+      const bug = await raw('GET', '/v1/bug')
+      assert.equal(bug.status, 500)
+      assert.match(bug.body, /x is undefined/)
+      assert.equal((await raw('POST', '/v1/refused', '{}')).status, 400)
+      const notJson = await raw('POST', '/v1/refused', '{oops')
+      assert.equal(notJson.status, 400)
+      assert.match(notJson.body, /the request body is not JSON/)
+      assert.deepEqual(await raw('GET', '/v1/nothing'), { status: 200, body: 'null' })
+    } finally {
+      await server.close()
+    }
   }))
 
 test('Windows: the control pipes, each DACL set right after its listen; with control.group a read pipe that serves the GET routes only', () =>

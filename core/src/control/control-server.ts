@@ -4,8 +4,10 @@ import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'
 import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
-import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
+import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
+import type { PeerCheck } from './peer-access.js'
 import { darwinPeerCheck, loadDarwinGetsockopt } from './peer-cred-darwin.js'
+import { linuxPeerCheck, loadLinuxGetsockopt } from './peer-cred-linux.js'
 import { controlPipes, readOnlyRoutes, windowsPipeName } from './windows-pipe-security.js'
 import type { PipeSecurity } from './windows-pipe-security-ffi.js'
 import { requireCommonJs } from '../util/commonjs.js'
@@ -28,9 +30,9 @@ export interface ControlServerOptions {
   /** Bounds on clients; the defaults are CONTROL_LIMITS (tests shorten the timeouts). */
   limits?: Partial<ControlLimits>
   /**
-   * Who may talk, asked for each connection before a byte is read; false closes it. Default: on macOS
-   * the peer's credentials (LOCAL_PEERCRED: root or a member of `group`); elsewhere the socket file's
-   * mode alone.
+   * Who may talk and what they may do, asked for each connection before a byte is read: every route, the
+   * GET routes, or nothing (the connection is closed). Default: the peer's credentials (Linux SO_PEERCRED,
+   * macOS LOCAL_PEERCRED): root and the daemon's own user change things, `group` reads.
    */
   peerCheck?: PeerCheck
   /** The OS whose transport is used (tests give `win32` on Linux). Default process.platform. */
@@ -41,7 +43,7 @@ export interface ControlServerOptions {
   pipeListenPath?: (pipePath: string) => string
 }
 
-export type PeerCheck = (socket: Socket) => boolean
+export type { PeerAccess, PeerCheck } from './peer-access.js'
 
 export interface ControlLimits {
   /** Connections open at once; past it a new connection is closed as soon as it is accepted. */
@@ -75,6 +77,8 @@ const MAX_BODY = 64 * 1024
  */
 export class ControlServer {
   private servers: Server[] = []
+  /** Connections whose peer may only read (control.group): they get the GET routes. */
+  private readonly readOnly = new WeakSet<Socket>()
 
   constructor(private readonly options: ControlServerOptions) {}
 
@@ -92,7 +96,9 @@ export class ControlServer {
     const peerCheck = this.options.peerCheck ?? (await this.platformPeerCheck())
     if (peerCheck) {
       server.on('connection', (socket: Socket) => {
-        if (!peerCheck(socket)) socket.destroy()
+        const access = peerCheck(socket)
+        if (!access) socket.destroy()
+        else if (access === 'read') this.readOnly.add(socket)
       })
     }
     const previousUmask = process.umask(0o177)
@@ -158,11 +164,13 @@ export class ControlServer {
     return server
   }
 
-  /** macOS: LOCAL_PEERCRED on each connection (root, or a member of `group`). */
+  /** The peer's credentials on each connection: SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS. */
   private async platformPeerCheck(): Promise<PeerCheck | undefined> {
+    const refused = (why: string) => this.options.logger.warn({ socket: this.options.socketPath }, `control socket: connection refused: ${why}`)
+    if (process.platform === 'linux') return linuxPeerCheck(await loadLinuxGetsockopt(), refused)
     if (process.platform !== 'darwin') return undefined
     const gid = this.options.group ? groupId(this.options.group) : undefined
-    return darwinPeerCheck(await loadDarwinGetsockopt(), gid, (why) => this.options.logger.warn({ socket: this.options.socketPath }, `control socket: connection refused: ${why}`))
+    return darwinPeerCheck(await loadDarwinGetsockopt(), gid, refused)
   }
 
   async close(): Promise<void> {
@@ -186,8 +194,18 @@ export class ControlServer {
       res.end(text)
     }
     if (!handler) return reply(404, { error: { code: 'NGROKD_ERR_CONTROL', message: `no route ${route}` } })
+    if (req.method !== 'GET' && this.readOnly.has(req.socket)) {
+      const uid = process.getuid?.()
+      return reply(403, {
+        error: {
+          code: 'NGROKD_ERR_PERMISSION',
+          message: `${route} changes the daemon: only root${uid ? ` or uid ${uid}, the daemon's own user,` : ''} may; control.group may read`,
+          hint: 'run the command with sudo',
+        },
+      })
+    }
+    let body: unknown
     try {
-      let body: unknown
       if (req.method === 'POST') {
         const chunks: Buffer[] = []
         let size = 0
@@ -199,10 +217,15 @@ export class ControlServer {
         const text = Buffer.concat(chunks).toString('utf8')
         body = text ? JSON.parse(text) : undefined
       }
-      reply(200, await handler(body))
     } catch (e) {
+      return reply(400, { error: { code: 'NGROKD_ERR_CONTROL', message: `the request body is not JSON: ${(e as Error).message}` } })
+    }
+    try {
+      reply(200, (await handler(body)) ?? null) // a handler that returns nothing answers JSON null
+    } catch (e) {
+      // a coded error is the daemon's answer (a key the API refused); anything else is a bug in the handler
       const err = e as Error & { code?: string; hint?: string }
-      reply(400, { error: { code: err.code ?? 'NGROKD_ERR_CONTROL', message: err.message, hint: err.hint } })
+      reply(isNgrokdError(e) ? 400 : 500, { error: { code: err.code ?? 'NGROKD_ERR_CONTROL', message: err.message, hint: err.hint } })
     }
   }
 }

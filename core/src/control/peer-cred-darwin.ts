@@ -1,11 +1,11 @@
 /**
  * Who is on the other end of a connection to the control socket, on macOS: getsockopt(fd,
  * SOL_LOCAL, LOCAL_PEERCRED) fills a struct xucred — <sys/un.h>, <sys/ucred.h>. The decoder is pure
- * Buffer code (testable on any OS); the call goes through peer-cred-darwin-ffi.ts (koffi), loaded
+ * Buffer code (testable on any OS); the call goes through peer-cred-ffi.ts (koffi), loaded
  * on first use. Sizes and offsets are checked against a compiler's reading of the headers
  * (peer-cred-darwin.layouts.json, made by drivers/darwin-utun/scripts/probe-layouts.sh).
  */
-import type { Socket } from 'node:net'
+import { accessOf, socketFd, type PeerCheck } from './peer-access.js'
 import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
 
 export const SOL_LOCAL = 0 // <sys/un.h>: options of the local (AF_UNIX) domain
@@ -59,15 +59,14 @@ export function readPeerCredDarwin(fd: number, getsockopt: Getsockopt): PeerCred
 
 /**
  * The control socket's rule on macOS, checked on every connection before a byte is read: the peer
- * must be root, or in `allowedGid` (control.group) when one is configured — the same people the
- * socket file's mode (0600 root, 0660 with the group) lets in. A peer that cannot be identified is
- * refused. `refused` hears why (for the log).
+ * must be root (or the daemon's own user), or in `allowedGid` (control.group) when one is configured —
+ * the same people the socket file's mode (0600, 0660 with the group) lets in; a member of the group may
+ * only read (see {@link accessOf}). A peer that cannot be identified is refused. `refused` hears why (for the log).
  */
-export function darwinPeerCheck(getsockopt: Getsockopt, allowedGid: number | undefined, refused: (why: string) => void): (socket: Socket) => boolean {
+export function darwinPeerCheck(getsockopt: Getsockopt, allowedGid: number | undefined, refused: (why: string) => void, ownUid?: number): PeerCheck {
   return (socket) => {
-    // net.Socket keeps its descriptor on the libuv handle (a pipe's fd on Unix)
-    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd
-    if (fd === undefined || fd < 0) {
+    const fd = socketFd(socket)
+    if (fd === undefined) {
       refused('the connection has no descriptor to ask the kernel about')
       return false
     }
@@ -78,7 +77,8 @@ export function darwinPeerCheck(getsockopt: Getsockopt, allowedGid: number | und
       refused(formatError(e))
       return false
     }
-    if (peer.uid === 0 || (allowedGid !== undefined && peer.groups.includes(allowedGid))) return true
+    const access = accessOf(peer.uid, ownUid)
+    if (access === 'all' || (allowedGid !== undefined && peer.groups.includes(allowedGid))) return access
     refused(`uid ${peer.uid} (groups ${peer.groups.join(',')}) is neither root nor in control.group${allowedGid === undefined ? ' (none configured)' : ` (gid ${allowedGid})`}`)
     return false
   }
@@ -87,7 +87,8 @@ export function darwinPeerCheck(getsockopt: Getsockopt, allowedGid: number | und
 /** getsockopt from libSystem through koffi (imported on first use, so this module loads on every OS). */
 export async function loadDarwinGetsockopt(): Promise<Getsockopt> {
   try {
-    return (await import('./peer-cred-darwin-ffi.js')).bindGetsockopt()
+    const ffi = await import('./peer-cred-ffi.js')
+    return ffi.bindGetsockopt(ffi.LIBSYSTEM)
   } catch (cause) {
     throw new NgrokdError('NGROKD_ERR_CONTROL', `control socket: cannot load libSystem through koffi: ${(cause as Error).message}`, {
       cause,

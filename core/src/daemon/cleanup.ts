@@ -108,10 +108,11 @@ export interface UninstallReport {
  */
 export async function uninstall(config: DaemonConfig, logger: Logger, options: { deregister: boolean; signal?: AbortSignal }): Promise<UninstallReport> {
   const registrationFile = join(config.stateDir, REGISTRATION_FILES.operator)
-  const operatorId = await readFile(registrationFile, 'utf8').then(
-    (text) => (JSON.parse(text) as { operatorId?: string }).operatorId,
-    () => undefined,
-  )
+  // a missing or damaged file names no operator: --deregister then finds ours by this machine's id
+  const operatorId = await readFile(registrationFile, 'utf8')
+    .then((text) => (JSON.parse(text) as { operatorId?: unknown }).operatorId)
+    .then((id) => (typeof id === 'string' ? id : undefined))
+    .catch(() => undefined)
   let deregistered: string[] = []
   if (options.deregister) {
     const key = config.api.key ?? (await readApiKeyFile(config.stateDir))

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, readlinkSync } from 'node:fs'
 import { link, mkdir, readFile, realpath, unlink, writeFile } from 'node:fs/promises'
-import { basename, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
+import { stateDirError } from './state-dir.js'
 import { runsAsRoot } from '../util/trusted-path.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
@@ -85,7 +86,7 @@ export class InstanceLock {
     const paths = [join(options.stateDir, STATE_LOCK_FILE)]
     const runDir = options.runDir === undefined ? defaultRunDir() : options.runDir
     if (runDir) {
-      await mkdir(runDir, { recursive: true, mode: 0o755 })
+      await mkdir(runDir, { recursive: true, mode: 0o755 }).catch((e: unknown) => Promise.reject(lockError(runDir, options.stateDir, e)))
       paths.push(join(runDir, `interface-${namespaceId('net')}-${options.interfaceName}.lock`))
       if (options.hostsBlock) paths.push(join(runDir, await hostsBlockLockName(options.hostsBlock)))
     }
@@ -98,7 +99,7 @@ export class InstanceLock {
       }
     } catch (e) {
       await new InstanceLock(taken).release()
-      throw e
+      throw lockError(paths[taken.length]!, options.stateDir, e)
     }
     return new InstanceLock(paths, stale)
   }
@@ -110,6 +111,15 @@ export class InstanceLock {
       if (holder?.pid === process.pid) await unlink(path).catch(() => {})
     }
   }
+}
+
+/** A lock that cannot be written, as a coded error with its fix (one in state_dir names state_dir). */
+function lockError(path: string, stateDir: string, e: unknown): unknown {
+  if (isNgrokdError(e)) return e
+  if (dirname(resolve(path)) === resolve(stateDir)) return stateDirError(stateDir, e)
+  const code = (e as NodeJS.ErrnoException).code
+  if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return e
+  return new NgrokdError('NGROKD_ERR_PERMISSION', `cannot write the lock ${path}: ${code}`, { cause: e, hint: 'run ngrokd as root (sudo)' })
 }
 
 /** Takes the lock at `path`; true when it replaced a stale one. */

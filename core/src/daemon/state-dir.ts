@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises'
+import { NgrokdError } from '../errors/ngrokd-error.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 
 /**
@@ -9,8 +10,30 @@ import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
  * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED` naming the directory (or the one above it), its owner, mode and fix.
  */
 export async function prepareStateDir(stateDir: string): Promise<string> {
-  await mkdir(stateDir, { recursive: true, mode: 0o700 })
+  try {
+    await mkdir(stateDir, { recursive: true, mode: 0o700 })
+  } catch (cause) {
+    throw stateDirError(stateDir, cause)
+  }
   return checkStateDirTrust(stateDir)
+}
+
+/** A failure to make or write in `state_dir` as a coded error with its fix, not Node's bare errno. */
+export function stateDirError(stateDir: string, cause: unknown): unknown {
+  const code = (cause as NodeJS.ErrnoException).code
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new NgrokdError('NGROKD_ERR_PERMISSION', `state_dir ${stateDir} cannot be created or written: ${code}`, {
+      cause,
+      hint: 'run ngrokd as root (sudo), or set state_dir to a directory you own',
+    })
+  }
+  if (code === 'EEXIST' || code === 'ENOTDIR') {
+    return new NgrokdError('NGROKD_ERR_STATE', `state_dir ${stateDir} is not a directory (${code}: it, or a path above it, is a file)`, {
+      cause,
+      hint: 'set state_dir to a directory (ngrokd creates a missing one)',
+    })
+  }
+  return cause
 }
 
 /** The rule of {@link prepareStateDir} alone, for a directory that exists (doctor, which creates nothing). */

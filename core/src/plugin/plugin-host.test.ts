@@ -26,8 +26,8 @@ async function plugin(file: string, body: string): Promise<string> {
 
 const ifaceInfo: PluginInterfaceInfo = { name: 'ngrokd0', address: '10.107.0.1' }
 
-function load(specs: PluginSpec[], metrics = new Registry()) {
-  return PluginHost.load(specs, { configDir: dir, stateDir: dir, logger: silentLogger, scope: container.createChildContainer(), metrics, interfaceInfo: async () => ifaceInfo, hostsFileResolver: () => new HostsFileNameResolver({ path: join(dir, 'hosts'), stateDir: dir, logger: silentLogger }) })
+function load(specs: PluginSpec[], metrics = new Registry(), more: { hookTimeoutMs?: number; interfaceInfo?: () => Promise<PluginInterfaceInfo> } = {}) {
+  return PluginHost.load(specs, { configDir: dir, stateDir: dir, logger: silentLogger, scope: container.createChildContainer(), metrics, interfaceInfo: async () => ifaceInfo, hostsFileResolver: () => new HostsFileNameResolver({ path: join(dir, 'hosts'), stateDir: dir, logger: silentLogger }), ...more })
 }
 
 describe('PluginHost', () => {
@@ -95,7 +95,11 @@ describe('PluginHost', () => {
     assert.match(b!.error!.message, /register: cannot reach the moon/)
     assert.equal(f!.state, 'running')
     assert.deepEqual(host.routes(), {})
-    assert.equal(host.offersNameResolver('broken-dns'), false)
+    // its resolver is not used, and the daemon falls back to the hosts file rather than look for a driver of that name
+    assert.equal(host.offersNameResolver('broken-dns'), true)
+    assert.equal(await host.createNameResolver('broken-dns'), undefined)
+    assert.equal(host.offersNameResolver('broken'), true, 'nor for a resolver named as the failed plugin (dns) that it never got to offer')
+    assert.equal(host.offersNameResolver('fine'), false)
     const checks = await host.doctorChecks()
     assert.deepEqual(checks.map((c) => [c.id, c.status]), [['plugin.broken', 'fail'], ['plugin.fine', 'ok']])
   })
@@ -116,6 +120,29 @@ describe('PluginHost', () => {
     assert.deepEqual(journal(), ['a start', 'b start', 'a saw api.prod', 'b saw 1', 'a saw api.prod', 'b saw 1', 'b stop', 'a stop'])
     assert.deepEqual(host.status().map((s) => s.state), ['degraded', 'running'])
     assert.match(host.status()[0]!.error!.message, /afterReconcile: a hook broke/)
+  })
+
+  it('fails a register() that never finishes and degrades a hook that never settles, then skips that hook until it does', async () => {
+    const waits = await plugin('waits.mjs', `{ name: 'waits', version: '1.0.0', ngrokd: '^1.0.0', async register(ctx) { ctx.provideNameResolver('waits', () => ({})); await ctx.interface() } }`)
+    const stuck = await plugin('stuck.mjs', `{ name: 'stuck', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+      ctx.hooks.afterReconcile(() => { j.push('stuck called'); return new Promise(() => {}) })
+      ctx.hooks.onStop(() => j.push('stuck stop')) } }`)
+    const after = await plugin('after.mjs', `{ name: 'after', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.afterReconcile((s) => j.push('after saw ' + s.length)) } }`)
+    journal().length = 0
+    // the interface never opens here: register() awaiting it (the guide's warned-against mistake) can only time out
+    const host = await load([waits, stuck, after], new Registry(), { hookTimeoutMs: 50, interfaceInfo: () => new Promise(() => {}) })
+    const [w, s] = host.status()
+    assert.equal(w!.state, 'failed')
+    assert.match(w!.error!.message, /register: register\(\) of plugin waits did not finish within 0\.05 s/)
+    assert.equal(await host.createNameResolver('waits'), undefined)
+    assert.equal(s!.state, 'running')
+    await host.afterReconcile([])
+    assert.equal(host.status()[1]!.state, 'degraded')
+    assert.match(host.status()[1]!.error!.message, /afterReconcile of plugin stuck did not finish/)
+    await host.afterReconcile([])
+    await host.stop()
+    // the second reconcile did not call the pending hook again, nor wait for it; the other plugins ran each time
+    assert.deepEqual(journal(), ['stuck called', 'after saw 0', 'after saw 0', 'stuck stop'])
   })
 
   it('gives each plugin its own DI scope, namespaced routes, the shared metrics registry and the interface', async () => {

@@ -26,11 +26,15 @@ interface Loaded {
   plugin: PluginModule
   status: PluginStatus
   nameResolvers: Map<string, () => NameResolver | Promise<NameResolver>>
+  /** Every name it offered a resolver under, kept when a failed `register()` takes the resolvers back. */
+  offered: Set<string>
   doctorChecks: Array<() => Promise<Check[]>>
   routes: Map<string, PluginRouteHandler>
   onStart: Array<Hook<[]>>
   afterReconcile: Array<Hook<[readonly ServingEntry[]]>>
   onStop: Array<Hook<[]>>
+  /** Hooks that timed out and have not settled since: skipped until they do, so that calls do not pile up. */
+  stuck: Set<unknown>
 }
 
 export interface PluginHostOptions {
@@ -45,6 +49,25 @@ export interface PluginHostOptions {
   /** What `ctx.hostsFileResolver()` gives: the hosts file of `names.hosts_file`. */
   hostsFileResolver: () => NameResolver
   platform?: NodeJS.Platform
+  /** How long `register()`, a hook or a name resolver's factory may take before the plugin is failed or degraded. */
+  hookTimeoutMs?: number
+}
+
+/**
+ * Far above what declaring things or a hook's own work takes: a call still pending then is stuck (it awaits
+ * something that never comes, such as `ctx.interface()` inside `register()`), and the daemon goes on without it.
+ * It also leaves room in the daemon's stop for the plugins' `onStop` hooks.
+ */
+export const PLUGIN_HOOK_TIMEOUT_MS = 10_000
+
+/** Resolves or rejects as `work` does, or rejects with NGROKD_ERR_PLUGIN_FAILED once `ms` have passed. */
+function within<T>(work: () => T | Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_, reject) => {
+    // kept referenced: a plugin awaiting what never comes must not let the process exit as if all were done
+    timer = setTimeout(() => reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${what} did not finish within ${ms / 1000} s`, { hint: 'the plugin awaits something that does not come; see its documentation' })), ms)
+  })
+  return Promise.race([Promise.resolve().then(work), timedOut]).finally(() => clearTimeout(timer))
 }
 
 let optionsAjv: AjvClass | undefined
@@ -76,11 +99,12 @@ export class PluginHost {
   private constructor(
     private readonly loaded: Loaded[],
     private readonly logger: Logger,
+    private readonly hookTimeoutMs: number,
   ) {}
 
   /** The host of a daemon without plugins. */
   static none(logger: Logger): PluginHost {
-    return new PluginHost([], logger)
+    return new PluginHost([], logger, PLUGIN_HOOK_TIMEOUT_MS)
   }
 
   /** Resolves every plugin of `specs` (see resolvePlugin), then {@link create}. */
@@ -112,7 +136,7 @@ export class PluginHost {
       names.add(plugin.name)
       loaded.push(await PluginHost.register(plugin, pluginOptions, options))
     }
-    return new PluginHost(loaded, options.logger)
+    return new PluginHost(loaded, options.logger, options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS)
   }
 
   /** Runs `register()` in the plugin's own scope; a throw leaves it `failed`, with nothing it added. */
@@ -122,11 +146,13 @@ export class PluginHost {
       plugin,
       status: { name: plugin.name, version: plugin.version, state: 'running' },
       nameResolvers: new Map(),
+      offered: new Set(),
       doctorChecks: [],
       routes: new Map(),
       onStart: [],
       afterReconcile: [],
       onStop: [],
+      stuck: new Set(),
     }
     const scope = options.scope.createChildContainer()
     const ctx: PluginContext = {
@@ -142,7 +168,10 @@ export class PluginHost {
       },
       interface: options.interfaceInfo,
       hostsFileResolver: options.hostsFileResolver,
-      provideNameResolver: (name, factory) => void entry.nameResolvers.set(name, factory),
+      provideNameResolver: (name, factory) => {
+        entry.nameResolvers.set(name, factory)
+        entry.offered.add(name)
+      },
       addDoctorChecks: (checks) => void entry.doctorChecks.push(checks),
       addRoute: (method, path, handler) => void entry.routes.set(`${method} /v1/plugins/${plugin.name}${path}`, handler),
       metrics: options.metrics,
@@ -153,7 +182,7 @@ export class PluginHost {
       },
     }
     try {
-      await plugin.register(ctx)
+      await within(() => plugin.register(ctx), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `register() of plugin ${plugin.name}`)
       logger.info(`plugin ${plugin.name} ${plugin.version} registered`)
     } catch (e) {
       PluginHost.failed(entry, e, 'register', logger)
@@ -171,9 +200,14 @@ export class PluginHost {
     logger.error({ err: e }, `plugin ${entry.plugin.name}: ${where} failed: ${formatError(e)}`)
   }
 
-  /** True when a running plugin offers a name resolver under `name`. */
+  /**
+   * True when a plugin offers a name resolver under `name`, or failed before it could: one that failed in
+   * `register()` after offering it, or a failed plugin of that name (`dns`). Its resolver is then the
+   * plugin's business, and {@link createNameResolver} answers undefined for a failed one: the caller falls
+   * back to the hosts file instead of looking for a driver of that name.
+   */
   offersNameResolver(name: string): boolean {
-    return this.loaded.some((p) => p.status.state !== 'failed' && p.nameResolvers.has(name))
+    return this.loaded.some((p) => p.offered.has(name) || (p.status.state === 'failed' && p.plugin.name === name))
   }
 
   /**
@@ -184,7 +218,7 @@ export class PluginHost {
     const p = this.loaded.find((x) => x.status.state !== 'failed' && x.nameResolvers.has(name))
     if (!p) return undefined
     try {
-      return await p.nameResolvers.get(name)!()
+      return await within(p.nameResolvers.get(name)!, this.hookTimeoutMs, `name resolver ${name} of plugin ${p.plugin.name}`)
     } catch (e) {
       PluginHost.failed(p, e, `name resolver ${name}`, this.logger.child({ plugin: p.plugin.name }))
       return undefined
@@ -234,15 +268,27 @@ export class PluginHost {
     return this.run('onStop', (p) => p.onStop, [], true)
   }
 
-  /** Runs one hook of every running plugin, in order (reverse for stop); a throw degrades that plugin only. */
+  /**
+   * Runs one hook of every running plugin, in order (reverse for stop); a throw, or a call still pending after
+   * the hook timeout, degrades that plugin only. A hook still pending from an earlier call is skipped.
+   */
   private async run<A extends unknown[]>(name: string, hooks: (p: Loaded) => Array<Hook<A>>, args: A, reverse: boolean): Promise<void> {
     const order = reverse ? [...this.loaded].reverse() : this.loaded
     for (const p of order) {
       if (p.status.state === 'failed') continue
       for (const fn of hooks(p)) {
+        if (p.stuck.has(fn)) {
+          this.logger.debug({ plugin: p.plugin.name }, `plugin ${p.plugin.name}: ${name} skipped: its last call has not finished`)
+          continue
+        }
+        const call = Promise.resolve().then(() => fn(...args))
         try {
-          await fn(...args)
+          await within(() => call, this.hookTimeoutMs, `${name} of plugin ${p.plugin.name}`)
         } catch (e) {
+          if (isNgrokdError(e) && e.code === 'NGROKD_ERR_PLUGIN_FAILED') {
+            p.stuck.add(fn)
+            void call.then(() => p.stuck.delete(fn), () => p.stuck.delete(fn))
+          }
           PluginHost.failed(p, e, name, this.logger.child({ plugin: p.plugin.name }))
         }
       }

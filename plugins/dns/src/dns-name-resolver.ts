@@ -90,11 +90,21 @@ export class DnsNameResolver implements NameResolver {
       await this.#clearHostsFile(hostsFile)
       return
     }
+    await this.useHostsFile(route, { hostsFile, platform })
+  }
+
+  /**
+   * Publishes through the hosts file from now on, saying why once: what {@link attach} does when the system
+   * resolver cannot be pointed at the responder, and the plugin's start when the responder cannot listen.
+   */
+  async useHostsFile(reason: string, { hostsFile, platform = process.platform }: Pick<AttachOptions, 'hostsFile' | 'platform'>): Promise<void> {
     const names = hostsFile()
     await names.open()
     await names.publish({ records: await this.list() })
-    this.#route = { kind: 'hosts-file', names, reason: route, via: ROUTE_NAME[platform] ?? 'the system resolver' }
-    this.#logger.warn(`dns: ${ROUTE_NAME[platform] ?? 'the system resolver'} is not used: ${route}; the names are published in the hosts file instead (the responder still answers on ${this.#where()})`)
+    const via = ROUTE_NAME[platform] ?? 'the system resolver'
+    this.#route = { kind: 'hosts-file', names, reason, via }
+    const answering = this.responder.addresses.length > 0 ? `the responder still answers on ${this.#where()}` : 'the responder does not answer'
+    this.#logger.warn(`dns: ${via} is not used: ${reason}; the names are published in the hosts file instead (${answering})`)
   }
 
   /** Linux: the responder as the link's DNS server in systemd-resolved, or why not. */

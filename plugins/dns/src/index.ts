@@ -1,4 +1,4 @@
-import { definePlugin } from '@ngrokd/core/plugin'
+import { definePlugin, formatError } from '@ngrokd/core/plugin'
 import { DnsNameResolver } from './dns-name-resolver.js'
 import { DEFAULT_TTL, DNS_PORT, DnsResponder, parseListenAddress } from './dns-responder.js'
 
@@ -40,10 +40,17 @@ export default definePlugin<DnsOptions>({
     ctx.provideNameResolver('dns', () => resolver)
     ctx.hooks.onStart(async () => {
       const link = await ctx.interface()
-      await responder.start(configured ?? [{ host: link.address, port: DNS_PORT }])
+      const route = { link, hostsFile: () => ctx.hostsFileResolver(), platform: ctx.platform }
+      try {
+        await responder.start(configured ?? [{ host: link.address, port: DNS_PORT }])
+      } catch (e) {
+        // the names must still resolve: through the hosts file, and the plugin is reported degraded with why
+        await resolver.useHostsFile(`the responder could not listen (${formatError(e)})`, route)
+        throw e
+      }
       ctx.logger.info(`answering DNS on ${responder.addresses.map((a) => `${a.host}:${a.port}`).join(', ')}`)
       // the machine's resolver asks it through systemd-resolved, else the names go to the hosts file
-      await resolver.attach({ link, hostsFile: () => ctx.hostsFileResolver(), platform: ctx.platform })
+      await resolver.attach(route)
     })
     ctx.hooks.onStop(async () => {
       await resolver.detach()

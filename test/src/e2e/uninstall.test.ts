@@ -3,7 +3,8 @@
 // Without it, the command says which registration stays at ngrok. Refused while a daemon runs.
 import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
@@ -58,6 +59,19 @@ describe('ngrokd uninstall', { skip: netnsSkip }, () => {
     const operatorId = (await daemon!.status()).operatorId as string
     await daemon!.stop('SIGTERM')
     assert.ok(sim.listOperators().some((o) => o.id === operatorId))
+    const r = await ngrokdCli(['uninstall', '--deregister', '--config', daemon!.configFile])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`deleted the registration ${operatorId} at ngrok`))
+    assert.equal(sim.listOperators().length, 0)
+    assert.equal(existsSync(daemon!.stateDir), false)
+    await daemon!.dispose()
+    daemon = undefined
+  })
+
+  test('a damaged registration file does not stop it: --deregister finds the registration by this machine\'s id', async () => {
+    const operatorId = (await daemon!.status()).operatorId as string
+    await daemon!.stop('SIGKILL')
+    writeFileSync(join(daemon!.stateDir, 'operator.json'), '{"version":1,"operatorId":')
     const r = await ngrokdCli(['uninstall', '--deregister', '--config', daemon!.configFile])
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, new RegExp(`deleted the registration ${operatorId} at ngrok`))

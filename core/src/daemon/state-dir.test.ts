@@ -1,0 +1,37 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { prepareStateDir, stateDirError } from './state-dir.js'
+
+test('prepareStateDir makes a missing state_dir 0700, and says with a code and a fix when it cannot', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ngrokd-state-dir-'))
+  try {
+    const made = join(dir, 'a', 'b')
+    await prepareStateDir(made)
+    assert.equal((await stat(made)).mode & 0o777, 0o700)
+    const file = join(dir, 'hosts')
+    await writeFile(file, '')
+    for (const path of [file, join(file, 'below')]) {
+      await assert.rejects(prepareStateDir(path), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'), String(e))
+        assert.match(e.message, new RegExp(`^state_dir ${path} is not a directory \\((EEXIST|ENOTDIR)`))
+        assert.equal(e.hint, 'set state_dir to a directory (ngrokd creates a missing one)')
+        return true
+      })
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('a refusal for lack of privilege names state_dir and how to get it; other errors pass through', () => {
+  const denied = stateDirError('/var/lib/ngrokd', Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }))
+  assert.ok(isNgrokdError(denied, 'NGROKD_ERR_PERMISSION'))
+  assert.equal(denied.message, 'state_dir /var/lib/ngrokd cannot be created or written: EACCES')
+  assert.equal(denied.hint, 'run ngrokd as root (sudo), or set state_dir to a directory you own')
+  const other = Object.assign(new Error('EIO'), { code: 'EIO' })
+  assert.equal(stateDirError('/var/lib/ngrokd', other), other)
+})
