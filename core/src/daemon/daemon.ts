@@ -13,7 +13,7 @@ import { container } from '../di/tsyringe.js'
 import type { Registry } from 'prom-client'
 import { readFile } from 'node:fs/promises'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
-import { PluginHost, type PluginSpec } from '../plugin/plugin-host.js'
+import { PluginHost, pluginSpecsOf, type PluginSpec } from '../plugin/plugin-host.js'
 import type { PluginInterfaceInfo, ServingEntry } from '../plugin/define-plugin.js'
 import { intToIpv4, parseSubnet } from '../util/ipv4.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
@@ -233,13 +233,8 @@ export class Daemon {
     return this.metrics
   }
 
-  /** `plugins:`, plus the prometheus plugin when the older `metrics.prometheus_listen` is set. */
   private pluginSpecs(): PluginSpec[] {
-    const specs: PluginSpec[] = [...this.config.plugins]
-    const listen = this.config.metrics.prometheusListen
-    const named = (s: PluginSpec) => (typeof s === 'string' ? s : s.name)
-    if (listen && !specs.some((s) => named(s) === 'prometheus')) specs.push({ name: 'prometheus', options: { listen } })
-    return specs
+    return pluginSpecsOf(this.config)
   }
 
   /** For `ctx.interface()`: waits for the interface, then keeps its own address on it. */

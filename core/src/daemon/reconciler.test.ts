@@ -306,6 +306,18 @@ test('network mode: each service also listens on listen:<stable port>, after the
   })
 })
 
+test('network mode on a specific address: an endpoint whose own port is a service\'s network port takes nothing from it', async () => {
+  await withNetwork(21300, async (t) => {
+    assert.equal((await t.reconciler.reconcile([service('http://api.prod')])).errors, 0)
+    assert.equal(t.ports.lookup('api.prod:80'), 21300)
+    // tcp://late.prod:21300 listens on its own address, 127.109.0.1:21300 on the LAN one: no collision, no move
+    const report = await t.reconciler.reconcile([service('http://api.prod'), service('tcp://late.prod:21300')])
+    assert.equal(report.errors, 0)
+    assert.equal(t.ports.lookup('api.prod:80'), 21300, 'the port stays api.prod\'s')
+    assert.equal(t.ports.lookup('late.prod:21300'), 21301)
+  })
+})
+
 test('network mode: removal unlistens the network listener first; the port is kept for the service and survives a restart', async () => {
   await withNetwork(21100, async (t) => {
     await t.reconciler.reconcile([service('http://api.prod'), service('http://web.prod')])
@@ -347,7 +359,7 @@ test('network mode: a port another program holds fails only the network side, an
     assert.equal(api.state, 'serving', 'the service still serves locally')
     assert.equal(api.network?.error?.code, 'NGROKD_ERR_LISTEN')
     assert.ok(t.forwarder.listeners().some((l) => l.address === api.address && l.port === 80))
-    assert.equal(t.ports.lookup('db.prod:21201'), 21202, "an endpoint's own port is skipped")
+    assert.equal(t.ports.lookup('db.prod:21201'), 21201, "a specific listen address does not collide with an endpoint's own port on its own address")
 
     await new Promise<void>((r) => squatter.close(() => r()))
     const healed = await t.reconciler.reconcile([service('http://api.prod'), service('tcp://db.prod:21201')])

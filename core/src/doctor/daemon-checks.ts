@@ -72,7 +72,7 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
   if (status.services.error > 0) {
     const failing = services.filter((s) => s.state === 'error')
     for (const s of failing.slice(0, SERVICES_NAMED)) {
-      checks.push({ id: 'daemon.service', status: 'fail', summary: `${s.url} (${s.address ?? 'no address'}): ${s.error?.message ?? 'in error'}`, ...(s.error?.code ? { code: s.error.code } : {}) })
+      checks.push({ id: 'daemon.service', status: 'fail', summary: `${s.url} (${s.address ?? 'no address'}): ${s.error?.message ?? 'in error'}`, ...(s.error?.code ? { code: s.error.code } : {}), ...(s.error?.hint ? { hint: s.error.hint } : {}) })
     }
     if (failing.length > SERVICES_NAMED) checks.push({ id: 'daemon.service', status: 'fail', summary: `and ${failing.length - SERVICES_NAMED} more services in error: ngrokd list shows them all` })
   }

@@ -4,7 +4,7 @@ import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
 import { callDaemon } from '../daemon/control-api.js'
-import { PluginHost } from '../plugin/plugin-host.js'
+import { PluginHost, pluginSpecsOf } from '../plugin/plugin-host.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
@@ -15,14 +15,15 @@ import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
  * that is missing, incompatible or misconfigured shows before `ngrokd run` does.
  */
 export async function pluginChecks(config: DaemonConfig): Promise<Check[]> {
-  if (config.plugins.length === 0) return []
+  const specs = pluginSpecsOf(config)
+  if (specs.length === 0) return []
   try {
     return (await callDaemon(config.control.socket, 'GET /v1/plugins/checks', undefined, 10_000)).checks
   } catch {
     // no daemon (or an older one): check what can be checked here
   }
   try {
-    const host = await PluginHost.load(config.plugins, {
+    const host = await PluginHost.load(specs, {
       configDir: config.configDir,
       stateDir: config.stateDir,
       logger: silentLogger,

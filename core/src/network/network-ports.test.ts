@@ -87,12 +87,17 @@ describe('NetworkPorts', () => {
 
   it('moves a port that an endpoint now uses as its own; the others keep theirs', async () => {
     await withDir(async (dir) => {
-      const ports = new NetworkPorts({ stateDir: dir })
+      const log = recordingLogger()
+      const ports = new NetworkPorts({ stateDir: dir, logger: log })
       await ports.open({ startPort: 20000 })
       const keys = ['api.prod:80', 'db.prod:80', 'db.prod:5433']
       assert.deepEqual(portsOf(await ports.assign({ keys, avoid: [80, 5433] })), [20000, 20001, 20002])
       // tcp://late.prod:20001 appears: its own port is 20001, so db.prod:80 moves; late.prod gets a port too
       assert.deepEqual(portsOf(await ports.assign({ keys: [...keys, 'late.prod:20001'], avoid: [80, 5433, 20001] })), [20000, 20003, 20002, 20004])
+      assert.deepEqual(
+        log.at('warn').map((r) => r.msg),
+        ['network ports: db.prod:80 moves from port 20001 to 20003: an endpoint now uses 20001 itself, which the wildcard net.network.listen would collide with'],
+      )
       await ports.close()
       const restarted = new NetworkPorts({ stateDir: dir })
       await restarted.open({ startPort: 20000 })

@@ -46,8 +46,8 @@ export type NetworkPortsOptions = StateFileLocation & { logger?: Logger }
  *   `state_dir`, replaced atomically, written once per changing batch).
  * - A released port is not given to another key while never-used ports remain; when the range up to
  *   65535 is used up, the oldest released port is recycled.
- * - Ports in `avoid` (e.g. the endpoints' own ports, which a wildcard listen address would collide
- *   with) are skipped for new assignments.
+ * - Ports in `avoid` (the endpoints' own ports, which a wildcard listen address would collide with) are
+ *   skipped; a key that held one moves to another, said in a warning.
  * - Exhaustion fails only the keys that got no port, with `NGROKD_ERR_ADDRESS_EXHAUSTED`.
  * - A state file that cannot be parsed is moved aside to `<file>.corrupt-<time>` with a warning.
  *
@@ -101,6 +101,7 @@ export class NetworkPorts {
         }
       }
       if (r.recycledFrom !== undefined) this.logger.info({ key: r.recycledFrom, port: r.slot }, `network ports: range full, recycling port ${r.slot} of released ${r.recycledFrom}`)
+      if (r.movedFrom !== undefined) this.logger.warn({ key: r.key, from: r.movedFrom, port: r.slot }, `network ports: ${r.key} moves from port ${r.movedFrom} to ${r.slot}: an endpoint now uses ${r.movedFrom} itself, which the wildcard net.network.listen would collide with`)
       return { key: r.key, port: r.slot }
     })
     if (changed || this.file.unsaved) await this.persist()

@@ -11,6 +11,15 @@ import { resolvePlugin } from './resolve-plugin.js'
 /** One entry of the `plugins:` config list: a name, or a name with options. */
 export type PluginSpec = string | { name: string; options?: Record<string, unknown> }
 
+/** The plugins a config runs: `plugins:`, plus the prometheus plugin when the older `metrics.prometheus_listen` is set. */
+export function pluginSpecsOf(config: { plugins: readonly PluginSpec[]; metrics: { prometheusListen?: string | undefined } }): PluginSpec[] {
+  const specs: PluginSpec[] = [...config.plugins]
+  const listen = config.metrics.prometheusListen
+  const named = (s: PluginSpec) => (typeof s === 'string' ? s : s.name)
+  if (listen && !specs.some((s) => named(s) === 'prometheus')) specs.push({ name: 'prometheus', options: { listen } })
+  return specs
+}
+
 /** What `ngrokd status` shows per plugin. */
 export interface PluginStatus {
   name: string

@@ -1,6 +1,6 @@
 import { networkInterfaces } from 'node:os'
 
-/** How often, at most, a miss re-reads the machine's addresses: an unknown source costs one read per this. */
+/** How long a read of the machine's addresses is used: at most one read per this, however many connections come. */
 const REFRESH_EVERY_MS = 1_000
 
 /** `::ffff:10.0.0.1` → `10.0.0.1`; the kernel reports IPv4 peers of a dual-stack socket that way. */
@@ -15,24 +15,28 @@ function unmap(address: string): string {
  * any interface, so without this check a neighbour that routes 10.107.0.0/16 to this host would
  * reach every endpoint.
  *
- * The interface addresses are cached and re-read on a miss (at most once per second), so a new
- * address is seen at once and a stream of foreign sources costs one `getifaddrs()` a second.
+ * The interface addresses are read at most once a second, for the connections of that second: a new
+ * address is seen within a second, and so is one that left (a DHCP lease gone, a VPN down: its next owner
+ * on the network is foreign), and a stream of connections costs one `getifaddrs()` a second.
  */
 export class LocalAddresses {
   private known = new Set<string>()
   private readAt = -Infinity
 
-  constructor(private readonly read: () => Iterable<string> = interfaceAddresses) {}
+  constructor(
+    private readonly read: () => Iterable<string> = interfaceAddresses,
+    private readonly clock: () => number = () => performance.now(),
+  ) {}
 
   isLocal(source: string | undefined): boolean {
     if (!source) return false
     const address = unmap(source)
     if (address === '::1' || address.startsWith('127.')) return true
-    if (this.known.has(address)) return true
-    const now = performance.now()
-    if (now - this.readAt < REFRESH_EVERY_MS) return false
-    this.readAt = now
-    this.known = new Set(this.read())
+    const now = this.clock()
+    if (now - this.readAt >= REFRESH_EVERY_MS) {
+      this.readAt = now
+      this.known = new Set(this.read())
+    }
     return this.known.has(address)
   }
 }

@@ -22,8 +22,8 @@ export interface StableEntry {
   released?: number
 }
 
-/** A key's slot (`recycledFrom`: the released key whose slot it took), or exhaustion. */
-export type SlotResult = { key: string; slot: number; recycledFrom?: string } | { key: string; exhausted: true }
+/** A key's slot (`recycledFrom`: the released key whose slot it took; `movedFrom`: its own slot, now in `skip`), or exhaustion. */
+export type SlotResult = { key: string; slot: number; recycledFrom?: string; movedFrom?: number } | { key: string; exhausted: true }
 
 export class StableAssignments {
   private readonly bySlot = new Map<number, string>()
@@ -72,10 +72,12 @@ export class StableAssignments {
     let changed = false
     for (const key of keys) {
       let known = this.byKey.get(key)
+      let movedFrom: number | undefined
       if (known !== undefined && skip.has(known)) {
         this.byKey.delete(key)
         this.bySlot.delete(known)
         this.released.delete(key)
+        movedFrom = known
         known = undefined
         changed = true
       }
@@ -93,7 +95,7 @@ export class StableAssignments {
       this.byKey.set(key, taken.slot)
       this.bySlot.set(taken.slot, key)
       changed = true
-      results.push({ key, ...taken })
+      results.push({ key, ...taken, ...(movedFrom === undefined ? {} : { movedFrom }) })
     }
     return { results, changed }
   }

@@ -9,6 +9,8 @@ export type Zone = ReadonlyMap<string, string>
 export const HEADER_BYTES = 12
 /** A query is one short question (and maybe an EDNS OPT record); anything this long is not one we answer. */
 export const MAX_QUERY_BYTES = 4096
+/** What a UDP reply may carry to a client that offers no EDNS payload size — RFC 1035 §4.2.1. */
+const CLASSIC_UDP_BYTES = 512
 
 // RCODE values — RFC 1035 §4.1.1.
 const NOERROR = 0
@@ -17,8 +19,9 @@ const NXDOMAIN = 3
 const NOTIMP = 4
 const REFUSED = 5
 const QR = 1 << 15 // header flags — RFC 1035 §4.1.1
+const RCODE_MASK = 0xf
 const RD = 1 << 8
-const OPCODE_SHIFT = 3 // OPCODE is bits 11-14 of the flags: bits 3-6 of byte 2 — RFC 1035 §4.1.1
+const OPCODE_MASK = 0xf << 11 // OPCODE is bits 11-14 of the 16-bit flags — RFC 1035 §4.1.1
 
 /**
  * The served suffixes of a zone: each hostname's parent domain (`api.prod` → `prod`), plus `extra`.
@@ -40,19 +43,26 @@ function parentOf(hostname: string): string | undefined {
 }
 
 /**
+ * Whether the machine's resolver may send every name under `domain` to the responder: not when it is a public
+ * suffix of the ICANN list or under one (`com`, `prod`, `ngrok.app`, `ngrok.com`: every other name under it
+ * would stop resolving on this machine), nor when this machine's own name is under it.
+ */
+export function safeToRouteWhole(domain: string, ownName: string = machineHostname()): boolean {
+  const own = normalizeName(ownName)
+  return !parseDomain(domain).isIcann && own !== domain && !own.endsWith(`.${domain}`)
+}
+
+/**
  * The domains the machine's resolver is told to send to the responder (systemd-resolved's routing domains,
- * /etc/resolver files, NRPT rules): a hostname's parent where sending all of it is safe, else the hostname
- * alone, plus `extra` (configured, sent as they are). A parent is not sent whole when it is a public suffix of
- * the ICANN list or under one (`com`, `prod`, `ngrok.app`, `ngrok.com`: every other name under it would stop
- * resolving on this machine), or when this machine's own name is under it.
+ * /etc/resolver files, NRPT rules): a hostname's parent where sending all of it is safe
+ * ({@link safeToRouteWhole}), else the hostname alone, plus each `extra` (configured) suffix that is safe.
  */
 export function routedDomains(zone: Zone, extra: readonly string[] = [], ownName: string = machineHostname()): Set<string> {
-  const routed = new Set(extra.map(normalizeName))
-  const own = normalizeName(ownName)
+  const routed = new Set(extra.map(normalizeName).filter((suffix) => safeToRouteWhole(suffix, ownName)))
   const safeParent = new Map<string, boolean>()
   for (const hostname of zone.keys()) {
     const parent = parentOf(hostname)
-    if (parent !== undefined && !safeParent.has(parent)) safeParent.set(parent, !parseDomain(parent).isIcann && own !== parent && !own.endsWith(`.${parent}`))
+    if (parent !== undefined && !safeParent.has(parent)) safeParent.set(parent, safeToRouteWhole(parent, ownName))
     routed.add(parent !== undefined && safeParent.get(parent) ? parent : hostname)
   }
   return routed
@@ -67,24 +77,36 @@ export function normalizeName(name: string): string {
  * to carry an id, or a response rather than a query). Never throws: a message that does not decode is
  * answered FORMERR with its id.
  */
-export function answerQuery(message: Buffer, zone: Zone, suffixes: ReadonlySet<string>, ttl: number): Buffer | undefined {
+export function answerQuery(message: Buffer, zone: Zone, suffixes: ReadonlySet<string>, ttl: number, { udp = false }: { udp?: boolean } = {}): Buffer | undefined {
   if (message.length < HEADER_BYTES || message.length > MAX_QUERY_BYTES) return undefined
   const id = message.readUInt16BE(0)
   if (message[2]! & 0x80) return undefined // QR set: a response, never answered (no reflection loops)
+  // OPCODE and RD are copied into every response — RFC 1035 §4.1.1
+  const copied = message.readUInt16BE(2) & (OPCODE_MASK | RD)
   let query: Packet
   try {
     query = dnsPacket.decode(message)
   } catch {
-    return errorReply(id, FORMERR, [])
+    return errorReply(id, copied | FORMERR, [])
   }
   const questions = query.questions ?? []
-  if (((message[2]! >> OPCODE_SHIFT) & 0xf) !== 0) return errorReply(id, NOTIMP, questions) // only QUERY (0)
-  if (questions.length !== 1) return errorReply(id, FORMERR, questions)
-  const question = questions[0]!
+  if ((copied & OPCODE_MASK) !== 0) return errorReply(id, copied | NOTIMP, questions) // only QUERY (0)
+  if (questions.length !== 1) return errorReply(id, copied | FORMERR, questions)
+  // a label holding a dot (`api\.prod`, one label) is not the name its text spells, and would not be echoed as asked
+  const raw = rawQuestion(message)
+  if (raw === undefined) return errorReply(id, copied | FORMERR, [])
+  if (raw.dotInLabel) return rawReply(id, copied | REFUSED, raw.bytes)
+  const answer = answerQuestion(id, copied, questions[0]!, zone, suffixes, ttl)
+  // over UDP a reply larger than the client takes (512 bytes, or its EDNS payload size) is cut to its question, TC set — RFC 1035 §4.2.1, RFC 6891 §6.2.5
+  const limit = udp ? Math.max(CLASSIC_UDP_BYTES, ednsPayloadSize(query) ?? 0) : Infinity
+  return answer.length <= limit ? answer : rawReply(id, copied | dnsPacket.TRUNCATED_RESPONSE | (answer.readUInt16BE(2) & (dnsPacket.AUTHORITATIVE_ANSWER | RCODE_MASK)), raw.bytes)
+}
+
+/** The reply to a QUERY's one question; `rd` is the query's RD flag, copied. */
+function answerQuestion(id: number, rd: number, question: Question, zone: Zone, suffixes: ReadonlySet<string>, ttl: number): Buffer {
   const name = normalizeName(question.name)
   let suffix: string | undefined // the longest served suffix the name is under
   for (const s of suffixes) if ((name === s || name.endsWith(`.${s}`)) && s.length > (suffix?.length ?? -1)) suffix = s
-  const rd = (query.flags ?? 0) & RD // copied into the response — RFC 1035 §4.1.1
   if (suffix === undefined || (question.class !== 'IN' && question.class !== 'ANY')) return reply(id, rd | REFUSED, question, [], [])
   const aa = rd | dnsPacket.AUTHORITATIVE_ANSWER
   const address = zone.get(name)
@@ -97,21 +119,55 @@ export function answerQuery(message: Buffer, zone: Zone, suffixes: ReadonlySet<s
   return reply(id, aa | NXDOMAIN, question, [], [soa])
 }
 
+/** The UDP payload size an EDNS OPT record of the query offers — RFC 6891 §6.1.2. */
+function ednsPayloadSize(query: Packet): number | undefined {
+  const opt = (query.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined
+  return opt?.udpPayloadSize
+}
+
+/**
+ * The question section as sent (its name's labels, QTYPE, QCLASS: the bytes after the header up to the end of
+ * the first question), and whether a label holds a dot; undefined when it does not parse (a compression
+ * pointer in a question is not something a resolver sends).
+ */
+function rawQuestion(message: Buffer): { bytes: Buffer; dotInLabel: boolean } | undefined {
+  let at = HEADER_BYTES
+  let dotInLabel = false
+  for (;;) {
+    const length = message[at]
+    if (length === undefined || length > 63) return undefined // 0b11 pointers and 0b01/0b10 label types — RFC 1035 §4.1.4, RFC 6891 §5
+    if (length === 0) break
+    if (message.subarray(at + 1, at + 1 + length).includes(0x2e)) dotInLabel = true
+    at += 1 + length
+  }
+  const end = at + 1 + 4 // the root label, QTYPE, QCLASS
+  return end > message.length ? undefined : { bytes: message.subarray(HEADER_BYTES, end), dotInLabel }
+}
+
+/** A response of a header and the question bytes as the query sent them. */
+function rawReply(id: number, flags: number, question: Buffer): Buffer {
+  const header = Buffer.alloc(HEADER_BYTES)
+  header.writeUInt16BE(id, 0)
+  header.writeUInt16BE(QR | flags, 2)
+  header.writeUInt16BE(1, 4) // QDCOUNT
+  return Buffer.concat([header, question])
+}
+
 /** `flags` holds AA, RD and the RCODE; dns-packet adds QR for `type: 'response'`. */
 function reply(id: number, flags: number, question: Question, answers: Answer[], authorities: Answer[]): Buffer {
   return dnsPacket.encode({ type: 'response', id, flags, questions: [question], answers, authorities })
 }
 
-/** A reply built by hand: the query's own questions may be what failed to decode. */
-function errorReply(id: number, rcode: number, questions: Question[]): Buffer {
+/** A reply built by hand: the query's own questions may be what failed to decode. `flags`: the copied OPCODE and RD, and the RCODE. */
+function errorReply(id: number, flags: number, questions: Question[]): Buffer {
   try {
-    if (questions.length === 1) return dnsPacket.encode({ type: 'response', id, flags: rcode, questions })
+    if (questions.length === 1) return dnsPacket.encode({ type: 'response', id, flags, questions })
   } catch {
     // fall through to a bare header
   }
   const header = Buffer.alloc(HEADER_BYTES)
   header.writeUInt16BE(id, 0)
-  header.writeUInt16BE(QR | rcode, 2)
+  header.writeUInt16BE(QR | flags, 2)
   return header
 }
 

@@ -195,6 +195,46 @@ describe('answerQuery', () => {
     assert.equal(apex.rcode, 'NOERROR')
     assert.equal(apex.answers?.[0]?.type, 'SOA')
   })
+
+  it('copies OPCODE and RD into a refusal of an opcode it does not serve (RFC 1035 §4.1.1)', () => {
+    const zone = new Map([['api.prod', '10.107.0.2']])
+    const notify = query('api.prod')
+    notify.writeUInt16BE(notify.readUInt16BE(2) | (4 << 11), 2) // OPCODE 4, NOTIFY
+    const reply = answerQuery(notify, zone, servedSuffixes(zone), 5)!
+    assert.equal((reply.readUInt16BE(2) >> 11) & 0xf, 4)
+    assert.equal(reply.readUInt16BE(2) & dnsPacket.RECURSION_DESIRED, dnsPacket.RECURSION_DESIRED)
+    assert.equal(reply.readUInt16BE(2) & 0xf, 4, 'NOTIMP')
+  })
+
+  it('refuses a name with a dot inside a label (api\\.prod is one label), echoing the question as sent', () => {
+    const zone = new Map([['api.prod', '10.107.0.2']])
+    // header, then the one label "api.prod" (8 bytes), the root, QTYPE A, QCLASS IN
+    const question = Buffer.concat([Buffer.from([8]), Buffer.from('api.prod'), Buffer.from([0, 0, 1, 0, 1])])
+    const header = Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0])
+    const reply = answerQuery(Buffer.concat([header, question]), zone, servedSuffixes(zone), 5)!
+    assert.deepEqual(reply.subarray(0, 4), Buffer.from([0x12, 0x34, 0x81, 0x05]), 'id, QR, RD, REFUSED')
+    assert.deepEqual(reply.subarray(12), question)
+  })
+
+  it('over UDP, a reply longer than 512 bytes (or the EDNS payload size offered) is cut to its question with TC set', () => {
+    const namespace = 'n'.repeat(63)
+    const zone = new Map([[`api.${namespace}`, '10.107.0.2']])
+    const served = `${'s'.repeat(60)}.${namespace}`
+    const suffixes = servedSuffixes(zone, [served])
+    // a name of 252 characters under a long served suffix: NXDOMAIN with that suffix's SOA comes to more than 512 bytes
+    const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${served}`
+    const full = answerQuery(query(long), zone, suffixes, 5)!
+    assert.ok(full.length > 512, `the full reply is ${full.length} bytes`)
+    const cut = answerQuery(query(long), zone, suffixes, 5, { udp: true })!
+    assert.ok(cut.length <= 512)
+    const header = decode(cut)
+    assert.equal(header.flags! & dnsPacket.TRUNCATED_RESPONSE, dnsPacket.TRUNCATED_RESPONSE)
+    assert.equal(header.rcode, 'NXDOMAIN')
+    assert.equal(header.questions?.[0]?.name, long)
+    assert.deepEqual([header.answers?.length, header.authorities?.length], [0, 0])
+    const edns = dnsPacket.encode({ type: 'query', id: 1, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: long, class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as never] })
+    assert.equal(answerQuery(edns, zone, suffixes, 5, { udp: true })!.length, answerQuery(edns, zone, suffixes, 5)!.length, 'EDNS offers room for it')
+  })
 })
 
 describe('routedDomains', () => {
@@ -202,8 +242,10 @@ describe('routedDomains', () => {
     const zone = new Map(['api.demo', 'web.demo', 'api.prod', 'x.ngrok.com', 'foo.com', 'my-api.ngrok.app', 'db.corp'].map((h, i) => [h, `10.107.0.${i + 2}`]))
     // com, prod (a real top-level domain), ngrok.com and ngrok.app are public: sent whole, every other name under them
     // would stop resolving here; corp holds this machine's own name
-    assert.deepEqual([...routedDomains(zone, ['extra.zone'], 'build.corp')].sort(), ['api.prod', 'db.corp', 'demo', 'extra.zone', 'foo.com', 'my-api.ngrok.app', 'x.ngrok.com'])
+    assert.deepEqual([...routedDomains(zone, ['extra.lan'], 'build.corp')].sort(), ['api.prod', 'db.corp', 'demo', 'extra.lan', 'foo.com', 'my-api.ngrok.app', 'x.ngrok.com'])
     assert.deepEqual([...routedDomains(new Map([['db.corp', '10.107.0.2']]), [], 'laptop')], ['corp'])
+    // a configured suffix is routed whole only when that is safe too
+    assert.deepEqual([...routedDomains(new Map(), ['com', 'ngrok.app', 'corp', 'team.lan'], 'build.corp')], ['team.lan'])
   })
 })
 

@@ -128,11 +128,14 @@ export class DnsResponder {
     }
   }
 
-  /** The reply to one message, or undefined to drop it; never throws (a codec bug drops the message and is logged). */
-  answer(message: Buffer): Buffer | undefined {
+  /**
+   * The reply to one message (`udp`: cut to what a UDP client takes), or undefined to drop it; never throws
+   * (a codec bug drops the message and is logged).
+   */
+  answer(message: Buffer, { udp = false }: { udp?: boolean } = {}): Buffer | undefined {
     const zone = this.#zone // one read: the whole query is answered from one set
     try {
-      return answerQuery(message, zone.records, zone.suffixes, this.#ttl)
+      return answerQuery(message, zone.records, zone.suffixes, this.#ttl, { udp })
     } catch (e) {
       this.#logger.warn({ err: e }, `dns: dropped a ${message.length}-byte message that could not be answered: ${(e as Error).message}`)
       return undefined
@@ -143,7 +146,7 @@ export class DnsResponder {
   // routes the subnet here learns nothing of the names.
   #onDatagram(udp: dgram.Socket, message: Buffer, peer: dgram.RemoteInfo): void {
     if (!this.#localClients.isLocal(peer.address)) return
-    const reply = this.answer(message)
+    const reply = this.answer(message, { udp: true })
     if (reply) udp.send(reply, peer.port, peer.address, (e) => e && this.#logger.debug(`dns: reply to ${peer.address}:${peer.port}: ${e.message}`))
   }
 

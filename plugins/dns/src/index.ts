@@ -1,4 +1,4 @@
-import { definePlugin, formatError } from '@ngrokd/core/plugin'
+import { definePlugin } from '@ngrokd/core/plugin'
 import { DnsNameResolver } from './dns-name-resolver.js'
 import { DEFAULT_TTL, DNS_PORT, DnsResponder, parseListenAddress } from './dns-responder.js'
 
@@ -45,7 +45,7 @@ export default definePlugin<DnsOptions>({
         await responder.start(configured ?? [{ host: link.address, port: DNS_PORT }])
       } catch (e) {
         // the names must still resolve: through the hosts file, and the plugin is reported degraded with why
-        await resolver.useHostsFile(`the responder could not listen (${formatError(e)})`, route)
+        await resolver.useHostsFile(`the responder could not listen (${(e as Error).message})`, route)
         throw e
       }
       ctx.logger.info(`answering DNS on ${responder.addresses.map((a) => `${a.host}:${a.port}`).join(', ')}`)

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { Resolver } from 'node:dns/promises'
 import { TestFramework, testNameResolver, testPlugin } from '@ngrokd/core/testing'
+import { silentLogger } from '@ngrokd/core/plugin'
 import plugin, { DnsNameResolver, DnsResponder } from './index.js'
 
 TestFramework.describe = describe
@@ -67,4 +68,64 @@ testNameResolver({
       })
     })
   },
+})
+
+describe('dns plugin: a responder that cannot listen', () => {
+  it('publishes through the hosts-file resolver instead, and its start fails with why (the plugin is then degraded)', async () => {
+    // the port the responder is told to use is already held
+    const { createSocket } = await import('node:dgram')
+    const holder = createSocket('udp4')
+    await new Promise<void>((resolve) => holder.bind(0, '127.0.0.1', resolve))
+    const port = holder.address().port
+    const hooks: { onStart: Array<() => Promise<void> | void>; onStop: Array<() => Promise<void> | void> } = { onStart: [], onStop: [] }
+    const published: string[][] = []
+    const hostsFile = {
+      resolver: 'hosts-file',
+      async open() {},
+      async publish({ records }: { records: ReadonlyArray<{ hostname: string; address: string }> }) {
+        published.push(records.map((r) => `${r.hostname} ${r.address}`))
+        return { changed: true }
+      },
+      async list() {
+        return []
+      },
+      async close() {},
+      async diagnose() {
+        return []
+      },
+    }
+    let factory: (() => unknown) | undefined
+    const checks: Array<() => Promise<Array<{ id: string; status: string; summary: string }>>> = []
+    const ctx = {
+      name: 'dns',
+      options: { listen: [`127.0.0.1:${port}`], ttl: 5, suffixes: [] },
+      logger: silentLogger,
+      platform: 'linux',
+      stateDir: '/nonexistent',
+      interface: async () => ({ name: 'ngrokd0', address: '127.0.0.1' }),
+      hostsFileResolver: () => hostsFile,
+      provideNameResolver: (_name: string, f: () => unknown) => void (factory = f),
+      addDoctorChecks: (c: (typeof checks)[number]) => void checks.push(c),
+      addRoute: () => {},
+      hooks: { onStart: (fn: () => void) => void hooks.onStart.push(fn), afterReconcile: () => {}, onStop: (fn: () => void) => void hooks.onStop.push(fn) },
+    }
+    try {
+      await plugin.register(ctx as never)
+      const names = (await factory!()) as DnsNameResolver
+      await names.open()
+      await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+      await assert.rejects(async () => {
+        for (const start of hooks.onStart) await start()
+      }, (e: unknown) => (e as { code?: string }).code === 'NGROKD_ERR_LISTEN')
+      assert.deepEqual(published, [['api.prod 10.107.0.2']], 'what was published went to the hosts file')
+      await names.publish({ records: [{ hostname: 'db.prod', address: '10.107.0.3' }] })
+      assert.deepEqual(published.at(-1), ['db.prod 10.107.0.3'], 'and so does every later publish')
+      const route = (await Promise.all(checks.map((c) => c()))).flat().find((c) => c.id === 'dns.resolved')
+      assert.match(route?.summary ?? '', /the responder could not listen .*the names are published in the hosts file instead/)
+      for (const stop of hooks.onStop) await stop()
+      await names.close()
+    } finally {
+      holder.close()
+    }
+  })
 })

@@ -75,5 +75,10 @@ describe('metrics', { skip: netnsSkip }, () => {
     assert.match(stdout, /errors: +ERR_NGROK_3200 ×1/)
     assert.match(stdout, new RegExp(`metrics: +${metricsUrl.replace(/[.]/g, '\\.')}`))
     assert.match(stdout, /^plugin: +prometheus \S+ running$/m, 'the plugin that serves them is listed')
+
+    // doctor says whether they are served, though only the older metrics.prometheus_listen turned them on
+    const doctor = await promisify(execFile)(process.execPath, [NGROKD_BIN, 'doctor', '--json', '--offline', '--config', daemon.configFile], { env: E2eDaemon.childEnv() }).catch((e: { stdout: string }) => e)
+    const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ id: string; status: string }> }).checks
+    assert.deepEqual(checks.find((c) => c.id === 'plugin.prometheus')?.status, 'ok', doctor.stdout)
   })
 })
