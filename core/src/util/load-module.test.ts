@@ -108,3 +108,26 @@ describe('a name that is one of Node’s own modules', () => {
     await assert.rejects(resolveDriver('dns', { configDir: tmpdir(), kind: 'name-resolver' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND') && /"dns" not found/.test((e as Error).message))
   })
 })
+
+describe('a plugin or driver file that no package holds', () => {
+  it("imports @ngrokd/core from ngrokd's own installation, when nothing beside it has one", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ngrokd-loose-'))
+    try {
+      await writeFile(
+        join(dir, 'loose.mjs'),
+        `import { definePlugin, Counter } from '@ngrokd/core/plugin'\nexport default definePlugin({ name: 'loose', version: '1.0.0', ngrokd: '^1.0.0', register() { return typeof Counter } })\n`,
+      )
+      const { plugin } = await resolvePlugin('./loose.mjs', { configDir: dir })
+      assert.equal(plugin.name, 'loose')
+      // a package it imports that is nowhere to be found is named, with where to install it
+      await writeFile(join(dir, 'needs.mjs'), `import 'ngrokd-nobody-published-this'\nexport default {}\n`)
+      await assert.rejects(resolvePlugin('./needs.mjs', { configDir: dir }), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
+        assert.equal(e.hint, `it imports ngrokd-nobody-published-this, which is not installed where it is: npm install ngrokd-nobody-published-this in ${dir} (or a folder above it)`)
+        return true
+      })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

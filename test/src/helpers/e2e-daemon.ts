@@ -25,6 +25,8 @@ export interface E2eDaemonOptions {
   extraConfig?: Record<string, Record<string, unknown> | unknown[] | string>
   /** More environment for the child (e.g. NODE_OPTIONS), over {@link E2eDaemon.childEnv}. */
   env?: Record<string, string>
+  /** Where the config file goes (plugins and drivers named in it resolve from there). Default the daemon's temp dir. */
+  configDir?: string
 }
 
 /** Safety net for a stop; a clean drain of idle listeners takes far less. */
@@ -58,7 +60,7 @@ export class E2eDaemon {
     this.dir = mkdtempSync(join(tmpdir(), `ngrokd-e2e-${options.name}-`))
     this.stateDir = join(this.dir, 'state')
     this.socketPath = join(this.dir, 'ctl.sock')
-    this.configFile = join(this.dir, 'ngrokd.json')
+    this.configFile = join(options.configDir ?? this.dir, `ngrokd-${options.name}.json`)
     this.logFile = join(this.dir, 'daemon.log')
     const caFile = join(this.dir, 'ingress-ca.pem')
     if (options.ingressCaPem !== null) writeFileSync(caFile, options.ingressCaPem ?? options.sim.caCertPem)

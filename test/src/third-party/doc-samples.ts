@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url'
 
 /** The driver guide; this file sits at the same depth in src/ and dist/. */
 export const DRIVER_GUIDE = fileURLToPath(new URL('../../../docs/writing-a-driver.md', import.meta.url))
+/** The plugin guide. */
+export const PLUGIN_GUIDE = fileURLToPath(new URL('../../../docs/writing-a-plugin.md', import.meta.url))
 
 /** `<!-- sample: NAME -->` on the line right before a fenced code block names that block. */
 const SAMPLE = /^<!-- sample: (\S+) -->\r?\n(`{3,})[^\n]*\n([\s\S]*?)^\2[ \t]*$/gm

@@ -6,7 +6,7 @@ import type { DocSamples } from './doc-samples.js'
 import { projectLockfile, type Lockfile, type TarballPackage } from './project-lockfile.js'
 import { runNpm } from './run-npm.js'
 
-/** The driver package the guide describes. */
+/** The driver package the driver guide describes. */
 export const SAMPLE_PACKAGE = 'ngrokd-driver-sample'
 
 interface PackResult {
@@ -19,8 +19,8 @@ interface PackResult {
  * A stranger's setup, built in a temp folder outside the repository:
  *
  * ```
- * <root>/ngrokd-driver-sample/   the driver author's package, written from the guide's sample blocks
- * <root>/tarballs/               `npm pack` of the repository's built @ngrokd/core and of the driver
+ * <root>/ngrokd-driver-sample/   the author's package (a driver, or a plugin), written from the guide's sample blocks
+ * <root>/tarballs/               `npm pack` of the repository's built @ngrokd/core and of the author's package
  * <root>/project/                the user's folder: package.json, node_modules (npm ci --offline), config files
  * ```
  *
@@ -31,19 +31,23 @@ export class SampleProject {
   readonly authorDir: string
   readonly tarballDir: string
   readonly dir: string
-  /** Paths inside the driver's tarball. */
+  /** Paths inside the author's tarball. */
   driverTarballFiles: string[] = []
 
-  private constructor(readonly root: string) {
-    this.authorDir = join(root, SAMPLE_PACKAGE)
+  private constructor(
+    readonly root: string,
+    readonly packageName: string,
+  ) {
+    this.authorDir = join(root, packageName)
     this.tarballDir = join(root, 'tarballs')
     this.dir = join(root, 'project')
   }
 
-  static async create(samples: DocSamples): Promise<SampleProject> {
+  /** `packageName`: the guide's package whose `<packageName>/…` sample blocks are written, packed and installed. */
+  static async create(samples: DocSamples, packageName = SAMPLE_PACKAGE): Promise<SampleProject> {
     const coreDir = dirname(createRequire(import.meta.url).resolve('@ngrokd/core/package.json'))
     const repoRoot = findUp(coreDir, 'package-lock.json')
-    const project = new SampleProject(mkdtempSync(join(tmpdir(), 'ngrokd-third-party-')))
+    const project = new SampleProject(mkdtempSync(join(tmpdir(), 'ngrokd-third-party-')), packageName)
     if (!relative(repoRoot, project.root).startsWith('..')) throw new Error(`sample-project: ${project.root} is inside the repository ${repoRoot}`)
     try {
       await project.install(samples, coreDir, repoRoot)
@@ -72,7 +76,7 @@ export class SampleProject {
 
   private async install(samples: DocSamples, coreDir: string, repoRoot: string): Promise<void> {
     for (const name of samples.names) {
-      if (!name.startsWith(`${SAMPLE_PACKAGE}/`)) continue
+      if (!name.startsWith(`${this.packageName}/`)) continue
       const file = join(this.root, name)
       mkdirSync(dirname(file), { recursive: true })
       writeFileSync(file, samples.get(name))
