@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import type { NgrokdErrorCode } from '../errors/codes.js'
 import { assertTrustedPath, judgeEntry, runsAsRoot } from './trusted-path.js'
+import { resolveCoreFromOwnInstallation } from './own-core-resolution.js'
 
 export interface LoadModuleOptions {
   /** What is loaded, for messages: `interface driver`, `plugin`. */
@@ -75,12 +76,17 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
       if (root) await assertTrustedTree(root, what)
     }
   }
+  if (!builtin) resolveCoreFromOwnInstallation() // a module outside any package still finds @ngrokd/core
   try {
     return { specifier, file, builtin, exports: (await import(pathToFileURL(file).href)) as { default?: unknown } }
   } catch (cause) {
+    const missing = /^Cannot find (?:package|module) '([^']+)'/.exec((cause as Error).message)?.[1]
     throw new NgrokdError(options.codes.invalid, `${options.what} "${spec}" (${file}) failed to load: ${(cause as Error).message}`, {
       cause,
-      hint: `reinstall the ${options.what} package; if it was built from source, build it (npm run build)`,
+      hint:
+        (cause as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && missing && !missing.startsWith('.') && !missing.startsWith('/')
+          ? `it imports ${missing}, which is not installed where it is: npm install ${missing} in ${dirname(file)} (or a folder above it)`
+          : `reinstall the ${options.what} package; if it was built from source, build it (npm run build)`,
     })
   }
 }
