@@ -30,8 +30,8 @@ export interface LaunchdServiceOptions {
   nodePath: string
   /** Absolute path of the ngrokd CLI script. */
   cliPath: string
-  /** Absolute path of the configuration file `ngrokd run --config` reads. */
-  configPath: string
+  /** Absolute path of the configuration file `ngrokd run --config` reads; none: the defaults and /etc/ngrokd/config.yml once it exists. */
+  configPath?: string
   /** A named instance: the job runs `ngrokd … --instance NAME`, labelled `com.ngrok.ngrokd.NAME`, its log `/var/log/ngrokd-NAME.log`. */
   instance?: string
   /** Default `com.ngrok.ngrokd` (an instance's: `com.ngrok.ngrokd.NAME`). */
@@ -70,8 +70,8 @@ export function launchdService(options: LaunchdServiceOptions): LaunchdService {
   checkServiceInstance('launchd', instance)
   const label = options.label ?? (instance ? `${DEFAULT_LAUNCHD_LABEL}.${instance}` : DEFAULT_LAUNCHD_LABEL)
   const logPath = options.logPath ?? (instance ? DEFAULT_LAUNCHD_LOG.replace(/\.log$/, `-${instance}.log`) : DEFAULT_LAUNCHD_LOG)
-  const config = ['--config', configPath, ...(instance ? ['--instance', instance] : [])]
-  for (const [key, value] of Object.entries({ nodePath, cliPath, configPath, logPath, launchDaemonsDir })) {
+  const config = [...(configPath ? ['--config', configPath] : []), ...(instance ? ['--instance', instance] : [])]
+  for (const [key, value] of Object.entries({ nodePath, cliPath, ...(configPath === undefined ? {} : { configPath }), logPath, launchDaemonsDir })) {
     if (typeof value !== 'string' || !isAbsolute(value)) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `launchd: ${key} ${JSON.stringify(value)} is not an absolute path`, { hint: 'launchd runs the job without a shell or PATH: give absolute paths' })
     }

@@ -25,8 +25,8 @@ export interface SystemdServiceOptions {
   nodePath: string
   /** Absolute path of the ngrokd CLI script. */
   cliPath: string
-  /** Absolute path of the configuration file. */
-  configPath: string
+  /** Absolute path of the configuration file; none: the service runs `ngrokd run` as a root shell would, on the defaults and /etc/ngrokd/config.yml once it exists. */
+  configPath?: string
   /** Written by the daemon: `state_dir`, the hosts file, the control socket's directory (absolute). */
   writablePaths: string[]
   /** Seconds systemd waits after SIGTERM: `forwarder.drain_timeout` plus room to clean up. */
@@ -56,7 +56,7 @@ export interface SystemdService {
 export function systemdService(options: SystemdServiceOptions): SystemdService {
   const { nodePath, cliPath, configPath, writablePaths, stopTimeoutSeconds, unitDir = SYSTEMD_UNIT_DIR, instance } = options
   checkServiceInstance('systemd', instance)
-  for (const [key, value] of Object.entries({ nodePath, cliPath, configPath, unitDir, ...Object.fromEntries(writablePaths.map((p, i) => [`writablePaths[${i}]`, p])) })) {
+  for (const [key, value] of Object.entries({ nodePath, cliPath, ...(configPath === undefined ? {} : { configPath }), unitDir, ...Object.fromEntries(writablePaths.map((p, i) => [`writablePaths[${i}]`, p])) })) {
     if (typeof value !== 'string' || !isAbsolute(value) || /[\s"'\\$%;]/.test(value)) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: ${key} ${JSON.stringify(value)} is not an absolute path without spaces or quoting characters`, {
         hint: 'install ngrokd and its config under plain absolute paths',
@@ -64,7 +64,7 @@ export function systemdService(options: SystemdServiceOptions): SystemdService {
     }
   }
   if (!Number.isInteger(stopTimeoutSeconds) || stopTimeoutSeconds < 1) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: stop timeout ${stopTimeoutSeconds} s`)
-  const run = (...args: string[]) => [nodePath, cliPath, ...args, '--config', configPath, ...(instance ? ['--instance', instance] : [])].join(' ')
+  const run = (...args: string[]) => [nodePath, cliPath, ...args, ...(configPath ? ['--config', configPath] : []), ...(instance ? ['--instance', instance] : [])].join(' ')
   const capabilities = `CAP_NET_ADMIN CAP_NET_BIND_SERVICE${options.controlGroup ? ' CAP_CHOWN' : ''}`
   const unit = [
     '[Unit]',

@@ -37,3 +37,24 @@ test('service install --dry-run prints a unit for this install that systemd-anal
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('with no config file the unit names none (the service reads what ngrokd run would), and status passes on the service manager\'s answer', { skip: requires.linux() }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-'))
+  try {
+    // an instance whose file (/etc/ngrokd/zz9.yml) nobody wrote: nothing to load
+    const r = await ngrokdCli(['service', 'install', '--dry-run', '--instance', 'zz9'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /^# no config file: the service runs on the defaults and the saved API key, and reads \/etc\/ngrokd\/zz9\.yml once it exists$/m)
+    assert.match(r.stdout, new RegExp(`^ExecStart=${process.execPath} ${realpathSync(NGROKD_PACKAGE_BIN)} run --instance zz9$`, 'm'))
+    assert.match(r.stdout, /^ExecStopPost=\S+ \S+ cleanup --instance zz9$/m)
+
+    // systemctl status answers 3 for a stopped service: shown as it is, exit code passed on, no error of ours
+    writeFileSync(join(dir, 'systemctl'), '#!/bin/sh\necho "○ ngrokd-zz9.service - inactive (dead)"\nexit 3\n', { mode: 0o755 })
+    const status = await ngrokdCli(['service', 'status', '--instance', 'zz9'], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } })
+    assert.equal(status.code, 3, status.stderr)
+    assert.match(status.stdout, /inactive \(dead\)/)
+    assert.equal(status.stderr, '')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
