@@ -14,6 +14,8 @@ const PAGE_LIMIT = 100
 const MAX_PAGES = 1000
 /** Longest wait ngrokd takes from a `Retry-After` header before trying again: ngrok's window is a minute; a far longer one is read as a mistake, not obeyed for hours. */
 const MAX_RETRY_AFTER_MS = 600_000
+/** A retry wait this long is said at warn (a user would wonder why nothing happens); shorter ones at debug. */
+const LONG_WAIT_MS = 10_000
 /** Characters of a non-JSON error body quoted in the error message. */
 const BODY_EXCERPT = 200
 
@@ -280,7 +282,8 @@ export class NgrokApiClient {
         const retryable = idempotent || notSent
         if (retryable && attempt < this.maxRetries) {
           const wait = this.backoff(attempt)
-          this.logger.warn({ method, path: shown, attempt: attempt + 1, reason, retryInMs: Math.round(wait) }, 'ngrok api request failed, retrying')
+          // the caller says the failure that outlasts the retries, once: each retry is a detail
+          this.logger.debug({ method, path: shown, attempt: attempt + 1, reason, retryInMs: Math.round(wait) }, 'ngrok api request failed, retrying')
           await this.pause(wait, signal, `${method} ${shown}`)
           continue
         }
@@ -308,9 +311,10 @@ export class NgrokApiClient {
       const retryable = response.status === 429 || (idempotent && response.status >= 500)
       if (retryable && attempt < this.maxRetries) {
         const wait = error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, MAX_RETRY_AFTER_MS) : this.backoff(attempt)
-        this.logger.warn(
+        // a wait long enough to notice is said; a short one is a detail
+        this.logger[wait >= LONG_WAIT_MS ? 'warn' : 'debug'](
           { method, path: shown, status: response.status, ngrokCode: error.ngrokCode, attempt: attempt + 1, retryInMs: Math.round(wait) },
-          'ngrok api busy, retrying',
+          wait >= LONG_WAIT_MS ? `ngrok api busy (HTTP ${response.status}${error.ngrokCode ? ` ${error.ngrokCode}` : ''}): waiting ${Math.round(wait / 1000)} s before trying again` : 'ngrok api busy, retrying',
         )
         await this.pause(wait, signal, `${method} ${shown}`)
         continue

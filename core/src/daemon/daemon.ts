@@ -290,6 +290,7 @@ export class Daemon {
   private async run(): Promise<void> {
     const signal = this.stopped.signal
     let backoff = REGISTER_BACKOFF_START_MS
+    let lastSaid: string | undefined
     let key = await this.apiKeys.get(() => (this.phase = 'waiting-for-api-key'))
     while (!signal.aborted && !this.registration) {
       if (!key) return // stopped while waiting
@@ -303,8 +304,12 @@ export class Daemon {
         this.lastApiError = undefined
         this.logger.info({ operatorId: info.operatorId, ingress: this.ingressEndpoint(), certNotAfter: info.notAfter }, `registered as operator ${info.operatorId}`)
       } catch (e) {
+        if (signal.aborted) return // a stop, not a failure
         this.noteApiError(e)
-        this.logger.error({ err: e }, `registration failed: ${formatError(e)}`)
+        // a failure that repeats while the API is down is said once, and again when it changes
+        const said = formatError(e)
+        this.logger[said === lastSaid ? 'debug' : 'error']({ err: e }, `registration failed: ${said}`)
+        lastSaid = said
         if (isNgrokdError(e, 'NGROKD_ERR_API') && [401, 403].includes((e as { status?: number }).status ?? 0)) {
           this.logger.error(`the API key from ${this.apiKeys.source} was refused: ${refusedKeyHint(this.apiKeys.source)}`)
           this.phase = 'waiting-for-api-key'
