@@ -60,4 +60,17 @@ describe('ngrokd set-api-key with no daemon running', () => {
     assert.deepEqual({ status: check?.status, code: check?.code }, { status: 'fail', code: 'NGROKD_ERR_API_KEY_MALFORMED' })
     assert.equal(r.code, 1)
   })
+
+  it('doctor judges state_dir as run would: missing parents are made, a file is no directory', { skip: process.getuid?.() === 0 ? false : 'doctor runs in a private network namespace: needs root' }, async () => {
+    const stateDirCheck = async (stateDirValue: string) => {
+      const file = join(dir, 'state-dir-case.json')
+      await writeFile(file, JSON.stringify({ state_dir: stateDirValue, control: { socket: join(dir, 'ctl.sock') } }))
+      const r = await cli(['doctor', '--offline', '--json', '--config', file], undefined, ['unshare', '-n', '-m'])
+      return (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string }> }).checks.find((c) => c.id === 'state.dir')
+    }
+    assert.deepEqual(await stateDirCheck(join(dir, 'not', 'yet', 'there')), { id: 'state.dir', status: 'ok', summary: `${join(dir, 'not', 'yet', 'there')} will be created` })
+    await writeFile(join(dir, 'a-file'), '')
+    assert.equal((await stateDirCheck(join(dir, 'a-file')))?.status, 'fail')
+    assert.match((await stateDirCheck(join(dir, 'a-file', 'below')))?.summary ?? '', /cannot be made: .*a-file is not a directory/)
+  })
 })

@@ -117,7 +117,16 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
 
 async function checkStateDir(dir: string): Promise<Check> {
   const st = await stat(dir).catch(() => undefined)
-  const target = st ? dir : dirname(dir)
+  if (st && !st.isDirectory()) {
+    return { id: 'state.dir', status: 'fail', summary: `state_dir ${dir} is not a directory`, hint: 'set state_dir to a directory (ngrokd creates a missing one)', code: 'NGROKD_ERR_STATE' }
+  }
+  // a missing one is made with its missing parents: what matters is the nearest folder that exists
+  let target = dir
+  while (!st && target !== dirname(target) && !(await stat(target).catch(() => undefined))) target = dirname(target)
+  const existing = await stat(target).catch(() => undefined)
+  if (existing && !existing.isDirectory()) {
+    return { id: 'state.dir', status: 'fail', summary: `state_dir ${dir} cannot be made: ${target} is not a directory`, hint: 'set state_dir to a directory (ngrokd creates a missing one)', code: 'NGROKD_ERR_STATE' }
+  }
   if (st) {
     // the daemon refuses a state_dir another user could change, as root
     const untrusted = await checkStateDirTrust(dir).then(() => undefined, (e: unknown) => e)
