@@ -43,7 +43,8 @@ export function parseCommandArgs<O extends Options>(spec: CommandSpec<O>, argv: 
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true })
   } catch (e) {
     const unknown = /'(--?[^']+)'/.exec((e as Error).message)?.[1]
-    const close = unknown?.startsWith('--') ? didYouMean(unknown.slice(2), Object.keys(options)) : undefined
+    // a flag that exists (`--rate-limit -1`: its value read as a flag) needs no "did you mean" itself
+    const close = unknown?.startsWith('--') && !(unknown.slice(2) in options) ? didYouMean(unknown.slice(2), Object.keys(options)) : undefined
     throw new NgrokdError('NGROKD_ERR_USAGE', (e as Error).message, { hint: close ? `did you mean --${close}? (see ngrokd ${spec.name} --help)` : `see ngrokd ${spec.name} --help` })
   }
   const values = parsed.values as Record<string, unknown>

@@ -329,6 +329,7 @@ const setApiKeyCommand = defineCommand({
   async run(argv) {
     const { values, positionals } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
+    if (positionals.length > 1) throw new NgrokdError('NGROKD_ERR_USAGE', `set-api-key takes one key, got ${positionals.length} arguments`, { hint: 'pipe the key in: echo "$KEY" | sudo ngrokd set-api-key' })
     const { config, apiKeyOrigin } = await configFor(values)
     let key = positionals[0]
     if (key) console.error('warning: a key given as an argument is visible to other users in the process list; prefer stdin')

@@ -30,6 +30,11 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
   // `ngrokd help run` is `ngrokd run --help`
   const helpFor = name === 'help' && rest[0] ? all.find((c) => c.name === rest[0]) : undefined
   if (helpFor) return helpFor.run(['--help'])
+  if (name === 'help' && rest[0]) {
+    const close = didYouMean(rest[0], all.map((c) => c.name))
+    console.error(`ngrokd help: unknown command "${rest[0]}"${close ? ` — did you mean "${close}"?` : ''}\n\n${usage(all)}`)
+    return 2
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage(all))
     return name ? 0 : 2
