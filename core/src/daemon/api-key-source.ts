@@ -1,6 +1,6 @@
 import type { Logger } from '../contracts/logger.js'
 import { formatError } from '../errors/ngrokd-error.js'
-import { checkApiKey, readApiKeyFile, saveApiKeyFile } from './api-key-file.js'
+import { apiKeyFilePath, checkApiKey, readApiKeyFile, saveApiKeyFile } from './api-key-file.js'
 
 /**
  * What to do when the API refused the key from `source` (an `ApiKeySource.source`): a configured key
@@ -45,7 +45,7 @@ export class ApiKeySource {
     if (key === undefined) {
       try {
         const saved = await readApiKeyFile(stateDir, { tighten: true })
-        key = saved === undefined ? undefined : checkApiKey(saved, `the key in ${stateDir}`)
+        key = saved === undefined ? undefined : checkApiKey(saved, `the key in ${apiKeyFilePath(stateDir)}`)
         source = `${stateDir}/api-key (saved by ngrokd set-api-key)`
       } catch (e) {
         logger.error({ err: e }, `the saved API key is not usable: ${formatError(e)}`)

@@ -69,7 +69,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
       const names = hostsFile ? scope.scope.resolve(NAME_RESOLVER) : hostsFileResolverFor(config, logger)
       if (!hostsFile) await names.open()
       try {
-        if ((await names.publish({ records: [] })).changed) removed.push(`the ngrokd block of ${config.names.hostsFile}`)
+        if ((await names.publish({ records: [] })).changed) removed.push(`the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`)
       } finally {
         if (!hostsFile) await names.close()
       }

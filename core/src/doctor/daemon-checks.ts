@@ -88,7 +88,7 @@ async function leftoverChecks(config: DaemonConfig): Promise<Check[]> {
   // whatever names.resolver is: a plugin's resolver may have fallen back to the hosts file
   const text = await readFile(config.names.hostsFile).catch(() => undefined)
   const records = text ? parseHostsBlock(text, instanceOf(config)).records : []
-  if (records.length > 0) left.push(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd block of ${config.names.hostsFile}`)
+  if (records.length > 0) left.push(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`)
   // Linux lists this network namespace's links in /proc/net/dev (/sys/class/net is that of whoever mounted /sys); elsewhere the cleanup finds out
   const links = process.platform === 'linux' ? await readFile('/proc/net/dev', 'utf8').catch(() => '') : ''
   if (links.split('\n').some((line) => line.split(':')[0]!.trim() === config.net.interfaceName)) left.push(`interface ${config.net.interfaceName}`)
@@ -114,7 +114,7 @@ export function publicNameChecks(hostnames: readonly string[]): Check[] {
       id: 'names.public-domain',
       status: 'warn',
       summary: `${hostname} is served, and ${domain === hostname ? 'it is' : `it is under ${domain},`} a public internet domain: this machine reaches the ngrok endpoint instead of the real site under that name`,
-      hint: `if that is not intended, add ${hostname} (or ${domain}) to names.deny, or list only your own suffixes in names.allow`,
+      hint: `if that is not intended, add ${hostname}${domain === hostname ? '' : ` (or ${domain})`} to names.deny, or list only your own suffixes in names.allow`,
     }]
   })
 }
