@@ -360,7 +360,8 @@ export class Daemon {
     } catch (e) {
       this.noteApiError(e)
       if (!isNgrokApiError(e, 404)) throw e
-      this.logger.warn({ operatorId }, `operator ${operatorId} no longer exists at ngrok (deleted?): registering anew`)
+      // said once, by the registration, which finds the same when it reads the operator back
+      this.logger.debug({ operatorId }, `operator ${operatorId}: its endpoints answered 404`)
       const info = await registration.ensure()
       this.logger.info({ operatorId: info.operatorId, was: operatorId }, `registered as operator ${info.operatorId}`)
       return this.api!.listBoundEndpoints(info.operatorId)

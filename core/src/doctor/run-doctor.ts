@@ -146,6 +146,10 @@ async function checkSecretModes(dir: string): Promise<Check[]> {
   for (const name of ['client.key', API_KEY_FILE]) {
     const st = await stat(join(dir, name)).catch(() => undefined)
     if (!st) continue
+    if (!st.isFile()) {
+      checks.push({ id: 'state.secret-mode', status: 'fail', summary: `${join(dir, name)} is not a file`, hint: `remove it (rm -r ${join(dir, name)}), then ${name === API_KEY_FILE ? 'give the key again: ngrokd set-api-key' : 'start ngrokd: it makes a new key and registers it'}`, code: 'NGROKD_ERR_STATE' })
+      continue
+    }
     const mode = st.mode & 0o777
     checks.push(
       mode & 0o077

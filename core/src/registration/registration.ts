@@ -171,6 +171,9 @@ type DesiredState = Required<Pick<OperatorCreate, 'description' | 'metadata' | '
  * tls.connect({ ...registration.credentials(), … })
  * ```
  */
+/** operator.json files already said to be unreadable in this process. */
+const saidUnreadable = new Set<string>()
+
 export class Registration {
   private readonly api: OperatorApi
   private readonly stateDir: string
@@ -330,7 +333,7 @@ export class Registration {
           const ingressEndpoint = loaded.stored.ingressEndpoint || undefined
           return { operatorId, machineId, ...(ingressEndpoint ? { ingressEndpoint } : {}), certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
         }
-        this.logger.warn({ operatorId }, 'saved registration no longer exists at ngrok; registering anew')
+        this.logger.warn({ operatorId }, `operator ${operatorId} no longer exists at ngrok (deleted?): registering anew`)
       }
       if (op) return this.adopt(op, loaded, machineId)
     }
@@ -581,7 +584,9 @@ export class Registration {
         if (typeof s.operatorId !== 'string' || !s.operatorId) throw new Error('no operatorId')
         loaded.stored = s as StoredOperator
       } catch {
-        this.logger.warn({ path: this.path('operator') }, 'operator.json is unreadable; looking for the registration by machine id')
+        // read at the start (the saved registration) and again to register: said once per file
+        if (!saidUnreadable.has(this.path('operator'))) this.logger.warn({ path: this.path('operator') }, 'operator.json is unreadable; looking for the registration by machine id')
+        saidUnreadable.add(this.path('operator'))
       }
     }
     await this.finishPairWrite()

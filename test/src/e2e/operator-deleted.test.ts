@@ -25,6 +25,7 @@ describe('an operator deleted at ngrok', { skip: netnsSkip }, () => {
     )
     assert.deepEqual(ctx.sim.listOperators().map((o) => o.id), [after])
     assert.match(ctx.daemon.log(), new RegExp(`operator ${before} no longer exists at ngrok \\(deleted\\?\\): registering anew`))
+    assert.equal(ctx.daemon.log().split(`operator ${before} no longer exists`).length - 1, 1, "said once")
     const reply = await waitUntil(async () => {
       const r = await httpRequest('http://kept.e2e/')
       return r.status === 200 ? r.json<EchoReply>() : undefined
