@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { loadConfig, describeConfig, checkInstanceFlag, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
@@ -35,9 +35,14 @@ function defineCommand<O extends CommandSpec['options']>(c: CommandSpec<O> & { r
   return c as unknown as Command
 }
 
-async function configFor(values: { config?: string; instance?: string }): Promise<LoadedConfig> {
+async function configFor(values: { config?: string; instance?: string }, search = true): Promise<LoadedConfig> {
   if (values.instance !== undefined) checkInstanceFlag(values.instance)
-  return loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}) })
+  return loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), ...(search ? {} : { search: false }) })
+}
+
+/** The Windows service never looks for a config file where it runs (its working directory is System32's): only --config or the default file. */
+function searchFor(values: { service?: boolean | undefined }): boolean {
+  return !values.service
 }
 
 /** How much longer than `forwarder.drain_timeout` a stop may take before the process exits anyway. */
@@ -60,7 +65,7 @@ const runCommand = defineCommand({
     const youngGeneration = await load.youngGeneration()
     youngGeneration.holdYoungGeneration() // loading and starting the daemon must not grow the new space for good
     const format = logFormat(values['log-format'])
-    const { config, source, notices, apiKeyOrigin } = await configFor(values)
+    const { config, source, notices, apiKeyOrigin } = await configFor(values, searchFor(values))
     if (values.service && process.platform !== 'win32') {
       throw new NgrokdError('NGROKD_ERR_USAGE', '--service is for the Windows service', { hint: 'on this system, ngrokd service install sets up the service, which runs ngrokd run' })
     }
@@ -75,7 +80,9 @@ const runCommand = defineCommand({
     for (const notice of notices) logger.warn(notice)
     youngGeneration.collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
     // a reload reads the file this start read: one that went missing is an error, never the built-in defaults
-    const reread = async () => (await configFor(source && values.config === undefined ? { ...values, config: source } : values)).config
+    // (a package.json's `ngrokd` key is found again by the search that found it)
+    const rereadFile = source && values.config === undefined && basename(source) !== 'package.json' ? source : undefined
+    const reread = async () => (await configFor(rereadFile ? { ...values, config: rereadFile } : values, searchFor(values))).config
     const daemon = new Daemon({
       config,
       logger,

@@ -50,6 +50,8 @@ export interface LoadConfigOptions {
    * and the `instance` key is set (see instance.ts).
    */
   instance?: string
+  /** false: no search of the current directory (the Windows service, whose working directory is System32's). */
+  search?: boolean
 }
 
 /** Parses one file's text; `filepath` is for messages. */
@@ -186,7 +188,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
       path = resolve(cwd, options.configPath)
       found = await load(path)
     } else {
-      found = asRoot || instance ? null : await searchConfig(cwd)
+      found = asRoot || instance || options.search === false ? null : await searchConfig(cwd)
       path = resolve(cwd, defaultPath)
       if (!found && (await isFile(path))) found = await load(path)
     }

@@ -1,4 +1,5 @@
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { errorCodes, type NgrokdErrorCode } from '../errors/codes.js'
 import { requireCommonJs } from '../util/commonjs.js'
 
 const { request } = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
@@ -21,7 +22,9 @@ export async function controlRequest<T = unknown>(socketPath: string, method: 'G
           }
           if ((res.statusCode ?? 500) >= 400) {
             const err = (parsed as { error?: { code?: string; message?: string; hint?: string } }).error ?? {}
-            return reject(new NgrokdError('NGROKD_ERR_CONTROL', err.message ?? `control request failed (${res.statusCode})`, { hint: err.hint }))
+            // the daemon's own code (NGROKD_ERR_PERMISSION, NGROKD_ERR_CONFIG_INVALID…) when it is one of ours
+            const code = err.code && err.code in errorCodes ? (err.code as NgrokdErrorCode) : 'NGROKD_ERR_CONTROL'
+            return reject(new NgrokdError(code, err.message ?? `control request failed (${res.statusCode})`, { hint: err.hint }))
           }
           resolve(parsed as T)
         })

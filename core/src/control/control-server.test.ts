@@ -193,14 +193,15 @@ test('Linux: with control.group, a member reads (GET) and is refused every chang
       const client = new URL('./control-client.js', import.meta.url).href
       const asMember = async (method: string, path: string) => {
         const script = `import { controlRequest } from ${JSON.stringify(client)}
-controlRequest(${JSON.stringify(socketPath)}, ${JSON.stringify(method)}, ${JSON.stringify(path)}, ${method === 'POST' ? '{}' : 'undefined'}).then((r) => console.log(JSON.stringify({ ok: r })), (e) => console.log(JSON.stringify({ error: e.message, hint: e.hint })))`
+controlRequest(${JSON.stringify(socketPath)}, ${JSON.stringify(method)}, ${JSON.stringify(path)}, ${method === 'POST' ? '{}' : 'undefined'}).then((r) => console.log(JSON.stringify({ ok: r })), (e) => console.log(JSON.stringify({ error: e.message, code: e.code, hint: e.hint })))`
         const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: Number(gid), cwd: dir })
-        return JSON.parse(stdout) as { ok?: unknown; error?: string; hint?: string }
+        return JSON.parse(stdout) as { ok?: unknown; error?: string; code?: string; hint?: string }
       }
       assert.deepEqual(await asMember('GET', '/v1/status'), { ok: { phase: 'running' } })
       const refused = await asMember('POST', '/v1/reload')
       assert.match(refused.error ?? '', /^POST \/v1\/reload changes the daemon: only root may; control\.group may read$/)
       assert.equal(refused.hint, 'run the command with sudo')
+      assert.equal(refused.code, 'NGROKD_ERR_PERMISSION', 'the daemon\'s code reaches the CLI')
       assert.equal(changed, 0, 'the handler never ran')
       assert.deepEqual(await controlRequest(socketPath, 'POST', '/v1/reload', {}), { changed: 1 }, 'root changes')
     } finally {

@@ -167,7 +167,8 @@ export class ControlServer {
   /** The peer's credentials on each connection: SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS. */
   private async platformPeerCheck(): Promise<PeerCheck | undefined> {
     const refused = (why: string) => this.options.logger.warn({ socket: this.options.socketPath }, `control socket: connection refused: ${why}`)
-    if (process.platform === 'linux') return linuxPeerCheck(await loadLinuxGetsockopt(), refused)
+    // without control.group the 0600 socket lets in only root and the daemon's own user, who may do everything
+    if (process.platform === 'linux') return this.options.group ? linuxPeerCheck(await loadLinuxGetsockopt(), refused) : undefined
     if (process.platform !== 'darwin') return undefined
     const gid = this.options.group ? groupId(this.options.group) : undefined
     return darwinPeerCheck(await loadDarwinGetsockopt(), gid, refused)

@@ -145,6 +145,25 @@ describe('PluginHost', () => {
     assert.deepEqual(journal(), ['stuck called', 'after saw 0', 'after saw 0', 'stuck stop'])
   })
 
+  it("bounds all onStop hooks together: a stuck one cannot hold the daemon's stop past the budget", async () => {
+    const stuckStop = (n: string) => plugin(`${n}.mjs`, `{ name: '${n}', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStop(() => new Promise(() => {})) } }`)
+    const host = await load([await stuckStop('stop-a'), await stuckStop('stop-b')], new Registry(), { hookTimeoutMs: 50 })
+    await host.stop() // reverse order: stop-b waits out the budget, stop-a finds none (or the few ms timers round off) left
+    const [a, b] = host.status()
+    assert.match(b!.error!.message, /onStop of plugin stop-b did not finish within 0\.05 s/)
+    assert.match(a!.error!.message, /onStop of plugin stop-a (not run: the plugins' 5 s to stop were used up|did not finish within 0(\.0\d)? s)/)
+  })
+
+  it("a plugin whose register() timed out adds no doctor checks when it ends later", async () => {
+    const late = await plugin('late.mjs', `{ name: 'late', version: '1.0.0', ngrokd: '^1.0.0', async register(ctx) { await globalThis.__lateGate; ctx.addDoctorChecks(async () => [{ id: 'late.check', status: 'ok', summary: 'late' }]) } }`)
+    let open: () => void = () => {}
+    ;(globalThis as { __lateGate?: Promise<void> }).__lateGate = new Promise<void>((r) => (open = r))
+    const host = await load([late], new Registry(), { hookTimeoutMs: 50 })
+    open()
+    await new Promise((r) => setImmediate(r))
+    assert.deepEqual((await host.doctorChecks()).map((c) => [c.id, c.status]), [['plugin.late', 'fail']])
+  })
+
   it('gives each plugin its own DI scope, namespaced routes, the shared metrics registry and the interface', async () => {
     const TOKEN = 'Symbol.for("test.own")'
     const one = await plugin('one.mjs', `{ name: 'one', version: '1.0.0', ngrokd: '^1.0.0', async register(ctx) {

@@ -68,13 +68,18 @@ export interface PluginHostOptions {
  * It also leaves room in the daemon's stop for the plugins' `onStop` hooks.
  */
 export const PLUGIN_HOOK_TIMEOUT_MS = 10_000
+/**
+ * All `onStop` hooks together: the daemon's stop is bounded by forwarder.drain_timeout plus 10 s (ngrokd run), and
+ * the lock, the control socket and the scope's teardown come after the hooks.
+ */
+export const PLUGIN_STOP_BUDGET_MS = 5_000
 
 /** Resolves or rejects as `work` does, or rejects with NGROKD_ERR_PLUGIN_FAILED once `ms` have passed. */
 function within<T>(work: () => T | Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<never>((_, reject) => {
     // kept referenced: a plugin awaiting what never comes must not let the process exit as if all were done
-    timer = setTimeout(() => reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${what} did not finish within ${ms / 1000} s`, { hint: 'the plugin awaits something that does not come; see its documentation' })), ms)
+    timer = setTimeout(() => reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${what} did not finish within ${+(ms / 1000).toFixed(2)} s`, { hint: 'the plugin awaits something that does not come; see its documentation' })), ms)
   })
   return Promise.race([Promise.resolve().then(work), timedOut]).finally(() => clearTimeout(timer))
 }
@@ -254,6 +259,8 @@ export class PluginHost {
           ? { id, status: p.status.state === 'failed' ? 'fail' : 'warn', summary: `plugin ${p.plugin.name} ${p.plugin.version}: ${error.message}`, code: error.code, hint: 'see the plugin\'s documentation; ngrokd runs on without it' }
           : { id, status: 'ok', summary: `plugin ${p.plugin.name} ${p.plugin.version} running` },
       )
+      // a register() that timed out may still add checks when it ends: a failed plugin's are never run
+      if (p.status.state === 'failed') continue
       for (const fn of p.doctorChecks) {
         try {
           checks.push(...(await fn()))
@@ -273,15 +280,16 @@ export class PluginHost {
     return this.run('afterReconcile', (p) => p.afterReconcile, [serving], false)
   }
 
+  /** The `onStop` hooks, all within {@link PLUGIN_STOP_BUDGET_MS} together: the daemon's stop has a bound of its own. */
   stop(): Promise<void> {
-    return this.run('onStop', (p) => p.onStop, [], true)
+    return this.run('onStop', (p) => p.onStop, [], true, performance.now() + Math.min(this.hookTimeoutMs, PLUGIN_STOP_BUDGET_MS))
   }
 
   /**
    * Runs one hook of every running plugin, in order (reverse for stop); a throw, or a call still pending after
    * the hook timeout, degrades that plugin only. A hook still pending from an earlier call is skipped.
    */
-  private async run<A extends unknown[]>(name: string, hooks: (p: Loaded) => Array<Hook<A>>, args: A, reverse: boolean): Promise<void> {
+  private async run<A extends unknown[]>(name: string, hooks: (p: Loaded) => Array<Hook<A>>, args: A, reverse: boolean, deadline = Infinity): Promise<void> {
     const order = reverse ? [...this.loaded].reverse() : this.loaded
     for (const p of order) {
       if (p.status.state === 'failed') continue
@@ -290,9 +298,16 @@ export class PluginHost {
           this.logger.debug({ plugin: p.plugin.name }, `plugin ${p.plugin.name}: ${name} skipped: its last call has not finished`)
           continue
         }
+        const left = Math.min(this.hookTimeoutMs, deadline - performance.now())
+        if (left < 1) {
+          // (under a millisecond: timers count whole ones, and one may fire that much before its deadline)
+          const budget = new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${name} of plugin ${p.plugin.name} not run: the plugins' ${PLUGIN_STOP_BUDGET_MS / 1000} s to stop were used up`)
+          PluginHost.failed(p, budget, name, this.logger.child({ plugin: p.plugin.name }))
+          continue
+        }
         const call = Promise.resolve().then(() => fn(...args))
         try {
-          await within(() => call, this.hookTimeoutMs, `${name} of plugin ${p.plugin.name}`)
+          await within(() => call, left, `${name} of plugin ${p.plugin.name}`)
         } catch (e) {
           if (isNgrokdError(e) && e.code === 'NGROKD_ERR_PLUGIN_FAILED') {
             p.stuck.add(fn)
