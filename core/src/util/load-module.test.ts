@@ -110,6 +110,26 @@ describe('a name that is one of Node’s own modules', () => {
 })
 
 describe('a plugin or driver file that no package holds', () => {
+  it("imports ngrokd's own @ngrokd/core even where another user planted one in a folder above it (a sticky /tmp)", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root' }, async () => {
+    const sticky = await mkdtemp(join(tmpdir(), 'ngrokd-sticky-'))
+    try {
+      await chmod(sticky, 0o1777)
+      const own = join(sticky, 'rootplug')
+      await mkdir(own, { mode: 0o755 })
+      await writeFile(join(own, 'p.mjs'), `import { definePlugin } from '@ngrokd/core/plugin'\nexport default definePlugin({ name: 'own-core', version: '1.0.0', ngrokd: '^1.0.0', register() {} })\n`)
+      const planted = join(sticky, 'node_modules', '@ngrokd', 'core')
+      await mkdir(join(planted, 'dist'), { recursive: true })
+      await writeFile(join(planted, 'package.json'), JSON.stringify({ name: '@ngrokd/core', version: '1.0.0', type: 'module', exports: { './plugin': './dist/plugin.js' } }))
+      await writeFile(join(planted, 'dist', 'plugin.js'), `globalThis.__plantedCoreRan = true\nexport const definePlugin = (p) => p\n`)
+      for (const path of [join(sticky, 'node_modules'), join(sticky, 'node_modules', '@ngrokd'), planted, join(planted, 'dist'), join(planted, 'package.json'), join(planted, 'dist', 'plugin.js')]) await chown(path, 4242, 4242)
+      const { plugin } = await resolvePlugin('./p.mjs', { configDir: own })
+      assert.equal(plugin.name, 'own-core')
+      assert.equal((globalThis as { __plantedCoreRan?: boolean }).__plantedCoreRan, undefined, 'the planted copy never ran')
+    } finally {
+      await rm(sticky, { recursive: true, force: true })
+    }
+  })
+
   it("imports @ngrokd/core from ngrokd's own installation, when nothing beside it has one", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ngrokd-loose-'))
     try {

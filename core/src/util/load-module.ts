@@ -76,7 +76,7 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
       if (root) await assertTrustedTree(root, what)
     }
   }
-  if (!builtin) resolveCoreFromOwnInstallation() // a module outside any package still finds @ngrokd/core
+  if (!builtin) resolveCoreFromOwnInstallation() // its @ngrokd/core is ngrokd's own, wherever the module is
   try {
     return { specifier, file, builtin, exports: (await import(pathToFileURL(file).href)) as { default?: unknown } }
   } catch (cause) {

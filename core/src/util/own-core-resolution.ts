@@ -12,23 +12,19 @@ const CORE = ${CORE_SPECIFIER.toString()}
 let own
 export function initialize(data) { own = data.own }
 export async function resolve(specifier, context, next) {
-  try {
-    return await next(specifier, context)
-  } catch (e) {
-    if (!CORE.test(specifier) || e?.code !== 'ERR_MODULE_NOT_FOUND') throw e
-    return next(specifier, { ...context, parentURL: own })
-  }
+  return next(specifier, CORE.test(specifier) ? { ...context, parentURL: own } : context)
 }
 `
 
 let installed = false
 
 /**
- * Lets a driver or plugin that ngrokd loads import `@ngrokd/core` where nothing installed it beside the module
- * (a single file named by path, such as the README's `./my-plugin.mjs`): its own resolution goes first, and only
- * when that finds no `@ngrokd/core` is it resolved from this ngrokd's own installation, whose files are trusted as
- * ngrokd's. Installed once per process, before the first third-party module is imported. Node 22.15+ takes
- * the rule in this thread (`module.registerHooks`); Node 20 on a hooks thread of its own (`module.register`).
+ * Makes every import of `@ngrokd/core` (and its subpaths) in this process resolve to this ngrokd's own
+ * installation, whose files are trusted as ngrokd's: a driver or plugin that ngrokd loads gets the daemon's own
+ * copy, also a lone file named by path (the README's `./my-plugin.mjs`) that nothing installed it beside, and
+ * never one that another user planted in a `node_modules` on the way up from it (a sticky /tmp). Installed once
+ * per process, before the first third-party module is imported. Node 22.15+ takes the rule in this thread
+ * (`module.registerHooks`); Node 20 on a hooks thread of its own (`module.register`).
  */
 export function resolveCoreFromOwnInstallation(): void {
   if (installed) return
@@ -37,14 +33,7 @@ export function resolveCoreFromOwnInstallation(): void {
   const registerHooks = (module as unknown as { registerHooks?: RegisterHooks }).registerHooks
   if (typeof registerHooks === 'function') {
     registerHooks({
-      resolve(specifier, context, next) {
-        try {
-          return next(specifier, context)
-        } catch (e) {
-          if (!CORE_SPECIFIER.test(specifier) || (e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e
-          return next(specifier, { ...context, parentURL: own })
-        }
-      },
+      resolve: (specifier, context, next) => next(specifier, CORE_SPECIFIER.test(specifier) ? { ...context, parentURL: own } : context),
     })
     return
   }

@@ -68,8 +68,9 @@ export function routedDomains(zone: Zone, extra: readonly string[] = [], ownName
   return routed
 }
 
+/** Lower case for A–Z only (DNS compares ASCII case-insensitively — RFC 4343), the trailing dot dropped. */
 export function normalizeName(name: string): string {
-  return name.toLowerCase().replace(/\.$/, '')
+  return name.replace(/[A-Z]+/g, (upper) => upper.toLowerCase()).replace(/\.$/, '')
 }
 
 /**
@@ -92,10 +93,11 @@ export function answerQuery(message: Buffer, zone: Zone, suffixes: ReadonlySet<s
   const questions = query.questions ?? []
   if ((copied & OPCODE_MASK) !== 0) return errorReply(id, copied | NOTIMP, questions) // only QUERY (0)
   if (questions.length !== 1) return errorReply(id, copied | FORMERR, questions)
-  // a label holding a dot (`api\.prod`, one label) is not the name its text spells, and would not be echoed as asked
+  // a label holding a dot (`api\.prod`, one label) or a byte past ASCII is no name served here (endpoint hostnames are
+  // ASCII, IDNs in punycode), and the decoded text would not be echoed as asked: refused, the question as sent
   const raw = rawQuestion(message)
   if (raw === undefined) return errorReply(id, copied | FORMERR, [])
-  if (raw.dotInLabel) return rawReply(id, copied | REFUSED, raw.bytes)
+  if (raw.unservable) return rawReply(id, copied | REFUSED, raw.bytes)
   const answer = answerQuestion(id, copied, questions[0]!, zone, suffixes, ttl)
   // over UDP a reply larger than the client takes (512 bytes, or its EDNS payload size) is cut to its question, TC set — RFC 1035 §4.2.1, RFC 6891 §6.2.5
   const limit = udp ? Math.max(CLASSIC_UDP_BYTES, ednsPayloadSize(query) ?? 0) : Infinity
@@ -127,21 +129,21 @@ function ednsPayloadSize(query: Packet): number | undefined {
 
 /**
  * The question section as sent (its name's labels, QTYPE, QCLASS: the bytes after the header up to the end of
- * the first question), and whether a label holds a dot; undefined when it does not parse (a compression
- * pointer in a question is not something a resolver sends).
+ * the first question), and whether a label holds a dot or a byte past ASCII; undefined when it does not parse (a
+ * compression pointer in a question is not something a resolver sends).
  */
-function rawQuestion(message: Buffer): { bytes: Buffer; dotInLabel: boolean } | undefined {
+function rawQuestion(message: Buffer): { bytes: Buffer; unservable: boolean } | undefined {
   let at = HEADER_BYTES
-  let dotInLabel = false
+  let unservable = false
   for (;;) {
     const length = message[at]
     if (length === undefined || length > 63) return undefined // 0b11 pointers and 0b01/0b10 label types — RFC 1035 §4.1.4, RFC 6891 §5
     if (length === 0) break
-    if (message.subarray(at + 1, at + 1 + length).includes(0x2e)) dotInLabel = true
+    for (const byte of message.subarray(at + 1, at + 1 + length)) if (byte === 0x2e || byte > 0x7f) unservable = true
     at += 1 + length
   }
   const end = at + 1 + 4 // the root label, QTYPE, QCLASS
-  return end > message.length ? undefined : { bytes: message.subarray(HEADER_BYTES, end), dotInLabel }
+  return end > message.length ? undefined : { bytes: message.subarray(HEADER_BYTES, end), unservable }
 }
 
 /** A response of a header and the question bytes as the query sent them. */

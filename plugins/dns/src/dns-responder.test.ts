@@ -214,6 +214,14 @@ describe('answerQuery', () => {
     const reply = answerQuery(Buffer.concat([header, question]), zone, servedSuffixes(zone), 5)!
     assert.deepEqual(reply.subarray(0, 4), Buffer.from([0x12, 0x34, 0x81, 0x05]), 'id, QR, RD, REFUSED')
     assert.deepEqual(reply.subarray(12), question)
+    // bytes past ASCII: `\xe2\x84\xaaube` (KELVIN SIGN) lower-cases to `kube` in JavaScript, and a lone 0xdb is no UTF-8
+    const kelvin = new Map([['kube.prod', '10.107.0.2']])
+    for (const label of [Buffer.concat([Buffer.from([0xe2, 0x84, 0xaa]), Buffer.from('ube')]), Buffer.from([0x61, 0xdb, 0x61])]) {
+      const asked = Buffer.concat([Buffer.from([label.length]), label, Buffer.from([4]), Buffer.from('prod'), Buffer.from([0, 0, 1, 0, 1])])
+      const refused = answerQuery(Buffer.concat([header, asked]), kelvin, servedSuffixes(kelvin), 5)!
+      assert.equal(refused.readUInt16BE(2) & 0xf, 5, 'REFUSED')
+      assert.deepEqual(refused.subarray(12), asked, 'the question as sent')
+    }
   })
 
   it('over UDP, a reply longer than 512 bytes (or the EDNS payload size offered) is cut to its question with TC set', () => {

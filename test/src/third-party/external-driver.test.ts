@@ -183,8 +183,8 @@ interface ProjectDaemon {
 
 /**
  * Writes `ngrokd-<tag>.yaml` in the project (the guide's `net:` block, then the test's own keys)
- * and starts the repository's built daemon with it. That daemon and the driver hold different
- * copies of @ngrokd/core, as with a global ngrokd and a project-local driver.
+ * and starts the repository's built daemon with it, as with a global ngrokd and a project-local driver: in the
+ * daemon the driver's imports of @ngrokd/core resolve to the daemon's own copy (the project's serves its kit run).
  */
 function startDaemon(project: SampleProject, sim: CloudSimulator, tag: string, netYaml: string): ProjectDaemon {
   const stateDir = join(project.dir, `state-${tag}`)
