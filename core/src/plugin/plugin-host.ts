@@ -65,7 +65,6 @@ export interface PluginHostOptions {
 /**
  * Far above what declaring things or a hook's own work takes: a call still pending then is stuck (it awaits
  * something that never comes, such as `ctx.interface()` inside `register()`), and the daemon goes on without it.
- * It also leaves room in the daemon's stop for the plugins' `onStop` hooks.
  */
 export const PLUGIN_HOOK_TIMEOUT_MS = 10_000
 /**
