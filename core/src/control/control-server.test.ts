@@ -178,6 +178,15 @@ test('Linux: with control.group, a member reads (GET) and is refused every chang
     const { promisify } = await import('node:util')
     const [, , gid] = (await promisify(execFile)('getent', ['group', 'nogroup'])).stdout.trim().split(':')
     await chmod(dir, 0o755) // mkdtemp made it 0700: the other user must reach the socket
+    // this node may sit in a folder only root may enter (CI's Node 24 does): the other user runs a link to it here
+    const { copyFileSync, linkSync } = await import('node:fs')
+    const node = join(dir, 'node')
+    try {
+      linkSync(process.execPath, node)
+    } catch {
+      copyFileSync(process.execPath, node)
+    }
+    await chmod(node, 0o755)
     const socketPath = join(dir, 'ngrokd.sock')
     let changed = 0
     const server = new ControlServer({
@@ -194,7 +203,7 @@ test('Linux: with control.group, a member reads (GET) and is refused every chang
       const asMember = async (method: string, path: string) => {
         const script = `import { controlRequest } from ${JSON.stringify(client)}
 controlRequest(${JSON.stringify(socketPath)}, ${JSON.stringify(method)}, ${JSON.stringify(path)}, ${method === 'POST' ? '{}' : 'undefined'}).then((r) => console.log(JSON.stringify({ ok: r })), (e) => console.log(JSON.stringify({ error: e.message, code: e.code, hint: e.hint })))`
-        const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: Number(gid), cwd: dir })
+        const { stdout } = await promisify(execFile)(node, ['--input-type=module', '-e', script], { uid: 65534, gid: Number(gid), cwd: dir })
         return JSON.parse(stdout) as { ok?: unknown; error?: string; code?: string; hint?: string }
       }
       assert.deepEqual(await asMember('GET', '/v1/status'), { ok: { phase: 'running' } })
