@@ -51,8 +51,23 @@ export function makeCsr(privateKey: KeyObject | string, subject: CertificateSubj
   return derToPem(toDer(seq(raw(infoDer), seq(oid(signature.oid)), bitString(signed))), 'CERTIFICATE REQUEST')
 }
 
-/** The named curve of an EC key (`prime256v1` for P-256), or undefined for other key types. */
+/**
+ * The named curve of an EC key (`prime256v1` for P-256), or undefined for other key types.
+ *
+ * A KeyObject is read through a copy of its own: on Node 20, reading `asymmetricKeyDetails` of a key that
+ * `generateKeyPairSync` made can deadlock the thread, when the collection that string allocation starts
+ * destroys the finished key-generation job, which takes the lock the read holds (seen in a test run: the main
+ * thread in `~KeyGenJob` → `uv_mutex_lock` under `GetEcKeyDetail`).
+ */
 export function ecCurveOf(key: string | KeyObject): string | undefined {
-  const k = typeof key === 'string' ? (key.includes('PRIVATE KEY') ? createPrivateKey(key) : createPublicKey(key)) : key
+  if (typeof key !== 'string' && key.type === 'secret') return undefined
+  const k =
+    typeof key === 'string'
+      ? key.includes('PRIVATE KEY')
+        ? createPrivateKey(key)
+        : createPublicKey(key)
+      : key.type === 'private'
+        ? createPrivateKey({ key: key.export({ type: 'pkcs8', format: 'der' }), format: 'der', type: 'pkcs8' })
+        : createPublicKey({ key: key.export({ type: 'spki', format: 'der' }), format: 'der', type: 'spki' })
   return k.asymmetricKeyType === 'ec' ? k.asymmetricKeyDetails?.namedCurve : undefined
 }
