@@ -116,6 +116,20 @@ describe('NgrokApiClient: requests', () => {
     assert.throws(() => new NgrokApiClient({ apiKey: ' ' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_API_KEY_MISSING'))
   })
 
+  it('authenticates with a key handed over later from the next attempt on, retries included, and redacts both keys', async () => {
+    const NEW_KEY = 'rotatedKEY1234567890abc'
+    const refused = fixture('error-invalid-key')
+    const { api, calls } = client([{ status: 503, body: 'busy' }, fixture('operator-get'), { ...refused, body: { ...(refused.body as object), msg: `keys ${API_KEY} and ${NEW_KEY}` } }])
+    const pending = api.getOperator(OP_ID) // the first attempt gets a 503 and is retried
+    api.useApiKey(NEW_KEY)
+    await pending
+    assert.deepEqual(calls.map((c) => c.headers.get('authorization')), [`Bearer ${API_KEY}`, `Bearer ${NEW_KEY}`])
+    const e = await rejection(api.getOperator(OP_ID))
+    assert.ok(!e.message.includes(API_KEY) && !e.message.includes(NEW_KEY), e.message)
+    assert.match(e.message, /keys \[redacted\] and \[redacted\]/)
+    assert.throws(() => api.useApiKey(' '), (err: unknown) => isNgrokdError(err, 'NGROKD_ERR_API_KEY_MISSING'))
+  })
+
   it('resolves deleteOperator true on 204 and false when it is already gone', async () => {
     const { api } = client([{ status: 204 }, fixture('error-not-found')])
     assert.equal(await api.deleteOperator(OP_ID), true)

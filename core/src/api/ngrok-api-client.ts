@@ -119,9 +119,20 @@ export function parseRetryAfter(value: string | null, nowMs: number = Date.now()
  * const endpoints = await api.listBoundEndpoints('k8sop_2abc')
  * ```
  */
+function checkedKey(key: string | undefined): string {
+  if (!key || !key.trim()) {
+    throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'ngrok api: no api key configured', {
+      hint: 'set the ngrok API key (an API key, not an agent authtoken) from https://dashboard.ngrok.com/api-keys',
+    })
+  }
+  return key.trim()
+}
+
 export class NgrokApiClient {
   readonly baseUrl: URL
-  private readonly apiKey: string
+  private apiKey: string
+  /** Keys used before {@link useApiKey}: a reply to a request still under way may quote one. */
+  private readonly formerKeys: string[] = []
   private readonly logger: Logger
   private readonly userAgent: string
   private readonly timeoutMs: number
@@ -134,18 +145,13 @@ export class NgrokApiClient {
   private readonly random: () => number
 
   constructor(options: NgrokApiClientOptions) {
-    if (!options.apiKey || !options.apiKey.trim()) {
-      throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'ngrok api: no api key configured', {
-        hint: 'set the ngrok API key (an API key, not an agent authtoken) from https://dashboard.ngrok.com/api-keys',
-      })
-    }
     const base = new URL(options.baseUrl ?? DEFAULT_API_BASE_URL)
     if (base.protocol !== 'https:' && base.protocol !== 'http:') {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `ngrok api: base url ${base.href} is not http(s)`)
     }
     if (!base.pathname.endsWith('/')) base.pathname += '/'
     this.baseUrl = base
-    this.apiKey = options.apiKey.trim()
+    this.apiKey = checkedKey(options.apiKey)
     this.logger = (options.logger ?? silentLogger).child({ component: 'ngrok-api' })
     this.userAgent = options.userAgent ?? `ngrokd/${CORE_VERSION}`
     this.timeoutMs = options.timeoutMs ?? 10_000
@@ -247,7 +253,6 @@ export class NgrokApiClient {
     const idempotent = method !== 'POST'
     const shown = this.display(url)
     const headers: Record<string, string> = {
-      authorization: `Bearer ${this.apiKey}`,
       'ngrok-version': '2',
       accept: 'application/json',
       'user-agent': this.userAgent,
@@ -270,7 +275,8 @@ export class NgrokApiClient {
       let sent = false
       const started = performance.now()
       try {
-        response = await this.fetchImpl(url, { method, headers, body, signal: combined, redirect: 'manual' })
+        // the key of this attempt: one handed over meanwhile (useApiKey) counts for the retries
+        response = await this.fetchImpl(url, { method, headers: { ...headers, authorization: `Bearer ${this.apiKey}` }, body, signal: combined, redirect: 'manual' })
         sent = true
         text = await response.text()
       } catch (cause) {
@@ -372,9 +378,21 @@ export class NgrokApiClient {
     return new NgrokdError('NGROKD_ERR_API', `ngrok api: ${method} ${this.display(url)}: malformed reply: ${what}`)
   }
 
+  /**
+   * Every request from now on (retries of one under way included) authenticates with `key`: a key
+   * handed to the running daemon replaces one that was revoked or belongs to another account.
+   */
+  useApiKey(key: string): void {
+    const next = checkedKey(key)
+    if (next === this.apiKey) return
+    this.formerKeys.push(this.apiKey)
+    this.apiKey = next
+  }
+
   /** ngrok quotes a rejected key back in `msg`: never let it reach a log or an error. */
   private redact(text: string): string {
-    return this.apiKey.length >= 4 ? text.split(this.apiKey).join('[redacted]') : text
+    for (const key of [this.apiKey, ...this.formerKeys]) if (key.length >= 4) text = text.split(key).join('[redacted]')
+    return text
   }
 
   /** Path and query relative to the API root, for logs and errors. */

@@ -291,11 +291,12 @@ export class Daemon {
     const signal = this.stopped.signal
     let backoff = REGISTER_BACKOFF_START_MS
     let lastSaid: string | undefined
-    let key = await this.apiKeys.get(() => (this.phase = 'waiting-for-api-key'))
+    const key = await this.apiKeys.get(() => (this.phase = 'waiting-for-api-key'))
+    if (!key) return // stopped while waiting
+    // one client for the daemon's life: a key handed over later (setApiKey) replaces its key in place
+    this.api = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: key, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, signal })
     while (!signal.aborted && !this.registration) {
-      if (!key) return // stopped while waiting
       this.phase = 'registering'
-      this.api = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: key, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, signal })
       const registration = this.newRegistration(this.api)
       try {
         const info = await registration.ensure()
@@ -313,7 +314,9 @@ export class Daemon {
         if (isNgrokdError(e, 'NGROKD_ERR_API') && [401, 403].includes((e as { status?: number }).status ?? 0)) {
           this.logger.error(`the API key from ${this.apiKeys.source} was refused: ${refusedKeyHint(this.apiKeys.source)}`)
           this.phase = 'waiting-for-api-key'
-          key = await this.apiKeys.forgetAndWait()
+          const next = await this.apiKeys.forgetAndWait()
+          if (!next) return // stopped while waiting
+          this.api.useApiKey(next)
           continue
         }
         await delay(backoff / 2 + (Math.random() * backoff) / 2, undefined, { signal }).catch(() => {}) // aborted: the loop ends
@@ -342,7 +345,10 @@ export class Daemon {
       }
       unverified = formatError(e).split('\n')[0]
     }
-    return { ...(await this.apiKeys.set(checked)), ...(unverified ? { unverified } : {}) }
+    const saved = await this.apiKeys.set(checked)
+    // the running daemon's calls (polls, renewals, a registration under way) use it from now on
+    this.api?.useApiKey(checked)
+    return { ...saved, ...(unverified ? { unverified } : {}) }
   }
 
   /**

@@ -36,6 +36,7 @@ export interface SimulatorAdmin {
   setBindingsEnabled(enabled: boolean): void
   setIngressEndpoint(endpoint: string): void
   setClockOffset(ms: number): void
+  setApiKey(key: string): void
 }
 
 /**
@@ -103,11 +104,12 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url
     if (path === '/_admin/requests' && method === 'GET') return done(200, { requests: admin.apiRequests() })
     if (path === '/_admin/conn-requests' && method === 'GET') return done(200, { connRequests: admin.connRequests() })
     if (path === '/_admin/settings' && method === 'PATCH') {
-      const body = (await readJsonBody(req)) as { certValidityMs?: unknown; bindingsEnabled?: unknown; ingressEndpoint?: unknown; clockOffsetMs?: unknown }
+      const body = (await readJsonBody(req)) as { certValidityMs?: unknown; bindingsEnabled?: unknown; ingressEndpoint?: unknown; clockOffsetMs?: unknown; apiKey?: unknown }
       if (body.certValidityMs !== undefined) admin.setCertValidity(Number(body.certValidityMs))
       if (body.bindingsEnabled !== undefined) admin.setBindingsEnabled(body.bindingsEnabled === true)
       if (body.ingressEndpoint !== undefined) admin.setIngressEndpoint(body.ingressEndpoint as string)
       if (body.clockOffsetMs !== undefined) admin.setClockOffset(body.clockOffsetMs as number)
+      if (body.apiKey !== undefined) admin.setApiKey(body.apiKey as string)
       return done(204)
     }
     req.resume()

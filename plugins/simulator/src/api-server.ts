@@ -42,6 +42,8 @@ export class ApiServer {
   admin: SimulatorAdmin | undefined
   /** When each API request of the last {@link RATE_WINDOW_MS} came, oldest first. */
   private readonly recent: number[] = []
+  /** The one key the API accepts; replacing it revokes the one before. */
+  apiKey: string
 
   private constructor(
     private readonly servers: Server[],
@@ -51,6 +53,7 @@ export class ApiServer {
     /** `https://host:port` with `tls`, no trailing slash. */
     readonly httpsUrl: string | undefined,
   ) {
+    this.apiKey = options.apiKey
     const s = options.state
     const op = '/kubernetes_operators'
     const id = '([A-Za-z0-9_]+)'
@@ -204,7 +207,7 @@ export class ApiServer {
     if (!m) {
       throw new ApiErrorReply('authMalformed', 'The ngrok API requires Bearer authentication via the Authorization header. It could not parse the header in this request.')
     }
-    if (m[1] !== this.options.apiKey) {
+    if (m[1] !== this.apiKey) {
       throw new ApiErrorReply('authInvalid', 'The API authentication you specified is properly formed, but it is invalid.')
     }
     const version = req.headers['ngrok-version']

@@ -82,7 +82,6 @@ export class CloudSimulator implements SimulatorAdmin {
     private readonly api: ApiServer,
     private readonly ingress: IngressServer,
     private readonly backends: Backends,
-    readonly apiKey: string,
   ) {}
 
   static async start(options: CloudSimulatorOptions = {}): Promise<CloudSimulator> {
@@ -124,10 +123,21 @@ export class CloudSimulator implements SimulatorAdmin {
     state.ingressEndpoint =
       options.advertisedIngressEndpoint ??
       (host === undefined ? `localhost:${ingress.port}` : `${isIP(host) === 6 ? `[${host}]` : host}:${ingress.port}`)
-    const sim = new CloudSimulator(state, api, ingress, backends, apiKey)
+    const sim = new CloudSimulator(state, api, ingress, backends)
     api.admin = sim
     logger.info({ apiUrl: api.url, ingressEndpoint: state.ingressEndpoint }, 'simulator: started')
     return sim
+  }
+
+  /** The API key the API accepts. */
+  get apiKey(): string {
+    return this.api.apiKey
+  }
+
+  /** From now on the API accepts `key` and refuses the one before (401 ERR_NGROK_203), as when a key is revoked at ngrok. */
+  setApiKey(key: string): void {
+    if (typeof key !== 'string' || !/^\S+$/.test(key)) throw badOption('apiKey must be a string without spaces')
+    this.api.apiKey = key
   }
 
   /** `http://127.0.0.1:<port>`, no trailing slash: the base for API paths. */

@@ -89,6 +89,24 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
     await daemon.stop()
     daemon = new DaemonProcess({ configFile, socketPath, logFile, env: E2eDaemon.childEnv() })
     await daemon.waitFor((s) => s.phase === 'running' && s.services?.serving === 1, { what: 'a restart with the saved key' })
+
+    // the key is revoked at ngrok and a new one made: the running daemon's polls fail until it is handed
+    // the new key, and then use it (no restart), picking up an endpoint added meanwhile
+    const oldKey = sim.apiKey
+    const newKey = 'rotatedKEY1234567890abc'
+    sim.setApiKey(newKey)
+    sim.addEndpoint({ url: 'http://rotated.e2e' })
+    const failing = await daemon.waitFor((s) => s.lastPoll?.ok === false && s.apiKey.lastError !== undefined, { what: 'a poll refused with the revoked key' })
+    assert.match(failing.apiKey.lastError!.message, /401/)
+    const handed = await ngrokdCli(['set-api-key', '--config', configFile], { stdin: `${newKey}\n` })
+    assert.equal(handed.code, 0, handed.stderr)
+    assert.match(handed.stdout, /handed to the running daemon/)
+    const rotated = await daemon.waitFor((s) => s.lastPoll?.ok === true && s.services?.serving === 2, { what: 'polls with the new key' })
+    assert.equal(rotated.apiKey.lastError, undefined)
+    assert.equal(rotated.apiKey.source, 'ngrokd set-api-key')
+    assert.equal((await httpRequest('http://rotated.e2e/hello')).status, 200)
+    const log = readFileSync(logFile, 'utf8')
+    assert.ok(!log.includes(newKey) && !log.includes(oldKey), 'neither key reaches the log')
   })
 
   test('with no daemon running, set-api-key saves the key 0600 for the next start', async () => {
