@@ -211,6 +211,18 @@ describe('resolveConfig: net.subnet outside special-purpose ranges', () => {
   })
 })
 
+describe('resolveConfig: ingress.pod_identity', () => {
+  it('refuses annotations that would not let a ConnRequest fit in one frame (its length is a uint16)', () => {
+    const { issues } = issuesOf({ ingress: { pod_identity: { annotations: { 'k8s.ngrok.com/a': 'x'.repeat(40_000), 'k8s.ngrok.com/b': 'y'.repeat(30_000) } } } })
+    assert.equal(issues.length, 1)
+    assert.equal(issues[0]!.key, 'ingress.pod_identity.annotations')
+    assert.equal(issues[0]!.file, FILE)
+    assert.match(issues[0]!.message, /a ConnRequest with this pod identity takes up to \d+ bytes, over the 65535 one frame holds/)
+    const ok = { 'k8s.ngrok.com/a': 'x'.repeat(64_000) } // with the longest host and port, still one frame
+    assert.deepEqual(resolveConfig({ ingress: { pod_identity: { annotations: ok } } }, { source: FILE, env: {} }).config.ingress.podIdentity.annotations, ok)
+  })
+})
+
 describe('resolveConfig: api.url over plain HTTP', () => {
   it('refuses http:// to a host that is not loopback, naming the opt-in', () => {
     for (const url of ['http://api.ngrok.com', 'http://10.0.0.5:8080/', 'http://[2001:db8::1]/']) {

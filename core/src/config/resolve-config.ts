@@ -6,6 +6,7 @@ import { readEnvOverrides } from './env-overrides.js'
 import { migrateLegacyConfig } from './legacy-config.js'
 import { instanceDefaults } from './instance.js'
 import { isPlainObject, validateLayer } from './validate-layer.js'
+import { encodeConnRequestBody, MAX_FRAME_BODY } from '../protocol/binding-frames.js'
 import { isIpv4, LOOPBACK_IPV4, parseSubnet, subnetContains, subnetsOverlap } from '../util/ipv4.js'
 
 export interface ResolveConfigOptions {
@@ -91,7 +92,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   if (typeof instance === 'string') {
     for (const [key, value] of instanceDefaults(instance, defaults.values)) if (!fileValues.has(key) && !envLayer.values.has(key)) values.set(key, value)
   }
-  for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values), pluginResolverIssue(values)]) {
+  for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values), pluginResolverIssue(values), podIdentitySizeIssue(values)]) {
     if (!issue) continue
     const envName = envLayer.values.has(issue.key) ? env.sources.get(issue.key) : undefined
     issues.push({ ...issue, ...(envName ? { env: envName } : source ? { file: source } : {}) })
@@ -133,6 +134,21 @@ function pluginResolverIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'f
   return {
     key: 'names.resolver',
     message: `${JSON.stringify(resolver)} is the ${plugin} plugin's resolver, and plugins does not load it; expected plugins: [${plugin}] beside it, or names.resolver: hosts-file`,
+  }
+}
+
+/** The longest ConnRequest host (a DNS name, RFC 1035 §2.3.4) and port: the pod identity must fit beside them. */
+const LONGEST_CONN_REQUEST = { host: 'x'.repeat(253), port: 65535 }
+
+/** Every ConnRequest carries the pod identity, and a ConnRequest is one frame, and its length a uint16 (PROTOCOL.md §4, step 3). */
+function podIdentitySizeIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'file' | 'env'> | undefined {
+  const field = (name: string) => values.get(`ingress.pod_identity.${name}`) as string | undefined
+  const podIdentity = { uid: field('uid'), name: field('name'), namespace: field('namespace'), annotations: values.get('ingress.pod_identity.annotations') as Record<string, string> | undefined }
+  const bytes = encodeConnRequestBody({ ...LONGEST_CONN_REQUEST, podIdentity }).length
+  if (bytes <= MAX_FRAME_BODY) return undefined
+  return {
+    key: 'ingress.pod_identity.annotations',
+    message: `a ConnRequest with this pod identity takes up to ${bytes} bytes, over the ${MAX_FRAME_BODY} one frame holds; expected fewer or shorter annotations (ngrok's operator sends only k8s.ngrok.com/ ones)`,
   }
 }
 

@@ -89,6 +89,7 @@ export async function ingressChecks(config: DaemonConfig, { offline }: { offline
     insecureSkipVerify: config.ingress.insecureSkipVerify,
     handshakeTimeoutMs: Math.min(config.forwarder.handshakeTimeoutMs, 10_000),
     sessionResumption: false,
+    podIdentity: config.ingress.podIdentity, // the ConnRequest the daemon sends: a traffic policy may match on it
   })
   try {
     const probe = await dialer.probe()

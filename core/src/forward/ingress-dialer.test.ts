@@ -238,6 +238,16 @@ describe(`IngressDialer (${mode.name})`, () => {
     assert.deepEqual(ingress.connections[0]!.request, { host: 'db.prod', port: 5432, podIdentity })
   })
 
+  it('refuses a dial whose ConnRequest would not fit in one frame with a coded error, not a bare RangeError', async () => {
+    const ingress = await start()
+    const podIdentity = { annotations: { 'k8s.ngrok.com/big': 'x'.repeat(70_000) } }
+    const e = await rejection(dialer(ingress, { podIdentity }).dial({ hostname: 'db.prod', port: 5432 }))
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_INGRESS_PROTOCOL'), `${e.name}: ${e.message}`)
+    assert.match(e.message, /does not fit in one frame/)
+    assert.match(e.hint ?? '', /ingress\.pod_identity/)
+    assert.equal(ingress.connections.length, 0, 'nothing reached the ingress')
+  })
+
   it('offers TLS_AES_128_GCM_SHA256 first (Go order), so a server that follows the client picks it', async () => {
     const ingress = await start({ followClientCipherOrder: true })
     const { socket } = await dialer(ingress).dial({ hostname: 'api.prod', port: 443 })

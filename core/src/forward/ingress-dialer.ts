@@ -554,7 +554,15 @@ export class IngressDialer implements Dialer {
         onEndOrClose() // closed while it waited in the pool, not yet noticed
         return
       }
-      socket.write(encodeConnRequest({ host: hostname, port, ...this.connRequestFields }))
+      let connRequest: Buffer
+      try {
+        connRequest = encodeConnRequest({ host: hostname, port, ...this.connRequestFields })
+      } catch (e) {
+        // over one frame: the config check refuses such a pod identity, a library caller may not have
+        fail(new NgrokdError('NGROKD_ERR_INGRESS_PROTOCOL', `${where}: the ConnRequest for ${hostname}:${port} does not fit in one frame: ${(e as Error).message}`, { hint: 'shorten ingress.pod_identity (its annotations)' }))
+        return
+      }
+      socket.write(connRequest)
       socket.resume()
     })
   }

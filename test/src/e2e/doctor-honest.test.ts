@@ -46,7 +46,7 @@ describe('doctor tells all it found', { skip: netnsSkip }, () => {
     sim = await CloudSimulator.start()
     sim.addEndpoint({ url: 'http://ok.e2e' })
     sim.addEndpoint({ url: 'tcp://blocked.e2e:6543' })
-    daemon = E2eDaemon.start({ name: 'doctor-honest', sim, net: netDriverCases('dochon')[1]! })
+    daemon = E2eDaemon.start({ name: 'doctor-honest', sim, net: netDriverCases('dochon')[1]!, extraConfig: { ingress: { pod_identity: { name: 'doctor-pod' } } } })
     await daemon.waitReady((s) => s.services?.total === 2)
   })
 
@@ -75,6 +75,7 @@ describe('doctor tells all it found', { skip: netnsSkip }, () => {
   })
 
   test('a running daemon with a service in error fails, naming the service; the ingress takes our ConnRequest', async () => {
+    const before = sim.connRequests().length
     const { code, report } = await doctor(daemon.configFile)
     assert.equal(code, 1)
     const service = report.checks.find((c) => c.id === 'daemon.service')
@@ -84,5 +85,8 @@ describe('doctor tells all it found', { skip: netnsSkip }, () => {
     const conn = report.checks.find((c) => c.id === 'ingress.conn-request')
     assert.equal(conn?.status, 'ok', JSON.stringify(conn))
     assert.match(conn!.summary, /ConnRequest for [a-z0-9.]+:\d+ accepted with our certificate \(ep_/)
+    const sent = sim.connRequests().slice(before)
+    assert.equal(sent.length, 1, 'the doctor sent one ConnRequest')
+    assert.equal(sent[0]!.podIdentity?.name, 'doctor-pod', 'with the pod identity the daemon sends')
   })
 })
