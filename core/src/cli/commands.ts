@@ -394,7 +394,7 @@ const cleanupCommand = defineCommand({
     let removed: string[]
     try {
       const [{ cleanupLeftovers }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])
-      removed = await cleanupLeftovers(config, createLogger({ level: 'warn' }))
+      removed = await cleanupLeftovers(config, createLogger({ level: 'warn', pretty: true })) // a command's warnings are read by a person, piped or not
     } catch (e) {
       if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
       console.error(`ngrokd cleanup: ${formatError(e)}\n(a running daemon removes what it made when it stops)`)
@@ -417,7 +417,7 @@ const uninstallCommand = defineCommand({
     let report
     try {
       const [{ uninstall }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])
-      report = await uninstall(config, createLogger({ level: 'warn' }), { deregister: values.deregister ?? false })
+      report = await uninstall(config, createLogger({ level: 'warn', pretty: true }), { deregister: values.deregister ?? false })
     } catch (e) {
       if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
       console.error(`ngrokd uninstall: ${formatError(e)}\n(stop it first: sudo ngrokd service uninstall, or stop \`ngrokd run\`)`)

@@ -2,6 +2,7 @@ import { readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Forwarder } from '../contracts/forwarder.js'
+import type { Allocator } from '../contracts/allocator.js'
 import type { Logger } from '../contracts/logger.js'
 import type { NameResolver } from '../contracts/name-resolver.js'
 import { removeStaleSocket } from '../control/control-server.js'
@@ -23,6 +24,18 @@ const NO_FORWARDER: Forwarder = {
   async listen() {},
   async unlisten() {},
   listeners: () => [],
+  async close() {},
+  diagnose: async () => [],
+}
+
+/** Stands in for the allocator: the stable hostname → address mappings are kept for the next start, untouched. */
+const NO_ALLOCATOR: Allocator = {
+  allocator: 'none (cleanup)',
+  async open() {},
+  allocate: async () => [],
+  async release() {},
+  lookup: () => undefined,
+  list: () => [],
   async close() {},
   diagnose: async () => [],
 }
@@ -61,7 +74,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
       forwarder: NO_FORWARDER,
       adoptOnly: true,
       // names published by a plugin's resolver are that plugin's to remove; only the hosts file is opened here
-      ...(hostsFile ? {} : { overrides: { nameResolver: LEFT_ALONE } }),
+      overrides: { allocator: NO_ALLOCATOR, ...(hostsFile ? {} : { nameResolver: LEFT_ALONE }) },
     })
     try {
       // the ngrokd block goes whatever names.resolver is: a plugin's resolver may have fallen back to
@@ -107,6 +120,8 @@ export interface UninstallReport {
  * while a daemon runs (NGROKD_ERR_ALREADY_RUNNING, from the cleanup's lock).
  */
 export async function uninstall(config: DaemonConfig, logger: Logger, options: { deregister: boolean; signal?: AbortSignal }): Promise<UninstallReport> {
+  // the cleanup makes the state dir for its lock: only one that was there before is reported removed
+  const stateDirExisted = await stat(config.stateDir).then(() => true, () => false)
   const registrationFile = join(config.stateDir, REGISTRATION_FILES.operator)
   // a missing or damaged file names no operator: --deregister then finds ours by this machine's id
   const operatorId = await readFile(registrationFile, 'utf8')
@@ -132,9 +147,7 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
     }
   }
   const removed = await cleanupLeftovers(config, logger)
-  if (await stat(config.stateDir).then(() => true, () => false)) {
-    await rm(config.stateDir, { recursive: true, force: true })
-    removed.push(`state directory ${config.stateDir}`)
-  }
+  await rm(config.stateDir, { recursive: true, force: true })
+  if (stateDirExisted) removed.push(`state directory ${config.stateDir}`)
   return { removed, deregistered, ...(!options.deregister && operatorId ? { leftAtNgrok: operatorId } : {}) }
 }

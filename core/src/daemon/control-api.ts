@@ -70,7 +70,7 @@ export interface DaemonStatus {
   ingressEndpointSource?: 'config' | 'api' | 'default'
   ingressVerification: string
   /** Where the ngrok API key in use came from, and the API's last refusal or failure (cleared by a success). */
-  apiKey: { source: string; lastError?: { at: string; message: string } }
+  apiKey: { source: string; lastError?: { at: string; message: string; /** The API's HTTP status, when it answered. */ status?: number } }
   /** The ingress's trust anchors, summarised. */
   ingressTrust?: string
   driver?: string

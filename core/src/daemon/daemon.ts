@@ -102,7 +102,7 @@ export class Daemon {
   /** start() finished: a stop after it is news, one during it is the undoing of a failed start. */
   private started = false
   /** The API's last refusal or failure (registration or poll), cleared by the next success. */
-  private lastApiError?: { at: string; message: string }
+  private lastApiError?: DaemonStatus['apiKey']['lastError']
 
   private current: DaemonConfig
 
@@ -375,7 +375,8 @@ export class Daemon {
   }
 
   private noteApiError(e: unknown): void {
-    this.lastApiError = { at: new Date().toISOString(), message: formatError(e).split('\n')[0]! }
+    const status = (e as { status?: unknown }).status
+    this.lastApiError = { at: new Date().toISOString(), message: formatError(e).split('\n')[0]!, ...(typeof status === 'number' ? { status } : {}) }
   }
 
   private newRegistration(api: NgrokApiClient): Registration {

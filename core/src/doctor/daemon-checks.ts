@@ -46,7 +46,10 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
         hint: 'run doctor with the config that daemon was started with (--config or --instance), or set control.socket to its socket',
       }]
     }
-    return [{ id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) }, ...(await leftoverChecks(config))]
+    // only a socket that is not there or that nobody listens on says no daemon runs (not one this user may not open)
+    const cause = ((e as { cause?: NodeJS.ErrnoException }).cause)?.code
+    const noDaemon = cause === 'ENOENT' || cause === 'ECONNREFUSED'
+    return [{ id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) }, ...(noDaemon ? await leftoverChecks(config) : [])]
   }
   const checks: Check[] = [
     {
@@ -57,10 +60,13 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
     },
   ]
   // the daemon's own key, wherever it came from: what this shell's environment says about a key proves nothing about it
+  // only a refusal (401/403) judges the key: a server error or an unreachable API says nothing about it (daemon.poll, api.reach)
+  const lastError = status.apiKey.lastError
+  const refused = lastError !== undefined && (lastError.status === 401 || lastError.status === 403)
   checks.push(
-    status.apiKey.lastError
-      ? { id: 'daemon.api-key', status: 'fail', summary: `the daemon's API key (from ${status.apiKey.source}): its last API call failed: ${status.apiKey.lastError.message}`, hint: `a refused key (401/403): ${refusedKeyHint(status.apiKey.source)}; else see the daemon log` }
-      : { id: 'daemon.api-key', status: 'ok', summary: `the daemon's API key comes from ${status.apiKey.source}` },
+    refused
+      ? { id: 'daemon.api-key', status: 'fail', summary: `the daemon's API key (from ${status.apiKey.source}) was refused: ${lastError.message}`, hint: refusedKeyHint(status.apiKey.source) }
+      : { id: 'daemon.api-key', status: 'ok', summary: `the daemon's API key comes from ${status.apiKey.source}${lastError ? ` (its last API call failed, not for the key: ${lastError.message})` : ''}` },
   )
   if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}`, ...(status.lastPoll.error?.code ? { code: status.lastPoll.error.code } : {}) })
   if (status.names.state === 'frozen') checks.push({ id: 'daemon.names', status: 'fail', summary: `names frozen since ${status.names.since}: ${status.names.error.message}`, code: status.names.error.code, ...(status.names.error.hint ? { hint: status.names.error.hint } : {}) })

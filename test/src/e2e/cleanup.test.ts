@@ -3,7 +3,7 @@
 // refused (exit 2): that daemon removes what it made when it stops.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
@@ -52,9 +52,16 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
     assert.equal(existsSync(ctx.daemon.socketPath), false)
     assert.equal(existsSync(join(ctx.daemon.stateDir, 'ngrokd.lock')), false)
 
-    const again = await ngrokdCli(['cleanup', '--config', ctx.daemon.configFile])
+    // the stable hostname → address mappings are not the cleanup's: kept as they are for the next start,
+    // even when the configuration now names another subnet
+    const allocations = join(ctx.daemon.stateDir, 'allocations.json')
+    const mappings = readFileSync(allocations, 'utf8')
+    assert.match(mappings, /left\.e2e/)
+    const again = await ngrokdCli(['cleanup', '--config', ctx.daemon.configFile], { env: { NGROKD_NET_SUBNET: '10.99.0.0/16' } })
     assert.equal(again.code, 0, again.stderr)
     assert.equal(again.stdout.trim(), 'nothing to clean up')
+    assert.equal(again.stderr, '', 'nothing to warn about')
     assert.equal(linkExists(net.interfaceName!), false, 'a cleanup with nothing left creates nothing either')
+    assert.equal(readFileSync(allocations, 'utf8'), mappings)
   })
 })

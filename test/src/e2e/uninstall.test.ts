@@ -3,7 +3,8 @@
 // Without it, the command says which registration stays at ngrok. Refused while a daemon runs.
 import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
@@ -79,5 +80,23 @@ describe('ngrokd uninstall', { skip: netnsSkip }, () => {
     assert.equal(existsSync(daemon!.stateDir), false)
     await daemon!.dispose()
     daemon = undefined
+  })
+})
+
+describe('ngrokd uninstall with nothing installed', { skip: netnsSkip }, () => {
+  test('a state directory that was never there is not reported removed, and none is left behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-uninstall-none-'))
+    try {
+      const stateDir = join(dir, 'state')
+      const config = join(dir, 'config.json')
+      writeFileSync(config, JSON.stringify({ state_dir: stateDir, control: { socket: join(dir, 'ctl.sock') }, net: { driver: 'loopback-alias', subnet: '127.108.0.0/16', interface_name: 'ngkunone0' }, names: { hosts_file: join(dir, 'hosts') } }))
+      writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n')
+      const r = await ngrokdCli(['uninstall', '--config', config])
+      assert.equal(r.code, 0, r.stderr)
+      assert.doesNotMatch(r.stdout, /state directory/)
+      assert.equal(existsSync(stateDir), false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
