@@ -42,10 +42,10 @@ export function parseCommandArgs<O extends Options>(spec: CommandSpec<O>, argv: 
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true })
   } catch (e) {
-    const unknown = /'(--?[^']+)'/.exec((e as Error).message)?.[1]
+    const unknown = /'(--?[^' ,]+)'/.exec((e as Error).message)?.[1]
     // a flag that exists (`--rate-limit -1`: its value read as a flag) needs no "did you mean" itself
     const close = unknown?.startsWith('--') && !(unknown.slice(2) in options) ? didYouMean(unknown.slice(2), Object.keys(options)) : undefined
-    throw new NgrokdError('NGROKD_ERR_USAGE', (e as Error).message, { hint: close ? `did you mean --${close}? (see ngrokd ${spec.name} --help)` : `see ngrokd ${spec.name} --help` })
+    throw new NgrokdError('NGROKD_ERR_USAGE', parseArgsMessage(e as Error & { code?: string }), { hint: close ? `did you mean --${close}? (see ngrokd ${spec.name} --help)` : `see ngrokd ${spec.name} --help` })
   }
   const values = parsed.values as Record<string, unknown>
   for (const flag of ['config', 'instance'] as const) {
@@ -57,6 +57,17 @@ export function parseCommandArgs<O extends Options>(spec: CommandSpec<O>, argv: 
     throw new NgrokdError('NGROKD_ERR_USAGE', `unexpected argument ${JSON.stringify(parsed.positionals[0])}`, { hint: `ngrokd ${spec.name} takes only options; see ngrokd ${spec.name} --help` })
   }
   return parsed as unknown as { values: ParsedValues<O>; positionals: string[] }
+}
+
+/** parseArgs's complaint in ngrokd's words (its own advice, `-- "--x"`, would only meet "unexpected argument"). */
+function parseArgsMessage(e: Error & { code?: string }): string {
+  const option = /--[a-z][a-z0-9-]*/.exec(e.message)?.[0] ?? /'(-[^' ,]+)'/.exec(e.message)?.[1]
+  if (!option) return e.message
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option}`
+  if (/argument missing/.test(e.message)) return `${option} needs a value`
+  if (/does not take an argument/.test(e.message)) return `${option} takes no value`
+  if (/ambiguous/.test(e.message)) return `${option} needs a value, and the next word looks like an option; write ${option}=VALUE for a value that starts with "-"`
+  return e.message
 }
 
 export function helpText(spec: CommandSpec<Options>): string {

@@ -39,8 +39,19 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
     console.log(usage(all))
     return name ? 0 : 2
   }
-  if (name === '--version' || name === '-v') return (await import('./commands.js')).commands.find((c) => c.name === 'version')!.run([])
+  if (name === '--version' || name === '-v') {
+    if (rest.length > 0) {
+      console.error(`ngrokd ${name}: unexpected ${JSON.stringify(rest[0])}: ${name} takes nothing after it (ngrokd version --help)`)
+      return 2
+    }
+    return (await import('./commands.js')).commands.find((c) => c.name === 'version')!.run([])
+  }
   const command = all.find((c) => c.name === name)
+  if (!command && name.startsWith('-')) {
+    const after = rest.find((word) => all.some((c) => c.name === word))
+    console.error(`ngrokd: ${name} is an option, and options go after the command${after ? `: ngrokd ${after} ${name} …` : ''}\n\n${usage(all)}`)
+    return 2
+  }
   if (!command) {
     const close = didYouMean(name, all.map((c) => c.name))
     const hint = name === 'demo' || name === 'simulator' ? ' (it comes with the `ngrokd` package: npm install -g ngrokd)' : close ? ` — did you mean "${close}"?` : ''

@@ -109,6 +109,17 @@ describe('a name that is one of Node’s own modules', () => {
   })
 })
 
+describe('a near miss of a built-in name', () => {
+  it('is named as the likely typo, with no advice to npm install the misspelling', async () => {
+    await assert.rejects(resolveDriver('linux-netlnk', { configDir: tmpdir(), kind: 'interface' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND'), String(e))
+      assert.match(e.hint ?? '', /did you mean "linux-netlink", the built-in/)
+      assert.doesNotMatch(e.hint ?? '', /npm install linux-netlnk/)
+      return true
+    })
+  })
+})
+
 describe('a plugin or driver file that no package holds', () => {
   it("imports ngrokd's own @ngrokd/core even where another user planted one in a folder above it (a sticky /tmp)", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root' }, async () => {
     const sticky = await mkdtemp(join(tmpdir(), 'ngrokd-sticky-'))

@@ -1,3 +1,4 @@
+import { didYouMean } from '../config/did-you-mean.js'
 import { readFileSync, statSync } from 'node:fs'
 import { lstat, readdir } from 'node:fs/promises'
 import { createRequire, isBuiltin } from 'node:module'
@@ -56,12 +57,16 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
   try {
     file = builtin ? resolveFrom(specifier, OWN_LOCATION) : resolveSpecifier(specifier, options.configDir)
   } catch (cause) {
+    // a near miss of a built-in name is a typo: never advise installing whatever the registry has under it
+    const builtinMeant = builtin || isPathSpec(specifier) ? undefined : didYouMean(spec, Object.keys(options.builtins))
     throw new NgrokdError(
       options.codes.notFound,
       `${options.what} "${spec}" not found (looked for ${specifier} ${builtin ? "in ngrokd's installation" : `from ${options.configDir}`})`,
       {
         cause,
-        hint: isPathSpec(specifier)
+        hint: builtinMeant
+          ? `did you mean "${builtinMeant}", the built-in ${options.what}? (a package of another name: npm install it beside ngrokd)`
+          : isPathSpec(specifier)
           ? "check the path: it is resolved relative to the config file's directory"
           : `install it: npm install ${specifier}${builtin ? ' (beside ngrokd)' : ' (next to your config file, or globally beside ngrokd)'}`,
       },
