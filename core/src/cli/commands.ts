@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { basename, join } from 'node:path'
-import { loadConfig, describeConfig, checkInstanceFlag, type LoadedConfig } from '../config/index.js'
+import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
@@ -182,7 +182,7 @@ const statusCommand = defineCommand({
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
-    const { config } = await configFor(values)
+    const { config, source } = await configFor(values)
     const status = await callDaemon(config.control.socket, 'GET /v1/status')
     if (values.json) {
       console.log(JSON.stringify(status, null, 2))
@@ -211,7 +211,7 @@ const statusCommand = defineCommand({
       ...(status.memory ? [`memory:     ${formatBytes(status.memory.rss)} resident (JS heap ${formatBytes(status.memory.heapUsed)}, buffers ${formatBytes(status.memory.arrayBuffers)})`] : []),
       ...(status.metrics ? [`metrics:    ${status.metrics}`] : []),
     ]
-    if (status.phase === 'waiting-for-api-key') lines.push('', 'waiting for an API key: run `ngrokd set-api-key`')
+    if (status.phase === 'waiting-for-api-key') lines.push('', `waiting for an API key: run \`ngrokd set-api-key${sameDaemonFlags(config.instance, source)}\``)
     // every line may quote the API (its error messages, the operator id, the ingress it names)
     console.log(lines.map(terminalSafe).join('\n'))
     return 0

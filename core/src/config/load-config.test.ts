@@ -4,7 +4,7 @@ import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { loadConfig } from './load-config.js'
+import { DEFAULT_CONFIG_PATH, loadConfig, sameDaemonFlags } from './load-config.js'
 import { localUser, localUserSkip } from '../util/local-user.test-helper.js'
 
 let root: string
@@ -329,5 +329,17 @@ describe('loadConfig as root: nothing another user could have written', { skip: 
     await assert.rejects(loadConfig({ cwd: dir, env: {}, configPath: 'dir.yml', asRoot: true }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes('b.pem'))
     // a user's own config and CA file are theirs to use
     assert.equal((await loadConfig({ cwd: dir, env: {}, configPath: 'file.yml', asRoot: false })).config.ingress.caFile, join(dir, 'ca.pem'))
+  })
+})
+
+describe('sameDaemonFlags', () => {
+  it('names what another command needs to reach the same daemon, for hints', () => {
+    assert.equal(sameDaemonFlags(undefined, undefined), '')
+    assert.equal(sameDaemonFlags(undefined, DEFAULT_CONFIG_PATH), '')
+    assert.equal(sameDaemonFlags('work', undefined), ' --instance work')
+    assert.equal(sameDaemonFlags('work', '/etc/ngrokd/work.yml'), ' --instance work', "the instance's own default file")
+    assert.equal(sameDaemonFlags(undefined, '/srv/ngrokd.json'), ' --config /srv/ngrokd.json')
+    assert.equal(sameDaemonFlags('work', '/srv/ngrokd.json'), ' --config /srv/ngrokd.json', 'the file names the instance')
+    assert.equal(sameDaemonFlags(undefined, '/srv/my config.yml'), ' --config "/srv/my config.yml"')
   })
 })

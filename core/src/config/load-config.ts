@@ -10,6 +10,17 @@ import { resolveConfig } from './resolve-config.js'
 export const DEFAULT_CONFIG_PATH = '/etc/ngrokd/config.yml'
 
 /**
+ * What another command needs to reach the daemon of this configuration, for hints (`ngrokd set-api-key` + this):
+ * ` --config FILE` for a file of its own, ` --instance NAME` for an instance read from its default file, and
+ * nothing for the default daemon.
+ */
+export function sameDaemonFlags(instance: string | undefined, configFile: string | undefined): string {
+  const defaultFile = instance ? instanceConfigPath(DEFAULT_CONFIG_PATH, instance) : DEFAULT_CONFIG_PATH
+  if (configFile && resolve(configFile) !== defaultFile) return ` --config ${/^[\w@%+=:,./-]+$/.test(configFile) ? configFile : JSON.stringify(configFile)}`
+  return instance ? ` --instance ${instance}` : ''
+}
+
+/**
  * Where cosmiconfig looks, in order, in the working directory and its parents up to the nearest
  * package.json. Data formats only: a JavaScript config found in whatever directory a root daemon was
  * started from would run as root.

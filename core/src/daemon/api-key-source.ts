@@ -6,8 +6,8 @@ import { apiKeyFilePath, checkApiKey, readApiKeyFile, saveApiKeyFile } from './a
  * What to do when the API refused the key from `source` (an `ApiKeySource.source`): a configured key
  * wins at every start, so it must be corrected where it is set; `set-api-key` replaces it until then.
  */
-export function refusedKeyHint(source: string): string {
-  const handOver = 'hand the running daemon a valid one with `ngrokd set-api-key`'
+export function refusedKeyHint(source: string, setKeyCommand = 'ngrokd set-api-key'): string {
+  const handOver = `hand the running daemon a valid one with \`${setKeyCommand}\``
   const configured = source.startsWith('environment variable ') || source.startsWith('api.key')
   return configured ? `correct the key in ${source} (it wins at every start) and restart, or ${handOver} until then` : handOver
 }
@@ -22,7 +22,7 @@ export class ApiKeySource {
   private override?: string
   private waiter?: (key: string) => void
   /** Where the key last handed out came from, for `status`. */
-  source = 'none yet: run `ngrokd set-api-key`'
+  source: string
   /** The configured key hides a different saved one, and the log said so. */
   private shadowWarned = false
 
@@ -34,8 +34,17 @@ export class ApiKeySource {
       stateDir: string
       logger: Logger
       signal: AbortSignal
+      /** The command that hands this daemon a key (`ngrokd set-api-key --instance work`): for the hints. */
+      setKeyCommand?: string
     },
-  ) {}
+  ) {
+    this.source = `none yet: run \`${this.setKeyCommand}\``
+  }
+
+  /** The command that hands this daemon a key, with what it takes to reach this daemon. */
+  get setKeyCommand(): string {
+    return this.options.setKeyCommand ?? 'ngrokd set-api-key'
+  }
 
   /** The key to use; waits (logging once) until one is set. Resolves '' when the daemon stops first. */
   async get(onWaiting: () => void): Promise<string> {
@@ -64,7 +73,7 @@ export class ApiKeySource {
       return key.trim()
     }
     onWaiting()
-    logger.warn('no ngrok API key configured: waiting for one. Run `ngrokd set-api-key` (or set NGROK_API_KEY / api.key)')
+    logger.warn(`no ngrok API key configured: waiting for one. Run \`${this.setKeyCommand}\` (or set NGROK_API_KEY / api.key)`)
     return this.wait()
   }
 

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import type { DaemonConfig } from '../config/index.js'
+import { sameDaemonFlags } from '../config/load-config.js'
 import type { Logger } from '../contracts/logger.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
 import { NgrokApiClient, chooseIngressEndpoint, isNgrokApiError, type ApiEndpoint, type IngressTarget } from '../api/index.js'
@@ -114,6 +115,7 @@ export class Daemon {
       stateDir: options.config.stateDir,
       logger: options.logger,
       signal: this.stopped.signal,
+      setKeyCommand: `ngrokd set-api-key${sameDaemonFlags(options.config.instance, options.configSource)}`,
     })
   }
 
@@ -312,7 +314,7 @@ export class Daemon {
         this.logger[said === lastSaid ? 'debug' : 'error']({ err: e }, `registration failed: ${said}`)
         lastSaid = said
         if (isNgrokdError(e, 'NGROKD_ERR_API') && [401, 403].includes((e as { status?: number }).status ?? 0)) {
-          this.logger.error(`the API key from ${this.apiKeys.source} was refused: ${refusedKeyHint(this.apiKeys.source)}`)
+          this.logger.error(`the API key from ${this.apiKeys.source} was refused: ${refusedKeyHint(this.apiKeys.source, this.apiKeys.setKeyCommand)}`)
           this.phase = 'waiting-for-api-key'
           const next = await this.apiKeys.forgetAndWait()
           if (!next) return // stopped while waiting

@@ -31,7 +31,8 @@ export function configProblems(e: unknown): Check[] {
  * The running daemon: its phase, its last poll, and every service in error — a daemon that runs while
  * endpoints fail is not healthy, so each failing service is a failing check with its error and fix.
  */
-export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
+export async function daemonChecks(config: DaemonConfig, sameDaemon = ''): Promise<Check[]> {
+  const setKeyCommand = `ngrokd set-api-key${sameDaemon}`
   let status
   try {
     status = await callDaemon(config.control.socket, 'GET /v1/status', undefined, 3_000)
@@ -56,7 +57,7 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
       id: 'daemon.running',
       status: status.phase === 'running' ? 'ok' : 'warn',
       summary: `ngrokd ${status.version} is ${status.phase} (pid ${status.pid}): ${status.services.serving} serving, ${status.services.error} in error`,
-      ...(status.phase === 'waiting-for-api-key' ? { hint: 'ngrokd set-api-key' } : {}),
+      ...(status.phase === 'waiting-for-api-key' ? { hint: setKeyCommand } : {}),
     },
   ]
   // the daemon's own key, wherever it came from: what this shell's environment says about a key proves nothing about it
@@ -65,7 +66,7 @@ export async function daemonChecks(config: DaemonConfig): Promise<Check[]> {
   const refused = lastError !== undefined && (lastError.status === 401 || lastError.status === 403)
   checks.push(
     refused
-      ? { id: 'daemon.api-key', status: 'fail', summary: `the daemon's API key (from ${status.apiKey.source}) was refused: ${lastError.message}`, hint: refusedKeyHint(status.apiKey.source) }
+      ? { id: 'daemon.api-key', status: 'fail', summary: `the daemon's API key (from ${status.apiKey.source}) was refused: ${lastError.message}`, hint: refusedKeyHint(status.apiKey.source, setKeyCommand) }
       : { id: 'daemon.api-key', status: 'ok', summary: `the daemon's API key comes from ${status.apiKey.source}${lastError ? ` (its last API call failed, not for the key: ${lastError.message})` : ''}` },
   )
   if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}`, ...(status.lastPoll.error?.code ? { code: status.lastPoll.error.code } : {}) })

@@ -2,7 +2,7 @@ import { access, constants, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
-import { loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
+import { loadConfig, redactSecret, sameDaemonFlags, type DaemonConfig } from '../config/index.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
@@ -41,9 +41,11 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
   const nodeCheck: Check = { id: 'node.version', status: nodeOk ? 'ok' : 'fail', summary: `Node.js ${process.version}`, ...(nodeOk ? {} : { hint: 'use Node 20.18+ or 22.12+ (24 recommended)' }) }
 
   let config: DaemonConfig
+  let source: string | undefined
   try {
     const loaded = await loadConfig({ configPath, ...(instance ? { instance } : {}) })
     config = loaded.config
+    source = loaded.source
     checks.push({ id: 'config.load', status: 'ok', summary: `configuration from ${loaded.source ?? 'defaults and environment'}` })
     for (const notice of loaded.notices) checks.push({ id: 'config.deprecated', status: 'warn', summary: notice })
   } catch (e) {
@@ -110,7 +112,7 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
   checks.push(...(await ingressChecks(config, { offline })))
   checks.push(...(await pluginChecks(config)))
 
-  checks.push(...(await daemonChecks(config)))
+  checks.push(...(await daemonChecks(config, sameDaemonFlags(config.instance, source))))
 
   return { checks, ok: !checks.some((c) => c.status === 'fail') }
 }

@@ -57,10 +57,15 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
     daemon = new DaemonProcess({ configFile, socketPath, logFile, env: E2eDaemon.childEnv() })
     const waiting = await daemon.waitFor((s) => s.phase === 'waiting-for-api-key', { what: 'the waiting phase' })
     assert.equal(waiting.operatorId, undefined)
-    assert.match(readFileSync(logFile, 'utf8'), /ngrokd set-api-key/)
+    // every hint names what reaches this daemon, not the default one
+    const setKey = `ngrokd set-api-key --config ${configFile}`
+    assert.ok(readFileSync(logFile, 'utf8').includes(`Run \`${setKey}\``), 'the log names the command')
     const status = await ngrokdCli(['status', '--config', configFile])
     assert.equal(status.code, 0)
-    assert.match(status.stdout, /waiting for an API key: run `ngrokd set-api-key`/)
+    assert.ok(status.stdout.includes(`waiting for an API key: run \`${setKey}\``), status.stdout)
+    assert.ok(status.stdout.includes(`api key:    from none yet: run \`${setKey}\``), status.stdout)
+    const waitingDoctor = await ngrokdCli(['doctor', '--json', '--offline', '--config', configFile])
+    assert.equal((JSON.parse(waitingDoctor.stdout) as { checks: Array<{ id: string; hint?: string }> }).checks.find((c) => c.id === 'daemon.running')?.hint, setKey)
 
     const bad = await ngrokdCli(['set-api-key', '--config', configFile], { stdin: 'not a key!\n' })
     assert.notEqual(bad.code, 0)
