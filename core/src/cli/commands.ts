@@ -1,8 +1,9 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { basename, join } from 'node:path'
-import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, type LoadedConfig } from '../config/index.js'
+import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, type DaemonConfig, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
+import { stateDirHolder } from '../daemon/instance-lock.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import { NON_LOCAL_CLIENT } from '../contracts/forwarder.js'
@@ -33,6 +34,23 @@ export interface Command extends CommandSpec {
 /** Declares a command; keeps the option types flowing into run(). */
 function defineCommand<O extends CommandSpec['options']>(c: CommandSpec<O> & { run(this: CommandSpec<O>, argv: string[]): Promise<number> }): Command {
   return c as unknown as Command
+}
+
+/**
+ * Calls the daemon of `config` on its control.socket; when nothing answers there but a daemon holds the
+ * state dir, on the socket that daemon was started with (control.socket was edited since: a reload says it
+ * needs a restart). Only a socket that is not there or that nobody listens on is tried again.
+ */
+async function onDaemonOf<T>(config: DaemonConfig, call: (socket: string) => Promise<T>): Promise<T> {
+  try {
+    return await call(config.control.socket)
+  } catch (e) {
+    const cause = (e as { cause?: NodeJS.ErrnoException }).cause?.code
+    if (cause !== 'ENOENT' && cause !== 'ECONNREFUSED') throw e
+    const holder = await stateDirHolder(config.stateDir)
+    if (!holder?.socket || holder.socket === config.control.socket) throw e
+    return call(holder.socket)
+  }
 }
 
 async function configFor(values: { config?: string; instance?: string }, search = true): Promise<LoadedConfig> {
@@ -183,7 +201,7 @@ const statusCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const { config, source } = await configFor(values)
-    const status = await callDaemon(config.control.socket, 'GET /v1/status')
+    const status = await onDaemonOf(config, (socket) => callDaemon(socket, 'GET /v1/status'))
     if (values.json) {
       console.log(JSON.stringify(status, null, 2))
       return 0
@@ -290,7 +308,7 @@ const listCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const { config } = await configFor(values)
-    const { services, skipped = [] } = await callDaemon(config.control.socket, 'GET /v1/endpoints')
+    const { services, skipped = [] } = await onDaemonOf(config, (socket) => callDaemon(socket, 'GET /v1/endpoints'))
     if (values.json) {
       console.log(JSON.stringify(services, null, 2))
       return 0
@@ -345,7 +363,7 @@ const setApiKeyCommand = defineCommand({
     if (!key) throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'no API key given', { hint: 'pipe it in: echo "$NGROK_API_KEY" | ngrokd set-api-key' })
     key = checkApiKey(key, 'the key given')
     try {
-      const res = await callDaemon(config.control.socket, 'POST /v1/api-key', { key })
+      const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }))
       console.log(
         res.unverified
           ? `API key handed to the running daemon and saved to ${res.saved}, but not verified: the ngrok API could not be asked (${res.unverified})`
@@ -371,7 +389,7 @@ const reloadCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const { config } = await configFor(values)
-    const result = await callDaemon(config.control.socket, 'POST /v1/reload', {})
+    const result = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', {}))
     if (values.json) {
       console.log(JSON.stringify(result, null, 2))
       return 0

@@ -34,6 +34,22 @@ describe('reload', { skip: netnsSkip }, () => {
     assert.deepEqual(JSON.parse(r.stdout), { applied: [], restartNeeded: ['net.subnet'] })
   })
 
+  test('after control.socket is edited, reload, status and list still reach the daemon (on the socket it started with)', async () => {
+    const moved = { ...ctx.daemon.config, control: { socket: `${ctx.daemon.socketPath}.moved` } }
+    writeFileSync(ctx.daemon.configFile, JSON.stringify(moved))
+    try {
+      const r = await ngrokdCli(['reload', '--json', '--config', ctx.daemon.configFile])
+      assert.equal(r.code, 0, r.stderr)
+      assert.ok((JSON.parse(r.stdout) as { restartNeeded: string[] }).restartNeeded.includes('control.socket'), r.stdout)
+      const status = await ngrokdCli(['status', '--json', '--config', ctx.daemon.configFile])
+      assert.equal(status.code, 0, status.stderr)
+      assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'running')
+      assert.equal((await ngrokdCli(['list', '--config', ctx.daemon.configFile])).code, 0)
+    } finally {
+      writeFileSync(ctx.daemon.configFile, JSON.stringify(ctx.daemon.config))
+    }
+  })
+
   test('a broken config file is reported and not applied; the daemon runs on', async () => {
     writeFileSync(ctx.daemon.configFile, '{ "log": ')
     ctx.daemon.process.child.kill('SIGHUP')
