@@ -1,8 +1,12 @@
+import { fileURLToPath } from 'node:url'
 import { checkInstanceFlag } from '../config/instance.js'
 import { parseCommandArgs } from './args.js'
 import { printHelp, type Command } from './commands.js'
 
 const MARK = { ok: '✔', warn: '⚠', fail: '✘', skip: '–' } as const
+
+/** The error codes' page (the repository's docs/errors.md, copied into core's dist by its build, so that it is installed). */
+const ERRORS_DOC = fileURLToPath(import.meta.resolve('#errors-doc'))
 
 const spec = {
   name: 'doctor',
@@ -27,7 +31,7 @@ export const doctorCommand: Command = {
         if (c.hint && c.status !== 'ok') console.log(`  ${' '.repeat(24)}→ ${c.hint}`)
       }
       const count = (s: string) => report.checks.filter((c) => c.status === s).length
-      console.log(`\n${count('ok')} ok, ${count('warn')} warnings, ${count('fail')} failures${count('fail') ? ' — see docs/errors.md for each code' : ''}`)
+      console.log(`\n${count('ok')} ok, ${count('warn')} warnings, ${count('fail')} failures${count('fail') ? ` — each code is explained in ${ERRORS_DOC}` : ''}`)
     }
     return report.ok ? 0 : 1
   },

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawnSync } from 'node:child_process'
 import { promisify } from 'node:util'
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NGROKD_BIN } from '@ngrokd/core'
@@ -80,6 +80,9 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(resolve.code, 'NGROKD_ERR_DRIVER_NOT_FOUND')
     assert.match(resolve.hint ?? '', /npm install ngrokd-driver-nope/)
     assert.match(a.text, /✘ driver\.resolve/)
+    // the page of codes it points to is installed with it (core's dist), where it says
+    const page = /each code is explained in (\S+)$/m.exec(a.text)?.[1]
+    assert.ok(page && existsSync(page) && readFileSync(page, 'utf8').includes('NGROKD_ERR_DRIVER_NOT_FOUND'), `the errors page: ${page}`)
 
     const invalid = join(dir, 'invalid.json')
     writeFileSync(invalid, JSON.stringify({ net: { subnet: '10.107.0.1/16' } }))
