@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { describe, it } from 'node:test'
@@ -59,5 +60,27 @@ describe('ngrokd-simulator CLI', () => {
     assert.equal(code, 2)
     assert.match(stderr, /--endpoint ftp:\/\/x\.y: the url has scheme ftp/)
     assert.match(stderr, /NGROKD_ERR_USAGE/)
+  })
+
+  it('names the option when the CA file cannot be written or a port is taken', async () => {
+    const run = async (args: string[]) => {
+      const child = spawn(process.execPath, [...loaderArgs, cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let stderr = ''
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      return { code: await new Promise<number | null>((resolve) => child.on('exit', resolve)), stderr }
+    }
+    const ca = await run(['--ca-out', join(tmpdir(), 'ngrokd-no-such-folder', 'ca.pem')])
+    assert.equal(ca.code, 2, ca.stderr)
+    assert.match(ca.stderr, /--ca-out .*ENOENT.*NGROKD_ERR_USAGE/s)
+    const taken = createServer()
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r))
+    try {
+      const busy = await run(['--api-port', String((taken.address() as AddressInfo).port)])
+      assert.notEqual(busy.code, 0)
+      assert.match(busy.stderr, /the simulator cannot listen: .*EADDRINUSE.*NGROKD_ERR_LISTEN/s)
+      assert.match(busy.stderr, /--api-port/)
+    } finally {
+      taken.close()
+    }
   })
 })

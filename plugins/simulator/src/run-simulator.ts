@@ -12,8 +12,8 @@ import { parseEndpointUrl } from './endpoint-url.js'
 import { simulatorSpec, type SimulatorValues } from './simulator-options.js'
 import { BACKEND_KINDS, type BackendKind } from './types.js'
 
-function usageError(message: string): NgrokdError {
-  return new NgrokdError('NGROKD_ERR_USAGE', message)
+function usageError(message: string, hint?: string): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_USAGE', message, hint ? { hint } : {})
 }
 
 function port(v: string | undefined, flag: string): number | undefined {
@@ -83,13 +83,23 @@ export async function runSimulator(values: SimulatorValues): Promise<number> {
     ...(rateLimit === undefined ? {} : { rateLimitPerMinute: rateLimit }),
     ...(values['advertise-ingress'] === undefined ? {} : { advertisedIngressEndpoint: values['advertise-ingress'] }),
     logger: values.verbose ? stderrLogger() : silentLogger,
+  }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EADDRINUSE' && e.code !== 'EADDRNOTAVAIL' && e.code !== 'EACCES') throw e
+    throw new NgrokdError('NGROKD_ERR_LISTEN', `the simulator cannot listen: ${e.message}`, {
+      cause: e,
+      hint: e.code === 'EADDRNOTAVAIL' ? 'give --host an address of this machine' : 'give --api-port / --ingress-port a free port (or leave them out: any free port)',
+    })
   })
   try {
     for (const e of endpoints) sim.addEndpoint(e)
     let caFile: string | null = null
     if (values['ca-out'] !== undefined) {
       caFile = resolve(values['ca-out'])
-      writeFileSync(caFile, sim.caCertPem, { mode: 0o644 })
+      try {
+        writeFileSync(caFile, sim.caCertPem, { mode: 0o644 })
+      } catch (e) {
+        throw usageError(`--ca-out ${values['ca-out']}: ${(e as Error).message}`, 'name a file in a folder that exists and that you may write')
+      }
     }
     process.stdout.write(
       `${JSON.stringify({ apiUrl: sim.apiUrl, apiKey: sim.apiKey, ingressEndpoint: sim.ingressEndpoint, caFile, adminUrl: sim.adminUrl })}\n`,
