@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, writeFile, copyFile, rm } from 'node:fs/promises'
+import { appendFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
@@ -9,6 +10,7 @@ import { DaemonProcess, NgrokdError, formatError } from '@ngrokd/core'
 import { parseCommandArgs, printHelp, rerunInPrivateNamespace, run } from '@ngrokd/core/cli'
 import { demoSpec as spec } from './demo-spec.js'
 import { CloudSimulator } from './cloud-simulator.js'
+import { jsonLinesLogger } from './json-lines-logger.js'
 
 const INSIDE = 'NGROKD_DEMO_INSIDE'
 
@@ -46,6 +48,7 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
   const cleanup = async () => {
     for (const fn of cleanups.reverse()) await Promise.resolve().then(fn).catch(() => {})
     if (!opts.keepLogs) await rm(dir, { recursive: true, force: true })
+    else console.log(`logs kept in ${dir}: ngrokd.log (the daemon), simulator.log (the cloud simulator)`)
   }
   try {
     run('ip', ['link', 'set', 'lo', 'up'])
@@ -53,7 +56,8 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
     run('mount', ['--bind', join(dir, 'hosts'), '/etc/hosts'])
     cleanups.push(() => run('umount', ['/etc/hosts']))
 
-    const sim = await CloudSimulator.start()
+    const simulatorLog = join(dir, 'simulator.log')
+    const sim = await CloudSimulator.start({ logger: jsonLinesLogger((line) => appendFileSync(simulatorLog, line)) })
     cleanups.push(() => sim.stop())
     for (const e of DEMO_ENDPOINTS) await sim.addEndpoint(e)
     step(1, total, `cloud simulator up: API ${sim.apiUrl}, binding ingress ${sim.ingressEndpoint}, ${DEMO_ENDPOINTS.length} endpoints`)

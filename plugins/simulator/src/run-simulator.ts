@@ -5,7 +5,8 @@
  */
 import { writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { NgrokdError, silentLogger, type LogFn, type Logger } from '@ngrokd/core'
+import { NgrokdError, silentLogger } from '@ngrokd/core'
+import { jsonLinesLogger } from './json-lines-logger.js'
 import { parseCommandArgs } from '@ngrokd/core/cli'
 import { CloudSimulator } from './cloud-simulator.js'
 import { parseEndpointUrl } from './endpoint-url.js'
@@ -23,27 +24,6 @@ function port(v: string | undefined, flag: string): number | undefined {
   return n
 }
 
-function stderrLogger(bindings: Record<string, unknown> = {}): Logger {
-  const log =
-    (level: string): LogFn =>
-    (a: string | object, b?: string) => {
-      const fields = typeof a === 'string' ? { msg: a } : { ...a, msg: b }
-      process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), ...bindings, ...fields }, errReplacer)}\n`)
-    }
-  return {
-    trace: log('trace'),
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    fatal: log('fatal'),
-    child: (more) => stderrLogger({ ...bindings, ...more }),
-  }
-}
-
-function errReplacer(_key: string, value: unknown): unknown {
-  return value instanceof Error ? { message: value.message, code: (value as NodeJS.ErrnoException).code } : value
-}
 
 /**
  * Starts the simulator as the options say, prints its addresses as one JSON line and resolves with
@@ -82,7 +62,7 @@ export async function runSimulator(values: SimulatorValues): Promise<number> {
     ...(validity === undefined ? {} : { certValidityMs: validity }),
     ...(rateLimit === undefined ? {} : { rateLimitPerMinute: rateLimit }),
     ...(values['advertise-ingress'] === undefined ? {} : { advertisedIngressEndpoint: values['advertise-ingress'] }),
-    logger: values.verbose ? stderrLogger() : silentLogger,
+    logger: values.verbose ? jsonLinesLogger((line) => process.stderr.write(line)) : silentLogger,
   }).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'EADDRINUSE' && e.code !== 'EADDRNOTAVAIL' && e.code !== 'EACCES') throw e
     throw new NgrokdError('NGROKD_ERR_LISTEN', `the simulator cannot listen: ${e.message}`, {

@@ -4,12 +4,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { netnsSkip } from '../helpers/netns.js'
 import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
 
-test('ngrokd demo --once serves every demo endpoint by hostname and cleans up', { skip: netnsSkip, timeout: 300_000 }, async () => {
+test('ngrokd demo --once serves every demo endpoint by hostname and cleans up; --keep-logs keeps both logs and says where', { skip: netnsSkip, timeout: 300_000 }, async () => {
   const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [NGROKD_PACKAGE_BIN, 'demo', '--once'], { env: E2eDaemon.childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [NGROKD_PACKAGE_BIN, 'demo', '--once', '--keep-logs'], { env: E2eDaemon.childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
     child.stdout.on('data', (d) => (output += d))
     child.stderr.on('data', (d) => (output += d))
@@ -22,6 +24,14 @@ test('ngrokd demo --once serves every demo endpoint by hostname and cleans up', 
     assert.match(output, new RegExp(`✔ ${url.replace(/[.:/]/g, '\\$&')}`), `${url} answered`)
   }
   assert.match(output, /demo passed/)
+  const kept = /^logs kept in (\S+): ngrokd\.log \(the daemon\), simulator\.log \(the cloud simulator\)$/m.exec(output)?.[1]
+  assert.ok(kept, output)
+  try {
+    assert.match(readFileSync(join(kept, 'ngrokd.log'), 'utf8'), /serving http:\/\/api\.demo/)
+    assert.match(readFileSync(join(kept, 'simulator.log'), 'utf8'), /simulator: started/)
+  } finally {
+    rmSync(kept, { recursive: true, force: true })
+  }
 })
 
 test('core alone has no demo and says where it comes from', async () => {
