@@ -276,6 +276,10 @@ describe('loadConfig', () => {
       assert.equal(e.message, `config file ${dir} is a directory`)
       return true
     })
+    // as root too, for a folder others may write (/tmp): a folder, not an untrusted file
+    if (process.getuid?.() === 0) {
+      await assert.rejects(loadConfig({ ...isolated(dir), configPath: tmpdir(), asRoot: true }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /is a directory$/.test(e.message))
+    }
   })
 })
 

@@ -194,7 +194,13 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const env = instance ? { ...baseEnv, [INSTANCE_ENV]: instance } : baseEnv
   const defaultPath = instance ? instanceConfigPath(options.defaultPath ?? DEFAULT_CONFIG_PATH, instance) : (options.defaultPath ?? DEFAULT_CONFIG_PATH)
   try {
-    const load = async (file: string) => readConfigFile(asRoot ? await assertTrustedPath(file, { what: 'config file' }) : file)
+    const load = async (file: string) => {
+      // a folder is no config file, whoever may write it: said as that (never read), before its trust is judged
+      if (asRoot && (await stat(file).then((s) => s.isDirectory(), () => false))) {
+        throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${file} is a directory`, { hint: 'name a YAML or JSON file' })
+      }
+      return readConfigFile(asRoot ? await assertTrustedPath(file, { what: 'config file' }) : file)
+    }
     if (options.configPath !== undefined) {
       path = resolve(cwd, options.configPath)
       found = await load(path)
