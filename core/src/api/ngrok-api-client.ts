@@ -227,7 +227,7 @@ export class NgrokApiClient {
       const raw = body[key] ?? []
       if (!Array.isArray(raw)) throw this.malformed('GET', url, `"${key}" is not an array`)
       const items = raw.map(check)
-      all.push(...items)
+      for (const item of items) all.push(item) // not push(...items): a huge page would overflow the call stack
       options.onPage?.(items, page)
       const next = body.next_page_uri
       if (items.length === 0 || next === null || next === undefined || next === '') break

@@ -39,6 +39,15 @@ describe('nodeHttpFetch', () => {
       } else if (req.url === '/slow-body') {
         res.writeHead(200, { 'content-length': 100 })
         res.write('a start')
+      } else if (req.url === '/endless') {
+        // a body that never ends, faster than any page: the reader must stop it
+        res.writeHead(200)
+        const chunk = 'x'.repeat(1 << 20)
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once('drain', pump)
+        }
+        pump()
       } else if (req.url === '/never') {
         // no answer at all
       } else res.end(`${req.method} ${req.url}`)
@@ -83,6 +92,11 @@ describe('nodeHttpFetch', () => {
     const res = await nodeHttpFetch(new URL('/cut', base), get())
     assert.equal(res.status, 200)
     await assert.rejects(res.text())
+  })
+
+  it('refuses a reply body past MAX_REPLY_CHARS instead of growing without bound', async () => {
+    const res = await nodeHttpFetch(new URL('/endless', base), get())
+    await assert.rejects(res.text(), /the reply is larger than 16 MiB/)
   })
 
   it('stops on abort: before the answer, and while the body is read', async () => {

@@ -31,6 +31,12 @@ export type ApiFetch = (url: URL, init: ApiRequestInit) => Promise<ApiResponse>
 export const KEEPALIVE_CLOSED = 'NGROKD_KEEPALIVE_CLOSED'
 
 /**
+ * Most characters of one reply body read: a page of the API (100 objects) is a few hundred KiB, and a
+ * hostile or broken server must not grow the daemon without bound (a string past V8's limit kills it).
+ */
+export const MAX_REPLY_CHARS = 16 * 2 ** 20
+
+/**
  * One HTTP request with node:http / node:https, fetch-shaped: resolves when the status line and headers
  * are in, `text()` reads the body; `signal` aborts either. Connections are kept alive by Node's global
  * agents (Node ≥ 19), so the pages of one poll share one TLS connection.
@@ -44,7 +50,10 @@ export const nodeHttpFetch: ApiFetch = (url, { method, headers, body, signal }) 
     const request = (url.protocol === 'https:' ? https : http).request(url, { method, headers, signal }, (res) => {
       res.setEncoding('utf8')
       let text = ''
-      res.on('data', (chunk: string) => (text += chunk))
+      res.on('data', (chunk: string) => {
+        text += chunk
+        if (text.length > MAX_REPLY_CHARS) res.destroy(new Error(`the reply is larger than ${MAX_REPLY_CHARS / 2 ** 20} MiB, far more than any page of the API`))
+      })
       const body = new Promise<string>((done, fail) => {
         res.once('end', () => done(text))
         res.on('error', fail)

@@ -36,7 +36,8 @@ export class EndpointPoller {
   private lastPoll?: PollStatus
   private timer?: NodeJS.Timeout
   private polling?: Promise<PollStatus | undefined>
-  private readonly rejectedSeen = new Set<string>()
+  /** The skipped endpoints of the last poll, each logged when it first appeared: an endpoint gone from the API is forgotten. */
+  private rejectedSeen = new Set<string>()
   /** Polls failed since the last success: a failure is logged once, not on every poll of an outage. */
   private failedInARow = 0
   readonly counts = { ok: 0, failed: 0, lastSuccessUnixSeconds: undefined as number | undefined }
@@ -128,10 +129,12 @@ export class EndpointPoller {
   private judge(grouped: DesiredService[], malformed: RejectedEndpoint[]): { services: DesiredService[]; rejected: RejectedEndpoint[] } {
     const judged = this.options.namePolicy?.filter(grouped) ?? { services: grouped, rejected: [] }
     const rejected = [...malformed, ...judged.rejected]
+    const seenBefore = this.rejectedSeen
+    this.rejectedSeen = new Set()
     for (const r of rejected) {
       const seen = `${r.id} ${r.url} ${r.reason}`
-      if (this.rejectedSeen.has(seen)) continue
       this.rejectedSeen.add(seen)
+      if (seenBefore.has(seen)) continue
       this.options.logger.warn({ endpoint: r.id, url: r.url, ...(r.code ? { code: r.code } : {}) }, `skipping endpoint ${r.id || '(no id)'} (${JSON.stringify(r.url)}): ${r.reason}`)
     }
     return { services: judged.services, rejected }

@@ -137,6 +137,23 @@ describe('parseEndpointUrl', () => {
 })
 
 describe('groupEndpoints', () => {
+  it('skips an id or url far longer than any of ngrok\'s as malformed, and carries only the start of what it skips', () => {
+    const longUrl = `http://${'a'.repeat(2_000_000)}.prod`
+    const { services, rejected } = groupEndpoints([
+      { id: 'ep_ok', url: 'http://ok.prod' },
+      { id: 'ep_long_url', url: longUrl },
+      { id: `ep_${'x'.repeat(5_000_000)}`, url: 'http://id.prod' },
+      { id: 'ep_bad_host', url: `http://${'b'.repeat(900)}.prod` },
+    ])
+    assert.deepEqual(services.map((s) => s.url), ['http://ok.prod'])
+    assert.equal(rejected.length, 3)
+    for (const r of rejected) assert.ok(r.id.length < 400 && r.url.length < 400 && r.reason.length < 400, JSON.stringify(r).slice(0, 200))
+    assert.match(rejected.find((r) => r.id === 'ep_long_url')!.reason, /is malformed: its url has 2000012 characters/)
+    assert.match(rejected.find((r) => r.id.startsWith('ep_xxx'))!.reason, /has an id of 5000003 characters/)
+    assert.match(rejected.find((r) => r.id.startsWith('ep_xxx'))!.id, /… \(5000003 characters\)$/)
+    assert.match(rejected.find((r) => r.id === 'ep_bad_host')!.reason, /… \(\d+ characters\)$/)
+  })
+
   it('groups pooled endpoints by normalised url and sorts the result', () => {
     const { services, rejected } = groupEndpoints([
       { id: 'ep_3', url: 'tcp://db.prod:5432', bindings: ['kubernetes'] },

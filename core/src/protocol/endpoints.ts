@@ -222,7 +222,15 @@ export function groupEndpoints(endpoints: readonly unknown[]): GroupedEndpoints 
       rejected.push({ id: '', url: url ?? '', reason: `is malformed: ${where} has no id` })
       continue
     }
+    if (ep.id.length > MAX_ID_CHARS) {
+      rejected.push({ id: ep.id, url: url ?? '', reason: `is malformed: ${where} has an id of ${ep.id.length} characters` })
+      continue
+    }
     const id = ep.id
+    if (url !== undefined && url.length > MAX_URL_CHARS) {
+      rejected.push({ id, url, reason: `is malformed: its url has ${url.length} characters (a hostname has at most 253)` })
+      continue
+    }
     if (url === undefined) {
       rejected.push({ id, url: '', reason: 'has no url' })
       continue
@@ -274,7 +282,19 @@ export function groupEndpoints(endpoints: readonly unknown[]): GroupedEndpoints 
   })
 
   rejected.sort((a, b) => compare(a.id, b.id))
-  return { services, rejected }
+  return { services, rejected: rejected.map(({ id, url, reason, ...rest }) => ({ ...rest, id: clip(id), url: clip(url), reason: clip(reason) })) }
+}
+
+/** An id of ngrok's is ~30 characters (`ep_` and 27): a far longer one is malformed. */
+const MAX_ID_CHARS = 256
+/** A scheme, a hostname of at most 253 characters (RFC 1035 §2.3.4) and a port fit well within this. */
+const MAX_URL_CHARS = 1024
+/** How much of an id, url or reason a skipped endpoint carries into the log, status and the control API. */
+const SHOWN_CHARS = 300
+
+/** `text` cut to {@link SHOWN_CHARS}, saying how long it was: what the API sent never grows a log line without bound. */
+function clip(text: string): string {
+  return text.length <= SHOWN_CHARS ? text : `${text.slice(0, SHOWN_CHARS)}… (${text.length} characters)`
 }
 
 function endpointUrlOf(ep: ApiEndpointLike): string | undefined {

@@ -96,9 +96,30 @@ describe('drivers and plugins: built-ins from the installation, nothing another 
     assert.deepEqual(ran(), [])
   })
 
+  it('a module named by path is refused when a file of its package, or of its folder, is another user\'s: it could import it', async () => {
+    for (const withPackage of [true, false]) {
+      const folder = join(dir, withPackage ? 'path-package' : 'path-folder')
+      await mkdir(join(folder, 'lib'), { recursive: true })
+      if (withPackage) await writeFile(join(folder, 'package.json'), JSON.stringify({ name: 'mine', type: 'module' }), { mode: 0o644 })
+      // in a package, its entry may import from anywhere in it; a lone folder's file from beside it
+      const entry = withPackage ? join('lib', 'index.mjs') : 'index.mjs'
+      await writeFile(join(folder, entry), `import '${withPackage ? '../helper.mjs' : './helper.mjs'}'\n${plantedPlugin('path-package-plugin')}`, { mode: 0o644 })
+      await writeFile(join(folder, 'helper.mjs'), mark('planted-helper'), { mode: 0o644 })
+      await chown(join(folder, 'helper.mjs'), eve.uid, eve.gid)
+      await assert.rejects(resolvePlugin(`./${join(withPackage ? 'path-package' : 'path-folder', entry)}`, { configDir: dir }), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+        assert.match(e.message, new RegExp(`refusing plugin module file ${join(folder, 'helper.mjs')}: it is owned by ${eve.name}`))
+        return true
+      }, withPackage ? 'in a package (nearest package.json)' : 'in a folder of its own')
+    }
+    assert.deepEqual(ran(), [])
+  })
+
   it("root's own modules still load (a path and a package, each root-owned and not writable by others)", async () => {
-    await writeFile(join(dir, 'mine.mjs'), plantedDriver('root-driver'), { mode: 0o644 })
-    assert.equal((await resolveDriver('./mine.mjs', { configDir: dir, kind: 'interface' })).driver.name, 'planted')
+    const own = join(dir, 'own')
+    await mkdir(own)
+    await writeFile(join(own, 'mine.mjs'), plantedDriver('root-driver'), { mode: 0o644 })
+    assert.equal((await resolveDriver('./own/mine.mjs', { configDir: dir, kind: 'interface' })).driver.name, 'planted')
     assert.deepEqual(ran(), ['root-driver'])
   })
 })

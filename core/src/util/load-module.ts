@@ -1,5 +1,5 @@
 import { didYouMean } from '../config/did-you-mean.js'
-import { readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { lstat, readdir } from 'node:fs/promises'
 import { createRequire, isBuiltin } from 'node:module'
 import { dirname, join, sep } from 'node:path'
@@ -77,8 +77,8 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
     if (builtin) file = await assertTrustedPath(file, { what, uid: statSync(OWN_LOCATION).uid })
     else {
       file = await assertTrustedPath(file, { what })
-      const root = packageRootOf(file)
-      if (root) await assertTrustedTree(root, what)
+      // what it imports of its own: its installed package, else the package (nearest package.json) or folder it is in
+      await assertTrustedTree(packageRootOf(file) ?? packageScopeOf(file), what)
     }
   }
   if (!builtin) resolveCoreFromOwnInstallation() // its @ngrokd/core is ngrokd's own, wherever the module is
@@ -106,6 +106,16 @@ function packageRootOf(file: string): string | undefined {
   if (at < 0) return undefined
   const [first, second] = file.slice(at + marker.length).split(sep)
   return first?.startsWith('@') ? join(file.slice(0, at + marker.length), first, second ?? '') : join(file.slice(0, at + marker.length), first ?? '')
+}
+
+/** The folder of the package.json nearest above `file` (the package it belongs to, for Node), else the folder `file` is in. */
+function packageScopeOf(file: string): string {
+  for (let dir = dirname(file); ; ) {
+    if (existsSync(join(dir, 'package.json'))) return dir
+    const parent = dirname(dir)
+    if (parent === dir) return dirname(file)
+    dir = parent
+  }
 }
 
 /** Every file and folder under `root` passes {@link judgeEntry}: another user could not change what the module imports of its own. */
