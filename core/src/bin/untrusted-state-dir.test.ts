@@ -115,4 +115,12 @@ describe('as root, a hosts_file reached through a link another user may re-point
       assert.deepEqual(await readFile(victim), VICTIM)
     })
   }
+
+  it('doctor fails it as run does, instead of calling it readable and writable', async () => {
+    const r = await ngrokdWith(configFile, 'doctor', '--json', '--offline')
+    const check = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string; code?: string }> }).checks.find((c) => c.id === 'hosts-file.access')
+    assert.equal(check?.status, 'fail', r.stdout)
+    assert.equal(check?.code, 'NGROKD_ERR_PATH_UNTRUSTED')
+    assert.match(check!.summary, new RegExp(`the link ${join(top, 'eve', 'hosts')} is owned by ${eve.name}`))
+  })
 })
