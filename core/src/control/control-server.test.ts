@@ -114,6 +114,72 @@ test('half-open requests are bounded and timed out: 800 slow clients hold at mos
     }
   }))
 
+test('members of control.group never take the connections kept for root: past their share a reader is closed, root still gets in', () =>
+  withDir(async (dir) => {
+    const socketPath = join(dir, 'ngrokd.sock')
+    let access: 'all' | 'read' = 'read'
+    const server = new ControlServer({
+      socketPath,
+      logger: silentLogger,
+      routes: { 'GET /v1/status': () => ({ phase: 'running' }) },
+      limits: { maxConnections: 4, headersTimeoutMs: 60_000, requestTimeoutMs: 60_000, idleTimeoutMs: 60_000 },
+      peerCheck: () => access,
+    })
+    await server.start()
+    const readers: Socket[] = []
+    try {
+      // 4 connections, half of them kept: two readers stay open, a third is closed at once
+      const closed: boolean[] = []
+      for (let i = 0; i < 3; i++) {
+        const s = connect(socketPath)
+        s.on('error', () => {})
+        const index = i
+        closed[index] = false
+        s.on('close', () => (closed[index] = true))
+        readers.push(s)
+        await new Promise<void>((r) => s.once('connect', () => r()))
+      }
+      await until(() => closed[2] === true, 10_000)
+      assert.deepEqual(closed, [false, false, true], 'the third reader is closed, the first two are not')
+      access = 'all'
+      assert.deepEqual(await controlRequest(socketPath, 'GET', '/v1/status'), { phase: 'running' }, 'root gets in while readers hold their share')
+    } finally {
+      for (const s of readers) s.destroy()
+      await server.close()
+    }
+  }))
+
+test('a client that sends a second request before reading the first reply is closed (the daemon never holds a queue of replies)', () =>
+  withDir(async (dir) => {
+    const socketPath = join(dir, 'ngrokd.sock')
+    let answered = 0
+    const server = new ControlServer({
+      socketPath,
+      logger: silentLogger,
+      routes: { 'GET /v1/status': async () => {
+        answered++
+        await new Promise((r) => setTimeout(r, 50))
+        return { phase: 'running' }
+      } },
+    })
+    await server.start()
+    const s = connect(socketPath)
+    try {
+      s.on('error', () => {})
+      await new Promise<void>((r) => s.once('connect', () => r()))
+      const request = 'GET /v1/status HTTP/1.1\r\nhost: x\r\n\r\n'
+      s.write(request.repeat(200)) // pipelined, and never read
+      await new Promise<void>((r) => s.once('close', () => r()))
+      assert.ok(answered <= 1, `at most the first request was handled, not ${answered}`)
+      // one request at a time on a kept-alive connection is what a client does: that still works
+      assert.deepEqual(await controlRequest(socketPath, 'GET', '/v1/status'), { phase: 'running' })
+      assert.deepEqual(await controlRequest(socketPath, 'GET', '/v1/status'), { phase: 'running' })
+    } finally {
+      s.destroy()
+      await server.close()
+    }
+  }))
+
 test('the peer check runs on every connection before a byte is read: macOS LOCAL_PEERCRED (a byte-exact fake) lets root and control.group in, refuses the rest', () =>
   withDir(async (dir) => {
     const { fstatSync } = await import('node:fs')

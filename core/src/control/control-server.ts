@@ -71,6 +71,12 @@ export const CONTROL_LIMITS: ControlLimits = {
 const MAX_BODY = 64 * 1024
 
 /**
+ * Connections kept for root and the daemon's own user (at most half of `maxConnections`): members of
+ * control.group, who may only read, never fill the socket for them.
+ */
+const PRIVILEGED_SLOTS = 8
+
+/**
  * The control API: HTTP/1.1 over a Unix socket, JSON in and out. The socket is created with mode
  * 0600 — the umask is narrowed around listen() so there is no moment when it is wider — and then
  * opened to `group` (0660) if one is configured.
@@ -79,6 +85,10 @@ export class ControlServer {
   private servers: Server[] = []
   /** Connections whose peer may only read (control.group): they get the GET routes. */
   private readonly readOnly = new WeakSet<Socket>()
+  /** How many of those are open. */
+  private readers = 0
+  /** Connections whose reply is not written yet: each may have one request at a time. */
+  private readonly answering = new WeakSet<Socket>()
 
   constructor(private readonly options: ControlServerOptions) {}
 
@@ -95,10 +105,17 @@ export class ControlServer {
     const server = this.newServer(this.options.routes)
     const peerCheck = this.options.peerCheck ?? (await this.platformPeerCheck())
     if (peerCheck) {
+      const limits = { ...CONTROL_LIMITS, ...this.options.limits }
+      const maxReaders = limits.maxConnections - Math.min(PRIVILEGED_SLOTS, Math.floor(limits.maxConnections / 2))
       server.on('connection', (socket: Socket) => {
         const access = peerCheck(socket)
         if (!access) socket.destroy()
-        else if (access === 'read') this.readOnly.add(socket)
+        else if (access === 'read') {
+          if (this.readers >= maxReaders) return void socket.destroy()
+          this.readers++
+          socket.once('close', () => this.readers--)
+          this.readOnly.add(socket)
+        }
       })
     }
     const previousUmask = process.umask(0o177)
@@ -187,6 +204,12 @@ export class ControlServer {
   }
 
   private async handle(routes: ControlRoutes, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // a client sends one request and reads its reply: one that pipelines requests without reading
+    // would make the daemon hold every reply, so a second request before the first is answered closes it
+    const socket = req.socket
+    if (this.answering.has(socket)) return void socket.destroy()
+    this.answering.add(socket)
+    res.once('close', () => this.answering.delete(socket))
     const route = `${req.method} ${(req.url ?? '/').split('?')[0]}` as keyof ControlRoutes
     const handler = routes[route]
     const reply = (status: number, body: unknown): void => {
