@@ -34,6 +34,7 @@ describe('NamePolicy', () => {
     assert.match(p.judge(hostname())!, /this machine's own hostname/)
     assert.match(p.judge('localhost')!, /loopback name/)
     assert.match(p.judge('app.localhost')!, /loopback name/)
+    for (const name of ['localhost.localdomain', 'LOCALHOST.localdomain', 'localhost6.localdomain6', 'ip6-localhost']) assert.match(p.judge(name)!, /loopback names systems' own hosts files define/, name)
     assert.equal(p.judge('api.prod'), undefined)
   })
 

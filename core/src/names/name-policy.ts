@@ -46,6 +46,9 @@ export function matchesNamePattern(hostname: string, pattern: string): boolean {
  * policy.judge('github.com') // 'matches no names.allow pattern (prod)'
  * ```
  */
+/** Loopback names distributions' own /etc/hosts define (RHEL's `localhost.localdomain`, Debian's `ip6-localhost`). */
+const LOOPBACK_ALIASES = new Set(['localhost.localdomain', 'localhost4', 'localhost4.localdomain4', 'localhost6', 'localhost6.localdomain6', 'ip6-localhost', 'ip6-loopback'])
+
 export class NamePolicy {
   constructor(private readonly options: NamePolicyOptions) {}
 
@@ -53,6 +56,8 @@ export class NamePolicy {
   judge(hostname: string): string | undefined {
     const name = hostname.toLowerCase().replace(/\.$/, '')
     if (name === 'localhost' || name.endsWith('.localhost')) return 'is a loopback name (RFC 6761)'
+    if (LOOPBACK_ALIASES.has(name)) return "is one of the loopback names systems' own hosts files define"
+
     for (const [host, why] of this.options.protectedHosts()) {
       if (host.toLowerCase() === name) return `is ${why}, which ngrokd never publishes`
     }
