@@ -1,5 +1,5 @@
 import type { ParseArgsConfig } from 'node:util'
-import { didYouMean } from '../config/did-you-mean.js'
+import { didYouMean } from '../util/did-you-mean.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { requireCommonJs } from '../util/commonjs.js'
 

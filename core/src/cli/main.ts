@@ -1,4 +1,4 @@
-import { didYouMean } from '../config/did-you-mean.js'
+import { didYouMean } from '../util/did-you-mean.js'
 import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { commands, type Command } from './commands.js'

@@ -1,6 +1,6 @@
 import type { ConfigIssue } from './config-invalid-error.js'
 import { getConfigModel, type ConfigKey } from './config-schema.js'
-import { didYouMean } from './did-you-mean.js'
+import { didYouMean } from '../util/did-you-mean.js'
 import { expectedFor, renderValue } from './value-kinds.js'
 import { isPlainObject } from './validate-layer.js'
 

@@ -1,7 +1,7 @@
 import type { ErrorObject } from 'ajv'
 import type { ConfigIssue } from './config-invalid-error.js'
 import { getConfigModel, type ConfigModel } from './config-schema.js'
-import { didYouMean } from './did-you-mean.js'
+import { didYouMean } from '../util/did-you-mean.js'
 import { expectedFor, normalizeValue, renderValue } from './value-kinds.js'
 
 export interface LayerOptions {

@@ -1,4 +1,4 @@
-import { didYouMean } from '../config/did-you-mean.js'
+import { didYouMean } from './did-you-mean.js'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { lstat, readdir } from 'node:fs/promises'
 import { createRequire, isBuiltin } from 'node:module'
