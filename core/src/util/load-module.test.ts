@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveDriver } from '../driver/resolve-driver.js'
@@ -113,6 +113,30 @@ describe('drivers and plugins: built-ins from the installation, nothing another 
       }, withPackage ? 'in a package (nearest package.json)' : 'in a folder of its own')
     }
     assert.deepEqual(ran(), [])
+  })
+
+  it('a folder a package links to is judged as its own; a lone file is judged with its folder\'s entries, not what lies below', async () => {
+    const linked = join(dir, 'linked')
+    await mkdir(join(linked, 'plugin'), { recursive: true })
+    await mkdir(join(dir, 'elsewhere'))
+    await writeFile(join(dir, 'elsewhere', 'helper.mjs'), mark('linked-helper'), { mode: 0o644 })
+    await chown(join(dir, 'elsewhere', 'helper.mjs'), eve.uid, eve.gid)
+    await symlink(join(dir, 'elsewhere'), join(linked, 'plugin', 'sub'))
+    await writeFile(join(linked, 'package.json'), JSON.stringify({ name: 'linked', type: 'module' }), { mode: 0o644 })
+    await writeFile(join(linked, 'plugin', 'index.mjs'), `import './sub/helper.mjs'\n${plantedPlugin('linked-plugin')}`, { mode: 0o644 })
+    await assert.rejects(resolvePlugin('./linked/plugin/index.mjs', { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(join(dir, 'elsewhere', 'helper.mjs')))
+    assert.deepEqual(ran(), [])
+
+    // a lone file like one in /root: a hidden cache below, a link to nothing beside it
+    const home = join(dir, 'home')
+    await mkdir(join(home, '.cache'), { recursive: true })
+    await writeFile(join(home, '.cache', 'other.bin'), 'x', { mode: 0o644 })
+    await chown(join(home, '.cache', 'other.bin'), eve.uid, eve.gid)
+    await symlink('/nonexistent/ngrokd-test', join(home, 'old-link'))
+    await writeFile(join(home, 'lone.mjs'), plantedPlugin('lone-plugin'), { mode: 0o644 })
+    assert.equal((await resolvePlugin('./home/lone.mjs', { configDir: dir })).plugin.name, 'planted')
+    assert.deepEqual(ran(), ['lone-plugin'])
+    ran().length = 0
   })
 
   it("root's own modules still load (a path and a package, each root-owned and not writable by others)", async () => {

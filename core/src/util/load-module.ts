@@ -1,6 +1,6 @@
 import { didYouMean } from './did-you-mean.js'
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { lstat, readdir } from 'node:fs/promises'
+import { lstat, readdir, realpath } from 'node:fs/promises'
 import { createRequire, isBuiltin } from 'node:module'
 import { dirname, join, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -78,7 +78,7 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
     else {
       file = await assertTrustedPath(file, { what })
       // what it imports of its own: its installed package, else the package (nearest package.json) or folder it is in
-      await assertTrustedTree(packageRootOf(file) ?? packageScopeOf(file), what)
+      await assertTrustedTree(scopeOf(file), what)
     }
   }
   if (!builtin) resolveCoreFromOwnInstallation() // its @ngrokd/core is ngrokd's own, wherever the module is
@@ -97,7 +97,29 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
 }
 
 /** Most files and folders of one module's package that are judged; a bigger tree is refused rather than half-checked. */
-const MAX_TREE_ENTRIES = 20_000
+const MAX_TREE_ENTRIES = 100_000
+
+/**
+ * What a module's own imports can reach, to be judged: an installed package (`…/node_modules/name`) whole; a
+ * module named by path in a package (the folder of the nearest package.json) whole but its hidden folders
+ * (`.git`, `.cache`); a lone file the entries of its own folder (not those below: a lone file in /root
+ * must not walk /root/.cache).
+ */
+interface TrustScope {
+  root: string
+  depth: 'whole' | 'whole-but-hidden' | 'entries'
+}
+
+function scopeOf(file: string): TrustScope {
+  const installed = packageRootOf(file)
+  if (installed) return { root: installed, depth: 'whole' }
+  for (let dir = dirname(file); ; ) {
+    if (existsSync(join(dir, 'package.json'))) return { root: dir, depth: 'whole-but-hidden' }
+    const parent = dirname(dir)
+    if (parent === dir) return { root: dirname(file), depth: 'entries' }
+    dir = parent
+  }
+}
 
 /** The installed package `file` belongs to (`…/node_modules/name` or `…/node_modules/@scope/name`); undefined for a file in none. */
 function packageRootOf(file: string): string | undefined {
@@ -108,19 +130,14 @@ function packageRootOf(file: string): string | undefined {
   return first?.startsWith('@') ? join(file.slice(0, at + marker.length), first, second ?? '') : join(file.slice(0, at + marker.length), first ?? '')
 }
 
-/** The folder of the package.json nearest above `file` (the package it belongs to, for Node), else the folder `file` is in. */
-function packageScopeOf(file: string): string {
-  for (let dir = dirname(file); ; ) {
-    if (existsSync(join(dir, 'package.json'))) return dir
-    const parent = dirname(dir)
-    if (parent === dir) return dirname(file)
-    dir = parent
-  }
-}
-
-/** Every file and folder under `root` passes {@link judgeEntry}: another user could not change what the module imports of its own. */
-async function assertTrustedTree(root: string, what: string): Promise<void> {
+/**
+ * Every file and folder of `scope` passes {@link judgeEntry}: another user could not change what the module imports of
+ * its own. A link is judged where it leads (a folder it leads to is walked too, once); a link that leads nowhere
+ * cannot be imported and is passed over.
+ */
+async function assertTrustedTree({ root, depth }: TrustScope, what: string): Promise<void> {
   const pending = [root]
+  const walked = new Set([await realpath(root)])
   for (let seen = 0; pending.length > 0; ) {
     const dir = pending.pop()!
     for (const name of await readdir(dir)) {
@@ -128,10 +145,19 @@ async function assertTrustedTree(root: string, what: string): Promise<void> {
       if (++seen > MAX_TREE_ENTRIES) {
         throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} in ${root}: more than ${MAX_TREE_ENTRIES} files to check`, { hint: 'give the module a package (or folder) of its own' })
       }
-      const st = await lstat(path)
-      if (st.isSymbolicLink()) await assertTrustedPath(path, { what: `${what} file` })
-      else judgeEntry(path, st, `${what} file`)
-      if (st.isDirectory()) pending.push(path)
+      let st = await lstat(path)
+      let real = path
+      if (st.isSymbolicLink()) {
+        const target = await assertTrustedPath(path, { what: `${what} file` }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+        if (target === undefined) continue
+        real = target
+        st = await lstat(real)
+      } else judgeEntry(path, st, `${what} file`)
+      const below = depth === 'whole' || (depth === 'whole-but-hidden' && !name.startsWith('.'))
+      if (st.isDirectory() && below && !walked.has(real)) {
+        walked.add(real)
+        pending.push(real)
+      }
     }
   }
 }
