@@ -87,8 +87,8 @@ export class ControlServer {
   private readonly readOnly = new WeakSet<Socket>()
   /** How many of those are open. */
   private readers = 0
-  /** Connections whose reply is not written yet: each may have one request at a time. */
-  private readonly answering = new WeakSet<Socket>()
+  /** Requests of each connection whose reply is not written out yet (see handle). */
+  private readonly unanswered = new WeakMap<Socket, number>()
 
   constructor(private readonly options: ControlServerOptions) {}
 
@@ -204,12 +204,15 @@ export class ControlServer {
   }
 
   private async handle(routes: ControlRoutes, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // a client sends one request and reads its reply: one that pipelines requests without reading
-    // would make the daemon hold every reply, so a second request before the first is answered closes it
+    // a client sends a request and reads its reply: one that pipelines requests without reading would make
+    // the daemon hold every reply. A kept-alive client's next request can arrive before the daemon has seen its
+    // last reply written out (libuv reads before it completes writes), so one such request is let through; a
+    // third while two are unanswered closes the connection.
     const socket = req.socket
-    if (this.answering.has(socket)) return void socket.destroy()
-    this.answering.add(socket)
-    res.once('close', () => this.answering.delete(socket))
+    const pending = this.unanswered.get(socket) ?? 0
+    if (pending >= 2) return void socket.destroy()
+    this.unanswered.set(socket, pending + 1)
+    res.once('close', () => this.unanswered.set(socket, (this.unanswered.get(socket) ?? 1) - 1))
     const route = `${req.method} ${(req.url ?? '/').split('?')[0]}` as keyof ControlRoutes
     const handler = routes[route]
     const reply = (status: number, body: unknown): void => {
