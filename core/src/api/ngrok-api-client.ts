@@ -389,6 +389,11 @@ export class NgrokApiClient {
     this.apiKey = next
   }
 
+  /** How many times {@link useApiKey} replaced the key: a caller tells a refusal of the key it meant from one of the key before. */
+  get keyReplacements(): number {
+    return this.formerKeys.length
+  }
+
   /** ngrok quotes a rejected key back in `msg`: never let it reach a log or an error. */
   private redact(text: string): string {
     for (const key of [this.apiKey, ...this.formerKeys]) if (key.length >= 4) text = text.split(key).join('[redacted]')

@@ -300,6 +300,7 @@ export class Daemon {
     while (!signal.aborted && !this.registration) {
       this.phase = 'registering'
       const registration = this.newRegistration(this.api)
+      const replacementsBefore = this.api.keyReplacements
       try {
         const info = await registration.ensure()
         this.registration = registration
@@ -314,6 +315,8 @@ export class Daemon {
         this.logger[said === lastSaid ? 'debug' : 'error']({ err: e }, `registration failed: ${said}`)
         lastSaid = said
         if (isNgrokdError(e, 'NGROKD_ERR_API') && [401, 403].includes((e as { status?: number }).status ?? 0)) {
+          // refused with the key before the one just handed over (set-api-key during the call): try the new one at once
+          if (this.api.keyReplacements !== replacementsBefore) continue
           this.logger.error(`the API key from ${this.apiKeys.source} was refused: ${refusedKeyHint(this.apiKeys.source, this.apiKeys.setKeyCommand)}`)
           this.phase = 'waiting-for-api-key'
           const next = await this.apiKeys.forgetAndWait()

@@ -130,6 +130,44 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
   })
 })
 
+describe('a key handed over while a call with the old one is under way', { skip: netnsSkip }, () => {
+  test('a refusal of the replaced key is not taken for one of the new key: the daemon registers with it', async () => {
+    const sim = await CloudSimulator.start()
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-apikey-race-'))
+    const hosts = snapshotHostsFile()
+    hosts.take()
+    let daemon: DaemonProcess | undefined
+    try {
+      sim.addEndpoint({ url: 'http://raced.e2e' })
+      const configFile = join(dir, 'ngrokd.json')
+      const socketPath = join(dir, 'ctl.sock')
+      writeFileSync(join(dir, 'ca.pem'), sim.caCertPem)
+      writeFileSync(configFile, JSON.stringify({
+        api: { url: sim.apiUrl, key: sim.apiKey },
+        ingress: { ca_file: join(dir, 'ca.pem') },
+        net: { driver: 'loopback-alias', subnet: '127.109.0.0/16', interface_name: 'ngkrace0' },
+        state_dir: join(dir, 'state'),
+        control: { socket: socketPath },
+      }))
+      // the daemon's first API call is held long enough for the key to be revoked and a new one handed over
+      sim.injectApiFault({ kind: 'latency', ms: 3_000, count: 1 })
+      daemon = new DaemonProcess({ configFile, socketPath, logFile: join(dir, 'daemon.log'), env: E2eDaemon.childEnv() })
+      await daemon.waitFor((s) => s.phase === 'registering', { what: 'the registration under way' })
+      const newKey = 'racedKEY1234567890abcdef'
+      sim.setApiKey(newKey)
+      const handed = await ngrokdCli(['set-api-key', '--config', configFile], { stdin: `${newKey}\n` })
+      assert.equal(handed.code, 0, handed.stderr)
+      const serving = await daemon.waitFor((s) => s.phase === 'running' && s.services?.serving === 1, { what: 'registration with the new key' })
+      assert.equal(serving.apiKey.source, 'ngrokd set-api-key')
+    } finally {
+      await daemon?.stop()
+      await sim.stop()
+      rmSync(dir, { recursive: true, force: true })
+      hosts.assertRestored()
+    }
+  })
+})
+
 describe('every command answers --help', () => {
   for (const command of ['run', 'status', 'list', 'set-api-key', 'reload', 'cleanup', 'service', 'demo', 'version']) {
     test(`ngrokd ${command} --help`, async () => {
