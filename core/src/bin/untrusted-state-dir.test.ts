@@ -116,11 +116,24 @@ describe('as root, a hosts_file reached through a link another user may re-point
     })
   }
 
-  it('doctor fails it as run does, instead of calling it readable and writable', async () => {
-    const r = await ngrokdWith(configFile, 'doctor', '--json', '--offline')
-    const check = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string; code?: string }> }).checks.find((c) => c.id === 'hosts-file.access')
-    assert.equal(check?.status, 'fail', r.stdout)
-    assert.equal(check?.code, 'NGROKD_ERR_PATH_UNTRUSTED')
-    assert.match(check!.summary, new RegExp(`the link ${join(top, 'eve', 'hosts')} is owned by ${eve.name}`))
+  it('doctor fails it as run does, whatever names.resolver is, instead of calling it readable and writable', async () => {
+    const dnsConfig = join(top, 'dns.json')
+    await writeFile(dnsConfig, JSON.stringify({ ...JSON.parse(await readFile(configFile, 'utf8')), plugins: ['dns'], names: { hosts_file: join(top, 'eve', 'hosts'), resolver: 'dns' } }), { mode: 0o644 })
+    for (const file of [configFile, dnsConfig]) {
+      const r = await ngrokdWith(file, 'doctor', '--json', '--offline')
+      const check = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string; code?: string }> }).checks.find((c) => c.id === 'hosts-file.access')
+      assert.equal(check?.status, 'fail', r.stdout)
+      assert.equal(check?.code, 'NGROKD_ERR_PATH_UNTRUSTED')
+      assert.match(check!.summary, new RegExp(`the link ${join(top, 'eve', 'hosts')} is owned by ${eve.name}`))
+    }
+  })
+
+  it('doctor reports a hosts file whose folder does not exist (a report, not a crash)', async () => {
+    const missing = join(top, 'missing.json')
+    await writeFile(missing, JSON.stringify({ ...JSON.parse(await readFile(configFile, 'utf8')), names: { hosts_file: join(top, 'no-such-folder', 'hosts') } }), { mode: 0o644 })
+    const r = await ngrokdWith(missing, 'doctor', '--json', '--offline')
+    const check = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string }> }).checks.find((c) => c.id === 'hosts-file.access')
+    assert.equal(check?.status, 'warn', r.stdout)
+    assert.match(check!.summary, /does not exist/)
   })
 })

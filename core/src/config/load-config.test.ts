@@ -343,7 +343,7 @@ describe('sameDaemonFlags', () => {
     assert.equal(sameDaemonFlags('work', undefined), ' --instance work')
     assert.equal(sameDaemonFlags('work', '/etc/ngrokd/work.yml'), ' --instance work', "the instance's own default file")
     assert.equal(sameDaemonFlags(undefined, '/srv/ngrokd.json'), ' --config /srv/ngrokd.json')
-    assert.equal(sameDaemonFlags('work', '/srv/ngrokd.json'), ' --config /srv/ngrokd.json', 'the file names the instance')
+    assert.equal(sameDaemonFlags('work', '/srv/ngrokd.json'), ' --config /srv/ngrokd.json --instance work', 'a file of its own need not name the instance')
     assert.equal(sameDaemonFlags(undefined, '/srv/my config.yml'), ' --config "/srv/my config.yml"')
   })
 })

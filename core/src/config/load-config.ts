@@ -11,13 +11,15 @@ export const DEFAULT_CONFIG_PATH = '/etc/ngrokd/config.yml'
 
 /**
  * What another command needs to reach the daemon of this configuration, for hints (`ngrokd set-api-key` + this):
- * ` --config FILE` for a file of its own, ` --instance NAME` for an instance read from its default file, and
- * nothing for the default daemon.
+ * ` --config FILE` for a file of its own (and ` --instance NAME` for an instance's), ` --instance NAME` for an
+ * instance read from its default file, and nothing for the default daemon.
  */
 export function sameDaemonFlags(instance: string | undefined, configFile: string | undefined): string {
   const defaultFile = instance ? instanceConfigPath(DEFAULT_CONFIG_PATH, instance) : DEFAULT_CONFIG_PATH
-  if (configFile && resolve(configFile) !== defaultFile) return ` --config ${/^[\w@%+=:,./-]+$/.test(configFile) ? configFile : JSON.stringify(configFile)}`
-  return instance ? ` --instance ${instance}` : ''
+  // the instance too: a file of its own need not say `instance:` (`run --instance work --config FILE`)
+  const named = instance ? ` --instance ${instance}` : ''
+  if (configFile && resolve(configFile) !== defaultFile) return ` --config ${/^[\w@%+=:,./-]+$/.test(configFile) ? configFile : JSON.stringify(configFile)}${named}`
+  return named
 }
 
 /**

@@ -7,12 +7,13 @@ import { resolveDriver } from '../driver/resolve-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
 import { configProblems, daemonChecks } from './daemon-checks.js'
-import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
+import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
 import { checkStateDirTrust } from '../daemon/state-dir.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
 
 export interface DoctorOptions {
   configPath?: string
@@ -77,7 +78,13 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
     checks.push(failed('driver.resolve', e))
   }
 
-  if (config.names.resolver === 'hosts-file') {
+  // as run judges it, whatever names.resolver is (a plugin's resolver may fall back to the hosts file)
+  const untrusted = await assertTrustedHostsFile(config).then(
+    () => undefined,
+    (e: unknown) => (isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') ? e : undefined), // a missing file or folder is the access check's to say
+  )
+  if (untrusted) checks.push({ id: 'hosts-file.access', status: 'fail', summary: untrusted.message, code: untrusted.code, ...(untrusted.hint ? { hint: untrusted.hint } : {}) })
+  else if (config.names.resolver === 'hosts-file') {
     checks.push(...((await hostsFileResolverFor(config, silentLogger).diagnose?.()) ?? []))
   }
 

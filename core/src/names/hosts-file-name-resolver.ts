@@ -8,7 +8,6 @@ import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/name-resolver.js'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { Lifecycle } from '../util/lifecycle.js'
-import { assertTrustedPathOrDir, runsAsRoot } from '../util/trusted-path.js'
 import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomic, writeFileAtomicSync } from '../util/atomic-file.js'
 import { parseHostsBlock, updateHostsBytes, type HostsBlockOptions } from './hosts-block.js'
 import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rewrite.js'
@@ -194,15 +193,6 @@ export class HostsFileNameResolver implements NameResolver {
 
   async diagnose(): Promise<Check[]> {
     const checks: Check[] = []
-    // as run judges it (assertTrustedHostsFile): a file run refuses is no "ok" here
-    if (runsAsRoot()) {
-      try {
-        await assertTrustedPathOrDir(this.path, { what: 'hosts file (names.hosts_file)' })
-      } catch (e) {
-        if (!isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED')) throw e
-        return [{ id: 'hosts-file.access', status: 'fail', summary: e.message, code: e.code, ...(e.hint ? { hint: e.hint } : {}) }]
-      }
-    }
     const target = await this.target()
     let data: Buffer | undefined
     try {
