@@ -61,7 +61,8 @@ export function parseCommandArgs<O extends Options>(spec: CommandSpec<O>, argv: 
 
 /** parseArgs's complaint in ngrokd's words (its own advice, `-- "--x"`, would only meet "unexpected argument"). */
 function parseArgsMessage(e: Error & { code?: string }): string {
-  const option = /--[a-z][a-z0-9-]*/.exec(e.message)?.[0] ?? /'(-[^' ,]+)'/.exec(e.message)?.[1]
+  // the quoted word as typed (`'--json_output'`), else the long name in `'-c, --config <value>'`
+  const option = /'(--?[^' ,]+)'/.exec(e.message)?.[1] ?? /--[a-zA-Z][\w-]*/.exec(e.message)?.[0]
   if (!option) return e.message
   if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option}`
   if (/argument missing/.test(e.message)) return `${option} needs a value`

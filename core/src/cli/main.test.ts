@@ -79,6 +79,7 @@ test("parseArgs's complaints are said in ngrokd's words, without advice that fai
   assert.equal(unknown.code, 2)
   assert.match(unknown.err, /^ngrokd status: unknown option --jsn \(NGROKD_ERR_USAGE\)/)
   assert.doesNotMatch(unknown.err, /positional argument/)
+  assert.match((await cli(['status', '--json_output'])).err, /^ngrokd status: unknown option --json_output \(/, 'the option as typed, not the known one it starts with')
   const missing = await cli(['status', '--config'])
   assert.equal(missing.code, 2)
   assert.match(missing.err, /^ngrokd status: --config needs a value/)

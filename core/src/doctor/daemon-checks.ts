@@ -63,7 +63,8 @@ export async function daemonChecks(config: DaemonConfig, sameDaemon = ''): Promi
   // the daemon's own key, wherever it came from: what this shell's environment says about a key proves nothing about it
   // only a refusal (401/403) judges the key: a server error or an unreachable API says nothing about it (daemon.poll, api.reach)
   const lastError = status.apiKey.lastError
-  const refused = lastError !== undefined && (lastError.status === 401 || lastError.status === 403)
+  // a daemon older than this doctor gives no status: its message says "HTTP 401"
+  const refused = lastError !== undefined && (lastError.status === undefined ? /\bHTTP 40[13]\b/.test(lastError.message) : lastError.status === 401 || lastError.status === 403)
   checks.push(
     refused
       ? { id: 'daemon.api-key', status: 'fail', summary: `the daemon's API key (from ${status.apiKey.source}) was refused: ${lastError.message}`, hint: refusedKeyHint(status.apiKey.source, setKeyCommand) }

@@ -49,6 +49,14 @@ test('colour follows NO_COLOR (https://no-color.org): any non-empty value turns 
   assert.equal(useColor({ NO_COLOR: '' }), true)
 })
 
+test('pretty lines to something that is not a terminal (a pipe, the journal) carry no colour codes', async () => {
+  const { spawnSync } = await import('node:child_process')
+  const script = `import(${JSON.stringify(new URL('./create-logger.js', import.meta.url).href)}).then(({ createLogger }) => createLogger({ pretty: true }).warn('plain'))`
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '1' } })
+  assert.match(r.stderr, /WARN.*plain/)
+  assert.doesNotMatch(r.stderr, /\x1b\[/, 'no escape sequences')
+})
+
 test('an expected (coded) failure is logged without a stack, unless at debug; a bug keeps its stack', async () => {
   const { NgrokdError } = await import('../errors/ngrokd-error.js')
   const expected = new NgrokdError('NGROKD_ERR_API', 'the ngrok API is unreachable', { hint: 'check the network', cause: new Error('ECONNREFUSED') })

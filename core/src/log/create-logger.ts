@@ -35,7 +35,7 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
   const stream: DestinationStream =
     destination ??
     (usePretty
-      ? prettyPrinter()({ destination: 2, sync: true, colorize: useColor(), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+      ? prettyPrinter()({ destination: 2, sync: true, colorize: useColor() && process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
       : pino.destination({ dest: 2, sync: true }))
   const logger = pino(
     {
@@ -65,7 +65,7 @@ export function logFileDestination(path: string): DestinationStream {
   return pino.destination({ dest: path, mkdir: true, sync: true })
 }
 
-/** Colour on a terminal unless NO_COLOR is set to anything but the empty string (https://no-color.org). */
+/** Colour unless NO_COLOR is set to anything but the empty string (https://no-color.org); and only ever on a terminal (the caller's test). */
 export function useColor(env: NodeJS.ProcessEnv = process.env): boolean {
   return !env.NO_COLOR
 }
