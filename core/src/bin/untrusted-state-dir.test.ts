@@ -128,12 +128,17 @@ describe('as root, a hosts_file reached through a link another user may re-point
     }
   })
 
-  it('doctor reports a hosts file whose folder does not exist (a report, not a crash)', async () => {
+  it('a hosts file whose folder does not exist: doctor fails it as run refuses it, both with the code and fix (no crash, no stack)', async () => {
     const missing = join(top, 'missing.json')
     await writeFile(missing, JSON.stringify({ ...JSON.parse(await readFile(configFile, 'utf8')), names: { hosts_file: join(top, 'no-such-folder', 'hosts') } }), { mode: 0o644 })
     const r = await ngrokdWith(missing, 'doctor', '--json', '--offline')
-    const check = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string }> }).checks.find((c) => c.id === 'hosts-file.access')
-    assert.equal(check?.status, 'warn', r.stdout)
-    assert.match(check!.summary, /does not exist/)
+    const check = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string; code?: string }> }).checks.find((c) => c.id === 'hosts-file.access')
+    assert.equal(check?.status, 'fail', r.stdout)
+    assert.equal(check?.code, 'NGROKD_ERR_HOSTS_FILE')
+    assert.match(check!.summary, /its folder .*no-such-folder does not exist/)
+    const run = await ngrokdWith(missing, 'run')
+    assert.notEqual(run.code, 0)
+    assert.match(run.stderr, /its folder .*no-such-folder does not exist.*NGROKD_ERR_HOSTS_FILE/s)
+    assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack')
   })
 })

@@ -67,7 +67,9 @@ function parseArgsMessage(e: Error & { code?: string }): string {
   if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option}`
   if (/argument missing/.test(e.message)) return `${option} needs a value`
   if (/does not take an argument/.test(e.message)) return `${option} takes no value`
-  if (/ambiguous/.test(e.message)) return `${option} needs a value, and the next word looks like an option; write ${option}=VALUE for a value that starts with "-"`
+  // the long name, which takes `=`: Node's own advice (`'--config=-XYZ'`) names it also for `-c`
+  const long = /'(--[\w-]+)=-XYZ'/.exec(e.message)?.[1] ?? option
+  if (/ambiguous/.test(e.message)) return `${option} needs a value, and the next word looks like an option; write ${long}=VALUE for a value that starts with "-"`
   return e.message
 }
 

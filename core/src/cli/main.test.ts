@@ -87,6 +87,7 @@ test("parseArgs's complaints are said in ngrokd's words, without advice that fai
   assert.match(extra.err, /^ngrokd status: --json takes no value/)
   const dash = await cli(['status', '--config', '-x'])
   assert.match(dash.err, /--config needs a value, and the next word looks like an option; write --config=VALUE/)
+  assert.match((await cli(['status', '-c', '-x'])).err, /-c needs a value, .*write --config=VALUE/, 'the long name, which takes =')
 })
 
 test('an option before the command, and anything after --version, are usage errors (exit 2)', async () => {

@@ -79,11 +79,11 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
   }
 
   // as run judges it, whatever names.resolver is (a plugin's resolver may fall back to the hosts file)
-  const untrusted = await assertTrustedHostsFile(config).then(
+  const refused = await assertTrustedHostsFile(config).then(
     () => undefined,
-    (e: unknown) => (isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') ? e : undefined), // a missing file or folder is the access check's to say
+    (e: unknown) => (isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') || isNgrokdError(e, 'NGROKD_ERR_HOSTS_FILE') ? e : undefined), // a missing file is the access check's to say
   )
-  if (untrusted) checks.push({ id: 'hosts-file.access', status: 'fail', summary: untrusted.message, code: untrusted.code, ...(untrusted.hint ? { hint: untrusted.hint } : {}) })
+  if (refused) checks.push({ id: 'hosts-file.access', status: 'fail', summary: refused.message, code: refused.code, ...(refused.hint ? { hint: refused.hint } : {}) })
   else if (config.names.resolver === 'hosts-file') {
     checks.push(...((await hostsFileResolverFor(config, silentLogger).diagnose?.()) ?? []))
   }

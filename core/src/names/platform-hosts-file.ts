@@ -1,4 +1,6 @@
+import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
+import { NgrokdError } from '../errors/ngrokd-error.js'
 import type { NameResolver } from '../contracts/name-resolver.js'
 import { HostsFileNameResolver } from './hosts-file-name-resolver.js'
 import { MacosHostsFileNameResolver } from './macos-hosts.js'
@@ -39,9 +41,17 @@ export function hostsFileResolverFor(config: { names: { hostsFile: string }; sta
 
 /**
  * As root, refuses a `names.hosts_file` another user could change or swap for a link (root would rewrite
- * whatever file it named); a missing one is judged by its directory. Run before the daemon or cleanup touch it.
- * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED`
+ * whatever file it named); a missing one is judged by its directory, and one whose directory is missing is an
+ * error of its own. Run before the daemon or cleanup touch it.
+ * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED`, `NGROKD_ERR_HOSTS_FILE`
  */
 export async function assertTrustedHostsFile(config: { names: { hostsFile: string } }): Promise<void> {
-  if (runsAsRoot()) await assertTrustedPathOrDir(config.names.hostsFile, { what: 'hosts file (names.hosts_file)' })
+  if (!runsAsRoot()) return
+  const path = config.names.hostsFile
+  await assertTrustedPathOrDir(path, { what: 'hosts file (names.hosts_file)' }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e
+    throw new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts file ${path}: its folder ${dirname(path)} does not exist`, {
+      hint: 'set names.hosts_file to the hosts file this system reads (/etc/hosts), or create its folder',
+    })
+  })
 }

@@ -127,15 +127,28 @@ describe('drivers and plugins: built-ins from the installation, nothing another 
     await assert.rejects(resolvePlugin('./linked/plugin/index.mjs', { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(join(dir, 'elsewhere', 'helper.mjs')))
     assert.deepEqual(ran(), [])
 
-    // a lone file like one in /root: a hidden cache below, a link to nothing beside it
-    const home = join(dir, 'home')
-    await mkdir(join(home, '.cache'), { recursive: true })
-    await writeFile(join(home, '.cache', 'other.bin'), 'x', { mode: 0o644 })
-    await chown(join(home, '.cache', 'other.bin'), eve.uid, eve.gid)
-    await symlink('/nonexistent/ngrokd-test', join(home, 'old-link'))
-    await writeFile(join(home, 'lone.mjs'), plantedPlugin('lone-plugin'), { mode: 0o644 })
-    assert.equal((await resolvePlugin('./home/lone.mjs', { configDir: dir })).plugin.name, 'planted')
-    assert.deepEqual(ran(), ['lone-plugin'])
+    // a lone file: its folder is judged whole, subfolders (hidden ones too) and node_modules included
+    for (const below of ['lib', '.gen', join('node_modules', 'dep')]) {
+      const home = join(dir, `lone-${below.replace(/[^a-z]/g, '')}`)
+      await mkdir(join(home, below), { recursive: true })
+      await writeFile(join(home, below, 'helper.mjs'), mark(`lone-${below}`), { mode: 0o644 })
+      await chown(join(home, below, 'helper.mjs'), eve.uid, eve.gid)
+      await writeFile(join(home, 'lone.mjs'), `import './${below}/helper.mjs'\n${plantedPlugin('lone-plugin')}`, { mode: 0o644 })
+      await assert.rejects(resolvePlugin(`./${join(home.slice(dir.length + 1), 'lone.mjs')}`, { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), below)
+    }
+    assert.deepEqual(ran(), [])
+
+    // a link to nothing yet: judged by the folder its target would be made in
+    const waiting = join(dir, 'waiting')
+    await mkdir(waiting)
+    await writeFile(join(waiting, 'lone.mjs'), plantedPlugin('waiting-plugin'), { mode: 0o644 })
+    await symlink(join(dir, 'root-only', 'later'), join(waiting, 'later'))
+    assert.equal((await resolvePlugin('./waiting/lone.mjs', { configDir: dir })).plugin.name, 'planted', 'a target root alone could make')
+    const evesFolder = join(dir, 'eves-folder')
+    await mkdir(evesFolder)
+    await chown(evesFolder, eve.uid, eve.gid)
+    await symlink(join(evesFolder, 'later'), join(waiting, 'eves-later'))
+    await assert.rejects(resolvePlugin('./waiting/lone.mjs', { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(evesFolder), 'a target another user could make')
     ran().length = 0
   })
 

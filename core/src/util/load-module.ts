@@ -1,8 +1,8 @@
 import { didYouMean } from './did-you-mean.js'
-import { existsSync, readFileSync, statSync } from 'node:fs'
-import { lstat, readdir, realpath } from 'node:fs/promises'
+import { existsSync, readFileSync, statSync, type Stats } from 'node:fs'
+import { lstat, readdir, readlink, realpath } from 'node:fs/promises'
 import { createRequire, isBuiltin } from 'node:module'
-import { dirname, join, sep } from 'node:path'
+import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import type { NgrokdErrorCode } from '../errors/codes.js'
@@ -100,23 +100,17 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
 const MAX_TREE_ENTRIES = 100_000
 
 /**
- * What a module's own imports can reach, to be judged: an installed package (`…/node_modules/name`) whole; a
- * module named by path in a package (the folder of the nearest package.json) whole but its hidden folders
- * (`.git`, `.cache`); a lone file the entries of its own folder (not those below: a lone file in /root
- * must not walk /root/.cache).
+ * What a module's own imports can reach, to be judged whole (its hidden folders too; only `.git` is passed over):
+ * an installed package (`…/node_modules/name`); a module named by path in a package (the folder of the nearest
+ * package.json); a lone file, its own folder.
  */
-interface TrustScope {
-  root: string
-  depth: 'whole' | 'whole-but-hidden' | 'entries'
-}
-
-function scopeOf(file: string): TrustScope {
+function scopeOf(file: string): string {
   const installed = packageRootOf(file)
-  if (installed) return { root: installed, depth: 'whole' }
+  if (installed) return installed
   for (let dir = dirname(file); ; ) {
-    if (existsSync(join(dir, 'package.json'))) return { root: dir, depth: 'whole-but-hidden' }
+    if (existsSync(join(dir, 'package.json'))) return dir
     const parent = dirname(dir)
-    if (parent === dir) return { root: dirname(file), depth: 'entries' }
+    if (parent === dir) return dirname(file)
     dir = parent
   }
 }
@@ -131,16 +125,17 @@ function packageRootOf(file: string): string | undefined {
 }
 
 /**
- * Every file and folder of `scope` passes {@link judgeEntry}: another user could not change what the module imports of
- * its own. A link is judged where it leads (a folder it leads to is walked too, once); a link that leads nowhere
- * cannot be imported and is passed over.
+ * Every file and folder under `root` passes {@link judgeEntry}: another user could not change what the module imports
+ * of its own. A link is judged where it leads (a folder it leads to is walked too, once); a link that leads nowhere yet
+ * by the folder its target would be made in, as nobody else may make it there.
  */
-async function assertTrustedTree({ root, depth }: TrustScope, what: string): Promise<void> {
+async function assertTrustedTree(root: string, what: string): Promise<void> {
   const pending = [root]
   const walked = new Set([await realpath(root)])
   for (let seen = 0; pending.length > 0; ) {
     const dir = pending.pop()!
     for (const name of await readdir(dir)) {
+      if (name === '.git') continue // version control's, never imported
       const path = join(dir, name)
       if (++seen > MAX_TREE_ENTRIES) {
         throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} in ${root}: more than ${MAX_TREE_ENTRIES} files to check`, { hint: 'give the module a package (or folder) of its own' })
@@ -149,15 +144,33 @@ async function assertTrustedTree({ root, depth }: TrustScope, what: string): Pro
       let real = path
       if (st.isSymbolicLink()) {
         const target = await assertTrustedPath(path, { what: `${what} file` }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
-        if (target === undefined) continue
+        if (target === undefined) {
+          await assertTrustedDanglingLink(path, st, `${what} file`)
+          continue
+        }
         real = target
         st = await lstat(real)
       } else judgeEntry(path, st, `${what} file`)
-      const below = depth === 'whole' || (depth === 'whole-but-hidden' && !name.startsWith('.'))
-      if (st.isDirectory() && below && !walked.has(real)) {
+      if (st.isDirectory() && !walked.has(real)) {
         walked.add(real)
         pending.push(real)
       }
+    }
+  }
+}
+
+/** A link whose target is not there (yet): its owner, and the nearest folder above the target that exists, by the rule of assertTrustedPath. */
+async function assertTrustedDanglingLink(link: string, st: Stats, what: string): Promise<void> {
+  const uid = process.getuid?.() ?? 0
+  if (st.uid !== 0 && st.uid !== uid) {
+    throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} ${link}: the link is owned by uid ${st.uid}; as root ngrokd uses only files that root alone can change`, { hint: `chown -h root ${link}, or remove it` })
+  }
+  for (let dir = dirname(resolve(dirname(link), await readlink(link))); ; dir = dirname(dir)) {
+    try {
+      await assertTrustedPath(dir, { what: `the folder ${what} ${link} leads into` })
+      return
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw e
     }
   }
 }
