@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { silentLogger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { ControlServer } from './control-server.js'
+import { ControlServer, type ControlServerOptions } from './control-server.js'
 import { controlRequest } from './control-client.js'
 import { requires } from '../testing/requires.js'
 
@@ -65,6 +65,13 @@ test('a stale socket left by a crash is replaced; a live one is an error; a regu
     assert.equal((await stat(socketPath)).isFile(), true)
   }))
 
+/** A started control server on `socketPath` whose one route, GET /v1/status, answers `{ phase: 'running' }`. */
+async function startStatusServer(socketPath: string, options: Partial<ControlServerOptions> = {}): Promise<ControlServer> {
+  const server = new ControlServer({ socketPath, logger: silentLogger, routes: { 'GET /v1/status': () => ({ phase: 'running' }) }, ...options })
+  await server.start()
+  return server
+}
+
 /** Descriptors this process holds (clients and server share it, so both sides count). */
 async function openFds(): Promise<number> {
   return (await readdir('/proc/self/fd')).length
@@ -83,13 +90,7 @@ test('half-open requests are bounded and timed out: 800 slow clients hold at mos
   withDir(async (dir) => {
     const socketPath = join(dir, 'ngrokd.sock')
     const maxConnections = 16
-    const server = new ControlServer({
-      socketPath,
-      logger: silentLogger,
-      routes: { 'GET /v1/status': () => ({ phase: 'running' }) },
-      limits: { maxConnections, headersTimeoutMs: 1000, requestTimeoutMs: 2000 },
-    })
-    await server.start()
+    const server = await startStatusServer(socketPath, { limits: { maxConnections, headersTimeoutMs: 1000, requestTimeoutMs: 2000 } })
     const before = await openFds()
     const clients: Socket[] = []
     let closed = 0
@@ -119,14 +120,10 @@ test('members of control.group never take the connections kept for root: past th
   withDir(async (dir) => {
     const socketPath = join(dir, 'ngrokd.sock')
     let access: 'all' | 'read' = 'read'
-    const server = new ControlServer({
-      socketPath,
-      logger: silentLogger,
-      routes: { 'GET /v1/status': () => ({ phase: 'running' }) },
+    const server = await startStatusServer(socketPath, {
       limits: { maxConnections: 4, headersTimeoutMs: 60_000, requestTimeoutMs: 60_000, idleTimeoutMs: 60_000 },
       peerCheck: () => access,
     })
-    await server.start()
     const readers: Socket[] = []
     try {
       // 4 connections, half of them kept: two readers stay open, a third is closed at once
