@@ -92,6 +92,10 @@ export class ControlServer {
 
   constructor(private readonly options: ControlServerOptions) {}
 
+  private get limits(): ControlLimits {
+    return { ...CONTROL_LIMITS, ...this.options.limits }
+  }
+
   async start(): Promise<void> {
     const platform = this.options.platform ?? process.platform
     if (platform === 'win32') return this.startPipes()
@@ -105,8 +109,8 @@ export class ControlServer {
     const server = this.newServer(this.options.routes)
     const peerCheck = this.options.peerCheck ?? (await this.platformPeerCheck())
     if (peerCheck) {
-      const limits = { ...CONTROL_LIMITS, ...this.options.limits }
-      const maxReaders = limits.maxConnections - Math.min(PRIVILEGED_SLOTS, Math.floor(limits.maxConnections / 2))
+      const { maxConnections } = this.limits
+      const maxReaders = maxConnections - Math.min(PRIVILEGED_SLOTS, Math.floor(maxConnections / 2))
       server.on('connection', (socket: Socket) => {
         const access = peerCheck(socket)
         if (!access) socket.destroy()
@@ -170,7 +174,7 @@ export class ControlServer {
   }
 
   private newServer(routes: ControlRoutes): Server {
-    const limits = { ...CONTROL_LIMITS, ...this.options.limits }
+    const limits = this.limits
     // connectionsCheckingInterval: how often Node looks for requests past their timeouts (default 30 s)
     const checkEveryMs = Math.max(10, Math.min(1000, limits.headersTimeoutMs / 2))
     const server = createServer({ connectionsCheckingInterval: checkEveryMs }, (req, res) => void this.handle(routes, req, res))
