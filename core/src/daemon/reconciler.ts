@@ -28,7 +28,7 @@ export interface ServiceState {
   hostname: string
   port: number
   proto: ForwardTarget['proto']
-  endpointIds: string[]
+  readonly endpointIds: readonly string[]
   address?: string
   state: ServiceStateName
   error?: ServiceError
@@ -267,7 +267,7 @@ export class Reconciler {
     }
     const states = new Map<string, ServiceState>()
     for (const s of desired) {
-      states.set(s.key, { key: s.key, url: s.url, hostname: s.hostname, port: s.port, proto: s.proto, endpointIds: [...s.endpointIds], state: 'serving', address: undefined })
+      states.set(s.key, { key: s.key, url: s.url, hostname: s.hostname, port: s.port, proto: s.proto, endpointIds: s.endpointIds, state: 'serving', address: undefined })
     }
     const previous = this.states
     const logger = this.logger

@@ -191,6 +191,7 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
         assert.equal(a.server.listeners(event)[0], b.server.listeners(event)[0], `one ${event} handler for all servers`)
       }
       assert.equal(a.conns, b.conns, 'both without connections: the one shared empty set')
+      assert.equal(a.seen, b.seen, 'both idle: the one shared set of zero counters')
       const c = await connect(port)
       await until(() => a.conns.size === 1)
       assert.notEqual(a.conns, b.conns)
@@ -200,6 +201,9 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       await closed(c)
       await until(() => a.conns.size === 0)
       assert.equal(a.conns, b.conns, 'the set went with the last connection')
+      assert.notEqual(a.seen, b.seen)
+      assert.equal(a.seen.total, 1)
+      assert.equal(b.seen.total, 0)
     })
 
     it('delivers the bytes that came with the ConnResponse first, in order', async () => {

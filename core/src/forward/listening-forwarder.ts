@@ -4,6 +4,7 @@ import { NON_LOCAL_CLIENT, type Forwarder, type ForwardTarget, type ListenOption
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { ConnectionLimits, refuseConnection, type ConnectionLimitOptions } from './connection-limits.js'
+import { flatJoin } from '../util/flat-string.js'
 import { ipFamily } from '../util/ip-family.js'
 import { LocalAddresses } from '../util/local-addresses.js'
 import { describePortHolder, findPortHolder, type PortHolder } from '../util/port-holder.js'
@@ -22,12 +23,8 @@ export interface TrackedConnection {
 const WARN_EVERY_MS = 10_000
 const NO_CONNECTIONS: ReadonlySet<never> = new Set()
 
-/**
- * One listening address:port and its counters. A daemon may hold 10,000 of these, nearly all idle, so
- * what a listener only needs once it has connections or failures (the open set, the error counts, the
- * warn times) is made on first use, and its handlers are the forwarder's, shared by all listeners.
- */
-export class ListenerEntry<C extends TrackedConnection> {
+/** What a listener only needs once it has had a connection or a failure. */
+class ListenerActivity<C> {
   total = 0
   refused = 0
   closedBytesIn = 0
@@ -35,13 +32,25 @@ export class ListenerEntry<C extends TrackedConnection> {
   handshakeCount = 0
   handshakeTotalMs = 0
   handshakeMaxMs = 0
-  /** The latest failed connection, for `diagnose()`. */
-  lastError?: NgrokdError
-  onEmpty?: () => void
-  private open?: Set<C>
-  private errorCounts?: Record<string, number>
+  lastError: NgrokdError | undefined = undefined
+  onEmpty: (() => void) | undefined = undefined
+  /** The open connections; the set goes with the last one. */
+  open: Set<C> | undefined = undefined
+  errorCounts: Record<string, number> | undefined = undefined
   /** When each log key was last logged at warn: repeats within {@link WARN_EVERY_MS} go to debug. */
-  private warnedAt?: Map<string, number>
+  warnedAt: Map<string, number> | undefined = undefined
+}
+
+const NO_ACTIVITY: Readonly<ListenerActivity<never>> = Object.freeze(new ListenerActivity<never>())
+
+/**
+ * One listening address:port and its counters. A daemon may hold 10,000 of these, nearly all idle, so an
+ * entry holds what an idle listener needs; its counters, open set, error counts and warn times are made with
+ * its first connection or failure ({@link ListenerActivity}), and its handlers are the forwarder's, shared by
+ * all listeners.
+ */
+export class ListenerEntry<C extends TrackedConnection> {
+  private activity?: ListenerActivity<C>
 
   constructor(
     readonly key: string,
@@ -54,38 +63,81 @@ export class ListenerEntry<C extends TrackedConnection> {
     public remoteClients: boolean,
   ) {}
 
+  /** The counters and the rest, for reading: one shared, frozen set of zeros while the listener is idle. */
+  get seen(): Readonly<ListenerActivity<C>> {
+    return this.activity ?? NO_ACTIVITY
+  }
+
+  /** The counters and the rest, for writing: made on first use. */
+  private get active(): ListenerActivity<C> {
+    return (this.activity ??= new ListenerActivity<C>())
+  }
+
   /** The open connections. */
   get conns(): ReadonlySet<C> {
-    return this.open ?? NO_CONNECTIONS
+    return this.activity?.open ?? NO_CONNECTIONS
   }
 
   addConnection(conn: C): void {
-    ;(this.open ??= new Set()).add(conn)
+    ;(this.active.open ??= new Set()).add(conn)
   }
 
   /** False when `conn` was not open. The set goes with the last connection. */
   deleteConnection(conn: C): boolean {
-    if (!this.open?.delete(conn)) return false
-    if (this.open.size === 0) this.open = undefined
+    const a = this.activity
+    if (!a?.open?.delete(conn)) return false
+    if (a.open.size === 0) a.open = undefined
     return true
   }
 
+  /** `fn` is called when the last open connection has ended (a drain waits on it). */
+  whenEmpty(fn: () => void): void {
+    this.active.onEmpty = fn
+  }
+
+  countAccepted(): void {
+    this.active.total++
+  }
+
+  countRefused(): number {
+    return ++this.active.refused
+  }
+
+  countClosedBytes(bytesIn: number, bytesOut: number): void {
+    const a = this.active
+    a.closedBytesIn += bytesIn
+    a.closedBytesOut += bytesOut
+  }
+
+  recordHandshake(ms: number): void {
+    const a = this.active
+    a.handshakeCount++
+    a.handshakeTotalMs += ms
+    if (ms > a.handshakeMaxMs) a.handshakeMaxMs = ms
+  }
+
+  /** The latest failed connection, for `diagnose()`. */
+  failed(err: NgrokdError): void {
+    this.active.lastError = err
+  }
+
   count(key: string): void {
-    const counts = (this.errorCounts ??= {})
+    const counts = (this.active.errorCounts ??= {})
     counts[key] = (counts[key] ?? 0) + 1
   }
 
   /** Failures so far by key (a copy). */
   errors(): Record<string, number> {
-    return { ...this.errorCounts }
+    return { ...this.activity?.errorCounts }
   }
 
   /** True when `key` was not logged at warn within {@link WARN_EVERY_MS}; then it counts as logged now. */
   warnNow(key: string): boolean {
     const now = Date.now()
-    const last = this.warnedAt?.get(key)
+    const a = this.active
+    const last = a.warnedAt?.get(key)
     if (last !== undefined && now - last < WARN_EVERY_MS) return false
-    ;(this.warnedAt ??= new Map()).set(key, now)
+    ;(a.warnedAt ??= new Map()).set(key, now)
     return true
   }
 }
@@ -210,13 +262,13 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
       if (entry.conns.size > 0) {
         let timer: NodeJS.Timeout | undefined
         await new Promise<void>((resolve) => {
-          entry.onEmpty = resolve
+          entry.whenEmpty(resolve)
           if (drainMs > 0) timer = setTimeout(() => cutAll(entry), drainMs)
           else cutAll(entry)
         })
         clearTimeout(timer)
       }
-      this.logger.debug({ listener: key, total: entry.total }, `stopped listening on ${key}`)
+      this.logger.debug({ listener: key, total: entry.seen.total }, `stopped listening on ${key}`)
     })
   }
 
@@ -224,8 +276,9 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     const out: ListenerStatus[] = []
     for (const e of this.entries.values()) {
       if (!e.server.listening) continue
-      let bytesIn = e.closedBytesIn
-      let bytesOut = e.closedBytesOut
+      const seen = e.seen
+      let bytesIn = seen.closedBytesIn
+      let bytesOut = seen.closedBytesOut
       for (const c of e.conns) {
         bytesIn += c.bytesIn()
         bytesOut += c.bytesOut()
@@ -235,12 +288,12 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
         port: e.port,
         target: { ...e.target },
         openConnections: e.conns.size,
-        totalConnections: e.total,
+        totalConnections: seen.total,
         bytesIn,
         bytesOut,
         errors: e.errors(),
-        refused: e.refused,
-        handshake: { count: e.handshakeCount, totalMs: e.handshakeTotalMs, maxMs: e.handshakeMaxMs },
+        refused: seen.refused,
+        handshake: { count: seen.handshakeCount, totalMs: seen.handshakeTotalMs, maxMs: seen.handshakeMaxMs },
       })
     }
     return out
@@ -264,7 +317,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     const nonLocal = ls.reduce((n, l) => n + (l.errors[NON_LOCAL_CLIENT] ?? 0), 0)
     const failed = ls.reduce((n, l) => n + Object.values(l.errors).reduce((a, b) => a + b, 0), 0) - nonLocal
     const atLimit = ls.reduce((n, l) => n + (l.refused ?? 0), 0) - nonLocal
-    const last = [...this.entries.values()].map((e) => e.lastError).filter((e) => e !== undefined).at(-1)
+    const last = [...this.entries.values()].map((e) => e.seen.lastError).filter((e) => e !== undefined).at(-1)
     const summary = `${this.forwarder} forwarder: ${ls.length} listeners, ${open} open connections, ${total} since start, ${failed} failed, ${atLimit} refused over a limit, ${nonLocal} refused from another machine`
     const hints = [
       ...(atLimit > 0 ? ['raise forwarder.max_connections or forwarder.max_connections_per_endpoint if these clients are legitimate'] : []),
@@ -288,23 +341,20 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
   protected untrack(entry: ListenerEntry<C>, conn: C, bytesIn: number, bytesOut: number): void {
     if (!entry.deleteConnection(conn)) return
     this.limits.release()
-    entry.closedBytesIn += bytesIn
-    entry.closedBytesOut += bytesOut
-    if (entry.conns.size === 0) entry.onEmpty?.()
+    entry.countClosedBytes(bytesIn, bytesOut)
+    if (entry.conns.size === 0) entry.seen.onEmpty?.()
   }
 
   /** Time from accept to the ConnResponse of one connection. */
   protected recordHandshake(entry: ListenerEntry<C>, ms: number): void {
-    entry.handshakeCount++
-    entry.handshakeTotalMs += ms
-    if (ms > entry.handshakeMaxMs) entry.handshakeMaxMs = ms
+    entry.recordHandshake(ms)
   }
 
   /** Counts a failed connection under its code and logs it (warn, rate-limited per code). */
   protected recordFailure(entry: ListenerEntry<C>, err: unknown, target: ForwardTarget): void {
     const key = errorKey(err)
     entry.count(key)
-    if (isNgrokdError(err)) entry.lastError = err
+    if (isNgrokdError(err)) entry.failed(err)
     const ngrokCode = (err as { ngrokCode?: string }).ngrokCode
     const { hostname, port } = target
     this.warn(
@@ -334,7 +384,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     if (!entry.remoteClients && !this.localAddresses.isLocal(socket.remoteAddress)) {
       const source = socket.remoteAddress
       refuseConnection(socket)
-      entry.refused++
+      entry.countRefused()
       entry.count(NON_LOCAL_CLIENT)
       this.warn(
         entry,
@@ -347,18 +397,18 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     const hit = this.limits.admit(entry.conns.size)
     if (hit) {
       refuseConnection(socket)
-      entry.refused++
+      const refused = entry.countRefused()
       const limit = this.limits.limitOf(hit)
       const scope = hit === 'max_connections' ? 'across all endpoints' : `to ${entry.target.hostname}:${entry.target.port}`
       this.warn(
         entry,
         `limit:${hit}`,
-        { listener: entry.key, hostname: entry.target.hostname, limit: hit, max: limit, refused: entry.refused },
-        `${entry.key}: refused a connection: ${limit} connections already open ${scope} (forwarder.${hit}); ${entry.refused} refused so far`,
+        { listener: entry.key, hostname: entry.target.hostname, limit: hit, max: limit, refused },
+        `${entry.key}: refused a connection: ${limit} connections already open ${scope} (forwarder.${hit}); ${refused} refused so far`,
       )
       return
     }
-    entry.total++
+    entry.countAccepted()
     this.accept(entry, socket)
   }
 
@@ -396,7 +446,7 @@ function sameTarget(a: ForwardTarget, b: ForwardTarget): boolean {
 }
 
 export function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
+  return address.includes(':') ? flatJoin('[', address, ']:', port) : flatJoin(address, ':', port)
 }
 
 /** Why a listen failed; for EADDRINUSE it names who holds the port (`holder`, from /proc) and how to free it. */

@@ -5,6 +5,7 @@
  */
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import type { NgrokdErrorCode } from '../errors/codes.js'
+import { flatJoin } from '../util/flat-string.js'
 
 export type EndpointScheme = 'http' | 'https' | 'tcp' | 'tls'
 
@@ -37,7 +38,7 @@ export interface DesiredService {
   port: number
   proto: EndpointScheme
   /** Sorted, unique. */
-  endpointIds: string[]
+  readonly endpointIds: readonly string[]
 }
 
 export interface RejectedEndpoint {
@@ -184,7 +185,7 @@ function tryParseEndpointUrl(url: string): ParseResult {
 
 /** The normalised URL of a parsed endpoint: lower-case, default port omitted. */
 export function formatEndpointUrl(e: ParsedEndpointUrl): string {
-  return DEFAULT_PORTS[e.scheme] === e.port ? `${e.scheme}://${e.hostname}` : `${e.scheme}://${e.hostname}:${e.port}`
+  return DEFAULT_PORTS[e.scheme] === e.port ? flatJoin(e.scheme, '://', e.hostname) : flatJoin(e.scheme, '://', e.hostname, ':', e.port)
 }
 
 function compare(a: string, b: string): number {
