@@ -11,6 +11,13 @@ export const HEADER_BYTES = 12
 export const MAX_QUERY_BYTES = 4096
 /** What a UDP reply may carry to a client that offers no EDNS payload size — RFC 1035 §4.2.1. */
 const CLASSIC_UDP_BYTES = 512
+/** The UDP payload size our OPT record offers: what fits an IPv6 minimum MTU unfragmented (DNS Flag Day 2020). */
+const OUR_EDNS_PAYLOAD = 1232
+const OPT_TYPE = 41 // RFC 6891 §6.1.1
+/** The one EDNS version there is — RFC 6891 §6.1.3. */
+const EDNS_VERSION = 0
+/** BADVERS (16) is RCODE 0 in the header and 1 in the OPT record's upper 8 bits — RFC 6891 §6.1.3. */
+const BADVERS_EXTENDED = 16 >> 4
 
 // RCODE values — RFC 1035 §4.1.1.
 const NOERROR = 0
@@ -76,7 +83,8 @@ export function normalizeName(name: string): string {
 /**
  * Answers one DNS message (the wire bytes of a query) from `zone`; `undefined` means drop it (too short
  * to carry an id, or a response rather than a query). Never throws: a message that does not decode is
- * answered FORMERR with its id.
+ * answered FORMERR with its id. A query with an EDNS OPT record gets one back (RFC 6891 §7); two OPT
+ * records are FORMERR, an EDNS version past 0 BADVERS (RFC 6891 §6.1.1, §6.1.3).
  */
 export function answerQuery(message: Buffer, zone: Zone, suffixes: ReadonlySet<string>, ttl: number, { udp = false }: { udp?: boolean } = {}): Buffer | undefined {
   if (message.length < HEADER_BYTES || message.length > MAX_QUERY_BYTES) return undefined
@@ -91,17 +99,22 @@ export function answerQuery(message: Buffer, zone: Zone, suffixes: ReadonlySet<s
     return errorReply(id, copied | FORMERR, [])
   }
   const questions = query.questions ?? []
-  if ((copied & OPCODE_MASK) !== 0) return errorReply(id, copied | NOTIMP, questions) // only QUERY (0)
-  if (questions.length !== 1) return errorReply(id, copied | FORMERR, questions)
-  // a label holding a dot (`api\.prod`, one label) or a byte past ASCII is no name served here (endpoint hostnames are
-  // ASCII, IDNs in punycode), and the decoded text would not be echoed as asked: refused, the question as sent
+  const opts = (query.additionals ?? []).filter((a) => a.type === 'OPT') as Array<{ udpPayloadSize?: number; ednsVersion?: number }>
+  const edns = (reply: Buffer, extendedRcode = 0): Buffer => (opts.length > 0 ? withOpt(reply, extendedRcode) : reply)
+  if ((copied & OPCODE_MASK) !== 0) return edns(errorReply(id, copied | NOTIMP, questions)) // only QUERY (0)
+  if (questions.length !== 1 || opts.length > 1) return edns(errorReply(id, copied | FORMERR, questions))
   const raw = rawQuestion(message)
-  if (raw === undefined) return errorReply(id, copied | FORMERR, [])
-  if (raw.unservable) return rawReply(id, copied | REFUSED, raw.bytes)
-  const answer = answerQuestion(id, copied, questions[0]!, zone, suffixes, ttl)
+  if (raw === undefined) return edns(errorReply(id, copied | FORMERR, []))
+  if ((opts[0]?.ednsVersion ?? EDNS_VERSION) > EDNS_VERSION) return edns(rawReply(id, copied | NOERROR, raw.bytes), BADVERS_EXTENDED)
+  // a label holding a dot (`api\.prod`, one label) or a byte past ASCII is no name served here (endpoint hostnames are
+  // ASCII, IDNs in punycode), and the decoded text would not be echoed as asked; a class other than IN or ANY is
+  // none served here either, and dns-packet would not encode it back: refused, the question as sent
+  const question = questions[0]!
+  if (raw.unservable || (question.class !== 'IN' && question.class !== 'ANY')) return edns(rawReply(id, copied | REFUSED, raw.bytes))
+  const answer = edns(answerQuestion(id, copied, question, zone, suffixes, ttl))
   // over UDP a reply larger than the client takes (512 bytes, or its EDNS payload size) is cut to its question, TC set — RFC 1035 §4.2.1, RFC 6891 §6.2.5
-  const limit = udp ? Math.max(CLASSIC_UDP_BYTES, ednsPayloadSize(query) ?? 0) : Infinity
-  return answer.length <= limit ? answer : rawReply(id, copied | dnsPacket.TRUNCATED_RESPONSE | (answer.readUInt16BE(2) & (dnsPacket.AUTHORITATIVE_ANSWER | RCODE_MASK)), raw.bytes)
+  const limit = udp ? Math.max(CLASSIC_UDP_BYTES, opts[0]?.udpPayloadSize ?? 0) : Infinity
+  return answer.length <= limit ? answer : edns(rawReply(id, copied | dnsPacket.TRUNCATED_RESPONSE | (answer.readUInt16BE(2) & (dnsPacket.AUTHORITATIVE_ANSWER | RCODE_MASK)), raw.bytes))
 }
 
 /** The reply to a QUERY's one question; `rd` is the query's RD flag, copied. */
@@ -109,7 +122,7 @@ function answerQuestion(id: number, rd: number, question: Question, zone: Zone, 
   const name = normalizeName(question.name)
   let suffix: string | undefined // the longest served suffix the name is under
   for (const s of suffixes) if ((name === s || name.endsWith(`.${s}`)) && s.length > (suffix?.length ?? -1)) suffix = s
-  if (suffix === undefined || (question.class !== 'IN' && question.class !== 'ANY')) return reply(id, rd | REFUSED, question, [], [])
+  if (suffix === undefined) return reply(id, rd | REFUSED, question, [], [])
   const aa = rd | dnsPacket.AUTHORITATIVE_ANSWER
   const address = zone.get(name)
   const soa = soaRecord(suffix, ttl)
@@ -118,13 +131,43 @@ function answerQuestion(id: number, rd: number, question: Question, zone: Zone, 
     return reply(id, aa | NOERROR, question, [], [soa]) // no data (AAAA until IPv6): the name exists
   }
   if (name === suffix) return reply(id, aa | NOERROR, question, question.type === 'SOA' ? [{ ...soa, name: question.name }] : [], question.type === 'SOA' ? [] : [soa])
+  // a name with served names below it exists, though it has no records (an empty non-terminal): NXDOMAIN would
+  // say nothing exists below it either — RFC 8020
+  if (namesWithDescendants(zone).has(name)) return reply(id, aa | NOERROR, question, [], [soa])
   return reply(id, aa | NXDOMAIN, question, [], [soa])
 }
 
-/** The UDP payload size an EDNS OPT record of the query offers — RFC 6891 §6.1.2. */
-function ednsPayloadSize(query: Packet): number | undefined {
-  const opt = (query.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined
-  return opt?.udpPayloadSize
+const descendantsCache = new WeakMap<Zone, ReadonlySet<string>>()
+
+/** Every name that is an ancestor of a hostname of `zone` (`team.corp.example` → `corp.example`, `example`); computed once per zone. */
+function namesWithDescendants(zone: Zone): ReadonlySet<string> {
+  let names = descendantsCache.get(zone)
+  if (names === undefined) {
+    const found = new Set<string>()
+    for (const hostname of zone.keys()) {
+      for (let parent = parentOf(hostname); parent !== undefined && !found.has(parent); parent = parentOf(parent)) found.add(parent)
+    }
+    names = found
+    descendantsCache.set(zone, names)
+  }
+  return names
+}
+
+/**
+ * `reply` with our OPT record appended as its one additional record (our replies have none else): UDP payload
+ * size, extended RCODE, version 0, no flags, no options — RFC 6891 §6.1.2, §6.1.3.
+ */
+function withOpt(reply: Buffer, extendedRcode: number): Buffer {
+  const opt = Buffer.alloc(11)
+  // opt[0] = 0: the root name
+  opt.writeUInt16BE(OPT_TYPE, 1)
+  opt.writeUInt16BE(OUR_EDNS_PAYLOAD, 3) // CLASS holds the payload size
+  opt.writeUInt8(extendedRcode, 5) // TTL: extended RCODE, VERSION, DO and Z (all 0)
+  opt.writeUInt8(EDNS_VERSION, 6)
+  // RDLENGTH 0
+  const out = Buffer.concat([reply, opt])
+  out.writeUInt16BE(reply.readUInt16BE(10) + 1, 10) // ARCOUNT
+  return out
 }
 
 /**

@@ -172,6 +172,44 @@ describe('DnsResponder', () => {
     assert.equal(reply, 'none', '127.0.0.2 is not a listen address: nothing answers there')
   })
 
+  it('closes a TCP client that trickles a message, and makes room for a newcomer by closing the longest silent client', async () => {
+    const strict = new DnsResponder({ tcpIdleMs: 400 })
+    strict.setZone(new Map([['api.prod', '10.107.0.2']]))
+    await strict.start([{ host: '127.0.0.1', port: 0 }])
+    const at = strict.addresses[0]!.port
+    const open = async (): Promise<net.Socket> => {
+      const socket = net.connect({ host: '127.0.0.1', port: at })
+      socket.on('error', () => {})
+      await once(socket, 'connect')
+      return socket
+    }
+    try {
+      // one byte every 100 ms never lets the connection sit idle for 400 ms, but its message never ends
+      const slow = await open()
+      slow.write(Buffer.from([0xff]))
+      const trickle = setInterval(() => slow.write(Buffer.from([0x00])), 100)
+      await once(slow, 'close')
+      clearInterval(trickle)
+      // the cap (64): the 65th client is served, and the one heard from longest ago is closed for it
+      const many: net.Socket[] = []
+      for (let i = 0; i < 64; i++) many.push(await open())
+      const ask = query('api.prod')
+      many[5]!.write(Buffer.concat([Buffer.from([0, ask.length]), ask])) // heard from: not the one to go
+      await once(many[5]!, 'data')
+      const closed = once(many[0]!, 'close')
+      const newcomer = await open()
+      newcomer.end(Buffer.concat([Buffer.from([0, ask.length]), ask]))
+      const chunks: Buffer[] = []
+      for await (const chunk of newcomer) chunks.push(chunk as Buffer)
+      assert.deepEqual(decode(Buffer.concat(chunks).subarray(2)).answers?.map((x) => (x as { data: unknown }).data), ['10.107.0.2'])
+      await closed
+      assert.equal(many[5]!.destroyed, false, 'the client heard from last is kept')
+      for (const socket of many) socket.destroy()
+    } finally {
+      await strict.close()
+    }
+  })
+
   it('answers dig over UDP and TCP', { skip: !hasDig && 'dig is not installed (Debian: bind9-dnsutils)' }, async () => {
     for (const transport of ['+notcp', '+tcp']) {
       const { stdout } = await run('dig', ['@127.0.0.1', '-p', String(port), transport, '+short', '+tries=1', '+time=2', 'api.prod', 'A'])
@@ -242,6 +280,51 @@ describe('answerQuery', () => {
     assert.deepEqual([header.answers?.length, header.authorities?.length], [0, 0])
     const edns = dnsPacket.encode({ type: 'query', id: 1, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: long, class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as never] })
     assert.equal(answerQuery(edns, zone, suffixes, 5, { udp: true })!.length, answerQuery(edns, zone, suffixes, 5)!.length, 'EDNS offers room for it')
+    const tight = dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: long, class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 600 } as never] })
+    const tightCut = decode(answerQuery(tight, zone, suffixes, 5, { udp: true })!)
+    assert.equal(tightCut.flags! & dnsPacket.TRUNCATED_RESPONSE, dnsPacket.TRUNCATED_RESPONSE)
+    assert.deepEqual(tightCut.additionals?.map((x) => x.type), ['OPT'], 'a cut reply to an EDNS query carries our OPT too')
+  })
+
+  it('answers an EDNS query with an OPT record; two OPT records FORMERR, an EDNS version past 0 BADVERS (RFC 6891)', () => {
+    const zone = new Map([['api.prod', '10.107.0.2']])
+    const suffixes = servedSuffixes(zone)
+    const opt = (fields: Record<string, unknown> = {}) => ({ type: 'OPT', name: '.', udpPayloadSize: 4096, ...fields }) as never
+    const ask = (additionals: never[], name = 'api.prod') => dnsPacket.encode({ type: 'query', id: 9, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name, class: 'IN' }], additionals })
+    type Opt = { type: string; udpPayloadSize: number; extendedRcode: number; ednsVersion: number }
+    for (const name of ['api.prod', 'nope.prod', 'example.com']) {
+      const reply = decode(answerQuery(ask([opt()], name), zone, suffixes, 5)!)
+      const [back] = (reply.additionals ?? []) as unknown as Opt[]
+      assert.equal(back?.type, 'OPT', `${name}: the OPT record comes back`)
+      assert.deepEqual([back.udpPayloadSize, back.ednsVersion, back.extendedRcode, reply.additionals!.length], [1232, 0, 0, 1])
+    }
+    assert.deepEqual(decode(answerQuery(ask([]), zone, suffixes, 5)!).additionals, [], 'no OPT asked, none sent')
+    const twice = decode(answerQuery(ask([opt(), opt()]), zone, suffixes, 5)!)
+    assert.equal(twice.rcode, 'FORMERR')
+    const future = answerQuery(ask([opt({ ednsVersion: 1 })]), zone, suffixes, 5)!
+    const badvers = decode(future)
+    assert.equal(future.readUInt16BE(2) & 0xf, 0, 'BADVERS is 0 in the header')
+    assert.deepEqual(badvers.answers, [])
+    assert.deepEqual((badvers.additionals as unknown as Opt[]).map((x) => [x.extendedRcode, x.ednsVersion]), [[1, 0]], '... and 1 in the OPT record (16), with the version we speak')
+  })
+
+  it('refuses a class other than IN or ANY with the question as sent', () => {
+    const zone = new Map([['api.prod', '10.107.0.2']])
+    const asked = Buffer.concat([Buffer.from([3]), Buffer.from('api'), Buffer.from([4]), Buffer.from('prod'), Buffer.from([0, 0, 1, 0x04, 0xd2])]) // QCLASS 1234
+    const header = Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0])
+    const reply = answerQuery(Buffer.concat([header, asked]), zone, servedSuffixes(zone), 5)!
+    assert.deepEqual(reply.subarray(0, 4), Buffer.from([0x12, 0x34, 0x81, 0x05]), 'id, QR, RD, REFUSED')
+    assert.deepEqual(reply.subarray(12), asked)
+  })
+
+  it('answers a name with served names below it NOERROR without data, not NXDOMAIN (RFC 8020)', () => {
+    const zone = new Map([['svc.team.corp.example', '10.107.0.2'], ['web.example', '10.107.0.3']])
+    const suffixes = servedSuffixes(zone)
+    const between = decode(answerQuery(query('corp.example'), zone, suffixes, 5)!)
+    assert.equal(between.rcode, 'NOERROR')
+    assert.deepEqual(between.answers, [])
+    assert.equal(between.authorities?.[0]?.type, 'SOA')
+    assert.equal(decode(answerQuery(query('other.example'), zone, suffixes, 5)!).rcode, 'NXDOMAIN')
   })
 })
 

@@ -17,13 +17,18 @@ export interface DnsResponderOptions {
   logger?: Logger
   /** Which sources are this machine (tests inject one). Default: loopback and the interfaces' addresses. */
   localClients?: Pick<LocalAddresses, 'isLocal'>
+  /** Milliseconds a TCP client gets between messages and for one message (tests shorten it). Default 10 s. */
+  tcpIdleMs?: number
 }
 
 export const DEFAULT_TTL = 5
 export const DNS_PORT = 53 // RFC 1035 §4.2
-/** A TCP client gets this long between messages before it is closed — RFC 7766 §6.2.3 suggests seconds. */
+/**
+ * A TCP client gets this long between messages, and this long to send a message once its first byte came,
+ * before it is closed — RFC 7766 §6.2.3 suggests seconds. (A byte now and then does not keep a connection.)
+ */
 const TCP_IDLE_MS = 10_000
-/** Open TCP connections at once; more are closed at accept. */
+/** Open TCP connections at once; one more closes the one whose last message is oldest — RFC 7766 §6.2.2. */
 const MAX_TCP_CONNECTIONS = 64
 
 /**
@@ -40,13 +45,16 @@ export class DnsResponder {
   #zone: { records: Zone; suffixes: ReadonlySet<string>; routes: ReadonlySet<string> } = { records: new Map(), suffixes: new Set(), routes: new Set() }
   readonly #udp: dgram.Socket[] = []
   readonly #tcp: net.Server[] = []
+  /** Open TCP connections, the one least recently heard from first. */
   readonly #connections = new Set<net.Socket>()
   readonly #ttl: number
+  readonly #tcpIdleMs: number
   readonly #logger: Logger
   readonly #localClients: Pick<LocalAddresses, 'isLocal'>
 
   constructor(private readonly options: DnsResponderOptions = {}) {
     this.#ttl = options.ttl ?? DEFAULT_TTL
+    this.#tcpIdleMs = options.tcpIdleMs ?? TCP_IDLE_MS
     this.#logger = options.logger ?? silentLogger
     this.#localClients = options.localClients ?? new LocalAddresses()
     this.setZone(new Map())
@@ -102,7 +110,6 @@ export class DnsResponder {
         throw e
       })
       const tcp = net.createServer((socket) => this.#onTcp(socket))
-      tcp.maxConnections = MAX_TCP_CONNECTIONS
       try {
         await new Promise<void>((resolve, reject) => {
           tcp.once('error', reject)
@@ -156,10 +163,15 @@ export class DnsResponder {
       socket.destroy()
       return
     }
-    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy())
+    if (this.#connections.size >= MAX_TCP_CONNECTIONS) this.#connections.values().next().value?.destroy()
+    socket.setTimeout(this.#tcpIdleMs, () => socket.destroy())
     socket.on('error', () => socket.destroy())
     this.#connections.add(socket)
-    socket.on('close', () => this.#connections.delete(socket))
+    let messageDeadline: NodeJS.Timeout | undefined
+    socket.on('close', () => {
+      this.#connections.delete(socket)
+      clearTimeout(messageDeadline)
+    })
     let pending: Buffer = Buffer.alloc(0)
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
@@ -168,6 +180,10 @@ export class DnsResponder {
         if (pending.length < 2 + length) break
         const message = pending.subarray(2, 2 + length)
         pending = pending.subarray(2 + length)
+        clearTimeout(messageDeadline)
+        messageDeadline = undefined
+        this.#connections.delete(socket) // heard from now: the last to be closed for a newcomer
+        this.#connections.add(socket)
         const reply = this.answer(Buffer.from(message))
         if (reply === undefined) {
           socket.destroy() // not a query we answer: the stream cannot be trusted further
@@ -179,6 +195,8 @@ export class DnsResponder {
         // a client that sends and does not read is not read from until it does: its replies are bounded
         if (!socket.write(framed)) socket.pause()
       }
+      // a message begun has as long from its first byte to its last
+      if (pending.length > 0) messageDeadline ??= setTimeout(() => socket.destroy(), this.#tcpIdleMs)
     })
     socket.on('drain', () => socket.resume())
   }
