@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises'
+import { lstat, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
@@ -39,15 +39,24 @@ export function apiKeyFilePath(stateDir: string): string {
  * The key saved in `state_dir`, trimmed, or undefined when there is no file. Not checked for its
  * shape (callers say what a malformed one means). As root, the file must pass {@link assertTrustedPath}.
  * With `tighten` (the daemon), a file others may read (written by hand) is made 0600 as it is read, as the client
- * key is; doctor, which changes nothing, reports such a file instead.
+ * key is, but never through a link (a key kept in a secret store stays as that store made it); doctor, which
+ * changes nothing, reports such a file instead.
+ * @throws NgrokdError `NGROKD_ERR_STATE` when it is not a file, `NGROKD_ERR_PATH_UNTRUSTED`.
  */
 export async function readApiKeyFile(stateDir: string, { tighten = false }: { tighten?: boolean } = {}): Promise<string | undefined> {
-  let path = apiKeyFilePath(stateDir)
+  const named = apiKeyFilePath(stateDir)
+  let path = named
   try {
     if (runsAsRoot()) path = await assertTrustedPath(path, { what: 'API key file' })
     const file = await open(path, 'r')
     try {
-      if (tighten && ((await file.stat()).mode & 0o077) !== 0 && process.platform !== 'win32') await file.chmod(0o600)
+      const st = await file.stat()
+      if (!st.isFile()) {
+        throw new NgrokdError('NGROKD_ERR_STATE', `the API key file ${named} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}`, {
+          hint: `remove it (rm -r ${named}), then give the key again: ngrokd set-api-key`,
+        })
+      }
+      if (tighten && (st.mode & 0o077) !== 0 && process.platform !== 'win32' && !(await lstat(named)).isSymbolicLink()) await file.chmod(0o600)
       const text = (await file.readFile('utf8')).trim()
       return text === '' ? undefined : text
     } finally {

@@ -1,4 +1,4 @@
-import { access, constants, stat } from 'node:fs/promises'
+import { access, constants, lstat, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
@@ -13,6 +13,7 @@ import { hasNetAdmin } from '../util/privilege.js'
 import { checkStateDirTrust } from '../daemon/state-dir.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
+import { REGISTRATION_FILES } from '../registration/registration.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 
 export interface DoctorOptions {
@@ -89,7 +90,7 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
   }
 
   checks.push(await checkStateDir(config.stateDir))
-  checks.push(...(await checkSecretModes(config.stateDir)))
+  checks.push(...(await checkStateFiles(config.stateDir)))
 
   const keyFrom = config.api.key ? 'config or environment' : apiKeyFilePath(config.stateDir)
   let apiKey: string | undefined
@@ -149,21 +150,28 @@ async function checkStateDir(dir: string): Promise<Check> {
   }
 }
 
-/** The client key and the API key file must be readable by their owner only. */
-async function checkSecretModes(dir: string): Promise<Check[]> {
+/**
+ * The registration files (which ngrokd writes itself) must be plain files, never links; the API key file a file
+ * (a link to a secret store is fine); the client key and the API key readable by their owner only.
+ */
+async function checkStateFiles(dir: string): Promise<Check[]> {
   const checks: Check[] = []
-  for (const name of ['client.key', API_KEY_FILE]) {
-    const st = await stat(join(dir, name)).catch(() => undefined)
+  for (const name of [...Object.values(REGISTRATION_FILES), API_KEY_FILE]) {
+    const path = join(dir, name)
+    const st = await (name === API_KEY_FILE ? stat : lstat)(path).catch(() => undefined)
     if (!st) continue
     if (!st.isFile()) {
-      checks.push({ id: 'state.secret-mode', status: 'fail', summary: `${join(dir, name)} is not a file`, hint: `remove it (rm -r ${join(dir, name)}), then ${name === API_KEY_FILE ? 'give the key again: ngrokd set-api-key' : 'start ngrokd: it makes a new key and registers it'}`, code: 'NGROKD_ERR_STATE' })
+      const what = st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a directory' : 'not a regular file'
+      const then = name === API_KEY_FILE ? 'give the key again: ngrokd set-api-key' : 'start ngrokd: it writes its registration files itself (a missing key or certificate is made anew and registered)'
+      checks.push({ id: 'state.files', status: 'fail', summary: `${path} is ${what}, not a file of ngrokd's`, hint: `remove it (rm -r ${path}), then ${then}`, code: 'NGROKD_ERR_STATE' })
       continue
     }
+    if (name !== REGISTRATION_FILES.key && name !== API_KEY_FILE) continue
     const mode = st.mode & 0o777
     checks.push(
       mode & 0o077
-        ? { id: 'state.secret-mode', status: 'fail', summary: `${join(dir, name)} is mode ${mode.toString(8)}: others can read it`, hint: `chmod 600 ${join(dir, name)}` }
-        : { id: 'state.secret-mode', status: 'ok', summary: `${join(dir, name)} is mode 600` },
+        ? { id: 'state.secret-mode', status: 'fail', summary: `${path} is mode ${mode.toString(8)}: others can read it`, hint: `chmod 600 ${path}` }
+        : { id: 'state.secret-mode', status: 'ok', summary: `${path} is mode 600` },
     )
   }
   return checks

@@ -70,6 +70,11 @@ test('an expected (coded) failure is logged without a stack, unless at debug; a 
   assert.equal(coded.err.hint, 'check the network')
   assert.match(coded.err.message, /unreachable: ECONNREFUSED/)
   assert.match(bug.err.stack, /TypeError: x is undefined\n\s+at /)
+  // the system's answer to a call (a read-only hosts file, a full disk) is expected too
+  const readOnly = await import('node:fs/promises').then((fs) => fs.writeFile('/proc/version', 'x')).catch((e: unknown) => e)
+  assert.equal(typeof (readOnly as { syscall?: unknown }).syscall, 'string')
+  info.warn({ err: readOnly }, 'write failed')
+  assert.equal(JSON.parse(atInfo.lines[2]!).err.stack, undefined)
   const atDebug = capture()
   createLogger({ level: 'debug', destination: atDebug.destination }).error({ err: expected }, 'poll failed')
   assert.match(JSON.parse(atDebug.lines[0]!).err.stack, /NgrokdError: the ngrok API is unreachable\n\s+at /)

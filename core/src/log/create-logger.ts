@@ -27,8 +27,9 @@ export const REDACTED_PATHS = ['apiKey', 'api_key', 'key', 'keyPem', 'privateKey
 
 /**
  * The daemon's logger: JSON lines when stderr is not a TTY, readable lines when it is.
- * An expected failure (a coded NgrokdError: the API is down, a port is taken) is logged with its
- * code, message and hint but without a stack; stacks are for bugs, and for `log.level: debug`.
+ * An expected failure (a coded NgrokdError: the API is down, a port is taken; or the system's answer to a call,
+ * such as EROFS or ENOSPC) is logged with its code, message and hint but without a stack; stacks are for bugs,
+ * and for `log.level: debug`.
  */
 export function createLogger({ level = 'info', pretty, destination }: CreateLoggerOptions = {}): Logger {
   const usePretty = pretty ?? (destination === undefined && process.stderr.isTTY === true)
@@ -45,7 +46,7 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
       serializers: {
         err: (e: unknown) => {
           const serialized = pino.stdSerializers.err(e as Error)
-          if (isNgrokdError(e) && !logger.isLevelEnabled('debug')) serialized.stack = undefined as unknown as string
+          if ((isNgrokdError(e) || isSystemCallError(e)) && !logger.isLevelEnabled('debug')) serialized.stack = undefined as unknown as string
           return serialized
         },
       },
@@ -53,6 +54,12 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
     stream,
   )
   return logger as unknown as Logger
+}
+
+/** An error the system gave a call (`errno`, `code` and `syscall` set): its stack is Node's, not a bug of ours. */
+function isSystemCallError(e: unknown): boolean {
+  const { errno, code, syscall } = (e ?? {}) as { errno?: unknown; code?: unknown; syscall?: unknown }
+  return e instanceof Error && typeof errno === 'number' && typeof code === 'string' && typeof syscall === 'string'
 }
 
 /** pino-pretty, loaded only when lines are printed for a person (a daemon logging JSON never loads it). */

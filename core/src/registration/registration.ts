@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { mkdir, open, rename, rm } from 'node:fs/promises'
 import { hostname as osHostname } from 'node:os'
 import { join } from 'node:path'
 import { NgrokdError, isNgrokdError } from '../errors/index.js'
@@ -117,6 +118,14 @@ function stateError(what: string, path: string, cause: unknown): NgrokdError {
   return new NgrokdError('NGROKD_ERR_STATE', `registration: cannot ${what} ${path}`, {
     cause,
     hint: `check that the state directory is a writable directory owned by the user running ngrokd`,
+  })
+}
+
+/** A registration file that is a link, a directory or a device: ngrokd's own files are plain files. */
+function notAFileError(path: string, what: string, cause?: unknown): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_STATE', `registration: ${path} is ${what}, not a file of ngrokd's`, {
+    cause,
+    hint: `remove it (rm -r ${path}); ngrokd writes its registration files itself (a missing key or certificate is made anew and registered)`,
   })
 }
 
@@ -565,13 +574,34 @@ export class Registration {
     for (const file of ['nextKey', 'nextCert'] as const) await rm(this.path(file), { force: true }).catch((e: unknown) => Promise.reject(stateError('remove', this.path(file), e)))
   }
 
-  private async readOptional(file: keyof typeof REGISTRATION_FILES): Promise<string | undefined> {
+  /**
+   * The text of one registration file, or undefined when there is none. With `tightenMode` (the client key), a file
+   * others may read is narrowed to 0600, and said so. A link or anything but a file is refused: ngrokd writes
+   * these files itself, and a change of mode would reach whatever a link leads to.
+   */
+  private async readOptional(file: keyof typeof REGISTRATION_FILES, { tightenMode = false }: { tightenMode?: boolean } = {}): Promise<string | undefined> {
     const path = this.path(file)
+    let handle
     try {
-      return await readFile(path, 'utf8')
+      handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      const code = (e as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') return undefined
+      if (code === 'ELOOP') throw notAFileError(path, 'a symbolic link', e)
       throw stateError('read', path, e)
+    }
+    try {
+      const st = await handle.stat()
+      if (!st.isFile()) throw notAFileError(path, st.isDirectory() ? 'a directory' : 'not a regular file')
+      if (tightenMode && (st.mode & 0o077) !== 0) {
+        this.logger.warn({ path, mode: (st.mode & 0o777).toString(8) }, 'client key was readable by others; setting mode 0600')
+        await handle.chmod(0o600)
+      }
+      return await handle.readFile('utf8')
+    } catch (e) {
+      throw isNgrokdError(e) ? e : stateError('read', path, e)
+    } finally {
+      await handle.close()
     }
   }
 
@@ -590,24 +620,9 @@ export class Registration {
       }
     }
     await this.finishPairWrite()
-    loaded.keyPem = await this.readOptional('key')
+    loaded.keyPem = await this.readOptional('key', { tightenMode: true })
     loaded.certPem = await this.readOptional('cert')
-    if (loaded.keyPem !== undefined) await this.tightenKeyMode()
     return loaded
-  }
-
-  /** A key file readable by others is narrowed to 0600 (and said so). */
-  private async tightenKeyMode(): Promise<void> {
-    const path = this.path('key')
-    try {
-      const { mode } = await stat(path)
-      if ((mode & 0o077) !== 0) {
-        this.logger.warn({ path, mode: (mode & 0o777).toString(8) }, 'client key was readable by others; setting mode 0600')
-        await chmod(path, 0o600)
-      }
-    } catch (e) {
-      throw stateError('secure', path, e)
-    }
   }
 
   private async readMachineIdFile(): Promise<string | undefined> {

@@ -2,7 +2,7 @@
 // how it renews and recovers. The simulator runs in this process on loopback, one per test.
 import { describe, it, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect, createServer, type TLSSocket } from 'node:tls'
@@ -18,6 +18,7 @@ import {
   type OperatorCreate,
   type OperatorUpdate,
   type RegistrationOptions,
+  type NgrokdError,
 } from '@ngrokd/core'
 import { recordingLogger } from '@ngrokd/core/testing'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
@@ -245,6 +246,30 @@ describe('Registration.ensure', () => {
     await chmod(join(dir, 'client.key'), 0o644)
     await registration().ensure()
     assert.equal((await stat(join(dir, 'client.key'))).mode & 0o777, 0o600)
+  })
+
+  it('refuses a registration file that is a link or a folder, and never changes the mode of what a link leads to', async () => {
+    await registration().ensure()
+    const elsewhere = join(dir, '..', `elsewhere-${process.pid}.key`)
+    await writeFile(elsewhere, await readFile(join(dir, 'client.key')), { mode: 0o644 })
+    try {
+      await rm(join(dir, 'client.key'))
+      await symlink(elsewhere, join(dir, 'client.key'))
+      const linked = await rejection(registration().ensure())
+      assert.ok(isNgrokdError(linked, 'NGROKD_ERR_STATE'), String(linked))
+      assert.match(linked.message, /client\.key is a symbolic link/)
+      assert.match((linked as NgrokdError).hint!, /rm -r .*client\.key/)
+      assert.equal((await stat(elsewhere)).mode & 0o777, 0o644, 'the file the link leads to is left as it was')
+    } finally {
+      await rm(elsewhere, { force: true })
+    }
+    await rm(join(dir, 'client.key'))
+    await mkdir(join(dir, 'operator.json.d'))
+    await rm(join(dir, 'operator.json'))
+    await rename(join(dir, 'operator.json.d'), join(dir, 'operator.json'))
+    const folder = await rejection(registration().ensure())
+    assert.ok(isNgrokdError(folder, 'NGROKD_ERR_STATE'), String(folder))
+    assert.match(folder.message, /operator\.json is a directory/)
   })
 
   it('reports an API failure as it is and leaves no state behind', async () => {

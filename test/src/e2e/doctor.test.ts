@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawnSync } from 'node:child_process'
 import { promisify } from 'node:util'
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NGROKD_BIN } from '@ngrokd/core'
@@ -103,5 +103,16 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(mode.status, 'fail')
     assert.match(mode.hint ?? '', /chmod 600/)
     assert.equal(c.code, 1)
+
+    // a registration file that is a folder or a link stops registration: doctor names it and the fix
+    chmodSync(join(state, 'api-key'), 0o600)
+    mkdirSync(join(state, 'client.crt'))
+    symlinkSync(join(state, 'api-key'), join(state, 'operator.json'))
+    const d = await doctor(join(dir, 'leaky.json'), '--offline')
+    const files = d.report.checks.filter((x) => x.id === 'state.files')
+    assert.deepEqual(files.map((x) => [x.status, x.code]), [['fail', 'NGROKD_ERR_STATE'], ['fail', 'NGROKD_ERR_STATE']])
+    assert.match(files.map((x) => x.summary).join('\n'), /operator\.json is a symbolic link.*\n.*client\.crt is a directory/)
+    assert.match(files[1]!.hint ?? '', /rm -r .*client\.crt/)
+    assert.equal(d.code, 1)
   })
 })
