@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chooseIngressEndpoint, type IngressTarget } from '../api/ingress-endpoint.js'
-import { REGISTRATION_FILES } from '../registration/registration.js'
+import { REGISTRATION_FILES, notYetValidError } from '../registration/registration.js'
+import { parseCertificate } from '../cert/parse-certificate.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
@@ -53,12 +54,32 @@ async function savedCredentials(stateDir: string): Promise<IngressCredentials> {
   }
 }
 
+/** The saved client certificate's validity by this machine's clock; none when there is no readable certificate. */
+async function savedCertificateCheck(stateDir: string): Promise<Check | undefined> {
+  const { certPem } = await savedCredentials(stateDir)
+  let cert
+  try {
+    cert = parseCertificate(certPem)
+  } catch {
+    return undefined // none yet, or damaged: the daemon makes a new one (state.files names a damaged file)
+  }
+  const now = Date.now()
+  const early = notYetValidError(cert, now)
+  if (early) return failedCheck('registration.cert', early)
+  if (cert.notAfter.getTime() <= now) {
+    return { id: 'registration.cert', status: 'warn', summary: `the client certificate expired on ${cert.notAfter.toISOString()}`, hint: 'ngrokd run renews it as it starts' }
+  }
+  return { id: 'registration.cert', status: 'ok', summary: `client certificate valid from ${cert.notBefore.toISOString()} until ${cert.notAfter.toISOString()}` }
+}
+
 /**
  * Trust anchors (`ingress.trust`) and, unless offline, one TLS handshake with the binding ingress
  * (`ingress.tls`) naming the anchor that verified its certificate.
  */
 export async function ingressChecks(config: DaemonConfig, { offline }: { offline: boolean }): Promise<Check[]> {
   const checks: Check[] = []
+  const certCheck = await savedCertificateCheck(config.stateDir)
+  if (certCheck) checks.push(certCheck)
   let trust: IngressTrust
   try {
     trust = await loadIngressTrust({ caFile: config.ingress.caFile, caMode: config.ingress.caMode })

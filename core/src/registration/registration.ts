@@ -121,6 +121,24 @@ function stateError(what: string, path: string, cause: unknown): NgrokdError {
   })
 }
 
+/** How far the issuer's clock may be ahead of ours before a certificate that is not valid yet is called out. */
+const CLOCK_SKEW_TOLERANCE_MS = 5 * 60_000
+
+/**
+ * The error for a client certificate whose validity starts well after `nowMs`: this machine's clock is behind the
+ * issuer's, and the ingress refuses the certificate until then (every connection is closed unanswered).
+ * Undefined when it is valid by this clock, give or take {@link CLOCK_SKEW_TOLERANCE_MS}.
+ */
+export function notYetValidError(cert: Pick<CertificateInfo, 'notBefore'>, nowMs: number): NgrokdError | undefined {
+  const ahead = cert.notBefore.getTime() - nowMs
+  if (ahead <= CLOCK_SKEW_TOLERANCE_MS) return undefined
+  return new NgrokdError(
+    'NGROKD_ERR_CERT',
+    `the client certificate is valid only from ${cert.notBefore.toISOString()}, ${Math.round(ahead / 60_000)} min after this machine's clock (${new Date(nowMs).toISOString()}): its clock is behind`,
+    { hint: 'set the clock right (timedatectl set-ntp true, or your NTP service); until then the ingress refuses every connection' },
+  )
+}
+
 /** A registration file that is a link, a directory or a device: ngrokd's own files are plain files. */
 function notAFileError(path: string, what: string, cause?: unknown): NgrokdError {
   return new NgrokdError('NGROKD_ERR_STATE', `registration: ${path} is ${what}, not a file of ngrokd's`, {
@@ -244,6 +262,7 @@ export class Registration {
         if (this.current.cert.remainingMs(this.now()) <= 0) throw e
         this.logger.warn({ operatorId: this.current.operatorId, err: e }, 'renewing the client certificate failed; using the current one')
       }
+      this.sayIfNotYetValid(this.current.cert)
       return this.toInfo(this.current)
     })
   }
@@ -474,7 +493,13 @@ export class Registration {
       { operatorId: next.operatorId, fingerprint256: next.cert.fingerprint256, notAfter: next.cert.notAfter.toISOString() },
       'client certificate renewed',
     )
+    this.sayIfNotYetValid(next.cert)
     return true
+  }
+
+  private sayIfNotYetValid(cert: CertificateInfo): void {
+    const error = notYetValidError(cert, this.now())
+    if (error) this.logger.error({ err: error }, error.message)
   }
 
   private needsRenewal(cert: CertificateInfo): boolean {

@@ -272,6 +272,17 @@ describe('Registration.ensure', () => {
     assert.match(folder.message, /operator\.json is a directory/)
   })
 
+  it('says so when the certificate is valid only from later than this machine\'s clock (a clock behind)', async () => {
+    await registration().ensure()
+    assert.deepEqual(logger.at('error'), [], 'valid by this clock: nothing said')
+    await registration({ now: () => Date.now() - 2 * 3_600_000 }).ensure()
+    const [said] = logger.at('error')
+    assert.ok(said, 'an error is logged')
+    assert.ok(isNgrokdError(said.obj.err, 'NGROKD_ERR_CERT'))
+    assert.match(said.msg, /valid only from .*, 1[12][0-9] min after this machine's clock .*: its clock is behind/)
+    assert.match((said.obj.err as NgrokdError).hint!, /timedatectl set-ntp true/)
+  })
+
   it('reports an API failure as it is and leaves no state behind', async () => {
     sim.setBindingsEnabled(false) // the account lacks the bindings feature: 400 ERR_NGROK_19002
     const e = await rejection(registration().ensure())

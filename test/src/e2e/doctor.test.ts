@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NGROKD_BIN } from '@ngrokd/core'
+import { TestCa } from '@ngrokd/core/testing'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
@@ -104,8 +105,18 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.match(mode.hint ?? '', /chmod 600/)
     assert.equal(c.code, 1)
 
-    // a registration file that is a folder or a link stops registration: doctor names it and the fix
+    // a certificate valid only from later than this machine's clock: the clock is behind, and doctor says so
     chmodSync(join(state, 'api-key'), 0o600)
+    const early = TestCa.create().issueKeyPair({ notBefore: new Date(Date.now() + 3 * 3_600_000) })
+    writeFileSync(join(state, 'client.crt'), early.certPem)
+    writeFileSync(join(state, 'client.key'), early.keyPem, { mode: 0o600 })
+    const skewed = (await doctor(join(dir, 'leaky.json'), '--offline')).report.checks.find((x) => x.id === 'registration.cert')!
+    assert.deepEqual([skewed.status, skewed.code], ['fail', 'NGROKD_ERR_CERT'])
+    assert.match(skewed.summary, /valid only from .* after this machine's clock .*: its clock is behind/)
+    rmSync(join(state, 'client.crt'))
+    rmSync(join(state, 'client.key'))
+
+    // a registration file that is a folder or a link stops registration: doctor names it and the fix
     mkdirSync(join(state, 'client.crt'))
     symlinkSync(join(state, 'api-key'), join(state, 'operator.json'))
     const d = await doctor(join(dir, 'leaky.json'), '--offline')
