@@ -99,3 +99,16 @@ test('two daemons with their own state dirs and interfaces may not write one hos
     const again = await daemon('second', { path: hostsFile })
     await again.release()
   }))
+
+test('a lock that is no daemon\'s and cannot be replaced (a folder in its place) is named with its fix, not taken for a daemon starting', () =>
+  withDirs(async (dir) => {
+    const stateDir = join(dir, 'state')
+    await mkdir(join(stateDir, STATE_LOCK_FILE), { recursive: true })
+    await assert.rejects(InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/x.sock', runDir: join(dir, 'run') }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'), String(e))
+      assert.match((e as Error).message, /is no running ngrokd's and cannot be replaced/)
+      assert.match((e as { hint?: string }).hint ?? '', /rm -r .*ngrokd\.lock/)
+      return true
+    })
+    assert.deepEqual((await readdir(stateDir)).sort(), [STATE_LOCK_FILE], 'no temp file left behind')
+  }))

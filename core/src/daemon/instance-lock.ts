@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, readlinkSync } from 'node:fs'
 import { link, mkdir, readFile, realpath, unlink, writeFile } from 'node:fs/promises'
-import { basename, dirname, join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { stateDirError } from './state-dir.js'
 import { runsAsRoot } from '../util/trusted-path.js'
+import { tempPathFor } from '../util/atomic-file.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
 export interface LockHolder {
@@ -122,11 +123,18 @@ function lockError(path: string, stateDir: string, e: unknown): unknown {
   return new NgrokdError('NGROKD_ERR_PERMISSION', `cannot write the lock ${path}: ${code}`, { cause: e, hint: 'run ngrokd as root (sudo)' })
 }
 
+function staleLockError(path: string, cause: unknown): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_STATE', `the lock ${path} is no running ngrokd's and cannot be replaced: ${(cause as NodeJS.ErrnoException).code}`, {
+    cause,
+    hint: `remove it (rm -r ${path}) and start again`,
+  })
+}
+
 /** Takes the lock at `path`; true when it replaced a stale one. */
 async function takeLock(path: string, holder: LockHolder, instance: string | undefined): Promise<boolean> {
-  const temp = join(path, '..', `.${basename(path)}.${process.pid}.tmp`)
-  await writeFile(temp, `${JSON.stringify(holder)}\n`, { mode: 0o644 })
+  const temp = tempPathFor(path) // removed below, or as a dead process's temp file at the next start
   try {
+    await writeFile(temp, `${JSON.stringify(holder)}\n`, { mode: 0o644 })
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         await link(temp, path)
@@ -136,7 +144,10 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
       }
       const other = await readHolder(path)
       if (other && holds(other)) throw alreadyRunning(other, path, instance)
-      await unlink(path).catch(() => {}) // stale: its daemon is gone
+      await unlink(path).catch((e: unknown) => {
+        // stale: its daemon is gone; one that cannot be removed (a folder in its place) is not another daemon starting
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw staleLockError(path, e)
+      })
     }
     throw new NgrokdError('NGROKD_ERR_ALREADY_RUNNING', `cannot take the lock ${path}: another ngrokd is starting at the same moment`, {
       hint: 'start one ngrokd at a time',

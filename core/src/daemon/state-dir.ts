@@ -27,6 +27,12 @@ export function stateDirError(stateDir: string, cause: unknown): unknown {
       hint: 'run ngrokd as root (sudo), or set state_dir to a directory you own',
     })
   }
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new NgrokdError('NGROKD_ERR_STATE', `state_dir ${stateDir} cannot be written: ${code === 'ENOSPC' ? 'no space left on its device' : 'its disk quota is used up'} (${code})`, {
+      cause,
+      hint: `free space on the file system of ${stateDir} (df -h ${stateDir}), or set state_dir to a directory on another`,
+    })
+  }
   if (code === 'EEXIST' || code === 'ENOTDIR') {
     return new NgrokdError('NGROKD_ERR_STATE', `state_dir ${stateDir} is not a directory (${code}: it, or a path above it, is a file)`, {
       cause,

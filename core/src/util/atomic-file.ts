@@ -29,7 +29,8 @@ export interface StagedFile {
  */
 const TEMP_NAME = /^\.(.+)\.(\d+)\.([0-9a-f]{8})\.tmp$/
 
-function tempPathFor(path: string, tempDir = dirname(path)): string {
+/** A new temp file name for a write to `path` ({@link TEMP_NAME}), in `tempDir` or beside `path`. */
+export function tempPathFor(path: string, tempDir = dirname(path)): string {
   return join(tempDir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
 }
 
