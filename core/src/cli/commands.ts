@@ -158,8 +158,10 @@ const runCommand = defineCommand({
     }
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
-        logger.warn(`${signal} again: exiting without cleanup`)
-        process.exit(130)
+        // a second signal (Ctrl-C again, or one to the whole process group) hurries the stop; it still cleans up
+        logger.warn(`${signal} again: closing open connections now; names and addresses are still removed`)
+        daemon.endDrains()
+        return
       }
       logger.info(`${signal}: draining and cleaning up`)
       stopAndExit(0)

@@ -56,6 +56,7 @@ export interface ListenerStatus {
  *   (default 0: they are closed). Unlistening something not listened on resolves.
  * - `listeners()` reflects what is really listening.
  * - `close()` unlistens everything, may be called more than once.
+ * - `endDrains()` closes now the connections that unlistens are draining (a second stop signal); those unlistens resolve.
  */
 export interface Forwarder {
   readonly forwarder: string
@@ -64,4 +65,5 @@ export interface Forwarder {
   listeners(): ListenerStatus[]
   close(): Promise<void>
   diagnose(): Promise<Check[]>
+  endDrains?(): void
 }

@@ -438,6 +438,12 @@ export class Daemon {
     this.logger[startFailed ? 'debug' : 'info']('ngrokd stopped; listeners, names and addresses removed')
   }
 
+  /** A stop under way closes the connections it is draining now, then goes on to remove names and addresses. */
+  endDrains(): void {
+    if (this.phase !== 'stopping') return
+    if (this.scope?.scope.isRegistered(FORWARDER)) this.scope.scope.resolve(FORWARDER).endDrains?.()
+  }
+
   /**
    * Takes a new configuration: the keys config-reload.ts lists as live apply at once, every other change is
    * reported as needing a restart (and the running values stay). Logged either way.

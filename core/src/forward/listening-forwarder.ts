@@ -167,6 +167,8 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
   /** Listens that failed, by key, until a later listen or unlisten of the same address:port. */
   private readonly failed = new Map<string, NgrokdError>()
   private readonly queues = new Map<string, Promise<unknown>>()
+  /** Listeners unlistened whose open connections are still finishing. */
+  private readonly draining = new Set<ListenerEntry<C>>()
   protected closed = false
   private readonly localAddresses: LocalAddresses
   /** Each server's entry, for the handlers all servers share. */
@@ -261,12 +263,14 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
       entry.server.close() // stops accepting at once; open connections are ours to drain
       if (entry.conns.size > 0) {
         let timer: NodeJS.Timeout | undefined
+        this.draining.add(entry)
         await new Promise<void>((resolve) => {
           entry.whenEmpty(resolve)
           if (drainMs > 0) timer = setTimeout(() => cutAll(entry), drainMs)
           else cutAll(entry)
         })
         clearTimeout(timer)
+        this.draining.delete(entry)
       }
       this.logger.debug({ listener: key, total: entry.seen.total }, `stopped listening on ${key}`)
     })
@@ -297,6 +301,10 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
       })
     }
     return out
+  }
+
+  endDrains(): void {
+    for (const entry of this.draining) cutAll(entry)
   }
 
   async close(): Promise<void> {
