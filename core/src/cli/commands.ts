@@ -446,6 +446,9 @@ const uninstallCommand = defineCommand({
     for (const id of report.deregistered) console.log(`deleted the registration ${id} at ngrok`)
     console.log(report.removed.length ? `removed:\n${report.removed.map((r) => `  ${r}`).join('\n')}` : 'nothing of ngrokd was left on this machine')
     if (report.leftAtNgrok) console.log(`the registration ${report.leftAtNgrok} stays at ngrok: delete it in the dashboard, or next time uninstall with --deregister`)
+    if (report.unnamedLeftAtNgrok) {
+      console.log(`a registration of this machine may stay at ngrok (operator.json, which named it, was unreadable): delete it in the dashboard; its metadata holds ${report.unnamedLeftAtNgrok}`)
+    }
     console.log('to remove the program too: npm uninstall -g ngrokd')
     return 0
   },

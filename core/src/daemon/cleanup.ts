@@ -10,7 +10,7 @@ import { createDaemonScope } from '../di/container.js'
 import { INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
 import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
-import { Registration, REGISTRATION_FILES } from '../registration/index.js'
+import { MACHINE_ID_METADATA_KEY, Registration, REGISTRATION_FILES } from '../registration/index.js'
 import { USER_AGENT } from '../version.js'
 import { checkApiKey, readApiKeyFile } from './api-key-file.js'
 import { prepareStateDir } from './state-dir.js'
@@ -110,6 +110,11 @@ export interface UninstallReport {
   deregistered: string[]
   /** The registration left at ngrok without `--deregister`, to say so. */
   leftAtNgrok?: string
+  /**
+   * Without `--deregister`, when `operator.json` (which names the registration) was unreadable but other
+   * registration files were there: the metadata (`ngrokd_machine_id: <id>`) that finds the registration left at ngrok.
+   */
+  unnamedLeftAtNgrok?: string
 }
 
 /**
@@ -146,8 +151,23 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
       await lock.release()
     }
   }
+  // operator.json damaged: the machine id still finds the registration (in its metadata) once the files are gone
+  const machineId = !options.deregister && !operatorId ? await unnamedRegistrationMachineId(config.stateDir) : undefined
   const removed = await cleanupLeftovers(config, logger)
   await rm(config.stateDir, { recursive: true, force: true })
   if (stateDirExisted) removed.push(`state directory ${config.stateDir}`)
-  return { removed, deregistered, ...(!options.deregister && operatorId ? { leftAtNgrok: operatorId } : {}) }
+  return {
+    removed,
+    deregistered,
+    ...(!options.deregister && operatorId ? { leftAtNgrok: operatorId } : {}),
+    ...(machineId ? { unnamedLeftAtNgrok: `${MACHINE_ID_METADATA_KEY}: ${machineId}` } : {}),
+  }
+}
+
+/** The machine id, when a client certificate or key says this machine registered though no operator.json names it. */
+async function unnamedRegistrationMachineId(stateDir: string): Promise<string | undefined> {
+  const registered = await Promise.all([REGISTRATION_FILES.cert, REGISTRATION_FILES.key].map((f) => stat(join(stateDir, f)).then(() => true, () => false)))
+  if (!registered.includes(true)) return undefined
+  const id = await readFile(join(stateDir, REGISTRATION_FILES.machineId), 'utf8').then((t) => t.trim(), () => '')
+  return id || 'unknown: its machine-id file is gone too'
 }

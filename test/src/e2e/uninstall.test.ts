@@ -3,7 +3,7 @@
 // Without it, the command says which registration stays at ngrok. Refused while a daemon runs.
 import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
@@ -78,6 +78,20 @@ describe('ngrokd uninstall', { skip: netnsSkip }, () => {
     assert.match(r.stdout, new RegExp(`deleted the registration ${operatorId} at ngrok`))
     assert.equal(sim.listOperators().length, 0)
     assert.equal(existsSync(daemon!.stateDir), false)
+    await daemon!.dispose()
+    daemon = undefined
+  })
+
+  test('a damaged registration file without --deregister: it says a registration may stay, and how to find it', async () => {
+    const operatorId = (await daemon!.status()).operatorId as string
+    await daemon!.stop('SIGKILL')
+    const machineId = readFileSync(join(daemon!.stateDir, 'machine-id'), 'utf8').trim()
+    writeFileSync(join(daemon!.stateDir, 'operator.json'), 'garbage')
+    const r = await ngrokdCli(['uninstall', '--config', daemon!.configFile])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`a registration of this machine may stay at ngrok .*its metadata holds ngrokd_machine_id: ${machineId}`))
+    assert.equal(existsSync(daemon!.stateDir), false)
+    sim.removeOperator(operatorId)
     await daemon!.dispose()
     daemon = undefined
   })
