@@ -8,6 +8,7 @@ import type { PluginStatus } from '../plugin/plugin-host.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import { NON_LOCAL_CLIENT } from '../contracts/forwarder.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
+import type { CleanupReport } from '../daemon/cleanup.js'
 import { LOG_FORMATS, type LogFormat } from '../log/log-format.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
@@ -402,6 +403,13 @@ const reloadCommand = defineCommand({
   },
 })
 
+/** Says on stderr what cleanup could not remove; the exit code: 1 when anything, else 0. */
+function notRemoved({ failed }: CleanupReport): number {
+  if (failed.length === 0) return 0
+  console.error(`not removed:\n${failed.map((f) => `  ${f}`).join('\n')}\n(see the interface driver's documentation, or remove it by hand; \`ngrokd doctor\` says what is left)`)
+  return 1
+}
+
 const cleanupCommand = defineCommand({
   name: 'cleanup',
   summary: 'Remove what a daemon that is gone (crash, kill -9) left: addresses, interface, hosts block, control socket, locks.',
@@ -411,17 +419,17 @@ const cleanupCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const { config } = await configFor(values)
-    let removed: string[]
+    let report: CleanupReport
     try {
       const [{ cleanupLeftovers }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])
-      removed = await cleanupLeftovers(config, createLogger({ level: 'warn', pretty: true })) // a command's warnings are read by a person, piped or not
+      report = await cleanupLeftovers(config, createLogger({ level: 'warn', pretty: true })) // a command's warnings are read by a person, piped or not
     } catch (e) {
       if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
       console.error(`ngrokd cleanup: ${formatError(e)}\n(a running daemon removes what it made when it stops)`)
       return 2
     }
-    console.log(removed.length ? `removed:\n${removed.map((r) => `  ${r}`).join('\n')}` : 'nothing to clean up')
-    return 0
+    console.log(report.removed.length ? `removed:\n${report.removed.map((r) => `  ${r}`).join('\n')}` : report.failed.length ? '' : 'nothing to clean up')
+    return notRemoved(report)
   },
 })
 
@@ -450,7 +458,7 @@ const uninstallCommand = defineCommand({
       console.log(`a registration of this machine may stay at ngrok (operator.json, which named it, was unreadable): delete it in the dashboard; its metadata holds ${report.unnamedLeftAtNgrok}`)
     }
     console.log('to remove the program too: npm uninstall -g ngrokd')
-    return 0
+    return notRemoved(report)
   },
 })
 

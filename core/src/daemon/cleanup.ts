@@ -57,9 +57,11 @@ const LEFT_ALONE: NameResolver = {
  * left on the machine — its addresses and interface, its hosts-file block, its control socket and
  * its locks — and says what it removed. Refused (NGROKD_ERR_ALREADY_RUNNING) while a daemon runs on
  * the same state dir, interface or hosts block: that one cleans up after itself when it stops.
+ * What the driver failed to remove is listed in `failed` (the command then exits 1), never as removed.
  */
-export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Promise<string[]> {
+export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Promise<CleanupReport> {
   const removed: string[] = []
+  const failed: string[] = []
   await prepareStateDir(config.stateDir)
   await assertTrustedHostsFile(config)
   const lock = await InstanceLock.acquireFor(config)
@@ -93,17 +95,31 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
         await iface.applyAddresses({ add: [], remove: addresses })
         removed.push(`${addresses.length} address${addresses.length === 1 ? '' : 'es'} on ${scope.interfaceInfo.name}`)
       }
-      if (scope.interfaceInfo.adopted) removed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName})`)
     } finally {
-      await scope.close({ removeInterface: true }).catch((e: unknown) => logger.warn({ err: e }, `closing: ${formatError(e)}`))
+      let interfaceFailed = false
+      await scope.close({
+        removeInterface: true,
+        onError: (what, e) => {
+          if (what !== 'interface') return logger.warn({ err: e }, `closing the ${what}: ${formatError(e)}`)
+          interfaceFailed = true
+          failed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName}): ${formatError(e)}`)
+        },
+      })
+      if (scope.interfaceInfo.adopted && !interfaceFailed) removed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName})`)
     }
   } finally {
     await lock.release()
   }
-  return removed
+  return { removed, failed }
 }
 
-export interface UninstallReport {
+export interface CleanupReport {
+  removed: string[]
+  /** What could not be removed, and why. */
+  failed: string[]
+}
+
+export interface UninstallReport extends CleanupReport {
   /** What {@link cleanupLeftovers} removed, then the state directory. */
   removed: string[]
   /** Registrations deleted at ngrok (`--deregister`). */
@@ -153,11 +169,12 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
   }
   // operator.json damaged: the machine id still finds the registration (in its metadata) once the files are gone
   const machineId = !options.deregister && !operatorId ? await unnamedRegistrationMachineId(config.stateDir) : undefined
-  const removed = await cleanupLeftovers(config, logger)
+  const { removed, failed } = await cleanupLeftovers(config, logger)
   await rm(config.stateDir, { recursive: true, force: true })
   if (stateDirExisted) removed.push(`state directory ${config.stateDir}`)
   return {
     removed,
+    failed,
     deregistered,
     ...(!options.deregister && operatorId ? { leftAtNgrok: operatorId } : {}),
     ...(machineId ? { unnamedLeftAtNgrok: `${MACHINE_ID_METADATA_KEY}: ${machineId}` } : {}),

@@ -8,7 +8,7 @@ import type { Forwarder } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
 import type { DriverContext } from '../driver/define-driver.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
 import { PersistentAllocator } from '../alloc/index.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { parseSubnet, intToIpv4 } from '../util/ipv4.js'
@@ -23,8 +23,16 @@ export interface DaemonScope {
   /** The subnet addresses come from (the driver's when it overrides `net.subnet`). */
   subnet: string
   /** Closes what the scope owns, in reverse order of creation. */
-  close(options?: { removeInterface?: boolean }): Promise<void>
+  close(options?: ScopeCloseOptions): Promise<void>
 }
+
+export interface ScopeCloseOptions {
+  removeInterface?: boolean
+  /** Told what failed to close (`interface`, `allocator`, `names`, `forwarder`) instead of the log's warning. */
+  onError?: (what: ScopeMember, error: unknown) => void
+}
+
+export type ScopeMember = 'interface' | 'allocator' | 'names' | 'forwarder'
 
 export interface CreateDaemonScopeOptions {
   config: DaemonConfig
@@ -53,9 +61,10 @@ export interface PluginNameResolvers {
  * `useValue` registrations, so the scope closes what it owns itself.
  */
 export async function createDaemonScope({ config, logger, forwarder, overrides = {}, scope = container.createChildContainer(), plugins, adoptOnly }: CreateDaemonScopeOptions): Promise<DaemonScope> {
-  const owned: Array<(opts?: { removeInterface?: boolean }) => Promise<void>> = []
-  const close = async (opts?: { removeInterface?: boolean }): Promise<void> => {
-    for (const fn of owned.reverse()) await fn(opts).catch((e) => logger.warn({ err: e }, 'error while closing'))
+  const owned: Array<[ScopeMember, (opts?: ScopeCloseOptions) => Promise<void>]> = []
+  const close = async (opts?: ScopeCloseOptions): Promise<void> => {
+    const onError = opts?.onError ?? ((what, e) => logger.warn({ err: e }, `error while closing the ${what}: ${formatError(e)}`))
+    for (const [what, fn] of owned.reverse()) await fn(opts).catch((e: unknown) => onError(what, e))
     owned.length = 0
   }
   let madeInterface = false
@@ -80,7 +89,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
     }
     const theInterface = iface
     const interfaceInfo = await theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) })
-    owned.push((opts) => theInterface.close({ removeInterface: opts?.removeInterface ?? config.cleanup.removeInterfaceOnStop }))
+    owned.push(['interface', (opts) => theInterface.close({ removeInterface: opts?.removeInterface ?? config.cleanup.removeInterfaceOnStop })])
     for (const note of interfaceInfo.notes) logger.warn(`${driverName}: ${note}`)
     madeInterface = !interfaceInfo.adopted && !interfaceInfo.absent
 
@@ -89,12 +98,12 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
     const allocator = overrides.allocator ?? new PersistentAllocator({ stateFile: join(config.stateDir, 'allocations.json'), logger })
     // the subnet's first host is the interface's own address: never handed to an endpoint
     await allocator.open({ subnet, reserved: [intToIpv4(parseSubnet(subnet).network + 1)] })
-    owned.push(() => allocator.close())
+    owned.push(['allocator', () => allocator.close()])
 
     const names = overrides.nameResolver ?? (await createNameResolver(config, logger, plugins))
     await names.open()
-    owned.push(() => names.close())
-    owned.push(() => forwarder.close())
+    owned.push(['names', () => names.close()])
+    owned.push(['forwarder', () => forwarder.close()])
 
     scope.register(LOGGER, { useValue: logger })
     scope.register(INTERFACE, { useValue: theInterface })

@@ -3,7 +3,8 @@
 // refused (exit 2): that daemon removes what it made when it stops.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
@@ -63,5 +64,40 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
     assert.equal(again.stderr, '', 'nothing to warn about')
     assert.equal(linkExists(net.interfaceName!), false, 'a cleanup with nothing left creates nothing either')
     assert.equal(readFileSync(allocations, 'utf8'), mappings)
+  })
+})
+
+describe('ngrokd cleanup when the driver cannot remove the interface', { skip: netnsSkip }, () => {
+  test('the interface is said not removed, with the driver\'s reason, and the exit code is 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-cleanup-fails-'))
+    try {
+      // an interface a killed daemon left (open() adopts it) that its driver fails to delete
+      writeFileSync(
+        join(dir, 'stuck-driver.mjs'),
+        `import { defineDriver } from ${JSON.stringify(import.meta.resolve('@ngrokd/core/driver'))}
+export default defineDriver({ name: 'stuck', provides: ['interface'], platforms: ['linux'], ngrokd: '*',
+  async create() {
+    return { interface: {
+      driver: 'stuck',
+      async open({ name }) { return { name, kind: 'stuck', adopted: true, notes: [] } },
+      async addAddress() {}, async removeAddress() {}, async applyAddresses() {}, async listAddresses() { return [] },
+      async close({ removeInterface } = {}) { if (removeInterface) throw new Error('EBUSY: the link is in use') },
+      async diagnose() { return [] },
+    } }
+  },
+})
+`,
+      )
+      writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n')
+      const config = join(dir, 'config.json')
+      writeFileSync(config, JSON.stringify({ state_dir: join(dir, 'state'), control: { socket: join(dir, 'ctl.sock') }, net: { driver: join(dir, 'stuck-driver.mjs'), interface_name: 'stuck0' }, names: { hosts_file: join(dir, 'hosts') } }))
+      const r = await ngrokdCli(['cleanup', '--config', config])
+      assert.equal(r.code, 1, r.stdout + r.stderr)
+      assert.doesNotMatch(r.stdout, /interface stuck0/, 'not listed as removed')
+      assert.match(r.stderr, /not removed:\n {2}interface stuck0 \(.*stuck-driver\.mjs\): .*EBUSY: the link is in use/)
+      assert.doesNotMatch(r.stderr, /error while closing/, 'said once')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
