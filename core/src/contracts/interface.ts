@@ -58,8 +58,10 @@ export interface AddressChange {
  * - `open()` reuses an interface that already exists with the same name (adopts a crash leftover).
  * - `addAddress()` of an address already present resolves; `removeAddress()` of an absent one resolves.
  * - `listAddresses()` reads the OS, not the driver's memory, and returns exactly the endpoint addresses
- *   on the interface (dotted quads, any order).
- * - `close()` may be called more than once; with `removeInterface: true` it deletes what `open()` made.
+ *   on the interface (dotted quads, any order); the kit compares it with the system's own view (`inspect`).
+ * - `close()` may be called more than once; with `removeInterface: true` it deletes what `open()` made, with
+ *   `false` it leaves it for the next `open()` to adopt (the daemon always says which).
+ * - `repair()`, when the driver has it, puts back an interface deleted or brought down under it.
  * - Failures are `NgrokdError`s with a documented code (`NGROKD_ERR_PERMISSION` for EPERM/EACCES).
  * - Methods called before `open()` reject.
  */
@@ -80,7 +82,7 @@ export interface Interface {
    */
   repair?(options?: { signal?: AbortSignal }): Promise<string | undefined>
   close(options?: { removeInterface?: boolean }): Promise<void>
-  /** Checks for `ngrokd doctor`; must not change the system. */
+  /** Checks of this instance (the conformance kit runs them); must not change the system. `ngrokd doctor` runs the driver module's `diagnose()`, which needs no instance. */
   diagnose(): Promise<Check[]>
 }
 

@@ -28,6 +28,8 @@ export interface ControlApi {
   'POST /v1/reload': { body: Record<string, never>; reply: ReloadResult }
   /** The plugins' doctor checks, run by the daemon that has them loaded. */
   'GET /v1/plugins/checks': { body: undefined; reply: { checks: Check[] } }
+  /** The open interface's own checks (`Interface.diagnose()`), run by the daemon that has it open. */
+  'GET /v1/interface/checks': { body: undefined; reply: { checks: Check[] } }
 }
 
 export type ControlRoute = keyof ControlApi

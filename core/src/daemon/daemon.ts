@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { DaemonConfig } from '../config/index.js'
 import { sameDaemonFlags } from '../config/load-config.js'
 import type { Logger } from '../contracts/logger.js'
+import type { Check } from '../contracts/check.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
 import { NgrokApiClient, chooseIngressEndpoint, isNgrokApiError, type ApiEndpoint, type IngressTarget } from '../api/index.js'
 import { Registration, type RegistrationInfo } from '../registration/index.js'
@@ -438,6 +439,17 @@ export class Daemon {
     this.logger[startFailed ? 'debug' : 'info']('ngrokd stopped; listeners, names and addresses removed')
   }
 
+  /** What the open interface's driver says of it (none before the interface is open); a driver that throws is a failing check. */
+  private async interfaceChecks(): Promise<Check[]> {
+    if (!this.scope?.scope.isRegistered(INTERFACE)) return []
+    const iface = this.scope.scope.resolve(INTERFACE)
+    try {
+      return await iface.diagnose()
+    } catch (e) {
+      return [{ id: `${iface.driver}.diagnose`, status: 'fail', summary: `${iface.driver}: diagnose() failed: ${formatError(e)}`, ...(isNgrokdError(e) ? { code: e.code } : {}) }]
+    }
+  }
+
   /** A stop under way closes the connections it is draining now, then goes on to remove names and addresses. */
   endDrains(): void {
     if (this.phase !== 'stopping') return
@@ -568,6 +580,7 @@ export class Daemon {
         return this.reload(await this.options.loadConfig())
       },
       'GET /v1/plugins/checks': async () => ({ checks: (await this.plugins?.doctorChecks()) ?? [] }),
+      'GET /v1/interface/checks': async () => ({ checks: await this.interfaceChecks() }),
     })
   }
 }

@@ -8,7 +8,7 @@ import type { Forwarder } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
 import type { DriverContext } from '../driver/define-driver.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
-import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
+import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { PersistentAllocator } from '../alloc/index.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { parseSubnet, intToIpv4 } from '../util/ipv4.js'
@@ -76,19 +76,19 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
       const resolved = await resolveDriver(config.net.driver, { configDir: config.configDir, kind: 'interface', privileged: hasNetAdmin() })
       if (resolved.reason) logger.info(`net.driver auto: ${resolved.reason}`)
       driverName = resolved.name
-      const made = await resolved.driver.create(ctx, {
+      const made = await driverCall(resolved.name, 'create()', () => resolved.driver.create(ctx, {
         name: config.net.interfaceName,
         subnet: config.net.subnet,
         force: config.net.force,
         removeOnClose: config.cleanup.removeInterfaceOnStop,
         stateDir: config.stateDir,
         ...config.net.driverOptions,
-      })
+      }))
       if (!made.interface) throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${resolved.name}" created no interface`)
       iface = made.interface
     }
     const theInterface = iface
-    const interfaceInfo = await theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) })
+    const interfaceInfo = await driverCall(driverName, 'open()', () => theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) }))
     owned.push(['interface', (opts) => theInterface.close({ removeInterface: opts?.removeInterface ?? config.cleanup.removeInterfaceOnStop })])
     for (const note of interfaceInfo.notes) logger.warn(`${driverName}: ${note}`)
     madeInterface = !interfaceInfo.adopted && !interfaceInfo.absent
@@ -146,4 +146,17 @@ async function createNameResolver(config: DaemonConfig, logger: Logger, plugins?
   const made = await resolved.driver.create({ logger, stateDir: config.stateDir, platform: process.platform }, {})
   if (!made.nameResolver) throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${resolved.name}" created no name resolver`)
   return made.nameResolver
+}
+
+/** A driver's call whose failure carries no code is said as the driver's, with NGROKD_ERR_DRIVER_FAILED; coded ones pass as they are. */
+async function driverCall<T>(driver: string, call: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (e) {
+    if (isNgrokdError(e)) throw e
+    throw new NgrokdError('NGROKD_ERR_DRIVER_FAILED', `interface driver ${driver}: ${call} failed: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+      hint: 'ngrokd doctor runs the driver\'s checks; a third-party driver\'s author wants this message',
+    })
+  }
 }

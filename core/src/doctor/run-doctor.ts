@@ -4,9 +4,10 @@ import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
 import { loadConfig, redactSecret, sameDaemonFlags, type DaemonConfig } from '../config/index.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
+import type { DriverRequirement } from '../driver/define-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
-import { configProblems, daemonChecks } from './daemon-checks.js'
+import { configProblems, daemonChecks, runningInterfaceChecks } from './daemon-checks.js'
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
@@ -65,7 +66,7 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
     checks.push({
       id: 'driver.resolve',
       status: 'ok',
-      summary: `net.driver ${config.net.driver}${config.net.driver === resolved.name ? '' : ` → ${resolved.name}`} (${resolved.specifier}, for ${resolved.driver.platforms.join('/')}, core ${resolved.driver.ngrokd})`,
+      summary: `net.driver ${config.net.driver}${config.net.driver === resolved.name ? '' : ` → ${resolved.name}`} (${resolved.specifier}, for ${resolved.driver.platforms.join('/')}, core ${resolved.driver.ngrokd})${needs(resolved.driver.requirements)}`,
     })
     if (resolved.reason && config.net.driver === 'auto') checks.push({ id: 'driver.auto', status: privileged ? 'ok' : 'warn', summary: resolved.reason })
     const driverChecks = await resolved.driver.diagnose?.({ logger: silentLogger, stateDir: config.stateDir, platform: process.platform }, {
@@ -74,7 +75,10 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
       stateDir: config.stateDir,
       ...config.net.driverOptions,
     })
-    checks.push(...(driverChecks ?? []))
+    // a running daemon's driver checks the interface it has open: its check replaces the module's of the same id
+    const live = await runningInterfaceChecks(config)
+    const liveIds = new Set(live.map((c) => c.id))
+    checks.push(...(driverChecks ?? []).filter((c) => !liveIds.has(c.id)), ...live)
   } catch (e) {
     checks.push(failed('driver.resolve', e))
   }
@@ -148,6 +152,11 @@ async function checkStateDir(dir: string): Promise<Check> {
   } catch {
     return { id: 'state.dir', status: 'fail', summary: `${target} is not writable`, hint: 'run as root, or set state_dir to a directory you own', code: 'NGROKD_ERR_STATE' }
   }
+}
+
+/** `; needs CAP_NET_ADMIN (capability), …` from a driver's declared requirements. */
+function needs(requirements: readonly DriverRequirement[] = []): string {
+  return requirements.length ? `; needs ${requirements.map((r) => `${r.name} (${r.kind}${r.optional ? ', optional' : ''})`).join(', ')}` : ''
 }
 
 /**

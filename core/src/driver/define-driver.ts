@@ -12,8 +12,11 @@ export const DRIVER_KINDS = ['interface', 'name-resolver'] as const
 export type DriverKind = (typeof DRIVER_KINDS)[number]
 
 /** Something the driver needs from the machine, listed by `ngrokd doctor`. */
+const REQUIREMENT_KINDS = ['capability', 'kernel-module', 'library', 'privilege'] as const
+
+/** What a driver needs from the machine; `ngrokd doctor` lists them with the driver. */
 export interface DriverRequirement {
-  kind: 'capability' | 'kernel-module' | 'library' | 'privilege'
+  kind: (typeof REQUIREMENT_KINDS)[number]
   name: string
   optional?: boolean
 }
@@ -78,6 +81,15 @@ export function defineDriver<Options = Record<string, unknown>>(definition: Driv
   if (!Array.isArray(definition.platforms) || definition.platforms.length === 0) problems.push('platforms must list at least one process.platform value')
   if (typeof definition.ngrokd !== 'string' || definition.ngrokd.length === 0) problems.push('ngrokd must be a semver range of @ngrokd/core, e.g. "^1.0.0"')
   if (typeof definition.create !== 'function') problems.push('create must be a function')
+  if (definition.requirements !== undefined) {
+    if (!Array.isArray(definition.requirements)) problems.push('requirements must be a list of { kind, name, optional? }')
+    else {
+      for (const [i, r] of (definition.requirements as readonly Partial<DriverRequirement>[]).entries()) {
+        if (!(REQUIREMENT_KINDS as readonly unknown[]).includes(r?.kind)) problems.push(`requirements[${i}].kind ${JSON.stringify(r?.kind)} is not one of ${REQUIREMENT_KINDS.join(', ')}`)
+        if (typeof r?.name !== 'string' || r.name.length === 0) problems.push(`requirements[${i}].name must be a non-empty string`)
+      }
+    }
+  }
   if (problems.length > 0) {
     throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `defineDriver(${String(definition.name)}): ${problems.join('; ')}`)
   }

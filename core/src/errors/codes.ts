@@ -46,6 +46,7 @@ export const errorCodes = {
   NGROKD_ERR_DRIVER_MISUSE: 'a driver was called before open() or with an argument it cannot use (a bug in the caller)',
   NGROKD_ERR_SERVICE: 'the ngrokd system service could not be installed, changed or removed',
   NGROKD_ERR_PATH_UNTRUSTED: 'as root, a config file, module or socket another user could have written or replaced is refused',
+  NGROKD_ERR_DRIVER_FAILED: 'the interface driver failed with an error it gave no code (a driver bug, or an OS failure it does not name)',
   NGROKD_ERR_DRIVER_LIBRARY: 'a library the driver loads (such as wintun.dll) is missing or cannot be loaded',
 } as const
 

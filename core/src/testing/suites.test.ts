@@ -19,6 +19,7 @@ testInterfaceDriver({
   title: 'FakeInterface (factory): interface driver conformance',
   driver: () => new FakeInterface({ system }),
   options: { name: 'fake0', subnet: '10.250.0.0/24' },
+  inspect: ({ info }) => [...(system.interfaces.get(info.name) ?? [])],
 })
 
 // The same fake through a driver module, as third-party drivers are tested.
@@ -32,7 +33,7 @@ const fakeDriver = defineDriver<{ name: string; subnet: string }>({
     return { interface: new FakeInterface({ system: loopbackSystem, driver: 'fake-loopback', capabilities: { loopbackOnly: true } }) }
   },
 })
-testInterfaceDriver({ driver: fakeDriver, options: { name: 'fake1', subnet: '10.250.0.0/24' } })
+testInterfaceDriver({ driver: fakeDriver, options: { name: 'fake1', subnet: '10.250.0.0/24' }, inspect: ({ info }) => [...(loopbackSystem.interfaces.get(info.name) ?? [])] })
 
 testAllocator({ title: 'MemoryAllocator: allocator conformance', create: () => new MemoryAllocator() })
 

@@ -13,6 +13,7 @@ describe('darwin-utun on a fake macOS kernel', () => {
   testInterfaceDriver({
     driver: ({ logger }) => new DarwinUtunInterface({ logger, syscalls: kernel }),
     options: { name: 'ngrokd0', subnet: '10.107.0.0/16' },
+    inspect: ({ info }) => [...(kernel.interfaces.get(info.name)?.addresses.keys() ?? [])],
     skip: {
       // A utun lives exactly as long as the control socket that made it: nothing a first instance
       // made can be found by a second one (nor after a crash, when the kernel removes it). After a

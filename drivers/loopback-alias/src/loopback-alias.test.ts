@@ -30,6 +30,9 @@ describe('loopback-alias on Linux', { skip: requires.linux() }, () => {
   testInterfaceDriver({
     driver,
     options: { name: 'ngrkt-lo', subnet: '127.107.0.0/16' },
+    // Linux routes all of 127.0.0.0/8 to lo: no address is put on it, so the system has none to show (the
+    // driver's own test below binds to each address it holds instead)
+    skip: { systemView: true },
     additionalTests({ withInterface }) {
       it('reports the loopback kind and needs no privilege', async () => {
         await withInterface(async ({ iface, info }) => {
@@ -105,6 +108,7 @@ describe('loopback-alias on Linux', { skip: requires.linux() }, () => {
     title: 'loopback-alias with a non-loopback net.subnet: interface driver conformance',
     driver,
     options: { name: 'ngrkt-lo2', subnet: '10.107.0.0/16', loopbackSubnet: '127.108.0.0/24' },
+    skip: { systemView: true }, // as above
     additionalTests({ withInterface }) {
       it('returns loopbackSubnet as InterfaceInfo.subnet and says why', async () => {
         await withInterface(async ({ info }) => {

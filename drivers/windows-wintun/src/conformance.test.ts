@@ -13,6 +13,7 @@ describe('windows-wintun, Wintun adapter (fake Windows calls)', () => {
   testInterfaceDriver({
     driver: () => new WindowsWintunInterface({ net: windows, loadWintun: () => windows, wintunDllPath: windows.path }),
     options: { name: 'ngrokd0', subnet: '10.107.0.0/16' },
+    inspect: ({ info }) => [...([...windows.interfaces.values()].find((i) => i.alias === info.name)?.addresses.keys() ?? [])],
     additionalTests({ withInterface }) {
       it('is a Wintun adapter named after net.interface_name, needing Administrator', async () => {
         await withInterface(async ({ iface, info }) => {
@@ -40,6 +41,7 @@ describe('windows-wintun without wintun.dll: loopback pseudo-interface (fake Win
   testInterfaceDriver({
     driver: () => new WindowsWintunInterface({ net: windows, loadWintun: missing, wintunDllPath: windows.path }),
     options: { name: 'ngrokd0', subnet: '10.107.0.0/16' },
+    inspect: ({ info }) => [...([...windows.interfaces.values()].find((i) => i.alias === info.name)?.addresses.keys() ?? [])],
     skip: {
       // the loopback pseudo-interface is Windows' own: there is nothing to delete but our addresses, and a new
       // open() finds none of them, so `removeInterface` holds; `reopen` holds through the addresses left on it

@@ -94,6 +94,11 @@ export default defineDriver({ name: 'stuck', provides: ['interface'], platforms:
       const r = await ngrokdCli(['cleanup', '--config', config])
       assert.equal(r.code, 1, r.stdout + r.stderr)
       assert.doesNotMatch(r.stdout, /interface stuck0/, 'not listed as removed')
+      // a driver's own error without a code is said as the driver's, with a code
+      writeFileSync(join(dir, 'stuck-driver.mjs'), readFileSync(join(dir, 'stuck-driver.mjs'), 'utf8').replace('async open({ name }) {', "async open() { throw new Error('kaboom in open');"))
+      const broken = await ngrokdCli(['cleanup', '--config', config])
+      assert.equal(broken.code, 1, broken.stdout + broken.stderr)
+      assert.match(broken.stderr, /interface driver .*stuck-driver\.mjs: open\(\) failed: kaboom in open.*NGROKD_ERR_DRIVER_FAILED/s)
       assert.match(r.stderr, /not removed:\n {2}interface stuck0 \(.*stuck-driver\.mjs\): .*EBUSY: the link is in use/)
       assert.doesNotMatch(r.stderr, /error while closing/, 'said once')
     } finally {

@@ -61,7 +61,11 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(code, 0, text)
     assert.equal(report.ok, true)
     assert.equal(byId.get('driver.resolve')?.status, 'ok')
+    assert.match(byId.get('driver.resolve')!.summary, /; needs CAP_NET_ADMIN \(privilege\), koffi \(library\), dummy \(kernel-module, optional\)/, 'the driver\'s declared requirements')
     assert.equal(byId.get('linux-netlink.socket')?.status, 'ok')
+    // the running daemon's driver checks the interface it has open (Interface.diagnose()), in place of the module's probe
+    assert.match(byId.get('linux-netlink.link-kind')?.summary ?? '', new RegExp(`^${netDriverCases('doctor')[1]!.interfaceName} is a `))
+    assert.equal(report.checks.filter((c) => c.id === 'linux-netlink.link-kind').length, 1, 'said once')
     assert.equal(byId.get('api.reach')?.status, 'ok', byId.get('api.reach')?.summary)
     assert.equal(byId.get('daemon.running')?.status, 'ok')
     assert.match(byId.get('daemon.running')!.summary, /1 serving/)

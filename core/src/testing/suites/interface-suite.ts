@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { networkInterfaces } from 'node:os'
 import type { Interface, InterfaceInfo } from '../../contracts/interface.js'
 import { silentLogger, type Logger } from '../../contracts/logger.js'
 import { isDriverModule, type DriverContext, type DriverModule } from '../../driver/define-driver.js'
@@ -32,6 +33,8 @@ export interface InterfaceSuiteSkips {
   /** An IPv6 address rejecting when the driver lacks the `ipv6` capability. */
   ipv6?: boolean
   diagnose?: boolean
+  /** The system's own view ({@link InterfaceSuiteOptions.inspect}) matching `listAddresses()`: say why none exists. */
+  systemView?: boolean
 }
 
 export interface InterfaceSuiteOptions<O extends object = Record<string, unknown>> {
@@ -45,6 +48,13 @@ export interface InterfaceSuiteOptions<O extends object = Record<string, unknown
   context?: Partial<Omit<DriverContext, 'stateDir'>>
   /** Addresses the tests add; default: 16 hosts from the (effective) subnet, skipping the first host. */
   addresses?: readonly string[]
+  /**
+   * The IPv4 addresses on the opened interface as the system shows them, read without the driver (so an
+   * address kept only in the driver's memory, or put on another interface, is caught). Default:
+   * `os.networkInterfaces()[info.name]`, which lists only interfaces that are up and running; give your own
+   * for an interface that is down or has no carrier, or for a fake system.
+   */
+  inspect?(session: { info: InterfaceInfo; env: InterfaceSuiteEnv }): string[] | Promise<string[]>
   skip?: InterfaceSuiteSkips
   /** Register more `it()`s inside the suite's `describe()`. */
   additionalTests?(ctx: InterfaceSuiteContext): void
@@ -92,7 +102,8 @@ export function testInterfaceDriver<O extends object = Record<string, unknown>>(
   async function createIn(env: InterfaceSuiteEnv): Promise<Interface> {
     if (typeof driver === 'function') return driver(env)
     const ctx: DriverContext = { logger: env.logger, stateDir: env.stateDir, platform: env.platform }
-    const instances = await driver.create(ctx, options)
+    // what the daemon passes (di/container.ts), the suite's options over it
+    const instances = await driver.create(ctx, { force: false, removeOnClose: true, stateDir: env.stateDir, ...options })
     assert.ok(instances.interface, `driver ${driver.name}: create() returned no interface`)
     return instances.interface
   }
@@ -250,13 +261,17 @@ export function testInterfaceDriver<O extends object = Record<string, unknown>>(
       })
     })
 
-    check('close() may be called more than once', false, async () => {
+    check('close() may be called more than once; close({ removeInterface: false }) leaves the interface for the next open() to adopt', false, async () => {
       await withInterface(async ({ iface, create, open, addresses }) => {
         await iface.addAddress({ address: addresses[0]! })
-        await iface.close()
-        await iface.close()
+        await iface.close({ removeInterface: false })
+        await iface.close({ removeInterface: false })
         const opened = await create()
-        await open(opened)
+        const reopened = await open(opened)
+        if (!skip.reopen) {
+          assert.equal(reopened.adopted, true, 'after close({ removeInterface: false }) (cleanup.remove_interface_on_stop: false) the interface stays: a new open() must adopt it')
+          assertSameSet(await opened.listAddresses(), [addresses[0]!], 'listAddresses() after close({ removeInterface: false }) and a new open()')
+        }
         await opened.close({ removeInterface: true })
         await opened.close({ removeInterface: true })
         await opened.close()
@@ -271,6 +286,23 @@ export function testInterfaceDriver<O extends object = Record<string, unknown>>(
         const info = await open(next)
         assert.equal(info.adopted, false, 'after close({ removeInterface: true }) a new open() must not adopt anything')
         assertSameSet(await next.listAddresses(), [], 'listAddresses() after the interface was removed and made again')
+      })
+    })
+
+    check('the system shows the addresses listAddresses() lists, read without the driver (inspect)', skip.systemView, async () => {
+      await withInterface(async ({ iface, info, env, addresses }) => {
+        const ours = new Set(addresses)
+        const seen = async (): Promise<string[]> => (await (suite.inspect ?? systemAddresses)({ info, env })).filter((a) => ours.has(a))
+        const [a, b, c] = addresses as [string, string, string]
+        await iface.applyAddresses({ add: [a, b, c], remove: [] })
+        const how = suite.inspect ? 'inspect()' : `os.networkInterfaces()[${JSON.stringify(info.name)}] (an interface that is down or has no carrier is not listed there: give the suite an inspect() that reads the system another way)`
+        assertSameSet(await seen(), [a, b, c], `${how} after adding 3 addresses`)
+        await iface.removeAddress({ address: b })
+        assertSameSet(await seen(), [a, c], `${how} after removing one`)
+        if (!skip.removeInterface) {
+          await iface.close({ removeInterface: true })
+          assertSameSet(await seen(), [], `${how} after close({ removeInterface: true })`)
+        }
       })
     })
 
@@ -319,6 +351,11 @@ export function testInterfaceDriver<O extends object = Record<string, unknown>>(
 
     suite.additionalTests?.({ options: openOptions, withInterface })
   })
+}
+
+/** The IPv4 addresses the OS lists on the interface named `info.name` (none when it lists no such interface). */
+function systemAddresses({ info }: { info: InterfaceInfo }): string[] {
+  return (networkInterfaces()[info.name] ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address)
 }
 
 /** `count` host addresses of `cidr`, skipping the network address and the first host. */

@@ -16,6 +16,7 @@ describe('loopback-alias on macOS (fake syscalls)', () => {
   testInterfaceDriver({
     driver: ({ stateDir }) => new DarwinLoopbackAliasInterface({ stateDir, syscalls: kernel }),
     options: { name: 'ngrokd0', subnet: '10.107.0.0/16' },
+    inspect: ({ info }) => kernel.addressesOf(info.name),
     additionalTests({ withInterface }) {
       it('uses 127.107.0.0/16 on lo0 and needs root', async () => {
         await withInterface(async ({ iface, info }) => {
