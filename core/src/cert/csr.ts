@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import { NgrokdError } from '../errors/index.js'
-import { bitString, derToPem, integer, name, oid, raw, seq, tagged, toDer, type CertificateSubject } from './der.js'
+import { bitString, derToPem, integer, name, oid, raw, seq, tagged, toDer } from './der.js'
+import type { CertificateSubject } from './certificate-subject.js'
 import { ecdsaSignatureFor } from './oids.js'
 
 export interface KeyAndCsr {

@@ -10,11 +10,7 @@ type Asn1 = forge.asn1.Asn1
 
 export type { Asn1 }
 
-/** The Name attributes ngrokd writes: `O` then `CN`. Empty: the empty Name. */
-export interface CertificateSubject {
-  commonName?: string
-  organization?: string
-}
+import type { CertificateSubject } from './certificate-subject.js'
 
 export function toDer(node: Asn1): Buffer {
   return Buffer.from(asn1.toDer(node).getBytes(), 'binary')

@@ -20,8 +20,8 @@ import {
   time,
   toDer,
   type Asn1,
-  type CertificateSubject,
 } from './der.js'
+import type { CertificateSubject } from './certificate-subject.js'
 import { OID, ecdsaSignatureFor } from './oids.js'
 
 /** KeyUsage bit numbers — RFC 5280 §4.2.1.3. */

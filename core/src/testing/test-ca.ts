@@ -1,6 +1,6 @@
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { NgrokdError } from '../errors/index.js'
-import type { CertificateSubject } from '../cert/der.js'
+import type { CertificateSubject } from '../cert/certificate-subject.js'
 import { issueCertificate, subjectNameDer } from '../cert/issue-certificate.js'
 import { OID } from '../cert/oids.js'
 import { parseCsr } from '../cert/parse-csr.js'
