@@ -78,6 +78,14 @@ test('errors are coded and say how to fix them', () =>
     })
     await writeFile(join(dir, 'not-a-driver.mjs'), 'export default { name: "x" }\n')
     await assert.rejects(resolveDriver('./not-a-driver.mjs', { configDir: dir, kind: 'interface' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID') && /defineDriver/.test((e as Error).message))
+    // a definition defineDriver refuses as the module loads: the fix is in its source, not a reinstall
+    await writeFile(join(dir, 'bad-name.mjs'), driverSource({ name: 'Bad Name' }))
+    await assert.rejects(resolveDriver('./bad-name.mjs', { configDir: dir, kind: 'interface' }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID'))
+      assert.match(e.message, /name "Bad Name" must match/)
+      assert.match(e.hint ?? '', /its own definition is refused as it loads: fix what the message names in its source/)
+      return true
+    })
     await writeFile(join(dir, 'mac-only.mjs'), driverSource({ platforms: ['darwin'] }))
     await assert.rejects(
       resolveDriver('./mac-only.mjs', { configDir: dir, kind: 'interface', platform: 'linux' }),

@@ -4,7 +4,7 @@ import { lstat, readdir, readlink, realpath } from 'node:fs/promises'
 import { createRequire, isBuiltin } from 'node:module'
 import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import type { NgrokdErrorCode } from '../errors/codes.js'
 import { assertTrustedPath, judgeEntry, runsAsRoot } from './trusted-path.js'
 import { resolveCoreFromOwnInstallation } from './own-core-resolution.js'
@@ -91,7 +91,9 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
       hint:
         (cause as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && missing && !missing.startsWith('.') && !missing.startsWith('/')
           ? `it imports ${missing}, which is not installed where it is: npm install ${missing} in ${dirname(file)} (or a folder above it)`
-          : `reinstall the ${options.what} package; if it was built from source, build it (npm run build)`,
+          : isNgrokdError(cause)
+            ? `its own definition is refused as it loads: fix what the message names in its source, or tell its author${cause.hint ? ` (${cause.hint})` : ''}`
+            : `reinstall the ${options.what} package; if it was built from source, build it (npm run build)`,
     })
   }
 }
