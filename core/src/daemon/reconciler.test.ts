@@ -3,9 +3,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, connect, type Server } from 'node:net'
 import { container } from 'tsyringe'
-import { FakeInterface, RecordingNameResolver, LoopbackForwarder } from '../testing/index.js'
+import { FakeInterface, RecordingNameResolver, LoopbackForwarder, recordingLogger } from '../testing/index.js'
 import { MemoryAllocator } from '../alloc/memory-allocator.js'
-import { silentLogger } from '../contracts/logger.js'
+import { silentLogger, type Logger } from '../contracts/logger.js'
 import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from '../di/tokens.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 import type { ListenOptions } from '../contracts/forwarder.js'
@@ -31,7 +31,7 @@ async function echoServer(): Promise<{ server: Server; port: number }> {
   return { server, port: (server.address() as { port: number }).port }
 }
 
-async function setup(subnet = SUBNET) {
+async function setup(subnet = SUBNET, logger: Logger = silentLogger) {
   const upstream = await echoServer()
   const iface = new FakeInterface()
   await iface.open({ name: 'ngrkt0', subnet })
@@ -46,7 +46,7 @@ async function setup(subnet = SUBNET) {
   scope.register(ALLOCATOR, { useValue: allocator })
   scope.register(NAME_RESOLVER, { useValue: names })
   scope.register(FORWARDER, { useValue: forwarder })
-  scope.register(LOGGER, { useValue: silentLogger })
+  scope.register(LOGGER, { useValue: logger })
   const reconciler = scope.resolve(Reconciler)
   return {
     iface, allocator, names, forwarder, reconciler,
@@ -219,7 +219,8 @@ test('subnet exhaustion fails only the hostnames that got no address', async () 
 })
 
 test('an address the interface refuses fails that service only; the batch is retried one by one', async () => {
-  const t = await setup()
+  const logger = recordingLogger()
+  const t = await setup(SUBNET, logger)
   try {
     await t.reconciler.reconcile([service('http://ok.prod')])
     const nextFree = '127.107.0.3'
@@ -234,6 +235,14 @@ test('an address the interface refuses fails that service only; the batch is ret
     assert.equal(states.get('ok.prod')?.state, 'serving')
     assert.deepEqual((await t.names.list()).map((r) => r.hostname), ['fine.prod', 'ok.prod'])
     assert.ok(!t.forwarder.listeners().some((l) => l.address === nextFree), 'nothing listens on an address that is not there')
+    // the same failure on the next poll is not logged again above debug
+    const said = (level: 'warn' | 'error') => logger.at(level).filter((r) => /address|batch/.test(r.msg)).length
+    assert.deepEqual([said('warn'), said('error')], [1, 1])
+    t.iface.injectFailure('applyAddresses', { times: 1 })
+    await t.reconciler.reconcile([service('http://ok.prod'), service('http://bad.prod'), service('http://fine.prod')])
+    assert.equal(t.reconciler.services().find((s) => s.hostname === 'bad.prod')?.state, 'error')
+    assert.deepEqual([said('warn'), said('error')], [1, 1], 'repeats go to debug')
+    assert.ok(logger.at('debug').some((r) => r.msg.startsWith(`add address ${nextFree} failed:`)), 'the repeat at debug')
   } finally {
     await t.close()
   }

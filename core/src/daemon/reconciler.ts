@@ -145,6 +145,8 @@ interface Pass {
 @injectable()
 export class Reconciler {
   private states = new Map<string, ServiceState>()
+  /** The address-change failures logged, by `<op> <address>` (or `<op> batch`), with what was said: repeats go to debug. */
+  private readonly failuresLogged = new Map<string, string>()
   /** Serialises reconciles: a poll and a teardown never interleave. */
   private running: Promise<unknown> = Promise.resolve()
   private network?: NetworkModeOptions
@@ -496,26 +498,39 @@ export class Reconciler {
     }
   }
 
-  /** Applies a batch; on failure retries one by one to find out which addresses failed. */
+  /**
+   * Applies a batch; on failure retries one by one to find out which addresses failed. A failure is logged
+   * (warn for the batch, error per address) once while it repeats on every poll; the repeats go to debug.
+   */
   private async applyAddresses(addresses: string[], op: 'add' | 'remove'): Promise<Map<string, unknown>> {
     const failed = new Map<string, unknown>()
     if (addresses.length === 0) return failed
     try {
       await this.iface.applyAddresses(op === 'add' ? { add: addresses, remove: [] } : { add: [], remove: addresses })
+      this.failuresLogged.delete(`${op} batch`)
       return failed
     } catch (batchError) {
-      this.logger.warn({ err: batchError }, `batch ${op} of ${addresses.length} addresses failed; retrying one by one`)
+      this.logOnce(`${op} batch`, 'warn', batchError, `batch ${op} of ${addresses.length} addresses failed; retrying one by one`)
     }
     for (const address of addresses) {
       try {
         if (op === 'add') await this.iface.addAddress({ address })
         else await this.iface.removeAddress({ address })
+        this.failuresLogged.delete(`${op} ${address}`)
       } catch (e) {
         failed.set(address, e)
-        this.logger.error({ err: e, address }, `${op} address ${address} failed: ${formatError(e)}`)
+        this.logOnce(`${op} ${address}`, 'error', e, `${op} address ${address} failed: ${formatError(e)}`, { address })
       }
     }
     return failed
+  }
+
+  /** Logs `msg` at `level`, or at debug when the same failure of `key` was logged last time. */
+  private logOnce(key: string, level: 'warn' | 'error', err: unknown, msg: string, fields: Record<string, unknown> = {}): void {
+    const said = formatError(err)
+    const repeat = this.failuresLogged.get(key) === said
+    this.failuresLogged.set(key, said)
+    this.logger[repeat ? 'debug' : level]({ err, ...fields }, msg)
   }
 }
 
