@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
@@ -108,6 +108,27 @@ describe('EndpointPoller: endpoints it does not serve', () => {
       // a cache written before names.deny changed is judged again at start
       const stricter = pollerOver(endpoints, stateDir, new NamePolicy({ allow: [], deny: ['prod'], protectedHosts: () => [] })).poller
       assert.deepEqual(await stricter.cached(), [])
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('EndpointPoller: the saved endpoint list', () => {
+  it('a list that cannot be saved fails no poll: said once while it repeats, and the poll counts as a success', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
+    try {
+      mkdirSync(join(stateDir, 'endpoints.json')) // a folder where the file goes: the rename over it fails
+      const { poller, reconciled, logger } = pollerOver([{ id: 'ep_a', url: 'http://api.prod', bindings: ['kubernetes'] }], stateDir)
+      const first = await poller.pollOnce()
+      await poller.pollOnce()
+      assert.equal(first?.ok, true, JSON.stringify(first))
+      assert.equal(reconciled.length, 2)
+      assert.deepEqual(poller.counts.failed, 0)
+      const said = logger.at('warn').filter((r) => /cannot save the endpoint list/.test(r.msg))
+      assert.equal(said.length, 1, 'once, not at every poll')
+      assert.match(said[0]!.msg, /endpoints\.json \(serving goes on; the next start polls first\)/)
+      assert.equal(logger.at('warn').filter((r) => /poll failed/.test(r.msg)).length, 0)
     } finally {
       rmSync(stateDir, { recursive: true, force: true })
     }

@@ -40,6 +40,8 @@ export class EndpointPoller {
   private rejectedSeen = new Set<string>()
   /** Polls failed since the last success: a failure is logged once, not on every poll of an outage. */
   private failedInARow = 0
+  /** The last failure to save the endpoint list (its code); undefined after a save that worked. */
+  private saveFailure: string | undefined
   readonly counts = { ok: 0, failed: 0, lastSuccessUnixSeconds: undefined as number | undefined }
 
   constructor(private readonly options: EndpointPollerOptions) {}
@@ -140,7 +142,20 @@ export class EndpointPoller {
     return { services: judged.services, rejected }
   }
 
+  /**
+   * Saves the list for the next start to serve at once. A failure does not fail the poll (what it reconciled
+   * serves); it is logged once while it repeats, and the next start polls before it serves.
+   */
   private async save(services: DesiredService[]): Promise<void> {
-    await writeFileAtomic(join(this.options.stateDir, ENDPOINT_CACHE_FILE), JSON.stringify({ savedAt: new Date().toISOString(), services }), { mode: 0o600 })
+    const path = join(this.options.stateDir, ENDPOINT_CACHE_FILE)
+    try {
+      await writeFileAtomic(path, JSON.stringify({ savedAt: new Date().toISOString(), services }), { mode: 0o600 })
+      this.saveFailure = undefined
+    } catch (e) {
+      // the same failure by its code: its message names a temp file of its own each time
+      const kind = String((e as { code?: unknown }).code ?? formatError(e))
+      this.options.logger[this.saveFailure === kind ? 'debug' : 'warn']({ err: e, path }, `cannot save the endpoint list for the next start to ${path} (serving goes on; the next start polls first): ${formatError(e)}`)
+      this.saveFailure = kind
+    }
   }
 }
