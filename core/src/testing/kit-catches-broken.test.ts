@@ -10,7 +10,7 @@ import { testNameResolver } from './suites/name-resolver-suite.js'
 import { testForwarder } from './suites/forwarder-suite.js'
 import { testPlugin } from './suites/plugin-suite.js'
 import { definePlugin } from '../plugin/define-plugin.js'
-import { FakeInterface } from './fakes/fake-interface.js'
+import { FakeInterface, type FakeSystem } from './fakes/fake-interface.js'
 import { RecordingNameResolver } from './fakes/recording-name-resolver.js'
 import { LoopbackForwarder } from './fakes/loopback-forwarder.js'
 import { MemoryAllocator } from '../alloc/memory-allocator.js'
@@ -55,10 +55,13 @@ async function failuresOf(register: () => void): Promise<string[]> {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 
+/** The fake system's own view of an interface, read without the driver (the suite's `inspect`). */
+const inspectOf = (system: FakeSystem) => ({ info }: { info: InterfaceInfo }) => [...(system.interfaces.get(info.name) ?? [])]
+
 describe('the interface suite catches broken drivers', () => {
   it('a correct fake passes every check', async () => {
     const system = FakeInterface.createSystem()
-    assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: () => new FakeInterface({ system }), options: { name: 'ok0', subnet: '10.250.0.0/24' } })), [])
+    assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: () => new FakeInterface({ system }), options: { name: 'ok0', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) })), [])
   })
 
   it('addAddress() failing with EEXIST', async () => {
@@ -69,7 +72,7 @@ describe('the interface suite catches broken drivers', () => {
       }
     }
     const system = FakeInterface.createSystem()
-    assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b0', subnet: '10.250.0.0/24' } })), [
+    assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b0', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) })), [
       'addAddress() of an address already present resolves (idempotent)',
       'applyAddresses() adds and removes in one change',
     ])
@@ -83,7 +86,7 @@ describe('the interface suite catches broken drivers', () => {
       }
     }
     const system = FakeInterface.createSystem()
-    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b1', subnet: '10.250.0.0/24' } }))
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b1', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
     assert.deepEqual(failed, ['removeAddress() of an absent address resolves (idempotent)', 'applyAddresses() adds and removes in one change'])
   })
 
@@ -95,8 +98,11 @@ describe('the interface suite catches broken drivers', () => {
       }
     }
     const system = FakeInterface.createSystem()
-    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b2', subnet: '10.250.0.0/24' } }))
-    assert.deepEqual(failed, ['open() of an existing interface adopts it with its addresses'])
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b2', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
+    assert.deepEqual(failed, [
+      'open() of an existing interface adopts it with its addresses',
+      'close() may be called more than once; close({ removeInterface: false }) leaves the interface for the next open() to adopt',
+    ])
   })
 
   it('uncoded errors before open()', async () => {
@@ -112,7 +118,7 @@ describe('the interface suite catches broken drivers', () => {
       }
     }
     const system = FakeInterface.createSystem()
-    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b3', subnet: '10.250.0.0/24' } }))
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b3', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
     assert.deepEqual(failed, ['methods called before open() reject with a coded error'])
   })
 
@@ -126,7 +132,7 @@ describe('the interface suite catches broken drivers', () => {
       }
     }
     const system = FakeInterface.createSystem()
-    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b4', subnet: '10.250.0.0/24' } }))
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b4', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
     assert.deepEqual(failed, ['concurrent addAddress() and removeAddress() calls all take effect'])
   })
 
@@ -137,7 +143,7 @@ describe('the interface suite catches broken drivers', () => {
       }
     }
     const system = FakeInterface.createSystem()
-    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b5', subnet: '10.250.0.0/24' } }))
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b5', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
     assert.deepEqual(failed, ['an already-aborted AbortSignal rejects and changes nothing'])
   })
 
@@ -150,9 +156,48 @@ describe('the interface suite catches broken drivers', () => {
       }
     }
     const system = FakeInterface.createSystem()
-    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b6', subnet: '10.250.0.0/24' } }))
-    assert.ok(failed.includes('close() may be called more than once'), failed.join('; '))
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b6', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
+    assert.ok(failed.includes('close() may be called more than once; close({ removeInterface: false }) leaves the interface for the next open() to adopt'), failed.join('; '))
     assert.ok(failed.includes('close({ removeInterface: true }) deletes what open() made'), failed.join('; '))
+  })
+
+  it('addresses kept only in the driver\'s memory, never put on the system', async () => {
+    // every call checked as the real one checks it, but an address added is taken off the system again
+    class Broken extends FakeInterface {
+      readonly #held = new Set<string>()
+      override async addAddress(o: { address: string; signal?: AbortSignal }) {
+        await super.addAddress(o)
+        await super.removeAddress({ address: o.address })
+        this.#held.add(o.address)
+      }
+      override async removeAddress(o: { address: string; signal?: AbortSignal }) {
+        await super.removeAddress(o)
+        this.#held.delete(o.address)
+      }
+      override async applyAddresses(c: { add: readonly string[]; remove: readonly string[]; signal?: AbortSignal }) {
+        c.signal?.throwIfAborted()
+        for (const address of c.remove) await this.removeAddress({ address })
+        for (const address of c.add) await this.addAddress({ address })
+      }
+      override async listAddresses(o?: { signal?: AbortSignal }) {
+        await super.listAddresses(o)
+        return [...this.#held]
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b8', subnet: '10.250.0.0/24' }, inspect: inspectOf(system), skip: { reopen: true } }))
+    assert.deepEqual(failed, ['the system shows the addresses listAddresses() lists, read without the driver (inspect)'])
+  })
+
+  it('close({ removeInterface: false }) deleting the interface', async () => {
+    class Broken extends FakeInterface {
+      override async close() {
+        return super.close({ removeInterface: true })
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b9', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
+    assert.deepEqual(failed, ['close() may be called more than once; close({ removeInterface: false }) leaves the interface for the next open() to adopt'])
   })
 
   it('listAddresses() showing the interface’s own address', async () => {
@@ -162,7 +207,7 @@ describe('the interface suite catches broken drivers', () => {
       }
     }
     const system = FakeInterface.createSystem()
-    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b7', subnet: '10.250.0.0/24' } }))
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b7', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
     assert.ok(failed.includes('open() describes a fresh interface with no endpoint addresses'), failed.join('; '))
     assert.ok(failed.includes('listAddresses() equals what was added, after adds and after removes'), failed.join('; '))
   })
