@@ -56,7 +56,8 @@ export interface ListenerStatus {
  *   (default 0: they are closed). Unlistening something not listened on resolves.
  * - `listeners()` reflects what is really listening.
  * - `close()` unlistens everything, may be called more than once.
- * - `endDrains()` closes now the connections that unlistens are draining (a second stop signal); those unlistens resolve.
+ * - `endDrains()` closes now the connections that unlistens are draining (a second stop signal), and those of every
+ *   later unlisten at once: those unlistens resolve.
  */
 export interface Forwarder {
   readonly forwarder: string

@@ -127,7 +127,7 @@ describe('EndpointPoller: the saved endpoint list', () => {
       assert.deepEqual(poller.counts.failed, 0)
       const said = logger.at('warn').filter((r) => /cannot save the endpoint list/.test(r.msg))
       assert.equal(said.length, 1, 'once, not at every poll')
-      assert.match(said[0]!.msg, /endpoints\.json \(serving goes on; the next start polls first\)/)
+      assert.match(said[0]!.msg, /endpoints\.json \(serving goes on; the next start serves the list saved before, if any, until its first poll\)/)
       assert.equal(logger.at('warn').filter((r) => /poll failed/.test(r.msg)).length, 0)
     } finally {
       rmSync(stateDir, { recursive: true, force: true })

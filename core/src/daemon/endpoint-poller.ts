@@ -154,7 +154,7 @@ export class EndpointPoller {
     } catch (e) {
       // the same failure by its code: its message names a temp file of its own each time
       const kind = String((e as { code?: unknown }).code ?? formatError(e))
-      this.options.logger[this.saveFailure === kind ? 'debug' : 'warn']({ err: e, path }, `cannot save the endpoint list for the next start to ${path} (serving goes on; the next start polls first): ${formatError(e)}`)
+      this.options.logger[this.saveFailure === kind ? 'debug' : 'warn']({ err: e, path }, `cannot save the endpoint list for the next start to ${path} (serving goes on; the next start serves the list saved before, if any, until its first poll): ${formatError(e)}`)
       this.saveFailure = kind
     }
   }

@@ -28,7 +28,8 @@ export interface ServiceState {
   hostname: string
   port: number
   proto: ForwardTarget['proto']
-  readonly endpointIds: readonly string[]
+  /** The desired service's own list (shared, never changed). */
+  endpointIds: string[]
   address?: string
   state: ServiceStateName
   error?: ServiceError

@@ -440,6 +440,28 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       assert.deepEqual(forwarder.listeners(), [])
     })
 
+    it('endDrains() closes what unlistens are draining, and makes every later unlisten close at once', async () => {
+      const { forwarder, port } = await setup()
+      const port2 = await freePort()
+      await forwarder.listen({ address: '127.0.0.1', port, target: api })
+      await forwarder.listen({ address: '127.0.0.1', port: port2, target: api })
+      const [c1, c2] = [await connect(port), await connect(port2)]
+      for (const c of [c1, c2]) {
+        c.write('z')
+        await readN(c, 1)
+        c.on('error', () => {})
+      }
+      // a safety net far above the work: without endDrains these unlistens would wait out their 10 min
+      const soon = <T>(p: Promise<T>, what: string) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} still draining`)), 60_000).unref())])
+      const first = forwarder.unlisten({ address: '127.0.0.1', port, drainMs: 600_000 })
+      await until(() => forwarder.listeners().length === 1)
+      forwarder.endDrains!()
+      await soon(first, 'the unlisten under way')
+      await closed(c1)
+      await soon(forwarder.unlisten({ address: '127.0.0.1', port: port2, drainMs: 600_000 }), 'an unlisten begun after endDrains()')
+      await closed(c2)
+    })
+
     it('close() unlistens everything, can be called twice, and later listens fail', async () => {
       const { forwarder, port } = await setup()
       await forwarder.listen({ address: '127.0.0.1', port, target: api })

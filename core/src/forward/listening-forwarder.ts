@@ -169,6 +169,8 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
   private readonly queues = new Map<string, Promise<unknown>>()
   /** Listeners unlistened whose open connections are still finishing. */
   private readonly draining = new Set<ListenerEntry<C>>()
+  /** After `endDrains()`: every unlisten, those not begun yet included, closes its connections at once. */
+  private drainsEnded = false
   protected closed = false
   private readonly localAddresses: LocalAddresses
   /** Each server's entry, for the handlers all servers share. */
@@ -253,9 +255,10 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     })
   }
 
-  unlisten({ address, port, drainMs = 0 }: { address: string; port: number; drainMs?: number }): Promise<void> {
+  unlisten({ address, port, drainMs: asked = 0 }: { address: string; port: number; drainMs?: number }): Promise<void> {
     const key = hostPort(address, port)
     return this.serialize(key, async () => {
+      const drainMs = this.drainsEnded ? 0 : asked
       this.failed.delete(key)
       const entry = this.entries.get(key)
       if (!entry) return
@@ -304,6 +307,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
   }
 
   endDrains(): void {
+    this.drainsEnded = true
     for (const entry of this.draining) cutAll(entry)
   }
 

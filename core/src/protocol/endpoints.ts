@@ -38,7 +38,7 @@ export interface DesiredService {
   port: number
   proto: EndpointScheme
   /** Sorted, unique. */
-  readonly endpointIds: readonly string[]
+  endpointIds: string[]
 }
 
 export interface RejectedEndpoint {

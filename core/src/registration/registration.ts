@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { constants } from 'node:fs'
-import { mkdir, open, rename, rm } from 'node:fs/promises'
+import { lstat, mkdir, open, rename, rm } from 'node:fs/promises'
 import { hostname as osHostname } from 'node:os'
 import { join } from 'node:path'
 import { NgrokdError, isNgrokdError } from '../errors/index.js'
@@ -608,7 +608,12 @@ export class Registration {
     const path = this.path(file)
     let handle
     try {
-      handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+      // Windows has neither flag (Node's fs.constants): a link there is refused by the lstat below
+      handle = await open(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0))
+      if (process.platform === 'win32' && (await lstat(path)).isSymbolicLink()) {
+        await handle.close()
+        throw Object.assign(new Error(`${path} is a symbolic link`), { code: 'ELOOP' })
+      }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code
       if (code === 'ENOENT') return undefined

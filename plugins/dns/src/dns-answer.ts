@@ -14,6 +14,8 @@ const CLASSIC_UDP_BYTES = 512
 /** The UDP payload size our OPT record offers: what fits an IPv6 minimum MTU unfragmented (DNS Flag Day 2020). */
 const OUR_EDNS_PAYLOAD = 1232
 const OPT_TYPE = 41 // RFC 6891 §6.1.1
+/** DNSSEC OK, the top bit of the OPT record's flags — RFC 3225 §3. */
+const DO_FLAG = 0x8000
 /** The one EDNS version there is — RFC 6891 §6.1.3. */
 const EDNS_VERSION = 0
 /** BADVERS (16) is RCODE 0 in the header and 1 in the OPT record's upper 8 bits — RFC 6891 §6.1.3. */
@@ -99,8 +101,10 @@ export function answerQuery(message: Buffer, zone: Zone, suffixes: ReadonlySet<s
     return errorReply(id, copied | FORMERR, [])
   }
   const questions = query.questions ?? []
-  const opts = (query.additionals ?? []).filter((a) => a.type === 'OPT') as Array<{ udpPayloadSize?: number; ednsVersion?: number }>
-  const edns = (reply: Buffer, extendedRcode = 0): Buffer => (opts.length > 0 ? withOpt(reply, extendedRcode) : reply)
+  const opts = (query.additionals ?? []).filter((a) => a.type === 'OPT') as Array<{ udpPayloadSize?: number; ednsVersion?: number; flags?: number }>
+  // the DO bit is copied into the response — RFC 3225 §3
+  const dnssecOk = ((opts[0]?.flags ?? 0) & DO_FLAG) !== 0
+  const edns = (reply: Buffer, extendedRcode = 0): Buffer => (opts.length > 0 ? withOpt(reply, extendedRcode, dnssecOk) : reply)
   if ((copied & OPCODE_MASK) !== 0) return edns(errorReply(id, copied | NOTIMP, questions)) // only QUERY (0)
   if (questions.length !== 1 || opts.length > 1) return edns(errorReply(id, copied | FORMERR, questions))
   const raw = rawQuestion(message)
@@ -155,15 +159,16 @@ function namesWithDescendants(zone: Zone): ReadonlySet<string> {
 
 /**
  * `reply` with our OPT record appended as its one additional record (our replies have none else): UDP payload
- * size, extended RCODE, version 0, no flags, no options — RFC 6891 §6.1.2, §6.1.3.
+ * size, extended RCODE, version 0, the query's DO bit, no options — RFC 6891 §6.1.2, §6.1.3, RFC 3225 §3.
  */
-function withOpt(reply: Buffer, extendedRcode: number): Buffer {
+function withOpt(reply: Buffer, extendedRcode: number, dnssecOk: boolean): Buffer {
   const opt = Buffer.alloc(11)
   // opt[0] = 0: the root name
   opt.writeUInt16BE(OPT_TYPE, 1)
   opt.writeUInt16BE(OUR_EDNS_PAYLOAD, 3) // CLASS holds the payload size
   opt.writeUInt8(extendedRcode, 5) // TTL: extended RCODE, VERSION, DO and Z (all 0)
   opt.writeUInt8(EDNS_VERSION, 6)
+  if (dnssecOk) opt.writeUInt16BE(DO_FLAG, 7)
   // RDLENGTH 0
   const out = Buffer.concat([reply, opt])
   out.writeUInt16BE(reply.readUInt16BE(10) + 1, 10) // ARCOUNT

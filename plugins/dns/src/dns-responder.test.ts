@@ -190,23 +190,41 @@ describe('DnsResponder', () => {
       const trickle = setInterval(() => slow.write(Buffer.from([0x00])), 100)
       await once(slow, 'close')
       clearInterval(trickle)
-      // the cap (64): the 65th client is served, and the one heard from longest ago is closed for it
-      const many: net.Socket[] = []
-      for (let i = 0; i < 64; i++) many.push(await open())
+    } finally {
+      await strict.close()
+    }
+    // the cap (64), with an idle time far above the test: only the cap can close a connection here
+    const capped = new DnsResponder({ tcpIdleMs: 600_000 })
+    capped.setZone(new Map([['api.prod', '10.107.0.2']]))
+    await capped.start([{ host: '127.0.0.1', port: 0 }])
+    const cappedAt = capped.addresses[0]!.port
+    const many: net.Socket[] = []
+    try {
+      for (let i = 0; i < 64; i++) {
+        const socket = net.connect({ host: '127.0.0.1', port: cappedAt })
+        socket.on('error', () => {})
+        await once(socket, 'connect')
+        many.push(socket)
+      }
       const ask = query('api.prod')
       many[5]!.write(Buffer.concat([Buffer.from([0, ask.length]), ask])) // heard from: not the one to go
       await once(many[5]!, 'data')
-      const closed = once(many[0]!, 'close')
-      const newcomer = await open()
+      const firstClosed = once(many[0]!, 'close').then(() => 'closed')
+      const newcomer = net.connect({ host: '127.0.0.1', port: cappedAt })
+      await once(newcomer, 'connect')
       newcomer.end(Buffer.concat([Buffer.from([0, ask.length]), ask]))
       const chunks: Buffer[] = []
       for await (const chunk of newcomer) chunks.push(chunk as Buffer)
-      assert.deepEqual(decode(Buffer.concat(chunks).subarray(2)).answers?.map((x) => (x as { data: unknown }).data), ['10.107.0.2'])
-      await closed
-      assert.equal(many[5]!.destroyed, false, 'the client heard from last is kept')
-      for (const socket of many) socket.destroy()
+      assert.deepEqual(decode(Buffer.concat(chunks).subarray(2)).answers?.map((x) => (x as { data: unknown }).data), ['10.107.0.2'], 'the 65th client is served')
+      // a safety net far above the work: the eviction happens as the newcomer is accepted
+      assert.equal(await Promise.race([firstClosed, new Promise((r) => setTimeout(() => r('still open'), 30_000).unref())]), 'closed', 'the client heard from longest ago is closed for it')
+      for (const i of [1, 5, 63]) {
+        many[i]!.write(Buffer.concat([Buffer.from([0, ask.length]), ask]))
+        await once(many[i]!, 'data') // still open, and answered
+      }
     } finally {
-      await strict.close()
+      for (const socket of many) socket.destroy()
+      await capped.close()
     }
   })
 
@@ -299,6 +317,9 @@ describe('answerQuery', () => {
       assert.deepEqual([back.udpPayloadSize, back.ednsVersion, back.extendedRcode, reply.additionals!.length], [1232, 0, 0, 1])
     }
     assert.deepEqual(decode(answerQuery(ask([]), zone, suffixes, 5)!).additionals, [], 'no OPT asked, none sent')
+    const dnssecOk = decode(answerQuery(ask([opt({ flags: dnsPacket.DNSSEC_OK })]), zone, suffixes, 5)!).additionals as unknown as Array<{ flags: number }>
+    assert.equal(dnssecOk[0]!.flags & dnsPacket.DNSSEC_OK, dnsPacket.DNSSEC_OK, 'the DO bit is copied (RFC 3225)')
+    assert.equal(((decode(answerQuery(ask([opt()]), zone, suffixes, 5)!).additionals as unknown as Array<{ flags: number }>)[0]!.flags), 0)
     const twice = decode(answerQuery(ask([opt(), opt()]), zone, suffixes, 5)!)
     assert.equal(twice.rcode, 'FORMERR')
     const future = answerQuery(ask([opt({ ednsVersion: 1 })]), zone, suffixes, 5)!
