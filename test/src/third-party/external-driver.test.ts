@@ -26,6 +26,8 @@ const run = promisify(execFile)
 const INDEX = `${SAMPLE_PACKAGE}/index.js`
 const CONFORMANCE = `${SAMPLE_PACKAGE}/test/conformance.test.js`
 const ADOPT_CHECK = 'open() of an existing interface adopts it with its addresses'
+const CLOSE_ADOPT_CHECK = 'close() may be called more than once; close({ removeInterface: false }) leaves the interface for the next open() to adopt'
+const SYSTEM_VIEW_CHECK = 'the system shows the addresses listAddresses() lists, read without the driver (inspect)'
 /** The guide's config selects the driver by package name with this line. */
 const DRIVER_LINE = `driver: ${SAMPLE_PACKAGE}`
 /** Safety nets, not performance bounds. */
@@ -76,7 +78,8 @@ describe('third-party drivers, installed and run the way a stranger would', { sk
     assert.equal(r.code, 0, `node --test failed:\n${r.output}`)
     assert.equal(r.counts.fail, 0)
     assert.equal(r.counts.cancelled, 0)
-    assert.equal(r.counts.skipped, 0, 'no check is skipped')
+    assert.equal(r.counts.skipped, 1, 'only the check the sample opts out of, with its reason, is skipped')
+    assert.match(r.output, new RegExp(`^\\s*ok \\d+ - ${escape(SYSTEM_VIEW_CHECK)} # SKIP`, 'm'))
     assert.ok(r.counts.pass >= 16, `every check of the interface suite ran (pass ${r.counts.pass})`)
     assert.match(r.output, /sample: interface driver conformance/)
     assert.match(r.output, new RegExp(`^\\s*ok \\d+ - ${escape(ADOPT_CHECK)}$`, 'm'))
@@ -87,8 +90,9 @@ describe('third-party drivers, installed and run the way a stranger would', { sk
     const file = project.write('test/never-adopts.test.js', samples.variant(CONFORMANCE, [`from '${SAMPLE_PACKAGE}'`, `from '../drivers/never-adopts.js'`]))
     const r = await nodeTest(project.dir, file)
     assert.notEqual(r.code, 0, 'node --test must fail')
-    assert.equal(r.counts.fail, 1, `exactly the adoption check fails:\n${r.output}`)
+    assert.equal(r.counts.fail, 2, `exactly the two adoption checks fail:\n${r.output}`)
     assert.match(r.output, new RegExp(`^\\s*not ok \\d+ - ${escape(ADOPT_CHECK)}$`, 'm'))
+    assert.match(r.output, new RegExp(`^\\s*not ok \\d+ - ${escape(CLOSE_ADOPT_CHECK)}$`, 'm'))
   })
 
   test('net.driver: ngrokd-driver-sample: names resolve, a request by hostname is answered, status names the driver', async () => {
