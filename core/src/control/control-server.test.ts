@@ -354,13 +354,14 @@ test('a route whose handler fails by a bug answers 500, a coded refusal 400, a b
     }
   }))
 
-test('Windows: the control pipes, each DACL set right after its listen; with control.group a read pipe that serves the GET routes only', () =>
+test('Windows: the control pipes, each DACL and owner set right after its listen; with control.group a read pipe that serves the GET routes only', () =>
   withDir(async (dir) => {
     // the pipes are Unix sockets here (the transport is the same HTTP); the DACL calls are recorded
     const listenPath = (pipe: string) => join(dir, pipe.replace(/^\\\\\.\\pipe\\/, ''))
-    const applied: Array<{ pipe: string; sddl: string; listening: boolean }> = []
+    const applied: Array<{ pipe: string; sddl: string; owner: string; listening: boolean }> = []
     const security = {
-      applyDacl: (pipe: string, sddl: string) => void applied.push({ pipe, sddl, listening: existsSync(listenPath(pipe)) }),
+      applyDacl: (pipe: string, sddl: string, owner: string) => void applied.push({ pipe, sddl, owner, listening: existsSync(listenPath(pipe)) }),
+      pipeOwner: () => assert.fail('the server never reads an owner'),
       readDacl: () => '',
       groupSid: (name: string) => (name === 'ngrokd-readers' ? 'S-1-5-21-1-2-3-1001' : assert.fail(`unexpected group ${name}`)),
     }
@@ -369,8 +370,8 @@ test('Windows: the control pipes, each DACL set right after its listen; with con
     await server.start()
     try {
       assert.deepEqual(applied, [
-        { pipe: '\\\\.\\pipe\\ngrokd', sddl: 'D:P(A;;GA;;;SY)(A;;GA;;;BA)', listening: true },
-        { pipe: '\\\\.\\pipe\\ngrokd-read', sddl: 'D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12019b;;;S-1-5-21-1-2-3-1001)', listening: true },
+        { pipe: '\\\\.\\pipe\\ngrokd', sddl: 'D:P(A;;GA;;;SY)(A;;GA;;;BA)', owner: 'S-1-5-32-544', listening: true },
+        { pipe: '\\\\.\\pipe\\ngrokd-read', sddl: 'D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12019f;;;S-1-5-21-1-2-3-1001)', owner: 'S-1-5-32-544', listening: true },
       ])
       const full = listenPath('\\\\.\\pipe\\ngrokd')
       const read = listenPath('\\\\.\\pipe\\ngrokd-read')

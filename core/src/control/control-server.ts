@@ -8,7 +8,7 @@ import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.
 import type { PeerCheck } from './peer-access.js'
 import { darwinPeerCheck, loadDarwinGetsockopt } from './peer-cred-darwin.js'
 import { linuxPeerCheck, loadLinuxGetsockopt } from './peer-cred-linux.js'
-import { controlPipes, readOnlyRoutes, windowsPipeName } from './windows-pipe-security.js'
+import { ADMINISTRATORS_SID, controlPipes, readOnlyRoutes, windowsPipeName } from './windows-pipe-security.js'
 import type { PipeSecurity } from './windows-pipe-security-ffi.js'
 import { requireCommonJs } from '../util/commonjs.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
@@ -152,7 +152,8 @@ export class ControlServer {
   /**
    * Windows: the control API on named pipes (windows-pipe-security.ts): `\\.\pipe\<name>` for every route,
    * SYSTEM and Administrators only, and with `control.group` a `-read` pipe for the GET routes that the
-   * group may open. Each pipe's DACL is set right after listen(), before the daemon answers anything.
+   * group may open. Each pipe's DACL and owner (Administrators, what clients check) are set right after listen(),
+   * before the daemon answers anything.
    */
   private async startPipes(): Promise<void> {
     const { logger, group } = this.options
@@ -164,7 +165,7 @@ export class ControlServer {
         const server = this.newServer(pipe.routes === 'all' ? this.options.routes : (readOnlyRoutes(this.options.routes) as ControlRoutes))
         this.servers.push(server)
         await listenOn(server, listenPath(pipe.path))
-        security.applyDacl(pipe.path, pipe.sddl)
+        security.applyDacl(pipe.path, pipe.sddl, ADMINISTRATORS_SID)
         logger.debug({ pipe: pipe.path, routes: pipe.routes }, 'control pipe listening')
       }
     } catch (e) {
@@ -280,7 +281,7 @@ async function listenOn(server: Server, path: string): Promise<void> {
 }
 
 async function defaultPipeSecurity(): Promise<PipeSecurity> {
-  return (await import('./windows-pipe-security-ffi.js')).loadPipeSecurity(process.env.SystemRoot ?? 'C:\\Windows')
+  return (await import('./windows-pipe-security-ffi.js')).systemPipeSecurity()
 }
 
 /**

@@ -1,6 +1,7 @@
 // Thin koffi file: applies a control pipe's DACL after listen() and resolves control.group to a SID. Windows only.
 import { koffi } from '../util/koffi.js'
 import { NgrokdError, PermissionError, SyscallError } from '../errors/ngrokd-error.js'
+import type { PipeOwner } from './windows-pipe-security.js'
 
 export interface Prototype {
   dll: string
@@ -52,21 +53,29 @@ export const PIPE_SECURITY_PROTOTYPES: readonly Prototype[] = [
       'BOOL __stdcall LookupAccountNameW(LPCWSTR lpSystemName, LPCWSTR lpAccountName, PSID Sid, _Inout_ DWORD *cbSid, LPWSTR ReferencedDomainName, _Inout_ DWORD *cchReferencedDomainName, _Out_ SID_NAME_USE *peUse)',
   },
   { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertSidToStringSidW(PSID Sid, _Out_ PWSTR *StringSid)' },
+  { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertStringSidToSidW(LPCWSTR StringSid, _Out_ PSID *Sid)' },
+  { dll: 'kernel32.dll', header: 'namedpipeapi.h', prototype: 'BOOL __stdcall WaitNamedPipeW(LPCWSTR lpNamedPipeName, DWORD nTimeOut)' },
 ]
 
 const READ_CONTROL = 0x00020000 // winnt.h
 const WRITE_DAC = 0x00040000 // winnt.h
+const WRITE_OWNER = 0x00080000 // winnt.h
 const OPEN_EXISTING = 3 // fileapi.h
 const SDDL_REVISION_1 = 1 // sddl.h
 const SE_KERNEL_OBJECT = 6 // accctrl.h SE_OBJECT_TYPE
+const OWNER_SECURITY_INFORMATION = 0x00000001 // winnt.h
 const DACL_SECURITY_INFORMATION = 0x00000004 // winnt.h
 const PROTECTED_DACL_SECURITY_INFORMATION = 0x80000000 // winnt.h: do not inherit ACEs
 const ERROR_SUCCESS = 0 // winerror.h
+const ERROR_FILE_NOT_FOUND = 2 // winerror.h
 const ERROR_ACCESS_DENIED = 5 // winerror.h
+const ERROR_PIPE_BUSY = 231 // winerror.h
 const SECURITY_MAX_SID_SIZE = 68 // winnt.h
 const SidTypeGroup = 2 // winnt.h SID_NAME_USE
 const SidTypeAlias = 4 // winnt.h: a local group such as BUILTIN\Users
 const SidTypeWellKnownGroup = 5 // winnt.h
+/** INVALID_HANDLE_VALUE is (HANDLE)(LONG_PTR)-1 (handleapi.h): all bits set at the pointer's width. */
+const INVALID_HANDLE = (1n << BigInt(koffi.sizeof('void *') * 8)) - 1n
 
 let declared = false
 function declareTypes(): void {
@@ -106,12 +115,22 @@ export function parsePipeSecurityPrototypes(): number {
 }
 
 export interface PipeSecurity {
-  /** Replaces the DACL of a pipe this process created (call right after listen()). */
-  applyDacl(pipePath: string, sddl: string): void
+  /**
+   * Replaces the DACL of a pipe this process created (call right after listen()), and makes `ownerSid` its owner:
+   * what a client checks before it sends a byte (pipeOwner).
+   */
+  applyDacl(pipePath: string, sddl: string, ownerSid: string): void
+  /** The owner of a pipe, read through a connection of its own (waiting up to `waitMs` while every instance is busy). */
+  pipeOwner(pipePath: string, waitMs: number): PipeOwner
   /** The DACL of a pipe as SDDL (for doctor: check what is really there). */
   readDacl(pipePath: string): string
   /** The string SID of a group, e.g. `ngrokd-readers` → `S-1-5-21-…`. */
   groupSid(name: string): string
+}
+
+/** The system's own kernel32 and advapi32. */
+export function systemPipeSecurity(): PipeSecurity {
+  return loadPipeSecurity(process.env.SystemRoot ?? 'C:\\Windows')
 }
 
 export function loadPipeSecurity(systemRoot: string): PipeSecurity {
@@ -128,32 +147,82 @@ export function loadPipeSecurity(systemRoot: string): PipeSecurity {
 
   const openPipe = (pipePath: string, access: number): unknown => {
     const h = fn.CreateFileW!(pipePath, access, 0, null, OPEN_EXISTING, 0, null)
-    // INVALID_HANDLE_VALUE is (HANDLE)(LONG_PTR)-1 (handleapi.h): all bits set at the pointer's width
-    const invalid = (1n << BigInt(koffi.sizeof('void *') * 8)) - 1n
-    if (h === null || koffi.address(h) === invalid) throw fail('CreateFileW', lastError(), pipePath)
+    if (h === null || koffi.address(h) === INVALID_HANDLE) throw fail('CreateFileW', lastError(), pipePath)
     return h
+  }
+  const sidText = (sid: unknown, what: string): string => {
+    const text: unknown[] = [null]
+    if (!fn.ConvertSidToStringSidW!(sid, text)) throw fail('ConvertSidToStringSidW', lastError(), what)
+    try {
+      return koffi.decode(text[0], 'char16_t', -1) as string
+    } finally {
+      fn.LocalFree!(text[0])
+    }
+  }
+  /** The owner SID of an open pipe handle. */
+  const ownerOf = (h: unknown, pipePath: string): string => {
+    const owner: unknown[] = [null]
+    const sd: unknown[] = [null]
+    const status = fn.GetSecurityInfo!(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, owner, null, null, null, sd) as number
+    if (status !== ERROR_SUCCESS) throw fail('GetSecurityInfo', status, pipePath)
+    try {
+      return sidText(owner[0], pipePath) // points into sd
+    } finally {
+      fn.LocalFree!(sd[0])
+    }
+  }
+  /** Sets the protected DACL of `sddl` and the owner on a pipe this process created. */
+  const applyDescriptor = (pipePath: string, sddl: string, owner: unknown): void => {
+    const sd: unknown[] = [null]
+    if (!fn.ConvertStringSecurityDescriptorToSecurityDescriptorW!(sddl, SDDL_REVISION_1, sd, null)) {
+      throw new NgrokdError('NGROKD_ERR_CONTROL', `control: bad SDDL ${sddl}: Win32 error ${lastError()}`)
+    }
+    try {
+      const present = [0]
+      const dacl: unknown[] = [null]
+      const defaulted = [0]
+      if (!fn.GetSecurityDescriptorDacl!(sd[0], present, dacl, defaulted)) throw fail('GetSecurityDescriptorDacl', lastError(), sddl)
+      const h = openPipe(pipePath, READ_CONTROL | WRITE_DAC | WRITE_OWNER) // one connection of our own; the server sees it close at once
+      try {
+        const info = (OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION) >>> 0
+        const status = fn.SetSecurityInfo!(h, SE_KERNEL_OBJECT, info, owner, null, dacl[0], null) as number
+        if (status !== ERROR_SUCCESS) throw fail('SetSecurityInfo', status, pipePath)
+      } finally {
+        fn.CloseHandle!(h)
+      }
+    } finally {
+      fn.LocalFree!(sd[0])
+    }
   }
 
   return {
-    applyDacl(pipePath, sddl) {
-      const sd: unknown[] = [null]
-      if (!fn.ConvertStringSecurityDescriptorToSecurityDescriptorW!(sddl, SDDL_REVISION_1, sd, null)) {
-        throw new NgrokdError('NGROKD_ERR_CONTROL', `control: bad SDDL ${sddl}: Win32 error ${lastError()}`)
-      }
+    applyDacl(pipePath, sddl, ownerSid) {
+      const owner: unknown[] = [null]
+      if (!fn.ConvertStringSidToSidW!(ownerSid, owner)) throw new NgrokdError('NGROKD_ERR_CONTROL', `control: bad owner SID ${ownerSid}: Win32 error ${lastError()}`)
       try {
-        const present = [0]
-        const dacl: unknown[] = [null]
-        const defaulted = [0]
-        if (!fn.GetSecurityDescriptorDacl!(sd[0], present, dacl, defaulted)) throw fail('GetSecurityDescriptorDacl', lastError(), sddl)
-        const h = openPipe(pipePath, READ_CONTROL | WRITE_DAC) // one connection of our own; the server sees it close at once
-        try {
-          const status = fn.SetSecurityInfo!(h, SE_KERNEL_OBJECT, (DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION) >>> 0, null, null, dacl[0], null) as number
-          if (status !== ERROR_SUCCESS) throw fail('SetSecurityInfo', status, pipePath)
-        } finally {
-          fn.CloseHandle!(h)
-        }
+        applyDescriptor(pipePath, sddl, owner[0])
       } finally {
-        fn.LocalFree!(sd[0])
+        fn.LocalFree!(owner[0])
+      }
+    },
+    pipeOwner(pipePath, waitMs) {
+      const deadline = Date.now() + waitMs
+      for (;;) {
+        const h = fn.CreateFileW!(pipePath, READ_CONTROL, 0, null, OPEN_EXISTING, 0, null)
+        if (h !== null && koffi.address(h) !== INVALID_HANDLE) {
+          try {
+            return { sid: ownerOf(h, pipePath) }
+          } finally {
+            fn.CloseHandle!(h)
+          }
+        }
+        const code = lastError()
+        if (code === ERROR_FILE_NOT_FOUND) return { unreadable: 'missing' }
+        if (code === ERROR_ACCESS_DENIED) return { unreadable: 'denied' }
+        if (code !== ERROR_PIPE_BUSY) throw fail('CreateFileW', code, pipePath)
+        const left = deadline - Date.now()
+        if (left <= 0) return { unreadable: 'busy' }
+        fn.WaitNamedPipeW!(pipePath, Math.min(left, 1000)) // returns when an instance is free or the time is up
       }
     },
     readDacl(pipePath) {
@@ -194,13 +263,7 @@ export function loadPipeSecurity(systemRoot: string): PipeSecurity {
       if (![SidTypeGroup, SidTypeAlias, SidTypeWellKnownGroup].includes(use[0]!)) {
         throw new NgrokdError('NGROKD_ERR_CONTROL', `control.group "${name}" is not a group`, { hint: 'name a local or domain group' })
       }
-      const text: unknown[] = [null]
-      if (!fn.ConvertSidToStringSidW!(sid, text)) throw fail('ConvertSidToStringSidW', lastError(), name)
-      try {
-        return koffi.decode(text[0], 'char16_t', -1) as string
-      } finally {
-        fn.LocalFree!(text[0])
-      }
+      return sidText(sid, name)
     },
   }
 }

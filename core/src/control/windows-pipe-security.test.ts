@@ -13,7 +13,7 @@ function fixture(): Record<string, Record<string, number>> {
 }
 
 describe('control pipe security', () => {
-  it('access masks match mingw-w64 (winnt.h); the reader right is 0x12019b, without FILE_CREATE_PIPE_INSTANCE', () => {
+  it("access masks match mingw-w64 (winnt.h); the reader right is 0x12019f, what libuv's duplex client open asks for", () => {
     for (const v of Object.values(fixture())) {
       assert.equal(v.FILE_GENERIC_READ, P.FILE_GENERIC_READ)
       assert.equal(v.FILE_GENERIC_WRITE, P.FILE_GENERIC_WRITE)
@@ -25,18 +25,23 @@ describe('control pipe security', () => {
       assert.equal(v.PROTECTED_DACL_SECURITY_INFORMATION, 0x80000000)
       assert.equal(v.READ_CONTROL, 0x20000)
       assert.equal(v.WRITE_DAC, 0x40000)
+      assert.equal(v.WRITE_OWNER, 0x80000)
+      assert.equal(v.OWNER_SECURITY_INFORMATION, 1)
+      assert.deepEqual([v.ERROR_FILE_NOT_FOUND, v.ERROR_ACCESS_DENIED, v.ERROR_PIPE_BUSY], [2, 5, 231])
       assert.equal(v.OPEN_EXISTING, 3)
       assert.equal(v.SECURITY_MAX_SID_SIZE, 68)
       assert.deepEqual([v.SidTypeGroup, v.SidTypeAlias, v.SidTypeWellKnownGroup], [2, 4, 5])
     }
-    assert.equal(P.PIPE_CLIENT_RIGHTS, 0x12019b)
-    assert.equal(P.PIPE_CLIENT_RIGHTS & P.FILE_APPEND_DATA, 0)
-    assert.equal(P.PIPE_CLIENT_RIGHTS & (P.FILE_READ_DATA | P.FILE_WRITE_DATA), P.FILE_READ_DATA | P.FILE_WRITE_DATA)
+    assert.equal(P.PIPE_CLIENT_RIGHTS, 0x12019f)
+    // libuv's client open: CreateFileW(GENERIC_READ | GENERIC_WRITE), which a pipe maps to FILE_GENERIC_READ |
+    // FILE_GENERIC_WRITE; with any bit of it missing the open falls back to read-only and no request can be written
+    const generic = fixture()
+    for (const v of Object.values(generic)) assert.equal(P.PIPE_CLIENT_RIGHTS & (v.FILE_GENERIC_READ! | v.FILE_GENERIC_WRITE!), v.FILE_GENERIC_READ! | v.FILE_GENERIC_WRITE!)
   })
 
   it('SDDL: SYSTEM and Administrators full control, protected; a reader group may only send requests', () => {
     assert.equal(P.controlPipeSddl(), 'D:P(A;;GA;;;SY)(A;;GA;;;BA)')
-    assert.equal(P.controlPipeSddl('S-1-5-21-1004336348-1177238915-682003330-1001'), 'D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12019b;;;S-1-5-21-1004336348-1177238915-682003330-1001)')
+    assert.equal(P.controlPipeSddl('S-1-5-21-1004336348-1177238915-682003330-1001'), 'D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12019f;;;S-1-5-21-1004336348-1177238915-682003330-1001)')
     assert.throws(() => P.controlPipeSddl('S-1-5-32-545)(A;;GA;;;WD'), RangeError, 'no SDDL injection through the SID')
     assert.ok(P.isSidString('S-1-5-32-545'))
     assert.ok(!P.isSidString('Users'))
@@ -53,6 +58,18 @@ describe('control pipe security', () => {
     const routes = { 'GET /v1/status': 1, 'GET /v1/list': 2, 'POST /v1/api-key': 3 }
     assert.deepEqual(P.readOnlyRoutes(routes), { 'GET /v1/status': 1, 'GET /v1/list': 2 })
     assert.throws(() => P.controlPipes({ socket: '/run/ngrokd.sock' }), RangeError)
+  })
+
+  it("a client sends nothing to a pipe that Administrators or SYSTEM do not own; a missing or refusing pipe is left to the request", () => {
+    assert.doesNotThrow(() => P.checkPipeOwner('\\\\.\\pipe\\ngrokd', { sid: 'S-1-5-32-544' }))
+    assert.doesNotThrow(() => P.checkPipeOwner('\\\\.\\pipe\\ngrokd', { sid: 'S-1-5-18' }))
+    assert.throws(() => P.checkPipeOwner('\\\\.\\pipe\\ngrokd', { sid: 'S-1-5-21-1-2-3-1001' }), {
+      code: 'NGROKD_ERR_CONTROL',
+      message: "\\\\.\\pipe\\ngrokd is owned by S-1-5-21-1-2-3-1001, not by Administrators or SYSTEM: it is not ngrokd's control pipe, and nothing was sent to it",
+    })
+    assert.doesNotThrow(() => P.checkPipeOwner('\\\\.\\pipe\\ngrokd', { unreadable: 'missing' }))
+    assert.doesNotThrow(() => P.checkPipeOwner('\\\\.\\pipe\\ngrokd', { unreadable: 'denied' }))
+    assert.throws(() => P.checkPipeOwner('\\\\.\\pipe\\ngrokd', { unreadable: 'busy' }), /stayed busy for 10 s/)
   })
 
   it('the kernel32 and advapi32 declarations parse', () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { localUser, localUserSkip, type LocalUser } from '../util/local-user.test-helper.js'
-import { callDaemon } from './control-api.js'
+import { callDaemon, callPipes } from './control-api.js'
 
 /** A stand-in daemon on a Unix socket that records every request body it receives. */
 async function listener(path: string): Promise<{ server: Server; bodies: string[] }> {
@@ -70,5 +70,39 @@ describe('callDaemon as root: the API key goes only to a socket root alone contr
     assert.deepEqual(await callDaemon(ours, 'POST /v1/api-key', { key: 'ak_secret_key_123456' }), { ok: true, saved: '/x/api-key' })
     assert.deepEqual(c.bodies, ['{"key":"ak_secret_key_123456"}'])
     await assert.rejects(callDaemon(join(dir, 'absent.sock'), 'GET /v1/status'), /ngrokd is not running/)
+  })
+})
+
+describe('callPipes (Windows): the API key goes only to a pipe Administrators or SYSTEM own', () => {
+  let dir: string
+  const cwd = process.cwd()
+  before(async () => {
+    // a Unix socket named like the pipe, in the working directory: the client connects to `\\.\pipe\ngrokd` as given
+    dir = await mkdtemp(join(tmpdir(), 'ngrokd-pipe-'))
+    process.chdir(dir)
+  })
+  after(async () => {
+    process.chdir(cwd)
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('reads the owner before a byte is sent: a squatter gets nothing, the daemon gets the key', async () => {
+    const pipe = await listener('\\\\.\\pipe\\ngrokd')
+    try {
+      const asked: string[] = []
+      const squatted = (p: string) => (asked.push(p), { sid: 'S-1-5-21-1-2-3-1001' })
+      await assert.rejects(callPipes('/run/ngrokd.sock', 'POST', '/v1/api-key', { key: 'ak_secret_key_123456' }, undefined, squatted), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONTROL'), String(e))
+        assert.match(e.message, /is owned by S-1-5-21-1-2-3-1001, not by Administrators or SYSTEM/)
+        return true
+      })
+      assert.deepEqual(asked, ['\\\\.\\pipe\\ngrokd'])
+      assert.deepEqual(pipe.bodies, [], 'nothing reached the squatted pipe')
+      const daemons = () => ({ sid: 'S-1-5-32-544' })
+      assert.deepEqual(await callPipes('/run/ngrokd.sock', 'POST', '/v1/api-key', { key: 'ak_secret_key_123456' }, undefined, daemons), { ok: true, saved: '/x/api-key' })
+      assert.deepEqual(pipe.bodies, ['{"key":"ak_secret_key_123456"}'])
+    } finally {
+      pipe.server.close()
+    }
   })
 })

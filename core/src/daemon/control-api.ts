@@ -2,7 +2,7 @@ import type { InterfaceInfo } from '../contracts/interface.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import type { ForwarderMode } from '../forward/create-forwarder.js'
 import { controlRequest } from '../control/control-client.js'
-import { clientPipePaths } from '../control/windows-pipe-security.js'
+import { checkPipeOwner, clientPipePaths, PIPE_BUSY_WAIT_MS, type PipeOwner } from '../control/windows-pipe-security.js'
 import { assertTrustedPathOrDir, runsAsRoot } from '../util/trusted-path.js'
 import type { ControlRoutes } from '../control/control-server.js'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
@@ -99,11 +99,24 @@ export function controlRoutes(handlers: ControlHandlers): ControlRoutes {
   return handlers as unknown as ControlRoutes
 }
 
-/** Windows: the full pipe, then for a GET the read pipe when the full one refuses this user (windows-pipe-security.ts). */
-async function callPipes<T>(socket: string, method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number | undefined): Promise<T> {
+/** Reads who owns a pipe (windows-pipe-security-ffi.ts); tests give their own. */
+export type PipeOwnerReader = (pipe: string) => PipeOwner
+
+async function systemPipeOwner(): Promise<PipeOwnerReader> {
+  const security = (await import('../control/windows-pipe-security-ffi.js')).systemPipeSecurity()
+  return (pipe) => security.pipeOwner(pipe, PIPE_BUSY_WAIT_MS)
+}
+
+/**
+ * Windows: the full pipe, then for a GET the read pipe when the full one refuses this user (windows-pipe-security.ts).
+ * Each pipe's owner is checked before a byte is sent to it: a pipe another user made is refused (checkPipeOwner).
+ */
+export async function callPipes<T>(socket: string, method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number | undefined, readOwner?: PipeOwnerReader): Promise<T> {
   const pipes = clientPipePaths(socket, method)
+  const ownerOf = readOwner ?? (await systemPipeOwner())
   for (const [i, pipe] of pipes.entries()) {
     try {
+      checkPipeOwner(pipe, ownerOf(pipe))
       return await controlRequest<T>(pipe, method, path, body, timeoutMs)
     } catch (e) {
       const code = ((e as { cause?: NodeJS.ErrnoException }).cause ?? {}).code

@@ -134,10 +134,11 @@ if (have('wine')) {
   // One fact per run: Wine aborts the process when an unimplemented function is called.
   for (const fact of ['initialize', 'table', 'create-delete', 'dnsapi']) {
     const run = spawnSync('wine', [exe, '--runtime', fact], { encoding: 'utf8', env, timeout: 300_000 })
-    const unimplemented = /unimplemented function ([\w.]+)/i.exec(run.stderr)
+    // Wine reports an unimplemented function on stderr or, depending on the run, on stdout with exit status 0
+    const unimplemented = /unimplemented function ([\w.]+)/i.exec(`${run.stderr}\n${run.stdout}`)
     if (unimplemented) runtime[fact] = `not implemented by Wine (${unimplemented[1]})`
     else if (run.status !== 0) fail(`wine run of ${fact} failed (${run.status}): ${run.stderr}`)
-    if (run.status !== 0) continue // Wine's crash report is on stdout too
+    if (run.status !== 0 || unimplemented) continue // Wine's crash report is on stdout too
     for (const line of run.stdout.split(/\r?\n/).filter(Boolean)) {
       const sp = line.startsWith('runtime:') ? line.indexOf(' ') : line.lastIndexOf(' ')
       const key = line.slice(0, sp)
@@ -162,7 +163,7 @@ writeFileSync(join(here, 'windows-abi.json'), JSON.stringify(full, null, 2) + '\
 // The core modules get the values they use, with the same provenance.
 const areas = {
   'core/src/names/windows-abi.json': /^(HKEY_|REG_|KEY_|DELETE$|ERROR_(SUCCESS|FILE_NOT_FOUND|ACCESS_DENIED|SHARING_VIOLATION|LOCK_VIOLATION)$)/,
-  'core/src/control/windows-abi.json': /^(SDDL_|SE_KERNEL_OBJECT|.*_SECURITY_INFORMATION$|READ_CONTROL|WRITE_DAC|SYNCHRONIZE|FILE_|GENERIC_ALL|OPEN_EXISTING|TOKEN_QUERY|SECURITY_MAX_SID_SIZE|SidType|ERROR_(SUCCESS|ACCESS_DENIED|PIPE_BUSY|FILE_NOT_FOUND|NONE_MAPPED)$)/,
+  'core/src/control/windows-abi.json': /^(SDDL_|SE_KERNEL_OBJECT|.*_SECURITY_INFORMATION$|READ_CONTROL|WRITE_DAC|WRITE_OWNER|SYNCHRONIZE|FILE_|GENERIC_ALL|OPEN_EXISTING|TOKEN_QUERY|SECURITY_MAX_SID_SIZE|SidType|ERROR_(SUCCESS|ACCESS_DENIED|PIPE_BUSY|FILE_NOT_FOUND|NONE_MAPPED)$)/,
   'core/src/service/windows-abi.json': /^(SC_|SERVICE_|sizeof SC_|sizeof SERVICE_|DELETE$|ERROR_(SUCCESS|ACCESS_DENIED|SERVICE_|CALL_NOT_IMPLEMENTED|FAILED_SERVICE_CONTROLLER_CONNECT))/,
 }
 for (const [file, pattern] of Object.entries(areas)) {

@@ -174,6 +174,7 @@
   X("PROTECTED_DACL_SECURITY_INFORMATION", PROTECTED_DACL_SECURITY_INFORMATION)                         \
   X("READ_CONTROL", READ_CONTROL)                                                                       \
   X("WRITE_DAC", WRITE_DAC)                                                                             \
+  X("WRITE_OWNER", WRITE_OWNER)                                                                         \
   X("SYNCHRONIZE", SYNCHRONIZE)                                                                         \
   X("FILE_READ_DATA", FILE_READ_DATA)                                                                   \
   X("FILE_WRITE_DATA", FILE_WRITE_DATA)                                                                 \
