@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { basename, join } from 'node:path'
 import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, type DaemonConfig, type LoadedConfig } from '../config/index.js'
-import { callDaemon, type TrafficTotals } from '../daemon/control-api.js'
+import { callDaemon, type ControlApi, type TrafficTotals } from '../daemon/control-api.js'
 import { stateDirHolder } from '../daemon/instance-lock.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
@@ -24,6 +24,7 @@ import { terminalSafe } from './terminal-text.js'
 const load = {
   daemon: () => import('../daemon/daemon.js'),
   cleanup: () => import('../daemon/cleanup.js'),
+  serviceAction: () => import('./service-action.js'),
   logger: () => import('../log/create-logger.js'),
   youngGeneration: () => import('../util/young-generation.js'),
 }
@@ -52,6 +53,29 @@ async function onDaemonOf<T>(config: DaemonConfig, call: (socket: string) => Pro
     if (!holder?.socket || holder.socket === config.control.socket) throw e
     return call(holder.socket)
   }
+}
+
+/** Said when the running daemon is of another version than this command (npm installed a new one; the service runs the old). */
+function versionSkew(daemonVersion: unknown): string | undefined {
+  if (daemonVersion === CORE_VERSION) return undefined
+  return `the running daemon is ngrokd ${typeof daemonVersion === 'string' ? daemonVersion : '(of an unknown version)'} and this command is ${CORE_VERSION}: restart the daemon to run this install (sudo systemctl restart ngrokd, or stop and start ngrokd run)`
+}
+
+/**
+ * Prints a reply of the daemon for a person; a reply this version cannot read (a daemon of another version) is
+ * printed as it is, with why, instead of failing on a field it lacks.
+ */
+function printReply(command: string, reply: unknown, render: () => string, skew?: string): void {
+  if (skew) console.error(`ngrokd ${command}: ${skew}`)
+  let text: string
+  try {
+    text = render()
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e
+    console.error(`ngrokd ${command}: the daemon's reply is not what this version reads (${e.message}); shown as it is${skew ? '' : ' (`ngrokd status` shows the daemon\'s version)'}`)
+    text = JSON.stringify(reply, null, 2)
+  }
+  console.log(text)
 }
 
 async function configFor(values: { config?: string; instance?: string }, search = true): Promise<LoadedConfig> {
@@ -209,6 +233,7 @@ const statusCommand = defineCommand({
       console.log(JSON.stringify(status, null, 2))
       return 0
     }
+    printReply('status', status, () => {
     const iface = status.interface
     const poll = status.lastPoll
     const now = Date.now()
@@ -234,7 +259,8 @@ const statusCommand = defineCommand({
     ]
     if (status.phase === 'waiting-for-api-key') lines.push('', `waiting for an API key: run \`ngrokd set-api-key${sameDaemonFlags(config.instance, source)}\``)
     // every line may quote the API (its error messages, the operator id, the ingress it names)
-    console.log(lines.map(terminalSafe).join('\n'))
+    return lines.map(terminalSafe).join('\n')
+    }, versionSkew(status.version))
     return 0
   },
 })
@@ -311,42 +337,44 @@ const listCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const { config } = await configFor(values)
-    const { services, skipped = [] } = await onDaemonOf(config, (socket) => callDaemon(socket, 'GET /v1/endpoints'))
+    const reply = await onDaemonOf(config, (socket) => callDaemon(socket, 'GET /v1/endpoints'))
     if (values.json) {
-      console.log(JSON.stringify(services, null, 2))
+      console.log(JSON.stringify(reply.services, null, 2))
       return 0
     }
-    const skippedLines = skipped.map(skippedLine)
-    if (services.length === 0) {
-      console.log(['no endpoints (ngrokd status tells whether the daemon has polled the API yet)', ...skippedLines].join('\n'))
-      return 0
-    }
-    // one row per hostname and proto: several ports of one host share its IP
-    const rows = new Map<string, { hostname: string; address: string; ports: number[]; proto: string; states: Set<string>; conns: number; errors: string[]; network: string[] }>()
-    for (const s of [...services].sort((a, b) => a.hostname.localeCompare(b.hostname) || a.port - b.port)) {
-      const key = `${s.hostname} ${s.proto}`
-      const row = rows.get(key) ?? { hostname: s.hostname, address: s.address ?? '-', ports: [], proto: s.proto, states: new Set(), conns: 0, errors: [], network: [] }
-      row.ports.push(s.port)
-      if (s.network) row.network.push(`${s.network.address}:${s.network.port}`)
-      row.states.add(s.state)
-      row.conns += s.openConnections
-      if (s.error) row.errors.push(`${s.port}: ${terminalSafe(s.error.message)}${s.error.hint ? `\n  fix: ${terminalSafe(s.error.hint)}` : ''}`)
-      if (s.network?.error) row.errors.push(`${s.port}: not on the network (${s.network.address}:${s.network.port}): ${terminalSafe(s.network.error.message)}${s.network.error.hint ? `\n  fix: ${terminalSafe(s.network.error.hint)}` : ''}`)
-      if (s.nameError) row.errors.push(`${s.port}: name not updated: ${terminalSafe(s.nameError.message)}${s.nameError.hint ? `\n  fix: ${terminalSafe(s.nameError.hint)}` : ''}`)
-      rows.set(key, row)
-    }
-    const networkMode = [...rows.values()].some((r) => r.network.length > 0)
-    console.log(
-      renderTable(
-        ['HOSTNAME', 'IP', 'PORTS', 'PROTO', 'STATE', 'CONNS', ...(networkMode ? ['NETWORK'] : [])],
-        [...rows.values()].map((r) => [terminalSafe(r.hostname), r.address, r.ports.join(','), r.proto, [...r.states].join('/'), String(r.conns), ...(networkMode ? [r.network.join(',') || '-'] : [])]),
-      ),
-    )
-    for (const r of rows.values()) for (const e of r.errors) console.log(`${terminalSafe(r.hostname)}:${e}`)
-    for (const line of skippedLines) console.log(line)
+    printReply('list', reply, () => renderList(reply))
     return 0
   },
 })
+
+/** `ngrokd list`'s text: one row per hostname and proto, then each failing service's error and fix, then what was skipped. */
+function renderList({ services, skipped = [] }: ControlApi['GET /v1/endpoints']['reply']): string {
+  const skippedLines = skipped.map(skippedLine)
+  if (services.length === 0) return ['no endpoints (ngrokd status tells whether the daemon has polled the API yet)', ...skippedLines].join('\n')
+  // one row per hostname and proto: several ports of one host share its IP
+  const rows = new Map<string, { hostname: string; address: string; ports: number[]; proto: string; states: Set<string>; conns: number; errors: string[]; network: string[] }>()
+  for (const s of [...services].sort((a, b) => a.hostname.localeCompare(b.hostname) || a.port - b.port)) {
+    const key = `${s.hostname} ${s.proto}`
+    const row = rows.get(key) ?? { hostname: s.hostname, address: s.address ?? '-', ports: [], proto: s.proto, states: new Set(), conns: 0, errors: [], network: [] }
+    row.ports.push(s.port)
+    if (s.network) row.network.push(`${s.network.address}:${s.network.port}`)
+    row.states.add(s.state)
+    row.conns += s.openConnections
+    if (s.error) row.errors.push(`${s.port}: ${terminalSafe(s.error.message)}${s.error.hint ? `\n  fix: ${terminalSafe(s.error.hint)}` : ''}`)
+    if (s.network?.error) row.errors.push(`${s.port}: not on the network (${s.network.address}:${s.network.port}): ${terminalSafe(s.network.error.message)}${s.network.error.hint ? `\n  fix: ${terminalSafe(s.network.error.hint)}` : ''}`)
+    if (s.nameError) row.errors.push(`${s.port}: name not updated: ${terminalSafe(s.nameError.message)}${s.nameError.hint ? `\n  fix: ${terminalSafe(s.nameError.hint)}` : ''}`)
+    rows.set(key, row)
+  }
+  const networkMode = [...rows.values()].some((r) => r.network.length > 0)
+  return [
+    renderTable(
+      ['HOSTNAME', 'IP', 'PORTS', 'PROTO', 'STATE', 'CONNS', ...(networkMode ? ['NETWORK'] : [])],
+      [...rows.values()].map((r) => [terminalSafe(r.hostname), r.address, r.ports.join(','), r.proto, [...r.states].join('/'), String(r.conns), ...(networkMode ? [r.network.join(',') || '-'] : [])]),
+    ),
+    ...[...rows.values()].flatMap((r) => r.errors.map((e) => `${terminalSafe(r.hostname)}:${e}`)),
+    ...skippedLines,
+  ].join('\n')
+}
 
 const setApiKeyCommand = defineCommand({
   name: 'set-api-key',
@@ -442,6 +470,12 @@ const uninstallCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const { config } = await configFor(values)
+    // an installed service would start ngrokd again at the next boot, on nothing (or on a program npm removed)
+    const serviceFile = (await load.serviceAction()).installedServiceFile(config)
+    if (serviceFile) {
+      console.error(`ngrokd uninstall: the service ${serviceFile} is installed and would start ngrokd again at the next boot; nothing was removed\n(remove it first: sudo ngrokd service uninstall${sameDaemonFlags(config.instance, values.config)})`)
+      return 2
+    }
     let report
     try {
       const [{ uninstall }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])

@@ -1,19 +1,22 @@
 import { execFileSync } from 'node:child_process'
-import { realpathSync } from 'node:fs'
+import { existsSync, lstatSync, realpathSync } from 'node:fs'
 import { mkdir, unlink } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path'
 import { loadConfig, instanceOf } from '../config/index.js'
+import { readEnvOverrides } from '../config/env-overrides.js'
 import { instanceConfigPath } from '../config/instance.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
-import { launchdService } from '../service/launchd.js'
-import { systemdService, type ServiceCommand } from '../service/systemd.js'
+import { LAUNCH_DAEMONS_DIR, launchdLabel, launchdService } from '../service/launchd.js'
+import { SYSTEMD_UNIT_DIR, systemdService, systemdUnitName, type ServiceCommand } from '../service/systemd.js'
 import { installWindowsService, planWindowsService, uninstallWindowsService } from '../service/windows-service.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 
 /** Where `ngrokd run` reads its config as root when none is named (as the config loader does). */
 const SYSTEM_CONFIG = '/etc/ngrokd/config.yml'
+/** sd_booted(3): this folder exists when systemd is PID 1. */
+const SYSTEMD_RUNNING = '/run/systemd/system'
 /** Room after `forwarder.drain_timeout` for removing names and addresses before the service manager kills. */
 const STOP_ROOM_SECONDS = 15
 
@@ -22,6 +25,8 @@ export type ServiceAction = 'install' | 'uninstall' | 'status'
 /** What installing the service means on this OS: the file to write, and the commands around it. */
 interface ServicePlan {
   file: { path: string; text: string }
+  /** Run before the file is written, their failure ignored (unloading a job that is not loaded). */
+  unloadFirst: ServiceCommand[]
   install: ServiceCommand[]
   uninstall: ServiceCommand[]
   afterUninstall: ServiceCommand[]
@@ -30,25 +35,66 @@ interface ServicePlan {
   makeDirs: string[]
 }
 
-function planFor(config: DaemonConfig, configPath: string | undefined): ServicePlan {
-  // the script that runs this command: the installed `ngrokd` bin, through any npm symlink
-  const cliPath = realpathSync(process.argv[1]!)
-  const nodePath = process.execPath
+/**
+ * The node the service runs: this one, named by the link on PATH that leads to it when there is one
+ * (/usr/local/bin/node → …/Cellar/node/24.1.0/bin/node), so that upgrading node does not break the service.
+ */
+export function servicedNodePath(execPath = process.execPath, path = process.env.PATH ?? ''): string {
+  for (const dir of path.split(delimiter)) {
+    if (!isAbsolute(dir)) continue
+    const candidate = join(dir, 'node')
+    if (candidate === execPath) return execPath
+    try {
+      // a link of its own (not a path through a linked folder, such as /bin → /usr/bin)
+      if (lstatSync(candidate).isSymbolicLink() && realpathSync(candidate) === execPath) return candidate
+    } catch {
+      // not there
+    }
+  }
+  return execPath
+}
+
+/**
+ * The `NGROKD_*` variables this command's config came from: the service must get them too, or it runs on another
+ * config than the one this plan was made from. The API key is never written into a service file (readable by all):
+ * `set-api-key` saves it.
+ */
+function serviceEnvironment(env: NodeJS.ProcessEnv = process.env): { environment: Record<string, string>; apiKeyVariable?: string } {
+  const { sources } = readEnvOverrides(env)
+  const environment: Record<string, string> = {}
+  let apiKeyVariable: string | undefined
+  for (const [key, name] of sources) {
+    if (key === 'api.key') apiKeyVariable = name
+    else environment[name] = env[name]!
+  }
+  return { environment, ...(apiKeyVariable ? { apiKeyVariable } : {}) }
+}
+
+/** The programs and the config file the service runs. */
+interface ServicePaths {
+  nodePath: string
+  cliPath: string
+  configPath: string | undefined
+}
+
+function planFor(config: DaemonConfig, { nodePath, cliPath, configPath }: ServicePaths, environment: Record<string, string>): ServicePlan {
+  const stopSeconds = Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS
   if (process.platform === 'linux') {
     const s = systemdService({
       nodePath,
       cliPath,
+      environment,
       ...(configPath ? { configPath } : {}),
       writablePaths: [config.stateDir, config.names.hostsFile, dirname(config.control.socket)],
-      stopTimeoutSeconds: Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS,
+      stopTimeoutSeconds: stopSeconds,
       ...instanceOf(config),
       ...(config.control.group ? { controlGroup: true } : {}),
     })
-    return { file: { path: s.unitPath, text: s.unit }, install: s.install, uninstall: s.uninstall, afterUninstall: s.afterUninstall, status: s.status, makeDirs: [config.stateDir] }
+    return { file: { path: s.unitPath, text: s.unit }, unloadFirst: [], install: s.install, uninstall: s.uninstall, afterUninstall: s.afterUninstall, status: s.status, makeDirs: [config.stateDir] }
   }
   if (process.platform === 'darwin') {
-    const s = launchdService({ nodePath, cliPath, ...(configPath ? { configPath } : {}), ...instanceOf(config) })
-    return { file: { path: s.plistPath, text: s.plist }, install: s.install, uninstall: s.uninstall, afterUninstall: [], status: s.status, makeDirs: [config.stateDir] }
+    const s = launchdService({ nodePath, cliPath, environment, exitTimeoutSeconds: stopSeconds, ...(configPath ? { configPath } : {}), ...instanceOf(config) })
+    return { file: { path: s.plistPath, text: s.plist }, unloadFirst: s.unloadFirst, install: s.install, uninstall: s.uninstall, afterUninstall: [], status: s.status, makeDirs: [config.stateDir] }
   }
   throw new NgrokdError('NGROKD_ERR_SERVICE', `ngrokd service knows no service manager of ${process.platform}`, {
     hint: 'run `ngrokd run` under your service manager',
@@ -60,8 +106,15 @@ function planFor(config: DaemonConfig, configPath: string | undefined): ServiceP
  * command line `node.exe <ngrokd> run --service --config FILE`, recovery actions, `ngrokd cleanup` after a third
  * failure); `sc.exe` starts, stops and shows it. --dry-run prints what would be registered.
  */
-async function windowsServiceAction(action: ServiceAction, config: DaemonConfig, configPath: string | undefined, dryRun: boolean): Promise<number> {
-  const plan = planWindowsService({ nodePath: process.execPath, cliPath: realpathSync(process.argv[1]!), ...(configPath ? { configPath } : {}), ...instanceOf(config) })
+async function windowsServiceAction(action: ServiceAction, config: DaemonConfig, { cliPath, configPath }: ServicePaths, environment: Record<string, string>, dryRun: boolean): Promise<number> {
+  const plan = planWindowsService({ nodePath: process.execPath, cliPath, ...(configPath ? { configPath } : {}), ...instanceOf(config) })
+  const carried = Object.keys(environment)
+  if (action === 'install' && carried.length > 0) {
+    // the SCM starts the service with the system's environment, not this prompt's
+    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `${carried.join(', ')} ${carried.length === 1 ? 'is' : 'are'} set here, but the service would not see ${carried.length === 1 ? 'it' : 'them'}`, {
+      hint: 'put the settings in the config file and pass that with --config, then unset the variables',
+    })
+  }
   const name = plan.name
   const sc = (...args: string[]): ServiceCommand => ['sc.exe', ...args]
   if (dryRun) {
@@ -119,6 +172,27 @@ function runAll(commands: readonly ServiceCommand[]): void {
   }
 }
 
+/**
+ * The file `service install` wrote for this config's instance, when it is there: a unit or job that would start
+ * ngrokd again at the next boot. Windows registers no file (`ngrokd service status` asks the SCM).
+ */
+export function installedServiceFile(config: DaemonConfig, platform = process.platform): string | undefined {
+  const { instance } = instanceOf(config)
+  const file = platform === 'linux' ? join(SYSTEMD_UNIT_DIR, systemdUnitName(instance)) : platform === 'darwin' ? join(LAUNCH_DAEMONS_DIR, `${launchdLabel(instance)}.plist`) : undefined
+  return file && existsSync(file) ? file : undefined
+}
+
+/** Unloads a job installed before; a job that is not loaded is what a first install finds, and fine. */
+function runIgnoringFailure(commands: readonly ServiceCommand[]): void {
+  for (const [program, ...args] of commands) {
+    try {
+      execFileSync(program!, args, { stdio: 'ignore' })
+    } catch {
+      // not loaded
+    }
+  }
+}
+
 /** `ngrokd service ACTION`, its arguments checked: loaded only when that command runs. */
 export async function runServiceAction(action: ServiceAction, values: { config?: string | undefined; instance?: string | undefined; 'dry-run'?: boolean | undefined }): Promise<number> {
   const loaded = await loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}) })
@@ -126,36 +200,61 @@ export async function runServiceAction(action: ServiceAction, values: { config?:
   const source = values.config ?? loaded.source
   const configPath = source === undefined ? undefined : resolve(source)
   const defaultFile = loaded.config.instance ? instanceConfigPath(SYSTEM_CONFIG, loaded.config.instance) : SYSTEM_CONFIG
-  if (process.platform === 'win32') return windowsServiceAction(action, loaded.config, configPath, values['dry-run'] ?? false)
-  const plan = planFor(loaded.config, configPath)
-  // systemd gives the service its own /tmp (PrivateTmp): a config there would not be found
-  const inTmp = process.platform === 'linux' && configPath !== undefined && /^\/(var\/)?tmp\//.test(configPath)
+  // the script that runs this command: the installed `ngrokd` bin, through any npm symlink
+  const paths: ServicePaths = { nodePath: servicedNodePath(), cliPath: realpathSync(process.argv[1]!), configPath }
+  const { environment, apiKeyVariable } = serviceEnvironment()
+  const keyNote = apiKeyVariable && action === 'install' ? `# ${apiKeyVariable} is not written into the service's file, which every user can read: \`ngrokd set-api-key\` saves the key for it` : undefined
+  if (process.platform === 'win32') return windowsServiceAction(action, loaded.config, paths, environment, values['dry-run'] ?? false)
+  const plan = planFor(loaded.config, paths, environment)
+  // systemd gives the service its own /tmp (PrivateTmp): a config or a program there would not be found
+  const inTmp = process.platform === 'linux' ? [paths.configPath, paths.nodePath, paths.cliPath].find((p) => p !== undefined && /^\/(var\/)?tmp\//.test(p)) : undefined
   const noFile = `# no config file: the service runs on the defaults and the saved API key, and reads ${defaultFile} once it exists`
+  const carried = Object.keys(environment)
+  const carriedNote = carried.length ? `# from this environment, the service gets ${carried.join(', ')} too` : undefined
   if (values['dry-run']) {
     if (configPath === undefined) console.log(noFile)
-    if (inTmp) console.log(`# warning: ${configPath} is under /tmp, which the service does not see (PrivateTmp); move it, e.g. to ${SYSTEM_CONFIG}`)
+    if (inTmp) console.log(`# warning: ${inTmp} is under /tmp, which the service does not see (PrivateTmp); move it`)
+    for (const note of [carriedNote, keyNote]) if (note) console.log(note)
     if (action === 'install') console.log(`# ${plan.file.path}\n${plan.file.text}`)
-    const commands = action === 'install' ? plan.install : action === 'uninstall' ? [...plan.uninstall, ['rm', plan.file.path], ...plan.afterUninstall] : plan.status
+    const commands = action === 'install' ? [...plan.unloadFirst, ...plan.install] : action === 'uninstall' ? [...plan.uninstall, ['rm', plan.file.path], ...plan.afterUninstall] : plan.status
     for (const c of commands) console.log(`$ ${c.join(' ')}`)
     return 0
   }
   if (action === 'status') return runStatus(plan.status)
   if (process.getuid?.() !== 0) throw new NgrokdError('NGROKD_ERR_PERMISSION', `ngrokd service ${action} changes the system's services`, { hint: `run it with sudo, or see it first with --dry-run` })
   if (action === 'install') {
-    if (inTmp) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `the config ${configPath} is under /tmp, which the service does not see (systemd's PrivateTmp)`, { hint: `move it, e.g. to ${SYSTEM_CONFIG}, and pass that with --config` })
+    if (inTmp) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `${inTmp} is under /tmp, which the service does not see (systemd's PrivateTmp)`, { hint: inTmp === configPath ? `move it, e.g. to ${SYSTEM_CONFIG}, and pass that with --config` : 'install node and ngrokd outside /tmp (npm install -g ngrokd)' })
+    // sd_booted(3): systemd runs this machine when /run/systemd/system exists; without it nothing could load the unit
+    if (process.platform === 'linux' && !existsSync(SYSTEMD_RUNNING)) {
+      throw new NgrokdError('NGROKD_ERR_SERVICE', `systemd does not run this machine (no ${SYSTEMD_RUNNING}): nothing could start the unit, and nothing was written`, {
+        hint: 'run `ngrokd run` under the service manager this machine has (--dry-run prints the unit, to adapt)',
+      })
+    }
     // the service runs this node and this ngrokd as root at every start: neither may be another user's to change
     if (runsAsRoot()) {
-      await assertTrustedPath(process.execPath, { what: 'node binary the service would run' })
+      await assertTrustedPath(paths.nodePath, { what: 'node binary the service would run' })
       await assertTrustedPath(process.argv[1]!, { what: 'ngrokd program the service would run' })
     }
     for (const dir of plan.makeDirs) await mkdir(dir, { recursive: true, mode: 0o700 })
+    runIgnoringFailure(plan.unloadFirst)
     await writeFileAtomic(plan.file.path, plan.file.text, { mode: 0o644 })
     runAll(plan.install)
     if (configPath === undefined) console.log(noFile.slice(2))
+    for (const note of [carriedNote, keyNote]) if (note) console.log(note.slice(2))
     console.log(`installed ${plan.file.path} and started it; \`ngrokd status\` shows the daemon`)
   } else {
-    runAll(plan.uninstall)
+    // the file goes even when the service manager fails (not running, the unit unknown to it): a later install starts afresh
+    let failure: unknown
+    try {
+      runAll(plan.uninstall)
+    } catch (e) {
+      failure = e
+    }
     await unlink(plan.file.path).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+    if (failure) {
+      console.log(`removed ${plan.file.path}`)
+      throw failure
+    }
     runAll(plan.afterUninstall)
     console.log(`removed ${plan.file.path}`)
   }

@@ -2,7 +2,8 @@ import type { DaemonConfig } from '../config/daemon-config.js'
 import { ConfigInvalidError } from '../config/config-invalid-error.js'
 import type { Check } from '../contracts/check.js'
 import { refusedKeyHint } from '../daemon/api-key-source.js'
-import { callDaemon } from '../daemon/control-api.js'
+import { callDaemon, type ControlApi } from '../daemon/control-api.js'
+import { CORE_VERSION } from '../version.js'
 import { stateDirHolder } from '../daemon/instance-lock.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
@@ -52,6 +53,23 @@ export async function daemonChecks(config: DaemonConfig, sameDaemon = ''): Promi
     const noDaemon = cause === 'ENOENT' || cause === 'ECONNREFUSED'
     return [{ id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) }, ...(noDaemon ? await leftoverChecks(config) : [])]
   }
+  // a daemon of another version (npm installed a new ngrokd; the service runs the old one) may answer in other shapes
+  const skew = status.version === CORE_VERSION ? [] : [{
+    id: 'daemon.version',
+    status: 'warn' as const,
+    summary: `the running daemon is ngrokd ${typeof status.version === 'string' ? status.version : '(of an unknown version)'}, this doctor ${CORE_VERSION}`,
+    hint: 'restart the daemon to run this install (sudo systemctl restart ngrokd, or stop and start ngrokd run)',
+  }]
+  try {
+    return [...skew, ...(await runningDaemonChecks(config, status, setKeyCommand))]
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e
+    return [...skew, { id: 'daemon.running', status: 'warn', summary: `a daemon answers, but its status is not what this doctor reads (${e.message})`, hint: skew.length ? skew[0]!.hint : 'ngrokd status --json shows its reply' }]
+  }
+}
+
+/** The checks of a daemon that answered, from its status and its services. */
+async function runningDaemonChecks(config: DaemonConfig, status: ControlApi['GET /v1/status']['reply'], setKeyCommand: string): Promise<Check[]> {
   const checks: Check[] = [
     {
       id: 'daemon.running',

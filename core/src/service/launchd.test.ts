@@ -4,7 +4,7 @@ import { parse } from 'plist'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { launchdService, renderPlist } from './launchd.js'
 
-const paths = { nodePath: '/usr/local/bin/node', cliPath: '/usr/local/lib/node_modules/ngrokd/bin/ngrokd.js', configPath: '/etc/ngrokd/config.yml' }
+const paths = { nodePath: '/usr/local/bin/node', cliPath: '/usr/local/lib/node_modules/ngrokd/bin/ngrokd.js', configPath: '/etc/ngrokd/config.yml', exitTimeoutSeconds: 45 }
 
 describe('launchd job', () => {
   it('the plist has every key launchd needs, read back by a plist parser', () => {
@@ -16,7 +16,7 @@ describe('launchd job', () => {
       ProgramArguments: ['/usr/local/bin/node', '/usr/local/lib/node_modules/ngrokd/bin/ngrokd.js', 'run', '--config', '/etc/ngrokd/config.yml'],
       RunAtLoad: true,
       KeepAlive: { SuccessfulExit: false },
-      ExitTimeOut: 30,
+      ExitTimeOut: 45,
       StandardOutPath: '/var/log/ngrokd.log',
       StandardErrorPath: '/var/log/ngrokd.log',
     })
@@ -26,6 +26,7 @@ describe('launchd job', () => {
   it('returns the launchctl commands to install, uninstall (then ngrokd cleanup) and inspect it', () => {
     const service = launchdService({ ...paths, label: 'dev.example.ngrokd', launchDaemonsDir: '/tmp/LaunchDaemons', logPath: '/tmp/ngrokd.log' })
     assert.equal(service.plistPath, '/tmp/LaunchDaemons/dev.example.ngrokd.plist')
+    assert.deepEqual(service.unloadFirst, [['/bin/launchctl', 'bootout', 'system/dev.example.ngrokd']], 'a second install replaces the loaded job')
     assert.deepEqual(service.install, [
       ['/bin/launchctl', 'enable', 'system/dev.example.ngrokd'],
       ['/bin/launchctl', 'bootstrap', 'system', '/tmp/LaunchDaemons/dev.example.ngrokd.plist'],
@@ -36,6 +37,11 @@ describe('launchd job', () => {
     ])
     assert.deepEqual(service.status, [['/bin/launchctl', 'print', 'system/dev.example.ngrokd']])
     assert.equal((parse(service.plist) as { StandardErrorPath: string }).StandardErrorPath, '/tmp/ngrokd.log')
+  })
+
+  it("the NGROKD_* variables the install ran with are the job's too", () => {
+    const service = launchdService({ ...paths, environment: { NGROKD_STATE_DIR: '/srv/ngrokd' } })
+    assert.deepEqual((parse(service.plist) as { EnvironmentVariables: unknown }).EnvironmentVariables, { NGROKD_STATE_DIR: '/srv/ngrokd' })
   })
 
   it('paths with XML characters survive the round trip', () => {

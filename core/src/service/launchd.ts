@@ -11,7 +11,8 @@ import { checkServiceInstance } from './instance-name.js'
  * cleanup'`) would stand between launchd and ngrokd: launchd's SIGTERM would reach the shell, not
  * ngrokd, and launchd would watch the shell's exit status. So ngrokd is the job itself, and:
  * - a stop (`launchctl bootout`, shutdown) sends SIGTERM, on which `ngrokd run` drains and removes
- *   every listener, hosts line and address it made; ExitTimeOut gives it 30 s before SIGKILL;
+ *   every listener, hosts line and address it made; ExitTimeOut gives it `forwarder.drain_timeout` and room to
+ *   clean up before SIGKILL;
  * - after a crash or SIGKILL, KeepAlive starts it again and the new run adopts or removes what the
  *   old one left (on macOS the utun vanishes by itself; the hosts block and lo0 aliases stay);
  * - `uninstall` runs `ngrokd cleanup` after `launchctl bootout`, for what a killed last run left.
@@ -22,8 +23,6 @@ export const DEFAULT_LAUNCHD_LABEL = 'com.ngrok.ngrokd'
 export const LAUNCH_DAEMONS_DIR = '/Library/LaunchDaemons'
 export const DEFAULT_LAUNCHD_LOG = '/var/log/ngrokd.log'
 const LAUNCHCTL = '/bin/launchctl'
-/** Seconds launchd waits after SIGTERM before SIGKILL (its default is 20): room to drain (forwarder.drain_timeout) and clean up. */
-const EXIT_TIMEOUT = 30
 
 export interface LaunchdServiceOptions {
   /** Absolute path of the node binary (launchd runs no shell and searches no PATH). */
@@ -40,6 +39,10 @@ export interface LaunchdServiceOptions {
   logPath?: string
   /** Default `/Library/LaunchDaemons`. */
   launchDaemonsDir?: string
+  /** Seconds launchd waits after SIGTERM before SIGKILL (its default is 20): `forwarder.drain_timeout` plus room to clean up. */
+  exitTimeoutSeconds: number
+  /** `NGROKD_*` variables the install ran with: the job gets them too (EnvironmentVariables), or its config differs. */
+  environment?: Record<string, string>
 }
 
 /** A program and its arguments, run without a shell. */
@@ -51,6 +54,8 @@ export interface LaunchdService {
   plistPath: string
   /** The plist text. */
   plist: string
+  /** Before writing `plistPath`, their failure ignored: unload a job installed before (bootstrap refuses a loaded one). */
+  unloadFirst: Command[]
   /** After writing `plistPath`: allow the job (a past `launchctl disable` would block it) and load it, which starts it (RunAtLoad). */
   install: Command[]
   /** Stop and unload the job, then clean up what a killed last run left; then delete `plistPath`. */
@@ -61,14 +66,19 @@ export interface LaunchdService {
 
 /**
  * ```ts
- * const service = launchdService({ nodePath: process.execPath, cliPath: '/usr/local/lib/node_modules/ngrokd/bin/ngrokd.js', configPath: '/etc/ngrokd/config.yml' })
- * // write service.plist to service.plistPath, then run each of service.install
+ * const service = launchdService({ nodePath: process.execPath, cliPath: '/usr/local/lib/node_modules/ngrokd/bin/ngrokd.js', configPath: '/etc/ngrokd/config.yml', exitTimeoutSeconds: 45 })
+ * // run service.unloadFirst (failures are fine), write service.plist to service.plistPath, then run each of service.install
  * ```
  */
+/** The job's label: `com.ngrok.ngrokd`, an instance's `com.ngrok.ngrokd.NAME`. */
+export function launchdLabel(instance?: string): string {
+  return instance ? `${DEFAULT_LAUNCHD_LABEL}.${instance}` : DEFAULT_LAUNCHD_LABEL
+}
+
 export function launchdService(options: LaunchdServiceOptions): LaunchdService {
-  const { nodePath, cliPath, configPath, instance, launchDaemonsDir = LAUNCH_DAEMONS_DIR } = options
+  const { nodePath, cliPath, configPath, instance, launchDaemonsDir = LAUNCH_DAEMONS_DIR, exitTimeoutSeconds, environment = {} } = options
   checkServiceInstance('launchd', instance)
-  const label = options.label ?? (instance ? `${DEFAULT_LAUNCHD_LABEL}.${instance}` : DEFAULT_LAUNCHD_LABEL)
+  const label = options.label ?? launchdLabel(instance)
   const logPath = options.logPath ?? (instance ? DEFAULT_LAUNCHD_LOG.replace(/\.log$/, `-${instance}.log`) : DEFAULT_LAUNCHD_LOG)
   const config = [...(configPath ? ['--config', configPath] : []), ...(instance ? ['--instance', instance] : [])]
   for (const [key, value] of Object.entries({ nodePath, cliPath, ...(configPath === undefined ? {} : { configPath }), logPath, launchDaemonsDir })) {
@@ -79,13 +89,15 @@ export function launchdService(options: LaunchdServiceOptions): LaunchdService {
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(label)) {
     throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `launchd: label ${JSON.stringify(label)} is not a reverse-DNS name`, { hint: `e.g. ${DEFAULT_LAUNCHD_LABEL}` })
   }
+  if (!Number.isInteger(exitTimeoutSeconds) || exitTimeoutSeconds < 1) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `launchd: exit timeout ${exitTimeoutSeconds} s`)
   const plistPath = join(launchDaemonsDir, `${label}.plist`)
   const plist = renderPlist({
     Label: label,
     ProgramArguments: [nodePath, cliPath, 'run', ...config],
     RunAtLoad: true,
     KeepAlive: { SuccessfulExit: false }, // start it again when it exits with an error, not after a clean stop
-    ExitTimeOut: EXIT_TIMEOUT,
+    ExitTimeOut: exitTimeoutSeconds,
+    ...(Object.keys(environment).length ? { EnvironmentVariables: environment } : {}),
     StandardOutPath: logPath,
     StandardErrorPath: logPath,
   })
@@ -93,6 +105,7 @@ export function launchdService(options: LaunchdServiceOptions): LaunchdService {
     label,
     plistPath,
     plist,
+    unloadFirst: [[LAUNCHCTL, 'bootout', `system/${label}`]],
     install: [
       [LAUNCHCTL, 'enable', `system/${label}`],
       [LAUNCHCTL, 'bootstrap', 'system', plistPath],

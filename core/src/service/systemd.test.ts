@@ -46,8 +46,19 @@ test('the unit runs ngrokd with absolute paths, reloads on SIGHUP, cleans up aft
   assert.equal(svc.get('ReadWritePaths'), '-/var/lib/ngrokd -/etc/hosts -/run')
   assert.equal(svc.get('RuntimeDirectory'), 'ngrokd')
   assert.equal(section(s.unit, 'Install').get('WantedBy'), 'multi-user.target')
-  assert.deepEqual(s.install, [['systemctl', 'daemon-reload'], ['systemctl', 'enable', '--now', 'ngrokd.service']])
+  assert.equal(svc.get('SyslogIdentifier'), 'ngrokd')
+  assert.equal(svc.get('Environment'), undefined)
+  assert.deepEqual(s.install, [['systemctl', 'daemon-reload'], ['systemctl', 'enable', 'ngrokd.service'], ['systemctl', 'restart', 'ngrokd.service']], 'a second install restarts the unit on its new command line')
   assert.deepEqual(s.uninstall, [['systemctl', 'disable', '--now', 'ngrokd.service']])
+})
+
+test("the NGROKD_* variables the install ran with are the service's too; one that needs quoting is refused, naming it", () => {
+  const s = systemdService({ ...options, environment: { NGROKD_STATE_DIR: '/srv/ngrokd', NGROKD_NET_SUBNET: '10.9.0.0/16' } })
+  const env = s.unit.split('\n').filter((l) => l.startsWith('Environment='))
+  assert.deepEqual(env, ['Environment=NGROKD_STATE_DIR=/srv/ngrokd', 'Environment=NGROKD_NET_SUBNET=10.9.0.0/16'])
+  for (const value of ['/srv/my state', '%h/ngrokd', '"quoted"', 'a\\b']) {
+    assert.throws(() => systemdService({ ...options, environment: { NGROKD_STATE_DIR: value } }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /NGROKD_STATE_DIR=.* cannot be written into the unit/.test(e.message), value)
+  }
 })
 
 test('paths that are relative or would need quoting in a unit are refused', () => {
@@ -60,7 +71,7 @@ test('systemd-analyze verify accepts the unit', { skip: requires.command('system
   const dir = await mkdtemp(join(tmpdir(), 'ngrokd-unit-'))
   try {
     const file = join(dir, 'ngrokd.service')
-    await writeFile(file, systemdService(options).unit)
+    await writeFile(file, systemdService({ ...options, environment: { NGROKD_STATE_DIR: '/srv/ngrokd' } }).unit)
     const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' })
     // verify also reports problems of units on this machine that ours pulls in: keep the lines about ours
     const ours = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('ngrokd.service'))

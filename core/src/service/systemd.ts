@@ -37,6 +37,8 @@ export interface SystemdServiceOptions {
   instance?: string
   /** `control.group` is set: the daemon gives its socket to that group, which needs CAP_CHOWN. */
   controlGroup?: boolean
+  /** `NGROKD_*` variables the install ran with: the service gets them too (`Environment=`), or its config differs. */
+  environment?: Record<string, string>
 }
 
 /** A program and its arguments, run without a shell. */
@@ -45,12 +47,17 @@ export type ServiceCommand = readonly string[]
 export interface SystemdService {
   unitPath: string
   unit: string
-  /** After writing `unitPath` (root, 0644): load it, enable it at boot and start it now. */
+  /** After writing `unitPath` (root, 0644): load it, enable it at boot and (re)start it now, on the unit just written. */
   install: ServiceCommand[]
   /** Stop and disable it (its ExecStopPost cleans up); then delete `unitPath` and reload systemd. */
   uninstall: ServiceCommand[]
   afterUninstall: ServiceCommand[]
   status: ServiceCommand[]
+}
+
+/** The unit's file name: `ngrokd.service`, an instance's `ngrokd-NAME.service`. */
+export function systemdUnitName(instance?: string): string {
+  return instance ? `ngrokd-${instance}.service` : DEFAULT_SYSTEMD_UNIT
 }
 
 export function systemdService(options: SystemdServiceOptions): SystemdService {
@@ -64,6 +71,15 @@ export function systemdService(options: SystemdServiceOptions): SystemdService {
     }
   }
   if (!Number.isInteger(stopTimeoutSeconds) || stopTimeoutSeconds < 1) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: stop timeout ${stopTimeoutSeconds} s`)
+  const environment = Object.entries(options.environment ?? {})
+  for (const [name, value] of environment) {
+    // systemd.exec(5) Environment=: a word without quotes, escapes or specifiers (%) carries as written
+    if (!/^NGROKD_[A-Z0-9_]+$/.test(name) || !/^[\w.,:/@+=\-\[\]{}]+$/.test(value)) {
+      throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `systemd: ${name}=${JSON.stringify(value)} cannot be written into the unit as it is`, {
+        hint: `put its setting in the config file and pass that with --config, then unset ${name}`,
+      })
+    }
+  }
   const run = (...args: string[]) => [nodePath, cliPath, ...args, ...(configPath ? ['--config', configPath] : []), ...(instance ? ['--instance', instance] : [])].join(' ')
   const capabilities = `CAP_NET_ADMIN CAP_NET_BIND_SERVICE${options.controlGroup ? ' CAP_CHOWN' : ''}`
   const unit = [
@@ -74,11 +90,14 @@ export function systemdService(options: SystemdServiceOptions): SystemdService {
     '',
     '[Service]',
     'Type=simple',
+    ...environment.map(([name, value]) => `Environment=${name}=${value}`),
     `ExecStart=${run('run')}`,
     'ExecReload=/bin/kill -HUP $MAINPID',
     `ExecStopPost=${run('cleanup')}`,
     'Restart=on-failure',
     'RestartSec=2s',
+    // the journal's tag (`journalctl -t ngrokd`); without it every line says `node`
+    'SyslogIdentifier=' + (instance ? `ngrokd-${instance}` : 'ngrokd'),
     `TimeoutStopSec=${stopTimeoutSeconds}s`,
     `CapabilityBoundingSet=${capabilities}`,
     `AmbientCapabilities=${capabilities}`,
@@ -104,13 +123,15 @@ export function systemdService(options: SystemdServiceOptions): SystemdService {
     'WantedBy=multi-user.target',
     '',
   ].join('\n')
-  const name = instance ? `ngrokd-${instance}.service` : DEFAULT_SYSTEMD_UNIT
+  const name = systemdUnitName(instance)
   return {
     unitPath: join(unitDir, name),
     unit,
     install: [
       [SYSTEMCTL, 'daemon-reload'],
-      [SYSTEMCTL, 'enable', '--now', name],
+      [SYSTEMCTL, 'enable', name],
+      // a unit that already ran keeps its old command line until restarted: a second install applies at once
+      [SYSTEMCTL, 'restart', name],
     ],
     uninstall: [[SYSTEMCTL, 'disable', '--now', name]],
     afterUninstall: [[SYSTEMCTL, 'daemon-reload']],

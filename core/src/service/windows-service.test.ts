@@ -38,6 +38,9 @@ class FakeScm implements S.ScmApi {
   createService(_m: bigint, plan: S.WindowsServicePlan) {
     this.calls.push(`CreateServiceW(${plan.name})`)
     if (this.services.has(plan.name)) return { handle: 0n, error: S.ERROR_SERVICE_EXISTS }
+    // CreateServiceW: a display name that is another service's name or display name (compared without case)
+    const shown = plan.displayName.toLowerCase()
+    if ([...this.services.entries()].some(([name, s]) => name.toLowerCase() === shown || s.plan.displayName.toLowerCase() === shown)) return { handle: 0n, error: S.ERROR_DUPLICATE_SERVICE_NAME }
     this.services.set(plan.name, { plan })
     return { handle: this.#h(plan.name), error: 0 }
   }
@@ -76,7 +79,7 @@ describe('Windows service registration', () => {
   it('constants and SERVICE_FAILURE_ACTIONSW / SC_ACTION layouts match mingw-w64 (winsvc.h, winnt.h)', () => {
     const targets = fixture()
     for (const v of Object.values(targets)) {
-      for (const k of ['SERVICE_WIN32_OWN_PROCESS', 'SERVICE_AUTO_START', 'SERVICE_ERROR_NORMAL', 'SC_MANAGER_CONNECT', 'SC_MANAGER_CREATE_SERVICE', 'SERVICE_QUERY_STATUS', 'SERVICE_CHANGE_CONFIG', 'SERVICE_STOP', 'DELETE', 'SERVICE_CONFIG_DESCRIPTION', 'SERVICE_CONFIG_FAILURE_ACTIONS', 'SERVICE_CONFIG_FAILURE_ACTIONS_FLAG', 'SC_ACTION_NONE', 'SC_ACTION_RESTART', 'SC_ACTION_RUN_COMMAND', 'ERROR_SERVICE_EXISTS', 'ERROR_SERVICE_DOES_NOT_EXIST', 'ERROR_SERVICE_MARKED_FOR_DELETE'] as const) {
+      for (const k of ['SERVICE_WIN32_OWN_PROCESS', 'SERVICE_AUTO_START', 'SERVICE_ERROR_NORMAL', 'SC_MANAGER_CONNECT', 'SC_MANAGER_CREATE_SERVICE', 'SERVICE_QUERY_STATUS', 'SERVICE_CHANGE_CONFIG', 'SERVICE_STOP', 'DELETE', 'SERVICE_CONFIG_DESCRIPTION', 'SERVICE_CONFIG_FAILURE_ACTIONS', 'SERVICE_CONFIG_FAILURE_ACTIONS_FLAG', 'SC_ACTION_NONE', 'SC_ACTION_RESTART', 'SC_ACTION_RUN_COMMAND', 'ERROR_SERVICE_EXISTS', 'ERROR_SERVICE_DOES_NOT_EXIST', 'ERROR_SERVICE_MARKED_FOR_DELETE', 'ERROR_DUPLICATE_SERVICE_NAME'] as const) {
         assert.equal((S as Record<string, unknown>)[k], v[k], k)
       }
       assert.equal(v['sizeof SC_ACTION'], S.SC_ACTION_SIZE)
@@ -135,6 +138,17 @@ describe('Windows service registration', () => {
     S.uninstallWindowsService(scm)
     assert.equal(scm.services.size, 0)
     assert.equal(scm.open.size, 0)
+  })
+
+  it('a named instance installs beside the default service: its display name is its own', () => {
+    const scm = new FakeScm()
+    S.installWindowsService(scm, S.planWindowsService({ nodePath: NODE, cliPath: CLI }))
+    const work = S.planWindowsService({ nodePath: NODE, cliPath: CLI, instance: 'work' })
+    assert.equal(work.displayName, 'ngrokd (work)')
+    S.installWindowsService(scm, work)
+    assert.deepEqual([...scm.services.keys()], ['ngrokd', 'ngrokd-work'])
+    const clash = { ...work, name: 'ngrokd-other' }
+    assert.throws(() => S.installWindowsService(scm, clash), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_SERVICE') && /ERROR_DUPLICATE_SERVICE_NAME \(1078\)/.test((e as Error).message))
   })
 
   it('a failed step deletes the half-made service; ACCESS_DENIED says to elevate', () => {

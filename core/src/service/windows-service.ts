@@ -38,12 +38,14 @@ export const ERROR_ACCESS_DENIED = 5 // winerror.h
 export const ERROR_SERVICE_EXISTS = 1073 // winerror.h
 export const ERROR_SERVICE_DOES_NOT_EXIST = 1060 // winerror.h
 export const ERROR_SERVICE_MARKED_FOR_DELETE = 1072 // winerror.h
+export const ERROR_DUPLICATE_SERVICE_NAME = 1078 // winerror.h: the display name is another service's name or display name
 
 const ERROR_NAMES: Readonly<Record<number, string>> = {
   [ERROR_ACCESS_DENIED]: 'ERROR_ACCESS_DENIED',
   [ERROR_SERVICE_EXISTS]: 'ERROR_SERVICE_EXISTS',
   [ERROR_SERVICE_DOES_NOT_EXIST]: 'ERROR_SERVICE_DOES_NOT_EXIST',
   [ERROR_SERVICE_MARKED_FOR_DELETE]: 'ERROR_SERVICE_MARKED_FOR_DELETE',
+  [ERROR_DUPLICATE_SERVICE_NAME]: 'ERROR_DUPLICATE_SERVICE_NAME',
 }
 
 export interface RecoveryAction {
@@ -129,7 +131,8 @@ export function planWindowsService(options: WindowsServiceOptions): WindowsServi
   const command = windowsCommandLine([options.nodePath, options.cliPath, 'cleanup', ...config])
   return {
     name,
-    displayName: 'ngrokd',
+    // display names are unique among services too (CreateServiceW: ERROR_DUPLICATE_SERVICE_NAME): an instance's is its own
+    displayName: options.instance ? `ngrokd (${options.instance})` : 'ngrokd',
     description: 'Reaches ngrok kubernetes-bound endpoints from this machine by their hostnames.',
     binaryPath: windowsCommandLine([options.nodePath, options.cliPath, 'run', '--service', ...config]),
     startType: 'auto',
@@ -244,6 +247,8 @@ function scmError(call: string, error: number, what: string): NgrokdError {
         ? 'a service with this name is registered already: ngrokd service uninstall first'
         : error === ERROR_SERVICE_MARKED_FOR_DELETE
           ? 'an earlier uninstall waits for the service to stop and for Services (services.msc) to be closed'
-          : 'see the Windows error code',
+          : error === ERROR_DUPLICATE_SERVICE_NAME
+            ? `another service is named or shown as "${what}": uninstall it, or install ngrokd as a named instance (--instance NAME)`
+            : 'see the Windows error code',
   })
 }

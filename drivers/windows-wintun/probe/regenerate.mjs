@@ -164,7 +164,7 @@ writeFileSync(join(here, 'windows-abi.json'), JSON.stringify(full, null, 2) + '\
 const areas = {
   'core/src/names/windows-abi.json': /^(HKEY_|REG_|KEY_|DELETE$|ERROR_(SUCCESS|FILE_NOT_FOUND|ACCESS_DENIED|SHARING_VIOLATION|LOCK_VIOLATION)$)/,
   'core/src/control/windows-abi.json': /^(SDDL_|SE_KERNEL_OBJECT|.*_SECURITY_INFORMATION$|READ_CONTROL|WRITE_DAC|WRITE_OWNER|SYNCHRONIZE|FILE_|GENERIC_ALL|OPEN_EXISTING|TOKEN_QUERY|SECURITY_MAX_SID_SIZE|SidType|ERROR_(SUCCESS|ACCESS_DENIED|PIPE_BUSY|FILE_NOT_FOUND|NONE_MAPPED)$)/,
-  'core/src/service/windows-abi.json': /^(SC_|SERVICE_|sizeof SC_|sizeof SERVICE_|DELETE$|ERROR_(SUCCESS|ACCESS_DENIED|SERVICE_|CALL_NOT_IMPLEMENTED|FAILED_SERVICE_CONTROLLER_CONNECT))/,
+  'core/src/service/windows-abi.json': /^(SC_|SERVICE_|sizeof SC_|sizeof SERVICE_|DELETE$|ERROR_(SUCCESS|ACCESS_DENIED|SERVICE_|DUPLICATE_SERVICE_NAME|CALL_NOT_IMPLEMENTED|FAILED_SERVICE_CONTROLLER_CONNECT))/,
 }
 for (const [file, pattern] of Object.entries(areas)) {
   const subset = {}

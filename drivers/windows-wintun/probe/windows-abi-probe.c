@@ -96,6 +96,7 @@
   X("ERROR_PIPE_BUSY", ERROR_PIPE_BUSY)                                                                 \
   X("ERROR_INVALID_DATA", ERROR_INVALID_DATA)                                                           \
   X("ERROR_SERVICE_EXISTS", ERROR_SERVICE_EXISTS)                                                       \
+  X("ERROR_DUPLICATE_SERVICE_NAME", ERROR_DUPLICATE_SERVICE_NAME)                                       \
   X("ERROR_SERVICE_DOES_NOT_EXIST", ERROR_SERVICE_DOES_NOT_EXIST)                                       \
   X("ERROR_SERVICE_MARKED_FOR_DELETE", ERROR_SERVICE_MARKED_FOR_DELETE)                                 \
   X("ERROR_NOT_FOUND", ERROR_NOT_FOUND)                                                                 \

@@ -16,14 +16,19 @@ test('service install --dry-run prints a unit for this install that systemd-anal
   try {
     const config = join(dir, 'ngrokd.json')
     writeFileSync(config, JSON.stringify({ state_dir: join(dir, 'state'), forwarder: { drain_timeout: '20s' } }))
-    const r = await ngrokdCli(['service', 'install', '--dry-run', '--config', config])
+    // a variable the config came from is the service's too; the API key is never written into the unit
+    const env = { ...process.env, NGROKD_LOG_LEVEL: 'debug', NGROK_API_KEY: 'ak_never_in_the_unit_123456' }
+    const r = await ngrokdCli(['service', 'install', '--dry-run', '--config', config], { env })
     assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /^Environment=NGROKD_LOG_LEVEL=debug$/m)
+    assert.match(r.stdout, /^# NGROK_API_KEY is not written into the service's file/m)
+    assert.doesNotMatch(r.stdout, /ak_never_in_the_unit/)
     assert.match(r.stdout, /^# warning: .* is under \/tmp, which the service does not see/m)
     const unit = r.stdout.slice(r.stdout.indexOf('[Unit]'), r.stdout.indexOf('\n$ '))
     assert.match(unit, new RegExp(`^ExecStart=${process.execPath} ${realpathSync(NGROKD_PACKAGE_BIN)} run --config ${config}$`, 'm'))
     assert.match(unit, /^TimeoutStopSec=35s$/m, 'drain_timeout 20 s plus room to clean up')
     assert.match(unit, new RegExp(`^ReadWritePaths=-${join(dir, 'state')} -/etc/hosts -/run$`, 'm'))
-    assert.match(r.stdout, /^\$ systemctl enable --now ngrokd\.service$/m)
+    assert.match(r.stdout, /^\$ systemctl enable ngrokd\.service\n\$ systemctl restart ngrokd\.service$/m, 'a second install restarts the unit on its new command line')
     const file = join(dir, 'ngrokd.service')
     writeFileSync(file, unit)
     const verify = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' })

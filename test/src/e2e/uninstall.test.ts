@@ -3,7 +3,8 @@
 // Without it, the command says which registration stays at ngrok. Refused while a daemon runs.
 import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
@@ -97,6 +98,8 @@ describe('ngrokd uninstall', { skip: netnsSkip }, () => {
   })
 })
 
+const UNIT_DIR = '/etc/systemd/system'
+
 describe('ngrokd uninstall with nothing installed', { skip: netnsSkip }, () => {
   test('a state directory that was never there is not reported removed, and none is left behind', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-uninstall-none-'))
@@ -110,6 +113,28 @@ describe('ngrokd uninstall with nothing installed', { skip: netnsSkip }, () => {
       assert.doesNotMatch(r.stdout, /state directory/)
       assert.equal(existsSync(stateDir), false)
     } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('an installed service unit is named, with `service uninstall` as the fix, and nothing is removed', { skip: existsSync(UNIT_DIR) ? false : `no ${UNIT_DIR} on this machine` }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-uninstall-unit-'))
+    // the suite runs in a mount namespace of its own: this tmpfs hides the machine's units from this process only
+    execFileSync('mount', ['-t', 'tmpfs', 'ngrokd-e2e-units', UNIT_DIR])
+    try {
+      const stateDir = join(dir, 'state')
+      mkdirSync(stateDir, { mode: 0o700 })
+      writeFileSync(join(stateDir, 'machine-id'), 'kept\n')
+      const config = join(dir, 'config.json')
+      writeFileSync(config, JSON.stringify({ state_dir: stateDir, control: { socket: join(dir, 'ctl.sock') }, net: { driver: 'loopback-alias', subnet: '127.108.0.0/16', interface_name: 'ngkunone0' }, names: { hosts_file: join(dir, 'hosts') } }))
+      writeFileSync(join(UNIT_DIR, 'ngrokd.service'), '[Service]\nExecStart=/bin/true\n')
+      const r = await ngrokdCli(['uninstall', '--config', config])
+      assert.equal(r.code, 2, r.stdout + r.stderr)
+      assert.match(r.stderr, new RegExp(`the service ${UNIT_DIR}/ngrokd\\.service is installed and would start ngrokd again at the next boot; nothing was removed`))
+      assert.match(r.stderr, new RegExp(`sudo ngrokd service uninstall --config ${config}`))
+      assert.equal(readFileSync(join(stateDir, 'machine-id'), 'utf8'), 'kept\n')
+    } finally {
+      execFileSync('umount', [UNIT_DIR])
       rmSync(dir, { recursive: true, force: true })
     }
   })
