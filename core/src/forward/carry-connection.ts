@@ -1,9 +1,8 @@
 import type net from 'node:net'
-import type { Duplex } from 'node:stream'
 import type { Logger } from '../contracts/logger.js'
 import { performance } from 'node:perf_hooks'
 import { resetSocket } from './connection-limits.js'
-import { createHostRewriter } from './http-host-rewriter.js'
+import { createHostRewriter, type HostRewriter } from './http-host-rewriter.js'
 import { pump, pumpPlaintext } from './pump.js'
 import type { DialResult, Dialer } from './ingress-dialer.js'
 
@@ -76,8 +75,8 @@ export class CarriedConnection {
   private error?: unknown
   private side?: CarryErrorSide
   private handshakeMs?: number
-  /** The Host rewriter between client and ingress, client → ingress direction. */
-  private readonly transform?: Duplex
+  /** The Host rewriter between client and ingress, client → ingress direction (it reads the answers to Upgrades). */
+  private readonly transform?: HostRewriter
   private resolve!: (outcome: CarryOutcome) => void
 
   constructor(private readonly options: CarryOptions) {
@@ -190,8 +189,11 @@ export class CarriedConnection {
       pump(client, t)
       pump(t, up)
     } else pump(client, up)
-    if (reads) pumpPlaintext(reads, up, client, () => begun?.())
-    else pump(up, client)
+    if (reads) pumpPlaintext(reads, up, client, t ? (chunk) => (begun?.(), t.observeResponse(chunk)) : () => begun?.())
+    else {
+      if (t) up.on('data', (chunk: Buffer) => t.observeResponse(chunk))
+      pump(up, client)
+    }
   }
 
   private fail(err: Error, side: 'client' | 'ingress'): void {

@@ -144,14 +144,45 @@ describe('createHostRewriter: keep-alive, pipelining and bodies', () => {
 })
 
 describe('createHostRewriter: where it stops parsing', () => {
-  it('passes everything after an Upgrade request through (websocket frames that look like HTTP included)', async () => {
+  it('passes everything after an Upgrade its server answered with 101 through (websocket frames that look like HTTP included)', async () => {
     const head = 'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n'
     const after = Buffer.concat([Buffer.from([0x81, 0x85, 1, 2, 3, 4]), b('GET / HTTP/1.1\r\nHost: y\r\n\r\n')])
     const rewriter = createHostRewriter(HOST)
-    const got = await run([b(head), after], rewriter)
-    assert.ok(got.equals(Buffer.concat([b(head.replace('Host: x', `Host: ${HOST}`)), after])))
-    assert.match(rewriter.passthroughReason ?? '', /Upgrade/)
-    await assertEverySplit(Buffer.concat([b(head), after]), got)
+    assert.equal(await writeAndCollect(rewriter, b(head)), head.replace('Host: x', `Host: ${HOST}`))
+    assert.equal(await writeAndCollect(rewriter, after), '', 'the frames wait for the answer')
+    rewriter.observeResponse(b('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'))
+    assert.match(rewriter.passthroughReason ?? '', /101 Switching Protocols/)
+    const rest = b('GET /x HTTP/1.1\r\nHost: z\r\n\r\n')
+    const got = await run([rest], rewriter)
+    assert.ok(got.equals(Buffer.concat([after, rest])), got.toString('latin1'))
+  })
+
+  it('goes on rewriting after an Upgrade the server declined (h2c, a refused websocket), interim answers skipped', async () => {
+    const upgrade = 'GET /one HTTP/1.1\r\nHost: 192.168.77.1:20001\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n'
+    const next = 'GET /two HTTP/1.1\r\nHost: 192.168.77.1:20001\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n'
+    for (const answer of [['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'], ['HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n', '\r\nHTTP/1.1 4', '26 Upgrade Required\r\n\r\n']]) {
+      const rewriter = createHostRewriter(HOST)
+      assert.equal(await writeAndCollect(rewriter, b(upgrade)), upgrade.replace('192.168.77.1:20001', HOST))
+      // the next request arrived before the answer (it waits), then the answer, in pieces
+      assert.equal(await writeAndCollect(rewriter, b(next)), '')
+      for (const piece of answer) rewriter.observeResponse(b(piece))
+      assert.equal(rewriter.passthroughReason, undefined, answer.join(''))
+      const out = await run([], rewriter)
+      assert.equal(out.toString('latin1'), next.replace('192.168.77.1:20001', HOST), 'the held request, rewritten')
+      assert.equal(rewriter.requests, 2)
+    }
+  })
+
+  it('an Upgrade whose answer never comes: the bytes held go on unchanged when the client ends', async () => {
+    const head = 'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'
+    const rewriter = createHostRewriter(HOST)
+    const got = await run([b(head), b('GET / HTTP/1.1\r\nHost: y\r\n\r\n')], rewriter)
+    assert.equal(got.toString('latin1'), `${head.replace('Host: x', `Host: ${HOST}`)}GET / HTTP/1.1\r\nHost: y\r\n\r\n`)
+    assert.match(rewriter.passthroughReason ?? '', /before the Upgrade was answered/)
+    const notHttp = createHostRewriter(HOST)
+    await writeAndCollect(notHttp, b(head))
+    notHttp.observeResponse(b('SSH-2.0-x\r\n'))
+    assert.match(notHttp.passthroughReason ?? '', /not an HTTP\/1\.x status line/)
   })
 
   it('passes the tunnel after CONNECT through', async () => {

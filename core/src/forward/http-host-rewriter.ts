@@ -38,6 +38,11 @@ export interface HostRewriter extends Transform {
   readonly requests: number
   /** Set once the rewriter has stopped parsing and passes every further byte through unchanged. */
   readonly passthroughReason: string | undefined
+  /**
+   * The bytes of the other direction (server → client), to be shown as they pass: after an `Upgrade` request the
+   * rewriter reads the status line of its answer, to go on rewriting after anything but `101 Switching Protocols`.
+   */
+  observeResponse(chunk: Buffer): void
 }
 
 type State =
@@ -47,7 +52,14 @@ type State =
   | { kind: 'chunk-data'; remaining: number }
   | { kind: 'chunk-data-end'; sawCr: boolean }
   | { kind: 'trailers'; lineBytes: number; totalBytes: number }
+  /** An Upgrade request ended: the client's bytes wait for the status line of its answer. */
+  | { kind: 'upgrade-answer' }
   | { kind: 'pass' }
+
+/** Longest status line (with interim responses' fields before it) read while waiting for an Upgrade's answer. */
+const MAX_ANSWER_BYTES = 16 * 1024
+/** status-line of RFC 9112 §4: HTTP-version SP status-code SP [reason-phrase]. */
+const STATUS_LINE = /^HTTP\/1\.\d (\d{3})(?: |$)/
 
 /** One line of a head: `[start, contentEnd)` without the line ending, `[start, end)` with it. */
 interface Line {
@@ -77,8 +89,12 @@ interface Field {
  * - Bodies are streamed untouched and unbuffered, framed as RFC 9112 §6 says for requests:
  *   `Transfer-Encoding: chunked` followed chunk by chunk (extensions and trailers included),
  *   else `Content-Length` bytes counted, else no body. Pipelined requests follow one another.
- * - After `CONNECT`, after the body of an `Upgrade` request (websockets), after an HTTP/2 preface, or at
- *   anything it cannot frame (a bad request line or field line, an unknown transfer coding, conflicting
+ * - After an `Upgrade` request (websockets, h2c) the client's next bytes wait for the status line of the
+ *   server's answer ({@link HostRewriter.observeResponse}): `101 Switching Protocols` and every further byte
+ *   passes through unchanged; any other final status (the upgrade declined) and rewriting goes on. Interim
+ *   `1xx` answers before it are skipped. (The answer read is the next one on the connection: a client that
+ *   pipelines requests before an Upgrade is not told apart.)
+ * - After `CONNECT`, after an HTTP/2 preface, or at anything it cannot frame (a bad request line or field line, an unknown transfer coding, conflicting
  *   lengths, a head over `maxHeadBytes`): every further byte passes through unchanged. Nothing already
  *   read is ever dropped or held back past the end of its head; a partial head left at the end of the
  *   stream is flushed as it was.
@@ -106,8 +122,15 @@ class HostRewriterStream extends Transform implements HostRewriter {
   private state: State = { kind: 'head' }
   private reason: string | undefined
   private rewritten = 0
-  /** The current request asked to switch protocols: whatever follows its body is not ours to parse. */
+  /** The current request asked to switch protocols: what follows its body depends on the server's answer. */
   private upgradeAfter = false
+  /** Client bytes that arrived while waiting for the answer to an Upgrade request. */
+  private held: Buffer[] = []
+  private heldBytes = 0
+  /** The answer's bytes read so far: up to the end of its status line (and of interim responses before it). */
+  private answer = ''
+  /** In an interim (1xx) response's fields: the answer's final status line comes after their blank line. */
+  private interim = false
 
   // the head being collected: a growable buffer (amortised O(1) per byte, even one byte per write)
   private head = Buffer.allocUnsafe(1024)
@@ -135,6 +158,12 @@ class HostRewriterStream extends Transform implements HostRewriter {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.feed(chunk)
+    done()
+  }
+
+  /** Parses `chunk` from the state it finds, pushing what goes on. */
+  private feed(chunk: Buffer): void {
     const len = chunk.length
     let i = 0
     /** Start of the bytes of `chunk` that go out unchanged. */
@@ -144,6 +173,10 @@ class HostRewriterStream extends Transform implements HostRewriter {
       switch (s.kind) {
         case 'pass':
           i = len
+          break
+        case 'upgrade-answer':
+          this.hold(chunk.subarray(i))
+          i = from = len
           break
         case 'head':
           if (from < i) this.push(chunk.subarray(from, i))
@@ -192,11 +225,11 @@ class HostRewriterStream extends Transform implements HostRewriter {
       }
     }
     if (from < len) this.push(chunk.subarray(from, len))
-    done()
   }
 
   override _flush(done: TransformCallback): void {
-    // the stream ended inside a head: what arrived goes on as it was
+    // the stream ended inside a head, or while its bytes waited for an Upgrade's answer: what arrived goes on as it was
+    if (this.state.kind === 'upgrade-answer') this.passThrough('the client ended before the Upgrade was answered')
     if (this.state.kind === 'head' && this.headLen > 0) this.push(Buffer.from(this.head.subarray(0, this.headLen)))
     this.headLen = 0
     done()
@@ -358,8 +391,56 @@ class HostRewriterStream extends Transform implements HostRewriter {
   }
 
   private endOfMessage(): void {
-    if (this.upgradeAfter) return this.passThrough('Upgrade: another protocol may follow')
+    if (this.upgradeAfter) {
+      this.upgradeAfter = false
+      this.answer = ''
+      this.interim = false
+      this.state = { kind: 'upgrade-answer' }
+      return
+    }
     this.state = { kind: 'head' }
+  }
+
+  private hold(bytes: Buffer): void {
+    this.held.push(Buffer.from(bytes)) // a copy: the chunk's memory may be reused once this write is done
+    this.heldBytes += bytes.length
+    if (this.heldBytes > this.maxHeadBytes) this.passThrough(`over ${this.maxHeadBytes} bytes sent before the Upgrade was answered`)
+  }
+
+  observeResponse(chunk: Buffer): void {
+    if (this.state.kind !== 'upgrade-answer') return
+    let text = this.answer + chunk.toString('latin1', 0, Math.min(chunk.length, MAX_ANSWER_BYTES))
+    for (;;) {
+      if (this.interim) {
+        // the interim response's fields end at a blank line; the final status line follows
+        const blank = /\r?\n\r?\n/.exec(text)
+        if (!blank) break
+        text = text.slice(blank.index + blank[0].length)
+        this.interim = false
+      }
+      const nl = text.indexOf('\n')
+      if (nl < 0) break
+      const status = STATUS_LINE.exec(text.slice(0, nl).replace(/\r$/, ''))
+      if (!status) return this.passThrough('the answer to an Upgrade is not an HTTP/1.x status line')
+      const code = Number(status[1])
+      if (code === 101) return this.passThrough('101 Switching Protocols: another protocol follows')
+      if (code >= 200) return this.resumeAfterDeclinedUpgrade(code)
+      this.interim = true // 100 Continue, 103 Early Hints: the final answer is still to come
+      text = text.slice(nl + 1)
+    }
+    this.answer = text
+    if (this.answer.length > MAX_ANSWER_BYTES) this.passThrough(`no final status line in the first ${MAX_ANSWER_BYTES} bytes of the Upgrade's answer`)
+  }
+
+  /** The server answered the Upgrade with a final status other than 101: the held bytes are requests again. */
+  private resumeAfterDeclinedUpgrade(code: number): void {
+    this.logger.debug({ status: code }, 'host rewriter: the Upgrade was declined; rewriting goes on')
+    this.state = { kind: 'head' }
+    const held = Buffer.concat(this.held)
+    this.held = []
+    this.heldBytes = 0
+    this.answer = ''
+    if (held.length > 0) this.feed(held)
   }
 
   private chunkSizeByte(s: Extract<State, { kind: 'chunk-size' }>, b: number): void {
@@ -387,9 +468,13 @@ class HostRewriterStream extends Transform implements HostRewriter {
     this.passThrough(why, true)
   }
 
-  /** From now on every byte passes unchanged; a head being collected goes out as it was. */
+  /** From now on every byte passes unchanged; a head being collected, or bytes held, go out as they were. */
   private passThrough(reason: string, logged = false): void {
     if (this.state.kind === 'head' && this.headLen > 0) this.push(Buffer.from(this.head.subarray(0, this.headLen)))
+    for (const b of this.held) this.push(b)
+    this.held = []
+    this.heldBytes = 0
+    this.answer = ''
     this.resetHead()
     this.head = Buffer.alloc(0)
     this.state = { kind: 'pass' }

@@ -61,7 +61,7 @@ export function pump(src: Readable, dst: Writable): void {
  * are written as one: one Buffer and one write per burst instead of one per record.
  * `onChunk` is called with each chunk's length as it arrives (before it is written).
  */
-export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writable, onChunk?: (bytes: number) => void): void {
+export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writable, onChunk?: (chunk: Buffer) => void): void {
   let corked = false
   // the bytes held for the end of the turn: [start, end) of one ArrayBuffer
   let held: ArrayBufferLike | undefined
@@ -79,7 +79,7 @@ export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writabl
     dst.uncork()
   }
   reads.consume((chunk) => {
-    onChunk?.(chunk.length)
+    onChunk?.(chunk)
     if (dst.destroyed || dst.writableEnded) return
     if (chunk.buffer === held && chunk.byteOffset === end) {
       end += chunk.length
@@ -105,7 +105,7 @@ export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writabl
   })
   // what the stream took in before (after the ConnResponse, while paused) goes first
   for (let chunk = src.read() as Buffer | null; chunk !== null; chunk = src.read() as Buffer | null) {
-    onChunk?.(chunk.length)
+    onChunk?.(chunk)
     if (!dst.destroyed && !dst.writableEnded) dst.write(chunk)
   }
   src.resume()

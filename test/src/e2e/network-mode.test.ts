@@ -59,7 +59,8 @@ interface HttpPlanResult {
 
 /**
  * One keep-alive connection (an agent with one socket): three GETs, a chunked POST, an Expect:
- * 100-continue POST, one more GET; every request with the Host a LAN client would send (ip:port).
+ * 100-continue POST, an h2c upgrade the server declines, one more GET; every request with the Host a LAN
+ * client would send (ip:port).
  */
 const HTTP_CLIENT = `
 const http = require('node:http')
@@ -97,6 +98,8 @@ function send(method, path, opts = {}) {
   results.push(await send('POST', '/chunked', { body: big, chunked: true, headers: { 'transfer-encoding': 'chunked' } }))
   const small = crypto.randomBytes(50000)
   results.push(await send('POST', '/expect', { body: small, expect: true, headers: { expect: '100-continue', 'content-length': String(small.length) } }))
+  // what curl --http2 sends: an h2c upgrade the server declines with a plain 200; the connection goes on in HTTP/1.1
+  results.push(await send('GET', '/h2c', { headers: { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA' } }))
   results.push(await send('GET', '/last'))
   agent.destroy()
   process.stdout.write(JSON.stringify({ results, sockets: sockets.size, locals: [...locals], sent: { chunked: big.length, expect: small.length } }))
@@ -184,15 +187,15 @@ describe(`network mode from another machine on the LAN (${net!.driver})`, { skip
     assert.ok(existsSync(join(daemon.stateDir, 'network-ports.json')), 'the ports are persisted in state_dir')
   })
 
-  test('http: one keep-alive connection from the LAN, every Host rewritten, chunked and 100-continue bodies whole', async () => {
+  test('http: one keep-alive connection from the LAN, every Host rewritten (after a declined upgrade too), chunked and 100-continue bodies whole', async () => {
     const port = ports.get('http://web.e2e')!
     const run = await onLanClient<HttpPlanResult>(HTTP_CLIENT, { host: DAEMON_LAN, port })
-    assert.equal(run.sockets, 1, 'all six requests went over one connection')
+    assert.equal(run.sockets, 1, 'all seven requests went over one connection')
     assert.deepEqual(run.locals, [CLIENT_LAN], 'the requests came from the other namespace')
-    assert.deepEqual(run.results.map((r) => r.status), [200, 200, 200, 200, 200, 200])
-    assert.deepEqual(run.results.map((r) => r.reply.host), Array(6).fill('web.e2e'), 'the backend saw the endpoint hostname on every request')
-    assert.deepEqual(run.results.map((r) => r.reply.endpoint_id), Array(6).fill(eps.web.id))
-    assert.deepEqual(run.results.map((r) => r.reply.path), ['/one', '/two', '/three', '/chunked', '/expect', '/last'])
+    assert.deepEqual(run.results.map((r) => r.status), Array(7).fill(200))
+    assert.deepEqual(run.results.map((r) => r.reply.host), Array(7).fill('web.e2e'), 'the backend saw the endpoint hostname on every request')
+    assert.deepEqual(run.results.map((r) => r.reply.endpoint_id), Array(7).fill(eps.web.id))
+    assert.deepEqual(run.results.map((r) => r.reply.path), ['/one', '/two', '/three', '/chunked', '/expect', '/h2c', '/last'])
     const [, , , chunked, expect] = run.results
     assert.equal(chunked!.reply.headers['transfer-encoding'], 'chunked')
     assert.equal(chunked!.reply.body_bytes, run.sent.chunked)
