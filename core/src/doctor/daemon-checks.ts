@@ -102,6 +102,13 @@ async function runningDaemonChecks(config: DaemonConfig, status: ControlApi['GET
     }
     if (failing.length > SERVICES_NAMED) checks.push({ id: 'daemon.service', status: 'fail', summary: `and ${failing.length - SERVICES_NAMED} more services in error: ngrokd list shows them all` })
   }
+  // network mode: a service this machine reaches but other machines cannot is a failure of what was asked for
+  const offNetwork = services.filter((s) => s.network?.error)
+  for (const s of offNetwork.slice(0, SERVICES_NAMED)) {
+    const e = s.network!.error!
+    checks.push({ id: 'daemon.network', status: 'fail', summary: `${s.url} is not on the network (${s.network!.address}:${s.network!.port}): ${e.message}`, ...(e.code ? { code: e.code } : {}), ...(e.hint ? { hint: e.hint } : {}) })
+  }
+  if (offNetwork.length > SERVICES_NAMED) checks.push({ id: 'daemon.network', status: 'fail', summary: `and ${offNetwork.length - SERVICES_NAMED} more services not on the network: ngrokd list shows them all` })
   return checks
 }
 

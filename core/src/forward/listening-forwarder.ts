@@ -236,7 +236,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
         server.close()
         const err = cause as NodeJS.ErrnoException
         const holder = err.code === 'EADDRINUSE' ? await findPortHolder(address, port).catch(() => undefined) : undefined
-        const error = listenError(this.forwarder, where, address, port, err, holder)
+        const error = listenError(this.forwarder, where, address, port, err, holder, remoteClients)
         this.failed.set(key, error)
         throw error
       }
@@ -333,7 +333,11 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     const summary = `${this.forwarder} forwarder: ${ls.length} listeners, ${open} open connections, ${total} since start, ${failed} failed, ${atLimit} refused over a limit, ${nonLocal} refused from another machine`
     const hints = [
       ...(atLimit > 0 ? ['raise forwarder.max_connections or forwarder.max_connections_per_endpoint if these clients are legitimate'] : []),
-      ...(nonLocal > 0 ? ['endpoints serve this machine only: set net.network.listen to serve other machines'] : []),
+      ...(nonLocal > 0
+        ? [[...this.entries.values()].some((e) => e.remoteClients)
+            ? "an endpoint's own address serves this machine only: other machines use its network port (ngrokd list shows them)"
+            : 'endpoints serve this machine only: set net.network.listen to serve other machines']
+        : []),
     ]
     checks.push(
       last
@@ -382,6 +386,14 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     entry.count(key)
   }
 
+  /** How another machine reaches this endpoint: its network-mode listener, or that there is none. */
+  private otherMachinesWay(entry: ListenerEntry<C>): string {
+    for (const e of this.entries.values()) {
+      if (e.remoteClients && sameTarget(e.target, entry.target)) return `an endpoint's own address serves this machine only; other machines reach it on ${hostPort(e.address, e.port)} (net.network.listen)`
+    }
+    return 'endpoints are for local clients unless net.network.listen is set'
+  }
+
   protected warn(entry: ListenerEntry<C>, key: string, obj: object, msg: string): void {
     if (entry.warnNow(key)) this.logger.warn(obj, msg)
     else this.logger.debug(obj, msg)
@@ -402,7 +414,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
         entry,
         NON_LOCAL_CLIENT,
         { listener: entry.key, hostname: entry.target.hostname, source },
-        `${entry.key}: refused a connection from ${source}, which is not this machine: endpoints are for local clients unless net.network.listen is set`,
+        `${entry.key}: refused a connection from ${source}, which is not this machine: ${this.otherMachinesWay(entry)}`,
       )
       return
     }
@@ -457,26 +469,41 @@ function sameTarget(a: ForwardTarget, b: ForwardTarget): boolean {
   return a.hostname === b.hostname && a.port === b.port && a.proto === b.proto
 }
 
+/** 0.0.0.0 or ::: a listen on every address. */
+function isWildcard(address: string): boolean {
+  return address === '0.0.0.0' || address === '::'
+}
+
 export function hostPort(address: string, port: number): string {
   return address.includes(':') ? flatJoin('[', address, ']:', port) : flatJoin(address, ':', port)
 }
 
-/** Why a listen failed; for EADDRINUSE it names who holds the port (`holder`, from /proc) and how to free it. */
-function listenError(id: string, where: string, address: string, port: number, err: NodeJS.ErrnoException, holder?: PortHolder): NgrokdError {
+/**
+ * Why a listen failed; for EADDRINUSE it names who holds the port (`holder`, from /proc) and how to free it.
+ * `network`: a listener of network mode (on `net.network.listen`, its port from `net.network.start_port`).
+ */
+function listenError(id: string, where: string, address: string, port: number, err: NodeJS.ErrnoException, holder?: PortHolder, network = false): NgrokdError {
   const code = err.code ?? 'UNKNOWN'
   if (code === 'EADDRINUSE') {
-    const wildcard = holder !== undefined && !holder.listen.startsWith(`${address}:`)
+    const wildcard = holder !== undefined && !holder.listen.startsWith(`${address}:`) && !isWildcard(address)
     const who = holder ? describePortHolder(holder) : `another program (find it with \`ss -ltnp 'sport = :${port}'\`)`
+    const free = network
+      ? holder?.command === 'node' || holder?.command === 'ngrokd'
+        ? 'stop it; if it is another ngrokd in network mode (an instance), give each its own net.network.start_port'
+        : 'stop it, or set net.network.start_port so that the network ports lie clear of it'
+      : 'stop it, or change its port'
     const hint = wildcard
       ? `${who} already listens on every address, ${address} included: make it listen on 127.0.0.1 (or its own address) only, or stop it`
-      : `${who} already listens on ${where}: stop it, or change its port`
+      : `${who} already listens on ${holder?.listen ?? where}: ${free}`
     return new NgrokdError('NGROKD_ERR_LISTEN', `${id} forwarder: cannot listen on ${where}: EADDRINUSE: held by ${who}`, { cause: err, hint })
   }
   const hint =
     code === 'EACCES'
         ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service+ep $(readlink -f $(which node)))'
         : code === 'EADDRNOTAVAIL'
-          ? `${address} is not an address of this machine: the interface driver has to add it first (ngrokd doctor)`
+          ? network
+            ? `${address} is not an address of this machine: set net.network.listen to one of its addresses (ip -4 addr lists them), or 0.0.0.0`
+            : `${address} is not an address of this machine: the interface driver has to add it first (ngrokd doctor)`
           : undefined
   return new NgrokdError('NGROKD_ERR_LISTEN', `${id} forwarder: cannot listen on ${where}: ${code}`, { cause: err, hint })
 }

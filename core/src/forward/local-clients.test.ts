@@ -64,6 +64,34 @@ describe('listeners admit only clients on this machine unless they are network m
     assert.match(check.hint!, /set net\.network\.listen/)
   })
 
+  it("with network mode on, the refusal names the endpoint's network port, and a network listen on an address that is not this machine's says to fix net.network.listen", async () => {
+    const foreign = { isLocal: () => false } as unknown as LocalAddresses
+    const warnings: string[] = []
+    const logger = { ...silentLogger, warn: (_o: unknown, msg?: string) => void warnings.push(String(msg)), child: () => logger }
+    const forwarder = new InThreadForwarder({ dialer: recordingDialer(), logger, localAddresses: foreign })
+    forwarders.push(forwarder)
+    const free = async () => {
+      const server = net.createServer()
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+      const { port } = server.address() as net.AddressInfo
+      await new Promise<void>((r) => server.close(() => r()))
+      return port
+    }
+    const target = { hostname: 'api.prod', port: 80, proto: 'http' as const }
+    const [own, network] = [await free(), await free()]
+    await forwarder.listen({ address: '127.0.0.1', port: own, target })
+    await forwarder.listen({ address: '127.0.0.1', port: network, target, remoteClients: true, rewriteHost: 'api.prod' })
+    assert.equal(await connectAndWait(own), 'reset')
+    assert.match(warnings.join('\n'), new RegExp(`refused a connection from 127\\.0\\.0\\.1, which is not this machine: an endpoint's own address serves this machine only; other machines reach it on 127\\.0\\.0\\.1:${network} \\(net\\.network\\.listen\\)`))
+    assert.match((await forwarder.diagnose()).find((c) => c.id === 'forwarder.connections')!.hint!, /other machines use its network port/)
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine
+    await assert.rejects(forwarder.listen({ address: '192.0.2.1', port: network, target, remoteClients: true }), (e: NgrokdError) => {
+      assert.match(e.message, /EADDRNOTAVAIL/)
+      assert.match(e.hint ?? '', /set net\.network\.listen to one of its addresses/)
+      return true
+    })
+  })
+
   it('admits the same connection on a network-mode listener (remoteClients)', async () => {
     const foreign = { isLocal: () => false } as unknown as LocalAddresses
     const { forwarder, dialer, port } = await listen(foreign, true)

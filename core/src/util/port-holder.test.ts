@@ -22,6 +22,25 @@ describe('findPortHolder', { skip: process.platform !== 'linux' && 'reads /proc'
     }
   })
 
+  it('for a listen on 0.0.0.0, a socket on one IPv4 address of the port is the holder', async () => {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as AddressInfo
+      const holder = await findPortHolder('0.0.0.0', port)
+      assert.equal(holder?.listen, `127.0.0.1:${port}`)
+      assert.equal(holder?.pid, process.pid)
+      assert.equal(await findPortHolder('127.0.0.2', port), undefined, 'another specific address does not collide')
+    } finally {
+      server.close()
+    }
+  })
+
+  it("a holder whose process could not be read says how to name it", () => {
+    assert.equal(describePortHolder({ listen: '0.0.0.0:5432' }), "another program (`sudo ss -ltnp 'sport = :5432'` names it) on 0.0.0.0:5432")
+    assert.equal(describePortHolder({ listen: '[::]:8080' }), "another program (`sudo ss -ltnp 'sport = :8080'` names it) on [::]:8080")
+  })
+
   it('finds nothing on a port no one listens on', async () => {
     const server = createServer()
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

@@ -39,6 +39,8 @@ function ipv6FromProc(hex: string): string {
  */
 export async function findPortHolder(address: string, port: number): Promise<PortHolder | undefined> {
   if (process.platform !== 'linux') return undefined
+  // a listen on 0.0.0.0 collides with a socket on any IPv4 address of the port (and with [::] when it is dual-stack)
+  const everyIpv4 = address === '0.0.0.0'
   const candidates: Array<{ listen: string; inode: string }> = []
   for (const [file, v6] of [['/proc/net/tcp', false], ['/proc/net/tcp6', true]] as const) {
     const text = await readFile(file, 'utf8').catch(() => '')
@@ -49,7 +51,7 @@ export async function findPortHolder(address: string, port: number): Promise<Por
       if (Number.parseInt(portHex, 16) !== port) continue
       const local = v6 ? ipv6FromProc(addrHex) : ipv4FromProc(addrHex)
       const wildcard = local === '0.0.0.0' || local === '::'
-      if (!wildcard && local !== address) continue
+      if (!wildcard && local !== address && !(everyIpv4 && !local.includes(':'))) continue
       candidates.push({ listen: local.includes(':') ? `[${local}]:${port}` : `${local}:${port}`, inode: f[9]! })
     }
   }
@@ -90,8 +92,12 @@ async function programName(pid: string): Promise<string | undefined> {
   return comm || undefined
 }
 
-/** `postgres (pid 812) on 0.0.0.0:5432` */
+/**
+ * `postgres (pid 812) on 0.0.0.0:5432`. Without a pid (the socket's owner could not be read: another user's
+ * process, and ngrokd without CAP_SYS_PTRACE, as under its systemd unit) it says how to find it.
+ */
 export function describePortHolder(h: PortHolder): string {
-  const who = h.pid === undefined ? 'another program' : h.pid === process.pid ? `this ngrokd itself (pid ${h.pid}: a bug, please report it)` : `${h.command ?? 'a process'} (pid ${h.pid})`
+  const port = h.listen.slice(h.listen.lastIndexOf(':') + 1)
+  const who = h.pid === undefined ? `another program (\`sudo ss -ltnp 'sport = :${port}'\` names it)` : h.pid === process.pid ? `this ngrokd itself (pid ${h.pid}: a bug, please report it)` : `${h.command ?? 'a process'} (pid ${h.pid})`
   return `${who} on ${h.listen}`
 }

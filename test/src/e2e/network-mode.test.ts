@@ -14,6 +14,8 @@ import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
 import { httpRequest } from '../helpers/clients.js'
 import { deleteLink } from '../helpers/ip-link.js'
+import { ngrokdCli } from '../helpers/ngrokd-cli.js'
+import { createServer } from 'node:net'
 
 /** The LAN: a veth pair between the test namespace (the daemon's machine) and a client namespace. */
 const LAN_NS = `ngrokd-lan-${process.pid}`
@@ -232,5 +234,27 @@ describe(`network mode from another machine on the LAN (${net!.driver})`, { skip
     assert.deepEqual(JSON.parse(readFileSync(join(daemon.stateDir, 'network-ports.json'), 'utf8')).entries, JSON.parse(saved).entries.map((e: Record<string, unknown>) => ({ ...e, active: true })))
     const run = await onLanClient<HttpPlanResult>(HTTP_CLIENT, { host: DAEMON_LAN, port: ports.get('http://web.e2e')! })
     assert.deepEqual(new Set(run.results.map((r) => r.reply.host)), new Set(['web.e2e']))
+  })
+
+  test('a network port another program holds: list and doctor fail that service, with the fix', async () => {
+    const squatter = createServer()
+    await new Promise<void>((resolve) => squatter.listen(START_PORT + 3, DAEMON_LAN, resolve))
+    try {
+      sim.addEndpoint({ url: 'http://late.e2e' })
+      await daemon.waitFor((s) => s.services?.serving === 4, 'the new endpoint served')
+      const late = (await daemon.services()).find((s) => s.url === 'http://late.e2e')!
+      assert.ok(late.network?.error, JSON.stringify(late))
+      assert.equal(late.network.port, START_PORT + 3, 'the next network port, the one held')
+      const r = await ngrokdCli(['doctor', '--json', '--offline', '--config', daemon.configFile])
+      const checks = (JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; summary: string; hint?: string }> }).checks
+      const off = checks.filter((c) => c.id === 'daemon.network')
+      assert.equal(off.length, 1, r.stdout)
+      assert.equal(off[0]!.status, 'fail')
+      assert.match(off[0]!.summary, new RegExp(`^http://late\\.e2e is not on the network \\(${DAEMON_LAN.replace(/\./g, '\\.')}:${START_PORT + 3}\\): .*EADDRINUSE`))
+      assert.match(off[0]!.hint ?? '', new RegExp(`already listens on ${DAEMON_LAN.replace(/\./g, '\\.')}:${START_PORT + 3}: stop it`))
+      assert.equal(r.code, 1, 'a failing check')
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve))
+    }
   })
 })
