@@ -1,4 +1,4 @@
-import { readFile, rm, stat } from 'node:fs/promises'
+import { readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Forwarder } from '../contracts/forwarder.js'
@@ -170,14 +170,30 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
   // operator.json damaged: the machine id still finds the registration (in its metadata) once the files are gone
   const machineId = !options.deregister && !operatorId ? await unnamedRegistrationMachineId(config.stateDir) : undefined
   const { removed, failed } = await cleanupLeftovers(config, logger)
-  await rm(config.stateDir, { recursive: true, force: true })
-  if (stateDirExisted) removed.push(`state directory ${config.stateDir}`)
+  // removed even when it was not there before: taking the locks may have made it
+  const removedState = await removeStateDir(config.stateDir)
+  if (stateDirExisted) removed.push(removedState)
   return {
     removed,
     failed,
     deregistered,
     ...(!options.deregister && operatorId ? { leftAtNgrok: operatorId } : {}),
     ...(machineId ? { unnamedLeftAtNgrok: `${MACHINE_ID_METADATA_KEY}: ${machineId}` } : {}),
+  }
+}
+
+/**
+ * Removes the state directory; one that is a mount point (EBUSY: a volume of its own) is emptied and kept.
+ * Returns what was removed, as `uninstall` reports it.
+ */
+async function removeStateDir(dir: string): Promise<string> {
+  try {
+    await rm(dir, { recursive: true, force: true })
+    return `state directory ${dir}`
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EBUSY') throw e
+    for (const entry of await readdir(dir)) await rm(join(dir, entry), { recursive: true, force: true })
+    return `everything in state directory ${dir} (a mount point: the folder itself stays)`
   }
 }
 

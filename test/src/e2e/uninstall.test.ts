@@ -4,7 +4,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
@@ -113,6 +113,29 @@ describe('ngrokd uninstall with nothing installed', { skip: netnsSkip }, () => {
       assert.doesNotMatch(r.stdout, /state directory/)
       assert.equal(existsSync(stateDir), false)
     } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('a state directory that is a mount point is emptied and kept, and said so', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-uninstall-mount-'))
+    const stateDir = join(dir, 'state')
+    mkdirSync(stateDir, { mode: 0o700 })
+    // the suite runs in a mount namespace of its own: the tmpfs is this process's alone
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0700', 'ngrokd-e2e-state', stateDir])
+    try {
+      writeFileSync(join(stateDir, 'api-key'), 'ak_kept_nowhere_123456\n', { mode: 0o600 })
+      mkdirSync(join(stateDir, 'sub'))
+      writeFileSync(join(stateDir, 'sub', 'x'), 'x')
+      const config = join(dir, 'config.json')
+      writeFileSync(config, JSON.stringify({ state_dir: stateDir, control: { socket: join(dir, 'ctl.sock') }, net: { driver: 'loopback-alias', subnet: '127.108.0.0/16', interface_name: 'ngkunone0' }, names: { hosts_file: join(dir, 'hosts') } }))
+      writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n')
+      const r = await ngrokdCli(['uninstall', '--config', config])
+      assert.equal(r.code, 0, r.stdout + r.stderr)
+      assert.match(r.stdout, new RegExp(`everything in state directory ${stateDir} \\(a mount point: the folder itself stays\\)`))
+      assert.deepEqual(readdirSync(stateDir), [])
+    } finally {
+      execFileSync('umount', [stateDir])
       rmSync(dir, { recursive: true, force: true })
     }
   })
