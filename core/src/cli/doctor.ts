@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { checkInstanceFlag } from '../config/instance.js'
+import type { Check } from '../contracts/check.js'
 import { parseCommandArgs } from './args.js'
 import { printHelp, type Command } from './commands.js'
 
@@ -22,14 +23,15 @@ export const doctorCommand: Command = {
     if (values.help) return printHelp(spec)
     const { runDoctor } = await import('../doctor/run-doctor.js') // loaded when doctor runs, not for every command
     if (values.instance !== undefined) checkInstanceFlag(values.instance)
-    const report = await runDoctor({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), offline: values.offline ?? false })
+    // as text, each check is printed as it is made: the slow ones (the API, the ingress, the daemon) come last
+    const print = (c: Check): void => {
+      console.log(`${MARK[c.status]} ${c.id.padEnd(24)} ${c.summary}${c.code && c.status !== 'ok' ? ` (${c.code})` : ''}`)
+      if (c.hint && c.status !== 'ok') console.log(`  ${' '.repeat(24)}→ ${c.hint}`)
+    }
+    const report = await runDoctor({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), offline: values.offline ?? false, ...(values.json ? {} : { onCheck: print }) })
     if (values.json) {
       console.log(JSON.stringify(report, null, 2))
     } else {
-      for (const c of report.checks) {
-        console.log(`${MARK[c.status]} ${c.id.padEnd(24)} ${c.summary}${c.code && c.status !== 'ok' ? ` (${c.code})` : ''}`)
-        if (c.hint && c.status !== 'ok') console.log(`  ${' '.repeat(24)}→ ${c.hint}`)
-      }
       const count = (s: string) => report.checks.filter((c) => c.status === s).length
       console.log(`\n${count('ok')} ok, ${count('warn')} warnings, ${count('fail')} failures${count('fail') ? ` — each code is explained in ${ERRORS_DOC}` : ''}`)
     }

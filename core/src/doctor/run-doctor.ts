@@ -23,6 +23,8 @@ export interface DoctorOptions {
   instance?: string
   /** Skip the check that calls the ngrok API. */
   offline?: boolean
+  /** Called with each check as it is made (a person sees progress while the slow ones run). */
+  onCheck?: (check: Check) => void
 }
 
 export interface DoctorReport {
@@ -36,8 +38,12 @@ export interface DoctorReport {
  * privilege, state, API key and reachability, trust roots, the daemon) plus each component's
  * `diagnose()`.
  */
-export async function runDoctor({ configPath, instance, offline = false }: DoctorOptions = {}): Promise<DoctorReport> {
+export async function runDoctor({ configPath, instance, offline = false, onCheck }: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: Check[] = []
+  const report = (...made: Check[]): void => {
+    checks.push(...made)
+    if (onCheck) for (const c of made) onCheck(c)
+  }
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number]
   // 20.18 / 22.9: tls allowPartialTrustChain, which trusting ngrok's intermediate CA needs
   const nodeOk = (major === 20 && minor >= 18) || (major === 22 && minor >= 12) || major >= 23
@@ -49,26 +55,26 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
     const loaded = await loadConfig({ configPath, ...(instance ? { instance } : {}) })
     config = loaded.config
     source = loaded.source
-    checks.push({ id: 'config.load', status: 'ok', summary: `configuration from ${loaded.source ?? 'defaults and environment'}` })
-    for (const notice of loaded.notices) checks.push({ id: 'config.deprecated', status: 'warn', summary: notice })
+    report({ id: 'config.load', status: 'ok', summary: `configuration from ${loaded.source ?? 'defaults and environment'}` })
+    for (const notice of loaded.notices) report({ id: 'config.deprecated', status: 'warn', summary: notice })
   } catch (e) {
     // every problem, one check each; and nothing below runs against a configuration that did not load
     // (not the built-in defaults either: that would call the real API with a key meant for another one)
-    checks.push(...configProblems(e), nodeCheck)
-    checks.push({ id: 'config.other-checks', status: 'skip', summary: 'the other checks need a configuration that loads: fix the problems above and run ngrokd doctor again' })
+    report(...configProblems(e), nodeCheck)
+    report({ id: 'config.other-checks', status: 'skip', summary: 'the other checks need a configuration that loads: fix the problems above and run ngrokd doctor again' })
     return { checks, ok: false }
   }
-  checks.push(nodeCheck)
+  report(nodeCheck)
 
   const privileged = hasNetAdmin()
   try {
     const resolved = await resolveDriver(config.net.driver, { configDir: config.configDir, kind: 'interface', privileged })
-    checks.push({
+    report({
       id: 'driver.resolve',
       status: 'ok',
       summary: `net.driver ${config.net.driver}${config.net.driver === resolved.name ? '' : ` → ${resolved.name}`} (${resolved.specifier}, for ${resolved.driver.platforms.join('/')}, core ${resolved.driver.ngrokd})${needs(resolved.driver.requirements)}`,
     })
-    if (resolved.reason && config.net.driver === 'auto') checks.push({ id: 'driver.auto', status: privileged ? 'ok' : 'warn', summary: resolved.reason })
+    if (resolved.reason && config.net.driver === 'auto') report({ id: 'driver.auto', status: privileged ? 'ok' : 'warn', summary: resolved.reason })
     const driverChecks = await resolved.driver.diagnose?.({ logger: silentLogger, stateDir: config.stateDir, platform: process.platform }, {
       name: config.net.interfaceName,
       subnet: config.net.subnet,
@@ -78,9 +84,9 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
     // a running daemon's driver checks the interface it has open: its check replaces the module's of the same id
     const live = await runningInterfaceChecks(config)
     const liveIds = new Set(live.map((c) => c.id))
-    checks.push(...(driverChecks ?? []).filter((c) => !liveIds.has(c.id)), ...live)
+    report(...(driverChecks ?? []).filter((c) => !liveIds.has(c.id)), ...live)
   } catch (e) {
-    checks.push(failed('driver.resolve', e))
+    report(failed('driver.resolve', e))
   }
 
   // as run judges it, whatever names.resolver is (a plugin's resolver may fall back to the hosts file)
@@ -88,43 +94,43 @@ export async function runDoctor({ configPath, instance, offline = false }: Docto
     () => undefined,
     (e: unknown) => (isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') || isNgrokdError(e, 'NGROKD_ERR_HOSTS_FILE') ? e : undefined), // a missing file is the access check's to say
   )
-  if (refused) checks.push({ id: 'hosts-file.access', status: 'fail', summary: refused.message, code: refused.code, ...(refused.hint ? { hint: refused.hint } : {}) })
+  if (refused) report({ id: 'hosts-file.access', status: 'fail', summary: refused.message, code: refused.code, ...(refused.hint ? { hint: refused.hint } : {}) })
   else if (config.names.resolver === 'hosts-file') {
-    checks.push(...((await hostsFileResolverFor(config, silentLogger).diagnose?.()) ?? []))
+    report(...((await hostsFileResolverFor(config, silentLogger).diagnose?.()) ?? []))
   }
 
-  checks.push(await checkStateDir(config.stateDir))
-  checks.push(...(await checkStateFiles(config.stateDir)))
+  report(await checkStateDir(config.stateDir))
+  report(...(await checkStateFiles(config.stateDir)))
 
   const keyFrom = config.api.key ? 'config or environment' : apiKeyFilePath(config.stateDir)
   let apiKey: string | undefined
   try {
     const given = config.api.key ?? (await readApiKeyFile(config.stateDir))
     apiKey = given === undefined ? undefined : checkApiKey(given, `the API key from ${keyFrom}`)
-    checks.push(
+    report(
       apiKey
         ? { id: 'api.key', status: 'ok', summary: `API key ${redactSecret(apiKey)} (${keyFrom})` }
         : { id: 'api.key', status: 'warn', summary: 'no ngrok API key: ngrokd run will wait for one', hint: 'echo "$KEY" | sudo ngrokd set-api-key', code: 'NGROKD_ERR_API_KEY_MISSING' },
     )
   } catch (e) {
-    checks.push(failed('api.key', e))
+    report(failed('api.key', e))
   }
   if (apiKey && !offline) {
     try {
       const api = new NgrokApiClient({ baseUrl: config.api.url, apiKey, logger: silentLogger, userAgent: USER_AGENT, timeoutMs: Math.min(config.api.timeoutMs, 10_000), maxRetries: 0 })
       const operators = await api.listOperators()
-      checks.push({ id: 'api.reach', status: 'ok', summary: `${config.api.url} answers; the key sees ${operators.length} operator registration(s)` })
+      report({ id: 'api.reach', status: 'ok', summary: `${config.api.url} answers; the key sees ${operators.length} operator registration(s)` })
     } catch (e) {
-      checks.push(failed('api.reach', e))
+      report(failed('api.reach', e))
     }
   } else if (offline) {
-    checks.push({ id: 'api.reach', status: 'skip', summary: '--offline: the ngrok API was not called' })
+    report({ id: 'api.reach', status: 'skip', summary: '--offline: the ngrok API was not called' })
   }
 
-  checks.push(...(await ingressChecks(config, { offline })))
-  checks.push(...(await pluginChecks(config)))
+  report(...(await ingressChecks(config, { offline })))
+  report(...(await pluginChecks(config)))
 
-  checks.push(...(await daemonChecks(config, sameDaemonFlags(config.instance, source))))
+  report(...(await daemonChecks(config, sameDaemonFlags(config.instance, source))))
 
   return { checks, ok: !checks.some((c) => c.status === 'fail') }
 }
