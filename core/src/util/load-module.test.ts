@@ -96,6 +96,30 @@ describe('drivers and plugins: built-ins from the installation, nothing another 
     assert.deepEqual(ran(), [])
   })
 
+  it('a root-owned plugin package whose dependency another user installed is refused: the dependency would run as root', async () => {
+    const project = join(dir, 'project-deps')
+    await plantPackage(project, 'evil-helper', mark('evil-helper'))
+    await plantPackage(project, 'ngrokd-plugin-dep', `import 'evil-helper'\n${plantedPlugin('dep-plugin')}`)
+    // the plugin declares what it imports; npm put both side by side
+    const plugin = join(project, 'node_modules', 'ngrokd-plugin-dep')
+    await writeFile(join(plugin, 'package.json'), JSON.stringify({ name: 'ngrokd-plugin-dep', type: 'module', exports: { '.': { default: './index.js' } }, dependencies: { 'evil-helper': '^1.0.0' }, peerDependencies: { '@ngrokd/core': '^1.0.0' } }))
+    const helper = join(project, 'node_modules', 'evil-helper')
+    for (const f of [helper, join(helper, 'index.js'), join(helper, 'package.json')]) await chown(f, eve.uid, eve.gid)
+    for (const spec of ['ngrokd-plugin-dep', plugin]) {
+      await assert.rejects(resolvePlugin(spec, { configDir: project }), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+        assert.match(e.message, new RegExp(`refusing package evil-helper that the plugin module depends on ${helper}: ${helper} is owned by ${eve.name}`))
+        return true
+      }, spec)
+    }
+    assert.deepEqual(ran(), [])
+    // the same dependency of root's own passes
+    for (const f of [helper, join(helper, 'index.js'), join(helper, 'package.json')]) await chown(f, 0, 0)
+    const { plugin: loaded } = await resolvePlugin('ngrokd-plugin-dep', { configDir: project })
+    assert.equal(loaded.name, 'planted')
+    assert.deepEqual(ran().splice(0), ['evil-helper', 'dep-plugin'])
+  })
+
   it('a module named by path is refused when a file of its package, or of its folder, is another user\'s: it could import it', async () => {
     for (const withPackage of [true, false]) {
       const folder = join(dir, withPackage ? 'path-package' : 'path-folder')

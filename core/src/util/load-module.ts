@@ -77,8 +77,11 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
     if (builtin) file = await assertTrustedPath(file, { what, uid: statSync(OWN_LOCATION).uid })
     else {
       file = await assertTrustedPath(file, { what })
-      // what it imports of its own: its installed package, else the package (nearest package.json) or folder it is in
-      await assertTrustedTree(scopeOf(file), what)
+      // what it imports of its own: its installed package, else the package (nearest package.json) or folder it is in;
+      // then every package it depends on, as Node finds them, and theirs
+      const scope = scopeOf(file)
+      await assertTrustedTree(scope, what)
+      await assertTrustedDependencies(scope, what)
     }
   }
   if (!builtin) resolveCoreFromOwnInstallation() // its @ngrokd/core is ngrokd's own, wherever the module is
@@ -158,6 +161,49 @@ async function assertTrustedTree(root: string, what: string): Promise<void> {
         pending.push(real)
       }
     }
+  }
+}
+
+/** The package.json fields whose packages a module may import. */
+const DEPENDENCY_FIELDS = ['dependencies', 'optionalDependencies', 'peerDependencies'] as const
+
+/**
+ * Each package `scope` declares in its package.json (dependencies, optional and peer), where Node's resolution
+ * finds it (the nearest `node_modules/<name>` from `scope` up), is judged whole by {@link assertTrustedTree}, and
+ * so are the packages each of those declares, once each. ngrokd's own `@ngrokd/core` is never taken from there.
+ * A declared package that is not installed is left to the import, which names it.
+ */
+async function assertTrustedDependencies(scope: string, what: string): Promise<void> {
+  const judged = new Set<string>([await realpath(scope)])
+  const pending = [scope]
+  while (pending.length > 0) {
+    const dir = pending.pop()!
+    let pkg: Partial<Record<(typeof DEPENDENCY_FIELDS)[number], Record<string, string>>>
+    try {
+      pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as typeof pkg
+    } catch {
+      continue // a folder without a package.json declares nothing
+    }
+    const names = new Set(DEPENDENCY_FIELDS.flatMap((f) => Object.keys(pkg[f] ?? {})))
+    names.delete('@ngrokd/core') // resolved to ngrokd's own installation (resolveCoreFromOwnInstallation)
+    for (const name of names) {
+      const found = installedPackage(name, dir)
+      if (!found) continue
+      const real = await assertTrustedPath(found, { what: `package ${name} that the ${what} depends on` })
+      if (judged.has(real)) continue
+      judged.add(real)
+      await assertTrustedTree(real, `package ${name} that the ${what} depends on`)
+      pending.push(real)
+    }
+  }
+}
+
+/** Where Node finds package `name` from `fromDir`: the nearest `node_modules/<name>` folder, walking up. */
+function installedPackage(name: string, fromDir: string): string | undefined {
+  for (let dir = fromDir; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', name)
+    if (existsSync(join(candidate, 'package.json'))) return candidate
+    if (dirname(dir) === dir) return undefined
   }
 }
 
