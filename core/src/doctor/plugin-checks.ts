@@ -9,6 +9,9 @@ import { NgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 
+/** How long the daemon may take for its plugins' checks: each plugin's are bounded (PLUGIN_DOCTOR_TIMEOUT_MS). */
+const DAEMON_ANSWER_MS = 30_000
+
 /**
  * The plugins' doctor checks: from the running daemon, which has them loaded and started; without
  * one, each plugin of `plugins:` is resolved and registered here (never started) so that a plugin
@@ -18,9 +21,12 @@ export async function pluginChecks(config: DaemonConfig): Promise<Check[]> {
   const specs = pluginSpecsOf(config)
   if (specs.length === 0) return []
   try {
-    return (await callDaemon(config.control.socket, 'GET /v1/plugins/checks', undefined, 10_000)).checks
-  } catch {
-    // no daemon (or an older one): check what can be checked here
+    return (await callDaemon(config.control.socket, 'GET /v1/plugins/checks', undefined, DAEMON_ANSWER_MS)).checks
+  } catch (e) {
+    // only no daemon (or an older one, without the route) is checked here: a daemon that runs is the truth
+    const cause = (e as { cause?: NodeJS.ErrnoException }).cause?.code
+    const noDaemon = cause === 'ENOENT' || cause === 'ECONNREFUSED' || /no route GET/.test((e as Error).message)
+    if (!noDaemon) return [{ id: 'plugin.checks', status: 'warn', summary: `the running daemon did not give its plugins' checks: ${(e as Error).message}`, hint: 'ngrokd status shows each plugin\'s state' }]
   }
   try {
     const host = await PluginHost.load(specs, {

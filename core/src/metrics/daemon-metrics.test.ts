@@ -1,4 +1,6 @@
 import { test } from 'node:test'
+import { spawnSync } from 'node:child_process'
+import { requires } from '../testing/requires.js'
 import assert from 'node:assert/strict'
 import { Registry } from 'prom-client'
 import { registerDaemonMetrics, type MetricsSnapshot } from './daemon-metrics.js'
@@ -34,6 +36,15 @@ test('renders the Prometheus text format with escaped labels', async () => {
   assert.ok(lines.includes('ngrokd_services{state="error"} 1'))
   assert.ok(lines.includes('ngrokd_polls_total{result="ok"} 7'))
   assert.equal(lines.filter((x) => x === '# TYPE ngrokd_bytes_total counter').length, 1)
+  assert.ok(lines.includes('# TYPE ngrokd_ingress_handshake_seconds summary'), 'one family for _sum and _count, as Prometheus expects')
+  assert.ok(!lines.some((x) => /^# TYPE ngrokd_ingress_handshake_seconds_(sum|count) /.test(x)))
+})
+
+test("promtool's linter accepts the exposition", { skip: requires.command('promtool') }, async () => {
+  const registry = new Registry()
+  registerDaemonMetrics(registry, () => snapshot)
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: await registry.metrics(), encoding: 'utf8' })
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`)
 })
 
 test('reads the snapshot at every scrape: no state is kept between scrapes', async () => {

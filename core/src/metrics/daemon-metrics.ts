@@ -23,7 +23,7 @@ const per = (l: ListenerStatus): ListenerLabels => ({ hostname: l.target.hostnam
  * `ngrokd_last_successful_poll_timestamp_seconds`, and per listener (labels hostname, port, proto,
  * listen) `ngrokd_connections_open`, `ngrokd_connections_total`, `ngrokd_connections_refused_total`,
  * `ngrokd_bytes_total{direction}`, `ngrokd_connection_errors_total{code}`,
- * `ngrokd_ingress_handshake_seconds_{sum,count,max}`.
+ * `ngrokd_ingress_handshake_seconds` (a summary without quantiles: `_sum`, `_count`) and `ngrokd_ingress_handshake_seconds_max`.
  */
 export function registerDaemonMetrics(registry: Registry, snapshot: () => MetricsSnapshot): void {
   const registers = [registry]
@@ -63,12 +63,23 @@ export function registerDaemonMetrics(registry: Registry, snapshot: () => Metric
   counter('ngrokd_connection_errors_total', 'Failed connections by ngrok error code or ngrokd error code.', [...LISTENER_LABELS, 'code'], (c, s) => {
     for (const l of s.listeners) for (const [code, n] of Object.entries(l.errors)) c.inc({ ...per(l), code }, n)
   })
-  counter('ngrokd_ingress_handshake_seconds_sum', 'Time from accept to ConnResponse, summed.', LISTENER_LABELS, (c, s) => {
-    for (const l of s.listeners) c.inc(per(l), (l.handshake?.totalMs ?? 0) / 1000)
-  })
-  counter('ngrokd_ingress_handshake_seconds_count', 'Connections that got a ConnResponse.', LISTENER_LABELS, (c, s) => {
-    for (const l of s.listeners) c.inc(per(l), l.handshake?.count ?? 0)
-  })
+  // a summary without quantiles: its _sum and _count series (what the forwarder keeps), one family as Prometheus expects
+  const handshake = 'ngrokd_ingress_handshake_seconds'
+  const handshakeHelp = 'Time from accept to ConnResponse.'
+  registry.registerMetric({
+    name: handshake,
+    help: handshakeHelp,
+    type: 'summary',
+    aggregator: 'sum',
+    reset() {},
+    async get() {
+      const values = snapshot().listeners.flatMap((l) => [
+        { metricName: `${handshake}_sum`, labels: per(l), value: (l.handshake?.totalMs ?? 0) / 1000 },
+        { metricName: `${handshake}_count`, labels: per(l), value: l.handshake?.count ?? 0 },
+      ])
+      return { name: handshake, help: handshakeHelp, type: 'summary', aggregator: 'sum', values }
+    },
+  } as unknown as Parameters<Registry['registerMetric']>[0])
   gauge('ngrokd_ingress_handshake_seconds_max', 'Longest time from accept to ConnResponse.', LISTENER_LABELS, (g, s) => {
     for (const l of s.listeners) g.set(per(l), (l.handshake?.maxMs ?? 0) / 1000)
   })

@@ -11,6 +11,7 @@ import { isNgrokdError } from '../errors/ngrokd-error.js'
 import type { PluginInterfaceInfo, ServingEntry } from './define-plugin.js'
 import { PluginHost, type PluginSpec } from './plugin-host.js'
 import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
+import { recordingLogger } from '../testing/recording-logger.js'
 
 /** The plugin API as a third-party plugin imports it (`@ngrokd/core/plugin`), by file URL from a temp dir. */
 const api = new URL(import.meta.url.endsWith('.ts') ? './public.ts' : './public.js', import.meta.url).href
@@ -122,6 +123,18 @@ describe('PluginHost', () => {
     assert.match(host.status()[0]!.error!.message, /afterReconcile: a hook broke/)
   })
 
+  it('a hook that throws the same error at every poll is logged once at error, then at debug until the error changes', async () => {
+    const noisy = await plugin('noisy.mjs', `{ name: 'noisy', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+      ctx.hooks.afterReconcile(() => { throw new Error(globalThis.__noisyError ?? 'the same') }) } }`)
+    const logger = recordingLogger()
+    const host = await PluginHost.load([noisy], { configDir: dir, stateDir: dir, logger, scope: container.createChildContainer(), metrics: new Registry(), interfaceInfo: async () => ifaceInfo, hostsFileResolver: () => new HostsFileNameResolver({ path: join(dir, 'hosts'), stateDir: dir, logger: silentLogger }) })
+    for (let i = 0; i < 3; i++) await host.afterReconcile([])
+    ;(globalThis as { __noisyError?: string }).__noisyError = 'another'
+    await host.afterReconcile([])
+    assert.deepEqual(logger.at('error').map((r) => r.msg), ['plugin noisy: afterReconcile failed: the same', 'plugin noisy: afterReconcile failed: another'])
+    assert.equal(logger.at('debug').filter((r) => /failed again/.test(r.msg)).length, 2)
+  })
+
   it('fails a register() that never finishes and degrades a hook that never settles, then skips that hook until it does', async () => {
     const waits = await plugin('waits.mjs', `{ name: 'waits', version: '1.0.0', ngrokd: '^1.0.0', async register(ctx) { ctx.provideNameResolver('waits', () => ({})); await ctx.interface() } }`)
     const stuck = await plugin('stuck.mjs', `{ name: 'stuck', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
@@ -152,6 +165,26 @@ describe('PluginHost', () => {
     const [a, b] = host.status()
     assert.match(b!.error!.message, /onStop of plugin stop-b did not finish within 0\.05 s/)
     assert.match(a!.error!.message, /onStop of plugin stop-a (not run: the plugins' 5 s to stop were used up|did not finish within 0(\.0\d)? s)/)
+  })
+
+  it('a doctor check that never settles fails its plugin\'s check instead of holding doctor; the other plugins\' run', async () => {
+    const slow = await plugin('slowdoc.mjs', `{ name: 'slowdoc', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.addDoctorChecks(() => new Promise(() => {})) } }`)
+    const fine = await plugin('finedoc.mjs', `{ name: 'finedoc', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.addDoctorChecks(async () => [{ id: 'finedoc.own', status: 'ok', summary: 'fine' }]) } }`)
+    const host = await load([slow, fine], new Registry(), { hookTimeoutMs: 50 })
+    const checks = await host.doctorChecks()
+    assert.deepEqual(checks.map((c) => [c.id, c.status]), [['plugin.slowdoc', 'ok'], ['plugin.slowdoc', 'fail'], ['plugin.finedoc', 'ok'], ['finedoc.own', 'ok']])
+    assert.match(checks[1]!.summary, /its doctor checks failed: the doctor checks of plugin slowdoc did not finish within 0\.05 s/)
+  })
+
+  it('the metrics a plugin registered before its register() threw are not exported', async () => {
+    const leaves = await plugin('leaves.mjs', `{ name: 'leaves', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+      ctx.metrics.registerMetric({ name: 'leaves_leftover_total', help: 'x', type: 'counter', aggregator: 'sum', reset() {}, get: async () => ({ name: 'leaves_leftover_total', help: 'x', type: 'counter', aggregator: 'sum', values: [{ value: 0, labels: {} }] }) })
+      throw new Error('after a metric') } }`)
+    const registry = new Registry()
+    registry.registerMetric({ name: 'ngrokd_own', help: 'x', type: 'gauge', aggregator: 'sum', reset() {}, get: async () => ({ name: 'ngrokd_own', help: 'x', type: 'gauge', aggregator: 'sum', values: [{ value: 1, labels: {} }] }) } as never)
+    const host = await load([leaves], registry)
+    assert.equal(host.status()[0]!.state, 'failed')
+    assert.deepEqual(registry.getMetricsAsArray().map((m) => m.name), ['ngrokd_own'], "the daemon's own stay")
   })
 
   it("a plugin whose register() timed out adds no doctor checks when it ends later", async () => {

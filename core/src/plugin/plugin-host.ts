@@ -72,6 +72,8 @@ export const PLUGIN_HOOK_TIMEOUT_MS = 10_000
  * the lock, the control socket and the scope's teardown come after the hooks.
  */
 export const PLUGIN_STOP_BUDGET_MS = 5_000
+/** How long one plugin's doctor checks may take: a stuck one fails its check instead of holding doctor. */
+export const PLUGIN_DOCTOR_TIMEOUT_MS = 5_000
 
 /** Resolves or rejects as `work` does, or rejects with NGROKD_ERR_PLUGIN_FAILED once `ms` have passed. */
 function within<T>(work: () => T | Promise<T>, ms: number, what: string): Promise<T> {
@@ -194,11 +196,14 @@ export class PluginHost {
         onStop: (fn) => void entry.onStop.push(fn),
       },
     }
+    const metricsBefore = new Set(options.metrics.getMetricsAsArray().map((m) => m.name))
     try {
       await within(() => plugin.register(ctx), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `register() of plugin ${plugin.name}`)
       logger.info(`plugin ${plugin.name} ${plugin.version} registered`)
     } catch (e) {
       PluginHost.failed(entry, e, 'register', logger)
+      // nothing a failed plugin added is used: the metrics it registered are not exported either
+      for (const m of options.metrics.getMetricsAsArray()) if (!metricsBefore.has(m.name)) options.metrics.removeSingleMetric(m.name)
       entry.nameResolvers.clear()
       entry.doctorChecks.length = 0
       entry.routes.clear()
@@ -208,9 +213,13 @@ export class PluginHost {
   }
 
   private static failed(entry: Loaded, e: unknown, where: string, logger: Logger): void {
+    const message = `${where}: ${e instanceof Error ? e.message : String(e)}`
+    // the same failure again (a hook that throws at every poll): said once, then at debug until it changes
+    const again = entry.status.error?.message === message
     entry.status.state = where === 'register' ? 'failed' : 'degraded'
-    entry.status.error = { code: isNgrokdError(e) ? e.code : 'NGROKD_ERR_PLUGIN_FAILED', message: `${where}: ${e instanceof Error ? e.message : String(e)}`, at: new Date().toISOString() }
-    logger.error({ err: e }, `plugin ${entry.plugin.name}: ${where} failed: ${formatError(e)}`)
+    entry.status.error = { code: isNgrokdError(e) ? e.code : 'NGROKD_ERR_PLUGIN_FAILED', message, at: new Date().toISOString() }
+    if (again) logger.debug({ err: e }, `plugin ${entry.plugin.name}: ${where} failed again: ${formatError(e)}`)
+    else logger.error({ err: e }, `plugin ${entry.plugin.name}: ${where} failed: ${formatError(e)}`)
   }
 
   /**
@@ -262,7 +271,7 @@ export class PluginHost {
       if (p.status.state === 'failed') continue
       for (const fn of p.doctorChecks) {
         try {
-          checks.push(...(await fn()))
+          checks.push(...(await within(fn, Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `the doctor checks of plugin ${p.plugin.name}`)))
         } catch (e) {
           checks.push({ id, status: 'fail', summary: `plugin ${p.plugin.name}: its doctor checks failed: ${(e as Error).message}`, code: 'NGROKD_ERR_PLUGIN_FAILED' })
         }

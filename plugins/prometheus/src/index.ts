@@ -1,5 +1,5 @@
 import { definePlugin } from '@ngrokd/core/plugin'
-import { MetricsServer } from './metrics-server.js'
+import { MetricsServer, parseListen } from './metrics-server.js'
 
 export interface PrometheusOptions {
   /** `host:port` of `GET /metrics`, e.g. `127.0.0.1:9464`. */
@@ -24,9 +24,11 @@ export default definePlugin<PrometheusOptions>({
     type: 'object',
     additionalProperties: false,
     required: ['listen'],
-    properties: { listen: { type: 'string', minLength: 3, description: 'host:port of GET /metrics, e.g. 127.0.0.1:9464' } },
+    // host:port, IPv6 in brackets (parseListen reads it; checked here so that a bad one stops the start)
+    properties: { listen: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]\\s]+):\\d{1,5}$', description: 'host:port of GET /metrics, e.g. 127.0.0.1:9464' } },
   },
   register(ctx) {
+    parseListen(ctx.options.listen) // a port past 65535 too
     const server = new MetricsServer(ctx.options.listen, ctx.metrics, ctx.logger)
     ctx.hooks.onStart(() => server.start())
     ctx.hooks.onStop(() => server.close())

@@ -33,10 +33,39 @@ test('serves GET /metrics from the registry in the Prometheus text format, and n
   }
 })
 
+test("a family whose collect() throws (a plugin's metric) is left out, with one warning; the others are served", async () => {
+  const registry = new Registry()
+  new Counter({ name: 'ngrokd_build_info', help: 'ngrokd version.', labelNames: ['version'], registers: [registry] }).inc({ version: '1.0.0' })
+  let broken = true
+  new Counter({ name: 'plugin_broken_total', help: 'a plugin metric whose collect throws', registers: [registry], collect() { if (broken) throw new Error('the moon is down') } })
+  const warnings: string[] = []
+  const logger = { ...silentLogger, warn: (_o: unknown, msg?: string) => void warnings.push(String(msg)), child: () => logger }
+  const server = new MetricsServer('127.0.0.1:0', registry, logger)
+  await server.start()
+  try {
+    for (let i = 0; i < 2; i++) {
+      const r = await get(server.port!, '/metrics')
+      assert.equal(r.status, 200)
+      assert.match(r.body, /ngrokd_build_info\{version="1\.0\.0"\} 1/)
+      assert.doesNotMatch(r.body, /plugin_broken_total/)
+    }
+    assert.deepEqual(warnings, ['prometheus: collecting plugin_broken_total failed, left out of the scrape until it works: the moon is down'], 'warned once')
+    broken = false
+    const healed = await get(server.port!, '/metrics')
+    assert.match(healed.body, /^plugin_broken_total 0$/m)
+    assert.equal(healed.body, await registry.metrics(), "the same text as prom-client's own")
+  } finally {
+    await server.close()
+  }
+})
+
 test('listen must be host:port; the options schema requires it', () => {
   assert.deepEqual(parseListen('[::1]:9464'), { host: '::1', port: 9464 })
   for (const bad of ['9464', 'localhost', 'a:b', '[nope]:1', '127.0.0.1:70000']) assert.throws(() => parseListen(bad), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'), bad)
   assert.deepEqual(plugin.optionsSchema?.required, ['listen'])
+  const pattern = new RegExp((plugin.optionsSchema as unknown as { properties: { listen: { pattern: string } } }).properties.listen.pattern)
+  for (const good of ['127.0.0.1:9464', '[::1]:9464', 'localhost:9464']) assert.ok(pattern.test(good), good)
+  for (const bad of ['9464', 'localhost', '127.0.0.1:', ':9464', '[::1]9464', 'a b:1']) assert.ok(!pattern.test(bad), bad)
   assert.equal(plugin.name, 'prometheus')
 })
 

@@ -6,6 +6,9 @@ import { NgrokdError, type Logger } from '@ngrokd/core/plugin'
 export interface MetricsSource {
   contentType: string
   metrics(): Promise<string>
+  /** With these two (a prom-client Registry has them), each family is collected alone: one that throws is left out. */
+  getMetricsAsArray?(): Array<{ name: string }>
+  getSingleMetricAsString?(name: string): Promise<string>
 }
 
 /** `host:port` (IPv6 as `[addr]:port`) → its parts; port 0 picks a free one (tests). */
@@ -22,6 +25,8 @@ export function parseListen(listen: string): { host: string; port: number } {
 /** Serves `GET /metrics` from `source`; every other request is a 404. */
 export class MetricsServer {
   private server?: Server
+  /** Families whose collection failed at the last scrape (warned about once, until they recover). */
+  private readonly failing = new Set<string>()
 
   constructor(
     private readonly listen: string,
@@ -42,7 +47,7 @@ export class MetricsServer {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n')
         return
       }
-      this.source.metrics().then(
+      this.collect().then(
         (body) => {
           res.writeHead(200, { 'content-type': this.source.contentType, 'content-length': Buffer.byteLength(body) })
           res.end(body)
@@ -59,6 +64,30 @@ export class MetricsServer {
     })
     this.server = server
     this.logger.info({ listen: this.listen }, `Prometheus metrics on http://${this.listen}/metrics`)
+  }
+
+  /**
+   * The exposition text. A family whose collect() throws (a plugin's metric) is left out of the scrape, with a
+   * warning the first time, instead of failing every family with it (prom-client's metrics() rejects as a whole).
+   */
+  private async collect(): Promise<string> {
+    const src = this.source
+    if (!src.getMetricsAsArray || !src.getSingleMetricAsString) return src.metrics()
+    const names = src.getMetricsAsArray().map((m) => m.name)
+    const parts = await Promise.allSettled(names.map((name) => src.getSingleMetricAsString!(name)))
+    const texts: string[] = []
+    parts.forEach((part, i) => {
+      const name = names[i]!
+      if (part.status === 'fulfilled') {
+        texts.push(part.value)
+        this.failing.delete(name)
+      } else if (!this.failing.has(name)) {
+        this.failing.add(name)
+        this.logger.warn({ err: part.reason, metric: name }, `prometheus: collecting ${name} failed, left out of the scrape until it works: ${(part.reason as Error)?.message ?? String(part.reason)}`)
+      }
+    })
+    // as prom-client's metrics() joins them (its text format, not OpenMetrics)
+    return `${texts.join('\n\n')}\n`
   }
 
   async close(): Promise<void> {
