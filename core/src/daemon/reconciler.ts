@@ -341,7 +341,7 @@ export class Reconciler {
     const keys = [...states.values()].map((st) => networkPortKey(st.hostname, st.port))
     try {
       // a wildcard listen address takes the port on every address, the endpoints' own too; a specific one collides with none
-      const wildcard = /^[0.]+$|^[0:]+$/.test(network.listen) // 0.0.0.0, ::
+      const wildcard = /^[0.]+$/.test(network.listen) // 0.0.0.0 (net.network.listen is IPv4)
       const assigned = await network.ports.assign({ keys, ...(wildcard ? { avoid: new Set(pass.desired.map((s) => s.port)) } : {}) })
       const byKey = new Map(assigned.map((a) => [a.key, a]))
       for (const st of states.values()) {
