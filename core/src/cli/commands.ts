@@ -469,11 +469,11 @@ const uninstallCommand = defineCommand({
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
-    const { config } = await configFor(values)
-    // an installed service would start ngrokd again at the next boot, on nothing (or on a program npm removed)
-    const serviceFile = (await load.serviceAction()).installedServiceFile(config)
-    if (serviceFile) {
-      console.error(`ngrokd uninstall: the service ${serviceFile} is installed and would start ngrokd again at the next boot; nothing was removed\n(remove it first: sudo ngrokd service uninstall${sameDaemonFlags(config.instance, values.config)})`)
+    const { config, source } = await configFor(values)
+    // an installed service of this config would start ngrokd again at the next boot, on nothing (or on a program npm removed)
+    const service = (await load.serviceAction()).installedServiceFor(config, values.config ?? source)
+    if (service) {
+      console.error(`ngrokd uninstall: the service ${service.file} is installed and would start ngrokd again at the next boot; nothing was removed\n(remove it first: sudo ngrokd service uninstall${sameDaemonFlags(config.instance, service.configFile)})`)
       return 2
     }
     let report

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, lstatSync, realpathSync } from 'node:fs'
+import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs'
 import { mkdir, unlink } from 'node:fs/promises'
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path'
 import { loadConfig, instanceOf } from '../config/index.js'
@@ -173,13 +173,20 @@ function runAll(commands: readonly ServiceCommand[]): void {
 }
 
 /**
- * The file `service install` wrote for this config's instance, when it is there: a unit or job that would start
- * ngrokd again at the next boot. Windows registers no file (`ngrokd service status` asks the SCM).
+ * The service `service install` wrote for this config's instance when it runs this config (the same file, or both
+ * the default one): a unit or job that would start this ngrokd again at the next boot. `configFile` is the file this
+ * command read, if any. Windows registers no file (`ngrokd service status` asks the SCM).
  */
-export function installedServiceFile(config: DaemonConfig, platform = process.platform): string | undefined {
+export function installedServiceFor(config: DaemonConfig, configFile: string | undefined, platform = process.platform): { file: string; configFile?: string } | undefined {
   const { instance } = instanceOf(config)
   const file = platform === 'linux' ? join(SYSTEMD_UNIT_DIR, systemdUnitName(instance)) : platform === 'darwin' ? join(LAUNCH_DAEMONS_DIR, `${launchdLabel(instance)}.plist`) : undefined
-  return file && existsSync(file) ? file : undefined
+  if (!file || !existsSync(file)) return undefined
+  const text = readFileSync(file, 'utf8')
+  // ExecStart=… run --config FILE (systemd); <string>--config</string> <string>FILE</string> (launchd)
+  const runs = (/ run (?:.* )?--config (\S+)/.exec(text) ?? /<string>--config<\/string>\s*<string>([^<]+)<\/string>/.exec(text))?.[1]
+  const defaultFile = instance ? instanceConfigPath(SYSTEM_CONFIG, instance) : SYSTEM_CONFIG
+  if ((runs ?? defaultFile) !== (configFile ? resolve(configFile) : defaultFile)) return undefined
+  return { file, ...(runs ? { configFile: runs } : {}) }
 }
 
 /** Unloads a job installed before; a job that is not loaded is what a first install finds, and fine. */

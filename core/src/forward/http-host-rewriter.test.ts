@@ -160,7 +160,13 @@ describe('createHostRewriter: where it stops parsing', () => {
   it('goes on rewriting after an Upgrade the server declined (h2c, a refused websocket), interim answers skipped', async () => {
     const upgrade = 'GET /one HTTP/1.1\r\nHost: 192.168.77.1:20001\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n'
     const next = 'GET /two HTTP/1.1\r\nHost: 192.168.77.1:20001\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n'
-    for (const answer of [['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'], ['HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n', '\r\nHTTP/1.1 4', '26 Upgrade Required\r\n\r\n']]) {
+    for (const answer of [
+      ['HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n'],
+      ['HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n', '\r\nHTTP/1.1 4', '26 Upgrade Required\r\n\r\n'],
+      // an interim answer without fields (Expect: 100-continue), then a final one whose body holds line ends
+      ['HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n'],
+      ['HTTP/1.1 100 Continue\r\n', '\r\n', 'HTTP/1.1 200 OK\r\n\r\n'],
+    ]) {
       const rewriter = createHostRewriter(HOST)
       assert.equal(await writeAndCollect(rewriter, b(upgrade)), upgrade.replace('192.168.77.1:20001', HOST))
       // the next request arrived before the answer (it waits), then the answer, in pieces
@@ -171,6 +177,23 @@ describe('createHostRewriter: where it stops parsing', () => {
       assert.equal(out.toString('latin1'), next.replace('192.168.77.1:20001', HOST), 'the held request, rewritten')
       assert.equal(rewriter.requests, 2)
     }
+  })
+
+  it('an answer that comes before the Upgrade request\'s body ends is applied at its end: declined, the next request is rewritten at once', async () => {
+    const head = 'POST /one HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 5\r\n\r\n'
+    const rewriter = createHostRewriter(HOST)
+    assert.equal(await writeAndCollect(rewriter, b(head)), head.replace('Host: x', `Host: ${HOST}`))
+    rewriter.observeResponse(b('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'))
+    const next = 'GET /two HTTP/1.1\r\nHost: x\r\n\r\n'
+    assert.equal(await writeAndCollect(rewriter, b(`hello${next}`)), `hello${next.replace('Host: x', `Host: ${HOST}`)}`, 'nothing held')
+    assert.equal(rewriter.passthroughReason, undefined)
+    // and a 101 that came early: what follows the body passes through
+    const early = createHostRewriter(HOST)
+    await writeAndCollect(early, b(head.replace('h2c', 'websocket')))
+    early.observeResponse(b('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n'))
+    const frames = Buffer.concat([b('hello'), Buffer.from([0x81, 0x80, 1, 2, 3, 4])])
+    assert.ok(Buffer.from(await writeAndCollect(early, frames), 'latin1').equals(frames))
+    assert.match(early.passthroughReason ?? '', /101 Switching Protocols/)
   })
 
   it('an Upgrade whose answer never comes: the bytes held go on unchanged when the client ends', async () => {

@@ -58,6 +58,7 @@ type State =
 
 /** Longest status line (with interim responses' fields before it) read while waiting for an Upgrade's answer. */
 const MAX_ANSWER_BYTES = 16 * 1024
+const SWITCHED = '101 Switching Protocols: another protocol follows'
 /** status-line of RFC 9112 §4: HTTP-version SP status-code SP [reason-phrase]. */
 const STATUS_LINE = /^HTTP\/1\.\d (\d{3})(?: |$)/
 
@@ -90,9 +91,9 @@ interface Field {
  *   `Transfer-Encoding: chunked` followed chunk by chunk (extensions and trailers included),
  *   else `Content-Length` bytes counted, else no body. Pipelined requests follow one another.
  * - After an `Upgrade` request (websockets, h2c) the client's next bytes wait for the status line of the
- *   server's answer ({@link HostRewriter.observeResponse}): `101 Switching Protocols` and every further byte
- *   passes through unchanged; any other final status (the upgrade declined) and rewriting goes on. Interim
- *   `1xx` answers before it are skipped. (The answer read is the next one on the connection: a client that
+ *   server's answer ({@link HostRewriter.observeResponse}, read from the request's head on, so an answer that comes
+ *   before the body ends counts too): `101 Switching Protocols` and every further byte passes through unchanged;
+ *   any other final status (the upgrade declined) and rewriting goes on. Interim `1xx` answers are skipped. (The answer read is the next one on the connection: a client that
  *   pipelines requests before an Upgrade is not told apart.)
  * - After `CONNECT`, after an HTTP/2 preface, or at anything it cannot frame (a bad request line or field line, an unknown transfer coding, conflicting
  *   lengths, a head over `maxHeadBytes`): every further byte passes through unchanged. Nothing already
@@ -131,6 +132,10 @@ class HostRewriterStream extends Transform implements HostRewriter {
   private answer = ''
   /** In an interim (1xx) response's fields: the answer's final status line comes after their blank line. */
   private interim = false
+  /** Reading the answer to an Upgrade request, from its head on: its final status decides what follows its body. */
+  private watching = false
+  /** That final status, when it came before the request's body ended (the server answered early). */
+  private verdict: number | undefined
 
   // the head being collected: a growable buffer (amortised O(1) per byte, even one byte per write)
   private head = Buffer.allocUnsafe(1024)
@@ -364,6 +369,12 @@ class HostRewriterStream extends Transform implements HostRewriter {
     this.push(Buffer.concat(out)) // a copy: the head buffer is reused for the next request
     this.rewritten++
     this.resetHead()
+    if (upgrade) {
+      this.watching = true
+      this.verdict = undefined
+      this.answer = ''
+      this.interim = false
+    }
 
     // framing of what follows (RFC 9112 §6.1-§6.3, requests)
     if (method === 'CONNECT') return this.passThrough('CONNECT: a tunnel follows')
@@ -393,10 +404,14 @@ class HostRewriterStream extends Transform implements HostRewriter {
   private endOfMessage(): void {
     if (this.upgradeAfter) {
       this.upgradeAfter = false
-      this.answer = ''
-      this.interim = false
-      this.state = { kind: 'upgrade-answer' }
-      return
+      const verdict = this.verdict
+      this.verdict = undefined
+      if (verdict === undefined) {
+        this.state = { kind: 'upgrade-answer' } // the client's next bytes wait for it
+        return
+      }
+      if (verdict === 101) return this.passThrough(SWITCHED)
+      this.logger.debug({ status: verdict }, 'host rewriter: the Upgrade was declined; rewriting goes on')
     }
     this.state = { kind: 'head' }
   }
@@ -408,7 +423,7 @@ class HostRewriterStream extends Transform implements HostRewriter {
   }
 
   observeResponse(chunk: Buffer): void {
-    if (this.state.kind !== 'upgrade-answer') return
+    if (!this.watching) return
     let text = this.answer + chunk.toString('latin1', 0, Math.min(chunk.length, MAX_ANSWER_BYTES))
     for (;;) {
       if (this.interim) {
@@ -423,13 +438,26 @@ class HostRewriterStream extends Transform implements HostRewriter {
       const status = STATUS_LINE.exec(text.slice(0, nl).replace(/\r$/, ''))
       if (!status) return this.passThrough('the answer to an Upgrade is not an HTTP/1.x status line')
       const code = Number(status[1])
-      if (code === 101) return this.passThrough('101 Switching Protocols: another protocol follows')
-      if (code >= 200) return this.resumeAfterDeclinedUpgrade(code)
+      if (code >= 200 || code === 101) {
+        this.watching = false
+        this.answer = ''
+        return this.settleUpgrade(code)
+      }
       this.interim = true // 100 Continue, 103 Early Hints: the final answer is still to come
-      text = text.slice(nl + 1)
+      text = text.slice(nl) // from its line ending: an interim answer without fields ends at the very next one
     }
     this.answer = text
     if (this.answer.length > MAX_ANSWER_BYTES) this.passThrough(`no final status line in the first ${MAX_ANSWER_BYTES} bytes of the Upgrade's answer`)
+  }
+
+  /** The final status of an Upgrade's answer: applied now when the request has ended, else at its end. */
+  private settleUpgrade(code: number): void {
+    if (this.state.kind !== 'upgrade-answer') {
+      this.verdict = code // the request's body is still coming
+      return
+    }
+    if (code === 101) return this.passThrough(SWITCHED)
+    this.resumeAfterDeclinedUpgrade(code)
   }
 
   /** The server answered the Upgrade with a final status other than 101: the held bytes are requests again. */
@@ -439,7 +467,6 @@ class HostRewriterStream extends Transform implements HostRewriter {
     const held = Buffer.concat(this.held)
     this.held = []
     this.heldBytes = 0
-    this.answer = ''
     if (held.length > 0) this.feed(held)
   }
 
@@ -475,6 +502,7 @@ class HostRewriterStream extends Transform implements HostRewriter {
     this.held = []
     this.heldBytes = 0
     this.answer = ''
+    this.watching = false
     this.resetHead()
     this.head = Buffer.alloc(0)
     this.state = { kind: 'pass' }

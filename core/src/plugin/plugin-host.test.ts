@@ -125,14 +125,21 @@ describe('PluginHost', () => {
 
   it('a hook that throws the same error at every poll is logged once at error, then at debug until the error changes', async () => {
     const noisy = await plugin('noisy.mjs', `{ name: 'noisy', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
-      ctx.hooks.afterReconcile(() => { throw new Error(globalThis.__noisyError ?? 'the same') }) } }`)
+      ctx.hooks.afterReconcile(() => { if (globalThis.__noisyError !== null) throw new Error(globalThis.__noisyError ?? 'the same') }) } }`)
     const logger = recordingLogger()
     const host = await PluginHost.load([noisy], { configDir: dir, stateDir: dir, logger, scope: container.createChildContainer(), metrics: new Registry(), interfaceInfo: async () => ifaceInfo, hostsFileResolver: () => new HostsFileNameResolver({ path: join(dir, 'hosts'), stateDir: dir, logger: silentLogger }) })
+    const g = globalThis as { __noisyError?: string | null }
     for (let i = 0; i < 3; i++) await host.afterReconcile([])
-    ;(globalThis as { __noisyError?: string }).__noisyError = 'another'
+    g.__noisyError = 'another'
     await host.afterReconcile([])
     assert.deepEqual(logger.at('error').map((r) => r.msg), ['plugin noisy: afterReconcile failed: the same', 'plugin noisy: afterReconcile failed: another'])
     assert.equal(logger.at('debug').filter((r) => /failed again/.test(r.msg)).length, 2)
+    // it recovers, then fails the same way again: a new outage, said at error
+    g.__noisyError = null
+    await host.afterReconcile([])
+    g.__noisyError = 'another'
+    await host.afterReconcile([])
+    assert.equal(logger.at('error').length, 3)
   })
 
   it('fails a register() that never finishes and degrades a hook that never settles, then skips that hook until it does', async () => {

@@ -44,6 +44,8 @@ interface Loaded {
   onStop: Array<Hook<[]>>
   /** Hooks that timed out and have not settled since: skipped until they do, so that calls do not pile up. */
   stuck: Set<unknown>
+  /** The failure last logged at error, by where it happened: the same one again is logged at debug until a call succeeds. */
+  logged: Map<string, string>
 }
 
 export interface PluginHostOptions {
@@ -168,6 +170,7 @@ export class PluginHost {
       afterReconcile: [],
       onStop: [],
       stuck: new Set(),
+      logged: new Map(),
     }
     const scope = options.scope.createChildContainer()
     const ctx: PluginContext = {
@@ -214,8 +217,9 @@ export class PluginHost {
 
   private static failed(entry: Loaded, e: unknown, where: string, logger: Logger): void {
     const message = `${where}: ${e instanceof Error ? e.message : String(e)}`
-    // the same failure again (a hook that throws at every poll): said once, then at debug until it changes
-    const again = entry.status.error?.message === message
+    // the same failure again (a hook that throws at every poll): said once, then at debug until it changes or a call succeeds
+    const again = entry.logged.get(where) === message
+    entry.logged.set(where, message)
     entry.status.state = where === 'register' ? 'failed' : 'degraded'
     entry.status.error = { code: isNgrokdError(e) ? e.code : 'NGROKD_ERR_PLUGIN_FAILED', message, at: new Date().toISOString() }
     if (again) logger.debug({ err: e }, `plugin ${entry.plugin.name}: ${where} failed again: ${formatError(e)}`)
@@ -316,6 +320,7 @@ export class PluginHost {
         const call = Promise.resolve().then(() => fn(...args))
         try {
           await within(() => call, left, `${name} of plugin ${p.plugin.name}`)
+          p.logged.delete(name)
         } catch (e) {
           if (isNgrokdError(e) && e.code === 'NGROKD_ERR_PLUGIN_FAILED') {
             p.stuck.add(fn)

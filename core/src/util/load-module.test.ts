@@ -113,6 +113,16 @@ describe('drivers and plugins: built-ins from the installation, nothing another 
       }, spec)
     }
     assert.deepEqual(ran(), [])
+    // Node finds the dependency without a package.json too (its index.js), and require() finds a lone evil-helper.js
+    await rm(join(helper, 'package.json'))
+    await assert.rejects(resolvePlugin('ngrokd-plugin-dep', { configDir: project }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(`${helper} is owned by ${eve.name}`))
+    await rm(helper, { recursive: true })
+    await writeFile(`${helper}.js`, mark('evil-helper-cjs'))
+    await chown(`${helper}.js`, eve.uid, eve.gid)
+    await assert.rejects(resolvePlugin('ngrokd-plugin-dep', { configDir: project }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(`${helper}.js is owned by ${eve.name}`))
+    assert.deepEqual(ran(), [])
+    await rm(`${helper}.js`)
+    await plantPackage(project, 'evil-helper', mark('evil-helper'))
     // the same dependency of root's own passes
     for (const f of [helper, join(helper, 'index.js'), join(helper, 'package.json')]) await chown(f, 0, 0)
     const { plugin: loaded } = await resolvePlugin('ngrokd-plugin-dep', { configDir: project })

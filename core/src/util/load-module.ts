@@ -1,5 +1,5 @@
 import { didYouMean } from './did-you-mean.js'
-import { existsSync, readFileSync, statSync, type Stats } from 'node:fs'
+import { existsSync, lstatSync, readFileSync, statSync, type Stats } from 'node:fs'
 import { lstat, readdir, readlink, realpath } from 'node:fs/promises'
 import { createRequire, isBuiltin } from 'node:module'
 import { dirname, join, resolve, sep } from 'node:path'
@@ -169,7 +169,7 @@ const DEPENDENCY_FIELDS = ['dependencies', 'optionalDependencies', 'peerDependen
 
 /**
  * Each package `scope` declares in its package.json (dependencies, optional and peer), where Node's resolution
- * finds it (the nearest `node_modules/<name>` from `scope` up), is judged whole by {@link assertTrustedTree}, and
+ * finds it (the nearest `node_modules` from `scope` up that holds it in any form: {@link installedPackage}), is judged whole by {@link assertTrustedTree}, and
  * so are the packages each of those declares, once each. ngrokd's own `@ngrokd/core` is never taken from there.
  * A declared package that is not installed is left to the import, which names it.
  */
@@ -187,23 +187,40 @@ async function assertTrustedDependencies(scope: string, what: string): Promise<v
     const names = new Set(DEPENDENCY_FIELDS.flatMap((f) => Object.keys(pkg[f] ?? {})))
     names.delete('@ngrokd/core') // resolved to ngrokd's own installation (resolveCoreFromOwnInstallation)
     for (const name of names) {
-      const found = installedPackage(name, dir)
-      if (!found) continue
-      const real = await assertTrustedPath(found, { what: `package ${name} that the ${what} depends on` })
-      if (judged.has(real)) continue
-      judged.add(real)
-      await assertTrustedTree(real, `package ${name} that the ${what} depends on`)
-      pending.push(real)
+      const dependency = `package ${name} that the ${what} depends on`
+      for (const found of installedPackage(name, dir)) {
+        // a link to nothing is left to the import, which names it
+        const real = await assertTrustedPath(found, { what: dependency }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+        if (real === undefined || judged.has(real)) continue
+        judged.add(real)
+        if (!statSync(real).isDirectory()) continue // a lone file: judged above
+        await assertTrustedTree(real, dependency)
+        pending.push(real)
+      }
     }
   }
 }
 
-/** Where Node finds package `name` from `fromDir`: the nearest `node_modules/<name>` folder, walking up. */
-function installedPackage(name: string, fromDir: string): string | undefined {
+/**
+ * Where Node finds package `name` from `fromDir`: in the nearest `node_modules` that holds it in any form Node would
+ * load (require's LOAD_AS_FILE and LOAD_AS_DIRECTORY: `<name>`, `<name>.js`, `.json`, `.node`, a folder with or
+ * without a package.json, a link), every such entry there.
+ */
+function installedPackage(name: string, fromDir: string): string[] {
   for (let dir = fromDir; ; dir = dirname(dir)) {
-    const candidate = join(dir, 'node_modules', name)
-    if (existsSync(join(candidate, 'package.json'))) return candidate
-    if (dirname(dir) === dir) return undefined
+    const base = join(dir, 'node_modules', name)
+    const found = ['', '.js', '.json', '.node', '.cjs', '.mjs'].map((ext) => base + ext).filter((p) => lstatExists(p))
+    if (found.length > 0) return found
+    if (dirname(dir) === dir) return []
+  }
+}
+
+function lstatExists(path: string): boolean {
+  try {
+    lstatSync(path)
+    return true
+  } catch {
+    return false
   }
 }
 

@@ -140,7 +140,7 @@ describe('ngrokd uninstall with nothing installed', { skip: netnsSkip }, () => {
     }
   })
 
-  test('an installed service unit is named, with `service uninstall` as the fix, and nothing is removed', { skip: existsSync(UNIT_DIR) ? false : `no ${UNIT_DIR} on this machine` }, async () => {
+  test('an installed service unit of this config is named, with `service uninstall` as the fix, and nothing is removed; one of another config is not', { skip: existsSync(UNIT_DIR) ? false : `no ${UNIT_DIR} on this machine` }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-uninstall-unit-'))
     // the suite runs in a mount namespace of its own: this tmpfs hides the machine's units from this process only
     execFileSync('mount', ['-t', 'tmpfs', 'ngrokd-e2e-units', UNIT_DIR])
@@ -150,12 +150,17 @@ describe('ngrokd uninstall with nothing installed', { skip: netnsSkip }, () => {
       writeFileSync(join(stateDir, 'machine-id'), 'kept\n')
       const config = join(dir, 'config.json')
       writeFileSync(config, JSON.stringify({ state_dir: stateDir, control: { socket: join(dir, 'ctl.sock') }, net: { driver: 'loopback-alias', subnet: '127.108.0.0/16', interface_name: 'ngkunone0' }, names: { hosts_file: join(dir, 'hosts') } }))
-      writeFileSync(join(UNIT_DIR, 'ngrokd.service'), '[Service]\nExecStart=/bin/true\n')
+      writeFileSync(join(UNIT_DIR, 'ngrokd.service'), `[Service]\nExecStart=${process.execPath} /opt/ngrokd/bin/ngrokd.js run --config ${config}\n`)
       const r = await ngrokdCli(['uninstall', '--config', config])
       assert.equal(r.code, 2, r.stdout + r.stderr)
       assert.match(r.stderr, new RegExp(`the service ${UNIT_DIR}/ngrokd\\.service is installed and would start ngrokd again at the next boot; nothing was removed`))
       assert.match(r.stderr, new RegExp(`sudo ngrokd service uninstall --config ${config}`))
       assert.equal(readFileSync(join(stateDir, 'machine-id'), 'utf8'), 'kept\n')
+      // the default file's unit leaves this config's uninstall alone
+      writeFileSync(join(UNIT_DIR, 'ngrokd.service'), `[Service]\nExecStart=${process.execPath} /opt/ngrokd/bin/ngrokd.js run\n`)
+      const done = await ngrokdCli(['uninstall', '--config', config])
+      assert.equal(done.code, 0, done.stdout + done.stderr)
+      assert.equal(existsSync(stateDir), false)
     } finally {
       execFileSync('umount', [UNIT_DIR])
       rmSync(dir, { recursive: true, force: true })
