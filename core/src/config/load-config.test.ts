@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { DEFAULT_CONFIG_PATH, loadConfig, sameDaemonFlags } from './load-config.js'
@@ -345,5 +346,14 @@ describe('sameDaemonFlags', () => {
     assert.equal(sameDaemonFlags(undefined, '/srv/ngrokd.json'), ' --config /srv/ngrokd.json')
     assert.equal(sameDaemonFlags('work', '/srv/ngrokd.json'), ' --config /srv/ngrokd.json --instance work', 'a file of its own need not name the instance')
     assert.equal(sameDaemonFlags(undefined, '/srv/my config.yml'), ' --config "/srv/my config.yml"')
+  })
+
+  it('refuses a named pipe or a device at once, and a file over 1 MiB, instead of waiting or reading on', async () => {
+    const dir = await project()
+    execFileSync('mkfifo', [join(dir, 'fifo.yaml')])
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'fifo.yaml' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && e.message === `config file ${join(dir, 'fifo.yaml')} is a named pipe, not a regular file`)
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: '/dev/zero' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /is a device, not a regular file$/.test(e.message))
+    await writeFile(join(dir, 'huge.yaml'), `# ${'x'.repeat(1024 * 1024)}\n`)
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'huge.yaml' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /over the 1 MiB a configuration may have$/.test(e.message))
   })
 })

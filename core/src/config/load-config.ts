@@ -1,4 +1,5 @@
-import { readdir, readFile, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { open, readdir, stat } from 'node:fs/promises'
 import { extname, join, resolve } from 'node:path'
 import { load as parseYaml } from 'js-yaml'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
@@ -121,6 +122,9 @@ const LOADERS: Record<string, Loader> = {
   default: loadYaml,
 }
 
+/** Largest configuration file read: far above any real one, so that a huge file is refused, not parsed. */
+const MAX_CONFIG_BYTES = 1024 * 1024
+
 /**
  * Reads one named file, without cosmiconfig: cosmiconfig reads a "meta config" from the process's working
  * directory (its package.json, `.config/config.yaml`...) whenever it is set up, and that directory may be
@@ -128,7 +132,23 @@ const LOADERS: Record<string, Loader> = {
  * An empty file is a file with no settings, as cosmiconfig has it.
  */
 async function readConfigFile(filepath: string): Promise<{ filepath: string; config?: unknown }> {
-  const content = await readFile(filepath, 'utf8')
+  // O_NONBLOCK: a FIFO opens at once (and is then refused) instead of holding a libuv worker thread until a writer comes
+  const handle = await open(filepath, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0))
+  let content: string
+  try {
+    const st = await handle.stat()
+    if (st.isDirectory()) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${filepath} is a directory`, { hint: 'name a YAML or JSON file' })
+    if (!st.isFile()) {
+      const what = st.isFIFO() ? 'a named pipe' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a regular file'
+      throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${filepath} is ${what}, not a regular file`, { hint: 'name a YAML or JSON file' })
+    }
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${filepath} is ${st.size} bytes, over the ${MAX_CONFIG_BYTES / 1024 / 1024} MiB a configuration may have`, { hint: 'name the configuration file, not a data file' })
+    }
+    content = await handle.readFile('utf8')
+  } finally {
+    await handle.close()
+  }
   if (content.trim() === '') return { filepath }
   return { filepath, config: (LOADERS[extname(filepath)] ?? loadYaml)(filepath, content) }
 }

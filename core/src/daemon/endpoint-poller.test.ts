@@ -133,4 +133,27 @@ describe('EndpointPoller: the saved endpoint list', () => {
       rmSync(stateDir, { recursive: true, force: true })
     }
   })
+
+  it('a new poll interval applies at once: the poll waiting on the old one (a minute) is moved, not waited for', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
+    const { poller, reconciled } = pollerOver([{ id: 'ep_a', url: 'http://api.prod', bindings: ['kubernetes'] }], stateDir)
+    let safety: NodeJS.Timeout | undefined
+    let check: NodeJS.Timeout | undefined
+    try {
+      await poller.start()
+      assert.equal(reconciled.length, 1)
+      poller.setIntervalMs(5)
+      // the second poll comes within milliseconds; on the old timer it would wait the minute that the safety net catches
+      await Promise.race([
+        new Promise<void>((resolve) => (check = setInterval(() => reconciled.length >= 2 && resolve(), 5))),
+        new Promise((_, reject) => (safety = setTimeout(() => reject(new Error('the second poll waited for the old interval')), 50_000))),
+      ])
+      assert.ok(reconciled.length >= 2)
+    } finally {
+      clearTimeout(safety)
+      clearInterval(check)
+      await poller.stop()
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
 })

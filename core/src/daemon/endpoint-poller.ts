@@ -35,6 +35,8 @@ export interface EndpointPollerOptions {
 export class EndpointPoller {
   private lastPoll?: PollStatus
   private timer?: NodeJS.Timeout
+  /** When the last poll began (performance.now()): a new interval counts from there. */
+  private lastStartedAt = 0
   private polling?: Promise<PollStatus | undefined>
   /** The skipped endpoints of the last poll, each logged when it first appeared: an endpoint gone from the API is forgotten. */
   private rejectedSeen = new Set<string>()
@@ -59,6 +61,7 @@ export class EndpointPoller {
   /** Stops scheduling and waits for a poll in flight. */
   async stop(): Promise<void> {
     clearTimeout(this.timer)
+    this.timer = undefined
     await this.polling?.catch(() => {})
   }
 
@@ -72,9 +75,15 @@ export class EndpointPoller {
     return run
   }
 
-  /** Polls every `ms` from the next poll on (a reload of `bound_endpoints.poll_interval`). */
+  /**
+   * Polls every `ms` from now on (a reload of `bound_endpoints.poll_interval`): a poll waiting on the old interval is
+   * moved to `ms` after the last one began (at once when that is past); a poll under way schedules the next itself.
+   */
   setIntervalMs(ms: number): void {
     this.options.intervalMs = ms
+    if (this.timer === undefined || this.polling) return
+    clearTimeout(this.timer)
+    this.schedule(Math.max(0, this.lastStartedAt + ms - performance.now()))
   }
 
   /** The endpoint list saved by the last good poll, if any. */
@@ -88,17 +97,18 @@ export class EndpointPoller {
     }
   }
 
-  private schedule(): void {
+  private schedule(delayMs = this.options.intervalMs): void {
     if (this.options.signal.aborted) return
     this.timer = setTimeout(() => {
       void this.pollOnce().finally(() => this.schedule())
-    }, this.options.intervalMs)
+    }, delayMs)
     this.timer.unref?.()
   }
 
   private async poll(): Promise<PollStatus | undefined> {
     const { logger, signal } = this.options
     if (signal.aborted) return undefined
+    this.lastStartedAt = performance.now()
     const at = new Date().toISOString()
     try {
       await this.options.beforePoll?.().catch((e: unknown) => logger.warn({ err: e }, `before the poll: ${formatError(e)}`))
