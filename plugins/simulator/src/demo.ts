@@ -88,7 +88,9 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
       { mode: 0o600 },
     )
     const logFile = join(dir, 'ngrokd.log')
-    const daemon = new DaemonProcess({ configFile, socketPath, logFile })
+    // the demo's daemon runs on its own config alone: never on this shell's NGROKD_* settings or its real NGROK_API_KEY
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^NGROKD?_/.test(name)))
+    const daemon = new DaemonProcess({ configFile, socketPath, logFile, env })
     cleanups.push(async () => {
       await daemon.stop('SIGTERM')
     })

@@ -10,8 +10,10 @@ import { netnsSkip } from '../helpers/netns.js'
 import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
 
 test('ngrokd demo --once serves every demo endpoint by hostname and cleans up; --keep-logs keeps both logs and says where', { skip: netnsSkip, timeout: 300_000 }, async () => {
+  // a shell with a real account's key and settings of its own: the demo's daemon takes none of them
+  const shell = { ...E2eDaemon.childEnv(), NGROK_API_KEY: '2abcDEFghiJKLmnoPQRstuVWXyz_1234567890abcdefghijklmnop', NGROKD_STATE_DIR: '/nonexistent/ngrokd-state', NGROKD_LOG_LEVEL: 'trace' }
   const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [NGROKD_PACKAGE_BIN, 'demo', '--once', '--keep-logs'], { env: E2eDaemon.childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [NGROKD_PACKAGE_BIN, 'demo', '--once', '--keep-logs'], { env: shell, stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
     child.stdout.on('data', (d) => (output += d))
     child.stderr.on('data', (d) => (output += d))

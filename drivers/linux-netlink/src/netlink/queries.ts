@@ -45,8 +45,12 @@ export async function findConflicts(socket: RouteSocket, subnet: Ipv4Subnet, lin
 export function conflictError(subnet: Ipv4Subnet, conflicts: readonly SubnetConflict[]): NgrokdError {
   const shown = conflicts.slice(0, 3).map((c) => c.description)
   const more = conflicts.length > shown.length ? ` and ${conflicts.length - shown.length} more` : ''
+  // another ngrokd's interface (a named instance whose subnet, chosen from its name, is this one's): never force
+  const ngrokd = conflicts.some((c) => c.interfaces.some((name) => name.startsWith('ngrokd')))
   return new NgrokdError('NGROKD_ERR_ADDRESS_CONFLICT', `linux-netlink: net.subnet ${subnet.cidr} overlaps ${shown.join(', ')}${more}`, {
-    hint: 'choose a net.subnet that no interface or route uses (see `ip -4 route show table all`), or set net.force: true to use it anyway',
+    hint: ngrokd
+      ? 'another ngrokd (instance) serves this subnet: give this daemon a net.subnet of its own (an instance: in /etc/ngrokd/NAME.yml), never net.force'
+      : 'choose a net.subnet that no interface or route uses (see `ip -4 route show table all`), or set net.force: true to use it anyway',
   })
 }
 

@@ -5,6 +5,7 @@ import { CAPTURED_REPLIES } from './captured-replies.js'
 import { AF_INET, RT_TABLE_LOCAL, RT_TABLE_MAIN, RTN_BLACKHOLE, RTN_LOCAL, RTN_UNICAST } from './constants.js'
 import { decodeAddr, decodeRoute, parseMessages, type AddrMessage, type RouteMessage } from './messages.js'
 import { findSubnetConflicts } from './subnet-conflicts.js'
+import { conflictError } from './queries.js'
 
 // The namespace the captured replies come from: lo=1, ngrt0=2 (10.107.0.2/32), other=3 (10.9.0.0/16).
 const links = new Map([
@@ -58,4 +59,11 @@ test('default routes never conflict; blackhole routes and other tables are repor
 test('IPv6 entries are ignored', () => {
   const v6: AddrMessage = { family: 10, prefixlen: 64, flags: 0, scope: 0, index: 3 }
   assert.deepEqual(findSubnetConflicts({ subnet: parseSubnet('10.9.0.0/16'), links, addresses: [v6], routes: [] }), [])
+})
+
+test("another ngrokd's interface on the subnet (two instances whose names chose one /16): the fix is a subnet of its own, never net.force", () => {
+  const subnet = parseSubnet('10.112.0.0/16')
+  const theirs = { kind: 'route' as const, cidr: '10.112.0.0/16', interfaces: ['ngrokd-prod'], description: 'route 10.112.0.0/16 dev ngrokd-prod' }
+  assert.match(conflictError(subnet, [theirs]).hint ?? '', /another ngrokd \(instance\) serves this subnet: give this daemon a net\.subnet of its own .*never net\.force/)
+  assert.match(conflictError(subnet, [{ ...theirs, interfaces: ['eth0'], description: 'route 10.112.0.0/16 dev eth0' }]).hint ?? '', /or set net\.force: true to use it anyway/)
 })
