@@ -89,8 +89,11 @@ export function readEnvOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
   const notices: string[] = []
   for (const name of Object.keys(env)) {
     if (!name.startsWith('NGROKD_') || model.byEnv.has(name)) continue
-    // Compare without the shared prefix, which would make every name look close.
-    const close = didYouMean(name.slice('NGROKD_'.length), [...model.byEnv.keys()].map((e) => e.slice('NGROKD_'.length)))
+    // Compare without the shared prefix, which would make every name look close; else a key named without its
+    // section (NGROKD_SUBNET for NGROKD_NET_SUBNET), as an unknown key of a file is matched by its last part
+    const rest = name.slice('NGROKD_'.length)
+    const known = [...model.byEnv.keys()].map((e) => e.slice('NGROKD_'.length))
+    const close = didYouMean(rest, known) ?? known.find((k) => k.endsWith(`_${rest}`))
     if (close) notices.push(`environment variable ${name} is not a configuration key and is ignored (did you mean NGROKD_${close}?)`)
   }
   return { raw, sources, issues, notices }

@@ -326,6 +326,16 @@ describe('resolveConfig: environment overrides', () => {
     assert.deepEqual(notices, ['environment variable NGROKD_LOG_LEVLE is not a configuration key and is ignored (did you mean NGROKD_LOG_LEVEL?)'])
     assert.equal(config.log.level, 'info')
   })
+
+  it('notices a key named without its section, as a file does', () => {
+    const { notices, config } = resolveEnv({ NGROKD_SUBNET: '10.99.0.0/16', NGROKD_POLL_INTERVAL: '5s', NGROKD_HOSTS_FILE: '/tmp/h' })
+    assert.deepEqual(notices.sort(), [
+      'environment variable NGROKD_HOSTS_FILE is not a configuration key and is ignored (did you mean NGROKD_NAMES_HOSTS_FILE?)',
+      'environment variable NGROKD_POLL_INTERVAL is not a configuration key and is ignored (did you mean NGROKD_BOUND_ENDPOINTS_POLL_INTERVAL?)',
+      'environment variable NGROKD_SUBNET is not a configuration key and is ignored (did you mean NGROKD_NET_SUBNET?)',
+    ])
+    assert.equal(config.net.subnet, '10.107.0.0/16')
+  })
 })
 
 describe('resolveConfig: the seed daemon file', () => {

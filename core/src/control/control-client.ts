@@ -36,7 +36,9 @@ export async function controlRequest<T = unknown>(socketPath: string, method: 'G
       reject(
         new NgrokdError('NGROKD_ERR_CONTROL', notRunning ? `ngrokd is not running (no daemon on ${socketPath})` : `control socket ${socketPath}: ${e.message}`, {
           cause: e,
-          hint: notRunning ? 'start it with `sudo ngrokd run`, giving it the --config or --instance given here (or check control.socket)' : e.code === 'EACCES' ? 'the control socket is for root (and control.group): use sudo' : undefined,
+          hint: notRunning
+            ? 'start it with `sudo ngrokd run`, giving it the --config or --instance given here (or check control.socket); a daemon started before both control.socket and state_dir were changed in its file answers only on its old socket: restart it'
+            : e.code === 'EACCES' ? 'the control socket is for root (and control.group): use sudo' : undefined,
         }),
       )
     })
