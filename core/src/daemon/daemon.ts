@@ -137,8 +137,8 @@ export class Daemon {
     if (config.control.group && process.platform !== 'win32') groupId(config.control.group)
     await prepareStateDir(config.stateDir)
     await assertTrustedHostsFile(config)
-    // one daemon per state dir, interface and hosts block: a second one is refused before it touches anything
-    this.lock = await InstanceLock.acquireFor(config, this.options.lock)
+    // one daemon per state dir, interface, hosts block and subnet: a second one is refused before it touches anything
+    this.lock = await InstanceLock.acquireFor(config, { ...this.options.lock, subnet: config.net.subnet })
     for (const temp of await removeStaleTempFilesIn(config.stateDir)) logger.info({ path: temp }, `removed ${temp}, left by a killed ngrokd`)
     // plugins first: their control routes, name resolvers and hooks are part of what starts
     const root = container.createChildContainer()

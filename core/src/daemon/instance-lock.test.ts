@@ -112,3 +112,22 @@ test('a lock that is no daemon\'s and cannot be replaced (a folder in its place)
     })
     assert.deepEqual((await readdir(stateDir)).sort(), [STATE_LOCK_FILE], 'no temp file left behind')
   }))
+
+test('two instances whose names chose one subnet: the second daemon is refused, told to set a net.subnet of its own', () =>
+  withDirs(async (dir) => {
+    const runDir = join(dir, 'run')
+    const daemon = async (name: string, subnet: string) => {
+      const stateDir = join(dir, name)
+      await mkdir(stateDir, { recursive: true })
+      return InstanceLock.acquire({ stateDir, interfaceName: `ngrokd-${name}`, socketPath: `/run/ngrokd-${name}.sock`, runDir, hostsBlock: { path: join(dir, 'hosts'), instance: name }, subnet })
+    }
+    const prod = await daemon('prod', '10.112.0.0/16')
+    await assert.rejects(daemon('work', '10.112.0.0/16'), (e: unknown) => {
+      assert.ok(refused(process.pid, /subnet 10\.112\.0\.0\/16; its control socket is \/run\/ngrokd-prod\.sock/)(e), String(e))
+      assert.equal((e as { hint: string }).hint, 'it hands out addresses of 10.112.0.0/16: give this daemon a net.subnet of its own (in /etc/ngrokd/work.yml: two instance names can choose one /16)')
+      return true
+    })
+    const work = await daemon('work', '10.113.0.0/16')
+    for (const lock of [prod, work]) await lock.release()
+    assert.deepEqual(await readdir(runDir), [], 'release removes every lock')
+  }))

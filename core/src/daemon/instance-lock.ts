@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, readlinkSync } from 'node:fs'
 import { link, mkdir, readFile, realpath, unlink, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { stateDirError } from './state-dir.js'
@@ -17,6 +17,8 @@ export interface LockHolder {
   startedAt: string
   /** The hosts file whose block it writes, when it writes one. */
   hostsFile?: string
+  /** The subnet it hands addresses out of, when it locked one. */
+  subnet?: string
 }
 
 export interface InstanceLockOptions {
@@ -36,6 +38,11 @@ export interface InstanceLockOptions {
    * state dirs and interfaces cannot take turns rewriting one block.
    */
   hostsBlock?: { path: string; instance?: string }
+  /**
+   * The `net.subnet` the daemon hands addresses out of, locked in `runDir` per network namespace, so that two daemons
+   * (instances whose names chose one /16) cannot hand out the same addresses. Only the daemon takes it, not `cleanup`.
+   */
+  subnet?: string
 }
 
 /** What of the config names the locked things. */
@@ -65,7 +72,7 @@ export class InstanceLock {
    * block whatever `names.resolver` is: a plugin's resolver may fall back to the hosts file, and
    * `cleanup` removes the block in any case).
    */
-  static acquireFor(config: LockedConfig, options: Pick<InstanceLockOptions, 'runDir'> = {}): Promise<InstanceLock> {
+  static acquireFor(config: LockedConfig, options: Pick<InstanceLockOptions, 'runDir' | 'subnet'> = {}): Promise<InstanceLock> {
     return InstanceLock.acquire({
       stateDir: config.stateDir,
       interfaceName: config.net.interfaceName,
@@ -83,6 +90,7 @@ export class InstanceLock {
       stateDir: options.stateDir,
       startedAt: new Date().toISOString(),
       ...(options.hostsBlock ? { hostsFile: resolve(options.hostsBlock.path) } : {}),
+      ...(options.subnet ? { subnet: options.subnet } : {}),
     }
     const paths = [join(options.stateDir, STATE_LOCK_FILE)]
     const runDir = options.runDir === undefined ? defaultRunDir() : options.runDir
@@ -90,6 +98,7 @@ export class InstanceLock {
       await mkdir(runDir, { recursive: true, mode: 0o755 }).catch((e: unknown) => Promise.reject(lockError(runDir, options.stateDir, e)))
       paths.push(join(runDir, `interface-${namespaceId('net')}-${options.interfaceName}.lock`))
       if (options.hostsBlock) paths.push(join(runDir, await hostsBlockLockName(options.hostsBlock)))
+      if (options.subnet) paths.push(join(runDir, `${SUBNET_LOCK_PREFIX}${namespaceId('net')}-${options.subnet.replace('/', '_')}.lock`))
     }
     const taken: string[] = []
     const stale: string[] = []
@@ -209,14 +218,18 @@ async function hostsBlockLockName({ path, instance }: { path: string; instance?:
   return `hosts-${namespaceId('mnt')}-${id}.lock`
 }
 
+const SUBNET_LOCK_PREFIX = 'subnet-'
+
 /** The refusal, naming the holder; `instance`: the refused one's, whose status command it names. */
 function alreadyRunning(holder: LockHolder, path: string, instance: string | undefined): NgrokdError {
-  const where = `state dir ${holder.stateDir} / interface ${holder.interface}${holder.hostsFile ? ` / the ngrokd block of ${holder.hostsFile}` : ''}`
+  const where = `state dir ${holder.stateDir} / interface ${holder.interface}${holder.hostsFile ? ` / the ngrokd block of ${holder.hostsFile}` : ''}${holder.subnet ? ` / subnet ${holder.subnet}` : ''}`
   return new NgrokdError(
     'NGROKD_ERR_ALREADY_RUNNING',
     `another ngrokd (pid ${holder.pid}, started ${holder.startedAt}) already runs on ${where}; its control socket is ${holder.socket} (lock ${path})`,
     {
-      hint: instance
+      hint: basename(path).startsWith(SUBNET_LOCK_PREFIX)
+        ? `it hands out addresses of ${holder.subnet ?? 'this subnet'}: give this daemon a net.subnet of its own${instance ? ` (in /etc/ngrokd/${instance}.yml: two instance names can choose one /16)` : ''}`
+        : instance
         ? `stop it first (\`ngrokd status --instance ${instance}\` shows it), or give this instance its own state_dir, net.interface_name and control.socket`
         : 'stop it first (`ngrokd status --config …` shows it), or run this one as a named instance (`--instance NAME`: its own state dir, interface, subnet, socket and hosts block)',
     },
