@@ -24,8 +24,9 @@ export const RACE_SETS: NameRecord[][] = [
 
 /**
  * Starts the appender on `file`; once it has written its first line, publishes the sets in turn
- * `rewrites` times (each publish must change the file), then stops the appender and waits for it to
- * exit. Returns how many lines it appended and the records published last.
+ * `rewrites` times (each publish must change the file), a burst of appended lines starting with each
+ * publish, then stops the appender and waits for it to exit. Returns how many lines it appended and the
+ * records published last.
  */
 export async function rewriteWhileAppending(resolver: NameResolver, file: string, rewrites: number): Promise<{ appended: number; last: NameRecord[] }> {
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
@@ -40,8 +41,11 @@ export async function rewriteWhileAppending(resolver: NameResolver, file: string
     let last = RACE_SETS[0]!
     for (let i = 0; i < rewrites; i++) {
       last = RACE_SETS[(i + 1) % 2]!
+      child.stdin!.write('\n') // a burst, racing this publish
       const { changed } = await resolver.publish({ records: last })
       if (!changed) throw new Error(`publish #${i} changed nothing`)
+      const burst = await lines.next() // the burst is written (during the publish, or just after it)
+      if (burst.value !== 'burst') throw new Error(`append-lines did not append: ${String(burst.value)}`)
     }
     child.stdin!.end()
     const count = await lines.next()
