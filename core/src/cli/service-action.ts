@@ -185,7 +185,15 @@ export function installedServiceFor(config: DaemonConfig, configFile: string | u
   // ExecStart=… run --config FILE (systemd); <string>--config</string> <string>FILE</string> (launchd)
   const runs = (/ run (?:.* )?--config (\S+)/.exec(text) ?? /<string>--config<\/string>\s*<string>([^<]+)<\/string>/.exec(text))?.[1]
   const defaultFile = instance ? instanceConfigPath(SYSTEM_CONFIG, instance) : SYSTEM_CONFIG
-  if ((runs ?? defaultFile) !== (configFile ? resolve(configFile) : defaultFile)) return undefined
+  // one file by any of its names (as root the loader reads a link's target)
+  const same = (path: string) => {
+    try {
+      return realpathSync(path)
+    } catch {
+      return resolve(path)
+    }
+  }
+  if (same(runs ?? defaultFile) !== same(configFile ?? defaultFile)) return undefined
   return { file, ...(runs ? { configFile: runs } : {}) }
 }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { execFileSync } from 'node:child_process'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { DEFAULT_CONFIG_PATH, loadConfig, sameDaemonFlags } from './load-config.js'
@@ -353,6 +354,17 @@ describe('sameDaemonFlags', () => {
     execFileSync('mkfifo', [join(dir, 'fifo.yaml')])
     await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'fifo.yaml' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && e.message === `config file ${join(dir, 'fifo.yaml')} is a named pipe, not a regular file`)
     await assert.rejects(loadConfig({ ...isolated(dir), configPath: '/dev/zero' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /is a device, not a regular file$/.test(e.message))
+    // a named pipe that the search from the working directory finds, and a socket named by --config
+    const searched = await project()
+    execFileSync('mkfifo', [join(searched, '.ngrokdrc.yml')])
+    await assert.rejects(loadConfig(isolated(searched)), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && e.message === `config file ${join(searched, '.ngrokdrc.yml')}, found by the search from ${searched}, is not a regular file`)
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(join(dir, 'socket.yaml'), resolve))
+    try {
+      await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'socket.yaml' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /socket\.yaml is a socket or a device, not a regular file$/.test(e.message))
+    } finally {
+      server.close()
+    }
     await writeFile(join(dir, 'huge.yaml'), `# ${'x'.repeat(1024 * 1024)}\n`)
     await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'huge.yaml' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /over the 1 MiB a configuration may have$/.test(e.message))
   })

@@ -1,6 +1,6 @@
 import { constants } from 'node:fs'
 import { open, readdir, stat } from 'node:fs/promises'
-import { extname, join, resolve } from 'node:path'
+import { dirname, extname, join, resolve } from 'node:path'
 import { load as parseYaml } from 'js-yaml'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { INSTANCE_ENV, instanceConfigPath } from './instance.js'
@@ -158,6 +158,8 @@ function readError(error: unknown, fallbackPath: string | undefined): Error {
   const e = error as NodeJS.ErrnoException & { filepath?: string }
   const file = e?.filepath ?? e?.path ?? fallbackPath ?? 'the configuration file'
   switch (e?.code) {
+    case 'ENXIO': // open() of a socket, or of a device with nothing behind it
+      return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${file} is a socket or a device, not a regular file`, { hint: 'name a YAML or JSON file', cause: error })
     case 'ENOENT':
       return new NgrokdError('NGROKD_ERR_CONFIG_NOT_FOUND', `config file ${file} does not exist`, {
         hint: 'check the path given with --config, or leave it out to use the default locations',
@@ -243,8 +245,27 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   return loaded
 }
 
+/**
+ * The places cosmiconfig's search opens (from `cwd` up to the folder with the nearest package.json), each one that is
+ * there but is not a regular file refused first: cosmiconfig would open a named pipe and wait for a writer forever.
+ */
+async function refuseIrregularSearchPlaces(cwd: string): Promise<void> {
+  for (let dir = cwd; ; dir = dirname(dir)) {
+    for (const place of CONFIG_SEARCH_PLACES) {
+      const path = join(dir, place)
+      const st = await stat(path).catch(() => undefined) // a link by where it leads, as a read would
+      if (st && !st.isFile()) {
+        if (st.isDirectory()) continue // cosmiconfig passes over a folder
+        throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${path}, found by the search from ${cwd}, is not a regular file`, { hint: 'remove it, or name the config file with --config' })
+      }
+    }
+    if ((await stat(join(dir, 'package.json')).catch(() => undefined)) || dirname(dir) === dir) return
+  }
+}
+
 /** cosmiconfig's search from `cwd` up to the nearest package.json (loaded only for a search: ~20 modules). */
 async function searchConfig(cwd: string): Promise<{ filepath: string; config?: unknown } | null> {
+  await refuseIrregularSearchPlaces(cwd)
   const { cosmiconfig } = await import('cosmiconfig')
   return cosmiconfig('ngrokd', { searchPlaces: CONFIG_SEARCH_PLACES, searchStrategy: 'project', cache: false, loaders: LOADERS }).search(cwd)
 }

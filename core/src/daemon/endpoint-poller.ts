@@ -76,13 +76,12 @@ export class EndpointPoller {
   }
 
   /**
-   * Polls every `ms` from now on (a reload of `bound_endpoints.poll_interval`): a poll waiting on the old interval is
-   * moved to `ms` after the last one began (at once when that is past); a poll under way schedules the next itself.
+   * Polls every `ms` from now on (a reload of `bound_endpoints.poll_interval`): the next poll is moved to `ms` after
+   * the last one began (at once when that is past; it then joins a poll under way, which schedules the next itself).
    */
   setIntervalMs(ms: number): void {
     this.options.intervalMs = ms
-    if (this.timer === undefined || this.polling) return
-    clearTimeout(this.timer)
+    if (this.timer === undefined) return // not started, or stopped
     this.schedule(Math.max(0, this.lastStartedAt + ms - performance.now()))
   }
 
@@ -97,7 +96,9 @@ export class EndpointPoller {
     }
   }
 
+  /** Arms the one timer of the next poll (replacing one armed before). */
   private schedule(delayMs = this.options.intervalMs): void {
+    clearTimeout(this.timer)
     if (this.options.signal.aborted) return
     this.timer = setTimeout(() => {
       void this.pollOnce().finally(() => this.schedule())

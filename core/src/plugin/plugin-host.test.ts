@@ -125,7 +125,8 @@ describe('PluginHost', () => {
 
   it('a hook that throws the same error at every poll is logged once at error, then at debug until the error changes', async () => {
     const noisy = await plugin('noisy.mjs', `{ name: 'noisy', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
-      ctx.hooks.afterReconcile(() => { if (globalThis.__noisyError !== null) throw new Error(globalThis.__noisyError ?? 'the same') }) } }`)
+      ctx.hooks.afterReconcile(() => { if (globalThis.__noisyError !== null) throw new Error(globalThis.__noisyError ?? 'the same') })
+      ctx.hooks.afterReconcile(() => {}) } }`) // a second hook of the kind, which succeeds every time: not the first's recovery
     const logger = recordingLogger()
     const host = await PluginHost.load([noisy], { configDir: dir, stateDir: dir, logger, scope: container.createChildContainer(), metrics: new Registry(), interfaceInfo: async () => ifaceInfo, hostsFileResolver: () => new HostsFileNameResolver({ path: join(dir, 'hosts'), stateDir: dir, logger: silentLogger }) })
     const g = globalThis as { __noisyError?: string | null }

@@ -44,8 +44,8 @@ interface Loaded {
   onStop: Array<Hook<[]>>
   /** Hooks that timed out and have not settled since: skipped until they do, so that calls do not pile up. */
   stuck: Set<unknown>
-  /** The failure last logged at error, by where it happened: the same one again is logged at debug until a call succeeds. */
-  logged: Map<string, string>
+  /** The failure last logged at error, by hook (or by where it happened): the same one again is logged at debug until that call succeeds. */
+  logged: Map<unknown, string>
 }
 
 export interface PluginHostOptions {
@@ -215,11 +215,11 @@ export class PluginHost {
     return entry
   }
 
-  private static failed(entry: Loaded, e: unknown, where: string, logger: Logger): void {
+  private static failed(entry: Loaded, e: unknown, where: string, logger: Logger, key: unknown = where): void {
     const message = `${where}: ${e instanceof Error ? e.message : String(e)}`
-    // the same failure again (a hook that throws at every poll): said once, then at debug until it changes or a call succeeds
-    const again = entry.logged.get(where) === message
-    entry.logged.set(where, message)
+    // the same failure again (a hook that throws at every poll): said once, then at debug until it changes or that call succeeds
+    const again = entry.logged.get(key) === message
+    entry.logged.set(key, message)
     entry.status.state = where === 'register' ? 'failed' : 'degraded'
     entry.status.error = { code: isNgrokdError(e) ? e.code : 'NGROKD_ERR_PLUGIN_FAILED', message, at: new Date().toISOString() }
     if (again) logger.debug({ err: e }, `plugin ${entry.plugin.name}: ${where} failed again: ${formatError(e)}`)
@@ -320,13 +320,13 @@ export class PluginHost {
         const call = Promise.resolve().then(() => fn(...args))
         try {
           await within(() => call, left, `${name} of plugin ${p.plugin.name}`)
-          p.logged.delete(name)
+          p.logged.delete(fn)
         } catch (e) {
           if (isNgrokdError(e) && e.code === 'NGROKD_ERR_PLUGIN_FAILED') {
             p.stuck.add(fn)
             void call.then(() => p.stuck.delete(fn), () => p.stuck.delete(fn))
           }
-          PluginHost.failed(p, e, name, this.logger.child({ plugin: p.plugin.name }))
+          PluginHost.failed(p, e, name, this.logger.child({ plugin: p.plugin.name }), fn)
         }
       }
     }

@@ -122,7 +122,14 @@ describe('drivers and plugins: built-ins from the installation, nothing another 
     await assert.rejects(resolvePlugin('ngrokd-plugin-dep', { configDir: project }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(`${helper}.js is owned by ${eve.name}`))
     assert.deepEqual(ran(), [])
     await rm(`${helper}.js`)
+    // the nearest entry is one Node passes over (a link to nothing): it finds, and so runs, the one further up
     await plantPackage(project, 'evil-helper', mark('evil-helper'))
+    for (const f of [helper, join(helper, 'index.js'), join(helper, 'package.json')]) await chown(f, eve.uid, eve.gid)
+    await mkdir(join(plugin, 'node_modules'))
+    await symlink(join(dir, 'nowhere', 'evil-helper'), join(plugin, 'node_modules', 'evil-helper'))
+    await assert.rejects(resolvePlugin('ngrokd-plugin-dep', { configDir: project }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(`${helper} is owned by ${eve.name}`))
+    assert.deepEqual(ran(), [])
+    await rm(join(plugin, 'node_modules'), { recursive: true })
     // the same dependency of root's own passes
     for (const f of [helper, join(helper, 'index.js'), join(helper, 'package.json')]) await chown(f, 0, 0)
     const { plugin: loaded } = await resolvePlugin('ngrokd-plugin-dep', { configDir: project })

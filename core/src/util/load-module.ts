@@ -188,10 +188,16 @@ async function assertTrustedDependencies(scope: string, what: string): Promise<v
     names.delete('@ngrokd/core') // resolved to ngrokd's own installation (resolveCoreFromOwnInstallation)
     for (const name of names) {
       const dependency = `package ${name} that the ${what} depends on`
-      for (const found of installedPackage(name, dir)) {
-        // a link to nothing is left to the import, which names it
-        const real = await assertTrustedPath(found, { what: dependency }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
-        if (real === undefined || judged.has(real)) continue
+      const { found, passed } = installedPackage(name, dir)
+      for (const path of passed) {
+        // what Node passes over today must not be another user's to make loadable tomorrow
+        const st = lstatSync(path)
+        if (st.isSymbolicLink() && statOrUndefined(path) === undefined) await assertTrustedDanglingLink(path, st, dependency)
+        else await assertTrustedPath(path, { what: dependency })
+      }
+      for (const path of found) {
+        const real = await assertTrustedPath(path, { what: dependency })
+        if (judged.has(real)) continue
         judged.add(real)
         if (!statSync(real).isDirectory()) continue // a lone file: judged above
         await assertTrustedTree(real, dependency)
@@ -202,16 +208,23 @@ async function assertTrustedDependencies(scope: string, what: string): Promise<v
 }
 
 /**
- * Where Node finds package `name` from `fromDir`: in the nearest `node_modules` that holds it in any form Node would
- * load (require's LOAD_AS_FILE and LOAD_AS_DIRECTORY: `<name>`, `<name>.js`, `.json`, `.node`, a folder with or
- * without a package.json, a link), every such entry there.
+ * Where Node finds package `name` from `fromDir`: the nearest `node_modules` that holds it in a form Node loads
+ * (require's LOAD_AS_FILE and LOAD_AS_DIRECTORY: `<name>`, `<name>.js`, `.json`, `.node`, a folder with a package.json
+ * or an index file), every such entry there (`found`). An entry Node would pass over on its way up (a link to nothing
+ * yet, a folder without either) is in `passed`: it could become loadable, so it is judged too.
  */
-function installedPackage(name: string, fromDir: string): string[] {
+function installedPackage(name: string, fromDir: string): { found: string[]; passed: string[] } {
+  const passed: string[] = []
   for (let dir = fromDir; ; dir = dirname(dir)) {
     const base = join(dir, 'node_modules', name)
-    const found = ['', '.js', '.json', '.node', '.cjs', '.mjs'].map((ext) => base + ext).filter((p) => lstatExists(p))
-    if (found.length > 0) return found
-    if (dirname(dir) === dir) return []
+    const found: string[] = []
+    for (const path of ['', '.js', '.json', '.node', '.cjs', '.mjs'].map((ext) => base + ext)) {
+      if (!lstatExists(path)) continue
+      const st = statOrUndefined(path) // follows a link
+      if (st?.isFile() || (st?.isDirectory() && ['package.json', 'index.js', 'index.json', 'index.node'].some((f) => existsSync(join(path, f))))) found.push(path)
+      else passed.push(path)
+    }
+    if (found.length > 0 || dirname(dir) === dir) return { found, passed }
   }
 }
 
@@ -221,6 +234,14 @@ function lstatExists(path: string): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path)
+  } catch {
+    return undefined
   }
 }
 

@@ -4,7 +4,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
@@ -156,6 +156,11 @@ describe('ngrokd uninstall with nothing installed', { skip: netnsSkip }, () => {
       assert.match(r.stderr, new RegExp(`the service ${UNIT_DIR}/ngrokd\\.service is installed and would start ngrokd again at the next boot; nothing was removed`))
       assert.match(r.stderr, new RegExp(`sudo ngrokd service uninstall --config ${config}`))
       assert.equal(readFileSync(join(stateDir, 'machine-id'), 'utf8'), 'kept\n')
+      // the unit names the same file by a link to it
+      symlinkSync(config, join(dir, 'config-link.json'))
+      writeFileSync(join(UNIT_DIR, 'ngrokd.service'), `[Service]\nExecStart=${process.execPath} /opt/ngrokd/bin/ngrokd.js run --config ${join(dir, 'config-link.json')}\n`)
+      const linked = await ngrokdCli(['uninstall', '--config', config])
+      assert.equal(linked.code, 2, linked.stdout + linked.stderr)
       // the default file's unit leaves this config's uninstall alone
       writeFileSync(join(UNIT_DIR, 'ngrokd.service'), `[Service]\nExecStart=${process.execPath} /opt/ngrokd/bin/ngrokd.js run\n`)
       const done = await ngrokdCli(['uninstall', '--config', config])
