@@ -192,7 +192,7 @@ async function assertTrustedDependencies(scope: string, what: string): Promise<v
       for (const path of passed) {
         // what Node passes over today must not be another user's to make loadable tomorrow
         const st = lstatSync(path)
-        if (st.isSymbolicLink() && statOrUndefined(path) === undefined) await assertTrustedDanglingLink(path, st, dependency)
+        if (st.isSymbolicLink() && !statSync(path, { throwIfNoEntry: false })) await assertTrustedDanglingLink(path, st, dependency)
         else await assertTrustedPath(path, { what: dependency })
       }
       for (const path of found) {
@@ -219,29 +219,12 @@ function installedPackage(name: string, fromDir: string): { found: string[]; pas
     const base = join(dir, 'node_modules', name)
     const found: string[] = []
     for (const path of ['', '.js', '.json', '.node', '.cjs', '.mjs'].map((ext) => base + ext)) {
-      if (!lstatExists(path)) continue
-      const st = statOrUndefined(path) // follows a link
+      if (!lstatSync(path, { throwIfNoEntry: false })) continue
+      const st = statSync(path, { throwIfNoEntry: false }) // follows a link
       if (st?.isFile() || (st?.isDirectory() && ['package.json', 'index.js', 'index.json', 'index.node'].some((f) => existsSync(join(path, f))))) found.push(path)
       else passed.push(path)
     }
     if (found.length > 0 || dirname(dir) === dir) return { found, passed }
-  }
-}
-
-function lstatExists(path: string): boolean {
-  try {
-    lstatSync(path)
-    return true
-  } catch {
-    return false
-  }
-}
-
-function statOrUndefined(path: string): Stats | undefined {
-  try {
-    return statSync(path)
-  } catch {
-    return undefined
   }
 }
 
