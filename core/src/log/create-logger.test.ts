@@ -79,3 +79,31 @@ test('an expected (coded) failure is logged without a stack, unless at debug; a 
   createLogger({ level: 'debug', destination: atDebug.destination }).error({ err: expected }, 'poll failed')
   assert.match(JSON.parse(atDebug.lines[0]!).err.stack, /NgrokdError: the ngrok API is unreachable\n\s+at /)
 })
+
+test('JSON lines to the journal carry their syslog priority in front; to anything else they do not', async () => {
+  const { spawnSync } = await import('node:child_process')
+  const { mkdtempSync, openSync, closeSync, readFileSync, statSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-journal-'))
+  try {
+    const script = `import(${JSON.stringify(new URL('./create-logger.js', import.meta.url).href)}).then(({ createLogger }) => { const l = createLogger({ level: 'debug' }); l.debug('d'); l.info('i'); l.warn('w'); l.error('e') })`
+    const run = (journalStream: (file: string) => string | undefined) => {
+      const file = join(dir, `stderr-${Math.random()}`)
+      const fd = openSync(file, 'w')
+      const st = statSync(file, { bigint: true })
+      const env = { ...process.env, JOURNAL_STREAM: journalStream(`${st.dev}:${st.ino}`) }
+      if (env.JOURNAL_STREAM === undefined) delete env.JOURNAL_STREAM
+      const r = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', fd], env })
+      closeSync(fd)
+      assert.equal(r.status, 0)
+      return readFileSync(file, 'utf8').trim().split('\n')
+    }
+    const journal = run((own) => own)
+    assert.deepEqual(journal.map((l) => l.slice(0, 3)), ['<7>', '<6>', '<4>', '<3>'])
+    assert.equal(JSON.parse(journal[3]!.slice(3)).msg, 'e', 'the rest of the line is the JSON line')
+    for (const other of [run(() => undefined), run(() => '1:2')]) assert.ok(other.every((l) => l.startsWith('{"level":')), other.join('\n'))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs'
 import type { DestinationStream, Level } from 'pino'
 import type { Logger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
@@ -11,6 +12,8 @@ export interface CreateLoggerOptions {
   pretty?: boolean
   /** Where lines go; defaults to stderr. */
   destination?: DestinationStream
+  /** The environment to read JOURNAL_STREAM from (tests). */
+  env?: NodeJS.ProcessEnv
 }
 
 export { LOG_FORMATS, type LogFormat } from './log-format.js'
@@ -31,16 +34,18 @@ export const REDACTED_PATHS = ['apiKey', 'api_key', 'key', 'keyPem', 'privateKey
  * such as EROFS or ENOSPC) is logged with its code, message and hint but without a stack; stacks are for bugs,
  * and for `log.level: debug`.
  */
-export function createLogger({ level = 'info', pretty, destination }: CreateLoggerOptions = {}): Logger {
+export function createLogger({ level = 'info', pretty, destination, env = process.env }: CreateLoggerOptions = {}): Logger {
   const usePretty = pretty ?? (destination === undefined && process.stderr.isTTY === true)
   const stream: DestinationStream =
     destination ??
     (usePretty
       ? prettyPrinter()({ destination: 2, sync: true, colorize: useColor() && process.stderr.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
       : pino.destination({ dest: 2, sync: true }))
+  const toJournal = destination === undefined && !usePretty && stderrIsJournal(env)
   const logger = pino(
     {
       level,
+      ...(toJournal ? { hooks: { streamWrite: withSyslogPriority } } : {}),
       base: { pid: process.pid },
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       serializers: {
@@ -54,6 +59,34 @@ export function createLogger({ level = 'info', pretty, destination }: CreateLogg
     stream,
   )
   return logger as unknown as Logger
+}
+
+/**
+ * Whether stderr is the journal's stream: systemd sets JOURNAL_STREAM to its `device:inode` (systemd.exec(5),
+ * "Environment variables set or propagated by the service manager"), which a redirected stderr no longer matches.
+ */
+export function stderrIsJournal(env: NodeJS.ProcessEnv, fd = 2): boolean {
+  const [device, inode] = (env.JOURNAL_STREAM ?? '').split(':')
+  if (!device || !inode) return false
+  try {
+    const st = fstatSync(fd, { bigint: true })
+    return String(st.dev) === device && String(st.ino) === inode
+  } catch {
+    return false
+  }
+}
+
+/** syslog(3) priorities of pino's levels: trace and debug 7, info 6, warn 4, error 3, fatal 2. */
+const SYSLOG_PRIORITY: Record<string, number> = { '10': 7, '20': 7, '30': 6, '40': 4, '50': 3, '60': 2 }
+
+/**
+ * A JSON line with its `<N>` syslog priority in front, which journald reads and strips (SyslogLevelPrefix=, on by
+ * default), so `journalctl -p err` finds the errors. pino writes `{"level":N` first.
+ */
+export function withSyslogPriority(line: string): string {
+  const level = /^\{"level":(\d+)/.exec(line)?.[1]
+  const priority = level === undefined ? undefined : SYSLOG_PRIORITY[level]
+  return priority === undefined ? line : `<${priority}>${line}`
 }
 
 /** An error the system gave a call (`errno`, `code` and `syscall` set): its stack is Node's, not a bug of ours. */
