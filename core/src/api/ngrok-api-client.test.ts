@@ -362,6 +362,12 @@ describe('NgrokApiClient: errors', () => {
     assert.ok(e.message.length < 400)
   })
 
+  it('takes the operation id from the ngrok-operation-id header when the body is not ngrok\'s JSON (as ngrok-api-go does)', async () => {
+    const { api } = client([{ status: 502, headers: { 'content-type': 'text/html', 'ngrok-operation-id': 'op_fromheader' }, body: '<html>Bad Gateway</html>' }], { maxRetries: 0 })
+    const e = (await rejection(api.listBoundEndpoints(OP_ID))) as NgrokApiError
+    assert.equal(e.operationId, 'op_fromheader')
+  })
+
   it('rejects a 2xx reply that is not JSON', async () => {
     const { api } = client([{ status: 200, headers: { 'content-type': 'text/html' }, body: '<html>login</html>' }])
     const e = await rejection(api.getOperator(OP_ID))

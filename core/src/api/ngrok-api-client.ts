@@ -140,6 +140,8 @@ export class NgrokApiClient {
   private readonly baseDelayMs: number
   private readonly maxDelayMs: number
   private readonly fetchImpl: ApiFetch
+  /** HTTP requests sent so far, each retry counted: what this client spent of the account's API budget. */
+  requestsSent = 0
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>
   private readonly signal?: AbortSignal
   private readonly random: () => number
@@ -276,6 +278,7 @@ export class NgrokApiClient {
       const started = performance.now()
       try {
         // the key of this attempt: one handed over meanwhile (useApiKey) counts for the retries
+        this.requestsSent++
         response = await this.fetchImpl(url, { method, headers: { ...headers, authorization: `Bearer ${this.apiKey}` }, body, signal: combined, redirect: 'manual' })
         sent = true
         text = await response.text()
@@ -362,7 +365,8 @@ export class NgrokApiClient {
       message = excerpt ? `${statusText}: ${excerpt}` : statusText
     }
     const ngrokCode = typeof parsed?.error_code === 'string' && parsed.error_code ? parsed.error_code : undefined
-    const operationId = typeof parsed?.details?.operation_id === 'string' ? parsed.details.operation_id : undefined
+    // a body that is not ngrok's JSON (a proxy's page) still has the header ngrok-api-go reads then (client.go, buildUnmarshalError)
+    const operationId = typeof parsed?.details?.operation_id === 'string' ? parsed.details.operation_id : response.headers.get('ngrok-operation-id') || undefined
     return new NgrokApiError({
       method,
       path,

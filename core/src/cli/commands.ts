@@ -205,6 +205,7 @@ const runCommand = defineCommand({
     try {
       await start()
     } catch (e) {
+      if (stopping) await new Promise(() => {}) // a signal during the start: stopAndExit undoes it and exits
       logger.fatal({ err: e }, `ngrokd could not start: ${formatError(e)}`)
       return isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') ? 2 : 1
     }
@@ -246,7 +247,7 @@ const statusCommand = defineCommand({
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
       ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
-      `last poll:  ${poll ? `${formatWhen(poll.at, now)} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}`,
+      `last poll:  ${poll ? `${formatWhen(poll.at, now)} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}; every ${+(status.pollIntervalMs / 1000).toFixed(1)} s`,
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
       ...(status.services.networkError ? [`network:    ${status.services.networkError} service(s) not exposed on the network: ngrokd list shows why`] : []),
       ...(poll?.rejected ?? []).slice(0, SKIPPED_SHOWN).map(skippedLine),

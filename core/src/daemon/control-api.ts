@@ -84,6 +84,7 @@ export interface DaemonStatus {
   names: NameResolverHealth
   /** Each plugin of `plugins:`: running, failed (register threw) or degraded (a hook threw). */
   plugins: PluginStatus[]
+  /** The wait between polls: `bound_endpoints.poll_interval`, or longer while a poll needs more of the API budget (endpoint-poller.ts). */
   pollIntervalMs: number
   lastPoll?: PollStatus
   services: ServiceCounts

@@ -103,6 +103,8 @@ export class Daemon {
   private running?: Promise<void>
   /** start() finished: a stop after it is news, one during it is the undoing of a failed start. */
   private started = false
+  /** start() under way. */
+  private starting?: Promise<void> | undefined
   /** The API's last refusal or failure (registration or poll), cleared by the next success. */
   private lastApiError?: DaemonStatus['apiKey']['lastError']
 
@@ -130,7 +132,26 @@ export class Daemon {
     return this.options.drainMs ?? this.config.forwarder.drainTimeoutMs
   }
 
+  /**
+   * Starts every stage. A stop asked for meanwhile (SIGTERM while a driver or plugin is slow to come up) waits for
+   * the step under way, which then ends the start, and removes whatever it had made.
+   */
   async start(): Promise<void> {
+    const starting = this.startStages()
+    this.starting = starting
+    try {
+      await starting
+    } finally {
+      this.starting = undefined
+    }
+  }
+
+  /** Throws at a step boundary when a stop was asked for during the start. */
+  private stopIfAsked(): void {
+    if (this.stopped.signal.aborted) throw new NgrokdError('NGROKD_ERR_ABORTED', 'stopped while starting')
+  }
+
+  private async startStages(): Promise<void> {
     const { config, logger } = this
     logger.info({ version: CORE_VERSION, config: this.options.configSource ?? 'defaults', stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting (${this.options.configSource ?? 'no config file: defaults and environment'})`)
     // a control.group that does not exist fails before anything is created (Windows resolves it to a SID when the pipe opens)
@@ -138,7 +159,7 @@ export class Daemon {
     await prepareStateDir(config.stateDir)
     await assertTrustedHostsFile(config)
     // one daemon per state dir, interface, hosts block and subnet: a second one is refused before it touches anything
-    this.lock = await InstanceLock.acquireFor(config, { ...this.options.lock, subnet: config.net.subnet })
+    this.lock = await InstanceLock.acquireFor(config, this.options.lock)
     for (const temp of await removeStaleTempFilesIn(config.stateDir)) logger.info({ path: temp }, `removed ${temp}, left by a killed ngrokd`)
     // plugins first: their control routes, name resolvers and hooks are part of what starts
     const root = container.createChildContainer()
@@ -163,7 +184,9 @@ export class Daemon {
       throw e
     }
     try {
+      this.stopIfAsked()
       this.scope = await createDaemonScope({ config, logger, forwarder: this.options.forwarder ?? (await this.createForwarder()), scope: root, plugins: this.plugins })
+      this.stopIfAsked()
       this.reconciler = this.scope.scope.resolve(Reconciler)
       const info = this.scope.interfaceInfo
       logger.info(
@@ -175,6 +198,7 @@ export class Daemon {
       this.interfaceReady.resolve({ name: info.name, ...index, address: intToIpv4(parseSubnet(this.scope.subnet).network + 1) })
       await this.startNetworkMode()
       await this.plugins.start()
+      this.stopIfAsked()
       this.poller = new EndpointPoller({
         stateDir: config.stateDir,
         intervalMs: config.boundEndpoints.pollIntervalMs,
@@ -183,6 +207,7 @@ export class Daemon {
         list: () => this.listBoundEndpoints(),
         beforePoll: () => this.renewCertificate(),
         reconcile: (services) => this.reconcile(services),
+        requestsSent: () => this.api?.requestsSent ?? 0,
         namePolicy: this.namePolicy(),
       })
       // serve what was there before a restart or crash right away, API or not, dialling with the saved
@@ -199,6 +224,7 @@ export class Daemon {
           (cached ? `${cached.length} services from the last known endpoint list` : 'endpoints after the first poll'),
       )
     } catch (e) {
+      this.starting = undefined // this stop is the start's own undoing: it must not wait for the start
       await this.stop()
       throw e
     }
@@ -421,6 +447,7 @@ export class Daemon {
     const startFailed = !this.started
     this.phase = 'stopping'
     this.stopped.abort()
+    await this.starting?.catch(() => {}) // ends at its next step, undoing nothing itself: the rest of stop() does
     await this.poller?.stop()
     await this.running?.catch(() => {})
     if (this.reconciler) {
@@ -536,7 +563,7 @@ export class Daemon {
       subnet: this.scope?.subnet,
       names: this.nameResolverHealth(),
       plugins: this.plugins?.status() ?? [],
-      pollIntervalMs: this.config.boundEndpoints.pollIntervalMs,
+      pollIntervalMs: this.poller?.effectiveIntervalMs ?? this.config.boundEndpoints.pollIntervalMs,
       lastPoll: this.poller?.last,
       polls: this.poller?.counts ?? { ok: 0, failed: 0 },
       services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },

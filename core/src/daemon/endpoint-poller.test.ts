@@ -160,3 +160,43 @@ describe('EndpointPoller: the saved endpoint list', () => {
     }
   })
 })
+
+describe('EndpointPoller: the API budget', () => {
+  it('a poll of many pages spaces the next one to spend at most 60 requests a minute, says so once, and says when it is back', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
+    const logger = recordingLogger()
+    let sent = 0
+    let pages = 21
+    const poller = new EndpointPoller({
+      stateDir,
+      intervalMs: 10_000,
+      logger,
+      list: async () => {
+        sent += pages // one request a page
+        return []
+      },
+      reconcile: async (services) => report(services.length),
+      requestsSent: () => sent,
+      signal: new AbortController().signal,
+    })
+    try {
+      assert.equal(poller.effectiveIntervalMs, 10_000)
+      await poller.pollOnce()
+      assert.equal(poller.effectiveIntervalMs, 21_000, '21 requests at 60 a minute: 21 s')
+      await poller.pollOnce()
+      const warned = logger.at('warn').filter((l) => /polling every 21 s instead of every 10 s/.test(l.msg))
+      assert.equal(warned.length, 1, 'said once while it holds')
+      pages = 100
+      await poller.pollOnce()
+      assert.equal(poller.effectiveIntervalMs, 100_000)
+      assert.ok(logger.at('warn').some((l) => /took 100 API requests: polling every 100 s/.test(l.msg)), 'a wait that grows is said again')
+      pages = 1
+      await poller.pollOnce()
+      assert.equal(poller.effectiveIntervalMs, 10_000)
+      assert.ok(logger.at('info').some((l) => /polling every 10 s again/.test(l.msg)))
+    } finally {
+      await poller.stop()
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
+})

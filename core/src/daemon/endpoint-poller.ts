@@ -11,6 +11,12 @@ import type { ReconcileReport } from './reconciler.js'
 /** The last endpoint list, served at once on the next start (before the API answers). */
 export const ENDPOINT_CACHE_FILE = 'endpoints.json'
 
+/**
+ * API requests a minute the polls may spend: half the account's 120 (PROTOCOL.md, "Rate limit"), which every other
+ * tool of the account shares. A poll that needs more pages than `poll_interval` allows at this rate waits longer.
+ */
+export const POLL_REQUESTS_PER_MINUTE = 60
+
 export interface EndpointPollerOptions {
   stateDir: string
   intervalMs: number
@@ -23,6 +29,8 @@ export interface EndpointPollerOptions {
   namePolicy?: NamePolicy
   /** Brings the machine to the grouped services. */
   reconcile: (services: DesiredService[]) => Promise<ReconcileReport>
+  /** API requests sent so far (a counter that only grows): what a poll spent, for {@link POLL_REQUESTS_PER_MINUTE}. */
+  requestsSent?: () => number
   signal: AbortSignal
 }
 
@@ -44,6 +52,8 @@ export class EndpointPoller {
   private failedInARow = 0
   /** The last failure to save the endpoint list (its code); undefined after a save that worked. */
   private saveFailure: string | undefined
+  /** The wait between polls when the last poll's requests need more than `intervalMs` (the API budget); else undefined. */
+  private stretchedMs: number | undefined
   readonly counts = { ok: 0, failed: 0, lastSuccessUnixSeconds: undefined as number | undefined }
 
   constructor(private readonly options: EndpointPollerOptions) {}
@@ -82,7 +92,7 @@ export class EndpointPoller {
   setIntervalMs(ms: number): void {
     this.options.intervalMs = ms
     if (this.timer === undefined) return // not started, or stopped
-    this.schedule(Math.max(0, this.lastStartedAt + ms - performance.now()))
+    this.schedule(Math.max(0, this.lastStartedAt + this.effectiveIntervalMs - performance.now()))
   }
 
   /** The endpoint list saved by the last good poll, if any. */
@@ -96,8 +106,13 @@ export class EndpointPoller {
     }
   }
 
+  /** The wait between two polls' starts: `intervalMs`, or longer when the last poll spent more of the API budget. */
+  get effectiveIntervalMs(): number {
+    return Math.max(this.options.intervalMs, this.stretchedMs ?? 0)
+  }
+
   /** Arms the one timer of the next poll (replacing one armed before). */
-  private schedule(delayMs = this.options.intervalMs): void {
+  private schedule(delayMs = this.effectiveIntervalMs): void {
     clearTimeout(this.timer)
     if (this.options.signal.aborted) return
     this.timer = setTimeout(() => {
@@ -111,6 +126,7 @@ export class EndpointPoller {
     if (signal.aborted) return undefined
     this.lastStartedAt = performance.now()
     const at = new Date().toISOString()
+    const requestsBefore = this.options.requestsSent?.()
     try {
       await this.options.beforePoll?.().catch((e: unknown) => logger.warn({ err: e }, `before the poll: ${formatError(e)}`))
       const endpoints = await this.options.list()
@@ -135,7 +151,27 @@ export class EndpointPoller {
       this.lastPoll = { at, ok: false, error }
       this.counts.failed++
     }
+    if (requestsBefore !== undefined) this.spent(this.options.requestsSent!() - requestsBefore)
     return this.lastPoll
+  }
+
+  /**
+   * A poll that sent `requests` (its pages, the retries, a renewal) spaces the next one so that polling spends at most
+   * {@link POLL_REQUESTS_PER_MINUTE}; said when the wait grows past `poll_interval` and when it is back.
+   */
+  private spent(requests: number): void {
+    const needed = Math.ceil((requests * 60_000) / POLL_REQUESTS_PER_MINUTE)
+    const was = this.stretchedMs
+    this.stretchedMs = needed > this.options.intervalMs ? needed : undefined
+    const seconds = (ms: number) => `${+(ms / 1000).toFixed(1)} s`
+    if (this.stretchedMs !== undefined && (was === undefined || this.stretchedMs > was * 1.25)) {
+      this.options.logger.warn(
+        { requests, intervalMs: this.options.intervalMs, waitMs: this.stretchedMs },
+        `a poll took ${requests} API requests: polling every ${seconds(this.stretchedMs)} instead of every ${seconds(this.options.intervalMs)} (bound_endpoints.poll_interval), to spend at most ${POLL_REQUESTS_PER_MINUTE} of the account's 120 API requests a minute`,
+      )
+    } else if (this.stretchedMs === undefined && was !== undefined) {
+      this.options.logger.info(`polling every ${seconds(this.options.intervalMs)} again (bound_endpoints.poll_interval): a poll takes ${requests} API requests`)
+    }
   }
 
   /** Applies the name policy; logs each skipped endpoint once (with its code, if it has one). */

@@ -46,7 +46,7 @@ export interface InstanceLockOptions {
 }
 
 /** What of the config names the locked things. */
-type LockedConfig = Pick<DaemonConfig, 'stateDir' | 'instance'> & { net: Pick<DaemonConfig['net'], 'interfaceName'>; control: Pick<DaemonConfig['control'], 'socket'>; names: Pick<DaemonConfig['names'], 'hostsFile'> }
+type LockedConfig = Pick<DaemonConfig, 'stateDir' | 'instance'> & { net: Pick<DaemonConfig['net'], 'interfaceName' | 'subnet'>; control: Pick<DaemonConfig['control'], 'socket'>; names: Pick<DaemonConfig['names'], 'hostsFile'> }
 
 /** The lock file of a state dir. */
 export const STATE_LOCK_FILE = 'ngrokd.lock'
@@ -68,14 +68,15 @@ export class InstanceLock {
   ) {}
 
   /**
-   * The locks of the daemon (or `cleanup`) of `config`: its state dir, interface and hosts block (the
+   * The locks of the daemon (or `cleanup`) of `config`: its state dir, interface, subnet and hosts block (the
    * block whatever `names.resolver` is: a plugin's resolver may fall back to the hosts file, and
-   * `cleanup` removes the block in any case).
+   * `cleanup` removes the block in any case). `cleanup` takes the same ones, and so replaces each a killed daemon left.
    */
-  static acquireFor(config: LockedConfig, options: Pick<InstanceLockOptions, 'runDir' | 'subnet'> = {}): Promise<InstanceLock> {
+  static acquireFor(config: LockedConfig, options: Pick<InstanceLockOptions, 'runDir'> = {}): Promise<InstanceLock> {
     return InstanceLock.acquire({
       stateDir: config.stateDir,
       interfaceName: config.net.interfaceName,
+      subnet: config.net.subnet,
       socketPath: config.control.socket,
       hostsBlock: { path: config.names.hostsFile, ...(config.instance ? { instance: config.instance } : {}) },
       ...options,

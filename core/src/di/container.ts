@@ -51,8 +51,8 @@ export interface CreateDaemonScopeOptions {
 /** What the scope needs of the plugin host. */
 export interface PluginNameResolvers {
   offersNameResolver(name: string): boolean
-  /** Undefined when the plugin's factory failed (it is reported as degraded). */
-  createNameResolver(name: string): Promise<NameResolver | undefined>
+  /** Made and opened; undefined when the plugin's factory or its open() failed (it is reported as degraded). */
+  openNameResolver(name: string): Promise<NameResolver | undefined>
 }
 
 /**
@@ -100,8 +100,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
     await allocator.open({ subnet, reserved: [intToIpv4(parseSubnet(subnet).network + 1)] })
     owned.push(['allocator', () => allocator.close()])
 
-    const names = overrides.nameResolver ?? (await createNameResolver(config, logger, plugins))
-    await names.open()
+    const names = await openNameResolver(config, logger, overrides.nameResolver, plugins)
     owned.push(['names', () => names.close()])
     owned.push(['forwarder', () => forwarder.close()])
 
@@ -128,16 +127,21 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
 }
 
 /**
- * `names.resolver`: the hosts file, a resolver a plugin offers (`dns` with `plugins: [dns]`), or a
- * name-resolver driver. A plugin's resolver that fails to come up falls back to the hosts file: a
- * plugin never takes the daemon down.
+ * `names.resolver`, opened: the hosts file, a resolver a plugin offers (`dns` with `plugins: [dns]`), or a
+ * name-resolver driver. A plugin's resolver that fails to come up (its factory or its `open()` throws or hangs)
+ * falls back to the hosts file: a plugin never takes the daemon down.
  */
-async function createNameResolver(config: DaemonConfig, logger: Logger, plugins?: PluginNameResolvers): Promise<NameResolver> {
-  const hostsFile = (): NameResolver => hostsFileResolverFor(config, logger)
+async function openNameResolver(config: DaemonConfig, logger: Logger, given: NameResolver | undefined, plugins?: PluginNameResolvers): Promise<NameResolver> {
+  const opened = async (names: NameResolver): Promise<NameResolver> => {
+    await names.open()
+    return names
+  }
+  if (given) return opened(given)
+  const hostsFile = (): Promise<NameResolver> => opened(hostsFileResolverFor(config, logger))
   const name = config.names.resolver
   if (name === 'hosts-file') return hostsFile()
   if (plugins?.offersNameResolver(name)) {
-    const fromPlugin = await plugins.createNameResolver(name)
+    const fromPlugin = await plugins.openNameResolver(name)
     if (fromPlugin) return fromPlugin
     logger.error(`names.resolver ${name}: the plugin's resolver failed to start (ngrokd status shows why); publishing names in ${config.names.hostsFile} instead`)
     return hostsFile()
@@ -145,7 +149,7 @@ async function createNameResolver(config: DaemonConfig, logger: Logger, plugins?
   const resolved = await resolveDriver(config.names.resolver, { configDir: config.configDir, kind: 'name-resolver' })
   const made = await resolved.driver.create({ logger, stateDir: config.stateDir, platform: process.platform }, {})
   if (!made.nameResolver) throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${resolved.name}" created no name resolver`)
-  return made.nameResolver
+  return opened(made.nameResolver)
 }
 
 /** A driver's call whose failure carries no code is said as the driver's, with NGROKD_ERR_DRIVER_FAILED; coded ones pass as they are. */

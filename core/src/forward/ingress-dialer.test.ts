@@ -390,6 +390,7 @@ describe(`IngressDialer (${mode.name})`, () => {
     const e2 = await rejection(dialer(cut).dial({ hostname: 'api.prod', port: 80 }))
     assert.ok(isNgrokdError(e2, 'NGROKD_ERR_INGRESS_PROTOCOL'), String(e2))
     assert.match(e2.message, /in the middle of the ConnResponse/)
+    for (const e of [e1, e2]) assert.match(e.hint ?? '', /does not speak ngrok's binding protocol: check ingress\.endpoint/, 'each names the fix')
   })
 
   it('explains a close right after a good handshake (PROTOCOL.md §4: certificate not accepted)', async () => {
@@ -405,6 +406,13 @@ describe(`IngressDialer (${mode.name})`, () => {
     const e1 = await rejection(dialer(silent, { responseTimeoutMs: 50 }).dial({ hostname: 'api.prod', port: 80 }))
     assert.ok(isNgrokdError(e1, 'NGROKD_ERR_INGRESS_TIMEOUT'), String(e1))
     assert.match(e1.message, /ConnResponse/)
+    assert.match(e1.hint ?? '', /check ingress\.endpoint.*may also hold the connection like this/)
+    // part of an answer, then nothing: not a binding ingress, and no word of certificates
+    const trickle = await start({ onRequest: (c) => c.socket.write(Buffer.from([0xff, 0xff, 0x0a])) })
+    const e3 = await rejection(dialer(trickle, { responseTimeoutMs: 50 }).dial({ hostname: 'api.prod', port: 80 }))
+    assert.ok(isNgrokdError(e3, 'NGROKD_ERR_INGRESS_TIMEOUT'), String(e3))
+    assert.match(e3.message, /\(3 bytes of it came\)/)
+    assert.doesNotMatch(e3.hint ?? '', /certificate/)
 
     const mute = net.createServer(() => {}) // accepts TCP, never speaks TLS
     const accepted: net.Socket[] = []

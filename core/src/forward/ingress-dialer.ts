@@ -136,6 +136,9 @@ const NOTICES_REMEMBERED = 1_000
 const CERT_NOT_ACCEPTED_HINT =
   'the ingress usually closes like this when it does not accept our client certificate: issued for another ' +
   'ingress, revoked or expired; renew the registration (restart ngrokd, or check `ngrokd doctor`)'
+/** The peer answered, but not in the binding protocol (or stopped halfway through its answer). */
+const NOT_BINDING_INGRESS_HINT =
+  'the peer at this address does not speak ngrok\'s binding protocol: check ingress.endpoint (or the endpoint the API names; `ngrokd status` shows which) and run `ngrokd doctor`'
 const CA_HINT = 'set ingress.ca_file to the CA certificate (file or directory of PEMs) that signs the ingress certificate'
 // OpenSSL X509_V_ERR_* names (Node uses them as error codes) that mean "no trusted root for this chain".
 const UNKNOWN_CA_CODES = new Set([
@@ -495,8 +498,9 @@ export class IngressDialer implements Dialer {
       }
       const onTimeout = (): void => {
         fail(
-          new NgrokdError('NGROKD_ERR_INGRESS_TIMEOUT', `${where}: ConnResponse for ${hostname}:${port} took longer than ${this.responseTimeoutMs} ms`, {
-            hint: CERT_NOT_ACCEPTED_HINT,
+          new NgrokdError('NGROKD_ERR_INGRESS_TIMEOUT', `${where}: ConnResponse for ${hostname}:${port} took longer than ${this.responseTimeoutMs} ms${received > 0 ? ` (${received} bytes of it came)` : ''}`, {
+            // nothing at all: an ingress that holds a client it will not serve, or no ingress; part of one: not ours
+            hint: received > 0 ? NOT_BINDING_INGRESS_HINT : `${NOT_BINDING_INGRESS_HINT}; or ${CERT_NOT_ACCEPTED_HINT.replace(/ usually closes like this /, ' may also hold the connection like this ')}`,
           }),
         )
       }
@@ -509,7 +513,7 @@ export class IngressDialer implements Dialer {
       }
       const onEndOrClose = (): void => {
         if (received > 0) {
-          fail(new NgrokdError('NGROKD_ERR_INGRESS_PROTOCOL', `${where}: connection closed in the middle of the ConnResponse for ${hostname}:${port}`))
+          fail(new NgrokdError('NGROKD_ERR_INGRESS_PROTOCOL', `${where}: connection closed in the middle of the ConnResponse for ${hostname}:${port}`, { hint: NOT_BINDING_INGRESS_HINT }))
         } else {
           fail(
             new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where} closed the connection before answering the ConnRequest for ${hostname}:${port}: our client certificate is likely not accepted`, {
@@ -527,7 +531,7 @@ export class IngressDialer implements Dialer {
         try {
           response = decodeConnResponseBody(frame.body)
         } catch (cause) {
-          fail(new NgrokdError('NGROKD_ERR_INGRESS_PROTOCOL', `${where}: ConnResponse for ${hostname}:${port} does not decode: ${(cause as Error).message}`, { cause }))
+          fail(new NgrokdError('NGROKD_ERR_INGRESS_PROTOCOL', `${where}: ConnResponse for ${hostname}:${port} does not decode: ${(cause as Error).message}`, { cause, hint: NOT_BINDING_INGRESS_HINT }))
           return
         }
         if (response.errorCode || response.errorMessage) {
@@ -646,5 +650,5 @@ function classifyError(err: Error, phase: Phase, authorizationError: Error | str
   if (phase === 'handshake' || code.startsWith('ERR_SSL_') || code.startsWith('ERR_OSSL_')) {
     return new NgrokdError('NGROKD_ERR_INGRESS_TLS', `${where}: TLS failed (${detail})`, { cause: err, hint: 'check ingress.endpoint and ingress.ca_file' })
   }
-  return new NgrokdError('NGROKD_ERR_INGRESS_PROTOCOL', `${where}: ${detail}`, { cause: err })
+  return new NgrokdError('NGROKD_ERR_INGRESS_PROTOCOL', `${where}: ${detail}`, { cause: err, hint: NOT_BINDING_INGRESS_HINT })
 }

@@ -404,6 +404,11 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
       refuseConnection(socket)
       return
     }
+    // a client that reset before it was admitted has no address left to judge: gone, neither refused nor counted
+    if (socket.remoteAddress === undefined) {
+      socket.destroy()
+      return
+    }
     // only this machine's clients, unless the listener is network mode's (net.network.listen)
     if (!entry.remoteClients && !this.localAddresses.isLocal(socket.remoteAddress)) {
       const source = socket.remoteAddress
@@ -421,7 +426,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     const hit = this.limits.admit(entry.conns.size)
     if (hit) {
       refuseConnection(socket)
-      const refused = entry.countRefused()
+      const refused = entry.countRefused() - (entry.seen.errorCounts?.[NON_LOCAL_CLIENT] ?? 0) // at a limit, not other machines'
       const limit = this.limits.limitOf(hit)
       const scope = hit === 'max_connections' ? 'across all endpoints' : `to ${entry.target.hostname}:${entry.target.port}`
       this.warn(

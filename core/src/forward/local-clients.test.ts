@@ -64,6 +64,22 @@ describe('listeners admit only clients on this machine unless they are network m
     assert.match(check.hint!, /set net\.network\.listen/)
   })
 
+  it('a client that resets before it is admitted (no address left) is dropped, not counted as another machine\'s', async () => {
+    const local = { isLocal: (source: string | undefined) => source === '127.0.0.1' } as unknown as LocalAddresses
+    const { forwarder, dialer, port } = await listen(local)
+    // while this thread is blocked (spawnSync), another process connects and resets: the kernel queues the
+    // connection, already reset, and the listener accepts it when this thread runs again — its peer address gone
+    const { spawnSync } = await import('node:child_process')
+    const child = spawnSync(process.execPath, ['-e', `const s = require('node:net').connect(${port}, '127.0.0.1', () => { s.resetAndDestroy() }); s.on('error', () => {}); s.on('close', () => process.exit(0))`])
+    assert.equal(child.status, 0, String(child.stderr))
+    // then one that stays: it gets past admission to the dialer, after the reset one was accepted (the queue is in order)
+    await connectAndWait(port)
+    assert.equal(dialer.calls.length, 1)
+    const [l] = forwarder.listeners()
+    assert.equal(l!.refused, 0, 'nothing refused')
+    assert.equal(l!.errors[NON_LOCAL_CLIENT], undefined, 'nobody from another machine')
+  })
+
   it("with network mode on, the refusal names the endpoint's network port, and a network listen on an address that is not this machine's says to fix net.network.listen", async () => {
     const foreign = { isLocal: () => false } as unknown as LocalAddresses
     const warnings: string[] = []

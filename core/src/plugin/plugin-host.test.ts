@@ -143,6 +143,30 @@ describe('PluginHost', () => {
     assert.equal(logger.at('error').length, 3)
   })
 
+  it('opens a name resolver under the hook timeout: one whose open() throws or hangs is degraded, closed, and not used', async () => {
+    const resolver = (name: string, open: string) =>
+      plugin(`${name}.mjs`, `{ name: '${name}', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.provideNameResolver('${name}', () => ({
+        open: ${open}, publish: async () => {}, list: async () => [], diagnose: async () => [], close: async () => { j.push('${name} closed') } })) } }`)
+    const throws = await resolver('throws', `async () => { throw new Error('open boom') }`)
+    const hangs = await resolver('hangs', `({ signal }) => new Promise((resolve) => signal.addEventListener('abort', () => { j.push('hangs aborted'); resolve() }))`)
+    const opens = await resolver('opens', `async () => { j.push('opens opened') }`)
+    journal().length = 0
+    const host = await load([throws, hangs, opens], new Registry(), { hookTimeoutMs: 50 })
+    assert.equal(await host.openNameResolver('throws'), undefined)
+    assert.equal(await host.openNameResolver('hangs'), undefined)
+    const opened = await host.openNameResolver('opens')
+    assert.equal(typeof opened?.publish, 'function')
+    const [t, h, o] = host.status()
+    assert.equal(t!.state, 'degraded')
+    assert.match(t!.error!.message, /name resolver throws: open boom/)
+    assert.equal(h!.state, 'degraded')
+    assert.match(h!.error!.message, /open\(\) of name resolver hangs of plugin hangs did not finish within 0\.05 s/)
+    assert.equal(o!.state, 'running')
+    // the hung open() was told to give up; each failed resolver is closed once its open() settled
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(journal().sort(), ['hangs aborted', 'hangs closed', 'opens opened', 'throws closed'])
+  })
+
   it('fails a register() that never finishes and degrades a hook that never settles, then skips that hook until it does', async () => {
     const waits = await plugin('waits.mjs', `{ name: 'waits', version: '1.0.0', ngrokd: '^1.0.0', async register(ctx) { ctx.provideNameResolver('waits', () => ({})); await ctx.interface() } }`)
     const stuck = await plugin('stuck.mjs', `{ name: 'stuck', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {

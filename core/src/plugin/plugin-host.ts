@@ -229,7 +229,7 @@ export class PluginHost {
   /**
    * True when a plugin offers a name resolver under `name`, or failed before it could: one that failed in
    * `register()` after offering it, or a failed plugin of that name (`dns`). Its resolver is then the
-   * plugin's business, and {@link createNameResolver} answers undefined for a failed one: the caller falls
+   * plugin's business, and {@link openNameResolver} answers undefined for a failed one: the caller falls
    * back to the hosts file instead of looking for a driver of that name.
    */
   offersNameResolver(name: string): boolean {
@@ -238,7 +238,7 @@ export class PluginHost {
 
   /**
    * The name resolver a running plugin offers under `name`; undefined when none does or its factory
-   * threw (the plugin is then reported as degraded, and the caller falls back).
+   * threw or did not finish within the hook timeout (the plugin is then reported as degraded, and the caller falls back).
    */
   async createNameResolver(name: string): Promise<NameResolver | undefined> {
     const p = this.loaded.find((x) => x.status.state !== 'failed' && x.nameResolvers.has(name))
@@ -247,6 +247,30 @@ export class PluginHost {
       return await within(p.nameResolvers.get(name)!, this.hookTimeoutMs, `name resolver ${name} of plugin ${p.plugin.name}`)
     } catch (e) {
       PluginHost.failed(p, e, `name resolver ${name}`, this.logger.child({ plugin: p.plugin.name }))
+      return undefined
+    }
+  }
+
+  /**
+   * {@link createNameResolver}, then its `open()` under the same timeout: undefined when either threw or hung (the
+   * plugin is then reported as degraded, what it opened is closed, and the caller falls back).
+   */
+  async openNameResolver(name: string): Promise<NameResolver | undefined> {
+    const resolver = await this.createNameResolver(name)
+    if (!resolver) return undefined
+    const p = this.loaded.find((x) => x.nameResolvers.has(name))!
+    const logger = this.logger.child({ plugin: p.plugin.name })
+    const abort = new AbortController()
+    const opening = Promise.resolve().then(() => resolver.open({ signal: abort.signal }))
+    try {
+      await within(() => opening, this.hookTimeoutMs, `open() of name resolver ${name} of plugin ${p.plugin.name}`)
+      return resolver
+    } catch (e) {
+      abort.abort(e)
+      PluginHost.failed(p, e, `name resolver ${name}`, logger)
+      // closed once its open() has settled, late or not: what it opened is not left behind
+      const closeIt = () => Promise.resolve().then(() => resolver.close()).catch((err: unknown) => logger.debug({ err }, `name resolver ${name}: close() after a failed open() failed`))
+      void opening.then(closeIt, closeIt)
       return undefined
     }
   }

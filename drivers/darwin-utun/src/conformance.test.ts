@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { TestFramework, testInterfaceDriver } from '@ngrokd/core/testing'
 import { DarwinUtunInterface } from './darwin-utun-interface.js'
-import { FakeUtunKernel } from './testing/fake-utun-kernel.js'
+import { FakeUtunKernel } from './testing/fake-utun-kernel.test-helper.js'
 
 TestFramework.use({ describe, it, beforeAll: before, afterAll: after })
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { isDriverModule, isNgrokdError, silentLogger, type Logger } from '@ngrokd/core/driver'
 import driver from './index.js'
 import { DarwinUtunInterface } from './darwin-utun-interface.js'
-import { FakeUtunKernel } from './testing/fake-utun-kernel.js'
+import { FakeUtunKernel } from './testing/fake-utun-kernel.test-helper.js'
 
 const hex = (s: string) => s.replace(/\s+/g, '')
 const zeros = (n: number) => '00'.repeat(n)

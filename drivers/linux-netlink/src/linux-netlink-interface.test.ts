@@ -7,7 +7,7 @@ import driver from './index.js'
 import { AddressBatchError, LINK_TAG, LinuxNetlinkInterface, type LinuxNetlinkInterfaceOptions } from './linux-netlink-interface.js'
 import { IFF_UP, RTM_NEWADDR } from './netlink/constants.js'
 import { LINUX_ERRNO } from './netlink/errno.js'
-import { FakeNetlinkKernel, sortIpv4 } from './testing/fake-netlink-kernel.js'
+import { FakeNetlinkKernel, sortIpv4 } from './testing/fake-netlink-kernel.test-helper.js'
 
 const NAME = 'ngrt0'
 const SUBNET = '10.107.0.0/16'

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { NgrokdError } from '@ngrokd/core/driver'
 import { TestFramework, testInterfaceDriver } from '@ngrokd/core/testing'
 import { WindowsWintunInterface } from './windows-wintun-interface.js'
-import { FakeWindows } from './testing/fake-windows.js'
+import { FakeWindows } from './testing/fake-windows.test-helper.js'
 
 TestFramework.use({ describe, it, beforeAll: before, afterAll: after })
 

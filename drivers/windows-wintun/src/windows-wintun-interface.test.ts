@@ -6,7 +6,7 @@ import { ERROR_ACCESS_DENIED, ERROR_INVALID_PARAMETER, ERROR_NOT_FOUND, ERROR_OB
 import { adapterGuid } from './abi/structs.js'
 import { WindowsWintunInterface } from './windows-wintun-interface.js'
 import type { WindowsWintunMode } from './diagnose.js'
-import { FakeWindows } from './testing/fake-windows.js'
+import { FakeWindows } from './testing/fake-windows.test-helper.js'
 
 const missing = () => {
   throw new Error('The specified module could not be found.')

@@ -351,6 +351,9 @@ describe('answerQuery', () => {
     assert.deepEqual(between.answers, [])
     assert.equal(between.authorities?.[0]?.type, 'SOA')
     assert.equal(decode(answerQuery(query('other.example'), zone, suffixes, 5)!).rcode, 'NXDOMAIN')
+    // without web.example no served suffix holds corp.example (svc.team.corp.example's is team.corp.example): not ours
+    const alone = new Map([['svc.team.corp.example', '10.107.0.2']])
+    assert.equal(decode(answerQuery(query('corp.example'), alone, servedSuffixes(alone), 5)!).rcode, 'REFUSED')
   })
 })
 

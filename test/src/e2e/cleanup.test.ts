@@ -45,6 +45,7 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
     assert.equal(r.code, 0, r.stdout + r.stderr)
     assert.match(r.stdout, /^removed:/)
     assert.match(r.stdout, /stale lock .*ngrokd\.lock/)
+    assert.match(r.stdout, new RegExp(`stale lock .*subnet-\\d+-${net.subnet.replace(/[./]/g, (c) => (c === '/' ? '_' : '\\.'))}\\.lock`), 'the subnet\'s lock too')
     assert.match(r.stdout, new RegExp(`control socket ${ctx.daemon.socketPath.replace(/[.]/g, '\\.')}`))
     assert.match(r.stdout, /the ngrokd block of \/etc\/hosts/)
     assert.match(r.stdout, new RegExp(`interface ${net.interfaceName} \\(linux-netlink\\)`))

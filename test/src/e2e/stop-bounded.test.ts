@@ -10,6 +10,10 @@ import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
 import { readHosts } from '../helpers/hosts-file.js'
 import { waitUntil } from '../helpers/wait-until.js'
+import { linkExists } from '../helpers/ip-link.js'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 /** Far longer than E2eDaemon.stop()'s 30 s safety net: a stop that waited for the API would fail the test. */
 const HANG_MS = 600_000
@@ -42,5 +46,44 @@ describe('stop with the API hanging', { skip: netnsSkip }, () => {
     assert.deepEqual(exit, { code: 0, signal: null })
     assert.equal(readHosts().addressesOf.has('hang.e2e'), false, 'the name was removed')
     assert.ok(daemon.logRecords().some((l) => /listeners, names and addresses removed/.test(l.msg)))
+  })
+})
+
+describe('stop during the start', { skip: netnsSkip }, () => {
+  const hosts = snapshotHostsFile()
+
+  test('SIGTERM while a plugin\'s name resolver has not opened yet exits 0 and removes the interface it made', async () => {
+    hosts.take()
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-stop-starting-'))
+    const marker = join(dir, 'opening')
+    // a resolver whose open() never settles: the start waits on it (for the plugin hook timeout) when SIGTERM comes
+    writeFileSync(
+      join(dir, 'stuck-names.mjs'),
+      `import { writeFileSync } from 'node:fs'
+import { definePlugin } from ${JSON.stringify(import.meta.resolve('@ngrokd/core/plugin'))}
+export default definePlugin({ name: 'stuck-names', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+  ctx.provideNameResolver('stuck-names', () => ({
+    open: () => { writeFileSync(${JSON.stringify(marker)}, ''); return new Promise(() => {}) },
+    publish: async () => {}, list: async () => [], close: async () => {}, diagnose: async () => [] }))
+} })
+`,
+    )
+    const sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://starting.e2e' })
+    const net = netDriverCases('stst')[1]!
+    const daemon = E2eDaemon.start({ name: 'stst', sim, net, extraConfig: { plugins: [join(dir, 'stuck-names.mjs')], names: { resolver: 'stuck-names' } } })
+    try {
+      await waitUntil(() => existsSync(marker), { what: 'the resolver\'s open() to be called' })
+      assert.ok(linkExists(net.interfaceName!), 'the interface is made before the names open')
+      const exit = await daemon.stop('SIGTERM')
+      assert.deepEqual(exit, { code: 0, signal: null }, daemon.log())
+      assert.equal(linkExists(net.interfaceName!), false, 'the interface the start made is removed')
+      assert.doesNotMatch(daemon.log(), /could not start/, 'a stop asked for is no failure to start')
+    } finally {
+      await daemon.dispose()
+      await sim.stop()
+      rmSync(dir, { recursive: true, force: true })
+      hosts.assertRestored()
+    }
   })
 })

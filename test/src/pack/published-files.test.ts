@@ -24,6 +24,7 @@ interface Manifest {
   name: string
   private?: boolean
   repository?: { type?: string; url?: string; directory?: string }
+  exports?: Record<string, unknown>
 }
 
 const rootManifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as Manifest
@@ -52,12 +53,15 @@ function missing(dir: string, ws: string, manifest: Manifest, files: string[]): 
 type Packed = { name: string; files: { path: string }[] }
 
 /** Every reason a file list breaks the rules: `path: why`. */
-function violations(dir: string, files: string[]): string[] {
+function violations(dir: string, files: string[], manifest: Manifest): string[] {
   const shipped = new Set(files)
   const found: string[] = []
+  // a testing/ folder ships only as a kit: a subpath export that names it (`./testing`, `./darwin/testing`)
+  const kits = Object.keys(manifest.exports ?? {}).filter((key) => /(^|\/)testing$/.test(key))
   for (const f of files) {
     const rule = RULES.find(([re]) => re.test(f))
     if (rule) found.push(`${f}: ${rule[1]}`)
+    else if (/(^|\/)testing\//.test(f) && kits.length === 0) found.push(`${f}: a testing/ folder no export names (a test helper is *.test-helper.ts)`)
     else if (f.endsWith('.map')) {
       const map = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { sources?: string[]; sourceRoot?: string }
       for (const s of map.sources ?? []) {
@@ -78,7 +82,7 @@ describe('published tarballs hold only the product', () => {
       const [packed] = JSON.parse(await runNpm(['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: dir })) as Packed[]
       assert.ok(packed && packed.files.length > 0, `npm pack listed no file for ${manifest.name}`)
       const files = packed.files.map((f) => f.path)
-      const found = violations(dir, files)
+      const found = violations(dir, files, manifest)
       assert.deepEqual(found, [], `${manifest.name} ships what it must not:\n${found.join('\n')}`)
       const lacks = missing(dir, ws, manifest, files)
       assert.deepEqual(lacks, [], `${manifest.name} lacks what every published package has:\n${lacks.join('\n')}`)

@@ -301,7 +301,10 @@ export function testInterfaceDriver<O extends object = Record<string, unknown>>(
         assertSameSet(await seen(), [a, c], `${how} after removing one`)
         if (!skip.removeInterface) {
           await iface.close({ removeInterface: true })
-          assertSameSet(await seen(), [], `${how} after close({ removeInterface: true })`)
+          const after = await seen().catch((e: unknown) => {
+            throw new Error(`inspect() threw after close({ removeInterface: true }) (${e instanceof Error ? e.message : String(e)}): for an interface that no longer exists it must answer [] (see the guide, "Writing an ngrokd driver")`, { cause: e })
+          })
+          assertSameSet(after, [], `${how} after close({ removeInterface: true })`)
         }
       })
     })

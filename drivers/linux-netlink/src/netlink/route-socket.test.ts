@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { isNgrokdError } from '@ngrokd/core/driver'
-import { FakeNetlinkKernel } from '../testing/fake-netlink-kernel.js'
+import { FakeNetlinkKernel } from '../testing/fake-netlink-kernel.test-helper.js'
 import { NLMSG_DONE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR } from './constants.js'
 import { LINUX_ERRNO } from './errno.js'
 import { decodeAddr, delAddrRequest, encodeMessage, getAddrDumpRequest, getLinkRequest, newAddrRequest, parseMessages } from './messages.js'

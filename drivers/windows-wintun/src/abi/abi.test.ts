@@ -22,7 +22,7 @@ import {
   SOCKADDR_IN_SIZE,
   SOCKADDR_INET_SIZE,
 } from './structs.js'
-import { readAbiFixture } from '../testing/read-fixture.js'
+import { readAbiFixture } from '../testing/read-fixture.test-helper.js'
 
 const fixture = readAbiFixture()
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')

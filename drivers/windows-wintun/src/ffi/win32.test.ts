@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import koffi from 'koffi'
 import { isNgrokdError } from '@ngrokd/core/driver'
 import { ALL_PROTOTYPES, declareWin32Types, loadWintun, parseWin32Prototypes } from './win32.js'
-import { readAbiFixture } from '../testing/read-fixture.js'
+import { readAbiFixture } from '../testing/read-fixture.test-helper.js'
 
 const x64 = readAbiFixture().targets.x86_64!
 
