@@ -423,7 +423,9 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
       )
       return
     }
-    const hit = this.limits.admit(entry.conns.size)
+    let hit = this.limits.admit(entry.conns.size)
+    // at a limit, first give back the slots of connections that ended and are not yet accounted for
+    if (hit && this.releaseEnded()) hit = this.limits.admit(entry.conns.size)
     if (hit) {
       refuseConnection(socket)
       const refused = entry.countRefused() - (entry.seen.errorCounts?.[NON_LOCAL_CLIENT] ?? 0) // at a limit, not other machines'
@@ -439,6 +441,14 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     }
     entry.countAccepted()
     this.accept(entry, socket)
+  }
+
+  /**
+   * Gives back the limit slots of connections whose client has closed though `untrack()` has not run yet (a forwarder
+   * that learns of the end later than the client does: the worker pool); true when it gave any back.
+   */
+  protected releaseEnded(): boolean {
+    return false
   }
 
   /** Runs listen/unlisten of one address:port one after another, in call order. */

@@ -10,6 +10,8 @@ import type { IngressDialerOptions } from '../ingress-dialer.js'
  * HANDED → CLAIMED by the worker when it takes the fd (and from then on closes it), or
  * HANDED → RECLAIMED by the main thread when it takes the fd back (and closes it itself). Exactly one
  * of the two wins, so the fd is closed exactly once whatever happens to the task.
+ * Int32 index 1 is set to 1 by the worker once the client's socket has closed (its byte counts final in Float64 1-2):
+ * the main thread may then give the connection's limit slot back before the task's result arrives.
  * Float64 indexes 1-4 are written by the worker, read by the main thread for `listeners()`.
  */
 export const SHARED_BYTES = 40
@@ -17,6 +19,8 @@ export const OWNER = 0
 export const FD_HANDED = 0
 export const FD_CLAIMED = 1
 export const FD_RECLAIMED = 2
+/** Int32 index: the client's socket has closed (1). */
+export const CLIENT_CLOSED = 1
 /** Float64Array indexes. */
 export const BYTES_IN = 1
 export const BYTES_OUT = 2

@@ -19,6 +19,7 @@ import {
   BUFFERED,
   BYTES_IN,
   BYTES_OUT,
+  CLIENT_CLOSED,
   FD_CLAIMED,
   FD_HANDED,
   HANDSHAKE_MS,
@@ -151,7 +152,7 @@ function describeError(err: unknown, side: PoolTaskError['side']): PoolTaskError
 export default function forwardConnection(task: PoolTask): PoolTaskResult | Promise<PoolTaskResult> {
   if (isMainThread) throw new Error('pool-worker runs in a worker thread only')
   setUp()
-  const owner = new Int32Array(task.shared, 0, 1)
+  const owner = new Int32Array(task.shared, 0, 2)
   if (Atomics.compareExchange(owner, OWNER, FD_HANDED, FD_CLAIMED) !== FD_HANDED) {
     return { claimed: false, bytesIn: 0, bytesOut: 0 } // the main thread took the fd back and closed it
   }
@@ -170,6 +171,12 @@ export default function forwardConnection(task: PoolTask): PoolTaskResult | Prom
   client.setNoDelay(true)
   client.on('error', () => {}) // until CarriedConnection listens: errors of a socket nobody reads yet end in its close
   const f64 = new Float64Array(task.shared)
+  client.once('close', () => {
+    // final counts first, then the flag: the main thread frees the slot at once rather than when the result comes
+    f64[BYTES_IN] = client.bytesRead
+    f64[BYTES_OUT] = client.bytesWritten
+    Atomics.store(owner, CLIENT_CLOSED, 1)
+  })
   f64[HANDSHAKE_MS] = -1
   const o: Open = { client, f64, cutRequested: false }
   open.set(task.id, o) // in the same synchronous block as the claim: a later 'cut' message finds it

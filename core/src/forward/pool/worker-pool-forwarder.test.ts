@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { readdirSync } from 'node:fs'
+import net from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import type { Worker } from 'node:worker_threads'
 import { silentLogger } from '../../contracts/logger.js'
@@ -26,6 +27,47 @@ if (!skip) {
   testForwarder({
     title: 'WorkerPoolForwarder: forwarder conformance',
     create: () => WorkerPoolForwarder.create({ logger: silentLogger, workers: 1, dialer: { credentials: () => pki.clientA, endpoint: () => nowhere, ca: pki.ingressCaPem } }),
+  })
+
+  describe('WorkerPoolForwarder: limit slots', () => {
+    it('a connection whose client closed gives its slot back at once, not when its task result comes', async () => {
+      const ingress = await startFakeIngress({ pki })
+      const forwarder = await WorkerPoolForwarder.create({
+        logger: silentLogger,
+        workers: 1,
+        dialer: { credentials: () => pki.clientA, endpoint: () => ingress.endpoint, ca: pki.ingressCaPem },
+        limits: { maxConnectionsPerEndpoint: 1 },
+      })
+      try {
+        const port = await freePort()
+        await forwarder.listen({ address: '127.0.0.1', port, target: { hostname: 'api.prod', port: 80, proto: 'http' } })
+        const roundTrip = async (c: net.Socket, text: string): Promise<void> => {
+          const reply = readAll(c)
+          c.end(text)
+          assert.equal((await reply).toString(), text, 'answered, not refused')
+          await closed(c)
+        }
+        for (let round = 0; round < 5; round++) {
+          // when the first connection's end comes, the next client connects, and this thread stops for a second (far
+          // longer than the worker takes to close the first): the first's result and the new connection then both wait
+          // for this thread, the new one usually first; it must be admitted, one connection being open at a time
+          const first = await connect(port)
+          const nextConnected = new Promise<net.Socket>((resolve) =>
+            first.once('end', () => {
+              resolve(net.connect(port, '127.0.0.1'))
+              process.nextTick(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000)) // after the connect's own tick
+            }),
+          )
+          await roundTrip(first, 'first')
+          await roundTrip(await nextConnected, 'second')
+          await until(() => forwarder.listeners()[0]!.openConnections === 0)
+        }
+        assert.equal(forwarder.listeners()[0]!.refused, 0)
+      } finally {
+        await forwarder.close()
+        await ingress.close()
+      }
+    })
   })
 
   describe('WorkerPoolForwarder: worker failures', () => {

@@ -15,6 +15,7 @@ import type { LocalAddresses } from '../../util/local-addresses.js'
 import {
   BUFFERED,
   BYTES_IN,
+  CLIENT_CLOSED,
   BYTES_OUT,
   FD_HANDED,
   FD_RECLAIMED,
@@ -62,6 +63,7 @@ class PoolConn implements TrackedConnection {
   fd = -1
   handshakeCounted = false
   cutRequested = false
+  /** Int32 words 0 (OWNER) and 1 (CLIENT_CLOSED) of the shared memory. */
   readonly owner: Int32Array
   readonly f64: Float64Array
   constructor(
@@ -70,7 +72,7 @@ class PoolConn implements TrackedConnection {
     readonly shared: SharedArrayBuffer,
     private readonly forwarder: WorkerPoolForwarder,
   ) {
-    this.owner = new Int32Array(shared, 0, 1)
+    this.owner = new Int32Array(shared, 0, 2)
     this.f64 = new Float64Array(shared)
     this.f64[HANDSHAKE_MS] = -1
   }
@@ -363,6 +365,19 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
       }
     }
     this.untrack(entry, conn, result.bytesIn, result.bytesOut)
+  }
+
+  /** The worker flags a connection whose client closed before its task's result comes back: its slot is free now. */
+  protected override releaseEnded(): boolean {
+    let released = false
+    for (const entry of this.entries.values()) {
+      for (const conn of [...entry.conns]) {
+        if (Atomics.load(conn.owner, CLIENT_CLOSED) !== 1) continue
+        this.untrack(entry, conn, conn.f64[BYTES_IN]!, conn.f64[BYTES_OUT]!) // finish() finds it untracked already
+        released = true
+      }
+    }
+    return released
   }
 
   private failBeforeHandOff(entry: ListenerEntry<PoolConn>, conn: PoolConn, err: unknown): void {
