@@ -291,6 +291,7 @@ export class Daemon {
       },
       endpoint: () => this.ingressEndpoint(),
       ca: trust.ca,
+      caBesideNodeRoots: trust.caBesideNodeRoots,
       insecureSkipVerify: config.ingress.insecureSkipVerify,
       podIdentity: config.ingress.podIdentity,
       sessionResumption: config.ingress.sessionResumption,
@@ -443,8 +444,9 @@ export class Daemon {
   /** Drains and removes listeners, names and addresses, then closes everything. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.phase === 'stopped' || this.phase === 'stopping') return
-    // a start that failed is undone quietly: the caller reports why it failed, last
-    const startFailed = !this.started
+    // a start that failed is undone quietly: the caller reports why it failed, last (a stop asked for during the
+    // start is news: that start is still under way here)
+    const startFailed = !this.started && this.starting === undefined
     this.phase = 'stopping'
     this.stopped.abort()
     await this.starting?.catch(() => {}) // ends at its next step, undoing nothing itself: the rest of stop() does

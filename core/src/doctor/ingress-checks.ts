@@ -107,6 +107,7 @@ export async function ingressChecks(config: DaemonConfig, { offline }: { offline
     credentials: () => credentials,
     endpoint: () => endpoint,
     ca: trust.ca,
+    caBesideNodeRoots: trust.caBesideNodeRoots,
     insecureSkipVerify: config.ingress.insecureSkipVerify,
     handshakeTimeoutMs: Math.min(config.forwarder.handshakeTimeoutMs, 10_000),
     sessionResumption: false,

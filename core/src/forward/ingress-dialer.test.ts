@@ -332,9 +332,16 @@ describe(`IngressDialer (${mode.name})`, () => {
     // and beside Node's roots, as the default trust has it
     const withRoots = await dialer(ingress, { ca: [...tls.rootCertificates, pki.chainIntermediatePem] }).dial({ hostname: 'api.prod', port: 80 })
     withRoots.socket.destroy()
+    // added to Node's own root store (ingress.ca_mode add): the same, without the roots as PEMs
+    const added = await dialer(ingress, { ca: [pki.chainIntermediatePem], caBesideNodeRoots: true }).dial({ hostname: 'api.prod', port: 80 })
+    assert.equal(added.socket.authorized, true)
+    added.socket.destroy()
     const err = await rejection(dialer(ingress, { ca: pki.otherCaPem }).dial({ hostname: 'api.prod', port: 80 }))
     assert.ok(isNgrokdError(err, 'NGROKD_ERR_INGRESS_TLS'), String(err))
     assert.match(err.hint!, /ingress\.ca_file/)
+    // beside the roots, another CA does not verify it either: Node's roots did not sign it
+    const besideOther = await rejection(dialer(ingress, { ca: [pki.otherCaPem], caBesideNodeRoots: true }).dial({ hostname: 'api.prod', port: 80 }))
+    assert.ok(isNgrokdError(besideOther, 'NGROKD_ERR_INGRESS_TLS'), String(besideOther))
   })
 
   it('probe() does one handshake, returns the chain the ingress sent, and sends no ConnRequest', async () => {

@@ -31,6 +31,12 @@ export interface IngressDialerOptions {
    * intermediate must be (PROTOCOL.md §4.1). Default: Node's roots.
    */
   ca?: string | Buffer | Array<string | Buffer>
+  /**
+   * `ca` is trusted beside Node's default roots, not instead of them (`ingress.ca_mode: add`). The roots then come
+   * from Node's own store, parsed once per thread, rather than as ~145 PEMs parsed for every new context (20-40 ms
+   * of the first connection; it also honours NODE_EXTRA_CA_CERTS).
+   */
+  caBesideNodeRoots?: boolean
   /** Accept any server certificate. Logged as a warning once, at construction. Never a fallback. */
   insecureSkipVerify?: boolean
   /**
@@ -355,16 +361,20 @@ export class IngressDialer implements Dialer {
     if (c && c.certPem === certPem && c.keyPem === keyPem) return c
     let context: tls.SecureContext
     try {
+      const { ca, caBesideNodeRoots } = this.options
       context = tls.createSecureContext({
         // no pair yet (doctor before the first registration): a handshake still shows the server's chain
         ...(certPem ? { cert: certPem, key: keyPem } : {}),
-        ca: this.options.ca,
+        // without `ca` the context starts from Node's default roots
+        ...(caBesideNodeRoots ? {} : { ca }),
         // ngrok's intermediate CA is an anchor (Node ≥ 20.18 / 22.9; `engines` requires them)
-        allowPartialTrustChain: this.options.ca !== undefined,
+        allowPartialTrustChain: ca !== undefined,
         minVersion: 'TLSv1.2', // PROTOCOL.md §4.1: TLS 1.2 or 1.3
         maxVersion: 'TLSv1.3',
         ciphers: INGRESS_CIPHERS,
       })
+      // what createSecureContext does with each `ca` entry (lib/internal/tls/secure-context.js), onto the roots' copy
+      if (caBesideNodeRoots && ca !== undefined) for (const pem of Array.isArray(ca) ? ca : [ca]) (context.context as { addCACert(pem: string | Buffer): void }).addCACert(pem)
     } catch (cause) {
       throw new NgrokdError('NGROKD_ERR_CERT', `client certificate or key is unusable: ${(cause as Error).message}`, {
         cause,

@@ -72,12 +72,16 @@ describe('loadTrustRoots', () => {
     const getDefault = (tls as { getCACertificates?: (type: 'default') => string[] }).getCACertificates
     assert.equal(defaults.anchors.filter((a) => a.source === 'node').length, getDefault ? getDefault('default').length : tls.rootCertificates.length)
     assert.deepEqual(defaults.anchors.filter((a) => a.source === 'ngrok').map((a) => a.label), ['ngrok Intermediate CA (bundled with ngrokd)'])
-    assert.equal(defaults.ca.length, defaults.anchors.length)
+    // the roots stay Node's own store (IngressDialer's caBesideNodeRoots): `ca` holds what is added to them
+    assert.equal(defaults.caBesideNodeRoots, true)
+    assert.equal(defaults.ca.length, defaults.anchors.filter((a) => a.source !== 'node').length)
     const added = await loadIngressTrust({ caFile: file })
     assert.equal(added.anchors.length, defaults.anchors.length + 1)
     assert.match(added.summary, /Node's \d+ roots \+ ngrok's intermediate CA \+ 1 from ingress\.ca_file/)
     const replaced = await loadIngressTrust({ caFile: file, caMode: 'replace' })
     assert.deepEqual(replaced.anchors.map((a) => a.source), ['ca_file'])
+    assert.equal(replaced.caBesideNodeRoots, false)
+    assert.equal(replaced.ca.length, 1)
     assert.match(replaced.anchors[0]!.label, /ingress\.ca_file .*extra\.pem: chain-intermediate/)
   })
 

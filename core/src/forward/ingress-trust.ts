@@ -98,8 +98,10 @@ export type CaMode = 'add' | 'replace'
 
 /** What the ingress's certificate is verified against: PEMs for `tls` and the anchors they are. */
 export interface IngressTrust {
-  /** PEM certificates for `tls.createSecureContext({ ca, allowPartialTrustChain: true })`. */
+  /** PEM certificates for `tls.createSecureContext({ ca, allowPartialTrustChain: true })`: with `caBesideNodeRoots`, those beside Node's roots. */
   ca: string[]
+  /** `add`: `ca` is trusted beside Node's default roots (IngressDialer's option of that name), which it does not list. */
+  caBesideNodeRoots: boolean
   /** Each certificate of `ca`, parsed and named (on first read). */
   readonly anchors: TrustAnchor[]
   /** One line for logs and doctor: `Node's 146 roots + ngrok's intermediate CA + 1 from ingress.ca_file (/etc/x.pem)`. */
@@ -136,7 +138,7 @@ function nameOf(cert: X509Certificate): string {
  *
  * ```ts
  * const trust = await loadIngressTrust({ caFile: config.ingress.caFile, caMode: config.ingress.caMode })
- * new IngressDialer({ ..., ca: trust.ca })
+ * new IngressDialer({ ..., ca: trust.ca, caBesideNodeRoots: trust.caBesideNodeRoots })
  * ```
  */
 export async function loadIngressTrust({ caFile, caMode = 'add' }: { caFile?: string; caMode?: CaMode }): Promise<IngressTrust> {
@@ -161,7 +163,8 @@ export async function loadIngressTrust({ caFile, caMode = 'add' }: { caFile?: st
   // Parsing Node's ~145 roots into X509Certificates took ~20 ms of every start: only doctor reads the anchors.
   let anchors: TrustAnchor[] | undefined
   return {
-    ca: groups.flatMap((g) => g.pems),
+    ca: groups.filter((g) => g.source !== 'node').flatMap((g) => g.pems),
+    caBesideNodeRoots: caMode === 'add',
     get anchors() {
       anchors ??= groups.flatMap(({ source, pems, label }) =>
         pems.map((pem) => {

@@ -79,6 +79,7 @@ export default definePlugin({ name: 'stuck-names', version: '1.0.0', ngrokd: '^1
       assert.deepEqual(exit, { code: 0, signal: null }, daemon.log())
       assert.equal(linkExists(net.interfaceName!), false, 'the interface the start made is removed')
       assert.doesNotMatch(daemon.log(), /could not start/, 'a stop asked for is no failure to start')
+      assert.ok(daemon.logRecords().some((l) => l.level === 30 && /listeners, names and addresses removed/.test(l.msg)), 'and the stop is said')
     } finally {
       await daemon.dispose()
       await sim.stop()
