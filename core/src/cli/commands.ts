@@ -163,9 +163,12 @@ const runCommand = defineCommand({
       )
     })
     let stopping = false
+    /** The stop's exit code: a start that failed meanwhile for a reason of its own puts its code here. */
+    let exitCode = 0
     /** Drains, cleans up and exits with `code`: on SIGTERM/SIGINT, and after an uncaught exception (code 1). */
     const stopAndExit = (code: number) => {
       stopping = true
+      exitCode = code
       // every API call takes the stop signal and drains end after drain_timeout: a stop that still
       // takes longer than that plus a grace is stuck, and must not outlive a service manager's timeout
       const bound = config.forwarder.drainTimeoutMs + STOP_GRACE_MS
@@ -174,7 +177,7 @@ const runCommand = defineCommand({
         process.exit(1)
       }, bound)
       daemon.stop().then(
-        () => process.exit(code),
+        () => process.exit(exitCode),
         (e) => {
           logger.error({ err: e }, `cleanup failed: ${formatError(e)}`)
           process.exit(1)
@@ -205,9 +208,15 @@ const runCommand = defineCommand({
     try {
       await start()
     } catch (e) {
-      if (stopping) await new Promise(() => {}) // a signal during the start: stopAndExit undoes it and exits
+      // a signal during the start: stopAndExit undoes the start and exits, with this failure's code if it had its own
+      if (stopping && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) await new Promise(() => {})
       logger.fatal({ err: e }, `ngrokd could not start: ${formatError(e)}`)
-      return isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') ? 2 : 1
+      const code = isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') ? 2 : 1
+      if (stopping) {
+        exitCode = code
+        await new Promise(() => {})
+      }
+      return code
     }
     await new Promise(() => {}) // until a signal
     return 0
@@ -241,7 +250,7 @@ const statusCommand = defineCommand({
     const lines = [
       `ngrokd ${status.version} (pid ${status.pid}, up ${formatDuration(status.uptimeSeconds)}): ${status.phase}`,
       `operator:   ${status.operatorId ?? '(not registered yet)'}`,
-      `api key:    from ${status.apiKey.source}`,
+      `api key:    ${status.apiKey.source.startsWith('none yet') ? status.apiKey.source : `from ${status.apiKey.source}`}`,
       ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`] : []),
       `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint} (${status.ingressVerification}${tlsFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,

@@ -12,7 +12,7 @@ const ERRORS_DOC = fileURLToPath(import.meta.resolve('#errors-doc'))
 const spec = {
   name: 'doctor',
   summary: 'Check the configuration, driver, privileges, hosts file, state, API key and daemon; say what to fix.',
-  usage: 'ngrokd doctor [--json] [--offline] [--config FILE]\n\n  --offline  do not call the ngrok API\n  --json     machine-readable report\n\nExit code 1 when a check failed.',
+  usage: 'ngrokd doctor [--json] [--offline] [--config FILE]\n\n  --offline  do not call the ngrok API nor dial the binding ingress\n\nExit code 1 when a check failed.',
   options: { json: { type: 'boolean' }, offline: { type: 'boolean' } },
 } as const
 

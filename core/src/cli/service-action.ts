@@ -258,6 +258,11 @@ export async function runServiceAction(action: ServiceAction, values: { config?:
     for (const note of [carriedNote, keyNote]) if (note) console.log(note.slice(2))
     console.log(`installed ${plan.file.path} and started it; \`ngrokd status\` shows the daemon`)
   } else {
+    if (!existsSync(plan.file.path)) {
+      runIgnoringFailure(plan.uninstall) // a unit still loaded from a file someone removed goes too
+      console.log(`no ngrokd service is installed here: ${plan.file.path} does not exist`)
+      return 0
+    }
     // the file goes even when the service manager fails (not running, the unit unknown to it): a later install starts afresh
     let failure: unknown
     try {

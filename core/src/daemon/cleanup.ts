@@ -8,7 +8,7 @@ import type { NameResolver } from '../contracts/name-resolver.js'
 import { removeStaleSocket } from '../control/control-server.js'
 import { createDaemonScope } from '../di/container.js'
 import { INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
-import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
+import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { MACHINE_ID_METADATA_KEY, Registration, REGISTRATION_FILES } from '../registration/index.js'
 import { USER_AGENT } from '../version.js'
@@ -59,14 +59,29 @@ const LEFT_ALONE: NameResolver = {
  * the same state dir, interface or hosts block: that one cleans up after itself when it stops.
  * What the driver failed to remove is listed in `failed` (the command then exits 1), never as removed.
  */
+/** The daemon's locks, taken by `cleanup` or `uninstall`: refused while a daemon of this config runs, with the fix for these commands. */
+async function lockWhileNoDaemonRuns(config: DaemonConfig, command: 'cleanup' | 'uninstall'): Promise<InstanceLock> {
+  try {
+    return await InstanceLock.acquireFor(config)
+  } catch (e) {
+    if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
+    throw new NgrokdError(e.code, e.message, {
+      cause: e.cause,
+      hint: `stop that daemon first (Ctrl-C, or \`ngrokd service uninstall\` for the service): a daemon that stops removes what it made itself${command === 'uninstall' ? '; then run uninstall again' : ''}`,
+    })
+  }
+}
+
 export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Promise<CleanupReport> {
   const removed: string[] = []
   const failed: string[] = []
   await prepareStateDir(config.stateDir)
   await assertTrustedHostsFile(config)
-  const lock = await InstanceLock.acquireFor(config)
+  const lock = await lockWhileNoDaemonRuns(config, 'cleanup')
   try {
     for (const path of lock.replacedStale) removed.push(`stale lock ${path}`)
+    const subnetLock = await InstanceLock.removeStaleSubnetLock(config.net.subnet)
+    if (subnetLock) removed.push(`stale lock ${subnetLock}`)
     for (const temp of await removeStaleTempFilesIn(config.stateDir)) removed.push(`temp file ${temp}`)
     if (await removeStaleSocket(config.control.socket)) removed.push(`control socket ${config.control.socket}`)
     const hostsFile = config.names.resolver === 'hosts-file'
@@ -160,7 +175,7 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
     const api = new NgrokApiClient({ baseUrl: config.api.url, apiKey: checkApiKey(key), logger, userAgent: USER_AGENT, timeoutMs: config.api.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) })
     // before anything local goes: the registration's files are what tells which operator is ours
     await prepareStateDir(config.stateDir)
-    const lock = await InstanceLock.acquireFor(config)
+    const lock = await lockWhileNoDaemonRuns(config, 'uninstall')
     try {
       deregistered = await new Registration({ api, stateDir: config.stateDir, logger }).deregister()
     } finally {

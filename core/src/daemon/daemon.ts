@@ -159,7 +159,7 @@ export class Daemon {
     await prepareStateDir(config.stateDir)
     await assertTrustedHostsFile(config)
     // one daemon per state dir, interface, hosts block and subnet: a second one is refused before it touches anything
-    this.lock = await InstanceLock.acquireFor(config, this.options.lock)
+    this.lock = await InstanceLock.acquireFor(config, { ...this.options.lock, subnet: config.net.subnet })
     for (const temp of await removeStaleTempFilesIn(config.stateDir)) logger.info({ path: temp }, `removed ${temp}, left by a killed ngrokd`)
     // plugins first: their control routes, name resolvers and hooks are part of what starts
     const root = container.createChildContainer()
@@ -176,6 +176,7 @@ export class Daemon {
               metrics: await this.metricsRegistry(),
               interfaceInfo: () => this.pluginInterface(),
               hostsFileResolver: () => hostsFileResolverFor(config, logger),
+              signal: this.stopped.signal,
             })
       this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: { ...this.routes(), ...this.plugins.routes() } })
       await this.control.start()

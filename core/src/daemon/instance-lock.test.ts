@@ -131,3 +131,20 @@ test('two instances whose names chose one subnet: the second daemon is refused, 
     for (const lock of [prod, work]) await lock.release()
     assert.deepEqual(await readdir(runDir), [], 'release removes every lock')
   }))
+
+test('cleanup removes the subnet lock a daemon now gone left, never one a running daemon holds', () =>
+  withDirs(async (dir) => {
+    const runDir = join(dir, 'run')
+    const stateDir = join(dir, 'state')
+    await mkdir(stateDir, { recursive: true })
+    const running = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/x.sock', runDir, subnet: '10.114.0.0/16' })
+    assert.equal(await InstanceLock.removeStaleSubnetLock('10.114.0.0/16', runDir), undefined, 'a live holder keeps it')
+    const [lockFile] = (await readdir(runDir)).filter((f) => f.startsWith('subnet-'))
+    assert.ok(lockFile)
+    // the same lock as a killed daemon leaves it: a pid that is no ngrokd
+    await writeFile(join(runDir, lockFile), `${JSON.stringify({ pid: 2 ** 22 + 1, socket: '/run/x.sock', interface: 'ngrokd0', stateDir, startedAt: new Date().toISOString(), subnet: '10.114.0.0/16' })}\n`)
+    assert.equal(await InstanceLock.removeStaleSubnetLock('10.114.0.0/16', runDir), join(runDir, lockFile))
+    assert.ok(!(await readdir(runDir)).includes(lockFile))
+    assert.equal(await InstanceLock.removeStaleSubnetLock('10.114.0.0/16', runDir), undefined, 'nothing left: nothing said')
+    await running.release()
+  }))

@@ -46,7 +46,7 @@ export interface InstanceLockOptions {
 }
 
 /** What of the config names the locked things. */
-type LockedConfig = Pick<DaemonConfig, 'stateDir' | 'instance'> & { net: Pick<DaemonConfig['net'], 'interfaceName' | 'subnet'>; control: Pick<DaemonConfig['control'], 'socket'>; names: Pick<DaemonConfig['names'], 'hostsFile'> }
+type LockedConfig = Pick<DaemonConfig, 'stateDir' | 'instance'> & { net: Pick<DaemonConfig['net'], 'interfaceName'>; control: Pick<DaemonConfig['control'], 'socket'>; names: Pick<DaemonConfig['names'], 'hostsFile'> }
 
 /** The lock file of a state dir. */
 export const STATE_LOCK_FILE = 'ngrokd.lock'
@@ -68,15 +68,14 @@ export class InstanceLock {
   ) {}
 
   /**
-   * The locks of the daemon (or `cleanup`) of `config`: its state dir, interface, subnet and hosts block (the
+   * The locks of the daemon (or `cleanup`) of `config`: its state dir, interface and hosts block (the
    * block whatever `names.resolver` is: a plugin's resolver may fall back to the hosts file, and
-   * `cleanup` removes the block in any case). `cleanup` takes the same ones, and so replaces each a killed daemon left.
+   * `cleanup` removes the block in any case), and with `subnet` (the daemon) its subnet's.
    */
-  static acquireFor(config: LockedConfig, options: Pick<InstanceLockOptions, 'runDir'> = {}): Promise<InstanceLock> {
+  static acquireFor(config: LockedConfig, options: Pick<InstanceLockOptions, 'runDir' | 'subnet'> = {}): Promise<InstanceLock> {
     return InstanceLock.acquire({
       stateDir: config.stateDir,
       interfaceName: config.net.interfaceName,
-      subnet: config.net.subnet,
       socketPath: config.control.socket,
       hostsBlock: { path: config.names.hostsFile, ...(config.instance ? { instance: config.instance } : {}) },
       ...options,
@@ -99,7 +98,7 @@ export class InstanceLock {
       await mkdir(runDir, { recursive: true, mode: 0o755 }).catch((e: unknown) => Promise.reject(lockError(runDir, options.stateDir, e)))
       paths.push(join(runDir, `interface-${namespaceId('net')}-${options.interfaceName}.lock`))
       if (options.hostsBlock) paths.push(join(runDir, await hostsBlockLockName(options.hostsBlock)))
-      if (options.subnet) paths.push(join(runDir, `${SUBNET_LOCK_PREFIX}${namespaceId('net')}-${options.subnet.replace('/', '_')}.lock`))
+      if (options.subnet) paths.push(subnetLockPath(runDir, options.subnet))
     }
     const taken: string[] = []
     const stale: string[] = []
@@ -113,6 +112,24 @@ export class InstanceLock {
       throw lockError(paths[taken.length]!, options.stateDir, e)
     }
     return new InstanceLock(paths, stale)
+  }
+
+  /**
+   * For `cleanup`: removes the subnet's lock that a daemon now gone left, and returns its path. A live holder's stays:
+   * the subnet is not cleanup's to lock (a running daemon of another config may use it, `net.force`).
+   */
+  static async removeStaleSubnetLock(subnet: string, runDir: string | null = defaultRunDir()): Promise<string | undefined> {
+    if (!runDir) return undefined
+    const path = subnetLockPath(runDir, subnet)
+    const holder = await readHolder(path)
+    if (holder && holds(holder)) return undefined
+    try {
+      await unlink(path)
+      return path
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw staleLockError(path, e)
+    }
   }
 
   /** Removes the lock files that are still ours. Safe to call twice. */
@@ -235,6 +252,11 @@ function alreadyRunning(holder: LockHolder, path: string, instance: string | und
         : 'stop it first (`ngrokd status --config …` shows it), or run this one as a named instance (`--instance NAME`: its own state dir, interface, subnet, socket and hosts block)',
     },
   )
+}
+
+/** The lock of `subnet` in this network namespace. */
+function subnetLockPath(runDir: string, subnet: string): string {
+  return join(runDir, `${SUBNET_LOCK_PREFIX}${namespaceId('net')}-${subnet.replace('/', '_')}.lock`)
 }
 
 function defaultRunDir(): string | null {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chooseIngressEndpoint, type IngressTarget } from '../api/ingress-endpoint.js'
+import { DEFAULT_API_BASE_URL } from '../api/ngrok-api-client.js'
 import { REGISTRATION_FILES, notYetValidError } from '../registration/registration.js'
 import { parseCertificate } from '../cert/parse-certificate.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
@@ -28,7 +29,7 @@ const TARGET_FROM: Record<IngressTarget['source'], string> = {
 }
 
 /** Where doctor dials: the daemon's rule ({@link chooseIngressEndpoint}) over the saved registration. */
-async function ingressTarget(config: DaemonConfig): Promise<{ endpoint: string; from: string }> {
+async function ingressTarget(config: DaemonConfig): Promise<{ endpoint: string; from: string; source: IngressTarget['source'] }> {
   let saved: string | undefined
   if (!config.ingress.endpoint) {
     try {
@@ -39,7 +40,7 @@ async function ingressTarget(config: DaemonConfig): Promise<{ endpoint: string; 
     }
   }
   const { endpoint, source } = chooseIngressEndpoint(config.ingress.endpoint, saved)
-  return { endpoint, from: TARGET_FROM[source] }
+  return { endpoint, from: TARGET_FROM[source], source }
 }
 
 /** The saved client certificate and key, when this user can read them; else none (the handshake still shows the server's chain). */
@@ -100,7 +101,12 @@ export async function ingressChecks(config: DaemonConfig, { offline }: { offline
     checks.push({ id: 'ingress.tls', status: 'skip', summary: '--offline: the binding ingress was not dialled' })
     return checks
   }
-  const { endpoint, from } = await ingressTarget(config)
+  const { endpoint, from, source } = await ingressTarget(config)
+  // the documented default is ngrok's: an API of another host (the simulator, a proxy) names its ingress when ngrokd registers
+  if (source === 'default' && new URL(config.api.url).host !== new URL(DEFAULT_API_BASE_URL).host) {
+    checks.push({ id: 'ingress.tls', status: 'skip', summary: `not registered yet: the API at ${config.api.url} names its binding ingress when ngrokd registers (doctor dials it then)` })
+    return checks
+  }
   const credentials = await savedCredentials(config.stateDir)
   const dialer = new IngressDialer({
     logger: silentLogger,

@@ -27,7 +27,7 @@ async function plugin(file: string, body: string): Promise<string> {
 
 const ifaceInfo: PluginInterfaceInfo = { name: 'ngrokd0', address: '10.107.0.1' }
 
-function load(specs: PluginSpec[], metrics = new Registry(), more: { hookTimeoutMs?: number; interfaceInfo?: () => Promise<PluginInterfaceInfo> } = {}) {
+function load(specs: PluginSpec[], metrics = new Registry(), more: { hookTimeoutMs?: number; interfaceInfo?: () => Promise<PluginInterfaceInfo>; signal?: AbortSignal } = {}) {
   return PluginHost.load(specs, { configDir: dir, stateDir: dir, logger: silentLogger, scope: container.createChildContainer(), metrics, interfaceInfo: async () => ifaceInfo, hostsFileResolver: () => new HostsFileNameResolver({ path: join(dir, 'hosts'), stateDir: dir, logger: silentLogger }), ...more })
 }
 
@@ -165,6 +165,27 @@ describe('PluginHost', () => {
     // the hung open() was told to give up; each failed resolver is closed once its open() settled
     await new Promise((resolve) => setImmediate(resolve))
     assert.deepEqual(journal().sort(), ['hangs aborted', 'hangs closed', 'opens opened', 'throws closed'])
+  })
+
+  it('once the daemon stops, the start waits for no plugin: a pending register() ends the load, pending onStart hooks are left', async () => {
+    const slowRegister = await plugin('slow-register.mjs', `{ name: 'slow-register', version: '1.0.0', ngrokd: '^1.0.0', register() { return new Promise(() => {}) } }`)
+    const stopping = new AbortController()
+    const loading = load([slowRegister], new Registry(), { signal: stopping.signal })
+    setImmediate(() => stopping.abort())
+    await assert.rejects(loading, (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_ABORTED'))
+
+    const hangs = await plugin('hangs-start.mjs', `{ name: 'hangs-start', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStart(() => { j.push('hangs start'); return new Promise(() => {}) }); ctx.hooks.onStop(() => j.push('hangs stop')) } }`)
+    const next = await plugin('next-start.mjs', `{ name: 'next-start', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStart(() => j.push('next start')); ctx.hooks.onStop(() => j.push('next stop')) } }`)
+    journal().length = 0
+    const stop = new AbortController()
+    const host = await load([hangs, next], new Registry(), { signal: stop.signal })
+    const starting = host.start()
+    setImmediate(() => stop.abort())
+    await starting // ends with the stop, not after the hook timeout (10 s, which the test runner would show)
+    assert.deepEqual(journal(), ['hangs start'], 'the next plugin\'s onStart is not run once the daemon stops')
+    assert.deepEqual(host.status().map((p) => p.state), ['running', 'running'], 'a stop is no failure of the plugin')
+    await host.stop()
+    assert.deepEqual(journal(), ['hangs start', 'next stop', 'hangs stop'], 'onStop hooks still run, in reverse order')
   })
 
   it('fails a register() that never finishes and degrades a hook that never settles, then skips that hook until it does', async () => {

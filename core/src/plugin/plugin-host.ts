@@ -62,6 +62,12 @@ export interface PluginHostOptions {
   platform?: NodeJS.Platform
   /** How long `register()`, a hook or a name resolver's factory may take before the plugin is failed or degraded. */
   hookTimeoutMs?: number
+  /**
+   * The daemon's stop: once it aborts, nothing of the start waits for a plugin any longer (a pending `register()` ends
+   * the load with NGROKD_ERR_ABORTED; `onStart`, `afterReconcile` and a resolver's `open()` are left), so that a stop
+   * asked for during the start keeps its own bound. `onStop` hooks still run.
+   */
+  signal?: AbortSignal
 }
 
 /**
@@ -77,14 +83,24 @@ export const PLUGIN_STOP_BUDGET_MS = 5_000
 /** How long one plugin's doctor checks may take: a stuck one fails its check instead of holding doctor. */
 export const PLUGIN_DOCTOR_TIMEOUT_MS = 5_000
 
-/** Resolves or rejects as `work` does, or rejects with NGROKD_ERR_PLUGIN_FAILED once `ms` have passed. */
-function within<T>(work: () => T | Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Resolves or rejects as `work` does, or rejects with NGROKD_ERR_PLUGIN_FAILED once `ms` have passed, or with
+ * NGROKD_ERR_ABORTED when `signal` aborts (the daemon stops).
+ */
+function within<T>(work: () => T | Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
   let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
   const timedOut = new Promise<never>((_, reject) => {
     // kept referenced: a plugin awaiting what never comes must not let the process exit as if all were done
     timer = setTimeout(() => reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${what} did not finish within ${+(ms / 1000).toFixed(2)} s`, { hint: 'the plugin awaits something that does not come; see its documentation' })), ms)
+    onAbort = () => reject(new NgrokdError('NGROKD_ERR_ABORTED', `${what}: not waited for, the daemon is stopping`))
+    if (signal?.aborted) onAbort()
+    else signal?.addEventListener('abort', onAbort, { once: true })
   })
-  return Promise.race([Promise.resolve().then(work), timedOut]).finally(() => clearTimeout(timer))
+  return Promise.race([Promise.resolve().then(work), timedOut]).finally(() => {
+    clearTimeout(timer)
+    signal?.removeEventListener('abort', onAbort!)
+  })
 }
 
 let optionsAjv: AjvClass | undefined
@@ -117,6 +133,7 @@ export class PluginHost {
     private readonly loaded: Loaded[],
     private readonly logger: Logger,
     private readonly hookTimeoutMs: number,
+    private readonly signal?: AbortSignal,
   ) {}
 
   /** The host of a daemon without plugins. */
@@ -153,7 +170,7 @@ export class PluginHost {
       names.add(plugin.name)
       loaded.push(await PluginHost.register(plugin, pluginOptions, options))
     }
-    return new PluginHost(loaded, options.logger, options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS)
+    return new PluginHost(loaded, options.logger, options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, options.signal)
   }
 
   /** Runs `register()` in the plugin's own scope; a throw leaves it `failed`, with nothing it added. */
@@ -201,9 +218,10 @@ export class PluginHost {
     }
     const metricsBefore = new Set(options.metrics.getMetricsAsArray().map((m) => m.name))
     try {
-      await within(() => plugin.register(ctx), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `register() of plugin ${plugin.name}`)
+      await within(() => plugin.register(ctx), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `register() of plugin ${plugin.name}`, options.signal)
       logger.info(`plugin ${plugin.name} ${plugin.version} registered`)
     } catch (e) {
+      if (options.signal?.aborted && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) throw e // the daemon stops: its start ends here
       PluginHost.failed(entry, e, 'register', logger)
       // nothing a failed plugin added is used: the metrics it registered are not exported either
       for (const m of options.metrics.getMetricsAsArray()) if (!metricsBefore.has(m.name)) options.metrics.removeSingleMetric(m.name)
@@ -263,11 +281,11 @@ export class PluginHost {
     const abort = new AbortController()
     const opening = Promise.resolve().then(() => resolver.open({ signal: abort.signal }))
     try {
-      await within(() => opening, this.hookTimeoutMs, `open() of name resolver ${name} of plugin ${p.plugin.name}`)
+      await within(() => opening, this.hookTimeoutMs, `open() of name resolver ${name} of plugin ${p.plugin.name}`, this.signal)
       return resolver
     } catch (e) {
       abort.abort(e)
-      PluginHost.failed(p, e, `name resolver ${name}`, logger)
+      if (!this.signal?.aborted) PluginHost.failed(p, e, `name resolver ${name}`, logger) // a stop is no failure of the plugin
       // closed once its open() has settled, late or not: what it opened is not left behind
       const closeIt = () => Promise.resolve().then(() => resolver.close()).catch((err: unknown) => logger.debug({ err }, `name resolver ${name}: close() after a failed open() failed`))
       void opening.then(closeIt, closeIt)
@@ -327,7 +345,9 @@ export class PluginHost {
    */
   private async run<A extends unknown[]>(name: string, hooks: (p: Loaded) => Array<Hook<A>>, args: A, reverse: boolean, deadline = Infinity): Promise<void> {
     const order = reverse ? [...this.loaded].reverse() : this.loaded
+    const signal = name === 'onStop' ? undefined : this.signal // the stop's own hooks run while it stops
     for (const p of order) {
+      if (signal?.aborted) return
       if (p.status.state === 'failed') continue
       for (const fn of hooks(p)) {
         if (p.stuck.has(fn)) {
@@ -343,9 +363,15 @@ export class PluginHost {
         }
         const call = Promise.resolve().then(() => fn(...args))
         try {
-          await within(() => call, left, `${name} of plugin ${p.plugin.name}`)
+          await within(() => call, left, `${name} of plugin ${p.plugin.name}`, signal)
           p.logged.delete(fn)
         } catch (e) {
+          if (signal?.aborted && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) {
+            // left running, not counted against the plugin: the daemon stops; the call is not made again meanwhile
+            p.stuck.add(fn)
+            void call.then(() => p.stuck.delete(fn), () => p.stuck.delete(fn))
+            return
+          }
           if (isNgrokdError(e) && e.code === 'NGROKD_ERR_PLUGIN_FAILED') {
             p.stuck.add(fn)
             void call.then(() => p.stuck.delete(fn), () => p.stuck.delete(fn))

@@ -150,7 +150,7 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
 const LOG_LINES_SHOWN = 8
 
 /** The last `count` lines of a daemon log, each as its level, message and error (pino's JSON lines), or as written. */
-async function lastLogLines(file: string, count: number): Promise<string[]> {
+export async function lastLogLines(file: string, count: number): Promise<string[]> {
   const text = await readFile(file, 'utf8').catch(() => '')
   return text
     .split('\n')
@@ -160,7 +160,10 @@ async function lastLogLines(file: string, count: number): Promise<string[]> {
       try {
         const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string; code?: string } }
         const level = entry.level === undefined ? '' : entry.level >= 50 ? 'error: ' : entry.level >= 40 ? 'warning: ' : ''
-        const err = entry.err?.message ? ` (${entry.err.message}${entry.err.code ? `, ${entry.err.code}` : ''})` : ''
+        // the daemon's messages mostly hold their error already (`could not start: …`): then only its code is added
+        const message = entry.err?.message?.split('\n')[0]
+        const said = message !== undefined && entry.msg?.includes(message)
+        const err = message ? (said ? (entry.err?.code && !entry.msg?.includes(entry.err.code) ? ` (${entry.err.code})` : '') : ` (${message}${entry.err?.code ? `, ${entry.err.code}` : ''})`) : ''
         return `${level}${entry.msg ?? line}${err}`
       } catch {
         return line

@@ -63,7 +63,7 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
     const status = await ngrokdCli(['status', '--config', configFile])
     assert.equal(status.code, 0)
     assert.ok(status.stdout.includes(`waiting for an API key: run \`${setKey}\``), status.stdout)
-    assert.ok(status.stdout.includes(`api key:    from none yet: run \`${setKey}\``), status.stdout)
+    assert.ok(status.stdout.includes(`api key:    none yet: run \`${setKey}\``), status.stdout)
     const waitingDoctor = await ngrokdCli(['doctor', '--json', '--offline', '--config', configFile])
     assert.equal((JSON.parse(waitingDoctor.stdout) as { checks: Array<{ id: string; hint?: string }> }).checks.find((c) => c.id === 'daemon.running')?.hint, setKey)
 

@@ -22,6 +22,8 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
     const r = await ngrokdCli(['cleanup', '--config', ctx.daemon.configFile])
     assert.equal(r.code, 2, r.stdout + r.stderr)
     assert.match(r.stderr, new RegExp(`another ngrokd \\(pid ${ctx.daemon.process.pid},`))
+    assert.match(r.stderr, /stop that daemon first .*a daemon that stops removes what it made itself/)
+    assert.doesNotMatch(r.stderr, /named instance/, 'no advice to start another daemon')
     assert.equal((await ctx.daemon.status()).services.serving, 2)
   })
 

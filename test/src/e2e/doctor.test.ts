@@ -130,4 +130,13 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.match(files[1]!.hint ?? '', /rm -r .*client\.crt/)
     assert.equal(d.code, 1)
   })
+
+  test('before the first registration with an API other than ngrok\'s, the ingress is not dialled at ngrok\'s default', async () => {
+    const fresh = join(dir, 'fresh.json')
+    writeFileSync(fresh, JSON.stringify({ api: { url: sim.apiUrl, key: sim.apiKey }, state_dir: join(dir, 'fresh-state'), net: { driver: 'loopback-alias' }, control: { socket: join(dir, 'z.sock') } }))
+    const r = await doctor(fresh)
+    const tls = r.report.checks.find((x) => x.id === 'ingress.tls')!
+    assert.equal(tls.status, 'skip', JSON.stringify(tls))
+    assert.match(tls.summary, /not registered yet: the API at .* names its binding ingress when ngrokd registers/)
+  })
 })

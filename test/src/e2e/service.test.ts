@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { requires } from '@ngrokd/core/testing'
@@ -59,6 +59,15 @@ test('with no config file the unit names none (the service reads what ngrokd run
     assert.equal(status.code, 3, status.stderr)
     assert.match(status.stdout, /inactive \(dead\)/)
     assert.equal(status.stderr, '')
+
+    // uninstall with no unit file: said so, nothing claimed removed, no failure (as root, which the test runs as)
+    if (process.getuid?.() === 0 && !existsSync('/etc/systemd/system/ngrokd-zz9.service')) {
+      writeFileSync(join(dir, 'systemctl'), '#!/bin/sh\necho "Failed to disable unit, unit ngrokd-zz9.service does not exist." >&2\nexit 5\n', { mode: 0o755 })
+      const none = await ngrokdCli(['service', 'uninstall', '--instance', 'zz9'], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } })
+      assert.equal(none.code, 0, none.stderr)
+      assert.match(none.stdout, /^no ngrokd service is installed here: \/etc\/systemd\/system\/ngrokd-zz9\.service does not exist$/m)
+      assert.doesNotMatch(none.stdout, /removed/)
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

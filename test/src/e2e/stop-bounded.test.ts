@@ -52,11 +52,11 @@ describe('stop with the API hanging', { skip: netnsSkip }, () => {
 describe('stop during the start', { skip: netnsSkip }, () => {
   const hosts = snapshotHostsFile()
 
-  test('SIGTERM while a plugin\'s name resolver has not opened yet exits 0 and removes the interface it made', async () => {
+  test('SIGTERM while plugins hold the start (a resolver that never opens, onStart hooks that never end) exits 0 within the stop\'s own bound and removes the interface', async () => {
     hosts.take()
     const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-stop-starting-'))
     const marker = join(dir, 'opening')
-    // a resolver whose open() never settles: the start waits on it (for the plugin hook timeout) when SIGTERM comes
+    // a resolver whose open() never settles: the start waits on it when SIGTERM comes
     writeFileSync(
       join(dir, 'stuck-names.mjs'),
       `import { writeFileSync } from 'node:fs'
@@ -65,13 +65,21 @@ export default definePlugin({ name: 'stuck-names', version: '1.0.0', ngrokd: '^1
   ctx.provideNameResolver('stuck-names', () => ({
     open: () => { writeFileSync(${JSON.stringify(marker)}, ''); return new Promise(() => {}) },
     publish: async () => {}, list: async () => [], close: async () => {}, diagnose: async () => [] }))
+  ctx.hooks.onStart(() => new Promise(() => {}))
 } })
+`,
+    )
+    // and one more whose onStart never ends: waited for, the two plugins' 10 s each would outlast the stop's own bound
+    writeFileSync(
+      join(dir, 'stuck-start.mjs'),
+      `import { definePlugin } from ${JSON.stringify(import.meta.resolve('@ngrokd/core/plugin'))}
+export default definePlugin({ name: 'stuck-start', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStart(() => new Promise(() => {})) } })
 `,
     )
     const sim = await CloudSimulator.start()
     sim.addEndpoint({ url: 'http://starting.e2e' })
     const net = netDriverCases('stst')[1]!
-    const daemon = E2eDaemon.start({ name: 'stst', sim, net, extraConfig: { plugins: [join(dir, 'stuck-names.mjs')], names: { resolver: 'stuck-names' } } })
+    const daemon = E2eDaemon.start({ name: 'stst', sim, net, extraConfig: { plugins: [join(dir, 'stuck-names.mjs'), join(dir, 'stuck-start.mjs')], names: { resolver: 'stuck-names' } } })
     try {
       await waitUntil(() => existsSync(marker), { what: 'the resolver\'s open() to be called' })
       assert.ok(linkExists(net.interfaceName!), 'the interface is made before the names open')
