@@ -429,7 +429,11 @@ const reloadCommand = defineCommand({
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
-    const { config } = await configFor(values)
+    const { config } = await configFor(values).catch((e: unknown) => {
+      if (!isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID')) throw e
+      // the daemon would refuse it too (SIGHUP): it was not asked, and keeps what it runs on
+      throw new NgrokdError(e.code, `${e.message}\nThe running daemon was not asked to reload and keeps the configuration it runs on.`, { cause: e.cause, ...(e.hint ? { hint: e.hint } : {}) })
+    })
     const result = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', {}))
     if (values.json) {
       console.log(JSON.stringify(result, null, 2))
