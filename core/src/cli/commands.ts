@@ -165,6 +165,7 @@ const runCommand = defineCommand({
     let stopping = false
     /** The stop's exit code: a start that failed meanwhile for a reason of its own puts its code here. */
     let exitCode = 0
+    let starting: Promise<void> | undefined
     /** Drains, cleans up and exits with `code`: on SIGTERM/SIGINT, and after an uncaught exception (code 1). */
     const stopAndExit = (code: number) => {
       stopping = true
@@ -176,7 +177,8 @@ const runCommand = defineCommand({
         logger.error(`stopping took longer than ${bound} ms (forwarder.drain_timeout + ${STOP_GRACE_MS / 1000} s): exiting; \`ngrokd cleanup\` (or the next start) removes what is left`)
         process.exit(1)
       }, bound)
-      daemon.stop().then(
+      // a start under way settles first: one that failed for a reason of its own sets the exit code
+      Promise.all([daemon.stop(), starting?.catch(() => {})]).then(
         () => process.exit(exitCode),
         (e) => {
           logger.error({ err: e }, `cleanup failed: ${formatError(e)}`)
@@ -206,7 +208,8 @@ const runCommand = defineCommand({
       stopAndExit(1)
     })
     try {
-      await start()
+      starting = start()
+      await starting
     } catch (e) {
       // a signal during the start: stopAndExit undoes the start and exits, with this failure's code if it had its own
       if (stopping && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) await new Promise(() => {})
@@ -432,7 +435,7 @@ const reloadCommand = defineCommand({
     const { config } = await configFor(values).catch((e: unknown) => {
       if (!isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID')) throw e
       // the daemon would refuse it too (SIGHUP): it was not asked, and keeps what it runs on
-      throw new NgrokdError(e.code, `${e.message}\nThe running daemon was not asked to reload and keeps the configuration it runs on.`, { cause: e.cause, ...(e.hint ? { hint: e.hint } : {}) })
+      throw new NgrokdError(e.code, `${e.message}\nA daemon of this config, if one runs, was not asked to reload and keeps the configuration it runs on.`, { cause: e.cause, ...(e.hint ? { hint: e.hint } : {}) })
     })
     const result = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', {}))
     if (values.json) {

@@ -105,6 +105,8 @@ export class Daemon {
   private started = false
   /** start() under way. */
   private starting?: Promise<void> | undefined
+  /** stop() under way or done. */
+  private stopping?: Promise<void>
   /** The API's last refusal or failure (registration or poll), cleared by the next success. */
   private lastApiError?: DaemonStatus['apiKey']['lastError']
 
@@ -225,8 +227,9 @@ export class Daemon {
           (cached ? `${cached.length} services from the last known endpoint list` : 'endpoints after the first poll'),
       )
     } catch (e) {
-      this.starting = undefined // this stop is the start's own undoing: it must not wait for the start
-      await this.stop()
+      this.starting = undefined
+      // the start undoes itself; a stop asked for meanwhile waits for this start to end, then undoes it
+      if (!this.stopping) await this.stop()
       throw e
     }
     this.started = true
@@ -442,9 +445,13 @@ export class Daemon {
     return this.registration && this.poller ? this.poller.pollOnce() : Promise.resolve(undefined)
   }
 
-  /** Drains and removes listeners, names and addresses, then closes everything. Safe to call twice. */
-  async stop(): Promise<void> {
-    if (this.phase === 'stopped' || this.phase === 'stopping') return
+  /** Drains and removes listeners, names and addresses, then closes everything. Every call gets the one stop's promise. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce()
+    return this.stopping
+  }
+
+  private async stopOnce(): Promise<void> {
     // a start that failed is undone quietly: the caller reports why it failed, last (a stop asked for during the
     // start is news: that start is still under way here)
     const startFailed = !this.started && this.starting === undefined

@@ -102,9 +102,9 @@ export async function ingressChecks(config: DaemonConfig, { offline }: { offline
     return checks
   }
   const { endpoint, from, source } = await ingressTarget(config)
-  // the documented default is ngrok's: an API of another host (the simulator, a proxy) names its ingress when ngrokd registers
+  // the documented default is ngrok's: an API of another host (the simulator, a proxy) names its ingress at registration
   if (source === 'default' && new URL(config.api.url).host !== new URL(DEFAULT_API_BASE_URL).host) {
-    checks.push({ id: 'ingress.tls', status: 'skip', summary: `not registered yet: the API at ${config.api.url} names its binding ingress when ngrokd registers (doctor dials it then)` })
+    checks.push({ id: 'ingress.tls', status: 'skip', summary: `no binding ingress known yet: the API at ${config.api.url} names one when ngrokd registers (doctor dials it then)` })
     return checks
   }
   const credentials = await savedCredentials(config.stateDir)

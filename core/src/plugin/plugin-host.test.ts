@@ -168,11 +168,17 @@ describe('PluginHost', () => {
   })
 
   it('once the daemon stops, the start waits for no plugin: a pending register() ends the load, pending onStart hooks are left', async () => {
-    const slowRegister = await plugin('slow-register.mjs', `{ name: 'slow-register', version: '1.0.0', ngrokd: '^1.0.0', register() { return new Promise(() => {}) } }`)
+    const before = await plugin('before-slow.mjs', `{ name: 'before-slow', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStop(() => j.push('before-slow stop')) } }`)
+    // the daemon is stopped while this register() is pending (it asks for that itself, so the moment is certain)
+    const slowRegister = await plugin('slow-register.mjs', `{ name: 'slow-register', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStop(() => j.push('slow-register stop')); globalThis.__stopTheDaemon(); return new Promise(() => {}) } }`)
+    const after = await plugin('after-slow.mjs', `{ name: 'after-slow', version: '1.0.0', ngrokd: '^1.0.0', register() { j.push('after-slow registered') } }`)
+    journal().length = 0
     const stopping = new AbortController()
-    const loading = load([slowRegister], new Registry(), { signal: stopping.signal })
-    setImmediate(() => stopping.abort())
-    await assert.rejects(loading, (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_ABORTED'))
+    ;(globalThis as { __stopTheDaemon?: () => void }).__stopTheDaemon = () => stopping.abort()
+    const loaded = await load([before, slowRegister, after], new Registry(), { signal: stopping.signal }) // not after the hook timeout (10 s)
+    assert.deepEqual(loaded.status().map((p) => [p.name, p.state, p.error?.code]), [['before-slow', 'running', undefined], ['slow-register', 'failed', 'NGROKD_ERR_ABORTED']])
+    await loaded.stop()
+    assert.deepEqual(journal(), ['before-slow stop'], 'the plugins registered before the stop are stopped; the rest were never loaded')
 
     const hangs = await plugin('hangs-start.mjs', `{ name: 'hangs-start', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStart(() => { j.push('hangs start'); return new Promise(() => {}) }); ctx.hooks.onStop(() => j.push('hangs stop')) } }`)
     const next = await plugin('next-start.mjs', `{ name: 'next-start', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStart(() => j.push('next start')); ctx.hooks.onStop(() => j.push('next stop')) } }`)

@@ -146,7 +146,9 @@ export class PluginHost {
     const modules: Array<{ plugin: PluginModule; options: Record<string, unknown> }> = []
     for (const spec of specs) {
       const { name, options: pluginOptions = {} } = typeof spec === 'string' ? { name: spec } : spec
-      modules.push({ plugin: (await resolvePlugin(name, { configDir: options.configDir, platform: options.platform })).plugin, options: pluginOptions })
+      // a module whose top-level await never settles would leave nothing to wait on: the process would exit at once
+      const resolved = await within(() => resolvePlugin(name, { configDir: options.configDir, platform: options.platform }), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `loading plugin ${name}`, options.signal)
+      modules.push({ plugin: resolved.plugin, options: pluginOptions })
     }
     return PluginHost.create(modules, options)
   }
@@ -168,6 +170,8 @@ export class PluginHost {
         if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [])
       }
       names.add(plugin.name)
+      // the daemon stops: the plugins registered so far are its (their onStop runs), the rest are not loaded
+      if (options.signal?.aborted) break
       loaded.push(await PluginHost.register(plugin, pluginOptions, options))
     }
     return new PluginHost(loaded, options.logger, options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, options.signal)
@@ -221,8 +225,11 @@ export class PluginHost {
       await within(() => plugin.register(ctx), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `register() of plugin ${plugin.name}`, options.signal)
       logger.info(`plugin ${plugin.name} ${plugin.version} registered`)
     } catch (e) {
-      if (options.signal?.aborted && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) throw e // the daemon stops: its start ends here
-      PluginHost.failed(entry, e, 'register', logger)
+      if (options.signal?.aborted && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) {
+        // the daemon stops: this register() is left running, and the plugin is not used (nothing to report: no failure)
+        entry.status.state = 'failed'
+        entry.status.error = { code: e.code, message: `register: ${e.message}`, at: new Date().toISOString() }
+      } else PluginHost.failed(entry, e, 'register', logger)
       // nothing a failed plugin added is used: the metrics it registered are not exported either
       for (const m of options.metrics.getMetricsAsArray()) if (!metricsBefore.has(m.name)) options.metrics.removeSingleMetric(m.name)
       entry.nameResolvers.clear()
@@ -262,9 +269,9 @@ export class PluginHost {
     const p = this.loaded.find((x) => x.status.state !== 'failed' && x.nameResolvers.has(name))
     if (!p) return undefined
     try {
-      return await within(p.nameResolvers.get(name)!, this.hookTimeoutMs, `name resolver ${name} of plugin ${p.plugin.name}`)
+      return await within(p.nameResolvers.get(name)!, this.hookTimeoutMs, `name resolver ${name} of plugin ${p.plugin.name}`, this.signal)
     } catch (e) {
-      PluginHost.failed(p, e, `name resolver ${name}`, this.logger.child({ plugin: p.plugin.name }))
+      if (!this.signal?.aborted) PluginHost.failed(p, e, `name resolver ${name}`, this.logger.child({ plugin: p.plugin.name })) // a stop is no failure of the plugin
       return undefined
     }
   }

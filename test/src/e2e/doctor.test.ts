@@ -137,6 +137,6 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     const r = await doctor(fresh)
     const tls = r.report.checks.find((x) => x.id === 'ingress.tls')!
     assert.equal(tls.status, 'skip', JSON.stringify(tls))
-    assert.match(tls.summary, /not registered yet: the API at .* names its binding ingress when ngrokd registers/)
+    assert.match(tls.summary, /no binding ingress known yet: the API at .* names one when ngrokd registers/)
   })
 })

@@ -95,4 +95,47 @@ export default definePlugin({ name: 'stuck-start', version: '1.0.0', ngrokd: '^1
       hosts.assertRestored()
     }
   })
+
+  test('SIGTERM while a start that failed on its own undoes itself: the undoing is waited for, and the exit code is the failure\'s', async () => {
+    hosts.take()
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-stop-failing-'))
+    const stopping = join(dir, 'stopping')
+    const go = join(dir, 'go')
+    // a driver whose open() fails: the start fails by itself and undoes what it made, plugins' onStop included
+    writeFileSync(
+      join(dir, 'failing-driver.mjs'),
+      `import { defineDriver } from ${JSON.stringify(import.meta.resolve('@ngrokd/core/driver'))}
+export default defineDriver({ name: 'failing', provides: ['interface'], platforms: ['linux'], ngrokd: '*',
+  async create() { return { interface: { driver: 'failing', async open() { throw new Error('cannot open by design') },
+    async addAddress() {}, async removeAddress() {}, async applyAddresses() {}, async listAddresses() { return [] }, async close() {}, async diagnose() { return [] } } } },
+})
+`,
+    )
+    // whose onStop is under way when SIGTERM comes, and ends only after it
+    writeFileSync(
+      join(dir, 'slow-stop.mjs'),
+      `import { existsSync, writeFileSync } from 'node:fs'
+import { definePlugin } from ${JSON.stringify(import.meta.resolve('@ngrokd/core/plugin'))}
+export default definePlugin({ name: 'slow-stop', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+  ctx.hooks.onStop(async () => { writeFileSync(${JSON.stringify(stopping)}, ''); while (!existsSync(${JSON.stringify(go)})) await new Promise((r) => setTimeout(r, 5)) })
+} })
+`,
+    )
+    const sim = await CloudSimulator.start()
+    const daemon = E2eDaemon.start({ name: 'stfl', sim, net: netDriverCases('stfl')[1]!, extraConfig: { plugins: [join(dir, 'slow-stop.mjs')], net: { driver: join(dir, 'failing-driver.mjs') } } })
+    try {
+      await waitUntil(() => existsSync(stopping), { what: 'the failed start\'s undoing to reach the plugin\'s onStop' })
+      const exited = daemon.stop('SIGTERM')
+      await waitUntil(() => /SIGTERM: draining and cleaning up/.test(daemon.log()), { what: 'the SIGTERM to be taken' })
+      writeFileSync(go, '')
+      assert.deepEqual(await exited, { code: 1, signal: null }, daemon.log())
+      assert.match(daemon.log(), /ngrokd could not start: .*cannot open by design/)
+      assert.equal(existsSync(join(daemon.stateDir, 'ngrokd.lock')), false, 'the undoing ran to its end: the lock is released')
+    } finally {
+      await daemon.dispose()
+      await sim.stop()
+      rmSync(dir, { recursive: true, force: true })
+      hosts.assertRestored()
+    }
+  })
 })
