@@ -452,6 +452,7 @@ export class Daemon {
   }
 
   private async stopOnce(): Promise<void> {
+    if (this.phase === 'stopped' || this.phase === 'stopping') return // a stop() from inside this one's first step
     // a start that failed is undone quietly: the caller reports why it failed, last (a stop asked for during the
     // start is news: that start is still under way here)
     const startFailed = !this.started && this.starting === undefined
