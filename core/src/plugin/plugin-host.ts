@@ -63,9 +63,10 @@ export interface PluginHostOptions {
   /** How long `register()`, a hook or a name resolver's factory may take before the plugin is failed or degraded. */
   hookTimeoutMs?: number
   /**
-   * The daemon's stop: once it aborts, nothing of the start waits for a plugin any longer (a pending `register()` ends
-   * the load with NGROKD_ERR_ABORTED; `onStart`, `afterReconcile` and a resolver's `open()` are left), so that a stop
-   * asked for during the start keeps its own bound. `onStop` hooks still run.
+   * The daemon's stop: once it aborts, nothing of the start waits for a plugin any longer (a module still loading ends
+   * the load with NGROKD_ERR_ABORTED; a pending `register()` ends it with the plugins registered before, that one
+   * unused; `onStart`, `afterReconcile`, a resolver's factory and `open()` are left), so that a stop asked for during
+   * the start keeps its own bound. `onStop` hooks still run.
    */
   signal?: AbortSignal
 }
