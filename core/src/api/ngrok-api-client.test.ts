@@ -2,6 +2,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { createServer as createHttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { NgrokApiClient, parseRetryAfter } from './ngrok-api-client.js'
 import { isNgrokApiError, type NgrokApiError } from './ngrok-api-error.js'
@@ -195,6 +196,35 @@ describe('NgrokApiClient: pagination', () => {
     assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'))
     assert.ok(calls.every((c) => c.url.origin === 'https://api.ngrok.com'))
   })
+
+  it('refuses a listing past 100,000 items (a server that ignores limit=100) without reading more pages', async () => {
+    const items = Array.from({ length: 60_000 }, (_, i) => ({ id: `ep_${i}`, url: `http://s${i}.prod` }))
+    const next = 'https://api.ngrok.com/kubernetes_operators/x/bound_endpoints?before_id=ep_z&limit=100'
+    const { api, calls } = client([
+      { status: 200, body: { endpoints: items, next_page_uri: next } },
+      { status: 200, body: { endpoints: items, next_page_uri: `${next}2` } },
+      { status: 200, body: { endpoints: items, next_page_uri: `${next}3` } },
+    ])
+    const e = await rejection(api.listBoundEndpoints(OP_ID))
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'))
+    assert.match(e.message, /more than 100000 items by page 2 \(60000 items on it, limit=100 asked\)/)
+    assert.match(String(e.hint), /api\.url/)
+    assert.equal(calls.length, 2)
+  })
+
+  it('refuses a listing past 128 MiB of replies (padded items) without reading more pages', async () => {
+    const pad = 'x'.repeat(150 * 1024)
+    const items = Array.from({ length: 100 }, (_, i) => ({ id: `ep_${i}`, url: `http://s${i}.prod`, description: pad }))
+    const steps: RecordedReply[] = Array.from({ length: 12 }, (_, i) => ({
+      status: 200,
+      body: { endpoints: items, next_page_uri: `https://api.ngrok.com/kubernetes_operators/x/bound_endpoints?before_id=ep_${i}&limit=100` },
+    }))
+    const { api, calls } = client(steps)
+    const e = await rejection(api.listBoundEndpoints(OP_ID))
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'))
+    assert.match(e.message, /more than 128 MiB by page 9 /)
+    assert.equal(calls.length, 9)
+  })
 })
 
 describe('NgrokApiClient: retries', () => {
@@ -303,6 +333,31 @@ describe('NgrokApiClient: retries', () => {
     assert.ok(isNgrokdError(e, 'NGROKD_ERR_API_UNREACHABLE'))
     assert.match(e.message, /ECONNREFUSED/)
     assert.equal(sleeps.length, 2, 'a POST that never connected is retried')
+  })
+
+  it('reports a reply over 16 MiB as what it is, once: no retry reads it again', async () => {
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      const chunk = 'x'.repeat(2 ** 20)
+      res.write('{"endpoints":[],"pad":"')
+      for (let i = 0; i < 17; i++) res.write(chunk)
+      res.end('"}')
+    })
+    let requests = 0
+    server.on('request', () => requests++)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as AddressInfo
+      const api = new NgrokApiClient({ apiKey: API_KEY, baseUrl: `http://127.0.0.1:${port}`, sleep: async () => {} })
+      const e = await rejection(api.listBoundEndpoints(OP_ID))
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'), String(e))
+      assert.match(e.message, /larger than 16 MiB/)
+      assert.doesNotMatch(String(e.hint), /reachable/)
+      assert.equal(requests, 1)
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
   })
 })
 

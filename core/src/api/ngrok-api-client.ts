@@ -3,7 +3,7 @@ import { CORE_VERSION } from '../version.js'
 import { NgrokdError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import { NgrokApiError } from './ngrok-api-error.js'
-import { KEEPALIVE_CLOSED, nodeHttpFetch, type ApiFetch, type ApiResponse } from './node-http-fetch.js'
+import { KEEPALIVE_CLOSED, REPLY_TOO_LARGE, nodeHttpFetch, type ApiFetch, type ApiResponse } from './node-http-fetch.js'
 import type { ApiEndpoint, ListPage, NgrokErrorBody, Operator, OperatorCreate, OperatorUpdate } from './types.js'
 
 export const DEFAULT_API_BASE_URL = 'https://api.ngrok.com'
@@ -12,6 +12,12 @@ export const DEFAULT_API_BASE_URL = 'https://api.ngrok.com'
 const PAGE_LIMIT = 100
 /** Stop following `next_page_uri` after this many pages: 100 000 items is far past any real account. */
 const MAX_PAGES = 1000
+/**
+ * Most items and most reply characters one listing keeps (every page of one poll): what a server that ignores
+ * `limit` or pads its items may make the daemon hold. 100 000 endpoints of ngrok's (~0.7 KiB each) fit in both.
+ */
+const MAX_LIST_ITEMS = PAGE_LIMIT * MAX_PAGES
+const MAX_LIST_CHARS = 128 * 2 ** 20
 /** Longest wait ngrokd takes from a `Retry-After` header before trying again: ngrok's window is a minute; a far longer one is read as a mistake, not obeyed for hours. */
 const MAX_RETRY_AFTER_MS = 600_000
 /** A retry wait this long is said at warn (a user would wonder why nothing happens); shorter ones at debug. */
@@ -75,6 +81,8 @@ interface SendOptions extends RequestOptions {
 interface Reply {
   status: number
   json: unknown
+  /** Characters of the body. */
+  chars: number
 }
 
 function abortedError(signal: AbortSignal, what: string): NgrokdError {
@@ -218,6 +226,7 @@ export class NgrokApiClient {
     url.searchParams.set('limit', String(PAGE_LIMIT))
     const seen = new Set<string>()
     const all: T[] = []
+    let chars = 0
     for (let page = 0; url; page++) {
       if (seen.has(url.href) || page >= MAX_PAGES) {
         throw new NgrokdError('NGROKD_ERR_API', `ngrok api: GET ${this.display(url)}: pagination loops (page ${page + 1})`)
@@ -228,6 +237,13 @@ export class NgrokApiClient {
       if (typeof body !== 'object' || body === null) throw this.malformed('GET', url, 'a list reply is not an object')
       const raw = body[key] ?? []
       if (!Array.isArray(raw)) throw this.malformed('GET', url, `"${key}" is not an array`)
+      chars += reply.chars
+      if (all.length + raw.length > MAX_LIST_ITEMS || chars > MAX_LIST_CHARS) {
+        const what = all.length + raw.length > MAX_LIST_ITEMS ? `more than ${MAX_LIST_ITEMS} items` : `more than ${MAX_LIST_CHARS / 2 ** 20} MiB`
+        throw new NgrokdError('NGROKD_ERR_API', `ngrok api: GET ${this.display(url)}: the listing holds ${what} by page ${page + 1} (${raw.length} items on it, limit=${PAGE_LIMIT} asked)`, {
+          hint: `ngrokd reads at most ${MAX_LIST_ITEMS} items and ${MAX_LIST_CHARS / 2 ** 20} MiB in one listing; check that ${this.baseUrl.origin} is ngrok's API (api.url)`,
+        })
+      }
       const items = raw.map(check)
       for (const item of items) all.push(item) // not push(...items): a huge page would overflow the call stack
       options.onPage?.(items, page)
@@ -286,6 +302,13 @@ export class NgrokApiClient {
         if (signal?.aborted) throw abortedError(signal, `${method} ${shown}`)
         const timedOut = timeout.signal.aborted
         const codes = errorCodes(cause)
+        if (codes.includes(REPLY_TOO_LARGE)) {
+          // the API answered: asking again would read the same again
+          throw new NgrokdError('NGROKD_ERR_API', `ngrok api: ${method} ${shown}: ${(cause as Error).message}`, {
+            cause,
+            hint: `check that ${this.baseUrl.origin} is ngrok's API (api.url)`,
+          })
+        }
         const notSent = !sent && !timedOut && codes.length > 0 && codes.every((c) => NOT_SENT_CODES.has(c))
         const reason = timedOut ? `timed out after ${this.timeoutMs} ms` : codes[0] ?? (cause instanceof Error ? cause.message : String(cause))
         const retryable = idempotent || notSent
@@ -308,9 +331,9 @@ export class NgrokApiClient {
       this.logger.debug({ method, path: shown, status: response.status, attempt: attempt + 1, ms }, 'ngrok api')
 
       if (response.status >= 200 && response.status < 300) {
-        if (text.trim() === '') return { status: response.status, json: undefined }
+        if (text.trim() === '') return { status: response.status, json: undefined, chars: text.length }
         try {
-          return { status: response.status, json: JSON.parse(text) }
+          return { status: response.status, json: JSON.parse(text), chars: text.length }
         } catch (cause) {
           throw new NgrokdError('NGROKD_ERR_API', `ngrok api: ${method} ${shown}: reply ${response.status} is not JSON`, { cause })
         }

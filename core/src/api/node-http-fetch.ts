@@ -36,6 +36,9 @@ export const KEEPALIVE_CLOSED = 'NGROKD_KEEPALIVE_CLOSED'
  */
 export const MAX_REPLY_CHARS = 16 * 2 ** 20
 
+/** The code of the error a reply over {@link MAX_REPLY_CHARS} ends with: the server answered, and asking again gets the same. */
+export const REPLY_TOO_LARGE = 'NGROKD_REPLY_TOO_LARGE'
+
 /**
  * One HTTP request with node:http / node:https, fetch-shaped: resolves when the status line and headers
  * are in, `text()` reads the body; `signal` aborts either. Connections are kept alive by Node's global
@@ -52,7 +55,9 @@ export const nodeHttpFetch: ApiFetch = (url, { method, headers, body, signal }) 
       let text = ''
       res.on('data', (chunk: string) => {
         text += chunk
-        if (text.length > MAX_REPLY_CHARS) res.destroy(new Error(`the reply is larger than ${MAX_REPLY_CHARS / 2 ** 20} MiB, far more than any page of the API`))
+        if (text.length > MAX_REPLY_CHARS) {
+          res.destroy(Object.assign(new Error(`the reply is larger than ${MAX_REPLY_CHARS / 2 ** 20} MiB, far more than any page of the API`), { code: REPLY_TOO_LARGE }))
+        }
       })
       const body = new Promise<string>((done, fail) => {
         res.once('end', () => done(text))

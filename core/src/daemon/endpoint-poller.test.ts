@@ -112,6 +112,36 @@ describe('EndpointPoller: endpoints it does not serve', () => {
       rmSync(stateDir, { recursive: true, force: true })
     }
   })
+
+  it('logs at most 20 new skipped endpoints a poll one by one, then one line with how many more (an API that keeps sending new bad ones)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
+    try {
+      let round = 0
+      const api = new NgrokApiClient({
+        apiKey: 'k',
+        maxRetries: 0,
+        fetchImpl: async () => {
+          round++
+          const endpoints = Array.from({ length: 500 }, (_, i) => ({ id: `ep_${round}_${i}`, url: `http://bad_${i}.prod` }))
+          return new Response(JSON.stringify({ endpoints, next_page_uri: null }), { status: 200, headers: { 'content-type': 'application/json' } })
+        },
+      })
+      const logger = recordingLogger()
+      const poller = new EndpointPoller({ stateDir, intervalMs: 60_000, logger, list: () => api.listBoundEndpoints(OP), reconcile: async (s) => report(s.length), signal: new AbortController().signal })
+      for (let i = 0; i < 2; i++) {
+        const poll = await poller.pollOnce()
+        assert.equal(poll?.rejected?.length, 500, 'status still lists every skipped endpoint')
+      }
+      const warns = logger.at('warn').map((r) => r.msg)
+      assert.equal(warns.filter((m) => m.startsWith('skipping endpoint ')).length, 40, warns.slice(0, 3).join('\n'))
+      assert.deepEqual(
+        warns.filter((m) => /^skipping \d+ more/.test(m)),
+        Array(2).fill('skipping 480 more new endpoints of this poll, not logged one by one: `ngrokd status` lists every skipped endpoint with its reason'),
+      )
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
 })
 
 describe('EndpointPoller: the saved endpoint list', () => {

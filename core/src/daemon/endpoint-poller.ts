@@ -16,6 +16,8 @@ export const ENDPOINT_CACHE_FILE = 'endpoints.json'
  * tool of the account shares. A poll that needs more pages than `poll_interval` allows at this rate waits longer.
  */
 export const POLL_REQUESTS_PER_MINUTE = 60
+/** New skipped endpoints logged one by one in a poll; the rest in one line. */
+export const SKIPS_LOGGED_PER_POLL = 20
 
 export interface EndpointPollerOptions {
   stateDir: string
@@ -174,17 +176,30 @@ export class EndpointPoller {
     }
   }
 
-  /** Applies the name policy; logs each skipped endpoint once (with its code, if it has one). */
+  /**
+   * Applies the name policy; logs each skipped endpoint once (with its code, if it has one), at most
+   * {@link SKIPS_LOGGED_PER_POLL} of them a poll and then one line with how many more: an API that keeps sending
+   * new bad endpoints must not flood the log (status lists them all).
+   */
   private judge(grouped: DesiredService[], malformed: RejectedEndpoint[]): { services: DesiredService[]; rejected: RejectedEndpoint[] } {
     const judged = this.options.namePolicy?.filter(grouped) ?? { services: grouped, rejected: [] }
     const rejected = [...malformed, ...judged.rejected]
     const seenBefore = this.rejectedSeen
     this.rejectedSeen = new Set()
+    let logged = 0
+    let more = 0
     for (const r of rejected) {
       const seen = `${r.id} ${r.url} ${r.reason}`
       this.rejectedSeen.add(seen)
       if (seenBefore.has(seen)) continue
+      if (logged++ >= SKIPS_LOGGED_PER_POLL) {
+        more++
+        continue
+      }
       this.options.logger.warn({ endpoint: r.id, url: r.url, ...(r.code ? { code: r.code } : {}) }, `skipping endpoint ${r.id || '(no id)'} (${JSON.stringify(r.url)}): ${r.reason}`)
+    }
+    if (more > 0) {
+      this.options.logger.warn({ skipped: more }, `skipping ${more} more new endpoint${more === 1 ? '' : 's'} of this poll, not logged one by one: \`ngrokd status\` lists every skipped endpoint with its reason`)
     }
     return { services: judged.services, rejected }
   }

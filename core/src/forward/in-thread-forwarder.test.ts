@@ -6,9 +6,13 @@ import { fileURLToPath } from 'node:url'
 import { silentLogger } from '../contracts/logger.js'
 import { testForwarder } from '../testing/suites/forwarder-suite.js'
 import { TestFramework } from '../testing/test-framework.js'
-import { describeForwarderBehaviour } from './forwarder-behaviour.test-helper.js'
+import { describeForwarderBehaviour, until } from './forwarder-behaviour.test-helper.js'
 import { IngressDialer } from './ingress-dialer.js'
 import { InThreadForwarder } from './in-thread-forwarder.js'
+import { IngressRefusedError } from './ingress-refused-error.js'
+import { OTHER_ERRORS } from './listening-forwarder.js'
+import { connect } from 'node:net'
+import { freePort } from '../testing/net-probes.js'
 
 describeForwarderBehaviour('InThreadForwarder', async ({ logger, dialer, idleTimeoutMs, limits }) => {
   return new InThreadForwarder({ dialer: new IngressDialer({ logger, ...dialer }), logger, idleTimeoutMs, limits, ownsDialer: true })
@@ -52,4 +56,36 @@ describe('InThreadForwarder listen errors', () => {
     assert.match(denied!.hint, /CAP_NET_BIND_SERVICE/)
   })
 
+})
+
+describe('InThreadForwarder: what refusals leave behind', () => {
+  it('counts a refusal under its ngrok code only when it has the form ERR_NGROK_<n>, at most 32 codes a listener, and keeps what the ingress said short', async () => {
+    let n = 0
+    const huge = 'Z'.repeat(60_000)
+    // 40 codes of ngrok's form, then codes an ingress made up: each of 60 KB and each another
+    const dial = () => {
+      n++
+      return Promise.reject(new IngressRefusedError('api.prod', 80, n <= 40 ? `ERR_NGROK_${n}` : `ERR_${n}_${huge}`, huge))
+    }
+    const f = new InThreadForwarder({ dialer: { dial }, logger: silentLogger })
+    try {
+      const port = await freePort()
+      await f.listen({ address: '127.0.0.1', port, target: { hostname: 'api.prod', port: 80, proto: 'tcp' } })
+      for (let i = 0; i < 60; i++) {
+        const socket = connect(port, '127.0.0.1')
+        socket.on('error', () => {}) // a refused connection is reset
+        await new Promise((resolve) => socket.once('close', resolve))
+      }
+      const counted = () => Object.values(f.listeners()[0]!.errors).reduce((a, b) => a + b, 0)
+      await until(() => counted() === 60) // the last failure is counted after its client saw the close
+      const errors = f.listeners()[0]!.errors
+      assert.equal(Object.keys(errors).length, 33, JSON.stringify(Object.keys(errors)))
+      assert.ok(Object.keys(errors).every((k) => /^ERR_NGROK_\d+$/.test(k) || k === OTHER_ERRORS || k === 'NGROKD_ERR_INGRESS_REFUSED'), JSON.stringify(Object.keys(errors)))
+      assert.equal(errors[OTHER_ERRORS], 60 - 32)
+      const last = (await f.diagnose()).map((c) => `${c.summary} ${c.hint ?? ""}`).join('\n')
+      assert.ok(last.length < 5_000, `diagnose quotes what the ingress said cut short (${last.length} characters)`)
+    } finally {
+      await f.close()
+    }
+  })
 })

@@ -5,6 +5,7 @@ import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { ConnectionLimits, refuseConnection, type ConnectionLimitOptions } from './connection-limits.js'
 import { flatJoin } from '../util/flat-string.js'
+import { isNgrokErrorCode } from './ingress-refused-error.js'
 import { ipFamily } from '../util/ip-family.js'
 import { LocalAddresses } from '../util/local-addresses.js'
 import { describePortHolder, findPortHolder, type PortHolder } from '../util/port-holder.js'
@@ -21,6 +22,9 @@ export interface TrackedConnection {
 }
 
 const WARN_EVERY_MS = 10_000
+/** Distinct error codes one listener counts; later ones count as {@link OTHER_ERRORS}. */
+const MAX_ERROR_KEYS = 32
+export const OTHER_ERRORS = 'OTHER'
 const NO_CONNECTIONS: ReadonlySet<never> = new Set()
 
 /** What a listener only needs once it has had a connection or a failure. */
@@ -121,9 +125,13 @@ export class ListenerEntry<C extends TrackedConnection> {
     this.active.lastError = err
   }
 
-  count(key: string): void {
+  /** Counts a failure under `key` and returns the key it counted under. */
+  count(key: string): string {
     const counts = (this.active.errorCounts ??= {})
+    // past MAX_ERROR_KEYS codes, a new one counts as OTHER: the counts (and warn times) of one listener stay small whatever fails
+    if (counts[key] === undefined && Object.keys(counts).length >= MAX_ERROR_KEYS) key = OTHER_ERRORS
     counts[key] = (counts[key] ?? 0) + 1
+    return key
   }
 
   /** Failures so far by key (a copy). */
@@ -191,8 +199,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     this.onAcceptError = function (err) {
       const entry = forwarder.listenerOf.get(this)
       if (!entry) return
-      const code = err.code ?? 'accept'
-      entry.count(code)
+      const code = entry.count(err.code ?? 'accept')
       forwarder.warn(entry, code, { listener: entry.key, err: err.message }, `${entry.key}: accept failed: ${err.message}`)
     }
   }
@@ -368,8 +375,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
 
   /** Counts a failed connection under its code and logs it (warn, rate-limited per code). */
   protected recordFailure(entry: ListenerEntry<C>, err: unknown, target: ForwardTarget): void {
-    const key = errorKey(err)
-    entry.count(key)
+    const key = entry.count(errorKey(err))
     if (isNgrokdError(err)) entry.failed(err)
     const ngrokCode = (err as { ngrokCode?: string }).ngrokCode
     const { hostname, port } = target
@@ -472,10 +478,13 @@ function cutAll<C extends TrackedConnection>(entry: ListenerEntry<C>): void {
   for (const c of entry.conns) c.cut()
 }
 
-/** ngrok's code for a refusal, else the NgrokdError code, else the errno code. */
+/**
+ * ngrok's code for a refusal (`ERR_NGROK_3200`), else the NgrokdError code, else the errno code. A refusal whose
+ * code has not ngrok's form counts under its NgrokdError code: what an ingress sends must not make new keys at will.
+ */
 export function errorKey(err: unknown): string {
   const e = err as { ngrokCode?: string; code?: unknown }
-  if (typeof e?.ngrokCode === 'string' && e.ngrokCode) return e.ngrokCode
+  if (typeof e?.ngrokCode === 'string' && isNgrokErrorCode(e.ngrokCode)) return e.ngrokCode
   if (typeof e?.code === 'string' && e.code) return e.code
   return 'UNKNOWN'
 }

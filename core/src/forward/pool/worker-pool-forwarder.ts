@@ -10,7 +10,7 @@ import { errorCodes, type NgrokdErrorCode } from '../../errors/codes.js'
 import { NgrokdError } from '../../errors/ngrokd-error.js'
 import { resetSocket, type ConnectionLimitOptions } from '../connection-limits.js'
 import type { IngressCredentials, IngressDialerOptions } from '../ingress-dialer.js'
-import { ListeningForwarder, type ListenerEntry, type TrackedConnection } from '../listening-forwarder.js'
+import { ListeningForwarder, errorKey, type ListenerEntry, type TrackedConnection } from '../listening-forwarder.js'
 import type { LocalAddresses } from '../../util/local-addresses.js'
 import {
   BUFFERED,
@@ -360,7 +360,7 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
     if (e) {
       if (e.side === 'dial') this.recordFailure(entry, revive(e), conn.target)
       else {
-        this.countError(entry, e.ngrokCode || e.code || 'UNKNOWN')
+        this.countError(entry, errorKey(e))
         this.logger.debug({ listener: entry.key, hostname: conn.target.hostname, side: e.side, err: e.message }, `${entry.key}: ${e.side} connection error`)
       }
     }
