@@ -4,7 +4,7 @@ import { sameDaemonFlags } from '../config/load-config.js'
 import type { Logger } from '../contracts/logger.js'
 import type { Check } from '../contracts/check.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
-import { NgrokApiClient, chooseIngressEndpoint, isNgrokApiError, type ApiEndpoint, type IngressTarget } from '../api/index.js'
+import { NgrokApiClient, chooseIngressEndpoint, isNgrokApiError, splitIngressEndpoint, type ApiEndpoint, type IngressTarget } from '../api/index.js'
 import { Registration, type RegistrationInfo } from '../registration/index.js'
 // by file, not the forward/ barrel: that also loads the worker pool (tinypool) a 2-core machine never starts
 import { createForwarder, type CreateForwarderOptions, type ForwarderMode } from '../forward/create-forwarder.js'
@@ -17,7 +17,7 @@ import { readFile } from 'node:fs/promises'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import { PluginHost, pluginSpecsOf, type PluginSpec } from '../plugin/plugin-host.js'
 import type { PluginInterfaceInfo, ServingEntry } from '../plugin/define-plugin.js'
-import { intToIpv4, parseSubnet } from '../util/ipv4.js'
+import { intToIpv4, isIpv4, parseSubnet, subnetContains } from '../util/ipv4.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION, USER_AGENT } from '../version.js'
 import { FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
@@ -100,6 +100,8 @@ export class Daemon {
   private forwarderMode?: ForwarderMode
   /** The API named no ingress and the default was announced (once). */
   private warnedDefaultIngress = false
+  /** The last ingress endpoint found not to be an address of our own subnet. */
+  private ownAddressChecked: string | undefined
   private running?: Promise<void>
   /** start() finished: a stop after it is news, one during it is the undoing of a failed start. */
   private started = false
@@ -214,9 +216,10 @@ export class Daemon {
         namePolicy: this.namePolicy(),
       })
       // serve what was there before a restart or crash right away, API or not, dialling with the saved
-      // registration until the API has confirmed it (an unreadable one waits for registration instead)
+      // registration until the API has confirmed it; without a usable one (none, unreadable, expired) no connection
+      // could be carried: the names wait for the registration and the first poll instead of failing every client
       this.savedRegistration = await Registration.readSaved({ stateDir: config.stateDir, logger }).catch(() => undefined)
-      const cached = await this.poller.cached()
+      const cached = this.savedRegistration ? await this.poller.cached() : undefined
       if (cached) {
         const report = await this.reconcile(cached)
         logger.info({ report }, `restored ${cached.length} services from the last known endpoint list`)
@@ -224,7 +227,7 @@ export class Daemon {
       logger.info(
         { driver: this.scope.driverName, interface: info.name, subnet: this.scope.subnet, services: cached?.length ?? 0 },
         `ngrokd ${CORE_VERSION} up: driver ${this.scope.driverName}, interface ${info.name}, subnet ${this.scope.subnet}, ` +
-          (cached ? `${cached.length} services from the last known endpoint list` : 'endpoints after the first poll'),
+          (cached ? `${cached.length} services from the last known endpoint list` : this.savedRegistration ? 'endpoints after the first poll' : 'endpoints once registered (no usable saved registration) and polled'),
       )
     } catch (e) {
       this.starting = undefined
@@ -531,6 +534,7 @@ export class Daemon {
    */
   private ingressEndpoint(): string {
     const { endpoint, source } = this.ingressTarget()
+    this.refuseOwnAddress(endpoint, source)
     if (source === 'default' && !this.warnedDefaultIngress) {
       this.warnedDefaultIngress = true
       this.logger.warn(
@@ -539,6 +543,27 @@ export class Daemon {
       )
     }
     return endpoint
+  }
+
+  /**
+   * An ingress at an address of ngrokd's own subnet is one of its own listeners: each connection would be carried back
+   * into the daemon, again and again (a broken or hostile API reply, a typo in ingress.endpoint). Refused per connection.
+   */
+  private refuseOwnAddress(endpoint: string, source: IngressTarget['source']): void {
+    if (this.ownAddressChecked === endpoint) return
+    const subnet = this.scope?.subnet ?? this.config.net.subnet
+    let host: string
+    try {
+      host = splitIngressEndpoint(endpoint).host
+    } catch {
+      return // not host:port: the dialer says so, with its fix
+    }
+    if (isIpv4(host) && subnetContains(parseSubnet(subnet, { strict: false }), host)) {
+      throw new NgrokdError('NGROKD_ERR_INGRESS_UNREACHABLE', `binding ingress ${endpoint} is an address of ngrokd's own subnet ${subnet}: connecting to it would come back to this daemon`, {
+        hint: source === 'config' ? 'set ingress.endpoint to ngrok\'s binding ingress (kubernetes-binding-ingress.ngrok.io:443), or give net.subnet a range apart from it' : `the ngrok API named it for this operator; set ingress.endpoint to ngrok's binding ingress, or give net.subnet a range apart from it`,
+      })
+    }
+    this.ownAddressChecked = endpoint
   }
 
   private ingressTarget(): IngressTarget {

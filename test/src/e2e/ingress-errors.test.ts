@@ -114,3 +114,38 @@ describe('wrong ingress CA', { skip: netnsSkip }, () => {
     assert.match(ingressLine ?? '', /verified, but [1-9]\d* TLS handshake\(s\) with it failed: check ingress\.ca_file/, stdout)
   })
 })
+
+describe('an ingress inside ngrokd\'s own subnet', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+  const hosts = snapshotHostsFile()
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://loop.e2e' })
+    // the first address the subnet hands out: the endpoint's own listener, were the ingress dialled there
+    const ownAddress = net.subnet.replace(/\.0\/\d+$/, '.2')
+    daemon = E2eDaemon.start({ name: 'ing-loop', sim, net, extraConfig: { ingress: { endpoint: `${ownAddress}:80` } } })
+    await daemon.waitReady((s) => s.services?.serving === 1)
+  })
+
+  after(async () => {
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('is refused per connection, naming the subnet and the fix, and never dialled (no connection loops back)', async () => {
+    const r = await connectAndSend('loop.e2e', 80, GET)
+    assert.equal(r.connectError, undefined)
+    assert.equal(r.received.length, 0, 'nothing came back')
+    const line = await waitUntil(() => daemon.logRecords().find((l) => l.level >= 40 && /own subnet/.test(JSON.stringify(l))), {
+      what: "a log line about the ingress in ngrokd's own subnet",
+      timeoutMs: 5_000,
+    })
+    assert.match(JSON.stringify(line), /ingress\.endpoint/, 'names the setting that fixes it')
+    const status = await daemon.status()
+    assert.equal(status.traffic?.connections, 1, `one local connection, not one per loop: ${JSON.stringify(status.traffic)}`)
+  })
+})

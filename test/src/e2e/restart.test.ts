@@ -10,6 +10,9 @@ import { managedRecords, readHosts } from '../helpers/hosts-file.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
 import { canConnect, httpRequest, tcpExchange } from '../helpers/clients.js'
 import { kernelAddresses, linkExists } from '../helpers/ip-link.js'
+import { waitUntil } from '../helpers/wait-until.js'
+import { mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 
 const HTTP_NAMES = ['alpha.e2e', 'beta.e2e', 'gamma.e2e', 'delta.e2e']
 
@@ -128,3 +131,36 @@ for (const net of netDriverCases('rs')) {
     })
   })
 }
+
+describe('a restart without a usable saved registration', { skip: netnsSkip }, () => {
+  const net = netDriverCases('ru')[0]!
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+  const hosts = snapshotHostsFile()
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://unkeyed.e2e' })
+    daemon = E2eDaemon.start({ name: 'rs-unkeyed', sim, net })
+    await daemon.waitReady((s) => s.services?.serving === 1)
+  })
+
+  after(async () => {
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('publishes none of the last endpoint list (no connection could be carried) and says why', async () => {
+    assert.equal((await daemon.stop('SIGTERM')).code, 0)
+    const key = join(daemon.stateDir, 'client.key')
+    rmSync(key)
+    mkdirSync(key) // what the daemon cannot read as its key, nor write over
+    daemon.restart()
+    await waitUntil(() => daemon.logRecords().find((l) => /no usable saved registration/.test(String(l.msg))), { what: 'the start line', timeoutMs: 30_000 })
+    const status = await daemon.waitFor(() => true, 'the control API')
+    assert.equal(status.services?.serving ?? 0, 0, `nothing listed as serving: ${JSON.stringify(status.services)}`)
+    assert.equal(managedRecords(readHosts()).get('unkeyed.e2e'), undefined, 'the name is not published')
+  })
+})
