@@ -60,7 +60,8 @@ function typed(key: ConfigKey, text: string): { value: unknown } | { problem: st
 
 /**
  * Reads `NGROKD_<PATH>` for every key of the schema (and `NGROK_API_KEY`), typed by the schema.
- * Empty variables count as unset. Unknown `NGROKD_*` names close to a real one give a notice.
+ * Empty variables count as unset. An unknown `NGROKD_<SECTION>_*` name (`NGROKD_NET_SUBNETT`) is an issue, as an unknown
+ * key of a file is; other unknown `NGROKD_*` names close to a real one give a notice.
  */
 export function readEnvOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
   const model = getConfigModel()
@@ -87,6 +88,8 @@ export function readEnvOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
   }
 
   const notices: string[] = []
+  // NGROKD_<SECTION>_… names a key of that section: one that is none is refused, as an unknown key of a file is
+  const sections = new Set(model.keys.filter((k) => k.segments.length > 1).map((k) => k.segments[0]!))
   for (const name of Object.keys(env)) {
     if (!name.startsWith('NGROKD_') || model.byEnv.has(name)) continue
     // Compare without the shared prefix, which would make every name look close; else a key named without its
@@ -94,7 +97,12 @@ export function readEnvOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
     const rest = name.slice('NGROKD_'.length)
     const known = [...model.byEnv.keys()].map((e) => e.slice('NGROKD_'.length))
     const close = didYouMean(rest, known) ?? known.find((k) => k.endsWith(`_${rest}`))
-    if (close) notices.push(`environment variable ${name} is not a configuration key and is ignored (did you mean NGROKD_${close}?)`)
+    const section = [...sections].find((s) => rest.startsWith(`${s.toUpperCase()}_`))
+    if (section) {
+      issues.push({ key: section, env: name, message: `is not a key of ${section}${close ? ` (did you mean NGROKD_${close}?)` : ''}; expected one of ${known.filter((k) => k.startsWith(`${section.toUpperCase()}_`)).map((k) => `NGROKD_${k}`).join(', ')}` })
+    } else if (close) {
+      notices.push(`environment variable ${name} is not a configuration key and is ignored (did you mean NGROKD_${close}?)`)
+    }
   }
   return { raw, sources, issues, notices }
 }

@@ -321,10 +321,13 @@ describe('resolveConfig: environment overrides', () => {
     assert.match(error.message, /environment variable NGROKD_NET_FORCE/)
   })
 
-  it('notices a misspelled NGROKD_ variable and ignores unrelated ones', () => {
-    const { notices, config } = resolveEnv({ NGROKD_LOG_LEVLE: 'debug', NGROKD_SOMETHING_ELSE: '1', HOME: '/root' })
-    assert.deepEqual(notices, ['environment variable NGROKD_LOG_LEVLE is not a configuration key and is ignored (did you mean NGROKD_LOG_LEVEL?)'])
-    assert.equal(config.log.level, 'info')
+  it('refuses a misspelled key of a section, as a file does, and ignores unrelated NGROKD_ variables', () => {
+    const { error } = issuesOf({}, { NGROKD_LOG_LEVLE: 'debug', NGROKD_NET_SUBNETT: '10.99.0.0/16', NGROKD_SOMETHING_ELSE: '1', HOME: '/root' })
+    assert.match(error.message, /environment variable NGROKD_LOG_LEVLE \(log\): is not a key of log \(did you mean NGROKD_LOG_LEVEL\?\); expected one of NGROKD_LOG_LEVEL/)
+    assert.match(error.message, /environment variable NGROKD_NET_SUBNETT \(net\): is not a key of net \(did you mean NGROKD_NET_SUBNET\?\)/)
+    assert.doesNotMatch(error.message, /SOMETHING_ELSE/)
+    const { notices } = resolveEnv({ NGROKD_SOMETHING_ELSE: '1' })
+    assert.deepEqual(notices, [])
   })
 
   it('notices a key named without its section, as a file does', () => {
