@@ -488,9 +488,9 @@ const uninstallCommand = defineCommand({
     if (values.help) return printHelp(this)
     const { config, source } = await configFor(values)
     // an installed service of this config would start ngrokd again at the next boot, on nothing (or on a program npm removed)
-    const service = (await load.serviceAction()).installedServiceFor(config, values.config ?? source)
+    const service = await (await load.serviceAction()).installedServiceFor(config, values.config ?? source)
     if (service) {
-      console.error(`ngrokd uninstall: the service ${service.file} is installed and would start ngrokd again at the next boot; nothing was removed\n(remove it first: sudo ngrokd service uninstall${sameDaemonFlags(config.instance, service.configFile)})`)
+      console.error(`ngrokd uninstall: the service ${service.service} is installed and would start ngrokd again at the next boot; nothing was removed\n(remove it first: ${process.platform === 'win32' ? 'from an elevated prompt, ' : 'sudo '}ngrokd service uninstall${sameDaemonFlags(config.instance, service.configFile)})`)
       return 2
     }
     let report

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict'
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { servicedNodePath } from './service-action.js'
+import { resolveConfig } from '../config/resolve-config.js'
+import { FakeScm } from '../service/windows-scm.test-helper.js'
+import { planWindowsService } from '../service/windows-service.js'
+import { installedServiceFor, servicedNodePath } from './service-action.js'
 
 test("the service runs node by the link on PATH that leads to this one (an upgrade keeps it valid), else by this one's path", () => {
   const dir = mkdtempSync(join(tmpdir(), 'ngrokd-node-path-'))
@@ -27,4 +30,18 @@ test("the service runs node by the link on PATH that leads to this one (an upgra
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('uninstall is refused while the Windows service of its instance is registered: the Service Control Manager is asked', async () => {
+  const scm = new FakeScm()
+  const config = resolveConfig({}, { env: {} }).config
+  const work = resolveConfig({ instance: 'work' }, { env: {} }).config
+  assert.equal(await installedServiceFor(config, undefined, 'win32', scm), undefined)
+  const plan = planWindowsService({ nodePath: 'C:\\node\\node.exe', cliPath: 'C:\\npm\\ngrokd\\bin\\ngrokd.js', instance: 'work' })
+  scm.createService(0n, plan)
+  scm.closeServiceHandle([...scm.open][0]!)
+  assert.deepEqual(await installedServiceFor(work, undefined, 'win32', scm), { service: 'ngrokd-work' })
+  assert.equal(await installedServiceFor(config, undefined, 'win32', scm), undefined, 'another instance')
+  assert.deepEqual(scm.calls.filter((c) => c.startsWith('OpenServiceW')), ['OpenServiceW(ngrokd, 0x4)', 'OpenServiceW(ngrokd-work, 0x4)', 'OpenServiceW(ngrokd, 0x4)'])
+  assert.equal(scm.open.size, 0)
 })

@@ -9,7 +9,7 @@ import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { LAUNCH_DAEMONS_DIR, launchdLabel, launchdService } from '../service/launchd.js'
 import { SYSTEMD_UNIT_DIR, systemdService, systemdUnitName, type ServiceCommand } from '../service/systemd.js'
-import { installWindowsService, planWindowsService, uninstallWindowsService } from '../service/windows-service.js'
+import { installWindowsService, planWindowsService, uninstallWindowsService, windowsServiceInstalled, type ScmApi } from '../service/windows-service.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 
@@ -118,7 +118,7 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
   const name = plan.name
   const sc = (...args: string[]): ServiceCommand => ['sc.exe', ...args]
   if (dryRun) {
-    if (action === 'install') console.log(`# registered with the Service Control Manager\n${JSON.stringify(plan, null, 2)}\n$ ${sc('start', name).join(' ')}`)
+    if (action === 'install') console.log(`# registered with the Service Control Manager (a service ${name} registered before is changed to it, and stopped)\n${JSON.stringify(plan, null, 2)}\n# StartServiceW ${name}`)
     else console.log(action === 'uninstall' ? `$ ${sc('stop', name).join(' ')}\n# DeleteService ${name}` : `$ ${sc('query', name).join(' ')}`)
     return 0
   }
@@ -127,9 +127,10 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
   const scm = loadScm(process.env.SystemRoot ?? 'C:\\Windows')
   if (action === 'install') {
     await mkdir(config.stateDir, { recursive: true })
-    installWindowsService(scm, plan)
-    runAll([sc('start', name)])
-    console.log(`registered the service ${name} and started it; \`ngrokd status\` shows the daemon`)
+    // a service registered before is stopped (waiting at most as long as the service's own stop may take) and started again
+    const stopTimeoutMs = (Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS) * 1000
+    const done = await installWindowsService(scm, plan, { stopTimeoutMs })
+    console.log(`${done === 'replaced' ? 'replaced the registration of' : 'registered'} the service ${name} and started it; \`ngrokd status\` shows the daemon`)
   } else {
     try {
       runAll([sc('stop', name)]) // its stop removes what it made
@@ -175,10 +176,22 @@ function runAll(commands: readonly ServiceCommand[]): void {
 /**
  * The service `service install` wrote for this config's instance when it runs this config (the same file, or both
  * the default one): a unit or job that would start this ngrokd again at the next boot. `configFile` is the file this
- * command read, if any. Windows registers no file (`ngrokd service status` asks the SCM).
+ * command read, if any. On Windows the Service Control Manager is asked whether the instance's service (`ngrokd`,
+ * `ngrokd-NAME`) is registered, whatever config it runs (`scm`: the SCM's calls, loaded when not given).
+ * `service` is the unit's or job's file, or the Windows service's name.
  */
-export function installedServiceFor(config: DaemonConfig, configFile: string | undefined, platform = process.platform): { file: string; configFile?: string } | undefined {
+export async function installedServiceFor(
+  config: DaemonConfig,
+  configFile: string | undefined,
+  platform = process.platform,
+  scm?: ScmApi,
+): Promise<{ service: string; configFile?: string } | undefined> {
   const { instance } = instanceOf(config)
+  if (platform === 'win32') {
+    const name = instance ? `ngrokd-${instance}` : 'ngrokd'
+    scm ??= (await import('../service/windows-service-ffi.js')).loadScm(process.env.SystemRoot ?? 'C:\\Windows')
+    return windowsServiceInstalled(scm, name) ? { service: name } : undefined
+  }
   const file = platform === 'linux' ? join(SYSTEMD_UNIT_DIR, systemdUnitName(instance)) : platform === 'darwin' ? join(LAUNCH_DAEMONS_DIR, `${launchdLabel(instance)}.plist`) : undefined
   if (!file || !existsSync(file)) return undefined
   const text = readFileSync(file, 'utf8')
@@ -194,7 +207,7 @@ export function installedServiceFor(config: DaemonConfig, configFile: string | u
     }
   }
   if (same(runs ?? defaultFile) !== same(configFile ?? defaultFile)) return undefined
-  return { file, ...(runs ? { configFile: runs } : {}) }
+  return { service: file, ...(runs ? { configFile: runs } : {}) }
 }
 
 /** Unloads a job installed before; a job that is not loaded is what a first install finds, and fine. */

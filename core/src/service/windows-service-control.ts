@@ -13,15 +13,14 @@
  */
 
 import { NgrokdError } from '../errors/ngrokd-error.js'
-import { SERVICE_WIN32_OWN_PROCESS } from './windows-service.js'
+import { SERVICE_CONTROL_STOP, SERVICE_STOPPED, SERVICE_WIN32_OWN_PROCESS } from './windows-service.js'
 
-export const SERVICE_STOPPED = 1 // winsvc.h
+export { SERVICE_CONTROL_STOP, SERVICE_STOPPED } // winsvc.h; registration (windows-service.ts) stops a service too
 export const SERVICE_START_PENDING = 2 // winsvc.h
 export const SERVICE_STOP_PENDING = 3 // winsvc.h
 export const SERVICE_RUNNING = 4 // winsvc.h
 export const SERVICE_ACCEPT_STOP = 0x1 // winsvc.h
 export const SERVICE_ACCEPT_SHUTDOWN = 0x4 // winsvc.h
-export const SERVICE_CONTROL_STOP = 0x1 // winsvc.h
 export const SERVICE_CONTROL_INTERROGATE = 0x4 // winsvc.h
 export const SERVICE_CONTROL_SHUTDOWN = 0x5 // winsvc.h
 export const SERVICE_CONTROL_PRESHUTDOWN = 0xf // winsvc.h
@@ -29,6 +28,8 @@ export const NO_ERROR = 0 // winerror.h
 export const ERROR_CALL_NOT_IMPLEMENTED = 120 // winerror.h
 export const ERROR_SERVICE_SPECIFIC_ERROR = 1066 // winerror.h
 export const ERROR_FAILED_SERVICE_CONTROLLER_CONNECT = 1063 // winerror.h: not started by the SCM
+/** Not a Win32 code: the dispatcher failed after ServiceMain ran, and its error was set on another thread. */
+export const DISPATCHER_FAILED = -1
 
 /** SERVICE_STATUS's fields in winsvc.h's order: each a DWORD. */
 export const SERVICE_STATUS_FIELDS = ['dwServiceType', 'dwCurrentState', 'dwControlsAccepted', 'dwWin32ExitCode', 'dwServiceSpecificExitCode', 'dwCheckPoint', 'dwWaitHint'] as const
@@ -143,8 +144,8 @@ export interface ServiceDispatcher {
   /**
    * StartServiceCtrlDispatcherW with one service, `name`: the SCM then calls `main` (ServiceMain, given
    * SetServiceStatus on the handle of the registered handler) and `control` for each control. Resolves when the
-   * dispatcher returns: 0 once the service reported STOPPED, else the Win32 error (1063: the process was not
-   * started by the SCM).
+   * dispatcher returns: 0 once the service reported STOPPED, 1063 when the process was not started by the SCM,
+   * DISPATCHER_FAILED when it failed after ServiceMain ran (its Win32 error is the worker thread's, unreadable).
    */
   dispatch(name: string, service: { main: (setStatus: (status: ServiceStatus) => void) => void; control: (code: number) => number }): Promise<number>
 }
@@ -170,6 +171,12 @@ export async function runAsWindowsService(
   if (error === ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
     throw new NgrokdError('NGROKD_ERR_SERVICE', 'ngrokd run --service is what the Service Control Manager runs; it was started from a prompt', {
       hint: `start the service with \`sc start ${name}\` (after ngrokd service install), or run ngrokd run without --service`,
+    })
+  }
+  if (error === DISPATCHER_FAILED) {
+    // GetLastError is per thread: the dispatcher ran on a koffi worker, so its code is not readable here
+    throw new NgrokdError('NGROKD_ERR_SERVICE', 'StartServiceCtrlDispatcherW failed after the service had started; its Win32 error was set on the thread that made the call and cannot be read', {
+      hint: `the System event log (source Service Control Manager) has the service's last error; \`sc query ${name}\` shows its state`,
     })
   }
   if (error !== 0) throw new NgrokdError('NGROKD_ERR_SERVICE', `StartServiceCtrlDispatcherW failed: Win32 error ${error}`)

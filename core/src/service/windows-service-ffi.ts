@@ -7,11 +7,12 @@ import {
   SERVICE_CONFIG_DESCRIPTION,
   SERVICE_CONFIG_FAILURE_ACTIONS,
   SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+  SERVICE_CONTROL_STOP,
   SERVICE_ERROR_NORMAL,
   SERVICE_WIN32_OWN_PROCESS,
   type ScmApi,
 } from './windows-service.js'
-import { SERVICE_STATUS_FIELDS, type ServiceDispatcher } from './windows-service-control.js'
+import { DISPATCHER_FAILED, ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, SERVICE_STATUS_FIELDS, type ServiceDispatcher } from './windows-service-control.js'
 
 export interface Prototype {
   dll: string
@@ -28,7 +29,16 @@ export const SCM_PROTOTYPES: readonly Prototype[] = [
       'SC_HANDLE __stdcall CreateServiceW(SC_HANDLE hSCManager, LPCWSTR lpServiceName, LPCWSTR lpDisplayName, DWORD dwDesiredAccess, DWORD dwServiceType, DWORD dwStartType, DWORD dwErrorControl, LPCWSTR lpBinaryPathName, LPCWSTR lpLoadOrderGroup, DWORD *lpdwTagId, const WCHAR *lpDependencies, LPCWSTR lpServiceStartName, LPCWSTR lpPassword)',
   },
   { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'SC_HANDLE __stdcall OpenServiceW(SC_HANDLE hSCManager, LPCWSTR lpServiceName, DWORD dwDesiredAccess)' },
+  {
+    dll: 'advapi32.dll',
+    header: 'winsvc.h',
+    prototype:
+      'BOOL __stdcall ChangeServiceConfigW(SC_HANDLE hService, DWORD dwServiceType, DWORD dwStartType, DWORD dwErrorControl, LPCWSTR lpBinaryPathName, LPCWSTR lpLoadOrderGroup, DWORD *lpdwTagId, const WCHAR *lpDependencies, LPCWSTR lpServiceStartName, LPCWSTR lpPassword, LPCWSTR lpDisplayName)',
+  },
   { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall ChangeServiceConfig2W(SC_HANDLE hService, DWORD dwInfoLevel, void *lpInfo)' },
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall QueryServiceStatus(SC_HANDLE hService, _Out_ SERVICE_STATUS *lpServiceStatus)' },
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall ControlService(SC_HANDLE hService, DWORD dwControl, _Out_ SERVICE_STATUS *lpServiceStatus)' },
+  { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall StartServiceW(SC_HANDLE hService, DWORD dwNumServiceArgs, LPCWSTR *lpServiceArgVectors)' },
   { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall DeleteService(SC_HANDLE hService)' },
   { dll: 'advapi32.dll', header: 'winsvc.h', prototype: 'BOOL __stdcall CloseServiceHandle(SC_HANDLE hSCObject)' },
   { dll: 'kernel32.dll', header: 'errhandlingapi.h', prototype: 'DWORD __stdcall GetLastError()' },
@@ -105,18 +115,24 @@ export function scmStructLayouts(): Record<string, number> {
  * The dispatcher of the SCM (ServiceDispatcher in windows-service-control.ts): StartServiceCtrlDispatcherW runs on
  * a koffi worker thread (it returns only when the service has stopped), and the SCM's calls of ServiceMain and of
  * the control handler come back to the main thread, which keeps its event loop running meanwhile.
+ *
+ * Its failure cannot be read with GetLastError: Win32 keeps the last error per thread, and the call ran on the
+ * worker. What it means is told by whether ServiceMain ran: a FALSE before it is the SCM refusing the connection
+ * (ERROR_FAILED_SERVICE_CONTROLLER_CONNECT, a process not started by the SCM: the table is ngrokd's own and well
+ * formed, so ERROR_INVALID_DATA cannot come, nor ERROR_SERVICE_ALREADY_RUNNING from the one call per process);
+ * a FALSE after it is DISPATCHER_FAILED.
  */
 export function loadServiceDispatcher(systemRoot: string): ServiceDispatcher {
   declareTypes()
   const adv = koffi.load(`${systemRoot}\\System32\\advapi32.dll`)
-  const k32 = koffi.load(`${systemRoot}\\System32\\kernel32.dll`)
   const fn = Object.fromEntries(SERVICE_DISPATCH_PROTOTYPES.map((p) => [/(\w+)\(/.exec(p.prototype)![1]!, adv.func(p.prototype)]))
-  const getLastError = k32.func('DWORD __stdcall GetLastError()')
   return {
     dispatch(name, { main, control }) {
-      return new Promise<number>((resolve) => {
+      return new Promise<number>((resolve, reject) => {
+        let mainRan = false
         const handler = koffi.register((code: number) => control(code), 'LPHANDLER_FUNCTION_EX')
         const serviceMain = koffi.register(() => {
+          mainRan = true
           const handle = fn.RegisterServiceCtrlHandlerExW!(name, handler, null)
           main((status) => void fn.SetServiceStatus!(handle, status))
         }, 'LPSERVICE_MAIN_FUNCTIONW')
@@ -125,10 +141,10 @@ export function loadServiceDispatcher(systemRoot: string): ServiceDispatcher {
           { lpServiceName: null, lpServiceProc: null },
         ]
         fn.StartServiceCtrlDispatcherW!.async(table, (err: unknown, ok: number) => {
-          const error = err ? -1 : ok ? 0 : (getLastError() as number)
           koffi.unregister(serviceMain)
           koffi.unregister(handler)
-          resolve(error)
+          if (err) reject(err)
+          else resolve(ok ? 0 : mainRan ? DISPATCHER_FAILED : ERROR_FAILED_SERVICE_CONTROLLER_CONNECT)
         })
       })
     },
@@ -172,6 +188,30 @@ export function loadScm(systemRoot: string): ScmApi {
       const h = handle(fn.OpenServiceW!(manager, name, access))
       return { handle: h, error: h === 0n ? lastError() : 0 }
     },
+    changeConfig: (service, plan) =>
+      ok(
+        fn.ChangeServiceConfigW!(
+          service,
+          SERVICE_WIN32_OWN_PROCESS,
+          SERVICE_AUTO_START,
+          SERVICE_ERROR_NORMAL,
+          plan.binaryPath,
+          null, // load order group: unchanged (none was set)
+          null,
+          encodeDependencies(plan.dependencies),
+          // NULL would keep the account; LocalSystem is named, and its password is empty (winsvc.h ChangeServiceConfigW)
+          plan.account,
+          '',
+          plan.displayName,
+        ),
+      ),
+    queryState(service) {
+      const status: Record<string, number> = {}
+      const error = ok(fn.QueryServiceStatus!(service, status))
+      return { state: error === 0 ? status.dwCurrentState! : 0, error }
+    },
+    stopService: (service) => ok(fn.ControlService!(service, SERVICE_CONTROL_STOP, {})),
+    startService: (service) => ok(fn.StartServiceW!(service, 0, null)),
     setDescription: (service, description) => ok(fn.ChangeServiceConfig2W!(service, SERVICE_CONFIG_DESCRIPTION, koffi.as({ lpDescription: description }, 'SERVICE_DESCRIPTIONW *'))),
     setFailureActions(service, recovery) {
       const info = {

@@ -14,6 +14,7 @@
  * failure within a day runs `ngrokd cleanup` (SC_ACTION_RUN_COMMAND). FailureActionsOnNonCrashFailures makes a
  * stop with a non-zero exit code count as a failure too.
  */
+import { setTimeout as delay } from 'node:timers/promises'
 import { NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { checkServiceInstance } from './instance-name.js'
 
@@ -25,6 +26,7 @@ export const SC_MANAGER_CREATE_SERVICE = 0x2 // winsvc.h
 export const SERVICE_QUERY_STATUS = 0x4 // winsvc.h
 export const SERVICE_CHANGE_CONFIG = 0x2 // winsvc.h
 export const SERVICE_STOP = 0x20 // winsvc.h
+export const SERVICE_START = 0x10 // winsvc.h
 export const DELETE = 0x10000 // winnt.h
 export const SERVICE_CONFIG_DESCRIPTION = 1 // winsvc.h
 export const SERVICE_CONFIG_FAILURE_ACTIONS = 2 // winsvc.h
@@ -39,6 +41,11 @@ export const ERROR_SERVICE_EXISTS = 1073 // winerror.h
 export const ERROR_SERVICE_DOES_NOT_EXIST = 1060 // winerror.h
 export const ERROR_SERVICE_MARKED_FOR_DELETE = 1072 // winerror.h
 export const ERROR_DUPLICATE_SERVICE_NAME = 1078 // winerror.h: the display name is another service's name or display name
+export const ERROR_SERVICE_ALREADY_RUNNING = 1056 // winerror.h
+export const ERROR_SERVICE_CANNOT_ACCEPT_CTRL = 1061 // winerror.h: a pending state (starting, stopping) takes no control
+export const ERROR_SERVICE_NOT_ACTIVE = 1062 // winerror.h
+export const SERVICE_STOPPED = 1 // winsvc.h SERVICE_STATUS.dwCurrentState
+export const SERVICE_CONTROL_STOP = 0x1 // winsvc.h
 
 const ERROR_NAMES: Readonly<Record<number, string>> = {
   [ERROR_ACCESS_DENIED]: 'ERROR_ACCESS_DENIED',
@@ -46,6 +53,9 @@ const ERROR_NAMES: Readonly<Record<number, string>> = {
   [ERROR_SERVICE_DOES_NOT_EXIST]: 'ERROR_SERVICE_DOES_NOT_EXIST',
   [ERROR_SERVICE_MARKED_FOR_DELETE]: 'ERROR_SERVICE_MARKED_FOR_DELETE',
   [ERROR_DUPLICATE_SERVICE_NAME]: 'ERROR_DUPLICATE_SERVICE_NAME',
+  [ERROR_SERVICE_ALREADY_RUNNING]: 'ERROR_SERVICE_ALREADY_RUNNING',
+  [ERROR_SERVICE_CANNOT_ACCEPT_CTRL]: 'ERROR_SERVICE_CANNOT_ACCEPT_CTRL',
+  [ERROR_SERVICE_NOT_ACTIVE]: 'ERROR_SERVICE_NOT_ACTIVE',
 }
 
 export interface RecoveryAction {
@@ -179,25 +189,52 @@ export interface ScmApi {
   openManager(access: number): { handle: bigint; error: number }
   createService(manager: bigint, plan: WindowsServicePlan): { handle: bigint; error: number }
   openService(manager: bigint, name: string, access: number): { handle: bigint; error: number }
+  /**
+   * ChangeServiceConfigW with what CreateServiceW sets from the plan: own process, auto start, normal error
+   * control, binary path, dependencies, LocalSystem, display name.
+   */
+  changeConfig(service: bigint, plan: WindowsServicePlan): number
   /** ChangeServiceConfig2W(SERVICE_CONFIG_DESCRIPTION). */
   setDescription(service: bigint, description: string): number
   /** ChangeServiceConfig2W(SERVICE_CONFIG_FAILURE_ACTIONS) with SERVICE_FAILURE_ACTIONSW built from the plan. */
   setFailureActions(service: bigint, recovery: WindowsServicePlan['recovery']): number
   /** ChangeServiceConfig2W(SERVICE_CONFIG_FAILURE_ACTIONS_FLAG). */
   setFailureActionsOnNonCrashFailures(service: bigint, enabled: boolean): number
+  /** QueryServiceStatus: SERVICE_STATUS.dwCurrentState. */
+  queryState(service: bigint): { state: number; error: number }
+  /** ControlService(SERVICE_CONTROL_STOP). */
+  stopService(service: bigint): number
+  /** StartServiceW with no arguments (the registered command line has them). */
+  startService(service: bigint): number
   deleteService(service: bigint): number
   closeServiceHandle(handle: bigint): void
 }
 
-/** Registers the plan: CreateServiceW, then the description, failure actions and their flag. */
-export function installWindowsService(scm: ScmApi, plan: WindowsServicePlan): void {
+export interface InstallWindowsServiceOptions {
+  /** The longest a running service may take to stop before a second install gives up (its stop wait hint). */
+  stopTimeoutMs: number
+  /** How often the stop is polled (QueryServiceStatus). */
+  pollMs?: number
+}
+
+/**
+ * Registers the plan and starts the service: CreateServiceW, then the description, failure actions and their
+ * flag, then StartServiceW. A second install replaces the first (the README's promise, as on systemd and launchd):
+ * on ERROR_SERVICE_EXISTS the service is opened, ChangeServiceConfigW and the ChangeServiceConfig2W settings are
+ * applied again, and the service is stopped (when it runs) and started on its new configuration.
+ */
+export async function installWindowsService(scm: ScmApi, plan: WindowsServicePlan, options: InstallWindowsServiceOptions): Promise<'created' | 'replaced'> {
   const manager = scm.openManager(SC_MANAGER_CONNECT | SC_MANAGER_CREATE_SERVICE)
   if (manager.handle === 0n) throw scmError('OpenSCManagerW', manager.error, 'the Service Control Manager')
   try {
-    const service = scm.createService(manager.handle, plan)
-    if (service.handle === 0n) throw scmError('CreateServiceW', service.error, plan.name)
+    const created = scm.createService(manager.handle, plan)
+    if (created.handle === 0n && created.error !== ERROR_SERVICE_EXISTS) throw scmError('CreateServiceW', created.error, plan.name)
+    const replacing = created.handle === 0n
+    const service = replacing ? scm.openService(manager.handle, plan.name, SERVICE_CHANGE_CONFIG | SERVICE_QUERY_STATUS | SERVICE_STOP | SERVICE_START) : created
+    if (service.handle === 0n) throw scmError('OpenServiceW', service.error, plan.name)
     try {
       const steps: Array<[string, () => number]> = [
+        ...(replacing ? [['ChangeServiceConfigW', () => scm.changeConfig(service.handle, plan)] as [string, () => number]] : []),
         ['ChangeServiceConfig2W(SERVICE_CONFIG_DESCRIPTION)', () => scm.setDescription(service.handle, plan.description)],
         ['ChangeServiceConfig2W(SERVICE_CONFIG_FAILURE_ACTIONS)', () => scm.setFailureActions(service.handle, plan.recovery)],
         ['ChangeServiceConfig2W(SERVICE_CONFIG_FAILURE_ACTIONS_FLAG)', () => scm.setFailureActionsOnNonCrashFailures(service.handle, plan.recovery.onNonCrashFailures)],
@@ -205,13 +242,64 @@ export function installWindowsService(scm: ScmApi, plan: WindowsServicePlan): vo
       for (const [call, step] of steps) {
         const error = step()
         if (error !== ERROR_SUCCESS) {
-          scm.deleteService(service.handle) // no half-configured service left behind
-          throw scmError(call, error, plan.name)
+          // no half-configured service left behind; one installed before stays (with what was changed) and runs on
+          if (!replacing) scm.deleteService(service.handle)
+          throw scmError(call, error, plan.name, replacing ? 'the service installed before is left as it was, or partly changed: ngrokd service install again, or ngrokd service uninstall' : undefined)
         }
       }
+      if (replacing) await stopAndWait(scm, service.handle, plan.name, options)
+      const error = scm.startService(service.handle)
+      // ALREADY_RUNNING: its recovery actions restarted it meanwhile, on the new configuration
+      if (error !== ERROR_SUCCESS && error !== ERROR_SERVICE_ALREADY_RUNNING) {
+        throw scmError('StartServiceW', error, plan.name, `the service is registered but did not start: \`sc query ${plan.name}\` and the System event log (source Service Control Manager) say why`)
+      }
+      return replacing ? 'replaced' : 'created'
     } finally {
       scm.closeServiceHandle(service.handle)
     }
+  } finally {
+    scm.closeServiceHandle(manager.handle)
+  }
+}
+
+/**
+ * Stops a running service and waits, at most `stopTimeoutMs`, until it reports STOPPED. A service that is starting
+ * takes no control yet (ERROR_SERVICE_CANNOT_ACCEPT_CTRL): the stop is asked again at the next poll.
+ */
+async function stopAndWait(scm: ScmApi, service: bigint, name: string, { stopTimeoutMs, pollMs = 250 }: InstallWindowsServiceOptions): Promise<void> {
+  const deadline = Date.now() + stopTimeoutMs
+  let asked = false
+  for (;;) {
+    const { state, error } = scm.queryState(service)
+    if (error !== ERROR_SUCCESS) throw scmError('QueryServiceStatus', error, name)
+    if (state === SERVICE_STOPPED) return
+    if (!asked) {
+      const stop = scm.stopService(service)
+      if (stop === ERROR_SUCCESS) asked = true
+      else if (stop === ERROR_SERVICE_NOT_ACTIVE) return
+      else if (stop !== ERROR_SERVICE_CANNOT_ACCEPT_CTRL) throw scmError('ControlService(SERVICE_CONTROL_STOP)', stop, name)
+    }
+    if (Date.now() >= deadline) {
+      throw new NgrokdError('NGROKD_ERR_SERVICE', `service: ${name} did not stop within ${Math.ceil(stopTimeoutMs / 1000)} s; its new configuration is registered but not running`, {
+        hint: `wait until \`sc query ${name}\` shows STOPPED, then \`sc start ${name}\` (or ngrokd service install again)`,
+      })
+    }
+    await delay(pollMs)
+  }
+}
+
+/** Whether the service `name` is registered with the Service Control Manager (OpenServiceW). */
+export function windowsServiceInstalled(scm: ScmApi, name: string): boolean {
+  const manager = scm.openManager(SC_MANAGER_CONNECT)
+  if (manager.handle === 0n) throw scmError('OpenSCManagerW', manager.error, 'the Service Control Manager')
+  try {
+    const service = scm.openService(manager.handle, name, SERVICE_QUERY_STATUS)
+    if (service.handle === 0n) {
+      if (service.error === ERROR_SERVICE_DOES_NOT_EXIST) return false
+      throw scmError('OpenServiceW', service.error, name)
+    }
+    scm.closeServiceHandle(service.handle)
+    return true
   } finally {
     scm.closeServiceHandle(manager.handle)
   }
@@ -238,17 +326,16 @@ export function uninstallWindowsService(scm: ScmApi, name = 'ngrokd'): void {
   }
 }
 
-function scmError(call: string, error: number, what: string): NgrokdError {
+function scmError(call: string, error: number, what: string, hint?: string): NgrokdError {
   const name = ERROR_NAMES[error] ?? `Win32 error ${error}`
   if (error === ERROR_ACCESS_DENIED) return new PermissionError(`service: ${call} ${what} refused: ${name} (${error})`, { hint: 'run ngrokd service install from an elevated prompt (Run as Administrator)' })
   return new NgrokdError('NGROKD_ERR_SERVICE', `service: ${call} ${what} failed: ${name} (${error})`, {
     hint:
-      error === ERROR_SERVICE_EXISTS
-        ? 'a service with this name is registered already: ngrokd service uninstall first'
-        : error === ERROR_SERVICE_MARKED_FOR_DELETE
-          ? 'an earlier uninstall waits for the service to stop and for Services (services.msc) to be closed'
-          : error === ERROR_DUPLICATE_SERVICE_NAME
-            ? `another service is named or shown as "${what}": uninstall it, or install ngrokd as a named instance (--instance NAME)`
-            : 'see the Windows error code',
+      hint ??
+      (error === ERROR_SERVICE_MARKED_FOR_DELETE
+        ? 'an earlier uninstall waits for the service to stop and for Services (services.msc) to be closed'
+        : error === ERROR_DUPLICATE_SERVICE_NAME
+          ? `another service is named or shown as "${what}": uninstall it, or install ngrokd as a named instance (--instance NAME)`
+          : 'see the Windows error code'),
   })
 }

@@ -99,6 +99,9 @@
   X("ERROR_DUPLICATE_SERVICE_NAME", ERROR_DUPLICATE_SERVICE_NAME)                                       \
   X("ERROR_SERVICE_DOES_NOT_EXIST", ERROR_SERVICE_DOES_NOT_EXIST)                                       \
   X("ERROR_SERVICE_MARKED_FOR_DELETE", ERROR_SERVICE_MARKED_FOR_DELETE)                                 \
+  X("ERROR_SERVICE_ALREADY_RUNNING", ERROR_SERVICE_ALREADY_RUNNING)                                     \
+  X("ERROR_SERVICE_CANNOT_ACCEPT_CTRL", ERROR_SERVICE_CANNOT_ACCEPT_CTRL)                               \
+  X("ERROR_SERVICE_NOT_ACTIVE", ERROR_SERVICE_NOT_ACTIVE)                                               \
   X("ERROR_NOT_FOUND", ERROR_NOT_FOUND)                                                                 \
   X("ERROR_ALREADY_INITIALIZED", ERROR_ALREADY_INITIALIZED)                                             \
   X("ERROR_NONE_MAPPED", ERROR_NONE_MAPPED)                                                             \
