@@ -1,9 +1,10 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { basename, join } from 'node:path'
-import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, type DaemonConfig, type LoadedConfig } from '../config/index.js'
+import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type ControlApi, type TrafficTotals } from '../daemon/control-api.js'
 import { stateDirHolder } from '../daemon/instance-lock.js'
+import { instanceConfigPath } from '../config/instance.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import { NON_LOCAL_CLIENT } from '../contracts/forwarder.js'
@@ -560,8 +561,8 @@ function printHelp(spec: CommandSpec): number {
       '\nOptions:\n' +
       (spec.readsNoConfig
         ? ''
-        : '  -c, --config FILE   configuration file (default: /etc/ngrokd/config.yml; not as root, first an ngrokd.yaml or .ngrokdrc searched for from the current directory)\n' +
-          '  --instance NAME     a named instance (a second account): /etc/ngrokd/NAME.yml, its own state, socket, interface, subnet and hosts block\n') +
+        : `  -c, --config FILE   configuration file (default: ${DEFAULT_CONFIG_PATH}; not as root, first an ngrokd.yaml or .ngrokdrc searched for from the current directory)\n` +
+          `  --instance NAME     a named instance (a second account): ${instanceConfigPath(DEFAULT_CONFIG_PATH, 'NAME')}, its own state, socket, interface, subnet and hosts block\n`) +
       (spec.options && 'json' in spec.options ? '  --json              the same as JSON, for scripts\n' : '') +
       '  -h, --help          this help',
   )

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs'
 import { mkdir, unlink } from 'node:fs/promises'
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path'
-import { loadConfig, instanceOf } from '../config/index.js'
+import { loadConfig, instanceOf, DEFAULT_CONFIG_PATH } from '../config/index.js'
 import { readEnvOverrides } from '../config/env-overrides.js'
 import { instanceConfigPath } from '../config/instance.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../util/atomic-file.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 
 /** Where `ngrokd run` reads its config as root when none is named (as the config loader does). */
-const SYSTEM_CONFIG = '/etc/ngrokd/config.yml'
+const SYSTEM_CONFIG = DEFAULT_CONFIG_PATH
 /** sd_booted(3): this folder exists when systemd is PID 1. */
 const SYSTEMD_RUNNING = '/run/systemd/system'
 /** Room after `forwarder.drain_timeout` for removing names and addresses before the service manager kills. */

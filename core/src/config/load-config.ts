@@ -4,11 +4,13 @@ import { dirname, extname, join, resolve } from 'node:path'
 import { load as parseYaml } from 'js-yaml'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { INSTANCE_ENV, instanceConfigPath } from './instance.js'
+import { defaultConfigPath } from './platform-defaults.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import type { LoadedConfig } from './daemon-config.js'
 import { resolveConfig } from './resolve-config.js'
 
-export const DEFAULT_CONFIG_PATH = '/etc/ngrokd/config.yml'
+/** This OS's default config file: `/etc/ngrokd/config.yml`, on Windows `%ProgramData%\ngrokd\config.yml` (platform-defaults.ts). */
+export const DEFAULT_CONFIG_PATH = defaultConfigPath()
 
 /**
  * What another command needs to reach the daemon of this configuration, for hints (`ngrokd set-api-key` + this):
@@ -196,7 +198,7 @@ async function isFile(path: string): Promise<boolean> {
  * 1. `configPath` (`--config FILE`) if given;
  * 2. else, unless running as root, a cosmiconfig search for `ngrokd` from `cwd` ({@link CONFIG_SEARCH_PLACES},
  *    `ngrokd` in package.json);
- * 3. else `defaultPath` (/etc/ngrokd/config.yml) if it exists;
+ * 3. else `defaultPath` ({@link DEFAULT_CONFIG_PATH}: /etc/ngrokd/config.yml, on Windows %ProgramData%\ngrokd\config.yml) if it exists;
  * 4. else defaults only.
  * As root the file read, and `ingress.ca_file`, must pass {@link assertTrustedPath}. Then `NGROKD_*` variables and `NGROK_API_KEY` override the file (see {@link resolveConfig}).
  *

@@ -5,6 +5,7 @@ import type { DaemonConfig, LoadedConfig } from './daemon-config.js'
 import { readEnvOverrides } from './env-overrides.js'
 import { migrateLegacyConfig } from './legacy-config.js'
 import { instanceDefaults } from './instance.js'
+import { defaultStateDir, type PlatformDefaultsOptions } from './platform-defaults.js'
 import { isPlainObject, validateLayer } from './validate-layer.js'
 import { encodeConnRequestBody, MAX_FRAME_BODY } from '../protocol/binding-frames.js'
 import { isIpv4, LOOPBACK_IPV4, parseSubnet, subnetContains, subnetsOverlap } from '../util/ipv4.js'
@@ -16,6 +17,8 @@ export interface ResolveConfigOptions {
   cwd?: string
   /** Default `process.env`. Pass `{}` to ignore the environment. */
   env?: NodeJS.ProcessEnv
+  /** The OS whose defaults apply (platform-defaults.ts), and where its `ProgramData` is read. Default: this process's. */
+  platformDefaults?: PlatformDefaultsOptions
 }
 
 function defaultsContent(): Record<string, unknown> {
@@ -61,6 +64,9 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   const defaults = validateLayer(defaultsContent(), { baseDir: configDir })
   // A default that fails its own schema is a bug in config.schema.json, not the user's fault.
   if (defaults.issues.length) throw new Error(`config.schema.json has bad defaults: ${defaults.issues.map((i) => `${i.key}: ${i.message}`).join('; ')}`)
+  // the schema's POSIX state_dir means this OS's place (on Windows under %ProgramData%, not the drive root); an
+  // instance's is derived from it below
+  defaults.values.set('state_dir', defaultStateDir(options.platformDefaults))
 
   let fileValues = new Map<string, unknown>()
   if (content !== undefined && content !== null) {

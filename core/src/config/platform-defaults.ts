@@ -1,0 +1,52 @@
+import { win32 } from 'node:path'
+
+/**
+ * The one home of the defaults whose POSIX path means "this OS's place" (as `names.hosts_file`'s `/etc/hosts`
+ * means the file under %SystemRoot% on Windows, names/platform-hosts-file.ts). On Windows a POSIX path resolves
+ * against the drive root (`/etc/ngrokd/config.yml` → `C:\etc\ngrokd\config.yml`), where any Authenticated User may
+ * create folders: another user could plant the config the LocalSystem service reads, and the state folder would
+ * inherit Users' read. So on win32 both live under %ProgramData%\ngrokd, a folder ngrokd creates with a protected
+ * DACL (state-dir.ts). A named instance's are derived from these as on POSIX (instance.ts): `NAME.yml` beside
+ * `config.yml`, `state-NAME` beside `state`.
+ */
+
+/** The configuration file read when none is named or found (POSIX). */
+export const POSIX_CONFIG_PATH = '/etc/ngrokd/config.yml'
+/** `state_dir`'s default in config.schema.json (POSIX). */
+export const POSIX_STATE_DIR = '/var/lib/ngrokd'
+/** Where %ProgramData% is on a stock Windows, for an environment without it (KNOWNFOLDERID FOLDERID_ProgramData). */
+const PROGRAM_DATA_FALLBACK = 'C:\\ProgramData'
+
+export interface PlatformDefaultsOptions {
+  /** Default `process.platform`. */
+  platform?: NodeJS.Platform
+  /** Where `ProgramData` is read on Windows. Default `process.env`. */
+  env?: NodeJS.ProcessEnv
+}
+
+/**
+ * `%ProgramData%\ngrokd`: ngrokd's machine-wide folder on Windows. `ProgramData` comes from the environment (a
+ * service's is the machine's); one that is not an absolute path with a drive (`D:\ProgramData`) is not used, as a
+ * relative one would resolve against the working directory.
+ */
+export function windowsNgrokdDir(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.ProgramData ?? env.PROGRAMDATA
+  const programData = fromEnv && /^[A-Za-z]:[\\/]/.test(fromEnv) ? fromEnv : PROGRAM_DATA_FALLBACK
+  return win32.join(programData, 'ngrokd')
+}
+
+/**
+ * The default configuration file of this OS: `/etc/ngrokd/config.yml`, on Windows `%ProgramData%\ngrokd\config.yml`.
+ *
+ * ```ts
+ * defaultConfigPath({ platform: 'win32', env: { ProgramData: 'D:\\ProgramData' } }) // 'D:\\ProgramData\\ngrokd\\config.yml'
+ * ```
+ */
+export function defaultConfigPath({ platform = process.platform, env = process.env }: PlatformDefaultsOptions = {}): string {
+  return platform === 'win32' ? win32.join(windowsNgrokdDir(env), 'config.yml') : POSIX_CONFIG_PATH
+}
+
+/** The default `state_dir` of this OS: `/var/lib/ngrokd`, on Windows `%ProgramData%\ngrokd\state`. */
+export function defaultStateDir({ platform = process.platform, env = process.env }: PlatformDefaultsOptions = {}): string {
+  return platform === 'win32' ? win32.join(windowsNgrokdDir(env), 'state') : POSIX_STATE_DIR
+}
