@@ -114,6 +114,9 @@ const runCommand = defineCommand({
       throw new NgrokdError('NGROKD_ERR_USAGE', '--service is for the Windows service', { hint: 'on this system, ngrokd service install sets up the service, which runs ngrokd run' })
     }
     const [{ createLogger, logFileDestination }, { Daemon }, { releaseAfterReconcile, releaseFreedMemoryAfterStart }] = await Promise.all([load.logger(), load.daemon(), import('../util/release-memory.js')])
+    // the service's log file goes into the state dir: made first as the daemon makes it (on Windows with its protected
+    // DACL, and judged), not by the log's own mkdir, which would give it the DACL %ProgramData% hands down
+    if (values.service) await (await import('../daemon/state-dir.js')).prepareStateDir(config.stateDir)
     const logger = createLogger({
       level: config.log.level,
       ...(format === 'auto' ? {} : { pretty: format === 'pretty' }),

@@ -7,6 +7,7 @@ import { readEnvOverrides } from '../config/env-overrides.js'
 import { instanceConfigPath } from '../config/instance.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { prepareStateDir } from '../daemon/state-dir.js'
 import { LAUNCH_DAEMONS_DIR, launchdLabel, launchdService } from '../service/launchd.js'
 import { SYSTEMD_UNIT_DIR, systemdService, systemdUnitName, type ServiceCommand } from '../service/systemd.js'
 import { installWindowsService, planWindowsService, uninstallWindowsService, windowsServiceInstalled, type ScmApi } from '../service/windows-service.js'
@@ -126,7 +127,7 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
   const { loadScm } = await import('../service/windows-service-ffi.js')
   const scm = loadScm(process.env.SystemRoot ?? 'C:\\Windows')
   if (action === 'install') {
-    await mkdir(config.stateDir, { recursive: true })
+    await prepareStateDir(config.stateDir) // with its protected DACL, before the service's first start
     // a service registered before is stopped (waiting at most as long as the service's own stop may take) and started again
     const stopTimeoutMs = (Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS) * 1000
     const done = await installWindowsService(scm, plan, { stopTimeoutMs })

@@ -1,10 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdirSync } from 'node:fs'
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { prepareStateDir, stateDirError } from './state-dir.js'
+import { prepareStateDir, stateDirError, WINDOWS_STATE_DIR_SDDL } from './state-dir.js'
 
 test('prepareStateDir makes a missing state_dir 0700, and says with a code and a fix when it cannot', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ngrokd-state-dir-'))
@@ -38,4 +39,30 @@ test('a refusal for lack of privilege names state_dir and how to get it; other e
   assert.match(full.hint!, /free space .*df -h \/var\/lib\/ngrokd/)
   const other = Object.assign(new Error('EIO'), { code: 'EIO' })
   assert.equal(stateDirError('/var/lib/ngrokd', other), other)
+})
+
+test('on Windows, elevated, every folder the state dir needs is created top down with the protected DACL; unelevated, plainly', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ngrokd-state-dir-'))
+  try {
+    const made: Array<[string, string]> = []
+    const security = () => ({
+      createDirectory(path: string, sddl: string) {
+        made.push([path, sddl])
+        mkdirSync(path)
+        return true
+      },
+    })
+    const state = join(dir, 'ProgramData', 'ngrokd', 'state')
+    await prepareStateDir(state, { platform: 'win32', elevated: true, security })
+    assert.equal(WINDOWS_STATE_DIR_SDDL, 'O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)')
+    assert.deepEqual(made, [join(dir, 'ProgramData'), join(dir, 'ProgramData', 'ngrokd'), state].map((p) => [p, WINDOWS_STATE_DIR_SDDL]))
+    made.length = 0
+    await prepareStateDir(state, { platform: 'win32', elevated: true, security })
+    assert.deepEqual(made, [], 'a folder already there is left to the trust check')
+    await prepareStateDir(join(dir, 'user'), { platform: 'win32', elevated: false, security })
+    assert.deepEqual(made, [], 'unelevated: mkdir, what the user may do anyway')
+    assert.ok((await stat(join(dir, 'user'))).isDirectory())
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
 })

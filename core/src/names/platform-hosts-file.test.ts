@@ -7,7 +7,7 @@ import type { Logger } from '../contracts/logger.js'
 import { silentLogger } from '../contracts/logger.js'
 import { HostsFileNameResolver } from './hosts-file-name-resolver.js'
 import { MacosHostsFileNameResolver } from './macos-hosts.js'
-import { createHostsFileNameResolver, POSIX_HOSTS_FILE } from './platform-hosts-file.js'
+import { createHostsFileNameResolver, platformHostsPath, POSIX_HOSTS_FILE } from './platform-hosts-file.js'
 import { WindowsHostsFileNameResolver } from './windows-hosts.js'
 import type { CommandOutcome } from './macos-resolver-cache.js'
 
@@ -58,5 +58,13 @@ describe('MacosHostsFileNameResolver', () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('the hosts file judged as trusted is the one written', () => {
+  it("on Windows /etc/hosts means %SystemRoot%'s file, never C:\\etc\\hosts (which any user may create); a path of the user's own stays", () => {
+    assert.equal(platformHostsPath(POSIX_HOSTS_FILE, 'win32', { SystemRoot: 'D:\\Windows' }), 'D:\\Windows\\System32\\drivers\\etc\\hosts')
+    assert.equal(platformHostsPath('D:\\hosts', 'win32', {}), 'D:\\hosts')
+    assert.equal(platformHostsPath(POSIX_HOSTS_FILE, 'linux', {}), '/etc/hosts')
   })
 })

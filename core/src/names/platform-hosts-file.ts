@@ -29,9 +29,14 @@ export interface PlatformHostsFileOptions {
  */
 export function createHostsFileNameResolver({ path, stateDir, instance, logger, platform = process.platform, env = process.env }: PlatformHostsFileOptions): NameResolver {
   const block = instance ? { instance } : {}
-  if (platform === 'win32') return new WindowsHostsFileNameResolver({ stateDir, logger, env, ...block, path: path === POSIX_HOSTS_FILE ? windowsHostsPath(env) : path })
+  if (platform === 'win32') return new WindowsHostsFileNameResolver({ stateDir, logger, env, ...block, path: platformHostsPath(path, platform, env) })
   if (platform === 'darwin') return new MacosHostsFileNameResolver({ path, stateDir, logger, ...block })
   return new HostsFileNameResolver({ path, stateDir, logger, ...block })
+}
+
+/** The file `names.hosts_file` names on this OS: on Windows its POSIX default is the file under %SystemRoot%. */
+export function platformHostsPath(path: string, platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env): string {
+  return platform === 'win32' && path === POSIX_HOSTS_FILE ? windowsHostsPath(env) : path
 }
 
 /** The daemon's hosts-file resolver for `config`: `names.hosts_file`, `state_dir`, and a named instance's own block. */
@@ -47,7 +52,8 @@ export function hostsFileResolverFor(config: { names: { hostsFile: string }; sta
  */
 export async function assertTrustedHostsFile(config: { names: { hostsFile: string } }): Promise<void> {
   if (!runsAsRoot()) return
-  const path = config.names.hostsFile
+  // the file the resolver will write, not C:\etc\hosts, which any Windows user may create
+  const path = platformHostsPath(config.names.hostsFile)
   await assertTrustedPathOrDir(path, { what: 'hosts file (names.hosts_file)' }).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'ENOENT') throw e
     throw new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts file ${path}: its folder ${dirname(path)} does not exist`, {

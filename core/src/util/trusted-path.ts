@@ -2,6 +2,8 @@ import { readFileSync, type Stats } from 'node:fs'
 import { lstat, readlink, realpath, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, join, parse, resolve, sep } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { untrustedWindowsBecause } from './windows-security.js'
+import { systemFileSecurity } from './windows-security-ffi.js'
 
 /** Group- and other-write bits — <sys/stat.h> S_IWGRP | S_IWOTH. */
 const GROUP_OR_OTHER_WRITE = 0o022
@@ -13,8 +15,10 @@ const STICKY = 0o1000
  * root, not the uid 0 of a user namespace that a user made (`unshare --user --map-root-user`, the demo
  * run as a user), which holds only that user's rights over the machine's files and is judged as that
  * user is. Linux only tells the two apart; the answer is kept (a process's uid map is written once).
+ * On Windows, where there is no uid, it is {@link runsElevated}: an elevated administrator or LocalSystem.
  */
 export function runsAsRoot(): boolean {
+  if (process.platform === 'win32') return runsElevated()
   if (process.getuid?.() !== 0) return false
   if (asMachineRoot === undefined) {
     let uidMap: string | undefined
@@ -28,6 +32,22 @@ export function runsAsRoot(): boolean {
   return asMachineRoot
 }
 let asMachineRoot: boolean | undefined
+
+/**
+ * Windows: whether this process's token holds Administrators enabled (CheckTokenMembership, windows-security-ffi.ts),
+ * kept once known. When that cannot be asked the answer is true: the trusted-path rule then holds, the stricter one.
+ */
+export function runsElevated(isElevated: () => boolean = () => systemFileSecurity().isElevated()): boolean {
+  if (elevated === undefined) {
+    try {
+      elevated = isElevated()
+    } catch {
+      elevated = true
+    }
+  }
+  return elevated
+}
+let elevated: boolean | undefined
 
 /**
  * Whether uid 0 of this user namespace is the machine's root, by its `/proc/<pid>/uid_map`
@@ -61,8 +81,12 @@ const octal = (mode: number) => `0${(mode & 0o7777).toString(8).padStart(3, '0')
 export interface TrustedPathOptions {
   /** What the file is, for the error: `config file`, `driver module`, `control socket`. */
   what: string
-  /** The user besides root whose files are trusted. Default: this process's uid. */
+  /** The user besides root whose files are trusted. Default: this process's uid. Not used on Windows. */
   uid?: number
+  /** Whose rule applies: Windows judges owners and DACLs (windows-security.ts). Default `process.platform`. */
+  platform?: NodeJS.Platform
+  /** On Windows, a path's owner and DACL as SDDL. Default the system's (windows-security-ffi.ts). */
+  readSddl?: (path: string) => string
 }
 
 /**
@@ -80,6 +104,7 @@ export interface TrustedPathOptions {
  * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED` naming the file or directory, its owner, its mode and the fix.
  */
 export async function assertTrustedPath(path: string, options: TrustedPathOptions): Promise<string> {
+  if ((options.platform ?? process.platform) === 'win32') return assertTrustedWindowsPath(path, options)
   const uid = options.uid ?? process.getuid?.() ?? 0
   const real = await realpath(path)
   const refuse = (at: string, why: string, fix: string, isTarget: boolean): NgrokdError =>
@@ -127,6 +152,7 @@ function untrustedBecause(p: string, st: Stats, isTarget: boolean, uid: number):
  * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED`
  */
 export function judgeEntry(path: string, st: Stats, what: string, uid: number = process.getuid?.() ?? 0): void {
+  if (process.platform === 'win32') return judgeWindowsEntry(path, what, (p) => systemFileSecurity().readSddl(p))
   const problem = untrustedBecause(path, st, true, uid)
   if (!problem) return
   throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} ${path}: it ${problem.why}; as root ngrokd uses only files that root alone can change`, {
@@ -171,4 +197,44 @@ async function linksOnTheWay(path: string): Promise<Array<{ link: string; dir: s
     if (isAbsolute(target)) at = parse(target).root
   }
   return found
+}
+
+/** How an elevated ngrokd says why it refuses, on Windows. */
+const WINDOWS_RULE = 'elevated, ngrokd uses only files that SYSTEM and Administrators alone can change'
+const WINDOWS_PLACE = 'or move the file under a folder only Administrators can write, such as %ProgramData%\\ngrokd'
+
+/**
+ * {@link assertTrustedPath} on Windows: the real path and every folder above it are judged by their owner and DACL
+ * ({@link untrustedWindowsBecause}); so is every folder above a link (or junction) met on the way, whose re-pointing
+ * would swap the file after the check.
+ */
+async function assertTrustedWindowsPath(path: string, options: TrustedPathOptions): Promise<string> {
+  const readSddl = options.readSddl ?? ((p: string) => systemFileSecurity().readSddl(p))
+  const real = await realpath(path)
+  const refuse = (at: string, why: string, fix: string, isTarget: boolean): NgrokdError =>
+    new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${options.what} ${real}${real !== path ? ` (${path})` : ''}: ${at} ${why}; ${WINDOWS_RULE}`, {
+      hint: `${fix}${isTarget ? '' : ' (and so for every folder above the file)'}, ${WINDOWS_PLACE}`,
+    })
+  judgeUpwardWindows(real, true, readSddl, (p, why, fix, isTarget) => refuse(isTarget ? p : `its folder ${p}`, why, fix, isTarget))
+  for (const { link, dir } of await linksOnTheWay(path)) {
+    judgeUpwardWindows(dir, false, readSddl, (p, why, fix) => refuse(`the link ${link} is in ${p}, which`, why, fix, false))
+  }
+  return real
+}
+
+function judgeUpwardWindows(start: string, startIsTarget: boolean, readSddl: (path: string) => string, refuse: (p: string, why: string, fix: string, isTarget: boolean) => NgrokdError): void {
+  for (let p = start, isTarget = startIsTarget; ; isTarget = false) {
+    const problem = untrustedWindowsBecause(p, readSddl(p), isTarget)
+    if (problem) throw refuse(p, problem.why, problem.fix, isTarget)
+    const parent = dirname(p)
+    if (parent === p) return
+    p = parent
+  }
+}
+
+/** {@link judgeEntry} on Windows: one file or folder inside a tree already judged from above, by its owner and DACL. */
+export function judgeWindowsEntry(path: string, what: string, readSddl: (path: string) => string): void {
+  const problem = untrustedWindowsBecause(path, readSddl(path), true)
+  if (!problem) return
+  throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} ${path}: it ${problem.why}; ${WINDOWS_RULE}`, { hint: `${problem.fix}, ${WINDOWS_PLACE}` })
 }

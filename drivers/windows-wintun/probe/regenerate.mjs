@@ -71,6 +71,7 @@ async function prototypes() {
     join(repo, 'core/dist-test/names/windows-dns-flush.js'),
     join(repo, 'core/dist-test/names/windows-nrpt-ffi.js'),
     join(repo, 'core/dist-test/control/windows-pipe-security-ffi.js'),
+    join(repo, 'core/dist-test/util/windows-security-ffi.js'),
     join(repo, 'core/dist-test/service/windows-service-ffi.js'),
   ]
   const seen = new Map()

@@ -1,0 +1,195 @@
+// Thin koffi file: a file's or folder's security descriptor as SDDL, a folder created with its descriptor, and
+// whether this process is elevated. Windows only; koffi is loaded on the first call, not by importing this module
+// (trusted-path.ts imports it on every OS).
+type Koffi = typeof import('koffi')
+import { requireCommonJs } from './commonjs.js'
+import { SyscallError } from '../errors/ngrokd-error.js'
+
+export interface Prototype {
+  dll: string
+  header: string
+  prototype: string
+}
+
+/** Checked against mingw-w64's headers by drivers/windows-wintun/probe/regenerate.mjs, as every *_PROTOTYPES list is. */
+export const FILE_SECURITY_PROTOTYPES: readonly Prototype[] = [
+  {
+    dll: 'kernel32.dll',
+    header: 'fileapi.h',
+    prototype:
+      'HANDLE __stdcall CreateFileW(LPCWSTR lpFileName, DWORD dwDesiredAccess, DWORD dwShareMode, SECURITY_ATTRIBUTES *lpSecurityAttributes, DWORD dwCreationDisposition, DWORD dwFlagsAndAttributes, HANDLE hTemplateFile)',
+  },
+  { dll: 'kernel32.dll', header: 'fileapi.h', prototype: 'BOOL __stdcall CreateDirectoryW(LPCWSTR lpPathName, SECURITY_ATTRIBUTES *lpSecurityAttributes)' },
+  { dll: 'kernel32.dll', header: 'handleapi.h', prototype: 'BOOL __stdcall CloseHandle(HANDLE hObject)' },
+  { dll: 'kernel32.dll', header: 'errhandlingapi.h', prototype: 'DWORD __stdcall GetLastError()' },
+  { dll: 'kernel32.dll', header: 'winbase.h', prototype: 'HLOCAL __stdcall LocalFree(HLOCAL hMem)' },
+  {
+    dll: 'advapi32.dll',
+    header: 'aclapi.h',
+    prototype:
+      'DWORD __stdcall GetSecurityInfo(HANDLE handle, SE_OBJECT_TYPE ObjectType, SECURITY_INFORMATION SecurityInfo, _Out_ PSID *ppsidOwner, _Out_ PSID *ppsidGroup, _Out_ PACL *ppDacl, _Out_ PACL *ppSacl, _Out_ PSECURITY_DESCRIPTOR *ppSecurityDescriptor)',
+  },
+  {
+    dll: 'advapi32.dll',
+    header: 'sddl.h',
+    prototype:
+      'BOOL __stdcall ConvertSecurityDescriptorToStringSecurityDescriptorW(PSECURITY_DESCRIPTOR SecurityDescriptor, DWORD RequestedStringSDRevision, SECURITY_INFORMATION SecurityInformation, _Out_ PWSTR *StringSecurityDescriptor, ULONG *StringSecurityDescriptorLen)',
+  },
+  {
+    dll: 'advapi32.dll',
+    header: 'sddl.h',
+    prototype: 'BOOL __stdcall ConvertStringSecurityDescriptorToSecurityDescriptorW(LPCWSTR StringSecurityDescriptor, DWORD StringSDRevision, _Out_ PSECURITY_DESCRIPTOR *SecurityDescriptor, ULONG *SecurityDescriptorSize)',
+  },
+  { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertStringSidToSidW(LPCWSTR StringSid, _Out_ PSID *Sid)' },
+  { dll: 'advapi32.dll', header: 'securitybaseapi.h', prototype: 'BOOL __stdcall CheckTokenMembership(HANDLE TokenHandle, PSID SidToCheck, _Out_ BOOL *IsMember)' },
+]
+
+const READ_CONTROL = 0x00020000 // winnt.h
+const FILE_SHARE_ALL = 0x1 | 0x2 | 0x4 // winnt.h FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
+const OPEN_EXISTING = 3 // fileapi.h
+const FILE_FLAG_BACKUP_SEMANTICS = 0x02000000 // winbase.h: needed to open a directory's handle
+const SE_FILE_OBJECT = 1 // accctrl.h SE_OBJECT_TYPE
+const OWNER_SECURITY_INFORMATION = 0x00000001 // winnt.h
+const DACL_SECURITY_INFORMATION = 0x00000004 // winnt.h
+const SDDL_REVISION_1 = 1 // sddl.h
+const ERROR_SUCCESS = 0 // winerror.h
+const ERROR_FILE_NOT_FOUND = 2 // winerror.h
+const ERROR_PATH_NOT_FOUND = 3 // winerror.h
+const ERROR_ACCESS_DENIED = 5 // winerror.h
+const ERROR_ALREADY_EXISTS = 183 // winerror.h
+/** BUILTIN\Administrators (winnt.h SECURITY_BUILTIN_DOMAIN_RID 32, DOMAIN_ALIAS_RID_ADMINS 544). */
+const ADMINISTRATORS_SID = 'S-1-5-32-544'
+
+export interface WindowsFileSecurity {
+  /**
+   * The owner and DACL of a file or folder as SDDL (`O:BAD:P(A;OICI;FA;;;SY)…`), through a handle opened for
+   * READ_CONTROL only; a link is followed, as a read of the file would.
+   * @throws an error with code `ENOENT` when it is missing, `EACCES` when its descriptor may not be read.
+   */
+  readSddl(path: string): string
+  /**
+   * Creates a folder whose security descriptor is `sddl` from its first moment (no window with the inherited one).
+   * Resolves false when it already exists (made by someone else: judge it).
+   * @throws an error with code `ENOENT` (its parent is missing) or `EACCES`.
+   */
+  createDirectory(path: string, sddl: string): boolean
+  /** Whether this process's token holds Administrators enabled: an elevated administrator, or LocalSystem. */
+  isElevated(): boolean
+}
+
+let declared = false
+function declareTypes(koffi: Koffi): void {
+  if (declared) return
+  declared = true
+  const aliases: Array<[string, string]> = [
+    ['DWORD', 'uint32_t'],
+    ['ULONG', 'uint32_t'],
+    ['BOOL', 'int32_t'],
+    ['SE_OBJECT_TYPE', 'int32_t'],
+    ['SECURITY_INFORMATION', 'uint32_t'],
+    ['LPCWSTR', 'str16'],
+  ]
+  for (const [name, type] of aliases) tryDeclare(() => koffi.alias(name, type))
+  // the same opaque pointers as control/windows-pipe-security-ffi.ts: a PWSTR out parameter stays a pointer to LocalFree
+  for (const [name, opaque] of [['HANDLE', 'HANDLE_OBJECT'], ['HLOCAL', 'HLOCAL_OBJECT'], ['PSID', 'SID'], ['PACL', 'ACL'], ['PSECURITY_DESCRIPTOR', 'SECURITY_DESCRIPTOR'], ['PWSTR', 'LOCAL_WSTR']] as const) {
+    tryDeclare(() => koffi.pointer(name, koffi.opaque(opaque)))
+  }
+  tryDeclare(() => koffi.opaque('SECURITY_ATTRIBUTES'))
+}
+
+function tryDeclare(fn: () => unknown): void {
+  try {
+    fn()
+  } catch {
+    // declared by another ngrokd module with the same meaning
+  }
+}
+
+let system: WindowsFileSecurity | undefined
+/** The system's own kernel32 and advapi32, loaded once. */
+export function systemFileSecurity(): WindowsFileSecurity {
+  return (system ??= loadFileSecurity(process.env.SystemRoot ?? 'C:\\Windows'))
+}
+
+export function loadFileSecurity(systemRoot: string): WindowsFileSecurity {
+  const koffi = requireCommonJs('koffi') as Koffi
+  declareTypes(koffi)
+  const sys = `${systemRoot}\\System32`
+  const k32 = koffi.load(`${sys}\\kernel32.dll`)
+  const adv = koffi.load(`${sys}\\advapi32.dll`)
+  const fn = Object.fromEntries(FILE_SECURITY_PROTOTYPES.map((p) => [/(\w+)\(/.exec(p.prototype)![1]!, (p.dll === 'kernel32.dll' ? k32 : adv).func(p.prototype)]))
+  const pointerSize = koffi.sizeof('void *')
+  /** INVALID_HANDLE_VALUE is (HANDLE)(LONG_PTR)-1 (handleapi.h): all bits set at the pointer's width. */
+  const invalidHandle = (1n << BigInt(pointerSize * 8)) - 1n
+  const lastError = () => fn.GetLastError!() as number
+  /** A Win32 error as the errno-coded error Node's fs would give, where there is one; else a SyscallError. */
+  const fail = (call: string, code: number, path: string): Error => {
+    const errno = code === ERROR_FILE_NOT_FOUND || code === ERROR_PATH_NOT_FOUND ? 'ENOENT' : code === ERROR_ACCESS_DENIED ? 'EACCES' : undefined
+    if (errno) return Object.assign(new Error(`${errno}: ${call} ${path}: Win32 error ${code}`), { code: errno, path })
+    return new SyscallError(call, code, `Win32 error ${code}`, { detail: path })
+  }
+  const wide = (p: unknown): string => {
+    try {
+      return koffi.decode(p, 'char16_t', -1) as string
+    } finally {
+      fn.LocalFree!(p)
+    }
+  }
+
+  return {
+    readSddl(path) {
+      const h = fn.CreateFileW!(path, READ_CONTROL, FILE_SHARE_ALL, null, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, null)
+      if (h === null || koffi.address(h) === invalidHandle) throw fail('CreateFileW', lastError(), path)
+      try {
+        const sd: unknown[] = [null]
+        const info = OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION
+        const status = fn.GetSecurityInfo!(h, SE_FILE_OBJECT, info, null, null, null, null, sd) as number
+        if (status !== ERROR_SUCCESS) throw fail('GetSecurityInfo', status, path)
+        try {
+          const text: unknown[] = [null]
+          if (!fn.ConvertSecurityDescriptorToStringSecurityDescriptorW!(sd[0], SDDL_REVISION_1, info, text, null)) {
+            throw fail('ConvertSecurityDescriptorToStringSecurityDescriptorW', lastError(), path)
+          }
+          return wide(text[0])
+        } finally {
+          fn.LocalFree!(sd[0])
+        }
+      } finally {
+        fn.CloseHandle!(h)
+      }
+    },
+    createDirectory(path, sddl) {
+      const sd: unknown[] = [null]
+      if (!fn.ConvertStringSecurityDescriptorToSecurityDescriptorW!(sddl, SDDL_REVISION_1, sd, null)) throw fail('ConvertStringSecurityDescriptorToSecurityDescriptorW', lastError(), sddl)
+      try {
+        // SECURITY_ATTRIBUTES (minwinbase.h): DWORD nLength; LPVOID lpSecurityDescriptor; BOOL bInheritHandle — the
+        // pointer aligned to its size: 24 bytes on x64 (8, 16), 12 on x86 (4, 8)
+        const sa = Buffer.alloc(pointerSize * 3)
+        sa.writeUInt32LE(sa.length, 0)
+        const address = koffi.address(sd[0])
+        if (pointerSize === 8) sa.writeBigUInt64LE(address, 8)
+        else sa.writeUInt32LE(Number(address), 4)
+        sa.writeInt32LE(0, pointerSize * 2)
+        if (fn.CreateDirectoryW!(path, sa)) return true
+        const code = lastError()
+        if (code === ERROR_ALREADY_EXISTS) return false
+        throw fail('CreateDirectoryW', code, path)
+      } finally {
+        fn.LocalFree!(sd[0])
+      }
+    },
+    isElevated() {
+      const sid: unknown[] = [null]
+      if (!fn.ConvertStringSidToSidW!(ADMINISTRATORS_SID, sid)) throw fail('ConvertStringSidToSidW', lastError(), ADMINISTRATORS_SID)
+      try {
+        const member = [0]
+        // a NULL token: the thread's own (its process token when not impersonating); a filtered admin token holds
+        // Administrators for deny only, which counts as not a member
+        if (!fn.CheckTokenMembership!(null, sid[0], member)) throw fail('CheckTokenMembership', lastError(), ADMINISTRATORS_SID)
+        return member[0] !== 0
+      } finally {
+        fn.LocalFree!(sid[0])
+      }
+    },
+  }
+}
