@@ -2,12 +2,13 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Forwarder } from '../contracts/forwarder.js'
+import type { Interface } from '../contracts/interface.js'
 import type { Allocator } from '../contracts/allocator.js'
 import type { Logger } from '../contracts/logger.js'
 import type { NameResolver } from '../contracts/name-resolver.js'
 import { removeStaleSocket } from '../control/control-server.js'
 import { createDaemonScope } from '../di/container.js'
-import { INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
+import { INTERFACE } from '../di/tokens.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { MACHINE_ID_METADATA_KEY, Registration, REGISTRATION_FILES } from '../registration/index.js'
@@ -52,58 +53,93 @@ const LEFT_ALONE: NameResolver = {
   diagnose: async () => [],
 }
 
-/**
- * `ngrokd cleanup`: removes what a daemon that is gone (a crash, `kill -9`, a stop that timed out)
- * left on the machine — its addresses and interface, its hosts-file block, its control socket and
- * its locks — and says what it removed. Refused (NGROKD_ERR_ALREADY_RUNNING) while a daemon runs on
- * the same state dir, interface or hosts block: that one cleans up after itself when it stops.
- * What the driver failed to remove is listed in `failed` (the command then exits 1), never as removed.
- */
 /** The daemon's locks, taken by `cleanup` or `uninstall`: refused while a daemon of this config runs, with the fix for these commands. */
 async function lockWhileNoDaemonRuns(config: DaemonConfig, command: 'cleanup' | 'uninstall'): Promise<InstanceLock> {
   try {
     return await InstanceLock.acquireFor(config)
   } catch (e) {
-    if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
-    throw new NgrokdError(e.code, e.message, {
-      cause: e.cause,
-      hint: `stop that daemon first (Ctrl-C, or \`ngrokd service uninstall\` for the service): a daemon that stops removes what it made itself${command === 'uninstall' ? '; then run uninstall again' : ''}`,
-    })
+    throw refusedWhileRunning(e, command)
   }
 }
 
-export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Promise<CleanupReport> {
+/** A refusal because a daemon runs, with the fix for `command`; any other error as it is. */
+function refusedWhileRunning(e: unknown, command: 'cleanup' | 'uninstall'): unknown {
+  if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) return e
+  return new NgrokdError(e.code, e.message, {
+    cause: e.cause,
+    hint: `stop that daemon first (Ctrl-C, or \`ngrokd service uninstall\` for the service): a daemon that stops removes what it made itself${command === 'uninstall' ? '; then run uninstall again' : ''}`,
+  })
+}
+
+export interface CleanupOptions {
+  /** Where the interface and hosts-block locks are (see `InstanceLockOptions.runDir`); default `/run/ngrokd` as root on Linux. For tests. */
+  runDir?: string | null
+  /** The interface driver's interface instead of `net.driver`'s. For tests. */
+  interface?: Interface
+}
+
+/**
+ * `ngrokd cleanup`: removes what a daemon that is gone (a crash, `kill -9`, a stop that timed out)
+ * left on the machine — its addresses and interface, its hosts-file block, its control socket and
+ * its locks — and says what it removed. Refused (NGROKD_ERR_ALREADY_RUNNING) while a daemon runs on
+ * the same state dir, interface or hosts block: that one cleans up after itself when it stops.
+ * What could not be removed is listed in `failed` with its reason (the command then exits 1), never as removed.
+ *
+ * Locks that cannot be written (a full state disk, a folder in a lock's place) stop nothing: the locks that are
+ * there still decide whether a daemon runs (a live holder's are never removed), and without one the cleanup goes
+ * on unlocked; for lack of permission (NGROKD_ERR_PERMISSION, not root) it stops, as before. The hosts block's
+ * removal may need room in `state_dir` for its backup (a hosts file rewritten in place): without it the block is
+ * listed as not removed, and the rest still goes.
+ */
+export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, options: CleanupOptions = {}): Promise<CleanupReport> {
   const removed: string[] = []
   const failed: string[] = []
   await prepareStateDir(config.stateDir)
   await assertTrustedHostsFile(config)
-  const lock = await lockWhileNoDaemonRuns(config, 'cleanup')
+  const lockOptions = options.runDir === undefined ? {} : { runDir: options.runDir }
+  let lock: InstanceLock | undefined
   try {
+    lock = await InstanceLock.acquireFor(config, lockOptions)
     for (const path of lock.replacedStale) removed.push(`stale lock ${path}`)
-    const subnetLock = await InstanceLock.removeStaleSubnetLock(config.net.subnet)
+  } catch (e) {
+    if (isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw refusedWhileRunning(e, 'cleanup')
+    // not root: nothing else here could be removed either, and a lock it cannot read says nothing of its holder
+    if (isNgrokdError(e, 'NGROKD_ERR_PERMISSION')) throw e
+    const stale = await InstanceLock.clearStaleFor(config, lockOptions).catch((refusal: unknown) => Promise.reject(refusedWhileRunning(refusal, 'cleanup')))
+    logger.warn(`cleanup: the locks cannot be taken, and no running ngrokd holds them: cleaning up without them. ${formatError(e)}`)
+    for (const path of stale.removed) removed.push(`stale lock ${path}`)
+    failed.push(...stale.failed)
+  }
+  try {
+    const subnetLock = await InstanceLock.removeStaleSubnetLock(config.net.subnet, options.runDir).catch((e: unknown) => {
+      failed.push(oneLine(e))
+      return undefined
+    })
     if (subnetLock) removed.push(`stale lock ${subnetLock}`)
     for (const temp of await removeStaleTempFilesIn(config.stateDir)) removed.push(`temp file ${temp}`)
     if (await removeStaleSocket(config.control.socket)) removed.push(`control socket ${config.control.socket}`)
-    const hostsFile = config.names.resolver === 'hosts-file'
+    // the ngrokd block goes whatever names.resolver is: a plugin's resolver may have fallen back to
+    // the hosts file (dns without systemd-resolved); what it published elsewhere is left to it
+    const block = `the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`
+    const names = hostsFileResolverFor(config, logger)
+    try {
+      await names.open()
+      if ((await names.publish({ records: [] })).changed) removed.push(block)
+    } catch (e) {
+      failed.push(`${block}: ${oneLine(e)}`)
+    } finally {
+      await names.close().catch((e: unknown) => logger.warn({ err: e }, `closing the hosts file: ${formatError(e)}`))
+    }
+    if (config.names.resolver !== 'hosts-file') logger.warn(`names.resolver ${config.names.resolver}: names it published outside the hosts file are left to it`)
     const scope = await createDaemonScope({
       config,
       logger,
       forwarder: NO_FORWARDER,
       adoptOnly: true,
-      // names published by a plugin's resolver are that plugin's to remove; only the hosts file is opened here
-      overrides: { allocator: NO_ALLOCATOR, ...(hostsFile ? {} : { nameResolver: LEFT_ALONE }) },
+      // the hosts file's block is done above; names published by a plugin's resolver are that plugin's to remove
+      overrides: { allocator: NO_ALLOCATOR, nameResolver: LEFT_ALONE, ...(options.interface ? { interface: options.interface } : {}) },
     })
     try {
-      // the ngrokd block goes whatever names.resolver is: a plugin's resolver may have fallen back to
-      // the hosts file (dns without systemd-resolved); what it published elsewhere is left to it
-      const names = hostsFile ? scope.scope.resolve(NAME_RESOLVER) : hostsFileResolverFor(config, logger)
-      if (!hostsFile) await names.open()
-      try {
-        if ((await names.publish({ records: [] })).changed) removed.push(`the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`)
-      } finally {
-        if (!hostsFile) await names.close()
-      }
-      if (!hostsFile) logger.warn(`names.resolver ${config.names.resolver}: names it published outside the hosts file are left to it`)
       const iface = scope.scope.resolve(INTERFACE)
       const addresses = scope.interfaceInfo.absent ? [] : await iface.listAddresses()
       if (addresses.length > 0) {
@@ -123,9 +159,15 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger): Pr
       if (scope.interfaceInfo.adopted && !interfaceFailed) removed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName})`)
     }
   } finally {
-    await lock.release()
+    await lock?.release()
   }
   return { removed, failed }
+}
+
+/** Why something was not removed, on the one line `cleanup` lists it on: the message, its code and its fix. */
+function oneLine(e: unknown): string {
+  if (!isNgrokdError(e)) return e instanceof Error ? e.message : String(e)
+  return `${e.message} (${e.code})${e.hint ? `; ${e.hint}` : ''}`
 }
 
 export interface CleanupReport {

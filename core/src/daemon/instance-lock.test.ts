@@ -148,3 +148,20 @@ test('cleanup removes the subnet lock a daemon now gone left, never one a runnin
     assert.equal(await InstanceLock.removeStaleSubnetLock('10.114.0.0/16', runDir), undefined, 'nothing left: nothing said')
     await running.release()
   }))
+
+test('a run dir that is a file (echo x > /run/ngrokd) is named with its fix, not a bare EEXIST', () =>
+  withDirs(async (dir) => {
+    const stateDir = join(dir, 'state')
+    await mkdir(stateDir)
+    const runDir = join(dir, 'run')
+    await writeFile(runDir, 'x\n')
+    for (const [dirAt, code] of [[runDir, 'EEXIST'], [join(runDir, 'below'), 'ENOTDIR']] as const) {
+      await assert.rejects(InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/x.sock', runDir: dirAt }), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'), String(e))
+        assert.equal((e as Error).message, `the lock directory ${dirAt} cannot be made: ${dirAt === runDir ? 'it' : runDir} is a file, not a directory (${code})`)
+        assert.match((e as { hint?: string }).hint ?? '', new RegExp(`^remove it: rm ${runDir} \\(ngrokd makes ${dirAt} again as a directory`), 'the file is named, wherever it is')
+        return true
+      })
+    }
+    assert.deepEqual(await readdir(stateDir), [], 'no lock left in the state dir')
+  }))

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, readlinkSync } from 'node:fs'
-import { link, mkdir, readFile, realpath, unlink, writeFile } from 'node:fs/promises'
+import { link, mkdir, readFile, realpath, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
@@ -92,14 +92,9 @@ export class InstanceLock {
       ...(options.hostsBlock ? { hostsFile: resolve(options.hostsBlock.path) } : {}),
       ...(options.subnet ? { subnet: options.subnet } : {}),
     }
-    const paths = [join(options.stateDir, STATE_LOCK_FILE)]
     const runDir = options.runDir === undefined ? defaultRunDir() : options.runDir
-    if (runDir) {
-      await mkdir(runDir, { recursive: true, mode: 0o755 }).catch((e: unknown) => Promise.reject(lockError(runDir, options.stateDir, e)))
-      paths.push(join(runDir, `interface-${namespaceId('net')}-${options.interfaceName}.lock`))
-      if (options.hostsBlock) paths.push(join(runDir, await hostsBlockLockName(options.hostsBlock)))
-      if (options.subnet) paths.push(subnetLockPath(runDir, options.subnet))
-    }
+    if (runDir) await mkdir(runDir, { recursive: true, mode: 0o755 }).catch(async (e: unknown) => Promise.reject(await runDirMkdirError(runDir, e)))
+    const paths = await lockPaths(options, runDir)
     const taken: string[] = []
     const stale: string[] = []
     try {
@@ -127,9 +122,46 @@ export class InstanceLock {
       await unlink(path)
       return path
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      const code = (e as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined // ENOTDIR: the run dir is a file, no lock is in it
       throw staleLockError(path, e)
     }
+  }
+
+  /**
+   * For `cleanup` when its locks cannot be written (a full state disk, a folder in a lock's place, a file where
+   * the run dir should be): what the locks of `config` say still decides. Refused (NGROKD_ERR_ALREADY_RUNNING)
+   * when a live daemon holds any of them, and then nothing is removed; otherwise each lock a daemon now gone left is
+   * removed (`removed`), and one that cannot be is said with its reason and fix (`failed`). Like
+   * {@link acquireFor} without `subnet`: the subnet's lock is {@link removeStaleSubnetLock}'s.
+   */
+  static async clearStaleFor(config: LockedConfig, options: Pick<InstanceLockOptions, 'runDir'> = {}): Promise<{ removed: string[]; failed: string[] }> {
+    const runDir = options.runDir === undefined ? defaultRunDir() : options.runDir
+    const lockOptions = {
+      stateDir: config.stateDir,
+      interfaceName: config.net.interfaceName,
+      hostsBlock: { path: config.names.hostsFile, ...(config.instance ? { instance: config.instance } : {}) },
+    }
+    const paths = await lockPaths(lockOptions, runDir)
+    // every lock is read before any goes: a live holder's are never removed, nor anything else
+    for (const path of paths) {
+      const holder = await readHolder(path)
+      if (holder && holds(holder)) throw alreadyRunning(holder, path, config.instance)
+    }
+    const removed: string[] = []
+    const failed: string[] = []
+    for (const path of paths) {
+      try {
+        await unlink(path)
+        removed.push(path)
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code
+        // ENOTDIR: the run dir is a file, so no lock is in it (the error that stopped the locking says so)
+        if (code === 'ENOENT' || code === 'ENOTDIR') continue
+        failed.push(`lock ${path}: ${code ?? String(e)} (it is no running ngrokd's; remove it: rm -r ${path})`)
+      }
+    }
+    return { removed, failed }
   }
 
   /** Removes the lock files that are still ours. Safe to call twice. */
@@ -141,19 +173,68 @@ export class InstanceLock {
   }
 }
 
+/** The lock files of `options`: its state dir's, then (with a run dir) its interface's, hosts block's and subnet's. */
+async function lockPaths(options: Pick<InstanceLockOptions, 'stateDir' | 'interfaceName' | 'hostsBlock' | 'subnet'>, runDir: string | null): Promise<string[]> {
+  const paths = [join(options.stateDir, STATE_LOCK_FILE)]
+  if (runDir) {
+    paths.push(join(runDir, `interface-${namespaceId('net')}-${options.interfaceName}.lock`))
+    if (options.hostsBlock) paths.push(join(runDir, await hostsBlockLockName(options.hostsBlock)))
+    if (options.subnet) paths.push(subnetLockPath(runDir, options.subnet))
+  }
+  return paths
+}
+
 /** A lock that cannot be written, as a coded error with its fix (one in state_dir names state_dir). */
 function lockError(path: string, stateDir: string, e: unknown): unknown {
   if (isNgrokdError(e)) return e
   if (dirname(resolve(path)) === resolve(stateDir)) return stateDirError(stateDir, e)
+  return runDirError(dirname(path), path, e)
+}
+
+/**
+ * The run dir (`/run/ngrokd`) or a lock in it that cannot be made or written, as a coded error naming `path` and the
+ * fix; an errno not listed here stays as it is.
+ */
+function runDirError(runDir: string, path: string, e: unknown): unknown {
   const code = (e as NodeJS.ErrnoException).code
-  if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return e
-  return new NgrokdError('NGROKD_ERR_PERMISSION', `cannot write the lock ${path}: ${code}`, { cause: e, hint: 'run ngrokd as root (sudo)' })
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new NgrokdError('NGROKD_ERR_PERMISSION', `cannot write the lock ${path}: ${code}`, { cause: e, hint: 'run ngrokd as root (sudo)' })
+  }
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO') {
+    const why = code === 'EIO' ? 'an I/O error on its device' : code === 'ENOSPC' ? 'no space left on its device' : 'its disk quota is used up'
+    return new NgrokdError('NGROKD_ERR_STATE', `cannot write the lock ${path}: ${why} (${code})`, {
+      cause: e,
+      hint: code === 'EIO' ? `check the device of ${runDir} (dmesg)` : `free space on the file system of ${runDir} (df -h ${runDir})`,
+    })
+  }
+  return e
 }
 
 function staleLockError(path: string, cause: unknown): NgrokdError {
   return new NgrokdError('NGROKD_ERR_STATE', `the lock ${path} is no running ngrokd's and cannot be replaced: ${(cause as NodeJS.ErrnoException).code}`, {
     cause,
     hint: `remove it (rm -r ${path}) and start again`,
+  })
+}
+
+/**
+ * The run dir that cannot be made, as a coded error: one that is a file (EEXIST from mkdir; or a link to one) or is
+ * under one (ENOTDIR) names that file and its fix; other errors as {@link runDirError}.
+ */
+async function runDirMkdirError(runDir: string, e: unknown): Promise<unknown> {
+  const code = (e as NodeJS.ErrnoException).code
+  if (code !== 'EEXIST' && code !== 'ENOTDIR') return runDirError(runDir, runDir, e)
+  let file = runDir
+  for (let p = runDir; p !== dirname(p); p = dirname(p)) {
+    const st = await stat(p).catch(() => undefined)
+    if (st && !st.isDirectory()) {
+      file = p
+      break
+    }
+  }
+  return new NgrokdError('NGROKD_ERR_STATE', `the lock directory ${runDir} cannot be made: ${file === runDir ? 'it' : file} is a file, not a directory (${code})`, {
+    cause: e,
+    hint: `remove it: rm ${file} (ngrokd makes ${runDir} again as a directory; it holds only ngrokd's locks)`,
   })
 }
 

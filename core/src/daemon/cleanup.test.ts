@@ -1,0 +1,140 @@
+// `ngrokd cleanup` when its locks cannot be written: a folder in a lock's place, a file where the run dir should
+// be, a full state disk (as root, in a mount namespace of its own). The kill -9 itself runs in test/src/e2e/cleanup.test.ts.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { readlinkSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { DaemonConfig } from '../config/daemon-config.js'
+import { defaultConfig } from '../config/resolve-config.js'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
+import { FakeInterface, type FakeSystem } from '../testing/fakes/fake-interface.js'
+import { recordingLogger } from '../testing/recording-logger.js'
+import { cleanupLeftovers } from './cleanup.js'
+import { InstanceLock, STATE_LOCK_FILE } from './instance-lock.js'
+
+const USER_LINES = '127.0.0.1 localhost\n10.0.0.5 myhost.user\n'
+
+/** What a daemon killed with kill -9 leaves: a hosts block, two addresses on its interface, and its locks (the runDir's named in `locks`). */
+async function leftovers(dir: string): Promise<{ config: DaemonConfig; system: FakeSystem; runDir: string; locks: string[] }> {
+  const base = defaultConfig(dir)
+  const config: DaemonConfig = {
+    ...base,
+    stateDir: join(dir, 'state'),
+    control: { ...base.control, socket: join(dir, 'ngrokd.sock') },
+    names: { ...base.names, hostsFile: join(dir, 'hosts') },
+    net: { ...base.net, interfaceName: 'ngrkc0' },
+  }
+  await mkdir(config.stateDir, { mode: 0o700 })
+  await writeFile(config.names.hostsFile, USER_LINES)
+  const names = new HostsFileNameResolver({ path: config.names.hostsFile, stateDir: config.stateDir })
+  await names.open()
+  await names.publish({ records: [{ hostname: 'api.demo', address: '10.107.0.2' }, { hostname: 'db.demo', address: '10.107.0.3' }] })
+  await names.close()
+  const system: FakeSystem = { interfaces: new Map([['ngrkc0', new Set(['10.107.0.2', '10.107.0.3'])]]) }
+  // the daemon's locks, as its kill -9 left them: a pid that is no ngrokd
+  const runDir = join(dir, 'run')
+  const lock = await InstanceLock.acquireFor(config, { runDir, subnet: config.net.subnet })
+  const locks = await readdir(runDir)
+  await lock.release()
+  const dead = (path: string) => writeFile(path, `${JSON.stringify({ pid: 2 ** 22 + 1, socket: config.control.socket, interface: 'ngrkc0', stateDir: config.stateDir, startedAt: new Date().toISOString() })}\n`)
+  for (const path of [join(config.stateDir, STATE_LOCK_FILE), ...locks.map((f) => join(runDir, f))]) await dead(path)
+  return { config, system, runDir, locks }
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'ngrokd-cleanup-'))
+  try {
+    await fn(dir)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+test('locks that cannot be replaced (a folder in their place) stop nothing: the rest is removed, each such lock is listed as not removed with its fix', () =>
+  withDir(async (dir) => {
+    const { config, system, runDir, locks } = await leftovers(dir)
+    for (const f of locks) {
+      await rm(join(runDir, f))
+      await mkdir(join(runDir, f))
+    }
+    const logger = recordingLogger()
+    const report = await cleanupLeftovers(config, logger, { runDir, interface: new FakeInterface({ system }) })
+    assert.deepEqual(report.removed, [`the ngrokd block of ${config.names.hostsFile}`, '2 addresses on ngrkc0', 'interface ngrkc0 (fake-interface)'])
+    // taken (the stale one replaced) before the folder stopped the locking, and given back
+    assert.deepEqual(await readdir(config.stateDir).then((files) => files.filter((f) => f.startsWith('ngrokd.'))), [])
+    assert.equal(report.failed.length, 3, report.failed.join('\n'))
+    for (const f of locks) {
+      const path = join(runDir, f)
+      assert.ok(report.failed.some((line) => line.includes(path) && /EISDIR/.test(line) && line.includes(`rm -r ${path}`)), `${path} is said not removed, with its fix:\n${report.failed.join('\n')}`)
+      assert.ok((await stat(path)).isDirectory(), 'a folder is not cleanup\'s to remove')
+    }
+    assert.equal(await readFile(config.names.hostsFile, 'utf8'), USER_LINES)
+    assert.equal(system.interfaces.has('ngrkc0'), false)
+    assert.match(logger.at('warn').map((r) => r.msg).join('\n'), /the locks cannot be taken, and no running ngrokd holds them/)
+  }))
+
+test('when the locks cannot be written, a lock a running daemon holds still refuses the cleanup, and nothing is removed', () =>
+  withDir(async (dir) => {
+    const { config, system, runDir, locks } = await leftovers(dir)
+    const stateLock = join(config.stateDir, STATE_LOCK_FILE)
+    await rm(stateLock)
+    await mkdir(stateLock) // the first lock fails, as on a full state disk
+    const held = locks.find((f) => f.startsWith('interface-'))!
+    // a daemon of this process, started now: alive
+    await writeFile(join(runDir, held), `${JSON.stringify({ pid: process.pid, socket: '/run/live.sock', interface: 'ngrkc0', stateDir: join(dir, 'other'), startedAt: new Date().toISOString() })}\n`)
+    await assert.rejects(cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }) }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING'), String(e))
+      assert.match((e as Error).message, new RegExp(`another ngrokd \\(pid ${process.pid},.*its control socket is /run/live\\.sock`))
+      assert.match((e as { hint?: string }).hint ?? '', /^stop that daemon first/)
+      return true
+    })
+    assert.deepEqual((await readdir(runDir)).sort(), [...locks].sort(), 'no stale lock removed either')
+    assert.match(await readFile(config.names.hostsFile, 'utf8'), /api\.demo/)
+    assert.deepEqual([...system.interfaces.get('ngrkc0')!].sort(), ['10.107.0.2', '10.107.0.3'])
+  }))
+
+test('a run dir that is a file stops nothing either: the warning names it and its fix', () =>
+  withDir(async (dir) => {
+    const { config, system, runDir } = await leftovers(dir)
+    await rm(runDir, { recursive: true })
+    await writeFile(runDir, 'x\n')
+    const logger = recordingLogger()
+    const report = await cleanupLeftovers(config, logger, { runDir, interface: new FakeInterface({ system }) })
+    assert.deepEqual(report.failed, [])
+    assert.deepEqual(report.removed, [
+      `stale lock ${join(config.stateDir, STATE_LOCK_FILE)}`,
+      `the ngrokd block of ${config.names.hostsFile}`,
+      '2 addresses on ngrkc0',
+      'interface ngrkc0 (fake-interface)',
+    ])
+    const warning = logger.at('warn').map((r) => r.msg).join('\n')
+    assert.match(warning, new RegExp(`the lock directory ${runDir} cannot be made: it is a file.*\\(NGROKD_ERR_STATE\\)`))
+    assert.match(warning, new RegExp(`hint: remove it: rm ${runDir} `))
+  }))
+
+const privileged = process.platform === 'linux' && process.getuid?.() === 0
+const unshareAvailable = privileged && spawnSync('unshare', ['--mount', '--propagation', 'private', 'true']).status === 0
+
+test('on a full state disk the cleanup goes on without its lock; the hosts block, whose removal needs a backup there, is listed as not removed with its reason', { skip: !privileged ? 'needs root on Linux' : !unshareAvailable ? 'unshare --mount is not available' : false }, () => {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+  const child = fileURLToPath(new URL(`./test-fixtures/cleanup-full-disk-child${ext}`, import.meta.url))
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'))
+  const r = spawnSync('unshare', ['--mount', '--propagation', 'private', process.execPath, ...execArgv, child], {
+    encoding: 'utf8',
+    env: { ...process.env, NGROKD_TEST_PARENT_MNTNS: readlinkSync('/proc/self/ns/mnt') },
+  })
+  assert.equal(r.status, 0, r.stderr)
+  const { report, hosts, interfaces, warnings } = JSON.parse(r.stdout) as { report: { removed: string[]; failed: string[] }; hosts: string; interfaces: string[]; warnings: string[] }
+  assert.deepEqual(report.removed, ['2 addresses on ngrkf0', 'interface ngrkf0 (fake-interface)'])
+  assert.equal(report.failed.length, 1, report.failed.join('\n'))
+  assert.match(report.failed[0]!, /^the ngrokd block of \S+\/hosts: .*cannot save a backup in \S+\/state before rewriting \S+\/hosts: ENOSPC.*; make \S+\/state writable and free space on its file system/)
+  assert.doesNotMatch(report.failed[0]!, /\n/, 'one line, as cleanup lists it')
+  assert.match(hosts, /api\.demo/, 'the block stays, as said')
+  assert.deepEqual(interfaces, [])
+  assert.match(warnings.join('\n'), /the locks cannot be taken, and no running ngrokd holds them.*no space left on its device \(ENOSPC\)/s)
+})
