@@ -78,6 +78,9 @@ export interface ClientCredentials {
   keyPem: string
 }
 
+/** What a machine id looks like, in the `machine-id` file and in operator.json. */
+const MACHINE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
 /** Contents of operator.json. The key and certificate live in their own files. */
 interface StoredOperator {
   version: 1
@@ -657,17 +660,52 @@ export class Registration {
 
   private async readMachineIdFile(): Promise<string | undefined> {
     const text = (await this.readOptional('machineId'))?.trim()
-    return text && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(text) ? text : undefined
+    return text && MACHINE_ID.test(text) ? text : undefined
   }
 
-  /** The stable machine id: the option, else the `machine-id` file, made once with a random UUID. */
+  /**
+   * The stable machine id: the option, else the `machine-id` file, made once with a random UUID. A file that is
+   * there but holds no id (damaged) is moved aside to `machine-id.corrupt-<time>` with a warning, as a corrupt
+   * allocations.json is, and the id the saved registration (operator.json) carries replaces it: that id is what
+   * finds this machine's registration at ngrok once operator.json is lost. A new id only when there is none.
+   */
   private async machineId(): Promise<string> {
     if (this.machineIdOption) return this.machineIdOption
-    const existing = await this.readMachineIdFile()
-    if (existing) return existing
-    const id = randomUUID()
+    const text = await this.readOptional('machineId')
+    const existing = text?.trim()
+    if (existing && MACHINE_ID.test(existing)) return existing
+    const saved = text === undefined ? undefined : await this.savedMachineId()
+    const id = saved ?? randomUUID()
+    if (text !== undefined) {
+      const path = this.path('machineId')
+      const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
+      try {
+        await rename(path, aside)
+      } catch (cause) {
+        throw new NgrokdError('NGROKD_ERR_STATE', `registration: ${path} is corrupt (not a machine id) and cannot be moved aside`, {
+          cause,
+          hint: saved ? `write the saved registration's id into it: echo ${saved} > ${path}` : `delete ${path}; ngrokd then makes a new machine id`,
+        })
+      }
+      this.logger.warn(
+        { path, movedTo: aside, machineId: id },
+        saved
+          ? `registration: ${path} is corrupt (not a machine id); moved it to ${aside} and took back the id the saved registration (${this.path('operator')}) carries, ${id}`
+          : `registration: ${path} is corrupt (not a machine id); moved it to ${aside}, and no saved registration carries the old id: a new one is made, ${id} (a registration at ngrok that only the old id names is not found by this one)`,
+      )
+    }
     await this.writeState('machineId', id + '\n', 0o644)
-    this.logger.info({ machineId: id }, 'created machine id')
+    if (!saved) this.logger.info({ machineId: id }, 'created machine id')
     return id
+  }
+
+  /** The machine id the saved registration (operator.json) carries, when it is readable and holds one. */
+  private async savedMachineId(): Promise<string | undefined> {
+    try {
+      const { machineId } = JSON.parse((await this.readOptional('operator')) ?? '{}') as Partial<StoredOperator>
+      return typeof machineId === 'string' && MACHINE_ID.test(machineId) ? machineId : undefined
+    } catch {
+      return undefined // unreadable: readState says so, once
+    }
   }
 }
