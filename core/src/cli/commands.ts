@@ -455,7 +455,7 @@ const reloadCommand = defineCommand({
 /** Says on stderr what cleanup could not remove; the exit code: 1 when anything, else 0. */
 function notRemoved({ failed }: CleanupReport): number {
   if (failed.length === 0) return 0
-  console.error(`not removed:\n${failed.map((f) => `  ${f}`).join('\n')}\n(see the interface driver's documentation, or remove it by hand; \`ngrokd doctor\` says what is left)`)
+  console.error(`not removed:\n${failed.map((f) => `  ${f}`).join('\n')}\n(each line says why; for an address or the interface see the interface driver's documentation, else remove it by hand as the line says; \`ngrokd doctor\` says what is left)`)
   return 1
 }
 
