@@ -27,7 +27,10 @@ export interface InterfaceOpenOptions {
 export interface InterfaceInfo {
   /** The name the OS knows the interface by (may differ from the requested one, e.g. `utun4`). */
   name: string
-  /** The OS's index of the interface (Linux's ifindex), when the driver knows it. */
+  /**
+   * The OS's index of the interface (Linux's ifindex), when the driver knows it. A `repair()` that makes the
+   * interface again sets the new index here, in the object `open()` returned: plugins follow it (`ctx.interface()`).
+   */
   index?: number
   /** What the driver made, e.g. `dummy`, `bridge (dummy unavailable)`, `lo aliases`. */
   kind: string

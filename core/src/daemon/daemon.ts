@@ -273,7 +273,10 @@ export class Daemon {
     return pluginSpecsOf(this.config)
   }
 
-  /** For `ctx.interface()`: waits for the interface, then keeps its own address on it. */
+  /**
+   * For `ctx.interface()`: waits for the interface, then keeps its own address on it. The index is the one it has
+   * now: a `repair()` that made the interface again set the new one in the driver's InterfaceInfo.
+   */
   private async pluginInterface(): Promise<PluginInterfaceInfo> {
     const info = await this.interfaceReady.promise
     if (this.ownAddress === undefined) {
@@ -282,7 +285,8 @@ export class Daemon {
       const iface = this.scope!.scope.resolve(INTERFACE)
       await iface.addAddress({ address: info.address })
     }
-    return info
+    const now = this.scope?.interfaceInfo.index
+    return now !== undefined && now !== info.index ? { ...info, index: now } : info
   }
 
   /** The forwarder from `forwarder.*`, dialling the ingress with the registration's credentials. */

@@ -299,6 +299,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
     }
     if ((await bringUp(socket, link, name)) && !done) done = `interface ${name} was brought down under the daemon: set it up again`
     state.index = link.index
+    state.info.index = link.index // the contract: the InterfaceInfo open() returned follows a new link
     return done
   }
 

@@ -137,6 +137,17 @@ export class DnsNameResolver implements NameResolver {
     return this.responder.addresses.filter((a) => a.port === DNS_PORT && net.isIPv4(a.host)).map((a) => a.host)
   }
 
+  /**
+   * After a reconcile: when the daemon made its interface again (a new index), the systemd-resolved registration
+   * moves to it, domains included. Nothing to do on other routes (they do not name the link) or the same index.
+   */
+  async relink(link: AttachOptions['link']): Promise<void> {
+    const route = this.#route
+    if (route.kind !== 'system' || !(route.link instanceof ResolvedLink) || link.index === undefined || link.index === route.link.link.index) return
+    await route.link.relink({ name: link.name, index: link.index })
+    await route.link.setSuffixes(this.responder.routes)
+  }
+
   /** At stop: the OS forgets the route (resolved's `RevertLink`, the resolver files, the NRPT rules). */
   async detach(): Promise<void> {
     if (this.#route.kind === 'system') await this.#route.link.revert()

@@ -52,6 +52,8 @@ export default definePlugin<DnsOptions>({
       // the machine's resolver asks it through systemd-resolved, else the names go to the hosts file
       await resolver.attach(route)
     })
+    // the daemon made its interface again (`ip link del`): resolved keys links by index, so register the new one
+    ctx.hooks.afterReconcile(async () => resolver.relink(await ctx.interface()))
     ctx.hooks.onStop(async () => {
       await resolver.detach()
       await responder.close()

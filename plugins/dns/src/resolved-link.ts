@@ -34,7 +34,7 @@ export class ResolvedLink implements SuffixRoute {
 
   private constructor(
     private resolved: SystemdResolved,
-    readonly link: { name: string; index: number },
+    public link: { name: string; index: number },
     readonly addresses: readonly string[],
     logger: Logger,
   ) {
@@ -74,6 +74,27 @@ export class ResolvedLink implements SuffixRoute {
         this.#logger.warn({ err: e }, `dns: cannot revert ${this.link.name} in systemd-resolved: ${formatError(e)}`)
       } finally {
         this.resolved.close()
+      }
+    })
+  }
+
+  /**
+   * The daemon made its interface again (deleted under it: a new ifindex): the responder is registered for the new
+   * link and the domains are sent to it whole at the next {@link setSuffixes}. The old link is gone, and resolved with
+   * it, so nothing is reverted there. A failure keeps the old link, and the next call tries again.
+   */
+  relink(link: { name: string; index: number }): Promise<void> {
+    return this.#enqueue(async () => {
+      if (link.index === this.link.index) return
+      try {
+        const resolved = this.resolved.connected ? this.resolved : await SystemdResolved.connect(this.resolved.address)
+        if (resolved !== this.resolved) this.resolved = resolved
+        await setServers(resolved, link.index, this.addresses)
+        this.#logger.info(`dns: ${link.name} was made again (ifindex ${this.link.index} → ${link.index}): registered with systemd-resolved anew`)
+        this.link = link
+        this.#sent = new Set()
+      } catch (e) {
+        this.#logger.warn({ err: e }, `dns: cannot register ${link.name} (ifindex ${link.index}, made again) with systemd-resolved (tried again after the next reconcile): ${formatError(e)}`)
       }
     })
   }

@@ -162,6 +162,32 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await names.close()
   })
 
+  it('relink() to the interface made again (a new ifindex) registers the new link with its domains; detach reverts that one', async () => {
+    fake = await FakeResolved.start(bus.address)
+    const { names, warnings } = await attached()
+    await names.relink({ name: 'ngrokd0', index: IFINDEX })
+    assert.equal(fake.calls.length, 4, 'the same index: no call')
+    fake.links.delete(IFINDEX) // `ip link del ngrokd0`: resolved forgets the link
+    await names.relink({ name: 'ngrokd0', index: 23 })
+    assert.deepEqual(
+      fake.calls.slice(4).map((c) => [c.member, c.body]),
+      [
+        ['SetLinkDNS', [23, [[AF_INET, Buffer.from([127, 53, 107, 1])]]]],
+        ['SetLinkDefaultRoute', [23, false]],
+        ['SetLinkDNSSEC', [23, 'no']],
+        ['SetLinkDomains', [23, [['api.prod', true]]]],
+      ],
+    )
+    const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
+    assert.equal(check?.status, 'ok', JSON.stringify(check))
+    assert.match(check!.summary, /ngrokd0 \(ifindex 23\)/)
+    await names.detach()
+    assert.deepEqual(fake.calls.at(-1), { member: 'RevertLink', signature: 'i', body: [23] })
+    assert.deepEqual(fake.problems, [])
+    assert.deepEqual(warnings, [])
+    await names.close()
+  })
+
   it('doctor warns when resolved no longer holds what was registered', async () => {
     fake = await FakeResolved.start(bus.address)
     const { names } = await attached()
@@ -258,12 +284,38 @@ if (!skip) {
   const bus = await PrivateBus.start()
   process.env.DBUS_SYSTEM_BUS_ADDRESS = bus.address
   after(() => bus.stop())
+  const info = { name: 'ngrokd0', index: IFINDEX, address: HOST }
   testPlugin({
     title: 'dns plugin conformance, registered with (a stand-in for) systemd-resolved',
     plugin,
     options: { listen: [`${HOST}:53`] },
-    interfaceInfo: { name: 'ngrokd0', index: IFINDEX, address: HOST },
+    interfaceInfo: info,
     additionalTests({ withHost }) {
+      it('after the daemon made its interface again (ctx.interface() has a new index), the next afterReconcile registers that link', async () => {
+        const fake = await FakeResolved.start(bus.address)
+        try {
+          await withHost(async (host) => {
+            const names = (await host.createNameResolver('dns'))!
+            await names.open()
+            await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+            await host.start()
+            await host.afterReconcile([])
+            assert.equal(fake.bodies('SetLinkDNS').length, 1, 'the same interface: registered once')
+            info.index = 23 // `ip link del ngrokd0`, and the daemon's repair made it again
+            await host.afterReconcile([])
+            assert.deepEqual(fake.bodies('SetLinkDNS').at(-1), [23, [[AF_INET, Buffer.from([127, 53, 107, 1])]]])
+            assert.deepEqual(fake.bodies('SetLinkDomains').at(-1), [23, [['api.prod', true]]])
+            assert.equal(host.status()[0]?.state, 'running', host.status()[0]?.error?.message)
+            await host.stop()
+            assert.deepEqual(fake.calls.at(-1), { member: 'RevertLink', signature: 'i', body: [23] })
+            assert.deepEqual(fake.problems, [])
+            await names.close()
+          })
+        } finally {
+          info.index = IFINDEX
+          fake.stop()
+        }
+      })
       it('start registers the link from ctx.interface() with resolved, stop reverts it', async () => {
         const fake = await FakeResolved.start(bus.address)
         try {

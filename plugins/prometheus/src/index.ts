@@ -40,4 +40,4 @@ export default definePlugin<PrometheusOptions>({
   },
 })
 
-export { MetricsServer, parseListen, type MetricsSource } from './metrics-server.js'
+export { MetricsServer, METRIC_COLLECT_TIMEOUT_MS, parseListen, type MetricsSource } from './metrics-server.js'

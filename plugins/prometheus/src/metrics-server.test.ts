@@ -72,3 +72,39 @@ test('listen must be host:port; the options schema requires it', () => {
 // the conformance kit every plugin runs
 TestFramework.use({ describe, it, beforeAll: before, afterAll: after })
 testPlugin({ plugin, options: { listen: '127.0.0.1:0' } })
+
+test("a family whose collect() never settles is left out after the time limit, warned once and not called again meanwhile; the others are served", async () => {
+  const registry = new Registry()
+  new Counter({ name: 'ngrokd_build_info', help: 'ngrokd version.', labelNames: ['version'], registers: [registry] }).inc({ version: '1.0.0' })
+  let calls = 0
+  let release: (() => void) | undefined
+  new Counter({
+    name: 'plugin_stuck_total',
+    help: 'a plugin metric whose collect awaits what never comes',
+    registers: [registry],
+    collect() {
+      if (++calls === 1) return new Promise<void>((resolve) => (release = resolve))
+    },
+  })
+  const warnings: string[] = []
+  const logger = { ...silentLogger, warn: (_o: unknown, msg?: string) => void warnings.push(String(msg)), child: () => logger }
+  const server = new MetricsServer('127.0.0.1:0', registry, logger, { collectTimeoutMs: 200 })
+  await server.start()
+  try {
+    for (let i = 0; i < 2; i++) {
+      const r = await get(server.port!, '/metrics')
+      assert.equal(r.status, 200)
+      assert.match(r.body, /ngrokd_build_info\{version="1\.0\.0"\} 1/)
+      assert.doesNotMatch(r.body, /plugin_stuck_total/)
+    }
+    assert.equal(calls, 1, 'a collection still pending is not started again')
+    assert.deepEqual(warnings, ['prometheus: collecting plugin_stuck_total failed, left out of the scrape until it works: it did not finish within 0.2 s'], 'warned once')
+    release!()
+    await new Promise((r) => setImmediate(r))
+    const healed = await get(server.port!, '/metrics')
+    assert.match(healed.body, /^plugin_stuck_total 0$/m)
+  } finally {
+    release?.()
+    await server.close()
+  }
+})

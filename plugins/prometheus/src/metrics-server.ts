@@ -22,17 +22,29 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host, port }
 }
 
+/**
+ * How long one family's collection may take in a scrape: one still pending is left out as if it threw. Under
+ * Prometheus's default `scrape_timeout` (10 s), so that the other families still arrive in time.
+ */
+export const METRIC_COLLECT_TIMEOUT_MS = 3_000
+
 /** Serves `GET /metrics` from `source`; every other request is a 404. */
 export class MetricsServer {
   private server?: Server
   /** Families whose collection failed at the last scrape (warned about once, until they recover). */
   private readonly failing = new Set<string>()
+  /** Collections that timed out and have not settled since: left out, not called again, until they settle. */
+  private readonly stuck = new Set<string>()
+  private readonly collectTimeoutMs: number
 
   constructor(
     private readonly listen: string,
     private readonly source: MetricsSource,
     private readonly logger: Logger,
-  ) {}
+    { collectTimeoutMs = METRIC_COLLECT_TIMEOUT_MS }: { collectTimeoutMs?: number } = {},
+  ) {
+    this.collectTimeoutMs = collectTimeoutMs
+  }
 
   /** The port listened on (useful with port 0). */
   get port(): number | undefined {
@@ -67,14 +79,15 @@ export class MetricsServer {
   }
 
   /**
-   * The exposition text. A family whose collect() throws (a plugin's metric) is left out of the scrape, with a
-   * warning the first time, instead of failing every family with it (prom-client's metrics() rejects as a whole).
+   * The exposition text. A family whose collect() throws (a plugin's metric), or is still pending after
+   * {@link METRIC_COLLECT_TIMEOUT_MS}, is left out of the scrape, with a warning the first time, instead of failing
+   * (or holding) every family with it (prom-client's metrics() rejects as a whole).
    */
   private async collect(): Promise<string> {
     const src = this.source
     if (!src.getMetricsAsArray || !src.getSingleMetricAsString) return src.metrics()
     const names = src.getMetricsAsArray().map((m) => m.name)
-    const parts = await Promise.allSettled(names.map((name) => src.getSingleMetricAsString!(name)))
+    const parts = await Promise.allSettled(names.map((name) => this.collectOne(name)))
     const texts: string[] = []
     parts.forEach((part, i) => {
       const name = names[i]!
@@ -88,6 +101,23 @@ export class MetricsServer {
     })
     // as prom-client's metrics() joins them (its text format, not OpenMetrics)
     return `${texts.join('\n\n')}\n`
+  }
+
+  /** One family's text, or a rejection once it has taken {@link collectTimeoutMs} (or its last call still has). */
+  private collectOne(name: string): Promise<string> {
+    const ms = this.collectTimeoutMs
+    if (this.stuck.has(name)) return Promise.reject(new Error(`its collection from an earlier scrape has not finished after ${ms / 1000} s`))
+    const call = Promise.resolve().then(() => this.source.getSingleMetricAsString!(name))
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.stuck.add(name)
+        const settled = () => void this.stuck.delete(name)
+        call.then(settled, settled)
+        reject(new Error(`it did not finish within ${ms / 1000} s`))
+      }, ms)
+    })
+    return Promise.race([call, timedOut]).finally(() => clearTimeout(timer))
   }
 
   async close(): Promise<void> {
