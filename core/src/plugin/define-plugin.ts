@@ -54,7 +54,9 @@ export interface PluginContext<Options = Record<string, unknown>> {
   readonly scope: PluginScope
   /**
    * Resolves once the daemon's interface is open. Call it from a hook (`onStart`), not in
-   * `register()`: the interface opens after every plugin registered.
+   * `register()`: the interface opens after every plugin registered. It gives the interface as it is
+   * now: one deleted under the daemon is made again at the next reconcile, with a new `index`, so a
+   * plugin that keys something by the index asks again in `afterReconcile`.
    */
   interface(): Promise<PluginInterfaceInfo>
   /**
@@ -75,7 +77,11 @@ export interface PluginContext<Options = Record<string, unknown>> {
     onStart(fn: () => void | Promise<void>): void
     /** After every reconcile, with what is served now. */
     afterReconcile(fn: (serving: readonly ServingEntry[]) => void | Promise<void>): void
-    /** When the daemon stops, after its teardown. In reverse plugin order. */
+    /**
+     * When the daemon stops, after its teardown. The plugins' hooks run side by side (started in reverse plugin
+     * order), all within 5 s together; a plugin's own in order, and only once the plugins that list it in
+     * `dependencies` have stopped.
+     */
     onStop(fn: () => void | Promise<void>): void
   }
 }

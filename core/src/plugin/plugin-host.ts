@@ -335,58 +335,73 @@ export class PluginHost {
   }
 
   start(): Promise<void> {
-    return this.run('onStart', (p) => p.onStart, [], false)
+    return this.run('onStart', (p) => p.onStart, [])
   }
 
   afterReconcile(serving: readonly ServingEntry[]): Promise<void> {
-    return this.run('afterReconcile', (p) => p.afterReconcile, [serving], false)
-  }
-
-  /** The `onStop` hooks, all within {@link PLUGIN_STOP_BUDGET_MS} together: the daemon's stop has a bound of its own. */
-  stop(): Promise<void> {
-    return this.run('onStop', (p) => p.onStop, [], true, performance.now() + Math.min(this.hookTimeoutMs, PLUGIN_STOP_BUDGET_MS))
+    return this.run('afterReconcile', (p) => p.afterReconcile, [serving])
   }
 
   /**
-   * Runs one hook of every running plugin, in order (reverse for stop); a throw, or a call still pending after
-   * the hook timeout, degrades that plugin only. A hook still pending from an earlier call is skipped.
+   * The `onStop` hooks, all within {@link PLUGIN_STOP_BUDGET_MS} together (the daemon's stop has a bound of its own),
+   * the plugins' side by side: one stuck plugin does not keep the others from stopping. A plugin's own hooks run in
+   * order, and a plugin's start once the plugins that list it in `dependencies` have stopped (or are given up on).
    */
-  private async run<A extends unknown[]>(name: string, hooks: (p: Loaded) => Array<Hook<A>>, args: A, reverse: boolean, deadline = Infinity): Promise<void> {
-    const order = reverse ? [...this.loaded].reverse() : this.loaded
-    const signal = name === 'onStop' ? undefined : this.signal // the stop's own hooks run while it stops
-    for (const p of order) {
-      if (signal?.aborted) return
-      if (p.status.state === 'failed') continue
-      for (const fn of hooks(p)) {
-        if (p.stuck.has(fn)) {
-          this.logger.debug({ plugin: p.plugin.name }, `plugin ${p.plugin.name}: ${name} skipped: its last call has not finished`)
-          continue
+  async stop(): Promise<void> {
+    const deadline = performance.now() + Math.min(this.hookTimeoutMs, PLUGIN_STOP_BUDGET_MS)
+    const stopped = new Map<string, Promise<unknown>>()
+    // in reverse order, so that every plugin depending on this one (listed after it) is already under way
+    for (const p of [...this.loaded].reverse()) {
+      const dependents = this.loaded.filter((q) => q.plugin.dependencies?.includes(p.plugin.name)).map((q) => stopped.get(q.plugin.name))
+      stopped.set(p.plugin.name, Promise.all(dependents).then(() => this.runHooks(p, 'onStop', (x) => x.onStop, [], deadline, undefined)))
+    }
+    await Promise.all(stopped.values())
+  }
+
+  /**
+   * Runs one hook of every running plugin, in plugin order; a throw, or a call still pending after the hook
+   * timeout, degrades that plugin only. A hook still pending from an earlier call is skipped.
+   */
+  private async run<A extends unknown[]>(name: string, hooks: (p: Loaded) => Array<Hook<A>>, args: A): Promise<void> {
+    for (const p of this.loaded) {
+      if (this.signal?.aborted) return
+      if ((await this.runHooks(p, name, hooks, args, Infinity, this.signal)) === 'aborted') return
+    }
+  }
+
+  /** One plugin's hooks of `name`, one after the other; 'aborted' when the daemon's stop ended the wait (not for onStop). */
+  private async runHooks<A extends unknown[]>(p: Loaded, name: string, hooks: (p: Loaded) => Array<Hook<A>>, args: A, deadline: number, signal: AbortSignal | undefined): Promise<'aborted' | undefined> {
+    if (p.status.state === 'failed') return undefined
+    for (const fn of hooks(p)) {
+      if (p.stuck.has(fn)) {
+        this.logger.debug({ plugin: p.plugin.name }, `plugin ${p.plugin.name}: ${name} skipped: its last call has not finished`)
+        continue
+      }
+      const left = Math.min(this.hookTimeoutMs, deadline - performance.now())
+      if (left < 1) {
+        // (under a millisecond: timers count whole ones, and one may fire that much before its deadline)
+        const budget = new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${name} of plugin ${p.plugin.name} not run: the plugins' ${PLUGIN_STOP_BUDGET_MS / 1000} s to stop were used up`)
+        PluginHost.failed(p, budget, name, this.logger.child({ plugin: p.plugin.name }))
+        continue
+      }
+      const call = Promise.resolve().then(() => fn(...args))
+      try {
+        await within(() => call, left, `${name} of plugin ${p.plugin.name}`, signal)
+        p.logged.delete(fn)
+      } catch (e) {
+        if (signal?.aborted && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) {
+          // left running, not counted against the plugin: the daemon stops; the call is not made again meanwhile
+          p.stuck.add(fn)
+          void call.then(() => p.stuck.delete(fn), () => p.stuck.delete(fn))
+          return 'aborted'
         }
-        const left = Math.min(this.hookTimeoutMs, deadline - performance.now())
-        if (left < 1) {
-          // (under a millisecond: timers count whole ones, and one may fire that much before its deadline)
-          const budget = new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${name} of plugin ${p.plugin.name} not run: the plugins' ${PLUGIN_STOP_BUDGET_MS / 1000} s to stop were used up`)
-          PluginHost.failed(p, budget, name, this.logger.child({ plugin: p.plugin.name }))
-          continue
+        if (isNgrokdError(e) && e.code === 'NGROKD_ERR_PLUGIN_FAILED') {
+          p.stuck.add(fn)
+          void call.then(() => p.stuck.delete(fn), () => p.stuck.delete(fn))
         }
-        const call = Promise.resolve().then(() => fn(...args))
-        try {
-          await within(() => call, left, `${name} of plugin ${p.plugin.name}`, signal)
-          p.logged.delete(fn)
-        } catch (e) {
-          if (signal?.aborted && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) {
-            // left running, not counted against the plugin: the daemon stops; the call is not made again meanwhile
-            p.stuck.add(fn)
-            void call.then(() => p.stuck.delete(fn), () => p.stuck.delete(fn))
-            return
-          }
-          if (isNgrokdError(e) && e.code === 'NGROKD_ERR_PLUGIN_FAILED') {
-            p.stuck.add(fn)
-            void call.then(() => p.stuck.delete(fn), () => p.stuck.delete(fn))
-          }
-          PluginHost.failed(p, e, name, this.logger.child({ plugin: p.plugin.name }), fn)
-        }
+        PluginHost.failed(p, e, name, this.logger.child({ plugin: p.plugin.name }), fn)
       }
     }
+    return undefined
   }
 }
