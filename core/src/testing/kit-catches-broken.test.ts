@@ -347,5 +347,15 @@ describe('the plugin suite catches broken plugins', () => {
     assert.deepEqual(await failuresOf(() => testPlugin({ plugin: sloppy })), ['its doctor checks have the documented shape'])
     assert.deepEqual(await failuresOf(() => testPlugin({ plugin: { name: 'not-defined' } })).then((f) => f[0]), 'is a definePlugin module with a kebab-case name, a version and a core range this core satisfies')
   })
+
+  it("a route that answers with an NgrokdError (the daemon's coded error) passes; one that throws anything else, or answers what JSON cannot carry, fails", async () => {
+    const route = 'its control routes live under /v1/plugins/<name> and answer JSON (or a coded error)'
+    const withRoute = (name: string, handler: () => unknown) => definePlugin({ name, version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.addRoute('GET', '/last', handler) } })
+    const coded = () => new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', 'nothing written yet', { hint: 'wait for the first reconcile' })
+    assert.deepEqual(await failuresOf(() => testPlugin({ plugin: withRoute('refuses', () => { throw coded() }) })), [])
+    assert.deepEqual(await failuresOf(() => testPlugin({ plugin: withRoute('refuses-later', async () => { throw coded() }) })), [])
+    assert.deepEqual(await failuresOf(() => testPlugin({ plugin: withRoute('buggy', async () => { throw new TypeError('x is undefined') }) })), [route])
+    assert.deepEqual(await failuresOf(() => testPlugin({ plugin: withRoute('bigint', async () => ({ n: 1n })) })), [route])
+  })
 })
 

@@ -5,6 +5,7 @@ import semver from 'semver'
 import { Registry } from 'prom-client'
 import { container } from 'tsyringe'
 import { silentLogger } from '../../contracts/logger.js'
+import { isNgrokdError } from '../../errors/ngrokd-error.js'
 import { isPluginModule, type PluginInterfaceInfo, type PluginModule, type ServingEntry } from '../../plugin/define-plugin.js'
 import { PluginHost } from '../../plugin/plugin-host.js'
 import { HostsFileNameResolver } from '../../names/hosts-file-name-resolver.js'
@@ -113,12 +114,23 @@ export function testPlugin(suite: PluginSuiteOptions): void {
       })
     })
 
-    check('its control routes live under /v1/plugins/<name> and answer JSON', false, async () => {
+    check('its control routes live under /v1/plugins/<name> and answer JSON (or a coded error)', false, async () => {
       await withHost(async (host) => {
         await host.start()
         for (const [route, handler] of Object.entries(host.routes())) {
           assert.match(route, new RegExp(`^(GET|POST) /v1/plugins/${plugin.name}/`), route)
-          if (route.startsWith('GET ')) assert.doesNotThrow(() => JSON.stringify(handler(undefined)), route)
+          if (!route.startsWith('GET ')) continue
+          let answer: unknown
+          try {
+            answer = (await handler(undefined)) ?? null // the daemon answers JSON null for nothing
+          } catch (e) {
+            // an NgrokdError is the daemon's answer, 400 {"error":{"code","message","hint"}}; anything else is a bug (500)
+            assert.ok(isNgrokdError(e), `${route} threw ${e instanceof Error ? e.message : String(e)}, not an NgrokdError: the daemon answers 500 for it`)
+            assert.match(e.code, /^NGROKD_ERR_[A-Z0-9_]+$/, `${route}: the error's code`)
+            assert.ok(e.message.length > 0, `${route}: the error has a message`)
+            answer = { error: { code: e.code, message: e.message, hint: e.hint } }
+          }
+          assert.doesNotThrow(() => JSON.parse(JSON.stringify(answer)), route)
         }
       })
     })
