@@ -57,6 +57,23 @@ describe('PluginHost', () => {
     })
   })
 
+  it('an option error names the key, the value it has (long ones cut) and what is expected', async () => {
+    const path = await plugin(
+      'optv.mjs',
+      `{ name: 'optv', version: '1.0.0', ngrokd: '^1.0.0',
+         optionsSchema: { type: 'object', additionalProperties: false, required: ['zone'], properties: { zone: { type: 'string' }, ttl: { type: 'integer' }, 'a/b': { type: 'array', items: { type: 'string', maxLength: 3 } } } },
+         register() {} }`,
+    )
+    await assert.rejects(load([{ name: path, options: { ttl: '5', colour: 'red', 'a/b': ['ok', 'x'.repeat(100)] } }]), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
+      assert.match(e.message, /options must have required property 'zone'(;|$)/, 'a missing key has no value')
+      assert.match(e.message, /options\.ttl must be integer \(got "5"\)/)
+      assert.match(e.message, /additional properties: colour \(got "red"\)/)
+      assert.match(e.message, new RegExp(`options\\.a/b\\.1 must NOT have more than 3 characters \\(got "${'x'.repeat(58)}…\\)`))
+      return true
+    })
+  })
+
   it('refuses with coded errors: not found, not a plugin, incompatible core, wrong platform, missing dependency, listed twice', async () => {
     const coded = (code: string) => (e: unknown) => isNgrokdError(e, code as never) || assert.fail(`${code}: ${String(e)}`)
     await assert.rejects(load(['./missing.mjs']), coded('NGROKD_ERR_PLUGIN_NOT_FOUND'))

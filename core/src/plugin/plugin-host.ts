@@ -112,8 +112,30 @@ async function pluginOptionsAjv(): Promise<AjvClass> {
   return optionsAjv
 }
 
-function optionsError(name: string, errors: ErrorObject[]): NgrokdError {
-  const what = errors.map((e) => `${e.instancePath ? `options${e.instancePath.replace(/\//g, '.')}` : 'options'} ${e.message}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as unknown[]).join(', ')})` : ''}${e.params && 'additionalProperty' in e.params ? `: ${String(e.params.additionalProperty)}` : ''}`)
+/** Longest value an option error quotes (as JSON); a longer one is cut, with `…`. */
+const OPTION_VALUE_MAX = 60
+
+/** The keys of a JSON pointer (Ajv's instancePath; RFC 6901: `~1` is `/`, `~0` is `~`). */
+function keysOf(pointer: string): string[] {
+  return pointer ? pointer.slice(1).split('/').map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~')) : []
+}
+
+/** The value at `keys` (then `key`), as short JSON; undefined when absent. */
+function valueAt(options: unknown, keys: readonly string[], key?: string): string | undefined {
+  let value = options
+  for (const k of key === undefined ? keys : [...keys, key]) value = (value as Record<string, unknown> | undefined)?.[k]
+  const text = value === undefined ? undefined : (JSON.stringify(value) ?? String(value))
+  return text !== undefined && text.length > OPTION_VALUE_MAX ? `${text.slice(0, OPTION_VALUE_MAX - 1)}…` : text
+}
+
+/** Each problem names the key, the value it has (absent for a missing key) and what is expected (docs/errors.md). */
+function optionsError(name: string, errors: ErrorObject[], options: unknown): NgrokdError {
+  const what = errors.map((e) => {
+    const extra = e.params && 'additionalProperty' in e.params ? String(e.params.additionalProperty) : undefined
+    const keys = keysOf(e.instancePath)
+    const value = e.keyword === 'required' ? undefined : valueAt(options, keys, extra)
+    return `${['options', ...keys].join('.')} ${e.message}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as unknown[]).join(', ')})` : ''}${extra !== undefined ? `: ${extra}` : ''}${value !== undefined ? ` (got ${value})` : ''}`
+  })
   return new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${name}": ${what.join('; ')}`, { hint: `fix the plugin's options in plugins: (see the ${name} plugin's documentation)` })
 }
 
@@ -168,7 +190,7 @@ export class PluginHost {
       const pluginOptions = structuredClone(raw)
       if (plugin.optionsSchema) {
         const validate = (await pluginOptionsAjv()).compile(plugin.optionsSchema)
-        if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [])
+        if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [], pluginOptions)
       }
       names.add(plugin.name)
       // the daemon stops: the plugins registered so far are its (their onStop runs), the rest are not loaded
