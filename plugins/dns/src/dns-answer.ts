@@ -221,6 +221,18 @@ function errorReply(id: number, flags: number, questions: Question[]): Buffer {
   return header
 }
 
+/**
+ * The longest name as text (no trailing dot): 255 octets on the wire are its labels, a length octet before each and
+ * the root's zero octet, so the text plus 2 — RFC 1035 §2.3.4, §3.1.
+ */
+const MAX_NAME_TEXT = 253
+
+/** `label.suffix`, or `label.invalid` (RFC 6761 §6.4: never a real name) when that would pass 255 octets. */
+function nameUnder(label: string, suffix: string): string {
+  const name = `${label}.${suffix}`
+  return name.length <= MAX_NAME_TEXT ? name : `${label}.invalid`
+}
+
 /** The zone apex's SOA, sent with negative answers; its minimum is the negative-cache TTL (RFC 2308 §5). */
 function soaRecord(suffix: string, ttl: number): Answer {
   return {
@@ -228,6 +240,6 @@ function soaRecord(suffix: string, ttl: number): Answer {
     class: 'IN',
     name: suffix,
     ttl,
-    data: { mname: `ngrokd.${suffix}`, rname: `hostmaster.${suffix}`, serial: 1, refresh: ttl, retry: ttl, expire: ttl, minimum: ttl },
+    data: { mname: nameUnder('ngrokd', suffix), rname: nameUnder('hostmaster', suffix), serial: 1, refresh: ttl, retry: ttl, expire: ttl, minimum: ttl },
   }
 }

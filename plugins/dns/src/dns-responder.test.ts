@@ -257,6 +257,24 @@ describe('answerQuery', () => {
     assert.equal(apex.answers?.[0]?.type, 'SOA')
   })
 
+  it("a suffix too long for ngrokd.<suffix> or hostmaster.<suffix> gets an SOA whose names fit in 255 octets", () => {
+    const wire = (name: string) => name.length + 2 // the labels, a length octet each, the root — RFC 1035 §3.1
+    for (const length of [242, 245, 249]) {
+      const suffix = ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(length - 3 * 64)].join('.') // `length` characters
+      assert.equal(suffix.length, length)
+      const zone = new Map<string, string>()
+      for (const reply of [answerQuery(query(suffix), zone, new Set([suffix]), 5)!, answerQuery(query(suffix, 'SOA'), zone, new Set([suffix]), 5)!]) {
+        const decoded = decode(reply)
+        assert.equal(decoded.rcode, 'NOERROR')
+        const soa = [...(decoded.answers ?? []), ...(decoded.authorities ?? [])].find((a) => a.type === 'SOA') as { name: string; data: { mname: string; rname: string } } | undefined
+        assert.ok(soa, `suffix of ${length}: an SOA`)
+        for (const name of [soa.name, soa.data.mname, soa.data.rname]) assert.ok(wire(name) <= 255, `suffix of ${length}: ${name.length + 2} octets in ${name.slice(0, 20)}…`)
+        assert.equal(soa.data.mname, length + 7 <= 253 ? `ngrokd.${suffix}` : 'ngrokd.invalid')
+        assert.equal(soa.data.rname, length + 11 <= 253 ? `hostmaster.${suffix}` : 'hostmaster.invalid')
+      }
+    }
+  })
+
   it('copies OPCODE and RD into a refusal of an opcode it does not serve (RFC 1035 §4.1.1)', () => {
     const zone = new Map([['api.prod', '10.107.0.2']])
     const notify = query('api.prod')
