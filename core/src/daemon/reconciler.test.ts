@@ -202,6 +202,47 @@ test('diffs against the interface, not memory: a crash leftover is removed, a mi
   }
 })
 
+test('an address or a name removed under the daemon is put back with one warning each, said again only once it was back in place', async () => {
+  const logger = recordingLogger()
+  const t = await setup(SUBNET, logger)
+  try {
+    const desired = [service('http://api.prod'), service('http://web.prod')]
+    await t.reconciler.reconcile(desired)
+    await t.reconciler.reconcile(desired)
+    assert.deepEqual(logger.at('warn'), [], 'nothing changed under it: nothing said')
+    const api = t.allocator.lookup('api.prod')!
+    await t.iface.removeAddress({ address: api }) // `ip addr del`
+    t.names.published.records = t.names.published.records.filter((r) => r.hostname !== 'web.prod') // the block edited
+    await t.reconciler.reconcile(desired)
+    assert.deepEqual(logger.at('warn').map((r) => r.msg), [
+      '1 name (web.prod) was removed from name resolver recording under the daemon: publishing it again',
+      `1 address (${api}) was removed from the interface under the daemon: adding it back`,
+    ])
+    assert.deepEqual((await t.iface.listAddresses()).sort(), [api, t.allocator.lookup('web.prod')!].sort())
+    assert.deepEqual(t.names.published.records.map((r) => r.hostname).sort(), ['api.prod', 'web.prod'])
+    await t.reconciler.reconcile(desired)
+    assert.equal(logger.at('warn').length, 2, 'back in place: nothing more said')
+
+    // put back, then removed again: said again; an address that cannot be added back is said once, not at every poll
+    const add = t.iface.addAddress.bind(t.iface)
+    const applyAddresses = t.iface.applyAddresses.bind(t.iface)
+    t.iface.addAddress = async () => { throw new NgrokdError('NGROKD_ERR_PERMISSION', 'refused') }
+    t.iface.applyAddresses = async (c) => { if (c.add.length) throw new NgrokdError('NGROKD_ERR_PERMISSION', 'refused'); return applyAddresses(c) }
+    await t.iface.removeAddress({ address: api })
+    await t.reconciler.reconcile(desired)
+    await t.reconciler.reconcile(desired)
+    assert.equal(logger.at('warn').filter((r) => r.msg.includes('removed from the interface')).length, 2)
+    t.iface.addAddress = add
+    t.iface.applyAddresses = applyAddresses
+    await t.reconciler.reconcile(desired)
+    assert.equal(logger.at('warn').filter((r) => r.msg.includes('removed from the interface')).length, 2, 'added back: nothing was removed')
+    await t.reconciler.teardown()
+    assert.equal(logger.at('warn').filter((r) => r.msg.includes('under the daemon')).length, 3, 'teardown removes its own: nothing said')
+  } finally {
+    await t.close()
+  }
+})
+
 test('subnet exhaustion fails only the hostnames that got no address', async () => {
   const t = await setup('127.107.0.0/29') // 8 addresses: network, .1 reserved, .2–.6 usable, broadcast
   try {

@@ -119,6 +119,8 @@ interface Pass {
   wantedAddresses: Set<string>
   /** Addresses on the interface before this pass. */
   present: Set<string>
+  /** Step 0 put the interface back: its addresses went with it, which the repair's own line says. */
+  repaired: boolean
   fail(state: ServiceState, e: unknown): void
   failNetwork(state: ServiceState, e: unknown): void
 }
@@ -153,6 +155,9 @@ export class Reconciler {
   private network?: NetworkModeOptions
   /** Addresses of the interface that are no endpoint's but stay (the interface's own, for a plugin's DNS). */
   private readonly kept = new Set<string>()
+  /** What the last pass left in place, wanted: addresses on the interface, names published (hostname → address). */
+  private placedAddresses = new Set<string>()
+  private placedNames = new Map<string, string>()
 
   constructor(
     @inject(INTERFACE) private readonly iface: Interface,
@@ -228,7 +233,7 @@ export class Reconciler {
   private async reconcileNow(desired: readonly DesiredService[], drainMs: number, announce: boolean): Promise<ReconcileReport> {
     const started = performance.now()
     const pass = this.newPass(desired, drainMs)
-    await this.repairInterface(desired)
+    pass.repaired = await this.repairInterface(desired)
     await this.plan(pass)
     await this.withdrawNames(pass)
     await this.stopStaleListeners(pass)
@@ -276,7 +281,7 @@ export class Reconciler {
     const logger = this.logger
     return {
       desired, states, report, drainMs,
-      addressOf: new Map(), wanted: new Map(), wantedNetwork: new Map(), wantedAddresses: new Set(), present: new Set(),
+      addressOf: new Map(), wanted: new Map(), wantedNetwork: new Map(), wantedAddresses: new Set(), present: new Set(), repaired: false,
       fail(state, e) {
         if (state.state === 'error') return
         state.state = 'error'
@@ -296,14 +301,16 @@ export class Reconciler {
     }
   }
 
-  /** 0. The interface deleted or brought down under us is put back first (its addresses follow in step 4). */
-  private async repairInterface(desired: readonly DesiredService[]): Promise<void> {
-    if (desired.length === 0 || !this.iface.repair) return // teardown, or nothing to serve: nothing to put back
+  /** 0. The interface deleted or brought down under us is put back first (its addresses follow in step 4); true when it was. */
+  private async repairInterface(desired: readonly DesiredService[]): Promise<boolean> {
+    if (desired.length === 0 || !this.iface.repair) return false // teardown, or nothing to serve: nothing to put back
     try {
       const repaired = await this.iface.repair()
       if (repaired) this.logger.warn(`${this.iface.driver}: ${repaired}`)
+      return repaired !== undefined
     } catch (e) {
       this.logger.error({ err: e }, `${this.iface.driver}: the interface is not as it should be and could not be put back: ${formatError(e)}`)
+      return false
     }
   }
 
@@ -369,6 +376,7 @@ export class Reconciler {
       this.logger.warn({ err: e }, `cannot read the published names: ${formatError(e)}`)
       return
     }
+    this.warnNamesGone(pass, published)
     const keep = published.filter((r) => pass.addressOf.get(r.hostname) === r.address)
     if (keep.length === published.length) return
     try {
@@ -376,6 +384,19 @@ export class Reconciler {
     } catch (e) {
       this.logger.error({ err: e }, `cannot unpublish the names of removed endpoints: ${formatError(e)}`)
     }
+  }
+
+  /**
+   * Names the last pass published, still wanted at the same address, that the resolver no longer has (the hosts
+   * block edited away): said once at warn; step 6 publishes them again. A name not put back is not in place, so it
+   * is not said again until it has been.
+   */
+  private warnNamesGone(pass: Pass, published: readonly NameRecord[]): void {
+    const there = new Set(published.map((r) => `${r.hostname} ${r.address}`))
+    const gone = [...this.placedNames].filter(([hostname, address]) => pass.addressOf.get(hostname) === address && !there.has(`${hostname} ${address}`)).map(([hostname]) => hostname)
+    if (gone.length === 0) return
+    const where = this.names.resolver === 'hosts-file' ? 'its hosts block' : `name resolver ${this.names.resolver}`
+    this.logger.warn({ hostnames: gone.slice(0, ANNOUNCED_PER_PASS) }, `${describeSome(gone, 'name')} ${gone.length === 1 ? 'was' : 'were'} removed from ${where} under the daemon: publishing ${gone.length === 1 ? 'it' : 'them'} again`)
   }
 
   /** 3. Stops listening where nothing is desired any more: network listeners first. */
@@ -397,7 +418,11 @@ export class Reconciler {
   private async addAddresses(pass: Pass): Promise<void> {
     pass.present = new Set(await this.iface.listAddresses())
     const toAdd = [...pass.wantedAddresses].filter((a) => !pass.present.has(a))
+    // ours, there after the last pass, and gone now (`ip addr del`): said once; a repaired interface said it already
+    const gone = toAdd.filter((a) => this.placedAddresses.has(a))
+    if (gone.length > 0 && !pass.repaired) this.logger.warn({ addresses: gone.slice(0, ANNOUNCED_PER_PASS) }, `${describeSome(gone, 'address')} ${gone.length === 1 ? 'was' : 'were'} removed from the interface under the daemon: adding ${gone.length === 1 ? 'it' : 'them'} back`)
     const failed = await this.applyAddresses(toAdd, 'add')
+    this.placedAddresses = new Set([...pass.wantedAddresses].filter((a) => !failed.has(a)))
     pass.report.addressesAdded = toAdd.length - failed.size
     for (const st of pass.wanted.values()) {
       const e = failed.get(st.address!)
@@ -445,7 +470,9 @@ export class Reconciler {
     }
     try {
       if ((await this.names.publish({ records })).changed) pass.report.namesChanged = true
+      this.placedNames = new Map(records.map((r) => [r.hostname, r.address]))
     } catch (e) {
+      this.placedNames = new Map() // not known to be in place
       const published = new Set(records.map((r) => r.hostname))
       // a frozen resolver (its last write failed and was undone) keeps what it published: serve on, say why
       const frozen = isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN')
@@ -533,6 +560,13 @@ export class Reconciler {
     this.failuresLogged.set(key, said)
     this.logger[repeat ? 'debug' : level]({ err, ...fields }, msg)
   }
+}
+
+/** `3 addresses (10.0.0.2, 10.0.0.3, 10.0.0.4)`, `1 name (api.prod)`; past a few, `and N more`. */
+function describeSome(items: readonly string[], noun: string): string {
+  const shown = items.slice(0, 3).join(', ')
+  const plural = noun.endsWith('s') ? `${noun}es` : `${noun}s`
+  return `${items.length} ${items.length === 1 ? noun : plural} (${shown}${items.length > 3 ? `, and ${items.length - 3} more` : ''})`
 }
 
 async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
