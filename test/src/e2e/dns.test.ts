@@ -16,6 +16,8 @@ import { netDriverCases } from '../helpers/net-drivers.js'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import { HOSTS_FILE } from '../helpers/hosts-file.js'
 import { httpRequest } from '../helpers/clients.js'
+import { deleteLink } from '../helpers/ip-link.js'
+import { waitUntil } from '../helpers/wait-until.js'
 import { ngrokdCli } from '../helpers/ngrokd-cli.js'
 
 const run = promisify(execFile)
@@ -150,6 +152,25 @@ describe('names by DNS (plugins: [dns], names.resolver: dns)', { skip }, () => {
     const system = checks.find((c) => c.id.endsWith('dns.system-resolver'))
     assert.equal(system?.status, 'warn', JSON.stringify(checks))
     assert.match(system!.summary, /api\.dnse2e/)
+  })
+
+  test('the interface deleted under the daemon (ip link del): made again with a new ifindex, which resolved is told at that reconcile', async () => {
+    const old = ifindex
+    const before = resolved.calls.length
+    deleteLink(net.interfaceName!)
+    resolved.links.delete(old) // resolved forgets a link that is gone
+    await daemon.pollAfterNow()
+    ifindex = ifindexOf(net.interfaceName!)
+    assert.notEqual(ifindex, old, 'a new link')
+    const calls = await waitUntil(() => resolved.calls.length - before >= 4 && resolved.calls.slice(before), { what: 'the new link registered with resolved' })
+    assert.deepEqual(calls.map((c) => [c.member, c.body[0]]), [['SetLinkDNS', ifindex], ['SetLinkDefaultRoute', ifindex], ['SetLinkDNSSEC', ifindex], ['SetLinkDomains', ifindex]])
+    assert.deepEqual(resolved.links.get(ifindex)?.domains, [['dnse2e', true]])
+    const link = (await doctorChecks(daemon)).find((c) => c.id.endsWith('dns.resolved'))
+    assert.equal(link?.status, 'ok', JSON.stringify(link))
+    assert.match(link!.summary, new RegExp(`ngkdns0 \\(ifindex ${ifindex}\\)`))
+    // the responder answers on the interface's address again (the reconcile put it back)
+    const api = (await daemon.services()).find((x) => x.url === 'http://api.dnse2e')?.address as string
+    assert.deepEqual(await resolver.resolve4('api.dnse2e'), [api])
   })
 })
 
