@@ -60,6 +60,7 @@ describe('repair: what the daemon owns, changed under it, is put back', { skip: 
     const said = logLines().filter((l) => l.msg.includes(`interface ${ifname} was removed`))
     assert.equal(said.length, 1, `said once: ${said.map((l) => l.msg).join(' | ')}`)
     assert.equal(said[0]!.level, 40)
+    assert.ok(!logLines().some((l) => l.msg.includes('removed from the interface under the daemon')), 'the repair\'s line covers its addresses')
   })
 
   test('an address deleted by hand: added again', async () => {
@@ -68,6 +69,9 @@ describe('repair: what the daemon owns, changed under it, is put back', { skip: 
     assert.equal(kernelAddresses(ifname)!.length, 1)
     await daemon.pollAfterNow()
     await assertServing()
+    await daemon.pollAfterNow()
+    const said = logLines().filter((l) => l.msg.includes('removed from the interface under the daemon'))
+    assert.deepEqual(said.map((l) => [l.level, l.msg]), [[40, `1 address (${first!.split('/')[0]}) was removed from the interface under the daemon: adding it back`]], 'said once')
   })
 
   test('the hosts block edited away: written again', async () => {
@@ -78,5 +82,9 @@ describe('repair: what the daemon owns, changed under it, is put back', { skip: 
     assert.equal(managedRecords(readHosts()).size, 0)
     await daemon.pollAfterNow()
     await assertServing()
+    await daemon.pollAfterNow()
+    const said = logLines().filter((l) => l.msg.includes('removed from its hosts block under the daemon'))
+    assert.equal(said.length, 1, `said once: ${said.map((l) => l.msg).join(' | ')}`)
+    assert.match(said[0]!.msg, /^2 names \((api|web)\.repair, (api|web)\.repair\) were removed from its hosts block under the daemon: publishing them again$/)
   })
 })
