@@ -184,6 +184,22 @@ describe('PluginHost', () => {
     assert.deepEqual(journal().sort(), ['hangs aborted', 'hangs closed', 'opens opened', 'throws closed'])
   })
 
+  it('the doctor checks of a plugin include those of its name resolver in use, once each', async () => {
+    const fileres = await plugin('fileres.mjs', `{ name: 'fileres', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+      ctx.addDoctorChecks(async () => [{ id: 'fileres.shared', status: 'ok', summary: 'from the plugin' }])
+      ctx.provideNameResolver('fileres', () => ({ resolver: 'fileres', open: async () => {}, publish: async () => ({ changed: false }), list: async () => [], close: async () => {},
+        diagnose: async () => [{ id: 'fileres.file', status: 'warn', summary: 'the names file is stale' }, { id: 'fileres.shared', status: 'ok', summary: 'from the resolver' }] })) } }`)
+    const host = await load([fileres], new Registry())
+    const before = await host.doctorChecks()
+    assert.equal(before.some((c) => c.id === 'fileres.file'), false, 'a resolver that is not in use is not asked')
+    await host.openNameResolver('fileres')
+    const checks = await host.doctorChecks()
+    assert.deepEqual(checks.filter((c) => c.id.startsWith('fileres.')).map((c) => [c.id, c.summary]), [
+      ['fileres.shared', 'from the plugin'],
+      ['fileres.file', 'the names file is stale'],
+    ])
+  })
+
   it('once the daemon stops, the start waits for no plugin: a pending register() ends the load, pending onStart hooks are left', async () => {
     const before = await plugin('before-slow.mjs', `{ name: 'before-slow', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStop(() => j.push('before-slow stop')) } }`)
     // the daemon is stopped while this register() is pending (it asks for that itself, so the moment is certain)

@@ -38,6 +38,8 @@ interface Loaded {
   /** Every name it offered a resolver under, kept when a failed `register()` takes the resolvers back. */
   offered: Set<string>
   doctorChecks: Array<() => Promise<Check[]>>
+  /** The name resolvers of its that the daemon opened and uses: their `diagnose()` is part of its doctor checks. */
+  opened: NameResolver[]
   routes: Map<string, PluginRouteHandler>
   onStart: Array<Hook<[]>>
   afterReconcile: Array<Hook<[readonly ServingEntry[]]>>
@@ -209,6 +211,7 @@ export class PluginHost {
       nameResolvers: new Map(),
       offered: new Set(),
       doctorChecks: [],
+      opened: [],
       routes: new Map(),
       onStart: [],
       afterReconcile: [],
@@ -312,6 +315,7 @@ export class PluginHost {
     const opening = Promise.resolve().then(() => resolver.open({ signal: abort.signal }))
     try {
       await within(() => opening, this.hookTimeoutMs, `open() of name resolver ${name} of plugin ${p.plugin.name}`, this.signal)
+      p.opened.push(resolver)
       return resolver
     } catch (e) {
       abort.abort(e)
@@ -350,6 +354,16 @@ export class PluginHost {
           checks.push(...(await within(fn, Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `the doctor checks of plugin ${p.plugin.name}`)))
         } catch (e) {
           checks.push({ id, status: 'fail', summary: `plugin ${p.plugin.name}: its doctor checks failed: ${(e as Error).message}`, code: 'NGROKD_ERR_PLUGIN_FAILED' })
+        }
+      }
+      // the name resolver in use says how names are published; a check the plugin already gave is not repeated
+      for (const resolver of p.opened) {
+        const seen = new Set(checks.map((c) => c.id))
+        try {
+          const own = await within(() => resolver.diagnose(), Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `diagnose() of name resolver ${resolver.resolver} of plugin ${p.plugin.name}`)
+          checks.push(...own.filter((c) => !seen.has(c.id)))
+        } catch (e) {
+          checks.push({ id: `${id}.resolver`, status: 'fail', summary: `plugin ${p.plugin.name}: diagnose() of its name resolver ${resolver.resolver} failed: ${(e as Error).message}`, code: 'NGROKD_ERR_PLUGIN_FAILED' })
         }
       }
     }
