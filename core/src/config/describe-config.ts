@@ -1,8 +1,5 @@
 import type { DaemonConfig } from './daemon-config.js'
-import { redactSecret } from './redact-secret.js'
-
-/** Driver option names that likely hold a secret. */
-const SECRET_NAME = /key|secret|token|password/i
+import { SECRET_NAME, redactSecret } from './redact-secret.js'
 
 /**
  * A copy of `config` safe to print (`ngrokd status`, `ngrokd doctor`): the API key shows at most its

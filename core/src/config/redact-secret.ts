@@ -7,3 +7,6 @@ export function redactSecret(secret: string): string {
   const tail = Math.min(4, Math.floor((secret.length - prefix.length) / 4))
   return `${prefix}…${tail > 0 ? secret.slice(-tail) : ''}`
 }
+
+/** Option names that likely hold a secret: their string values are shown through {@link redactSecret}. */
+export const SECRET_NAME = /key|secret|token|password/i

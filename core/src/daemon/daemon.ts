@@ -17,7 +17,7 @@ import { readFile } from 'node:fs/promises'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import { PluginHost, pluginSpecsOf, type PluginSpec } from '../plugin/plugin-host.js'
 import type { PluginInterfaceInfo, ServingEntry } from '../plugin/define-plugin.js'
-import { intToIpv4, isIpv4, parseSubnet, subnetContains } from '../util/ipv4.js'
+import { hostInSubnet, intToIpv4, parseSubnet } from '../util/ipv4.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION, USER_AGENT } from '../version.js'
 import { FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
@@ -345,7 +345,7 @@ export class Daemon {
         this.registration = registration
         this.savedRegistration = undefined
         this.lastApiError = undefined
-        this.logger.info({ operatorId: info.operatorId, ingress: this.ingressEndpoint(), certNotAfter: info.notAfter }, `registered as operator ${info.operatorId}`)
+        this.logger.info({ operatorId: info.operatorId, ingress: this.announcedIngressTarget().endpoint, certNotAfter: info.notAfter }, `registered as operator ${info.operatorId}`)
       } catch (e) {
         if (signal.aborted) return // a stop, not a failure
         this.noteApiError(e)
@@ -537,16 +537,22 @@ export class Daemon {
    * named none — the documented default, announced loudly once.
    */
   private ingressEndpoint(): string {
-    const { endpoint, source } = this.ingressTarget()
+    const { endpoint, source } = this.announcedIngressTarget()
     this.refuseOwnAddress(endpoint, source)
-    if (source === 'default' && !this.warnedDefaultIngress) {
+    return endpoint
+  }
+
+  /** {@link ingressTarget}, saying once when it is the documented default because the API named none. */
+  private announcedIngressTarget(): IngressTarget {
+    const target = this.ingressTarget()
+    if (target.source === 'default' && !this.warnedDefaultIngress) {
       this.warnedDefaultIngress = true
       this.logger.warn(
-        { operatorId: this.registrationInfo?.operatorId, ingress: endpoint },
-        `the ngrok API named no binding ingress for operator ${this.registrationInfo?.operatorId}: dialling the documented default ${endpoint}; set ingress.endpoint if connections fail`,
+        { operatorId: this.registrationInfo?.operatorId, ingress: target.endpoint },
+        `the ngrok API named no binding ingress for operator ${this.registrationInfo?.operatorId}: dialling the documented default ${target.endpoint}; set ingress.endpoint if connections fail`,
       )
     }
-    return endpoint
+    return target
   }
 
   /**
@@ -562,7 +568,7 @@ export class Daemon {
     } catch {
       return // not host:port: the dialer says so, with its fix
     }
-    if (isIpv4(host) && subnetContains(parseSubnet(subnet, { strict: false }), host)) {
+    if (hostInSubnet(host, subnet)) {
       throw new NgrokdError('NGROKD_ERR_INGRESS_UNREACHABLE', `binding ingress ${endpoint} is an address of ngrokd's own subnet ${subnet}: connecting to it would come back to this daemon`, {
         hint: source === 'config' ? 'set ingress.endpoint to ngrok\'s binding ingress (kubernetes-binding-ingress.ngrok.io:443), or give net.subnet a range apart from it' : `the ngrok API named it for this operator; set ingress.endpoint to ngrok's binding ingress, or give net.subnet a range apart from it`,
       })

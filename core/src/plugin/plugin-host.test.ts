@@ -61,14 +61,16 @@ describe('PluginHost', () => {
     const path = await plugin(
       'optv.mjs',
       `{ name: 'optv', version: '1.0.0', ngrokd: '^1.0.0',
-         optionsSchema: { type: 'object', additionalProperties: false, required: ['zone'], properties: { zone: { type: 'string' }, ttl: { type: 'integer' }, 'a/b': { type: 'array', items: { type: 'string', maxLength: 3 } } } },
+         optionsSchema: { type: 'object', additionalProperties: false, required: ['zone'], properties: { zone: { type: 'string' }, ttl: { type: 'integer' }, webhook_token: { type: 'string', pattern: '^xoxb-' }, 'a/b': { type: 'array', items: { type: 'string', maxLength: 3 } } } },
          register() {} }`,
     )
-    await assert.rejects(load([{ name: path, options: { ttl: '5', colour: 'red', 'a/b': ['ok', 'x'.repeat(100)] } }]), (e: unknown) => {
+    await assert.rejects(load([{ name: path, options: { ttl: '5', colour: 'red', webhook_token: 'xoxp-1234567890-SECRETSECRETSECRET', 'a/b': ['ok', 'x'.repeat(100)] } }]), (e: unknown) => {
       assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
       assert.match(e.message, /options must have required property 'zone'(;|$)/, 'a missing key has no value')
       assert.match(e.message, /options\.ttl must be integer \(got "5"\)/)
       assert.match(e.message, /additional properties: colour \(got "red"\)/)
+      assert.match(e.message, /options\.webhook_token must match pattern "\^xoxb-" \(got "…CRET"\)/, 'a secret shows as much as the API key does')
+      assert.doesNotMatch(e.message, /SECRETSECRET/)
       assert.match(e.message, new RegExp(`options\\.a/b\\.1 must NOT have more than 3 characters \\(got "${'x'.repeat(58)}…\\)`))
       return true
     })

@@ -7,6 +7,7 @@ import type { NameResolver } from '../contracts/name-resolver.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import type { PluginContext, PluginInterfaceInfo, PluginModule, PluginRouteHandler, ServingEntry } from './define-plugin.js'
 import { resolvePlugin } from './resolve-plugin.js'
+import { SECRET_NAME, redactSecret } from '../config/redact-secret.js'
 
 /** One entry of the `plugins:` config list: a name, or a name with options. */
 export type PluginSpec = string | { name: string; options?: Record<string, unknown> }
@@ -125,7 +126,10 @@ function keysOf(pointer: string): string[] {
 /** The value at `keys` (then `key`), as short JSON; undefined when absent. */
 function valueAt(options: unknown, keys: readonly string[], key?: string): string | undefined {
   let value = options
-  for (const k of key === undefined ? keys : [...keys, key]) value = (value as Record<string, unknown> | undefined)?.[k]
+  const path = key === undefined ? keys : [...keys, key]
+  for (const k of path) value = (value as Record<string, unknown> | undefined)?.[k]
+  // an option whose name says key, secret, token or password shows as much as the config's API key does
+  if (typeof value === 'string' && SECRET_NAME.test(path.at(-1) ?? '')) value = redactSecret(value)
   const text = value === undefined ? undefined : (JSON.stringify(value) ?? String(value))
   return text !== undefined && text.length > OPTION_VALUE_MAX ? `${text.slice(0, OPTION_VALUE_MAX - 1)}…` : text
 }

@@ -1,4 +1,5 @@
 /** IPv4 addresses as unsigned 32-bit integers, and CIDR subnets. Pure code. */
+import { BlockList, isIPv6 } from 'node:net'
 
 export interface Ipv4Subnet {
   /** Network address as an unsigned 32-bit integer. */
@@ -79,4 +80,24 @@ export const LOOPBACK_IPV4 = '127.0.0.0/8'
 /** The special-purpose ranges `subnet` overlaps, in registry order. */
 export function specialRangesOverlapping(subnet: Ipv4Subnet): SpecialIpv4Range[] {
   return SPECIAL_IPV4_RANGES.filter((r) => subnetsOverlap(subnet, parseSubnet(r.cidr)))
+}
+
+/**
+ * Whether `host` (of a `host:port`) is an address of `subnet` as the connect will read it: an IPv4 literal in any
+ * form inet_aton takes (WHATWG's URL parser reads them the same: `2137718786`, `0x7f.1`), or an IPv6 literal, where
+ * `::ffff:127.107.0.2` is that IPv4 address (net.BlockList matches IPv4-mapped addresses). A name is not resolved.
+ */
+export function hostInSubnet(host: string, subnet: string): boolean {
+  const { network, prefix } = parseSubnet(subnet, { strict: false })
+  const list = new BlockList()
+  list.addSubnet(intToIpv4(network), prefix, 'ipv4')
+  const bare = host.replace(/^\[|\]$/g, '').replace(/%.*$/, '')
+  if (bare.includes(':')) return isIPv6(bare) && list.check(bare, 'ipv6')
+  let hostname: string
+  try {
+    hostname = new URL(`http://${bare}/`).hostname
+  } catch {
+    return false
+  }
+  return isIpv4(hostname) && list.check(hostname, 'ipv4')
 }

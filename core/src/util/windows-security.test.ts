@@ -34,7 +34,7 @@ describe('Windows trusted-path rule on SDDL', () => {
 
   it('the same add right on the target itself is refused: a state folder inheriting ProgramData, C:\\ as a target', () => {
     assert.match(untrustedWindowsBecause('C:\\ProgramData\\ngrokd\\state', INHERITING_FOLDER, true)?.why ?? '', /gives Users \(S-1-5-32-545\) write access \(0x100116, 0x6\)/)
-    assert.match(untrustedWindowsBecause('C:\\', DRIVE_ROOT, true)?.why ?? '', /gives Authenticated Users \(S-1-5-11\) write access \(LC, 0x4\)/)
+    assert.match(untrustedWindowsBecause('C:\\', DRIVE_ROOT, true)?.why ?? '', /gives Authenticated Users \(S-1-5-11\) write access \(SDGXGWGR, /)
   })
 
   it("refuses what another user owns: the config planted at C:\\etc\\ngrokd, whatever its DACL", () => {
@@ -69,8 +69,10 @@ describe('Windows trusted-path rule on SDDL', () => {
     }
   })
 
-  it('inherit-only ACEs are not the object\'s own; OWNER RIGHTS or CREATOR OWNER count only so', () => {
-    assert.equal(untrustedWindowsBecause('C:\\d', 'O:BAD:P(A;OICIIO;FA;;;CO)(A;OICIIO;GA;;;BU)(A;;FA;;;BA)', true), undefined)
+  it('inherit-only ACEs are not the object\'s own, but on the target folder they are what its files get; OWNER RIGHTS or CREATOR OWNER count only so', () => {
+    assert.equal(untrustedWindowsBecause('C:\\d', 'O:BAD:P(A;OICIIO;FA;;;CO)(A;OICIIO;GA;;;BU)(A;;FA;;;BA)', false), undefined)
+    assert.equal(untrustedWindowsBecause('C:\\d', 'O:BAD:P(A;OICIIO;FA;;;CO)(A;;FA;;;BA)', true), undefined)
+    assert.match(untrustedWindowsBecause('C:\\ProgramData\\ngrokd\\state', 'O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICIIO;FA;;;BU)', true)?.why ?? '', /gives Users \(S-1-5-32-545\) write access \(FA/)
     assert.ok(untrustedWindowsBecause('C:\\d', 'O:BAD:P(A;;FA;;;OW)', true))
     assert.ok(untrustedWindowsBecause('C:\\d', 'O:BAD:P(A;OICI;FA;;;CO)', true))
   })

@@ -177,7 +177,8 @@ export interface WindowsJudgement {
  * Why a user other than SYSTEM, Administrators and TrustedInstaller could change the file or folder `path` whose
  * security descriptor is `sddl`, or undefined when none could:
  * - its owner must be one of the three (an owner may always rewrite the DACL);
- * - no allow ACE that applies to the object itself (inherit-only `IO` ones are skipped) may give anyone else a right
+ * - no allow ACE that applies to the object itself (inherit-only `IO` ones are skipped, except on the target, whose
+ *   children inherit them) may give anyone else a right
  *   to change it: FILE_WRITE_DATA or FILE_APPEND_DATA (on the `target`: writing the file, adding to the folder),
  *   FILE_DELETE_CHILD, DELETE, WRITE_DAC, WRITE_OWNER, or generic rights that map to them. On a folder above the
  *   target, adding a file or folder (FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY) cannot touch the existing child, and
@@ -201,7 +202,10 @@ export function untrustedWindowsBecause(path: string, sddl: string, isTarget: bo
   const harmful = DELETE | WRITE_DAC | WRITE_OWNER | FILE_DELETE_CHILD | (isTarget ? FILE_WRITE_DATA | FILE_APPEND_DATA : 0)
   for (const ace of dacl) {
     if (!/^(A|OA|XA|ZA)$/.test(ace.type)) continue // deny and audit ACEs grant nothing
-    if (ace.flags.includes('IO')) continue // inherit-only: not the object's own
+    // inherit-only: not the object's own; but on the target folder what it passes on is what every file ngrokd makes in it
+    // gets (ngrokd sets no DACL of its own on those), CREATOR OWNER's and OWNER RIGHTS' aside (the creator is ngrokd)
+    const inherited = ace.flags.includes('OI') || ace.flags.includes('CI')
+    if (ace.flags.includes('IO') && !(isTarget && inherited && ace.sid !== SID_ALIASES.CO && ace.sid !== SID_ALIASES.OW)) continue
     if (TRUSTED_SIDS.has(ace.sid)) continue
     const mask = accessMask(ace.rights)
     if (mask !== undefined && (mask & harmful) === 0) continue
