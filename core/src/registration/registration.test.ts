@@ -28,7 +28,7 @@ describe('Registration without an API', () => {
   })
 })
 
-describe('a corrupt machine-id file', () => {
+describe('a corrupt or missing machine-id file', () => {
   /** An API that refuses every call (401, not retried): these tests look only at what happens before the first. */
   const refusing = () => {
     const calls: string[] = []
@@ -70,6 +70,20 @@ describe('a corrupt machine-id file', () => {
       assert.match(id, /^[0-9a-f-]{36}$/)
       assert.equal((await readdir(stateDir)).filter((f) => f.startsWith('machine-id.corrupt-')).length, 1)
       assert.match(logger.at('warn').map((r) => r.msg).join('\n'), new RegExp(`is corrupt .*no saved registration carries the old id: a new one is made, ${id}`))
+    } finally {
+      await rm(stateDir, { recursive: true, force: true })
+    }
+  })
+
+  it('a missing one is written back from the saved registration, not made anew', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'ngrokd-reg-machine-id-'))
+    try {
+      await writeFile(join(stateDir, 'operator.json'), JSON.stringify({ version: 1, operatorId: 'k8sop_saved', machineId: 'the-old-id', ingressEndpoint: '', notBefore: '', notAfter: '', fingerprint256: '', savedAt: '' }))
+      const logger = recordingLogger()
+      const { api } = refusing()
+      await assert.rejects(new Registration({ api, stateDir, logger, hostname: 'build-07' }).ensure())
+      assert.equal(await readFile(join(stateDir, 'machine-id'), 'utf8'), 'the-old-id\n')
+      assert.match(logger.at('info').map((r) => r.msg).join('\n'), /machine-id was missing; wrote back the id the saved registration .* carries, the-old-id/)
     } finally {
       await rm(stateDir, { recursive: true, force: true })
     }

@@ -674,7 +674,8 @@ export class Registration {
     const text = await this.readOptional('machineId')
     const existing = text?.trim()
     if (existing && MACHINE_ID.test(existing)) return existing
-    const saved = text === undefined ? undefined : await this.savedMachineId()
+    // missing or corrupt: the id the saved registration carries is this machine's (it finds the registration at ngrok)
+    const saved = await this.savedMachineId()
     const id = saved ?? randomUUID()
     if (text !== undefined) {
       const path = this.path('machineId')
@@ -696,6 +697,7 @@ export class Registration {
     }
     await this.writeState('machineId', id + '\n', 0o644)
     if (!saved) this.logger.info({ machineId: id }, 'created machine id')
+    else if (text === undefined) this.logger.info({ machineId: id }, `registration: ${this.path('machineId')} was missing; wrote back the id the saved registration (${this.path('operator')}) carries, ${id}`)
     return id
   }
 
