@@ -1,13 +1,10 @@
 // Thin koffi file: applies a control pipe's DACL after listen() and resolves control.group to a SID. Windows only.
 import { koffi } from '../util/koffi.js'
+import { declareSecurityTypes, type Prototype } from '../util/win32-koffi.js'
 import { NgrokdError, PermissionError, SyscallError } from '../errors/ngrokd-error.js'
 import type { PipeOwner } from './windows-pipe-security.js'
 
-export interface Prototype {
-  dll: string
-  header: string
-  prototype: string
-}
+export type { Prototype }
 
 export const PIPE_SECURITY_PROTOTYPES: readonly Prototype[] = [
   {
@@ -77,35 +74,8 @@ const SidTypeWellKnownGroup = 5 // winnt.h
 /** INVALID_HANDLE_VALUE is (HANDLE)(LONG_PTR)-1 (handleapi.h): all bits set at the pointer's width. */
 const INVALID_HANDLE = (1n << BigInt(koffi.sizeof('void *') * 8)) - 1n
 
-let declared = false
 function declareTypes(): void {
-  if (declared) return
-  declared = true
-  const aliases: Array<[string, string]> = [
-    ['DWORD', 'uint32_t'],
-    ['ULONG', 'uint32_t'],
-    ['BOOL', 'int32_t'],
-    ['SE_OBJECT_TYPE', 'int32_t'],
-    ['SID_NAME_USE', 'int32_t'],
-    ['SECURITY_INFORMATION', 'uint32_t'],
-    ['LPCWSTR', 'str16'],
-    ['LPWSTR', 'char16_t *'],
-  ]
-  for (const [name, type] of aliases) tryDeclare(() => koffi.alias(name, type))
-  // PWSTR is LPWSTR in C (winnt.h), but as an out parameter it must stay a pointer: koffi turns a `char16_t *`
-  // written back into a JS string, and the LocalAlloc'd original could then be neither read nor LocalFree'd.
-  for (const [name, opaque] of [['HANDLE', 'HANDLE_OBJECT'], ['HLOCAL', 'HLOCAL_OBJECT'], ['PSID', 'SID'], ['PACL', 'ACL'], ['PSECURITY_DESCRIPTOR', 'SECURITY_DESCRIPTOR'], ['PWSTR', 'LOCAL_WSTR']] as const) {
-    tryDeclare(() => koffi.pointer(name, koffi.opaque(opaque)))
-  }
-  tryDeclare(() => koffi.opaque('SECURITY_ATTRIBUTES'))
-}
-
-function tryDeclare(fn: () => unknown): void {
-  try {
-    fn()
-  } catch {
-    // declared by another ngrokd module with the same meaning
-  }
+  declareSecurityTypes(koffi)
 }
 
 export function parsePipeSecurityPrototypes(): number {

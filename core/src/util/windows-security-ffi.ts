@@ -4,12 +4,9 @@
 type Koffi = typeof import('koffi')
 import { requireCommonJs } from './commonjs.js'
 import { SyscallError } from '../errors/ngrokd-error.js'
+import { declareSecurityTypes, type Prototype } from './win32-koffi.js'
 
-export interface Prototype {
-  dll: string
-  header: string
-  prototype: string
-}
+export type { Prototype }
 
 /** Checked against mingw-w64's headers by drivers/windows-wintun/probe/regenerate.mjs, as every *_PROTOTYPES list is. */
 export const FILE_SECURITY_PROTOTYPES: readonly Prototype[] = [
@@ -77,34 +74,6 @@ export interface WindowsFileSecurity {
   isElevated(): boolean
 }
 
-let declared = false
-function declareTypes(koffi: Koffi): void {
-  if (declared) return
-  declared = true
-  const aliases: Array<[string, string]> = [
-    ['DWORD', 'uint32_t'],
-    ['ULONG', 'uint32_t'],
-    ['BOOL', 'int32_t'],
-    ['SE_OBJECT_TYPE', 'int32_t'],
-    ['SECURITY_INFORMATION', 'uint32_t'],
-    ['LPCWSTR', 'str16'],
-  ]
-  for (const [name, type] of aliases) tryDeclare(() => koffi.alias(name, type))
-  // the same opaque pointers as control/windows-pipe-security-ffi.ts: a PWSTR out parameter stays a pointer to LocalFree
-  for (const [name, opaque] of [['HANDLE', 'HANDLE_OBJECT'], ['HLOCAL', 'HLOCAL_OBJECT'], ['PSID', 'SID'], ['PACL', 'ACL'], ['PSECURITY_DESCRIPTOR', 'SECURITY_DESCRIPTOR'], ['PWSTR', 'LOCAL_WSTR']] as const) {
-    tryDeclare(() => koffi.pointer(name, koffi.opaque(opaque)))
-  }
-  tryDeclare(() => koffi.opaque('SECURITY_ATTRIBUTES'))
-}
-
-function tryDeclare(fn: () => unknown): void {
-  try {
-    fn()
-  } catch {
-    // declared by another ngrokd module with the same meaning
-  }
-}
-
 let system: WindowsFileSecurity | undefined
 /** The system's own kernel32 and advapi32, loaded once. */
 export function systemFileSecurity(): WindowsFileSecurity {
@@ -113,7 +82,7 @@ export function systemFileSecurity(): WindowsFileSecurity {
 
 export function loadFileSecurity(systemRoot: string): WindowsFileSecurity {
   const koffi = requireCommonJs('koffi') as Koffi
-  declareTypes(koffi)
+  declareSecurityTypes(koffi)
   const sys = `${systemRoot}\\System32`
   const k32 = koffi.load(`${sys}\\kernel32.dll`)
   const adv = koffi.load(`${sys}\\advapi32.dll`)
