@@ -79,9 +79,27 @@ function printReply(command: string, reply: unknown, render: () => string, skew?
   console.log(text)
 }
 
-async function configFor(values: { config?: string; instance?: string }, search = true): Promise<LoadedConfig> {
+async function configFor(values: { config?: string; instance?: string }, search = true, salvage?: (e: NgrokdError<'NGROKD_ERR_CONFIG_INVALID'>) => void): Promise<LoadedConfig> {
   if (values.instance !== undefined) checkInstanceFlag(values.instance)
-  return loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), ...(search ? {} : { search: false }) })
+  return loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), ...(search ? {} : { search: false }), ...(salvage ? { salvage } : {}) })
+}
+
+/**
+ * For commands that only ask the daemon (`status`, `list`): a config file edited under a running daemon, and bad
+ * now, does not hide that daemon. Its good keys (a bad one at its default) lead to the daemon, the command says that
+ * the file is bad, and when no daemon answers there it fails with the file's error.
+ */
+async function askDaemon<T>(command: string, values: { config?: string; instance?: string }, call: (socket: string) => Promise<T>): Promise<{ reply: T; loaded: LoadedConfig }> {
+  let invalid: NgrokdError<'NGROKD_ERR_CONFIG_INVALID'> | undefined
+  const loaded = await configFor(values, true, (e) => (invalid = e))
+  try {
+    const reply = await onDaemonOf(loaded.config, call)
+    if (invalid) console.error(`ngrokd ${command}: warning: ${invalid.message}\nthe daemon answering runs on the configuration it read before; fix the file before it reloads or restarts (ngrokd doctor checks it)`)
+    return { reply, loaded }
+  } catch (e) {
+    const cause = (e as { cause?: NodeJS.ErrnoException }).cause?.code
+    throw invalid && (cause === 'ENOENT' || cause === 'ECONNREFUSED') ? invalid : e
+  }
 }
 
 /** The Windows service never looks for a config file where it runs (its working directory is System32's): only --config or the default file. */
@@ -244,8 +262,10 @@ const statusCommand = defineCommand({
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
-    const { config, source } = await configFor(values)
-    const status = await onDaemonOf(config, (socket) => callDaemon(socket, 'GET /v1/status'))
+    const {
+      reply: status,
+      loaded: { config, source },
+    } = await askDaemon('status', values, (socket) => callDaemon(socket, 'GET /v1/status'))
     if (values.json) {
       console.log(JSON.stringify(status, null, 2))
       return 0
@@ -353,8 +373,7 @@ const listCommand = defineCommand({
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
-    const { config } = await configFor(values)
-    const reply = await onDaemonOf(config, (socket) => callDaemon(socket, 'GET /v1/endpoints'))
+    const { reply } = await askDaemon('list', values, (socket) => callDaemon(socket, 'GET /v1/endpoints'))
     if (values.json) {
       console.log(JSON.stringify(reply.services, null, 2))
       return 0

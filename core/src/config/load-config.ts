@@ -7,7 +7,7 @@ import { INSTANCE_ENV, instanceConfigPath } from './instance.js'
 import { defaultConfigPath } from './platform-defaults.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import type { LoadedConfig } from './daemon-config.js'
-import { resolveConfig } from './resolve-config.js'
+import { resolveConfig, type ResolveConfigOptions } from './resolve-config.js'
 
 /** This OS's default config file: `/etc/ngrokd/config.yml`, on Windows `%ProgramData%\ngrokd\config.yml` (platform-defaults.ts). */
 export const DEFAULT_CONFIG_PATH = defaultConfigPath()
@@ -68,6 +68,8 @@ export interface LoadConfigOptions {
   instance?: string
   /** false: no search of the current directory (the Windows service, whose working directory is System32's). */
   search?: boolean
+  /** As {@link ResolveConfigOptions.salvage}; a file that cannot be parsed is handed to it too, and read as no file. */
+  salvage?: ResolveConfigOptions['salvage']
 }
 
 /** Parses one file's text; `filepath` is for messages. */
@@ -236,12 +238,16 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
       if (!found && (await isFile(path))) found = await load(path)
     }
   } catch (error) {
-    throw readError(error, path)
+    const e = readError(error, path)
+    if (!options.salvage || !isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID')) throw e
+    options.salvage(e)
+    found = null
   }
   const loaded = resolveConfig(found?.config, {
     ...(found ? { source: found.filepath } : {}),
     cwd,
     env,
+    ...(options.salvage ? { salvage: options.salvage } : {}),
   })
   if (asRoot && loaded.config.ingress.caFile) await assertTrustedCaFiles(loaded.config.ingress.caFile)
   return loaded

@@ -106,6 +106,15 @@ describe('resolveConfig: invalid values', () => {
     assert.match(error.message, /net\.subnt: unknown key; valid keys in net: driver, interface_name, subnet, driver_options, force, network \(did you mean net\.subnet\?\)/)
   })
 
+  it('salvage: hands the issues over and builds the config from the good keys, each bad one at its default', () => {
+    const salvaged: Error[] = []
+    const { config } = resolveConfig({ log: { level: 'loud' }, control: { socket: '/tmp/x.sock' } }, { source: FILE, env: {}, salvage: (e) => salvaged.push(e) })
+    assert.equal(salvaged.length, 1)
+    assert.ok(salvaged[0] instanceof ConfigInvalidError && salvaged[0].issues[0]!.key === 'log.level', salvaged[0]!.message)
+    assert.equal(config.control.socket, '/tmp/x.sock')
+    assert.equal(config.log.level, defaultConfig().log.level)
+  })
+
   it('suggests keys at the top level and keys that live in another section', () => {
     const { issues } = issuesOf({ bound_endpoint: {}, net: { poll_interval: 5 }, loglevel: 'x' })
     const byKey = new Map(issues.map((i) => [i.key, i.message]))

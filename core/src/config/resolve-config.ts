@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path'
 import { ConfigInvalidError, type ConfigIssue } from './config-invalid-error.js'
+import type { NgrokdError } from '../errors/ngrokd-error.js'
 import { getConfigModel } from './config-schema.js'
 import type { DaemonConfig, LoadedConfig } from './daemon-config.js'
 import { readEnvOverrides } from './env-overrides.js'
@@ -19,6 +20,12 @@ export interface ResolveConfigOptions {
   env?: NodeJS.ProcessEnv
   /** The OS whose defaults apply (platform-defaults.ts), and where its `ProgramData` is read. Default: this process's. */
   platformDefaults?: PlatformDefaultsOptions
+  /**
+   * Given: bad keys do not throw; they are handed to this and left at their defaults, and the configuration is
+   * built from the good ones. For commands that only ask a running daemon (`status`, `list`), whose file may
+   * have been edited under it: the daemon runs on what it read.
+   */
+  salvage?: (error: NgrokdError<'NGROKD_ERR_CONFIG_INVALID'>) => void
 }
 
 function defaultsContent(): Record<string, unknown> {
@@ -108,7 +115,10 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
       `INSECURE: api.allow_insecure_http is set and api.url ${String(values.get('api.url'))} is plain HTTP: the ngrok API key and the registration cross the network unencrypted; use https`,
     )
   }
-  if (issues.length) throw new ConfigInvalidError(issues)
+  if (issues.length) {
+    if (!options.salvage) throw new ConfigInvalidError(issues)
+    options.salvage(new ConfigInvalidError(issues))
+  }
   const apiKeyOrigin = envLayer.values.has('api.key') ? `environment variable ${env.sources.get('api.key')}` : fileValues.has('api.key') ? `api.key in ${source ?? 'the configuration'}` : undefined
   return { config: buildConfig(values, configDir), ...(source ? { source } : {}), notices, ...(apiKeyOrigin ? { apiKeyOrigin } : {}) }
 }

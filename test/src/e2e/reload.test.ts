@@ -60,4 +60,24 @@ describe('reload', { skip: netnsSkip }, () => {
     assert.equal((await ctx.daemon.status()).phase, 'running')
     writeFileSync(ctx.daemon.configFile, JSON.stringify(ctx.daemon.config))
   })
+
+  test('status and list still reach the daemon after its config file went bad, and say the file is bad', async () => {
+    writeFileSync(ctx.daemon.configFile, JSON.stringify({ ...ctx.daemon.config, log: { level: 'loud' } }))
+    try {
+      const status = await ngrokdCli(['status', '--json', '--config', ctx.daemon.configFile])
+      assert.equal(status.code, 0, status.stderr)
+      assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'running')
+      assert.match(status.stderr, /log\.level: "loud"[^]*runs on the configuration it read before/)
+      const list = await ngrokdCli(['list', '--config', ctx.daemon.configFile])
+      assert.equal(list.code, 0, list.stderr)
+      assert.match(list.stdout, /reload\.e2e/)
+      // a file that cannot be parsed names no socket: the defaults' socket has no daemon, and the file's error is said
+      writeFileSync(ctx.daemon.configFile, '{ "log": ')
+      const unparsable = await ngrokdCli(['status', '--config', ctx.daemon.configFile])
+      assert.equal(unparsable.code, 1)
+      assert.match(unparsable.stderr, /cannot parse config file/)
+    } finally {
+      writeFileSync(ctx.daemon.configFile, JSON.stringify(ctx.daemon.config))
+    }
+  })
 })
