@@ -6,7 +6,8 @@ import { join } from 'node:path'
 import { resolveConfig } from '../config/resolve-config.js'
 import { FakeScm } from '../service/windows-scm.test-helper.js'
 import { planWindowsService } from '../service/windows-service.js'
-import { installedServiceFor, servicedNodePath } from './service-action.js'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { assertServiceProgramsTrusted, installedServiceFor, servicedNodePath } from './service-action.js'
 
 test("the service runs node by the link on PATH that leads to this one (an upgrade keeps it valid), else by this one's path", () => {
   const dir = mkdtempSync(join(tmpdir(), 'ngrokd-node-path-'))
@@ -44,4 +45,27 @@ test('uninstall is refused while the Windows service of its instance is register
   assert.equal(await installedServiceFor(config, undefined, 'win32', scm), undefined, 'another instance')
   assert.deepEqual(scm.calls.filter((c) => c.startsWith('OpenServiceW')), ['OpenServiceW(ngrokd, 0x4)', 'OpenServiceW(ngrokd-work, 0x4)', 'OpenServiceW(ngrokd, 0x4)'])
   assert.equal(scm.open.size, 0)
+})
+
+test("Windows: the service would run node and ngrokd as LocalSystem, so ngrokd in a user's own npm folder is refused", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-programs-'))
+  try {
+    const node = join(dir, 'Program Files', 'nodejs', 'node.exe')
+    const cli = join(dir, 'Users', 'ann', 'AppData', 'Roaming', 'npm', 'node_modules', 'ngrokd', 'bin', 'ngrokd.js')
+    for (const f of [node, cli]) {
+      mkdirSync(join(f, '..'), { recursive: true })
+      writeFileSync(f, '')
+    }
+    const user = 'S-1-5-21-1-2-3-1001'
+    const sddl = new Map([[join(dir, 'Users', 'ann'), `O:${user}D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;${user})`]])
+    const rule = { platform: 'win32' as const, readSddl: (p: string) => sddl.get(p) ?? 'O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)' }
+    await assertServiceProgramsTrusted(node, node, rule)
+    await assert.rejects(assertServiceProgramsTrusted(node, cli, rule), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+      assert.match(e.message, /^refusing ngrokd program the service would run .*ngrokd\.js: its folder .*ann is owned by S-1-5-21-1-2-3-1001/)
+      return true
+    })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })

@@ -12,7 +12,7 @@ import { LAUNCH_DAEMONS_DIR, launchdLabel, launchdService } from '../service/lau
 import { SYSTEMD_UNIT_DIR, systemdService, systemdUnitName, type ServiceCommand } from '../service/systemd.js'
 import { installWindowsService, planWindowsService, uninstallWindowsService, windowsServiceInstalled, type ScmApi } from '../service/windows-service.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
-import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
+import { assertTrustedPath, runsAsRoot, type TrustedPathOptions } from '../util/trusted-path.js'
 
 /** Where `ngrokd run` reads its config as root when none is named (as the config loader does). */
 const SYSTEM_CONFIG = DEFAULT_CONFIG_PATH
@@ -103,6 +103,16 @@ function planFor(config: DaemonConfig, { nodePath, cliPath, configPath }: Servic
 }
 
 /**
+ * The service runs this node and this ngrokd as root (LocalSystem on Windows) at every start: neither may be another
+ * user's to change, by the rule of this OS (trusted-path.ts). npm's default global folder on Windows,
+ * `%AppData%\npm`, is the user's own: refused.
+ */
+export async function assertServiceProgramsTrusted(nodePath: string, cliPath: string, rule: Pick<TrustedPathOptions, 'platform' | 'readSddl'> = {}): Promise<void> {
+  await assertTrustedPath(nodePath, { what: 'node binary the service would run', ...rule })
+  await assertTrustedPath(cliPath, { what: 'ngrokd program the service would run', ...rule })
+}
+
+/**
  * Windows: the service is registered with the Service Control Manager through its API (windows-service.ts: the
  * command line `node.exe <ngrokd> run --service --config FILE`, recovery actions, `ngrokd cleanup` after a third
  * failure); `sc.exe` starts, stops and shows it. --dry-run prints what would be registered.
@@ -127,6 +137,7 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
   const { loadScm } = await import('../service/windows-service-ffi.js')
   const scm = loadScm(process.env.SystemRoot ?? 'C:\\Windows')
   if (action === 'install') {
+    if (runsAsRoot()) await assertServiceProgramsTrusted(process.execPath, process.argv[1]!)
     await prepareStateDir(config.stateDir) // with its protected DACL, before the service's first start
     // a service registered before is stopped (waiting at most as long as the service's own stop may take) and started again
     const stopTimeoutMs = (Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS) * 1000
@@ -259,11 +270,7 @@ export async function runServiceAction(action: ServiceAction, values: { config?:
         hint: 'run `ngrokd run` under the service manager this machine has (--dry-run prints the unit, to adapt)',
       })
     }
-    // the service runs this node and this ngrokd as root at every start: neither may be another user's to change
-    if (runsAsRoot()) {
-      await assertTrustedPath(paths.nodePath, { what: 'node binary the service would run' })
-      await assertTrustedPath(process.argv[1]!, { what: 'ngrokd program the service would run' })
-    }
+    if (runsAsRoot()) await assertServiceProgramsTrusted(paths.nodePath, process.argv[1]!)
     for (const dir of plan.makeDirs) await mkdir(dir, { recursive: true, mode: 0o700 })
     runIgnoringFailure(plan.unloadFirst)
     await writeFileAtomic(plan.file.path, plan.file.text, { mode: 0o644 })
