@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { basename, join } from 'node:path'
 import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type ControlApi, type TrafficTotals } from '../daemon/control-api.js'
-import { stateDirHolder } from '../daemon/instance-lock.js'
+import { liveHolderFor } from '../daemon/instance-lock.js'
 import { instanceConfigPath } from '../config/instance.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
 import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
@@ -50,7 +50,7 @@ async function onDaemonOf<T>(config: DaemonConfig, call: (socket: string) => Pro
   } catch (e) {
     const cause = (e as { cause?: NodeJS.ErrnoException }).cause?.code
     if (cause !== 'ENOENT' && cause !== 'ECONNREFUSED') throw e
-    const holder = await stateDirHolder(config.stateDir)
+    const holder = (await liveHolderFor(config))?.holder
     if (!holder?.socket || holder.socket === config.control.socket) throw e
     return call(holder.socket)
   }
@@ -147,7 +147,7 @@ const runCommand = defineCommand({
     // a reload reads the file this start read: one that went missing is an error, never the built-in defaults
     // (a package.json's `ngrokd` key is found again by the search that found it)
     const rereadFile = source && values.config === undefined && basename(source) !== 'package.json' ? source : undefined
-    const reread = async () => (await configFor(rereadFile ? { ...values, config: rereadFile } : values, searchFor(values))).config
+    const reread = async () => (await configFor(rereadFile ? { ...values, config: rereadFile } : values, searchFor(values)).catch((e: unknown) => Promise.reject(rereadError(e, rereadFile)))).config
     const daemon = new Daemon({
       config,
       logger,
@@ -247,6 +247,18 @@ const runCommand = defineCommand({
     return 0
   },
 })
+
+/**
+ * A reload's failure to read the file the start found without --config (the default file, or the search's): its
+ * going missing is said as that, not as a --config typo.
+ */
+export function rereadError(e: unknown, startFile: string | undefined): unknown {
+  if (!startFile || !isNgrokdError(e, 'NGROKD_ERR_CONFIG_NOT_FOUND')) return e
+  return new NgrokdError('NGROKD_ERR_CONFIG_NOT_FOUND', `the config file this daemon started from, ${startFile}, is gone`, {
+    hint: 'put it back; the daemon keeps running on what it read at its start',
+    cause: e,
+  })
+}
 
 function logFormat(value: string | undefined): LogFormat {
   if (value === undefined) return 'auto'

@@ -1,7 +1,7 @@
 import 'reflect-metadata'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { isNgrokdError, NgrokdError } from '../errors/ngrokd-error.js'
 import { parseCommandArgs } from './args.js'
 import { main } from './main.js'
 
@@ -100,4 +100,16 @@ test('an option before the command, and anything after --version, are usage erro
   const version = await cli(['--version', 'status'])
   assert.equal(version.code, 2)
   assert.match(version.err, /--version takes nothing after it/)
+})
+
+test('a reload of a daemon that found its config file without --config says that file is gone, not that --config is wrong', async () => {
+  const { rereadError } = await import('./commands.js')
+  const missing = new NgrokdError('NGROKD_ERR_CONFIG_NOT_FOUND', 'config file /etc/ngrokd/config.yml does not exist', { hint: 'check the path given with --config' })
+  const said = rereadError(missing, '/etc/ngrokd/config.yml')
+  assert.ok(isNgrokdError(said, 'NGROKD_ERR_CONFIG_NOT_FOUND'))
+  assert.equal(said.message, 'the config file this daemon started from, /etc/ngrokd/config.yml, is gone')
+  assert.match(said.hint ?? '', /^put it back; the daemon keeps running on what it read at its start$/)
+  assert.equal(rereadError(missing, undefined), missing, 'named with --config: the typo is the likelier cause, said as it is')
+  const invalid = new NgrokdError('NGROKD_ERR_CONFIG_INVALID', 'x')
+  assert.equal(rereadError(invalid, '/etc/ngrokd/config.yml'), invalid)
 })

@@ -13,6 +13,9 @@ export interface SchemaNode {
   type?: string | string[]
   properties?: Record<string, SchemaNode>
   items?: SchemaNode
+  anyOf?: SchemaNode[]
+  additionalProperties?: boolean
+  required?: string[]
   enum?: unknown[]
   default?: unknown
   minLength?: number

@@ -141,6 +141,8 @@ describe('resolveConfig: invalid values', () => {
     ['port out of range', { net: { network: { start_port: 70000 } } }, 'net.network.start_port', /70000 is not valid; expected a whole number from 1 to 65535$/],
     ['limit below 1', { forwarder: { max_connections: 0 } }, 'forwarder.max_connections', /0 is not valid; expected a whole number of 1 or more$/],
     ['a plugin resolver without its plugin', { names: { resolver: 'dns' } }, 'names.resolver', /"dns" is the dns plugin's resolver, and plugins does not load it; expected plugins: \[dns\] beside it/],
+    ['an unknown key of a plugin entry', { plugins: ['dns', { name: 'prometheus', option: { listen: 1 } }] }, 'plugins[1].option', /^unknown key; valid keys of an entry: name, options \(did you mean options\?\)$/],
+    ['a plugin entry without its name', { plugins: [{ options: {} }] }, 'plugins', /is not valid; expected a list of plugin names/],
     ['bad ifname', { net: { interface_name: 'eth0:1' } }, 'net.interface_name', /"eth0:1" is not valid; expected a Linux interface name/],
     ['ifname too long', { net: { interface_name: 'ngrokd-interface0' } }, 'net.interface_name', /"ngrokd-interface0" is longer than 15 bytes/],
     ['ifname in bytes', { net: { interface_name: 'ééééééééé' } }, 'net.interface_name', /is longer than 15 bytes/],

@@ -1,6 +1,6 @@
 import type { ErrorObject } from 'ajv'
 import type { ConfigIssue } from './config-invalid-error.js'
-import { getConfigModel, type ConfigModel } from './config-schema.js'
+import { getConfigModel, type ConfigModel, type SchemaNode } from './config-schema.js'
 import { didYouMean } from '../util/did-you-mean.js'
 import { expectedFor, normalizeValue, renderValue } from './value-kinds.js'
 
@@ -53,6 +53,17 @@ function unknownKeyMessage(model: ConfigModel, parent: string, name: string): st
 }
 
 /**
+ * The keys of a list's mapping entries that the entry's schema does not know (`plugins: [{ name, option }]`): ajv
+ * reports them only as the whole list not matching any of its forms.
+ */
+function unknownItemKeys(schema: SchemaNode, value: unknown): Array<{ index: number; name: string; names: string[] }> {
+  const entry = schema.items?.anyOf?.find((s) => s.type === 'object' && s.additionalProperties === false && s.properties)
+  if (!entry || !Array.isArray(value)) return []
+  const names = Object.keys(entry.properties!)
+  return value.flatMap((item, index) => (isPlainObject(item) ? Object.keys(item).filter((k) => !names.includes(k)).map((name) => ({ index, name, names })) : []))
+}
+
+/**
  * Validates one layer (a file's content, or the environment's overrides, as nested snake_case objects)
  * against config.schema.json, then checks and converts each key by its kind. Collects every issue.
  */
@@ -96,6 +107,11 @@ export function validateLayer(raw: unknown, options: LayerOptions): LayerResult 
         add(path || '(top level)', `${renderValue(value)} is not valid; expected a mapping with the keys ${model.sections.get(path)!.names.join(', ')}`)
       } else if (error.keyword === 'enum') {
         add(path, `${renderValue(value, key.schema)} is not one of ${key.schema.enum!.join(', ')}`)
+      } else if (unknownItemKeys(key.schema, value).length) {
+        for (const { index, name, names } of unknownItemKeys(key.schema, value)) {
+          const sibling = didYouMean(name, names)
+          add(`${path}[${index}].${name}`, `unknown key; valid keys of an entry: ${names.join(', ')}${sibling ? ` (did you mean ${sibling}?)` : ''}`)
+        }
       } else {
         // The kind's own check usually says more precisely what is wrong ("is shorter than 1s").
         const checked = key.schema['x-ngrokd']?.kind ? normalizeValue(key.schema, value, options.baseDir) : undefined

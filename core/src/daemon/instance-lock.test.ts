@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { InstanceLock, STATE_LOCK_FILE, stateDirHolder } from './instance-lock.js'
+import { InstanceLock, STATE_LOCK_FILE, liveHolderFor } from './instance-lock.js'
 
 async function withDirs(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'ngrokd-lock-'))
@@ -30,7 +30,7 @@ test('a second daemon on the same state dir is refused, naming the first; a lock
       holderScript,
       `import { InstanceLock } from ${JSON.stringify(new URL('./instance-lock.js', import.meta.url).href)}
        await import('node:fs').then((fs) => fs.mkdirSync(${JSON.stringify(stateDir)}, { recursive: true }))
-       await InstanceLock.acquire({ stateDir: ${JSON.stringify(stateDir)}, interfaceName: 'ngrokd0', socketPath: '/run/first.sock', runDir: ${JSON.stringify(runDir)} })
+       await InstanceLock.acquire({ stateDir: ${JSON.stringify(stateDir)}, interfaceName: 'ngrokd0', socketPath: '/run/first.sock', runDir: ${JSON.stringify(runDir)}, hostsBlock: { path: ${JSON.stringify(join(dir, 'hosts'))} } })
        console.log('held')
        process.stdin.resume()`,
     )
@@ -40,7 +40,7 @@ test('a second daemon on the same state dir is refused, naming the first; a lock
       assert.equal(line.toString().trim(), 'held')
       await assert.rejects(
         InstanceLock.acquire({ stateDir, interfaceName: 'other0', socketPath: '/run/second.sock', runDir }),
-        refused(holder.pid!, /state dir .*\/state \/ interface ngrokd0; its control socket is \/run\/first\.sock/),
+        refused(holder.pid!, /state dir .*\/state \/ interface ngrokd0 \/ the ngrokd block of .*\/hosts; its control socket is \/run\/first\.sock/),
       )
       await mkdir(join(dir, 'state2'))
       await assert.rejects(
@@ -49,14 +49,19 @@ test('a second daemon on the same state dir is refused, naming the first; a lock
         'another state dir on the same interface (same network namespace) is refused too',
       )
       assert.deepEqual(await readdir(join(dir, 'state2')), [], 'a refused start leaves no lock or temp file of its own behind')
-      assert.equal((await stateDirHolder(stateDir))?.socket, '/run/first.sock', 'doctor finds the daemon of a state dir by its lock')
+      // doctor and status find the daemon that runs on what a config names by its locks, and say which one
+      const config = (stateDir: string, interfaceName: string, hostsFile: string) => ({ stateDir, net: { interfaceName }, control: { socket: '/run/other.sock' }, names: { hostsFile } })
+      assert.deepEqual(await liveHolderFor(config(stateDir, 'other0', join(dir, 'other-hosts')), runDir).then((l) => [l?.holder.socket, l?.holds]), ['/run/first.sock', `state dir ${stateDir}`])
+      assert.equal((await liveHolderFor(config(join(dir, 'state2'), 'ngrokd0', join(dir, 'other-hosts')), runDir))?.holds, 'interface ngrokd0')
+      assert.equal((await liveHolderFor(config(join(dir, 'state2'), 'other0', join(dir, 'hosts')), runDir))?.holds, `the ngrokd block of ${join(dir, 'hosts')}`)
+      assert.equal(await liveHolderFor(config(join(dir, 'state2'), 'other0', join(dir, 'other-hosts')), runDir), undefined)
     } finally {
       holder.kill('SIGKILL')
       await once(holder, 'exit')
     }
     // the holder died without releasing (kill -9): its locks are stale
-    assert.equal(await stateDirHolder(stateDir), undefined)
-    const lock = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/second.sock', runDir })
+    assert.equal(await liveHolderFor({ stateDir, net: { interfaceName: 'ngrokd0' }, control: { socket: '/run/other.sock' }, names: { hostsFile: join(dir, 'hosts') } }, runDir), undefined)
+    const lock = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/second.sock', runDir, hostsBlock: { path: join(dir, 'hosts') } })
     await assert.rejects(InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/third.sock', runDir }), refused(process.pid, /second\.sock/), 'a second daemon in this process is refused as well')
     await lock.release()
     await lock.release()

@@ -265,10 +265,19 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
   }
 }
 
-/** The daemon that holds `stateDir`'s lock and still runs, if any (for doctor: a daemon on another socket). */
-export async function stateDirHolder(stateDir: string): Promise<LockHolder | undefined> {
-  const holder = await readHolder(join(stateDir, STATE_LOCK_FILE))
-  return holder && holder.pid !== process.pid && isNgrokd(holder.pid) ? holder : undefined
+/**
+ * The daemon that still runs on what `config` names, by the locks it holds (its state dir's, its interface's, its hosts
+ * block's), and which of them: for commands and doctor, where no daemon answers on `config`'s socket (it was
+ * started with another one, or another config names the same things).
+ */
+export async function liveHolderFor(config: LockedConfig, runDir: string | null = defaultRunDir()): Promise<{ holder: LockHolder; holds: string } | undefined> {
+  const paths = await lockPaths({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, hostsBlock: { path: config.names.hostsFile, ...(config.instance ? { instance: config.instance } : {}) } }, runDir)
+  const what = [`state dir ${config.stateDir}`, `interface ${config.net.interfaceName}`, `the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`]
+  for (const [i, path] of paths.entries()) {
+    const holder = await readHolder(path)
+    if (holder && holder.pid !== process.pid && isNgrokd(holder.pid)) return { holder, holds: what[i]! }
+  }
+  return undefined
 }
 
 async function readHolder(path: string): Promise<LockHolder | undefined> {

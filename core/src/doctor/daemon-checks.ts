@@ -4,7 +4,7 @@ import type { Check } from '../contracts/check.js'
 import { refusedKeyHint } from '../daemon/api-key-source.js'
 import { callDaemon, type ControlApi } from '../daemon/control-api.js'
 import { CORE_VERSION } from '../version.js'
-import { stateDirHolder } from '../daemon/instance-lock.js'
+import { liveHolderFor } from '../daemon/instance-lock.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
 import { publicDomainOf } from '../names/public-domain.js'
@@ -38,13 +38,14 @@ export async function daemonChecks(config: DaemonConfig, sameDaemon = ''): Promi
   try {
     status = await callDaemon(config.control.socket, 'GET /v1/status', undefined, 3_000)
   } catch (e) {
-    // a daemon on this state dir that answers on another socket is running, and what it made is not left over
-    const holder = await stateDirHolder(config.stateDir)
-    if (holder) {
+    // a daemon on this state dir, interface or hosts block that answers on another socket is running, and what it made is not left over
+    const live = await liveHolderFor(config)
+    if (live) {
+      const { holder, holds } = live
       return [{
         id: 'daemon.running',
         status: 'warn',
-        summary: `an ngrokd (pid ${holder.pid}, started ${holder.startedAt}) runs on state dir ${config.stateDir}, but its control socket is ${holder.socket}, not ${config.control.socket}`,
+        summary: `an ngrokd (pid ${holder.pid}, started ${holder.startedAt}) runs on ${holds}, but its control socket is ${holder.socket}, not ${config.control.socket}`,
         hint: 'run doctor with the config that daemon was started with (--config or --instance), or set control.socket to its socket',
       }]
     }

@@ -14,6 +14,7 @@ import { hasNetAdmin } from '../util/privilege.js'
 import { checkStateDirTrust } from '../daemon/state-dir.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
+import { callDaemon } from '../daemon/control-api.js'
 import { REGISTRATION_FILES } from '../registration/registration.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 
@@ -51,16 +52,19 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
 
   let config: DaemonConfig
   let source: string | undefined
+  let apiKeyInFile = false
   try {
     const loaded = await loadConfig({ configPath, ...(instance ? { instance } : {}) })
     config = loaded.config
     source = loaded.source
+    apiKeyInFile = loaded.source !== undefined && loaded.apiKeyOrigin?.startsWith('api.key in ') === true
     report({ id: 'config.load', status: 'ok', summary: `configuration from ${loaded.source ?? 'defaults and environment'}` })
     for (const notice of loaded.notices) report({ id: 'config.deprecated', status: 'warn', summary: notice })
   } catch (e) {
     // every problem, one check each; and nothing below runs against a configuration that did not load
     // (not the built-in defaults either: that would call the real API with a key meant for another one)
     report(...configProblems(e), nodeCheck)
+    report(...(await runningDespiteConfig(configPath, instance)))
     report({ id: 'config.other-checks', status: 'skip', summary: 'the other checks need a configuration that loads: fix the problems above and run ngrokd doctor again' })
     return { checks, ok: false }
   }
@@ -101,6 +105,7 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
 
   report(await checkStateDir(config.stateDir))
   report(...(await checkStateFiles(config.stateDir)))
+  if (apiKeyInFile) report(...(await checkConfigSecretMode(source!)))
 
   const keyFrom = config.api.key ? 'config or environment' : apiKeyFilePath(config.stateDir)
   let apiKey: string | undefined
@@ -163,6 +168,28 @@ async function checkStateDir(dir: string): Promise<Check> {
 /** `; needs CAP_NET_ADMIN (capability), …` from a driver's declared requirements. */
 function needs(requirements: readonly DriverRequirement[] = []): string {
   return requirements.length ? `; needs ${requirements.map((r) => `${r.name} (${r.kind}${r.optional ? ', optional' : ''})`).join(', ')}` : ''
+}
+
+/**
+ * With a config file that no longer loads (edited under a running daemon): the daemon its good keys lead to (a bad one
+ * at its default), when one answers there; it runs on the configuration it read before. Nothing else is checked.
+ */
+async function runningDespiteConfig(configPath: string | undefined, instance: string | undefined): Promise<Check[]> {
+  const salvaged = await loadConfig({ configPath, ...(instance ? { instance } : {}), salvage: () => {} }).catch(() => undefined)
+  if (!salvaged) return []
+  const answers = await callDaemon(salvaged.config.control.socket, 'GET /v1/status', undefined, 3_000).then(() => true, () => false)
+  if (!answers) return []
+  const checks = await daemonChecks(salvaged.config, sameDaemonFlags(salvaged.config.instance, salvaged.source)).catch(() => [])
+  return checks.map((c) => (c.id === 'daemon.running' ? { ...c, summary: `${c.summary}; it runs on the configuration it read before the file went bad` } : c))
+}
+
+/** A config file that holds `api.key` is a secret as the API key file is: readable by its owner only (POSIX modes). */
+async function checkConfigSecretMode(file: string): Promise<Check[]> {
+  if (process.platform === 'win32') return []
+  const st = await stat(file).catch(() => undefined)
+  const mode = (st?.mode ?? 0) & 0o777
+  if (!st || !(mode & 0o077)) return []
+  return [{ id: 'config.secret-mode', status: 'warn', summary: `${file} holds api.key and is mode ${mode.toString(8)}: others can read the key`, hint: `chmod 600 ${file}, or take api.key out of it and give the key with ngrokd set-api-key (saved 0600)` }]
 }
 
 /**

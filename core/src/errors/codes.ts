@@ -3,7 +3,7 @@
  */
 export const errorCodes = {
   NGROKD_ERR_CONFIG_INVALID: 'a configuration file or override has a bad value',
-  NGROKD_ERR_CONFIG_NOT_FOUND: 'a configuration file named with --config does not exist',
+  NGROKD_ERR_CONFIG_NOT_FOUND: 'a configuration file named with --config, or the one a reloading daemon started from, does not exist',
   NGROKD_ERR_DRIVER_NOT_FOUND: 'the driver named in net.driver cannot be resolved',
   NGROKD_ERR_DRIVER_INVALID: 'the module named in net.driver is not an ngrokd driver',
   NGROKD_ERR_DRIVER_INCOMPATIBLE: 'the driver needs another version of @ngrokd/core',

@@ -109,6 +109,17 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.match(mode.hint ?? '', /chmod 600/)
     assert.equal(c.code, 1)
 
+    // a config file that holds the API key is a secret as the key file is
+    const keyed = join(dir, 'keyed.json')
+    writeFileSync(keyed, JSON.stringify({ state_dir: join(dir, 'keyed-state'), net: { driver: 'loopback-alias' }, control: { socket: join(dir, 'k.sock') }, api: { key: 'abcdEFGH12345678' } }), { mode: 0o644 })
+    chmodSync(keyed, 0o644)
+    const readable = (await doctor(keyed, '--offline')).report.checks.find((x) => x.id === 'config.secret-mode')
+    assert.equal(readable?.status, 'warn', 'a key in a file others can read')
+    assert.match(readable!.summary, /keyed\.json holds api\.key and is mode 644/)
+    assert.match(readable!.hint ?? '', /chmod 600 .*keyed\.json/)
+    chmodSync(keyed, 0o600)
+    assert.equal((await doctor(keyed, '--offline')).report.checks.find((x) => x.id === 'config.secret-mode'), undefined)
+
     // a certificate valid only from later than this machine's clock: the clock is behind, and doctor says so
     chmodSync(join(state, 'api-key'), 0o600)
     const early = TestCa.create().issueKeyPair({ notBefore: new Date(Date.now() + 3 * 3_600_000) })

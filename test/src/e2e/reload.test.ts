@@ -71,11 +71,18 @@ describe('reload', { skip: netnsSkip }, () => {
       const list = await ngrokdCli(['list', '--config', ctx.daemon.configFile])
       assert.equal(list.code, 0, list.stderr)
       assert.match(list.stdout, /reload\.e2e/)
-      // a file that cannot be parsed names no socket: the defaults' socket has no daemon, and the file's error is said
+      const doctor = await ngrokdCli(['doctor', '--offline', '--json', '--config', ctx.daemon.configFile])
+      assert.equal(doctor.code, 1, 'the file is bad: doctor fails')
+      const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ id: string; status: string; summary: string }> }).checks
+      assert.equal(checks.find((c) => c.id === 'config.load')?.status, 'fail')
+      assert.match(checks.find((c) => c.id === 'daemon.running')?.summary ?? '', /is running .*it runs on the configuration it read before the file went bad/)
+      // a file that cannot be parsed names nothing: the defaults do, and this daemon holds the lock of the block of
+      // /etc/hosts they name (no daemon answers on their socket)
       writeFileSync(ctx.daemon.configFile, '{ "log": ')
-      const unparsable = await ngrokdCli(['status', '--config', ctx.daemon.configFile])
-      assert.equal(unparsable.code, 1)
-      assert.match(unparsable.stderr, /cannot parse config file/)
+      const unparsable = await ngrokdCli(['status', '--json', '--config', ctx.daemon.configFile])
+      assert.equal(unparsable.code, 0, unparsable.stderr)
+      assert.equal((JSON.parse(unparsable.stdout) as { pid: number }).pid, ctx.daemon.process.child.pid)
+      assert.match(unparsable.stderr, /cannot parse config file[^]*runs on the configuration it read before/)
     } finally {
       writeFileSync(ctx.daemon.configFile, JSON.stringify(ctx.daemon.config))
     }
