@@ -194,6 +194,16 @@ describe('groupEndpoints', () => {
     assert.deepEqual(services.map((s) => s.key), ['tcp://db.prod:5432', 'http://new.prod'])
   })
 
+  it('reads a URL without a scheme as ngrok\'s operator does: proto\'s scheme, else https', () => {
+    const { services, rejected } = groupEndpoints([
+      { id: 'ep_300', public_url: 'service3.namespace3' },
+      { id: 'ep_301', public_url: 'db.prod:5432', proto: 'tcp', hostport: 'db.prod:5432' },
+      { id: 'ep_302', url: '', public_url: 'api.prod', proto: 'http', hostport: 'api.prod:80' },
+    ])
+    assert.deepEqual(rejected, [])
+    assert.deepEqual(services.map((s) => [s.key, s.port]), [['http://api.prod', 80], ['tcp://db.prod:5432', 5432], ['https://service3.namespace3', 443]])
+  })
+
   it('reports endpoints that are not kubernetes-bound, malformed or unsafe', () => {
     const { services, rejected } = groupEndpoints([
       { id: 'ep_1', url: 'https://pub.ngrok.app', bindings: ['public'] },

@@ -196,7 +196,8 @@ function compare(a: string, b: string): number {
  * Turns the API's bound endpoints into local services.
  *
  * - An item that is not an object or has no string `id` is malformed: it is rejected, the rest go on.
- * - The URL is `url`, else `public_url`, else `<proto>://<hostport>`.
+ * - The URL is `url`, else `public_url`, else `<proto>://<hostport>`; one without a scheme takes `proto`'s, else
+ *   https's, as ngrok's operator reads it (`service3.namespace3` is `https://service3.namespace3`).
  * - An endpoint whose `bindings` is present and lacks `kubernetes` is not ours: it is rejected.
  * - Endpoints with the same normalised URL (pooling) become one service listing every id.
  * - Two services cannot share a hostname and port (one local listener, and the ConnRequest
@@ -298,12 +299,15 @@ function clip(text: string): string {
   return text.length <= SHOWN_CHARS ? text : `${text.slice(0, SHOWN_CHARS)}… (${text.length} characters)`
 }
 
+/** The scheme of a URL without one and without `proto`: ngrok's operator's `defaultScheme` (bindingendpoint_aggregator.go). */
+const DEFAULT_SCHEME = 'https'
+
 function endpointUrlOf(ep: ApiEndpointLike): string | undefined {
-  if (typeof ep?.url === 'string' && ep.url !== '') return ep.url
-  if (typeof ep?.public_url === 'string' && ep.public_url !== '') return ep.public_url
-  if (typeof ep?.proto === 'string' && ep.proto !== '' && typeof ep.hostport === 'string' && ep.hostport !== '') {
-    return `${ep.proto}://${ep.hostport}`
-  }
+  const proto = typeof ep?.proto === 'string' && ep.proto !== '' ? ep.proto : undefined
+  const text = typeof ep?.url === 'string' && ep.url !== '' ? ep.url : typeof ep?.public_url === 'string' && ep.public_url !== '' ? ep.public_url : undefined
+  // a URL without a scheme (`service3.namespace3`) takes `proto`'s, else https, as ngrok's operator reads it (parseHostport)
+  if (text !== undefined) return text.includes('://') ? text : `${proto ?? DEFAULT_SCHEME}://${text}`
+  if (proto && typeof ep.hostport === 'string' && ep.hostport !== '') return `${proto}://${ep.hostport}`
   return undefined
 }
 
