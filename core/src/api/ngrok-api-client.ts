@@ -235,6 +235,7 @@ export class NgrokApiClient {
       const reply = await this.send('GET', url, { signal: options.signal })
       const body = reply.json as ListPage | null
       if (typeof body !== 'object' || body === null) throw this.malformed('GET', url, 'a list reply is not an object')
+      // ngrok's list types mark the items `omitempty` (ngrok-api-go datatypes.go): a reply without them is an empty list
       const raw = body[key] ?? []
       if (!Array.isArray(raw)) throw this.malformed('GET', url, `"${key}" is not an array`)
       chars += reply.chars

@@ -35,6 +35,24 @@ describe('updateHostsText', () => {
     assert.equal(updateHostsText(updated.text, []).text, original)
   })
 
+  it('keeps a line appended to a file the block ended (glued to the END marker by `echo >>`) as the user\'s', () => {
+    for (const eol of ['\n', '\r\n']) {
+      const original = `127.0.0.1 localhost${eol}::1 localhost ip6-localhost`
+      const added = updateHostsText(original, [API]).text
+      assert.equal(added, `${original}${eol}${B}${eol}10.107.0.2\tapi.prod${eol}${E}`)
+      const appended = `${added}192.168.1.5 nas.lan${eol}`
+      assert.deepEqual([...parseHostsBlock(appended).userHostnames], ['localhost', 'ip6-localhost', 'nas.lan'])
+      assert.deepEqual(parseHostsBlock(appended).records, [API])
+      const rewritten = updateHostsText(appended, [API, DB]).text
+      assert.equal(rewritten, `${original}${eol}${B}${eol}10.107.0.2\tapi.prod${eol}10.107.0.3\tdb.prod${eol}${E}${eol}192.168.1.5 nas.lan${eol}`)
+      // the block goes; the newline before it now separates the user's lines and stays
+      assert.equal(updateHostsText(appended, []).text, `${original}${eol}192.168.1.5 nas.lan${eol}`)
+      assert.equal(updateHostsText(rewritten, []).text, `${original}${eol}192.168.1.5 nas.lan${eol}`)
+    }
+    // a hand-retyped suffix after a space is still the marker's
+    assert.deepEqual(parseHostsBlock(`${B}\n10.107.0.2 api.prod\n${E} (edited)\n`).records, [API])
+  })
+
   it('handles an empty file', () => {
     const text = roundTrip('')
     assert.equal(text, `${B}\n10.107.0.2\tapi.prod\n10.107.0.3\tdb.prod\n${E}\n`)
