@@ -107,6 +107,8 @@ interface Current {
   certPem: string
   keyPem: string
   cert: CertificateInfo
+  /** When this process received `cert` from the API (not known for one read from disk). */
+  receivedAt?: number
 }
 
 /** The API of a Registration that only reads saved state ({@link Registration.readSaved}): calling it is a bug. */
@@ -480,7 +482,7 @@ export class Registration {
     if (!current) {
       throw new NgrokdError('NGROKD_ERR_CERT', 'registration: nothing to renew', { hint: 'call ensure() first' })
     }
-    if (!force && !this.needsRenewal(current.cert)) return false
+    if (!force && !this.needsRenewal(current)) return false
     const remainingDays = Math.floor(current.cert.remainingMs(this.now()) / DAY_MS)
     this.logger.info({ operatorId: current.operatorId, remainingDays }, 'renewing the client certificate')
     let next: Current
@@ -505,8 +507,13 @@ export class Registration {
     if (error) this.logger.error({ err: error }, error.message)
   }
 
-  private needsRenewal(cert: CertificateInfo): boolean {
-    const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime()
+  /**
+   * Due when less than `renewBeforeMs` remains, or (a short certificate) two thirds of its lifetime. The lifetime
+   * counts from when it was received if that is later than `notBefore`: CAs backdate `notBefore` for clock skew (a
+   * minute or more), which would make a certificate of a few minutes due the moment it is issued.
+   */
+  private needsRenewal({ cert, receivedAt }: Current): boolean {
+    const lifetime = cert.notAfter.getTime() - Math.max(cert.notBefore.getTime(), receivedAt ?? -Infinity)
     const threshold = Math.min(this.renewBeforeMs, (lifetime * 2) / 3)
     return cert.remainingMs(this.now()) < threshold
   }
@@ -531,6 +538,7 @@ export class Registration {
       certPem,
       keyPem,
       cert,
+      receivedAt: this.now(),
     }
     // The new pair is written whole under its .next names, then each is renamed over the old one: a crash at any
     // point leaves the old pair, or a new one readState() completes. operator.json last, which load() checks.

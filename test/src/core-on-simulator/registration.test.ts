@@ -413,6 +413,20 @@ describe('Registration renewal', () => {
     assert.equal(patches().length, 0)
   })
 
+  it('counts a certificate of minutes from when it came, not from its backdated notBefore: not due on every poll', async () => {
+    let offset = 0
+    sim.setCertValidity(100_000) // 100 s, notBefore a minute back as CAs backdate it
+    const reg = registration({ now: () => Date.now() + offset })
+    await reg.ensure()
+    assert.equal(await reg.renewIfNeeded(), false)
+    offset = 20_000 // a fifth used
+    assert.equal(await reg.renewIfNeeded(), false)
+    assert.equal(patches().length, 0)
+    offset = 40_000 // past a third
+    sim.setClockOffset(offset)
+    assert.equal(await reg.renewIfNeeded(), true)
+  })
+
   it('renews a 60-day certificate at 30 days left, as ngrok\'s operator does; one of 30 days once a third is used', async () => {
     let offset = 0
     sim.setCertValidity(60 * DAY)
