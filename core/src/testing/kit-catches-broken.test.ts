@@ -9,6 +9,7 @@ import { testAllocator } from './suites/allocator-suite.js'
 import { testNameResolver } from './suites/name-resolver-suite.js'
 import { testForwarder } from './suites/forwarder-suite.js'
 import { testPlugin } from './suites/plugin-suite.js'
+import { withDeadlines } from './suites/suite-support.js'
 import { definePlugin } from '../plugin/define-plugin.js'
 import { FakeInterface, type FakeSystem } from './fakes/fake-interface.js'
 import { RecordingNameResolver } from './fakes/recording-name-resolver.js'
@@ -62,6 +63,21 @@ describe('the interface suite catches broken drivers', () => {
   it('a correct fake passes every check', async () => {
     const system = FakeInterface.createSystem()
     assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: () => new FakeInterface({ system }), options: { name: 'ok0', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) })), [])
+  })
+
+  it('a method that never settles fails the checks that call it, naming the method, instead of hanging the run', async () => {
+    class Hangs extends FakeInterface {
+      override removeAddress(_options: { address: string; signal?: AbortSignal }): Promise<void> {
+        return new Promise(() => {}) // holds nothing open: without a deadline node:test cancels the rest unnamed
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Hangs({ system }), options: { name: 'h0', subnet: '10.250.0.0/24' }, inspect: inspectOf(system), callTimeoutMs: 50 }))
+    assert.ok(failed.includes('listAddresses() equals what was added, after adds and after removes'), failed.join('; '))
+    const hung = withDeadlines(new Hangs({ system }), 'interface', 20)
+    await hung.open({ name: 'h1', subnet: '10.250.0.0/24' })
+    await assert.rejects(hung.removeAddress({ address: '10.250.0.2' }), /^AssertionError.*interface\.removeAddress\(\) did not settle within 20 ms/)
+    await hung.close({ removeInterface: true })
   })
 
   it('addAddress() failing with EEXIST', async () => {

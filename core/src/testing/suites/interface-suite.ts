@@ -7,7 +7,7 @@ import { intToIpv4, isIpv4, parseSubnet, subnetContains } from '../../util/ipv4.
 import { assertRejectsCoded, assertSameSet } from '../assertions.js'
 import { TestFramework } from '../test-framework.js'
 import { checkDiagnose } from './check-diagnose.js'
-import { check, SuiteTempDir, withCleanup } from './suite-support.js'
+import { CALL_DEADLINE_MS, check, settleWithin, SuiteTempDir, withCleanup, withDeadlines } from './suite-support.js'
 
 /** What each test gives a driver: a fresh state folder, a logger and the platform. */
 export interface InterfaceSuiteEnv {
@@ -56,6 +56,8 @@ export interface InterfaceSuiteOptions<O extends object = Record<string, unknown
    */
   inspect?(session: { info: InterfaceInfo; env: InterfaceSuiteEnv }): string[] | Promise<string[]>
   skip?: InterfaceSuiteSkips
+  /** How long one call of the driver (create(), open(), addAddress(), …) may take before its check fails naming it. Default 30 s. */
+  callTimeoutMs?: number
   /** Register more `it()`s inside the suite's `describe()`. */
   additionalTests?(ctx: InterfaceSuiteContext): void
 }
@@ -99,13 +101,15 @@ export function testInterfaceDriver<O extends object = Record<string, unknown>>(
   const temp = new SuiteTempDir('ngrokd-interface-suite')
   const openOptions = { name: options.name, subnet: options.subnet }
 
+  const deadline = suite.callTimeoutMs ?? CALL_DEADLINE_MS
+
   async function createIn(env: InterfaceSuiteEnv): Promise<Interface> {
-    if (typeof driver === 'function') return driver(env)
+    if (typeof driver === 'function') return withDeadlines(await settleWithin(Promise.resolve(driver(env)), 'the interface factory', deadline), 'interface', deadline)
     const ctx: DriverContext = { logger: env.logger, stateDir: env.stateDir, platform: env.platform }
     // what the daemon passes (di/container.ts), the suite's options over it
-    const instances = await driver.create(ctx, { force: false, removeOnClose: true, stateDir: env.stateDir, ...options })
+    const instances = await settleWithin(Promise.resolve(driver.create(ctx, { force: false, removeOnClose: true, stateDir: env.stateDir, ...options })), `driver ${driver.name}: create()`, deadline)
     assert.ok(instances.interface, `driver ${driver.name}: create() returned no interface`)
-    return instances.interface
+    return withDeadlines(instances.interface, 'interface', deadline)
   }
 
   async function withInterface<T>(fn: (session: InterfaceSession) => Promise<T>): Promise<T> {

@@ -3,7 +3,7 @@ import type { NameRecord, NameResolver } from '../../contracts/name-resolver.js'
 import { assertRejectsCoded, assertSameSet } from '../assertions.js'
 import { TestFramework } from '../test-framework.js'
 import { checkDiagnose } from './check-diagnose.js'
-import { check, SuiteTempDir, withCleanup } from './suite-support.js'
+import { CALL_DEADLINE_MS, check, settleWithin, SuiteTempDir, withCleanup, withDeadlines } from './suite-support.js'
 
 /** A fresh, empty folder per test (e.g. for a hosts file); two instances in one test share it. */
 export interface NameResolverSuiteEnv {
@@ -24,6 +24,8 @@ export interface NameResolverSuiteOptions {
   /** Reads what is really published without the resolver (parse the hosts file, ask the DNS server). */
   readBack?(env: NameResolverSuiteEnv): NameRecord[] | Promise<NameRecord[]>
   skip?: NameResolverSuiteSkips
+  /** How long one call of the resolver (create(), open(), publish(), …) may take before its check fails naming it. Default 30 s. */
+  callTimeoutMs?: number
   additionalTests?(ctx: NameResolverSuiteContext): void
 }
 
@@ -63,7 +65,8 @@ export function testNameResolver(suite: NameResolverSuiteOptions): void {
     return withCleanup(async (defer) => {
       const env: NameResolverSuiteEnv = { dir: await temp.fresh() }
       const create = async (): Promise<NameResolver> => {
-        const r = await suite.create(env)
+        const deadline = suite.callTimeoutMs ?? CALL_DEADLINE_MS
+        const r = withDeadlines(await settleWithin(Promise.resolve(suite.create(env)), 'create()', deadline), 'resolver', deadline)
         defer(() => r.close())
         return r
       }

@@ -1,6 +1,7 @@
 import { mkdtemp, mkdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import assert from 'node:assert/strict'
 import { TestFramework, type TestBody } from '../test-framework.js'
 
 /**
@@ -44,6 +45,38 @@ export class SuiteTempDir {
     await mkdir(dir, { recursive: true })
     return dir
   }
+}
+
+/** How long one call of the code under test may take before the kit fails it by name (a suite's `callTimeoutMs`). */
+export const CALL_DEADLINE_MS = 30_000
+
+/**
+ * `promise`, or a rejection naming `call` when it has not settled within `ms`: a driver method that never settles
+ * fails the check that called it, by name, instead of hanging the run (node:test has no default timeout).
+ */
+export function settleWithin<T>(promise: Promise<T>, call: string, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new assert.AssertionError({ message: `${call} did not settle within ${ms} ms: every call must resolve or reject` })), ms)
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * `target` with every method call that returns a promise bounded by {@link settleWithin} (`<what>.<method>()`). The
+ * method runs on `target` itself, so a class's private fields still work.
+ */
+export function withDeadlines<T extends object>(target: T, what: string, ms: number): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      const value: unknown = Reflect.get(t, prop, t)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(t, args)
+        return result instanceof Promise ? settleWithin(result, `${what}.${String(prop)}()`, ms) : result
+      }
+    },
+  })
 }
 
 /** Runs `body` with things to clean up afterwards, whatever happens; cleanup errors are ignored. */
