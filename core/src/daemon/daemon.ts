@@ -598,7 +598,7 @@ export class Daemon {
     return {
       phase: this.phase,
       startedAt: this.startedAt,
-      operatorId: this.registration?.info?.operatorId,
+      operatorId: this.registrationInfo?.operatorId, // the saved one while the API has not answered yet: it is the one in use
       ...(this.registrationInfo || this.config.ingress.endpoint ? { ingress: this.ingressTarget() } : {}),
       insecureSkipVerify: this.config.ingress.insecureSkipVerify,
       apiKey: { source: this.apiKeys.source, ...(this.lastApiError ? { lastError: this.lastApiError } : {}) },

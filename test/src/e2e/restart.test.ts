@@ -116,6 +116,7 @@ for (const net of netDriverCases('rs')) {
       await assertAllServe()
       const status = await daemon.status()
       assert.equal(status.phase, 'registering', 'the API had not answered yet: the saved registration carried those connections')
+      assert.equal(status.operatorId, firstOperatorId, 'status names the saved registration it uses')
       await daemon.waitReady((s) => s.services?.serving === HTTP_NAMES.length + 1)
       assert.equal(registrations(), 1, 'still the one registration')
     })
