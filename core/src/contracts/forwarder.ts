@@ -30,10 +30,8 @@ export interface ListenOptions {
 /** The error key a connection from another machine is counted under (no network mode on its listener). */
 export const NON_LOCAL_CLIENT = 'NON_LOCAL_CLIENT'
 
-export interface ListenerStatus {
-  address: string
-  port: number
-  target: ForwardTarget
+/** A listener's figures, or the sum of several listeners' ({@link Forwarder.unlistened}). */
+export interface ListenerFigures {
   openConnections: number
   totalConnections: number
   bytesIn: number
@@ -46,6 +44,12 @@ export interface ListenerStatus {
   handshake?: { count: number; totalMs: number; maxMs: number }
 }
 
+export interface ListenerStatus extends ListenerFigures {
+  address: string
+  port: number
+  target: ForwardTarget
+}
+
 /**
  * Accepts local connections and carries each one to the binding ingress.
  *
@@ -53,8 +57,12 @@ export interface ListenerStatus {
  * - `listen()` on an address:port already listened on with the same target resolves (idempotent);
  *   with another target, new connections go to the new target.
  * - `unlisten()` stops accepting at once and lets open connections finish for up to `drainMs`
- *   (default 0: they are closed). Unlistening something not listened on resolves.
- * - `listeners()` reflects what is really listening.
+ *   (default 0: they are closed); it resolves when they have. Unlistening something not listened on resolves.
+ *   A caller need not wait for the drain (the reconciler does not, between polls).
+ * - `listeners()` reflects what is really listening: a listener unlistened leaves it once closed, draining or not.
+ * - `unlistened()`, when there, sums the figures of listeners no longer in `listeners()`: the connections still
+ *   draining (`openConnections`) and the counters of those gone, so that totals never go backwards. Its error
+ *   keys stay as bounded as one listener's.
  * - `close()` unlistens everything, may be called more than once.
  * - `endDrains()` closes now the connections that unlistens are draining (a second stop signal), and those of every
  *   later unlisten at once: those unlistens resolve.
@@ -64,6 +72,7 @@ export interface Forwarder {
   listen(options: ListenOptions): Promise<void>
   unlisten(options: { address: string; port: number; drainMs?: number }): Promise<void>
   listeners(): ListenerStatus[]
+  unlistened?(): ListenerFigures
   close(): Promise<void>
   diagnose(): Promise<Check[]>
   endDrains?(): void

@@ -10,4 +10,4 @@ export {
 } from './interface.js'
 export type { Allocator, AllocatorOpenOptions, Allocation, AllocationEntry } from './allocator.js'
 export type { NameResolver, NameRecord, NameResolverHealth } from './name-resolver.js'
-export type { Forwarder, ForwardTarget, ListenOptions, ListenerStatus, EndpointProto } from './forwarder.js'
+export type { Forwarder, ForwardTarget, ListenOptions, ListenerFigures, ListenerStatus, EndpointProto } from './forwarder.js'

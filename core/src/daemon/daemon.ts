@@ -614,6 +614,7 @@ export class Daemon {
       polls: this.poller?.counts ?? { ok: 0, failed: 0 },
       services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },
       listeners: this.listeners(),
+      unlistened: this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).unlistened?.() : undefined,
       metricsUrl: this.prometheusUrl(),
     }
   }

@@ -429,3 +429,63 @@ test('network mode off: services() has no network field and no port state is tou
     await t.close()
   }
 })
+
+test('a drain does not hold up the next reconcile: its address stays until the drain ends, a later pass removes it, and teardown waits for it', async () => {
+  const t = await setup()
+  try {
+    await t.reconciler.reconcile([service('tcp://hold.prod:7000')])
+    const hold = t.allocator.lookup('hold.prod')!
+    // a forwarder whose unlisten closes the listener at once and whose drain ends only when told
+    const drains: Array<() => void> = []
+    const unlisten = t.forwarder.unlisten.bind(t.forwarder)
+    t.forwarder.unlisten = async (o) => {
+      await unlisten({ ...o, drainMs: 0 })
+      await new Promise<void>((resolve) => drains.push(resolve))
+    }
+    const soon = <T>(p: Promise<T>, what: string) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} waited for the drain`)), 5_000).unref())])
+
+    const swapped = await soon(t.reconciler.reconcile([service('http://added.prod')], { drainMs: 30_000 }), 'the reconcile that removed hold.prod')
+    assert.equal(swapped.listenersRemoved, 1)
+    assert.equal(swapped.listenersAdded, 1)
+    const added = t.allocator.lookup('added.prod')!
+    assert.deepEqual(t.forwarder.listeners().map((l) => `${l.address}:${l.port}`), [`${added}:80`])
+    assert.deepEqual((await t.names.list()).map((r) => r.hostname), ['added.prod'])
+    assert.ok((await t.iface.listAddresses()).includes(hold), 'the address of a listener still draining stays')
+    assert.equal(drains.length, 1)
+
+    // the next poll: still draining, still there
+    const next = await soon(t.reconciler.reconcile([service('http://added.prod'), service('http://more.prod')], { drainMs: 30_000 }), 'the next reconcile')
+    assert.equal(next.addressesRemoved, 0)
+    assert.ok((await t.iface.listAddresses()).includes(hold))
+
+    drains.shift()!()
+    await new Promise((r) => setImmediate(r))
+    const after = await t.reconciler.reconcile([service('http://added.prod'), service('http://more.prod')], { drainMs: 30_000 })
+    assert.equal(after.addressesRemoved, 1, 'the poll after the drain removes its address')
+    assert.ok(!(await t.iface.listAddresses()).includes(hold))
+
+    // a drain begun by a normal pass, then teardown: addresses go only once every drain is over
+    await t.reconciler.reconcile([service('http://added.prod')], { drainMs: 30_000 })
+    const more = t.allocator.lookup('more.prod')!
+    assert.equal(drains.length, 1)
+    let down = false
+    const teardown = t.reconciler.teardown({ drainMs: 30_000 }).then((r) => ((down = true), r))
+    await until(() => drains.length === 2) // teardown began the unlisten of added.prod
+    await new Promise((r) => setTimeout(r, 20))
+    assert.equal(down, false, 'teardown waits for the drains, the earlier pass\'s included')
+    assert.deepEqual(new Set(await t.iface.listAddresses()), new Set([added, more]))
+    drains.shift()!() // more.prod's, begun by the earlier pass: teardown's own still holds it
+    await new Promise((r) => setTimeout(r, 20))
+    assert.equal(down, false)
+    drains.shift()!()
+    const report = await teardown
+    assert.equal(report.listenersRemoved, 1)
+    assert.deepEqual(await t.iface.listAddresses(), [])
+  } finally {
+    await t.close()
+  }
+})
+
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 2))
+}

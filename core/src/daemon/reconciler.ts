@@ -88,7 +88,7 @@ export interface ReconcileReport {
   durationMs: number
 }
 
-/** How many listen()/unlisten() calls run at once: enough for 10,000 endpoints, not a storm of fds. */
+/** How many listen() calls run at once: enough for 10,000 endpoints, not a storm of fds. */
 const LISTEN_CONCURRENCY = 64
 
 const listenerKey = (address: string, port: number): string => `${address}:${port}`
@@ -111,6 +111,8 @@ interface Pass {
   states: Map<string, ServiceState>
   report: ReconcileReport
   drainMs: number
+  /** Teardown: waits for every drain (earlier passes' too) before addresses go; a normal pass waits for none. */
+  teardown: boolean
   /** hostname → allocated address. */
   addressOf: Map<string, string>
   /** Local listeners wanted (`address:port` → service), network ones, and the addresses they need. */
@@ -134,11 +136,13 @@ interface Pass {
  * 0. {@link repairInterface}: an interface deleted or brought down under the daemon is put back;
  * 1. {@link plan}: an address per hostname (the allocator), a network port per service (network mode);
  * 2. {@link withdrawNames}: names that go away are unpublished first, before their listener or address;
- * 3. {@link stopStaleListeners}: network listeners first, then local ones, of what is no longer wanted;
+ * 3. {@link stopStaleListeners}: network listeners first, then local ones, of what is no longer wanted (their
+ *    connections drain in the background; teardown waits for them);
  * 4. {@link addAddresses}; 5. {@link listenLocal};
  * 6. {@link publishNames}: a hostname is published only when every one of its listeners is ngrokd's
  *    (a port held by another program withholds the name: clients must never reach that program by it);
- * 7. {@link removeAddresses} nobody wants; 8. {@link exposeNetwork}: network listeners, after the local ones;
+ * 7. {@link removeAddresses} nobody wants (one whose listener still drains waits for a later pass);
+ * 8. {@link exposeNetwork}: network listeners, after the local ones;
  * 9. {@link releaseGone}: hostnames and network ports no longer desired keep their mapping, inactive.
  *
  * Network mode ({@link setNetworkMode}): each service also gets a listener on `listen:<stable port>`
@@ -158,6 +162,12 @@ export class Reconciler {
   /** What the last pass left in place, wanted: addresses on the interface, names published (hostname → address). */
   private placedAddresses = new Set<string>()
   private placedNames = new Map<string, string>()
+  /**
+   * Unlistens whose connections are still draining, started by this pass or earlier ones. A normal pass does not
+   * wait for them (an endpoint change is picked up within one poll); their addresses stay on the interface until
+   * the drain is over (removing one would cut its connections), and a later pass removes them. Teardown waits.
+   */
+  private readonly drains = new Set<{ address: string; done: Promise<void> }>()
 
   constructor(
     @inject(INTERFACE) private readonly iface: Interface,
@@ -168,7 +178,11 @@ export class Reconciler {
   ) {}
 
   reconcile(desired: readonly DesiredService[], options: { drainMs?: number; announce?: boolean } = {}): Promise<ReconcileReport> {
-    const run = this.running.then(() => this.reconcileNow(desired, options.drainMs ?? 0, options.announce ?? true))
+    return this.serialized(desired, options.drainMs ?? 0, options.announce ?? true, false)
+  }
+
+  private serialized(desired: readonly DesiredService[], drainMs: number, announce: boolean, teardown: boolean): Promise<ReconcileReport> {
+    const run = this.running.then(() => this.reconcileNow(desired, drainMs, announce, teardown))
     this.running = run.catch(() => {})
     return run
   }
@@ -192,7 +206,7 @@ export class Reconciler {
   /** Removes everything ngrokd put on the machine, in reverse order. Mappings are kept for stability. */
   teardown(options: { drainMs?: number } = {}): Promise<ReconcileReport> {
     this.kept.clear()
-    return this.reconcile([], { ...options, announce: false })
+    return this.serialized([], options.drainMs ?? 0, false, true)
   }
 
   /**
@@ -230,9 +244,9 @@ export class Reconciler {
     })
   }
 
-  private async reconcileNow(desired: readonly DesiredService[], drainMs: number, announce: boolean): Promise<ReconcileReport> {
+  private async reconcileNow(desired: readonly DesiredService[], drainMs: number, announce: boolean, teardown: boolean): Promise<ReconcileReport> {
     const started = performance.now()
-    const pass = this.newPass(desired, drainMs)
+    const pass = this.newPass(desired, drainMs, teardown)
     pass.repaired = await this.repairInterface(desired)
     await this.plan(pass)
     await this.withdrawNames(pass)
@@ -269,7 +283,7 @@ export class Reconciler {
     if (lines.length > ANNOUNCED_PER_PASS) this.logger.info(`and ${lines.length - ANNOUNCED_PER_PASS} more endpoint changes (log.level debug lists them; ngrokd list shows the state)`)
   }
 
-  private newPass(desired: readonly DesiredService[], drainMs: number): Pass {
+  private newPass(desired: readonly DesiredService[], drainMs: number, teardown: boolean): Pass {
     const report: ReconcileReport = {
       services: desired.length, addressesAdded: 0, addressesRemoved: 0, listenersAdded: 0, listenersRemoved: 0, namesChanged: false, errors: 0, durationMs: 0,
     }
@@ -280,7 +294,7 @@ export class Reconciler {
     const previous = this.states
     const logger = this.logger
     return {
-      desired, states, report, drainMs,
+      desired, states, report, drainMs, teardown,
       addressOf: new Map(), wanted: new Map(), wantedNetwork: new Map(), wantedAddresses: new Set(), present: new Set(), repaired: false,
       fail(state, e) {
         if (state.state === 'error') return
@@ -399,7 +413,10 @@ export class Reconciler {
     this.logger.warn({ hostnames: gone.slice(0, ANNOUNCED_PER_PASS) }, `${describeSome(gone, 'name')} ${gone.length === 1 ? 'was' : 'were'} removed from ${where} under the daemon: publishing ${gone.length === 1 ? 'it' : 'them'} again`)
   }
 
-  /** 3. Stops listening where nothing is desired any more: network listeners first. */
+  /**
+   * 3. Stops listening where nothing is desired any more: network listeners first. The listeners close at once; a
+   * normal pass leaves their connections draining ({@link drains}), teardown waits for every drain before going on.
+   */
   private async stopStaleListeners(pass: Pass): Promise<void> {
     const wanted = (l: { address: string; port: number }): boolean => pass.wanted.has(listenerKey(l.address, l.port)) || pass.wantedNetwork.has(listenerKey(l.address, l.port))
     const stale = this.forwarder.listeners().filter((l) => !wanted(l))
@@ -407,11 +424,29 @@ export class Reconciler {
     const allocated = new Set(this.allocator.list().map((e) => e.address))
     const isNetwork = (l: { address: string }): boolean => !allocated.has(l.address)
     for (const batch of [stale.filter(isNetwork), stale.filter((l) => !isNetwork(l))]) {
-      await eachLimited(batch, LISTEN_CONCURRENCY, async (l) => {
-        await this.forwarder.unlisten({ address: l.address, port: l.port, drainMs: pass.drainMs })
-        pass.report.listenersRemoved++
-      })
+      // an unlisten begun holds no fd and costs a close: all at once, so that no drain waits for another's
+      const begun = batch.map((l) => this.beginUnlisten(l.address, l.port, pass.drainMs))
+      pass.report.listenersRemoved += batch.length
+      if (pass.teardown) await Promise.all(begun)
+      // one with nothing to drain is done within a turn of the event loop: its address goes in this pass (step 7)
+      else if (begun.length > 0) await Promise.race([Promise.all(begun), new Promise((resolve) => setImmediate(resolve))])
     }
+    // a second stop signal (forwarder.endDrains()) cuts these short
+    if (pass.teardown) await Promise.all([...this.drains].map((d) => d.done))
+  }
+
+  /** Starts an unlisten and tracks its drain in {@link drains} until it ends; a failure is logged, never thrown. */
+  private beginUnlisten(address: string, port: number, drainMs: number): Promise<void> {
+    const key = listenerKey(address, port)
+    const drain = {
+      address,
+      done: this.forwarder
+        .unlisten({ address, port, drainMs })
+        .catch((e: unknown) => this.logger.error({ err: e, listener: key }, `cannot stop listening on ${key}: ${formatError(e)}`))
+        .finally(() => this.drains.delete(drain)),
+    }
+    this.drains.add(drain)
+    return drain.done
   }
 
   /** 4. Adds the addresses wanted and missing. */
@@ -485,9 +520,10 @@ export class Reconciler {
     }
   }
 
-  /** 7. Removes the addresses nobody wants. */
+  /** 7. Removes the addresses nobody wants, but for those of listeners still draining (a later pass removes them). */
   private async removeAddresses(pass: Pass): Promise<void> {
-    const toRemove = [...pass.present].filter((a) => !pass.wantedAddresses.has(a))
+    const draining = new Set([...this.drains].map((d) => d.address))
+    const toRemove = [...pass.present].filter((a) => !pass.wantedAddresses.has(a) && !draining.has(a))
     const failed = await this.applyAddresses(toRemove, 'remove')
     pass.report.addressesRemoved = toRemove.length - failed.size
   }

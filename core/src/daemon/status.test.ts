@@ -65,3 +65,22 @@ test('describeStatus reports what each stage gave it, and says loudly when ingre
   assert.match(early.ingressVerification, /^DISABLED/)
   assert.deepEqual(metricsSnapshot(sources).polls, { ok: 3, failed: 1 })
 })
+
+test("describeStatus counts the forwarder's unlistened listeners: connections still draining are open, and a removed endpoint's traffic stays in the totals", () => {
+  const sources: StatusSources = {
+    phase: 'running',
+    startedAt: Date.now(),
+    insecureSkipVerify: false,
+    apiKey: { source: 'none' },
+    names: { state: 'ok' },
+    plugins: [],
+    pollIntervalMs: 10_000,
+    polls: { ok: 1, failed: 0 },
+    services: { total: 2, serving: 2, error: 0 },
+    listeners,
+    unlistened: { openConnections: 1, totalConnections: 7, bytesIn: 50_000_000, bytesOut: 20, errors: { ERR_NGROK_3200: 1 }, refused: 0, handshake: { count: 5, totalMs: 50, maxMs: 30 } },
+  }
+  const status = describeStatus(sources)
+  assert.equal(status.openConnections, 4)
+  assert.deepEqual(status.traffic, { connections: 22, refused: 3, bytesIn: 50_000_150, bytesOut: 1520, errors: { ERR_NGROK_3200: 4, NGROKD_ERR_INGRESS_TIMEOUT: 1 }, meanHandshakeMs: 10 })
+})

@@ -1,5 +1,5 @@
 import type { InterfaceInfo } from '../contracts/interface.js'
-import type { ListenerStatus } from '../contracts/forwarder.js'
+import type { ListenerFigures, ListenerStatus } from '../contracts/forwarder.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import type { IngressTarget } from '../api/ingress-endpoint.js'
 import type { ForwarderMode } from '../forward/create-forwarder.js'
@@ -34,10 +34,14 @@ export interface StatusSources {
   polls: { ok: number; failed: number }
   services: ServiceCounts
   listeners: ListenerStatus[]
+  /** The forwarder's listeners no longer listening (`Forwarder.unlistened()`): connections draining, counters kept. */
+  unlistened?: ListenerFigures
   metricsUrl?: string
 }
 
 export function describeStatus(s: StatusSources): DaemonStatus {
+  // a removed endpoint's connections still draining are open, and what it carried stays in the totals
+  const counted: readonly ListenerFigures[] = s.unlistened ? [...s.listeners, s.unlistened] : s.listeners
   return {
     version: CORE_VERSION,
     pid: process.pid,
@@ -57,8 +61,8 @@ export function describeStatus(s: StatusSources): DaemonStatus {
     pollIntervalMs: s.pollIntervalMs,
     lastPoll: s.lastPoll,
     services: s.services,
-    openConnections: s.listeners.reduce((n, l) => n + l.openConnections, 0),
-    traffic: trafficTotals(s.listeners),
+    openConnections: counted.reduce((n, l) => n + l.openConnections, 0),
+    traffic: trafficTotals(counted),
     memory: (({ rss, heapUsed, external, arrayBuffers }) => ({ rss, heapUsed, external, arrayBuffers }))(process.memoryUsage()),
     metrics: s.metricsUrl,
   }
@@ -69,8 +73,8 @@ export function metricsSnapshot(s: Pick<StatusSources, 'listeners' | 'services' 
   return { version: CORE_VERSION, listeners: s.listeners, services: s.services, polls: { ...s.polls } }
 }
 
-/** Totals over `listeners`: bytes each way, connections, errors by code, mean handshake time. */
-export function trafficTotals(listeners: readonly ListenerStatus[]): TrafficTotals {
+/** Totals over `listeners` (or sums of listeners): bytes each way, connections, errors by code, mean handshake time. */
+export function trafficTotals(listeners: readonly ListenerFigures[]): TrafficTotals {
   const errors: Record<string, number> = {}
   let handshakes = 0
   let handshakeMs = 0

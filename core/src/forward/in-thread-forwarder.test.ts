@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url'
 import { silentLogger } from '../contracts/logger.js'
 import { testForwarder } from '../testing/suites/forwarder-suite.js'
 import { TestFramework } from '../testing/test-framework.js'
-import { describeForwarderBehaviour, until } from './forwarder-behaviour.test-helper.js'
+import { closed, connect as connectTo, describeForwarderBehaviour, readAll, readN, until } from './forwarder-behaviour.test-helper.js'
+import { startFakeIngress } from '../testing/fake-ingress.js'
+import { createTestPki } from '../testing/test-pki.js'
+import { trafficTotals } from '../daemon/status.js'
 import { IngressDialer } from './ingress-dialer.js'
 import { InThreadForwarder } from './in-thread-forwarder.js'
 import { IngressRefusedError } from './ingress-refused-error.js'
@@ -86,6 +89,46 @@ describe('InThreadForwarder: what refusals leave behind', () => {
       assert.ok(last.length < 5_000, `diagnose quotes what the ingress said cut short (${last.length} characters)`)
     } finally {
       await f.close()
+    }
+  })
+})
+
+describe('InThreadForwarder: listeners unlistened', () => {
+  it('unlistened() counts the open connections of a listener while it drains, and keeps its counters after, so totals never go backwards', async () => {
+    const pki = await createTestPki()
+    const ingress = await startFakeIngress({ pki })
+    const f = new InThreadForwarder({ dialer: new IngressDialer({ logger: silentLogger, credentials: () => pki.clientA, endpoint: () => ingress.endpoint, ca: pki.ingressCaPem }), logger: silentLogger, ownsDialer: true })
+    try {
+      const [port, other] = [await freePort(), await freePort()]
+      await f.listen({ address: '127.0.0.1', port, target: { hostname: 'hold.prod', port: 7000, proto: 'tcp' } })
+      await f.listen({ address: '127.0.0.1', port: other, target: { hostname: 'added.prod', port: 80, proto: 'http' } })
+      const c = await connectTo(port)
+      c.write('hello')
+      assert.equal((await readN(c, 5)).toString(), 'hello')
+      const before = trafficTotals([...f.listeners(), f.unlistened()])
+      assert.deepEqual([before.connections, before.bytesIn, before.bytesOut], [1, 5, 5])
+
+      const drained = f.unlisten({ address: '127.0.0.1', port, drainMs: 60_000 })
+      await until(() => f.listeners().length === 1)
+      assert.deepEqual(f.unlistened(), { openConnections: 1, totalConnections: 1, bytesIn: 5, bytesOut: 5, errors: {}, refused: 0, handshake: f.unlistened().handshake }, 'draining: its connection is open')
+      assert.equal(f.unlistened().handshake!.count, 1)
+      c.write('more')
+      assert.equal((await readN(c, 4)).toString(), 'more')
+      await until(() => f.unlistened().bytesOut === 9)
+
+      const rest = readAll(c)
+      c.end()
+      await rest
+      await closed(c)
+      await drained
+      const gone = f.unlistened()
+      assert.deepEqual([gone.openConnections, gone.totalConnections, gone.bytesIn, gone.bytesOut], [0, 1, 9, 9], 'drained: its counters stay')
+      const after = trafficTotals([...f.listeners(), gone])
+      assert.deepEqual([after.connections, after.bytesIn, after.bytesOut], [1, 9, 9])
+      assert.equal(after.meanHandshakeMs, before.meanHandshakeMs)
+    } finally {
+      await f.close()
+      await ingress.close()
     }
   })
 })

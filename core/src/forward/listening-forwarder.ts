@@ -1,6 +1,6 @@
 import net from 'node:net'
 import type { Check } from '../contracts/check.js'
-import { NON_LOCAL_CLIENT, type Forwarder, type ForwardTarget, type ListenOptions, type ListenerStatus } from '../contracts/forwarder.js'
+import { NON_LOCAL_CLIENT, type Forwarder, type ForwardTarget, type ListenOptions, type ListenerFigures, type ListenerStatus } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { ConnectionLimits, refuseConnection, type ConnectionLimitOptions } from './connection-limits.js'
@@ -139,6 +139,26 @@ export class ListenerEntry<C extends TrackedConnection> {
     return { ...this.activity?.errorCounts }
   }
 
+  /** The listener's figures now: its closed connections' and its open ones' bytes. */
+  figures(): ListenerFigures {
+    const seen = this.seen
+    let bytesIn = seen.closedBytesIn
+    let bytesOut = seen.closedBytesOut
+    for (const c of this.conns) {
+      bytesIn += c.bytesIn()
+      bytesOut += c.bytesOut()
+    }
+    return {
+      openConnections: this.conns.size,
+      totalConnections: seen.total,
+      bytesIn,
+      bytesOut,
+      errors: this.errors(),
+      refused: seen.refused,
+      handshake: { count: seen.handshakeCount, totalMs: seen.handshakeTotalMs, maxMs: seen.handshakeMaxMs },
+    }
+  }
+
   /** True when `key` was not logged at warn within {@link WARN_EVERY_MS}; then it counts as logged now. */
   warnNow(key: string): boolean {
     const now = Date.now()
@@ -177,6 +197,8 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
   private readonly queues = new Map<string, Promise<unknown>>()
   /** Listeners unlistened whose open connections are still finishing. */
   private readonly draining = new Set<ListenerEntry<C>>()
+  /** The figures of the listeners unlistened and drained, summed: `unlistened()` keeps status totals from going backwards. */
+  private readonly gone: Required<ListenerFigures> = noFigures()
   /** After `endDrains()`: every unlisten, those not begun yet included, closes its connections at once. */
   private drainsEnded = false
   protected closed = false
@@ -264,53 +286,53 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
 
   unlisten({ address, port, drainMs: asked = 0 }: { address: string; port: number; drainMs?: number }): Promise<void> {
     const key = hostPort(address, port)
-    return this.serialize(key, async () => {
+    // only the close is serialized with the listens of this address:port: a listen after it waits for no drain
+    const closed = this.serialize(key, async () => {
       const drainMs = this.drainsEnded ? 0 : asked
       this.failed.delete(key)
       const entry = this.entries.get(key)
-      if (!entry) return
+      if (!entry) return undefined
       this.entries.delete(key)
       entry.server.close() // stops accepting at once; open connections are ours to drain
-      if (entry.conns.size > 0) {
-        let timer: NodeJS.Timeout | undefined
-        this.draining.add(entry)
-        await new Promise<void>((resolve) => {
-          entry.whenEmpty(resolve)
-          if (drainMs > 0) timer = setTimeout(() => cutAll(entry), drainMs)
-          else cutAll(entry)
-        })
-        clearTimeout(timer)
-        this.draining.delete(entry)
-      }
-      this.logger.debug({ listener: key, total: entry.seen.total }, `stopped listening on ${key}`)
+      return { drained: this.drain(entry, drainMs) }
     })
+    return closed.then((c) => c?.drained)
+  }
+
+  /**
+   * Lets the open connections of an unlistened listener finish (cut after `drainMs`), then keeps its figures in
+   * {@link gone}. Taken from `entries` and put in `draining` (or `gone`) in one step: counted once, never missed.
+   */
+  private async drain(entry: ListenerEntry<C>, drainMs: number): Promise<void> {
+    if (entry.conns.size > 0) {
+      let timer: NodeJS.Timeout | undefined
+      this.draining.add(entry)
+      await new Promise<void>((resolve) => {
+        entry.whenEmpty(resolve)
+        if (drainMs > 0) timer = setTimeout(() => cutAll(entry), drainMs)
+        else cutAll(entry)
+      })
+      clearTimeout(timer)
+      this.draining.delete(entry)
+    }
+    addFigures(this.gone, entry.figures())
+    this.logger.debug({ listener: entry.key, total: entry.seen.total }, `stopped listening on ${entry.key}`)
   }
 
   listeners(): ListenerStatus[] {
     const out: ListenerStatus[] = []
     for (const e of this.entries.values()) {
       if (!e.server.listening) continue
-      const seen = e.seen
-      let bytesIn = seen.closedBytesIn
-      let bytesOut = seen.closedBytesOut
-      for (const c of e.conns) {
-        bytesIn += c.bytesIn()
-        bytesOut += c.bytesOut()
-      }
-      out.push({
-        address: e.address,
-        port: e.port,
-        target: { ...e.target },
-        openConnections: e.conns.size,
-        totalConnections: seen.total,
-        bytesIn,
-        bytesOut,
-        errors: e.errors(),
-        refused: seen.refused,
-        handshake: { count: seen.handshakeCount, totalMs: seen.handshakeTotalMs, maxMs: seen.handshakeMaxMs },
-      })
+      out.push({ address: e.address, port: e.port, target: { ...e.target }, ...e.figures() })
     }
     return out
+  }
+
+  /** Listeners unlistened: the connections still draining and their counters, and the counters of those gone. */
+  unlistened(): ListenerFigures {
+    const sum = addFigures(noFigures(), this.gone)
+    for (const e of this.draining) addFigures(sum, e.figures())
+    return sum
   }
 
   endDrains(): void {
@@ -471,6 +493,29 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     })
     return next
   }
+}
+
+function noFigures(): Required<ListenerFigures> {
+  return { openConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, errors: {}, refused: 0, handshake: { count: 0, totalMs: 0, maxMs: 0 } }
+}
+
+/** Adds `f` into `sum` (returned); error keys past {@link MAX_ERROR_KEYS} count as {@link OTHER_ERRORS}, as one listener's do. */
+function addFigures(sum: Required<ListenerFigures>, f: ListenerFigures): Required<ListenerFigures> {
+  sum.openConnections += f.openConnections
+  sum.totalConnections += f.totalConnections
+  sum.bytesIn += f.bytesIn
+  sum.bytesOut += f.bytesOut
+  sum.refused += f.refused ?? 0
+  for (const [code, n] of Object.entries(f.errors)) {
+    const key = sum.errors[code] === undefined && Object.keys(sum.errors).length >= MAX_ERROR_KEYS ? OTHER_ERRORS : code
+    sum.errors[key] = (sum.errors[key] ?? 0) + n
+  }
+  if (f.handshake) {
+    sum.handshake.count += f.handshake.count
+    sum.handshake.totalMs += f.handshake.totalMs
+    if (f.handshake.maxMs > sum.handshake.maxMs) sum.handshake.maxMs = f.handshake.maxMs
+  }
+  return sum
 }
 
 /** Cuts every open connection: reset, since whatever was in flight is lost. */
