@@ -1,4 +1,5 @@
 import type net from 'node:net'
+import { getSystemErrorName } from 'node:util'
 import type { Logger } from '../contracts/logger.js'
 import { performance } from 'node:perf_hooks'
 import { resetSocket } from './connection-limits.js'
@@ -54,7 +55,8 @@ export interface CarryOutcome {
  *   side through TCP flow control) and half-close (one side's end ends the other side's write half; the
  *   other direction keeps flowing until it ends too).
  * - A failed dial and an ingress that breaks off mid-stream **reset** the client (RST, not FIN): it sees
- *   "connection reset" instead of an empty answer it could take for a complete one.
+ *   "connection reset" instead of an empty answer it could take for a complete one. That includes an ingress
+ *   reset that Node reports as a plain 'end' ({@link resetUnderEnd}), counted as `ECONNRESET` on the ingress side.
  * - `done` resolves exactly once, after both sockets have closed; it never rejects.
  *
  * ```ts
@@ -189,10 +191,17 @@ export class CarriedConnection {
       pump(client, t)
       pump(t, up)
     } else pump(client, up)
-    if (reads) pumpPlaintext(reads, up, client, t ? (chunk) => (begun?.(), t.observeResponse(chunk)) : () => begun?.())
+    // the ingress's end reaches the client as a FIN only when it was one: a reset told as an end resets it
+    const upEndedCleanly = (): boolean => {
+      const reset = resetUnderEnd(up)
+      if (reset === undefined) return true
+      this.fail(reset, 'ingress')
+      return false
+    }
+    if (reads) pumpPlaintext(reads, up, client, t ? (chunk) => (begun?.(), t.observeResponse(chunk)) : () => begun?.(), upEndedCleanly)
     else {
       if (t) up.on('data', (chunk: Buffer) => t.observeResponse(chunk))
-      pump(up, client)
+      pump(up, client, upEndedCleanly)
     }
   }
 
@@ -221,6 +230,27 @@ export class CarriedConnection {
       side: this.side,
     })
   }
+}
+
+/**
+ * The reset behind an 'end' of `s`, if it was one. libuv reports EOF on EPOLLHUP after a short read without
+ * reading the socket's error (uv__stream_io, src/unix/stream.c), and a TLSSocket passes that on as 'end': an
+ * RST from the ingress mid-stream comes as a clean end, and no ECONNRESET follows (no close_notify either,
+ * but Node does not say whether one came). The kernel still tells them apart: a FIN leaves the socket in
+ * CLOSE_WAIT, which has a peer; an RST leaves it in CLOSE, which has none (getpeername → ENOTCONN,
+ * inet_getname() in net/ipv4/af_inet.c). One syscall, once per connection. This holds while our own FIN is
+ * not out: once it is, the peer's FIN takes the socket through TIME_WAIT to CLOSE as well, and its end is
+ * taken as clean, as before. [ran] Linux.
+ */
+export function resetUnderEnd(s: net.Socket): Error | undefined {
+  if (s.writableFinished) return undefined
+  const handle = (s as unknown as { _handle?: { getpeername?: (out: object) => number } | null })._handle
+  const errno = handle?.getpeername?.({}) ?? 0
+  if (errno === 0) return undefined
+  return Object.assign(new Error(`the ingress reset the connection mid-stream (its end came without a peer: getpeername ${getSystemErrorName(errno)})`), {
+    code: 'ECONNRESET',
+    syscall: 'read',
+  })
 }
 
 /** Both halves shut down in order: nothing was cut off. */

@@ -6,6 +6,7 @@ import type { Forwarder, ForwardTarget } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { encodeConnResponse } from '../protocol/binding-frames.js'
+import { resetUnderEnd } from './carry-connection.js'
 import type { ConnectionLimitOptions } from './connection-limits.js'
 import type { IngressDialerOptions } from './ingress-dialer.js'
 import type { ListenerEntry, TrackedConnection } from './listening-forwarder.js'
@@ -282,6 +283,68 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       c.end('late data')
       assert.equal((await serverGot).toString(), 'late data')
       await closed(c)
+    })
+
+    /**
+     * What a client that keeps its side open saw of the connection's end: whether its read side ended cleanly (a
+     * FIN), the error, the bytes. Node itself reports most resets after a short read as 'end' (see
+     * `resetUnderEnd`, which this client asks about such an end as the forwarder does about the ingress's).
+     */
+    function endOf(port: number): Promise<{ ended: boolean; error?: NodeJS.ErrnoException; bytes: number }> {
+      return new Promise((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true })
+        let ended = false
+        let bytes = 0
+        let error: NodeJS.ErrnoException | undefined
+        s.on('data', (d: Buffer) => (bytes += d.length))
+        s.once('end', () => {
+          const reset = resetUnderEnd(s)
+          if (reset) error ??= reset
+          else ended = true
+          s.end() // as a downloader does: done, close
+        })
+        s.on('error', (e: NodeJS.ErrnoException) => (error ??= e))
+        s.once('close', () => resolve({ ended, error, bytes }))
+      })
+    }
+    // from 1 KB (one short read) to 2 MiB (many, backpressure on the way): Node saw a plain end on most of these
+    const cutAfter = [1_000, 64 * 1024, 1_000_000, 2 * MiB]
+
+    it('an ingress reset mid-stream resets the client (ECONNRESET), never a clean end, counted under errors', async () => {
+      let n = 0
+      const { forwarder, port } = await setup((conn) => {
+        conn.accept()
+        // RST on the TCP connection under the TLS once the bytes are out, as the simulator's "cut" fault does
+        const raw = (conn.socket as unknown as { _parent: net.Socket })._parent
+        conn.socket.write(Buffer.alloc(cutAfter[n++ % cutAfter.length]!, 7), () => raw.resetAndDestroy())
+      })
+      await forwarder.listen({ address: '127.0.0.1', port, target: { hostname: 'bulk.prod', port: 9000, proto: 'tcp' } })
+      const rounds = cutAfter.length * 3
+      for (let i = 0; i < rounds; i++) {
+        const { ended, error, bytes } = await endOf(port)
+        assert.equal(ended, false, `connection ${i} (cut after ${cutAfter[i % cutAfter.length]} bytes): a clean end after ${bytes} bytes`)
+        assert.equal(error?.code, 'ECONNRESET', `connection ${i}: ${error?.code}`)
+      }
+      await until(() => forwarder.listeners()[0]!.openConnections === 0)
+      assert.deepEqual(forwarder.listeners()[0]!.errors, { ECONNRESET: rounds })
+    })
+
+    it('an ingress that ends cleanly after a bulk answer ends the client cleanly, every byte there', async () => {
+      let n = 0
+      const { forwarder, port } = await setup((conn) => {
+        conn.accept()
+        conn.socket.end(Buffer.alloc(cutAfter[n++ % cutAfter.length]!, 7))
+        conn.socket.resume()
+      })
+      await forwarder.listen({ address: '127.0.0.1', port, target: { hostname: 'bulk.prod', port: 9000, proto: 'tcp' } })
+      for (let i = 0; i < cutAfter.length * 2; i++) {
+        const { ended, error, bytes } = await endOf(port)
+        assert.equal(error, undefined, `connection ${i}`)
+        assert.equal(ended, true)
+        assert.equal(bytes, cutAfter[i % cutAfter.length])
+      }
+      await until(() => forwarder.listeners()[0]!.openConnections === 0)
+      assert.deepEqual(forwarder.listeners()[0]!.errors, {})
     })
 
     it('backpressure: a client that does not read throttles the ingress; buffered bytes stay bounded', async () => {

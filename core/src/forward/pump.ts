@@ -27,8 +27,12 @@ export const PUMP_MAX_QUEUED_BYTES = 128 * 1024
  *   process owner asked for it.
  *
  * Errors and `close` are the caller's: it destroys both streams on either side's error.
+ *
+ * `endedCleanly`, when given, is asked once as `src` ends, before `dst` is ended: `false` leaves `dst` as it is
+ * (the caller resets it), for a source whose 'end' may stand for a reset (see `resetUnderEnd`). Per
+ * connection, never per chunk.
  */
-export function pump(src: Readable, dst: Writable): void {
+export function pump(src: Readable, dst: Writable, endedCleanly?: () => boolean): void {
   let corked = false
   const uncork = (): void => {
     corked = false
@@ -49,7 +53,7 @@ export function pump(src: Readable, dst: Writable): void {
     if (!src.destroyed) src.resume()
   })
   src.once('end', () => {
-    if (!dst.destroyed) dst.end()
+    if (!dst.destroyed && endedCleanly?.() !== false) dst.end()
   })
   src.resume()
 }
@@ -59,9 +63,9 @@ export function pump(src: Readable, dst: Writable): void {
  * of the event loop leave together at its end, backpressure at {@link PUMP_MAX_QUEUED_BYTES}, `src`'s end
  * ends `dst`), and chunks that lie next to each other in memory (a burst of records read into an arena)
  * are written as one: one Buffer and one write per burst instead of one per record.
- * `onChunk` is called with each chunk's length as it arrives (before it is written).
+ * `onChunk` is called with each chunk's length as it arrives (before it is written); `endedCleanly` as in {@link pump}.
  */
-export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writable, onChunk?: (chunk: Buffer) => void): void {
+export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writable, onChunk?: (chunk: Buffer) => void, endedCleanly?: () => boolean): void {
   let corked = false
   // the bytes held for the end of the turn: [start, end) of one ArrayBuffer
   let held: ArrayBufferLike | undefined
@@ -101,7 +105,7 @@ export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writabl
   })
   src.once('end', () => {
     writeHeld()
-    if (!dst.destroyed) dst.end()
+    if (!dst.destroyed && endedCleanly?.() !== false) dst.end()
   })
   // what the stream took in before (after the ConnResponse, while paused) goes first
   for (let chunk = src.read() as Buffer | null; chunk !== null; chunk = src.read() as Buffer | null) {
