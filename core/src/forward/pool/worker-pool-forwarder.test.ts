@@ -112,11 +112,51 @@ if (!skip) {
         await ingress.close()
       }
     })
+
+    it('a worker thread that exits before it carried a connection is replaced: a later connection is carried, close() settles', async () => {
+      const ingress = await startFakeIngress({ pki })
+      const logger = recordingLogger()
+      const forwarder = await WorkerPoolForwarder.create({ logger, workers: 1, dialer: { credentials: () => pki.clientA, endpoint: () => ingress.endpoint, ca: pki.ingressCaPem } })
+      let closing: Promise<void> | undefined
+      try {
+        const pool = (forwarder as unknown as { pool: { threads: Array<{ terminate(): Promise<number> }> } }).pool
+        assert.equal(pool.threads.length, 1)
+        const dead = pool.threads[0]!
+        await dead.terminate() // before any connection: no hand-off has looked at it yet
+        const port = await freePort()
+        await forwarder.listen({ address: '127.0.0.1', port, target: { hostname: 'api.prod', port: 80, proto: 'http' } })
+        const c = await connect(port)
+        c.on('error', () => {})
+        const reply = readAll(c)
+        c.end('after the exit')
+        assert.equal((await within(10_000, reply, 'the connection hangs'))?.toString(), 'after the exit')
+        await closed(c)
+        await until(() => forwarder.listeners()[0]!.openConnections === 0)
+        assert.ok(!pool.threads.includes(dead), 'the dead thread left the pool')
+        assert.ok(logger.at('error').some((r) => /worker thread exited unexpectedly/.test(r.msg)), 'the exit is said')
+        closing = forwarder.close()
+        await within(10_000, closing, 'close() does not settle')
+      } finally {
+        if (!closing) await within(10_000, forwarder.close(), 'close() does not settle').catch(() => {}) // the failure is the test's
+        await ingress.close()
+      }
+    })
   })
 } else {
   describe('WorkerPoolForwarder', () => {
     it('runs on this platform', { skip }, () => {})
   })
+}
+
+/** `p`, failing with `what` when it has not settled after `ms`. */
+async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} (${ms} ms)`)), ms)))
+  try {
+    return await Promise.race([p, late])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 function fdCount(): number {

@@ -191,6 +191,7 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
       this.workerFailures++
       this.logger.error({ err: err.message }, `worker pool: a worker thread failed: ${err.message}`)
     })
+    this.watchWorkers() // from their creation: a thread may exit before it is given a connection
   }
 
   /**
@@ -339,12 +340,21 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
    * tinypool fails the tasks of a worker that fails with an error, and replaces it; a worker thread that
    * exits without one (terminated, `process.exit()` in it) would leave its tasks pending and stay in the
    * pool. Such an exit is turned into that error here.
+   *
+   * Every thread is watched from its creation, before it can have exited ('exit' is not sent again to a
+   * listener added later): the pool's first threads in the constructor, and each replacement, which
+   * tinypool makes in its own 'error' listener of the thread it replaces, in the listener below (added
+   * after tinypool's, so it runs after it). Called at each hand-off too, should tinypool add a thread
+   * another way.
    */
   private watchWorkers(): void {
     for (const w of this.pool.threads) {
       if (this.watched.has(w)) continue
       this.watched.add(w)
-      w.once('error', () => this.errored.add(w))
+      w.once('error', () => {
+        this.errored.add(w)
+        this.watchWorkers()
+      })
       w.once('exit', (code: number) => {
         if (!this.closing && !this.errored.has(w)) w.emit('error', new Error(`worker thread exited unexpectedly (exit code ${code})`))
       })
