@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { basename, join } from 'node:path'
-import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
+import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, ConfigInvalidError, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type ControlApi, type TrafficTotals } from '../daemon/control-api.js'
 import { liveHolderFor } from '../daemon/instance-lock.js'
 import { instanceConfigPath } from '../config/instance.js'
@@ -498,7 +498,7 @@ const cleanupCommand = defineCommand({
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
-    const { config } = await configFor(values)
+    const config = await cleanupConfigFor(values)
     let report: CleanupReport
     try {
       const [{ cleanupLeftovers }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])
@@ -512,6 +512,25 @@ const cleanupCommand = defineCommand({
     return notRemoved(report)
   },
 })
+
+/** The keys that say what cleanup removes and where: a bad one of these stops it, any other bad key does not. */
+const CLEANUP_KEYS = /^(?:state_dir|instance|net|names|control|plugins|server)\b/ // server.*: the Go daemon's names (server.socket_path)
+
+/**
+ * cleanup's configuration: after a crash, a key mistyped in the file since the start (one cleanup does not use:
+ * `api.*`, `log.*`, an unknown key) must not leave the daemon's interface, addresses and hosts block behind, nor
+ * fail the service's ExecStopPost. Such keys are said and left at their defaults; a bad key of what cleanup removes,
+ * or a file that cannot be parsed, still stops it (it would clean up another configuration's).
+ */
+async function cleanupConfigFor(values: { config?: string; instance?: string }): Promise<DaemonConfig> {
+  let invalid: NgrokdError<'NGROKD_ERR_CONFIG_INVALID'> | undefined
+  const { config } = await configFor(values, true, (e) => (invalid = e))
+  if (!invalid) return config
+  const issues = invalid instanceof ConfigInvalidError ? invalid.issues : undefined
+  if (!issues || issues.some((i) => CLEANUP_KEYS.test(i.key))) throw invalid
+  console.error(`ngrokd cleanup: warning: ${invalid.message}\n(none of these says what to clean up: going on with their defaults)`)
+  return config
+}
 
 const uninstallCommand = defineCommand({
   name: 'uninstall',

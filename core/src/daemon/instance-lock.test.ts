@@ -93,6 +93,7 @@ test('two daemons with their own state dirs and interfaces may not write one hos
     const named = await daemon('work', { path: hostsFile, instance: 'work' })
     await assert.rejects(daemon('work2', { path: hostsFile, instance: 'work' }), (e: unknown) => {
       assert.match((e as { hint: string }).hint, /^stop it first \(`ngrokd status --instance work` shows it\)/, 'a named instance is not told to become one')
+      assert.match((e as Error).message, new RegExp(`the ngrokd instance work block of ${hostsFile}; `), 'the block named is the instance\'s')
       return true
     })
     await writeFile(hostsFile, '')

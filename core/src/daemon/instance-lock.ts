@@ -17,6 +17,8 @@ export interface LockHolder {
   startedAt: string
   /** The hosts file whose block it writes, when it writes one. */
   hostsFile?: string
+  /** The named instance whose block that is (none: the default daemon's). */
+  instance?: string
   /** The subnet it hands addresses out of, when it locked one. */
   subnet?: string
 }
@@ -89,7 +91,7 @@ export class InstanceLock {
       interface: options.interfaceName,
       stateDir: options.stateDir,
       startedAt: new Date().toISOString(),
-      ...(options.hostsBlock ? { hostsFile: resolve(options.hostsBlock.path) } : {}),
+      ...(options.hostsBlock ? { hostsFile: resolve(options.hostsBlock.path), ...(options.hostsBlock.instance ? { instance: options.hostsBlock.instance } : {}) } : {}),
       ...(options.subnet ? { subnet: options.subnet } : {}),
     }
     const runDir = options.runDir === undefined ? defaultRunDir() : options.runDir
@@ -330,7 +332,7 @@ const SUBNET_LOCK_PREFIX = 'subnet-'
 
 /** The refusal, naming the holder; `instance`: the refused one's, whose status command it names. */
 function alreadyRunning(holder: LockHolder, path: string, instance: string | undefined): NgrokdError {
-  const where = `state dir ${holder.stateDir} / interface ${holder.interface}${holder.hostsFile ? ` / the ngrokd block of ${holder.hostsFile}` : ''}${holder.subnet ? ` / subnet ${holder.subnet}` : ''}`
+  const where = `state dir ${holder.stateDir} / interface ${holder.interface}${holder.hostsFile ? ` / the ngrokd ${holder.instance ? `instance ${holder.instance} ` : ''}block of ${holder.hostsFile}` : ''}${holder.subnet ? ` / subnet ${holder.subnet}` : ''}`
   return new NgrokdError(
     'NGROKD_ERR_ALREADY_RUNNING',
     `another ngrokd (pid ${holder.pid}, started ${holder.startedAt}) already runs on ${where}; its control socket is ${holder.socket} (lock ${path})`,

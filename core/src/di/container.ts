@@ -90,7 +90,8 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
     const theInterface = iface
     const interfaceInfo = await driverCall(driverName, 'open()', () => theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) }))
     owned.push(['interface', (opts) => theInterface.close({ removeInterface: opts?.removeInterface ?? config.cleanup.removeInterfaceOnStop })])
-    for (const note of interfaceInfo.notes) logger.warn(`${driverName}: ${note}`)
+    // cleanup (adoptOnly) opens what it then removes: "adopted the link" is no news to it
+    for (const note of interfaceInfo.notes) logger[adoptOnly ? 'debug' : 'warn'](`${driverName}: ${note}`)
     madeInterface = !interfaceInfo.adopted && !interfaceInfo.absent
 
     const subnet = interfaceInfo.subnet ?? config.net.subnet

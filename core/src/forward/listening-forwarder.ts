@@ -265,7 +265,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
         server.close()
         const err = cause as NodeJS.ErrnoException
         const holder = err.code === 'EADDRINUSE' ? await findPortHolder(address, port).catch(() => undefined) : undefined
-        const error = listenError(this.forwarder, where, address, port, err, holder, remoteClients)
+        const error = listenError(where, address, port, err, holder, remoteClients)
         this.failed.set(key, error)
         throw error
       }
@@ -551,7 +551,7 @@ export function hostPort(address: string, port: number): string {
  * Why a listen failed; for EADDRINUSE it names who holds the port (`holder`, from /proc) and how to free it.
  * `network`: a listener of network mode (on `net.network.listen`, its port from `net.network.start_port`).
  */
-function listenError(id: string, where: string, address: string, port: number, err: NodeJS.ErrnoException, holder?: PortHolder, network = false): NgrokdError {
+function listenError(where: string, address: string, port: number, err: NodeJS.ErrnoException, holder?: PortHolder, network = false): NgrokdError {
   const code = err.code ?? 'UNKNOWN'
   if (code === 'EADDRINUSE') {
     const wildcard = holder !== undefined && !holder.listen.startsWith(`${address}:`) && !isWildcard(address)
@@ -564,7 +564,7 @@ function listenError(id: string, where: string, address: string, port: number, e
     const hint = wildcard
       ? `${who} already listens on every address, ${address} included: make it listen on 127.0.0.1 (or its own address) only, or stop it`
       : `${who} already listens on ${holder?.listen ?? where}: ${free}`
-    return new NgrokdError('NGROKD_ERR_LISTEN', `${id} forwarder: cannot listen on ${where}: EADDRINUSE: held by ${who}`, { cause: err, hint })
+    return new NgrokdError('NGROKD_ERR_LISTEN', `cannot listen on ${where}: EADDRINUSE: held by ${who}`, { cause: err, hint })
   }
   const hint =
     code === 'EACCES'
@@ -574,5 +574,5 @@ function listenError(id: string, where: string, address: string, port: number, e
             ? `${address} is not an address of this machine: set net.network.listen to one of its addresses (ip -4 addr lists them), or 0.0.0.0`
             : `${address} is not an address of this machine: the interface driver has to add it first (ngrokd doctor)`
           : undefined
-  return new NgrokdError('NGROKD_ERR_LISTEN', `${id} forwarder: cannot listen on ${where}: ${code}`, { cause: err, hint })
+  return new NgrokdError('NGROKD_ERR_LISTEN', `cannot listen on ${where}: ${code}`, { cause: err, hint })
 }

@@ -43,9 +43,21 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
     )
     assert.match(leftovers[0]!.hint!, /ngrokd cleanup/)
 
+    // a key of what cleanup removes, mistyped since the start, stops it: it would clean up another configuration's
+    const config = ctx.daemon.config as { net: Record<string, unknown> }
+    writeFileSync(ctx.daemon.configFile, JSON.stringify({ ...config, net: { ...config.net, interface_name: 'bad name!' } }))
+    const refused = await ngrokdCli(['cleanup', '--config', ctx.daemon.configFile])
+    assert.equal(refused.code, 1, refused.stdout + refused.stderr)
+    assert.match(refused.stderr, /net\.interface_name/)
+    assert.equal(linkExists(net.interfaceName!), true, 'nothing removed')
+    // any other bad key (log.level, an unknown one) is said, and cleanup goes on: the service's ExecStopPost after a crash
+    writeFileSync(ctx.daemon.configFile, JSON.stringify({ ...config, bogus: 1, log: { level: 'loud' } }))
     const r = await ngrokdCli(['cleanup', '--config', ctx.daemon.configFile])
+    writeFileSync(ctx.daemon.configFile, JSON.stringify(config))
     assert.equal(r.code, 0, r.stdout + r.stderr)
+    assert.match(r.stderr, /^ngrokd cleanup: warning: invalid configuration [^]*bogus: unknown key[^]*log\.level[^]*going on with their defaults/)
     assert.match(r.stdout, /^removed:/)
+    assert.doesNotMatch(r.stderr, /adopted/, 'the link it removes is not said to be adopted')
     assert.match(r.stdout, /stale lock .*ngrokd\.lock/)
     assert.match(r.stdout, new RegExp(`stale lock .*subnet-\\d+-${net.subnet.replace(/[./]/g, (c) => (c === '/' ? '_' : '\\.'))}\\.lock`), 'the subnet\'s lock too')
     assert.match(r.stdout, new RegExp(`control socket ${ctx.daemon.socketPath.replace(/[.]/g, '\\.')}`))
