@@ -50,7 +50,8 @@ async function onDaemonOf<T>(config: DaemonConfig, call: (socket: string) => Pro
   } catch (e) {
     const cause = (e as { cause?: NodeJS.ErrnoException }).cause?.code
     if (cause !== 'ENOENT' && cause !== 'ECONNREFUSED') throw e
-    const holder = (await liveHolderFor(config))?.holder
+    // the state dir's lock only (no run dir): a daemon on the same interface or hosts block is another config's
+    const holder = (await liveHolderFor(config, null))?.holder
     if (!holder?.socket || holder.socket === config.control.socket) throw e
     return call(holder.socket)
   }

@@ -15,6 +15,7 @@ import { checkStateDirTrust } from '../daemon/state-dir.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
 import { callDaemon } from '../daemon/control-api.js'
+import { INSTANCE_ENV } from '../config/instance.js'
 import { REGISTRATION_FILES } from '../registration/registration.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 
@@ -57,7 +58,7 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     const loaded = await loadConfig({ configPath, ...(instance ? { instance } : {}) })
     config = loaded.config
     source = loaded.source
-    apiKeyInFile = loaded.source !== undefined && loaded.apiKeyOrigin?.startsWith('api.key in ') === true
+    apiKeyInFile = loaded.source !== undefined && (await fileHoldsApiKey(configPath, instance))
     report({ id: 'config.load', status: 'ok', summary: `configuration from ${loaded.source ?? 'defaults and environment'}` })
     for (const notice of loaded.notices) report({ id: 'config.deprecated', status: 'warn', summary: notice })
   } catch (e) {
@@ -181,6 +182,13 @@ async function runningDespiteConfig(configPath: string | undefined, instance: st
   if (!answers) return []
   const checks = await daemonChecks(salvaged.config, sameDaemonFlags(salvaged.config.instance, salvaged.source)).catch(() => [])
   return checks.map((c) => (c.id === 'daemon.running' ? { ...c, summary: `${c.summary}; it runs on the configuration it read before the file went bad` } : c))
+}
+
+/** Whether the config file itself names `api.key` (the environment's key, which wins, aside): read again without it. */
+async function fileHoldsApiKey(configPath: string | undefined, instance: string | undefined): Promise<boolean> {
+  const env = process.env[INSTANCE_ENV] ? { [INSTANCE_ENV]: process.env[INSTANCE_ENV] } : {}
+  const fileOnly = await loadConfig({ configPath, ...(instance ? { instance } : {}), env, salvage: () => {} }).catch(() => undefined)
+  return fileOnly?.apiKeyOrigin?.startsWith('api.key in ') === true
 }
 
 /** A config file that holds `api.key` is a secret as the API key file is: readable by its owner only (POSIX modes). */

@@ -49,8 +49,11 @@ describe('updateHostsText', () => {
       assert.equal(updateHostsText(appended, []).text, `${original}${eol}192.168.1.5 nas.lan${eol}`)
       assert.equal(updateHostsText(rewritten, []).text, `${original}${eol}192.168.1.5 nas.lan${eol}`)
     }
-    // a hand-retyped suffix after a space is still the marker's
+    // a line appended with leading white space is the user's too; a remark in parentheses is still the marker's
+    const tabbed = `${updateHostsText('127.0.0.1 localhost', [API]).text}\t192.168.1.5 nas.lan\n`
+    assert.equal(updateHostsText(tabbed, []).text, '127.0.0.1 localhost\n\t192.168.1.5 nas.lan\n')
     assert.deepEqual(parseHostsBlock(`${B}\n10.107.0.2 api.prod\n${E} (edited)\n`).records, [API])
+    assert.equal(updateHostsText(`${B}\n10.107.0.2 api.prod\n${E} (edited)\n`, []).text, '')
   })
 
   it('handles an empty file', () => {

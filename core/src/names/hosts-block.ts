@@ -12,8 +12,8 @@
  *   UTF-8 survives unchanged. The block is ASCII and uses the file's line ending (that of its first
  *   line; LF for a file without one), so a CRLF file stays CRLF.
  * - A marker line is recognised by its prefix after trimming (`# BEGIN ngrokd managed block`,
- *   `# END ngrokd managed block`), so a hand-retyped suffix still matches; text glued to the END marker without a
- *   space is a line appended to a file the block ended ({@link splitGluedEnd}), kept as the user's.
+ *   `# END ngrokd managed block`), so a hand-retyped remark in parentheses still matches; any other text after the
+ *   END marker is a line appended to a file the block ended ({@link splitGluedEnd}), kept as the user's.
  * - A BEGIN pairs with the first END after it with no BEGIN in between. Unpaired markers are
  *   "stray": left in place as the user's lines (nothing is ever deleted on a guess) and reported
  *   by `parseHostsBlock` for `doctor`. When there are several complete blocks, the first is
@@ -124,8 +124,8 @@ function markerOf(line: string, markers: Markers): 'begin' | 'end' | undefined {
 
 /**
  * A block that ends the file ends without a newline; a program that then appends a line (`echo … >> /etc/hosts`) glues
- * it to the END marker: `# END ngrokd managed block192.168.1.5 nas.lan`. What follows the marker without a space is
- * that line, the user's: it is split off, and the marker then counts as ending with a newline (the one before the
+ * it to the END marker: `# END ngrokd managed block192.168.1.5 nas.lan`. What follows the marker, unless it is a remark
+ * in parentheses, is that line, the user's: it is split off, and the marker then counts as ending with a newline (the one before the
  * block now separates the user's lines, and stays when the block goes).
  */
 function splitGluedEnd(lines: Line[], markers: Markers): Line[] {
@@ -134,7 +134,8 @@ function splitGluedEnd(lines: Line[], markers: Markers): Line[] {
   for (const line of lines) {
     const at = line.text.indexOf(markers.endPrefix)
     const rest = at === -1 ? '' : line.text.slice(at + markers.endPrefix.length)
-    if (at === -1 || rest === '' || /^\s/.test(rest) || markerOf(line.text, markers) !== 'end') {
+    // a retyped marker may carry a remark after a space, `(…)` as BEGIN's does; anything else after it is a line of the user's
+    if (at === -1 || rest.trim() === '' || /^\s*\(/.test(rest) || markerOf(line.text, markers) !== 'end') {
       out.push(line)
       continue
     }

@@ -117,6 +117,8 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(readable?.status, 'warn', 'a key in a file others can read')
     assert.match(readable!.summary, /keyed\.json holds api\.key and is mode 644/)
     assert.match(readable!.hint ?? '', /chmod 600 .*keyed\.json/)
+    const withEnvKey = await run(process.execPath, [NGROKD_BIN, 'doctor', '--json', '--offline', '--config', keyed], { env: { ...E2eDaemon.childEnv(), NGROK_API_KEY: 'zzzzYYYY12345678' } }).then((r) => r.stdout, (e: { stdout: string }) => e.stdout)
+    assert.equal((JSON.parse(withEnvKey) as Report).checks.find((x) => x.id === 'config.secret-mode')?.status, 'warn', 'the file holds the key whichever key wins')
     chmodSync(keyed, 0o600)
     assert.equal((await doctor(keyed, '--offline')).report.checks.find((x) => x.id === 'config.secret-mode'), undefined)
 

@@ -76,13 +76,18 @@ describe('reload', { skip: netnsSkip }, () => {
       const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ id: string; status: string; summary: string }> }).checks
       assert.equal(checks.find((c) => c.id === 'config.load')?.status, 'fail')
       assert.match(checks.find((c) => c.id === 'daemon.running')?.summary ?? '', /is running .*it runs on the configuration it read before the file went bad/)
-      // a file that cannot be parsed names nothing: the defaults do, and this daemon holds the lock of the block of
-      // /etc/hosts they name (no daemon answers on their socket)
+      // a file that cannot be parsed names nothing: the defaults' socket and state dir have no daemon (this one's block of
+      // /etc/hosts is no reason to ask it: another config's daemon may hold that), and the file's error is said
       writeFileSync(ctx.daemon.configFile, '{ "log": ')
-      const unparsable = await ngrokdCli(['status', '--json', '--config', ctx.daemon.configFile])
-      assert.equal(unparsable.code, 0, unparsable.stderr)
-      assert.equal((JSON.parse(unparsable.stdout) as { pid: number }).pid, ctx.daemon.process.child.pid)
-      assert.match(unparsable.stderr, /cannot parse config file[^]*runs on the configuration it read before/)
+      const unparsable = await ngrokdCli(['status', '--config', ctx.daemon.configFile])
+      assert.equal(unparsable.code, 1, unparsable.stdout)
+      assert.match(unparsable.stderr, /cannot parse config file/)
+      // nor is a config that shares only that block with it (its own state dir, socket, interface)
+      const other = `${ctx.daemon.configFile}.other.json`
+      writeFileSync(other, JSON.stringify({ ...ctx.daemon.config, state_dir: `${ctx.daemon.stateDir}-other`, control: { socket: `${ctx.daemon.socketPath}.other` }, net: { ...ctx.daemon.config.net, interface_name: 'rlother0' } }))
+      const elsewhere = await ngrokdCli(['status', '--config', other])
+      assert.equal(elsewhere.code, 1, elsewhere.stdout)
+      assert.match(elsewhere.stderr, /ngrokd is not running/)
     } finally {
       writeFileSync(ctx.daemon.configFile, JSON.stringify(ctx.daemon.config))
     }
