@@ -124,6 +124,13 @@ describe('resolveConfig: invalid values', () => {
     assert.ok(!byKey.get('loglevel')!.includes('did you mean'))
   })
 
+  it('says an unknown key of a plugin entry and what else is wrong with the list', () => {
+    const { issues } = issuesOf({ plugins: [{ name: 'dns', x: 1 }, { options: {} }] })
+    assert.deepEqual(issues.map((i) => i.key), ['plugins[0].x', 'plugins'])
+    assert.match(issues[1]!.message, /is not valid; expected a list of plugin names/)
+    assert.deepEqual(issuesOf({ plugins: [{ name: 'dns', optoins: {} }] }).issues.map((i) => i.key), ['plugins[0].optoins'], 'nothing else wrong: said once')
+  })
+
   it('explains that dotted keys are not expanded', () => {
     const { issues } = issuesOf({ 'net.subnet': '10.1.0.0/16' })
     assert.match(issues[0]!.message, /dotted keys are not expanded: nest net → subnet/)

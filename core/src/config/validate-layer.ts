@@ -63,6 +63,15 @@ function unknownItemKeys(schema: SchemaNode, value: unknown): Array<{ index: num
   return value.flatMap((item, index) => (isPlainObject(item) ? Object.keys(item).filter((k) => !names.includes(k)).map((name) => ({ index, name, names })) : []))
 }
 
+function withoutKeys(item: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(item).filter(([k]) => !names.includes(k)))
+}
+
+/** `{ a: { b: value } }` for `['a', 'b']`: one key's value as a layer of its own. */
+function nestAt(segments: readonly string[], value: unknown): unknown {
+  return segments.reduceRight<unknown>((inner, s) => ({ [s]: inner }), value)
+}
+
 /**
  * Validates one layer (a file's content, or the environment's overrides, as nested snake_case objects)
  * against config.schema.json, then checks and converts each key by its kind. Collects every issue.
@@ -90,7 +99,8 @@ export function validateLayer(raw: unknown, options: LayerOptions): LayerResult 
   }
 
   if (!model.validate(raw)) {
-    for (const error of model.validate.errors as ErrorObject[]) {
+    // a copy: the check below of one list alone calls the validator again
+    for (const error of [...(model.validate.errors as ErrorObject[])]) {
       const segments = decodePointer(error.instancePath)
       if (error.keyword === 'additionalProperties' && model.sections.has(segments.join('.'))) {
         const name = String((error.params as { additionalProperty: string }).additionalProperty)
@@ -107,16 +117,20 @@ export function validateLayer(raw: unknown, options: LayerOptions): LayerResult 
         add(path || '(top level)', `${renderValue(value)} is not valid; expected a mapping with the keys ${model.sections.get(path)!.names.join(', ')}`)
       } else if (error.keyword === 'enum') {
         add(path, `${renderValue(value, key.schema)} is not one of ${key.schema.enum!.join(', ')}`)
-      } else if (unknownItemKeys(key.schema, value).length) {
-        for (const { index, name, names } of unknownItemKeys(key.schema, value)) {
+      } else {
+        const unknown = unknownItemKeys(key.schema, value)
+        for (const { index, name, names } of unknown) {
           const sibling = didYouMean(name, names)
           add(`${path}[${index}].${name}`, `unknown key; valid keys of an entry: ${names.join(', ')}${sibling ? ` (did you mean ${sibling}?)` : ''}`)
         }
-      } else {
-        // The kind's own check usually says more precisely what is wrong ("is shorter than 1s").
-        const checked = key.schema['x-ngrokd']?.kind ? normalizeValue(key.schema, value, options.baseDir) : undefined
-        const problem = checked && 'problem' in checked ? checked.problem : 'is not valid'
-        add(path, `${renderValue(value, key.schema)} ${problem}; expected ${expectedFor(key.schema)}`)
+        // anything else wrong with the list: checked again alone, without the unknown keys just said
+        const rest = unknown.length ? (value as unknown[]).map((item, i) => (unknown.some((u) => u.index === i) ? withoutKeys(item as Record<string, unknown>, unknown.filter((u) => u.index === i).map((u) => u.name)) : item)) : value
+        if (unknown.length === 0 || !model.validate(nestAt(segments.slice(0, depth), rest))) {
+          // The kind's own check usually says more precisely what is wrong ("is shorter than 1s").
+          const checked = key.schema['x-ngrokd']?.kind ? normalizeValue(key.schema, value, options.baseDir) : undefined
+          const problem = checked && 'problem' in checked ? checked.problem : 'is not valid'
+          add(path, `${renderValue(value, key.schema)} ${problem}; expected ${expectedFor(key.schema)}`)
+        }
       }
     }
   }
