@@ -268,9 +268,10 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
 }
 
 /**
- * The daemon that still runs on what `config` names, by the locks it holds (its state dir's, its interface's, its hosts
- * block's), and which of them: for commands and doctor, where no daemon answers on `config`'s socket (it was
- * started with another one, or another config names the same things).
+ * The daemon that still runs on what `config` names, by the locks it holds (its state dir's, and with `runDir` its
+ * interface's and its hosts block's), and which of them, where no daemon answers on `config`'s socket. Commands
+ * follow only the state dir's (`runDir` null): a daemon on the same interface or hosts block is another config's.
+ * Doctor reads all three: what such a daemon made is not left over.
  */
 export async function liveHolderFor(config: LockedConfig, runDir: string | null = defaultRunDir()): Promise<{ holder: LockHolder; holds: string } | undefined> {
   const paths = await lockPaths({ stateDir: config.stateDir, interfaceName: config.net.interfaceName, hostsBlock: { path: config.names.hostsFile, ...(config.instance ? { instance: config.instance } : {}) } }, runDir)

@@ -123,10 +123,10 @@ function markerOf(line: string, markers: Markers): 'begin' | 'end' | undefined {
 }
 
 /**
- * A block that ends the file ends without a newline; a program that then appends a line (`echo … >> /etc/hosts`) glues
- * it to the END marker: `# END ngrokd managed block192.168.1.5 nas.lan`. What follows the marker, unless it is a remark
- * in parentheses, is that line, the user's: it is split off, and the marker then counts as ending with a newline (the one before the
- * block now separates the user's lines, and stays when the block goes).
+ * A block that ends the file ends without a newline; a program that then appends a line (`echo … >> /etc/hosts`)
+ * glues it to the END marker: `# END ngrokd managed block192.168.1.5 nas.lan`. What follows the marker, unless it
+ * is a remark in parentheses, is that line, the user's: it is split off, and the marker then counts as ending with
+ * a newline (the one before the block now separates the user's lines, and stays when the block goes).
  */
 function splitGluedEnd(lines: Line[], markers: Markers): Line[] {
   const eol = lines.find((l) => l.eol !== '')?.eol || '\n'
