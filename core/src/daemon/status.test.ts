@@ -32,21 +32,32 @@ test('trafficTotals adds every listener up: bytes, connections, refusals, errors
   assert.equal(trafficTotals([]).meanHandshakeMs, undefined, 'no handshake yet: no mean')
 })
 
-test('describeStatus reports what each stage gave it, and says loudly when ingress verification is off', () => {
-  const sources: StatusSources = {
+/** A running daemon's status sources with two serving services on `listeners`, `over` on top. */
+function sourcesWith(over: Partial<StatusSources>): StatusSources {
+  return {
     phase: 'running',
+    startedAt: Date.now(),
+    insecureSkipVerify: false,
+    apiKey: { source: 'none' },
+    names: { state: 'ok' },
+    plugins: [],
+    pollIntervalMs: 10_000,
+    polls: { ok: 1, failed: 0 },
+    services: { total: 2, serving: 2, error: 0 },
+    listeners,
+    ...over,
+  }
+}
+
+test('describeStatus reports what each stage gave it, and says loudly when ingress verification is off', () => {
+  const sources = sourcesWith({
     startedAt: Date.now() - 61_000,
     operatorId: 'k8sop_1',
     ingress: { endpoint: 'ingress.example:443', source: 'api' },
-    insecureSkipVerify: false,
     apiKey: { source: 'environment variable NGROK_API_KEY', lastError: { at: '2026-12-04T05:00:00.000Z', message: 'HTTP 503' } },
-    names: { state: 'ok' },
-    plugins: [],
     pollIntervalMs: 30_000,
     polls: { ok: 3, failed: 1 },
-    services: { total: 2, serving: 2, error: 0 },
-    listeners,
-  }
+  })
   const status = describeStatus(sources)
   assert.equal(status.phase, 'running')
   assert.equal(status.pid, process.pid)
@@ -67,19 +78,9 @@ test('describeStatus reports what each stage gave it, and says loudly when ingre
 })
 
 test("describeStatus counts the forwarder's unlistened listeners: connections still draining are open, and a removed endpoint's traffic stays in the totals", () => {
-  const sources: StatusSources = {
-    phase: 'running',
-    startedAt: Date.now(),
-    insecureSkipVerify: false,
-    apiKey: { source: 'none' },
-    names: { state: 'ok' },
-    plugins: [],
-    pollIntervalMs: 10_000,
-    polls: { ok: 1, failed: 0 },
-    services: { total: 2, serving: 2, error: 0 },
-    listeners,
+  const sources = sourcesWith({
     unlistened: { openConnections: 1, totalConnections: 7, bytesIn: 50_000_000, bytesOut: 20, errors: { ERR_NGROK_3200: 1 }, refused: 0, handshake: { count: 5, totalMs: 50, maxMs: 30 } },
-  }
+  })
   const status = describeStatus(sources)
   assert.equal(status.openConnections, 4)
   assert.deepEqual(status.traffic, { connections: 22, refused: 3, bytesIn: 50_000_150, bytesOut: 1520, errors: { ERR_NGROK_3200: 4, NGROKD_ERR_INGRESS_TIMEOUT: 1 }, meanHandshakeMs: 10 })
