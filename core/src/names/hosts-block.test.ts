@@ -56,6 +56,14 @@ describe('updateHostsText', () => {
     assert.equal(updateHostsText(`${B}\n10.107.0.2 api.prod\n${E} (edited)\n`, []).text, '')
   })
 
+  it('numbers the lines doctor names as the file does, after a glued line is split off', () => {
+    // line 3 holds the END marker and the glued line; the stray END is line 4, the bad line inside the second block 6
+    const text = `${B}\n10.107.0.2 api.prod\n${E}192.168.1.5 nas.lan\n${E}\n${B}\nnot a record\n${E}\n`
+    const info = parseHostsBlock(text)
+    assert.deepEqual(info.strayMarkers, [4])
+    assert.deepEqual(info.invalidLines, [6])
+  })
+
   it('handles an empty file', () => {
     const text = roundTrip('')
     assert.equal(text, `${B}\n10.107.0.2\tapi.prod\n10.107.0.3\tdb.prod\n${E}\n`)

@@ -86,6 +86,8 @@ export interface HostsBlockInfo {
 interface Line {
   text: string
   eol: '' | '\n' | '\r\n'
+  /** Split off the END marker's line by {@link splitGluedEnd}: in the file it is part of the line before. */
+  glued?: true
 }
 
 interface Parsed {
@@ -139,7 +141,7 @@ function splitGluedEnd(lines: Line[], markers: Markers): Line[] {
       out.push(line)
       continue
     }
-    out.push({ text: line.text.slice(0, at + markers.endPrefix.length), eol }, { text: rest, eol: line.eol })
+    out.push({ text: line.text.slice(0, at + markers.endPrefix.length), eol }, { text: rest, eol: line.eol, glued: true })
   }
   return out
 }
@@ -183,6 +185,9 @@ function insideBlock(blocks: Parsed['blocks']): (i: number) => boolean {
 /** Reads the block(s) of a hosts file (its bytes, or text) and what `doctor` needs to judge them. */
 export function parseHostsBlock(content: string | Uint8Array, options: HostsBlockOptions = {}): HostsBlockInfo {
   const { lines, blocks, strays } = parse(typeof content === 'string' ? content : latin1(content), markersOf(options))
+  // 1-based line numbers in the file: a glued line split off the END marker is on the marker's line
+  const lineNumber: number[] = []
+  lines.forEach((line, i) => lineNumber.push(i === 0 ? 1 : lineNumber[i - 1]! + (line.glued ? 0 : 1)))
   const records: NameRecord[] = []
   const invalidLines: number[] = []
   const userHostnames = new Set<string>()
@@ -190,12 +195,12 @@ export function parseHostsBlock(content: string | Uint8Array, options: HostsBloc
     for (let i = b.begin + 1; i < b.end; i++) {
       const f = fieldsOf(lines[i]!.text)
       if (!f) {
-        if (lines[i]!.text.trim() !== '') invalidLines.push(i + 1)
+        if (lines[i]!.text.trim() !== '') invalidLines.push(lineNumber[i]!)
         continue
       }
       const [address, ...names] = f
       if (!isIpv4(address!) || names.some((n) => validateHostname(n) !== undefined)) {
-        invalidLines.push(i + 1)
+        invalidLines.push(lineNumber[i]!)
         continue
       }
       for (const hostname of names) records.push({ hostname, address: address! })
@@ -206,7 +211,7 @@ export function parseHostsBlock(content: string | Uint8Array, options: HostsBloc
     if (inBlock(i)) return
     for (const n of fieldsOf(line.text)?.slice(1) ?? []) userHostnames.add(n.toLowerCase())
   })
-  return { records, blocks: blocks.length, strayMarkers: strays.map((i) => i + 1), invalidLines, userHostnames }
+  return { records, blocks: blocks.length, strayMarkers: strays.map((i) => lineNumber[i]!), invalidLines, userHostnames }
 }
 
 /** Validated, de-duplicated and sorted by hostname; throws on anything unsafe to write. */
