@@ -18,6 +18,24 @@ function recordingLogger(): Logger & { lines: Array<[string, string]> } {
   return logger
 }
 
+/**
+ * An IPv4 packet as the kernel hands it to the utun: a TCP SYN from `src`:50000 to `dst`:443, with
+ * `extra` bytes of TCP options/payload after the 20-byte TCP header. Checksums stay 0: the fake
+ * checks none, and the packet only has to come back as it went.
+ */
+function tcpSyn({ src, dst, extra = 0 }: { src: string; dst: string; extra?: number }): Buffer {
+  const ip = Buffer.from('45000000' + '1c464000' + '40060000', 'hex') // version 4, IHL 5; DF; TTL 64, TCP
+  const length = 20 + 20 + extra
+  ip.writeUInt16BE(length, 2)
+  const address = (a: string) => Buffer.from(a.split('.').map(Number))
+  const tcp = Buffer.from('c35001bb' + '00000001' + '00000000' + '5002ffff' + '00000000', 'hex') // ports, seq, ack, offset 5 + SYN, window
+  return Buffer.concat([ip, address(src), address(dst), tcp, Buffer.alloc(extra, 0xab)])
+}
+
+/** The datagram a utun control socket carries: AF_INET (2, <sys/socket.h>) in network byte order, then the packet. */
+const AF_INET_HEADER = '00000002'
+const AF_INET6_HEADER = '0000001e' // AF_INET6 is 30 on macOS
+
 /** Turns of the event loop, for the readability watch to fire; bounded, no timers. */
 async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
@@ -176,7 +194,7 @@ describe('darwin-utun packet drain', () => {
     await turns(20)
     assert.equal(reads().length, 151, 'no read while nothing arrives')
     assert.equal(kernel.starvedWatches, 0)
-    assert.deepEqual(logger.lines.filter(([level]) => level === 'warn').map(([, m]) => m), [`darwin-utun: a packet was routed into ${name} and dropped (nothing should be: check the routes to net.subnet)`])
+    assert.deepEqual(logger.lines.filter(([level]) => level === 'warn').map(([, m]) => m), [`darwin-utun: a packet was routed into ${name} and dropped (not to an address of the utun: only packets to its own addresses are written back; check the routes to net.subnet)`])
     kernel.routeInto(name, packet)
     for (let i = 0; i < 100 && iface.stats!.packetsDropped < 151; i++) await turns(1)
     assert.equal(iface.stats!.packetsDropped, 151)
@@ -195,10 +213,146 @@ describe('darwin-utun packet drain', () => {
     for (let i = 0; i < 100 && reads === 0; i++) await turns(1)
     await turns(20)
     assert.equal(reads, 1)
-    assert.deepEqual(iface.stats, { packetsDropped: 0, readErrors: 1 })
+    assert.deepEqual(iface.stats, { packetsReflected: 0, packetsDropped: 0, writeErrors: 0, readErrors: 1 })
     assert.ok(logger.lines.some(([level, m]) => level === 'error' && m === `darwin-utun: reading ${name} failed: EBADF (9); no longer draining it`))
     assert.equal(kernel.activeWatches, 0)
     await iface.close()
+  })
+
+  /** An open driver on a fake kernel, holding 10.107.0.2 and 10.107.0.3, and a wait for the drain to have handled `n` packets. */
+  async function reflecting(options: { mtu?: number } = {}) {
+    const kernel = new FakeUtunKernel()
+    const logger = recordingLogger()
+    const iface = new DarwinUtunInterface({ syscalls: kernel, logger, ...options })
+    const { name } = await iface.open({ name: 'ngrokd0', subnet: '10.107.0.0/16' })
+    await iface.applyAddresses({ add: ['10.107.0.2', '10.107.0.3'], remove: [] })
+    const handled = () => iface.stats!.packetsReflected + iface.stats!.packetsDropped + iface.stats!.writeErrors
+    const settle = async (n: number) => {
+      for (let i = 0; i < 100 && handled() < n; i++) await turns(1)
+      assert.equal(handled(), n)
+    }
+    const writes = () => kernel.calls.filter((c) => c.call === 'write')
+    return { kernel, logger, iface, name, fd: kernel.socketOf(name)!, settle, writes }
+  }
+
+  it('writes a packet to one of the utun\'s own addresses back into it, byte for byte', async () => {
+    const { kernel, logger, iface, name, fd, settle, writes } = await reflecting()
+    const syn = tcpSyn({ src: '10.107.0.3', dst: '10.107.0.2' })
+    kernel.routeInto(name, syn)
+    await settle(1)
+    assert.deepEqual(writes(), [{ call: 'write', fd, hex: AF_INET_HEADER + syn.toString('hex'), result: 44 }])
+    assert.deepEqual(kernel.input, [{ name, datagram: Buffer.from(AF_INET_HEADER + syn.toString('hex'), 'hex') }], 'input on the utun, where ip_input delivers it locally')
+    assert.deepEqual(iface.stats, { packetsReflected: 1, packetsDropped: 0, writeErrors: 0, readErrors: 0 })
+    // the reply, from the listener's address to the client's, comes back the same way
+    kernel.routeInto(name, tcpSyn({ src: '10.107.0.2', dst: '10.107.0.3' }))
+    await settle(2)
+    assert.equal(iface.stats!.packetsReflected, 2)
+    const said = logger.lines.filter(([, m]) => /writes those packets back/.test(m))
+    assert.deepEqual(said, [['info', `darwin-utun: the kernel routes local connections to ${name}'s addresses into it: ngrokd writes those packets back (one hop through ngrokd per packet; net.driver: loopback-alias avoids it)`]], 'said once')
+    const packets = (await iface.diagnose()).find((c) => c.id === 'darwin-utun.packets')
+    assert.deepEqual(packets, { id: 'darwin-utun.packets', status: 'ok', summary: `${name}: 2 packets to its own addresses written back, 0 dropped, 0 write errors: the kernel routes local connections to its addresses into it, and each packet takes a hop through ngrokd` })
+    await iface.close()
+    assert.equal(kernel.activeWatches, 0)
+  })
+
+  it('drops a packet to an address the utun does not hold, and one to an address removed from it', async () => {
+    const { kernel, iface, name, settle, writes } = await reflecting()
+    kernel.routeInto(name, tcpSyn({ src: '10.107.0.3', dst: '10.107.0.9' }))
+    kernel.routeInto(name, tcpSyn({ src: '10.107.0.3', dst: '192.168.64.2' })) // en0's: local, but not the utun's
+    await settle(2)
+    await iface.removeAddress({ address: '10.107.0.2' })
+    kernel.routeInto(name, tcpSyn({ src: '10.107.0.3', dst: '10.107.0.2' }))
+    await settle(3)
+    kernel.addAddress(name, '10.107.0.9', { mask: '255.255.255.255', dst: '10.107.0.9' }) // by hand: learned at the next change
+    await iface.addAddress({ address: '10.107.0.4' })
+    kernel.routeInto(name, tcpSyn({ src: '10.107.0.3', dst: '10.107.0.9' }))
+    await settle(4)
+    assert.deepEqual(iface.stats, { packetsReflected: 1, packetsDropped: 3, writeErrors: 0, readErrors: 0 })
+    assert.equal(writes().length, 1)
+    await iface.close()
+  })
+
+  it('writes back packets to the addresses asked for when the kernel\'s list cannot be read after a change', async () => {
+    const { kernel, logger, iface, name, settle } = await reflecting()
+    const realGetifaddrs = kernel.getifaddrs.bind(kernel)
+    kernel.getifaddrs = () => {
+      throw new Error('getifaddrs failed: ENOMEM (12)')
+    }
+    await iface.applyAddresses({ add: ['10.107.0.4'], remove: ['10.107.0.3'] })
+    kernel.getifaddrs = realGetifaddrs
+    kernel.routeInto(name, tcpSyn({ src: '10.107.0.2', dst: '10.107.0.4' }))
+    kernel.routeInto(name, tcpSyn({ src: '10.107.0.2', dst: '10.107.0.3' }))
+    await settle(2)
+    assert.deepEqual(iface.stats, { packetsReflected: 1, packetsDropped: 1, writeErrors: 0, readErrors: 0 })
+    assert.ok(logger.lines.some(([level, m]) => level === 'warn' && m === `darwin-utun: cannot read ${name}'s addresses back (getifaddrs failed: ENOMEM (12)); writing back packets to the ones asked for`))
+    await iface.close()
+  })
+
+  it('reads a whole packet of the utun\'s MTU (the buffer is MTU + 4 bytes) and never writes back a cut one', async () => {
+    const big = await reflecting()
+    const jumbo = tcpSyn({ src: '10.107.0.3', dst: '10.107.0.2', extra: 16384 - 40 }) // the default MTU, 16384
+    big.kernel.routeInto(big.name, jumbo)
+    await big.settle(1)
+    assert.deepEqual(big.kernel.calls.filter((c) => c.call === 'read').map((c) => c.args), [[16388], [16388]], 'one packet, then EAGAIN')
+    assert.deepEqual(big.writes().map((c) => [c.hex, c.result]), [[AF_INET_HEADER + jumbo.toString('hex'), 16388]])
+    assert.equal(big.iface.stats!.packetsReflected, 1)
+    await big.iface.close()
+
+    const small = await reflecting({ mtu: 1500 })
+    const full = tcpSyn({ src: '10.107.0.3', dst: '10.107.0.2', extra: 1500 - 40 })
+    small.kernel.routeInto(small.name, full)
+    small.kernel.routeInto(small.name, tcpSyn({ src: '10.107.0.3', dst: '10.107.0.2', extra: 2000 })) // the MTU raised behind ngrokd's back: read(2) cuts it
+    await small.settle(2)
+    assert.deepEqual(small.writes().map((c) => c.hex), [AF_INET_HEADER + full.toString('hex')])
+    assert.deepEqual(small.iface.stats, { packetsReflected: 1, packetsDropped: 1, writeErrors: 0, readErrors: 0 })
+    assert.ok(small.logger.lines.some(([level, m]) => level === 'warn' && m.startsWith(`darwin-utun: a packet was routed into ${small.name} and dropped (cut:`)))
+    await small.iface.close()
+  })
+
+  it('drops IPv6 (AF_INET6, 30 on macOS) and anything shorter than an IPv4 header', async () => {
+    const { kernel, logger, iface, name, fd, settle, writes } = await reflecting()
+    // an IPv6 packet whose last bytes even look like an IPv4 destination of the utun
+    const ipv6 = Buffer.from('6000000000083a40' + 'fe80' + zeros(14) + 'fe80' + zeros(10) + '0a6b0002' + '8500000000000000', 'hex')
+    kernel.deliver(fd, Buffer.from(AF_INET6_HEADER + ipv6.toString('hex'), 'hex'))
+    kernel.deliver(fd, Buffer.from(AF_INET_HEADER + '4500001c', 'hex')) // 4 bytes of a header
+    kernel.deliver(fd, Buffer.from(AF_INET_HEADER + tcpSyn({ src: '10.107.0.3', dst: '10.107.0.2' }).toString('hex').replace(/^45/, '65'), 'hex')) // AF_INET, version 6
+    await settle(3)
+    assert.deepEqual(writes(), [])
+    assert.deepEqual(iface.stats, { packetsReflected: 0, packetsDropped: 3, writeErrors: 0, readErrors: 0 })
+    assert.ok(logger.lines.some(([level, m]) => level === 'warn' && m.startsWith(`darwin-utun: a packet was routed into ${name} and dropped (not IPv4:`)))
+    await iface.close()
+  })
+
+  it('counts write errors without stopping, spinning or throwing: EAGAIN and ENOBUFS silently, another error once', async () => {
+    const { kernel, logger, iface, name, settle, writes } = await reflecting()
+    const syn = tcpSyn({ src: '10.107.0.3', dst: '10.107.0.2' })
+    kernel.writeErrors.push(35, 55, 22, 22) // EAGAIN, ENOBUFS, EINVAL twice
+    for (let i = 0; i < 5; i++) kernel.routeInto(name, syn)
+    await settle(5)
+    assert.deepEqual(writes().map((c) => c.result), [-35, -55, -22, -22, 44])
+    assert.deepEqual(iface.stats, { packetsReflected: 1, packetsDropped: 0, writeErrors: 4, readErrors: 0 })
+    const errors = () => logger.lines.filter(([level]) => level === 'error').map(([, m]) => m)
+    assert.deepEqual(errors(), [`darwin-utun: writing a packet back into ${name} failed: EINVAL (22); such packets are lost (counted in writeErrors, not logged again)`])
+    // a write that throws (a broken binding) is counted too, and never leaves the watch
+    const realWrite = kernel.write.bind(kernel)
+    kernel.write = () => {
+      throw new Error('write is not a function')
+    }
+    kernel.routeInto(name, syn)
+    await settle(6)
+    assert.equal(iface.stats!.writeErrors, 5)
+    assert.equal(errors().length, 1, 'reported once')
+    kernel.write = realWrite
+    kernel.routeInto(name, syn)
+    await settle(7)
+    assert.equal(iface.stats!.packetsReflected, 2, 'still reflecting')
+    await turns(20)
+    assert.equal(kernel.starvedWatches, 0)
+    assert.equal(kernel.calls.filter((c) => c.call === 'read' && c.result === -35).length, 3, 'one EAGAIN per wake-up: no spin')
+    const packets = (await iface.diagnose()).find((c) => c.id === 'darwin-utun.packets')!
+    assert.deepEqual([packets.status, packets.summary], ['warn', `${name}: 2 packets to its own addresses written back, 0 dropped, 5 write errors; each write error lost a packet`])
+    await iface.close()
+    assert.equal(kernel.activeWatches, 0)
   })
 })
 
@@ -243,6 +397,7 @@ describe('darwin-utun driver module and doctor', () => {
     assert.equal(byId['darwin-utun.interface-name']!.summary, 'net.interface_name ngrokd0 is utun2 (macOS names utun interfaces itself)')
     assert.equal(byId['darwin-utun.subnet']!.status, 'ok')
     assert.match(byId['darwin-utun.subnet']!.summary, /utun2 holds 1 addresses/)
+    assert.deepEqual(byId['darwin-utun.packets'], { id: 'darwin-utun.packets', status: 'ok', summary: 'utun2: 0 packets to its own addresses written back, 0 dropped, 0 write errors' })
     await iface.close()
   })
 })

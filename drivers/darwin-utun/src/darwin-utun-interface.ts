@@ -1,4 +1,5 @@
 import {
+  formatError,
   InterfaceBase,
   isIpv4,
   isNgrokdError,
@@ -42,8 +43,9 @@ export interface DarwinUtunOptions {
   /** Open even when the subnet overlaps an address or route on another interface. Default false. */
   force?: boolean
   /**
-   * MTU of the utun. Default 16384, lo0's: nothing is sent through the utun (connections to its
-   * addresses stay on the machine), so it need not be an Internet-sized 1500.
+   * MTU of the utun. Default 16384, lo0's: only local connections to the utun's own addresses use
+   * it (a packet the kernel routes into the utun is written back by ngrokd), so it need not be an
+   * Internet-sized 1500, and larger packets mean fewer hops through ngrokd.
    */
   mtu?: number
   /** `cleanup.remove_interface_on_stop`. No effect on macOS: a utun cannot outlive its control socket. */
@@ -73,7 +75,9 @@ interface OpenState {
  * socket and configured with SIOCAIFADDR/SIOCDIFADDR/SIOCSIFMTU, all through libSystem.
  *
  * - `open()` refuses a subnet that overlaps an address or route on another interface (unless
- *   `force`), makes the utun, sets its MTU and starts dropping whatever the kernel routes into it.
+ *   `force`), makes the utun, sets its MTU and starts the packet drain: a packet the kernel routes
+ *   into the utun is written back into it when it is addressed to one of the utun's own addresses
+ *   (input on the utun: delivered locally), dropped otherwise (see UtunPacketDrain for why).
  * - The utun lives exactly as long as ngrokd's control socket: `close()` — or ngrokd's exit, even a
  *   crash — makes it vanish with its addresses. So there is never anything to adopt: after a
  *   restart `open()` makes a new utun and the daemon re-adds the addresses.
@@ -107,7 +111,7 @@ export class DarwinUtunInterface extends InterfaceBase {
     return { loopbackOnly: false, ipv6: false, requiresPrivileges: 'root', batching: false }
   }
 
-  /** What the packet drain saw since `open()`; undefined when not open. */
+  /** What the packet drain did since `open()` (reflected, dropped, errors); undefined when not open. */
   get stats(): DrainStats | undefined {
     return this.#state?.drain.stats
   }
@@ -149,7 +153,7 @@ export class DarwinUtunInterface extends InterfaceBase {
       let drain: UtunPacketDrain
       try {
         setInterfaceMtu(sys, { ...CALLER, ifname: control.name, mtu })
-        drain = this.#startDrain(sys, control)
+        drain = this.#startDrain(sys, control, mtu)
       } catch (e) {
         sys.close(control.fd) // the utun goes with it
         throw e
@@ -177,8 +181,14 @@ export class DarwinUtunInterface extends InterfaceBase {
     throwIfAborted(signal, 'applyAddresses')
     await this.#serial(async () => {
       throwIfAborted(signal, 'applyAddresses')
-      const { control } = this.#requireOpen('applyAddresses')
-      changeInterfaceAddresses(await this.#sys(), { ...CALLER, ifname: control.name, add, remove, pointToPoint: true })
+      const state = this.#requireOpen('applyAddresses')
+      const sys = await this.#sys()
+      try {
+        changeInterfaceAddresses(sys, { ...CALLER, ifname: state.control.name, add, remove, pointToPoint: true })
+      } finally {
+        // after a failure too: the change stops at the first address the kernel refuses
+        this.#learnOwnAddresses(sys, state, { add, remove })
+      }
     })
   }
 
@@ -200,7 +210,7 @@ export class DarwinUtunInterface extends InterfaceBase {
       this.#state = undefined
       state.drain.stop()
       ;(await this.#sys()).close(state.control.fd)
-      this.#logger.info({ name: state.control.name, packetsDropped: state.drain.stats.packetsDropped }, `darwin-utun: closed ${state.control.name}`)
+      this.#logger.info({ name: state.control.name, ...state.drain.stats }, `darwin-utun: closed ${state.control.name}`)
     })
   }
 
@@ -209,18 +219,46 @@ export class DarwinUtunInterface extends InterfaceBase {
       syscalls: () => this.#sys(),
       ...(this.#options.name === undefined ? {} : { name: this.#options.name }),
       ...(this.#options.subnet === undefined ? {} : { subnet: this.#options.subnet }),
-      ...(this.#state ? { open: { name: this.#state.control.name, requested: this.#state.requested } } : {}),
+      ...(this.#state ? { open: { name: this.#state.control.name, requested: this.#state.requested, drain: { ...this.#state.drain.stats } } } : {}),
     })
   }
 
-  #startDrain(sys: DarwinSyscalls, control: UtunControl): UtunPacketDrain {
+  #startDrain(sys: DarwinSyscalls, control: UtunControl, mtu: number): UtunPacketDrain {
+    const name = control.name
     return new UtunPacketDrain(sys, control.fd, {
-      onDrop: (stats, length) => {
-        if (stats.packetsDropped === 1) this.#logger.warn({ name: control.name, length }, `darwin-utun: a packet was routed into ${control.name} and dropped (nothing should be: check the routes to net.subnet)`)
-        else this.#logger.debug({ name: control.name, length, packetsDropped: stats.packetsDropped }, 'darwin-utun: dropped a packet')
+      mtu,
+      onReflect: (stats) => {
+        if (stats.packetsReflected === 1) {
+          this.#logger.info({ name }, `darwin-utun: the kernel routes local connections to ${name}'s addresses into it: ngrokd writes those packets back (one hop through ngrokd per packet; net.driver: loopback-alias avoids it)`)
+        }
       },
-      onError: (errno) => this.#logger.error({ name: control.name, errno }, `darwin-utun: reading ${control.name} failed: ${errnoName(errno)} (${errno}); no longer draining it`),
+      onDrop: (stats, length, reason) => {
+        if (stats.packetsDropped === 1) this.#logger.warn({ name, length, reason }, `darwin-utun: a packet was routed into ${name} and dropped (${reason}: only packets to its own addresses are written back; check the routes to net.subnet)`)
+        else this.#logger.debug({ name, length, reason, packetsDropped: stats.packetsDropped }, 'darwin-utun: dropped a packet')
+      },
+      onWriteError: (error) => {
+        const what = typeof error === 'number' ? `${errnoName(error)} (${error})` : error.message
+        this.#logger.error({ name, error: what }, `darwin-utun: writing a packet back into ${name} failed: ${what}; such packets are lost (counted in writeErrors, not logged again)`)
+      },
+      onReadError: (errno) => this.#logger.error({ name, errno }, `darwin-utun: reading ${name} failed: ${errnoName(errno)} (${errno}); no longer draining it`),
     })
+  }
+
+  /**
+   * Tells the drain which addresses are the utun's: what the kernel holds after a change. If
+   * getifaddrs fails, what was asked for (an address that failed to be added is harmless there:
+   * ip_input would not deliver its packets locally).
+   */
+  #learnOwnAddresses(sys: DarwinSyscalls, { control, drain }: OpenState, { add, remove }: { add: readonly string[]; remove: readonly string[] }): void {
+    try {
+      drain.ownAddresses = interfaceAddresses(sys, control.name)
+    } catch (e) {
+      const asked = new Set(drain.ownAddresses)
+      for (const address of remove) asked.delete(address)
+      for (const address of add) asked.add(address)
+      drain.ownAddresses = [...asked]
+      this.#logger.warn({ name: control.name, err: e }, `darwin-utun: cannot read ${control.name}'s addresses back (${formatError(e).split('\n')[0]}); writing back packets to the ones asked for`)
+    }
   }
 
   async #sys(): Promise<DarwinSyscalls> {

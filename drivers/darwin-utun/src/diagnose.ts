@@ -1,5 +1,6 @@
 import { formatError, isNgrokdError, parseSubnet, type Check } from '@ngrokd/core/driver'
 import { interfaceAddresses, PF_SYSTEM, SOCK_DGRAM, type DarwinSyscalls } from '@ngrokd/driver-loopback-alias/darwin'
+import type { DrainStats } from './utun-control.js'
 import { CTLIOCGINFO, decodeCtlId, encodeCtlInfo, SYSPROTO_CONTROL, unitForName, UTUN_CONTROL_NAME } from './kern-control.js'
 import { readRoutes } from './route/route-dump.js'
 import { conflictError, findSubnetConflicts } from './route/subnet-conflicts.js'
@@ -10,8 +11,8 @@ export interface DiagnoseDarwinUtunInput {
   name?: string
   /** `net.subnet`: checked for overlaps when given. */
   subnet?: string
-  /** The utun, when the driver is open: its own addresses and routes are not conflicts. */
-  open?: { name: string; requested: string }
+  /** The utun, when the driver is open: its own addresses and routes are not conflicts; what its packet drain did. */
+  open?: { name: string; requested: string; drain?: DrainStats }
   /** Default: the process's effective uid. */
   uid?: number
 }
@@ -38,6 +39,7 @@ export async function diagnoseDarwinUtun({ syscalls, name, subnet, open, uid = p
   )
   checks.push(nameCheck(sys, name, open))
   if (subnet !== undefined) checks.push(subnetCheck(sys, subnet, open?.name))
+  if (open?.drain) checks.push(drainCheck(open.name, open.drain))
   return checks
 }
 
@@ -70,6 +72,17 @@ function nameCheck(sys: DarwinSyscalls, name: string | undefined, open: Diagnose
   return taken
     ? { id, status: 'warn', summary: `${name} exists already (another program made it): ngrokd will get the next free utunN`, hint: 'set net.interface_name to a free utunN, or to any other name to take the first free one' }
     : { id, status: 'ok', summary: `${name} is free: ngrokd will ask for it` }
+}
+
+/** What the packet drain of the open utun did: whether the kernel routes local connections into it. */
+function drainCheck(name: string, { packetsReflected, packetsDropped, writeErrors, readErrors }: DrainStats): Check {
+  const id = 'darwin-utun.packets'
+  const counts = `${packetsReflected} packets to its own addresses written back, ${packetsDropped} dropped, ${writeErrors} write errors`
+  const alternative = 'net.driver: loopback-alias (lo0 aliases) needs no packet drain'
+  if (readErrors > 0) return { id, status: 'fail', summary: `reading ${name} failed: its packets are no longer drained nor written back (${counts})`, hint: `see the daemon's log; restart ngrokd, or use ${alternative}` }
+  if (writeErrors > 0) return { id, status: 'warn', summary: `${name}: ${counts}; each write error lost a packet`, hint: `see the daemon's log for the first error; ${alternative}` }
+  const note = packetsReflected > 0 ? ': the kernel routes local connections to its addresses into it, and each packet takes a hop through ngrokd' : ''
+  return { id, status: 'ok', summary: `${name}: ${counts}${note}` }
 }
 
 function subnetCheck(sys: DarwinSyscalls, subnetText: string, ownInterface: string | undefined): Check {

@@ -17,8 +17,9 @@ const CTL_MAXUNIT = 256 // far below XNU's limit; enough to test running out
  * as XNU's kern_control.c and if_utun.c behave: CTLIOCGINFO finds a control by name (EINVAL for an
  * empty or unterminated name, ENOENT for an unknown one); connect(2) needs sc_len 32 (EINVAL), a
  * known id (ENOENT), root (EPERM) and a free unit (EBUSY), with unit 0 meaning the lowest free
- * one, and makes `utun<unit - 1>`; getsockopt(UTUN_OPT_IFNAME) answers its name; closing the
- * socket removes the interface with its addresses and routes. utun0 and utun1 belong to other
+ * one, and makes `utun<unit - 1>`; getsockopt(UTUN_OPT_IFNAME) answers its name; a write is a
+ * packet input on the utun (`input`); closing the socket removes the interface with its addresses
+ * and routes. utun0 and utun1 belong to other
  * programs from the start, so ngrokd's first utun is utun2.
  */
 export class FakeUtunKernel extends FakeDarwinKernel {
@@ -32,6 +33,11 @@ export class FakeUtunKernel extends FakeDarwinKernel {
     [1, -1],
     [2, -1],
   ])
+  /**
+   * What was written to the utun control sockets, in order: packets handed to the utun's input (if_utun.c:
+   * utun_ctl_send → utun_pkt_input → ifnet_input), where ip_input delivers those to a local address.
+   */
+  readonly input: Array<{ name: string; datagram: Buffer }> = []
   readonly #unitOf = new Map<number, number>()
 
   constructor(options: FakeDarwinKernelOptions = {}) {
@@ -111,6 +117,14 @@ export class FakeUtunKernel extends FakeDarwinKernel {
     value.fill(0)
     value.write(ifname, 0, 'latin1')
     return { errno: 0, length: ifname.length + 1 }
+  }
+
+  protected override handleWrite(d: FakeDescriptor, fd: number, data: Buffer): number {
+    if (d.kind !== 'kctl') return super.handleWrite(d, fd, data)
+    const name = this.utunOf(fd)
+    if (name === undefined) return -E.ENOTCONN
+    this.input.push({ name, datagram: data })
+    return data.length
   }
 
   protected override onClose(fd: number, d: FakeDescriptor): void {

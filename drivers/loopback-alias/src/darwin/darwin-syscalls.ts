@@ -47,6 +47,8 @@ export interface DarwinSyscalls {
   fcntl(fd: number, cmd: number, arg: number): number
   /** read(2) into `into`: bytes read, or the negated errno (-EAGAIN when nothing waits on a non-blocking descriptor). */
   read(fd: number, into: Buffer): number
+  /** write(2) of all of `from`: bytes written, or the negated errno (a datagram is written whole or not at all). */
+  write(fd: number, from: Buffer): number
   /** Calls `onReadable` from the event loop whenever `fd` is readable, without a thread or a busy loop. */
   watchReadable(fd: number, onReadable: () => void): ReadableWatch
 }

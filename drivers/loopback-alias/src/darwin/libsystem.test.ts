@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs'
 import { createSocket } from 'node:dgram'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,7 +17,7 @@ import { AF_INET, SOCK_DGRAM } from './constants.js'
 import { SIOCAIFADDR } from './structs.js'
 
 const skip = requires.all(requires.linux(), process.arch === 'x64' || process.arch === 'arm64' ? false : 'needs a 64-bit Linux')
-const LINUX = { SOL_SOCKET: 1, SO_TYPE: 3, F_GETFL: 3, O_NONBLOCK: 0o4000, EAGAIN: 11, EINVAL: 22 }
+const LINUX = { SOL_SOCKET: 1, SO_TYPE: 3, F_GETFL: 3, O_NONBLOCK: 0o4000, EBADF: 9, EAGAIN: 11, EINVAL: 22 }
 
 describe('libsystem.ts declarations (against Linux libc)', { skip }, () => {
   const load = async () => (await import('./libsystem.js')).bindLibSystem('libc.so.6', { without: ['sysctl'] })
@@ -78,7 +78,7 @@ describe('libsystem.ts declarations (against Linux libc)', { skip }, () => {
     }
   })
 
-  it('reads a non-blocking descriptor, and wakes up from the event loop when it becomes readable', async () => {
+  it('reads a non-blocking descriptor, wakes up from the event loop when it becomes readable, and writes', async () => {
     const sys = await load()
     const dir = mkdtempSync(join(tmpdir(), 'ngrokd-libsystem-'))
     const fifo = join(dir, 'fifo')
@@ -95,10 +95,11 @@ describe('libsystem.ts declarations (against Linux libc)', { skip }, () => {
           resolve()
         })
       })
-      writeSync(writeEnd, 'hello')
+      assert.equal(sys.write(writeEnd, Buffer.from('hello')), 5, 'write(2): the bytes written')
       await readable
       assert.equal(sys.read(readEnd, buf), 5)
       assert.equal(buf.toString('latin1', 0, 5), 'hello')
+      assert.equal(sys.write(readEnd, Buffer.from('x')), -LINUX.EBADF, 'a failed write: the negated errno')
     } finally {
       closeSync(writeEnd)
       closeSync(readEnd)

@@ -31,6 +31,7 @@ export const PROTOTYPES = {
   sysctl: 'int sysctl(const int *name, uint32_t namelen, _Out_ void *oldp, _Inout_ size_t *oldlenp, const void *newp, size_t newlen)',
   fcntl: 'int fcntl(int fd, int cmd, ...)',
   read: 'intptr_t read(int fd, _Out_ void *buf, size_t nbyte)',
+  write: 'intptr_t write(int fd, const void *buf, size_t nbyte)',
 } as const
 
 export interface LoadLibSystemOptions {
@@ -64,6 +65,7 @@ export function bindLibSystem(path = LIBSYSTEM, { without = [] }: LoadLibSystemO
     sysctl: bind('sysctl'),
     fcntl: bind('fcntl'),
     read: bind('read'),
+    write: bind('write'),
   }
 
   /** Copies `length` bytes at a native address into a Buffer. */
@@ -136,6 +138,10 @@ export function bindLibSystem(path = LIBSYSTEM, { without = [] }: LoadLibSystemO
     },
     read(fd, into) {
       const n = Number(c.read(fd, into, into.length))
+      return n < 0 ? -koffi.errno() : n
+    },
+    write(fd, from) {
+      const n = Number(c.write(fd, from, from.length))
       return n < 0 ? -koffi.errno() : n
     },
     watchReadable(fd, onReadable) {

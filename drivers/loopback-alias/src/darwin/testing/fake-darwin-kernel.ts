@@ -59,14 +59,16 @@ export const FAKE_ERRNO = {
   EPROTONOSUPPORT: 43,
   EAFNOSUPPORT: 47,
   EADDRNOTAVAIL: 49,
+  ENOBUFS: 55,
   EISCONN: 56,
+  ENOTCONN: 57,
   EOPNOTSUPP: 102,
 } as const
 const E = FAKE_ERRNO
 
 /** One system call as the fake saw it; `hex` holds the bytes of a buffer argument as passed. */
 export interface FakeCall {
-  call: 'socket' | 'close' | 'ioctl' | 'getifaddrs' | 'connect' | 'getsockopt' | 'sysctl' | 'fcntl' | 'read' | 'watchReadable'
+  call: 'socket' | 'close' | 'ioctl' | 'getifaddrs' | 'connect' | 'getsockopt' | 'sysctl' | 'fcntl' | 'read' | 'write' | 'watchReadable'
   fd?: number
   request?: number
   hex?: string
@@ -121,8 +123,8 @@ export interface FakeDarwinKernelOptions {
  * A strict stand-in for the part of the macOS kernel ngrokd talks to, for tests on any OS:
  * interfaces with their IPv4 addresses (SIOCAIFADDR/SIOCDIFADDR/SIOCSIFMTU, with XNU's answers:
  * ENXIO, EPERM, EDESTADDRREQ, EADDRNOTAVAIL), getifaddrs, the routing table and its sysctl dump
- * (addresses add host routes as XNU's in_ifinit does), fcntl, non-blocking reads and readability.
- * Every call is recorded with the exact bytes passed (`calls`).
+ * (addresses add host routes as XNU's in_ifinit does), fcntl, non-blocking reads, writes and
+ * readability. Every call is recorded with the exact bytes passed (`calls`).
  *
  * It starts as a Mac does: lo0 (127.0.0.1/8), en0 (192.168.64.2/24, default route via
  * 192.168.64.1) and two utun interfaces other software made (utun0, utun1: IPv6 only).
@@ -139,6 +141,8 @@ export class FakeDarwinKernel implements DarwinSyscalls {
   starvedWatches = 0
   /** Routes to add right after the next size query of a route dump: the table grew in between. */
   growRoutesAfterSizeQuery: FakeRoute[] = []
+  /** Errnos the next writes answer, one each, before the descriptor sees them (e.g. EAGAIN, ENOBUFS: a full queue). */
+  readonly writeErrors: number[] = []
   protected readonly descriptors = new Map<number, FakeDescriptor>()
   readonly #systemAddresses = new Set<string>()
   #nextFd = 3
@@ -339,6 +343,16 @@ export class FakeDarwinKernel implements DarwinSyscalls {
     return this.record(call, datagram.copy(into, 0, 0, Math.min(datagram.length, into.length))) // the rest of a datagram is discarded
   }
 
+  /** write(2): recorded byte for byte (`hex`); what the descriptor does with it is its kind's (handleWrite). */
+  write(fd: number, from: Buffer): number {
+    const call: FakeCall = { call: 'write', fd, hex: from.toString('hex'), result: 0 }
+    const d = this.descriptors.get(fd)
+    if (!d) return this.record(call, -E.EBADF)
+    const errno = this.writeErrors.shift()
+    if (errno !== undefined) return this.record(call, -errno)
+    return this.record(call, this.handleWrite(d, fd, Buffer.from(from)))
+  }
+
   /** Level-triggered, like a poll(2) handle: fires (from the event loop) while datagrams wait. */
   watchReadable(fd: number, onReadable: () => void): ReadableWatch {
     const d = this.descriptors.get(fd)
@@ -398,6 +412,11 @@ export class FakeDarwinKernel implements DarwinSyscalls {
 
   protected handleConnect(_d: FakeDescriptor, _fd: number, _address: Buffer): number {
     return E.EOPNOTSUPP
+  }
+
+  /** Bytes written, or the negated errno. An AF_INET datagram socket is never connected here: EDESTADDRREQ, as XNU answers. */
+  protected handleWrite(_d: FakeDescriptor, _fd: number, _data: Buffer): number {
+    return -E.EDESTADDRREQ
   }
 
   protected handleGetsockopt(_d: FakeDescriptor, _fd: number, _level: number, _name: number, _value: Buffer): LengthResult {
