@@ -9,12 +9,17 @@ export interface AbiFixture {
   wine: { version: string; runtime: Record<string, string | number>; rows: string[] } | null
 }
 
-/** probe/windows-abi.json, found from the package root (wherever the compiled test runs from). */
-export function readAbiFixture(): AbiFixture {
+/** The package's folder (the one holding package.json), wherever the compiled test runs from. */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   while (!existsSync(join(dir, 'package.json'))) {
     if (dirname(dir) === dir) throw new Error('package.json not found above the test')
     dir = dirname(dir)
   }
-  return JSON.parse(readFileSync(join(dir, 'probe', 'windows-abi.json'), 'utf8')) as AbiFixture
+  return dir
+}
+
+/** probe/windows-abi.json. */
+export function readAbiFixture(): AbiFixture {
+  return JSON.parse(readFileSync(join(packageRoot(), 'probe', 'windows-abi.json'), 'utf8')) as AbiFixture
 }
