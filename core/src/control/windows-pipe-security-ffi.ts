@@ -1,6 +1,6 @@
 // Thin koffi file: applies a control pipe's DACL after listen() and resolves control.group to a SID. Windows only.
 import { koffi } from '../util/koffi.js'
-import { declareSecurityTypes, type Prototype } from '../util/win32-koffi.js'
+import { declareSecurityTypes, parseKoffiPrototypes, type Prototype } from '../util/win32-koffi.js'
 import { NgrokdError, PermissionError, SyscallError } from '../errors/ngrokd-error.js'
 import type { PipeOwner } from './windows-pipe-security.js'
 
@@ -80,8 +80,7 @@ function declareTypes(): void {
 
 export function parsePipeSecurityPrototypes(): number {
   declareTypes()
-  for (const p of PIPE_SECURITY_PROTOTYPES) koffi.proto(p.prototype)
-  return PIPE_SECURITY_PROTOTYPES.length
+  return parseKoffiPrototypes(koffi, PIPE_SECURITY_PROTOTYPES)
 }
 
 export interface PipeSecurity {

@@ -14,3 +14,4 @@ export {
 export { parseSubnet, subnetContains, subnetsOverlap, ipv4ToInt, intToIpv4, isIpv4, type Ipv4Subnet } from '../util/ipv4.js'
 export { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js'
 export { Lifecycle, requireOpen } from '../util/lifecycle.js'
+export { parseKoffiPrototypes } from '../util/win32-koffi.js'

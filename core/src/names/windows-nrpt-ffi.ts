@@ -1,5 +1,6 @@
 // Thin koffi file: the advapi32 registry calls behind NrptRegistry (windows-nrpt.ts). Loaded with import() on Windows.
 import { koffi } from '../util/koffi.js'
+import { parseKoffiPrototypes } from '../util/win32-koffi.js'
 import type { Prototype } from './windows-dns-flush.js'
 import { DNSAPI_PROTOTYPES } from './windows-dns-flush.js'
 import type { NrptRegistry } from './windows-nrpt.js'
@@ -55,8 +56,7 @@ function declareTypes(): void {
 /** Parses the prototypes (koffi.proto) on any OS: a typo fails in the smoke test. */
 export function parseRegistryPrototypes(): number {
   declareTypes()
-  for (const p of [...ADVAPI32_REGISTRY_PROTOTYPES, ...DNSAPI_PROTOTYPES]) koffi.proto(p.prototype)
-  return ADVAPI32_REGISTRY_PROTOTYPES.length + DNSAPI_PROTOTYPES.length
+  return parseKoffiPrototypes(koffi, [...ADVAPI32_REGISTRY_PROTOTYPES, ...DNSAPI_PROTOTYPES])
 }
 
 export function loadNrptRegistry(systemRoot: string): NrptRegistry {

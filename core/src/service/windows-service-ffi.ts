@@ -1,5 +1,6 @@
 // Thin koffi file: the Service Control Manager calls behind ScmApi (windows-service.ts). Loaded with import() on Windows.
 import { koffi } from '../util/koffi.js'
+import { parseKoffiPrototypes } from '../util/win32-koffi.js'
 import {
   encodeDependencies,
   scActionType,
@@ -88,8 +89,7 @@ function declareTypes(): void {
 
 export function parseScmPrototypes(): number {
   declareTypes()
-  for (const p of [...SCM_PROTOTYPES, ...SERVICE_DISPATCH_PROTOTYPES]) koffi.proto(p.prototype)
-  return SCM_PROTOTYPES.length + SERVICE_DISPATCH_PROTOTYPES.length
+  return parseKoffiPrototypes(koffi, [...SCM_PROTOTYPES, ...SERVICE_DISPATCH_PROTOTYPES])
 }
 
 /** The koffi layouts, for the smoke test to compare with the mingw-w64 numbers. */

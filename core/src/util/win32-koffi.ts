@@ -1,5 +1,6 @@
-// What ngrokd's Windows koffi files share: how a prototype is listed for the mingw-w64 probe, and the types of the
-// security calls (windows-pipe-security-ffi.ts, windows-security-ffi.ts). koffi is handed in, not imported: a module
+// What ngrokd's Windows koffi files share: how a prototype is listed for the mingw-w64 probe and parsed by the smoke
+// tests (also for drivers, through @ngrokd/core/driver), and the types of the security calls
+// (windows-pipe-security-ffi.ts, windows-security-ffi.ts). koffi is handed in, not imported: a module
 // that imports this one on every OS must not load it.
 type Koffi = typeof import('koffi')
 
@@ -17,6 +18,21 @@ export function tryDeclare(fn: () => unknown): void {
   } catch {
     // declared by another ngrokd module with the same meaning
   }
+}
+
+/**
+ * Parses each C prototype with koffi (a typo or an unknown type throws), as the declaration smoke tests do on any
+ * OS, and returns how many. Each is parsed without its function name: koffi.proto() registers a named prototype as
+ * a global type, so a second module declaring the same function (every Windows file declares GetLastError), or the
+ * same parse run twice, would throw `Duplicate type name`.
+ */
+export function parseKoffiPrototypes(koffi: Koffi, prototypes: ReadonlyArray<{ prototype: string }>): number {
+  for (const { prototype } of prototypes) {
+    const anonymous = prototype.replace(/\b[A-Za-z_]\w*(?=\s*\()/, '')
+    if (anonymous === prototype) throw new TypeError(`not a C prototype (no function name before its arguments): ${JSON.stringify(prototype)}`)
+    koffi.proto(anonymous)
+  }
+  return prototypes.length
 }
 
 let declared = false

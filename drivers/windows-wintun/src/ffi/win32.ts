@@ -5,7 +5,7 @@
 // against mingw-w64's headers (and wintun.h) and fail on any mismatch. koffi only adds `_Out_`.
 import { createRequire } from 'node:module'
 import type { LibraryHandle } from 'koffi'
-import { NgrokdError } from '@ngrokd/core/driver'
+import { NgrokdError, parseKoffiPrototypes } from '@ngrokd/core/driver'
 import type { WindowsNetApi, WintunApi } from '../windows-net-api.js'
 import { MIB_UNICASTIPADDRESS_ROW_SIZE, MIB_UNICASTIPADDRESS_TABLE_ROWS_OFFSET, NET_LUID_SIZE } from '../abi/structs.js'
 import { INFINITE, WAIT_OBJECT_0, ERROR_SUCCESS } from '../abi/constants.js'
@@ -114,11 +114,10 @@ function once(declare: () => unknown): void {
   }
 }
 
-/** Parses every prototype (koffi.proto): a typo or an unknown type fails here, on any OS. */
+/** Parses every prototype (koffi.proto, without the names: safe beside core's declarations and when run again): a typo or an unknown type fails here, on any OS. */
 export function parseWin32Prototypes(prototypes: readonly Prototype[] = ALL_PROTOTYPES): number {
   declareWin32Types()
-  for (const p of prototypes) koffi.proto(p.prototype)
-  return prototypes.length
+  return parseKoffiPrototypes(koffi, prototypes)
 }
 
 type Fn = ReturnType<LibraryHandle['func']>
