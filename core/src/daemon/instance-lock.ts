@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
-import { readFileSync, readlinkSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { link, mkdir, readFile, realpath, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { stateDirError } from './state-dir.js'
-import { runsAsRoot } from '../util/trusted-path.js'
 import { tempPathFor } from '../util/atomic-file.js'
+import { defaultRunDir, namespaceId } from '../util/run-dir.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
 export interface LockHolder {
@@ -350,20 +350,4 @@ function alreadyRunning(holder: LockHolder, path: string, instance: string | und
 /** The lock of `subnet` in this network namespace. */
 function subnetLockPath(runDir: string, subnet: string): string {
   return join(runDir, `${SUBNET_LOCK_PREFIX}${namespaceId('net')}-${subnet.replace('/', '_')}.lock`)
-}
-
-function defaultRunDir(): string | null {
-  return process.platform === 'linux' && runsAsRoot() ? '/run/ngrokd' : null
-}
-
-/**
- * A namespace's inode (`net:[4026531840]` → `4026531840`): interface names are per network
- * namespace, what a path names is per mount namespace.
- */
-function namespaceId(kind: 'net' | 'mnt'): string {
-  try {
-    return readlinkSync(`/proc/self/ns/${kind}`).replace(/\D/g, '')
-  } catch {
-    return 'host'
-  }
 }

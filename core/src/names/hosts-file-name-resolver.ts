@@ -78,7 +78,8 @@ const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).d
  * Nothing outside the block is lost, whatever happens:
  * - The file is handled as bytes: what is not UTF-8 and CRLF line ends stay byte for byte.
  * - ngrokd processes sharing the file (named instances, each with its own block) take turns: each rewrite
- *   holds a lock on it (flock, Linux; see `leases.ts`), so neither writes back a copy without the other's block.
+ *   holds a lock (flock, Linux; as root on a file of ngrokd's in /run/ngrokd that no other user can open, see
+ *   `leases.ts`), so neither writes back a copy without the other's block.
  * - A plain file is replaced atomically (temp file, fsync, rename, directory fsync), keeping its
  *   mode and owner. Right before the rename the file must still be what was read (else read again
  *   and redo); lines another program appends to the replaced copy afterwards are carried over
@@ -380,10 +381,10 @@ export class HostsFileNameResolver implements NameResolver {
   private async replaceByRename(target: string, current: Current, next: Buffer): Promise<Buffer | undefined> {
     const replaced: FileHandle | undefined = current.stats ? await open(target, 'r') : undefined
     let tracked = false
-    let locked = false
+    let unlock: (() => void) | undefined
     try {
       // another ngrokd process (a named instance) that renames first leaves this one a replaced inode: read again
-      if (replaced) locked = await waitForWritersLock(replaced.fd, this.leases, target)
+      if (replaced) unlock = await waitForWritersLock(replaced.fd, this.leases, target)
       const owner = current.stats && process.getuid?.() === 0 ? { uid: current.stats.uid, gid: current.stats.gid } : undefined
       const staged = await stageFile(target, next, { mode: current.stats ? current.stats.mode & 0o7777 : 0o644, owner })
       let seen = current.data
@@ -420,7 +421,7 @@ export class HostsFileNameResolver implements NameResolver {
       }
       return placed
     } finally {
-      if (locked) this.leases!.unlockWriters(replaced!.fd)
+      unlock?.()
       if (!tracked) await replaced?.close()
     }
   }

@@ -1,11 +1,11 @@
 import { describe, it, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { appendFileSync } from 'node:fs'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InPlaceWriteFailure, rewriteInPlace } from './in-place-rewrite.js'
-import { loadLeases, type Leases } from './leases.js'
+import { loadLeases, waitForWritersLock, type Leases } from './leases.js'
 
 const leases = await loadLeases()
 
@@ -123,20 +123,44 @@ describe('Linux file leases (ffi/lease.ts)', { skip: leases ? false : 'no file l
   it('holds a rewrite while another ngrokd process rewrites the file, so that neither loses the other\'s lines', async () => {
     const { openSync, closeSync } = await import('node:fs')
     const file = join(dir, 'hosts')
+    const lockDir = join(dir, 'run')
     await writeFile(file, '127.0.0.1 localhost\n')
-    // the other daemon: another open file description, which flock sees as another holder
-    const other = openSync(file, 'r+')
-    assert.equal(l.lockWriters(other), true)
+    // the other daemon: it holds the writers' lock (another open file description, which flock sees as another holder)
+    await rewriteInPlace(file, { desired: (b) => b, prepare: () => {}, leases: l, lockDir })
+    assert.deepEqual(await readdir(lockDir), [], 'a rewrite removes its lock file when it is done')
+    const otherFd = openSync(file, 'r')
+    const held = await waitForWritersLock(otherFd, l, file, lockDir)
+    assert.ok(held)
+    const [lockFile] = await readdir(lockDir)
+    assert.match(lockFile!, /^hosts-writers-\d+-[0-9a-f]{16}\.lock$/)
+    assert.equal((await stat(join(lockDir, lockFile!))).mode & 0o777, 0o600, 'only its owner may open the lock file')
     let leaseAttempts = 0
     const counted: Leases = { ...l, takeWriteLease: (fd) => (leaseAttempts++, l.takeWriteLease(fd)) }
-    const rewrite = rewriteInPlace(file, { desired: (b) => Buffer.concat([b, Buffer.from('10.107.0.2 mine.prod\n')]), prepare: () => {}, leases: counted })
+    const rewrite = rewriteInPlace(file, { desired: (b) => Buffer.concat([b, Buffer.from('10.107.0.2 mine.prod\n')]), prepare: () => {}, leases: counted, lockDir })
     for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 2))
     assert.equal(leaseAttempts, 0, 'it waits for the lock before it reads the file, let alone asks for a lease')
     appendFileSync(file, '10.108.0.2 theirs.prod\n') // the other's write, under its lock
-    l.unlockWriters(other)
-    closeSync(other)
+    held!()
+    closeSync(otherFd)
     assert.ok(await rewrite, 'the rewrite wrote')
     assert.equal(await readFile(file, 'utf8'), '127.0.0.1 localhost\n10.108.0.2 theirs.prod\n10.107.0.2 mine.prod\n')
+  })
+
+  it('is not held up by a lock anyone who may read the hosts file can take on it', async () => {
+    const { openSync, closeSync } = await import('node:fs')
+    const file = join(dir, 'hosts')
+    await writeFile(file, '127.0.0.1 localhost\n')
+    // another user's `flock /etc/hosts sleep 600`: flock needs only read access
+    const reader = openSync(file, 'r')
+    assert.equal(l.lockWriters(reader), true)
+    try {
+      const rewrite = await rewriteInPlace(file, { desired: (b) => Buffer.concat([b, Buffer.from('10.107.0.2 mine.prod\n')]), prepare: () => {}, leases: l, lockDir: join(dir, 'run') })
+      assert.ok(rewrite, 'the rewrite wrote while the reader still held its lock')
+      assert.equal(await readFile(file, 'utf8'), '127.0.0.1 localhost\n10.107.0.2 mine.prod\n')
+    } finally {
+      l.unlockWriters(reader)
+      closeSync(reader)
+    }
   })
 
   it('uses the numbers of the C headers', { skip: process.platform !== 'linux' ? 'Linux only' : false }, async (t) => {

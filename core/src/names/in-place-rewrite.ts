@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RESERVE_BYTE } from './interrupted-write.js'
-import { waitForWritersLock, type Leases } from './leases.js'
+import { waitForWritersLock, type Leases, type WritersLockDir } from './leases.js'
 
 /** What an in-place rewrite wrote over what. */
 export interface InPlaceRewrite {
@@ -30,6 +30,8 @@ export interface InPlaceRewriteOptions {
   leases?: Leases
   /** How often to ask for the write lease while another program has the file open (2 ms apart). Default 50. */
   leaseAttempts?: number
+  /** Where the ngrokd writers' lock file goes ({@link waitForWritersLock}); default root's run dir as root. */
+  lockDir?: WritersLockDir
 }
 
 /**
@@ -61,12 +63,12 @@ export interface InPlaceRewriteOptions {
  * {@link InPlaceWriteFailure} says whether that worked. Failing to open the file throws as is (nothing
  * was touched). Returns what was written over what, or `undefined` when nothing was written.
  */
-export async function rewriteInPlace(path: string, { desired, prepare, leases, leaseAttempts = 50 }: InPlaceRewriteOptions): Promise<InPlaceRewrite | undefined> {
+export async function rewriteInPlace(path: string, { desired, prepare, leases, leaseAttempts = 50, lockDir }: InPlaceRewriteOptions): Promise<InPlaceRewrite | undefined> {
   const fd = openSync(path, 'r+')
   let leased = false
-  let locked = false
+  let unlock: (() => void) | undefined
   try {
-    locked = await waitForWritersLock(fd, leases, path)
+    unlock = await waitForWritersLock(fd, leases, path, lockDir)
     let old = readAllSync(fd)
     let next = desired(old)
     if (next.equals(old)) return undefined
@@ -94,7 +96,7 @@ export async function rewriteInPlace(path: string, { desired, prepare, leases, l
     }
   } finally {
     if (leased) leases!.releaseLease(fd)
-    if (locked) leases!.unlockWriters(fd)
+    unlock?.()
     closeSync(fd)
   }
 }

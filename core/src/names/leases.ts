@@ -1,4 +1,9 @@
+import { createHash } from 'node:crypto'
+import { closeSync, constants, fstatSync, openSync, statSync, unlinkSync } from 'node:fs'
+import { mkdir, realpath } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { defaultRunDir, namespaceId } from '../util/run-dir.js'
 
 /**
  * Linux file leases for the hosts-file writer (see `ffi/lease.ts`), or `undefined` where there are
@@ -17,24 +22,79 @@ export interface Leases {
 
 /**
  * How long a rewrite waits for another ngrokd process's rewrite of the same file. That one holds the lock for a
- * read, its lease attempts (~0.1 s) and a few system calls: this is a safety net, not a figure.
+ * read, its lease attempts (~0.1 s) and a few system calls: this is a safety net, not a figure. Only ngrokd
+ * processes can take the lock (see {@link waitForWritersLock}).
  */
 const WRITERS_LOCK_WAIT_MS = 10_000
 
 /**
- * Resolves holding the lock every ngrokd process takes before rewriting the hosts file (true), or false where
- * there is none (no leases here, or a file system without flock). Without it, two daemons (named instances,
- * each with its own block) that read the file at the same time could each write back what it read, and one
- * block would be lost. Release it with `leases.unlockWriters(fd)` (closing `fd` does too).
+ * The folder of the writers' lock files ({@link waitForWritersLock}): root's run dir as root on Linux, else none.
+ * Tests give their own.
  */
-export async function waitForWritersLock(fd: number, leases: Leases | undefined, path: string): Promise<boolean> {
-  if (!leases) return false
+export type WritersLockDir = string | null
+
+/**
+ * Resolves holding the lock every ngrokd process takes before rewriting the hosts file at `path`, with the function
+ * that releases it, or undefined where there is none (no leases here, or a file system without flock). Without it,
+ * two daemons (named instances, each with its own block) that read the file at the same time could each write back
+ * what it read, and one block would be lost.
+ *
+ * The lock is a file of its own in `lockDir` (as root: /run/ngrokd, root's, the file 0600), never the hosts file:
+ * flock needs only read access, so on a hosts file anyone may read any user could hold the lock and freeze every
+ * rewrite, names withdrawn at stop included. With no `lockDir` (a daemon that is not root, writing a file of its
+ * own) it locks `fd`, the hosts file.
+ */
+export async function waitForWritersLock(fd: number, leases: Leases | undefined, path: string, lockDir: WritersLockDir = defaultRunDir()): Promise<(() => void) | undefined> {
+  if (!leases) return undefined
   const deadline = Date.now() + WRITERS_LOCK_WAIT_MS
   for (;;) {
-    const held = leases.lockWriters(fd)
-    if (held !== false) return held === true
-    if (Date.now() > deadline) throw new Error(`another process has held the lock on ${path} for over ${WRITERS_LOCK_WAIT_MS / 1000} s (flock)`)
+    const lock = lockDir ? await openLockFile(lockDir, path) : { fd, path: undefined }
+    const closeLock = () => lock.path !== undefined && closeSync(lock.fd)
+    const held = leases.lockWriters(lock.fd)
+    if (held === undefined) {
+      closeLock()
+      return undefined
+    }
+    // a lock file its last holder removed (below) is no one's lock: open the one in its place
+    if (held && (lock.path === undefined || sameFile(lock.fd, lock.path))) {
+      return () => {
+        // removed while held: whoever waits on this inode finds it gone and opens the next
+        if (lock.path !== undefined) tryUnlink(lock.path)
+        leases.unlockWriters(lock.fd)
+        closeLock()
+      }
+    }
+    if (held) leases.unlockWriters(lock.fd)
+    closeLock()
+    if (Date.now() > deadline) throw new Error(`another ngrokd has held the lock on ${path} for over ${WRITERS_LOCK_WAIT_MS / 1000} s (flock${lock.path ? ` on ${lock.path}` : ''})`)
     await sleep(2)
+  }
+}
+
+/** The writers' lock file of the hosts file `path` as this mount namespace sees it, opened (created 0600, no symlink followed). */
+async function openLockFile(lockDir: string, path: string): Promise<{ fd: number; path: string }> {
+  await mkdir(lockDir, { recursive: true, mode: 0o755 })
+  const file = await realpath(path).catch(() => resolve(path))
+  const id = createHash('sha256').update(file).digest('hex').slice(0, 16)
+  const lockPath = join(lockDir, `hosts-writers-${namespaceId('mnt')}-${id}.lock`)
+  return { fd: openSync(lockPath, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600), path: lockPath }
+}
+
+function tryUnlink(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch {
+    // gone already: `ngrokd cleanup` or a reboot cleared the run dir
+  }
+}
+
+function sameFile(fd: number, path: string): boolean {
+  try {
+    const a = fstatSync(fd)
+    const b = statSync(path)
+    return a.ino === b.ino && a.dev === b.dev
+  } catch {
+    return false
   }
 }
 

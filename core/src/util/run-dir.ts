@@ -1,0 +1,19 @@
+import { readlinkSync } from 'node:fs'
+import { runsAsRoot } from './trusted-path.js'
+
+/** Root's folder for the locks of every ngrokd on the machine (Linux, as root); none otherwise. */
+export function defaultRunDir(): string | null {
+  return process.platform === 'linux' && runsAsRoot() ? '/run/ngrokd' : null
+}
+
+/**
+ * A namespace's inode (`net:[4026531840]` → `4026531840`): interface names are per network
+ * namespace, what a path names is per mount namespace.
+ */
+export function namespaceId(kind: 'net' | 'mnt'): string {
+  try {
+    return readlinkSync(`/proc/self/ns/${kind}`).replace(/\D/g, '')
+  } catch {
+    return 'host'
+  }
+}
