@@ -187,6 +187,21 @@ describe('resolveConfig: invalid values', () => {
     assert.equal(issues[0]!.key, '(top level)')
     assert.match(issues[0]!.message, /expected a mapping of the sections api, ingress/)
   })
+
+  it('never echoes a file that is no config (a key, a password file given as --config)', async () => {
+    const { load: parse } = await import('js-yaml')
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49SECRETKEYBYTES\n-----END PRIVATE KEY-----\n'
+    const shadow = 'root:$y$j9T$SECRETHASHxyz:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n'
+    for (const text of [pem, shadow]) {
+      const { issues } = issuesOf(parse(text))
+      assert.equal(issues.length, 1, JSON.stringify(issues))
+      assert.equal(issues[0]!.key, '(top level)')
+      assert.match(issues[0]!.message, /not an ngrokd config.*its content is not shown/)
+      assert.doesNotMatch(JSON.stringify(issues), /SECRET/)
+    }
+    // a config with a mistaken section is still said key by key
+    assert.match(issuesOf({ nte: { subnet: '10.99.0.0/24' } }).issues[0]!.message, /did you mean net\?/)
+  })
 })
 
 describe('resolveConfig: net.subnet outside special-purpose ranges', () => {

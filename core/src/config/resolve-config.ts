@@ -2,9 +2,10 @@ import { dirname, resolve } from 'node:path'
 import { ConfigInvalidError, type ConfigIssue } from './config-invalid-error.js'
 import type { NgrokdError } from '../errors/ngrokd-error.js'
 import { getConfigModel } from './config-schema.js'
+import { didYouMean } from '../util/did-you-mean.js'
 import type { DaemonConfig, LoadedConfig } from './daemon-config.js'
 import { readEnvOverrides } from './env-overrides.js'
-import { migrateLegacyConfig } from './legacy-config.js'
+import { LEGACY_IGNORED_KEYS, LEGACY_RENAMED_KEYS, migrateLegacyConfig } from './legacy-config.js'
 import { instanceDefaults } from './instance.js'
 import { defaultStateDir, type PlatformDefaultsOptions } from './platform-defaults.js'
 import { isPlainObject, validateLayer } from './validate-layer.js'
@@ -51,6 +52,22 @@ function buildConfig(values: Map<string, unknown>, configDir: string): DaemonCon
 }
 
 /**
+ * Why `content` is no ngrokd config at all — not a mapping, or a mapping none of whose top-level keys is ngrokd's (or
+ * the seed daemon's) — or undefined. Such a file's text is never echoed: `--config` may name a file that is not one
+ * (a key, a password file), and a command run with privilege would print what its caller may not read.
+ */
+function notAConfig(content: unknown): string | undefined {
+  const sections = getConfigModel().sections.get('')!.names
+  const expected = `expected a mapping of the sections ${sections.join(', ')}; its content is not shown`
+  if (!isPlainObject(content)) return `the file holds ${Array.isArray(content) ? 'a list' : `a ${typeof content}`}, not an ngrokd config: ${expected}`
+  const legacy = [...Object.keys(LEGACY_RENAMED_KEYS), ...Object.keys(LEGACY_IGNORED_KEYS)].map((k) => k.split('.')[0]!)
+  const keys = Object.keys(content)
+  // a section's typo (`nte:`) or dotted name (`net.subnet:`) makes it a config with a mistake, said key by key
+  if (keys.length === 0 || keys.some((k) => [k, k.split('.')[0]!].some((name) => sections.includes(name) || legacy.includes(name) || didYouMean(name, sections)))) return undefined
+  return `none of the file's ${keys.length} top-level key${keys.length === 1 ? '' : 's'} is ngrokd's: not an ngrokd config? ${expected}`
+}
+
+/**
  * Turns a configuration file's parsed content (or `undefined` for none) into a {@link DaemonConfig}:
  * legacy keys are renamed with a notice, the content and the environment are validated against
  * config.schema.json, and defaults < file < environment are merged. No file is read here.
@@ -78,7 +95,10 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   let fileValues = new Map<string, unknown>()
   if (content !== undefined && content !== null) {
     const file = source ? { file: source } : {}
-    if (!isPlainObject(content)) {
+    const foreign = notAConfig(content)
+    if (foreign) {
+      issues.push({ key: '(top level)', message: foreign, ...file })
+    } else if (!isPlainObject(content)) {
       issues.push(...validateLayer(content, { baseDir: configDir, ...file }).issues)
     } else {
       const legacy = migrateLegacyConfig(content, source)
