@@ -9,7 +9,7 @@ import type { Logger } from '../contracts/logger.js'
 import type { DriverContext } from '../driver/define-driver.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
-import { PersistentAllocator } from '../alloc/index.js'
+import { ALLOCATIONS_FILE, PersistentAllocator } from '../alloc/index.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { parseSubnet, intToIpv4 } from '../util/ipv4.js'
 import { hasNetAdmin } from '../util/privilege.js'
@@ -96,7 +96,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
 
     const subnet = interfaceInfo.subnet ?? config.net.subnet
     if (subnet !== config.net.subnet) logger.info(`${driverName} serves addresses from ${subnet} (net.subnet ${config.net.subnet} is not usable with it)`)
-    const allocator = overrides.allocator ?? new PersistentAllocator({ stateFile: join(config.stateDir, 'allocations.json'), logger })
+    const allocator = overrides.allocator ?? new PersistentAllocator({ stateFile: join(config.stateDir, ALLOCATIONS_FILE), logger })
     // the subnet's first host is the interface's own address: never handed to an endpoint
     await allocator.open({ subnet, reserved: [intToIpv4(parseSubnet(subnet).network + 1)] })
     owned.push(['allocator', () => allocator.close()])

@@ -17,6 +17,8 @@ import { USER_AGENT } from '../version.js'
 import { callDaemon } from '../daemon/control-api.js'
 import { INSTANCE_ENV } from '../config/instance.js'
 import { REGISTRATION_FILES } from '../registration/registration.js'
+import { ENDPOINT_CACHE_FILE } from '../daemon/endpoint-poller.js'
+import { ALLOCATIONS_FILE } from '../alloc/persistent-allocator.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 
 export interface DoctorOptions {
@@ -202,10 +204,20 @@ async function checkConfigSecretMode(file: string): Promise<Check[]> {
 
 /**
  * The registration files (which ngrokd writes itself) must be plain files, never links; the API key file a file
- * (a link to a secret store is fine); the client key and the API key readable by their owner only.
+ * (a link to a secret store is fine); the client key and the API key readable by their owner only; the state dir
+ * (created 0700), the endpoint list and the allocations (written 0600) private to it too (a warning: names, no secret).
  */
 async function checkStateFiles(dir: string): Promise<Check[]> {
   const checks: Check[] = []
+  if (process.platform !== 'win32') {
+    for (const path of [dir, join(dir, ENDPOINT_CACHE_FILE), join(dir, ALLOCATIONS_FILE)]) {
+      const st = await lstat(path).catch(() => undefined)
+      const mode = (st?.mode ?? 0) & 0o777
+      if (!st || st.isSymbolicLink() || !(mode & 0o077)) continue
+      const want = path === dir ? '700' : '600'
+      checks.push({ id: 'state.private-mode', status: 'warn', summary: `${path} is mode ${mode.toString(8)}: others can ${path === dir ? 'list it' : 'read it'} (ngrokd makes it ${want})`, hint: `chmod ${want} ${path}` })
+    }
+  }
   for (const name of [...Object.values(REGISTRATION_FILES), API_KEY_FILE]) {
     const path = join(dir, name)
     const st = await (name === API_KEY_FILE ? stat : lstat)(path).catch(() => undefined)

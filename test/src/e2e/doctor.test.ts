@@ -108,6 +108,12 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(mode.status, 'fail')
     assert.match(mode.hint ?? '', /chmod 600/)
     assert.equal(c.code, 1)
+    // the state dir (mkdir -p: 755 here) and what ngrokd writes 0600 in it, found wider, are said too
+    chmodSync(state, 0o755)
+    writeFileSync(join(state, 'allocations.json'), '{}', { mode: 0o644 })
+    chmodSync(join(state, 'allocations.json'), 0o644)
+    const wide = (await doctor(join(dir, 'leaky.json'), '--offline')).report.checks.filter((x) => x.id === 'state.private-mode')
+    assert.deepEqual(wide.map((x) => [x.status, x.hint]), [['warn', `chmod 700 ${state}`], ['warn', `chmod 600 ${join(state, 'allocations.json')}`]])
 
     // a config file that holds the API key is a secret as the key file is
     const keyed = join(dir, 'keyed.json')
