@@ -126,6 +126,11 @@ export class MemoryAllocator implements Allocator {
     this.lifecycle.close()
   }
 
+  async save(): Promise<void> {
+    this.lifecycle.assertOpen('save()')
+    await this.persist()
+  }
+
   async diagnose(): Promise<Check[]> {
     const subnet = this.subnet
     if (!this.lifecycle.isOpen || !subnet) return [{ id: 'allocator.subnet', status: 'skip', summary: 'allocator is not open' }]

@@ -42,4 +42,6 @@ export interface Allocator {
   list(): AllocationEntry[]
   close(): Promise<void>
   diagnose(): Promise<Check[]>
+  /** Writes the state again, changed or not (its file was removed under the daemon). Optional: one without a disk has none. */
+  save?(): Promise<void>
 }

@@ -25,6 +25,8 @@ export class ApiKeySource {
   source: string
   /** The configured key hides a different saved one, and the log said so. */
   private shadowWarned = false
+  /** What `state_dir/api-key` holds as far as this daemon knows (it read it, or set() wrote it), to write it again. */
+  private savedKey?: string
 
   constructor(
     private readonly options: {
@@ -55,6 +57,7 @@ export class ApiKeySource {
       try {
         const saved = await readApiKeyFile(stateDir, { tighten: true })
         key = saved === undefined ? undefined : checkApiKey(saved, `the key in ${apiKeyFilePath(stateDir)}`)
+        this.savedKey = key
         source = `${stateDir}/api-key (saved by ngrokd set-api-key)`
       } catch (e) {
         logger.error({ err: e }, `the saved API key is not usable: ${formatError(e)}`)
@@ -87,6 +90,7 @@ export class ApiKeySource {
   async set(key: unknown): Promise<{ ok: true; saved: string }> {
     const checked = checkApiKey(key)
     const path = await saveApiKeyFile(this.options.stateDir, checked)
+    this.savedKey = checked
     this.override = checked
     this.source = 'ngrokd set-api-key'
     this.options.logger.info({ file: path }, 'API key saved')
@@ -94,6 +98,13 @@ export class ApiKeySource {
     this.waiter = undefined
     waiter?.(checked)
     return { ok: true, saved: path }
+  }
+
+  /** Writes the saved key again (the state dir was removed under the daemon); false when none was saved. */
+  async saveAgain(): Promise<boolean> {
+    if (this.savedKey === undefined) return false
+    await saveApiKeyFile(this.options.stateDir, this.savedKey)
+    return true
   }
 
   private wait(): Promise<string> {

@@ -14,13 +14,14 @@ import { ControlServer, groupId } from '../control/control-server.js'
 import { container } from '../di/tsyringe.js'
 import type { Registry } from 'prom-client'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import { PluginHost, pluginSpecsOf, type PluginSpec } from '../plugin/plugin-host.js'
 import type { PluginInterfaceInfo, ServingEntry } from '../plugin/define-plugin.js'
 import { hostInSubnet, intToIpv4, parseSubnet } from '../util/ipv4.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION, USER_AGENT } from '../version.js'
-import { FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
+import { ALLOCATOR, FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import { NetworkPorts } from '../network/network-ports.js'
 import { ApiKeySource, refusedKeyHint } from './api-key-source.js'
@@ -30,7 +31,7 @@ import { describeStatus, metricsSnapshot, type StatusSources } from './status.js
 import { EndpointPoller } from './endpoint-poller.js'
 import { prepareStateDir } from './state-dir.js'
 import { removeStaleTempFilesIn } from '../util/atomic-file.js'
-import { InstanceLock, type InstanceLockOptions } from './instance-lock.js'
+import { InstanceLock, STATE_LOCK_FILE, type InstanceLockOptions, type LockHolder } from './instance-lock.js'
 import { planReload, type ReloadResult } from './config-reload.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
@@ -111,6 +112,10 @@ export class Daemon {
   private stopping?: Promise<void>
   /** The API's last refusal or failure (registration or poll), cleared by the next success. */
   private lastApiError?: DaemonStatus['apiKey']['lastError']
+  /** The state dir's lock was found lost and said so; until it is held again, repeats are at debug. */
+  private stateLockLost = false
+  /** What was last said of why it is not held again: a failure that repeats on every poll is said once. */
+  private stateDirSaid?: string
 
   private current: DaemonConfig
 
@@ -210,7 +215,10 @@ export class Daemon {
         logger,
         signal: this.stopped.signal,
         list: () => this.listBoundEndpoints(),
-        beforePoll: () => this.renewCertificate(),
+        beforePoll: async () => {
+          await this.keepStateDir()
+          await this.renewCertificate()
+        },
         reconcile: (services) => this.reconcile(services),
         requestsSent: () => this.api?.requestsSent ?? 0,
         namePolicy: this.namePolicy(),
@@ -434,6 +442,77 @@ export class Daemon {
       deploymentName: config.registration.deploymentName,
       ...(config.registration.description ? { description: config.registration.description } : {}),
     })
+  }
+
+  /**
+   * The state dir must stay while the daemon runs: its lock is what refuses a second daemon on it, and it holds what the
+   * next start reuses (the registration, the addresses). Checked before each poll: a lock that is gone (the folder was
+   * removed, or the file) is said at error level; the folder is made again as at the start (prepareStateDir: 0700, the
+   * trust check), the lock taken again, and what the state dir held saved again from memory. A live ngrokd that took the
+   * lock meanwhile keeps it, and is named.
+   */
+  private async keepStateDir(): Promise<void> {
+    const lock = this.lock
+    if (!lock) return
+    const state = await lock.stateLock()
+    if (state.held) {
+      this.stateLockLost = false
+      this.stateDirSaid = undefined
+      return
+    }
+    const { stateDir } = this.config
+    let other = state.other
+    if (!other) {
+      const path = join(stateDir, STATE_LOCK_FILE)
+      this.logger[this.stateLockLost ? 'debug' : 'error'](
+        { stateDir, lock: path },
+        `state_dir ${stateDir} lost this daemon's lock ${path} while it runs: the folder (or the lock) was removed. state_dir must not be removed while ngrokd runs: its lock refuses a second daemon on it, and it holds the registration and addresses the next start reuses. Making it again and saving what this daemon holds`,
+      )
+      this.stateLockLost = true
+      try {
+        await prepareStateDir(stateDir)
+        other = await lock.retakeStateLock()
+      } catch (e) {
+        const said = `cannot make state_dir ${stateDir} again or take its lock, trying again at the next poll: ${formatError(e)}`
+        this.logger[this.stateDirSaid === said ? 'debug' : 'error']({ err: e, stateDir }, said)
+        this.stateDirSaid = said
+        return
+      }
+      if (!other) {
+        await this.saveStateAgain()
+        return
+      }
+    }
+    this.sayStateLockTaken(other)
+  }
+
+  /** Another live ngrokd holds this daemon's state dir's lock: both write their state there now. Said once per holder. */
+  private sayStateLockTaken(other: LockHolder): void {
+    const { stateDir } = this.config
+    const said = `another ngrokd (pid ${other.pid}, started ${other.startedAt}, control socket ${other.socket}, interface ${other.interface}) holds the lock of state_dir ${stateDir}, which this daemon (pid ${process.pid}) lost when the folder was removed under it: both write their registration and addresses there now`
+    this.logger[this.stateDirSaid === said ? 'debug' : 'error']({ stateDir, holder: other }, `${said}; stop one of them (\`ngrokd status\` with each one's config shows it), then restart the other`)
+    this.stateDirSaid = said
+  }
+
+  /** Writes again what the state dir held that this daemon has in memory; each failure is said, the rest still saved. */
+  private async saveStateAgain(): Promise<void> {
+    const allocator = this.scope?.scope.isRegistered(ALLOCATOR) ? this.scope.scope.resolve(ALLOCATOR) : undefined
+    const steps: Array<[string, () => Promise<boolean>]> = [
+      ['the registration (client key and certificate, operator.json, machine-id)', async () => (await this.registration?.saveAgain()) ?? false],
+      ['the API key saved by set-api-key', () => this.apiKeys.saveAgain()],
+      ['the addresses (allocations.json)', async () => (allocator?.save ? (await allocator.save(), true) : false)],
+      ['the network ports', async () => (this.networkPorts ? (await this.networkPorts.save(), true) : false)],
+      ['the endpoint list', async () => (await this.poller?.saveAgain()) ?? false],
+    ]
+    const saved: string[] = []
+    for (const [what, save] of steps) {
+      try {
+        if (await save()) saved.push(what)
+      } catch (e) {
+        this.logger.error({ err: e }, `state_dir ${this.config.stateDir}: cannot save ${what} again: ${formatError(e)}`)
+      }
+    }
+    this.logger.warn({ stateDir: this.config.stateDir, saved }, `state_dir ${this.config.stateDir} made again with this daemon's lock${saved.length ? `; saved again: ${saved.join('; ')}` : ''}`)
   }
 
   /** Renews the client certificate when it nears expiry; a failure is logged, the old one stays in use. */

@@ -54,6 +54,8 @@ export class EndpointPoller {
   private failedInARow = 0
   /** The last failure to save the endpoint list (its code); undefined after a save that worked. */
   private saveFailure: string | undefined
+  /** The endpoint list last saved (or tried), to save again. */
+  private lastSaved?: DesiredService[]
   /** The wait between polls when the last poll's requests need more than `intervalMs` (the API budget); else undefined. */
   private stretchedMs: number | undefined
   readonly counts = { ok: 0, failed: 0, lastSuccessUnixSeconds: undefined as number | undefined }
@@ -106,6 +108,11 @@ export class EndpointPoller {
     } catch {
       return undefined
     }
+  }
+
+  /** Saves the last endpoint list again (the state dir was removed under the daemon); false when there is none. */
+  async saveAgain(): Promise<boolean> {
+    return this.lastSaved !== undefined && (await this.save(this.lastSaved))
   }
 
   /** The wait between two polls' starts: `intervalMs`, or longer when the last poll spent more of the API budget. */
@@ -206,18 +213,21 @@ export class EndpointPoller {
 
   /**
    * Saves the list for the next start to serve at once. A failure does not fail the poll (what it reconciled
-   * serves); it is logged once while it repeats, and the next start polls before it serves.
+   * serves); it is logged once while it repeats, and the next start polls before it serves. True when it was written.
    */
-  private async save(services: DesiredService[]): Promise<void> {
+  private async save(services: DesiredService[]): Promise<boolean> {
     const path = join(this.options.stateDir, ENDPOINT_CACHE_FILE)
+    this.lastSaved = services
     try {
       await writeFileAtomic(path, JSON.stringify({ savedAt: new Date().toISOString(), services }), { mode: 0o600 })
       this.saveFailure = undefined
+      return true
     } catch (e) {
       // the same failure by its code: its message names a temp file of its own each time
       const kind = String((e as { code?: unknown }).code ?? formatError(e))
       this.options.logger[this.saveFailure === kind ? 'debug' : 'warn']({ err: e, path }, `cannot save the endpoint list for the next start to ${path} (serving goes on; the next start serves the list saved before, if any, until its first poll): ${formatError(e)}`)
       this.saveFailure = kind
+      return false
     }
   }
 }

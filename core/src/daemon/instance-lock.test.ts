@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
@@ -170,4 +170,28 @@ test('a run dir that is a file (echo x > /run/ngrokd) is named with its fix, not
       })
     }
     assert.deepEqual(await readdir(stateDir), [], 'no lock left in the state dir')
+  }))
+
+test('a state dir removed under the daemon: its lock is found lost and taken again, or found taken by the daemon that started there since', () =>
+  withDirs(async (dir) => {
+    const stateDir = join(dir, 'state')
+    await mkdir(stateDir)
+    const first = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/first.sock', runDir: null })
+    assert.deepEqual(await first.stateLock(), { held: true })
+    await rm(stateDir, { recursive: true })
+    assert.deepEqual(await first.stateLock(), { held: false }, 'gone with its folder')
+    await mkdir(stateDir)
+    assert.equal(await first.retakeStateLock(), undefined)
+    assert.deepEqual(await first.stateLock(), { held: true })
+    assert.equal(JSON.parse(await readFile(join(stateDir, STATE_LOCK_FILE), 'utf8')).socket, '/run/first.sock')
+    // removed again, and another daemon (here in this process: started after it) took the state dir meanwhile
+    await rm(stateDir, { recursive: true })
+    await mkdir(stateDir)
+    const second = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd9', socketPath: '/run/second.sock', runDir: null })
+    const lost = await first.stateLock()
+    assert.equal(lost.held, false)
+    assert.equal(!lost.held && lost.other?.socket, '/run/second.sock')
+    assert.equal((await first.retakeStateLock())?.socket, '/run/second.sock', 'the lock stays the live holder\'s')
+    assert.deepEqual(await second.stateLock(), { held: true })
+    await second.release()
   }))

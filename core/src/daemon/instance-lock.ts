@@ -67,6 +67,8 @@ export class InstanceLock {
     private readonly paths: readonly string[],
     /** Locks of a daemon that was gone (a crash), replaced by this one. */
     readonly replacedStale: readonly string[] = [],
+    /** What this daemon wrote into its locks, and the instance it is (for a refusal's hint): to take one again. */
+    private readonly taker?: { holder: LockHolder; instance: string | undefined },
   ) {}
 
   /**
@@ -108,7 +110,36 @@ export class InstanceLock {
       await new InstanceLock(taken).release()
       throw lockError(paths[taken.length]!, options.stateDir, e)
     }
-    return new InstanceLock(paths, stale)
+    return new InstanceLock(paths, stale, { holder, instance: options.hostsBlock?.instance })
+  }
+
+  /**
+   * Whether the state dir's lock (its first) is still there and names this daemon: removing the state dir under a
+   * running daemon removes it, and a second daemon would then not be refused. Not held: `other` is the live ngrokd that
+   * took it since; none when the lock is gone, or names a daemon that no longer runs.
+   */
+  async stateLock(): Promise<{ held: true } | { held: false; other?: LockHolder }> {
+    const holder = await readHolder(this.paths[0]!)
+    const mine = this.taker?.holder
+    if (holder && mine && holder.pid === mine.pid && holder.startedAt === mine.startedAt) return { held: true }
+    return holder && holds(holder) ? { held: false, other: holder } : { held: false }
+  }
+
+  /**
+   * Takes the state dir's lock again, as {@link acquire} took it (the state dir must exist: prepareStateDir). Resolves
+   * undefined once it is this daemon's again, or the live ngrokd that holds it (which keeps it).
+   */
+  async retakeStateLock(): Promise<LockHolder | undefined> {
+    const path = this.paths[0]!
+    if (!this.taker) throw new NgrokdError('NGROKD_ERR_STATE', `the lock ${path} was never taken by this process`, { hint: 'take the locks with InstanceLock.acquire first' })
+    try {
+      await takeLock(path, this.taker.holder, this.taker.instance)
+      return undefined
+    } catch (e) {
+      const other = isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') ? await readHolder(path) : undefined
+      if (other) return other
+      throw lockError(path, this.taker.holder.stateDir, e)
+    }
   }
 
   /**
@@ -281,6 +312,11 @@ export async function liveHolderFor(config: LockedConfig, runDir: string | null 
     if (holder && holder.pid !== process.pid && isNgrokd(holder.pid)) return { holder, holds: what[i]! }
   }
   return undefined
+}
+
+/** Whom the lock of `stateDir` names; undefined when there is none (or it is not a lock ngrokd wrote). */
+export function stateLockHolder(stateDir: string): Promise<LockHolder | undefined> {
+  return readHolder(join(stateDir, STATE_LOCK_FILE))
 }
 
 async function readHolder(path: string): Promise<LockHolder | undefined> {

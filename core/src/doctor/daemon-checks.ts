@@ -4,13 +4,14 @@ import type { Check } from '../contracts/check.js'
 import { refusedKeyHint } from '../daemon/api-key-source.js'
 import { callDaemon, type ControlApi } from '../daemon/control-api.js'
 import { CORE_VERSION } from '../version.js'
-import { liveHolderFor } from '../daemon/instance-lock.js'
+import { STATE_LOCK_FILE, liveHolderFor, stateLockHolder } from '../daemon/instance-lock.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
 import { publicDomainOf } from '../names/public-domain.js'
 import { parseHostsBlock } from '../names/hosts-block.js'
 import { instanceOf } from '../config/instance.js'
 import { readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 
 /** How many failing services doctor names one by one before summing up the rest. */
 const SERVICES_NAMED = 10
@@ -79,6 +80,8 @@ async function runningDaemonChecks(config: DaemonConfig, status: ControlApi['GET
       ...(status.phase === 'waiting-for-api-key' ? { hint: setKeyCommand } : {}),
     },
   ]
+  const stateLock = await stateLockCheck(config.stateDir, status.pid)
+  if (stateLock) checks.push(stateLock)
   // the daemon's own key, wherever it came from: what this shell's environment says about a key proves nothing about it
   // only a refusal (401/403) judges the key: a server error or an unreachable API says nothing about it (daemon.poll, api.reach)
   const lastError = status.apiKey.lastError
@@ -111,6 +114,27 @@ async function runningDaemonChecks(config: DaemonConfig, status: ControlApi['GET
   }
   if (offNetwork.length > SERVICES_NAMED) checks.push({ id: 'daemon.network', status: 'fail', summary: `and ${offNetwork.length - SERVICES_NAMED} more services not on the network: ngrokd list shows them all` })
   return checks
+}
+
+/**
+ * The running daemon (`pid`, as its status gives it) must hold the lock of its state dir: one removed under it (the
+ * folder, or the lock) refuses no second daemon until the daemon takes it back at its next poll.
+ */
+async function stateLockCheck(stateDir: string, pid: number): Promise<Check | undefined> {
+  const holder = await stateLockHolder(stateDir)
+  if (holder?.pid === pid) return undefined
+  const path = join(stateDir, STATE_LOCK_FILE)
+  return {
+    id: 'daemon.state-lock',
+    status: 'fail',
+    summary: holder
+      ? `the lock ${path} names another ngrokd (pid ${holder.pid}, control socket ${holder.socket}), not the running daemon (pid ${pid}): both write their state in ${stateDir}`
+      : `the running daemon (pid ${pid}) holds no lock in its state_dir ${stateDir} (${path} is missing): the folder or its lock was removed while it runs, and a second ngrokd there would not be refused`,
+    code: 'NGROKD_ERR_STATE',
+    hint: holder
+      ? 'stop one of the two daemons, then restart the other; never remove state_dir while ngrokd runs'
+      : 'the daemon makes the state dir again, takes its lock back and saves its state at its next poll (ngrokd status shows when it last polled); never remove state_dir while ngrokd runs',
+  }
 }
 
 /** The interface driver's checks of the interface a running daemon has open; none without a daemon (or from one older than this doctor). */

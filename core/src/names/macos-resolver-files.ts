@@ -84,7 +84,7 @@ export async function syncResolverFiles({ dir = MACOS_RESOLVER_DIR, suffixes, ta
       continue
     }
     try {
-      await writeFileAtomic(path, text, { mode: 0o644, tempDir: dirname(dir) })
+      await writeFileAtomic(path, text, { mode: 0o644, tempDir: dirname(dir), dirMode: 0o755 })
     } catch (e) {
       throw fileError('write', path, e)
     }

@@ -128,6 +128,12 @@ export class NetworkPorts {
     this.lifecycle.close()
   }
 
+  /** Writes the state file again, changed or not (it was removed under the daemon). */
+  async save(): Promise<void> {
+    this.lifecycle.assertOpen('save()')
+    await this.persist()
+  }
+
   private persist(): Promise<void> {
     return this.file.write(() => renderEntries({ version: 1, startPort: this.startPort }, this.slots.entries().map(({ key, slot, ...rest }) => ({ key, port: slot, ...rest }))))
   }

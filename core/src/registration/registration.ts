@@ -289,6 +289,20 @@ export class Registration {
     })
   }
 
+  /**
+   * Writes the loaded registration again (machine-id, client key and certificate, operator.json) after its files were
+   * removed under the daemon (its state dir was): a restart then reuses this operator instead of registering another.
+   * Resolves false before `ensure()`.
+   */
+  saveAgain(): Promise<boolean> {
+    return this.exclusive(async () => {
+      if (!this.current) return false
+      if (!this.machineIdOption) await this.writeState('machineId', this.current.machineId + '\n', 0o644)
+      await this.save(this.current)
+      return true
+    })
+  }
+
   /** The current certificate and key. Throws before `ensure()` resolved. */
   credentials(): ClientCredentials {
     if (!this.current) {
@@ -540,15 +554,20 @@ export class Registration {
       cert,
       receivedAt: this.now(),
     }
-    // The new pair is written whole under its .next names, then each is renamed over the old one: a crash at any
-    // point leaves the old pair, or a new one readState() completes. operator.json last, which load() checks.
-    await this.writeState('nextKey', keyPem, 0o600)
-    await this.writeState('nextCert', certPem, 0o644)
-    await this.renameState('nextKey', 'key')
-    await this.renameState('nextCert', 'cert')
-    await this.writeState('operator', JSON.stringify(this.storedOf(current), null, 2) + '\n', 0o644)
+    await this.save(current)
     this.logger.debug({ operatorId: op.id, fingerprint256: cert.fingerprint256 }, 'registration saved')
     return current
+  }
+
+  /** Writes the key (0600), the certificate and operator.json of `c`. */
+  private async save(c: Current): Promise<void> {
+    // The new pair is written whole under its .next names, then each is renamed over the old one: a crash at any
+    // point leaves the old pair, or a new one readState() completes. operator.json last, which load() checks.
+    await this.writeState('nextKey', c.keyPem, 0o600)
+    await this.writeState('nextCert', c.certPem, 0o644)
+    await this.renameState('nextKey', 'key')
+    await this.renameState('nextCert', 'cert')
+    await this.writeState('operator', JSON.stringify(this.storedOf(c), null, 2) + '\n', 0o644)
   }
 
   private storedOf(c: Current): StoredOperator {

@@ -30,6 +30,19 @@ describe('atomic files', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['state.json', 'sub'])
   })
 
+  it('makes a missing folder 0700 whatever the umask (a state dir removed under the daemon comes back closed), or the mode asked for', { skip: process.platform === 'win32' && 'POSIX modes' }, async () => {
+    const umask = process.umask(0o022)
+    try {
+      await writeFileAtomic(join(dir, 'state', 'allocations.json'), '{}', { mode: 0o600 })
+      writeFileAtomicSync(join(dir, 'sync', 'sub', 'hosts.ngrokd-backup'), Buffer.from('x'), { mode: 0o600 })
+      await writeFileAtomic(join(dir, 'resolver', 'prod'), 'nameserver 127.0.0.1\n', { mode: 0o644, dirMode: 0o755 })
+    } finally {
+      process.umask(umask)
+    }
+    for (const made of ['state', 'sync', join('sync', 'sub')]) assert.equal((await stat(join(dir, made))).mode & 0o777, 0o700, made)
+    assert.equal((await stat(join(dir, 'resolver'))).mode & 0o777, 0o755)
+  })
+
   it('stages a complete temp file named for its writer, and discards it', async () => {
     const file = join(dir, 'hosts')
     const staged = await stageFile(file, 'content', { mode: 0o644 })

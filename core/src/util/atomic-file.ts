@@ -13,6 +13,12 @@ export interface AtomicWriteOptions {
    * folders whose every file is read as configuration (macOS's /etc/resolver).
    */
   tempDir?: string
+  /**
+   * Mode of the folders made for `path` when they are missing; default 0o700, as a state dir is made (prepareStateDir):
+   * what is written is most often state, and a folder made wider would let others read it. A system folder others
+   * read (macOS's /etc/resolver) passes 0o755.
+   */
+  dirMode?: number
 }
 
 /** A complete, fsync'd copy of the new content beside the file it is to replace. */
@@ -38,9 +44,9 @@ export function tempPathFor(path: string, tempDir = dirname(path)): string {
  * Writes `data` to a new temp file beside `path` (mode and owner set first, then the bytes, then
  * fsync), for the caller to rename over `path` when it is ready. The temp file is removed if writing fails.
  */
-export async function stageFile(path: string, data: string | Uint8Array, { mode = 0o644, owner, tempDir }: AtomicWriteOptions = {}): Promise<StagedFile> {
+export async function stageFile(path: string, data: string | Uint8Array, { mode = 0o644, owner, tempDir, dirMode = 0o700 }: AtomicWriteOptions = {}): Promise<StagedFile> {
   const dir = dirname(path)
-  await mkdir(dir, { recursive: true })
+  await mkdir(dir, { recursive: true, mode: dirMode })
   const temp = tempPathFor(path, tempDir)
   const discard = () => unlink(temp).catch(() => {})
   const handle = await open(temp, 'wx', mode)
@@ -78,9 +84,9 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
  * {@link writeFileAtomic} in synchronous system calls only, for code that must not wait on libuv's
  * thread pool (e.g. while holding a lease that makes other opens of a file wait).
  */
-export function writeFileAtomicSync(path: string, data: Uint8Array, { mode = 0o644, owner, tempDir }: AtomicWriteOptions = {}): void {
+export function writeFileAtomicSync(path: string, data: Uint8Array, { mode = 0o644, owner, tempDir, dirMode = 0o700 }: AtomicWriteOptions = {}): void {
   const dir = dirname(path)
-  mkdirSync(dir, { recursive: true })
+  mkdirSync(dir, { recursive: true, mode: dirMode })
   const temp = tempPathFor(path, tempDir)
   const fd = openSync(temp, 'wx', mode)
   try {

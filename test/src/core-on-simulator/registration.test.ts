@@ -132,6 +132,24 @@ describe('Registration.ensure', () => {
     assert.equal(second.keyPem, first.keyPem)
   })
 
+  it('saves the registration again from memory after its state dir was removed: the next start reuses the operator', async () => {
+    const reg = registration()
+    assert.equal(await reg.saveAgain(), false, 'nothing to save before ensure()')
+    const first = await reg.ensure()
+    const machineId = await readFile(join(dir, 'machine-id'), 'utf8')
+    await rm(dir, { recursive: true })
+    assert.equal(await reg.saveAgain(), true)
+    assert.equal(await readFile(join(dir, 'machine-id'), 'utf8'), machineId)
+    assert.equal(await readFile(join(dir, 'client.key'), 'utf8'), first.keyPem)
+    assert.equal((await stat(join(dir, 'client.key'))).mode & 0o777, 0o600)
+    assert.equal((await stat(dir)).mode & 0o777, 0o700)
+    const before = sim.apiRequests().length
+    const again = await registration().ensure()
+    assert.equal(again.operatorId, first.operatorId)
+    assert.equal(again.certPem, first.certPem)
+    assert.deepEqual(sim.apiRequests().slice(before).map((r) => r.method), ['GET'], 'reused: no POST, no PATCH')
+  })
+
   it('sends the configured region, deployment name and description', async () => {
     await registration({ region: 'eu', deploymentName: 'laptop', description: 'dev box' }).ensure()
     const body = posts()[0]!.body as Required<OperatorCreate>

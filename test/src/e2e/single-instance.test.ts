@@ -1,11 +1,12 @@
 // One daemon per state dir, per interface and per hosts block: a second `ngrokd run` that differs only
 // in its control socket, that has its own state dir but the same interface, or its own state dir,
 // interface and subnet but the same hosts block, is refused with exit code 2 naming the first one —
-// and the first keeps its interface, names and services.
+// and the first keeps its interface, names and services. A state dir removed under a running daemon comes back at its
+// next poll, with its lock and the state the daemon holds.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { execFile, spawn } from 'node:child_process'
+import { copyFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { NGROKD_BIN } from '@ngrokd/core'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
@@ -89,5 +90,68 @@ describe('a second daemon on the same state dir, interface or hosts block', { sk
     assert.match(output, /--instance NAME/)
     assert.equal(linkExists('ngkonce9'), false, 'the refused one made no interface')
     await assertFirstUntouched()
+  })
+})
+
+describe('a state dir removed under a running daemon', { skip: netnsSkip }, () => {
+  const net = netDriverCases('gone')[1]!
+  const hosts = snapshotHostsFile()
+  let sim: CloudSimulator
+  let first: E2eDaemon
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://kept.e2e' })
+    sim.addEndpoint({ url: 'tcp://db.e2e:5432' })
+    // no poll between the removal and the one the test asks for
+    first = E2eDaemon.start({ name: 'gone', sim, net, pollInterval: '10m' })
+    await first.waitReady((s) => s.services?.serving === 2)
+  })
+
+  after(async () => {
+    await first?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('is said at error level and made again (0700) at the next poll, with its lock and the state in memory: a second daemon there is refused, a restart keeps the operator and addresses', async () => {
+    const addresses = async () => new Map((await first.services()).map((s) => [s.hostname, s.address]))
+    const before = await addresses()
+    const operatorId = (await first.status()).operatorId
+    rmSync(first.stateDir, { recursive: true })
+
+    // doctor sees it before the daemon does
+    const doctor = await new Promise<string>((resolve) =>
+      execFile(process.execPath, [NGROKD_BIN, 'doctor', '--json', '--offline', '--config', first.configFile], { env: E2eDaemon.childEnv() }, (_, stdout) => resolve(stdout)),
+    )
+    const lockCheck = (JSON.parse(doctor) as { checks: Array<{ id: string; status: string; summary: string }> }).checks.find((c) => c.id === 'daemon.state-lock')
+    assert.equal(lockCheck?.status, 'fail', doctor)
+    assert.match(lockCheck!.summary, new RegExp(`pid ${first.process.pid}\\) holds no lock in its state_dir`))
+
+    await first.pollAfterNow()
+    const said = first.logRecords().filter((r) => r.level >= 50 && /lost this daemon's lock/.test(r.msg))
+    assert.equal(said.length, 1, first.logTail(20))
+    assert.match(said[0]!.msg, new RegExp(`state_dir ${first.stateDir} .*must not be removed while ngrokd runs`))
+    assert.equal(statSync(first.stateDir).mode & 0o777, 0o700)
+    const files = readdirSync(first.stateDir)
+    for (const f of ['ngrokd.lock', 'client.key', 'client.crt', 'operator.json', 'machine-id', 'allocations.json', 'endpoints.json']) assert.ok(files.includes(f), `${f} is back: ${files.join(' ')}`)
+    assert.equal(statSync(join(first.stateDir, 'client.key')).mode & 0o777, 0o600)
+
+    // its own socket, interface, subnet and hosts file: only the state dir's lock is shared
+    const otherHosts = join(first.dir, 'hosts-2')
+    copyFileSync('/etc/hosts', otherHosts)
+    const second = join(first.dir, 'second.json')
+    writeFileSync(second, JSON.stringify({ ...first.config, control: { socket: join(first.dir, 'second.sock') }, names: { hosts_file: otherHosts }, net: { ...first.config.net, interface_name: 'ngkgone9', subnet: '10.99.0.0/16' } }))
+    const { code, output } = await runSecond(second)
+    assert.equal(code, 2, output)
+    assert.match(output, new RegExp(`another ngrokd \\(pid ${first.process.pid},.*state dir ${first.stateDir}`))
+
+    await first.stop()
+    first.restart()
+    await first.waitReady((s) => s.services?.serving === 2)
+    assert.equal((await first.status()).operatorId, operatorId)
+    assert.deepEqual(sim.listOperators().map((o) => o.id), [operatorId], 'no second registration')
+    assert.deepEqual(await addresses(), before)
   })
 })
