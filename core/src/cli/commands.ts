@@ -292,6 +292,7 @@ const statusCommand = defineCommand({
       `operator:   ${status.operatorId ?? '(not registered yet)'}`,
       `api key:    ${status.apiKey.source.startsWith('none yet') ? status.apiKey.source : `from ${status.apiKey.source}`}`,
       ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`] : []),
+      ...(status.stateError ? [`state:      FAILED ${formatWhen(status.stateError.at, now)}: ${status.stateError.message} (${status.stateError.code})`, ...(status.stateError.hint ? [`            fix: ${status.stateError.hint}`] : [])] : []),
       `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint} (${status.ingressVerification}${tlsFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),

@@ -73,6 +73,8 @@ export interface DaemonStatus {
   ingressVerification: string
   /** Where the ngrok API key in use came from, and the API's last refusal or failure (cleared by a success). */
   apiKey: { source: string; lastError?: { at: string; message: string; /** The API's HTTP status, when it answered. */ status?: number } }
+  /** The registration's last failure to read or write its files in state_dir (a full or read-only disk), with its fix; cleared once registered. */
+  stateError?: { at: string; message: string; code: string; hint?: string }
   /** The ingress's trust anchors, summarised. */
   ingressTrust?: string
   driver?: string

@@ -112,6 +112,8 @@ export class Daemon {
   private stopping?: Promise<void>
   /** The API's last refusal or failure (registration or poll), cleared by the next success. */
   private lastApiError?: DaemonStatus['apiKey']['lastError']
+  /** The registration's last failure to read or write its files in state_dir, cleared by the next registration. */
+  private lastStateError?: DaemonStatus['stateError']
   /** The state dir's lock was found lost and said so; until it is held again, repeats are at debug. */
   private stateLockLost = false
   /** What was last said of why it is not held again: a failure that repeats on every poll is said once. */
@@ -353,10 +355,13 @@ export class Daemon {
         this.registration = registration
         this.savedRegistration = undefined
         this.lastApiError = undefined
+        this.lastStateError = undefined
         this.logger.info({ operatorId: info.operatorId, ingress: this.announcedIngressTarget().endpoint, certNotAfter: info.notAfter }, `registered as operator ${info.operatorId}`)
       } catch (e) {
         if (signal.aborted) return // a stop, not a failure
-        this.noteApiError(e)
+        // a file it cannot write (a full or read-only disk) is this machine's failure, not the API's
+        if (isLocalStateError(e)) this.lastStateError = { at: new Date().toISOString(), message: e.message, code: e.code, ...(e.hint ? { hint: e.hint } : {}) }
+        else this.noteApiError(e)
         // a failure that repeats while the API is down is said once, and again when it changes
         const said = formatError(e)
         this.logger[said === lastSaid ? 'debug' : 'error']({ err: e }, `registration failed: ${said}`)
@@ -681,6 +686,7 @@ export class Daemon {
       ...(this.registrationInfo || this.config.ingress.endpoint ? { ingress: this.ingressTarget() } : {}),
       insecureSkipVerify: this.config.ingress.insecureSkipVerify,
       apiKey: { source: this.apiKeys.source, ...(this.lastApiError ? { lastError: this.lastApiError } : {}) },
+      ...(this.lastStateError ? { stateError: this.lastStateError } : {}),
       ingressTrust: this.ingressTrustSummary,
       driver: this.scope?.driverName,
       forwarder: this.forwarderMode,
@@ -736,6 +742,11 @@ export class Daemon {
       'GET /v1/interface/checks': async () => ({ checks: await this.interfaceChecks() }),
     })
   }
+}
+
+/** A failure of this machine's state (state_dir cannot be written, or is not trusted), not of the API. */
+function isLocalStateError(e: unknown): e is NgrokdError {
+  return isNgrokdError(e, 'NGROKD_ERR_STATE') || isNgrokdError(e, 'NGROKD_ERR_PERMISSION') || isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED')
 }
 
 /** A promise with its resolve function (Promise.withResolvers, which Node 20 lacks). */

@@ -28,7 +28,7 @@ test('prepareStateDir makes a missing state_dir 0700, and says with a code and a
   }
 })
 
-test('a refusal for lack of privilege names state_dir and how to get it; other errors pass through', () => {
+test('a refusal for lack of privilege names state_dir and how to get it; a full or read-only disk says so, with its fix; other errors pass through', () => {
   const denied = stateDirError('/var/lib/ngrokd', Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }))
   assert.ok(isNgrokdError(denied, 'NGROKD_ERR_PERMISSION'))
   assert.equal(denied.message, 'state_dir /var/lib/ngrokd cannot be created or written: EACCES')
@@ -37,6 +37,11 @@ test('a refusal for lack of privilege names state_dir and how to get it; other e
   assert.ok(isNgrokdError(full, 'NGROKD_ERR_STATE'))
   assert.equal(full.message, 'state_dir /var/lib/ngrokd cannot be written: no space left on its device (ENOSPC)')
   assert.match(full.hint!, /free space .*df -h \/var\/lib\/ngrokd/)
+  // a read-only file system is not a privilege root lacks
+  const readOnly = stateDirError('/var/lib/ngrokd', Object.assign(new Error('EROFS: read-only file system, mkdir'), { code: 'EROFS' }))
+  assert.ok(isNgrokdError(readOnly, 'NGROKD_ERR_STATE'))
+  assert.equal(readOnly.message, 'state_dir /var/lib/ngrokd cannot be written: its file system is read-only (EROFS)')
+  assert.match(readOnly.hint!, /^remount the file system of \/var\/lib\/ngrokd read-write, or set state_dir to a directory on a writable one$/)
   const other = Object.assign(new Error('EIO'), { code: 'EIO' })
   assert.equal(stateDirError('/var/lib/ngrokd', other), other)
 })

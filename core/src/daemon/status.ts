@@ -22,6 +22,7 @@ export interface StatusSources {
   ingress?: IngressTarget
   insecureSkipVerify: boolean
   apiKey: DaemonStatus['apiKey']
+  stateError?: DaemonStatus['stateError']
   ingressTrust?: string
   driver?: string
   forwarder?: ForwarderMode
@@ -51,6 +52,7 @@ export function describeStatus(s: StatusSources): DaemonStatus {
     ...(s.ingress ? { ingressEndpoint: s.ingress.endpoint, ingressEndpointSource: s.ingress.source } : {}),
     ingressVerification: s.insecureSkipVerify ? 'DISABLED (ingress.insecure_skip_verify)' : 'verified',
     apiKey: s.apiKey,
+    ...(s.stateError ? { stateError: s.stateError } : {}),
     ingressTrust: s.ingressTrust,
     driver: s.driver,
     ...(s.forwarder ? { forwarder: s.forwarder } : {}),

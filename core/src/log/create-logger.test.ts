@@ -107,3 +107,19 @@ test('JSON lines to the journal carry their syslog priority in front; to anythin
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('an error whose message ends with the errno its cause starts with says it once', async () => {
+  const { NgrokdError } = await import('../errors/ngrokd-error.js')
+  const { stateDirError } = await import('../daemon/state-dir.js')
+  const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' })
+  const erofs = Object.assign(new Error("EROFS: read-only file system, open '/var/lib/ngrokd/ngrokd.lock'"), { code: 'EROFS', errno: -30, syscall: 'open' })
+  const { lines, destination } = capture()
+  const logger = createLogger({ level: 'info', destination })
+  logger.warn({ err: new NgrokdError('NGROKD_ERR_STATE', 'allocator: cannot write /var/lib/ngrokd/allocations.json: ENOSPC', { cause: enospc }) }, 'poll failed')
+  logger.fatal({ err: stateDirError('/var/lib/ngrokd', erofs) }, 'could not start')
+  logger.warn({ err: new NgrokdError('NGROKD_ERR_API', 'the ngrok API is unreachable', { cause: new Error('ECONNREFUSED') }) }, 'poll failed')
+  const [full, readOnly, other] = lines.map((l) => JSON.parse(l).err.message as string)
+  assert.equal(full, 'allocator: cannot write /var/lib/ngrokd/allocations.json: ENOSPC: no space left on device, write')
+  assert.equal(readOnly, "state_dir /var/lib/ngrokd cannot be written: its file system is read-only (EROFS): read-only file system, open '/var/lib/ngrokd/ngrokd.lock'")
+  assert.equal(other, 'the ngrok API is unreachable: ECONNREFUSED', 'a cause that is the errno alone is kept')
+})

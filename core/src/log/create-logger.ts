@@ -51,6 +51,7 @@ export function createLogger({ level = 'info', pretty, destination, env = proces
       serializers: {
         err: (e: unknown) => {
           const serialized = pino.stdSerializers.err(e as Error)
+          if (e instanceof Error) serialized.message = messageWithCauses(e)
           if ((isNgrokdError(e) || isSystemCallError(e)) && !logger.isLevelEnabled('debug')) serialized.stack = undefined as unknown as string
           return serialized
         },
@@ -87,6 +88,23 @@ export function withSyslogPriority(line: string): string {
   const level = /^\{"level":(\d+)/.exec(line)?.[1]
   const priority = level === undefined ? undefined : SYSLOG_PRIORITY[level]
   return priority === undefined ? line : `<${priority}>${line}`
+}
+
+/**
+ * `message: cause's message: …`, as pino joins them, but a cause that starts with the errno its error's message ends
+ * with (`cannot write allocations.json: ENOSPC` and `ENOSPC: no space left on device, write`) is joined without it
+ * again: `…: ENOSPC: no space left on device, write`.
+ */
+export function messageWithCauses(e: Error): string {
+  let message = e.message
+  const seen = new Set<unknown>([e])
+  for (let cause = e.cause; cause instanceof Error && !seen.has(cause); cause = cause.cause) {
+    seen.add(cause)
+    const errno = /^(E[A-Z0-9]+): /.exec(cause.message)?.[1]
+    const repeated = errno !== undefined && new RegExp(`\\b${errno}\\)?$`).test(message)
+    message += `: ${repeated ? cause.message.slice(errno.length + 2) : cause.message}`
+  }
+  return message
 }
 
 /** An error the system gave a call (`errno`, `code` and `syscall` set): its stack is Node's, not a bug of ours. */

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { NgrokdError, isNgrokdError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js'
+import { stateDirProblem } from '../daemon/state-dir.js'
 import type { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { isNgrokApiError } from '../api/ngrok-api-error.js'
 import { normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
@@ -119,10 +120,12 @@ const OFFLINE_API: OperatorApi = new Proxy({} as OperatorApi, {
 /** The CSR code (node-forge's ASN.1) loads when a key is made, not on every start that reuses one. */
 const csrCode = () => import('../cert/csr.js')
 
-function stateError(what: string, path: string, cause: unknown): NgrokdError {
-  return new NgrokdError('NGROKD_ERR_STATE', `registration: cannot ${what} ${path}`, {
+/** A registration file that cannot be read or written in `stateDir`: why (a full disk, a read-only one) and the fix, by its errno. */
+function stateError(what: string, path: string, stateDir: string, cause: unknown): NgrokdError {
+  const problem = stateDirProblem(stateDir, cause)
+  return new NgrokdError(problem?.code ?? 'NGROKD_ERR_STATE', `registration: cannot ${what} ${path}${problem ? `: ${problem.why}` : ''}`, {
     cause,
-    hint: `check that the state directory is a writable directory owned by the user running ngrokd`,
+    hint: problem?.hint ?? 'check that the state directory is a writable directory owned by the user running ngrokd',
   })
 }
 
@@ -334,7 +337,7 @@ export class Registration {
       for (const file of Object.values(REGISTRATION_FILES)) {
         const path = join(this.stateDir, file)
         await rm(path, { force: true }).catch((e: unknown) => {
-          throw stateError('remove', path, e)
+          throw stateError('remove', path, this.stateDir, e)
         })
       }
       this.current = undefined
@@ -362,7 +365,7 @@ export class Registration {
     try {
       await mkdir(this.stateDir, { recursive: true, mode: 0o700 })
     } catch (e) {
-      throw stateError('create', this.stateDir, e)
+      throw stateError('create', this.stateDir, this.stateDir, e)
     }
     const machineId = await this.machineId()
     const loaded = await this.readState()
@@ -592,7 +595,7 @@ export class Registration {
     try {
       await this.writeFile(path, data, { mode })
     } catch (e) {
-      throw isNgrokdError(e) ? e : stateError('write', path, e)
+      throw isNgrokdError(e) ? e : stateError('write', path, this.stateDir, e)
     }
   }
 
@@ -600,7 +603,7 @@ export class Registration {
     try {
       await rename(this.path(from), this.path(to))
     } catch (e) {
-      throw stateError('write', this.path(to), e)
+      throw stateError('write', this.path(to), this.stateDir, e)
     }
   }
 
@@ -626,7 +629,7 @@ export class Registration {
       this.logger.warn({ stateDir: this.stateDir }, 'finished saving the client key and certificate that a stop cut short')
       return
     }
-    for (const file of ['nextKey', 'nextCert'] as const) await rm(this.path(file), { force: true }).catch((e: unknown) => Promise.reject(stateError('remove', this.path(file), e)))
+    for (const file of ['nextKey', 'nextCert'] as const) await rm(this.path(file), { force: true }).catch((e: unknown) => Promise.reject(stateError('remove', this.path(file), this.stateDir, e)))
   }
 
   /**
@@ -648,7 +651,7 @@ export class Registration {
       const code = (e as NodeJS.ErrnoException).code
       if (code === 'ENOENT') return undefined
       if (code === 'ELOOP') throw notAFileError(path, 'a symbolic link', e)
-      throw stateError('read', path, e)
+      throw stateError('read', path, this.stateDir, e)
     }
     try {
       const st = await handle.stat()
@@ -659,7 +662,7 @@ export class Registration {
       }
       return await handle.readFile('utf8')
     } catch (e) {
-      throw isNgrokdError(e) ? e : stateError('read', path, e)
+      throw isNgrokdError(e) ? e : stateError('read', path, this.stateDir, e)
     } finally {
       await handle.close()
     }

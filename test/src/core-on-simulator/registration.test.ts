@@ -208,7 +208,9 @@ describe('Registration.ensure', () => {
     }
     const e = await rejection(registration({ writeFile: failing }).ensure())
     assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'))
-    assert.match(e.message, /client\.crt/)
+    // what is wrong and its fix, by the errno: a full disk is not a question of ownership
+    assert.equal(e.message, `registration: cannot write ${join(dir, 'client.crt.next')}: no space left on its device (ENOSPC)`)
+    assert.equal(e.hint, `free space on the file system of ${dir} (df -h ${dir}), or set state_dir to a directory on another`)
     assert.equal(posts().length, 1)
     assert.equal(deletes().length, 1)
     assert.equal(sim.listOperators().length, 0, 'no orphan left at ngrok')

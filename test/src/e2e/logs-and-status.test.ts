@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
@@ -105,6 +105,42 @@ describe('the log and `ngrokd status` as a user reads them', { skip: netnsSkip }
     await waitUntil(() => log().some((l) => /^the ngrok API answers again \(after \d+ failed polls\)$/.test(l.msg)), { what: 'the recovery line', timeoutMs: 30_000 })
     const status = await daemon.status()
     assert.equal(status.apiKey.lastError, undefined, 'a success clears the last API error')
+  })
+})
+
+describe('a registration that cannot write its state', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+  const hosts = snapshotHostsFile()
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://web.stlog' })
+  })
+
+  after(async () => {
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('status shows it as a state error with its fix, not as the API\'s last error', async () => {
+    daemon = E2eDaemon.prepare({ name: 'stlog', sim, net: netDriverCases('stlog')[1]! })
+    // a folder where the machine id goes: the registration stops before it calls the API, for a reason of this machine's
+    const machineId = join(daemon.stateDir, 'machine-id')
+    mkdirSync(machineId, { recursive: true, mode: 0o700 })
+    daemon.restart()
+    const status = await daemon.waitFor((s) => s.stateError !== undefined, 'the state error')
+    assert.equal(status.apiKey.lastError, undefined, 'not the API\'s')
+    assert.equal(status.stateError.code, 'NGROKD_ERR_STATE')
+    assert.match(status.stateError.message, new RegExp(`^registration: ${machineId} is a directory`))
+    const text = spawnSync(process.execPath, [NGROKD_PACKAGE_BIN, 'status', '--config', daemon.configFile], { encoding: 'utf8', env: E2eDaemon.childEnv() }).stdout
+    assert.doesNotMatch(text, /api error:/)
+    assert.match(text, new RegExp(`\\nstate: +FAILED .*: registration: ${machineId} is a directory.*\\(NGROKD_ERR_STATE\\)\\n +fix: remove it \\(rm -r ${machineId}\\)`))
+    rmSync(machineId, { recursive: true })
+    const registered = await daemon.waitReady((s) => s.services?.serving === 1)
+    assert.equal(registered.stateError, undefined, 'cleared once registered')
   })
 })
 

@@ -91,6 +91,11 @@ export class E2eDaemon {
     return d
   }
 
+  /** Writes the config without spawning, for a test to prepare the state dir first; `restart()` starts it. */
+  static prepare(options: E2eDaemonOptions): E2eDaemon {
+    return new E2eDaemon(options)
+  }
+
   /** The environment of the child: ours without NGROKD_* / NGROK_* so only the config file counts. */
   static childEnv(): NodeJS.ProcessEnv {
     return Object.fromEntries(Object.entries(process.env).filter(([k]) => !INHERITED_ENV_BLOCKLIST.test(k)))
@@ -101,10 +106,10 @@ export class E2eDaemon {
   }
 
   get running(): boolean {
-    return this.process.child.exitCode === null && this.process.child.signalCode === null
+    return this.process !== undefined && this.process.child.exitCode === null && this.process.child.signalCode === null
   }
 
-  /** Starts a new process with the same config and state_dir; the previous one must have exited. */
+  /** Starts a new process with the same config and state_dir (the first one, after `prepare()`); the previous one must have exited. */
   restart(): void {
     if (this.running) throw new Error(`${this.options.name}: restart() while the daemon still runs`)
     this.spawn()
