@@ -31,11 +31,10 @@ async function echoServer(): Promise<{ server: Server; port: number }> {
   return { server, port: (server.address() as { port: number }).port }
 }
 
-async function setup(subnet = SUBNET, logger: Logger = silentLogger) {
+async function setup(subnet = SUBNET, logger: Logger = silentLogger, allocator = new MemoryAllocator()) {
   const upstream = await echoServer()
   const iface = new FakeInterface()
   await iface.open({ name: 'ngrkt0', subnet })
-  const allocator = new MemoryAllocator()
   await allocator.open({ subnet, reserved: ['127.107.0.1'] })
   const names = new RecordingNameResolver()
   await names.open()
@@ -489,3 +488,50 @@ test('a drain does not hold up the next reconcile: its address stays until the d
 async function until(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setTimeout(r, 2))
 }
+
+/** An allocator whose saves fail while `full` (a full state_dir), remembering that it has unsaved changes as the persistent one does. */
+class FullDiskAllocator extends MemoryAllocator {
+  full = false
+  private unsaved = false
+  protected override async persist(): Promise<void> {
+    this.unsaved = this.full
+    if (this.full) throw new NgrokdError('NGROKD_ERR_STATE', 'allocator: cannot write /var/lib/ngrokd/allocations.json: no space left on its device (ENOSPC)', { hint: 'free space on the file system of /var/lib/ngrokd (df -h /var/lib/ngrokd)' })
+  }
+  protected override hasUnsavedChanges(): boolean {
+    return this.unsaved
+  }
+}
+
+test('while addresses cannot be saved, a new endpoint is held back in error with the reason and the fix; the ones placed keep serving; served once a save works', async () => {
+  const allocator = new FullDiskAllocator()
+  const logger = recordingLogger()
+  const t = await setup(SUBNET, logger, allocator)
+  try {
+    const a = service('http://a.full'), b = service('tcp://b.full:5432'), c = service('http://c.full')
+    await t.reconciler.reconcile([a, c])
+    const placed = new Map(t.reconciler.services().map((s) => [s.hostname, s.address]))
+    allocator.full = true
+    const report = await t.reconciler.reconcile([a, b])
+    assert.equal(report.errors, 1)
+    const byHost = new Map(t.reconciler.services().map((s) => [s.hostname, s]))
+    assert.equal(byHost.get('a.full')?.state, 'serving')
+    assert.equal(byHost.get('a.full')?.address, placed.get('a.full'))
+    assert.equal(byHost.has('c.full'), false, 'an endpoint that went away goes, its release saved with the next change')
+    const held = byHost.get('b.full')!
+    assert.equal(held.state, 'error')
+    assert.equal(held.address, undefined)
+    assert.equal(held.error?.code, 'NGROKD_ERR_STATE')
+    assert.match(held.error!.message, /^not served until its address is saved \(so that a restart gives it the same one\): allocator: cannot write .*allocations\.json: no space left on its device \(ENOSPC\)$/)
+    assert.equal(held.error!.hint, 'free space on the file system of /var/lib/ngrokd (df -h /var/lib/ngrokd); ngrokd serves it at the first poll after')
+    assert.deepEqual(t.names.published.records.map((r) => r.hostname).sort(), ['a.full'])
+    assert.equal(logger.at('error').filter((r) => r.msg.startsWith('cannot serve tcp://b.full:5432')).length, 1)
+    allocator.full = false
+    await t.reconciler.reconcile([a, b])
+    const after = new Map(t.reconciler.services().map((s) => [s.hostname, s]))
+    assert.equal(after.get('b.full')?.state, 'serving')
+    assert.equal(after.get('a.full')?.address, placed.get('a.full'))
+    assert.equal(allocator.list().find((e) => e.hostname === 'c.full')?.active, false)
+  } finally {
+    await t.close()
+  }
+})

@@ -1,6 +1,6 @@
 import { inject, injectable } from '../di/tsyringe.js'
 import type { Interface } from '../contracts/interface.js'
-import type { Allocator } from '../contracts/allocator.js'
+import type { Allocation, Allocator } from '../contracts/allocator.js'
 import type { NameResolver, NameRecord } from '../contracts/name-resolver.js'
 import type { Forwarder, ForwardTarget } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
@@ -332,7 +332,14 @@ export class Reconciler {
   private async plan(pass: Pass): Promise<void> {
     const { states, addressOf } = pass
     const hostnames = [...new Set(pass.desired.map((s) => s.hostname))]
-    for (const a of await this.allocator.allocate({ hostnames })) {
+    let allocations: Allocation[]
+    try {
+      allocations = await this.allocator.allocate({ hostnames })
+    } catch (e) {
+      this.holdBackUnsaved(pass, e)
+      allocations = []
+    }
+    for (const a of allocations) {
       if ('address' in a) addressOf.set(a.hostname, a.address)
       else for (const st of states.values()) if (st.hostname === a.hostname) pass.fail(st, a.error)
     }
@@ -347,6 +354,24 @@ export class Reconciler {
     }
     for (const st of pass.wanted.values()) pass.wantedAddresses.add(st.address!)
     for (const a of this.kept) pass.wantedAddresses.add(a)
+  }
+
+  /**
+   * The allocator could not save (a full or read-only state_dir): an address is used only once it is saved, so that a
+   * restart gives each name the same one. A hostname the last pass placed keeps its address (saved then); a new one is
+   * held back, in error with the reason and the fix, and served at the first pass whose save works.
+   */
+  private holdBackUnsaved(pass: Pass, e: unknown): void {
+    const placed = new Map([...this.states.values()].filter((st) => st.address !== undefined).map((st) => [st.hostname, st.address!]))
+    // the allocator's message is in this one's (list shows no causes): not its cause too, which a log line would repeat
+    const held = new NgrokdError('NGROKD_ERR_STATE', `not served until its address is saved (so that a restart gives it the same one): ${e instanceof Error ? e.message : String(e)}`, {
+      hint: `${(isNgrokdError(e) && e.hint) || 'check that state_dir is writable'}; ngrokd serves it at the first poll after`,
+    })
+    for (const st of pass.states.values()) {
+      const address = placed.get(st.hostname)
+      if (address !== undefined && this.allocator.lookup(st.hostname) === address) pass.addressOf.set(st.hostname, address)
+      else pass.fail(st, held)
+    }
   }
 
   /** Network mode: a stable port per hostname:port (never one of the endpoints' own ports). */
@@ -551,8 +576,11 @@ export class Reconciler {
 
   /** 9. Releases hostnames and network ports no longer desired (their mapping is kept for when they come back). */
   private async releaseGone(pass: Pass): Promise<void> {
-    const gone = this.allocator.list().filter((e) => e.active && !pass.addressOf.has(e.hostname)).map((e) => e.hostname)
-    if (gone.length > 0) await this.allocator.release({ hostnames: gone })
+    // by the desired hostnames: one held back while its address cannot be saved is not gone
+    const desired = new Set(pass.desired.map((s) => s.hostname))
+    const gone = this.allocator.list().filter((e) => e.active && !desired.has(e.hostname)).map((e) => e.hostname)
+    // a release that cannot be saved is saved with the next batch (the allocator remembers): this pass's work stands
+    if (gone.length > 0) await this.allocator.release({ hostnames: gone }).catch((e: unknown) => this.logger.warn({ err: e }, `released ${gone.length} hostnames whose endpoints went away, not saved yet (saved with the next change): ${formatError(e)}`))
     const network = this.network
     if (!network) return
     const keep = new Set([...pass.states.values()].map((st) => networkPortKey(st.hostname, st.port)))

@@ -1,7 +1,9 @@
 import { readFile, rename } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { writeFileAtomic } from './atomic-file.js'
+import { stateDirProblem } from '../daemon/state-dir.js'
 
 export interface JsonStateFileOptions {
   path: string
@@ -76,9 +78,11 @@ export class JsonStateFile<T> {
           this.unsaved = false
         } catch (cause) {
           this.unsaved = true
-          throw new NgrokdError('NGROKD_ERR_STATE', `${what}: cannot write ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
+          // a full or read-only disk named, with its fix (the state dir's rule: the file's folder is the state dir)
+          const problem = stateDirProblem(dirname(path), cause)
+          throw new NgrokdError('NGROKD_ERR_STATE', `${what}: cannot write ${path}: ${problem?.why ?? (cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
             cause,
-            hint: 'check that the state directory exists, is writable by ngrokd and its disk is not full',
+            hint: problem?.hint ?? 'check that the state directory exists, is writable by ngrokd and its disk is not full',
           })
         }
       })
