@@ -567,7 +567,14 @@ export class Registration {
     // The new pair is written whole under its .next names, then each is renamed over the old one: a crash at any
     // point leaves the old pair, or a new one readState() completes. operator.json last, which load() checks.
     await this.writeState('nextKey', c.keyPem, 0o600)
-    await this.writeState('nextCert', c.certPem, 0o644)
+    try {
+      await this.writeState('nextCert', c.certPem, 0o644)
+    } catch (e) {
+      // nothing is renamed yet: the old pair stands, and a new key without its certificate is no pair (finishPairWrite
+      // would drop it at the next start). Once renames begin, the .next files are what finishPairWrite completes: kept.
+      await rm(this.path('nextKey'), { force: true }).catch(() => {})
+      throw e
+    }
     await this.renameState('nextKey', 'key')
     await this.renameState('nextCert', 'cert')
     await this.writeState('operator', JSON.stringify(this.storedOf(c), null, 2) + '\n', 0o644)

@@ -214,6 +214,7 @@ describe('Registration.ensure', () => {
     assert.equal(posts().length, 1)
     assert.equal(deletes().length, 1)
     assert.equal(sim.listOperators().length, 0, 'no orphan left at ngrok')
+    assert.equal(await stat(join(dir, 'client.key.next')).catch(() => undefined), undefined, 'the new key without its certificate is not left behind')
   })
 
   it('re-keys when the key and certificate on disk do not match (crash between writes)', async () => {
