@@ -97,6 +97,15 @@ describe('PluginHost', () => {
     await assert.rejects(load([base, base]), coded('NGROKD_ERR_PLUGIN_INVALID'))
   })
 
+  it('checks every entry of the list before any register() runs: a bad later entry stops the load before the first plugin registers', async () => {
+    const early = await plugin('early.mjs', `{ name: 'early', version: '1.0.0', ngrokd: '^1.0.0', register() { j.push('early registered') } }`)
+    const strict = await plugin('strict.mjs', `{ name: 'strict', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', additionalProperties: false }, register() { j.push('strict registered') } }`)
+    journal().length = 0
+    await assert.rejects(load([early, { name: strict, options: { nope: 1 } }]), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
+    await assert.rejects(load([early, strict, early]), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID') && /listed twice/.test(e.message))
+    assert.deepEqual(journal(), [], 'no register() ran')
+  })
+
   it('isolates a plugin that throws in register(): reported as failed, nothing it added used, the others run', async () => {
     const broken = await plugin(
       'broken.mjs',

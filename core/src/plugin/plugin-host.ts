@@ -30,6 +30,12 @@ export interface PluginStatus {
   error?: { code: string; message: string; at: string }
 }
 
+/** An entry of `plugins:` resolved and checked: its module and its options, validated with defaults filled in. */
+export interface CheckedPlugin {
+  plugin: PluginModule
+  options: Record<string, unknown>
+}
+
 type Hook<A extends unknown[]> = (...args: A) => void | Promise<void>
 
 interface Loaded {
@@ -182,9 +188,21 @@ export class PluginHost {
     return PluginHost.create(modules, options)
   }
 
-  /** Checks dependencies and options (defaults filled in) and registers each plugin, in order. */
+  /** Checks every entry (listed once, dependencies before it, options valid, defaults filled in), then registers each, in list order. */
   static async create(modules: ReadonlyArray<{ plugin: PluginModule; options?: Record<string, unknown> }>, options: PluginHostOptions): Promise<PluginHost> {
     const loaded: Loaded[] = []
+    // the whole list is checked before any register() runs: a bad last entry stops the start before the first plugin does anything
+    for (const { plugin, options: pluginOptions } of await PluginHost.checkAll(modules)) {
+      // the daemon stops: the plugins registered so far are its (their onStop runs), the rest are not loaded
+      if (options.signal?.aborted) break
+      loaded.push(await PluginHost.register(plugin, pluginOptions, options))
+    }
+    return new PluginHost(loaded, options.logger, options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, options.signal)
+  }
+
+  /** The checks of {@link create} over the whole list, before anything registers: each entry with its options validated. */
+  private static async checkAll(modules: ReadonlyArray<{ plugin: PluginModule; options?: Record<string, unknown> }>): Promise<CheckedPlugin[]> {
+    const checked: CheckedPlugin[] = []
     const names = new Set<string>()
     for (const { plugin, options: raw = {} } of modules) {
       if (names.has(plugin.name)) throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${plugin.name}" is listed twice`, { hint: 'list each plugin once in plugins:' })
@@ -199,11 +217,9 @@ export class PluginHost {
         if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [], pluginOptions)
       }
       names.add(plugin.name)
-      // the daemon stops: the plugins registered so far are its (their onStop runs), the rest are not loaded
-      if (options.signal?.aborted) break
-      loaded.push(await PluginHost.register(plugin, pluginOptions, options))
+      checked.push({ plugin, options: pluginOptions })
     }
-    return new PluginHost(loaded, options.logger, options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, options.signal)
+    return checked
   }
 
   /** Runs `register()` in the plugin's own scope; a throw leaves it `failed`, with nothing it added. */
