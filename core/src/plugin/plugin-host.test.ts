@@ -106,6 +106,16 @@ describe('PluginHost', () => {
     assert.deepEqual(journal(), [], 'no register() ran')
   })
 
+  it('an optionsSchema that is not a valid JSON Schema is a coded error naming the plugin and the problem', async () => {
+    const bad = await plugin('badschema.mjs', `{ name: 'badschema', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', properties: { a: { type: 'strin' } } }, register() {} }`)
+    await assert.rejects(load([bad]), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'), String(e))
+      assert.match(e.message, /plugin "badschema" 1\.0\.0 declares an optionsSchema that is not a valid JSON Schema \(draft-07\): schema is invalid: data\/properties\/a\/type must be equal to one of the allowed values/)
+      assert.match(e.hint!, /a bug in the plugin/)
+      return true
+    })
+  })
+
   it('isolates a plugin that throws in register(): reported as failed, nothing it added used, the others run', async () => {
     const broken = await plugin(
       'broken.mjs',

@@ -1,4 +1,4 @@
-import type { Ajv as AjvClass, ErrorObject } from 'ajv'
+import type { Ajv as AjvClass, ErrorObject, ValidateFunction } from 'ajv'
 import type { Registry } from 'prom-client'
 import type { DependencyContainer } from '../di/tsyringe.js'
 import type { Check } from '../contracts/check.js'
@@ -121,6 +121,18 @@ async function pluginOptionsAjv(): Promise<AjvClass> {
   return optionsAjv
 }
 
+/** The validator of a plugin's `optionsSchema`; a schema Ajv cannot compile is the plugin's bug, named as such. */
+async function compileOptionsSchema(plugin: PluginModule): Promise<ValidateFunction> {
+  const ajv = await pluginOptionsAjv()
+  try {
+    return ajv.compile(plugin.optionsSchema!)
+  } catch (e) {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${plugin.name}" ${plugin.version} declares an optionsSchema that is not a valid JSON Schema (draft-07): ${(e as Error).message}`, {
+      hint: `a bug in the plugin: upgrade ${plugin.name} or tell its author; until then remove it from plugins:`,
+    })
+  }
+}
+
 /** Longest value an option error quotes (as JSON); a longer one is cut, with `…`. */
 const OPTION_VALUE_MAX = 60
 
@@ -213,7 +225,7 @@ export class PluginHost {
       }
       const pluginOptions = structuredClone(raw)
       if (plugin.optionsSchema) {
-        const validate = (await pluginOptionsAjv()).compile(plugin.optionsSchema)
+        const validate = await compileOptionsSchema(plugin)
         if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [], pluginOptions)
       }
       names.add(plugin.name)

@@ -150,6 +150,20 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(d.code, 1)
   })
 
+  test('an optionsSchema that is not a valid JSON Schema fails with the code, naming the plugin', async () => {
+    const config = (file: string, extra: Record<string, unknown>) => {
+      writeFileSync(join(dir, file), JSON.stringify({ state_dir: join(dir, 'state'), control: { socket: join(dir, 'p.sock') }, ...extra }))
+      return join(dir, file)
+    }
+    // an optionsSchema Ajv cannot compile is the plugin's bug, said with its name and without a stack
+    writeFileSync(join(dir, 'bad-schema.mjs'), `import { definePlugin } from '@ngrokd/core/plugin'\nexport default definePlugin({ name: 'badschema', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', properties: { a: { type: 'strin' } } }, register() {} })\n`)
+    const schema = await doctor(config('bad-schema.json', { plugins: ['./bad-schema.mjs'] }), '--offline')
+    const invalid = schema.report.checks.find((c) => c.id === 'plugin.load')!
+    assert.equal(invalid.code, 'NGROKD_ERR_PLUGIN_INVALID', JSON.stringify(invalid))
+    assert.match(invalid.summary, /plugin "badschema" 1\.0\.0 declares an optionsSchema that is not a valid JSON Schema/)
+    assert.doesNotMatch(schema.text, /at .*ajv/, 'no stack')
+  })
+
   test('before the first registration with an API other than ngrok\'s, the ingress is not dialled at ngrok\'s default', async () => {
     const fresh = join(dir, 'fresh.json')
     writeFileSync(fresh, JSON.stringify({ api: { url: sim.apiUrl, key: sim.apiKey }, state_dir: join(dir, 'fresh-state'), net: { driver: 'loopback-alias' }, control: { socket: join(dir, 'z.sock') } }))
