@@ -180,10 +180,9 @@ const runCommand = defineCommand({
     }
     // SIGHUP (also what closing the terminal of a foreground run sends) reloads; it never kills without cleanup
     process.on('SIGHUP', () => {
-      reread().then(
-        (next) => daemon.reload(next),
-        (e: unknown) => logger.error({ err: e }, `SIGHUP: the configuration was not reloaded, the running one stays: ${formatError(e)}`),
-      )
+      reread()
+        .then((next) => daemon.reload(next))
+        .catch((e: unknown) => logger.error({ err: e }, `SIGHUP: the configuration was not reloaded, the running one stays: ${formatError(e)}`))
     })
     let stopping = false
     /** The stop's exit code: a start that failed meanwhile for a reason of its own puts its code here. */

@@ -587,9 +587,11 @@ export class Daemon {
 
   /**
    * Takes a new configuration: the keys config-reload.ts lists as live apply at once, every other change is
-   * reported as needing a restart (and the running values stay). Logged either way.
+   * reported as needing a restart (and the running values stay). Logged either way. A `plugins:` list that would
+   * not load is refused as a file that does not load is: nothing of it is taken.
    */
-  reload(next: DaemonConfig): ReloadResult {
+  async reload(next: DaemonConfig): Promise<ReloadResult> {
+    await this.checkPlugins(next)
     const result = planReload(this.current, next)
     if (result.applied.includes('log.level') && 'level' in this.logger) (this.logger as { level: string }).level = next.log.level
     if (result.applied.includes('bound_endpoints.poll_interval')) this.poller?.setIntervalMs(next.boundEndpoints.pollIntervalMs)
@@ -598,6 +600,23 @@ export class Daemon {
     const restart = result.restartNeeded.length ? `; needs a restart to take effect: ${result.restartNeeded.join(', ')}` : ''
     this.logger.info({ reload: result }, `configuration reloaded: ${applied}${restart}`)
     return result
+  }
+
+  /**
+   * Resolves and checks the plugins `next` names as a start would (PluginHost.check: modules, core range, platform,
+   * dependencies, options), registering nothing: a list the next start would stop on is the reload's error now.
+   */
+  private async checkPlugins(next: DaemonConfig): Promise<void> {
+    const specs = pluginSpecsOf(next)
+    if (specs.length === 0) return
+    try {
+      await PluginHost.check(specs, { configDir: next.configDir, signal: this.stopped.signal })
+    } catch (e) {
+      throw new NgrokdError(isNgrokdError(e) ? e.code : 'NGROKD_ERR_PLUGIN_INVALID', `plugins: would not load, so the daemon keeps the configuration it runs on: ${e instanceof Error ? e.message : String(e)}`, {
+        cause: e,
+        hint: `${isNgrokdError(e) && e.hint ? `${e.hint}; ` : ''}fix plugins: before the next start, which would stop on it`,
+      })
+    }
   }
 
   /** names.allow / names.deny, and never a name the machine needs: those of config and the ingress the API named. */

@@ -106,6 +106,17 @@ describe('PluginHost', () => {
     assert.deepEqual(journal(), [], 'no register() ran')
   })
 
+  it('PluginHost.check resolves and checks a list as a start does, registering nothing', async () => {
+    const early = await plugin('early.mjs', `{ name: 'early', version: '1.0.0', ngrokd: '^1.0.0', register() { j.push('early registered') } }`)
+    const opts = await plugin('check-opts.mjs', `{ name: 'check-opts', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', additionalProperties: false, properties: { ttl: { type: 'integer', default: 5 } } }, register() { j.push('opts registered') } }`)
+    journal().length = 0
+    const checked = await PluginHost.check([early, opts], { configDir: dir })
+    assert.deepEqual(checked.map((c) => [c.plugin.name, c.options]), [['early', {}], ['check-opts', { ttl: 5 }]])
+    await assert.rejects(PluginHost.check([early, './nothere.mjs'], { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_NOT_FOUND'))
+    await assert.rejects(PluginHost.check([{ name: opts, options: { ttl: 'x' } }], { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID') && /options\.ttl must be integer/.test(e.message))
+    assert.deepEqual(journal(), [])
+  })
+
   it('an optionsSchema that is not a valid JSON Schema is a coded error naming the plugin and the problem', async () => {
     const bad = await plugin('badschema.mjs', `{ name: 'badschema', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', properties: { a: { type: 'strin' } } }, register() {} }`)
     await assert.rejects(load([bad]), (e: unknown) => {

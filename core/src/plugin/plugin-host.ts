@@ -190,6 +190,19 @@ export class PluginHost {
 
   /** Resolves every plugin of `specs` (see resolvePlugin), then {@link create}. */
   static async load(specs: readonly PluginSpec[], options: PluginHostOptions): Promise<PluginHost> {
+    return PluginHost.create(await PluginHost.resolve(specs, options), options)
+  }
+
+  /**
+   * Resolves and checks every entry of `specs` as a start does (module, platform, core range, dependencies, options),
+   * registering nothing: what `ngrokd reload` asks of a new `plugins:` list. Throws the start's coded error.
+   */
+  static async check(specs: readonly PluginSpec[], options: Pick<PluginHostOptions, 'configDir' | 'platform' | 'hookTimeoutMs' | 'signal'>): Promise<CheckedPlugin[]> {
+    return PluginHost.checkAll(await PluginHost.resolve(specs, options))
+  }
+
+  /** Each entry of `specs` resolved to its module, in list order. */
+  private static async resolve(specs: readonly PluginSpec[], options: Pick<PluginHostOptions, 'configDir' | 'platform' | 'hookTimeoutMs' | 'signal'>): Promise<Array<{ plugin: PluginModule; options: Record<string, unknown> }>> {
     const modules: Array<{ plugin: PluginModule; options: Record<string, unknown> }> = []
     for (const spec of specs) {
       const { name, options: pluginOptions = {} } = typeof spec === 'string' ? { name: spec } : spec
@@ -197,7 +210,7 @@ export class PluginHost {
       const resolved = await within(() => resolvePlugin(name, { configDir: options.configDir, platform: options.platform }), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `loading plugin ${name}`, options.signal)
       modules.push({ plugin: resolved.plugin, options: pluginOptions })
     }
-    return PluginHost.create(modules, options)
+    return modules
   }
 
   /** Checks every entry (listed once, dependencies before it, options valid, defaults filled in), then registers each, in list order. */

@@ -50,6 +50,31 @@ describe('reload', { skip: netnsSkip }, () => {
     }
   })
 
+  test("a plugins: list that would not load is the reload's error and is not taken; one that loads waits for a restart", async () => {
+    const withPlugins = (plugins: unknown[]) => writeFileSync(ctx.daemon.configFile, JSON.stringify({ ...ctx.daemon.config, plugins }))
+    try {
+      withPlugins(['./nothere.mjs'])
+      const missing = await ngrokdCli(['reload', '--config', ctx.daemon.configFile])
+      assert.notEqual(missing.code, 0, missing.stdout)
+      assert.match(missing.stderr, /plugins: would not load, so the daemon keeps the configuration it runs on: .*nothere\.mjs/)
+      assert.match(missing.stderr, /NGROKD_ERR_PLUGIN_NOT_FOUND/)
+      withPlugins([{ name: 'dns', options: { port: 5353 } }])
+      const badOptions = await ngrokdCli(['reload', '--json', '--config', ctx.daemon.configFile])
+      assert.notEqual(badOptions.code, 0, badOptions.stdout)
+      assert.match(badOptions.stderr, /plugin "dns": options must NOT have additional properties: port/)
+      assert.match(badOptions.stderr, /NGROKD_ERR_PLUGIN_INVALID/)
+      ctx.daemon.process.child.kill('SIGHUP')
+      await waitUntil(() => /SIGHUP: the configuration was not reloaded, the running one stays: plugins: would not load/.test(ctx.daemon.log()), { what: 'the refused reload in the log' })
+      withPlugins(['dns'])
+      const loads = await ngrokdCli(['reload', '--json', '--config', ctx.daemon.configFile])
+      assert.equal(loads.code, 0, loads.stderr)
+      assert.ok((JSON.parse(loads.stdout) as { restartNeeded: string[] }).restartNeeded.includes('plugins'), loads.stdout)
+      assert.equal((await ctx.daemon.status()).phase, 'running')
+    } finally {
+      writeFileSync(ctx.daemon.configFile, JSON.stringify(ctx.daemon.config))
+    }
+  })
+
   test('a broken config file is reported and not applied; the daemon runs on', async () => {
     writeFileSync(ctx.daemon.configFile, '{ "log": ')
     ctx.daemon.process.child.kill('SIGHUP')
