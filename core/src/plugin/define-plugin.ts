@@ -79,8 +79,8 @@ export interface PluginContext<Options = Record<string, unknown>> {
     afterReconcile(fn: (serving: readonly ServingEntry[]) => void | Promise<void>): void
     /**
      * When the daemon stops, after its teardown. The plugins' hooks run side by side (started in reverse plugin
-     * order), all within 5 s together; a plugin's own in order, and only once the plugins that list it in
-     * `dependencies` have stopped.
+     * order), all within 5 s together; a plugin's own in order, once the plugins that list it in `dependencies` have
+     * stopped or its turn of the 5 s came (one turn per level of dependencies: a stuck dependent never leaves it no time).
      */
     onStop(fn: () => void | Promise<void>): void
   }

@@ -306,6 +306,18 @@ describe('PluginHost', () => {
     assert.match(host.status()[2]!.error!.message, /onStop of plugin stop-stuck did not finish within 0\.3 s/)
   })
 
+  it('a stuck onStop of a plugin that depends on another does not use up the time of that one: its onStop still runs', async () => {
+    const base = await plugin('dep-base.mjs', `{ name: 'dep-base', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStop(() => j.push('base stop')) } }`)
+    const hang = await plugin('dep-hang.mjs', `{ name: 'dep-hang', version: '1.0.0', ngrokd: '^1.0.0', dependencies: ['dep-base'], register(ctx) { ctx.hooks.onStop(() => { j.push('hang stop'); return new Promise(() => {}) }) } }`)
+    const top = await plugin('dep-top.mjs', `{ name: 'dep-top', version: '1.0.0', ngrokd: '^1.0.0', dependencies: ['dep-hang'], register(ctx) { ctx.hooks.onStop(() => j.push('top stop')) } }`)
+    journal().length = 0
+    const host = await load([base, hang, top], new Registry(), { hookTimeoutMs: 300 })
+    await host.stop()
+    // dep-top stops first, dep-hang hangs, and dep-base, two levels down, starts once its turn comes instead of never
+    assert.deepEqual(journal(), ['top stop', 'hang stop', 'base stop'])
+    assert.deepEqual(host.status().map((s) => s.state), ['running', 'degraded', 'running'], JSON.stringify(host.status()))
+  })
+
   it('a doctor check that never settles fails its plugin\'s check instead of holding doctor; the other plugins\' run', async () => {
     const slow = await plugin('slowdoc.mjs', `{ name: 'slowdoc', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.addDoctorChecks(() => new Promise(() => {})) } }`)
     const fine = await plugin('finedoc.mjs', `{ name: 'finedoc', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.addDoctorChecks(async () => [{ id: 'finedoc.own', status: 'ok', summary: 'fine' }]) } }`)

@@ -113,6 +113,13 @@ function within<T>(work: () => T | Promise<T>, ms: number, what: string, signal?
   })
 }
 
+/** Resolves once `work` settles (either way), or at `until` (a performance.now() time), whichever comes first. */
+function untilSettledOr(work: Promise<unknown>, until: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, until - performance.now()))))
+  return Promise.race([work.then(() => undefined, () => undefined), bound]).finally(() => clearTimeout(timer))
+}
+
 let optionsAjv: AjvClass | undefined
 /** Compiles plugins' option schemas; loaded with the first plugin that has one (a daemon without plugins never loads Ajv). */
 async function pluginOptionsAjv(): Promise<AjvClass> {
@@ -426,17 +433,36 @@ export class PluginHost {
   /**
    * The `onStop` hooks, all within {@link PLUGIN_STOP_BUDGET_MS} together (the daemon's stop has a bound of its own),
    * the plugins' side by side: one stuck plugin does not keep the others from stopping. A plugin's own hooks run in
-   * order, and a plugin's start once the plugins that list it in `dependencies` have stopped (or are given up on).
+   * order, and a plugin's start once the plugins that list it in `dependencies` have stopped, or once its turn in the
+   * budget comes: the budget is cut in equal turns, one per level of dependencies, and a plugin that others depend on
+   * through n levels waits for them n turns at most, so its own hooks always have a turn (with one plugin listing
+   * `dns`, dns waits at most half the budget). A stuck dependent cannot use up its dependency's time to stop.
    */
   async stop(): Promise<void> {
-    const deadline = performance.now() + Math.min(this.hookTimeoutMs, PLUGIN_STOP_BUDGET_MS)
+    const start = performance.now()
+    const budget = Math.min(this.hookTimeoutMs, PLUGIN_STOP_BUDGET_MS)
+    const deadline = start + budget
+    const levels = this.dependentLevels()
+    const turn = budget / (Math.max(0, ...levels.values()) + 1)
     const stopped = new Map<string, Promise<unknown>>()
     // in reverse order, so that every plugin depending on this one (listed after it) is already under way
     for (const p of [...this.loaded].reverse()) {
       const dependents = this.loaded.filter((q) => q.plugin.dependencies?.includes(p.plugin.name)).map((q) => stopped.get(q.plugin.name))
-      stopped.set(p.plugin.name, Promise.all(dependents).then(() => this.runHooks(p, 'onStop', (x) => x.onStop, [], deadline, undefined)))
+      const waited = dependents.length === 0 ? Promise.resolve() : untilSettledOr(Promise.all(dependents), start + levels.get(p)! * turn)
+      stopped.set(p.plugin.name, waited.then(() => this.runHooks(p, 'onStop', (x) => x.onStop, [], deadline, undefined)))
     }
     await Promise.all(stopped.values())
+  }
+
+  /** For each plugin, the longest chain of plugins above it that list the one below in `dependencies` (0: none does). */
+  private dependentLevels(): Map<Loaded, number> {
+    const levels = new Map<Loaded, number>()
+    // dependents are listed after what they depend on: from the end, each one's level is known when it is needed
+    for (const p of [...this.loaded].reverse()) {
+      const dependents = this.loaded.filter((q) => q.plugin.dependencies?.includes(p.plugin.name))
+      levels.set(p, Math.max(0, ...dependents.map((q) => levels.get(q)! + 1)))
+    }
+    return levels
   }
 
   /**
