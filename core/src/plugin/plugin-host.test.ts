@@ -127,6 +127,21 @@ describe('PluginHost', () => {
     })
   })
 
+  it("format: 'hostname' checks a DNS name by ngrokd's rules (one label allowed, any case) and says why one fails", async () => {
+    const names = await plugin('dnsnames.mjs', `{ name: 'dnsnames', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', properties: { suffixes: { type: 'array', items: { type: 'string', format: 'hostname' } } } }, register(ctx) { j.push(ctx.options.suffixes.join(' ')) } }`)
+    journal().length = 0
+    await load([{ name: names, options: { suffixes: ['prod', 'Corp.Internal', 'team.corp.example'] } }])
+    assert.deepEqual(journal(), ['prod Corp.Internal team.corp.example'])
+    await assert.rejects(load([{ name: names, options: { suffixes: ['prod', 'corp..internal', 'bad suffix!'] } }]), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'), String(e))
+      assert.match(e.message, /options\.suffixes\.1 is not a DNS name: has an empty label \(got "corp\.\.internal"\)/)
+      assert.match(e.message, /options\.suffixes\.2 is not a DNS name: contains whitespace/)
+      assert.doesNotMatch(e.message, /suffixes\.0/)
+      assert.match(e.hint!, /a DNS name is labels of a-z, 0-9 and "-" joined by single dots/)
+      return true
+    })
+  })
+
   it('isolates a plugin that throws in register(): reported as failed, nothing it added used, the others run', async () => {
     const broken = await plugin(
       'broken.mjs',

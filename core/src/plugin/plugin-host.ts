@@ -8,6 +8,7 @@ import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.
 import type { PluginContext, PluginInterfaceInfo, PluginModule, PluginRouteHandler, ServingEntry } from './define-plugin.js'
 import { resolvePlugin } from './resolve-plugin.js'
 import { SECRET_NAME, redactSecret } from '../config/redact-secret.js'
+import { validateHostname } from '../protocol/endpoints.js'
 
 /** One entry of the `plugins:` config list: a name, or a name with options. */
 export type PluginSpec = string | { name: string; options?: Record<string, unknown> }
@@ -113,6 +114,15 @@ function within<T>(work: () => T | Promise<T>, ms: number, what: string, signal?
   })
 }
 
+/**
+ * The `format`s a plugin's option schema may use (Ajv knows none of its own without ajv-formats; an unknown one is
+ * ignored), each with what it means and why a value fails it, for the option error.
+ */
+const OPTION_FORMATS: Record<string, { what: string; fix: string; reason: (value: string) => string | undefined }> = {
+  // JSON Schema's `hostname`, by the rules ngrokd publishes names by (one label allowed, `prod`); DNS ignores case
+  hostname: { what: 'a DNS name', fix: 'a DNS name is labels of a-z, 0-9 and "-" joined by single dots (corp.internal)', reason: (value) => validateHostname(value.toLowerCase(), { singleLabel: true }) },
+}
+
 /** Resolves once `work` settles (either way), or at `until` (a performance.now() time), whichever comes first. */
 function untilSettledOr(work: Promise<unknown>, until: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined
@@ -123,8 +133,11 @@ function untilSettledOr(work: Promise<unknown>, until: number): Promise<void> {
 let optionsAjv: AjvClass | undefined
 /** Compiles plugins' option schemas; loaded with the first plugin that has one (a daemon without plugins never loads Ajv). */
 async function pluginOptionsAjv(): Promise<AjvClass> {
-  const { Ajv } = await import('ajv')
-  optionsAjv ??= new Ajv({ allErrors: true, strict: false, useDefaults: true })
+  if (!optionsAjv) {
+    const { Ajv } = await import('ajv')
+    optionsAjv = new Ajv({ allErrors: true, strict: false, useDefaults: true })
+    for (const [name, format] of Object.entries(OPTION_FORMATS)) optionsAjv.addFormat(name, { type: 'string', validate: (value: string) => format.reason(value) === undefined })
+  }
   return optionsAjv
 }
 
@@ -148,11 +161,17 @@ function keysOf(pointer: string): string[] {
   return pointer ? pointer.slice(1).split('/').map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~')) : []
 }
 
+/** The value at `path`, as it is. */
+function rawAt(options: unknown, path: readonly string[]): unknown {
+  let value = options
+  for (const k of path) value = (value as Record<string, unknown> | undefined)?.[k]
+  return value
+}
+
 /** The value at `keys` (then `key`), as short JSON; undefined when absent. */
 function valueAt(options: unknown, keys: readonly string[], key?: string): string | undefined {
-  let value = options
   const path = key === undefined ? keys : [...keys, key]
-  for (const k of path) value = (value as Record<string, unknown> | undefined)?.[k]
+  let value = rawAt(options, path)
   // an option whose name says key, secret, token or password shows as much as the config's API key does
   if (typeof value === 'string' && SECRET_NAME.test(path.at(-1) ?? '')) value = redactSecret(value)
   const text = value === undefined ? undefined : (JSON.stringify(value) ?? String(value))
@@ -161,13 +180,18 @@ function valueAt(options: unknown, keys: readonly string[], key?: string): strin
 
 /** Each problem names the key, the value it has (absent for a missing key) and what is expected (docs/errors.md). */
 function optionsError(name: string, errors: ErrorObject[], options: unknown): NgrokdError {
+  const fixes = new Set<string>()
   const what = errors.map((e) => {
     const extra = e.params && 'additionalProperty' in e.params ? String(e.params.additionalProperty) : undefined
     const keys = keysOf(e.instancePath)
     const value = e.keyword === 'required' ? undefined : valueAt(options, keys, extra)
-    return `${['options', ...keys].join('.')} ${e.message}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as unknown[]).join(', ')})` : ''}${extra !== undefined ? `: ${extra}` : ''}${value !== undefined ? ` (got ${value})` : ''}`
+    // a format of ours says why the value fails it, not only its name
+    const format = e.keyword === 'format' ? OPTION_FORMATS[String(e.params.format)] : undefined
+    if (format) fixes.add(format.fix)
+    const message = format ? `is not ${format.what}: ${format.reason(String(rawAt(options, keys)))}` : e.message
+    return `${['options', ...keys].join('.')} ${message}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as unknown[]).join(', ')})` : ''}${extra !== undefined ? `: ${extra}` : ''}${value !== undefined ? ` (got ${value})` : ''}`
   })
-  return new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${name}": ${what.join('; ')}`, { hint: `fix the plugin's options in plugins: (see the ${name} plugin's documentation)` })
+  return new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${name}": ${what.join('; ')}`, { hint: [`fix the plugin's options in plugins: (see the ${name} plugin's documentation)`, ...fixes].join('; ') })
 }
 
 /**

@@ -75,9 +75,10 @@ const DEFAULT_PORTS: Record<EndpointScheme, number | undefined> = { http: 80, ht
  * Accepted: `name.namespace` (two labels, each `[a-z][a-z0-9-]{0,62}`) and public-looking names
  * (two or more RFC 1123 labels of `[a-z0-9-]`, 1–63 long, no leading or trailing `-`), at most 253
  * characters, lower-case. A single label (`localhost`) is refused: publishing it would shadow
- * names of the machine itself. Callers lower-case API text first; upper case here is refused.
+ * names of the machine itself; `singleLabel` admits one (a domain under which names are served, `prod`).
+ * Callers lower-case API text first; upper case here is refused.
  */
-export function validateHostname(h: string): string | undefined {
+export function validateHostname(h: string, { singleLabel = false }: { singleLabel?: boolean } = {}): string | undefined {
   if (typeof h !== 'string') return 'not a string'
   if (h.length === 0) return 'empty'
   if (h.length > MAX_HOSTNAME) return `longer than ${MAX_HOSTNAME} characters`
@@ -89,7 +90,7 @@ export function validateHostname(h: string): string | undefined {
   if (/[^a-z0-9.-]/.test(h)) return 'contains a character other than a-z, 0-9, "-" and "."'
   const labels = h.split('.')
   if (labels.some((l) => l.length === 0)) return 'has an empty label'
-  if (labels.length < 2) return 'has a single label (expected name.namespace)'
+  if (labels.length < 2 && !singleLabel) return 'has a single label (expected name.namespace)'
   if (NUMERIC_LABEL.test(labels[labels.length - 1]!)) return 'is an ip address or ends in a number'
   const long = labels.find((l) => l.length > MAX_LABEL)
   if (long !== undefined) return `has a label longer than ${MAX_LABEL} characters`

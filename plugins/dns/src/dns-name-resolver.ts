@@ -40,7 +40,7 @@ const ROUTE_NAME: Partial<Record<NodeJS.Platform, string>> = { linux: 'systemd-r
 type Route =
   | { kind: 'unattached' }
   | { kind: 'system'; link: SuffixRoute }
-  | { kind: 'hosts-file'; names: NameResolver; reason: string; via: string }
+  | { kind: 'hosts-file'; names: NameResolver; reason: string; via: string; hint?: string }
 
 /**
  * Publishes the names as the answers of a {@link DnsResponder} (`names.resolver: dns`). The responder's
@@ -62,6 +62,8 @@ export class DnsNameResolver implements NameResolver {
   readonly #lifecycle = new Lifecycle('dns name resolver')
   readonly #logger: Logger
   #route: Route = { kind: 'unattached' }
+  /** Where the names go when the system route refuses them later (a refused SetLinkDomains): set by {@link attach}. */
+  #fallback: Pick<AttachOptions, 'hostsFile' | 'platform'> | undefined
 
   constructor(
     private readonly responder: DnsResponder,
@@ -84,25 +86,36 @@ export class DnsNameResolver implements NameResolver {
           : platform === 'win32'
             ? await this.#nrptRoute(nrpt)
             : `no way to point the resolver of ${platform} at the responder is known`
+    this.#fallback = { hostsFile, platform }
     if (typeof route !== 'string') {
-      this.#route = { kind: 'system', link: route }
-      await route.setSuffixes(this.responder.routes)
-      await this.#clearHostsFile(hostsFile)
+      const system: Route = { kind: 'system', link: route }
+      this.#route = system
+      await this.#routeSuffixes(system)
+      if (this.#route === system) await this.#clearHostsFile(hostsFile)
       return
     }
     await this.useHostsFile(route, { hostsFile, platform })
   }
 
+  /** The served suffixes to the system route; one it refuses for good (it reverted itself) sends the names to the hosts file. */
+  async #routeSuffixes(route: Extract<Route, { kind: 'system' }>): Promise<void> {
+    const refused = await route.link.setSuffixes(this.responder.routes)
+    if (refused && this.#route === route) {
+      await this.useHostsFile(refused, this.#fallback!, 'a routing domain comes from the suffixes option or an endpoint hostname: fix the one refused and restart ngrokd, or set names.resolver: hosts-file')
+    }
+  }
+
+
   /**
    * Publishes through the hosts file from now on, saying why once: what {@link attach} does when the system
    * resolver cannot be pointed at the responder, and the plugin's start when the responder cannot listen.
    */
-  async useHostsFile(reason: string, { hostsFile, platform = process.platform }: Pick<AttachOptions, 'hostsFile' | 'platform'>): Promise<void> {
+  async useHostsFile(reason: string, { hostsFile, platform = process.platform }: Pick<AttachOptions, 'hostsFile' | 'platform'>, hint?: string): Promise<void> {
     const names = hostsFile()
     await names.open()
     await names.publish({ records: await this.list() })
     const via = ROUTE_NAME[platform] ?? 'the system resolver'
-    this.#route = { kind: 'hosts-file', names, reason, via }
+    this.#route = { kind: 'hosts-file', names, reason, via, ...(hint ? { hint } : {}) }
     const answering = this.responder.addresses.length > 0 ? `the responder still answers on ${this.#where()}` : 'the responder does not answer'
     this.#logger.warn(`dns: ${via} is not used: ${reason}; the names are published in the hosts file instead (${answering})`)
   }
@@ -145,7 +158,7 @@ export class DnsNameResolver implements NameResolver {
     const route = this.#route
     if (route.kind !== 'system' || !(route.link instanceof ResolvedLink) || link.index === undefined || link.index === route.link.link.index) return
     await route.link.relink({ name: link.name, index: link.index })
-    await route.link.setSuffixes(this.responder.routes)
+    await this.#routeSuffixes(route)
   }
 
   /** At stop: the OS forgets the route (resolved's `RevertLink`, the resolver files, the NRPT rules). */
@@ -198,9 +211,10 @@ export class DnsNameResolver implements NameResolver {
         status: 'warn',
         summary: `${route.via} is not used: ${route.reason}; the names are published in the hosts file instead`,
         hint:
-          route.via === 'systemd-resolved'
+          route.hint ??
+          (route.via === 'systemd-resolved'
             ? 'on Linux, run systemd-resolved (systemctl enable --now systemd-resolved) and restart ngrokd, or set names.resolver: hosts-file to say the hosts file is meant'
-            : 'see the reason; or set names.resolver: hosts-file to say the hosts file is meant',
+            : 'see the reason; or set names.resolver: hosts-file to say the hosts file is meant'),
       },
       ...(await route.names.diagnose()),
     ]
@@ -222,8 +236,8 @@ export class DnsNameResolver implements NameResolver {
     const current = this.responder.zone
     const changed = next.size !== current.size || [...next].some(([name, address]) => current.get(name) !== address)
     if (changed) this.responder.setZone(next)
+    if (this.#route.kind === 'system') await this.#routeSuffixes(this.#route)
     const route = this.#route
-    if (route.kind === 'system') await route.link.setSuffixes(this.responder.routes)
     if (route.kind === 'hosts-file') return { changed: (await route.names.publish({ records, signal })).changed || changed }
     return { changed }
   }

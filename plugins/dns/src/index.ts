@@ -30,7 +30,7 @@ export default definePlugin<DnsOptions>({
     properties: {
       listen: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'addresses to answer on, e.g. 10.107.0.1 or 127.0.0.1:5353; default the interface address, port 53' },
       ttl: { type: 'integer', minimum: 0, maximum: 3600, default: DEFAULT_TTL, description: 'seconds the answers may be cached' },
-      suffixes: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'suffixes served even with no endpoint under them' },
+      suffixes: { type: 'array', items: { type: 'string', format: 'hostname' }, default: [], description: 'suffixes served even with no endpoint under them, each a DNS name (corp.internal)' },
     },
   },
   register(ctx) {

@@ -1,6 +1,6 @@
 import { formatError, silentLogger, type Check, type Logger } from '@ngrokd/core/plugin'
 import type { SuffixRoute } from './suffix-routes.js'
-import { linkDnsAddress, routingDomains, SystemdResolved, type LinkDnsAddress } from './systemd-resolved.js'
+import { linkDnsAddress, ResolvedRefusal, routingDomains, SystemdResolved, type LinkDnsAddress } from './systemd-resolved.js'
 
 export interface ResolvedLinkOptions {
   resolved: SystemdResolved
@@ -28,6 +28,11 @@ export interface ResolvedLinkOptions {
 export class ResolvedLink implements SuffixRoute {
   /** The suffixes resolved has now: a failed update leaves the old ones, and the next update retries. */
   #sent: ReadonlySet<string> = new Set()
+  /** The suffixes last asked for, and why they are not in resolved when the update failed: what doctor compares with. */
+  #wanted: ReadonlySet<string> = new Set()
+  #failed: string | undefined
+  /** Why resolved refused the domains: the link was then reverted, and every later call is answered with this. */
+  #refused: string | undefined
   /** Calls one after the other: an update never overtakes another, nor the revert. */
   #queue: Promise<void> = Promise.resolve()
   readonly #logger: Logger
@@ -47,25 +52,40 @@ export class ResolvedLink implements SuffixRoute {
     return new ResolvedLink(resolved, link, addresses, logger)
   }
 
-  /** The routing domains `~<suffix>`, sent only when the set differs from what resolved has. */
-  setSuffixes(suffixes: ReadonlySet<string>): Promise<void> {
+  /**
+   * The routing domains `~<suffix>`, sent only when the set differs from what resolved has. Resolves to why resolved
+   * refused them (an error reply of its own, such as InvalidArgs): the link is then reverted, as a refused call at
+   * {@link register} is, and the caller publishes another way. A failure of the bus is logged and tried again.
+   */
+  setSuffixes(suffixes: ReadonlySet<string>): Promise<string | undefined> {
     const next = new Set(suffixes)
     return this.#enqueue(async () => {
+      if (this.#refused !== undefined) return
+      this.#wanted = next
       try {
         await this.#reconnectIfClosed()
         if (sameSet(next, this.#sent)) return
         await this.resolved.setLinkDomains(this.link.index, routingDomains(next))
         this.#sent = next
+        this.#failed = undefined
         this.#logger.info(`systemd-resolved sends ${describeSuffixes(next)} to ${this.addresses.join(', ')} on ${this.link.name}`)
       } catch (e) {
+        if (e instanceof ResolvedRefusal) {
+          this.#refused = `systemd-resolved refused the routing domains ${describeDomains(next)} of ${this.link.name} (${e.message}); the link was reverted`
+          await this.resolved.revertLink(this.link.index).catch(() => undefined)
+          this.resolved.close()
+          return
+        }
+        this.#failed = formatError(e)
         this.#logger.warn({ err: e }, `dns: cannot set the routing domains of ${this.link.name} in systemd-resolved (tried again after the next reconcile): ${formatError(e)}`)
       }
-    })
+    }).then(() => this.#refused)
   }
 
   /** `RevertLink`: resolved drops the link's servers and domains; the bus connection is closed. */
   revert(): Promise<void> {
     return this.#enqueue(async () => {
+      if (this.#refused !== undefined) return // reverted when refused
       try {
         await this.#reconnectIfClosed()
         await this.resolved.revertLink(this.link.index)
@@ -85,7 +105,7 @@ export class ResolvedLink implements SuffixRoute {
    */
   relink(link: { name: string; index: number }): Promise<void> {
     return this.#enqueue(async () => {
-      if (link.index === this.link.index) return
+      if (link.index === this.link.index || this.#refused !== undefined) return
       try {
         const resolved = this.resolved.connected ? this.resolved : await SystemdResolved.connect(this.resolved.address)
         if (resolved !== this.resolved) this.resolved = resolved
@@ -125,16 +145,18 @@ export class ResolvedLink implements SuffixRoute {
       const state = await this.resolved.linkState(this.link.index)
       const missingServers = this.addresses.filter((a) => !state.dns.includes(a))
       const routing = new Set(state.domains.filter((d) => d.routingOnly).map((d) => d.domain))
-      const missingDomains = [...this.#sent].filter((s) => !routing.has(s))
+      // what was asked for last, not what went through: a failed update shows here until one succeeds
+      const missingDomains = [...this.#wanted].filter((s) => !routing.has(s))
       if (missingServers.length === 0 && missingDomains.length === 0) {
-        return { id, status: 'ok', summary: `systemd-resolved has ${where} registered: ${describeSuffixes(this.#sent)} go to ${this.addresses.join(', ')}` }
+        return { id, status: 'ok', summary: `systemd-resolved has ${where} registered: ${describeSuffixes(this.#wanted)} go to ${this.addresses.join(', ')}` }
       }
       const lacks = [missingServers.length > 0 && `DNS server ${missingServers.join(', ')}`, missingDomains.length > 0 && `routing domains ${missingDomains.map((s) => `~${s}`).join(' ')}`].filter(Boolean)
+      const failed = this.#failed !== undefined ? `; the last update failed: ${this.#failed}` : ''
       return {
         id,
         status: 'warn',
-        summary: `systemd-resolved does not have ${where} registered as ngrokd set it: it lacks ${lacks.join(' and ')} (it has DNS ${state.dns.join(', ') || 'none'}, domains ${state.domains.map((d) => (d.routingOnly ? `~${d.domain}` : d.domain)).join(' ') || 'none'})`,
-        hint: `compare with resolvectl status ${this.link.name}; restarting ngrokd registers the link again`,
+        summary: `systemd-resolved does not have ${where} registered as ngrokd set it: it lacks ${lacks.join(' and ')} (it has DNS ${state.dns.join(', ') || 'none'}, domains ${state.domains.map((d) => (d.routingOnly ? `~${d.domain}` : d.domain)).join(' ') || 'none'})${failed}`,
+        hint: failed ? 'the update is tried again after the next reconcile; see the daemon log' : `compare with resolvectl status ${this.link.name}; restarting ngrokd registers the link again`,
       }
     } catch (e) {
       return { id, status: 'warn', summary: `cannot read ${where} from systemd-resolved: ${formatError(e)}`, hint: 'check that systemd-resolved runs (systemctl status systemd-resolved)' }
@@ -162,6 +184,10 @@ async function setServers(resolved: SystemdResolved, ifindex: number, addresses:
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return a.size === b.size && [...a].every((x) => b.has(x))
+}
+
+function describeDomains(suffixes: ReadonlySet<string>): string {
+  return [...suffixes].sort().map((s) => `~${s}`).join(' ') || '(none)'
 }
 
 function describeSuffixes(suffixes: ReadonlySet<string>): string {

@@ -15,8 +15,12 @@ import {
  * NRPT rules. Each follows the suffixes after every reconcile and takes everything back at stop.
  */
 export interface SuffixRoute {
-  /** The suffixes served now; the route changes only what differs. */
-  setSuffixes(suffixes: ReadonlySet<string>): Promise<void>
+  /**
+   * The suffixes served now; the route changes only what differs. Resolves to why the OS refused them for good (the
+   * route is then taken back whole, and the names must go another way), else to nothing (a failure that may pass is
+   * logged and tried again at the next call).
+   */
+  setSuffixes(suffixes: ReadonlySet<string>): Promise<string | void>
   /** At stop: nothing of ngrokd's stays. */
   revert(): Promise<void>
   /** Doctor: what the OS holds now. */

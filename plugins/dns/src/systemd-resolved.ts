@@ -14,6 +14,24 @@ export const AF_INET = 2
 /** How long a call waits for its reply: libdbus's default (DBUS_TIMEOUT_USE_DEFAULT, 25 s). */
 const CALL_TIMEOUT_MS = 25_000
 
+/**
+ * Error replies that come from the bus, not from resolved (it is not there yet, or did not answer): the next call may
+ * go through. Any other error reply is resolved's own answer to the call (InvalidArgs, AccessDenied, UnknownMethod):
+ * asking again gets it again.
+ */
+const BUS_ERRORS = new Set(['ServiceUnknown', 'NameHasNoOwner', 'NoReply', 'Timeout', 'TimedOut', 'Disconnected', 'NoServer', 'LimitsExceeded'].map((e) => `org.freedesktop.DBus.Error.${e}`))
+
+/** resolved answered a call with an error of its own: {@link BUS_ERRORS} tells it from the bus's. */
+export class ResolvedRefusal extends NgrokdError<'NGROKD_ERR_PLUGIN_FAILED'> {
+  override name = 'ResolvedRefusal'
+  constructor(
+    readonly dbusName: string,
+    message: string,
+  ) {
+    super('NGROKD_ERR_PLUGIN_FAILED', message)
+  }
+}
+
 /** The system bus ngrokd talks to: `DBUS_SYSTEM_BUS_ADDRESS`, else the standard socket. */
 export function systemBusAddress(env: NodeJS.ProcessEnv = process.env): string {
   return env.DBUS_SYSTEM_BUS_ADDRESS || DEFAULT_SYSTEM_BUS_ADDRESS
@@ -177,8 +195,9 @@ export class SystemdResolved {
       timer.unref()
       this.bus.invoke(message, (error, ...values) => {
         clearTimeout(timer)
-        if (error) reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${what}: ${error.name ?? 'error'}: ${errorText(error.message)}`))
-        else resolve(values)
+        if (!error) return resolve(values)
+        const message = `${what}: ${error.name ?? 'error'}: ${errorText(error.message)}`
+        reject(error.name && !BUS_ERRORS.has(error.name) ? new ResolvedRefusal(error.name, message) : new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', message))
       })
     })
   }

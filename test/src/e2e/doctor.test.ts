@@ -150,7 +150,7 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(d.code, 1)
   })
 
-  test('an optionsSchema that is not a valid JSON Schema fails with the code, naming the plugin', async () => {
+  test('a plugin list that cannot load fails with the code, naming the plugin and the entry', async () => {
     const config = (file: string, extra: Record<string, unknown>) => {
       writeFileSync(join(dir, file), JSON.stringify({ state_dir: join(dir, 'state'), control: { socket: join(dir, 'p.sock') }, ...extra }))
       return join(dir, file)
@@ -162,6 +162,14 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(invalid.code, 'NGROKD_ERR_PLUGIN_INVALID', JSON.stringify(invalid))
     assert.match(invalid.summary, /plugin "badschema" 1\.0\.0 declares an optionsSchema that is not a valid JSON Schema/)
     assert.doesNotMatch(schema.text, /at .*ajv/, 'no stack')
+
+    // a suffix that is no DNS name: refused at load, not sent to resolved (which refuses it) at the first reconcile
+    const suffix = await doctor(config('bad-suffix.json', { plugins: [{ name: 'dns', options: { suffixes: ['prod', 'corp..internal'] } }], names: { resolver: 'dns' } }), '--offline')
+    const load = suffix.report.checks.find((c) => c.id === 'plugin.load')!
+    assert.equal(load.code, 'NGROKD_ERR_PLUGIN_INVALID', JSON.stringify(load))
+    assert.match(load.summary, /plugin "dns": options\.suffixes\.1 is not a DNS name: has an empty label \(got "corp\.\.internal"\)/)
+    assert.match(load.hint ?? '', /a DNS name is labels of a-z, 0-9 and "-" joined by single dots/)
+    assert.equal(suffix.code, 1)
   })
 
   test('before the first registration with an API other than ngrok\'s, the ingress is not dialled at ngrok\'s default', async () => {
