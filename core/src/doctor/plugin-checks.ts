@@ -38,11 +38,16 @@ export async function pluginChecks(config: DaemonConfig): Promise<Check[]> {
       interfaceInfo: () => Promise.reject(new NgrokdError('NGROKD_ERR_CONTROL', 'the daemon is not running: no interface to give')),
       hostsFileResolver: () => hostsFileResolverFor(config, silentLogger),
     })
-    return host.status().map((p): Check =>
+    const checks = host.status().map((p): Check =>
       p.error
         ? { id: `plugin.${p.name}`, status: 'fail', summary: `plugin ${p.name} ${p.version}: ${p.error.message}`, code: p.error.code }
         : { id: `plugin.${p.name}`, status: 'ok', summary: `plugin ${p.name} ${p.version} loads and its options are valid (its own checks run when the daemon runs)` },
     )
+    // a resolver names.resolver does not select is never opened: what the plugin would publish (dns: every name) is not
+    for (const { plugin, name } of host.nameResolversOffered().filter((o) => o.name !== config.names.resolver)) {
+      checks.push({ id: `plugin.${plugin}.resolver`, status: 'warn', summary: `plugin ${plugin} offers the name resolver ${name}, which is not used: names.resolver is ${config.names.resolver}`, hint: `set names.resolver: ${name} to publish the names through it, or remove ${plugin} from plugins: if it is not meant` })
+    }
+    return checks
   } catch (e) {
     return [failedCheck('plugin.load', e)]
   }

@@ -403,6 +403,11 @@ export class PluginHost {
     }
   }
 
+  /** The name resolvers the plugins that registered offer, each with its plugin. */
+  nameResolversOffered(): Array<{ plugin: string; name: string }> {
+    return this.loaded.filter((p) => p.status.state !== 'failed').flatMap((p) => [...p.nameResolvers.keys()].map((name) => ({ plugin: p.plugin.name, name })))
+  }
+
   /** Control routes the plugins added, keyed `METHOD /v1/plugins/<name>/…`; a handler that throws answers an error. */
   routes(): Record<string, PluginRouteHandler> {
     return Object.fromEntries(this.loaded.filter((p) => p.status.state !== 'failed').flatMap((p) => [...p.routes]))

@@ -33,6 +33,9 @@ export interface AttachOptions {
   nrpt?: () => Promise<NrptRegistry>
 }
 
+/** Why the plugin serves no names while the daemon has not opened its resolver. */
+export const NOT_IN_USE = 'the daemon does not publish through the dns plugin (names.resolver is not dns)'
+
 /** What each OS's resolver is told through, for messages. */
 const ROUTE_NAME: Partial<Record<NodeJS.Platform, string>> = { linux: 'systemd-resolved', darwin: '/etc/resolver', win32: 'NRPT' }
 
@@ -105,6 +108,10 @@ export class DnsNameResolver implements NameResolver {
     }
   }
 
+  /** True while the daemon uses this resolver (`names.resolver: dns`): it opened it, and publishes through it. */
+  get inUse(): boolean {
+    return this.#lifecycle.isOpen
+  }
 
   /**
    * Publishes through the hosts file from now on, saying why once: what {@link attach} does when the system
@@ -258,6 +265,16 @@ export class DnsNameResolver implements NameResolver {
   /** Where it answers, and whether the machine's own resolver gives each published name its address. */
   async diagnose(): Promise<Check[]> {
     const where = this.responder.addresses
+    if (!this.inUse) {
+      return [
+        {
+          id: 'dns.names',
+          status: 'warn',
+          summary: `the dns plugin serves no names: ${NOT_IN_USE}; its responder${where.length > 0 ? ` on ${this.#where()}` : ''} answers no name (REFUSED)`,
+          hint: 'set names.resolver: dns to publish the endpoint names by DNS, or remove dns from plugins:',
+        },
+      ]
+    }
     const checks: Check[] = [
       where.length === 0
         ? { id: 'dns.responder', status: 'warn', summary: 'the DNS responder is not answering (the daemon is not running, or its listen failed: see its log)' }

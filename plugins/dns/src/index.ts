@@ -1,5 +1,5 @@
 import { definePlugin } from '@ngrokd/core/plugin'
-import { DnsNameResolver } from './dns-name-resolver.js'
+import { DnsNameResolver, NOT_IN_USE } from './dns-name-resolver.js'
 import { DEFAULT_TTL, DNS_PORT, DnsResponder, parseListenAddress } from './dns-responder.js'
 
 export interface DnsOptions {
@@ -44,11 +44,19 @@ export default definePlugin<DnsOptions>({
       try {
         await responder.start(configured ?? [{ host: link.address, port: DNS_PORT }])
       } catch (e) {
-        // the names must still resolve: through the hosts file, and the plugin is reported degraded with why
-        await resolver.useHostsFile(`the responder could not listen (${(e as Error).message})`, route)
+        // the names must still resolve: through the hosts file, and the plugin is reported degraded with why (unless
+        // the daemon publishes through a resolver of its own: then the names are its, and so is the hosts block)
+        if (resolver.inUse) await resolver.useHostsFile(`the responder could not listen (${(e as Error).message})`, route)
         throw e
       }
-      ctx.logger.info(`answering DNS on ${responder.addresses.map((a) => `${a.host}:${a.port}`).join(', ')}`)
+      const where = responder.addresses.map((a) => `${a.host}:${a.port}`).join(', ')
+      if (!resolver.inUse) {
+        // nothing is published here, so nothing is routed here either: the machine's resolver and the hosts block are
+        // left to the resolver the daemon uses
+        ctx.logger.warn(`dns: ${NOT_IN_USE}: the responder on ${where} answers no name (REFUSED) and the machine's resolver is not pointed at it; set names.resolver: dns to publish the endpoint names by DNS`)
+        return
+      }
+      ctx.logger.info(`answering DNS on ${where}`)
       // the machine's resolver asks it through systemd-resolved, else the names go to the hosts file
       await resolver.attach(route)
     })

@@ -264,6 +264,50 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await names.close()
   })
 
+  it('with names.resolver other than dns (its resolver not opened) the plugin registers nothing, leaves the hosts block to the daemon, and says it serves no names', async () => {
+    fake = await FakeResolved.start(bus.address)
+    // the daemon's own hosts-file resolver, on the same block
+    const daemonNames = hostsFile()
+    await daemonNames.open()
+    await daemonNames.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+    const { logger, warnings } = capture()
+    const hooks: { onStart: Array<() => unknown>; onStop: Array<() => unknown> } = { onStart: [], onStop: [] }
+    const checks: Array<() => Promise<Array<{ id: string; status: string; summary: string; hint?: string }>>> = []
+    const ctx = {
+      name: 'dns',
+      options: { listen: ['127.53.107.2:53'], ttl: 5, suffixes: [] },
+      logger,
+      platform: 'linux',
+      stateDir: dir,
+      interface: async () => ({ name: 'ngrokd0', index: IFINDEX, address: '127.53.107.2' }),
+      hostsFileResolver: hostsFile,
+      provideNameResolver: () => {},
+      addDoctorChecks: (c: (typeof checks)[number]) => void checks.push(c),
+      addRoute: () => {},
+      hooks: { onStart: (fn: () => unknown) => void hooks.onStart.push(fn), afterReconcile: () => {}, onStop: (fn: () => unknown) => void hooks.onStop.push(fn) },
+    }
+    const busBefore = process.env.DBUS_SYSTEM_BUS_ADDRESS
+    process.env.DBUS_SYSTEM_BUS_ADDRESS = bus.address
+    try {
+      await plugin.register(ctx as never)
+      for (const start of hooks.onStart) await start()
+      assert.deepEqual(fake.calls, [], 'no link registered with resolved: nothing is published through the plugin')
+      assert.match(await readFile(hostsPath, 'utf8'), /10\.107\.0\.2\s+api\.prod/, "the daemon's names stay in the hosts file")
+      assert.equal(warnings.length, 1, warnings.join('\n'))
+      assert.match(warnings[0]!, /dns: the daemon does not publish through the dns plugin \(names\.resolver is not dns\): the responder on 127\.53\.107\.2:53 answers no name \(REFUSED\).*set names\.resolver: dns/)
+      assert.doesNotMatch(warnings[0]!, /still answers/)
+      const doctor = (await Promise.all(checks.map((c) => c()))).flat()
+      assert.deepEqual(doctor.map((c) => [c.id, c.status]), [['dns.names', 'warn']], JSON.stringify(doctor))
+      assert.match(doctor[0]!.hint ?? '', /set names\.resolver: dns/)
+      for (const stop of hooks.onStop) await stop()
+      assert.deepEqual(fake.calls, [])
+    } finally {
+      if (busBefore === undefined) delete process.env.DBUS_SYSTEM_BUS_ADDRESS
+      else process.env.DBUS_SYSTEM_BUS_ADDRESS = busBefore
+      await daemonNames.close()
+    }
+  })
+
   it('a socket that accepts but never speaks D-Bus fails the connection instead of holding the start', async () => {
     const accepted: net.Socket[] = []
     const silent = net.createServer((socket) => void accepted.push(socket))

@@ -150,7 +150,7 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(d.code, 1)
   })
 
-  test('a plugin list that cannot load fails with the code, naming the plugin and the entry', async () => {
+  test('a plugin list that cannot load fails with the code, naming the plugin and the entry; a dns plugin whose resolver is not selected is warned', async () => {
     const config = (file: string, extra: Record<string, unknown>) => {
       writeFileSync(join(dir, file), JSON.stringify({ state_dir: join(dir, 'state'), control: { socket: join(dir, 'p.sock') }, ...extra }))
       return join(dir, file)
@@ -170,6 +170,13 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.match(load.summary, /plugin "dns": options\.suffixes\.1 is not a DNS name: has an empty label \(got "corp\.\.internal"\)/)
     assert.match(load.hint ?? '', /a DNS name is labels of a-z, 0-9 and "-" joined by single dots/)
     assert.equal(suffix.code, 1)
+
+    // plugins: [dns] alone: its resolver is never opened, so it serves no names
+    const unused = await doctor(config('dns-unused.json', { plugins: ['dns'] }), '--offline')
+    const warned = unused.report.checks.find((c) => c.id === 'plugin.dns.resolver')
+    assert.equal(warned?.status, 'warn', JSON.stringify(unused.report.checks))
+    assert.match(warned!.summary, /plugin dns offers the name resolver dns, which is not used: names\.resolver is hosts-file/)
+    assert.match(warned!.hint ?? '', /set names\.resolver: dns/)
   })
 
   test('before the first registration with an API other than ngrok\'s, the ingress is not dialled at ngrok\'s default', async () => {
