@@ -132,7 +132,7 @@ describe('Linux file leases (ffi/lease.ts)', { skip: leases ? false : 'no file l
     const held = await waitForWritersLock(otherFd, l, file, lockDir)
     assert.ok(held)
     const [lockFile] = await readdir(lockDir)
-    assert.match(lockFile!, /^hosts-writers-\d+-[0-9a-f]{16}\.lock$/)
+    assert.match(lockFile!, /^hosts-writers-\d+-\d+\.lock$/, 'named by the file\'s device and inode')
     assert.equal((await stat(join(lockDir, lockFile!))).mode & 0o777, 0o600, 'only its owner may open the lock file')
     let leaseAttempts = 0
     const counted: Leases = { ...l, takeWriteLease: (fd) => (leaseAttempts++, l.takeWriteLease(fd)) }
@@ -142,6 +142,37 @@ describe('Linux file leases (ffi/lease.ts)', { skip: leases ? false : 'no file l
     appendFileSync(file, '10.108.0.2 theirs.prod\n') // the other's write, under its lock
     held!()
     closeSync(otherFd)
+    assert.ok(await rewrite, 'the rewrite wrote')
+    assert.equal(await readFile(file, 'utf8'), '127.0.0.1 localhost\n10.108.0.2 theirs.prod\n10.107.0.2 mine.prod\n')
+  })
+
+  it('takes turns with an ngrokd in another mount namespace (a systemd service has its own) that reaches the file by another path', { skip: process.getuid?.() === 0 ? false : 'needs root (unshare --mount)' }, async () => {
+    const { spawn } = await import('node:child_process')
+    const { symlinkSync } = await import('node:fs')
+    const file = join(dir, 'hosts')
+    const lockDir = join(dir, 'run')
+    await writeFile(file, '127.0.0.1 localhost\n')
+    symlinkSync(file, join(dir, 'other-path'))
+    // the other daemon, in a mount namespace of its own: takes the lock through the other path, says so, and on its
+    // stdin's end appends its line under the lock and lets go
+    const other = spawn('unshare', ['--mount', '--propagation', 'private', process.execPath, '--input-type=module', '-e', `
+      const { openSync, appendFileSync } = await import('node:fs')
+      const { loadLeases, waitForWritersLock } = await import(${JSON.stringify(new URL('./leases.js', import.meta.url).href)})
+      const path = ${JSON.stringify(join(dir, 'other-path'))}
+      const release = await waitForWritersLock(openSync(path, 'r'), await loadLeases(), path, ${JSON.stringify(lockDir)})
+      process.stdout.write(release ? 'held\\n' : 'none\\n')
+      process.stdin.resume().on('end', () => { appendFileSync(path, '10.108.0.2 theirs.prod\\n'); release?.(); process.exit(0) })
+    `], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const exited = new Promise((resolve) => other.once('exit', resolve))
+    const said = await new Promise<string>((resolve) => other.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())))
+    assert.equal(said, 'held')
+    let leaseAttempts = 0
+    const counted: Leases = { ...l, takeWriteLease: (fd) => (leaseAttempts++, l.takeWriteLease(fd)) }
+    const rewrite = rewriteInPlace(file, { desired: (b) => Buffer.concat([b, Buffer.from('10.107.0.2 mine.prod\n')]), prepare: () => {}, leases: counted, lockDir })
+    for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 2))
+    assert.equal(leaseAttempts, 0, 'it waits for the other namespace\'s daemon before it reads the file')
+    other.stdin!.end()
+    assert.equal(await exited, 0)
     assert.ok(await rewrite, 'the rewrite wrote')
     assert.equal(await readFile(file, 'utf8'), '127.0.0.1 localhost\n10.108.0.2 theirs.prod\n10.107.0.2 mine.prod\n')
   })

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto'
 import { closeSync, constants, fstatSync, openSync, statSync, unlinkSync } from 'node:fs'
-import { mkdir, realpath } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { defaultRunDir, namespaceId } from '../util/run-dir.js'
+import { defaultRunDir } from '../util/run-dir.js'
 
 /**
  * Linux file leases for the hosts-file writer (see `ffi/lease.ts`), or `undefined` where there are
@@ -48,7 +47,7 @@ export async function waitForWritersLock(fd: number, leases: Leases | undefined,
   if (!leases) return undefined
   const deadline = Date.now() + WRITERS_LOCK_WAIT_MS
   for (;;) {
-    const lock = lockDir ? await openLockFile(lockDir, path) : { fd, path: undefined }
+    const lock = lockDir ? await openLockFile(lockDir, fd) : { fd, path: undefined }
     const closeLock = () => lock.path !== undefined && closeSync(lock.fd)
     const held = leases.lockWriters(lock.fd)
     if (held === undefined) {
@@ -71,12 +70,16 @@ export async function waitForWritersLock(fd: number, leases: Leases | undefined,
   }
 }
 
-/** The writers' lock file of the hosts file `path` as this mount namespace sees it, opened (created 0600, no symlink followed). */
-async function openLockFile(lockDir: string, path: string): Promise<{ fd: number; path: string }> {
+/**
+ * The writers' lock file of the hosts file open as `fd`, opened (created 0600, no symlink followed). Named by the
+ * file's device and inode, which every mount namespace sees alike (a systemd service has one of its own): two daemons
+ * that reach one file by different paths or namespaces take the same lock. A file renamed over it is another inode,
+ * whose lock a rewrite that finds the file replaced (and reads it again) takes then.
+ */
+async function openLockFile(lockDir: string, fd: number): Promise<{ fd: number; path: string }> {
   await mkdir(lockDir, { recursive: true, mode: 0o755 })
-  const file = await realpath(path).catch(() => resolve(path))
-  const id = createHash('sha256').update(file).digest('hex').slice(0, 16)
-  const lockPath = join(lockDir, `hosts-writers-${namespaceId('mnt')}-${id}.lock`)
+  const { dev, ino } = fstatSync(fd)
+  const lockPath = join(lockDir, `hosts-writers-${dev}-${ino}.lock`)
   return { fd: openSync(lockPath, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600), path: lockPath }
 }
 
