@@ -6,7 +6,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { InstanceLock, STATE_LOCK_FILE, liveHolderFor } from './instance-lock.js'
+import { InstanceLock, STATE_LOCK_FILE, liveHolderFor, stateLockReadable } from './instance-lock.js'
+import { localUser, localUserSkip } from '../util/local-user.test-helper.js'
 
 async function withDirs(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'ngrokd-lock-'))
@@ -195,3 +196,22 @@ test('a state dir removed under the daemon: its lock is found lost and taken aga
     assert.deepEqual(await second.stateLock(), { held: true })
     await second.release()
   }))
+
+test('a user the 0700 state dir shuts out (a control.group member running doctor) cannot read its lock, and is told so', { skip: localUserSkip() }, async () => {
+  const user = localUser()!
+  const dir = await mkdtemp(join(tmpdir(), 'ngrokd-lock-'))
+  try {
+    const stateDir = join(dir, 'state')
+    await mkdir(stateDir, { mode: 0o700 })
+    assert.equal(await stateLockReadable(stateDir), true, 'root reads it')
+    assert.equal(await stateLockReadable(join(dir, 'gone')), true, 'a missing state dir is read as missing, not as shut')
+    const probe = `import(${JSON.stringify(new URL('./instance-lock.js', import.meta.url).href)}).then(async (m) => process.stdout.write(String(await m.stateLockReadable(${JSON.stringify(stateDir)}))))`
+    const child = spawn('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, '-e', probe], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    await once(child, 'exit')
+    assert.equal(out, 'false')
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})

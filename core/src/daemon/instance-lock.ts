@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { link, mkdir, readFile, realpath, stat, unlink, writeFile } from 'node:fs/promises'
+import { access, constants, link, mkdir, readFile, realpath, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
@@ -317,6 +317,14 @@ export async function liveHolderFor(config: LockedConfig, runDir: string | null 
 /** Whom the lock of `stateDir` names; undefined when there is none (or it is not a lock ngrokd wrote). */
 export function stateLockHolder(stateDir: string): Promise<LockHolder | undefined> {
   return readHolder(join(stateDir, STATE_LOCK_FILE))
+}
+
+/** Whether this process may read the state dir's lock at all (a `control.group` member may not: state_dir is 0700). */
+export async function stateLockReadable(stateDir: string): Promise<boolean> {
+  return access(stateDir, constants.X_OK).then(
+    () => true,
+    (e: NodeJS.ErrnoException) => e.code !== 'EACCES' && e.code !== 'EPERM',
+  )
 }
 
 async function readHolder(path: string): Promise<LockHolder | undefined> {

@@ -4,7 +4,7 @@ import type { Check } from '../contracts/check.js'
 import { refusedKeyHint } from '../daemon/api-key-source.js'
 import { callDaemon, type ControlApi } from '../daemon/control-api.js'
 import { CORE_VERSION } from '../version.js'
-import { STATE_LOCK_FILE, liveHolderFor, stateLockHolder } from '../daemon/instance-lock.js'
+import { STATE_LOCK_FILE, liveHolderFor, stateLockHolder, stateLockReadable } from '../daemon/instance-lock.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
 import { publicDomainOf } from '../names/public-domain.js'
@@ -123,6 +123,8 @@ async function runningDaemonChecks(config: DaemonConfig, status: ControlApi['GET
  * folder, or the lock) refuses no second daemon until the daemon takes it back at its next poll.
  */
 async function stateLockCheck(stateDir: string, pid: number): Promise<Check | undefined> {
+  // a member of control.group runs doctor too: the 0700 state dir is not its to read, and says nothing of the lock
+  if (!(await stateLockReadable(stateDir))) return undefined
   const holder = await stateLockHolder(stateDir)
   if (holder?.pid === pid) return undefined
   const path = join(stateDir, STATE_LOCK_FILE)
