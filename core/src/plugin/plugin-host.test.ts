@@ -117,6 +117,18 @@ describe('PluginHost', () => {
     assert.deepEqual(journal(), [])
   })
 
+  it('PluginHost.check reads the files as they are now: a plugin fixed or upgraded since it was loaded or refused', async () => {
+    const spec = './changing.mjs'
+    await writeFile(join(dir, 'changing.mjs'), 'export default definePlugin({ name: ') // cut off mid-edit
+    await assert.rejects(PluginHost.check([spec], { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
+    await plugin('changing.mjs', `{ name: 'changing', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', additionalProperties: false, properties: { a: { type: 'integer' } } }, register() {} }`)
+    assert.deepEqual((await PluginHost.check([{ name: spec, options: { a: 1 } }], { configDir: dir })).map((c) => c.plugin.version), ['1.0.0'], 'the fixed file, not the failure')
+    await load([{ name: spec, options: { a: 1 } }]) // the running daemon's copy
+    await plugin('changing.mjs', `{ name: 'changing', version: '2.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', additionalProperties: false, properties: { b: { type: 'integer' } } }, register() {} }`)
+    const upgraded = await PluginHost.check([{ name: spec, options: { b: 1 } }], { configDir: dir })
+    assert.deepEqual(upgraded.map((c) => [c.plugin.version, c.options]), [['2.0.0', { b: 1 }]], 'the upgrade on disk, not the copy loaded at start')
+  })
+
   it('an optionsSchema that is not a valid JSON Schema is a coded error naming the plugin and the problem', async () => {
     const bad = await plugin('badschema.mjs', `{ name: 'badschema', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', properties: { a: { type: 'strin' } } }, register() {} }`)
     await assert.rejects(load([bad]), (e: unknown) => {

@@ -229,16 +229,17 @@ export class PluginHost {
    * registering nothing: what `ngrokd reload` asks of a new `plugins:` list. Throws the start's coded error.
    */
   static async check(specs: readonly PluginSpec[], options: Pick<PluginHostOptions, 'configDir' | 'platform' | 'hookTimeoutMs' | 'signal'>): Promise<CheckedPlugin[]> {
-    return PluginHost.checkAll(await PluginHost.resolve(specs, options))
+    // the files as they are now: a plugin fixed or upgraded since the start, or since a reload refused it
+    return PluginHost.checkAll(await PluginHost.resolve(specs, { ...options, fresh: true }))
   }
 
   /** Each entry of `specs` resolved to its module, in list order. */
-  private static async resolve(specs: readonly PluginSpec[], options: Pick<PluginHostOptions, 'configDir' | 'platform' | 'hookTimeoutMs' | 'signal'>): Promise<Array<{ plugin: PluginModule; options: Record<string, unknown> }>> {
+  private static async resolve(specs: readonly PluginSpec[], options: Pick<PluginHostOptions, 'configDir' | 'platform' | 'hookTimeoutMs' | 'signal'> & { fresh?: boolean }): Promise<Array<{ plugin: PluginModule; options: Record<string, unknown> }>> {
     const modules: Array<{ plugin: PluginModule; options: Record<string, unknown> }> = []
     for (const spec of specs) {
       const { name, options: pluginOptions = {} } = typeof spec === 'string' ? { name: spec } : spec
       // a module whose top-level await never settles would leave nothing to wait on: the process would exit at once
-      const resolved = await within(() => resolvePlugin(name, { configDir: options.configDir, platform: options.platform }), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `loading plugin ${name}`, options.signal)
+      const resolved = await within(() => resolvePlugin(name, { configDir: options.configDir, platform: options.platform, fresh: options.fresh ?? false }), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `loading plugin ${name}`, options.signal)
       modules.push({ plugin: resolved.plugin, options: pluginOptions })
     }
     return modules

@@ -23,12 +23,13 @@ export interface ResolvedPlugin {
  * name (from ngrokd's installation), an npm package name (from the config file's directory, then
  * beside ngrokd) or a path (relative to the config file). Checks the export, the platform and the compatible core range, with coded errors.
  */
-export async function resolvePlugin(spec: string, { configDir, platform = process.platform }: { configDir: string; platform?: NodeJS.Platform }): Promise<ResolvedPlugin> {
+export async function resolvePlugin(spec: string, { configDir, platform = process.platform, fresh = false }: { configDir: string; platform?: NodeJS.Platform; fresh?: boolean }): Promise<ResolvedPlugin> {
   const { specifier, file, exports: mod } = await loadModule(spec, {
     what: 'plugin',
     configDir,
     builtins: builtinPlugins,
     codes: { notFound: 'NGROKD_ERR_PLUGIN_NOT_FOUND', invalid: 'NGROKD_ERR_PLUGIN_INVALID' },
+    fresh,
   })
   const plugin = mod.default
   if (!isPluginModule(plugin)) {

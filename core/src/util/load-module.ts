@@ -19,6 +19,12 @@ export interface LoadModuleOptions {
   codes: { notFound: NgrokdErrorCode; invalid: NgrokdErrorCode }
   /** Refuse a module another user could have written (see assertTrustedPath). Default: running as root. */
   trustCheck?: boolean
+  /**
+   * Evaluate the module's file anew, not the copy (or the failure) this process loaded before: Node keeps an ES
+   * module's first result for the life of the process, which a reload's check of a plugin fixed or upgraded on disk
+   * must not see. Each such load stays in memory; the module's own imports are still shared. Built-ins are ngrokd's.
+   */
+  fresh?: boolean
 }
 
 export interface LoadedModule {
@@ -30,6 +36,9 @@ export interface LoadedModule {
   builtin: boolean
   exports: { default?: unknown }
 }
+
+/** Fresh loads so far (see LoadModuleOptions.fresh): each one's URL is new. */
+let freshLoads = 0
 
 export function isPathSpec(spec: string): boolean {
   return spec.startsWith('.') || spec.startsWith('/') || /^[A-Za-z]:[\\/]/.test(spec)
@@ -86,7 +95,8 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
   }
   if (!builtin) resolveCoreFromOwnInstallation() // its @ngrokd/core is ngrokd's own, wherever the module is
   try {
-    return { specifier, file, builtin, exports: (await import(pathToFileURL(file).href)) as { default?: unknown } }
+    const url = pathToFileURL(file).href + (options.fresh && !builtin ? `?fresh=${++freshLoads}` : '')
+    return { specifier, file, builtin, exports: (await import(url)) as { default?: unknown } }
   } catch (cause) {
     const missing = /^Cannot find (?:package|module) '([^']+)'/.exec((cause as Error).message)?.[1]
     throw new NgrokdError(options.codes.invalid, `${options.what} "${spec}" (${file}) failed to load: ${(cause as Error).message}`, {
