@@ -1,6 +1,6 @@
 import { formatError, silentLogger, type Check, type Logger } from '@ngrokd/core/plugin'
 import type { SuffixRoute } from './suffix-routes.js'
-import { linkDnsAddress, ResolvedRefusal, routingDomains, SystemdResolved, type LinkDnsAddress } from './systemd-resolved.js'
+import { linkDnsAddress, NO_SUCH_LINK, ResolvedRefusal, routingDomains, SystemdResolved, type LinkDnsAddress } from './systemd-resolved.js'
 
 export interface ResolvedLinkOptions {
   resolved: SystemdResolved
@@ -70,7 +70,8 @@ export class ResolvedLink implements SuffixRoute {
         this.#failed = undefined
         this.#logger.info(`systemd-resolved sends ${describeSuffixes(next)} to ${this.addresses.join(', ')} on ${this.link.name}`)
       } catch (e) {
-        if (e instanceof ResolvedRefusal) {
+        // a link deleted under the daemon is made again with a new ifindex (relink): tried again then, not refused
+        if (e instanceof ResolvedRefusal && e.dbusName !== NO_SUCH_LINK) {
           this.#refused = `systemd-resolved refused the routing domains ${describeDomains(next)} of ${this.link.name} (${e.message}); the link was reverted`
           await this.resolved.revertLink(this.link.index).catch(() => undefined)
           this.resolved.close()

@@ -188,6 +188,20 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await names.close()
   })
 
+  it('a link resolved no longer knows (deleted, being made again) is no refusal: the domains go to the new link at relink, never to the hosts file', async () => {
+    fake = await FakeResolved.start(bus.address)
+    const { names, warnings } = await attached()
+    fake.gone.add(IFINDEX) // `ip link del ngrokd0`: the next reconcile publishes before the interface is made again
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    assert.equal(warnings.filter((w) => /not used/.test(w)).length, 0, warnings.join('\n'))
+    assert.doesNotMatch(await readFile(hostsPath, 'utf8').catch(() => ''), /web\.demo/, 'no fallback to the hosts file')
+    await names.relink({ name: 'ngrokd0', index: 23 })
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    assert.deepEqual(fake.bodies('SetLinkDomains').at(-1), [23, [['api.prod', true], ['demo', true]]])
+    await names.detach()
+    await names.close()
+  })
+
   it('doctor warns when resolved no longer holds what was registered', async () => {
     fake = await FakeResolved.start(bus.address)
     const { names } = await attached()

@@ -21,6 +21,12 @@ const CALL_TIMEOUT_MS = 25_000
  */
 const BUS_ERRORS = new Set(['ServiceUnknown', 'NameHasNoOwner', 'NoReply', 'Timeout', 'TimedOut', 'Disconnected', 'NoServer', 'LimitsExceeded'].map((e) => `org.freedesktop.DBus.Error.${e}`))
 
+/**
+ * resolved's answer for an ifindex whose link is gone (bus-common-errors.h, BUS_ERROR_NO_SUCH_LINK): the interface was
+ * deleted and is being made again, under a new ifindex that relinking registers; no refusal of what was asked.
+ */
+export const NO_SUCH_LINK = 'org.freedesktop.resolve1.NoSuchLink'
+
 /** resolved answered a call with an error of its own: {@link BUS_ERRORS} tells it from the bus's. */
 export class ResolvedRefusal extends NgrokdError<'NGROKD_ERR_PLUGIN_FAILED'> {
   override name = 'ResolvedRefusal'

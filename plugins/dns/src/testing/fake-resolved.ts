@@ -85,6 +85,11 @@ class InvalidArgs extends Error {
   readonly dbusName = 'org.freedesktop.DBus.Error.InvalidArgs'
 }
 
+/** resolved's answer for an ifindex the kernel has no link of (systemd's bus-common-errors.h, BUS_ERROR_NO_SUCH_LINK). */
+class NoSuchLink extends Error {
+  readonly dbusName = 'org.freedesktop.resolve1.NoSuchLink'
+}
+
 /**
  * A stand-in for systemd-resolved on a {@link PrivateBus}: owns `org.freedesktop.resolve1` and
  * serves the per-link Manager methods the dns plugin calls, checking every call — its signature
@@ -104,6 +109,8 @@ export class FakeResolved {
   /** Calls refused, each with why: a correct client leaves this empty. */
   readonly problems: string[] = []
   readonly links = new Map<number, FakeLink>()
+  /** Ifindexes of links deleted from the machine (`ip link del`): every call naming one is answered NoSuchLink. */
+  readonly gone = new Set<number>()
   readonly #exported = new Set<number>()
 
   private constructor(private readonly bus: ReturnType<typeof createBus>) {}
@@ -138,6 +145,7 @@ export class FakeResolved {
       if (signature !== METHODS[member]![0]) throw new InvalidArgs(`${member}: signature ${JSON.stringify(signature)}, expected ${JSON.stringify(METHODS[member]![0])}`)
       const ifindex = body[0]
       if (typeof ifindex !== 'number' || !Number.isInteger(ifindex) || ifindex <= 0) throw new InvalidArgs(`${member}: ifindex ${JSON.stringify(ifindex)} is not a positive integer`)
+      if (this.gone.has(ifindex)) throw new NoSuchLink(`Link ${ifindex} not known`)
       const link = this.links.get(ifindex) ?? { dns: [], domains: [] }
       switch (member) {
         case 'SetLinkDNS':
