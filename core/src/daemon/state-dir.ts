@@ -1,6 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { stateDirProblem } from '../util/state-dir-problem.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import { systemFileSecurity, type WindowsFileSecurity } from '../util/windows-security-ffi.js'
 
@@ -39,33 +40,6 @@ export async function prepareStateDir(stateDir: string, { platform = process.pla
     throw stateDirError(stateDir, cause)
   }
   return elevated ? assertTrustedPath(stateDir, { what: 'state directory' }) : stateDir
-}
-
-/** Why a write in `state_dir` failed, by its errno, and the fix. */
-export interface StateDirProblem {
-  code: 'NGROKD_ERR_PERMISSION' | 'NGROKD_ERR_STATE'
-  /** For a message: `EACCES`, `no space left on its device (ENOSPC)`. */
-  why: string
-  hint: string
-}
-
-/**
- * What a failed write in `state_dir` means and how to fix it, for the errnos that say (else undefined): the one home of
- * these hints, for {@link stateDirError} and for the errors that name the file (the registration's).
- */
-export function stateDirProblem(stateDir: string, cause: unknown): StateDirProblem | undefined {
-  const code = (cause as NodeJS.ErrnoException | undefined)?.code
-  if (code === 'EACCES' || code === 'EPERM') return { code: 'NGROKD_ERR_PERMISSION', why: code, hint: 'run ngrokd as root (sudo), or set state_dir to a directory you own' }
-  // root's or not, nothing is written there: a privilege is not the fix
-  if (code === 'EROFS') return { code: 'NGROKD_ERR_STATE', why: 'its file system is read-only (EROFS)', hint: `remount the file system of ${stateDir} read-write, or set state_dir to a directory on a writable one` }
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return {
-      code: 'NGROKD_ERR_STATE',
-      why: `${code === 'ENOSPC' ? 'no space left on its device' : 'its disk quota is used up'} (${code})`,
-      hint: `free space on the file system of ${stateDir} (df -h ${stateDir}), or set state_dir to a directory on another`,
-    }
-  }
-  return undefined
 }
 
 /** A failure to make or write in `state_dir` as a coded error with its fix, not Node's bare errno. */

@@ -3,7 +3,7 @@ import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { writeFileAtomic } from './atomic-file.js'
-import { stateDirProblem } from '../daemon/state-dir.js'
+import { stateDirProblem } from './state-dir-problem.js'
 
 export interface JsonStateFileOptions {
   path: string
