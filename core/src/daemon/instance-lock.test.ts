@@ -215,3 +215,48 @@ test('a user the 0700 state dir shuts out (a control.group member running doctor
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('a daemon in another mount namespace (a systemd service has its own) on the same hosts file is refused; one on a private copy mounted over it is not', { skip: process.getuid?.() === 0 ? false : 'needs root (unshare --mount)' }, () =>
+  withDirs(async (dir) => {
+    const runDir = join(dir, 'run')
+    const hostsFile = join(dir, 'hosts')
+    await writeFile(hostsFile, '127.0.0.1 localhost\n')
+    await writeFile(join(dir, 'private-hosts'), '127.0.0.1 localhost\n')
+    const holderIn = async (privateCopy: boolean) => {
+      const script = join(dir, `ngrokd-lock-holder-${privateCopy}.mjs`)
+      await writeFile(
+        script,
+        `import { InstanceLock } from ${JSON.stringify(new URL('./instance-lock.js', import.meta.url).href)}
+         const { mkdirSync } = await import('node:fs')
+         const { execFileSync } = await import('node:child_process')
+         ${privateCopy ? `execFileSync('mount', ['--bind', ${JSON.stringify(join(dir, 'private-hosts'))}, ${JSON.stringify(hostsFile)}])` : ''}
+         mkdirSync(${JSON.stringify(join(dir, `state-${privateCopy}`))}, { recursive: true })
+         await InstanceLock.acquire({ stateDir: ${JSON.stringify(join(dir, `state-${privateCopy}`))}, interfaceName: 'svc0', socketPath: '/run/service.sock', runDir: ${JSON.stringify(runDir)}, hostsBlock: { path: ${JSON.stringify(hostsFile)} } })
+         console.log('held')
+         process.stdin.resume()`,
+      )
+      const holder = spawn('unshare', ['--mount', '--propagation', 'private', process.execPath, script], { stdio: ['pipe', 'pipe', 'inherit'] })
+      const [line] = (await once(holder.stdout, 'data')) as [Buffer]
+      assert.equal(line.toString().trim(), 'held')
+      return holder
+    }
+    const tryHere = async () => {
+      await mkdir(join(dir, 'here'), { recursive: true })
+      return InstanceLock.acquire({ stateDir: join(dir, 'here'), interfaceName: 'here0', socketPath: '/run/here.sock', runDir, hostsBlock: { path: hostsFile } })
+    }
+    const service = await holderIn(false)
+    try {
+      await assert.rejects(tryHere(), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') && /the ngrokd block of .*\/hosts; its control socket is \/run\/service\.sock/.test((e as Error).message))
+    } finally {
+      service.kill('SIGKILL')
+      await once(service, 'exit')
+    }
+    const onCopy = await holderIn(true)
+    try {
+      const lock = await tryHere() // the other daemon writes its private copy, not this file
+      await lock.release()
+    } finally {
+      onCopy.kill('SIGKILL')
+      await once(onCopy, 'exit')
+    }
+  }))

@@ -363,14 +363,46 @@ function isNgrokd(pid: number): boolean {
 }
 
 /**
- * The lock of one block of one hosts file, as a mount namespace sees it (a test's private /etc/hosts
- * is another file): `hosts-<mnt ns>-<sha256 of its real path and instance, 16 hex>.lock`. The real
- * path: the resolver edits a symlinked hosts file's target, which two paths may name.
+ * The lock of one block of one hosts file, the same for every mount namespace that reaches the same file:
+ * `hosts-<where>-<sha256 of the instance, 16 hex>.lock`. Where the file is, as the kernel names it, for a path that
+ * stays the same file across the renames a rewrite makes:
+ * - a file mounted on its own (a private copy bind-mounted over /etc/hosts, as a test, the demo or the bench make it;
+ *   a systemd unit's ReadWritePaths): that file's device and inode (it is rewritten in place, so they stay);
+ * - any other: the device and inode of its folder, and its name (a rewrite renames a new file over it).
+ * The real path is judged: the resolver edits a symlinked hosts file's target. What cannot be read falls back to the
+ * mount namespace and the path (`hosts-<mnt ns>-…`). A systemd service's file is mounted on its own where the same file
+ * outside it is not: such a service and a daemon started by hand do not see each other's lock.
  */
 async function hostsBlockLockName({ path, instance }: { path: string; instance?: string }): Promise<string> {
   const file = await realpath(path).catch(() => resolve(path))
-  const id = createHash('sha256').update(`${file}\0${instance ?? ''}`).digest('hex').slice(0, 16)
-  return `hosts-${namespaceId('mnt')}-${id}.lock`
+  const id = createHash('sha256').update(instance ?? '').digest('hex').slice(0, 16)
+  try {
+    if (mountPoints().has(file)) {
+      const { dev, ino } = await stat(file)
+      return `hosts-f${dev}-${ino}-${id}.lock`
+    }
+    const folder = await stat(dirname(file))
+    const name = createHash('sha256').update(basename(file)).digest('hex').slice(0, 16)
+    return `hosts-d${folder.dev}-${folder.ino}-${name}-${id}.lock`
+  } catch {
+    const named = createHash('sha256').update(`${file}\0${instance ?? ''}`).digest('hex').slice(0, 16)
+    return `hosts-${namespaceId('mnt')}-${named}.lock`
+  }
+}
+
+/** The mount points this process sees (`/proc/self/mountinfo`, field 5, octal escapes undone); none where it cannot read them. */
+function mountPoints(): Set<string> {
+  try {
+    return new Set(
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .map((line) => line.split(' ')[4])
+        .filter((p): p is string => p !== undefined)
+        .map((p) => p.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)))),
+    )
+  } catch {
+    return new Set()
+  }
 }
 
 const SUBNET_LOCK_PREFIX = 'subnet-'
