@@ -212,6 +212,18 @@ describe('loadConfig', () => {
     })
   })
 
+  it('never quotes the text of a JSON file it cannot parse (a token file given as --config)', async () => {
+    const dir = await project({ 'token.json': 'ghp_SECRETTOKEN\n', 'creds.json': '{ "password": hunter2SECRET }\n' })
+    for (const file of ['token.json', 'creds.json']) {
+      await assert.rejects(loadConfig({ ...isolated(dir), configPath: file }), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+        assert.match(e.message, new RegExp(`^cannot parse config file ${join(dir, file)}: `))
+        assert.doesNotMatch(`${e.message} ${e.hint ?? ''} ${String((e as { cause?: unknown }).cause)}`, /SECRET|ghp_|hunter/)
+        return true
+      })
+    }
+  })
+
   it('reports where a JSON file that ends too soon ends', async () => {
     const dir = await project({ 'short.json': '{ "log": {\n' })
     await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'short.json' }), (e: unknown) => {

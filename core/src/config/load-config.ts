@@ -90,9 +90,11 @@ const loadJson: Loader = (_filepath, content) => {
   try {
     return JSON.parse(text) as unknown
   } catch (e) {
-    const reason = (e as Error).message.replace(/ in JSON at position \d+.*$/, '')
+    // V8 quotes the text around an unexpected token (`Unexpected token 'g', "ghp_…" is not valid JSON`): never shown,
+    // as `--config` may name a file its caller may not read (a command run with privilege would print it)
+    const reason = (e as Error).message.replace(/ in JSON at position \d+.*$/, '').replace(/^Unexpected token\b.*$/s, 'Unexpected token')
     const at = /at position (\d+)/.exec((e as Error).message) // V8 gives the offset for most errors
-    if (!at) throw new SyntaxError(reason)
+    if (!at) throw new SyntaxError(`${reason} (the file's text is not shown)`)
     const before = text.slice(0, Number(at[1]))
     const line = before.split('\n').length
     const column = before.length - before.lastIndexOf('\n')
