@@ -468,12 +468,19 @@ const reloadCommand = defineCommand({
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
-    const { config } = await configFor(values).catch((e: unknown) => {
-      if (!isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID')) throw e
-      // the daemon would refuse it too (SIGHUP): it was not asked, and keeps what it runs on
-      throw new NgrokdError(e.code, `${e.message}\nA daemon of this config, if one runs, was not asked to reload and keeps the configuration it runs on.`, { cause: e.cause, ...(e.hint ? { hint: e.hint } : {}) })
+    const reload = async () => {
+      const { config } = await configFor(values).catch((e: unknown) => {
+        if (!isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID')) throw e
+        // the daemon would refuse it too (SIGHUP): it was not asked, and keeps what it runs on
+        throw new NgrokdError(e.code, `${e.message}\nA daemon of this config, if one runs, was not asked to reload and keeps the configuration it runs on.`, { cause: e.cause, ...(e.hint ? { hint: e.hint } : {}) })
+      })
+      return onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', {}))
+    }
+    const result = await reload().catch((e: unknown) => {
+      // a script reading --json gets the refusal as JSON too (and the exit code and stderr as without it)
+      if (values.json && isNgrokdError(e)) console.log(JSON.stringify({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } }, null, 2))
+      throw e
     })
-    const result = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', {}))
     if (values.json) {
       console.log(JSON.stringify(result, null, 2))
       return 0

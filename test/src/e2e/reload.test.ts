@@ -63,6 +63,9 @@ describe('reload', { skip: netnsSkip }, () => {
       assert.notEqual(badOptions.code, 0, badOptions.stdout)
       assert.match(badOptions.stderr, /plugin "dns": options must NOT have additional properties: port/)
       assert.match(badOptions.stderr, /NGROKD_ERR_PLUGIN_INVALID/)
+      const refusal = JSON.parse(badOptions.stdout) as { error: { code: string; message: string } }
+      assert.equal(refusal.error.code, 'NGROKD_ERR_PLUGIN_INVALID', '--json says a refusal as JSON on stdout too')
+      assert.match(refusal.error.message, /options must NOT have additional properties: port/)
       ctx.daemon.process.child.kill('SIGHUP')
       await waitUntil(() => /SIGHUP: the configuration was not reloaded, the running one stays: plugins: would not load/.test(ctx.daemon.log()), { what: 'the refused reload in the log' })
       withPlugins(['dns'])
