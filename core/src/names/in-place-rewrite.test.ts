@@ -177,6 +177,15 @@ describe('Linux file leases (ffi/lease.ts)', { skip: leases ? false : 'no file l
     assert.equal(await readFile(file, 'utf8'), '127.0.0.1 localhost\n10.108.0.2 theirs.prod\n10.107.0.2 mine.prod\n')
   })
 
+  it('locks the hosts file itself where the lock file cannot be made (a run dir that is a file), and still writes', async () => {
+    const file = join(dir, 'hosts')
+    await writeFile(file, '127.0.0.1 localhost\n')
+    await writeFile(join(dir, 'run'), 'x') // echo x > /run/ngrokd
+    const rewrite = await rewriteInPlace(file, { desired: (b) => Buffer.concat([b, Buffer.from('10.107.0.2 mine.prod\n')]), prepare: () => {}, leases: l, lockDir: join(dir, 'run') })
+    assert.ok(rewrite)
+    assert.equal(await readFile(file, 'utf8'), '127.0.0.1 localhost\n10.107.0.2 mine.prod\n')
+  })
+
   it('is not held up by a lock anyone who may read the hosts file can take on it', async () => {
     const { openSync, closeSync } = await import('node:fs')
     const file = join(dir, 'hosts')

@@ -41,13 +41,14 @@ export type WritersLockDir = string | null
  * The lock is a file of its own in `lockDir` (as root: /run/ngrokd, root's, the file 0600), never the hosts file:
  * flock needs only read access, so on a hosts file anyone may read any user could hold the lock and freeze every
  * rewrite, names withdrawn at stop included. With no `lockDir` (a daemon that is not root, writing a file of its
- * own) it locks `fd`, the hosts file.
+ * own), or where the lock file cannot be made (a run dir that is a file: `cleanup` must still remove the block; the
+ * daemon refuses to start so), it locks `fd`, the hosts file.
  */
 export async function waitForWritersLock(fd: number, leases: Leases | undefined, path: string, lockDir: WritersLockDir = defaultRunDir()): Promise<(() => void) | undefined> {
   if (!leases) return undefined
   const deadline = Date.now() + WRITERS_LOCK_WAIT_MS
   for (;;) {
-    const lock = lockDir ? await openLockFile(lockDir, fd) : { fd, path: undefined }
+    const lock = (lockDir ? await openLockFile(lockDir, fd).catch(() => undefined) : undefined) ?? { fd, path: undefined }
     const closeLock = () => lock.path !== undefined && closeSync(lock.fd)
     const held = leases.lockWriters(lock.fd)
     if (held === undefined) {
