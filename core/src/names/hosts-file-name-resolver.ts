@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, fstatSync, mkdirSync, renameSync, statSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
 import { access, constants, mkdir, open, readFile, realpath, stat, unlink, type FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { createHash } from 'node:crypto'
@@ -12,7 +12,7 @@ import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomic,
 import { parseHostsBlock, updateHostsBytes, type HostsBlockOptions } from './hosts-block.js'
 import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rewrite.js'
 import { judgeInterruptedWrite, type InterruptedWriteState } from './interrupted-write.js'
-import { loadLeases, waitForWritersLock, type Leases } from './leases.js'
+import { loadLeases, sameInode, waitForWritersLock, type Leases } from './leases.js'
 import { ReplacedFiles } from './replaced-files.js'
 
 export interface HostsFileNameResolverOptions {
@@ -626,16 +626,6 @@ function startsWith(data: Buffer, prefix: Buffer): boolean {
   return data.length >= prefix.length && data.subarray(0, prefix.length).equals(prefix)
 }
 
-/** True when `path` still names the inode open as `fd`. */
-function sameInode(path: string, fd: number): boolean {
-  try {
-    const a = statSync(path)
-    const b = fstatSync(fd)
-    return a.ino === b.ino && a.dev === b.dev
-  } catch {
-    return false
-  }
-}
 
 function checkAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new NgrokdError('NGROKD_ERR_ABORTED', `hosts-file: ${what} aborted`, { cause: signal.reason })

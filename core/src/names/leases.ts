@@ -56,7 +56,7 @@ export async function waitForWritersLock(fd: number, leases: Leases | undefined,
       return undefined
     }
     // a lock file its last holder removed (below) is no one's lock: open the one in its place
-    if (held && (lock.path === undefined || sameFile(lock.fd, lock.path))) {
+    if (held && (lock.path === undefined || sameInode(lock.path, lock.fd))) {
       return () => {
         // removed while held: whoever waits on this inode finds it gone and opens the next
         if (lock.path !== undefined) tryUnlink(lock.path)
@@ -92,10 +92,11 @@ function tryUnlink(path: string): void {
   }
 }
 
-function sameFile(fd: number, path: string): boolean {
+/** True when `path` still names the file open as `fd` (its device and inode). */
+export function sameInode(path: string, fd: number): boolean {
   try {
-    const a = fstatSync(fd)
-    const b = statSync(path)
+    const a = statSync(path)
+    const b = fstatSync(fd)
     return a.ino === b.ino && a.dev === b.dev
   } catch {
     return false
