@@ -476,11 +476,7 @@ const reloadCommand = defineCommand({
       })
       return onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', {}))
     }
-    const result = await reload().catch((e: unknown) => {
-      // a script reading --json gets the refusal as JSON too (and the exit code and stderr as without it)
-      if (values.json && isNgrokdError(e)) console.log(JSON.stringify({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } }, null, 2))
-      throw e
-    })
+    const result = await reload()
     if (values.json) {
       console.log(JSON.stringify(result, null, 2))
       return 0

@@ -113,3 +113,25 @@ test('a reload of a daemon that found its config file without --config says that
   const invalid = new NgrokdError('NGROKD_ERR_CONFIG_INVALID', 'x')
   assert.equal(rereadError(invalid, '/etc/ngrokd/config.yml'), invalid)
 })
+
+test('a command given --json that fails prints the failure as JSON on stdout too; without --json stdout stays empty', async () => {
+  const missing = '/nonexistent/ngrokd-main-test.yml'
+  for (const command of ['status', 'list', 'reload']) {
+    const r = await cli([command, '--json', '--config', missing])
+    assert.equal(r.code, 1, command)
+    const { error } = JSON.parse(r.out) as { error: { code: string; message: string; hint?: string } }
+    assert.equal(error.code, 'NGROKD_ERR_CONFIG_NOT_FOUND', command)
+    assert.match(error.message, /ngrokd-main-test\.yml/, command)
+    assert.match(r.err, new RegExp(`^ngrokd ${command}: .*NGROKD_ERR_CONFIG_NOT_FOUND`), `${command}: people still read it on stderr`)
+  }
+  const usage = await cli(['list', '--json', '--frob'])
+  assert.equal(usage.code, 2)
+  assert.equal((JSON.parse(usage.out) as { error: { code: string } }).error.code, 'NGROKD_ERR_USAGE')
+  const text = await cli(['status', '--config', missing])
+  assert.equal(text.out, '')
+  // doctor's JSON is its report, in which a config that does not load is a failed check
+  const doctor = await cli(['doctor', '--json', '--offline', '--config', missing])
+  assert.equal(doctor.code, 1)
+  const report = JSON.parse(doctor.out) as { ok: boolean; checks: { id: string; code?: string }[] }
+  assert.equal(report.checks.find((c) => c.id === 'config.load')?.code, 'NGROKD_ERR_CONFIG_NOT_FOUND')
+})

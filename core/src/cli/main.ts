@@ -61,7 +61,16 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
   try {
     return await command.run(rest)
   } catch (e) {
+    // a script that asked for --json gets the failure as JSON on stdout too; people read stderr and the exit code
+    if (command.options && 'json' in command.options && rest.includes('--json')) console.log(JSON.stringify({ error: jsonError(e) }, null, 2))
     console.error(`ngrokd ${name}: ${formatError(e)}`)
     return isNgrokdError(e, 'NGROKD_ERR_USAGE') ? 2 : 1
   }
+}
+
+/** A failure as `--json` prints it: its code (ngrokd's, else Node's `ECONNRESET` and the like, when it has one), message and hint. */
+export function jsonError(e: unknown): { code?: string; message: string; hint?: string } {
+  if (isNgrokdError(e)) return { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) }
+  const code = (e as { code?: unknown } | null)?.code
+  return { ...(typeof code === 'string' ? { code } : {}), message: e instanceof Error ? e.message : String(e) }
 }
