@@ -187,14 +187,15 @@ describe('NgrokApiClient: pagination', () => {
     assert.equal(calls.length, 1)
   })
 
-  it('never sends the key to another origin named by next_page_uri', async () => {
-    const page = fixture('bound-endpoints-page-1')
-    const body = structuredClone(page.body) as { next_page_uri: string }
-    body.next_page_uri = 'https://evil.example/kubernetes_operators?limit=100'
-    const { api, calls } = client([{ ...page, body }])
-    const e = await rejection(api.listBoundEndpoints(OP_ID))
-    assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'))
-    assert.ok(calls.every((c) => c.url.origin === 'https://api.ngrok.com'))
+  it('asks the configured API for a next page on another origin (ngrok names its own host; api.url may be a proxy): the key never goes there', async () => {
+    const [page1, page2, page3] = [fixture('bound-endpoints-page-1'), fixture('bound-endpoints-page-2'), fixture('bound-endpoints-page-3')]
+    const body = structuredClone(page1.body) as { next_page_uri: string }
+    body.next_page_uri = `https://evil.example${page2.request.path}`
+    const { api, calls } = client([{ ...page1, body }, page2, page3], { baseUrl: 'http://127.0.0.1:8080/ngrok/' })
+    const endpoints = await api.listBoundEndpoints(OP_ID)
+    assert.equal(endpoints.length, 7)
+    assert.ok(calls.every((c) => c.url.origin === 'http://127.0.0.1:8080'), calls.map((c) => c.url.href).join(' '))
+    assert.equal(calls[1]!.url.pathname + calls[1]!.url.search, `/ngrok${page2.request.path}`, 'under the configured base path')
   })
 
   it('refuses a listing past 100,000 items (a server that ignores limit=100) without reading more pages', async () => {
@@ -245,6 +246,16 @@ describe('NgrokApiClient: retries', () => {
     ])
     await api.listBoundEndpoints(OP_ID)
     assert.deepEqual(sleeps, [120_000, 600_000])
+  })
+
+  it('takes Retry-After as a floor: a Retry-After of 0 waits the backoff, no burst', async () => {
+    const limited = fixture('error-rate-limit')
+    const now = { ...limited, headers: { ...limited.headers, 'retry-after': '0' } }
+    const { api, sleeps } = client([now, now, now, fixture('bound-endpoints-page-3')])
+    await api.listBoundEndpoints(OP_ID)
+    assert.equal(sleeps.length, 3)
+    assert.ok(sleeps.every((ms) => ms > 0), `${sleeps}`)
+    assert.ok(sleeps[2]! > sleeps[0]!, `exponential: ${sleeps}`)
   })
 
   it('parses Retry-After as seconds or as an HTTP date', () => {

@@ -117,7 +117,7 @@ export function parseRetryAfter(value: string | null, nowMs: number = Date.now()
  *
  * - Each attempt has its own timeout; a caller's `signal` aborts at once, with no retry.
  * - 429, 5xx, timeouts and network errors are retried with exponential backoff and full jitter,
- *   honouring `Retry-After` (capped at 60 s). A POST is retried only on 429 or when the connection
+ *   honouring `Retry-After` as a floor (capped at {@link MAX_RETRY_AFTER_MS}). A POST is retried only on 429 or when the connection
  *   failed before anything was sent, so a registration is never created twice.
  * - Error replies become {@link NgrokApiError}; a network failure after the last retry becomes
  *   `NGROKD_ERR_API_UNREACHABLE`. The API key never appears in a log line or an error.
@@ -218,8 +218,8 @@ export class NgrokApiClient {
   }
 
   /**
-   * Follows `next_page_uri` until it is null or a page is empty. Refuses a next page on another
-   * origin (the API key must not travel there) and stops on a loop.
+   * Follows `next_page_uri` until it is null or a page is empty (one on another origin: {@link nextPage}); stops
+   * on a loop.
    */
   private async listAll<T>(path: string, key: string, options: ListOptions<T>, check: (x: unknown) => T): Promise<T[]> {
     let url: URL | undefined = new URL(path, this.baseUrl)
@@ -251,15 +251,20 @@ export class NgrokApiClient {
       const next = body.next_page_uri
       if (items.length === 0 || next === null || next === undefined || next === '') break
       if (typeof next !== 'string') throw this.malformed('GET', url, 'next_page_uri is not a string')
-      const nextUrl = new URL(next, this.baseUrl)
-      if (nextUrl.origin !== this.baseUrl.origin) {
-        throw new NgrokdError('NGROKD_ERR_API', `ngrok api: GET ${this.display(url)}: next_page_uri points to ${nextUrl.origin}`, {
-          hint: `pages must come from ${this.baseUrl.origin}; check the configured API base url`,
-        })
-      }
-      url = nextUrl
+      url = this.nextPage(next)
     }
     return all
+  }
+
+  /**
+   * Where a `next_page_uri` leads. ngrok writes it absolute, on its own host (`https://api.ngrok.com/...`), which
+   * ngrok-api-go follows as given. Where `api.url` is another origin (a proxy, a loopback forwarder), its path and
+   * query are asked of the configured API instead: the API key never travels to an origin that was not configured.
+   */
+  private nextPage(next: string): URL {
+    const url = new URL(next, this.baseUrl)
+    if (url.origin === this.baseUrl.origin) return url
+    return new URL(`${url.pathname.replace(/^\/+/, '')}${url.search}`, this.baseUrl)
   }
 
   private async call(method: string, path: string, options: SendOptions): Promise<unknown> {
@@ -343,7 +348,9 @@ export class NgrokApiClient {
       const error = this.toApiError(method, shown, response, text)
       const retryable = response.status === 429 || (idempotent && response.status >= 500)
       if (retryable && attempt < this.maxRetries) {
-        const wait = error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, MAX_RETRY_AFTER_MS) : this.backoff(attempt)
+        // `Retry-After` is a floor, never a reason to retry sooner than the backoff would (`Retry-After: 0` is no burst)
+        const backoff = this.backoff(attempt)
+        const wait = error.retryAfterMs !== undefined ? Math.max(Math.min(error.retryAfterMs, MAX_RETRY_AFTER_MS), backoff) : backoff
         // a wait long enough to notice is said; a short one is a detail
         this.logger[wait >= LONG_WAIT_MS ? 'warn' : 'debug'](
           { method, path: shown, status: response.status, ngrokCode: error.ngrokCode, attempt: attempt + 1, retryInMs: Math.round(wait) },

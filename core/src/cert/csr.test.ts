@@ -43,14 +43,15 @@ describe('generateKeyAndCsr', () => {
     assert.match(csrPem, /^-----BEGIN CERTIFICATE REQUEST-----\n/)
     const der = pemToDer(csrPem, 'CERTIFICATE REQUEST')!
     const [info, algorithm, signature] = children(readElement(der))
-    // AlgorithmIdentifier { ecdsa-with-SHA256 } with parameters absent: 30 0a 06 08 2a 86 48 ce 3d 04 03 02
-    assert.equal(algorithm!.bytes.toString('hex'), '300a06082a8648ce3d040302')
+    // AlgorithmIdentifier { ecdsa-with-SHA512 } with parameters absent (RFC 5758 §3.2), as ngrok's operator signs:
+    // 30 0a 06 08 2a 86 48 ce 3d 04 03 04
+    assert.equal(algorithm!.bytes.toString('hex'), '300a06082a8648ce3d040304')
     assert.equal(signature!.content[0], 0, 'no unused bits')
     const publicKey = createPublicKey(keyPem)
-    assert.ok(verify('sha256', info!.bytes, publicKey, signature!.content.subarray(1)))
+    assert.ok(verify('sha512', info!.bytes, publicKey, signature!.content.subarray(1)))
     // and a different key does not verify it
     const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey
-    assert.equal(verify('sha256', info!.bytes, other, signature!.content.subarray(1)), false)
+    assert.equal(verify('sha512', info!.bytes, other, signature!.content.subarray(1)), false)
   })
 
   it('has version 0, an empty subject, our public key and an empty attribute set', () => {
@@ -68,7 +69,7 @@ describe('generateKeyAndCsr', () => {
     assert.equal(csr.curve, 'P-256')
     assert.equal(csr.subjectIsEmpty, true)
     assert.deepEqual(csr.subjectAttributes, [])
-    assert.equal(csr.signatureAlgorithm, '1.2.840.10045.4.3.2')
+    assert.equal(csr.signatureAlgorithm, '1.2.840.10045.4.3.4')
     assert.deepEqual(csr.spkiDer, createPublicKey(keyPem).export({ type: 'spki', format: 'der' }))
   })
 
@@ -85,11 +86,11 @@ describe('generateKeyAndCsr', () => {
 })
 
 describe('makeCsr', () => {
-  it('signs a P-384 key with ecdsa-with-SHA384 and carries the subject O=…', () => {
+  it('signs a P-384 key with ecdsa-with-SHA512 too and carries the subject O=…', () => {
     const key = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey
     const csrPem = makeCsr(key, { organization: 'acme' })
     const [, algorithm] = children(readElement(pemToDer(csrPem, 'CERTIFICATE REQUEST')!))
-    assert.equal(readOid(children(algorithm!)[0]!), '1.2.840.10045.4.3.3')
+    assert.equal(readOid(children(algorithm!)[0]!), '1.2.840.10045.4.3.4')
     const csr = parseCsr(csrPem)
     assert.equal(csr.curve, 'P-384')
     assert.deepEqual(csr.subjectAttributes, [['2.5.4.10', 'acme']])

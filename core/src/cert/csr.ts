@@ -2,12 +2,12 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyO
 import { NgrokdError } from '../errors/index.js'
 import { bitString, derToPem, integer, name, oid, raw, seq, tagged, toDer } from './der.js'
 import type { CertificateSubject } from './certificate-subject.js'
-import { ecdsaSignatureFor } from './oids.js'
+import { OID } from './oids.js'
 
 export interface KeyAndCsr {
   /** PKCS#8 PEM (`BEGIN PRIVATE KEY`) of an ECDSA P-256 key. Secret: file mode 0600, never logged. */
   keyPem: string
-  /** PKCS#10 PEM (`BEGIN CERTIFICATE REQUEST`) with an empty subject, signed ecdsa-with-SHA256. */
+  /** PKCS#10 PEM (`BEGIN CERTIFICATE REQUEST`) with an empty subject, signed ecdsa-with-SHA512. */
   csrPem: string
 }
 
@@ -27,7 +27,8 @@ export function generateKeyAndCsr(): KeyAndCsr {
 
 /**
  * A PKCS#10 CSR (RFC 2986) for an EC private key (PEM or KeyObject), with `subject` (default empty)
- * and no attributes; signed ecdsa-with-SHA256, or SHA-384 for a P-384 key as ngrok's operator does.
+ * and no attributes; signed ecdsa-with-SHA512 whatever the curve, as ngrok's operator signs its P-256 CSR
+ * (`generateCSR`: `x509.ECDSAWithSHA512`), so the API gets the request it is known to accept.
  * node-forge builds the ASN.1; node:crypto signs (forge cannot sign with ECDSA). Any EC curve is
  * encoded, so tests can make requests a CA must refuse; `parseCsr` decides what is acceptable.
  *
@@ -42,7 +43,7 @@ export function makeCsr(privateKey: KeyObject | string, subject: CertificateSubj
   if (key.type !== 'private' || curve === undefined) {
     throw new NgrokdError('NGROKD_ERR_CERT', 'csr: the key must be an EC private key', { hint: 'make one with the prime256v1 curve' })
   }
-  const signature = ecdsaSignatureFor(curve)
+  const signature = { hash: 'sha512', oid: OID.ecdsaWithSha512 }
   const spki = createPublicKey(key).export({ type: 'spki', format: 'der' })
   // CertificationRequestInfo ::= SEQUENCE { version INTEGER (0), subject Name, subjectPKInfo,
   //   attributes [0] IMPLICIT SET OF Attribute }  — RFC 2986 §4.1; no attributes: `A0 00`.

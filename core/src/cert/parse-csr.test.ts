@@ -46,7 +46,7 @@ describe('parseCsr', () => {
   it('accepts a P-384 request with subject O=…', () => {
     const csr = parseCsr(makeCsr(p384(), { organization: 'acme' }))
     assert.equal(csr.curve, 'P-384')
-    assert.equal(csr.signatureAlgorithm, '1.2.840.10045.4.3.3')
+    assert.equal(csr.signatureAlgorithm, '1.2.840.10045.4.3.4')
     assert.deepEqual(csr.subjectAttributes, [['2.5.4.10', 'acme']])
   })
 

@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { basename, join } from 'node:path'
 import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, ConfigInvalidError, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
-import { callDaemon, type ControlApi, type TrafficTotals } from '../daemon/control-api.js'
+import { callDaemon, type ControlApi, type DaemonStatus, type TrafficTotals } from '../daemon/control-api.js'
 import { liveHolderFor } from '../daemon/instance-lock.js'
 import { instanceConfigPath } from '../config/instance.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
@@ -292,7 +292,7 @@ const statusCommand = defineCommand({
       `api key:    ${status.apiKey.source.startsWith('none yet') ? status.apiKey.source : `from ${status.apiKey.source}`}`,
       ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`] : []),
       ...(status.stateError ? [`state:      FAILED ${formatWhen(status.stateError.at, now)}: ${status.stateError.message} (${status.stateError.code})`, ...(status.stateError.hint ? [`            fix: ${status.stateError.hint}`] : [])] : []),
-      `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint} (${status.ingressVerification}${tlsFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
+      `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint}${ingressSource(status.ingressEndpointSource)} (${status.ingressVerification === 'verified' ? 'certificate verification on' : status.ingressVerification}${tlsFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
       ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
@@ -360,7 +360,14 @@ function formatBytes(n: number): string {
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
 }
 
-/** Beside "verified": that handshakes with the ingress failed, so it does not read as all is well. */
+/** Where the ingress address came from, when that is not the registration (PROTOCOL.md: the default is said in `status`). */
+function ingressSource(source: DaemonStatus['ingressEndpointSource']): string {
+  if (source === 'default') return ", ngrok's documented default: the registration named no ingress"
+  if (source === 'config') return ', from ingress.endpoint'
+  return ''
+}
+
+/** Beside "verification on": that handshakes with the ingress failed, so it does not read as all is well. */
 function tlsFailures(t: TrafficTotals | undefined): string {
   const failed = t?.errors.NGROKD_ERR_INGRESS_TLS ?? 0
   return failed > 0 ? `, but ${failed} TLS handshake(s) with it failed: check ingress.ca_file, the log and ngrokd doctor` : ''

@@ -204,6 +204,18 @@ describe('groupEndpoints', () => {
     assert.deepEqual(services.map((s) => [s.key, s.port]), [['http://api.prod', 80], ['tcp://db.prod:5432', 5432], ['https://service3.namespace3', 443]])
   })
 
+  it('skips an endpoint whose URL scheme is not its proto, as ngrok\'s operator does (parseHostport: "mismatched scheme")', () => {
+    const { services, rejected } = groupEndpoints([
+      { id: 'ep_1', url: 'https://mm.prod', proto: 'http' },
+      { id: 'ep_2', url: 'HTTP://ok.prod', proto: 'http' },
+      { id: 'ep_3', url: 'tcp://db.prod:5432', proto: 'tcp' },
+    ])
+    assert.deepEqual(services.map((s) => s.key), ['tcp://db.prod:5432', 'http://ok.prod'])
+    assert.equal(rejected.length, 1)
+    assert.equal(rejected[0]!.id, 'ep_1')
+    assert.match(rejected[0]!.reason, /scheme "https" is not its proto "http"/)
+  })
+
   it('reports endpoints that are not kubernetes-bound, malformed or unsafe', () => {
     const { services, rejected } = groupEndpoints([
       { id: 'ep_1', url: 'https://pub.ngrok.app', bindings: ['public'] },

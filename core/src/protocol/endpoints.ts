@@ -199,7 +199,8 @@ function compare(a: string, b: string): number {
  * - An item that is not an object or has no string `id` is malformed: it is rejected, the rest go on.
  * - The URL is `url`, else `public_url`, else `<proto>://<hostport>`; one without a scheme takes `proto`'s, else
  *   https's, as ngrok's operator reads it (`service3.namespace3` is `https://service3.namespace3`).
- * - An endpoint whose `bindings` is present and lacks `kubernetes` is not ours: it is rejected.
+ * - An endpoint whose `bindings` is present and lacks `kubernetes` is not ours: it is rejected; so is one whose URL's
+ *   scheme is not its `proto`, as ngrok's operator skips it.
  * - Endpoints with the same normalised URL (pooling) become one service listing every id.
  * - Two services cannot share a hostname and port (one local listener, and the ConnRequest
  *   carries only host and port): the one whose key sorts last is rejected.
@@ -247,6 +248,11 @@ export function groupEndpoints(endpoints: readonly unknown[]): GroupedEndpoints 
         rejected.push({ id, url, reason: `not bound to kubernetes (bindings: ${ep.bindings.map(String).join(', ') || 'none'})` })
         continue
       }
+    }
+    const mismatch = schemeMismatch(ep, url)
+    if (mismatch) {
+      rejected.push({ id, url, reason: mismatch })
+      continue
     }
     const parsed = tryParseEndpointUrl(url)
     if ('reason' in parsed) {
@@ -310,6 +316,16 @@ function endpointUrlOf(ep: ApiEndpointLike): string | undefined {
   if (text !== undefined) return text.includes('://') ? text : `${proto ?? DEFAULT_SCHEME}://${text}`
   if (proto && typeof ep.hostport === 'string' && ep.hostport !== '') return `${proto}://${ep.hostport}`
   return undefined
+}
+
+/**
+ * Why an endpoint whose URL's scheme is not its `proto` is skipped, as ngrok's operator skips it (`parseHostport`:
+ * "mismatched scheme"; Go's URL parser lower-cases the scheme, `proto` is compared as sent); else undefined.
+ */
+function schemeMismatch(ep: ApiEndpointLike, url: string): string | undefined {
+  if (typeof ep.proto !== 'string' || ep.proto === '') return undefined
+  const scheme = url.slice(0, Math.max(0, url.indexOf('://'))).toLowerCase()
+  return scheme === ep.proto ? undefined : `its url's scheme ${JSON.stringify(scheme)} is not its proto ${JSON.stringify(ep.proto)} (ngrok's operator skips such an endpoint)`
 }
 
 /** The distinct hostnames of `services`, sorted: one hosts entry and one address per hostname. */

@@ -84,6 +84,8 @@ describe('the log and `ngrokd status` as a user reads them', { skip: netnsSkip }
       assert.match(text.stdout, /^api error: {2}\d\d:\d\d:\d\d \(\d+s ago\): .*503/m)
       assert.match(text.stdout, new RegExp(`^api key: {4}from api\\.key in ${daemon.configFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'))
       assert.match(text.stdout, /^last poll: {2}\d\d:\d\d:\d\d \(\d+s ago\) FAILED: /m)
+      // the registration named the ingress: no word on its source; "verification on", not a claim that a handshake passed
+      assert.match(text.stdout, /^ingress: {4}localhost:\d+ \(certificate verification on\)$/m)
       assert.ok(!/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(text.stdout), `no raw ISO time in:\n${text.stdout}`)
       // doctor from another shell judges the daemon's own key by what the daemon saw: a server error is not the key's
       // fault (a refused key fails it: e2e/api-key.test.ts); the failing poll is said
