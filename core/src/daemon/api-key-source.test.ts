@@ -58,3 +58,20 @@ test('a refused key is to be corrected where it is set: a configured one wins at
     assert.equal(refusedKeyHint(source), 'hand the running daemon a valid one with `ngrokd set-api-key`')
   }
 })
+
+test('after a refusal the configured key is tried again when the retry time is up, and a key handed over meanwhile wins at once', async () => {
+  const { logger } = capture()
+  const stopper = new AbortController()
+  const source = new ApiKeySource({ configured: 'confKEY1234567890abcdefg', stateDir: join(dir, 'retry-state'), logger, signal: stopper.signal })
+  assert.equal(await source.get(() => {}), 'confKEY1234567890abcdefg')
+  // refused: after the retry time the same key comes back (a refusal may pass: a key just made, an API fault)
+  assert.equal(await source.forgetAndWait(20), 'confKEY1234567890abcdefg')
+  // a key handed over before the retry time wins, long before it
+  const waiting = source.forgetAndWait(3_600_000)
+  await source.set('handedKEY1234567890abcde')
+  assert.equal(await waiting, 'handedKEY1234567890abcde')
+  // a stop ends the wait with '' (the hour-long timer does not keep the process alive)
+  const stopped = source.forgetAndWait(3_600_000)
+  stopper.abort()
+  assert.equal(await stopped, '')
+})

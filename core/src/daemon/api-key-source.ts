@@ -80,10 +80,24 @@ export class ApiKeySource {
     return this.wait()
   }
 
-  /** Drops the key handed over the socket (the API refused it) and waits for a new one. */
-  forgetAndWait(): Promise<string> {
+  /**
+   * Drops the key handed over the socket (the API refused it) and waits for a new one; after `retryMs`, resolves
+   * with the configured or saved key again (a refusal may pass: a key just made, an API fault), unless there is none.
+   */
+  forgetAndWait(retryMs: number): Promise<string> {
     this.override = undefined
-    return this.wait()
+    const { signal } = this.options
+    return new Promise<string>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined
+        resolve(this.get(() => {}))
+      }, retryMs)
+      this.waiter = (key) => {
+        clearTimeout(timer)
+        resolve(key)
+      }
+      signal.addEventListener('abort', () => (clearTimeout(timer), resolve('')), { once: true })
+    })
   }
 
   /** Validates, saves (0600) and uses `key`; wakes a waiting registration. */

@@ -61,6 +61,8 @@ export interface DaemonOptions {
 
 /** Registration retry backoff: doubles from 1 s up to one poll interval; each wait is drawn from its upper half (jitter, so daemons that failed together do not retry together). */
 const REGISTER_BACKOFF_START_MS = 1_000
+/** How often a registration refused for its key (401/403) tries the configured or saved key again, short of a new one. */
+const REFUSED_KEY_RETRY_MS = 5 * 60_000
 
 /**
  * The daemon: the stages, each owning its state, and the control socket that shows them.
@@ -364,14 +366,15 @@ export class Daemon {
         else this.noteApiError(e)
         // a failure that repeats while the API is down is said once, and again when it changes
         const said = formatError(e)
-        this.logger[said === lastSaid ? 'debug' : 'error']({ err: e }, `registration failed: ${said}`)
+        const level = said === lastSaid ? 'debug' : 'error'
+        this.logger[level]({ err: e }, `registration failed: ${said}`)
         lastSaid = said
         if (isNgrokdError(e, 'NGROKD_ERR_API') && [401, 403].includes((e as { status?: number }).status ?? 0)) {
           // refused with the key before the one just handed over (set-api-key during the call): try the new one at once
           if (this.api.keyReplacements !== replacementsBefore) continue
-          this.logger.error(`the API key from ${this.apiKeys.source} was refused: ${refusedKeyHint(this.apiKeys.source, this.apiKeys.setKeyCommand)}`)
+          this.logger[level](`the API key from ${this.apiKeys.source} was refused: ${refusedKeyHint(this.apiKeys.source, this.apiKeys.setKeyCommand)} (it is tried again every ${REFUSED_KEY_RETRY_MS / 60_000} minutes)`)
           this.phase = 'waiting-for-api-key'
-          const next = await this.apiKeys.forgetAndWait()
+          const next = await this.apiKeys.forgetAndWait(REFUSED_KEY_RETRY_MS)
           if (!next) return // stopped while waiting
           this.api.useApiKey(next)
           continue
