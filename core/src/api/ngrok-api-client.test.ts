@@ -248,6 +248,13 @@ describe('NgrokApiClient: retries', () => {
     assert.deepEqual(sleeps, [120_000, 600_000])
   })
 
+  it('tells onRetry of each error reply it will retry, with the wait (status shows a rate limit while it waits)', async () => {
+    const told: Array<[number, number]> = []
+    const { api } = client([fixture('error-rate-limit'), fixture('bound-endpoints-page-3')], { onRetry: (e, ms) => told.push([e.status, ms]) })
+    await api.listBoundEndpoints(OP_ID)
+    assert.deepEqual(told, [[429, 7000]])
+  })
+
   it('takes Retry-After as a floor: a Retry-After of 0 waits the backoff, no burst', async () => {
     const limited = fixture('error-rate-limit')
     const now = { ...limited, headers: { ...limited.headers, 'retry-after': '0' } }

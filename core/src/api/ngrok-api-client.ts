@@ -63,6 +63,8 @@ export interface NgrokApiClientOptions {
    * stop): a stop never waits for a hung API. Combined with each request's own `signal`.
    */
   signal?: AbortSignal
+  /** Told of each error reply that will be retried, and the wait before it (a `Retry-After` may be minutes): for `status`. */
+  onRetry?: (error: NgrokApiError, waitMs: number) => void
 }
 
 export interface RequestOptions {
@@ -153,6 +155,7 @@ export class NgrokApiClient {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>
   private readonly signal?: AbortSignal
   private readonly random: () => number
+  private readonly onRetry: NgrokApiClientOptions['onRetry']
 
   constructor(options: NgrokApiClientOptions) {
     const base = new URL(options.baseUrl ?? DEFAULT_API_BASE_URL)
@@ -171,6 +174,7 @@ export class NgrokApiClient {
     this.fetchImpl = options.fetchImpl ?? nodeHttpFetch
     this.sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, signal ? { signal } : undefined))
     this.random = options.random ?? Math.random
+    this.onRetry = options.onRetry
     this.signal = options.signal
   }
 
@@ -356,6 +360,7 @@ export class NgrokApiClient {
           { method, path: shown, status: response.status, ngrokCode: error.ngrokCode, attempt: attempt + 1, retryInMs: Math.round(wait) },
           wait >= LONG_WAIT_MS ? `ngrok api busy (HTTP ${response.status}${error.ngrokCode ? ` ${error.ngrokCode}` : ''}): waiting ${Math.round(wait / 1000)} s before trying again` : 'ngrok api busy, retrying',
         )
+        this.onRetry?.(error, wait)
         await this.pause(wait, signal, `${method} ${shown}`)
         continue
       }

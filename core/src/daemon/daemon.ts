@@ -347,7 +347,11 @@ export class Daemon {
     const key = await this.apiKeys.get(() => (this.phase = 'waiting-for-api-key'))
     if (!key) return // stopped while waiting
     // one client for the daemon's life: a key handed over later (setApiKey) replaces its key in place
-    this.api = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: key, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, signal })
+    this.api = new NgrokApiClient({
+      baseUrl: this.config.api.url, apiKey: key, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, signal,
+      // status shows what the API says now (a 429 and its wait), not an older error, while a retry waits
+      onRetry: (e, waitMs) => this.noteApiError(e, waitMs),
+    })
     while (!signal.aborted && !this.registration) {
       this.phase = 'registering'
       const registration = this.newRegistration(this.api)
@@ -434,9 +438,11 @@ export class Daemon {
     }
   }
 
-  private noteApiError(e: unknown): void {
+  /** Keeps the API's last error for `status`; `retryInMs` when the call is tried again after that wait. */
+  private noteApiError(e: unknown, retryInMs?: number): void {
     const status = (e as { status?: unknown }).status
-    this.lastApiError = { at: new Date().toISOString(), message: formatError(e).split('\n')[0]!, ...(typeof status === 'number' ? { status } : {}) }
+    const retry = retryInMs === undefined ? '' : `; trying again in ${Math.max(1, Math.round(retryInMs / 1000))} s`
+    this.lastApiError = { at: new Date().toISOString(), message: `${formatError(e).split('\n')[0]!}${retry}`, ...(typeof status === 'number' ? { status } : {}) }
   }
 
   private newRegistration(api: NgrokApiClient): Registration {
