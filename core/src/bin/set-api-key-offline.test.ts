@@ -2,7 +2,7 @@
 // 0700, the key file 0600, and what is not an API key is neither saved nor called fine.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -43,6 +43,23 @@ describe('ngrokd set-api-key with no daemon running', () => {
     assert.match(r.stderr, /the key given contains whitespace.*\(NGROKD_ERR_API_KEY_MALFORMED\)/)
     assert.equal(existsSync(stateDir), false)
   })
+
+  // the prompt needs a terminal: util-linux's `script` gives the CLI one, and what is typed is written once the prompt shows
+  const noScript = spawnSync('script', ['--version']).error ? 'needs util-linux script (a terminal for the prompt)' : false
+  for (const [typed, how, exitCode] of [['\x03', 'Ctrl-C', 130], ['\x04', 'end of input', 1]] as const) {
+    it(`a prompt cancelled with ${how} exits ${exitCode}, says nothing was saved and saves nothing`, { skip: noScript }, async () => {
+      const child = spawn('script', ['-qfec', `${process.execPath} ${NGROKD_BIN} set-api-key --config ${config}`, '/dev/null'], { env: { PATH: process.env.PATH } })
+      let shown = ''
+      child.stdout.on('data', (d: Buffer) => {
+        shown += d.toString()
+        if (shown.includes('ngrok API key: ') && !child.stdin.writableEnded) child.stdin.end(typed)
+      })
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+      assert.equal(code, exitCode, shown)
+      assert.match(shown, new RegExp(`cancelled \\(${how}\\): no API key given, nothing saved`))
+      assert.equal(existsSync(join(stateDir, 'api-key')), false)
+    })
+  }
 
   it('saves a key 0600 in a state_dir it creates 0700', async () => {
     const r = await cli(['set-api-key', '--config', config], 'ak_valid_key_1234567890\n')

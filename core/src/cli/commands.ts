@@ -450,7 +450,8 @@ const setApiKeyCommand = defineCommand({
     if (!key) throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'no API key given', { hint: 'pipe it in: echo "$NGROK_API_KEY" | ngrokd set-api-key' })
     key = checkApiKey(key, 'the key given')
     try {
-      const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }))
+      // the daemon asks the API once, for at most api.timeout, before it answers
+      const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }, config.api.timeoutMs + CONTROL_SLACK_MS))
       console.log(
         res.unverified
           ? `API key handed to the running daemon and saved to ${res.saved}, but not verified: the ngrok API could not be asked (${res.unverified})`
@@ -599,6 +600,10 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
+/** What a control call that waits on the daemon's own API call allows beyond that call's timeout. */
+const CONTROL_SLACK_MS = 10_000
+
+/** Reads a line without echo; Ctrl-C or Ctrl-D cancels (nothing is saved; Ctrl-C exits 130 as a shell's would). */
 async function promptHidden(question: string): Promise<string> {
   let muted = false
   const output = new Writable({
@@ -609,7 +614,11 @@ async function promptHidden(question: string): Promise<string> {
   })
   const rl = createInterface({ input: process.stdin, output, terminal: true })
   try {
-    return await new Promise<string>((resolve) => {
+    return await new Promise<string>((resolve, reject) => {
+      const cancelled = (how: string, exitCode: number) => () =>
+        reject(Object.assign(new NgrokdError('NGROKD_ERR_API_KEY_MISSING', `cancelled (${how}): no API key given, nothing saved`), { exitCode }))
+      rl.on('SIGINT', cancelled('Ctrl-C', 130))
+      rl.on('close', cancelled('end of input', 1)) // Ctrl-D; after an answer the promise is settled already
       rl.question(question, (answer) => resolve(answer))
       muted = true
     })

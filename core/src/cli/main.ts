@@ -64,7 +64,8 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
     // a script that asked for --json gets the failure as JSON on stdout too; people read stderr and the exit code
     if (command.options && 'json' in command.options && rest.includes('--json')) console.log(JSON.stringify({ error: jsonError(e) }, null, 2))
     console.error(`ngrokd ${name}: ${formatError(e)}`)
-    return isNgrokdError(e, 'NGROKD_ERR_USAGE') ? 2 : 1
+    const exitCode = (e as { exitCode?: unknown } | null)?.exitCode // a cancel by Ctrl-C: 130, as a shell's
+    return typeof exitCode === 'number' ? exitCode : isNgrokdError(e, 'NGROKD_ERR_USAGE') ? 2 : 1
   }
 }
 

@@ -399,7 +399,8 @@ export class Daemon {
    */
   private async setApiKey(key: unknown): Promise<{ ok: true; saved: string; unverified?: string }> {
     const checked = checkApiKey(key)
-    const probe = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: checked, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, signal: this.stopped.signal })
+    // one attempt of at most api.timeout: the CLI waits for this answer (SET_API_KEY_WAIT_MS) and must hear it
+    const probe = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: checked, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, maxRetries: 0, signal: this.stopped.signal })
     let unverified: string | undefined
     try {
       await probe.listOperators()
