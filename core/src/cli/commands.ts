@@ -293,6 +293,7 @@ const statusCommand = defineCommand({
       ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`] : []),
       ...(status.stateError ? [`state:      FAILED ${formatWhen(status.stateError.at, now)}: ${status.stateError.message} (${status.stateError.code})`, ...(status.stateError.hint ? [`            fix: ${status.stateError.hint}`] : [])] : []),
       `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint}${ingressSource(status.ingressEndpointSource)} (${status.ingressVerification === 'verified' ? 'certificate verification on' : status.ingressVerification}${tlsFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
+      ...(status.ingressCheck && !status.ingressCheck.ok ? [`            FAILED its check ${formatWhen(status.ingressCheck.at, now)}: ${status.ingressCheck.message}`, ...(status.ingressCheck.hint ? [`            fix: ${status.ingressCheck.hint}`] : [])] : []),
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
       ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
@@ -367,10 +368,12 @@ function ingressSource(source: DaemonStatus['ingressEndpointSource']): string {
   return ''
 }
 
-/** Beside "verification on": that handshakes with the ingress failed, so it does not read as all is well. */
+/** Beside "verification on": that connections to the ingress failed, so it does not read as all is well. */
 function tlsFailures(t: TrafficTotals | undefined): string {
   const failed = t?.errors.NGROKD_ERR_INGRESS_TLS ?? 0
-  return failed > 0 ? `, but ${failed} TLS handshake(s) with it failed: check ingress.ca_file, the log and ngrokd doctor` : ''
+  const unreachable = (t?.errors.NGROKD_ERR_INGRESS_UNREACHABLE ?? 0) + (t?.errors.NGROKD_ERR_INGRESS_TIMEOUT ?? 0)
+  if (failed > 0) return `, but ${failed} TLS handshake(s) with it failed: check ingress.ca_file, the log and ngrokd doctor`
+  return unreachable > 0 ? `, but ${unreachable} connection(s) could not reach it or timed out: the log says when; ngrokd doctor dials it` : ''
 }
 
 function trafficLines(t: TrafficTotals | undefined): string[] {
@@ -568,6 +571,7 @@ const uninstallCommand = defineCommand({
       console.error(`ngrokd uninstall: ${formatError(e)}\n(stop it first: sudo ngrokd service uninstall, or stop \`ngrokd run\`)`)
       return 2
     }
+    if (report.deregisterSkipped) console.log(report.deregisterSkipped)
     for (const id of report.deregistered) console.log(`deleted the registration ${id} at ngrok`)
     console.log(report.removed.length ? `removed:\n${report.removed.map((r) => `  ${r}`).join('\n')}` : 'nothing of ngrokd was left on this machine')
     if (report.leftAtNgrok) console.log(`the registration ${report.leftAtNgrok} stays at ngrok: delete it in the dashboard, or next time uninstall with --deregister`)

@@ -253,7 +253,8 @@ export async function runServiceAction(action: ServiceAction, values: { config?:
   const carriedNote = carried.length ? `# from this environment, the service gets ${carried.join(', ')} too` : undefined
   if (values['dry-run']) {
     if (configPath === undefined) console.log(noFile)
-    if (inTmp) console.log(`# warning: ${inTmp} is under /tmp, which the service does not see (PrivateTmp); move it`)
+    if (inTmp && action === 'install') console.log(`# the install would be refused: ${inTmp} is under /tmp, which the service does not see (PrivateTmp); move it`)
+    if (action === 'install' && process.platform === 'linux' && !existsSync(SYSTEMD_RUNNING)) console.log(`# the install would be refused: systemd does not run this machine (no ${SYSTEMD_RUNNING}); the unit below is to adapt to its service manager`)
     for (const note of [carriedNote, keyNote]) if (note) console.log(note)
     if (action === 'install') console.log(`# ${plan.file.path}\n${plan.file.text}`)
     const commands = action === 'install' ? [...plan.unloadFirst, ...plan.install] : action === 'uninstall' ? [...plan.uninstall, ['rm', plan.file.path], ...plan.afterUninstall] : plan.status
@@ -263,7 +264,7 @@ export async function runServiceAction(action: ServiceAction, values: { config?:
   if (action === 'status') return runStatus(plan.status)
   if (process.getuid?.() !== 0) throw new NgrokdError('NGROKD_ERR_PERMISSION', `ngrokd service ${action} changes the system's services`, { hint: `run it with sudo, or see it first with --dry-run` })
   if (action === 'install') {
-    if (inTmp) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `${inTmp} is under /tmp, which the service does not see (systemd's PrivateTmp)`, { hint: inTmp === configPath ? `move it, e.g. to ${SYSTEM_CONFIG}, and pass that with --config` : 'install node and ngrokd outside /tmp (npm install -g ngrokd)' })
+    if (inTmp) throw new NgrokdError('NGROKD_ERR_SERVICE', `${inTmp} is under /tmp, which the service does not see (systemd's PrivateTmp)`, { hint: inTmp === configPath ? `move it, e.g. to ${SYSTEM_CONFIG}, and pass that with --config` : 'install node and ngrokd outside /tmp (npm install -g ngrokd)' })
     // sd_booted(3): systemd runs this machine when /run/systemd/system exists; without it nothing could load the unit
     if (process.platform === 'linux' && !existsSync(SYSTEMD_RUNNING)) {
       throw new NgrokdError('NGROKD_ERR_SERVICE', `systemd does not run this machine (no ${SYSTEMD_RUNNING}): nothing could start the unit, and nothing was written`, {

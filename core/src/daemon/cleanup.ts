@@ -1,4 +1,4 @@
-import { readdir, readFile, rm, stat } from 'node:fs/promises'
+import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Forwarder } from '../contracts/forwarder.js'
@@ -94,6 +94,8 @@ export interface CleanupOptions {
 export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, options: CleanupOptions = {}): Promise<CleanupReport> {
   const removed: string[] = []
   const failed: string[] = []
+  // made for the locks and the hosts file's backup when missing (nothing ran here, or after uninstall); removed again
+  const stateDirExisted = await stat(config.stateDir).then(() => true, () => false)
   await prepareStateDir(config.stateDir)
   await assertTrustedHostsFile(config)
   const lockOptions = options.runDir === undefined ? {} : { runDir: options.runDir }
@@ -160,6 +162,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     }
   } finally {
     await lock?.release()
+    if (!stateDirExisted) await rmdir(config.stateDir).catch(() => {}) // only an empty one: never what a run left in it
   }
   return { removed, failed }
 }
@@ -188,6 +191,8 @@ export interface UninstallReport extends CleanupReport {
    * registration files were there: the metadata (`ngrokd_machine_id: <id>`) that finds the registration left at ngrok.
    */
   unnamedLeftAtNgrok?: string
+  /** `--deregister` with neither a state directory nor an API key: why no registration was looked for. */
+  deregisterSkipped?: string
 }
 
 /**
@@ -207,8 +212,12 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
     .then((id) => (typeof id === 'string' ? id : undefined))
     .catch(() => undefined)
   let deregistered: string[] = []
-  if (options.deregister) {
-    const key = config.api.key ?? (await readApiKeyFile(config.stateDir))
+  let deregisterSkipped: string | undefined
+  const key = options.deregister ? (config.api.key ?? (await readApiKeyFile(config.stateDir))) : undefined
+  if (options.deregister && !key && !stateDirExisted) {
+    // uninstalled before (or never run): nothing here names a registration, and without a key none can be looked for
+    deregisterSkipped = `no state directory (${config.stateDir}) and no API key: nothing on this machine names a registration at ngrok; to look for one made by this machine, give the key (NGROK_API_KEY) and run it again, or see the ngrok dashboard`
+  } else if (options.deregister) {
     if (!key) {
       throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'uninstall --deregister needs the ngrok API key to delete the registration at ngrok', {
         hint: 'set NGROK_API_KEY (or api.key) for this command, or delete the operator in the ngrok dashboard and uninstall without --deregister',
@@ -236,6 +245,7 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
     deregistered,
     ...(!options.deregister && operatorId ? { leftAtNgrok: operatorId } : {}),
     ...(machineId ? { unnamedLeftAtNgrok: `${MACHINE_ID_METADATA_KEY}: ${machineId}` } : {}),
+    ...(deregisterSkipped ? { deregisterSkipped } : {}),
   }
 }
 

@@ -71,6 +71,8 @@ export interface DaemonStatus {
   ingressEndpoint?: string
   ingressEndpointSource?: 'config' | 'api' | 'default'
   ingressVerification: string
+  /** The TLS handshake with the ingress made after each registration: whether it passed, else why and the fix. */
+  ingressCheck?: { at: string; ok: boolean; message?: string; code?: string; hint?: string }
   /** Where the ngrok API key in use came from, and the API's last refusal or failure (cleared by a success). */
   apiKey: { source: string; lastError?: { at: string; message: string; /** The API's HTTP status, when it answered. */ status?: number } }
   /** The registration's last failure to read or write its files in state_dir (a full or read-only disk), with its fix; cleared once registered. */

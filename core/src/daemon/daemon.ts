@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import type { DaemonConfig } from '../config/index.js'
 import { sameDaemonFlags } from '../config/load-config.js'
-import type { Logger } from '../contracts/logger.js'
+import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { Check } from '../contracts/check.js'
 import type { Forwarder, ListenerStatus } from '../contracts/forwarder.js'
 import { NgrokApiClient, chooseIngressEndpoint, isNgrokApiError, splitIngressEndpoint, type ApiEndpoint, type IngressTarget } from '../api/index.js'
@@ -9,6 +9,7 @@ import { Registration, type RegistrationInfo } from '../registration/index.js'
 // by file, not the forward/ barrel: that also loads the worker pool (tinypool) a 2-core machine never starts
 import { createForwarder, type CreateForwarderOptions, type ForwarderMode } from '../forward/create-forwarder.js'
 import { loadIngressTrust } from '../forward/ingress-trust.js'
+import { IngressDialer } from '../forward/ingress-dialer.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer, groupId } from '../control/control-server.js'
 import { container } from '../di/tsyringe.js'
@@ -103,6 +104,10 @@ export class Daemon {
   private forwarderMode?: ForwarderMode
   /** The API named no ingress and the default was announced (once). */
   private warnedDefaultIngress = false
+  /** How the forwarder dials the ingress (undefined with a forwarder handed in): the start's ingress check dials the same. */
+  private ingressOptions?: CreateForwarderOptions['ingress']
+  /** The last ingress check (a TLS handshake after each registration), for status; failed ones are said at once. */
+  private ingressCheck?: DaemonStatus['ingressCheck']
   /** The last ingress endpoint found not to be an address of our own subnet. */
   private ownAddressChecked: string | undefined
   private running?: Promise<void>
@@ -320,6 +325,7 @@ export class Daemon {
       sessionResumption: config.ingress.sessionResumption,
       predial: config.ingress.predial,
     }
+    this.ingressOptions = ingress
     // forwarder.workers 0 (or no fd hand-off on this OS): in-thread; else the worker pool
     const forwarder = await createForwarder({ logger, settings: config.forwarder, ingress })
     this.forwarderMode = forwarder.mode
@@ -363,6 +369,7 @@ export class Daemon {
         this.lastApiError = undefined
         this.lastStateError = undefined
         this.logger.info({ operatorId: info.operatorId, ingress: this.announcedIngressTarget().endpoint, certNotAfter: info.notAfter }, `registered as operator ${info.operatorId}`)
+        void this.checkIngress() // in the background: serving does not wait for it
       } catch (e) {
         if (signal.aborted) return // a stop, not a failure
         // a file it cannot write (a full or read-only disk) is this machine's failure, not the API's
@@ -655,6 +662,31 @@ export class Daemon {
     return endpoint
   }
 
+  /**
+   * One TLS handshake with the ingress, as every connection makes it (no ConnRequest): a CA that does not verify it
+   * or an ingress out of reach is said at once, at error, and shown by status, instead of at the first user's
+   * connection. Never throws; a stop aborts it.
+   */
+  private async checkIngress(): Promise<void> {
+    const options = this.ingressOptions
+    if (!options) return
+    const dialer = new IngressDialer({ ...options, logger: silentLogger, sessionResumption: false, predial: 0, handshakeTimeoutMs: this.config.forwarder.handshakeTimeoutMs })
+    const at = new Date().toISOString()
+    try {
+      const probe = await dialer.probe(this.stopped.signal)
+      this.ingressCheck = { at, ok: true }
+      this.logger.debug({ ingress: probe.ingress, protocol: probe.protocol, authorized: probe.authorized }, `binding ingress ${probe.ingress} answered the TLS handshake`)
+    } catch (e) {
+      if (this.stopped.signal.aborted) return
+      const code = isNgrokdError(e) ? e.code : 'NGROKD_ERR_INGRESS_UNREACHABLE'
+      const hint = isNgrokdError(e) ? e.hint : undefined
+      this.ingressCheck = { at, ok: false, message: formatError(e).split('\n')[0]!, code, ...(hint ? { hint } : {}) }
+      this.logger.error({ err: e }, `the binding ingress failed its check after registration: every connection will fail the same way until this is fixed: ${formatError(e)}`)
+    } finally {
+      await dialer.close()
+    }
+  }
+
   /** {@link ingressTarget}, saying once when it is the documented default because the API named none. */
   private announcedIngressTarget(): IngressTarget {
     const target = this.ingressTarget()
@@ -714,6 +746,7 @@ export class Daemon {
       operatorId: this.registrationInfo?.operatorId, // the saved one while the API has not answered yet: it is the one in use
       ...(this.registrationInfo || this.config.ingress.endpoint ? { ingress: this.ingressTarget() } : {}),
       insecureSkipVerify: this.config.ingress.insecureSkipVerify,
+      ...(this.ingressCheck ? { ingressCheck: this.ingressCheck } : {}),
       apiKey: { source: this.apiKeys.source, ...(this.lastApiError ? { lastError: this.lastApiError } : {}) },
       ...(this.lastStateError ? { stateError: this.lastStateError } : {}),
       ingressTrust: this.ingressTrustSummary,

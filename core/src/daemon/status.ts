@@ -21,6 +21,7 @@ export interface StatusSources {
   /** Undefined until an endpoint is configured or a registration is known. */
   ingress?: IngressTarget
   insecureSkipVerify: boolean
+  ingressCheck?: DaemonStatus['ingressCheck']
   apiKey: DaemonStatus['apiKey']
   stateError?: DaemonStatus['stateError']
   ingressTrust?: string
@@ -51,6 +52,7 @@ export function describeStatus(s: StatusSources): DaemonStatus {
     operatorId: s.operatorId,
     ...(s.ingress ? { ingressEndpoint: s.ingress.endpoint, ingressEndpointSource: s.ingress.source } : {}),
     ingressVerification: s.insecureSkipVerify ? 'DISABLED (ingress.insecure_skip_verify)' : 'verified',
+    ...(s.ingressCheck ? { ingressCheck: s.ingressCheck } : {}),
     apiKey: s.apiKey,
     ...(s.stateError ? { stateError: s.stateError } : {}),
     ingressTrust: s.ingressTrust,

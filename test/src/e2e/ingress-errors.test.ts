@@ -94,6 +94,18 @@ describe('wrong ingress CA', { skip: netnsSkip }, () => {
     hosts.assertRestored()
   })
 
+  test('said at error right after the registration, before any connection, and shown by status', async () => {
+    const status = await daemon.waitFor((s) => s.ingressCheck !== undefined, "the ingress check after registration")
+    assert.equal(status.ingressCheck!.ok, false)
+    assert.equal(status.ingressCheck!.code, 'NGROKD_ERR_INGRESS_TLS')
+    assert.match(status.ingressCheck!.hint ?? '', /ingress\.ca_file/)
+    assert.equal(status.traffic?.connections ?? 0, 0, 'no user connection was needed to find it')
+    const line = daemon.logRecords().find((l) => l.level >= 50 && /failed its check after registration/.test(String(l.msg)))
+    assert.ok(line, 'an error-level line says it')
+    const { stdout } = await promisify(execFile)(process.execPath, [NGROKD_BIN, 'status', '--config', daemon.configFile], { env: E2eDaemon.childEnv() })
+    assert.match(stdout, /^ {12}FAILED its check .*: .*certificate/m, stdout)
+  })
+
   test('connections close and the log says the server certificate could not be verified', async () => {
     const r = await connectAndSend('pinned.e2e', 80, GET)
     assert.equal(r.connectError, undefined)
@@ -111,7 +123,7 @@ describe('wrong ingress CA', { skip: netnsSkip }, () => {
     // and status does not read as if all were well with the ingress
     const { stdout } = await promisify(execFile)(process.execPath, [NGROKD_BIN, 'status', '--config', daemon.configFile], { env: E2eDaemon.childEnv() })
     const ingressLine = stdout.split('\n').find((l) => l.startsWith('ingress:'))
-    assert.match(ingressLine ?? '', /verified, but [1-9]\d* TLS handshake\(s\) with it failed: check ingress\.ca_file/, stdout)
+    assert.match(ingressLine ?? '', /verification on, but [1-9]\d* TLS handshake\(s\) with it failed: check ingress\.ca_file/, stdout)
   })
 })
 

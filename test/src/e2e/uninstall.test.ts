@@ -112,6 +112,15 @@ describe('ngrokd uninstall with nothing installed', { skip: netnsSkip }, () => {
       assert.equal(r.code, 0, r.stderr)
       assert.doesNotMatch(r.stdout, /state directory/)
       assert.equal(existsSync(stateDir), false)
+      // cleanup (the unit's ExecStopPost) makes no state directory either
+      const cleanup = await ngrokdCli(['cleanup', '--config', config])
+      assert.equal(cleanup.code, 0, cleanup.stderr)
+      assert.equal(existsSync(stateDir), false, 'cleanup left a state directory behind')
+      // --deregister a second time (no state, no key): nothing names a registration here, and it says so, exit 0
+      const again = await ngrokdCli(['uninstall', '--deregister', '--config', config])
+      assert.equal(again.code, 0, again.stderr)
+      assert.match(again.stdout, /no state directory .* and no API key: nothing on this machine names a registration at ngrok/)
+      assert.match(again.stdout, /nothing of ngrokd was left on this machine/)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
