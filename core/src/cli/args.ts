@@ -49,8 +49,10 @@ export function parseCommandArgs<O extends Options>(spec: CommandSpec<O>, argv: 
   }
   const values = parsed.values as Record<string, unknown>
   for (const flag of ['config', 'instance'] as const) {
+    // `--config=` (an unset variable: --config="$CFG") names no file: not the current directory
+    if (values[flag] === '') throw new NgrokdError('NGROKD_ERR_USAGE', `--${flag} needs a value`, { hint: `see ngrokd ${spec.name} --help` })
     if (spec.readsNoConfig && values[flag] !== undefined) {
-      throw new NgrokdError('NGROKD_ERR_USAGE', `ngrokd ${spec.name} takes no --${flag}: it reads no configuration`, { hint: `see ngrokd ${spec.name} --help` })
+      throw new NgrokdError('NGROKD_ERR_USAGE', `--${flag} does not apply: this command reads no configuration`, { hint: `see ngrokd ${spec.name} --help` })
     }
   }
   if (!spec.allowPositionals && parsed.positionals.length > 0) {

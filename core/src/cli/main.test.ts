@@ -48,7 +48,7 @@ test('a command that reads no configuration refuses --config and --instance, and
   for (const flag of [['--config', '/etc/ngrokd/config.yml'], ['--instance', 'work']]) {
     const r = await cli(['version', ...flag])
     assert.equal(r.code, 2, flag[0])
-    assert.match(r.err, new RegExp(`ngrokd version takes no ${flag[0]}: it reads no configuration`))
+    assert.match(r.err, new RegExp(`^ngrokd version: ${flag[0]} does not apply: this command reads no configuration`))
   }
   const help = await cli(['version', '--help'])
   assert.equal(help.code, 0)
@@ -134,4 +134,12 @@ test('a command given --json that fails prints the failure as JSON on stdout too
   assert.equal(doctor.code, 1)
   const report = JSON.parse(doctor.out) as { ok: boolean; checks: { id: string; code?: string }[] }
   assert.equal(report.checks.find((c) => c.id === 'config.load')?.code, 'NGROKD_ERR_CONFIG_NOT_FOUND')
+})
+
+test('--config= with no value is a usage error, not the current directory', async () => {
+  for (const flag of ['--config=', '--instance=']) {
+    const r = await cli(['status', flag])
+    assert.equal(r.code, 2, flag)
+    assert.match(r.err, new RegExp(`^ngrokd status: ${flag.slice(0, -1)} needs a value`))
+  }
 })

@@ -28,16 +28,21 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
   all.push(completionCommand(() => all))
   const [name, ...rest] = argv
   // `ngrokd help run` is `ngrokd run --help`
-  const helpFor = name === 'help' && rest[0] ? all.find((c) => c.name === rest[0]) : undefined
+  const helpFor = name === 'help' && rest[0] && rest[0] !== 'help' ? all.find((c) => c.name === rest[0]) : undefined
   if (helpFor) return helpFor.run(['--help'])
-  if (name === 'help' && rest[0]) {
+  if (name === 'help' && rest[0] && rest[0] !== 'help') {
     const close = didYouMean(rest[0], all.map((c) => c.name))
     console.error(`ngrokd help: unknown command "${rest[0]}"${close ? ` — did you mean "${close}"?` : ''}\n\n${usage(all)}`)
     return 2
   }
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  // asked for (`help`, `--help`, `help help`): stdout, 0; no command at all is a usage error: stderr, 2
+  if (!name) {
+    console.error(usage(all))
+    return 2
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     console.log(usage(all))
-    return name ? 0 : 2
+    return 0
   }
   if (name === '--version' || name === '-v') {
     if (rest.length > 0) {

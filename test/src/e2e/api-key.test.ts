@@ -179,7 +179,7 @@ describe('every command answers --help', () => {
         assert.doesNotMatch(r.stdout, /--config/)
         const refused = await ngrokdCli([command, '--config', '/etc/ngrokd/config.yml'])
         assert.equal(refused.code, 2, refused.stderr)
-        assert.match(refused.stderr, new RegExp(`ngrokd ${command} takes no --config: it reads no configuration`))
+        assert.match(refused.stderr, new RegExp(`^ngrokd ${command}: --config does not apply: this command reads no configuration`))
       } else assert.match(r.stdout, /--config/)
     })
   }
@@ -194,8 +194,12 @@ describe('every command answers --help', () => {
 
   test('ngrokd with no command prints the command list; an unknown one fails', async () => {
     const none = await ngrokdCli([])
-    assert.match(none.stdout, /Commands:/)
-    assert.notEqual(none.code, 0)
+    assert.match(none.stderr, /Commands:/, 'a usage error, on stderr as every other')
+    assert.equal(none.stdout, '')
+    assert.equal(none.code, 2)
+    const asked = await ngrokdCli(['help', 'help'])
+    assert.equal(asked.code, 0)
+    assert.match(asked.stdout, /Commands:/)
     const unknown = await ngrokdCli(['frobnicate'])
     assert.equal(unknown.code, 2)
     assert.match(unknown.stderr, /unknown command "frobnicate"/)
