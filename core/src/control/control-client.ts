@@ -33,12 +33,14 @@ export async function controlRequest<T = unknown>(socketPath: string, method: 'G
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
     req.on('error', (e: NodeJS.ErrnoException) => {
       const notRunning = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+      // no permission is NGROKD_ERR_PERMISSION wherever it is found: here, or the daemon refusing a reader's change
+      const denied = e.code === 'EACCES' || e.code === 'EPERM'
       reject(
-        new NgrokdError('NGROKD_ERR_CONTROL', notRunning ? `ngrokd is not running (no daemon on ${socketPath})` : `control socket ${socketPath}: ${e.message}`, {
+        new NgrokdError(denied ? 'NGROKD_ERR_PERMISSION' : 'NGROKD_ERR_CONTROL', notRunning ? `ngrokd is not running (no daemon on ${socketPath})` : `control socket ${socketPath}: ${e.message}`, {
           cause: e,
           hint: notRunning
             ? 'start it with `sudo ngrokd run`, giving it the --config or --instance given here (or check control.socket); a daemon started before both control.socket and state_dir were changed in its file answers only on its old socket: restart it'
-            : e.code === 'EACCES' ? 'the control socket is for root (and control.group): use sudo' : undefined,
+            : denied ? 'the control socket is for root (and control.group): use sudo' : undefined,
         }),
       )
     })
