@@ -240,6 +240,26 @@ describe('a plugin or driver file that no package holds', () => {
     }
   })
 
+  it("a CommonJS one requires ngrokd's own @ngrokd/core too, never a copy another user planted above it", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root' }, async () => {
+    const sticky = await mkdtemp(join(tmpdir(), 'ngrokd-sticky-cjs-'))
+    try {
+      await chmod(sticky, 0o1777)
+      const own = join(sticky, 'rootplug')
+      await mkdir(own, { mode: 0o755 })
+      await writeFile(join(own, 'p.cjs'), `const { definePlugin } = require('@ngrokd/core/plugin')\nmodule.exports = definePlugin({ name: 'own-core-cjs', version: '1.0.0', ngrokd: '^1.0.0', register() {} })\n`)
+      const planted = join(sticky, 'node_modules', '@ngrokd', 'core')
+      await mkdir(join(planted, 'dist'), { recursive: true })
+      await writeFile(join(planted, 'package.json'), JSON.stringify({ name: '@ngrokd/core', version: '1.0.0', exports: { './plugin': './dist/plugin.js' } }))
+      await writeFile(join(planted, 'dist', 'plugin.js'), `globalThis.__plantedCjsCoreRan = true\nexports.definePlugin = (p) => p\n`)
+      for (const path of [join(sticky, 'node_modules'), join(sticky, 'node_modules', '@ngrokd'), planted, join(planted, 'dist'), join(planted, 'package.json'), join(planted, 'dist', 'plugin.js')]) await chown(path, 4242, 4242)
+      const { plugin } = await resolvePlugin('./p.cjs', { configDir: own })
+      assert.equal(plugin.name, 'own-core-cjs')
+      assert.equal((globalThis as { __plantedCjsCoreRan?: boolean }).__plantedCjsCoreRan, undefined, 'the planted copy never ran')
+    } finally {
+      await rm(sticky, { recursive: true, force: true })
+    }
+  })
+
   it("imports @ngrokd/core from ngrokd's own installation, when nothing beside it has one", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ngrokd-loose-'))
     try {
