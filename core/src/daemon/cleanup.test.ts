@@ -117,6 +117,18 @@ test('a run dir that is a file stops nothing either: the warning names it and it
     assert.match(warning, new RegExp(`hint: remove it: rm ${runDir} `))
   }))
 
+test("a driver whose close() never settles is reported as not done, not waited for: the rest is removed and listed", () =>
+  withDir(async (dir) => {
+    const { config, system, runDir } = await leftovers(dir)
+    const stuck = new FakeInterface({ system })
+    stuck.close = () => new Promise<void>(() => {}) // holds nothing: without the deadline the process would just end, silently
+    const report = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: stuck, driverDeadlineMs: 200 })
+    assert.ok(report.removed.includes(`the ngrokd block of ${config.names.hostsFile}`), report.removed.join('\n'))
+    assert.ok(report.removed.includes('2 addresses on ngrkc0'), report.removed.join('\n'))
+    assert.equal(report.failed.length, 1, report.failed.join('\n'))
+    assert.match(report.failed[0]!, /^interface ngrkc0 and its addresses \(fake-interface\): the driver did not finish within 0\.2 s \(a call that hangs\)/)
+  }))
+
 const privileged = process.platform === 'linux' && process.getuid?.() === 0
 const unshareAvailable = privileged && spawnSync('unshare', ['--mount', '--propagation', 'private', 'true']).status === 0
 

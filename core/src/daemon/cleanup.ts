@@ -76,6 +76,8 @@ export interface CleanupOptions {
   runDir?: string | null
   /** The interface driver's interface instead of `net.driver`'s. For tests. */
   interface?: Interface
+  /** How long the driver's removals and close() may take; default {@link CLEANUP_DRIVER_DEADLINE_MS}. For tests. */
+  driverDeadlineMs?: number
 }
 
 /**
@@ -133,32 +135,47 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
       await names.close().catch((e: unknown) => logger.warn({ err: e }, `closing the hosts file: ${formatError(e)}`))
     }
     if (config.names.resolver !== 'hosts-file') logger.warn(`names.resolver ${config.names.resolver}: names it published outside the hosts file are left to it`)
-    const scope = await createDaemonScope({
-      config,
-      logger,
-      forwarder: NO_FORWARDER,
-      adoptOnly: true,
-      // the hosts file's block is done above; names published by a plugin's resolver are that plugin's to remove
-      overrides: { allocator: NO_ALLOCATOR, nameResolver: LEFT_ALONE, ...(options.interface ? { interface: options.interface } : {}) },
-    })
+    // the driver's calls are a third party's: one that hangs (a close() that never settles) is reported, not waited for
+    let what = `the interface and its addresses (net.driver ${config.net.driver})`
+    const removeAddressesAndInterface = async (): Promise<void> => {
+      const scope = await createDaemonScope({
+        config,
+        logger,
+        forwarder: NO_FORWARDER,
+        adoptOnly: true,
+        // the hosts file's block is done above; names published by a plugin's resolver are that plugin's to remove
+        overrides: { allocator: NO_ALLOCATOR, nameResolver: LEFT_ALONE, ...(options.interface ? { interface: options.interface } : {}) },
+      })
+      what = `interface ${scope.interfaceInfo.name} and its addresses (${scope.driverName})`
+      try {
+        const iface = scope.scope.resolve(INTERFACE)
+        const addresses = scope.interfaceInfo.absent ? [] : await iface.listAddresses()
+        if (addresses.length > 0) {
+          await iface.applyAddresses({ add: [], remove: addresses })
+          removed.push(`${addresses.length} address${addresses.length === 1 ? '' : 'es'} on ${scope.interfaceInfo.name}`)
+        }
+      } finally {
+        let interfaceFailed = false
+        await scope.close({
+          removeInterface: true,
+          onError: (what, e) => {
+            if (what !== 'interface') return logger.warn({ err: e }, `closing the ${what}: ${formatError(e)}`)
+            interfaceFailed = true
+            failed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName}): ${formatError(e)}`)
+          },
+        })
+        if (scope.interfaceInfo.adopted && !interfaceFailed) removed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName})`)
+      }
+    }
+    let timer: NodeJS.Timeout | undefined
+    const deadlineMs = options.driverDeadlineMs ?? CLEANUP_DRIVER_DEADLINE_MS
+    const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), deadlineMs)))
     try {
-      const iface = scope.scope.resolve(INTERFACE)
-      const addresses = scope.interfaceInfo.absent ? [] : await iface.listAddresses()
-      if (addresses.length > 0) {
-        await iface.applyAddresses({ add: [], remove: addresses })
-        removed.push(`${addresses.length} address${addresses.length === 1 ? '' : 'es'} on ${scope.interfaceInfo.name}`)
+      if ((await Promise.race([removeAddressesAndInterface(), deadline])) === 'late') {
+        failed.push(`${what}: the driver did not finish within ${deadlineMs / 1000} s (a call that hangs): see the driver's documentation, then run ngrokd cleanup again`)
       }
     } finally {
-      let interfaceFailed = false
-      await scope.close({
-        removeInterface: true,
-        onError: (what, e) => {
-          if (what !== 'interface') return logger.warn({ err: e }, `closing the ${what}: ${formatError(e)}`)
-          interfaceFailed = true
-          failed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName}): ${formatError(e)}`)
-        },
-      })
-      if (scope.interfaceInfo.adopted && !interfaceFailed) removed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName})`)
+      clearTimeout(timer)
     }
   } finally {
     await lock?.release()
@@ -166,6 +183,9 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
   }
   return { removed, failed }
 }
+
+/** How long cleanup waits for the interface driver's removals and close() before it reports them not done. */
+const CLEANUP_DRIVER_DEADLINE_MS = 15_000
 
 /** Why something was not removed, on the one line `cleanup` lists it on: the message, its code and its fix. */
 function oneLine(e: unknown): string {
