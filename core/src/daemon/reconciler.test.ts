@@ -293,10 +293,26 @@ test('an address the interface refuses fails that service only; the batch is ret
 /** Stands for a LAN address of this machine: every 127/8 address is bindable on Linux. */
 const LAN = '127.109.0.1'
 
-async function withNetwork(startPort: number, fn: (t: Awaited<ReturnType<typeof setup>> & { ports: NetworkPorts; stateDir: string; listens: ListenOptions[]; events: string[] }) => Promise<void>): Promise<void> {
+/** The first of `count` ports in a row that nothing holds on {@link LAN} now: no test needs a fixed port free. */
+async function freePortRun(count: number): Promise<number> {
+  const bindable = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const probe = createServer()
+      probe.once('error', () => resolve(false))
+      probe.listen(port, LAN, () => probe.close(() => resolve(true)))
+    })
+  for (let base = 20_000 + Math.floor(Math.random() * 20_000); ; base = base >= 60_000 ? 20_000 : base + count) {
+    let free = true
+    for (let port = base; free && port < base + count; port++) free = await bindable(port)
+    if (free) return base
+  }
+}
+
+async function withNetwork(fn: (t: Awaited<ReturnType<typeof setup>> & { ports: NetworkPorts; stateDir: string; listens: ListenOptions[]; events: string[]; startPort: number }) => Promise<void>): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), 'ngrokd-rec-net-'))
   const t = await setup()
   const ports = new NetworkPorts({ stateDir })
+  const startPort = await freePortRun(8)
   await ports.open({ startPort })
   t.reconciler.setNetworkMode({ listen: LAN, ports })
   const listens: ListenOptions[] = []
@@ -318,7 +334,7 @@ async function withNetwork(startPort: number, fn: (t: Awaited<ReturnType<typeof 
     return publish(o)
   }
   try {
-    await fn({ ...t, ports, stateDir, listens, events })
+    await fn({ ...t, ports, stateDir, listens, events, startPort })
   } finally {
     await t.close()
     await ports.close()
@@ -327,16 +343,17 @@ async function withNetwork(startPort: number, fn: (t: Awaited<ReturnType<typeof 
 }
 
 test('network mode: each service also listens on listen:<stable port>, after the local listeners, Host rewritten for http only', async () => {
-  await withNetwork(21000, async (t) => {
+  await withNetwork(async (t) => {
+    const p = t.startPort
     const desired = [service('http://api.prod'), service('tcp://api.prod:5432'), service('http://web.prod:8080')]
     const report = await t.reconciler.reconcile(desired)
     assert.equal(report.errors, 0)
     assert.equal(report.listenersAdded, 6)
     assert.deepEqual(t.events, ['listen local', 'listen local', 'listen local', 'name', 'listen network', 'listen network', 'listen network'])
     const net = new Map(t.listens.filter((l) => l.address === LAN).map((l) => [`${l.target.hostname}:${l.target.port}`, l]))
-    assert.equal(net.get('api.prod:80')?.port, 21000)
-    assert.equal(net.get('api.prod:5432')?.port, 21001)
-    assert.equal(net.get('web.prod:8080')?.port, 21002)
+    assert.equal(net.get('api.prod:80')?.port, p)
+    assert.equal(net.get('api.prod:5432')?.port, p + 1)
+    assert.equal(net.get('web.prod:8080')?.port, p + 2)
     assert.equal(net.get('api.prod:80')?.rewriteHost, 'api.prod')
     assert.equal(net.get('web.prod:8080')?.rewriteHost, 'web.prod:8080', 'a non-default port is part of the Host value')
     assert.equal(net.get('api.prod:5432')?.rewriteHost, undefined, 'tcp bytes are never touched')
@@ -344,9 +361,9 @@ test('network mode: each service also listens on listen:<stable port>, after the
 
     // services() (ngrokd list --json) shows where the LAN reaches each service
     const byUrl = new Map(t.reconciler.services().map((s) => [s.url, s]))
-    assert.deepEqual(byUrl.get('http://api.prod')?.network, { address: LAN, port: 21000, rewriteHost: 'api.prod', openConnections: 0, totalConnections: 0 })
-    assert.equal(byUrl.get('tcp://api.prod:5432')?.network?.port, 21001)
-    assert.equal(await roundTrip(LAN, 21001), 'ping')
+    assert.deepEqual(byUrl.get('http://api.prod')?.network, { address: LAN, port: p, rewriteHost: 'api.prod', openConnections: 0, totalConnections: 0 })
+    assert.equal(byUrl.get('tcp://api.prod:5432')?.network?.port, p + 1)
+    assert.equal(await roundTrip(LAN, p + 1), 'ping')
     assert.equal(t.reconciler.services().find((s) => s.url === 'tcp://api.prod:5432')?.network?.totalConnections, 1)
 
     t.events.length = 0
@@ -356,22 +373,24 @@ test('network mode: each service also listens on listen:<stable port>, after the
 })
 
 test('network mode on a specific address: an endpoint whose own port is a service\'s network port takes nothing from it', async () => {
-  await withNetwork(21300, async (t) => {
+  await withNetwork(async (t) => {
+    const p = t.startPort
     assert.equal((await t.reconciler.reconcile([service('http://api.prod')])).errors, 0)
-    assert.equal(t.ports.lookup('api.prod:80'), 21300)
-    // tcp://late.prod:21300 listens on its own address, 127.109.0.1:21300 on the LAN one: no collision, no move
-    const report = await t.reconciler.reconcile([service('http://api.prod'), service('tcp://late.prod:21300')])
+    assert.equal(t.ports.lookup('api.prod:80'), p)
+    // tcp://late.prod:<p> listens on its own address, 127.109.0.1:<p> on the LAN one: no collision, no move
+    const report = await t.reconciler.reconcile([service('http://api.prod'), service(`tcp://late.prod:${p}`)])
     assert.equal(report.errors, 0)
-    assert.equal(t.ports.lookup('api.prod:80'), 21300, 'the port stays api.prod\'s')
-    assert.equal(t.ports.lookup('late.prod:21300'), 21301)
+    assert.equal(t.ports.lookup('api.prod:80'), p, 'the port stays api.prod\'s')
+    assert.equal(t.ports.lookup(`late.prod:${p}`), p + 1)
   })
 })
 
 test('network mode: removal unlistens the network listener first; the port is kept for the service and survives a restart', async () => {
-  await withNetwork(21100, async (t) => {
+  await withNetwork(async (t) => {
+    const p = t.startPort
     await t.reconciler.reconcile([service('http://api.prod'), service('http://web.prod')])
     const webPort = t.ports.lookup('web.prod:80')
-    assert.equal(webPort, 21101)
+    assert.equal(webPort, p + 1)
     t.events.length = 0
     const report = await t.reconciler.reconcile([service('http://api.prod')])
     assert.deepEqual(t.events.filter((e) => e !== 'listen local' && e !== 'listen network'), ['name', 'unlisten network', 'unlisten local', 'name'])
@@ -381,11 +400,11 @@ test('network mode: removal unlistens the network listener first; the port is ke
 
     await t.reconciler.reconcile([service('http://api.prod'), service('http://db.prod'), service('http://web.prod')])
     assert.equal(t.ports.lookup('web.prod:80'), webPort, 'a returning service gets its port back')
-    assert.equal(t.ports.lookup('db.prod:80'), 21102, 'a new one does not take a released port')
+    assert.equal(t.ports.lookup('db.prod:80'), p + 2, 'a new one does not take a released port')
 
     // a restart: a new allocator state, the same state file
     const restarted = new NetworkPorts({ stateDir: t.stateDir })
-    await restarted.open({ startPort: 21100 })
+    await restarted.open({ startPort: p })
     assert.deepEqual(restarted.list(), t.ports.list())
     await restarted.close()
 
@@ -399,19 +418,20 @@ test('network mode: removal unlistens the network listener first; the port is ke
 })
 
 test('network mode: a port another program holds fails only the network side, and heals on the next reconcile', async () => {
-  await withNetwork(21200, async (t) => {
+  await withNetwork(async (t) => {
+    const p = t.startPort
     const squatter = createServer()
-    await new Promise<void>((r) => squatter.listen(21200, LAN, r))
-    const report = await t.reconciler.reconcile([service('http://api.prod'), service('tcp://db.prod:21201')])
+    await new Promise<void>((r) => squatter.listen(p, LAN, r))
+    const report = await t.reconciler.reconcile([service('http://api.prod'), service(`tcp://db.prod:${p + 1}`)])
     assert.equal(report.errors, 1)
     const api = t.reconciler.services().find((s) => s.hostname === 'api.prod')!
     assert.equal(api.state, 'serving', 'the service still serves locally')
     assert.equal(api.network?.error?.code, 'NGROKD_ERR_LISTEN')
     assert.ok(t.forwarder.listeners().some((l) => l.address === api.address && l.port === 80))
-    assert.equal(t.ports.lookup('db.prod:21201'), 21201, "a specific listen address does not collide with an endpoint's own port on its own address")
+    assert.equal(t.ports.lookup(`db.prod:${p + 1}`), p + 1, "a specific listen address does not collide with an endpoint's own port on its own address")
 
     await new Promise<void>((r) => squatter.close(() => r()))
-    const healed = await t.reconciler.reconcile([service('http://api.prod'), service('tcp://db.prod:21201')])
+    const healed = await t.reconciler.reconcile([service('http://api.prod'), service(`tcp://db.prod:${p + 1}`)])
     assert.equal(healed.errors, 0)
     assert.equal(healed.listenersAdded, 1)
     assert.equal(t.reconciler.services().find((s) => s.hostname === 'api.prod')!.network?.error, undefined)
