@@ -123,3 +123,11 @@ test('an error whose message ends with the errno its cause starts with says it o
   assert.equal(readOnly, "state_dir /var/lib/ngrokd cannot be written: its file system is read-only (EROFS): read-only file system, open '/var/lib/ngrokd/ngrokd.lock'")
   assert.equal(other, 'the ngrok API is unreachable: ECONNREFUSED', 'a cause that is the errno alone is kept')
 })
+
+test('a cause whose message the error already quotes is not said twice', async () => {
+  const { NgrokdError } = await import('../errors/ngrokd-error.js')
+  const { lines, destination } = capture()
+  const logger = createLogger({ level: 'info', destination })
+  logger.error({ err: new NgrokdError('NGROKD_ERR_DRIVER_INVALID', 'net.driver "./d.js": create() failed: kaboom in create()', { cause: new Error('kaboom in create()') }) }, 'could not start')
+  assert.equal(JSON.parse(lines[0]!).err.message, 'net.driver "./d.js": create() failed: kaboom in create()')
+})

@@ -100,6 +100,7 @@ export function messageWithCauses(e: Error): string {
   const seen = new Set<unknown>([e])
   for (let cause = e.cause; cause instanceof Error && !seen.has(cause); cause = cause.cause) {
     seen.add(cause)
+    if (cause.message === '' || message.includes(cause.message)) continue // said already (`create() failed: kaboom`)
     const errno = /^(E[A-Z0-9]+): /.exec(cause.message)?.[1]
     const repeated = errno !== undefined && new RegExp(`\\b${errno}\\)?$`).test(message)
     message += `: ${repeated ? cause.message.slice(errno.length + 2) : cause.message}`

@@ -260,6 +260,20 @@ describe('a plugin or driver file that no package holds', () => {
     }
   })
 
+  it('a package folder named by path whose entry is in exports only (no main) loads from that entry', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ngrokd-folder-'))
+    try {
+      const pkg = join(dir, 'node_modules', 'ngrokd-plugin-folder')
+      await mkdir(join(pkg, 'dist'), { recursive: true })
+      await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: 'ngrokd-plugin-folder', version: '1.0.0', type: 'module', exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } } }))
+      await writeFile(join(pkg, 'dist', 'index.js'), `import { definePlugin } from '@ngrokd/core/plugin'\nexport default definePlugin({ name: 'folder', version: '1.0.0', ngrokd: '^1.0.0', register() {} })\n`)
+      const { plugin } = await resolvePlugin('./node_modules/ngrokd-plugin-folder', { configDir: dir })
+      assert.equal(plugin.name, 'folder')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it("imports @ngrokd/core from ngrokd's own installation, when nothing beside it has one", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ngrokd-loose-'))
     try {

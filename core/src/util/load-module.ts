@@ -72,7 +72,7 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
       options.codes.notFound,
       `${options.what} "${spec}" not found (looked for ${specifier} ${builtin ? "in ngrokd's installation" : `from ${options.configDir}`})`,
       {
-        cause,
+        cause: withoutRequireStack(cause),
         hint: builtinMeant
           ? `did you mean "${builtinMeant}", the built-in ${options.what}? (a package of another name: npm install it beside ngrokd)`
           : isPathSpec(specifier)
@@ -109,6 +109,12 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
             : `reinstall the ${options.what} package; if it was built from source, build it (npm run build)`,
     })
   }
+}
+
+/** Node's "Cannot find module" without its "Require stack" (a file the resolver made up to resolve from, a bundle chunk). */
+function withoutRequireStack(cause: unknown): unknown {
+  if (!(cause instanceof Error) || !cause.message.includes('\nRequire stack:')) return cause
+  return Object.assign(new Error(cause.message.slice(0, cause.message.indexOf('\nRequire stack:'))), { code: (cause as NodeJS.ErrnoException).code })
 }
 
 /** Most files and folders of one module's package that are judged; a bigger tree is refused rather than half-checked. */
@@ -257,7 +263,16 @@ async function assertTrustedDanglingLink(link: string, st: Stats, what: string):
 /** The file a third-party specifier names: a path (relative to `configDir`), or a package next to the config, then beside ngrokd. */
 export function resolveSpecifier(specifier: string, configDir: string): string {
   const fromConfig = join(configDir, 'noop.js')
-  if (isPathSpec(specifier)) return createRequire(fromConfig).resolve(specifier)
+  if (isPathSpec(specifier)) {
+    try {
+      return createRequire(fromConfig).resolve(specifier)
+    } catch (e) {
+      // a package's folder whose entry is in `exports` only (no `main`): the entry its package.json names
+      const entry = importOnlyEntryOf(resolve(configDir, specifier))
+      if (entry) return entry
+      throw e
+    }
+  }
   try {
     return resolveFrom(specifier, fromConfig)
   } catch {
@@ -285,15 +300,19 @@ function resolveFrom(specifier: string, from: string): string {
 function importOnlyEntry(name: string, fromDir: string): string | undefined {
   for (let dir = fromDir; ; dir = dirname(dir)) {
     const pkgDir = join(dir, 'node_modules', name)
-    try {
-      const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { exports?: unknown; main?: string }
-      const root = typeof pkg.exports === 'object' && pkg.exports !== null && '.' in pkg.exports ? (pkg.exports as Record<string, unknown>)['.'] : pkg.exports
-      const entry = typeof root === 'string' ? root : typeof root === 'object' && root !== null ? ((root as Record<string, unknown>).import ?? (root as Record<string, unknown>).node) : undefined
-      if (typeof entry === 'string') return join(pkgDir, entry)
-      return undefined
-    } catch {
-      // not here: go up
-    }
+    if (existsSync(join(pkgDir, 'package.json'))) return importOnlyEntryOf(pkgDir)
     if (dirname(dir) === dir) return undefined
+  }
+}
+
+/** The `import` (or `node`) entry of `exports["."]` of the package in `pkgDir`; undefined when it has none. */
+function importOnlyEntryOf(pkgDir: string): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { exports?: unknown; main?: string }
+    const root = typeof pkg.exports === 'object' && pkg.exports !== null && '.' in pkg.exports ? (pkg.exports as Record<string, unknown>)['.'] : pkg.exports
+    const entry = typeof root === 'string' ? root : typeof root === 'object' && root !== null ? ((root as Record<string, unknown>).import ?? (root as Record<string, unknown>).default ?? (root as Record<string, unknown>).node) : undefined
+    return typeof entry === 'string' ? join(pkgDir, entry) : undefined
+  } catch {
+    return undefined // no package.json there, or not JSON
   }
 }
