@@ -23,7 +23,7 @@ test('service install --dry-run prints a unit for this install that systemd-anal
     assert.match(r.stdout, /^Environment=NGROKD_LOG_LEVEL=debug$/m)
     assert.match(r.stdout, /^# NGROK_API_KEY is not written into the service's file/m)
     assert.doesNotMatch(r.stdout, /ak_never_in_the_unit/)
-    assert.match(r.stdout, /^# warning: .* is under \/tmp, which the service does not see/m)
+    assert.match(r.stdout, /^# the install would be refused: .* is under \/tmp, which the service does not see/m)
     const unit = r.stdout.slice(r.stdout.indexOf('[Unit]'), r.stdout.indexOf('\n$ '))
     assert.match(unit, new RegExp(`^ExecStart=${process.execPath} ${realpathSync(NGROKD_PACKAGE_BIN)} run --config ${config}$`, 'm'))
     assert.match(unit, /^TimeoutStopSec=35s$/m, 'drain_timeout 20 s plus room to clean up')
