@@ -37,6 +37,7 @@ async function publishThroughBindMount(fake: string, original: string): Promise<
   const inode = statSync(HOSTS).ino
 
   const logger = recordingLogger()
+  const logs = logger.lines
 
   const stateDir = join(dir, 'state')
   const resolver = new HostsFileNameResolver({ stateDir, logger })
@@ -72,7 +73,7 @@ async function publishThroughBindMount(fake: string, original: string): Promise<
       inflightExists,
       sameInode: statSync(HOSTS).ino === inode,
       restored,
-      logs: logger.lines,
+      logs,
     }) + '\n',
   )
 }

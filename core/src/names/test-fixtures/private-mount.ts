@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { openSync, closeSync, writeSync, readlinkSync, rmSync } from 'node:fs'
-import { recordingLogger as kitRecordingLogger } from '../../testing/recording-logger.js'
+import type { Logger } from '../../contracts/logger.js'
 
 /**
  * Refuses to go on unless this process's mount namespace differs from the parent's
@@ -56,8 +56,12 @@ export function fillUp(file: string): number {
   return total
 }
 
-/** The testing kit's recording logger, with its records as `level: message` lines (what a child prints back). */
-export function recordingLogger(): ReturnType<typeof kitRecordingLogger> & { readonly lines: string[] } {
-  const logger = kitRecordingLogger()
-  return Object.defineProperty(logger, 'lines', { get: () => logger.records.map((r) => `${r.level}: ${r.msg}`) }) as ReturnType<typeof kitRecordingLogger> & { readonly lines: string[] }
+/** A logger that keeps `level: message` lines. */
+export function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = []
+  const log = (level: string) => (a: unknown, b?: string) => {
+    lines.push(`${level}: ${typeof a === 'string' ? a : (b ?? '')}`)
+  }
+  const logger = { lines, trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal'), child: () => logger }
+  return logger
 }
