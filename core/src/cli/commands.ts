@@ -6,7 +6,7 @@ import { callDaemon, type ControlApi, type DaemonStatus, type TrafficTotals } fr
 import { liveHolderFor } from '../daemon/instance-lock.js'
 import { instanceConfigPath } from '../config/instance.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
-import { checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
+import { apiKeyCheckTimeoutMs, checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
 import { NON_LOCAL_CLIENT } from '../contracts/forwarder.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import type { CleanupReport } from '../daemon/cleanup.js'
@@ -453,8 +453,8 @@ const setApiKeyCommand = defineCommand({
     if (!key) throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'no API key given', { hint: 'pipe it in: echo "$NGROK_API_KEY" | ngrokd set-api-key' })
     key = checkApiKey(key, 'the key given')
     try {
-      // the daemon asks the API once, for at most api.timeout, before it answers
-      const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }, config.api.timeoutMs + CONTROL_SLACK_MS))
+      // the daemon asks the API once, for at most apiKeyCheckTimeoutMs, before it answers
+      const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }, apiKeyCheckTimeoutMs(config.api.timeoutMs) + CONTROL_SLACK_MS))
       console.log(
         res.unverified
           ? `API key handed to the running daemon and saved to ${res.saved}, but not verified: the ngrok API could not be asked (${res.unverified})`

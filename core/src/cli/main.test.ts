@@ -143,3 +143,14 @@ test('--config= with no value is a usage error, not the current directory', asyn
     assert.match(r.err, new RegExp(`^ngrokd status: ${flag.slice(0, -1)} needs a value`))
   }
 })
+
+test('help, help help, help --help and help -h print the usage on stdout and exit 0', async () => {
+  for (const argv of [['help'], ['help', 'help'], ['help', '--help'], ['help', '-h'], ['--help']]) {
+    const r = await cli(argv)
+    assert.equal(r.code, 0, argv.join(' '))
+    assert.match(r.out, /Commands:/, argv.join(' '))
+  }
+  const none = await cli([])
+  assert.equal(none.code, 2)
+  assert.match(none.err, /Commands:/)
+})

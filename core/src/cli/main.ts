@@ -28,9 +28,11 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
   all.push(completionCommand(() => all))
   const [name, ...rest] = argv
   // `ngrokd help run` is `ngrokd run --help`
-  const helpFor = name === 'help' && rest[0] && rest[0] !== 'help' ? all.find((c) => c.name === rest[0]) : undefined
+  // `help`, `help help`, `help --help` and `help -h` are the usage
+  const askedUsage = name === 'help' && (rest[0] === undefined || ['help', '--help', '-h'].includes(rest[0]))
+  const helpFor = name === 'help' && !askedUsage ? all.find((c) => c.name === rest[0]) : undefined
   if (helpFor) return helpFor.run(['--help'])
-  if (name === 'help' && rest[0] && rest[0] !== 'help') {
+  if (name === 'help' && !askedUsage) {
     const close = didYouMean(rest[0], all.map((c) => c.name))
     console.error(`ngrokd help: unknown command "${rest[0]}"${close ? ` — did you mean "${close}"?` : ''}\n\n${usage(all)}`)
     return 2

@@ -79,3 +79,11 @@ export async function saveApiKeyFile(stateDir: string, key: unknown): Promise<st
   await writeFileAtomic(path, `${checked}\n`, { mode: 0o600 })
   return path
 }
+
+/**
+ * How long `set-api-key`'s check of a new key with the API may take (one attempt): `api.timeout`, at most 30 s, so that
+ * the answer reaches the CLI well inside the control socket's 60 s idle limit (control-server.ts).
+ */
+export function apiKeyCheckTimeoutMs(apiTimeoutMs: number): number {
+  return Math.min(apiTimeoutMs, 30_000)
+}

@@ -88,15 +88,16 @@ export class ApiKeySource {
     this.override = undefined
     const { signal } = this.options
     return new Promise<string>((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined
-        resolve(this.get(() => {}))
-      }, retryMs)
-      this.waiter = (key) => {
+      const settle = (key: string | Promise<string>): void => {
         clearTimeout(timer)
+        signal.removeEventListener('abort', stopped) // one wait per refusal: nothing of it stays on the signal
+        this.waiter = undefined
         resolve(key)
       }
-      signal.addEventListener('abort', () => (clearTimeout(timer), resolve('')), { once: true })
+      const stopped = (): void => settle('')
+      const timer = setTimeout(() => settle(this.get(() => {})), retryMs)
+      this.waiter = settle
+      signal.addEventListener('abort', stopped, { once: true })
     })
   }
 

@@ -1,5 +1,5 @@
 import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import type { Forwarder } from '../contracts/forwarder.js'
 import type { Interface } from '../contracts/interface.js'
@@ -96,8 +96,9 @@ export interface CleanupOptions {
 export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, options: CleanupOptions = {}): Promise<CleanupReport> {
   const removed: string[] = []
   const failed: string[] = []
-  // made for the locks and the hosts file's backup when missing (nothing ran here, or after uninstall); removed again
-  const stateDirExisted = await stat(config.stateDir).then(() => true, () => false)
+  // made for the locks and the hosts file's backup when missing (nothing ran here, or after uninstall), with the
+  // folders above it that were missing too; removed again
+  const made = await missingFolders(config.stateDir)
   await prepareStateDir(config.stateDir)
   await assertTrustedHostsFile(config)
   const lockOptions = options.runDir === undefined ? {} : { runDir: options.runDir }
@@ -179,9 +180,19 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     }
   } finally {
     await lock?.release()
-    if (!stateDirExisted) await rmdir(config.stateDir).catch(() => {}) // only an empty one: never what a run left in it
+    for (const dir of made) await rmdir(dir).catch(() => {}) // only empty ones, deepest first: never what a run left
   }
   return { removed, failed }
+}
+
+/** `dir` and the folders above it that do not exist, deepest first (what `mkdir -p dir` would make). */
+async function missingFolders(dir: string): Promise<string[]> {
+  const missing: string[] = []
+  for (let d = resolve(dir); !(await stat(d).then(() => true, () => false)); d = dirname(d)) {
+    missing.push(d)
+    if (dirname(d) === d) break
+  }
+  return missing
 }
 
 /** How long cleanup waits for the interface driver's removals and close() before it reports them not done. */

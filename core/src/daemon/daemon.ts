@@ -26,7 +26,7 @@ import { ALLOCATOR, FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import { NetworkPorts } from '../network/network-ports.js'
 import { ApiKeySource, refusedKeyHint } from './api-key-source.js'
-import { checkApiKey } from './api-key-file.js'
+import { apiKeyCheckTimeoutMs, checkApiKey } from './api-key-file.js'
 import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
 import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
 import { EndpointPoller } from './endpoint-poller.js'
@@ -106,8 +106,10 @@ export class Daemon {
   private warnedDefaultIngress = false
   /** How the forwarder dials the ingress (undefined with a forwarder handed in): the start's ingress check dials the same. */
   private ingressOptions?: CreateForwarderOptions['ingress']
-  /** The last ingress check (a TLS handshake after each registration), for status; failed ones are said at once. */
+  /** The last ingress check (a TLS handshake after each registration, and before each poll while it fails), for status. */
   private ingressCheck?: DaemonStatus['ingressCheck']
+  /** A check is under way: one at a time. */
+  private ingressChecking = false
   /** The last ingress endpoint found not to be an address of our own subnet. */
   private ownAddressChecked: string | undefined
   private running?: Promise<void>
@@ -227,6 +229,7 @@ export class Daemon {
         beforePoll: async () => {
           await this.keepStateDir()
           await this.renewCertificate()
+          if (this.ingressCheck?.ok === false) void this.checkIngress() // until it passes again
         },
         reconcile: (services) => this.reconcile(services),
         requestsSent: () => this.api?.requestsSent ?? 0,
@@ -406,8 +409,8 @@ export class Daemon {
    */
   private async setApiKey(key: unknown): Promise<{ ok: true; saved: string; unverified?: string }> {
     const checked = checkApiKey(key)
-    // one attempt of at most api.timeout: the CLI waits for this answer (SET_API_KEY_WAIT_MS) and must hear it
-    const probe = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: checked, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, maxRetries: 0, signal: this.stopped.signal })
+    // one attempt, bounded: the CLI waits for this answer and must hear it
+    const probe = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: checked, logger: this.logger, userAgent: USER_AGENT, timeoutMs: apiKeyCheckTimeoutMs(this.config.api.timeoutMs), maxRetries: 0, signal: this.stopped.signal })
     let unverified: string | undefined
     try {
       await probe.listOperators()
@@ -442,6 +445,7 @@ export class Daemon {
       this.logger.debug({ operatorId }, `operator ${operatorId}: its endpoints answered 404`)
       const info = await registration.ensure()
       this.logger.info({ operatorId: info.operatorId, was: operatorId }, `registered as operator ${info.operatorId}`)
+      void this.checkIngress() // a new registration may name another ingress
       return this.api!.listBoundEndpoints(info.operatorId)
     }
   }
@@ -663,26 +667,33 @@ export class Daemon {
   }
 
   /**
-   * One TLS handshake with the ingress, as every connection makes it (no ConnRequest): a CA that does not verify it
-   * or an ingress out of reach is said at once, at error, and shown by status, instead of at the first user's
-   * connection. Never throws; a stop aborts it.
+   * One TLS handshake with the ingress, as every connection makes it (no ConnRequest), after each registration and,
+   * while it fails, before each poll: a CA that does not verify it or an ingress out of reach is said at once, at
+   * error, and shown by status until a check passes, instead of at the first user's connection. Never throws; a stop
+   * aborts it; one at a time.
    */
   private async checkIngress(): Promise<void> {
     const options = this.ingressOptions
-    if (!options) return
+    if (!options || this.ingressChecking) return
+    this.ingressChecking = true
     const dialer = new IngressDialer({ ...options, logger: silentLogger, sessionResumption: false, predial: 0, handshakeTimeoutMs: this.config.forwarder.handshakeTimeoutMs })
     const at = new Date().toISOString()
+    const before = this.ingressCheck
     try {
       const probe = await dialer.probe(this.stopped.signal)
       this.ingressCheck = { at, ok: true }
-      this.logger.debug({ ingress: probe.ingress, protocol: probe.protocol, authorized: probe.authorized }, `binding ingress ${probe.ingress} answered the TLS handshake`)
+      if (before?.ok === false) this.logger.info({ ingress: probe.ingress }, `the binding ingress ${probe.ingress} passes its check again (a TLS handshake)`)
+      else this.logger.debug({ ingress: probe.ingress, protocol: probe.protocol, authorized: probe.authorized }, `binding ingress ${probe.ingress} answered the TLS handshake`)
     } catch (e) {
       if (this.stopped.signal.aborted) return
       const code = isNgrokdError(e) ? e.code : 'NGROKD_ERR_INGRESS_UNREACHABLE'
       const hint = isNgrokdError(e) ? e.hint : undefined
-      this.ingressCheck = { at, ok: false, message: formatError(e).split('\n')[0]!, code, ...(hint ? { hint } : {}) }
-      this.logger.error({ err: e }, `the binding ingress failed its check after registration: every connection will fail the same way until this is fixed: ${formatError(e)}`)
+      const message = formatError(e).split('\n')[0]!
+      this.ingressCheck = { at, ok: false, message, code, ...(hint ? { hint } : {}) }
+      // said once while it repeats (it is checked again before each poll)
+      this.logger[before?.message === message ? 'debug' : 'error']({ err: e }, `the binding ingress failed its check (a TLS handshake, as each connection makes): connections fail the same way while this lasts; checked again before each poll: ${formatError(e)}`)
     } finally {
+      this.ingressChecking = false
       await dialer.close()
     }
   }

@@ -100,7 +100,7 @@ describe('wrong ingress CA', { skip: netnsSkip }, () => {
     assert.equal(status.ingressCheck!.code, 'NGROKD_ERR_INGRESS_TLS')
     assert.match(status.ingressCheck!.hint ?? '', /ingress\.ca_file/)
     assert.equal(status.traffic?.connections ?? 0, 0, 'no user connection was needed to find it')
-    const line = daemon.logRecords().find((l) => l.level >= 50 && /failed its check after registration/.test(String(l.msg)))
+    const line = daemon.logRecords().find((l) => l.level >= 50 && /the binding ingress failed its check/.test(String(l.msg)))
     assert.ok(line, 'an error-level line says it')
     const { stdout } = await promisify(execFile)(process.execPath, [NGROKD_BIN, 'status', '--config', daemon.configFile], { env: E2eDaemon.childEnv() })
     assert.match(stdout, /^ {12}FAILED its check .*: .*certificate/m, stdout)
@@ -124,6 +124,31 @@ describe('wrong ingress CA', { skip: netnsSkip }, () => {
     const { stdout } = await promisify(execFile)(process.execPath, [NGROKD_BIN, 'status', '--config', daemon.configFile], { env: E2eDaemon.childEnv() })
     const ingressLine = stdout.split('\n').find((l) => l.startsWith('ingress:'))
     assert.match(ingressLine ?? '', /verification on, but [1-9]\d* TLS handshake\(s\) with it failed: check ingress\.ca_file/, stdout)
+  })
+})
+
+describe('an ingress check that fails once', { skip: netnsSkip }, () => {
+  test('is made again before each poll until it passes: status then shows no failure, and the log says it passes again', async () => {
+    const hosts = snapshotHostsFile()
+    hosts.take()
+    const sim = await CloudSimulator.start()
+    let daemon: E2eDaemon | undefined
+    try {
+      sim.addEndpoint({ url: 'http://again.e2e' })
+      // the first handshake (the check's) is held past the daemon's handshake timeout; the next ones are not
+      sim.injectIngressFault({ kind: 'handshake-delay', ms: 4_000, count: 1 })
+      daemon = E2eDaemon.start({ name: 'ing-again', sim, net, extraConfig: { forwarder: { handshake_timeout: '1s' } } })
+      const failed = await daemon.waitFor((s) => s.ingressCheck?.ok === false, 'a failed ingress check')
+      assert.equal(failed.ingressCheck.code, 'NGROKD_ERR_INGRESS_TIMEOUT')
+      await daemon.waitFor((s) => s.ingressCheck?.ok === true, 'the ingress check passing again')
+      assert.ok(daemon.logRecords().some((l) => l.level === 30 && /passes its check again/.test(String(l.msg))), 'the recovery is said')
+      const { stdout } = await promisify(execFile)(process.execPath, [NGROKD_BIN, 'status', '--config', daemon.configFile], { env: E2eDaemon.childEnv() })
+      assert.doesNotMatch(stdout, /FAILED its check/)
+    } finally {
+      await daemon?.dispose()
+      await sim.stop()
+      hosts.assertRestored()
+    }
   })
 })
 

@@ -112,10 +112,15 @@ describe('ngrokd uninstall with nothing installed', { skip: netnsSkip }, () => {
       assert.equal(r.code, 0, r.stderr)
       assert.doesNotMatch(r.stdout, /state directory/)
       assert.equal(existsSync(stateDir), false)
-      // cleanup (the unit's ExecStopPost) makes no state directory either
-      const cleanup = await ngrokdCli(['cleanup', '--config', config])
-      assert.equal(cleanup.code, 0, cleanup.stderr)
+      // cleanup (the unit's ExecStopPost) makes no state directory either, nor the folders above it
+      const nested = join(dir, 'nested.json')
+      writeFileSync(nested, readFileSync(config, 'utf8').replace(JSON.stringify(stateDir), JSON.stringify(join(dir, 'a', 'b', 'state'))))
+      for (const file of [config, nested]) {
+        const cleanup = await ngrokdCli(['cleanup', '--config', file])
+        assert.equal(cleanup.code, 0, cleanup.stderr)
+      }
       assert.equal(existsSync(stateDir), false, 'cleanup left a state directory behind')
+      assert.equal(existsSync(join(dir, 'a')), false, 'cleanup left the folders above the state directory behind')
       // --deregister a second time (no state, no key): nothing names a registration here, and it says so, exit 0
       const again = await ngrokdCli(['uninstall', '--deregister', '--config', config])
       assert.equal(again.code, 0, again.stderr)
