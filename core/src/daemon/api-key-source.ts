@@ -95,7 +95,8 @@ export class ApiKeySource {
         resolve(key)
       }
       const stopped = (): void => settle('')
-      const timer = setTimeout(() => settle(this.get(() => {})), retryMs)
+      // a key handed over while the saved one is read wins over what the read found
+      const timer = setTimeout(() => settle(this.get(() => {}).then((key) => this.override ?? key)), retryMs)
       this.waiter = settle
       signal.addEventListener('abort', stopped, { once: true })
     })
