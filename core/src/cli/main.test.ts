@@ -154,3 +154,16 @@ test('help, help help, help --help and help -h print the usage on stdout and exi
   assert.equal(none.code, 2)
   assert.match(none.err, /Commands:/)
 })
+
+test('an error that quotes the API or a file reaches the terminal escaped: nothing in it can redraw the screen', async () => {
+  const saved = console.error
+  let err = ''
+  console.error = (...a: unknown[]) => void (err += `${a.join(' ')}\n`)
+  try {
+    const boom = { name: 'boom', summary: '', usage: '', options: {}, run: async () => Promise.reject(new Error('bad\u001b]0;TITLE\u0007\u001b[2J\r✔ all good')) }
+    assert.equal(await main(['boom'], [boom]), 1)
+  } finally {
+    console.error = saved
+  }
+  assert.equal(err, 'ngrokd boom: bad\\u001b]0;TITLE\\u0007\\u001b[2J\\u000d✔ all good\n')
+})

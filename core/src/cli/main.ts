@@ -5,6 +5,7 @@ import { commands, type Command } from './commands.js'
 import { doctorCommand } from './doctor.js'
 import { serviceCommand } from './service-command.js'
 import { completionCommand } from './completion.js'
+import { terminalSafe } from './terminal-text.js'
 
 const builtIn: Command[] = [...commands, doctorCommand, serviceCommand]
 
@@ -70,7 +71,7 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
   } catch (e) {
     // a script that asked for --json gets the failure as JSON on stdout too; people read stderr and the exit code
     if (command.options && 'json' in command.options && rest.includes('--json')) console.log(JSON.stringify({ error: jsonError(e) }, null, 2))
-    console.error(`ngrokd ${name}: ${formatError(e)}`)
+    console.error(`ngrokd ${name}: ${formatError(e).split('\n').map(terminalSafe).join('\n')}`) // it may quote the API or a file
     const exitCode = (e as { exitCode?: unknown } | null)?.exitCode // a cancel by Ctrl-C: 130, as a shell's
     return typeof exitCode === 'number' ? exitCode : isNgrokdError(e, 'NGROKD_ERR_USAGE') ? 2 : 1
   }

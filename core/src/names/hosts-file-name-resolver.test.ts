@@ -84,6 +84,26 @@ describe('HostsFileNameResolver', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
+  it('as root, refuses to publish while its state dir is another user\'s (removed and made again by them): their backup never becomes the hosts file', { skip: process.getuid?.() === 0 ? false : 'the trust rule applies as root' }, async () => {
+    const names = new HostsFileNameResolver({ path: hosts, stateDir })
+    await names.open()
+    assert.deepEqual(await names.publish({ records: [API] }), { changed: true })
+    const published = await readFile(hosts, 'utf8')
+    // the state dir goes, and another user makes it again with a "torn write" to be settled from their backup
+    await rm(stateDir, { recursive: true })
+    await mkdir(stateDir, { mode: 0o755 })
+    const evil = Buffer.from('6.6.6.6 github.com\n')
+    const current = Buffer.from(published)
+    await writeFile(join(stateDir, HOSTS_BACKUP_FILE), evil)
+    await writeFile(join(stateDir, HOSTS_NEXT_FILE), Buffer.concat([current, Buffer.from('x')]))
+    const sum = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+    await writeFile(join(stateDir, HOSTS_INFLIGHT_FILE), JSON.stringify({ path: hosts, startedAt: new Date().toISOString(), old: { size: evil.length, sha256: sum(evil) }, new: { size: current.length + 1, sha256: sum(Buffer.concat([current, Buffer.from('x')])) } }))
+    for (const f of ['', HOSTS_BACKUP_FILE, HOSTS_NEXT_FILE, HOSTS_INFLIGHT_FILE]) await chown(join(stateDir, f), 4242, 4242)
+    await assert.rejects(names.publish({ records: [API, DB] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'))
+    assert.equal(await readFile(hosts, 'utf8'), published, 'the hosts file is untouched')
+    await names.close().catch(() => {})
+  })
+
   it('replaces a plain file atomically, keeps its mode, and writes nothing when unchanged', async () => {
     await chmod(hosts, 0o640)
     const inode = (await stat(hosts)).ino

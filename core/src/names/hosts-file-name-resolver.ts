@@ -8,6 +8,7 @@ import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/name-resolver.js'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { Lifecycle } from '../util/lifecycle.js'
+import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomic, writeFileAtomicSync } from '../util/atomic-file.js'
 import { parseHostsBlock, updateHostsBytes, type HostsBlockOptions } from './hosts-block.js'
 import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rewrite.js'
@@ -495,6 +496,9 @@ export class HostsFileNameResolver implements NameResolver {
    * backup back; any other file is kept. Throws `NGROKD_ERR_NAMES_FROZEN` while the file stays torn.
    */
   private async settleInterruptedWrite(): Promise<void> {
+    // its backup and marker decide what the hosts file becomes: as root, read from (and written to) a folder no one
+    // else can change only (a state_dir removed under the daemon and made again by another user is refused)
+    if (runsAsRoot()) await assertTrustedPath(this.stateDir, { what: 'state directory (the hosts file\'s backup)' })
     let judged: Awaited<ReturnType<HostsFileNameResolver['judge']>>
     try {
       judged = await this.judge()

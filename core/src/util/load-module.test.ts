@@ -219,6 +219,33 @@ describe('a near miss of a built-in name', () => {
   })
 })
 
+describe('a declared package that is not installed', () => {
+  it('is refused where another user could put it on Node\'s way up (a sticky /tmp); once installed beside the module it loads', { skip: process.getuid?.() === 0 ? false : 'the trust rules apply as root' }, async () => {
+    const sticky = await mkdtemp(join(tmpdir(), 'ngrokd-lazy-'))
+    try {
+      await chmod(sticky, 0o1777)
+      const plugin = join(sticky, 'rootdir', 'plugin')
+      await mkdir(plugin, { recursive: true, mode: 0o755 })
+      await chmod(join(sticky, 'rootdir'), 0o755)
+      await writeFile(join(plugin, 'package.json'), JSON.stringify({ name: 'ngrokd-plugin-lazy', type: 'module', exports: { '.': './index.js' }, optionalDependencies: { lazydep: '^1.0.0' } }))
+      await writeFile(join(plugin, 'index.js'), `import { definePlugin } from '@ngrokd/core/plugin'\nexport default definePlugin({ name: 'lazy', version: '1.0.0', ngrokd: '^1.0.0', register() {} })\n`)
+      await assert.rejects(resolvePlugin('./rootdir/plugin', { configDir: sticky }), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+        assert.match(e.message, new RegExp(`lazydep .*not installed, and ${sticky} lets another user put it there`))
+        assert.match(e.hint ?? '', /install lazydep beside the module/)
+        return true
+      })
+      // installed beside it (root's), it is judged as any dependency and loads
+      await mkdir(join(plugin, 'node_modules', 'lazydep'), { recursive: true })
+      await writeFile(join(plugin, 'node_modules', 'lazydep', 'package.json'), JSON.stringify({ name: 'lazydep', version: '1.0.0', main: 'index.js' }))
+      await writeFile(join(plugin, 'node_modules', 'lazydep', 'index.js'), 'module.exports = 1\n')
+      assert.equal((await resolvePlugin('./rootdir/plugin', { configDir: sticky })).plugin.name, 'lazy')
+    } finally {
+      await rm(sticky, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('a plugin or driver file that no package holds', () => {
   it("imports ngrokd's own @ngrokd/core even where another user planted one in a folder above it (a sticky /tmp)", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root' }, async () => {
     const sticky = await mkdtemp(join(tmpdir(), 'ngrokd-sticky-'))

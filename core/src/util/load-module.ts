@@ -205,6 +205,7 @@ async function assertTrustedDependencies(scope: string, what: string): Promise<v
     for (const name of names) {
       const dependency = `package ${name} that the ${what} depends on`
       const { found, passed } = installedPackage(name, dir)
+      if (found.length === 0) assertNoOneElseCanInstall(name, dir, dependency)
       for (const path of passed) {
         // what Node passes over today must not be another user's to make loadable tomorrow
         const st = lstatSync(path)
@@ -241,6 +242,28 @@ function installedPackage(name: string, fromDir: string): { found: string[]; pas
       else passed.push(path)
     }
     if (found.length > 0 || dirname(dir) === dir) return { found, passed }
+  }
+}
+
+/**
+ * A declared package that is not installed is imported, if ever, from wherever it appears later on Node's way up: no
+ * folder on that way may let another user put it there (a `node_modules` others may write, or a folder others may
+ * write in — a sticky /tmp included, where anyone may create one), or what they put would run as root. POSIX modes.
+ */
+function assertNoOneElseCanInstall(name: string, fromDir: string, what: string): void {
+  if (process.platform === 'win32') return
+  const uid = process.getuid?.() ?? 0
+  const othersMayWrite = (st: Stats): boolean => (st.uid !== 0 && st.uid !== uid) || (st.mode & 0o022) !== 0
+  for (let dir = fromDir; ; dir = dirname(dir)) {
+    const modules = join(dir, 'node_modules')
+    // where `node_modules/<name>` (or its `@scope` folder) would be made: the deepest of them that exists
+    const place = [join(modules, name.split('/')[0]!), modules, dir].find((p) => statSync(p, { throwIfNoEntry: false })?.isDirectory())!
+    if (othersMayWrite(statSync(place))) {
+      throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing the ${what}: it is not installed, and ${place} lets another user put it there, which the module would then import as root`, {
+        hint: `install ${name} beside the module (npm install in ${fromDir}), or remove it from its package.json`,
+      })
+    }
+    if (dirname(dir) === dir) return
   }
 }
 
