@@ -128,7 +128,7 @@ const runCommand = defineCommand({
     const youngGeneration = await load.youngGeneration()
     youngGeneration.holdYoungGeneration() // loading and starting the daemon must not grow the new space for good
     const format = logFormat(values['log-format'])
-    const { config, source, notices, apiKeyOrigin } = await configFor(values, searchFor(values))
+    const { config, source, notices, apiKeyOrigin, empty: startedEmpty } = await configFor(values, searchFor(values))
     if (values.service && process.platform !== 'win32') {
       throw new NgrokdError('NGROKD_ERR_USAGE', '--service is for the Windows service', { hint: 'on this system, ngrokd service install sets up the service, which runs ngrokd run' })
     }
@@ -148,7 +148,16 @@ const runCommand = defineCommand({
     // a reload reads the file this start read: one that went missing is an error, never the built-in defaults
     // (a package.json's `ngrokd` key is found again by the search that found it)
     const rereadFile = source && values.config === undefined && basename(source) !== 'package.json' ? source : undefined
-    const reread = async () => (await configFor(rereadFile ? { ...values, config: rereadFile } : values, searchFor(values)).catch((e: unknown) => Promise.reject(rereadError(e, rereadFile)))).config
+    const reread = async () => {
+      const again = await configFor(rereadFile ? { ...values, config: rereadFile } : values, searchFor(values)).catch((e: unknown) => Promise.reject(rereadError(e, rereadFile)))
+      // a file that held settings at the start and is empty now is most likely being written: never all the defaults
+      if (again.empty && !startedEmpty) {
+        throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${again.source} is empty now (a write under way?); it held settings when this daemon started`, {
+          hint: 'write the file whole (to a temporary file, then rename it over), then reload; the daemon keeps the configuration it runs on',
+        })
+      }
+      return again.config
+    }
     const daemon = new Daemon({
       config,
       logger,

@@ -114,4 +114,6 @@ export interface LoadedConfig {
   notices: string[]
   /** Where `api.key` came from, when set: `environment variable NGROK_API_KEY`, `api.key in FILE`. */
   apiKeyOrigin?: string
+  /** The file read holds no settings (an empty YAML file). */
+  empty?: boolean
 }

@@ -240,11 +240,13 @@ describe('loadConfig', () => {
     assert.equal(config.log.level, 'warn')
   })
 
-  it('treats an empty file as defaults', async () => {
-    const dir = await project({ 'empty.yml': '' })
+  it('treats an empty YAML file as defaults (and says it is empty); an empty .json file is not JSON', async () => {
+    const dir = await project({ 'empty.yml': '', 'empty.json': '\n' })
     const loaded = await loadConfig({ ...isolated(dir), configPath: 'empty.yml' })
     assert.equal(loaded.source, join(dir, 'empty.yml'))
     assert.equal(loaded.config.log.level, 'info')
+    assert.equal(loaded.empty, true)
+    await assert.rejects(loadConfig({ ...isolated(dir), configPath: 'empty.json' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /empty\.json is empty, which is not JSON/.test((e as Error).message))
   })
 
   it('loads the seed daemon file with notices', async () => {

@@ -135,7 +135,7 @@ const MAX_CONFIG_BYTES = 1024 * 1024
  * Reads one named file, without cosmiconfig: cosmiconfig reads a "meta config" from the process's working
  * directory (its package.json, `.config/config.yaml`...) whenever it is set up, and that directory may be
  * another user's — or hold a package.json that does not parse, which would fail every command there.
- * An empty file is a file with no settings, as cosmiconfig has it.
+ * An empty YAML file is a file with no settings, as cosmiconfig has it; an empty `.json` file is not JSON.
  */
 async function readConfigFile(filepath: string): Promise<{ filepath: string; config?: unknown }> {
   // O_NONBLOCK: a FIFO opens at once (and is then refused) instead of holding a libuv worker thread until a writer comes
@@ -154,6 +154,10 @@ async function readConfigFile(filepath: string): Promise<{ filepath: string; con
     content = await handle.readFile('utf8')
   } finally {
     await handle.close()
+  }
+  // JSON has no empty document (`{}` is one with no settings); an empty YAML file is one
+  if (content.trim() === '' && extname(filepath) === '.json') {
+    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${filepath} is empty, which is not JSON`, { hint: 'write {} for a configuration of the defaults, or its settings' })
   }
   if (content.trim() === '') return { filepath }
   return { filepath, config: (LOADERS[extname(filepath)] ?? loadYaml)(filepath, content) }
@@ -252,7 +256,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     ...(options.salvage ? { salvage: options.salvage } : {}),
   })
   if (asRoot && loaded.config.ingress.caFile) await assertTrustedCaFiles(loaded.config.ingress.caFile)
-  return loaded
+  return found && found.config === undefined ? { ...loaded, empty: true } : loaded
 }
 
 /**

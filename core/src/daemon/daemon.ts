@@ -110,6 +110,8 @@ export class Daemon {
   private ingressCheck?: DaemonStatus['ingressCheck']
   /** A check is under way: one at a time. */
   private ingressChecking = false
+  /** Registered since the last check: the next reconcile makes one. */
+  private ingressCheckDue = false
   /** The last ingress endpoint found not to be an address of our own subnet. */
   private ownAddressChecked: string | undefined
   private running?: Promise<void>
@@ -262,6 +264,11 @@ export class Daemon {
   /** One reconcile, then the plugins' afterReconcile hooks with what is served. */
   private async reconcile(services: DesiredService[]): Promise<ReconcileReport> {
     const report = await this.reconciler!.reconcile(services, { drainMs: this.drainMs })
+    // after the reconcile: the interface has its addresses (a resolver asked with AI_ADDRCONFIG may need one)
+    if (this.ingressCheckDue) {
+      this.ingressCheckDue = false
+      void this.checkIngress()
+    }
     await this.plugins?.afterReconcile(this.serving())
     this.options.afterReconcile?.(report)
     return report
@@ -372,7 +379,7 @@ export class Daemon {
         this.lastApiError = undefined
         this.lastStateError = undefined
         this.logger.info({ operatorId: info.operatorId, ingress: this.announcedIngressTarget().endpoint, certNotAfter: info.notAfter }, `registered as operator ${info.operatorId}`)
-        void this.checkIngress() // in the background: serving does not wait for it
+        this.ingressCheckDue = true // after the next reconcile, in the background: serving does not wait for it
       } catch (e) {
         if (signal.aborted) return // a stop, not a failure
         // a file it cannot write (a full or read-only disk) is this machine's failure, not the API's
@@ -445,7 +452,7 @@ export class Daemon {
       this.logger.debug({ operatorId }, `operator ${operatorId}: its endpoints answered 404`)
       const info = await registration.ensure()
       this.logger.info({ operatorId: info.operatorId, was: operatorId }, `registered as operator ${info.operatorId}`)
-      void this.checkIngress() // a new registration may name another ingress
+      this.ingressCheckDue = true // a new registration may name another ingress
       return this.api!.listBoundEndpoints(info.operatorId)
     }
   }
@@ -667,8 +674,8 @@ export class Daemon {
   }
 
   /**
-   * One TLS handshake with the ingress, as every connection makes it (no ConnRequest), after each registration and,
-   * while it fails, before each poll: a CA that does not verify it or an ingress out of reach is said at once, at
+   * One TLS handshake with the ingress, as every connection makes it (no ConnRequest), after the first reconcile of each
+   * registration and, while it fails, before each poll: a CA that does not verify it or an ingress out of reach is said at once, at
    * error, and shown by status until a check passes, instead of at the first user's connection. Never throws; a stop
    * aborts it; one at a time.
    */

@@ -438,7 +438,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
       return
     }
     // only this machine's clients, unless the listener is network mode's (net.network.listen)
-    if (!entry.remoteClients && !this.localAddresses.isLocal(socket.remoteAddress)) {
+    if (!entry.remoteClients && !this.localAddresses.isLocal(socket.remoteAddress, socket.localAddress)) {
       const source = socket.remoteAddress
       refuseConnection(socket)
       entry.countRefused()

@@ -219,6 +219,27 @@ describe('a near miss of a built-in name', () => {
   })
 })
 
+describe('a fresh load (a reload\'s check)', () => {
+  it('evaluates a changed file anew, but an unchanged one that loaded is the same module: reloads keep no copies', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ngrokd-fresh-'))
+    try {
+      const file = join(dir, 'counted.mjs')
+      const source = (version: string) =>
+        `import { definePlugin } from '@ngrokd/core/plugin'\nglobalThis.__freshEvaluations = (globalThis.__freshEvaluations ?? 0) + 1\nexport default definePlugin({ name: 'counted', version: '${version}', ngrokd: '^1.0.0', register() {} })\n`
+      await writeFile(file, source('1.0.0'))
+      const evaluations = () => (globalThis as { __freshEvaluations?: number }).__freshEvaluations
+      assert.equal((await resolvePlugin('./counted.mjs', { configDir: dir })).plugin.version, '1.0.0')
+      for (let i = 0; i < 3; i++) assert.equal((await resolvePlugin('./counted.mjs', { configDir: dir, fresh: true })).plugin.version, '1.0.0')
+      assert.equal(evaluations(), 1, 'unchanged: one module')
+      await writeFile(file, source('1.0.10')) // a new size: changed whatever the clock's resolution
+      assert.equal((await resolvePlugin('./counted.mjs', { configDir: dir, fresh: true })).plugin.version, '1.0.10')
+      assert.equal(evaluations(), 2)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('a declared package that is not installed', () => {
   it('is refused where another user could put it on Node\'s way up (a sticky /tmp); once installed beside the module it loads', { skip: process.getuid?.() === 0 ? false : 'the trust rules apply as root' }, async () => {
     const sticky = await mkdtemp(join(tmpdir(), 'ngrokd-lazy-'))

@@ -22,7 +22,8 @@ export interface LoadModuleOptions {
   /**
    * Evaluate the module's file anew, not the copy (or the failure) this process loaded before: Node keeps an ES
    * module's first result for the life of the process, which a reload's check of a plugin fixed or upgraded on disk
-   * must not see. Each such load stays in memory; the module's own imports are still shared. Built-ins are ngrokd's.
+   * must not see. A file unchanged since a load that worked is not loaded again (each load stays in memory); the
+   * module's own imports are still shared. Built-ins are ngrokd's.
    */
   fresh?: boolean
 }
@@ -39,6 +40,29 @@ export interface LoadedModule {
 
 /** Fresh loads so far (see LoadModuleOptions.fresh): each one's URL is new. */
 let freshLoads = 0
+/**
+ * Each file's last load: what the file was then (inode, size, modification time), the URL it was imported by and whether
+ * that import worked. A fresh load of a file that has not changed since a load that worked is that same module, so that a
+ * reload every few seconds keeps no new copy of it; a changed file, or one whose last import failed, is imported anew.
+ */
+const loads = new Map<string, { version: string; url: string; ok: boolean }>()
+
+/** Imports `file` (see {@link loads}); `fresh`: not a copy of an older version of it. */
+async function importFile(file: string, fresh: boolean): Promise<{ default?: unknown }> {
+  const plain = pathToFileURL(file).href
+  const st = statSync(file, { throwIfNoEntry: false })
+  const version = st ? `${st.ino}:${st.size}:${st.mtimeMs}` : ''
+  const last = loads.get(file)
+  const url = !last ? plain : last.ok && (!fresh || last.version === version) ? last.url : `${plain}?fresh=${++freshLoads}`
+  try {
+    const exports = (await import(url)) as { default?: unknown }
+    loads.set(file, { version, url, ok: true })
+    return exports
+  } catch (e) {
+    loads.set(file, { version, url, ok: false })
+    throw e
+  }
+}
 
 export function isPathSpec(spec: string): boolean {
   return spec.startsWith('.') || spec.startsWith('/') || /^[A-Za-z]:[\\/]/.test(spec)
@@ -95,8 +119,8 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
   }
   if (!builtin) resolveCoreFromOwnInstallation() // its @ngrokd/core is ngrokd's own, wherever the module is
   try {
-    const url = pathToFileURL(file).href + (options.fresh && !builtin ? `?fresh=${++freshLoads}` : '')
-    return { specifier, file, builtin, exports: (await import(url)) as { default?: unknown } }
+    const exports = builtin ? ((await import(pathToFileURL(file).href)) as { default?: unknown }) : await importFile(file, options.fresh ?? false)
+    return { specifier, file, builtin, exports }
   } catch (cause) {
     const missing = /^Cannot find (?:package|module) '([^']+)'/.exec((cause as Error).message)?.[1]
     throw new NgrokdError(options.codes.invalid, `${options.what} "${spec}" (${file}) failed to load: ${(cause as Error).message}`, {

@@ -25,3 +25,19 @@ test('an address is local while the machine holds it: one that left is foreign a
   assert.equal(reads, 2)
   assert.equal(local.isLocal(undefined), false)
 })
+
+test('a connection from the very address it came to is local, even one added since the last read (a new endpoint address)', () => {
+  let now = 0
+  const held = ['192.168.77.5']
+  const local = new LocalAddresses(
+    () => held,
+    () => now,
+  )
+  assert.equal(local.isLocal('192.168.77.5'), true) // the read of this second
+  held.push('10.107.0.3') // the daemon adds an endpoint address; a local client connects to it at once
+  now = 10
+  assert.equal(local.isLocal('10.107.0.3'), false, 'not in the read of this second')
+  assert.equal(local.isLocal('10.107.0.3', '10.107.0.3'), true, 'from the address it came to')
+  assert.equal(local.isLocal('::ffff:10.107.0.3', '::ffff:10.107.0.3'), true)
+  assert.equal(local.isLocal('10.9.9.9', '10.107.0.3'), false, 'a neighbour is still foreign')
+})

@@ -28,10 +28,16 @@ export class LocalAddresses {
     private readonly clock: () => number = () => performance.now(),
   ) {}
 
-  isLocal(source: string | undefined): boolean {
+  /**
+   * `destination`, the address the connection came to: a source equal to it is this machine, known or not yet (an
+   * endpoint address added a moment ago, before the next read: a local client connecting to 10.107.0.3 comes from
+   * 10.107.0.3; a neighbour cannot complete a TCP handshake from an address the replies to which stay here).
+   */
+  isLocal(source: string | undefined, destination?: string): boolean {
     if (!source) return false
     const address = unmap(source)
     if (address === '::1' || address.startsWith('127.')) return true
+    if (destination !== undefined && address === unmap(destination)) return true
     const now = this.clock()
     if (now - this.readAt >= REFRESH_EVERY_MS) {
       this.readAt = now

@@ -152,14 +152,14 @@ export class DnsResponder {
   // Only this machine's clients are answered, as the endpoint listeners admit only them: a neighbour that
   // routes the subnet here learns nothing of the names.
   #onDatagram(udp: dgram.Socket, message: Buffer, peer: dgram.RemoteInfo): void {
-    if (!this.#localClients.isLocal(peer.address)) return
+    if (!this.#localClients.isLocal(peer.address, udp.address().address)) return
     const reply = this.answer(message, { udp: true })
     if (reply) udp.send(reply, peer.port, peer.address, (e) => e && this.#logger.debug(`dns: reply to ${peer.address}:${peer.port}: ${e.message}`))
   }
 
   /** DNS over TCP: each message is preceded by its 2-byte length — RFC 1035 §4.2.2. */
   #onTcp(socket: net.Socket): void {
-    if (!this.#localClients.isLocal(socket.remoteAddress)) {
+    if (!this.#localClients.isLocal(socket.remoteAddress, socket.localAddress)) {
       socket.destroy()
       return
     }

@@ -138,10 +138,15 @@ describe('an ingress check that fails once', { skip: netnsSkip }, () => {
       // the first handshake (the check's) is held past the daemon's handshake timeout; the next ones are not
       sim.injectIngressFault({ kind: 'handshake-delay', ms: 4_000, count: 1 })
       daemon = E2eDaemon.start({ name: 'ing-again', sim, net, extraConfig: { forwarder: { handshake_timeout: '1s' } } })
-      const failed = await daemon.waitFor((s) => s.ingressCheck?.ok === false, 'a failed ingress check')
-      assert.equal(failed.ingressCheck.code, 'NGROKD_ERR_INGRESS_TIMEOUT')
-      await daemon.waitFor((s) => s.ingressCheck?.ok === true, 'the ingress check passing again')
-      assert.ok(daemon.logRecords().some((l) => l.level === 30 && /passes its check again/.test(String(l.msg))), 'the recovery is said')
+      // the next poll (every second here) checks again: the failure and the recovery, in that order, in the log
+      const said = () => daemon!.logRecords().filter((l) => /failed its check|passes its check again/.test(String(l.msg)))
+      await waitUntil(() => said().length >= 2, { what: 'a failed ingress check and its recovery in the log', timeoutMs: 60_000 })
+      const [failed, recovered] = said()
+      assert.equal(failed!.level, 50)
+      assert.match(JSON.stringify(failed), /NGROKD_ERR_INGRESS_TIMEOUT/)
+      assert.equal(recovered!.level, 30)
+      assert.match(String(recovered!.msg), /passes its check again/)
+      assert.equal((await daemon.status()).ingressCheck?.ok, true)
       const { stdout } = await promisify(execFile)(process.execPath, [NGROKD_BIN, 'status', '--config', daemon.configFile], { env: E2eDaemon.childEnv() })
       assert.doesNotMatch(stdout, /FAILED its check/)
     } finally {

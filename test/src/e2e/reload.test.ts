@@ -79,9 +79,15 @@ describe('reload', { skip: netnsSkip }, () => {
   })
 
   test('a broken config file is reported and not applied; the daemon runs on', async () => {
+    // an empty one too (a write under way): never a configuration of all the defaults
+    writeFileSync(ctx.daemon.configFile, '')
+    const refusals = () => ctx.daemon.log().match(/SIGHUP: the configuration was not reloaded, the running one stays/g)?.length ?? 0
+    const before = refusals()
+    ctx.daemon.process.child.kill('SIGHUP')
+    await waitUntil(() => refusals() === before + 1, { what: 'the refused reload of an empty file in the log' })
     writeFileSync(ctx.daemon.configFile, '{ "log": ')
     ctx.daemon.process.child.kill('SIGHUP')
-    await waitUntil(() => /SIGHUP: the configuration was not reloaded, the running one stays/.test(ctx.daemon.log()), { what: 'the refused reload in the log' })
+    await waitUntil(() => refusals() === before + 2, { what: 'the refused reload in the log' })
     const viaSocket = await ngrokdCli(['reload', '--config', ctx.daemon.configFile])
     assert.notEqual(viaSocket.code, 0)
     assert.match(viaSocket.stderr, /A daemon of this config, if one runs, was not asked to reload and keeps the configuration it runs on/)
