@@ -240,11 +240,20 @@ describe('a fresh load (a reload\'s check)', () => {
   })
 })
 
+/** Runs `fn` in a fresh folder that everyone may write in, sticky as /tmp is; removed after. */
+async function inStickyDir(prefix: string, fn: (sticky: string) => Promise<void>): Promise<void> {
+  const sticky = await mkdtemp(join(tmpdir(), prefix))
+  try {
+    await chmod(sticky, 0o1777)
+    await fn(sticky)
+  } finally {
+    await rm(sticky, { recursive: true, force: true })
+  }
+}
+
 describe('a declared package that is not installed', () => {
   it('is refused where another user could put it on Node\'s way up (a sticky /tmp); once installed beside the module it loads', { skip: process.getuid?.() === 0 ? false : 'the trust rules apply as root' }, async () => {
-    const sticky = await mkdtemp(join(tmpdir(), 'ngrokd-lazy-'))
-    try {
-      await chmod(sticky, 0o1777)
+    await inStickyDir('ngrokd-lazy-', async (sticky) => {
       const plugin = join(sticky, 'rootdir', 'plugin')
       await mkdir(plugin, { recursive: true, mode: 0o755 })
       await chmod(join(sticky, 'rootdir'), 0o755)
@@ -261,17 +270,13 @@ describe('a declared package that is not installed', () => {
       await writeFile(join(plugin, 'node_modules', 'lazydep', 'package.json'), JSON.stringify({ name: 'lazydep', version: '1.0.0', main: 'index.js' }))
       await writeFile(join(plugin, 'node_modules', 'lazydep', 'index.js'), 'module.exports = 1\n')
       assert.equal((await resolvePlugin('./rootdir/plugin', { configDir: sticky })).plugin.name, 'lazy')
-    } finally {
-      await rm(sticky, { recursive: true, force: true })
-    }
+    })
   })
 })
 
 describe('a plugin or driver file that no package holds', () => {
   it("imports ngrokd's own @ngrokd/core even where another user planted one in a folder above it (a sticky /tmp)", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root' }, async () => {
-    const sticky = await mkdtemp(join(tmpdir(), 'ngrokd-sticky-'))
-    try {
-      await chmod(sticky, 0o1777)
+    await inStickyDir('ngrokd-sticky-', async (sticky) => {
       const own = join(sticky, 'rootplug')
       await mkdir(own, { mode: 0o755 })
       await writeFile(join(own, 'p.mjs'), `import { definePlugin } from '@ngrokd/core/plugin'\nexport default definePlugin({ name: 'own-core', version: '1.0.0', ngrokd: '^1.0.0', register() {} })\n`)
@@ -283,15 +288,11 @@ describe('a plugin or driver file that no package holds', () => {
       const { plugin } = await resolvePlugin('./p.mjs', { configDir: own })
       assert.equal(plugin.name, 'own-core')
       assert.equal((globalThis as { __plantedCoreRan?: boolean }).__plantedCoreRan, undefined, 'the planted copy never ran')
-    } finally {
-      await rm(sticky, { recursive: true, force: true })
-    }
+    })
   })
 
   it("a CommonJS one requires ngrokd's own @ngrokd/core too, never a copy another user planted above it", { skip: process.getuid?.() === 0 ? false : 'chown to another user needs root' }, async () => {
-    const sticky = await mkdtemp(join(tmpdir(), 'ngrokd-sticky-cjs-'))
-    try {
-      await chmod(sticky, 0o1777)
+    await inStickyDir('ngrokd-sticky-cjs-', async (sticky) => {
       const own = join(sticky, 'rootplug')
       await mkdir(own, { mode: 0o755 })
       await writeFile(join(own, 'p.cjs'), `const { definePlugin } = require('@ngrokd/core/plugin')\nmodule.exports = definePlugin({ name: 'own-core-cjs', version: '1.0.0', ngrokd: '^1.0.0', register() {} })\n`)
@@ -303,9 +304,7 @@ describe('a plugin or driver file that no package holds', () => {
       const { plugin } = await resolvePlugin('./p.cjs', { configDir: own })
       assert.equal(plugin.name, 'own-core-cjs')
       assert.equal((globalThis as { __plantedCjsCoreRan?: boolean }).__plantedCjsCoreRan, undefined, 'the planted copy never ran')
-    } finally {
-      await rm(sticky, { recursive: true, force: true })
-    }
+    })
   })
 
   it('a package folder named by path whose entry is in exports only (no main) loads from that entry', async () => {
