@@ -231,7 +231,11 @@ export class Daemon {
         beforePoll: async () => {
           await this.keepStateDir()
           await this.renewCertificate()
-          if (this.ingressCheck?.ok === false) void this.checkIngress() // until it passes again
+          // until it passes again; and one due while the listing fails, once restored services have their addresses
+          if (this.ingressCheck?.ok === false || (this.ingressCheckDue && (this.reconciler?.counts().serving ?? 0) > 0)) {
+            this.ingressCheckDue = false
+            void this.checkIngress()
+          }
         },
         reconcile: (services) => this.reconcile(services),
         requestsSent: () => this.api?.requestsSent ?? 0,

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveDriver } from '../driver/resolve-driver.js'
@@ -234,6 +234,14 @@ describe('a fresh load (a reload\'s check)', () => {
       await writeFile(file, source('1.0.10')) // a new size: changed whatever the clock's resolution
       assert.equal((await resolvePlugin('./counted.mjs', { configDir: dir, fresh: true })).plugin.version, '1.0.10')
       assert.equal(evaluations(), 2)
+      // the same size, its modification time set back (tar, cp -p): the change time still says it changed
+      const { mtime, ctimeMs } = await stat(file)
+      // file times come from a coarse clock: past its tick, so that the change time differs whatever the machine's speed
+      while (Date.now() <= ctimeMs + 20) await new Promise((r) => setTimeout(r, 5))
+      await writeFile(file, source('1.0.11'))
+      await utimes(file, mtime, mtime)
+      assert.equal((await resolvePlugin('./counted.mjs', { configDir: dir, fresh: true })).plugin.version, '1.0.11')
+      assert.equal(evaluations(), 3)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -41,7 +41,7 @@ export interface LoadedModule {
 /** Fresh loads so far (see LoadModuleOptions.fresh): each one's URL is new. */
 let freshLoads = 0
 /**
- * Each file's last load: what the file was then (inode, size, modification time), the URL it was imported by and whether
+ * Each file's last load: what the file was then (inode, size, modification and change times), the URL it was imported by and whether
  * that import worked. A fresh load of a file that has not changed since a load that worked is that same module, so that a
  * reload every few seconds keeps no new copy of it; a changed file, or one whose last import failed, is imported anew.
  */
@@ -51,7 +51,8 @@ const loads = new Map<string, { version: string; url: string; ok: boolean }>()
 async function importFile(file: string, fresh: boolean): Promise<{ default?: unknown }> {
   const plain = pathToFileURL(file).href
   const st = statSync(file, { throwIfNoEntry: false })
-  const version = st ? `${st.ino}:${st.size}:${st.mtimeMs}` : ''
+  // ctime too: a tool may set the modification time back (tar, cp -p, npm pack's 1985), never the change time
+  const version = st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : ''
   const last = loads.get(file)
   const url = !last ? plain : last.ok && (!fresh || last.version === version) ? last.url : `${plain}?fresh=${++freshLoads}`
   try {
