@@ -301,7 +301,7 @@ const statusCommand = defineCommand({
       `api key:    ${status.apiKey.source.startsWith('none yet') ? status.apiKey.source : `from ${status.apiKey.source}`}`,
       ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`] : []),
       ...(status.stateError ? [`state:      FAILED ${formatWhen(status.stateError.at, now)}: ${status.stateError.message} (${status.stateError.code})`, ...(status.stateError.hint ? [`            fix: ${status.stateError.hint}`] : [])] : []),
-      `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint}${ingressSource(status.ingressEndpointSource)} (${status.ingressVerification === 'verified' ? 'certificate verification on' : status.ingressVerification}${tlsFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
+      `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint}${ingressSource(status.ingressEndpointSource)} (${status.ingressVerification === 'verified' ? 'certificate verification on' : status.ingressVerification}${ingressFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
       ...(status.ingressCheck && !status.ingressCheck.ok ? [`            FAILED its check ${formatWhen(status.ingressCheck.at, now)}: ${status.ingressCheck.message}`, ...(status.ingressCheck.hint ? [`            fix: ${status.ingressCheck.hint}`] : [])] : []),
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
@@ -378,7 +378,7 @@ function ingressSource(source: DaemonStatus['ingressEndpointSource']): string {
 }
 
 /** Beside "verification on": that connections to the ingress failed, so it does not read as all is well. */
-function tlsFailures(t: TrafficTotals | undefined): string {
+function ingressFailures(t: TrafficTotals | undefined): string {
   const failed = t?.errors.NGROKD_ERR_INGRESS_TLS ?? 0
   const unreachable = (t?.errors.NGROKD_ERR_INGRESS_UNREACHABLE ?? 0) + (t?.errors.NGROKD_ERR_INGRESS_TIMEOUT ?? 0)
   if (failed > 0) return `, but ${failed} TLS handshake(s) with it failed: check ingress.ca_file, the log and ngrokd doctor`

@@ -137,7 +137,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     }
     if (config.names.resolver !== 'hosts-file') logger.warn(`names.resolver ${config.names.resolver}: names it published outside the hosts file are left to it`)
     // the driver's calls are a third party's: one that hangs (a close() that never settles) is reported, not waited for
-    let what = `the interface and its addresses (net.driver ${config.net.driver})`
+    let driverWork = `the interface and its addresses (net.driver ${config.net.driver})`
     const removeAddressesAndInterface = async (): Promise<void> => {
       const scope = await createDaemonScope({
         config,
@@ -147,7 +147,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
         // the hosts file's block is done above; names published by a plugin's resolver are that plugin's to remove
         overrides: { allocator: NO_ALLOCATOR, nameResolver: LEFT_ALONE, ...(options.interface ? { interface: options.interface } : {}) },
       })
-      what = `interface ${scope.interfaceInfo.name} and its addresses (${scope.driverName})`
+      driverWork = `interface ${scope.interfaceInfo.name} and its addresses (${scope.driverName})`
       try {
         const iface = scope.scope.resolve(INTERFACE)
         const addresses = scope.interfaceInfo.absent ? [] : await iface.listAddresses()
@@ -173,7 +173,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), deadlineMs)))
     try {
       if ((await Promise.race([removeAddressesAndInterface(), deadline])) === 'late') {
-        failed.push(`${what}: the driver did not finish within ${deadlineMs / 1000} s (a call that hangs): see the driver's documentation, then run ngrokd cleanup again`)
+        failed.push(`${driverWork}: the driver did not finish within ${deadlineMs / 1000} s (a call that hangs): see the driver's documentation, then run ngrokd cleanup again`)
       }
     } finally {
       clearTimeout(timer)
