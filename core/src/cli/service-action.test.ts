@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveConfig } from '../config/resolve-config.js'
@@ -65,6 +65,26 @@ test("Windows: the service would run node and ngrokd as LocalSystem, so ngrokd i
       assert.match(e.message, /^refusing ngrokd program the service would run .*ngrokd\.js: its folder .*ann is owned by S-1-5-21-1-2-3-1001/)
       return true
     })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test("macOS and Linux: a node another user owns (Homebrew's, nvm's) is refused for the service with where a root-owned one comes from", { skip: process.getuid?.() !== 0 && 'needs root to give a file to another user' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-node-'))
+  try {
+    const node = join(dir, 'Cellar', 'node', '24.1.0', 'bin', 'node')
+    mkdirSync(join(node, '..'), { recursive: true })
+    writeFileSync(node, '')
+    chownSync(node, 501, 20)
+    for (const platform of ['darwin', 'linux'] as const) {
+      await assert.rejects(assertServiceProgramsTrusted(node, node, { platform }), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+        assert.match(e.message, /^refusing node binary the service would run .*node: .*owned by uid 501/)
+        assert.match(e.hint ?? '', platform === 'darwin' ? /nodejs\.org installer's \/usr\/local\/bin\/node .*do not chown/ : /distribution's \/usr\/bin\/node/)
+        return true
+      })
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

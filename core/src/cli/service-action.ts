@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs'
 import { mkdir, unlink } from 'node:fs/promises'
-import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path'
+import { delimiter, dirname, isAbsolute, join, resolve, win32 } from 'node:path'
 import { loadConfig, instanceOf, DEFAULT_CONFIG_PATH } from '../config/index.js'
 import { readEnvOverrides } from '../config/env-overrides.js'
 import { instanceConfigPath } from '../config/instance.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { prepareStateDir } from '../daemon/state-dir.js'
 import { LAUNCH_DAEMONS_DIR, launchdLabel, launchdService } from '../service/launchd.js'
 import { SYSTEMD_UNIT_DIR, systemdService, systemdUnitName, type ServiceCommand } from '../service/systemd.js'
@@ -102,14 +102,26 @@ function planFor(config: DaemonConfig, { nodePath, cliPath, configPath }: Servic
   })
 }
 
+/** Where a node root alone can change comes from, for a service refused its node. */
+const SERVICE_NODE_HINTS: Partial<Record<NodeJS.Platform, string>> = {
+  darwin:
+    "run the install with a node only root can change first in PATH: the nodejs.org installer's /usr/local/bin/node (Homebrew's and nvm's node belong to the user who installed them; do not chown them, their updates would break)",
+  linux: "run the install with a node only root can change first in PATH: the distribution's /usr/bin/node, or one installed as root (nvm's node in a user's home is that user's)",
+}
+
 /**
  * The service runs this node and this ngrokd as root (LocalSystem on Windows) at every start: neither may be another
  * user's to change, by the rule of this OS (trusted-path.ts). npm's default global folder on Windows,
  * `%AppData%\npm`, is the user's own: refused.
  */
 export async function assertServiceProgramsTrusted(nodePath: string, cliPath: string, rule: Pick<TrustedPathOptions, 'platform' | 'readSddl'> = {}): Promise<void> {
-  await assertTrustedPath(nodePath, { what: 'node binary the service would run', ...rule })
-  await assertTrustedPath(cliPath, { what: 'ngrokd program the service would run', ...rule })
+  const platform = rule.platform ?? process.platform
+  await assertTrustedPath(nodePath, { what: 'node binary the service would run', code: true, ...rule }).catch((e: unknown) => {
+    const ownNode = SERVICE_NODE_HINTS[platform]
+    // a node installed by a user's package manager (Homebrew, nvm) is theirs: changing its owner breaks their updates
+    throw isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && ownNode ? new NgrokdError(e.code, e.message, { cause: e.cause, hint: ownNode }) : e
+  })
+  await assertTrustedPath(cliPath, { what: 'ngrokd program the service would run', code: true, ...rule })
 }
 
 /**
@@ -127,7 +139,9 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
     })
   }
   const name = plan.name
-  const sc = (...args: string[]): ServiceCommand => ['sc.exe', ...args]
+  const systemRoot = process.env.SystemRoot ?? 'C:\\Windows'
+  // by its full path: a bare name is looked for in the working directory first (libuv's search_path), as administrator
+  const sc = (...args: string[]): ServiceCommand => [win32.join(systemRoot, 'System32', 'sc.exe'), ...args]
   if (dryRun) {
     if (action === 'install') console.log(`# registered with the Service Control Manager (a service ${name} registered before is changed to it, and stopped)\n${JSON.stringify(plan, null, 2)}\n# StartServiceW ${name}`)
     else console.log(action === 'uninstall' ? `$ ${sc('stop', name).join(' ')}\n# DeleteService ${name}` : `$ ${sc('query', name).join(' ')}`)
@@ -135,7 +149,7 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
   }
   if (action === 'status') return runStatus([sc('query', name)])
   const { loadScm } = await import('../service/windows-service-ffi.js')
-  const scm = loadScm(process.env.SystemRoot ?? 'C:\\Windows')
+  const scm = loadScm(systemRoot)
   if (action === 'install') {
     if (runsAsRoot()) await assertServiceProgramsTrusted(process.execPath, process.argv[1]!)
     await prepareStateDir(config.stateDir) // with its protected DACL, before the service's first start

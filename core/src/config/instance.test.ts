@@ -36,7 +36,7 @@ describe('named instances', () => {
   })
 
   it('names that are not instance names are refused with the rule', () => {
-    for (const bad of ['Work', '1abc', 'toolongname', 'a-b', '', 'config']) {
+    for (const bad of ['Work', '1abc', 'toolongname', 'a-b', '', 'config', 'read']) {
       assert.throws(() => resolveConfig({ instance: bad }, { env: {} }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /instance/.test((e as Error).message), bad)
     }
   })
@@ -76,7 +76,7 @@ describe('named instances', () => {
 describe('checkInstanceFlag', () => {
   it('takes what the instance key takes, and calls anything else a usage error of the flag', () => {
     for (const good of ['a', 'acct2', 'abcdefgh', 'configs']) assert.doesNotThrow(() => checkInstanceFlag(good))
-    for (const bad of ['', 'Bad_Name', '2acct', 'abcdefghi', 'a-b', 'config']) {
+    for (const bad of ['', 'Bad_Name', '2acct', 'abcdefghi', 'a-b', 'config', 'read']) {
       assert.throws(() => checkInstanceFlag(bad), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_USAGE') && e.message.includes(`--instance ${JSON.stringify(bad)}`) && /lower-case letters/.test(e.hint ?? ''), bad)
     }
   })

@@ -315,17 +315,20 @@ export async function removeStaleSocket(path: string): Promise<boolean> {
  */
 export function groupId(group: string): number {
   if (/^\d+$/.test(group)) return Number(group)
+  // by full path: ngrokd runs as root and takes no program from PATH
   try {
     if (process.platform === 'darwin') {
       // "PrimaryGroupID: 20"
-      const line = execFileSync('dscl', ['.', '-read', `/Groups/${group}`, 'PrimaryGroupID'], { encoding: 'utf8' }).trim()
+      const line = execFileSync('/usr/bin/dscl', ['.', '-read', `/Groups/${group}`, 'PrimaryGroupID'], { encoding: 'utf8' }).trim()
       const gid = Number(line.split(/\s+/).pop())
       if (Number.isInteger(gid)) return gid
       throw new Error(line)
     }
-    const line = execFileSync('getent', ['group', group], { encoding: 'utf8' }).trim()
+    const line = execFileSync('/usr/bin/getent', ['group', group], { encoding: 'utf8' }).trim()
     return Number(line.split(':')[2])
-  } catch {
+  } catch (cause) {
+    const missing = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? (cause as { path?: string }).path : undefined
+    if (missing) throw new NgrokdError('NGROKD_ERR_CONTROL', `control.group "${group}": ${missing} is not there to look the group up`, { cause, hint: 'give control.group as a number (its gid)' })
     throw new NgrokdError('NGROKD_ERR_CONTROL', `control.group "${group}" does not exist`, { hint: 'create the group (groupadd) or fix control.group' })
   }
 }

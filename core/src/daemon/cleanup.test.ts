@@ -12,6 +12,9 @@ import type { DaemonConfig } from '../config/daemon-config.js'
 import { defaultConfig } from '../config/resolve-config.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
+import { syncResolverFiles } from '../names/macos-resolver-files.js'
+import { NRPT_RECORD_FILE, WindowsNrpt } from '../names/windows-nrpt.js'
+import { FakeRegistry } from '../names/windows-nrpt.test-helper.js'
 import { FakeInterface, type FakeSystem } from '../testing/fakes/fake-interface.js'
 import { recordingLogger } from '../testing/recording-logger.js'
 import { cleanupLeftovers } from './cleanup.js'
@@ -96,6 +99,26 @@ test('when the locks cannot be written, a lock a running daemon holds still refu
     assert.deepEqual((await readdir(runDir)).sort(), [...locks].sort(), 'no stale lock removed either')
     assert.match(await readFile(config.names.hostsFile, 'utf8'), /api\.demo/)
     assert.deepEqual([...system.interfaces.get('ngrkc0')!].sort(), ['10.107.0.2', '10.107.0.3'])
+  }))
+
+test("the dns plugin's routes a killed daemon left go too: macOS's /etc/resolver files of ngrokd's (a user's stays), Windows' NRPT rules by the record in state_dir", () =>
+  withDir(async (dir) => {
+    const { config, system, runDir } = await leftovers(dir)
+    const resolverDir = join(dir, 'resolver')
+    await syncResolverFiles({ dir: resolverDir, suffixes: ['prod', 'demo'], target: { nameserver: '10.107.0.1', port: 53 } })
+    await writeFile(join(resolverDir, 'corp'), 'nameserver 192.168.1.1\n')
+    const mac = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }), platform: 'darwin', resolverDir })
+    assert.ok(mac.removed.includes(`${resolverDir} files of demo, prod`), mac.removed.join('\n'))
+    assert.deepEqual(await readdir(resolverDir), ['corp'])
+
+    const registry = new FakeRegistry()
+    new WindowsNrpt(registry, join(config.stateDir, NRPT_RECORD_FILE)).apply({ suffixes: ['prod', 'demo'], servers: ['10.107.0.1'] })
+    const win = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }), platform: 'win32', nrpt: async () => registry })
+    assert.ok(win.removed.includes('the NRPT rules of .demo, .prod'), win.removed.join('\n'))
+    assert.equal(registry.keys.size, 0)
+    const again = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }), platform: 'win32', nrpt: async () => assert.fail('nothing recorded: the registry is not opened') })
+    assert.deepEqual(again.failed, [])
+    assert.ok(!again.removed.some((line) => line.includes('NRPT')))
   }))
 
 test('a run dir that is a file stops nothing either: the warning names it and its fix', () =>

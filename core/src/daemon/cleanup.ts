@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
@@ -18,6 +19,8 @@ import { prepareStateDir } from './state-dir.js'
 import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock } from './instance-lock.js'
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
+import { MACOS_RESOLVER_DIR, removeResolverFiles } from '../names/macos-resolver-files.js'
+import { NRPT_RECORD_FILE, WindowsNrpt, type NrptRegistry } from '../names/windows-nrpt.js'
 
 /** Stands in for the forwarder while cleaning up: nothing listens, so there is nothing to carry. */
 const NO_FORWARDER: Forwarder = {
@@ -78,12 +81,18 @@ export interface CleanupOptions {
   interface?: Interface
   /** How long the driver's removals and close() may take; default {@link CLEANUP_DRIVER_DEADLINE_MS}. For tests. */
   driverDeadlineMs?: number
+  /** Whose leftovers: default `process.platform`. For tests, with the two below. */
+  platform?: NodeJS.Platform
+  /** macOS: the folder of per-domain resolver files; default /etc/resolver. */
+  resolverDir?: string
+  /** Windows: the registry calls of NRPT; default through koffi. */
+  nrpt?: () => Promise<NrptRegistry>
 }
 
 /**
  * `ngrokd cleanup`: removes what a daemon that is gone (a crash, `kill -9`, a stop that timed out)
- * left on the machine — its addresses and interface, its hosts-file block, its control socket and
- * its locks — and says what it removed. Refused (NGROKD_ERR_ALREADY_RUNNING) while a daemon runs on
+ * left on the machine — its addresses and interface, its hosts-file block, the dns plugin's macOS resolver files
+ * and Windows NRPT rules, its control socket and its locks — and says what it removed. Refused (NGROKD_ERR_ALREADY_RUNNING) while a daemon runs on
  * the same state dir, interface or hosts block: that one cleans up after itself when it stops.
  * What could not be removed is listed in `failed` with its reason (the command then exits 1), never as removed.
  *
@@ -135,7 +144,29 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     } finally {
       await names.close().catch((e: unknown) => logger.warn({ err: e }, `closing the hosts file: ${formatError(e)}`))
     }
-    if (config.names.resolver !== 'hosts-file') logger.warn(`names.resolver ${config.names.resolver}: names it published outside the hosts file are left to it`)
+    const platform = options.platform ?? process.platform
+    // a dns plugin's routes outlive the daemon on macOS and Windows (files, registry keys): ngrokd's own go; on Linux
+    // systemd-resolved forgets a link's domains with the interface, which goes below
+    if (platform === 'darwin') {
+      const dir = options.resolverDir ?? MACOS_RESOLVER_DIR
+      await removeResolverFiles({ dir }).then(
+        (suffixes) => suffixes.length > 0 && removed.push(`${dir} files of ${suffixes.join(', ')}`),
+        (e: unknown) => failed.push(`ngrokd's files in ${dir}: ${oneLine(e)}`),
+      )
+    } else if (platform === 'win32') {
+      const record = join(config.stateDir, NRPT_RECORD_FILE)
+      if (existsSync(record)) {
+        try {
+          const load = options.nrpt ?? (async () => (await import('../names/windows-nrpt-ffi.js')).loadNrptRegistry(process.env.SystemRoot ?? 'C:\\Windows'))
+          const nrpt = new WindowsNrpt(await load(), record)
+          const namespaces = nrpt.recorded()
+          nrpt.remove(namespaces)
+          if (namespaces.length > 0) removed.push(`the NRPT rules of ${namespaces.join(', ')}`)
+        } catch (e) {
+          failed.push(`the NRPT rules recorded in ${record}: ${oneLine(e)}`)
+        }
+      }
+    } else if (config.names.resolver !== 'hosts-file') logger.warn(`names.resolver ${config.names.resolver}: names it published outside the hosts file are left to it`)
     // the driver's calls are a third party's: one that hangs (a close() that never settles) is reported, not waited for
     let driverWork = `the interface and its addresses (net.driver ${config.net.driver})`
     const removeAddressesAndInterface = async (): Promise<void> => {

@@ -1,11 +1,13 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import * as N from './windows-nrpt.js'
 import { hkeyLocalMachine, parseRegistryPrototypes } from './windows-nrpt-ffi.js'
+import { FakeRegistry } from './windows-nrpt.test-helper.js'
 
 function fixture(): Record<string, Record<string, number>> {
   let dir = dirname(fileURLToPath(import.meta.url))
@@ -14,27 +16,6 @@ function fixture(): Record<string, Record<string, number>> {
 }
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
-
-class FakeRegistry implements N.NrptRegistry {
-  keys = new Map<string, N.RegistryValue[]>()
-  flushes = 0
-  denied = false
-  writeKey(keyPath: string, values: readonly N.RegistryValue[]) {
-    if (this.denied) return { status: N.ERROR_ACCESS_DENIED, call: 'RegCreateKeyExW' }
-    this.keys.set(keyPath, [...values])
-    return { status: N.ERROR_SUCCESS, call: 'RegSetValueExW' }
-  }
-  deleteKey(keyPath: string) {
-    return this.keys.delete(keyPath) ? N.ERROR_SUCCESS : N.ERROR_FILE_NOT_FOUND
-  }
-  openKey(keyPath: string) {
-    return this.keys.has(keyPath) ? N.ERROR_SUCCESS : N.ERROR_FILE_NOT_FOUND
-  }
-  flushDns() {
-    this.flushes++
-    return true
-  }
-}
 
 describe('NRPT rules', () => {
   it('registry constants match mingw-w64 (winnt.h, winreg.h, winerror.h)', () => {
@@ -103,5 +84,33 @@ describe('NRPT rules', () => {
 
   it('the advapi32 and dnsapi declarations parse', () => {
     assert.equal(parseRegistryPrototypes(), 7)
+  })
+
+  it('keeps a record in state_dir of the rules it wrote, which a later run (after a crash) reads and removes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-nrpt-record-'))
+    try {
+      const record = join(dir, N.NRPT_RECORD_FILE)
+      const registry = new FakeRegistry()
+      const first = new N.WindowsNrpt(registry, record)
+      first.apply({ suffixes: ['prod', 'demo'], servers: ['10.107.0.1'] })
+      first.remove(['demo'])
+      assert.deepEqual(JSON.parse(readFileSync(record, 'utf8')), { namespaces: ['.prod'] })
+      // killed here: its rule stays in the registry, and the next run learns of it from the record
+      const next = new N.WindowsNrpt(registry, record)
+      assert.deepEqual(next.recorded(), ['.prod'])
+      next.remove(next.recorded())
+      assert.equal(registry.keys.size, 0)
+      assert.deepEqual(next.recorded(), [])
+      assert.equal(existsSync(record), false, 'no rule, no record')
+      writeFileSync(record, '{"namespaces": [".prod", "../x", 7]')
+      assert.deepEqual(next.recorded(), [], 'a torn record names nothing')
+      writeFileSync(record, '{"namespaces": [".prod", "../x", 7]}')
+      assert.deepEqual(next.recorded(), ['.prod'], 'what is not a namespace is passed over')
+      registry.denied = true
+      assert.throws(() => next.apply({ suffixes: ['demo'], servers: ['10.107.0.1'] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PERMISSION'))
+      assert.deepEqual(next.recorded(), ['.demo', '.prod'], 'recorded before it was tried: a rule may exist only if its name is recorded')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

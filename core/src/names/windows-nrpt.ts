@@ -10,6 +10,8 @@
  * (`HKLM\SOFTWARE\Policies\Microsoft\Windows NT\DNSClient\DnsPolicyConfig`), local rules are ignored.
  */
 import { createHash } from 'node:crypto'
+import { readFileSync, rmSync } from 'node:fs'
+import { writeFileAtomicSync } from '../util/atomic-file.js'
 import { ipFamily } from '../util/ip-family.js'
 import { NgrokdError, PermissionError, SyscallError } from '../errors/ngrokd-error.js'
 
@@ -28,6 +30,11 @@ export const NRPT_CONFIG_GENERIC_DNS_SERVERS = 0x8
 export const NRPT_RULE_VERSION = 2
 /** Marks a rule as ngrokd's (Add-DnsClientNrptRule writes Comment too); nothing else is ever removed. */
 export const NRPT_COMMENT = 'ngrokd'
+/**
+ * The file in `state_dir` naming the namespaces whose rules ngrokd wrote (`{"namespaces": [".prod"]}`): rules outlive
+ * a reboot, so the next start, or `ngrokd cleanup`, removes the ones a killed daemon left.
+ */
+export const NRPT_RECORD_FILE = 'nrpt-rules.json'
 
 export interface RegistryValue {
   name: string
@@ -129,11 +136,28 @@ export interface NrptRegistry {
  * ```
  */
 export class WindowsNrpt {
-  constructor(private readonly registry: NrptRegistry) {}
+  /** `record`: the path of the {@link NRPT_RECORD_FILE} kept beside the rules; none, none kept. */
+  constructor(
+    private readonly registry: NrptRegistry,
+    private readonly record?: string,
+  ) {}
+
+  /** The namespaces (`.prod`) the record names: rules this or an earlier run wrote and did not remove. */
+  recorded(): string[] {
+    if (!this.record) return []
+    try {
+      const { namespaces } = JSON.parse(readFileSync(this.record, 'utf8')) as { namespaces?: unknown }
+      return Array.isArray(namespaces) ? namespaces.filter((n): n is string => typeof n === 'string').flatMap((n) => namespaceOrNone(n)) : []
+    } catch {
+      return [] // none yet, or torn: its rules are written again and recorded at the next apply
+    }
+  }
 
   /** Writes one rule per suffix (idempotent: the same key is rewritten) and flushes the DNS cache. */
   apply({ suffixes, servers }: { suffixes: readonly string[]; servers: readonly string[] }): NrptRule[] {
     const rules = suffixes.map((suffix) => nrptRule({ suffix, servers }))
+    // recorded before it is written: a crash in between leaves a name whose rule may be absent, never a rule unnamed
+    this.saveRecord(new Set([...this.recorded(), ...rules.map((r) => r.namespace)]))
     for (const rule of rules) {
       const { status, call } = this.registry.writeKey(rule.keyPath, rule.values)
       if (status !== ERROR_SUCCESS) throw registryError(call, status, `HKLM\\${rule.keyPath}`)
@@ -142,19 +166,42 @@ export class WindowsNrpt {
     return rules
   }
 
-  /** Deletes the rules of these suffixes; an absent rule is fine. */
+  /** Deletes the rules of these suffixes (and their names from the record); an absent rule is fine. */
   remove(suffixes: readonly string[]): void {
-    for (const suffix of suffixes) {
-      const keyPath = `${NRPT_LOCAL_ROOT}\\${nrptRuleKeyName(nrptNamespace(suffix))}`
-      const status = this.registry.deleteKey(keyPath)
-      if (status !== ERROR_SUCCESS && status !== ERROR_FILE_NOT_FOUND) throw registryError('RegDeleteTreeW', status, `HKLM\\${keyPath}`)
+    const left = new Set(this.recorded())
+    try {
+      for (const suffix of suffixes) {
+        const namespace = nrptNamespace(suffix)
+        const keyPath = `${NRPT_LOCAL_ROOT}\\${nrptRuleKeyName(namespace)}`
+        const status = this.registry.deleteKey(keyPath)
+        if (status !== ERROR_SUCCESS && status !== ERROR_FILE_NOT_FOUND) throw registryError('RegDeleteTreeW', status, `HKLM\\${keyPath}`)
+        left.delete(namespace)
+      }
+    } finally {
+      this.saveRecord(left)
+      this.registry.flushDns()
     }
-    this.registry.flushDns()
+  }
+
+  /** The record names `namespaces`; none, no file. */
+  private saveRecord(namespaces: ReadonlySet<string>): void {
+    if (!this.record) return
+    if (namespaces.size > 0) writeFileAtomicSync(this.record, Buffer.from(`${JSON.stringify({ namespaces: [...namespaces].sort() })}\n`), { mode: 0o600 })
+    else rmSync(this.record, { force: true })
   }
 
   /** True when domain Group Policy defines NRPT rules: local rules are then ignored by Windows. */
   groupPolicyOverrides(): boolean {
     return this.registry.openKey(NRPT_GROUP_POLICY_ROOT) === ERROR_SUCCESS
+  }
+}
+
+/** `[namespace]` when `text` is one (a record another version wrote may hold anything), else `[]`. */
+function namespaceOrNone(text: string): string[] {
+  try {
+    return [nrptNamespace(text)]
+  } catch {
+    return []
   }
 }
 

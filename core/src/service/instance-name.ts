@@ -1,7 +1,7 @@
 import { NgrokdError } from '../errors/ngrokd-error.js'
 
-/** An instance name as config.schema.json's `instance` pattern has it: a lower-case letter, then up to 7 letters or digits; not `config`. */
-const INSTANCE_NAME = /^(?!config$)[a-z][a-z0-9]{0,7}$/
+/** An instance name as config.schema.json's `instance` pattern has it: a lower-case letter, then up to 7 letters or digits; not `config` or `read`. */
+const INSTANCE_NAME = /^(?!(config|read)$)[a-z][a-z0-9]{0,7}$/
 
 /**
  * Checks the instance a service is made for (it goes into a unit name, a launchd label, a service name and a

@@ -6,7 +6,7 @@ import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import type { NgrokdErrorCode } from '../errors/codes.js'
-import { assertTrustedPath, judgeEntry, runsAsRoot } from './trusted-path.js'
+import { assertTrustedPath, judgeEntry, othersMayAddTo, runsAsRoot } from './trusted-path.js'
 import { resolveCoreFromOwnInstallation } from './own-core-resolution.js'
 
 export interface LoadModuleOptions {
@@ -108,9 +108,9 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
   }
   if (options.trustCheck ?? runsAsRoot()) {
     const what = `${options.what} module`
-    if (builtin) file = await assertTrustedPath(file, { what, uid: statSync(OWN_LOCATION).uid })
+    if (builtin) file = await assertTrustedPath(file, { what, uid: statSync(OWN_LOCATION).uid, code: true })
     else {
-      file = await assertTrustedPath(file, { what })
+      file = await assertTrustedPath(file, { what, code: true })
       // what it imports of its own: its installed package, else the package (nearest package.json) or folder it is in;
       // then every package it depends on, as Node finds them, and theirs
       const scope = scopeOf(file)
@@ -189,7 +189,7 @@ async function assertTrustedTree(root: string, what: string): Promise<void> {
       let st = await lstat(path)
       let real = path
       if (st.isSymbolicLink()) {
-        const target = await assertTrustedPath(path, { what: `${what} file` }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+        const target = await assertTrustedPath(path, { what: `${what} file`, code: true }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
         if (target === undefined) {
           await assertTrustedDanglingLink(path, st, `${what} file`)
           continue
@@ -235,10 +235,10 @@ async function assertTrustedDependencies(scope: string, what: string): Promise<v
         // what Node passes over today must not be another user's to make loadable tomorrow
         const st = lstatSync(path)
         if (st.isSymbolicLink() && !statSync(path, { throwIfNoEntry: false })) await assertTrustedDanglingLink(path, st, dependency)
-        else await assertTrustedPath(path, { what: dependency })
+        else await assertTrustedPath(path, { what: dependency, code: true })
       }
       for (const path of found) {
-        const real = await assertTrustedPath(path, { what: dependency })
+        const real = await assertTrustedPath(path, { what: dependency, code: true })
         if (judged.has(real)) continue
         judged.add(real)
         if (!statSync(real).isDirectory()) continue // a lone file: judged above
@@ -276,14 +276,11 @@ function installedPackage(name: string, fromDir: string): { found: string[]; pas
  * write in — a sticky /tmp included, where anyone may create one), or what they put would run as root. POSIX modes.
  */
 function assertNoOneElseCanInstall(name: string, fromDir: string, what: string): void {
-  if (process.platform === 'win32') return
-  const uid = process.getuid?.() ?? 0
-  const othersMayWrite = (st: Stats): boolean => (st.uid !== 0 && st.uid !== uid) || (st.mode & 0o022) !== 0
   for (let dir = fromDir; ; dir = dirname(dir)) {
     const modules = join(dir, 'node_modules')
     // where `node_modules/<name>` (or its `@scope` folder) would be made: the deepest of them that exists
     const place = [join(modules, name.split('/')[0]!), modules, dir].find((p) => statSync(p, { throwIfNoEntry: false })?.isDirectory())!
-    if (othersMayWrite(statSync(place))) {
+    if (othersMayAddTo(place)) {
       throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing the ${what}: it is not installed, and ${place} lets another user put it there, which the module would then import as root`, {
         hint: `install ${name} beside the module (npm install in ${fromDir}), or remove it from its package.json`,
       })
@@ -300,7 +297,7 @@ async function assertTrustedDanglingLink(link: string, st: Stats, what: string):
   }
   for (let dir = dirname(resolve(dirname(link), await readlink(link))); ; dir = dirname(dir)) {
     try {
-      await assertTrustedPath(dir, { what: `the folder ${what} ${link} leads into` })
+      await assertTrustedPath(dir, { what: `the folder ${what} ${link} leads into`, code: true })
       return
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw e

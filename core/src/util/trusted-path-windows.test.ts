@@ -72,6 +72,23 @@ describe('trusted paths on Windows: owner and DACL of the file and every folder 
     await assert.rejects(assertTrustedPathOrDir(join(folder, 'absent.sock'), { what: 'file', ...win }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes(`${folder} gives Users (S-1-5-32-545) write access (0x100116, 0x6)`))
   })
 
+  it('code (node.exe, a module) may not lie in a folder users may add to, below the drive root: a planted DLL or node_modules would load first', async () => {
+    sddl.clear()
+    const module = join(dir, 'etc', 'ngrokd', 'config.yml')
+    const folder = join(dir, 'etc')
+    // what a folder made under C:\ProgramData inherits: Users may add files and folders
+    sddl.set(folder, 'O:BAD:AI(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIID;0x1200a9;;;BU)(A;CIID;0x100116;;;BU)')
+    sddl.set('/', `O:BAD:PAI(A;;LC;;;AU)(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)`) // C:\ lets Authenticated Users make folders
+    assert.equal(await assertTrustedPath(module, { what: 'config file', ...win }), module, 'data: adding beside it cannot change it')
+    await assert.rejects(assertTrustedPath(module, { what: 'plugin module', code: true, ...win }), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+      assert.match(e.message, new RegExp(`: its folder ${folder} gives Users \\(S-1-5-32-545\\) write access \\(0x100116, 0x6\\);`))
+      return true
+    })
+    sddl.delete(folder)
+    assert.equal(await assertTrustedPath(module, { what: 'plugin module', code: true, ...win }), module, 'the drive root alone may let users add')
+  })
+
   it('elevated is asked once; a failure to ask counts as elevated (the rule then holds)', () => {
     // runsElevated keeps its first answer for the process: on Linux no one asked it before this test
     let asked = 0

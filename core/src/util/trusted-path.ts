@@ -1,4 +1,4 @@
-import { readFileSync, type Stats } from 'node:fs'
+import { readFileSync, statSync, type Stats } from 'node:fs'
 import { lstat, readlink, realpath, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, join, parse, resolve, sep } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
@@ -87,6 +87,11 @@ export interface TrustedPathOptions {
   platform?: NodeJS.Platform
   /** On Windows, a path's owner and DACL as SDDL. Default the system's (windows-security-ffi.ts). */
   readSddl?: (path: string) => string
+  /**
+   * The file is code (a program, a module, a library): on Windows no folder on its way up but the volume's root may let
+   * others add files or folders either (untrustedWindowsBecause's `holdsCode`). POSIX refuses those folders anyway.
+   */
+  code?: boolean
 }
 
 /**
@@ -145,6 +150,17 @@ function untrustedBecause(p: string, st: Stats, isTarget: boolean, uid: number):
   const writers = [(st.mode & 0o020) !== 0 ? 'its group' : '', (st.mode & 0o002) !== 0 ? 'everyone' : ''].filter(Boolean).join(' and ')
   const why = `${!owned ? `is owned by ${describeOwner(st.uid)}` : `is writable by ${writers}`} (owner ${describeOwner(st.uid)}, mode ${octal(st.mode)})`
   return { why, fix: !owned ? `chown root ${p}` : `chmod go-w ${p}` }
+}
+
+/**
+ * Whether a user other than root (or `uid`) may add a file or folder in the directory `dir`: on POSIX it is another
+ * user's or group/others may write it (sticky or not); on Windows, elevated, its owner or an allow ACE lets someone
+ * other than SYSTEM, Administrators and TrustedInstaller add to it or change it.
+ */
+export function othersMayAddTo(dir: string, { platform = process.platform, uid = process.getuid?.() ?? 0, readSddl = (p: string) => systemFileSecurity().readSddl(p) }: Pick<TrustedPathOptions, 'platform' | 'uid' | 'readSddl'> = {}): boolean {
+  if (platform === 'win32') return untrustedWindowsBecause(dir, readSddl(dir), false, true) !== undefined
+  const st = statSync(dir)
+  return (st.uid !== 0 && st.uid !== uid) || (st.mode & GROUP_OR_OTHER_WRITE) !== 0
 }
 
 /**
@@ -215,18 +231,21 @@ async function assertTrustedWindowsPath(path: string, options: TrustedPathOption
     new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${options.what} ${real}${real !== path ? ` (${path})` : ''}: ${at} ${why}; ${WINDOWS_RULE}`, {
       hint: `${fix}${isTarget ? '' : ' (and so for every folder above the file)'}, ${WINDOWS_PLACE}`,
     })
-  judgeUpwardWindows(real, true, readSddl, (p, why, fix, isTarget) => refuse(isTarget ? p : `its folder ${p}`, why, fix, isTarget))
+  const code = options.code ?? false
+  judgeUpwardWindows(real, true, code, readSddl, (p, why, fix, isTarget) => refuse(isTarget ? p : `its folder ${p}`, why, fix, isTarget))
   for (const { link, dir } of await linksOnTheWay(path)) {
-    judgeUpwardWindows(dir, false, readSddl, (p, why, fix) => refuse(`the link ${link} is in ${p}, which`, why, fix, false))
+    judgeUpwardWindows(dir, false, code, readSddl, (p, why, fix) => refuse(`the link ${link} is in ${p}, which`, why, fix, false))
   }
   return real
 }
 
-function judgeUpwardWindows(start: string, startIsTarget: boolean, readSddl: (path: string) => string, refuse: (p: string, why: string, fix: string, isTarget: boolean) => NgrokdError): void {
+function judgeUpwardWindows(start: string, startIsTarget: boolean, code: boolean, readSddl: (path: string) => string, refuse: (p: string, why: string, fix: string, isTarget: boolean) => NgrokdError): void {
   for (let p = start, isTarget = startIsTarget; ; isTarget = false) {
-    const problem = untrustedWindowsBecause(p, readSddl(p), isTarget)
-    if (problem) throw refuse(p, problem.why, problem.fix, isTarget)
     const parent = dirname(p)
+    // C:\ lets users make folders: one of theirs is searched only for a package the installation lacks (load-module.ts
+    // refuses a missing one where others may add it)
+    const problem = untrustedWindowsBecause(p, readSddl(p), isTarget, code && parent !== p)
+    if (problem) throw refuse(p, problem.why, problem.fix, isTarget)
     if (parent === p) return
     p = parent
   }

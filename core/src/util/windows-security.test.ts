@@ -32,6 +32,12 @@ describe('Windows trusted-path rule on SDDL', () => {
     assert.equal(untrustedWindowsBecause('C:\\ProgramData\\ngrokd', 'O:BAD:(A;;FW;;;BU)', false), undefined, 'FILE_GENERIC_WRITE on a folder adds, it does not delete')
   })
 
+  it('a folder that holds code may not let users add to it: a DLL beside node.exe, a node_modules on a module\'s way up', () => {
+    assert.match(untrustedWindowsBecause('C:\\ProgramData\\nodejs', INHERITING_FOLDER, false, true)?.why ?? '', /gives Users \(S-1-5-32-545\) write access \(0x100116, 0x6\)/)
+    assert.match(untrustedWindowsBecause('C:\\ProgramData', PROGRAM_DATA, false, true)?.why ?? '', /gives Users/)
+    assert.equal(untrustedWindowsBecause('C:\\Program Files\\nodejs', `O:${TRUSTED_INSTALLER_SID}D:PAI(A;OICIIO;GA;;;CO)(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;BU)`, false, true), undefined)
+  })
+
   it('the same add right on the target itself is refused: a state folder inheriting ProgramData, C:\\ as a target', () => {
     assert.match(untrustedWindowsBecause('C:\\ProgramData\\ngrokd\\state', INHERITING_FOLDER, true)?.why ?? '', /gives Users \(S-1-5-32-545\) write access \(0x100116, 0x6\)/)
     assert.match(untrustedWindowsBecause('C:\\', DRIVE_ROOT, true)?.why ?? '', /gives Authenticated Users \(S-1-5-11\) write access \(SDGXGWGR, /)

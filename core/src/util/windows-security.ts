@@ -182,11 +182,13 @@ export interface WindowsJudgement {
  *   to change it: FILE_WRITE_DATA or FILE_APPEND_DATA (on the `target`: writing the file, adding to the folder),
  *   FILE_DELETE_CHILD, DELETE, WRITE_DAC, WRITE_OWNER, or generic rights that map to them. On a folder above the
  *   target, adding a file or folder (FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY) cannot touch the existing child, and
- *   C:\ and C:\ProgramData grant it to users; deleting or re-ACLing can;
+ *   C:\ and C:\ProgramData grant it to users; deleting or re-ACLing can — except on a folder that `holdsCode`: a DLL
+ *   added beside a program is loaded before System32's, and a `node_modules` added on a module's way up is searched
+ *   before the installed one;
  * - a descriptor without a DACL, or with a NULL one, lets everyone do everything.
  * Deny ACEs are not counted in the file's favour: the rule stays the stricter one.
  */
-export function untrustedWindowsBecause(path: string, sddl: string, isTarget: boolean): WindowsJudgement | undefined {
+export function untrustedWindowsBecause(path: string, sddl: string, isTarget: boolean, holdsCode = false): WindowsJudgement | undefined {
   const fixAcl = `icacls "${path}" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F`
   let parsed: ParsedSddl
   try {
@@ -199,7 +201,7 @@ export function untrustedWindowsBecause(path: string, sddl: string, isTarget: bo
     return { why: `is owned by ${owner === undefined ? 'no one' : describeSid(owner)} (not SYSTEM, Administrators or TrustedInstaller)`, fix: `icacls "${path}" /setowner *S-1-5-32-544` }
   }
   if (dacl === undefined) return { why: 'has no DACL (everyone may change it)', fix: fixAcl }
-  const harmful = DELETE | WRITE_DAC | WRITE_OWNER | FILE_DELETE_CHILD | (isTarget ? FILE_WRITE_DATA | FILE_APPEND_DATA : 0)
+  const harmful = DELETE | WRITE_DAC | WRITE_OWNER | FILE_DELETE_CHILD | (isTarget || holdsCode ? FILE_WRITE_DATA | FILE_APPEND_DATA : 0)
   for (const ace of dacl) {
     if (!/^(A|OA|XA|ZA)$/.test(ace.type)) continue // deny and audit ACEs grant nothing
     // inherit-only: not the object's own; but on the target folder what it passes on is what every file ngrokd makes in it

@@ -2,7 +2,6 @@ import { isNgrokdError, type Check } from '@ngrokd/core/driver'
 import { AF_INET, ERROR_FILE_NOT_FOUND, ERROR_SUCCESS, win32ErrorName } from './abi/constants.js'
 import { decodeAddressTable, findLoopbackLuid } from './abi/structs.js'
 import type { WindowsNetApi, WintunApi } from './windows-net-api.js'
-import { isAdminOnlyLocation } from './wintun-dll-path.js'
 
 /** Where the addresses go: a Wintun adapter, or the loopback pseudo-interface when wintun.dll is not there. */
 export type WindowsWintunMode = 'auto' | 'wintun' | 'loopback'
@@ -13,7 +12,6 @@ export interface DiagnoseInput {
   net: WindowsNetApi
   /** Loads wintun.dll (throws a coded error when it cannot). */
   loadWintun: () => WintunApi
-  env?: NodeJS.ProcessEnv
   opened?: { mode: 'wintun' | 'loopback'; name: string; dropped: number }
 }
 
@@ -42,20 +40,13 @@ export function diagnoseWindowsWintun(input: DiagnoseInput): Check[] {
       checks.push({ id: 'windows-wintun.wintun-dll', status: 'ok', summary: `wintun.dll loads from ${input.wintunDllPath}` })
     } catch (e) {
       const message = isNgrokdError(e) ? e.message : String(e)
+      const untrusted = isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED')
       checks.push({
         id: 'windows-wintun.wintun-dll',
         status: input.mode === 'wintun' ? 'fail' : 'warn',
         summary: input.mode === 'wintun' ? message : `${message}; addresses go on the loopback pseudo-interface instead`,
-        hint: 'download wintun.dll for this architecture from https://www.wintun.net and put it at that path (or set net.driver_options.wintun_dll)',
-        code: 'NGROKD_ERR_DRIVER_LIBRARY',
-      })
-    }
-    if (!isAdminOnlyLocation(input.wintunDllPath, input.env)) {
-      checks.push({
-        id: 'windows-wintun.wintun-dll-location',
-        status: 'warn',
-        summary: `${input.wintunDllPath} is outside Program Files and the Windows folder`,
-        hint: 'make sure only Administrators can write that folder: the DLL runs with ngrokd’s privileges',
+        hint: untrusted ? e.hint! : 'download wintun.dll for this architecture from https://www.wintun.net and put it at that path (or set net.driver_options.wintun_dll)',
+        code: untrusted ? e.code : 'NGROKD_ERR_DRIVER_LIBRARY',
       })
     }
   }

@@ -2,7 +2,7 @@ import { defineDriver, NgrokdError, type DriverContext } from '@ngrokd/core/driv
 import { diagnoseWindowsWintun } from './diagnose.js'
 import type { WindowsNetApi, WintunApi } from './windows-net-api.js'
 import { WindowsWintunInterface, type WindowsWintunOptions } from './windows-wintun-interface.js'
-import { resolveWintunDllPath, systemRoot } from './wintun-dll-path.js'
+import { resolveWintunDllPath, systemRoot, trustedWintunLoader } from './wintun-dll-path.js'
 
 /**
  * The `windows-wintun` interface driver: endpoint addresses on a Wintun adapter (wintun.dll + iphlpapi through
@@ -48,7 +48,7 @@ async function platformCalls(options: Partial<WindowsWintunOptions>): Promise<{ 
       hint: 'windows-wintun runs on Windows only (check %SystemRoot%); on other systems use net.driver: auto',
     })
   }
-  return { net, loadWintun: () => loadWintun(wintunDllPath, root), wintunDllPath }
+  return { net, loadWintun: await trustedWintunLoader(wintunDllPath, () => loadWintun(wintunDllPath, root)), wintunDllPath }
 }
 
 export { WindowsWintunInterface, TUNNEL_TYPE, type WindowsWintunOptions, type WindowsWintunInterfaceOptions } from './windows-wintun-interface.js'

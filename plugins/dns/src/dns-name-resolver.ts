@@ -1,10 +1,12 @@
 import { lookup } from 'node:dns/promises'
 import net from 'node:net'
+import { join } from 'node:path'
 import {
   formatError,
   Lifecycle,
   loadWindowsNrptRegistry,
   NgrokdError,
+  NRPT_RECORD_FILE,
   silentLogger,
   WindowsNrpt,
   type Check,
@@ -31,6 +33,8 @@ export interface AttachOptions {
   resolverDir?: string
   /** Windows: the registry calls of NRPT; default through koffi (tests give a fake). */
   nrpt?: () => Promise<NrptRegistry>
+  /** `state_dir`, where Windows' NRPT rules are recorded (NRPT_RECORD_FILE); none, none recorded. */
+  stateDir?: string
 }
 
 /** Why the plugin serves no names while the daemon has not opened its resolver. */
@@ -80,14 +84,14 @@ export class DnsNameResolver implements NameResolver {
    * resolved, not Linux, no interface index, no address on port 53 — logs why once and publishes
    * through the hosts file from now on.
    */
-  async attach({ link, hostsFile, platform = process.platform, busAddress = systemBusAddress(), resolverDir, nrpt }: AttachOptions): Promise<void> {
+  async attach({ link, hostsFile, platform = process.platform, busAddress = systemBusAddress(), resolverDir, nrpt, stateDir }: AttachOptions): Promise<void> {
     const route =
       platform === 'linux'
         ? await this.#resolvedRoute(link, busAddress)
         : platform === 'darwin'
           ? this.#resolverFilesRoute(resolverDir)
           : platform === 'win32'
-            ? await this.#nrptRoute(nrpt)
+            ? await this.#nrptRoute(nrpt, stateDir)
             : `no way to point the resolver of ${platform} at the responder is known`
     this.#fallback = { hostsFile, platform }
     if (typeof route !== 'string') {
@@ -143,11 +147,11 @@ export class DnsNameResolver implements NameResolver {
   }
 
   /** Windows: NRPT rules carry no port, so the responder's IPv4 addresses on port 53. */
-  async #nrptRoute(load: AttachOptions['nrpt'] = () => loadWindowsNrptRegistry()): Promise<SuffixRoute | string> {
+  async #nrptRoute(load: AttachOptions['nrpt'] = () => loadWindowsNrptRegistry(), stateDir?: string): Promise<SuffixRoute | string> {
     const servers = this.#port53Ipv4()
     if (servers.length === 0) return `NRPT rules name DNS servers on port ${DNS_PORT}, and the responder listens on ${this.#where()}`
     try {
-      return new NrptRoute(new WindowsNrpt(await load()), servers, this.#logger)
+      return new NrptRoute(new WindowsNrpt(await load(), stateDir === undefined ? undefined : join(stateDir, NRPT_RECORD_FILE)), servers, this.#logger)
     } catch (e) {
       return formatError(e)
     }

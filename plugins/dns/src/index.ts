@@ -40,7 +40,7 @@ export default definePlugin<DnsOptions>({
     ctx.provideNameResolver('dns', () => resolver)
     ctx.hooks.onStart(async () => {
       const link = await ctx.interface()
-      const route = { link, hostsFile: () => ctx.hostsFileResolver(), platform: ctx.platform }
+      const route = { link, hostsFile: () => ctx.hostsFileResolver(), platform: ctx.platform, stateDir: ctx.stateDir }
       try {
         await responder.start(configured ?? [{ host: link.address, port: DNS_PORT }])
       } catch (e) {

@@ -3,10 +3,10 @@
 // files go to a temporary folder and the registry calls to a recording fake.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { silentLogger, type NrptRegistry } from '@ngrokd/core/plugin'
+import { NRPT_RECORD_FILE, silentLogger, type NrptRegistry } from '@ngrokd/core/plugin'
 import { RecordingNameResolver } from '@ngrokd/core/testing'
 import { DnsNameResolver } from './dns-name-resolver.js'
 import { DnsResponder, type ListenAddress } from './dns-responder.js'
@@ -93,6 +93,27 @@ describe('Windows: one NRPT rule per suffix', () => {
     assert.equal((await names.diagnose()).find((c) => c.id === 'dns.nrpt')?.status, 'ok')
     await names.detach()
     assert.equal(keys.size, 0)
+  })
+
+  test('a rule a killed daemon left (named in the record in state_dir) is deleted by the next start once its suffix is not served', async () => {
+    const { registry, keys } = fakeRegistry()
+    const stateDir = join(dir, 'nrpt-state')
+    await mkdir(stateDir)
+    const crashed = new DnsNameResolver(responderOn([{ host: '10.107.0.1', port: 53 }]), { logger: silentLogger })
+    await crashed.open()
+    await crashed.publish({ records: records(['api.staging', '10.107.0.2'], ['api.prod', '10.107.0.3']) })
+    await crashed.attach({ link: { name: 'ngrokd' }, hostsFile: () => new RecordingNameResolver(), platform: 'win32', nrpt: async () => registry, stateDir })
+    assert.equal(keys.size, 2)
+    // killed: no detach. The next run serves prod only
+    const next = new DnsNameResolver(responderOn([{ host: '10.107.0.1', port: 53 }]), { logger: silentLogger })
+    await next.open()
+    await next.publish({ records: records(['api.prod', '10.107.0.3']) })
+    await next.attach({ link: { name: 'ngrokd' }, hostsFile: () => new RecordingNameResolver(), platform: 'win32', nrpt: async () => registry, stateDir })
+    assert.equal(keys.size, 1, 'staging\'s rule is gone')
+    assert.deepEqual(JSON.parse(await readFile(join(stateDir, NRPT_RECORD_FILE), 'utf8')), { namespaces: ['.api.prod'] }, 'prod is a public top-level domain: its names go one by one')
+    await next.detach()
+    assert.equal(keys.size, 0)
+    assert.deepEqual(await readdir(stateDir), [], 'no rule left, no record')
   })
 
   test('a responder not on port 53 cannot be named by NRPT: said once, and the hosts file carries the names', async () => {

@@ -66,16 +66,20 @@ export class ResolverFilesRoute implements SuffixRoute {
 /**
  * Windows: one NRPT rule per suffix (the DNS client's Name Resolution Policy Table, in the
  * registry) pointing at the responder, which must answer on port 53 (NRPT has no port). Rules of
- * suffixes gone are deleted; all of them at stop. Core's WindowsNrpt writes and flushes.
+ * suffixes gone are deleted; all of them at stop. Core's WindowsNrpt writes and flushes, and keeps the record in
+ * state_dir by which a start after a crash (or `ngrokd cleanup`) deletes the rules left behind.
  */
 export class NrptRoute implements SuffixRoute {
-  #sent = new Set<string>()
+  /** The suffixes whose rules exist: at first those a run killed before its stop left (the record's), to be removed. */
+  #sent: Set<string>
 
   constructor(
     private readonly nrpt: WindowsNrpt,
     private readonly servers: readonly string[],
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.#sent = new Set(nrpt.recorded().map((namespace) => namespace.slice(1)))
+  }
 
   async setSuffixes(suffixes: ReadonlySet<string>): Promise<void> {
     const gone = [...this.#sent].filter((s) => !suffixes.has(s))
