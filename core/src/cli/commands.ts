@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
-import { basename, join } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, ConfigInvalidError, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type ControlApi, type DaemonStatus, type TrafficTotals } from '../daemon/control-api.js'
 import { liveHolderFor } from '../daemon/instance-lock.js'
@@ -494,7 +494,8 @@ const reloadCommand = defineCommand({
         // the daemon would refuse it too (SIGHUP): it was not asked, and keeps what it runs on
         throw new NgrokdError(e.code, `${e.message}\nA daemon of this config, if one runs, was not asked to reload and keeps the configuration it runs on.`, { cause: e.cause, ...(e.hint ? { hint: e.hint } : {}) })
       })
-      return onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', {}))
+      // the file named, for the daemon to refuse when it runs on another (it reads its own again)
+      return onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', values.config === undefined ? {} : { config: resolve(values.config) }))
     }
     const result = await reload()
     if (values.json) {

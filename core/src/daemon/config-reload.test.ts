@@ -16,3 +16,9 @@ test('changed keys are named as in the config file; live ones apply, the rest wa
     restartNeeded: ['api.key', 'forwarder.drain_timeout', 'net.subnet'],
   })
 })
+
+test("a mapping whose keys the user chose (annotations, driver options) is named as one key, never as its own keys renamed", () => {
+  const before = resolveConfig({}, { env: {} }).config
+  const after = resolveConfig({ net: { driver_options: { ifaceMTU: 1400 } }, ingress: { pod_identity: { annotations: { myApp: 'x', 'Team.Name': 'y' } } } }, { env: {} }).config
+  assert.deepEqual(changedKeys(before, after), ['ingress.pod_identity.annotations', 'net.driver_options'])
+})

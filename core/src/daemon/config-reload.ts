@@ -28,9 +28,12 @@ export function planReload(before: DaemonConfig, after: DaemonConfig): ReloadRes
   return { applied: changed.filter((k) => LIVE_KEYS.includes(k)), restartNeeded: changed.filter((k) => !LIVE_KEYS.includes(k)) }
 }
 
-/** Leaves as `path → JSON of the value`; arrays and plain values are leaves. */
+/** Keys whose value is a mapping the user names the keys of: one leaf each, its own keys never renamed. */
+const USER_MAPS: ReadonlySet<string> = new Set(['ingress.podIdentity.annotations', 'net.driverOptions'])
+
+/** Leaves as `path → JSON of the value`; arrays, plain values and {@link USER_MAPS} are leaves. */
 function flatten(value: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
-  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && !USER_MAPS.has(prefix)) {
     for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out)
   } else if (prefix) {
     out.set(prefix, JSON.stringify(value) ?? 'undefined')

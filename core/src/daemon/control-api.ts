@@ -24,8 +24,11 @@ export interface ControlApi {
   /** `unverified`: the API could not be asked about the key (it was saved all the same). */
   'POST /v1/api-key': { body: { key: string }; reply: { ok: true; saved: string; unverified?: string } }
   'POST /v1/poll': { body: Record<string, never>; reply: { poll?: PollStatus } }
-  /** Reads the configuration again: what applied at once, and what needs a restart (SIGHUP does the same). */
-  'POST /v1/reload': { body: Record<string, never>; reply: ReloadResult }
+  /**
+   * Reads the configuration again: what applied at once, and what needs a restart (SIGHUP does the same). `config`:
+   * the file the caller means (`--config`); refused when it is not the one the daemon runs on.
+   */
+  'POST /v1/reload': { body: { config?: string }; reply: ReloadResult }
   /** The plugins' doctor checks, run by the daemon that has them loaded. */
   'GET /v1/plugins/checks': { body: undefined; reply: { checks: Check[] } }
   /** The open interface's own checks (`Interface.diagnose()`), run by the daemon that has it open. */

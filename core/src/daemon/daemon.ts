@@ -15,7 +15,8 @@ import { ControlServer, groupId } from '../control/control-server.js'
 import { container } from '../di/tsyringe.js'
 import type { Registry } from 'prom-client'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { realpathSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import { PluginHost, pluginSpecsOf, type PluginSpec } from '../plugin/plugin-host.js'
 import type { PluginInterfaceInfo, ServingEntry } from '../plugin/define-plugin.js'
@@ -31,6 +32,7 @@ import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } f
 import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
 import { EndpointPoller } from './endpoint-poller.js'
 import { prepareStateDir } from './state-dir.js'
+import { START_CHECKS } from './start-checks.js'
 import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock, STATE_LOCK_FILE, type InstanceLockOptions, type LockHolder } from './instance-lock.js'
 import { planReload, type ReloadResult } from './config-reload.js'
@@ -224,7 +226,8 @@ export class Daemon {
       this.stopIfAsked()
       this.poller = new EndpointPoller({
         stateDir: config.stateDir,
-        intervalMs: config.boundEndpoints.pollIntervalMs,
+        // the running value: a reload while the start waited (a slow plugin) has applied its own
+        intervalMs: this.current.boundEndpoints.pollIntervalMs,
         logger,
         signal: this.stopped.signal,
         list: () => this.listBoundEndpoints(),
@@ -620,11 +623,13 @@ export class Daemon {
   /**
    * Takes a new configuration: the keys config-reload.ts lists as live apply at once, every other change is
    * reported as needing a restart (and the running values stay). Logged either way. A `plugins:` list that would
-   * not load is refused as a file that does not load is: nothing of it is taken.
+   * not load, or a changed `control.group`, `net.driver` or `names.resolver` the next start would stop on
+   * (START_CHECKS), is refused as a file that does not load is: nothing of it is taken.
    */
   async reload(next: DaemonConfig): Promise<ReloadResult> {
     await this.checkPlugins(next)
     const result = planReload(this.current, next)
+    await checkStartKeys(result.restartNeeded, next)
     if (result.applied.includes('log.level') && 'level' in this.logger) (this.logger as { level: string }).level = next.log.level
     if (result.applied.includes('bound_endpoints.poll_interval')) this.poller?.setIntervalMs(next.boundEndpoints.pollIntervalMs)
     this.current = { ...this.current, log: { ...this.current.log, level: next.log.level }, boundEndpoints: { ...this.current.boundEndpoints, pollIntervalMs: next.boundEndpoints.pollIntervalMs } }
@@ -632,6 +637,23 @@ export class Daemon {
     const restart = result.restartNeeded.length ? `; needs a restart to take effect: ${result.restartNeeded.join(', ')}` : ''
     this.logger.info({ reload: result }, `configuration reloaded: ${applied}${restart}`)
     return result
+  }
+
+  /** A reload reads the file this daemon runs on again, never another: `asked` (the caller's `--config`) must be it. */
+  private refuseOtherConfig(asked: unknown): void {
+    if (typeof asked !== 'string') return
+    const real = (p: string) => {
+      try {
+        return realpathSync(p)
+      } catch {
+        return resolve(p)
+      }
+    }
+    const runsOn = this.options.configSource
+    if (runsOn !== undefined && real(asked) === real(runsOn)) return
+    throw new NgrokdError('NGROKD_ERR_USAGE', `this daemon runs on ${runsOn ?? 'no config file (defaults and environment)'}, and a reload reads that again: ${asked} is not read, nothing changed`, {
+      hint: `to run on ${asked}, restart the daemon with --config ${asked}; to reload, run reload with the daemon's own file (or without --config)`,
+    })
   }
 
   /**
@@ -818,13 +840,29 @@ export class Daemon {
       'GET /v1/metrics': () => this.metricsNow(),
       'POST /v1/api-key': (body) => this.setApiKey((body as { key?: unknown } | undefined)?.key),
       'POST /v1/poll': async () => ({ poll: await this.pollOnce() }),
-      'POST /v1/reload': async () => {
+      'POST /v1/reload': async (body) => {
         if (!this.options.loadConfig) throw new NgrokdError('NGROKD_ERR_CONTROL', 'this daemon has no configuration source to reload', { hint: 'restart it instead' })
+        this.refuseOtherConfig((body as { config?: unknown } | undefined)?.config)
         return this.reload(await this.options.loadConfig())
       },
       'GET /v1/plugins/checks': async () => ({ checks: (await this.plugins?.doctorChecks()) ?? [] }),
       'GET /v1/interface/checks': async () => ({ checks: await this.interfaceChecks() }),
     })
+  }
+}
+
+/** Runs the {@link START_CHECKS} of the `changed` keys on `next`; the first that fails refuses the reload, naming its key. */
+async function checkStartKeys(changed: readonly string[], next: DaemonConfig): Promise<void> {
+  for (const [key, check] of Object.entries(START_CHECKS)) {
+    if (!changed.includes(key)) continue
+    try {
+      await check(next)
+    } catch (e) {
+      throw new NgrokdError(isNgrokdError(e) ? e.code : 'NGROKD_ERR_CONFIG_INVALID', `${key}: the next start would stop on it, so the daemon keeps the configuration it runs on: ${formatError(e)}`, {
+        cause: e,
+        hint: `${isNgrokdError(e) && e.hint ? `${e.hint}; ` : ''}fix ${key}, then reload again`,
+      })
+    }
   }
 }
 

@@ -12,6 +12,7 @@ import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
 import { checkStateDirTrust } from '../daemon/state-dir.js'
+import { START_CHECKS } from '../daemon/start-checks.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
 import { callDaemon } from '../daemon/control-api.js'
@@ -94,6 +95,14 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     report(...(driverChecks ?? []).filter((c) => !liveIds.has(c.id)), ...live)
   } catch (e) {
     report(failed('driver.resolve', e))
+  }
+  // what else the start resolves and would stop on (net.driver is the check above)
+  for (const key of ['names.resolver', 'control.group'] as const) {
+    if (key === 'control.group' && !config.control.group) continue
+    await START_CHECKS[key](config).then(
+      () => report({ id: key, status: 'ok', summary: key === 'names.resolver' ? `names.resolver ${config.names.resolver}` : `control.group ${config.control.group} exists` }),
+      (e: unknown) => report(failed(key, e)),
+    )
   }
 
   // as run judges it, whatever names.resolver is (a plugin's resolver may fall back to the hosts file)

@@ -78,6 +78,35 @@ describe('reload', { skip: netnsSkip }, () => {
     }
   })
 
+  test('a names.resolver, control.group or net.driver the next start would stop on is refused; another file than the daemon\'s is not read', async () => {
+    const edit = (more: Record<string, unknown>) => writeFileSync(ctx.daemon.configFile, JSON.stringify({ ...ctx.daemon.config, ...more }))
+    try {
+      edit({ names: { resolver: 'bogus' } })
+      const resolver = await ngrokdCli(['reload', '--config', ctx.daemon.configFile])
+      assert.notEqual(resolver.code, 0, resolver.stdout)
+      assert.match(resolver.stderr, /names\.resolver: the next start would stop on it, so the daemon keeps the configuration it runs on: .*"bogus"/)
+      edit({ control: { ...ctx.daemon.config.control, group: 'nosuchgroup' } })
+      const group = await ngrokdCli(['reload', '--config', ctx.daemon.configFile])
+      assert.notEqual(group.code, 0, group.stdout)
+      assert.match(group.stderr, /control\.group: the next start would stop on it.*control\.group "nosuchgroup" does not exist/)
+      edit({ net: { ...ctx.daemon.config.net, driver: './nope.mjs', subnet: '10.99.0.0/16' } })
+      const driver = await ngrokdCli(['reload', '--config', ctx.daemon.configFile])
+      assert.notEqual(driver.code, 0, driver.stdout)
+      assert.match(driver.stderr, /net\.driver: the next start would stop on it/)
+      const doctor = await ngrokdCli(['doctor', '--offline', '--json', '--config', ctx.daemon.configFile])
+      assert.equal(doctor.code, 1, doctor.stdout)
+      assert.equal((JSON.parse(doctor.stdout) as { checks: Array<{ id: string; status: string }> }).checks.find((c) => c.id === 'driver.resolve')?.status, 'fail')
+    } finally {
+      writeFileSync(ctx.daemon.configFile, JSON.stringify(ctx.daemon.config))
+    }
+    const other = `${ctx.daemon.configFile}.other.json`
+    writeFileSync(other, JSON.stringify({ ...ctx.daemon.config, log: { level: 'warn' } }))
+    const elsewhere = await ngrokdCli(['reload', '--config', other])
+    assert.notEqual(elsewhere.code, 0, elsewhere.stdout)
+    assert.match(elsewhere.stderr, new RegExp(`this daemon runs on ${ctx.daemon.configFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, and a reload reads that again: .*other\.json is not read, nothing changed`))
+    assert.equal((await ctx.daemon.status()).phase, 'running')
+  })
+
   test('a broken config file is reported and not applied; the daemon runs on', async () => {
     // an empty one too (a write under way): never a configuration of all the defaults
     writeFileSync(ctx.daemon.configFile, '')

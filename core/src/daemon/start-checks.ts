@@ -1,0 +1,22 @@
+import type { DaemonConfig } from '../config/daemon-config.js'
+import { groupId } from '../control/control-server.js'
+import { resolveDriver } from '../driver/resolve-driver.js'
+import { pluginSpecsOf } from '../plugin/plugin-host.js'
+import { hasNetAdmin } from '../util/privilege.js'
+
+/**
+ * What a start resolves of the keys a reload cannot apply, checked without starting anything: each throws the error
+ * the next start would stop on. `reload` refuses a file that fails one (the daemon keeps what it runs on), and
+ * `doctor` reports them.
+ */
+export const START_CHECKS: Readonly<Record<'control.group' | 'net.driver' | 'names.resolver', (config: DaemonConfig) => Promise<unknown>>> = {
+  // a group that does not exist; Windows resolves it to a SID when the pipe opens
+  'control.group': async (config) => (config.control.group && process.platform !== 'win32' ? groupId(config.control.group) : undefined),
+  'net.driver': (config) => resolveDriver(config.net.driver, { configDir: config.configDir, kind: 'interface', privileged: hasNetAdmin() }),
+  // the hosts file, a resolver a listed plugin offers (its own name: `dns`), else a name-resolver driver
+  'names.resolver': async (config) => {
+    const name = config.names.resolver
+    if (name === 'hosts-file' || pluginSpecsOf(config).some((spec) => (typeof spec === 'string' ? spec : spec.name) === name)) return
+    return resolveDriver(name, { configDir: config.configDir, kind: 'name-resolver' })
+  },
+}
