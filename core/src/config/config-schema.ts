@@ -14,7 +14,7 @@ export interface SchemaNode {
   properties?: Record<string, SchemaNode>
   items?: SchemaNode
   anyOf?: SchemaNode[]
-  additionalProperties?: boolean
+  additionalProperties?: boolean | SchemaNode
   required?: string[]
   enum?: unknown[]
   default?: unknown

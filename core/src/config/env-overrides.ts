@@ -36,7 +36,8 @@ function typed(key: ConfigKey, text: string): { value: unknown } | { problem: st
     }
     case 'number':
     case 'integer':
-      return text.trim() !== '' && Number.isFinite(Number(text)) ? { value: Number(text) } : { problem: 'is not a number' }
+      // decimal only, as a YAML file writes it: Number() would also take 0x10, 1e3 and 0b1
+      return /^\s*-?\d+(\.\d+)?\s*$/.test(text) ? { value: Number(text) } : { problem: 'is not a decimal number' }
     case 'array': {
       // Comma-separated, or a JSON array when an item itself needs a comma.
       if (text.trim().startsWith('[')) {

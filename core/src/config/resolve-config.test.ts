@@ -432,3 +432,16 @@ describe('resolveConfig: the seed daemon file', () => {
     assert.equal(config.log.level, 'error')
   })
 })
+
+describe('resolveConfig: what a refusal says is expected', () => {
+  it('names the characters a pattern allows, string values of a mapping, and a NaN as what it is; a number in the environment is decimal', () => {
+    const messageOf = (content: unknown, key: string, env: NodeJS.ProcessEnv = {}) => issuesOf(content, env).issues.find((i) => i.key === key)?.message ?? ''
+    assert.match(messageOf({ registration: { region: 'EU' } }, 'registration.region'), /^"EU" .*expected a string of the characters \[a-z0-9-\]$/)
+    assert.match(messageOf({ ingress: { pod_identity: { annotations: { team: 42 } } } }, 'ingress.pod_identity.annotations'), /expected a mapping of names to strings/)
+    assert.match(messageOf({ forwarder: { idle_timeout: Number.NaN } }, 'forwarder.idle_timeout'), /^NaN /)
+    for (const text of ['0x10', '1e3', '0b1', '']) {
+      if (text === '') continue // an empty variable counts as unset
+      assert.match(messageOf({}, 'forwarder.max_connections', { NGROKD_FORWARDER_MAX_CONNECTIONS: text }), /is not a decimal number/, text)
+    }
+  })
+})

@@ -125,7 +125,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   if (typeof instance === 'string') {
     for (const [key, value] of instanceDefaults(instance, defaults.values)) if (!fileValues.has(key) && !envLayer.values.has(key)) values.set(key, value)
   }
-  for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values), pluginResolverIssue(values), podIdentitySizeIssue(values)]) {
+  for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values), pluginResolverIssue(values), prometheusListenIssue(values), podIdentitySizeIssue(values)]) {
     if (!issue) continue
     const envName = envLayer.values.has(issue.key) ? env.sources.get(issue.key) : undefined
     issues.push({ ...issue, ...(envName ? { env: envName } : source ? { file: source } : {}) })
@@ -154,6 +154,22 @@ function loopbackSubnetIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'f
   return {
     key: 'net.subnet',
     message: `${JSON.stringify(subnet.cidr)} overlaps ${LOOPBACK_IPV4}, loopback (RFC 1122 §3.2.1.3), which only net.driver: loopback-alias serves from; expected a private unicast range such as 10.107.0.0/16, or net.driver: loopback-alias`,
+  }
+}
+
+/**
+ * `metrics.prometheus_listen` is the older spelling of the prometheus plugin's `listen`: beside a `prometheus` entry in
+ * `plugins:` it fills that entry's `listen` when it has none (pluginSpecsOf), and another `listen` there is refused.
+ */
+function prometheusListenIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'file' | 'env'> | undefined {
+  const listen = values.get('metrics.prometheus_listen')
+  if (typeof listen !== 'string' || listen === '') return undefined
+  const entry = ((values.get('plugins') as unknown[] | undefined) ?? []).find((p) => typeof p === 'object' && p !== null && (p as { name?: unknown }).name === 'prometheus')
+  const own = (entry as { options?: { listen?: unknown } } | undefined)?.options?.listen
+  if (own === undefined || own === listen) return undefined
+  return {
+    key: 'metrics.prometheus_listen',
+    message: `${JSON.stringify(listen)} is the older spelling of the prometheus plugin's listen, and plugins gives it listen ${JSON.stringify(own)}; expected one of the two (plugins: [{ name: prometheus, options: { listen } }])`,
   }
 }
 

@@ -35,12 +35,17 @@ export function expectedFor(schema: SchemaNode): string {
       const items = schema.items ? expectedFor(schema.items).replace(/^an? /, '') : 'value'
       return `a list of ${items.replace(/string$/, 'strings')}${schema.minItems ? ` (at least ${schema.minItems})` : ''}`
     }
-    case 'object':
-      return 'a mapping of names to values'
+    case 'object': {
+      // additionalProperties: { type: string } — a mapping whose values must be strings (annotations)
+      const values = typeof schema.additionalProperties === 'object' ? schema.additionalProperties.type : undefined
+      return values === 'string' ? 'a mapping of names to strings' : 'a mapping of names to values'
+    }
     case 'number':
     case 'integer':
       return numberExpected(schema, type)
     default:
+      // a pattern of one character class (`^[a-z0-9-]+$`) says what the string may hold
+      if (typeof schema.pattern === 'string' && /^\^\[[\w-]+\]\+\$$/.test(schema.pattern)) return `a string of the characters ${schema.pattern.slice(1, -2)}`
       return schema.minLength ? 'a non-empty string' : 'a string'
   }
 }
@@ -69,7 +74,8 @@ function numberExpected(schema: SchemaNode, type: string): string {
 /** A value for an error message: JSON, shortened; secrets redacted. @internal */
 export function renderValue(value: unknown, schema?: SchemaNode): string {
   if (schema?.['x-ngrokd']?.kind === 'secret') return JSON.stringify(redactSecret(String(value)))
-  const text = JSON.stringify(value) ?? String(value)
+  // NaN and ±Infinity (YAML .nan, .inf) are not JSON: JSON.stringify would say null
+  const text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : (JSON.stringify(value) ?? String(value))
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }
 

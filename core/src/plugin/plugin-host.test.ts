@@ -3,13 +3,14 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { after, before, describe, it, test } from 'node:test'
 import { Registry } from 'prom-client'
 import { container } from 'tsyringe'
 import { silentLogger } from '../contracts/logger.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import type { PluginInterfaceInfo, ServingEntry } from './define-plugin.js'
-import { PluginHost, type PluginSpec } from './plugin-host.js'
+import { PluginHost, pluginSpecsOf, type PluginSpec } from './plugin-host.js'
+import { resolveConfig } from '../config/resolve-config.js'
 import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
 import { recordingLogger } from '../testing/recording-logger.js'
 
@@ -391,4 +392,16 @@ describe('PluginHost', () => {
     assert.deepEqual(await host.routes()['GET /v1/plugins/one/records']!(undefined), { from: 'one' })
     assert.ok(metrics.getSingleMetric('one_total'), 'a plugin registers on the daemon\'s registry')
   })
+})
+
+test('metrics.prometheus_listen beside a prometheus entry in plugins: fills its listen, and another listen there is refused', () => {
+  const bare = resolveConfig({ metrics: { prometheus_listen: '127.0.0.1:9464' }, plugins: ['prometheus'] }, { env: {} }).config
+  assert.deepEqual(pluginSpecsOf(bare), [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }])
+  const same = resolveConfig({ metrics: { prometheus_listen: '127.0.0.1:9464' }, plugins: [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }] }, { env: {} }).config
+  assert.deepEqual(pluginSpecsOf(same), [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }])
+  assert.deepEqual(pluginSpecsOf(resolveConfig({ metrics: { prometheus_listen: '127.0.0.1:9464' } }, { env: {} }).config), [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }])
+  assert.throws(
+    () => resolveConfig({ metrics: { prometheus_listen: '127.0.0.1:9464' }, plugins: [{ name: 'prometheus', options: { listen: '127.0.0.1:9465' } }] }, { env: {} }),
+    (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /metrics\.prometheus_listen: "127\.0\.0\.1:9464" is the older spelling of the prometheus plugin's listen, and plugins gives it listen "127\.0\.0\.1:9465"/.test(e.message),
+  )
 })

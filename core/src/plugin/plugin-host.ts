@@ -13,13 +13,16 @@ import { validateHostname } from '../protocol/endpoints.js'
 /** One entry of the `plugins:` config list: a name, or a name with options. */
 export type PluginSpec = string | { name: string; options?: Record<string, unknown> }
 
-/** The plugins a config runs: `plugins:`, plus the prometheus plugin when the older `metrics.prometheus_listen` is set. */
+/**
+ * The plugins a config runs: `plugins:`, with the prometheus plugin's `listen` from the older `metrics.prometheus_listen`
+ * when it is set (the entry added when `plugins:` has none, its `listen` filled in when it gives none).
+ */
 export function pluginSpecsOf(config: { plugins: readonly PluginSpec[]; metrics: { prometheusListen?: string | undefined } }): PluginSpec[] {
-  const specs: PluginSpec[] = [...config.plugins]
   const listen = config.metrics.prometheusListen
+  if (!listen) return [...config.plugins]
   const named = (s: PluginSpec) => (typeof s === 'string' ? s : s.name)
-  if (listen && !specs.some((s) => named(s) === 'prometheus')) specs.push({ name: 'prometheus', options: { listen } })
-  return specs
+  if (!config.plugins.some((s) => named(s) === 'prometheus')) return [...config.plugins, { name: 'prometheus', options: { listen } }]
+  return config.plugins.map((s) => (named(s) !== 'prometheus' ? s : typeof s === 'string' ? { name: s, options: { listen } } : { ...s, options: { listen, ...s.options } }))
 }
 
 /** What `ngrokd status` shows per plugin. */
