@@ -121,6 +121,19 @@ test("the dns plugin's routes a killed daemon left go too: macOS's /etc/resolver
     assert.ok(!again.removed.some((line) => line.includes('NRPT')))
   }))
 
+test('with cleanup.remove_interface_on_stop false the cleanup keeps the interface, as a clean stop does (its addresses go); uninstall asks for it gone', () =>
+  withDir(async (dir) => {
+    const { config: base, system, runDir } = await leftovers(dir)
+    const config: DaemonConfig = { ...base, cleanup: { ...base.cleanup, removeInterfaceOnStop: false } }
+    const kept = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }) })
+    assert.ok(kept.removed.includes('2 addresses on ngrkc0'), kept.removed.join('\n'))
+    assert.ok(!kept.removed.some((line) => line.startsWith('interface ')), kept.removed.join('\n'))
+    assert.deepEqual([...(system.interfaces.get('ngrkc0') ?? ['gone'])], [], 'the interface stays, without addresses')
+    const gone = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }), removeInterface: true })
+    assert.ok(gone.removed.includes('interface ngrkc0 (fake-interface)'), gone.removed.join('\n'))
+    assert.equal(system.interfaces.has('ngrkc0'), false)
+  }))
+
 test('a run dir that is a file stops nothing either: the warning names it and its fix', () =>
   withDir(async (dir) => {
     const { config, system, runDir } = await leftovers(dir)

@@ -81,6 +81,8 @@ export interface CleanupOptions {
   interface?: Interface
   /** How long the driver's removals and close() may take; default {@link CLEANUP_DRIVER_DEADLINE_MS}. For tests. */
   driverDeadlineMs?: number
+  /** Remove the interface too; default `cleanup.remove_interface_on_stop`, as a clean stop does (uninstall: always). */
+  removeInterface?: boolean
   /** Whose leftovers: default `process.platform`. For tests, with the two below. */
   platform?: NodeJS.Platform
   /** macOS: the folder of per-domain resolver files; default /etc/resolver. */
@@ -108,6 +110,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
   // made for the locks and the hosts file's backup when missing (nothing ran here, or after uninstall), with the
   // folders above it that were missing too; removed again
   const made = await missingFolders(config.stateDir)
+  const removeInterface = options.removeInterface ?? config.cleanup.removeInterfaceOnStop
   await prepareStateDir(config.stateDir)
   await assertTrustedHostsFile(config)
   const lockOptions = options.runDir === undefined ? {} : { runDir: options.runDir }
@@ -189,14 +192,15 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
       } finally {
         let interfaceFailed = false
         await scope.close({
-          removeInterface: true,
+          // as a clean stop does: cleanup.remove_interface_on_stop false keeps the interface, its addresses gone
+          removeInterface,
           onError: (what, e) => {
             if (what !== 'interface') return logger.warn({ err: e }, `closing the ${what}: ${formatError(e)}`)
             interfaceFailed = true
             failed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName}): ${formatError(e)}`)
           },
         })
-        if (scope.interfaceInfo.adopted && !interfaceFailed) removed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName})`)
+        if (scope.interfaceInfo.adopted && !interfaceFailed && removeInterface) removed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName})`)
       }
     }
     let timer: NodeJS.Timeout | undefined
@@ -297,7 +301,7 @@ export async function uninstall(config: DaemonConfig, logger: Logger, options: {
   }
   // operator.json damaged: the machine id still finds the registration (in its metadata) once the files are gone
   const machineId = !options.deregister && !operatorId ? await unnamedRegistrationMachineId(config.stateDir) : undefined
-  const { removed, failed } = await cleanupLeftovers(config, logger)
+  const { removed, failed } = await cleanupLeftovers(config, logger, { removeInterface: true }) // whatever a clean stop keeps
   // removed even when it was not there before: taking the locks may have made it
   const removedState = await removeStateDir(config.stateDir)
   if (stateDirExisted) removed.push(removedState)

@@ -158,7 +158,8 @@ async function leftoverChecks(config: DaemonConfig): Promise<Check[]> {
   if (records.length > 0) left.push(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`)
   // Linux lists this network namespace's links in /proc/net/dev (/sys/class/net is that of whoever mounted /sys); elsewhere the cleanup finds out
   const links = process.platform === 'linux' ? await readFile('/proc/net/dev', 'utf8').catch(() => '') : ''
-  if (links.split('\n').some((line) => line.split(':')[0]!.trim() === config.net.interfaceName)) left.push(`interface ${config.net.interfaceName}`)
+  // kept on purpose by a clean stop when cleanup.remove_interface_on_stop is false
+  if (config.cleanup.removeInterfaceOnStop && links.split('\n').some((line) => line.split(':')[0]!.trim() === config.net.interfaceName)) left.push(`interface ${config.net.interfaceName}`)
   if (await stat(config.control.socket).then((s) => s.isSocket(), () => false)) left.push(`control socket ${config.control.socket}`)
   return left.map((what) => ({
     id: 'daemon.leftovers',

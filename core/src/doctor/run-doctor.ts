@@ -87,6 +87,7 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
       name: config.net.interfaceName,
       subnet: config.net.subnet,
       stateDir: config.stateDir,
+      force: config.net.force,
       ...config.net.driverOptions,
     })
     // a running daemon's driver checks the interface it has open: its check replaces the module's of the same id
@@ -130,7 +131,11 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
         : { id: 'api.key', status: 'warn', summary: 'no ngrok API key: ngrokd run will wait for one', hint: 'echo "$KEY" | sudo ngrokd set-api-key', code: 'NGROKD_ERR_API_KEY_MISSING' },
     )
   } catch (e) {
-    report(failed('api.key', e))
+    const code = (e as NodeJS.ErrnoException).code
+    // the saved key is root's alone (0600): a control.group member's doctor cannot read it, which is no failure
+    if (code === 'EACCES' || code === 'EPERM') {
+      report({ id: 'api.key', status: 'skip', summary: `${apiKeyFilePath(config.stateDir)} is root's alone: not read (${code})`, hint: 'run ngrokd doctor with sudo to check the saved API key', code: 'NGROKD_ERR_PERMISSION' })
+    } else report(failed('api.key', e))
   }
   if (apiKey && !offline) {
     try {

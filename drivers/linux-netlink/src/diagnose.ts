@@ -20,6 +20,8 @@ export interface DiagnoseOptions {
   name?: string
   /** `net.subnet`: checked for overlaps when given. */
   subnet?: string
+  /** `net.force`: an overlap is a warning, as the start goes on past it. */
+  force?: boolean
   /** What `open()` found, when the interface is open: reported instead of probing the kernel. */
   info?: InterfaceInfo
 }
@@ -28,7 +30,7 @@ export interface DiagnoseOptions {
  * `ngrokd doctor` checks for this driver. Changes nothing on the machine: the link-kind dry run
  * happens in a throwaway network namespace that only a worker thread enters.
  */
-export async function diagnoseLinuxNetlink({ name, subnet, info }: DiagnoseOptions = {}): Promise<Check[]> {
+export async function diagnoseLinuxNetlink({ name, subnet, force = false, info }: DiagnoseOptions = {}): Promise<Check[]> {
   const checks: Check[] = []
   if (process.platform !== 'linux') {
     return [{ id: 'linux-netlink.platform', status: 'fail', summary: `linux-netlink runs on linux only, not ${process.platform}`, code: 'NGROKD_ERR_DRIVER_UNSUPPORTED_PLATFORM' }]
@@ -74,7 +76,9 @@ export async function diagnoseLinuxNetlink({ name, subnet, info }: DiagnoseOptio
           checks.push({ id: 'linux-netlink.subnet', status: 'ok', summary: `net.subnet ${parsed.cidr} overlaps no address or route of another interface` })
         } else {
           const e = conflictError(parsed, conflicts)
-          checks.push({ id: 'linux-netlink.subnet', status: 'fail', summary: e.message.replace(/^linux-netlink: /, ''), code: e.code, ...(e.hint ? { hint: e.hint } : {}) })
+          const summary = e.message.replace(/^linux-netlink: /, '')
+          if (force) checks.push({ id: 'linux-netlink.subnet', status: 'warn', summary: `${summary}; net.force is set, so the start goes on past it`, code: e.code })
+          else checks.push({ id: 'linux-netlink.subnet', status: 'fail', summary, code: e.code, ...(e.hint ? { hint: e.hint } : {}) })
         }
       } catch (e) {
         checks.push({ id: 'linux-netlink.subnet', status: 'fail', summary: `cannot check net.subnet ${subnet}: ${formatError(e).split('\n')[0]}`, ...(isNgrokdError(e) ? { code: e.code } : {}) })

@@ -29,6 +29,6 @@ export default defineDriver<LinuxNetlinkOptions>({
   },
   async diagnose(_ctx, options) {
     const { diagnoseLinuxNetlink } = await import('./diagnose.js')
-    return diagnoseLinuxNetlink({ name: options.name, subnet: options.subnet })
+    return diagnoseLinuxNetlink({ name: options.name, subnet: options.subnet, force: options.force === true })
   },
 })

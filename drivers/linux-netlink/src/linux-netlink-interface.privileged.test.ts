@@ -255,6 +255,9 @@ function childTests(): void {
 
       const forced = open('ngrt2', { force: true })
       assert.equal((await forced.info).adopted, false)
+      const warned = (await forced.iface.diagnose()).find((c) => c.id === 'linux-netlink.subnet')
+      assert.equal(warned?.status, 'warn', 'force set: doctor warns as the start does, no failure')
+      assert.match(warned?.summary ?? '', /net\.force is set, so the start goes on past it$/)
       await forced.iface.close()
     } finally {
       ip('link', 'del', 'other')

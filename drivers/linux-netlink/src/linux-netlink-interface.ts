@@ -323,7 +323,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
   }
 
   override diagnose(): Promise<Check[]> {
-    return diagnoseLinuxNetlink({ name: this.#options.name, subnet: this.#options.subnet, ...(this.#state ? { info: this.#state.info } : {}) })
+    return diagnoseLinuxNetlink({ name: this.#options.name, subnet: this.#options.subnet, force: this.#options.force === true, ...(this.#state ? { info: this.#state.info } : {}) })
   }
 
   #requireOpen(what: string): OpenState {

@@ -153,7 +153,7 @@ export class DnsNameResolver implements NameResolver {
     try {
       return new NrptRoute(new WindowsNrpt(await load(), stateDir === undefined ? undefined : join(stateDir, NRPT_RECORD_FILE)), servers, this.#logger)
     } catch (e) {
-      return formatError(e)
+      return reasonOf(e)
     }
   }
 
@@ -183,14 +183,14 @@ export class DnsNameResolver implements NameResolver {
     try {
       resolved = await SystemdResolved.connect(busAddress)
     } catch (e) {
-      return formatError(e)
+      return reasonOf(e)
     }
     try {
       if (!(await resolved.isOnBus())) throw new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${RESOLVED_BUS_NAME} is not on the system bus ${busAddress}`)
       return await ResolvedLink.register({ resolved, link, addresses, logger: this.#logger })
     } catch (e) {
       resolved.close()
-      return formatError(e)
+      return reasonOf(e)
     }
   }
 
@@ -310,4 +310,12 @@ export class DnsNameResolver implements NameResolver {
 
 function throwIfAborted(signal: AbortSignal | undefined, method: string): void {
   if (signal?.aborted) throw new NgrokdError('NGROKD_ERR_ABORTED', `dns name resolver: ${method} aborted`, { cause: signal.reason })
+}
+
+/** An error as a one-line reason (status and doctor show it on one line; formatError puts hint and causes on their own). */
+function reasonOf(e: unknown): string {
+  return formatError(e)
+    .split('\n')
+    .map((line) => line.trim())
+    .join('; ')
 }
