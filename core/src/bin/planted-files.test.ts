@@ -52,6 +52,7 @@ describe('ngrokd doctor as root in a directory another user filled', { skip: loc
     const byId = new Map(r.json.checks.map((c) => [c.id, c]))
     assert.match(byId.get('config.load')?.summary ?? '', /configuration from defaults and environment/, r.stdout)
     assert.match(byId.get('driver.resolve')?.summary ?? '', /net\.driver auto → linux-netlink/, r.stdout)
+    assert.match(byId.get('config.search')?.summary ?? '', /ngrokd\.yaml is not read: as root the current directory is not searched/, 'the file passed over is named (not read)')
   })
 
   it('refuses the planted file named with --config, naming its owner', async () => {

@@ -297,6 +297,8 @@ const statusCommand = defineCommand({
     const now = Date.now()
     const lines = [
       `ngrokd ${status.version} (pid ${status.pid}, up ${formatDuration(status.uptimeSeconds)}): ${status.phase}`,
+      // from a daemon older than this CLI: no config line
+      ...(status.config ? [`config:     ${status.config.file ?? 'no file: defaults and environment'}${status.config.restartPending.length ? `; a restart would apply ${status.config.restartPending.join(', ')}` : ''}`] : []),
       `operator:   ${status.operatorId ?? '(not registered yet)'}`,
       `api key:    ${status.apiKey.source.startsWith('none yet') ? status.apiKey.source : `from ${status.apiKey.source}`}`,
       ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`] : []),

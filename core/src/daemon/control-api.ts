@@ -69,6 +69,8 @@ export interface DaemonStatus {
   pid: number
   phase: DaemonPhase
   uptimeSeconds: number
+  /** The config file it runs on (`file` absent: defaults and environment), and the keys changed by a reload since it started that wait for a restart. */
+  config: { file?: string; restartPending: string[] }
   operatorId?: string
   /** Where connections go, and why there: `ingress.endpoint` (config), the registration (api), or the documented default. */
   ingressEndpoint?: string

@@ -133,6 +133,8 @@ export class Daemon {
   private stateDirSaid?: string
 
   private current: DaemonConfig
+  /** The keys the last reload found changed that take effect only at a restart (against the config the daemon started on). */
+  private restartPending: string[] = []
 
   constructor(private readonly options: DaemonOptions) {
     this.current = options.config
@@ -630,6 +632,7 @@ export class Daemon {
     await this.checkPlugins(next)
     const result = planReload(this.current, next)
     await checkStartKeys(result.restartNeeded, next)
+    this.restartPending = result.restartNeeded
     if (result.applied.includes('log.level') && 'level' in this.logger) (this.logger as { level: string }).level = next.log.level
     if (result.applied.includes('bound_endpoints.poll_interval')) this.poller?.setIntervalMs(next.boundEndpoints.pollIntervalMs)
     this.current = { ...this.current, log: { ...this.current.log, level: next.log.level }, boundEndpoints: { ...this.current.boundEndpoints, pollIntervalMs: next.boundEndpoints.pollIntervalMs } }
@@ -787,6 +790,7 @@ export class Daemon {
     return {
       phase: this.phase,
       startedAt: this.startedAt,
+      config: { ...(this.options.configSource ? { file: this.options.configSource } : {}), restartPending: this.restartPending },
       operatorId: this.registrationInfo?.operatorId, // the saved one while the API has not answered yet: it is the one in use
       ...(this.registrationInfo || this.config.ingress.endpoint ? { ingress: this.ingressTarget() } : {}),
       insecureSkipVerify: this.config.ingress.insecureSkipVerify,

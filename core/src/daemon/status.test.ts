@@ -37,6 +37,7 @@ function sourcesWith(over: Partial<StatusSources>): StatusSources {
   return {
     phase: 'running',
     startedAt: Date.now(),
+    config: { file: '/etc/ngrokd/config.yml', restartPending: [] },
     insecureSkipVerify: false,
     apiKey: { source: 'none' },
     names: { state: 'ok' },

@@ -17,6 +17,7 @@ import type { ServiceCounts } from './reconciler.js'
 export interface StatusSources {
   phase: DaemonPhase
   startedAt: number
+  config: DaemonStatus['config']
   operatorId?: string
   /** Undefined until an endpoint is configured or a registration is known. */
   ingress?: IngressTarget
@@ -49,6 +50,7 @@ export function describeStatus(s: StatusSources): DaemonStatus {
     pid: process.pid,
     phase: s.phase,
     uptimeSeconds: Math.round((Date.now() - s.startedAt) / 1000),
+    config: s.config,
     operatorId: s.operatorId,
     ...(s.ingress ? { ingressEndpoint: s.ingress.endpoint, ingressEndpointSource: s.ingress.source } : {}),
     ingressVerification: s.insecureSkipVerify ? 'DISABLED (ingress.insecure_skip_verify)' : 'verified',

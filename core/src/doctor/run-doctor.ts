@@ -1,8 +1,11 @@
+import { existsSync } from 'node:fs'
 import { access, constants, lstat, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
 import { loadConfig, redactSecret, sameDaemonFlags, type DaemonConfig } from '../config/index.js'
+import { CONFIG_SEARCH_PLACES } from '../config/load-config.js'
+import { runsAsRoot } from '../util/trusted-path.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import type { DriverRequirement } from '../driver/define-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
@@ -63,6 +66,11 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     source = loaded.source
     apiKeyInFile = loaded.source !== undefined && (await fileHoldsApiKey(configPath, instance))
     report({ id: 'config.load', status: 'ok', summary: `configuration from ${loaded.source ?? 'defaults and environment'}` })
+    // as root the current directory is not searched: say so when a config file there looks meant (looked at, never read)
+    const passedOver = configPath === undefined && runsAsRoot() ? CONFIG_SEARCH_PLACES.filter((f) => f !== 'package.json').map((f) => join(process.cwd(), f)).find((f) => existsSync(f)) : undefined
+    if (passedOver && passedOver !== loaded.source) {
+      report({ id: 'config.search', status: 'warn', summary: `${passedOver} is not read: as root the current directory is not searched (it may be another user's)`, hint: `pass it with --config ${passedOver}, or move it to /etc/ngrokd/config.yml` })
+    }
     for (const notice of loaded.notices) report({ id: 'config.deprecated', status: 'warn', summary: notice })
   } catch (e) {
     // every problem, one check each; and nothing below runs against a configuration that did not load

@@ -25,6 +25,9 @@ describe('reload', { skip: netnsSkip }, () => {
     assert.equal(status.phase, 'running')
     assert.equal(status.pollIntervalMs, 3000)
     assert.equal(status.subnet, ctx.daemon.config.net.subnet, 'the subnet waits for a restart')
+    assert.deepEqual(status.config, { file: ctx.daemon.configFile, restartPending: ['net.subnet'] }, 'status names the file and what waits for a restart')
+    const text = await ngrokdCli(['status', '--config', ctx.daemon.configFile])
+    assert.match(text.stdout, new RegExp(`^config: +${ctx.daemon.configFile.replace(/[.*+?^$\{\}()|[\]\\]/g, '\\$&')}; a restart would apply net\\.subnet$`, 'm'))
     assert.equal(status.services.serving, 1)
   })
 
