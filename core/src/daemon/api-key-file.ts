@@ -1,7 +1,7 @@
 import { lstat, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
-import { writeFileAtomic } from '../util/atomic-file.js'
+import { writeStateFile } from '../util/state-dir-guard.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import { prepareStateDir } from './state-dir.js'
 
@@ -76,7 +76,7 @@ export async function readApiKeyFile(stateDir: string, { tighten = false }: { ti
 export async function saveApiKeyFile(stateDir: string, key: unknown): Promise<string> {
   const checked = checkApiKey(key)
   const path = apiKeyFilePath(await prepareStateDir(stateDir))
-  await writeFileAtomic(path, `${checked}\n`, { mode: 0o600 })
+  await writeStateFile(path, `${checked}\n`)
   return path
 }
 

@@ -33,6 +33,7 @@ import { describeStatus, metricsSnapshot, type StatusSources } from './status.js
 import { EndpointPoller } from './endpoint-poller.js'
 import { prepareStateDir } from './state-dir.js'
 import { START_CHECKS } from './start-checks.js'
+import { acceptStateDir, refuseStateDir } from '../util/state-dir-guard.js'
 import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock, STATE_LOCK_FILE, type InstanceLockOptions, type LockHolder } from './instance-lock.js'
 import { planReload, type ReloadResult } from './config-reload.js'
@@ -500,6 +501,7 @@ export class Daemon {
     if (state.held) {
       this.stateLockLost = false
       this.stateDirSaid = undefined
+      acceptStateDir(this.config.stateDir)
       return
     }
     const { stateDir } = this.config
@@ -515,12 +517,15 @@ export class Daemon {
         await prepareStateDir(stateDir)
         other = await lock.retakeStateLock()
       } catch (e) {
+        // another user's now: nothing of this daemon's is written there until it is its own again (saveStateAgain then)
+        if (isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED')) refuseStateDir(stateDir, 'it was made again by another user while ngrokd ran')
         const said = `cannot make state_dir ${stateDir} again or take its lock, trying again at the next poll: ${formatError(e)}`
         this.logger[this.stateDirSaid === said ? 'debug' : 'error']({ err: e, stateDir }, said)
         this.stateDirSaid = said
         return
       }
       if (!other) {
+        acceptStateDir(stateDir)
         await this.saveStateAgain()
         return
       }
@@ -601,6 +606,7 @@ export class Daemon {
     await this.networkPorts?.close()
     await this.control?.close()
     await this.lock?.release()
+    acceptStateDir(this.config.stateDir) // the process's rule ends with the daemon that made it
     this.phase = 'stopped'
     this.logger[startFailed ? 'debug' : 'info']('ngrokd stopped; listeners, names and addresses removed')
   }

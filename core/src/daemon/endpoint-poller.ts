@@ -4,7 +4,7 @@ import type { Logger } from '../contracts/logger.js'
 import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import type { NamePolicy } from '../names/name-policy.js'
 import { groupEndpoints, type DesiredService, type RejectedEndpoint } from '../protocol/endpoints.js'
-import { writeFileAtomic } from '../util/atomic-file.js'
+import { writeStateFile } from '../util/state-dir-guard.js'
 import type { PollStatus } from './control-api.js'
 import type { ReconcileReport } from './reconciler.js'
 
@@ -219,7 +219,7 @@ export class EndpointPoller {
     const path = join(this.options.stateDir, ENDPOINT_CACHE_FILE)
     this.lastSaved = services
     try {
-      await writeFileAtomic(path, JSON.stringify({ savedAt: new Date().toISOString(), services }), { mode: 0o600 })
+      await writeStateFile(path, JSON.stringify({ savedAt: new Date().toISOString(), services }))
       this.saveFailure = undefined
       return true
     } catch (e) {

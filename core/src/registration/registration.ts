@@ -5,7 +5,8 @@ import { hostname as osHostname } from 'node:os'
 import { join } from 'node:path'
 import { NgrokdError, isNgrokdError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
-import { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js'
+import type { AtomicWriteOptions } from '../util/atomic-file.js'
+import { writeStateFile } from '../util/state-dir-guard.js'
 import { stateDirProblem } from '../util/state-dir-problem.js'
 import type { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { isNgrokApiError } from '../api/ngrok-api-error.js'
@@ -57,7 +58,7 @@ export interface RegistrationOptions {
   now?: () => number
   /** Default os.hostname(). Stored in the operator's metadata for people reading the dashboard. */
   hostname?: string
-  /** Writes one state file. Default writeFileAtomic; tests inject a failing one. */
+  /** Writes one state file. Default writeStateFile; tests inject a failing one. */
   writeFile?: (path: string, data: string, options: AtomicWriteOptions) => Promise<void>
 }
 
@@ -237,7 +238,7 @@ export class Registration {
     this.hostname = options.hostname ?? osHostname()
     this.description = truncateUtf8(options.description ?? `ngrokd on ${this.hostname}`, MAX_DESCRIPTION_BYTES)
     if (options.machineId !== undefined) this.machineIdOption = options.machineId
-    this.writeFile = options.writeFile ?? writeFileAtomic
+    this.writeFile = options.writeFile ?? writeStateFile
   }
 
   /**

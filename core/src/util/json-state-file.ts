@@ -2,7 +2,7 @@ import { readFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
-import { writeFileAtomic } from './atomic-file.js'
+import { writeStateFile } from './state-dir-guard.js'
 import { stateDirProblem } from './state-dir-problem.js'
 
 export interface JsonStateFileOptions {
@@ -74,7 +74,7 @@ export class JsonStateFile<T> {
       .catch(() => {})
       .then(async () => {
         try {
-          await writeFileAtomic(path, render(), { mode: 0o600 })
+          await writeStateFile(path, render())
           this.unsaved = false
         } catch (cause) {
           this.unsaved = true

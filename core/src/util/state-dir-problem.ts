@@ -12,6 +12,8 @@ export interface StateDirProblem {
  */
 export function stateDirProblem(stateDir: string, cause: unknown): StateDirProblem | undefined {
   const code = (cause as NodeJS.ErrnoException | undefined)?.code
+  // a state dir refused while the daemon runs (state-dir-guard.ts): its message says which and why
+  if (code === 'NGROKD_ERR_PATH_UNTRUSTED') return { code: 'NGROKD_ERR_STATE', why: (cause as Error).message, hint: (cause as { hint?: string }).hint ?? `remove ${stateDir}` }
   if (code === 'EACCES' || code === 'EPERM') return { code: 'NGROKD_ERR_PERMISSION', why: code, hint: 'run ngrokd as root (sudo), or set state_dir to a directory you own' }
   // root's or not, nothing is written there: a privilege is not the fix
   if (code === 'EROFS') return { code: 'NGROKD_ERR_STATE', why: 'its file system is read-only (EROFS)', hint: `remount the file system of ${stateDir} read-write, or set state_dir to a directory on a writable one` }

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
-import { copyFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { NGROKD_BIN } from '@ngrokd/core'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
@@ -153,5 +153,23 @@ describe('a state dir removed under a running daemon', { skip: netnsSkip }, () =
     assert.equal((await first.status()).operatorId, operatorId)
     assert.deepEqual(sim.listOperators().map((o) => o.id), [operatorId], 'no second registration')
     assert.deepEqual(await addresses(), before)
+  })
+
+  test('made again by someone else (a folder others may write): nothing is written there, a new endpoint waits; once it is fit again, the state is saved and the endpoint served', async () => {
+    rmSync(first.stateDir, { recursive: true })
+    mkdirSync(first.stateDir)
+    chmodSync(first.stateDir, 0o777) // as another user's would be: the trust rule refuses it
+    sim.addEndpoint({ url: 'http://late.e2e' })
+    await first.pollAfterNow()
+    assert.deepEqual(readdirSync(first.stateDir), [], 'no file of root\'s lands in a folder others may change')
+    assert.ok(first.logRecords().some((r) => r.level >= 50 && /cannot make state_dir .* again or take its lock.*writable by .*everyone/.test(r.msg)), first.logTail(20))
+    const late = (await first.services()).find((x) => x.hostname === 'late.e2e')
+    assert.equal(late?.state, 'error', JSON.stringify(late))
+    assert.match(late?.error?.message ?? '', /not served until its address is saved .*state_dir .* is refused \(it was made again by another user while ngrokd ran\)/)
+    chmodSync(first.stateDir, 0o700)
+    await first.pollAfterNow()
+    await first.waitReady((st) => st.services?.serving === 3)
+    const files = readdirSync(first.stateDir)
+    for (const f of ['ngrokd.lock', 'client.key', 'allocations.json', 'endpoints.json']) assert.ok(files.includes(f), `${f} is saved again: ${files.join(' ')}`)
   })
 })
