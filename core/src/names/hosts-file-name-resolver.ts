@@ -9,7 +9,8 @@ import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { Lifecycle } from '../util/lifecycle.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
-import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomic, writeFileAtomicSync } from '../util/atomic-file.js'
+import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomicSync } from '../util/atomic-file.js'
+import { writeStateFile } from '../util/state-dir-guard.js'
 import { parseHostsBlock, updateHostsBytes, type HostsBlockOptions } from './hosts-block.js'
 import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rewrite.js'
 import { judgeInterruptedWrite, type InterruptedWriteState } from './interrupted-write.js'
@@ -555,7 +556,7 @@ export class HostsFileNameResolver implements NameResolver {
     const hint = `${fix}; ngrokd tries again on every reconcile and publishes names once a write succeeds`
     const again = this.frozen?.message === message
     this.frozen = { path: target, since: this.frozen?.since ?? new Date().toISOString(), message, hint }
-    await writeFileAtomic(this.frozenPath, JSON.stringify(this.frozen) + '\n', { mode: 0o600 }).catch((err: unknown) => {
+    await writeStateFile(this.frozenPath, JSON.stringify(this.frozen) + '\n').catch((err: unknown) => {
       this.logger.debug({ err }, `hosts-file: cannot save ${this.frozenPath}`)
     })
     // loud once; while the same failure repeats on every reconcile, quiet
@@ -589,7 +590,7 @@ export class HostsFileNameResolver implements NameResolver {
   private async keepUnmerged(target: string, copies: Buffer[]): Promise<void> {
     for (const copy of copies) {
       const saved = join(this.stateDir, HOSTS_UNMERGED_FILE)
-      await writeFileAtomic(saved, copy, { mode: 0o600 }).catch(() => {})
+      await writeStateFile(saved, copy).catch(() => {})
       this.logger.error({ path: target, saved }, `hosts-file: another program edited ${target} while ngrokd replaced it, other than by appending lines; that edit is not in ${target}: its copy is ${saved}`)
     }
   }
