@@ -19,7 +19,7 @@ import type { ReloadResult } from './config-reload.js'
 export interface ControlApi {
   'GET /v1/status': { body: undefined; reply: DaemonStatus }
   /** `skipped`: the endpoints of the last poll that are not served (malformed, or names skipped as unsafe). */
-  'GET /v1/endpoints': { body: undefined; reply: { services: ServiceView[]; skipped?: RejectedEndpoint[] } }
+  'GET /v1/endpoints': { body: undefined; reply: { services: ServiceView[]; skipped?: RejectedEndpoint[]; /** Open connections of removed endpoints, finishing within forwarder.drain_timeout. */ draining?: number } }
   'GET /v1/metrics': { body: undefined; reply: MetricsSnapshot }
   /** `unverified`: the API could not be asked about the key (it was saved all the same). */
   'POST /v1/api-key': { body: { key: string }; reply: { ok: true; saved: string; unverified?: string } }

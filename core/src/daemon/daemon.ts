@@ -846,7 +846,11 @@ export class Daemon {
   private routes() {
     return controlRoutes({
       'GET /v1/status': () => this.status(),
-      'GET /v1/endpoints': () => ({ services: this.reconciler?.services() ?? [], skipped: this.poller?.last?.rejected ?? [] }),
+      'GET /v1/endpoints': () => ({
+        services: this.reconciler?.services() ?? [],
+        skipped: this.poller?.last?.rejected ?? [],
+        draining: (this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).unlistened?.()?.openConnections : undefined) ?? 0,
+      }),
       'GET /v1/metrics': () => this.metricsNow(),
       'POST /v1/api-key': (body) => this.setApiKey((body as { key?: unknown } | undefined)?.key),
       'POST /v1/poll': async () => ({ poll: await this.pollOnce() }),

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { access, constants, link, mkdir, readFile, realpath, stat, unlink, writeFile } from 'node:fs/promises'
+import { access, constants, link, lstat, mkdir, readFile, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { stateDirError } from './state-dir.js'
-import { tempPathFor } from '../util/atomic-file.js'
+import { removeStaleTempFilesIn, tempPathFor } from '../util/atomic-file.js'
 import { defaultRunDir, namespaceId } from '../util/run-dir.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
@@ -97,7 +97,10 @@ export class InstanceLock {
       ...(options.subnet ? { subnet: options.subnet } : {}),
     }
     const runDir = options.runDir === undefined ? defaultRunDir() : options.runDir
-    if (runDir) await mkdir(runDir, { recursive: true, mode: 0o755 }).catch(async (e: unknown) => Promise.reject(await runDirMkdirError(runDir, e)))
+    if (runDir) {
+      await mkdir(runDir, { recursive: true, mode: 0o755 }).catch(async (e: unknown) => Promise.reject(await runDirMkdirError(runDir, e)))
+      await removeStaleTempFilesIn(runDir).catch(() => []) // a lock's temp file of a daemon killed while it took it
+    }
     const paths = await lockPaths(options, runDir)
     const taken: string[] = []
     const stale: string[] = []
@@ -285,10 +288,7 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
       }
       const other = await readHolder(path)
       if (other && holds(other)) throw alreadyRunning(other, path, instance)
-      await unlink(path).catch((e: unknown) => {
-        // stale: its daemon is gone; one that cannot be removed (a folder in its place) is not another daemon starting
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw staleLockError(path, e)
-      })
+      await breakStaleLock(path, instance)
     }
     throw new NgrokdError('NGROKD_ERR_ALREADY_RUNNING', `cannot take the lock ${path}: another ngrokd is starting at the same moment`, {
       hint: 'start one ngrokd at a time',
@@ -296,6 +296,32 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
   } finally {
     await unlink(temp).catch(() => {})
   }
+}
+
+/**
+ * Removes the lock at `path` that {@link takeLock} read as stale — and only that one. Between the read and the
+ * removal another ngrokd starting at the same moment may have broken it and linked its own: so the lock is first
+ * renamed aside (atomic: whatever is there then is ours to judge) and judged again; a live daemon's lock is put back
+ * and refuses this start. One that cannot be moved (a folder in its place) is not another daemon starting.
+ */
+async function breakStaleLock(path: string, instance: string | undefined): Promise<void> {
+  if ((await lstat(path).catch(() => undefined))?.isDirectory()) {
+    throw staleLockError(path, Object.assign(new Error(`EISDIR: illegal operation on a directory, unlink '${path}'`), { code: 'EISDIR' }))
+  }
+  const aside = tempPathFor(path) // a dead process's temp file at the next start, should this one die here
+  try {
+    await rename(path, aside)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return // broken by the other one already
+    throw staleLockError(path, e)
+  }
+  const moved = await readHolder(aside)
+  if (moved && holds(moved)) {
+    await link(aside, path).catch(() => {}) // back in its place, unless a third one took it meanwhile
+    await unlink(aside).catch(() => {})
+    throw alreadyRunning(moved, path, instance)
+  }
+  await unlink(aside).catch(() => {})
 }
 
 /**

@@ -250,6 +250,39 @@ describe('HostsFileNameResolver', () => {
     assert.ok(logger.lines.some((l) => l.level === 'warn' && /restored .* from .*: an in-place write of it was cut off/.test(l.msg)))
   })
 
+  it('open() restores a cut-off shrinking write over which an admin appended a line: the backup, then their line', async () => {
+    const old = Buffer.from(`127.0.0.1 localhost\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n10.107.0.3\tdb.prod\n${HOSTS_BLOCK_END}\n`)
+    const next = Buffer.from(`127.0.0.1 localhost\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n${HOSTS_BLOCK_END}\n`)
+    const admin = '10.1.1.1 admin-added.local\n'
+    // the new content written over the old one, the cut before its truncate; then `echo … >> /etc/hosts`
+    await leaveInterruptedWrite({ hosts, stateDir }, old, next, Buffer.concat([next, old.subarray(next.length), Buffer.from(admin)]))
+    const logger = recordingLogger()
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
+    await names.open()
+    assert.equal(await readFile(hosts, 'utf8'), `${old}${admin}`)
+    assert.ok(logger.lines.some((l) => l.level === 'warn' && /an in-place write of it was cut off; the 1 line\(s\) appended to it since are kept after it/.test(l.msg)), JSON.stringify(logger.lines))
+    await names.publish({ records: [] })
+    assert.equal(await readFile(hosts, 'utf8'), `127.0.0.1 localhost\n${admin}`)
+    await names.close()
+  })
+
+  it('an immutable hosts file refuses even root: the fix names the attribute, not sudo', { skip: process.getuid?.() !== 0 && 'needs root (chattr)' }, async (t) => {
+    if (spawnSync('chattr', ['+i', hosts]).status !== 0) return t.skip('chattr +i is not supported here')
+    try {
+      const names = new HostsFileNameResolver({ path: hosts, stateDir })
+      await assert.rejects(names.open().then(() => names.publish({ records: [API] })), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_PERMISSION'), String(e))
+        assert.match(e.hint ?? '', /refuses even root: it is immutable or append-only \(lsattr .*; chattr -i -a /)
+        return true
+      })
+      const check = (await names.diagnose()).find((c) => c.id === 'hosts-file.access')
+      assert.match(check?.hint ?? '', /refuses even root/, JSON.stringify(check))
+      await names.close().catch(() => {})
+    } finally {
+      spawnSync('chattr', ['-i', hosts])
+    }
+  })
+
   it('publish() before open() or after close() rejects; open() recovers before the first write', async () => {
     // torn: the new content's start over the old one, whose last line is cut
     const next = Buffer.from(`127.0.0.1 localhost\n${BLOCK}`)

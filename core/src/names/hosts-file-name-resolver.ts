@@ -13,7 +13,7 @@ import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomicS
 import { writeStateFile } from '../util/state-dir-guard.js'
 import { parseHostsBlock, updateHostsBytes, type HostsBlockOptions } from './hosts-block.js'
 import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rewrite.js'
-import { judgeInterruptedWrite, type InterruptedWriteState } from './interrupted-write.js'
+import { judgeInterruptedWrite, tornThenAppended, type InterruptedWriteState } from './interrupted-write.js'
 import { loadLeases, sameInode, waitForWritersLock, type Leases } from './leases.js'
 import { ReplacedFiles } from './replaced-files.js'
 
@@ -211,7 +211,7 @@ export class HostsFileNameResolver implements NameResolver {
           id: 'hosts-file.access',
           status: 'fail',
           summary: `cannot read and write ${target}: ${code ?? String(e)}`,
-          hint: code === 'EROFS' ? `${target} is on a read-only file system; choose another name resolver` : 'run ngrokd as root (sudo)',
+          hint: code === 'EROFS' ? `${target} is on a read-only file system; choose another name resolver` : code === 'EACCES' || code === 'EPERM' ? refusedHint(target) : `check ${target}`,
           code: code === 'EACCES' || code === 'EPERM' ? 'NGROKD_ERR_PERMISSION' : 'NGROKD_ERR_HOSTS_FILE',
         })
       }
@@ -475,7 +475,7 @@ export class HostsFileNameResolver implements NameResolver {
   // --- an interrupted in-place write ----------------------------------------------------------
 
   /** The marker, the file and the two recorded contents; undefined when there is no marker. */
-  private async judge(): Promise<{ state: InterruptedWriteState; path: string; file: Buffer; old: Buffer } | undefined> {
+  private async judge(): Promise<{ state: InterruptedWriteState; path: string; file: Buffer; old: Buffer; next: Buffer } | undefined> {
     let text: string
     try {
       text = await readFile(this.inflightPath, 'utf8')
@@ -489,7 +489,7 @@ export class HostsFileNameResolver implements NameResolver {
     if (marker.path !== this.path && marker.path !== (await this.target())) throw new Error(`${this.inflightPath} names ${marker.path}, not the hosts file ${this.path}`)
     const [file, old, next] = await Promise.all([readFile(marker.path).catch(() => Buffer.alloc(0)), readFile(this.backupPath), readFile(this.nextPath)])
     if (sha256(old) !== marker.old.sha256 || sha256(next) !== marker.new.sha256) throw new Error(`${this.backupPath} or ${this.nextPath} does not match ${this.inflightPath}`)
-    return { state: judgeInterruptedWrite(file, old, next), path: marker.path, file, old }
+    return { state: judgeInterruptedWrite(file, old, next), path: marker.path, file, old, next }
   }
 
   /**
@@ -510,16 +510,19 @@ export class HostsFileNameResolver implements NameResolver {
       return
     }
     if (!judged) return
-    const { state, path, file, old } = judged
-    if (state === 'torn') {
+    const { state, path, file, old, next } = judged
+    // torn, and lines appended to it since (an admin's `>>`): the backup with those lines after it
+    const appended = state === 'changed' ? tornThenAppended(file, old, next) : undefined
+    if (state === 'torn' || appended) {
+      const restore = appended ? Buffer.concat([old, appended]) : old
       try {
         // only over the torn content judged: a file changed meanwhile is judged again next time
-        const restored = await rewriteInPlace(path, { desired: (now) => (now.equals(file) ? old : now), prepare: () => {}, leases: this.leases })
+        const restored = await rewriteInPlace(path, { desired: (now) => (now.equals(file) ? restore : now), prepare: () => {}, leases: this.leases })
         if (!restored) throw new Error(`${path} changed while it was being restored`)
       } catch (e) {
         throw await this.freeze(path, e, { verb: 'restore', damaged: true })
       }
-      this.logger.warn({ path, backup: this.backupPath }, `hosts-file: restored ${path} from ${this.backupPath}: an in-place write of it was cut off`)
+      this.logger.warn({ path, backup: this.backupPath }, `hosts-file: restored ${path} from ${this.backupPath}: an in-place write of it was cut off${appended ? `; the ${appended.toString().split('\n').length - 1} line(s) appended to it since are kept after it` : ''}`)
     } else if (state === 'changed') {
       this.logger.warn({ path, backup: this.backupPath }, `hosts-file: an in-place write of ${path} did not finish, but the file has changed since; it is kept as it is (the content from before that write is in ${this.backupPath})`)
     } else {
@@ -636,14 +639,16 @@ function checkAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new NgrokdError('NGROKD_ERR_ABORTED', `hosts-file: ${what} aborted`, { cause: signal.reason })
 }
 
+/** The fix for a refused access to the hosts file: root is refused only by the file's attributes or a security module. */
+function refusedHint(path: string): string {
+  return process.getuid?.() === 0
+    ? `${path} refuses even root: it is immutable or append-only (lsattr ${path}; chattr -i -a ${path}), or a security module (SELinux, AppArmor) denies it`
+    : `run ngrokd as root (sudo), which may write ${path}; or publish names another way (names.resolver: dns, with plugins: [dns])`
+}
+
 function fileError(e: unknown, verb: string, path: string): NgrokdError {
   const code = errno(e)
-  if (code === 'EACCES' || code === 'EPERM') {
-    return new PermissionError(`hosts-file: cannot ${verb} ${path}: ${code}`, {
-      hint: `run ngrokd as root (sudo), which may write ${path}; or publish names another way (names.resolver: dns, with plugins: [dns])`,
-      cause: e,
-    })
-  }
+  if (code === 'EACCES' || code === 'EPERM') return new PermissionError(`hosts-file: cannot ${verb} ${path}: ${code}`, { hint: refusedHint(path), cause: e })
   return new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts-file: cannot ${verb} ${path}: ${code ?? String(e)}`, {
     cause: e,
     hint: code === 'EROFS' ? `${path} is on a read-only file system; choose another name resolver` : `check ${path} and the disk it is on`,

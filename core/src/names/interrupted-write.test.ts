@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { judgeInterruptedWrite } from './interrupted-write.js'
+import { judgeInterruptedWrite, tornThenAppended } from './interrupted-write.js'
 
 const b = (s: string) => Buffer.from(s, 'latin1')
 const OLD = b('127.0.0.1 localhost\n# mine\n10.0.0.9 after.example\n')
@@ -40,5 +40,25 @@ describe('judgeInterruptedWrite', () => {
     assert.equal(judgeInterruptedWrite(edited, OLD, GROWN), 'changed', 'a byte edited')
     assert.equal(judgeInterruptedWrite(OLD.subarray(0, OLD.length - 1), OLD, GROWN), 'changed', 'shorter than both')
     assert.equal(judgeInterruptedWrite(b(''), OLD, GROWN), 'changed', 'emptied by hand')
+  })
+})
+
+describe('tornThenAppended', () => {
+  const admin = b('10.1.1.1 admin-added.local\n')
+  const shrunk = b('# hosts\n127.0.0.1 localhost\n')
+  const torn = Buffer.concat([shrunk, GROWN.subarray(shrunk.length)]) // a shrinking write cut before its truncate
+
+  it('finds the whole lines appended to a torn file, for the restore to keep after the old content', () => {
+    assert.deepEqual(tornThenAppended(Buffer.concat([torn, admin]), GROWN, shrunk), admin)
+    assert.deepEqual(tornThenAppended(Buffer.concat([torn, admin, admin]), GROWN, shrunk), Buffer.concat([admin, admin]))
+  })
+
+  it('finds nothing when the file is not torn underneath, or what follows is not whole lines', () => {
+    assert.equal(tornThenAppended(Buffer.concat([GROWN, admin]), GROWN, shrunk), undefined, 'the old content and a line: kept as it is')
+    assert.equal(tornThenAppended(Buffer.concat([shrunk, admin]), GROWN, shrunk), undefined, 'the new content and a line')
+    assert.equal(tornThenAppended(Buffer.concat([torn, b('10.1.1.1 half')]), GROWN, shrunk), undefined, 'no line end')
+    const edited = Buffer.concat([torn, admin])
+    edited[3] = 0x39
+    assert.equal(tornThenAppended(edited, GROWN, shrunk), undefined, 'a byte edited in the torn part')
   })
 })

@@ -313,9 +313,7 @@ describe('PluginHost', () => {
   it("bounds all onStop hooks together: a stuck one cannot hold the daemon's stop past the budget", async () => {
     const stuckStop = (n: string) => plugin(`${n}.mjs`, `{ name: '${n}', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStop(() => new Promise(() => {})) } }`)
     const host = await load([await stuckStop('stop-a'), await stuckStop('stop-b')], new Registry(), { hookTimeoutMs: 50 })
-    const started = performance.now()
-    await host.stop() // side by side: both wait out the same budget, once
-    assert.ok(performance.now() - started < 1000, 'one budget for all')
+    await host.stop() // returns although neither hook ever settles: side by side, both wait out the same budget
     const [a, b] = host.status()
     assert.match(b!.error!.message, /onStop of plugin stop-b did not finish within 0\.05 s/)
     assert.match(a!.error!.message, /onStop of plugin stop-a did not finish within 0(\.0\d)? s/)

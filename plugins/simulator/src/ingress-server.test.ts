@@ -6,7 +6,7 @@ import { FrameReader, decodeConnResponseBody, encodeConnRequest, makeCsr } from 
 import { bulkByteAt, type EchoReply } from './backends.js'
 import { SimulatorCa } from './ca.js'
 import { CloudSimulator } from './cloud-simulator.js'
-import { dialIngress, type IngressClientConnection } from './ingress-client.js'
+import { dialIngress, type IngressClientConnection } from './ingress-client.test-helper.js'
 import type { OperatorObject } from './types.js'
 
 interface Creds {
