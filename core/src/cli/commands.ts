@@ -418,7 +418,7 @@ const listCommand = defineCommand({
 })
 
 /** `ngrokd list`'s text: one row per hostname and proto, then each failing service's error and fix, then what was skipped. */
-function renderList({ services, skipped = [], draining = 0 }: ControlApi['GET /v1/endpoints']['reply']): string {
+export function renderList({ services, skipped = [], draining = 0 }: ControlApi['GET /v1/endpoints']['reply']): string {
   const skippedLines = skipped.map(skippedLine)
   if (draining > 0) skippedLines.push(`draining:   ${draining} connection${draining === 1 ? '' : 's'} of removed endpoints, closed at the latest when forwarder.drain_timeout ends`)
   if (services.length === 0) return ['no endpoints (ngrokd status tells whether the daemon has polled the API yet)', ...skippedLines].join('\n')
