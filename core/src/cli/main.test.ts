@@ -97,6 +97,11 @@ test('an option before the command, and anything after --version, are usage erro
   const alone = await cli(['-x'])
   assert.equal(alone.code, 2)
   assert.match(alone.err, /^ngrokd: -x is an option, and options go after the command\n/)
+  for (const [typo, meant] of [['--verison', '--version'], ['--hepl', '--help']]) {
+    const misspelt = await cli([typo!])
+    assert.equal(misspelt.code, 2)
+    assert.match(misspelt.err, new RegExp(`^ngrokd: unknown option ${typo} — did you mean ${meant}\\?\n`))
+  }
   const version = await cli(['--version', 'status'])
   assert.equal(version.code, 2)
   assert.match(version.err, /--version takes nothing after it/)

@@ -56,6 +56,12 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
   }
   const command = all.find((c) => c.name === name)
   if (!command && name.startsWith('-')) {
+    // a top-level option misspelt (--verison), else a command's option put before the command
+    const close = didYouMean(name, ['--help', '--version'])
+    if (close) {
+      console.error(`ngrokd: unknown option ${name} — did you mean ${close}?\n\n${usage(all)}`)
+      return 2
+    }
     const after = rest.find((word) => all.some((c) => c.name === word))
     console.error(`ngrokd: ${name} is an option, and options go after the command${after ? `: ngrokd ${after} ${name} …` : ''}\n\n${usage(all)}`)
     return 2

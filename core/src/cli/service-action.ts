@@ -173,12 +173,20 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
  * The service manager's own status command, its output shown as it is and its exit code passed on: systemctl
  * answers 3 for a stopped service and 4 for none, which are answers, not failures of this command.
  */
-function runStatus(commands: readonly ServiceCommand[]): number {
+function runStatus(commands: readonly ServiceCommand[], noManager?: (failure: string) => NgrokdError): number {
   for (const [program, ...args] of commands) {
     try {
-      execFileSync(program!, args, { stdio: 'inherit' })
+      // without a service manager its output is held back: an answer (0, 3, 4) is shown, a failure said as ours
+      const out = execFileSync(program!, args, { stdio: noManager ? ['ignore', 'pipe', 'pipe'] : 'inherit', encoding: 'utf8' })
+      if (noManager) process.stdout.write(out)
     } catch (cause) {
       const status = (cause as { status?: number | null }).status
+      if (noManager && typeof status === 'number') {
+        const { stdout = '', stderr = '' } = cause as { stdout?: string; stderr?: string }
+        if (status !== 3 && status !== 4) throw noManager(stderr.trim().split('\n')[0] || `exit ${status}`)
+        process.stdout.write(stdout)
+        process.stderr.write(stderr)
+      }
       if (typeof status === 'number') return status
       throw new NgrokdError('NGROKD_ERR_SERVICE', `\`${[program, ...args].join(' ')}\` could not run: ${(cause as Error).message.split('\n')[0]}`, { cause, hint: `is ${program} installed?` })
     }
@@ -275,7 +283,11 @@ export async function runServiceAction(action: ServiceAction, values: { config?:
     for (const c of commands) console.log(`$ ${c.join(' ')}`)
     return 0
   }
-  if (action === 'status') return runStatus(plan.status)
+  if (action === 'status') {
+    // sd_booted(3): without systemd, systemctl has no answer, only "Failed to connect to bus" (exit 1): said as ours
+    const noSystemd = process.platform === 'linux' && !existsSync(SYSTEMD_RUNNING)
+    return runStatus(plan.status, noSystemd ? (failure) => new NgrokdError('NGROKD_ERR_SERVICE', `systemd does not run this machine (no ${SYSTEMD_RUNNING}): there is no ngrokd service to ask about (${failure})`, { hint: '`ngrokd status` asks the daemon itself, however it was started' }) : undefined)
+  }
   if (process.getuid?.() !== 0) throw new NgrokdError('NGROKD_ERR_PERMISSION', `ngrokd service ${action} changes the system's services`, { hint: `run it with sudo, or see it first with --dry-run` })
   if (action === 'install') {
     if (inTmp) throw new NgrokdError('NGROKD_ERR_SERVICE', `${inTmp} is under /tmp, which the service does not see (systemd's PrivateTmp)`, { hint: inTmp === configPath ? `move it, e.g. to ${SYSTEM_CONFIG}, and pass that with --config` : 'install node and ngrokd outside /tmp (npm install -g ngrokd)' })

@@ -562,8 +562,9 @@ export class HostsFileNameResolver implements NameResolver {
     await writeStateFile(this.frozenPath, JSON.stringify(this.frozen) + '\n').catch((err: unknown) => {
       this.logger.debug({ err }, `hosts-file: cannot save ${this.frozenPath}`)
     })
-    // loud once; while the same failure repeats on every reconcile, quiet
-    this.logger[again ? 'debug' : 'error']({ path: target, err: e }, `${message}; hint: ${hint}`)
+    // loud once (an expected failure: its code and fix, the stack at debug); while the same failure repeats, quiet
+    this.logger[again ? 'debug' : 'error']({ path: target, code: 'NGROKD_ERR_NAMES_FROZEN' }, `${message}; hint: ${hint}`)
+    this.logger.debug({ err: e }, `hosts-file: the failed ${verb} of ${target}`)
     return new NgrokdError('NGROKD_ERR_NAMES_FROZEN', message, { cause: e instanceof InPlaceWriteFailure ? e.cause : e, hint })
   }
 

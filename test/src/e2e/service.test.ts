@@ -59,6 +59,14 @@ test('with no config file the unit names none (the service reads what ngrokd run
     assert.equal(status.code, 3, status.stderr)
     assert.match(status.stdout, /inactive \(dead\)/)
     assert.equal(status.stderr, '')
+    if (!existsSync('/run/systemd/system')) {
+      // systemctl where systemd does not run: no answer to pass on, said as ours
+      writeFileSync(join(dir, 'systemctl'), '#!/bin/sh\necho "System has not been booted with systemd as init system (PID 1). Can\'t operate." >&2\necho "Failed to connect to bus: Host is down" >&2\nexit 1\n', { mode: 0o755 })
+      const without = await ngrokdCli(['service', 'status', '--instance', 'zz9'], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } })
+      assert.equal(without.code, 1, without.stderr)
+      assert.match(without.stderr, /systemd does not run this machine \(no \/run\/systemd\/system\): there is no ngrokd service to ask about \(System has not been booted with systemd.*\(NGROKD_ERR_SERVICE\)/)
+      assert.equal(without.stdout, '')
+    }
 
     // uninstall with no unit file: said so, nothing claimed removed, no failure (as root, which the test runs as)
     if (process.getuid?.() === 0 && !existsSync('/etc/systemd/system/ngrokd-zz9.service')) {
