@@ -21,4 +21,6 @@ test("a mapping whose keys the user chose (annotations, driver options) is named
   const before = resolveConfig({}, { env: {} }).config
   const after = resolveConfig({ net: { driver_options: { ifaceMTU: 1400 } }, ingress: { pod_identity: { annotations: { myApp: 'x', 'Team.Name': 'y' } } } }, { env: {} }).config
   assert.deepEqual(changedKeys(before, after), ['ingress.pod_identity.annotations', 'net.driver_options'])
+  const reordered = resolveConfig({ net: { driver_options: { ifaceMTU: 1400 } }, ingress: { pod_identity: { annotations: { 'Team.Name': 'y', myApp: 'x' } } } }, { env: {} }).config
+  assert.deepEqual(changedKeys(after, reordered), [], 'the same mapping in another order is no change')
 })

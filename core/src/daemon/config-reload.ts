@@ -33,7 +33,10 @@ const USER_MAPS: ReadonlySet<string> = new Set(['ingress.podIdentity.annotations
 
 /** Leaves as `path → JSON of the value`; arrays, plain values and {@link USER_MAPS} are leaves. */
 function flatten(value: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
-  if (value !== null && typeof value === 'object' && !Array.isArray(value) && !USER_MAPS.has(prefix)) {
+  if (USER_MAPS.has(prefix) && value !== null && typeof value === 'object') {
+    // its keys in order: the same mapping written in another order is no change
+    out.set(prefix, JSON.stringify(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))))
+  } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out)
   } else if (prefix) {
     out.set(prefix, JSON.stringify(value) ?? 'undefined')

@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { InstanceLock, STATE_LOCK_FILE, liveHolderFor, stateLockReadable } from './instance-lock.js'
 import { localUser, localUserSkip } from '../util/local-user.test-helper.js'
@@ -68,6 +69,34 @@ test('a second daemon on the same state dir is refused, naming the first; a lock
     await lock.release()
     assert.deepEqual(await readdir(stateDir), [], 'release removes the lock, and temp files never stay')
     assert.deepEqual(await readdir(runDir), [])
+  }))
+
+test('several daemons starting at one instant over a stale lock: exactly one wins and keeps it, the others are refused', () =>
+  withDirs(async (dir) => {
+    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+    const racer = fileURLToPath(new URL(`./test-fixtures/ngrokd-lock-racer${ext}`, import.meta.url))
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'))
+    for (let round = 0; round < 4; round++) {
+      const stateDir = join(dir, `round-${round}`)
+      await mkdir(stateDir, { mode: 0o700 })
+      // left by a daemon killed with kill -9: a pid no process has
+      await writeFile(join(stateDir, STATE_LOCK_FILE), `${JSON.stringify({ pid: 2 ** 22 + 1, socket: '/x.sock', interface: 'racer', stateDir, startedAt: '2026-01-01T00:00:00.000Z' })}\n`)
+      const startAt = Date.now() + 1000
+      const outputs = await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          const child = spawn(process.execPath, [...execArgv, racer, stateDir, String(startAt)], { stdio: ['ignore', 'pipe', 'inherit'] })
+          let out = ''
+          child.stdout.on('data', (d: Buffer) => (out += d))
+          await once(child, 'exit')
+          return out.trim()
+        }),
+      )
+      const winners = outputs.filter((o) => o.startsWith('WON'))
+      assert.equal(winners.length, 1, `round ${round}: ${JSON.stringify(outputs)}`)
+      assert.match(winners[0]!, /^WON\nHELD true$/, `the winner's lock stayed its own: ${JSON.stringify(outputs)}`)
+      for (const o of outputs.filter((x) => !x.startsWith('WON'))) assert.equal(o, 'LOST NGROKD_ERR_ALREADY_RUNNING')
+      assert.deepEqual((await readdir(stateDir)).filter((f) => f !== STATE_LOCK_FILE), [], 'no breaker or temp file left')
+    }
   }))
 
 test('a lock with this pid from before this process started is a previous run’s (a container’s pid 1) and is replaced', () =>

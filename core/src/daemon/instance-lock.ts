@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { access, constants, link, lstat, mkdir, readFile, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { access, constants, link, mkdir, readFile, realpath, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
@@ -279,7 +279,8 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
   const temp = tempPathFor(path) // removed below, or as a dead process's temp file at the next start
   try {
     await writeFile(temp, `${JSON.stringify(holder)}\n`, { mode: 0o644 })
-    for (let attempt = 0; attempt < 2; attempt++) {
+    // a link; else the stale lock broken and a link again; a third for a breaker a dead remover left
+    for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await link(temp, path)
         return attempt > 0
@@ -299,29 +300,37 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
 }
 
 /**
- * Removes the lock at `path` that {@link takeLock} read as stale — and only that one. Between the read and the
- * removal another ngrokd starting at the same moment may have broken it and linked its own: so the lock is first
- * renamed aside (atomic: whatever is there then is ours to judge) and judged again; a live daemon's lock is put back
- * and refuses this start. One that cannot be moved (a folder in its place) is not another daemon starting.
+ * Removes the lock at `path` that {@link takeLock} read as stale — and only a stale one. Another ngrokd starting at the
+ * same moment may have broken it already and linked its own: so the removal happens under a breaker file
+ * (`<lock>.break`, linked whole with its pid: one remover at a time) after reading the lock again, and a live daemon's lock
+ * refuses this start. While another holds the breaker this returns, and takeLock's next link decides. A breaker left by
+ * a process that died in these few system calls is removed. One that cannot be removed (a folder in the lock's
+ * place) is not another daemon starting.
  */
 async function breakStaleLock(path: string, instance: string | undefined): Promise<void> {
-  if ((await lstat(path).catch(() => undefined))?.isDirectory()) {
-    throw staleLockError(path, Object.assign(new Error(`EISDIR: illegal operation on a directory, unlink '${path}'`), { code: 'EISDIR' }))
-  }
-  const aside = tempPathFor(path) // a dead process's temp file at the next start, should this one die here
+  const breaker = `${path}.break`
+  // made whole with its pid (linked from a temp file), so another never sees it empty
+  const temp = tempPathFor(breaker)
   try {
-    await rename(path, aside)
+    await writeFile(temp, `${process.pid}\n`, { mode: 0o644 })
+    await link(temp, breaker)
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return // broken by the other one already
-    throw staleLockError(path, e)
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw staleLockError(path, e)
+    const other = Number((await readFile(breaker, 'utf8').catch(() => '')).trim())
+    if (!(Number.isInteger(other) && other > 0 && isNgrokd(other))) await unlink(breaker).catch(() => {}) // its remover died
+    return
+  } finally {
+    await unlink(temp).catch(() => {})
   }
-  const moved = await readHolder(aside)
-  if (moved && holds(moved)) {
-    await link(aside, path).catch(() => {}) // back in its place, unless a third one took it meanwhile
-    await unlink(aside).catch(() => {})
-    throw alreadyRunning(moved, path, instance)
+  try {
+    const now = await readHolder(path)
+    if (now && holds(now)) throw alreadyRunning(now, path, instance)
+    await unlink(path).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw staleLockError(path, e)
+    })
+  } finally {
+    await unlink(breaker).catch(() => {})
   }
-  await unlink(aside).catch(() => {})
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { groupId } from '../control/control-server.js'
+import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { pluginSpecsOf } from '../plugin/plugin-host.js'
 import { hasNetAdmin } from '../util/privilege.js'
@@ -13,10 +14,15 @@ export const START_CHECKS: Readonly<Record<'control.group' | 'net.driver' | 'nam
   // a group that does not exist; Windows resolves it to a SID when the pipe opens
   'control.group': async (config) => (config.control.group && process.platform !== 'win32' ? groupId(config.control.group) : undefined),
   'net.driver': (config) => resolveDriver(config.net.driver, { configDir: config.configDir, kind: 'interface', privileged: hasNetAdmin() }),
-  // the hosts file, a resolver a listed plugin offers (its own name: `dns`), else a name-resolver driver
+  // the hosts file, a resolver a listed plugin offers, else a name-resolver driver
   'names.resolver': async (config) => {
     const name = config.names.resolver
-    if (name === 'hosts-file' || pluginSpecsOf(config).some((spec) => (typeof spec === 'string' ? spec : spec.name) === name)) return
-    return resolveDriver(name, { configDir: config.configDir, kind: 'name-resolver' })
+    const plugins = pluginSpecsOf(config)
+    if (name === 'hosts-file' || plugins.some((spec) => (typeof spec === 'string' ? spec : spec.name) === name)) return
+    return resolveDriver(name, { configDir: config.configDir, kind: 'name-resolver' }).catch((e: unknown) => {
+      // a listed plugin (by path or package) may offer it under a name of its own: only a start, which registers them, can tell
+      if (plugins.length > 0 && isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND')) return undefined
+      throw e
+    })
   },
 }

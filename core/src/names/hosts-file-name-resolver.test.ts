@@ -84,8 +84,12 @@ describe('HostsFileNameResolver', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('as root, refuses to publish while its state dir is another user\'s (removed and made again by them): their backup never becomes the hosts file', { skip: process.getuid?.() === 0 ? false : 'the trust rule applies as root' }, async () => {
-    const names = new HostsFileNameResolver({ path: hosts, stateDir })
+  it('as root, while its state dir is another user\'s (removed and made again by them) their backup never becomes the hosts file: a write by rename needs none, one in place freezes the names', { skip: process.getuid?.() === 0 ? false : 'the trust rule applies as root' }, async () => {
+    let inPlace = false // rename() onto a bind-mounted file fails with EBUSY: the write goes in place, with a backup
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, rename: (from, to) => {
+      if (inPlace) throw Object.assign(new Error(`EBUSY: resource busy or locked, rename '${from}' -> '${to}'`), { code: 'EBUSY' })
+      renameSync(from, to)
+    } })
     await names.open()
     assert.deepEqual(await names.publish({ records: [API] }), { changed: true })
     const published = await readFile(hosts, 'utf8')
@@ -99,8 +103,15 @@ describe('HostsFileNameResolver', () => {
     const sum = (b: Buffer) => createHash('sha256').update(b).digest('hex')
     await writeFile(join(stateDir, HOSTS_INFLIGHT_FILE), JSON.stringify({ path: hosts, startedAt: new Date().toISOString(), old: { size: evil.length, sha256: sum(evil) }, new: { size: current.length + 1, sha256: sum(Buffer.concat([current, Buffer.from('x')])) } }))
     for (const f of ['', HOSTS_BACKUP_FILE, HOSTS_NEXT_FILE, HOSTS_INFLIGHT_FILE]) await chown(join(stateDir, f), 4242, 4242)
-    await assert.rejects(names.publish({ records: [API, DB] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'))
-    assert.equal(await readFile(hosts, 'utf8'), published, 'the hosts file is untouched')
+    assert.deepEqual(await names.publish({ records: [API, DB] }), { changed: true })
+    const renamed = await readFile(hosts, 'utf8')
+    assert.deepEqual(parseHostsBlock(renamed).records, [API, DB], 'the records, by rename')
+    assert.doesNotMatch(renamed, /github\.com/, 'their "backup" is not put back')
+    assert.ok(existsSync(join(stateDir, HOSTS_INFLIGHT_FILE)), 'their marker is not judged, nor removed')
+    inPlace = true
+    await assert.rejects(names.publish({ records: [API] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN') && /no backup is written in .* before rewriting/.test(e.message))
+    assert.equal(await readFile(hosts, 'utf8'), renamed, 'frozen: the hosts file is untouched')
+    assert.deepEqual((await readFile(join(stateDir, HOSTS_BACKUP_FILE))), evil, 'nothing written in their folder')
     await names.close().catch(() => {})
   })
 

@@ -126,6 +126,8 @@ export class HostsFileNameResolver implements NameResolver {
   private warned = new Set<string>()
   private queue: Promise<unknown> = Promise.resolve()
   private frozen: FrozenState | undefined
+  /** As root: why the state dir is not trusted now (taken over under the daemon); no backup is read or written there. */
+  private stateDirRefused: NgrokdError | undefined
   private leases: Leases | undefined
   private replaced: ReplacedFiles
 
@@ -443,6 +445,10 @@ export class HostsFileNameResolver implements NameResolver {
 
   /** Synchronous: it may run while a write lease holds up every open() of the hosts file (see `in-place-rewrite.ts`). */
   private saveBeforeInPlace(target: string, old: Buffer, next: Buffer): void {
+    const refused = this.stateDirRefused
+    if (refused) {
+      throw new NgrokdError('NGROKD_ERR_STATE', `hosts-file: no backup is written in ${this.stateDir} before rewriting ${target}: ${refused.message}`, { cause: refused, hint: refused.hint ?? `fix ${this.stateDir}` })
+    }
     try {
       mkdirSync(this.stateDir, { recursive: true, mode: 0o700 })
       writeFileAtomicSync(this.backupPath, old, { mode: 0o600 })
@@ -499,7 +505,17 @@ export class HostsFileNameResolver implements NameResolver {
   private async settleInterruptedWrite(): Promise<void> {
     // its backup and marker decide what the hosts file becomes: as root, read from (and written to) a folder no one
     // else can change only (a state_dir removed under the daemon and made again by another user is refused)
-    if (runsAsRoot()) await assertTrustedPath(this.stateDir, { what: 'state directory (the hosts file\'s backup)' })
+    if (runsAsRoot()) {
+      try {
+        await assertTrustedPath(this.stateDir, { what: 'state directory (the hosts file\'s backup)' })
+        this.stateDirRefused = undefined
+      } catch (e) {
+        if (!isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED')) throw e
+        // nothing in it is judged or put back; a write that needs a backup there freezes the names (saveBeforeInPlace)
+        this.stateDirRefused = e
+        return
+      }
+    }
     let judged: Awaited<ReturnType<HostsFileNameResolver['judge']>>
     try {
       judged = await this.judge()
@@ -553,8 +569,10 @@ export class HostsFileNameResolver implements NameResolver {
         ? `free space on the file system of ${target} (df -h ${dirname(target)})`
         : code === 'EROFS'
           ? `${target} is on a read-only file system; make it writable or choose another name resolver`
-          : isNgrokdError(cause, 'NGROKD_ERR_STATE')
-            ? `make ${this.stateDir} writable${stateCode === 'ENOSPC' || stateCode === 'EDQUOT' ? ' and free space on its file system' : ''}`
+          : isNgrokdError(cause, 'NGROKD_ERR_STATE') && isNgrokdError(cause.cause, 'NGROKD_ERR_PATH_UNTRUSTED')
+            ? (cause.hint ?? `fix ${this.stateDir}`)
+            : isNgrokdError(cause, 'NGROKD_ERR_STATE')
+              ? `make ${this.stateDir} writable${stateCode === 'ENOSPC' || stateCode === 'EDQUOT' ? ' and free space on its file system' : ''}`
             : `check ${target} and the disk it is on`
     const hint = `${fix}; ngrokd tries again on every reconcile and publishes names once a write succeeds`
     const again = this.frozen?.message === message

@@ -51,6 +51,10 @@ describe('tornThenAppended', () => {
   it('finds the whole lines appended to a torn file, for the restore to keep after the old content', () => {
     assert.deepEqual(tornThenAppended(Buffer.concat([torn, admin]), GROWN, shrunk), admin)
     assert.deepEqual(tornThenAppended(Buffer.concat([torn, admin, admin]), GROWN, shrunk), Buffer.concat([admin, admin]))
+    // a growing write cut with its tail still a zero block, then a line appended
+    const zeroTail = Buffer.concat([GROWN.subarray(0, 50), OLD.subarray(50), Buffer.alloc(GROWN.length - OLD.length)])
+    assert.equal(judgeInterruptedWrite(zeroTail, OLD, GROWN), 'torn')
+    assert.deepEqual(tornThenAppended(Buffer.concat([zeroTail, admin]), OLD, GROWN), admin)
   })
 
   it('finds nothing when the file is not torn underneath, or what follows is not whole lines', () => {

@@ -33,8 +33,8 @@ export function judgeInterruptedWrite(file: Uint8Array, old: Uint8Array, next: U
 /**
  * A torn file (see above) to which whole lines were appended afterwards (`echo … >> /etc/hosts` before ngrokd looked
  * again): the appended bytes, else undefined. The torn part is the longest run from the start whose every byte the
- * write could have left there, ending at a line end at a length the write passes through; what follows must be whole
- * lines. Restoring the old content with those lines after it loses nothing of the user's and keeps nothing torn.
+ * write could have left there, ending at a line end (or in a zero block) at a length the write passes through; what
+ * follows must be whole lines. Restoring the old content with those lines after it loses nothing of the user's and keeps nothing torn.
  */
 export function tornThenAppended(file: Uint8Array, old: Uint8Array, next: Uint8Array): Uint8Array | undefined {
   const longest = Math.max(old.length, next.length)
@@ -46,7 +46,8 @@ export function tornThenAppended(file: Uint8Array, old: Uint8Array, next: Uint8A
     written++
   }
   for (let end = written; end >= Math.min(old.length, next.length) && end > 0; end--) {
-    if (file[end - 1] !== 0x0a || end === file.length) continue
+    // the torn part ends at a line end, or in a block the crash left zero (`>>` appends right after it)
+    if ((file[end - 1] !== 0x0a && file[end - 1] !== 0) || end === file.length) continue
     if (judgeInterruptedWrite(file.subarray(0, end), old, next) !== 'torn') return undefined
     const appended = file.subarray(end)
     return appended[appended.length - 1] === 0x0a && !appended.includes(0) ? appended : undefined
