@@ -23,4 +23,7 @@ test("a mapping whose keys the user chose (annotations, driver options) is named
   assert.deepEqual(changedKeys(before, after), ['ingress.pod_identity.annotations', 'net.driver_options'])
   const reordered = resolveConfig({ net: { driver_options: { ifaceMTU: 1400 } }, ingress: { pod_identity: { annotations: { 'Team.Name': 'y', myApp: 'x' } } } }, { env: {} }).config
   assert.deepEqual(changedKeys(after, reordered), [], 'the same mapping in another order is no change')
+  const nested = (routes: Record<string, number>) => resolveConfig({ net: { driver_options: { routes } } }, { env: {} }).config
+  assert.deepEqual(changedKeys(nested({ x: 1, y: 2 }), nested({ y: 2, x: 1 })), [], 'at every depth')
+  assert.deepEqual(changedKeys(nested({ x: 1, y: 2 }), nested({ x: 1, y: 3 })), ['net.driver_options'])
 })

@@ -34,8 +34,8 @@ const USER_MAPS: ReadonlySet<string> = new Set(['ingress.podIdentity.annotations
 /** Leaves as `path → JSON of the value`; arrays, plain values and {@link USER_MAPS} are leaves. */
 function flatten(value: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
   if (USER_MAPS.has(prefix) && value !== null && typeof value === 'object') {
-    // its keys in order: the same mapping written in another order is no change
-    out.set(prefix, JSON.stringify(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))))
+    // its keys in order, at every depth: the same mapping written in another order is no change
+    out.set(prefix, JSON.stringify(value, (_key, v: unknown) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v)))
   } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out)
   } else if (prefix) {

@@ -99,6 +99,19 @@ test('several daemons starting at one instant over a stale lock: exactly one win
     }
   }))
 
+test("a breaker file a remover killed mid-break left (a dead pid, this pid from before it started, or not a breaker) does not hold starts up", () =>
+  withDirs(async (dir) => {
+    const stale = `${JSON.stringify({ pid: 2 ** 22 + 1, socket: '/x.sock', interface: 'x', stateDir: dir, startedAt: '2026-01-01T00:00:00.000Z' })}\n`
+    for (const breaker of [`${JSON.stringify({ pid: 2 ** 22 + 2, startedAt: new Date().toISOString() })}\n`, `${JSON.stringify({ pid: process.pid, startedAt: '2026-01-01T00:00:00.000Z' })}\n`, '1\n']) {
+      await writeFile(join(dir, STATE_LOCK_FILE), stale)
+      await writeFile(join(dir, `${STATE_LOCK_FILE}.break`), breaker)
+      const lock = await InstanceLock.acquire({ stateDir: dir, interfaceName: 'x', socketPath: '/x.sock', runDir: null })
+      assert.deepEqual(lock.replacedStale, [join(dir, STATE_LOCK_FILE)], breaker)
+      await lock.release()
+      assert.deepEqual(await readdir(dir), [], `nothing left: ${breaker}`)
+    }
+  }))
+
 test('a lock with this pid from before this process started is a previous run’s (a container’s pid 1) and is replaced', () =>
   withDirs(async (dir) => {
     const stateDir = join(dir, 'state')

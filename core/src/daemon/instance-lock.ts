@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { access, constants, link, mkdir, readFile, realpath, stat, unlink, writeFile } from 'node:fs/promises'
+import { access, constants, link, lstat, mkdir, readFile, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
@@ -205,6 +205,8 @@ export class InstanceLock {
     for (const path of this.paths) {
       const holder = await readHolder(path)
       if (holder?.pid === process.pid) await unlink(path).catch(() => {})
+      // a breaker of this process's that a racer put back after this process was done with it (removeDeadBreaker)
+      if ((await readHolder(`${path}.break`))?.pid === process.pid) await unlink(`${path}.break`).catch(() => {})
     }
   }
 }
@@ -279,8 +281,8 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
   const temp = tempPathFor(path) // removed below, or as a dead process's temp file at the next start
   try {
     await writeFile(temp, `${JSON.stringify(holder)}\n`, { mode: 0o644 })
-    // a link; else the stale lock broken and a link again; a third for a breaker a dead remover left
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // a link; else the stale lock broken (or another's breaking waited out) and a link again: a few rounds, then refused
+    for (let attempt = 0; attempt < 5; attempt++) {
       try {
         await link(temp, path)
         return attempt > 0
@@ -302,35 +304,83 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
 /**
  * Removes the lock at `path` that {@link takeLock} read as stale — and only a stale one. Another ngrokd starting at the
  * same moment may have broken it already and linked its own: so the removal happens under a breaker file
- * (`<lock>.break`, linked whole with its pid: one remover at a time) after reading the lock again, and a live daemon's lock
- * refuses this start. While another holds the breaker this returns, and takeLock's next link decides. A breaker left by
- * a process that died in these few system calls is removed. One that cannot be removed (a folder in the lock's
- * place) is not another daemon starting.
+ * (`<lock>.break`, linked whole with its holder: one remover at a time), after finding the lock still there and still
+ * stale — while the breaker is held nobody else removes it, and no live lock can take its place. A live daemon's lock
+ * refuses this start; while another holds the breaker this returns, and takeLock's next link decides. One that cannot
+ * be removed (a folder in the lock's place) is not another daemon starting.
  */
 async function breakStaleLock(path: string, instance: string | undefined): Promise<void> {
   const breaker = `${path}.break`
-  // made whole with its pid (linked from a temp file), so another never sees it empty
+  const mine = JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') })
+  // made whole (linked from a temp file), so another never reads it empty
   const temp = tempPathFor(breaker)
   try {
-    await writeFile(temp, `${process.pid}\n`, { mode: 0o644 })
+    await writeFile(temp, `${mine}\n`, { mode: 0o644 })
     await link(temp, breaker)
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw staleLockError(path, e)
-    const other = Number((await readFile(breaker, 'utf8').catch(() => '')).trim())
-    if (!(Number.isInteger(other) && other > 0 && isNgrokd(other))) await unlink(breaker).catch(() => {}) // its remover died
+    await removeDeadBreaker(breaker)
     return
   } finally {
     await unlink(temp).catch(() => {})
   }
   try {
+    const st = await lstat(path).catch(() => undefined)
+    if (!st) return // broken by another already: the link decides
+    if (st.isDirectory()) throw staleLockError(path, Object.assign(new Error(`EISDIR: illegal operation on a directory, unlink '${path}'`), { code: 'EISDIR' }))
+    const text = await readFile(path, 'utf8').catch(() => '')
     const now = await readHolder(path)
     if (now && holds(now)) throw alreadyRunning(now, path, instance)
-    await unlink(path).catch((e: unknown) => {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw staleLockError(path, e)
-    })
+    // captured by a rename and compared, should a dead remover's breaker have let a second remover in: a live lock
+    // that took the stale one's place is put back and refuses this start
+    const aside = tempPathFor(path)
+    try {
+      await rename(path, aside)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw staleLockError(path, e)
+    }
+    if ((await readFile(aside, 'utf8').catch(() => '')) !== text) {
+      await link(aside, path).catch(() => {})
+      const other = await readHolder(aside)
+      await unlink(aside).catch(() => {})
+      if (other && holds(other)) throw alreadyRunning(other, path, instance)
+      return
+    }
+    await unlink(aside).catch(() => {})
   } finally {
-    await unlink(breaker).catch(() => {})
+    // this remover's own breaker only
+    if ((await readFile(breaker, 'utf8').catch(() => '')).trim() === mine) await unlink(breaker).catch(() => {})
   }
+}
+
+/** A breaker lives for a few system calls; one older than this was left by a remover stopped or killed in them. */
+const BREAKER_MAX_AGE_MS = 30_000
+
+/**
+ * Removes the breaker at `breaker` when its remover is gone (killed in those few system calls: its pid no ngrokd, or
+ * this process's pid from before it started — a container's pid 1 —, or older than {@link BREAKER_MAX_AGE_MS}).
+ * Captured by a rename, so that only the dead one read is removed: another's, linked in meanwhile, is put back.
+ */
+async function removeDeadBreaker(breaker: string): Promise<void> {
+  const text = await readFile(breaker, 'utf8').catch(() => undefined)
+  if (text === undefined) return // gone: its remover finished
+  let holder: LockHolder | undefined
+  try {
+    holder = JSON.parse(text) as LockHolder
+  } catch {
+    holder = undefined
+  }
+  const age = await stat(breaker).then((st) => Date.now() - st.mtimeMs, () => 0)
+  if (holder && Number.isInteger(holder.pid) && holds(holder) && age < BREAKER_MAX_AGE_MS) return
+  const aside = tempPathFor(breaker)
+  try {
+    await rename(breaker, aside)
+  } catch {
+    return // gone meanwhile
+  }
+  if ((await readFile(aside, 'utf8').catch(() => '')) !== text) await link(aside, breaker).catch(() => {})
+  await unlink(aside).catch(() => {})
 }
 
 /**

@@ -11,6 +11,7 @@ test("names.resolver: the hosts file and a listed plugin's resolver pass; a name
   // a plugin named by path may offer a resolver under a name of its own: only a start, which registers it, can tell
   await check(resolveConfig({ plugins: ['./my-resolver.mjs'], names: { resolver: 'myres' } }, { env: {} }).config)
   await assert.rejects(check(resolveConfig({ names: { resolver: 'myres' } }, { env: {} }).config), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND'))
+  await assert.rejects(check(resolveConfig({ plugins: ['dns', 'prometheus'], names: { resolver: 'dnss' } }, { env: {} }).config), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND'), 'the built-in plugins offer no other name')
 })
 
 test('control.group: a group that does not exist is what the start would stop on', { skip: process.platform !== 'linux' && 'getent on Linux' }, async () => {

@@ -3,6 +3,7 @@ import { groupId } from '../control/control-server.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { pluginSpecsOf } from '../plugin/plugin-host.js'
+import { builtinPlugins } from '../plugin/resolve-plugin.js'
 import { hasNetAdmin } from '../util/privilege.js'
 
 /**
@@ -20,8 +21,10 @@ export const START_CHECKS: Readonly<Record<'control.group' | 'net.driver' | 'nam
     const plugins = pluginSpecsOf(config)
     if (name === 'hosts-file' || plugins.some((spec) => (typeof spec === 'string' ? spec : spec.name) === name)) return
     return resolveDriver(name, { configDir: config.configDir, kind: 'name-resolver' }).catch((e: unknown) => {
-      // a listed plugin (by path or package) may offer it under a name of its own: only a start, which registers them, can tell
-      if (plugins.length > 0 && isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND')) return undefined
+      // a third-party plugin (by path or package) may offer it under a name of its own: only a start, which registers
+      // them, can tell; the built-in ones offer theirs under their own names (above)
+      const thirdParty = plugins.some((spec) => !((typeof spec === 'string' ? spec : spec.name) in builtinPlugins))
+      if (thirdParty && isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND')) return undefined
       throw e
     })
   },

@@ -108,10 +108,20 @@ describe('HostsFileNameResolver', () => {
     assert.deepEqual(parseHostsBlock(renamed).records, [API, DB], 'the records, by rename')
     assert.doesNotMatch(renamed, /github\.com/, 'their "backup" is not put back')
     assert.ok(existsSync(join(stateDir, HOSTS_INFLIGHT_FILE)), 'their marker is not judged, nor removed')
+    // the admin gives the folder back to root: what that user left in it is removed unused, never put back
+    await chown(stateDir, 0, 0)
+    await chmod(stateDir, 0o700)
+    assert.deepEqual(await names.publish({ records: [API] }), { changed: true })
+    const fixed = await readFile(hosts, 'utf8')
+    assert.doesNotMatch(fixed, /github\.com/, 'their backup never becomes the hosts file')
+    assert.deepEqual(parseHostsBlock(fixed).records, [API])
+    for (const f of [HOSTS_BACKUP_FILE, HOSTS_NEXT_FILE, HOSTS_INFLIGHT_FILE]) assert.equal(existsSync(join(stateDir, f)), false, `${f} removed`)
+    // taken over again: a write in place, which needs a backup there, freezes the names
+    await chown(stateDir, 4242, 4242)
     inPlace = true
-    await assert.rejects(names.publish({ records: [API] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN') && /no backup is written in .* before rewriting/.test(e.message))
-    assert.equal(await readFile(hosts, 'utf8'), renamed, 'frozen: the hosts file is untouched')
-    assert.deepEqual((await readFile(join(stateDir, HOSTS_BACKUP_FILE))), evil, 'nothing written in their folder')
+    await assert.rejects(names.publish({ records: [API, DB] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN') && /no backup is written in .* before rewriting/.test(e.message))
+    assert.equal(await readFile(hosts, 'utf8'), fixed, 'frozen: the hosts file is untouched')
+    assert.deepEqual(await readdir(stateDir), [], 'nothing written in their folder')
     await names.close().catch(() => {})
   })
 

@@ -1,12 +1,12 @@
 import { appendFileSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
-import { access, constants, mkdir, open, readFile, realpath, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { access, constants, mkdir, open, readFile, realpath, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { dirname, isAbsolute, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/name-resolver.js'
-import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
+import { formatError, isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { Lifecycle } from '../util/lifecycle.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomicSync } from '../util/atomic-file.js'
@@ -509,6 +509,17 @@ export class HostsFileNameResolver implements NameResolver {
       try {
         await assertTrustedPath(this.stateDir, { what: 'state directory (the hosts file\'s backup)' })
         this.stateDirRefused = undefined
+        // and its files: one another user left while the folder was theirs never decides what the hosts file becomes
+        for (const file of [this.inflightPath, this.backupPath, this.nextPath]) {
+          const refused = await assertTrustedPath(file, { what: 'hosts file backup' }).then(
+            () => undefined,
+            (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : e),
+          )
+          if (!refused) continue
+          this.logger.error({ err: refused }, `hosts-file: ${formatError(refused).split('\n')[0]}: removed with the rest of an interrupted write's files, unused; the hosts file is kept as it is`)
+          for (const f of [this.inflightPath, this.backupPath, this.nextPath]) await rm(f, { force: true }).catch(() => {})
+          return
+        }
       } catch (e) {
         if (!isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED')) throw e
         // nothing in it is judged or put back; a write that needs a backup there freezes the names (saveBeforeInPlace)
@@ -577,9 +588,12 @@ export class HostsFileNameResolver implements NameResolver {
     const hint = `${fix}; ngrokd tries again on every reconcile and publishes names once a write succeeds`
     const again = this.frozen?.message === message
     this.frozen = { path: target, since: this.frozen?.since ?? new Date().toISOString(), message, hint }
-    await writeStateFile(this.frozenPath, JSON.stringify(this.frozen) + '\n').catch((err: unknown) => {
-      this.logger.debug({ err }, `hosts-file: cannot save ${this.frozenPath}`)
-    })
+    // (not into a state dir refused now: another user's)
+    if (!this.stateDirRefused) {
+      await writeStateFile(this.frozenPath, JSON.stringify(this.frozen) + '\n').catch((err: unknown) => {
+        this.logger.debug({ err }, `hosts-file: cannot save ${this.frozenPath}`)
+      })
+    }
     // loud once (an expected failure: its code and fix, the stack at debug); while the same failure repeats, quiet
     this.logger[again ? 'debug' : 'error']({ path: target, code: 'NGROKD_ERR_NAMES_FROZEN' }, `${message}; hint: ${hint}`)
     this.logger.debug({ err: e }, `hosts-file: the failed ${verb} of ${target}`)
