@@ -11,7 +11,7 @@ import { createForwarder, type CreateForwarderOptions, type ForwarderMode } from
 import { loadIngressTrust } from '../forward/ingress-trust.js'
 import { IngressDialer } from '../forward/ingress-dialer.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
-import { ControlServer, groupId } from '../control/control-server.js'
+import { ControlServer } from '../control/control-server.js'
 import { container } from '../di/tsyringe.js'
 import type { Registry } from 'prom-client'
 import { readFile } from 'node:fs/promises'
@@ -182,7 +182,7 @@ export class Daemon {
     const { config, logger } = this
     logger.info({ version: CORE_VERSION, config: this.options.configSource ?? 'defaults', stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting (${this.options.configSource ?? 'no config file: defaults and environment'})`)
     // a control.group that does not exist fails before anything is created (Windows resolves it to a SID when the pipe opens)
-    if (config.control.group && process.platform !== 'win32') groupId(config.control.group)
+    await START_CHECKS['control.group'](config)
     await prepareStateDir(config.stateDir)
     await assertTrustedHostsFile(config)
     // one daemon per state dir, interface, hosts block and subnet: a second one is refused before it touches anything
