@@ -305,9 +305,9 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
  * Removes the lock at `path` that {@link takeLock} read as stale — and only a stale one. Another ngrokd starting at the
  * same moment may have broken it already and linked its own: so the removal happens under a breaker file
  * (`<lock>.break`, linked whole with its holder: one remover at a time), after finding the lock still there and still
- * stale — while the breaker is held nobody else removes it, and no live lock can take its place. A live daemon's lock
- * refuses this start; while another holds the breaker this returns, and takeLock's next link decides. One that cannot
- * be removed (a folder in the lock's place) is not another daemon starting.
+ * stale — while the breaker is held nobody else removes it, and no live lock can take its place (a link fails while
+ * it is there). A live daemon's lock refuses this start; while another holds the breaker this returns, and takeLock's
+ * next link decides. One that cannot be removed (a folder in the lock's place) is not another daemon starting.
  */
 async function breakStaleLock(path: string, instance: string | undefined): Promise<void> {
   const breaker = `${path}.break`
@@ -328,39 +328,22 @@ async function breakStaleLock(path: string, instance: string | undefined): Promi
     const st = await lstat(path).catch(() => undefined)
     if (!st) return // broken by another already: the link decides
     if (st.isDirectory()) throw staleLockError(path, Object.assign(new Error(`EISDIR: illegal operation on a directory, unlink '${path}'`), { code: 'EISDIR' }))
-    const text = await readFile(path, 'utf8').catch(() => '')
     const now = await readHolder(path)
     if (now && holds(now)) throw alreadyRunning(now, path, instance)
-    // captured by a rename and compared, should a dead remover's breaker have let a second remover in: a live lock
-    // that took the stale one's place is put back and refuses this start
-    const aside = tempPathFor(path)
-    try {
-      await rename(path, aside)
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw staleLockError(path, e)
-    }
-    if ((await readFile(aside, 'utf8').catch(() => '')) !== text) {
-      await link(aside, path).catch(() => {})
-      const other = await readHolder(aside)
-      await unlink(aside).catch(() => {})
-      if (other && holds(other)) throw alreadyRunning(other, path, instance)
-      return
-    }
-    await unlink(aside).catch(() => {})
+    await unlink(path).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw staleLockError(path, e)
+    })
   } finally {
     // this remover's own breaker only
     if ((await readFile(breaker, 'utf8').catch(() => '')).trim() === mine) await unlink(breaker).catch(() => {})
   }
 }
 
-/** A breaker lives for a few system calls; one older than this was left by a remover stopped or killed in them. */
-const BREAKER_MAX_AGE_MS = 30_000
-
 /**
  * Removes the breaker at `breaker` when its remover is gone (killed in those few system calls: its pid no ngrokd, or
- * this process's pid from before it started — a container's pid 1 —, or older than {@link BREAKER_MAX_AGE_MS}).
- * Captured by a rename, so that only the dead one read is removed: another's, linked in meanwhile, is put back.
+ * this process's pid from before it started — a container's pid 1). One of a live remover, even a stopped one, is left:
+ * starts are refused meanwhile, never let in two at a time. Captured by a rename, so that only the dead one read is
+ * removed: another's, linked in meanwhile, is put back.
  */
 async function removeDeadBreaker(breaker: string): Promise<void> {
   const text = await readFile(breaker, 'utf8').catch(() => undefined)
@@ -371,8 +354,7 @@ async function removeDeadBreaker(breaker: string): Promise<void> {
   } catch {
     holder = undefined
   }
-  const age = await stat(breaker).then((st) => Date.now() - st.mtimeMs, () => 0)
-  if (holder && Number.isInteger(holder.pid) && holds(holder) && age < BREAKER_MAX_AGE_MS) return
+  if (holder && Number.isInteger(holder.pid) && holds(holder)) return
   const aside = tempPathFor(breaker)
   try {
     await rename(breaker, aside)

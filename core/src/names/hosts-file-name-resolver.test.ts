@@ -125,6 +125,24 @@ describe('HostsFileNameResolver', () => {
     await names.close().catch(() => {})
   })
 
+  it('as root, an interrupted write\'s files that are links (to /proc/PID/fd/N, say: a file no one can judge) are removed unused', { skip: process.getuid?.() === 0 ? false : 'the trust rule applies as root' }, async () => {
+    const evil = Buffer.from('6.6.6.6 bank.example\n')
+    const current = await readFile(hosts)
+    const elsewhere = join(dirname(hosts), 'elsewhere')
+    await mkdir(elsewhere, { recursive: true })
+    // a torn-looking write whose files the state dir only links to
+    await leaveInterruptedWrite({ hosts, stateDir: elsewhere }, evil, Buffer.concat([current, Buffer.from('xx')]), current)
+    await mkdir(stateDir, { recursive: true })
+    for (const f of [HOSTS_INFLIGHT_FILE, HOSTS_BACKUP_FILE, HOSTS_NEXT_FILE]) await symlink(join(elsewhere, f), join(stateDir, f))
+    const logger = recordingLogger()
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
+    await names.open()
+    assert.deepEqual(await readFile(hosts), current, 'never put back from what a link leads to')
+    for (const f of [HOSTS_INFLIGHT_FILE, HOSTS_BACKUP_FILE, HOSTS_NEXT_FILE]) assert.equal(existsSync(join(stateDir, f)) || (await lstat(join(stateDir, f)).then(() => true, () => false)), false, `${f} removed`)
+    assert.ok(logger.lines.some((l) => l.level === 'error' && /is not a regular file .*removed with the rest/.test(l.msg)), JSON.stringify(logger.lines))
+    await names.close()
+  })
+
   it('replaces a plain file atomically, keeps its mode, and writes nothing when unchanged', async () => {
     await chmod(hosts, 0o640)
     const inode = (await stat(hosts)).ino

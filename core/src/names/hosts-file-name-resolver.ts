@@ -1,5 +1,5 @@
 import { appendFileSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
-import { access, constants, mkdir, open, readFile, realpath, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { access, constants, lstat, mkdir, open, readFile, realpath, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { dirname, isAbsolute, join } from 'node:path'
@@ -8,7 +8,7 @@ import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/name-resolver.js'
 import { formatError, isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { Lifecycle } from '../util/lifecycle.js'
-import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
+import { assertTrustedPath, judgeEntry, runsAsRoot } from '../util/trusted-path.js'
 import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomicSync } from '../util/atomic-file.js'
 import { writeStateFile } from '../util/state-dir-guard.js'
 import { parseHostsBlock, updateHostsBytes, type HostsBlockOptions } from './hosts-block.js'
@@ -509,12 +509,18 @@ export class HostsFileNameResolver implements NameResolver {
       try {
         await assertTrustedPath(this.stateDir, { what: 'state directory (the hosts file\'s backup)' })
         this.stateDirRefused = undefined
-        // and its files: one another user left while the folder was theirs never decides what the hosts file becomes
+        // and its entries, as they are (a link is not followed: one to /proc/PID/fd/N reads a file no one can judge): one
+        // another user left while the folder was theirs never decides what the hosts file becomes
         for (const file of [this.inflightPath, this.backupPath, this.nextPath]) {
-          const refused = await assertTrustedPath(file, { what: 'hosts file backup' }).then(
-            () => undefined,
-            (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : e),
-          )
+          const st = await lstat(file).catch(() => undefined)
+          if (!st) continue
+          let refused: unknown
+          try {
+            if (!st.isFile()) throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing hosts file backup ${file}: it is not a regular file`)
+            judgeEntry(file, st, 'hosts file backup')
+          } catch (e) {
+            refused = e
+          }
           if (!refused) continue
           this.logger.error({ err: refused }, `hosts-file: ${formatError(refused).split('\n')[0]}: removed with the rest of an interrupted write's files, unused; the hosts file is kept as it is`)
           for (const f of [this.inflightPath, this.backupPath, this.nextPath]) await rm(f, { force: true }).catch(() => {})
