@@ -20,7 +20,7 @@ import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock } from './instance-lock.js'
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { MACOS_RESOLVER_DIR, removeResolverFiles } from '../names/macos-resolver-files.js'
-import { NRPT_RECORD_FILE, WindowsNrpt, type NrptRegistry } from '../names/windows-nrpt.js'
+import { loadWindowsNrptRegistry, NRPT_RECORD_FILE, WindowsNrpt, type NrptRegistry } from '../names/windows-nrpt.js'
 
 /** Stands in for the forwarder while cleaning up: nothing listens, so there is nothing to carry. */
 const NO_FORWARDER: Forwarder = {
@@ -160,8 +160,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
       const record = join(config.stateDir, NRPT_RECORD_FILE)
       if (existsSync(record)) {
         try {
-          const load = options.nrpt ?? (async () => (await import('../names/windows-nrpt-ffi.js')).loadNrptRegistry(process.env.SystemRoot ?? 'C:\\Windows'))
-          const nrpt = new WindowsNrpt(await load(), record)
+          const nrpt = new WindowsNrpt(await (options.nrpt ?? loadWindowsNrptRegistry)(), record)
           const namespaces = nrpt.recorded()
           nrpt.remove(namespaces)
           if (namespaces.length > 0) removed.push(`the NRPT rules of ${namespaces.join(', ')}`)

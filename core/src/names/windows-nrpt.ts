@@ -205,6 +205,11 @@ function namespaceOrNone(text: string): string[] {
   }
 }
 
+/** The registry calls NRPT needs, through koffi (Windows only; loaded when called). */
+export async function loadWindowsNrptRegistry(systemRoot: string = process.env.SystemRoot ?? 'C:\\Windows'): Promise<NrptRegistry> {
+  return (await import('./windows-nrpt-ffi.js')).loadNrptRegistry(systemRoot)
+}
+
 function registryError(call: string, status: number, key: string): NgrokdError {
   if (status === ERROR_ACCESS_DENIED) {
     return new PermissionError(`nrpt: ${call} ${key} refused: ERROR_ACCESS_DENIED (5)`, { hint: 'run ngrokd as Administrator (an elevated prompt, or the ngrokd Windows service)' })

@@ -22,9 +22,5 @@ export { writeFileAtomic, type AtomicWriteOptions } from '../util/atomic-file.js
 export { Counter, Gauge, Histogram, Summary } from 'prom-client'
 // How a name-resolver plugin points the OS resolver at itself on macOS and Windows (core's one home of both).
 export { syncResolverFiles, removeResolverFiles, ngrokdFiles as ngrokdResolverFiles, MACOS_RESOLVER_DIR, type ResolverTarget } from '../names/macos-resolver-files.js'
-export { WindowsNrpt, NRPT_RECORD_FILE, type NrptRegistry } from '../names/windows-nrpt.js'
+export { WindowsNrpt, NRPT_RECORD_FILE, loadWindowsNrptRegistry, type NrptRegistry } from '../names/windows-nrpt.js'
 
-/** The registry calls NRPT needs, through koffi (Windows only; loaded when called). */
-export async function loadWindowsNrptRegistry(systemRoot: string = process.env.SystemRoot ?? 'C:\\Windows'): Promise<import('../names/windows-nrpt.js').NrptRegistry> {
-  return (await import('../names/windows-nrpt-ffi.js')).loadNrptRegistry(systemRoot)
-}
