@@ -101,15 +101,16 @@ test('when the locks cannot be written, a lock a running daemon holds still refu
     assert.deepEqual([...system.interfaces.get('ngrkc0')!].sort(), ['10.107.0.2', '10.107.0.3'])
   }))
 
-test("the dns plugin's routes a killed daemon left go too: macOS's /etc/resolver files of ngrokd's (a user's stays), Windows' NRPT rules by the record in state_dir", () =>
+test("the dns plugin's routes a killed daemon left go too: macOS's /etc/resolver files of this state_dir's daemon (a user's and another instance's stay), Windows' NRPT rules by the record in state_dir", () =>
   withDir(async (dir) => {
     const { config, system, runDir } = await leftovers(dir)
     const resolverDir = join(dir, 'resolver')
-    await syncResolverFiles({ dir: resolverDir, suffixes: ['prod', 'demo'], target: { nameserver: '10.107.0.1', port: 53 } })
+    await syncResolverFiles({ dir: resolverDir, suffixes: ['prod', 'demo'], target: { nameserver: '10.107.0.1', port: 53, owner: config.stateDir } })
+    await syncResolverFiles({ dir: resolverDir, suffixes: ['stage'], target: { nameserver: '10.108.0.1', port: 53, owner: join(dir, 'other-instance') } })
     await writeFile(join(resolverDir, 'corp'), 'nameserver 192.168.1.1\n')
     const mac = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }), platform: 'darwin', resolverDir })
     assert.ok(mac.removed.includes(`${resolverDir} files of demo, prod`), mac.removed.join('\n'))
-    assert.deepEqual(await readdir(resolverDir), ['corp'])
+    assert.deepEqual((await readdir(resolverDir)).sort(), ['corp', 'stage'], "another instance's file stays")
 
     const registry = new FakeRegistry()
     new WindowsNrpt(registry, join(config.stateDir, NRPT_RECORD_FILE)).apply({ suffixes: ['prod', 'demo'], servers: ['10.107.0.1'] })

@@ -152,7 +152,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     // systemd-resolved forgets a link's domains with the interface, which goes below
     if (platform === 'darwin') {
       const dir = options.resolverDir ?? MACOS_RESOLVER_DIR
-      await removeResolverFiles({ dir }).then(
+      await removeResolverFiles({ dir, owner: config.stateDir }).then(
         (suffixes) => suffixes.length > 0 && removed.push(`${dir} files of ${suffixes.join(', ')}`),
         (e: unknown) => failed.push(`ngrokd's files in ${dir}: ${oneLine(e)}`),
       )

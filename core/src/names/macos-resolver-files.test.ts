@@ -55,6 +55,29 @@ describe('macOS /etc/resolver files', () => {
     assert.equal(await readFile(join(dir, 'corp'), 'utf8'), 'nameserver 10.0.0.53\n')
   })
 
+  it("two daemons (state dirs) on one Mac each replace and remove only their own files; an older ngrokd's file (no owner) is either's", async () => {
+    const dir = await freshDir()
+    const a = { ...target, owner: '/var/lib/ngrokd' }
+    const b = { nameserver: '127.0.0.1', port: 5355, owner: '/var/lib/ngrokd-two' }
+    assert.equal(resolverFileText(a), `${RESOLVER_FILE_MARKER}\n# state_dir: /var/lib/ngrokd\nnameserver 127.0.0.1\nport 5354\n`)
+    assert.throws(() => resolverFileText({ ...target, owner: '/x\nnameserver 10.0.0.1' }), (e) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+    await syncResolverFiles({ dir, suffixes: ['prod', 'shared'], target: a })
+    await writeFile(join(dir, 'legacy'), resolverFileText(target))
+    const second = await syncResolverFiles({ dir, suffixes: ['stage', 'shared'], target: b })
+    assert.deepEqual(second.written, ['stage'])
+    assert.deepEqual(second.removed, ['legacy'], "an older ngrokd's file is any instance's to remove")
+    assert.equal(second.skipped.length, 1)
+    assert.match(second.skipped[0]!.reason, /state_dir \/var\/lib\/ngrokd's \(another instance serves shared\)/)
+    assert.equal(await readFile(join(dir, 'shared'), 'utf8'), resolverFileText(a), "the first daemon's file is not taken over")
+    // the first one's next sync removes none of the second's
+    assert.deepEqual((await syncResolverFiles({ dir, suffixes: ['prod'], target: a })).removed, ['shared'])
+    assert.deepEqual(await ngrokdFiles(dir, a.owner), ['prod'])
+    assert.deepEqual(await ngrokdFiles(dir, b.owner), ['stage'])
+    assert.deepEqual(await ngrokdFiles(dir), ['prod', 'stage'], 'without an owner: every ngrokd file')
+    assert.deepEqual(await removeResolverFiles({ dir, owner: b.owner }), ['stage'])
+    assert.deepEqual(await readdir(dir), ['prod'])
+  })
+
   it('never overwrites a file it did not write, and skips names that cannot be files', async () => {
     const dir = await freshDir()
     await mkdir(dir)

@@ -13,11 +13,19 @@ export const MACOS_RESOLVER_DIR = '/etc/resolver'
  */
 export const RESOLVER_FILE_MARKER = '# Managed by ngrokd: removed when ngrokd stops. Do not edit.'
 
+/**
+ * Second line of a file written for one daemon, naming its state_dir (one daemon per state_dir): two instances on one
+ * Mac each replace and remove only their own files. A marked file without it (an older ngrokd's) is any instance's.
+ */
+const OWNER_PREFIX = '# state_dir: '
+
 export interface ResolverTarget {
   /** The DNS server for these domains (an IPv4 or IPv6 address). */
   nameserver: string
   /** Its port. */
   port: number
+  /** The state_dir of the daemon the files are for; when given, files another daemon's line names are left alone. */
+  owner?: string
 }
 
 export interface ResolverFilesChange {
@@ -33,17 +41,31 @@ export interface ResolverFilesChange {
 
 /**
  * The text of `/etc/resolver/<suffix>` — resolver(5): a `nameserver` line and a `port` line,
- * after the marker comment.
+ * after the marker comment (and the owner's, when there is one; `#` starts a comment in resolver(5)).
  */
-export function resolverFileText({ nameserver, port }: ResolverTarget): string {
+export function resolverFileText({ nameserver, port, owner }: ResolverTarget): string {
   if (ipFamily(nameserver) === 0) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `resolver files: nameserver ${JSON.stringify(nameserver)} is not an IP address`)
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `resolver files: port ${JSON.stringify(port)} is not between 1 and 65535`)
-  return `${RESOLVER_FILE_MARKER}\nnameserver ${nameserver}\nport ${port}\n`
+  if (owner !== undefined && /[\r\n]/.test(owner)) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `resolver files: state_dir ${JSON.stringify(owner)} holds a line break`)
+  return `${RESOLVER_FILE_MARKER}\n${owner === undefined ? '' : `${OWNER_PREFIX}${owner}\n`}nameserver ${nameserver}\nport ${port}\n`
 }
 
 /** True for the text of a file ngrokd wrote. */
 export function isNgrokdResolverFile(text: string): boolean {
   return text.startsWith(`${RESOLVER_FILE_MARKER}\n`)
+}
+
+/** The state_dir a file ngrokd wrote names; undefined for one that names none (an older ngrokd's). */
+export function resolverFileOwner(text: string): string | undefined {
+  const second = text.split('\n', 2)[1]
+  return second?.startsWith(OWNER_PREFIX) ? second.slice(OWNER_PREFIX.length) : undefined
+}
+
+/** True for a file ngrokd wrote for `owner` (or for any daemon: it names none; or `owner` is not given). */
+function isOwnedBy(text: string, owner: string | undefined): boolean {
+  if (!isNgrokdResolverFile(text)) return false
+  const named = resolverFileOwner(text)
+  return owner === undefined || named === undefined || named === owner
 }
 
 /**
@@ -58,7 +80,7 @@ export function isResolverSuffix(suffix: string): boolean {
  * Makes `dir` hold exactly one ngrokd file per suffix, each pointing at `target`: writes missing
  * or different ones (atomically, 0644; the temp file is made in the parent folder, since macOS
  * reads every file in `dir` as a resolver), and removes ngrokd files of suffixes no longer wanted.
- * Files without the marker are never touched.
+ * Files without the marker are never touched, nor, with `target.owner`, the files of another daemon.
  *
  * ```ts
  * await syncResolverFiles({ suffixes: ['prod', 'demo'], target: { nameserver: '127.0.0.1', port: 5354 } })
@@ -83,6 +105,10 @@ export async function syncResolverFiles({ dir = MACOS_RESOLVER_DIR, suffixes, ta
       change.skipped.push({ suffix, reason: `${path} exists and was not written by ngrokd` })
       continue
     }
+    if (current !== undefined && !isOwnedBy(current, target.owner)) {
+      change.skipped.push({ suffix, reason: `${path} is the ngrokd of state_dir ${resolverFileOwner(current)}'s (another instance serves ${suffix})` })
+      continue
+    }
     try {
       await writeFileAtomic(path, text, { mode: 0o644, tempDir: dirname(dir), dirMode: 0o755 })
     } catch (e) {
@@ -90,7 +116,7 @@ export async function syncResolverFiles({ dir = MACOS_RESOLVER_DIR, suffixes, ta
     }
     change.written.push(suffix)
   }
-  for (const suffix of await ngrokdFiles(dir)) {
+  for (const suffix of await ngrokdFiles(dir, target.owner)) {
     if (wanted.has(suffix)) continue
     await removeFile(join(dir, suffix))
     change.removed.push(suffix)
@@ -99,16 +125,16 @@ export async function syncResolverFiles({ dir = MACOS_RESOLVER_DIR, suffixes, ta
   return change
 }
 
-/** Removes every ngrokd file from `dir` (on stop) and returns their suffixes. Others are left alone. */
-export async function removeResolverFiles({ dir = MACOS_RESOLVER_DIR }: { dir?: string } = {}): Promise<string[]> {
-  const ours = await ngrokdFiles(dir)
+/** Removes every ngrokd file (of `owner`, when given) from `dir` (on stop) and returns their suffixes. Others are left alone. */
+export async function removeResolverFiles({ dir = MACOS_RESOLVER_DIR, owner }: { dir?: string; owner?: string } = {}): Promise<string[]> {
+  const ours = await ngrokdFiles(dir, owner)
   for (const suffix of ours) await removeFile(join(dir, suffix))
   if (ours.length > 0) await fsyncDir(dir)
   return ours
 }
 
-/** Suffixes of the files in `dir` that ngrokd wrote (none when `dir` does not exist). */
-export async function ngrokdFiles(dir: string): Promise<string[]> {
+/** Suffixes of the files in `dir` that ngrokd wrote (for `owner`, when given; none when `dir` does not exist). */
+export async function ngrokdFiles(dir: string, owner?: string): Promise<string[]> {
   let names: string[]
   try {
     names = await readdir(dir)
@@ -119,7 +145,7 @@ export async function ngrokdFiles(dir: string): Promise<string[]> {
   const ours: string[] = []
   for (const name of names.sort()) {
     const text = await readIfExists(join(dir, name)).catch(() => undefined) // a folder or an unreadable file is not ours
-    if (text !== undefined && isNgrokdResolverFile(text)) ours.push(name)
+    if (text !== undefined && isOwnedBy(text, owner)) ours.push(name)
   }
   return ours
 }

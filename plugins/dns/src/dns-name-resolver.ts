@@ -33,7 +33,7 @@ export interface AttachOptions {
   resolverDir?: string
   /** Windows: the registry calls of NRPT; default through koffi (tests give a fake). */
   nrpt?: () => Promise<NrptRegistry>
-  /** `state_dir`, where Windows' NRPT rules are recorded (NRPT_RECORD_FILE); none, none recorded. */
+  /** `state_dir`: where Windows' NRPT rules are recorded (NRPT_RECORD_FILE; none, none recorded); named in each macOS resolver file (none, any daemon's). */
   stateDir?: string
 }
 
@@ -89,7 +89,7 @@ export class DnsNameResolver implements NameResolver {
       platform === 'linux'
         ? await this.#resolvedRoute(link, busAddress)
         : platform === 'darwin'
-          ? this.#resolverFilesRoute(resolverDir)
+          ? this.#resolverFilesRoute(resolverDir, stateDir)
           : platform === 'win32'
             ? await this.#nrptRoute(nrpt, stateDir)
             : `no way to point the resolver of ${platform} at the responder is known`
@@ -140,10 +140,10 @@ export class DnsNameResolver implements NameResolver {
   }
 
   /** macOS: /etc/resolver files name any address and port, so the responder's first one. */
-  #resolverFilesRoute(dir: string | undefined): SuffixRoute | string {
+  #resolverFilesRoute(dir: string | undefined, stateDir: string | undefined): SuffixRoute | string {
     const first = this.responder.addresses[0]
     if (!first) return 'the responder listens nowhere'
-    return new ResolverFilesRoute({ nameserver: first.host, port: first.port }, this.#logger, dir)
+    return new ResolverFilesRoute({ nameserver: first.host, port: first.port, ...(stateDir === undefined ? {} : { owner: stateDir }) }, this.#logger, dir)
   }
 
   /** Windows: NRPT rules carry no port, so the responder's IPv4 addresses on port 53. */

@@ -29,25 +29,29 @@ after(async () => {
 })
 
 describe('macOS: one /etc/resolver file per suffix', () => {
-  test('written at attach and after each reconcile, naming the responder and its port; removed at stop; a file not ours is left alone', async () => {
+  test("written at attach and after each reconcile, naming the responder, its port and the daemon's state_dir; removed at stop; a file not ours (a user's, another instance's) is left alone", async () => {
     const resolverDir = join(dir, 'resolver')
+    const stateDir = join(dir, 'state')
     const names = new DnsNameResolver(responderOn([{ host: '10.107.0.1', port: 5353 }]), { logger: silentLogger })
     await names.open()
     await names.publish({ records: records(['api.prod', '10.107.0.2'], ['web.demo', '10.107.0.3']) })
     const hostsFile = new RecordingNameResolver()
-    await names.attach({ link: { name: 'utun4' }, hostsFile: () => hostsFile, platform: 'darwin', resolverDir })
+    await names.attach({ link: { name: 'utun4' }, hostsFile: () => hostsFile, platform: 'darwin', resolverDir, stateDir })
     assert.deepEqual((await readdir(resolverDir)).sort(), ['api.prod', 'demo'], 'prod is a public top-level domain: its names go one by one')
-    assert.equal(await readFile(join(resolverDir, 'api.prod'), 'utf8'), '# Managed by ngrokd: removed when ngrokd stops. Do not edit.\nnameserver 10.107.0.1\nport 5353\n')
+    assert.equal(await readFile(join(resolverDir, 'api.prod'), 'utf8'), `# Managed by ngrokd: removed when ngrokd stops. Do not edit.\n# state_dir: ${stateDir}\nnameserver 10.107.0.1\nport 5353\n`)
     assert.equal(hostsFile.publishes.filter((p) => p.records.length > 0).length, 0, 'the hosts file is not used')
 
     await writeFile(join(resolverDir, 'corp'), 'nameserver 192.168.1.1\n') // the user's own
+    const another = '# Managed by ngrokd: removed when ngrokd stops. Do not edit.\n# state_dir: /var/lib/ngrokd-two\nnameserver 10.108.0.1\nport 53\n'
+    await writeFile(join(resolverDir, 'stage'), another) // another instance's
     await names.publish({ records: records(['api.prod', '10.107.0.2'], ['db.corp', '10.107.0.4']) })
-    assert.deepEqual((await readdir(resolverDir)).sort(), ['api.prod', 'corp'], 'demo went with its last endpoint; corp is not ours to write')
+    assert.deepEqual((await readdir(resolverDir)).sort(), ['api.prod', 'corp', 'stage'], 'demo went with its last endpoint; corp is not ours to write, stage not ours to remove')
     assert.equal(await readFile(join(resolverDir, 'corp'), 'utf8'), 'nameserver 192.168.1.1\n')
-    assert.deepEqual((await names.diagnose()).find((c) => c.id === 'dns.resolver-files')?.status, 'ok')
+    assert.deepEqual((await names.diagnose()).find((c) => c.id === 'dns.resolver-files')?.summary, `${resolverDir} sends api.prod to 10.107.0.1:5353`)
 
     await names.detach()
-    assert.deepEqual(await readdir(resolverDir), ['corp'])
+    assert.deepEqual((await readdir(resolverDir)).sort(), ['corp', 'stage'])
+    assert.equal(await readFile(join(resolverDir, 'stage'), 'utf8'), another)
   })
 })
 

@@ -6,6 +6,7 @@ import {
   syncResolverFiles,
   type Check,
   type Logger,
+  type ResolverTarget,
   type WindowsNrpt,
 } from '@ngrokd/core/plugin'
 
@@ -33,8 +34,9 @@ export interface SuffixRoute {
  * marker). mDNSResponder watches the folder: no flush needed.
  */
 export class ResolverFilesRoute implements SuffixRoute {
+  /** `target.owner`: the daemon's state_dir, named in each file, so that another instance's files are left alone. */
   constructor(
-    private readonly target: { nameserver: string; port: number },
+    private readonly target: ResolverTarget,
     private readonly logger: Logger,
     private readonly dir: string = MACOS_RESOLVER_DIR,
   ) {}
@@ -52,11 +54,11 @@ export class ResolverFilesRoute implements SuffixRoute {
   }
 
   async revert(): Promise<void> {
-    await removeResolverFiles({ dir: this.dir })
+    await removeResolverFiles({ dir: this.dir, ...(this.target.owner === undefined ? {} : { owner: this.target.owner }) })
   }
 
   async check(): Promise<Check> {
-    const files = await ngrokdResolverFiles(this.dir).catch(() => [])
+    const files = await ngrokdResolverFiles(this.dir, this.target.owner).catch(() => [])
     return files.length
       ? { id: 'dns.resolver-files', status: 'ok', summary: `${this.dir} sends ${files.join(', ')} to ${this.target.nameserver}:${this.target.port}` }
       : { id: 'dns.resolver-files', status: 'warn', summary: `${this.dir} holds no ngrokd resolver file yet`, hint: 'it is written after the first reconcile with an endpoint; check the daemon log for a write error' }
