@@ -82,7 +82,10 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
   }
   report(nodeCheck)
 
-  const privileged = hasNetAdmin()
+  // a control.group member asking about the daemon of another user (root): this user's rights are not the daemon's
+  const otherUsers = await otherUsersStateDir(config.stateDir)
+  if (otherUsers) report(otherUsers.check)
+  const privileged = hasNetAdmin() || otherUsers?.uid === 0
   try {
     const resolved = await resolveDriver(config.net.driver, { configDir: config.configDir, kind: 'interface', privileged })
     report({
@@ -91,7 +94,7 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
       summary: `net.driver ${config.net.driver}${config.net.driver === resolved.name ? '' : ` → ${resolved.name}`} (${resolved.specifier}, for ${resolved.driver.platforms.join('/')}, core ${resolved.driver.ngrokd})${needs(resolved.driver.requirements)}`,
     })
     if (resolved.reason && config.net.driver === 'auto') report({ id: 'driver.auto', status: privileged ? 'ok' : 'warn', summary: resolved.reason })
-    const driverChecks = await resolved.driver.diagnose?.({ logger: silentLogger, stateDir: config.stateDir, platform: process.platform }, {
+    const driverChecks = otherUsers ? [] : await resolved.driver.diagnose?.({ logger: silentLogger, stateDir: config.stateDir, platform: process.platform }, {
       name: config.net.interfaceName,
       subnet: config.net.subnet,
       stateDir: config.stateDir,
@@ -120,11 +123,11 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     (e: unknown) => (isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') || isNgrokdError(e, 'NGROKD_ERR_HOSTS_FILE') ? e : undefined), // a missing file is the access check's to say
   )
   if (refused) report({ id: 'hosts-file.access', status: 'fail', summary: refused.message, code: refused.code, ...(refused.hint ? { hint: refused.hint } : {}) })
-  else if (config.names.resolver === 'hosts-file') {
+  else if (config.names.resolver === 'hosts-file' && !otherUsers) {
     report(...((await hostsFileResolverFor(config, silentLogger).diagnose?.()) ?? []))
   }
 
-  report(await checkStateDir(config.stateDir))
+  if (!otherUsers) report(await checkStateDir(config.stateDir))
   report(...(await checkStateFiles(config.stateDir)))
   if (apiKeyInFile) report(...(await checkConfigSecretMode(source!)))
 
@@ -163,6 +166,28 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
   report(...(await daemonChecks(config, sameDaemonFlags(config.instance, source))))
 
   return { checks, ok: !checks.some((c) => c.status === 'fail') }
+}
+
+/**
+ * Where `state_dir` is another user's (a `control.group` member runs doctor about root's daemon): that user and the
+ * check that says so. What this user may write or do (state_dir, the hosts file, the driver's own checks) is then not
+ * judged: it is not what the daemon may. Undefined as root, on Windows, and for a state_dir of this user's or none yet.
+ */
+async function otherUsersStateDir(dir: string): Promise<{ uid: number; check: Check } | undefined> {
+  const me = process.getuid?.()
+  if (me === undefined || runsAsRoot()) return undefined
+  const st = await stat(dir).catch(() => undefined)
+  if (!st || st.uid === me) return undefined
+  const owner = st.uid === 0 ? 'root' : `uid ${st.uid}`
+  return {
+    uid: st.uid,
+    check: {
+      id: 'doctor.user',
+      status: 'skip',
+      summary: `state_dir ${dir} is ${owner}'s and this doctor runs as uid ${me}: what the daemon may write and do (state_dir, the hosts file, the driver's own checks) is not judged by this user's rights`,
+      hint: `run sudo ngrokd doctor${owner === 'root' ? '' : ` (or doctor as ${owner})`} to check them`,
+    },
+  }
 }
 
 async function checkStateDir(dir: string): Promise<Check> {
