@@ -18,6 +18,8 @@ import { parseCertificate, type CertificateInfo } from '../cert/parse-certificat
 const DAY_MS = 86_400_000
 /** ngrok's operator re-keys when less than 30 days remain (PROTOCOL.md §3). */
 export const DEFAULT_RENEW_BEFORE_MS = 30 * DAY_MS
+/** The most by which a CA is taken to backdate `notBefore` (Let's Encrypt's is an hour; ngrok's is not published). */
+const MAX_BACKDATE_MS = 60 * 60_000
 /** `description` is at most 255 bytes (ngrok API, KubernetesOperatorCreate). */
 const MAX_DESCRIPTION_BYTES = 255
 /** The key under which the machine id is kept in the operator's `metadata` JSON. */
@@ -527,11 +529,14 @@ export class Registration {
 
   /**
    * Due when less than `renewBeforeMs` remains, or (a short certificate) two thirds of its lifetime. The lifetime
-   * counts from when it was received if that is later than `notBefore`: CAs backdate `notBefore` for clock skew (a
-   * minute or more), which would make a certificate of a few minutes due the moment it is issued.
+   * counts from `notBefore`, or from when it was received if that is later, by at most {@link MAX_BACKDATE_MS}: CAs
+   * backdate `notBefore` for clock skew (a minute or more), which would make a certificate of a few minutes due the
+   * moment it is issued; a certificate issued long before it came (a year's with 25 days left) is judged by its whole
+   * year, as it is after a restart, which no longer knows when it came.
    */
   private needsRenewal({ cert, receivedAt }: Current): boolean {
-    const lifetime = cert.notAfter.getTime() - Math.max(cert.notBefore.getTime(), receivedAt ?? -Infinity)
+    const notBefore = cert.notBefore.getTime()
+    const lifetime = cert.notAfter.getTime() - Math.max(notBefore, Math.min(receivedAt ?? -Infinity, notBefore + MAX_BACKDATE_MS))
     const threshold = Math.min(this.renewBeforeMs, (lifetime * 2) / 3)
     return cert.remainingMs(this.now()) < threshold
   }

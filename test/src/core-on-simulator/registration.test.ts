@@ -448,6 +448,25 @@ describe('Registration renewal', () => {
     assert.equal(await reg.renewIfNeeded(), true)
   })
 
+  it('a year\'s certificate that came with 25 days left is due at once, as it is after a restart (its lifetime counts from notBefore)', async () => {
+    sim.setCertValidity(365 * DAY)
+    const reg = registration()
+    await reg.ensure()
+    sim.setClockOffset(-340 * DAY)
+    await reg.renewNow() // the CA's clock is behind: the certificate has 25 days left as it comes
+    sim.setClockOffset(0)
+    const renewed = patches().length
+    assert.equal(await reg.renewIfNeeded(), true, 'due at once')
+    assert.equal(patches().length, renewed + 1)
+    assert.equal(await reg.renewIfNeeded(), false, 'the new one is a whole year')
+    sim.setClockOffset(-340 * DAY)
+    await reg.renewNow()
+    sim.setClockOffset(0)
+    const before = patches().length
+    await registration().ensure()
+    assert.equal(patches().length, before + 1, 'a restart judges it the same: renewed as it loads')
+  })
+
   it('renews a 60-day certificate at 30 days left, as ngrok\'s operator does; one of 30 days once a third is used', async () => {
     let offset = 0
     sim.setCertValidity(60 * DAY)
