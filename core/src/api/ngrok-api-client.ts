@@ -358,7 +358,9 @@ export class NgrokApiClient {
         // a wait long enough to notice is said; a short one is a detail
         this.logger[wait >= LONG_WAIT_MS ? 'warn' : 'debug'](
           { method, path: shown, status: response.status, ngrokCode: error.ngrokCode, attempt: attempt + 1, retryInMs: Math.round(wait) },
-          wait >= LONG_WAIT_MS ? `ngrok api busy (HTTP ${response.status}${error.ngrokCode ? ` ${error.ngrokCode}` : ''}): waiting ${Math.round(wait / 1000)} s before trying again` : 'ngrok api busy, retrying',
+          wait >= LONG_WAIT_MS
+            ? `ngrok api busy (HTTP ${response.status}${error.ngrokCode ? ` ${error.ngrokCode}` : ''}: ${error.ngrokMessage}): waiting ${Math.round(wait / 1000)} s before trying again${error.docsUrl ? `; see ${error.docsUrl}` : ''}`
+            : 'ngrok api busy, retrying',
         )
         this.onRetry?.(error, wait)
         await this.pause(wait, signal, `${method} ${shown}`)

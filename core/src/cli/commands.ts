@@ -301,19 +301,20 @@ const statusCommand = defineCommand({
       ...(status.config ? [`config:     ${status.config.file ?? 'no file: defaults and environment'}${status.config.restartPending.length ? `; a restart would apply ${status.config.restartPending.join(', ')}` : ''}`] : []),
       `operator:   ${status.operatorId ?? '(not registered yet)'}`,
       `api key:    ${status.apiKey.source.startsWith('none yet') ? status.apiKey.source : `from ${status.apiKey.source}`}`,
-      ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`] : []),
-      ...(status.stateError ? [`state:      FAILED ${formatWhen(status.stateError.at, now)}: ${status.stateError.message} (${status.stateError.code})`, ...(status.stateError.hint ? [`            fix: ${status.stateError.hint}`] : [])] : []),
+      ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`, ...fixLine(status.apiKey.lastError.hint)] : []),
+      ...(status.stateError ? [`state:      FAILED ${formatWhen(status.stateError.at, now)}: ${status.stateError.message} (${status.stateError.code})`, ...fixLine(status.stateError.hint)] : []),
       `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint}${ingressSource(status.ingressEndpointSource)} (${status.ingressVerification === 'verified' ? 'certificate verification on' : status.ingressVerification}${ingressFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
-      ...(status.ingressCheck && !status.ingressCheck.ok ? [`            FAILED its check ${formatWhen(status.ingressCheck.at, now)}: ${status.ingressCheck.message}`, ...(status.ingressCheck.hint ? [`            fix: ${status.ingressCheck.hint}`] : [])] : []),
+      ...(status.ingressCheck && !status.ingressCheck.ok ? [`            FAILED its check ${formatWhen(status.ingressCheck.at, now)}: ${status.ingressCheck.message}`, ...fixLine(status.ingressCheck.hint)] : []),
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,
       ...(iface?.notes ?? []).map((n) => `            note: ${n}`),
       ...(status.forwarder ? [`forwarder:  ${status.forwarder.kind === 'worker-pool' ? `${status.forwarder.workers} worker threads` : `main thread (${status.forwarder.reason})`}`] : []),
       `last poll:  ${poll ? `${formatWhen(poll.at, now)} ${poll.ok ? `ok, ${poll.endpoints} endpoints` : `FAILED: ${poll.error?.message}`}` : 'not yet'}; every ${+(status.pollIntervalMs / 1000).toFixed(1)} s`,
+      ...(poll && !poll.ok && poll.error?.hint !== status.apiKey.lastError?.hint ? fixLine(poll.error?.hint) : []),
       `services:   ${status.services.serving} serving, ${status.services.error} in error, ${status.openConnections} open connections`,
       ...(status.services.networkError ? [`network:    ${status.services.networkError} service(s) not exposed on the network: ngrokd list shows why`] : []),
       ...(poll?.rejected ?? []).slice(0, SKIPPED_SHOWN).map(skippedLine),
       ...((poll?.rejected?.length ?? 0) > SKIPPED_SHOWN ? [`skipped:    and ${poll!.rejected!.length - SKIPPED_SHOWN} more: ngrokd list shows them all`] : []),
-      ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${status.names.error.message}`, `            fix: ${status.names.error.hint ?? 'see ngrokd doctor'}`] : []),
+      ...(status.names.state === 'frozen' ? [`names:      FROZEN since ${formatWhen(status.names.since, now)}: ${status.names.error.message}`, ...fixLine(status.names.error.hint ?? 'see ngrokd doctor')] : []),
       ...status.plugins.map(pluginLine),
       ...trafficLines(status.traffic),
       ...(status.memory ? [`memory:     ${formatBytes(status.memory.rss)} resident (JS heap ${formatBytes(status.memory.heapUsed)}, buffers ${formatBytes(status.memory.arrayBuffers)})`] : []),
@@ -337,6 +338,11 @@ export function pluginLine(p: PluginStatus): string {
 const SKIPPED_SHOWN = 10
 
 /** One endpoint the daemon does not serve, and why (malformed, or a name skipped as unsafe). */
+/** `            fix: <hint>` under a status line, when there is a hint. */
+function fixLine(hint: string | undefined): string[] {
+  return hint ? [`            fix: ${hint}`] : []
+}
+
 function skippedLine(r: RejectedEndpoint): string {
   return terminalSafe(`skipped:    ${r.url || '(no url)'} (${r.id || 'no id'}): ${r.reason}`)
 }

@@ -49,7 +49,8 @@ export interface PollStatus {
   endpoints?: number
   services?: number
   rejected?: RejectedEndpoint[]
-  error?: { code?: string; message: string }
+  /** `hint`: the fix, for an API error the page of ngrok's docs for its code. */
+  error?: { code?: string; message: string; hint?: string }
   report?: ReconcileReport
 }
 
@@ -79,7 +80,7 @@ export interface DaemonStatus {
   /** The TLS handshake with the ingress made after each registration: whether it passed, else why and the fix. */
   ingressCheck?: { at: string; ok: boolean; message?: string; code?: string; hint?: string }
   /** Where the ngrok API key in use came from, and the API's last refusal or failure (cleared by a success). */
-  apiKey: { source: string; lastError?: { at: string; message: string; /** The API's HTTP status, when it answered. */ status?: number } }
+  apiKey: { source: string; lastError?: { at: string; message: string; /** The API's HTTP status, when it answered. */ status?: number; /** The fix; for ngrok's codes, the page of its docs. */ hint?: string } }
   /** The registration's last failure to read or write its files in state_dir (a full or read-only disk), with its fix; cleared once registered. */
   stateError?: { at: string; message: string; code: string; hint?: string }
   /** The ingress's trust anchors, summarised. */

@@ -471,7 +471,8 @@ export class Daemon {
   private noteApiError(e: unknown, retryInMs?: number): void {
     const status = (e as { status?: unknown }).status
     const retry = retryInMs === undefined ? '' : `; trying again in ${Math.max(1, Math.round(retryInMs / 1000))} s`
-    this.lastApiError = { at: new Date().toISOString(), message: `${formatError(e).split('\n')[0]!}${retry}`, ...(typeof status === 'number' ? { status } : {}) }
+    const hint = isNgrokdError(e) ? e.hint : undefined
+    this.lastApiError = { at: new Date().toISOString(), message: `${formatError(e).split('\n')[0]!}${retry}`, ...(typeof status === 'number' ? { status } : {}), ...(hint ? { hint } : {}) }
   }
 
   private newRegistration(api: NgrokApiClient): Registration {

@@ -144,6 +144,32 @@ describe('EndpointPoller: endpoints it does not serve', () => {
   })
 })
 
+describe('EndpointPoller: a stop', () => {
+  it('a poll its stop cuts short (waiting out a Retry-After) is no failure: nothing at warn, no failed poll', async () => {
+    const stop = new AbortController()
+    const busy: typeof fetch = async () => {
+      const body = { error_code: 'ERR_NGROK_226', status_code: 429, msg: 'You have exceeded your rate limit.', details: {} }
+      return new Response(JSON.stringify(body), { status: 429, headers: { 'content-type': 'application/json', 'retry-after': '20' } })
+    }
+    const logger = recordingLogger()
+    const api = new NgrokApiClient({ apiKey: 'k', fetchImpl: busy, maxRetries: 3, signal: stop.signal, logger })
+    const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
+    try {
+      const poller = new EndpointPoller({ stateDir, intervalMs: 60_000, logger, list: () => api.listBoundEndpoints(OP), reconcile: async (s) => report(s.length), signal: stop.signal })
+      const polling = poller.pollOnce()
+      while (logger.at('warn').length === 0) await new Promise((r) => setTimeout(r, 5))
+      const said = logger.at('warn').map((r) => r.msg)
+      assert.ok(said.some((m) => m === 'ngrok api busy (HTTP 429 ERR_NGROK_226: You have exceeded your rate limit.): waiting 20 s before trying again; see https://ngrok.com/docs/errors/err_ngrok_226'), said.join('\n'))
+      stop.abort()
+      assert.equal(await polling, undefined)
+      assert.deepEqual(logger.at('warn').map((r) => r.msg), said, 'the stop adds no warning')
+      assert.equal(poller.counts.failed, 0)
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('EndpointPoller: the saved endpoint list', () => {
   it('a list that cannot be saved fails no poll: said once while it repeats, and the poll counts as a success', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))

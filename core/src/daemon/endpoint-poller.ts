@@ -152,7 +152,12 @@ export class EndpointPoller {
       this.counts.ok++
       this.counts.lastSuccessUnixSeconds = Math.floor(Date.now() / 1000)
     } catch (e) {
-      const error = { code: isNgrokdError(e) ? e.code : undefined, message: (e as Error).message }
+      // the daemon stops: a call its signal cut short (a Retry-After or back-off wait, a page under way) is no failure
+      if (signal.aborted) {
+        logger.debug(`poll stopped: ${formatError(e)}`)
+        return undefined
+      }
+      const error = { code: isNgrokdError(e) ? e.code : undefined, message: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) }
       // said once; while the same failure repeats on every poll, at debug
       const repeated = this.failedInARow > 0 && this.lastPoll?.error?.message === error.message
       this.failedInARow++

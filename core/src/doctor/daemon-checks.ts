@@ -94,7 +94,8 @@ async function runningDaemonChecks(config: DaemonConfig, status: ControlApi['GET
   )
   const stateError = status.stateError
   if (stateError) checks.push({ id: 'daemon.state', status: 'fail', summary: `the daemon cannot keep its registration in state_dir: ${stateError.message}`, code: stateError.code, ...(stateError.hint ? { hint: stateError.hint } : {}) })
-  if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${status.lastPoll.error?.message}`, ...(status.lastPoll.error?.code ? { code: status.lastPoll.error.code } : {}) })
+  const pollError = status.lastPoll && !status.lastPoll.ok ? status.lastPoll.error : undefined
+  if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${pollError?.message}`, ...(pollError?.code ? { code: pollError.code } : {}), ...(pollError?.hint ? { hint: pollError.hint } : {}) })
   if (status.names.state === 'frozen') checks.push({ id: 'daemon.names', status: 'fail', summary: `names frozen since ${status.names.since}: ${status.names.error.message}`, code: status.names.error.code, ...(status.names.error.hint ? { hint: status.names.error.hint } : {}) })
   const { services, skipped = [] } = await callDaemon(config.control.socket, 'GET /v1/endpoints', undefined, 10_000)
   checks.push(...publicNameChecks(services.map((s) => s.hostname)))

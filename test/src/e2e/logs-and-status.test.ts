@@ -82,6 +82,9 @@ describe('the log and `ngrokd status` as a user reads them', { skip: netnsSkip }
       const text = cli('status', '--config', daemon.configFile)
       assert.equal(text.status, 0, text.stderr)
       assert.match(text.stdout, /^api error: {2}\d\d:\d\d:\d\d \(\d+s ago\): .*503/m)
+      // ngrok's code, its message and its page (PROTOCOL.md §2), once under the two lines that carry the error
+      assert.match(text.stdout, /^api error: .*An internal server error occurred\..*ERR_NGROK_500.*\n {12}fix: see https:\/\/ngrok\.com\/docs\/errors\/err_ngrok_500$/m)
+      assert.equal(text.stdout.match(/fix: see https:\/\/ngrok\.com/g)?.length, 1, text.stdout)
       assert.match(text.stdout, new RegExp(`^api key: {4}from api\\.key in ${daemon.configFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'))
       assert.match(text.stdout, /^last poll: {2}\d\d:\d\d:\d\d \(\d+s ago\) FAILED: /m)
       // the registration named the ingress: no word on its source; "verification on", not a claim that a handshake passed
@@ -95,6 +98,7 @@ describe('the log and `ngrokd status` as a user reads them', { skip: netnsSkip }
       assert.equal(check?.status, 'ok', doctor.stdout)
       assert.match(check!.summary, /its last API call failed, not for the key: .*503/)
       assert.match(checks.find((c) => c.id === 'daemon.poll')?.summary ?? '', /last API poll failed: .*503/)
+      assert.equal((checks.find((c) => c.id === 'daemon.poll') as { hint?: string } | undefined)?.hint, 'see https://ngrok.com/docs/errors/err_ngrok_500')
     } finally {
       sim.resetFaults()
     }
