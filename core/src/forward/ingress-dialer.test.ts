@@ -355,6 +355,28 @@ describe(`IngressDialer (${mode.name})`, () => {
     assert.ok(isNgrokdError(err, 'NGROKD_ERR_INGRESS_TLS'), String(err))
   })
 
+  for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+    it(`probe() closes with close_notify and a FIN, not a reset: the ingress sees a clean end, no failed handshake (${maxVersion})`, async () => {
+      const server = tls.createServer({ cert: pki.ingress.certPem, key: pki.ingress.keyPem, ca: pki.clientCaPem, requestCert: true, rejectUnauthorized: true, maxVersion })
+      const ends = new Promise<string>((resolve) => {
+        server.on('tlsClientError', (e) => resolve(`tlsClientError ${String((e as NodeJS.ErrnoException).code ?? e.message)}`))
+        server.on('secureConnection', (s: tls.TLSSocket) => {
+          s.on('error', (e) => resolve(`error ${String((e as NodeJS.ErrnoException).code)}`))
+          s.on('end', () => resolve('end'))
+          s.resume() // an ingress reading the ConnRequest's length
+        })
+      })
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      try {
+        const probe = await dialer(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, { ca: pki.ingressCaPem }).probe()
+        assert.equal(probe.protocol, maxVersion)
+        assert.equal(await ends, 'end')
+      } finally {
+        server.close()
+      }
+    })
+  }
+
   it('insecureSkipVerify accepts an untrusted server certificate and warns once, at construction', async () => {
     const ingress = await start({ cert: pki.otherIngress })
     const logger = recordingLogger()

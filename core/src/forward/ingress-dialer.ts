@@ -120,6 +120,8 @@ export interface IngressDialerStats {
 export const DEFAULT_PREDIAL_MAX_AGE_MS = 8_000
 /** Upper bound of `predial`; the same as `ingress.predial`'s maximum in config.schema.json. */
 export const MAX_PREDIAL = 64
+/** How long a probe's connection may take to close after its close_notify before it is cut off. */
+const PROBE_CLOSE_MS = 5_000
 
 /**
  * The cipher list offered to the ingress: Node's defaults with TLS_AES_128_GCM_SHA256 moved to the
@@ -294,7 +296,7 @@ export class IngressDialer implements Dialer {
   }
 
   /**
-   * One full TLS handshake with the ingress (no ConnRequest, no session offered or kept), then closes:
+   * One full TLS handshake with the ingress (no ConnRequest, no session offered or kept), then closes cleanly:
    * what `ngrokd doctor` uses to say whether and by what the ingress certificate is verified. Throws
    * the same coded errors as {@link dial} (e.g. NGROKD_ERR_INGRESS_TLS for an unknown CA).
    */
@@ -306,7 +308,13 @@ export class IngressDialer implements Dialer {
     try {
       return { ingress: ingress.text, chain: peerChain(socket), protocol: socket.getProtocol(), cipher: socket.getCipher().name, authorized: socket.authorized }
     } finally {
-      socket.destroy()
+      // close_notify and FIN, not a reset: destroyed at once, under the ingress's unread NewSessionTicket, the socket
+      // sends an RST, which the ingress logs as a client failing its handshake; what it still sends is read and
+      // dropped, and one that does not close in PROBE_CLOSE_MS is cut off then
+      const cutOff = setTimeout(() => socket.destroy(), PROBE_CLOSE_MS).unref()
+      socket.once('close', () => clearTimeout(cutOff))
+      socket.resume()
+      socket.end()
     }
   }
 
