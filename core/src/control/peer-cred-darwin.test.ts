@@ -78,7 +78,7 @@ describe('LOCAL_PEERCRED on macOS', () => {
 
   // A smoke test of the koffi declaration against Linux libc (same prototype): SO_PEERCRED there.
   it('the getsockopt declaration binds and reads a peer (Linux libc, SO_PEERCRED)', { skip: requires.linux() }, async () => {
-    const { bindGetsockopt } = await import('./peer-cred-ffi.js')
+    const { bindGetsockopt } = await import('../util/sockopt-ffi.js')
     const getsockopt = bindGetsockopt()
     const dir = await mkdtemp(join(tmpdir(), 'ngrokd-peercred-'))
     const path = join(dir, 's.sock')

@@ -1,12 +1,13 @@
 /**
  * Who is on the other end of a connection to the control socket, on macOS: getsockopt(fd,
  * SOL_LOCAL, LOCAL_PEERCRED) fills a struct xucred — <sys/un.h>, <sys/ucred.h>. The decoder is pure
- * Buffer code (testable on any OS); the call goes through peer-cred-ffi.ts (koffi), loaded
+ * Buffer code (testable on any OS); the call goes through util/sockopt-ffi.ts (koffi), loaded
  * on first use. Sizes and offsets are checked against a compiler's reading of the headers
  * (peer-cred-darwin.layouts.json, made by drivers/darwin-utun/scripts/probe-layouts.sh).
  */
 import { accessOf, socketFd, type PeerCheck } from './peer-access.js'
 import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
+import type { Getsockopt } from '../util/sockopt-ffi.js'
 
 export const SOL_LOCAL = 0 // <sys/un.h>: options of the local (AF_UNIX) domain
 export const LOCAL_PEERCRED = 1 // <sys/un.h>: "retrieve peer credentials"
@@ -24,8 +25,7 @@ export interface PeerCredentials {
   groups: number[]
 }
 
-/** getsockopt(2): 0 or the errno, and the length the kernel wrote into `value`. */
-export type Getsockopt = (fd: number, level: number, name: number, value: Buffer) => { errno: number; length: number }
+export type { Getsockopt }
 
 /** The few errno values getsockopt(LOCAL_PEERCRED) can answer — <sys/errno.h> (macOS). */
 const ERRNO_NAMES: Readonly<Record<number, string>> = { 9: 'EBADF', 14: 'EFAULT', 22: 'EINVAL', 38: 'ENOTSOCK', 42: 'ENOPROTOOPT', 57: 'ENOTCONN' }
@@ -87,7 +87,7 @@ export function darwinPeerCheck(getsockopt: Getsockopt, allowedGid: number | und
 /** getsockopt from libSystem through koffi (imported on first use, so this module loads on every OS). */
 export async function loadDarwinGetsockopt(): Promise<Getsockopt> {
   try {
-    const ffi = await import('./peer-cred-ffi.js')
+    const ffi = await import('../util/sockopt-ffi.js')
     return ffi.bindGetsockopt(ffi.LIBSYSTEM)
   } catch (cause) {
     throw new NgrokdError('NGROKD_ERR_CONTROL', `control socket: cannot load libSystem through koffi: ${(cause as Error).message}`, {

@@ -89,7 +89,7 @@ int main(void) { printf("[%d,%d,%zu,%zu,%zu,%zu]", SOL_SOCKET, SO_PEERCRED, offs
   })
 
   it('reads the real peer through koffi', async () => {
-    const { bindGetsockopt } = await import('./peer-cred-ffi.js')
+    const { bindGetsockopt } = await import('../util/sockopt-ffi.js')
     const dir = await mkdtemp(join(tmpdir(), 'ngrokd-ucred-'))
     const pair = await connectedPair(dir)
     try {

@@ -1,6 +1,6 @@
 /**
  * Who is on the other end of a connection to the control socket, on Linux: getsockopt(fd, SOL_SOCKET,
- * SO_PEERCRED) fills a struct ucred. The decoder is pure Buffer code; the call goes through peer-cred-ffi.ts
+ * SO_PEERCRED) fills a struct ucred. The decoder is pure Buffer code; the call goes through util/sockopt-ffi.ts
  * (koffi), loaded on first use. The numbers are checked against a C compiler's reading of the headers
  * (peer-cred-linux.test.ts).
  */
@@ -55,7 +55,7 @@ export function linuxPeerCheck(getsockopt: Getsockopt, refused: (why: string) =>
 /** getsockopt from the C library through koffi (imported on first use). */
 export async function loadLinuxGetsockopt(): Promise<Getsockopt> {
   try {
-    return (await import('./peer-cred-ffi.js')).bindGetsockopt()
+    return (await import('../util/sockopt-ffi.js')).bindGetsockopt()
   } catch (cause) {
     throw new NgrokdError('NGROKD_ERR_CONTROL', `control socket: cannot load the C library's getsockopt through koffi: ${(cause as Error).message}`, {
       cause,

@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks'
 import { resetSocket } from './connection-limits.js'
 import { createHostRewriter, type HostRewriter } from './http-host-rewriter.js'
 import { pump, pumpPlaintext } from './pump.js'
+import { destroyWithReset, pendingSocketError } from './socket-state.js'
 import type { DialResult, Dialer } from './ingress-dialer.js'
 
 export interface CarryOptions {
@@ -57,6 +58,8 @@ export interface CarryOutcome {
  * - A failed dial and an ingress that breaks off mid-stream **reset** the client (RST, not FIN): it sees
  *   "connection reset" instead of an empty answer it could take for a complete one. That includes an ingress
  *   reset that Node reports as a plain 'end' ({@link resetUnderEnd}), counted as `ECONNRESET` on the ingress side.
+ *   The other way too: a client that resets mid-stream resets the ingress connection (not close_notify and a FIN),
+ *   so that a cut-off upload is never taken for a whole one.
  * - `done` resolves exactly once, after both sockets have closed; it never rejects.
  *
  * ```ts
@@ -90,7 +93,7 @@ export class CarriedConnection {
     client.once('close', () => {
       this.clientClosed = true
       if (this.dialing) this.dialAbort?.abort()
-      else if (this.up && !cleanlyDone(client)) this.up.destroy()
+      else if (this.up && !cleanlyDone(client)) destroyWithReset(this.up)
       this.maybeFinish()
     })
     const { hostname, port } = options
@@ -186,18 +189,19 @@ export class CarriedConnection {
     } else if (idle > 0) client.setTimeout(idle, onTimeout)
     // pump() pauses the source while the destination holds too much (backpressure) and ends the
     // destination's write half when the source ends (half-close; allowHalfOpen on both).
-    const t = this.transform
-    if (t) {
-      pump(client, t)
-      pump(t, up)
-    } else pump(client, up)
-    // the ingress's end reaches the client as a FIN only when it was one: a reset told as an end resets it
-    const upEndedCleanly = (): boolean => {
-      const reset = resetUnderEnd(up)
+    // each side's end reaches the other as a FIN only when it was one: a reset told as an end resets the other side
+    const endedCleanly = (s: net.Socket, side: 'client' | 'ingress') => (): boolean => {
+      const reset = resetUnderEnd(s, side === 'client' ? 'the client' : 'the ingress')
       if (reset === undefined) return true
-      this.fail(reset, 'ingress')
+      this.fail(reset, side)
       return false
     }
+    const t = this.transform
+    if (t) {
+      pump(client, t, endedCleanly(client, 'client'))
+      pump(t, up)
+    } else pump(client, up, endedCleanly(client, 'client'))
+    const upEndedCleanly = endedCleanly(up, 'ingress')
     if (reads) pumpPlaintext(reads, up, client, t ? (chunk) => (begun?.(), t.observeResponse(chunk)) : () => begun?.(), upEndedCleanly)
     else {
       if (t) up.on('data', (chunk: Buffer) => t.observeResponse(chunk))
@@ -211,10 +215,15 @@ export class CarriedConnection {
       this.side = side
     }
     this.dialAbort?.abort()
-    this.up?.destroy()
     this.transform?.destroy()
-    if (side === 'ingress') resetSocket(this.client)
-    else this.client.destroy()
+    if (side === 'ingress') {
+      this.up?.destroy()
+      resetSocket(this.client)
+    } else {
+      // the ingress must not take a client's failure for a complete request: it sees a reset, not close_notify and a FIN
+      if (this.up) destroyWithReset(this.up)
+      this.client.destroy()
+    }
   }
 
   private maybeFinish(): void {
@@ -233,24 +242,28 @@ export class CarriedConnection {
 }
 
 /**
- * The reset behind an 'end' of `s`, if it was one. libuv reports EOF on EPOLLHUP after a short read without
- * reading the socket's error (uv__stream_io, src/unix/stream.c), and a TLSSocket passes that on as 'end': an
- * RST from the ingress mid-stream comes as a clean end, and no ECONNRESET follows (no close_notify either,
- * but Node does not say whether one came). The kernel still tells them apart: a FIN leaves the socket in
- * CLOSE_WAIT, which has a peer; an RST leaves it in CLOSE, which has none (getpeername → ENOTCONN,
- * inet_getname() in net/ipv4/af_inet.c). One syscall, once per connection. This holds while our own FIN is
- * not out: once it is, the peer's FIN takes the socket through TIME_WAIT to CLOSE as well, and its end is
- * taken as clean, as before. [ran] Linux.
+ * The reset behind an 'end' of `s` (`who`: "the ingress", "the client"), if it was one. libuv reports EOF on EPOLLHUP
+ * after a short read without reading the socket's error, and a TLSSocket passes that on as 'end' (no close_notify
+ * either, but Node does not say whether one came): an RST mid-stream comes as a clean end, and no ECONNRESET follows.
+ * The kernel keeps it as the socket's pending error ({@link pendingSocketError}), also after our own FIN. Where that
+ * cannot be read: a FIN leaves the socket in CLOSE_WAIT, which has a peer, an RST in CLOSE, which has none
+ * (getpeername → ENOTCONN, inet_getname() in net/ipv4/af_inet.c) — which holds only while our own FIN is not out
+ * (the peer's FIN then takes the socket through TIME_WAIT to CLOSE as well). One syscall, once per connection. [ran] Linux.
  */
-export function resetUnderEnd(s: net.Socket): Error | undefined {
-  if (s.writableFinished) return undefined
-  const handle = (s as unknown as { _handle?: { getpeername?: (out: object) => number } | null })._handle
-  const errno = handle?.getpeername?.({}) ?? 0
-  if (errno === 0) return undefined
-  return Object.assign(new Error(`the ingress reset the connection mid-stream (its end came without a peer: getpeername ${getSystemErrorName(errno)})`), {
-    code: 'ECONNRESET',
-    syscall: 'read',
-  })
+export function resetUnderEnd(s: net.Socket, who = 'the ingress'): Error | undefined {
+  const pending = pendingSocketError(s)
+  let why: string
+  if (pending !== undefined) {
+    if (pending === 0) return undefined
+    why = `its end came with the socket error ${getSystemErrorName(-pending)}`
+  } else {
+    if (s.writableFinished) return undefined
+    const handle = (s as unknown as { _handle?: { getpeername?: (out: object) => number } | null })._handle
+    const errno = handle?.getpeername?.({}) ?? 0
+    if (errno === 0) return undefined
+    why = `its end came without a peer: getpeername ${getSystemErrorName(errno)}`
+  }
+  return Object.assign(new Error(`${who} reset the connection mid-stream (${why})`), { code: 'ECONNRESET', syscall: 'read' })
 }
 
 /** Both halves shut down in order: nothing was cut off. */

@@ -7,6 +7,7 @@ import type { Logger } from '../contracts/logger.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { encodeConnResponse } from '../protocol/binding-frames.js'
 import { resetUnderEnd } from './carry-connection.js'
+import { socketCallsLoaded } from './socket-state.js'
 import type { ConnectionLimitOptions } from './connection-limits.js'
 import type { IngressDialerOptions } from './ingress-dialer.js'
 import type { ListenerEntry, TrackedConnection } from './listening-forwarder.js'
@@ -126,12 +127,17 @@ export function hashAll(s: net.Socket, hash: Hash = createHash('sha256')): Promi
   })
 }
 
-export function describeForwarderBehaviour(title: string, create: (options: CreateForwarderUnderTest) => Promise<ForwarderUnderTest>): void {
+/**
+ * `resetsTold`: whether the forwarder tells every reset behind an 'end' (the socket's pending error, on the main thread);
+ * without it, one that comes after its own FIN (the client ended its side first) is not told from a FIN.
+ */
+export function describeForwarderBehaviour(title: string, create: (options: CreateForwarderUnderTest) => Promise<ForwarderUnderTest>, { resetsTold = true }: { resetsTold?: boolean } = {}): void {
   describe(title, () => {
     let pki: TestPki
     let cleanups: Array<() => Promise<void> | void> = []
     before(async () => {
       pki = await createTestPki()
+      await socketCallsLoaded // the resets Node reports as an end are told by the socket's error, here as in the daemon
     })
     afterEach(async () => {
       for (const c of cleanups.reverse()) await c()
@@ -290,9 +296,10 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
      * FIN), the error, the bytes. Node itself reports most resets after a short read as 'end' (see
      * `resetUnderEnd`, which this client asks about such an end as the forwarder does about the ingress's).
      */
-    function endOf(port: number): Promise<{ ended: boolean; error?: NodeJS.ErrnoException; bytes: number }> {
+    function endOf(port: number, request?: string): Promise<{ ended: boolean; error?: NodeJS.ErrnoException; bytes: number }> {
       return new Promise((resolve) => {
         const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true })
+        if (request !== undefined) s.end(request) // sends its request and ends its side, then reads the answer
         let ended = false
         let bytes = 0
         let error: NodeJS.ErrnoException | undefined
@@ -327,6 +334,51 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       }
       await until(() => forwarder.listeners()[0]!.openConnections === 0)
       assert.deepEqual(forwarder.listeners()[0]!.errors, { ECONNRESET: rounds })
+    })
+
+    it('a client that ended its side first still sees an ingress reset mid-stream as a reset, never a clean end', { skip: !resetsTold && 'not told in worker threads' }, async () => {
+      let n = 0
+      const { forwarder, port } = await setup((conn) => {
+        conn.accept()
+        const raw = (conn.socket as unknown as { _parent: net.Socket })._parent
+        // the reset comes once the client's end is through: the forwarder's own FIN to the ingress is out
+        conn.socket.once('end', () => conn.socket.write(Buffer.alloc(cutAfter[n++ % cutAfter.length]!, 7), () => raw.resetAndDestroy()))
+        conn.socket.resume()
+      })
+      await forwarder.listen({ address: '127.0.0.1', port, target: { hostname: 'bulk.prod', port: 9000, proto: 'tcp' } })
+      const rounds = cutAfter.length * 3
+      for (let i = 0; i < rounds; i++) {
+        const { ended, error, bytes } = await endOf(port, 'GET 100000000\n')
+        assert.equal(ended, false, `connection ${i} (cut after ${cutAfter[i % cutAfter.length]} bytes): a clean end after ${bytes} bytes`)
+        assert.equal(error?.code, 'ECONNRESET', `connection ${i}: ${error?.code}`)
+      }
+      await until(() => forwarder.listeners()[0]!.openConnections === 0)
+      assert.deepEqual(forwarder.listeners()[0]!.errors, { ECONNRESET: rounds })
+    })
+
+    it('a client reset mid-upload resets the ingress connection: never close_notify and a FIN it could take for a whole upload', { skip: !resetsTold && 'not told in worker threads' }, async () => {
+      const ends: Array<Promise<string>> = []
+      const { forwarder, port } = await setup((conn) => {
+        conn.accept()
+        ends.push(
+          new Promise((resolve) => {
+            let got = 0
+            conn.socket.on('data', (d: Buffer) => (got += d.length))
+            conn.socket.once('end', () => resolve(resetUnderEnd(conn.socket) ? 'reset' : `a clean end after ${got} bytes`))
+            conn.socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNRESET' ? 'reset' : `error ${e.code}`))
+            conn.socket.resume()
+          }),
+        )
+      })
+      await forwarder.listen({ address: '127.0.0.1', port, target: { hostname: 'bulk.prod', port: 9000, proto: 'tcp' } })
+      for (const size of cutAfter) {
+        const c = await connect(port)
+        c.on('error', () => {})
+        await new Promise<void>((resolve) => c.write(Buffer.alloc(size, 3), () => resolve()))
+        while (ends.length < 1) await new Promise((r) => setTimeout(r, 5))
+        c.resetAndDestroy()
+        assert.equal(await ends.shift(), 'reset', `cut after ${size} bytes`)
+      }
     })
 
     it('an ingress that ends cleanly after a bulk answer ends the client cleanly, every byte there', async () => {

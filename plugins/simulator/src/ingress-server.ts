@@ -6,6 +6,7 @@ import {
   INGRESS_CIPHERS,
   decodeConnRequestBody,
   encodeConnResponse,
+  resetUnderEnd,
   type ConnRequest,
   type ConnResponse,
   type Logger,
@@ -208,7 +209,9 @@ export class IngressServer {
     this.options.backends.serve(ep, backendSide)
     if (frame.rest.length > 0) ingressSide.write(frame.rest)
     const cutAfter = state.faults.takeCut(req.host)
-    await relay(tls, ingressSide, cutAfter === undefined ? {} : { cutAfterBytesToA: cutAfter, onCut: () => raw.resetAndDestroy() })
+    // an operator's reset (a client of its that broke off an upload) reaches the backend as a reset, not as the request's end
+    const aEndedCleanly = () => resetUnderEnd(tls, 'the operator') === undefined
+    await relay(tls, ingressSide, cutAfter === undefined ? { aEndedCleanly } : { cutAfterBytesToA: cutAfter, onCut: () => raw.resetAndDestroy(), aEndedCleanly })
     state.stats.ingress.active--
   }
 

@@ -16,6 +16,27 @@ function setup() {
 }
 
 describe('relay over socket pairs', () => {
+  it("an end of a that aEndedCleanly calls a reset reaches b as a reset (closed, never ended), not as the request's end", async () => {
+    for (const clean of [true, false]) {
+      const [client, x2] = createDuplexPair()
+      const [y1, server] = createDuplexPair()
+      const done = relay(x2, y1, { aEndedCleanly: () => clean })
+      let ended = false
+      server.on('error', () => {})
+      server.on('data', () => {})
+      server.on('end', () => (ended = true))
+      const closed = new Promise((resolve) => server.once('close', resolve))
+      client.on('error', () => {})
+      client.on('data', () => {})
+      client.end('PUT 100\npartial')
+      if (clean) server.end()
+      await closed
+      assert.equal(ended, clean)
+      await done
+    }
+  })
+
+
   it('applies backpressure: a reader that does not read stops the writer', async () => {
     const { client, server, done } = setup()
     const chunk = Buffer.alloc(64 * 1024)

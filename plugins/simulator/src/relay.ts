@@ -5,6 +5,8 @@ export interface RelayOptions {
   cutAfterBytesToA?: number
   /** Tears the connection down abruptly (e.g. a TCP reset); both streams are destroyed after it. */
   onCut?: () => void
+  /** Asked as `a` ends: false when that end was a reset told as an end (core's `resetUnderEnd`); both are then destroyed. */
+  aEndedCleanly?: () => boolean
 }
 
 /**
@@ -13,7 +15,8 @@ export interface RelayOptions {
  * - Backpressure: a direction pauses its source while the destination's buffer is full.
  * - Half-close: the end of one side's readable ends the other side's writable, and nothing else.
  * - A side that closes without ending its readable (reset, error) destroys the other side; a side
- *   that closes after a clean end closes the other once the other's end() is flushed.
+ *   that closes after a clean end closes the other once the other's end() is flushed. An end of `a` that
+ *   `aEndedCleanly` calls a reset is one.
  *
  * Resolves when both streams are closed.
  */
@@ -57,6 +60,7 @@ export function relay(a: Duplex, b: Duplex, options: RelayOptions = {}): Promise
         if (!cut) src.resume()
       })
       src.on('end', () => {
+        if (which === 'a' && options.aEndedCleanly?.() === false) return destroyBoth() // a reset: 'close' without a clean end
         ended[which] = true
         if (!cut) dst.end()
       })

@@ -6,22 +6,17 @@
 import { koffi } from '../../util/koffi.js'
 import { NgrokdError } from '../../errors/ngrokd-error.js'
 import { loadLibc } from '../../util/libc.js'
+import { bindSetsockopt } from '../../util/sockopt-ffi.js'
+import { LINGER_RESET } from '../socket-state.js'
 
 const F_DUPFD_CLOEXEC = 1030 // <linux/fcntl.h>: F_LINUX_SPECIFIC_BASE (1024) + 6
 const SOL_SOCKET = 1 // <asm-generic/socket.h>
 const SO_LINGER = 13 // <asm-generic/socket.h>
-const SIZEOF_LINGER = 8 // struct linger { int l_onoff; int l_linger; } — <linux/socket.h>
 
 const libc = loadLibc()
 // fcntl is variadic: the third argument is passed with its type at each call
 const fcntl = libc.func('int fcntl(int fd, int cmd, ...)') as (fd: number, cmd: number, ...args: unknown[]) => number
-const setsockopt = libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)') as (
-  fd: number,
-  level: number,
-  name: number,
-  value: Buffer,
-  len: number,
-) => number
+const setsockopt = bindSetsockopt()
 const close = libc.func('int close(int fd)') as (fd: number) => number
 
 /**
@@ -41,7 +36,6 @@ export function dupSocketFd(fd: number): number {
 
 /** Closes `fd` with RST (SO_LINGER 0): the peer sees a reset, not a clean end. Errors are ignored. */
 export function resetAndCloseFd(fd: number): void {
-  const linger = Buffer.from(new Int32Array([1, 0]).buffer) // l_onoff = 1, l_linger = 0, in host byte order
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, linger, SIZEOF_LINGER)
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, LINGER_RESET)
   close(fd)
 }
