@@ -51,8 +51,11 @@ export interface CreateDaemonScopeOptions {
 /** What the scope needs of the plugin host. */
 export interface PluginNameResolvers {
   offersNameResolver(name: string): boolean
-  /** Made and opened; undefined when the plugin's factory or its open() failed (it is reported as degraded). */
-  openNameResolver(name: string): Promise<NameResolver | undefined>
+  /**
+   * Made and opened; undefined when the plugin's factory or its open() failed (it is reported as degraded). One that
+   * throws or hangs later is reported the same way, and the names go to `fallback` from then on.
+   */
+  openNameResolver(name: string, options: { fallback: () => Promise<NameResolver> }): Promise<NameResolver | undefined>
 }
 
 /**
@@ -129,8 +132,9 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
 
 /**
  * `names.resolver`, opened: the hosts file, a resolver a plugin offers (`dns` with `plugins: [dns]`), or a
- * name-resolver driver. A plugin's resolver that fails to come up (its factory or its `open()` throws or hangs)
- * falls back to the hosts file: a plugin never takes the daemon down.
+ * name-resolver driver. A plugin's resolver that fails to come up (its factory or its `open()` throws or hangs), or
+ * fails later (a `publish()`, `list()` that throws or hangs), falls back to the hosts file: a plugin never takes the
+ * daemon down.
  */
 async function openNameResolver(config: DaemonConfig, logger: Logger, given: NameResolver | undefined, plugins?: PluginNameResolvers): Promise<NameResolver> {
   const opened = async (names: NameResolver): Promise<NameResolver> => {
@@ -142,10 +146,12 @@ async function openNameResolver(config: DaemonConfig, logger: Logger, given: Nam
   const name = config.names.resolver
   if (name === 'hosts-file') return hostsFile()
   if (plugins?.offersNameResolver(name)) {
-    const fromPlugin = await plugins.openNameResolver(name)
-    if (fromPlugin) return fromPlugin
-    logger.error(`names.resolver ${name}: the plugin's resolver failed to start (ngrokd status shows why); publishing names in ${config.names.hostsFile} instead`)
-    return hostsFile()
+    const hostsFileInstead = (failed: string) => (): Promise<NameResolver> => {
+      logger.error(`names.resolver ${name}: the plugin's resolver ${failed} (ngrokd status shows why); publishing names in ${config.names.hostsFile} instead`)
+      return hostsFile()
+    }
+    const fromPlugin = await plugins.openNameResolver(name, { fallback: hostsFileInstead('failed') })
+    return fromPlugin ?? hostsFileInstead('failed to start')()
   }
   const resolved = await resolveDriver(config.names.resolver, { configDir: config.configDir, kind: 'name-resolver' })
   const made = await resolved.driver.create({ logger, stateDir: config.stateDir, platform: process.platform }, {})

@@ -244,6 +244,68 @@ describe('PluginHost', () => {
     assert.deepEqual(journal().sort(), ['hangs aborted', 'hangs closed', 'opens opened', 'throws closed'])
   })
 
+  it('a name resolver whose publish() throws or hangs after it opened degrades the plugin, is closed, and the names go to the hosts file from then on', async () => {
+    // publish() answers `first` times, then throws (`fails`) or hangs until told to give up (`hangs`)
+    const resolver = (name: string, then: string) =>
+      plugin(`${name}.mjs`, `{ name: '${name}', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { let calls = 0; ctx.provideNameResolver('${name}', () => ({ resolver: '${name}',
+        open: async () => {}, list: async () => [], diagnose: async () => [{ id: '${name}.own', status: 'ok', summary: 'in use' }], close: async () => { j.push('${name} closed') },
+        publish: ({ signal }) => { j.push('${name} publish ' + ++calls); if (calls === 1) return Promise.resolve({ changed: true }); ${then} } })) } }`)
+    const fails = await resolver('fails', `return Promise.reject(new Error('zone gone'))`)
+    // the hook timeout is far above what an answering publish() takes: only the one that never answers meets it
+    const hangs = await resolver('hangs-pub', `return new Promise((resolve) => signal.addEventListener('abort', () => { j.push('hangs-pub aborted'); resolve({ changed: false }) }))`)
+    journal().length = 0
+    const host = await load([fails, hangs], new Registry(), { hookTimeoutMs: 1_000 })
+    const records = [{ hostname: 'api.prod', address: '10.107.0.2' }]
+    for (const name of ['fails', 'hangs-pub']) {
+      const names = (await host.openNameResolver(name))!
+      assert.deepEqual(await names.publish({ records }), { changed: true })
+      assert.equal(names.resolver, name)
+      assert.deepEqual(await names.publish({ records }), { changed: true }, 'the call that failed is made on the hosts file')
+      assert.equal(names.resolver, 'hosts-file')
+      assert.deepEqual(await names.list(), records)
+      assert.deepEqual(await names.publish({ records: [] }), { changed: true }, 'and every later one')
+      await names.close()
+    }
+    const [f, h] = host.status()
+    assert.equal(f!.state, 'degraded')
+    assert.equal(f!.error!.code, 'NGROKD_ERR_PLUGIN_FAILED')
+    assert.match(f!.error!.message, /name resolver fails: zone gone/)
+    assert.equal(h!.state, 'degraded')
+    assert.match(h!.error!.message, /name resolver hangs-pub: publish\(\) of name resolver hangs-pub of plugin hangs-pub did not finish within 1 s/)
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(journal(), ['fails publish 1', 'fails publish 2', 'fails closed', 'hangs-pub publish 1', 'hangs-pub publish 2', 'hangs-pub aborted', 'hangs-pub closed'], 'each is called no more after it failed, and closed once')
+    assert.deepEqual((await host.doctorChecks()).map((c) => c.id), ['plugin.fails', 'plugin.hangs-pub'], 'a resolver no longer in use is not diagnosed')
+  })
+
+  it('a name resolver call still pending when the daemon stops has a few seconds more at most; NGROKD_ERR_NAMES_FROZEN is no failure; a close() that throws is reported', async () => {
+    const frozen = await plugin('frozen.mjs', `{ name: 'frozen', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.provideNameResolver('frozen', () => ({ resolver: 'frozen',
+      open: async () => {}, list: async () => [], diagnose: async () => [], close: async () => { throw new Error('close boom') },
+      publish: async () => { j.push('frozen publish'); const { NgrokdError } = await import('${api}'); throw new NgrokdError('NGROKD_ERR_NAMES_FROZEN', 'disk full') } })) } }`)
+    // the daemon is stopped while this publish() is pending (it asks for that itself, so the moment is certain)
+    const stuck = await plugin('stuck-pub.mjs', `{ name: 'stuck-pub', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.provideNameResolver('stuck-pub', () => ({ resolver: 'stuck-pub',
+      open: async () => {}, list: async () => [], diagnose: async () => [], close: async () => { j.push('stuck-pub closed') },
+      publish: () => { j.push('stuck-pub publish'); globalThis.__stopNow(); return new Promise(() => {}) } })) } }`)
+    journal().length = 0
+    const stopping = new AbortController()
+    ;(globalThis as { __stopNow?: () => void }).__stopNow = () => stopping.abort()
+    const host = await load([frozen, stuck], new Registry(), { signal: stopping.signal }) // the hook timeout is 10 s
+    const f = (await host.openNameResolver('frozen'))!
+    await assert.rejects(f.publish({ records: [] }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN'))
+    assert.equal(host.status()[0]!.state, 'running', 'a frozen resolver refuses changes by the contract: no failure')
+    await f.close()
+    const s = (await host.openNameResolver('stuck-pub'))!
+    // not waited for the hook timeout: the stop's own publish() then goes to the hosts file
+    assert.deepEqual(await s.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] }), { changed: true })
+    assert.deepEqual(await s.publish({ records: [] }), { changed: true })
+    await s.close()
+    const [fs, ss] = host.status()
+    assert.equal(fs!.state, 'degraded')
+    assert.match(fs!.error!.message, /name resolver frozen: close boom/)
+    assert.equal(ss!.state, 'degraded')
+    assert.match(ss!.error!.message, /publish\(\) of name resolver stuck-pub of plugin stuck-pub did not finish within 3 s of the daemon's stop/)
+    assert.deepEqual(journal(), ['frozen publish', 'stuck-pub publish'], 'the stuck one is not called again, nor closed while its call is pending')
+  })
+
   it('the doctor checks of a plugin include those of its name resolver in use, once each', async () => {
     const fileres = await plugin('fileres.mjs', `{ name: 'fileres', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
       ctx.addDoctorChecks(async () => [{ id: 'fileres.shared', status: 'ok', summary: 'from the plugin' }])

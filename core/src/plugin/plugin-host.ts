@@ -7,6 +7,8 @@ import type { NameResolver } from '../contracts/name-resolver.js'
 import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import type { PluginContext, PluginInterfaceInfo, PluginModule, PluginRouteHandler, ServingEntry } from './define-plugin.js'
 import { resolvePlugin } from './resolve-plugin.js'
+import { PluginNameResolver } from './plugin-name-resolver.js'
+import { within } from './within.js'
 import { SECRET_NAME, redactSecret } from '../config/redact-secret.js'
 import { validateHostname } from '../protocol/endpoints.js'
 
@@ -29,7 +31,7 @@ export function pluginSpecsOf(config: { plugins: readonly PluginSpec[]; metrics:
 export interface PluginStatus {
   name: string
   version: string
-  /** `failed`: `register()` threw; nothing it added is used. `degraded`: a hook threw (it keeps running). */
+  /** `failed`: `register()` threw; nothing it added is used. `degraded`: a hook or its name resolver threw (it keeps running; the names go to the hosts file). */
   state: 'running' | 'failed' | 'degraded'
   error?: { code: string; message: string; at: string }
 }
@@ -73,7 +75,7 @@ export interface PluginHostOptions {
   /** What `ctx.hostsFileResolver()` gives: the hosts file of `names.hosts_file`. */
   hostsFileResolver: () => NameResolver
   platform?: NodeJS.Platform
-  /** How long `register()`, a hook or a name resolver's factory may take before the plugin is failed or degraded. */
+  /** How long `register()`, a hook, a name resolver's factory or one call of it may take before the plugin is failed or degraded. */
   hookTimeoutMs?: number
   /**
    * The daemon's stop: once it aborts, nothing of the start waits for a plugin any longer (a module still loading ends
@@ -96,26 +98,6 @@ export const PLUGIN_HOOK_TIMEOUT_MS = 10_000
 export const PLUGIN_STOP_BUDGET_MS = 5_000
 /** How long one plugin's doctor checks may take: a stuck one fails its check instead of holding doctor. */
 export const PLUGIN_DOCTOR_TIMEOUT_MS = 5_000
-
-/**
- * Resolves or rejects as `work` does, or rejects with NGROKD_ERR_PLUGIN_FAILED once `ms` have passed, or with
- * NGROKD_ERR_ABORTED when `signal` aborts (the daemon stops).
- */
-function within<T>(work: () => T | Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  let onAbort: (() => void) | undefined
-  const timedOut = new Promise<never>((_, reject) => {
-    // kept referenced: a plugin awaiting what never comes must not let the process exit as if all were done
-    timer = setTimeout(() => reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${what} did not finish within ${+(ms / 1000).toFixed(2)} s`, { hint: 'the plugin awaits something that does not come; see its documentation' })), ms)
-    onAbort = () => reject(new NgrokdError('NGROKD_ERR_ABORTED', `${what}: not waited for, the daemon is stopping`))
-    if (signal?.aborted) onAbort()
-    else signal?.addEventListener('abort', onAbort, { once: true })
-  })
-  return Promise.race([Promise.resolve().then(work), timedOut]).finally(() => {
-    clearTimeout(timer)
-    signal?.removeEventListener('abort', onAbort!)
-  })
-}
 
 /**
  * The `format`s a plugin's option schema may use (Ajv knows none of its own without ajv-formats; an unknown one is
@@ -214,6 +196,8 @@ export class PluginHost {
     private readonly loaded: Loaded[],
     private readonly logger: Logger,
     private readonly hookTimeoutMs: number,
+    /** PluginHostOptions.hostsFileResolver (none without plugins: no plugin resolver to fall back from). */
+    private readonly hostsFileResolver?: () => NameResolver,
     private readonly signal?: AbortSignal,
   ) {}
 
@@ -257,7 +241,7 @@ export class PluginHost {
       if (options.signal?.aborted) break
       loaded.push(await PluginHost.register(plugin, pluginOptions, options))
     }
-    return new PluginHost(loaded, options.logger, options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, options.signal)
+    return new PluginHost(loaded, options.logger, options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, options.hostsFileResolver, options.signal)
   }
 
   /** The checks of {@link create} over the whole list, before anything registers: each entry with its options validated. */
@@ -384,9 +368,11 @@ export class PluginHost {
 
   /**
    * {@link createNameResolver}, then its `open()` under the same timeout: undefined when either threw or hung (the
-   * plugin is then reported as degraded, what it opened is closed, and the caller falls back).
+   * plugin is then reported as degraded, what it opened is closed, and the caller falls back). What it answers is the
+   * plugin's resolver bounded the same way ({@link PluginNameResolver}): one that later throws or hangs degrades the
+   * plugin, and the names go to `fallback` from then on (default: the hosts file of `hostsFileResolver`, opened).
    */
-  async openNameResolver(name: string): Promise<NameResolver | undefined> {
+  async openNameResolver(name: string, { fallback }: { fallback?: () => Promise<NameResolver> } = {}): Promise<NameResolver | undefined> {
     const resolver = await this.createNameResolver(name)
     if (!resolver) return undefined
     const p = this.loaded.find((x) => x.nameResolvers.has(name))!
@@ -395,8 +381,6 @@ export class PluginHost {
     const opening = Promise.resolve().then(() => resolver.open({ signal: abort.signal }))
     try {
       await within(() => opening, this.hookTimeoutMs, `open() of name resolver ${name} of plugin ${p.plugin.name}`, this.signal)
-      p.opened.push(resolver)
-      return resolver
     } catch (e) {
       abort.abort(e)
       if (!this.signal?.aborted) PluginHost.failed(p, e, `name resolver ${name}`, logger) // a stop is no failure of the plugin
@@ -405,6 +389,26 @@ export class PluginHost {
       void opening.then(closeIt, closeIt)
       return undefined
     }
+    p.opened.push(resolver)
+    return new PluginNameResolver({
+      own: resolver,
+      what: `${name} of plugin ${p.plugin.name}`,
+      timeoutMs: this.hookTimeoutMs,
+      ...(this.signal ? { signal: this.signal } : {}),
+      logger,
+      failed: (e) => {
+        // no longer in use: its diagnose() is not part of the plugin's checks
+        p.opened = p.opened.filter((r) => r !== resolver)
+        PluginHost.failed(p, e, `name resolver ${name}`, logger)
+      },
+      fallback:
+        fallback ??
+        (async () => {
+          const hostsFile = this.hostsFileResolver!()
+          await hostsFile.open()
+          return hostsFile
+        }),
+    })
   }
 
   /** The name resolvers the plugins that registered offer, each with its plugin. */
