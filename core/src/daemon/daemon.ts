@@ -205,7 +205,8 @@ export class Daemon {
               hostsFileResolver: () => hostsFileResolverFor(config, logger),
               signal: this.stopped.signal,
             })
-      this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: { ...this.routes(), ...this.plugins.routes() } })
+      // the daemon's own routes last: a plugin's never replaces one (each lives under /v1/plugins/<its name>/ besides)
+      this.control = new ControlServer({ socketPath: config.control.socket, group: config.control.group, logger, routes: { ...this.plugins.routes(), ...this.routes() } })
       await this.control.start()
     } catch (e) {
       await this.lock.release()

@@ -436,6 +436,27 @@ describe('PluginHost', () => {
     assert.deepEqual((await host.doctorChecks()).map((c) => [c.id, c.status]), [['plugin.late', 'fail']])
   })
 
+  it('a route of another method than GET or POST, or a path that is not "/" and segments, fails its plugin: no route escapes /v1/plugins/<name>/', async () => {
+    const routed = (name: string, method: string, path: string) =>
+      plugin(`route-${name}.mjs`, `{ name: '${name}', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.hooks.onStart(() => j.push('${name} start')); ctx.addRoute(${JSON.stringify(method)}, ${JSON.stringify(path)}, () => '${name}') } }`)
+    // `c` + `hecks` would answer the daemon's GET /v1/plugins/checks, `pro` + `be/served` plugin probe's /served
+    const specs = [await routed('c', 'GET', 'hecks'), await routed('pro', 'GET', 'be/served'), await routed('rb', 'DELETE', '/nopath'), await routed('dots', 'GET', '/../status'), await routed('probe', 'POST', '/served/v2')]
+    journal().length = 0
+    const host = await load(specs)
+    await host.start()
+    assert.deepEqual(Object.keys(host.routes()), ['POST /v1/plugins/probe/served/v2'])
+    assert.deepEqual(journal(), ['probe start'], 'nothing else a plugin with a bad route added is used')
+    const [c, pro, rb, dots, probe] = host.status()
+    for (const failed of [c, pro, rb, dots]) {
+      assert.equal(failed!.state, 'failed')
+      assert.equal(failed!.error!.code, 'NGROKD_ERR_PLUGIN_INVALID')
+    }
+    assert.match(c!.error!.message, /^register: plugin "c": addRoute\("GET", "hecks"\): path "hecks" must be "\/" then segments/)
+    assert.match(pro!.error!.message, /addRoute\("GET", "be\/served"\)/)
+    assert.match(rb!.error!.message, /method "DELETE" is not GET or POST/)
+    assert.equal(probe!.state, 'running')
+  })
+
   it('gives each plugin its own DI scope, namespaced routes, the shared metrics registry and the interface', async () => {
     const TOKEN = 'Symbol.for("test.own")'
     const one = await plugin('one.mjs', `{ name: 'one', version: '1.0.0', ngrokd: '^1.0.0', async register(ctx) {

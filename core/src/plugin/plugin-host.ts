@@ -8,6 +8,7 @@ import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.
 import type { PluginContext, PluginInterfaceInfo, PluginModule, PluginRouteHandler, ServingEntry } from './define-plugin.js'
 import { resolvePlugin } from './resolve-plugin.js'
 import { PluginNameResolver } from './plugin-name-resolver.js'
+import { pluginRouteKey } from './plugin-routes.js'
 import { within } from './within.js'
 import { SECRET_NAME, redactSecret } from '../config/redact-secret.js'
 import { validateHostname } from '../protocol/endpoints.js'
@@ -302,7 +303,8 @@ export class PluginHost {
         entry.offered.add(name)
       },
       addDoctorChecks: (checks) => void entry.doctorChecks.push(checks),
-      addRoute: (method, path, handler) => void entry.routes.set(`${method} /v1/plugins/${plugin.name}${path}`, handler),
+      // a method or path outside the rule throws here: in register(), the plugin fails
+      addRoute: (method, path, handler) => void entry.routes.set(pluginRouteKey(plugin.name, method, path), handler),
       metrics: options.metrics,
       hooks: {
         onStart: (fn) => void entry.onStart.push(fn),

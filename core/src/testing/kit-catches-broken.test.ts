@@ -364,6 +364,14 @@ describe('the plugin suite catches broken plugins', () => {
     assert.deepEqual(await failuresOf(() => testPlugin({ plugin: { name: 'not-defined' } })).then((f) => f[0]), 'is a definePlugin module with a kebab-case name, a version and a core range this core satisfies')
   })
 
+  it('a route outside /v1/plugins/<name>/ (no leading "/", or a method other than GET and POST) fails the plugin, as the daemon fails it', async () => {
+    const register = 'registers with the given options, and does not ask for the interface before it is open'
+    for (const [method, path] of [['GET', 'be/served'], ['DELETE', '/nopath']] as const) {
+      const escaping = definePlugin({ name: 'pro', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.addRoute(method as 'GET', path as '/x', () => ({})) } })
+      assert.ok((await failuresOf(() => testPlugin({ plugin: escaping }))).includes(register), `${method} ${path}`)
+    }
+  })
+
   it("a route that answers with an NgrokdError (the daemon's coded error) passes; one that throws anything else, or answers what JSON cannot carry, fails", async () => {
     const route = 'its control routes live under /v1/plugins/<name> and answer JSON (or a coded error)'
     const withRoute = (name: string, handler: () => unknown) => definePlugin({ name, version: '1.0.0', ngrokd: '^1.0.0', register(ctx) { ctx.addRoute('GET', '/last', handler) } })
