@@ -98,6 +98,14 @@ export interface PluginDefinition<Options = Record<string, unknown>> {
   /** Plugins that must be listed (and so registered) before this one. */
   dependencies?: readonly string[]
   optionsSchema?: PluginOptionsSchema
+  /**
+   * What the schema cannot say about the options (an address that must parse, a pair that must agree): throws, naming
+   * the option, the value and the fix (`options.listen.0 is not …`), for options that are invalid. Runs where the
+   * schema is checked (the start, before any plugin registers, and `ngrokd reload`), on the options with defaults
+   * filled in, so a bad value stops the start with NGROKD_ERR_PLUGIN_INVALID instead of failing `register()`. It
+   * decides from the options alone: no I/O.
+   */
+  checkOptions?(options: Options): void
   register(ctx: PluginContext<Options>): void | Promise<void>
 }
 
@@ -122,6 +130,7 @@ export function definePlugin<Options = Record<string, unknown>>(definition: Plug
   if (definition.platforms !== undefined && (!Array.isArray(definition.platforms) || definition.platforms.length === 0)) problems.push('platforms, when given, must list process.platform values')
   if (definition.dependencies !== undefined && !Array.isArray(definition.dependencies)) problems.push('dependencies must be a list of plugin names')
   if (definition.optionsSchema !== undefined && (typeof definition.optionsSchema !== 'object' || definition.optionsSchema.type !== 'object')) problems.push('optionsSchema must be a JSON Schema of type object')
+  if (definition.checkOptions !== undefined && typeof definition.checkOptions !== 'function') problems.push('checkOptions, when given, must be a function')
   if (typeof definition.register !== 'function') problems.push('register must be a function')
   if (problems.length > 0) throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `definePlugin(${String(definition.name)}): ${problems.join('; ')}`)
   return Object.freeze({ ...definition, [PLUGIN_BRAND]: 1 as const })

@@ -155,6 +155,30 @@ describe('PluginHost', () => {
     })
   })
 
+  it("a plugin's checkOptions refuses options the schema cannot judge: the start and a reload stop with its words, before any register()", async () => {
+    const checked = await plugin(
+      'checked.mjs',
+      `{ name: 'checked', version: '1.0.0', ngrokd: '^1.0.0',
+         optionsSchema: { type: 'object', properties: { at: { type: 'string' }, port: { type: 'integer', default: 53 } } },
+         checkOptions(o) { j.push('check ' + JSON.stringify(o)); if (o.at === 'localhost') throw Object.assign(new Error('options.at is not an IP address (got "localhost")'), { hint: 'write e.g. 10.107.0.1' }) },
+         register(ctx) { j.push('register ' + ctx.options.at) } }`,
+    )
+    const first = await plugin('first.mjs', `{ name: 'first', version: '1.0.0', ngrokd: '^1.0.0', register() { j.push('first register') } }`)
+    journal().length = 0
+    await load([{ name: checked, options: { at: '10.0.0.1' } }])
+    assert.deepEqual(journal(), ['check {"at":"10.0.0.1","port":53}', 'register 10.0.0.1'], 'it sees the options with defaults filled in')
+    journal().length = 0
+    const refused = (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'), String(e))
+      assert.equal(e.message, 'plugin "checked": options.at is not an IP address (got "localhost")')
+      assert.match(e.hint!, /fix the plugin's options in plugins:/)
+      return true
+    }
+    await assert.rejects(load([first, { name: checked, options: { at: 'localhost' } }]), refused)
+    assert.deepEqual(journal(), ['check {"at":"localhost","port":53}'], 'no plugin registered')
+    await assert.rejects(PluginHost.check([{ name: checked, options: { at: 'localhost' } }], { configDir: dir }), refused)
+  })
+
   it('isolates a plugin that throws in register(): reported as failed, nothing it added used, the others run', async () => {
     const broken = await plugin(
       'broken.mjs',

@@ -180,6 +180,14 @@ function optionsError(name: string, errors: ErrorObject[], options: unknown): Ng
   return new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${name}": ${what.join('; ')}`, { hint: [`fix the plugin's options in plugins: (see the ${name} plugin's documentation)`, ...fixes].join('; ') })
 }
 
+/** A throw of a plugin's `checkOptions`: its options are invalid, said in the plugin's words, with its fix. */
+function checkedOptionsError(name: string, e: unknown): NgrokdError {
+  const hint = isNgrokdError(e) ? e.hint : undefined
+  return new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${name}": ${e instanceof Error ? e.message : String(e)}`, {
+    hint: [`fix the plugin's options in plugins: (see the ${name} plugin's documentation)`, ...(hint ? [hint] : [])].join('; '),
+  })
+}
+
 /**
  * Loads the plugins of the `plugins:` list and runs what they add (Fastify's encapsulation, over
  * tsyringe child scopes). A plugin that cannot be resolved, is incompatible, has invalid options or
@@ -260,6 +268,13 @@ export class PluginHost {
       if (plugin.optionsSchema) {
         const validate = await compileOptionsSchema(plugin)
         if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [], pluginOptions)
+      }
+      if (plugin.checkOptions) {
+        try {
+          plugin.checkOptions(pluginOptions)
+        } catch (e) {
+          throw checkedOptionsError(plugin.name, e)
+        }
       }
       names.add(plugin.name)
       checked.push({ plugin, options: pluginOptions })

@@ -395,5 +395,7 @@ describe('parseListenAddress', () => {
     assert.deepEqual(parseListenAddress('::1'), { host: '::1', port: 53 })
     assert.throws(() => parseListenAddress('localhost:53'), { code: 'NGROKD_ERR_PLUGIN_INVALID' })
     assert.throws(() => parseListenAddress('10.0.0.1:99999'), { code: 'NGROKD_ERR_PLUGIN_INVALID' })
+    for (const text of ['10.0.0.1:', '10.0.0.1:+53', '10.0.0.1:5e3', '[::1]:']) assert.throws(() => parseListenAddress(text), { code: 'NGROKD_ERR_PLUGIN_INVALID' }, text)
+    assert.throws(() => parseListenAddress('localhost:53', 'options.listen.1'), { message: 'options.listen.1 is not an IP address with an optional port 0-65535 (got "localhost:53")' })
   })
 })

@@ -212,14 +212,17 @@ function bindUdp(udp: dgram.Socket, host: string, port: number): Promise<void> {
   })
 }
 
-/** `host:port`, `[v6]:port`, or a bare address (port 53). */
-export function parseListenAddress(text: string): ListenAddress {
+/**
+ * `host:port`, `[v6]:port`, or a bare address (port 53); `option` names the value in the error (NGROKD_ERR_PLUGIN_INVALID)
+ * for one that is not such an address. The plugin's `checkOptions` and `register()` both parse with it: one rule.
+ */
+export function parseListenAddress(text: string, option = 'listen'): ListenAddress {
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text)
   const [host, port] = bracketed ? [bracketed[1]!, bracketed[2]] : net.isIP(text) ? [text, undefined] : splitLast(text)
-  const portNumber = port === undefined ? DNS_PORT : Number(port)
-  if (net.isIP(host) === 0 || !Number.isInteger(portNumber) || portNumber < 0 || portNumber > 65535) {
-    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `dns: listen ${JSON.stringify(text)} is not an IP address with an optional port`, {
-      hint: 'write e.g. 10.107.0.1, 127.0.0.53:5353 or [::1]:53',
+  const portNumber = port === undefined ? DNS_PORT : /^\d{1,5}$/.test(port) ? Number(port) : NaN
+  if (net.isIP(host) === 0 || !(portNumber >= 0 && portNumber <= 65535)) {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `${option} is not an IP address with an optional port 0-65535 (got ${JSON.stringify(text)})`, {
+      hint: 'write e.g. 10.107.0.1, 127.0.0.53:5353 or [::1]:53 (a name such as localhost is not looked up)',
     })
   }
   return { host, port: portNumber }

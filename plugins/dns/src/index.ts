@@ -33,8 +33,12 @@ export default definePlugin<DnsOptions>({
       suffixes: { type: 'array', items: { type: 'string', format: 'hostname' }, default: [], description: 'suffixes served even with no endpoint under them, each a DNS name (corp.internal)' },
     },
   },
+  // a bad address stops the start (and a reload) with the entry named, instead of failing the plugin
+  checkOptions(options) {
+    options.listen?.forEach((text, i) => parseListenAddress(text, `options.listen.${i}`))
+  },
   register(ctx) {
-    const configured = ctx.options.listen?.map(parseListenAddress) // a bad address fails at load, not at start
+    const configured = ctx.options.listen?.map((text) => parseListenAddress(text)) // checked at load: does not throw here
     const responder = new DnsResponder({ ttl: ctx.options.ttl, suffixes: ctx.options.suffixes, logger: ctx.logger })
     const resolver = new DnsNameResolver(responder, { logger: ctx.logger })
     ctx.provideNameResolver('dns', () => resolver)

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { Resolver } from 'node:dns/promises'
 import { TestFramework, testNameResolver, testPlugin } from '@ngrokd/core/testing'
-import { silentLogger } from '@ngrokd/core/plugin'
+import { isNgrokdError, silentLogger } from '@ngrokd/core/plugin'
 import plugin, { DnsNameResolver, DnsResponder } from './index.js'
 
 TestFramework.describe = describe
@@ -68,6 +68,21 @@ testNameResolver({
       })
     })
   },
+})
+
+describe('dns plugin: options', () => {
+  it('checkOptions refuses a listen entry that is no IP address with a port (the rule register() parses with), naming it', () => {
+    const check = (listen: string[]) => plugin.checkOptions!({ listen, ttl: 5, suffixes: [] })
+    check(['10.107.0.1', '127.0.0.1:5353', '[::1]:53'])
+    check(undefined as unknown as string[]) // the default: the interface's address
+    assert.throws(() => check(['10.107.0.1', 'localhost:53']), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'), String(e))
+      assert.match(e.message, /^options\.listen\.1 is not an IP address with an optional port 0-65535 \(got "localhost:53"\)$/)
+      assert.match(e.hint!, /write e\.g\. 10\.107\.0\.1/)
+      return true
+    })
+    assert.throws(() => check(['10.107.0.1:99999']), /options\.listen\.0 is not an IP address/)
+  })
 })
 
 describe('dns plugin: a responder that cannot listen', () => {

@@ -171,6 +171,14 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.match(load.hint ?? '', /a DNS name is labels of a-z, 0-9 and "-" joined by single dots/)
     assert.equal(suffix.code, 1)
 
+    // a listen address that is none (a name is not looked up, a port past 65535): refused at load, not at the responder's start
+    const listen = await doctor(config('bad-listen.json', { plugins: [{ name: 'dns', options: { listen: ['127.0.0.1:5353', 'localhost:53'] } }], names: { resolver: 'dns' } }), '--offline')
+    const bad = listen.report.checks.find((c) => c.id === 'plugin.load')!
+    assert.equal(bad.code, 'NGROKD_ERR_PLUGIN_INVALID', JSON.stringify(bad))
+    assert.match(bad.summary, /plugin "dns": options\.listen\.1 is not an IP address with an optional port 0-65535 \(got "localhost:53"\)/)
+    assert.match(bad.hint ?? '', /write e\.g\. 10\.107\.0\.1, 127\.0\.0\.53:5353/)
+    assert.equal(listen.code, 1)
+
     // plugins: [dns] alone: its resolver is never opened, so it serves no names
     const unused = await doctor(config('dns-unused.json', { plugins: ['dns'] }), '--offline')
     const warned = unused.report.checks.find((c) => c.id === 'plugin.dns.resolver')

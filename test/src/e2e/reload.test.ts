@@ -69,6 +69,10 @@ describe('reload', { skip: netnsSkip }, () => {
       const refusal = JSON.parse(badOptions.stdout) as { error: { code: string; message: string } }
       assert.equal(refusal.error.code, 'NGROKD_ERR_PLUGIN_INVALID', '--json says a refusal as JSON on stdout too')
       assert.match(refusal.error.message, /options must NOT have additional properties: port/)
+      withPlugins([{ name: 'dns', options: { listen: ['10.107.0.1:99999'] } }])
+      const badListen = await ngrokdCli(['reload', '--config', ctx.daemon.configFile])
+      assert.notEqual(badListen.code, 0, badListen.stdout)
+      assert.match(badListen.stderr, /plugin "dns": options\.listen\.0 is not an IP address with an optional port 0-65535 \(got "10\.107\.0\.1:99999"\)/)
       ctx.daemon.process.child.kill('SIGHUP')
       await waitUntil(() => /SIGHUP: the configuration was not reloaded, the running one stays: plugins: would not load/.test(ctx.daemon.log()), { what: 'the refused reload in the log' })
       withPlugins(['dns'])
