@@ -71,6 +71,14 @@ export class DnsNameResolver implements NameResolver {
   #route: Route = { kind: 'unattached' }
   /** Where the names go when the system route refuses them later (a refused SetLinkDomains): set by {@link attach}. */
   #fallback: Pick<AttachOptions, 'hostsFile' | 'platform'> | undefined
+  /** The interface as last seen ({@link attach}, {@link relink}): resolved's link follows it. */
+  #link: AttachOptions['link'] | undefined
+  /** The updates of the system route, one after the other, in the background: publish() never waits on the OS's resolver. */
+  #routing: Promise<void> = Promise.resolve()
+  /** An update is queued and not begun: it reads the suffixes and the link when it begins, so one is enough. */
+  #routeQueued = false
+  /** Set by {@link detach}: an update not begun is dropped. */
+  #detached = false
 
   constructor(
     private readonly responder: DnsResponder,
@@ -94,22 +102,54 @@ export class DnsNameResolver implements NameResolver {
             ? await this.#nrptRoute(nrpt, stateDir)
             : `no way to point the resolver of ${platform} at the responder is known`
     this.#fallback = { hostsFile, platform }
+    this.#link = link
     if (typeof route !== 'string') {
       const system: Route = { kind: 'system', link: route }
       this.#route = system
-      await this.#routeSuffixes(system)
+      await this.#updateRoute() // the first update is the start's: a refusal sends the names to the hosts file before it ends
       if (this.#route === system) await this.#clearHostsFile(hostsFile)
       return
     }
     await this.useHostsFile(route, { hostsFile, platform })
   }
 
-  /** The served suffixes to the system route; one it refuses for good (it reverted itself) sends the names to the hosts file. */
+  /**
+   * Brings the system route up to date with the interface and the served suffixes, after the update under way (one
+   * queued at most: it reads them when it begins). Resolves when that update is done; never rejects (a failure is
+   * the route's to log).
+   */
+  #updateRoute(): Promise<void> {
+    if (this.#routeQueued) return this.#routing
+    this.#routeQueued = true
+    this.#routing = this.#routing.then(async () => {
+      this.#routeQueued = false
+      const route = this.#route
+      if (route.kind !== 'system' || this.#detached) return
+      try {
+        await this.#routeSuffixes(route)
+      } catch (e) {
+        this.#logger.warn({ err: e }, `dns: cannot update how the machine's resolver reaches the responder (tried again at the next reconcile): ${formatError(e)}`)
+      }
+    })
+    return this.#routing
+  }
+
+  /**
+   * resolved's link moved to the interface made again, then the served suffixes to the system route; one it refuses
+   * for good (it reverted itself) sends the names to the hosts file.
+   */
   async #routeSuffixes(route: Extract<Route, { kind: 'system' }>): Promise<void> {
+    const link = this.#link
+    if (route.link instanceof ResolvedLink && link?.index !== undefined && link.index !== route.link.link.index) await route.link.relink({ name: link.name, index: link.index })
     const refused = await route.link.setSuffixes(this.responder.routes)
     if (refused && this.#route === route) {
       await this.useHostsFile(refused, this.#fallback!, 'a routing domain comes from the suffixes option or an endpoint hostname: fix the one refused and restart ngrokd, or set names.resolver: hosts-file')
     }
+  }
+
+  /** Resolves once the updates of the system route asked for so far are done (what publish() leaves in the background). */
+  routed(): Promise<void> {
+    return this.#routing
   }
 
   /** True while the daemon uses this resolver (`names.resolver: dns`): it opened it, and publishes through it. */
@@ -163,18 +203,27 @@ export class DnsNameResolver implements NameResolver {
 
   /**
    * After a reconcile: when the daemon made its interface again (a new index), the systemd-resolved registration
-   * moves to it, domains included. Nothing to do on other routes (they do not name the link) or the same index.
+   * moves to it, domains included, in the background ({@link routed}). Nothing to do on other routes (they do not
+   * name the link) or the same index.
    */
-  async relink(link: AttachOptions['link']): Promise<void> {
+  relink(link: AttachOptions['link']): void {
+    this.#link = link
     const route = this.#route
     if (route.kind !== 'system' || !(route.link instanceof ResolvedLink) || link.index === undefined || link.index === route.link.link.index) return
-    await route.link.relink({ name: link.name, index: link.index })
-    await this.#routeSuffixes(route)
+    void this.#updateRoute()
   }
 
-  /** At stop: the OS forgets the route (resolved's `RevertLink`, the resolver files, the NRPT rules). */
+  /**
+   * At stop: the OS forgets the route (resolved's `RevertLink`, the resolver files, the NRPT rules), after the update
+   * under way; one not begun is dropped. resolved's is bounded: one that does not answer does not hold the stop.
+   */
   async detach(): Promise<void> {
-    if (this.#route.kind === 'system') await this.#route.link.revert()
+    this.#detached = true
+    const route = this.#route
+    if (route.kind !== 'system') return
+    // resolved's link queues its revert behind the call under way itself; the files and rules are written at once
+    if (!(route.link instanceof ResolvedLink)) await this.#routing
+    await route.link.revert()
   }
 
   /** The registered link, or why there is none; a reason as text (never thrown: the fallback takes over). */
@@ -247,7 +296,8 @@ export class DnsNameResolver implements NameResolver {
     const current = this.responder.zone
     const changed = next.size !== current.size || [...next].some(([name, address]) => current.get(name) !== address)
     if (changed) this.responder.setZone(next)
-    if (this.#route.kind === 'system') await this.#routeSuffixes(this.#route)
+    // answered from the responder's table at once; the OS's resolver is told of new suffixes in the background
+    if (this.#route.kind === 'system') void this.#updateRoute()
     const route = this.#route
     if (route.kind === 'hosts-file') return { changed: (await route.names.publish({ records, signal })).changed || changed }
     return { changed }

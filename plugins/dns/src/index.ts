@@ -65,7 +65,7 @@ export default definePlugin<DnsOptions>({
       await resolver.attach(route)
     })
     // the daemon made its interface again (`ip link del`): resolved keys links by index, so register the new one
-    ctx.hooks.afterReconcile(async () => resolver.relink(await ctx.interface()))
+    ctx.hooks.afterReconcile(async () => resolver.relink(await ctx.interface())) // in the background: resolved never holds a reconcile
     ctx.hooks.onStop(async () => {
       await resolver.detach()
       await responder.close()

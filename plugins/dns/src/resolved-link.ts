@@ -12,6 +12,15 @@ export interface ResolvedLinkOptions {
 }
 
 /**
+ * How long the stop waits for resolved to take the link back, a call under way first: far above a call's round trip.
+ * A resolved that does not answer (stopped, hung) does not hold the stop: the interface goes right after, and resolved
+ * drops the link with it.
+ */
+const REVERT_WAIT_MS = 2_000
+/** How long doctor waits for resolved to say what it holds for the link: within doctor's 5 s for a plugin's checks. */
+const CHECK_TIMEOUT_MS = 3_000
+
+/**
  * The responder registered with systemd-resolved as the per-link DNS server of the daemon's
  * interface, with a routing-only domain (`~prod`) for each served suffix: resolved then sends
  * those names, and only those, to the responder — every program resolves them, no file edited.
@@ -28,11 +37,18 @@ export interface ResolvedLinkOptions {
 export class ResolvedLink implements SuffixRoute {
   /** The suffixes resolved has now: a failed update leaves the old ones, and the next update retries. */
   #sent: ReadonlySet<string> = new Set()
-  /** The suffixes last asked for, and why they are not in resolved when the update failed: what doctor compares with. */
+  /** The suffixes last asked for: what an update sends, and what doctor compares with. */
   #wanted: ReadonlySet<string> = new Set()
+  /** Why the last call failed (the bus, no answer), until one succeeds: logged once at warn while it repeats. */
   #failed: string | undefined
+  /** When the call to resolved under way began (performance.now()); undefined when none is. */
+  #callSince: number | undefined
   /** Why resolved refused the domains: the link was then reverted, and every later call is answered with this. */
   #refused: string | undefined
+  /** Set by {@link revert}: no update begins after it. */
+  #stopping = false
+  /** The stop stopped waiting for resolved: the connection is closed, and nothing more is sent. */
+  #abandoned = false
   /** Calls one after the other: an update never overtakes another, nor the revert. */
   #queue: Promise<void> = Promise.resolve()
   readonly #logger: Logger
@@ -53,21 +69,23 @@ export class ResolvedLink implements SuffixRoute {
   }
 
   /**
-   * The routing domains `~<suffix>`, sent only when the set differs from what resolved has. Resolves to why resolved
-   * refused them (an error reply of its own, such as InvalidArgs): the link is then reverted, as a refused call at
-   * {@link register} is, and the caller publishes another way. A failure of the bus is logged and tried again.
+   * The routing domains `~<suffix>`, sent only when the set differs from what resolved has (an update queued behind
+   * one under way sends the set last asked for). Resolves to why resolved refused them (an error reply of its own,
+   * such as InvalidArgs): the link is then reverted, as a refused call at {@link register} is, and the caller
+   * publishes another way. A failure of the bus, or no answer, is logged (once while it repeats) and tried again at
+   * the next call.
    */
   setSuffixes(suffixes: ReadonlySet<string>): Promise<string | undefined> {
-    const next = new Set(suffixes)
+    this.#wanted = new Set(suffixes)
     return this.#enqueue(async () => {
-      if (this.#refused !== undefined) return
-      this.#wanted = next
+      if (this.#refused !== undefined || this.#stopping) return
+      const next = this.#wanted
       try {
         await this.#reconnectIfClosed()
         if (sameSet(next, this.#sent)) return
         await this.resolved.setLinkDomains(this.link.index, routingDomains(next))
         this.#sent = next
-        this.#failed = undefined
+        this.#answered()
         this.#logger.info(`systemd-resolved sends ${describeSuffixes(next)} to ${this.addresses.join(', ')} on ${this.link.name}`)
       } catch (e) {
         // a link deleted under the daemon is made again with a new ifindex (relink): tried again then, not refused
@@ -77,19 +95,22 @@ export class ResolvedLink implements SuffixRoute {
           this.resolved.close()
           return
         }
-        this.#failed = formatError(e)
-        this.#logger.warn({ err: e }, `dns: cannot set the routing domains of ${this.link.name} in systemd-resolved (tried again after the next reconcile): ${formatError(e)}`)
+        this.#failedCall(`cannot set the routing domains of ${this.link.name} in systemd-resolved`, e)
       }
     }).then(() => this.#refused)
   }
 
-  /** `RevertLink`: resolved drops the link's servers and domains; the bus connection is closed. */
-  revert(): Promise<void> {
-    return this.#enqueue(async () => {
-      if (this.#refused !== undefined) return // reverted when refused
+  /**
+   * `RevertLink`: resolved drops the link's servers and domains; the bus connection is closed. It comes after a call
+   * under way, and waits {@link REVERT_WAIT_MS} at most: a resolved that does not answer is left, said once.
+   */
+  async revert(): Promise<void> {
+    this.#stopping = true
+    const reverted = this.#enqueue(async () => {
+      if (this.#refused !== undefined || this.#abandoned) return // reverted when refused; given up
       try {
         await this.#reconnectIfClosed()
-        await this.resolved.revertLink(this.link.index)
+        await this.resolved.revertLink(this.link.index, { timeoutMs: REVERT_WAIT_MS })
         this.#logger.info(`systemd-resolved no longer sends names to ${this.link.name}`)
       } catch (e) {
         this.#logger.warn({ err: e }, `dns: cannot revert ${this.link.name} in systemd-resolved: ${formatError(e)}`)
@@ -97,6 +118,10 @@ export class ResolvedLink implements SuffixRoute {
         this.resolved.close()
       }
     })
+    if (await settlesWithin(reverted, REVERT_WAIT_MS)) return
+    this.#abandoned = true
+    this.resolved.close()
+    this.#logger.warn(`dns: systemd-resolved did not answer within ${REVERT_WAIT_MS / 1000} s at stop${this.#waiting()}: ${this.link.name} is not reverted there; resolved drops it with the interface`)
   }
 
   /**
@@ -106,16 +131,17 @@ export class ResolvedLink implements SuffixRoute {
    */
   relink(link: { name: string; index: number }): Promise<void> {
     return this.#enqueue(async () => {
-      if (link.index === this.link.index || this.#refused !== undefined) return
+      if (link.index === this.link.index || this.#refused !== undefined || this.#stopping) return
       try {
         const resolved = this.resolved.connected ? this.resolved : await SystemdResolved.connect(this.resolved.address)
         if (resolved !== this.resolved) this.resolved = resolved
         await setServers(resolved, link.index, this.addresses)
+        this.#answered()
         this.#logger.info(`dns: ${link.name} was made again (ifindex ${this.link.index} → ${link.index}): registered with systemd-resolved anew`)
         this.link = link
         this.#sent = new Set()
       } catch (e) {
-        this.#logger.warn({ err: e }, `dns: cannot register ${link.name} (ifindex ${link.index}, made again) with systemd-resolved (tried again after the next reconcile): ${formatError(e)}`)
+        this.#failedCall(`cannot register ${link.name} (ifindex ${link.index}, made again) with systemd-resolved`, e)
       }
     })
   }
@@ -138,12 +164,33 @@ export class ResolvedLink implements SuffixRoute {
     this.#logger.info(`dns: connected to the system bus ${resolved.address} again; ${this.link.name} registered with systemd-resolved anew`)
   }
 
+  /** A call that failed for a reason that may pass: said at warn once, then at debug while the same reason repeats. */
+  #failedCall(what: string, e: unknown): void {
+    const reason = formatError(e)
+    const again = reason === this.#failed || this.#abandoned // (the stop gave up on resolved: the call it cut is no news)
+    this.#failed = reason
+    this.#logger[again ? 'debug' : 'warn']({ err: e }, `dns: ${what} (tried again at the next reconcile): ${reason}`)
+  }
+
+  /** resolved took a call: a failure said before is over. */
+  #answered(): void {
+    if (this.#failed === undefined) return
+    this.#failed = undefined
+    this.#logger.info(`dns: systemd-resolved answers again; ${this.link.name} is up to date there`)
+  }
+
+  /** For messages: the call under way and how long it has waited, and the last failure. */
+  #waiting(): string {
+    const since = this.#callSince === undefined ? '' : `; a call to it has waited ${Math.round((performance.now() - this.#callSince) / 1000)} s for its answer`
+    return `${since}${this.#failed !== undefined ? `; the last update failed: ${this.#failed}` : ''}`
+  }
+
   /** Doctor: whether resolved holds the link's DNS servers and routing domains as registered. */
   async check(): Promise<Check> {
     const id = 'dns.resolved'
     const where = `${this.link.name} (ifindex ${this.link.index})`
     try {
-      const state = await this.resolved.linkState(this.link.index)
+      const state = await this.resolved.linkState(this.link.index, { timeoutMs: CHECK_TIMEOUT_MS })
       const missingServers = this.addresses.filter((a) => !state.dns.includes(a))
       const routing = new Set(state.domains.filter((d) => d.routingOnly).map((d) => d.domain))
       // what was asked for last, not what went through: a failed update shows here until one succeeds
@@ -152,21 +199,44 @@ export class ResolvedLink implements SuffixRoute {
         return { id, status: 'ok', summary: `systemd-resolved has ${where} registered: ${describeSuffixes(this.#wanted)} go to ${this.addresses.join(', ')}` }
       }
       const lacks = [missingServers.length > 0 && `DNS server ${missingServers.join(', ')}`, missingDomains.length > 0 && `routing domains ${missingDomains.map((s) => `~${s}`).join(' ')}`].filter(Boolean)
-      const failed = this.#failed !== undefined ? `; the last update failed: ${this.#failed}` : ''
+      const waiting = this.#waiting()
       return {
         id,
         status: 'warn',
-        summary: `systemd-resolved does not have ${where} registered as ngrokd set it: it lacks ${lacks.join(' and ')} (it has DNS ${state.dns.join(', ') || 'none'}, domains ${state.domains.map((d) => (d.routingOnly ? `~${d.domain}` : d.domain)).join(' ') || 'none'})${failed}`,
-        hint: failed ? 'the update is tried again after the next reconcile; see the daemon log' : `compare with resolvectl status ${this.link.name}; restarting ngrokd registers the link again`,
+        summary: `systemd-resolved does not have ${where} registered as ngrokd set it: it lacks ${lacks.join(' and ')} (it has DNS ${state.dns.join(', ') || 'none'}, domains ${state.domains.map((d) => (d.routingOnly ? `~${d.domain}` : d.domain)).join(' ') || 'none'})${waiting}`,
+        hint: waiting ? 'the update is tried again at the next reconcile; see the daemon log' : `compare with resolvectl status ${this.link.name}; restarting ngrokd registers the link again`,
       }
     } catch (e) {
-      return { id, status: 'warn', summary: `cannot read ${where} from systemd-resolved: ${formatError(e)}`, hint: 'check that systemd-resolved runs (systemctl status systemd-resolved)' }
+      return {
+        id,
+        status: 'warn',
+        summary: `cannot read ${where} from systemd-resolved: ${formatError(e)}${this.#waiting()}; the responder answers, but the machine's resolver may not send it the names ${[...this.#wanted].sort().map((s) => `~${s}`).join(' ')}`,
+        hint: 'check that systemd-resolved runs and answers (systemctl status systemd-resolved; resolvectl status); ngrokd tries again at every reconcile',
+      }
     }
   }
 
   #enqueue(fn: () => Promise<void>): Promise<void> {
-    this.#queue = this.#queue.then(fn)
+    this.#queue = this.#queue.then(async () => {
+      this.#callSince = performance.now()
+      try {
+        await fn()
+      } finally {
+        this.#callSince = undefined
+      }
+    })
     return this.#queue
+  }
+}
+
+/** True when `work` settles within `ms`, false when it is still pending then. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
+  try {
+    return await Promise.race([work.then(() => true, () => true), late])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

@@ -50,6 +50,13 @@ function capture(): { logger: Logger; warnings: string[] } {
   return { logger, warnings }
 }
 
+/** Resolves once `done()` is true; throws after 10 s (far above what it waits for). */
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (const start = Date.now(); !done(); await new Promise((resolve) => setTimeout(resolve, 10))) {
+    if (Date.now() - start > 10_000) throw new Error(`${what}: not within 10 s`)
+  }
+}
+
 describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => {
   let bus: PrivateBus
   let fake: FakeResolved | undefined
@@ -64,6 +71,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     const names = new DnsNameResolver(responder, { logger })
     await names.open()
     await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
+    await names.routed()
     await names.attach({ link: { name: 'ngrokd0', index: IFINDEX }, hostsFile, platform: 'linux', busAddress })
     return { names, warnings }
   }
@@ -110,15 +118,19 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
 
     // a new suffix: the domains follow (prod is a public top-level domain: its names go one by one); the same again: no call
     await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
     await names.publish({ records: [{ hostname: 'db.prod', address: '10.107.0.4' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
     assert.deepEqual(fake.bodies('SetLinkDomains'), [
       [IFINDEX, [['api.prod', true]]],
       [IFINDEX, [['api.prod', true], ['demo', true]]],
       [IFINDEX, [['db.prod', true], ['demo', true]]],
     ])
     await names.publish({ records: [{ hostname: 'db.prod', address: '10.107.0.5' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
     assert.equal(fake.bodies('SetLinkDomains').length, 3, 'the same domains again (an address moved): no call')
     await names.publish({ records: [{ hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
     assert.deepEqual(fake.bodies('SetLinkDomains').at(-1), [IFINDEX, [['demo', true]]])
     assert.deepEqual(fake.links.get(IFINDEX)?.domains, [['demo', true]])
 
@@ -146,6 +158,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await bus.restart()
     fake = await FakeResolved.start(bus.address)
     await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
     assert.deepEqual(
       fake.calls.map((c) => [c.member, c.body]),
       [
@@ -166,9 +179,11 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     fake = await FakeResolved.start(bus.address)
     const { names, warnings } = await attached()
     await names.relink({ name: 'ngrokd0', index: IFINDEX })
+    await names.routed()
     assert.equal(fake.calls.length, 4, 'the same index: no call')
     fake.links.delete(IFINDEX) // `ip link del ngrokd0`: resolved forgets the link
     await names.relink({ name: 'ngrokd0', index: 23 })
+    await names.routed()
     assert.deepEqual(
       fake.calls.slice(4).map((c) => [c.member, c.body]),
       [
@@ -193,10 +208,13 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     const { names, warnings } = await attached()
     fake.gone.add(IFINDEX) // `ip link del ngrokd0`: the next reconcile publishes before the interface is made again
     await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
     assert.equal(warnings.filter((w) => /not used/.test(w)).length, 0, warnings.join('\n'))
     assert.doesNotMatch(await readFile(hostsPath, 'utf8').catch(() => ''), /web\.demo/, 'no fallback to the hosts file')
     await names.relink({ name: 'ngrokd0', index: 23 })
+    await names.routed()
     await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
     assert.deepEqual(fake.bodies('SetLinkDomains').at(-1), [23, [['api.prod', true], ['demo', true]]])
     await names.detach()
     await names.close()
@@ -213,6 +231,66 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await names.close()
   })
 
+  it('a resolved that does not answer holds neither publish() nor the stop: the responder answers at once, doctor says the update waits, RevertLink is given up', async () => {
+    fake = await FakeResolved.start(bus.address)
+    const { names, warnings } = await attached()
+    const release = fake.stall() // resolved stopped (SIGSTOP): it takes calls and answers none
+    try {
+      await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+      assert.deepEqual(warnings, [], 'publish() returned before the call could time out')
+      const r = new Resolver({ timeout: 2000, tries: 1 })
+      r.setServers([HOST])
+      assert.deepEqual(await r.resolve4('web.demo'), ['10.107.0.3'], 'the new name is answered while resolved is still asked')
+      await until(() => fake!.bodies('SetLinkDomains').length === 2, 'the update sent to resolved')
+      assert.deepEqual(fake.bodies('SetLinkDomains').at(-1), [IFINDEX, [['api.prod', true], ['demo', true]]])
+      // another publish while it waits: queued behind it, not sent beside it
+      await names.publish({ records: [{ hostname: 'web.demo', address: '10.107.0.3' }] })
+      assert.equal(fake.bodies('SetLinkDomains').length, 2)
+
+      const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
+      assert.equal(check?.status, 'warn', JSON.stringify(check))
+      assert.match(check!.summary, /cannot read ngrokd0 \(ifindex 7\) from systemd-resolved: .*GetLink: no reply within 3 s.*; a call to it has waited \d+ s for its answer/)
+
+      await names.detach() // within its bound, though resolved still holds the calls
+      assert.equal(fake.bodies('RevertLink').length, 0, 'RevertLink waits behind the call under way, and was given up')
+      assert.equal(warnings.length, 1, warnings.join('\n'))
+      assert.match(warnings[0]!, /dns: systemd-resolved did not answer within 2 s at stop; a call to it has waited \d+ s for its answer: ngrokd0 is not reverted there; resolved drops it with the interface/)
+    } finally {
+      release()
+    }
+    await names.routed()
+    assert.equal(fake.bodies('SetLinkDomains').length, 2, 'nothing is sent once the stop gave up: the update queued is dropped')
+    await names.close()
+  })
+
+  it('an update resolved cannot take (not on the bus) is said once while it repeats, shows in doctor, and goes through once resolved is back', async () => {
+    fake = await FakeResolved.start(bus.address)
+    const { names, warnings } = await attached()
+    fake.stop() // resolved gone from the bus: each call fails, the same way
+    fake = undefined
+    const client = await SystemdResolved.connect(bus.address)
+    while (await client.isOnBus()) await new Promise((resolve) => setTimeout(resolve, 20)) // the bus has seen it go
+    client.close()
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.corp', address: '10.107.0.4' }] })
+    await names.routed()
+    assert.equal(warnings.length, 1, warnings.join('\n'))
+    assert.match(warnings[0]!, /dns: cannot set the routing domains of ngrokd0 in systemd-resolved \(tried again at the next reconcile\): .*SetLinkDomains: org\.freedesktop\.DBus\.Error\.ServiceUnknown/)
+    const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
+    assert.equal(check?.status, 'warn', JSON.stringify(check))
+    assert.match(check!.summary, /the last update failed: .*SetLinkDomains: org\.freedesktop\.DBus\.Error\.ServiceUnknown/)
+
+    fake = await FakeResolved.start(bus.address)
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.corp', address: '10.107.0.4' }] })
+    await names.routed()
+    assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['api.prod', true], ['corp', true]]]])
+    assert.doesNotMatch((await names.diagnose()).find((c) => c.id === 'dns.resolved')!.summary, /failed/, 'the failure is over')
+    assert.equal(warnings.length, 1)
+    await names.detach()
+    await names.close()
+  })
+
   it('without org.freedesktop.resolve1 on the bus it says so once and publishes through the hosts file', async () => {
     const { names, warnings } = await attached()
     assert.equal(warnings.length, 1, warnings.join('\n'))
@@ -220,6 +298,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     assert.match(await readFile(hostsPath, 'utf8'), /^10\.107\.0\.2\s+api\.prod$/m)
     // later publishes go there too, and nothing more is logged
     await names.publish({ records: [{ hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
     const hosts = await readFile(hostsPath, 'utf8')
     assert.match(hosts, /^10\.107\.0\.3\s+web\.demo$/m)
     assert.doesNotMatch(hosts, /api\.prod/)
@@ -228,6 +307,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     assert.equal(check?.status, 'warn')
     assert.match(check!.summary, /not on the system bus/)
     await names.publish({ records: [] })
+    await names.routed()
     assert.doesNotMatch(await readFile(hostsPath, 'utf8'), /web\.demo/, 'unpublishing goes through the hosts file too')
     await names.detach()
     await names.close()
@@ -266,6 +346,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     assert.match(await readFile(hostsPath, 'utf8'), /10\.107\.0\.2\s+api\.prod/)
     // later publishes go to the hosts file, and resolved is not asked again
     await names.publish({ records: [{ hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
     assert.match(await readFile(hostsPath, 'utf8'), /10\.107\.0\.3\s+web\.demo/)
     assert.equal(fake.calls.length, 5)
     const route = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
@@ -379,14 +460,16 @@ if (!skip) {
         const fake = await FakeResolved.start(bus.address)
         try {
           await withHost(async (host) => {
-            const names = (await host.createNameResolver('dns'))!
+            const names = (await host.createNameResolver('dns')) as DnsNameResolver
             await names.open()
             await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] })
             await host.start()
             await host.afterReconcile([])
+            await names.routed()
             assert.equal(fake.bodies('SetLinkDNS').length, 1, 'the same interface: registered once')
             info.index = 23 // `ip link del ngrokd0`, and the daemon's repair made it again
             await host.afterReconcile([])
+            await names.routed()
             assert.deepEqual(fake.bodies('SetLinkDNS').at(-1), [23, [[AF_INET, Buffer.from([127, 53, 107, 1])]]])
             assert.deepEqual(fake.bodies('SetLinkDomains').at(-1), [23, [['api.prod', true]]])
             assert.equal(host.status()[0]?.state, 'running', host.status()[0]?.error?.message)

@@ -45,6 +45,7 @@ describe('macOS: one /etc/resolver file per suffix', () => {
     const another = '# Managed by ngrokd: removed when ngrokd stops. Do not edit.\n# state_dir: /var/lib/ngrokd-two\nnameserver 10.108.0.1\nport 53\n'
     await writeFile(join(resolverDir, 'stage'), another) // another instance's
     await names.publish({ records: records(['api.prod', '10.107.0.2'], ['db.corp', '10.107.0.4']) })
+    await names.routed() // the route follows in the background
     assert.deepEqual((await readdir(resolverDir)).sort(), ['api.prod', 'corp', 'stage'], 'demo went with its last endpoint; corp is not ours to write, stage not ours to remove')
     assert.equal(await readFile(join(resolverDir, 'corp'), 'utf8'), 'nameserver 192.168.1.1\n')
     assert.deepEqual((await names.diagnose()).find((c) => c.id === 'dns.resolver-files')?.summary, `${resolverDir} sends api.prod to 10.107.0.1:5353`)
@@ -90,8 +91,10 @@ describe('Windows: one NRPT rule per suffix', () => {
 
     calls.length = 0
     await names.publish({ records: records(['api.prod', '10.107.0.2']) })
+    await names.routed() // the route follows in the background
     assert.deepEqual(calls, [], 'nothing changed, nothing written')
     await names.publish({ records: records(['web.demo', '10.107.0.3']) })
+    await names.routed() // the route follows in the background
     assert.equal(keys.size, 1)
     assert.ok(!keys.has(prodKey!), 'the rule of a suffix gone is deleted')
     assert.equal((await names.diagnose()).find((c) => c.id === 'dns.nrpt')?.status, 'ok')

@@ -164,16 +164,16 @@ export class SystemdResolved {
     await this.#manager('SetLinkDNSSEC', 'is', [ifindex, mode])
   }
 
-  /** `RevertLink(in i ifindex)`: drops everything set for the link. */
-  async revertLink(ifindex: number): Promise<void> {
-    await this.#manager('RevertLink', 'i', [ifindex])
+  /** `RevertLink(in i ifindex)`: drops everything set for the link. `timeoutMs`: how long to wait for the reply. */
+  async revertLink(ifindex: number, { timeoutMs = CALL_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<void> {
+    await this.#manager('RevertLink', 'i', [ifindex], timeoutMs)
   }
 
-  /** The link's `DNS` and `Domains` properties, through `GetLink(in i ifindex, out o path)`. */
-  async linkState(ifindex: number): Promise<LinkState> {
-    const [path] = await this.#manager('GetLink', 'i', [ifindex])
+  /** The link's `DNS` and `Domains` properties, through `GetLink(in i ifindex, out o path)`; `timeoutMs` per call. */
+  async linkState(ifindex: number, { timeoutMs = CALL_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<LinkState> {
+    const [path] = await this.#manager('GetLink', 'i', [ifindex], timeoutMs)
     const get = async (property: string) =>
-      (await this.#call({ destination: RESOLVED_BUS_NAME, path: String(path), interface: 'org.freedesktop.DBus.Properties', member: 'Get', signature: 'ss', body: [RESOLVED_LINK, property] }))[0]
+      (await this.#call({ destination: RESOLVED_BUS_NAME, path: String(path), interface: 'org.freedesktop.DBus.Properties', member: 'Get', signature: 'ss', body: [RESOLVED_LINK, property] }, timeoutMs))[0]
     // a variant arrives as [signature, [value]]
     const value = (v: unknown) => (Array.isArray(v) && Array.isArray(v[1]) ? v[1][0] : undefined) as unknown[] | undefined
     const dns = (value(await get('DNS')) ?? []) as Array<[number, Buffer]>
@@ -189,15 +189,15 @@ export class SystemdResolved {
     this.bus.connection.end()
   }
 
-  #manager(member: string, signature: string, body: unknown[]): Promise<unknown[]> {
-    return this.#call({ destination: RESOLVED_BUS_NAME, path: RESOLVED_MANAGER_PATH, interface: RESOLVED_MANAGER, member, signature, body })
+  #manager(member: string, signature: string, body: unknown[], timeoutMs?: number): Promise<unknown[]> {
+    return this.#call({ destination: RESOLVED_BUS_NAME, path: RESOLVED_MANAGER_PATH, interface: RESOLVED_MANAGER, member, signature, body }, timeoutMs)
   }
 
-  #call(message: Message): Promise<unknown[]> {
+  #call(message: Message, timeoutMs = CALL_TIMEOUT_MS): Promise<unknown[]> {
     const what = `${message.interface}.${message.member}`
     if (this.#closed) return Promise.reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${what}: the connection to the system bus ${this.address} is closed`))
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${what}: no reply within ${CALL_TIMEOUT_MS / 1000} s`)), CALL_TIMEOUT_MS)
+      const timer = setTimeout(() => reject(new NgrokdError('NGROKD_ERR_PLUGIN_FAILED', `${what}: no reply within ${+(timeoutMs / 1000).toFixed(2)} s`)), timeoutMs)
       timer.unref()
       this.bus.invoke(message, (error, ...values) => {
         clearTimeout(timer)

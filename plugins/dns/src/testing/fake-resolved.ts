@@ -112,6 +112,8 @@ export class FakeResolved {
   /** Ifindexes of links deleted from the machine (`ip link del`): every call naming one is answered NoSuchLink. */
   readonly gone = new Set<number>()
   readonly #exported = new Set<number>()
+  /** While set, calls are recorded as they come and answered only once it resolves (a stopped, hung resolved). */
+  #stalled: Promise<void> | undefined
 
   private constructor(private readonly bus: ReturnType<typeof createBus>) {}
 
@@ -128,6 +130,19 @@ export class FakeResolved {
     return fake
   }
 
+  /**
+   * From now on it takes calls and answers none (as a resolved that is stopped or hung) until the function returned
+   * is called: then it answers them, in order, as it would have.
+   */
+  stall(): () => void {
+    let release!: () => void
+    this.#stalled = new Promise((resolve) => (release = resolve))
+    return () => {
+      this.#stalled = undefined
+      release()
+    }
+  }
+
   /** The calls of one method, their bodies in order. */
   bodies(member: string): unknown[][] {
     return this.calls.filter((c) => c.member === member).map((c) => c.body)
@@ -141,6 +156,11 @@ export class FakeResolved {
     const signature = message.signature ?? ''
     const body = message.body ?? []
     this.calls.push({ member, signature, body })
+    const stalled = this.#stalled
+    return stalled ? stalled.then(() => this.#answer(member, signature, body)) : this.#answer(member, signature, body)
+  }
+
+  #answer(member: string, signature: string, body: unknown[]): unknown {
     try {
       if (signature !== METHODS[member]![0]) throw new InvalidArgs(`${member}: signature ${JSON.stringify(signature)}, expected ${JSON.stringify(METHODS[member]![0])}`)
       const ifindex = body[0]
