@@ -39,6 +39,8 @@ export class ResolvedLink implements SuffixRoute {
   #sent: ReadonlySet<string> = new Set()
   /** The suffixes last asked for: what an update sends, and what doctor compares with. */
   #wanted: ReadonlySet<string> = new Set()
+  /** The servers were just set (register, relink, reconnect): the next domain update need not check they are held. */
+  #serversJustSet = true
   /** Why the last call failed (the bus, no answer), until one succeeds: logged once at warn while it repeats. */
   #failed: string | undefined
   /** When the call to resolved under way began (performance.now()); undefined when none is. */
@@ -83,6 +85,7 @@ export class ResolvedLink implements SuffixRoute {
       try {
         await this.#reconnectIfClosed()
         if (sameSet(next, this.#sent)) return
+        await this.#ensureServers()
         await this.resolved.setLinkDomains(this.link.index, routingDomains(next))
         this.#sent = next
         this.#answered()
@@ -140,6 +143,7 @@ export class ResolvedLink implements SuffixRoute {
         this.#logger.info(`dns: ${link.name} was made again (ifindex ${this.link.index} → ${link.index}): registered with systemd-resolved anew`)
         this.link = link
         this.#sent = new Set()
+        this.#serversJustSet = true
       } catch (e) {
         this.#failedCall(`cannot register ${link.name} (ifindex ${link.index}, made again) with systemd-resolved`, e)
       }
@@ -161,7 +165,32 @@ export class ResolvedLink implements SuffixRoute {
     }
     this.resolved = resolved
     this.#sent = new Set()
+    this.#serversJustSet = true
     this.#logger.info(`dns: connected to the system bus ${resolved.address} again; ${this.link.name} registered with systemd-resolved anew`)
+  }
+
+  /**
+   * Before domains are sent: resolved still holds the link's DNS servers, else — it forgot the link (`resolvectl revert
+   * ngrokd0`, a restart of resolved) — they are set again, default route and DNSSEC with them, so that the domains do
+   * not go to a link without a server. Read back (GetLink and the link's DNS) only when domains are sent, never at a
+   * poll that changes nothing; a resolved that cannot say (no GetLink) is taken to hold them.
+   */
+  async #ensureServers(): Promise<void> {
+    if (this.#serversJustSet) {
+      this.#serversJustSet = false
+      return
+    }
+    let held: string[]
+    try {
+      held = (await this.resolved.linkState(this.link.index)).dns
+    } catch (e) {
+      if (e instanceof ResolvedRefusal) return // its own answer (an older resolved, the link gone): the domains say the rest
+      throw e
+    }
+    if (this.addresses.every((a) => held.includes(a))) return
+    await setServers(this.resolved, this.link.index, this.addresses)
+    this.#sent = new Set()
+    this.#logger.info(`dns: systemd-resolved no longer had ${this.link.name} registered (resolvectl revert, or resolved restarted): registered it anew`)
   }
 
   /** A call that failed for a reason that may pass: said at warn once, then at debug while the same reason repeats. */

@@ -220,6 +220,38 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await names.close()
   })
 
+  it('a link resolved forgot (resolvectl revert) is registered anew with the next domain update; a poll that changes nothing asks nothing', async () => {
+    fake = await FakeResolved.start(bus.address)
+    const { names, warnings } = await attached()
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
+    assert.deepEqual(fake.calls.slice(4).map((c) => c.member), ['GetLink', 'SetLinkDomains'], 'a domain update reads the link first')
+    fake.calls.length = 0
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
+    await names.routed()
+    assert.equal(fake.calls.length, 0, 'nothing changed: no call, not even a read')
+
+    fake.links.delete(IFINDEX) // resolvectl revert ngrokd0
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.corp', address: '10.107.0.4' }] })
+    await names.routed()
+    assert.deepEqual(
+      fake.calls.map((c) => [c.member, c.body]),
+      [
+        ['GetLink', [IFINDEX]],
+        ['SetLinkDNS', [IFINDEX, [[AF_INET, Buffer.from([127, 53, 107, 1])]]]],
+        ['SetLinkDefaultRoute', [IFINDEX, false]],
+        ['SetLinkDNSSEC', [IFINDEX, 'no']],
+        ['SetLinkDomains', [IFINDEX, [['api.prod', true], ['corp', true]]]],
+      ],
+    )
+    assert.deepEqual(fake.links.get(IFINDEX), { dns: [[AF_INET, Buffer.from([127, 53, 107, 1])]], domains: [['api.prod', true], ['corp', true]], defaultRoute: false, dnssec: 'no' })
+    assert.equal((await names.diagnose()).find((c) => c.id === 'dns.resolved')?.status, 'ok')
+    assert.deepEqual(fake.problems, [])
+    assert.deepEqual(warnings, [])
+    await names.detach()
+    await names.close()
+  })
+
   it('doctor warns when resolved no longer holds what was registered', async () => {
     fake = await FakeResolved.start(bus.address)
     const { names } = await attached()
@@ -241,25 +273,27 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
       const r = new Resolver({ timeout: 2000, tries: 1 })
       r.setServers([HOST])
       assert.deepEqual(await r.resolve4('web.demo'), ['10.107.0.3'], 'the new name is answered while resolved is still asked')
-      await until(() => fake!.bodies('SetLinkDomains').length === 2, 'the update sent to resolved')
-      assert.deepEqual(fake.bodies('SetLinkDomains').at(-1), [IFINDEX, [['api.prod', true], ['demo', true]]])
+      await until(() => fake!.calls.length === 5, 'the update begun: resolved asked whether it holds the link')
+      assert.deepEqual(fake.calls.at(-1), { member: 'GetLink', signature: 'i', body: [IFINDEX] })
       // another publish while it waits: queued behind it, not sent beside it
       await names.publish({ records: [{ hostname: 'web.demo', address: '10.107.0.3' }] })
-      assert.equal(fake.bodies('SetLinkDomains').length, 2)
+      assert.equal(fake.calls.length, 5)
 
       const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
       assert.equal(check?.status, 'warn', JSON.stringify(check))
       assert.match(check!.summary, /cannot read ngrokd0 \(ifindex 7\) from systemd-resolved: .*GetLink: no reply within 3 s.*; a call to it has waited \d+ s for its answer/)
 
+      const asked = fake.calls.length // the update's GetLink, and doctor's
       await names.detach() // within its bound, though resolved still holds the calls
       assert.equal(fake.bodies('RevertLink').length, 0, 'RevertLink waits behind the call under way, and was given up')
       assert.equal(warnings.length, 1, warnings.join('\n'))
       assert.match(warnings[0]!, /dns: systemd-resolved did not answer within 2 s at stop; a call to it has waited \d+ s for its answer: ngrokd0 is not reverted there; resolved drops it with the interface/)
+      release()
+      await names.routed()
+      assert.equal(fake.calls.length, asked, 'nothing is sent once the stop gave up: the update queued is dropped')
     } finally {
       release()
     }
-    await names.routed()
-    assert.equal(fake.bodies('SetLinkDomains').length, 2, 'nothing is sent once the stop gave up: the update queued is dropped')
     await names.close()
   })
 
@@ -276,16 +310,17 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.corp', address: '10.107.0.4' }] })
     await names.routed()
     assert.equal(warnings.length, 1, warnings.join('\n'))
-    assert.match(warnings[0]!, /dns: cannot set the routing domains of ngrokd0 in systemd-resolved \(tried again at the next reconcile\): .*SetLinkDomains: org\.freedesktop\.DBus\.Error\.ServiceUnknown/)
+    assert.match(warnings[0]!, /dns: cannot set the routing domains of ngrokd0 in systemd-resolved \(tried again at the next reconcile\): .*: org\.freedesktop\.DBus\.Error\.ServiceUnknown/)
     const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
     assert.equal(check?.status, 'warn', JSON.stringify(check))
-    assert.match(check!.summary, /the last update failed: .*SetLinkDomains: org\.freedesktop\.DBus\.Error\.ServiceUnknown/)
+    assert.match(check!.summary, /the last update failed: .*: org\.freedesktop\.DBus\.Error\.ServiceUnknown/)
 
-    fake = await FakeResolved.start(bus.address)
+    fake = await FakeResolved.start(bus.address) // a resolved that holds nothing of the link: it is registered anew
     await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.corp', address: '10.107.0.4' }] })
     await names.routed()
+    assert.deepEqual(fake.calls.map((c) => c.member), ['GetLink', 'SetLinkDNS', 'SetLinkDefaultRoute', 'SetLinkDNSSEC', 'SetLinkDomains'])
     assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['api.prod', true], ['corp', true]]]])
-    assert.doesNotMatch((await names.diagnose()).find((c) => c.id === 'dns.resolved')!.summary, /failed/, 'the failure is over')
+    assert.equal((await names.diagnose()).find((c) => c.id === 'dns.resolved')?.status, 'ok')
     assert.equal(warnings.length, 1)
     await names.detach()
     await names.close()
