@@ -170,6 +170,14 @@ describe('resolveConfig: invalid values', () => {
     })
   }
 
+  it("takes a built-in plugin's resolver with the plugin listed by its short name or by its package name", () => {
+    for (const plugins of [['dns'], ['@ngrokd/plugin-dns'], [{ name: '@ngrokd/plugin-dns', options: { ttl: 5 } }]]) {
+      assert.equal(resolveConfig({ plugins, names: { resolver: 'dns' } }, { source: FILE, env: {} }).config.names.resolver, 'dns', JSON.stringify(plugins))
+    }
+    const { issues } = issuesOf({ plugins: ['@ngrokd/plugin-prometheus'], names: { resolver: 'dns' } })
+    assert.match(issues.find((i) => i.key === 'names.resolver')!.message, /plugins does not load it/)
+  })
+
   it('lists every problem at once', () => {
     const { error, issues } = issuesOf({ net: { subnet: '1.2.3.4/8', interface_name: '' }, log: { level: 'loud' }, api: { timeout: 'x' }, extra: 1 })
     assert.deepEqual(issues.map((i) => i.key).sort(), ['api.timeout', 'extra', 'log.level', 'net.interface_name', 'net.subnet'])

@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path'
 import { ConfigInvalidError, type ConfigIssue } from './config-invalid-error.js'
+import { pluginEntryName } from './builtin-plugins.js'
 import type { NgrokdError } from '../errors/ngrokd-error.js'
 import { getConfigModel } from './config-schema.js'
 import { didYouMean } from '../util/did-you-mean.js'
@@ -182,7 +183,7 @@ function pluginResolverIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'f
   const plugin = PLUGIN_RESOLVERS[resolver]
   if (!plugin) return undefined
   const plugins = (values.get('plugins') as unknown[] | undefined) ?? []
-  if (plugins.some((p) => (typeof p === 'string' ? p : (p as { name?: unknown })?.name) === plugin)) return undefined
+  if (plugins.some((p) => pluginEntryName(p) === plugin)) return undefined // by its short name or its package's
   return {
     key: 'names.resolver',
     message: `${JSON.stringify(resolver)} is the ${plugin} plugin's resolver, and plugins does not load it; expected plugins: [${plugin}] beside it, or names.resolver: hosts-file`,

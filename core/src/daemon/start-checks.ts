@@ -4,6 +4,7 @@ import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import { pluginSpecsOf } from '../plugin/plugin-host.js'
 import { builtinPlugins } from '../plugin/resolve-plugin.js'
+import { pluginEntryName } from '../config/builtin-plugins.js'
 import { hasNetAdmin } from '../util/privilege.js'
 
 /**
@@ -19,11 +20,11 @@ export const START_CHECKS: Readonly<Record<'control.group' | 'net.driver' | 'nam
   'names.resolver': async (config) => {
     const name = config.names.resolver
     const plugins = pluginSpecsOf(config)
-    if (name === 'hosts-file' || plugins.some((spec) => (typeof spec === 'string' ? spec : spec.name) === name)) return
+    if (name === 'hosts-file' || plugins.some((spec) => pluginEntryName(spec) === name)) return
     return resolveDriver(name, { configDir: config.configDir, kind: 'name-resolver' }).catch((e: unknown) => {
       // a third-party plugin (by path or package) may offer it under a name of its own: only a start, which registers
       // them, can tell; the built-in ones offer theirs under their own names (above)
-      const thirdParty = plugins.some((spec) => !((typeof spec === 'string' ? spec : spec.name) in builtinPlugins))
+      const thirdParty = plugins.some((spec) => !(pluginEntryName(spec)! in builtinPlugins))
       if (thirdParty && isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND')) return undefined
       throw e
     })

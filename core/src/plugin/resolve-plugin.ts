@@ -3,12 +3,10 @@ import { NgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { isPluginModule, type PluginModule } from './define-plugin.js'
 import { checkCoreRange } from '../util/core-range.js'
+import { BUILTIN_PLUGINS } from '../config/builtin-plugins.js'
 
 /** The plugins that ship with ngrokd, by the short name config uses. */
-export const builtinPlugins = {
-  prometheus: '@ngrokd/plugin-prometheus',
-  dns: '@ngrokd/plugin-dns',
-} as const satisfies Record<string, string>
+export const builtinPlugins = BUILTIN_PLUGINS
 
 export interface ResolvedPlugin {
   plugin: PluginModule
