@@ -7,7 +7,8 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { Resolver } from 'node:dns/promises'
 import dnsPacket from 'dns-packet'
-import { DnsResponder, parseListenAddress } from './dns-responder.js'
+import { readFile } from 'node:fs/promises'
+import { DnsResponder, parseListenAddress, UDP_RECEIVE_BUFFER_BYTES } from './dns-responder.js'
 import { answerQuery, routedDomains, servedSuffixes } from './dns-answer.js'
 
 const run = promisify(execFile)
@@ -63,6 +64,12 @@ describe('DnsResponder', () => {
     resolver.setServers([`127.0.0.1:${port}`])
   })
   after(() => responder.close())
+
+  it('asks for a 4 MiB UDP receive buffer, so that a burst of queries is not dropped: Linux grants it up to net.core.rmem_max, doubled', { skip: process.platform !== 'linux' && 'the granted size is read as Linux reports it' }, async () => {
+    const rmemMax = Number(await readFile('/proc/sys/net/core/rmem_max', 'utf8'))
+    assert.equal(UDP_RECEIVE_BUFFER_BYTES, 4 * 1024 * 1024)
+    assert.deepEqual(responder.udpReceiveBufferSizes, [2 * Math.min(UDP_RECEIVE_BUFFER_BYTES, rmemMax)])
+  })
 
   it('answers A for each served hostname, with the short TTL, case-insensitively', async () => {
     assert.deepEqual(await resolver.resolve4('api.prod', { ttl: true }), [{ address: '10.107.0.2', ttl: 5 }])

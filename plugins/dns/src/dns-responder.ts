@@ -30,6 +30,13 @@ export const DNS_PORT = 53 // RFC 1035 §4.2
 const TCP_IDLE_MS = 10_000
 /** Open TCP connections at once; one more closes the one whose last message is oldest — RFC 7766 §6.2.2. */
 const MAX_TCP_CONNECTIONS = 64
+/**
+ * The UDP receive buffer asked for: queries come in bursts (a program resolving many names at once, resolved asking
+ * A and AAAA and retrying), faster than one turn of the event loop reads them, and the kernel's default (about
+ * 208 KiB, some 250 queries with the kernel's per-datagram overhead) dropped the rest of a 500-query burst. The kernel
+ * gives at most net.core.rmem_max on Linux (and doubles what it grants, for its bookkeeping); see growReceiveBuffer.
+ */
+export const UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 /**
  * An authoritative DNS responder for the endpoint names over UDP and TCP, on exactly the addresses
@@ -63,6 +70,11 @@ export class DnsResponder {
   /** The addresses really bound (ports filled in when 0 was asked for). */
   get addresses(): ListenAddress[] {
     return this.#udp.map((s) => ({ host: s.address().address, port: s.address().port }))
+  }
+
+  /** Each UDP socket's receive buffer in bytes, as the kernel granted it ({@link UDP_RECEIVE_BUFFER_BYTES}). */
+  get udpReceiveBufferSizes(): number[] {
+    return this.#udp.map((s) => s.getRecvBufferSize())
   }
 
   /** The answer set now (hostnames lowercase). */
@@ -109,6 +121,7 @@ export class DnsResponder {
         udp.close()
         throw e
       })
+      growReceiveBuffer(udp)
       const tcp = net.createServer((socket) => this.#onTcp(socket))
       try {
         await new Promise<void>((resolve, reject) => {
@@ -210,6 +223,22 @@ function bindUdp(udp: dgram.Socket, host: string, port: number): Promise<void> {
       resolve()
     })
   })
+}
+
+/**
+ * Asks for {@link UDP_RECEIVE_BUFFER_BYTES}, or as much as the kernel takes: Linux caps a larger ask at
+ * net.core.rmem_max itself, macOS refuses one past kern.ipc.maxsockbuf (then half is asked for, down to 256 KiB, and
+ * else the default stays). Never fails the start.
+ */
+function growReceiveBuffer(udp: dgram.Socket): void {
+  for (let size = UDP_RECEIVE_BUFFER_BYTES; size >= 256 * 1024; size /= 2) {
+    try {
+      udp.setRecvBufferSize(size)
+      return
+    } catch {
+      // refused (ENOBUFS): a smaller one
+    }
+  }
 }
 
 /**
