@@ -125,3 +125,15 @@ test('defineDriver validates metadata and the version check follows semver', () 
   assert.throws(() => assertCompatible({ name: 'x', ngrokd: '^2.0.0' }, '1.4.2'), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INCOMPATIBLE'))
   assert.throws(() => assertCompatible({ name: 'x', ngrokd: 'not a range!' }, '1.0.0'), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID'))
 })
+
+test("a module that throws as it loads, or is not valid JavaScript, is told to be fixed, not reinstalled", () =>
+  withDir(async (dir) => {
+    await writeFile(join(dir, 'throws.mjs'), "throw new Error('no config for me')\n")
+    await writeFile(join(dir, 'broken.mjs'), 'export default {\n')
+    const thrown = await resolveDriver('./throws.mjs', { configDir: dir, kind: 'interface' }).then(() => assert.fail('loaded'), (e: unknown) => e as { code?: string; message: string; hint?: string })
+    assert.equal(thrown.code, 'NGROKD_ERR_DRIVER_INVALID')
+    assert.match(thrown.message, /no config for me/)
+    assert.match(thrown.hint ?? '', /^its code threw as it loaded: fix what the message names in .*throws\.mjs/)
+    const broken = await resolveDriver('./broken.mjs', { configDir: dir, kind: 'interface' }).then(() => assert.fail('loaded'), (e: unknown) => e as { hint?: string })
+    assert.match(broken.hint ?? '', /^its source is not valid JavaScript for this Node\.js/)
+  }))

@@ -131,7 +131,11 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
           ? `it imports ${missing}, which is not installed where it is: npm install ${missing} in ${dirname(file)} (or a folder above it)`
           : isNgrokdError(cause)
             ? `its own definition is refused as it loads: fix what the message names in its source, or tell its author${cause.hint ? ` (${cause.hint})` : ''}`
-            : `reinstall the ${options.what} package; if it was built from source, build it (npm run build)`,
+            : cause instanceof SyntaxError
+              ? `its source is not valid JavaScript for this Node.js (${process.version}): fix the line the message names, or tell its author`
+              : (cause as NodeJS.ErrnoException).code === undefined
+                ? `its code threw as it loaded: fix what the message names in ${file}, or tell its author`
+                : `reinstall the ${options.what} package; if it was built from source, build it (npm run build)`,
     })
   }
 }
