@@ -27,8 +27,11 @@ export default definePlugin<PrometheusOptions>({
     // host:port, IPv6 in brackets (parseListen reads it; checked here so that a bad one stops the start)
     properties: { listen: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]\\s]+):\\d{1,5}$', description: 'host:port of GET /metrics, e.g. 127.0.0.1:9464' } },
   },
+  // a port past 65535 stops the start (and a reload) too, with the option named, instead of failing the plugin
+  checkOptions(options) {
+    parseListen(options.listen)
+  },
   register(ctx) {
-    parseListen(ctx.options.listen) // a port past 65535 too
     const server = new MetricsServer(ctx.options.listen, ctx.metrics, ctx.logger)
     ctx.hooks.onStart(() => server.start())
     ctx.hooks.onStop(() => server.close())

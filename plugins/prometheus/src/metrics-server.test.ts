@@ -67,6 +67,9 @@ test('listen must be host:port; the options schema requires it', () => {
   for (const good of ['127.0.0.1:9464', '[::1]:9464', 'localhost:9464']) assert.ok(pattern.test(good), good)
   for (const bad of ['9464', 'localhost', '127.0.0.1:', ':9464', '[::1]9464', 'a b:1']) assert.ok(!pattern.test(bad), bad)
   assert.equal(plugin.name, 'prometheus')
+  // what the pattern lets through and the parser refuses is refused at load (the start, a reload), not in register()
+  assert.throws(() => plugin.checkOptions?.({ listen: '127.0.0.1:70000' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
+  assert.doesNotThrow(() => plugin.checkOptions?.({ listen: '127.0.0.1:9464' }))
 })
 
 // the conformance kit every plugin runs
