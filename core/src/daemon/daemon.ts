@@ -10,6 +10,7 @@ import { Registration, type RegistrationInfo } from '../registration/index.js'
 import { createForwarder, type CreateForwarderOptions, type ForwarderMode } from '../forward/create-forwarder.js'
 import { loadIngressTrust } from '../forward/ingress-trust.js'
 import { IngressDialer } from '../forward/ingress-dialer.js'
+import { openFilesIssue } from '../forward/connection-limits.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer } from '../control/control-server.js'
 import { container } from '../di/tsyringe.js'
@@ -350,6 +351,8 @@ export class Daemon {
     // forwarder.workers 0 (or no fd hand-off on this OS): in-thread; else the worker pool
     const forwarder = await createForwarder({ logger, settings: config.forwarder, ingress })
     this.forwarderMode = forwarder.mode
+    const openFiles = openFilesIssue(config.forwarder.maxConnections)
+    if (openFiles) logger.warn(`${openFiles.message}; ${openFiles.hint}`)
     return forwarder
   }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { ConnectionLimits } from './connection-limits.js'
+import { ConnectionLimits, openFilesIssue, openFilesLimit } from './connection-limits.js'
 
 describe('ConnectionLimits', () => {
   it('admits up to the per-listener limit, then names the limit hit; release() frees a slot', () => {
@@ -41,5 +41,24 @@ describe('ConnectionLimits', () => {
       assert.throws(() => new ConnectionLimits({ maxConnections: bad }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
       assert.throws(() => new ConnectionLimits({ maxConnectionsPerEndpoint: bad }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
     }
+  })
+})
+
+describe('open files against forwarder.max_connections', () => {
+  const limits = (soft: string) => () => `Limit                     Soft Limit           Hard Limit           Units     \nMax open files            ${soft}                524288               files     \n`
+  it('reads the soft limit of /proc/self/limits; unlimited or unreadable is no limit', () => {
+    assert.equal(openFilesLimit(limits('1024')), 1024)
+    assert.equal(openFilesLimit(limits('unlimited')), undefined)
+    assert.equal(openFilesLimit(() => { throw new Error('ENOENT') }), undefined)
+    if (process.platform === 'linux') assert.ok((openFilesLimit() ?? 0) > 0, 'this process has one')
+  })
+
+  it('two descriptors a connection and a reserve: a limit under that is said with the most it allows', () => {
+    assert.equal(openFilesIssue(10_000, 524_288), undefined)
+    assert.equal(openFilesIssue(10_000, 20_256), undefined)
+    const issue = openFilesIssue(10_000, 1_024)
+    assert.match(issue?.message ?? '', /^forwarder\.max_connections 10000 needs about 20256 open files .* may open 1024 \(RLIMIT_NOFILE\): connections past about 384 would be dropped unseen$/)
+    assert.match(issue?.hint ?? '', /LimitNOFILE=.*forwarder\.max_connections to at most 384$/)
+    assert.equal(openFilesIssue(Infinity, 1_024), undefined, 'no limit set: nothing to compare')
   })
 })

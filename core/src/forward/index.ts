@@ -18,4 +18,4 @@ export { InThreadForwarder, type InThreadForwarderOptions } from './in-thread-fo
 export { loadTrustRoots, loadIngressTrust, verifyingAnchor, ngrokIntermediateCa, NGROK_INTERMEDIATE_CA_FILE, type IngressTrust, type TrustAnchor, type TrustAnchorSource, type CaMode } from './ingress-trust.js'
 export { createForwarder, resolveWorkerCount, FORWARDER_DEFAULTS, AUTO_MAX_WORKERS, AUTO_IN_THREAD_MAX_CORES, type CreateForwarderOptions, type CreatedForwarder, type ForwarderMode, type ForwarderSettings } from './create-forwarder.js'
 export { WorkerPoolForwarder, type WorkerPoolForwarderOptions } from './pool/worker-pool-forwarder.js'
-export { ConnectionLimits, refuseConnection, type ConnectionLimitOptions, type LimitHit } from './connection-limits.js'
+export { ConnectionLimits, refuseConnection, openFilesIssue, openFilesLimit, type ConnectionLimitOptions, type LimitHit } from './connection-limits.js'
