@@ -13,7 +13,9 @@ if [ "${NGROKD_IN_NETNS_INNER:-}" = 1 ]; then
   mount --bind "$hosts" /etc/hosts
   status=0
   NGROKD_TEST_NETNS=1 "$@" || status=$?
-  umount /etc/hosts 2>/dev/null || true
+  # no umount: a process the command left running would then write the machine's real /etc/hosts (seen: a daemon
+  # started in the background outlived its script). The bind mount goes with the namespace's last process; the copy
+  # is unlinked now and freed with it.
   rm -f "$hosts"
   exit "$status"
 fi
