@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import { resetSocket } from './connection-limits.js'
 import { createHostRewriter, type HostRewriter } from './http-host-rewriter.js'
 import { pump, pumpPlaintext } from './pump.js'
-import { askPendingSocketError, destroyWithReset, pendingSocketError } from './socket-state.js'
+import { destroyWithReset, pendingSocketError } from './socket-state.js'
 import type { DialResult, Dialer } from './ingress-dialer.js'
 
 export interface CarryOptions {
@@ -190,22 +190,11 @@ export class CarriedConnection {
     // pump() pauses the source while the destination holds too much (backpressure) and ends the
     // destination's write half when the source ends (half-close; allowHalfOpen on both).
     // each side's end reaches the other as a FIN only when it was one: a reset told as an end resets the other side
-    const endedCleanly = (s: net.Socket, side: 'client' | 'ingress') => (): boolean | Promise<boolean> => {
-      const who = side === 'client' ? 'the client' : 'the ingress'
-      const verdict = (reset: Error | undefined): boolean => {
-        if (reset === undefined) return true
-        this.fail(reset, side)
-        return false
-      }
-      // in a worker thread, once our own FIN is out (before it, getpeername tells), the main thread reads the error
-      const asked = s.writableFinished ? askPendingSocketError(s) : undefined
-      if (!asked) return verdict(resetUnderEnd(s, who))
-      keepOpenPast(s)
-      return asked.then((pending) => {
-        const clean = verdict(resetUnderEnd(s, who, pending))
-        s.destroy() // both halves are done: what Node would have done at the end
-        return clean
-      })
+    const endedCleanly = (s: net.Socket, side: 'client' | 'ingress') => (): boolean => {
+      const reset = resetUnderEnd(s, side === 'client' ? 'the client' : 'the ingress')
+      if (reset === undefined) return true
+      this.fail(reset, side)
+      return false
     }
     const t = this.transform
     if (t) {
@@ -259,10 +248,10 @@ export class CarriedConnection {
  * The kernel keeps it as the socket's pending error ({@link pendingSocketError}), also after our own FIN. Where that
  * cannot be read: a FIN leaves the socket in CLOSE_WAIT, which has a peer, an RST in CLOSE, which has none
  * (getpeername → ENOTCONN, inet_getname() in net/ipv4/af_inet.c) — which holds only while our own FIN is not out
- * (the peer's FIN then takes the socket through TIME_WAIT to CLOSE as well). One syscall, once per connection; `pending`,
- * when the error was read elsewhere (a worker thread asks the main thread). [ran] Linux.
+ * (the peer's FIN then takes the socket through TIME_WAIT to CLOSE as well). One syscall, once per connection. [ran] Linux.
  */
-export function resetUnderEnd(s: net.Socket, who = 'the ingress', pending: number | undefined = pendingSocketError(s)): Error | undefined {
+export function resetUnderEnd(s: net.Socket, who = 'the ingress'): Error | undefined {
+  const pending = pendingSocketError(s)
   let why: string
   if (pending !== undefined) {
     if (pending === 0) return undefined
@@ -275,16 +264,6 @@ export function resetUnderEnd(s: net.Socket, who = 'the ingress', pending: numbe
     why = `its end came without a peer: getpeername ${getSystemErrorName(errno)}`
   }
   return Object.assign(new Error(`${who} reset the connection mid-stream (${why})`), { code: 'ECONNRESET', syscall: 'read' })
-}
-
-/**
- * Keeps `s` (and its fd) open past the 'end' being emitted, whose both halves are then done: Node destroys such a
- * stream right after its 'end' listeners (`autoDestroy`, lib/internal/streams/readable.js endReadableNT), and the fd a
- * worker asked the main thread to read would be closed, or another socket's, by the time it is read. The caller destroys it.
- */
-function keepOpenPast(s: net.Socket): void {
-  const state = (s as unknown as { _readableState?: { autoDestroy?: boolean } })._readableState
-  if (state) state.autoDestroy = false
 }
 
 /** Both halves shut down in order: nothing was cut off. */

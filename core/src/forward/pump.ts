@@ -28,11 +28,11 @@ export const PUMP_MAX_QUEUED_BYTES = 128 * 1024
  *
  * Errors and `close` are the caller's: it destroys both streams on either side's error.
  *
- * `endedCleanly`, when given, is asked once as `src` ends, before `dst` is ended: `false` (or a promise of it) leaves
- * `dst` as it is (the caller resets it), for a source whose 'end' may stand for a reset (see `resetUnderEnd`). Per
+ * `endedCleanly`, when given, is asked once as `src` ends, before `dst` is ended: `false` leaves `dst` as it is
+ * (the caller resets it), for a source whose 'end' may stand for a reset (see `resetUnderEnd`). Per
  * connection, never per chunk.
  */
-export function pump(src: Readable, dst: Writable, endedCleanly?: () => boolean | Promise<boolean>): void {
+export function pump(src: Readable, dst: Writable, endedCleanly?: () => boolean): void {
   let corked = false
   const uncork = (): void => {
     corked = false
@@ -52,16 +52,10 @@ export function pump(src: Readable, dst: Writable, endedCleanly?: () => boolean 
   dst.on('drain', () => {
     if (!src.destroyed) src.resume()
   })
-  src.once('end', () => endIfClean(dst, endedCleanly))
+  src.once('end', () => {
+    if (!dst.destroyed && endedCleanly?.() !== false) dst.end()
+  })
   src.resume()
-}
-
-/** Ends `dst` unless `endedCleanly` says (or promises) the source's end was not clean. */
-function endIfClean(dst: Writable, endedCleanly: (() => boolean | Promise<boolean>) | undefined): void {
-  if (dst.destroyed) return
-  const clean = endedCleanly?.() ?? true
-  if (clean === true) dst.end()
-  else if (clean !== false) void clean.then((ok) => ok && !dst.destroyed && dst.end())
 }
 
 /**
@@ -71,7 +65,7 @@ function endIfClean(dst: Writable, endedCleanly: (() => boolean | Promise<boolea
  * are written as one: one Buffer and one write per burst instead of one per record.
  * `onChunk` is called with each chunk's length as it arrives (before it is written); `endedCleanly` as in {@link pump}.
  */
-export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writable, onChunk?: (chunk: Buffer) => void, endedCleanly?: () => boolean | Promise<boolean>): void {
+export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writable, onChunk?: (chunk: Buffer) => void, endedCleanly?: () => boolean): void {
   let corked = false
   // the bytes held for the end of the turn: [start, end) of one ArrayBuffer
   let held: ArrayBufferLike | undefined
@@ -111,7 +105,7 @@ export function pumpPlaintext(reads: PlaintextReads, src: Readable, dst: Writabl
   })
   src.once('end', () => {
     writeHeld()
-    endIfClean(dst, endedCleanly)
+    if (!dst.destroyed && endedCleanly?.() !== false) dst.end()
   })
   // what the stream took in before (after the ConnResponse, while paused) goes first
   for (let chunk = src.read() as Buffer | null; chunk !== null; chunk = src.read() as Buffer | null) {

@@ -5,10 +5,9 @@
  *   socket's pending error (SO_ERROR: ECONNRESET, set by tcp_reset() in net/ipv4/tcp_input.c, also once our own FIN
  *   is out), which a FIN never sets;
  * - closing with an RST (SO_LINGER 0), also under a TLS socket, whose handle Node cannot reset.
- * The calls load at this module's import on the main thread, in the background. A worker thread of the pool asks the
- * main thread to make them on its sockets' fds (the process's, whatever thread holds them): koffi loaded in the
- * workers beside the main thread's crashed the process in one test run of three (`FATAL ERROR: napi_throw` at
- * koffi.node's registration). Until the calls are there, and where they cannot be (Windows, koffi missing), each
+ * The calls load at this module's import on the main thread, in the background; until they are there, and where they
+ * cannot be (Windows, koffi missing, a worker thread: koffi loaded in the pool's workers beside the main thread's
+ * crashed the process in one test run of three, `FATAL ERROR: napi_throw` at koffi.node's registration), each
  * function says it does not know.
  */
 import type net from 'node:net'
@@ -41,25 +40,6 @@ export const socketCallsLoaded: Promise<boolean> = (async () => {
   }
 })()
 
-/** What a worker asks the main thread to do on an fd of its ({@link askMainThread}). */
-export type SocketCall = { kind: 'pending-error'; fd: number } | { kind: 'linger-reset'; fd: number }
-
-/** A worker thread's way to the main thread's calls; undefined on the main thread. */
-let mainThread: ((call: SocketCall) => Promise<number | undefined>) | undefined
-
-/** In a worker thread: the socket calls are made by the main thread, which {@link answerSocketCall} runs. */
-export function askMainThread(ask: (call: SocketCall) => Promise<number | undefined>): void {
-  mainThread = ask
-}
-
-/** On the main thread: makes a worker's call ({@link askMainThread}); the pending error, or undefined. */
-export function answerSocketCall(call: SocketCall): number | undefined {
-  if (!bound) return undefined
-  if (call.kind === 'pending-error') return readPendingError(call.fd)
-  bound.setsockopt(call.fd, bound.options.SOL_SOCKET, bound.options.SO_LINGER, LINGER_RESET)
-  return undefined
-}
-
 /** The socket's file descriptor (a TLS socket's is its TCP socket's); undefined once closed, or on Windows. */
 function fdOf(s: net.Socket): number | undefined {
   const fd = (s as unknown as { _handle?: { fd?: number } | null })._handle?.fd
@@ -72,17 +52,7 @@ function fdOf(s: net.Socket): number | undefined {
  */
 export function pendingSocketError(s: net.Socket): number | undefined {
   const fd = fdOf(s)
-  return fd === undefined ? undefined : readPendingError(fd)
-}
-
-/** {@link pendingSocketError} in a worker thread, asked of the main thread; undefined where there is no one to ask. */
-export function askPendingSocketError(s: net.Socket): Promise<number | undefined> | undefined {
-  const fd = fdOf(s)
-  return mainThread && fd !== undefined ? mainThread({ kind: 'pending-error', fd }) : undefined
-}
-
-function readPendingError(fd: number): number | undefined {
-  if (!bound) return undefined
+  if (!bound || fd === undefined) return undefined
   const value = Buffer.alloc(4)
   const { errno, length } = bound.getsockopt(fd, bound.options.SOL_SOCKET, bound.options.SO_ERROR, value)
   if (errno !== 0 || length !== 4) return undefined
@@ -95,11 +65,6 @@ function readPendingError(fd: number): number | undefined {
  */
 export function destroyWithReset(s: net.Socket): void {
   const fd = fdOf(s)
-  if (fd !== undefined && !bound && mainThread) {
-    // the fd stays this socket's until the destroy below closes it
-    void mainThread({ kind: 'linger-reset', fd }).finally(() => s.destroy())
-    return
-  }
   if (bound && fd !== undefined) bound.setsockopt(fd, bound.options.SOL_SOCKET, bound.options.SO_LINGER, LINGER_RESET)
   s.destroy()
 }

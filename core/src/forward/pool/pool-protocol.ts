@@ -3,7 +3,6 @@
  * result, the per-connection shared memory, and the messages on the pool's BroadcastChannel.
  */
 import type { IngressDialerOptions } from '../ingress-dialer.js'
-import type { SocketCall } from '../socket-state.js'
 
 /**
  * Per-connection shared memory (one SharedArrayBuffer of {@link SHARED_BYTES} per task).
@@ -86,12 +85,8 @@ export type ToWorkers =
   | { t: 'credentials'; version: number; certPem: string; keyPem: string }
   /** Cut these connections (RST) now: drain time ran out, or the forwarder closes. */
   | { t: 'cut'; ids: number[] }
-  /** The answer to a worker's `socket-call` of the same id (every worker hears it; the one that asked takes it). */
-  | { t: 'socket-answer'; id: string; value: number | undefined }
 
 /** Workers → main thread. */
 export type ToMain =
   | { t: 'need-credentials'; version: number }
   | { t: 'log'; level: 'info' | 'warn' | 'error' | 'fatal'; obj: object; msg: string }
-  /** A socket call the worker cannot make (koffi stays out of workers): the main thread makes it on the fd, which is the process's. */
-  | { t: 'socket-call'; id: string; call: SocketCall }

@@ -9,12 +9,11 @@
 import { closeSync } from 'node:fs'
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { BroadcastChannel, isMainThread, threadId, workerData as rawWorkerData } from 'node:worker_threads'
+import { BroadcastChannel, isMainThread, workerData as rawWorkerData } from 'node:worker_threads'
 import type { Logger } from '../../contracts/logger.js'
 import { collectYoungGarbageEvery } from '../../util/young-generation.js'
 import { CarriedConnection, type CarryOutcome } from '../carry-connection.js'
 import { resetSocket } from '../connection-limits.js'
-import { askMainThread } from '../socket-state.js'
 import { IngressDialer, type IngressCredentials } from '../ingress-dialer.js'
 import {
   BUFFERED,
@@ -49,9 +48,6 @@ let credentials: { version: number; value: IngressCredentials } | undefined
 let dialer: { version: number; dialer: IngressDialer } | undefined
 let endpoint = ''
 const credentialWaiters: Array<{ version: number; resolve: () => void }> = []
-/** The socket calls asked of the main thread and not answered yet, by id; and how many were asked. */
-const socketCalls = new Map<string, (value: number | undefined) => void>()
-let socketCallsMade = 0
 let publisher: NodeJS.Timeout | undefined
 
 function post(message: ToMain): void {
@@ -99,17 +95,8 @@ function setUp(): void {
       }
     } else if (message.t === 'cut') {
       for (const id of message.ids) cut(open.get(id))
-    } else if (message.t === 'socket-answer') {
-      const answered = socketCalls.get(message.id)
-      socketCalls.delete(message.id)
-      answered?.(message.value)
     }
   }
-  askMainThread((call) => new Promise((resolve) => {
-    const id = `${threadId}:${++socketCallsMade}`
-    socketCalls.set(id, resolve)
-    post({ t: 'socket-call', id, call })
-  }))
   publisher = setInterval(publish, PUBLISH_EVERY_MS)
   publisher.unref()
 }

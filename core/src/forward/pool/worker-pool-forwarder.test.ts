@@ -19,6 +19,7 @@ const skip = !supported.ok ? supported.reason : false
 if (!skip) {
   describeForwarderBehaviour('WorkerPoolForwarder (2 workers)', ({ logger, dialer, idleTimeoutMs, limits }) =>
     WorkerPoolForwarder.create({ logger, workers: 2, dialer, idleTimeoutMs, limits }),
+    { resetsTold: false },
   )
 
   const pki = await createTestPki()

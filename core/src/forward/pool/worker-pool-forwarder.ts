@@ -12,7 +12,6 @@ import { resetSocket, type ConnectionLimitOptions } from '../connection-limits.j
 import type { IngressCredentials, IngressDialerOptions } from '../ingress-dialer.js'
 import { ListeningForwarder, errorKey, type ListenerEntry, type TrackedConnection } from '../listening-forwarder.js'
 import type { LocalAddresses } from '../../util/local-addresses.js'
-import { answerSocketCall } from '../socket-state.js'
 import {
   BUFFERED,
   BYTES_IN,
@@ -414,8 +413,6 @@ export class WorkerPoolForwarder extends ListeningForwarder<PoolConn> {
       if (c) this.post({ t: 'credentials', version: c.version, certPem: c.value.certPem, keyPem: c.value.keyPem })
     } else if (message.t === 'log') {
       this.logger[message.level](message.obj, message.msg)
-    } else if (message.t === 'socket-call') {
-      this.post({ t: 'socket-answer', id: message.id, value: answerSocketCall(message.call) })
     }
   }
 
