@@ -11,6 +11,7 @@ import { publicDomainOf } from '../names/public-domain.js'
 import { parseHostsBlock } from '../names/hosts-block.js'
 import { instanceOf } from '../config/instance.js'
 import { readFile, stat } from 'node:fs/promises'
+import { openFilesIssue, openFilesLimit } from '../forward/connection-limits.js'
 import { join } from 'node:path'
 
 /** How many failing services doctor names one by one before summing up the rest. */
@@ -53,7 +54,12 @@ export async function daemonChecks(config: DaemonConfig, sameDaemon = ''): Promi
     // only a socket that is not there or that nobody listens on says no daemon runs (not one this user may not open)
     const cause = ((e as { cause?: NodeJS.ErrnoException }).cause)?.code
     const noDaemon = cause === 'ENOENT' || cause === 'ECONNREFUSED'
-    return [{ id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) }, ...(noDaemon ? await leftoverChecks(config) : [])]
+    return [
+      { id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) },
+      ...(noDaemon ? await leftoverChecks(config) : []),
+      // no daemon to read: the limit a daemon started from this shell would have (a service's is its unit's)
+      ...openFilesCheck(config, openFilesLimit(), 'ngrokd run started from this shell'),
+    ]
   }
   // a daemon of another version (npm installed a new ngrokd; the service runs the old one) may answer in other shapes
   const skew = status.version === CORE_VERSION ? [] : [{
@@ -116,7 +122,14 @@ async function runningDaemonChecks(config: DaemonConfig, status: ControlApi['GET
     checks.push({ id: 'daemon.network', status: 'fail', summary: `${s.url} is not on the network (${s.network!.address}:${s.network!.port}): ${e.message}`, ...(e.code ? { code: e.code } : {}), ...(e.hint ? { hint: e.hint } : {}) })
   }
   if (offNetwork.length > SERVICES_NAMED) checks.push({ id: 'daemon.network', status: 'fail', summary: `and ${offNetwork.length - SERVICES_NAMED} more services not on the network: ngrokd list shows them all` })
+  checks.push(...openFilesCheck(config, openFilesLimit(status.pid), `the daemon (pid ${status.pid})`))
   return checks
+}
+
+/** `forwarder.open-files`: a warning when `who`, with `limit` open files, cannot reach forwarder.max_connections. */
+function openFilesCheck(config: DaemonConfig, limit: number | undefined, who: string): Check[] {
+  const issue = openFilesIssue(config.forwarder.maxConnections, limit, who)
+  return issue ? [{ id: 'forwarder.open-files', status: 'warn', summary: issue.message, hint: issue.hint }] : []
 }
 
 /**

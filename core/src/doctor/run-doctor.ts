@@ -18,7 +18,6 @@ import { checkStateDirTrust } from '../daemon/state-dir.js'
 import { START_CHECKS } from '../daemon/start-checks.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
-import { openFilesIssue } from '../forward/connection-limits.js'
 import { callDaemon } from '../daemon/control-api.js'
 import { INSTANCE_ENV } from '../config/instance.js'
 import { REGISTRATION_FILES } from '../registration/registration.js'
@@ -129,8 +128,6 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
   }
 
   if (!otherUsers) report(await checkStateDir(config.stateDir))
-  const openFiles = openFilesIssue(config.forwarder.maxConnections)
-  if (openFiles) report({ id: 'forwarder.open-files', status: 'warn', summary: openFiles.message, hint: openFiles.hint })
   report(...(await checkStateFiles(config.stateDir)))
   if (apiKeyInFile) report(...(await checkConfigSecretMode(source!)))
 

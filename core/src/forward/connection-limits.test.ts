@@ -47,17 +47,21 @@ describe('ConnectionLimits', () => {
 describe('open files against forwarder.max_connections', () => {
   const limits = (soft: string) => () => `Limit                     Soft Limit           Hard Limit           Units     \nMax open files            ${soft}                524288               files     \n`
   it('reads the soft limit of /proc/self/limits; unlimited or unreadable is no limit', () => {
-    assert.equal(openFilesLimit(limits('1024')), 1024)
-    assert.equal(openFilesLimit(limits('unlimited')), undefined)
-    assert.equal(openFilesLimit(() => { throw new Error('ENOENT') }), undefined)
-    if (process.platform === 'linux') assert.ok((openFilesLimit() ?? 0) > 0, 'this process has one')
+    assert.equal(openFilesLimit('self', limits('1024')), 1024)
+    assert.equal(openFilesLimit('self', limits('unlimited')), undefined)
+    assert.equal(openFilesLimit('self', () => { throw new Error('ENOENT') }), undefined)
+    if (process.platform === 'linux') {
+      assert.ok((openFilesLimit() ?? 0) > 0, 'this process has one')
+      assert.equal(openFilesLimit(process.pid), openFilesLimit(), 'a pid reads that process\'s')
+    }
   })
 
   it('two descriptors a connection and a reserve: a limit under that is said with the most it allows', () => {
     assert.equal(openFilesIssue(10_000, 524_288), undefined)
     assert.equal(openFilesIssue(10_000, 20_256), undefined)
     const issue = openFilesIssue(10_000, 1_024)
-    assert.match(issue?.message ?? '', /^forwarder\.max_connections 10000 needs about 20256 open files .* may open 1024 \(RLIMIT_NOFILE\): connections past about 384 would be dropped unseen$/)
+    assert.match(issue?.message ?? '', /^forwarder\.max_connections 10000 needs about 20256 open files .* this process may open 1024 \(RLIMIT_NOFILE\): connections past about 384 would be dropped unseen$/)
+    assert.match(openFilesIssue(10_000, 1_024, 'the daemon (pid 7)')?.message ?? '', /and the daemon \(pid 7\) may open 1024/)
     assert.match(issue?.hint ?? '', /LimitNOFILE=.*forwarder\.max_connections to at most 384$/)
     assert.equal(openFilesIssue(Infinity, 1_024), undefined, 'no limit set: nothing to compare')
   })

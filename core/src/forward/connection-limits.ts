@@ -94,8 +94,11 @@ function positiveOrInfinity(n: number | undefined, name: string): number {
 /** Descriptors a daemon holds besides its forwarded connections (logs, the control socket, netlink, state files, TLS). */
 const FD_RESERVE = 256
 
-/** This process's limit of open files (RLIMIT_NOFILE, which Node raises to the hard limit at start), from /proc; undefined elsewhere. */
-export function openFilesLimit(limits = (): string => readFileSync('/proc/self/limits', 'utf8')): number | undefined {
+/**
+ * A process's limit of open files (RLIMIT_NOFILE, which Node raises to the hard limit at start), from /proc: this one's,
+ * or the process `pid`'s (root may read any); undefined elsewhere, or where it cannot be read.
+ */
+export function openFilesLimit(pid: number | 'self' = 'self', limits = (): string => readFileSync(`/proc/${pid}/limits`, 'utf8')): number | undefined {
   try {
     const soft = /^Max open files\s+(\d+|unlimited)\s/m.exec(limits())?.[1]
     return soft === undefined || soft === 'unlimited' ? undefined : Number(soft)
@@ -109,12 +112,12 @@ export function openFilesLimit(limits = (): string => readFileSync('/proc/self/l
  * connection holds two descriptors (the client's and the ingress's). Past the limit the kernel refuses the accept, and
  * libuv closes such connections itself, uncounted and unlogged: better said at start than found under load.
  */
-export function openFilesIssue(maxConnections: number, limit = openFilesLimit()): { message: string; hint: string } | undefined {
+export function openFilesIssue(maxConnections: number, limit = openFilesLimit(), who = 'this process'): { message: string; hint: string } | undefined {
   if (limit === undefined || !Number.isFinite(maxConnections)) return undefined
   const needed = 2 * maxConnections + FD_RESERVE
   if (needed <= limit) return undefined
   return {
-    message: `forwarder.max_connections ${maxConnections} needs about ${needed} open files (two per connection, and the daemon's own), and this process may open ${limit} (RLIMIT_NOFILE): connections past about ${Math.max(0, Math.floor((limit - FD_RESERVE) / 2))} would be dropped unseen`,
+    message: `forwarder.max_connections ${maxConnections} needs about ${needed} open files (two per connection, and the daemon's own), and ${who} may open ${limit} (RLIMIT_NOFILE): connections past about ${Math.max(0, Math.floor((limit - FD_RESERVE) / 2))} would be dropped unseen`,
     hint: `raise the limit (LimitNOFILE= in the service unit, ulimit -n before ngrokd run) or set forwarder.max_connections to at most ${Math.max(1, Math.floor((limit - FD_RESERVE) / 2))}`,
   }
 }

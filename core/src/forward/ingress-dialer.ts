@@ -315,6 +315,7 @@ export class IngressDialer implements Dialer {
       socket.once('close', () => clearTimeout(cutOff))
       socket.resume()
       socket.end()
+      socket.unref() // nor does it keep a process that is done (doctor) alive meanwhile
     }
   }
 

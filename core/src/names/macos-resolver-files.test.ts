@@ -67,7 +67,7 @@ describe('macOS /etc/resolver files', () => {
     assert.deepEqual(second.written, ['stage'])
     assert.deepEqual(second.removed, ['legacy'], "an older ngrokd's file is any instance's to remove")
     assert.equal(second.skipped.length, 1)
-    assert.match(second.skipped[0]!.reason, /state_dir \/var\/lib\/ngrokd's \(another instance serves shared\)/)
+    assert.match(second.skipped[0]!.reason, /is written for the ngrokd of state_dir \/var\/lib\/ngrokd \(another instance serves shared\)$/)
     assert.equal(await readFile(join(dir, 'shared'), 'utf8'), resolverFileText(a), "the first daemon's file is not taken over")
     // the first one's next sync removes none of the second's
     assert.deepEqual((await syncResolverFiles({ dir, suffixes: ['prod'], target: a })).removed, ['shared'])

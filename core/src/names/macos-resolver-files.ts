@@ -106,7 +106,7 @@ export async function syncResolverFiles({ dir = MACOS_RESOLVER_DIR, suffixes, ta
       continue
     }
     if (current !== undefined && !isOwnedBy(current, target.owner)) {
-      change.skipped.push({ suffix, reason: `${path} is the ngrokd of state_dir ${resolverFileOwner(current)}'s (another instance serves ${suffix})` })
+      change.skipped.push({ suffix, reason: `${path} is written for the ngrokd of state_dir ${resolverFileOwner(current)} (another instance serves ${suffix})` })
       continue
     }
     try {

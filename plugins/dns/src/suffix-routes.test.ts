@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NRPT_RECORD_FILE, silentLogger, type NrptRegistry } from '@ngrokd/core/plugin'
-import { RecordingNameResolver } from '@ngrokd/core/testing'
+import { RecordingNameResolver, recordingLogger } from '@ngrokd/core/testing'
 import { DnsNameResolver } from './dns-name-resolver.js'
 import { DnsResponder, type ListenAddress } from './dns-responder.js'
 
@@ -53,6 +53,30 @@ describe('macOS: one /etc/resolver file per suffix', () => {
     await names.detach()
     assert.deepEqual((await readdir(resolverDir)).sort(), ['corp', 'stage'])
     assert.equal(await readFile(join(resolverDir, 'stage'), 'utf8'), another)
+  })
+})
+
+describe("macOS: a suffix another instance's file holds", () => {
+  test('is warned about once while it stays so, not at every reconcile; again when the reason changes', async () => {
+    const resolverDir = join(dir, 'resolver-two')
+    await mkdir(resolverDir)
+    await writeFile(join(resolverDir, 'demo'), '# Managed by ngrokd: removed when ngrokd stops. Do not edit.\n# state_dir: /var/lib/ngrokd-a\nnameserver 10.108.0.1\nport 53\n')
+    const logger = recordingLogger()
+    const names = new DnsNameResolver(responderOn([{ host: '10.107.0.1', port: 5353 }]), { logger })
+    await names.open()
+    await names.publish({ records: records(['web.demo', '10.107.0.3']) })
+    await names.attach({ link: { name: 'utun4' }, hostsFile: () => new RecordingNameResolver(), platform: 'darwin', resolverDir, stateDir: join(dir, 'state-b') })
+    for (let i = 0; i < 4; i++) await names.publish({ records: records(['web.demo', '10.107.0.3'], [`api${i}.demo`, '10.107.0.4']) })
+    await names.routed()
+    const about = () => logger.at('warn').filter((r) => /no resolver file for demo/.test(r.msg))
+    assert.equal(about().length, 1, about().map((r) => r.msg).join('\n'))
+    assert.match(about()[0]!.msg, /is written for the ngrokd of state_dir \/var\/lib\/ngrokd-a \(another instance serves demo\)$/)
+    await writeFile(join(resolverDir, 'demo'), 'nameserver 192.168.1.1\n') // now the user's own
+    await names.publish({ records: records(['web.demo', '10.107.0.3']) })
+    await names.routed()
+    assert.equal(about().length, 2)
+    assert.match(about()[1]!.msg, /exists and was not written by ngrokd$/)
+    await names.detach()
   })
 })
 

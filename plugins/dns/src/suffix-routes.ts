@@ -34,6 +34,9 @@ export interface SuffixRoute {
  * marker). mDNSResponder watches the folder: no flush needed.
  */
 export class ResolverFilesRoute implements SuffixRoute {
+  /** Why each suffix has no file, as last said: said at warn once while it stays the same, then at debug. */
+  readonly #skipped = new Map<string, string>()
+
   /** `target.owner`: the daemon's state_dir, named in each file, so that another instance's files are left alone. */
   constructor(
     private readonly target: ResolverTarget,
@@ -47,7 +50,10 @@ export class ResolverFilesRoute implements SuffixRoute {
       if (change.written.length || change.removed.length) {
         this.logger.info(`dns: ${this.dir} sends ${[...suffixes].sort().join(', ') || 'nothing'} to ${this.target.nameserver}:${this.target.port}`)
       }
-      for (const s of change.skipped) this.logger.warn(`dns: no resolver file for ${s.suffix}: ${s.reason}`)
+      const skipped = new Map(change.skipped.map((s) => [s.suffix, s.reason]))
+      for (const [suffix, reason] of skipped) this.logger[this.#skipped.get(suffix) === reason ? 'debug' : 'warn'](`dns: no resolver file for ${suffix}: ${reason}`)
+      this.#skipped.clear()
+      for (const [suffix, reason] of skipped) this.#skipped.set(suffix, reason)
     } catch (e) {
       this.logger.warn({ err: e }, `dns: cannot update ${this.dir} (tried again after the next reconcile): ${formatError(e)}`)
     }
