@@ -3,7 +3,7 @@ import { loadModule } from '../util/load-module.js'
 import { CORE_VERSION } from '../version.js'
 import { builtinDriverIsForOtherOs, builtinDriverOs, builtinDrivers, platformDefaults, type BuiltinDriverName } from './builtin-drivers.js'
 import { isDriverModule, type DriverKind, type DriverModule } from './define-driver.js'
-import { checkCoreRange } from '../util/core-range.js'
+import { checkCoreRange, entryName, INVALID_RANGE_HINT } from '../util/core-range.js'
 
 export interface ResolveDriverOptions {
   /** Directory of the config file: third-party names and relative paths resolve from here. */
@@ -64,7 +64,8 @@ export async function resolveDriver(spec: string, options: ResolveDriverOptions)
   })
   const driver = mod.default
   if (!isDriverModule(driver)) {
-    throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `"${spec}" (${resolved}) is not an ngrokd driver: its default export was not made with defineDriver`, {
+    const what = driver === undefined ? 'it has no default export' : 'its default export was not made with defineDriver'
+    throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `"${spec}" (${resolved}) is not an ngrokd driver: ${what}`, {
       hint: "export default defineDriver({...}) from '@ngrokd/core/driver'",
     })
   }
@@ -78,7 +79,7 @@ export async function resolveDriver(spec: string, options: ResolveDriverOptions)
       hint: `use net.driver: auto, or a driver made for ${platform}`,
     })
   }
-  assertCompatible(driver, CORE_VERSION)
+  assertCompatible(driver, CORE_VERSION, spec)
   return { driver, name, specifier, reason }
 }
 
@@ -94,13 +95,14 @@ function notInstalled(name: BuiltinDriverName, platform: NodeJS.Platform, cause:
 }
 
 /** Fastify's rule: a driver's `ngrokd` range must include this core's version (prereleases are compared by their release). */
-export function assertCompatible(driver: Pick<DriverModule, 'name' | 'ngrokd'>, coreVersion: string): void {
+export function assertCompatible(driver: Pick<DriverModule, 'name' | 'ngrokd'>, coreVersion: string, spec: string = driver.name): void {
   const check = checkCoreRange(driver.ngrokd, coreVersion)
   if (check.ok) return
+  const named = entryName('driver', driver.name, spec)
   if (check.reason === 'invalid-range') {
-    throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${driver.name}" declares an invalid core range "${driver.ngrokd}"`)
+    throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `${named} declares an invalid core range "${driver.ngrokd}"`, { hint: INVALID_RANGE_HINT })
   }
-  throw new NgrokdError('NGROKD_ERR_DRIVER_INCOMPATIBLE', `driver "${driver.name}" needs @ngrokd/core ${driver.ngrokd}, this is ${coreVersion}`, {
+  throw new NgrokdError('NGROKD_ERR_DRIVER_INCOMPATIBLE', `${named} needs @ngrokd/core ${driver.ngrokd}, this is ${coreVersion}`, {
     hint: `install a version of the driver made for ngrokd ${check.coreMajor}.x, or upgrade ngrokd`,
   })
 }

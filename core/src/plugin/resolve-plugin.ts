@@ -2,7 +2,7 @@ import { loadModule } from '../util/load-module.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { CORE_VERSION } from '../version.js'
 import { isPluginModule, type PluginModule } from './define-plugin.js'
-import { checkCoreRange } from '../util/core-range.js'
+import { checkCoreRange, entryName, INVALID_RANGE_HINT } from '../util/core-range.js'
 import { BUILTIN_PLUGINS } from '../config/builtin-plugins.js'
 
 /** The plugins that ship with ngrokd, by the short name config uses. */
@@ -31,19 +31,23 @@ export async function resolvePlugin(spec: string, { configDir, platform = proces
   })
   const plugin = mod.default
   if (!isPluginModule(plugin)) {
-    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `"${spec}" (${file}) is not an ngrokd plugin: its default export was not made with definePlugin`, {
+    const what = plugin === undefined ? 'it has no default export' : 'its default export was not made with definePlugin'
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `"${spec}" (${file}) is not an ngrokd plugin: ${what}`, {
       hint: "export default definePlugin({...}) from '@ngrokd/core/plugin'",
     })
   }
+  const named = entryName('plugin', plugin.name, spec)
   if (plugin.platforms && !plugin.platforms.includes(platform)) {
-    throw new NgrokdError('NGROKD_ERR_PLUGIN_UNSUPPORTED_PLATFORM', `plugin "${plugin.name}" runs on ${plugin.platforms.join(', ')}, not ${platform}`, {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_UNSUPPORTED_PLATFORM', `${named} runs on ${plugin.platforms.join(', ')}, not ${platform}`, {
       hint: `remove it from plugins: on ${platform}`,
     })
   }
   const check = checkCoreRange(plugin.ngrokd, CORE_VERSION)
-  if (!check.ok && check.reason === 'invalid-range') throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${plugin.name}" declares an invalid core range "${plugin.ngrokd}"`)
+  if (!check.ok && check.reason === 'invalid-range') {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `${named} declares an invalid core range "${plugin.ngrokd}"`, { hint: INVALID_RANGE_HINT })
+  }
   if (!check.ok && check.reason === 'incompatible') {
-    throw new NgrokdError('NGROKD_ERR_PLUGIN_INCOMPATIBLE', `plugin "${plugin.name}" needs @ngrokd/core ${plugin.ngrokd}, this is ${CORE_VERSION}`, {
+    throw new NgrokdError('NGROKD_ERR_PLUGIN_INCOMPATIBLE', `${named} needs @ngrokd/core ${plugin.ngrokd}, this is ${CORE_VERSION}`, {
       hint: `install a version of the plugin made for ngrokd ${check.coreMajor}.x, or upgrade ngrokd`,
     })
   }

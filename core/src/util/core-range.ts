@@ -17,3 +17,11 @@ export function checkCoreRange(range: string, coreVersion: string): CoreRangeChe
   if (!satisfies(version, range)) return { ok: false, reason: 'incompatible', coreMajor: major(version) }
   return { ok: true }
 }
+
+/** The fix for a module whose `ngrokd` field is not a semver range. */
+export const INVALID_RANGE_HINT = "its ngrokd field must be a semver range of the core it was made for, such as '^1.0.0': fix it in its source, or tell its author"
+
+/** A driver or plugin as the configuration names it: `plugin "dns"`, or `plugin "inc" (./plugins/inc.mjs)` when the entry is a path or package. */
+export function entryName(kind: 'driver' | 'plugin', name: string, spec: string): string {
+  return spec === name ? `${kind} "${name}"` : `${kind} "${name}" (${spec})`
+}
