@@ -110,7 +110,9 @@ export class DnsNameResolver implements NameResolver {
       if (this.#route === system) await this.#clearHostsFile(hostsFile)
       return
     }
-    await this.useHostsFile(route, { hostsFile, platform })
+    // resolved runs, but takes no server off port 53: the fix is the responder's address, not resolved
+    const portHint = platform === 'linux' && this.#port53Ipv4().length === 0 ? `let the responder answer on port ${DNS_PORT} of an IPv4 address (options.listen without a port, e.g. ["10.107.0.1"]), or set names.resolver: hosts-file to say the hosts file is meant` : undefined
+    await this.useHostsFile(route, { hostsFile, platform }, portHint)
   }
 
   /**

@@ -56,6 +56,21 @@ describe('macOS: one /etc/resolver file per suffix', () => {
   })
 })
 
+describe('Linux: a responder resolved cannot take (not on port 53)', () => {
+  test('falls back to the hosts file, and doctor names the responder\'s address as the fix, not systemd-resolved', async () => {
+    const names = new DnsNameResolver(responderOn([{ host: '10.107.0.1', port: 5353 }]), { logger: silentLogger })
+    await names.open()
+    await names.publish({ records: records(['api.prod', '10.107.0.2']) })
+    const hostsFile = new RecordingNameResolver()
+    await names.attach({ link: { name: 'ngrokd0', index: 7 }, hostsFile: () => hostsFile, platform: 'linux' })
+    const check = (await names.diagnose()).find((c) => c.id === 'dns.resolved')
+    assert.equal(check?.status, 'warn')
+    assert.match(check!.summary, /on port 53 over IPv4, and the responder listens on 10\.107\.0\.1:5353/)
+    assert.match(check!.hint ?? '', /^let the responder answer on port 53 of an IPv4 address/)
+    await names.detach()
+  })
+})
+
 describe("macOS: a suffix another instance's file holds", () => {
   test('is warned about once while it stays so, not at every reconcile; again when the reason changes', async () => {
     const resolverDir = join(dir, 'resolver-two')
