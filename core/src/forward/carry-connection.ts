@@ -2,10 +2,9 @@ import type net from 'node:net'
 import { getSystemErrorName } from 'node:util'
 import type { Logger } from '../contracts/logger.js'
 import { performance } from 'node:perf_hooks'
-import { resetSocket } from './connection-limits.js'
 import { createHostRewriter, type HostRewriter } from './http-host-rewriter.js'
 import { pump, pumpPlaintext } from './pump.js'
-import { destroyWithReset, pendingSocketError } from './socket-state.js'
+import { pendingSocketError, resetSocket } from './socket-state.js'
 import type { DialResult, Dialer } from './ingress-dialer.js'
 
 export interface CarryOptions {
@@ -93,7 +92,7 @@ export class CarriedConnection {
     client.once('close', () => {
       this.clientClosed = true
       if (this.dialing) this.dialAbort?.abort()
-      else if (this.up && !cleanlyDone(client)) destroyWithReset(this.up)
+      else if (this.up && !cleanlyDone(client)) resetSocket(this.up)
       this.maybeFinish()
     })
     const { hostname, port } = options
@@ -221,7 +220,7 @@ export class CarriedConnection {
       resetSocket(this.client)
     } else {
       // the ingress must not take a client's failure for a complete request: it sees a reset, not close_notify and a FIN
-      if (this.up) destroyWithReset(this.up)
+      if (this.up) resetSocket(this.up)
       this.client.destroy()
     }
   }

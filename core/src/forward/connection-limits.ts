@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type net from 'node:net'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { resetSocket } from './socket-state.js'
 
 export interface ConnectionLimitOptions {
   /** Open forwarded connections across every listener of one forwarder (`forwarder.max_connections`). Default: no limit. */
@@ -70,16 +71,6 @@ export function refuseConnection(socket: net.Socket): void {
   resetSocket(socket)
 }
 
-/** Closes with RST (SO_LINGER 0) so the peer sees a failure, not a clean end. */
-export function resetSocket(s: net.Socket): void {
-  if (s.destroyed) return
-  try {
-    s.resetAndDestroy()
-  } catch {
-    s.destroy()
-  }
-  if (!s.destroyed) s.destroy()
-}
 
 function positiveOrInfinity(n: number | undefined, name: string): number {
   if (n === undefined) return Infinity

@@ -60,11 +60,18 @@ export function pendingSocketError(s: net.Socket): number | undefined {
 }
 
 /**
- * Destroys `s` so that its peer sees a reset (RST), not a clean end — a TLS socket too, whose close_notify it does not
- * send. Falls back to a plain destroy where SO_LINGER cannot be set.
+ * Closes `s` with an RST, so that its peer sees a failure, not a clean end: Node's `resetAndDestroy()` on a TCP socket;
+ * under a TLS socket, whose handle Node cannot reset, SO_LINGER 0 then a destroy (no close_notify either). A plain
+ * destroy where neither can be had.
  */
-export function destroyWithReset(s: net.Socket): void {
-  const fd = fdOf(s)
-  if (bound && fd !== undefined) bound.setsockopt(fd, bound.options.SOL_SOCKET, bound.options.SO_LINGER, LINGER_RESET)
-  s.destroy()
+export function resetSocket(s: net.Socket): void {
+  if (s.destroyed) return
+  try {
+    s.resetAndDestroy()
+  } catch {
+    const fd = fdOf(s)
+    if (bound && fd !== undefined) bound.setsockopt(fd, bound.options.SOL_SOCKET, bound.options.SO_LINGER, LINGER_RESET)
+    s.destroy()
+  }
+  if (!s.destroyed) s.destroy()
 }

@@ -13,7 +13,7 @@ import { BroadcastChannel, isMainThread, workerData as rawWorkerData } from 'nod
 import type { Logger } from '../../contracts/logger.js'
 import { collectYoungGarbageEvery } from '../../util/young-generation.js'
 import { CarriedConnection, type CarryOutcome } from '../carry-connection.js'
-import { resetSocket } from '../connection-limits.js'
+import { resetSocket } from '../socket-state.js'
 import { IngressDialer, type IngressCredentials } from '../ingress-dialer.js'
 import {
   BUFFERED,
