@@ -3,12 +3,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { requires } from '@ngrokd/core/testing'
 import { NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
 import { ngrokdCli } from '../helpers/ngrokd-cli.js'
+import { REPO_ROOT } from '../helpers/workspaces.js'
 
 
 test('service install --dry-run prints a unit for this install that systemd-analyze verify accepts, and the commands', { skip: requires.all(requires.linux(), requires.command('systemd-analyze')) }, async () => {
@@ -78,5 +79,17 @@ test('with no config file the unit names none (the service reads what ngrokd run
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test("the README's service commands run as written on a machine where no config file was created", { skip: requires.all(requires.linux(), existsSync('/etc/ngrokd/config.yml') && '/etc/ngrokd/config.yml exists here') }, async () => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
+  const block = /^As a service\b[\s\S]*?```sh\n([\s\S]*?)```/m.exec(readme)?.[1]
+  assert.ok(block, 'the README has an "As a service" block')
+  const dryRuns = block.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter((l) => /^sudo ngrokd service install --dry-run\b/.test(l))
+  assert.ok(dryRuns.length > 0, block)
+  for (const line of dryRuns) {
+    const r = await ngrokdCli(line.split(/\s+/).slice(2))
+    assert.equal(r.code, 0, `${line}: ${r.stderr}`)
   }
 })
