@@ -17,6 +17,8 @@ export interface CommandSpec<O extends Options = Options> {
   positionals?: readonly string[]
   /** For shell completion: the values an option takes (`--log-format`: json, pretty, auto). */
   optionValues?: Readonly<Record<string, readonly string[]>>
+  /** Options only these platforms accept (`run --service`: win32): completion offers them there alone, as their help says. */
+  optionPlatforms?: Readonly<Record<string, readonly NodeJS.Platform[]>>
   /** The command reads no configuration: `--config` and `--instance` are usage errors, and its help and completion leave them out. */
   readsNoConfig?: boolean
 }

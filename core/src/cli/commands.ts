@@ -122,6 +122,7 @@ const runCommand = defineCommand({
     '                   starts and stops it; the log goes to state_dir\\ngrokd.log',
   options: { 'log-format': { type: 'string' }, service: { type: 'boolean' } } as const,
   optionValues: { 'log-format': LOG_FORMATS },
+  optionPlatforms: { service: ['win32'] },
   async run(argv) {
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
@@ -143,7 +144,7 @@ const runCommand = defineCommand({
       ...(values.service ? { destination: logFileDestination(join(config.stateDir, 'ngrokd.log')) } : {}),
     })
     logger.debug({ config: describeConfig(config) }, 'effective configuration')
-    for (const notice of notices) logger.warn(notice)
+    for (const notice of notices) logger.warn(notice.message)
     youngGeneration.collectYoungGarbageEvery(config.forwarder.youngGcEveryMib)
     // a reload reads the file this start read: one that went missing is an error, never the built-in defaults
     // (a package.json's `ngrokd` key is found again by the search that found it)

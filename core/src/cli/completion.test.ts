@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { main } from './main.js'
+import { completionCommand } from './completion.js'
 import type { Command } from './commands.js'
 
 /** The script `ngrokd completion <shell>` prints, with an extra command as the ngrokd package adds demo. */
@@ -54,6 +55,28 @@ describe('ngrokd completion', () => {
     assert.deepEqual(offer('ngrokd', 'status', '--'), ['--config', '--help', '--instance', '--json'])
     assert.deepEqual(offer('ngrokd', 'version', '--'), ['--help'], 'a command that reads no configuration is offered no --config')
     assert.deepEqual(offer('ngrokd', 'demo', '--'), ['--help', '--once'])
+    if (process.platform !== 'win32') assert.ok(!offer('ngrokd', 'run', '--').includes('--service'), 'run --service, which only Windows accepts, is not offered here')
+  })
+
+  test("an option only some platforms accept is offered by every shell's script there alone (run --service: Windows)", async () => {
+    const { commands } = await import('./commands.js')
+    const scriptFor = async (shell: string, platform: NodeJS.Platform) => {
+      let out = ''
+      const write = process.stdout.write
+      process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write
+      try {
+        assert.equal(await completionCommand(() => commands, platform).run([shell]), 0)
+      } finally {
+        process.stdout.write = write
+      }
+      return out
+    }
+    for (const shell of ['bash', 'zsh', 'fish']) {
+      assert.match(await scriptFor(shell, 'win32'), /(--|-l )service\b/, shell)
+      const linux = await scriptFor(shell, 'linux')
+      assert.match(linux, /(--|-l )log-format\b/, shell)
+      assert.doesNotMatch(linux, /(--|-l )service\b/, shell)
+    }
   })
 
   test('fish: the same, through fish itself', { skip: has('fish') ? false : 'fish is not installed' }, async () => {

@@ -14,13 +14,14 @@ interface Completable {
   positionals: readonly string[]
 }
 
-function completable(spec: CommandSpec): Completable {
+function completable(spec: CommandSpec, platform: NodeJS.Platform): Completable {
   const { config, instance, ...always } = commonOptions
   const options = { ...(spec.readsNoConfig ? always : { config, instance, ...always }), ...spec.options } as Record<string, { type: string; short?: string }>
+  const accepted = (long: string) => spec.optionPlatforms?.[long]?.includes(platform) ?? true
   return {
     name: spec.name,
     summary: spec.summary,
-    flags: Object.entries(options).map(([long, o]) => ({
+    flags: Object.entries(options).filter(([long]) => accepted(long)).map(([long, o]) => ({
       long,
       ...(o.short ? { short: o.short } : {}),
       takesValue: o.type === 'string',
@@ -113,8 +114,8 @@ function fish(all: Completable[]): string {
 
 const RENDER: Record<Shell, (all: Completable[]) => string> = { bash, zsh, fish }
 
-/** `ngrokd completion bash|zsh|fish`: a completion script for every command the CLI has, extras included. */
-export function completionCommand(all: () => readonly Command[]): Command {
+/** `ngrokd completion bash|zsh|fish`: a completion script for every command the CLI has, extras included, with the options `platform` accepts. */
+export function completionCommand(all: () => readonly Command[], platform: NodeJS.Platform = process.platform): Command {
   const spec: CommandSpec = {
     name: 'completion',
     summary: 'Print a shell completion script: ngrokd completion bash|zsh|fish.',
@@ -136,7 +137,7 @@ export function completionCommand(all: () => readonly Command[]): Command {
       if (positionals.length !== 1 || !shell || !COMPLETION_SHELLS.includes(shell)) {
         throw new NgrokdError('NGROKD_ERR_USAGE', `expected one shell, ${COMPLETION_SHELLS.join(', ')}; got ${JSON.stringify(positionals.join(' '))}`, { hint: 'see ngrokd completion --help' })
       }
-      process.stdout.write(RENDER[shell](all().map(completable)))
+      process.stdout.write(RENDER[shell](all().map((c) => completable(c, platform))))
       return 0
     },
   }

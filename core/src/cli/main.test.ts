@@ -154,6 +154,7 @@ test('help, help help, help --help and help -h print the usage on stdout and exi
     const r = await cli(argv)
     assert.equal(r.code, 0, argv.join(' '))
     assert.match(r.out, /Commands:/, argv.join(' '))
+    assert.match(r.out, /^  help +Print this help, or a command's/m, 'help, which works and is completed, is listed with the commands')
   }
   const none = await cli([])
   assert.equal(none.code, 2)

@@ -9,7 +9,11 @@ import { terminalSafe } from './terminal-text.js'
 
 const builtIn: Command[] = [...commands, doctorCommand, serviceCommand]
 
-function usage(all: readonly Command[]): string {
+/** `help` is no command of the list (main answers it), but is one to the user: listed with them. */
+const HELP_ENTRY = { name: 'help', summary: 'Print this help, or a command\'s: ngrokd help run is ngrokd run --help.' }
+
+function usage(commands: readonly Command[]): string {
+  const all = [...commands, HELP_ENTRY]
   const width = Math.max(...all.map((c) => c.name.length))
   return [
     `ngrokd ${CORE_VERSION} — reach ngrok's kubernetes-bound endpoints by hostname from this machine`,

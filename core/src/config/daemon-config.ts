@@ -106,12 +106,22 @@ export interface DaemonConfig {
   configDir: string
 }
 
+/** Something about the configuration that loads all the same, said at start-up and by `ngrokd doctor`. */
+export interface ConfigNotice {
+  /**
+   * The doctor check it is: `config.deprecated` (a key of the seed daemon's, renamed or ignored), `config.environment`
+   * (an `NGROKD_*` variable that is no key, ignored), `api.insecure-http` (plain HTTP to the API allowed).
+   */
+  check: 'config.deprecated' | 'config.environment' | 'api.insecure-http'
+  message: string
+}
+
 export interface LoadedConfig {
   config: DaemonConfig
   /** Absolute path of the file read, if any. */
   source?: string
-  /** Deprecation notices and the like, for the log at start-up. */
-  notices: string[]
+  /** Deprecation notices and the like, for the log at start-up; `ngrokd doctor` reports each as a warning of its `check`. */
+  notices: ConfigNotice[]
   /** Where `api.key` came from, when set: `environment variable NGROK_API_KEY`, `api.key in FILE`. */
   apiKeyOrigin?: string
   /** The file read holds no settings (an empty YAML file). */

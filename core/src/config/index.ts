@@ -1,4 +1,4 @@
-export type { DaemonConfig, LoadedConfig, LogLevel } from './daemon-config.js'
+export type { ConfigNotice, DaemonConfig, LoadedConfig, LogLevel } from './daemon-config.js'
 export { loadConfig, sameDaemonFlags, DEFAULT_CONFIG_PATH, CONFIG_SEARCH_PLACES, type LoadConfigOptions } from './load-config.js'
 export { resolveConfig, defaultConfig, type ResolveConfigOptions } from './resolve-config.js'
 export { parseDuration, MAX_DURATION_MS } from './parse-duration.js'

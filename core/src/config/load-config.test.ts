@@ -273,7 +273,7 @@ describe('loadConfig', () => {
     assert.equal(config.ingress.endpoint, 'kubernetes-binding-ingress.ngrok.io:443')
     assert.equal(config.boundEndpoints.pollIntervalMs, 30_000)
     assert.equal(notices.length, 4)
-    assert.ok(notices.every((n) => n.startsWith(`${join(dir, 'config.yml')}: `)))
+    assert.ok(notices.every((n) => n.message.startsWith(`${join(dir, 'config.yml')}: `)))
   })
 
   it("reads a named file without the working directory's files: a package.json there that does not parse changes nothing", async () => {

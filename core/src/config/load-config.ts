@@ -212,7 +212,7 @@ async function isFile(path: string): Promise<boolean> {
  *
  * ```ts
  * const { config, source, notices } = await loadConfig({ configPath: args.config })
- * for (const n of notices) logger.warn(n)
+ * for (const n of notices) logger.warn(n.message)
  * ```
  * @throws NgrokdError `NGROKD_ERR_CONFIG_NOT_FOUND` (missing `configPath`), `NGROKD_ERR_CONFIG_INVALID`
  *   (unparsable file, or a {@link ConfigInvalidError} listing every bad key), `NGROKD_ERR_PERMISSION`,

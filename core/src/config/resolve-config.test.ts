@@ -287,8 +287,8 @@ describe('resolveConfig: api.url over plain HTTP', () => {
     const { config, notices } = resolveConfig({ api: { url: 'http://api.lan:8080', allow_insecure_http: true } }, { source: FILE, env: {} })
     assert.equal(config.api.url, 'http://api.lan:8080')
     assert.equal(config.api.allowInsecureHttp, true)
-    assert.equal(notices.length, 1)
-    assert.match(notices[0]!, /^INSECURE: api\.allow_insecure_http is set and api\.url http:\/\/api\.lan:8080 is plain HTTP: the ngrok API key .* unencrypted/)
+    assert.deepEqual(notices.map((n) => n.check), ['api.insecure-http'], 'its own doctor check, no deprecation')
+    assert.match(notices[0]!.message, /^INSECURE: api\.allow_insecure_http is set and api\.url http:\/\/api\.lan:8080 is plain HTTP: the ngrok API key .* unencrypted/)
   })
 })
 
@@ -373,7 +373,8 @@ describe('resolveConfig: environment overrides', () => {
 
   it('notices a key named without its section, as a file does', () => {
     const { notices, config } = resolveEnv({ NGROKD_SUBNET: '10.99.0.0/16', NGROKD_POLL_INTERVAL: '5s', NGROKD_HOSTS_FILE: '/tmp/h' })
-    assert.deepEqual(notices.sort(), [
+    assert.ok(notices.every((n) => n.check === 'config.environment'), 'a doctor check of its own, no deprecation')
+    assert.deepEqual(notices.map((n) => n.message).sort(), [
       'environment variable NGROKD_HOSTS_FILE is not a configuration key and is ignored (did you mean NGROKD_NAMES_HOSTS_FILE?)',
       'environment variable NGROKD_POLL_INTERVAL is not a configuration key and is ignored (did you mean NGROKD_BOUND_ENDPOINTS_POLL_INTERVAL?)',
       'environment variable NGROKD_SUBNET is not a configuration key and is ignored (did you mean NGROKD_NET_SUBNET?)',
@@ -406,7 +407,8 @@ describe('resolveConfig: the seed daemon file', () => {
 
   it('gives exactly one notice per old key', () => {
     const { notices } = resolveConfig(seed, { source: FILE, env: {} })
-    assert.deepEqual(notices, [
+    assert.ok(notices.every((n) => n.check === 'config.deprecated'))
+    assert.deepEqual(notices.map((n) => n.message), [
       `${FILE}: deprecated key ingressEndpoint → ingress.endpoint; rename it`,
       `${FILE}: deprecated key server.socket_path → control.socket; rename it`,
       `${FILE}: deprecated key server.log_level → log.level; rename it`,

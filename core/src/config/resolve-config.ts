@@ -4,7 +4,7 @@ import { pluginEntryName } from './builtin-plugins.js'
 import type { NgrokdError } from '../errors/ngrokd-error.js'
 import { getConfigModel } from './config-schema.js'
 import { didYouMean } from '../util/did-you-mean.js'
-import type { DaemonConfig, LoadedConfig } from './daemon-config.js'
+import type { ConfigNotice, DaemonConfig, LoadedConfig } from './daemon-config.js'
 import { readEnvOverrides } from './env-overrides.js'
 import { LEGACY_IGNORED_KEYS, LEGACY_RENAMED_KEYS, migrateLegacyConfig } from './legacy-config.js'
 import { instanceDefaults } from './instance.js'
@@ -83,7 +83,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   const cwd = resolve(options.cwd ?? process.cwd())
   const source = options.source === undefined ? undefined : resolve(cwd, options.source)
   const configDir = source ? dirname(source) : cwd
-  const notices: string[] = []
+  const notices: ConfigNotice[] = []
   const issues: ConfigIssue[] = []
 
   const defaults = validateLayer(defaultsContent(), { baseDir: configDir })
@@ -103,7 +103,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
       issues.push(...validateLayer(content, { baseDir: configDir, ...file }).issues)
     } else {
       const legacy = migrateLegacyConfig(content, source)
-      notices.push(...legacy.notices)
+      notices.push(...legacy.notices.map((message) => ({ check: 'config.deprecated' as const, message })))
       issues.push(...legacy.issues)
       const layer = validateLayer(legacy.raw, { baseDir: configDir, ...file, labelFor: (path) => legacy.renamed.get(path) })
       issues.push(...layer.issues)
@@ -112,7 +112,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   }
 
   const env = readEnvOverrides(options.env ?? process.env)
-  notices.push(...env.notices)
+  notices.push(...env.notices.map((message) => ({ check: 'config.environment' as const, message })))
   issues.push(...env.issues)
   const envLayer = validateLayer(env.raw, { baseDir: cwd, envFor: (path) => env.sources.get(path) })
   issues.push(...envLayer.issues)
@@ -132,9 +132,10 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
     issues.push({ ...issue, ...(envName ? { env: envName } : source ? { file: source } : {}) })
   }
   if (values.get('api.allow_insecure_http') === true && isPlainHttpToNetwork(String(values.get('api.url')))) {
-    notices.push(
-      `INSECURE: api.allow_insecure_http is set and api.url ${String(values.get('api.url'))} is plain HTTP: the ngrok API key and the registration cross the network unencrypted; use https`,
-    )
+    notices.push({
+      check: 'api.insecure-http',
+      message: `INSECURE: api.allow_insecure_http is set and api.url ${String(values.get('api.url'))} is plain HTTP: the ngrok API key and the registration cross the network unencrypted; use https`,
+    })
   }
   if (issues.length) {
     if (!options.salvage) throw new ConfigInvalidError(issues)

@@ -71,7 +71,7 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     if (passedOver && passedOver !== loaded.source) {
       report({ id: 'config.search', status: 'warn', summary: `${passedOver} is not read: as root the current directory is not searched (it may be another user's)`, hint: `pass it with --config ${passedOver}, or move it to /etc/ngrokd/config.yml` })
     }
-    for (const notice of loaded.notices) report({ id: 'config.deprecated', status: 'warn', summary: notice })
+    for (const notice of loaded.notices) report({ id: notice.check, status: 'warn', summary: notice.message })
   } catch (e) {
     // every problem, one check each; and nothing below runs against a configuration that did not load
     // (not the built-in defaults either: that would call the real API with a key meant for another one)

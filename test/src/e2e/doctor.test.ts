@@ -187,6 +187,18 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.match(warned!.hint ?? '', /set names\.resolver: dns/)
   })
 
+  test('a configuration that loads with notices: each is a warning of its own check, not a deprecation', async () => {
+    const file = join(dir, 'noticed.json')
+    writeFileSync(file, JSON.stringify({ api: { url: 'http://api.lan:8080', allow_insecure_http: true }, server: { log_level: 'debug' }, state_dir: join(dir, 'state'), control: { socket: join(dir, 'n.sock') } }))
+    const { stdout } = await run(process.execPath, [NGROKD_BIN, 'doctor', '--offline', '--json', '--config', file], { env: { ...E2eDaemon.childEnv(), NGROKD_SUBNET: '10.99.0.0/16' } }).catch((e: { stdout: string }) => e)
+    const warned = (JSON.parse(stdout) as Report).checks.filter((c) => /INSECURE|NGROKD_SUBNET|server\.log_level/.test(c.summary)).map((c) => [c.id, c.status, c.summary.split(' ').slice(0, 3).join(' ')])
+    assert.deepEqual(warned.sort(), [
+      ['api.insecure-http', 'warn', 'INSECURE: api.allow_insecure_http is'],
+      ['config.deprecated', 'warn', `${file}: deprecated key`],
+      ['config.environment', 'warn', 'environment variable NGROKD_SUBNET'],
+    ])
+  })
+
   test('before the first registration with an API other than ngrok\'s, the ingress is not dialled at ngrok\'s default', async () => {
     const fresh = join(dir, 'fresh.json')
     writeFileSync(fresh, JSON.stringify({ api: { url: sim.apiUrl, key: sim.apiKey }, state_dir: join(dir, 'fresh-state'), net: { driver: 'loopback-alias' }, control: { socket: join(dir, 'z.sock') } }))
