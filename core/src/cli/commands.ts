@@ -499,11 +499,17 @@ const reloadCommand = defineCommand({
     const { values } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     const reload = async () => {
-      const { config } = await configFor(values).catch((e: unknown) => {
+      const { config, source, empty } = await configFor(values).catch((e: unknown) => {
         if (!isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID')) throw e
         // the daemon would refuse it too (SIGHUP): it was not asked, and keeps what it runs on
         throw new NgrokdError(e.code, `${e.message}\nA daemon of this config, if one runs, was not asked to reload and keeps the configuration it runs on.`, { cause: e.cause, ...(e.hint ? { hint: e.hint } : {}) })
       })
+      // an empty file is most likely being written: read as all the defaults, it would pick another daemon's socket
+      if (empty) {
+        throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${source} is empty (a write under way?): it names no daemon to reload, and none was asked; a daemon running on it keeps the configuration it runs on`, {
+          hint: 'reload once the file is written whole (write it to a temporary file, then rename it over); a configuration of the defaults is written {}',
+        })
+      }
       // the file named, for the daemon to refuse when it runs on another (it reads its own again)
       return onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', values.config === undefined ? {} : { config: resolve(values.config) }))
     }

@@ -1,6 +1,11 @@
 import 'reflect-metadata'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { once } from 'node:events'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { isNgrokdError, NgrokdError } from '../errors/ngrokd-error.js'
 import { parseCommandArgs } from './args.js'
 import { main } from './main.js'
@@ -117,6 +122,29 @@ test('a reload of a daemon that found its config file without --config says that
   assert.equal(rereadError(missing, undefined), missing, 'named with --config: the typo is the likelier cause, said as it is')
   const invalid = new NgrokdError('NGROKD_ERR_CONFIG_INVALID', 'x')
   assert.equal(rereadError(invalid, '/etc/ngrokd/config.yml'), invalid)
+})
+
+test('reload of an empty config file (a write under way) is refused naming the file, and no daemon is asked', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-main-empty-'))
+  const socket = join(dir, 'd.sock')
+  let asked = 0
+  const server = createServer((c) => void (asked++, c.destroy())).listen(socket)
+  await once(server, 'listening')
+  const saved = process.env.NGROKD_CONTROL_SOCKET
+  process.env.NGROKD_CONTROL_SOCKET = socket // what the defaults would lead to
+  try {
+    const file = join(dir, 'config.yml')
+    writeFileSync(file, '')
+    const r = await cli(['reload', '--config', file])
+    assert.equal(r.code, 1, r.err)
+    assert.match(r.err, new RegExp(`^ngrokd reload: config file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is empty \\(a write under way\\?\\): it names no daemon to reload, and none was asked; a daemon running on it keeps the configuration it runs on`))
+    assert.equal(asked, 0)
+  } finally {
+    if (saved === undefined) delete process.env.NGROKD_CONTROL_SOCKET
+    else process.env.NGROKD_CONTROL_SOCKET = saved
+    server.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test('a command given --json that fails prints the failure as JSON on stdout too; without --json stdout stays empty', async () => {
