@@ -88,14 +88,21 @@ async function configFor(values: { config?: string; instance?: string }, search 
 /**
  * For commands that only ask the daemon (`status`, `list`): a config file edited under a running daemon, and bad
  * now, does not hide that daemon. Its good keys (a bad one at its default) lead to the daemon, the command says that
- * the file is bad, and when no daemon answers there it fails with the file's error.
+ * the file is bad, and when no daemon answers there it fails with the file's error. A file that does not parse names
+ * no key: the daemon asked is the one at the instance's default socket (with the environment's overrides), said so.
  */
 async function askDaemon<T>(command: string, values: { config?: string; instance?: string }, call: (socket: string) => Promise<T>): Promise<{ reply: T; loaded: LoadedConfig }> {
   let invalid: NgrokdError<'NGROKD_ERR_CONFIG_INVALID'> | undefined
   const loaded = await configFor(values, true, (e) => (invalid = e))
   try {
-    const reply = await onDaemonOf(loaded.config, call)
-    if (invalid) console.error(`ngrokd ${command}: warning: ${invalid.message}\nthe daemon answering runs on the configuration it read before; fix the file before it reloads or restarts (ngrokd doctor checks it)`)
+    let asked = loaded.config.control.socket
+    const reply = await onDaemonOf(loaded.config, (socket) => call((asked = socket)))
+    if (invalid instanceof ConfigInvalidError) {
+      console.error(`ngrokd ${command}: warning: ${invalid.message}\nthe daemon answering runs on the configuration it read before; fix the file before it reloads or restarts (ngrokd doctor checks it)`)
+    } else if (invalid) {
+      const instance = loaded.config.instance ? ` of instance ${loaded.config.instance}` : ''
+      console.error(`ngrokd ${command}: warning: ${invalid.message}\nthe file was not read: this is the daemon at ${asked}, where the defaults${instance} and the environment lead, which need not be the one of this file; fix the file and ask again (ngrokd doctor checks it)`)
+    }
     return { reply, loaded }
   } catch (e) {
     const cause = (e as { cause?: NodeJS.ErrnoException }).cause?.code

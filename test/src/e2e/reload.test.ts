@@ -152,6 +152,12 @@ describe('reload', { skip: netnsSkip }, () => {
       const unparsable = await ngrokdCli(['status', '--config', ctx.daemon.configFile])
       assert.equal(unparsable.code, 1, unparsable.stdout)
       assert.match(unparsable.stderr, /cannot parse config file/)
+      // where the defaults and the environment lead to a daemon, it is asked, and said to be the one there
+      for (const command of ['status', 'list']) {
+        const there = await ngrokdCli([command, '--json', '--config', ctx.daemon.configFile], { env: { NGROKD_CONTROL_SOCKET: ctx.daemon.socketPath } })
+        assert.equal(there.code, 0, there.stderr)
+        assert.match(there.stderr, new RegExp(`^ngrokd ${command}: warning: cannot parse config file [^]*\nthe file was not read: this is the daemon at ${ctx.daemon.socketPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, where the defaults and the environment lead, which need not be the one of this file`, 'm'))
+      }
       // nor is a config that shares only that block with it (its own state dir, socket, interface)
       const other = `${ctx.daemon.configFile}.other.json`
       writeFileSync(other, JSON.stringify({ ...ctx.daemon.config, state_dir: `${ctx.daemon.stateDir}-other`, control: { socket: `${ctx.daemon.socketPath}.other` }, net: { ...ctx.daemon.config.net, interface_name: 'rlother0' } }))
