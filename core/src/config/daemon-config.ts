@@ -110,9 +110,10 @@ export interface DaemonConfig {
 export interface ConfigNotice {
   /**
    * The doctor check it is: `config.deprecated` (a key of the seed daemon's, renamed or ignored), `config.environment`
-   * (an `NGROKD_*` variable that is no key, ignored), `api.insecure-http` (plain HTTP to the API allowed).
+   * (an `NGROKD_*` variable that is no key, ignored), `config.search` (a package.json that ended the search for a config
+   * file), `api.insecure-http` (plain HTTP to the API allowed).
    */
-  check: 'config.deprecated' | 'config.environment' | 'api.insecure-http'
+  check: 'config.deprecated' | 'config.environment' | 'config.search' | 'api.insecure-http'
   message: string
 }
 

@@ -280,9 +280,50 @@ describe('loadConfig', () => {
     const dir = await brokenWorkingDirectory()
     await inWorkingDirectory(dir, async () => {
       assert.equal((await loadConfig({ ...isolated(dir), configPath: 'etc/ngrokd.yml' })).config.log.level, 'warn')
-      // a search of that directory is what reads its package.json, and the error names it
-      await assert.rejects(loadConfig(isolated(dir)), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && e.message.includes(join(dir, 'package.json')))
+      // a search of that directory reads its package.json: the search ends there without a file, said as a notice naming it
+      const searched = await loadConfig(isolated(dir))
+      assert.equal(searched.source, undefined)
+      assert.deepEqual(searched.notices.map((n) => n.check), ['config.search'])
+      assert.match(searched.notices[0]!.message, new RegExp(`^${join(dir, 'package.json')} does not parse \\(.+\\): the search for a config file ended there, without one .*--config$`))
     })
+  })
+
+  it("passes over a project's package.json that does not parse at the project's root, said as a notice", async () => {
+    const dir = await project({ 'sub/x': '' })
+    await writeFile(join(dir, 'package.json'), '{ "name": "app", }')
+    const fallback = join(dir, 'etc.yml')
+    await writeFile(fallback, 'log:\n  level: error\n')
+    const loaded = await loadConfig({ ...isolated(join(dir, 'sub')), defaultPath: fallback })
+    assert.equal(loaded.source, fallback)
+    assert.equal(loaded.config.log.level, 'error')
+    assert.equal(loaded.notices.length, 1)
+    assert.equal(loaded.notices[0]!.check, 'config.search')
+    assert.ok(loaded.notices[0]!.message.startsWith(`${join(dir, 'package.json')} does not parse (`), loaded.notices[0]!.message)
+  })
+
+  it("names a bad key under package.json's ngrokd key as ngrokd.<key>, its suggestion too", async () => {
+    const dir = await project()
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'app', ngrokd: { net: { subnett: '10.1.0.0/16' } } }))
+    await assert.rejects(loadConfig(isolated(dir)), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
+      assert.match(e.message, /^invalid configuration in .*package\.json:\n  ngrokd\.net\.subnett: unknown key; valid keys in ngrokd\.net: /)
+      assert.match(e.message, /did you mean ngrokd\.net\.subnet\?/)
+      return true
+    })
+  })
+
+  it('refuses an empty .json file the search finds, as --config does; passes over an empty YAML file', async () => {
+    const dir = await project({ 'ngrokd.json': '' })
+    const named = await loadConfig({ ...isolated(dir), configPath: 'ngrokd.json' }).then(() => undefined, (e: Error) => e.message)
+    assert.equal(named, `config file ${join(dir, 'ngrokd.json')} is empty, which is not JSON`)
+    await assert.rejects(loadConfig(isolated(dir)), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && e.message === named)
+    // an empty ngrokd.yaml before it is passed over (no settings either way); a later one with settings is taken
+    const yaml = await project({ 'ngrokd.yaml': '  \n', '.ngrokdrc.yml': 'log:\n  level: debug\n' })
+    const loaded = await loadConfig(isolated(yaml))
+    assert.equal(loaded.source, join(yaml, '.ngrokdrc.yml'))
+    // a file with settings before an empty .json file wins, and the empty one is not judged
+    const first = await project({ 'ngrokd.yaml': 'log:\n  level: debug\n', '.ngrokdrc.json': '' })
+    assert.equal((await loadConfig(isolated(first))).source, join(first, 'ngrokd.yaml'))
   })
 
   it('says so when --config names a directory', async () => {

@@ -1,12 +1,12 @@
 import { constants } from 'node:fs'
-import { open, readdir, stat } from 'node:fs/promises'
-import { dirname, extname, join, resolve } from 'node:path'
+import { open, readdir, readFile, stat } from 'node:fs/promises'
+import { basename, dirname, extname, join, resolve } from 'node:path'
 import { load as parseYaml } from 'js-yaml'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { INSTANCE_ENV, instanceConfigPath } from './instance.js'
 import { defaultConfigPath } from './platform-defaults.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
-import type { LoadedConfig } from './daemon-config.js'
+import type { ConfigNotice, LoadedConfig } from './daemon-config.js'
 import { resolveConfig, type ResolveConfigOptions } from './resolve-config.js'
 
 /** This OS's default config file: `/etc/ngrokd/config.yml`, on Windows `%ProgramData%\ngrokd\config.yml` (platform-defaults.ts). */
@@ -155,12 +155,17 @@ async function readConfigFile(filepath: string): Promise<{ filepath: string; con
   } finally {
     await handle.close()
   }
-  // JSON has no empty document (`{}` is one with no settings); an empty YAML file is one
-  if (content.trim() === '' && extname(filepath) === '.json') {
-    throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${filepath} is empty, which is not JSON`, { hint: 'write {} for a configuration of the defaults, or its settings' })
+  if (content.trim() === '') {
+    assertNotEmptyJson(filepath)
+    return { filepath }
   }
-  if (content.trim() === '') return { filepath }
   return { filepath, config: (LOADERS[extname(filepath)] ?? loadYaml)(filepath, content) }
+}
+
+/** JSON has no empty document (`{}` is one with no settings); an empty YAML file is one. */
+function assertNotEmptyJson(filepath: string): void {
+  if (extname(filepath) !== '.json') return
+  throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${filepath} is empty, which is not JSON`, { hint: 'write {} for a configuration of the defaults, or its settings' })
 }
 
 function readError(error: unknown, fallbackPath: string | undefined): Error {
@@ -227,6 +232,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const instance = options.instance ?? (baseEnv[INSTANCE_ENV] || undefined)
   const env = instance ? { ...baseEnv, [INSTANCE_ENV]: instance } : baseEnv
   const defaultPath = instance ? instanceConfigPath(options.defaultPath ?? DEFAULT_CONFIG_PATH, instance) : (options.defaultPath ?? DEFAULT_CONFIG_PATH)
+  const searchNotices: ConfigNotice[] = []
   try {
     const load = async (file: string) => {
       // a folder is no config file, whoever may write it: said as that (never read), before its trust is judged
@@ -239,7 +245,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
       path = resolve(cwd, options.configPath)
       found = await load(path)
     } else {
-      found = asRoot || instance || options.search === false ? null : await searchConfig(cwd)
+      found = asRoot || instance || options.search === false ? null : await searchConfig(cwd, (message) => searchNotices.push({ check: 'config.search', message }))
       path = resolve(cwd, defaultPath)
       if (!found && (await isFile(path))) found = await load(path)
     }
@@ -251,37 +257,60 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   }
   const loaded = resolveConfig(found?.config, {
     ...(found ? { source: found.filepath } : {}),
+    // package.json holds the configuration under its `ngrokd` key: a bad key there is `ngrokd.net.subnet`
+    ...(found && basename(found.filepath) === 'package.json' ? { within: 'ngrokd' } : {}),
     cwd,
     env,
     ...(options.salvage ? { salvage: options.salvage } : {}),
   })
   if (asRoot && loaded.config.ingress.caFile) await assertTrustedCaFiles(loaded.config.ingress.caFile)
-  return found && found.config === undefined ? { ...loaded, empty: true } : loaded
+  const said = searchNotices.length ? { ...loaded, notices: [...searchNotices, ...loaded.notices] } : loaded
+  return found && found.config === undefined ? { ...said, empty: true } : said
 }
 
 /**
- * The places cosmiconfig's search opens (from `cwd` up to the folder with the nearest package.json), each one that is
- * there but is not a regular file refused first: cosmiconfig would open a named pipe and wait for a writer forever.
+ * The places cosmiconfig's search opens (from `cwd` up to the folder with the nearest package.json), in its order, up to
+ * the one it will take: each one there but not a regular file is refused (cosmiconfig would open a named pipe and wait
+ * for a writer forever), and so is an empty `.json` file, as a named one is (cosmiconfig would pass over it silently).
  */
-async function refuseIrregularSearchPlaces(cwd: string): Promise<void> {
+async function checkSearchPlaces(cwd: string): Promise<void> {
   for (let dir = cwd; ; dir = dirname(dir)) {
     for (const place of CONFIG_SEARCH_PLACES) {
       const path = join(dir, place)
       const st = await stat(path).catch(() => undefined) // a link by where it leads, as a read would
-      if (st && !st.isFile()) {
-        if (st.isDirectory()) continue // cosmiconfig passes over a folder
+      if (!st || st.isDirectory()) continue // cosmiconfig passes over a folder
+      if (!st.isFile()) {
         throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${path}, found by the search from ${cwd}, is not a regular file`, { hint: 'remove it, or name the config file with --config' })
       }
+      if (place === 'package.json') continue // taken only when it has an `ngrokd` key, which only cosmiconfig reads
+      const empty = st.size === 0 || (st.size <= EMPTY_PROBE_BYTES && (await readFile(path, 'utf8').catch(() => 'unread')).trim() === '')
+      if (!empty) return // the one cosmiconfig takes
+      assertNotEmptyJson(path) // an empty YAML file cosmiconfig passes over, and so does the search
     }
     if ((await stat(join(dir, 'package.json')).catch(() => undefined)) || dirname(dir) === dir) return
   }
 }
 
-/** cosmiconfig's search from `cwd` up to the nearest package.json (loaded only for a search: ~20 modules). */
-async function searchConfig(cwd: string): Promise<{ filepath: string; config?: unknown } | null> {
-  await refuseIrregularSearchPlaces(cwd)
+/** A search place larger than this holds more than white space. */
+const EMPTY_PROBE_BYTES = 4096
+
+/**
+ * cosmiconfig's search from `cwd` up to the nearest package.json (loaded only for a search: ~20 modules). A
+ * package.json that does not parse (in `cwd`, which cosmiconfig reads for its own "meta config" first, or at the
+ * project's root) ends the search without a file, said through `notice`: it is the project's, not ngrokd's.
+ */
+async function searchConfig(cwd: string, notice: (message: string) => void): Promise<{ filepath: string; config?: unknown } | null> {
+  await checkSearchPlaces(cwd)
   const { cosmiconfig } = await import('cosmiconfig')
-  return cosmiconfig('ngrokd', { searchPlaces: CONFIG_SEARCH_PLACES, searchStrategy: 'project', cache: false, loaders: LOADERS }).search(cwd)
+  try {
+    return await cosmiconfig('ngrokd', { searchPlaces: CONFIG_SEARCH_PLACES, searchStrategy: 'project', cache: false, loaders: LOADERS }).search(cwd)
+  } catch (error) {
+    const file = (error as { filepath?: unknown }).filepath // set by cosmiconfig on a loader's error
+    if (typeof file !== 'string' || basename(file) !== 'package.json') throw error
+    const reason = String((error as Error).message).split('\n').find((l) => l.trim() !== '' && !l.startsWith('JSON Error in'))
+    notice(`${file} does not parse (${reason?.trim() ?? 'a syntax error'}): the search for a config file ended there, without one (an ngrokd key in it is not read); name the config file with --config`)
+    return null
+  }
 }
 
 /**

@@ -28,6 +28,8 @@ export interface ResolveConfigOptions {
    * have been edited under it: the daemon runs on what it read.
    */
   salvage?: (error: NgrokdError<'NGROKD_ERR_CONFIG_INVALID'>) => void
+  /** Where the configuration sits in its file (`ngrokd`, in a package.json): the file's issues name their keys under it. */
+  within?: string
 }
 
 function defaultsContent(): Record<string, unknown> {
@@ -105,7 +107,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
       const legacy = migrateLegacyConfig(content, source)
       notices.push(...legacy.notices.map((message) => ({ check: 'config.deprecated' as const, message })))
       issues.push(...legacy.issues)
-      const layer = validateLayer(legacy.raw, { baseDir: configDir, ...file, labelFor: (path) => legacy.renamed.get(path) })
+      const layer = validateLayer(legacy.raw, { baseDir: configDir, ...file, labelFor: (path) => legacy.renamed.get(path), ...(options.within ? { within: options.within } : {}) })
       issues.push(...layer.issues)
       fileValues = layer.values
     }
@@ -136,6 +138,10 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
       check: 'api.insecure-http',
       message: `INSECURE: api.allow_insecure_http is set and api.url ${String(values.get('api.url'))} is plain HTTP: the ngrok API key and the registration cross the network unencrypted; use https`,
     })
+  }
+  if (options.within && source) {
+    const within = options.within
+    for (const issue of issues) if (issue.file === source && !issue.env) issue.key = issue.key === '(top level)' ? within : `${within}.${issue.key}`
   }
   if (issues.length) {
     if (!options.salvage) throw new ConfigInvalidError(issues)

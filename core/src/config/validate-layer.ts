@@ -13,6 +13,8 @@ export interface LayerOptions {
   envFor?: (path: string) => string | undefined
   /** The name the user wrote for a key, when it differs (legacy keys). */
   labelFor?: (path: string) => string | undefined
+  /** Where the layer sits in its file (`ngrokd`, in a package.json): the keys its suggestions name are under it. */
+  within?: string
 }
 
 export interface LayerResult {
@@ -37,19 +39,20 @@ function getAt(raw: unknown, segments: string[]): unknown {
 const decodePointer = (pointer: string) =>
   pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
 
-function unknownKeyMessage(model: ConfigModel, parent: string, name: string): string {
-  const where = parent ? `valid keys in ${parent}` : 'valid top-level keys'
+function unknownKeyMessage(model: ConfigModel, parent: string, name: string, within?: string): string {
+  const named = (path: string) => (within ? `${within}.${path}` : path)
+  const where = parent ? `valid keys in ${named(parent)}` : within ? `valid keys in ${within}` : 'valid top-level keys'
   const message = `unknown key; ${where}: ${model.sections.get(parent)!.names.join(', ')}`
   const dotted = parent ? `${parent}.${name}` : name
   if (name.includes('.') && (model.byPath.has(dotted) || model.sections.has(dotted))) {
     return `${message} (dotted keys are not expanded: nest ${name.split('.').join(' → ')})`
   }
   const sibling = didYouMean(name, model.sections.get(parent)!.names)
-  if (sibling) return `${message} (did you mean ${parent ? `${parent}.${sibling}` : sibling}?)`
+  if (sibling) return `${message} (did you mean ${named(parent ? `${parent}.${sibling}` : sibling)}?)`
   // Not a sibling's typo: maybe a key that lives in another section (`net.poll_interval`).
   const leaf = didYouMean(name, model.keys.map((k) => k.segments.at(-1)!))
   const elsewhere = leaf && model.keys.find((k) => k.segments.at(-1) === leaf)
-  return elsewhere ? `${message} (did you mean ${elsewhere.path}?)` : message
+  return elsewhere ? `${message} (did you mean ${named(elsewhere.path)}?)` : message
 }
 
 /**
@@ -104,7 +107,7 @@ export function validateLayer(raw: unknown, options: LayerOptions): LayerResult 
       const segments = decodePointer(error.instancePath)
       if (error.keyword === 'additionalProperties' && model.sections.has(segments.join('.'))) {
         const name = String((error.params as { additionalProperty: string }).additionalProperty)
-        add([...segments, name].join('.'), unknownKeyMessage(model, segments.join('.'), name))
+        add([...segments, name].join('.'), unknownKeyMessage(model, segments.join('.'), name, options.within))
         continue
       }
       // Report at the deepest known key or section (an array item's error belongs to the array).
