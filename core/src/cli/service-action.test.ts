@@ -89,3 +89,53 @@ test("macOS and Linux: a node another user owns (Homebrew's, nvm's) is refused f
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test("macOS and Linux: every file of the ngrokd the service would run is judged, through a workspace's links however they loop, with how to make the installation root's", { skip: process.getuid?.() !== 0 && 'needs root to give a file to another user' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-installation-'))
+  try {
+    const node = join(dir, 'bin', 'node')
+    const file = (path: string, text = '') => {
+      mkdirSync(join(path, '..'), { recursive: true })
+      writeFileSync(path, text)
+    }
+    file(node)
+    // a workspace: ngrokd's @ngrokd/core is a link to the package's folder, which depends on ngrokd again
+    const workspace = join(dir, 'workspace')
+    const cli = join(workspace, 'ngrokd', 'bin', 'ngrokd.js')
+    file(cli)
+    file(join(workspace, 'ngrokd', 'package.json'), JSON.stringify({ name: 'ngrokd', dependencies: { '@ngrokd/core': '^1.0.0' } }))
+    file(join(workspace, 'core', 'package.json'), JSON.stringify({ name: '@ngrokd/core', dependencies: { ngrokd: '^1.0.0' } }))
+    const coreFile = join(workspace, 'core', 'dist', 'cli', 'index.js')
+    file(coreFile)
+    mkdirSync(join(workspace, 'node_modules', '@ngrokd'), { recursive: true })
+    symlinkSync('../../core', join(workspace, 'node_modules', '@ngrokd', 'core'))
+    symlinkSync('../ngrokd', join(workspace, 'node_modules', 'ngrokd'))
+    // a global install: the packages it loads are in its own node_modules
+    const installed = join(dir, 'lib', 'node_modules', 'ngrokd')
+    const installedCli = join(installed, 'bin', 'ngrokd.js')
+    file(installedCli)
+    file(join(installed, 'package.json'), JSON.stringify({ name: 'ngrokd', dependencies: { '@ngrokd/core': '^1.0.0' } }))
+    file(join(installed, 'node_modules', '@ngrokd', 'core', 'package.json'), JSON.stringify({ name: '@ngrokd/core' }))
+    const driver = join(installed, 'node_modules', '@ngrokd', 'driver-linux-netlink', 'dist', 'index.js')
+    file(driver)
+
+    for (const platform of ['darwin', 'linux'] as const) {
+      await assertServiceProgramsTrusted(node, cli, { platform })
+      await assertServiceProgramsTrusted(node, installedCli, { platform })
+    }
+    chownSync(coreFile, 1001, 1001)
+    chownSync(driver, 1001, 1001)
+    for (const [entry, planted, installation] of [[cli, coreFile, join(workspace, 'ngrokd')], [installedCli, driver, installed]] as const) {
+      await assert.rejects(assertServiceProgramsTrusted(node, entry), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+        assert.match(e.message, new RegExp(`^refusing .*ngrokd installation the service would run.* ${planted}: it is owned by (\\S+ \\()?uid 1001`))
+        assert.match(e.hint ?? '', /^install ngrokd as root \(sudo npm install -g ngrokd/)
+        assert.ok(e.hint?.includes(`chown -R root ${installation} && chmod -R go-w ${installation}`), e.hint)
+        assert.doesNotMatch(e.hint ?? '', /\/etc\/ngrokd/)
+        return true
+      })
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -12,6 +12,7 @@ import { LAUNCH_DAEMONS_DIR, launchdLabel, launchdService } from '../service/lau
 import { SYSTEMD_UNIT_DIR, systemdService, systemdUnitName, type ServiceCommand } from '../service/systemd.js'
 import { installWindowsService, planWindowsService, uninstallWindowsService, windowsServiceInstalled, type ScmApi } from '../service/windows-service.js'
 import { writeFileAtomic } from '../util/atomic-file.js'
+import { assertTrustedInstallation, scopeOf } from '../util/load-module.js'
 import { assertTrustedPath, runsAsRoot, type TrustedPathOptions } from '../util/trusted-path.js'
 
 /** Where `ngrokd run` reads its config as root when none is named (as the config loader does). */
@@ -109,19 +110,33 @@ const SERVICE_NODE_HINTS: Partial<Record<NodeJS.Platform, string>> = {
   linux: "run the install with a node only root can change first in PATH: the distribution's /usr/bin/node, or one installed as root (nvm's node in a user's home is that user's)",
 }
 
+/** How an installation of ngrokd that only root (Administrators) can change is had, for a service refused its ngrokd. */
+function serviceNgrokdHint(platform: NodeJS.Platform, installation: string): string {
+  if (platform === 'win32') {
+    return 'from an elevated prompt, install ngrokd under a folder only Administrators can write (npm install -g --prefix "%ProgramFiles%\\ngrokd" ngrokd; npm\'s default, %AppData%\\npm, is the user\'s own) and run the install with that ngrokd'
+  }
+  return `install ngrokd as root (sudo npm install -g ngrokd, into root's npm prefix, such as /usr/local) and run the install with that ngrokd, or give the whole installation to root: chown -R root ${installation} && chmod -R go-w ${installation} (and any folder above it the message names)`
+}
+
 /**
  * The service runs this node and this ngrokd as root (LocalSystem on Windows) at every start: neither may be another
- * user's to change, by the rule of this OS (trusted-path.ts). npm's default global folder on Windows,
- * `%AppData%\npm`, is the user's own: refused.
+ * user's to change, by the rule of this OS (trusted-path.ts); of ngrokd, no file or folder of its installation either
+ * (the packages it loads: {@link assertTrustedInstallation}). npm's default global folder on Windows, `%AppData%\npm`,
+ * is the user's own: refused. `rule.uid`: the user besides root whose files pass (0 for what an install as root would refuse).
  */
-export async function assertServiceProgramsTrusted(nodePath: string, cliPath: string, rule: Pick<TrustedPathOptions, 'platform' | 'readSddl'> = {}): Promise<void> {
+export async function assertServiceProgramsTrusted(nodePath: string, cliPath: string, rule: Pick<TrustedPathOptions, 'platform' | 'readSddl' | 'uid'> = {}): Promise<void> {
   const platform = rule.platform ?? process.platform
   await assertTrustedPath(nodePath, { what: 'node binary the service would run', code: true, ...rule }).catch((e: unknown) => {
     const ownNode = SERVICE_NODE_HINTS[platform]
     // a node installed by a user's package manager (Homebrew, nvm) is theirs: changing its owner breaks their updates
     throw isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && ownNode ? new NgrokdError(e.code, e.message, { cause: e.cause, hint: ownNode }) : e
   })
-  await assertTrustedPath(cliPath, { what: 'ngrokd program the service would run', code: true, ...rule })
+  const installation = scopeOf(realpathSync(cliPath))
+  const withNgrokdHint = (e: unknown) => {
+    throw isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') ? new NgrokdError(e.code, e.message, { cause: e.cause, hint: serviceNgrokdHint(platform, installation) }) : e
+  }
+  await assertTrustedPath(cliPath, { what: 'ngrokd program the service would run', code: true, ...rule }).catch(withNgrokdHint)
+  await assertTrustedInstallation(installation, 'ngrokd installation the service would run', rule).catch(withNgrokdHint)
 }
 
 /**
@@ -277,6 +292,14 @@ export async function runServiceAction(action: ServiceAction, values: { config?:
     if (configPath === undefined) console.log(noFile)
     if (inTmp && action === 'install') console.log(`# the install would be refused: ${inTmp} is under /tmp, which the service does not see (PrivateTmp); move it`)
     if (action === 'install' && process.platform === 'linux' && !existsSync(SYSTEMD_RUNNING)) console.log(`# the install would be refused: systemd does not run this machine (no ${SYSTEMD_RUNNING}); the unit below is to adapt to its service manager`)
+    if (action === 'install') {
+      // judged as the install, run as root, would judge them
+      const untrusted = await assertServiceProgramsTrusted(paths.nodePath, process.argv[1]!, { uid: 0 }).then(
+        () => undefined,
+        (e: unknown) => (isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') ? e : Promise.reject(e)),
+      )
+      if (untrusted) console.log(`# the install would be refused: ${untrusted.message}\n#   hint: ${untrusted.hint}`)
+    }
     for (const note of [carriedNote, keyNote]) if (note) console.log(note)
     if (action === 'install') console.log(`# ${plan.file.path}\n${plan.file.text}`)
     const commands = action === 'install' ? [...plan.unloadFirst, ...plan.install] : action === 'uninstall' ? [...plan.uninstall, ['rm', plan.file.path], ...plan.afterUninstall] : plan.status

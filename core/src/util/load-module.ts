@@ -6,7 +6,7 @@ import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import type { NgrokdErrorCode } from '../errors/codes.js'
-import { assertTrustedPath, judgeEntry, othersMayAddTo, runsAsRoot } from './trusted-path.js'
+import { assertTrustedPath, judgeEntry, othersMayAddTo, runsAsRoot, type TrustedPathOptions } from './trusted-path.js'
 import { resolveCoreFromOwnInstallation } from './own-core-resolution.js'
 
 export interface LoadModuleOptions {
@@ -149,12 +149,29 @@ function withoutRequireStack(cause: unknown): unknown {
 /** Most files and folders of one module's package that are judged; a bigger tree is refused rather than half-checked. */
 const MAX_TREE_ENTRIES = 100_000
 
+/** Whose files are trusted, by which OS's rule (trusted-path.ts); this process's and this OS's when not given. */
+type TrustRule = Pick<TrustedPathOptions, 'uid' | 'platform' | 'readSddl'>
+
+/**
+ * An installed program whole, as a service runs it as root at every start: every file and folder of its package
+ * (`installation`, {@link scopeOf} of its entry file) and of every package it depends on where Node finds them,
+ * ngrokd's own `@ngrokd/core` included, and theirs (each folder walked once by its real path: a workspace's links to
+ * its packages are followed and loop nowhere). One lstat an entry, a few thousand for a global install of ngrokd
+ * (some 3,500): a fraction of a second, once per install.
+ * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED` naming the first file or folder another user may change.
+ */
+export async function assertTrustedInstallation(installation: string, what: string, rule: TrustRule = {}): Promise<void> {
+  const walked = new Set<string>()
+  await assertTrustedTree(installation, what, rule, walked)
+  await assertTrustedDependencies(installation, what, rule, { ownCore: true, walked })
+}
+
 /**
  * What a module's own imports can reach, to be judged whole (its hidden folders too; only `.git` is passed over):
  * an installed package (`…/node_modules/name`); a module named by path in a package (the folder of the nearest
  * package.json); a lone file, its own folder.
  */
-function scopeOf(file: string): string {
+export function scopeOf(file: string): string {
   const installed = packageRootOf(file)
   if (installed) return installed
   for (let dir = dirname(file); ; ) {
@@ -177,11 +194,14 @@ function packageRootOf(file: string): string | undefined {
 /**
  * Every file and folder under `root` passes {@link judgeEntry}: another user could not change what the module imports
  * of its own. A link is judged where it leads (a folder it leads to is walked too, once); a link that leads nowhere yet
- * by the folder its target would be made in, as nobody else may make it there.
+ * by the folder its target would be made in, as nobody else may make it there. `walked`: real folders already walked
+ * (by an earlier call too), not walked again.
  */
-async function assertTrustedTree(root: string, what: string): Promise<void> {
+async function assertTrustedTree(root: string, what: string, rule: TrustRule = {}, walked = new Set<string>()): Promise<void> {
+  const realRoot = await realpath(root)
+  if (walked.has(realRoot)) return
+  walked.add(realRoot)
   const pending = [root]
-  const walked = new Set([await realpath(root)])
   for (let seen = 0; pending.length > 0; ) {
     const dir = pending.pop()!
     for (const name of await readdir(dir)) {
@@ -193,14 +213,14 @@ async function assertTrustedTree(root: string, what: string): Promise<void> {
       let st = await lstat(path)
       let real = path
       if (st.isSymbolicLink()) {
-        const target = await assertTrustedPath(path, { what: `${what} file`, code: true }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+        const target = await assertTrustedPath(path, { what: `${what} file`, code: true, ...rule }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
         if (target === undefined) {
-          await assertTrustedDanglingLink(path, st, `${what} file`)
+          await assertTrustedDanglingLink(path, st, `${what} file`, rule)
           continue
         }
         real = target
         st = await lstat(real)
-      } else judgeEntry(path, st, `${what} file`)
+      } else judgeEntry(path, st, `${what} file`, rule)
       if (st.isDirectory() && !walked.has(real)) {
         walked.add(real)
         pending.push(real)
@@ -215,10 +235,11 @@ const DEPENDENCY_FIELDS = ['dependencies', 'optionalDependencies', 'peerDependen
 /**
  * Each package `scope` declares in its package.json (dependencies, optional and peer), where Node's resolution
  * finds it (the nearest `node_modules` from `scope` up that holds it in any form: {@link installedPackage}), is judged whole by {@link assertTrustedTree}, and
- * so are the packages each of those declares, once each. ngrokd's own `@ngrokd/core` is never taken from there.
+ * so are the packages each of those declares, once each. ngrokd's own `@ngrokd/core` is never taken from there
+ * (a module's import of it resolves to ngrokd's installation), unless `ownCore`: `scope` is ngrokd's installation.
  * A declared package that is not installed is left to the import, which names it.
  */
-async function assertTrustedDependencies(scope: string, what: string): Promise<void> {
+async function assertTrustedDependencies(scope: string, what: string, rule: TrustRule = {}, { ownCore = false, walked = new Set<string>() }: { ownCore?: boolean; walked?: Set<string> } = {}): Promise<void> {
   const judged = new Set<string>([await realpath(scope)])
   const pending = [scope]
   while (pending.length > 0) {
@@ -230,23 +251,23 @@ async function assertTrustedDependencies(scope: string, what: string): Promise<v
       continue // a folder without a package.json declares nothing
     }
     const names = new Set(DEPENDENCY_FIELDS.flatMap((f) => Object.keys(pkg[f] ?? {})))
-    names.delete('@ngrokd/core') // resolved to ngrokd's own installation (resolveCoreFromOwnInstallation)
+    if (!ownCore) names.delete('@ngrokd/core') // resolved to ngrokd's own installation (resolveCoreFromOwnInstallation)
     for (const name of names) {
       const dependency = `package ${name} that the ${what} depends on`
       const { found, passed } = installedPackage(name, dir)
-      if (found.length === 0) assertNoOneElseCanInstall(name, dir, dependency)
+      if (found.length === 0) assertNoOneElseCanInstall(name, dir, dependency, rule)
       for (const path of passed) {
         // what Node passes over today must not be another user's to make loadable tomorrow
         const st = lstatSync(path)
-        if (st.isSymbolicLink() && !statSync(path, { throwIfNoEntry: false })) await assertTrustedDanglingLink(path, st, dependency)
-        else await assertTrustedPath(path, { what: dependency, code: true })
+        if (st.isSymbolicLink() && !statSync(path, { throwIfNoEntry: false })) await assertTrustedDanglingLink(path, st, dependency, rule)
+        else await assertTrustedPath(path, { what: dependency, code: true, ...rule })
       }
       for (const path of found) {
-        const real = await assertTrustedPath(path, { what: dependency, code: true })
+        const real = await assertTrustedPath(path, { what: dependency, code: true, ...rule })
         if (judged.has(real)) continue
         judged.add(real)
         if (!statSync(real).isDirectory()) continue // a lone file: judged above
-        await assertTrustedTree(real, dependency)
+        await assertTrustedTree(real, dependency, rule, walked)
         pending.push(real)
       }
     }
@@ -279,12 +300,12 @@ function installedPackage(name: string, fromDir: string): { found: string[]; pas
  * folder on that way may let another user put it there (a `node_modules` others may write, or a folder others may
  * write in — a sticky /tmp included, where anyone may create one), or what they put would run as root. POSIX modes.
  */
-function assertNoOneElseCanInstall(name: string, fromDir: string, what: string): void {
+function assertNoOneElseCanInstall(name: string, fromDir: string, what: string, rule: TrustRule): void {
   for (let dir = fromDir; ; dir = dirname(dir)) {
     const modules = join(dir, 'node_modules')
     // where `node_modules/<name>` (or its `@scope` folder) would be made: the deepest of them that exists
     const place = [join(modules, name.split('/')[0]!), modules, dir].find((p) => statSync(p, { throwIfNoEntry: false })?.isDirectory())!
-    if (othersMayAddTo(place)) {
+    if (othersMayAddTo(place, rule)) {
       throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing the ${what}: it is not installed, and ${place} lets another user put it there, which the module would then import as root`, {
         hint: `install ${name} beside the module (npm install in ${fromDir}), or remove it from its package.json`,
       })
@@ -294,14 +315,14 @@ function assertNoOneElseCanInstall(name: string, fromDir: string, what: string):
 }
 
 /** A link whose target is not there (yet): its owner, and the nearest folder above the target that exists, by the rule of assertTrustedPath. */
-async function assertTrustedDanglingLink(link: string, st: Stats, what: string): Promise<void> {
-  const uid = process.getuid?.() ?? 0
+async function assertTrustedDanglingLink(link: string, st: Stats, what: string, rule: TrustRule = {}): Promise<void> {
+  const uid = rule.uid ?? process.getuid?.() ?? 0
   if (st.uid !== 0 && st.uid !== uid) {
     throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} ${link}: the link is owned by uid ${st.uid}; as root ngrokd uses only files that root alone can change`, { hint: `chown -h root ${link}, or remove it` })
   }
   for (let dir = dirname(resolve(dirname(link), await readlink(link))); ; dir = dirname(dir)) {
     try {
-      await assertTrustedPath(dir, { what: `the folder ${what} ${link} leads into`, code: true })
+      await assertTrustedPath(dir, { what: `the folder ${what} ${link} leads into`, code: true, ...rule })
       return
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw e

@@ -167,8 +167,8 @@ export function othersMayAddTo(dir: string, { platform = process.platform, uid =
  * One file or directory (not a link) inside a tree already judged from above, by the rule of {@link assertTrustedPath}.
  * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED`
  */
-export function judgeEntry(path: string, st: Stats, what: string, uid: number = process.getuid?.() ?? 0): void {
-  if (process.platform === 'win32') return judgeWindowsEntry(path, what, (p) => systemFileSecurity().readSddl(p))
+export function judgeEntry(path: string, st: Stats, what: string, { uid = process.getuid?.() ?? 0, platform = process.platform, readSddl = (p: string) => systemFileSecurity().readSddl(p) }: Pick<TrustedPathOptions, 'uid' | 'platform' | 'readSddl'> = {}): void {
+  if (platform === 'win32') return judgeWindowsEntry(path, what, readSddl)
   const problem = untrustedBecause(path, st, true, uid)
   if (!problem) return
   throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} ${path}: it ${problem.why}; as root ngrokd uses only files that root alone can change`, {

@@ -3,11 +3,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { requires } from '@ngrokd/core/testing'
-import { NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
+import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
 import { ngrokdCli } from '../helpers/ngrokd-cli.js'
 import { REPO_ROOT } from '../helpers/workspaces.js'
 
@@ -91,5 +91,28 @@ test("the README's service commands run as written on a machine where no config 
   for (const line of dryRuns) {
     const r = await ngrokdCli(line.split(/\s+/).slice(2))
     assert.equal(r.code, 0, `${line}: ${r.stderr}`)
+  }
+})
+
+test("service install --dry-run says the install would be refused while a file of this ngrokd's installation is another user's", { skip: process.getuid?.() !== 0 && 'needs root to give a file to another user' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-'))
+  try {
+    // an installed ngrokd package that runs this workspace's CLI, one file of it another user's
+    const installation = join(dir, 'lib', 'node_modules', 'ngrokd')
+    mkdirSync(join(installation, 'bin'), { recursive: true })
+    writeFileSync(join(installation, 'package.json'), JSON.stringify({ name: 'ngrokd', type: 'module' }))
+    const bin = join(installation, 'bin', 'ngrokd.js')
+    writeFileSync(bin, `import { runCli } from ${JSON.stringify(import.meta.resolve('@ngrokd/core/cli'))}\nrunCli()\n`)
+    const planted = join(installation, 'README.md')
+    writeFileSync(planted, '')
+    const r = () => spawnSync(process.execPath, [bin, 'service', 'install', '--dry-run', '--instance', 'zz9'], { env: E2eDaemon.childEnv(), encoding: 'utf8' })
+    assert.doesNotMatch(r().stdout, /the install would be refused: refusing/)
+    chownSync(planted, 1001, 1001)
+    const refused = r()
+    assert.equal(refused.status, 0, refused.stderr)
+    assert.match(refused.stdout, new RegExp(`^# the install would be refused: refusing ngrokd installation the service would run file ${planted}: it is owned by (\\S+ \\()?uid 1001\\b.*\\n#   hint: install ngrokd as root \\(sudo npm install -g ngrokd`, 'm'))
+    assert.match(refused.stdout, /^\[Unit\]$/m, 'the unit is printed still')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
   }
 })
