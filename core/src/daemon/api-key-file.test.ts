@@ -2,6 +2,8 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
@@ -75,5 +77,27 @@ describe('the API key file', () => {
     await assert.rejects(saveApiKeyFile(eveState, KEY), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'))
     assert.equal(existsSync(join(eveState, 'api-key')), false, 'the key was not written where eve can take it')
     await chmod(eveState, 0o700)
+  })
+
+  it("a user whom root's state_dir (0700) shuts out is told so with its fix, as for one it cannot make", { skip: localUserSkip() }, async () => {
+    const user = localUser()!
+    const open = await mkdtemp(join(tmpdir(), 'ngrokd-apikey-'))
+    try {
+      await chmod(open, 0o755)
+      const stateDir = join(open, 'state')
+      await mkdir(stateDir, { mode: 0o700 })
+      const probe = `import(${JSON.stringify(new URL('./api-key-file.js', import.meta.url).href)}).then((m) => m.saveApiKeyFile(${JSON.stringify(stateDir)}, ${JSON.stringify(KEY)})).then(() => process.stdout.write('saved'), (e) => process.stdout.write(JSON.stringify({ code: e.code, message: e.message, hint: e.hint })))`
+      const child = spawn('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, '-e', probe], { stdio: ['ignore', 'pipe', 'inherit'] })
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      await once(child, 'exit')
+      assert.deepEqual(JSON.parse(out), {
+        code: 'NGROKD_ERR_PERMISSION',
+        message: `state_dir ${stateDir} cannot be created or written: EACCES`,
+        hint: 'run ngrokd as root (sudo), or set state_dir to a directory you own',
+      })
+    } finally {
+      await rm(open, { recursive: true, force: true })
+    }
   })
 })

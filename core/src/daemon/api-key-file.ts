@@ -1,9 +1,9 @@
 import { lstat, open } from 'node:fs/promises'
 import { join } from 'node:path'
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { writeStateFile } from '../util/state-dir-guard.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
-import { prepareStateDir } from './state-dir.js'
+import { prepareStateDir, stateDirError } from './state-dir.js'
 
 /** The file in `state_dir` that `set-api-key` writes (0600). */
 export const API_KEY_FILE = 'api-key'
@@ -71,12 +71,14 @@ export async function readApiKeyFile(stateDir: string, { tighten = false }: { ti
 /**
  * Checks the key's shape and saves it to `state_dir/api-key`, 0600, whole or not at all; creates
  * `state_dir` 0700. As root, `state_dir` must pass {@link assertTrustedPath}. Resolves with the file's path.
- * @throws NgrokdError `NGROKD_ERR_API_KEY_MALFORMED`, `NGROKD_ERR_PATH_UNTRUSTED`.
+ * @throws NgrokdError `NGROKD_ERR_API_KEY_MALFORMED`, `NGROKD_ERR_PATH_UNTRUSTED`, `NGROKD_ERR_PERMISSION` or
+ * `NGROKD_ERR_STATE` when `state_dir` cannot be made or written in (stateDirError).
  */
 export async function saveApiKeyFile(stateDir: string, key: unknown): Promise<string> {
   const checked = checkApiKey(key)
   const path = apiKeyFilePath(await prepareStateDir(stateDir))
-  await writeStateFile(path, `${checked}\n`)
+  // a state_dir that is there but not this user's to write in (root's, 0700) is said as one it cannot make
+  await writeStateFile(path, `${checked}\n`).catch((e: unknown) => Promise.reject(isNgrokdError(e) ? e : stateDirError(stateDir, e)))
   return path
 }
 
