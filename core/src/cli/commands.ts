@@ -1,8 +1,9 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { basename, join, resolve } from 'node:path'
-import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, ConfigInvalidError, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
+import { loadConfig, sameDaemonFlags, daemonCommand, describeConfig, checkInstanceFlag, ConfigInvalidError, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
 import { callDaemon, type ControlApi, type DaemonStatus, type TrafficTotals } from '../daemon/control-api.js'
+import { withStartHint } from '../control/control-client.js'
 import { liveHolderFor } from '../daemon/instance-lock.js'
 import { instanceConfigPath } from '../config/instance.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
@@ -44,7 +45,7 @@ function defineCommand<O extends CommandSpec['options']>(c: CommandSpec<O> & { r
  * state dir, on the socket that daemon was started with (control.socket was edited since: a reload says it
  * needs a restart). Only a socket that is not there or that nobody listens on is tried again.
  */
-async function onDaemonOf<T>(config: DaemonConfig, call: (socket: string) => Promise<T>): Promise<T> {
+async function onDaemonOf<T>(config: DaemonConfig, call: (socket: string) => Promise<T>, configFile: string | undefined): Promise<T> {
   try {
     return await call(config.control.socket)
   } catch (e) {
@@ -52,7 +53,7 @@ async function onDaemonOf<T>(config: DaemonConfig, call: (socket: string) => Pro
     if (cause !== 'ENOENT' && cause !== 'ECONNREFUSED') throw e
     // the state dir's lock only (no run dir): a daemon on the same interface or hosts block is another config's
     const holder = (await liveHolderFor(config, null))?.holder
-    if (!holder?.socket || holder.socket === config.control.socket) throw e
+    if (!holder?.socket || holder.socket === config.control.socket) throw withStartHint(e, daemonCommand('run', config, configFile))
     return call(holder.socket)
   }
 }
@@ -96,7 +97,7 @@ async function askDaemon<T>(command: string, values: { config?: string; instance
   const loaded = await configFor(values, true, (e) => (invalid = e))
   try {
     let asked = loaded.config.control.socket
-    const reply = await onDaemonOf(loaded.config, (socket) => call((asked = socket)))
+    const reply = await onDaemonOf(loaded.config, (socket) => call((asked = socket)), loaded.source)
     if (invalid instanceof ConfigInvalidError) {
       console.error(`ngrokd ${command}: warning: ${invalid.message}\nthe daemon answering runs on the configuration it read before; fix the file before it reloads or restarts (ngrokd doctor checks it)`)
     } else if (invalid) {
@@ -471,7 +472,7 @@ const setApiKeyCommand = defineCommand({
     const { values, positionals } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     if (positionals.length > 1) throw new NgrokdError('NGROKD_ERR_USAGE', `set-api-key takes one key, got ${positionals.length} arguments`, { hint: 'pipe the key in: echo "$KEY" | sudo ngrokd set-api-key' })
-    const { config, apiKeyOrigin } = await configFor(values)
+    const { config, apiKeyOrigin, source } = await configFor(values)
     let key = positionals[0]
     if (key) console.error('warning: a key given as an argument is visible to other users in the process list; prefer stdin')
     key ??= process.stdin.isTTY ? await promptHidden('ngrok API key: ') : await readStdin()
@@ -480,7 +481,7 @@ const setApiKeyCommand = defineCommand({
     key = checkApiKey(key, 'the key given')
     try {
       // the daemon asks the API once, for at most apiKeyCheckTimeoutMs, before it answers
-      const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }, apiKeyCheckTimeoutMs(config.api.timeoutMs) + CONTROL_SLACK_MS))
+      const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }, apiKeyCheckTimeoutMs(config.api.timeoutMs) + CONTROL_SLACK_MS), source)
       console.log(
         res.unverified
           ? `API key handed to the running daemon and saved to ${res.saved}, but not verified: the ngrok API could not be asked (${res.unverified})`
@@ -518,7 +519,7 @@ const reloadCommand = defineCommand({
         })
       }
       // the file named, for the daemon to refuse when it runs on another (it reads its own again)
-      return onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', values.config === undefined ? {} : { config: resolve(values.config) }))
+      return onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/reload', values.config === undefined ? {} : { config: resolve(values.config) }), source)
     }
     const result = await reload()
     if (values.json) {

@@ -4,6 +4,22 @@ import { requireCommonJs } from '../util/commonjs.js'
 
 const { request } = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
 
+/**
+ * The fix for a daemon that does not answer on its control socket: start it with `start`, the command line that reaches
+ * it (daemonCommand: its flags, sudo when its state is root's); without one, said in general.
+ */
+export function notRunningHint(start?: string): string {
+  const how = start ? `\`${start}\`` : '`ngrokd run` (with sudo for a daemon whose state is root\'s), giving it the --config or --instance given here'
+  return `start it with ${how} (or check control.socket); a daemon started before both control.socket and state_dir were changed in its file answers only on its old socket: restart it`
+}
+
+/** `e` with {@link notRunningHint} of `start` when it says no daemon answers (no socket, or nobody listening on it); else `e`. */
+export function withStartHint(e: unknown, start: string): unknown {
+  const cause = (e as { cause?: NodeJS.ErrnoException }).cause?.code
+  if (!(e instanceof NgrokdError) || (cause !== 'ENOENT' && cause !== 'ECONNREFUSED')) return e
+  return new NgrokdError(e.code, e.message, { cause: e.cause, hint: notRunningHint(start) })
+}
+
 /** Calls the daemon's control API over its Unix socket, on a connection of its own (no keep-alive: each call is checked as it connects). */
 export async function controlRequest<T = unknown>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 10_000): Promise<T> {
   const payload = body === undefined ? undefined : JSON.stringify(body)
@@ -39,7 +55,7 @@ export async function controlRequest<T = unknown>(socketPath: string, method: 'G
         new NgrokdError(denied ? 'NGROKD_ERR_PERMISSION' : 'NGROKD_ERR_CONTROL', notRunning ? `ngrokd is not running (no daemon on ${socketPath})` : `control socket ${socketPath}: ${e.message}`, {
           cause: e,
           hint: notRunning
-            ? 'start it with `sudo ngrokd run`, giving it the --config or --instance given here (or check control.socket); a daemon started before both control.socket and state_dir were changed in its file answers only on its old socket: restart it'
+            ? notRunningHint()
             : denied ? 'the control socket is for root (and control.group): use sudo' : undefined,
         }),
       )

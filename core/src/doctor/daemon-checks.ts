@@ -3,6 +3,9 @@ import { ConfigInvalidError } from '../config/config-invalid-error.js'
 import type { Check } from '../contracts/check.js'
 import { refusedKeyHint } from '../daemon/api-key-source.js'
 import { callDaemon, type ControlApi } from '../daemon/control-api.js'
+import { withStartHint } from '../control/control-client.js'
+import { daemonCommand } from '../config/daemon-command.js'
+import { sameDaemonFlags } from '../config/load-config.js'
 import { CORE_VERSION } from '../version.js'
 import { STATE_LOCK_FILE, liveHolderFor, stateLockHolder, stateLockReadable } from '../daemon/instance-lock.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
@@ -34,8 +37,9 @@ export function configProblems(e: unknown): Check[] {
  * The running daemon: its phase, its last poll, and every service in error — a daemon that runs while
  * endpoints fail is not healthy, so each failing service is a failing check with its error and fix.
  */
-export async function daemonChecks(config: DaemonConfig, sameDaemon = ''): Promise<Check[]> {
-  const setKeyCommand = `ngrokd set-api-key${sameDaemon}`
+export async function daemonChecks(config: DaemonConfig, configFile?: string): Promise<Check[]> {
+  // as status and the daemon's log say it, to whoever may talk to that daemon
+  const setKeyCommand = `ngrokd set-api-key${sameDaemonFlags(config.instance, configFile)}`
   let status
   try {
     status = await callDaemon(config.control.socket, 'GET /v1/status', undefined, 3_000)
@@ -54,8 +58,9 @@ export async function daemonChecks(config: DaemonConfig, sameDaemon = ''): Promi
     // only a socket that is not there or that nobody listens on says no daemon runs (not one this user may not open)
     const cause = ((e as { cause?: NodeJS.ErrnoException }).cause)?.code
     const noDaemon = cause === 'ENOENT' || cause === 'ECONNREFUSED'
+    const said = withStartHint(e, daemonCommand('run', config, configFile)) // how this daemon is started, when none runs
     return [
-      { id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(e) && e.hint ? { hint: e.hint } : {}) },
+      { id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(said) && said.hint ? { hint: said.hint } : {}) },
       ...(noDaemon ? await leftoverChecks(config) : []),
       // no daemon to read: the limit a daemon started from this shell would have (a service's is its unit's)
       ...openFilesCheck(config, openFilesLimit(), 'ngrokd run started from this shell'),

@@ -3,7 +3,7 @@ import { access, constants, lstat, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
-import { loadConfig, redactSecret, sameDaemonFlags, type DaemonConfig } from '../config/index.js'
+import { daemonCommand, loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
 import { CONFIG_SEARCH_PLACES } from '../config/load-config.js'
 import { runsAsRoot } from '../util/trusted-path.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
@@ -139,7 +139,7 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     report(
       apiKey
         ? { id: 'api.key', status: 'ok', summary: `API key ${redactSecret(apiKey)} (${keyFrom})` }
-        : { id: 'api.key', status: 'warn', summary: 'no ngrok API key: ngrokd run will wait for one', hint: 'echo "$KEY" | sudo ngrokd set-api-key', code: 'NGROKD_ERR_API_KEY_MISSING' },
+        : { id: 'api.key', status: 'warn', summary: 'no ngrok API key: ngrokd run will wait for one', hint: `echo "$KEY" | ${daemonCommand('set-api-key', config, source)}`, code: 'NGROKD_ERR_API_KEY_MISSING' },
     )
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
@@ -163,7 +163,7 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
   report(...(await ingressChecks(config, { offline })))
   report(...(await pluginChecks(config)))
 
-  report(...(await daemonChecks(config, sameDaemonFlags(config.instance, source))))
+  report(...(await daemonChecks(config, source)))
 
   return { checks, ok: !checks.some((c) => c.status === 'fail') }
 }
@@ -229,7 +229,7 @@ async function runningDespiteConfig(configPath: string | undefined, instance: st
   if (!salvaged) return []
   const answers = await callDaemon(salvaged.config.control.socket, 'GET /v1/status', undefined, 3_000).then(() => true, () => false)
   if (!answers) return []
-  const checks = await daemonChecks(salvaged.config, sameDaemonFlags(salvaged.config.instance, salvaged.source)).catch(() => [])
+  const checks = await daemonChecks(salvaged.config, salvaged.source).catch(() => [])
   return checks.map((c) => (c.id === 'daemon.running' ? { ...c, summary: `${c.summary}; it runs on the configuration it read before the file went bad` } : c))
 }
 
