@@ -1,7 +1,7 @@
 // What each published package ships: `npm pack --dry-run --json` of every public workspace package holds
 // no test, test helper, fixture, bench, `src/` folder, build state or source map whose sources are not in
-// the tarball; and it holds a README that links to the main documentation, the repository's LICENSE, and a
-// `repository` naming the repository root's and the package's folder in it.
+// the tarball; and it holds a README that links to the main documentation, the repository's LICENSE, a
+// `repository` naming the repository root's and the package's folder in it, and the root's `engines.node`.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join, posix } from 'node:path'
@@ -25,6 +25,7 @@ interface Manifest {
   private?: boolean
   repository?: { type?: string; url?: string; directory?: string }
   exports?: Record<string, unknown>
+  engines?: { node?: string }
 }
 
 const rootManifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as Manifest
@@ -35,7 +36,7 @@ function webUrl(gitUrl: string): string {
   return gitUrl.replace(/^git\+/, '').replace(/\.git$/, '')
 }
 
-/** What a published package lacks: README, LICENSE, `repository`. */
+/** What a published package lacks: README, LICENSE, `repository`, the root's `engines.node` (one range for all: npm installs them together). */
 function missing(dir: string, ws: string, manifest: Manifest, files: string[]): string[] {
   const found: string[] = []
   const repo = rootManifest.repository?.url
@@ -43,6 +44,7 @@ function missing(dir: string, ws: string, manifest: Manifest, files: string[]): 
   if (manifest.repository?.url !== repo || manifest.repository.directory !== ws) {
     found.push(`package.json repository is ${JSON.stringify(manifest.repository)}, not { url: ${repo}, directory: ${ws} }`)
   }
+  if (manifest.engines?.node !== rootManifest.engines?.node) found.push(`package.json engines.node is ${JSON.stringify(manifest.engines?.node)}, not the root's ${JSON.stringify(rootManifest.engines?.node)}`)
   if (!files.includes('README.md')) found.push('no README.md')
   else if (!readFileSync(join(dir, 'README.md'), 'utf8').includes(webUrl(repo))) found.push(`README.md does not link to the main documentation (${webUrl(repo)})`)
   if (!files.includes('LICENSE')) found.push('no LICENSE')
