@@ -3,7 +3,7 @@
 // plus `ngrokd demo` and `ngrokd simulator` from the cloud simulator (core itself never imports the simulator).
 import { enableCompileCache } from '@ngrokd/core/compile-cache'
 
-enableCompileCache() // before the rest is loaded: Node 22.1+ reuses the compiled code of the last start
+await enableCompileCache() // before the rest is loaded: Node 22.1+ reuses the compiled code of the last start
 const [{ runCli }, { demoCommand }, { simulatorCommand }] = await Promise.all([
   import('@ngrokd/core/cli'),
   import('@ngrokd/plugin-simulator/demo'),

@@ -247,7 +247,7 @@ export class Daemon {
         },
         reconcile: (services) => this.reconcile(services),
         requestsSent: () => this.api?.requestsSent ?? 0,
-        namePolicy: this.namePolicy(),
+        namePolicy: await this.namePolicy(),
       })
       // serve what was there before a restart or crash right away, API or not, dialling with the saved
       // registration until the API has confirmed it; without a usable one (none, unreadable, expired) no connection
@@ -688,8 +688,8 @@ export class Daemon {
   }
 
   /** names.allow / names.deny, and never a name the machine needs: those of config and the ingress the API named. */
-  private namePolicy(): NamePolicy {
-    const machine = machineProtectedHosts(this.config)
+  private async namePolicy(): Promise<NamePolicy> {
+    const machine = await machineProtectedHosts(this.config, this.logger)
     return new NamePolicy({
       allow: this.config.names.allow,
       deny: this.config.names.deny,

@@ -1,7 +1,10 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { constants } from 'node:fs'
+import { open, readdir } from 'node:fs/promises'
 import { homedir, hostname as machineHostname } from 'node:os'
 import { join } from 'node:path'
+import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { DesiredService, RejectedEndpoint } from '../protocol/endpoints.js'
+import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 
 /** What ngrok's own clients and the package managers reach: publishing one would redirect the machine's own traffic. */
 const ALWAYS_PROTECTED = [
@@ -91,23 +94,49 @@ export function hostOf(text: string | undefined): string | undefined {
   }
 }
 
-/** Hosts of the URLs `urls(line)` finds on each line of a file (npmrc, pip.conf, apt sources). */
-function hostsInFile(path: string, urls: (line: string) => string | undefined): string[] {
-  let text: string
+/** Largest package-manager configuration file read: far above any real one. */
+const MAX_PACKAGE_CONFIG_BYTES = 1024 * 1024
+
+/**
+ * The text of one package manager's configuration file (npmrc, pip.conf, apt sources), or undefined when there is
+ * none or it is refused: only a regular file of at most 1 MiB is read, and as root only one that passes the
+ * trusted-path rule (a user's ~/.npmrc under `sudo -E` decides nothing for root). A refused file is skipped with a
+ * warning naming it and why.
+ */
+async function readPackageConfig(path: string, logger: Logger): Promise<string | undefined> {
   try {
-    text = readFileSync(path, 'utf8')
-  } catch {
-    return []
+    const file = runsAsRoot() ? await assertTrustedPath(path, { what: 'package manager configuration' }) : path
+    // O_NONBLOCK: a FIFO opens at once (and is then refused) instead of holding the start until a writer comes
+    const handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0))
+    try {
+      const st = await handle.stat()
+      if (!st.isFile()) throw new Error(`${path} is not a regular file`)
+      if (st.size > MAX_PACKAGE_CONFIG_BYTES) throw new Error(`${path} is ${st.size} bytes, over the ${MAX_PACKAGE_CONFIG_BYTES / 1024 / 1024} MiB such a file may have`)
+      return await handle.readFile('utf8')
+    } finally {
+      await handle.close()
+    }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+    const why = e instanceof Error ? e.message : String(e)
+    logger.warn({ path, code }, `skipping a package manager's configuration (the registries it names are not withheld from publishing): ${why}`)
+    return undefined
   }
+}
+
+/** Hosts of the URLs `urls(line)` finds on each line of a file (npmrc, pip.conf, apt sources). */
+async function hostsInFile(path: string, urls: (line: string) => string | undefined, logger: Logger): Promise<string[]> {
+  const text = (await readPackageConfig(path, logger)) ?? ''
   return text.split('\n').flatMap((l) => (urls(l.trim()) ?? '').split(/\s+/).flatMap((u) => hostOf(u) ?? []))
 }
 
 /** The first capture group of `re` on a line: a line matcher for {@link hostsInFile}. */
 const captured = (re: RegExp) => (line: string) => re.exec(line)?.slice(1).find((g) => g !== undefined)
 
-function listDir(dir: string): string[] {
+async function listDir(dir: string): Promise<string[]> {
   try {
-    return readdirSync(dir).map((f) => join(dir, f))
+    return (await readdir(dir)).map((f) => join(dir, f))
   } catch {
     return []
   }
@@ -116,20 +145,17 @@ function listDir(dir: string): string[] {
 /**
  * The package registries this machine is configured to use: npm's (`npm_config_registry`, npmrc
  * files), pip's (`index-url`), apt's sources; each a hostname that must keep resolving to the real one.
+ * A file is read only as {@link readPackageConfig} allows.
  */
-export function configuredRegistryHosts(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string[] {
+export async function configuredRegistryHosts(env: NodeJS.ProcessEnv = process.env, home: string = homedir(), logger: Logger = silentLogger): Promise<string[]> {
   const npmrc = [env.npm_config_userconfig, join(home, '.npmrc'), env.npm_config_globalconfig, '/etc/npmrc', '/usr/local/etc/npmrc'].filter((p): p is string => !!p)
   const npm = captured(/^(?:@[^:]+:)?registry\s*=\s*(\S+)/i)
   const pipFiles = ['/etc/pip.conf', '/etc/xdg/pip/pip.conf', join(home, '.config/pip/pip.conf'), join(home, '.pip/pip.conf')]
   const pip = captured(/^(?:extra-)?index-url\s*[=:]\s*(.+)$/i)
-  const aptFiles = ['/etc/apt/sources.list', ...listDir('/etc/apt/sources.list.d')]
+  const aptFiles = ['/etc/apt/sources.list', ...(await listDir('/etc/apt/sources.list.d'))]
   const apt = captured(/^(?:deb(?:-src)?\s+(?:\[[^\]]*\]\s+)?(\S+)|URIs:\s*(.+))$/)
-  return [
-    ...[env.npm_config_registry, env.NPM_CONFIG_REGISTRY].flatMap((u) => hostOf(u) ?? []),
-    ...npmrc.flatMap((f) => hostsInFile(f, npm)),
-    ...pipFiles.flatMap((f) => hostsInFile(f, pip)),
-    ...aptFiles.flatMap((f) => hostsInFile(f, apt)),
-  ]
+  const files = [...npmrc.map((f) => [f, npm] as const), ...pipFiles.map((f) => [f, pip] as const), ...aptFiles.map((f) => [f, apt] as const)]
+  return [...[env.npm_config_registry, env.NPM_CONFIG_REGISTRY].flatMap((u) => hostOf(u) ?? []), ...(await Promise.all(files.map(([f, urls]) => hostsInFile(f, urls, logger)))).flat()]
 }
 
 /**
@@ -137,14 +163,14 @@ export function configuredRegistryHosts(env: NodeJS.ProcessEnv = process.env, ho
  * default), well-known and configured package registries, and this machine's own name. The ingress
  * the API named at run time is added by the daemon.
  */
-export function machineProtectedHosts(config: { api: { url: string }; ingress: { endpoint?: string } }): Array<[string, string]> {
+export async function machineProtectedHosts(config: { api: { url: string }; ingress: { endpoint?: string } }, logger: Logger = silentLogger): Promise<Array<[string, string]>> {
   const hosts: Array<[string, string]> = []
   const api = hostOf(config.api.url)
   if (api) hosts.push([api, 'the ngrok API host (api.url)'])
   const ingress = hostOf(config.ingress.endpoint)
   if (ingress) hosts.push([ingress, 'the binding ingress host (ingress.endpoint)'])
   for (const h of ALWAYS_PROTECTED) hosts.push([h, h.includes('ngrok') ? "one of ngrok's own hosts" : 'a package registry host'])
-  for (const h of configuredRegistryHosts()) hosts.push([h, 'a package registry this machine is configured to use'])
+  for (const h of await configuredRegistryHosts(process.env, homedir(), logger)) hosts.push([h, 'a package registry this machine is configured to use'])
   hosts.push([machineHostname().toLowerCase(), "this machine's own hostname"])
   return hosts
 }
