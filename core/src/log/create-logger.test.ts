@@ -33,6 +33,20 @@ test('logs are JSON lines and never carry an API key or a private key', () => {
   assert.equal(JSON.parse(lines[0]!).config.api.url, 'https://api.ngrok.com')
 })
 
+test('a field whose name says secret is censored at any depth, in a line and in a child\'s bindings', () => {
+  const { lines, destination } = capture()
+  const logger = createLogger({ level: 'debug', destination })
+  const config = { plugins: [{ name: 'tokplug', options: { api_token: 'TOKEN_SECRET_VALUE_123456', webhook: { password: 'PASSWORD_SECRET_VALUE_987' } } }], net: { driver_options: { a: { b: { client_secret: 'DRIVER_SECRET_VALUE_1' } } } } }
+  logger.debug({ config }, 'effective configuration')
+  logger.child({ component: 'x', auth: { token: 'CHILD_TOKEN_VALUE_1' } }).child({ plugin: 'p' }).info({ passwd: 'PASSWD_VALUE_1' }, 'grandchild')
+  const out = lines.join('')
+  for (const secret of ['TOKEN_SECRET_VALUE', 'PASSWORD_SECRET_VALUE', 'DRIVER_SECRET_VALUE', 'CHILD_TOKEN_VALUE', 'PASSWD_VALUE']) assert.ok(!out.includes(secret), `${secret} leaked: ${out}`)
+  const [first, second] = lines.map((l) => JSON.parse(l))
+  assert.deepEqual(first.config.plugins[0].options, { api_token: '[redacted]', webhook: { password: '[redacted]' } })
+  assert.equal(first.config.plugins[0].name, 'tokplug')
+  assert.deepEqual([second.component, second.plugin, second.auth, second.passwd, second.msg], ['x', 'p', { token: '[redacted]' }, '[redacted]', 'grandchild'], 'bindings of each generation kept, secrets censored')
+})
+
 test('the level filters', () => {
   const { lines, destination } = capture()
   const logger = createLogger({ level: 'warn', destination })

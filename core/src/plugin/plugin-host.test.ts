@@ -77,6 +77,20 @@ describe('PluginHost', () => {
     })
   })
 
+  it('an option error quoting an object shows the secrets in it, at any depth, as the API key is shown', async () => {
+    const path = await plugin(
+      'optw.mjs',
+      `{ name: 'optw', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', properties: { webhook: { type: 'string' }, tokens: { type: 'array', maxItems: 1 } } }, register() {} }`,
+    )
+    await assert.rejects(load([{ name: path, options: { webhook: { auth: { password: 'PWSECRETPWSECRET' } }, tokens: ['TKSECRETTKSECRET', 'b'] } }]), (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
+      assert.match(e.message, /options\.webhook must be string \(got \{"auth":\{"password":"…CRET"\}\}\)/)
+      assert.match(e.message, /options\.tokens must NOT have more than 1 items \(got \["…CRET","…"\]\)/)
+      assert.doesNotMatch(e.message, /SECRETPW|SECRETTK/)
+      return true
+    })
+  })
+
   it('refuses with coded errors: not found, not a plugin, incompatible core, wrong platform, missing dependency, listed twice', async () => {
     const coded = (code: string) => (e: unknown) => isNgrokdError(e, code as never) || assert.fail(`${code}: ${String(e)}`)
     await assert.rejects(load(['./missing.mjs']), coded('NGROKD_ERR_PLUGIN_NOT_FOUND'))

@@ -10,7 +10,7 @@ import { resolvePlugin } from './resolve-plugin.js'
 import { PluginNameResolver } from './plugin-name-resolver.js'
 import { pluginRouteKey } from './plugin-routes.js'
 import { within } from './within.js'
-import { SECRET_NAME, redactSecret } from '../config/redact-secret.js'
+import { isSecretName, redactSecretOptions } from '../config/redact-secret.js'
 import { validateHostname } from '../protocol/endpoints.js'
 
 /** One entry of the `plugins:` config list: a name, or a name with options. */
@@ -157,9 +157,8 @@ function rawAt(options: unknown, path: readonly string[]): unknown {
 /** The value at `keys` (then `key`), as short JSON; undefined when absent. */
 function valueAt(options: unknown, keys: readonly string[], key?: string): string | undefined {
   const path = key === undefined ? keys : [...keys, key]
-  let value = rawAt(options, path)
-  // an option whose name says key, secret, token or password shows as much as the config's API key does
-  if (typeof value === 'string' && SECRET_NAME.test(path.at(-1) ?? '')) value = redactSecret(value)
+  // an option whose name (or one above it) says secret shows as much as the config's API key does
+  const value = redactSecretOptions(rawAt(options, path), path.some(isSecretName))
   const text = value === undefined ? undefined : (JSON.stringify(value) ?? String(value))
   return text !== undefined && text.length > OPTION_VALUE_MAX ? `${text.slice(0, OPTION_VALUE_MAX - 1)}…` : text
 }
