@@ -12,23 +12,27 @@ export interface ConfigIssue {
   env?: string
 }
 
+/** Where a key's value was written: the key as the user wrote it, and the file or environment variable it came from. */
+export type ConfigOrigin = Omit<ConfigIssue, 'message'>
+
 function describeIssue(issue: ConfigIssue): string {
   return issue.env ? `environment variable ${issue.env} (${issue.key}): ${issue.message}` : `${issue.key}: ${issue.message}`
 }
 
 /**
  * The configuration has one or more bad values. The message names where they came from and lists every
- * issue, one a line; `issues` holds them for programs (`ngrokd doctor`).
+ * issue, one a line; `issues` holds them for programs (`ngrokd doctor`). A plugin's options found bad keep the
+ * plugin's code (`code: 'NGROKD_ERR_PLUGIN_INVALID'`, docs/errors.md), said in the same shape.
  */
-export class ConfigInvalidError extends NgrokdError<'NGROKD_ERR_CONFIG_INVALID'> {
+export class ConfigInvalidError<C extends 'NGROKD_ERR_CONFIG_INVALID' | 'NGROKD_ERR_PLUGIN_INVALID' = 'NGROKD_ERR_CONFIG_INVALID'> extends NgrokdError<C> {
   override name = 'ConfigInvalidError'
   readonly issues: readonly ConfigIssue[]
 
-  constructor(issues: ConfigIssue[], options: NgrokdErrorOptions = {}) {
+  constructor(issues: ConfigIssue[], { code, ...options }: NgrokdErrorOptions & { code?: C } = {}) {
     const files = [...new Set(issues.flatMap((i) => (i.file && !i.env ? [i.file] : [])))]
     const places = [...files, ...(issues.some((i) => i.env) ? ['the environment'] : [])]
     const header = `invalid configuration${places.length ? ` in ${places.join(' and ')}` : ''}`
-    super('NGROKD_ERR_CONFIG_INVALID', [`${header}:`, ...issues.map((i) => `  ${describeIssue(i)}`)].join('\n'), {
+    super(code ?? ('NGROKD_ERR_CONFIG_INVALID' as C), [`${header}:`, ...issues.map((i) => `  ${describeIssue(i)}`)].join('\n'), {
       hint: 'fix the keys listed; every key, its default and its form are documented in config.schema.json of @ngrokd/core',
       ...options,
     })

@@ -1,3 +1,5 @@
+import type { ConfigOrigin } from './config-invalid-error.js'
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
 
 /**
@@ -104,6 +106,12 @@ export interface DaemonConfig {
   plugins: Array<string | { name: string; options?: Record<string, unknown> }>
   /** Directory of the file the configuration came from, or the working directory when none. */
   configDir: string
+  /**
+   * Not a key: where each key a file or the environment set was written (`plugins` in FILE, `ngrokd.plugins` in a
+   * package.json, or NGROKD_PLUGINS), by its path in the file (`metrics.prometheus_listen`), so that what is found bad
+   * after loading (a plugin's options) is named as the user wrote it. Absent when neither set any.
+   */
+  origins?: Readonly<Record<string, ConfigOrigin>>
 }
 
 /** Something about the configuration that loads all the same, said at start-up and by `ngrokd doctor`. */

@@ -5,7 +5,7 @@ export { resolveConfig, defaultConfig, type ResolveConfigOptions } from './resol
 export { parseDuration, MAX_DURATION_MS } from './parse-duration.js'
 export { describeConfig } from './describe-config.js'
 export { redactSecret } from './redact-secret.js'
-export { ConfigInvalidError, type ConfigIssue } from './config-invalid-error.js'
+export { ConfigInvalidError, type ConfigIssue, type ConfigOrigin } from './config-invalid-error.js'
 export { listConfigKeys, CONFIG_SCHEMA_URL, type ConfigKeyInfo } from './config-schema.js'
 export { LEGACY_RENAMED_KEYS, LEGACY_IGNORED_KEYS } from './legacy-config.js'
 export { instanceOf, instanceDefaults, checkInstanceFlag, INSTANCE_ENV, INSTANCE_KEYS } from './instance.js'

@@ -1,5 +1,5 @@
 import { dirname, resolve } from 'node:path'
-import { ConfigInvalidError, type ConfigIssue } from './config-invalid-error.js'
+import { ConfigInvalidError, type ConfigIssue, type ConfigOrigin } from './config-invalid-error.js'
 import { pluginEntryName } from './builtin-plugins.js'
 import type { NgrokdError } from '../errors/ngrokd-error.js'
 import { getConfigModel } from './config-schema.js'
@@ -96,6 +96,8 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   defaults.values.set('state_dir', defaultStateDir(options.platformDefaults))
 
   let fileValues = new Map<string, unknown>()
+  // the name a key of the file was written under, when it differs (a legacy key)
+  let fileLabel = (path: string): string => path
   if (content !== undefined && content !== null) {
     const file = source ? { file: source } : {}
     const foreign = notAConfig(content)
@@ -110,6 +112,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
       const layer = validateLayer(legacy.raw, { baseDir: configDir, ...file, labelFor: (path) => legacy.renamed.get(path), ...(options.within ? { within: options.within } : {}) })
       issues.push(...layer.issues)
       fileValues = layer.values
+      fileLabel = (path) => legacy.renamed.get(path) ?? path
     }
   }
 
@@ -147,8 +150,16 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
     if (!options.salvage) throw new ConfigInvalidError(issues)
     options.salvage(new ConfigInvalidError(issues))
   }
+  const origins: Record<string, ConfigOrigin> = {}
+  for (const { path } of getConfigModel().keys) {
+    const envName = envLayer.values.has(path) ? env.sources.get(path) : undefined
+    if (envName) origins[path] = { key: path, env: envName }
+    else if (fileValues.has(path)) origins[path] = { key: options.within && source ? `${options.within}.${fileLabel(path)}` : fileLabel(path), ...(source ? { file: source } : {}) }
+  }
+  const config = buildConfig(values, configDir)
+  if (Object.keys(origins).length > 0) config.origins = origins
   const apiKeyOrigin = envLayer.values.has('api.key') ? `environment variable ${env.sources.get('api.key')}` : fileValues.has('api.key') ? `api.key in ${source ?? 'the configuration'}` : undefined
-  return { config: buildConfig(values, configDir), ...(source ? { source } : {}), notices, ...(apiKeyOrigin ? { apiKeyOrigin } : {}) }
+  return { config, ...(source ? { source } : {}), notices, ...(apiKeyOrigin ? { apiKeyOrigin } : {}) }
 }
 
 /**

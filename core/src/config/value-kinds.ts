@@ -32,7 +32,7 @@ export function expectedFor(schema: SchemaNode): string {
     case 'boolean':
       return 'true or false'
     case 'array': {
-      const items = schema.items ? expectedFor(schema.items).replace(/^an? /, '') : 'value'
+      const items = schema.items ? expectedFor(schema.items).replace(/^an? /, '') : 'values'
       return `a list of ${items.replace(/string$/, 'strings')}${schema.minItems ? ` (at least ${schema.minItems})` : ''}`
     }
     case 'object': {

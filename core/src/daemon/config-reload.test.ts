@@ -27,3 +27,10 @@ test("a mapping whose keys the user chose (annotations, driver options) is named
   assert.deepEqual(changedKeys(nested({ x: 1, y: 2 }), nested({ y: 2, x: 1 })), [], 'at every depth')
   assert.deepEqual(changedKeys(nested({ x: 1, y: 2 }), nested({ x: 1, y: 3 })), ['net.driver_options'])
 })
+
+test('where a key was written is no key: the same value from the environment instead of the file is no change', () => {
+  const fromFile = resolveConfig({ plugins: ['dns'] }, { source: '/etc/ngrokd/config.yml', env: {} }).config
+  const fromEnv = resolveConfig({}, { source: '/etc/ngrokd/config.yml', env: { NGROKD_PLUGINS: 'dns' } }).config
+  assert.deepEqual([fromFile.origins?.plugins, fromEnv.origins?.plugins], [{ key: 'plugins', file: '/etc/ngrokd/config.yml' }, { key: 'plugins', env: 'NGROKD_PLUGINS' }])
+  assert.deepEqual(changedKeys(fromFile, fromEnv), [])
+})

@@ -12,14 +12,14 @@ export const LIVE_KEYS: readonly string[] = ['log.level', 'bound_endpoints.poll_
 /**
  * The keys whose values differ between two resolved configurations, named as in the config file
  * (`boundEndpoints.pollIntervalMs` → `bound_endpoints.poll_interval`). Where the config file itself
- * is (`config_dir`) is not a key.
+ * is (`config_dir`) and where each key was written (`origins`) are no keys.
  */
 export function changedKeys(before: DaemonConfig, after: DaemonConfig): string[] {
   const a = flatten(before)
   const b = flatten(after)
   const keys = new Set([...a.keys(), ...b.keys()])
   keys.delete('configDir')
-  return [...keys].filter((k) => a.get(k) !== b.get(k)).map(fileKey).filter((k, i, all) => all.indexOf(k) === i).sort()
+  return [...keys].filter((k) => !k.startsWith('origins.') && a.get(k) !== b.get(k)).map(fileKey).filter((k, i, all) => all.indexOf(k) === i).sort()
 }
 
 /** Splits changed keys into those applied live and those needing a restart. */

@@ -24,13 +24,18 @@ const SERVICES_NAMED = 10
 export function configProblems(e: unknown): Check[] {
   if (!(e instanceof ConfigInvalidError) || e.issues.length === 0) return [failedCheck('config.load', e)]
   const headline = `${e.message.split('\n')[0]!.replace(/:$/, '')}: ${e.issues.length} problem${e.issues.length === 1 ? '' : 's'}, listed below`
-  return [failedCheck('config.load', e, headline), ...e.issues.map((issue): Check => ({
-    id: 'config.invalid',
+  return [failedCheck('config.load', e, headline), ...issueChecks('config.invalid', e)]
+}
+
+/** One failing check `id` per issue of `e`: the key, the file or variable it was written in, the value and what is expected. */
+export function issueChecks(id: string, e: ConfigInvalidError<'NGROKD_ERR_CONFIG_INVALID' | 'NGROKD_ERR_PLUGIN_INVALID'>): Check[] {
+  return e.issues.map((issue): Check => ({
+    id,
     status: 'fail',
     summary: `${issue.env ? `${issue.env} (${issue.key})` : issue.key}${issue.file && !issue.env ? ` in ${issue.file}` : ''}: ${issue.message}`,
     code: e.code,
     ...(e.hint ? { hint: e.hint } : {}),
-  }))]
+  }))
 }
 
 /**

@@ -7,6 +7,8 @@ import { callDaemon } from '../daemon/control-api.js'
 import { PluginHost, pluginSpecsOf } from '../plugin/plugin-host.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
+import { issueChecks } from './daemon-checks.js'
+import { ConfigInvalidError } from '../config/config-invalid-error.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 
 /** How long the daemon may take for its plugins' checks: each plugin's are bounded (PLUGIN_DOCTOR_TIMEOUT_MS). */
@@ -49,6 +51,7 @@ export async function pluginChecks(config: DaemonConfig): Promise<Check[]> {
     }
     return checks
   } catch (e) {
-    return [failedCheck('plugin.load', e)]
+    // a plugin's options found bad: one check per option, named as the user wrote it, as a bad key of the file is
+    return e instanceof ConfigInvalidError && e.issues.length > 0 ? issueChecks('plugin.load', e) : [failedCheck('plugin.load', e)]
   }
 }

@@ -11,6 +11,7 @@ import { isNgrokdError } from '../errors/ngrokd-error.js'
 import type { PluginInterfaceInfo, ServingEntry } from './define-plugin.js'
 import { PluginHost, pluginSpecsOf, type PluginSpec } from './plugin-host.js'
 import { resolveConfig } from '../config/resolve-config.js'
+import { ConfigInvalidError } from '../config/config-invalid-error.js'
 import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
 import { recordingLogger } from '../testing/recording-logger.js'
 
@@ -52,8 +53,9 @@ describe('PluginHost', () => {
     assert.deepEqual(journal(), ['opts {"ttl":5,"port":53}'])
     await assert.rejects(load([{ name: path, options: { ttl: 0, colour: 'red' } }]), (e: unknown) => {
       assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
-      assert.match(e.message, /plugin "opts": .*additional properties: colour/)
-      assert.match(e.message, /options\.ttl must be >= 1/)
+      assert.match(e.message, /^ {2}plugins\[0\]\.options\.colour: unknown key; valid keys in plugins\[0\]\.options: port, ttl$/m)
+      assert.match(e.message, /^ {2}plugins\[0\]\.options\.ttl: 0 is not valid; expected a whole number of 1 or more$/m)
+      assert.match(e.hint!, /the opts plugin's documentation/)
       return true
     })
   })
@@ -67,12 +69,14 @@ describe('PluginHost', () => {
     )
     await assert.rejects(load([{ name: path, options: { ttl: '5', colour: 'red', webhook_token: 'xoxp-1234567890-SECRETSECRETSECRET', 'a/b': ['ok', 'x'.repeat(100)] } }]), (e: unknown) => {
       assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
-      assert.match(e.message, /options must have required property 'zone'(;|$)/, 'a missing key has no value')
-      assert.match(e.message, /options\.ttl must be integer \(got "5"\)/)
-      assert.match(e.message, /additional properties: colour \(got "red"\)/)
-      assert.match(e.message, /options\.webhook_token must match pattern "\^xoxb-" \(got "…CRET"\)/, 'a secret shows as much as the API key does')
+      assert.match(e.message, /^ {2}plugins\[0\]\.options\.zone: missing; expected a string$/m, 'a missing key has no value')
+      assert.match(e.message, /^ {2}plugins\[0\]\.options\.ttl: "5" is not valid; expected a whole number$/m)
+      assert.match(e.message, /^ {2}plugins\[0\]\.options\.colour: unknown key; valid keys in plugins\[0\]\.options: zone, ttl, webhook_token, a\/b$/m)
+      // a pattern nobody described is shown as it is
+      assert.match(e.message, /^ {2}plugins\[0\]\.options\.webhook_token: "…CRET" is not valid; expected a string matching \^xoxb-$/m, 'a secret shows as much as the API key does')
       assert.doesNotMatch(e.message, /SECRETSECRET/)
-      assert.match(e.message, new RegExp(`options\\.a/b\\.1 must NOT have more than 3 characters \\(got "${'x'.repeat(58)}…\\)`))
+      // a rule the expected phrase does not say is said in Ajv's words
+      assert.match(e.message, new RegExp(`^ {2}plugins\\[0\\]\\.options\\.a/b\\[1\\]: "${'x'.repeat(76)}\\.\\.\\. is not valid: it must NOT have more than 3 characters; expected a string$`, 'm'))
       return true
     })
   })
@@ -84,8 +88,8 @@ describe('PluginHost', () => {
     )
     await assert.rejects(load([{ name: path, options: { webhook: { auth: { password: 'PWSECRETPWSECRET' } }, tokens: ['TKSECRETTKSECRET', 'b'] } }]), (e: unknown) => {
       assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'))
-      assert.match(e.message, /options\.webhook must be string \(got \{"auth":\{"password":"…CRET"\}\}\)/)
-      assert.match(e.message, /options\.tokens must NOT have more than 1 items \(got \["…CRET","…"\]\)/)
+      assert.match(e.message, /^ {2}plugins\[0\]\.options\.webhook: \{"auth":\{"password":"…CRET"\}\} is not valid; expected a string$/m)
+      assert.match(e.message, /^ {2}plugins\[0\]\.options\.tokens: \["…CRET","…"\] is not valid: it must NOT have more than 1 items; expected a list of values$/m)
       assert.doesNotMatch(e.message, /SECRETPW|SECRETTK/)
       return true
     })
@@ -133,7 +137,7 @@ describe('PluginHost', () => {
     const checked = await PluginHost.check([early, opts], { configDir: dir })
     assert.deepEqual(checked.map((c) => [c.plugin.name, c.options]), [['early', {}], ['check-opts', { ttl: 5 }]])
     await assert.rejects(PluginHost.check([early, './nothere.mjs'], { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_NOT_FOUND'))
-    await assert.rejects(PluginHost.check([{ name: opts, options: { ttl: 'x' } }], { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID') && /options\.ttl must be integer/.test(e.message))
+    await assert.rejects(PluginHost.check([{ name: opts, options: { ttl: 'x' } }], { configDir: dir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID') && /plugins\[0\]\.options\.ttl: "x" is not valid; expected a whole number/.test(e.message))
     assert.deepEqual(journal(), [])
   })
 
@@ -166,9 +170,9 @@ describe('PluginHost', () => {
     assert.deepEqual(journal(), ['prod Corp.Internal team.corp.example'])
     await assert.rejects(load([{ name: names, options: { suffixes: ['prod', 'corp..internal', 'bad suffix!'] } }]), (e: unknown) => {
       assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'), String(e))
-      assert.match(e.message, /options\.suffixes\.1 is not a DNS name: has an empty label \(got "corp\.\.internal"\)/)
-      assert.match(e.message, /options\.suffixes\.2 is not a DNS name: contains whitespace/)
-      assert.doesNotMatch(e.message, /suffixes\.0/)
+      assert.match(e.message, /plugins\[0\]\.options\.suffixes\[1\]: "corp\.\.internal" is not a DNS name: has an empty label/)
+      assert.match(e.message, /plugins\[0\]\.options\.suffixes\[2\]: "bad suffix!" is not a DNS name: contains whitespace/)
+      assert.doesNotMatch(e.message, /suffixes\[0\]/)
       assert.match(e.hint!, /a DNS name is labels of a-z, 0-9 and "-" joined by single dots/)
       return true
     })
@@ -189,8 +193,8 @@ describe('PluginHost', () => {
     journal().length = 0
     const refused = (e: unknown) => {
       assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'), String(e))
-      assert.equal(e.message, 'plugin "checked": options.at is not an IP address (got "localhost")')
-      assert.match(e.hint!, /fix the plugin's options in plugins:/)
+      assert.match(e.message, /^invalid configuration:\n {2}plugins\[[01]\]\.options: options\.at is not an IP address \(got "localhost"\)$/)
+      assert.match(e.hint!, /^fix the keys listed; the checked plugin's documentation says what each of its options takes/)
       return true
     }
     await assert.rejects(load([first, { name: checked, options: { at: 'localhost' } }]), refused)
@@ -519,13 +523,77 @@ describe('PluginHost', () => {
 })
 
 test('metrics.prometheus_listen beside a prometheus entry in plugins: fills its listen, and another listen there is refused', () => {
+  const options = (config: Parameters<typeof pluginSpecsOf>[0]) => pluginSpecsOf(config).map((s) => (typeof s === 'string' ? s : { name: s.name, options: s.options }))
   const bare = resolveConfig({ metrics: { prometheus_listen: '127.0.0.1:9464' }, plugins: ['prometheus'] }, { env: {} }).config
-  assert.deepEqual(pluginSpecsOf(bare), [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }])
+  assert.deepEqual(options(bare), [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }])
   const same = resolveConfig({ metrics: { prometheus_listen: '127.0.0.1:9464' }, plugins: [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }] }, { env: {} }).config
-  assert.deepEqual(pluginSpecsOf(same), [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }])
-  assert.deepEqual(pluginSpecsOf(resolveConfig({ metrics: { prometheus_listen: '127.0.0.1:9464' } }, { env: {} }).config), [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }])
+  assert.deepEqual(options(same), [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }])
+  assert.deepEqual(options(resolveConfig({ metrics: { prometheus_listen: '127.0.0.1:9464' } }, { env: {} }).config), [{ name: 'prometheus', options: { listen: '127.0.0.1:9464' } }])
   assert.throws(
     () => resolveConfig({ metrics: { prometheus_listen: '127.0.0.1:9464' }, plugins: [{ name: 'prometheus', options: { listen: '127.0.0.1:9465' } }] }, { env: {} }),
     (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /metrics\.prometheus_listen: "127\.0\.0\.1:9464" is the older spelling of the prometheus plugin's listen, and plugins gives it listen "127\.0\.0\.1:9465"/.test(e.message),
   )
+})
+
+test('pluginSpecsOf: each entry says where it was written, in the file or the variable, and a listen from metrics.prometheus_listen is that key', () => {
+  const FILE = '/etc/ngrokd/config.yml'
+  const origins = (content: unknown, env: NodeJS.ProcessEnv = {}, within?: string) => pluginSpecsOf(resolveConfig(content, { source: FILE, env, ...(within ? { within } : {}) }).config).map((s) => (typeof s === 'string' ? undefined : s.origin))
+  assert.deepEqual(origins({ plugins: ['dns', { name: 'prometheus', options: { listen: '127.0.0.1:9464' } }] }), [{ options: { key: 'plugins[0].options', file: FILE } }, { options: { key: 'plugins[1].options', file: FILE } }])
+  assert.deepEqual(origins({ plugins: ['prometheus'] }, {}, 'ngrokd'), [{ options: { key: 'ngrokd.plugins[0].options', file: FILE } }], 'under the key of a package.json')
+  assert.deepEqual(origins({ plugins: ['dns'] }, { NGROKD_PLUGINS: '["prometheus"]' }), [{ options: { key: 'plugins[0].options', env: 'NGROKD_PLUGINS' } }], 'the environment beats the file')
+  const listen = { key: 'metrics.prometheus_listen', file: FILE }
+  assert.deepEqual(origins({ metrics: { prometheus_listen: 'localhost' } }), [{ options: listen, option: { listen } }], 'the entry it adds')
+  assert.deepEqual(origins({ metrics: { prometheus_listen: 'localhost' }, plugins: ['prometheus'] }), [{ options: { key: 'plugins[0].options', file: FILE }, option: { listen } }], 'the listen it fills in')
+})
+
+describe("a plugin's options found bad are named as a bad key of the file is: the file, the key as written, the value, what is expected", () => {
+  let configDir: string
+  before(async () => {
+    configDir = await mkdtemp(join(tmpdir(), 'ngrokd-plugin-options-'))
+  })
+  after(async () => {
+    await rm(configDir, { recursive: true, force: true })
+  })
+  const FILE = () => join(configDir, 'config.yml')
+  /** What the start, a reload and doctor check: the built-in plugins, as the file at FILE (or the variables) give them. */
+  const refusal = async (content: unknown, env: NodeJS.ProcessEnv = {}) => {
+    const { config } = resolveConfig(content, { source: FILE(), env })
+    const e = await PluginHost.check(pluginSpecsOf(config), { configDir }).then(
+      () => assert.fail('the options were taken'),
+      (err: unknown) => err,
+    )
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_PLUGIN_INVALID'), String(e))
+    assert.ok(e instanceof ConfigInvalidError, 'its issues, for doctor')
+    return e
+  }
+
+  it('a value that fails a pattern the plugin describes: what the pattern means, never the pattern', async () => {
+    const e = await refusal({ plugins: [{ name: 'prometheus', options: { listen: 'localhost' } }] })
+    assert.equal(e.message, `invalid configuration in ${FILE()}:\n  plugins[0].options.listen: "localhost" is not valid; expected host:port, such as 127.0.0.1:9464 or [::1]:9464 (a port is needed)`)
+    assert.deepEqual(e.issues, [{ key: 'plugins[0].options.listen', file: FILE(), message: '"localhost" is not valid; expected host:port, such as 127.0.0.1:9464 or [::1]:9464 (a port is needed)' }])
+    assert.match(e.hint!, /the prometheus plugin's documentation/)
+  })
+
+  it('a misspelt option: the options there are and the one it is likely a typo of, and not the required one besides', async () => {
+    const e = await refusal({ plugins: ['dns', { name: 'prometheus', options: { lisen: '127.0.0.1:9464' } }] })
+    assert.equal(e.message, `invalid configuration in ${FILE()}:\n  plugins[1].options.lisen: unknown key; valid keys in plugins[1].options: listen (did you mean plugins[1].options.listen?)`)
+  })
+
+  it('metrics.prometheus_listen is named as written, not as the option it fills in', async () => {
+    const e = await refusal({ metrics: { prometheus_listen: 'localhost' } })
+    assert.equal(e.message, `invalid configuration in ${FILE()}:\n  metrics.prometheus_listen: "localhost" is not valid as the prometheus plugin's listen; expected host:port, such as 127.0.0.1:9464 or [::1]:9464 (a port is needed)`)
+    // its listen filled into a prometheus entry of plugins: the same key
+    const filled = await refusal({ metrics: { prometheus_listen: 'localhost' }, plugins: ['prometheus'] })
+    assert.deepEqual(filled.issues.map((i) => i.key), ['metrics.prometheus_listen'])
+  })
+
+  it('a list from the environment names its variable; an entry of a dns listen has what it takes described too', async () => {
+    const e = await refusal({}, { NGROKD_PLUGINS: '[{"name":"dns","options":{"listen":[""]}}]' })
+    assert.equal(e.message, 'invalid configuration in the environment:\n  environment variable NGROKD_PLUGINS (plugins[0].options.listen[0]): "" is not valid; expected an IP address with an optional port 0-65535, such as 10.107.0.1, 127.0.0.53:5353 or [::1]:53')
+  })
+
+  it("what a plugin's checkOptions refuses: its words, under the entry's options in the file", async () => {
+    const e = await refusal({ plugins: [{ name: 'dns', options: { listen: ['localhost:53'] } }] })
+    assert.equal(e.message, `invalid configuration in ${FILE()}:\n  plugins[0].options: options.listen.0 is not an IP address with an optional port 0-65535 (got "localhost:53")`)
+  })
 })

@@ -11,21 +11,40 @@ import { PluginNameResolver } from './plugin-name-resolver.js'
 import { pluginRouteKey } from './plugin-routes.js'
 import { within } from './within.js'
 import { isSecretName, redactSecretOptions } from '../config/redact-secret.js'
+import { ConfigInvalidError, type ConfigIssue, type ConfigOrigin } from '../config/config-invalid-error.js'
+import type { DaemonConfig } from '../config/daemon-config.js'
+import type { SchemaNode } from '../config/config-schema.js'
+import { expectedFor, renderValue } from '../config/value-kinds.js'
+import { didYouMean } from '../util/did-you-mean.js'
 import { validateHostname } from '../protocol/endpoints.js'
 
-/** One entry of the `plugins:` config list: a name, or a name with options. */
-export type PluginSpec = string | { name: string; options?: Record<string, unknown> }
+/** Where an entry of the plugins to load was written, for the errors of its options (see {@link pluginSpecsOf}). */
+export interface PluginSpecOrigin {
+  /** Where its options were written: `plugins[0].options` in FILE. Default: `plugins[<its place in the list>].options`, no file. */
+  options?: ConfigOrigin
+  /** An option written under a key of its own: `listen` as `metrics.prometheus_listen`. */
+  option?: Readonly<Record<string, ConfigOrigin>>
+}
+
+/** One entry of the `plugins:` config list: a name, or a name with options (and where they were written). */
+export type PluginSpec = string | { name: string; options?: Record<string, unknown>; origin?: PluginSpecOrigin }
 
 /**
  * The plugins a config runs: `plugins:`, with the prometheus plugin's `listen` from the older `metrics.prometheus_listen`
- * when it is set (the entry added when `plugins:` has none, its `listen` filled in when it gives none).
+ * when it is set (the entry added when `plugins:` has none, its `listen` filled in when it gives none). Each entry
+ * carries where it was written (config.origins): `plugins[0]` in FILE, or `metrics.prometheus_listen` for that `listen`.
  */
-export function pluginSpecsOf(config: { plugins: readonly PluginSpec[]; metrics: { prometheusListen?: string | undefined } }): PluginSpec[] {
+export function pluginSpecsOf(config: Pick<DaemonConfig, 'plugins' | 'metrics' | 'origins'>): PluginSpec[] {
+  const list = config.origins?.plugins ?? { key: 'plugins' }
+  const specs = config.plugins.map((s, i): Exclude<PluginSpec, string> => ({ ...(typeof s === 'string' ? { name: s } : s), origin: { options: { ...list, key: `${list.key}[${i}].options` } } }))
   const listen = config.metrics.prometheusListen
-  if (!listen) return [...config.plugins]
-  const named = (s: PluginSpec) => (typeof s === 'string' ? s : s.name)
-  if (!config.plugins.some((s) => named(s) === 'prometheus')) return [...config.plugins, { name: 'prometheus', options: { listen } }]
-  return config.plugins.map((s) => (named(s) !== 'prometheus' ? s : typeof s === 'string' ? { name: s, options: { listen } } : { ...s, options: { listen, ...s.options } }))
+  if (!listen) return specs
+  const written = config.origins?.['metrics.prometheus_listen'] ?? { key: 'metrics.prometheus_listen' }
+  const prometheus = specs.findIndex((s) => s.name === 'prometheus')
+  if (prometheus < 0) return [...specs, { name: 'prometheus', options: { listen }, origin: { options: written, option: { listen: written } } }]
+  const entry = specs[prometheus]!
+  if (entry.options?.listen === undefined) specs[prometheus] = { ...entry, options: { listen, ...entry.options }, origin: { ...entry.origin, option: { listen: written } } }
+  return specs
 }
 
 /** What `ngrokd status` shows per plugin. */
@@ -41,6 +60,13 @@ export interface PluginStatus {
 export interface CheckedPlugin {
   plugin: PluginModule
   options: Record<string, unknown>
+}
+
+/** An entry of the list resolved to its module, with its options as written (not checked yet) and where they were written. */
+export interface ResolvedPlugin {
+  plugin: PluginModule
+  options?: Record<string, unknown>
+  origin?: PluginSpecOrigin
 }
 
 type Hook<A extends unknown[]> = (...args: A) => void | Promise<void>
@@ -121,7 +147,8 @@ let optionsAjv: AjvClass | undefined
 async function pluginOptionsAjv(): Promise<AjvClass> {
   if (!optionsAjv) {
     const { Ajv } = await import('ajv')
-    optionsAjv = new Ajv({ allErrors: true, strict: false, useDefaults: true })
+    // verbose: each error carries its value and the schema it broke, for what is expected
+    optionsAjv = new Ajv({ allErrors: true, strict: false, useDefaults: true, verbose: true })
     for (const [name, format] of Object.entries(OPTION_FORMATS)) optionsAjv.addFormat(name, { type: 'string', validate: (value: string) => format.reason(value) === undefined })
   }
   return optionsAjv
@@ -139,8 +166,101 @@ async function compileOptionsSchema(plugin: PluginModule): Promise<ValidateFunct
   }
 }
 
-/** Longest value an option error quotes (as JSON); a longer one is cut, with `…`. */
-const OPTION_VALUE_MAX = 60
+/** Where an entry's options were written, and any option written under a key of its own (PluginSpecOrigin). */
+type OptionsOrigin = Required<Pick<PluginSpecOrigin, 'options'>> & Pick<PluginSpecOrigin, 'option'>
+
+/** A value for an option error, as core's config errors show one; under a secret name, its own or one above it (isSecretName), as much as the API key shows. */
+function optionValue(value: unknown, path: readonly string[]): string {
+  return renderValue(redactSecretOptions(value, path.some(isSecretName)))
+}
+
+/**
+ * What an option's schema accepts, in words, as core's config errors say it: the schema's own `x-ngrokd.expected`
+ * (how a plugin describes a pattern: docs/writing-a-plugin.md), else what its type says; a pattern nobody described is
+ * shown as it is. Undefined when the schema says nothing a sentence can.
+ */
+function expectedOf(schema: SchemaNode & { oneOf?: SchemaNode[] }): string | undefined {
+  if (schema['x-ngrokd']?.expected) return schema['x-ngrokd'].expected
+  const branches = schema.anyOf ?? schema.oneOf
+  if (branches) {
+    const each = branches.map(expectedOf)
+    return each.every((e) => e !== undefined) ? each.join(', or ') : undefined
+  }
+  if (typeof schema.pattern === 'string') return `a string matching ${schema.pattern}`
+  return schema.type !== undefined || schema.enum !== undefined ? expectedFor(schema) : undefined
+}
+
+/** Keywords whose rule {@link expectedOf} puts in words (core's expectedFor): another's is said in Ajv's words too. */
+const SAID_BY_EXPECTED: ReadonlySet<string> = new Set(['type', 'pattern', 'minimum', 'maximum', 'exclusiveMinimum', 'anyOf', 'oneOf'])
+
+/**
+ * Ajv's errors as core's config issues (docs/errors.md): each names the key as the user wrote it (`plugins[0].options.listen`,
+ * or `metrics.prometheus_listen`) in its file or variable, the value, and what is expected; an unknown option, the
+ * options there are, and the one it is likely a typo of. The error keeps the plugin's code.
+ */
+function optionsError(name: string, errors: ErrorObject[], options: Record<string, unknown>, origin: OptionsOrigin): ConfigInvalidError<'NGROKD_ERR_PLUGIN_INVALID'> {
+  /** The key of the option at `path` (keys of the options), as the user wrote it, where it was written. */
+  const keyOf = (path: readonly string[]): ConfigOrigin => {
+    const own = path.length > 0 ? origin.option?.[path[0]!] : undefined
+    const [base, rest, from] = own ? [own, path.slice(1), path.slice(0, 1)] : [origin.options, path, []]
+    let key = base.key
+    let node: unknown = rawAt(options, from)
+    for (const k of rest) {
+      key += Array.isArray(node) ? `[${k}]` : `.${k}`
+      node = (node as Record<string, unknown> | undefined)?.[k]
+    }
+    return { ...base, key }
+  }
+  /** ` as the prometheus plugin's listen`, for an option written under a key of its own. */
+  const as = (path: readonly string[]) => (path.length > 0 && origin.option?.[path[0]!] ? ` as the ${name} plugin's ${path.join('.')}` : '')
+  const issues: ConfigIssue[] = []
+  const seen = new Set<string>()
+  const add = (where: ConfigOrigin, message: string) => {
+    if (seen.has(where.key)) return
+    seen.add(where.key)
+    issues.push({ ...where, message })
+  }
+  const fixes = new Set<string>()
+  // an unknown option first: a required one it is likely a typo of is then said there (`lisen`: did you mean listen?)
+  const meant = new Set<string>()
+  for (const e of errors.filter((x) => x.keyword === 'additionalProperties')) {
+    const path = keysOf(e.instancePath)
+    const unknown = String(e.params.additionalProperty)
+    const parent = keyOf(path)
+    const known = Object.keys((e.parentSchema as SchemaNode | undefined)?.properties ?? {})
+    const sibling = didYouMean(unknown, known)
+    if (sibling) meant.add([...path, sibling].join('/'))
+    const valid = known.length > 0 ? `valid keys in ${parent.key}: ${known.join(', ')}` : `${parent.key} takes none`
+    add(keyOf([...path, unknown]), `unknown key; ${valid}${sibling ? ` (did you mean ${keyOf([...path, sibling]).key}?)` : ''}`)
+  }
+  for (const e of errors) {
+    const path = keysOf(e.instancePath)
+    const schema = (e.parentSchema ?? {}) as SchemaNode
+    const value = optionValue(e.data, path)
+    if (e.keyword === 'additionalProperties') continue
+    // a branch of anyOf/oneOf: the anyOf's own error says what any branch takes
+    if (errors.some((x) => (x.keyword === 'anyOf' || x.keyword === 'oneOf') && e.schemaPath.startsWith(`${x.schemaPath}/`))) continue
+    if (e.keyword === 'required') {
+      const missing = String(e.params.missingProperty)
+      if (meant.has([...path, missing].join('/'))) continue
+      const expected = expectedOf(schema.properties?.[missing] ?? {})
+      add(keyOf([...path, missing]), `missing${as([...path, missing])}${expected ? `; expected ${expected}` : ''}`)
+    } else if (e.keyword === 'enum') {
+      add(keyOf(path), `${value} is not one of ${(e.params.allowedValues as unknown[]).join(', ')}${as(path)}`)
+    } else if (e.keyword === 'format' && OPTION_FORMATS[String(e.params.format)]) {
+      // a format of ours says why the value fails it, not only its name
+      const format = OPTION_FORMATS[String(e.params.format)]!
+      fixes.add(format.fix)
+      add(keyOf(path), `${value} is not ${format.what}${as(path)}: ${format.reason(String(e.data))}`)
+    } else {
+      const expected = expectedOf(schema)
+      // a rule the phrase does not put in words (maxLength, multipleOf, …) is said in Ajv's too
+      const said = expected !== undefined && (schema['x-ngrokd']?.expected !== undefined || SAID_BY_EXPECTED.has(e.keyword) || ((e.keyword === 'minLength' || e.keyword === 'minItems') && e.params.limit === 1))
+      add(keyOf(path), `${value} is not valid${as(path)}${said ? '' : `: it ${e.message}`}${expected ? `; expected ${expected}` : ''}`)
+    }
+  }
+  return new ConfigInvalidError(issues, { code: 'NGROKD_ERR_PLUGIN_INVALID', hint: [`fix the keys listed; the ${name} plugin's documentation says what each of its options takes`, ...fixes].join('; ') })
+}
 
 /** The keys of a JSON pointer (Ajv's instancePath; RFC 6901: `~1` is `/`, `~0` is `~`). */
 function keysOf(pointer: string): string[] {
@@ -154,36 +274,12 @@ function rawAt(options: unknown, path: readonly string[]): unknown {
   return value
 }
 
-/** The value at `keys` (then `key`), as short JSON; undefined when absent. */
-function valueAt(options: unknown, keys: readonly string[], key?: string): string | undefined {
-  const path = key === undefined ? keys : [...keys, key]
-  // an option whose name (or one above it) says secret shows as much as the config's API key does
-  const value = redactSecretOptions(rawAt(options, path), path.some(isSecretName))
-  const text = value === undefined ? undefined : (JSON.stringify(value) ?? String(value))
-  return text !== undefined && text.length > OPTION_VALUE_MAX ? `${text.slice(0, OPTION_VALUE_MAX - 1)}…` : text
-}
-
-/** Each problem names the key, the value it has (absent for a missing key) and what is expected (docs/errors.md). */
-function optionsError(name: string, errors: ErrorObject[], options: unknown): NgrokdError {
-  const fixes = new Set<string>()
-  const what = errors.map((e) => {
-    const extra = e.params && 'additionalProperty' in e.params ? String(e.params.additionalProperty) : undefined
-    const keys = keysOf(e.instancePath)
-    const value = e.keyword === 'required' ? undefined : valueAt(options, keys, extra)
-    // a format of ours says why the value fails it, not only its name
-    const format = e.keyword === 'format' ? OPTION_FORMATS[String(e.params.format)] : undefined
-    if (format) fixes.add(format.fix)
-    const message = format ? `is not ${format.what}: ${format.reason(String(rawAt(options, keys)))}` : e.message
-    return `${['options', ...keys].join('.')} ${message}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as unknown[]).join(', ')})` : ''}${extra !== undefined ? `: ${extra}` : ''}${value !== undefined ? ` (got ${value})` : ''}`
-  })
-  return new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${name}": ${what.join('; ')}`, { hint: [`fix the plugin's options in plugins: (see the ${name} plugin's documentation)`, ...fixes].join('; ') })
-}
-
-/** A throw of a plugin's `checkOptions`: its options are invalid, said in the plugin's words, with its fix. */
-function checkedOptionsError(name: string, e: unknown): NgrokdError {
+/** A throw of a plugin's `checkOptions`: its options are invalid, said in the plugin's words where they were written, with its fix. */
+function checkedOptionsError(name: string, e: unknown, origin: OptionsOrigin): ConfigInvalidError<'NGROKD_ERR_PLUGIN_INVALID'> {
   const hint = isNgrokdError(e) ? e.hint : undefined
-  return new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${name}": ${e instanceof Error ? e.message : String(e)}`, {
-    hint: [`fix the plugin's options in plugins: (see the ${name} plugin's documentation)`, ...(hint ? [hint] : [])].join('; '),
+  return new ConfigInvalidError([{ ...origin.options, message: e instanceof Error ? e.message : String(e) }], {
+    code: 'NGROKD_ERR_PLUGIN_INVALID',
+    hint: [`fix the keys listed; the ${name} plugin's documentation says what each of its options takes`, ...(hint ? [hint] : [])].join('; '),
   })
 }
 
@@ -194,7 +290,7 @@ function checkedOptionsError(name: string, e: unknown): NgrokdError {
  * in `register()` or a hook is isolated and reported — it never takes the daemon down.
  *
  * ```ts
- * const plugins = await PluginHost.load(config.plugins, { configDir, stateDir, logger, scope, metrics, interfaceInfo, hostsFileResolver })
+ * const plugins = await PluginHost.load(pluginSpecsOf(config), { configDir, stateDir, logger, scope, metrics, interfaceInfo, hostsFileResolver })
  * plugins.nameResolver('dns') // a factory, if a plugin offered one
  * await plugins.start(); await plugins.afterReconcile(serving); await plugins.stop()
  * ```
@@ -229,19 +325,19 @@ export class PluginHost {
   }
 
   /** Each entry of `specs` resolved to its module, in list order. */
-  private static async resolve(specs: readonly PluginSpec[], options: Pick<PluginHostOptions, 'configDir' | 'platform' | 'hookTimeoutMs' | 'signal'> & { fresh?: boolean }): Promise<Array<{ plugin: PluginModule; options: Record<string, unknown> }>> {
-    const modules: Array<{ plugin: PluginModule; options: Record<string, unknown> }> = []
+  private static async resolve(specs: readonly PluginSpec[], options: Pick<PluginHostOptions, 'configDir' | 'platform' | 'hookTimeoutMs' | 'signal'> & { fresh?: boolean }): Promise<ResolvedPlugin[]> {
+    const modules: ResolvedPlugin[] = []
     for (const spec of specs) {
-      const { name, options: pluginOptions = {} } = typeof spec === 'string' ? { name: spec } : spec
+      const { name, options: pluginOptions = {}, origin } = typeof spec === 'string' ? { name: spec } : spec
       // a module whose top-level await never settles would leave nothing to wait on: the process would exit at once
       const resolved = await within(() => resolvePlugin(name, { configDir: options.configDir, platform: options.platform, fresh: options.fresh ?? false }), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `loading plugin ${name}`, options.signal)
-      modules.push({ plugin: resolved.plugin, options: pluginOptions })
+      modules.push({ plugin: resolved.plugin, options: pluginOptions, ...(origin ? { origin } : {}) })
     }
     return modules
   }
 
   /** Checks every entry (listed once, dependencies before it, options valid, defaults filled in), then registers each, in list order. */
-  static async create(modules: ReadonlyArray<{ plugin: PluginModule; options?: Record<string, unknown> }>, options: PluginHostOptions): Promise<PluginHost> {
+  static async create(modules: readonly ResolvedPlugin[], options: PluginHostOptions): Promise<PluginHost> {
     const loaded: Loaded[] = []
     // the whole list is checked before any register() runs: a bad last entry stops the start before the first plugin does anything
     for (const { plugin, options: pluginOptions } of await PluginHost.checkAll(modules)) {
@@ -253,26 +349,27 @@ export class PluginHost {
   }
 
   /** The checks of {@link create} over the whole list, before anything registers: each entry with its options validated. */
-  private static async checkAll(modules: ReadonlyArray<{ plugin: PluginModule; options?: Record<string, unknown> }>): Promise<CheckedPlugin[]> {
+  private static async checkAll(modules: readonly ResolvedPlugin[]): Promise<CheckedPlugin[]> {
     const checked: CheckedPlugin[] = []
     const names = new Set<string>()
-    for (const { plugin, options: raw = {} } of modules) {
+    for (const [i, { plugin, options: raw = {}, origin }] of modules.entries()) {
       if (names.has(plugin.name)) throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `plugin "${plugin.name}" is listed twice`, { hint: 'list each plugin once in plugins:' })
       for (const dep of plugin.dependencies ?? []) {
         if (!names.has(dep)) {
           throw new NgrokdError('NGROKD_ERR_PLUGIN_DEPENDENCY', `plugin "${plugin.name}" needs plugin "${dep}" registered before it`, { hint: `add ${dep} to plugins:, ahead of ${plugin.name}` })
         }
       }
+      const written: OptionsOrigin = { options: origin?.options ?? { key: `plugins[${i}].options` }, ...(origin?.option ? { option: origin.option } : {}) }
       const pluginOptions = structuredClone(raw)
       if (plugin.optionsSchema) {
         const validate = await compileOptionsSchema(plugin)
-        if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [], pluginOptions)
+        if (!validate(pluginOptions)) throw optionsError(plugin.name, validate.errors ?? [], pluginOptions, written)
       }
       if (plugin.checkOptions) {
         try {
           plugin.checkOptions(pluginOptions)
         } catch (e) {
-          throw checkedOptionsError(plugin.name, e)
+          throw checkedOptionsError(plugin.name, e, written)
         }
       }
       names.add(plugin.name)

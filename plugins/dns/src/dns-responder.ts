@@ -241,6 +241,9 @@ function growReceiveBuffer(udp: dgram.Socket): void {
   }
 }
 
+/** What a `listen` address of the plugin's options may be, for its errors. */
+export const LISTEN_EXPECTED = 'an IP address with an optional port 0-65535, such as 10.107.0.1, 127.0.0.53:5353 or [::1]:53'
+
 /**
  * `host:port`, `[v6]:port`, or a bare address (port 53); `option` names the value in the error (NGROKD_ERR_PLUGIN_INVALID)
  * for one that is not such an address. The plugin's `checkOptions` and `register()` both parse with it: one rule.

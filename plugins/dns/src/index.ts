@@ -1,6 +1,6 @@
 import { definePlugin } from '@ngrokd/core/plugin'
 import { DnsNameResolver, NOT_IN_USE } from './dns-name-resolver.js'
-import { DEFAULT_TTL, DNS_PORT, DnsResponder, parseListenAddress } from './dns-responder.js'
+import { DEFAULT_TTL, DNS_PORT, DnsResponder, LISTEN_EXPECTED, parseListenAddress } from './dns-responder.js'
 
 export interface DnsOptions {
   /** Addresses to answer on (`host`, `host:port`, `[v6]:port`); default the interface's own address, port 53. */
@@ -28,7 +28,14 @@ export default definePlugin<DnsOptions>({
     type: 'object',
     additionalProperties: false,
     properties: {
-      listen: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'addresses to answer on, e.g. 10.107.0.1 or 127.0.0.1:5353; default the interface address, port 53' },
+      listen: {
+        type: 'array',
+        minItems: 1,
+        items: { type: 'string', minLength: 1, 'x-ngrokd': { expected: LISTEN_EXPECTED } },
+        description: 'addresses to answer on, e.g. 10.107.0.1 or 127.0.0.1:5353; default the interface address, port 53',
+        // what an error says is expected (checkOptions judges each address)
+        'x-ngrokd': { expected: `a list of addresses, each ${LISTEN_EXPECTED}` },
+      },
       ttl: { type: 'integer', minimum: 0, maximum: 3600, default: DEFAULT_TTL, description: 'seconds the answers may be cached' },
       suffixes: { type: 'array', items: { type: 'string', format: 'hostname' }, default: [], description: 'suffixes served even with no endpoint under them, each a DNS name (corp.internal)' },
     },

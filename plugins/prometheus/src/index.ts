@@ -25,7 +25,15 @@ export default definePlugin<PrometheusOptions>({
     additionalProperties: false,
     required: ['listen'],
     // host:port, IPv6 in brackets (parseListen reads it; checked here so that a bad one stops the start)
-    properties: { listen: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]\\s]+):\\d{1,5}$', description: 'host:port of GET /metrics, e.g. 127.0.0.1:9464' } },
+    properties: {
+      listen: {
+        type: 'string',
+        pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]\\s]+):\\d{1,5}$',
+        description: 'host:port of GET /metrics, e.g. 127.0.0.1:9464',
+        // what an error says is expected, in place of the pattern
+        'x-ngrokd': { expected: 'host:port, such as 127.0.0.1:9464 or [::1]:9464 (a port is needed)' },
+      },
+    },
   },
   // a port past 65535 stops the start (and a reload) too, with the option named, instead of failing the plugin
   checkOptions(options) {

@@ -167,7 +167,7 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     const suffix = await doctor(config('bad-suffix.json', { plugins: [{ name: 'dns', options: { suffixes: ['prod', 'corp..internal'] } }], names: { resolver: 'dns' } }), '--offline')
     const load = suffix.report.checks.find((c) => c.id === 'plugin.load')!
     assert.equal(load.code, 'NGROKD_ERR_PLUGIN_INVALID', JSON.stringify(load))
-    assert.match(load.summary, /plugin "dns": options\.suffixes\.1 is not a DNS name: has an empty label \(got "corp\.\.internal"\)/)
+    assert.equal(load.summary, `plugins[0].options.suffixes[1] in ${join(dir, 'bad-suffix.json')}: "corp..internal" is not a DNS name: has an empty label`)
     assert.match(load.hint ?? '', /a DNS name is labels of a-z, 0-9 and "-" joined by single dots/)
     assert.equal(suffix.code, 1)
 
@@ -175,9 +175,22 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     const listen = await doctor(config('bad-listen.json', { plugins: [{ name: 'dns', options: { listen: ['127.0.0.1:5353', 'localhost:53'] } }], names: { resolver: 'dns' } }), '--offline')
     const bad = listen.report.checks.find((c) => c.id === 'plugin.load')!
     assert.equal(bad.code, 'NGROKD_ERR_PLUGIN_INVALID', JSON.stringify(bad))
-    assert.match(bad.summary, /plugin "dns": options\.listen\.1 is not an IP address with an optional port 0-65535 \(got "localhost:53"\)/)
+    assert.equal(bad.summary, `plugins[0].options in ${join(dir, 'bad-listen.json')}: options.listen.1 is not an IP address with an optional port 0-65535 (got "localhost:53")`)
     assert.match(bad.hint ?? '', /write e\.g\. 10\.107\.0\.1, 127\.0\.0\.53:5353/)
     assert.equal(listen.code, 1)
+
+    // an option as a bad key of the file is named: the file, the key as written, what is expected (never a bare
+    // pattern), the option it is likely a typo of; metrics.prometheus_listen as itself
+    const options = async (file: string, extra: Record<string, unknown>) => {
+      const d = await doctor(config(file, extra), '--offline')
+      const failed = d.report.checks.filter((c) => c.id === 'plugin.load')
+      assert.deepEqual(failed.map((c) => [c.status, c.code]), [['fail', 'NGROKD_ERR_PLUGIN_INVALID']], JSON.stringify(d.report.checks))
+      return failed[0]!.summary
+    }
+    const HOST_PORT = 'host:port, such as 127.0.0.1:9464 or [::1]:9464 (a port is needed)'
+    assert.equal(await options('prom-listen.json', { plugins: [{ name: 'prometheus', options: { listen: 'localhost' } }] }), `plugins[0].options.listen in ${join(dir, 'prom-listen.json')}: "localhost" is not valid; expected ${HOST_PORT}`)
+    assert.equal(await options('prom-lisen.json', { plugins: [{ name: 'prometheus', options: { lisen: '127.0.0.1:9464' } }] }), `plugins[0].options.lisen in ${join(dir, 'prom-lisen.json')}: unknown key; valid keys in plugins[0].options: listen (did you mean plugins[0].options.listen?)`)
+    assert.equal(await options('prom-metrics.json', { metrics: { prometheus_listen: 'localhost' } }), `metrics.prometheus_listen in ${join(dir, 'prom-metrics.json')}: "localhost" is not valid as the prometheus plugin's listen; expected ${HOST_PORT}`)
 
     // plugins: [dns] alone: its resolver is never opened, so it serves no names
     const unused = await doctor(config('dns-unused.json', { plugins: ['dns'] }), '--offline')
