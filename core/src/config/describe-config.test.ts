@@ -67,6 +67,12 @@ describe('describeConfig', () => {
     assert.deepEqual(shown.net.driverOptions, { tunnel: { auth: { password: '…E_42' } }, mtu: 1420 })
   })
 
+  it('leaves out where each key was written: no setting', () => {
+    const config = { ...defaultConfig('/srv'), origins: { plugins: { key: 'plugins', file: '/etc/ngrokd/config.yml' } } }
+    assert.ok(!('origins' in describeConfig(config)))
+    assert.ok('origins' in config, 'the original is untouched')
+  })
+
   it('leaves an unset key unset', () => {
     const shown = describeConfig(defaultConfig('/srv'))
     assert.equal(shown.api.key, undefined)
