@@ -81,9 +81,16 @@ function printReply(command: string, reply: unknown, render: () => string, skew?
   console.log(text)
 }
 
-async function configFor(values: { config?: string; instance?: string }, search = true, salvage?: (e: NgrokdError<'NGROKD_ERR_CONFIG_INVALID'>) => void): Promise<LoadedConfig> {
+/**
+ * The configuration a command acts on. What the search for a config file stopped at (`config.search`: a package.json
+ * that does not parse) is said on stderr, since it decides which daemon the command acts on; `run` passes `logged` and
+ * logs it with the other notices.
+ */
+async function configFor(values: { config?: string; instance?: string }, search = true, salvage?: (e: NgrokdError<'NGROKD_ERR_CONFIG_INVALID'>) => void, logged = false): Promise<LoadedConfig> {
   if (values.instance !== undefined) checkInstanceFlag(values.instance)
-  return loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), ...(search ? {} : { search: false }), ...(salvage ? { salvage } : {}) })
+  const loaded = await loadConfig({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), ...(search ? {} : { search: false }), ...(salvage ? { salvage } : {}) })
+  if (!logged) for (const notice of loaded.notices) if (notice.check === 'config.search') console.error(`ngrokd: warning: ${notice.message}`)
+  return loaded
 }
 
 /**
@@ -137,7 +144,7 @@ const runCommand = defineCommand({
     const youngGeneration = await load.youngGeneration()
     youngGeneration.holdYoungGeneration() // loading and starting the daemon must not grow the new space for good
     const format = logFormat(values['log-format'])
-    const { config, source, notices, apiKeyOrigin, empty: startedEmpty } = await configFor(values, searchFor(values))
+    const { config, source, notices, apiKeyOrigin, empty: startedEmpty } = await configFor(values, searchFor(values), undefined, true)
     if (values.service && process.platform !== 'win32') {
       throw new NgrokdError('NGROKD_ERR_USAGE', '--service is for the Windows service', { hint: 'on this system, ngrokd service install sets up the service, which runs ngrokd run' })
     }
@@ -158,7 +165,7 @@ const runCommand = defineCommand({
     // (a package.json's `ngrokd` key is found again by the search that found it)
     const rereadFile = source && values.config === undefined && basename(source) !== 'package.json' ? source : undefined
     const reread = async () => {
-      const again = await configFor(rereadFile ? { ...values, config: rereadFile } : values, searchFor(values)).catch((e: unknown) => Promise.reject(rereadError(e, rereadFile)))
+      const again = await configFor(rereadFile ? { ...values, config: rereadFile } : values, searchFor(values), undefined, true).catch((e: unknown) => Promise.reject(rereadError(e, rereadFile)))
       // a file that held settings at the start and is empty now is most likely being written: never all the defaults
       if (again.empty && !startedEmpty) {
         throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${again.source} is empty now (a write under way?); it held settings when this daemon started`, {

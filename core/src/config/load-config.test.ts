@@ -285,6 +285,20 @@ describe('loadConfig', () => {
       assert.equal(searched.source, undefined)
       assert.deepEqual(searched.notices.map((n) => n.check), ['config.search'])
       assert.match(searched.notices[0]!.message, new RegExp(`^${join(dir, 'package.json')} does not parse \\(.+\\): the search for a config file ended there, without one .*--config$`))
+      // the parser's reason, not a line of its code frame (`> 1 | { broken`)
+      const reason = /does not parse \((.+?)\): /.exec(searched.notices[0]!.message)![1]!
+      assert.doesNotMatch(reason, /\||broken|JSON Error/, reason)
+    })
+  })
+
+  it('takes the file the search would have taken before a package.json that does not parse, and says nothing', async () => {
+    const dir = await project({ 'ngrokd.yaml': 'log:\n  level: debug\n' })
+    await writeFile(join(dir, 'package.json'), '{\n  "name": "x",\n}\n')
+    await inWorkingDirectory(dir, async () => {
+      const loaded = await loadConfig(isolated(dir))
+      assert.equal(loaded.source, join(dir, 'ngrokd.yaml'))
+      assert.equal(loaded.config.log.level, 'debug')
+      assert.deepEqual(loaded.notices, [])
     })
   })
 

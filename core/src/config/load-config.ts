@@ -270,10 +270,11 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
 
 /**
  * The places cosmiconfig's search opens (from `cwd` up to the folder with the nearest package.json), in its order, up to
- * the one it will take: each one there but not a regular file is refused (cosmiconfig would open a named pipe and wait
- * for a writer forever), and so is an empty `.json` file, as a named one is (cosmiconfig would pass over it silently).
+ * the one it will take, which is returned (a package.json aside: it counts only with an `ngrokd` key, which only
+ * cosmiconfig reads). Each one there but not a regular file is refused (cosmiconfig would open a named pipe and wait for
+ * a writer forever), and so is an empty `.json` file, as a named one is (cosmiconfig would pass over it silently).
  */
-async function checkSearchPlaces(cwd: string): Promise<void> {
+async function checkSearchPlaces(cwd: string): Promise<string | undefined> {
   for (let dir = cwd; ; dir = dirname(dir)) {
     for (const place of CONFIG_SEARCH_PLACES) {
       const path = join(dir, place)
@@ -282,12 +283,12 @@ async function checkSearchPlaces(cwd: string): Promise<void> {
       if (!st.isFile()) {
         throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `config file ${path}, found by the search from ${cwd}, is not a regular file`, { hint: 'remove it, or name the config file with --config' })
       }
-      if (place === 'package.json') continue // taken only when it has an `ngrokd` key, which only cosmiconfig reads
+      if (place === 'package.json') continue
       const empty = st.size === 0 || (st.size <= EMPTY_PROBE_BYTES && (await readFile(path, 'utf8').catch(() => 'unread')).trim() === '')
-      if (!empty) return // the one cosmiconfig takes
+      if (!empty) return path // the one cosmiconfig takes
       assertNotEmptyJson(path) // an empty YAML file cosmiconfig passes over, and so does the search
     }
-    if ((await stat(join(dir, 'package.json')).catch(() => undefined)) || dirname(dir) === dir) return
+    if ((await stat(join(dir, 'package.json')).catch(() => undefined)) || dirname(dir) === dir) return undefined
   }
 }
 
@@ -295,22 +296,30 @@ async function checkSearchPlaces(cwd: string): Promise<void> {
 const EMPTY_PROBE_BYTES = 4096
 
 /**
- * cosmiconfig's search from `cwd` up to the nearest package.json (loaded only for a search: ~20 modules). A
- * package.json that does not parse (in `cwd`, which cosmiconfig reads for its own "meta config" first, or at the
- * project's root) ends the search without a file, said through `notice`: it is the project's, not ngrokd's.
+ * cosmiconfig's search from `cwd` up to the nearest package.json (loaded only for a search: ~20 modules). cosmiconfig
+ * stops at a package.json that does not parse: the working directory's, which it reads first for its own "meta config",
+ * or the project root's. The file it would have taken before that one is read as it would have been; with none, the
+ * search ends without a file, said through `notice` (the package.json's `ngrokd` key may have been meant).
  */
 async function searchConfig(cwd: string, notice: (message: string) => void): Promise<{ filepath: string; config?: unknown } | null> {
-  await checkSearchPlaces(cwd)
+  const candidate = await checkSearchPlaces(cwd)
   const { cosmiconfig } = await import('cosmiconfig')
   try {
     return await cosmiconfig('ngrokd', { searchPlaces: CONFIG_SEARCH_PLACES, searchStrategy: 'project', cache: false, loaders: LOADERS }).search(cwd)
   } catch (error) {
     const file = (error as { filepath?: unknown }).filepath // set by cosmiconfig on a loader's error
     if (typeof file !== 'string' || basename(file) !== 'package.json') throw error
-    const reason = String((error as Error).message).split('\n').find((l) => l.trim() !== '' && !l.startsWith('JSON Error in'))
-    notice(`${file} does not parse (${reason?.trim() ?? 'a syntax error'}): the search for a config file ended there, without one (an ngrokd key in it is not read); name the config file with --config`)
+    if (candidate) return readConfigFile(candidate)
+    notice(`${file} does not parse (${parseReason(error)}): the search for a config file ended there, without one (an ngrokd key in it is not read); fix it, or name the config file with --config`)
     return null
   }
+}
+
+/** A JSON parser's reason, without cosmiconfig's `JSON Error in FILE:` line, code frames (`> 3 | }`) or the text quoted. */
+function parseReason(error: unknown): string {
+  const lines = String((error as Error).message).split('\n')
+  const reason = lines.find((l) => l.trim() !== '' && !l.startsWith('JSON Error in') && !/^\s*>?\s*\d*\s*\|/.test(l))
+  return reason?.replace(/ while parsing .*$/, '').trim() || 'a syntax error'
 }
 
 /**

@@ -47,6 +47,24 @@ test('a field whose name says secret is censored at any depth, in a line and in 
   assert.deepEqual([second.component, second.plugin, second.auth, second.passwd, second.msg], ['x', 'p', { token: '[redacted]' }, '[redacted]', 'grandchild'], 'bindings of each generation kept, secrets censored')
 })
 
+test('secrets inside an Error or a class instance are censored too (the usual names, at fixed paths)', () => {
+  const { lines, destination } = capture()
+  const logger = createLogger({ level: 'debug', destination })
+  class Registration {
+    operatorId = 'k8sop_1'
+    keyPem = '-----BEGIN PRIVATE KEY-----SECRET_PEM'
+  }
+  const err = Object.assign(new Error('request failed'), { headers: { authorization: 'Bearer SECRET_API_KEY_123' } })
+  logger.info({ registration: new Registration() }, 'class instance')
+  logger.error({ err }, 'error with headers')
+  const out = lines.join('')
+  for (const secret of ['SECRET_PEM', 'SECRET_API_KEY']) assert.ok(!out.includes(secret), `${secret} leaked: ${out}`)
+  const [first, second] = lines.map((l) => JSON.parse(l))
+  assert.equal(first.registration.operatorId, 'k8sop_1')
+  assert.equal(second.err.message, 'request failed', 'the error is still serialised as one')
+  assert.equal(second.err.headers.authorization, '[redacted]')
+})
+
 test('the level filters', () => {
   const { lines, destination } = capture()
   const logger = createLogger({ level: 'warn', destination })

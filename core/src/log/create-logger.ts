@@ -23,6 +23,16 @@ export { LOG_FORMATS, type LogFormat } from './log-format.js'
 const CENSOR = '[redacted]'
 
 /**
+ * Secret names pino censors at fixed paths, also inside an Error or a class instance (`err.headers.authorization`, a
+ * registration's `keyPem`), which the formatter's copy of plain objects passes by as they are.
+ */
+export const REDACTED_PATHS = ['apiKey', 'api_key', 'key', 'keyPem', 'privateKey', 'authorization', 'credentials', 'token', 'password', 'secret'].flatMap((k) => [
+  k,
+  `*.${k}`,
+  `*.*.${k}`, // e.g. err.headers.authorization
+])
+
+/**
  * The daemon's logger: JSON lines when stderr is not a TTY, readable lines when it is.
  * An expected failure (a coded NgrokdError: the API is down, a port is taken; or the system's answer to a call,
  * such as EROFS or ENOSPC) is logged with its code, message and hint but without a stack; stacks are for bugs,
@@ -41,8 +51,10 @@ export function createLogger({ level = 'info', pretty, destination, env = proces
       level,
       ...(toJournal ? { hooks: { streamWrite: withSyslogPriority } } : {}),
       base: { pid: process.pid },
-      // secrets never reach a line: a field whose name says secret (isSecretName, the rule options are shown by), at any depth
+      // secrets never reach a line: a field whose name says secret (isSecretName, the rule options are shown by), at any
+      // depth of plain objects; and the usual names at fixed paths inside anything else
       formatters: { log: (fields: Record<string, unknown>) => censorSecretFields(fields, CENSOR) },
+      redact: { paths: REDACTED_PATHS, censor: CENSOR },
       serializers: {
         err: (e: unknown) => {
           const serialized = pino.stdSerializers.err(e as Error)
