@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Registration, machineIdOf } from './registration.js'
+import { Registration, machineIdOf, type RegistrationOptions } from './registration.js'
+import { writeFileAtomic } from '../util/atomic-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { isNgrokdError } from '../errors/index.js'
 import { silentLogger } from '../contracts/logger.js'
@@ -26,6 +27,34 @@ describe('Registration without an API', () => {
     assert.equal(machineIdOf({ metadata: 'not json' }), undefined)
     assert.equal(machineIdOf({}), undefined)
   })
+})
+
+describe('a state dir that cannot take the new key and certificate', () => {
+  for (const file of ['client.key.next', 'client.crt.next']) {
+    it(`asks the API nothing when ${file} cannot be written: the pair's room is taken before ngrok is asked for a registration (none is created to be deleted)`, async () => {
+      const stateDir = await mkdtemp(join(tmpdir(), 'ngrokd-reg-full-'))
+      try {
+        const calls: string[] = []
+        const fetchImpl: typeof fetch = async (input, init) => {
+          calls.push(`${init?.method ?? 'GET'} ${String(input)}`)
+          return new Response('{}', { status: 500 })
+        }
+        const writeFile: RegistrationOptions['writeFile'] = async (path, data, options) => {
+          if (path.endsWith(file)) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
+          await writeFileAtomic(path, data, options)
+        }
+        const reg = new Registration({ api: new NgrokApiClient({ apiKey: 'k', fetchImpl }), stateDir, logger: silentLogger, hostname: 'build-07', writeFile })
+        const e = await reg.ensure().then(() => assert.fail('ensure() must fail'), (err: unknown) => err)
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'))
+        assert.equal(e.message, `registration: cannot write ${join(stateDir, file)}: no space left on its device (ENOSPC)`)
+        assert.equal(e.hint, `free space on the file system of ${stateDir} (df -h ${stateDir}), or set state_dir to a directory on another`)
+        assert.deepEqual(calls, [])
+        assert.deepEqual((await readdir(stateDir)).sort(), ['machine-id'], 'no half of a new pair is left')
+      } finally {
+        await rm(stateDir, { recursive: true, force: true })
+      }
+    })
+  }
 })
 
 describe('a corrupt or missing machine-id file', () => {

@@ -14,6 +14,7 @@ import { normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
 import type { Operator, OperatorCreate } from '../api/types.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCertificate, type CertificateInfo } from '../cert/parse-certificate.js'
+import type { KeyAndCsr } from '../cert/csr.js'
 
 const DAY_MS = 86_400_000
 /** ngrok's operator re-keys when less than 30 days remain (PROTOCOL.md §3). */
@@ -25,13 +26,20 @@ const MAX_DESCRIPTION_BYTES = 255
 /** The key under which the machine id is kept in the operator's `metadata` JSON. */
 export const MACHINE_ID_METADATA_KEY = 'ngrokd_machine_id'
 
+/**
+ * What client.crt.next holds while ngrok is asked for the certificate of client.key.next ({@link Registration}'s
+ * stageNewPair): the room of a certificate with its chain, taken before the registration exists. Not a certificate:
+ * finishPairWrite drops it, with the key, after a stop.
+ */
+const CERT_ROOM = '# ngrokd: room kept for the certificate of client.key.next while ngrok is asked for it; not a certificate\n'.padEnd(4095, '#') + '\n'
+
 /** Files ngrokd keeps in its state directory for the registration. */
 export const REGISTRATION_FILES = {
   operator: 'operator.json',
   key: 'client.key',
   cert: 'client.crt',
   machineId: 'machine-id',
-  /** A new key and certificate on their way in (see `persist`); gone once both are in place. */
+  /** A new key and certificate on their way in (see `save`); gone once both are in place. */
   nextKey: 'client.key.next',
   nextCert: 'client.crt.next',
 } as const
@@ -196,7 +204,8 @@ type DesiredState = Required<Pick<OperatorCreate, 'description' | 'metadata' | '
  *
  * - `ensure()` reuses the registration in `stateDir` while the API still has it, else finds an
  *   earlier one of this machine (machine id in `metadata`) and re-keys it, else creates one.
- *   A create whose result cannot be saved is deleted again: no orphans.
+ *   A new key is saved before the API is asked for its certificate, so a state dir that cannot take
+ *   it asks ngrok nothing; a create whose result cannot be saved still is deleted again: no orphans.
  * - `renewIfNeeded()` re-keys and PATCHes a new CSR when less than `renewBeforeMs` remain; the old
  *   pair stays in use until the new one is saved.
  * - `credentials()` is the current pair: read it for every new connection, so rotation needs no restart.
@@ -433,7 +442,9 @@ export class Registration {
 
   /** No usable saved registration: adopt an earlier one of this machine, or create one. */
   private async registerFresh(machineId: string): Promise<Current> {
-    const mine = (await this.api.listOperators())
+    // the new pair's room is taken before ngrok is asked anything: a state dir that cannot take it fails here, not after a create
+    const pair = await this.stageNewPair()
+    const mine = (await this.droppingNextPairOnFailure(() => this.api.listOperators()))
       .filter((op) => machineIdOf(op) === machineId)
       .sort((a, b) => (b.created_at ?? '').localeCompare(a.created_at ?? ''))
     if (mine.length > 0) {
@@ -442,14 +453,13 @@ export class Registration {
         this.logger.warn({ operatorId: newest!.id, others: others.map((o) => o.id) }, 'several registrations carry this machine id; reusing the newest')
       }
       this.logger.info({ operatorId: newest!.id }, 'found an earlier registration of this machine; re-keying it')
-      return this.rekey(newest!, machineId)
+      return this.rekey(newest!, machineId, pair)
     }
 
-    const { keyPem, csrPem } = (await csrCode()).generateKeyAndCsr()
-    const op = await this.api.createOperator(this.desiredState(machineId, csrPem))
+    const op = await this.droppingNextPairOnFailure(() => this.api.createOperator(this.desiredState(machineId, pair.csrPem)))
     this.logger.info({ operatorId: op.id }, 'registered with ngrok')
     try {
-      return await this.persist(op, machineId, keyPem)
+      return await this.persist(op, machineId, pair.keyPem, { staged: true })
     } catch (e) {
       // a registration we cannot use must not stay behind: delete it, then report the first failure
       try {
@@ -462,11 +472,40 @@ export class Registration {
     }
   }
 
-  /** New key + CSR PATCHed onto `op` with the whole desired state, then saved. */
-  private async rekey(op: Pick<Operator, 'id'>, machineId: string): Promise<Current> {
-    const { keyPem, csrPem } = (await csrCode()).generateKeyAndCsr()
-    const updated = await this.api.updateOperator(op.id, this.desiredState(machineId, csrPem))
-    return this.persist(updated, machineId, keyPem)
+  /** New key + CSR PATCHed onto `op` with the whole desired state, then saved. `pair`: one {@link stageNewPair} saved. */
+  private async rekey(op: Pick<Operator, 'id'>, machineId: string, pair?: KeyAndCsr): Promise<Current> {
+    const { keyPem, csrPem } = pair ?? (await this.stageNewPair())
+    const updated = await this.droppingNextPairOnFailure(() => this.api.updateOperator(op.id, this.desiredState(machineId, csrPem)))
+    return this.persist(updated, machineId, keyPem, { staged: true })
+  }
+
+  /**
+   * A new key and its CSR, saved before the API is asked for its certificate: the key (0600, fsync'd) as
+   * client.key.next, and the room of its certificate as client.crt.next ({@link CERT_ROOM}, which {@link save} replaces).
+   * A state dir that cannot take them (full, read-only) is a local error, and ngrok is not asked for a registration
+   * this machine could not keep. A stop before the certificate comes leaves a key without a certificate that parses,
+   * which finishPairWrite drops: the old pair stands.
+   */
+  private async stageNewPair(): Promise<KeyAndCsr> {
+    const pair = (await csrCode()).generateKeyAndCsr()
+    await this.writeState('nextKey', pair.keyPem, 0o600)
+    await this.droppingNextPairOnFailure(() => this.writeState('nextCert', CERT_ROOM, 0o644))
+    return pair
+  }
+
+  /** `step`'s result; when it fails, the .next files are removed: no certificate came for the staged key, the old pair stands. */
+  private async droppingNextPairOnFailure<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step()
+    } catch (e) {
+      await this.dropNextPair()
+      throw e
+    }
+  }
+
+  /** Removes client.key.next and client.crt.next, before a rename made them the pair's: the old pair stands. */
+  private async dropNextPair(): Promise<void> {
+    for (const file of ['nextKey', 'nextCert'] as const) await rm(this.path(file), { force: true }).catch(() => {})
   }
 
   /**
@@ -541,8 +580,19 @@ export class Registration {
     return cert.remainingMs(this.now()) < threshold
   }
 
-  /** Checks the API's reply against our key, then writes key (0600), certificate, operator.json. */
-  private async persist(op: Operator, machineId: string, keyPem: string): Promise<Current> {
+  /**
+   * Checks the API's reply against our key, then writes key (0600), certificate, operator.json. `staged`: the key and
+   * the room of its certificate are saved already ({@link stageNewPair}), and removed when the reply is refused.
+   */
+  private async persist(op: Operator, machineId: string, keyPem: string, { staged = false }: { staged?: boolean } = {}): Promise<Current> {
+    const current = staged ? await this.droppingNextPairOnFailure(async () => this.checkedReply(op, machineId, keyPem)) : this.checkedReply(op, machineId, keyPem)
+    await this.save(current, { staged })
+    this.logger.debug({ operatorId: op.id, fingerprint256: current.cert.fingerprint256 }, 'registration saved')
+    return current
+  }
+
+  /** The registration of the API's reply `op`, when its certificate is for `keyPem`. */
+  private checkedReply(op: Operator, machineId: string, keyPem: string): Current {
     const certPem = op.binding?.cert?.cert
     if (!certPem) {
       throw new NgrokdError('NGROKD_ERR_API', `ngrok api: operator ${op.id} came back without binding.cert`, {
@@ -554,7 +604,7 @@ export class Registration {
       throw new NgrokdError('NGROKD_ERR_CERT', `registration: the certificate ngrok returned for ${op.id} is not for our key`)
     }
     const ingressEndpoint = ingressEndpointOf(op)
-    const current: Current = {
+    return {
       operatorId: op.id,
       machineId,
       ...(ingressEndpoint ? { ingressEndpoint } : {}),
@@ -563,24 +613,20 @@ export class Registration {
       cert,
       receivedAt: this.now(),
     }
-    await this.save(current)
-    this.logger.debug({ operatorId: op.id, fingerprint256: cert.fingerprint256 }, 'registration saved')
-    return current
   }
 
-  /** Writes the key (0600), the certificate and operator.json of `c`. */
-  private async save(c: Current): Promise<void> {
+  /** Writes the key (0600), the certificate and operator.json of `c`; with `staged`, into what {@link stageNewPair} saved. */
+  private async save(c: Current, { staged = false }: { staged?: boolean } = {}): Promise<void> {
     // The new pair is written whole under its .next names, then each is renamed over the old one: a crash at any
     // point leaves the old pair, or a new one readState() completes. operator.json last, which load() checks.
-    await this.writeState('nextKey', c.keyPem, 0o600)
-    try {
+    // Until the renames begin, a failure removes the .next files: the old pair stands, and a new key without its
+    // certificate is no pair (finishPairWrite would drop it at the next start). Once they begin, the .next files are
+    // what finishPairWrite completes: kept.
+    await this.droppingNextPairOnFailure(async () => {
+      if (staged) await this.removeState('nextCert') // the room kept for the certificate, given back for its write
+      else await this.writeState('nextKey', c.keyPem, 0o600)
       await this.writeState('nextCert', c.certPem, 0o644)
-    } catch (e) {
-      // nothing is renamed yet: the old pair stands, and a new key without its certificate is no pair (finishPairWrite
-      // would drop it at the next start). Once renames begin, the .next files are what finishPairWrite completes: kept.
-      await rm(this.path('nextKey'), { force: true }).catch(() => {})
-      throw e
-    }
+    })
     await this.renameState('nextKey', 'key')
     await this.renameState('nextCert', 'cert')
     await this.writeState('operator', JSON.stringify(this.storedOf(c), null, 2) + '\n', 0o644)
@@ -610,6 +656,10 @@ export class Registration {
     } catch (e) {
       throw isNgrokdError(e) ? e : stateError('write', path, this.stateDir, e)
     }
+  }
+
+  private async removeState(file: keyof typeof REGISTRATION_FILES): Promise<void> {
+    await rm(this.path(file), { force: true }).catch((e: unknown) => Promise.reject(stateError('remove', this.path(file), this.stateDir, e)))
   }
 
   private async renameState(from: keyof typeof REGISTRATION_FILES, to: keyof typeof REGISTRATION_FILES): Promise<void> {
@@ -642,7 +692,7 @@ export class Registration {
       this.logger.warn({ stateDir: this.stateDir }, 'finished saving the client key and certificate that a stop cut short')
       return
     }
-    for (const file of ['nextKey', 'nextCert'] as const) await rm(this.path(file), { force: true }).catch((e: unknown) => Promise.reject(stateError('remove', this.path(file), this.stateDir, e)))
+    for (const file of ['nextKey', 'nextCert'] as const) await this.removeState(file)
   }
 
   /**

@@ -202,8 +202,10 @@ describe('Registration.ensure', () => {
   })
 
   it('deletes a new registration whose state cannot be saved, then rethrows', async () => {
+    let certWrites = 0
     const failing: RegistrationOptions['writeFile'] = async (path, data, options) => {
-      if (path.endsWith('client.crt.next')) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
+      // the first write is the room kept for the certificate before the create; the second, the certificate
+      if (path.endsWith('client.crt.next') && ++certWrites === 2) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
       await writeFileAtomic(path, data, options)
     }
     const e = await rejection(registration({ writeFile: failing }).ensure())
@@ -215,6 +217,40 @@ describe('Registration.ensure', () => {
     assert.equal(deletes().length, 1)
     assert.equal(sim.listOperators().length, 0, 'no orphan left at ngrok')
     assert.equal(await stat(join(dir, 'client.key.next')).catch(() => undefined), undefined, 'the new key without its certificate is not left behind')
+  })
+
+  it('a stop between saving the new key (with its certificate\'s room) and ngrok\'s answer leaves the old pair; a lost answer is found again by machine id', async () => {
+    const first = await registration().ensure()
+    // what a re-key saves before it asks the API, captured as a stop then would leave it
+    const staged = new Map<string, string>()
+    const reg = registration({
+      writeFile: async (path, data, options) => {
+        if (path.endsWith('.next')) staged.set(path, String(data))
+        await writeFileAtomic(path, data, options)
+      },
+    })
+    await reg.ensure()
+    sim.injectApiFault({ kind: 'server-error', status: 503, method: 'PATCH' })
+    await rejection(reg.renewNow())
+    sim.resetFaults()
+    assert.deepEqual([...staged.keys()].sort(), [join(dir, 'client.crt.next'), join(dir, 'client.key.next')], 'both saved before the PATCH')
+    assert.equal(await stat(join(dir, 'client.key.next')).catch(() => undefined), undefined, 'a failed PATCH removes them again')
+    const leaveStaged = async () => {
+      for (const [path, data] of staged) await writeFile(path, data)
+    }
+    // killed before the answer came: the old pair stands, the .next files are dropped
+    await leaveStaged()
+    const again = await registration().ensure()
+    assert.equal(again.operatorId, first.operatorId)
+    assert.equal(again.certPem, first.certPem)
+    for (const f of ['client.key.next', 'client.crt.next']) assert.equal(await stat(join(dir, f)).catch(() => undefined), undefined, `${f} dropped`)
+    // killed before the answer came, with operator.json lost too: found again by machine id and re-keyed, not created anew
+    await leaveStaged()
+    await rm(join(dir, 'operator.json'))
+    const found = await registration().ensure()
+    assert.equal(found.operatorId, first.operatorId)
+    assert.equal(posts().length, 1)
+    assert.ok(parseCertificate(found.certPem).matchesKey(found.keyPem))
   })
 
   it('re-keys when the key and certificate on disk do not match (crash between writes)', async () => {
@@ -310,6 +346,7 @@ describe('Registration.ensure', () => {
     assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'))
     assert.match(e.message, /ERR_NGROK_19002/)
     await assert.rejects(stat(join(dir, 'operator.json')), { code: 'ENOENT' })
+    await assert.rejects(stat(join(dir, 'client.key.next')), { code: 'ENOENT' }, 'the key saved before the create is removed again')
   })
 
   it('never logs key material', async () => {
