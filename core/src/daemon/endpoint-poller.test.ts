@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
@@ -185,6 +185,27 @@ describe('EndpointPoller: the saved endpoint list', () => {
       assert.equal(said.length, 1, 'once, not at every poll')
       assert.match(said[0]!.msg, /endpoints\.json \(serving goes on; the next start serves the list saved before, if any, until its first poll\)/)
       assert.equal(logger.at('warn').filter((r) => /poll failed/.test(r.msg)).length, 0)
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
+
+  it('an entry no poll would pass (a hand edit, an older version) is skipped with one warning naming the file and the entry; the rest is served', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
+    try {
+      const { poller } = pollerOver([{ id: 'ep_a', url: 'http://api.prod' }, { id: 'ep_b', url: 'tcp://db.prod:5432' }], stateDir)
+      await poller.pollOnce()
+      const path = join(stateDir, 'endpoints.json')
+      const saved = JSON.parse(readFileSync(path, 'utf8')) as { services: unknown[] }
+      const bad = { key: 'http://bad_name.ns', url: 'http://bad_name.ns', hostname: 'bad_name.ns', port: 80, proto: 'http', endpointIds: ['ep_bad'] }
+      writeFileSync(path, JSON.stringify({ ...saved, services: [...saved.services, bad, null] }))
+      const restarted = pollerOver([], stateDir)
+      assert.deepEqual((await restarted.poller.cached())?.map((s) => s.key), ['http://api.prod', 'tcp://db.prod:5432'])
+      const said = restarted.logger.at('warn').map((r) => r.msg)
+      assert.equal(said.length, 1, said.join('\n'))
+      assert.match(said[0]!, new RegExp(`^endpoints\\.json \\(${path}\\): skipping 2 saved endpoints a poll would not serve, serving the rest until the first poll: `))
+      assert.match(said[0]!, /ep_bad \("http:\/\/bad_name\.ns"\): hostname "bad_name\.ns" contains a character other than/)
+      assert.match(said[0]!, /\(no id\) \(""\): is malformed: item 4 of 4 is null/)
     } finally {
       rmSync(stateDir, { recursive: true, force: true })
     }

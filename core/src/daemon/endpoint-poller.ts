@@ -99,15 +99,32 @@ export class EndpointPoller {
     this.schedule(Math.max(0, this.lastStartedAt + this.effectiveIntervalMs - performance.now()))
   }
 
-  /** The endpoint list saved by the last good poll, if any. */
+  /**
+   * The endpoint list saved by the last good poll, if any. Its entries go through the rules the API's answers go
+   * through (a hand edit or an older version may have left one no poll would pass): one that fails is skipped, said in
+   * one warning naming the file and each entry, and the rest is served.
+   */
   async cached(): Promise<DesiredService[] | undefined> {
+    const path = join(this.options.stateDir, ENDPOINT_CACHE_FILE)
+    let saved: unknown[]
     try {
-      const parsed = JSON.parse(await readFile(join(this.options.stateDir, ENDPOINT_CACHE_FILE), 'utf8')) as { services?: unknown }
-      // judged again: names.allow / names.deny may have changed since it was saved
-      return Array.isArray(parsed.services) ? this.judge(parsed.services as DesiredService[], []).services : undefined
+      const parsed = JSON.parse(await readFile(path, 'utf8')) as { services?: unknown }
+      if (!Array.isArray(parsed.services)) return undefined
+      saved = parsed.services
     } catch {
       return undefined
     }
+    const grouped = groupEndpoints(saved.flatMap(endpointsOfSaved))
+    if (grouped.rejected.length > 0) {
+      const shown = grouped.rejected.slice(0, SKIPS_LOGGED_PER_POLL).map((r) => `${r.id || '(no id)'} (${JSON.stringify(r.url)}): ${r.reason}`)
+      const more = grouped.rejected.length - shown.length
+      this.options.logger.warn(
+        { path, skipped: grouped.rejected },
+        `${ENDPOINT_CACHE_FILE} (${path}): skipping ${grouped.rejected.length} saved endpoint${grouped.rejected.length === 1 ? '' : 's'} a poll would not serve, serving the rest until the first poll: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`,
+      )
+    }
+    // judged again: names.allow / names.deny may have changed since it was saved
+    return this.judge(grouped.services, []).services
   }
 
   /** Saves the last endpoint list again (the state dir was removed under the daemon); false when there is none. */
@@ -235,4 +252,15 @@ export class EndpointPoller {
       return false
     }
   }
+}
+
+/**
+ * The API endpoints a saved service stands for (one per id, with the service's url), for {@link groupEndpoints} to
+ * validate and group again as it does the API's answer; an entry that is not a saved service is passed as it is, for
+ * groupEndpoints to refuse as malformed.
+ */
+function endpointsOfSaved(entry: unknown): unknown[] {
+  const { url, endpointIds } = (typeof entry === 'object' && entry !== null ? entry : {}) as Partial<DesiredService>
+  if (!Array.isArray(endpointIds) || endpointIds.length === 0) return [entry]
+  return endpointIds.map((id: unknown) => ({ id, url }))
 }
