@@ -1,6 +1,7 @@
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, readFile, writeFile, readdir, stat } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { mkdir, mkdtemp, rm, readFile, writeFile, readdir, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Allocation } from '../contracts/allocator.js'
@@ -250,6 +251,28 @@ describe('PersistentAllocator', () => {
       assert.match(await readFile(stateFile, 'utf8'), /"a\.x"/)
     })
   }
+
+  it('a directory or a FIFO where the state file goes is not ngrokd\'s: the fix is to remove it, as for the registration\'s files', { timeout: 60_000 }, async () => {
+    const notOurs = (kind: string) => (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'), String(e))
+      assert.equal(e.message, `allocator: ${stateFile} is ${kind}, not a file of ngrokd's`)
+      assert.equal(e.hint, `remove it (rm -r ${stateFile}); ngrokd writes it anew (hostnames will get new addresses)`)
+      return true
+    }
+    await mkdir(stateFile, { recursive: true })
+    await assert.rejects(new PersistentAllocator({ stateFile }).open({ subnet: '10.9.0.0/24' }), notOurs('a directory'))
+    // made after the start: the write's rename over it fails
+    await rm(stateFile, { recursive: true })
+    const alloc = new PersistentAllocator({ stateFile })
+    await alloc.open({ subnet: '10.9.0.0/24' })
+    await mkdir(stateFile)
+    await assert.rejects(alloc.allocate({ hostnames: ['a.x'] }), notOurs('a directory'))
+    await rm(stateFile, { recursive: true })
+    if (process.platform !== 'win32') {
+      execFileSync('mkfifo', [stateFile]) // read, it would wait for a writer
+      await assert.rejects(new PersistentAllocator({ stateFile }).open({ subnet: '10.9.0.0/24' }), notOurs('not a regular file'))
+    }
+  })
 
   it('reports a failed write as NGROKD_ERR_STATE and saves on the next batch', async () => {
     const blocker = join(dir, 'state')

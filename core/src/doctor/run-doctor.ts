@@ -14,6 +14,7 @@ import { configProblems, daemonChecks, runningInterfaceChecks } from './daemon-c
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
+import { notAFileKind } from '../util/state-dir-problem.js'
 import { checkStateDirTrust } from '../daemon/state-dir.js'
 import { START_CHECKS } from '../daemon/start-checks.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
@@ -270,7 +271,7 @@ async function checkStateFiles(dir: string): Promise<Check[]> {
     const st = await (name === API_KEY_FILE ? stat : lstat)(path).catch(() => undefined)
     if (!st) continue
     if (!st.isFile()) {
-      const what = st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a directory' : 'not a regular file'
+      const what = notAFileKind(st)
       const then = name === API_KEY_FILE ? 'give the key again: ngrokd set-api-key' : 'start ngrokd: it writes its registration files itself (a missing key or certificate is made anew and registered)'
       checks.push({ id: 'state.files', status: 'fail', summary: `${path} is ${what}, not a file of ngrokd's`, hint: `remove it (rm -r ${path}), then ${then}`, code: 'NGROKD_ERR_STATE' })
       continue

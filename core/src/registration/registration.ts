@@ -7,7 +7,7 @@ import { NgrokdError, isNgrokdError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { AtomicWriteOptions } from '../util/atomic-file.js'
 import { writeStateFile } from '../util/state-dir-guard.js'
-import { stateDirProblem } from '../util/state-dir-problem.js'
+import { notAFileError, notAFileKind, stateDirProblem } from '../util/state-dir-problem.js'
 import type { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { isNgrokApiError } from '../api/ngrok-api-error.js'
 import { normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
@@ -159,11 +159,8 @@ export function notYetValidError(cert: Pick<CertificateInfo, 'notBefore'>, nowMs
 }
 
 /** A registration file that is a link, a directory or a device: ngrokd's own files are plain files. */
-function notAFileError(path: string, what: string, cause?: unknown): NgrokdError {
-  return new NgrokdError('NGROKD_ERR_STATE', `registration: ${path} is ${what}, not a file of ngrokd's`, {
-    cause,
-    hint: `remove it (rm -r ${path}); ngrokd writes its registration files itself (a missing key or certificate is made anew and registered)`,
-  })
+function notARegistrationFile(path: string, what: string, cause?: unknown): NgrokdError {
+  return notAFileError('registration', path, what, 'ngrokd writes its registration files itself (a missing key or certificate is made anew and registered)', cause)
 }
 
 function truncateUtf8(text: string, maxBytes: number): string {
@@ -713,12 +710,12 @@ export class Registration {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code
       if (code === 'ENOENT') return undefined
-      if (code === 'ELOOP') throw notAFileError(path, 'a symbolic link', e)
+      if (code === 'ELOOP') throw notARegistrationFile(path, 'a symbolic link', e)
       throw stateError('read', path, this.stateDir, e)
     }
     try {
       const st = await handle.stat()
-      if (!st.isFile()) throw notAFileError(path, st.isDirectory() ? 'a directory' : 'not a regular file')
+      if (!st.isFile()) throw notARegistrationFile(path, notAFileKind(st))
       if (tightenMode && (st.mode & 0o077) !== 0) {
         this.logger.warn({ path, mode: (st.mode & 0o777).toString(8) }, 'client key was readable by others; setting mode 0600')
         await handle.chmod(0o600)

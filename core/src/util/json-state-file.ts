@@ -1,9 +1,10 @@
-import { readFile, rename } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { open, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { writeStateFile } from './state-dir-guard.js'
-import { stateDirProblem } from './state-dir-problem.js'
+import { notAFileError, notAFileKind, stateDirProblem } from './state-dir-problem.js'
 
 export interface JsonStateFileOptions {
   path: string
@@ -36,15 +37,31 @@ export class JsonStateFile<T> {
   /** The saved state; undefined when there is none or it was corrupt (then moved aside). */
   async read(): Promise<T | undefined> {
     const { path, what, check, consequence, logger } = this.options
+    const cannotRead = (cause: unknown) => {
+      const problem = stateDirProblem(dirname(path), cause)
+      return new NgrokdError('NGROKD_ERR_STATE', `${what}: cannot read ${path}: ${problem?.why ?? (cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
+        cause,
+        hint: problem?.hint ?? 'check the permissions of the state directory',
+      })
+    }
+    let handle
+    try {
+      // O_NONBLOCK: a FIFO there is not waited on for a writer (Windows has no such flag)
+      handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0))
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') return undefined
+      throw code === 'EISDIR' ? this.notAFile('a directory', cause) : cannotRead(cause)
+    }
     let text: string
     try {
-      text = await readFile(path, 'utf8')
+      const st = await handle.stat()
+      if (!st.isFile()) throw this.notAFile(notAFileKind(st))
+      text = await handle.readFile('utf8')
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw new NgrokdError('NGROKD_ERR_STATE', `${what}: cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
-        cause,
-        hint: 'check the permissions of the state directory',
-      })
+      throw isNgrokdError(cause) ? cause : cannotRead(cause)
+    } finally {
+      await handle.close()
     }
     let reason: string | undefined
     try {
@@ -78,6 +95,8 @@ export class JsonStateFile<T> {
           this.unsaved = false
         } catch (cause) {
           this.unsaved = true
+          // a folder where the file goes: the rename over it fails, and removing it is the fix
+          if ((cause as NodeJS.ErrnoException).code === 'EISDIR') throw this.notAFile('a directory', cause)
           // a full or read-only disk named, with its fix (the state dir's rule: the file's folder is the state dir)
           const problem = stateDirProblem(dirname(path), cause)
           throw new NgrokdError('NGROKD_ERR_STATE', `${what}: cannot write ${path}: ${problem?.why ?? (cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
@@ -88,6 +107,11 @@ export class JsonStateFile<T> {
       })
     this.writing = turn
     await turn
+  }
+
+  /** A folder or a device where the file goes (`kind`, notAFileKind): not ngrokd's, and no permission fixes it; removing it does. */
+  private notAFile(kind: string, cause?: unknown): NgrokdError {
+    return notAFileError(this.options.what, this.options.path, kind, `ngrokd writes it anew (${this.options.consequence})`, cause)
   }
 
   /** Resolves when no write is in flight. */

@@ -1,3 +1,5 @@
+import { NgrokdError } from '../errors/ngrokd-error.js'
+
 /** Why a write in `state_dir` failed, by its errno, and the fix. */
 export interface StateDirProblem {
   code: 'NGROKD_ERR_PERMISSION' | 'NGROKD_ERR_STATE'
@@ -25,4 +27,18 @@ export function stateDirProblem(stateDir: string, cause: unknown): StateDirProbl
     }
   }
   return undefined
+}
+
+/** What a state file that is not a plain file is, for {@link notAFileError}: `a symbolic link`, `a directory`, `not a regular file`. */
+export function notAFileKind(st: { isSymbolicLink(): boolean; isDirectory(): boolean }): string {
+  return st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a directory' : 'not a regular file'
+}
+
+/**
+ * A state file that is a link, a directory or a device (`what`, {@link notAFileKind}): ngrokd's own files are plain
+ * files it writes itself, so the fix is to remove it; `then` says what ngrokd does without it. `owner` names the reader
+ * in the message (`registration`, `allocator`).
+ */
+export function notAFileError(owner: string, path: string, what: string, then: string, cause?: unknown): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_STATE', `${owner}: ${path} is ${what}, not a file of ngrokd's`, { cause, hint: `remove it (rm -r ${path}); ${then}` })
 }
