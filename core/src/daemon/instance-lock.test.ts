@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -160,6 +160,27 @@ test('a lock that is no daemon\'s and cannot be replaced (a folder in its place)
       return true
     })
     assert.deepEqual((await readdir(stateDir)).sort(), [STATE_LOCK_FILE], 'no temp file left behind')
+  }))
+
+test('root refused by an immutable state dir or run dir (chattr +i) is told of the attribute, not to run as root', { skip: process.getuid?.() !== 0 && 'needs root (chattr)' }, (t) =>
+  withDirs(async (dir) => {
+    for (const which of ['state', 'run'] as const) {
+      const stateDir = join(dir, which, 'state')
+      const runDir = join(dir, which, 'run')
+      await mkdir(stateDir, { recursive: true })
+      await mkdir(runDir, { recursive: true })
+      const immutable = which === 'state' ? stateDir : runDir
+      if (spawnSync('chattr', ['+i', immutable]).status !== 0) return t.skip('chattr +i is not supported here')
+      try {
+        await assert.rejects(InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/x.sock', runDir }), (e: unknown) => {
+          assert.ok(isNgrokdError(e, 'NGROKD_ERR_PERMISSION'), String(e))
+          assert.match(e.hint ?? '', new RegExp(`^${immutable} or a file in it refuses even root: it is immutable or append-only \\(lsattr -d ${immutable}; `), `${which}: ${e.hint}`)
+          return true
+        })
+      } finally {
+        spawnSync('chattr', ['-i', immutable])
+      }
+    }
   }))
 
 test('two instances whose names chose one subnet: the second daemon is refused, told to set a net.subnet of its own', () =>

@@ -6,6 +6,7 @@ import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { stateDirError } from './state-dir.js'
 import { removeStaleTempFilesIn, tempPathFor } from '../util/atomic-file.js'
+import { refusedRootHint } from '../util/privilege.js'
 import { defaultRunDir, namespaceId } from '../util/run-dir.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
@@ -236,7 +237,9 @@ function lockError(path: string, stateDir: string, e: unknown): unknown {
 function runDirError(runDir: string, path: string, e: unknown): unknown {
   const code = (e as NodeJS.ErrnoException).code
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new NgrokdError('NGROKD_ERR_PERMISSION', `cannot write the lock ${path}: ${code}`, { cause: e, hint: 'run ngrokd as root (sudo)' })
+    // the run dir is root's: root refused there (chattr +i) is not helped by sudo
+    const hint = code !== 'EROFS' && process.getuid?.() === 0 ? refusedRootHint(runDir, { folder: true }) : 'run ngrokd as root (sudo)'
+    return new NgrokdError('NGROKD_ERR_PERMISSION', `cannot write the lock ${path}: ${code}`, { cause: e, hint })
   }
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO') {
     const why = code === 'EIO' ? 'an I/O error on its device' : code === 'ENOSPC' ? 'no space left on its device' : 'its disk quota is used up'

@@ -8,6 +8,7 @@ import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/name-resolver.js'
 import { formatError, isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { Lifecycle } from '../util/lifecycle.js'
+import { refusedRootHint } from '../util/privilege.js'
 import { assertTrustedPath, judgeEntry, runsAsRoot } from '../util/trusted-path.js'
 import { fsyncDir, pathExists, removeStaleTempFiles, stageFile, writeFileAtomicSync } from '../util/atomic-file.js'
 import { writeStateFile } from '../util/state-dir-guard.js'
@@ -681,7 +682,7 @@ function checkAborted(signal: AbortSignal | undefined, what: string): void {
 /** The fix for a refused access to the hosts file: root is refused only by the file's attributes or a security module. */
 function refusedHint(path: string): string {
   return process.getuid?.() === 0
-    ? `${path} refuses even root: it is immutable or append-only (lsattr ${path}; chattr -i -a ${path}), or a security module (SELinux, AppArmor) denies it`
+    ? refusedRootHint(path)
     : `run ngrokd as root (sudo), which may write ${path}; or publish names another way (names.resolver: dns, with plugins: [dns])`
 }
 

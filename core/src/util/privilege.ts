@@ -14,3 +14,12 @@ export function hasNetAdmin(): boolean {
     return false
   }
 }
+
+/**
+ * The fix when root is refused `path` (EACCES, EPERM): only its attributes or a security module refuse root. The one
+ * wording of it (the hosts file, the state dir); `folder`: a directory, whose files may be the ones that refuse.
+ */
+export function refusedRootHint(path: string, { folder = false }: { folder?: boolean } = {}): string {
+  const lsattr = folder ? `lsattr -d ${path}; lsattr ${path}` : `lsattr ${path}`
+  return `${folder ? `${path} or a file in it` : path} refuses even root: it is immutable or append-only (${lsattr}; chattr -i -a ${path}), or a security module (SELinux, AppArmor) denies it`
+}

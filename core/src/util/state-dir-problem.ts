@@ -1,4 +1,5 @@
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { refusedRootHint } from './privilege.js'
 
 /** Why a write in `state_dir` failed, by its errno, and the fix. */
 export interface StateDirProblem {
@@ -12,11 +13,15 @@ export interface StateDirProblem {
  * What a failed write in `state_dir` means and how to fix it, for the errnos that say (else undefined): the one home of
  * these hints, for `stateDirError` (daemon/state-dir.ts), the state files and the errors that name the file (the registration's).
  */
-export function stateDirProblem(stateDir: string, cause: unknown): StateDirProblem | undefined {
+export function stateDirProblem(stateDir: string, cause: unknown, { asRoot = process.getuid?.() === 0 }: { asRoot?: boolean } = {}): StateDirProblem | undefined {
   const code = (cause as NodeJS.ErrnoException | undefined)?.code
   // a state dir refused while the daemon runs (state-dir-guard.ts): its message says which and why
   if (code === 'NGROKD_ERR_PATH_UNTRUSTED') return { code: 'NGROKD_ERR_STATE', why: (cause as Error).message, hint: (cause as { hint?: string }).hint ?? `remove ${stateDir}` }
-  if (code === 'EACCES' || code === 'EPERM') return { code: 'NGROKD_ERR_PERMISSION', why: code, hint: 'run ngrokd as root (sudo), or set state_dir to a directory you own' }
+  if (code === 'EACCES' || code === 'EPERM') {
+    // root is refused only by the attributes (chattr +i) or a security module: neither sudo nor ownership is the fix
+    const hint = asRoot ? refusedRootHint(stateDir, { folder: true }) : 'run ngrokd as root (sudo), or set state_dir to a directory you own'
+    return { code: 'NGROKD_ERR_PERMISSION', why: code, hint }
+  }
   // root's or not, nothing is written there: a privilege is not the fix
   if (code === 'EROFS') return { code: 'NGROKD_ERR_STATE', why: 'its file system is read-only (EROFS)', hint: `remount the file system of ${stateDir} read-write, or set state_dir to a directory on a writable one` }
   if (code === 'ENOSPC' || code === 'EDQUOT') {
