@@ -25,6 +25,7 @@ import { REGISTRATION_FILES } from '../registration/registration.js'
 import { ENDPOINT_CACHE_FILE } from '../daemon/endpoint-poller.js'
 import { ALLOCATIONS_FILE } from '../alloc/persistent-allocator.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { ConfigInvalidError } from '../config/config-invalid-error.js'
 
 export interface DoctorOptions {
   configPath?: string
@@ -223,16 +224,27 @@ function needs(requirements: readonly DriverRequirement[] = []): string {
 
 /**
  * With a config file that no longer loads (edited under a running daemon): the daemon its good keys lead to (a bad one
- * at its default), when one answers there; it runs on the configuration it read before. Nothing else is checked.
+ * at its default), when one answers there; it runs on the configuration it read before. A file that does not parse
+ * names no key: the daemon at the defaults' socket (with the environment's overrides) need not be the file's, and what
+ * the file did not give (its state_dir, its forwarder.max_connections) judges nothing of it. Nothing else is checked.
  */
 async function runningDespiteConfig(configPath: string | undefined, instance: string | undefined): Promise<Check[]> {
-  const salvaged = await loadConfig({ configPath, ...(instance ? { instance } : {}), salvage: () => {} }).catch(() => undefined)
+  let unread = false // a bad key is a ConfigInvalidError; any other error means the file was not read at all
+  const salvaged = await loadConfig({ configPath, ...(instance ? { instance } : {}), salvage: (e) => (unread ||= !(e instanceof ConfigInvalidError)) }).catch(() => undefined)
   if (!salvaged) return []
-  const answers = await callDaemon(salvaged.config.control.socket, 'GET /v1/status', undefined, 3_000).then(() => true, () => false)
+  const socket = salvaged.config.control.socket
+  const answers = await callDaemon(socket, 'GET /v1/status', undefined, 3_000).then(() => true, () => false)
   if (!answers) return []
   const checks = await daemonChecks(salvaged.config, salvaged.source).catch(() => [])
-  return checks.map((c) => (c.id === 'daemon.running' ? { ...c, summary: `${c.summary}; it runs on the configuration it read before the file went bad` } : c))
+  if (!unread) return checks.map((c) => (c.id === 'daemon.running' ? { ...c, summary: `${c.summary}; it runs on the configuration it read before the file went bad` } : c))
+  const ofInstance = salvaged.config.instance ? ` of instance ${salvaged.config.instance}` : ''
+  return checks
+    .filter((c) => !JUDGED_BY_THE_FILE.has(c.id))
+    .map((c) => (c.id === 'daemon.running' ? { ...c, summary: `${c.summary}; the file was not read: this is the daemon at ${socket}, where the defaults${ofInstance} and the environment lead, which need not be the one of this file` } : c))
 }
+
+/** Checks of a running daemon against its configuration's values: said of no daemon when the file was not read. */
+const JUDGED_BY_THE_FILE = new Set(['daemon.state-lock', 'forwarder.open-files'])
 
 /** Whether the config file itself names `api.key` (the environment's key, which wins, aside): read again without it. */
 async function fileHoldsApiKey(configPath: string | undefined, instance: string | undefined): Promise<boolean> {

@@ -164,6 +164,11 @@ describe('reload', { skip: netnsSkip }, () => {
         assert.equal(there.code, 0, there.stderr)
         assert.match(there.stderr, new RegExp(`^ngrokd ${command}: warning: cannot parse config file [^]*\nthe file was not read: this is the daemon at ${ctx.daemon.socketPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, where the defaults and the environment lead, which need not be the one of this file`, 'm'))
       }
+      // doctor says the same, and judges nothing of that daemon by what the file did not give (the defaults' state_dir)
+      const doctorThere = await ngrokdCli(['doctor', '--offline', '--json', '--config', ctx.daemon.configFile], { env: { NGROKD_CONTROL_SOCKET: ctx.daemon.socketPath } })
+      const checksThere = (JSON.parse(doctorThere.stdout) as { checks: Array<{ id: string; status: string; summary: string }> }).checks
+      assert.match(checksThere.find((c) => c.id === 'daemon.running')?.summary ?? '', /is running .*; the file was not read: this is the daemon at .*, where the defaults and the environment lead, which need not be the one of this file$/)
+      assert.deepEqual(checksThere.filter((c) => c.id === 'daemon.state-lock' || c.id === 'forwarder.open-files'), [])
       // nor is a config that shares only that block with it (its own state dir, socket, interface)
       const other = `${ctx.daemon.configFile}.other.json`
       writeFileSync(other, JSON.stringify({ ...ctx.daemon.config, state_dir: `${ctx.daemon.stateDir}-other`, control: { socket: `${ctx.daemon.socketPath}.other` }, net: { ...ctx.daemon.config.net, interface_name: 'rlother0' } }))
