@@ -118,6 +118,14 @@ test("macOS and Linux: every file of the ngrokd the service would run is judged,
     file(join(installed, 'node_modules', '@ngrokd', 'core', 'package.json'), JSON.stringify({ name: '@ngrokd/core' }))
     const driver = join(installed, 'node_modules', '@ngrokd', 'driver-linux-netlink', 'dist', 'index.js')
     file(driver)
+    // a prefix where npm hoisted the packages ngrokd loads beside it: the folder that holds them all is named
+    const hoisted = join(dir, 'hoisted', 'lib', 'node_modules')
+    const hoistedCli = join(hoisted, 'ngrokd', 'bin', 'ngrokd.js')
+    file(hoistedCli)
+    file(join(hoisted, 'ngrokd', 'package.json'), JSON.stringify({ name: 'ngrokd', dependencies: { '@ngrokd/core': '^1.0.0' } }))
+    file(join(hoisted, '@ngrokd', 'core', 'package.json'), JSON.stringify({ name: '@ngrokd/core' }))
+    const hoistedCore = join(hoisted, '@ngrokd', 'core', 'dist', 'index.js')
+    file(hoistedCore)
 
     for (const platform of ['darwin', 'linux'] as const) {
       await assertServiceProgramsTrusted(node, cli, { platform })
@@ -125,7 +133,10 @@ test("macOS and Linux: every file of the ngrokd the service would run is judged,
     }
     chownSync(coreFile, 1001, 1001)
     chownSync(driver, 1001, 1001)
-    for (const [entry, planted, installation] of [[cli, coreFile, join(workspace, 'ngrokd')], [installedCli, driver, installed]] as const) {
+    chownSync(hoistedCore, 1001, 1001)
+    // what to give root whole: the package the refused file is in (a workspace's link leads out of the installation),
+    // the installation that holds it, or the node_modules folder that holds both
+    for (const [entry, planted, installation] of [[cli, coreFile, join(workspace, 'core')], [installedCli, driver, installed], [hoistedCli, hoistedCore, hoisted]] as const) {
       await assert.rejects(assertServiceProgramsTrusted(node, entry), (e: unknown) => {
         assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
         assert.match(e.message, new RegExp(`^refusing .*ngrokd installation the service would run.* ${planted}: it is owned by (\\S+ \\()?uid 1001`))

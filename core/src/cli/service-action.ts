@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs'
 import { mkdir, unlink } from 'node:fs/promises'
-import { delimiter, dirname, isAbsolute, join, resolve, win32 } from 'node:path'
+import { delimiter, dirname, isAbsolute, join, resolve, sep, win32 } from 'node:path'
 import { loadConfig, instanceOf, DEFAULT_CONFIG_PATH } from '../config/index.js'
 import { readEnvOverrides } from '../config/env-overrides.js'
 import { instanceConfigPath } from '../config/instance.js'
@@ -110,12 +110,12 @@ const SERVICE_NODE_HINTS: Partial<Record<NodeJS.Platform, string>> = {
   linux: "run the install with a node only root can change first in PATH: the distribution's /usr/bin/node, or one installed as root (nvm's node in a user's home is that user's)",
 }
 
-/** How an installation of ngrokd that only root (Administrators) can change is had, for a service refused its ngrokd. */
-function serviceNgrokdHint(platform: NodeJS.Platform, installation: string): string {
+/** How an installation of ngrokd that only root (Administrators) can change is had, for a service refused its ngrokd; `folder`: the one to give root whole. */
+function serviceNgrokdHint(platform: NodeJS.Platform, folder: string): string {
   if (platform === 'win32') {
     return 'from an elevated prompt, install ngrokd under a folder only Administrators can write (npm install -g --prefix "%ProgramFiles%\\ngrokd" ngrokd; npm\'s default, %AppData%\\npm, is the user\'s own) and run the install with that ngrokd'
   }
-  return `install ngrokd as root (sudo npm install -g ngrokd, into root's npm prefix, such as /usr/local) and run the install with that ngrokd, or give the whole installation to root: chown -R root ${installation} && chmod -R go-w ${installation} (and any folder above it the message names)`
+  return `install ngrokd as root (sudo npm install -g ngrokd, into root's npm prefix, such as /usr/local) and run the install with that ngrokd, or give its files to root: chown -R root ${folder} && chmod -R go-w ${folder} (and any folder above it the message names)`
 }
 
 /**
@@ -132,11 +132,28 @@ export async function assertServiceProgramsTrusted(nodePath: string, cliPath: st
     throw isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && ownNode ? new NgrokdError(e.code, e.message, { cause: e.cause, hint: ownNode }) : e
   })
   const installation = scopeOf(realpathSync(cliPath))
-  const withNgrokdHint = (e: unknown) => {
+  await assertTrustedPath(cliPath, { what: 'ngrokd program the service would run', code: true, ...rule }).catch((e: unknown) => {
     throw isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') ? new NgrokdError(e.code, e.message, { cause: e.cause, hint: serviceNgrokdHint(platform, installation) }) : e
-  }
-  await assertTrustedPath(cliPath, { what: 'ngrokd program the service would run', code: true, ...rule }).catch(withNgrokdHint)
-  await assertTrustedInstallation(installation, 'ngrokd installation the service would run', rule).catch(withNgrokdHint)
+  })
+  await assertTrustedInstallation(installation, 'ngrokd installation the service would run', rule, (refused) => serviceNgrokdHint(platform, folderToGive(installation, refused)))
+}
+
+/**
+ * The folder to give root whole for a refused package of ngrokd's installation: the installation, when the package is
+ * in it; the node_modules folder that holds both, when npm hoisted the package beside it (a prefix's lib/node_modules);
+ * else the refused package itself (a workspace's link leads out of the installation).
+ */
+function folderToGive(installation: string, refused: string): string {
+  if (refused === installation || refused.startsWith(installation + sep)) return installation
+  const holder = modulesFolderOf(installation)
+  return holder !== undefined && holder === modulesFolderOf(refused) ? holder : refused
+}
+
+/** The `node_modules` folder an installed package is in (`/usr/local/lib/node_modules` of `…/node_modules/@ngrokd/core`). */
+function modulesFolderOf(pkg: string): string | undefined {
+  const marker = `${sep}node_modules${sep}`
+  const at = pkg.lastIndexOf(marker)
+  return at < 0 ? undefined : pkg.slice(0, at + marker.length - 1)
 }
 
 /**

@@ -160,10 +160,16 @@ type TrustRule = Pick<TrustedPathOptions, 'uid' | 'platform' | 'readSddl'>
  * (some 3,500): a fraction of a second, once per install.
  * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED` naming the first file or folder another user may change.
  */
-export async function assertTrustedInstallation(installation: string, what: string, rule: TrustRule = {}): Promise<void> {
+export async function assertTrustedInstallation(installation: string, what: string, rule: TrustRule = {}, hintFor?: (refusedPackage: string) => string): Promise<void> {
   const walked = new Set<string>()
-  await assertTrustedTree(installation, what, rule, walked)
-  await assertTrustedDependencies(installation, what, rule, { ownCore: true, walked })
+  const judging = { package: installation }
+  try {
+    await assertTrustedTree(installation, what, rule, walked)
+    await assertTrustedDependencies(installation, what, rule, { ownCore: true, walked, judging })
+  } catch (e) {
+    // `hintFor`: the fix, from the package (the installation or one it loads) the refused file or folder belongs to
+    throw hintFor && isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') ? new NgrokdError(e.code, e.message, { cause: e.cause, hint: hintFor(judging.package) }) : e
+  }
 }
 
 /**
@@ -237,9 +243,10 @@ const DEPENDENCY_FIELDS = ['dependencies', 'optionalDependencies', 'peerDependen
  * finds it (the nearest `node_modules` from `scope` up that holds it in any form: {@link installedPackage}), is judged whole by {@link assertTrustedTree}, and
  * so are the packages each of those declares, once each. ngrokd's own `@ngrokd/core` is never taken from there
  * (a module's import of it resolves to ngrokd's installation), unless `ownCore`: `scope` is ngrokd's installation.
- * A declared package that is not installed is left to the import, which names it.
+ * A declared package that is not installed is left to the import, which names it. `judging.package`: the package being
+ * judged, for a refusal to name.
  */
-async function assertTrustedDependencies(scope: string, what: string, rule: TrustRule = {}, { ownCore = false, walked = new Set<string>() }: { ownCore?: boolean; walked?: Set<string> } = {}): Promise<void> {
+async function assertTrustedDependencies(scope: string, what: string, rule: TrustRule = {}, { ownCore = false, walked = new Set<string>(), judging = { package: scope } }: { ownCore?: boolean; walked?: Set<string>; judging?: { package: string } } = {}): Promise<void> {
   const judged = new Set<string>([await realpath(scope)])
   const pending = [scope]
   while (pending.length > 0) {
@@ -255,18 +262,22 @@ async function assertTrustedDependencies(scope: string, what: string, rule: Trus
     for (const name of names) {
       const dependency = `package ${name} that the ${what} depends on`
       const { found, passed } = installedPackage(name, dir)
+      judging.package = dir
       if (found.length === 0) assertNoOneElseCanInstall(name, dir, dependency, rule)
       for (const path of passed) {
+        judging.package = path
         // what Node passes over today must not be another user's to make loadable tomorrow
         const st = lstatSync(path)
         if (st.isSymbolicLink() && !statSync(path, { throwIfNoEntry: false })) await assertTrustedDanglingLink(path, st, dependency, rule)
         else await assertTrustedPath(path, { what: dependency, code: true, ...rule })
       }
       for (const path of found) {
+        judging.package = path
         const real = await assertTrustedPath(path, { what: dependency, code: true, ...rule })
         if (judged.has(real)) continue
         judged.add(real)
         if (!statSync(real).isDirectory()) continue // a lone file: judged above
+        judging.package = real
         await assertTrustedTree(real, dependency, rule, walked)
         pending.push(real)
       }
