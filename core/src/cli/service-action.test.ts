@@ -7,7 +7,7 @@ import { resolveConfig } from '../config/resolve-config.js'
 import { FakeScm } from '../service/windows-scm.test-helper.js'
 import { planWindowsService } from '../service/windows-service.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { assertServiceProgramsTrusted, installedServiceFor, servicedNodePath } from './service-action.js'
+import { assertServiceProgramsTrusted, installedServiceFor, servicedNodePath, installRefusal } from './service-action.js'
 
 test("the service runs node by the link on PATH that leads to this one (an upgrade keeps it valid), else by this one's path", () => {
   const dir = mkdtempSync(join(tmpdir(), 'ngrokd-node-path-'))
@@ -65,6 +65,25 @@ test("Windows: the service would run node and ngrokd as LocalSystem, so ngrokd i
       assert.match(e.message, /^refusing ngrokd program the service would run .*ngrokd\.js: its folder .*ann is owned by S-1-5-21-1-2-3-1001/)
       return true
     })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('Windows: service install --dry-run says the install would be refused, as on Linux and macOS', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-dry-run-'))
+  try {
+    const node = join(dir, 'Program Files', 'nodejs', 'node.exe')
+    const cli = join(dir, 'Users', 'ann', 'AppData', 'Roaming', 'npm', 'node_modules', 'ngrokd', 'bin', 'ngrokd.js')
+    for (const f of [node, cli]) {
+      mkdirSync(join(f, '..'), { recursive: true })
+      writeFileSync(f, '')
+    }
+    const user = 'S-1-5-21-1-2-3-1001'
+    const sddl = new Map([[join(dir, 'Users', 'ann'), `O:${user}D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;${user})`]])
+    const rule = { platform: 'win32' as const, readSddl: (p: string) => sddl.get(p) ?? 'O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)' }
+    assert.equal(await installRefusal(node, node, rule), undefined)
+    assert.match((await installRefusal(node, cli, rule)) ?? '', /^# the install would be refused: refusing ngrokd program the service would run .*: its folder .*ann is owned by S-1-5-21-1-2-3-1001.*\n# {3}hint: from an elevated prompt, install ngrokd under a folder only Administrators can write/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -157,9 +157,23 @@ function modulesFolderOf(pkg: string): string | undefined {
 }
 
 /**
+ * For --dry-run, on every OS: `# the install would be refused: …` and its hint when the install, run as root (an
+ * Administrator), would refuse the node or the ngrokd the service would run ({@link assertServiceProgramsTrusted});
+ * else undefined. `rule`: as there, but whose files pass is root's alone (uid 0), whoever runs the dry run.
+ */
+export async function installRefusal(nodePath: string, cliPath: string, rule: Pick<TrustedPathOptions, 'platform' | 'readSddl'> = {}): Promise<string | undefined> {
+  const untrusted = await assertServiceProgramsTrusted(nodePath, cliPath, { ...rule, uid: 0 }).then(
+    () => undefined,
+    (e: unknown) => (isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') ? e : Promise.reject(e)),
+  )
+  return untrusted && `# the install would be refused: ${untrusted.message}\n#   hint: ${untrusted.hint}`
+}
+
+/**
  * Windows: the service is registered with the Service Control Manager through its API (windows-service.ts: the
  * command line `node.exe <ngrokd> run --service --config FILE`, recovery actions, `ngrokd cleanup` after a third
- * failure); `sc.exe` starts, stops and shows it. --dry-run prints what would be registered.
+ * failure); `sc.exe` starts, stops and shows it. --dry-run prints what would be registered, and says when the install
+ * would be refused.
  */
 async function windowsServiceAction(action: ServiceAction, config: DaemonConfig, { cliPath, configPath }: ServicePaths, environment: Record<string, string>, dryRun: boolean): Promise<number> {
   const plan = planWindowsService({ nodePath: process.execPath, cliPath, ...(configPath ? { configPath } : {}), ...instanceOf(config) })
@@ -175,8 +189,11 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
   // by its full path: a bare name is looked for in the working directory first (libuv's search_path), as administrator
   const sc = (...args: string[]): ServiceCommand => [win32.join(systemRoot, 'System32', 'sc.exe'), ...args]
   if (dryRun) {
-    if (action === 'install') console.log(`# registered with the Service Control Manager (a service ${name} registered before is changed to it, and stopped)\n${JSON.stringify(plan, null, 2)}\n# StartServiceW ${name}`)
-    else console.log(action === 'uninstall' ? `$ ${sc('stop', name).join(' ')}\n# DeleteService ${name}` : `$ ${sc('query', name).join(' ')}`)
+    if (action === 'install') {
+      const refusal = await installRefusal(process.execPath, process.argv[1]!)
+      if (refusal) console.log(refusal)
+      console.log(`# registered with the Service Control Manager (a service ${name} registered before is changed to it, and stopped)\n${JSON.stringify(plan, null, 2)}\n# StartServiceW ${name}`)
+    } else console.log(action === 'uninstall' ? `$ ${sc('stop', name).join(' ')}\n# DeleteService ${name}` : `$ ${sc('query', name).join(' ')}`)
     return 0
   }
   if (action === 'status') return runStatus([sc('query', name)])
@@ -310,12 +327,8 @@ export async function runServiceAction(action: ServiceAction, values: { config?:
     if (inTmp && action === 'install') console.log(`# the install would be refused: ${inTmp} is under /tmp, which the service does not see (PrivateTmp); move it`)
     if (action === 'install' && process.platform === 'linux' && !existsSync(SYSTEMD_RUNNING)) console.log(`# the install would be refused: systemd does not run this machine (no ${SYSTEMD_RUNNING}); the unit below is to adapt to its service manager`)
     if (action === 'install') {
-      // judged as the install, run as root, would judge them
-      const untrusted = await assertServiceProgramsTrusted(paths.nodePath, process.argv[1]!, { uid: 0 }).then(
-        () => undefined,
-        (e: unknown) => (isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') ? e : Promise.reject(e)),
-      )
-      if (untrusted) console.log(`# the install would be refused: ${untrusted.message}\n#   hint: ${untrusted.hint}`)
+      const refusal = await installRefusal(paths.nodePath, process.argv[1]!)
+      if (refusal) console.log(refusal)
     }
     for (const note of [carriedNote, keyNote]) if (note) console.log(note)
     if (action === 'install') console.log(`# ${plan.file.path}\n${plan.file.text}`)
