@@ -63,6 +63,13 @@ describe("the hints to set a key and start the daemon are for this config's daem
     })
     const status = await cli(['status'], home, user)
     assert.match(status.stderr, new RegExp(`^ngrokd status: ngrokd is not running .*\\n  hint: start it with \`ngrokd run --config ${config}\` `, 'm'))
+    // a malformed key saved there: the hint to give a good one is the same command
+    const state = join(home, 'state')
+    await mkdir(state, { mode: 0o700 })
+    await writeFile(join(state, 'api-key'), 'abc\n', { mode: 0o600 })
+    for (const f of [state, join(state, 'api-key')]) await chown(f, user.uid, user.gid)
+    const malformed = await cli(['doctor', '--offline', '--json'], home, user)
+    assert.match(hintsOf(malformed.stdout).key ?? '', new RegExp(`run: echo "\\$KEY" \\| ngrokd set-api-key --config ${config}$`))
   })
 
   it("root's daemon: sudo", async () => {

@@ -64,6 +64,20 @@ describe('the API key file', () => {
     assert.equal(checkApiKey(` ${KEY} `), KEY)
   })
 
+  it("a malformed key's hint gives the command that reaches the daemon meant, else none with sudo or flags of its own", () => {
+    const hintOf = (setKeyCommand?: string): string | undefined => {
+      try {
+        checkApiKey('abc', 'the key given', setKeyCommand)
+      } catch (e) {
+        return isNgrokdError(e, 'NGROKD_ERR_API_KEY_MALFORMED') ? e.hint : String(e)
+      }
+      return undefined
+    }
+    assert.match(hintOf('ngrokd set-api-key --config /home/ann/ngrokd.yml') ?? '', /run: echo "\$KEY" \| ngrokd set-api-key --config \/home\/ann\/ngrokd\.yml$/)
+    assert.match(hintOf() ?? '', /give it with ngrokd set-api-key$/)
+    assert.doesNotMatch(hintOf() ?? '', /sudo/)
+  })
+
   it('as root: refuses a key file or state_dir another user could have written', { skip: localUserSkip() }, async () => {
     const eve = localUser()!
     const stateDir = join(dir, 'planted-state')

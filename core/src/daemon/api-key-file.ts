@@ -12,10 +12,11 @@ export const API_KEY_FILE = 'api-key'
 const API_KEY_SHAPE = /^[A-Za-z0-9_-]{8,512}$/
 
 /**
- * The key, trimmed, when it has the shape of an ngrok API key.
+ * The key, trimmed, when it has the shape of an ngrok API key. `setKeyCommand`: how a key reaches the daemon meant, for
+ * the hint (`ngrokd set-api-key --config FILE`, under sudo when its state is root's: daemonCommand); else said in general.
  * @throws NgrokdError `NGROKD_ERR_API_KEY_MALFORMED` saying what is wrong (never echoing the key).
  */
-export function checkApiKey(key: unknown, from = 'the API key'): string {
+export function checkApiKey(key: unknown, from = 'the API key', setKeyCommand?: string): string {
   const text = typeof key === 'string' ? key.trim() : ''
   if (API_KEY_SHAPE.test(text)) return text
   const why =
@@ -26,7 +27,7 @@ export function checkApiKey(key: unknown, from = 'the API key'): string {
     : text.length > 512 ? `is ${text.length} characters long, too long`
     : 'contains characters other than letters, digits, _ and -'
   throw new NgrokdError('NGROKD_ERR_API_KEY_MALFORMED', `${from} ${why}: it does not look like an ngrok API key`, {
-    hint: 'copy an API key (not an agent authtoken) from https://dashboard.ngrok.com/api-keys and run: echo "$KEY" | sudo ngrokd set-api-key',
+    hint: `copy an API key (not an agent authtoken) from https://dashboard.ngrok.com/api-keys and ${setKeyCommand ? `run: echo "$KEY" | ${setKeyCommand}` : 'give it with ngrokd set-api-key'}`,
   })
 }
 

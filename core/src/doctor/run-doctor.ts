@@ -134,14 +134,15 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
   if (apiKeyInFile) report(...(await checkConfigSecretMode(source!)))
 
   const keyFrom = config.api.key ? 'config or environment' : apiKeyFilePath(config.stateDir)
+  const setKeyCommand = daemonCommand('set-api-key', config, source)
   let apiKey: string | undefined
   try {
     const given = config.api.key ?? (await readApiKeyFile(config.stateDir))
-    apiKey = given === undefined ? undefined : checkApiKey(given, `the API key from ${keyFrom}`)
+    apiKey = given === undefined ? undefined : checkApiKey(given, `the API key from ${keyFrom}`, setKeyCommand)
     report(
       apiKey
         ? { id: 'api.key', status: 'ok', summary: `API key ${redactSecret(apiKey)} (${keyFrom})` }
-        : { id: 'api.key', status: 'warn', summary: 'no ngrok API key: ngrokd run will wait for one', hint: `echo "$KEY" | ${daemonCommand('set-api-key', config, source)}`, code: 'NGROKD_ERR_API_KEY_MISSING' },
+        : { id: 'api.key', status: 'warn', summary: 'no ngrok API key: ngrokd run will wait for one', hint: `echo "$KEY" | ${setKeyCommand}`, code: 'NGROKD_ERR_API_KEY_MISSING' },
     )
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
