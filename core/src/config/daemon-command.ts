@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
 import type { DaemonConfig } from './daemon-config.js'
 import { sameDaemonFlags } from './load-config.js'
+import { nearestExisting } from '../util/nearest-existing.js'
 
 /**
  * The command line a hint gives for acting on the daemon of this config (`ngrokd set-api-key --config FILE`): the flags
@@ -14,14 +14,6 @@ export function daemonCommand(command: string, config: Pick<DaemonConfig, 'insta
 }
 
 function stateIsRoots(stateDir: string): boolean {
-  for (let p = resolve(stateDir); ; p = dirname(p)) {
-    let uid: number | undefined
-    try {
-      uid = statSync(p).uid
-    } catch {
-      // not there (or in a folder this user may not search): the folder above decides
-    }
-    if (uid !== undefined) return uid === 0
-    if (dirname(p) === p) return true
-  }
+  // not there (or in a folder this user may not search): the folder above decides
+  return (statSync(nearestExisting(stateDir), { throwIfNoEntry: false })?.uid ?? 0) === 0
 }

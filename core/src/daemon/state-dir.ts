@@ -1,6 +1,7 @@
-import { mkdir, stat } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { nearestExisting } from '../util/nearest-existing.js'
 import { stateDirProblem } from '../util/state-dir-problem.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import { systemFileSecurity, type WindowsFileSecurity } from '../util/windows-security-ffi.js'
@@ -70,15 +71,8 @@ export function checkStateDirTrust(stateDir: string): Promise<string> {
  * that is already there is left as it is, to be judged by the trusted-path rule.
  */
 export async function makeProtectedDirectory(dir: string, security: Pick<WindowsFileSecurity, 'createDirectory'>): Promise<void> {
+  const existing = nearestExisting(dir)
   const missing: string[] = []
-  for (let p = resolve(dir); ; p = dirname(p)) {
-    const there = await stat(p).then(
-      () => true,
-      (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? false : Promise.reject(e)),
-    )
-    if (there) break
-    missing.unshift(p)
-    if (dirname(p) === p) break
-  }
+  for (let p = resolve(dir); p !== existing; p = dirname(p)) missing.unshift(p)
   for (const folder of missing) security.createDirectory(folder, WINDOWS_STATE_DIR_SDDL)
 }

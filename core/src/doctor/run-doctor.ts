@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs'
 import { access, constants, lstat, stat } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
 import { daemonCommand, loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
 import { CONFIG_SEARCH_PLACES } from '../config/load-config.js'
 import { runsAsRoot } from '../util/trusted-path.js'
+import { nearestExisting } from '../util/nearest-existing.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
 import type { DriverRequirement } from '../driver/define-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
@@ -199,8 +200,7 @@ async function checkStateDir(dir: string): Promise<Check> {
     return { id: 'state.dir', status: 'fail', summary: `state_dir ${dir} is not a directory`, hint: 'set state_dir to a directory (ngrokd creates a missing one)', code: 'NGROKD_ERR_STATE' }
   }
   // a missing one is made with its missing parents: what matters is the nearest folder that exists
-  let target = dir
-  while (!st && target !== dirname(target) && !(await stat(target).catch(() => undefined))) target = dirname(target)
+  const target = st ? dir : nearestExisting(dir)
   const existing = await stat(target).catch(() => undefined)
   if (existing && !existing.isDirectory()) {
     return { id: 'state.dir', status: 'fail', summary: `state_dir ${dir} cannot be made: ${target} is not a directory`, hint: 'set state_dir to a directory (ngrokd creates a missing one)', code: 'NGROKD_ERR_STATE' }

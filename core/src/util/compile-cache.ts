@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
 import module from 'node:module'
 import { homedir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { nearestExisting } from './nearest-existing.js'
+import { join } from 'node:path'
 
 /**
  * Turns on Node's compile cache (Node 22.1+; Node 20 has none and this does nothing): the CLI's and
@@ -30,10 +31,4 @@ export async function enableCompileCache(env: NodeJS.ProcessEnv = process.env): 
   } catch {
     return undefined // a read-only home, or as root one that is another user's: start without the cache
   }
-}
-
-/** `path`, or the nearest folder above it that exists. */
-function nearestExisting(path: string): string {
-  while (!existsSync(path) && dirname(path) !== path) path = dirname(path)
-  return path
 }
