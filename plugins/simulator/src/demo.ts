@@ -41,7 +41,7 @@ export async function runDemo(argv: string[]): Promise<number> {
  * The demo run again with `flags`, as the user started it: `npm run demo` from a clone (whose `ngrokd` is on no PATH)
  * takes its flags after `--`.
  */
-export function demoCommand(flags: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
+export function demoCommandLine(flags: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
   return env.npm_lifecycle_event === 'demo' ? `npm run demo -- ${flags.join(' ')}` : `ngrokd demo ${flags.join(' ')}`
 }
 
@@ -137,7 +137,7 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
       })
       return failures === 0 ? 0 : 1
     }
-    console.log(`\nServing until Ctrl-C (run \`${demoCommand(['--shell'])}\` to get a shell inside the namespace and curl these hostnames yourself).`)
+    console.log(`\nServing until Ctrl-C (run \`${demoCommandLine(['--shell'])}\` to get a shell inside the namespace and curl these hostnames yourself).`)
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve())
       process.once('SIGTERM', () => resolve())
