@@ -1,7 +1,8 @@
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { basename, join, resolve } from 'node:path'
-import { loadConfig, sameDaemonFlags, daemonCommand, describeConfig, checkInstanceFlag, ConfigInvalidError, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
+import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, ConfigInvalidError, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
+import { daemonCommandLine } from '../config/daemon-command.js'
 import { callDaemon, type ControlApi, type DaemonStatus, type TrafficTotals } from '../daemon/control-api.js'
 import { withStartHint } from '../control/control-client.js'
 import { liveHolderFor } from '../daemon/instance-lock.js'
@@ -53,7 +54,7 @@ async function onDaemonOf<T>(config: DaemonConfig, call: (socket: string) => Pro
     if (cause !== 'ENOENT' && cause !== 'ECONNREFUSED') throw e
     // the state dir's lock only (no run dir): a daemon on the same interface or hosts block is another config's
     const holder = (await liveHolderFor(config, null))?.holder
-    if (!holder?.socket || holder.socket === config.control.socket) throw withStartHint(e, daemonCommand('run', config, configFile))
+    if (!holder?.socket || holder.socket === config.control.socket) throw withStartHint(e, daemonCommandLine('run', config, configFile))
     return call(holder.socket)
   }
 }

@@ -9,7 +9,7 @@ import { nearestExisting } from '../util/nearest-existing.js'
  * above it that exists, is owned by root (`/var/lib/ngrokd`) — and not for a user's own daemon with its state in
  * their home, which sudo would send to root's config and state instead. Windows has no sudo.
  */
-export function daemonCommand(command: string, config: Pick<DaemonConfig, 'instance' | 'stateDir'>, configFile: string | undefined, platform: NodeJS.Platform = process.platform): string {
+export function daemonCommandLine(command: string, config: Pick<DaemonConfig, 'instance' | 'stateDir'>, configFile: string | undefined, platform: NodeJS.Platform = process.platform): string {
   return `${platform !== 'win32' && stateIsRoots(config.stateDir) ? 'sudo ' : ''}ngrokd ${command}${sameDaemonFlags(config.instance, configFile)}`
 }
 

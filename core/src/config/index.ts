@@ -1,6 +1,5 @@
 export type { ConfigNotice, DaemonConfig, LoadedConfig, LogLevel } from './daemon-config.js'
 export { loadConfig, sameDaemonFlags, DEFAULT_CONFIG_PATH, CONFIG_SEARCH_PLACES, type LoadConfigOptions } from './load-config.js'
-export { daemonCommand } from './daemon-command.js'
 export { resolveConfig, defaultConfig, type ResolveConfigOptions } from './resolve-config.js'
 export { parseDuration, MAX_DURATION_MS } from './parse-duration.js'
 export { describeConfig } from './describe-config.js'

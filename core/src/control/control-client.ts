@@ -6,7 +6,7 @@ const { request } = requireCommonJs('node:http') as typeof import('node:http') /
 
 /**
  * The fix for a daemon that does not answer on its control socket: start it with `start`, the command line that reaches
- * it (daemonCommand: its flags, sudo when its state is root's); without one, said in general.
+ * it (daemonCommandLine: its flags, sudo when its state is root's); without one, said in general.
  */
 export function notRunningHint(start?: string): string {
   const how = start ? `\`${start}\`` : '`ngrokd run` (with sudo for a daemon whose state is root\'s), giving it the --config or --instance given here'

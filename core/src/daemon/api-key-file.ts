@@ -13,7 +13,7 @@ const API_KEY_SHAPE = /^[A-Za-z0-9_-]{8,512}$/
 
 /**
  * The key, trimmed, when it has the shape of an ngrok API key. `setKeyCommand`: how a key reaches the daemon meant, for
- * the hint (`ngrokd set-api-key --config FILE`, under sudo when its state is root's: daemonCommand); else said in general.
+ * the hint (`ngrokd set-api-key --config FILE`, under sudo when its state is root's: daemonCommandLine); else said in general.
  * @throws NgrokdError `NGROKD_ERR_API_KEY_MALFORMED` saying what is wrong (never echoing the key).
  */
 export function checkApiKey(key: unknown, from = 'the API key', setKeyCommand?: string): string {

@@ -4,7 +4,7 @@ import type { Check } from '../contracts/check.js'
 import { refusedKeyHint } from '../daemon/api-key-source.js'
 import { callDaemon, type ControlApi } from '../daemon/control-api.js'
 import { withStartHint } from '../control/control-client.js'
-import { daemonCommand } from '../config/daemon-command.js'
+import { daemonCommandLine } from '../config/daemon-command.js'
 import { sameDaemonFlags } from '../config/load-config.js'
 import { CORE_VERSION } from '../version.js'
 import { STATE_LOCK_FILE, liveHolderFor, stateLockHolder, stateLockReadable } from '../daemon/instance-lock.js'
@@ -63,7 +63,7 @@ export async function daemonChecks(config: DaemonConfig, configFile?: string): P
     // only a socket that is not there or that nobody listens on says no daemon runs (not one this user may not open)
     const cause = ((e as { cause?: NodeJS.ErrnoException }).cause)?.code
     const noDaemon = cause === 'ENOENT' || cause === 'ECONNREFUSED'
-    const said = withStartHint(e, daemonCommand('run', config, configFile)) // how this daemon is started, when none runs
+    const said = withStartHint(e, daemonCommandLine('run', config, configFile)) // how this daemon is started, when none runs
     return [
       { id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(said) && said.hint ? { hint: said.hint } : {}) },
       ...(noDaemon ? await leftoverChecks(config) : []),

@@ -3,7 +3,8 @@ import { access, constants, lstat, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Check } from '../contracts/check.js'
 import { silentLogger } from '../contracts/logger.js'
-import { daemonCommand, loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
+import { loadConfig, redactSecret, type DaemonConfig } from '../config/index.js'
+import { daemonCommandLine } from '../config/daemon-command.js'
 import { CONFIG_SEARCH_PLACES } from '../config/load-config.js'
 import { runsAsRoot } from '../util/trusted-path.js'
 import { nearestExisting } from '../util/nearest-existing.js'
@@ -135,7 +136,7 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
   if (apiKeyInFile) report(...(await checkConfigSecretMode(source!)))
 
   const keyFrom = config.api.key ? 'config or environment' : apiKeyFilePath(config.stateDir)
-  const setKeyCommand = daemonCommand('set-api-key', config, source)
+  const setKeyCommand = daemonCommandLine('set-api-key', config, source)
   let apiKey: string | undefined
   try {
     const given = config.api.key ?? (await readApiKeyFile(config.stateDir))
