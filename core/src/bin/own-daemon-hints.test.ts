@@ -70,6 +70,12 @@ describe("the hints to set a key and start the daemon are for this config's daem
     for (const f of [state, join(state, 'api-key')]) await chown(f, user.uid, user.gid)
     const malformed = await cli(['doctor', '--offline', '--json'], home, user)
     assert.match(hintsOf(malformed.stdout).key ?? '', new RegExp(`run: echo "\\$KEY" \\| ngrokd set-api-key --config ${config}$`))
+    // a malformed key piped to set-api-key itself: the same command, found by the same search
+    const given = await new Promise<{ stderr: string }>((done) => {
+      const child = execFile(process.execPath, [NGROKD_BIN, 'set-api-key'], { env: { PATH: process.env.PATH, HOME: home }, cwd: home, uid: user.uid, gid: user.gid }, (_e, _out, stderr) => done({ stderr }))
+      child.stdin!.end('abc\n')
+    })
+    assert.match(given.stderr, new RegExp(`hint: .*run: echo "\\$KEY" \\| ngrokd set-api-key --config ${config}$`, 'm'))
   })
 
   it("root's daemon: sudo", async () => {

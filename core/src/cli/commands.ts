@@ -485,8 +485,9 @@ const setApiKeyCommand = defineCommand({
     if (key) console.error('warning: a key given as an argument is visible to other users in the process list; prefer stdin')
     key ??= process.stdin.isTTY ? await promptHidden('ngrok API key: ') : await readStdin()
     key = key.trim()
-    if (!key) throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'no API key given', { hint: 'pipe it in: echo "$NGROK_API_KEY" | ngrokd set-api-key' })
-    key = checkApiKey(key, 'the key given')
+    const setKey = daemonCommandLine('set-api-key', config, source)
+    if (!key) throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'no API key given', { hint: `pipe it in: echo "$NGROK_API_KEY" | ${setKey}` })
+    key = checkApiKey(key, 'the key given', setKey)
     try {
       // the daemon asks the API once, for at most apiKeyCheckTimeoutMs, before it answers
       const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }, apiKeyCheckTimeoutMs(config.api.timeoutMs) + CONTROL_SLACK_MS), source)
