@@ -47,7 +47,11 @@ test('uninstall is refused while the Windows service of its instance is register
   assert.equal(scm.open.size, 0)
 })
 
-test("Windows: the service would run node and ngrokd as LocalSystem, so ngrokd in a user's own npm folder is refused", async () => {
+/**
+ * A Windows machine's node under Program Files and ngrokd in ann's own npm folder, judged by stand-in SDDL: `body`
+ * gets their paths and the rule that reads it.
+ */
+async function withUsersNpmNgrokd(body: (node: string, cli: string, rule: { platform: 'win32'; readSddl: (p: string) => string }) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-programs-'))
   try {
     const node = join(dir, 'Program Files', 'nodejs', 'node.exe')
@@ -58,36 +62,27 @@ test("Windows: the service would run node and ngrokd as LocalSystem, so ngrokd i
     }
     const user = 'S-1-5-21-1-2-3-1001'
     const sddl = new Map([[join(dir, 'Users', 'ann'), `O:${user}D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;${user})`]])
-    const rule = { platform: 'win32' as const, readSddl: (p: string) => sddl.get(p) ?? 'O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)' }
+    await body(node, cli, { platform: 'win32', readSddl: (p: string) => sddl.get(p) ?? 'O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)' })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test("Windows: the service would run node and ngrokd as LocalSystem, so ngrokd in a user's own npm folder is refused", () =>
+  withUsersNpmNgrokd(async (node, cli, rule) => {
     await assertServiceProgramsTrusted(node, node, rule)
     await assert.rejects(assertServiceProgramsTrusted(node, cli, rule), (e: unknown) => {
       assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
       assert.match(e.message, /^refusing ngrokd program the service would run .*ngrokd\.js: its folder .*ann is owned by S-1-5-21-1-2-3-1001/)
       return true
     })
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-})
+  }))
 
-test('Windows: service install --dry-run says the install would be refused, as on Linux and macOS', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-dry-run-'))
-  try {
-    const node = join(dir, 'Program Files', 'nodejs', 'node.exe')
-    const cli = join(dir, 'Users', 'ann', 'AppData', 'Roaming', 'npm', 'node_modules', 'ngrokd', 'bin', 'ngrokd.js')
-    for (const f of [node, cli]) {
-      mkdirSync(join(f, '..'), { recursive: true })
-      writeFileSync(f, '')
-    }
-    const user = 'S-1-5-21-1-2-3-1001'
-    const sddl = new Map([[join(dir, 'Users', 'ann'), `O:${user}D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;${user})`]])
-    const rule = { platform: 'win32' as const, readSddl: (p: string) => sddl.get(p) ?? 'O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)' }
+test('Windows: service install --dry-run says the install would be refused, as on Linux and macOS', () =>
+  withUsersNpmNgrokd(async (node, cli, rule) => {
     assert.equal(await installRefusal(node, node, rule), undefined)
     assert.match((await installRefusal(node, cli, rule)) ?? '', /^# the install would be refused: refusing ngrokd program the service would run .*: its folder .*ann is owned by S-1-5-21-1-2-3-1001.*\n# {3}hint: from an elevated prompt, install ngrokd under a folder only Administrators can write/)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-})
+  }))
 
 test("macOS and Linux: a node another user owns (Homebrew's, nvm's) is refused for the service with where a root-owned one comes from", { skip: process.getuid?.() !== 0 && 'needs root to give a file to another user' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ngrokd-service-node-'))
