@@ -8,7 +8,7 @@ import { ratio } from './stats.js'
 export interface BenchResults {
   schema: 'ngrokd-bench/1'
   generatedAt: string
-  mode: 'full' | 'quick'
+  mode: 'full' | 'reduced' | 'quick'
   runs: number
   machine: MachineInfo
   /** `namespace` (a private network + mount namespace of its own, as root) or why not. */

@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runAddressesFigure, type AddressesFigure } from './address-bench.js'
 import { benchPlace, rerunInNamespace } from './bench-namespace.js'
-import { parseBenchArgs, UsageError, USAGE, type BenchOptions, type FigureName } from './bench-options.js'
+import { parseBenchArgs, REDUCED_SCALE, UsageError, USAGE, type BenchOptions, type FigureName } from './bench-options.js'
 import { renderResults, replaceResultsBlock, type BenchResults } from './bench-report.js'
 import { runEndpointsFigure, type EndpointsFigure } from './endpoints-bench.js'
 import { ROWS, rowFailed, runForwardingFigure, type ForwardingFigure } from './forwarding-bench.js'
@@ -121,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
   const results: BenchResults = {
     schema: 'ngrokd-bench/1',
     generatedAt: new Date().toISOString(),
-    mode: options.quick ? 'quick' : 'full',
+    mode: options.quick ? 'quick' : options.scale === REDUCED_SCALE ? 'reduced' : 'full',
     runs,
     machine,
     environment: privileged ? `unprivileged (${privileged})` : 'as root in a private network + mount namespace',
