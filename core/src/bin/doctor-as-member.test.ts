@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { NGROKD_BIN } from '../daemon/daemon-process.js'
-import { localUser, localUserSkip, type LocalUser } from '../util/local-user.test-helper.js'
+import { cannotRunNode, localUser, localUserSkip, type LocalUser } from '../util/local-user.test-helper.js'
 
 const run = promisify(execFile)
 
@@ -37,10 +37,7 @@ describe('doctor as another user than the state_dir\'s owner', { skip: localUser
 
   before(async () => {
     member = localUser()!
-    cannotRun = await run(process.execPath, ['-e', '0'], { uid: member.uid, gid: member.gid }).then(
-      () => false as const,
-      (e: NodeJS.ErrnoException) => `${member.name} cannot run ${process.execPath} (${e.code ?? e.message})`,
-    )
+    cannotRun = await cannotRunNode(member)
     top = await mkdtemp(join(tmpdir(), 'ngrokd-doctor-member-'))
     await chmod(top, 0o755)
     stateDir = join(top, 'state')

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { NGROKD_BIN } from '../daemon/daemon-process.js'
-import { localUser, localUserSkip, type LocalUser } from '../util/local-user.test-helper.js'
+import { cannotRunNode, localUser, localUserSkip, type LocalUser } from '../util/local-user.test-helper.js'
 
 const run = promisify(execFile)
 
@@ -41,10 +41,7 @@ describe("the hints to set a key and start the daemon are for this config's daem
 
   before(async () => {
     user = localUser()!
-    cannotRun = await run(process.execPath, ['-e', '0'], { uid: user.uid, gid: user.gid }).then(
-      () => false as const,
-      (e: NodeJS.ErrnoException) => `${user.name} cannot run ${process.execPath} (${e.code ?? e.message})`,
-    )
+    cannotRun = await cannotRunNode(user)
     top = await mkdtemp(join(tmpdir(), 'ngrokd-own-daemon-'))
     await chmod(top, 0o755)
   })

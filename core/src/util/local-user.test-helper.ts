@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 
 /** The second local user tests plant files as; made with `useradd` on first use. */
 export const PLANTER = 'ngrokd-planter'
@@ -39,4 +39,11 @@ export function localUser(name: string = PLANTER): LocalUser | undefined {
 export function localUserSkip(): string | false {
   if (process.getuid?.() !== 0) return 'needs root (to make a second local user and own files as root)'
   return localUser() ? false : 'useradd could not make a second local user'
+}
+
+/** Why `user` cannot run this process's node (one installed under a folder only root may enter), or false when it can. */
+export function cannotRunNode(user: LocalUser): Promise<string | false> {
+  return new Promise((done) =>
+    execFile(process.execPath, ['-e', '0'], { uid: user.uid, gid: user.gid }, (e) => done(e ? `${user.name} cannot run ${process.execPath} (${(e as NodeJS.ErrnoException).code ?? e.message})` : false)),
+  )
 }
