@@ -30,14 +30,14 @@ const settle = () => new Promise((r) => setImmediate(r))
 describe('the Windows service state machine (run --service)', () => {
   it('constants match mingw-w64 (winsvc.h, winerror.h)', () => {
     for (const v of Object.values(fixture())) {
-      for (const k of ['SERVICE_STOPPED', 'SERVICE_START_PENDING', 'SERVICE_STOP_PENDING', 'SERVICE_RUNNING', 'SERVICE_ACCEPT_STOP', 'SERVICE_ACCEPT_SHUTDOWN', 'SERVICE_CONTROL_STOP', 'SERVICE_CONTROL_INTERROGATE', 'SERVICE_CONTROL_SHUTDOWN', 'SERVICE_CONTROL_PRESHUTDOWN', 'ERROR_FAILED_SERVICE_CONTROLLER_CONNECT', 'ERROR_SERVICE_SPECIFIC_ERROR'] as const) {
+      for (const k of ['SERVICE_STOPPED', 'SERVICE_START_PENDING', 'SERVICE_STOP_PENDING', 'SERVICE_RUNNING', 'SERVICE_ACCEPT_STOP', 'SERVICE_ACCEPT_SHUTDOWN', 'SERVICE_ACCEPT_PRESHUTDOWN', 'SERVICE_CONTROL_STOP', 'SERVICE_CONTROL_INTERROGATE', 'SERVICE_CONTROL_SHUTDOWN', 'SERVICE_CONTROL_PRESHUTDOWN', 'ERROR_FAILED_SERVICE_CONTROLLER_CONNECT', 'ERROR_SERVICE_SPECIFIC_ERROR'] as const) {
         assert.equal((C as Record<string, unknown>)[k], v[k], k)
       }
       assert.equal(v['sizeof SERVICE_STATUS'], C.SERVICE_STATUS_FIELDS.length * 4, 'seven DWORDs')
     }
   })
 
-  it('start: START_PENDING, then RUNNING accepting STOP and SHUTDOWN; stop: STOP_PENDING, cleanup, STOPPED with exit 0', async () => {
+  it('start: START_PENDING, then RUNNING accepting STOP, SHUTDOWN and PRESHUTDOWN; stop: STOP_PENDING, cleanup, STOPPED with exit 0', async () => {
     const scm = recorder()
     const events: string[] = []
     let stopped: number | undefined
@@ -49,7 +49,7 @@ describe('the Windows service state machine (run --service)', () => {
       onStopped: (code) => (stopped = code),
     })
     await service.serviceMain()
-    assert.deepEqual(scm.trail(), ['START_PENDING/1/0/0/0', 'RUNNING/0/5/0/0'])
+    assert.deepEqual(scm.trail(), ['START_PENDING/1/0/0/0', 'RUNNING/0/261/0/0'])
     assert.equal(scm.statuses[0]!.dwWaitHint, 15_000)
     assert.equal(scm.statuses[0]!.dwServiceType, 0x10)
     assert.equal(service.control(C.SERVICE_CONTROL_INTERROGATE), C.NO_ERROR)

@@ -3,8 +3,9 @@
  * SCM calls ServiceMain once the dispatcher runs, then a handler per control; every state change is a
  * SetServiceStatus. This module is the state machine, as data; windows-service-ffi.ts makes the calls.
  *
- * - start: START_PENDING at once (the daemon's start may take seconds), RUNNING with STOP and SHUTDOWN
- *   accepted once the daemon runs, or STOPPED with a service-specific exit code when it could not start
+ * - start: START_PENDING at once (the daemon's start may take seconds), RUNNING with STOP, SHUTDOWN and
+ *   PRESHUTDOWN accepted once the daemon runs (PRESHUTDOWN comes before the shutdown's short limit for
+ *   services, with the preshutdown timeout to drain in), or STOPPED with a service-specific exit code when it could not start
  *   (the recovery actions count that as a failure: FailureActionsOnNonCrashFailures).
  * - STOP / SHUTDOWN / PRESHUTDOWN: STOP_PENDING with a wait hint (drain timeout plus room), a new
  *   checkpoint while the stop runs so the SCM does not judge it hung, then STOPPED (exit code 0, or
@@ -21,6 +22,7 @@ export const SERVICE_STOP_PENDING = 3 // winsvc.h
 export const SERVICE_RUNNING = 4 // winsvc.h
 export const SERVICE_ACCEPT_STOP = 0x1 // winsvc.h
 export const SERVICE_ACCEPT_SHUTDOWN = 0x4 // winsvc.h
+export const SERVICE_ACCEPT_PRESHUTDOWN = 0x100 // winsvc.h
 export const SERVICE_CONTROL_INTERROGATE = 0x4 // winsvc.h
 export const SERVICE_CONTROL_SHUTDOWN = 0x5 // winsvc.h
 export const SERVICE_CONTROL_PRESHUTDOWN = 0xf // winsvc.h
@@ -130,7 +132,7 @@ export class ServiceControl {
       dwServiceType: SERVICE_WIN32_OWN_PROCESS,
       dwCurrentState: state,
       // no control while starting or stopping (winsvc.h: a pending service accepts none)
-      dwControlsAccepted: state === SERVICE_RUNNING ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN : 0,
+      dwControlsAccepted: state === SERVICE_RUNNING ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PRESHUTDOWN : 0,
       dwWin32ExitCode: serviceExitCode ? ERROR_SERVICE_SPECIFIC_ERROR : NO_ERROR,
       dwServiceSpecificExitCode: serviceExitCode,
       dwCheckPoint: this.#checkPoint,
