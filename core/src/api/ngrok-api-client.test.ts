@@ -187,6 +187,20 @@ describe('NgrokApiClient: pagination', () => {
     assert.equal(calls.length, 1)
   })
 
+  it('stops when a page brings only items of earlier pages (a cursor that does not advance, its URI changing)', async () => {
+    const page = fixture('bound-endpoints-page-1')
+    const again = (n: number): RecordedReply => {
+      const body = structuredClone(page.body) as { next_page_uri: string }
+      body.next_page_uri = `https://api.ngrok.com${page.request.path}&n=${n}`
+      return { ...page, body }
+    }
+    const { api, calls } = client([again(1), again(2), again(3), again(4)])
+    const e = await rejection(api.listBoundEndpoints(OP_ID))
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'))
+    assert.match(e.message, /pagination loops \(page 2 holds only items of earlier pages\)/)
+    assert.equal(calls.length, 2)
+  })
+
   it('asks the configured API for a next page on another origin (ngrok names its own host; api.url may be a proxy): the key never goes there', async () => {
     const [page1, page2, page3] = [fixture('bound-endpoints-page-1'), fixture('bound-endpoints-page-2'), fixture('bound-endpoints-page-3')]
     const body = structuredClone(page1.body) as { next_page_uri: string }
@@ -215,10 +229,10 @@ describe('NgrokApiClient: pagination', () => {
 
   it('refuses a listing past 128 MiB of replies (padded items) without reading more pages', async () => {
     const pad = 'x'.repeat(150 * 1024)
-    const items = Array.from({ length: 100 }, (_, i) => ({ id: `ep_${i}`, url: `http://s${i}.prod`, description: pad }))
+    const items = (page: number) => Array.from({ length: 100 }, (_, i) => ({ id: `ep_${page}_${i}`, url: `http://s${i}.prod`, description: pad }))
     const steps: RecordedReply[] = Array.from({ length: 12 }, (_, i) => ({
       status: 200,
-      body: { endpoints: items, next_page_uri: `https://api.ngrok.com/kubernetes_operators/x/bound_endpoints?before_id=ep_${i}&limit=100` },
+      body: { endpoints: items(i), next_page_uri: `https://api.ngrok.com/kubernetes_operators/x/bound_endpoints?before_id=ep_${i}&limit=100` },
     }))
     const { api, calls } = client(steps)
     const e = await rejection(api.listBoundEndpoints(OP_ID))

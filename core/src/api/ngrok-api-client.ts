@@ -223,12 +223,14 @@ export class NgrokApiClient {
 
   /**
    * Follows `next_page_uri` until it is null or a page is empty (one on another origin: {@link nextPage}); stops
-   * on a loop.
+   * on a loop: a page URI asked before, or a page whose every item was on an earlier page (a cursor that does
+   * not advance, whatever else its URI changes).
    */
   private async listAll<T>(path: string, key: string, options: ListOptions<T>, check: (x: unknown) => T): Promise<T[]> {
     let url: URL | undefined = new URL(path, this.baseUrl)
     url.searchParams.set('limit', String(PAGE_LIMIT))
     const seen = new Set<string>()
+    const ids = new Set<unknown>()
     const all: T[] = []
     let chars = 0
     for (let page = 0; url; page++) {
@@ -250,7 +252,16 @@ export class NgrokApiClient {
         })
       }
       const items = raw.map(check)
-      for (const item of items) all.push(item) // not push(...items): a huge page would overflow the call stack
+      let fresh = 0
+      for (const item of items) {
+        all.push(item) // not push(...items): a huge page would overflow the call stack
+        const id = (item as { id?: unknown } | null)?.id
+        if (typeof id !== 'string' || !ids.has(id)) fresh++
+        ids.add(id)
+      }
+      if (items.length > 0 && fresh === 0) {
+        throw new NgrokdError('NGROKD_ERR_API', `ngrok api: GET ${this.display(url)}: pagination loops (page ${page + 1} holds only items of earlier pages)`)
+      }
       options.onPage?.(items, page)
       const next = body.next_page_uri
       if (items.length === 0 || next === null || next === undefined || next === '') break
