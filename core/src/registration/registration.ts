@@ -3,7 +3,7 @@ import { constants } from 'node:fs'
 import { lstat, mkdir, open, rename, rm } from 'node:fs/promises'
 import { hostname as osHostname } from 'node:os'
 import { join } from 'node:path'
-import { NgrokdError, isNgrokdError } from '../errors/index.js'
+import { NgrokdError, formatError, isNgrokdError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import type { AtomicWriteOptions } from '../util/atomic-file.js'
 import { writeStateFile } from '../util/state-dir-guard.js'
@@ -123,6 +123,19 @@ interface Current {
   receivedAt?: number
 }
 
+/**
+ * What `load()` found: the registration to use, and `outOfDate` (the error that stopped it) when ngrok's copy may differ
+ * from the desired state and could not be brought in line (the API did not answer, or refused the update).
+ */
+interface LoadOutcome {
+  current: Current
+  outOfDate?: unknown
+}
+
+/** A registration left out of date is compared with ngrok's again after this wait, doubled at each failure up to {@link UPDATE_RETRY_MAX_MS}. */
+const UPDATE_RETRY_FIRST_MS = 60_000
+const UPDATE_RETRY_MAX_MS = 3_600_000
+
 /** The API of a Registration that only reads saved state ({@link Registration.readSaved}): calling it is a bug. */
 const OFFLINE_API: OperatorApi = new Proxy({} as OperatorApi, {
   get: (_, method) => () => Promise.reject(new Error(`registration: ${String(method)} called while reading saved state`)),
@@ -232,6 +245,8 @@ export class Registration {
   private readonly machineIdOption?: string
   private readonly writeFile: (path: string, data: string, options: AtomicWriteOptions) => Promise<void>
   private current?: Current
+  /** Set while ngrok's copy of the registration may differ from the desired state: when to compare again, after how many failures. */
+  private updateDue?: { at: number; failures: number }
   private queue: Promise<unknown> = Promise.resolve()
 
   constructor(options: RegistrationOptions) {
@@ -271,7 +286,7 @@ export class Registration {
   /** Registers (or reuses the registration) and loads a valid client certificate. Safe to call again. */
   ensure(): Promise<RegistrationInfo> {
     return this.exclusive(async () => {
-      this.current = await this.load()
+      this.current = this.settle(await this.load())
       try {
         await this.renewLocked(false)
       } catch (e) {
@@ -291,7 +306,19 @@ export class Registration {
    * Resolves true when it renewed.
    */
   renewIfNeeded(): Promise<boolean> {
-    return this.exclusive(() => this.renewLocked(false))
+    return this.exclusive(async () => {
+      const before = this.current
+      if (before && this.updateDue && this.now() >= this.updateDue.at) {
+        try {
+          this.current = this.settle(await this.load())
+        } catch (e) {
+          this.postponeUpdate(e)
+          throw e
+        }
+      }
+      const renewed = await this.renewLocked(false)
+      return renewed || (before !== undefined && this.current!.certPem !== before.certPem)
+    })
   }
 
   /** Re-keys now, whatever the remaining validity (e.g. after the ingress rejected the certificate). */
@@ -370,7 +397,22 @@ export class Registration {
     return join(this.stateDir, REGISTRATION_FILES[file])
   }
 
-  private async load(): Promise<Current> {
+  /** `outcome`'s registration; when it is out of date, a comparison with ngrok's is due again later ({@link postponeUpdate}). */
+  private settle(outcome: LoadOutcome): Current {
+    if (outcome.outOfDate === undefined) this.updateDue = undefined
+    else this.postponeUpdate(outcome.outOfDate)
+    return outcome.current
+  }
+
+  /** The next comparison with ngrok's copy after a failure: a minute, doubled at each failure, at most an hour. */
+  private postponeUpdate(error: unknown): void {
+    const failures = (this.updateDue?.failures ?? 0) + 1
+    const waitMs = Math.min(UPDATE_RETRY_FIRST_MS * 2 ** (failures - 1), UPDATE_RETRY_MAX_MS)
+    this.updateDue = { at: this.now() + waitMs, failures }
+    this.logger.debug({ err: error, retryInMs: waitMs }, `registration: compared with ngrok's again in ${waitMs / 60_000} min`)
+  }
+
+  private async load(): Promise<LoadOutcome> {
     try {
       await mkdir(this.stateDir, { recursive: true, mode: 0o700 })
     } catch (e) {
@@ -390,32 +432,49 @@ export class Registration {
           if (!cert) throw e
           this.logger.warn({ operatorId, err: e }, 'ngrok API unavailable; using the saved registration until it answers again')
           const ingressEndpoint = loaded.stored.ingressEndpoint || undefined
-          return { operatorId, machineId, ...(ingressEndpoint ? { ingressEndpoint } : {}), certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
+          return { current: { operatorId, machineId, ...(ingressEndpoint ? { ingressEndpoint } : {}), certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }, outOfDate: e }
         }
         this.logger.warn({ operatorId }, `operator ${operatorId} no longer exists at ngrok (deleted?): registering anew`)
       }
       if (op) return this.adopt(op, loaded, machineId)
     }
-    return this.registerFresh(machineId)
+    return { current: await this.registerFresh(machineId) }
   }
 
   /**
    * The API still has our registration: keep the local pair when it is usable, else re-key. When the
    * registration differs from the desired state (selectors, description, region, deployment), the
-   * whole state is PATCHed with a CSR for the current key, as ngrok's operator does on every update.
+   * whole state is PATCHed with a CSR for the current key, as ngrok's operator does on every update. An update ngrok
+   * refuses or does not answer leaves the registration as ngrok has it, which keeps working (as ngrok's operator goes
+   * on polling when its update fails): it is out of date, and tried again later.
    */
-  private async adopt(op: Operator, loaded: Loaded, machineId: string): Promise<Current> {
+  private async adopt(op: Operator, loaded: Loaded, machineId: string): Promise<LoadOutcome> {
     const cert = this.usableLocalCert(loaded)
     if (!cert || !op.binding || !op.enabled_features?.includes('bindings')) {
       this.logger.warn({ operatorId: op.id }, 'local client certificate missing or unusable; requesting a new one')
-      return this.rekey(op, machineId)
+      return { current: await this.rekey(op, machineId) }
     }
     const drift = this.driftFrom(op, machineId)
     if (drift.length > 0) {
-      const updated = await this.api.updateOperator(op.id, this.desiredState(machineId, (await csrCode()).makeCsr(loaded.keyPem!)))
+      let updated: Operator
+      try {
+        updated = await this.api.updateOperator(op.id, this.desiredState(machineId, (await csrCode()).makeCsr(loaded.keyPem!)))
+      } catch (e) {
+        if (isNgrokApiError(e, 404)) throw e
+        this.logger.warn(
+          { operatorId: op.id, changed: drift, err: e },
+          `updating the registration at ngrok failed (${drift.join(', ')} changed): ${formatError(e)}; serving with the registration as ngrok has it, and trying again later`,
+        )
+        return { current: await this.reuse(op, loaded, machineId, cert), outOfDate: e }
+      }
       this.logger.info({ operatorId: op.id, changed: drift }, `registration updated at ngrok (${drift.join(', ')})`)
-      return this.persist(updated, machineId, loaded.keyPem!)
+      return { current: await this.persist(updated, machineId, loaded.keyPem!) }
     }
+    return { current: await this.reuse(op, loaded, machineId, cert) }
+  }
+
+  /** The saved pair, as ngrok has the registration: operator.json written again when the ingress or machine id changed. */
+  private async reuse(op: Operator, loaded: Loaded, machineId: string, cert: CertificateInfo): Promise<Current> {
     const ingressEndpoint = ingressEndpointOf(op)
     const current: Current = { operatorId: op.id, machineId, ...(ingressEndpoint ? { ingressEndpoint } : {}), certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
     if ((loaded.stored?.ingressEndpoint || undefined) !== ingressEndpoint || loaded.stored?.machineId !== machineId) {

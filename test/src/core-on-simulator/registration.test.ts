@@ -298,6 +298,59 @@ describe('Registration.ensure', () => {
     assert.equal(patches().length, 1)
   })
 
+  it('a configuration change ngrok does not take leaves the registration as ngrok has it, serving, and is tried again after a minute, doubling', async () => {
+    const first = await registration().ensure()
+    const selectors = ["endpoint.host.endsWith('.prod')"]
+    sim.injectApiFault({ kind: 'server-error', status: 503, method: 'PATCH', count: 1_000 })
+    let offset = 0
+    const reg = registration({ selectors, now: () => Date.now() + offset })
+    const info = await reg.ensure()
+    assert.equal(info.operatorId, first.operatorId)
+    assert.equal(reg.credentials().certPem, first.certPem, 'the saved pair serves')
+    assert.ok(logger.records.some((r) => r.level === 'warn' && /^updating the registration at ngrok failed \(endpoint selectors changed\): .*; serving with the registration as ngrok has it/s.test(r.msg)), JSON.stringify(logger.at('warn').map((r) => r.msg)))
+    const tried = () => patches().length
+    const asked = tried()
+    assert.ok(asked >= 1)
+
+    assert.equal(await reg.renewIfNeeded(), false)
+    assert.equal(tried(), asked, 'not before a minute')
+    offset = 61_000
+    assert.equal(await reg.renewIfNeeded(), false, 'refused again')
+    const askedTwice = tried()
+    assert.ok(askedTwice > asked)
+    offset = 61_000 + 61_000
+    assert.equal(await reg.renewIfNeeded(), false)
+    assert.equal(tried(), askedTwice, 'the second wait is two minutes')
+
+    sim.resetFaults()
+    offset = 61_000 + 121_000
+    assert.equal(await reg.renewIfNeeded(), true, 'ngrok re-issued the certificate with the update')
+    assert.equal(patches().filter((r) => r.status === 200).length, 1)
+    assert.deepEqual(sim.listOperators().find((o) => o.id === first.operatorId)!.binding.endpoint_selectors, selectors)
+    assert.equal(reg.credentials().keyPem, first.keyPem)
+    assert.notEqual(reg.credentials().certPem, first.certPem)
+    assert.equal(await readFile(join(dir, 'client.crt'), 'utf8'), reg.credentials().certPem)
+    offset += 3_600_000
+    const settled = sim.apiRequests().length
+    assert.equal(await reg.renewIfNeeded(), false)
+    assert.equal(sim.apiRequests().length, settled, 'nothing is due once the registration matches')
+  })
+
+  it('a start on the saved registration while the API is down compares it with ngrok\'s once the API answers', async () => {
+    const first = await registration().ensure()
+    const selectors = ["endpoint.host.endsWith('.prod')"]
+    sim.injectApiFault({ kind: 'server-error', status: 503, method: 'GET', count: 1_000 })
+    let offset = 0
+    const reg = registration({ selectors, now: () => Date.now() + offset })
+    assert.equal((await reg.ensure()).operatorId, first.operatorId)
+    assert.equal(patches().length, 0)
+    sim.resetFaults()
+    offset = 61_000
+    assert.equal(await reg.renewIfNeeded(), true)
+    assert.equal(patches().length, 1)
+    assert.deepEqual(sim.listOperators().find((o) => o.id === first.operatorId)!.binding.endpoint_selectors, selectors)
+  })
+
   it('narrows a key file that others can read to 0600', async () => {
     await registration().ensure()
     await chmod(join(dir, 'client.key'), 0o644)
