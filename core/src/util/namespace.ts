@@ -1,4 +1,5 @@
 import { spawnSync, spawn } from 'node:child_process'
+import { constants } from 'node:os'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 
 /**
@@ -19,14 +20,24 @@ export function privateNamespaceArgs(): string[] {
   })
 }
 
-/** Re-runs this process's command line inside a private namespace; resolves with its exit code. */
+/**
+ * Re-runs this process's command line inside a private namespace; SIGINT and SIGTERM to this process are passed on to
+ * it. Resolves with its exit code (128 + the signal's number when a signal ended it).
+ */
 export function rerunInPrivateNamespace(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const child = spawn('unshare', [...privateNamespaceArgs(), '--', process.execPath, ...args], { stdio: 'inherit', env })
-  // Ctrl-C reaches the child through the terminal's process group; the parent just waits for it
-  const ignore = () => {}
-  process.on('SIGINT', ignore)
-  process.on('SIGTERM', () => child.kill('SIGTERM'))
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + 2 : 1))))
+  // SIGINT and SIGTERM to this process are passed on (`kill -INT`, a harness's child.kill('SIGINT')); Ctrl-C at a
+  // terminal then reaches the child twice, through the process group too, which the child must take as one stop
+  const forward = (signal: NodeJS.Signals) => child.kill(signal)
+  process.on('SIGINT', forward)
+  process.on('SIGTERM', forward)
+  return new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      process.off('SIGINT', forward)
+      process.off('SIGTERM', forward)
+      resolve(code ?? (signal ? 128 + constants.signals[signal] : 1))
+    }),
+  )
 }
 
 /** Runs a command and throws a readable error if it fails. */

@@ -49,7 +49,51 @@ function step(n: number, total: number, text: string): void {
   console.log(`[${n}/${total}] ${text}`)
 }
 
+/**
+ * SIGINT and SIGTERM for the demo's whole life, from its first step: the first one stops it (`stopped` resolves), later
+ * ones are told the cleanup is under way. Never the default action, which would leave the demo's folder behind: Ctrl-C
+ * at a terminal reaches the demo twice (through the process group, and passed on by the process outside the namespace).
+ */
+function stopSignals(): { stopped: Promise<NodeJS.Signals>; dispose: () => void } {
+  let received: NodeJS.Signals | undefined
+  let resolve!: (signal: NodeJS.Signals) => void
+  const stopped = new Promise<NodeJS.Signals>((r) => (resolve = r))
+  let told = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (received === undefined) {
+      received = signal
+      resolve(signal)
+    } else if (!told) {
+      told = true
+      console.log(`${signal}: still stopping: draining, removing names and addresses…`)
+    }
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  return {
+    stopped,
+    dispose: () => {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    },
+  }
+}
+
 async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolean }): Promise<number> {
+  const signals = stopSignals()
+  try {
+    return await runInsideUntilStopped(opts, signals)
+  } finally {
+    signals.dispose()
+  }
+}
+
+/** Exit code of a demo a signal stopped before it finished (128 + SIGINT's number, as a shell reports it). */
+const STOPPED_EXIT_CODE = 130
+/** Thrown out of a step that a stop overtook. */
+const STOPPED = Symbol('stopped')
+
+async function runInsideUntilStopped(opts: { once: boolean; shell: boolean; keepLogs: boolean }, signals: ReturnType<typeof stopSignals>): Promise<number> {
   const total = 5
   const dir = await mkdtemp(join(tmpdir(), 'ngrokd-demo-'))
   const cleanups: Array<() => Promise<void> | void> = []
@@ -58,6 +102,11 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
     if (!opts.keepLogs) await rm(dir, { recursive: true, force: true })
     else console.log(`logs kept in ${dir}: ngrokd.log (the daemon), simulator.log (the cloud simulator)`)
   }
+  /** `step`, or the stop a signal asked for (thrown as {@link STOPPED}), whichever comes first. */
+  const untilStopped = <T>(step: Promise<T>): Promise<T> => {
+    step.catch(() => {}) // a step a stop overtook may fail as what it waits for is cleaned up
+    return Promise.race([step, signals.stopped.then(() => Promise.reject(STOPPED))])
+  }
   try {
     run('ip', ['link', 'set', 'lo', 'up'])
     await copyFile('/etc/hosts', join(dir, 'hosts'))
@@ -65,8 +114,9 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
     cleanups.push(() => run('umount', ['/etc/hosts']))
 
     const simulatorLog = join(dir, 'simulator.log')
-    const sim = await CloudSimulator.start({ logger: jsonLinesLogger((line) => appendFileSync(simulatorLog, line)) })
-    cleanups.push(() => sim.stop())
+    const simStarting = CloudSimulator.start({ logger: jsonLinesLogger((line) => appendFileSync(simulatorLog, line)) })
+    cleanups.push(async () => (await simStarting.catch(() => undefined))?.stop())
+    const sim = await untilStopped(simStarting)
     for (const e of DEMO_ENDPOINTS) await sim.addEndpoint(e)
     step(1, total, `cloud simulator up: API ${sim.apiUrl}, binding ingress ${sim.ingressEndpoint}, ${DEMO_ENDPOINTS.length} endpoints`)
 
@@ -104,10 +154,10 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
     })
     step(2, total, `ngrokd run started (pid ${daemon.pid}); its log: ${logFile}`)
 
-    const registered = await daemon.waitFor((s) => s.phase === 'running' && Boolean(s.operatorId), { what: 'registration' })
+    const registered = await untilStopped(daemon.waitFor((s) => s.phase === 'running' && Boolean(s.operatorId), { what: 'registration' }))
     step(3, total, `registered as operator ${registered.operatorId}; interface ${registered.interface?.name} via ${registered.driver} (${registered.interface?.kind})`)
 
-    const serving = await daemon.waitFor((s) => s.services?.serving >= DEMO_ENDPOINTS.length, { what: 'every endpoint to be served' })
+    const serving = await untilStopped(daemon.waitFor((s) => s.services?.serving >= DEMO_ENDPOINTS.length, { what: 'every endpoint to be served' }))
     step(4, total, `${serving.services.serving} endpoints serving:`)
     const services = await daemon.services()
     for (const s of services) console.log(`      ${String(s.url).padEnd(40)} → ${s.address}:${s.port}`)
@@ -117,9 +167,10 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
     for (const e of DEMO_ENDPOINTS) {
       const started = performance.now()
       try {
-        const answer = await probe(e.url, sim.caCertPem)
+        const answer = await untilStopped(probe(e.url, sim.caCertPem))
         console.log(`      ✔ ${e.url.padEnd(40)} ${answer} (${Math.round(performance.now() - started)} ms)`)
       } catch (err) {
+        if (err === STOPPED) throw err
         failures++
         console.log(`      ✘ ${e.url.padEnd(40)} ${formatError(err)}`)
       }
@@ -131,20 +182,21 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
     }
     if (opts.shell) {
       console.log('\nA shell inside the demo namespace: try  curl http://api.demo/   or   curl http://web.demo:8080/x   ·   exit to stop the demo')
-      await new Promise<void>((resolve) => {
-        const sh = spawn(process.env.SHELL || '/bin/sh', [], { stdio: 'inherit', env: { ...process.env, NGROKD_CONTROL_SOCKET: socketPath, PS1: '(ngrokd demo) \\w\\$ ' } })
-        sh.once('exit', () => resolve())
-      })
+      const sh = spawn(process.env.SHELL || '/bin/sh', [], { stdio: 'inherit', env: { ...process.env, NGROKD_CONTROL_SOCKET: socketPath, PS1: '(ngrokd demo) \\w\\$ ' } })
+      const exited = new Promise<void>((resolve) => sh.once('exit', () => resolve()))
+      cleanups.push(() => void (sh.exitCode === null && sh.signalCode === null && sh.kill('SIGHUP')))
+      await untilStopped(exited)
       return failures === 0 ? 0 : 1
     }
     console.log(`\nServing until Ctrl-C (run \`${demoCommandLine(['--shell'])}\` to get a shell inside the namespace and curl these hostnames yourself).`)
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', () => resolve())
-      process.once('SIGTERM', () => resolve())
-    })
+    await signals.stopped
     console.log('stopping: draining, removing names and addresses…')
     return failures === 0 ? 0 : 1
   } catch (e) {
+    if (e === STOPPED) {
+      console.log(`stopped (${await signals.stopped}) before the demo was done: draining, removing names and addresses…`)
+      return STOPPED_EXIT_CODE
+    }
     // the log goes with the demo's directory: what the daemon said last is shown before that
     const said = await lastLogLines(join(dir, 'ngrokd.log'), LOG_LINES_SHOWN)
     if (said.length > 0) console.error(`ngrokd's last ${said.length} log line(s):\n${said.map((l) => `  ${l}`).join('\n')}`)

@@ -4,8 +4,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { netnsSkip } from '../helpers/netns.js'
 import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
 
@@ -60,4 +60,45 @@ test('ngrokd demo --once | head: a reader that goes away early is no crash; the 
   })
   assert.equal(code, 0, stderr)
   assert.doesNotMatch(stderr, /EPIPE|at .*\(.*:\d+:\d+\)/, 'no stack trace')
+})
+
+/**
+ * `ngrokd demo` (serving until Ctrl-C) stopped by `signal` once `when` is in its output: to its own pid, or (`group`) to
+ * its whole process group as a terminal's Ctrl-C does. Resolves with its exit code, its output and its folder.
+ */
+async function demoStoppedBy(signal: NodeJS.Signals, when: RegExp, group = false): Promise<{ code: number | null; output: string; dir: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [NGROKD_PACKAGE_BIN, 'demo'], { env: E2eDaemon.childEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: group })
+    let output = ''
+    let sent = false
+    const onOutput = (d: Buffer) => {
+      output += d
+      if (!sent && when.test(output)) {
+        sent = true
+        if (group) process.kill(-child.pid!, signal)
+        else child.kill(signal)
+      }
+    }
+    child.stdout.on('data', onOutput)
+    child.stderr.on('data', onOutput)
+    child.on('error', reject)
+    child.on('exit', (code) => resolve({ code, output, dir: dirname(/its log: (\S+)/.exec(output)?.[1] ?? '/nonexistent/x') }))
+  })
+}
+
+for (const [how, signal, group] of [['SIGINT to its pid', 'SIGINT', false], ['SIGTERM to its pid', 'SIGTERM', false], ['Ctrl-C (SIGINT to its process group)', 'SIGINT', true]] as const) {
+  test(`ngrokd demo serving until Ctrl-C stops on ${how}: drains, cleans up, exits 0`, { skip: netnsSkip, timeout: 300_000 }, async () => {
+    const { code, output, dir } = await demoStoppedBy(signal, /Serving until Ctrl-C/, group)
+    assert.equal(code, 0, output)
+    assert.match(output, /stopping: draining, removing names and addresses/)
+    assert.ok(!existsSync(dir), `${dir} is removed`)
+  })
+}
+
+test('ngrokd demo stopped by SIGINT while it starts: cleans up and exits 130', { skip: netnsSkip, timeout: 300_000 }, async () => {
+  const { code, output, dir } = await demoStoppedBy('SIGINT', /ngrokd run started/)
+  assert.equal(code, 130, output)
+  assert.match(output, /stopped \(SIGINT\) before the demo was done/)
+  assert.doesNotMatch(output, /last \d+ log line/, 'a stop is no failure')
+  assert.ok(!existsSync(dir), `${dir} is removed`)
 })
