@@ -52,13 +52,23 @@ function parentOf(hostname: string): string | undefined {
 }
 
 /**
+ * Top-level names that other resolvers answer on many machines, though no public DNS does: routing one whole would take
+ * every name under it away from them. `local`: Multicast DNS (RFC 6762), where this machine's own name is
+ * `<hostname>.local`; `localhost` (RFC 6761); `internal`, reserved by ICANN for private networks (2024); `home`, `corp`
+ * and `mail`, which ICANN will not delegate because private networks use them (2018); `lan` and `localdomain`, which
+ * home routers and distributions use for the local network's names.
+ */
+const LOCAL_USE_NAMES = new Set(['local', 'localhost', 'internal', 'home', 'corp', 'mail', 'lan', 'localdomain'])
+
+/**
  * Whether the machine's resolver may send every name under `domain` to the responder: not when it is a public
  * suffix of the ICANN list or under one (`com`, `prod`, `ngrok.app`, `ngrok.com`: every other name under it
- * would stop resolving on this machine), nor when this machine's own name is under it.
+ * would stop resolving on this machine), nor a top-level name of local use ({@link LOCAL_USE_NAMES}: `local`, `lan`…),
+ * nor when this machine's own name is under it.
  */
 export function safeToRouteWhole(domain: string, ownName: string = machineHostname()): boolean {
   const own = normalizeName(ownName)
-  return !parseDomain(domain).isIcann && own !== domain && !own.endsWith(`.${domain}`)
+  return !parseDomain(domain).isIcann && !LOCAL_USE_NAMES.has(domain) && own !== domain && !own.endsWith(`.${domain}`)
 }
 
 /**

@@ -388,7 +388,13 @@ describe('routedDomains', () => {
     // com, prod (a real top-level domain), ngrok.com and ngrok.app are public: sent whole, every other name under them
     // would stop resolving here; corp holds this machine's own name
     assert.deepEqual([...routedDomains(zone, ['extra.lan'], 'build.corp')].sort(), ['api.prod', 'db.corp', 'demo', 'extra.lan', 'foo.com', 'my-api.ngrok.app', 'x.ngrok.com'])
-    assert.deepEqual([...routedDomains(new Map([['db.corp', '10.107.0.2']]), [], 'laptop')], ['corp'])
+    assert.deepEqual([...routedDomains(new Map([['db.staging', '10.107.0.2']]), [], 'laptop')], ['staging'])
+    // a top-level name of local use is never taken whole: mDNS's local (where laptop.local is this machine), a home
+    // router's lan, ICANN's internal and the undelegated corp, home and mail, localhost and localdomain
+    for (const name of ['local', 'LAN', 'internal', 'corp', 'home', 'mail', 'localhost', 'localdomain']) {
+      assert.deepEqual([...routedDomains(new Map([[`api.${name.toLowerCase()}`, '10.107.0.2']]), [name], 'laptop')], [`api.${name.toLowerCase()}`], name)
+    }
+    assert.deepEqual([...routedDomains(new Map([['api.team.local', '10.107.0.2']]), [], 'laptop')], ['team.local'], 'a name under one is routed whole')
     // a configured suffix is routed whole only when that is safe too
     assert.deepEqual([...routedDomains(new Map(), ['com', 'ngrok.app', 'corp', 'team.lan'], 'build.corp')], ['team.lan'])
   })

@@ -232,7 +232,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     assert.equal(fake.calls.length, 0, 'nothing changed: no call, not even a read')
 
     fake.links.delete(IFINDEX) // resolvectl revert ngrokd0
-    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.corp', address: '10.107.0.4' }] })
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.acme', address: '10.107.0.4' }] })
     await names.routed()
     assert.deepEqual(
       fake.calls.map((c) => [c.member, c.body]),
@@ -241,10 +241,10 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
         ['SetLinkDNS', [IFINDEX, [[AF_INET, Buffer.from([127, 53, 107, 1])]]]],
         ['SetLinkDefaultRoute', [IFINDEX, false]],
         ['SetLinkDNSSEC', [IFINDEX, 'no']],
-        ['SetLinkDomains', [IFINDEX, [['api.prod', true], ['corp', true]]]],
+        ['SetLinkDomains', [IFINDEX, [['acme', true], ['api.prod', true]]]],
       ],
     )
-    assert.deepEqual(fake.links.get(IFINDEX), { dns: [[AF_INET, Buffer.from([127, 53, 107, 1])]], domains: [['api.prod', true], ['corp', true]], defaultRoute: false, dnssec: 'no' })
+    assert.deepEqual(fake.links.get(IFINDEX), { dns: [[AF_INET, Buffer.from([127, 53, 107, 1])]], domains: [['acme', true], ['api.prod', true]], defaultRoute: false, dnssec: 'no' })
     assert.equal((await names.diagnose()).find((c) => c.id === 'dns.resolved')?.status, 'ok')
     assert.deepEqual(fake.problems, [])
     assert.deepEqual(warnings, [])
@@ -307,7 +307,7 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     client.close()
     await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'web.demo', address: '10.107.0.3' }] })
     await names.routed()
-    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.corp', address: '10.107.0.4' }] })
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.acme', address: '10.107.0.4' }] })
     await names.routed()
     assert.equal(warnings.length, 1, warnings.join('\n'))
     assert.match(warnings[0]!, /dns: cannot set the routing domains of ngrokd0 in systemd-resolved \(tried again at the next reconcile\): .*: org\.freedesktop\.DBus\.Error\.ServiceUnknown/)
@@ -316,10 +316,10 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     assert.match(check!.summary, /the last update failed: .*: org\.freedesktop\.DBus\.Error\.ServiceUnknown/)
 
     fake = await FakeResolved.start(bus.address) // a resolved that holds nothing of the link: it is registered anew
-    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.corp', address: '10.107.0.4' }] })
+    await names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }, { hostname: 'x.acme', address: '10.107.0.4' }] })
     await names.routed()
     assert.deepEqual(fake.calls.map((c) => c.member), ['GetLink', 'SetLinkDNS', 'SetLinkDefaultRoute', 'SetLinkDNSSEC', 'SetLinkDomains'])
-    assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['api.prod', true], ['corp', true]]]])
+    assert.deepEqual(fake.bodies('SetLinkDomains'), [[IFINDEX, [['acme', true], ['api.prod', true]]]])
     assert.equal((await names.diagnose()).find((c) => c.id === 'dns.resolved')?.status, 'ok')
     assert.equal(warnings.length, 1)
     await names.detach()

@@ -41,17 +41,17 @@ describe('macOS: one /etc/resolver file per suffix', () => {
     assert.equal(await readFile(join(resolverDir, 'api.prod'), 'utf8'), `# Managed by ngrokd: removed when ngrokd stops. Do not edit.\n# state_dir: ${stateDir}\nnameserver 10.107.0.1\nport 5353\n`)
     assert.equal(hostsFile.publishes.filter((p) => p.records.length > 0).length, 0, 'the hosts file is not used')
 
-    await writeFile(join(resolverDir, 'corp'), 'nameserver 192.168.1.1\n') // the user's own
+    await writeFile(join(resolverDir, 'acme'), 'nameserver 192.168.1.1\n') // the user's own
     const another = '# Managed by ngrokd: removed when ngrokd stops. Do not edit.\n# state_dir: /var/lib/ngrokd-two\nnameserver 10.108.0.1\nport 53\n'
     await writeFile(join(resolverDir, 'stage'), another) // another instance's
-    await names.publish({ records: records(['api.prod', '10.107.0.2'], ['db.corp', '10.107.0.4']) })
+    await names.publish({ records: records(['api.prod', '10.107.0.2'], ['db.acme', '10.107.0.4']) })
     await names.routed() // the route follows in the background
-    assert.deepEqual((await readdir(resolverDir)).sort(), ['api.prod', 'corp', 'stage'], 'demo went with its last endpoint; corp is not ours to write, stage not ours to remove')
-    assert.equal(await readFile(join(resolverDir, 'corp'), 'utf8'), 'nameserver 192.168.1.1\n')
+    assert.deepEqual((await readdir(resolverDir)).sort(), ['acme', 'api.prod', 'stage'], 'demo went with its last endpoint; acme is not ours to write, stage not ours to remove')
+    assert.equal(await readFile(join(resolverDir, 'acme'), 'utf8'), 'nameserver 192.168.1.1\n')
     assert.deepEqual((await names.diagnose()).find((c) => c.id === 'dns.resolver-files')?.summary, `${resolverDir} sends api.prod to 10.107.0.1:5353`)
 
     await names.detach()
-    assert.deepEqual((await readdir(resolverDir)).sort(), ['corp', 'stage'])
+    assert.deepEqual((await readdir(resolverDir)).sort(), ['acme', 'stage'])
     assert.equal(await readFile(join(resolverDir, 'stage'), 'utf8'), another)
   })
 })
