@@ -320,6 +320,12 @@ const statusCommand = defineCommand({
       `api key:    ${status.apiKey.source.startsWith('none yet') ? status.apiKey.source : `from ${status.apiKey.source}`}`,
       ...(status.apiKey.lastError ? [`api error:  ${formatWhen(status.apiKey.lastError.at, now)}: ${status.apiKey.lastError.message}`, ...fixLine(status.apiKey.lastError.hint)] : []),
       ...(status.stateError ? [`state:      FAILED ${formatWhen(status.stateError.at, now)}: ${status.stateError.message} (${status.stateError.code})`, ...fixLine(status.stateError.hint)] : []),
+      ...(status.registrationUpdate
+        ? [
+            `            registration update (${status.registrationUpdate.changed.join(', ')} changed) not taken by ngrok since ${formatWhen(status.registrationUpdate.since, now)}: ${status.registrationUpdate.error}`,
+            `            serving with the registration as ngrok has it; tried again in ${formatDuration(Math.max(0, Math.round((Date.parse(status.registrationUpdate.retryAt) - now) / 1000)))}`,
+          ]
+        : []),
       `ingress:    ${status.ingressEndpoint ? `${status.ingressEndpoint}${ingressSource(status.ingressEndpointSource)} (${status.ingressVerification === 'verified' ? 'certificate verification on' : status.ingressVerification}${ingressFailures(status.traffic)})` : 'not known yet: the registration names it'}`,
       ...(status.ingressCheck && !status.ingressCheck.ok ? [`            FAILED its check ${formatWhen(status.ingressCheck.at, now)}: ${status.ingressCheck.message}`, ...fixLine(status.ingressCheck.hint)] : []),
       `interface:  ${iface?.name ?? '-'} via ${status.driver ?? '-'} (${iface?.kind ?? '-'}), subnet ${status.subnet ?? '-'}`,

@@ -8,6 +8,7 @@ import type { ControlRoutes } from '../control/control-server.js'
 import type { MetricsSnapshot } from '../metrics/daemon-metrics.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
 import type { Check } from '../contracts/check.js'
+import type { RegistrationUpdatePending } from '../registration/registration.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import type { ReconcileReport, ServiceCounts, ServiceView } from './reconciler.js'
 import type { ReloadResult } from './config-reload.js'
@@ -83,6 +84,11 @@ export interface DaemonStatus {
   apiKey: { source: string; lastError?: { at: string; message: string; /** The API's HTTP status, when it answered. */ status?: number; /** The fix; for ngrok's codes, the page of its docs. */ hint?: string } }
   /** The registration's last failure to read or write its files in state_dir (a full or read-only disk), with its fix; cleared once registered. */
   stateError?: { at: string; message: string; code: string; hint?: string }
+  /**
+   * A change to the registration (`changed`: selectors, description…) that ngrok refused or did not answer: the daemon
+   * serves with the registration as ngrok has it, and tries again at `retryAt`. Absent once ngrok took it.
+   */
+  registrationUpdate?: RegistrationUpdatePending
   /** The ingress's trust anchors, summarised. */
   ingressTrust?: string
   driver?: string

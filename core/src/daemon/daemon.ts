@@ -808,6 +808,7 @@ export class Daemon {
       ...(this.ingressCheck ? { ingressCheck: this.ingressCheck } : {}),
       apiKey: { source: this.apiKeys.source, ...(this.lastApiError ? { lastError: this.lastApiError } : {}) },
       ...(this.lastStateError ? { stateError: this.lastStateError } : {}),
+      ...(this.registration?.updatePending ? { registrationUpdate: this.registration.updatePending } : {}),
       ingressTrust: this.ingressTrustSummary,
       driver: this.scope?.driverName,
       forwarder: this.forwarderMode,

@@ -25,6 +25,7 @@ export interface StatusSources {
   ingressCheck?: DaemonStatus['ingressCheck']
   apiKey: DaemonStatus['apiKey']
   stateError?: DaemonStatus['stateError']
+  registrationUpdate?: DaemonStatus['registrationUpdate']
   ingressTrust?: string
   driver?: string
   forwarder?: ForwarderMode
@@ -57,6 +58,7 @@ export function describeStatus(s: StatusSources): DaemonStatus {
     ...(s.ingressCheck ? { ingressCheck: s.ingressCheck } : {}),
     apiKey: s.apiKey,
     ...(s.stateError ? { stateError: s.stateError } : {}),
+    ...(s.registrationUpdate ? { registrationUpdate: s.registrationUpdate } : {}),
     ingressTrust: s.ingressTrust,
     driver: s.driver,
     ...(s.forwarder ? { forwarder: s.forwarder } : {}),

@@ -6,6 +6,7 @@ export {
   machineIdOf,
   type RegistrationOptions,
   type RegistrationInfo,
+  type RegistrationUpdatePending,
   type ClientCredentials,
   type OperatorApi,
 } from './registration.js'

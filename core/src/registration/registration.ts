@@ -72,6 +72,18 @@ export interface RegistrationOptions {
   writeFile?: (path: string, data: string, options: AtomicWriteOptions) => Promise<void>
 }
 
+/** A change to the registration that ngrok refused or did not answer (`Registration.updatePending`). */
+export interface RegistrationUpdatePending {
+  /** What differs from ngrok's copy: `endpoint selectors`, `description`, `metadata`, `region`, `deployment`… */
+  changed: string[]
+  /** The first refusal, ISO 8601. */
+  since: string
+  /** The last refusal, one line. */
+  error: string
+  /** When it is tried again, ISO 8601. */
+  retryAt: string
+}
+
 export interface RegistrationInfo {
   operatorId: string
   /**
@@ -130,6 +142,8 @@ interface Current {
 interface LoadOutcome {
   current: Current
   outOfDate?: unknown
+  /** What differs, when ngrok was asked to update it and refused or did not answer. */
+  changed?: string[]
 }
 
 /** A registration left out of date is compared with ngrok's again after this wait, doubled at each failure up to {@link UPDATE_RETRY_MAX_MS}. */
@@ -245,8 +259,11 @@ export class Registration {
   private readonly machineIdOption?: string
   private readonly writeFile: (path: string, data: string, options: AtomicWriteOptions) => Promise<void>
   private current?: Current
-  /** Set while ngrok's copy of the registration may differ from the desired state: when to compare again, after how many failures. */
-  private updateDue?: { at: number; failures: number }
+  /**
+   * Set while ngrok's copy of the registration may differ from the desired state: when to compare again, after how many
+   * failures; with what changed, since when and why not, when ngrok refused or did not answer an update.
+   */
+  private updateDue?: { at: number; failures: number; refused?: { changed: string[]; since: number; error: string } }
   private queue: Promise<unknown> = Promise.resolve()
 
   constructor(options: RegistrationOptions) {
@@ -397,18 +414,31 @@ export class Registration {
     return join(this.stateDir, REGISTRATION_FILES[file])
   }
 
+  /** A change to the registration that ngrok refused or did not answer, for status; undefined once it took it. */
+  get updatePending(): RegistrationUpdatePending | undefined {
+    const due = this.updateDue
+    if (!due?.refused) return undefined
+    const { changed, since, error } = due.refused
+    return { changed, since: new Date(since).toISOString(), error, retryAt: new Date(due.at).toISOString() }
+  }
+
   /** `outcome`'s registration; when it is out of date, a comparison with ngrok's is due again later ({@link postponeUpdate}). */
   private settle(outcome: LoadOutcome): Current {
     if (outcome.outOfDate === undefined) this.updateDue = undefined
-    else this.postponeUpdate(outcome.outOfDate)
+    else this.postponeUpdate(outcome.outOfDate, outcome.changed)
     return outcome.current
   }
 
-  /** The next comparison with ngrok's copy after a failure: a minute, doubled at each failure, at most an hour. */
-  private postponeUpdate(error: unknown): void {
+  /**
+   * The next comparison with ngrok's copy after a failure: a minute, doubled at each failure, at most an hour. `changed`:
+   * what ngrok refused to update (undefined when it could not be asked).
+   */
+  private postponeUpdate(error: unknown, changed?: string[]): void {
     const failures = (this.updateDue?.failures ?? 0) + 1
     const waitMs = Math.min(UPDATE_RETRY_FIRST_MS * 2 ** (failures - 1), UPDATE_RETRY_MAX_MS)
-    this.updateDue = { at: this.now() + waitMs, failures }
+    const said = formatError(error).split('\n')[0]!
+    const refused = changed ? { changed, since: this.updateDue?.refused?.since ?? this.now(), error: said } : this.updateDue?.refused
+    this.updateDue = { at: this.now() + waitMs, failures, ...(refused ? { refused } : {}) }
     this.logger.debug({ err: error, retryInMs: waitMs }, `registration: compared with ngrok's again in ${waitMs / 60_000} min`)
   }
 
@@ -465,7 +495,7 @@ export class Registration {
           { operatorId: op.id, changed: drift, err: e },
           `updating the registration at ngrok failed (${drift.join(', ')} changed): ${formatError(e)}; serving with the registration as ngrok has it, and trying again later`,
         )
-        return { current: await this.reuse(op, loaded, machineId, cert), outOfDate: e }
+        return { current: await this.reuse(op, loaded, machineId, cert), outOfDate: e, changed: drift }
       }
       this.logger.info({ operatorId: op.id, changed: drift }, `registration updated at ngrok (${drift.join(', ')})`)
       return { current: await this.persist(updated, machineId, loaded.keyPem!) }

@@ -311,6 +311,10 @@ describe('Registration.ensure', () => {
     const tried = () => patches().length
     const asked = tried()
     assert.ok(asked >= 1)
+    const pending = reg.updatePending!
+    assert.deepEqual(pending.changed, ['endpoint selectors'])
+    assert.match(pending.error, /503/)
+    assert.equal(Date.parse(pending.retryAt) - Date.parse(pending.since), 60_000, 'a minute')
 
     assert.equal(await reg.renewIfNeeded(), false)
     assert.equal(tried(), asked, 'not before a minute')
@@ -321,6 +325,7 @@ describe('Registration.ensure', () => {
     offset = 61_000 + 61_000
     assert.equal(await reg.renewIfNeeded(), false)
     assert.equal(tried(), askedTwice, 'the second wait is two minutes')
+    assert.equal(reg.updatePending!.since, pending.since, 'since the first refusal')
 
     sim.resetFaults()
     offset = 61_000 + 121_000
@@ -330,6 +335,7 @@ describe('Registration.ensure', () => {
     assert.equal(reg.credentials().keyPem, first.keyPem)
     assert.notEqual(reg.credentials().certPem, first.certPem)
     assert.equal(await readFile(join(dir, 'client.crt'), 'utf8'), reg.credentials().certPem)
+    assert.equal(reg.updatePending, undefined)
     offset += 3_600_000
     const settled = sim.apiRequests().length
     assert.equal(await reg.renewIfNeeded(), false)
@@ -344,6 +350,7 @@ describe('Registration.ensure', () => {
     const reg = registration({ selectors, now: () => Date.now() + offset })
     assert.equal((await reg.ensure()).operatorId, first.operatorId)
     assert.equal(patches().length, 0)
+    assert.equal(reg.updatePending, undefined, 'not known to differ: status shows the API error itself')
     sim.resetFaults()
     offset = 61_000
     assert.equal(await reg.renewIfNeeded(), true)

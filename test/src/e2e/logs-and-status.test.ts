@@ -150,6 +150,40 @@ describe('a registration that cannot write its state', { skip: netnsSkip }, () =
   })
 })
 
+describe('a registration update ngrok does not take', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let daemon: E2eDaemon
+  const hosts = snapshotHostsFile()
+
+  before(async () => {
+    hosts.take()
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://web.regupd' })
+  })
+
+  after(async () => {
+    sim?.resetFaults()
+    await daemon?.dispose()
+    await sim?.stop()
+    hosts.assertRestored()
+  })
+
+  test('a restart with a changed description still serves and polls; status says what waits, since when and when it is tried again', async () => {
+    daemon = E2eDaemon.start({ name: 'regupd', sim, net: netDriverCases('regupd')[1]! })
+    await daemon.waitReady((s) => s.services?.serving === 1)
+    await daemon.stop()
+    writeFileSync(daemon.configFile, `${JSON.stringify({ ...daemon.config, registration: { description: 'the desk by the window' } }, null, 2)}\n`)
+    sim.injectApiFault({ kind: 'server-error', status: 503, method: 'PATCH', count: 1_000 })
+    sim.addEndpoint({ url: 'http://new.regupd' })
+    daemon.restart()
+    const status = await daemon.waitReady((s) => s.services?.serving === 2)
+    assert.deepEqual(status.registrationUpdate?.changed, ['description'], JSON.stringify(status.registrationUpdate))
+    assert.match(status.registrationUpdate.error, /503/)
+    const text = spawnSync(process.execPath, [NGROKD_PACKAGE_BIN, 'status', '--config', daemon.configFile], { encoding: 'utf8', env: E2eDaemon.childEnv() }).stdout
+    assert.match(text, /\n {12}registration update \(description changed\) not taken by ngrok since \d\d:\d\d:\d\d \(\d+s ago\): .*503.*\n {12}serving with the registration as ngrok has it; tried again in \d+(s|m \d+s)\n/)
+  })
+})
+
 describe('ngrokd run --log-format', () => {
   /** `ngrokd run` with a driver that does not exist: it fails at start, with one fatal line. */
   function failingRun(format: string) {
