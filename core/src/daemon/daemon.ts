@@ -567,15 +567,28 @@ export class Daemon {
     this.logger.warn({ stateDir: this.config.stateDir, saved }, `state_dir ${this.config.stateDir} made again with this daemon's lock${saved.length ? `; saved again: ${saved.join('; ')}` : ''}`)
   }
 
-  /** Renews the client certificate when it nears expiry; a failure is logged, the old one stays in use. */
+  /**
+   * Renews the client certificate when it nears expiry, and tries again an update of the registration ngrok has not
+   * taken; a failure is logged, the pair in use stays. A new operator (the old one was gone at ngrok) is said as one.
+   */
   private async renewCertificate(): Promise<void> {
+    const registration = this.registration
+    if (!registration) return
+    const before = registration.info
     try {
-      if (this.registration && (await this.registration.renewIfNeeded())) {
-        this.logger.info({ notAfter: this.registration.info?.notAfter }, 'client certificate renewed; new connections use it')
-      }
+      if (!(await registration.renewIfNeeded())) return
     } catch (e) {
-      this.logger.warn({ err: e }, `certificate renewal failed, will retry at the next poll: ${formatError(e)}`)
+      if (this.stopped.signal.aborted) return // a stop, not a failure
+      this.logger.warn({ err: e }, `renewing the client certificate or updating the registration failed, tried again later: ${formatError(e)}`)
+      return
     }
+    const after = registration.info!
+    if (after.operatorId !== before?.operatorId) {
+      this.logger.info({ operatorId: after.operatorId, was: before?.operatorId }, `registered as operator ${after.operatorId}`)
+    } else {
+      this.logger.info({ notAfter: after.notAfter }, 'new client certificate in use; new connections use it')
+    }
+    if (after.operatorId !== before?.operatorId || after.ingressEndpoint !== before?.ingressEndpoint) this.ingressCheckDue = true // another ingress, or another operator's
   }
 
   /** One poll now (joins one in flight); undefined before registration. */

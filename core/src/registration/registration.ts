@@ -430,11 +430,12 @@ export class Registration {
   }
 
   /**
-   * The next comparison with ngrok's copy after a failure: a minute, doubled at each failure, at most an hour. `changed`:
-   * what ngrok refused to update (undefined when it could not be asked).
+   * The next comparison with ngrok's copy after a failure. `changed`: what ngrok refused to update, or did not answer an
+   * update of: a minute, doubled at each such failure, at most an hour. Undefined when ngrok could not be asked (the API
+   * down): a minute, so that the comparison follows soon after the API answers again.
    */
   private postponeUpdate(error: unknown, changed?: string[]): void {
-    const failures = (this.updateDue?.failures ?? 0) + 1
+    const failures = changed ? (this.updateDue?.failures ?? 0) + 1 : 1
     const waitMs = Math.min(UPDATE_RETRY_FIRST_MS * 2 ** (failures - 1), UPDATE_RETRY_MAX_MS)
     const said = formatError(error).split('\n')[0]!
     const refused = changed ? { changed, since: this.updateDue?.refused?.since ?? this.now(), error: said } : this.updateDue?.refused
@@ -490,7 +491,8 @@ export class Registration {
       try {
         updated = await this.api.updateOperator(op.id, this.desiredState(machineId, (await csrCode()).makeCsr(loaded.keyPem!)))
       } catch (e) {
-        if (isNgrokApiError(e, 404)) throw e
+        // an operator gone at ngrok registers anew (load's caller); a stop is no refusal
+        if (isNgrokApiError(e, 404) || isNgrokdError(e, 'NGROKD_ERR_ABORTED')) throw e
         this.logger.warn(
           { operatorId: op.id, changed: drift, err: e },
           `updating the registration at ngrok failed (${drift.join(', ')} changed): ${formatError(e)}; serving with the registration as ngrok has it, and trying again later`,

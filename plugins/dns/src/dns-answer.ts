@@ -52,8 +52,8 @@ function parentOf(hostname: string): string | undefined {
 }
 
 /**
- * Top-level names that other resolvers answer on many machines, though no public DNS does: routing one whole would take
- * every name under it away from them. `local`: Multicast DNS (RFC 6762), where this machine's own name is
+ * Top-level names that other resolvers answer on many machines, though no public DNS does: routing one whole, or a name
+ * under one (`corp.local`, an Active Directory domain), would take every name under it away from them. `local`: Multicast DNS (RFC 6762), where this machine's own name is
  * `<hostname>.local`; `localhost` (RFC 6761); `internal`, reserved by ICANN for private networks (2024); `home`, `corp`
  * and `mail`, which ICANN will not delegate because private networks use them (2018); `lan` and `localdomain`, which
  * home routers and distributions use for the local network's names.
@@ -63,12 +63,13 @@ const LOCAL_USE_NAMES = new Set(['local', 'localhost', 'internal', 'home', 'corp
 /**
  * Whether the machine's resolver may send every name under `domain` to the responder: not when it is a public
  * suffix of the ICANN list or under one (`com`, `prod`, `ngrok.app`, `ngrok.com`: every other name under it
- * would stop resolving on this machine), nor a top-level name of local use ({@link LOCAL_USE_NAMES}: `local`, `lan`…),
- * nor when this machine's own name is under it.
+ * would stop resolving on this machine), nor a top-level name of local use or a name under one ({@link LOCAL_USE_NAMES}:
+ * `local`, `corp.local`, `lan`…), nor when this machine's own name is under it.
  */
 export function safeToRouteWhole(domain: string, ownName: string = machineHostname()): boolean {
   const own = normalizeName(ownName)
-  return !parseDomain(domain).isIcann && !LOCAL_USE_NAMES.has(domain) && own !== domain && !own.endsWith(`.${domain}`)
+  const topLevel = domain.slice(domain.lastIndexOf('.') + 1)
+  return !parseDomain(domain).isIcann && !LOCAL_USE_NAMES.has(topLevel) && own !== domain && !own.endsWith(`.${domain}`)
 }
 
 /**

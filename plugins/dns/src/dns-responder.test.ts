@@ -387,16 +387,16 @@ describe('routedDomains', () => {
     const zone = new Map(['api.demo', 'web.demo', 'api.prod', 'x.ngrok.com', 'foo.com', 'my-api.ngrok.app', 'db.corp'].map((h, i) => [h, `10.107.0.${i + 2}`]))
     // com, prod (a real top-level domain), ngrok.com and ngrok.app are public: sent whole, every other name under them
     // would stop resolving here; corp holds this machine's own name
-    assert.deepEqual([...routedDomains(zone, ['extra.lan'], 'build.corp')].sort(), ['api.prod', 'db.corp', 'demo', 'extra.lan', 'foo.com', 'my-api.ngrok.app', 'x.ngrok.com'])
+    assert.deepEqual([...routedDomains(zone, ['extra.staging'], 'build.corp')].sort(), ['api.prod', 'db.corp', 'demo', 'extra.staging', 'foo.com', 'my-api.ngrok.app', 'x.ngrok.com'])
     assert.deepEqual([...routedDomains(new Map([['db.staging', '10.107.0.2']]), [], 'laptop')], ['staging'])
     // a top-level name of local use is never taken whole: mDNS's local (where laptop.local is this machine), a home
     // router's lan, ICANN's internal and the undelegated corp, home and mail, localhost and localdomain
     for (const name of ['local', 'LAN', 'internal', 'corp', 'home', 'mail', 'localhost', 'localdomain']) {
       assert.deepEqual([...routedDomains(new Map([[`api.${name.toLowerCase()}`, '10.107.0.2']]), [name], 'laptop')], [`api.${name.toLowerCase()}`], name)
     }
-    assert.deepEqual([...routedDomains(new Map([['api.team.local', '10.107.0.2']]), [], 'laptop')], ['team.local'], 'a name under one is routed whole')
+    assert.deepEqual([...routedDomains(new Map([['api.company.local', '10.107.0.2'], ['nas.home.lan', '10.107.0.3']]), ['corp.internal'], 'laptop')].sort(), ['api.company.local', 'nas.home.lan'], 'nor a name under one (an Active Directory domain)')
     // a configured suffix is routed whole only when that is safe too
-    assert.deepEqual([...routedDomains(new Map(), ['com', 'ngrok.app', 'corp', 'team.lan'], 'build.corp')], ['team.lan'])
+    assert.deepEqual([...routedDomains(new Map(), ['com', 'ngrok.app', 'corp', 'team.lan', 'team.staging'], 'build.corp')], ['team.staging'])
   })
 })
 

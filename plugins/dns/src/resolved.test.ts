@@ -370,14 +370,14 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
   it('a refused SetLinkDomains (a suffix resolved takes for no DNS name) reverts the link, says why once, and the names go to the hosts file from then on', async () => {
     // the plugin's options refuse such a suffix at load; the responder itself takes what it is given
     await responder.close()
-    responder = new DnsResponder({ suffixes: ['corp..internal'] })
+    responder = new DnsResponder({ suffixes: ['corp..staging'] })
     await responder.start([{ host: HOST, port: 53 }])
     fake = await FakeResolved.start(bus.address)
     const { names, warnings } = await attached()
     assert.deepEqual(fake.calls.map((c) => c.member), ['SetLinkDNS', 'SetLinkDefaultRoute', 'SetLinkDNSSEC', 'SetLinkDomains', 'RevertLink'])
     assert.equal(fake.links.has(IFINDEX), false, 'the calls made were taken back')
     assert.equal(warnings.length, 1, warnings.join('\n'))
-    assert.match(warnings[0]!, /dns: systemd-resolved is not used: systemd-resolved refused the routing domains ~api\.prod ~corp\.\.internal of ngrokd0 \(.*SetLinkDomains: org\.freedesktop\.DBus\.Error\.InvalidArgs.*\); the link was reverted; the names are published in the hosts file instead/)
+    assert.match(warnings[0]!, /dns: systemd-resolved is not used: systemd-resolved refused the routing domains ~api\.prod ~corp\.\.staging of ngrokd0 \(.*SetLinkDomains: org\.freedesktop\.DBus\.Error\.InvalidArgs.*\); the link was reverted; the names are published in the hosts file instead/)
     assert.match(await readFile(hostsPath, 'utf8'), /10\.107\.0\.2\s+api\.prod/)
     // later publishes go to the hosts file, and resolved is not asked again
     await names.publish({ records: [{ hostname: 'web.demo', address: '10.107.0.3' }] })

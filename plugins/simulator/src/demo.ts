@@ -1,6 +1,6 @@
 import { mkdtemp, readFile, writeFile, copyFile, rm } from 'node:fs/promises'
 import { appendFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { request as httpRequest } from 'node:http'
@@ -51,22 +51,17 @@ function step(n: number, total: number, text: string): void {
 
 /**
  * SIGINT and SIGTERM for the demo's whole life, from its first step: the first one stops it (`stopped` resolves), later
- * ones are told the cleanup is under way. Never the default action, which would leave the demo's folder behind: Ctrl-C
- * at a terminal reaches the demo twice (through the process group, and passed on by the process outside the namespace).
+ * ones change nothing. Never the default action, which would leave the demo's folder behind: Ctrl-C at a terminal
+ * reaches the demo twice (through the process group, and passed on by the process outside the namespace).
  */
 function stopSignals(): { stopped: Promise<NodeJS.Signals>; dispose: () => void } {
   let received: NodeJS.Signals | undefined
   let resolve!: (signal: NodeJS.Signals) => void
   const stopped = new Promise<NodeJS.Signals>((r) => (resolve = r))
-  let told = false
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (received === undefined) {
-      received = signal
-      resolve(signal)
-    } else if (!told) {
-      told = true
-      console.log(`${signal}: still stopping: draining, removing names and addresses…`)
-    }
+    if (received !== undefined) return
+    received = signal
+    resolve(signal)
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
@@ -88,8 +83,6 @@ async function runInside(opts: { once: boolean; shell: boolean; keepLogs: boolea
   }
 }
 
-/** Exit code of a demo a signal stopped before it finished (128 + SIGINT's number, as a shell reports it). */
-const STOPPED_EXIT_CODE = 130
 /** Thrown out of a step that a stop overtook. */
 const STOPPED = Symbol('stopped')
 
@@ -194,8 +187,9 @@ async function runInsideUntilStopped(opts: { once: boolean; shell: boolean; keep
     return failures === 0 ? 0 : 1
   } catch (e) {
     if (e === STOPPED) {
-      console.log(`stopped (${await signals.stopped}) before the demo was done: draining, removing names and addresses…`)
-      return STOPPED_EXIT_CODE
+      const signal = await signals.stopped
+      console.log(`stopped (${signal}) before the demo was done: draining, removing names and addresses…`)
+      return 128 + constants.signals[signal] // as a shell reports a command a signal ended
     }
     // the log goes with the demo's directory: what the daemon said last is shown before that
     const said = await lastLogLines(join(dir, 'ngrokd.log'), LOG_LINES_SHOWN)

@@ -22,6 +22,7 @@ import {
 } from '@ngrokd/core'
 import { recordingLogger } from '@ngrokd/core/testing'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
+import { waitUntil } from '../helpers/wait-until.js'
 
 const DAY = 86_400_000
 const KEY = 'test-api-key'
@@ -340,6 +341,38 @@ describe('Registration.ensure', () => {
     const settled = sim.apiRequests().length
     assert.equal(await reg.renewIfNeeded(), false)
     assert.equal(sim.apiRequests().length, settled, 'nothing is due once the registration matches')
+  })
+
+  it('while the API stays down, the saved registration is compared with ngrok\'s every minute, not after a wait that doubled through the outage', async () => {
+    await registration().ensure()
+    const selectors = ["endpoint.host.endsWith('.prod')"]
+    sim.injectApiFault({ kind: 'server-error', status: 503, method: 'GET', count: 100_000 })
+    let offset = 0
+    const reg = registration({ selectors, now: () => Date.now() + offset })
+    await reg.ensure()
+    for (let minute = 1; minute <= 5; minute++) {
+      offset = minute * 61_000
+      const asked = sim.apiRequests().length
+      assert.equal(await reg.renewIfNeeded(), false)
+      assert.ok(sim.apiRequests().length > asked, `asked again at minute ${minute}`)
+    }
+    sim.resetFaults()
+    offset = 6 * 61_000
+    assert.equal(await reg.renewIfNeeded(), true, 'the first minute after the API is back')
+    assert.equal(patches().length, 1)
+  })
+
+  it('a start stopped while its update is under way is a stop, not a refused update', async () => {
+    await registration().ensure()
+    sim.injectApiFault({ kind: 'latency', ms: 60_000, method: 'PATCH', count: 1 })
+    const stop = new AbortController()
+    const reg = new Registration({ api: new NgrokApiClient({ apiKey: KEY, baseUrl: sim.apiUrl, sleep: async () => {}, signal: stop.signal }), stateDir: dir, logger, hostname: 'build-07', description: 'another desk' })
+    const started = reg.ensure()
+    await waitUntil(() => sim.stats().api.inFlight > 0, { what: 'the PATCH under way', timeoutMs: 30_000 })
+    stop.abort()
+    const e = await rejection(started)
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_ABORTED'), String(e))
+    assert.ok(!logger.records.some((r) => r.msg.startsWith('updating the registration at ngrok failed')))
   })
 
   it('a start on the saved registration while the API is down compares it with ngrok\'s once the API answers', async () => {

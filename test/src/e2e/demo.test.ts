@@ -95,10 +95,12 @@ for (const [how, signal, group] of [['SIGINT to its pid', 'SIGINT', false], ['SI
   })
 }
 
-test('ngrokd demo stopped by SIGINT while it starts: cleans up and exits 130', { skip: netnsSkip, timeout: 300_000 }, async () => {
-  const { code, output, dir } = await demoStoppedBy('SIGINT', /ngrokd run started/)
-  assert.equal(code, 130, output)
-  assert.match(output, /stopped \(SIGINT\) before the demo was done/)
-  assert.doesNotMatch(output, /last \d+ log line/, 'a stop is no failure')
-  assert.ok(!existsSync(dir), `${dir} is removed`)
-})
+for (const [signal, exitCode] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  test(`ngrokd demo stopped by ${signal} while it starts: cleans up and exits ${exitCode} (128 + the signal's number)`, { skip: netnsSkip, timeout: 300_000 }, async () => {
+    const { code, output, dir } = await demoStoppedBy(signal, /ngrokd run started/)
+    assert.equal(code, exitCode, output)
+    assert.match(output, new RegExp(`stopped \\(${signal}\\) before the demo was done`))
+    assert.doesNotMatch(output, /last \d+ log line/, 'a stop is no failure')
+    assert.ok(!existsSync(dir), `${dir} is removed`)
+  })
+}
