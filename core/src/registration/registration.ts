@@ -232,6 +232,9 @@ type DesiredState = Required<Pick<OperatorCreate, 'description' | 'metadata' | '
  *   it asks ngrok nothing; a create whose result cannot be saved still is deleted again: no orphans.
  * - `renewIfNeeded()` re-keys and PATCHes a new CSR when less than `renewBeforeMs` remain; the old
  *   pair stays in use until the new one is saved.
+ * - A registration ngrok's copy of which may differ from the desired state (an update ngrok refused or did not
+ *   answer, a start on the saved one while the API was down) serves as it is; `renewIfNeeded()` compares it again
+ *   when due (`updatePending` says what waits).
  * - `credentials()` is the current pair: read it for every new connection, so rotation needs no restart.
  * - Key material is never logged; the key file is written 0600 from its first byte.
  *
@@ -320,7 +323,8 @@ export class Registration {
    * Re-keys when less than `renewBeforeMs` (30 days) remain, as ngrok's operator does; a certificate
    * whose whole lifetime is under 1.5 × that, once a third of its lifetime is used (less than two thirds
    * remain), so a short-lived certificate is used before it is renewed, not renewed on every call.
-   * Resolves true when it renewed.
+   * Also tries again, when due, to bring ngrok's copy of the registration in line. Resolves true when the certificate
+   * changed (renewed, or re-issued with an update).
    */
   renewIfNeeded(): Promise<boolean> {
     return this.exclusive(async () => {
