@@ -11,7 +11,7 @@ import { socketCallsLoaded } from './socket-state.js'
 import type { ConnectionLimitOptions } from './connection-limits.js'
 import type { IngressDialerOptions } from './ingress-dialer.js'
 import type { ListenerEntry, TrackedConnection } from './listening-forwarder.js'
-import { startFakeIngress, type FakeIngress, type FakeIngressOptions } from '../testing/fake-ingress.js'
+import { echo, startFakeIngress, type FakeIngress, type FakeIngressOptions } from '../testing/fake-ingress.js'
 import { freePort } from '../testing/net-probes.js'
 import { recordingLogger } from '../testing/recording-logger.js'
 import { createTestPki, type TestPki } from '../testing/test-pki.js'
@@ -244,6 +244,43 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       assert.ok(warn, 'a warning with the ngrok code')
       assert.equal(warn.obj.hostname, 'gone.prod')
       assert.match(warn.msg, /endpoint not found/)
+    })
+
+    it('a refusal that repeats is said at warn once; the first connection that goes through after says so, and a refusal after that is said again', async () => {
+      let refuse = true
+      const { forwarder, logger, port } = await setup((conn) => {
+        if (!refuse) return echo(conn)
+        conn.socket.end(encodeConnResponse({ errorCode: 'ERR_NGROK_3200', errorMessage: 'endpoint is offline' }))
+        conn.socket.resume()
+      })
+      await forwarder.listen({ address: '127.0.0.1', port, target: { hostname: 'gone.prod', port: 80, proto: 'tcp' } })
+      const refused = async () => {
+        const c = await connect(port)
+        c.on('error', () => {}) // reset
+        await closed(c)
+      }
+      const refusals = () => forwarder.listeners()[0]!.errors.ERR_NGROK_3200 ?? 0
+      for (let i = 1; i <= 5; i++) {
+        await refused()
+        await until(() => refusals() === i)
+      }
+      const said = () => logger.at('warn').filter((r) => r.obj.ngrokCode === 'ERR_NGROK_3200').length
+      assert.equal(said(), 1, 'once while it repeats')
+      assert.equal(logger.at('debug').filter((r) => r.obj.ngrokCode === 'ERR_NGROK_3200').length, 4, 'the repeats at debug')
+
+      refuse = false
+      const c = await connect(port)
+      const reply = readAll(c)
+      c.end('back')
+      assert.equal((await reply).toString(), 'back')
+      const back = () => logger.at('info').filter((r) => r.msg.includes('connections go through again'))
+      await until(() => back().length > 0) // a worker tells the main thread after its client was answered
+      assert.deepEqual(back().map((r) => r.msg), ['gone.prod:80: connections go through again (after 5 failed: ERR_NGROK_3200)'])
+
+      refuse = true
+      await refused()
+      await until(() => refusals() === 6)
+      assert.equal(said(), 2, 'a new episode is said again')
     })
 
     it('resets the local connection when the TLS exchange fails, and diagnose() says why', async () => {

@@ -21,7 +21,8 @@ export interface TrackedConnection {
   cut(): void
 }
 
-const WARN_EVERY_MS = 10_000
+/** A warning that repeats is said once; again only after this long without it (a new episode). */
+const WARN_QUIET_MS = 600_000
 /** Distinct error codes one listener counts; later ones count as {@link OTHER_ERRORS}. */
 const MAX_ERROR_KEYS = 32
 export const OTHER_ERRORS = 'OTHER'
@@ -41,8 +42,11 @@ class ListenerActivity<C> {
   /** The open connections; the set goes with the last one. */
   open: Set<C> | undefined = undefined
   errorCounts: Record<string, number> | undefined = undefined
-  /** When each log key was last logged at warn: repeats within {@link WARN_EVERY_MS} go to debug. */
-  warnedAt: Map<string, number> | undefined = undefined
+  /**
+   * Each warning said, by log key: when it last happened (said or not), how often since it was said, and whether it
+   * was a connection that failed (which a connection that goes through ends: {@link ListenerEntry.recovered}).
+   */
+  warned: Map<string, { lastAt: number; repeats: number; failure: boolean }> | undefined = undefined
 }
 
 const NO_ACTIVITY: Readonly<ListenerActivity<never>> = Object.freeze(new ListenerActivity<never>())
@@ -159,14 +163,39 @@ export class ListenerEntry<C extends TrackedConnection> {
     }
   }
 
-  /** True when `key` was not logged at warn within {@link WARN_EVERY_MS}; then it counts as logged now. */
-  warnNow(key: string): boolean {
+  /**
+   * True when `key` is to be said at warn: the first time, and again only after {@link WARN_QUIET_MS} without it; a
+   * repeat in between is counted. `failure`: a connection that failed, which the next one that goes through ends.
+   */
+  warnNow(key: string, failure = false): boolean {
     const now = Date.now()
-    const a = this.active
-    const last = a.warnedAt?.get(key)
-    if (last !== undefined && now - last < WARN_EVERY_MS) return false
-    ;(a.warnedAt ??= new Map()).set(key, now)
+    const warned = (this.active.warned ??= new Map())
+    const w = warned.get(key)
+    if (w !== undefined && now - w.lastAt < WARN_QUIET_MS) {
+      w.lastAt = now
+      w.repeats++
+      return false
+    }
+    warned.set(key, { lastAt: now, repeats: 0, failure })
     return true
+  }
+
+  /**
+   * A connection went through: the failures said since (their keys, and how many connections failed in all) are over,
+   * and forgotten, so that the next one is said again; undefined when none was.
+   */
+  recovered(): { keys: string[]; failed: number } | undefined {
+    const warned = this.activity?.warned
+    if (warned === undefined) return undefined
+    let failed = 0
+    const keys: string[] = []
+    for (const [key, w] of warned) {
+      if (!w.failure) continue
+      keys.push(key)
+      failed += w.repeats + 1
+      warned.delete(key)
+    }
+    return keys.length > 0 ? { keys, failed } : undefined
   }
 }
 
@@ -390,12 +419,20 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     if (entry.conns.size === 0) entry.seen.onEmpty?.()
   }
 
-  /** Time from accept to the ConnResponse of one connection. */
+  /** Time from accept to the ConnResponse of one connection; the first after failures that were said says they ended. */
   protected recordHandshake(entry: ListenerEntry<C>, ms: number): void {
     entry.recordHandshake(ms)
+    const recovered = entry.recovered()
+    if (recovered) {
+      const { hostname, port } = entry.target
+      this.logger.info(
+        { listener: entry.key, hostname, port, failed: recovered.failed, codes: recovered.keys },
+        `${hostname}:${port}: connections go through again (after ${recovered.failed} failed: ${recovered.keys.join(', ')})`,
+      )
+    }
   }
 
-  /** Counts a failed connection under its code and logs it (warn, rate-limited per code). */
+  /** Counts a failed connection under its code and logs it: at warn once while it repeats, at debug each time after. */
   protected recordFailure(entry: ListenerEntry<C>, err: unknown, target: ForwardTarget): void {
     const key = entry.count(errorKey(err))
     if (isNgrokdError(err)) entry.failed(err)
@@ -406,6 +443,7 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
       key,
       { listener: entry.key, hostname, port, code: isNgrokdError(err) ? err.code : undefined, ngrokCode, hint: (err as NgrokdError).hint },
       `${hostname}:${port}: ${(err as Error).message}`,
+      true,
     )
   }
 
@@ -422,8 +460,9 @@ export abstract class ListeningForwarder<C extends TrackedConnection> implements
     return 'endpoints are for local clients unless net.network.listen is set'
   }
 
-  protected warn(entry: ListenerEntry<C>, key: string, obj: object, msg: string): void {
-    if (entry.warnNow(key)) this.logger.warn(obj, msg)
+  /** `msg` at warn once while it repeats (again after {@link WARN_QUIET_MS} without it), else at debug. `failure`: see {@link ListenerEntry.warnNow}. */
+  protected warn(entry: ListenerEntry<C>, key: string, obj: object, msg: string, failure = false): void {
+    if (entry.warnNow(key, failure)) this.logger.warn(obj, msg)
     else this.logger.debug(obj, msg)
   }
 
