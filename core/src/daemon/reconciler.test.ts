@@ -201,6 +201,27 @@ test('diffs against the interface, not memory: a crash leftover is removed, a mi
   }
 })
 
+test('names removed under the daemon again and again (another program rewrites the hosts file): said once, once more the third time with who likely does it, then at debug', async () => {
+  const logger = recordingLogger()
+  const t = await setup(SUBNET, logger)
+  try {
+    const desired = [service('http://api.prod'), service('http://web.prod')]
+    await t.reconciler.reconcile(desired)
+    for (let i = 0; i < 6; i++) {
+      t.names.published.records = [] // the block gone again
+      await t.reconciler.reconcile(desired)
+      assert.deepEqual(t.names.published.records.map((r) => r.hostname).sort(), ['api.prod', 'web.prod'], 'put back each time')
+    }
+    const said = logger.at('warn').filter((r) => r.msg.includes('under the daemon')).map((r) => r.msg)
+    assert.equal(said.length, 2, said.join('\n'))
+    assert.equal(said[0], '2 names (api.prod, web.prod) were removed from name resolver recording under the daemon: publishing them again')
+    assert.match(said[1]!, /^2 names \(api\.prod, web\.prod\) were removed .* \(3 times within 1 min\): something else changes name resolver recording; each time they are published again, said at debug until 10 minutes pass without it$/)
+    assert.equal(logger.at('debug').filter((r) => r.msg.includes('under the daemon')).length, 4)
+  } finally {
+    await t.close()
+  }
+})
+
 test('an address or a name removed under the daemon is put back with one warning each, said again only once it was back in place', async () => {
   const logger = recordingLogger()
   const t = await setup(SUBNET, logger)

@@ -20,6 +20,10 @@ export interface ServiceError {
 
 /** How many endpoint changes one reconcile logs at info, one line each; the rest at debug. */
 const ANNOUNCED_PER_PASS = 20
+/** Names removed under the daemon this many times in one episode are said once more, with who likely does it. */
+const NAMES_GONE_SAID_AGAIN_AT = 3
+/** An episode of names removed under the daemon ends after this long without it. */
+const NAMES_GONE_QUIET_MS = 600_000
 
 export interface ServiceState {
   /** Normalised URL, e.g. `tcp://db.prod:5432`. */
@@ -162,6 +166,8 @@ export class Reconciler {
   /** What the last pass left in place, wanted: addresses on the interface, names published (hostname → address). */
   private placedAddresses = new Set<string>()
   private placedNames = new Map<string, string>()
+  /** Names removed under the daemon: how often in this episode, the last time (a new episode after {@link NAMES_GONE_QUIET_MS}). */
+  private namesGone?: { times: number; since: number; lastAt: number }
   /**
    * Unlistens whose connections are still draining, started by this pass or earlier ones. A normal pass does not
    * wait for them (an endpoint change is picked up within one poll); their addresses stay on the interface until
@@ -427,15 +433,28 @@ export class Reconciler {
 
   /**
    * Names the last pass published, still wanted at the same address, that the resolver no longer has (the hosts
-   * block edited away): said once at warn; step 6 publishes them again. A name not put back is not in place, so it
-   * is not said again until it has been.
+   * block edited away): said at warn; step 6 publishes them again. A name not put back is not in place, so it
+   * is not said again until it has been. When it happens again and again (another program rewrites the file without
+   * the block), the third time says so, and the rest of the episode is at debug.
    */
   private warnNamesGone(pass: Pass, published: readonly NameRecord[]): void {
     const there = new Set(published.map((r) => `${r.hostname} ${r.address}`))
     const gone = [...this.placedNames].filter(([hostname, address]) => pass.addressOf.get(hostname) === address && !there.has(`${hostname} ${address}`)).map(([hostname]) => hostname)
     if (gone.length === 0) return
+    const now = Date.now()
+    const episode = this.namesGone && now - this.namesGone.lastAt < NAMES_GONE_QUIET_MS ? this.namesGone : { times: 0, since: now, lastAt: now }
+    episode.times++
+    episode.lastAt = now
+    this.namesGone = episode
     const where = this.names.resolver === 'hosts-file' ? 'its hosts block' : `name resolver ${this.names.resolver}`
-    this.logger.warn({ hostnames: gone.slice(0, ANNOUNCED_PER_PASS) }, `${describeSome(gone, 'name')} ${gone.length === 1 ? 'was' : 'were'} removed from ${where} under the daemon: publishing ${gone.length === 1 ? 'it' : 'them'} again`)
+    const said = `${describeSome(gone, 'name')} ${gone.length === 1 ? 'was' : 'were'} removed from ${where} under the daemon: publishing ${gone.length === 1 ? 'it' : 'them'} again`
+    const fields = { hostnames: gone.slice(0, ANNOUNCED_PER_PASS), times: episode.times }
+    if (episode.times === 1) this.logger.warn(fields, said)
+    else if (episode.times === NAMES_GONE_SAID_AGAIN_AT) {
+      const minutes = Math.max(1, Math.round((now - episode.since) / 60_000))
+      const who = this.names.resolver === 'hosts-file' ? 'another program rewrites the hosts file without ngrokd\'s block (a network manager, a container runtime, a cloud agent?)' : `something else changes name resolver ${this.names.resolver}`
+      this.logger.warn(fields, `${said} (${episode.times} times within ${minutes} min): ${who}; each time they are published again, said at debug until ${NAMES_GONE_QUIET_MS / 60_000} minutes pass without it`)
+    } else this.logger.debug(fields, said)
   }
 
   /**
