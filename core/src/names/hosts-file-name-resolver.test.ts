@@ -305,15 +305,19 @@ describe('HostsFileNameResolver', () => {
     await names.close()
   })
 
-  it('an immutable hosts file refuses even root: the fix names the attribute, not sudo', { skip: process.getuid?.() !== 0 && 'needs root (chattr)' }, async (t) => {
+  it('an immutable hosts file refuses even root: a failed write that freezes name changes (the names published before still resolve), and the fix names the attribute, not sudo', { skip: process.getuid?.() !== 0 && 'needs root (chattr)' }, async (t) => {
+    const names = new HostsFileNameResolver({ path: hosts, stateDir })
+    await names.open()
+    await names.publish({ records: [API] })
     if (spawnSync('chattr', ['+i', hosts]).status !== 0) return t.skip('chattr +i is not supported here')
     try {
-      const names = new HostsFileNameResolver({ path: hosts, stateDir })
-      await assert.rejects(names.open().then(() => names.publish({ records: [API] })), (e: unknown) => {
-        assert.ok(isNgrokdError(e, 'NGROKD_ERR_PERMISSION'), String(e))
+      await assert.rejects(names.publish({ records: [API, { hostname: 'web.prod', address: '10.107.0.3' }] }), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN'), String(e))
         assert.match(e.hint ?? '', /refuses even root: it is immutable or append-only \(lsattr .*; chattr -i -a /)
         return true
       })
+      assert.equal(names.health().state, 'frozen')
+      assert.match(await readFile(hosts, 'utf8'), /10\.107\.0\.2\s+api\.prod/, 'what was published stays')
       const check = (await names.diagnose()).find((c) => c.id === 'hosts-file.access')
       assert.match(check?.hint ?? '', /refuses even root/, JSON.stringify(check))
       await names.close().catch(() => {})

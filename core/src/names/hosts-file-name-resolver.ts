@@ -569,13 +569,15 @@ export class HostsFileNameResolver implements NameResolver {
 
   /**
    * Enters (or stays in) the frozen state for a failed write; returns the error `publish()` rejects
-   * with. A refusal for lack of privilege is not a failed write: it is returned as it is.
+   * with. A refusal for lack of privilege (not root) is not a failed write: it is returned as it is. Root refused
+   * (an immutable file, a security module) is one: the names published before still resolve.
    */
   private async freeze(target: string, e: unknown, { verb = 'write', damaged = e instanceof InPlaceWriteFailure && !e.intact } = {}): Promise<NgrokdError> {
     if (isNgrokdError(e) && e.code !== 'NGROKD_ERR_STATE') return e
     const cause = e instanceof InPlaceWriteFailure ? e.cause : e
     const code = errno(cause)
-    if (!(e instanceof InPlaceWriteFailure) && (code === 'EACCES' || code === 'EPERM')) return fileError(e, verb, target)
+    const refused = code === 'EACCES' || code === 'EPERM'
+    if (!(e instanceof InPlaceWriteFailure) && refused && !runsAsRoot()) return fileError(e, verb, target)
     const text = cause instanceof Error ? cause.message.replace(/^hosts-file: /, '') : String(cause)
     const reason = code && !text.startsWith(code) ? `${code} (${text})` : text
     const message = `hosts-file: name changes are frozen: cannot ${verb} ${target}: ${reason}; ${
@@ -585,6 +587,8 @@ export class HostsFileNameResolver implements NameResolver {
     const fix =
       code === 'ENOSPC' || code === 'EDQUOT'
         ? `free space on the file system of ${target} (df -h ${dirname(target)})`
+        : refused
+          ? refusedRootHint(target)
         : code === 'EROFS'
           ? `${target} is on a read-only file system; make it writable or choose another name resolver`
           : isNgrokdError(cause, 'NGROKD_ERR_STATE') && isNgrokdError(cause.cause, 'NGROKD_ERR_PATH_UNTRUSTED')
