@@ -82,7 +82,10 @@ export interface DaemonStatus {
   ingressCheck?: { at: string; ok: boolean; message?: string; code?: string; hint?: string }
   /** Where the ngrok API key in use came from, and the API's last refusal or failure (cleared by a success). */
   apiKey: { source: string; lastError?: { at: string; message: string; /** The API's HTTP status, when it answered. */ status?: number; /** The fix; for ngrok's codes, the page of its docs. */ hint?: string } }
-  /** The registration's last failure to read or write its files in state_dir (a full or read-only disk), with its fix; cleared once registered. */
+  /**
+   * The last failure to keep a file in state_dir (a full or read-only disk), with its fix: the registration's (cleared
+   * once registered), else the endpoint list's (cleared once it is saved again).
+   */
   stateError?: { at: string; message: string; code: string; hint?: string }
   /**
    * A change to the registration (`changed`: selectors, description…) that ngrok refused or did not answer: the daemon

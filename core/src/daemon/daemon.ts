@@ -820,7 +820,7 @@ export class Daemon {
       insecureSkipVerify: this.config.ingress.insecureSkipVerify,
       ...(this.ingressCheck ? { ingressCheck: this.ingressCheck } : {}),
       apiKey: { source: this.apiKeys.source, ...(this.lastApiError ? { lastError: this.lastApiError } : {}) },
-      ...(this.lastStateError ? { stateError: this.lastStateError } : {}),
+      ...((this.lastStateError ?? this.poller?.saveError) ? { stateError: this.lastStateError ?? this.poller!.saveError } : {}),
       ...(this.registration?.updatePending ? { registrationUpdate: this.registration.updatePending } : {}),
       ingressTrust: this.ingressTrustSummary,
       driver: this.scope?.driverName,

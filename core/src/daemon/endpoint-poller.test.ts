@@ -185,6 +185,13 @@ describe('EndpointPoller: the saved endpoint list', () => {
       assert.equal(said.length, 1, 'once, not at every poll')
       assert.match(said[0]!.msg, /endpoints\.json \(serving goes on; the next start serves the list saved before, if any, until its first poll\)/)
       assert.equal(logger.at('warn').filter((r) => /poll failed/.test(r.msg)).length, 0)
+      // status and doctor show it (status.stateError) until a save succeeds, which is said
+      assert.match(poller.saveError?.message ?? '', /^cannot save the endpoint list for the next start to .*endpoints\.json .*EISDIR/)
+      assert.ok(poller.saveError?.code.startsWith('NGROKD_ERR_'), JSON.stringify(poller.saveError))
+      rmSync(join(stateDir, 'endpoints.json'), { recursive: true })
+      await poller.pollOnce()
+      assert.equal(poller.saveError, undefined)
+      assert.deepEqual(logger.at('info').filter((r) => /saved to .* again/.test(r.msg)).map((r) => r.msg), [`the endpoint list is saved to ${join(stateDir, 'endpoints.json')} again`])
     } finally {
       rmSync(stateDir, { recursive: true, force: true })
     }

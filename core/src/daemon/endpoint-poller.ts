@@ -53,7 +53,8 @@ export class EndpointPoller {
   /** Polls failed since the last success: a failure is logged once, not on every poll of an outage. */
   private failedInARow = 0
   /** The last failure to save the endpoint list (its code); undefined after a save that worked. */
-  private saveFailure: string | undefined
+  /** The endpoint list's last failed save (its kind is its code), until one succeeds: for status and doctor. */
+  private saveFailure: { kind: string; at: string; message: string; code: string; hint?: string } | undefined
   /** The endpoint list last saved (or tried), to save again. */
   private lastSaved?: DesiredService[]
   /** The wait between polls when the last poll's requests need more than `intervalMs` (the API budget); else undefined. */
@@ -242,15 +243,25 @@ export class EndpointPoller {
     this.lastSaved = services
     try {
       await writeStateFile(path, JSON.stringify({ savedAt: new Date().toISOString(), services }))
+      if (this.saveFailure) this.options.logger.info({ path }, `the endpoint list is saved to ${path} again`)
       this.saveFailure = undefined
       return true
     } catch (e) {
       // the same failure by its code: its message names a temp file of its own each time
       const kind = String((e as { code?: unknown }).code ?? formatError(e))
-      this.options.logger[this.saveFailure === kind ? 'debug' : 'warn']({ err: e, path }, `cannot save the endpoint list for the next start to ${path} (serving goes on; the next start serves the list saved before, if any, until its first poll): ${formatError(e)}`)
-      this.saveFailure = kind
+      const message = `cannot save the endpoint list for the next start to ${path} (serving goes on; the next start serves the list saved before, if any, until its first poll): ${formatError(e)}`
+      this.options.logger[this.saveFailure?.kind === kind ? 'debug' : 'warn']({ err: e, path }, message)
+      const hint = isNgrokdError(e) ? e.hint : undefined
+      this.saveFailure = { kind, at: new Date().toISOString(), message, code: isNgrokdError(e) ? e.code : 'NGROKD_ERR_STATE', ...(hint ? { hint } : {}) }
       return false
     }
+  }
+
+  /** The endpoint list's last failed save, until one succeeds (`status.stateError`). */
+  get saveError(): { at: string; message: string; code: string; hint?: string } | undefined {
+    if (!this.saveFailure) return undefined
+    const { kind: _, ...said } = this.saveFailure
+    return said
   }
 }
 

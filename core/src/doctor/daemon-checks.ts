@@ -109,7 +109,7 @@ async function runningDaemonChecks(config: DaemonConfig, status: ControlApi['GET
       : { id: 'daemon.api-key', status: 'ok', summary: `the daemon's API key comes from ${status.apiKey.source}${lastError ? ` (its last API call failed, not for the key: ${lastError.message})` : ''}` },
   )
   const stateError = status.stateError
-  if (stateError) checks.push({ id: 'daemon.state', status: 'fail', summary: `the daemon cannot keep its registration in state_dir: ${stateError.message}`, code: stateError.code, ...(stateError.hint ? { hint: stateError.hint } : {}) })
+  if (stateError) checks.push({ id: 'daemon.state', status: 'fail', summary: `the daemon cannot keep its state in state_dir: ${stateError.message}`, code: stateError.code, ...(stateError.hint ? { hint: stateError.hint } : {}) })
   const pollError = status.lastPoll && !status.lastPoll.ok ? status.lastPoll.error : undefined
   if (status.lastPoll && !status.lastPoll.ok) checks.push({ id: 'daemon.poll', status: 'warn', summary: `last API poll failed: ${pollError?.message}`, ...(pollError?.code ? { code: pollError.code } : {}), ...(pollError?.hint ? { hint: pollError.hint } : {}) })
   if (status.names.state === 'frozen') checks.push({ id: 'daemon.names', status: 'fail', summary: `names frozen since ${status.names.since}: ${status.names.error.message}`, code: status.names.error.code, ...(status.names.error.hint ? { hint: status.names.error.hint } : {}) })
