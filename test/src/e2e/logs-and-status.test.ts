@@ -114,7 +114,7 @@ describe('the log and `ngrokd status` as a user reads them', { skip: netnsSkip }
   })
 })
 
-describe('a registration that cannot write its state', { skip: netnsSkip }, () => {
+describe('the registration as status shows it: a state it cannot write, an update ngrok does not take', { skip: netnsSkip }, () => {
   let sim: CloudSimulator
   let daemon: E2eDaemon
   const hosts = snapshotHostsFile()
@@ -126,6 +126,7 @@ describe('a registration that cannot write its state', { skip: netnsSkip }, () =
   })
 
   after(async () => {
+    sim?.resetFaults()
     await daemon?.dispose()
     await sim?.stop()
     hosts.assertRestored()
@@ -148,33 +149,15 @@ describe('a registration that cannot write its state', { skip: netnsSkip }, () =
     const registered = await daemon.waitReady((s) => s.services?.serving === 1)
     assert.equal(registered.stateError, undefined, 'cleared once registered')
   })
-})
-
-describe('a registration update ngrok does not take', { skip: netnsSkip }, () => {
-  let sim: CloudSimulator
-  let daemon: E2eDaemon
-  const hosts = snapshotHostsFile()
-
-  before(async () => {
-    hosts.take()
-    sim = await CloudSimulator.start()
-    sim.addEndpoint({ url: 'http://web.regupd' })
-  })
-
-  after(async () => {
-    sim?.resetFaults()
-    await daemon?.dispose()
-    await sim?.stop()
-    hosts.assertRestored()
-  })
 
   test('a restart with a changed description still serves and polls; status says what waits, since when and when it is tried again', async () => {
+    await daemon?.dispose() // the test before's
     daemon = E2eDaemon.start({ name: 'regupd', sim, net: netDriverCases('regupd')[1]! })
     await daemon.waitReady((s) => s.services?.serving === 1)
     await daemon.stop()
     writeFileSync(daemon.configFile, `${JSON.stringify({ ...daemon.config, registration: { description: 'the desk by the window' } }, null, 2)}\n`)
     sim.injectApiFault({ kind: 'server-error', status: 503, method: 'PATCH', count: 1_000 })
-    sim.addEndpoint({ url: 'http://new.regupd' })
+    sim.addEndpoint({ url: 'http://new.stlog' })
     daemon.restart()
     const status = await daemon.waitReady((s) => s.services?.serving === 2)
     assert.deepEqual(status.registrationUpdate?.changed, ['description'], JSON.stringify(status.registrationUpdate))
