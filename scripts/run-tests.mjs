@@ -3,9 +3,10 @@
 // Node 20's `--test` takes no globs, so the files are listed here.
 // Tests compile to dist-test/ (tsconfig.json) apart from the published dist/ (tsconfig.build.json);
 // with no folder given, dist-test/ is used, or dist/ for a package that still compiles tests there.
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { appendFileSync, existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('--'))
 const flags = process.argv.slice(2).filter((a) => a.startsWith('--'))
@@ -23,5 +24,36 @@ if (files.length === 0) {
   console.error(`run-tests: no *.test.js under ${roots.join(', ')} — was the package built?`)
   process.exit(1)
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...flags, ...files], { stdio: 'inherit' })
-process.exit(r.status ?? 1)
+
+// The TAP report goes through as it comes; each failed test's lines (its `not ok` and the YAML block
+// under it) are kept and printed again at the end, so that the tail of a long CI log names what failed.
+// NGROKD_TEST_FAILURES names a file the summary is appended to as well (test/scripts/run-suites.sh).
+const MAX_LINES_PER_FAILURE = 40
+const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...flags, ...files], {
+  stdio: ['inherit', 'pipe', 'inherit'],
+})
+const failures = []
+let current = null
+for await (const line of createInterface({ input: child.stdout, crlfDelay: Infinity })) {
+  process.stdout.write(line + '\n')
+  if (/^\s*not ok \d+/.test(line)) {
+    current = [line]
+    failures.push(current)
+  } else if (current) {
+    if (current.length < MAX_LINES_PER_FAILURE) current.push(line)
+    if (/^\s*\.\.\.$/.test(line)) current = null
+  }
+}
+const code = await new Promise((resolve) => {
+  if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode ?? 1)
+  else child.once('close', (c) => resolve(c ?? 1))
+})
+if (failures.length > 0) {
+  const summary =
+    `\n== run-tests: ${failures.length} failed (tests, and the suites and files holding them) under ${roots.join(' ') || 'dist-test'} (${process.cwd()}):\n` +
+    failures.map((f) => f.join('\n')).join('\n') +
+    '\n'
+  process.stdout.write(summary)
+  if (process.env.NGROKD_TEST_FAILURES) appendFileSync(process.env.NGROKD_TEST_FAILURES, summary)
+}
+process.exit(code)
