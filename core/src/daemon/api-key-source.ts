@@ -23,6 +23,8 @@ export class ApiKeySource {
   private waiter?: (key: string) => void
   /** Where the key last handed out came from, for `status`. */
   source: string
+  /** The key last handed out (trimmed): a reload that sets `api.key` to it changes nothing. */
+  inUse?: string
   /** The configured key hides a different saved one, and the log said so. */
   private shadowWarned = false
   /** What `state_dir/api-key` holds as far as this daemon knows (it read it, or set() wrote it), to write it again. */
@@ -73,7 +75,8 @@ export class ApiKeySource {
     }
     if (key?.trim()) {
       this.source = source
-      return key.trim()
+      this.inUse = key.trim()
+      return this.inUse
     }
     onWaiting()
     logger.warn(`no ngrok API key configured: waiting for one. Run \`${this.setKeyCommand}\` (or set NGROK_API_KEY / api.key)`)
@@ -109,6 +112,7 @@ export class ApiKeySource {
     this.savedKey = checked
     this.override = checked
     this.source = 'ngrokd set-api-key'
+    this.inUse = checked
     this.options.logger.info({ file: path }, 'API key saved')
     const waiter = this.waiter
     this.waiter = undefined

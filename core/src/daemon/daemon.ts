@@ -8,7 +8,7 @@ import { NgrokApiClient, chooseIngressEndpoint, isNgrokApiError, splitIngressEnd
 import { Registration, type RegistrationInfo } from '../registration/index.js'
 // by file, not the forward/ barrel: that also loads the worker pool (tinypool) a 2-core machine never starts
 import { createForwarder, type CreateForwarderOptions, type ForwarderMode } from '../forward/create-forwarder.js'
-import { loadIngressTrust } from '../forward/ingress-trust.js'
+import { loadIngressTrust, type IngressTrust } from '../forward/ingress-trust.js'
 import { IngressDialer } from '../forward/ingress-dialer.js'
 import { openFilesIssue } from '../forward/connection-limits.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
@@ -105,6 +105,8 @@ export class Daemon {
   private poller?: EndpointPoller
   /** Trust anchors of the ingress, for status. */
   private ingressTrustSummary?: string
+  /** The ingress trust the forwarder was made with (`IngressTrust.ca`): a reload compares the ca_file's certificates with it. */
+  private ingressCa?: readonly string[]
   private forwarderMode?: ForwarderMode
   /** The API named no ingress and the default was announced (once). */
   private warnedDefaultIngress = false
@@ -333,6 +335,7 @@ export class Daemon {
     const { config, logger } = this
     const trust = await loadIngressTrust({ caFile: config.ingress.caFile, caMode: config.ingress.caMode })
     this.ingressTrustSummary = trust.summary
+    this.ingressCa = trust.ca
     const ingress: CreateForwarderOptions['ingress'] = {
       credentials: () => {
         if (this.registration) return this.registration.credentials()
@@ -655,7 +658,13 @@ export class Daemon {
   async reload(next: DaemonConfig): Promise<ReloadResult> {
     await this.checkPlugins(next)
     const result = planReload(this.current, next)
+    if (result.restartNeeded.includes('api.key') && next.api.key?.trim() && next.api.key.trim() === this.apiKeys.inUse) {
+      // the key set-api-key handed over (or a start read), now written in the file too: nothing to restart for
+      result.restartNeeded = result.restartNeeded.filter((k) => k !== 'api.key')
+      this.current = { ...this.current, api: { ...this.current.api, key: next.api.key } }
+    }
     await checkStartKeys(result.restartNeeded, next)
+    if (await this.caFileChanged(result.restartNeeded, next)) result.restartNeeded = [...result.restartNeeded, 'ingress.ca_file'].sort()
     this.restartPending = result.restartNeeded
     if (result.applied.includes('log.level') && 'level' in this.logger) (this.logger as { level: string }).level = next.log.level
     if (result.applied.includes('bound_endpoints.poll_interval')) this.poller?.setIntervalMs(next.boundEndpoints.pollIntervalMs)
@@ -664,6 +673,16 @@ export class Daemon {
     const restart = result.restartNeeded.length ? `; needs a restart to take effect: ${result.restartNeeded.join(', ')}` : ''
     this.logger.info({ reload: result }, `configuration reloaded: ${applied}${restart}`)
     return result
+  }
+
+  /**
+   * The same `ingress.ca_file` now holds other certificates than the forwarder trusts (it reads them once, at start):
+   * the change needs a restart like a changed key. A file the next start would stop on refuses the reload.
+   */
+  private async caFileChanged(restartNeeded: readonly string[], next: DaemonConfig): Promise<boolean> {
+    if (this.ingressCa === undefined || !next.ingress.caFile || restartNeeded.includes('ingress.ca_file') || restartNeeded.includes('ingress.ca_mode')) return false
+    const now = (await startCheck('ingress.ca_file', next)) as IngressTrust
+    return now.ca.join('\n') !== this.ingressCa.join('\n')
   }
 
   /** A reload reads the file this daemon runs on again, never another: `asked` (the caller's `--config`) must be it. */
@@ -886,16 +905,20 @@ export class Daemon {
 
 /** Runs the {@link START_CHECKS} of the `changed` keys on `next`; the first that fails refuses the reload, naming its key. */
 async function checkStartKeys(changed: readonly string[], next: DaemonConfig): Promise<void> {
-  for (const [key, check] of Object.entries(START_CHECKS)) {
-    if (!changed.includes(key)) continue
-    try {
-      await check(next)
-    } catch (e) {
-      throw new NgrokdError(isNgrokdError(e) ? e.code : 'NGROKD_ERR_CONFIG_INVALID', `${key}: the next start would stop on it, so the daemon keeps the configuration it runs on: ${formatError(e)}`, {
-        cause: e,
-        hint: `${isNgrokdError(e) && e.hint ? `${e.hint}; ` : ''}fix ${key}, then reload again`,
-      })
-    }
+  for (const key of Object.keys(START_CHECKS) as (keyof typeof START_CHECKS)[]) {
+    if (changed.includes(key)) await startCheck(key, next)
+  }
+}
+
+/** One of the {@link START_CHECKS} on `next`, with what it resolved; its failure refuses the reload, naming its key. */
+async function startCheck(key: keyof typeof START_CHECKS, next: DaemonConfig): Promise<unknown> {
+  try {
+    return await START_CHECKS[key](next)
+  } catch (e) {
+    throw new NgrokdError(isNgrokdError(e) ? e.code : 'NGROKD_ERR_CONFIG_INVALID', `${key}: the next start would stop on it, so the daemon keeps the configuration it runs on: ${formatError(e)}`, {
+      cause: e,
+      hint: `${isNgrokdError(e) && e.hint ? `${e.hint}; ` : ''}fix ${key}, then reload again`,
+    })
   }
 }
 

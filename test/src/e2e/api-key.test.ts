@@ -115,6 +115,20 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
     assert.equal(rotated.apiKey.lastError, undefined)
     assert.equal(rotated.apiKey.source, 'ngrokd set-api-key')
     assert.equal((await httpRequest('http://rotated.e2e/hello')).status, 200)
+    // the key handed over, now written in the config file too, is no change; another key waits for a restart
+    const base = readFileSync(configFile, 'utf8')
+    const reloadWithKey = async (key: string) => {
+      writeFileSync(configFile, JSON.stringify({ ...(JSON.parse(base) as { api: object }), api: { url: sim.apiUrl, key } }))
+      const r = await ngrokdCli(['reload', '--json', '--config', configFile])
+      assert.equal(r.code, 0, r.stderr)
+      return (JSON.parse(r.stdout) as { restartNeeded: string[] }).restartNeeded
+    }
+    try {
+      assert.deepEqual(await reloadWithKey(newKey), [])
+      assert.deepEqual(await reloadWithKey('anotherKEY1234567890abc'), ['api.key'])
+    } finally {
+      writeFileSync(configFile, base)
+    }
     const log = readFileSync(logFile, 'utf8')
     assert.ok(!log.includes(newKey) && !log.includes(oldKey), 'neither key reaches the log')
   })

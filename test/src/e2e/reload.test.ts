@@ -3,7 +3,8 @@
 // and a broken config file is reported, never applied, never fatal.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
+import tls from 'node:tls'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
 import { simulatedDaemon } from '../helpers/simulated-daemon.js'
@@ -118,6 +119,29 @@ describe('reload', { skip: netnsSkip }, () => {
     assert.notEqual(elsewhere.code, 0, elsewhere.stdout)
     assert.match(elsewhere.stderr, new RegExp(`this daemon runs on ${ctx.daemon.configFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, and a reload reads that again: .*other\.json is not read, nothing changed`))
     assert.equal((await ctx.daemon.status()).phase, 'running')
+  })
+
+  test('the certificates in ingress.ca_file, changed under the same name, wait for a restart; a file the next start would stop on is refused', async () => {
+    const caFile = ctx.daemon.config.ingress.ca_file as string
+    const before = readFileSync(caFile, 'utf8')
+    const reload = async () => {
+      const r = await ngrokdCli(['reload', '--json', '--config', ctx.daemon.configFile])
+      return { ...r, result: r.code === 0 ? (JSON.parse(r.stdout) as { restartNeeded: string[] }) : undefined }
+    }
+    try {
+      assert.deepEqual((await reload()).result?.restartNeeded, [], 'the same file is no change')
+      writeFileSync(caFile, `${before}\n${tls.rootCertificates[0]}\n`)
+      assert.deepEqual((await reload()).result?.restartNeeded, ['ingress.ca_file'])
+      assert.deepEqual((await ctx.daemon.status()).config.restartPending, ['ingress.ca_file'])
+      writeFileSync(caFile, 'no certificate here\n')
+      const refused = await reload()
+      assert.notEqual(refused.code, 0, refused.stdout)
+      assert.match(refused.stderr, /ingress\.ca_file: the next start would stop on it, so the daemon keeps the configuration it runs on: .*holds no PEM certificate/)
+    } finally {
+      writeFileSync(caFile, before)
+    }
+    assert.deepEqual((await reload()).result?.restartNeeded, [], 'the file as the daemon read it: nothing waits')
+    assert.equal((await ctx.daemon.status()).services.serving, 1)
   })
 
   test('a broken config file is reported and not applied; the daemon runs on', async () => {
