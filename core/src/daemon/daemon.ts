@@ -830,6 +830,8 @@ export class Daemon {
 
   /** What each stage reports, for the status stage. */
   private statusSources(): StatusSources {
+    // the registration's own failure first, then the endpoint list's save
+    const stateError = this.lastStateError ?? this.poller?.saveError
     return {
       phase: this.phase,
       startedAt: this.startedAt,
@@ -839,7 +841,7 @@ export class Daemon {
       insecureSkipVerify: this.config.ingress.insecureSkipVerify,
       ...(this.ingressCheck ? { ingressCheck: this.ingressCheck } : {}),
       apiKey: { source: this.apiKeys.source, ...(this.lastApiError ? { lastError: this.lastApiError } : {}) },
-      ...((this.lastStateError ?? this.poller?.saveError) ? { stateError: this.lastStateError ?? this.poller!.saveError } : {}),
+      ...(stateError ? { stateError } : {}),
       ...(this.registration?.updatePending ? { registrationUpdate: this.registration.updatePending } : {}),
       ingressTrust: this.ingressTrustSummary,
       driver: this.scope?.driverName,
