@@ -442,8 +442,9 @@ export class Registration {
     const failures = changed ? (this.updateDue?.failures ?? 0) + 1 : 1
     const waitMs = Math.min(UPDATE_RETRY_FIRST_MS * 2 ** (failures - 1), UPDATE_RETRY_MAX_MS)
     const said = formatError(error).split('\n')[0]!
-    const refused = changed ? { changed, since: this.updateDue?.refused?.since ?? this.now(), error: said } : this.updateDue?.refused
-    this.updateDue = { at: this.now() + waitMs, failures, ...(refused ? { refused } : {}) }
+    const now = this.now() // one reading: the first refusal's `since` and its `at` are a wait apart exactly
+    const refused = changed ? { changed, since: this.updateDue?.refused?.since ?? now, error: said } : this.updateDue?.refused
+    this.updateDue = { at: now + waitMs, failures, ...(refused ? { refused } : {}) }
     this.logger.debug({ err: error, retryInMs: waitMs }, `registration: compared with ngrok's again in ${waitMs / 60_000} min`)
   }
 
