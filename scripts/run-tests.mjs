@@ -5,7 +5,7 @@
 // with no folder given, dist-test/ is used, or dist/ for a package that still compiles tests there.
 import { appendFileSync, existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { createInterface } from 'node:readline'
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('--'))
@@ -25,13 +25,16 @@ if (files.length === 0) {
   process.exit(1)
 }
 
-// The TAP report goes through as it comes; each failed test's lines (its `not ok` and the YAML block
-// under it) are kept and printed again at the end, so that the tail of a long CI log names what failed.
-// NGROKD_TEST_FAILURES names a file the summary is appended to as well (test/scripts/run-suites.sh).
+// At a terminal, node:test's own reporter (spec) lists the failures at its end. Elsewhere (CI, a pipe) the TAP report
+// goes through as it comes, and each failed test's lines (its `not ok` and the YAML block under it) are printed again
+// at the end, so that the tail of a long CI log names what failed. NGROKD_TEST_FAILURES names a file the summary is
+// appended to as well (test/scripts/run-suites.sh).
 const MAX_LINES_PER_FAILURE = 40
-const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...flags, ...files], {
-  stdio: ['inherit', 'pipe', 'inherit'],
-})
+const args = ['--test', '--test-concurrency=1', ...flags, ...files]
+if (process.stdout.isTTY) {
+  process.exit(spawnSync(process.execPath, args, { stdio: 'inherit' }).status ?? 1)
+}
+const child = spawn(process.execPath, args, { stdio: ['inherit', 'pipe', 'inherit'] })
 const failures = []
 let current = null
 for await (const line of createInterface({ input: child.stdout, crlfDelay: Infinity })) {
