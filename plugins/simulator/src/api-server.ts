@@ -137,11 +137,12 @@ export class ApiServer {
       return
     }
     const { state, logger } = this.options
+    const receivedAt = Date.now()
     state.stats.api.inFlight++
     res.on('close', () => state.stats.api.inFlight--)
     res.on('finish', () => {
       const body = this.bodies.get(req)
-      state.recordRequest({ method: req.method ?? '', path, query: url.search, status: res.statusCode, headers: { ...req.headers }, ...(body === undefined ? {} : { body }) })
+      state.recordRequest({ receivedAt, method: req.method ?? '', path, query: url.search, status: res.statusCode, headers: { ...req.headers }, ...(body === undefined ? {} : { body }) })
     })
     try {
       const { latencyMs, failure } = state.faults.takeApi(req.method ?? 'GET', path)

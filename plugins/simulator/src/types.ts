@@ -133,6 +133,8 @@ export interface ConnRequestRecord {
 
 /** One API request, for tests that check headers a client sent. */
 export interface ApiRequestRecord {
+  /** When the request arrived (ms since the epoch): its `request` event, before any fault or handler ran. */
+  receivedAt: number
   method: string
   path: string
   query: string
