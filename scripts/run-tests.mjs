@@ -35,9 +35,12 @@ if (process.stdout.isTTY) {
   process.exit(spawnSync(process.execPath, args, { stdio: 'inherit' }).status ?? 1)
 }
 const child = spawn(process.execPath, args, { stdio: ['inherit', 'pipe', 'inherit'] })
+const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)))
 const failures = []
 let current = null
-for await (const line of createInterface({ input: child.stdout, crlfDelay: Infinity })) {
+const lines = createInterface({ input: child.stdout, crlfDelay: Infinity })
+const ended = new Promise((resolve) => lines.once('close', resolve))
+lines.on('line', (line) => {
   process.stdout.write(line + '\n')
   if (/^\s*not ok \d+/.test(line)) {
     current = [line]
@@ -46,11 +49,14 @@ for await (const line of createInterface({ input: child.stdout, crlfDelay: Infin
     if (current.length < MAX_LINES_PER_FAILURE) current.push(line)
     if (/^\s*\.\.\.$/.test(line)) current = null
   }
-}
-const code = await new Promise((resolve) => {
-  if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode ?? 1)
-  else child.once('close', (c) => resolve(c ?? 1))
 })
+const code = await exited
+// A process a test left running may hold the pipe open: what node:test wrote is read, then the pipe is let go
+// (with `stdio: 'inherit'` such a process never held this runner either).
+let drained
+await Promise.race([ended, new Promise((resolve) => (drained = setTimeout(resolve, 2_000)))])
+clearTimeout(drained)
+child.stdout.destroy()
 if (failures.length > 0) {
   const summary =
     `\n== run-tests: ${failures.length} failed (tests, and the suites and files holding them) under ${roots.join(' ') || 'dist-test'} (${process.cwd()}):\n` +
