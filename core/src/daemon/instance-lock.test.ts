@@ -82,15 +82,21 @@ test('several daemons starting at one instant over a stale lock: exactly one win
       // left by a daemon killed with kill -9: a pid no process has
       await writeFile(join(stateDir, STATE_LOCK_FILE), `${JSON.stringify({ pid: 2 ** 22 + 1, socket: '/x.sock', interface: 'racer', stateDir, startedAt: '2026-01-01T00:00:00.000Z' })}\n`)
       const startAt = Date.now() + 1000
-      const outputs = await Promise.all(
-        Array.from({ length: 4 }, async () => {
-          const child = spawn(process.execPath, [...execArgv, racer, stateDir, String(startAt)], { stdio: ['ignore', 'pipe', 'inherit'] })
-          let out = ''
-          child.stdout.on('data', (d: Buffer) => (out += d))
-          await once(child, 'exit')
-          return out.trim()
+      const children = Array.from({ length: 4 }, () => spawn(process.execPath, [...execArgv, racer, stateDir, String(startAt)], { stdio: ['pipe', 'pipe', 'inherit'] }))
+      const outs = children.map(() => '')
+      let answered!: () => void
+      const allAnswered = new Promise<void>((r) => (answered = r))
+      children.forEach((child, i) =>
+        child.stdout.on('data', (d: Buffer) => {
+          outs[i] += d
+          if (outs.every((o) => o.includes('\n'))) answered()
         }),
       )
+      const exited = Promise.all(children.map((child) => once(child, 'exit')))
+      await Promise.race([allAnswered, exited])
+      for (const child of children) child.stdin.end() // the winner lets go only now: a late starter still finds the lock held
+      await exited
+      const outputs = outs.map((o) => o.trim())
       const winners = outputs.filter((o) => o.startsWith('WON'))
       assert.equal(winners.length, 1, `round ${round}: ${JSON.stringify(outputs)}`)
       assert.match(winners[0]!, /^WON\nHELD true$/, `the winner's lock stayed its own: ${JSON.stringify(outputs)}`)

@@ -329,8 +329,10 @@ export class PluginHost {
     const modules: ResolvedPlugin[] = []
     for (const spec of specs) {
       const { name, options: pluginOptions = {}, origin } = typeof spec === 'string' ? { name: spec } : spec
-      // a module whose top-level await never settles would leave nothing to wait on: the process would exit at once
-      const resolved = await within(() => resolvePlugin(name, { configDir: options.configDir, platform: options.platform, fresh: options.fresh ?? false }), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `loading plugin ${name}`, options.signal)
+      // a module whose top-level await never settles would leave nothing to wait on: the process would exit at once.
+      // Loading is file work (the trust checks of its folder, the import), not a hook: bounded far above it, never by
+      // hookTimeoutMs, which a test sets to 50 ms to see stuck hooks time out (a load under load took longer: 1 run in 25)
+      const resolved = await within(() => resolvePlugin(name, { configDir: options.configDir, platform: options.platform, fresh: options.fresh ?? false }), PLUGIN_HOOK_TIMEOUT_MS, `loading plugin ${name}`, options.signal)
       modules.push({ plugin: resolved.plugin, options: pluginOptions, ...(origin ? { origin } : {}) })
     }
     return modules
