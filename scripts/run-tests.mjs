@@ -34,7 +34,8 @@ const args = ['--test', '--test-concurrency=1', ...flags, ...files]
 if (process.stdout.isTTY) {
   process.exit(spawnSync(process.execPath, args, { stdio: 'inherit' }).status ?? 1)
 }
-const child = spawn(process.execPath, args, { stdio: ['inherit', 'pipe', 'inherit'] })
+// TAP by name: Node 24's default reporter is spec at a pipe too
+const child = spawn(process.execPath, ['--test-reporter=tap', ...args], { stdio: ['inherit', 'pipe', 'inherit'] })
 const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)))
 const failures = []
 let current = null
