@@ -9,14 +9,16 @@ if [ "${NGROKD_IN_NETNS_INNER:-}" = 1 ]; then
   unset NGROKD_IN_NETNS_INNER
   ip link set lo up
   hosts=$(mktemp /tmp/ngrokd-test-hosts.XXXXXX)
+  # no umount: a process the command left running would then write the machine's real /etc/hosts (seen: a daemon
+  # started in the background outlived its script). The bind mount goes with the namespace's last process; the copy
+  # is unlinked at exit (a run cut short by a signal included) and freed with it.
+  trap 'rm -f "$hosts"' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   cp /etc/hosts "$hosts"
   mount --bind "$hosts" /etc/hosts
   status=0
   NGROKD_TEST_NETNS=1 "$@" || status=$?
-  # no umount: a process the command left running would then write the machine's real /etc/hosts (seen: a daemon
-  # started in the background outlived its script). The bind mount goes with the namespace's last process; the copy
-  # is unlinked now and freed with it.
-  rm -f "$hosts"
   exit "$status"
 fi
 if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then

@@ -245,6 +245,49 @@ describe('EndpointPoller: the saved endpoint list', () => {
   })
 })
 
+describe('EndpointPoller: stop', () => {
+  it('stopped while a poll its timer began is under way (the signal not aborted), it polls no more', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
+    let lists = 0
+    let release: (() => void) | undefined
+    let listing: (() => void) | undefined
+    const secondList = new Promise<void>((resolve) => (listing = resolve))
+    const poller = new EndpointPoller({
+      stateDir,
+      intervalMs: 5,
+      logger: recordingLogger(),
+      list: async () => {
+        if (++lists === 2) {
+          listing!()
+          await new Promise<void>((resolve) => (release = resolve))
+        }
+        return []
+      },
+      reconcile: async (s) => report(s.length),
+      signal: new AbortController().signal,
+    })
+    // the poller's timer does not hold the process open; this one does (and ends a test that would hang)
+    let safety: NodeJS.Timeout | undefined
+    const timedOut = new Promise<never>((_, reject) => (safety = setTimeout(() => reject(new Error('the timer never began a poll')), 50_000)))
+    try {
+      await poller.start()
+      await Promise.race([secondList, timedOut]) // the timer's poll, held in list()
+      const stopped = poller.stop()
+      release!()
+      await stopped
+      const after = lists
+      // forty intervals: a timer armed again by the poll stop() waited for would have polled by now
+      await new Promise((r) => setTimeout(r, 200))
+      assert.equal(lists, after, 'no poll after stop()')
+      assert.equal(after, 2)
+    } finally {
+      clearTimeout(safety)
+      await poller.stop()
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('EndpointPoller: the API budget', () => {
   it('a poll of many pages spaces the next one to spend at most 60 requests a minute, says so once, and says when it is back', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))

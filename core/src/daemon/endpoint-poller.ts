@@ -59,6 +59,8 @@ export class EndpointPoller {
   private lastSaved?: DesiredService[]
   /** The wait between polls when the last poll's requests need more than `intervalMs` (the API budget); else undefined. */
   private stretchedMs: number | undefined
+  /** Set by stop(): nothing is scheduled after it. */
+  private stopped = false
   readonly counts = { ok: 0, failed: 0, lastSuccessUnixSeconds: undefined as number | undefined }
 
   constructor(private readonly options: EndpointPollerOptions) {}
@@ -75,6 +77,7 @@ export class EndpointPoller {
 
   /** Stops scheduling and waits for a poll in flight. */
   async stop(): Promise<void> {
+    this.stopped = true
     clearTimeout(this.timer)
     this.timer = undefined
     await this.polling?.catch(() => {})
@@ -141,7 +144,8 @@ export class EndpointPoller {
   /** Arms the one timer of the next poll (replacing one armed before). */
   private schedule(delayMs = this.effectiveIntervalMs): void {
     clearTimeout(this.timer)
-    if (this.options.signal.aborted) return
+    // a poll the timer began and stop() waited for must not arm the next one
+    if (this.options.signal.aborted || this.stopped) return
     this.timer = setTimeout(() => {
       void this.pollOnce().finally(() => this.schedule())
     }, delayMs)
