@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { requires } from '../testing/requires.js'
-import { decodeXucred, LOCAL_PEERCRED, NGROUPS, readPeerCredDarwin, SOL_LOCAL, XUCRED, XUCRED_VERSION, type Getsockopt } from './peer-cred-darwin.js'
+import { decodeXucred, ERRNO_NAMES, LOCAL_PEERCRED, NGROUPS, readPeerCredDarwin, SOL_LOCAL, XUCRED, XUCRED_VERSION, type Getsockopt } from './peer-cred-darwin.js'
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 /** uid 501, groups 20 (staff), 12 (everyone), 61 (localaccounts) — a macOS admin user. */
@@ -35,6 +35,7 @@ describe('LOCAL_PEERCRED on macOS', () => {
         target,
       )
       assert.equal(h.offsetof_xucred__cr_groups! + 4 * h.NGROUPS!, h.sizeof_xucred, `${target}: cr_groups ends the struct`)
+      for (const [errno, name] of Object.entries(ERRNO_NAMES)) assert.equal(Number(errno), h[name], `${target} ${name}`)
     }
   })
 

@@ -27,8 +27,8 @@ export interface PeerCredentials {
 
 export type { Getsockopt }
 
-/** The few errno values getsockopt(LOCAL_PEERCRED) can answer — <sys/errno.h> (macOS). */
-const ERRNO_NAMES: Readonly<Record<number, string>> = { 9: 'EBADF', 14: 'EFAULT', 22: 'EINVAL', 38: 'ENOTSOCK', 42: 'ENOPROTOOPT', 57: 'ENOTCONN' }
+/** The few errno values getsockopt(LOCAL_PEERCRED) can answer — <sys/errno.h> (macOS; compared with the layouts file). */
+export const ERRNO_NAMES: Readonly<Record<number, string>> = { 9: 'EBADF', 14: 'EFAULT', 22: 'EINVAL', 38: 'ENOTSOCK', 42: 'ENOPROTOOPT', 57: 'ENOTCONN' }
 
 /** Decodes the struct xucred a LOCAL_PEERCRED getsockopt wrote (`length` bytes of `b`). */
 export function decodeXucred(b: Buffer, length: number): PeerCredentials {

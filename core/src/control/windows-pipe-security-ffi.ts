@@ -54,23 +54,27 @@ export const PIPE_SECURITY_PROTOTYPES: readonly Prototype[] = [
   { dll: 'kernel32.dll', header: 'namedpipeapi.h', prototype: 'BOOL __stdcall WaitNamedPipeW(LPCWSTR lpNamedPipeName, DWORD nTimeOut)' },
 ]
 
-const READ_CONTROL = 0x00020000 // winnt.h
-const WRITE_DAC = 0x00040000 // winnt.h
-const WRITE_OWNER = 0x00080000 // winnt.h
-const OPEN_EXISTING = 3 // fileapi.h
-const SDDL_REVISION_1 = 1 // sddl.h
-const SE_KERNEL_OBJECT = 6 // accctrl.h SE_OBJECT_TYPE
-const OWNER_SECURITY_INFORMATION = 0x00000001 // winnt.h
-const DACL_SECURITY_INFORMATION = 0x00000004 // winnt.h
-const PROTECTED_DACL_SECURITY_INFORMATION = 0x80000000 // winnt.h: do not inherit ACEs
-const ERROR_SUCCESS = 0 // winerror.h
-const ERROR_FILE_NOT_FOUND = 2 // winerror.h
-const ERROR_ACCESS_DENIED = 5 // winerror.h
-const ERROR_PIPE_BUSY = 231 // winerror.h
-const SECURITY_MAX_SID_SIZE = 68 // winnt.h
-const SidTypeGroup = 2 // winnt.h SID_NAME_USE
-const SidTypeAlias = 4 // winnt.h: a local group such as BUILTIN\Users
-const SidTypeWellKnownGroup = 5 // winnt.h
+/** The Win32 values these calls use (the headers named); control/windows-abi.json holds mingw-w64's, which a test compares. */
+export const PIPE_SECURITY_ABI = {
+  READ_CONTROL: 0x00020000, // winnt.h
+  WRITE_DAC: 0x00040000, // winnt.h
+  WRITE_OWNER: 0x00080000, // winnt.h
+  OPEN_EXISTING: 3, // fileapi.h
+  SDDL_REVISION_1: 1, // sddl.h
+  SE_KERNEL_OBJECT: 6, // accctrl.h SE_OBJECT_TYPE
+  OWNER_SECURITY_INFORMATION: 0x00000001, // winnt.h
+  DACL_SECURITY_INFORMATION: 0x00000004, // winnt.h
+  PROTECTED_DACL_SECURITY_INFORMATION: 0x80000000, // winnt.h: do not inherit ACEs
+  ERROR_SUCCESS: 0, // winerror.h
+  ERROR_FILE_NOT_FOUND: 2, // winerror.h
+  ERROR_ACCESS_DENIED: 5, // winerror.h
+  ERROR_PIPE_BUSY: 231, // winerror.h
+  SECURITY_MAX_SID_SIZE: 68, // winnt.h
+  SidTypeGroup: 2, // winnt.h SID_NAME_USE
+  SidTypeAlias: 4, // winnt.h: a local group such as BUILTIN\Users
+  SidTypeWellKnownGroup: 5, // winnt.h
+} as const
+const { READ_CONTROL, WRITE_DAC, WRITE_OWNER, OPEN_EXISTING, SDDL_REVISION_1, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION, ERROR_SUCCESS, ERROR_FILE_NOT_FOUND, ERROR_ACCESS_DENIED, ERROR_PIPE_BUSY, SECURITY_MAX_SID_SIZE, SidTypeGroup, SidTypeAlias, SidTypeWellKnownGroup } = PIPE_SECURITY_ABI
 /** INVALID_HANDLE_VALUE is (HANDLE)(LONG_PTR)-1 (handleapi.h): all bits set at the pointer's width. */
 const INVALID_HANDLE = (1n << BigInt(koffi.sizeof('void *') * 8)) - 1n
 
@@ -229,7 +233,7 @@ export function loadPipeSecurity(systemRoot: string): PipeSecurity {
           hint: 'create the local group (net localgroup <name> /add) or fix control.group',
         })
       }
-      if (![SidTypeGroup, SidTypeAlias, SidTypeWellKnownGroup].includes(use[0]!)) {
+      if (!([SidTypeGroup, SidTypeAlias, SidTypeWellKnownGroup] as number[]).includes(use[0]!)) {
         throw new NgrokdError('NGROKD_ERR_CONTROL', `control.group "${name}" is not a group`, { hint: 'name a local or domain group' })
       }
       return sidText(sid, name)

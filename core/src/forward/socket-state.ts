@@ -14,8 +14,11 @@ import type net from 'node:net'
 import { endianness } from 'node:os'
 import { isMainThread } from 'node:worker_threads'
 
-/** SOL_SOCKET, SO_ERROR, SO_LINGER: <asm-generic/socket.h> (Linux), <sys/socket.h> (macOS). */
-const OPTIONS: Partial<Record<NodeJS.Platform, { SOL_SOCKET: number; SO_ERROR: number; SO_LINGER: number }>> = {
+/**
+ * SOL_SOCKET, SO_ERROR, SO_LINGER: <asm-generic/socket.h> (Linux), <sys/socket.h> (macOS; socket-state-darwin.layouts.json
+ * holds what a compiler read from Apple's headers, which a test compares).
+ */
+export const SOCKET_OPTIONS: Partial<Record<NodeJS.Platform, { SOL_SOCKET: number; SO_ERROR: number; SO_LINGER: number }>> = {
   linux: { SOL_SOCKET: 1, SO_ERROR: 4, SO_LINGER: 13 },
   darwin: { SOL_SOCKET: 0xffff, SO_ERROR: 0x1007, SO_LINGER: 0x80 },
 }
@@ -24,11 +27,11 @@ const OPTIONS: Partial<Record<NodeJS.Platform, { SOL_SOCKET: number; SO_ERROR: n
 export const LINGER_RESET = Buffer.from(new Int32Array([1, 0]).buffer)
 
 type Calls = Pick<typeof import('../util/sockopt-ffi.js'), 'bindGetsockopt' | 'bindSetsockopt'>
-let bound: { getsockopt: ReturnType<Calls['bindGetsockopt']>; setsockopt: ReturnType<Calls['bindSetsockopt']>; options: NonNullable<(typeof OPTIONS)['linux']> } | undefined
+let bound: { getsockopt: ReturnType<Calls['bindGetsockopt']>; setsockopt: ReturnType<Calls['bindSetsockopt']>; options: NonNullable<(typeof SOCKET_OPTIONS)['linux']> } | undefined
 
 /** Binds the calls (done once at import; awaited by tests). Resolves false where they cannot be had. */
 export const socketCallsLoaded: Promise<boolean> = (async () => {
-  const options = OPTIONS[process.platform]
+  const options = SOCKET_OPTIONS[process.platform]
   if (!options || !isMainThread) return false
   try {
     const ffi = await import('../util/sockopt-ffi.js')

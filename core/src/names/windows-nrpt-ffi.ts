@@ -19,11 +19,15 @@ export const ADVAPI32_REGISTRY_PROTOTYPES: readonly Prototype[] = [
   { dll: 'advapi32.dll', header: 'winreg.h', prototype: 'LONG __stdcall RegCloseKey(HKEY hKey)' },
 ]
 
-const REG_OPTION_NON_VOLATILE = 0 // winnt.h
-const KEY_SET_VALUE = 0x0002 // winnt.h
-const KEY_READ = 0x20019 // winnt.h
-const KEY_WOW64_64KEY = 0x0100 // winnt.h: the 64-bit view, also from a 32-bit Node
-const ERROR_SUCCESS = 0 // winerror.h
+/** The Win32 values these calls use (the headers named); names/windows-abi.json holds mingw-w64's, which a test compares. */
+export const REGISTRY_ABI = {
+  REG_OPTION_NON_VOLATILE: 0, // winnt.h
+  KEY_SET_VALUE: 0x0002, // winnt.h
+  KEY_READ: 0x20019, // winnt.h
+  KEY_WOW64_64KEY: 0x0100, // winnt.h: the 64-bit view, also from a 32-bit Node
+  ERROR_SUCCESS: 0, // winerror.h
+} as const
+const { REG_OPTION_NON_VOLATILE, KEY_SET_VALUE, KEY_READ, KEY_WOW64_64KEY, ERROR_SUCCESS } = REGISTRY_ABI
 
 /**
  * HKEY_LOCAL_MACHINE is `(HKEY)(ULONG_PTR)((LONG)0x80000002)` (winreg.h): the sign-extended 32-bit value as a

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import * as N from './windows-nrpt.js'
-import { hkeyLocalMachine, parseRegistryPrototypes } from './windows-nrpt-ffi.js'
+import { hkeyLocalMachine, parseRegistryPrototypes, REGISTRY_ABI } from './windows-nrpt-ffi.js'
 import { FakeRegistry } from './windows-nrpt.test-helper.js'
 
 function fixture(): Record<string, Record<string, number>> {
@@ -26,10 +26,7 @@ describe('NRPT rules', () => {
       assert.equal(v.ERROR_FILE_NOT_FOUND, N.ERROR_FILE_NOT_FOUND)
       assert.equal(v.ERROR_ACCESS_DENIED, N.ERROR_ACCESS_DENIED)
       assert.equal(v.HKEY_LOCAL_MACHINE, 0x80000002)
-      assert.equal(v.KEY_WOW64_64KEY, 0x100)
-      assert.equal(v.KEY_SET_VALUE, 0x2)
-      assert.equal(v.KEY_READ, 0x20019)
-      assert.equal(v.REG_OPTION_NON_VOLATILE, 0)
+      for (const [name, value] of Object.entries(REGISTRY_ABI)) assert.equal(value, v[name], name)
     }
     assert.equal(hkeyLocalMachine(8), 0xffffffff80000002n, '(HKEY)(ULONG_PTR)(LONG)0x80000002, sign-extended')
     assert.equal(hkeyLocalMachine(4), 0x80000002n)

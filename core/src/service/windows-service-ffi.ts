@@ -58,7 +58,8 @@ const SERVICE_CALLBACK_TYPES = [
   'DWORD __stdcall HANDLER_FUNCTION_EX(DWORD dwControl, DWORD dwEventType, void *lpEventData, void *lpContext)',
 ] as const
 
-const SERVICE_ALL_ACCESS = 0xf01ff // winsvc.h
+/** winsvc.h; service/windows-abi.json holds mingw-w64's value, which a test compares. */
+export const SERVICE_ALL_ACCESS = 0xf01ff
 
 let declared = false
 function declareTypes(): void {

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import * as S from './windows-service.js'
-import { parseScmPrototypes, scmStructLayouts, SCM_PROTOTYPES, SERVICE_DISPATCH_PROTOTYPES } from './windows-service-ffi.js'
+import { parseScmPrototypes, scmStructLayouts, SCM_PROTOTYPES, SERVICE_ALL_ACCESS, SERVICE_DISPATCH_PROTOTYPES } from './windows-service-ffi.js'
 import { FakeScm } from './windows-scm.test-helper.js'
 
 function fixture(): Record<string, Record<string, number>> {
@@ -27,6 +27,7 @@ describe('Windows service registration', () => {
         assert.equal((S as Record<string, unknown>)[k], v[k], k)
       }
       assert.equal(v['sizeof SC_ACTION'], S.SC_ACTION_SIZE)
+      assert.equal(SERVICE_ALL_ACCESS, v.SERVICE_ALL_ACCESS, 'SERVICE_ALL_ACCESS')
     }
     if (process.arch === 'x64' || process.arch === 'arm64') {
       const x64 = targets.x86_64!

@@ -1,11 +1,12 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, linkSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { koffi } from './koffi.js'
-import { loadFileSecurity, type WindowsFileSecurity } from './windows-security-ffi.js'
+import { encodeSecurityAttributes, FILE_SECURITY_ABI, loadFileSecurity, type WindowsFileSecurity } from './windows-security-ffi.js'
 
 const WINDOWS_STATE_DIR_SDDL = 'O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)' // daemon/state-dir.ts
 
@@ -100,6 +101,36 @@ int CheckTokenMembership(void *token, uint8_t *sid, int32_t *is_member) {
 `
 
 const cc = ['cc', 'gcc', 'clang'].find((c) => !spawnSync(c, ['--version']).error)
+
+/** What mingw-w64's headers say, per target (util/windows-abi.json, made by drivers/windows-wintun/probe/regenerate.mjs). */
+function fixture(): Record<string, Record<string, number>> {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir)
+  return JSON.parse(readFileSync(join(dir, 'src/util/windows-abi.json'), 'utf8')).targets
+}
+
+describe('windows-security-ffi against mingw-w64', () => {
+  it('every Win32 value it uses is the headers\' (x86_64 and i686)', () => {
+    const targets = fixture()
+    assert.deepEqual(Object.keys(targets).sort(), ['i686', 'x86_64'])
+    for (const [target, values] of Object.entries(targets)) {
+      for (const [name, value] of Object.entries(FILE_SECURITY_ABI)) assert.equal(value, values[name], `${target} ${name}`)
+    }
+  })
+
+  it('SECURITY_ATTRIBUTES lands at the compiler\'s offsets, its nLength its size', () => {
+    for (const [target, v] of Object.entries(fixture())) {
+      const pointerSize = target === 'i686' ? 4 : 8
+      const descriptor = 0x1234_5678n
+      const sa = encodeSecurityAttributes(pointerSize, descriptor)
+      assert.equal(sa.length, v['sizeof SECURITY_ATTRIBUTES'], target)
+      assert.equal(sa.readUInt32LE(v['SECURITY_ATTRIBUTES.nLength']!), v['sizeof SECURITY_ATTRIBUTES'], target)
+      const at = v['SECURITY_ATTRIBUTES.lpSecurityDescriptor']!
+      assert.equal(pointerSize === 8 ? sa.readBigUInt64LE(at) : BigInt(sa.readUInt32LE(at)), descriptor, target)
+      assert.equal(sa.readInt32LE(v['SECURITY_ATTRIBUTES.bInheritHandle']!), 0, `${target}: not inherited`)
+    }
+  })
+})
 
 describe('windows-security-ffi over stand-in Win32 libraries', { skip: cc ? false : 'no C compiler to build the stand-in libraries with' }, () => {
   let dir: string

@@ -41,19 +41,41 @@ export const FILE_SECURITY_PROTOTYPES: readonly Prototype[] = [
   { dll: 'advapi32.dll', header: 'securitybaseapi.h', prototype: 'BOOL __stdcall CheckTokenMembership(HANDLE TokenHandle, PSID SidToCheck, _Out_ BOOL *IsMember)' },
 ]
 
-const READ_CONTROL = 0x00020000 // winnt.h
-const FILE_SHARE_ALL = 0x1 | 0x2 | 0x4 // winnt.h FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
-const OPEN_EXISTING = 3 // fileapi.h
-const FILE_FLAG_BACKUP_SEMANTICS = 0x02000000 // winbase.h: needed to open a directory's handle
-const SE_FILE_OBJECT = 1 // accctrl.h SE_OBJECT_TYPE
-const OWNER_SECURITY_INFORMATION = 0x00000001 // winnt.h
-const DACL_SECURITY_INFORMATION = 0x00000004 // winnt.h
-const SDDL_REVISION_1 = 1 // sddl.h
-const ERROR_SUCCESS = 0 // winerror.h
-const ERROR_FILE_NOT_FOUND = 2 // winerror.h
-const ERROR_PATH_NOT_FOUND = 3 // winerror.h
-const ERROR_ACCESS_DENIED = 5 // winerror.h
-const ERROR_ALREADY_EXISTS = 183 // winerror.h
+/** The Win32 values these calls use (the headers named); util/windows-abi.json holds mingw-w64's, which a test compares. */
+export const FILE_SECURITY_ABI = {
+  READ_CONTROL: 0x00020000, // winnt.h
+  FILE_SHARE_READ: 0x1, // winnt.h
+  FILE_SHARE_WRITE: 0x2, // winnt.h
+  FILE_SHARE_DELETE: 0x4, // winnt.h
+  OPEN_EXISTING: 3, // fileapi.h
+  FILE_FLAG_BACKUP_SEMANTICS: 0x02000000, // winbase.h: needed to open a directory's handle
+  SE_FILE_OBJECT: 1, // accctrl.h SE_OBJECT_TYPE
+  OWNER_SECURITY_INFORMATION: 0x00000001, // winnt.h
+  DACL_SECURITY_INFORMATION: 0x00000004, // winnt.h
+  SDDL_REVISION_1: 1, // sddl.h
+  ERROR_SUCCESS: 0, // winerror.h
+  ERROR_FILE_NOT_FOUND: 2,
+  ERROR_PATH_NOT_FOUND: 3,
+  ERROR_ACCESS_DENIED: 5,
+  ERROR_ALREADY_EXISTS: 183,
+} as const
+const { READ_CONTROL, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION, DACL_SECURITY_INFORMATION, SDDL_REVISION_1 } = FILE_SECURITY_ABI
+const { ERROR_SUCCESS, ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS } = FILE_SECURITY_ABI
+const FILE_SHARE_ALL = FILE_SECURITY_ABI.FILE_SHARE_READ | FILE_SECURITY_ABI.FILE_SHARE_WRITE | FILE_SECURITY_ABI.FILE_SHARE_DELETE
+
+/**
+ * SECURITY_ATTRIBUTES (minwinbase.h) for a descriptor at `descriptor`, not inherited: DWORD nLength; LPVOID
+ * lpSecurityDescriptor; BOOL bInheritHandle — the pointer aligned to its size: 24 bytes on x64 (8, 16), 12 on x86 (4, 8).
+ */
+export function encodeSecurityAttributes(pointerSize: number, descriptor: bigint): Buffer {
+  const sa = Buffer.alloc(pointerSize * 3)
+  sa.writeUInt32LE(sa.length, 0)
+  if (pointerSize === 8) sa.writeBigUInt64LE(descriptor, 8)
+  else sa.writeUInt32LE(Number(descriptor), 4)
+  sa.writeInt32LE(0, pointerSize * 2)
+  return sa
+}
+
 /** BUILTIN\Administrators (winnt.h SECURITY_BUILTIN_DOMAIN_RID 32, DOMAIN_ALIAS_RID_ADMINS 544). */
 const ADMINISTRATORS_SID = 'S-1-5-32-544'
 
@@ -131,15 +153,7 @@ export function loadFileSecurity(systemRoot: string): WindowsFileSecurity {
       const sd: unknown[] = [null]
       if (!fn.ConvertStringSecurityDescriptorToSecurityDescriptorW!(sddl, SDDL_REVISION_1, sd, null)) throw fail('ConvertStringSecurityDescriptorToSecurityDescriptorW', lastError(), sddl)
       try {
-        // SECURITY_ATTRIBUTES (minwinbase.h): DWORD nLength; LPVOID lpSecurityDescriptor; BOOL bInheritHandle — the
-        // pointer aligned to its size: 24 bytes on x64 (8, 16), 12 on x86 (4, 8)
-        const sa = Buffer.alloc(pointerSize * 3)
-        sa.writeUInt32LE(sa.length, 0)
-        const address = koffi.address(sd[0])
-        if (pointerSize === 8) sa.writeBigUInt64LE(address, 8)
-        else sa.writeUInt32LE(Number(address), 4)
-        sa.writeInt32LE(0, pointerSize * 2)
-        if (fn.CreateDirectoryW!(path, sa)) return true
+        if (fn.CreateDirectoryW!(path, encodeSecurityAttributes(pointerSize, koffi.address(sd[0])))) return true
         const code = lastError()
         if (code === ERROR_ALREADY_EXISTS) return false
         throw fail('CreateDirectoryW', code, path)

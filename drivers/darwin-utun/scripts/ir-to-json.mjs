@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Reads the probe's global constants back from LLVM IR and writes the layout fixtures.
 // Called by probe-layouts.sh: node ir-to-json.mjs --xnu TAG --libinfo TAG --clang VERSION
-//   --out FILE --xucred-out FILE <target>=<file.ll>...
+//   --out FILE --xucred-out FILE --sockopt-out FILE <target>=<file.ll>...
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { xnu: { type: 'string' }, libinfo: { type: 'string' }, clang: { type: 'string' }, out: { type: 'string' }, 'xucred-out': { type: 'string' } },
+  options: { xnu: { type: 'string' }, libinfo: { type: 'string' }, clang: { type: 'string' }, out: { type: 'string' }, 'xucred-out': { type: 'string' }, 'sockopt-out': { type: 'string' } },
 })
 
 /** `@probe_X = constant i64 N` → numbers; `@probe_s_X = constant [n x i8] c"...\00"` → strings. */
@@ -37,7 +37,13 @@ const source = {
 }
 writeFileSync(values.out, `${JSON.stringify({ ...source, targets }, null, 2)}\n`)
 
-const xucredKeys = (k) => /^(SOL_LOCAL|LOCAL_PEERCRED|XUCRED_VERSION|NGROUPS)$|xucred/.test(k)
-const xucred = Object.fromEntries(Object.entries(targets).map(([t, v]) => [t, Object.fromEntries(Object.entries(v).filter(([k]) => xucredKeys(k)))]))
-writeFileSync(values['xucred-out'], `${JSON.stringify({ ...source, targets: xucred }, null, 2)}\n`)
-console.log(`wrote ${values.out} and ${values['xucred-out']} (${Object.keys(targets).join(', ')})`)
+/** core's subsets: the values each of its macOS modules uses, with the same provenance. */
+function writeSubset(file, keep) {
+  const subset = Object.fromEntries(Object.entries(targets).map(([t, v]) => [t, Object.fromEntries(Object.entries(v).filter(([k]) => keep.test(k)))]))
+  writeFileSync(file, `${JSON.stringify({ ...source, targets: subset }, null, 2)}\n`)
+}
+// control/peer-cred-darwin.ts: LOCAL_PEERCRED, struct xucred and the errno values that getsockopt can answer
+writeSubset(values['xucred-out'], /^(SOL_LOCAL|LOCAL_PEERCRED|XUCRED_VERSION|NGROUPS|EBADF|EFAULT|EINVAL|ENOTSOCK|ENOPROTOOPT|ENOTCONN)$|xucred/)
+// forward/socket-state.ts: SO_ERROR, SO_LINGER and struct linger
+writeSubset(values['sockopt-out'], /^(SOL_SOCKET|SO_ERROR|SO_LINGER)$|_linger/)
+console.log(`wrote ${values.out}, ${values['xucred-out']} and ${values['sockopt-out']} (${Object.keys(targets).join(', ')})`)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates test-fixtures/darwin-layouts.json (and core's xucred layout) from Apple's headers.
+# Regenerates test-fixtures/darwin-layouts.json (and the subsets core's macOS code uses) from Apple's headers.
 #
 #   scripts/probe-layouts.sh <xnu-checkout> <libinfo-checkout>
 #
@@ -65,4 +65,5 @@ node "$here/ir-to-json.mjs" \
   --xnu "$(describe "$xnu")" --libinfo "$(describe "$libinfo")" --clang "$(clang --version | head -1)" \
   --out "$package/test-fixtures/darwin-layouts.json" \
   --xucred-out "$repo/core/src/control/peer-cred-darwin.layouts.json" \
+  --sockopt-out "$repo/core/src/forward/socket-state-darwin.layouts.json" \
   "${irs[@]}"

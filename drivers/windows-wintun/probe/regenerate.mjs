@@ -12,7 +12,7 @@
 // 3. With wine: links the x86_64 probe, runs it with --runtime, checks that the printed values equal the section
 //    values, and records what Wine's iphlpapi answered. Without wine: keeps the previous fixture's record of that
 //    (the committed tests read it), and says so on stderr.
-// 4. Writes probe/windows-abi.json (everything) and core/src/{names,control,service}/windows-abi.json (the values
+// 4. Writes probe/windows-abi.json (everything) and core/src/{names,control,service,util}/windows-abi.json (the values
 //    each of those modules uses).
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
@@ -169,7 +169,8 @@ writeFileSync(fixture, JSON.stringify(full, null, 2) + '\n')
 // The core modules get the values they use, with the same provenance.
 const areas = {
   'core/src/names/windows-abi.json': /^(HKEY_|REG_|KEY_|DELETE$|ERROR_(SUCCESS|FILE_NOT_FOUND|ACCESS_DENIED|SHARING_VIOLATION|LOCK_VIOLATION)$)/,
-  'core/src/control/windows-abi.json': /^(SDDL_|SE_KERNEL_OBJECT|.*_SECURITY_INFORMATION$|READ_CONTROL|WRITE_DAC|WRITE_OWNER|SYNCHRONIZE|FILE_|GENERIC_ALL|OPEN_EXISTING|TOKEN_QUERY|SECURITY_MAX_SID_SIZE|SidType|ERROR_(SUCCESS|ACCESS_DENIED|PIPE_BUSY|FILE_NOT_FOUND|NONE_MAPPED)$)/,
+  'core/src/control/windows-abi.json': /^(SDDL_|SE_KERNEL_OBJECT|.*_SECURITY_INFORMATION$|READ_CONTROL|WRITE_DAC|WRITE_OWNER|SYNCHRONIZE|FILE_(READ_DATA|WRITE_DATA|APPEND_DATA|CREATE_PIPE_INSTANCE|GENERIC_)|GENERIC_ALL|OPEN_EXISTING|TOKEN_QUERY|SECURITY_MAX_SID_SIZE|SidType|ERROR_(SUCCESS|ACCESS_DENIED|PIPE_BUSY|FILE_NOT_FOUND|NONE_MAPPED)$)/,
+  'core/src/util/windows-abi.json': /^(READ_CONTROL|FILE_SHARE_|FILE_FLAG_BACKUP_SEMANTICS|OPEN_EXISTING|SE_FILE_OBJECT|OWNER_SECURITY_INFORMATION|DACL_SECURITY_INFORMATION|SDDL_REVISION_1|(sizeof )?SECURITY_ATTRIBUTES|ERROR_(SUCCESS|FILE_NOT_FOUND|PATH_NOT_FOUND|ACCESS_DENIED|ALREADY_EXISTS)$)/,
   'core/src/service/windows-abi.json': /^(SC_|SERVICE_|sizeof SC_|sizeof SERVICE_|DELETE$|ERROR_(SUCCESS|ACCESS_DENIED|SERVICE_|DUPLICATE_SERVICE_NAME|CALL_NOT_IMPLEMENTED|FAILED_SERVICE_CONTROLLER_CONNECT))/,
 }
 for (const [file, pattern] of Object.entries(areas)) {

@@ -193,6 +193,16 @@
   X("SidTypeGroup", SidTypeGroup)                                                                       \
   X("SidTypeAlias", SidTypeAlias)                                                                       \
   X("SidTypeWellKnownGroup", SidTypeWellKnownGroup)                                                     \
+  /* fileapi.h / winnt.h / winbase.h / accctrl.h / minwinbase.h: the state folder's security (core/src/util) */\
+  X("FILE_SHARE_READ", FILE_SHARE_READ)                                                                 \
+  X("FILE_SHARE_WRITE", FILE_SHARE_WRITE)                                                               \
+  X("FILE_SHARE_DELETE", FILE_SHARE_DELETE)                                                             \
+  X("FILE_FLAG_BACKUP_SEMANTICS", FILE_FLAG_BACKUP_SEMANTICS)                                           \
+  X("SE_FILE_OBJECT", SE_FILE_OBJECT)                                                                   \
+  X("sizeof SECURITY_ATTRIBUTES", sizeof(SECURITY_ATTRIBUTES))                                          \
+  X("SECURITY_ATTRIBUTES.nLength", OFF(SECURITY_ATTRIBUTES, nLength))                                   \
+  X("SECURITY_ATTRIBUTES.lpSecurityDescriptor", OFF(SECURITY_ATTRIBUTES, lpSecurityDescriptor))         \
+  X("SECURITY_ATTRIBUTES.bInheritHandle", OFF(SECURITY_ATTRIBUTES, bInheritHandle))                     \
   WINTUN_VALUES(X)
 
 #ifdef NGROKD_WINTUN_H

@@ -259,7 +259,7 @@ export class FakeDarwinKernel implements DarwinSyscalls {
       dl.writeUInt8(20, 0)
       dl.writeUInt8(AF_LINK, 1)
       dl.writeUInt16LE(iface.index, 2)
-      dl.writeUInt8(iface.flags & IFF_LOOPBACK ? 24 : iface.flags & IFF_POINTOPOINT ? 0xff : 6, 4) // IFT_LOOP, IFT_OTHER, IFT_ETHER
+      dl.writeUInt8(iface.flags & IFF_LOOPBACK ? 24 : iface.flags & IFF_POINTOPOINT ? 1 : 6, 4) // IFT_LOOP, IFT_OTHER (utun: if_utun.c), IFT_ETHER — <net/if_types.h>
       dl.writeUInt8(name.length, 5)
       name.copy(dl, 8)
       entries.push({ name: iface.name, flags: iface.flags, addr: dl, netmask: null, dstaddr: null })
