@@ -227,7 +227,8 @@ const runCommand = defineCommand({
       }, bound)
       // a start under way settles first: one that failed for a reason of its own sets the exit code
       Promise.all([daemon.stop(), starting?.catch(() => {})]).then(
-        () => process.exit(exitCode),
+        // a stop that left something behind (said in its last line) is no clean exit
+        () => process.exit(exitCode === 0 && daemon.leftBehind.length > 0 ? 1 : exitCode),
         (e) => {
           logger.error({ err: e }, `cleanup failed: ${formatError(e)}`)
           process.exit(1)

@@ -127,6 +127,8 @@ export class Daemon {
   private starting?: Promise<void> | undefined
   /** stop() under way or done. */
   private stopping?: Promise<void>
+  /** What the stop could not remove (empty when it removed everything): the CLI exits 1 when there is any. */
+  readonly leftBehind: string[] = []
   /** The API's last refusal or failure (registration or poll), cleared by the next success. */
   private lastApiError?: DaemonStatus['apiKey']['lastError']
   /** The registration's last failure to read or write its files in state_dir, cleared by the next registration. */
@@ -617,9 +619,11 @@ export class Daemon {
     await this.running?.catch(() => {})
     if (this.reconciler) {
       try {
-        await this.reconciler.teardown({ drainMs: this.drainMs })
+        const left = (await this.reconciler.teardown({ drainMs: this.drainMs })).namesNotWithdrawn ?? []
+        if (left.length > 0) this.leftBehind.push(`${left.length} published name${left.length === 1 ? '' : 's'} (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', …' : ''})`)
       } catch (e) {
         this.logger.error({ err: e }, `cleanup failed: ${formatError(e)}`)
+        this.leftBehind.push(`what the failed cleanup did not reach`)
       }
     }
     await this.plugins?.stop()
@@ -629,7 +633,9 @@ export class Daemon {
     await this.lock?.release()
     acceptStateDir(this.config.stateDir) // the process's rule ends with the daemon that made it
     this.phase = 'stopped'
-    this.logger[startFailed ? 'debug' : 'info']('ngrokd stopped; listeners, names and addresses removed')
+    if (this.leftBehind.length > 0) {
+      this.logger.error(`ngrokd stopped, leaving ${this.leftBehind.join(' and ')} behind (the error above says why): fix that, then run \`ngrokd cleanup\``)
+    } else this.logger[startFailed ? 'debug' : 'info']('ngrokd stopped; listeners, names and addresses removed')
   }
 
   /** What the open interface's driver says of it (none before the interface is open); a driver that throws is a failing check. */

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
@@ -213,6 +213,30 @@ describe('EndpointPoller: the saved endpoint list', () => {
       assert.match(said[0]!, new RegExp(`^endpoints\\.json \\(${path}\\): skipping 2 saved endpoints a poll would not serve, serving the rest until the first poll: `))
       assert.match(said[0]!, /ep_bad \("http:\/\/bad_name\.ns"\): hostname "bad_name\.ns" contains a character other than/)
       assert.match(said[0]!, /\(no id\) \(""\): is malformed: item 4 of 4 is null/)
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
+
+  it('a damaged list (cut short, or no services in it) is moved aside with a warning naming it; the start serves after its first poll', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ngrokd-poller-'))
+    try {
+      const { poller } = pollerOver([{ id: 'ep_a', url: 'http://api.prod' }], stateDir)
+      await poller.pollOnce()
+      const path = join(stateDir, 'endpoints.json')
+      for (const damaged of [readFileSync(path, 'utf8').slice(0, 40), '{"savedAt":"x"}']) {
+        writeFileSync(path, damaged)
+        const restarted = pollerOver([], stateDir)
+        assert.equal(await restarted.poller.cached(), undefined)
+        const said = restarted.logger.at('warn').map((r) => r.msg)
+        assert.equal(said.length, 1, said.join('\n'))
+        assert.ok(said[0]!.startsWith(`the saved endpoint list: ${path} is corrupt (`), said[0])
+        const aside = readdirSync(stateDir).filter((f) => f.startsWith('endpoints.json.corrupt-'))
+        assert.equal(aside.length, 1, 'moved aside')
+        assert.equal(readFileSync(join(stateDir, aside[0]!), 'utf8'), damaged, 'kept as it was')
+        rmSync(join(stateDir, aside[0]!))
+        assert.ok(!existsSync(path))
+      }
     } finally {
       rmSync(stateDir, { recursive: true, force: true })
     }

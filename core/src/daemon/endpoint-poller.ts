@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
 import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
 import type { NamePolicy } from '../names/name-policy.js'
 import { groupEndpoints, type DesiredService, type RejectedEndpoint } from '../protocol/endpoints.js'
+import { JsonStateFile } from '../util/json-state-file.js'
 import { writeStateFile } from '../util/state-dir-guard.js'
 import type { PollStatus } from './control-api.js'
 import type { ReconcileReport } from './reconciler.js'
@@ -112,10 +112,18 @@ export class EndpointPoller {
     const path = join(this.options.stateDir, ENDPOINT_CACHE_FILE)
     let saved: unknown[]
     try {
-      const parsed = JSON.parse(await readFile(path, 'utf8')) as { services?: unknown }
-      if (!Array.isArray(parsed.services)) return undefined
+      // one that does not parse is moved aside with a warning naming it, as the other state files are
+      const parsed = await new JsonStateFile<{ services: unknown[] }>({
+        path,
+        what: 'the saved endpoint list',
+        check: (v) => (Array.isArray((v as { services?: unknown } | null)?.services) ? undefined : 'it holds no list of services'),
+        consequence: 'this start serves after its first poll',
+        logger: this.options.logger,
+      }).read()
+      if (!parsed) return undefined
       saved = parsed.services
-    } catch {
+    } catch (e) {
+      this.options.logger.warn({ err: e, path }, `${formatError(e)}; serving after the first poll`)
       return undefined
     }
     const grouped = groupEndpoints(saved.flatMap(endpointsOfSaved))

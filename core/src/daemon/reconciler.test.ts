@@ -279,6 +279,35 @@ test('subnet exhaustion fails only the hostnames that got no address', async () 
   }
 })
 
+test('a name that cannot be unpublished keeps its address from every other hostname until it is withdrawn', async () => {
+  const t = await setup('127.107.0.0/29') // .2–.6 usable: five hostnames fill it
+  try {
+    const hosts = ['a.prod', 'b.prod', 'c.prod', 'd.prod', 'e.prod']
+    await t.reconciler.reconcile(hosts.map((h) => service(`http://${h}`)))
+    const aAddress = t.allocator.lookup('a.prod')!
+    const publish = t.names.publish.bind(t.names)
+    t.names.publish = async () => {
+      throw new NgrokdError('NGROKD_ERR_NAMES_FROZEN', 'the hosts file is read-only')
+    }
+    // a.prod goes away while its name cannot: the stale name must never reach f.prod's endpoint
+    const next = ['b.prod', 'c.prod', 'd.prod', 'e.prod', 'f.prod'].map((h) => service(`http://${h}`))
+    const report = await t.reconciler.reconcile(next)
+    assert.deepEqual(report.namesNotWithdrawn, ['a.prod'])
+    assert.ok((await t.names.list()).some((r) => r.hostname === 'a.prod' && r.address === aAddress), 'a.prod is still published')
+    assert.equal(t.allocator.lookup('f.prod'), undefined, 'f.prod got no address: the only free one is still named a.prod')
+    assert.equal(t.reconciler.services().find((s) => s.hostname === 'f.prod')?.error?.code, 'NGROKD_ERR_ADDRESS_EXHAUSTED')
+    // once names can change again, a.prod is withdrawn and its address goes to f.prod
+    t.names.publish = publish
+    assert.equal((await t.reconciler.reconcile(next)).namesNotWithdrawn, undefined)
+    assert.ok(!(await t.names.list()).some((r) => r.hostname === 'a.prod'))
+    await t.reconciler.reconcile(next)
+    assert.equal(t.allocator.lookup('f.prod'), aAddress)
+    assert.equal(t.reconciler.services().find((s) => s.hostname === 'f.prod')?.state, 'serving')
+  } finally {
+    await t.close()
+  }
+})
+
 test('an address the interface refuses fails that service only; the batch is retried one by one', async () => {
   const logger = recordingLogger()
   const t = await setup(SUBNET, logger)

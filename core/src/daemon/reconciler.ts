@@ -90,6 +90,11 @@ export interface ReconcileReport {
   namesChanged: boolean
   errors: number
   durationMs: number
+  /**
+   * Hostnames going away whose names could not be unpublished (the resolver failed): they still resolve, so their
+   * addresses are kept from every other hostname until a later pass withdraws them. Absent when there are none.
+   */
+  namesNotWithdrawn?: string[]
 }
 
 /** How many listen() calls run at once: enough for 10,000 endpoints, not a storm of fds. */
@@ -127,6 +132,8 @@ interface Pass {
   present: Set<string>
   /** Step 0 put the interface back: its addresses went with it, which the repair's own line says. */
   repaired: boolean
+  /** Step 2: hostnames going away whose names are still published (their addresses must not go to another hostname). */
+  namesNotWithdrawn: Set<string>
   fail(state: ServiceState, e: unknown): void
   failNetwork(state: ServiceState, e: unknown): void
 }
@@ -301,7 +308,7 @@ export class Reconciler {
     const logger = this.logger
     return {
       desired, states, report, drainMs, teardown,
-      addressOf: new Map(), wanted: new Map(), wantedNetwork: new Map(), wantedAddresses: new Set(), present: new Set(), repaired: false,
+      addressOf: new Map(), wanted: new Map(), wantedNetwork: new Map(), wantedAddresses: new Set(), present: new Set(), repaired: false, namesNotWithdrawn: new Set(),
       fail(state, e) {
         if (state.state === 'error') return
         state.state = 'error'
@@ -412,13 +419,20 @@ export class Reconciler {
     }
   }
 
-  /** 2. Names that go away (or move to another address) are unpublished before anything else of theirs. */
+  /**
+   * 2. Names that go away (or move to another address) are unpublished before anything else of theirs. Those that
+   * cannot be keep their addresses from every other hostname ({@link releaseGone}) until a later pass withdraws them:
+   * a stale name must never lead to another endpoint.
+   */
   private async withdrawNames(pass: Pass): Promise<void> {
+    const desired = new Set(pass.desired.map((s) => s.hostname))
     let published: NameRecord[]
     try {
       published = await this.names.list()
     } catch (e) {
       this.logger.warn({ err: e }, `cannot read the published names: ${formatError(e)}`)
+      // not known to be gone: every hostname going away may still be published
+      this.keepUnwithdrawn(pass, this.allocator.list().filter((a) => a.active && !desired.has(a.hostname)).map((a) => a.hostname))
       return
     }
     this.warnNamesGone(pass, published)
@@ -427,8 +441,19 @@ export class Reconciler {
     try {
       if ((await this.names.publish({ records: keep })).changed) pass.report.namesChanged = true
     } catch (e) {
-      this.logger.error({ err: e }, `cannot unpublish the names of removed endpoints: ${formatError(e)}`)
+      const left = published.filter((r) => !desired.has(r.hostname)).map((r) => r.hostname)
+      this.keepUnwithdrawn(pass, left)
+      const later = pass.teardown
+        ? 'they stay published after this stop: fix the cause, then run `ngrokd cleanup`'
+        : 'their addresses go to no other endpoint until they are; ngrokd tries again on every reconcile'
+      this.logger.error({ err: e, hostnames: left }, `cannot unpublish the names of removed endpoints (${left.length}), ${later}: ${formatError(e)}`)
     }
+  }
+
+  private keepUnwithdrawn(pass: Pass, hostnames: string[]): void {
+    if (hostnames.length === 0) return
+    pass.namesNotWithdrawn = new Set(hostnames)
+    pass.report.namesNotWithdrawn = hostnames
   }
 
   /**
@@ -597,7 +622,8 @@ export class Reconciler {
   private async releaseGone(pass: Pass): Promise<void> {
     // by the desired hostnames: one held back while its address cannot be saved is not gone
     const desired = new Set(pass.desired.map((s) => s.hostname))
-    const gone = this.allocator.list().filter((e) => e.active && !desired.has(e.hostname)).map((e) => e.hostname)
+    // a name still published keeps its address from other hostnames (step 2)
+    const gone = this.allocator.list().filter((e) => e.active && !desired.has(e.hostname) && !pass.namesNotWithdrawn.has(e.hostname)).map((e) => e.hostname)
     // a release that cannot be saved is saved with the next batch (the allocator remembers): this pass's work stands
     if (gone.length > 0) await this.allocator.release({ hostnames: gone }).catch((e: unknown) => this.logger.warn({ err: e }, `released ${gone.length} hostnames whose endpoints went away, not saved yet (saved with the next change): ${formatError(e)}`))
     const network = this.network

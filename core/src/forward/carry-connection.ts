@@ -50,10 +50,12 @@ export interface CarryOutcome {
  * in-thread forwarder on the main thread and by the worker pool inside its workers.
  *
  * Rules:
- * - The client stays paused while the ingress is dialled; the bytes that came with the ConnResponse are
- *   written first, then both directions are pumped ({@link pump}) with backpressure (a slow reader throttles the other
- *   side through TCP flow control) and half-close (one side's end ends the other side's write half; the
- *   other direction keeps flowing until it ends too).
+ * - The client is read while the ingress is dialled, into its socket's own buffer (at most its high-water mark, then
+ *   TCP flow control holds the rest), and passed on once the ConnResponse came: a client that resets meanwhile aborts
+ *   the dial at once; its end (FIN) waits in the buffer, a half-close, not a leave.
+ * - The bytes that came with the ConnResponse are written first, then both directions are pumped ({@link pump}) with
+ *   backpressure (a slow reader throttles the other side through TCP flow control) and half-close (one side's end ends
+ *   the other side's write half; the other direction keeps flowing until it ends too).
  * - A failed dial and an ingress that breaks off mid-stream **reset** the client (RST, not FIN): it sees
  *   "connection reset" instead of an empty answer it could take for a complete one. That includes an ingress
  *   reset that Node reports as a plain 'end' ({@link resetUnderEnd}), counted as `ECONNRESET` on the ingress side.
@@ -133,6 +135,8 @@ export class CarriedConnection {
         this.maybeFinish()
       },
     )
+    // start reading (a paused socket's handle is not read, so its reset would wait for the dial to end)
+    client.read(0)
   }
 
   /** The ingress socket, once the dial succeeded. */

@@ -732,6 +732,50 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       await closed(open)
     })
 
+    it('a client that resets while its dial is under way aborts the dial at once, not when the dial ends', async () => {
+      // an ingress that accepts TCP and never answers the TLS hello: the dial waits for its handshake timeout
+      const held = new Set<net.Socket>()
+      const silent = net.createServer((s) => {
+        held.add(s.on('error', () => {}).resume()) // read (and drop) the hello, so that the dialer's close is seen
+        s.once('close', () => held.delete(s))
+      })
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+      cleanups.push(() => new Promise<void>((r) => silent.close(() => r())), () => held.forEach((s) => s.destroy()))
+      const { forwarder, port } = await setup(undefined, { dialer: { endpoint: () => `127.0.0.1:${(silent.address() as net.AddressInfo).port}`, handshakeTimeoutMs: 600_000 } })
+      await forwarder.listen({ address: '127.0.0.1', port, target: api })
+      const c = await connect(port)
+      c.write('GET / HTTP/1.1\r\n\r\n')
+      await until(() => held.size === 1) // the dial has reached the ingress
+      c.resetAndDestroy()
+      // the dial is aborted at once (its socket closes, the connection is over), not after its handshake's ten minutes
+      let safety: NodeJS.Timeout | undefined
+      await Promise.race([
+        until(() => held.size === 0 && forwarder.listeners()[0]!.openConnections === 0),
+        new Promise((_, reject) => (safety = setTimeout(() => reject(new Error('the dial outlived its client')), 30_000))),
+      ]).finally(() => clearTimeout(safety))
+      assert.equal(forwarder.listeners()[0]!.totalConnections, 1)
+    })
+
+    it('a client that ends its side while its dial is under way (with bytes or none) still has them carried and gets its answer', async () => {
+      const releases: Array<() => void> = []
+      // the ingress answers only once the client's FIN is certainly in: the dial is held until then
+      const { forwarder, port } = await setup((conn) => releases.push(() => echo(conn)))
+      await forwarder.listen({ address: '127.0.0.1', port, target: api })
+      for (const [i, sent] of ['ping', ''].entries()) {
+        const c = await connect(port)
+        c.end(sent) // bytes (or none) and FIN before the ConnResponse
+        await until(() => releases.length > i)
+        await new Promise((r) => setTimeout(r, 20)) // the FIN reaches the daemon
+        releases[i]!()
+        let safety: NodeJS.Timeout | undefined
+        const answer = await Promise.race([
+          readAll(c),
+          new Promise<never>((_, reject) => (safety = setTimeout(() => reject(new Error(`the end of ${JSON.stringify(sent)} never reached the ingress`)), 30_000))),
+        ]).finally(() => clearTimeout(safety))
+        assert.equal(answer.toString(), sent)
+      }
+    })
+
     it('the ConnResponse deadline reaches the dialer: an ingress that never answers → NGROKD_ERR_INGRESS_TIMEOUT, reset', async () => {
       const { forwarder, port } = await setup(() => {}, { dialer: { responseTimeoutMs: 50 } })
       await forwarder.listen({ address: '127.0.0.1', port, target: api })

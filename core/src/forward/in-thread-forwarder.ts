@@ -44,7 +44,8 @@ class Conn implements TrackedConnection {
  * The in-thread {@link Forwarder}: every listener and every forwarded connection lives on the calling
  * thread. Correct on every OS; the baseline that worker-pool forwarders are measured against.
  *
- * Per accepted connection: the socket stays paused while the ingress is dialled; on success the bytes that
+ * Per accepted connection: what the client sends while the ingress is dialled waits in its socket's buffer (a reset
+ * meanwhile aborts the dial); on success the bytes that
  * came with the ConnResponse are written first, then both directions are pumped with backpressure (a slow
  * reader throttles the other side through TCP flow control) and half-close (when one side ends, the other
  * side's write half is ended and the other direction keeps flowing until it ends too).

@@ -52,9 +52,12 @@ export function pump(src: Readable, dst: Writable, endedCleanly?: () => boolean)
   dst.on('drain', () => {
     if (!src.destroyed) src.resume()
   })
-  src.once('end', () => {
+  const onEnd = (): void => {
     if (!dst.destroyed && endedCleanly?.() !== false) dst.end()
-  })
+  }
+  // a source that ended before the pump began (nothing left unread: its 'end' has been emitted) ends `dst` now
+  if (src.readableEnded) onEnd()
+  else src.once('end', onEnd)
   src.resume()
 }
 

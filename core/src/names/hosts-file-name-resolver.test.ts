@@ -188,6 +188,29 @@ describe('HostsFileNameResolver', () => {
     assert.match(await readFile(hosts, 'utf8'), /10\.107\.0\.2\tapi\.prod/)
   })
 
+  it('a symlink to nothing is refused, named with its target, and left a link (never replaced by a file)', async () => {
+    const link = join(dir, 'hosts-dangling')
+    const nowhere = join(dir, 'gone', 'hosts')
+    await symlink(nowhere, link)
+    const names = new HostsFileNameResolver({ path: link, stateDir })
+    const refused = (e: unknown) =>
+      isNgrokdError(e, 'NGROKD_ERR_HOSTS_FILE') && e.message.includes(`${link} is a symbolic link to ${nowhere}, which cannot be followed (ENOENT)`) && /create the file it points to/.test(e.hint ?? '')
+    await assert.rejects(names.open(), refused)
+    assert.ok((await lstat(link)).isSymbolicLink())
+    assert.equal(await readlink(link), nowhere)
+    assert.equal(existsSync(nowhere), false)
+    // its file removed while the daemon runs: the next publish refuses the same way
+    await mkdir(join(dir, 'gone'))
+    await writeFile(nowhere, '127.0.0.1 localhost\n')
+    const running = new HostsFileNameResolver({ path: link, stateDir })
+    await running.open()
+    await rm(nowhere)
+    await assert.rejects(running.publish({ records: [API] }), refused)
+    assert.equal(await readlink(link), nowhere)
+    assert.equal(existsSync(nowhere), false)
+    await running.close()
+  })
+
   it('creates a missing file only when there is something to publish', async () => {
     await rm(hosts)
     const names = new HostsFileNameResolver({ path: hosts, stateDir })

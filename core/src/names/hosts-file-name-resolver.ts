@@ -1,5 +1,5 @@
 import { appendFileSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
-import { access, constants, lstat, mkdir, open, readFile, realpath, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { access, constants, lstat, mkdir, open, readFile, readlink, realpath, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { dirname, isAbsolute, join } from 'node:path'
@@ -332,11 +332,21 @@ export class HostsFileNameResolver implements NameResolver {
 
   // --- writing -------------------------------------------------------------------------------
 
-  /** The file to edit: the symlink target when `path` is a symlink. */
+  /**
+   * The file to edit: the symlink target when `path` is a symlink. A link to nothing is refused: writing `path` would
+   * replace the user's link with a file.
+   */
   private async target(): Promise<string> {
     try {
       return await realpath(this.path)
-    } catch {
+    } catch (e) {
+      const link = await lstat(this.path).catch(() => undefined)
+      if (link?.isSymbolicLink()) {
+        const to = await readlink(this.path).catch(() => '(unreadable)')
+        throw new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts-file: ${this.path} is a symbolic link to ${to}, which cannot be followed (${errno(e) ?? String(e)})`, {
+          hint: `create the file it points to, or set names.hosts_file to the file itself; ngrokd does not replace the link with a file`,
+        })
+      }
       return this.path
     }
   }

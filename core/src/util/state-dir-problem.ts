@@ -28,7 +28,7 @@ export function stateDirProblem(stateDir: string, cause: unknown, { asRoot = pro
     return {
       code: 'NGROKD_ERR_STATE',
       why: `${code === 'ENOSPC' ? 'no space left on its device' : 'its disk quota is used up'} (${code})`,
-      hint: `free space on the file system of ${stateDir} (df -h ${stateDir}), or set state_dir to a directory on another`,
+      hint: `free space on the file system of ${stateDir} (df -h ${stateDir}), or set state_dir to a directory on another file system`,
     }
   }
   return undefined

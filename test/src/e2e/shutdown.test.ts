@@ -2,6 +2,7 @@
 // left, removes its names and exits 0 — it never hangs on a connection that will not finish.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
@@ -9,6 +10,7 @@ import { netDriverCases } from '../helpers/net-drivers.js'
 import { E2eDaemon } from '../helpers/e2e-daemon.js'
 import { managedRecords, readHosts } from '../helpers/hosts-file.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
+import { ngrokdCli } from '../helpers/ngrokd-cli.js'
 
 function openConnection(host: string, port: number, first: string): Promise<{ socket: Socket; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
@@ -76,6 +78,37 @@ describe('shutdown with open connections', { skip: netnsSkip }, () => {
       assert.match(patient.log(), /stopped; listeners, names and addresses removed/)
     } finally {
       await patient.dispose()
+    }
+  })
+})
+
+describe('a stop that cannot remove the names', { skip: netnsSkip }, () => {
+  const hosts = snapshotHostsFile()
+
+  test('says what it left and how to remove it, and exits 1: never "removed" for names still published', async () => {
+    hosts.take()
+    const sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://stuck.e2e' })
+    const daemon = E2eDaemon.start({ name: 'stuckstop', sim, net: netDriverCases('stst')[1]! })
+    // this namespace's /etc/hosts is a bind mount of a private copy: made read-only under the daemon, as a read-only
+    // or full file system would leave it
+    const remount = (mode: 'ro' | 'rw') => execFileSync('mount', ['-o', `remount,bind,${mode}`, '/etc/hosts'])
+    try {
+      await daemon.waitReady((s) => s.services?.serving === 1)
+      remount('ro')
+      assert.deepEqual(await daemon.stop('SIGTERM'), { code: 1, signal: null })
+      assert.equal(managedRecords(readHosts()).size, 1, 'the name is still there')
+      const last = daemon.logRecords().at(-1)!
+      assert.equal(last.level, 50, 'said at error')
+      assert.match(last.msg, /^ngrokd stopped, leaving 1 published name \(stuck\.e2e\) behind \(the error above says why\): fix that, then run `ngrokd cleanup`$/)
+      assert.doesNotMatch(daemon.log(), /listeners, names and addresses removed/)
+      assert.match(daemon.log(), /cannot unpublish the names of removed endpoints \(1\), they stay published after this stop: fix the cause, then run `ngrokd cleanup`/)
+    } finally {
+      remount('rw')
+      await ngrokdCli(['cleanup', '--config', daemon.configFile])
+      await daemon.dispose()
+      await sim.stop()
+      hosts.assertRestored()
     }
   })
 })
