@@ -211,6 +211,20 @@ describe('HostsFileNameResolver', () => {
     await running.close()
   })
 
+  it("a user's own line put inside the block goes as the block is rewritten, said at warn with its text; lines outside stay", async () => {
+    await writeFile(hosts, `${ORIGINAL}\n${HOSTS_BLOCK_BEGIN}\n10.107.0.2\tapi.prod\n7.7.7.7 user-inside\n${HOSTS_BLOCK_END}\n`)
+    const logger = recordingLogger()
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
+    await names.open()
+    await names.publish({ records: [API, DB] })
+    assert.equal(await readFile(hosts, 'utf8'), `${ORIGINAL}\n${BLOCK}\n`)
+    const said = logger.lines.filter((l) => l.level === 'warn').map((l) => l.msg)
+    assert.deepEqual(said, [`hosts-file: dropping 1 line inside ngrokd's block of ${hosts} that ngrokd did not write (line 7: "7.7.7.7 user-inside") as it rewrites the block; put your own lines outside its BEGIN/END markers`])
+    await names.publish({ records: [API] })
+    assert.equal(logger.lines.filter((l) => l.level === 'warn').length, 1, 'said once: the line is gone')
+    await names.close()
+  })
+
   it('creates a missing file only when there is something to publish', async () => {
     await rm(hosts)
     const names = new HostsFileNameResolver({ path: hosts, stateDir })

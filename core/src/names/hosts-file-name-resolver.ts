@@ -310,6 +310,7 @@ export class HostsFileNameResolver implements NameResolver {
         return { changed: wrote }
       }
       if (!wrote) checkAborted(signal, 'publish') // last point before the file is touched
+      this.warnDroppedLines(target, current.data)
       let written: Buffer | undefined
       try {
         written = await this.write(target, current, update.data, (data) => desired(data).data)
@@ -331,6 +332,22 @@ export class HostsFileNameResolver implements NameResolver {
   }
 
   // --- writing -------------------------------------------------------------------------------
+
+  /**
+   * Lines inside the block that ngrokd never writes (not `<ipv4> <name.namespace>`: a user's own line put there) go
+   * when the block is rewritten: said at warn, with where to put them instead.
+   */
+  private warnDroppedLines(target: string, data: Buffer): void {
+    const { invalidLines } = parseHostsBlock(data, this.block)
+    if (invalidLines.length === 0) return
+    const lines = data.toString('latin1').split('\n')
+    const shown = invalidLines.slice(0, 3).map((n) => `${n}: ${JSON.stringify((lines[n - 1] ?? '').replace(/\r$/, ''))}`)
+    this.logger.warn(
+      { path: target, lines: invalidLines },
+      `hosts-file: dropping ${invalidLines.length} line${invalidLines.length === 1 ? '' : 's'} inside ngrokd's block of ${target} that ngrokd did not write (line ${shown.join(', line ')}${invalidLines.length > 3 ? ', …' : ''}) as it rewrites the block; put your own lines outside its BEGIN/END markers`,
+    )
+  }
+
 
   /**
    * The file to edit: the symlink target when `path` is a symlink. A link to nothing is refused: writing `path` would
