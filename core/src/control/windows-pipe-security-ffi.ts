@@ -1,6 +1,6 @@
 // Thin koffi file: applies a control pipe's DACL after listen() and resolves control.group to a SID. Windows only.
 import { koffi } from '../util/koffi.js'
-import { declareSecurityTypes, parseKoffiPrototypes, type Prototype } from '../util/win32-koffi.js'
+import { declareSecurityTypes, parseKoffiPrototypes, WIN32_SECURITY_ABI, type Prototype } from '../util/win32-koffi.js'
 import { NgrokdError, PermissionError, SyscallError } from '../errors/ngrokd-error.js'
 import type { PipeOwner } from './windows-pipe-security.js'
 
@@ -56,18 +56,11 @@ export const PIPE_SECURITY_PROTOTYPES: readonly Prototype[] = [
 
 /** The Win32 values these calls use (the headers named); control/windows-abi.json holds mingw-w64's, which a test compares. */
 export const PIPE_SECURITY_ABI = {
-  READ_CONTROL: 0x00020000, // winnt.h
+  ...WIN32_SECURITY_ABI,
   WRITE_DAC: 0x00040000, // winnt.h
   WRITE_OWNER: 0x00080000, // winnt.h
-  OPEN_EXISTING: 3, // fileapi.h
-  SDDL_REVISION_1: 1, // sddl.h
   SE_KERNEL_OBJECT: 6, // accctrl.h SE_OBJECT_TYPE
-  OWNER_SECURITY_INFORMATION: 0x00000001, // winnt.h
-  DACL_SECURITY_INFORMATION: 0x00000004, // winnt.h
   PROTECTED_DACL_SECURITY_INFORMATION: 0x80000000, // winnt.h: do not inherit ACEs
-  ERROR_SUCCESS: 0, // winerror.h
-  ERROR_FILE_NOT_FOUND: 2, // winerror.h
-  ERROR_ACCESS_DENIED: 5, // winerror.h
   ERROR_PIPE_BUSY: 231, // winerror.h
   SECURITY_MAX_SID_SIZE: 68, // winnt.h
   SidTypeGroup: 2, // winnt.h SID_NAME_USE

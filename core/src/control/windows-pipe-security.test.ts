@@ -1,16 +1,11 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
 import * as P from './windows-pipe-security.js'
 import { parsePipeSecurityPrototypes, PIPE_SECURITY_ABI, PIPE_SECURITY_PROTOTYPES } from './windows-pipe-security-ffi.js'
 
-function fixture(): Record<string, Record<string, number>> {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir)
-  return JSON.parse(readFileSync(join(dir, 'src/control/windows-abi.json'), 'utf8')).targets
-}
+/** What mingw-w64's headers say, per target (made by drivers/windows-wintun/probe/regenerate.mjs). */
+const fixture = (): Record<string, Record<string, number>> => JSON.parse(readFileSync(new URL('./windows-abi.json', import.meta.url), 'utf8')).targets
 
 describe('control pipe security', () => {
   it("access masks match mingw-w64 (winnt.h); the reader right is 0x12019f, what libuv's duplex client open asks for", () => {

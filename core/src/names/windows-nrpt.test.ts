@@ -2,18 +2,14 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import * as N from './windows-nrpt.js'
 import { hkeyLocalMachine, parseRegistryPrototypes, REGISTRY_ABI } from './windows-nrpt-ffi.js'
 import { FakeRegistry } from './windows-nrpt.test-helper.js'
 
-function fixture(): Record<string, Record<string, number>> {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir)
-  return JSON.parse(readFileSync(join(dir, 'src/names/windows-abi.json'), 'utf8')).targets
-}
+/** What mingw-w64's headers say, per target (made by drivers/windows-wintun/probe/regenerate.mjs). */
+const fixture = (): Record<string, Record<string, number>> => JSON.parse(readFileSync(new URL('./windows-abi.json', import.meta.url), 'utf8')).targets
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 

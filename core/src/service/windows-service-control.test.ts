@@ -1,18 +1,13 @@
 import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import * as C from './windows-service-control.js'
 
 const { ServiceControl, runAsWindowsService } = C
 
-function fixture(): Record<string, Record<string, number>> {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir)
-  return JSON.parse(readFileSync(join(dir, 'src/service/windows-abi.json'), 'utf8')).targets
-}
+/** What mingw-w64's headers say, per target (made by drivers/windows-wintun/probe/regenerate.mjs). */
+const fixture = (): Record<string, Record<string, number>> => JSON.parse(readFileSync(new URL('./windows-abi.json', import.meta.url), 'utf8')).targets
 
 /** The states reported, as `STATE/checkpoint/accepted/exit/specific`. */
 function recorder() {

@@ -1,18 +1,13 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import * as S from './windows-service.js'
 import { parseScmPrototypes, scmStructLayouts, SCM_PROTOTYPES, SERVICE_ALL_ACCESS, SERVICE_DISPATCH_PROTOTYPES } from './windows-service-ffi.js'
 import { FakeScm } from './windows-scm.test-helper.js'
 
-function fixture(): Record<string, Record<string, number>> {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir)
-  return JSON.parse(readFileSync(join(dir, 'src/service/windows-abi.json'), 'utf8')).targets
-}
+/** What mingw-w64's headers say, per target (made by drivers/windows-wintun/probe/regenerate.mjs). */
+const fixture = (): Record<string, Record<string, number>> => JSON.parse(readFileSync(new URL('./windows-abi.json', import.meta.url), 'utf8')).targets
 
 const NODE = 'C:\\Program Files\\nodejs\\node.exe'
 const CLI = 'C:\\Program Files\\nodejs\\node_modules\\ngrokd\\node_modules\\@ngrokd\\core\\dist\\bin\\ngrokd.js'

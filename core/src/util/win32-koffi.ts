@@ -4,6 +4,21 @@
 // that imports this one on every OS must not load it.
 type Koffi = typeof import('koffi')
 
+/**
+ * The Win32 values both security modules use (windows-pipe-security-ffi.ts, windows-security-ffi.ts); each module's
+ * table spreads them, and a test compares each table with mingw-w64's (control/ and util/windows-abi.json).
+ */
+export const WIN32_SECURITY_ABI = {
+  READ_CONTROL: 0x00020000, // winnt.h
+  OPEN_EXISTING: 3, // fileapi.h
+  OWNER_SECURITY_INFORMATION: 0x00000001, // winnt.h
+  DACL_SECURITY_INFORMATION: 0x00000004, // winnt.h
+  SDDL_REVISION_1: 1, // sddl.h
+  ERROR_SUCCESS: 0, // winerror.h
+  ERROR_FILE_NOT_FOUND: 2, // winerror.h
+  ERROR_ACCESS_DENIED: 5, // winerror.h
+} as const
+
 /** One Win32 function: its DLL, the header that declares it (the probe compiles it against mingw-w64's), its C prototype. */
 export interface Prototype {
   dll: string

@@ -3,8 +3,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { koffi } from './koffi.js'
 import { encodeSecurityAttributes, FILE_SECURITY_ABI, loadFileSecurity, type WindowsFileSecurity } from './windows-security-ffi.js'
 
@@ -102,12 +101,8 @@ int CheckTokenMembership(void *token, uint8_t *sid, int32_t *is_member) {
 
 const cc = ['cc', 'gcc', 'clang'].find((c) => !spawnSync(c, ['--version']).error)
 
-/** What mingw-w64's headers say, per target (util/windows-abi.json, made by drivers/windows-wintun/probe/regenerate.mjs). */
-function fixture(): Record<string, Record<string, number>> {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir)
-  return JSON.parse(readFileSync(join(dir, 'src/util/windows-abi.json'), 'utf8')).targets
-}
+/** What mingw-w64's headers say, per target (made by drivers/windows-wintun/probe/regenerate.mjs). */
+const fixture = (): Record<string, Record<string, number>> => JSON.parse(readFileSync(new URL('./windows-abi.json', import.meta.url), 'utf8')).targets
 
 describe('windows-security-ffi against mingw-w64', () => {
   it('every Win32 value it uses is the headers\' (x86_64 and i686)', () => {

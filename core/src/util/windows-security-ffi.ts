@@ -4,7 +4,7 @@
 type Koffi = typeof import('koffi')
 import { requireCommonJs } from './commonjs.js'
 import { SyscallError } from '../errors/ngrokd-error.js'
-import { declareSecurityTypes, type Prototype } from './win32-koffi.js'
+import { declareSecurityTypes, WIN32_SECURITY_ABI, type Prototype } from './win32-koffi.js'
 
 export type { Prototype }
 
@@ -43,21 +43,14 @@ export const FILE_SECURITY_PROTOTYPES: readonly Prototype[] = [
 
 /** The Win32 values these calls use (the headers named); util/windows-abi.json holds mingw-w64's, which a test compares. */
 export const FILE_SECURITY_ABI = {
-  READ_CONTROL: 0x00020000, // winnt.h
+  ...WIN32_SECURITY_ABI,
   FILE_SHARE_READ: 0x1, // winnt.h
   FILE_SHARE_WRITE: 0x2, // winnt.h
   FILE_SHARE_DELETE: 0x4, // winnt.h
-  OPEN_EXISTING: 3, // fileapi.h
   FILE_FLAG_BACKUP_SEMANTICS: 0x02000000, // winbase.h: needed to open a directory's handle
   SE_FILE_OBJECT: 1, // accctrl.h SE_OBJECT_TYPE
-  OWNER_SECURITY_INFORMATION: 0x00000001, // winnt.h
-  DACL_SECURITY_INFORMATION: 0x00000004, // winnt.h
-  SDDL_REVISION_1: 1, // sddl.h
-  ERROR_SUCCESS: 0, // winerror.h
-  ERROR_FILE_NOT_FOUND: 2,
-  ERROR_PATH_NOT_FOUND: 3,
-  ERROR_ACCESS_DENIED: 5,
-  ERROR_ALREADY_EXISTS: 183,
+  ERROR_PATH_NOT_FOUND: 3, // winerror.h
+  ERROR_ALREADY_EXISTS: 183, // winerror.h
 } as const
 const { READ_CONTROL, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION, DACL_SECURITY_INFORMATION, SDDL_REVISION_1 } = FILE_SECURITY_ABI
 const { ERROR_SUCCESS, ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS } = FILE_SECURITY_ABI
