@@ -308,6 +308,24 @@ test('a name that cannot be unpublished keeps its address from every other hostn
   }
 })
 
+test('a withdrawal that fails once and works when the pass publishes its names holds nothing back (a stop then reports nothing left)', async () => {
+  const t = await setup()
+  try {
+    await t.reconciler.reconcile([service('http://a.prod'), service('http://b.prod')])
+    const publish = t.names.publish.bind(t.names)
+    let failures = 1
+    t.names.publish = async (options) => {
+      if (failures-- > 0) throw new NgrokdError('NGROKD_ERR_HOSTS_FILE', 'EMFILE: too many open files')
+      return publish(options)
+    }
+    const report = await t.reconciler.teardown()
+    assert.equal(report.namesNotWithdrawn, undefined)
+    assert.deepEqual(await t.names.list(), [])
+  } finally {
+    await t.close()
+  }
+})
+
 test('an address the interface refuses fails that service only; the batch is retried one by one', async () => {
   const logger = recordingLogger()
   const t = await setup(SUBNET, logger)

@@ -443,9 +443,8 @@ export class Reconciler {
     } catch (e) {
       const left = published.filter((r) => !desired.has(r.hostname)).map((r) => r.hostname)
       this.keepUnwithdrawn(pass, left)
-      const later = pass.teardown
-        ? 'they stay published after this stop: fix the cause, then run `ngrokd cleanup`'
-        : 'their addresses go to no other endpoint until they are; ngrokd tries again on every reconcile'
+      // step 6 tries once more in this pass (a stop's last word says what is left after it)
+      const later = pass.teardown ? 'trying once more' : 'their addresses go to no other endpoint until they are; ngrokd tries again on every reconcile'
       this.logger.error({ err: e, hostnames: left }, `cannot unpublish the names of removed endpoints (${left.length}), ${later}: ${formatError(e)}`)
     }
   }
@@ -575,6 +574,9 @@ export class Reconciler {
     try {
       if ((await this.names.publish({ records })).changed) pass.report.namesChanged = true
       this.placedNames = new Map(records.map((r) => [r.hostname, r.address]))
+      // exactly these are published now: step 2's names that could not go are gone too
+      pass.namesNotWithdrawn.clear()
+      delete pass.report.namesNotWithdrawn
     } catch (e) {
       this.placedNames = new Map() // not known to be in place
       const published = new Set(records.map((r) => r.hostname))

@@ -52,7 +52,8 @@ export interface CarryOutcome {
  * Rules:
  * - The client is read while the ingress is dialled, into its socket's own buffer (at most its high-water mark, then
  *   TCP flow control holds the rest), and passed on once the ConnResponse came: a client that resets meanwhile aborts
- *   the dial at once; its end (FIN) waits in the buffer, a half-close, not a leave.
+ *   the dial at once; its end (FIN) waits in the buffer, a half-close, not a leave. A reset is seen later, when the dial
+ *   is over, where the socket is not read then: behind a full buffer, or told as an end after bytes (`resetUnderEnd`).
  * - The bytes that came with the ConnResponse are written first, then both directions are pumped ({@link pump}) with
  *   backpressure (a slow reader throttles the other side through TCP flow control) and half-close (one side's end ends
  *   the other side's write half; the other direction keeps flowing until it ends too).

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from '../contracts/logger.js'
-import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { isNgrokdError, NgrokdError } from '../errors/ngrokd-error.js'
 import { createHash } from 'node:crypto'
 import { HostsFileNameResolver, HOSTS_BACKUP_FILE, HOSTS_FROZEN_FILE, HOSTS_INFLIGHT_FILE, HOSTS_NEXT_FILE, HOSTS_UNMERGED_FILE } from './hosts-file-name-resolver.js'
 import { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, parseHostsBlock, updateHostsText } from './hosts-block.js'
@@ -188,17 +188,24 @@ describe('HostsFileNameResolver', () => {
     assert.match(await readFile(hosts, 'utf8'), /10\.107\.0\.2\tapi\.prod/)
   })
 
-  it('a symlink to nothing is refused, named with its target, and left a link (never replaced by a file)', async () => {
+  it('a symlink to nothing is never written (a publish with names is refused, naming its target; doctor fails on it), and stays a link', async () => {
     const link = join(dir, 'hosts-dangling')
     const nowhere = join(dir, 'gone', 'hosts')
     await symlink(nowhere, link)
     const names = new HostsFileNameResolver({ path: link, stateDir })
     const refused = (e: unknown) =>
       isNgrokdError(e, 'NGROKD_ERR_HOSTS_FILE') && e.message.includes(`${link} is a symbolic link to ${nowhere}, which cannot be followed (ENOENT)`) && /create the file it points to/.test(e.hint ?? '')
-    await assert.rejects(names.open(), refused)
+    await names.open()
+    // nothing to remove (cleanup, a stop): no write, no refusal; a doctor says what is wrong
+    assert.deepEqual(await names.publish({ records: [] }), { changed: false })
+    const access = (await names.diagnose()).find((c) => c.id === 'hosts-file.access')
+    assert.equal(access?.status, 'fail')
+    assert.ok(refused(new NgrokdError('NGROKD_ERR_HOSTS_FILE', access!.summary, { hint: access!.hint })), JSON.stringify(access))
+    await assert.rejects(names.publish({ records: [API] }), refused)
     assert.ok((await lstat(link)).isSymbolicLink())
     assert.equal(await readlink(link), nowhere)
     assert.equal(existsSync(nowhere), false)
+    await names.close()
     // its file removed while the daemon runs: the next publish refuses the same way
     await mkdir(join(dir, 'gone'))
     await writeFile(nowhere, '127.0.0.1 localhost\n')

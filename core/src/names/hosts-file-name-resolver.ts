@@ -207,7 +207,10 @@ export class HostsFileNameResolver implements NameResolver {
       checks.push({ id: 'hosts-file.access', status: 'ok', summary: `${target} is readable and writable` })
     } catch (e) {
       const code = errno(e)
-      if (code === 'ENOENT') {
+      const dangling = code === 'ENOENT' ? await this.danglingLink() : undefined
+      if (dangling) {
+        checks.push({ id: 'hosts-file.access', status: 'fail', summary: dangling.message, hint: dangling.hint!, code: dangling.code })
+      } else if (code === 'ENOENT') {
         checks.push({ id: 'hosts-file.access', status: 'warn', summary: `${target} does not exist; ngrokd will create it`, hint: `check that ${this.path} is the hosts file this system reads` })
       } else {
         checks.push({
@@ -310,6 +313,8 @@ export class HostsFileNameResolver implements NameResolver {
         return { changed: wrote }
       }
       if (!wrote) checkAborted(signal, 'publish') // last point before the file is touched
+      const dangling = await this.danglingLink()
+      if (dangling) throw dangling
       this.warnDroppedLines(target, current.data)
       let written: Buffer | undefined
       try {
@@ -349,23 +354,28 @@ export class HostsFileNameResolver implements NameResolver {
   }
 
 
-  /**
-   * The file to edit: the symlink target when `path` is a symlink. A link to nothing is refused: writing `path` would
-   * replace the user's link with a file.
-   */
+  /** The file to edit: the symlink target when `path` is a symlink (`path` itself when it leads nowhere). */
   private async target(): Promise<string> {
     try {
       return await realpath(this.path)
-    } catch (e) {
-      const link = await lstat(this.path).catch(() => undefined)
-      if (link?.isSymbolicLink()) {
-        const to = await readlink(this.path).catch(() => '(unreadable)')
-        throw new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts-file: ${this.path} is a symbolic link to ${to}, which cannot be followed (${errno(e) ?? String(e)})`, {
-          hint: `create the file it points to, or set names.hosts_file to the file itself; ngrokd does not replace the link with a file`,
-        })
-      }
+    } catch {
       return this.path
     }
+  }
+
+  /**
+   * Why `path` must not be written, when it is a symbolic link to nothing: writing it would replace the user's link
+   * with a file. Reading it reads as an empty file (nothing to remove, so `cleanup` has nothing to refuse).
+   */
+  private async danglingLink(): Promise<NgrokdError | undefined> {
+    const link = await lstat(this.path).catch(() => undefined)
+    if (!link?.isSymbolicLink()) return undefined
+    const why = await realpath(this.path).then(() => undefined, (e: unknown) => errno(e) ?? String(e))
+    if (why === undefined) return undefined
+    const to = await readlink(this.path).catch(() => '(unreadable)')
+    return new NgrokdError('NGROKD_ERR_HOSTS_FILE', `hosts-file: ${this.path} is a symbolic link to ${to}, which cannot be followed (${why})`, {
+      hint: `create the file it points to, or set names.hosts_file to the file itself; ngrokd does not replace the link with a file`,
+    })
   }
 
   private async read(target: string): Promise<Current> {

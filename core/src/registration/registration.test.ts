@@ -47,7 +47,7 @@ describe('a state dir that cannot take the new key and certificate', () => {
         const e = await reg.ensure().then(() => assert.fail('ensure() must fail'), (err: unknown) => err)
         assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'))
         assert.equal(e.message, `registration: cannot write ${join(stateDir, file)}: no space left on its device (ENOSPC)`)
-        assert.equal(e.hint, `free space on the file system of ${stateDir} (df -h ${stateDir}), or set state_dir to a directory on another`)
+        assert.equal(e.hint, `free space on the file system of ${stateDir} (df -h ${stateDir}), or set state_dir to a directory on another file system`)
         assert.deepEqual(calls, [])
         assert.deepEqual((await readdir(stateDir)).sort(), ['machine-id'], 'no half of a new pair is left')
       } finally {
