@@ -213,7 +213,7 @@ describe('Registration.ensure', () => {
     assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'))
     // what is wrong and its fix, by the errno: a full disk is not a question of ownership
     assert.equal(e.message, `registration: cannot write ${join(dir, 'client.crt.next')}: no space left on its device (ENOSPC)`)
-    assert.equal(e.hint, `free space on the file system of ${dir} (df -h ${dir}), or set state_dir to a directory on another`)
+    assert.equal(e.hint, `free space on the file system of ${dir} (df -h ${dir}), or set state_dir to a directory on another file system`)
     assert.equal(posts().length, 1)
     assert.equal(deletes().length, 1)
     assert.equal(sim.listOperators().length, 0, 'no orphan left at ngrok')
