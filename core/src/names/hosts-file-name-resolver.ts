@@ -353,7 +353,6 @@ export class HostsFileNameResolver implements NameResolver {
     )
   }
 
-
   /** The file to edit: the symlink target when `path` is a symlink (`path` itself when it leads nowhere). */
   private async target(): Promise<string> {
     try {
