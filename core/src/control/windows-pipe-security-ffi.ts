@@ -1,26 +1,13 @@
 // Thin koffi file: applies a control pipe's DACL after listen() and resolves control.group to a SID. Windows only.
 import { koffi } from '../util/koffi.js'
-import { declareSecurityTypes, parseKoffiPrototypes, WIN32_SECURITY_ABI, type Prototype } from '../util/win32-koffi.js'
+import { declareSecurityTypes, parseKoffiPrototypes, WIN32_SECURITY_ABI, WIN32_SECURITY_PROTOTYPES, type Prototype } from '../util/win32-koffi.js'
 import { NgrokdError, PermissionError, SyscallError } from '../errors/ngrokd-error.js'
 import type { PipeOwner } from './windows-pipe-security.js'
 
 export type { Prototype }
 
 export const PIPE_SECURITY_PROTOTYPES: readonly Prototype[] = [
-  {
-    dll: 'kernel32.dll',
-    header: 'fileapi.h',
-    prototype:
-      'HANDLE __stdcall CreateFileW(LPCWSTR lpFileName, DWORD dwDesiredAccess, DWORD dwShareMode, SECURITY_ATTRIBUTES *lpSecurityAttributes, DWORD dwCreationDisposition, DWORD dwFlagsAndAttributes, HANDLE hTemplateFile)',
-  },
-  { dll: 'kernel32.dll', header: 'handleapi.h', prototype: 'BOOL __stdcall CloseHandle(HANDLE hObject)' },
-  { dll: 'kernel32.dll', header: 'errhandlingapi.h', prototype: 'DWORD __stdcall GetLastError()' },
-  { dll: 'kernel32.dll', header: 'winbase.h', prototype: 'HLOCAL __stdcall LocalFree(HLOCAL hMem)' },
-  {
-    dll: 'advapi32.dll',
-    header: 'sddl.h',
-    prototype: 'BOOL __stdcall ConvertStringSecurityDescriptorToSecurityDescriptorW(LPCWSTR StringSecurityDescriptor, DWORD StringSDRevision, _Out_ PSECURITY_DESCRIPTOR *SecurityDescriptor, ULONG *SecurityDescriptorSize)',
-  },
+  ...WIN32_SECURITY_PROTOTYPES,
   {
     dll: 'advapi32.dll',
     header: 'securitybaseapi.h',
@@ -33,24 +20,11 @@ export const PIPE_SECURITY_PROTOTYPES: readonly Prototype[] = [
   },
   {
     dll: 'advapi32.dll',
-    header: 'aclapi.h',
-    prototype:
-      'DWORD __stdcall GetSecurityInfo(HANDLE handle, SE_OBJECT_TYPE ObjectType, SECURITY_INFORMATION SecurityInfo, _Out_ PSID *ppsidOwner, _Out_ PSID *ppsidGroup, _Out_ PACL *ppDacl, _Out_ PACL *ppSacl, _Out_ PSECURITY_DESCRIPTOR *ppSecurityDescriptor)',
-  },
-  {
-    dll: 'advapi32.dll',
-    header: 'sddl.h',
-    prototype:
-      'BOOL __stdcall ConvertSecurityDescriptorToStringSecurityDescriptorW(PSECURITY_DESCRIPTOR SecurityDescriptor, DWORD RequestedStringSDRevision, SECURITY_INFORMATION SecurityInformation, _Out_ PWSTR *StringSecurityDescriptor, ULONG *StringSecurityDescriptorLen)',
-  },
-  {
-    dll: 'advapi32.dll',
     header: 'winbase.h',
     prototype:
       'BOOL __stdcall LookupAccountNameW(LPCWSTR lpSystemName, LPCWSTR lpAccountName, PSID Sid, _Inout_ DWORD *cbSid, LPWSTR ReferencedDomainName, _Inout_ DWORD *cchReferencedDomainName, _Out_ SID_NAME_USE *peUse)',
   },
   { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertSidToStringSidW(PSID Sid, _Out_ PWSTR *StringSid)' },
-  { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertStringSidToSidW(LPCWSTR StringSid, _Out_ PSID *Sid)' },
   { dll: 'kernel32.dll', header: 'namedpipeapi.h', prototype: 'BOOL __stdcall WaitNamedPipeW(LPCWSTR lpNamedPipeName, DWORD nTimeOut)' },
 ]
 

@@ -26,6 +26,40 @@ export interface Prototype {
   prototype: string
 }
 
+/**
+ * The calls both security modules make (windows-pipe-security-ffi.ts, windows-security-ffi.ts); each module's
+ * `*_PROTOTYPES` list spreads them, and the mingw-w64 probe compiles every list against the headers named.
+ */
+export const WIN32_SECURITY_PROTOTYPES: readonly Prototype[] = [
+  {
+    dll: 'kernel32.dll',
+    header: 'fileapi.h',
+    prototype:
+      'HANDLE __stdcall CreateFileW(LPCWSTR lpFileName, DWORD dwDesiredAccess, DWORD dwShareMode, SECURITY_ATTRIBUTES *lpSecurityAttributes, DWORD dwCreationDisposition, DWORD dwFlagsAndAttributes, HANDLE hTemplateFile)',
+  },
+  { dll: 'kernel32.dll', header: 'handleapi.h', prototype: 'BOOL __stdcall CloseHandle(HANDLE hObject)' },
+  { dll: 'kernel32.dll', header: 'errhandlingapi.h', prototype: 'DWORD __stdcall GetLastError()' },
+  { dll: 'kernel32.dll', header: 'winbase.h', prototype: 'HLOCAL __stdcall LocalFree(HLOCAL hMem)' },
+  {
+    dll: 'advapi32.dll',
+    header: 'sddl.h',
+    prototype: 'BOOL __stdcall ConvertStringSecurityDescriptorToSecurityDescriptorW(LPCWSTR StringSecurityDescriptor, DWORD StringSDRevision, _Out_ PSECURITY_DESCRIPTOR *SecurityDescriptor, ULONG *SecurityDescriptorSize)',
+  },
+  {
+    dll: 'advapi32.dll',
+    header: 'aclapi.h',
+    prototype:
+      'DWORD __stdcall GetSecurityInfo(HANDLE handle, SE_OBJECT_TYPE ObjectType, SECURITY_INFORMATION SecurityInfo, _Out_ PSID *ppsidOwner, _Out_ PSID *ppsidGroup, _Out_ PACL *ppDacl, _Out_ PACL *ppSacl, _Out_ PSECURITY_DESCRIPTOR *ppSecurityDescriptor)',
+  },
+  {
+    dll: 'advapi32.dll',
+    header: 'sddl.h',
+    prototype:
+      'BOOL __stdcall ConvertSecurityDescriptorToStringSecurityDescriptorW(PSECURITY_DESCRIPTOR SecurityDescriptor, DWORD RequestedStringSDRevision, SECURITY_INFORMATION SecurityInformation, _Out_ PWSTR *StringSecurityDescriptor, ULONG *StringSecurityDescriptorLen)',
+  },
+  { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertStringSidToSidW(LPCWSTR StringSid, _Out_ PSID *Sid)' },
+]
+
 /** Declares a koffi type unless another ngrokd module declared it already, with the same meaning. */
 export function tryDeclare(fn: () => unknown): void {
   try {

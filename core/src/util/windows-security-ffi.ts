@@ -4,40 +4,14 @@
 type Koffi = typeof import('koffi')
 import { requireCommonJs } from './commonjs.js'
 import { SyscallError } from '../errors/ngrokd-error.js'
-import { declareSecurityTypes, WIN32_SECURITY_ABI, type Prototype } from './win32-koffi.js'
+import { declareSecurityTypes, WIN32_SECURITY_ABI, WIN32_SECURITY_PROTOTYPES, type Prototype } from './win32-koffi.js'
 
 export type { Prototype }
 
 /** Checked against mingw-w64's headers by drivers/windows-wintun/probe/regenerate.mjs, as every *_PROTOTYPES list is. */
 export const FILE_SECURITY_PROTOTYPES: readonly Prototype[] = [
-  {
-    dll: 'kernel32.dll',
-    header: 'fileapi.h',
-    prototype:
-      'HANDLE __stdcall CreateFileW(LPCWSTR lpFileName, DWORD dwDesiredAccess, DWORD dwShareMode, SECURITY_ATTRIBUTES *lpSecurityAttributes, DWORD dwCreationDisposition, DWORD dwFlagsAndAttributes, HANDLE hTemplateFile)',
-  },
+  ...WIN32_SECURITY_PROTOTYPES,
   { dll: 'kernel32.dll', header: 'fileapi.h', prototype: 'BOOL __stdcall CreateDirectoryW(LPCWSTR lpPathName, SECURITY_ATTRIBUTES *lpSecurityAttributes)' },
-  { dll: 'kernel32.dll', header: 'handleapi.h', prototype: 'BOOL __stdcall CloseHandle(HANDLE hObject)' },
-  { dll: 'kernel32.dll', header: 'errhandlingapi.h', prototype: 'DWORD __stdcall GetLastError()' },
-  { dll: 'kernel32.dll', header: 'winbase.h', prototype: 'HLOCAL __stdcall LocalFree(HLOCAL hMem)' },
-  {
-    dll: 'advapi32.dll',
-    header: 'aclapi.h',
-    prototype:
-      'DWORD __stdcall GetSecurityInfo(HANDLE handle, SE_OBJECT_TYPE ObjectType, SECURITY_INFORMATION SecurityInfo, _Out_ PSID *ppsidOwner, _Out_ PSID *ppsidGroup, _Out_ PACL *ppDacl, _Out_ PACL *ppSacl, _Out_ PSECURITY_DESCRIPTOR *ppSecurityDescriptor)',
-  },
-  {
-    dll: 'advapi32.dll',
-    header: 'sddl.h',
-    prototype:
-      'BOOL __stdcall ConvertSecurityDescriptorToStringSecurityDescriptorW(PSECURITY_DESCRIPTOR SecurityDescriptor, DWORD RequestedStringSDRevision, SECURITY_INFORMATION SecurityInformation, _Out_ PWSTR *StringSecurityDescriptor, ULONG *StringSecurityDescriptorLen)',
-  },
-  {
-    dll: 'advapi32.dll',
-    header: 'sddl.h',
-    prototype: 'BOOL __stdcall ConvertStringSecurityDescriptorToSecurityDescriptorW(LPCWSTR StringSecurityDescriptor, DWORD StringSDRevision, _Out_ PSECURITY_DESCRIPTOR *SecurityDescriptor, ULONG *SecurityDescriptorSize)',
-  },
-  { dll: 'advapi32.dll', header: 'sddl.h', prototype: 'BOOL __stdcall ConvertStringSidToSidW(LPCWSTR StringSid, _Out_ PSID *Sid)' },
   { dll: 'advapi32.dll', header: 'securitybaseapi.h', prototype: 'BOOL __stdcall CheckTokenMembership(HANDLE TokenHandle, PSID SidToCheck, _Out_ BOOL *IsMember)' },
 ]
 
