@@ -78,7 +78,23 @@ export interface TcpExchange {
  * or resets. An echo that arrives in full proves the read side stayed open after our FIN.
  */
 export async function tcpExchange(host: string, port: number, payload: Buffer): Promise<TcpExchange> {
-  const socket = await open(host, port)
+  return readUntilClosed(await open(host, port), 'no end', (socket) => socket.end(payload))
+}
+
+/** The outcome of a connection that is expected to be closed by the far side without an answer. */
+export async function connectAndSend(host: string, port: number, payload: Buffer | string): Promise<TcpExchange & { connectError?: NodeJS.ErrnoException }> {
+  let socket: Socket
+  try {
+    socket = await open(host, port)
+  } catch (e) {
+    return { received: Buffer.alloc(0), ended: false, connectError: e as NodeJS.ErrnoException }
+  }
+  // no end(): only the far side may close this connection
+  return readUntilClosed(socket, 'still open', (s) => s.write(payload))
+}
+
+/** Collects what `socket` receives after `send` until the peer ends, resets or closes it, or {@link SAFETY_TIMEOUT_MS} passes (`timeoutText` says which). */
+function readUntilClosed(socket: Socket, timeoutText: string, send: (socket: Socket) => void): Promise<TcpExchange> {
   return new Promise<TcpExchange>((resolve) => {
     const chunks: Buffer[] = []
     let ended = false
@@ -90,7 +106,8 @@ export async function tcpExchange(host: string, port: number, payload: Buffer): 
       socket.destroy()
       resolve({ received: Buffer.concat(chunks), ended, error })
     }
-    const timer = setTimeout(() => done(Object.assign(new Error(`${host}:${port}: no end within ${SAFETY_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })), SAFETY_TIMEOUT_MS)
+    const where = `${socket.remoteAddress}:${socket.remotePort}`
+    const timer = setTimeout(() => done(Object.assign(new Error(`${where}: ${timeoutText} after ${SAFETY_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })), SAFETY_TIMEOUT_MS)
     socket.on('data', (c: Buffer) => chunks.push(c))
     socket.on('end', () => {
       ended = true
@@ -98,38 +115,7 @@ export async function tcpExchange(host: string, port: number, payload: Buffer): 
     })
     socket.on('error', (e) => done(e))
     socket.on('close', () => done())
-    socket.end(payload)
-  })
-}
-
-/** The outcome of a connection that is expected to be closed by the far side without an answer. */
-export async function connectAndSend(host: string, port: number, payload: Buffer | string): Promise<TcpExchange & { connectError?: NodeJS.ErrnoException }> {
-  let socket: Socket
-  try {
-    socket = await open(host, port)
-  } catch (e) {
-    return { received: Buffer.alloc(0), ended: false, connectError: e as NodeJS.ErrnoException }
-  }
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    let ended = false
-    let settled = false
-    const done = (error?: NodeJS.ErrnoException) => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      socket.destroy()
-      resolve({ received: Buffer.concat(chunks), ended, error })
-    }
-    const timer = setTimeout(() => done(Object.assign(new Error(`${host}:${port}: still open after ${SAFETY_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })), SAFETY_TIMEOUT_MS)
-    socket.on('data', (c: Buffer) => chunks.push(c))
-    socket.on('end', () => {
-      ended = true
-      done()
-    })
-    socket.on('error', (e) => done(e))
-    socket.on('close', () => done())
-    socket.write(payload) // no end(): only the far side may close this connection
+    send(socket)
   })
 }
 
