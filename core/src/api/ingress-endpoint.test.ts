@@ -20,10 +20,12 @@ describe('normalizeIngressEndpoint', () => {
     assert.equal(normalizeIngressEndpoint('[::1]:9443'), '[::1]:9443')
     assert.equal(normalizeIngressEndpoint('tls://ingress.example.test:9443'), 'ingress.example.test:9443')
     assert.deepEqual(splitIngressEndpoint('[::1]:9443'), { host: '::1', port: 9443 })
+    assert.equal(normalizeIngressEndpoint('http://ingress.example.test:80'), 'ingress.example.test:80', 'the port as written, a default one too')
+    assert.equal(normalizeIngressEndpoint('tls://ingress.example.test/'), 'ingress.example.test:443')
   })
 
   it('rejects what cannot be dialled', () => {
-    for (const bad of ['host:0', 'host:70000', 'bad host:443', 'a:b:c', 'host\n:443', '[not-ip]:443']) {
+    for (const bad of ['host:0', 'host:70000', 'bad host:443', 'a:b:c', 'host\n:443', '[not-ip]:443', 'https://user:pw@host:8443', 'https://host:8443/path', 'tls://host?x']) {
       assert.throws(() => normalizeIngressEndpoint(bad), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_API'), bad)
     }
   })

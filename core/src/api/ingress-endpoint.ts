@@ -23,13 +23,10 @@ export function splitIngressEndpoint(value: string | null | undefined): { host: 
   let v = (value ?? '').trim()
   if (v === '') v = DEFAULT_INGRESS_ENDPOINT
   if (v.includes('://')) {
-    let url: URL
-    try {
-      url = new URL(v)
-    } catch {
-      throw invalid(v)
-    }
-    v = url.port ? `${url.hostname}:${url.port}` : url.hostname
+    // scheme://host[:port][/] only, its port as written (WHATWG URL would drop a scheme's default one: http://h:80 → h)
+    const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#@]+)\/?$/.exec(v)
+    if (!m) throw invalid(v)
+    v = m[1]!
   }
   let host: string
   let portText: string | undefined

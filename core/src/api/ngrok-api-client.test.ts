@@ -176,6 +176,17 @@ describe('NgrokApiClient: pagination', () => {
     assert.deepEqual(await api.listOperators(), [])
   })
 
+  it("refuses a 200 that is no list page ([], {}, a proxy's error JSON): read as an empty list it would withdraw every endpoint", async () => {
+    for (const body of [[], {}, { error: 'maintenance' }]) {
+      const { api } = client([{ status: 200, body }])
+      const e = await rejection(api.listBoundEndpoints(OP_ID))
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_API'), `${JSON.stringify(body)}: ${e.message}`)
+      assert.match(e.message, /malformed reply: a list reply (is not an object|has neither "endpoints" nor "uri")/)
+    }
+    const { api } = client([{ status: 200, body: { endpoints: [], uri: 'https://api.ngrok.com/kubernetes_operators/x/bound_endpoints', next_page_uri: null } }])
+    assert.deepEqual(await api.listBoundEndpoints(OP_ID), [], 'an empty page of ngrok is an empty list')
+  })
+
   it('stops when next_page_uri loops', async () => {
     const page = fixture('bound-endpoints-page-1')
     const body = structuredClone(page.body) as { next_page_uri: string }

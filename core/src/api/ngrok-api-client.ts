@@ -240,8 +240,13 @@ export class NgrokApiClient {
       seen.add(url.href)
       const reply = await this.send('GET', url, { signal: options.signal })
       const body = reply.json as ListPage | null
-      if (typeof body !== 'object' || body === null) throw this.malformed('GET', url, 'a list reply is not an object')
-      // ngrok's list types mark the items `omitempty` (ngrok-api-go datatypes.go): a reply without them is an empty list
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw this.malformed('GET', url, 'a list reply is not an object')
+      // ngrok's list types mark every field `omitempty` (ngrok-api-go datatypes.go): a page without items is an empty
+      // list. But ngrok names the list's own `uri` on every page; a reply with neither is no list page (a proxy's or
+      // a maintenance page's JSON), and read as "nothing is bound" it would withdraw every endpoint.
+      if (!(key in body) && !('uri' in body) && !('next_page_uri' in body)) {
+        throw this.malformed('GET', url, `a list reply has neither "${key}" nor "uri" (its keys: ${Object.keys(body).slice(0, 5).join(', ') || 'none'})`)
+      }
       const raw = body[key] ?? []
       if (!Array.isArray(raw)) throw this.malformed('GET', url, `"${key}" is not an array`)
       chars += reply.chars

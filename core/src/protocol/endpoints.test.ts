@@ -115,6 +115,8 @@ describe('parseEndpointUrl', () => {
       ['http://api%2Eprod.x', 'NGROKD_ERR_HOSTNAME_INVALID', /character/],
       ['http://*.prod', 'NGROKD_ERR_HOSTNAME_INVALID', /wildcard/],
       ['http://localhost', 'NGROKD_ERR_HOSTNAME_INVALID', /single label/],
+      ['http://\u212Aube.prod', 'NGROKD_ERR_HOSTNAME_INVALID', /not ASCII/], // KELVIN SIGN: "kube.prod" once lower-cased
+      ['http://api.pr\u00F6d', 'NGROKD_ERR_HOSTNAME_INVALID', /not ASCII/],
     ]
     for (const [url, code, re] of cases) {
       assert.throws(

@@ -153,6 +153,8 @@ function tryParseEndpointUrl(url: string): ParseResult {
   if (rest !== '' && rest !== '/') return invalid('has a path, query or fragment')
   if (authority.includes('@')) return invalid('has user information')
   if (authority.startsWith('[')) return invalid('names an ipv6 address, not a hostname')
+  // before lower-casing: toLowerCase() maps some non-ASCII letters to ASCII ones (KELVIN SIGN U+212A to "k")
+  if (/[^\x21-\x7e]/.test(authority)) return { code: 'NGROKD_ERR_HOSTNAME_INVALID', reason: `hostname ${JSON.stringify(authority)} is not ASCII` }
   const colon = authority.indexOf(':')
   const rawHost = (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase()
   const rawPort = colon === -1 ? undefined : authority.slice(colon + 1)

@@ -10,7 +10,7 @@ import { writeStateFile } from '../util/state-dir-guard.js'
 import { notAFileError, notAFileKind, stateDirProblem } from '../util/state-dir-problem.js'
 import type { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { isNgrokApiError } from '../api/ngrok-api-error.js'
-import { normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
+import { DEFAULT_INGRESS_ENDPOINT, normalizeIngressEndpoint } from '../api/ingress-endpoint.js'
 import type { Operator, OperatorCreate } from '../api/types.js'
 import { CORE_VERSION } from '../version.js'
 import { parseCertificate, type CertificateInfo } from '../cert/parse-certificate.js'
@@ -167,6 +167,12 @@ function stateError(what: string, path: string, stateDir: string, cause: unknown
   })
 }
 
+/**
+ * How long a certificate that came already due for renewal is used before another is asked for (ngrokd's choice): one
+ * asked for at once would come due too, and every poll would re-key and PATCH the registration.
+ */
+const DUE_ON_ARRIVAL_RETRY_MS = 60 * 60_000
+
 /** How far the issuer's clock may be ahead of ours before a certificate that is not valid yet is called out. */
 const CLOCK_SKEW_TOLERANCE_MS = 5 * 60_000
 
@@ -210,12 +216,6 @@ export function machineIdOf(op: Pick<Operator, 'metadata'>): string | undefined 
 
 function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
   return !!a && a.length === b.length && a.every((x, i) => x === b[i])
-}
-
-/** `binding.ingress_endpoint` of a reply as `host:port`, or undefined when the API named none. */
-function ingressEndpointOf(op: Operator): string | undefined {
-  const value = op.binding?.ingress_endpoint?.trim()
-  return value ? normalizeIngressEndpoint(value) : undefined
 }
 
 /** The desired registration: every field ngrok's operator sends, on create and on every PATCH. */
@@ -268,6 +268,10 @@ export class Registration {
    */
   private updateDue?: { at: number; failures: number; refused?: { changed: string[]; since: number; error: string } }
   private queue: Promise<unknown> = Promise.resolve()
+  /** The unreadable `binding.ingress_endpoint` said last (once per value). */
+  private saidUnreadableIngress?: string
+  /** The fingerprint of the certificate last said to have come due for renewal (once per certificate). */
+  private saidDueOnArrival?: string
 
   constructor(options: RegistrationOptions) {
     this.api = options.api
@@ -512,13 +516,35 @@ export class Registration {
 
   /** The saved pair, as ngrok has the registration: operator.json written again when the ingress or machine id changed. */
   private async reuse(op: Operator, loaded: Loaded, machineId: string, cert: CertificateInfo): Promise<Current> {
-    const ingressEndpoint = ingressEndpointOf(op)
+    const ingressEndpoint = this.ingressEndpointOf(op)
     const current: Current = { operatorId: op.id, machineId, ...(ingressEndpoint ? { ingressEndpoint } : {}), certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
     if ((loaded.stored?.ingressEndpoint || undefined) !== ingressEndpoint || loaded.stored?.machineId !== machineId) {
       await this.writeState('operator', JSON.stringify(this.storedOf(current), null, 2) + '\n', 0o644)
     }
     this.logger.info({ operatorId: op.id, ingressEndpoint, notAfter: cert.notAfter.toISOString() }, 'reusing ngrok registration')
     return current
+  }
+
+  /**
+   * `binding.ingress_endpoint` of a reply as `host:port`; undefined when the API named none, or one ngrokd cannot read
+   * (said at error once per value). Such a value costs no registration: connections go to `ingress.endpoint` or the
+   * documented default, as when the API names none (ngrok's operator keeps its registration too, and fails to dial).
+   */
+  private ingressEndpointOf(op: Operator): string | undefined {
+    const value = op.binding?.ingress_endpoint?.trim()
+    if (!value) return undefined
+    try {
+      return normalizeIngressEndpoint(value)
+    } catch (e) {
+      if (this.saidUnreadableIngress !== value) {
+        this.saidUnreadableIngress = value
+        this.logger.error(
+          { operatorId: op.id, err: e },
+          `${(e as Error).message}: keeping the registration; connections go to ingress.endpoint when it is set, else to ${DEFAULT_INGRESS_ENDPOINT}`,
+        )
+      }
+      return undefined
+    }
   }
 
   private usableLocalCert(loaded: Loaded): CertificateInfo | undefined {
@@ -635,6 +661,11 @@ export class Registration {
       throw new NgrokdError('NGROKD_ERR_CERT', 'registration: nothing to renew', { hint: 'call ensure() first' })
     }
     if (!force && !this.needsRenewal(current)) return false
+    if (!force && current.receivedAt !== undefined && this.needsRenewal(current, current.receivedAt)) {
+      // due the moment it came: another asked for at once would come due too (this machine's clock is ahead of ngrok's)
+      this.sayDueOnArrival(current)
+      if (this.now() - current.receivedAt < DUE_ON_ARRIVAL_RETRY_MS) return false
+    }
     const remainingDays = Math.floor(current.cert.remainingMs(this.now()) / DAY_MS)
     this.logger.info({ operatorId: current.operatorId, remainingDays }, 'renewing the client certificate')
     let next: Current
@@ -666,11 +697,26 @@ export class Registration {
    * moment it is issued; a certificate issued long before it came (a year's with 25 days left) is judged by its whole
    * year, as it is after a restart, which no longer knows when it came.
    */
-  private needsRenewal({ cert, receivedAt }: Current): boolean {
+  private needsRenewal({ cert, receivedAt }: Current, at: number = this.now()): boolean {
     const notBefore = cert.notBefore.getTime()
     const lifetime = cert.notAfter.getTime() - Math.max(notBefore, Math.min(receivedAt ?? -Infinity, notBefore + MAX_BACKDATE_MS))
     const threshold = Math.min(this.renewBeforeMs, (lifetime * 2) / 3)
-    return cert.remainingMs(this.now()) < threshold
+    return cert.remainingMs(at) < threshold
+  }
+
+  /** Says once per certificate, at error, that `current`'s came already due for renewal (or expired), and why. */
+  private sayDueOnArrival({ operatorId, cert, receivedAt }: Current): void {
+    if (this.saidDueOnArrival === cert.fingerprint256) return
+    this.saidDueOnArrival = cert.fingerprint256
+    const clock = new Date(receivedAt ?? this.now()).toISOString()
+    const days = Math.floor(cert.remainingMs(receivedAt ?? this.now()) / DAY_MS)
+    const state = days < 0 ? 'had expired' : `was due for renewal (${days} days left)`
+    const error = new NgrokdError(
+      'NGROKD_ERR_CERT',
+      `the client certificate ngrok issued for ${operatorId} (valid ${cert.notBefore.toISOString()} to ${cert.notAfter.toISOString()}) ${state} by this machine's clock (${clock}) when it came: the clock is ahead of ngrok's; asking for another in ${DUE_ON_ARRIVAL_RETRY_MS / 60_000} min, not on every poll`,
+      { hint: `set the clock right (timedatectl set-ntp true, or your NTP service)${days < 0 ? '; until then the ingress refuses every connection' : ''}` },
+    )
+    this.logger.error({ err: error }, error.message)
   }
 
   /**
@@ -696,7 +742,7 @@ export class Registration {
     if (!cert.matchesKey(keyPem)) {
       throw new NgrokdError('NGROKD_ERR_CERT', `registration: the certificate ngrok returned for ${op.id} is not for our key`)
     }
-    const ingressEndpoint = ingressEndpointOf(op)
+    const ingressEndpoint = this.ingressEndpointOf(op)
     return {
       operatorId: op.id,
       machineId,

@@ -167,6 +167,21 @@ describe('Registration.ensure', () => {
     assert.equal((await registration().ensure()).ingressEndpoint, undefined)
   })
 
+  it('an ingress endpoint it cannot read costs no registration: said at error once, none deleted, the default dialled', async () => {
+    sim.setIngressEndpoint('a:b:c')
+    const reg = registration()
+    const info = await reg.ensure()
+    assert.equal(info.ingressEndpoint, undefined)
+    await reg.renewIfNeeded()
+    assert.equal(posts().length, 1)
+    assert.equal(deletes().length, 0, 'the new registration stands')
+    const said = logger.at('error')
+    assert.equal(said.length, 1)
+    assert.match(said[0]!.msg, /binding\.ingress_endpoint "a:b:c" is not host:port: keeping the registration; connections go to ingress\.endpoint when it is set, else to kubernetes-binding-ingress\.ngrok\.io:443/)
+    assert.equal((await registration().ensure()).ingressEndpoint, undefined, 'a restart reuses it')
+    assert.equal(posts().length, 1)
+  })
+
   it('appends :443 to an ingress endpoint without a port', async () => {
     sim.setIngressEndpoint('binding-ingress.example.test')
     const info = await registration().ensure()
@@ -578,15 +593,23 @@ describe('Registration renewal', () => {
     assert.equal(await reg.renewIfNeeded(), true)
   })
 
-  it('a year\'s certificate that came with 25 days left is due at once, as it is after a restart (its lifetime counts from notBefore)', async () => {
+  it('a year\'s certificate that came with 25 days left is said at error and renewed an hour later, not on every poll; after a restart at once (its lifetime counts from notBefore)', async () => {
     sim.setCertValidity(365 * DAY)
-    const reg = registration()
+    let offset = 0
+    const reg = registration({ now: () => Date.now() + offset })
     await reg.ensure()
     sim.setClockOffset(-340 * DAY)
     await reg.renewNow() // the CA's clock is behind: the certificate has 25 days left as it comes
     sim.setClockOffset(0)
     const renewed = patches().length
-    assert.equal(await reg.renewIfNeeded(), true, 'due at once')
+    assert.equal(await reg.renewIfNeeded(), false, 'not asked again at once')
+    assert.equal(await reg.renewIfNeeded(), false)
+    assert.equal(patches().length, renewed)
+    const said = logger.at('error')
+    assert.equal(said.length, 1, 'said once')
+    assert.match(said[0]!.msg, /was due for renewal \(2[45] days left\) by this machine's clock .* when it came: the clock is ahead of ngrok's; asking for another in 60 min/)
+    offset = 61 * 60_000
+    assert.equal(await reg.renewIfNeeded(), true, 'due an hour later')
     assert.equal(patches().length, renewed + 1)
     assert.equal(await reg.renewIfNeeded(), false, 'the new one is a whole year')
     sim.setClockOffset(-340 * DAY)
@@ -595,6 +618,24 @@ describe('Registration renewal', () => {
     const before = patches().length
     await registration().ensure()
     assert.equal(patches().length, before + 1, 'a restart judges it the same: renewed as it loads')
+  })
+
+  it('a certificate that comes expired or due (this clock ahead of ngrok\'s) is said once at error and not re-keyed on every poll', async () => {
+    sim.setCertValidity(365 * DAY)
+    for (const [ahead, state] of [[340 * DAY, /was due for renewal/], [2 * 365 * DAY, /had expired .*refuses every connection/]] as const) {
+      sim.setClockOffset(-ahead)
+      logger.records.length = 0
+      await rm(dir, { recursive: true, force: true })
+      const reg = registration()
+      await reg.ensure()
+      const requests = sim.apiRequests().length
+      for (let poll = 0; poll < 5; poll++) assert.equal(await reg.renewIfNeeded(), false)
+      assert.equal(sim.apiRequests().length, requests, 'no re-key, no PATCH')
+      const said = logger.at('error')
+      assert.equal(said.length, 1, said.map((l) => l.msg).join('\n'))
+      assert.match(`${said[0]!.msg}; ${(said[0]!.obj.err as NgrokdError).hint}`, state)
+      assert.match((said[0]!.obj.err as NgrokdError).hint!, /timedatectl set-ntp true/)
+    }
   })
 
   it('renews a 60-day certificate at 30 days left, as ngrok\'s operator does; one of 30 days once a third is used', async () => {
