@@ -14,7 +14,7 @@ export function expectedFor(schema: SchemaNode): string {
     case 'ipv4-subnet':
       return `an IPv4 subnet in CIDR form with the host bits zero and a prefix of /${x.maxPrefix ?? 32} or shorter, such as 10.107.0.0/16, outside the special-purpose ranges`
     case 'ifname':
-      return "a Linux interface name: 1 to 15 bytes without '/', ':' or whitespace, such as ngrokd0"
+      return "a Linux interface name: 1 to 15 bytes without '/', ':', '%' or whitespace, such as ngrokd0"
     case 'url':
       return 'an http or https URL such as https://api.ngrok.com'
     case 'host-port':

@@ -326,6 +326,62 @@ test('a withdrawal that fails once and works when the pass publishes its names h
   }
 })
 
+test('names that can never be read (an unreadable hosts file): said once, and a stop reports none left (none was published); one read earlier are held', async () => {
+  const logger = recordingLogger()
+  const t = await setup(SUBNET, logger)
+  try {
+    const unreadable = new NgrokdError('NGROKD_ERR_HOSTS_FILE', 'hosts-file: cannot read /etc/hosts: EACCES')
+    const { list, publish } = { list: t.names.list.bind(t.names), publish: t.names.publish.bind(t.names) }
+    t.names.list = async () => {
+      throw unreadable
+    }
+    t.names.publish = async () => {
+      throw unreadable
+    }
+    for (let pass = 0; pass < 3; pass++) await t.reconciler.reconcile([service('http://a.prod'), service('http://b.prod')])
+    const said = () => logger.at('warn').filter((r) => r.msg.startsWith('cannot read the published names')).length
+    assert.equal(said(), 1, 'said once while it repeats')
+    assert.equal((await t.reconciler.teardown()).namesNotWithdrawn, undefined, 'never published: nothing left behind')
+    assert.equal(said(), 1)
+    // once read (and published), a name the store then cannot be asked about may still be there: held
+    t.names.list = list
+    t.names.publish = publish
+    await t.reconciler.reconcile([service('http://a.prod'), service('http://b.prod')])
+    t.names.list = async () => {
+      throw unreadable
+    }
+    t.names.publish = async () => {
+      throw unreadable
+    }
+    assert.deepEqual((await t.reconciler.teardown()).namesNotWithdrawn?.sort(), ['a.prod', 'b.prod'])
+  } finally {
+    await t.close()
+  }
+})
+
+test('an interface that cannot be put back (a link of another kind took its name) is said once while it repeats, and again once it was repaired', async () => {
+  const logger = recordingLogger()
+  const t = await setup(SUBNET, logger)
+  try {
+    let broken = true
+    t.iface.repair = async () => {
+      if (broken) throw new NgrokdError('NGROKD_ERR_INTERFACE_FOREIGN', 'interface ngrkt0 already exists (a veth link) and is not ngrokd\'s')
+      return undefined
+    }
+    const desired = [service('http://a.prod')]
+    for (let pass = 0; pass < 4; pass++) await t.reconciler.reconcile(desired)
+    const said = () => logger.at('error').filter((r) => r.msg.includes('could not be put back')).length
+    assert.equal(said(), 1)
+    broken = false
+    await t.reconciler.reconcile(desired)
+    broken = true
+    await t.reconciler.reconcile(desired)
+    assert.equal(said(), 2, 'a new episode is said again')
+  } finally {
+    await t.close()
+  }
+})
+
 test('an address the interface refuses fails that service only; the batch is retried one by one', async () => {
   const logger = recordingLogger()
   const t = await setup(SUBNET, logger)

@@ -173,6 +173,11 @@ export class Reconciler {
   /** What the last pass left in place, wanted: addresses on the interface, names published (hostname → address). */
   private placedAddresses = new Set<string>()
   private placedNames = new Map<string, string>()
+  /**
+   * Hostnames that may be published: those the names store last listed, and since then every one published. Undefined
+   * until it was first read. When it cannot be read, only these may have been left there.
+   */
+  private mayBePublished?: Set<string>
   /** Names removed under the daemon: how often in this episode, the last time (a new episode after {@link NAMES_GONE_QUIET_MS}). */
   private namesGone?: { times: number; since: number; lastAt: number }
   /**
@@ -333,10 +338,11 @@ export class Reconciler {
     if (desired.length === 0 || !this.iface.repair) return false // teardown, or nothing to serve: nothing to put back
     try {
       const repaired = await this.iface.repair()
+      this.failuresLogged.delete('repair')
       if (repaired) this.logger.warn(`${this.iface.driver}: ${repaired}`)
       return repaired !== undefined
     } catch (e) {
-      this.logger.error({ err: e }, `${this.iface.driver}: the interface is not as it should be and could not be put back: ${formatError(e)}`)
+      this.logOnce('repair', 'error', e, `${this.iface.driver}: the interface is not as it should be and could not be put back: ${formatError(e)}`)
       return false
     }
   }
@@ -429,10 +435,14 @@ export class Reconciler {
     let published: NameRecord[]
     try {
       published = await this.names.list()
+      this.failuresLogged.delete('list names')
+      this.mayBePublished = new Set(published.map((r) => r.hostname))
     } catch (e) {
-      this.logger.warn({ err: e }, `cannot read the published names: ${formatError(e)}`)
-      // not known to be gone: every hostname going away may still be published
-      this.keepUnwithdrawn(pass, this.allocator.list().filter((a) => a.active && !desired.has(a.hostname)).map((a) => a.hostname))
+      this.logOnce('list names', 'warn', e, `cannot read the published names: ${formatError(e)}`)
+      // not known to be gone: every hostname going away that may have been published may still be (none, when the
+      // store was never read: nothing was published through it since)
+      const mayBe = this.mayBePublished ?? new Set()
+      this.keepUnwithdrawn(pass, this.allocator.list().filter((a) => a.active && !desired.has(a.hostname) && mayBe.has(a.hostname)).map((a) => a.hostname))
       return
     }
     this.warnNamesGone(pass, published)
@@ -574,6 +584,7 @@ export class Reconciler {
     try {
       if ((await this.names.publish({ records })).changed) pass.report.namesChanged = true
       this.placedNames = new Map(records.map((r) => [r.hostname, r.address]))
+      this.mayBePublished = new Set(this.placedNames.keys())
       // exactly these are published now: step 2's names that could not go are gone too
       pass.namesNotWithdrawn.clear()
       delete pass.report.namesNotWithdrawn

@@ -175,22 +175,32 @@ export function runningInterfaceChecks(config: DaemonConfig): Promise<Check[]> {
  * is not fine — names still point at addresses nothing serves. One warning each, with the fix.
  */
 async function leftoverChecks(config: DaemonConfig): Promise<Check[]> {
-  const left: string[] = []
-  // whatever names.resolver is: a plugin's resolver may have fallen back to the hosts file
-  const text = await readFile(config.names.hostsFile).catch(() => undefined)
-  const records = text ? parseHostsBlock(text, instanceOf(config)).records : []
-  if (records.length > 0) left.push(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`)
-  // Linux lists this network namespace's links in /proc/net/dev (/sys/class/net is that of whoever mounted /sys); elsewhere the cleanup finds out
-  const links = process.platform === 'linux' ? await readFile('/proc/net/dev', 'utf8').catch(() => '') : ''
-  // kept on purpose by a clean stop when cleanup.remove_interface_on_stop is false
-  if (config.cleanup.removeInterfaceOnStop && links.split('\n').some((line) => line.split(':')[0]!.trim() === config.net.interfaceName)) left.push(`interface ${config.net.interfaceName}`)
-  if (await stat(config.control.socket).then((s) => s.isSocket(), () => false)) left.push(`control socket ${config.control.socket}`)
-  return left.map((what) => ({
+  const leftover = (what: string): Check => ({
     id: 'daemon.leftovers',
     status: 'warn',
     summary: `no daemon runs, but ${what} is still there (left by a daemon that did not stop cleanly?)`,
     hint: 'sudo ngrokd cleanup removes it (or start ngrokd run, which adopts it)',
-  }))
+  })
+  const left: Check[] = []
+  // whatever names.resolver is: a plugin's resolver may have fallen back to the hosts file
+  const text = await readFile(config.names.hostsFile).catch(() => undefined)
+  const records = text ? parseHostsBlock(text, instanceOf(config)).records : []
+  if (records.length > 0) left.push(leftover(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`))
+  // Linux lists this network namespace's links in /proc/net/dev (/sys/class/net is that of whoever mounted /sys); elsewhere the cleanup finds out
+  const links = process.platform === 'linux' ? await readFile('/proc/net/dev', 'utf8').catch(() => '') : ''
+  // kept on purpose by a clean stop when cleanup.remove_interface_on_stop is false. Only the name is known here: the
+  // driver tells its own link from another program's (which cleanup and run refuse) when it opens it.
+  const name = config.net.interfaceName
+  if (config.cleanup.removeInterfaceOnStop && links.split('\n').some((line) => line.split(':')[0]!.trim() === name)) {
+    left.push({
+      id: 'daemon.leftovers',
+      status: 'warn',
+      summary: `no daemon runs, but an interface named ${name} is there: left by a daemon that did not stop cleanly, or another program's of that name`,
+      hint: `sudo ngrokd cleanup removes it if ngrokd made it (ngrokd run adopts it); one that is not ngrokd's both refuse and leave alone: then set net.interface_name to a name no other interface uses`,
+    })
+  }
+  if (await stat(config.control.socket).then((s) => s.isSocket(), () => false)) left.push(leftover(`control socket ${config.control.socket}`))
+  return left
 }
 
 /**

@@ -118,6 +118,7 @@ describe('the interface suite catches broken drivers', () => {
     assert.deepEqual(failed, [
       'open() of an existing interface adopts it with its addresses',
       'close() may be called more than once; close({ removeInterface: false }) leaves the interface for the next open() to adopt',
+      'open({ adoptOnly: true }) adopts what a stopped instance left, and its close({ removeInterface: true }) deletes it (what ngrokd cleanup does)',
     ])
   })
 
@@ -213,7 +214,24 @@ describe('the interface suite catches broken drivers', () => {
     }
     const system = FakeInterface.createSystem()
     const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b9', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
-    assert.deepEqual(failed, ['close() may be called more than once; close({ removeInterface: false }) leaves the interface for the next open() to adopt'])
+    assert.deepEqual(failed, ['close() may be called more than once; close({ removeInterface: false }) leaves the interface for the next open() to adopt', 'open({ adoptOnly: true }) adopts what a stopped instance left, and its close({ removeInterface: true }) deletes it (what ngrokd cleanup does)'])
+  })
+
+  it('close({ removeInterface: true }) deleting only an interface the instance made, never one it adopted', async () => {
+    class Broken extends FakeInterface {
+      #adopted = false
+      override async open(o: InterfaceOpenOptions): Promise<InterfaceInfo> {
+        const info = await super.open(o)
+        this.#adopted = info.adopted
+        return info
+      }
+      override async close(o?: { removeInterface?: boolean }) {
+        return super.close({ removeInterface: (o?.removeInterface ?? true) && !this.#adopted })
+      }
+    }
+    const system = FakeInterface.createSystem()
+    const failed = await failuresOf(() => testInterfaceDriver({ driver: () => new Broken({ system }), options: { name: 'b12', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) }))
+    assert.deepEqual(failed, ['open({ adoptOnly: true }) adopts what a stopped instance left, and its close({ removeInterface: true }) deletes it (what ngrokd cleanup does)'])
   })
 
   it('listAddresses() showing the interface’s own address', async () => {

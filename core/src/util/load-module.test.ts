@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { chmod, chown, mkdir, mkdtemp, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveDriver } from '../driver/resolve-driver.js'
@@ -216,6 +217,25 @@ describe('a near miss of a built-in name', () => {
       assert.doesNotMatch(e.hint ?? '', /npm install linux-netlnk/)
       return true
     })
+  })
+})
+
+describe('a path written without ./ (drivers/mine.js)', () => {
+  it('is told to start with ./, not to npm install it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-relpath-'))
+    try {
+      mkdirSync(join(dir, 'drivers'))
+      writeFileSync(join(dir, 'drivers', 'mine'), '')
+      for (const spec of ['drivers/mine.js', 'drivers/mine']) {
+        await assert.rejects(resolveDriver(spec, { configDir: dir, kind: 'interface' }), (e: unknown) => {
+          assert.ok(isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND'), String(e))
+          assert.match(e.hint ?? '', new RegExp(`a path starts with \\./ or / \\(without, it names an npm package\\): write "\\./${spec.replace('.', '\\.')}"`))
+          return true
+        })
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

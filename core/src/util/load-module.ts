@@ -102,6 +102,8 @@ export async function loadModule(spec: string, options: LoadModuleOptions): Prom
           ? `did you mean "${builtinMeant}", the built-in ${options.what}? (a package of another name: npm install it beside ngrokd)`
           : isPathSpec(specifier)
           ? "check the path: it is resolved relative to the config file's directory"
+          : /\.[cm]?js$/.test(specifier) || existsSync(resolve(options.configDir, specifier))
+          ? `a path starts with ./ or / (without, it names an npm package): write "./${specifier}"`
           : `install it: npm install ${specifier}${builtin ? ' (beside ngrokd)' : ' (next to your config file, or globally beside ngrokd)'}`,
       },
     )

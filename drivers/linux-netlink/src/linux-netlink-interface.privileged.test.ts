@@ -11,7 +11,7 @@ import { createConnection, createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { isNgrokdError, silentLogger, type Check } from '@ngrokd/core/driver'
 import driver from './index.js'
-import { LINK_TAG, LinuxNetlinkInterface } from './linux-netlink-interface.js'
+import { LINK_CREATE_GROUP, LINK_TAG, LinuxNetlinkInterface } from './linux-netlink-interface.js'
 import { getAddrDumpRequest } from './netlink/messages.js'
 import { RouteSocket, type NetlinkTransport } from './netlink/route-socket.js'
 
@@ -228,10 +228,23 @@ function childTests(): void {
     } finally {
       ip('link', 'del', 'ngrt8')
     }
+    // a user's bridge just made (`ip link add ngrt8 type bridge`: down, no address, no alias, like a link a start
+    // stopped before tagging) is refused too: not in ngrokd's create group
+    ip('link', 'add', 'ngrt8', 'type', 'bridge')
+    try {
+      const { iface, info } = open('ngrt8')
+      await assert.rejects(info, (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_INTERFACE_FOREIGN'))
+      await iface.close({ removeInterface: true })
+      assert.equal(kernelLink('ngrt8')?.kind, 'bridge', 'the fresh bridge is still there')
+    } finally {
+      ip('link', 'del', 'ngrt8')
+    }
     const ours = open('ngrt8')
     await ours.info
-    const [link] = JSON.parse(ip('-j', 'link', 'show', 'dev', 'ngrt8')) as Array<{ ifalias?: string }>
+    const [link] = JSON.parse(ip('-j', 'link', 'show', 'dev', 'ngrt8')) as Array<{ ifalias?: string; group?: string; flags?: string[] }>
     assert.equal(link!.ifalias, LINK_TAG, 'ip link show prints the tag as its alias')
+    assert.equal(link!.group, String(LINK_CREATE_GROUP), 'and the group its create request gave it')
+    assert.ok(!link!.flags?.includes('NO-CARRIER'), `up with carrier: ${link!.flags?.join(',')}`)
     await ours.iface.close()
   })
 

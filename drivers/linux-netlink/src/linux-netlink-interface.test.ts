@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { isNgrokdError, silentLogger } from '@ngrokd/core/driver'
 import driver from './index.js'
-import { AddressBatchError, LINK_TAG, LinuxNetlinkInterface, type LinuxNetlinkInterfaceOptions } from './linux-netlink-interface.js'
+import { AddressBatchError, LINK_CREATE_GROUP, LINK_TAG, LinuxNetlinkInterface, type LinuxNetlinkInterfaceOptions } from './linux-netlink-interface.js'
 import { IFF_UP, RTM_NEWADDR } from './netlink/constants.js'
 import { LINUX_ERRNO } from './netlink/errno.js'
 import { FakeNetlinkKernel, sortIpv4 } from './testing/fake-netlink-kernel.test-helper.js'
@@ -65,10 +65,11 @@ test('without the dummy kind (EOPNOTSUPP) open falls back to a bridge, says why 
   assert.ok(warnings.length <= 1, 'the fallback is logged once per process')
 })
 
-test('open tags the link it creates with its IFLA_IFALIAS', async () => {
+test('open puts the link in its group in its create request (IFLA_GROUP) and tags it with its IFLA_IFALIAS', async () => {
   const { kernel, iface } = setup()
   await iface.open({ name: NAME, subnet: SUBNET })
   assert.equal(kernel.linkByName(NAME)!.alias, LINK_TAG)
+  assert.equal(kernel.linkByName(NAME)!.group, LINK_CREATE_GROUP)
   await iface.close()
 })
 
@@ -137,9 +138,9 @@ test('a dummy, bridge or device with the name but without the tag is foreign: re
   }
 })
 
-test('a link a start left untagged (stopped between creating and tagging it: down, no address, no alias) is tagged and adopted', async () => {
+test('a link a start left untagged (stopped between creating and tagging it: in its group, down, no address, no alias) is tagged and adopted', async () => {
   const kernel = new FakeNetlinkKernel()
-  const link = kernel.addLink(NAME, 'bridge')
+  const link = kernel.addLink(NAME, 'bridge', { group: LINK_CREATE_GROUP })
   const { iface } = setup(kernel)
   const info = await iface.open({ name: NAME, subnet: SUBNET })
   assert.equal(info.adopted, true)
@@ -147,8 +148,9 @@ test('a link a start left untagged (stopped between creating and tagging it: dow
   assert.equal(link.alias, LINK_TAG)
   await iface.close({ removeInterface: true })
   assert.equal(kernel.linkByName(NAME), undefined)
-  // the same link up, or holding an address, may be someone's: refused as before
-  for (const shape of [{ flags: IFF_UP }, { addresses: new Set(['172.17.0.1']) }]) {
+  // the same link up, or holding an address, may be someone's: refused as before; and so is one outside the group
+  // (`ip link add ngrt0 type bridge`: as fresh and down, but a user's)
+  for (const shape of [{ flags: IFF_UP, group: LINK_CREATE_GROUP }, { addresses: new Set(['172.17.0.1']), group: LINK_CREATE_GROUP }, { group: 7 }, {}]) {
     const k = new FakeNetlinkKernel()
     k.addLink(NAME, 'dummy', shape)
     const { iface: other } = setup(k)
@@ -180,6 +182,12 @@ test('addresses: idempotent add and remove, listAddresses reads the kernel, one 
   assert.deepEqual(await iface.listAddresses(), ['10.107.0.2'])
   link.addresses.add('10.107.7.7') // changed behind the driver's back
   assert.deepEqual(sortIpv4(await iface.listAddresses()), ['10.107.0.2', '10.107.7.7'])
+  // someone else's: another prefix, or outside the subnet — never listed, so the daemon never removes them
+  link.addresses.add('10.107.0.9/24')
+  link.addresses.add('192.168.77.9')
+  assert.deepEqual(sortIpv4(await iface.listAddresses()), ['10.107.0.2', '10.107.7.7'])
+  link.addresses.delete('10.107.0.9/24')
+  link.addresses.delete('192.168.77.9')
 
   const before = kernel.sent.length
   const add = Array.from({ length: 1000 }, (_, i) => `10.107.${4 + (i >> 8)}.${i & 255}`)
@@ -215,6 +223,12 @@ test('bad input, calls before open and an aborted signal are coded errors', asyn
   await assert.rejects(iface.addAddress({ address: '10.107.0.2' }), hasCode('NGROKD_ERR_DRIVER_MISUSE', /before open\(\)/))
   await assert.rejects(setup().iface.open({ name: 'a-name-that-is-too-long', subnet: SUBNET }), hasCode('NGROKD_ERR_CONFIG_INVALID', /interface name/))
   await assert.rejects(setup().iface.open({ name: 'a/b', subnet: SUBNET }), hasCode('NGROKD_ERR_CONFIG_INVALID'))
+  // '%' makes RTM_NEWLINK name the link from a template (ngk%d: ngk0, ngk1, …), which no lookup by the name finds
+  for (const name of ['ngk%d', 'x%']) {
+    const kernel = new FakeNetlinkKernel()
+    await assert.rejects(setup(kernel).iface.open({ name, subnet: SUBNET }), hasCode('NGROKD_ERR_CONFIG_INVALID', /invalid interface name/))
+    assert.deepEqual([...kernel.links.values()].map((l) => l.name), ['lo'], 'nothing was made')
+  }
   await assert.rejects(setup().iface.open({ name: NAME, subnet: '10.107.0.1/16' }), hasCode('NGROKD_ERR_CONFIG_INVALID', /net\.subnet/))
   await iface.open({ name: NAME, subnet: SUBNET })
   await assert.rejects(iface.addAddress({ address: '10.107.0.256' }), hasCode('NGROKD_ERR_CONFIG_INVALID', /not an IPv4 address/))

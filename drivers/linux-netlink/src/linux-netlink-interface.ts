@@ -4,6 +4,7 @@ import {
   isNgrokdError,
   NgrokdError,
   parseSubnet,
+  subnetContains,
   silentLogger,
   type AddressChange,
   type Check,
@@ -207,7 +208,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
 
   /** RTM_NEWLINK kind dummy; on EOPNOTSUPP kind bridge. `raced`: EEXIST, someone made it meanwhile. */
   async #createLink(socket: RouteSocket, name: string): Promise<{ raced?: true; fallback?: string }> {
-    const dummy = await socket.request((seq) => newLinkRequest({ seq, name, kind: 'dummy' }), { what: `RTM_NEWLINK ${name} type dummy` })
+    const dummy = await socket.request((seq) => newLinkRequest({ seq, name, kind: 'dummy', group: LINK_CREATE_GROUP }), { what: `RTM_NEWLINK ${name} type dummy` })
     if (dummy.errno === 0) return {}
     if (dummy.errno === LINUX_ERRNO.EEXIST) return { raced: true }
     if (dummy.errno !== LINUX_ERRNO.EOPNOTSUPP) {
@@ -215,7 +216,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
     }
     const why = `the kernel has no dummy link type (RTM_NEWLINK type dummy: EOPNOTSUPP${dummy.kernelMessage ? `, "${dummy.kernelMessage}"` : ''}); using a port-less bridge, which holds addresses the same way`
     // not logged here: it is one of the interface's notes, which the daemon logs once and `status` shows
-    const bridge = await socket.request((seq) => newLinkRequest({ seq, name, kind: 'bridge' }), { what: `RTM_NEWLINK ${name} type bridge` })
+    const bridge = await socket.request((seq) => newLinkRequest({ seq, name, kind: 'bridge', group: LINK_CREATE_GROUP }), { what: `RTM_NEWLINK ${name} type bridge` })
     if (bridge.errno === 0) return { fallback: why }
     if (bridge.errno === LINUX_ERRNO.EEXIST) return { raced: true }
     throw netlinkError('RTM_NEWLINK', bridge.errno, { detail: `${name} type bridge (dummy unavailable)`, ...kernel(bridge.kernelMessage) })
@@ -265,18 +266,22 @@ export class LinuxNetlinkInterface extends InterfaceBase {
     }
   }
 
-  /** The IPv4 addresses on the link, read from the kernel (RTM_GETADDR dump). */
+  /**
+   * The endpoint addresses on the link, read from the kernel (RTM_GETADDR dump): each IPv4 /32 inside the subnet, once.
+   * Another prefix or an address outside the subnet is someone else's (`ip addr add … dev ngrokd0`): not listed, so the
+   * daemon never removes it (the driver contract: never list an address you did not add).
+   */
   override async listAddresses({ signal }: { signal?: AbortSignal } = {}): Promise<string[]> {
     const state = this.#requireOpen('listAddresses')
     throwIfAborted(signal, 'listAddresses')
     const messages = await state.socket.dump((seq) => getAddrDumpRequest({ seq }), { what: 'RTM_GETADDR dump' })
-    const out: string[] = []
+    const out = new Set<string>()
     for (const m of messages) {
       const a = decodeAddr(m)
       const address = a.local ?? a.address
-      if (a.family === AF_INET && a.index === state.index && address !== undefined) out.push(address)
+      if (a.family === AF_INET && a.index === state.index && a.prefixlen === 32 && address !== undefined && subnetContains(state.subnet, address)) out.add(address)
     }
-    return out
+    return [...out]
   }
 
   /**
@@ -352,6 +357,14 @@ async function defaultTransport(): Promise<NetlinkTransport> {
  */
 export const LINK_TAG = 'ngrokd: endpoint addresses (managed by ngrokd, deleted when it stops)'
 
+/**
+ * The link group (IFLA_GROUP) ngrokd puts the link in with its create request, before the tag (a second request) can be
+ * set: 0x6e67, "ng" in ASCII (`ip link` prints `group 28263`). It tells a link a start made and could not tag from a
+ * user's of the same name (group 0, `default`, unless its owner chose one). Not the link-layer address: a bridge given
+ * one in its create request has no carrier until it has a port.
+ */
+export const LINK_CREATE_GROUP = 0x6e67
+
 /** Tags a link just created as ngrokd's (the kernel ignores IFLA_IFALIAS in the create request itself). */
 async function tagLink(socket: RouteSocket, link: LinkMessage): Promise<void> {
   const { index } = link
@@ -362,11 +375,12 @@ async function tagLink(socket: RouteSocket, link: LinkMessage): Promise<void> {
 
 /**
  * Whether `link` is what a start stopped between creating the link and tagging it leaves: a dummy or bridge of the
- * configured name without any alias, down, without ports or addresses. Nothing can be using such a link, so it is
- * taken as ngrokd's rather than refused at every later start (and `cleanup`).
+ * configured name in ngrokd's {@link LINK_CREATE_GROUP} and without an alias, down, without ports or addresses. Nothing can be
+ * using such a link, so it is taken as ngrokd's rather than refused at every later start (and `cleanup`). A user's
+ * link of that name, fresh and down as it may be, is not in the group: refused, never deleted.
  */
 async function leftUntagged(socket: RouteSocket, link: LinkMessage, links: readonly LinkMessage[]): Promise<boolean> {
-  if (link.alias || !link.kind || !LINK_KINDS_WE_MAKE.has(link.kind) || link.flags & IFF_UP) return false
+  if (link.alias || link.group !== LINK_CREATE_GROUP || !link.kind || !LINK_KINDS_WE_MAKE.has(link.kind) || link.flags & IFF_UP) return false
   if (links.some((l) => l.master === link.index)) return false
   return (await dumpAddresses(socket)).every((a) => a.index !== link.index)
 }
@@ -396,10 +410,11 @@ function checkAdoptable(link: LinkMessage, links: readonly LinkMessage[]): void 
 }
 
 function validateName(name: string): void {
-  // dev_valid_name() in net/core/dev.c: 1..IFNAMSIZ-1 bytes, not "." or "..", no '/', ':' or whitespace.
-  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) >= IFNAMSIZ || name === '.' || name === '..' || /[/:\s]/.test(name)) {
+  // dev_valid_name() in net/core/dev.c: 1..IFNAMSIZ-1 bytes, not "." or "..", no '/', ':' or whitespace; and no '%',
+  // which RTM_NEWLINK takes for a template (dev_get_valid_name: "ngk%d" makes ngk0, ngk1, … under another name)
+  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) >= IFNAMSIZ || name === '.' || name === '..' || /[/:%\s]/.test(name)) {
     throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `linux-netlink: invalid interface name ${JSON.stringify(name)}`, {
-      hint: `use 1 to ${IFNAMSIZ - 1} characters without '/', ':' or spaces, e.g. ngrokd0`,
+      hint: `use 1 to ${IFNAMSIZ - 1} characters without '/', ':', '%' or spaces, e.g. ngrokd0`,
     })
   }
 }

@@ -293,6 +293,26 @@ export function testInterfaceDriver<O extends object = Record<string, unknown>>(
       })
     })
 
+    check('open({ adoptOnly: true }) adopts what a stopped instance left, and its close({ removeInterface: true }) deletes it (what ngrokd cleanup does)', skip.reopen || skip.removeInterface, async () => {
+      await withInterface(async ({ iface, create, addresses }) => {
+        await iface.addAddress({ address: addresses[0]! })
+        // what a crash leaves (the interface and its addresses; a dead process holds no session of it): cleanup opens
+        // another instance with adoptOnly and removes
+        await iface.close({ removeInterface: false })
+        const cleanup = await create()
+        const adopted = await cleanup.open({ ...openOptions, adoptOnly: true })
+        assert.equal(adopted.adopted, true, 'open({ adoptOnly: true }) of an existing interface must adopt it')
+        assert.notEqual(adopted.absent, true, 'open({ adoptOnly: true }) of an existing interface must not report it absent')
+        assertSameSet(await cleanup.listAddresses(), [addresses[0]!], 'listAddresses() of the instance that adopted it')
+        await cleanup.close({ removeInterface: true })
+        const after = await create()
+        const found = await after.open({ ...openOptions, adoptOnly: true })
+        // absent (a driver that honours adoptOnly), or made afresh (one that ignores it): never adopted again
+        assert.ok(found.absent === true || found.adopted === false, `after close({ removeInterface: true }) of the adopting instance, open({ adoptOnly: true }) found the interface again (${JSON.stringify(found)}): ngrokd cleanup would say it removed what it left`)
+        if (!found.absent) assertSameSet(await after.listAddresses(), [], 'listAddresses() after the adopting instance removed the interface')
+      })
+    })
+
     check('the system shows the addresses listAddresses() lists, read without the driver (inspect)', skip.systemView, async () => {
       await withInterface(async ({ iface, info, env, addresses }) => {
         const ours = new Set(addresses)

@@ -102,6 +102,7 @@ export const IFLA_MASTER = 10
 export const IFLA_OPERSTATE = 16
 export const IFLA_LINKINFO = 18
 export const IFLA_IFALIAS = 20
+export const IFLA_GROUP = 27
 export const IFLA_EXT_MASK = 29
 export const IFLA_INFO_KIND = 1 // nested in IFLA_LINKINFO
 export const IFLA_INFO_DATA = 2 // nested in IFLA_LINKINFO

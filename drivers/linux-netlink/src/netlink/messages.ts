@@ -20,6 +20,7 @@ import {
   IFF_UP,
   IFINFOMSG_LEN,
   IFLA_EXT_MASK,
+  IFLA_GROUP,
   IFLA_IFALIAS,
   IFLA_IFNAME,
   IFLA_INFO_KIND,
@@ -189,12 +190,16 @@ const CHANGE = NLM_F_REQUEST | NLM_F_ACK
 const CREATE_NEW = NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE
 const DUMP = NLM_F_REQUEST | NLM_F_DUMP
 
-/** `ip link add NAME type KIND`. IFLA_INFO_KIND goes without a NUL, as iproute2 sends it. */
-export function newLinkRequest({ seq, name, kind }: { seq: number; name: string; kind: string }): Buffer {
+/**
+ * `ip link add NAME [group N] type KIND`. IFLA_INFO_KIND goes without a NUL, as iproute2 sends it. The kernel sets
+ * IFLA_GROUP as it creates the link (rtnl_create_link), unlike IFLA_IFALIAS.
+ */
+export function newLinkRequest({ seq, name, kind, group }: { seq: number; name: string; kind: string; group?: number }): Buffer {
   return encodeMessage(
     { type: RTM_NEWLINK, flags: CREATE_NEW, seq },
     encodeIfinfomsg(),
     encodeStringAttr(IFLA_IFNAME, name),
+    ...(group === undefined ? [] : [encodeU32Attr(IFLA_GROUP, group)]),
     encodeNestedAttr(IFLA_LINKINFO, [encodeStringAttr(IFLA_INFO_KIND, kind, { nul: false })]),
   )
 }
@@ -377,6 +382,8 @@ export interface LinkMessage {
   master?: number
   /** IFLA_IFALIAS: the free-text alias (`ip link set NAME alias …`), where ngrokd tags its own link. */
   alias?: string
+  /** IFLA_GROUP: the link's group (`ip link` prints `group default` for 0). */
+  group?: number
 }
 
 export function decodeLink(msg: NetlinkMessage): LinkMessage {
@@ -395,6 +402,8 @@ export function decodeLink(msg: NetlinkMessage): LinkMessage {
   if (master) link.master = master
   const alias = attrString(attrs.get(IFLA_IFALIAS))
   if (alias) link.alias = alias
+  const group = attrU32(attrs.get(IFLA_GROUP))
+  if (group) link.group = group
   return link
 }
 

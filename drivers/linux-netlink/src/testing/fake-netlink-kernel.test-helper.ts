@@ -9,6 +9,7 @@ import {
   IFA_ADDRESS,
   IFA_LOCAL,
   IFF_UP,
+  IFLA_GROUP,
   IFLA_IFALIAS,
   IFLA_IFNAME,
   IFLA_INFO_KIND,
@@ -38,6 +39,7 @@ import { LINUX_ERRNO } from '../netlink/errno.js'
 import {
   attrIpv4,
   attrString,
+  attrU32,
   encodeIfaddrmsg,
   encodeIfinfomsg,
   encodeIpv4Attr,
@@ -59,6 +61,8 @@ export interface FakeLink {
   kind?: string
   /** IFLA_IFALIAS; an empty one clears it, as in the kernel. */
   alias?: string
+  /** IFLA_GROUP: the create request's, else 0. */
+  group?: number
   flags: number
   master?: number
   addresses: Set<string>
@@ -237,11 +241,12 @@ export class FakeNetlinkKernel implements NetlinkTransport {
       case RTM_GETADDR: {
         const out: Buffer[] = []
         for (const l of this.links.values()) {
-          for (const a of l.addresses) {
+          for (const entry of l.addresses) {
+            const [a, prefix] = entry.split('/') as [string, string | undefined] // a test's `10.0.0.2/24`: another prefix
             out.push(
               encodeMessage(
                 { type: RTM_NEWADDR, flags: NLM_F_MULTI, seq: m.seq },
-                encodeIfaddrmsg({ family: AF_INET, prefixlen: 32, index: l.index }),
+                encodeIfaddrmsg({ family: AF_INET, prefixlen: prefix === undefined ? 32 : Number(prefix), index: l.index }),
                 encodeIpv4Attr(IFA_ADDRESS, a),
                 encodeIpv4Attr(IFA_LOCAL, a),
               ),
@@ -288,7 +293,8 @@ export class FakeNetlinkKernel implements NetlinkTransport {
     const kind = attrString(parseAttrs(attrs.get(IFLA_LINKINFO) ?? Buffer.alloc(0)).get(IFLA_INFO_KIND))
     if (this.linkByName(name)) return this.#ack(m, LINUX_ERRNO.EEXIST)
     if (!kind || !this.#kinds.has(kind)) return this.#ack(m, LINUX_ERRNO.EOPNOTSUPP)
-    this.addLink(name, kind)
+    const group = attrU32(attrs.get(IFLA_GROUP))
+    this.addLink(name, kind, group ? { group } : {})
     this.#ack(m, 0)
   }
 
@@ -300,6 +306,7 @@ export class FakeNetlinkKernel implements NetlinkTransport {
       ...(link.kind ? [encodeNestedAttr(IFLA_LINKINFO, [encodeStringAttr(IFLA_INFO_KIND, link.kind)])] : []),
       ...(link.master ? [encodeU32Attr(IFLA_MASTER, link.master)] : []),
       ...(link.alias ? [encodeStringAttr(IFLA_IFALIAS, link.alias)] : []),
+      encodeU32Attr(IFLA_GROUP, link.group ?? 0),
     )
   }
 
