@@ -12,6 +12,7 @@ import { resolveDriver } from '../driver/resolve-driver.js'
 import type { DriverRequirement } from '../driver/define-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
+import { wellFormedChecks } from './check-shape.js'
 import { configProblems, daemonChecks, runningInterfaceChecks } from './daemon-checks.js'
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
@@ -106,9 +107,9 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
       ...config.net.driverOptions,
     })
     // a running daemon's driver checks the interface it has open: its check replaces the module's of the same id
-    const live = await runningInterfaceChecks(config)
+    const live = wellFormedChecks(await runningInterfaceChecks(config), 'driver.diagnose', `the running daemon's driver ${resolved.name}`, 'NGROKD_ERR_DRIVER_FAILED')
     const liveIds = new Set(live.map((c) => c.id))
-    report(...(driverChecks ?? []).filter((c) => !liveIds.has(c.id)), ...live)
+    report(...wellFormedChecks(driverChecks ?? [], 'driver.diagnose', `driver ${resolved.name}: diagnose()`, 'NGROKD_ERR_DRIVER_FAILED').filter((c) => !liveIds.has(c.id)), ...live)
   } catch (e) {
     report(failed('driver.resolve', e))
   }

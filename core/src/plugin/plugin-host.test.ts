@@ -462,6 +462,19 @@ describe('PluginHost', () => {
     assert.match(checks[1]!.summary, /its doctor checks failed: the doctor checks of plugin slowdoc did not finish within 0\.05 s/)
   })
 
+  it('a doctor check of the wrong shape (no id, an unknown status, not an array) becomes a failing check naming what is wrong; the good ones stay', async () => {
+    const bad = await plugin('baddoc.mjs', `{ name: 'baddoc', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+      ctx.addDoctorChecks(async () => [{ nonsense: true }, { id: 'baddoc.status', status: 'great', summary: 'x' }, { id: 'baddoc.fine', status: 'ok', summary: 'fine' }])
+      ctx.addDoctorChecks(async () => 'all good') } }`)
+    const host = await load([bad], new Registry())
+    const checks = await host.doctorChecks()
+    assert.deepEqual(checks.map((c) => [c.id, c.status]), [['plugin.baddoc', 'ok'], ['plugin.baddoc', 'fail'], ['plugin.baddoc', 'fail'], ['baddoc.fine', 'ok'], ['plugin.baddoc', 'fail']])
+    assert.match(checks[1]!.summary, /^plugin baddoc: its doctor checks gave a malformed check: a check without a string id \(\{"nonsense":true\}\)$/)
+    assert.match(checks[2]!.summary, /check baddoc\.status has status "great", not ok, warn, fail or skip/)
+    assert.match(checks[4]!.summary, /gave "all good", not an array of checks/)
+    assert.ok(checks.every((c) => typeof c.id === 'string' && typeof c.summary === 'string'))
+  })
+
   it('the metrics a plugin registered before its register() threw are not exported', async () => {
     const leaves = await plugin('leaves.mjs', `{ name: 'leaves', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
       ctx.metrics.registerMetric({ name: 'leaves_leftover_total', help: 'x', type: 'counter', aggregator: 'sum', reset() {}, get: async () => ({ name: 'leaves_leftover_total', help: 'x', type: 'counter', aggregator: 'sum', values: [{ value: 0, labels: {} }] }) })

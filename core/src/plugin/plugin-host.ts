@@ -10,6 +10,7 @@ import { resolvePlugin } from './resolve-plugin.js'
 import { PluginNameResolver } from './plugin-name-resolver.js'
 import { pluginRouteKey } from './plugin-routes.js'
 import { within } from './within.js'
+import { wellFormedChecks as wellFormed } from '../doctor/check-shape.js'
 import { isSecretName, redactSecretOptions } from '../config/redact-secret.js'
 import { ConfigInvalidError, type ConfigIssue, type ConfigOrigin } from '../config/config-invalid-error.js'
 import type { DaemonConfig } from '../config/daemon-config.js'
@@ -555,7 +556,7 @@ export class PluginHost {
       if (p.status.state === 'failed') continue
       for (const fn of p.doctorChecks) {
         try {
-          checks.push(...(await within(fn, Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `the doctor checks of plugin ${p.plugin.name}`)))
+          checks.push(...wellFormed(await within(fn, Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `the doctor checks of plugin ${p.plugin.name}`), id, `plugin ${p.plugin.name}: its doctor checks`))
         } catch (e) {
           checks.push({ id, status: 'fail', summary: `plugin ${p.plugin.name}: its doctor checks failed: ${(e as Error).message}`, code: 'NGROKD_ERR_PLUGIN_FAILED' })
         }
@@ -565,7 +566,7 @@ export class PluginHost {
         const seen = new Set(checks.map((c) => c.id))
         try {
           const own = await within(() => resolver.diagnose(), Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `diagnose() of name resolver ${resolver.resolver} of plugin ${p.plugin.name}`)
-          checks.push(...own.filter((c) => !seen.has(c.id)))
+          checks.push(...wellFormed(own, `${id}.resolver`, `plugin ${p.plugin.name}: diagnose() of its name resolver ${resolver.resolver}`).filter((c) => !seen.has(c.id)))
         } catch (e) {
           checks.push({ id: `${id}.resolver`, status: 'fail', summary: `plugin ${p.plugin.name}: diagnose() of its name resolver ${resolver.resolver} failed: ${(e as Error).message}`, code: 'NGROKD_ERR_PLUGIN_FAILED' })
         }
@@ -664,3 +665,4 @@ export class PluginHost {
     return undefined
   }
 }
+

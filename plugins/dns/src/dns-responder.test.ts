@@ -292,6 +292,30 @@ describe('answerQuery', () => {
     assert.equal(reply.readUInt16BE(2) & 0xf, 4, 'NOTIMP')
   })
 
+  it('answers counts the message cannot hold (a bare header of 0xffff counts) FORMERR without decoding it: dns-packet would make arrays of 4 × 65,535 first', () => {
+    const zone = new Map([['api.prod', '10.107.0.2']])
+    const decode = dnsPacket.decode
+    let decoded = 0
+    dnsPacket.decode = ((...args: Parameters<typeof decode>) => {
+      decoded++
+      return decode(...args)
+    }) as typeof decode
+    try {
+      const hostile = Buffer.from('0001 0000 ffff ffff ffff ffff'.replace(/ /g, ''), 'hex')
+      const reply = answerQuery(hostile, zone, servedSuffixes(zone), 5)!
+      assert.equal(reply.readUInt16BE(0), 1, 'its id')
+      assert.equal(reply.readUInt16BE(2) & 0xf, 1, 'FORMERR')
+      const oneTooMany = query('api.prod')
+      oneTooMany.writeUInt16BE(1, 10) // ARCOUNT 1 with no room left for a record
+      assert.equal(answerQuery(oneTooMany, zone, servedSuffixes(zone), 5)!.readUInt16BE(2) & 0xf, 1, 'FORMERR')
+      assert.equal(decoded, 0, 'neither was decoded')
+      assert.equal(answerQuery(query('api.prod'), zone, servedSuffixes(zone), 5)!.readUInt16BE(2) & 0xf, 0, 'a query that fits is answered')
+      assert.equal(decoded, 1)
+    } finally {
+      dnsPacket.decode = decode
+    }
+  })
+
   it('refuses a name with a dot inside a label (api\\.prod is one label), echoing the question as sent', () => {
     const zone = new Map([['api.prod', '10.107.0.2']])
     // header, then the one label "api.prod" (8 bytes), the root, QTYPE A, QCLASS IN
