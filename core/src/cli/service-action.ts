@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs'
 import { mkdir, unlink } from 'node:fs/promises'
-import { delimiter, dirname, isAbsolute, join, resolve, sep, win32 } from 'node:path'
+import { basename, delimiter, dirname, isAbsolute, join, resolve, sep, win32 } from 'node:path'
 import { loadConfig, instanceOf, DEFAULT_CONFIG_PATH } from '../config/index.js'
 import { readEnvOverrides } from '../config/env-overrides.js'
 import { instanceConfigPath } from '../config/instance.js'
@@ -72,6 +72,9 @@ function serviceEnvironment(env: NodeJS.ProcessEnv = process.env): { environment
   return { environment, ...(apiKeyVariable ? { apiKeyVariable } : {}) }
 }
 
+/** Runtime folders shared with the rest of the system, which a service's control socket must not sit directly in. */
+const SHARED_RUNTIME_DIRS: ReadonlySet<string> = new Set(['/', '/run', '/var/run', '/tmp', '/dev/shm', '/var/tmp'])
+
 /** The programs and the config file the service runs. */
 interface ServicePaths {
   nodePath: string
@@ -82,12 +85,19 @@ interface ServicePaths {
 function planFor(config: DaemonConfig, { nodePath, cliPath, configPath }: ServicePaths, environment: Record<string, string>): ServicePlan {
   const stopSeconds = Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS
   if (process.platform === 'linux') {
+    const socketDir = dirname(config.control.socket)
+    // the unit makes the socket's folder writable to the service: never a folder systemd and udev read units and rules from
+    if (SHARED_RUNTIME_DIRS.has(socketDir)) {
+      throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `control.socket ${config.control.socket} is directly in ${socketDir}: the service would have to be able to write all of ${socketDir} (where systemd and udev read units and rules), which would undo its sandbox`, {
+        hint: `put the socket in a folder of its own: control.socket: /run/ngrokd/${basename(config.control.socket)} (the default is /run/ngrokd/ngrokd.sock)`,
+      })
+    }
     const s = systemdService({
       nodePath,
       cliPath,
       environment,
       ...(configPath ? { configPath } : {}),
-      writablePaths: [config.stateDir, config.names.hostsFile, dirname(config.control.socket)],
+      writablePaths: [config.stateDir, config.names.hostsFile, socketDir],
       stopTimeoutSeconds: stopSeconds,
       ...instanceOf(config),
       ...(config.control.group ? { controlGroup: true } : {}),

@@ -7,8 +7,8 @@ import type { DaemonConfig } from './daemon-config.js'
  * account on one machine. Every key that would make two daemons meet gets an instance default here,
  * used unless the file or the environment sets the key; the hosts block is the instance's own
  * (hosts-block.ts). One rule each:
- * - state_dir `/var/lib/ngrokd` → `/var/lib/ngrokd-work`; control.socket `/run/ngrokd.sock` →
- *   `/run/ngrokd-work.sock` (the name goes before the extension);
+ * - state_dir `/var/lib/ngrokd` → `/var/lib/ngrokd-work`; control.socket `/run/ngrokd/ngrokd.sock` →
+ *   `/run/ngrokd/ngrokd-work.sock` (the name goes before the extension);
  * - net.interface_name `ngrokd-work` (8 characters of name keep it within IFNAMSIZ − 1 = 15);
  * - net.subnet one /16 of 10.108.0.0–10.127.255.255, from a hash of the name: stable, and apart
  *   from the default 10.107.0.0/16. Two instances whose names hash alike are told by the interface

@@ -29,7 +29,7 @@ describe('resolveConfig: defaults', () => {
       net: { driver: 'auto', interfaceName: 'ngrokd0', subnet: '10.107.0.0/16', driverOptions: {}, force: false, network: { startPort: 20_000 } },
       names: { resolver: 'hosts-file', hostsFile: '/etc/hosts', allow: [], deny: [] },
       stateDir: '/var/lib/ngrokd',
-      control: { socket: '/run/ngrokd.sock' },
+      control: { socket: '/run/ngrokd/ngrokd.sock' },
       log: { level: 'info' },
       cleanup: { removeInterfaceOnStop: true },
       forwarder: {

@@ -54,7 +54,7 @@ export interface ControlPipe {
 
 /**
  * The pipe name of `control.socket` on Windows: a `\\.\pipe\<name>` path or a bare name as given; a POSIX path (the
- * default `/run/ngrokd.sock`, an instance's `/run/ngrokd-work.sock`) by its file name without `.sock`.
+ * default `/run/ngrokd/ngrokd.sock`, an instance's `/run/ngrokd/ngrokd-work.sock`) by its file name without `.sock`.
  */
 export function windowsPipeName(socket: string): string {
   if (socket.toLowerCase().startsWith(PIPE_PREFIX)) return socket

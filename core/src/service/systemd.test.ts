@@ -13,7 +13,7 @@ const options = {
   nodePath: process.execPath,
   cliPath: NGROKD_BIN,
   configPath: '/etc/ngrokd/config.yml',
-  writablePaths: ['/var/lib/ngrokd', '/etc/hosts', '/run'],
+  writablePaths: ['/var/lib/ngrokd', '/etc/hosts', '/run/ngrokd'],
   stopTimeoutSeconds: 45,
 }
 
@@ -43,7 +43,9 @@ test('the unit runs ngrokd with absolute paths, reloads on SIGHUP, cleans up aft
   assert.equal(svc.get('AmbientCapabilities'), 'CAP_NET_ADMIN CAP_NET_BIND_SERVICE')
   assert.equal(svc.get('NoNewPrivileges'), 'yes')
   assert.equal(svc.get('ProtectSystem'), 'strict')
-  assert.equal(svc.get('ReadWritePaths'), '-/var/lib/ngrokd -/etc/hosts -/run')
+  assert.equal(svc.get('ReadWritePaths'), '-/var/lib/ngrokd -/etc/hosts -/run/ngrokd')
+  for (const key of ['ProtectKernelLogs', 'ProtectClock', 'ProtectHostname', 'RestrictRealtime']) assert.equal(svc.get(key), 'yes', key)
+  assert.equal(svc.get('SystemCallArchitectures'), 'native')
   assert.equal(svc.get('RuntimeDirectory'), 'ngrokd')
   assert.equal(section(s.unit, 'Install').get('WantedBy'), 'multi-user.target')
   assert.equal(svc.get('SyslogIdentifier'), 'ngrokd')
