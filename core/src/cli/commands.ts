@@ -9,6 +9,7 @@ import { liveHolderFor } from '../daemon/instance-lock.js'
 import { instanceConfigPath } from '../config/instance.js'
 import type { PluginStatus } from '../plugin/plugin-host.js'
 import { apiKeyCheckTimeoutMs, checkApiKey, saveApiKeyFile } from '../daemon/api-key-file.js'
+import { silentLogger } from '../contracts/logger.js'
 import { NON_LOCAL_CLIENT } from '../contracts/forwarder.js'
 import type { RejectedEndpoint } from '../protocol/endpoints.js'
 import type { CleanupReport } from '../daemon/cleanup.js'
@@ -505,8 +506,15 @@ const setApiKeyCommand = defineCommand({
       )
     } catch (e) {
       if (!(e instanceof Error && /not running/.test(e.message))) throw e
+      // asked here as the daemon would ask it: a key the API refuses is not saved, for the next start to be refused
+      const { askApiAboutKey } = await import('../daemon/api-key-check.js')
+      const unverified = await askApiAboutKey(key, config.api, silentLogger)
       const path = await saveApiKeyFile(config.stateDir, key)
-      console.log(`ngrokd is not running; API key saved to ${path} for its next start`)
+      console.log(
+        unverified
+          ? `ngrokd is not running; API key saved to ${path} for its next start, but not verified: the ngrok API could not be asked (${unverified})`
+          : `the ngrok API accepted the key; ngrokd is not running: saved to ${path} for its next start`,
+      )
     }
     // the saved key is the last resort at a start: a configured one wins over it
     if (apiKeyOrigin) console.error(`warning: ${apiKeyOrigin} also names an API key, and it wins at the next start: remove it there so that this key is used`)

@@ -90,3 +90,4 @@ export async function saveApiKeyFile(stateDir: string, key: unknown): Promise<st
 export function apiKeyCheckTimeoutMs(apiTimeoutMs: number): number {
   return Math.min(apiTimeoutMs, 30_000)
 }
+

@@ -28,7 +28,8 @@ import { ALLOCATOR, FORWARDER, INTERFACE, NAME_RESOLVER } from '../di/tokens.js'
 import type { NameResolverHealth } from '../contracts/name-resolver.js'
 import { NetworkPorts } from '../network/network-ports.js'
 import { ApiKeySource, refusedKeyHint } from './api-key-source.js'
-import { apiKeyCheckTimeoutMs, checkApiKey } from './api-key-file.js'
+import { checkApiKey } from './api-key-file.js'
+import { askApiAboutKey } from './api-key-check.js'
 import { controlRoutes, type DaemonPhase, type DaemonStatus, type PollStatus } from './control-api.js'
 import { describeStatus, metricsSnapshot, type StatusSources } from './status.js'
 import { EndpointPoller } from './endpoint-poller.js'
@@ -436,16 +437,9 @@ export class Daemon {
   private async setApiKey(key: unknown): Promise<{ ok: true; saved: string; unverified?: string }> {
     const checked = checkApiKey(key)
     // one attempt, bounded: the CLI waits for this answer and must hear it
-    const probe = new NgrokApiClient({ baseUrl: this.config.api.url, apiKey: checked, logger: this.logger, userAgent: USER_AGENT, timeoutMs: apiKeyCheckTimeoutMs(this.config.api.timeoutMs), maxRetries: 0, signal: this.stopped.signal })
-    let unverified: string | undefined
-    try {
-      await probe.listOperators()
-    } catch (e) {
-      if (isNgrokApiError(e, 401) || isNgrokApiError(e, 403)) {
-        throw new NgrokdError('NGROKD_ERR_API', `the ngrok API refused this key (HTTP ${e.status}): it was not saved, and the daemon keeps the one it has`, { cause: e, ...(e.hint ? { hint: e.hint } : {}) })
-      }
-      unverified = formatError(e).split('\n')[0]
-    }
+    const unverified = await askApiAboutKey(checked, this.config.api, this.logger, this.stopped.signal).catch((e: unknown) =>
+      Promise.reject(isNgrokdError(e) ? new NgrokdError(e.code, `${e.message}, and the daemon keeps the one it has`, { cause: e.cause, ...(e.hint ? { hint: e.hint } : {}) }) : e),
+    )
     const saved = await this.apiKeys.set(checked)
     // the running daemon's calls (polls, renewals, a registration under way) use it from now on
     this.api?.useApiKey(checked)

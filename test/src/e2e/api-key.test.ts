@@ -133,14 +133,23 @@ describe('ngrokd run without an API key', { skip: netnsSkip }, () => {
     assert.ok(!log.includes(newKey) && !log.includes(oldKey), 'neither key reaches the log')
   })
 
-  test('with no daemon running, set-api-key saves the key 0600 for the next start', async () => {
+  test('with no daemon running, set-api-key asks the API itself: a refused key is not saved, an accepted one is saved 0600 for the next start', async () => {
     await daemon.stop()
     const other = join(dir, 'other.json')
-    writeFileSync(other, JSON.stringify({ state_dir: join(dir, 'other-state'), control: { socket: join(dir, 'none.sock') } }))
-    const set = await ngrokdCli(['set-api-key', '--config', other], { stdin: 'abcdEFGH1234_key\n' })
+    writeFileSync(other, JSON.stringify({ api: { url: sim.apiUrl }, state_dir: join(dir, 'other-state'), control: { socket: join(dir, 'none.sock') } }))
+    const refused = await ngrokdCli(['set-api-key', '--config', other], { stdin: 'abcdEFGH1234_key\n' })
+    assert.equal(refused.code, 1, refused.stdout)
+    assert.match(refused.stderr, /the ngrok API refused this key \(HTTP 401\): it was not saved/)
+    assert.equal(existsSync(join(dir, 'other-state', 'api-key')), false)
+    const set = await ngrokdCli(['set-api-key', '--config', other], { stdin: `${sim.apiKey}\n` })
     assert.equal(set.code, 0, set.stderr)
-    assert.match(set.stdout, /not running; API key saved/)
+    assert.match(set.stdout, /^the ngrok API accepted the key; ngrokd is not running: saved to .*api-key for its next start$/m)
     assert.equal(statSync(join(dir, 'other-state', 'api-key')).mode & 0o777, 0o600)
+    // the API out of reach: saved, and said to be unverified
+    writeFileSync(other, JSON.stringify({ api: { url: 'http://127.0.0.1:9' }, state_dir: join(dir, 'other-state'), control: { socket: join(dir, 'none.sock') } }))
+    const unreachable = await ngrokdCli(['set-api-key', '--config', other], { stdin: 'abcdEFGH1234_key\n' })
+    assert.equal(unreachable.code, 0, unreachable.stderr)
+    assert.match(unreachable.stdout, /not running; API key saved to .* for its next start, but not verified: the ngrok API could not be asked/)
   })
 })
 
