@@ -16,6 +16,7 @@ if [ "${NGROKD_IN_NETNS_INNER:-}" = 1 ]; then
   trap 'exit 130' INT
   trap 'exit 143' TERM
   cp /etc/hosts "$hosts"
+  chmod 0644 "$hosts" # as /etc/hosts is: readable to every user (mktemp makes it 0600)
   mount --bind "$hosts" /etc/hosts
   status=0
   NGROKD_TEST_NETNS=1 "$@" || status=$?
