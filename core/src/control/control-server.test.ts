@@ -42,6 +42,25 @@ test('the socket is created 0600 and answers JSON routes; close removes it', () 
     await assert.rejects(controlRequest(socketPath, 'GET', '/v1/status'), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONTROL') && /not running/.test((e as Error).message))
   }))
 
+test('repair(): a socket file removed under the server is made again (0600) and answers; one that is there is left alone', () =>
+  withDir(async (dir) => {
+    const socketPath = join(dir, 'ngrokd.sock')
+    const server = new ControlServer({ socketPath, logger: silentLogger, routes: { 'GET /v1/status': () => ({ phase: 'running' }) } })
+    assert.equal(await server.repair(), undefined, 'before start(): nothing to repair')
+    await server.start()
+    try {
+      assert.equal(await server.repair(), undefined)
+      await rm(socketPath)
+      await assert.rejects(controlRequest(socketPath, 'GET', '/v1/status'), /not running/)
+      assert.equal(await server.repair(), `the control socket ${socketPath} was removed under the daemon: made it again`)
+      assert.equal((await stat(socketPath)).mode & 0o777, 0o600)
+      assert.deepEqual(await controlRequest(socketPath, 'GET', '/v1/status'), { phase: 'running' })
+    } finally {
+      await server.close()
+    }
+    await assert.rejects(stat(socketPath), { code: 'ENOENT' })
+  }))
+
 test('a stale socket left by a crash is replaced; a live one is an error; a regular file is never deleted', () =>
   withDir(async (dir) => {
     const socketPath = join(dir, 'ngrokd.sock')

@@ -150,6 +150,29 @@ export class ControlServer {
   }
 
   /**
+   * The socket file removed under the daemon (`rm`, a cleanup of /run) leaves it listening where no client finds it:
+   * it is made again. Resolves a sentence for the log saying so, or undefined when the file is there (or on Windows,
+   * whose pipes have no file, or before start()).
+   */
+  async repair(): Promise<string | undefined> {
+    if (this.servers.length === 0 || (this.options.platform ?? process.platform) === 'win32') return undefined
+    const { socketPath } = this.options
+    const gone = await lstat(socketPath).then(
+      () => false,
+      (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+    )
+    if (!gone) return undefined
+    const servers = this.servers
+    this.servers = []
+    for (const server of servers) {
+      server.closeAllConnections?.()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+    await this.start()
+    return `the control socket ${socketPath} was removed under the daemon: made it again`
+  }
+
+  /**
    * Windows: the control API on named pipes (windows-pipe-security.ts): `\\.\pipe\<name>` for every route,
    * SYSTEM and Administrators only, and with `control.group` a `-read` pipe for the GET routes that the
    * group may open. Each pipe's DACL and owner (Administrators, what clients check) are set right after listen(),

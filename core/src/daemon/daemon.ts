@@ -138,6 +138,8 @@ export class Daemon {
   private stateLockLost = false
   /** What was last said of why it is not held again: a failure that repeats on every poll is said once. */
   private stateDirSaid?: string
+  /** What was last said of a control socket that could not be made again (said once while it repeats). */
+  private controlSocketSaid?: string
 
   private current: DaemonConfig
   /** The keys the last reload found changed that take effect only at a restart (against the config the daemon started on). */
@@ -243,6 +245,7 @@ export class Daemon {
         list: () => this.listBoundEndpoints(),
         beforePoll: async () => {
           await this.keepStateDir()
+          await this.keepControlSocket()
           await this.renewCertificate()
           // until it passes again; and one due while the listing fails, once restored services have their addresses
           if (this.ingressCheck?.ok === false || (this.ingressCheckDue && (this.reconciler?.counts().serving ?? 0) > 0)) {
@@ -489,6 +492,19 @@ export class Daemon {
       deploymentName: config.registration.deploymentName,
       ...(config.registration.description ? { description: config.registration.description } : {}),
     })
+  }
+
+  /** The control socket removed under the daemon is made again before each poll (said at warn; a failure once while it repeats). */
+  private async keepControlSocket(): Promise<void> {
+    try {
+      const repaired = await this.control?.repair()
+      if (repaired) this.logger.warn(repaired)
+      this.controlSocketSaid = undefined
+    } catch (e) {
+      const said = formatError(e)
+      this.logger[this.controlSocketSaid === said ? 'debug' : 'error']({ err: e }, `the control socket ${this.config.control.socket} was removed under the daemon and cannot be made again; trying at the next poll: ${said}`)
+      this.controlSocketSaid = said
+    }
   }
 
   /**

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { CloudSimulator, type EchoReply } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
@@ -13,6 +13,7 @@ import { HOSTS_FILE, managedRecords, readHosts } from '../helpers/hosts-file.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
 import { deleteLink, kernelAddresses, linkExists } from '../helpers/ip-link.js'
 import { httpRequest } from '../helpers/clients.js'
+import { waitUntil } from '../helpers/wait-until.js'
 
 const net = netDriverCases('repair')[1]! // linux-netlink: a link of its own that can be deleted under it
 
@@ -72,6 +73,16 @@ describe('repair: what the daemon owns, changed under it, is put back', { skip: 
     await daemon.pollAfterNow()
     const said = logLines().filter((l) => l.msg.includes('removed from the interface under the daemon'))
     assert.deepEqual(said.map((l) => [l.level, l.msg]), [[40, `1 address (${first!.split('/')[0]}) was removed from the interface under the daemon: adding it back`]], 'said once')
+  })
+
+  test('the control socket removed: made again before the next poll, said once; status answers again', async () => {
+    rmSync(daemon.socketPath)
+    await waitUntil(() => existsSync(daemon.socketPath), { what: `${daemon.socketPath} made again` })
+    assert.equal((statSync(daemon.socketPath).mode & 0o777), 0o600)
+    await assertServing()
+    await daemon.pollAfterNow()
+    const said = logLines().filter((l) => l.msg.includes('was removed under the daemon: made it again'))
+    assert.deepEqual(said.map((l) => [l.level, l.msg]), [[40, `the control socket ${daemon.socketPath} was removed under the daemon: made it again`]], 'said once')
   })
 
   test('the hosts block edited away: written again', async () => {
