@@ -135,6 +135,25 @@ test('with cleanup.remove_interface_on_stop false the cleanup keeps the interfac
     assert.equal(system.interfaces.has('ngrkc0'), false)
   }))
 
+test("each plugin's cleanup() runs after the interface, told of a kept interface: what it removed is listed, a throw is listed as not removed", () =>
+  withDir(async (dir) => {
+    const { config: base, system, runDir } = await leftovers(dir)
+    const definePluginUrl = new URL('../plugin/define-plugin.js', import.meta.url).href
+    const write = (file: string, cleanup: string) =>
+      writeFile(join(dir, file), `import { definePlugin } from '${definePluginUrl}'\nexport default definePlugin({ name: '${file.replace('.mjs', '')}', version: '1.0.0', ngrokd: '^1.0.0', optionsSchema: { type: 'object', properties: { n: { type: 'integer', default: 3 } } }, register() {}, ${cleanup} })\n`)
+    await write('tidy.mjs', `async cleanup(ctx) { globalThis.__tidyCalls = [...(globalThis.__tidyCalls ?? []), { options: ctx.options, interface: ctx.interface, stateDir: ctx.stateDir }]; return ['its leftover'] }`)
+    await write('broken.mjs', `async cleanup() { throw new Error('cannot reach its store') }`)
+    const config: DaemonConfig = { ...base, configDir: dir, plugins: ['./tidy.mjs', './broken.mjs'], cleanup: { ...base.cleanup, removeInterfaceOnStop: false } }
+    const report = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }) })
+    assert.ok(report.removed.includes('its leftover (plugin tidy)'), report.removed.join('\n'))
+    assert.ok(report.failed.some((line) => line === 'what plugin broken left: cannot reach its store'), report.failed.join('\n'))
+    const calls = (globalThis as { __tidyCalls?: Array<{ options: unknown; interface?: { name: string }; stateDir: string }> }).__tidyCalls ?? []
+    assert.deepEqual(calls.map((c) => [c.options, c.interface?.name, c.stateDir]), [[{ n: 3 }, 'ngrkc0', config.stateDir]], 'options with defaults; the interface, kept, named')
+    // the interface removed: the plugin is not told of one
+    await cleanupLeftovers({ ...config, cleanup: { ...config.cleanup, removeInterfaceOnStop: true } }, recordingLogger(), { runDir, interface: new FakeInterface({ system }) })
+    assert.equal((globalThis as { __tidyCalls?: Array<{ interface?: unknown }> }).__tidyCalls!.at(-1)!.interface, undefined)
+  }))
+
 test('a run dir that is a file stops nothing either: the warning names it and its fix', () =>
   withDir(async (dir) => {
     const { config, system, runDir } = await leftovers(dir)

@@ -21,6 +21,9 @@ import { InstanceLock } from './instance-lock.js'
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { MACOS_RESOLVER_DIR, removeResolverFiles } from '../names/macos-resolver-files.js'
 import { loadWindowsNrptRegistry, NRPT_RECORD_FILE, WindowsNrpt, type NrptRegistry } from '../names/windows-nrpt.js'
+import { PluginHost, pluginSpecsOf, type CheckedPlugin } from '../plugin/plugin-host.js'
+import { PLUGIN_CLEANUP_TIMEOUT_MS, type PluginCleanupContext } from '../plugin/define-plugin.js'
+import { within } from '../plugin/within.js'
 
 /** Stands in for the forwarder while cleaning up: nothing listens, so there is nothing to carry. */
 const NO_FORWARDER: Forwarder = {
@@ -149,7 +152,7 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     }
     const platform = options.platform ?? process.platform
     // a dns plugin's routes outlive the daemon on macOS and Windows (files, registry keys): ngrokd's own go; on Linux
-    // systemd-resolved forgets a link's domains with the interface, which goes below
+    // systemd-resolved forgets a link's domains with the interface, which goes below (a kept one: the plugin's cleanup())
     if (platform === 'darwin') {
       const dir = options.resolverDir ?? MACOS_RESOLVER_DIR
       await removeResolverFiles({ dir, owner: config.stateDir }).then(
@@ -171,6 +174,8 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     } else if (config.names.resolver !== 'hosts-file') logger.warn(`names.resolver ${config.names.resolver}: names it published outside the hosts file are left to it`)
     // the driver's calls are a third party's: one that hangs (a close() that never settles) is reported, not waited for
     let driverWork = `the interface and its addresses (net.driver ${config.net.driver})`
+    // the interface when it stays (kept by cleanup.remove_interface_on_stop: false, or not removable): for the plugins
+    let keptInterface: { name: string; index?: number } | undefined
     const removeAddressesAndInterface = async (): Promise<void> => {
       const scope = await createDaemonScope({
         config,
@@ -200,6 +205,9 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
           },
         })
         if (scope.interfaceInfo.adopted && !interfaceFailed && removeInterface) removed.push(`interface ${scope.interfaceInfo.name} (${scope.driverName})`)
+        if (!scope.interfaceInfo.absent && (!removeInterface || interfaceFailed)) {
+          keptInterface = { name: scope.interfaceInfo.name, ...(scope.interfaceInfo.index === undefined ? {} : { index: scope.interfaceInfo.index }) }
+        }
       }
     }
     let timer: NodeJS.Timeout | undefined
@@ -212,11 +220,46 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     } finally {
       clearTimeout(timer)
     }
+    await cleanupPlugins(config, logger, options.platform ?? process.platform, keptInterface, removed, failed)
   } finally {
     await lock?.release()
     for (const dir of made) await rmdir(dir).catch(() => {}) // only empty ones, deepest first: never what a run left
   }
   return { removed, failed }
+}
+
+/**
+ * Each plugin of `plugins:` that has a `cleanup()` removes what its part of the dead daemon left outside ngrokd's files
+ * (the dns plugin: systemd-resolved's settings of a kept interface). The list is resolved and checked as a start does;
+ * one that does not load, throws or does not answer in time is listed as not removed.
+ */
+async function cleanupPlugins(config: DaemonConfig, logger: Logger, platform: NodeJS.Platform, keptInterface: { name: string; index?: number } | undefined, removed: string[], failed: string[]): Promise<void> {
+  const specs = pluginSpecsOf(config)
+  if (specs.length === 0) return
+  let checked: CheckedPlugin[]
+  try {
+    checked = await PluginHost.check(specs, { configDir: config.configDir, platform })
+  } catch (e) {
+    failed.push(`what the plugins (${specs.map((s) => (typeof s === 'string' ? s : s.name)).join(', ')}) left: they do not load: ${oneLine(e)}`)
+    return
+  }
+  for (const { plugin, options } of checked) {
+    if (!plugin.cleanup) continue
+    const ctx: PluginCleanupContext = {
+      name: plugin.name,
+      options,
+      logger: logger.child({ plugin: plugin.name }),
+      platform,
+      stateDir: config.stateDir,
+      ...(keptInterface ? { interface: keptInterface } : {}),
+    }
+    try {
+      const said = await within(async () => (await plugin.cleanup!(ctx)) ?? [], PLUGIN_CLEANUP_TIMEOUT_MS, `cleanup() of plugin ${plugin.name}`)
+      for (const what of said) removed.push(`${String(what)} (plugin ${plugin.name})`)
+    } catch (e) {
+      failed.push(`what plugin ${plugin.name} left: ${oneLine(e)}`)
+    }
+  }
 }
 
 /** `dir` and the folders above it that do not exist, deepest first (what `mkdir -p dir` would make). */

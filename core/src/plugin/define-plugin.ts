@@ -107,6 +107,33 @@ export interface PluginDefinition<Options = Record<string, unknown>> {
    */
   checkOptions?(options: Options): void
   register(ctx: PluginContext<Options>): void | Promise<void>
+  /**
+   * `ngrokd cleanup` (and a systemd unit's `ExecStopPost`): removes what this plugin's part of a daemon that did not stop
+   * cleanly left outside ngrokd's own files — a registration with the OS resolver, files, registry keys. Runs with no
+   * daemon and nothing registered, after the interface was dealt with; resolves what it removed, one phrase each
+   * (`systemd-resolved's DNS settings of ngrokd0`), printed in cleanup's list. A throw, or no answer within
+   * {@link PLUGIN_CLEANUP_TIMEOUT_MS}, is listed as not removed and cleanup exits 1.
+   */
+  cleanup?(ctx: PluginCleanupContext<Options>): Promise<readonly string[] | void>
+}
+
+/** How long one plugin's `cleanup()` may take before `ngrokd cleanup` reports it as not done. */
+export const PLUGIN_CLEANUP_TIMEOUT_MS = 15_000
+
+/** What a plugin's `cleanup()` gets. */
+export interface PluginCleanupContext<Options = Record<string, unknown>> {
+  readonly name: string
+  /** Validated against the plugin's `optionsSchema`, defaults filled in, as `register()` gets them. */
+  readonly options: Options
+  readonly logger: Logger
+  readonly platform: NodeJS.Platform
+  /** The instance's `state_dir` (it may not exist). */
+  readonly stateDir: string
+  /**
+   * The interface when it is still there after cleanup (`cleanup.remove_interface_on_stop: false` keeps it): what the
+   * OS still has registered for it may need undoing. Undefined when it was removed, or never there.
+   */
+  readonly interface?: { readonly name: string; readonly index?: number }
 }
 
 export type PluginModule<Options = Record<string, unknown>> = Readonly<PluginDefinition<Options>> & { readonly [PLUGIN_BRAND]: 1 }
@@ -132,6 +159,7 @@ export function definePlugin<Options = Record<string, unknown>>(definition: Plug
   if (definition.optionsSchema !== undefined && (typeof definition.optionsSchema !== 'object' || definition.optionsSchema.type !== 'object')) problems.push('optionsSchema must be a JSON Schema of type object')
   if (definition.checkOptions !== undefined && typeof definition.checkOptions !== 'function') problems.push('checkOptions, when given, must be a function')
   if (typeof definition.register !== 'function') problems.push('register must be a function')
+  if (definition.cleanup !== undefined && typeof definition.cleanup !== 'function') problems.push('cleanup, when given, must be a function')
   if (problems.length > 0) throw new NgrokdError('NGROKD_ERR_PLUGIN_INVALID', `definePlugin(${String(definition.name)}): ${problems.join('; ')}`)
   return Object.freeze({ ...definition, [PLUGIN_BRAND]: 1 as const })
 }

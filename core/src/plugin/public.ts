@@ -5,6 +5,8 @@ export {
   type PluginDefinition,
   type PluginModule,
   type PluginContext,
+  type PluginCleanupContext,
+  PLUGIN_CLEANUP_TIMEOUT_MS,
   type PluginScope,
   type PluginInterfaceInfo,
   type PluginOptionsSchema,

@@ -1,4 +1,6 @@
 import { definePlugin } from '@ngrokd/core/plugin'
+import { revertResolvedLink } from './resolved-link.js'
+import { systemBusAddress } from './systemd-resolved.js'
 import { DnsNameResolver, NOT_IN_USE } from './dns-name-resolver.js'
 import { DEFAULT_TTL, DNS_PORT, DnsResponder, LISTEN_EXPECTED, parseListenAddress } from './dns-responder.js'
 
@@ -78,6 +80,12 @@ export default definePlugin<DnsOptions>({
       await responder.close()
     })
     ctx.addDoctorChecks(() => resolver.diagnose())
+  },
+  // macOS resolver files and Windows NRPT rules, which outlive the interface, are ngrokd cleanup's own; on Linux
+  // systemd-resolved forgets a link's DNS servers and routing domains with the link, so only a kept one is reverted
+  async cleanup(ctx) {
+    if (ctx.platform !== 'linux' || ctx.interface?.index === undefined) return []
+    return (await revertResolvedLink(ctx.interface.index, systemBusAddress())) ? [`systemd-resolved's DNS settings of ${ctx.interface.name}`] : []
   },
 })
 

@@ -258,6 +258,30 @@ export class ResolvedLink implements SuffixRoute {
   }
 }
 
+/**
+ * `RevertLink` of `ifindex` for `ngrokd cleanup`, the daemon gone: true when resolved took it, false when there is no
+ * resolved to ask (no system bus, nobody owning org.freedesktop.resolve1) or it no longer knows the link; throws what
+ * else resolved or the bus answered.
+ */
+export async function revertResolvedLink(ifindex: number, busAddress: string): Promise<boolean> {
+  let resolved: SystemdResolved
+  try {
+    resolved = await SystemdResolved.connect(busAddress)
+  } catch {
+    return false // no system bus: no resolved holding anything
+  }
+  try {
+    await resolved.revertLink(ifindex)
+    return true
+  } catch (e) {
+    // resolved no longer knows the link; or the bus says nobody owns resolved's name (not running, not installed)
+    if (e instanceof ResolvedRefusal ? e.dbusName === NO_SUCH_LINK : /\.(ServiceUnknown|NameHasNoOwner)\b/.test((e as Error).message)) return false
+    throw e
+  } finally {
+    resolved.close()
+  }
+}
+
 /** True when `work` settles within `ms`, false when it is still pending then. */
 async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined

@@ -151,6 +151,33 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
     await names.close()
   })
 
+  it("ngrokd cleanup with the interface kept (a daemon killed): the plugin's cleanup() reverts the link in resolved; with none to ask it removes nothing", async () => {
+    fake = await FakeResolved.start(bus.address)
+    const { names } = await attached()
+    assert.ok(fake.links.has(IFINDEX))
+    // the daemon is killed: nothing detaches; cleanup keeps the interface (cleanup.remove_interface_on_stop: false)
+    const env = process.env.DBUS_SYSTEM_BUS_ADDRESS
+    process.env.DBUS_SYSTEM_BUS_ADDRESS = bus.address
+    try {
+      const cleanup = (index?: number, platform: NodeJS.Platform = 'linux') =>
+        plugin.cleanup!({ name: 'dns', options: { ttl: 5, suffixes: [] }, logger: silentLogger, platform, stateDir: dir, ...(index === undefined ? {} : { interface: { name: 'ngrokd0', index } }) })
+      assert.deepEqual(await cleanup(IFINDEX), ["systemd-resolved's DNS settings of ngrokd0"])
+      assert.deepEqual(fake.calls.at(-1), { member: 'RevertLink', signature: 'i', body: [IFINDEX] })
+      assert.equal(fake.links.has(IFINDEX), false, 'resolved holds nothing for the link')
+      const asked = fake.calls.length
+      assert.deepEqual(await cleanup(undefined), [], 'the interface removed: resolved forgot the link with it; nothing asked')
+      assert.deepEqual(await cleanup(IFINDEX, 'darwin'), [], 'not Linux: nothing asked')
+      assert.equal(fake.calls.length, asked)
+      fake.stop()
+      fake = undefined
+      assert.deepEqual(await cleanup(IFINDEX), [], 'no resolved on the bus: nothing to undo')
+    } finally {
+      if (env === undefined) delete process.env.DBUS_SYSTEM_BUS_ADDRESS
+      else process.env.DBUS_SYSTEM_BUS_ADDRESS = env
+      await names.close()
+    }
+  })
+
   it('after the system bus restarts, the next update connects again and registers the link anew on the new bus', async () => {
     fake = await FakeResolved.start(bus.address)
     const { names, warnings } = await attached()
