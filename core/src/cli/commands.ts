@@ -488,7 +488,7 @@ const setApiKeyCommand = defineCommand({
     const { values, positionals } = parseCommandArgs(this, argv)
     if (values.help) return printHelp(this)
     if (positionals.length > 1) throw new NgrokdError('NGROKD_ERR_USAGE', `set-api-key takes one key, got ${positionals.length} arguments`, { hint: 'pipe the key in: echo "$KEY" | sudo ngrokd set-api-key' })
-    const { config, apiKeyOrigin, source } = await configFor(values)
+    const { config, apiKeyOrigin, source, notices } = await configFor(values)
     let key = positionals[0]
     if (key) console.error('warning: a key given as an argument is visible to other users in the process list; prefer stdin')
     key ??= process.stdin.isTTY ? await promptHidden('ngrok API key: ') : await readStdin()
@@ -508,6 +508,8 @@ const setApiKeyCommand = defineCommand({
       if (!(e instanceof Error && /not running/.test(e.message))) throw e
       // asked here as the daemon would ask it: a key the API refuses is not saved, for the next start to be refused
       const { askApiAboutKey } = await import('../daemon/api-key-check.js')
+      // api.allow_insecure_http: the key goes out in clear, said before it does (as run logs it)
+      for (const notice of notices) if (notice.check === 'api.insecure-http') console.error(`ngrokd: warning: ${notice.message}`)
       const unverified = await askApiAboutKey(key, config.api, silentLogger)
       const path = await saveApiKeyFile(config.stateDir, key)
       console.log(

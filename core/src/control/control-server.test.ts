@@ -12,6 +12,10 @@ import { ControlServer, type ControlServerOptions } from './control-server.js'
 import { controlRequest } from './control-client.js'
 import { requires } from '../testing/requires.js'
 
+async function waitFor(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setTimeout(resolve, 5))
+}
+
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'ngrokd-control-'))
   try {
@@ -59,6 +63,36 @@ test('repair(): a socket file removed under the server is made again (0600) and 
       await server.close()
     }
     await assert.rejects(stat(socketPath), { code: 'ENOENT' })
+  }))
+
+test('repair(): a request under way when the file went finishes on the old socket; a repair that fails is tried again by the next', () =>
+  withDir(async (dir) => {
+    const socketDir = join(dir, 'run')
+    const socketPath = join(socketDir, 'ngrokd.sock')
+    let answer: (() => void) | undefined
+    const server = new ControlServer({
+      socketPath,
+      logger: silentLogger,
+      routes: { 'GET /v1/status': () => ({ phase: 'running' }), 'POST /v1/slow': () => new Promise((resolve) => (answer = () => resolve({ done: true }))) },
+    })
+    await server.start()
+    try {
+      const slow = controlRequest(socketPath, 'POST', '/v1/slow', {})
+      await waitFor(() => answer !== undefined)
+      await rm(socketPath)
+      assert.match((await server.repair())!, /made it again/)
+      answer!()
+      assert.deepEqual(await slow, { done: true }, 'the request under way got its answer')
+      // the folder turned into a file: the repair fails, and the next one (the folder back) makes the socket
+      await rm(socketDir, { recursive: true })
+      await writeFile(socketDir, '')
+      await assert.rejects(server.repair())
+      await rm(socketDir)
+      assert.match((await server.repair())!, /made it again/)
+      assert.deepEqual(await controlRequest(socketPath, 'GET', '/v1/status'), { phase: 'running' })
+    } finally {
+      await server.close()
+    }
   }))
 
 test('a stale socket left by a crash is replaced; a live one is an error; a regular file is never deleted', () =>

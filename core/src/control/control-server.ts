@@ -83,6 +83,10 @@ const PRIVILEGED_SLOTS = 8
  */
 export class ControlServer {
   private servers: Server[] = []
+  /** Between a start() that succeeded and close(): what {@link repair} keeps listening. */
+  private serving = false
+  /** Servers a repair stopped listening, whose connections may still be finishing (`closed` once they have): close() ends them. */
+  private retired: Array<{ server: Server; closed: Promise<void> }> = []
   /** Connections whose peer may only read (control.group): they get the GET routes. */
   private readonly readOnly = new WeakSet<Socket>()
   /** How many of those are open. */
@@ -146,6 +150,7 @@ export class ControlServer {
             : 'check the socket directory, or unset control.group',
       })
     }
+    this.serving = true
     logger.debug({ socket: socketPath }, 'control socket listening')
   }
 
@@ -155,19 +160,14 @@ export class ControlServer {
    * whose pipes have no file, or before start()).
    */
   async repair(): Promise<string | undefined> {
-    if (this.servers.length === 0 || (this.options.platform ?? process.platform) === 'win32') return undefined
+    if (!this.serving || (this.options.platform ?? process.platform) === 'win32') return undefined
     const { socketPath } = this.options
-    const gone = await lstat(socketPath).then(
-      () => false,
-      (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
-    )
+    // servers gone too: an earlier repair's start() failed (the folder refused), tried again now
+    const gone = this.servers.length === 0 || (await lstat(socketPath).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOENT' || e.code === 'ENOTDIR'))
     if (!gone) return undefined
-    const servers = this.servers
+    // the old server stops listening; its connections (a set-api-key waiting on the API) finish on it, and close() ends them
+    for (const server of this.servers) this.retired.push({ server, closed: new Promise<void>((resolve) => server.close(() => resolve())) })
     this.servers = []
-    for (const server of servers) {
-      server.closeAllConnections?.()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    }
     await this.start()
     return `the control socket ${socketPath} was removed under the daemon: made it again`
   }
@@ -220,6 +220,13 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    this.serving = false
+    const retired = this.retired
+    this.retired = []
+    for (const { server, closed } of retired) {
+      server.closeAllConnections?.()
+      await closed
+    }
     const servers = this.servers
     if (servers.length === 0) return
     this.servers = []

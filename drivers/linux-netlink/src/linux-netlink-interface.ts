@@ -4,7 +4,6 @@ import {
   isNgrokdError,
   NgrokdError,
   parseSubnet,
-  subnetContains,
   silentLogger,
   type AddressChange,
   type Check,
@@ -267,9 +266,10 @@ export class LinuxNetlinkInterface extends InterfaceBase {
   }
 
   /**
-   * The endpoint addresses on the link, read from the kernel (RTM_GETADDR dump): each IPv4 /32 inside the subnet, once.
-   * Another prefix or an address outside the subnet is someone else's (`ip addr add … dev ngrokd0`): not listed, so the
-   * daemon never removes it (the driver contract: never list an address you did not add).
+   * The endpoint addresses on the link, read from the kernel (RTM_GETADDR dump): each IPv4 /32, once — of any subnet:
+   * the link is ngrokd's own (tagged), and a /32 of an earlier `net.subnet` is one a killed daemon left there, for this
+   * one to remove. Another prefix is never one ngrokd adds (`ip addr add 10.0.0.1/24 dev ngrokd0` by hand): not
+   * listed, so never removed (RTM_DELADDR of a /32 would not remove it either).
    */
   override async listAddresses({ signal }: { signal?: AbortSignal } = {}): Promise<string[]> {
     const state = this.#requireOpen('listAddresses')
@@ -279,7 +279,7 @@ export class LinuxNetlinkInterface extends InterfaceBase {
     for (const m of messages) {
       const a = decodeAddr(m)
       const address = a.local ?? a.address
-      if (a.family === AF_INET && a.index === state.index && a.prefixlen === 32 && address !== undefined && subnetContains(state.subnet, address)) out.add(address)
+      if (a.family === AF_INET && a.index === state.index && a.prefixlen === 32 && address !== undefined) out.add(address)
     }
     return [...out]
   }

@@ -259,9 +259,10 @@ export class ResolvedLink implements SuffixRoute {
 }
 
 /**
- * `RevertLink` of `ifindex` for `ngrokd cleanup`, the daemon gone: true when resolved took it, false when there is no
- * resolved to ask (no system bus, nobody owning org.freedesktop.resolve1) or it no longer knows the link; throws what
- * else resolved or the bus answered.
+ * `RevertLink` of `ifindex` for `ngrokd cleanup`, the daemon gone: true when resolved held DNS servers or domains for
+ * the link and took them back; false when it held none (a stop that reverted it, a daemon that never registered), when
+ * there is no resolved to ask (no system bus, nobody owning org.freedesktop.resolve1), or it does not know the link;
+ * throws what else resolved or the bus answered.
  */
 export async function revertResolvedLink(ifindex: number, busAddress: string): Promise<boolean> {
   let resolved: SystemdResolved
@@ -271,6 +272,8 @@ export async function revertResolvedLink(ifindex: number, busAddress: string): P
     return false // no system bus: no resolved holding anything
   }
   try {
+    const held = await resolved.linkState(ifindex)
+    if (held.dns.length === 0 && held.domains.length === 0) return false
     await resolved.revertLink(ifindex)
     return true
   } catch (e) {

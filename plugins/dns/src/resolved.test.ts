@@ -164,6 +164,8 @@ describe('systemd-resolved registration (names.resolver: dns)', { skip }, () => 
       assert.deepEqual(await cleanup(IFINDEX), ["systemd-resolved's DNS settings of ngrokd0"])
       assert.deepEqual(fake.calls.at(-1), { member: 'RevertLink', signature: 'i', body: [IFINDEX] })
       assert.equal(fake.links.has(IFINDEX), false, 'resolved holds nothing for the link')
+      assert.deepEqual(await cleanup(IFINDEX), [], 'nothing held (reverted already, as a clean stop does): nothing said removed')
+      assert.notEqual(fake.calls.at(-1)?.member, 'RevertLink')
       const asked = fake.calls.length
       assert.deepEqual(await cleanup(undefined), [], 'the interface removed: resolved forgot the link with it; nothing asked')
       assert.deepEqual(await cleanup(IFINDEX, 'darwin'), [], 'not Linux: nothing asked')
