@@ -517,7 +517,14 @@ export class Daemon {
   private async keepStateDir(): Promise<void> {
     const lock = this.lock
     if (!lock) return
-    const state = await lock.stateLock()
+    let state: Awaited<ReturnType<InstanceLock['stateLock']>>
+    try {
+      state = await lock.stateLock()
+    } catch (e) {
+      // out of file descriptors or an I/O error: that tells nothing of the folder or its lock; checked again at the next poll
+      this.logger.debug({ err: e }, `cannot read the state lock now: ${formatError(e)}`)
+      return
+    }
     if (state.held) {
       this.stateLockLost = false
       this.stateDirSaid = undefined

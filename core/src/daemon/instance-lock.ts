@@ -397,12 +397,23 @@ export async function stateLockReadable(stateDir: string): Promise<boolean> {
   )
 }
 
+/** Read errors that say nothing of the lock, only of this process or the disk now: the lock may well be there. */
+const CANNOT_TELL = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EIO', 'EAGAIN', 'EINTR'])
+
+/** The lock's holder; undefined when it is gone or not a lock ngrokd wrote (stale). Throws when it cannot be read now ({@link CANNOT_TELL}). */
 async function readHolder(path: string): Promise<LockHolder | undefined> {
+  let text: string
   try {
-    const holder = JSON.parse(await readFile(path, 'utf8')) as LockHolder
+    text = await readFile(path, 'utf8')
+  } catch (e) {
+    if (CANNOT_TELL.has((e as NodeJS.ErrnoException).code ?? '')) throw e // out of descriptors is no removed lock
+    return undefined // gone, or not a file
+  }
+  try {
+    const holder = JSON.parse(text) as LockHolder
     return Number.isInteger(holder.pid) && holder.pid > 0 ? holder : undefined
   } catch {
-    return undefined // gone, or not a lock we wrote: stale
+    return undefined // not a lock we wrote: stale
   }
 }
 

@@ -1,11 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdirSync } from 'node:fs'
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { chown, lchown, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { prepareStateDir, stateDirError, WINDOWS_STATE_DIR_SDDL } from './state-dir.js'
+import { ControlServer } from '../control/control-server.js'
+import { silentLogger } from '../contracts/logger.js'
+import { localUser, localUserSkip } from '../util/local-user.test-helper.js'
 
 test('prepareStateDir makes a missing state_dir 0700, and says with a code and a fix when it cannot', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ngrokd-state-dir-'))
@@ -71,5 +74,33 @@ test('on Windows, elevated, every folder the state dir needs is created top down
     assert.ok((await stat(join(dir, 'user'))).isDirectory())
   } finally {
     await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test("as root, nothing is made through another user's link: the state dir and the control socket's folder are refused before any mkdir", { skip: localUserSkip() }, async () => {
+  const user = localUser()!
+  const top = await mkdtemp(join(tmpdir(), 'ngrokd-mklink-'))
+  try {
+    const target = join(top, 'target') // root's folder, which the other user points a link at
+    mkdirSync(target)
+    const theirs = join(top, 'theirs')
+    mkdirSync(theirs)
+    await chown(theirs, user.uid, user.gid)
+    await symlink(target, join(theirs, 'lnk'))
+    await lchown(join(theirs, 'lnk'), user.uid, user.gid)
+    await assert.rejects(prepareStateDir(join(theirs, 'lnk', 'state', 'st'), { elevated: true }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'))
+    const control = new ControlServer({ socketPath: join(theirs, 'lnk', 'run', 'ngrokd.sock'), logger: silentLogger, routes: {} })
+    await assert.rejects(control.start(), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'))
+    await control.close()
+    assert.deepEqual(await readdir(target), [], 'nothing was made where the link leads')
+    // made right under a sticky, root-owned /tmp: fine, as before (nobody else may replace root's folder there)
+    const direct = join(tmpdir(), `ngrokd-mkdirect-${process.pid}`)
+    try {
+      assert.equal(await prepareStateDir(join(direct, 'st'), { elevated: true }), join(direct, 'st'))
+    } finally {
+      await rm(direct, { recursive: true, force: true })
+    }
+  } finally {
+    await rm(top, { recursive: true, force: true })
   }
 })

@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, parse, resolve, sep } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { untrustedWindowsBecause } from './windows-security.js'
 import { systemFileSecurity } from './windows-security-ffi.js'
+import { nearestExisting } from './nearest-existing.js'
 
 /** Group- and other-write bits — <sys/stat.h> S_IWGRP | S_IWOTH. */
 const GROUP_OR_OTHER_WRITE = 0o022
@@ -92,6 +93,11 @@ export interface TrustedPathOptions {
    * others add files or folders either (untrustedWindowsBecause's `holdsCode`). POSIX refuses those folders anyway.
    */
   code?: boolean
+  /**
+   * Judge `path` as a directory above what will be made in it (a sticky, root-owned one such as /tmp passes), not as
+   * the file itself: {@link assertMayMakeIn}.
+   */
+  above?: boolean
 }
 
 /**
@@ -116,13 +122,25 @@ export async function assertTrustedPath(path: string, options: TrustedPathOption
     new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${options.what} ${real}${real !== path ? ` (${path})` : ''}: ${at} ${why}; as root ngrokd uses only files that root alone can change`, {
       hint: `${fix}${isTarget ? '' : ' (and so for every directory above the file)'}, or move the file under a directory only root can write, such as /etc/ngrokd`,
     })
-  await judgeUpward(real, true, uid, (p, why, fix, isTarget) => refuse(isTarget ? p : `its directory ${p}`, why, fix, isTarget))
+  await judgeUpward(real, !options.above, uid, (p, why, fix, isTarget) => refuse(isTarget ? p : `its directory ${p}`, why, fix, isTarget))
   for (const { link, dir, owner } of await linksOnTheWay(path)) {
     // in a sticky directory (/tmp) the link's owner may replace it
     if (owner !== 0 && owner !== uid) throw refuse(`the link ${link}`, `is owned by ${describeOwner(owner)}`, `chown -h root ${link}`, true)
     await judgeUpward(dir, false, uid, (p, why, fix) => refuse(`the link ${link} is in ${p}, which`, why, fix, false))
   }
   return real
+}
+
+/**
+ * Before `mkdir -p path` as root: what exists of `path` — itself, or the nearest folder above it that exists, judged as
+ * a directory above (a sticky /tmp passes) — must pass {@link assertTrustedPath}, so that nothing is made through
+ * another user's link or in their folder (a check after the mkdir refuses the result, but root's folders are made
+ * where they chose). On Windows the check after it decides.
+ */
+export async function assertMayMakeIn(path: string, options: TrustedPathOptions): Promise<void> {
+  if ((options.platform ?? process.platform) === 'win32') return
+  const at = nearestExisting(path)
+  await assertTrustedPath(at, at === resolve(path) ? options : { ...options, above: true })
 }
 
 /**

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { after, before, describe, it, test } from 'node:test'
 import { TestFramework, testPlugin } from '@ngrokd/core/testing'
 import { Registry, Counter } from 'prom-client'
@@ -29,6 +30,29 @@ test('serves GET /metrics from the registry in the Prometheus text format, and n
     assert.match(ok.body, /ngrokd_build_info\{version="1\.0\.0"\} 1/)
     assert.equal((await get(server.port!, '/')).status, 404)
   } finally {
+    await server.close()
+  }
+})
+
+test('connections that say nothing are closed after the idle limit, and past maxConnections new ones are refused: a scrape still gets through', { timeout: 60_000 }, async () => {
+  const registry = new Registry()
+  new Counter({ name: 'ngrokd_build_info', help: 'ngrokd version.', registers: [registry] }).inc()
+  const server = new MetricsServer('127.0.0.1:0', registry, silentLogger, { limits: { maxConnections: 4, idleTimeoutMs: 200 } })
+  await server.start()
+  const held: Socket[] = []
+  try {
+    const closed: Array<Promise<void>> = []
+    for (let i = 0; i < 6; i++) {
+      const socket = connect(server.port!, '127.0.0.1')
+      socket.on('error', () => {})
+      held.push(socket)
+      closed.push(new Promise((resolve) => socket.once('close', () => resolve())))
+    }
+    // the two past the limit are closed at once, the four silent ones once idle: none stays
+    await Promise.all(closed)
+    assert.equal((await get(server.port!, '/metrics')).status, 200, 'a scraper gets in afterwards')
+  } finally {
+    for (const s of held) s.destroy()
     await server.close()
   }
 })

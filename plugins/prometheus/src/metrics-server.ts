@@ -28,6 +28,14 @@ export function parseListen(listen: string): { host: string; port: number } {
  */
 export const METRIC_COLLECT_TIMEOUT_MS = 3_000
 
+/**
+ * What other local users may hold of the metrics port (ngrokd's choices): a scraper keeps one connection and asks every
+ * few seconds at most, so a connection silent for {@link METRICS_LIMITS.idleTimeoutMs} is closed, and past
+ * `maxConnections` new ones are refused, as the control socket's and the DNS responder's are: nobody can take the
+ * daemon's file descriptors through it.
+ */
+export const METRICS_LIMITS = { maxConnections: 32, idleTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 } as const
+
 /** Serves `GET /metrics` from `source`; every other request is a 404. */
 export class MetricsServer {
   private server?: Server
@@ -36,14 +44,16 @@ export class MetricsServer {
   /** Collections that timed out and have not settled since: left out, not called again, until they settle. */
   private readonly stuck = new Set<string>()
   private readonly collectTimeoutMs: number
+  private readonly limits: Record<keyof typeof METRICS_LIMITS, number>
 
   constructor(
     private readonly listen: string,
     private readonly source: MetricsSource,
     private readonly logger: Logger,
-    { collectTimeoutMs = METRIC_COLLECT_TIMEOUT_MS }: { collectTimeoutMs?: number } = {},
+    { collectTimeoutMs = METRIC_COLLECT_TIMEOUT_MS, limits = {} }: { collectTimeoutMs?: number; limits?: Partial<Record<keyof typeof METRICS_LIMITS, number>> } = {},
   ) {
     this.collectTimeoutMs = collectTimeoutMs
+    this.limits = { ...METRICS_LIMITS, ...limits }
   }
 
   /** The port listened on (useful with port 0). */
@@ -70,6 +80,10 @@ export class MetricsServer {
         },
       )
     })
+    server.maxConnections = this.limits.maxConnections
+    server.headersTimeout = this.limits.headersTimeoutMs
+    server.requestTimeout = this.limits.requestTimeoutMs
+    server.setTimeout(this.limits.idleTimeoutMs, (socket) => socket.destroy())
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new NgrokdError('NGROKD_ERR_LISTEN', `prometheus: cannot listen on ${this.listen}: ${(e as Error).message}`, { cause: e, hint: 'choose a free host:port for the prometheus plugin\'s listen option' })))
       server.listen(port, host, () => resolve())
