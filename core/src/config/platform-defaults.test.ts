@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { defaultConfigPath, defaultStateDir, POSIX_CONFIG_PATH, POSIX_STATE_DIR, windowsNgrokdDir } from './platform-defaults.js'
+import { defaultConfigPath, defaultControlSocket, defaultStateDir, POSIX_CONFIG_PATH, POSIX_CONTROL_SOCKET, POSIX_STATE_DIR, windowsNgrokdDir } from './platform-defaults.js'
 import { instanceConfigPath } from './instance.js'
 import { resolveConfig } from './resolve-config.js'
 import { getConfigModel } from './config-schema.js'
@@ -36,6 +36,15 @@ describe('platform defaults: config file and state_dir', () => {
     assert.equal(base.stateDir, 'C:\\ProgramData\\ngrokd\\state')
     const work = resolveConfig({ instance: 'work' }, { env: {}, platformDefaults: win() }).config
     assert.equal(work.stateDir, 'C:\\ProgramData\\ngrokd\\state-work')
+  })
+
+  it('control.socket: /run/ngrokd/ngrokd.sock, the schema default; on macOS (no /run) /var/run/ngrokd/ngrokd.sock, and an instance\'s beside it', () => {
+    assert.equal(getConfigModel().byPath.get('control.socket')!.schema.default, POSIX_CONTROL_SOCKET)
+    assert.equal(defaultControlSocket({ platform: 'linux' }), '/run/ngrokd/ngrokd.sock')
+    const mac = { platform: 'darwin' as const, env: {} }
+    assert.equal(resolveConfig({}, { env: {}, platformDefaults: mac }).config.control.socket, '/var/run/ngrokd/ngrokd.sock')
+    assert.equal(resolveConfig({ instance: 'work' }, { env: {}, platformDefaults: mac }).config.control.socket, '/var/run/ngrokd/ngrokd-work.sock')
+    assert.equal(resolveConfig({}, { env: {}, platformDefaults: { platform: 'linux' } }).config.control.socket, '/run/ngrokd/ngrokd.sock')
   })
 
   it('the file and the environment still win over the platform default', () => {

@@ -50,3 +50,14 @@ export function defaultConfigPath({ platform = process.platform, env = process.e
 export function defaultStateDir({ platform = process.platform, env = process.env }: PlatformDefaultsOptions = {}): string {
   return platform === 'win32' ? win32.join(windowsNgrokdDir(env), 'state') : POSIX_STATE_DIR
 }
+
+/** `control.socket`'s default in config.schema.json (Linux). */
+export const POSIX_CONTROL_SOCKET = '/run/ngrokd/ngrokd.sock'
+
+/**
+ * The default `control.socket` of this OS: `/run/ngrokd/ngrokd.sock`; on macOS, which has no `/run` (and whose system
+ * volume is read-only), `/var/run/ngrokd/ngrokd.sock`. On Windows the pipe is named by the file name (`ngrokd`).
+ */
+export function defaultControlSocket({ platform = process.platform }: PlatformDefaultsOptions = {}): string {
+  return platform === 'darwin' ? '/var/run/ngrokd/ngrokd.sock' : POSIX_CONTROL_SOCKET
+}

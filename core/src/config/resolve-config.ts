@@ -8,7 +8,7 @@ import type { ConfigNotice, DaemonConfig, LoadedConfig } from './daemon-config.j
 import { readEnvOverrides } from './env-overrides.js'
 import { LEGACY_IGNORED_KEYS, LEGACY_RENAMED_KEYS, migrateLegacyConfig } from './legacy-config.js'
 import { instanceDefaults } from './instance.js'
-import { defaultStateDir, type PlatformDefaultsOptions } from './platform-defaults.js'
+import { defaultStateDir, defaultControlSocket, type PlatformDefaultsOptions } from './platform-defaults.js'
 import { isPlainObject, validateLayer } from './validate-layer.js'
 import { encodeConnRequestBody, MAX_FRAME_BODY } from '../protocol/binding-frames.js'
 import { isIpv4, LOOPBACK_IPV4, parseSubnet, subnetContains, subnetsOverlap } from '../util/ipv4.js'
@@ -94,6 +94,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   // the schema's POSIX state_dir means this OS's place (on Windows under %ProgramData%, not the drive root); an
   // instance's is derived from it below
   defaults.values.set('state_dir', defaultStateDir(options.platformDefaults))
+  defaults.values.set('control.socket', defaultControlSocket(options.platformDefaults))
 
   let fileValues = new Map<string, unknown>()
   // the name a key of the file was written under, when it differs (a legacy key)
