@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import type { Check } from '../../contracts/check.js'
 import { errorCodes } from '../../errors/codes.js'
-import { CHECK_STATUSES } from '../../doctor/check-shape.js'
+import { CHECK_STATUSES } from '../../contracts/check-shape.js'
 
 const CHECK_ID = /^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+$/
 

@@ -1,4 +1,4 @@
-import type { Check } from '../contracts/check.js'
+import type { Check } from './check.js'
 import type { NgrokdErrorCode } from '../errors/codes.js'
 
 /** The statuses a {@link Check} may have (contracts/check.ts). */
