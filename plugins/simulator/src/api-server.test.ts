@@ -99,18 +99,28 @@ describe('simulator REST API', () => {
       assert.equal(op.metadata, '{"machine_id":"m-1"}')
       assert.deepEqual(op.enabled_features, ['bindings'])
       assert.equal(op.region, 'global')
-      assert.deepEqual(op.binding.endpoint_selectors, ['true'])
-      assert.equal(op.binding.ingress_endpoint, `localhost:${sim.ingressPort}`)
+      assert.deepEqual(op.binding!.endpoint_selectors, ['true'])
+      assert.equal(op.binding!.ingress_endpoint, `localhost:${sim.ingressPort}`)
       assert.match(op.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)
-      const cert = new X509Certificate(op.binding.cert.cert)
+      const cert = new X509Certificate(op.binding!.cert.cert)
       assert.ok(cert.checkPrivateKey(key))
       assert.ok(cert.verify(new X509Certificate(sim.caRootCertPem).publicKey)) // client certificates come from the root
-      assert.equal(Date.parse(op.binding.cert.not_after), Date.parse(cert.validTo))
-      assert.equal(Date.parse(op.binding.cert.not_before), Date.parse(cert.validFrom))
+      assert.equal(Date.parse(op.binding!.cert.not_after), Date.parse(cert.validTo))
+      assert.equal(Date.parse(op.binding!.cert.not_before), Date.parse(cert.validFrom))
 
       const got = await call<OperatorObject>(sim, 'GET', `/kubernetes_operators/${op.id}`)
       assert.equal(got.status, 200)
       assert.deepEqual(got.body, op)
+    })
+
+    it('as ngrok-api-go has them: no binding for an operator without the bindings feature; a PATCH of deployment changes name and version only', async () => {
+      const plain = (await call<OperatorObject>(sim, 'POST', '/kubernetes_operators', { body: registerBody({ enabled_features: [], binding: undefined }) })).body
+      assert.deepEqual(plain.enabled_features, [])
+      assert.equal('binding' in plain, false, 'binding is omitted ("if enabled", omitempty)')
+      const op = (await call<OperatorObject>(sim, 'POST', '/kubernetes_operators', { body: registerBody({ deployment: { name: 'ngrokd', namespace: 'ns-1', version: '1.0.0' } }) })).body
+      assert.equal(op.deployment.namespace, 'ns-1')
+      const r = await call<OperatorObject>(sim, 'PATCH', `/kubernetes_operators/${op.id}`, { body: { deployment: { version: '1.0.1' } } })
+      assert.deepEqual([r.body.deployment.name, r.body.deployment.namespace, r.body.deployment.version], ['ngrokd', 'ns-1', '1.0.1'])
     })
 
     it('PATCH with a new CSR renews the certificate; other fields stay', async () => {
@@ -118,16 +128,16 @@ describe('simulator REST API', () => {
       const key2 = newKey()
       const r = await call<OperatorObject>(sim, 'PATCH', `/kubernetes_operators/${op.id}`, { body: { binding: { csr: makeCsr(key2) } } })
       assert.equal(r.status, 200)
-      const c1 = new X509Certificate(op.binding.cert.cert)
-      const c2 = new X509Certificate(r.body.binding.cert.cert)
+      const c1 = new X509Certificate(op.binding!.cert.cert)
+      const c2 = new X509Certificate(r.body.binding!.cert.cert)
       assert.notEqual(c1.serialNumber, c2.serialNumber)
       assert.ok(c2.checkPrivateKey(key2))
       assert.equal(r.body.description, op.description)
-      assert.deepEqual(r.body.binding.endpoint_selectors, ['true'])
+      assert.deepEqual(r.body.binding!.endpoint_selectors, ['true'])
 
       const r2 = await call<OperatorObject>(sim, 'PATCH', `/kubernetes_operators/${op.id}`, { body: { description: 'renamed' } })
       assert.equal(r2.body.description, 'renamed')
-      assert.equal(r2.body.binding.cert.cert, r.body.binding.cert.cert)
+      assert.equal(r2.body.binding!.cert.cert, r.body.binding!.cert.cert)
     })
 
     it('refuses a bad or tampered CSR with 400 ERR_NGROK_19002 and creates nothing', async () => {
@@ -412,7 +422,7 @@ describe('simulator REST API', () => {
         })
         assert.equal(settings.status, 204)
         const op = (await call<OperatorObject>(s, 'POST', '/kubernetes_operators', { body: registerBody() })).body
-        const life = Date.parse(op.binding.cert.not_after) - Date.now()
+        const life = Date.parse(op.binding!.cert.not_after) - Date.now()
         assert.ok(life <= 5000, `validity ${life}`)
       } finally {
         await s.stop()
@@ -444,14 +454,14 @@ describe('simulator REST API', () => {
       const s = await CloudSimulator.start()
       try {
         const op = (await call<OperatorObject>(s, 'POST', '/kubernetes_operators', { body: registerBody() })).body
-        assert.equal(op.binding.ingress_endpoint, s.ingressEndpoint)
+        assert.equal(op.binding!.ingress_endpoint, s.ingressEndpoint)
         s.setIngressEndpoint('binding-ingress-2.example.test:8443')
         assert.equal(s.ingressEndpoint, 'binding-ingress-2.example.test:8443')
         const renewed = (await call<OperatorObject>(s, 'PATCH', `/kubernetes_operators/${op.id}`, { body: { binding: { csr: makeCsr(newKey()) } } })).body
-        assert.equal(renewed.binding.ingress_endpoint, 'binding-ingress-2.example.test:8443')
+        assert.equal(renewed.binding!.ingress_endpoint, 'binding-ingress-2.example.test:8443')
         const settings = await fetch(`${s.adminUrl}/settings`, { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ingressEndpoint: '' }) })
         assert.equal(settings.status, 204)
-        assert.equal((await call<OperatorObject>(s, 'GET', `/kubernetes_operators/${op.id}`)).body.binding.ingress_endpoint, '')
+        assert.equal((await call<OperatorObject>(s, 'GET', `/kubernetes_operators/${op.id}`)).body.binding!.ingress_endpoint, '')
         assert.throws(() => s.setIngressEndpoint('a b'), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID'))
       } finally {
         await s.stop()
@@ -464,7 +474,7 @@ describe('simulator REST API', () => {
       try {
         const before = Date.now()
         const op = (await call<OperatorObject>(s, 'POST', '/kubernetes_operators', { body: registerBody() })).body
-        const issued = new X509Certificate(op.binding.cert.cert)
+        const issued = new X509Certificate(op.binding!.cert.cert)
         // whole seconds in the certificate; a minute of clock skew before the issue time
         const notBefore = Date.parse(issued.validFrom)
         assert.ok(notBefore >= before + 100 * DAY - 61_000 && notBefore <= Date.now() + 100 * DAY - 59_000, issued.validFrom)
@@ -474,7 +484,7 @@ describe('simulator REST API', () => {
         const settings = await fetch(`${s.adminUrl}/settings`, { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ clockOffsetMs: 0 }) })
         assert.equal(settings.status, 204)
         const again = (await call<OperatorObject>(s, 'PATCH', `/kubernetes_operators/${op.id}`, { body: { binding: { csr: makeCsr(newKey()) } } })).body
-        assert.ok(Date.parse(again.binding.cert.not_after) <= Date.now() + 10 * DAY, again.binding.cert.not_after)
+        assert.ok(Date.parse(again.binding!.cert.not_after) <= Date.now() + 10 * DAY, again.binding!.cert.not_after)
         const bad = await fetch(`${s.adminUrl}/settings`, { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ clockOffsetMs: 'soon' }) })
         assert.equal(bad.status, 400)
         assert.equal(((await bad.json()) as { code: string }).code, 'NGROKD_ERR_CONFIG_INVALID')
@@ -501,7 +511,7 @@ describe('simulator REST API', () => {
     try {
       assert.equal(s.apiKey, 'k1')
       const op = (await call<OperatorObject>(s, 'POST', '/kubernetes_operators', { body: registerBody() })).body
-      assert.equal(op.binding.ingress_endpoint, 'localhost')
+      assert.equal(op.binding!.ingress_endpoint, 'localhost')
     } finally {
       await s.stop()
     }

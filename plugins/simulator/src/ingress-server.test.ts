@@ -24,7 +24,7 @@ async function register(sim: CloudSimulator, selectors = ['true']): Promise<Cred
   })
   assert.equal(res.status, 201)
   const op = (await res.json()) as OperatorObject
-  return { operatorId: op.id, cert: op.binding.cert.cert, key: key.export({ type: 'pkcs8', format: 'pem' }).toString() }
+  return { operatorId: op.id, cert: op.binding!.cert.cert, key: key.export({ type: 'pkcs8', format: 'pem' }).toString() }
 }
 
 function dial(sim: CloudSimulator, creds: { cert: string; key: string }, host: string, port: number, address = '127.0.0.1') {

@@ -212,14 +212,15 @@ export class SimulatorState {
     const region = optionalString(b.region, 'region', 64)
     const features = optionalFeatures(b.enabled_features)
     const binding = optionalBinding(b.binding)
-    const deployment = b.deployment === undefined ? undefined : optionalDeployment(b.deployment)
+    const deployment = b.deployment === undefined ? undefined : optionalDeploymentUpdate(b.deployment)
     if (features) this.checkBindingsAllowed(features)
     const staged: SimOperator = { ...op }
     if (description !== undefined) staged.description = description
     if (metadata !== undefined) staged.metadata = metadata
     if (region !== undefined) staged.region = region
     if (features) staged.enabledFeatures = features
-    if (deployment) staged.deployment = deployment
+    // an update names name and version only (KubernetesOperatorDeploymentUpdate, ngrok-api-go): the rest stays
+    if (deployment) staged.deployment = { ...op.deployment, ...deployment }
     this.applyBinding(staged, binding, false)
     staged.updatedAt = this.now()
     this.operators.set(id, staged)
@@ -281,13 +282,18 @@ export class SimulatorState {
       enabled_features: op.enabledFeatures,
       region: op.region,
       deployment: op.deployment,
-      binding: {
-        endpoint_selectors: op.endpointSelectors,
-        cert: op.cert
-          ? { cert: op.cert.pem, not_before: rfc3339(op.cert.notBefore), not_after: rfc3339(op.cert.notAfter) }
-          : { cert: '', not_before: ZERO_TIME, not_after: ZERO_TIME },
-        ...(bindings ? { ingress_endpoint: this.ingressEndpoint } : {}),
-      },
+      // "information about the Bindings feature of this Kubernetes Operator, if enabled" (omitempty, ngrok-api-go)
+      ...(bindings
+        ? {
+            binding: {
+              endpoint_selectors: op.endpointSelectors,
+              cert: op.cert
+                ? { cert: op.cert.pem, not_before: rfc3339(op.cert.notBefore), not_after: rfc3339(op.cert.notAfter) }
+                : { cert: '', not_before: ZERO_TIME, not_after: ZERO_TIME },
+              ingress_endpoint: this.ingressEndpoint,
+            },
+          }
+        : {}),
     }
   }
 
@@ -434,6 +440,18 @@ function optionalBinding(v: unknown): BindingInput | undefined {
   if (b.csr !== undefined && b.csr !== null) {
     if (typeof b.csr !== 'string') throw invalidField('binding.csr', 'must be a PEM string')
     out.csr = b.csr
+  }
+  return out
+}
+
+/** An update's `deployment`: `name` and `version`, each only when given (KubernetesOperatorDeploymentUpdate). */
+function optionalDeploymentUpdate(v: unknown): Partial<Pick<OperatorObject['deployment'], 'name' | 'version'>> {
+  if (v === null) return {}
+  if (typeof v !== 'object' || Array.isArray(v)) throw invalidField('deployment', 'must be an object')
+  const out: Partial<Pick<OperatorObject['deployment'], 'name' | 'version'>> = {}
+  for (const k of ['name', 'version'] as const) {
+    const s = optionalString((v as Record<string, unknown>)[k], `deployment.${k}`, 255)
+    if (s !== undefined) out[k] = s
   }
   return out
 }

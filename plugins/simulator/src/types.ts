@@ -45,10 +45,11 @@ export interface OperatorObject {
   enabled_features: string[]
   region: string
   deployment: { name: string; namespace: string; version: string; cluster_name: string }
-  binding: {
+  /** Only when `enabled_features` holds `bindings` ("if enabled", omitempty: ngrok-api-go's KubernetesOperator). */
+  binding?: {
     endpoint_selectors: string[] | null
     cert: { cert: string; not_before: string; not_after: string }
-    ingress_endpoint?: string
+    ingress_endpoint: string
   }
 }
 

@@ -308,7 +308,7 @@ describe('Registration.ensure', () => {
     assert.equal(second.keyPem, first.keyPem, 'the key stays; the certificate ngrok re-issued for it is saved')
     assert.ok(parseCertificate(second.certPem).matchesKey(second.keyPem))
     assert.equal(await readFile(join(dir, 'client.crt'), 'utf8'), second.certPem)
-    assert.deepEqual(sim.listOperators().find((o) => o.id === first.operatorId)!.binding.endpoint_selectors, ["endpoint.host.endsWith('.prod')"])
+    assert.deepEqual(sim.listOperators().find((o) => o.id === first.operatorId)!.binding!.endpoint_selectors, ["endpoint.host.endsWith('.prod')"])
     // and nothing is sent again once the registration matches
     await registration({ selectors: ["endpoint.host.endsWith('.prod')"] }).ensure()
     assert.equal(patches().length, 1)
@@ -347,7 +347,7 @@ describe('Registration.ensure', () => {
     offset = 61_000 + 121_000
     assert.equal(await reg.renewIfNeeded(), true, 'ngrok re-issued the certificate with the update')
     assert.equal(patches().filter((r) => r.status === 200).length, 1)
-    assert.deepEqual(sim.listOperators().find((o) => o.id === first.operatorId)!.binding.endpoint_selectors, selectors)
+    assert.deepEqual(sim.listOperators().find((o) => o.id === first.operatorId)!.binding!.endpoint_selectors, selectors)
     assert.equal(reg.credentials().keyPem, first.keyPem)
     assert.notEqual(reg.credentials().certPem, first.certPem)
     assert.equal(await readFile(join(dir, 'client.crt'), 'utf8'), reg.credentials().certPem)
@@ -403,7 +403,7 @@ describe('Registration.ensure', () => {
     offset = 61_000
     assert.equal(await reg.renewIfNeeded(), true)
     assert.equal(patches().length, 1)
-    assert.deepEqual(sim.listOperators().find((o) => o.id === first.operatorId)!.binding.endpoint_selectors, selectors)
+    assert.deepEqual(sim.listOperators().find((o) => o.id === first.operatorId)!.binding!.endpoint_selectors, selectors)
   })
 
   it('narrows a key file that others can read to 0600', async () => {

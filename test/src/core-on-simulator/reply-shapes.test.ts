@@ -66,7 +66,7 @@ describe('the cloud simulator answers in the shapes of the sample replies', () =
   it('create: the status and every field of the sample create, and a certificate for our key', () => {
     assert.equal(created, sample('operator-create').status)
     assert.deepEqual(missing(op, sample('operator-create')), [])
-    assert.ok(parseCertificate(op.binding.cert.cert).matchesKey(keyPem))
+    assert.ok(parseCertificate(op.binding!.cert.cert).matchesKey(keyPem))
   })
 
   it('get and list operators: every field of the samples', async () => {
