@@ -38,12 +38,12 @@ describe('platform defaults: config file and state_dir', () => {
     assert.equal(work.stateDir, 'C:\\ProgramData\\ngrokd\\state-work')
   })
 
-  it('control.socket: /run/ngrokd/ngrokd.sock, the schema default; on macOS (no /run) /var/run/ngrokd/ngrokd.sock, and an instance\'s beside it', () => {
+  it('control.socket: /run/ngrokd/ngrokd.sock, the schema default; on macOS (no /run; /var/run writable by group daemon) /var/db/ngrokd/ngrokd.sock, and an instance\'s beside it', () => {
     assert.equal(getConfigModel().byPath.get('control.socket')!.schema.default, POSIX_CONTROL_SOCKET)
     assert.equal(defaultControlSocket({ platform: 'linux' }), '/run/ngrokd/ngrokd.sock')
     const mac = { platform: 'darwin' as const, env: {} }
-    assert.equal(resolveConfig({}, { env: {}, platformDefaults: mac }).config.control.socket, '/var/run/ngrokd/ngrokd.sock')
-    assert.equal(resolveConfig({ instance: 'work' }, { env: {}, platformDefaults: mac }).config.control.socket, '/var/run/ngrokd/ngrokd-work.sock')
+    assert.equal(resolveConfig({}, { env: {}, platformDefaults: mac }).config.control.socket, '/var/db/ngrokd/ngrokd.sock')
+    assert.equal(resolveConfig({ instance: 'work' }, { env: {}, platformDefaults: mac }).config.control.socket, '/var/db/ngrokd/ngrokd-work.sock')
     assert.equal(resolveConfig({}, { env: {}, platformDefaults: { platform: 'linux' } }).config.control.socket, '/run/ngrokd/ngrokd.sock')
   })
 

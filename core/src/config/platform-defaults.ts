@@ -55,9 +55,11 @@ export function defaultStateDir({ platform = process.platform, env = process.env
 export const POSIX_CONTROL_SOCKET = '/run/ngrokd/ngrokd.sock'
 
 /**
- * The default `control.socket` of this OS: `/run/ngrokd/ngrokd.sock`; on macOS, which has no `/run` (and whose system
- * volume is read-only), `/var/run/ngrokd/ngrokd.sock`. On Windows the pipe is named by the file name (`ngrokd`).
+ * The default `control.socket` of this OS: `/run/ngrokd/ngrokd.sock`; on macOS, which has no `/run` (its system volume
+ * is read-only) and whose `/var/run` is writable by the group `daemon` (root:daemon 0775, which the trust rule of
+ * assertTrustedPath refuses above the socket), `/var/db/ngrokd/ngrokd.sock` (`/var/db` is root's alone). On Windows
+ * the pipe is named by the file name (`ngrokd`).
  */
 export function defaultControlSocket({ platform = process.platform }: PlatformDefaultsOptions = {}): string {
-  return platform === 'darwin' ? '/var/run/ngrokd/ngrokd.sock' : POSIX_CONTROL_SOCKET
+  return platform === 'darwin' ? '/var/db/ngrokd/ngrokd.sock' : POSIX_CONTROL_SOCKET
 }

@@ -11,7 +11,7 @@ import { linuxPeerCheck, loadLinuxGetsockopt } from './peer-cred-linux.js'
 import { ADMINISTRATORS_SID, controlPipes, readOnlyRoutes, windowsPipeName } from './windows-pipe-security.js'
 import type { PipeSecurity } from './windows-pipe-security-ffi.js'
 import { requireCommonJs } from '../util/commonjs.js'
-import { assertMayMakeIn, assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
+import { assertTrustedPath, makeTrustedDirs, runsAsRoot } from '../util/trusted-path.js'
 
 const { createServer } = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
 
@@ -107,10 +107,11 @@ export class ControlServer {
     // a group that does not exist fails before there is a socket to undo
     const gid = group ? groupId(group) : undefined
     // as root, a directory another user may write would let them swap the socket for a link before its chmod/chown;
-    // what exists of it is judged before anything is made there (mkdir through their link would make root's folders)
-    if (runsAsRoot()) await assertMayMakeIn(dirname(socketPath), { what: 'control socket directory' })
-    await mkdir(dirname(socketPath), { recursive: true })
-    if (runsAsRoot()) await assertTrustedPath(dirname(socketPath), { what: 'control socket directory' })
+    // and nothing is made through their link or in their folder on the way there
+    if (runsAsRoot()) {
+      await makeTrustedDirs(dirname(socketPath), { what: 'control socket directory' })
+      await assertTrustedPath(dirname(socketPath), { what: 'control socket directory' })
+    } else await mkdir(dirname(socketPath), { recursive: true })
     await removeStaleSocket(socketPath)
     const server = this.newServer(this.options.routes)
     const peerCheck = this.options.peerCheck ?? (await this.platformPeerCheck())

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { chown, lchown, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -93,6 +93,11 @@ test("as root, nothing is made through another user's link: the state dir and th
     await assert.rejects(control.start(), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'))
     await control.close()
     assert.deepEqual(await readdir(target), [], 'nothing was made where the link leads')
+    // a link that appears where a folder is to be made (raced into a sticky /tmp after the check; here one that leads
+    // nowhere, which counts as missing when the check looks) is refused, never followed
+    await symlink(join(top, 'nowhere'), join(top, 'dangling'))
+    await assert.rejects(prepareStateDir(join(top, 'dangling', 'st'), { elevated: true }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && /appeared while it was being made, and is a link/.test((e as Error).message))
+    assert.equal(existsSync(join(top, 'nowhere')), false, 'nothing was made where it leads')
     // made right under a sticky, root-owned /tmp: fine, as before (nobody else may replace root's folder there)
     const direct = join(tmpdir(), `ngrokd-mkdirect-${process.pid}`)
     try {

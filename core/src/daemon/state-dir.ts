@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { NgrokdError } from '../errors/ngrokd-error.js'
+import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
 import { nearestExisting } from '../util/nearest-existing.js'
 import { stateDirProblem } from '../util/state-dir-problem.js'
-import { assertMayMakeIn, assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
+import { assertTrustedPath, makeTrustedDirs, runsAsRoot } from '../util/trusted-path.js'
 import { systemFileSecurity, type WindowsFileSecurity } from '../util/windows-security-ffi.js'
 
 /**
@@ -32,15 +32,16 @@ export interface PrepareStateDirOptions {
  * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED` naming the directory (or the one above it), its owner, mode and fix.
  */
 export async function prepareStateDir(stateDir: string, { platform = process.platform, elevated = runsAsRoot(), security = systemFileSecurity }: PrepareStateDirOptions = {}): Promise<string> {
-  // what exists of it is judged before anything is made: mkdir through another user's link (or in their folder) would
-  // make root's folders where they chose, even though the check after it refuses the result
-  if (elevated) await assertMayMakeIn(stateDir, { what: 'state directory', platform })
   try {
     // Windows ignores the mode: an elevated ngrokd gives what it creates a DACL of its own; another's copy of
-    // ngrokd, unelevated, keeps what it inherits, as a user's 0700 folder on POSIX is the user's
+    // ngrokd, unelevated, keeps what it inherits, as a user's 0700 folder on POSIX is the user's. As root on POSIX
+    // nothing is made through another user's link or in their folder (the check after it would refuse the result,
+    // but root's folders would be made where they chose)
     if (platform === 'win32' && elevated) await makeProtectedDirectory(stateDir, security())
+    else if (elevated) await makeTrustedDirs(stateDir, { what: 'state directory', mode: 0o700, platform })
     else await mkdir(stateDir, { recursive: true, mode: 0o700 })
   } catch (cause) {
+    if (isNgrokdError(cause, 'NGROKD_ERR_PATH_UNTRUSTED')) throw cause
     throw stateDirError(stateDir, cause)
   }
   return elevated ? assertTrustedPath(stateDir, { what: 'state directory' }) : stateDir

@@ -1,6 +1,6 @@
 import { readFileSync, statSync, type Stats } from 'node:fs'
-import { lstat, readlink, realpath, stat } from 'node:fs/promises'
-import { dirname, isAbsolute, join, parse, resolve, sep } from 'node:path'
+import { lstat, mkdir, readlink, realpath, stat } from 'node:fs/promises'
+import { dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:path'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { untrustedWindowsBecause } from './windows-security.js'
 import { systemFileSecurity } from './windows-security-ffi.js'
@@ -95,7 +95,7 @@ export interface TrustedPathOptions {
   code?: boolean
   /**
    * Judge `path` as a directory above what will be made in it (a sticky, root-owned one such as /tmp passes), not as
-   * the file itself: {@link assertMayMakeIn}.
+   * the file itself: {@link makeTrustedDirs}.
    */
   above?: boolean
 }
@@ -132,15 +132,37 @@ export async function assertTrustedPath(path: string, options: TrustedPathOption
 }
 
 /**
- * Before `mkdir -p path` as root: what exists of `path` — itself, or the nearest folder above it that exists, judged as
- * a directory above (a sticky /tmp passes) — must pass {@link assertTrustedPath}, so that nothing is made through
- * another user's link or in their folder (a check after the mkdir refuses the result, but root's folders are made
- * where they chose). On Windows the check after it decides.
+ * `mkdir -p path` as root, never through anything another user made: what exists of `path` must pass
+ * {@link assertTrustedPath} first — itself, or the nearest folder above it that exists, judged as a directory above
+ * (a sticky /tmp passes) —, then each missing folder is made one at a time (mkdir never follows a link as its last
+ * part), and one that appeared meanwhile (a link another user raced into a sticky /tmp) must be a directory, not a
+ * link, that only root (or this user) can change. Windows: the caller's (an elevated ngrokd makes its folders with a
+ * protected DACL).
+ * @throws NgrokdError `NGROKD_ERR_PATH_UNTRUSTED`; an mkdir's own error as it is.
  */
-export async function assertMayMakeIn(path: string, options: TrustedPathOptions): Promise<void> {
-  if ((options.platform ?? process.platform) === 'win32') return
-  const at = nearestExisting(path)
-  await assertTrustedPath(at, at === resolve(path) ? options : { ...options, above: true })
+export async function makeTrustedDirs(path: string, options: TrustedPathOptions & { mode?: number }): Promise<void> {
+  const target = resolve(path)
+  const at = nearestExisting(target)
+  await assertTrustedPath(at, at === target ? options : { ...options, above: true })
+  const uid = options.uid ?? process.getuid?.() ?? 0
+  // there already (judged above): a directory, or the same EEXIST a recursive mkdir gives for a file
+  if (at === target) return void (await mkdir(target, { recursive: true }))
+  let dir = at
+  for (const part of relative(at, target).split(sep)) {
+    dir = join(dir, part)
+    try {
+      await mkdir(dir, { mode: options.mode ?? 0o755 })
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      const st = await lstat(dir)
+      const why = st.isSymbolicLink() ? { why: 'is a link', fix: `rm ${dir}` } : !st.isDirectory() ? { why: 'is not a directory', fix: `rm ${dir}` } : untrustedBecause(dir, st, true, uid)
+      if (why) {
+        throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${options.what} ${target}: ${dir} appeared while it was being made, and ${why.why}; as root ngrokd makes nothing through what another user made`, {
+          hint: `${why.fix}, or choose a path under a directory only root can write, such as /var/lib`,
+        })
+      }
+    }
+  }
 }
 
 /**
