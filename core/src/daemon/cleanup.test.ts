@@ -6,11 +6,11 @@ import { spawnSync } from 'node:child_process'
 import { readlinkSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { defaultConfig } from '../config/resolve-config.js'
-import { isNgrokdError } from '../errors/ngrokd-error.js'
+import { isNgrokdError, NgrokdError } from '../errors/ngrokd-error.js'
 import { HostsFileNameResolver } from '../names/hosts-file-name-resolver.js'
 import { syncResolverFiles } from '../names/macos-resolver-files.js'
 import { NRPT_RECORD_FILE, WindowsNrpt } from '../names/windows-nrpt.js'
@@ -120,6 +120,33 @@ test("the dns plugin's routes a killed daemon left go too: macOS's /etc/resolver
     const again = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }), platform: 'win32', nrpt: async () => assert.fail('nothing recorded: the registry is not opened') })
     assert.deepEqual(again.failed, [])
     assert.ok(!again.removed.some((line) => line.includes('NRPT')))
+  }))
+
+test("on Windows control.socket only names the pipe: a file at that path (any user may make C:\\run) neither stops the cleanup nor is removed", () =>
+  withDir(async (dir) => {
+    const { config, system, runDir } = await leftovers(dir)
+    await mkdir(dirname(config.control.socket), { recursive: true })
+    await writeFile(config.control.socket, 'planted')
+    const report = await cleanupLeftovers(config, recordingLogger(), { runDir, interface: new FakeInterface({ system }), platform: 'win32', nrpt: async () => new FakeRegistry() })
+    assert.deepEqual(report.failed, [])
+    assert.ok(report.removed.includes('2 addresses on ngrkc0'), report.removed.join('\n'))
+    assert.doesNotMatch(await readFile(config.names.hostsFile, 'utf8'), /api\.demo/, 'the hosts block went')
+    assert.equal(await readFile(config.control.socket, 'utf8'), 'planted', 'not a file of ngrokd there')
+  }))
+
+test("a driver that cannot open is listed as not removed, and the rest is still done and reported (the plugins' cleanup too)", () =>
+  withDir(async (dir) => {
+    const { config, system, runDir } = await leftovers(dir)
+    const definePluginUrl = new URL('../plugin/define-plugin.js', import.meta.url).href
+    await writeFile(join(dir, 'after.mjs'), `import { definePlugin } from '${definePluginUrl}'\nexport default definePlugin({ name: 'after', version: '1.0.0', ngrokd: '^1.0.0', register() {}, async cleanup() { return ['its leftover'] } })\n`)
+    const iface = new FakeInterface({ system })
+    iface.injectFailure('open', { error: new NgrokdError('NGROKD_ERR_ADDRESS_CONFLICT', 'net.subnet 10.107.0.0/16 overlaps route 10.0.0.0/8 via utun1') })
+    const report = await cleanupLeftovers({ ...config, configDir: dir, plugins: ['./after.mjs'] }, recordingLogger(), { runDir, interface: iface })
+    assert.ok(report.removed.includes('its leftover (plugin after)'), report.removed.join('\n'))
+    assert.equal(report.failed.length, 1, report.failed.join('\n'))
+    assert.match(report.failed[0]!, /^the interface and its addresses \(net\.driver .*\): net\.subnet 10\.107\.0\.0\/16 overlaps route 10\.0\.0\.0\/8 via utun1 \(NGROKD_ERR_ADDRESS_CONFLICT\)/)
+    assert.ok(report.removed.some((line) => line.startsWith('the ngrokd block of ')), report.removed.join('\n'))
+    assert.doesNotMatch(await readFile(config.names.hostsFile, 'utf8'), /api\.demo/)
   }))
 
 test('with cleanup.remove_interface_on_stop false the cleanup keeps the interface, as a clean stop does (its addresses go); uninstall asks for it gone', () =>

@@ -137,7 +137,9 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     })
     if (subnetLock) removed.push(`stale lock ${subnetLock}`)
     for (const temp of await removeStaleTempFilesIn(config.stateDir)) removed.push(`temp file ${temp}`)
-    if (await removeStaleSocket(config.control.socket)) removed.push(`control socket ${config.control.socket}`)
+    const platform = options.platform ?? process.platform
+    // on Windows control.socket only names the named pipe, which goes with its process: no file of that path is ngrokd's
+    if (platform !== 'win32' && (await removeStaleSocket(config.control.socket))) removed.push(`control socket ${config.control.socket}`)
     // the ngrokd block goes whatever names.resolver is: a plugin's resolver may have fallen back to
     // the hosts file (dns without systemd-resolved); what it published elsewhere is left to it
     const block = `the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`
@@ -150,7 +152,6 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     } finally {
       await names.close().catch((e: unknown) => logger.warn({ err: e }, `closing the hosts file: ${formatError(e)}`))
     }
-    const platform = options.platform ?? process.platform
     // a dns plugin's routes outlive the daemon on macOS and Windows (files, registry keys): ngrokd's own go; on Linux
     // systemd-resolved forgets a link's domains with the interface, which goes below (a kept one: the plugin's cleanup())
     if (platform === 'darwin') {
@@ -217,10 +218,13 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
       if ((await Promise.race([removeAddressesAndInterface(), deadline])) === 'late') {
         failed.push(`${driverWork}: the driver did not finish within ${deadlineMs / 1000} s (a call that hangs): see the driver's documentation, then run ngrokd cleanup again`)
       }
+    } catch (e) {
+      // a driver that cannot open (a refusal meant for serving, a missing library) stops neither the report nor the plugins
+      failed.push(`${driverWork}: ${formatError(e)}`)
     } finally {
       clearTimeout(timer)
     }
-    await cleanupPlugins(config, logger, options.platform ?? process.platform, keptInterface, removed, failed)
+    await cleanupPlugins(config, logger, platform, keptInterface, removed, failed)
   } finally {
     await lock?.release()
     for (const dir of made) await rmdir(dir).catch(() => {}) // only empty ones, deepest first: never what a run left

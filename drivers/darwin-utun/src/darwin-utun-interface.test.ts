@@ -128,6 +128,17 @@ describe('darwin-utun system calls', () => {
     await forced.close()
   })
 
+  it("open({ adoptOnly: true }) (ngrokd cleanup) finds nothing to adopt and makes nothing: no utun, no route read, whatever overlaps", async () => {
+    const kernel = new FakeUtunKernel()
+    kernel.routes.push({ dst: '10.0.0.0', prefix: 8, index: kernel.interfaces.get('utun0')!.index, flags: 0x801 })
+    const iface = new DarwinUtunInterface({ syscalls: kernel })
+    const info = await iface.open({ name: 'ngrokd0', subnet: '10.107.0.0/16', adoptOnly: true })
+    assert.deepEqual({ absent: info.absent, adopted: info.adopted }, { absent: true, adopted: false })
+    assert.deepEqual(kernel.calls, [], 'not one call: a utun cannot outlive the process that made it')
+    await iface.close({ removeInterface: true })
+    assert.deepEqual(kernel.calls, [])
+  })
+
   it('needs root: EPERM from connect is NGROKD_ERR_PERMISSION with a sudo hint, and the socket is closed', async () => {
     const kernel = new FakeUtunKernel({ uid: 501 })
     const error = await new DarwinUtunInterface({ syscalls: kernel }).open({ name: 'ngrokd0', subnet: '10.107.0.0/16' }).catch((e: unknown) => e)

@@ -116,10 +116,13 @@ export class DarwinUtunInterface extends InterfaceBase {
     return this.#state?.drain.stats
   }
 
-  async open({ name, subnet: subnetText, signal }: InterfaceOpenOptions): Promise<InterfaceInfo> {
+  async open({ name, subnet: subnetText, adoptOnly, signal }: InterfaceOpenOptions): Promise<InterfaceInfo> {
     throwIfAborted(signal, 'open')
     if (typeof name !== 'string' || name.length === 0) throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', 'darwin-utun: net.interface_name is empty', { hint: 'e.g. ngrokd0 (macOS names the utun itself)' })
     const subnet = parseSubnetOption(subnetText)
+    // ngrokd cleanup: a utun and its addresses vanish with the descriptor of the process that made it, so nothing a
+    // stopped daemon made is left to adopt, and nothing is made (nor a route conflict judged) to look
+    if (adoptOnly) return { name, kind: 'utun', adopted: false, notes: [], absent: true }
     const mtu = this.#options.mtu ?? DEFAULT_MTU
     if (!Number.isInteger(mtu) || mtu < 72 || mtu > 65535) {
       // IF_MINMTU and IF_MAXMTU — <net/if_var.h>

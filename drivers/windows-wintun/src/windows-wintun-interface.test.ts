@@ -23,7 +23,8 @@ describe('windows-wintun calls, byte for byte', () => {
     await iface.open({ name: 'ngrokd0', subnet: '10.107.0.0/16' })
     await iface.addAddress({ address: '10.107.0.2' })
     const calls = windows.calls.map((c) => c.call)
-    assert.deepEqual(calls.slice(0, 5), ['WintunOpenAdapter', 'WintunCreateAdapter', 'WintunGetAdapterLUID', 'WintunStartSession', 'WintunGetReadWaitEvent'])
+    // the address table is read for what a run in loopback mode left there
+    assert.deepEqual(calls.slice(0, 6), ['WintunOpenAdapter', 'WintunCreateAdapter', 'WintunGetAdapterLUID', 'GetUnicastIpAddressTable', 'WintunStartSession', 'WintunGetReadWaitEvent'])
     const create = windows.calls.find((c) => c.call === 'WintunCreateAdapter')!
     assert.deepEqual(create.args, ['ngrokd0', 'ngrokd'])
     assert.equal(create.hex, adapterGuid('ngrokd0').toString('hex'))
@@ -105,15 +106,55 @@ describe('windows-wintun modes', () => {
     assert.deepEqual(windows.addressesOn(windows.loopbackLuid), ['127.0.0.1'])
   })
 
-  it('adopts a leftover adapter by name (WintunOpenAdapter) and leaves it in place on close', async () => {
+  it("adopts a leftover adapter by name (WintunOpenAdapter); close({ removeInterface: true }) cannot remove it and says so instead of claiming it", async () => {
     const windows = new FakeWindows({ leftoverAdapters: ['ngrokd0'] })
     const iface = make(windows)
     const info = await iface.open({ name: 'ngrokd0', subnet: '10.107.0.0/16' })
     assert.equal(info.adopted, true)
     assert.match(info.notes.join(), /adopted the existing Wintun adapter ngrokd0/)
     assert.ok(!windows.calls.some((c) => c.call === 'WintunCreateAdapter'))
-    await iface.close({ removeInterface: true })
+    await iface.addAddress({ address: '10.107.0.2' })
+    const refused = await iface.close({ removeInterface: true }).catch((e: unknown) => e)
+    assert.ok(isNgrokdError(refused, 'NGROKD_ERR_SYSCALL'), String(refused))
+    assert.match(refused.message, /the Wintun adapter ngrokd0 stays/)
     assert.ok(windows.adapters.has('ngrokd0'), 'WintunCloseAdapter of an opened adapter does not remove it (wintun.h)')
+    assert.deepEqual(windows.addressesOn(windows.adapterLuid('ngrokd0')!), [], 'its addresses went')
+    assert.deepEqual(windows.misuses, [], 'every handle closed')
+  })
+
+  it('open({ adoptOnly: true }) (ngrokd cleanup) makes no adapter and starts no session: absent when nothing is left', async () => {
+    const windows = new FakeWindows()
+    const iface = make(windows)
+    const info = await iface.open({ name: 'ngrokd0', subnet: '10.107.0.0/16', adoptOnly: true })
+    assert.equal(info.absent, true)
+    assert.deepEqual(windows.calls.map((c) => c.call).filter((c) => c.startsWith('Wintun')), ['WintunOpenAdapter'])
+    await iface.close({ removeInterface: true })
+    assert.equal(windows.adapters.size, 0)
+  })
+
+  it("what a run in loopback mode left (killed before wintun.dll was installed) is found by cleanup, and removed by the next start on Wintun", async () => {
+    const windows = new FakeWindows()
+    const crashed = make(windows, 'auto', false)
+    await crashed.open({ name: 'ngrokd0', subnet: '10.107.0.0/16' })
+    await crashed.applyAddresses({ add: ['10.107.0.2', '10.107.0.3'], remove: [] })
+    // killed: no close. wintun.dll is installed; ngrokd cleanup looks
+    const cleanup = make(windows)
+    const found = await cleanup.open({ name: 'ngrokd0', subnet: '10.107.0.0/16', adoptOnly: true })
+    assert.deepEqual({ adopted: found.adopted, absent: found.absent, kind: found.kind }, { adopted: true, absent: undefined, kind: 'loopback pseudo-interface' })
+    assert.deepEqual((await cleanup.listAddresses()).sort(), ['10.107.0.2', '10.107.0.3'])
+    await cleanup.close({ removeInterface: true })
+    assert.deepEqual(windows.addressesOn(windows.loopbackLuid), ['127.0.0.1'])
+    assert.ok(!windows.calls.some((c) => c.call === 'WintunCreateAdapter'))
+
+    // the same leftovers, and a start on Wintun instead of a cleanup
+    const again = make(windows, 'auto', false)
+    await again.open({ name: 'ngrokd0', subnet: '10.107.0.0/16' })
+    await again.addAddress({ address: '10.107.0.4' })
+    const next = make(windows)
+    await next.open({ name: 'ngrokd0', subnet: '10.107.0.0/16' })
+    assert.deepEqual(windows.addressesOn(windows.loopbackLuid), ['127.0.0.1'], 'nothing of the subnet stays on loopback')
+    assert.deepEqual(await next.listAddresses(), [])
+    await next.close({ removeInterface: true })
     assert.deepEqual(windows.misuses, [])
   })
 

@@ -142,7 +142,7 @@ export class WindowsWintunInterface extends InterfaceBase {
     return { loopbackOnly: false, ipv6: false, requiresPrivileges: 'administrator', batching: false }
   }
 
-  async open({ name, subnet, signal }: InterfaceOpenOptions): Promise<InterfaceInfo> {
+  async open({ name, subnet, adoptOnly = false, signal }: InterfaceOpenOptions): Promise<InterfaceInfo> {
     throwIfAborted(signal)
     if (name.length === 0 || name.length >= MAX_ADAPTER_NAME || /[\0\\/]/.test(name)) {
       throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `windows-wintun: adapter name ${JSON.stringify(name)} is not usable`, {
@@ -159,7 +159,7 @@ export class WindowsWintunInterface extends InterfaceBase {
         if (this.#mode === 'auto') notes.push(`wintun.dll not loaded (${this.#wintunError!.message}); addresses go on the loopback pseudo-interface`)
         return this.#openLoopback(name, parsed, notes)
       }
-      return this.#openWintun(wintun, name, parsed, notes)
+      return this.#openWintun(wintun, name, parsed, notes, adoptOnly)
     })
   }
 
@@ -208,7 +208,22 @@ export class WindowsWintunInterface extends InterfaceBase {
     }
     await this.#serial(async () => {
       for (const address of this.#addressesOn(made.luid, made.subnet)) this.#deleteAddress(made, address)
-      if (hold) this.#wintun!.closeAdapter(hold.handle) // removes the adapter when this process created it
+      if (!hold) return
+      this.#wintun!.closeAdapter(hold.handle) // removes the adapter when this process created it
+      if (!hold.created) this.#refuseAdapterLeft(made.name)
+    })
+  }
+
+  /**
+   * After closing an adapter this process opened rather than created: WintunCloseAdapter removes only an adapter its
+   * creator closes (wintun api/adapter.c), so one that can still be opened stays, and saying it was removed would lie.
+   */
+  #refuseAdapterLeft(name: string): void {
+    const again = this.#wintun!.openAdapter(name)
+    if (again.handle === 0n) return
+    this.#wintun!.closeAdapter(again.handle)
+    throw new NgrokdError('NGROKD_ERR_SYSCALL', `windows-wintun: the Wintun adapter ${name} stays: ngrokd did not make it in this process, and Wintun removes an adapter only when the process that made it closes it`, {
+      hint: 'it goes when the process holding it exits, or at a reboot; on Windows 7, which keeps it, remove it in Device Manager (Network adapters)',
     })
   }
 
@@ -238,14 +253,18 @@ export class WindowsWintunInterface extends InterfaceBase {
     return this.#wintun
   }
 
-  #openLoopback(name: string, subnet: Ipv4Subnet, notes: string[]): InterfaceInfo {
-    const table = this.#table()
-    const luid = findLoopbackLuid(table)
+  #loopbackLuid(): NetLuid {
+    const luid = findLoopbackLuid(this.#table())
     if (luid === undefined) {
       throw new NgrokdError('NGROKD_ERR_SYSCALL', 'windows-wintun: no loopback pseudo-interface (no interface of type 24 holds 127.0.0.1)', {
         hint: 'check the TCP/IP stack (netsh interface ipv4 show addresses), or install wintun.dll',
       })
     }
+    return luid
+  }
+
+  #openLoopback(name: string, subnet: Ipv4Subnet, notes: string[]): InterfaceInfo {
+    const luid = this.#loopbackLuid()
     const present = this.#addressesOn(luid, subnet)
     const opened: Opened = { mode: 'loopback', name, subnet, luid }
     this.#opened = this.#made = opened
@@ -253,7 +272,7 @@ export class WindowsWintunInterface extends InterfaceBase {
     return { name: 'Loopback Pseudo-Interface 1', kind: 'loopback pseudo-interface', adopted: present.length > 0, notes }
   }
 
-  #openWintun(wintun: WintunApi, name: string, subnet: Ipv4Subnet, notes: string[]): InterfaceInfo {
+  #openWintun(wintun: WintunApi, name: string, subnet: Ipv4Subnet, notes: string[], adoptOnly: boolean): InterfaceInfo {
     const key = name.toLowerCase()
     let adapter = kept(wintun).get(key)
     let adopted = adapter !== undefined
@@ -265,6 +284,12 @@ export class WindowsWintunInterface extends InterfaceBase {
         notes.push(`adopted the existing Wintun adapter ${name}`)
       } else if (opened.error !== ERROR_NOT_FOUND) {
         throw wintunError('WintunOpenAdapter', opened.error, name)
+      } else if (adoptOnly) {
+        // ngrokd cleanup makes nothing: a Wintun adapter goes with the process that made it, and what is left to find
+        // is what a run in loopback mode (before wintun.dll was there) left on the loopback pseudo-interface
+        const luid = this.#loopbackLuid()
+        if (this.#addressesOn(luid, subnet).length > 0) return this.#openLoopback(name, subnet, notes)
+        return { name, kind: 'wintun', adopted: false, notes, absent: true }
       } else {
         const made = wintun.createAdapter(name, TUNNEL_TYPE, adapterGuid(name))
         if (made.handle === 0n) throw wintunError('WintunCreateAdapter', made.error, name)
@@ -273,24 +298,47 @@ export class WindowsWintunInterface extends InterfaceBase {
     }
     kept(wintun).delete(key)
     const luid = wintun.getAdapterLuid(adapter.handle).readBigUInt64LE(0)
-    // The ring is the smallest Wintun allows: nothing is meant to arrive on it.
-    const started = wintun.startSession(adapter.handle, WINTUN_MIN_RING_CAPACITY)
-    let session: Session | undefined
-    if (started.handle !== 0n) {
-      session = { handle: started.handle, event: wintun.readWaitEvent(started.handle), stopping: false, drained: Promise.resolve(), dropped: 0 }
-      session.drained = this.#drain(wintun, session, name)
-    } else if (started.error === ERROR_ALREADY_INITIALIZED) {
-      // driver/wintun.c allows one session per adapter: another handle (this process, or another ngrokd) keeps it up
-      notes.push(`another session holds ${name}; not reading its ring`)
-    } else {
-      if (!adopted) wintun.closeAdapter(adapter.handle)
-      throw wintunError('WintunStartSession', started.error, name)
-    }
+    if (!adoptOnly) this.#removeLoopbackStrays(subnet)
+    // a cleanup (adoptOnly) reads no ring: the adapter is only looked at, then closed
+    const session = adoptOnly ? undefined : this.#startSession(wintun, adapter, name, notes, adopted)
     const opened: Opened = { mode: 'wintun', name, subnet, luid, adapter, session }
     this.#opened = this.#made = opened
     adopted ||= this.#addressesOn(luid, subnet).length > 0
     if (adopted) this.#logger.info({ name }, 'windows-wintun: adopted an existing adapter')
     return { name, kind: 'wintun', adopted, notes }
+  }
+
+  /** A session whose ring is read and dropped; none when another handle holds the adapter's one session. */
+  #startSession(wintun: WintunApi, adapter: AdapterHold, name: string, notes: string[], adopted: boolean): Session | undefined {
+    // The ring is the smallest Wintun allows: nothing is meant to arrive on it.
+    const started = wintun.startSession(adapter.handle, WINTUN_MIN_RING_CAPACITY)
+    if (started.handle !== 0n) {
+      const session: Session = { handle: started.handle, event: wintun.readWaitEvent(started.handle), stopping: false, drained: Promise.resolve(), dropped: 0 }
+      session.drained = this.#drain(wintun, session, name)
+      return session
+    }
+    if (started.error === ERROR_ALREADY_INITIALIZED) {
+      // driver/wintun.c allows one session per adapter: another handle (this process, or another ngrokd) keeps it up
+      notes.push(`another session holds ${name}; not reading its ring`)
+      return undefined
+    }
+    if (!adopted) wintun.closeAdapter(adapter.handle)
+    throw wintunError('WintunStartSession', started.error, name)
+  }
+
+  /**
+   * The subnet's addresses on the loopback pseudo-interface when serving on a Wintun adapter: what a run in loopback
+   * mode left (killed before wintun.dll was installed). They would answer beside the adapter's and no later run
+   * would ever look there, so they go, said once.
+   */
+  #removeLoopbackStrays(subnet: Ipv4Subnet): void {
+    const table = this.#table()
+    const luid = findLoopbackLuid(table)
+    if (luid === undefined) return
+    const loopback: Opened = { mode: 'loopback', name: 'Loopback Pseudo-Interface 1', subnet, luid }
+    const strays = this.#addressesOn(luid, subnet, table)
+    for (const address of strays) this.#deleteAddress(loopback, address)
+    if (strays.length > 0) this.#logger.info({ subnet: subnet.cidr, addresses: strays.length }, 'windows-wintun: removed the addresses a run in loopback mode left on the loopback interface')
   }
 
   /** Reads and drops whatever arrives on the adapter's ring; waits on the read event when it is empty. */
@@ -334,9 +382,9 @@ export class WindowsWintunInterface extends InterfaceBase {
     return decodeAddressTable(rows)
   }
 
-  #addressesOn(luid: NetLuid, subnet: Ipv4Subnet): string[] {
+  #addressesOn(luid: NetLuid, subnet: Ipv4Subnet, table = this.#table()): string[] {
     const found = new Set<string>()
-    for (const row of this.#table()) {
+    for (const row of table) {
       if (row.luid === luid && row.address && row.address !== '127.0.0.1' && subnetContains(subnet, row.address)) found.add(row.address)
     }
     return [...found].sort((a, b) => ipv4ToInt(a) - ipv4ToInt(b))

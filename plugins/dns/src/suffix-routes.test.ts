@@ -99,21 +99,26 @@ describe('Windows: one NRPT rule per suffix', () => {
   /** The registry calls, recorded; keys live in a map. */
   function fakeRegistry() {
     const keys = new Map<string, string[]>()
+    /** Each key's GenericDNSServers, as the DNS client reads it (REG_SZ: UTF-16LE, NUL-terminated). */
+    const servers = new Map<string, string>()
     const calls: string[] = []
     const registry: NrptRegistry = {
       writeKey(keyPath, values) {
         calls.push(`write ${keyPath}`)
         keys.set(keyPath, values.map((v) => v.name))
+        const generic = values.find((v) => v.name === 'GenericDNSServers')
+        if (generic) servers.set(keyPath, Buffer.from(generic.data).toString('utf16le').replace(/\0+$/, ''))
         return { status: 0, call: 'RegSetValueExW' }
       },
       deleteKey(keyPath) {
         calls.push(`delete ${keyPath}`)
+        servers.delete(keyPath)
         return keys.delete(keyPath) ? 0 : 2
       },
       openKey: () => 2,
       flushDns: () => (calls.push('flush'), true),
     }
-    return { registry, keys, calls }
+    return { registry, keys, servers, calls }
   }
 
   test('rules follow the suffixes and go at stop; the DNS cache is flushed after each change', async () => {
@@ -160,6 +165,26 @@ describe('Windows: one NRPT rule per suffix', () => {
     await next.detach()
     assert.equal(keys.size, 0)
     assert.deepEqual(await readdir(stateDir), [], 'no rule left, no record')
+  })
+
+  test("a rule a killed daemon left for a suffix served again is written anew, naming this run's responder", async () => {
+    const { registry, servers } = fakeRegistry()
+    const stateDir = join(dir, 'nrpt-moved')
+    await mkdir(stateDir)
+    const crashed = new DnsNameResolver(responderOn([{ host: '10.107.0.1', port: 53 }]), { logger: silentLogger })
+    await crashed.open()
+    await crashed.publish({ records: records(['web.demo', '10.107.0.2']) })
+    await crashed.attach({ link: { name: 'ngrokd' }, hostsFile: () => new RecordingNameResolver(), platform: 'win32', nrpt: async () => registry, stateDir })
+    assert.deepEqual([...servers.values()], ['10.107.0.1'])
+    // killed: no detach. The next run answers on another subnet's address (net.subnet changed) and serves demo again
+    const next = new DnsNameResolver(responderOn([{ host: '10.108.0.1', port: 53 }]), { logger: silentLogger })
+    await next.open()
+    await next.publish({ records: records(['web.demo', '10.108.0.2']) })
+    await next.attach({ link: { name: 'ngrokd' }, hostsFile: () => new RecordingNameResolver(), platform: 'win32', nrpt: async () => registry, stateDir })
+    assert.deepEqual([...servers.values()], ['10.108.0.1'], 'the rule names the responder that answers now')
+    assert.match((await next.diagnose()).find((c) => c.id === 'dns.nrpt')?.summary ?? '', /demo to 10\.108\.0\.1/)
+    await next.detach()
+    assert.equal(servers.size, 0)
   })
 
   test('a responder not on port 53 cannot be named by NRPT: said once, and the hosts file carries the names', async () => {

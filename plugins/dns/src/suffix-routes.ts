@@ -80,6 +80,8 @@ export class ResolverFilesRoute implements SuffixRoute {
 export class NrptRoute implements SuffixRoute {
   /** The suffixes whose rules exist: at first those a run killed before its stop left (the record's), to be removed. */
   #sent: Set<string>
+  /** Whether #sent's rules were written by this run, with its servers: a killed run's point at the servers it had. */
+  #written = false
 
   constructor(
     private readonly nrpt: WindowsNrpt,
@@ -91,12 +93,14 @@ export class NrptRoute implements SuffixRoute {
 
   async setSuffixes(suffixes: ReadonlySet<string>): Promise<void> {
     const gone = [...this.#sent].filter((s) => !suffixes.has(s))
-    const added = [...suffixes].filter((s) => !this.#sent.has(s))
+    // a suffix a killed run left is written again: its rule names that run's servers (another subnet, another listen:)
+    const added = [...suffixes].filter((s) => !this.#written || !this.#sent.has(s))
     if (!gone.length && !added.length) return
     try {
       if (gone.length) this.nrpt.remove(gone)
       if (added.length) this.nrpt.apply({ suffixes: added, servers: this.servers })
       this.#sent = new Set(suffixes)
+      this.#written = true
       this.logger.info(`dns: NRPT sends ${[...suffixes].sort().join(', ') || 'nothing'} to ${this.servers.join(', ')}`)
     } catch (e) {
       this.logger.warn({ err: e }, `dns: cannot update the NRPT rules (tried again after the next reconcile): ${formatError(e)}`)
