@@ -4,7 +4,7 @@
  *   error (uv__stream_io, src/unix/stream.c), so an RST behind data comes as a clean end; the kernel keeps it as the
  *   socket's pending error (SO_ERROR: ECONNRESET, set by tcp_reset() in net/ipv4/tcp_input.c, also once our own FIN
  *   is out), which a FIN never sets;
- * - closing with an RST (SO_LINGER 0), also under a TLS socket, whose handle Node cannot reset.
+ * - closing with an RST (SO_LINGER 0) after our own FIN, which libuv's reset refuses.
  * The calls load at this module's import on the main thread, in the background; until they are there, and where they
  * cannot be (Windows, koffi missing, a worker thread: koffi loaded in the pool's workers beside the main thread's
  * crashed the process in one test run of three, `FATAL ERROR: napi_throw` at koffi.node's registration), each
@@ -63,18 +63,35 @@ export function pendingSocketError(s: net.Socket): number | undefined {
 }
 
 /**
- * Closes `s` with an RST, so that its peer sees a failure, not a clean end: Node's `resetAndDestroy()` on a TCP socket;
- * under a TLS socket, whose handle Node cannot reset, SO_LINGER 0 then a destroy (no close_notify either). A plain
- * destroy where neither can be had.
+ * Closes `s` with an RST, so that its peer sees a failure, not a clean end (Go's crypto/tls reads a bare FIN on a record
+ * boundary as io.EOF): Node's `resetAndDestroy()` on a TCP socket. A TLS socket Node cannot reset, so its handle's
+ * close — which lib/_tls_wrap.js forwards to the TCP handle under it (`_parent`) — is made that handle's reset
+ * (uv_tcp_close_reset: SO_LINGER 0, then close; no close_notify), in any thread. libuv refuses the reset once our own
+ * FIN is out: then SO_LINGER 0 through koffi where it is loaded (the main thread), else a plain close.
  */
 export function resetSocket(s: net.Socket): void {
   if (s.destroyed) return
   try {
     s.resetAndDestroy()
   } catch {
-    const fd = fdOf(s)
-    if (bound && fd !== undefined) bound.setsockopt(fd, bound.options.SOL_SOCKET, bound.options.SO_LINGER, LINGER_RESET)
+    const wrap = (s as unknown as { _handle?: TlsHandle | null })._handle
+    const tcp = wrap?._parent
+    const reset = tcp?.reset?.bind(tcp)
+    if (wrap && tcp && reset) {
+      const fd = fdOf(s)
+      wrap.close = (onClose) => {
+        if (reset(onClose) === 0) return
+        if (bound && fd !== undefined) bound.setsockopt(fd, bound.options.SOL_SOCKET, bound.options.SO_LINGER, LINGER_RESET)
+        tcp.close(onClose)
+      }
+    }
     s.destroy()
   }
   if (!s.destroyed) s.destroy()
+}
+
+/** A TLS socket's handle (TLSWrap) and the TCP handle it wraps, as lib/_tls_wrap.js makes them. */
+interface TlsHandle {
+  close: (onClose: () => void) => void
+  _parent?: { reset?: (onClose: () => void) => number; close: (onClose: () => void) => void }
 }

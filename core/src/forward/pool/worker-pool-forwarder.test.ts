@@ -72,7 +72,7 @@ if (!skip) {
   })
 
   describe('WorkerPoolForwarder: worker failures', () => {
-    it('a worker that dies resets its connections, counts them, closes their descriptors; new connections work', async () => {
+    it('a worker that dies ends its connections (its thread\'s teardown closes them: a FIN), counts them, closes their descriptors; new connections work', async () => {
       const ingress = await startFakeIngress({ pki })
       const logger = recordingLogger()
       const forwarder = await WorkerPoolForwarder.create({ logger, workers: 1, dialer: { credentials: () => pki.clientA, endpoint: () => ingress.endpoint, ca: pki.ingressCaPem } })
