@@ -634,17 +634,24 @@ export class Daemon {
     await this.starting?.catch(() => {}) // ends at its next step, undoing nothing itself: the rest of stop() does
     await this.poller?.stop()
     await this.running?.catch(() => {})
+    // a name still published keeps its address, and so the interface that holds it: removed, the name would lead
+    // where the machine's routes send that address (off the machine); ngrokd cleanup removes the name, then it
+    let keepInterface = false
     if (this.reconciler) {
       try {
         const left = (await this.reconciler.teardown({ drainMs: this.drainMs })).namesNotWithdrawn ?? []
-        if (left.length > 0) this.leftBehind.push(`${left.length} published name${left.length === 1 ? '' : 's'} (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', …' : ''})`)
+        if (left.length > 0) {
+          keepInterface = true
+          this.leftBehind.push(`${left.length} published name${left.length === 1 ? '' : 's'} (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', …' : ''}) with ${left.length === 1 ? 'its address' : 'their addresses'}`)
+        }
       } catch (e) {
         this.logger.error({ err: e }, `cleanup failed: ${formatError(e)}`)
         this.leftBehind.push(`what the failed cleanup did not reach`)
+        keepInterface = true
       }
     }
     await this.plugins?.stop()
-    await this.scope?.close()
+    await this.scope?.close(keepInterface ? { removeInterface: false } : undefined)
     await this.networkPorts?.close()
     await this.control?.close()
     await this.lock?.release()

@@ -294,12 +294,15 @@ test('a name that cannot be unpublished keeps its address from every other hostn
     const report = await t.reconciler.reconcile(next)
     assert.deepEqual(report.namesNotWithdrawn, ['a.prod'])
     assert.ok((await t.names.list()).some((r) => r.hostname === 'a.prod' && r.address === aAddress), 'a.prod is still published')
+    assert.ok((await t.iface.listAddresses()).includes(aAddress), 'and its address stays on the interface: removed, the name would lead off the machine')
+    assert.ok(!t.forwarder.listeners().some((l) => l.address === aAddress), 'with no listener: a connection is refused here')
     assert.equal(t.allocator.lookup('f.prod'), undefined, 'f.prod got no address: the only free one is still named a.prod')
     assert.equal(t.reconciler.services().find((s) => s.hostname === 'f.prod')?.error?.code, 'NGROKD_ERR_ADDRESS_EXHAUSTED')
     // once names can change again, a.prod is withdrawn and its address goes to f.prod
     t.names.publish = publish
     assert.equal((await t.reconciler.reconcile(next)).namesNotWithdrawn, undefined)
     assert.ok(!(await t.names.list()).some((r) => r.hostname === 'a.prod'))
+    assert.ok(!(await t.iface.listAddresses()).includes(aAddress), 'withdrawn, the address goes')
     await t.reconciler.reconcile(next)
     assert.equal(t.allocator.lookup('f.prod'), aAddress)
     assert.equal(t.reconciler.services().find((s) => s.hostname === 'f.prod')?.state, 'serving')

@@ -602,10 +602,15 @@ export class Reconciler {
     }
   }
 
-  /** 7. Removes the addresses nobody wants, but for those of listeners still draining (a later pass removes them). */
+  /**
+   * 7. Removes the addresses nobody wants, but for those of listeners still draining (a later pass removes them) and
+   * those of names still published (step 2): off the interface, such a name would lead wherever the machine's routes
+   * send its address, off the machine; on it, with no listener, a connection is refused here.
+   */
   private async removeAddresses(pass: Pass): Promise<void> {
     const draining = new Set([...this.drains].map((d) => d.address))
-    const toRemove = [...pass.present].filter((a) => !pass.wantedAddresses.has(a) && !draining.has(a))
+    const stillNamed = new Set([...pass.namesNotWithdrawn].map((h) => this.allocator.lookup(h)).filter((a) => a !== undefined))
+    const toRemove = [...pass.present].filter((a) => !pass.wantedAddresses.has(a) && !draining.has(a) && !stillNamed.has(a))
     const failed = await this.applyAddresses(toRemove, 'remove')
     pass.report.addressesRemoved = toRemove.length - failed.size
   }

@@ -97,15 +97,20 @@ describe('a stop that cannot remove the names', { skip: netnsSkip }, () => {
       await daemon.waitReady((s) => s.services?.serving === 1)
       remount('ro')
       assert.deepEqual(await daemon.stop('SIGTERM'), { code: 1, signal: null })
-      assert.equal(managedRecords(readHosts()).size, 1, 'the name is still there')
+      const records = managedRecords(readHosts())
+      assert.equal(records.size, 1, 'the name is still there')
+      // and its address with it: on no interface, the name would lead wherever the routes send 10.107.x off the machine
+      const [address] = [...records.values()]
+      assert.match(execFileSync('ip', ['-4', '-o', 'addr', 'show']).toString(), new RegExp(`inet ${address!.replace(/\./g, '\\.')}/32 `), 'the address is still on the interface')
       const last = daemon.logRecords().at(-1)!
       assert.equal(last.level, 50, 'said at error')
-      assert.match(last.msg, /^ngrokd stopped, leaving 1 published name \(stuck\.e2e\) behind \(the error above says why\): fix that, then run `ngrokd cleanup`$/)
+      assert.match(last.msg, /^ngrokd stopped, leaving 1 published name \(stuck\.e2e\) with its address behind \(the error above says why\): fix that, then run `ngrokd cleanup`$/)
       assert.doesNotMatch(daemon.log(), /listeners, names and addresses removed/)
       assert.match(daemon.log(), /cannot unpublish the names of removed endpoints \(1\), trying once more: /)
     } finally {
       remount('rw')
       await ngrokdCli(['cleanup', '--config', daemon.configFile])
+      assert.doesNotMatch(execFileSync('ip', ['-4', '-o', 'addr', 'show']).toString(), /inet 10\.107\./, 'cleanup removed the address too')
       await daemon.dispose()
       await sim.stop()
       hosts.assertRestored()
