@@ -106,6 +106,15 @@ describe('resolveConfig: invalid values', () => {
     assert.match(error.message, /net\.subnt: unknown key; valid keys in net: driver, interface_name, subnet, driver_options, force, network \(did you mean net\.subnet\?\)/)
   })
 
+  it("a control.socket longer than a Unix socket's sun_path holds is refused, naming its length and the limit (Node would cut it short)", () => {
+    const long = `/srv/${'d'.repeat(98)}/s.sock` // 110 bytes
+    const { issues } = issuesOf({ control: { socket: long } })
+    assert.deepEqual(issues.map((i) => i.key), ['control.socket'])
+    assert.match(issues[0]!.message, /is 110 bytes long, and a Unix socket's path holds at most 107 here \(sun_path\); expected a shorter path, such as \/run\/ngrokd\/ngrokd\.sock$/)
+    assert.doesNotThrow(() => resolveConfig({ control: { socket: `/srv/${'d'.repeat(95)}/s.sock` } }, { source: FILE, env: {} }), '107 bytes fit')
+    assert.doesNotThrow(() => resolveConfig({ control: { socket: long } }, { source: FILE, env: {}, platformDefaults: { platform: 'win32', env: {} } }), 'on Windows it names a pipe')
+  })
+
   it('salvage: hands the issues over and builds the config from the good keys, each bad one at its default', () => {
     const salvaged: Error[] = []
     const { config } = resolveConfig({ log: { level: 'loud' }, control: { socket: '/tmp/x.sock' } }, { source: FILE, env: {}, salvage: (e) => salvaged.push(e) })

@@ -132,7 +132,7 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
   if (typeof instance === 'string') {
     for (const [key, value] of instanceDefaults(instance, defaults.values)) if (!fileValues.has(key) && !envLayer.values.has(key)) values.set(key, value)
   }
-  for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values), pluginResolverIssue(values), prometheusListenIssue(values), podIdentitySizeIssue(values)]) {
+  for (const issue of [loopbackSubnetIssue(values), plainHttpApiIssue(values), pluginResolverIssue(values), prometheusListenIssue(values), podIdentitySizeIssue(values), controlSocketLengthIssue(values, options.platformDefaults?.platform ?? process.platform)]) {
     if (!issue) continue
     const envName = envLayer.values.has(issue.key) ? env.sources.get(issue.key) : undefined
     issues.push({ ...issue, ...(envName ? { env: envName } : source ? { file: source } : {}) })
@@ -206,6 +206,25 @@ function pluginResolverIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'f
   return {
     key: 'names.resolver',
     message: `${JSON.stringify(resolver)} is the ${plugin} plugin's resolver, and plugins does not load it; expected plugins: [${plugin}] beside it, or names.resolver: hosts-file`,
+  }
+}
+
+/**
+ * The bytes a Unix socket's path may take, its NUL aside: `sun_path` is 108 bytes on Linux (<linux/un.h> UNIX_PATH_MAX),
+ * 104 on macOS and the BSDs (<sys/un.h>). A longer one Node cuts short without a word: the daemon would listen elsewhere.
+ */
+function socketPathMax(platform: NodeJS.Platform): number {
+  return platform === 'linux' ? 107 : 103
+}
+
+/** `control.socket` must fit in `sun_path` (on Windows it only names a pipe). */
+function controlSocketLengthIssue(values: Map<string, unknown>, platform: NodeJS.Platform): Omit<ConfigIssue, 'file' | 'env'> | undefined {
+  const path = String(values.get('control.socket'))
+  const bytes = Buffer.byteLength(path)
+  if (platform === 'win32' || bytes <= socketPathMax(platform)) return undefined
+  return {
+    key: 'control.socket',
+    message: `${JSON.stringify(path)} is ${bytes} bytes long, and a Unix socket's path holds at most ${socketPathMax(platform)} here (sun_path); expected a shorter path, such as ${defaultControlSocket({ platform })}`,
   }
 }
 

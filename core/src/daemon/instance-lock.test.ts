@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { InstanceLock, STATE_LOCK_FILE, liveHolderFor, stateLockReadable } from './instance-lock.js'
+import { InstanceLock, STATE_LOCK_FILE, liveHolderFor, liveSubnetHolder, stateLockReadable } from './instance-lock.js'
 import { localUser, localUserSkip } from '../util/local-user.test-helper.js'
 
 async function withDirs(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -69,6 +69,33 @@ test('a second daemon on the same state dir is refused, naming the first; a lock
     await lock.release()
     assert.deepEqual(await readdir(stateDir), [], 'release removes the lock, and temp files never stay')
     assert.deepEqual(await readdir(runDir), [])
+  }))
+
+test("doctor finds the live daemon that serves a subnet (another instance whose name chose the same /16), by its lock", () =>
+  withDirs(async (dir) => {
+    const stateDir = join(dir, 'work')
+    const runDir = join(dir, 'run')
+    const holderScript = join(dir, 'ngrokd-subnet-holder.mjs')
+    await writeFile(
+      holderScript,
+      `import { InstanceLock } from ${JSON.stringify(new URL('./instance-lock.js', import.meta.url).href)}
+       await import('node:fs').then((fs) => fs.mkdirSync(${JSON.stringify(stateDir)}, { recursive: true }))
+       await InstanceLock.acquire({ stateDir: ${JSON.stringify(stateDir)}, interfaceName: 'ngrokd-work', socketPath: '/run/work.sock', runDir: ${JSON.stringify(runDir)}, subnet: '10.112.0.0/16' })
+       console.log('held')
+       process.stdin.resume()`,
+    )
+    const holder = spawn(process.execPath, [holderScript], { stdio: ['pipe', 'pipe', 'inherit'] })
+    try {
+      const [line] = (await once(holder.stdout, 'data')) as [Buffer]
+      assert.equal(line.toString().trim(), 'held')
+      assert.deepEqual(await liveSubnetHolder('10.112.0.0/16', runDir).then((h) => [h?.pid, h?.stateDir]), [holder.pid, stateDir])
+      assert.equal(await liveSubnetHolder('10.113.0.0/16', runDir), undefined)
+      assert.equal(await liveSubnetHolder('10.112.0.0/16', null), undefined, 'no run dir (not root, or not Linux): not known')
+    } finally {
+      holder.kill('SIGKILL')
+      await once(holder, 'exit')
+    }
+    assert.equal(await liveSubnetHolder('10.112.0.0/16', runDir), undefined, 'its daemon gone, the lock is stale')
   }))
 
 test('several daemons starting at one instant over a stale lock: exactly one wins and keeps it, the others are refused', () =>

@@ -384,6 +384,13 @@ export async function liveHolderFor(config: LockedConfig, runDir: string | null 
   return undefined
 }
 
+/** The live ngrokd (not this process) that holds `subnet` in this network namespace, by its lock in `runDir`; none without a run dir. */
+export async function liveSubnetHolder(subnet: string, runDir: string | null = defaultRunDir()): Promise<LockHolder | undefined> {
+  if (!runDir) return undefined
+  const holder = await readHolder(subnetLockPath(runDir, subnet)).catch(() => undefined)
+  return holder && holder.pid !== process.pid && isNgrokd(holder.pid) ? holder : undefined
+}
+
 /** Whom the lock of `stateDir` names; undefined when there is none (or it is not a lock ngrokd wrote). */
 export function stateLockHolder(stateDir: string): Promise<LockHolder | undefined> {
   return readHolder(join(stateDir, STATE_LOCK_FILE))

@@ -7,7 +7,7 @@ import { withStartHint } from '../control/control-client.js'
 import { daemonCommandLine } from '../config/daemon-command.js'
 import { sameDaemonFlags } from '../config/load-config.js'
 import { CORE_VERSION } from '../version.js'
-import { STATE_LOCK_FILE, liveHolderFor, stateLockHolder, stateLockReadable } from '../daemon/instance-lock.js'
+import { STATE_LOCK_FILE, liveHolderFor, liveSubnetHolder, stateLockHolder, stateLockReadable } from '../daemon/instance-lock.js'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
 import { failedCheck } from './ingress-checks.js'
 import { publicDomainOf } from '../names/public-domain.js'
@@ -67,6 +67,7 @@ export async function daemonChecks(config: DaemonConfig, configFile?: string): P
     return [
       { id: 'daemon.running', status: 'warn', summary: (e as Error).message, ...(isNgrokdError(said) && said.hint ? { hint: said.hint } : {}) },
       ...(noDaemon ? await leftoverChecks(config) : []),
+      ...(await subnetTakenCheck(config)),
       // no daemon to read: the limit a daemon started from this shell would have (a service's is its unit's)
       ...openFilesCheck(config, openFilesLimit(), 'ngrokd run started from this shell'),
     ]
@@ -84,6 +85,19 @@ export async function daemonChecks(config: DaemonConfig, configFile?: string): P
     if (!(e instanceof TypeError)) throw e
     return [...skew, { id: 'daemon.running', status: 'warn', summary: `a daemon answers, but its status is not what this doctor reads (${e.message})`, hint: skew.length ? skew[0]!.hint : 'ngrokd status --json shows its reply' }]
   }
+}
+
+/** Another daemon (another instance whose name chose the same /16) serves `net.subnet`: a start of this one is refused. */
+async function subnetTakenCheck(config: DaemonConfig): Promise<Check[]> {
+  const holder = await liveSubnetHolder(config.net.subnet)
+  if (!holder) return []
+  return [{
+    id: 'daemon.subnet',
+    status: 'fail',
+    code: 'NGROKD_ERR_ALREADY_RUNNING',
+    summary: `net.subnet ${config.net.subnet} is served by another ngrokd (pid ${holder.pid}${holder.instance ? `, instance ${holder.instance}` : ''}, state dir ${holder.stateDir}): a start of this one is refused`,
+    hint: `set net.subnet in this ${config.instance ? 'instance\'s ' : ''}config file to a /16 no other ngrokd serves (each instance needs its own)`,
+  }]
 }
 
 /** The checks of a daemon that answered, from its status and its services. */

@@ -5,6 +5,7 @@ import { LINUX_ERRNO } from './netlink/errno.js'
 import { decodeError, newLinkRequest, parseMessages } from './netlink/messages.js'
 import { RouteSocket } from './netlink/route-socket.js'
 import { conflictError, dumpLinks, findConflicts } from './netlink/queries.js'
+import { checkAdoptable, leftUntagged } from './link-ownership.js'
 
 const CAP_NET_ADMIN = 12 // <linux/capability.h>
 const PRIVILEGE_HINT = 'run ngrokd as root (sudo) or grant it CAP_NET_ADMIN (setcap cap_net_admin+ep $(readlink -f $(which node)))'
@@ -62,6 +63,7 @@ export async function diagnoseLinuxNetlink({ name, subnet, force = false, info }
   )
 
   checks.push(info ? linkKindFromOpen(info) : await probeLinkKinds(ffi))
+  if (!info && name !== undefined && socket) checks.push(await linkOfName(socket, name))
 
   if (subnet !== undefined) {
     if (!socket) {
@@ -87,6 +89,21 @@ export async function diagnoseLinuxNetlink({ name, subnet, force = false, info }
   }
   await socket?.close()
   return checks
+}
+
+/** Not open yet: whether a link of `name` is there, and whether a start would adopt it (ngrokd's) or refuse it. */
+async function linkOfName(socket: RouteSocket, name: string): Promise<Check> {
+  const id = 'linux-netlink.interface'
+  try {
+    const links = await dumpLinks(socket)
+    const link = links.find((l) => l.name === name)
+    if (!link) return { id, status: 'ok', summary: `no interface is named ${name}: a start makes it` }
+    if (await leftUntagged(socket, link, links)) return { id, status: 'ok', summary: `${name} is a link a stopped start of ngrokd made: a start adopts it` }
+    checkAdoptable(link, links)
+    return { id, status: 'ok', summary: `${name} is ngrokd's ${link.kind} link: a start adopts it` }
+  } catch (e) {
+    return { id, status: 'fail', summary: formatError(e).split('\n')[0]!.replace(/^linux-netlink: /, '').replace(/ \(NGROKD_ERR_[A-Z_]+\)$/, ''), ...(isNgrokdError(e) ? { code: e.code, ...(e.hint ? { hint: e.hint } : {}) } : {}) }
+  }
 }
 
 function linkKindFromOpen(info: InterfaceInfo): Check {

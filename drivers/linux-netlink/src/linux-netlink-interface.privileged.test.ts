@@ -277,6 +277,30 @@ function childTests(): void {
     }
   })
 
+  test("diagnose before a start fails on a link of the name that is not ngrokd's (a user's bridge, lo), as the start would; ngrokd's own passes", async () => {
+    const check = async (name: string) =>
+      (await driver.diagnose!({ logger: silentLogger, stateDir: '/nonexistent', platform: 'linux' }, { name, subnet: '10.250.0.0/24' })).find((c) => c.id === 'linux-netlink.interface')!
+    ip('link', 'add', 'ngrt9', 'type', 'bridge')
+    try {
+      const foreign = await check('ngrt9')
+      assert.deepEqual([foreign.status, foreign.code], ['fail', 'NGROKD_ERR_INTERFACE_FOREIGN'], foreign.summary)
+      assert.match(foreign.summary, /^interface ngrt9 already exists \(a bridge link\) and is not ngrokd's/)
+      assert.match(foreign.hint ?? '', /set net\.interface_name to a name no other interface uses/)
+      await assert.rejects(open('ngrt9').info, (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_INTERFACE_FOREIGN'), 'as the start says')
+    } finally {
+      ip('link', 'del', 'ngrt9')
+    }
+    assert.equal((await check('lo')).status, 'fail')
+    assert.equal((await check('ngrt9')).status, 'ok', 'none of the name: a start makes it')
+    const kept = open('ngrt9')
+    await kept.info
+    await kept.iface.close({ removeInterface: false })
+    const ours = await check('ngrt9')
+    assert.equal(ours.status, 'ok', ours.summary)
+    assert.match(ours.summary, /ngrokd's (dummy|bridge) link: a start adopts it/)
+    ip('link', 'del', 'ngrt9')
+  })
+
   test('close deletes the link; close twice is fine; removeInterface: false keeps it', async () => {
     const { iface, info } = open('ngrt3')
     await info
