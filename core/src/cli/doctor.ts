@@ -35,8 +35,13 @@ export const doctorCommand: Command = {
       console.log(JSON.stringify(report, null, 2))
     } else {
       const count = (s: string) => report.checks.filter((c) => c.status === s).length
-      console.log(`\n${count('ok')} ok, ${count('warn')} warnings, ${count('fail')} failures${count('fail') ? ` — each code is explained in ${ERRORS_DOC}` : ''}`)
+      console.log(`\n${count('ok')} ok, ${plural(count('warn'), 'warning')}, ${plural(count('fail'), 'failure')}${count('fail') ? ` — each code is explained in ${ERRORS_DOC}` : ''}`)
     }
     return report.ok ? 0 : 1
   },
+}
+
+/** `1 failure`, `2 failures`, `0 failures`. */
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`
 }

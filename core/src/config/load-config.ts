@@ -192,7 +192,8 @@ function readError(error: unknown, fallbackPath: string | undefined): Error {
   const firstLine = String(e?.message ?? error).split('\n').find((l) => l.trim() !== '')
   // no `cause`: the parser's whole word is in the message already, and logs and the CLI would say it twice
   return new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `cannot parse config file ${file}: ${firstLine?.trim() ?? 'unknown error'}`, {
-    hint: 'fix the YAML or JSON syntax at the position shown',
+    // V8 gives no position for an unexpected token: then what such a token is, the usual cause
+    hint: /\bline \d+/.test(firstLine ?? '') ? 'fix the YAML or JSON syntax at the position shown' : 'fix the JSON syntax: a value that is not a quoted string, a number, true, false or null (an unquoted word, a misspelt true), or a stray character',
   })
 }
 

@@ -189,17 +189,17 @@ export function runningInterfaceChecks(config: DaemonConfig): Promise<Check[]> {
  * is not fine — names still point at addresses nothing serves. One warning each, with the fix.
  */
 async function leftoverChecks(config: DaemonConfig): Promise<Check[]> {
-  const leftover = (what: string): Check => ({
+  const leftover = (what: string, many = false): Check => ({
     id: 'daemon.leftovers',
     status: 'warn',
-    summary: `no daemon runs, but ${what} is still there (left by a daemon that did not stop cleanly?)`,
+    summary: `no daemon runs, but ${what} ${many ? 'are' : 'is'} still there (left by a daemon that did not stop cleanly?)`,
     hint: 'sudo ngrokd cleanup removes it (or start ngrokd run, which adopts it)',
   })
   const left: Check[] = []
   // whatever names.resolver is: a plugin's resolver may have fallen back to the hosts file
   const text = await readFile(config.names.hostsFile).catch(() => undefined)
   const records = text ? parseHostsBlock(text, instanceOf(config)).records : []
-  if (records.length > 0) left.push(leftover(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`))
+  if (records.length > 0) left.push(leftover(`${records.length} name${records.length === 1 ? '' : 's'} in the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`, records.length > 1))
   // Linux lists this network namespace's links in /proc/net/dev (/sys/class/net is that of whoever mounted /sys); elsewhere the cleanup finds out
   const links = process.platform === 'linux' ? await readFile('/proc/net/dev', 'utf8').catch(() => '') : ''
   // kept on purpose by a clean stop when cleanup.remove_interface_on_stop is false. Only the name is known here: the

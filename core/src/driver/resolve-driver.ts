@@ -71,7 +71,7 @@ export async function resolveDriver(spec: string, options: ResolveDriverOptions)
   }
   if (!driver.provides.includes(options.kind)) {
     throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${driver.name}" provides ${driver.provides.join(', ')}, not ${options.kind}`, {
-      hint: `choose a ${options.kind} driver`,
+      hint: `choose ${options.kind === 'interface' ? 'an' : 'a'} ${options.kind} driver`,
     })
   }
   if (!driver.platforms.includes(platform)) {

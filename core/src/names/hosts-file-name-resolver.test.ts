@@ -232,6 +232,20 @@ describe('HostsFileNameResolver', () => {
     await names.close()
   })
 
+  it("a well-formed line of the user's inside the block (or an earlier run's name) goes too, named at warn; a name this run wrote goes quietly", async () => {
+    const logger = recordingLogger()
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
+    await names.open()
+    await names.publish({ records: [API, DB] })
+    const text = await readFile(hosts, 'utf8')
+    await writeFile(hosts, text.replace(HOSTS_BLOCK_END, `10.9.9.9\tmine.demo\n${HOSTS_BLOCK_END}`))
+    await names.publish({ records: [API] })
+    assert.doesNotMatch(await readFile(hosts, 'utf8'), /mine\.demo/)
+    const said = logger.lines.filter((l) => l.level === 'warn').map((l) => l.msg)
+    assert.deepEqual(said, [`hosts-file: removing 1 name from ngrokd's block of ${hosts} that this run did not write (mine.demo 10.9.9.9): an earlier run's, or added by hand; put your own lines outside its BEGIN/END markers`])
+    await names.close()
+  })
+
   it('creates a missing file only when there is something to publish', async () => {
     await rm(hosts)
     const names = new HostsFileNameResolver({ path: hosts, stateDir })

@@ -34,6 +34,9 @@ export interface HostsFileNameResolverOptions {
   rename?: (from: string, to: string) => void
 }
 
+/** One record as a key: `address hostname`. */
+const recordKey = (r: NameRecord): string => `${r.address} ${r.hostname}`
+
 /** The hosts file's content before an in-place rewrite, in `stateDir`. Kept after the write. */
 export const HOSTS_BACKUP_FILE = 'hosts.ngrokd-backup'
 /** The content an in-place rewrite is writing, in `stateDir`. */
@@ -119,6 +122,8 @@ export class HostsFileNameResolver implements NameResolver {
   readonly frozenPath: string
   private readonly logger: Logger
   private readonly rename: (from: string, to: string) => void
+  /** The records (`address hostname`) this resolver last wrote: what else a rewrite drops is not this run's. */
+  private lastWritten = new Set<string>()
   /** Set after the first EBUSY/EXDEV: later writes go straight to the in-place path. */
   private inPlace = false
   private opened: Promise<void> | undefined
@@ -315,7 +320,7 @@ export class HostsFileNameResolver implements NameResolver {
       if (!wrote) checkAborted(signal, 'publish') // last point before the file is touched
       const dangling = await this.danglingLink()
       if (dangling) throw dangling
-      this.warnDroppedLines(target, current.data)
+      this.warnDroppedLines(target, current.data, records)
       let written: Buffer | undefined
       try {
         written = await this.write(target, current, update.data, (data) => desired(data).data)
@@ -324,6 +329,7 @@ export class HostsFileNameResolver implements NameResolver {
       }
       if (written) {
         wrote = true
+        this.lastWritten = new Set(records.map(recordKey))
         await carry.commit(written)
         this.logger.debug({ path: target, records: records.length }, 'hosts-file: published')
       } else {
@@ -340,10 +346,20 @@ export class HostsFileNameResolver implements NameResolver {
 
   /**
    * Lines inside the block that ngrokd never writes (not `<ipv4> <name.namespace>`: a user's own line put there) go
-   * when the block is rewritten: said at warn, with where to put them instead.
+   * when the block is rewritten: said at warn, with where to put them instead. So do names this run did not write
+   * there (added by hand, or an earlier run's that is gone), named.
    */
-  private warnDroppedLines(target: string, data: Buffer): void {
-    const { invalidLines } = parseHostsBlock(data, this.block)
+  private warnDroppedLines(target: string, data: Buffer, records: readonly NameRecord[]): void {
+    const { invalidLines, records: inBlock } = parseHostsBlock(data, this.block)
+    const kept = new Set(records.map(recordKey))
+    const strangers = inBlock.filter((r) => !kept.has(recordKey(r)) && !this.lastWritten.has(recordKey(r)))
+    if (strangers.length > 0) {
+      const shown = strangers.slice(0, 3).map((r) => `${r.hostname} ${r.address}`)
+      this.logger.warn(
+        { path: target, hostnames: strangers.map((r) => r.hostname) },
+        `hosts-file: removing ${strangers.length} name${strangers.length === 1 ? '' : 's'} from ngrokd's block of ${target} that this run did not write (${shown.join(', ')}${strangers.length > 3 ? ', …' : ''}): an earlier run's, or added by hand; put your own lines outside its BEGIN/END markers`,
+      )
+    }
     if (invalidLines.length === 0) return
     const lines = data.toString('latin1').split('\n')
     const shown = invalidLines.slice(0, 3).map((n) => `${n}: ${JSON.stringify((lines[n - 1] ?? '').replace(/\r$/, ''))}`)
