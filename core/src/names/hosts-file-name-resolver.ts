@@ -739,7 +739,7 @@ function checkAborted(signal: AbortSignal | undefined, what: string): void {
 function refusedHint(path: string): string {
   return process.getuid?.() === 0
     ? refusedRootHint(path)
-    : `run ngrokd as root (sudo), which may write ${path}; or publish names another way (names.resolver: dns, with plugins: [dns])`
+    : `run ngrokd as root (sudo), which may write ${path} (the other way to publish names, names.resolver: dns with plugins: [dns], needs root too: it answers on port 53)`
 }
 
 function fileError(e: unknown, verb: string, path: string): NgrokdError {
