@@ -8,6 +8,7 @@ import { stateDirError } from './state-dir.js'
 import { removeStaleTempFilesIn, tempPathFor } from '../util/atomic-file.js'
 import { refusedRootHint } from '../util/privilege.js'
 import { defaultRunDir, namespaceId } from '../util/run-dir.js'
+import { commandLineOf } from '../util/process-command-line.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
 export interface LockHolder {
@@ -435,19 +436,18 @@ function holds(holder: LockHolder): boolean {
   return Date.parse(holder.startedAt) >= thisProcessStarted - 1000
 }
 
-/** Whether `pid` is a live process that is an ngrokd (a reused pid of another program is not). */
+/**
+ * Whether `pid` is a live process that is an ngrokd: a reused pid of another program is not (after a reboot on any OS,
+ * within minutes on Windows), or its lock would refuse every start. A command line that cannot be read counts as ngrokd's.
+ */
 function isNgrokd(pid: number): boolean {
   try {
     process.kill(pid, 0)
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false // ESRCH: no such process
   }
-  if (process.platform !== 'linux') return true
-  try {
-    return /ngrokd/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))
-  } catch {
-    return false
-  }
+  const line = commandLineOf(pid)
+  return line === undefined || /ngrokd/.test(line)
 }
 
 /**

@@ -1,0 +1,54 @@
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+
+/** Runs a program to its end (no shell): its exit status (null when it did not end by itself) and what it printed. */
+export type RunSync = (file: string, args: readonly string[]) => { status: number | null; stdout: string }
+
+export interface CommandLineOptions {
+  /** Default `process.platform`. */
+  platform?: NodeJS.Platform
+  /** Default: spawnSync with a 15 s cap (PowerShell takes a second or two to start). For tests. */
+  run?: RunSync
+  /** Windows' folder (`%SystemRoot%`), where PowerShell is. Default the environment's, else `C:\Windows`. */
+  systemRoot?: string
+}
+
+/** What the Windows query prints for a process whose command line this user may not read. */
+const UNREADABLE = '<unreadable>'
+
+const runSync: RunSync = (file, args) => {
+  const r = spawnSync(file, args, { encoding: 'utf8', timeout: 15_000, windowsHide: true, env: { ...process.env, LC_ALL: 'C' } })
+  return { status: r.error ? null : r.status, stdout: r.stdout ?? '' }
+}
+
+/**
+ * The command line of process `pid`, as the OS tells it: `''` when there is no such process, undefined when it
+ * cannot be told here (no permission, no tool, another OS). The programs are named by absolute path: as root
+ * nothing is run from `PATH`.
+ * - Linux: `/proc/<pid>/cmdline` (NULs between the arguments);
+ * - macOS: `/bin/ps -o command=` (another user's process, unreadable to a user, is printed as `(name)`);
+ * - Windows: PowerShell's `Win32_Process.CommandLine` (a pid is reused there within minutes).
+ */
+export function commandLineOf(pid: number, { platform = process.platform, run = runSync, systemRoot = process.env.SystemRoot ?? 'C:\\Windows' }: CommandLineOptions = {}): string | undefined {
+  if (!Number.isInteger(pid) || pid <= 0) return ''
+  if (platform === 'linux') {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? '' : undefined
+    }
+  }
+  if (platform === 'darwin') {
+    const { status, stdout } = run('/bin/ps', ['-o', 'command=', '-p', String(pid)])
+    if (status === 1 && stdout.trim() === '') return '' // ps: no process of that pid
+    const line = stdout.trim()
+    return status !== 0 || /^\(.*\)$/.test(line) ? undefined : line
+  }
+  if (platform === 'win32') {
+    const query = `$p = Get-CimInstance Win32_Process -Filter 'ProcessId=${pid}'; if (-not $p) { '' } elseif ($null -eq $p.CommandLine) { '${UNREADABLE}' } else { $p.CommandLine }`
+    const { status, stdout } = run(`${systemRoot}\\System32\\WindowsPowerShell\\v1.0\\powershell.exe`, ['-NoProfile', '-NonInteractive', '-Command', query])
+    const line = stdout.trim()
+    return status !== 0 || line === UNREADABLE ? undefined : line
+  }
+  return undefined
+}
