@@ -1,13 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isNgrokdError } from '../errors/ngrokd-error.js'
-import { InstanceLock, STATE_LOCK_FILE, liveHolderFor, liveSubnetHolder, stateLockReadable } from './instance-lock.js'
+import { InstanceLock, STATE_LOCK_FILE, liveHolderFor, liveSubnetHolder, stateLockReadable, type InstanceLockOptions } from './instance-lock.js'
 import { localUser, localUserSkip } from '../util/local-user.test-helper.js'
 
 async function withDirs(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -22,24 +22,32 @@ async function withDirs(fn: (dir: string) => Promise<void>): Promise<void> {
 const refused = (pid: number, what: RegExp) => (e: unknown) =>
   isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING') && new RegExp(`another ngrokd \\(pid ${pid},`).test((e as Error).message) && what.test((e as Error).message)
 
+/**
+ * Another process that holds the locks `options` names, named like the daemon (the pid check reads its command line);
+ * resolves once it holds them.
+ */
+async function lockHolder(dir: string, options: InstanceLockOptions & { stateDir: string }): Promise<ChildProcess> {
+  const script = join(dir, 'ngrokd-lock-holder.mjs')
+  await writeFile(
+    script,
+    `import { InstanceLock } from ${JSON.stringify(new URL('./instance-lock.js', import.meta.url).href)}
+     await import('node:fs').then((fs) => fs.mkdirSync(${JSON.stringify(options.stateDir)}, { recursive: true }))
+     await InstanceLock.acquire(${JSON.stringify(options)})
+     console.log('held')
+     process.stdin.resume()`,
+  )
+  const holder = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const [line] = (await once(holder.stdout!, 'data')) as [Buffer]
+  assert.equal(line.toString().trim(), 'held')
+  return holder
+}
+
 test('a second daemon on the same state dir is refused, naming the first; a lock whose daemon died is replaced', () =>
   withDirs(async (dir) => {
     const stateDir = join(dir, 'state')
     const runDir = join(dir, 'run')
-    // another process that holds the lock, named like the daemon (the pid check reads its command line)
-    const holderScript = join(dir, 'ngrokd-lock-holder.mjs')
-    await writeFile(
-      holderScript,
-      `import { InstanceLock } from ${JSON.stringify(new URL('./instance-lock.js', import.meta.url).href)}
-       await import('node:fs').then((fs) => fs.mkdirSync(${JSON.stringify(stateDir)}, { recursive: true }))
-       await InstanceLock.acquire({ stateDir: ${JSON.stringify(stateDir)}, interfaceName: 'ngrokd0', socketPath: '/run/first.sock', runDir: ${JSON.stringify(runDir)}, hostsBlock: { path: ${JSON.stringify(join(dir, 'hosts'))} } })
-       console.log('held')
-       process.stdin.resume()`,
-    )
-    const holder = spawn(process.execPath, [holderScript], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const holder = await lockHolder(dir, { stateDir, interfaceName: 'ngrokd0', socketPath: '/run/first.sock', runDir, hostsBlock: { path: join(dir, 'hosts') } })
     try {
-      const [line] = (await once(holder.stdout, 'data')) as [Buffer]
-      assert.equal(line.toString().trim(), 'held')
       await assert.rejects(
         InstanceLock.acquire({ stateDir, interfaceName: 'other0', socketPath: '/run/second.sock', runDir }),
         refused(holder.pid!, /state dir .*\/state \/ interface ngrokd0 \/ the ngrokd block of .*\/hosts; its control socket is \/run\/first\.sock/),
@@ -75,19 +83,8 @@ test("doctor finds the live daemon that serves a subnet (another instance whose 
   withDirs(async (dir) => {
     const stateDir = join(dir, 'work')
     const runDir = join(dir, 'run')
-    const holderScript = join(dir, 'ngrokd-subnet-holder.mjs')
-    await writeFile(
-      holderScript,
-      `import { InstanceLock } from ${JSON.stringify(new URL('./instance-lock.js', import.meta.url).href)}
-       await import('node:fs').then((fs) => fs.mkdirSync(${JSON.stringify(stateDir)}, { recursive: true }))
-       await InstanceLock.acquire({ stateDir: ${JSON.stringify(stateDir)}, interfaceName: 'ngrokd-work', socketPath: '/run/work.sock', runDir: ${JSON.stringify(runDir)}, subnet: '10.112.0.0/16' })
-       console.log('held')
-       process.stdin.resume()`,
-    )
-    const holder = spawn(process.execPath, [holderScript], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const holder = await lockHolder(dir, { stateDir, interfaceName: 'ngrokd-work', socketPath: '/run/work.sock', runDir, subnet: '10.112.0.0/16' })
     try {
-      const [line] = (await once(holder.stdout, 'data')) as [Buffer]
-      assert.equal(line.toString().trim(), 'held')
       assert.deepEqual(await liveSubnetHolder('10.112.0.0/16', runDir).then((h) => [h?.pid, h?.stateDir]), [holder.pid, stateDir])
       assert.equal(await liveSubnetHolder('10.113.0.0/16', runDir), undefined)
       assert.equal(await liveSubnetHolder('10.112.0.0/16', null), undefined, 'no run dir (not root, or not Linux): not known')
