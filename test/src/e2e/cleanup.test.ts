@@ -38,7 +38,7 @@ describe('ngrokd cleanup', { skip: netnsSkip }, () => {
     const doctor = await ngrokdCli(['doctor', '--json', '--offline', '--config', ctx.daemon.configFile])
     const leftovers = (JSON.parse(doctor.stdout) as { checks: Array<{ id: string; summary: string; hint?: string }> }).checks.filter((c) => c.id === 'daemon.leftovers')
     assert.deepEqual(
-      leftovers.map((c) => c.summary.replace(/^no daemon runs, but (.*) is still there.*$/, '$1').replace(/^no daemon runs, but (an interface named \S+) is there:.*$/, '$1')).sort(),
+      leftovers.map((c) => c.summary.replace(/^no daemon runs, but (.*) (?:is|are) still there.*$/, '$1').replace(/^no daemon runs, but (an interface named \S+) is there:.*$/, '$1')).sort(),
       [`2 names in the ngrokd block of /etc/hosts`, `control socket ${ctx.daemon.socketPath}`, `an interface named ${net.interfaceName}`].sort(),
     )
     assert.match(leftovers[0]!.hint!, /ngrokd cleanup/)
