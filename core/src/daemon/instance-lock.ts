@@ -441,13 +441,17 @@ function holds(holder: LockHolder): boolean {
  * within minutes on Windows), or its lock would refuse every start. A command line that cannot be read counts as ngrokd's.
  */
 function isNgrokd(pid: number): boolean {
+  let mayAsk = true
   try {
     process.kill(pid, 0)
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false // ESRCH: no such process
+    mayAsk = false // another user's: alive
   }
   const line = commandLineOf(pid)
-  return line === undefined || /ngrokd/.test(line)
+  // '' says none, but kill said it is there: another user's process hidden from this one (/proc mounted hidepid=2)
+  if (line === undefined || (line === '' && !mayAsk)) return true
+  return /ngrokd/.test(line)
 }
 
 /**

@@ -4,7 +4,7 @@
  *   error (uv__stream_io, src/unix/stream.c), so an RST behind data comes as a clean end; the kernel keeps it as the
  *   socket's pending error (SO_ERROR: ECONNRESET, set by tcp_reset() in net/ipv4/tcp_input.c, also once our own FIN
  *   is out), which a FIN never sets;
- * - closing with an RST (SO_LINGER 0) after our own FIN, which libuv's reset refuses.
+ * - closing with an RST (SO_LINGER 0) while our own shutdown is under way, which libuv's reset refuses.
  * The calls load at this module's import on the main thread, in the background; until they are there, and where they
  * cannot be (Windows, koffi missing, a worker thread: koffi loaded in the pool's workers beside the main thread's
  * crashed the process in one test run of three, `FATAL ERROR: napi_throw` at koffi.node's registration), each
@@ -66,8 +66,10 @@ export function pendingSocketError(s: net.Socket): number | undefined {
  * Closes `s` with an RST, so that its peer sees a failure, not a clean end (Go's crypto/tls reads a bare FIN on a record
  * boundary as io.EOF): Node's `resetAndDestroy()` on a TCP socket. A TLS socket Node cannot reset, so its handle's
  * close — which lib/_tls_wrap.js forwards to the TCP handle under it (`_parent`) — is made that handle's reset
- * (uv_tcp_close_reset: SO_LINGER 0, then close; no close_notify), in any thread. libuv refuses the reset once our own
- * FIN is out: then SO_LINGER 0 through koffi where it is loaded (the main thread), else a plain close.
+ * (uv_tcp_close_reset: SO_LINGER 0, then close; no close_notify), in any thread. Only where the reset can be had:
+ * connected, and no shutdown of ours under way (ended, not yet finished) — there libuv refuses it, and Node's TCP
+ * handle, marked closing all the same, would never close. There SO_LINGER 0 through koffi where it is loaded (the
+ * main thread), else a plain close: our close_notify is out then anyway.
  */
 export function resetSocket(s: net.Socket): void {
   if (s.destroyed) return
@@ -77,13 +79,12 @@ export function resetSocket(s: net.Socket): void {
     const wrap = (s as unknown as { _handle?: TlsHandle | null })._handle
     const tcp = wrap?._parent
     const reset = tcp?.reset?.bind(tcp)
-    if (wrap && tcp && reset) {
+    const resettable = !s.pending && (!s.writableEnded || s.writableFinished)
+    if (wrap && reset && resettable) {
+      wrap.close = (onClose) => void reset(onClose)
+    } else {
       const fd = fdOf(s)
-      wrap.close = (onClose) => {
-        if (reset(onClose) === 0) return
-        if (bound && fd !== undefined) bound.setsockopt(fd, bound.options.SOL_SOCKET, bound.options.SO_LINGER, LINGER_RESET)
-        tcp.close(onClose)
-      }
+      if (bound && fd !== undefined) bound.setsockopt(fd, bound.options.SOL_SOCKET, bound.options.SO_LINGER, LINGER_RESET)
     }
     s.destroy()
   }
@@ -93,5 +94,5 @@ export function resetSocket(s: net.Socket): void {
 /** A TLS socket's handle (TLSWrap) and the TCP handle it wraps, as lib/_tls_wrap.js makes them. */
 interface TlsHandle {
   close: (onClose: () => void) => void
-  _parent?: { reset?: (onClose: () => void) => number; close: (onClose: () => void) => void }
+  _parent?: { reset?: (onClose: () => void) => number }
 }

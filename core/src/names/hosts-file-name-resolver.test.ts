@@ -232,17 +232,21 @@ describe('HostsFileNameResolver', () => {
     await names.close()
   })
 
-  it("a well-formed line of the user's inside the block (or an earlier run's name) goes too, named at warn; a name this run wrote goes quietly", async () => {
+  it("a well-formed line of the user's put inside the block goes too, named at warn; a name this run wrote, or an earlier run's, goes quietly", async () => {
+    // an earlier run's block (a crash): its names go at the first write without a word, as ngrokd cleanup's do
+    await writeFile(hosts, `${ORIGINAL}\n${HOSTS_BLOCK_BEGIN}\n10.107.0.9\tgone.prod\n${HOSTS_BLOCK_END}\n`)
     const logger = recordingLogger()
     const names = new HostsFileNameResolver({ path: hosts, stateDir, logger })
     await names.open()
     await names.publish({ records: [API, DB] })
+    assert.doesNotMatch(await readFile(hosts, 'utf8'), /gone\.prod/)
+    assert.equal(logger.lines.filter((l) => l.level === 'warn').length, 0, "an earlier run's name is ngrokd's own")
     const text = await readFile(hosts, 'utf8')
     await writeFile(hosts, text.replace(HOSTS_BLOCK_END, `10.9.9.9\tmine.demo\n${HOSTS_BLOCK_END}`))
     await names.publish({ records: [API] })
     assert.doesNotMatch(await readFile(hosts, 'utf8'), /mine\.demo/)
     const said = logger.lines.filter((l) => l.level === 'warn').map((l) => l.msg)
-    assert.deepEqual(said, [`hosts-file: removing 1 name from ngrokd's block of ${hosts} that this run did not write (mine.demo 10.9.9.9): an earlier run's, or added by hand; put your own lines outside its BEGIN/END markers`])
+    assert.deepEqual(said, [`hosts-file: removing 1 name from ngrokd's block of ${hosts} that ngrokd did not write (mine.demo 10.9.9.9) as it rewrites the block; put your own lines outside its BEGIN/END markers`])
     await names.close()
   })
 

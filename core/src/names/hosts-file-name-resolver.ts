@@ -122,8 +122,11 @@ export class HostsFileNameResolver implements NameResolver {
   readonly frozenPath: string
   private readonly logger: Logger
   private readonly rename: (from: string, to: string) => void
-  /** The records (`address hostname`) this resolver last wrote: what else a rewrite drops is not this run's. */
-  private lastWritten = new Set<string>()
+  /**
+   * The records (`address hostname`) this resolver last wrote; undefined before its first write, when the block is an
+   * earlier run's (a start after a crash, `ngrokd cleanup`). After it, what else a rewrite drops was put there by hand.
+   */
+  private lastWritten: Set<string> | undefined
   /** Set after the first EBUSY/EXDEV: later writes go straight to the in-place path. */
   private inPlace = false
   private opened: Promise<void> | undefined
@@ -346,18 +349,19 @@ export class HostsFileNameResolver implements NameResolver {
 
   /**
    * Lines inside the block that ngrokd never writes (not `<ipv4> <name.namespace>`: a user's own line put there) go
-   * when the block is rewritten: said at warn, with where to put them instead. So do names this run did not write
-   * there (added by hand, or an earlier run's that is gone), named.
+   * when the block is rewritten: said at warn, with where to put them instead. So do names put in the block by hand
+   * while this resolver runs, named (an earlier run's names go quietly at its first write).
    */
   private warnDroppedLines(target: string, data: Buffer, records: readonly NameRecord[]): void {
     const { invalidLines, records: inBlock } = parseHostsBlock(data, this.block)
     const kept = new Set(records.map(recordKey))
-    const strangers = inBlock.filter((r) => !kept.has(recordKey(r)) && !this.lastWritten.has(recordKey(r)))
+    const written = this.lastWritten
+    const strangers = written ? inBlock.filter((r) => !kept.has(recordKey(r)) && !written.has(recordKey(r))) : []
     if (strangers.length > 0) {
       const shown = strangers.slice(0, 3).map((r) => `${r.hostname} ${r.address}`)
       this.logger.warn(
         { path: target, hostnames: strangers.map((r) => r.hostname) },
-        `hosts-file: removing ${strangers.length} name${strangers.length === 1 ? '' : 's'} from ngrokd's block of ${target} that this run did not write (${shown.join(', ')}${strangers.length > 3 ? ', …' : ''}): an earlier run's, or added by hand; put your own lines outside its BEGIN/END markers`,
+        `hosts-file: removing ${strangers.length} name${strangers.length === 1 ? '' : 's'} from ngrokd's block of ${target} that ngrokd did not write (${shown.join(', ')}${strangers.length > 3 ? ', …' : ''}) as it rewrites the block; put your own lines outside its BEGIN/END markers`,
       )
     }
     if (invalidLines.length === 0) return
