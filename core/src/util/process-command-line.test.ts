@@ -1,5 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { commandLineOf, type RunSync } from './process-command-line.js'
 
@@ -7,15 +9,29 @@ import { commandLineOf, type RunSync } from './process-command-line.js'
 const NO_SUCH_PID = 2 ** 22 + 1
 
 describe('commandLineOf', () => {
-  it('Linux: this process\'s arguments from /proc; no such process is ""', { skip: process.platform !== 'linux' && 'Linux only' }, () => {
-    assert.ok(commandLineOf(process.pid)!.includes(process.argv[1]!), 'its script among the arguments')
-    assert.equal(commandLineOf(NO_SUCH_PID), '')
-  })
+  /** A child process whose command line holds a word of its own; ended after `fn`. */
+  async function withMarkedChild(fn: (pid: number) => void): Promise<void> {
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'ngrokd-marker-7f3a'], { stdio: 'ignore' })
+    try {
+      await once(child, 'spawn')
+      fn(child.pid!)
+    } finally {
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+    }
+  }
 
-  it("macOS's way, /bin/ps -o command=, read here on this machine's ps: this process's arguments; no such process is \"\"", { skip: !existsSync('/bin/ps') && 'no /bin/ps' }, () => {
-    assert.ok(commandLineOf(process.pid, { platform: 'darwin' })!.includes(process.argv[1]!))
-    assert.equal(commandLineOf(NO_SUCH_PID, { platform: 'darwin' }), '')
-  })
+  it('Linux: a process\'s arguments from /proc; no such process is ""', { skip: process.platform !== 'linux' && 'Linux only' }, () =>
+    withMarkedChild((pid) => {
+      assert.ok(commandLineOf(pid)!.includes('ngrokd-marker-7f3a'), 'its arguments')
+      assert.equal(commandLineOf(NO_SUCH_PID), '')
+    }))
+
+  it("macOS's way, /bin/ps -o command=, read here on this machine's ps: a process's arguments; no such process is \"\"", { skip: !existsSync('/bin/ps') && 'no /bin/ps' }, () =>
+    withMarkedChild((pid) => {
+      assert.ok(commandLineOf(pid, { platform: 'darwin' })!.includes('ngrokd-marker-7f3a'))
+      assert.equal(commandLineOf(NO_SUCH_PID, { platform: 'darwin' }), '')
+    }))
 
   it('macOS: another user\'s process that ps shows only as (name) is not known, never "not ngrokd"', () => {
     const run: RunSync = () => ({ status: 0, stdout: '(node)\n' })
