@@ -143,7 +143,9 @@ const NOTICES_REMEMBERED = 1_000
 
 const CERT_NOT_ACCEPTED_HINT =
   'the ingress usually closes like this when it does not accept our client certificate: issued for another ' +
-  'ingress, revoked or expired; renew the registration (restart ngrokd, or check `ngrokd doctor`)'
+  'ingress, revoked or expired; restart ngrokd (it asks ngrok for a new certificate when ngrok names another ingress or ' +
+  'the saved one has expired); if that does not help, remove client.crt from state_dir and restart (a new key and ' +
+  'certificate are asked for), and check `ngrokd doctor`'
 /** The peer answered, but not in the binding protocol (or stopped halfway through its answer). */
 const NOT_BINDING_INGRESS_HINT =
   'the peer at this address does not speak ngrok\'s binding protocol: check ingress.endpoint (or the endpoint the API names; `ngrokd status` shows which) and run `ngrokd doctor`'

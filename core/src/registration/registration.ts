@@ -146,9 +146,17 @@ interface LoadOutcome {
   changed?: string[]
 }
 
-/** A registration left out of date is compared with ngrok's again after this wait, doubled at each failure up to {@link UPDATE_RETRY_MAX_MS}. */
+/**
+ * A registration left out of date is compared with ngrok's again, and a renewal that failed asked for again, after this
+ * wait, doubled at each failure in a row up to {@link UPDATE_RETRY_MAX_MS} ({@link retryWaitMs}).
+ */
 const UPDATE_RETRY_FIRST_MS = 60_000
 const UPDATE_RETRY_MAX_MS = 3_600_000
+
+/** The wait after the `failures`th failure in a row: a minute, doubled at each, at most an hour. */
+function retryWaitMs(failures: number): number {
+  return Math.min(UPDATE_RETRY_FIRST_MS * 2 ** (failures - 1), UPDATE_RETRY_MAX_MS)
+}
 
 /** The API of a Registration that only reads saved state ({@link Registration.readSaved}): calling it is a bug. */
 const OFFLINE_API: OperatorApi = new Proxy({} as OperatorApi, {
@@ -267,6 +275,8 @@ export class Registration {
    * failures; with what changed, since when and why not, when ngrok refused or did not answer an update.
    */
   private updateDue?: { at: number; failures: number; refused?: { changed: string[]; since: number; error: string } }
+  /** Set while a renewal has failed: when to ask again, after how many failures in a row ({@link retryWaitMs}). */
+  private renewalDue?: { at: number; failures: number }
   private queue: Promise<unknown> = Promise.resolve()
   /** The unreadable `binding.ingress_endpoint` said last (once per value). */
   private saidUnreadableIngress?: string
@@ -444,7 +454,7 @@ export class Registration {
    */
   private postponeUpdate(error: unknown, changed?: string[]): void {
     const failures = changed ? (this.updateDue?.failures ?? 0) + 1 : 1
-    const waitMs = Math.min(UPDATE_RETRY_FIRST_MS * 2 ** (failures - 1), UPDATE_RETRY_MAX_MS)
+    const waitMs = retryWaitMs(failures)
     const said = formatError(error).split('\n')[0]!
     const now = this.now() // one reading: the first refusal's `since` and its `at` are a wait apart exactly
     const refused = changed ? { changed, since: this.updateDue?.refused?.since ?? now, error: said } : this.updateDue?.refused
@@ -495,6 +505,10 @@ export class Registration {
       return { current: await this.rekey(op, machineId) }
     }
     const drift = this.driftFrom(op, machineId)
+    // a certificate works only at the ingress that issued it (ngrok-operator internal/mux/header.go): when ngrok names
+    // another, a certificate is asked for with the update, as ngrok's operator asks on every start
+    const savedIngress = loaded.stored?.ingressEndpoint || undefined
+    if (savedIngress !== this.ingressEndpointOf(op)) drift.push('ingress endpoint')
     if (drift.length > 0) {
       let updated: Operator
       try {
@@ -514,11 +528,15 @@ export class Registration {
     return { current: await this.reuse(op, loaded, machineId, cert) }
   }
 
-  /** The saved pair, as ngrok has the registration: operator.json written again when the ingress or machine id changed. */
+  /**
+   * The saved pair with the ingress it was saved with, which issued its certificate (when ngrok names another, the
+   * update that asks for a certificate there failed: it is tried again later); operator.json written again when the
+   * machine id changed.
+   */
   private async reuse(op: Operator, loaded: Loaded, machineId: string, cert: CertificateInfo): Promise<Current> {
-    const ingressEndpoint = this.ingressEndpointOf(op)
+    const ingressEndpoint = loaded.stored?.ingressEndpoint || undefined
     const current: Current = { operatorId: op.id, machineId, ...(ingressEndpoint ? { ingressEndpoint } : {}), certPem: loaded.certPem!, keyPem: loaded.keyPem!, cert }
-    if ((loaded.stored?.ingressEndpoint || undefined) !== ingressEndpoint || loaded.stored?.machineId !== machineId) {
+    if (loaded.stored?.machineId !== machineId) {
       await this.writeState('operator', JSON.stringify(this.storedOf(current), null, 2) + '\n', 0o644)
     }
     this.logger.info({ operatorId: op.id, ingressEndpoint, notAfter: cert.notAfter.toISOString() }, 'reusing ngrok registration')
@@ -661,6 +679,7 @@ export class Registration {
       throw new NgrokdError('NGROKD_ERR_CERT', 'registration: nothing to renew', { hint: 'call ensure() first' })
     }
     if (!force && !this.needsRenewal(current)) return false
+    if (!force && this.renewalDue && this.now() < this.renewalDue.at) return false // failed lately: not on every poll
     if (!force && current.receivedAt !== undefined && this.needsRenewal(current, current.receivedAt)) {
       // due the moment it came: another asked for at once would come due too (this machine's clock is ahead of ngrok's)
       this.sayDueOnArrival(current)
@@ -670,12 +689,21 @@ export class Registration {
     this.logger.info({ operatorId: current.operatorId, remainingDays }, 'renewing the client certificate')
     let next: Current
     try {
-      next = await this.rekey({ id: current.operatorId }, current.machineId)
+      try {
+        next = await this.rekey({ id: current.operatorId }, current.machineId)
+      } catch (e) {
+        if (!isNgrokApiError(e, 404)) throw e
+        this.logger.warn({ operatorId: current.operatorId }, 'registration vanished at ngrok during renewal; registering anew')
+        next = await this.registerFresh(current.machineId)
+      }
     } catch (e) {
-      if (!isNgrokApiError(e, 404)) throw e
-      this.logger.warn({ operatorId: current.operatorId }, 'registration vanished at ngrok during renewal; registering anew')
-      next = await this.registerFresh(current.machineId)
+      const failures = (this.renewalDue?.failures ?? 0) + 1
+      const waitMs = retryWaitMs(failures)
+      this.renewalDue = { at: this.now() + waitMs, failures }
+      this.logger.debug({ err: e, retryInMs: waitMs }, `renewal: asked again in ${waitMs / 60_000} min`)
+      throw e
     }
+    this.renewalDue = undefined
     this.current = next // swap only after the new pair is saved
     this.logger.info(
       { operatorId: next.operatorId, fingerprint256: next.cert.fingerprint256, notAfter: next.cert.notAfter.toISOString() },

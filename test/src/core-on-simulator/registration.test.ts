@@ -533,6 +533,37 @@ describe('Registration renewal', () => {
     assert.equal(JSON.parse(await readFile(join(dir, 'operator.json'), 'utf8')).ingressEndpoint, 'binding-ingress-2.example.test:8443')
   })
 
+  it('a start after ngrok names another ingress asks for a certificate there: the whole state PATCHed with a CSR, the reply\'s certificate and ingress saved', async () => {
+    const first = await registration().ensure()
+    sim.setIngressEndpoint('binding-ingress-2.example.test:8443')
+    const second = await registration().ensure()
+    assert.equal(patches().length, 1)
+    assert.deepEqual(Object.keys(patches()[0]!.body as object).sort(), ['binding', 'deployment', 'description', 'enabled_features', 'metadata', 'region'])
+    assert.equal(second.ingressEndpoint, 'binding-ingress-2.example.test:8443')
+    assert.notEqual(second.certPem, first.certPem, 'a certificate issued with the new ingress')
+    assert.equal(await readFile(join(dir, 'client.crt'), 'utf8'), second.certPem)
+    assert.equal(JSON.parse(await readFile(join(dir, 'operator.json'), 'utf8')).ingressEndpoint, 'binding-ingress-2.example.test:8443')
+    assert.ok(logger.records.some((r) => r.level === 'info' && r.msg === 'registration updated at ngrok (ingress endpoint)'), JSON.stringify(logger.records.map((r) => r.msg)))
+    await registration().ensure()
+    assert.equal(patches().length, 1, 'nothing is sent again once the certificate is the new ingress\'s')
+  })
+
+  it('when ngrok does not answer that update, the saved pair keeps the ingress that issued it, and the update is tried again (after a restart too)', async () => {
+    const first = await registration().ensure()
+    sim.setIngressEndpoint('binding-ingress-2.example.test:8443')
+    sim.injectApiFault({ kind: 'server-error', status: 503, method: 'PATCH', count: 1_000 })
+    const reg = registration()
+    const info = await reg.ensure()
+    assert.equal(info.ingressEndpoint, first.ingressEndpoint, 'the certificate and the ingress it was issued for, together')
+    assert.equal(info.certPem, first.certPem)
+    assert.deepEqual(reg.updatePending!.changed, ['ingress endpoint'])
+    assert.equal(JSON.parse(await readFile(join(dir, 'operator.json'), 'utf8')).ingressEndpoint, first.ingressEndpoint, 'the saved ingress is the certificate\'s')
+    sim.resetFaults()
+    const restarted = await registration().ensure()
+    assert.equal(restarted.ingressEndpoint, 'binding-ingress-2.example.test:8443')
+    assert.notEqual(restarted.certPem, first.certPem)
+  })
+
   it('keeps the old pair in use when the new one cannot be saved', async () => {
     let now = Date.now()
     let failWrites = false
@@ -569,6 +600,30 @@ describe('Registration renewal', () => {
     assert.equal(info.certPem, first.certPem)
     assert.equal(patches().length, 1)
     assert.equal(patches()[0]!.status, 400)
+  })
+
+  it('a renewal ngrok refuses is asked for again after a minute, doubling up to an hour, not on every poll; a success ends the wait', async () => {
+    await registration().ensure()
+    sim.setBindingsEnabled(false) // the renewal's PATCH is refused with 400 ERR_NGROK_19002
+    let offset = 340 * DAY
+    const reg = registration({ now: () => Date.now() + offset })
+    await reg.ensure()
+    assert.equal(patches().length, 1, 'the start asked once')
+    for (let poll = 0; poll < 5; poll++) assert.equal(await reg.renewIfNeeded(), false)
+    assert.equal(patches().length, 1, 'polls within the minute ask nothing')
+    offset += 61_000
+    await assert.rejects(reg.renewIfNeeded(), /19002/)
+    assert.equal(patches().length, 2)
+    offset += 61_000
+    assert.equal(await reg.renewIfNeeded(), false, 'the second wait is two minutes')
+    assert.equal(patches().length, 2)
+    offset += 61_000
+    await assert.rejects(reg.renewIfNeeded(), /19002/)
+    assert.equal(patches().length, 3)
+    sim.setBindingsEnabled(true)
+    offset += 4 * 60_000 + 1_000
+    assert.equal(await reg.renewIfNeeded(), true)
+    assert.equal(patches().filter((r) => r.status === 200).length, 1)
   })
 
   it('does not renew a short-lived certificate on every call', async () => {
