@@ -348,7 +348,7 @@ export class NgrokApiClient {
         const maybeApplied = !idempotent && !notSent ? ' (it may have been applied)' : ''
         throw new NgrokdError('NGROKD_ERR_API_UNREACHABLE', `ngrok api: ${method} ${shown}: ${reason}${maybeApplied}`, {
           cause,
-          hint: `check that ${this.baseUrl.origin} is reachable from this machine (DNS, proxy, firewall)`,
+          hint: `check that ${this.baseUrl.origin} is reachable from this machine (DNS, firewall); behind a proxy, name it in HTTPS_PROXY`,
         })
       } finally {
         clearTimeout(timer)

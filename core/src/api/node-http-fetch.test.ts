@@ -154,3 +154,66 @@ describe('nodeHttpFetch', () => {
     }
   })
 })
+
+describe('nodeHttpFetch through the proxy the environment names', () => {
+  const PROXY_ENV = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy']
+
+  /** `fn` with only `vars` of the proxy variables set; the environment as it was afterwards. */
+  async function withProxyEnv(vars: Record<string, string>, fn: () => Promise<void>): Promise<void> {
+    const saved = Object.fromEntries(PROXY_ENV.map((name) => [name, process.env[name]]))
+    for (const name of PROXY_ENV) delete process.env[name]
+    Object.assign(process.env, vars)
+    try {
+      await fn()
+    } finally {
+      for (const name of PROXY_ENV) {
+        if (saved[name] === undefined) delete process.env[name]
+        else process.env[name] = saved[name]
+      }
+    }
+  }
+
+  it('tunnels with CONNECT to the host the URL names; NO_PROXY and loopback go direct', async () => {
+    const server = http.createServer((req, res) => res.end(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`))
+    const serverAddress = await listen(server)
+    const serverPort = serverAddress.split(':')[1]
+    // the proxy: every CONNECT target is this test's server; what was asked is kept
+    const connects: string[] = []
+    const proxy = http.createServer((_req, res) => res.writeHead(405).end())
+    proxy.on('connect', (req: http.IncomingMessage, client: net.Socket) => {
+      connects.push(req.url ?? '')
+      const upstream = net.connect(Number(serverPort), '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+        upstream.pipe(client).pipe(upstream)
+      })
+      upstream.on('error', () => client.destroy())
+      client.on('error', () => upstream.destroy())
+    })
+    const proxyUrl = `http://${await listen(proxy)}`
+    try {
+      const far = new URL(`http://api.example.test:${serverPort}/kubernetes_operators`)
+      await withProxyEnv({ HTTP_PROXY: proxyUrl }, async () => {
+        const res = await nodeHttpFetch(far, { ...get(), headers: { authorization: 'Bearer k' } })
+        assert.equal(await res.text(), 'GET /kubernetes_operators Bearer k')
+        assert.deepEqual(connects, [`api.example.test:${serverPort}`], 'the proxy saw the host and port, in a CONNECT')
+        const direct = await nodeHttpFetch(new URL(`http://${serverAddress}/loopback`), get())
+        assert.equal(await direct.text(), 'GET /loopback ')
+        assert.equal(connects.length, 1, 'loopback is not proxied')
+      })
+      await withProxyEnv({ http_proxy: proxyUrl, NO_PROXY: '.example.test' }, async () => {
+        // direct: the name resolves nowhere here, so the request fails without reaching the proxy
+        await assert.rejects(nodeHttpFetch(far, get()))
+        assert.equal(connects.length, 1, 'NO_PROXY goes direct')
+      })
+      await withProxyEnv({}, async () => {
+        await assert.rejects(nodeHttpFetch(far, get()))
+        assert.equal(connects.length, 1, 'no proxy variable: direct')
+      })
+    } finally {
+      for (const s of [server, proxy]) {
+        s.closeAllConnections()
+        await new Promise<void>((resolve) => s.close(() => resolve()))
+      }
+    }
+  })
+})

@@ -1,4 +1,5 @@
 import { requireCommonJs } from '../util/commonjs.js'
+import type { Agent } from 'node:http'
 
 const http = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
 const https = requireCommonJs('node:https') as typeof import('node:https')
@@ -48,9 +49,14 @@ export const REPLY_TOO_LARGE = 'NGROKD_REPLY_TOO_LARGE'
  * measured at 66–86 ms and 69–97 ms of CPU, a transient 38 MiB more RSS and 10–18 MiB more for good
  * (one request to a loopback server, Node 20); node:http's first request took 13–19 ms and neither.
  */
-export const nodeHttpFetch: ApiFetch = (url, { method, headers, body, signal }) =>
+export const nodeHttpFetch: ApiFetch = async (url, init) => {
+  const agent = await proxyAgentFor(url)
+  return request(url, init, agent)
+}
+
+const request = (url: URL, { method, headers, body, signal }: ApiRequestInit, agent: Agent | undefined): Promise<ApiResponse> =>
   new Promise((resolve, reject) => {
-    const request = (url.protocol === 'https:' ? https : http).request(url, { method, headers, signal }, (res) => {
+    const request = (url.protocol === 'https:' ? https : http).request(url, { method, headers, signal, ...(agent ? { agent } : {}) }, (res) => {
       res.setEncoding('utf8')
       let text = ''
       res.on('data', (chunk: string) => {
@@ -84,4 +90,31 @@ export const nodeHttpFetch: ApiFetch = (url, { method, headers, body, signal }) 
 function joinHeader(value: string | string[] | undefined): string | null {
   if (value === undefined) return null
   return Array.isArray(value) ? value.join(', ') : value
+}
+
+/** The variables that can name a proxy; without any of them no proxy code is loaded. */
+const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy']
+/** Loopback is never proxied, as Go's http.ProxyFromEnvironment (ngrok's own clients) never proxies it. */
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i
+/** One keep-alive agent per proxy URL, made at its first use. */
+const proxyAgents = new Map<string, Promise<Agent>>()
+
+/**
+ * The agent that reaches `url` through the proxy the environment names for it, or undefined to go direct: the
+ * variables Go's ProxyFromEnvironment reads (HTTPS_PROXY for https URLs, HTTP_PROXY for http ones, either in lower
+ * case, ALL_PROXY; NO_PROXY's hosts and domains go direct), read by proxy-from-env. The request is tunnelled with
+ * CONNECT (https-proxy-agent), so the proxy sees only the host and port, never the API key.
+ */
+export async function proxyAgentFor(url: URL): Promise<Agent | undefined> {
+  if (!PROXY_VARIABLES.some((name) => process.env[name]) || LOOPBACK_HOST.test(url.hostname)) return undefined
+  const { getProxyForUrl } = (await import('proxy-from-env')).default
+  // the fields it reads, not the string: a string goes through url.parse, which Node 24 warns about (DEP0169)
+  const proxy = getProxyForUrl({ protocol: url.protocol, host: url.host, port: url.port } as import('node:url').Url)
+  if (!proxy) return undefined
+  let agent = proxyAgents.get(proxy)
+  if (!agent) {
+    agent = import('https-proxy-agent').then(({ HttpsProxyAgent }) => new HttpsProxyAgent(proxy, { keepAlive: true }))
+    proxyAgents.set(proxy, agent)
+  }
+  return agent
 }
