@@ -79,6 +79,35 @@ test('a second daemon on the same state dir is refused, naming the first; a lock
     assert.deepEqual(await readdir(runDir), [])
   }))
 
+test('a lock whose pid another process has since, even one named ngrokd (another user may make one take it on purpose), is stale: the holder is told by its start, not its name', { skip: process.platform !== 'linux' && 'the start is read from /proc' }, () =>
+  withDirs(async (dir) => {
+    const stateDir = join(dir, 'state')
+    const runDir = join(dir, 'run')
+    const holder = await lockHolder(dir, { stateDir, interfaceName: 'ngrokd0', socketPath: '/run/first.sock', runDir })
+    const lockFile = join(stateDir, STATE_LOCK_FILE)
+    const written = JSON.parse(await readFile(lockFile, 'utf8')) as { processStart?: string }
+    assert.match(written.processStart ?? '', /^[0-9a-f-]{36}\/\d+$/, 'the lock names its holder\'s start: boot id and starttime')
+    // a process named like the daemon, started after the lock was written, stands in for one that got the dead holder's pid
+    const squatter = spawn(process.execPath, ['-e', 'process.stdin.resume()', 'ngrokd'], { stdio: ['pipe', 'ignore', 'inherit'] })
+    try {
+      holder.kill('SIGKILL')
+      await once(holder, 'exit')
+      for (const path of [lockFile, ...(await readdir(runDir)).map((name) => join(runDir, name))]) {
+        const lock = JSON.parse(await readFile(path, 'utf8')) as { pid: number }
+        await writeFile(path, JSON.stringify({ ...lock, pid: squatter.pid }))
+      }
+      assert.equal(await liveHolderFor({ stateDir, net: { interfaceName: 'ngrokd0' }, control: { socket: '/run/other.sock' }, names: { hostsFile: join(dir, 'hosts') } }, runDir), undefined)
+      const lock = await InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/second.sock', runDir })
+      await lock.release()
+      // the same lock without the start (an older ngrokd's) is judged by the command line, as before
+      await writeFile(lockFile, JSON.stringify({ pid: squatter.pid, socket: '/run/first.sock', interface: 'ngrokd0', stateDir, startedAt: new Date(0).toISOString() }))
+      await assert.rejects(InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/second.sock', runDir }), refused(squatter.pid!, /state dir/))
+    } finally {
+      squatter.kill('SIGKILL')
+      await once(squatter, 'exit')
+    }
+  }))
+
 test("doctor finds the live daemon that serves a subnet (another instance whose name chose the same /16), by its lock", () =>
   withDirs(async (dir) => {
     const stateDir = join(dir, 'work')

@@ -8,7 +8,7 @@ import { stateDirError } from './state-dir.js'
 import { removeStaleTempFilesIn, tempPathFor } from '../util/atomic-file.js'
 import { refusedRootHint } from '../util/privilege.js'
 import { defaultRunDir, namespaceId } from '../util/run-dir.js'
-import { commandLineOf } from '../util/process-command-line.js'
+import { commandLineOf, processStartOf } from '../util/process-command-line.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
 export interface LockHolder {
@@ -23,6 +23,8 @@ export interface LockHolder {
   instance?: string
   /** The subnet it hands addresses out of, when it locked one. */
   subnet?: string
+  /** When the holder process started, by the kernel's count ({@link processStartOf}; Linux): tells it from a later process of its pid. */
+  processStart?: string
 }
 
 export interface InstanceLockOptions {
@@ -95,6 +97,7 @@ export class InstanceLock {
       interface: options.interfaceName,
       stateDir: options.stateDir,
       startedAt: new Date().toISOString(),
+      ...processStartField(),
       ...(options.hostsBlock ? { hostsFile: resolve(options.hostsBlock.path), ...(options.hostsBlock.instance ? { instance: options.hostsBlock.instance } : {}) } : {}),
       ...(options.subnet ? { subnet: options.subnet } : {}),
     }
@@ -315,7 +318,7 @@ async function takeLock(path: string, holder: LockHolder, instance: string | und
  */
 async function breakStaleLock(path: string, instance: string | undefined): Promise<void> {
   const breaker = `${path}.break`
-  const mine = JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') })
+  const mine = JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), ...processStartField(), token: randomBytes(8).toString('hex') })
   // made whole (linked from a temp file), so another never reads it empty
   const temp = tempPathFor(breaker)
   try {
@@ -380,7 +383,7 @@ export async function liveHolderFor(config: LockedConfig, runDir: string | null 
   const what = [`state dir ${config.stateDir}`, `interface ${config.net.interfaceName}`, `the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`]
   for (const [i, path] of paths.entries()) {
     const holder = await readHolder(path)
-    if (holder && holder.pid !== process.pid && isNgrokd(holder.pid)) return { holder, holds: what[i]! }
+    if (holder && holder.pid !== process.pid && isNgrokd(holder)) return { holder, holds: what[i]! }
   }
   return undefined
 }
@@ -389,7 +392,7 @@ export async function liveHolderFor(config: LockedConfig, runDir: string | null 
 export async function liveSubnetHolder(subnet: string, runDir: string | null = defaultRunDir()): Promise<LockHolder | undefined> {
   if (!runDir) return undefined
   const holder = await readHolder(subnetLockPath(runDir, subnet)).catch(() => undefined)
-  return holder && holder.pid !== process.pid && isNgrokd(holder.pid) ? holder : undefined
+  return holder && holder.pid !== process.pid && isNgrokd(holder) ? holder : undefined
 }
 
 /** Whom the lock of `stateDir` names; undefined when there is none (or it is not a lock ngrokd wrote). */
@@ -431,16 +434,25 @@ async function readHolder(path: string): Promise<LockHolder | undefined> {
  * (a container's ngrokd is pid 1 every time).
  */
 function holds(holder: LockHolder): boolean {
-  if (holder.pid !== process.pid) return isNgrokd(holder.pid)
+  if (holder.pid !== process.pid) return isNgrokd(holder)
   const thisProcessStarted = Date.now() - process.uptime() * 1000
   return Date.parse(holder.startedAt) >= thisProcessStarted - 1000
 }
 
+/** `processStart` of this process, for the locks it writes (none where it cannot be told). */
+function processStartField(): { processStart?: string } {
+  const processStart = processStartOf(process.pid)
+  return processStart ? { processStart } : {}
+}
+
 /**
- * Whether `pid` is a live process that is an ngrokd: a reused pid of another program is not (after a reboot on any OS,
- * within minutes on Windows), or its lock would refuse every start. A command line that cannot be read counts as ngrokd's.
+ * Whether the process that wrote `holder` still runs and is an ngrokd: a reused pid of another program is not (after a
+ * reboot on any OS, within minutes on Windows, or a pid another user made a process of theirs take on purpose, named
+ * ngrokd, to keep root's daemon and cleanup out), or its lock would refuse every start. Where the lock names the
+ * holder's start ({@link processStartOf}) the process must have that start; else its command line must name ngrokd. What
+ * cannot be read counts as ngrokd's.
  */
-function isNgrokd(pid: number): boolean {
+function isNgrokd({ pid, processStart }: Pick<LockHolder, 'pid' | 'processStart'>): boolean {
   let mayAsk = true
   try {
     process.kill(pid, 0)
@@ -448,6 +460,8 @@ function isNgrokd(pid: number): boolean {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false // ESRCH: no such process
     mayAsk = false // another user's: alive
   }
+  const start = processStart ? processStartOf(pid) : undefined
+  if (start) return start === processStart
   const line = commandLineOf(pid)
   // '' says none, but kill said it is there: another user's process hidden from this one (/proc mounted hidepid=2)
   if (line === undefined || (line === '' && !mayAsk)) return true

@@ -52,3 +52,27 @@ export function commandLineOf(pid: number, { platform = process.platform, run = 
   }
   return undefined
 }
+
+/** This boot's id (proc(5): /proc/sys/kernel/random/boot_id), read once; null when it cannot be read. */
+let bootId: string | null | undefined
+
+/**
+ * When process `pid` started, as the kernel counts it (Linux): this boot's id and field 22 of `/proc/<pid>/stat`
+ * (`starttime`, clock ticks after boot; proc(5)) — the same for a process's whole life, different for every process
+ * that gets its pid later, and never moved by the wall clock. `''` when there is no such process to be seen (or it is
+ * hidden: /proc mounted hidepid=2), undefined when it cannot be told here (another OS, an unreadable /proc).
+ */
+export function processStartOf(pid: number, platform: NodeJS.Platform = process.platform): string | undefined {
+  if (platform !== 'linux' || !Number.isInteger(pid) || pid <= 0) return undefined
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null
+  } catch (e) {
+    bootId ??= null
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? '' : undefined
+  }
+  // the command name (field 2) is in parentheses and may hold any byte: the fields after its last ')' start at field 3
+  const ticks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3]
+  return bootId && ticks && /^\d+$/.test(ticks) ? `${bootId}/${ticks}` : undefined
+}
