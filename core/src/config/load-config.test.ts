@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { execFileSync } from 'node:child_process'
 import { createServer } from 'node:net'
@@ -407,6 +407,24 @@ describe('loadConfig as root: nothing another user could have written', { skip: 
     await assert.rejects(loadConfig({ cwd: dir, env: {}, configPath: 'dir.yml', asRoot: true }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED') && e.message.includes('b.pem'))
     // a user's own config and CA file are theirs to use
     assert.equal((await loadConfig({ cwd: dir, env: {}, configPath: 'file.yml', asRoot: false })).config.ingress.caFile, join(dir, 'ca.pem'))
+  })
+
+  it('refuses an ingress.ca_file that is not there yet where another user could create it (their folder, a link to nothing); one missing from root\'s folder is left to the trust loader', async () => {
+    const eve = localUser()!
+    const dir = await project({ 'eve/keep': '' })
+    await chown(join(dir, 'eve'), eve.uid, eve.gid)
+    const refusedWith = (pattern: RegExp) => (e: unknown) => {
+      assert.ok(isNgrokdError(e, 'NGROKD_ERR_PATH_UNTRUSTED'), String(e))
+      assert.match(e.message, pattern)
+      return true
+    }
+    await writeFile(join(dir, 'missing-in-eve.yml'), 'ingress:\n  ca_file: eve/sub/ca.pem\n', { mode: 0o644 })
+    await assert.rejects(loadConfig({ cwd: dir, env: {}, configPath: 'missing-in-eve.yml', asRoot: true }), refusedWith(new RegExp(`refusing ingress.ca_file's directory \\(${join(dir, 'eve/sub/ca.pem')} is not there yet\\) ${join(dir, 'eve')}: .* is owned by ${eve.name}`)))
+    await symlink(join(dir, 'eve', 'ca.pem'), join(dir, 'link.pem'))
+    await writeFile(join(dir, 'dangling.yml'), 'ingress:\n  ca_file: link.pem\n', { mode: 0o644 })
+    await assert.rejects(loadConfig({ cwd: dir, env: {}, configPath: 'dangling.yml', asRoot: true }), refusedWith(/a symbolic link to nothing/))
+    await writeFile(join(dir, 'missing-in-root.yml'), 'ingress:\n  ca_file: ca.pem\n', { mode: 0o644 })
+    assert.equal((await loadConfig({ cwd: dir, env: {}, configPath: 'missing-in-root.yml', asRoot: true })).config.ingress.caFile, join(dir, 'ca.pem'))
   })
 })
 

@@ -1,10 +1,11 @@
 import { constants } from 'node:fs'
-import { open, readdir, readFile, stat } from 'node:fs/promises'
+import { lstat, open, readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import { load as parseYaml } from 'js-yaml'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { INSTANCE_ENV, instanceConfigPath } from './instance.js'
 import { defaultConfigPath } from './platform-defaults.js'
+import { nearestExisting } from '../util/nearest-existing.js'
 import { assertTrustedPath, runsAsRoot } from '../util/trusted-path.js'
 import type { ConfigNotice, LoadedConfig } from './daemon-config.js'
 import { resolveConfig, type ResolveConfigOptions } from './resolve-config.js'
@@ -325,12 +326,22 @@ function parseReason(error: unknown): string {
 
 /**
  * The ingress's trust anchors decide who may answer for ngrok: as root, `ingress.ca_file` (a file, or
- * a directory and each file in it) must be one only root can change. A missing one is left to the
- * trust loader, which names it.
+ * a directory and each file in it) must be one only root can change. A missing one must be one only root could
+ * create: the folder it would appear in (the nearest that exists) is judged as the file would be, and a symbolic link to
+ * nothing is refused (another user could make its target); then the trust loader names it as missing.
  */
 async function assertTrustedCaFiles(caFile: string): Promise<void> {
   const what = 'ingress.ca_file'
   const real = await assertTrustedPath(caFile, { what }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
-  if (real === undefined || !(await stat(real)).isDirectory()) return
+  if (real === undefined) {
+    if ((await lstat(caFile).catch(() => undefined))?.isSymbolicLink()) {
+      throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} ${caFile}: a symbolic link to nothing, whose target another user might create; as root ngrokd uses only files that root alone can change`, {
+        hint: `point ${what} at the CA file itself, in a directory only root can write, such as /etc/ngrokd`,
+      })
+    }
+    await assertTrustedPath(nearestExisting(dirname(resolve(caFile))), { what: `${what}'s directory (${caFile} is not there yet)` })
+    return
+  }
+  if (!(await stat(real)).isDirectory()) return
   for (const entry of await readdir(real)) await assertTrustedPath(join(real, entry), { what })
 }
