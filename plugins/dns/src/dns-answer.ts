@@ -140,20 +140,27 @@ export function answerQuery(message: Buffer, zone: Zone, suffixes: ReadonlySet<s
   return answer.length <= limit ? answer : edns(rawReply(id, copied | dnsPacket.TRUNCATED_RESPONSE | (answer.readUInt16BE(2) & (dnsPacket.AUTHORITATIVE_ANSWER | RCODE_MASK)), raw.bytes))
 }
 
+/** Question types that ask for a zone transfer (IXFR 251, AXFR 252) or the obsolete mailbox sets (MAILB 253, MAILA 254) — RFC 1035 §3.2.3, RFC 1995. */
+const TRANSFER_TYPES = new Set(['IXFR', 'AXFR', 'UNKNOWN_253', 'UNKNOWN_254']) // as dns-packet names them
+
 /** The reply to a QUERY's one question; `rd` is the query's RD flag, copied. */
 function answerQuestion(id: number, rd: number, question: Question, zone: Zone, suffixes: ReadonlySet<string>, ttl: number): Buffer {
   const name = normalizeName(question.name)
   let suffix: string | undefined // the longest served suffix the name is under
   for (const s of suffixes) if ((name === s || name.endsWith(`.${s}`)) && s.length > (suffix?.length ?? -1)) suffix = s
-  if (suffix === undefined) return reply(id, rd | REFUSED, question, [], [])
+  // no zone is transferred: refused, not an empty transfer — RFC 5936 §2.2.1
+  if (suffix === undefined || TRANSFER_TYPES.has(question.type as string)) return reply(id, rd | REFUSED, question, [], [])
   const aa = rd | dnsPacket.AUTHORITATIVE_ANSWER
   const address = zone.get(name)
   const soa = soaRecord(suffix, ttl)
+  // a zone's apex owns its SOA, whether or not it is a hostname too (corp.lab beside app.corp.lab)
+  const apexSoa = name === suffix && (question.type === 'SOA' || (question.type as string) === 'ANY') ? [{ ...soa, name: question.name }] : []
   if (address !== undefined) {
-    if (question.type === 'A' || (question.type as string) === 'ANY') return reply(id, aa | NOERROR, question, [{ type: 'A', class: 'IN', name: question.name, ttl, data: address }], [])
+    const a = question.type === 'A' || (question.type as string) === 'ANY' ? [{ type: 'A' as const, class: 'IN' as const, name: question.name, ttl, data: address }] : []
+    if (a.length + apexSoa.length > 0) return reply(id, aa | NOERROR, question, [...a, ...apexSoa], [])
     return reply(id, aa | NOERROR, question, [], [soa]) // no data (AAAA until IPv6): the name exists
   }
-  if (name === suffix) return reply(id, aa | NOERROR, question, question.type === 'SOA' ? [{ ...soa, name: question.name }] : [], question.type === 'SOA' ? [] : [soa])
+  if (name === suffix) return reply(id, aa | NOERROR, question, question.type === 'SOA' ? apexSoa : [], question.type === 'SOA' ? [] : [soa])
   // a name with served names below it exists, though it has no records (an empty non-terminal): NXDOMAIN would
   // say nothing exists below it either — RFC 8020
   if (namesWithDescendants(zone).has(name)) return reply(id, aa | NOERROR, question, [], [soa])

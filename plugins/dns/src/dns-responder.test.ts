@@ -18,8 +18,9 @@ const hasDig = await run('dig', ['-v']).then(() => true, () => false)
 type Reply = dnsPacket.DecodedPacket & { rcode?: string; flag_aa?: boolean }
 const decode = (bytes: Buffer): Reply => dnsPacket.decode(bytes) as Reply
 
-function query(name: string, type: 'A' | 'AAAA' | 'SOA' = 'A', id = 4242): Buffer {
-  return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] })
+/** A query of `type`: a record type, or one dns-packet encodes but does not type (AXFR, IXFR, UNKNOWN_<n>). */
+function query(name: string, type: dnsPacket.RecordType | 'ANY' | 'AXFR' | 'IXFR' | 'UNKNOWN_253' = 'A', id = 4242): Buffer {
+  return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: type as dnsPacket.RecordType, name, class: 'IN' }] })
 }
 
 /** Sends raw bytes over UDP; resolves to the decoded reply, or undefined when none came within `waitMs`. */
@@ -403,6 +404,31 @@ describe('answerQuery', () => {
     // without web.example no served suffix holds corp.example (svc.team.corp.example's is team.corp.example): not ours
     const alone = new Map([['svc.team.corp.example', '10.107.0.2']])
     assert.equal(decode(answerQuery(query('corp.example'), alone, servedSuffixes(alone), 5)!).rcode, 'REFUSED')
+  })
+
+  it('a zone apex that is a hostname too answers its SOA (corp.lab beside app.corp.lab): SOA in the answer, ANY with the A', () => {
+    const zone = new Map([['corp.lab', '10.107.0.2'], ['app.corp.lab', '10.107.0.3']])
+    const suffixes = servedSuffixes(zone)
+    assert.ok(suffixes.has('corp.lab'))
+    const soa = decode(answerQuery(query('corp.lab', 'SOA'), zone, suffixes, 5)!)
+    assert.equal(soa.rcode, 'NOERROR')
+    assert.deepEqual(soa.answers?.map((a) => [a.type, a.name]), [['SOA', 'corp.lab']])
+    assert.deepEqual(soa.authorities, [])
+    const any = decode(answerQuery(query('corp.lab', 'ANY'), zone, suffixes, 5)!)
+    assert.deepEqual(any.answers?.map((a) => a.type), ['A', 'SOA'])
+    assert.deepEqual(decode(answerQuery(query('corp.lab', 'A'), zone, suffixes, 5)!).answers?.map((a) => a.type), ['A'])
+    const aaaa = decode(answerQuery(query('corp.lab', 'AAAA'), zone, suffixes, 5)!)
+    assert.deepEqual([aaaa.rcode, aaaa.answers, aaaa.authorities?.[0]?.type], ['NOERROR', [], 'SOA'])
+    assert.deepEqual(decode(answerQuery(query('app.corp.lab', 'SOA'), zone, suffixes, 5)!).answers, [], 'below the apex: no data')
+  })
+
+  it('refuses a zone transfer (AXFR, IXFR) and the obsolete mailbox types, not an empty transfer (RFC 5936 §2.2.1)', () => {
+    const zone = new Map([['api.demo', '10.107.0.2']])
+    const suffixes = servedSuffixes(zone)
+    for (const type of ['AXFR', 'IXFR', 'UNKNOWN_253'] as const) {
+      const refused = decode(answerQuery(query('demo', type), zone, suffixes, 5)!)
+      assert.deepEqual([refused.rcode, refused.answers, refused.authorities], ['REFUSED', [], []], type)
+    }
   })
 })
 

@@ -318,5 +318,5 @@ function describeDomains(suffixes: ReadonlySet<string>): string {
 }
 
 function describeSuffixes(suffixes: ReadonlySet<string>): string {
-  return suffixes.size === 0 ? 'no names (no suffix served yet)' : `names under ${[...suffixes].sort().map((s) => `~${s}`).join(' ')}`
+  return suffixes.size === 0 ? 'no names (none served)' : `names under ${[...suffixes].sort().map((s) => `~${s}`).join(' ')}`
 }
