@@ -275,9 +275,18 @@ describe('NgrokApiClient: retries', () => {
 
   it('tells onRetry of each error reply it will retry, with the wait (status shows a rate limit while it waits)', async () => {
     const told: Array<[number, number]> = []
-    const { api } = client([fixture('error-rate-limit'), fixture('bound-endpoints-page-3')], { onRetry: (e, ms) => told.push([e.status, ms]) })
+    const { api } = client([fixture('error-rate-limit'), fixture('bound-endpoints-page-3')], { onRetry: (e, ms) => told.push([(e as NgrokApiError).status, ms]) })
     await api.listBoundEndpoints(OP_ID)
     assert.deepEqual(told, [[429, 7000]])
+  })
+
+  it('tells onRetry of a request that got no reply (refused, timed out) too, as NGROKD_ERR_API_UNREACHABLE with its hint: status shows it while the retries run', async () => {
+    const told: Array<[string, string, number]> = []
+    const { api } = client([connectionRefused(), fixture('bound-endpoints-page-3')], { onRetry: (e, ms) => told.push([e.code, e.message, ms]) })
+    await api.listBoundEndpoints(OP_ID)
+    assert.equal(told.length, 1)
+    assert.equal(told[0]![0], 'NGROKD_ERR_API_UNREACHABLE')
+    assert.match(told[0]![1], new RegExp(`^ngrok api: GET /kubernetes_operators/${OP_ID}/bound_endpoints.*: ECONNREFUSED$`))
   })
 
   it('takes Retry-After as a floor: a Retry-After of 0 waits the backoff, no burst', async () => {

@@ -63,8 +63,11 @@ export interface NgrokApiClientOptions {
    * stop): a stop never waits for a hung API. Combined with each request's own `signal`.
    */
   signal?: AbortSignal
-  /** Told of each error reply that will be retried, and the wait before it (a `Retry-After` may be minutes): for `status`. */
-  onRetry?: (error: NgrokApiError, waitMs: number) => void
+  /**
+   * Told of each failure that will be retried, and the wait before it (a `Retry-After` may be minutes): for `status`. An
+   * error reply is an {@link NgrokApiError}; no reply (a timeout, a refused or reset connection) `NGROKD_ERR_API_UNREACHABLE`.
+   */
+  onRetry?: (error: NgrokdError, waitMs: number) => void
 }
 
 export interface RequestOptions {
@@ -338,18 +341,20 @@ export class NgrokApiClient {
         const notSent = !sent && !timedOut && codes.length > 0 && codes.every((c) => NOT_SENT_CODES.has(c))
         const reason = timedOut ? `timed out after ${this.timeoutMs} ms` : codes[0] ?? (cause instanceof Error ? cause.message : String(cause))
         const retryable = idempotent || notSent
+        const maybeApplied = !idempotent && !notSent ? ' (it may have been applied)' : ''
+        const error = new NgrokdError('NGROKD_ERR_API_UNREACHABLE', `ngrok api: ${method} ${shown}: ${reason}${maybeApplied}`, {
+          cause,
+          hint: `check that ${this.baseUrl.origin} is reachable from this machine (DNS, firewall); behind a proxy, name it in HTTPS_PROXY`,
+        })
         if (retryable && attempt < this.maxRetries) {
           const wait = this.backoff(attempt)
           // the caller says the failure that outlasts the retries, once: each retry is a detail
           this.logger.debug({ method, path: shown, attempt: attempt + 1, reason, retryInMs: Math.round(wait) }, 'ngrok api request failed, retrying')
+          this.onRetry?.(error, wait)
           await this.pause(wait, signal, `${method} ${shown}`)
           continue
         }
-        const maybeApplied = !idempotent && !notSent ? ' (it may have been applied)' : ''
-        throw new NgrokdError('NGROKD_ERR_API_UNREACHABLE', `ngrok api: ${method} ${shown}: ${reason}${maybeApplied}`, {
-          cause,
-          hint: `check that ${this.baseUrl.origin} is reachable from this machine (DNS, firewall); behind a proxy, name it in HTTPS_PROXY`,
-        })
+        throw error
       } finally {
         clearTimeout(timer)
       }

@@ -383,13 +383,21 @@ export class Daemon {
     const signal = this.stopped.signal
     let backoff = REGISTER_BACKOFF_START_MS
     let lastSaid: string | undefined
+    let saidRetrying: string | undefined
     const key = await this.apiKeys.get(() => (this.phase = 'waiting-for-api-key'))
     if (!key) return // stopped while waiting
     // one client for the daemon's life: a key handed over later (setApiKey) replaces its key in place
     this.api = new NgrokApiClient({
       baseUrl: this.config.api.url, apiKey: key, logger: this.logger, userAgent: USER_AGENT, timeoutMs: this.config.api.timeoutMs, signal,
-      // status shows what the API says now (a 429 and its wait), not an older error, while a retry waits
-      onRetry: (e, waitMs) => this.noteApiError(e, waitMs),
+      // status shows what the API says now (a 429 and its wait, a timeout), not an older error, while a retry waits
+      onRetry: (e, waitMs) => {
+        this.noteApiError(e, waitMs)
+        // the first registration waits on it: said at once (once while it repeats), not after every retry ran out
+        if (this.phase === 'registering' && e.message !== saidRetrying) {
+          saidRetrying = e.message
+          this.logger.warn({ err: e }, `registering: ${e.message} (${e.code}); trying again in ${Math.max(1, Math.round(waitMs / 1000))} s${e.hint ? `\n  hint: ${e.hint}` : ''}`)
+        }
+      },
     })
     while (!signal.aborted && !this.registration) {
       this.phase = 'registering'

@@ -30,13 +30,13 @@ function section(unit: string, name: string): Map<string, string> {
   return out
 }
 
-test('the unit runs ngrokd with absolute paths, reloads on SIGHUP, cleans up after stop, restarts on failure, with least privilege', () => {
+test('the unit runs ngrokd with absolute paths, reloads with `ngrokd reload`, cleans up after stop, restarts on failure, with least privilege', () => {
   const s = systemdService(options)
   assert.equal(s.unitPath, '/etc/systemd/system/ngrokd.service')
   const svc = section(s.unit, 'Service')
   assert.equal(svc.get('ExecStart'), `${process.execPath} ${NGROKD_BIN} run --config /etc/ngrokd/config.yml`)
   assert.equal(svc.get('ExecStopPost'), `${process.execPath} ${NGROKD_BIN} cleanup --config /etc/ngrokd/config.yml`)
-  assert.equal(svc.get('ExecReload'), '/bin/kill -HUP $MAINPID')
+  assert.equal(svc.get('ExecReload'), `${process.execPath} ${NGROKD_BIN} reload --config /etc/ngrokd/config.yml`, 'waits for the answer: a refused config fails the reload')
   assert.equal(svc.get('Restart'), 'on-failure')
   assert.equal(svc.get('TimeoutStopSec'), '45s')
   assert.equal(svc.get('CapabilityBoundingSet'), 'CAP_NET_ADMIN CAP_NET_BIND_SERVICE')

@@ -7,7 +7,8 @@ import { checkServiceInstance } from './instance-name.js'
  * remove and inspect it, returned as data so that the CLI can run them or print them (`--dry-run`).
  *
  * - `Restart=on-failure`: a crash starts it again; a clean stop does not.
- * - `ExecReload` sends SIGHUP (`systemctl reload ngrokd`), which reloads the config.
+ * - `ExecReload` runs `ngrokd reload` (`systemctl reload ngrokd`), which waits for the daemon's answer: a config it
+ *   refuses fails the reload job, with the reason in `systemctl status` (a bare SIGHUP would always succeed).
  * - `ExecStopPost=ngrokd cleanup`: after a stop that did not finish (killed at TimeoutStopSec, a
  *   crash), what the daemon left is removed; after a clean stop it finds nothing.
  * - Least privilege: root, but only CAP_NET_ADMIN (interface and addresses) and
@@ -92,7 +93,7 @@ export function systemdService(options: SystemdServiceOptions): SystemdService {
     'Type=simple',
     ...environment.map(([name, value]) => `Environment=${name}=${value}`),
     `ExecStart=${run('run')}`,
-    'ExecReload=/bin/kill -HUP $MAINPID',
+    `ExecReload=${run('reload')}`,
     `ExecStopPost=${run('cleanup')}`,
     'Restart=on-failure',
     'RestartSec=2s',

@@ -114,3 +114,32 @@ describe('API faults: back off, keep serving, recover', { skip: netnsSkip }, () 
     await assertServing()
   })
 })
+
+describe('a first registration the API does not answer', { skip: netnsSkip }, () => {
+  let sim: CloudSimulator
+  let daemon: E2eDaemon | undefined
+
+  before(async () => {
+    sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://web.hang' })
+  })
+
+  after(async () => {
+    sim?.resetFaults()
+    await daemon?.dispose()
+    await sim?.stop()
+  })
+
+  test('is said at warn and shown by status at its first timeout, not once every retry has run out', async () => {
+    // every API request hangs far longer than api.timeout
+    sim.injectApiFault({ kind: 'latency', ms: 600_000, count: 1_000 })
+    daemon = E2eDaemon.start({ name: 'api-hang', sim, net, extraConfig: { api: { timeout: '1s' } } })
+    const status = await daemon.waitFor((s) => s.apiKey?.lastError !== undefined, 'the API\'s first timeout in status')
+    assert.equal(status.phase, 'registering')
+    assert.match(status.apiKey.lastError.message, /^ngrok api: GET \/kubernetes_operators\S*: timed out after 1000 ms \(NGROKD_ERR_API_UNREACHABLE\); trying again in \d+ s$/)
+    const said = daemon.logRecords().filter((l) => l.level === 40 && /^registering: ngrok api: GET .*timed out after 1000 ms \(NGROKD_ERR_API_UNREACHABLE\); trying again in \d+ s\n {2}hint: check that http:\/\/127\.0\.0\.1:\d+ is reachable/.test(l.msg))
+    assert.equal(said.length, 1, daemon.log())
+    sim.resetFaults()
+    await daemon.waitReady((s) => s.services?.serving === 1)
+  })
+})
