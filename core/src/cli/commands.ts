@@ -183,6 +183,15 @@ const runCommand = defineCommand({
       ...(source ? { configSource: source } : {}),
       ...(apiKeyOrigin ? { apiKeyOrigin } : {}),
       afterReconcile: (report) => releaseAfterReconcile(report), // what a poll and its reconcile freed
+      // under systemd (which sets INVOCATION_ID for a service) a restart is Restart=on-failure's: exit for it
+      ...(process.env.INVOCATION_ID
+        ? {
+            onRestartNeeded: (reason: string) => {
+              logger.error(`${reason}; exiting, for systemd to start ngrokd again (Restart=on-failure)`)
+              stopAndExit(1)
+            },
+          }
+        : {}),
     })
     // the process is ours here (not a library embedding Daemon): once it serves, give back what starting
     // freed (and after each reconcile, above) and let V8's young generation grow for the hot path, up to its cap

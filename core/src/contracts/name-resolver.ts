@@ -40,4 +40,11 @@ export interface NameResolver {
  */
 export type NameResolverHealth =
   | { state: 'ok' }
-  | { state: 'frozen'; /** ISO time of the first failure. */ since: string; error: { code: NgrokdErrorCode; message: string; hint?: string } }
+  | {
+      state: 'frozen'
+      /** ISO time of the first failure. */
+      since: string
+      error: { code: NgrokdErrorCode; message: string; hint?: string }
+      /** Only a restart of ngrokd lifts it (the hosts file's own mount went with a replaced file); a service manager may restart it. */
+      restartFixes?: true
+    }

@@ -63,6 +63,11 @@ export interface DaemonOptions {
   apiKeyOrigin?: string
   /** Called after each reconcile, by the process that owns the daemon (`ngrokd run` gives memory back there). */
   afterReconcile?: (report: ReconcileReport) => void
+  /**
+   * Called once when only a restart of the process can repair what a reconcile found (the hosts file's own mount gone
+   * with a replaced file), with the reason; `ngrokd run` under a service manager exits for it to be started again.
+   */
+  onRestartNeeded?: (reason: string) => void
 }
 
 /** Registration retry backoff: doubles from 1 s up to one poll interval; each wait is drawn from its upper half (jitter, so daemons that failed together do not retry together). */
@@ -132,6 +137,8 @@ export class Daemon {
   readonly leftBehind: string[] = []
   /** The API's last refusal or failure (registration or poll), cleared by the next success. */
   private lastApiError?: DaemonStatus['apiKey']['lastError']
+  /** {@link DaemonOptions.onRestartNeeded} was called (once per daemon). */
+  private restartAsked = false
   /** The registration's last failure to read or write its files in state_dir, cleared by the next registration. */
   private lastStateError?: DaemonStatus['stateError']
   /** The state dir's lock was found lost and said so; until it is held again, repeats are at debug. */
@@ -291,6 +298,11 @@ export class Daemon {
     }
     await this.plugins?.afterReconcile(this.serving())
     this.options.afterReconcile?.(report)
+    const names = this.nameResolverHealth()
+    if (names.state === 'frozen' && names.restartFixes && !this.restartAsked) {
+      this.restartAsked = true
+      this.options.onRestartNeeded?.(`${names.error.message}; ${names.error.hint ?? ''}`)
+    }
     return report
   }
 

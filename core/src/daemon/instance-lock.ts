@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { access, constants, link, lstat, mkdir, readFile, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
@@ -9,6 +8,7 @@ import { removeStaleTempFilesIn, tempPathFor } from '../util/atomic-file.js'
 import { refusedRootHint } from '../util/privilege.js'
 import { defaultRunDir, namespaceId } from '../util/run-dir.js'
 import { commandLineOf, processStartOf } from '../util/process-command-line.js'
+import { mountPoints } from '../util/mount-points.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
 export interface LockHolder {
@@ -493,21 +493,6 @@ async function hostsBlockLockName({ path, instance }: { path: string; instance?:
   } catch {
     const named = createHash('sha256').update(`${file}\0${instance ?? ''}`).digest('hex').slice(0, 16)
     return `hosts-${namespaceId('mnt')}-${named}.lock`
-  }
-}
-
-/** The mount points this process sees (`/proc/self/mountinfo`, field 5, octal escapes undone); none where it cannot read them. */
-function mountPoints(): Set<string> {
-  try {
-    return new Set(
-      readFileSync('/proc/self/mountinfo', 'utf8')
-        .split('\n')
-        .map((line) => line.split(' ')[4])
-        .filter((p): p is string => p !== undefined)
-        .map((p) => p.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)))),
-    )
-  } catch {
-    return new Set()
   }
 }
 

@@ -17,6 +17,7 @@ import { InPlaceWriteFailure, readAllSync, rewriteInPlace } from './in-place-rew
 import { judgeInterruptedWrite, tornThenAppended, type InterruptedWriteState } from './interrupted-write.js'
 import { loadLeases, sameInode, waitForWritersLock, type Leases } from './leases.js'
 import { ReplacedFiles } from './replaced-files.js'
+import { mountPoints } from '../util/mount-points.js'
 
 export interface HostsFileNameResolverOptions {
   /** The hosts file. Default `/etc/hosts`. A symlink is followed and its target edited. */
@@ -67,6 +68,8 @@ interface FrozenState {
   since: string
   message: string
   hint: string
+  /** Set when only a restart lifts it: the file was a mount of its own that went with a replaced file. */
+  restartFixes?: true
 }
 
 interface Current {
@@ -135,6 +138,12 @@ export class HostsFileNameResolver implements NameResolver {
   private warned = new Set<string>()
   private queue: Promise<unknown> = Promise.resolve()
   private frozen: FrozenState | undefined
+  /**
+   * The hosts file was a mount point of its own at the start (Linux: a systemd unit's ReadWritePaths bind-mounts it into
+   * a read-only system). Replaced by rename outside (sed -i, an editor, a config tool), the kernel drops that mount
+   * here: the path then shows the replacement through the read-only system until a restart mounts it again.
+   */
+  private mountedAtStart = false
   /** As root: why the state dir is not trusted now (taken over under the daemon); no backup is read or written there. */
   private stateDirRefused: NgrokdError | undefined
   private leases: Leases | undefined
@@ -184,7 +193,8 @@ export class HostsFileNameResolver implements NameResolver {
    */
   health(): NameResolverHealth {
     if (!this.frozen) return { state: 'ok' }
-    return { state: 'frozen', since: this.frozen.since, error: { code: 'NGROKD_ERR_NAMES_FROZEN', message: this.frozen.message, hint: this.frozen.hint } }
+    const { since, message, hint, restartFixes } = this.frozen
+    return { state: 'frozen', since, error: { code: 'NGROKD_ERR_NAMES_FROZEN', message, hint }, ...(restartFixes ? { restartFixes } : {}) }
   }
 
   /**
@@ -295,6 +305,7 @@ export class HostsFileNameResolver implements NameResolver {
       for (const removed of await removeStaleTempFiles(file)) this.logger.info({ path: removed }, `hosts-file: removed ${removed}, left by a killed ngrokd`)
     }
     this.frozen = await this.readFrozen()
+    this.mountedAtStart = process.platform === 'linux' && mountPoints().has(target)
     try {
       await this.settleInterruptedWrite()
     } catch (e) {
@@ -640,8 +651,10 @@ export class HostsFileNameResolver implements NameResolver {
       damaged ? `the file may be cut: ngrokd restores it from ${this.backupPath} as soon as it can` : 'the file keeps its previous content'
     }`
     const stateCode = errno((cause as Error | undefined)?.cause)
-    const fix =
-      code === 'ENOSPC' || code === 'EDQUOT'
+    const mountGone = code === 'EROFS' && this.mountedAtStart && !mountPoints().has(target)
+    const fix = mountGone
+      ? `${target} was replaced by another program (a rename over it: sed -i, an editor, a configuration tool), which took away the mount that let ngrokd write it under its service's read-only system (the systemd unit's ReadWritePaths); restart ngrokd (systemctl restart ngrokd), which writes the new file`
+      : code === 'ENOSPC' || code === 'EDQUOT'
         ? `free space on the file system of ${target} (df -h ${dirname(target)})`
         : refused
           ? refusedRootHint(target)
@@ -652,9 +665,9 @@ export class HostsFileNameResolver implements NameResolver {
             : isNgrokdError(cause, 'NGROKD_ERR_STATE')
               ? `make ${this.stateDir} writable${stateCode === 'ENOSPC' || stateCode === 'EDQUOT' ? ' and free space on its file system' : ''}`
             : `check ${target} and the disk it is on`
-    const hint = `${fix}; ngrokd tries again on every reconcile and publishes names once a write succeeds`
+    const hint = mountGone ? fix : `${fix}; ngrokd tries again on every reconcile and publishes names once a write succeeds`
     const again = this.frozen?.message === message
-    this.frozen = { path: target, since: this.frozen?.since ?? new Date().toISOString(), message, hint }
+    this.frozen = { path: target, since: this.frozen?.since ?? new Date().toISOString(), message, hint, ...(mountGone ? { restartFixes: true as const } : {}) }
     // (not into a state dir refused now: another user's)
     if (!this.stateDirRefused) {
       await writeStateFile(this.frozenPath, JSON.stringify(this.frozen) + '\n').catch((err: unknown) => {

@@ -3,7 +3,10 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
@@ -114,6 +117,42 @@ describe('a stop that cannot remove the names', { skip: netnsSkip }, () => {
       await daemon.dispose()
       await sim.stop()
       hosts.assertRestored()
+    }
+  })
+})
+
+describe('a hosts file whose own mount went with a replaced file (a systemd unit\'s ReadWritePaths, then sed -i outside)', { skip: netnsSkip }, () => {
+  test('names the cause and the restart that fixes it; under systemd (INVOCATION_ID) exits 1 for Restart=on-failure', async () => {
+    // the unit's view, made here: a read-only folder (ProtectSystem=strict) with the hosts file bind-mounted writable over it
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-bound-'))
+    const system = join(dir, 'etc')
+    const writable = join(dir, 'hosts.rw')
+    mkdirSync(system)
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755', 'ngrokd-e2e-etc', system])
+    const hostsFile = join(system, 'hosts')
+    writeFileSync(hostsFile, '127.0.0.1\tlocalhost\n')
+    writeFileSync(writable, '127.0.0.1\tlocalhost\n')
+    execFileSync('mount', ['--bind', writable, hostsFile])
+    execFileSync('mount', ['-o', 'remount,ro', system])
+    const sim = await CloudSimulator.start()
+    sim.addEndpoint({ url: 'http://first.bound' })
+    const daemon = E2eDaemon.start({ name: 'boundhosts', sim, net: netDriverCases('bndh')[1]!, extraConfig: { names: { hosts_file: hostsFile } }, env: { INVOCATION_ID: '0123456789abcdef0123456789abcdef' } })
+    try {
+      await daemon.waitReady((s) => s.services?.serving === 1)
+      assert.match(readFileSync(writable, 'utf8'), /\tfirst\.bound\b/, 'published through the mount')
+      // a rename over the file outside the unit's namespace drops the mount in it, as the kernel does: seen here as an unmount
+      execFileSync('umount', ['-l', hostsFile])
+      sim.addEndpoint({ url: 'http://second.bound' })
+      assert.deepEqual(await daemon.process.waitExit(), { code: 1, signal: null })
+      const said = daemon.logRecords().find((r) => r.level === 50 && /exiting, for systemd to start ngrokd again \(Restart=on-failure\)$/.test(r.msg))
+      assert.ok(said, daemon.logTail(20))
+      assert.match(said.msg, new RegExp(`was replaced by another program \\(a rename over it: sed -i, an editor, a configuration tool\\), which took away the mount that let ngrokd write it .*; restart ngrokd \\(systemctl restart ngrokd\\)`))
+    } finally {
+      await daemon.dispose()
+      await ngrokdCli(['cleanup', '--config', daemon.configFile]).catch(() => {})
+      await sim.stop()
+      execFileSync('umount', ['-l', system])
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })
