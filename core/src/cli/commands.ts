@@ -4,6 +4,7 @@ import { basename, join, resolve } from 'node:path'
 import { loadConfig, sameDaemonFlags, describeConfig, checkInstanceFlag, ConfigInvalidError, DEFAULT_CONFIG_PATH, type DaemonConfig, type LoadedConfig } from '../config/index.js'
 import { daemonCommandLine } from '../config/daemon-command.js'
 import { callDaemon, type ControlApi, type DaemonStatus, type TrafficTotals } from '../daemon/control-api.js'
+import { REINSTALL_WHY } from '../daemon/config-reload.js'
 import { withStartHint } from '../control/control-client.js'
 import { liveHolderFor } from '../daemon/instance-lock.js'
 import { instanceConfigPath } from '../config/instance.js'
@@ -563,6 +564,7 @@ const reloadCommand = defineCommand({
     }
     console.log(result.applied.length ? `applied: ${result.applied.join(', ')}` : 'nothing changed that applies while running')
     if (result.restartNeeded.length) console.log(`needs a restart to take effect: ${result.restartNeeded.join(', ')}`)
+    if (result.reinstallNeeded?.length) console.log(`needs \`sudo ngrokd service install\` again first (${REINSTALL_WHY}): ${result.reinstallNeeded.join(', ')}`)
     return 0
   },
 })

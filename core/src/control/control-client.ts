@@ -13,10 +13,13 @@ export function notRunningHint(start?: string): string {
   return `start it with ${how} (or check control.socket); a daemon started before both control.socket and state_dir were changed in its file answers only on its old socket: restart it`
 }
 
+/** A connect that fails so says no daemon answers: no socket (ENOENT; ENOTDIR: a file where its folder would be), nobody listening. */
+const NOT_RUNNING_CODES = new Set(['ENOENT', 'ENOTDIR', 'ECONNREFUSED'])
+
 /** `e` with {@link notRunningHint} of `start` when it says no daemon answers (no socket, or nobody listening on it); else `e`. */
 export function withStartHint(e: unknown, start: string): unknown {
   const cause = (e as { cause?: NodeJS.ErrnoException }).cause?.code
-  if (!(e instanceof NgrokdError) || (cause !== 'ENOENT' && cause !== 'ECONNREFUSED')) return e
+  if (!(e instanceof NgrokdError) || !NOT_RUNNING_CODES.has(cause ?? '')) return e
   return new NgrokdError(e.code, e.message, { cause: e.cause, hint: notRunningHint(start) })
 }
 
@@ -48,7 +51,7 @@ export async function controlRequest<T = unknown>(socketPath: string, method: 'G
     )
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
     req.on('error', (e: NodeJS.ErrnoException) => {
-      const notRunning = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+      const notRunning = NOT_RUNNING_CODES.has(e.code ?? '')
       // no permission is NGROKD_ERR_PERMISSION wherever it is found: here, or the daemon refusing a reader's change
       const denied = e.code === 'EACCES' || e.code === 'EPERM'
       reject(

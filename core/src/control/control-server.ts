@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises'
+import { chmod, chown, lstat, mkdir, stat, unlink } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'
 import { dirname } from 'node:path'
 import type { Logger } from '../contracts/logger.js'
@@ -11,6 +11,7 @@ import { linuxPeerCheck, loadLinuxGetsockopt } from './peer-cred-linux.js'
 import { ADMINISTRATORS_SID, controlPipes, readOnlyRoutes, windowsPipeName } from './windows-pipe-security.js'
 import type { PipeSecurity } from './windows-pipe-security-ffi.js'
 import { requireCommonJs } from '../util/commonjs.js'
+import { nearestExisting } from '../util/nearest-existing.js'
 import { assertTrustedPath, makeTrustedDirs, runsAsRoot } from '../util/trusted-path.js'
 
 const { createServer } = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
@@ -108,6 +109,7 @@ export class ControlServer {
     const gid = group ? groupId(group) : undefined
     // as root, a directory another user may write would let them swap the socket for a link before its chmod/chown;
     // and nothing is made through their link or in their folder on the way there
+    await assertSocketFolderPossible(socketPath)
     if (runsAsRoot()) {
       await makeTrustedDirs(dirname(socketPath), { what: 'control socket directory' })
       await assertTrustedPath(dirname(socketPath), { what: 'control socket directory' })
@@ -340,6 +342,20 @@ export async function removeStaleSocket(path: string): Promise<boolean> {
   }
   await unlink(path)
   return true
+}
+
+/**
+ * Refuses a `control.socket` whose folder cannot be there: it, or the nearest path above it that exists, is not a
+ * directory (`/etc/hostname/x.sock`) — an error naming the key and its fix, not mkdir's bare EEXIST or ENOTDIR.
+ * @throws NgrokdError `NGROKD_ERR_CONFIG_INVALID`
+ */
+export async function assertSocketFolderPossible(socketPath: string): Promise<void> {
+  const at = nearestExisting(dirname(socketPath))
+  const st = await stat(at).catch(() => undefined)
+  if (st === undefined || st.isDirectory()) return
+  throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `control.socket ${socketPath}: its folder cannot be made, as ${at} is not a directory`, {
+    hint: 'set control.socket to a path in a folder of its own, such as /run/ngrokd/ngrokd.sock',
+  })
 }
 
 /**

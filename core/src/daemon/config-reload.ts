@@ -4,7 +4,18 @@ import type { DaemonConfig } from '../config/daemon-config.js'
 export interface ReloadResult {
   applied: string[]
   restartNeeded: string[]
+  /**
+   * Of `restartNeeded`, the paths a systemd unit lets the service write only as they were at `ngrokd service install`
+   * (its ReadWritePaths): set when the daemon runs as a systemd service and one of them changed.
+   */
+  reinstallNeeded?: string[]
 }
+
+/** Keys whose folder the systemd unit makes writable (ReadWritePaths), as they were when it was installed. */
+export const UNIT_WRITABLE_KEYS: readonly string[] = ['control.socket', 'names.hosts_file', 'state_dir']
+/** Why those need the unit written again, for the messages that say so. */
+export const REINSTALL_WHY = "the service's unit lets it write only the paths it was installed with"
+
 
 /** Keys a running daemon takes at once (as the config file names them); every other change waits for a restart. */
 export const LIVE_KEYS: readonly string[] = ['log.level', 'bound_endpoints.poll_interval']

@@ -160,7 +160,7 @@ export async function callDaemon<R extends ControlRoute>(
   let target = socketPath
   if (runsAsRoot()) {
     // a missing socket is left to the request, which says the daemon is not running; its directory decides who could make one
-    target = await assertTrustedPathOrDir(socketPath, { what: 'control socket' }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? socketPath : Promise.reject(e)))
+    target = await assertTrustedPathOrDir(socketPath, { what: 'control socket' }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? socketPath : Promise.reject(e)))
   }
   return controlRequest<ControlApi[R]['reply']>(target, method, path, body, timeoutMs)
 }

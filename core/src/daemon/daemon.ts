@@ -38,7 +38,7 @@ import { START_CHECKS } from './start-checks.js'
 import { acceptStateDir, refuseStateDir } from '../util/state-dir-guard.js'
 import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock, STATE_LOCK_FILE, type InstanceLockOptions, type LockHolder } from './instance-lock.js'
-import { planReload, type ReloadResult } from './config-reload.js'
+import { REINSTALL_WHY, UNIT_WRITABLE_KEYS, planReload, type ReloadResult } from './config-reload.js'
 import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.js'
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
@@ -716,11 +716,14 @@ export class Daemon {
     await checkStartKeys(result.restartNeeded, next)
     if (await this.caFileChanged(result.restartNeeded, next)) result.restartNeeded = [...result.restartNeeded, 'ingress.ca_file'].sort()
     this.restartPending = result.restartNeeded
+    // systemd sets INVOCATION_ID for a service: its unit lets it write only the paths it was installed with
+    const reinstall = process.env.INVOCATION_ID ? result.restartNeeded.filter((k) => UNIT_WRITABLE_KEYS.includes(k)) : []
+    if (reinstall.length > 0) result.reinstallNeeded = reinstall
     if (result.applied.includes('log.level') && 'level' in this.logger) (this.logger as { level: string }).level = next.log.level
     if (result.applied.includes('bound_endpoints.poll_interval')) this.poller?.setIntervalMs(next.boundEndpoints.pollIntervalMs)
     this.current = { ...this.current, log: { ...this.current.log, level: next.log.level }, boundEndpoints: { ...this.current.boundEndpoints, pollIntervalMs: next.boundEndpoints.pollIntervalMs } }
     const applied = result.applied.length ? `applied ${result.applied.join(', ')}` : 'nothing to apply'
-    const restart = result.restartNeeded.length ? `; needs a restart to take effect: ${result.restartNeeded.join(', ')}` : ''
+    const restart = result.restartNeeded.length ? `; needs a restart to take effect: ${result.restartNeeded.join(', ')}${reinstall.length ? ` (${reinstall.join(', ')} after \`ngrokd service install\` again: ${REINSTALL_WHY})` : ''}` : ''
     this.logger.info({ reload: result }, `configuration reloaded: ${applied}${restart}`)
     return result
   }

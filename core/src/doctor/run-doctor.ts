@@ -114,10 +114,11 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     report(failed('driver.resolve', e))
   }
   // what else the start resolves and would stop on (net.driver is the check above)
-  for (const key of ['names.resolver', 'control.group'] as const) {
+  const said = { 'names.resolver': `names.resolver ${config.names.resolver}`, 'control.group': `control.group ${config.control.group} exists`, 'control.socket': `control.socket ${config.control.socket} can be made` }
+  for (const key of ['names.resolver', 'control.group', 'control.socket'] as const) {
     if (key === 'control.group' && !config.control.group) continue
     await START_CHECKS[key](config).then(
-      () => report({ id: key, status: 'ok', summary: key === 'names.resolver' ? `names.resolver ${config.names.resolver}` : `control.group ${config.control.group} exists` }),
+      () => report({ id: key, status: 'ok', summary: said[key] }),
       (e: unknown) => report(failed(key, e)),
     )
   }

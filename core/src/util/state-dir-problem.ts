@@ -23,7 +23,13 @@ export function stateDirProblem(stateDir: string, cause: unknown, { asRoot = pro
     return { code: 'NGROKD_ERR_PERMISSION', why: code, hint }
   }
   // root's or not, nothing is written there: a privilege is not the fix
-  if (code === 'EROFS') return { code: 'NGROKD_ERR_STATE', why: 'its file system is read-only (EROFS)', hint: `remount the file system of ${stateDir} read-write, or set state_dir to a directory on a writable one` }
+  if (code === 'EROFS') {
+    // a systemd service (INVOCATION_ID) sees a read-only system but for the paths its unit was installed with
+    const hint = process.env.INVOCATION_ID
+      ? `under the ngrokd service, only the paths it was installed with are writable (the unit's ReadWritePaths): after changing state_dir, run \`sudo ngrokd service install\` again; else remount the file system of ${stateDir} read-write`
+      : `remount the file system of ${stateDir} read-write, or set state_dir to a directory on a writable one`
+    return { code: 'NGROKD_ERR_STATE', why: 'its file system is read-only (EROFS)', hint }
+  }
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return {
       code: 'NGROKD_ERR_STATE',
