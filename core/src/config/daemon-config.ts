@@ -63,6 +63,8 @@ export interface DaemonConfig {
   }
   names: {
     resolver: string
+    /** Passed to a name-resolver driver's `create()` (names.resolver naming a package or a path). */
+    driverOptions: Record<string, unknown>
     hostsFile: string
     /** Suffix patterns: when not empty, only matching hostnames are published. */
     allow: string[]

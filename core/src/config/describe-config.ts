@@ -12,6 +12,7 @@ export function describeConfig(config: DaemonConfig): DaemonConfig {
   const copy = structuredClone(settings)
   if (copy.api.key !== undefined) copy.api.key = redactSecret(copy.api.key)
   copy.net.driverOptions = redactSecretOptions(copy.net.driverOptions)
+  copy.names.driverOptions = redactSecretOptions(copy.names.driverOptions)
   copy.plugins = copy.plugins.map((p) => (typeof p === 'string' || p.options === undefined ? p : { ...p, options: redactSecretOptions(p.options) }))
   return copy
 }

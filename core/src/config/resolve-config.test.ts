@@ -27,7 +27,7 @@ describe('resolveConfig: defaults', () => {
       registration: { region: 'global', deploymentName: 'ngrokd' },
       boundEndpoints: { pollIntervalMs: 10_000, selectors: ['true'] },
       net: { driver: 'auto', interfaceName: 'ngrokd0', subnet: '10.107.0.0/16', driverOptions: {}, force: false, network: { startPort: 20_000 } },
-      names: { resolver: 'hosts-file', hostsFile: '/etc/hosts', allow: [], deny: [] },
+      names: { resolver: 'hosts-file', driverOptions: {}, hostsFile: '/etc/hosts', allow: [], deny: [] },
       stateDir: '/var/lib/ngrokd',
       control: { socket: '/run/ngrokd/ngrokd.sock' },
       log: { level: 'info' },

@@ -40,7 +40,7 @@ export function planReload(before: DaemonConfig, after: DaemonConfig): ReloadRes
 }
 
 /** Keys whose value is a mapping the user names the keys of: one leaf each, its own keys never renamed. */
-const USER_MAPS: ReadonlySet<string> = new Set(['ingress.podIdentity.annotations', 'net.driverOptions'])
+const USER_MAPS: ReadonlySet<string> = new Set(['ingress.podIdentity.annotations', 'net.driverOptions', 'names.driverOptions'])
 
 /** Leaves as `path → JSON of the value`; arrays, plain values and {@link USER_MAPS} are leaves. */
 function flatten(value: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {

@@ -671,7 +671,15 @@ export class Daemon {
       }
     }
     await this.plugins?.stop()
-    await this.scope?.close(keepInterface ? { removeInterface: false } : undefined)
+    // what fails to close is said, and a stop that leaves the interface (a driver's close() that threw) says it left it
+    await this.scope?.close({
+      ...(keepInterface ? { removeInterface: false } : {}),
+      onError: (what, e) => {
+        const driver = what === 'interface' ? ` (driver ${this.scope?.driverName ?? this.config.net.driver})` : ''
+        this.logger.error({ err: e }, `error while closing the ${what}${driver}: ${formatError(e)}`)
+        if (what === 'interface' && !keepInterface && this.config.cleanup.removeInterfaceOnStop) this.leftBehind.push(`the interface ${this.config.net.interfaceName}${driver}`)
+      },
+    })
     await this.networkPorts?.close()
     await this.control?.close()
     await this.lock?.release()

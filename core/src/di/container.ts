@@ -79,7 +79,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
       const resolved = await resolveDriver(config.net.driver, { configDir: config.configDir, kind: 'interface', privileged: hasNetAdmin() })
       if (resolved.reason) logger.info(`net.driver auto: ${resolved.reason}`)
       driverName = resolved.name
-      const made = await driverCall(resolved.name, 'create()', () => resolved.driver.create(ctx, {
+      const made = await driverCall('interface', resolved.name, 'create()', () => resolved.driver.create(ctx, {
         name: config.net.interfaceName,
         subnet: config.net.subnet,
         force: config.net.force,
@@ -87,11 +87,10 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
         stateDir: config.stateDir,
         ...config.net.driverOptions,
       }))
-      if (!made.interface) throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${resolved.name}" created no interface`)
-      iface = made.interface
+      iface = checkMade('interface', resolved.name, made.interface, INTERFACE_METHODS)
     }
     const theInterface = iface
-    const interfaceInfo = await driverCall(driverName, 'open()', () => theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) }))
+    const interfaceInfo = await driverCall('interface', driverName, 'open()', () => theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) }))
     owned.push(['interface', (opts) => theInterface.close({ removeInterface: opts?.removeInterface ?? config.cleanup.removeInterfaceOnStop })])
     // cleanup (adoptOnly) opens what it then removes: "adopted the link" is no news to it
     for (const note of interfaceInfo.notes) logger[adoptOnly ? 'debug' : 'warn'](`${driverName}: ${note}`)
@@ -154,18 +153,36 @@ async function openNameResolver(config: DaemonConfig, logger: Logger, given: Nam
     return fromPlugin ?? hostsFileInstead('failed to start')()
   }
   const resolved = await resolveDriver(config.names.resolver, { configDir: config.configDir, kind: 'name-resolver' })
-  const made = await resolved.driver.create({ logger, stateDir: config.stateDir, platform: process.platform }, {})
-  if (!made.nameResolver) throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${resolved.name}" created no name resolver`)
-  return opened(made.nameResolver)
+  const made = await driverCall('name-resolver', resolved.name, 'create()', () => resolved.driver.create({ logger, stateDir: config.stateDir, platform: process.platform }, { ...config.names.driverOptions }))
+  const names = checkMade('name resolver', resolved.name, made.nameResolver, NAME_RESOLVER_METHODS)
+  return driverCall('name-resolver', resolved.name, 'open()', () => opened(names))
+}
+
+/** The methods of each contract (contracts/interface.ts, contracts/name-resolver.ts) a driver's `create()` must return an object with. */
+const INTERFACE_METHODS = ['open', 'addAddress', 'removeAddress', 'applyAddresses', 'listAddresses', 'close', 'diagnose'] as const
+const NAME_RESOLVER_METHODS = ['open', 'publish', 'list', 'close', 'diagnose'] as const
+
+/** `made` when it has every one of `methods`; else the error that names the driver, what is missing and the contract. */
+function checkMade<T>(what: 'interface' | 'name resolver', driver: string, made: T | undefined, methods: readonly string[]): T {
+  const key = what === 'interface' ? 'interface' : 'nameResolver'
+  const contract = `docs/writing-a-driver.md, the ${what === 'interface' ? 'Interface' : 'NameResolver'} contract`
+  if (made === undefined || made === null) {
+    throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${driver}" created no ${what}: its create() returned no \`${key}\``, { hint: `create() must resolve to { ${key} } (${contract})` })
+  }
+  const missing = methods.filter((m) => typeof (made as Record<string, unknown>)[m] !== 'function')
+  if (missing.length > 0) {
+    throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `driver "${driver}": the ${what} its create() returned has no ${missing.map((m) => `${m}()`).join(', ')}`, { hint: `a ${what} has every method of its contract (${contract})` })
+  }
+  return made
 }
 
 /** A driver's call whose failure carries no code is said as the driver's, with NGROKD_ERR_DRIVER_FAILED; coded ones pass as they are. */
-async function driverCall<T>(driver: string, call: string, fn: () => Promise<T>): Promise<T> {
+async function driverCall<T>(kind: 'interface' | 'name-resolver', driver: string, call: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (e) {
     if (isNgrokdError(e)) throw e
-    throw new NgrokdError('NGROKD_ERR_DRIVER_FAILED', `interface driver ${driver}: ${call} failed: ${e instanceof Error ? e.message : String(e)}`, {
+    throw new NgrokdError('NGROKD_ERR_DRIVER_FAILED', `${kind} driver ${driver}: ${call} failed: ${e instanceof Error ? e.message : String(e)}`, {
       cause: e,
       hint: 'ngrokd doctor runs the driver\'s checks; a third-party driver\'s author wants this message',
     })

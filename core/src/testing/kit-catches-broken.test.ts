@@ -11,6 +11,7 @@ import { testForwarder } from './suites/forwarder-suite.js'
 import { testPlugin } from './suites/plugin-suite.js'
 import { withDeadlines } from './suites/suite-support.js'
 import { definePlugin } from '../plugin/define-plugin.js'
+import { defineDriver, type DriverKind } from '../driver/define-driver.js'
 import { FakeInterface, type FakeSystem } from './fakes/fake-interface.js'
 import { RecordingNameResolver } from './fakes/recording-name-resolver.js'
 import { LoopbackForwarder } from './fakes/loopback-forwarder.js'
@@ -60,6 +61,17 @@ const tick = () => new Promise((resolve) => setImmediate(resolve))
 const inspectOf = (system: FakeSystem) => ({ info }: { info: InterfaceInfo }) => [...(system.interfaces.get(info.name) ?? [])]
 
 describe('the interface suite catches broken drivers', () => {
+  it('a driver module the daemon would refuse: made for another core (ngrokd ^2.0.0), or providing no interface', async () => {
+    const system = FakeInterface.createSystem()
+    const module = (ngrokd: string, provides: DriverKind[]) =>
+      defineDriver({ name: 'fake-module', provides, platforms: [process.platform], ngrokd, create: async () => ({ interface: new FakeInterface({ system }) }) })
+    const rule = 'is a driver module this core loads: its core range (ngrokd) includes this core, and it provides an interface'
+    const options = { name: 'b9', subnet: '10.250.0.0/24' }
+    assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: module('^2.0.0', ['interface']), options, inspect: inspectOf(system) })), [rule])
+    assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: module('^1.0.0', ['name-resolver']), options, inspect: inspectOf(system) })), [rule])
+    assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: module('^1.0.0', ['interface']), options, inspect: inspectOf(system) })), [])
+  })
+
   it('a correct fake passes every check', async () => {
     const system = FakeInterface.createSystem()
     assert.deepEqual(await failuresOf(() => testInterfaceDriver({ driver: () => new FakeInterface({ system }), options: { name: 'ok0', subnet: '10.250.0.0/24' }, inspect: inspectOf(system) })), [])

@@ -150,6 +150,20 @@ describe('ngrokd doctor', { skip: netnsSkip }, () => {
     assert.equal(d.code, 1)
   })
 
+  test("a name-resolver driver's own checks are shown, with names.driver_options passed to them", async () => {
+    writeFileSync(join(dir, 'names-driver.mjs'), `import { defineDriver } from '@ngrokd/core/driver'
+export default defineDriver({ name: 'jsonnames', provides: ['name-resolver'], platforms: [process.platform], ngrokd: '^1.0.0',
+  async create() { throw new Error('not in doctor') },
+  async diagnose(_ctx, options) { return [{ id: 'jsonnames.file', status: 'fail', summary: 'names file ' + options.file + ' is not writable', hint: 'chmod u+w ' + options.file }] } })
+`)
+    const file = join(dir, 'names-driver.json')
+    writeFileSync(file, JSON.stringify({ state_dir: join(dir, 'state'), control: { socket: join(dir, 'n.sock') }, names: { resolver: './names-driver.mjs', driver_options: { file: '/srv/names.json' } } }))
+    const { code, report } = await doctor(file, '--offline')
+    assert.equal(report.checks.find((c) => c.id === 'names.resolver')?.status, 'ok', JSON.stringify(report.checks))
+    assert.deepEqual(report.checks.find((c) => c.id === 'jsonnames.file'), { id: 'jsonnames.file', status: 'fail', summary: 'names file /srv/names.json is not writable', hint: 'chmod u+w /srv/names.json' })
+    assert.equal(code, 1)
+  })
+
   test('a plugin list that cannot load fails with the code, naming the plugin and the entry; a dns plugin whose resolver is not selected is warned', async () => {
     const config = (file: string, extra: Record<string, unknown>) => {
       writeFileSync(join(dir, file), JSON.stringify({ state_dir: join(dir, 'state'), control: { socket: join(dir, 'p.sock') }, ...extra }))

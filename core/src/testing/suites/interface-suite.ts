@@ -3,6 +3,8 @@ import { networkInterfaces } from 'node:os'
 import type { Interface, InterfaceInfo } from '../../contracts/interface.js'
 import { silentLogger, type Logger } from '../../contracts/logger.js'
 import { isDriverModule, type DriverContext, type DriverModule } from '../../driver/define-driver.js'
+import { assertCompatible } from '../../driver/resolve-driver.js'
+import { CORE_VERSION } from '../../version.js'
 import { intToIpv4, isIpv4, parseSubnet, subnetContains } from '../../util/ipv4.js'
 import { assertRejectsCoded, assertSameSet } from '../assertions.js'
 import { TestFramework } from '../test-framework.js'
@@ -135,6 +137,13 @@ export function testInterfaceDriver<O extends object = Record<string, unknown>>(
 
   TestFramework.describe(suite.title ?? `${name}: interface driver conformance`, () => {
     temp.registerHooks()
+
+    if (isDriverModule(driver)) {
+      check('is a driver module this core loads: its core range (ngrokd) includes this core, and it provides an interface', false, async () => {
+        assertCompatible(driver, CORE_VERSION)
+        assert.ok(driver.provides.includes('interface'), `driver ${driver.name}: provides ${JSON.stringify(driver.provides)}, without "interface": net.driver refuses it`)
+      })
+    }
 
     check('declares a kebab-case driver id and every capability', false, async () => {
       await withInterface(async ({ iface }) => {
@@ -344,6 +353,10 @@ export function testInterfaceDriver<O extends object = Record<string, unknown>>(
         await assertRejectsCoded(() => iface.listAddresses({ signal: aborted }), 'listAddresses() with an aborted signal', { abort: true })
         assertSameSet(await iface.listAddresses(), [a], 'listAddresses() after aborted calls')
         await iface.close({ removeInterface: true })
+        // what close() left would be adopted below and blamed on the aborted open(): said as close()'s fault first
+        const probe = await create()
+        assert.equal((await open(probe)).adopted, false, 'close({ removeInterface: true }) left the interface for the next open() to adopt')
+        await probe.close({ removeInterface: true })
         const next = await create()
         await assertRejectsCoded(() => open(next, aborted), 'open() with an aborted signal', { abort: true })
         await assertRejectsCoded(() => next.listAddresses(), 'listAddresses() after an aborted open()')
