@@ -20,7 +20,7 @@ import { CORE_VERSION } from '../version.js'
 import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
 import { driverVersionLines } from './driver-versions.js'
 import { renderTable } from './table.js'
-import { terminalSafe } from './terminal-text.js'
+import { terminalSafe, waitingLine } from './terminal-text.js'
 
 /**
  * What only some commands need is imported when they run: `status`, `list` and `version` start without
@@ -508,7 +508,8 @@ const setApiKeyCommand = defineCommand({
     key = checkApiKey(key, 'the key given', setKey)
     try {
       // the daemon asks the API once, for at most apiKeyCheckTimeoutMs, before it answers
-      const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }, apiKeyCheckTimeoutMs(config.api.timeoutMs) + CONTROL_SLACK_MS), source)
+      const waiting = waitingLine(`checking the key with the ngrok API at ${config.api.url} (up to ${Math.ceil(apiKeyCheckTimeoutMs(config.api.timeoutMs) / 1000)} s)`)
+      const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }, apiKeyCheckTimeoutMs(config.api.timeoutMs) + CONTROL_SLACK_MS), source).finally(waiting)
       console.log(
         res.unverified
           ? `API key handed to the running daemon and saved to ${res.saved}, but not verified: the ngrok API could not be asked (${res.unverified})`
@@ -520,7 +521,8 @@ const setApiKeyCommand = defineCommand({
       const { askApiAboutKey } = await import('../daemon/api-key-check.js')
       // api.allow_insecure_http: the key goes out in clear, said before it does (as run logs it)
       for (const notice of notices) if (notice.check === 'api.insecure-http') console.error(`ngrokd: warning: ${notice.message}`)
-      const unverified = await askApiAboutKey(key, config.api, silentLogger)
+      const waiting = waitingLine(`checking the key with the ngrok API at ${config.api.url} (up to ${Math.ceil(apiKeyCheckTimeoutMs(config.api.timeoutMs) / 1000)} s)`)
+      const unverified = await askApiAboutKey(key, config.api, silentLogger).finally(waiting)
       const path = await saveApiKeyFile(config.stateDir, key)
       console.log(
         unverified
@@ -636,7 +638,8 @@ const uninstallCommand = defineCommand({
     let report
     try {
       const [{ uninstall }, { createLogger }] = await Promise.all([load.cleanup(), load.logger()])
-      report = await uninstall(config, createLogger({ level: 'warn', pretty: true }), { deregister: values.deregister ?? false })
+      const waiting = values.deregister ? waitingLine(`deleting the registration at the ngrok API ${config.api.url} (up to ${Math.ceil(config.api.timeoutMs / 1000)} s a request)`) : () => {}
+      report = await uninstall(config, createLogger({ level: 'warn', pretty: true }), { deregister: values.deregister ?? false }).finally(waiting)
     } catch (e) {
       if (!isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING')) throw e
       console.error(`ngrokd uninstall: ${formatError(e)}\n(stop it first: sudo ngrokd service uninstall, or stop \`ngrokd run\`)`)

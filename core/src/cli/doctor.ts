@@ -3,7 +3,7 @@ import { checkInstanceFlag } from '../config/instance.js'
 import type { Check } from '../contracts/check.js'
 import { parseCommandArgs } from './args.js'
 import { printHelp, type Command } from './commands.js'
-import { terminalSafe } from './terminal-text.js'
+import { terminalSafe, waitingLine } from './terminal-text.js'
 
 const MARK = { ok: '✔', warn: '⚠', fail: '✘', skip: '–' } as const
 
@@ -25,12 +25,15 @@ export const doctorCommand: Command = {
     const { runDoctor } = await import('../doctor/run-doctor.js') // loaded when doctor runs, not for every command
     if (values.instance !== undefined) checkInstanceFlag(values.instance)
     // as text, each check is printed as it is made: the slow ones (the API, the ingress, the daemon) come last
+    let waiting = (): void => {}
     const print = (c: Check): void => {
+      waiting()
       // a summary or hint may quote the API, a plugin or a file: escaped, so that nothing redraws the line
       console.log(`${MARK[c.status]} ${terminalSafe(c.id.padEnd(24))} ${terminalSafe(c.summary)}${c.code && c.status !== 'ok' ? ` (${terminalSafe(c.code)})` : ''}`)
       if (c.hint && c.status !== 'ok') console.log(`  ${' '.repeat(24)}→ ${terminalSafe(c.hint)}`)
     }
-    const report = await runDoctor({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), offline: values.offline ?? false, ...(values.json ? {} : { onCheck: print }) })
+    const report = await runDoctor({ configPath: values.config, ...(values.instance ? { instance: values.instance } : {}), offline: values.offline ?? false, ...(values.json ? {} : { onCheck: print, onWait: (what: string) => (waiting = waitingLine(what)) }) })
+    waiting()
     if (values.json) {
       console.log(JSON.stringify(report, null, 2))
     } else {

@@ -10,3 +10,18 @@ const UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202
 export function terminalSafe(text: string): string {
   return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
+
+/**
+ * On a terminal, says on stderr what a command waits for (`asking the ngrok API at … (up to 10 s)`), as one line that
+ * the next line printed replaces; elsewhere (a pipe, a log) nothing. The returned `done()` clears the line.
+ */
+export function waitingLine(what: string, stream: NodeJS.WriteStream = process.stderr): () => void {
+  if (!stream.isTTY) return () => {}
+  stream.write(`… ${terminalSafe(what)}`)
+  let cleared = false
+  return () => {
+    if (cleared) return
+    cleared = true
+    stream.write('\r\x1b[K') // carriage return, then ECMA-48 EL (erase to the end of the line)
+  }
+}

@@ -38,6 +38,8 @@ export interface DoctorOptions {
   offline?: boolean
   /** Called with each check as it is made (a person sees progress while the slow ones run). */
   onCheck?: (check: Check) => void
+  /** Told before a check that may wait (the API, the ingress), what it waits for; the next `onCheck` ends the wait. */
+  onWait?: (what: string) => void
 }
 
 export interface DoctorReport {
@@ -51,7 +53,7 @@ export interface DoctorReport {
  * privilege, state, API key and reachability, trust roots, the daemon) plus each component's
  * `diagnose()`.
  */
-export async function runDoctor({ configPath, instance, offline = false, onCheck }: DoctorOptions = {}): Promise<DoctorReport> {
+export async function runDoctor({ configPath, instance, offline = false, onCheck, onWait }: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: Check[] = []
   const report = (...made: Check[]): void => {
     checks.push(...made)
@@ -165,7 +167,9 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
   }
   if (apiKey && !offline) {
     try {
-      const api = new NgrokApiClient({ baseUrl: config.api.url, apiKey, logger: silentLogger, userAgent: USER_AGENT, timeoutMs: Math.min(config.api.timeoutMs, 10_000), maxRetries: 0 })
+      const timeoutMs = Math.min(config.api.timeoutMs, 10_000)
+      const api = new NgrokApiClient({ baseUrl: config.api.url, apiKey, logger: silentLogger, userAgent: USER_AGENT, timeoutMs, maxRetries: 0 })
+      onWait?.(`asking the ngrok API at ${config.api.url} (up to ${Math.ceil(timeoutMs / 1000)} s)`)
       const operators = await api.listOperators()
       report({ id: 'api.reach', status: 'ok', summary: `${config.api.url} answers; the key sees ${operators.length} operator registration(s)` })
     } catch (e) {
@@ -175,6 +179,7 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     report({ id: 'api.reach', status: 'skip', summary: '--offline: the ngrok API was not called' })
   }
 
+  if (!offline) onWait?.(`dialling the binding ingress (up to ${Math.ceil((config.forwarder.handshakeTimeoutMs + config.forwarder.connRequestTimeoutMs) / 1000)} s)`)
   report(...(await ingressChecks(config, { offline })))
   report(...(await pluginChecks(config)))
 
