@@ -6,6 +6,7 @@ import { createServer as createHttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { NgrokApiClient, parseRetryAfter } from './ngrok-api-client.js'
 import { isNgrokApiError, type NgrokApiError } from './ngrok-api-error.js'
+import { PROXY_REFUSED } from './node-http-fetch.js'
 import { isNgrokdError } from '../errors/index.js'
 import type { ApiEndpoint } from './types.js'
 import { recordingLogger } from '../testing/recording-logger.js'
@@ -278,6 +279,14 @@ describe('NgrokApiClient: retries', () => {
     const { api } = client([fixture('error-rate-limit'), fixture('bound-endpoints-page-3')], { onRetry: (e, ms) => told.push([(e as NgrokApiError).status, ms]) })
     await api.listBoundEndpoints(OP_ID)
     assert.deepEqual(told, [[429, 7000]])
+  })
+
+  it('a proxy that would not tunnel is NGROKD_ERR_API_UNREACHABLE with the proxy\'s words, never an API answer about the key', async () => {
+    const refused = () => Object.assign(new Error('the proxy would not connect to api.ngrok.com: it answered HTTP 403 Forbidden (check HTTPS_PROXY, its credentials, and NO_PROXY)'), { code: PROXY_REFUSED })
+    const { api } = client([refused(), refused(), refused(), refused(), refused(), refused()])
+    const e = await rejection(api.listOperators())
+    assert.ok(isNgrokdError(e, 'NGROKD_ERR_API_UNREACHABLE'), String(e))
+    assert.match(e.message, /^ngrok api: GET \/kubernetes_operators\S*: the proxy would not connect to api\.ngrok\.com: it answered HTTP 403 Forbidden/)
   })
 
   it('tells onRetry of a request that got no reply (refused, timed out) too, as NGROKD_ERR_API_UNREACHABLE with its hint: status shows it while the retries run', async () => {

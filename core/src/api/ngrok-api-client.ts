@@ -3,7 +3,7 @@ import { CORE_VERSION } from '../version.js'
 import { NgrokdError } from '../errors/index.js'
 import { silentLogger, type Logger } from '../contracts/logger.js'
 import { NgrokApiError } from './ngrok-api-error.js'
-import { KEEPALIVE_CLOSED, REPLY_TOO_LARGE, nodeHttpFetch, type ApiFetch, type ApiResponse } from './node-http-fetch.js'
+import { KEEPALIVE_CLOSED, PROXY_REFUSED, REPLY_TOO_LARGE, nodeHttpFetch, type ApiFetch, type ApiResponse } from './node-http-fetch.js'
 import type { ApiEndpoint, ListPage, NgrokErrorBody, Operator, OperatorCreate, OperatorUpdate } from './types.js'
 
 export const DEFAULT_API_BASE_URL = 'https://api.ngrok.com'
@@ -35,6 +35,7 @@ const NOT_SENT_CODES = new Set([
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
   KEEPALIVE_CLOSED,
+  PROXY_REFUSED,
 ])
 
 export interface NgrokApiClientOptions {
@@ -339,7 +340,7 @@ export class NgrokApiClient {
           })
         }
         const notSent = !sent && !timedOut && codes.length > 0 && codes.every((c) => NOT_SENT_CODES.has(c))
-        const reason = timedOut ? `timed out after ${this.timeoutMs} ms` : codes[0] ?? (cause instanceof Error ? cause.message : String(cause))
+        const reason = timedOut ? `timed out after ${this.timeoutMs} ms` : codes[0] === PROXY_REFUSED ? (cause as Error).message : (codes[0] ?? (cause instanceof Error ? cause.message : String(cause)))
         const retryable = idempotent || notSent
         const maybeApplied = !idempotent && !notSent ? ' (it may have been applied)' : ''
         const error = new NgrokdError('NGROKD_ERR_API_UNREACHABLE', `ngrok api: ${method} ${shown}: ${reason}${maybeApplied}`, {

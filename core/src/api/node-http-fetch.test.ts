@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import https from 'node:https'
 import net, { type AddressInfo } from 'node:net'
-import { KEEPALIVE_CLOSED, nodeHttpFetch, type ApiRequestInit } from './node-http-fetch.js'
+import { KEEPALIVE_CLOSED, PROXY_REFUSED, nodeHttpFetch, type ApiRequestInit } from './node-http-fetch.js'
 import { TestCa } from '../testing/test-ca.js'
 
 const get = (signal = new AbortController().signal): ApiRequestInit => ({ method: 'GET', headers: {}, signal, redirect: 'manual' })
@@ -173,6 +173,26 @@ describe('nodeHttpFetch through the proxy the environment names', () => {
     }
   }
 
+  it('a proxy that will not tunnel (403, 407) is its own failure, never the API\'s answer: the key is not judged by it', async () => {
+    const proxy = http.createServer((_req, res) => res.writeHead(405).end())
+    proxy.on('connect', (_req: http.IncomingMessage, client: net.Socket) => {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="corp"\r\nContent-Length: 0\r\n\r\n')
+    })
+    const proxyUrl = `http://${await listen(proxy)}`
+    try {
+      await withProxyEnv({ HTTP_PROXY: proxyUrl }, async () => {
+        await assert.rejects(nodeHttpFetch(new URL('http://api.example.test:8080/kubernetes_operators'), get()), (e: NodeJS.ErrnoException) => {
+          assert.equal(e.code, PROXY_REFUSED)
+          assert.equal(e.message, 'the proxy would not connect to api.example.test:8080: it answered HTTP 407 Proxy Authentication Required (check HTTPS_PROXY, its credentials, and NO_PROXY)')
+          return true
+        })
+      })
+    } finally {
+      proxy.closeAllConnections()
+      await new Promise<void>((resolve) => proxy.close(() => resolve()))
+    }
+  })
+
   it('tunnels with CONNECT to the host the URL names; NO_PROXY and loopback go direct', async () => {
     const server = http.createServer((req, res) => res.end(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`))
     const serverAddress = await listen(server)
@@ -208,6 +228,9 @@ describe('nodeHttpFetch through the proxy the environment names', () => {
       await withProxyEnv({}, async () => {
         await assert.rejects(nodeHttpFetch(far, get()))
         assert.equal(connects.length, 1, 'no proxy variable: direct')
+      })
+      await withProxyEnv({ HTTP_PROXY: 'socks5://127.0.0.1:1080' }, async () => {
+        await assert.rejects(nodeHttpFetch(far, get()), (e: NodeJS.ErrnoException) => e.code === PROXY_REFUSED && /socks5:\/\/127\.0\.0\.1:1080 .* is not an HTTP\(S\) proxy/.test(e.message))
       })
     } finally {
       for (const s of [server, proxy]) {

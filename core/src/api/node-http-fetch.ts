@@ -1,5 +1,6 @@
 import { requireCommonJs } from '../util/commonjs.js'
 import type { Agent } from 'node:http'
+import { proxyFromEnvironment } from './proxy-env.js'
 
 const http = requireCommonJs('node:http') as typeof import('node:http') // see requireCommonJs
 const https = requireCommonJs('node:https') as typeof import('node:https')
@@ -56,7 +57,15 @@ export const nodeHttpFetch: ApiFetch = async (url, init) => {
 
 const request = (url: URL, { method, headers, body, signal }: ApiRequestInit, agent: Agent | undefined): Promise<ApiResponse> =>
   new Promise((resolve, reject) => {
+    // a proxy that will not tunnel answers the CONNECT itself, and the agent hands that answer on as the API's: the
+    // request never reached the API, and its status says nothing of the API key
+    let refusedByProxy: { statusCode?: number; statusText?: string } | undefined
     const request = (url.protocol === 'https:' ? https : http).request(url, { method, headers, signal, ...(agent ? { agent } : {}) }, (res) => {
+      if (refusedByProxy) {
+        res.destroy()
+        const { statusCode, statusText } = refusedByProxy
+        return reject(Object.assign(new Error(`the proxy would not connect to ${url.host}: it answered HTTP ${statusCode ?? '?'}${statusText ? ` ${statusText}` : ''} (check HTTPS_PROXY, its credentials, and NO_PROXY)`), { code: PROXY_REFUSED }))
+      }
       res.setEncoding('utf8')
       let text = ''
       res.on('data', (chunk: string) => {
@@ -79,6 +88,9 @@ const request = (url: URL, { method, headers, body, signal }: ApiRequestInit, ag
         text: () => body,
       })
     })
+    request.once('proxyConnect', (connect: { statusCode?: number; statusText?: string }) => {
+      if (connect.statusCode !== 200) refusedByProxy = connect
+    })
     request.on('error', (err: NodeJS.ErrnoException) => {
       if (request.reusedSocket && err.code === 'ECONNRESET') {
         reject(Object.assign(new Error(`the kept-alive connection was closed by the server before the request (${err.message})`), { code: KEEPALIVE_CLOSED }))
@@ -92,29 +104,28 @@ function joinHeader(value: string | string[] | undefined): string | null {
   return Array.isArray(value) ? value.join(', ') : value
 }
 
-/** The variables that can name a proxy; without any of them no proxy code is loaded. */
-const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy']
-/** Loopback is never proxied, as Go's http.ProxyFromEnvironment (ngrok's own clients) never proxies it. */
-const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i
 /** One keep-alive agent per proxy URL, made at its first use. */
 const proxyAgents = new Map<string, Promise<Agent>>()
 
+/** The code of a request the proxy would not tunnel (a CONNECT answered other than 200), or whose proxy URL it cannot use: the API never saw it. */
+export const PROXY_REFUSED = 'NGROKD_PROXY_REFUSED'
+
 /**
- * The agent that reaches `url` through the proxy the environment names for it, or undefined to go direct: the
- * variables Go's ProxyFromEnvironment reads (HTTPS_PROXY for https URLs, HTTP_PROXY for http ones, either in lower
- * case, ALL_PROXY; NO_PROXY's hosts and domains go direct), read by proxy-from-env. The request is tunnelled with
- * CONNECT (https-proxy-agent), so the proxy sees only the host and port, never the API key.
+ * The agent that reaches `url` through the proxy the environment names for it ({@link proxyFromEnvironment}: Go's rules,
+ * as ngrok's own clients read them), or undefined to go direct. The request is tunnelled with CONNECT
+ * (https-proxy-agent, loaded only then), so the proxy sees only the host and port, never the API key. A proxy of another
+ * scheme than http or https (socks5) is refused, naming it.
  */
 export async function proxyAgentFor(url: URL): Promise<Agent | undefined> {
-  if (!PROXY_VARIABLES.some((name) => process.env[name]) || LOOPBACK_HOST.test(url.hostname)) return undefined
-  const { getProxyForUrl } = (await import('proxy-from-env')).default
-  // the fields it reads, not the string: a string goes through url.parse, which Node 24 warns about (DEP0169)
-  const proxy = getProxyForUrl({ protocol: url.protocol, host: url.host, port: url.port } as import('node:url').Url)
+  const proxy = proxyFromEnvironment(url)
   if (!proxy) return undefined
-  let agent = proxyAgents.get(proxy)
+  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') {
+    throw Object.assign(new Error(`the proxy ${proxy.protocol}//${proxy.host} the environment names for ${url.host} is not an HTTP(S) proxy: ngrokd tunnels through http:// and https:// proxies only`), { code: PROXY_REFUSED })
+  }
+  let agent = proxyAgents.get(proxy.href)
   if (!agent) {
     agent = import('https-proxy-agent').then(({ HttpsProxyAgent }) => new HttpsProxyAgent(proxy, { keepAlive: true }))
-    proxyAgents.set(proxy, agent)
+    proxyAgents.set(proxy.href, agent)
   }
   return agent
 }

@@ -21,6 +21,7 @@ import { parseCommandArgs, helpText, type CommandSpec } from './args.js'
 import { driverVersionLines } from './driver-versions.js'
 import { renderTable } from './table.js'
 import { terminalSafe, waitingLine } from './terminal-text.js'
+import { runsAsSystemdService } from '../util/systemd-service.js'
 
 /**
  * What only some commands need is imported when they run: `status`, `list` and `version` start without
@@ -184,8 +185,8 @@ const runCommand = defineCommand({
       ...(source ? { configSource: source } : {}),
       ...(apiKeyOrigin ? { apiKeyOrigin } : {}),
       afterReconcile: (report) => releaseAfterReconcile(report), // what a poll and its reconcile freed
-      // under systemd (which sets INVOCATION_ID for a service) a restart is Restart=on-failure's: exit for it
-      ...(process.env.INVOCATION_ID
+      // a systemd service is restarted by Restart=on-failure: exit for it
+      ...(runsAsSystemdService()
         ? {
             onRestartNeeded: (reason: string) => {
               logger.error(`${reason}; exiting, for systemd to start ngrokd again (Restart=on-failure)`)

@@ -423,6 +423,10 @@ describe('loadConfig as root: nothing another user could have written', { skip: 
     await symlink(join(dir, 'eve', 'ca.pem'), join(dir, 'link.pem'))
     await writeFile(join(dir, 'dangling.yml'), 'ingress:\n  ca_file: link.pem\n', { mode: 0o644 })
     await assert.rejects(loadConfig({ cwd: dir, env: {}, configPath: 'dangling.yml', asRoot: true }), refusedWith(/a symbolic link to nothing/))
+    // a folder on the way that is a link to nothing: its target another user might make
+    await symlink(join(dir, 'eve', 'cadir'), join(dir, 'ca.d'))
+    await writeFile(join(dir, 'dangling-dir.yml'), 'ingress:\n  ca_file: ca.d/ca.pem\n', { mode: 0o644 })
+    await assert.rejects(loadConfig({ cwd: dir, env: {}, configPath: 'dangling-dir.yml', asRoot: true }), refusedWith(new RegExp(`${join(dir, 'ca.d')} is a symbolic link to nothing`)))
     await writeFile(join(dir, 'missing-in-root.yml'), 'ingress:\n  ca_file: ca.pem\n', { mode: 0o644 })
     assert.equal((await loadConfig({ cwd: dir, env: {}, configPath: 'missing-in-root.yml', asRoot: true })).config.ingress.caFile, join(dir, 'ca.pem'))
   })

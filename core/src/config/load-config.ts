@@ -1,6 +1,6 @@
 import { constants } from 'node:fs'
 import { lstat, open, readdir, readFile, stat } from 'node:fs/promises'
-import { basename, dirname, extname, join, resolve } from 'node:path'
+import { basename, dirname, extname, join, parse, resolve, sep } from 'node:path'
 import { load as parseYaml } from 'js-yaml'
 import { isNgrokdError, NgrokdError, PermissionError } from '../errors/ngrokd-error.js'
 import { INSTANCE_ENV, instanceConfigPath } from './instance.js'
@@ -334,10 +334,17 @@ async function assertTrustedCaFiles(caFile: string): Promise<void> {
   const what = 'ingress.ca_file'
   const real = await assertTrustedPath(caFile, { what }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
   if (real === undefined) {
-    if ((await lstat(caFile).catch(() => undefined))?.isSymbolicLink()) {
-      throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} ${caFile}: a symbolic link to nothing, whose target another user might create; as root ngrokd uses only files that root alone can change`, {
-        hint: `point ${what} at the CA file itself, in a directory only root can write, such as /etc/ngrokd`,
-      })
+    // a link to nothing on the way (the file's own, or a folder's) leads where another user might create the target
+    let at = parse(resolve(caFile)).root
+    for (const part of resolve(caFile).split(sep).filter(Boolean)) {
+      at = join(at, part)
+      const st = await lstat(at).catch(() => undefined)
+      if (!st) break
+      if (st.isSymbolicLink() && !(await stat(at).catch(() => undefined))) {
+        throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing ${what} ${caFile}: ${at} is a symbolic link to nothing, whose target another user might create; as root ngrokd uses only files that root alone can change`, {
+          hint: `point ${what} at the CA file itself, in a directory only root can write, such as /etc/ngrokd`,
+        })
+      }
     }
     await assertTrustedPath(nearestExisting(dirname(resolve(caFile))), { what: `${what}'s directory (${caFile} is not there yet)` })
     return

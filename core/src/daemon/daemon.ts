@@ -43,6 +43,7 @@ import { hostOf, machineProtectedHosts, NamePolicy } from '../names/name-policy.
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { Reconciler, type ReconcileReport } from './reconciler.js'
 import type { DesiredService } from '../protocol/endpoints.js'
+import { runsAsSystemdService } from '../util/systemd-service.js'
 
 export type { DaemonPhase, PollStatus } from './control-api.js'
 
@@ -724,8 +725,8 @@ export class Daemon {
     await checkStartKeys(result.restartNeeded, next)
     if (await this.caFileChanged(result.restartNeeded, next)) result.restartNeeded = [...result.restartNeeded, 'ingress.ca_file'].sort()
     this.restartPending = result.restartNeeded
-    // systemd sets INVOCATION_ID for a service: its unit lets it write only the paths it was installed with
-    const reinstall = process.env.INVOCATION_ID ? result.restartNeeded.filter((k) => UNIT_WRITABLE_KEYS.includes(k)) : []
+    // a systemd service's unit lets it write only the paths it was installed with
+    const reinstall = runsAsSystemdService() ? result.restartNeeded.filter((k) => UNIT_WRITABLE_KEYS.includes(k)) : []
     if (reinstall.length > 0) result.reinstallNeeded = reinstall
     if (result.applied.includes('log.level') && 'level' in this.logger) (this.logger as { level: string }).level = next.log.level
     if (result.applied.includes('bound_endpoints.poll_interval')) this.poller?.setIntervalMs(next.boundEndpoints.pollIntervalMs)

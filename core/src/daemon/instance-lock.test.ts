@@ -86,7 +86,7 @@ test('a lock whose pid another process has since, even one named ngrokd (another
     const holder = await lockHolder(dir, { stateDir, interfaceName: 'ngrokd0', socketPath: '/run/first.sock', runDir })
     const lockFile = join(stateDir, STATE_LOCK_FILE)
     const written = JSON.parse(await readFile(lockFile, 'utf8')) as { processStart?: string }
-    assert.match(written.processStart ?? '', /^[0-9a-f-]{36}\/\d+$/, 'the lock names its holder\'s start: boot id and starttime')
+    assert.match(written.processStart ?? '', /^[0-9a-f-]{36}\/(\d+|-)\/\d+$/, 'the lock names its holder\'s start: boot id, time namespace and starttime')
     // a process named like the daemon, started after the lock was written, stands in for one that got the dead holder's pid
     const squatter = spawn(process.execPath, ['-e', 'process.stdin.resume()', 'ngrokd'], { stdio: ['pipe', 'ignore', 'inherit'] })
     try {
@@ -105,6 +105,31 @@ test('a lock whose pid another process has since, even one named ngrokd (another
     } finally {
       squatter.kill('SIGKILL')
       await once(squatter, 'exit')
+    }
+  }))
+
+test('a lock written in another time namespace (its starttime shifted for readers outside) still refuses a second daemon while its holder runs', { skip: process.getuid?.() !== 0 ? 'needs root (unshare --time)' : spawnSync('unshare', ['--time', '--boottime', '86400', 'true']).status !== 0 && 'no time namespaces here' }, () =>
+  withDirs(async (dir) => {
+    const stateDir = join(dir, 'state')
+    const runDir = join(dir, 'run')
+    const script = join(dir, 'ngrokd-timens-holder.mjs')
+    await writeFile(
+      script,
+      `import { InstanceLock } from ${JSON.stringify(new URL('./instance-lock.js', import.meta.url).href)}
+       await import('node:fs').then((fs) => fs.mkdirSync(${JSON.stringify(stateDir)}, { recursive: true }))
+       await InstanceLock.acquire(${JSON.stringify({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/first.sock', runDir })})
+       console.log('held')
+       process.stdin.resume()`,
+    )
+    // a day added to the boot clock in the holder's time namespace
+    const holder = spawn('unshare', ['--time', '--boottime', '86400', process.execPath, script], { stdio: ['pipe', 'pipe', 'inherit'] })
+    try {
+      const [line] = (await once(holder.stdout!, 'data')) as [Buffer]
+      assert.equal(line.toString().trim(), 'held')
+      await assert.rejects(InstanceLock.acquire({ stateDir, interfaceName: 'ngrokd0', socketPath: '/run/second.sock', runDir }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_ALREADY_RUNNING'))
+    } finally {
+      holder.kill('SIGKILL')
+      await once(holder, 'exit')
     }
   }))
 

@@ -154,10 +154,14 @@ export class CarriedConnection {
     return n
   }
 
-  /** Cuts the connection now (RST to the client); `done` still resolves once both sockets closed. */
+  /**
+   * Cuts the connection now: a reset both ways, so that neither the client nor the ingress takes what was cut off for a
+   * whole upload or answer (ngrok's Go ingress reads a FIN without close_notify as a clean end). `done` still resolves
+   * once both sockets closed.
+   */
   cut(): void {
     this.dialAbort?.abort()
-    this.up?.destroy()
+    if (this.up) resetSocket(this.up)
     resetSocket(this.client)
   }
 
@@ -174,9 +178,10 @@ export class CarriedConnection {
     // the timer restarts on every read and write of the client socket, so it measures both directions
     const idle = this.options.idleTimeoutMs
     const firstByte = this.options.firstByteTimeoutMs ?? 0
+    // a connection timed out is cut, as cut() does: a reset both ways, never a clean end
     const onTimeout = (): void => {
-      up.destroy()
-      client.destroy()
+      resetSocket(up)
+      resetSocket(client)
     }
     let begun: (() => void) | undefined
     if (firstByte > 0 && early.length === 0) {

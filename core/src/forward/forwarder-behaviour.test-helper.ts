@@ -419,6 +419,45 @@ export function describeForwarderBehaviour(title: string, create: (options: Crea
       }
     })
 
+    /** The ingress side's end of each connection accepted: `reset`, or a clean end that an upload cut off could pass for. */
+    const endsSeenByIngress = (ends: Array<Promise<string>>) => (conn: { accept(first?: string): void; socket: net.Socket }) => {
+      conn.accept('x')
+      ends.push(
+        new Promise((resolve) => {
+          let got = 0
+          conn.socket.on('data', (d: Buffer) => (got += d.length))
+          conn.socket.once('end', () => resolve(resetUnderEnd(conn.socket) ? 'reset' : `a clean end after ${got} bytes`))
+          conn.socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNRESET' ? 'reset' : `error ${e.code}`))
+          conn.socket.resume()
+        }),
+      )
+    }
+
+    it('a connection cut when its drain runs out reaches the ingress as a reset, never as a clean end of what was uploaded', async () => {
+      const ends: Array<Promise<string>> = []
+      const { forwarder, port } = await setup(endsSeenByIngress(ends))
+      await forwarder.listen({ address: '127.0.0.1', port, target: { hostname: 'bulk.prod', port: 9000, proto: 'tcp' } })
+      const c = await connect(port)
+      c.on('error', () => {})
+      c.write(Buffer.alloc(1000, 7))
+      await readN(c, 1)
+      await forwarder.unlisten({ address: '127.0.0.1', port, drainMs: 20 })
+      assert.equal(await ends[0], 'reset')
+      await closed(c)
+    })
+
+    it('a connection cut at its idle timeout reaches the ingress as a reset, never as a clean end', async () => {
+      const ends: Array<Promise<string>> = []
+      const { forwarder, port } = await setup(endsSeenByIngress(ends), { idleTimeoutMs: 30 })
+      await forwarder.listen({ address: '127.0.0.1', port, target: { hostname: 'bulk.prod', port: 9000, proto: 'tcp' } })
+      const c = await connect(port)
+      c.on('error', () => {})
+      c.write(Buffer.alloc(1000, 7))
+      await readN(c, 1)
+      assert.equal(await ends[0], 'reset')
+      await closed(c)
+    })
+
     it('an ingress that ends cleanly after a bulk answer ends the client cleanly, every byte there', async () => {
       let n = 0
       const { forwarder, port } = await setup((conn) => {

@@ -158,6 +158,14 @@ function retryWaitMs(failures: number): number {
   return Math.min(UPDATE_RETRY_FIRST_MS * 2 ** (failures - 1), UPDATE_RETRY_MAX_MS)
 }
 
+/**
+ * Whether a retry set for `at` after `failures` failures is due at `now`. A wait longer than {@link retryWaitMs} gives is
+ * a clock set back since (a clock that was ahead, corrected by NTP): due now, not after the step's size.
+ */
+function isDue({ at, failures }: { at: number; failures: number }, now: number): boolean {
+  return now >= at || at - now > retryWaitMs(failures)
+}
+
 /** The API of a Registration that only reads saved state ({@link Registration.readSaved}): calling it is a bug. */
 const OFFLINE_API: OperatorApi = new Proxy({} as OperatorApi, {
   get: (_, method) => () => Promise.reject(new Error(`registration: ${String(method)} called while reading saved state`)),
@@ -343,7 +351,7 @@ export class Registration {
   renewIfNeeded(): Promise<boolean> {
     return this.exclusive(async () => {
       const before = this.current
-      if (before && this.updateDue && this.now() >= this.updateDue.at) {
+      if (before && this.updateDue && isDue(this.updateDue, this.now())) {
         try {
           this.current = this.settle(await this.load())
         } catch (e) {
@@ -679,7 +687,7 @@ export class Registration {
       throw new NgrokdError('NGROKD_ERR_CERT', 'registration: nothing to renew', { hint: 'call ensure() first' })
     }
     if (!force && !this.needsRenewal(current)) return false
-    if (!force && this.renewalDue && this.now() < this.renewalDue.at) return false // failed lately: not on every poll
+    if (!force && this.renewalDue && !isDue(this.renewalDue, this.now())) return false // failed lately: not on every poll
     if (!force && current.receivedAt !== undefined && this.needsRenewal(current, current.receivedAt)) {
       // due the moment it came: another asked for at once would come due too (this machine's clock is ahead of ngrok's)
       this.sayDueOnArrival(current)

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readlinkSync } from 'node:fs'
 
 /** Runs a program to its end (no shell): its exit status (null when it did not end by itself) and what it printed. */
 export type RunSync = (file: string, args: readonly string[]) => { status: number | null; stdout: string }
@@ -53,26 +53,53 @@ export function commandLineOf(pid: number, { platform = process.platform, run = 
   return undefined
 }
 
-/** This boot's id (proc(5): /proc/sys/kernel/random/boot_id), read once; null when it cannot be read. */
-let bootId: string | null | undefined
+/** This boot's id (proc(5): /proc/sys/kernel/random/boot_id) and this process's time namespace, read once. */
+let clockView: string | null | undefined
 
 /**
- * When process `pid` started, as the kernel counts it (Linux): this boot's id and field 22 of `/proc/<pid>/stat`
- * (`starttime`, clock ticks after boot; proc(5)) — the same for a process's whole life, different for every process
- * that gets its pid later, and never moved by the wall clock. `''` when there is no such process to be seen (or it is
- * hidden: /proc mounted hidepid=2), undefined when it cannot be told here (another OS, an unreadable /proc).
+ * When process `pid` started, as the kernel counts it (Linux): `<boot id>/<time namespace>/<starttime>`, field 22 of
+ * `/proc/<pid>/stat` (clock ticks after boot; proc(5)) — the same for a process's whole life, different for every
+ * process that gets its pid later, and never moved by the wall clock. The kernel shifts `starttime` by the reader's time
+ * namespace (`unshare --time`), which is named beside it: two readings compare only when read in the same one
+ * ({@link sameClockView}). `''` when there is no such process to be seen (or it is hidden: /proc mounted hidepid=2),
+ * undefined when it cannot be told here (another OS, an unreadable /proc).
  */
 export function processStartOf(pid: number, platform: NodeJS.Platform = process.platform): string | undefined {
   if (platform !== 'linux' || !Number.isInteger(pid) || pid <= 0) return undefined
   let stat: string
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null
   } catch (e) {
-    bootId ??= null
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? '' : undefined
   }
+  clockView ??= readClockView()
   // the command name (field 2) is in parentheses and may hold any byte: the fields after its last ')' start at field 3
   const ticks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3]
-  return bootId && ticks && /^\d+$/.test(ticks) ? `${bootId}/${ticks}` : undefined
+  return clockView && ticks && /^\d+$/.test(ticks) ? `${clockView}/${ticks}` : undefined
+}
+
+/** `<boot id>/<time namespace>` of this process; null when the boot id cannot be read. The namespace is `-` before Linux 5.6. */
+function readClockView(): string | null {
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+    let ns = '-'
+    try {
+      ns = readlinkSync('/proc/self/ns/time').replace(/^time:\[(\d+)\]$/, '$1')
+    } catch {
+      // no time namespaces (Linux before 5.6): every reader sees the same starttime
+    }
+    return boot ? `${boot}/${ns}` : null
+  } catch {
+    return null
+  }
+}
+
+/** Whether two {@link processStartOf} readings are of one boot and one time namespace, so that their starttimes compare. */
+export function sameClockView(a: string, b: string): boolean {
+  return a.slice(0, a.lastIndexOf('/')) === b.slice(0, b.lastIndexOf('/'))
+}
+
+/** Whether a {@link processStartOf} reading is of another boot than `b`'s: a process it names has ended for sure. */
+export function otherBoot(a: string, b: string): boolean {
+  return a.split('/')[0] !== b.split('/')[0]
 }

@@ -1,5 +1,6 @@
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { refusedRootHint } from './privilege.js'
+import { runsAsSystemdService } from './systemd-service.js'
 
 /** Why a write in `state_dir` failed, by its errno, and the fix. */
 export interface StateDirProblem {
@@ -24,8 +25,8 @@ export function stateDirProblem(stateDir: string, cause: unknown, { asRoot = pro
   }
   // root's or not, nothing is written there: a privilege is not the fix
   if (code === 'EROFS') {
-    // a systemd service (INVOCATION_ID) sees a read-only system but for the paths its unit was installed with
-    const hint = process.env.INVOCATION_ID
+    // a systemd service sees a read-only system but for the paths its unit was installed with
+    const hint = runsAsSystemdService()
       ? `under the ngrokd service, only the paths it was installed with are writable (the unit's ReadWritePaths): after changing state_dir, run \`sudo ngrokd service install\` again; else remount the file system of ${stateDir} read-write`
       : `remount the file system of ${stateDir} read-write, or set state_dir to a directory on a writable one`
     return { code: 'NGROKD_ERR_STATE', why: 'its file system is read-only (EROFS)', hint }

@@ -602,6 +602,19 @@ describe('Registration renewal', () => {
     assert.equal(patches()[0]!.status, 400)
   })
 
+  it('a renewal that failed while the clock was ahead is asked for again once the clock is set back, not after the size of the step', async () => {
+    await registration().ensure()
+    sim.setBindingsEnabled(false)
+    let offset = 345 * DAY // ahead: renewal due, and refused
+    const reg = registration({ now: () => Date.now() + offset })
+    await reg.ensure()
+    assert.equal(patches().length, 1)
+    sim.setBindingsEnabled(true)
+    offset = 340 * DAY // NTP sets the clock back five days: still due, and the wait set before the step is no reason to wait days
+    assert.equal(await reg.renewIfNeeded(), true)
+    assert.equal(patches().filter((r) => r.status === 200).length, 1)
+  })
+
   it('a renewal ngrok refuses is asked for again after a minute, doubling up to an hour, not on every poll; a success ends the wait', async () => {
     await registration().ensure()
     sim.setBindingsEnabled(false) // the renewal's PATCH is refused with 400 ERR_NGROK_19002

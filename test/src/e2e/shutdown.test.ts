@@ -2,15 +2,17 @@
 // left, removes its names and exits 0 — it never hangs on a connection that will not finish.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CloudSimulator } from '@ngrokd/plugin-simulator'
 import { netnsSkip } from '../helpers/netns.js'
 import { netDriverCases } from '../helpers/net-drivers.js'
-import { E2eDaemon } from '../helpers/e2e-daemon.js'
+import { E2eDaemon, NGROKD_PACKAGE_BIN } from '../helpers/e2e-daemon.js'
+import { waitUntil } from '../helpers/wait-until.js'
+import { callDaemon } from '@ngrokd/core'
 import { managedRecords, readHosts } from '../helpers/hosts-file.js'
 import { snapshotHostsFile } from '../helpers/hosts-guard.js'
 import { ngrokdCli } from '../helpers/ngrokd-cli.js'
@@ -136,20 +138,29 @@ describe('a hosts file whose own mount went with a replaced file (a systemd unit
     execFileSync('mount', ['-o', 'remount,ro', system])
     const sim = await CloudSimulator.start()
     sim.addEndpoint({ url: 'http://first.bound' })
-    const daemon = E2eDaemon.start({ name: 'boundhosts', sim, net: netDriverCases('bndh')[1]!, extraConfig: { names: { hosts_file: hostsFile } }, env: { INVOCATION_ID: '0123456789abcdef0123456789abcdef' } })
+    const daemon = E2eDaemon.prepare({ name: 'boundhosts', sim, net: netDriverCases('bndh')[1]!, extraConfig: { names: { hosts_file: hostsFile } } })
+    // as systemd runs a service: INVOCATION_ID set, and the parent is PID 1 (here a shell's, in a PID namespace of its own)
+    const log = openSync(daemon.logFile, 'a')
+    const service = spawn('unshare', ['--pid', '--fork', 'sh', '-c', '"$0" "$@"; exit $?', process.execPath, NGROKD_PACKAGE_BIN, 'run', '--config', daemon.configFile], {
+      env: { ...E2eDaemon.childEnv(), INVOCATION_ID: '0123456789abcdef0123456789abcdef' },
+      stdio: ['ignore', log, log],
+    })
+    closeSync(log)
+    const exited = new Promise<number | null>((resolve) => service.once('exit', (code) => resolve(code)))
     try {
-      await daemon.waitReady((s) => s.services?.serving === 1)
+      await waitUntil(async () => (await callDaemon(daemon.socketPath, 'GET /v1/status').catch(() => undefined))?.services.serving === 1, { what: 'the service serving', timeoutMs: 60_000 })
       assert.match(readFileSync(writable, 'utf8'), /\tfirst\.bound\b/, 'published through the mount')
       // a rename over the file outside the unit's namespace drops the mount in it, as the kernel does: seen here as an unmount
       execFileSync('umount', ['-l', hostsFile])
       sim.addEndpoint({ url: 'http://second.bound' })
-      assert.deepEqual(await daemon.process.waitExit(), { code: 1, signal: null })
+      assert.equal(await exited, 1)
       const said = daemon.logRecords().find((r) => r.level === 50 && /exiting, for systemd to start ngrokd again \(Restart=on-failure\)$/.test(r.msg))
       assert.ok(said, daemon.logTail(20))
       assert.match(said.msg, new RegExp(`was replaced by another program \\(a rename over it: sed -i, an editor, a configuration tool\\), which took away the mount that let ngrokd write it .*; restart ngrokd \\(systemctl restart ngrokd\\)`))
     } finally {
-      await daemon.dispose()
+      service.kill('SIGKILL')
       await ngrokdCli(['cleanup', '--config', daemon.configFile]).catch(() => {})
+      await daemon.dispose()
       await sim.stop()
       execFileSync('umount', ['-l', system])
       rmSync(dir, { recursive: true, force: true })
