@@ -462,7 +462,7 @@ const listCommand = defineCommand({
 /** `ngrokd list`'s text: one row per hostname and proto, then each failing service's error and fix, then what was skipped. */
 export function renderList({ services, skipped = [], draining = 0 }: ControlApi['GET /v1/endpoints']['reply']): string {
   const skippedLines = skipped.map(skippedLine)
-  if (draining > 0) skippedLines.push(`draining:   ${draining} connection${draining === 1 ? '' : 's'} of removed endpoints, closed at the latest when forwarder.drain_timeout ends`)
+  if (draining > 0) skippedLines.push(`draining:   ${draining} connection${draining === 1 ? '' : 's'} of removed endpoints (closed at the latest when forwarder.drain_timeout ends) or of network ports that moved (at the latest after forwarder.idle_timeout)`)
   if (services.length === 0) return ['no endpoints (ngrokd status tells whether the daemon has polled the API yet)', ...skippedLines].join('\n')
   // one row per hostname and proto: several ports of one host share its IP
   const rows = new Map<string, { hostname: string; address: string; ports: number[]; proto: string; states: Set<string>; conns: number; errors: string[]; network: string[] }>()
@@ -472,7 +472,7 @@ export function renderList({ services, skipped = [], draining = 0 }: ControlApi[
     row.ports.push(s.port)
     if (s.network) row.network.push(`${s.network.address}:${s.network.port}`)
     row.states.add(s.state)
-    row.conns += s.openConnections
+    row.conns += s.openConnections + (s.network?.openConnections ?? 0) // this machine's and the network's
     if (s.error) row.errors.push(`${s.port}: ${terminalSafe(s.error.message)}${s.error.hint ? `\n  fix: ${terminalSafe(s.error.hint)}` : ''}`)
     if (s.network?.error) row.errors.push(`${s.port}: not on the network (${s.network.address}:${s.network.port}): ${terminalSafe(s.network.error.message)}${s.network.error.hint ? `\n  fix: ${terminalSafe(s.network.error.hint)}` : ''}`)
     if (s.nameError) row.errors.push(`${s.port}: name not updated: ${terminalSafe(s.nameError.message)}${s.nameError.hint ? `\n  fix: ${terminalSafe(s.nameError.hint)}` : ''}`)

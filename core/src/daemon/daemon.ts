@@ -385,7 +385,8 @@ export class Daemon {
     const ports = new NetworkPorts({ stateDir: this.config.stateDir, logger: this.logger })
     await ports.open({ startPort })
     this.networkPorts = ports
-    this.reconciler!.setNetworkMode({ listen, ports })
+    const idle = this.config.forwarder.idleTimeoutMs
+    this.reconciler!.setNetworkMode({ listen, ports, ...(idle > 0 ? { movedDrainMs: idle } : {}) })
     this.logger.info({ listen, startPort }, `network mode: endpoints are also served on ${listen}, ports from ${startPort}`)
   }
 

@@ -10,7 +10,7 @@ import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from '../di/to
 import type { DesiredService } from '../protocol/endpoints.js'
 import type { ListenOptions } from '../contracts/forwarder.js'
 import { NetworkPorts } from '../network/network-ports.js'
-import { Reconciler } from './reconciler.js'
+import { Reconciler, type NetworkModeOptions } from './reconciler.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -435,13 +435,16 @@ async function freePortRun(count: number): Promise<number> {
   }
 }
 
-async function withNetwork(fn: (t: Awaited<ReturnType<typeof setup>> & { ports: NetworkPorts; stateDir: string; listens: ListenOptions[]; events: string[]; startPort: number }) => Promise<void>): Promise<void> {
+async function withNetwork(
+  fn: (t: Awaited<ReturnType<typeof setup>> & { ports: NetworkPorts; stateDir: string; listens: ListenOptions[]; events: string[]; startPort: number }) => Promise<void>,
+  mode: Partial<NetworkModeOptions> = {},
+): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), 'ngrokd-rec-net-'))
   const t = await setup()
   const ports = new NetworkPorts({ stateDir })
   const startPort = await freePortRun(8)
   await ports.open({ startPort })
-  t.reconciler.setNetworkMode({ listen: LAN, ports })
+  t.reconciler.setNetworkMode({ listen: LAN, ports, ...mode })
   const listens: ListenOptions[] = []
   const events: string[] = []
   const listen = t.forwarder.listen.bind(t.forwarder)
@@ -468,6 +471,29 @@ async function withNetwork(fn: (t: Awaited<ReturnType<typeof setup>> & { ports: 
     await rm(stateDir, { recursive: true, force: true })
   }
 }
+
+test('network mode on the wildcard: a service whose network port moves (another endpoint uses that port itself) keeps its open connections, drained as a move, not as a removed endpoint', async () => {
+  const drains: Array<[string, number | undefined]> = []
+  await withNetwork(
+    async (t) => {
+      const unlisten = t.forwarder.unlisten.bind(t.forwarder)
+      t.forwarder.unlisten = async (o) => {
+        drains.push([`${o.address}:${o.port}`, o.drainMs])
+        return unlisten(o)
+      }
+      const p = t.startPort
+      await t.reconciler.reconcile([service('tcp://echo.lab:7000')], { drainMs: 5_000 })
+      assert.equal(t.reconciler.services()[0]!.network?.port, p)
+      // an endpoint whose own port is echo.lab's network port: on the wildcard the two would collide, echo.lab moves
+      await t.reconciler.reconcile([service('tcp://echo.lab:7000'), service(`tcp://moved.lab:${p}`)], { drainMs: 5_000 })
+      assert.notEqual(t.reconciler.services().find((s) => s.hostname === 'echo.lab')!.network?.port, p)
+      assert.deepEqual(drains, [[`0.0.0.0:${p}`, 3_600_000]], 'the moved port drains for idle_timeout, not drain_timeout')
+      await t.reconciler.reconcile([service(`tcp://moved.lab:${p}`)], { drainMs: 5_000 })
+      assert.equal(drains.at(-1)![1], 5_000, 'a removed endpoint drains for drain_timeout')
+    },
+    { listen: '0.0.0.0', movedDrainMs: 3_600_000 },
+  )
+})
 
 test('network mode: each service also listens on listen:<stable port>, after the local listeners, Host rewritten for http only', async () => {
   await withNetwork(async (t) => {

@@ -2,7 +2,7 @@ import { inject, injectable } from '../di/tsyringe.js'
 import type { Interface } from '../contracts/interface.js'
 import type { Allocation, Allocator } from '../contracts/allocator.js'
 import type { NameResolver, NameRecord } from '../contracts/name-resolver.js'
-import type { Forwarder, ForwardTarget } from '../contracts/forwarder.js'
+import type { Forwarder, ForwardTarget, ListenerStatus } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from '../di/tokens.js'
@@ -70,6 +70,12 @@ export interface NetworkModeOptions {
   listen: string
   /** Opened by the caller, who also closes it. */
   ports: NetworkPorts
+  /**
+   * How long the connections of a network port that moved (its service still served, on another port) may go on:
+   * they are no removed endpoint's, so not cut after the drain of one (`forwarder.idle_timeout` in the daemon).
+   * Default: the pass's drain.
+   */
+  movedDrainMs?: number
 }
 
 /** A service as `services()` shows it (`ngrokd list --json`): with its listeners' live figures. */
@@ -501,9 +507,12 @@ export class Reconciler {
     // a listener on an address the allocator never gave out is a network one (also after network mode was turned off)
     const allocated = new Set(this.allocator.list().map((e) => e.address))
     const isNetwork = (l: { address: string }): boolean => !allocated.has(l.address)
+    // a network listener whose service is still served on the network (its port moved) is no removed endpoint's
+    const servedOnNetwork = new Set([...pass.wantedNetwork.values()].map((st) => `${st.hostname}:${st.port}`))
+    const moved = (l: ListenerStatus): boolean => isNetwork(l) && servedOnNetwork.has(`${l.target.hostname}:${l.target.port}`)
     for (const batch of [stale.filter(isNetwork), stale.filter((l) => !isNetwork(l))]) {
       // an unlisten begun holds no fd and costs a close: all at once, so that no drain waits for another's
-      const begun = batch.map((l) => this.beginUnlisten(l.address, l.port, pass.drainMs))
+      const begun = batch.map((l) => this.beginUnlisten(l.address, l.port, !pass.teardown && moved(l) ? (this.network?.movedDrainMs ?? pass.drainMs) : pass.drainMs))
       pass.report.listenersRemoved += batch.length
       if (pass.teardown) await Promise.all(begun)
       // one with nothing to drain is done within a turn of the event loop: its address goes in this pass (step 7)

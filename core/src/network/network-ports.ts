@@ -101,7 +101,7 @@ export class NetworkPorts {
         }
       }
       if (r.recycledFrom !== undefined) this.logger.info({ key: r.recycledFrom, port: r.slot }, `network ports: range full, recycling port ${r.slot} of released ${r.recycledFrom}`)
-      if (r.movedFrom !== undefined) this.logger.warn({ key: r.key, from: r.movedFrom, port: r.slot }, `network ports: ${r.key} moves from port ${r.movedFrom} to ${r.slot}: an endpoint now uses ${r.movedFrom} itself, which the wildcard net.network.listen would collide with`)
+      if (r.movedFrom !== undefined) this.logger.warn({ service: r.key, from: r.movedFrom, port: r.slot }, `network ports: ${r.key} moves from port ${r.movedFrom} to ${r.slot}: an endpoint now uses ${r.movedFrom} itself, which the wildcard net.network.listen would collide with`)
       return { key: r.key, port: r.slot }
     })
     if (changed || this.file.unsaved) await this.persist()
