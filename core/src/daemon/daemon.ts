@@ -923,11 +923,12 @@ export class Daemon {
     }
   }
 
-  /** Where the prometheus plugin serves, if it is on. */
+  /** Where the prometheus plugin serves, if it is on and running (a listen that failed serves nothing: its status says why). */
   private prometheusUrl(): string | undefined {
     const spec = this.pluginSpecs().find((s) => typeof s !== 'string' && s.name === 'prometheus') as { options?: { listen?: unknown } } | undefined
     const listen = spec?.options?.listen
-    return typeof listen === 'string' ? `http://${listen}/metrics` : undefined
+    const running = this.plugins?.status().find((p) => p.name === 'prometheus')?.state === 'running'
+    return typeof listen === 'string' && running ? `http://${listen}/metrics` : undefined
   }
 
   private nameResolverHealth(): NameResolverHealth {
@@ -941,6 +942,7 @@ export class Daemon {
   private metricsNow(): MetricsSnapshot {
     return metricsSnapshot({
       listeners: this.listeners(),
+      unlistened: this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).unlistened?.() : undefined,
       services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },
       polls: this.poller?.counts ?? { ok: 0, failed: 0 },
     })

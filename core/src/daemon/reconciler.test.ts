@@ -115,6 +115,22 @@ test('adds in order allocate → address → listen → name (a name only once i
   }
 })
 
+test('a frozen name resolver: only the hostnames it does not have as wanted carry the name error (a new endpoint\'s), not every one it kept', async () => {
+  const t = await setup()
+  try {
+    await t.reconciler.reconcile([service('http://api.prod')])
+    t.names.publish = async () => {
+      throw new NgrokdError('NGROKD_ERR_NAMES_FROZEN', 'hosts-file: name changes are frozen: cannot write /etc/hosts: EROFS', { hint: 'make it writable' })
+    }
+    await t.reconciler.reconcile([service('http://api.prod'), service('http://web.prod')])
+    const byHost = new Map(t.reconciler.services().map((s) => [s.hostname, s]))
+    assert.equal(byHost.get('api.prod')?.nameError, undefined, 'published before, and still in place')
+    assert.equal(byHost.get('web.prod')?.nameError?.code, 'NGROKD_ERR_NAMES_FROZEN')
+  } finally {
+    await t.close()
+  }
+})
+
 test('removes in reverse (name → unlisten → address: the name goes first), keeps the mapping, and gives the same IP back', async () => {
   const t = await setup()
   try {

@@ -600,12 +600,14 @@ export class Reconciler {
     } catch (e) {
       this.placedNames = new Map() // not known to be in place
       const published = new Set(records.map((r) => r.hostname))
-      // a frozen resolver (its last write failed and was undone) keeps what it published: serve on, say why
+      // a frozen resolver (its last write failed and was undone) keeps what it published: serve on, and say why of the
+      // names it does not have as wanted (a new endpoint's, a moved address); all of them when it cannot be read
       const frozen = isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN')
+      const inPlace = frozen ? await this.names.list().then((rs) => new Set(rs.map((r) => `${r.hostname} ${r.address}`)), () => undefined) : undefined
       for (const st of pass.states.values()) {
         if (!published.has(st.hostname)) continue
-        if (frozen) st.nameError = errorOf(e)
-        else pass.fail(st, e)
+        if (!frozen) pass.fail(st, e)
+        else if (!inPlace?.has(`${st.hostname} ${st.address}`)) st.nameError = errorOf(e)
       }
       if (frozen) this.logger.debug({ err: e }, `names not updated: ${formatError(e)}`)
     }

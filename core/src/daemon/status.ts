@@ -77,8 +77,8 @@ export function describeStatus(s: StatusSources): DaemonStatus {
 }
 
 /** What the metrics exposition reads (`GET /v1/metrics`, the prometheus plugin). */
-export function metricsSnapshot(s: Pick<StatusSources, 'listeners' | 'services' | 'polls'>): MetricsSnapshot {
-  return { version: CORE_VERSION, listeners: s.listeners, services: s.services, polls: { ...s.polls } }
+export function metricsSnapshot(s: Pick<StatusSources, 'listeners' | 'unlistened' | 'services' | 'polls'>): MetricsSnapshot {
+  return { version: CORE_VERSION, listeners: s.listeners, draining: s.unlistened?.openConnections ?? 0, services: s.services, polls: { ...s.polls } }
 }
 
 /** Totals over `listeners` (or sums of listeners): bytes each way, connections, errors by code, mean handshake time. */

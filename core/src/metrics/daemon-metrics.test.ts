@@ -7,6 +7,7 @@ import { registerDaemonMetrics, type MetricsSnapshot } from './daemon-metrics.js
 
 const snapshot: MetricsSnapshot = {
   version: '1.0.0',
+  draining: 2,
   services: { serving: 2, error: 1 },
   polls: { ok: 7, failed: 1, lastSuccessUnixSeconds: 1_764_000_000 },
   listeners: [
@@ -34,6 +35,7 @@ test('renders the Prometheus text format with escaped labels', async () => {
   assert.ok(lines.includes(`ngrokd_ingress_handshake_seconds_sum{${l}} 0.04`))
   assert.ok(lines.includes(`ngrokd_ingress_handshake_seconds_count{${l}} 8`))
   assert.ok(lines.includes('ngrokd_services{state="error"} 1'))
+  assert.ok(lines.includes('ngrokd_connections_draining 2'), 'a removed endpoint\'s connections still open')
   assert.ok(lines.includes('ngrokd_polls_total{result="ok"} 7'))
   assert.equal(lines.filter((x) => x === '# TYPE ngrokd_bytes_total counter').length, 1)
   assert.ok(lines.includes('# TYPE ngrokd_ingress_handshake_seconds summary'), 'one family for _sum and _count, as Prometheus expects')

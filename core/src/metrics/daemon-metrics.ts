@@ -5,6 +5,8 @@ import type { ListenerStatus } from '../contracts/forwarder.js'
 export interface MetricsSnapshot {
   version: string
   listeners: readonly ListenerStatus[]
+  /** Connections of listeners no longer listening (removed endpoints, moved network ports) still open: draining. */
+  draining?: number
   services: { serving: number; error: number }
   polls: { ok: number; failed: number; lastSuccessUnixSeconds?: number }
 }
@@ -23,7 +25,8 @@ const per = (l: ListenerStatus): ListenerLabels => ({ hostname: l.target.hostnam
  * `ngrokd_last_successful_poll_timestamp_seconds`, and per listener (labels hostname, port, proto,
  * listen) `ngrokd_connections_open`, `ngrokd_connections_total`, `ngrokd_connections_refused_total`,
  * `ngrokd_bytes_total{direction}`, `ngrokd_connection_errors_total{code}`,
- * `ngrokd_ingress_handshake_seconds` (a summary without quantiles: `_sum`, `_count`) and `ngrokd_ingress_handshake_seconds_max`.
+ * `ngrokd_ingress_handshake_seconds` (a summary without quantiles: `_sum`, `_count`) and `ngrokd_ingress_handshake_seconds_max`;
+ * `ngrokd_connections_draining` (no labels).
  */
 export function registerDaemonMetrics(registry: Registry, snapshot: () => MetricsSnapshot): void {
   const registers = [registry]
@@ -48,13 +51,16 @@ export function registerDaemonMetrics(registry: Registry, snapshot: () => Metric
   gauge('ngrokd_connections_open', 'Forwarded connections open now.', LISTENER_LABELS, (g, s) => {
     for (const l of s.listeners) g.set(per(l), l.openConnections)
   })
+  gauge('ngrokd_connections_draining', 'Forwarded connections still open of listeners no longer listening (removed endpoints, moved network ports).', [], (g, s) => {
+    g.set(s.draining ?? 0)
+  })
   counter('ngrokd_connections_total', 'Forwarded connections accepted.', LISTENER_LABELS, (c, s) => {
     for (const l of s.listeners) c.inc(per(l), l.totalConnections)
   })
   counter('ngrokd_connections_refused_total', 'Connections refused at a connection limit or from another machine.', LISTENER_LABELS, (c, s) => {
     for (const l of s.listeners) c.inc(per(l), l.refused ?? 0)
   })
-  counter('ngrokd_bytes_total', 'Bytes forwarded; direction in = client to ingress, out = ingress to client.', [...LISTENER_LABELS, 'direction'], (c, s) => {
+  counter('ngrokd_bytes_total', 'Bytes carried; direction in = read from clients (sent on to the ingress once it accepted the connection), out = ingress to client.', [...LISTENER_LABELS, 'direction'], (c, s) => {
     for (const l of s.listeners) {
       c.inc({ ...per(l), direction: 'in' }, l.bytesIn)
       c.inc({ ...per(l), direction: 'out' }, l.bytesOut)

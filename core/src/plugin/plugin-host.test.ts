@@ -247,6 +247,22 @@ describe('PluginHost', () => {
     assert.match(host.status()[0]!.error!.message, /afterReconcile: a hook broke/)
   })
 
+  it('a degraded plugin whose failing call succeeds later (one function for onStart and afterReconcile: a listen retried) runs again', async () => {
+    const retry = await plugin('retry.mjs', `{ name: 'retry', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
+      const listen = () => { if (globalThis.__portBusy) throw new Error('EADDRINUSE') }
+      ctx.hooks.onStart(listen); ctx.hooks.afterReconcile(listen) } }`)
+    const g = globalThis as { __portBusy?: boolean }
+    g.__portBusy = true
+    const host = await load([retry])
+    await host.start()
+    assert.equal(host.status()[0]!.state, 'degraded')
+    await host.afterReconcile([])
+    assert.equal(host.status()[0]!.state, 'degraded', 'still failing')
+    g.__portBusy = false
+    await host.afterReconcile([])
+    assert.deepEqual([host.status()[0]!.state, host.status()[0]!.error], ['running', undefined])
+  })
+
   it('a hook that throws the same error at every poll is logged once at error, then at debug until the error changes', async () => {
     const noisy = await plugin('noisy.mjs', `{ name: 'noisy', version: '1.0.0', ngrokd: '^1.0.0', register(ctx) {
       ctx.hooks.afterReconcile(() => { if (globalThis.__noisyError !== null) throw new Error(globalThis.__noisyError ?? 'the same') })

@@ -647,7 +647,12 @@ export class PluginHost {
       const call = Promise.resolve().then(() => fn(...args))
       try {
         await within(() => call, left, `${name} of plugin ${p.plugin.name}`, signal)
-        p.logged.delete(fn)
+        // a degraded plugin whose every failing call has since succeeded (a listen retried) runs again, and says so
+        if (p.logged.delete(fn) && p.logged.size === 0 && p.status.state === 'degraded') {
+          p.status.state = 'running'
+          delete p.status.error
+          this.logger.info({ plugin: p.plugin.name }, `plugin ${p.plugin.name}: running again (${name} succeeded)`)
+        }
       } catch (e) {
         if (signal?.aborted && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) {
           // left running, not counted against the plugin: the daemon stops; the call is not made again meanwhile

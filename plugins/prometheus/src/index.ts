@@ -41,8 +41,21 @@ export default definePlugin<PrometheusOptions>({
   },
   register(ctx) {
     const server = new MetricsServer(ctx.options.listen, ctx.metrics, ctx.logger)
-    ctx.hooks.onStart(() => server.start())
-    ctx.hooks.onStop(() => server.close())
+    let stopped = false
+    // a listen that fails (the port held by another program) degrades the plugin, and is tried again after every
+    // reconcile until it works: the plugin then runs again, without a restart
+    const listen = async (): Promise<void> => {
+      if (server.port !== undefined || stopped) return
+      await server.start()
+      ctx.logger.info(`prometheus: metrics served on http://${ctx.options.listen}/metrics`)
+    }
+    // one function for both hooks: the host knows a failure of one as the same call's, which the other's success ends
+    ctx.hooks.onStart(listen)
+    ctx.hooks.afterReconcile(listen)
+    ctx.hooks.onStop(() => {
+      stopped = true
+      return server.close()
+    })
     ctx.addDoctorChecks(async () => [
       server.port === undefined
         ? { id: 'prometheus.listen', status: 'warn', summary: `metrics are not served on ${ctx.options.listen} (the daemon is not running, or the listen failed: see its log)` }

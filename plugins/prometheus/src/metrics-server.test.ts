@@ -135,3 +135,27 @@ test("a family whose collect() never settles is left out after the time limit, w
     await server.close()
   }
 })
+
+test('a listen port held by another program at start is tried again after each reconcile, with the same hook (the plugin then runs again)', async () => {
+  const holder = (await import('node:net')).createServer()
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+  const port = (holder.address() as { port: number }).port
+  const hooks: { onStart: Array<() => unknown>; afterReconcile: Array<(s: readonly unknown[]) => unknown>; onStop: Array<() => unknown> } = { onStart: [], afterReconcile: [], onStop: [] }
+  const ctx = {
+    name: 'prometheus', options: { listen: `127.0.0.1:${port}` }, logger: silentLogger, metrics: new Registry(), addDoctorChecks: () => {},
+    hooks: { onStart: (f: () => unknown) => hooks.onStart.push(f), afterReconcile: (f: (s: readonly unknown[]) => unknown) => hooks.afterReconcile.push(f), onStop: (f: () => unknown) => hooks.onStop.push(f) },
+  }
+  await plugin.register(ctx as unknown as Parameters<typeof plugin.register>[0])
+  assert.equal(hooks.onStart[0], hooks.afterReconcile[0], 'one function: the plugin host ends the failure of one with the success of the other')
+  try {
+    await assert.rejects(Promise.resolve().then(() => hooks.onStart[0]!()), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_LISTEN'))
+    await assert.rejects(Promise.resolve().then(() => hooks.afterReconcile[0]!([])), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_LISTEN'), 'still held')
+    await new Promise<void>((resolve) => holder.close(() => resolve()))
+    await hooks.afterReconcile[0]!([])
+    assert.equal((await get(port, '/metrics')).status, 200)
+    await hooks.afterReconcile[0]!([]) // listening: nothing to do
+  } finally {
+    for (const f of hooks.onStop) await f()
+    holder.close()
+  }
+})
