@@ -143,6 +143,26 @@ describe('HostsFileNameResolver', () => {
     await names.close()
   })
 
+  it('a folder where the backup goes (a bad restore) freezes an in-place write with the fix that works, is never said to be removed, and is said once', async () => {
+    await mkdir(join(stateDir, HOSTS_BACKUP_FILE), { recursive: true })
+    const logger = recordingLogger()
+    const names = new HostsFileNameResolver({ path: hosts, stateDir, logger, rename: () => {
+      throw renameError('EBUSY') // a bind-mounted hosts file: rewritten in place, after a backup
+    } })
+    await names.open()
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(names.publish({ records: [{ hostname: 'api.prod', address: '10.107.0.2' }] }), (e: unknown) => {
+        assert.ok(isNgrokdError(e, 'NGROKD_ERR_NAMES_FROZEN'), String(e))
+        assert.match(e.hint ?? '', new RegExp(`remove it \\(rm -r ${join(stateDir, HOSTS_BACKUP_FILE).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`))
+        return true
+      })
+    }
+    assert.ok((await stat(join(stateDir, HOSTS_BACKUP_FILE))).isDirectory(), 'not ngrokd\'s to remove')
+    assert.ok(!logger.lines.some((l) => /removed with the rest/.test(l.msg)), 'never said to be removed')
+    if (process.getuid?.() === 0) assert.equal(logger.lines.filter((l) => l.level === 'error' && /is a directory, not a file of ngrokd's: remove it/.test(l.msg)).length, 1, JSON.stringify(logger.lines))
+    await names.close()
+  })
+
   it('replaces a plain file atomically, keeps its mode, and writes nothing when unchanged', async () => {
     await chmod(hosts, 0o640)
     const inode = (await stat(hosts)).ino

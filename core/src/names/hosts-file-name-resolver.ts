@@ -138,6 +138,8 @@ export class HostsFileNameResolver implements NameResolver {
   private warned = new Set<string>()
   private queue: Promise<unknown> = Promise.resolve()
   private frozen: FrozenState | undefined
+  /** Folders found where the backup, next-content or marker file goes, said once each. */
+  private readonly saidNotAFile = new Set<string>()
   /**
    * The hosts file was a mount point of its own at the start (Linux: a systemd unit's ReadWritePaths bind-mounts it into
    * a read-only system). Replaced by rename outside (sed -i, an editor, a config tool), the kernel drops that mount
@@ -582,6 +584,15 @@ export class HostsFileNameResolver implements NameResolver {
         for (const file of [this.inflightPath, this.backupPath, this.nextPath]) {
           const st = await lstat(file).catch(() => undefined)
           if (!st) continue
+          if (st.isDirectory()) {
+            // a folder in the place of ngrokd's file is not ngrokd's to remove (rm -r): said once, and a write that needs
+            // the file freezes the names with this fix
+            if (!this.saidNotAFile.has(file)) {
+              this.saidNotAFile.add(file)
+              this.logger.error({ path: file }, `hosts-file: ${file} is a directory, not a file of ngrokd's: remove it (rm -r ${file}); until then a rewrite of the hosts file in place cannot keep its backup there`)
+            }
+            continue
+          }
           let refused: unknown
           try {
             if (!st.isFile()) throw new NgrokdError('NGROKD_ERR_PATH_UNTRUSTED', `refusing hosts file backup ${file}: it is not a regular file`)
@@ -660,6 +671,8 @@ export class HostsFileNameResolver implements NameResolver {
           ? refusedRootHint(target)
         : code === 'EROFS'
           ? `${target} is on a read-only file system; make it writable or choose another name resolver`
+          : isNgrokdError(cause, 'NGROKD_ERR_STATE') && stateCode === 'EISDIR'
+            ? `a directory is where ngrokd keeps the hosts file's backup in ${this.stateDir}: remove it (rm -r ${this.backupPath}, or ${this.nextPath})`
           : isNgrokdError(cause, 'NGROKD_ERR_STATE') && isNgrokdError(cause.cause, 'NGROKD_ERR_PATH_UNTRUSTED')
             ? (cause.hint ?? `fix ${this.stateDir}`)
             : isNgrokdError(cause, 'NGROKD_ERR_STATE')

@@ -28,10 +28,12 @@ export const MACHINE_ID_METADATA_KEY = 'ngrokd_machine_id'
 
 /**
  * What client.crt.next holds while ngrok is asked for the certificate of client.key.next ({@link Registration}'s
- * stageNewPair): the room of a certificate with its chain, taken before the registration exists. Not a certificate:
- * finishPairWrite drops it, with the key, after a stop.
+ * stageNewPair): the room of a certificate with its chain and of the operator.json written after it (a file system
+ * block each, 4 KiB on ext4 and tmpfs), taken before the registration exists: a state dir with room for the key alone
+ * fails before ngrok is asked, never after a registration was created. Not a certificate: finishPairWrite drops it, with
+ * the key, after a stop.
  */
-const CERT_ROOM = '# ngrokd: room kept for the certificate of client.key.next while ngrok is asked for it; not a certificate\n'.padEnd(4095, '#') + '\n'
+const CERT_ROOM = '# ngrokd: room kept for the certificate of client.key.next and operator.json while ngrok is asked for them; not a certificate\n'.padEnd(8191, '#') + '\n'
 
 /** Files ngrokd keeps in its state directory for the registration. */
 export const REGISTRATION_FILES = {
