@@ -507,9 +507,10 @@ const setApiKeyCommand = defineCommand({
     const setKey = daemonCommandLine('set-api-key', config, source)
     if (!key) throw new NgrokdError('NGROKD_ERR_API_KEY_MISSING', 'no API key given', { hint: `pipe it in: echo "$NGROK_API_KEY" | ${setKey}` })
     key = checkApiKey(key, 'the key given', setKey)
+    const checkingKey = `checking the key with the ngrok API at ${config.api.url} (up to ${Math.ceil(apiKeyCheckTimeoutMs(config.api.timeoutMs) / 1000)} s)`
     try {
       // the daemon asks the API once, for at most apiKeyCheckTimeoutMs, before it answers
-      const waiting = waitingLine(`checking the key with the ngrok API at ${config.api.url} (up to ${Math.ceil(apiKeyCheckTimeoutMs(config.api.timeoutMs) / 1000)} s)`)
+      const waiting = waitingLine(checkingKey)
       const res = await onDaemonOf(config, (socket) => callDaemon(socket, 'POST /v1/api-key', { key }, apiKeyCheckTimeoutMs(config.api.timeoutMs) + CONTROL_SLACK_MS), source).finally(waiting)
       console.log(
         res.unverified
@@ -522,7 +523,7 @@ const setApiKeyCommand = defineCommand({
       const { askApiAboutKey } = await import('../daemon/api-key-check.js')
       // api.allow_insecure_http: the key goes out in clear, said before it does (as run logs it)
       for (const notice of notices) if (notice.check === 'api.insecure-http') console.error(`ngrokd: warning: ${notice.message}`)
-      const waiting = waitingLine(`checking the key with the ngrok API at ${config.api.url} (up to ${Math.ceil(apiKeyCheckTimeoutMs(config.api.timeoutMs) / 1000)} s)`)
+      const waiting = waitingLine(checkingKey)
       const unverified = await askApiAboutKey(key, config.api, silentLogger).finally(waiting)
       const path = await saveApiKeyFile(config.stateDir, key)
       console.log(

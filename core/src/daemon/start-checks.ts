@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { assertSocketFolderPossible, groupId } from '../control/control-server.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
-import { resolveDriver } from '../driver/resolve-driver.js'
+import { resolveDriver, type ResolvedDriver } from '../driver/resolve-driver.js'
 import { pluginSpecsOf } from '../plugin/plugin-host.js'
 import { builtinPlugins } from '../plugin/resolve-plugin.js'
 import { pluginEntryName } from '../config/builtin-plugins.js'
@@ -45,17 +45,22 @@ export const START_CHECKS: Readonly<
   'ingress.ca_file': (config) => loadIngressTrust({ caFile: config.ingress.caFile, caMode: config.ingress.caMode }),
   'ingress.ca_mode': (config) => loadIngressTrust({ caFile: config.ingress.caFile, caMode: config.ingress.caMode }),
   'net.driver': (config) => resolveDriver(config.net.driver, { configDir: config.configDir, kind: 'interface', privileged: hasNetAdmin() }),
-  // the hosts file, a resolver a listed plugin offers, else a name-resolver driver
-  'names.resolver': async (config) => {
-    const name = config.names.resolver
-    const plugins = pluginSpecsOf(config)
-    if (name === 'hosts-file' || plugins.some((spec) => pluginEntryName(spec) === name)) return
-    return resolveDriver(name, { configDir: config.configDir, kind: 'name-resolver' }).catch((e: unknown) => {
-      // a third-party plugin (by path or package) may offer it under a name of its own: only a start, which registers
-      // them, can tell; the built-in ones offer theirs under their own names (above)
-      const thirdParty = plugins.some((spec) => !(pluginEntryName(spec)! in builtinPlugins))
-      if (thirdParty && isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND')) return undefined
-      throw e
-    })
-  },
+  'names.resolver': nameResolverDriverOf,
+}
+
+/**
+ * The name-resolver driver `names.resolver` names; undefined for the hosts file and a resolver a listed plugin offers.
+ * Throws the error a start would stop on.
+ */
+export async function nameResolverDriverOf(config: DaemonConfig): Promise<ResolvedDriver | undefined> {
+  const name = config.names.resolver
+  const plugins = pluginSpecsOf(config)
+  if (name === 'hosts-file' || plugins.some((spec) => pluginEntryName(spec) === name)) return undefined
+  return resolveDriver(name, { configDir: config.configDir, kind: 'name-resolver' }).catch((e: unknown) => {
+    // a third-party plugin (by path or package) may offer it under a name of its own: only a start, which registers
+    // them, can tell; the built-in ones offer theirs under their own names (above)
+    const thirdParty = plugins.some((spec) => !(pluginEntryName(spec)! in builtinPlugins))
+    if (thirdParty && isNgrokdError(e, 'NGROKD_ERR_DRIVER_NOT_FOUND')) return undefined
+    throw e
+  })
 }

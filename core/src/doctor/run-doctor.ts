@@ -8,7 +8,7 @@ import { daemonCommandLine } from '../config/daemon-command.js'
 import { CONFIG_SEARCH_PLACES } from '../config/load-config.js'
 import { runsAsRoot } from '../util/trusted-path.js'
 import { nearestExisting } from '../util/nearest-existing.js'
-import { resolveDriver, type ResolvedDriver } from '../driver/resolve-driver.js'
+import { resolveDriver } from '../driver/resolve-driver.js'
 import type { DriverRequirement } from '../driver/define-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
@@ -19,7 +19,7 @@ import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
 import { notAFileKind } from '../util/state-dir-problem.js'
 import { checkStateDirTrust } from '../daemon/state-dir.js'
-import { START_CHECKS } from '../daemon/start-checks.js'
+import { START_CHECKS, nameResolverDriverOf } from '../daemon/start-checks.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
 import { callDaemon } from '../daemon/control-api.js'
@@ -116,21 +116,25 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     report(failed('driver.resolve', e))
   }
   // what else the start resolves and would stop on (net.driver is the check above)
-  const said = { 'names.resolver': `names.resolver ${config.names.resolver}`, 'control.group': `control.group ${config.control.group} exists`, 'control.socket': `control.socket ${config.control.socket} can be made` }
-  for (const key of ['names.resolver', 'control.group', 'control.socket'] as const) {
+  const nameDriver = await nameResolverDriverOf(config).then(
+    (found) => (report({ id: 'names.resolver', status: 'ok', summary: `names.resolver ${config.names.resolver}` }), found),
+    (e: unknown) => void report(failed('names.resolver', e)),
+  )
+  // a name-resolver driver's own checks, as the interface driver's above
+  if (nameDriver && !otherUsers) {
+    const ctx = { logger: silentLogger, stateDir: config.stateDir, platform: process.platform }
+    const nameChecks = await Promise.resolve()
+      .then(() => nameDriver.driver.diagnose?.(ctx, { ...config.names.driverOptions }))
+      .catch((e: unknown) => [failed('driver.diagnose', e)])
+    report(...wellFormedChecks(nameChecks ?? [], 'driver.diagnose', `name-resolver driver ${nameDriver.name}: diagnose()`, 'NGROKD_ERR_DRIVER_FAILED'))
+  }
+  const said = { 'control.group': `control.group ${config.control.group} exists`, 'control.socket': `control.socket ${config.control.socket} can be made` }
+  for (const key of ['control.group', 'control.socket'] as const) {
     if (key === 'control.group' && !config.control.group) continue
-    const resolved = await START_CHECKS[key](config).then(
-      (found) => (report({ id: key, status: 'ok', summary: said[key] }), found),
+    await START_CHECKS[key](config).then(
+      () => report({ id: key, status: 'ok', summary: said[key] }),
       (e: unknown) => report(failed(key, e)),
     )
-    // a name-resolver driver's own checks, as the interface driver's above
-    if (key === 'names.resolver' && isResolvedDriver(resolved) && !otherUsers) {
-      const ctx = { logger: silentLogger, stateDir: config.stateDir, platform: process.platform }
-      const nameChecks = await Promise.resolve()
-        .then(() => resolved.driver.diagnose?.(ctx, { ...config.names.driverOptions }))
-        .catch((e: unknown) => [failed('driver.diagnose', e)])
-      report(...wellFormedChecks(nameChecks ?? [], 'driver.diagnose', `name-resolver driver ${resolved.name}: diagnose()`, 'NGROKD_ERR_DRIVER_FAILED'))
-    }
   }
 
   // as run judges it, whatever names.resolver is (a plugin's resolver may fall back to the hosts file)
@@ -314,9 +318,4 @@ async function checkStateFiles(dir: string): Promise<Check[]> {
     )
   }
   return checks
-}
-
-/** What START_CHECKS['names.resolver'] resolves to when `names.resolver` names a driver (undefined for the hosts file and plugins). */
-function isResolvedDriver(value: unknown): value is ResolvedDriver {
-  return typeof value === 'object' && value !== null && 'driver' in value && 'name' in value
 }
