@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs'
 import { access, constants, lstat, mkdir, open, readFile, readlink, realpath, rm, stat, unlink, type FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { createHash } from 'node:crypto'
@@ -33,6 +33,19 @@ export interface HostsFileNameResolverOptions {
    * `rename()` onto a bind-mounted file does.
    */
   rename?: (from: string, to: string) => void
+  /**
+   * Whether a file may be renamed over while this process holds it open. Default true (POSIX): the replaced copy stays
+   * open, for lines appended to it later to be carried over. Windows' rename (MoveFileExW) refuses a target that any
+   * handle holds open (ERROR_ACCESS_DENIED, EPERM): there the file is checked through its path, and nothing of it is
+   * held at the rename.
+   */
+  renameOverOpenFile?: boolean
+}
+
+/** Whether `path` is still the file `stats` was taken of (undefined: that there is none). */
+function sameFile(path: string, stats: Stats | undefined): boolean {
+  const now = statSync(path, { throwIfNoEntry: false })
+  return stats === undefined ? now === undefined : now !== undefined && now.ino === stats.ino && now.dev === stats.dev
 }
 
 /** One record as a key: `address hostname`. */
@@ -125,6 +138,7 @@ export class HostsFileNameResolver implements NameResolver {
   readonly frozenPath: string
   private readonly logger: Logger
   private readonly rename: (from: string, to: string) => void
+  private readonly renameOverOpenFile: boolean
   /**
    * The records (`address hostname`) this resolver last wrote; undefined before its first write, when the block is an
    * earlier run's (a start after a crash, `ngrokd cleanup`). After it, what else a rewrite drops was put there by hand.
@@ -161,6 +175,7 @@ export class HostsFileNameResolver implements NameResolver {
     this.frozenPath = join(options.stateDir, HOSTS_FROZEN_FILE)
     this.logger = options.logger ?? silentLogger
     this.rename = options.rename ?? renameSync
+    this.renameOverOpenFile = options.renameOverOpenFile ?? true
     this.replaced = new ReplacedFiles(undefined, this.logger)
   }
 
@@ -450,10 +465,10 @@ export class HostsFileNameResolver implements NameResolver {
    * Temp file beside the target, then — synchronously — check the target and rename over it. If
    * the target only grew since it was read (another program appended whole lines), those lines go
    * behind the new content in the temp file too. The replaced copy stays open, so that lines
-   * appended to it later are carried over.
+   * appended to it later are carried over (not where a file held open cannot be renamed over: Windows).
    */
   private async replaceByRename(target: string, current: Current, next: Buffer): Promise<Buffer | undefined> {
-    const replaced: FileHandle | undefined = current.stats ? await open(target, 'r') : undefined
+    const replaced: FileHandle | undefined = current.stats && this.renameOverOpenFile ? await open(target, 'r') : undefined
     let tracked = false
     let unlock: (() => void) | undefined
     try {
@@ -465,12 +480,12 @@ export class HostsFileNameResolver implements NameResolver {
       let placed = next
       try {
         // critical section: synchronous from the check to the rename
-        if (replaced ? !sameInode(target, replaced.fd) : existsSync(target)) {
+        if (replaced ? !sameInode(target, replaced.fd) : !sameFile(target, current.stats)) {
           await staged.discard()
           return undefined
         }
-        if (replaced) {
-          const now = readAllSync(replaced.fd)
+        if (current.stats) {
+          const now = replaced ? readAllSync(replaced.fd) : readFileSync(target)
           if (!now.equals(seen)) {
             if (!startsWith(now, seen) || !endsLine(seen) || !endsLine(next)) {
               await staged.discard()

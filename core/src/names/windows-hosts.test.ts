@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { renameSync } from 'node:fs'
+import { existsSync, readdirSync, readlinkSync, renameSync, statSync } from 'node:fs'
 import { sharingViolationCode, windowsHostsPath, withSharingRetries, WindowsHostsFileNameResolver } from './windows-hosts.js'
 
 /** The hosts file a fresh Windows 10/11 install ships: CRLF, comments only. */
@@ -83,6 +83,39 @@ describe('windows hosts file', () => {
     await names.publish({ records: [{ hostname: 'db.prod', address: '10.107.0.3' }] })
     assert.equal(tries, 1)
     assert.match(await readFile(path, 'utf8'), /10\.107\.0\.3\tdb\.prod\r\n/)
+    await names.close()
+  })
+
+  it('replaces the file by rename, holding nothing of it open then: MoveFileExW refuses a target any handle holds', async () => {
+    const path = join(dir, 'hosts-own-handle')
+    await writeFile(path, STOCK)
+    const stateDir = join(dir, 'state-own-handle')
+    const refusals: string[] = []
+    // MoveFileExW(MOVEFILE_REPLACE_EXISTING) fails with ERROR_ACCESS_DENIED (EPERM) while the target is open
+    const rename = (from: string, to: string) => {
+      const holders = readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === to
+        } catch {
+          return false
+        }
+      })
+      if (holders.length > 0) {
+        refusals.push(to)
+        throw held('EPERM')
+      }
+      renameSync(from, to)
+    }
+    const names = new WindowsHostsFileNameResolver({ path, stateDir, flushDns: () => true, rename })
+    await names.open()
+    for (const address of ['10.107.0.4', '10.107.0.5']) {
+      const before = statSync(path).ino
+      await names.publish({ records: [{ hostname: 'db.prod', address }] })
+      assert.notEqual(statSync(path).ino, before, `replaced by rename for ${address}, not rewritten in place`)
+    }
+    assert.deepEqual(refusals, [], 'no rename met a handle of its own')
+    assert.match(await readFile(path, 'utf8'), /10\.107\.0\.5\tdb\.prod\r\n/)
+    assert.equal(existsSync(join(stateDir, 'hosts.ngrokd-backup')), false, 'no in-place backup: the in-place path was never taken')
     await names.close()
   })
 

@@ -126,6 +126,7 @@ export class WindowsHostsFileNameResolver implements NameResolver {
       logger: this.#logger,
       ...(options.instance ? { instance: options.instance } : {}),
       ...(options.rename ? { rename: options.rename } : {}),
+      renameOverOpenFile: false, // MoveFileExW refuses a target held open, by this process too
     })
     this.#flushDns = options.flushDns ?? defaultFlushDns(env)
     this.#stat = options.stat ?? fsStat
