@@ -78,7 +78,7 @@ function refusedWhileRunning(e: unknown, command: 'cleanup' | 'uninstall'): unkn
 }
 
 export interface CleanupOptions {
-  /** Where the interface and hosts-block locks are (see `InstanceLockOptions.runDir`); default `/run/ngrokd` as root on Linux. For tests. */
+  /** Where the interface and hosts-block locks are (see `InstanceLockOptions.runDir`); default `defaultRunDir()` (`/run/ngrokd` as root on Linux). For tests. */
   runDir?: string | null
   /** The interface driver's interface instead of `net.driver`'s. For tests. */
   interface?: Interface

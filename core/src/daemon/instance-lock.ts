@@ -3,7 +3,8 @@ import { access, constants, link, lstat, mkdir, readFile, realpath, rename, stat
 import { basename, dirname, join, resolve } from 'node:path'
 import type { DaemonConfig } from '../config/daemon-config.js'
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
-import { stateDirError } from './state-dir.js'
+import { makeProtectedDirectory, stateDirError } from './state-dir.js'
+import { systemFileSecurity } from '../util/windows-security-ffi.js'
 import { removeStaleTempFilesIn, tempPathFor } from '../util/atomic-file.js'
 import { refusedRootHint } from '../util/privilege.js'
 import { defaultRunDir, namespaceId } from '../util/run-dir.js'
@@ -23,7 +24,7 @@ export interface LockHolder {
   instance?: string
   /** The subnet it hands addresses out of, when it locked one. */
   subnet?: string
-  /** When the holder process started, by the kernel's count ({@link processStartOf}; Linux): tells it from a later process of its pid. */
+  /** When the holder process started ({@link processStartOf}): tells it from a later process of its pid. */
   processStart?: string
 }
 
@@ -33,9 +34,9 @@ export interface InstanceLockOptions {
   socketPath: string
   /**
    * Where the per-interface lock goes (one per network namespace and interface name), so that two
-   * daemons with different state dirs cannot share an interface either. Default: `/run/ngrokd` as the
-   * machine's root on Linux; none otherwise (the state-dir lock still holds), in a user namespace a user
-   * made too, whose uid 0 may not write there.
+   * daemons with different state dirs cannot share an interface either. Default {@link defaultRunDir}: as the
+   * machine's root `/run/ngrokd` (macOS `/var/db/ngrokd/run`, Windows `%ProgramData%\ngrokd\run`); none otherwise
+   * (the state-dir lock still holds), in a user namespace a user made too, whose uid 0 may not write there.
    */
   runDir?: string | null
   /**
@@ -103,7 +104,7 @@ export class InstanceLock {
     }
     const runDir = options.runDir === undefined ? defaultRunDir() : options.runDir
     if (runDir) {
-      await mkdir(runDir, { recursive: true, mode: 0o755 }).catch(async (e: unknown) => Promise.reject(await runDirMkdirError(runDir, e)))
+      await makeRunDir(runDir).catch(async (e: unknown) => Promise.reject(await runDirMkdirError(runDir, e)))
       await removeStaleTempFilesIn(runDir).catch(() => []) // a lock's temp file of a daemon killed while it took it
     }
     const paths = await lockPaths(options, runDir)
@@ -225,6 +226,12 @@ async function lockPaths(options: Pick<InstanceLockOptions, 'stateDir' | 'interf
     if (options.subnet) paths.push(subnetLockPath(runDir, options.subnet))
   }
   return paths
+}
+
+/** The run dir; on Windows with the state dir's protected DACL (%ProgramData% lets Users add files). */
+async function makeRunDir(runDir: string): Promise<void> {
+  if (process.platform === 'win32') await makeProtectedDirectory(runDir, systemFileSecurity())
+  else await mkdir(runDir, { recursive: true, mode: 0o755 })
 }
 
 /** A lock that cannot be written, as a coded error with its fix (one in state_dir names state_dir). */

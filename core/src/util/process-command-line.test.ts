@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { commandLineOf, type RunSync } from './process-command-line.js'
+import { commandLineOf, otherBoot, processStartOf, sameClockView, type RunSync } from './process-command-line.js'
 
 /** A pid no process has: above Linux's pid_max limit (2^22). */
 const NO_SUCH_PID = 2 ** 22 + 1
@@ -55,5 +55,54 @@ describe('commandLineOf', () => {
   it('another OS, or no pid, says what it can', () => {
     assert.equal(commandLineOf(1, { platform: 'freebsd' }), undefined)
     assert.equal(commandLineOf(0), '')
+  })
+})
+
+describe('processStartOf', () => {
+  /** Two child processes one after the other, each read while it runs. */
+  async function startsOfTwoChildren(read: (pid: number) => string | undefined): Promise<Array<string | undefined>> {
+    const starts: Array<string | undefined> = []
+    for (let i = 0; i < 2; i++) {
+      const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+      await once(child, 'spawn')
+      starts.push(read(child.pid!), read(child.pid!))
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+      // lstart counts seconds: the second child starts in a later one
+      if (i === 0) await new Promise((r) => setTimeout(r, 1100))
+    }
+    return starts
+  }
+
+  it("macOS's way, /bin/ps -o lstart=, read here on this machine's ps: one reading a process's whole life, another for the next process; none is \"\"", { skip: !existsSync('/bin/ps') && 'no /bin/ps' }, async () => {
+    const [a1, a2, b1] = await startsOfTwoChildren((pid) => processStartOf(pid, { platform: 'darwin' }))
+    assert.match(a1!, /^wall\/-\/\w{3} \w{3} \d{1,2} \d{2}:\d{2}:\d{2} \d{4}$/)
+    assert.equal(a2, a1, 'the same process reads the same')
+    assert.notEqual(b1, a1, 'a later process reads otherwise')
+    assert.ok(sameClockView(a1!, b1!) && !otherBoot(a1!, b1!), 'wall-clock readings compare as they are')
+    assert.equal(processStartOf(NO_SUCH_PID, { platform: 'darwin' }), '')
+    assert.equal(processStartOf(312, { platform: 'darwin', run: () => ({ status: 0, stdout: '(node)\n' }) }), undefined, 'not a start time')
+    assert.equal(processStartOf(312, { platform: 'darwin', run: () => ({ status: null, stdout: '' }) }), undefined, 'ps did not end')
+  })
+
+  it('Windows: asks PowerShell by its absolute path for Win32_Process.CreationDate in UTC ticks; gone is "", failed is not known', () => {
+    const calls: Array<[string, readonly string[]]> = []
+    const answer = (stdout: string, status: number | null = 0): RunSync => (file, args) => (calls.push([file, args]), { status, stdout })
+    assert.equal(processStartOf(4012, { platform: 'win32', systemRoot: 'D:\\Windows', run: answer('639012345678901234\r\n') }), 'wall/-/639012345678901234')
+    const [file, args] = calls[0]!
+    assert.equal(file, 'D:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe')
+    assert.deepEqual(args.slice(0, 3), ['-NoProfile', '-NonInteractive', '-Command'])
+    assert.match(args[3]!, /Get-CimInstance Win32_Process -Filter 'ProcessId=4012'.*CreationDate\.ToUniversalTime\(\)\.Ticks/)
+    assert.equal(processStartOf(4012, { platform: 'win32', run: answer('\r\n') }), '', 'no such process')
+    assert.equal(processStartOf(4012, { platform: 'win32', run: answer('Get-CimInstance : Access denied\r\n') }), undefined)
+    assert.equal(processStartOf(4012, { platform: 'win32', run: answer('', 1) }), undefined)
+  })
+
+  it('Linux: one reading a process\'s whole life, another for the next process; none is ""', { skip: process.platform !== 'linux' && 'Linux only' }, async () => {
+    const [a1, a2, b1] = await startsOfTwoChildren((pid) => processStartOf(pid))
+    assert.equal(a2, a1)
+    assert.notEqual(b1, a1)
+    assert.equal(processStartOf(NO_SUCH_PID), '')
+    assert.equal(processStartOf(1, { platform: 'freebsd' }), undefined, 'another OS')
   })
 })

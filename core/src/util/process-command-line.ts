@@ -57,15 +57,33 @@ export function commandLineOf(pid: number, { platform = process.platform, run = 
 let clockView: string | null | undefined
 
 /**
- * When process `pid` started, as the kernel counts it (Linux): `<boot id>/<time namespace>/<starttime>`, field 22 of
- * `/proc/<pid>/stat` (clock ticks after boot; proc(5)) — the same for a process's whole life, different for every
- * process that gets its pid later, and never moved by the wall clock. The kernel shifts `starttime` by the reader's time
- * namespace (`unshare --time`), which is named beside it: two readings compare only when read in the same one
- * ({@link sameClockView}). `''` when there is no such process to be seen (or it is hidden: /proc mounted hidepid=2),
- * undefined when it cannot be told here (another OS, an unreadable /proc).
+ * When process `pid` started: the same for a process's whole life, different for every process that gets its pid later,
+ * never moved by a change of the wall clock. `<clock>/<view>/<start>`:
+ * - Linux: `<boot id>/<time namespace>/<starttime>`, field 22 of `/proc/<pid>/stat` (clock ticks after boot; proc(5)).
+ *   The kernel shifts `starttime` by the reader's time namespace (`unshare --time`), which is named beside it: two
+ *   readings compare only when read in the same one ({@link sameClockView}).
+ * - macOS: `wall/-/<lstart>`, `/bin/ps -o lstart=` (the start's wall-clock second, recorded at fork).
+ * - Windows: `wall/-/<ticks>`, PowerShell's `Win32_Process.CreationDate` in UTC .NET ticks (100 ns; recorded at creation).
+ *
+ * `''` when there is no such process to be seen (or it is hidden: /proc mounted hidepid=2), undefined when it cannot be
+ * told here (another OS, an unreadable /proc, no tool).
  */
-export function processStartOf(pid: number, platform: NodeJS.Platform = process.platform): string | undefined {
-  if (platform !== 'linux' || !Number.isInteger(pid) || pid <= 0) return undefined
+export function processStartOf(pid: number, { platform = process.platform, run = runSync, systemRoot = process.env.SystemRoot ?? 'C:\\Windows' }: CommandLineOptions = {}): string | undefined {
+  if (!Number.isInteger(pid) || pid <= 0) return undefined
+  if (platform === 'darwin') {
+    const { status, stdout } = run('/bin/ps', ['-o', 'lstart=', '-p', String(pid)])
+    const line = stdout.trim().replace(/\s+/g, ' ')
+    if (status === 1 && line === '') return '' // ps: no process of that pid
+    return status !== 0 || !/^\w{3} \w{3} \d{1,2} \d{2}:\d{2}:\d{2} \d{4}$/.test(line) ? undefined : `wall/-/${line}`
+  }
+  if (platform === 'win32') {
+    const query = `$p = Get-CimInstance Win32_Process -Filter 'ProcessId=${pid}'; if (-not $p) { '' } else { $p.CreationDate.ToUniversalTime().Ticks }`
+    const { status, stdout } = run(`${systemRoot}\\System32\\WindowsPowerShell\\v1.0\\powershell.exe`, ['-NoProfile', '-NonInteractive', '-Command', query])
+    const line = stdout.trim()
+    if (status !== 0) return undefined
+    return line === '' ? '' : /^\d+$/.test(line) ? `wall/-/${line}` : undefined
+  }
+  if (platform !== 'linux') return undefined
   let stat: string
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
@@ -99,7 +117,7 @@ export function sameClockView(a: string, b: string): boolean {
   return a.slice(0, a.lastIndexOf('/')) === b.slice(0, b.lastIndexOf('/'))
 }
 
-/** Whether a {@link processStartOf} reading is of another boot than `b`'s: a process it names has ended for sure. */
+/** Whether a {@link processStartOf} reading is of another boot than `b`'s: a process it names has ended for sure (a wall-clock reading names none). */
 export function otherBoot(a: string, b: string): boolean {
   return a.split('/')[0] !== b.split('/')[0]
 }
