@@ -176,7 +176,7 @@ const runCommand = defineCommand({
           hint: 'write the file whole (to a temporary file, then rename it over), then reload; the daemon keeps the configuration it runs on',
         })
       }
-      return again.config
+      return again
     }
     const daemon = new Daemon({
       config,
@@ -219,7 +219,7 @@ const runCommand = defineCommand({
     // SIGHUP (also what closing the terminal of a foreground run sends) reloads; it never kills without cleanup
     process.on('SIGHUP', () => {
       reread()
-        .then((next) => daemon.reload(next))
+        .then((next) => daemon.reload(next.config, next.source))
         .catch((e: unknown) => logger.error({ err: e }, `SIGHUP: the configuration was not reloaded, the running one stays: ${formatError(e)}`))
     })
     let stopping = false

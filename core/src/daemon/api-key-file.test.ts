@@ -41,6 +41,14 @@ describe('the API key file', () => {
     assert.equal((await stat(join(stateDir, 'api-key'))).mode & 0o777, 0o600)
   })
 
+  it('a folder where the key file goes is said with its fix, by the save as by the read', async () => {
+    const stateDir = join(dir, 'folder-in-place')
+    await mkdir(join(stateDir, 'api-key'), { recursive: true })
+    for (const attempt of [() => saveApiKeyFile(stateDir, 'ak_valid_key_1234567890'), () => readApiKeyFile(stateDir)]) {
+      await assert.rejects(attempt(), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_STATE') && /api-key is a directory$/.test(e.message) && /^remove it \(rm -r .*api-key\)/.test(e.hint ?? ''))
+    }
+  })
+
   it('refuses what is not an API key, saying why without repeating it, and saves nothing', async () => {
     const cases: Array<[unknown, RegExp]> = [
       ['', /is empty/],

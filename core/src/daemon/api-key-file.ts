@@ -53,9 +53,7 @@ export async function readApiKeyFile(stateDir: string, { tighten = false }: { ti
     try {
       const st = await file.stat()
       if (!st.isFile()) {
-        throw new NgrokdError('NGROKD_ERR_STATE', `the API key file ${named} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}`, {
-          hint: `remove it (rm -r ${named}), then give the key again: ngrokd set-api-key`,
-        })
+        throw notAKeyFile(named, st.isDirectory())
       }
       if (tighten && (st.mode & 0o077) !== 0 && process.platform !== 'win32' && !(await lstat(named)).isSymbolicLink()) await file.chmod(0o600)
       const text = (await file.readFile('utf8')).trim()
@@ -79,8 +77,18 @@ export async function saveApiKeyFile(stateDir: string, key: unknown): Promise<st
   const checked = checkApiKey(key)
   const path = apiKeyFilePath(await prepareStateDir(stateDir))
   // a state_dir that is there but not this user's to write in (root's, 0700) is said as one it cannot make
-  await writeStateFile(path, `${checked}\n`).catch((e: unknown) => Promise.reject(isNgrokdError(e) ? e : stateDirError(stateDir, e)))
+  await writeStateFile(path, `${checked}\n`).catch((e: unknown) =>
+    Promise.reject(isNgrokdError(e) ? e : (e as NodeJS.ErrnoException).code === 'EISDIR' ? notAKeyFile(path, true, e) : stateDirError(stateDir, e)),
+  )
   return path
+}
+
+/** `state_dir/api-key` that is a folder or a device: nothing ngrokd wrote. */
+function notAKeyFile(path: string, isDirectory: boolean, cause?: unknown): NgrokdError {
+  return new NgrokdError('NGROKD_ERR_STATE', `the API key file ${path} is ${isDirectory ? 'a directory' : 'not a regular file'}`, {
+    hint: `remove it (rm -r ${path}), then give the key again: ngrokd set-api-key`,
+    ...(cause ? { cause } : {}),
+  })
 }
 
 /**

@@ -78,3 +78,17 @@ test('after a refusal the configured key is tried again when the retry time is u
   stopper.abort()
   assert.equal(await stopped, '')
 })
+
+test('a configured key of no API key\'s shape is never used: said with where it came from, and a key handed over is waited for', async () => {
+  const { messages, logger } = capture()
+  const signal = new AbortController().signal
+  const keys = new ApiKeySource({ configured: 'bad key with spaces', configuredOrigin: 'api.key in /etc/ngrokd/config.yml', stateDir: join(dir, 'state-malformed'), logger, signal })
+  let waiting = 0
+  const got = keys.get(() => waiting++)
+  await new Promise((r) => setImmediate(r))
+  assert.equal(waiting, 1, 'it waits')
+  assert.match(keys.source, /^api\.key in \/etc\/ngrokd\/config\.yml, which is not an API key/)
+  assert.ok(messages.some((m) => /the API key from api\.key in \/etc\/ngrokd\/config\.yml contains whitespace.*NGROKD_ERR_API_KEY_MALFORMED/s.test(m)), messages.join(' | '))
+  await keys.set('handedKEY1234567890abcde')
+  assert.equal(await got, 'handedKEY1234567890abcde')
+})

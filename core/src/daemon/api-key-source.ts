@@ -65,6 +65,17 @@ export class ApiKeySource {
         logger.error({ err: e }, `the saved API key is not usable: ${formatError(e)}`)
       }
     }
+    if (this.override === undefined && configured?.trim()) {
+      // a key of no API key's shape is never sent: the API would refuse it every 5 minutes
+      try {
+        checkApiKey(configured, `the API key from ${source}`, this.setKeyCommand)
+      } catch (e) {
+        onWaiting()
+        this.source = `${source}, which is not an API key: waiting for \`${this.setKeyCommand}\``
+        logger.error({ err: e }, `${formatError(e)}; waiting for a key from \`${this.setKeyCommand}\` (or fix ${source} and restart)`)
+        return this.wait()
+      }
+    }
     if (key !== undefined && this.override === undefined && !this.shadowWarned) {
       // NGROK_API_KEY (or api.key) beats a key saved by set-api-key: say so, not silently
       const saved = await readApiKeyFile(stateDir, { tighten: true }).catch(() => undefined)

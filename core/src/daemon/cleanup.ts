@@ -18,7 +18,8 @@ import { checkApiKey, readApiKeyFile } from './api-key-file.js'
 import { prepareStateDir } from './state-dir.js'
 import { removeStaleTempFilesIn } from '../util/atomic-file.js'
 import { InstanceLock } from './instance-lock.js'
-import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
+import { assertTrustedHostsFile, hostsFileResolverFor, platformHostsPath } from '../names/platform-hosts-file.js'
+import { parseHostsBlock } from '../names/hosts-block.js'
 import { MACOS_RESOLVER_DIR, removeResolverFiles } from '../names/macos-resolver-files.js'
 import { loadWindowsNrptRegistry, NRPT_RECORD_FILE, WindowsNrpt, type NrptRegistry } from '../names/windows-nrpt.js'
 import { PluginHost, pluginSpecsOf, type CheckedPlugin } from '../plugin/plugin-host.js'
@@ -114,7 +115,16 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
   // folders above it that were missing too; removed again
   const made = await missingFolders(config.stateDir)
   const removeInterface = options.removeInterface ?? config.cleanup.removeInterfaceOnStop
-  await prepareStateDir(config.stateDir)
+  // a state dir that is not there holds nothing to clean up: one that cannot be made (a read-only file system) only
+  // costs its lock, which the locks below go on without (the interface's and hosts block's still decide)
+  const noStateDir = await prepareStateDir(config.stateDir).then(
+    () => false,
+    (e: unknown) => {
+      if (made.length === 0 || !isNgrokdError(e, 'NGROKD_ERR_STATE')) throw e
+      logger.warn(`cleanup: ${e.message}: nothing ran on it, so it holds nothing to clean up; going on without its lock`)
+      return true
+    },
+  )
   await assertTrustedHostsFile(config)
   const lockOptions = options.runDir === undefined ? {} : { runDir: options.runDir }
   let lock: InstanceLock | undefined
@@ -126,7 +136,8 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     // not root: nothing else here could be removed either, and a lock it cannot read says nothing of its holder
     if (isNgrokdError(e, 'NGROKD_ERR_PERMISSION')) throw e
     const stale = await InstanceLock.clearStaleFor(config, lockOptions).catch((refusal: unknown) => Promise.reject(refusedWhileRunning(refusal, 'cleanup')))
-    logger.warn(`cleanup: the locks cannot be taken, and no running ngrokd holds them: cleaning up without them. ${formatError(e)}`)
+    // without a state dir its lock (the first) cannot be written: said above
+    if (!noStateDir) logger.warn(`cleanup: the locks cannot be taken, and no running ngrokd holds them: cleaning up without them. ${formatError(e)}`)
     for (const path of stale.removed) removed.push(`stale lock ${path}`)
     failed.push(...stale.failed)
   }
@@ -143,14 +154,17 @@ export async function cleanupLeftovers(config: DaemonConfig, logger: Logger, opt
     // the ngrokd block goes whatever names.resolver is: a plugin's resolver may have fallen back to
     // the hosts file (dns without systemd-resolved); what it published elsewhere is left to it
     const block = `the ngrokd ${config.instance ? `instance ${config.instance} ` : ''}block of ${config.names.hostsFile}`
-    const names = hostsFileResolverFor(config, logger)
-    try {
-      await names.open()
-      if ((await names.publish({ records: [] })).changed) removed.push(block)
-    } catch (e) {
-      failed.push(`${block}: ${oneLine(e)}`)
-    } finally {
-      await names.close().catch((e: unknown) => logger.warn({ err: e }, `closing the hosts file: ${formatError(e)}`))
+    // the hosts writer keeps its backup in state_dir: without one, a file that holds no block of ours needs nothing
+    if (!noStateDir || (await holdsBlock(config))) {
+      const names = hostsFileResolverFor(config, logger)
+      try {
+        await names.open()
+        if ((await names.publish({ records: [] })).changed) removed.push(block)
+      } catch (e) {
+        failed.push(`${block}: ${oneLine(e)}`)
+      } finally {
+        await names.close().catch((e: unknown) => logger.warn({ err: e }, `closing the hosts file: ${formatError(e)}`))
+      }
     }
     // a dns plugin's routes outlive the daemon on macOS and Windows (files, registry keys): ngrokd's own go; on Linux
     // systemd-resolved forgets a link's domains with the interface, which goes below (a kept one: the plugin's cleanup())
@@ -267,6 +281,12 @@ async function cleanupPlugins(config: DaemonConfig, logger: Logger, platform: No
 }
 
 /** `dir` and the folders above it that do not exist, deepest first (what `mkdir -p dir` would make). */
+/** Whether the hosts file holds the block of `config`'s daemon (a file that cannot be read: it may). */
+async function holdsBlock(config: DaemonConfig): Promise<boolean> {
+  const data = await readFile(platformHostsPath(config.names.hostsFile)).catch(() => undefined)
+  return data === undefined || parseHostsBlock(data, config.instance ? { instance: config.instance } : {}).blocks > 0
+}
+
 async function missingFolders(dir: string): Promise<string[]> {
   const missing: string[] = []
   for (let d = resolve(dir); !(await stat(d).then(() => true, () => false)); d = dirname(d)) {

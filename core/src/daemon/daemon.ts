@@ -56,9 +56,12 @@ export interface DaemonOptions {
   drainMs?: number
   /** Where the per-interface lock goes (tests); see {@link InstanceLockOptions.runDir}. */
   lock?: Pick<InstanceLockOptions, 'runDir'>
-  /** Reads the configuration again, for `ngrokd reload` (`POST /v1/reload`); SIGHUP is handled by the caller. */
-  loadConfig?: () => Promise<DaemonConfig>
-  /** The configuration file read (for the start banner). */
+  /**
+   * Reads the configuration again, for `ngrokd reload` (`POST /v1/reload`), with the file it came from (a daemon
+   * started on no file finds one a user wrote since); SIGHUP is handled by the caller.
+   */
+  loadConfig?: () => Promise<{ config: DaemonConfig; source?: string }>
+  /** The configuration file read (for the start banner, `status`); a reload of another one found since replaces it. */
   configSource?: string
   /** Where `config.api.key` came from (`LoadedConfig.apiKeyOrigin`), for `status`. */
   apiKeyOrigin?: string
@@ -152,9 +155,12 @@ export class Daemon {
   private current: DaemonConfig
   /** The keys the last reload found changed that take effect only at a restart (against the config the daemon started on). */
   private restartPending: string[] = []
+  /** The configuration file this daemon runs on: the one read at start, or the one a reload read since. */
+  private configSource: string | undefined
 
   constructor(private readonly options: DaemonOptions) {
     this.current = options.config
+    this.configSource = options.configSource
     this.apiKeys = new ApiKeySource({
       configured: options.config.api.key,
       ...(options.apiKeyOrigin ? { configuredOrigin: options.apiKeyOrigin } : {}),
@@ -196,7 +202,7 @@ export class Daemon {
 
   private async startStages(): Promise<void> {
     const { config, logger } = this
-    logger.info({ version: CORE_VERSION, config: this.options.configSource ?? 'defaults', stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting (${this.options.configSource ?? 'no config file: defaults and environment'})`)
+    logger.info({ version: CORE_VERSION, config: this.configSource ?? 'defaults', stateDir: config.stateDir }, `ngrokd ${CORE_VERSION} starting (${this.configSource ?? 'no config file: defaults and environment'})`)
     // a control.group that does not exist fails before anything is created (Windows resolves it to a SID when the pipe opens)
     await START_CHECKS['control.group'](config)
     await prepareStateDir(config.stateDir)
@@ -715,7 +721,7 @@ export class Daemon {
    * not load, or a changed `control.group`, `net.driver` or `names.resolver` the next start would stop on
    * (START_CHECKS), is refused as a file that does not load is: nothing of it is taken.
    */
-  async reload(next: DaemonConfig): Promise<ReloadResult> {
+  async reload(next: DaemonConfig, source?: string): Promise<ReloadResult> {
     await this.checkPlugins(next)
     const result = planReload(this.current, next)
     if (result.restartNeeded.includes('api.key') && next.api.key?.trim() && next.api.key.trim() === this.apiKeys.inUse) {
@@ -724,6 +730,13 @@ export class Daemon {
       this.current = { ...this.current, api: { ...this.current.api, key: next.api.key } }
     }
     await checkStartKeys(result.restartNeeded, next)
+    if (result.restartNeeded.includes('api.key') && next.api.key?.trim()) {
+      try {
+        checkApiKey(next.api.key, 'api.key', this.apiKeys.setKeyCommand)
+      } catch (e) {
+        throw new NgrokdError('NGROKD_ERR_API_KEY_MALFORMED', `${(e as Error).message}; the daemon keeps the configuration it runs on`, { ...(isNgrokdError(e) && e.hint ? { hint: `${e.hint}; or fix api.key, then reload again` } : {}) })
+      }
+    }
     if (await this.caFileChanged(result.restartNeeded, next)) result.restartNeeded = [...result.restartNeeded, 'ingress.ca_file'].sort()
     this.restartPending = result.restartNeeded
     // a systemd service's unit lets it write only the paths it was installed with
@@ -734,6 +747,8 @@ export class Daemon {
     this.current = { ...this.current, log: { ...this.current.log, level: next.log.level }, boundEndpoints: { ...this.current.boundEndpoints, pollIntervalMs: next.boundEndpoints.pollIntervalMs } }
     const applied = result.applied.length ? `applied ${result.applied.join(', ')}` : 'nothing to apply'
     const restart = result.restartNeeded.length ? `; needs a restart to take effect: ${result.restartNeeded.join(', ')}${reinstall.length ? ` (${reinstall.join(', ')} after \`ngrokd service install\` again: ${REINSTALL_WHY})` : ''}` : ''
+    if (source !== undefined && source !== this.configSource) this.logger.info({ config: source }, `runs on ${source} now (it started on ${this.configSource ?? 'no config file'})`)
+    this.configSource = source ?? this.configSource
     this.logger.info({ reload: result }, `configuration reloaded: ${applied}${restart}`)
     return result
   }
@@ -758,7 +773,7 @@ export class Daemon {
         return resolve(p)
       }
     }
-    const runsOn = this.options.configSource
+    const runsOn = this.configSource
     if (runsOn !== undefined && real(asked) === real(runsOn)) return
     throw new NgrokdError('NGROKD_ERR_USAGE', `this daemon runs on ${runsOn ?? 'no config file (defaults and environment)'}, and a reload reads that again: ${asked} is not read, nothing changed`, {
       hint: `to run on ${asked}, restart the daemon with --config ${asked}; to reload, run reload with the daemon's own file (or without --config)`,
@@ -898,7 +913,7 @@ export class Daemon {
     return {
       phase: this.phase,
       startedAt: this.startedAt,
-      config: { ...(this.options.configSource ? { file: this.options.configSource } : {}), restartPending: this.restartPending },
+      config: { ...(this.configSource ? { file: this.configSource } : {}), restartPending: this.restartPending },
       operatorId: this.registrationInfo?.operatorId, // the saved one while the API has not answered yet: it is the one in use
       ...(this.registrationInfo || this.config.ingress.endpoint ? { ingress: this.ingressTarget() } : {}),
       insecureSkipVerify: this.config.ingress.insecureSkipVerify,
@@ -962,7 +977,8 @@ export class Daemon {
       'POST /v1/reload': async (body) => {
         if (!this.options.loadConfig) throw new NgrokdError('NGROKD_ERR_CONTROL', 'this daemon has no configuration source to reload', { hint: 'restart it instead' })
         this.refuseOtherConfig((body as { config?: unknown } | undefined)?.config)
-        return this.reload(await this.options.loadConfig())
+        const { config, source } = await this.options.loadConfig()
+        return this.reload(config, source)
       },
       'GET /v1/plugins/checks': async () => ({ checks: (await this.plugins?.doctorChecks()) ?? [] }),
       'GET /v1/interface/checks': async () => ({ checks: await this.interfaceChecks() }),
@@ -982,8 +998,9 @@ async function startCheck(key: keyof typeof START_CHECKS, next: DaemonConfig): P
   try {
     return await START_CHECKS[key](next)
   } catch (e) {
-    throw new NgrokdError(isNgrokdError(e) ? e.code : 'NGROKD_ERR_CONFIG_INVALID', `${key}: the next start would stop on it, so the daemon keeps the configuration it runs on: ${formatError(e)}`, {
-      cause: e,
+    // e's message, code and hint are folded in: its cause is the next one said
+    throw new NgrokdError(isNgrokdError(e) ? e.code : 'NGROKD_ERR_CONFIG_INVALID', `${key}: the next start would stop on it, so the daemon keeps the configuration it runs on: ${e instanceof Error ? e.message : String(e)}`, {
+      ...(e instanceof Error && e.cause !== undefined ? { cause: e.cause } : {}),
       hint: `${isNgrokdError(e) && e.hint ? `${e.hint}; ` : ''}fix ${key}, then reload again`,
     })
   }

@@ -109,3 +109,12 @@ test("as root, nothing is made through another user's link: the state dir and th
     await rm(top, { recursive: true, force: true })
   }
 })
+
+test('a state_dir under a folder that takes no new folders (/proc: its mkdir fails ENOENT) is said with its fix, not as a bare errno', () => {
+  const e = stateDirError('/proc/ngrokd-state', Object.assign(new Error("ENOENT: no such file or directory, mkdir '/proc/ngrokd-state'"), { code: 'ENOENT', syscall: 'mkdir' }))
+  assert.ok(isNgrokdError(e, 'NGROKD_ERR_STATE'))
+  assert.match(e.message, /^state_dir \/proc\/ngrokd-state cannot be created \(ENOENT: a folder above it takes no new folders/)
+  assert.match(e.hint ?? '', /default is \/var\/lib\/ngrokd/)
+  const other = Object.assign(new Error('ENOENT: no such file or directory, open'), { code: 'ENOENT', syscall: 'open' })
+  assert.equal(stateDirError('/var/lib/ngrokd', other), other, 'a file gone under it is no folder that cannot be made')
+})

@@ -55,6 +55,13 @@ export function stateDirError(stateDir: string, cause: unknown): unknown {
     const verb = problem.code === 'NGROKD_ERR_PERMISSION' ? 'created or written' : 'written'
     return new NgrokdError(problem.code, `state_dir ${stateDir} cannot be ${verb}: ${problem.why}`, { cause, hint: problem.hint })
   }
+  if (code === 'ENOENT' && (cause as NodeJS.ErrnoException).syscall === 'mkdir') {
+    // mkdir -p met a folder that takes no new ones, or one removed meanwhile
+    return new NgrokdError('NGROKD_ERR_STATE', `state_dir ${stateDir} cannot be created (ENOENT: a folder above it takes no new folders, as /proc and /sys do, or was removed meanwhile)`, {
+      cause,
+      hint: 'set state_dir to a directory on a disk (the default is /var/lib/ngrokd)',
+    })
+  }
   if (code === 'EEXIST' || code === 'ENOTDIR') {
     return new NgrokdError('NGROKD_ERR_STATE', `state_dir ${stateDir} is not a directory (${code}: it, or a path above it, is a file)`, {
       cause,

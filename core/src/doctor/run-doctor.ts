@@ -20,6 +20,7 @@ import { hasNetAdmin } from '../util/privilege.js'
 import { notAFileKind } from '../util/state-dir-problem.js'
 import { checkStateDirTrust } from '../daemon/state-dir.js'
 import { START_CHECKS, nameResolverDriverOf } from '../daemon/start-checks.js'
+import { stateDirProblem } from '../util/state-dir-problem.js'
 import { API_KEY_FILE, apiKeyFilePath, checkApiKey, readApiKeyFile } from '../daemon/api-key-file.js'
 import { USER_AGENT } from '../version.js'
 import { callDaemon } from '../daemon/control-api.js'
@@ -233,8 +234,11 @@ async function checkStateDir(dir: string): Promise<Check> {
   try {
     await access(target, constants.W_OK)
     return { id: 'state.dir', status: 'ok', summary: st ? `${dir} is writable` : `${dir} will be created` }
-  } catch {
-    return { id: 'state.dir', status: 'fail', summary: `${target} is not writable`, hint: 'run as root, or set state_dir to a directory you own', code: 'NGROKD_ERR_STATE' }
+  } catch (e) {
+    // by its errno, as run says it: a read-only file system is no matter of privilege
+    const problem = stateDirProblem(dir, e)
+    const why = problem ? problem.why : (e as NodeJS.ErrnoException).code ?? String(e)
+    return { id: 'state.dir', status: 'fail', summary: `${target} is not writable: ${why}`, hint: problem?.hint ?? 'run as root, or set state_dir to a directory you own', code: problem?.code ?? 'NGROKD_ERR_STATE' }
   }
 }
 

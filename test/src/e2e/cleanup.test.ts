@@ -3,7 +3,8 @@
 // refused (exit 2): that daemon removes what it made when it stops.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { netnsSkip } from '../helpers/netns.js'
@@ -120,4 +121,30 @@ export default defineDriver({ name: 'stuck', provides: ['interface'], platforms:
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  test('a state_dir that is not there and cannot be made (a read-only file system) holds nothing: cleanup says so and ends 0; doctor names EROFS', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngrokd-e2e-cleanup-rofs-'))
+    const ro = join(dir, 'ro')
+    mkdirSync(ro)
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro', 'ngrokd-e2e-rofs', ro])
+    try {
+      writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n')
+      const config = join(dir, 'config.json')
+      writeFileSync(config, JSON.stringify({ state_dir: join(ro, 'ngrokd'), control: { socket: join(dir, 'ctl.sock') }, net: { interface_name: 'rofs0', subnet: '10.97.0.0/16' }, names: { hosts_file: join(dir, 'hosts') } }))
+      const r = await ngrokdCli(['cleanup', '--config', config])
+      assert.equal(r.code, 0, r.stdout + r.stderr)
+      assert.match(r.stdout, /nothing to clean up/)
+      assert.match(r.stderr, /read-only \(EROFS\): nothing ran on it, so it holds nothing to clean up/)
+      assert.doesNotMatch(r.stderr, /the locks cannot be taken/, 'said once')
+      const doctor = await ngrokdCli(['doctor', '--json', '--offline', '--config', config])
+      const check = (JSON.parse(doctor.stdout) as { checks: Array<{ id: string; status: string; summary: string; hint?: string }> }).checks.find((c) => c.id === 'state.dir')!
+      assert.equal(check.status, 'fail')
+      assert.match(check.summary, /is not writable: its file system is read-only \(EROFS\)/)
+      assert.match(check.hint!, /^remount the file system of/, 'not "run as root"')
+    } finally {
+      execFileSync('umount', [ro])
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
+
