@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import type { DesiredService } from '../protocol/endpoints.js'
 import { recordingLogger } from '../testing/recording-logger.js'
 import { localUser, localUserSkip } from '../util/local-user.test-helper.js'
-import { configuredRegistryHosts, machineProtectedHosts, matchesNamePattern, NamePolicy } from './name-policy.js'
+import { configuredRegistryHosts, machineProtectedHosts, matchesNamePattern, NamePolicy, proxyHosts } from './name-policy.js'
 
 const service = (hostname: string, id = `ep_${hostname}`): DesiredService => ({ key: `http://${hostname}`, url: `http://${hostname}`, hostname, port: 80, proto: 'http', endpointIds: [id] })
 const config = { api: { url: 'https://api.ngrok.com' }, ingress: {} }
@@ -62,6 +62,23 @@ describe('NamePolicy', () => {
     assert.deepEqual(rejected.map((r) => [r.id, r.code]), [['ep_github.com', 'NGROKD_ERR_NAME_UNSAFE'], ['ep_a', 'NGROKD_ERR_NAME_UNSAFE'], ['ep_b', 'NGROKD_ERR_NAME_UNSAFE']])
     assert.match(rejected[0]!.reason, /^skipped as unsafe: github\.com matches names\.deny "github\.com"$/)
     assert.equal(rejected[1]!.url, 'http://registry.npmjs.org')
+  })
+
+  it('never publishes a proxy the environment names: ngrokd reaches the API through it (HTTPS_PROXY), other programs too', async () => {
+    const env = { HTTPS_PROXY: 'http://proxy.corp:3128', http_proxy: 'cache.corp:8080', ALL_PROXY: 'socks5://socks.corp:1080', HTTP_PROXY: ' ', NO_PROXY: 'api.prod' }
+    assert.deepEqual(proxyHosts(env).sort(), ['cache.corp', 'proxy.corp', 'socks.corp'])
+    const saved = { ...process.env }
+    try {
+      Object.assign(process.env, { HTTPS_PROXY: 'http://proxy.corp:3128' })
+      const p = new NamePolicy({ allow: ['*'], deny: [], protectedHosts: () => [] })
+      const hosts = await machineProtectedHosts(config)
+      const withProxy = new NamePolicy({ allow: ['*'], deny: [], protectedHosts: () => hosts })
+      assert.equal(p.judge('proxy.corp'), undefined, 'a name like any other to a policy that is not told')
+      assert.match(withProxy.judge('proxy.corp')!, /a proxy this machine is configured to use \(HTTPS_PROXY, HTTP_PROXY, ALL_PROXY\)/)
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k]
+      Object.assign(process.env, saved)
+    }
   })
 
   it("reads the registries the machine is configured to use: npm's environment and npmrc files", async () => {

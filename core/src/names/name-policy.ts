@@ -158,9 +158,16 @@ export async function configuredRegistryHosts(env: NodeJS.ProcessEnv = process.e
   return [...[env.npm_config_registry, env.NPM_CONFIG_REGISTRY].flatMap((u) => hostOf(u) ?? []), ...(await Promise.all(files.map(([f, urls]) => hostsInFile(f, urls, logger)))).flat()]
 }
 
+/** The hosts of the proxy variables (either case), as programs read them: a value without a scheme is `host:port`. */
+export function proxyHosts(env: NodeJS.ProcessEnv): string[] {
+  const names = ['HTTPS_PROXY', 'HTTP_PROXY', 'ALL_PROXY'].flatMap((n) => [n, n.toLowerCase()])
+  return [...new Set(names.flatMap((n) => hostOf(env[n]?.trim()) ?? []))]
+}
+
 /**
  * Every hostname the machine itself needs, each with why: ngrok's API and ingress (configured and
- * default), well-known and configured package registries, and this machine's own name. The ingress
+ * default), well-known and configured package registries, the proxies the environment names, and this machine's own
+ * name. The ingress
  * the API named at run time is added by the daemon.
  */
 export async function machineProtectedHosts(config: { api: { url: string }; ingress: { endpoint?: string } }, logger: Logger = silentLogger): Promise<Array<[string, string]>> {
@@ -170,6 +177,8 @@ export async function machineProtectedHosts(config: { api: { url: string }; ingr
   const ingress = hostOf(config.ingress.endpoint)
   if (ingress) hosts.push([ingress, 'the binding ingress host (ingress.endpoint)'])
   for (const h of ALWAYS_PROTECTED) hosts.push([h, h.includes('ngrok') ? "one of ngrok's own hosts" : 'a package registry host'])
+  // published, a proxy's name would lead ngrokd's own API calls (and the machine's proxied traffic) into an endpoint
+  for (const h of proxyHosts(process.env)) hosts.push([h, 'a proxy this machine is configured to use (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)'])
   for (const h of await configuredRegistryHosts(process.env, homedir(), logger)) hosts.push([h, 'a package registry this machine is configured to use'])
   hosts.push([machineHostname().toLowerCase(), "this machine's own hostname"])
   return hosts
