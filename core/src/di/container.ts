@@ -8,7 +8,8 @@ import type { Forwarder } from '../contracts/forwarder.js'
 import type { Logger } from '../contracts/logger.js'
 import type { DriverContext } from '../driver/define-driver.js'
 import { resolveDriver } from '../driver/resolve-driver.js'
-import { NgrokdError, formatError, isNgrokdError } from '../errors/ngrokd-error.js'
+import { driverCall, guardedDriver } from '../driver/guarded-driver.js'
+import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
 import { ALLOCATIONS_FILE, PersistentAllocator } from '../alloc/index.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { parseSubnet, intToIpv4 } from '../util/ipv4.js'
@@ -87,7 +88,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
         stateDir: config.stateDir,
         ...config.net.driverOptions,
       }))
-      iface = checkMade('interface', resolved.name, made.interface, INTERFACE_METHODS)
+      iface = guardedDriver(checkMade('interface', resolved.name, made.interface, INTERFACE_METHODS), 'interface', resolved.name, [...INTERFACE_METHODS, 'repair'])
     }
     const theInterface = iface
     const interfaceInfo = await driverCall('interface', driverName, 'open()', () => theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) }))
@@ -154,7 +155,7 @@ async function openNameResolver(config: DaemonConfig, logger: Logger, given: Nam
   }
   const resolved = await resolveDriver(config.names.resolver, { configDir: config.configDir, kind: 'name-resolver' })
   const made = await driverCall('name-resolver', resolved.name, 'create()', () => resolved.driver.create({ logger, stateDir: config.stateDir, platform: process.platform }, { ...config.names.driverOptions }))
-  const names = checkMade('name resolver', resolved.name, made.nameResolver, NAME_RESOLVER_METHODS)
+  const names = guardedDriver(checkMade('name resolver', resolved.name, made.nameResolver, NAME_RESOLVER_METHODS), 'name-resolver', resolved.name, NAME_RESOLVER_METHODS)
   return driverCall('name-resolver', resolved.name, 'open()', () => opened(names))
 }
 
@@ -176,15 +177,3 @@ function checkMade<T>(what: 'interface' | 'name resolver', driver: string, made:
   return made
 }
 
-/** A driver's call whose failure carries no code is said as the driver's, with NGROKD_ERR_DRIVER_FAILED; coded ones pass as they are. */
-async function driverCall<T>(kind: 'interface' | 'name-resolver', driver: string, call: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn()
-  } catch (e) {
-    if (isNgrokdError(e)) throw e
-    throw new NgrokdError('NGROKD_ERR_DRIVER_FAILED', `${kind} driver ${driver}: ${call} failed: ${e instanceof Error ? e.message : String(e)}`, {
-      cause: e,
-      hint: 'ngrokd doctor runs the driver\'s checks; a third-party driver\'s author wants this message',
-    })
-  }
-}
