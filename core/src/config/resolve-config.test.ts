@@ -252,6 +252,11 @@ describe('resolveConfig: net.subnet outside special-purpose ranges', () => {
     assert.equal(fromEnv[0]!.env, 'NGROKD_NET_SUBNET')
     const ok = resolveConfig({ net: { driver: 'loopback-alias', subnet: '127.107.0.0/16' } }, { source: FILE, env: {} })
     assert.equal(ok.config.net.subnet, '127.107.0.0/16')
+    // its package name is the same driver; a third-party driver's capabilities.loopbackOnly is judged at the start
+    for (const driver of ['@ngrokd/driver-loopback-alias', 'ngrokd-driver-sample', './my-driver.mjs']) {
+      assert.equal(resolveConfig({ net: { driver, subnet: '127.107.0.0/16' } }, { source: FILE, env: {} }).config.net.subnet, '127.107.0.0/16', driver)
+    }
+    for (const driver of ['auto', 'linux-netlink', '@ngrokd/driver-darwin-utun']) assert.equal(issuesOf({ net: { driver, subnet: '127.107.0.0/16' } }).issues.length, 1, driver)
   })
 
   it('accepts the private ranges and ordinary unicast', () => {

@@ -1,6 +1,7 @@
 import { dirname, resolve } from 'node:path'
 import { ConfigInvalidError, type ConfigIssue, type ConfigOrigin } from './config-invalid-error.js'
 import { pluginEntryName } from './builtin-plugins.js'
+import { builtinDrivers } from '../driver/builtin-drivers.js'
 import type { NgrokdError } from '../errors/ngrokd-error.js'
 import { getConfigModel } from './config-schema.js'
 import { didYouMean } from '../util/did-you-mean.js'
@@ -170,10 +171,12 @@ export function resolveConfig(content: unknown, options: ResolveConfigOptions = 
 function loopbackSubnetIssue(values: Map<string, unknown>): Omit<ConfigIssue, 'file' | 'env'> | undefined {
   const subnet = parseSubnet(String(values.get('net.subnet')))
   const driver = String(values.get('net.driver'))
-  if (driver === 'loopback-alias' || !subnetsOverlap(subnet, parseSubnet(LOOPBACK_IPV4))) return undefined
+  const builtin = driver === 'auto' || driver in builtinDrivers || (Object.values(builtinDrivers) as string[]).includes(driver)
+  // a third-party driver may serve loopback (its capabilities.loopbackOnly): the start judges it (di/container.ts)
+  if (driver === 'loopback-alias' || driver === builtinDrivers['loopback-alias'] || !builtin || !subnetsOverlap(subnet, parseSubnet(LOOPBACK_IPV4))) return undefined
   return {
     key: 'net.subnet',
-    message: `${JSON.stringify(subnet.cidr)} overlaps ${LOOPBACK_IPV4}, loopback (RFC 1122 §3.2.1.3), which only net.driver: loopback-alias serves from; expected a private unicast range such as 10.107.0.0/16, or net.driver: loopback-alias`,
+    message: `${JSON.stringify(subnet.cidr)} overlaps ${LOOPBACK_IPV4}, loopback (RFC 1122 §3.2.1.3), which of the built-in drivers only net.driver: loopback-alias serves from; expected a private unicast range such as 10.107.0.0/16, or net.driver: loopback-alias`,
   }
 }
 

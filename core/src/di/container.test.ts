@@ -57,3 +57,30 @@ test('a name-resolver driver gets names.driver_options, and its failures name th
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('a subnet inside 127.0.0.0/8 is served only by a driver that declares capabilities.loopbackOnly: a third-party one is judged once made', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ngrokd-scope-loop-'))
+  try {
+    const driver = join(dir, 'loop-driver.mjs')
+    await writeFile(
+      driver,
+      `import { defineDriver } from ${JSON.stringify(new URL('../driver/define-driver.js', import.meta.url).href)}
+import { FakeInterface } from ${JSON.stringify(new URL('../testing/fakes/fake-interface.js', import.meta.url).href)}
+export default defineDriver({
+  name: 'test-loop', provides: ['interface'], platforms: [process.platform], ngrokd: '^1.0.0',
+  async create(_ctx, options) { return { interface: new FakeInterface({ capabilities: { loopbackOnly: options.loopbackOnly === true } }) } },
+})
+`,
+    )
+    const scopeWith = (loopbackOnly: boolean) => {
+      const config = resolveConfig({ net: { driver, subnet: '127.109.0.0/16', driver_options: { loopbackOnly } }, state_dir: join(dir, 'state') }, { env: {} }).config
+      return createDaemonScope({ config, logger: silentLogger, forwarder: new LoopbackForwarder({ upstream: { host: '127.0.0.1', port: 9 } }) })
+    }
+    const scope = await scopeWith(true)
+    assert.equal(scope.subnet, '127.109.0.0/16')
+    await scope.close()
+    await assert.rejects(scopeWith(false), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_CONFIG_INVALID') && /^net\.subnet 127\.109\.0\.0\/16 overlaps 127\.0\.0\.0\/8, loopback, and net\.driver .*loop-driver\.mjs does not serve loopback/.test(e.message))
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})

@@ -12,7 +12,7 @@ import { driverCall, guardedDriver } from '../driver/guarded-driver.js'
 import { NgrokdError, formatError } from '../errors/ngrokd-error.js'
 import { ALLOCATIONS_FILE, PersistentAllocator } from '../alloc/index.js'
 import { hostsFileResolverFor } from '../names/platform-hosts-file.js'
-import { parseSubnet, intToIpv4 } from '../util/ipv4.js'
+import { parseSubnet, intToIpv4, LOOPBACK_IPV4, subnetsOverlap } from '../util/ipv4.js'
 import { hasNetAdmin } from '../util/privilege.js'
 import { ALLOCATOR, FORWARDER, INTERFACE, LOGGER, NAME_RESOLVER } from './tokens.js'
 
@@ -91,6 +91,7 @@ export async function createDaemonScope({ config, logger, forwarder, overrides =
       iface = guardedDriver(checkMade('interface', resolved.name, made.interface, INTERFACE_METHODS), 'interface', resolved.name, [...INTERFACE_METHODS, 'repair'])
     }
     const theInterface = iface
+    if (!overrides.interface) assertServesSubnet(theInterface, driverName, config.net.subnet)
     const interfaceInfo = await driverCall('interface', driverName, 'open()', () => theInterface.open({ name: config.net.interfaceName, subnet: config.net.subnet, ...(adoptOnly ? { adoptOnly } : {}) }))
     owned.push(['interface', (opts) => theInterface.close({ removeInterface: opts?.removeInterface ?? config.cleanup.removeInterfaceOnStop })])
     // cleanup (adoptOnly) opens what it then removes: "adopted the link" is no news to it
@@ -157,6 +158,18 @@ async function openNameResolver(config: DaemonConfig, logger: Logger, given: Nam
   const made = await driverCall('name-resolver', resolved.name, 'create()', () => resolved.driver.create({ logger, stateDir: config.stateDir, platform: process.platform }, { ...config.names.driverOptions }))
   const names = guardedDriver(checkMade('name resolver', resolved.name, made.nameResolver, NAME_RESOLVER_METHODS), 'name-resolver', resolved.name, NAME_RESOLVER_METHODS)
   return driverCall('name-resolver', resolved.name, 'open()', () => opened(names))
+}
+
+/**
+ * A subnet inside 127.0.0.0/8 only for a driver that serves loopback (`capabilities.loopbackOnly`): anywhere else the
+ * kernel treats such addresses as martians. The config refuses it for every built-in driver but loopback-alias; a
+ * third-party driver's capabilities are known only once it is made.
+ */
+function assertServesSubnet(iface: Interface, driver: string, subnet: string): void {
+  if (iface.capabilities?.loopbackOnly || !subnetsOverlap(parseSubnet(subnet), parseSubnet(LOOPBACK_IPV4))) return
+  throw new NgrokdError('NGROKD_ERR_CONFIG_INVALID', `net.subnet ${subnet} overlaps ${LOOPBACK_IPV4}, loopback, and net.driver ${driver} does not serve loopback (its capabilities.loopbackOnly is not set)`, {
+    hint: 'set net.subnet to a private unicast range such as 10.107.0.0/16, or use a driver that serves loopback (loopback-alias)',
+  })
 }
 
 /** The methods of each contract (contracts/interface.ts, contracts/name-resolver.ts) a driver's `create()` must return an object with. */
