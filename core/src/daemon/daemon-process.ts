@@ -14,6 +14,12 @@ export interface DaemonProcessOptions {
   /** File that receives the daemon's stdout and stderr; inherits the parent's when unset. */
   logFile?: string
   env?: NodeJS.ProcessEnv
+  /**
+   * Runs it in a process group of its own (POSIX): a terminal's Ctrl-C then reaches only the parent, which stops it
+   * once (`ngrokd demo`), never twice (a second signal cuts its open connections). It is still ended when the parent
+   * exits.
+   */
+  ownProcessGroup?: boolean
 }
 
 /**
@@ -29,9 +35,16 @@ export class DaemonProcess {
     this.child = spawn(process.execPath, [NGROKD_BIN, 'run', '--config', options.configFile], {
       stdio: ['ignore', out, out],
       env: options.env ?? process.env,
+      ...(options.ownProcessGroup ? { detached: true } : {}),
     })
     if (typeof out === 'number') closeSync(out)
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })))
+    if (options.ownProcessGroup) {
+      // out of the parent's group, nothing else ends it with the parent
+      const endWithParent = (): void => void this.stop('SIGTERM')
+      process.once('exit', endWithParent)
+      void this.exited.then(() => process.off('exit', endWithParent))
+    }
   }
 
   get pid(): number {

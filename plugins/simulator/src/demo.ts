@@ -141,7 +141,8 @@ async function runInsideUntilStopped(opts: { once: boolean; shell: boolean; keep
     const logFile = join(dir, 'ngrokd.log')
     // the demo's daemon runs on its own config alone: never on this shell's NGROKD_* settings or its real NGROK_API_KEY
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^NGROKD?_/.test(name)))
-    const daemon = new DaemonProcess({ configFile, socketPath, logFile, env })
+    // its own process group: Ctrl-C reaches the demo, which stops it once (a second signal would cut connections)
+    const daemon = new DaemonProcess({ configFile, socketPath, logFile, env, ownProcessGroup: true })
     cleanups.push(async () => {
       await daemon.stop('SIGTERM')
     })
