@@ -261,6 +261,8 @@ const runCommand = defineCommand({
     process.on('SIGINT', onSignal)
     // A throw out of a callback leaves the process in a state nobody knows: stop as on SIGTERM, cleaning up.
     process.on('uncaughtException', (e) => {
+      // a plugin's own callback (a timer, a socket of its own): that plugin is degraded, the daemon runs on
+      if (daemon.pluginThrew(e)) return
       if (stopping) {
         logger.error({ err: e }, `uncaught exception while stopping: ${formatError(e)}`)
         return

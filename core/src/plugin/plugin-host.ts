@@ -9,6 +9,7 @@ import type { PluginContext, PluginInterfaceInfo, PluginModule, PluginRouteHandl
 import { resolvePlugin } from './resolve-plugin.js'
 import { PluginNameResolver } from './plugin-name-resolver.js'
 import { pluginRouteKey } from './plugin-routes.js'
+import { asPlugin, boundToPlugin } from './plugin-context.js'
 import { within } from './within.js'
 import { wellFormedChecks as wellFormed } from '../contracts/check-shape.js'
 import { isSecretName, redactSecretOptions } from '../config/redact-secret.js'
@@ -418,7 +419,7 @@ export class PluginHost {
       },
       addDoctorChecks: (checks) => void entry.doctorChecks.push(checks),
       // a method or path outside the rule throws here: in register(), the plugin fails
-      addRoute: (method, path, handler) => void entry.routes.set(pluginRouteKey(plugin.name, method, path), handler),
+      addRoute: (method, path, handler) => void entry.routes.set(pluginRouteKey(plugin.name, method, path), (...args) => asPlugin(plugin.name, () => handler(...args))),
       metrics: options.metrics,
       hooks: {
         onStart: (fn) => void entry.onStart.push(fn),
@@ -428,7 +429,7 @@ export class PluginHost {
     }
     const metricsBefore = new Set(options.metrics.getMetricsAsArray().map((m) => m.name))
     try {
-      await within(() => plugin.register(ctx), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `register() of plugin ${plugin.name}`, options.signal)
+      await within(() => asPlugin(plugin.name, () => plugin.register(ctx)), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `register() of plugin ${plugin.name}`, options.signal)
       logger.info(`plugin ${plugin.name} ${plugin.version} registered`)
     } catch (e) {
       if (options.signal?.aborted && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) {
@@ -458,6 +459,17 @@ export class PluginHost {
   }
 
   /**
+   * An exception nothing caught, thrown by code of plugin `name` or a callback it scheduled ({@link pluginOfThisCall}):
+   * the plugin is degraded and said, and the daemon runs on. False when no such plugin was loaded here.
+   */
+  uncaught(name: string, e: unknown): boolean {
+    const p = this.loaded.find((x) => x.plugin.name === name)
+    if (!p) return false
+    PluginHost.failed(p, e, 'a callback of its own threw and nothing caught it', this.logger.child({ plugin: name }), 'uncaught')
+    return true
+  }
+
+  /**
    * True when a plugin offers a name resolver under `name`, or failed before it could: one that failed in
    * `register()` after offering it, or a failed plugin of that name (`dns`). Its resolver is then the
    * plugin's business, and {@link openNameResolver} answers undefined for a failed one: the caller falls
@@ -475,7 +487,8 @@ export class PluginHost {
     const p = this.loaded.find((x) => x.status.state !== 'failed' && x.nameResolvers.has(name))
     if (!p) return undefined
     try {
-      return await within(p.nameResolvers.get(name)!, this.hookTimeoutMs, `name resolver ${name} of plugin ${p.plugin.name}`, this.signal)
+      const made = await within(() => asPlugin(p.plugin.name, p.nameResolvers.get(name)!), this.hookTimeoutMs, `name resolver ${name} of plugin ${p.plugin.name}`, this.signal)
+      return boundToPlugin(p.plugin.name, made)
     } catch (e) {
       if (!this.signal?.aborted) PluginHost.failed(p, e, `name resolver ${name}`, this.logger.child({ plugin: p.plugin.name })) // a stop is no failure of the plugin
       return undefined
@@ -556,7 +569,7 @@ export class PluginHost {
       if (p.status.state === 'failed') continue
       for (const fn of p.doctorChecks) {
         try {
-          checks.push(...wellFormed(await within(fn, Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `the doctor checks of plugin ${p.plugin.name}`), id, `plugin ${p.plugin.name}: its doctor checks`))
+          checks.push(...wellFormed(await within(() => asPlugin(p.plugin.name, fn), Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `the doctor checks of plugin ${p.plugin.name}`), id, `plugin ${p.plugin.name}: its doctor checks`))
         } catch (e) {
           checks.push({ id, status: 'fail', summary: `plugin ${p.plugin.name}: its doctor checks failed: ${(e as Error).message}`, code: 'NGROKD_ERR_PLUGIN_FAILED' })
         }
@@ -644,7 +657,7 @@ export class PluginHost {
         PluginHost.failed(p, budget, name, this.logger.child({ plugin: p.plugin.name }))
         continue
       }
-      const call = Promise.resolve().then(() => fn(...args))
+      const call = Promise.resolve().then(() => asPlugin(p.plugin.name, () => fn(...args)))
       try {
         await within(() => call, left, `${name} of plugin ${p.plugin.name}`, signal)
         // a degraded plugin whose every failing call has since succeeded (a listen retried) runs again, and says so
