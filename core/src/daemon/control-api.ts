@@ -34,6 +34,8 @@ export interface ControlApi {
   'GET /v1/plugins/checks': { body: undefined; reply: { checks: Check[] } }
   /** The open interface's own checks (`Interface.diagnose()`), run by the daemon that has it open. */
   'GET /v1/interface/checks': { body: undefined; reply: { checks: Check[] } }
+  /** The open name resolver's own checks (`NameResolver.diagnose()`), run by the daemon that has it open. */
+  'GET /v1/names/checks': { body: undefined; reply: { checks: Check[] } }
 }
 
 export type ControlRoute = keyof ControlApi

@@ -710,6 +710,17 @@ export class Daemon {
     }
   }
 
+  /** What the open name resolver says of itself (none before it is open); one that throws is a failing check. */
+  private async nameResolverChecks(): Promise<Check[]> {
+    if (!this.scope?.scope.isRegistered(NAME_RESOLVER)) return []
+    const names = this.scope.scope.resolve(NAME_RESOLVER)
+    try {
+      return await names.diagnose()
+    } catch (e) {
+      return [{ id: `${names.resolver}.diagnose`, status: 'fail', summary: `name resolver ${names.resolver}: diagnose() failed: ${formatError(e)}`, ...(isNgrokdError(e) ? { code: e.code } : {}) }]
+    }
+  }
+
   /**
    * An exception nothing caught (the process's `uncaughtException`): true when it was thrown by a plugin's code or a
    * callback the plugin scheduled, which is then degraded and said while the daemon runs on; false when it is not a
@@ -993,6 +1004,7 @@ export class Daemon {
       },
       'GET /v1/plugins/checks': async () => ({ checks: (await this.plugins?.doctorChecks()) ?? [] }),
       'GET /v1/interface/checks': async () => ({ checks: await this.interfaceChecks() }),
+      'GET /v1/names/checks': async () => ({ checks: await this.nameResolverChecks() }),
     })
   }
 }

@@ -184,6 +184,11 @@ export function runningInterfaceChecks(config: DaemonConfig): Promise<Check[]> {
   return callDaemon(config.control.socket, 'GET /v1/interface/checks', undefined, 10_000).then((r) => r.checks, () => [])
 }
 
+/** The name resolver's checks of what a running daemon has open; none without a daemon (or from one older than this doctor). */
+export function runningNameResolverChecks(config: DaemonConfig): Promise<Check[]> {
+  return callDaemon(config.control.socket, 'GET /v1/names/checks', undefined, 10_000).then((r) => r.checks, () => [])
+}
+
 /**
  * No daemon answers: what a crashed one left (its hosts block, its interface, its control socket)
  * is not fine — names still point at addresses nothing serves. One warning each, with the fix.

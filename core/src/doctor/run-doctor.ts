@@ -13,7 +13,7 @@ import type { DriverRequirement } from '../driver/define-driver.js'
 import { failedCheck as failed, ingressChecks } from './ingress-checks.js'
 import { pluginChecks } from './plugin-checks.js'
 import { wellFormedChecks } from '../contracts/check-shape.js'
-import { configProblems, daemonChecks, runningInterfaceChecks } from './daemon-checks.js'
+import { configProblems, daemonChecks, runningInterfaceChecks, runningNameResolverChecks } from './daemon-checks.js'
 import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-hosts-file.js'
 import { NgrokApiClient } from '../api/ngrok-api-client.js'
 import { hasNetAdmin } from '../util/privilege.js'
@@ -127,7 +127,10 @@ export async function runDoctor({ configPath, instance, offline = false, onCheck
     const nameChecks = await Promise.resolve()
       .then(() => nameDriver.driver.diagnose?.(ctx, { ...config.names.driverOptions }))
       .catch((e: unknown) => [failed('driver.diagnose', e)])
-    report(...wellFormedChecks(nameChecks ?? [], 'driver.diagnose', `name-resolver driver ${nameDriver.name}: diagnose()`, 'NGROKD_ERR_DRIVER_FAILED'))
+    // a running daemon's resolver checks what it has open: its check replaces the module's of the same id
+    const live = wellFormedChecks(await runningNameResolverChecks(config), 'driver.diagnose', `the running daemon's name-resolver driver ${nameDriver.name}`, 'NGROKD_ERR_DRIVER_FAILED')
+    const liveIds = new Set(live.map((c) => c.id))
+    report(...wellFormedChecks(nameChecks ?? [], 'driver.diagnose', `name-resolver driver ${nameDriver.name}: diagnose()`, 'NGROKD_ERR_DRIVER_FAILED').filter((c) => !liveIds.has(c.id)), ...live)
   }
   const said = { 'control.group': `control.group ${config.control.group} exists`, 'control.socket': `control.socket ${config.control.socket} can be made` }
   for (const key of ['control.group', 'control.socket'] as const) {
