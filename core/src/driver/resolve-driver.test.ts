@@ -78,6 +78,11 @@ test('errors are coded and say how to fix them', () =>
     })
     await writeFile(join(dir, 'not-a-driver.mjs'), 'export default { name: "x" }\n')
     await assert.rejects(resolveDriver('./not-a-driver.mjs', { configDir: dir, kind: 'interface' }), (e: unknown) => isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID') && /defineDriver/.test((e as Error).message))
+    // a plugin where a driver goes (names.resolver: @ngrokd/plugin-dns): the name its resolver is offered under is the fix
+    await writeFile(join(dir, 'a-plugin.mjs'), `import { definePlugin } from ${JSON.stringify(new URL('../plugin/define-plugin.js', import.meta.url).href)}\nexport default definePlugin({ name: 'names-plugin', version: '1.0.0', ngrokd: '*', register() {} })\n`)
+    await assert.rejects(resolveDriver('./a-plugin.mjs', { configDir: dir, kind: 'name-resolver' }), (e: unknown) => {
+      return isNgrokdError(e, 'NGROKD_ERR_DRIVER_INVALID') && /is the plugin names-plugin, not a driver$/.test(e.message) && /names\.resolver to the name its resolver is offered under/.test(e.hint ?? '')
+    })
     // a definition defineDriver refuses as the module loads: the fix is in its source, not a reinstall
     await writeFile(join(dir, 'bad-name.mjs'), driverSource({ name: 'Bad Name' }))
     await assert.rejects(resolveDriver('./bad-name.mjs', { configDir: dir, kind: 'interface' }), (e: unknown) => {
