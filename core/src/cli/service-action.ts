@@ -203,7 +203,7 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
       const refusal = await installRefusal(process.execPath, process.argv[1]!)
       if (refusal) console.log(refusal)
       console.log(`# registered with the Service Control Manager (a service ${name} registered before is changed to it, and stopped)\n${JSON.stringify(plan, null, 2)}\n# StartServiceW ${name}`)
-    } else console.log(action === 'uninstall' ? `$ ${sc('stop', name).join(' ')}\n# DeleteService ${name}` : `$ ${sc('query', name).join(' ')}`)
+    } else console.log(action === 'uninstall' ? `# ControlService(STOP) ${name}, waiting for STOPPED\n# DeleteService ${name}` : `$ ${sc('query', name).join(' ')}`)
     return 0
   }
   if (action === 'status') return runStatus([sc('query', name)])
@@ -213,19 +213,19 @@ async function windowsServiceAction(action: ServiceAction, config: DaemonConfig,
     if (runsAsRoot()) await assertServiceProgramsTrusted(process.execPath, process.argv[1]!)
     await prepareStateDir(config.stateDir) // with its protected DACL, before the service's first start
     // a service registered before is stopped (waiting at most as long as the service's own stop may take) and started again
-    const stopTimeoutMs = (Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS) * 1000
-    const done = await installWindowsService(scm, plan, { stopTimeoutMs })
+    const done = await installWindowsService(scm, plan, { stopTimeoutMs: windowsStopTimeoutMs(config) })
     console.log(`${done === 'replaced' ? 'replaced the registration of' : 'registered'} the service ${name} and started it; \`ngrokd status\` shows the daemon`)
   } else {
-    try {
-      runAll([sc('stop', name)]) // its stop removes what it made
-    } catch {
-      // not running: nothing to stop
-    }
-    uninstallWindowsService(scm, name)
-    console.log(`removed the service ${name}`)
+    // its stop removes what it made: waited for, as long as the service's own stop may take
+    await uninstallWindowsService(scm, name, { stopTimeoutMs: windowsStopTimeoutMs(config) })
+    console.log(`stopped and removed the service ${name}`)
   }
   return 0
+}
+
+/** How long the service's own stop may take (its stop wait hint): the drain, and room for the rest. */
+function windowsStopTimeoutMs(config: DaemonConfig): number {
+  return (Math.ceil(config.forwarder.drainTimeoutMs / 1000) + STOP_ROOM_SECONDS) * 1000
 }
 
 /**

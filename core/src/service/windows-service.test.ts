@@ -74,8 +74,19 @@ describe('Windows service registration', () => {
     assert.equal(s.flag, true)
     assert.equal(s.runningOn, plan)
     assert.equal(scm.open.size, 0)
-    S.uninstallWindowsService(scm)
-    S.uninstallWindowsService(scm)
+    s.stopPolls = 2 // STOP_PENDING twice, then STOPPED: the uninstall waits for its stop, which removes what it made
+    scm.calls = []
+    await S.uninstallWindowsService(scm, 'ngrokd', OPTIONS)
+    assert.deepEqual(scm.calls.slice(1), [
+      `OpenServiceW(ngrokd, 0x${(S.DELETE | S.SERVICE_STOP | S.SERVICE_QUERY_STATUS).toString(16)})`,
+      'QueryServiceStatus',
+      'ControlService(STOP)',
+      'QueryServiceStatus',
+      'QueryServiceStatus',
+      'QueryServiceStatus',
+      'DeleteService',
+    ])
+    await S.uninstallWindowsService(scm, 'ngrokd', OPTIONS)
     assert.equal(scm.services.size, 0)
     assert.equal(scm.open.size, 0)
   })

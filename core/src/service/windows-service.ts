@@ -266,7 +266,7 @@ export async function installWindowsService(scm: ScmApi, plan: WindowsServicePla
  * Stops a running service and waits, at most `stopTimeoutMs`, until it reports STOPPED. A service that is starting
  * takes no control yet (ERROR_SERVICE_CANNOT_ACCEPT_CTRL): the stop is asked again at the next poll.
  */
-async function stopAndWait(scm: ScmApi, service: bigint, name: string, { stopTimeoutMs, pollMs = 250 }: InstallWindowsServiceOptions): Promise<void> {
+async function stopAndWait(scm: ScmApi, service: bigint, name: string, { stopTimeoutMs, pollMs = 250 }: InstallWindowsServiceOptions, timedOut = `its new configuration is registered but not running`, hint = `wait until \`sc query ${name}\` shows STOPPED, then \`sc start ${name}\` (or ngrokd service install again)`): Promise<void> {
   const deadline = Date.now() + stopTimeoutMs
   let asked = false
   for (;;) {
@@ -280,9 +280,7 @@ async function stopAndWait(scm: ScmApi, service: bigint, name: string, { stopTim
       else if (stop !== ERROR_SERVICE_CANNOT_ACCEPT_CTRL) throw scmError('ControlService(SERVICE_CONTROL_STOP)', stop, name)
     }
     if (Date.now() >= deadline) {
-      throw new NgrokdError('NGROKD_ERR_SERVICE', `service: ${name} did not stop within ${Math.ceil(stopTimeoutMs / 1000)} s; its new configuration is registered but not running`, {
-        hint: `wait until \`sc query ${name}\` shows STOPPED, then \`sc start ${name}\` (or ngrokd service install again)`,
-      })
+      throw new NgrokdError('NGROKD_ERR_SERVICE', `service: ${name} did not stop within ${Math.ceil(stopTimeoutMs / 1000)} s; ${timedOut}`, { hint })
     }
     await delay(pollMs)
   }
@@ -305,8 +303,12 @@ export function windowsServiceInstalled(scm: ScmApi, name: string): boolean {
   }
 }
 
-/** Marks the service for deletion (Windows deletes it once it has stopped); an absent service is fine. */
-export function uninstallWindowsService(scm: ScmApi, name = 'ngrokd'): void {
+/**
+ * Stops the service, waiting at most `stopTimeoutMs` (its stop removes what it made: done when this returns, for an
+ * `ngrokd uninstall` right after), and deletes it; an absent service is fine. One that does not stop in time is marked
+ * for deletion all the same (Windows deletes it once it has stopped), and that is said.
+ */
+export async function uninstallWindowsService(scm: ScmApi, name: string, options: InstallWindowsServiceOptions): Promise<void> {
   const manager = scm.openManager(SC_MANAGER_CONNECT)
   if (manager.handle === 0n) throw scmError('OpenSCManagerW', manager.error, 'the Service Control Manager')
   try {
@@ -316,8 +318,11 @@ export function uninstallWindowsService(scm: ScmApi, name = 'ngrokd'): void {
       throw scmError('OpenServiceW', service.error, name)
     }
     try {
+      let stopping: unknown
+      await stopAndWait(scm, service.handle, name, options, 'it is removed once it has stopped', `wait until \`sc query ${name}\` shows it gone; \`ngrokd cleanup\` removes what a stop that did not finish left`).catch((e: unknown) => (stopping = e))
       const error = scm.deleteService(service.handle)
       if (error !== ERROR_SUCCESS && error !== ERROR_SERVICE_MARKED_FOR_DELETE) throw scmError('DeleteService', error, name)
+      if (stopping !== undefined) throw stopping
     } finally {
       scm.closeServiceHandle(service.handle)
     }
