@@ -37,8 +37,12 @@ describe('the API key file', () => {
     await chmod(join(stateDir, 'api-key'), 0o644)
     assert.equal(await readApiKeyFile(stateDir), KEY)
     assert.equal((await stat(join(stateDir, 'api-key'))).mode & 0o777, 0o644)
-    assert.equal(await readApiKeyFile(stateDir, { tighten: true }), KEY)
+    const told: Array<[string, number]> = []
+    assert.equal(await readApiKeyFile(stateDir, { tighten: true, onTightened: (path, mode) => told.push([path, mode]) }), KEY)
     assert.equal((await stat(join(stateDir, 'api-key'))).mode & 0o777, 0o600)
+    assert.deepEqual(told, [[join(stateDir, 'api-key'), 0o644]], 'said, with the mode it had')
+    await readApiKeyFile(stateDir, { tighten: true, onTightened: (path, mode) => told.push([path, mode]) })
+    assert.equal(told.length, 1, 'a file already 0600 is no news')
   })
 
   it('a folder where the key file goes is said with its fix, by the save as by the read', async () => {

@@ -44,7 +44,7 @@ export function apiKeyFilePath(stateDir: string): string {
  * changes nothing, reports such a file instead.
  * @throws NgrokdError `NGROKD_ERR_STATE` when it is not a file, `NGROKD_ERR_PATH_UNTRUSTED`.
  */
-export async function readApiKeyFile(stateDir: string, { tighten = false }: { tighten?: boolean } = {}): Promise<string | undefined> {
+export async function readApiKeyFile(stateDir: string, { tighten = false, onTightened }: { tighten?: boolean; /** Told the file's mode before it was made 0600. */ onTightened?: (path: string, mode: number) => void } = {}): Promise<string | undefined> {
   const named = apiKeyFilePath(stateDir)
   let path = named
   try {
@@ -55,7 +55,10 @@ export async function readApiKeyFile(stateDir: string, { tighten = false }: { ti
       if (!st.isFile()) {
         throw notAKeyFile(named, st.isDirectory())
       }
-      if (tighten && (st.mode & 0o077) !== 0 && process.platform !== 'win32' && !(await lstat(named)).isSymbolicLink()) await file.chmod(0o600)
+      if (tighten && (st.mode & 0o077) !== 0 && process.platform !== 'win32' && !(await lstat(named)).isSymbolicLink()) {
+        await file.chmod(0o600)
+        onTightened?.(named, st.mode & 0o777)
+      }
       const text = (await file.readFile('utf8')).trim()
       return text === '' ? undefined : text
     } finally {

@@ -57,7 +57,7 @@ export class ApiKeySource {
     let source = this.override !== undefined ? 'ngrokd set-api-key' : (configuredOrigin ?? 'api.key')
     if (key === undefined) {
       try {
-        const saved = await readApiKeyFile(stateDir, { tighten: true })
+        const saved = await readApiKeyFile(stateDir, { tighten: true, onTightened: (path, mode) => logger.warn({ path, mode: mode.toString(8) }, `the API key file ${path} was readable by others (mode ${mode.toString(8)}); set it to 0600`) })
         key = saved === undefined ? undefined : checkApiKey(saved, `the key in ${apiKeyFilePath(stateDir)}`)
         this.savedKey = key
         source = `${stateDir}/api-key (saved by ngrokd set-api-key)`
