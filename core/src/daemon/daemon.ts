@@ -13,7 +13,7 @@ import { IngressDialer } from '../forward/ingress-dialer.js'
 import { openFilesIssue } from '../forward/connection-limits.js'
 import { createDaemonScope, type DaemonScope } from '../di/container.js'
 import { ControlServer } from '../control/control-server.js'
-import { container } from '../di/tsyringe.js'
+import { container, type InjectionToken } from '../di/tsyringe.js'
 import type { Registry } from 'prom-client'
 import { readFile } from 'node:fs/promises'
 import { realpathSync } from 'node:fs'
@@ -599,7 +599,7 @@ export class Daemon {
 
   /** Writes again what the state dir held that this daemon has in memory; each failure is said, the rest still saved. */
   private async saveStateAgain(): Promise<void> {
-    const allocator = this.scope?.scope.isRegistered(ALLOCATOR) ? this.scope.scope.resolve(ALLOCATOR) : undefined
+    const allocator = this.registered(ALLOCATOR)
     const steps: Array<[string, () => Promise<boolean>]> = [
       ['the registration (client key and certificate, operator.json, machine-id)', async () => (await this.registration?.saveAgain()) ?? false],
       ['the API key saved by set-api-key', () => this.apiKeys.saveAgain()],
@@ -699,26 +699,9 @@ export class Daemon {
     } else this.logger[startFailed ? 'debug' : 'info']('ngrokd stopped; listeners, names and addresses removed')
   }
 
-  /** What the open interface's driver says of it (none before the interface is open); a driver that throws is a failing check. */
-  private async interfaceChecks(): Promise<Check[]> {
-    if (!this.scope?.scope.isRegistered(INTERFACE)) return []
-    const iface = this.scope.scope.resolve(INTERFACE)
-    try {
-      return await iface.diagnose()
-    } catch (e) {
-      return [{ id: `${iface.driver}.diagnose`, status: 'fail', summary: `${iface.driver}: diagnose() failed: ${formatError(e)}`, ...(isNgrokdError(e) ? { code: e.code } : {}) }]
-    }
-  }
-
-  /** What the open name resolver says of itself (none before it is open); one that throws is a failing check. */
-  private async nameResolverChecks(): Promise<Check[]> {
-    if (!this.scope?.scope.isRegistered(NAME_RESOLVER)) return []
-    const names = this.scope.scope.resolve(NAME_RESOLVER)
-    try {
-      return await names.diagnose()
-    } catch (e) {
-      return [{ id: `${names.resolver}.diagnose`, status: 'fail', summary: `name resolver ${names.resolver}: diagnose() failed: ${formatError(e)}`, ...(isNgrokdError(e) ? { code: e.code } : {}) }]
-    }
+  /** What the daemon's scope holds under `token`; undefined before it is made (or after the stop). */
+  private registered<T>(token: InjectionToken<T>): T | undefined {
+    return this.scope?.scope.isRegistered(token) ? this.scope.scope.resolve(token) : undefined
   }
 
   /**
@@ -734,7 +717,7 @@ export class Daemon {
   /** A stop under way closes the connections it is draining now, then goes on to remove names and addresses. */
   endDrains(): void {
     if (this.phase !== 'stopping') return
-    if (this.scope?.scope.isRegistered(FORWARDER)) this.scope.scope.resolve(FORWARDER).endDrains?.()
+    this.registered(FORWARDER)?.endDrains?.()
   }
 
   /**
@@ -955,7 +938,7 @@ export class Daemon {
       polls: this.poller?.counts ?? { ok: 0, failed: 0 },
       services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },
       listeners: this.listeners(),
-      unlistened: this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).unlistened?.() : undefined,
+      unlistened: this.registered(FORWARDER)?.unlistened?.(),
       metricsUrl: this.prometheusUrl(),
     }
   }
@@ -969,17 +952,17 @@ export class Daemon {
   }
 
   private nameResolverHealth(): NameResolverHealth {
-    return this.scope?.scope.isRegistered(NAME_RESOLVER) ? (this.scope.scope.resolve(NAME_RESOLVER).health?.() ?? { state: 'ok' }) : { state: 'ok' }
+    return this.registered(NAME_RESOLVER)?.health?.() ?? { state: 'ok' }
   }
 
   private listeners(): ListenerStatus[] {
-    return this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).listeners() : []
+    return this.registered(FORWARDER)?.listeners() ?? []
   }
 
   private metricsNow(): MetricsSnapshot {
     return metricsSnapshot({
       listeners: this.listeners(),
-      unlistened: this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).unlistened?.() : undefined,
+      unlistened: this.registered(FORWARDER)?.unlistened?.(),
       services: this.reconciler?.counts() ?? { total: 0, serving: 0, error: 0 },
       polls: this.poller?.counts ?? { ok: 0, failed: 0 },
     })
@@ -991,7 +974,7 @@ export class Daemon {
       'GET /v1/endpoints': () => ({
         services: this.reconciler?.services() ?? [],
         skipped: this.poller?.last?.rejected ?? [],
-        draining: (this.scope?.scope.isRegistered(FORWARDER) ? this.scope.scope.resolve(FORWARDER).unlistened?.()?.openConnections : undefined) ?? 0,
+        draining: this.registered(FORWARDER)?.unlistened?.()?.openConnections ?? 0,
       }),
       'GET /v1/metrics': () => this.metricsNow(),
       'POST /v1/api-key': (body) => this.setApiKey((body as { key?: unknown } | undefined)?.key),
@@ -1003,8 +986,14 @@ export class Daemon {
         return this.reload(config, source)
       },
       'GET /v1/plugins/checks': async () => ({ checks: (await this.plugins?.doctorChecks()) ?? [] }),
-      'GET /v1/interface/checks': async () => ({ checks: await this.interfaceChecks() }),
-      'GET /v1/names/checks': async () => ({ checks: await this.nameResolverChecks() }),
+      'GET /v1/interface/checks': async () => {
+        const iface = this.registered(INTERFACE)
+        return { checks: await checksOf(iface, iface?.driver ?? '', iface?.driver ?? '') }
+      },
+      'GET /v1/names/checks': async () => {
+        const names = this.registered(NAME_RESOLVER)
+        return { checks: await checksOf(names, names?.resolver ?? '', `name resolver ${names?.resolver}`) }
+      },
     })
   }
 }
@@ -1048,4 +1037,17 @@ async function interfaceIndex(name: string): Promise<{ index?: number }> {
   const text = await readFile(`/sys/class/net/${name}/ifindex`, 'utf8').catch(() => '')
   const index = Number(text.trim())
   return Number.isInteger(index) && index > 0 ? { index } : {}
+}
+
+/**
+ * What an open interface driver or name resolver says of what it has open (none before it is open): its own
+ * diagnose(); one that throws is a failing check `<id>.diagnose` naming `who`.
+ */
+async function checksOf(opened: { diagnose(): Promise<Check[]> } | undefined, id: string, who: string): Promise<Check[]> {
+  if (!opened) return []
+  try {
+    return await opened.diagnose()
+  } catch (e) {
+    return [{ id: `${id}.diagnose`, status: 'fail', summary: `${who}: diagnose() failed: ${formatError(e)}`, ...(isNgrokdError(e) ? { code: e.code } : {}) }]
+  }
 }
