@@ -22,6 +22,7 @@ import { driverVersionLines } from './driver-versions.js'
 import { renderTable } from './table.js'
 import { terminalSafe, waitingLine } from './terminal-text.js'
 import { runsAsSystemdService } from '../util/systemd-service.js'
+import { pluginThatThrew } from '../plugin/plugin-context.js'
 
 /**
  * What only some commands need is imported when they run: `status`, `list` and `version` start without
@@ -262,7 +263,7 @@ const runCommand = defineCommand({
     // A throw out of a callback leaves the process in a state nobody knows: stop as on SIGTERM, cleaning up.
     process.on('uncaughtException', (e) => {
       // a plugin's own callback (a timer, a socket of its own): that plugin is degraded, the daemon runs on
-      if (daemon.pluginThrew(e)) return
+      if (pluginThatThrew(e) !== undefined) return
       if (stopping) {
         logger.error({ err: e }, `uncaught exception while stopping: ${formatError(e)}`)
         return

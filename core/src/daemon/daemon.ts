@@ -44,7 +44,6 @@ import { assertTrustedHostsFile, hostsFileResolverFor } from '../names/platform-
 import { Reconciler, type ReconcileReport } from './reconciler.js'
 import type { DesiredService } from '../protocol/endpoints.js'
 import { runsAsSystemdService } from '../util/systemd-service.js'
-import { pluginOfThisCall } from '../plugin/plugin-context.js'
 
 export type { DaemonPhase, PollStatus } from './control-api.js'
 
@@ -702,16 +701,6 @@ export class Daemon {
   /** What the daemon's scope holds under `token`; undefined before it is made (or after the stop). */
   private registered<T>(token: InjectionToken<T>): T | undefined {
     return this.scope?.scope.isRegistered(token) ? this.scope.scope.resolve(token) : undefined
-  }
-
-  /**
-   * An exception nothing caught (the process's `uncaughtException`): true when it was thrown by a plugin's code or a
-   * callback the plugin scheduled, which is then degraded and said while the daemon runs on; false when it is not a
-   * plugin's (the daemon's state is then unknown: the caller stops).
-   */
-  pluginThrew(e: unknown): boolean {
-    const plugin = pluginOfThisCall()
-    return plugin !== undefined && (this.plugins?.uncaught(plugin, e) ?? false)
   }
 
   /** A stop under way closes the connections it is draining now, then goes on to remove names and addresses. */

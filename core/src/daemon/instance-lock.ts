@@ -8,7 +8,7 @@ import { systemFileSecurity } from '../util/windows-security-ffi.js'
 import { removeStaleTempFilesIn, tempPathFor } from '../util/atomic-file.js'
 import { refusedRootHint } from '../util/privilege.js'
 import { defaultRunDir, namespaceId } from '../util/run-dir.js'
-import { commandLineOf, otherBoot, processStartOf, sameClockView } from '../util/process-command-line.js'
+import { commandLineOf, otherBoot, processStartOf, sameClockView, sameStart } from '../util/process-command-line.js'
 import { mountPoints } from '../util/mount-points.js'
 
 /** Who holds a lock: written into the lock file, shown to the one refused. */
@@ -471,7 +471,7 @@ function isNgrokd({ pid, processStart }: Pick<LockHolder, 'pid' | 'processStart'
   if (start && processStart) {
     if (otherBoot(start, processStart)) return false // written before this boot: its process is gone
     // read through another time namespace than the lock was written in, starttimes differ: the command line decides
-    if (sameClockView(start, processStart)) return start === processStart
+    if (sameClockView(start, processStart)) return sameStart(start, processStart)
   }
   const line = commandLineOf(pid)
   // '' says none, but kill said it is there: another user's process hidden from this one (/proc mounted hidepid=2)

@@ -11,6 +11,10 @@ class Recorded {
   get state(): string {
     return this.#state
   }
+  /** An optional method of a contract, not bounded: it still runs on the driver's own object. */
+  health(): { state: string } {
+    return { state: this.#state === 'private to the class' ? 'ok' : 'error' }
+  }
   async listAddresses(options: { signal?: AbortSignal } = {}): Promise<string[]> {
     this.signals.push(options.signal!)
     return ['10.107.0.2']
@@ -57,5 +61,6 @@ describe('guardedDriver', () => {
     assert.equal(given.aborted, true, "the caller's signal still aborts the call")
     assert.equal(iface.driver, 'sample')
     assert.equal(iface.state, 'private to the class', 'getters run on the driver itself')
+    assert.deepEqual(iface.health(), { state: 'ok' }, 'and so do methods that are not bounded')
   })
 })

@@ -31,7 +31,7 @@ export async function driverCall<T>(kind: DriverKind, driver: string, call: stri
  * `timeoutMs` fails with NGROKD_ERR_DRIVER_FAILED naming the driver and the call (the reconcile then puts the services
  * it was for in error, and the next one tries again), and the `signal` the call was given aborts, for a driver that
  * heeds it to stop. A failure without a code is said as the driver's ({@link driverCall}). What is not a listed method
- * (`driver`, `health()`) is read from `made` as it is.
+ * (`driver`, `health()`) is read from `made` as it is, a method bound to it.
  */
 export function guardedDriver<T extends object>(made: T, kind: DriverKind, driver: string, methods: readonly string[], timeoutMs: number = DRIVER_CALL_TIMEOUT_MS): T {
   const guarded = new Map<PropertyKey, unknown>()
@@ -52,5 +52,12 @@ export function guardedDriver<T extends object>(made: T, kind: DriverKind, drive
       })
     })
   }
-  return new Proxy(made, { get: (target, property) => guarded.get(property) ?? Reflect.get(target, property, target) })
+  return new Proxy(made, {
+    get: (target, property) => {
+      if (guarded.has(property)) return guarded.get(property)
+      // any other method (an optional health()) runs on the driver's own object: its #private fields are there
+      const value: unknown = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
 }

@@ -9,7 +9,7 @@ import type { PluginContext, PluginInterfaceInfo, PluginModule, PluginRouteHandl
 import { resolvePlugin } from './resolve-plugin.js'
 import { PluginNameResolver } from './plugin-name-resolver.js'
 import { pluginRouteKey } from './plugin-routes.js'
-import { asPlugin, boundToPlugin } from './plugin-context.js'
+import { asPlugin, boundToPlugin, type RunningPlugin } from './plugin-context.js'
 import { within } from './within.js'
 import { wellFormedChecks as wellFormed } from '../contracts/check-shape.js'
 import { isSecretName, redactSecretOptions } from '../config/redact-secret.js'
@@ -90,6 +90,8 @@ interface Loaded {
   stuck: Set<unknown>
   /** The failure last logged at error, by hook (or by where it happened): the same one again is logged at debug until that call succeeds. */
   logged: Map<unknown, string>
+  /** What its code runs as (plugin-context.ts): a callback of its own that throws and nothing catches degrades it. */
+  running: RunningPlugin
 }
 
 export interface PluginHostOptions {
@@ -398,6 +400,11 @@ export class PluginHost {
       onStop: [],
       stuck: new Set(),
       logged: new Map(),
+      running: {
+        name: plugin.name,
+        // known from before its register() runs; a plugin that failed stays failed
+        uncaught: (e) => PluginHost.failed(entry, e, 'a callback of its own threw and nothing caught it', logger, 'uncaught'),
+      },
     }
     const scope = options.scope.createChildContainer()
     const ctx: PluginContext = {
@@ -419,7 +426,7 @@ export class PluginHost {
       },
       addDoctorChecks: (checks) => void entry.doctorChecks.push(checks),
       // a method or path outside the rule throws here: in register(), the plugin fails
-      addRoute: (method, path, handler) => void entry.routes.set(pluginRouteKey(plugin.name, method, path), (...args) => asPlugin(plugin.name, () => handler(...args))),
+      addRoute: (method, path, handler) => void entry.routes.set(pluginRouteKey(plugin.name, method, path), (...args) => asPlugin(entry.running, () => handler(...args))),
       metrics: options.metrics,
       hooks: {
         onStart: (fn) => void entry.onStart.push(fn),
@@ -429,7 +436,7 @@ export class PluginHost {
     }
     const metricsBefore = new Set(options.metrics.getMetricsAsArray().map((m) => m.name))
     try {
-      await within(() => asPlugin(plugin.name, () => plugin.register(ctx)), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `register() of plugin ${plugin.name}`, options.signal)
+      await within(() => asPlugin(entry.running, () => plugin.register(ctx)), options.hookTimeoutMs ?? PLUGIN_HOOK_TIMEOUT_MS, `register() of plugin ${plugin.name}`, options.signal)
       logger.info(`plugin ${plugin.name} ${plugin.version} registered`)
     } catch (e) {
       if (options.signal?.aborted && isNgrokdError(e, 'NGROKD_ERR_ABORTED')) {
@@ -452,21 +459,10 @@ export class PluginHost {
     // the same failure again (a hook that throws at every poll): said once, then at debug until it changes or that call succeeds
     const again = entry.logged.get(key) === message
     entry.logged.set(key, message)
-    entry.status.state = where === 'register' ? 'failed' : 'degraded'
+    entry.status.state = where === 'register' || entry.status.state === 'failed' ? 'failed' : 'degraded'
     entry.status.error = { code: isNgrokdError(e) ? e.code : 'NGROKD_ERR_PLUGIN_FAILED', message, at: new Date().toISOString() }
     if (again) logger.debug({ err: e }, `plugin ${entry.plugin.name}: ${where} failed again: ${formatError(e)}`)
     else logger.error({ err: e }, `plugin ${entry.plugin.name}: ${where} failed: ${formatError(e)}`)
-  }
-
-  /**
-   * An exception nothing caught, thrown by code of plugin `name` or a callback it scheduled ({@link pluginOfThisCall}):
-   * the plugin is degraded and said, and the daemon runs on. False when no such plugin was loaded here.
-   */
-  uncaught(name: string, e: unknown): boolean {
-    const p = this.loaded.find((x) => x.plugin.name === name)
-    if (!p) return false
-    PluginHost.failed(p, e, 'a callback of its own threw and nothing caught it', this.logger.child({ plugin: name }), 'uncaught')
-    return true
   }
 
   /**
@@ -487,8 +483,8 @@ export class PluginHost {
     const p = this.loaded.find((x) => x.status.state !== 'failed' && x.nameResolvers.has(name))
     if (!p) return undefined
     try {
-      const made = await within(() => asPlugin(p.plugin.name, p.nameResolvers.get(name)!), this.hookTimeoutMs, `name resolver ${name} of plugin ${p.plugin.name}`, this.signal)
-      return boundToPlugin(p.plugin.name, made)
+      const made = await within(() => asPlugin(p.running, p.nameResolvers.get(name)!), this.hookTimeoutMs, `name resolver ${name} of plugin ${p.plugin.name}`, this.signal)
+      return boundToPlugin(p.running, made)
     } catch (e) {
       if (!this.signal?.aborted) PluginHost.failed(p, e, `name resolver ${name}`, this.logger.child({ plugin: p.plugin.name })) // a stop is no failure of the plugin
       return undefined
@@ -569,7 +565,7 @@ export class PluginHost {
       if (p.status.state === 'failed') continue
       for (const fn of p.doctorChecks) {
         try {
-          checks.push(...wellFormed(await within(() => asPlugin(p.plugin.name, fn), Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `the doctor checks of plugin ${p.plugin.name}`), id, `plugin ${p.plugin.name}: its doctor checks`))
+          checks.push(...wellFormed(await within(() => asPlugin(p.running, fn), Math.min(this.hookTimeoutMs, PLUGIN_DOCTOR_TIMEOUT_MS), `the doctor checks of plugin ${p.plugin.name}`), id, `plugin ${p.plugin.name}: its doctor checks`))
         } catch (e) {
           checks.push({ id, status: 'fail', summary: `plugin ${p.plugin.name}: its doctor checks failed: ${(e as Error).message}`, code: 'NGROKD_ERR_PLUGIN_FAILED' })
         }
@@ -657,7 +653,7 @@ export class PluginHost {
         PluginHost.failed(p, budget, name, this.logger.child({ plugin: p.plugin.name }))
         continue
       }
-      const call = Promise.resolve().then(() => asPlugin(p.plugin.name, () => fn(...args)))
+      const call = Promise.resolve().then(() => asPlugin(p.running, () => fn(...args)))
       try {
         await within(() => call, left, `${name} of plugin ${p.plugin.name}`, signal)
         // a degraded plugin whose every failing call has since succeeded (a listen retried) runs again, and says so

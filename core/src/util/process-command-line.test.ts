@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { commandLineOf, otherBoot, processStartOf, sameClockView, type RunSync } from './process-command-line.js'
+import { commandLineOf, otherBoot, processStartOf, sameClockView, sameStart, type RunSync } from './process-command-line.js'
 
 /** A pid no process has: above Linux's pid_max limit (2^22). */
 const NO_SUCH_PID = 2 ** 22 + 1
@@ -76,19 +76,27 @@ describe('processStartOf', () => {
 
   it("macOS's way, /bin/ps -o lstart=, read here on this machine's ps: one reading a process's whole life, another for the next process; none is \"\"", { skip: !existsSync('/bin/ps') && 'no /bin/ps' }, async () => {
     const [a1, a2, b1] = await startsOfTwoChildren((pid) => processStartOf(pid, { platform: 'darwin' }))
-    assert.match(a1!, /^wall\/-\/\w{3} \w{3} \d{1,2} \d{2}:\d{2}:\d{2} \d{4}$/)
+    assert.match(a1!, /^wall\/-\/\d{13}$/)
     assert.equal(a2, a1, 'the same process reads the same')
-    assert.notEqual(b1, a1, 'a later process reads otherwise')
+    assert.ok(Math.abs(Number(a1!.slice(7)) - Date.now()) < 60 * 60_000, 'milliseconds since the epoch, in this time zone as ps prints it')
     assert.ok(sameClockView(a1!, b1!) && !otherBoot(a1!, b1!), 'wall-clock readings compare as they are')
     assert.equal(processStartOf(NO_SUCH_PID, { platform: 'darwin' }), '')
     assert.equal(processStartOf(312, { platform: 'darwin', run: () => ({ status: 0, stdout: '(node)\n' }) }), undefined, 'not a start time')
     assert.equal(processStartOf(312, { platform: 'darwin', run: () => ({ status: null, stdout: '' }) }), undefined, 'ps did not end')
   })
 
+  it('a wall-clock start compares within a few seconds (ps says whole seconds; a process reads its own as Node does), a Linux one exactly', () => {
+    assert.equal(sameStart('wall/-/1796688000000', 'wall/-/1796688004999'), true)
+    assert.equal(sameStart('wall/-/1796688000000', 'wall/-/1796688005001'), false, 'a later process of that pid')
+    assert.equal(sameStart('b/1/4200', 'b/1/4200'), true)
+    assert.equal(sameStart('b/1/4200', 'b/1/4201'), false)
+  })
+
   it('Windows: asks PowerShell by its absolute path for Win32_Process.CreationDate in UTC ticks; gone is "", failed is not known', () => {
     const calls: Array<[string, readonly string[]]> = []
     const answer = (stdout: string, status: number | null = 0): RunSync => (file, args) => (calls.push([file, args]), { status, stdout })
-    assert.equal(processStartOf(4012, { platform: 'win32', systemRoot: 'D:\\Windows', run: answer('639012345678901234\r\n') }), 'wall/-/639012345678901234')
+    // 2026-12-08T00:00:00Z in .NET ticks
+    assert.equal(processStartOf(4012, { platform: 'win32', systemRoot: 'D:\\Windows', run: answer('639322848000000000\r\n') }), `wall/-/${Date.UTC(2026, 11, 8)}`)
     const [file, args] = calls[0]!
     assert.equal(file, 'D:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe')
     assert.deepEqual(args.slice(0, 3), ['-NoProfile', '-NonInteractive', '-Command'])

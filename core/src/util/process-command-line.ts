@@ -56,32 +56,47 @@ export function commandLineOf(pid: number, { platform = process.platform, run = 
 /** This boot's id (proc(5): /proc/sys/kernel/random/boot_id) and this process's time namespace, read once. */
 let clockView: string | null | undefined
 
+/** .NET ticks (100 ns since 0001-01-01 UTC) at the Unix epoch. */
+const DOTNET_TICKS_AT_EPOCH = 621_355_968_000_000_000n
+
+/**
+ * How far apart two wall-clock readings of one process's start may be ({@link sameStart}): `ps` says whole seconds, and
+ * a process reads its own start as Node does (`performance.timeOrigin`, a little after the OS's). A later process of
+ * the same pid starts after the first one ended: a daemon lives longer than this.
+ */
+const WALL_START_TOLERANCE_MS = 5_000
+
 /**
  * When process `pid` started: the same for a process's whole life, different for every process that gets its pid later,
  * never moved by a change of the wall clock. `<clock>/<view>/<start>`:
  * - Linux: `<boot id>/<time namespace>/<starttime>`, field 22 of `/proc/<pid>/stat` (clock ticks after boot; proc(5)).
  *   The kernel shifts `starttime` by the reader's time namespace (`unshare --time`), which is named beside it: two
  *   readings compare only when read in the same one ({@link sameClockView}).
- * - macOS: `wall/-/<lstart>`, `/bin/ps -o lstart=` (the start's wall-clock second, recorded at fork).
- * - Windows: `wall/-/<ticks>`, PowerShell's `Win32_Process.CreationDate` in UTC .NET ticks (100 ns; recorded at creation).
+ * - macOS and Windows: `wall/-/<ms since the epoch>`, recorded at the process's start: `/bin/ps -o lstart=` (macOS,
+ *   whole seconds), PowerShell's `Win32_Process.CreationDate` (Windows); this process's own is Node's
+ *   `performance.timeOrigin`, which runs no program (PowerShell takes a second or two to start). Two readings compare
+ *   within {@link WALL_START_TOLERANCE_MS} ({@link sameStart}).
  *
  * `''` when there is no such process to be seen (or it is hidden: /proc mounted hidepid=2), undefined when it cannot be
  * told here (another OS, an unreadable /proc, no tool).
  */
 export function processStartOf(pid: number, { platform = process.platform, run = runSync, systemRoot = process.env.SystemRoot ?? 'C:\\Windows' }: CommandLineOptions = {}): string | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined
+  const wall = (ms: number): string | undefined => (Number.isFinite(ms) ? `wall/-/${Math.round(ms)}` : undefined)
+  if ((platform === 'darwin' || platform === 'win32') && platform === process.platform && pid === process.pid) return wall(performance.timeOrigin)
   if (platform === 'darwin') {
     const { status, stdout } = run('/bin/ps', ['-o', 'lstart=', '-p', String(pid)])
     const line = stdout.trim().replace(/\s+/g, ' ')
     if (status === 1 && line === '') return '' // ps: no process of that pid
-    return status !== 0 || !/^\w{3} \w{3} \d{1,2} \d{2}:\d{2}:\d{2} \d{4}$/.test(line) ? undefined : `wall/-/${line}`
+    // `Mon Dec 7 23:54:32 2026` (LC_ALL=C), in this process's time zone, as Date reads it
+    return status !== 0 || !/^\w{3} \w{3} \d{1,2} \d{2}:\d{2}:\d{2} \d{4}$/.test(line) ? undefined : wall(Date.parse(line))
   }
   if (platform === 'win32') {
     const query = `$p = Get-CimInstance Win32_Process -Filter 'ProcessId=${pid}'; if (-not $p) { '' } else { $p.CreationDate.ToUniversalTime().Ticks }`
     const { status, stdout } = run(`${systemRoot}\\System32\\WindowsPowerShell\\v1.0\\powershell.exe`, ['-NoProfile', '-NonInteractive', '-Command', query])
     const line = stdout.trim()
     if (status !== 0) return undefined
-    return line === '' ? '' : /^\d+$/.test(line) ? `wall/-/${line}` : undefined
+    return line === '' ? '' : /^\d+$/.test(line) ? wall(Number((BigInt(line) - DOTNET_TICKS_AT_EPOCH) / 10_000n)) : undefined
   }
   if (platform !== 'linux') return undefined
   let stat: string
@@ -120,4 +135,10 @@ export function sameClockView(a: string, b: string): boolean {
 /** Whether a {@link processStartOf} reading is of another boot than `b`'s: a process it names has ended for sure (a wall-clock reading names none). */
 export function otherBoot(a: string, b: string): boolean {
   return a.split('/')[0] !== b.split('/')[0]
+}
+
+/** Whether two {@link processStartOf} readings of one clock view name one process's start (wall-clock ones within a tolerance). */
+export function sameStart(a: string, b: string): boolean {
+  if (!a.startsWith('wall/') || !b.startsWith('wall/')) return a === b
+  return Math.abs(Number(a.slice(a.lastIndexOf('/') + 1)) - Number(b.slice(b.lastIndexOf('/') + 1))) <= WALL_START_TOLERANCE_MS
 }
