@@ -4,7 +4,7 @@ export { DaemonProcess, NGROKD_BIN, type DaemonProcessOptions } from './daemon/d
 export { controlRequest } from './control/control-client.js'
 export { callDaemon, type ControlApi, type ControlRoute, type DaemonStatus, type DaemonPhase, type PollStatus, type TrafficTotals } from './daemon/control-api.js'
 export { CORE_VERSION } from './version.js'
-export { builtinDrivers, builtinDriverOs } from './driver/builtin-drivers.js'
+export { builtinDrivers, builtinDriverOs } from './config/builtin-drivers.js'
 export * from './config/index.js'
 export * from './api/index.js'
 export * from './cert/index.js'

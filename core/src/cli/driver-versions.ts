@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module'
-import { builtinDriverIsForOtherOs, builtinDriverOs, builtinDrivers } from '../driver/builtin-drivers.js'
+import { builtinDriverIsForOtherOs, builtinDriverOs, builtinDrivers } from '../config/builtin-drivers.js'
 
 /** The version of an installed package, or undefined when it is not installed beside ngrokd. */
 export type InstalledVersion = (pkg: string) => string | undefined

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { defaultConfigPath, defaultControlSocket, defaultStateDir, POSIX_CONFIG_PATH, POSIX_CONTROL_SOCKET, POSIX_STATE_DIR, windowsNgrokdDir } from './platform-defaults.js'
+import { defaultConfigPath, defaultControlSocket, defaultRunDir, defaultStateDir, POSIX_CONFIG_PATH, POSIX_CONTROL_SOCKET, POSIX_STATE_DIR, windowsNgrokdDir } from './platform-defaults.js'
 import { instanceConfigPath } from './instance.js'
 import { resolveConfig } from './resolve-config.js'
 import { getConfigModel } from './config-schema.js'
@@ -52,5 +52,20 @@ describe('platform defaults: config file and state_dir', () => {
     assert.equal(resolveConfig({}, { env: { NGROKD_STATE_DIR: '/srv/env' }, platformDefaults: win() }).config.stateDir, '/srv/env')
     assert.equal(resolveConfig({ instance: 'work', state_dir: '/srv/w' }, { env: {}, platformDefaults: win() }).config.stateDir, '/srv/w')
     assert.equal(resolveConfig({}, { env: {}, platformDefaults: { platform: 'linux' } }).config.stateDir, '/var/lib/ngrokd')
+  })
+})
+
+describe('defaultRunDir', () => {
+  it('as root, a folder only root may write on each OS: the interface, hosts-block and subnet locks go there', () => {
+    assert.equal(defaultRunDir({ platform: 'linux', elevated: true }), '/run/ngrokd')
+    // not /var/run: root:daemon 0775 on macOS
+    assert.equal(defaultRunDir({ platform: 'darwin', elevated: true }), '/var/db/ngrokd/run')
+    assert.equal(defaultRunDir({ platform: 'win32', elevated: true, env: { ProgramData: 'D:\\ProgramData' } }), 'D:\\ProgramData\\ngrokd\\run')
+    assert.equal(defaultRunDir({ platform: 'win32', elevated: true, env: {} }), 'C:\\ProgramData\\ngrokd\\run')
+  })
+
+  it('none for a user (only the state dir is locked), nor on another OS', () => {
+    for (const platform of ['linux', 'darwin', 'win32'] as const) assert.equal(defaultRunDir({ platform, elevated: false }), null)
+    assert.equal(defaultRunDir({ platform: 'freebsd', elevated: true }), null)
   })
 })

@@ -1,4 +1,5 @@
 import { win32 } from 'node:path'
+import { runsAsRoot } from '../util/trusted-path.js'
 
 /**
  * The one home of the defaults whose POSIX path means "this OS's place" (as `names.hosts_file`'s `/etc/hosts`
@@ -62,4 +63,29 @@ export const POSIX_CONTROL_SOCKET = '/run/ngrokd/ngrokd.sock'
  */
 export function defaultControlSocket({ platform = process.platform }: PlatformDefaultsOptions = {}): string {
   return platform === 'darwin' ? '/var/db/ngrokd/ngrokd.sock' : POSIX_CONTROL_SOCKET
+}
+
+export interface RunDirOptions {
+  /** Default `process.platform`. */
+  platform?: NodeJS.Platform
+  /** Running as root, elevated on Windows. Default {@link runsAsRoot}. */
+  elevated?: boolean
+  /** Where `ProgramData` is read on Windows. Default `process.env`. */
+  env?: NodeJS.ProcessEnv
+}
+
+/**
+ * Root's folder for the locks of every ngrokd on the machine (its interface, hosts block and subnet), as root; none
+ * otherwise (a user's daemon has only its state dir's lock):
+ * - Linux: `/run/ngrokd` (a tmpfs: gone at a reboot, as the daemons holding the locks are);
+ * - macOS: `/var/db/ngrokd/run` (`/var/db` is root's alone; `/var/run` is writable by the group `daemon`, see
+ *   platform-defaults.ts), beside the control socket;
+ * - Windows, elevated: `%ProgramData%\ngrokd\run`, created with the state dir's protected DACL (instance-lock.ts).
+ */
+export function defaultRunDir({ platform = process.platform, elevated, env = process.env }: RunDirOptions = {}): string | null {
+  if (!(elevated ?? runsAsRoot())) return null
+  if (platform === 'linux') return '/run/ngrokd'
+  if (platform === 'darwin') return '/var/db/ngrokd/run'
+  if (platform === 'win32') return win32.join(windowsNgrokdDir(env), 'run')
+  return null
 }

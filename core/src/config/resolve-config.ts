@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path'
 import { ConfigInvalidError, type ConfigIssue, type ConfigOrigin } from './config-invalid-error.js'
 import { pluginEntryName } from './builtin-plugins.js'
-import { builtinDrivers } from '../driver/builtin-drivers.js'
+import { builtinDrivers } from './builtin-drivers.js'
 import type { NgrokdError } from '../errors/ngrokd-error.js'
 import { getConfigModel } from './config-schema.js'
 import { didYouMean } from '../util/did-you-mean.js'

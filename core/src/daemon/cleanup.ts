@@ -24,7 +24,7 @@ import { MACOS_RESOLVER_DIR, removeResolverFiles } from '../names/macos-resolver
 import { loadWindowsNrptRegistry, NRPT_RECORD_FILE, WindowsNrpt, type NrptRegistry } from '../names/windows-nrpt.js'
 import { PluginHost, pluginSpecsOf, type CheckedPlugin } from '../plugin/plugin-host.js'
 import { PLUGIN_CLEANUP_TIMEOUT_MS, type PluginCleanupContext } from '../plugin/define-plugin.js'
-import { within } from '../plugin/within.js'
+import { within } from '../util/within.js'
 
 /** Stands in for the forwarder while cleaning up: nothing listens, so there is nothing to carry. */
 const NO_FORWARDER: Forwarder = {

@@ -3,8 +3,8 @@ import type { Interface } from '../contracts/interface.js'
 import type { NameResolver } from '../contracts/name-resolver.js'
 import type { Logger } from '../contracts/logger.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { DRIVER_BRAND, hasBrand } from '../util/module-brands.js'
 
-const DRIVER_BRAND = Symbol.for('ngrokd.driver')
 const ID_PATTERN = /^[a-z][a-z0-9-]*$/
 
 /** What a driver may provide. The forwarder is always ngrokd's own (the `forwarder.*` keys). */
@@ -97,5 +97,5 @@ export function defineDriver<Options = Record<string, unknown>>(definition: Driv
 }
 
 export function isDriverModule(value: unknown): value is DriverModule {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DRIVER_BRAND] === 1
+  return hasBrand(value, DRIVER_BRAND)
 }

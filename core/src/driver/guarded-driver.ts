@@ -1,5 +1,5 @@
 import { NgrokdError, isNgrokdError } from '../errors/ngrokd-error.js'
-import { within } from '../plugin/within.js'
+import { within } from '../util/within.js'
 
 /**
  * How long one call of a driver's may take before the daemon fails it: far above any real one (10,000 addresses in

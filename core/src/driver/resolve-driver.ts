@@ -1,8 +1,8 @@
 import { isNgrokdError, NgrokdError } from '../errors/ngrokd-error.js'
 import { loadModule } from '../util/load-module.js'
 import { CORE_VERSION } from '../version.js'
-import { builtinDriverIsForOtherOs, builtinDriverOs, builtinDrivers, platformDefaults, type BuiltinDriverName } from './builtin-drivers.js'
-import { isPluginModule } from '../plugin/define-plugin.js'
+import { builtinDriverIsForOtherOs, builtinDriverOs, builtinDrivers, platformDefaults, type BuiltinDriverName } from '../config/builtin-drivers.js'
+import { hasBrand, PLUGIN_BRAND } from '../util/module-brands.js'
 import { isDriverModule, type DriverKind, type DriverModule } from './define-driver.js'
 import { checkCoreRange, entryName, INVALID_RANGE_HINT } from '../util/core-range.js'
 
@@ -66,8 +66,8 @@ export async function resolveDriver(spec: string, options: ResolveDriverOptions)
   const driver = mod.default
   if (!isDriverModule(driver)) {
     // a plugin named where a driver goes: its name resolver is chosen by the name it offers it under
-    if (isPluginModule(driver)) {
-      throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `"${spec}" (${resolved}) is the plugin ${driver.name}, not a driver`, {
+    if (hasBrand(driver, PLUGIN_BRAND)) {
+      throw new NgrokdError('NGROKD_ERR_DRIVER_INVALID', `"${spec}" (${resolved}) is the plugin ${(driver as { name: string }).name}, not a driver`, {
         hint: options.kind === 'name-resolver' ? `list it in plugins: and set names.resolver to the name its resolver is offered under (the dns plugin's: names.resolver: dns)` : 'list it in plugins:; net.driver takes an interface driver',
       })
     }

@@ -2,7 +2,7 @@ import { closeSync, constants, fstatSync, openSync, statSync, unlinkSync } from 
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { defaultRunDir } from '../util/run-dir.js'
+import { defaultRunDir } from '../config/platform-defaults.js'
 
 /**
  * Linux file leases for the hosts-file writer (see `ffi/lease.ts`), or `undefined` where there are

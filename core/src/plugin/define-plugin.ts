@@ -4,8 +4,8 @@ import type { Logger } from '../contracts/logger.js'
 import type { NameResolver } from '../contracts/name-resolver.js'
 import type { EndpointProto } from '../contracts/forwarder.js'
 import { NgrokdError } from '../errors/ngrokd-error.js'
+import { hasBrand, PLUGIN_BRAND } from '../util/module-brands.js'
 
-const PLUGIN_BRAND = Symbol.for('ngrokd.plugin')
 const ID_PATTERN = /^[a-z][a-z0-9-]*$/
 
 /** A JSON Schema (draft-07) for a plugin's options; defaults in it are filled in before `register()`. */
@@ -165,5 +165,5 @@ export function definePlugin<Options = Record<string, unknown>>(definition: Plug
 }
 
 export function isPluginModule(value: unknown): value is PluginModule {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PLUGIN_BRAND] === 1
+  return hasBrand(value, PLUGIN_BRAND)
 }

@@ -2,7 +2,7 @@ import type { Check } from '../contracts/check.js'
 import type { Logger } from '../contracts/logger.js'
 import type { NameRecord, NameResolver, NameResolverHealth } from '../contracts/name-resolver.js'
 import { formatError, isNgrokdError } from '../errors/ngrokd-error.js'
-import { within } from './within.js'
+import { within } from '../util/within.js'
 
 /**
  * How long a call to a plugin's name resolver may still take once the daemon stops (one pending then, or one the stop
