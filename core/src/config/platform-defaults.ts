@@ -79,7 +79,7 @@ export interface RunDirOptions {
  * otherwise (a user's daemon has only its state dir's lock):
  * - Linux: `/run/ngrokd` (a tmpfs: gone at a reboot, as the daemons holding the locks are);
  * - macOS: `/var/db/ngrokd/run` (`/var/db` is root's alone; `/var/run` is writable by the group `daemon`, see
- *   platform-defaults.ts), beside the control socket;
+ *   {@link defaultControlSocket}), beside the control socket;
  * - Windows, elevated: `%ProgramData%\ngrokd\run`, created with the state dir's protected DACL (instance-lock.ts).
  */
 export function defaultRunDir({ platform = process.platform, elevated, env = process.env }: RunDirOptions = {}): string | null {

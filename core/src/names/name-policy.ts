@@ -167,8 +167,7 @@ export function proxyHosts(env: NodeJS.ProcessEnv): string[] {
 /**
  * Every hostname the machine itself needs, each with why: ngrok's API and ingress (configured and
  * default), well-known and configured package registries, the proxies the environment names, and this machine's own
- * name. The ingress
- * the API named at run time is added by the daemon.
+ * name. The ingress the API named at run time is added by the daemon.
  */
 export async function machineProtectedHosts(config: { api: { url: string }; ingress: { endpoint?: string } }, logger: Logger = silentLogger): Promise<Array<[string, string]>> {
   const hosts: Array<[string, string]> = []
